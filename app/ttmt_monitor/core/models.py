@@ -1,0 +1,282 @@
+"""Source-neutral domain objects: what every source (TTMT today, others later) decodes into.
+
+Conventions, relied on by core/, ui/ and the store:
+- Money, prices and volumes are ``Decimal`` (never float arithmetic on money); unset prices are ``None``.
+- Enum-like fields (status, type, kind, direction, close_reason...) are plain ``str`` normalised to the
+  canonical case of the contract (see ``ttmt-api.md`` §14.1: lower case, but ``BUY``/``SELL``); a value we do
+  not know is kept exactly as received, so the UI can show it raw.
+- Timestamps are timezone-aware ``datetime`` in UTC.
+- Objects are frozen; state changes by replacing an object (``dataclasses.replace``), so a table model that holds a
+  reference never sees it change under its feet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+# --- enums as sets of known values (unknown values are kept, not rejected) --------------------------------
+
+ACCOUNT_TYPES = ("live", "demo", "prop")
+ACCOUNT_STATES = (
+    "created", "deploying", "deployed", "deploy_failed", "undeploying", "undeployed", "undeploy_failed", "deleting",
+)
+DIRECTIONS = ("BUY", "SELL")
+SIGNAL_KINDS = ("complete", "alert", "details", "modification")
+SIGNAL_STATUSES = ("pending", "processed", "skipped", "failed")
+TRADE_OPEN_STATUSES = ("pending", "active", "needs_recovery")
+TRADE_TERMINAL_STATUSES = (
+    "closed_profit", "closed_loss", "closed_breakeven", "not_filled", "failed", "closed_timeout_cleanup",
+)
+TRADE_STATUSES = TRADE_OPEN_STATUSES + TRADE_TERMINAL_STATUSES
+POSITION_STATUSES = ("open", "partial_closed", "closed")
+POSITION_OPEN_STATUSES = ("open", "partial_closed")
+CLOSE_REASONS = ("tp", "sl", "breakeven", "manual", "signal", "timeout")
+ORDER_TYPES = ("market", "limit")
+ORDER_STATUSES = ("pending", "filled", "cancelled", "expired", "rejected")
+TP_LEVELS = 6
+
+
+def is_terminal_trade_status(status: str) -> bool:
+    return status in TRADE_TERMINAL_STATUSES
+
+
+# --- objects -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRef:
+    """The SignalSummary that links a trade, position or event to its Telegram message."""
+
+    signal_id: str | None
+    telegram_message_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str
+    label: str
+    type: str
+    currency: str
+    state: str
+    is_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    id: str
+    channel_id: str | None
+    channel_name: str | None
+    account_ids: tuple[str, ...]
+    telegram_message_id: int | None
+    kind: str | None
+    status: str | None
+    symbol: str | None
+    direction: str | None
+    entry_type: str | None
+    entry_price: Decimal | None
+    entry_low: Decimal | None
+    entry_high: Decimal | None
+    stop_loss: Decimal | None
+    take_profits: tuple[Decimal | None, ...]  # always 6 slots
+    runner: bool
+    skip_reason: str | None
+    received_at: datetime | None
+    processed_at: datetime | None
+    # Only on GET /signals/{id} (None when the object came from a list):
+    raw_message: str | None = None
+    reply_to_message_id: int | None = None
+    trade_ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    trade_id: str
+    metaapi_order_id: str | None
+    layer: int | None
+    tp_level: int | None
+    type: str | None
+    direction: str | None
+    volume: Decimal | None
+    price: Decimal | None
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    status: str | None
+    created_at: datetime | None
+    filled_at: datetime | None
+    fill_price: Decimal | None
+    position_id: str | None
+    account_id: str | None
+    account_label: str | None
+    currency: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    id: str
+    metaapi_position_id: str | None
+    trade_id: str | None
+    account_id: str | None
+    account_label: str | None
+    currency: str | None
+    symbol: str | None
+    direction: str | None
+    volume: Decimal | None
+    entry_price: Decimal | None
+    current_price: Decimal | None
+    unrealized_pl: Decimal | None
+    status: str | None
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    tp_level: int | None
+    opened_at: datetime | None
+    closed_at: datetime | None
+    close_price: Decimal | None
+    realized_pl: Decimal | None
+    close_reason: str | None
+    signal: SignalRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    id: str
+    reference: str | None
+    signal_id: str | None
+    channel_id: str | None
+    channel_name: str | None
+    account_id: str | None
+    account_label: str | None
+    currency: str | None
+    symbol: str | None
+    direction: str | None
+    status: str | None
+    entry_price: Decimal | None
+    stop_loss: Decimal | None
+    take_profits: tuple[Decimal | None, ...]  # always 6 slots
+    tp_hits: tuple[bool, ...]  # always 6 flags, tp1..tp6
+    volume: Decimal | None
+    realized_pl: Decimal | None
+    unrealized_pl: Decimal | None
+    created_at: datetime | None
+    opened_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime | None
+    # Present with include=signal / always on GET /trades/{id}; None when not requested.
+    signal: SignalRef | None = None
+    positions: tuple[Position, ...] | None = None
+    orders: tuple[Order, ...] | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TRADE_TERMINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a resync replaces the live state with: the REST view of 'now'."""
+
+    accounts: tuple[Account, ...]
+    positions: tuple[Position, ...]  # open and partial_closed
+    trades: tuple[Trade, ...]  # open (non-terminal) trades
+    taken_at: datetime | None = None
+
+
+# --- stream events -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One delivered stream event. Subclasses carry the decoded payload; ``raw`` keeps the envelope's data."""
+
+    event_id: int | None
+    type: str
+    timestamp: datetime | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def account_id(self) -> str | None:
+        """The account an event is scoped to, found at the top of its data or in its trade/order/position."""
+        raw = self.raw if isinstance(self.raw, dict) else {}
+        value = raw.get("account_id")
+        if value is None:
+            for key in ("trade", "order", "position"):
+                inner = raw.get(key)
+                if isinstance(inner, dict):
+                    value = inner.get("account_id")
+                    break
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeExecuted(Event):
+    trade: Trade | None = None
+    signal: SignalRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled(Event):
+    order: Order | None = None
+    signal: SignalRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionUpdated(Event):
+    position: Position | None = None
+    signal: SignalRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TpHit(Event):
+    trade_id: str | None = None
+    account_label: str | None = None
+    currency: str | None = None
+    symbol: str | None = None
+    tp_level: int | None = None
+    price: Decimal | None = None
+    position_id: str | None = None
+    realized_pl: Decimal | None = None
+    signal: SignalRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionClosed(Event):
+    position: Position | None = None
+    signal: SignalRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakevenSet(Event):
+    position_id: str | None = None
+    trade_id: str | None = None
+    new_stop_loss: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakevenFailed(Event):
+    trade_id: str | None = None
+    position_id: str | None = None
+    reason: str | None = None
+    attempts: int | None = None
+    signal: SignalRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFinalized(Event):
+    trade: Trade | None = None
+    signal: SignalRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent(Event):
+    """An event type we do not know (or a known type whose payload did not decode): delivered, shown raw."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resync(Event):
+    """Emitted by the stream consumer after a gap: replace live state with this snapshot, then continue."""
+
+    snapshot: Snapshot | None = None
+    reason: str | None = None
