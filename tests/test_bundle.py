@@ -27,8 +27,11 @@ def dist() -> Path:
     return out
 
 
-def _smoke(exe: Path) -> float:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(exe.parents[2]))
+def _smoke(exe: Path, home: Path) -> float:
+    # A fresh HOME: the bundle must not depend on settings, keys or history of the machine it runs on.
+    home.mkdir(exist_ok=True)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_DATA_HOME=str(home / ".local" / "share"))
     started = time.monotonic()
     proc = subprocess.run([str(exe), "--demo", "--smoke-test"], env=env, capture_output=True, text=True, timeout=180)
     elapsed = time.monotonic() - started
@@ -46,7 +49,7 @@ def test_deb_installs_and_runs_offscreen(dist: Path, tmp_path: Path) -> None:
     assert (tmp_path / "usr" / "share" / "applications" / "ttmt-monitor.desktop").exists()
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
     assert version.returncode == 0 and version.stdout.startswith("ttmt-monitor ")
-    _smoke(exe)
+    _smoke(exe, tmp_path / "home")
 
 
 def test_tarball_extracts_and_runs_offscreen(dist: Path, tmp_path: Path) -> None:
@@ -54,4 +57,4 @@ def test_tarball_extracts_and_runs_offscreen(dist: Path, tmp_path: Path) -> None
     with tarfile.open(tarball) as tar:
         tar.extractall(tmp_path, filter="data")
     exe = tmp_path / "ttmt-monitor" / "ttmt-monitor"
-    _smoke(exe)
+    _smoke(exe, tmp_path / "home")
