@@ -1,0 +1,616 @@
+"""Tolerant decoding of TTMT wire JSON (ttmt-api.md §14) into the domain objects of ``core.models``.
+
+Provides ``parse_json`` (JSON text → Python, numbers as exact ``Decimal``), one ``decode_*`` function per object
+(``decode_account``, ``decode_signal``, ``decode_trade``, ``decode_position``, ``decode_order``,
+``decode_signal_ref``), ``decode_event`` for a stream envelope and ``decode_snapshot`` for a REST snapshot.
+
+Tolerance rules (the real service may deviate from §14 at any time):
+- unknown fields are ignored; a missing optional field is ``None``;
+- a value of the wrong type is ``None`` (never an exception); required strings become ``""`` and required
+  booleans ``False`` so that the frozen dataclasses keep their declared types;
+- enum values are compared case-insensitively and normalised to the contract's case (lower case, but
+  ``BUY``/``SELL``); a value we do not know is kept exactly as received, so the UI can show it raw;
+- money, prices and volumes are ``Decimal`` (from JSON numbers, ints, or numeric strings); non-finite values and
+  absurd magnitudes (|x| ≥ 1e40 or 0 < |x| < 1e-40) are ``None``, so later Decimal arithmetic cannot overflow;
+- integer ids/levels accept ints and digit strings; string ids accept strings and ints;
+- timestamps are ISO-8601 with or without fraction, ``Z`` or offset; naive ones are taken as UTC; all become
+  aware UTC datetimes;
+- ``take_profits`` is padded/truncated to exactly 6 slots; ``tp_hits`` accepts keys ``tp1``..``tp6`` or
+  ``1``..``6`` (or a list) and becomes a tuple of 6 bools.
+
+``decode_*`` never raise, whatever they are given. An object whose id is missing decodes with ``id == ""``;
+:func:`decode_event` treats such a payload as broken and returns an :class:`UnknownEvent` (delivered raw).
+
+Speed matters (the stream applies >10,000 events/s): the helpers test exact types first (``type(v) is str``),
+which is the common case on well-formed input, and use ``try`` only around the rare conversions that can fail.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ttmt_monitor.core.models import (
+    ACCOUNT_STATES,
+    ACCOUNT_TYPES,
+    CLOSE_REASONS,
+    DIRECTIONS,
+    ORDER_STATUSES,
+    ORDER_TYPES,
+    POSITION_STATUSES,
+    SIGNAL_KINDS,
+    SIGNAL_STATUSES,
+    TP_LEVELS,
+    TRADE_STATUSES,
+    Account,
+    BreakevenFailed,
+    BreakevenSet,
+    Event,
+    Order,
+    OrderFilled,
+    Position,
+    PositionClosed,
+    PositionUpdated,
+    Signal,
+    SignalRef,
+    Snapshot,
+    TpHit,
+    Trade,
+    TradeExecuted,
+    TradeFinalized,
+    UnknownEvent,
+)
+
+__all__ = [
+    "parse_json",
+    "decode_account",
+    "decode_signal",
+    "decode_trade",
+    "decode_position",
+    "decode_order",
+    "decode_signal_ref",
+    "decode_event",
+    "decode_snapshot",
+    "decode_list",
+    "KNOWN_EVENT_TYPES",
+]
+
+_EMPTY: dict[str, Any] = {}
+_NO_TPS: tuple[None, ...] = (None,) * TP_LEVELS
+_NO_HITS: tuple[bool, ...] = (False,) * TP_LEVELS
+_TP_KEYS = {f"tp{i}": i - 1 for i in range(1, TP_LEVELS + 1)}
+_TP_KEYS.update({str(i): i - 1 for i in range(1, TP_LEVELS + 1)})
+_TP_KEYS.update({f"TP{i}": i - 1 for i in range(1, TP_LEVELS + 1)})
+# Decimal magnitudes outside (1e-40, 1e40) are not money; refusing them keeps later arithmetic finite.
+_MAX_ADJUSTED = 40
+# Integers: ids, levels, counts. 18 digits is far above anything real and cheap to convert.
+_MAX_INT_DIGITS = 18
+
+
+# --- JSON -----------------------------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> None:
+    # NaN/Infinity are not JSON; Python's json accepts them unless told otherwise. Map them to null.
+    return None
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse JSON text with every non-integer number as an exact ``Decimal`` (money is never a float).
+
+    ``NaN``/``Infinity`` literals become ``None``. Raises ``ValueError`` (``json.JSONDecodeError`` or the
+    int-digits limit) on text that is not JSON; callers decide whether to skip or report.
+    """
+    if isinstance(text, (bytes, bytearray)):
+        # A leading UTF-8 byte-order mark is tolerated (json.loads rejects it in str form).
+        if text[:3] == b"\xef\xbb\xbf":
+            text = text[3:]
+        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+# --- scalar helpers ---------------------------------------------------------------------------------------------
+
+
+def _str(v: Any) -> str | None:
+    return v if type(v) is str else None
+
+
+def _id(v: Any) -> str | None:
+    """A string id; an integer id (a deviation) is accepted and turned into its decimal text."""
+    t = type(v)
+    if t is str:
+        return v
+    if t is int:
+        return str(v)
+    return None
+
+
+def _int(v: Any) -> int | None:
+    t = type(v)
+    if t is int:
+        return v
+    if t is str:
+        s = v.strip()
+        if 0 < len(s) <= _MAX_INT_DIGITS + 1 and (s.isdigit() or (s[0] in "+-" and s[1:].isdigit())):
+            # isdigit() also accepts other scripts' digits, which int() may still reject.
+            try:
+                return int(s)
+            except ValueError:
+                return None
+        return None
+    if t is Decimal:
+        if v.is_finite() and v == v.to_integral_value() and v.adjusted() <= _MAX_INT_DIGITS:
+            return int(v)
+        return None
+    return None
+
+
+def _dec(v: Any) -> Decimal | None:
+    t = type(v)
+    if t is Decimal:
+        if v.is_finite() and (not v or -_MAX_ADJUSTED < v.adjusted() < _MAX_ADJUSTED):
+            return v
+        return None
+    if t is int:
+        if -(10**_MAX_ADJUSTED) < v < 10**_MAX_ADJUSTED:
+            return Decimal(v)
+        return None
+    if t is str:
+        if len(v) > 100:
+            return None
+        try:
+            d = Decimal(v.strip())
+        except (InvalidOperation, ValueError):
+            return None
+        return _dec(d)
+    if t is float:
+        # Only reached when the caller parsed JSON without parse_float=Decimal; repr keeps the shortest exact text.
+        if v == v and v not in (float("inf"), float("-inf")):
+            return _dec(Decimal(repr(v)))
+        return None
+    return None
+
+
+def _bool(v: Any) -> bool | None:
+    if v is True or v is False:
+        return v
+    t = type(v)
+    if t is str:
+        s = v.strip().lower()
+        if s in ("true", "1", "yes"):
+            return True
+        if s in ("false", "0", "no"):
+            return False
+        return None
+    if t is int:
+        return bool(v) if v in (0, 1) else None
+    return None
+
+
+def _ts(v: Any) -> datetime | None:
+    """ISO-8601 text → aware UTC datetime; naive text is taken as UTC."""
+    if type(v) is not str or len(v) > 64:
+        return None
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        # fromisoformat rejects a lower-case 'z' and surrounding blanks; one normalised retry.
+        try:
+            dt = datetime.fromisoformat(v.strip().upper())
+        except ValueError:
+            return None
+    tz = dt.tzinfo
+    if tz is UTC:
+        return dt
+    if tz is None:
+        return dt.replace(tzinfo=UTC)
+    try:
+        return dt.astimezone(UTC)
+    except (OverflowError, ValueError):
+        # e.g. 0001-01-01T00:00+01:00 has no representable UTC time.
+        return None
+
+
+def _canon(known: tuple[str, ...], upper: bool = False) -> dict[str, str]:
+    return {(k.upper() if upper else k.lower()): k for k in known}
+
+
+_ACCOUNT_TYPE = _canon(ACCOUNT_TYPES)
+_ACCOUNT_STATE = _canon(ACCOUNT_STATES)
+_DIRECTION = _canon(DIRECTIONS, upper=True)
+_SIGNAL_KIND = _canon(SIGNAL_KINDS)
+_SIGNAL_STATUS = _canon(SIGNAL_STATUSES)
+_ENTRY_TYPE = _canon(("market", "price", "zone"))
+_TRADE_STATUS = _canon(TRADE_STATUSES)
+_POSITION_STATUS = _canon(POSITION_STATUSES)
+_CLOSE_REASON = _canon(CLOSE_REASONS)
+_ORDER_TYPE = _canon(ORDER_TYPES)
+_ORDER_STATUS = _canon(ORDER_STATUSES)
+
+
+def _enum(v: Any, canon: dict[str, str]) -> str | None:
+    """Known values in the contract's case (compared case-insensitively); unknown strings kept as received."""
+    if type(v) is not str:
+        return None
+    if v in canon:  # the common, already-canonical case: one dict probe
+        return canon[v]
+    return canon.get(v.lower(), v)
+
+
+def _direction(v: Any) -> str | None:
+    if type(v) is not str:
+        return None
+    if v == "BUY" or v == "SELL":
+        return v
+    return _DIRECTION.get(v.upper(), v)
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if type(v) is dict else _EMPTY
+
+
+def _tps(v: Any) -> tuple[Decimal | None, ...]:
+    """``take_profits`` → exactly 6 slots."""
+    t = type(v)
+    if t is list or t is tuple:
+        out = [_dec(x) for x in v[:TP_LEVELS]]
+        if len(out) < TP_LEVELS:
+            out.extend([None] * (TP_LEVELS - len(out)))
+        return tuple(out)
+    if t is dict:  # a keyed form {"tp1": 2415.5, ...} is a plausible deviation
+        out = [None] * TP_LEVELS
+        for key, value in v.items():
+            idx = _TP_KEYS.get(key) if type(key) is str else None
+            if idx is not None:
+                out[idx] = _dec(value)
+        return tuple(out)
+    return _NO_TPS
+
+
+def _hits(v: Any) -> tuple[bool, ...]:
+    """``tp_hits`` → exactly 6 bools (keys tp1..tp6 or 1..6, any case; or a list)."""
+    t = type(v)
+    if t is dict:
+        out = [False] * TP_LEVELS
+        for key, value in v.items():
+            if type(key) is not str:
+                continue
+            idx = _TP_KEYS.get(key)
+            if idx is None:
+                idx = _TP_KEYS.get(key.strip().lower())
+            if idx is not None and _bool(value):
+                out[idx] = True
+        return tuple(out)
+    if t is list or t is tuple:
+        out = [_bool(x) is True for x in v[:TP_LEVELS]]
+        if len(out) < TP_LEVELS:
+            out.extend([False] * (TP_LEVELS - len(out)))
+        return tuple(out)
+    return _NO_HITS
+
+
+def _ids(v: Any) -> tuple[str, ...]:
+    if type(v) is not list and type(v) is not tuple:
+        return ()
+    return tuple(s for s in (_id(x) for x in v) if s is not None)
+
+
+# --- objects ------------------------------------------------------------------------------------------------
+
+
+def decode_signal_ref(d: Any) -> SignalRef | None:
+    """SignalSummary ``{signal_id, telegram_message_id}`` or ``None`` (null, wrong type, or both members unset)."""
+    if type(d) is not dict:
+        return None
+    signal_id = _id(d.get("signal_id"))
+    message_id = _int(d.get("telegram_message_id"))
+    if signal_id is None and message_id is None:
+        return None
+    return SignalRef(signal_id, message_id)
+
+
+def decode_account(d: Any) -> Account:
+    d = _dict(d)
+    g = d.get
+    active = _bool(g("is_active"))
+    return Account(
+        account_id=_id(g("account_id")) or "",
+        label=_str(g("label")) or "",
+        type=_enum(g("type"), _ACCOUNT_TYPE) or "",
+        currency=_str(g("currency")) or "",
+        state=_enum(g("state"), _ACCOUNT_STATE) or "",
+        is_active=active is True,
+    )
+
+
+def decode_signal(d: Any) -> Signal:
+    d = _dict(d)
+    g = d.get
+    trade_ids = g("trade_ids")
+    return Signal(
+        id=_id(g("id")) or "",
+        channel_id=_id(g("channel_id")),
+        channel_name=_str(g("channel_name")),
+        account_ids=_ids(g("account_ids")),
+        telegram_message_id=_int(g("telegram_message_id")),
+        kind=_enum(g("kind"), _SIGNAL_KIND),
+        status=_enum(g("status"), _SIGNAL_STATUS),
+        symbol=_str(g("symbol")),
+        direction=_direction(g("direction")),
+        entry_type=_enum(g("entry_type"), _ENTRY_TYPE),
+        entry_price=_dec(g("entry_price")),
+        entry_low=_dec(g("entry_low")),
+        entry_high=_dec(g("entry_high")),
+        stop_loss=_dec(g("stop_loss")),
+        take_profits=_tps(g("take_profits")),
+        runner=_bool(g("runner")) is True,
+        skip_reason=_str(g("skip_reason")),
+        received_at=_ts(g("received_at")),
+        processed_at=_ts(g("processed_at")),
+        raw_message=_str(g("raw_message")),
+        reply_to_message_id=_int(g("reply_to_message_id")),
+        trade_ids=_ids(trade_ids) if trade_ids is not None else None,
+    )
+
+
+def decode_position(d: Any) -> Position:
+    d = _dict(d)
+    g = d.get
+    return Position(
+        id=_id(g("id")) or "",
+        metaapi_position_id=_id(g("metaapi_position_id")),
+        trade_id=_id(g("trade_id")),
+        account_id=_id(g("account_id")),
+        account_label=_str(g("account_label")),
+        currency=_str(g("currency")),
+        symbol=_str(g("symbol")),
+        direction=_direction(g("direction")),
+        volume=_dec(g("volume")),
+        entry_price=_dec(g("entry_price")),
+        current_price=_dec(g("current_price")),
+        unrealized_pl=_dec(g("unrealized_pl")),
+        status=_enum(g("status"), _POSITION_STATUS),
+        stop_loss=_dec(g("stop_loss")),
+        take_profit=_dec(g("take_profit")),
+        tp_level=_int(g("tp_level")),
+        opened_at=_ts(g("opened_at")),
+        closed_at=_ts(g("closed_at")),
+        close_price=_dec(g("close_price")),
+        realized_pl=_dec(g("realized_pl")),
+        close_reason=_enum(g("close_reason"), _CLOSE_REASON),
+        signal=decode_signal_ref(g("signal")),
+    )
+
+
+def decode_order(d: Any) -> Order:
+    d = _dict(d)
+    g = d.get
+    return Order(
+        id=_id(g("id")) or "",
+        trade_id=_id(g("trade_id")) or "",
+        metaapi_order_id=_id(g("metaapi_order_id")),
+        layer=_int(g("layer")),
+        tp_level=_int(g("tp_level")),
+        type=_enum(g("type"), _ORDER_TYPE),
+        direction=_direction(g("direction")),
+        volume=_dec(g("volume")),
+        price=_dec(g("price")),
+        stop_loss=_dec(g("stop_loss")),
+        take_profit=_dec(g("take_profit")),
+        status=_enum(g("status"), _ORDER_STATUS),
+        created_at=_ts(g("created_at")),
+        filled_at=_ts(g("filled_at")),
+        fill_price=_dec(g("fill_price")),
+        position_id=_id(g("position_id")),
+        account_id=_id(g("account_id")),
+        account_label=_str(g("account_label")),
+        currency=_str(g("currency")),
+    )
+
+
+def _objects(v: Any, decode: Any) -> tuple[Any, ...] | None:
+    """An embedded array (``positions``/``orders``): None when absent, items without an id dropped."""
+    if type(v) is not list:
+        return None
+    out = []
+    for item in v:
+        obj = decode(item)
+        if obj.id:
+            out.append(obj)
+    return tuple(out)
+
+
+def decode_trade(d: Any) -> Trade:
+    d = _dict(d)
+    g = d.get
+    return Trade(
+        id=_id(g("id")) or "",
+        reference=_str(g("reference")),
+        signal_id=_id(g("signal_id")),
+        channel_id=_id(g("channel_id")),
+        channel_name=_str(g("channel_name")),
+        account_id=_id(g("account_id")),
+        account_label=_str(g("account_label")),
+        currency=_str(g("currency")),
+        symbol=_str(g("symbol")),
+        direction=_direction(g("direction")),
+        status=_enum(g("status"), _TRADE_STATUS),
+        entry_price=_dec(g("entry_price")),
+        stop_loss=_dec(g("stop_loss")),
+        take_profits=_tps(g("take_profits")),
+        tp_hits=_hits(g("tp_hits")),
+        volume=_dec(g("volume")),
+        realized_pl=_dec(g("realized_pl")),
+        unrealized_pl=_dec(g("unrealized_pl")),
+        created_at=_ts(g("created_at")),
+        opened_at=_ts(g("opened_at")),
+        closed_at=_ts(g("closed_at")),
+        updated_at=_ts(g("updated_at")),
+        signal=decode_signal_ref(g("signal")),
+        positions=_objects(g("positions"), decode_position),
+        orders=_objects(g("orders"), decode_order),
+    )
+
+
+def decode_list(items: Any, decode: Any) -> tuple[Any, ...]:
+    """Decode a list of wire objects with ``decode``; non-lists give ``()``, objects without an id are dropped.
+
+    Dropping is deliberate: state is keyed by id, and an id-less row could never be updated or removed.
+    """
+    if type(items) is not list:
+        return ()
+    out = []
+    for item in items:
+        obj = decode(item)
+        key = obj.account_id if type(obj) is Account else obj.id
+        if key:
+            out.append(obj)
+    return tuple(out)
+
+
+def decode_snapshot(accounts: Any, positions: Any, trades: Any, taken_at: datetime | None = None) -> Snapshot:
+    """A REST snapshot from the three ``data`` arrays (wire dicts) of /accounts, /positions, /trades?status=open.
+
+    Positions that are not open (``closed``) and trades in a terminal status are left out: a snapshot is the
+    live set. Unknown statuses are kept (we cannot tell, and losing a live row is worse than showing a stale one).
+    """
+    pos = tuple(p for p in decode_list(positions, decode_position) if p.status != "closed")
+    trd = tuple(t for t in decode_list(trades, decode_trade) if not t.is_terminal)
+    return Snapshot(
+        accounts=decode_list(accounts, decode_account),
+        positions=pos,
+        trades=trd,
+        taken_at=taken_at if taken_at is not None else datetime.now(UTC),
+    )
+
+
+# --- stream events ------------------------------------------------------------------------------------------
+
+
+def _ev_trade(cls: type, base: dict[str, Any], data: dict[str, Any]) -> Event | None:
+    trade_d = data.get("trade")
+    if type(trade_d) is not dict:
+        return None
+    trade = decode_trade(trade_d)
+    if not trade.id:
+        return None
+    return cls(**base, trade=trade, signal=decode_signal_ref(data.get("signal")))
+
+
+def _ev_order(cls: type, base: dict[str, Any], data: dict[str, Any]) -> Event | None:
+    order_d = data.get("order")
+    if type(order_d) is not dict:
+        return None
+    order = decode_order(order_d)
+    if not order.id or not order.trade_id:
+        return None
+    return cls(**base, order=order, signal=decode_signal_ref(data.get("signal")))
+
+
+def _ev_position(cls: type, base: dict[str, Any], data: dict[str, Any]) -> Event | None:
+    pos_d = data.get("position")
+    if type(pos_d) is not dict:
+        return None
+    position = decode_position(pos_d)
+    if not position.id:
+        return None
+    return cls(**base, position=position, signal=decode_signal_ref(data.get("signal")))
+
+
+def _ev_tp_hit(cls: type, base: dict[str, Any], data: dict[str, Any]) -> Event | None:
+    g = data.get
+    trade_id = _id(g("trade_id"))
+    level = _int(g("tp_level"))
+    # tp_level indexes tp_hits[level-1]: anything outside 1..6 would flip the wrong flag, so it is "broken".
+    if not trade_id or level is None or not 1 <= level <= TP_LEVELS:
+        return None
+    return cls(
+        **base,
+        trade_id=trade_id,
+        account_label=_str(g("account_label")),
+        currency=_str(g("currency")),
+        symbol=_str(g("symbol")),
+        tp_level=level,
+        price=_dec(g("price")),
+        position_id=_id(g("position_id")),
+        realized_pl=_dec(g("realized_pl")),
+        signal=decode_signal_ref(g("signal")),
+    )
+
+
+def _ev_breakeven_set(cls: type, base: dict[str, Any], data: dict[str, Any]) -> Event | None:
+    g = data.get
+    position_id = _id(g("position_id"))
+    trade_id = _id(g("trade_id"))
+    if not position_id and not trade_id:
+        return None
+    return cls(**base, position_id=position_id, trade_id=trade_id, new_stop_loss=_dec(g("new_stop_loss")))
+
+
+def _ev_breakeven_failed(cls: type, base: dict[str, Any], data: dict[str, Any]) -> Event | None:
+    g = data.get
+    return cls(
+        **base,
+        trade_id=_id(g("trade_id")),
+        position_id=_id(g("position_id")),
+        reason=_str(g("reason")),
+        attempts=_int(g("attempts")),
+        signal=decode_signal_ref(g("signal")),
+    )
+
+
+_EVENT_DECODERS: dict[str, tuple[type, Any]] = {
+    "trade_executed": (TradeExecuted, _ev_trade),
+    "order_fill": (OrderFilled, _ev_order),
+    "position_update": (PositionUpdated, _ev_position),
+    "tp_hit": (TpHit, _ev_tp_hit),
+    "position_closed": (PositionClosed, _ev_position),
+    "breakeven_set": (BreakevenSet, _ev_breakeven_set),
+    "breakeven_failed": (BreakevenFailed, _ev_breakeven_failed),
+    "trade_finalized": (TradeFinalized, _ev_trade),
+}
+KNOWN_EVENT_TYPES = frozenset(_EVENT_DECODERS)
+_ENVELOPE_KEYS = frozenset(("type", "eventId", "timestamp"))
+
+
+def decode_event(envelope: Any) -> Event:
+    """One stream envelope ``{type, eventId, timestamp, data}`` → the matching ``Event`` subclass.
+
+    Unknown types, and known types whose payload is broken (missing the object the state needs, or of the wrong
+    shape), give an :class:`UnknownEvent` that keeps the data in ``raw``. Never raises. The ``type`` is
+    lower-cased; ``event_id`` comes from ``eventId`` (the stream consumer may prefer the SSE ``id:`` line).
+    A frame without a ``data`` member (e.g. ``{"type":"recycle","reason":"max_lifetime"}``) keeps its other
+    members as ``raw``.
+    """
+    if type(envelope) is not dict:
+        return UnknownEvent(event_id=None, type="", timestamp=None, raw={"value": envelope})
+    g = envelope.get
+    type_ = g("type")
+    if type(type_) is str:
+        if type_ not in _EVENT_DECODERS:
+            type_ = type_.strip().lower()
+    else:
+        type_ = ""
+    event_id = _int(g("eventId"))
+    if event_id is None:
+        event_id = _int(g("event_id"))
+    timestamp = _ts(g("timestamp"))
+    if "data" in envelope:
+        data = g("data")
+        raw = data if type(data) is dict else ({} if data is None else {"value": data})
+    else:
+        data = None
+        raw = {k: v for k, v in envelope.items() if k not in _ENVELOPE_KEYS}
+    base = {"event_id": event_id, "type": type_, "timestamp": timestamp, "raw": raw}
+    entry = _EVENT_DECODERS.get(type_)
+    if entry is not None and type(data) is dict:
+        cls, decoder = entry
+        event = decoder(cls, base, data)
+        if event is not None:
+            return event
+    return UnknownEvent(**base)
