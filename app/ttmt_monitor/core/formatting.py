@@ -1,0 +1,251 @@
+"""How the desk writes numbers, prices, volumes and times: the conventions traders expect, in one pure module.
+
+Provides ``format_money``, ``format_pl``, ``pl_sign``, ``currency_precision``, ``symbol_digits``, ``format_price``,
+``format_volume``, ``format_time``, ``zone_label`` and ``format_age``. No Qt here (the table models, the CLI and the
+notifications all format the same way), and never float arithmetic on money: values are ``Decimal`` and are only
+quantized, never computed with binary floats. Every function returns ``""`` for ``None`` so a model can pass an
+unset field straight through.
+
+Conventions:
+- money: the account currency's precision (JPY 0 decimals, most others 2), thousands separated, currency code after
+  the number: ``"1,234.50 USD"``;
+- P&L: an explicit sign, a true minus sign (U+2212, which lines up with ``+`` in proportional fonts):
+  ``"+1,234.50 USD"`` / ``"−12.00 EUR"``; a value that rounds to zero has no sign;
+- prices: the symbol's digits (XAUUSD 2, EURUSD 5, USDJPY 3 ...), else the decimals the value was sent with; no
+  thousands separators (a trader copies prices into a terminal);
+- volumes: lots with at least 2 decimals (``0.10``), more when the value has them (``0.001``);
+- times: local by default, UTC on request; the zone is written once in the column header (``zone_label``), not in
+  every cell.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+__all__ = [
+    "MINUS",
+    "currency_precision",
+    "format_age",
+    "format_money",
+    "format_pl",
+    "format_price",
+    "format_time",
+    "format_volume",
+    "pl_sign",
+    "symbol_digits",
+    "to_decimal",
+    "zone_label",
+]
+
+MINUS = "\u2212"  # a real minus sign: the same width as "+", so signed columns line up
+
+# ISO 4217 minor units for the currencies whose precision is not 2. Anything not listed uses 2.
+_CURRENCY_DECIMALS: dict[str, int] = {
+    "JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "PYG": 0, "UGX": 0, "XAF": 0, "XOF": 0,
+    "BHD": 3, "JOD": 3, "KWD": 3, "OMR": 3, "TND": 3,
+}
+
+# Digits (decimal places) of the symbols a Telegram signal channel commonly trades, as MetaTrader brokers quote
+# them. Broker suffixes/prefixes (".m", "-ECN", "#", "micro" lower-case tails) are stripped before looking up.
+_SYMBOL_DIGITS: dict[str, int] = {
+    # metals
+    "XAUUSD": 2, "GOLD": 2, "XAGUSD": 3, "SILVER": 3, "XAUEUR": 2, "XPTUSD": 2, "XPDUSD": 2,
+    # indices (CFD names vary by broker)
+    "US30": 1, "DJ30": 1, "WS30": 1, "US100": 1, "NAS100": 1, "USTEC": 1, "US500": 1, "SPX500": 1,
+    "GER40": 1, "DE40": 1, "GER30": 1, "UK100": 1, "JP225": 0, "HK50": 0, "AUS200": 1, "FRA40": 1,
+    # crypto
+    "BTCUSD": 2, "ETHUSD": 2, "LTCUSD": 2, "XRPUSD": 5, "SOLUSD": 3, "BNBUSD": 2, "DOGEUSD": 5,
+    # energies
+    "USOIL": 2, "UKOIL": 2, "WTI": 2, "BRENT": 2, "XTIUSD": 2, "XBRUSD": 2, "NGAS": 3,
+    # the usual FX majors and crosses (5 digits, JPY quotes 3) — also covered by the rule below
+    "EURUSD": 5, "GBPUSD": 5, "AUDUSD": 5, "NZDUSD": 5, "USDCAD": 5, "USDCHF": 5, "EURGBP": 5,
+    "USDJPY": 3, "EURJPY": 3, "GBPJPY": 3, "AUDJPY": 3, "CADJPY": 3, "CHFJPY": 3, "NZDJPY": 3,
+}
+
+# ISO currency codes that make a six-letter symbol an FX pair (5 digits, or 3 when quoted in JPY).
+_FX_CODES = frozenset(
+    "USD EUR GBP JPY AUD NZD CAD CHF SEK NOK DKK PLN HUF CZK TRY ZAR MXN SGD HKD CNH".split()
+)
+_SYMBOL_CORE = re.compile(r"[A-Za-z0-9]+")
+
+
+def to_decimal(value: object) -> Decimal | None:
+    """``value`` as a Decimal, or None. Floats go through ``str`` (their shortest repr), never their binary value."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value
+    try:
+        if isinstance(value, float):
+            return Decimal(repr(value))
+        return Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def currency_precision(currency: str | None) -> int:
+    """Decimal places money in ``currency`` is shown with: JPY 0, KWD 3, most currencies (and unknown ones) 2."""
+    if not currency:
+        return 2
+    return _CURRENCY_DECIMALS.get(currency.strip().upper(), 2)
+
+
+def _quantize(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+
+
+def _signed(text: str, negative: bool, plus: bool) -> str:
+    if negative:
+        return MINUS + text
+    return ("+" + text) if plus else text
+
+
+def _money_parts(value: object, currency: str | None) -> tuple[str, int] | None:
+    """(unsigned formatted amount with currency, sign after rounding), or None for no value."""
+    number = to_decimal(value)
+    if number is None:
+        return None
+    code = currency.strip().upper() if currency else ""
+    if not number.is_finite():
+        # Nothing a server should send, but bad input must show, not crash the table.
+        return (f"{number} {code}".strip(), 0)
+    rounded = _quantize(number, currency_precision(currency))
+    sign = 0 if rounded == 0 else (1 if rounded > 0 else -1)
+    text = f"{abs(rounded):,f}"
+    return (f"{text} {code}" if code else text, sign)
+
+
+def format_money(value: Decimal | None, currency: str | None) -> str:
+    """``"1,234.50 USD"``, ``"−12.00 EUR"``, ``"1,235 JPY"``; ``""`` for None. No plus sign (see ``format_pl``)."""
+    parts = _money_parts(value, currency)
+    if parts is None:
+        return ""
+    text, sign = parts
+    return _signed(text, sign < 0, plus=False)
+
+
+def format_pl(value: Decimal | None, currency: str | None) -> str:
+    """Profit/loss with an explicit sign: ``"+1,234.50 USD"``, ``"−12.00 EUR"``, ``"0.00 USD"`` (zero unsigned)."""
+    parts = _money_parts(value, currency)
+    if parts is None:
+        return ""
+    text, sign = parts
+    return _signed(text, sign < 0, plus=sign > 0)
+
+
+def pl_sign(value: Decimal | None, currency: str | None = None) -> int:
+    """1, -1 or 0 (also for None): the sign of the value as ``format_pl`` shows it (rounded to the currency's
+    precision, 2 when None), so a P&L that displays as ``0.00`` is never coloured."""
+    parts = _money_parts(value, currency)
+    return 0 if parts is None else parts[1]
+
+
+def _symbol_key(symbol: str) -> str:
+    """The broker-neutral core of a symbol: ``"#XAUUSD.m"`` → ``"XAUUSD"``, ``"EURUSDm"`` → ``"EURUSD"``."""
+    match = _SYMBOL_CORE.search(symbol)
+    if not match:
+        return ""
+    core = match.group(0)
+    # Lower-case tails after an upper-case name are broker suffixes ("EURUSDm", "XAUUSDmicro").
+    stripped = re.sub(r"(?<=[A-Z0-9])[a-z]+$", "", core)
+    return stripped.upper()
+
+
+def symbol_digits(symbol: str | None) -> int | None:
+    """Decimal places the symbol is quoted with (XAUUSD 2, EURUSD 5, GBPJPY 3, US30 1, BTCUSD 2...), or None when
+    unknown (the caller then shows the value's own decimals)."""
+    if not symbol:
+        return None
+    key = _symbol_key(symbol)
+    if not key:
+        return None
+    if key in _SYMBOL_DIGITS:
+        return _SYMBOL_DIGITS[key]
+    # A name with extra upper-case tail ("EURUSDPRO", "XAUUSDX"): the first six letters may be a known symbol.
+    if len(key) > 6 and key[:6] in _SYMBOL_DIGITS:
+        return _SYMBOL_DIGITS[key[:6]]
+    head = key[:6]
+    if len(head) == 6 and head[:3] in _FX_CODES and head[3:] in _FX_CODES:
+        return 3 if head[3:] == "JPY" else 5
+    return None
+
+
+def format_price(value: Decimal | None, symbol: str | None) -> str:
+    """A price with the symbol's digits (``"2345.60"`` for XAUUSD), else with the decimals it was sent with."""
+    number = to_decimal(value)
+    if number is None:
+        return ""
+    if not number.is_finite():
+        return str(number)
+    digits = symbol_digits(symbol)
+    if digits is not None:
+        number = _quantize(number, digits)
+    text = f"{number:f}"
+    return (MINUS + text[1:]) if text.startswith("-") else text
+
+
+def format_volume(lots: Decimal | None) -> str:
+    """Lots with at least two decimals: ``"0.10"``, ``"1.00"``, ``"0.001"``; ``""`` for None."""
+    number = to_decimal(lots)
+    if number is None:
+        return ""
+    if not number.is_finite():
+        return str(number)
+    exponent = number.normalize().as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    text = f"{_quantize(number, places):f}"
+    return (MINUS + text[1:]) if text.startswith("-") else text
+
+
+def _aware(dt: datetime) -> datetime:
+    # The domain promises aware UTC datetimes; a naive one is taken as UTC rather than as local time.
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
+def format_time(dt: datetime | None, *, utc: bool = False) -> str:
+    """``"2026-11-23 14:05:03"`` in local time (or UTC with ``utc=True``); the zone goes in the header."""
+    if dt is None:
+        return ""
+    try:
+        moment = _aware(dt).astimezone(timezone.utc if utc else None)
+    except (OverflowError, ValueError, OSError):
+        return str(dt)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def zone_label(*, utc: bool) -> str:
+    """The zone times are shown in, for a column header or tooltip: ``"UTC"`` or ``"CET, UTC+01:00"``."""
+    if utc:
+        return "UTC"
+    local = datetime.now().astimezone()
+    offset = local.utcoffset()
+    name = local.tzname() or ""
+    if offset is None:
+        return name or "local time"
+    total = int(offset.total_seconds())
+    sign = "+" if total >= 0 else MINUS
+    hours, minutes = divmod(abs(total) // 60, 60)
+    numeric = f"UTC{sign}{hours:02d}:{minutes:02d}"
+    if not name or name.upper() in ("UTC", numeric) or name.startswith(("+", "-")):
+        return "UTC" if total == 0 else numeric
+    return f"{name}, {numeric}"
+
+
+def format_age(seconds: float | None) -> str:
+    """How long ago: ``"3 s ago"``, ``"4 min ago"``, ``"2 h ago"``, ``"3 d ago"``; ``""`` for None."""
+    if seconds is None:
+        return ""
+    try:
+        whole = int(seconds)
+    except (OverflowError, ValueError):
+        return ""
+    whole = max(0, whole)  # a clock that steps back must not show "-2 s ago"
+    if whole < 60:
+        return f"{whole} s ago"
+    if whole < 3600:
+        return f"{whole // 60} min ago"
+    if whole < 86400:
+        return f"{whole // 3600} h ago"
+    return f"{whole // 86400} d ago"

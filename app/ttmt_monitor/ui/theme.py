@@ -1,0 +1,208 @@
+"""Light/dark themes and the colours that carry meaning on the desk (P&L, flashing cells).
+
+Provides:
+- ``PL_SCHEMES`` — the P&L colour conventions a user can pick: ``"green_up"`` (Western: profit green, loss red),
+  ``"red_up"`` (East-Asian: profit red, loss green), ``"colorblind"`` (blue/orange, distinguishable with the common
+  red-green deficiencies);
+- ``pl_color(sign, scheme, dark)`` — the text colour for a P&L of that sign, readable on the theme's background;
+- ``FLASH_COLOR(dark)`` — the background of a cell that just changed;
+- ``is_dark(palette)`` and ``apply_theme(app, mode)`` — ``"system"`` (default: follow the OS, including live
+  switches), ``"light"`` or ``"dark"`` (Fusion style with our palette, because native Windows/macOS styles ignore
+  custom palettes);
+- ``load_stylesheet()`` — the small palette-relative stylesheet in resources/styles (banners, status dot).
+
+The sign always travels with the text too ("+", "−"), so colour is never the only carrier of meaning.
+"""
+
+from __future__ import annotations
+
+from importlib import resources as importlib_resources
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+__all__ = [
+    "FLASH_COLOR",
+    "PL_SCHEMES",
+    "THEME_MODES",
+    "apply_theme",
+    "is_dark",
+    "load_stylesheet",
+    "pl_color",
+    "state_color",
+]
+
+PL_SCHEMES: tuple[str, ...] = ("green_up", "red_up", "colorblind")
+THEME_MODES: tuple[str, ...] = ("system", "light", "dark")
+
+# (light background, dark background) variants. Hues from GitHub's Primer palettes, which are checked for contrast
+# (≥ 4.5:1 on white / on #0d1117-ish backgrounds) and, for blue/orange, for colour-vision deficiencies.
+_GREEN = ("#1a7f37", "#3fb950")
+_RED = ("#cf222e", "#f85149")
+_BLUE = ("#0969da", "#58a6ff")
+_ORANGE = ("#bc4c00", "#f0883e")
+_NEUTRAL = ("#57606a", "#8b949e")
+
+_SCHEME_COLOURS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    # scheme: (profit colours, loss colours)
+    "green_up": (_GREEN, _RED),
+    "red_up": (_RED, _GREEN),
+    "colorblind": (_BLUE, _ORANGE),
+}
+
+# What the style was before we forced Fusion, so "system" can give the native look back.
+_native_style_name: str | None = None
+
+
+def pl_color(sign: int, scheme: str, dark: bool) -> QColor:
+    """Text colour for a P&L with ``sign`` (1 profit, -1 loss, 0 flat) in ``scheme`` on a light/dark background.
+
+    Zero gets a muted neutral; a model that prefers the palette's own text colour for zero should return None for
+    the ForegroundRole instead of calling this. An unknown scheme falls back to ``"green_up"``.
+    """
+    profit, loss = _SCHEME_COLOURS.get(scheme, _SCHEME_COLOURS["green_up"])
+    pair = profit if sign > 0 else loss if sign < 0 else _NEUTRAL
+    return QColor(pair[1] if dark else pair[0])
+
+
+def FLASH_COLOR(dark: bool) -> QColor:  # noqa: N802 - the name the models were promised
+    """Background of a cell that just changed: a soft amber that keeps the text readable in both themes."""
+    return QColor("#5c4a12") if dark else QColor("#fff1b8")
+
+
+def state_color(state: str, dark: bool) -> QColor:
+    """Colour of the connection-state dot in the status bar."""
+    table = {
+        "live": _GREEN,
+        "connecting": _NEUTRAL,
+        "reconnecting": _ORANGE,
+        "resyncing": _BLUE,
+        "offline": _NEUTRAL,
+        "auth_error": _RED,
+        "container_down": _ORANGE,
+        "conflict": _RED,
+    }
+    pair = table.get(state, _NEUTRAL)
+    return QColor(pair[1] if dark else pair[0])
+
+
+def is_dark(palette: QPalette) -> bool:
+    """True when the palette's window background is dark (text is lighter than the window)."""
+    window = palette.color(QPalette.ColorRole.Window)
+    text = palette.color(QPalette.ColorRole.WindowText)
+    if window.lightness() == text.lightness():
+        return window.lightness() < 128
+    return window.lightness() < text.lightness()
+
+
+def _dark_palette() -> QPalette:
+    p = QPalette()
+    base, window, text, disabled = QColor("#1e1f22"), QColor("#2b2d30"), QColor("#dfe1e5"), QColor("#7a7e85")
+    roles = QPalette.ColorRole
+    p.setColor(roles.Window, window)
+    p.setColor(roles.WindowText, text)
+    p.setColor(roles.Base, base)
+    p.setColor(roles.AlternateBase, QColor("#26282b"))
+    p.setColor(roles.ToolTipBase, QColor("#3c3f41"))
+    p.setColor(roles.ToolTipText, text)
+    p.setColor(roles.PlaceholderText, disabled)
+    p.setColor(roles.Text, text)
+    p.setColor(roles.Button, QColor("#393b40"))
+    p.setColor(roles.ButtonText, text)
+    p.setColor(roles.BrightText, QColor("#ff6b6b"))
+    p.setColor(roles.Light, QColor("#4a4d52"))
+    p.setColor(roles.Midlight, QColor("#3c3f44"))
+    p.setColor(roles.Mid, QColor("#2f3136"))
+    p.setColor(roles.Dark, QColor("#17181a"))
+    p.setColor(roles.Shadow, QColor("#000000"))
+    p.setColor(roles.Highlight, QColor("#2e5d9f"))
+    p.setColor(roles.HighlightedText, QColor("#ffffff"))
+    p.setColor(roles.Link, QColor(_BLUE[1]))
+    p.setColor(roles.LinkVisited, QColor("#bc8cff"))
+    group = QPalette.ColorGroup.Disabled
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        p.setColor(group, role, disabled)
+    return p
+
+
+def _light_palette() -> QPalette:
+    p = QPalette()
+    roles = QPalette.ColorRole
+    text = QColor("#1f2328")
+    p.setColor(roles.Window, QColor("#f3f4f6"))
+    p.setColor(roles.WindowText, text)
+    p.setColor(roles.Base, QColor("#ffffff"))
+    p.setColor(roles.AlternateBase, QColor("#f6f8fa"))
+    p.setColor(roles.ToolTipBase, QColor("#ffffe1"))
+    p.setColor(roles.ToolTipText, text)
+    p.setColor(roles.PlaceholderText, QColor("#8c959f"))
+    p.setColor(roles.Text, text)
+    p.setColor(roles.Button, QColor("#e9ebef"))
+    p.setColor(roles.ButtonText, text)
+    p.setColor(roles.BrightText, QColor("#cf222e"))
+    p.setColor(roles.Light, QColor("#ffffff"))
+    p.setColor(roles.Midlight, QColor("#eceef1"))
+    p.setColor(roles.Mid, QColor("#c4c8ce"))
+    p.setColor(roles.Dark, QColor("#9aa0a6"))
+    p.setColor(roles.Shadow, QColor("#6e7781"))
+    p.setColor(roles.Highlight, QColor("#0969da"))
+    p.setColor(roles.HighlightedText, QColor("#ffffff"))
+    p.setColor(roles.Link, QColor(_BLUE[0]))
+    p.setColor(roles.LinkVisited, QColor("#8250df"))
+    group = QPalette.ColorGroup.Disabled
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        p.setColor(group, role, QColor("#8c959f"))
+    return p
+
+
+def _set_color_scheme_hint(app: QGuiApplication, mode: str) -> None:
+    # Qt ≥ 6.8 can tell the platform which scheme we want (title bars, native dialogs follow it); older Qt can't.
+    hints = app.styleHints()
+    setter = getattr(hints, "setColorScheme", None)
+    if setter is None:
+        return
+    scheme = {
+        "dark": Qt.ColorScheme.Dark,
+        "light": Qt.ColorScheme.Light,
+    }.get(mode, Qt.ColorScheme.Unknown)  # Unknown = "follow the system again"
+    try:
+        setter(scheme)
+    except Exception:  # noqa: BLE001 - a platform without the hook just keeps its own scheme
+        pass
+
+
+def apply_theme(app: QApplication, mode: str = "system") -> bool:
+    """Apply ``"system"`` (follow the OS), ``"light"`` or ``"dark"``; returns whether the result is dark.
+
+    An unknown mode is treated as ``"system"``. The stylesheet from resources/styles is (re)applied each time; it
+    only uses ``palette(...)`` colours, so it suits both themes.
+    """
+    global _native_style_name
+    if mode not in THEME_MODES:
+        mode = "system"
+    if _native_style_name is None and app.style() is not None:
+        _native_style_name = app.style().name()
+    _set_color_scheme_hint(app, mode)
+    if mode == "system":
+        if _native_style_name and app.style().name() != _native_style_name:
+            app.setStyle(_native_style_name)
+        # The style's standard palette is what the platform theme says now (dark on a dark OS, since Qt 6.5).
+        app.setPalette(app.style().standardPalette())
+    else:
+        if app.style().name().lower() != "fusion":
+            app.setStyle("Fusion")
+        app.setPalette(_dark_palette() if mode == "dark" else _light_palette())
+    sheet = load_stylesheet()
+    if sheet:
+        app.setStyleSheet(sheet)
+    return is_dark(app.palette())
+
+
+def load_stylesheet(name: str = "app.qss") -> str:
+    """The named stylesheet from the package's resources/styles, or ``""`` when it is missing (never a crash)."""
+    try:
+        ref = importlib_resources.files("ttmt_monitor.resources").joinpath("styles", name)
+        return ref.read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError, OSError, UnicodeDecodeError):
+        return ""

@@ -1,0 +1,151 @@
+"""Tests of core/formatting.py: the number, price, volume and time conventions of the desk (pure, no Qt)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ttmt_monitor.core.formatting import (
+    MINUS,
+    currency_precision,
+    format_age,
+    format_money,
+    format_pl,
+    format_price,
+    format_time,
+    format_volume,
+    pl_sign,
+    symbol_digits,
+    zone_label,
+)
+
+
+def test_money_uses_currency_precision_and_grouping():
+    assert format_money(D("1234.5"), "USD") == "1,234.50 USD"
+    assert format_money(D("1234.567"), "EUR") == "1,234.57 EUR"
+    assert format_money(D("123456.7"), "JPY") == "123,457 JPY"
+    assert format_money(D("-12"), "eur") == f"{MINUS}12.00 EUR"
+    assert format_money(D("1.2345"), "KWD") == "1.234 KWD"  # half-even
+    assert format_money(D("5"), None) == "5.00"
+
+
+def test_pl_has_explicit_sign_and_unsigned_zero():
+    assert format_pl(D("1234.5"), "USD") == "+1,234.50 USD"
+    assert format_pl(D("-12"), "EUR") == f"{MINUS}12.00 EUR"
+    assert format_pl(D("0"), "USD") == "0.00 USD"
+    # Rounds to zero: neither sign nor colour.
+    assert format_pl(D("-0.004"), "USD") == "0.00 USD"
+    assert pl_sign(D("-0.004"), "USD") == 0
+    assert pl_sign(D("-0.004")) == 0
+    assert pl_sign(D("-0.005")) == 0  # half-even: -0.00
+    assert pl_sign(D("-0.006")) == -1
+    assert pl_sign(D("0.4"), "JPY") == 0
+    assert pl_sign(D("7"), "USD") == 1
+    assert pl_sign(None) == 0
+
+
+def test_none_and_garbage_give_text_not_exceptions():
+    for fn in (format_money, format_pl):
+        assert fn(None, "USD") == ""
+        assert fn("not a number", "USD") == ""
+    assert format_price(None, "XAUUSD") == ""
+    assert format_volume(None) == ""
+    assert format_time(None) == ""
+    assert format_age(None) == ""
+    assert format_money(D("NaN"), "USD") == "NaN USD"
+    assert format_price(D("Infinity"), "EURUSD") == "Infinity"
+
+
+def test_money_never_uses_binary_float_values():
+    # 0.1 + 0.2 as floats is 0.30000000000000004; formatting must see the decimal the server meant.
+    assert format_money(0.1 + 0.2, "USD") == "0.30 USD"
+    assert format_money(2.675, "USD") == "2.68 USD"  # float 2.675 is 2.67499999..., Decimal('2.675') rounds half-even to 2.68
+
+
+@pytest.mark.parametrize(
+    ("symbol", "digits"),
+    [
+        ("XAUUSD", 2), ("EURUSD", 5), ("GBPJPY", 3), ("US30", 1), ("BTCUSD", 2), ("XAUUSD.m", 2),
+        ("EURUSDm", 5), ("#US30", 1), ("xauusd", 2), ("AUDCAD", 5), ("CADJPY.pro", 3), ("EURUSD-ECN", 5),
+        ("FOOBAR", None), ("", None), (None, None), ("...", None),
+    ],
+)
+def test_symbol_digits(symbol, digits):
+    assert symbol_digits(symbol) == digits
+
+
+def test_price_uses_symbol_digits_else_its_own_decimals():
+    assert format_price(D("2345.6"), "XAUUSD") == "2345.60"
+    assert format_price(D("1.0845"), "EURUSD") == "1.08450"
+    assert format_price(D("187.1234"), "GBPJPY") == "187.123"
+    assert format_price(D("39123.46"), "US30") == "39123.5"
+    assert format_price(D("1.08450"), "UNKNOWN") == "1.08450"
+    assert format_price(D("1E+2"), None) == "100"
+    assert format_price(D("-1.5"), None) == f"{MINUS}1.5"
+
+
+def test_volume_in_lots():
+    assert format_volume(D("0.1")) == "0.10"
+    assert format_volume(D("1")) == "1.00"
+    assert format_volume(D("0.001")) == "0.001"
+    assert format_volume(D("1E+1")) == "10.00"
+    assert format_volume("0.05") == "0.05"
+
+
+def test_currency_precision():
+    assert currency_precision("JPY") == 0
+    assert currency_precision("jpy") == 0
+    assert currency_precision("USD") == 2
+    assert currency_precision(None) == 2
+    assert currency_precision("XYZ") == 2
+
+
+def test_time_local_and_utc():
+    moment = datetime(2026, 11, 23, 14, 5, 3, 250000, tzinfo=timezone.utc)
+    assert format_time(moment, utc=True) == "2026-11-23 14:05:03"
+    local = moment.astimezone()
+    assert format_time(moment) == local.strftime("%Y-%m-%d %H:%M:%S")
+    # Another zone in, UTC out.
+    plus2 = moment.astimezone(timezone(timedelta(hours=2)))
+    assert format_time(plus2, utc=True) == "2026-11-23 14:05:03"
+    # A naive datetime is taken as UTC (the domain's promise), not as local time.
+    assert format_time(datetime(2026, 11, 23, 14, 5, 3), utc=True) == "2026-11-23 14:05:03"
+
+
+def test_zone_label(monkeypatch):
+    assert zone_label(utc=True) == "UTC"
+    label = zone_label(utc=False)
+    assert label  # something is always shown
+    offset = datetime.now().astimezone().utcoffset()
+    if offset:
+        assert "UTC" in label
+
+
+def test_age():
+    assert format_age(3.9) == "3 s ago"
+    assert format_age(0) == "0 s ago"
+    assert format_age(-5) == "0 s ago"
+    assert format_age(125) == "2 min ago"
+    assert format_age(7200) == "2 h ago"
+    assert format_age(3 * 86400 + 5) == "3 d ago"
+    assert format_age(float("nan")) == ""
+
+
+@given(st.decimals(min_value=D("-1e12"), max_value=D("1e12"), allow_nan=False, places=4))
+def test_pl_text_agrees_with_sign(value):
+    text = format_pl(value, "USD")
+    sign = pl_sign(value, "USD")
+    assert text.endswith(" USD")
+    if sign > 0:
+        assert text.startswith("+")
+    elif sign < 0:
+        assert text.startswith(MINUS)
+    else:
+        assert text == "0.00 USD"
+    # The number shown is the value rounded half-even to cents.
+    shown = D(text[:-4].lstrip("+").replace(MINUS, "-").replace(",", ""))
+    assert shown == value.quantize(D("0.01"))
