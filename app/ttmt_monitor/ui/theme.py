@@ -51,8 +51,10 @@ _SCHEME_COLOURS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "colorblind": (_BLUE, _ORANGE),
 }
 
-# What the style was before we forced Fusion, so "system" can give the native look back.
+# What the style was before we forced Fusion, so "system" can give the native look back. (QStyle.name() of a style
+# set by name reads back empty on some PySide6 builds, so we remember what we did rather than ask the style.)
 _native_style_name: str | None = None
+_forced_fusion = False
 
 
 def pl_color(sign: int, scheme: str, dark: bool) -> QColor:
@@ -178,20 +180,22 @@ def apply_theme(app: QApplication, mode: str = "system") -> bool:
     An unknown mode is treated as ``"system"``. The stylesheet from resources/styles is (re)applied each time; it
     only uses ``palette(...)`` colours, so it suits both themes.
     """
-    global _native_style_name
+    global _native_style_name, _forced_fusion
     if mode not in THEME_MODES:
         mode = "system"
     if _native_style_name is None and app.style() is not None:
-        _native_style_name = app.style().name()
+        _native_style_name = app.style().name() or ""
     _set_color_scheme_hint(app, mode)
     if mode == "system":
-        if _native_style_name and app.style().name() != _native_style_name:
+        if _forced_fusion and _native_style_name:
             app.setStyle(_native_style_name)
+        _forced_fusion = False
         # The style's standard palette is what the platform theme says now (dark on a dark OS, since Qt 6.5).
         app.setPalette(app.style().standardPalette())
     else:
-        if app.style().name().lower() != "fusion":
+        if not _forced_fusion and (_native_style_name or "").lower() != "fusion":
             app.setStyle("Fusion")
+        _forced_fusion = True
         app.setPalette(_dark_palette() if mode == "dark" else _light_palette())
     sheet = load_stylesheet()
     if sheet:
