@@ -1,0 +1,993 @@
+"""The local history store: one SQLite file per API base URL + account set, like MetaTrader's history database.
+
+Provides :class:`Store` (open / read / write / clear), :func:`store_path` and the errors :class:`StoreError`.
+
+Design, and why:
+- stdlib ``sqlite3`` in WAL mode with ``synchronous=NORMAL``: a process killed mid-write loses nothing that was
+  committed and never corrupts the file (a power cut may lose the last transactions, never the file).
+- Objects are kept as their wire JSON (``sources.ttmt.encode.to_wire`` / ``decode``), so money stays exact (the
+  same digits the API sent) and the store never drifts from the decoder; the columns we filter and sort on
+  (created_at, closed_at, status, account_id, symbol, channel_id...) are copied beside it and indexed.
+- Writes never block the caller (the Qt loop): ``put_*`` / ``write_async`` only enqueue; one writer thread drains
+  the queue and commits what it found in ONE transaction (a burst of a thousand events is one commit).
+  ``await store.flush()`` (or ``flush_sync()``) waits until everything enqueued before it is committed.
+- Reads use a second connection (WAL lets it read while the writer writes) and are cheap, indexed queries: the
+  first screen needs only accounts, open positions, open trades and the newest page; the rest is read lazily
+  (``trades_page``, ``iter_trades``).
+- A file that is not SQLite, or SQLite without our ``application_id``, or from a newer schema, is moved aside
+  (renamed with a timestamp, with its -wal/-shm) and a fresh store is created; the message is logged and kept in
+  ``store.messages`` for the caller to show.
+- The API key never reaches this module: the file name is a hash of the base URL and the account set only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import queue
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ..sources.ttmt.decode import parse_json
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "ttmt-monitor"
+#: PRAGMA application_id: "TTMT" in ASCII. A SQLite file without it is not ours.
+APPLICATION_ID = 0x54544D54
+#: Environment override for the data directory (tests, benchmarks, portable installs).
+DATA_DIR_ENV = "TTMT_MONITOR_DATA_DIR"
+
+# Trade statuses that are still open (ttmt-api.md §14.1); anything else with a closed_at, or a known terminal
+# status, is history. Unknown statuses without closed_at count as open, so they stay on the first screen.
+_OPEN_TRADE_STATUSES = ("pending", "active", "needs_recovery")
+_TERMINAL_TRADE_STATUSES = (
+    "closed_profit", "closed_loss", "closed_breakeven", "not_filled", "failed", "closed_timeout_cleanup",
+)
+_OPEN_POSITION_STATUSES = ("open", "partial_closed")
+
+# --- schema and migrations -----------------------------------------------------------------------------------
+# Each entry upgrades user_version i -> i+1. Never edit a released entry; append a new one.
+MIGRATIONS: list[str] = [
+    # 0 -> 1
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+    CREATE TABLE accounts (account_id TEXT PRIMARY KEY, label TEXT, json TEXT NOT NULL);
+    CREATE TABLE signals (
+        id TEXT PRIMARY KEY, received_at TEXT, status TEXT, kind TEXT, channel_id TEXT, symbol TEXT,
+        account_ids TEXT, raw_message TEXT, json TEXT NOT NULL);
+    CREATE INDEX signals_newest ON signals (received_at DESC, id DESC);
+    CREATE INDEX signals_channel ON signals (channel_id, received_at);
+    CREATE TABLE trades (
+        id TEXT PRIMARY KEY, created_at TEXT, updated_at TEXT, closed_at TEXT, status TEXT,
+        is_open INTEGER NOT NULL, account_id TEXT, symbol TEXT, channel_id TEXT, signal_id TEXT,
+        json TEXT NOT NULL);
+    CREATE INDEX trades_newest ON trades (created_at DESC, id DESC);
+    CREATE INDEX trades_open ON trades (is_open) WHERE is_open = 1;
+    CREATE INDEX trades_closed ON trades (closed_at);
+    CREATE INDEX trades_account ON trades (account_id, created_at);
+    CREATE INDEX trades_symbol ON trades (symbol, created_at);
+    CREATE INDEX trades_channel ON trades (channel_id, created_at);
+    CREATE INDEX trades_status ON trades (status);
+    CREATE TABLE positions (
+        id TEXT PRIMARY KEY, trade_id TEXT, account_id TEXT, symbol TEXT, status TEXT, is_open INTEGER NOT NULL,
+        opened_at TEXT, closed_at TEXT, json TEXT NOT NULL);
+    CREATE INDEX positions_open ON positions (is_open) WHERE is_open = 1;
+    CREATE INDEX positions_trade ON positions (trade_id);
+    CREATE TABLE orders (
+        id TEXT PRIMARY KEY, trade_id TEXT, account_id TEXT, status TEXT, created_at TEXT, json TEXT NOT NULL);
+    CREATE INDEX orders_trade ON orders (trade_id);
+    CREATE TABLE events (
+        event_id INTEGER PRIMARY KEY, type TEXT, timestamp TEXT, account_id TEXT, json TEXT NOT NULL);
+    CREATE TABLE etags (url TEXT PRIMARY KEY, etag TEXT NOT NULL, body TEXT, stored_at TEXT);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+_TABLES = ("accounts", "signals", "trades", "positions", "orders", "events", "etags", "meta")
+
+
+class StoreError(Exception):
+    """The store cannot be used at all (e.g. the data directory is not writable). The message is user-facing."""
+
+
+class _NotOurs(Exception):
+    """The file is SQLite but not a ttmt-monitor store (or one from a newer version)."""
+
+
+# --- paths ---------------------------------------------------------------------------------------------------
+
+
+def default_data_dir() -> Path:
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override)
+    import platformdirs  # imported here: only the app's first open needs it
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def normalize_base_url(base_url: str) -> str:
+    return base_url.strip().rstrip("/").lower()
+
+
+def store_key(base_url: str, account_ids: Iterable[str] = ()) -> str:
+    """Stable hash naming one store: the base URL and the account set, never the key."""
+    text = normalize_base_url(base_url) + "\n" + ",".join(sorted(set(account_ids)))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def store_path(base_url: str, account_ids: Iterable[str] = (), data_dir: Path | str | None = None) -> Path:
+    base = Path(data_dir) if data_dir is not None else default_data_dir()
+    return base / "history" / f"history-{store_key(base_url, account_ids)}.sqlite3"
+
+
+# --- wire helpers --------------------------------------------------------------------------------------------
+
+
+# Decimals are written with their exact digits (2408.10 stays 2408.10, never a float's 2408.1): the encoder
+# cannot emit raw number text, so each Decimal becomes a marker string that is unquoted after encoding. The marker
+# holds a per-process random part, so untrusted text (a Telegram message) can never imitate it.
+_DEC_MARK = "\x00dec" + secrets.token_hex(8) + ":"
+_DEC_MARK_JSON = json.dumps(_DEC_MARK)[1:-1]
+_DEC_MARK_RE = re.compile('"' + re.escape(_DEC_MARK_JSON) + r'([-+0-9.Ee]+)"')
+
+
+def _mark_decimals(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _mark_decimals(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_mark_decimals(v) for v in obj]
+    if isinstance(obj, Decimal):
+        return _DEC_MARK + str(obj) if obj.is_finite() else None
+    if isinstance(obj, datetime):
+        return ts_text(obj)
+    return obj
+
+
+def dumps(wire: Any) -> str:
+    """Wire JSON text with Decimals as exact JSON numbers (read back with ``decode.parse_json``)."""
+    text = json.dumps(_mark_decimals(wire), separators=(",", ":"), ensure_ascii=False)
+    return _DEC_MARK_RE.sub(r"\1", text) if _DEC_MARK_JSON in text else text
+
+
+def loads(text: str) -> Any:
+    return parse_json(text)
+
+
+def ts_text(value: Any) -> str | None:
+    """A timestamp as sortable UTC text with microseconds (so text order is time order), or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return str(value)  # keep what we got; it still sorts somewhere and is never lost
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _norm(value: Any) -> str | None:
+    return value.lower() if isinstance(value, str) else None
+
+
+def _trade_is_open(wire: Mapping[str, Any]) -> bool:
+    status = _norm(wire.get("status"))
+    if status in _TERMINAL_TRADE_STATUSES:
+        return False
+    if status in _OPEN_TRADE_STATUSES:
+        return True
+    return not wire.get("closed_at")
+
+
+def _position_is_open(wire: Mapping[str, Any]) -> bool:
+    status = _norm(wire.get("status"))
+    if status in _OPEN_POSITION_STATUSES:
+        return True
+    if status == "closed":
+        return False
+    return not wire.get("closed_at")
+
+
+def _to_wire(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    from ..sources.ttmt.encode import to_wire  # B's encoder: the one converter of the project
+
+    return to_wire(obj)
+
+
+# --- write operations (run on the writer thread, inside its transaction) ------------------------------------
+
+
+def _upsert_accounts(conn: sqlite3.Connection, wires: list[dict[str, Any]], replace: bool) -> None:
+    if replace:
+        conn.execute("DELETE FROM accounts")
+    conn.executemany(
+        "INSERT OR REPLACE INTO accounts (account_id, label, json) VALUES (?, ?, ?)",
+        [(w.get("account_id"), w.get("label"), dumps(w)) for w in wires if w.get("account_id")],
+    )
+
+
+def _upsert_trades(conn: sqlite3.Connection, wires: list[dict[str, Any]]) -> None:
+    rows = []
+    positions: list[dict[str, Any]] = []
+    orders: list[dict[str, Any]] = []
+    for wire in wires:
+        trade_id = wire.get("id")
+        if not trade_id:
+            continue
+        wire = dict(wire)
+        # Embedded positions/orders live in their own tables; the trade row holds the trade alone.
+        if isinstance(wire.get("positions"), list):
+            positions.extend(p for p in wire.pop("positions") if isinstance(p, dict))
+        else:
+            wire.pop("positions", None)
+        if isinstance(wire.get("orders"), list):
+            orders.extend(o for o in wire.pop("orders") if isinstance(o, dict))
+        else:
+            wire.pop("orders", None)
+        if wire.get("signal") is None:
+            # A list item without include=signal must not erase a SignalSummary we already have.
+            old = conn.execute("SELECT json FROM trades WHERE id = ?", (trade_id,)).fetchone()
+            if old is not None:
+                previous = loads(old[0]).get("signal")
+                if previous is not None:
+                    wire["signal"] = previous
+            if wire.get("signal") is None:
+                wire.pop("signal", None)
+        rows.append((
+            # created_at is never NULL in the table ('' if missing), so keyset paging can use its index.
+            trade_id, ts_text(wire.get("created_at")) or "", ts_text(wire.get("updated_at")),
+            ts_text(wire.get("closed_at")), _norm(wire.get("status")), 1 if _trade_is_open(wire) else 0,
+            wire.get("account_id"), wire.get("symbol"), wire.get("channel_id"), wire.get("signal_id"), dumps(wire),
+        ))
+    conn.executemany(
+        "INSERT OR REPLACE INTO trades (id, created_at, updated_at, closed_at, status, is_open, account_id,"
+        " symbol, channel_id, signal_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    if positions:
+        _upsert_positions(conn, positions)
+    if orders:
+        _upsert_orders(conn, orders)
+
+
+def _upsert_positions(conn: sqlite3.Connection, wires: list[dict[str, Any]]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO positions (id, trade_id, account_id, symbol, status, is_open, opened_at,"
+        " closed_at, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (w.get("id"), w.get("trade_id"), w.get("account_id"), w.get("symbol"), _norm(w.get("status")),
+             1 if _position_is_open(w) else 0, ts_text(w.get("opened_at")), ts_text(w.get("closed_at")), dumps(w))
+            for w in wires if w.get("id")
+        ],
+    )
+
+
+def _replace_open_positions(conn: sqlite3.Connection, wires: list[dict[str, Any]]) -> None:
+    # /positions is the whole open set: a stored open position missing from it closed while we were away; we do
+    # not know how, so it is dropped rather than shown open (its trade's positions can be re-read on demand).
+    ids = [w.get("id") for w in wires if w.get("id")]
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _keep (id TEXT PRIMARY KEY)")
+    conn.execute("DELETE FROM _keep")
+    conn.executemany("INSERT OR IGNORE INTO _keep (id) VALUES (?)", [(i,) for i in ids])
+    conn.execute("DELETE FROM positions WHERE is_open = 1 AND id NOT IN (SELECT id FROM _keep)")
+    _upsert_positions(conn, wires)
+
+
+def _upsert_orders(conn: sqlite3.Connection, wires: list[dict[str, Any]]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO orders (id, trade_id, account_id, status, created_at, json)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (w.get("id"), w.get("trade_id"), w.get("account_id"), _norm(w.get("status")),
+             ts_text(w.get("created_at")), dumps(w))
+            for w in wires if w.get("id")
+        ],
+    )
+
+
+_SIGNAL_DETAIL_FIELDS = ("raw_message", "reply_to_message_id", "trade_ids")
+
+
+def _upsert_signals(conn: sqlite3.Connection, wires: list[dict[str, Any]]) -> None:
+    rows = []
+    for wire in wires:
+        signal_id = wire.get("id")
+        if not signal_id:
+            continue
+        wire = dict(wire)
+        if wire.get("raw_message") is None:
+            # A list item (no raw text) must not erase the detail we fetched earlier.
+            old = conn.execute("SELECT json FROM signals WHERE id = ?", (signal_id,)).fetchone()
+            if old is not None:
+                previous = loads(old[0])
+                for name in _SIGNAL_DETAIL_FIELDS:
+                    if wire.get(name) is None and previous.get(name) is not None:
+                        wire[name] = previous[name]
+        account_ids = wire.get("account_ids")
+        rows.append((
+            signal_id, ts_text(wire.get("received_at")) or "", _norm(wire.get("status")), _norm(wire.get("kind")),
+            wire.get("channel_id"), wire.get("symbol"),
+            "," + ",".join(account_ids) + "," if isinstance(account_ids, list) else None,
+            wire.get("raw_message"), dumps(wire),
+        ))
+    conn.executemany(
+        "INSERT OR REPLACE INTO signals (id, received_at, status, kind, channel_id, symbol, account_ids,"
+        " raw_message, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def _event_account(envelope: Mapping[str, Any]) -> str | None:
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("account_id"), str):
+        return data["account_id"]
+    for key in ("trade", "order", "position"):
+        inner = data.get(key)
+        if isinstance(inner, dict) and isinstance(inner.get("account_id"), str):
+            return inner["account_id"]
+    return None
+
+
+def _put_events(conn: sqlite3.Connection, envelopes: list[dict[str, Any]]) -> None:
+    rows = []
+    trades: list[dict[str, Any]] = []
+    positions: list[dict[str, Any]] = []
+    orders: list[dict[str, Any]] = []
+    last = -1
+    for env in envelopes:
+        event_id = env.get("eventId")
+        if not isinstance(event_id, int):
+            continue  # control frames (recycle, auth_revoked) and synthetic events are not history
+        last = max(last, event_id)
+        rows.append((event_id, env.get("type"), ts_text(env.get("timestamp")), _event_account(env), dumps(env)))
+        data = env.get("data")
+        if isinstance(data, dict):
+            # Events that carry a whole object keep the stored copy current. Derived changes (tp_hits, volume...)
+            # are not recomputed here: the trade's updated_at then differs from the API's and delta sync re-reads it.
+            if isinstance(data.get("trade"), dict):
+                trades.append(data["trade"])
+            if isinstance(data.get("position"), dict):
+                positions.append(data["position"])
+            if isinstance(data.get("order"), dict):
+                orders.append(data["order"])
+    conn.executemany(
+        "INSERT OR REPLACE INTO events (event_id, type, timestamp, account_id, json) VALUES (?, ?, ?, ?, ?)", rows
+    )
+    if trades:
+        _upsert_trades(conn, trades)
+    if positions:
+        _upsert_positions(conn, positions)
+    if orders:
+        _upsert_orders(conn, orders)
+    if last >= 0:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('last_event_id', ?) ON CONFLICT(key) DO UPDATE SET"
+            " value = CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+            (str(last),),
+        )
+
+
+def _set_meta(conn: sqlite3.Connection, items: Mapping[str, Any]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        [(k, None if v is None else str(v)) for k, v in items.items()],
+    )
+
+
+# --- the writer thread ---------------------------------------------------------------------------------------
+
+_STOP = object()
+_CLEAR = object()
+
+
+@dataclass
+class _Flush:
+    done: Future[None]
+
+
+class _Writer(threading.Thread):
+    """Drains the write queue; everything found in the queue at once is committed as one transaction."""
+
+    #: Upper bound of operations per transaction, so one commit never holds the file for long.
+    BATCH_MAX = 5000
+
+    def __init__(self, path: Path, on_error: Callable[[BaseException], None]) -> None:
+        super().__init__(name="ttmt-store-writer", daemon=True)
+        self.path = path
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.on_error = on_error
+        self.commits = 0
+
+    def run(self) -> None:
+        conn = _connect(self.path)
+        try:
+            stop = False
+            while not stop:
+                batch = [self.queue.get()]
+                while len(batch) < self.BATCH_MAX:
+                    try:
+                        batch.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                ops: list[Callable[[sqlite3.Connection], None]] = []
+                flushes: list[_Flush] = []
+                for item in batch:
+                    if item is _STOP:
+                        stop = True
+                    elif item is _CLEAR:
+                        self._commit(conn, ops)
+                        ops = []
+                        self._clear(conn)
+                    elif isinstance(item, _Flush):
+                        flushes.append(item)
+                    else:
+                        ops.append(item)
+                self._commit(conn, ops)
+                for flush in flushes:
+                    if not flush.done.done():
+                        flush.done.set_result(None)
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, ops: list[Callable[[sqlite3.Connection], None]]) -> None:
+        if not ops:
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op in ops:
+                # A savepoint per operation: one bad object is logged and skipped, the rest of the batch commits.
+                conn.execute("SAVEPOINT op")
+                try:
+                    op(conn)
+                    conn.execute("RELEASE op")
+                except (sqlite3.IntegrityError, ValueError, TypeError, KeyError) as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    log.warning("store: skipped a write that failed: %s", exc)
+            conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as exc:  # disk full, I/O error, corrupt page: report, keep the thread alive
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            log.error("store: a batch of %d writes was not committed: %s", len(ops), exc)
+            self.on_error(exc)
+
+    def _clear(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for table in _TABLES:
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            conn.execute("COMMIT")
+            # Give the pages back and empty the WAL, so cleared history is really gone from disk.
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.error("store: clearing failed: %s", exc)
+            self.on_error(exc)
+
+
+def _connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves (the writer batches explicitly).
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    if readonly:
+        conn.execute("PRAGMA query_only=1")
+    return conn
+
+
+def _prepare(path: Path) -> None:
+    """Check the file is ours and migrate it; raise _NotOurs or sqlite3.DatabaseError if it is not usable."""
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app_id != APPLICATION_ID and (app_id != 0 or version != 0 or tables != 0):
+            raise _NotOurs("it is not a ttmt-monitor history file")
+        if version > SCHEMA_VERSION:
+            raise _NotOurs(f"it was written by a newer ttmt-monitor (schema {version} > {SCHEMA_VERSION})")
+        conn.execute("PRAGMA journal_mode=WAL")
+        if version < SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _move_aside(path: Path, reason: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.{reason}-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.{reason}-{stamp}-{n}")
+    path.replace(target)
+    # The WAL and shared-memory files belong to the old file: a stale WAL applied to a fresh file would corrupt it.
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = Path(str(path) + suffix)
+        if side.exists():
+            side.replace(Path(str(target) + suffix))
+    return str(target)
+
+
+# --- the store -----------------------------------------------------------------------------------------------
+
+
+class Store:
+    """One history database. Open with :meth:`Store.open`; close with :meth:`close` (flushes pending writes)."""
+
+    def __init__(self, path: Path, messages: list[str]) -> None:
+        self.path = path
+        #: User-facing messages from opening (file moved aside and rebuilt, ...). Also logged.
+        self.messages = messages
+        #: Set when the moved-aside/rebuilt file means the caller must rebuild everything from the API.
+        self.rebuilt = bool(messages)
+        self.write_errors: list[str] = []
+        self._read = _connect(path, readonly=True)
+        self._read_lock = threading.Lock()
+        self._writer = _Writer(path, self._on_write_error)
+        self._writer.start()
+        self._closed = False
+
+    # -- opening ---------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, base_url: str, account_ids: Iterable[str] = (), *, data_dir: Path | str | None = None
+    ) -> Store:
+        """Open (creating if needed) the store for this API base URL and account set.
+
+        A corrupt or foreign file is moved aside and replaced by an empty store; ``store.messages`` says so.
+        Raises :class:`StoreError` only when no store can be created at all (e.g. an unwritable directory).
+        """
+        account_ids = list(account_ids)
+        path = store_path(base_url, account_ids, data_dir)
+        store = cls.open_path(path)
+        store.remember_identity(base_url, account_ids)
+        return store
+
+    @classmethod
+    def open_path(cls, path: Path | str) -> Store:
+        path = Path(path)
+        messages: list[str] = []
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Local history is unavailable: cannot create {path.parent} ({exc}).") from exc
+        for attempt in range(2):
+            try:
+                _prepare(path)
+                break
+            except (_NotOurs, sqlite3.DatabaseError) as exc:
+                if attempt == 1 or not path.exists():
+                    raise StoreError(f"Local history is unavailable: {exc}.") from exc
+                reason = "foreign" if isinstance(exc, _NotOurs) else "corrupt"
+                why = str(exc) if isinstance(exc, _NotOurs) else f"it is damaged ({exc})"
+                try:
+                    moved = _move_aside(path, reason)
+                except OSError as move_exc:
+                    raise StoreError(f"Local history is unavailable: {why}, and it could not be moved aside "
+                                     f"({move_exc}).") from exc
+                message = (f"The local history file could not be used because {why}. It was moved aside to "
+                           f"{moved}; history will be rebuilt from the API.")
+                log.warning("store: %s", message)
+                messages.append(message)
+        return cls(path, messages)
+
+    def recover(self, exc: BaseException) -> Store:
+        """Move a file that turned out damaged while reading aside and return a fresh store at the same path."""
+        self.close(flush=False)
+        moved = _move_aside(self.path, "corrupt")
+        message = (f"The local history file is damaged ({exc}). It was moved aside to {moved}; history will be "
+                   f"rebuilt from the API.")
+        log.warning("store: %s", message)
+        fresh = Store.open_path(self.path)
+        fresh.messages.insert(0, message)
+        fresh.rebuilt = True
+        return fresh
+
+    def remember_identity(self, base_url: str, account_ids: Iterable[str]) -> None:
+        self.set_meta(base_url=normalize_base_url(base_url), account_set=",".join(sorted(set(account_ids))))
+
+    # -- writing (non-blocking) ------------------------------------------------------------------------------
+
+    def write_async(self, op: Callable[[sqlite3.Connection], None]) -> None:
+        """Enqueue ``op(conn)``; the writer thread runs it inside its next transaction. Never blocks."""
+        if self._closed:
+            raise StoreError("the local history store is closed")
+        self._writer.queue.put(op)
+
+    def put_accounts(self, accounts: Iterable[Any], *, replace: bool = True) -> None:
+        """Store accounts (domain objects or wire dicts); ``replace`` drops accounts not in the list."""
+        wires = [_to_wire(a) for a in accounts]
+        self.write_async(lambda conn: _upsert_accounts(conn, wires, replace))
+
+    def put_trades(self, trades: Iterable[Any]) -> None:
+        """Insert or replace trades; embedded positions/orders (fat trades) go to their own tables."""
+        wires = [_to_wire(t) for t in trades]
+        if wires:
+            self.write_async(lambda conn: _upsert_trades(conn, wires))
+
+    def put_signals(self, signals: Iterable[Any]) -> None:
+        """Insert or replace signals; a list item keeps the raw text of a detail stored earlier."""
+        wires = [_to_wire(s) for s in signals]
+        if wires:
+            self.write_async(lambda conn: _upsert_signals(conn, wires))
+
+    def put_positions(self, positions: Iterable[Any], *, open_set: bool = False) -> None:
+        """Insert or replace positions. ``open_set=True``: this is all of ``GET /positions``; stored open
+        positions not in it are dropped (they closed while we were away)."""
+        wires = [_to_wire(p) for p in positions]
+        if open_set:
+            self.write_async(lambda conn: _replace_open_positions(conn, wires))
+        elif wires:
+            self.write_async(lambda conn: _upsert_positions(conn, wires))
+
+    def put_orders(self, orders: Iterable[Any]) -> None:
+        wires = [_to_wire(o) for o in orders]
+        if wires:
+            self.write_async(lambda conn: _upsert_orders(conn, wires))
+
+    def put_events(self, events: Iterable[Any]) -> None:
+        """Append delivered stream events (domain ``Event`` objects or wire envelopes) to the event log.
+
+        Advances the stored last event id, keeps objects the events carry (trade, order, position) current and
+        marks the data current as of now. Events without an id (control frames, resyncs) are skipped.
+        """
+        envelopes = []
+        for event in events:
+            if isinstance(event, Mapping):
+                envelopes.append(dict(event))
+            elif getattr(event, "event_id", None) is not None:
+                envelopes.append({
+                    "type": event.type, "eventId": event.event_id,
+                    "timestamp": ts_text(event.timestamp) if event.timestamp else None,
+                    "data": event.raw if isinstance(event.raw, dict) else {},
+                })
+        if not envelopes:
+            return
+        now = ts_text(datetime.now(UTC))
+
+        def op(conn: sqlite3.Connection) -> None:
+            _put_events(conn, envelopes)
+            _set_meta(conn, {"data_as_of": now})
+
+        self.write_async(op)
+
+    def put_etag(self, url: str, etag: str, body: Any = None) -> None:
+        """Remember the ETag (and the body, as wire JSON) of a terminal trade/signal for If-None-Match."""
+        text = None if body is None else dumps(_to_wire(body) if not isinstance(body, (list, str)) else body)
+        stamp = ts_text(datetime.now(UTC))
+        self.write_async(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO etags (url, etag, body, stored_at) VALUES (?, ?, ?, ?)", (url, etag, text, stamp)))
+
+    def set_meta(self, **items: Any) -> None:
+        """Set sync cursors / metadata (``last_event_id``, ``data_as_of``, ...). Datetimes become UTC text."""
+        clean = {k: ts_text(v) if isinstance(v, datetime) else v for k, v in items.items()}
+        self.write_async(lambda conn: _set_meta(conn, clean))
+
+    def set_last_event_id(self, event_id: int) -> None:
+        """Record the stream position (never moves backwards)."""
+        self.write_async(lambda conn: conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('last_event_id', ?) ON CONFLICT(key) DO UPDATE SET"
+            " value = CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+            (str(int(event_id)),)))
+
+    def clear(self) -> None:
+        """Forget all local history (settings: "Clear local history"). Non-blocking; ``await flush()`` to wait."""
+        if self._closed:
+            raise StoreError("the local history store is closed")
+        self._writer.queue.put(_CLEAR)
+
+    async def flush(self) -> None:
+        """Wait (without blocking the loop) until every write enqueued so far is committed."""
+        done: Future[None] = Future()
+        self._writer.queue.put(_Flush(done))
+        await asyncio.wrap_future(done)
+
+    def flush_sync(self, timeout: float | None = 30.0) -> None:
+        done: Future[None] = Future()
+        self._writer.queue.put(_Flush(done))
+        done.result(timeout)
+
+    @property
+    def commits(self) -> int:
+        """How many transactions the writer committed (tests: a burst is few commits)."""
+        return self._writer.commits
+
+    def close(self, *, flush: bool = True, timeout: float = 10.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if flush and self._writer.is_alive():
+            self._writer.queue.put(_STOP)
+            self._writer.join(timeout)
+        else:
+            self._writer.queue.put(_STOP)
+        with self._read_lock:
+            self._read.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _on_write_error(self, exc: BaseException) -> None:
+        self.write_errors.append(str(exc))
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._read_lock:
+            return self._read.execute(sql, tuple(params)).fetchall()
+
+    def _wires(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        return [loads(row[0]) for row in self._rows(sql, params)]
+
+    def meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    @property
+    def last_event_id(self) -> int | None:
+        value = self.meta("last_event_id")
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None
+
+    @property
+    def data_as_of(self) -> datetime | None:
+        value = self.meta("data_as_of")
+        if not value:
+            return None
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+
+    def counts(self) -> dict[str, int]:
+        return {t: self._rows(f"SELECT count(*) FROM {t}")[0][0] for t in _TABLES}  # noqa: S608
+
+    def is_empty(self) -> bool:
+        return not self._rows("SELECT 1 FROM accounts LIMIT 1") and not self._rows("SELECT 1 FROM trades LIMIT 1")
+
+    # Wire-level reads (dicts exactly as the API sent them).
+
+    def accounts_wire(self) -> list[dict[str, Any]]:
+        return self._wires("SELECT json FROM accounts ORDER BY label, account_id")
+
+    def open_trades_wire(self) -> list[dict[str, Any]]:
+        return self._wires("SELECT json FROM trades WHERE is_open = 1 ORDER BY created_at DESC, id DESC")
+
+    def open_positions_wire(self) -> list[dict[str, Any]]:
+        return self._wires("SELECT json FROM positions WHERE is_open = 1 ORDER BY opened_at DESC, id DESC")
+
+    def trades_page_wire(
+        self, limit: int = 100, before: tuple[str, str] | None = None
+    ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+        """Newest-first page of all stored trades; ``before`` is the key returned by the previous page."""
+        if before is None:
+            rows = self._rows("SELECT created_at, id, json FROM trades ORDER BY created_at DESC, id DESC LIMIT ?",
+                              (limit,))
+        else:
+            rows = self._rows(
+                "SELECT created_at, id, json FROM trades WHERE (created_at, id) < (?, ?)"
+                " ORDER BY created_at DESC, id DESC LIMIT ?", (before[0], before[1], limit))
+        wires = [loads(r[2]) for r in rows]
+        next_key = (rows[-1][0] or "", rows[-1][1]) if len(rows) == limit else None
+        return wires, next_key
+
+    def newest_signals_wire(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._wires("SELECT json FROM signals ORDER BY received_at DESC, id DESC LIMIT ?", (limit,))
+
+    def trade_wire(self, trade_id: str) -> dict[str, Any] | None:
+        wires = self._wires("SELECT json FROM trades WHERE id = ?", (trade_id,))
+        return wires[0] if wires else None
+
+    def signal_wire(self, signal_id: str) -> dict[str, Any] | None:
+        wires = self._wires("SELECT json FROM signals WHERE id = ?", (signal_id,))
+        return wires[0] if wires else None
+
+    def trade_positions_wire(self, trade_id: str) -> list[dict[str, Any]]:
+        return self._wires("SELECT json FROM positions WHERE trade_id = ? ORDER BY opened_at, id", (trade_id,))
+
+    def trade_orders_wire(self, trade_id: str) -> list[dict[str, Any]]:
+        return self._wires("SELECT json FROM orders WHERE trade_id = ? ORDER BY created_at, id", (trade_id,))
+
+    def events_wire(self, after_event_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._wires("SELECT json FROM events WHERE event_id > ? ORDER BY event_id LIMIT ?",
+                           (after_event_id, limit))
+
+    def etag(self, url: str) -> tuple[str, Any] | None:
+        rows = self._rows("SELECT etag, body FROM etags WHERE url = ?", (url,))
+        if not rows:
+            return None
+        return rows[0][0], (loads(rows[0][1]) if rows[0][1] is not None else None)
+
+    def trade_versions(self, trade_ids: Iterable[str]) -> dict[str, str | None]:
+        """``{id: updated_at}`` (normalised text) for the given ids that are stored: what delta sync compares."""
+        ids = list(trade_ids)
+        out: dict[str, str | None] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for trade_id, updated in self._rows(
+                    f"SELECT id, updated_at FROM trades WHERE id IN ({marks})", chunk):  # noqa: S608
+                out[trade_id] = updated
+        return out
+
+    def signal_ids(self, signal_ids: Iterable[str]) -> set[str]:
+        ids = list(signal_ids)
+        out: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(r[0] for r in self._rows(f"SELECT id FROM signals WHERE id IN ({marks})", chunk))  # noqa: S608
+        return out
+
+    def iter_trades_wire(self, filters: Mapping[str, Any] | None = None, *, batch: int = 1000
+                         ) -> Iterator[dict[str, Any]]:
+        """Every stored trade matching ``filters`` (status incl. the groups open/closed, symbol, channel_id,
+        account_id, after_date/before_date on created_at), newest first, read in keyset batches so memory stays
+        flat and the read lock is never held across a ``yield``."""
+        where, params = _trade_where(filters or {})
+        yield from self._keyset("trades", "created_at", where, params, batch)
+
+    def iter_signals_wire(self, filters: Mapping[str, Any] | None = None, *, batch: int = 1000
+                          ) -> Iterator[dict[str, Any]]:
+        """Every stored signal matching ``filters`` (status, channel_id, account_id, after_date/before_date on
+        received_at), newest first."""
+        where, params = _signal_where(filters or {})
+        yield from self._keyset("signals", "received_at", where, params, batch)
+
+    def _keyset(self, table: str, order_col: str, where: list[str], params: list[Any], batch: int
+                ) -> Iterator[dict[str, Any]]:
+        key: tuple[str, str] | None = None
+        while True:
+            clauses = list(where)
+            args = list(params)
+            if key is not None:
+                clauses.append(f"({order_col}, id) < (?, ?)")
+                args.extend(key)
+            sql = (f"SELECT {order_col}, id, json FROM {table}"  # noqa: S608 - fixed names
+                   + (" WHERE " + " AND ".join(clauses) if clauses else "")
+                   + f" ORDER BY {order_col} DESC, id DESC LIMIT ?")
+            rows = self._rows(sql, args + [batch])
+            for row in rows:
+                yield loads(row[2])
+            if len(rows) < batch:
+                return
+            key = (rows[-1][0], rows[-1][1])
+
+    # Domain-level reads (decoded with the project's one decoder).
+
+    def accounts(self) -> list[Any]:
+        from ..sources.ttmt.decode import decode_account
+
+        return [decode_account(w) for w in self.accounts_wire()]
+
+    def open_trades(self) -> list[Any]:
+        from ..sources.ttmt.decode import decode_trade
+
+        return [decode_trade(w) for w in self.open_trades_wire()]
+
+    def open_positions(self) -> list[Any]:
+        from ..sources.ttmt.decode import decode_position
+
+        return [decode_position(w) for w in self.open_positions_wire()]
+
+    def trades_page(self, limit: int = 100, before: tuple[str, str] | None = None
+                    ) -> tuple[list[Any], tuple[str, str] | None]:
+        from ..sources.ttmt.decode import decode_trade
+
+        wires, next_key = self.trades_page_wire(limit, before)
+        return [decode_trade(w) for w in wires], next_key
+
+    def newest_signals(self, limit: int = 100) -> list[Any]:
+        from ..sources.ttmt.decode import decode_signal
+
+        return [decode_signal(w) for w in self.newest_signals_wire(limit)]
+
+    def iter_trades(self, filters: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        from ..sources.ttmt.decode import decode_trade
+
+        for wire in self.iter_trades_wire(filters):
+            yield decode_trade(wire)
+
+    def iter_signals(self, filters: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        from ..sources.ttmt.decode import decode_signal
+
+        for wire in self.iter_signals_wire(filters):
+            yield decode_signal(wire)
+
+
+# --- filters -------------------------------------------------------------------------------------------------
+
+
+def _date_bound(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return ts_text(value)
+
+
+def _trade_where(filters: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    status = _norm(filters.get("status"))
+    if status == "open":
+        where.append("is_open = 1")
+    elif status == "closed":
+        where.append("is_open = 0")
+    elif status:
+        where.append("status = ?")
+        params.append(status)
+    for name in ("symbol", "channel_id", "account_id"):
+        if filters.get(name):
+            where.append(f"{name} = ?")
+            params.append(filters[name])
+    if (after := _date_bound(filters.get("after_date"))) is not None:
+        where.append("created_at >= ?")
+        params.append(after)
+    if (before := _date_bound(filters.get("before_date"))) is not None:
+        where.append("created_at < ?")
+        params.append(before)
+    return where, params
+
+
+def _signal_where(filters: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if status := _norm(filters.get("status")):
+        where.append("status = ?")
+        params.append(status)
+    if filters.get("channel_id"):
+        where.append("channel_id = ?")
+        params.append(filters["channel_id"])
+    if filters.get("symbol"):
+        where.append("symbol = ?")
+        params.append(filters["symbol"])
+    if filters.get("account_id"):
+        where.append("instr(account_ids, ?) > 0")
+        params.append("," + str(filters["account_id"]) + ",")
+    if (after := _date_bound(filters.get("after_date"))) is not None:
+        where.append("received_at >= ?")
+        params.append(after)
+    if (before := _date_bound(filters.get("before_date"))) is not None:
+        where.append("received_at < ?")
+        params.append(before)
+    return where, params
+
