@@ -136,3 +136,38 @@ class World:
         record = self.lookup_key(raw_key)
         if record is not None:
             record.revoked = True
+
+    def restore_key(self, raw_key: str) -> None:
+        """Undo :meth:`revoke_key` (a test/demo convenience; the real service deletes revoked keys for good)."""
+        record = self.lookup_key(raw_key)
+        if record is not None:
+            record.revoked = False
+
+    def user(self, user_id: str) -> UserWorld:
+        """The user's world, created empty on first use (so the server works before the engine has populated)."""
+        found = self.users.get(user_id)
+        if found is None:
+            found = self.users[user_id] = UserWorld(user_id=user_id)
+        return found
+
+
+# ---- read helpers shared by the server (added by A2; keep the API above unchanged for the engine) ----
+
+def key_hash(raw_key: str) -> str:
+    """The SHA-256 hex digest the key store is keyed by."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def public(obj: dict[str, Any]) -> dict[str, Any]:
+    """The wire view of a stored object: internal ``_``-prefixed bookkeeping keys removed."""
+    return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+
+def signal_summary(user: UserWorld, signal_id: str | None) -> dict[str, Any] | None:
+    """§7.5 SignalSummary for a signal id, or None when there is no (known) originating signal."""
+    if not signal_id:
+        return None
+    sig = user.signals.get(signal_id)
+    if sig is None:
+        return None
+    return {"signal_id": signal_id, "telegram_message_id": sig.get("telegram_message_id")}
