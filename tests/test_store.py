@@ -1,0 +1,393 @@
+"""Tests of the local history store (core/store.py) on real SQLite files: round trips with exact money, the first
+screen's reads, non-blocking batched writes, a writer process killed with SIGKILL mid-batch, corrupt and foreign
+files moved aside, clearing, and offline iteration with filters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ttmt_monitor.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError, store_path
+from ttmt_monitor.sources.ttmt.decode import decode_account, decode_position, decode_signal, decode_trade
+
+BASE = "http://127.0.0.1:9/api/v1"
+T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def trade_wire(i: int, *, status: str = "closed_profit", account: str = "acc-1", symbol: str = "XAUUSD",
+               updated: datetime | None = None, **extra: Any) -> dict[str, Any]:
+    created = T0 + timedelta(minutes=i)
+    closed = status not in ("pending", "active", "needs_recovery")
+    wire = {
+        "id": f"trade-{i:06d}", "reference": f"trd_{i:06d}", "signal_id": f"sig-{i:06d}", "channel_id": "ch-1",
+        "channel_name": "Gold VIP", "account_id": account, "account_label": "IC Live", "currency": "EUR",
+        "symbol": symbol, "direction": "BUY", "status": status,
+        "entry_price": Decimal("2408.10"), "stop_loss": Decimal("2400.00"),
+        "take_profits": [Decimal("2415.5"), Decimal("2421.0"), None, None, None, None],
+        "tp_hits": {f"tp{n}": n == 1 for n in range(1, 7)}, "volume": Decimal("0.03"),
+        "realized_pl": Decimal("12.34") if closed else Decimal("0"), "unrealized_pl": Decimal("0"),
+        "created_at": iso(created), "opened_at": iso(created + timedelta(seconds=2)),
+        "closed_at": iso(created + timedelta(minutes=30)) if closed else None,
+        "updated_at": iso(updated or created + timedelta(minutes=30)),
+    }
+    wire.update(extra)
+    return wire
+
+
+def signal_wire(i: int, *, raw: str | None = None, account_ids: tuple[str, ...] = ("acc-1",)) -> dict[str, Any]:
+    wire = {
+        "id": f"sig-{i:06d}", "channel_id": "ch-1", "channel_name": "Gold VIP", "account_ids": list(account_ids),
+        "telegram_message_id": 1000 + i, "kind": "complete", "status": "processed", "symbol": "XAUUSD",
+        "direction": "BUY", "entry_type": "market", "entry_price": None, "entry_low": None, "entry_high": None,
+        "stop_loss": Decimal("2400.0"), "take_profits": [Decimal("2415.5"), None, None, None, None, None],
+        "runner": False, "skip_reason": None, "received_at": iso(T0 + timedelta(minutes=i)), "processed_at": None,
+    }
+    if raw is not None:
+        wire.update(raw_message=raw, reply_to_message_id=None, trade_ids=[f"trade-{i:06d}"])
+    return wire
+
+
+def position_wire(pid: str, trade_id: str, *, status: str = "open") -> dict[str, Any]:
+    return {
+        "id": pid, "metaapi_position_id": "583920117", "trade_id": trade_id, "account_id": "acc-1",
+        "account_label": "IC Live", "currency": "EUR", "symbol": "XAUUSD", "direction": "BUY",
+        "volume": Decimal("0.01"), "entry_price": Decimal("2408.15"), "current_price": Decimal("2412.60"),
+        "unrealized_pl": Decimal("4.45"), "status": status, "stop_loss": None, "take_profit": Decimal("2415.5"),
+        "tp_level": 1, "opened_at": iso(T0), "closed_at": None, "close_price": None, "realized_pl": None,
+        "close_reason": None, "signal": {"signal_id": "sig-000001", "telegram_message_id": 1001},
+    }
+
+
+ACCOUNT = {"account_id": "acc-1", "label": "IC Live", "type": "live", "currency": "EUR", "state": "deployed",
+           "is_active": True}
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store.open(BASE, ["acc-1"], data_dir=tmp_path)
+    yield s
+    s.close()
+
+
+def test_domain_round_trip_keeps_money_digits(store: Store) -> None:
+    trade = decode_trade(trade_wire(1, status="active", signal={"signal_id": "sig-000001",
+                                                                 "telegram_message_id": 1001}))
+    account = decode_account(ACCOUNT)
+    position = decode_position(position_wire("pos-1", trade.id))
+    store.put_accounts([account])
+    store.put_trades([trade])
+    store.put_positions([position])
+    store.flush_sync()
+
+    assert store.accounts() == [account]
+    assert store.open_trades() == [trade]
+    assert store.open_positions() == [position]
+    back = store.open_trades()[0]
+    # Exact digits, not a float's: 2408.10 keeps its trailing zero, 0.03 is not 0.0299999.
+    assert str(back.entry_price) == "2408.10" and str(back.volume) == "0.03"
+    assert store.path.name.startswith("history-") and "127.0.0.1" not in store.path.name
+
+
+def test_signal_list_item_keeps_raw_text_and_html_stays_text(store: Store) -> None:
+    raw = "<b>XAUUSD BUY</b> now\nSL 2400 TP 2415.5 — 🚀"
+    store.put_signals([decode_signal(signal_wire(1, raw=raw))])
+    store.put_signals([decode_signal(signal_wire(1))])  # a later list page: no raw text in it
+    store.flush_sync()
+    (sig,) = store.newest_signals()
+    assert sig.raw_message == raw
+    assert sig.trade_ids == ("trade-000001",)
+
+
+def test_first_screen_reads_and_keyset_paging(store: Store) -> None:
+    store.put_trades([trade_wire(i) for i in range(250)])
+    store.put_trades([trade_wire(1000 + i, status="active") for i in range(3)])
+    store.flush_sync()
+    assert [t["id"] for t in store.open_trades_wire()] == ["trade-001002", "trade-001001", "trade-001000"]
+
+    seen: list[str] = []
+    page, key = store.trades_page_wire(limit=100)
+    seen += [t["id"] for t in page]
+    while key is not None:
+        page, key = store.trades_page_wire(limit=100, before=key)
+        seen += [t["id"] for t in page]
+    assert len(seen) == 253 and len(set(seen)) == 253
+    assert seen[0] == "trade-001002" and seen[-1] == "trade-000000"
+
+
+def test_trade_becoming_terminal_leaves_open_set_and_fat_trade_fills_children(store: Store) -> None:
+    store.put_trades([trade_wire(5, status="active")])
+    store.flush_sync()
+    assert len(store.open_trades_wire()) == 1
+    fat = trade_wire(5, status="closed_loss", positions=[position_wire("pos-9", "trade-000005", status="closed")],
+                     orders=[{"id": "ord-1", "trade_id": "trade-000005", "status": "filled",
+                              "created_at": iso(T0), "fill_price": Decimal("2408.10")}])
+    store.put_trades([fat])
+    store.flush_sync()
+    assert store.open_trades_wire() == []
+    assert "positions" not in store.trade_wire("trade-000005")
+    assert [p["id"] for p in store.trade_positions_wire("trade-000005")] == ["pos-9"]
+    assert store.trade_orders_wire("trade-000005")[0]["fill_price"] == Decimal("2408.10")
+
+
+def test_open_position_set_replacement(store: Store) -> None:
+    store.put_positions([position_wire("p1", "t"), position_wire("p2", "t"), position_wire("p3", "t", status="closed")])
+    store.put_positions([position_wire("p2", "t")], open_set=True)
+    store.flush_sync()
+    assert [p["id"] for p in store.open_positions_wire()] == ["p2"]
+    assert [p["id"] for p in store.trade_positions_wire("t")] == ["p2", "p3"]  # closed history kept
+
+
+def test_events_advance_cursor_and_skip_control_frames(store: Store) -> None:
+    envs = [{"type": "position_update", "eventId": n, "timestamp": iso(T0),
+             "data": {"position": position_wire(f"p{n}", "t"), "signal": None}} for n in (7, 8, 9)]
+    store.put_events(envs)
+    store.put_events([{"type": "recycle", "reason": "max_lifetime"}])
+    store.put_events(envs[:1])  # a replayed duplicate must not move the cursor back
+    store.flush_sync()
+    assert store.last_event_id == 9
+    assert [e["eventId"] for e in store.events_wire(0)] == [7, 8, 9]
+    assert len(store.open_positions_wire()) == 3
+    assert store.data_as_of is not None and store.data_as_of > datetime.now(UTC) - timedelta(minutes=1)
+
+
+def test_iter_with_filters_for_offline_export(store: Store) -> None:
+    store.put_trades([trade_wire(i, account="acc-1" if i % 2 else "acc-2",
+                                 symbol="EURUSD" if i % 3 == 0 else "XAUUSD") for i in range(2500)])
+    store.put_trades([trade_wire(9000, status="active")])
+    store.put_signals([signal_wire(i, account_ids=("acc-1", "acc-2") if i % 2 else ("acc-2",)) for i in range(300)])
+    store.flush_sync()
+    everything = list(store.iter_trades_wire())
+    assert len(everything) == 2501
+    created = [t["created_at"] for t in everything]
+    assert created == sorted(created, reverse=True)
+    assert len(list(store.iter_trades_wire({"status": "open"}))) == 1
+    assert len(list(store.iter_trades_wire({"status": "closed", "account_id": "acc-2"}))) == 1250
+    eur = list(store.iter_trades_wire({"symbol": "EURUSD"}))
+    assert len(eur) == 834 and all(t["symbol"] == "EURUSD" for t in eur)
+    window = list(store.iter_trades_wire({"after_date": iso(T0 + timedelta(minutes=100)),
+                                          "before_date": iso(T0 + timedelta(minutes=200))}))
+    assert len(window) == 100  # after inclusive, before exclusive, like the API
+    assert len(list(store.iter_signals_wire({"account_id": "acc-1"}))) == 150
+    assert len(list(store.iter_signals_wire({"after_date": "2026-07-01"}))) == 300
+    first = next(store.iter_trades())
+    assert first.id == "trade-009000" and first.entry_price == Decimal("2408.10")
+
+
+def test_writes_do_not_block_and_are_batched(store: Store) -> None:
+    gate = threading.Event()
+    store.write_async(lambda conn: gate.wait(5))  # the writer is busy (a slow disk)
+    start = time.perf_counter()
+    for i in range(200):
+        store.put_events([{"type": "tp_hit", "eventId": i + 1, "timestamp": iso(T0), "data": {"trade_id": "t"}}])
+    enqueue = time.perf_counter() - start
+    before = store.commits
+    gate.set()
+    store.flush_sync()
+    assert enqueue < 0.5, f"enqueueing 200 writes took {enqueue:.3f}s while the writer was busy"
+    # 200 writes queued behind the busy one are committed together, not as 200 transactions.
+    assert store.commits - before <= 2
+    assert store.last_event_id == 200
+
+
+def test_async_flush(store: Store) -> None:
+    async def main() -> int:
+        store.put_trades([trade_wire(1)])
+        await asyncio.wait_for(store.flush(), 10)
+        return store.counts()["trades"]
+
+    assert asyncio.run(main()) == 1
+
+
+def test_bad_object_is_skipped_rest_of_batch_commits(store: Store) -> None:
+    def broken(conn: sqlite3.Connection) -> None:
+        raise ValueError("boom")
+
+    store.write_async(broken)
+    store.put_trades([trade_wire(1)])
+    store.flush_sync()
+    assert store.counts()["trades"] == 1
+
+
+def test_clear_forgets_everything(store: Store) -> None:
+    store.put_accounts([ACCOUNT])
+    store.put_trades([trade_wire(i) for i in range(50)])
+    store.set_last_event_id(42)
+    store.flush_sync()
+    store.clear()
+    store.flush_sync()
+    assert store.is_empty() and store.last_event_id is None
+    assert all(n == 0 for n in store.counts().values())
+    store.put_trades([trade_wire(1)])  # still usable afterwards
+    store.flush_sync()
+    assert store.counts()["trades"] == 1
+
+
+def test_schema_and_identity(tmp_path: Path) -> None:
+    with Store.open(BASE, ["b", "a"], data_dir=tmp_path) as s:
+        s.flush_sync()
+        path = s.path
+    assert path == store_path(BASE + "/", ["a", "b"], tmp_path)  # same store for the same URL + account set
+    assert path != store_path(BASE, ["a"], tmp_path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def _corrupt_and_reopen(tmp_path: Path, content: bytes | None, prepare: Any = None) -> Store:
+    path = store_path(BASE, ["acc-1"], tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if content is not None:
+        path.write_bytes(content)
+    if prepare is not None:
+        prepare(path)
+    return Store.open(BASE, ["acc-1"], data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated"])
+def test_corrupt_file_is_moved_aside_and_rebuilt(tmp_path: Path, kind: str) -> None:
+    if kind == "garbage":
+        content = b"this is not a database at all\n" * 200
+    else:
+        with Store.open(BASE, ["acc-1"], data_dir=tmp_path) as s:
+            s.put_trades([trade_wire(i) for i in range(500)])
+            s.flush_sync()
+            path = s.path
+        data = path.read_bytes()
+        content = b"SQLite format 3\x00" + os.urandom(len(data) - 16)  # header kept, every page scrambled
+    s = _corrupt_and_reopen(tmp_path, content)
+    try:
+        assert s.rebuilt and len(s.messages) == 1
+        assert "moved aside" in s.messages[0] and "rebuilt from the API" in s.messages[0]
+        aside = [p for p in s.path.parent.iterdir() if ".corrupt-" in p.name]
+        assert aside and aside[0].read_bytes()[:20] == content[:20]  # the old file is kept, not deleted
+        s.put_trades([trade_wire(1)])
+        s.flush_sync()
+        assert s.counts()["trades"] == 1
+    finally:
+        s.close()
+
+
+def test_foreign_sqlite_file_is_moved_aside(tmp_path: Path) -> None:
+    def foreign(path: Path) -> None:
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, data BLOB)")
+        conn.execute("INSERT INTO photos (data) VALUES (x'00ff')")
+        conn.commit()
+        conn.close()
+
+    s = _corrupt_and_reopen(tmp_path, None, foreign)
+    try:
+        assert s.rebuilt and "not a ttmt-monitor history file" in s.messages[0]
+        aside = [p for p in s.path.parent.iterdir() if ".foreign-" in p.name]
+        conn = sqlite3.connect(aside[0])
+        assert conn.execute("SELECT count(*) FROM photos").fetchone()[0] == 1  # the foreign data is intact
+        conn.close()
+        assert s.counts()["trades"] == 0
+    finally:
+        s.close()
+
+
+def test_newer_schema_is_moved_aside(tmp_path: Path) -> None:
+    def newer(path: Path) -> None:
+        conn = sqlite3.connect(path)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+        conn.execute("CREATE TABLE future (x)")
+        conn.commit()
+        conn.close()
+
+    s = _corrupt_and_reopen(tmp_path, None, newer)
+    try:
+        assert "newer ttmt-monitor" in s.messages[0]
+    finally:
+        s.close()
+
+
+def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="Local history is unavailable"):
+        Store.open(BASE, [], data_dir=blocker)  # a file where the directory should be
+
+
+def test_recover_from_damage_found_while_reading(store: Store) -> None:
+    store.put_trades([trade_wire(1)])
+    store.flush_sync()
+    fresh = store.recover(sqlite3.DatabaseError("database disk image is malformed"))
+    try:
+        assert fresh.rebuilt and "damaged" in fresh.messages[0]
+        assert fresh.counts()["trades"] == 0
+    finally:
+        fresh.close()
+
+
+_KILL_WRITER = textwrap.dedent("""
+    import sys
+    from ttmt_monitor.core.store import Store
+    store = Store.open_path(sys.argv[1])
+    batch = 0
+    while True:
+        store.put_trades([{"id": f"b{batch}-{j}", "status": "closed_profit", "created_at": "2026-07-01T08:00:00.000Z",
+                           "realized_pl": 1.25, "symbol": "XAUUSD", "pad": "x" * 300} for j in range(1500)])
+        store.flush_sync()
+        print(batch, flush=True)  # batch is committed
+        batch += 1
+""")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kill_after", [2, 5])
+def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path, kill_after: int) -> None:
+    path = tmp_path / "killed.sqlite3"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    committed = -1
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 40
+        while committed < kill_after and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            committed = int(line)
+        # The writer is now building / committing the next batch: kill it without warning.
+        time.sleep(0.01 * kill_after)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert committed >= kill_after, "the writer process never committed"
+
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    with Store.open_path(path) as s:
+        assert not s.messages
+        per_batch: dict[int, int] = {}
+        for wire in s.iter_trades_wire():
+            n = int(wire["id"][1:].split("-")[0])
+            per_batch[n] = per_batch.get(n, 0) + 1
+        for n in range(committed + 1):
+            assert per_batch.get(n) == 1500, f"committed batch {n} is incomplete: {per_batch.get(n)}"
+        # A batch in flight is all or nothing.
+        assert all(count == 1500 for count in per_batch.values())
+        assert max(per_batch) <= committed + 1
