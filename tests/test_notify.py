@@ -1,0 +1,199 @@
+"""core/notify.py: which events notify, switches, sounds, quiet hours, batching and flood control (no Qt)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal as D
+
+from ttmt_monitor.core.models import (
+    BreakevenFailed, BreakevenSet, Order, OrderFilled, Position, PositionClosed, Resync, TpHit, Trade,
+    TradeFinalized,
+)
+from ttmt_monitor.core.notify import NotificationRules, NotifySettings
+
+T0 = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, s: float) -> None:
+        self.now += timedelta(seconds=s)
+
+
+_ids = iter(range(1, 10**6))
+
+
+def trade(tid: str = "t1", status: str = "active", pl: str = "0") -> Trade:
+    return Trade(
+        id=tid, reference=f"trd_{tid}", signal_id=None, channel_id="c", channel_name="Gold <b>VIP</b>",
+        account_id="A", account_label="Demo", currency="USD", symbol="XAUUSD", direction="BUY", status=status,
+        entry_price=D("2300.10"), stop_loss=D("2290"), take_profits=(D("2310"),) + (None,) * 5,
+        tp_hits=(False,) * 6, volume=D("0.12"), realized_pl=D(pl), unrealized_pl=D(0), created_at=T0,
+        opened_at=T0, closed_at=T0 if status.startswith("closed") else None, updated_at=T0,
+    )
+
+
+def fill(tid: str = "t1", layer: int = 1, price: str = "2300.10") -> OrderFilled:
+    o = Order(id=f"o{next(_ids)}", trade_id=tid, metaapi_order_id=None, layer=layer, tp_level=1, type="limit",
+              direction="BUY", volume=D("0.01"), price=D(price), stop_loss=None, take_profit=None, status="filled",
+              created_at=T0, filled_at=T0, fill_price=D(price), position_id=None, account_id="A",
+              account_label="Demo", currency="USD")
+    return OrderFilled(event_id=next(_ids), type="order_fill", timestamp=T0, raw={}, order=o)
+
+
+def closed(tid: str = "t1", pl: str = "5.00", reason: str = "tp") -> PositionClosed:
+    p = Position(id=f"p{next(_ids)}", metaapi_position_id=None, trade_id=tid, account_id="A", account_label="Demo",
+                 currency="USD", symbol="XAUUSD", direction="BUY", volume=D("0.01"), entry_price=D("2300"),
+                 current_price=None, unrealized_pl=None, status="closed", stop_loss=None, take_profit=None,
+                 tp_level=1, opened_at=T0, closed_at=T0, close_price=D("2310.00"), realized_pl=D(pl),
+                 close_reason=reason, signal=None)
+    return PositionClosed(event_id=next(_ids), type="position_closed", timestamp=T0, raw={}, position=p)
+
+
+def tp(tid: str = "t1", level: int = 1) -> TpHit:
+    return TpHit(event_id=next(_ids), type="tp_hit", timestamp=T0, raw={"account_id": "A"}, trade_id=tid,
+                 currency="USD", symbol="XAUUSD", tp_level=level, price=D("2310.00"), position_id=None,
+                 realized_pl=D("5.00"))
+
+
+def rules(clock: Clock, **kw) -> NotificationRules:
+    settings = NotifySettings(**kw)
+    return NotificationRules(settings, clock=clock, tz=UTC, lookup_trade={"t1": trade()}.get)
+
+
+def test_each_kind_notifies_with_readable_text() -> None:
+    clock = Clock()
+    r = rules(clock, fill_window=0, burst_cap=100)
+    ns = r.process([fill()])
+    assert [n.kind for n in ns] == ["order_fill"]
+    assert "BUY XAUUSD (trd_t1)" in ns[0].body and "2300.10" in ns[0].body and ns[0].sound == "fill"
+
+    ns = r.process([tp(level=2)])
+    assert ns[0].title == "TP2 hit" and "+5.00 USD" in ns[0].body and ns[0].trade_id == "t1"
+
+    (loss,) = r.process([closed(pl="-3.50", reason="sl")])
+    assert loss.title.startswith("Loss") and "stop loss" in loss.body and "\u22123.50 USD" in loss.body
+    (win,) = r.process([closed(pl="4.00", reason="tp")])
+    assert win.title.startswith("Profit") and "take profit" in win.body
+
+    fin = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
+                         trade=trade(status="closed_profit", pl="12.5"))
+    (n,) = r.process([fin])
+    assert n.kind == "trade_finalized" and "closed in profit" in n.body and "+12.50 USD" in n.body
+
+    be = BreakevenSet(event_id=next(_ids), type="breakeven_set", timestamp=T0, raw={}, position_id="p",
+                      trade_id="t1", new_stop_loss=D("2300.30"))
+    (n,) = r.process([be])
+    assert "2300.30" in n.body
+    bf = BreakevenFailed(event_id=next(_ids), type="breakeven_failed", timestamp=T0, raw={}, trade_id="t1",
+                         reason="broker_rejected", attempts=5)
+    (n,) = r.process([bf])
+    assert n.title == "Breakeven FAILED" and "5 attempts" in n.body and n.sound == "alert"
+
+
+def test_twelve_layer_fills_are_one_notification_even_across_ticks() -> None:
+    clock = Clock()
+    r = rules(clock)  # fill_window 1.5 s
+    assert r.process([fill(layer=i // 3 + 1, price=f"23{i:02d}.00") for i in range(7)]) == []
+    clock.advance(0.05)  # the next UI tick brings the other five
+    assert r.process([fill(layer=3 + i // 3, price=f"23{i:02d}.50") for i in range(5)]) == []
+    clock.advance(1.0)
+    assert r.poll() == []
+    clock.advance(0.6)
+    (n,) = r.poll()
+    assert n.count == 12 and n.title == "12 orders filled" and "0.12 lots" in n.body
+    assert "2300.00–2306.00" in n.body
+    # fills of two trades in one batch: two notifications
+    other = fill(tid="t2")
+    r.process([fill(), other])
+    clock.advance(2)
+    assert sorted(n.trade_id for n in r.poll()) == ["t1", "t2"]
+
+
+def test_switches_sounds_and_duplicates() -> None:
+    clock = Clock()
+    r = rules(clock, fill_window=0, enabled={"tp_hit": False})
+    assert r.process([tp()]) == []
+    r.settings.sounds["position_closed"] = "close"
+    e = closed()
+    (n,) = r.process([e])
+    assert n.sound == "close"
+    assert r.process([e]) == []  # the same event id replayed: no second notification
+
+
+def test_quiet_hours_overnight_keep_history_without_popup_or_sound() -> None:
+    s = NotifySettings(quiet_start=time(22, 0), quiet_end=time(7, 0))
+    assert s.in_quiet_hours(time(23, 30)) and s.in_quiet_hours(time(6, 59)) and s.in_quiet_hours(time(22, 0))
+    assert not s.in_quiet_hours(time(7, 0)) and not s.in_quiet_hours(time(12, 0))
+    day = NotifySettings(quiet_start=time(12, 0), quiet_end=time(13, 0))
+    assert day.in_quiet_hours(time(12, 30)) and not day.in_quiet_hours(time(13, 30))
+
+    clock = Clock()
+    clock.now = datetime(2026, 7, 2, 23, 15, tzinfo=UTC)
+    r = rules(clock, quiet_start=time(22, 0), quiet_end=time(7, 0))
+    (n,) = r.process([tp()])
+    assert n.quiet and n.sound is None
+    clock.now = datetime(2026, 7, 3, 7, 5, tzinfo=UTC)
+    (n,) = r.process([tp()])
+    assert not n.quiet and n.sound == "tp"
+
+
+def test_burst_cap_then_summary_and_replay_summary() -> None:
+    clock = Clock()
+    r = rules(clock, burst_cap=3, burst_window=10)
+    ns = r.process([tp(tid=f"x{i}") for i in range(8)])
+    assert len(ns) == 3  # the cap
+    assert r.poll() == []  # window still full
+    clock.advance(10.5)
+    (summary,) = r.poll()
+    assert summary.kind == "summary" and summary.count == 5 and "5 × take profit hit" in summary.body
+
+    # a resync batch: one summary whatever it holds, fills included
+    clock.advance(60)
+    batch = [Resync(event_id=None, type="resync", timestamp=T0, raw={})] + [closed(tid=f"y{i}") for i in range(30)]
+    batch += [fill(tid="y1") for _ in range(12)]
+    (n,) = r.process(batch)
+    assert n.title == "Caught up after reconnecting" and n.count == 42
+    assert r.poll() == []  # the fills are not delivered a second time
+
+
+def test_connection_problems_need_the_user() -> None:
+    clock = Clock()
+    r = rules(clock)
+    assert r.connection_changed("reconnecting") == []  # a blip says nothing
+    clock.advance(30)
+    assert r.poll() == []
+    clock.advance(31)
+    (n,) = r.poll()
+    assert n.kind == "connection" and "down for 1 min" in n.body
+    assert r.poll() == []  # once
+    (back,) = r.connection_changed("live")
+    assert back.title == "Live again"
+    (c,) = r.connection_changed("conflict")
+    assert "Another client" in c.body
+    assert r.connection_changed("conflict") == []  # no repeat while it lasts
+    (a,) = r.connection_changed("auth_error", "key_revoked")
+    assert a.title == "API key rejected" and "key_revoked" in a.body
+    # the control frame passed through the event path also notifies
+    r2 = rules(Clock())
+    from ttmt_monitor.core.models import UnknownEvent
+
+    (n,) = r2.process([UnknownEvent(event_id=None, type="auth_revoked", timestamp=None, raw={"reason": "access_disabled"})])
+    assert n.kind == "connection" and "access_disabled" in n.body
+
+
+def test_settings_round_trip_and_tolerate_garbage() -> None:
+    s = NotifySettings(quiet_start=time(22, 0), quiet_end=time(7, 30), burst_cap=7)
+    s.enabled["order_fill"] = False
+    s.sounds["tp_hit"] = None
+    back = NotifySettings.from_json(s.to_json())
+    assert back.quiet_end == time(7, 30) and back.burst_cap == 7
+    assert not back.enabled["order_fill"] and back.sounds["tp_hit"] is None
+    for junk in ("", "nonsense{", "[1,2]", '{"burst_cap": "x", "quiet_start": "25:99", "sounds": {"tp_hit": "../../x"}}'):
+        d = NotifySettings.from_json(junk)
+        assert d.burst_cap == 5 and d.quiet_start is None and d.sounds["tp_hit"] in (None, "tp")
