@@ -1,0 +1,1 @@
+"""The desktop app (Qt only): main window, table models and views, controller, start-up (see ui/app.py)."""

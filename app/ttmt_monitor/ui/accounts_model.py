@@ -1,0 +1,99 @@
+"""The Accounts table model: one row per trading account with its live open P&L and today's realized P&L.
+
+The per-account figures are computed from the desk state by :func:`account_rows` (money summed in Decimal, each
+account in its own currency: never EUR added to USD) and pushed in by the controller on every tick that touched
+the account; the same rows feed the summary strip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from ..core.models import Account, Position, Trade
+from .table_base import Column, KeyedTableModel, pl_column
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    """What the table shows for one account."""
+
+    account: Account
+    open_positions: int
+    open_pl: Decimal
+    realized_today: Decimal
+    open_trades: int = 0
+
+    @property
+    def account_id(self) -> str:
+        return self.account.account_id
+
+    @property
+    def currency(self) -> str:
+        return self.account.currency
+
+
+def local_day_start(now: datetime | None = None) -> datetime:
+    """Midnight of today in the user's local zone, as an aware datetime ("today" is the trader's day)."""
+    local = (now or datetime.now(timezone.utc)).astimezone()
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def account_rows(accounts: Iterable[Account], positions: Iterable[Position], trades: Iterable[Trade],
+                 *, day_start: datetime | None = None) -> list[AccountRow]:
+    """Rows for ``accounts``: open P&L = Σ unrealized P&L of the account's open positions; today's realized P&L =
+    Σ realized P&L of the account's trades closed today plus the realized part of its still-open trades that
+    were updated today (a TP hit this morning on a trade that is still running counts today)."""
+    start = day_start or local_day_start()
+    open_pl: dict[str, Decimal] = {}
+    n_pos: dict[str, int] = {}
+    for p in positions:
+        if p.account_id is None:
+            continue
+        n_pos[p.account_id] = n_pos.get(p.account_id, 0) + 1
+        if p.unrealized_pl is not None:
+            open_pl[p.account_id] = open_pl.get(p.account_id, _ZERO) + p.unrealized_pl
+    realized: dict[str, Decimal] = {}
+    n_trades: dict[str, int] = {}
+    for t in trades:
+        if t.account_id is None:
+            continue
+        if not t.is_terminal:
+            n_trades[t.account_id] = n_trades.get(t.account_id, 0) + 1
+        when = t.closed_at if t.is_terminal else t.updated_at
+        if t.realized_pl and when is not None and when >= start:
+            realized[t.account_id] = realized.get(t.account_id, _ZERO) + t.realized_pl
+    return [
+        AccountRow(a, n_pos.get(a.account_id, 0), open_pl.get(a.account_id, _ZERO),
+                   realized.get(a.account_id, _ZERO), n_trades.get(a.account_id, 0))
+        for a in accounts
+    ]
+
+
+def _cur(r: AccountRow) -> str:
+    return r.account.currency
+
+
+class AccountsModel(KeyedTableModel):
+    """Accounts keyed by account id; rows are :class:`AccountRow`."""
+
+    columns = (
+        Column("label", "Account", lambda r: r.account.label),
+        Column("type", "Type", lambda r: r.account.type),
+        Column("currency", "Currency", lambda r: r.account.currency),
+        Column("state", "State", lambda r: r.account.state),
+        Column("active", "Active", lambda r: r.account.is_active, lambda r, o: "yes" if r.account.is_active else "no"),
+        Column("open_trades", "Open trades", lambda r: r.open_trades, numeric=True),
+        Column("open_positions", "Open positions", lambda r: r.open_positions, numeric=True),
+        pl_column("open_pl", "Open P&L", lambda r: r.open_pl, _cur),
+        pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
+        Column("id", "Account id", lambda r: r.account.account_id, hidden_by_default=True),
+    )
+
+    @staticmethod
+    def key_of(obj: AccountRow) -> str:
+        return obj.account.account_id
