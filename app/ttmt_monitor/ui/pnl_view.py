@@ -1,0 +1,418 @@
+"""The P&L view: cumulative realized P&L (one curve per currency), open P&L, TP-hit markers and statistics.
+
+Provides :class:`PnlView`. The numbers come from ``core.pnl`` and ``core.stats``; this module only draws them.
+
+pyqtgraph (with numpy, ~400 ms) is imported lazily, on first construction of a view, so the tables show first.
+Plot items are created once (a curve and an open-P&L segment per currency the first time that currency appears)
+and updated with ``setData`` from a coalescing timer: a burst of closes costs one redraw. Curves use peak
+downsampling and clip-to-view so 100,000 points stay smooth (see ``benchmarks/chart.py``).
+
+Text that may come from Telegram (symbols, channel names) goes into plain-text widgets (tree items) or through
+:func:`plain_tip` for tooltips, never as rich text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import pnl as core_pnl
+from ..core.formatting import format_pl, format_price, format_time
+from ..core.models import Event, TpHit, Trade, TradeFinalized
+from ..core.stats import Stats, compute_stats
+
+REFRESH_MS = 200  # coalescing delay between a change and the redraw
+PRESET_LABELS = {"today": "Today", "week": "Week", "month": "Month", "all": "All"}
+# Distinct, colour-blind-friendly curve colours (Okabe-Ito), one per currency in order of appearance.
+CURVE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+MARKER_COLOUR = "#D4A017"
+
+
+def _pg() -> Any:
+    """Import pyqtgraph on first use, with the PySide6 binding pinned (a stray PyQt6 must never win)."""
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    os.environ.setdefault("QT_API", "pyside6")
+    import pyqtgraph as pg
+
+    return pg
+
+
+def plain_tip(text: str) -> str:
+    """Make untrusted text safe for a tooltip: QToolTip guesses rich text from a leading tag, so angle brackets
+    are replaced by look-alike guillemets (the text stays readable and can never become markup)."""
+    return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
+def apply_palette_to_plot(plot: Any, palette: QPalette) -> None:
+    """Follow the app theme (pyqtgraph defaults to black whatever the theme): background = the palette's base,
+    axes and labels = its text colour, so the chart reads in light and dark mode alike."""
+    plot.setBackground(palette.color(QPalette.ColorRole.Base))
+    text = palette.color(QPalette.ColorRole.Text)
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        axis.setTextPen(text)
+        axis.setPen(text)
+
+
+def utc_offset_for_axis(tz: tzinfo | None, now: datetime | None = None) -> int | None:
+    """pyqtgraph's DateAxisItem offset (seconds WEST of UTC) for a zone; None = the system zone (DST-aware)."""
+    if tz is None:
+        return None
+    off = (now or datetime.now(UTC)).astimezone(tz).utcoffset()
+    return -int(off.total_seconds()) if off is not None else 0
+
+
+class PnlView(QWidget):
+    """Cumulative realized P&L per currency with TP-hit markers, the open P&L, range presets and statistics.
+
+    API: :meth:`set_trades` (history), :meth:`update_from` (live batches: trades closing extend the curve),
+    :meth:`set_account_filter`, :meth:`set_range`. Signal ``open_trade(str)`` when a TP marker is clicked.
+    """
+
+    open_trade = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, *, tz: tzinfo | None = None, scheme: str = "green_up") -> None:
+        super().__init__(parent)
+        pg = _pg()
+        self._tz = tz
+        self._scheme = scheme
+        self._trades: dict[str, Trade] = {}
+        self._live_hits: list[TpHit] = []
+        self._open_trades: list[Trade] = []  # from the live state (for the open P&L)
+        self._accounts: dict[str, str] = {}  # id -> label
+        self._account: str | None = None
+        self._preset = "all"
+        self._markers: list[core_pnl.TpMarker] = []
+        self.series: dict[str, core_pnl.PnlSeries] = {}
+        self.stats: Stats = Stats()
+        self.refresh_count = 0  # how many redraws ran (tests check coalescing)
+
+        # --- controls
+        self._account_combo = QComboBox()
+        self._account_combo.addItem("All accounts", None)
+        self._account_combo.currentIndexChanged.connect(self._on_account_combo)
+        self._preset_group = QButtonGroup(self)
+        self._preset_group.setExclusive(True)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Account:"))
+        bar.addWidget(self._account_combo)
+        bar.addSpacing(12)
+        self._preset_buttons: dict[str, QPushButton] = {}
+        for key, label in PRESET_LABELS.items():
+            b = QPushButton(label)
+            b.setCheckable(True)
+            b.setChecked(key == self._preset)
+            b.clicked.connect(lambda _=False, k=key: self.set_range(k))
+            self._preset_group.addButton(b)
+            self._preset_buttons[key] = b
+            bar.addWidget(b)
+        bar.addSpacing(12)
+        self.open_label = QLabel()
+        self.open_label.setTextFormat(Qt.TextFormat.PlainText)
+        bar.addWidget(self.open_label, 1)
+
+        # --- plot (items created once)
+        self._axis = pg.DateAxisItem(orientation="bottom", utcOffset=utc_offset_for_axis(tz))
+        self.plot = pg.PlotWidget(axisItems={"bottom": self._axis})
+        apply_palette_to_plot(self.plot, self.palette())
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.setLabel("left", "Realized P&L")
+        self.plot.setLabel("bottom", f"Time ({self._zone_name()})")
+        self.plot.setMouseEnabled(x=True, y=True)  # zoom (wheel) and pan (drag)
+        self._legend = self.plot.addLegend(
+            offset=(10, 10), labelTextColor=self.palette().color(QPalette.ColorRole.Text)
+        )
+        self._zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DotLine))
+        self.plot.addItem(self._zero)
+        self.curves: dict[str, Any] = {}  # currency -> PlotDataItem (realized)
+        self.open_curves: dict[str, Any] = {}  # currency -> PlotDataItem (dashed: last close -> now + open P&L)
+        self.marker_item = pg.ScatterPlotItem(
+            size=11, symbol="star", pen=pg.mkPen("#6b5200", width=1), brush=pg.mkBrush(MARKER_COLOUR),
+            hoverable=True, tip=self._marker_tip, hoverSize=15,
+        )
+        self.marker_item.setZValue(10)
+        self.marker_item.sigClicked.connect(self._on_marker_clicked)
+        self.plot.addItem(self.marker_item)
+        self._legend.addItem(self.marker_item, "TP hit")
+
+        # --- statistics beside the curve (plain-text tree items: channel names come from Telegram)
+        self.stats_tree = QTreeWidget()
+        self.stats_tree.setHeaderLabels(["Statistic", "Value"])
+        self.stats_tree.setRootIsDecorated(True)
+        self.stats_tree.setMinimumWidth(240)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.plot)
+        split.addWidget(self.stats_tree)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([900, 330])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(bar)
+        lay.addWidget(split, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+        self._reset_view = True
+
+    # --- public API -----------------------------------------------------------------------------------------
+
+    def set_trades(self, trades: Iterable[Trade]) -> None:
+        """Replace the history (closed trades, ideally with ``include=positions`` for the TP markers)."""
+        self._trades = {t.id: t for t in trades}
+        self._learn_accounts(self._trades.values())
+        self._reset_view = True
+        self._schedule()
+
+    def add_trades(self, trades: Iterable[Trade]) -> None:
+        """Add or replace trades (a page of history arriving, or trades closing live)."""
+        trades = list(trades)
+        for t in trades:
+            old = self._trades.get(t.id)
+            if old is not None and t.positions is None and old.positions is not None:
+                # A live trade_finalized carries no positions: keep the ones history gave (TP markers).
+                from dataclasses import replace
+
+                t = replace(t, positions=old.positions)
+            self._trades[t.id] = t
+        self._learn_accounts(trades)
+        self._schedule()
+
+    def update_from(self, state: Any, events: Iterable[Event]) -> None:
+        """Live: after a batch was applied to the desk state. Trades closing extend the curve; TP hits add markers;
+        the open P&L follows the state's open trades. Cheap when nothing relevant happened."""
+        relevant = False
+        closed: list[Trade] = []
+        for e in events:
+            if isinstance(e, TradeFinalized) and e.trade is not None:
+                closed.append(e.trade)
+            elif isinstance(e, TpHit):
+                self._live_hits.append(e)
+                relevant = True
+            elif e.type in ("position_update", "position_closed", "order_fill", "trade_executed", "resync"):
+                relevant = True
+        trades = getattr(state, "trades", None)
+        if isinstance(trades, dict):
+            self._open_trades = [t for t in trades.values() if not t.is_terminal]
+            # Trades the state already holds as closed (e.g. finalized before history arrived) count too.
+            closed.extend(t for t in trades.values() if t.is_terminal and t.id not in self._trades)
+        if closed:
+            self.add_trades(closed)
+        elif relevant:
+            self._schedule()
+
+    def set_account_filter(self, account_id: str | None) -> None:
+        self._account = account_id
+        i = self._account_combo.findData(account_id)
+        if i >= 0 and i != self._account_combo.currentIndex():
+            self._account_combo.blockSignals(True)
+            self._account_combo.setCurrentIndex(i)
+            self._account_combo.blockSignals(False)
+        self._reset_view = True
+        self._schedule()
+
+    def set_accounts(self, accounts: Iterable[Any]) -> None:
+        """Optional: name accounts in the combo from :class:`Account` objects (else labels come from trades)."""
+        for a in accounts:
+            self._add_account(a.account_id, a.label)
+
+    def set_range(self, preset: str) -> None:
+        if preset not in PRESET_LABELS:
+            return
+        self._preset = preset
+        self._preset_buttons[preset].setChecked(True)
+        self._reset_view = True
+        self._schedule()
+
+    @property
+    def markers(self) -> list[core_pnl.TpMarker]:
+        return list(self._markers)
+
+    # --- drawing ------------------------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def refresh(self) -> None:
+        """Recompute series, markers and stats and push them into the existing items (``setData`` only)."""
+        self._timer.stop()
+        self.refresh_count += 1
+        now = datetime.now(UTC)
+        start, end = core_pnl.range_bounds(self._preset, now, self._tz or _local_tz())
+        trades = list(self._trades.values())
+        self.series = core_pnl.cumulative_series(trades, self._account, start, end)
+        self._markers = core_pnl.tp_markers(trades, self.series, self._account, start, end, self._live_hits)
+        self.stats = compute_stats(trades, self._account, start, end)
+        open_pl = core_pnl.open_pl(self._open_trades, self._account)
+        pg = _pg()
+
+        for cur in list(self.series) + [c for c in open_pl if c not in self.series]:
+            self._ensure_curve(cur)
+        for cur, item in self.curves.items():
+            s = self.series.get(cur)
+            if s is None or not s.points:
+                item.setData([], [])
+                self.open_curves[cur].setData([], [])
+                continue
+            xs, ys = s.step_xy(start)
+            item.setData(xs, ys)
+            o = open_pl.get(cur)
+            if o is not None:
+                last = s.points[-1]
+                self.open_curves[cur].setData(
+                    [last.ts.timestamp(), max(now.timestamp(), last.ts.timestamp())],
+                    [float(last.value), float(last.value + o)],
+                )
+            else:
+                self.open_curves[cur].setData([], [])
+        self.marker_item.setData(
+            x=[m.ts.timestamp() for m in self._markers],
+            y=[float(m.value) for m in self._markers],
+            data=list(range(len(self._markers))),
+            brush=[pg.mkBrush(MARKER_COLOUR)] * len(self._markers),
+        )
+        self._update_open_label(open_pl)
+        self._update_stats()
+        if self._reset_view:
+            self._reset_view = False
+            self.plot.enableAutoRange()
+
+    def _ensure_curve(self, cur: str) -> None:
+        if cur in self.curves:
+            return
+        pg = _pg()
+        colour = CURVE_COLOURS[len(self.curves) % len(CURVE_COLOURS)]
+        item = self.plot.plot([], [], pen=pg.mkPen(colour, width=2), name=f"Realized {cur}")
+        # Long histories: draw at most ~one point per pixel column (peak keeps spikes), only what is in view.
+        item.setDownsampling(auto=True, method="peak")
+        item.setClipToView(True)
+        # The open P&L segment has no legend entry (the label above the plot states it per currency).
+        dashed = self.plot.plot([], [], pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine))
+        self.curves[cur] = item
+        self.open_curves[cur] = dashed
+
+    def _update_open_label(self, open_pl: dict[str, Decimal]) -> None:
+        if not open_pl:
+            self.open_label.setText("Open P&L: none")
+            return
+        parts = [format_pl(v, cur) for cur, v in sorted(open_pl.items())]
+        self.open_label.setText("Open P&L: " + "   ".join(parts))
+
+    def _update_stats(self) -> None:
+        tree = self.stats_tree
+        tree.setUpdatesEnabled(False)
+        tree.clear()
+        s = self.stats
+        if not s.by_currency:
+            QTreeWidgetItem(tree, ["No closed trades in this range", ""])
+        for cur, c in s.by_currency.items():
+            top = QTreeWidgetItem(tree, [f"{cur}: {c.trades} trades", format_pl(c.net, cur)])
+            pf = c.profit_factor
+            rows = [
+                ("Win rate", f"{c.win_rate:.1%} ({c.wins} W / {c.losses} L / {c.breakevens} BE)"
+                 if c.win_rate is not None else "–"),
+                ("Profit factor", f"{pf:.2f}" if pf is not None else ("∞" if c.gross_profit > 0 else "–")),
+                ("Expectancy", format_pl(c.expectancy, cur)),
+                ("Max drawdown", format_pl(-c.max_drawdown, cur) if c.max_drawdown else format_pl(c.max_drawdown, cur)),
+                ("Best trade", self._trade_line(c.best, cur)),
+                ("Worst trade", self._trade_line(c.worst, cur)),
+            ]
+            for name, value in rows:
+                QTreeWidgetItem(top, [name, value])
+            top.setExpanded(True)
+        for title, table in (("P&L per channel", s.per_channel), ("P&L per symbol", s.per_symbol)):
+            if not table:
+                continue
+            top = QTreeWidgetItem(tree, [title, ""])
+            for (name, cur), v in table.items():
+                QTreeWidgetItem(top, [name, format_pl(v, cur)])
+        rates = [r for r in s.tp_hit_rate.values() if r.eligible]
+        if rates:
+            top = QTreeWidgetItem(tree, ["TP-hit rate", ""])
+            for r in rates:
+                QTreeWidgetItem(top, [f"TP{r.level}", f"{r.rate:.0%} ({r.hits}/{r.eligible})"])
+            top.setExpanded(True)
+        tree.resizeColumnToContents(0)
+        tree.resizeColumnToContents(1)
+        tree.setUpdatesEnabled(True)
+
+    @staticmethod
+    def _trade_line(r: Any, cur: str) -> str:
+        if r is None:
+            return "–"
+        return f"{format_pl(r.pl, cur)}  {r.symbol or ''} {r.reference or ''}".rstrip()
+
+    def _marker_tip(self, x: float, y: float, data: Any) -> str:
+        try:
+            m = self._markers[int(data)]
+        except (TypeError, ValueError, IndexError):
+            return ""
+        lines = [
+            f"{m.symbol or '?'}  TP{m.tp_level or '?'}",
+            f"Price: {format_price(m.price, m.symbol) or '–'}",
+            f"Trade: {m.reference or m.trade_id or '–'}",
+            f"P&L: {format_pl(m.pl, m.currency) or '–'}",
+            f"At: {format_time(m.ts)}",
+        ]
+        return plain_tip("\n".join(lines))
+
+    def _on_marker_clicked(self, _item: Any, points: Any, *_: Any) -> None:
+        for p in points:
+            try:
+                m = self._markers[int(p.data())]
+            except (TypeError, ValueError, IndexError):
+                continue
+            if m.trade_id:
+                self.open_trade.emit(m.trade_id)
+                return
+
+    # --- accounts ----------------------------------------------------------------------------------------
+
+    def _learn_accounts(self, trades: Iterable[Trade]) -> None:
+        for t in trades:
+            if t.account_id:
+                self._add_account(t.account_id, t.account_label or t.account_id[:8])
+
+    def _add_account(self, account_id: str, label: str) -> None:
+        if account_id in self._accounts:
+            return
+        self._accounts[account_id] = label
+        self._account_combo.addItem(label, account_id)
+
+    def _on_account_combo(self, index: int) -> None:
+        self.set_account_filter(self._account_combo.itemData(index))
+
+    def _zone_name(self) -> str:
+        if self._tz is None:
+            from ..core.formatting import zone_label
+
+            return zone_label(utc=False)
+        return str(getattr(self._tz, "key", None) or self._tz)
+
+
+
+def _local_tz() -> tzinfo:
+    tz = datetime.now().astimezone().tzinfo
+    return tz if tz is not None else UTC
