@@ -1,0 +1,199 @@
+"""Signal detail view: the parsed fields of one Telegram signal and its raw message, strictly as plain text.
+
+Provides ``SignalDetail`` (``set_signal(signal)``, ``set_time_zone(utc)``, signal ``trade_requested(str)``) and the
+pure helpers ``describe_entry(signal)`` and ``describe_targets(values, symbol)`` that the trade detail reuses.
+
+The raw message is untrusted user content: it goes into a read-only QPlainTextEdit (which has no rich-text mode at
+all), and every other field into QLabels locked to ``Qt.PlainText``, because QLabel otherwise *guesses* HTML from
+the text (``<img src=...>``, ``<a href>``, ``&amp;`` would render). No tooltip carries Telegram text either: tooltips
+guess rich text the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from PySide6.QtCore import Qt
+from PySide6.QtCore import Signal as QtSignal
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.formatting import format_price, format_time, zone_label
+from ..core.models import Signal
+from .widgets import plain_label, section_title
+
+__all__ = ["SignalDetail", "describe_entry", "describe_targets"]
+
+_NONE = "—"
+
+
+def describe_entry(signal: Signal) -> str:
+    """``"market"``, ``"2650.50"`` or ``"zone 2648.00 – 2652.00"`` (with the symbol's digits); ``"—"`` when unset."""
+    fmt = lambda v: format_price(v, signal.symbol)  # noqa: E731
+    entry_type = (signal.entry_type or "").lower()
+    if signal.entry_low is not None or signal.entry_high is not None or entry_type == "zone":
+        return f"zone {fmt(signal.entry_low) or '?'} – {fmt(signal.entry_high) or '?'}"
+    if signal.entry_price is not None:
+        return fmt(signal.entry_price)
+    if entry_type == "market":
+        return "market"
+    return signal.entry_type or _NONE
+
+
+def describe_targets(values: Sequence[Decimal | None], symbol: str | None, hits: Sequence[bool] = ()) -> str:
+    """``"TP1 2655.00 ✓ · TP2 2660.00"``: the set targets in order (✓ = hit); ``"—"`` when none is set."""
+    parts = []
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        mark = " ✓" if i < len(hits) and hits[i] else ""
+        parts.append(f"TP{i + 1} {format_price(value, symbol)}{mark}")
+    return " · ".join(parts) if parts else _NONE
+
+
+def _text(value: object) -> str:
+    return _NONE if value is None or value == "" else str(value)
+
+
+class SignalDetail(QWidget):
+    """One signal: parsed fields, linked trades and the raw Telegram message (plain text only)."""
+
+    trade_requested = QtSignal(str)  # a linked trade was activated: its id
+
+    FIELDS = (
+        ("channel", "Channel"),
+        ("message", "Telegram message"),
+        ("kind", "Kind"),
+        ("status", "Status"),
+        ("skip_reason", "Skip reason"),
+        ("symbol", "Symbol"),
+        ("direction", "Direction"),
+        ("entry", "Entry"),
+        ("stop_loss", "Stop loss"),
+        ("targets", "Targets"),
+        ("runner", "Runner"),
+        ("accounts", "Routed to accounts"),
+        ("received", "Received"),
+        ("processed", "Processed"),
+    )
+
+    def __init__(self, parent: QWidget | None = None, *, utc: bool = False) -> None:
+        super().__init__(parent)
+        self._utc = utc
+        self._signal: Signal | None = None
+        self.title_label = plain_label("No signal selected")
+        font = self.title_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.title_label.setFont(font)
+
+        form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+        self.fields: dict[str, QLabel] = {}
+        self._field_names: dict[str, QLabel] = {}
+        for key, name in self.FIELDS:
+            value = plain_label("", wrap=True)
+            name_label = plain_label(name + ":", selectable=False)
+            self.fields[key] = value
+            self._field_names[key] = name_label
+            form.addRow(name_label, value)
+
+        self.trades_list = QListWidget()
+        self.trades_list.setMaximumHeight(90)
+        self.trades_list.itemActivated.connect(self._on_trade_activated)
+
+        self.raw_view = QPlainTextEdit()
+        self.raw_view.setReadOnly(True)
+        self.raw_view.setUndoRedoEnabled(False)
+        self.raw_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.raw_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.raw_view.setPlaceholderText("The raw message comes with the signal's detail (loading or not available).")
+        self.raw_view.setAccessibleName("Raw Telegram message")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title_label)
+        layout.addLayout(form)
+        layout.addWidget(section_title("Trades from this signal"))
+        layout.addWidget(self.trades_list)
+        layout.addWidget(section_title("Raw Telegram message"))
+        layout.addWidget(self.raw_view, 1)
+
+    # --- public ------------------------------------------------------------------------------------------------
+
+    @property
+    def signal(self) -> Signal | None:
+        return self._signal
+
+    def set_time_zone(self, utc: bool) -> None:
+        """Show times in UTC (True) or local time (False)."""
+        self._utc = utc
+        if self._signal is not None:
+            self.set_signal(self._signal)
+
+    def raw_text(self) -> str:
+        return self.raw_view.toPlainText()
+
+    def set_signal(self, signal: Signal | None) -> None:
+        """Show ``signal`` (None clears the view)."""
+        self._signal = signal
+        if signal is None:
+            self.title_label.setText("No signal selected")
+            for label in self.fields.values():
+                label.setText("")
+            self.trades_list.clear()
+            self.raw_view.setPlainText("")
+            return
+        parts = [p for p in (signal.symbol, signal.direction) if p]
+        self.title_label.setText(" ".join(parts) if parts else f"Signal ({signal.kind or 'unparsed'})")
+        zone = zone_label(utc=self._utc)
+        f = self.fields
+        f["channel"].setText(_text(signal.channel_name or signal.channel_id))
+        msg = _text(signal.telegram_message_id)
+        if signal.reply_to_message_id is not None:
+            msg += f" (reply to {signal.reply_to_message_id})"
+        f["message"].setText(msg)
+        f["kind"].setText(_text(signal.kind))
+        f["status"].setText(_text(signal.status))
+        f["skip_reason"].setText(_text(signal.skip_reason))
+        f["symbol"].setText(_text(signal.symbol))
+        f["direction"].setText(_text(signal.direction))
+        f["entry"].setText(describe_entry(signal))
+        f["stop_loss"].setText(format_price(signal.stop_loss, signal.symbol) or _NONE)
+        f["targets"].setText(describe_targets(signal.take_profits, signal.symbol))
+        f["runner"].setText("yes: the last target is left open" if signal.runner else "no")
+        f["accounts"].setText(", ".join(signal.account_ids) if signal.account_ids else _NONE)
+        f["received"].setText(f"{format_time(signal.received_at, utc=self._utc) or _NONE}  ({zone})")
+        f["processed"].setText(
+            f"{format_time(signal.processed_at, utc=self._utc)}  ({zone})" if signal.processed_at else _NONE
+        )
+        skip_visible = bool(signal.skip_reason)
+        f["skip_reason"].setVisible(skip_visible)
+        self._field_names["skip_reason"].setVisible(skip_visible)
+
+        self.trades_list.clear()
+        if signal.trade_ids is None:
+            placeholder = QListWidgetItem("(linked trades come with the signal's detail)")
+            self.trades_list.addItem(placeholder)
+        elif not signal.trade_ids:
+            self.trades_list.addItem(QListWidgetItem("No trade was opened from this signal."))
+        else:
+            for trade_id in signal.trade_ids:
+                item = QListWidgetItem(trade_id)
+                item.setData(Qt.ItemDataRole.UserRole, trade_id)
+                self.trades_list.addItem(item)
+        # setPlainText: the one call that cannot interpret markup. Never setHtml/appendHtml here.
+        self.raw_view.setPlainText(signal.raw_message or "")
+
+    def _on_trade_activated(self, item: QListWidgetItem) -> None:
+        trade_id = item.data(Qt.ItemDataRole.UserRole)
+        if isinstance(trade_id, str):
+            self.trade_requested.emit(trade_id)

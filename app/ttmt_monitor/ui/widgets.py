@@ -1,0 +1,131 @@
+"""Small shared widgets and helpers for the desk's views (Qt only).
+
+Provides:
+- ``plain_label`` — a QLabel that can never interpret its text as rich text (Telegram text is untrusted: QLabel
+  otherwise *guesses* HTML and would render ``<img src=...>`` or links);
+- ``section_title`` — a bold heading label;
+- ``ReadOnlyTable`` — a QTableWidget for small detail tables (a few dozen rows at most): not editable, row
+  selection, Ctrl+C copies the selected rows as tab-separated text;
+- ``dot_pixmap`` — a round coloured marker for states;
+- ``app_icon`` — the application icon from resources/icons (empty icon when missing, never a crash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources as importlib_resources
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QKeySequence, QPainter, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QWidget
+
+__all__ = ["ReadOnlyTable", "app_icon", "dot_pixmap", "plain_label", "section_title"]
+
+
+def plain_label(text: str = "", parent: QWidget | None = None, *, selectable: bool = True, wrap: bool = False) -> QLabel:
+    """A QLabel locked to plain text (no HTML guessing, no links opened), optionally selectable and wrapping."""
+    label = QLabel(parent)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setOpenExternalLinks(False)
+    if selectable:
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setWordWrap(wrap)
+    label.setText(text)
+    return label
+
+
+def section_title(text: str, parent: QWidget | None = None) -> QLabel:
+    """A heading for a block of a detail view (styled by the ``role="section"`` rule of app.qss, and bold here in
+    case no stylesheet is loaded)."""
+    label = plain_label(text, parent, selectable=False)
+    label.setProperty("role", "section")
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+class ReadOnlyTable(QTableWidget):
+    """A small, read-only table of formatted strings for detail views (not for the live tables: those are models).
+
+    Items are plain text by construction (item views do not render HTML). Numeric columns are right-aligned.
+    """
+
+    def __init__(self, headers: Sequence[str], parent: QWidget | None = None, *, numeric: Sequence[int] = ()) -> None:
+        super().__init__(0, len(headers), parent)
+        self._numeric = set(numeric)
+        self.setHorizontalHeaderLabels(list(headers))
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setAlternatingRowColors(True)
+        self.verticalHeader().setVisible(False)
+        # Compact rows: the style's default (~30 px) makes a six-row ladder taller than it is informative.
+        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.setWordWrap(False)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+
+    def set_rows(self, rows: Sequence[Sequence[str]], colors: Sequence[dict[int, QColor]] | None = None) -> None:
+        """Replace the content: one list of strings per row; ``colors[row][column]`` sets a text colour."""
+        self.setRowCount(0)
+        self.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                item = QTableWidgetItem(text)
+                if c in self._numeric:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if colors is not None and r < len(colors) and c in colors[r]:
+                    item.setForeground(colors[r][c])
+                self.setItem(r, c, item)
+        # Small tables only (≤ a few dozen rows), so sizing to contents once per set is cheap.
+        self.resizeColumnsToContents()
+
+    def cell_text(self, row: int, column: int) -> str:
+        item = self.item(row, column)
+        return item.text() if item is not None else ""
+
+    def selected_text(self) -> str:
+        """The selected rows (or all rows when none is selected) as tab-separated lines, header first."""
+        rows = sorted({index.row() for index in self.selectedIndexes()}) or list(range(self.rowCount()))
+        header = [self.horizontalHeaderItem(c).text() for c in range(self.columnCount())]
+        lines = ["\t".join(header)]
+        lines += ["\t".join(self.cell_text(r, c) for c in range(self.columnCount())) for r in rows]
+        return "\n".join(lines)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.matches(QKeySequence.StandardKey.Copy):
+            QGuiApplication.clipboard().setText(self.selected_text())
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+def dot_pixmap(color: QColor, size: int = 10) -> QPixmap:
+    """A filled circle of ``color``, for state markers (crisp on high-DPI screens)."""
+    ratio = QGuiApplication.primaryScreen().devicePixelRatio() if QGuiApplication.primaryScreen() else 1.0
+    pixmap = QPixmap(QSize(size, size) * ratio)
+    pixmap.setDevicePixelRatio(ratio)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(color)
+    painter.drawEllipse(1, 1, size - 2, size - 2)
+    painter.end()
+    return pixmap
+
+
+def app_icon() -> QIcon:
+    """The application icon (SVG when the Qt SVG plugin is there, else the PNGs); an empty QIcon when missing."""
+    icon = QIcon()
+    try:
+        folder = importlib_resources.files("ttmt_monitor.resources").joinpath("icons")
+        for name in ("ttmt-monitor.svg", "ttmt-monitor-256.png", "ttmt-monitor-64.png", "ttmt-monitor-32.png"):
+            ref = folder.joinpath(name)
+            if ref.is_file():
+                icon.addFile(str(ref))
+    except (ModuleNotFoundError, OSError):
+        pass
+    return icon
