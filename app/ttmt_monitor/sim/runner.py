@@ -68,12 +68,16 @@ def build_simulator(
     ping_interval: float = 15.0,
     engine_running: bool = True,
     api_key: str | None = None,
+    use_engine: bool = True,
     **engine_kwargs: Any,
 ) -> Simulator:
-    """Build (synchronously) a populated world, its engine, a demo key and the app. Serve ``.app`` afterwards."""
+    """Build (synchronously) a populated world, its engine, a demo key and the app. Serve ``.app`` afterwards.
+
+    ``use_engine=False`` gives an empty world (tests fill it by hand through ``call``).
+    """
     world = World()
     engine = None
-    if Engine is not None:
+    if Engine is not None and use_engine:
         engine = Engine(world, seed=seed, speed=speed, history_days=history_days, **engine_kwargs)
         engine.populate()
     world.user(DEMO_USER_ID)
