@@ -1,0 +1,204 @@
+"""Client-side pacing under TTMT's REST budget (ttmt-api.md §5: 30 requests/minute/key, ``X-RateLimit-Remaining``).
+
+Provides :class:`Pacer`, which every request of :class:`~.client.TTMTClient` passes through, and
+:class:`RateLimitState`, the snapshot of what the pacer knows that it hands to listeners (the UI's status bar).
+
+What the server tells us is only ``X-RateLimit-Remaining`` (no limit, no reset time) and, on a 429, ``Retry-After``.
+The pacer therefore keeps an *estimate* of the current window: it starts when a request is sent into a fresh window
+and lasts ``window`` seconds (60 by the docs; configurable because the real service also resets on each deploy,
+and tests use short windows). A ``Retry-After`` replaces the estimate with the server's exact word.
+
+Rules, in order:
+- while blocked by a 429, nobody sends until ``Retry-After`` has passed;
+- ``remaining == 0`` (our estimate, counting requests still in flight): wait for the estimated window end; a
+  request sent then is not *sure* to be rejected, and if it is, its ``Retry-After`` corrects us;
+- ``remaining`` at or below the low-water mark: spread what is left evenly over the rest of the window
+  (``(window_end - now) / remaining`` between sends) instead of bursting it;
+- otherwise: send at once.
+
+One ``asyncio.Lock`` serialises the decisions, so concurrent callers queue in order and each reserves one unit of
+budget before it sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Pacer", "RateLimitState", "DEFAULT_WINDOW"]
+
+DEFAULT_WINDOW = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    """What the client knows about its REST budget right now (times are seconds from now)."""
+
+    remaining: int | None  # requests left in the current window (None before any response said so)
+    limit: int | None  # the largest budget seen (remaining + 1 on a window's first request), an estimate
+    window_resets_in: float | None  # estimated seconds until the window resets (None when unknown)
+    pacing_interval: float  # the spacing currently applied between requests (0.0 = not pacing)
+    blocked_for: float  # seconds still to wait out a 429's Retry-After (0.0 = not blocked)
+    rate_limited: int  # how many 429s this client has received
+    requests_made: int  # how many HTTP requests this client has sent (retries included)
+
+    @property
+    def throttled(self) -> bool:
+        """True while the client is slowing down (pacing or waiting out a 429): worth showing the user."""
+        return self.pacing_interval > 0 or self.blocked_for > 0
+
+
+Listener = Callable[[RateLimitState], None]
+
+
+class Pacer:
+    """Decides when the next request may go (see module docstring). Not thread-safe: one asyncio loop."""
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        window: float = DEFAULT_WINDOW,
+        low_water: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self.enabled = enabled
+        self.window = float(window)
+        self.low_water = max(1, int(low_water))
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._remaining: int | None = None  # estimate, already reduced by requests in flight
+        self._last_header: int | None = None
+        self._limit: int | None = None
+        self._window_end: float | None = None
+        self._blocked_until = 0.0
+        self._last_send = 0.0
+        self._interval = 0.0
+        self._in_flight = 0
+        self.requests_made = 0
+        self.rate_limited = 0
+        self._listeners: list[Listener] = []
+
+    # ---- observation -------------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def state(self) -> RateLimitState:
+        now = self._clock()
+        return RateLimitState(
+            remaining=self._remaining,
+            limit=self._limit,
+            window_resets_in=None if self._window_end is None else max(0.0, self._window_end - now),
+            pacing_interval=self._interval,
+            blocked_for=max(0.0, self._blocked_until - now),
+            rate_limited=self.rate_limited,
+            requests_made=self.requests_made,
+        )
+
+    def _notify(self) -> None:
+        if not self._listeners:
+            return
+        state = self.state()
+        for listener in list(self._listeners):
+            try:
+                listener(state)
+            except Exception:  # noqa: BLE001 - a UI callback must never break a request
+                log.exception("rate-limit listener failed")
+
+    # ---- the two hooks around every request ---------------------------------------------------------------
+
+    async def acquire(self) -> None:
+        """Wait until a request may be sent, then reserve one unit of budget for it."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                if self._blocked_until > now:
+                    self._notify()
+                    await asyncio.sleep(self._blocked_until - now)
+                    continue
+                if self._window_end is not None and now >= self._window_end:
+                    # The estimated window is over: a fresh budget (its size is the largest we have seen).
+                    self._window_end = None
+                    self._remaining = None if self._limit is None else self._limit - self._in_flight
+                    self._last_header = None
+                wait = self._pacing_wait(now) if self.enabled else 0.0
+                if wait <= 0:
+                    break
+                self._notify()
+                await asyncio.sleep(wait)
+            now = self._clock()
+            if self._window_end is None:
+                # This request opens a window (as far as we can tell). The server starts its window when the
+                # request *arrives*, a little after we send, so our estimate ends a little later to stay on the
+                # safe side of it.
+                self._window_end = now + self.window + min(1.0, 0.05 * self.window)
+            if self._remaining is not None:
+                self._remaining -= 1
+            self._last_send = now
+            self._in_flight += 1
+            self.requests_made += 1
+
+    def _pacing_wait(self, now: float) -> float:
+        remaining = self._remaining
+        if remaining is None or self._window_end is None:
+            self._interval = 0.0
+            return 0.0
+        if remaining <= 0:
+            self._interval = self._window_end - now
+            return self._window_end - now
+        if remaining > self.low_water:
+            self._interval = 0.0
+            return 0.0
+        # Spread what is left over what is left of the window, so the budget is never burst.
+        self._interval = (self._window_end - now) / remaining
+        return self._last_send + self._interval - now
+
+    def release(self, status: int | None, remaining_header: str | None, retry_after: float | None) -> None:
+        """Account for a finished request: ``status`` None for a transport failure (nothing was counted)."""
+        self._in_flight = max(0, self._in_flight - 1)
+        now = self._clock()
+        header = _parse_remaining(remaining_header)
+        if status is None:
+            # Unknown whether the server counted it; give the unit back (optimistic, Retry-After corrects us).
+            if self._remaining is not None:
+                self._remaining += 1
+        elif header is not None:
+            if self._last_header is not None and header > self._last_header:
+                # The budget went up: the server started a new window (or TTMT deployed). Re-anchor it.
+                self._window_end = now + self.window
+            self._last_header = header
+            self._limit = max(self._limit or 0, header + 1)
+            self._remaining = max(0, header - self._in_flight)
+        if status == 429:
+            self.rate_limited += 1
+            self._remaining = 0
+            if retry_after is not None:
+                # The server's exact word on when the window ends.
+                self._blocked_until = max(self._blocked_until, now + retry_after)
+                self._window_end = now + retry_after
+        self._notify()
+
+    def block_for(self, seconds: float) -> None:
+        """Hold every sender for ``seconds`` (a 429 without a usable Retry-After, handled by the client)."""
+        self._blocked_until = max(self._blocked_until, self._clock() + max(0.0, seconds))
+
+
+def _parse_remaining(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isdigit() or len(value) > 9:
+        return None
+    return int(value)
