@@ -1,0 +1,265 @@
+"""Per-trade chart for the trade detail: price path since open, entry, SL (with its breakeven step), TP1…TP6,
+fill and TP-hit markers.
+
+Provides :class:`TradeChart`. Embed it anywhere (``TradeChart(parent)``), then:
+
+- ``set_trade(trade)`` with a fat trade (``GET /trades/{id}``: positions and orders included) draws levels and
+  markers from what the trade already knows;
+- ``set_path(points)`` / ``add_price(ts, price)`` feed the price path (from ``position_update`` events);
+- ``update_from(events)`` takes a live batch and keeps only what belongs to this trade (position updates extend the
+  path, fills and TP hits add markers, ``breakeven_set`` steps the SL).
+
+The SL is drawn as a step line over time: the original SL (the orders' ``stop_loss``, else the trade's) until the
+breakeven move, then the new level. When the time of the move is unknown (history without the event), the step is
+placed at the first TP close (breakeven is triggered by a TP hit) or, failing that, at the trade's ``updated_at``.
+Items are created once; updates are ``setData`` calls coalesced by a short timer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..core.formatting import format_price, format_time, format_volume
+from ..core.models import (
+    BreakevenSet,
+    Event,
+    OrderFilled,
+    PositionClosed,
+    PositionUpdated,
+    TpHit,
+    Trade,
+)
+from .pnl_view import _pg, apply_palette_to_plot, plain_tip, utc_offset_for_axis
+
+MAX_PATH_POINTS = 200_000  # a trade open for weeks at one update/s stays bounded (oldest points dropped)
+TP_COLOUR = "#1a7f37"
+SL_COLOUR = "#cf222e"
+ENTRY_COLOUR = "#0969da"
+PATH_COLOUR = "#8b949e"
+
+
+class TradeChart(QWidget):
+    def __init__(self, parent: QWidget | None = None, *, tz: Any = None) -> None:
+        super().__init__(parent)
+        pg = _pg()
+        self.trade: Trade | None = None
+        self._path: list[tuple[float, float]] = []
+        self._fills: dict[str, tuple[float, float, str]] = {}  # order id -> (t, price, tip)
+        self._hits: dict[tuple[str | None, int | None], tuple[float, float, str]] = {}
+        self._sl_changes: list[tuple[float, float]] = []  # (t, new SL) from breakeven events
+        self._initial_sl: float | None = None
+
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.PlainText)  # symbol text may come from Telegram
+        self._axis = pg.DateAxisItem(orientation="bottom", utcOffset=utc_offset_for_axis(tz))
+        self.plot = pg.PlotWidget(axisItems={"bottom": self._axis})
+        apply_palette_to_plot(self.plot, self.palette())
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.plot.setLabel("left", "Price")
+        self._legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=self.palette().color(QPalette.ColorRole.Text))
+
+        self.path_item = self.plot.plot([], [], pen=pg.mkPen(PATH_COLOUR, width=1.5), name="Price")
+        self.path_item.setDownsampling(auto=True, method="peak")
+        self.path_item.setClipToView(True)
+        self.sl_item = self.plot.plot([], [], pen=pg.mkPen(SL_COLOUR, width=2), name="Stop loss")
+        self.entry_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(ENTRY_COLOUR, width=1.5), label="Entry",
+                                          labelOpts={"position": 0.06, "color": ENTRY_COLOUR})
+        self.entry_line.setVisible(False)
+        self.plot.addItem(self.entry_line, ignoreBounds=False)
+        self.tp_lines: list[Any] = []
+        for i in range(6):
+            line = pg.InfiniteLine(angle=0, pen=pg.mkPen(TP_COLOUR, width=1, style=Qt.PenStyle.DashLine),
+                                   label=f"TP{i + 1}", labelOpts={"position": 0.16 + 0.09 * i, "color": TP_COLOUR})
+            line.setVisible(False)
+            self.plot.addItem(line)
+            self.tp_lines.append(line)
+        self.fill_item = pg.ScatterPlotItem(size=9, symbol="t1", brush=pg.mkBrush(ENTRY_COLOUR), pen=None,
+                                            hoverable=True, tip=self._tip)
+        self.hit_item = pg.ScatterPlotItem(size=12, symbol="star", brush=pg.mkBrush("#D4A017"),
+                                           pen=pg.mkPen("#6b5200"), hoverable=True, tip=self._tip)
+        for item, name in ((self.fill_item, "Fill"), (self.hit_item, "TP hit")):
+            item.setZValue(10)
+            self.plot.addItem(item)
+            self._legend.addItem(item, name)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.title)
+        lay.addWidget(self.plot, 1)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(150)
+        self._timer.timeout.connect(self.refresh)
+
+    # --- feeding --------------------------------------------------------------------------------------------
+
+    def set_trade(self, trade: Trade) -> None:
+        """Show a trade: levels from the trade, fills from its orders, TP hits from its closed positions."""
+        if self.trade is None or self.trade.id != trade.id:
+            self._path.clear()
+            self._fills.clear()
+            self._hits.clear()
+            self._sl_changes.clear()
+            self._initial_sl = None
+        self.trade = trade
+        sls = [o.stop_loss for o in trade.orders or () if o.stop_loss is not None]
+        if self._initial_sl is None:
+            first = sls[0] if sls else trade.stop_loss
+            self._initial_sl = float(first) if first is not None else None
+        for o in trade.orders or ():
+            if o.status == "filled" and o.fill_price is not None and o.filled_at is not None:
+                self._add_fill(o.id, o.filled_at, o.fill_price, o.layer, o.volume)
+        for p in trade.positions or ():
+            if p.close_reason == "tp" and p.closed_at is not None:
+                price = p.close_price if p.close_price is not None else p.take_profit
+                if price is not None:
+                    self._add_hit(p.id, p.tp_level, p.closed_at, price, p.realized_pl)
+        self._schedule()
+
+    def set_path(self, points: Iterable[tuple[datetime, Decimal | float]]) -> None:
+        self._path = [(ts.timestamp(), float(price)) for ts, price in points if price is not None]
+        self._path.sort()
+        self._schedule()
+
+    def add_price(self, ts: datetime, price: Decimal | float) -> None:
+        t = ts.timestamp()
+        if self._path and t < self._path[-1][0]:
+            return  # out-of-order update (a replay): the path only moves forward
+        self._path.append((t, float(price)))
+        if len(self._path) > MAX_PATH_POINTS:
+            del self._path[: len(self._path) - MAX_PATH_POINTS]
+        self._schedule()
+
+    def update_from(self, events: Iterable[Event]) -> None:
+        """A live batch: keep what belongs to the shown trade."""
+        t = self.trade
+        if t is None:
+            return
+        for e in events:
+            if isinstance(e, PositionUpdated) and e.position and e.position.trade_id == t.id:
+                if e.position.current_price is not None:
+                    self.add_price(e.timestamp or datetime.now(UTC), e.position.current_price)
+            elif isinstance(e, OrderFilled) and e.order and e.order.trade_id == t.id:
+                o = e.order
+                if o.fill_price is not None:
+                    self._add_fill(o.id, o.filled_at or e.timestamp or datetime.now(UTC), o.fill_price, o.layer,
+                                   o.volume)
+            elif isinstance(e, TpHit) and e.trade_id == t.id and e.price is not None:
+                self._add_hit(e.position_id, e.tp_level, e.timestamp or datetime.now(UTC), e.price, e.realized_pl)
+            elif isinstance(e, PositionClosed) and e.position and e.position.trade_id == t.id:
+                p = e.position
+                if p.close_reason == "tp" and p.close_price is not None and p.closed_at is not None:
+                    self._add_hit(p.id, p.tp_level, p.closed_at, p.close_price, p.realized_pl)
+            elif isinstance(e, BreakevenSet) and e.trade_id == t.id and e.new_stop_loss is not None:
+                ts = (e.timestamp or datetime.now(UTC)).timestamp()
+                if not self._sl_changes or self._sl_changes[-1][1] != float(e.new_stop_loss):
+                    self._sl_changes.append((ts, float(e.new_stop_loss)))
+                self._schedule()
+
+    # --- drawing --------------------------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def refresh(self) -> None:
+        self._timer.stop()
+        t = self.trade
+        if t is None:
+            return
+        symbol = t.symbol
+        self.title.setText(
+            f"{t.direction or ''} {symbol or '?'}  {t.reference or ''}  entry {format_price(t.entry_price, symbol) or '–'}"
+            f"  SL {format_price(t.stop_loss, symbol) or '–'}  ({t.status or '?'})"
+        )
+        self.path_item.setData([p[0] for p in self._path], [p[1] for p in self._path])
+        if t.entry_price is not None:
+            # Visible before setFormat: an invisible InfLineLabel ignores format changes.
+            self.entry_line.setVisible(True)
+            self.entry_line.setPos(float(t.entry_price))
+            self.entry_line.label.setFormat(f"Entry {format_price(t.entry_price, symbol)}")
+        else:
+            self.entry_line.setVisible(False)
+        for i, line in enumerate(self.tp_lines):
+            tp = t.take_profits[i] if i < len(t.take_profits) else None
+            if tp is None:
+                line.setVisible(False)
+                continue
+            hit = i < len(t.tp_hits) and t.tp_hits[i]
+            line.setVisible(True)
+            line.setPos(float(tp))
+            line.label.setFormat(f"TP{i + 1} {format_price(tp, symbol)}" + (" ✓" if hit else ""))
+        xs, ys = self._sl_steps()
+        self.sl_item.setData(xs, ys)
+        fills = list(self._fills.values())
+        self.fill_item.setData(x=[f[0] for f in fills], y=[f[1] for f in fills], data=[f[2] for f in fills])
+        hits = list(self._hits.values())
+        self.hit_item.setData(x=[h[0] for h in hits], y=[h[1] for h in hits], data=[h[2] for h in hits])
+
+    def _time_span(self) -> tuple[float, float]:
+        t = self.trade
+        times = [p[0] for p in self._path] + [f[0] for f in self._fills.values()] + [h[0] for h in self._hits.values()]
+        times += [c[0] for c in self._sl_changes]
+        for dt in (t.opened_at, t.created_at, t.closed_at) if t else ():
+            if dt is not None:
+                times.append(dt.timestamp())
+        if not times:
+            now = datetime.now(UTC).timestamp()
+            return now - 3600, now
+        end = max(times)
+        if t is not None and t.closed_at is None:
+            end = max(end, datetime.now(UTC).timestamp())
+        return min(times), end
+
+    def _sl_steps(self) -> tuple[list[float], list[float]]:
+        """The SL as a step line from the first time to the last: original level, then each move."""
+        t = self.trade
+        if t is None:
+            return [], []
+        start, end = self._time_span()
+        changes = list(self._sl_changes)
+        current = float(t.stop_loss) if t.stop_loss is not None else None
+        initial = self._initial_sl if self._initial_sl is not None else current
+        if initial is None:
+            return [], []
+        if not changes and current is not None and current != initial:
+            # History without the breakeven event: place the move at the first TP close, else the last update.
+            hit_times = sorted(h[0] for h in self._hits.values())
+            at = hit_times[0] if hit_times else (t.updated_at.timestamp() if t.updated_at else end)
+            changes = [(at, current)]
+        xs, ys = [start], [initial]
+        level = initial
+        for ts, new in sorted(changes):
+            xs += [ts, ts]
+            ys += [level, new]
+            level = new
+        xs.append(end)
+        ys.append(level)
+        return xs, ys
+
+    def _add_fill(self, oid: str, ts: datetime, price: Decimal, layer: int | None, volume: Decimal | None) -> None:
+        symbol = self.trade.symbol if self.trade else None
+        tip = f"Fill{f' (layer {layer})' if layer else ''}: {format_volume(volume)} lots at {format_price(price, symbol)}"
+        self._fills[oid] = (ts.timestamp(), float(price), plain_tip(f"{tip}\n{format_time(ts)}"))
+        self._schedule()
+
+    def _add_hit(self, pid: str | None, level: int | None, ts: datetime, price: Decimal, pl: Decimal | None) -> None:
+        from ..core.formatting import format_pl
+
+        t = self.trade
+        text = f"TP{level or '?'} hit at {format_price(price, t.symbol if t else None)}"
+        if pl is not None:
+            text += f", {format_pl(pl, t.currency if t else None)}"
+        self._hits[(pid, level)] = (ts.timestamp(), float(price), plain_tip(f"{text}\n{format_time(ts)}"))
+        self._schedule()
+
+    @staticmethod
+    def _tip(x: float, y: float, data: Any) -> str:
+        return data if isinstance(data, str) else ""
