@@ -26,7 +26,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .core.store import Store, ts_text
@@ -44,6 +44,8 @@ PAGE_LIMIT = 100
 MAX_SINGLE_FETCHES = 4
 #: A first sync (empty store) reads at most this many pages of history; older history is read lazily later.
 FIRST_SYNC_MAX_PAGES = 5
+#: A warm sync (after an absence) reads at most this many newest-first pages; backfill() closes any gap later.
+WARM_SYNC_MAX_PAGES = 10
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,308 @@ def _merge(filters: Mapping[str, Any] | None, kw: Mapping[str, Any]) -> dict[str
     return merged
 
 
+# --- delta sync ------------------------------------------------------------------------------------------------
+
+
+class _Offline(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _classify(exc: BaseException) -> _Offline:
+    """Map a client error to an offline reason with a message fit for the status bar (never the key)."""
+    from .sources.ttmt import errors
+
+    if isinstance(exc, (errors.AuthError, errors.ForbiddenError)):
+        return _Offline("auth", f"Offline: the API key was refused ({exc.message}). Showing stored history.")
+    if isinstance(exc, errors.RateLimitedError):
+        return _Offline("rate_limited", "Offline: the API's rate limit was reached. Showing stored history.")
+    if isinstance(exc, (errors.UnavailableError, errors.ServerError)):
+        return _Offline("unavailable", f"Offline: the TTMT service is unavailable ({exc.message}).")
+    if isinstance(exc, errors.NetworkError):
+        return _Offline("network", f"Offline: the TTMT API cannot be reached ({exc.message}). Showing stored "
+                                   "history.")
+    if isinstance(exc, errors.TTMTError):
+        return _Offline("error", f"Offline: the TTMT API answered with an error ({exc.message}).")
+    if isinstance(exc, OSError):  # a transport error the client did not wrap
+        return _Offline("network", f"Offline: the TTMT API cannot be reached ({exc}). Showing stored history.")
+    raise exc
+
+
+def _page_parts(page: Any) -> tuple[list[Any], str | None]:
+    """(items, next_cursor) of a client page, whatever its exact shape (tolerant of the client's evolution)."""
+    if isinstance(page, tuple) and len(page) == 2 and isinstance(page[0], (list, tuple)):
+        return list(page[0]), page[1]
+    items = getattr(page, "items", None)
+    if items is None:
+        items = getattr(page, "data", ())
+    cursor = getattr(page, "next_cursor", None)
+    if cursor is not None and getattr(page, "has_more", True) is False:
+        cursor = None
+    return list(items), cursor
+
+
+async def _all_pages(fetch: Any, max_pages: int | None = None, **params: Any) -> tuple[list[Any], int, bool]:
+    """Read every page of a listing: (items, pages read, complete)."""
+    items: list[Any] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await fetch(limit=PAGE_LIMIT, after=cursor, **params)
+        pages += 1
+        got, cursor = _page_parts(page)
+        items += got
+        if cursor is None:
+            return items, pages, True
+        if max_pages is not None and pages >= max_pages:
+            return items, pages, False
+
+
+def _ts_of(obj: Any, name: str) -> str | None:
+    return ts_text(getattr(obj, name, None))
+
+
+async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None = None,
+                     sync_signals: bool = True) -> SyncResult:
+    """Bring the store up to date with the API, reading only what changed; never raises for API/network trouble.
+
+    Steps (each writes to the store as it goes, so an interruption keeps what was read):
+    1. ``/accounts`` (replaced), ``/positions`` (the whole open set, replaced), ``/trades?status=open``;
+    2. ``/trades`` newest first, page after page, until a page holds only trades already stored with the same
+       ``updated_at`` (a first sync reads at most ``FIRST_SYNC_MAX_PAGES``; :func:`backfill` reads the rest);
+    3. trades stored as open that are no longer open: re-read (by id, or one ``status=closed`` listing);
+    4. ``/signals`` newest first until a page holds only known signals with the same status.
+    ``result.snapshot`` (accounts, open positions, open trades) is what the desk shows now;
+    ``result.last_event_id`` is where the stream resumes.
+    """
+    from .core.models import Snapshot
+
+    started = time.monotonic()
+    base_requests = _requests(client)
+    result = SyncResult(last_event_id=store.last_event_id, data_as_of=store.data_as_of)
+    result.cold = store.is_empty()
+    # A first sync reads only the newest pages (backfill() reads the rest, paced); a warm one stops at the first
+    # known trade, but is capped too, so a long absence cannot spend minutes of rate limit before the desk shows.
+    limit_pages = max_pages if max_pages is not None else (FIRST_SYNC_MAX_PAGES if result.cold else WARM_SYNC_MAX_PAGES)
+    stored_open = {w["id"]: w for w in store.open_trades_wire() if w.get("id")}
+    try:
+        accounts = tuple(await client.accounts())
+        _forget_other_user(store, accounts)
+        store.put_accounts(accounts, replace=True)
+        positions = tuple(await client.positions())
+        store.put_positions(positions, open_set=True)
+        open_trades, pages, _ = await _all_pages(client.trades_page, status="open")
+        result.pages += pages
+        versions = _Versions(store, result)
+        versions.check(open_trades)
+        store.put_trades(open_trades)
+        open_ids = {t.id for t in open_trades}
+
+        seen = set(open_ids)
+        await _newest_trades(store, client, result, versions, seen, limit_pages)
+
+        stale = [w for tid, w in stored_open.items() if tid not in open_ids and tid not in seen]
+        await _closed_while_away(store, client, result, stale)
+
+        if sync_signals:
+            await _newest_signals(store, client, result, limit_pages)
+
+        now = datetime.now(UTC)
+        store.set_meta(data_as_of=now, last_sync_at=now)
+        result.data_as_of = now
+        result.snapshot = Snapshot(accounts=accounts, positions=positions, trades=tuple(open_trades), taken_at=now)
+    except Exception as exc:  # noqa: BLE001 - classified: API/network trouble means offline, anything else raises
+        offline = _classify(exc)
+        result.offline = True
+        result.offline_reason = offline.reason
+        result.message = offline.message
+        log.info("sync: %s", offline.message)
+    await store.flush()
+    result.last_event_id = store.last_event_id
+    result.requests_made = _requests(client) - base_requests
+    result.duration_s = time.monotonic() - started
+    return result
+
+
+def _requests(client: Any) -> int:
+    return int(getattr(client, "requests_made", 0) or 0)
+
+
+def _forget_other_user(store: Store, accounts: tuple[Any, ...]) -> None:
+    """A store whose accounts share nothing with the API's belongs to another user (a new key on the same URL):
+    its history must not be mixed into this one."""
+    stored = {w.get("account_id") for w in store.accounts_wire()}
+    fresh = {a.account_id for a in accounts}
+    if stored and fresh and not stored & fresh:
+        log.warning("sync: the stored history belongs to other accounts; clearing it")
+        store.clear()
+
+
+_ABSENT = "\x00absent"
+
+
+class _Versions:
+    """The store's trade versions (``updated_at``) as they were BEFORE this sync wrote anything: a trade written
+    earlier in the same sync (e.g. from ``status=open``) must not look "already known" to the newest-first scan."""
+
+    def __init__(self, store: Store, result: SyncResult) -> None:
+        self.store = store
+        self.result = result
+        self.before: dict[str, str | None] = {}
+        self.counted: set[str] = set()
+
+    def check(self, trades: list[Any]) -> list[bool]:
+        """Look the trades up (before they are written) and count new/changed ones once each; returns, per
+        trade, whether it was already stored with the same ``updated_at``."""
+        missing = [t.id for t in trades if t.id not in self.before]
+        if missing:
+            found = self.store.trade_versions(missing)
+            for trade_id in missing:
+                self.before[trade_id] = found.get(trade_id, _ABSENT)
+        known = []
+        for trade in trades:
+            previous = self.before[trade.id]
+            same = previous != _ABSENT and previous == _ts_of(trade, "updated_at")
+            known.append(same)
+            if trade.id not in self.counted:
+                self.counted.add(trade.id)
+                if previous == _ABSENT:
+                    self.result.new_trades += 1
+                elif not same:
+                    self.result.updated_trades += 1
+        return known
+
+
+async def _newest_trades(store: Store, client: Any, result: SyncResult, versions: _Versions, seen: set[str],
+                         limit_pages: int | None) -> None:
+    """Newest first until the first trade we already had unchanged: trades are listed by creation time and only
+    open trades change (those were re-read), so everything older than a known, unchanged trade is known."""
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await client.trades_page(limit=PAGE_LIMIT, after=cursor)
+        pages += 1
+        items, cursor = _page_parts(page)
+        reached_known = any(versions.check(items))
+        store.put_trades(items)
+        seen.update(t.id for t in items)
+        if cursor is None:
+            if result.cold:
+                store.set_meta(backfill_done="1")  # the whole history fitted in the first sync
+            break
+        if reached_known:
+            break
+        if limit_pages is not None and pages >= limit_pages:
+            if items:
+                # Where backfill() continues: below the oldest trade of this contiguous newest-first read.
+                store.set_meta(backfill_before=min(_ts_of(t, "created_at") or "" for t in items), backfill_done="0")
+            break
+    result.pages += pages
+
+
+async def _closed_while_away(store: Store, client: Any, result: SyncResult, stale: list[dict[str, Any]]) -> None:
+    from .sources.ttmt.errors import NotFoundError
+
+    if not stale:
+        return
+    result.closed_while_away = len(stale)
+    if len(stale) <= MAX_SINGLE_FETCHES:
+        for wire in stale:
+            try:
+                store.put_trades([await client.trade(wire["id"])])  # the fat trade: positions and orders too
+            except NotFoundError:
+                store.delete_trades([wire["id"]])  # no longer ours (or deleted): do not show it as open forever
+        return
+    wanted = {w["id"] for w in stale}
+    oldest = min(w.get("created_at") or "" for w in stale)
+    cursor: str | None = None
+    while wanted:
+        page = await client.trades_page(limit=PAGE_LIMIT, after=cursor, status="closed", after_date=oldest or None)
+        result.pages += 1
+        items, cursor = _page_parts(page)
+        store.put_trades(items)
+        wanted -= {t.id for t in items}
+        if cursor is None:
+            break
+    if wanted:
+        store.delete_trades(sorted(wanted))
+
+
+async def _newest_signals(store: Store, client: Any, result: SyncResult, limit_pages: int | None) -> None:
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await client.signals_page(limit=PAGE_LIMIT, after=cursor)
+        pages += 1
+        items, cursor = _page_parts(page)
+        versions = store.signal_versions([s.id for s in items])
+        fresh = [s for s in items if versions.get(s.id) != (s.status, _ts_of(s, "processed_at"))]
+        result.new_signals += sum(1 for s in items if s.id not in versions)
+        store.put_signals(items)
+        if cursor is None or (not fresh and items):
+            break
+        if limit_pages is not None and pages >= limit_pages:
+            break
+    result.pages += pages
+
+
+async def backfill(store: Store, client: TTMTClient, *, max_pages: int | None = None, pace_s: float = 2.0,
+                   stop: Any = None) -> int:
+    """Read older trade history into the store after a first sync, paced to stay under 30 requests/minute.
+
+    Continues below the oldest trade of the contiguous history read so far (meta ``backfill_before``), so it
+    resumes across restarts; within one run it follows the API's cursor. Returns the number of pages read.
+    ``stop`` (an ``asyncio.Event``) ends it early; API trouble ends it quietly (the next start resumes).
+    """
+    import asyncio
+
+    pages = 0
+    cursor: str | None = None
+    while max_pages is None or pages < max_pages:
+        if store.meta("backfill_done") == "1" or (stop is not None and stop.is_set()):
+            break
+        before = store.meta("backfill_before")
+        try:
+            if cursor is not None:
+                page = await client.trades_page(limit=PAGE_LIMIT, after=cursor, before_date=_just_after(before))
+            elif before:
+                # +1 ms: trades that share the boundary's timestamp are read again (harmless) rather than skipped.
+                page = await client.trades_page(limit=PAGE_LIMIT, before_date=_just_after(before))
+            else:
+                page = await client.trades_page(limit=PAGE_LIMIT)
+        except Exception as exc:  # noqa: BLE001 - classified: only API/network trouble is swallowed
+            log.info("backfill paused: %s", _classify(exc).message)
+            break
+        pages += 1
+        items, cursor = _page_parts(page)
+        stored = store.trade_versions([t.id for t in items])
+        store.put_trades(items)
+        # The end of history, or (after a warm sync that hit its cap) a page we already had: the gap is closed.
+        if cursor is None or (items and all(t.id in stored for t in items)):
+            store.set_meta(backfill_done="1")
+            break
+        if items:
+            oldest = min(_ts_of(t, "created_at") or "" for t in items)
+            if not before or oldest < before:
+                store.set_meta(backfill_before=oldest)
+        if pace_s > 0:
+            await asyncio.sleep(pace_s)
+    await store.flush()
+    return pages
+
+
+def _just_after(ts: str | None) -> str | None:
+    if not ts:
+        return None
+    try:
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00")) + timedelta(milliseconds=1)
+    except ValueError:
+        return ts
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -154,6 +458,6 @@ def _monotonic() -> float:
 
 
 __all__ = [
-    "CachedState", "SyncResult", "load_cached", "delta_sync", "iter_stored_trades", "iter_stored_signals",
-    "ts_text",
+    "CachedState", "SyncResult", "load_cached", "delta_sync", "backfill", "iter_stored_trades",
+    "iter_stored_signals",
 ]

@@ -686,6 +686,18 @@ class Store:
 
         self.write_async(op)
 
+    def delete_trades(self, trade_ids: Iterable[str]) -> None:
+        """Forget trades (and their positions/orders) the API no longer has for us."""
+        ids = [(i,) for i in trade_ids]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM trades WHERE id = ?", ids)
+            conn.executemany("DELETE FROM positions WHERE trade_id = ?", ids)
+            conn.executemany("DELETE FROM orders WHERE trade_id = ?", ids)
+
+        if ids:
+            self.write_async(op)
+
     def put_etag(self, url: str, etag: str, body: Any = None) -> None:
         """Remember the ETag (and the body, as wire JSON) of a terminal trade/signal for If-None-Match."""
         text = None if body is None else dumps(_to_wire(body) if not isinstance(body, (list, str)) else body)
@@ -850,13 +862,16 @@ class Store:
                 out[trade_id] = updated
         return out
 
-    def signal_ids(self, signal_ids: Iterable[str]) -> set[str]:
+    def signal_versions(self, signal_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+        """``{id: (status, processed_at)}`` for the stored ones: signals have no updated_at, these two change."""
         ids = list(signal_ids)
-        out: set[str] = set()
+        out: dict[str, tuple[str | None, str | None]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            out.update(r[0] for r in self._rows(f"SELECT id FROM signals WHERE id IN ({marks})", chunk))  # noqa: S608
+            for signal_id, status, text in self._rows(
+                    f"SELECT id, status, json FROM signals WHERE id IN ({marks})", chunk):  # noqa: S608
+                out[signal_id] = (status, ts_text(loads(text).get("processed_at")))
         return out
 
     def iter_trades_wire(self, filters: Mapping[str, Any] | None = None, *, batch: int = 1000
