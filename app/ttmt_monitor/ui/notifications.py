@@ -1,0 +1,312 @@
+"""Delivering notifications: desktop pop-ups through the system tray, an in-window banner fallback, sounds, and
+close-to-tray.
+
+Provides:
+- :class:`Notifier` — feed it applied event batches (``handle_events(events, change)``, which matches the
+  controller's ``events_applied`` signal) and connection states (``connection_changed(state, detail)``); it asks
+  ``core.notify.NotificationRules`` what to say and delivers: a tray balloon when a tray is available and shown,
+  else ``banner_requested(str)`` for the window to show; every notification (quiet ones included) is also emitted
+  as ``delivered(Notification)`` for the notification centre, so nothing is lost. A 1 s timer releases coalesced
+  fills, burst summaries and "stream down" alerts.
+- :class:`TrayController` — the tray icon with a Show / Quit menu; the main window asks
+  ``should_hide_on_close()`` in its ``closeEvent`` (hide instead of close while the tray can bring it back) and
+  connects ``quit_requested`` to its real shutdown.
+- :class:`SoundPlayer` — plays ``resources/sounds/<name>.wav`` through QtMultimedia when that module is installed
+  (PySide6-Essentials does not ship it), else ``QApplication.beep()``, else nothing.
+- ``load_notify_settings()`` / ``save_notify_settings()`` — the user's rules in QSettings (JSON; no secrets).
+
+Notification text can contain Telegram-derived names; the tray shows plain text and the banner signal carries
+plain text (the receiver must set it with ``Qt.PlainText``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, QSettings, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
+
+from ..core.models import Event, Trade
+from ..core.notify import Notification, NotificationRules, NotifySettings
+
+SETTINGS_KEY = "notifications/rules"
+CLOSE_TO_TRAY_KEY = "notifications/close_to_tray"
+POPUP_MS = 6000
+HISTORY_ROUTES = 500
+
+
+# --- settings ---------------------------------------------------------------------------------------------------
+
+
+def load_notify_settings(store: QSettings | None = None) -> NotifySettings:
+    store = store or QSettings()
+    value = store.value(SETTINGS_KEY, "")
+    return NotifySettings.from_json(value if isinstance(value, str) else None)
+
+
+def save_notify_settings(settings: NotifySettings, store: QSettings | None = None) -> None:
+    store = store or QSettings()
+    store.setValue(SETTINGS_KEY, settings.to_json())
+
+
+# --- sounds -------------------------------------------------------------------------------------------------------
+
+
+def sound_path(name: str) -> Path | None:
+    """The packaged WAV for a sound name (only known names: a settings value never becomes a path)."""
+    from ..core.notify import SOUNDS
+
+    if name not in SOUNDS:
+        return None
+    try:
+        path = Path(str(importlib_resources.files("ttmt_monitor.resources") / "sounds" / f"{name}.wav"))
+    except (ModuleNotFoundError, TypeError):
+        return None
+    return path if path.is_file() else None
+
+
+class SoundPlayer(QObject):
+    """QSoundEffect when QtMultimedia exists (PySide6-Addons), else the system beep, else silence."""
+
+    def __init__(self, parent: QObject | None = None, *, allow_beep: bool = True) -> None:
+        super().__init__(parent)
+        self._effects: dict[str, Any] = {}
+        self.allow_beep = allow_beep
+        self.played: deque[tuple[str, str]] = deque(maxlen=50)  # (name, how): for diagnostics and tests
+        try:
+            from PySide6.QtMultimedia import QSoundEffect  # noqa: F401
+
+            self.backend = "qtmultimedia"
+        except ImportError:
+            self.backend = "beep" if allow_beep else "silent"
+
+    def play(self, name: str | None) -> str:
+        if not name:
+            return "none"
+        if self.backend == "qtmultimedia":
+            effect = self._effects.get(name)
+            if effect is None:
+                from PySide6.QtCore import QUrl
+                from PySide6.QtMultimedia import QSoundEffect
+
+                path = sound_path(name)
+                if path is None:
+                    return "none"
+                effect = QSoundEffect(self)
+                effect.setSource(QUrl.fromLocalFile(str(path)))
+                effect.setVolume(0.6)
+                self._effects[name] = effect
+            effect.play()
+            how = "qtmultimedia"
+        elif self.backend == "beep":
+            QApplication.beep()
+            how = "beep"
+        else:
+            how = "silent"
+        self.played.append((name, how))
+        return how
+
+
+# --- tray ---------------------------------------------------------------------------------------------------------
+
+
+def default_tray_icon() -> QIcon:
+    """The app's window icon, or a drawn one (a tray icon must never be empty: Qt refuses to show it)."""
+    app = QApplication.instance()
+    icon = app.windowIcon() if isinstance(app, QApplication) else QIcon()
+    if not icon.isNull():
+        return icon
+    pix = QPixmap(64, 64)
+    pix.fill(QColor(0, 0, 0, 0))
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setBrush(QColor("#0969da"))
+    p.setPen(QColor("#0969da"))
+    p.drawEllipse(2, 2, 60, 60)
+    p.setPen(QColor("white"))
+    f = QFont()
+    f.setBold(True)
+    f.setPixelSize(38)
+    p.setFont(f)
+    p.drawText(pix.rect(), 0x84, "T")  # Qt.AlignCenter
+    p.end()
+    return QIcon(pix)
+
+
+class TrayController(QObject):
+    """Tray icon with Show / Quit. Close-to-tray: the window hides on close while the tray can bring it back."""
+
+    show_requested = Signal()
+    quit_requested = Signal()
+
+    def __init__(
+        self,
+        window: QWidget | None = None,
+        *,
+        icon: QIcon | None = None,
+        close_to_tray: bool | None = None,
+        parent: QObject | None = None,
+        available: bool | None = None,
+        settings_store: QSettings | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.window = window
+        self.settings_store = settings_store
+        # ``available`` overrides the platform check (tests; offscreen Qt has no tray).
+        self.available = QSystemTrayIcon.isSystemTrayAvailable() if available is None else available
+        if close_to_tray is None:
+            close_to_tray = bool((settings_store or QSettings()).value(CLOSE_TO_TRAY_KEY, True, type=bool))
+        self.close_to_tray = close_to_tray
+        self.quitting = False
+        self._told_hidden = False
+        self.icon = QSystemTrayIcon(icon or default_tray_icon(), self)
+        self.icon.setToolTip("TTMT Monitor")
+        self.menu = QMenu()
+        self.show_action = QAction("Show TTMT Monitor", self.menu)
+        self.quit_action = QAction("Quit", self.menu)
+        self.show_action.triggered.connect(self.show_window)
+        self.quit_action.triggered.connect(self.quit)
+        self.menu.addAction(self.show_action)
+        self.menu.addSeparator()
+        self.menu.addAction(self.quit_action)
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._on_activated)
+        if self.available:
+            self.icon.show()
+        if window is not None:
+            self.install(window)
+
+    def install(self, window: QWidget) -> None:
+        """Give ``window`` close-to-tray without touching its ``closeEvent``: an event filter hides it on close
+        while :meth:`should_hide_on_close` says so; after :meth:`quit` the close goes through."""
+        self.window = window
+        window.installEventFilter(self)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if obj is self.window and event.type() == QEvent.Type.Close and self.should_hide_on_close():
+            event.ignore()
+            self.window.hide()
+            self.hidden_to_tray()
+            return True
+        return super().eventFilter(obj, event)
+
+    def set_close_to_tray(self, on: bool) -> None:
+        self.close_to_tray = on
+        (self.settings_store or QSettings()).setValue(CLOSE_TO_TRAY_KEY, on)
+
+    def should_hide_on_close(self) -> bool:
+        """Ask in ``closeEvent``: True = ``event.ignore(); window.hide()`` (then call :meth:`hidden_to_tray`)."""
+        return self.close_to_tray and self.available and not self.quitting
+
+    def hidden_to_tray(self) -> None:
+        """Tell the user once per session where the window went."""
+        if not self._told_hidden and self.available:
+            self._told_hidden = True
+            self.show_message("Still watching", "TTMT Monitor keeps running in the tray. Quit from the tray menu.")
+
+    def show_window(self) -> None:
+        self.show_requested.emit()
+        w = self.window
+        if w is not None:
+            w.showNormal()
+            w.raise_()
+            w.activateWindow()
+
+    def quit(self) -> None:
+        """Quit for real: the window's closeEvent must let the close through now."""
+        self.quitting = True
+        self.quit_requested.emit()
+
+    def can_pop_up(self) -> bool:
+        return self.available and self.icon.isVisible() and QSystemTrayIcon.supportsMessages()
+
+    def show_message(self, title: str, body: str, msecs: int = POPUP_MS) -> None:
+        self.icon.showMessage(title, body, QSystemTrayIcon.MessageIcon.Information, msecs)
+
+    def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
+            self.show_window()
+
+
+# --- the notifier -------------------------------------------------------------------------------------------------
+
+
+class Notifier(QObject):
+    """Decides (via ``core.notify``) and delivers. Routes: ``tray``, ``banner`` or ``history`` (quiet hours)."""
+
+    banner_requested = Signal(str)
+    delivered = Signal(object)  # Notification, for the notification centre
+
+    def __init__(
+        self,
+        rules: NotificationRules | None = None,
+        *,
+        tray: TrayController | None = None,
+        sounds: SoundPlayer | None = None,
+        lookup_trade: Callable[[str], Trade | None] | None = None,
+        parent: QObject | None = None,
+        poll_ms: int = 1000,
+        settings_store: QSettings | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings_store = settings_store
+        self.rules = rules or NotificationRules(load_notify_settings(settings_store))
+        if lookup_trade is not None:
+            self.rules.lookup_trade = lookup_trade
+        self.tray = tray
+        self.sounds = sounds or SoundPlayer(self)
+        self.routes: deque[tuple[Notification, str]] = deque(maxlen=HISTORY_ROUTES)
+        self._timer = QTimer(self)
+        self._timer.setInterval(poll_ms)
+        self._timer.timeout.connect(self.poll)
+        self._timer.start()
+
+    def set_state(self, state: Any) -> None:
+        """Let the rules look up trades (symbol, direction, reference) in the live desk state."""
+        trades = getattr(state, "trades", None)
+        if isinstance(trades, dict):
+            self.rules.lookup_trade = trades.get
+
+    # Slots ---------------------------------------------------------------------------------------------------
+
+    def handle_events(self, events: Iterable[Event], change: Any = None, *, replay: bool = False) -> None:
+        """Connect to ``events_applied(list, change)``. Never raises into the event loop: a bad event is skipped."""
+        try:
+            ns = self.rules.process(list(events), replay=replay)
+        except Exception as exc:  # noqa: BLE001 - a notification bug must not take the live desk down
+            ns = [Notification("Notification error", f"Could not describe an update ({type(exc).__name__}).",
+                               "summary")]
+        self.deliver(ns)
+
+    def connection_changed(self, state: str, detail: str | None = None) -> None:
+        self.deliver(self.rules.connection_changed(state, detail))
+
+    def poll(self) -> None:
+        self.deliver(self.rules.poll())
+
+    def apply_settings(self, settings: NotifySettings, *, save: bool = True) -> None:
+        self.rules.settings = settings
+        if save:
+            save_notify_settings(settings, self.settings_store)
+
+    # Delivery ------------------------------------------------------------------------------------------------
+
+    def deliver(self, notifications: Iterable[Notification]) -> None:
+        for n in notifications:
+            if n.quiet:
+                route = "history"
+            elif self.tray is not None and self.tray.can_pop_up():
+                self.tray.show_message(n.title, n.body)
+                route = "tray"
+            else:
+                self.banner_requested.emit(f"{n.title}: {n.body}")
+                route = "banner"
+            if n.sound and not n.quiet:
+                self.sounds.play(n.sound)
+            self.routes.append((n, route))
+            self.delivered.emit(n)

@@ -1,0 +1,143 @@
+"""Notification delivery under offscreen Qt: banner fallback, tray pop-ups, sounds, centre history and badge,
+close-to-tray, the settings dialog. Real Qt widgets and the real rules from core.notify."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal as D
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QSystemTrayIcon, QWidget
+
+from ttmt_monitor.core.models import TpHit
+from ttmt_monitor.core.notify import NotificationRules, NotifySettings
+from ttmt_monitor.ui.notification_centre import NotificationCentre, NotificationSettingsDialog, open_notification_settings
+from ttmt_monitor.ui.notifications import Notifier, SoundPlayer, TrayController, load_notify_settings, sound_path
+
+T0 = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def hit(i: int, tid: str = "t1", symbol: str = "XAUUSD") -> TpHit:
+    return TpHit(event_id=i, type="tp_hit", timestamp=T0, raw={}, trade_id=tid, currency="USD", symbol=symbol,
+                 tp_level=1, price=D("2310.00"), position_id=f"p{i}", realized_pl=D("4.20"))
+
+
+@pytest.fixture
+def store(tmp_path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+def make(qtbot, store, *, tray=None, **settings) -> tuple[Notifier, NotificationCentre, Clock]:
+    clock = Clock()
+    rules = NotificationRules(NotifySettings(**settings), clock=clock, tz=UTC)
+    n = Notifier(rules, tray=tray, sounds=SoundPlayer(allow_beep=False), settings_store=store, poll_ms=50)
+    centre = NotificationCentre()
+    qtbot.addWidget(centre)
+    n.delivered.connect(centre.add)
+    return n, centre, clock
+
+
+def test_banner_fallback_centre_badge_and_click_opens_trade(qtbot, store) -> None:
+    assert not QSystemTrayIcon.isSystemTrayAvailable()  # offscreen: no tray, so the banner must carry it
+    tray = TrayController(close_to_tray=True, settings_store=store)
+    n, centre, _ = make(qtbot, store, tray=tray)
+    banners: list[str] = []
+    n.banner_requested.connect(banners.append)
+    with qtbot.waitSignal(centre.unread_changed, timeout=1000) as sig:
+        n.handle_events([hit(1, symbol="<b>XAU</b>")], None)
+    assert sig.args == [1]
+    assert len(banners) == 1 and "TP1 hit" in banners[0] and "+4.20 USD" in banners[0]
+    assert [r for _, r in n.routes] == ["banner"]
+    item = centre.list.item(0)
+    assert "<b>XAU</b>" in item.text()  # shown verbatim as plain text, never interpreted
+    assert item.font().bold()
+    with qtbot.waitSignal(centre.open_trade, timeout=1000) as opened:
+        centre.list.itemClicked.emit(item)
+    assert opened.args == ["t1"] and centre.unread_count == 0 and not item.font().bold()
+
+
+def test_tray_route_when_a_tray_exists(qtbot, store) -> None:
+    tray = TrayController(available=True, close_to_tray=True, settings_store=store)
+    n, centre, _ = make(qtbot, store, tray=tray)
+    banners: list[str] = []
+    n.banner_requested.connect(banners.append)
+    n.handle_events([hit(1)], None)
+    assert tray.icon.isVisible()
+    assert [r for _, r in n.routes] == ["tray"] and banners == []
+    assert centre.unread_count == 1
+
+
+def test_quiet_hours_go_to_history_only_and_sounds_play_outside(qtbot, store) -> None:
+    n, centre, clock = make(qtbot, store, quiet_start=time(22, 0), quiet_end=time(7, 0))
+    clock.now = datetime(2026, 7, 2, 23, 0, tzinfo=UTC)
+    n.handle_events([hit(1)], None)
+    assert [r for _, r in n.routes] == ["history"] and list(n.sounds.played) == []
+    assert "(quiet hours)" in centre.list.item(0).text()
+    clock.now = datetime(2026, 7, 3, 9, 0, tzinfo=UTC)
+    n.handle_events([hit(2)], None)
+    assert [r for _, r in n.routes][-1] == "banner"
+    assert list(n.sounds.played) == [("tp", "silent")]
+    assert sound_path("tp") is not None and sound_path("../evil") is None
+
+
+def test_burst_is_capped_and_summary_arrives_from_the_timer(qtbot, store) -> None:
+    n, centre, clock = make(qtbot, store, burst_cap=3, burst_window=10)
+    n.handle_events([hit(i, tid=f"t{i}") for i in range(1, 21)], None)
+    assert len(n.routes) == 3
+    clock.now = T0 + timedelta(seconds=11)
+    qtbot.waitUntil(lambda: len(n.routes) == 4, timeout=2000)  # the 50 ms poll timer delivers the summary
+    summary = n.routes[-1][0]
+    assert summary.kind == "summary" and summary.count == 17
+    assert centre.list.count() == 4 and centre.unread_count == 4
+
+
+def test_close_to_tray_hides_then_quit_closes(qtbot, store) -> None:
+    window = QWidget()
+    qtbot.addWidget(window)
+    tray = TrayController(window, available=True, close_to_tray=True, settings_store=store)
+    window.show()
+    assert tray.should_hide_on_close()
+    window.close()
+    assert not window.isVisible() and tray.window is window  # hidden, still alive
+    tray.show_action.trigger()
+    assert window.isVisible()
+    quits: list[bool] = []
+    tray.quit_requested.connect(lambda: quits.append(True))
+    tray.quit_action.trigger()
+    assert quits == [True] and not tray.should_hide_on_close()
+    window.close()
+    assert not window.isVisible()
+    # without a tray the window closes normally
+    other = QWidget()
+    qtbot.addWidget(other)
+    no_tray = TrayController(other, available=False, close_to_tray=True, settings_store=store)
+    assert not no_tray.should_hide_on_close()
+
+
+def test_settings_dialog_applies_and_persists(qtbot, store) -> None:
+    n, _, _ = make(qtbot, store)
+    tray = TrayController(available=False, close_to_tray=True, settings_store=store)
+    dialog = open_notification_settings(None, n, tray)
+    assert isinstance(dialog, NotificationSettingsDialog) and dialog.isVisible()
+    dialog.switches["order_fill"].setChecked(False)
+    dialog.sound_boxes["tp_hit"].setCurrentIndex(dialog.sound_boxes["tp_hit"].findData("alert"))
+    dialog.quiet.setChecked(True)
+    dialog.close_to_tray.setChecked(False)
+    dialog.accept()
+    s = n.rules.settings
+    assert not s.enabled["order_fill"] and s.sounds["tp_hit"] == "alert" and s.quiet_start == time(22, 0)
+    assert not tray.close_to_tray
+    again = load_notify_settings(store)
+    assert not again.enabled["order_fill"] and again.quiet_end == time(7, 0)
+    # a corrupt stored value gives defaults, not a crash
+    store.setValue("notifications/rules", "{broken")
+    assert load_notify_settings(store).enabled["order_fill"]
