@@ -1,0 +1,275 @@
+"""Start-up and shutdown of the desktop app on the qasync loop: ``main(argv)`` for ``ttmt-monitor [options]``.
+
+Options: ``--demo`` (start the simulator in a child process and connect to it), ``--base-url URL``,
+``--screenshot FILE`` and ``--quit-after SECONDS`` (wait until the tables have data and live events arrived, save
+the window as PNG, exit 0), ``--smoke-test`` (the same without a file: used by the installer test), ``--tab NAME``,
+``--utc``.
+
+Order of things: the Qt application and the qasync loop; the simulator (``--demo``, started in an executor so the
+loop never waits on it) or the key from the OS keyring, else the key dialog (shown and awaited, never exec());
+the single-instance guard per base URL + key; the window; the controller's snapshot, then the stream. On close:
+stop the stream, close the client, terminate the simulator. Every failure becomes a message and an exit code,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("ttmt_monitor")
+
+TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OTHER_INSTANCE = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ttmt-monitor", description="A read-only live trading desk for TTMT.")
+    parser.add_argument("--demo", action="store_true", help="start the built-in TTMT simulator and connect to it")
+    parser.add_argument("--base-url", metavar="URL", help="TTMT API base URL (remembered in the settings)")
+    parser.add_argument("--screenshot", metavar="FILE", help="save the window as PNG once it shows live data, exit")
+    parser.add_argument("--quit-after", metavar="SECONDS", type=float,
+                        help="quit after this many seconds (with --screenshot/--smoke-test: the longest wait)")
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="start, load data, render, exit 0 (non-zero with a message on failure)")
+    parser.add_argument("--tab", choices=TAB_NAMES, help="the tab to show first")
+    parser.add_argument("--utc", action="store_true", help="show times in UTC")
+    return parser
+
+
+@dataclass
+class Connection:
+    base_url: str
+    api_key: str
+    demo: bool
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage message already
+        return int(exc.code or 0)
+    # Pin the binding again before qasync is imported (it picks the first Qt binding it finds otherwise).
+    os.environ.setdefault("QT_API", "pyside6")
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    from PySide6.QtWidgets import QApplication
+
+    import qasync
+
+    from . import theme
+    from .settings import AppSettings, init_application_names
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "ttmt-monitor"])
+    init_application_names()
+    settings = AppSettings()
+    if args.utc:
+        settings.utc = True
+    try:
+        theme.apply_theme(app, settings.theme)
+    except Exception:  # noqa: BLE001 - the default look is fine
+        log.debug("theme not applied", exc_info=True)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        with loop:
+            return loop.run_until_complete(run(args, settings))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - last resort: a message, not a traceback
+        print(f"ttmt-monitor: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _check_key(base_url: str, key: str) -> None:
+    """The key dialog's check: GET /accounts with the candidate key (raises the client's typed error)."""
+    from ..sources.ttmt.client import TTMTClient
+
+    async with TTMTClient(base_url, key) as client:
+        await client.accounts()
+
+
+async def _ask_key(base_url: str, parent: Any = None) -> str | None:
+    """Show the key dialog and wait for it; store the key in the keyring when the user chose to."""
+    from .. import keystore
+    from .key_dialog import ask_for_key
+
+    loop = asyncio.get_running_loop()
+    keyring_ok = await loop.run_in_executor(None, keystore.keyring_available)
+    result = await ask_for_key(parent, base_url, lambda key: _check_key(base_url, key), keyring_ok)
+    if result is None:
+        return None
+    if result.remember:
+        try:
+            await loop.run_in_executor(None, keystore.save_key, base_url, result.key)
+        except keystore.KeyringUnavailable as exc:
+            log.warning("the key is kept for this run only: %s", exc)
+    return result.key
+
+
+async def _load_key(base_url: str) -> str | None:
+    from .. import keystore
+
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(None, keystore.load_key, base_url)
+    except keystore.KeyringUnavailable as exc:
+        log.warning("%s", exc)
+        return None
+
+
+async def _await_signal(signal: Any) -> None:
+    """Wait for a Qt signal without a nested event loop (a future the signal completes)."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def done(*_: Any) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    signal.connect(done)
+    try:
+        await future
+    finally:
+        try:
+            signal.disconnect(done)
+        except (RuntimeError, TypeError):
+            pass
+
+
+async def run(args: argparse.Namespace, settings: Any) -> int:
+    """The app's life on the loop. Returns the process exit code."""
+    headless = bool(args.screenshot or args.smoke_test)
+    loop = asyncio.get_running_loop()
+    sim = None
+    try:
+        if args.demo:
+            from ..sim.runner import start_subprocess
+
+            t0 = time.monotonic()
+            try:
+                sim = await loop.run_in_executor(None, start_subprocess)
+            except Exception as exc:  # noqa: BLE001
+                print(f"ttmt-monitor: the demo simulator did not start: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            log.info("simulator started in %.1f s", time.monotonic() - t0)
+            connection: Connection | None = Connection(sim.base_url, sim.api_key, demo=True)
+        else:
+            base_url = args.base_url or settings.base_url
+            if args.base_url:
+                settings.base_url = args.base_url
+            key = await _load_key(base_url)
+            if key is None:
+                if headless:
+                    print("ttmt-monitor: no API key is stored for " + base_url + "; start with --demo to try the "
+                          "simulator", file=sys.stderr)
+                    return EXIT_USAGE
+                key = await _ask_key(base_url)
+                if key is None:
+                    return EXIT_OK  # the user cancelled: nothing to do
+            connection = Connection(base_url, key, demo=False)
+        while connection is not None:
+            outcome = await _run_window(args, settings, connection, headless)
+            if isinstance(outcome, int):
+                return outcome
+            connection = outcome  # a replaced key: run again with it
+        return EXIT_OK
+    finally:
+        if sim is not None:
+            await loop.run_in_executor(None, sim.terminate)
+
+
+async def _run_window(args: argparse.Namespace, settings: Any, connection: Connection,
+                      headless: bool) -> int | Connection | None:
+    """One window + controller for one key. Returns an exit code, or the Connection to restart with."""
+    from .. import keystore
+    from .controller import DeskController
+    from .main_window import MainWindow
+    from .single_instance import SingleInstance
+
+    guard = SingleInstance(connection.base_url, connection.api_key)
+    if not guard.acquire():
+        message = ("TTMT Monitor is already running for this API key; its window was brought to the front. "
+                   "(The server allows one live stream per key.)")
+        print(f"ttmt-monitor: {message}", file=sys.stderr)
+        return EXIT_OTHER_INSTANCE
+    controller = DeskController(connection.base_url, connection.api_key)
+    window = MainWindow(controller, settings, title_suffix="demo (simulator)" if connection.demo else "")
+    guard.raise_requested.connect(lambda: (window.showNormal(), window.raise_(), window.activateWindow()))
+    next_connection: list[Connection | None] = []
+
+    async def replace_key() -> None:
+        key = await _ask_key(connection.base_url, window)
+        if key is not None:
+            next_connection.append(Connection(connection.base_url, key, connection.demo))
+            window.close()
+
+    async def forget_key() -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, keystore.forget_key, connection.base_url)
+        except keystore.KeyringUnavailable as exc:
+            window.status.showMessage(f"The key could not be removed from the keyring: {exc}", 10000)
+            return
+        window.status.showMessage("The key was removed from the keyring; it is still used until you quit.", 10000)
+
+    window.replace_key_requested.connect(lambda: asyncio.ensure_future(replace_key()))
+    window.forget_key_requested.connect(lambda: asyncio.ensure_future(forget_key()))
+    if args.tab:
+        window.select_tab(args.tab)
+    window.show()
+    try:
+        ok = await controller.start()
+        if headless:
+            return await _capture(args, window, controller, ok)
+        if args.quit_after:
+            asyncio.get_running_loop().call_later(args.quit_after, window.close)
+        await _await_signal(window.closed)
+        return next_connection[0] if next_connection else EXIT_OK
+    finally:
+        if window.isVisible():
+            window.close()
+        await controller.aclose()
+        guard.release()
+        window.deleteLater()
+
+
+async def _capture(args: argparse.Namespace, window: Any, controller: Any, loaded: bool) -> int:
+    """--screenshot / --smoke-test: wait for data and live events (bounded), render, save, report."""
+    if not loaded:
+        print(f"ttmt-monitor: loading failed: {controller.connection_detail}", file=sys.stderr)
+        return EXIT_FAILED
+    limit = args.quit_after if args.quit_after else 60.0
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        has_data = controller.accounts_model.rowCount() > 0 and controller.trades_model.rowCount() > 0
+        if has_data and controller.events_total > 0:
+            break
+        await asyncio.sleep(0.2)
+    has_data = controller.accounts_model.rowCount() > 0 and controller.trades_model.rowCount() > 0
+    live = controller.events_total > 0
+    await asyncio.sleep(0.3)  # one more tick and paint with the last batch in
+    pixmap = window.grab()
+    if pixmap.isNull():
+        print("ttmt-monitor: the window did not render", file=sys.stderr)
+        return EXIT_FAILED
+    if args.screenshot:
+        if not pixmap.save(args.screenshot, "PNG"):
+            print(f"ttmt-monitor: could not write {args.screenshot}", file=sys.stderr)
+            return EXIT_FAILED
+    summary = (f"accounts={controller.accounts_model.rowCount()} positions={controller.positions_model.rowCount()} "
+               f"trades={controller.trades_model.rowCount()} signals={controller.signals_model.rowCount()} "
+               f"events={controller.events_total} state={controller.connection_state}")
+    if not has_data or not live:
+        what = "no data in the tables" if not has_data else "no live events arrived"
+        print(f"ttmt-monitor: {what} within {limit:g} s ({summary})", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"ttmt-monitor: ok ({summary})")
+    return EXIT_OK

@@ -1,0 +1,472 @@
+"""The desk controller: wires the TTMT client and stream consumer to the core state and the four table models.
+
+Provides :class:`DeskController` (a QObject living on the qasync loop). What it does, in order:
+
+1. Start-up: one REST snapshot (accounts, open positions, open trades) plus the newest page of trades and of
+   signals, then ONE model reset per table (the only reset: a fresh snapshot).
+2. Then the stream: every event the consumer delivers is queued; a short timer tick (``TICK_MS``) drains the queue
+   in a time-boxed batch, applies each event to :class:`~ttmt_monitor.core.state.DeskState`, and hands each model
+   only the keys the batch touched (``dataChanged`` per row run, inserts/removes by key, never a reset). A burst
+   bigger than one time box continues on the next loop turn, so the window keeps painting.
+3. ``events_applied(list, object)`` is emitted after every batch (events, the last Change) for charts and
+   notifications; ``connection_changed(str, str)`` mirrors the consumer's state for the status bar.
+4. Signals: skipped signals produce no events, so page 1 of ``/signals`` is polled every ``SIGNAL_POLL_S``; a
+   ``trade_executed`` naming an unknown signal fetches it (a few per minute at most, the client paces the rest).
+5. Older trade history pages in when the trades view asks (``fetchMore``), as an asyncio task.
+
+Nothing here blocks the loop: all I/O is awaited on the client (httpx, async); Qt only sees finished objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ..core import models as m
+from .accounts_model import AccountsModel, account_rows
+from .positions_model import PositionsModel
+from .signals_model import SignalsModel
+from .trades_model import TradesModel
+
+log = logging.getLogger(__name__)
+
+TICK_MS = 50  # events reach the models at most this late
+BATCH_BUDGET_S = 0.015  # time box of one batch: a burst never stalls the loop longer than ~this + model work
+ACCOUNTS_EVERY_S = 0.5  # the per-account figures are recomputed at most this often
+SIGNAL_POLL_S = 60.0
+SIGNAL_FETCH_PER_MIN = 6  # unknown-signal look-ups per minute (the rest are picked up by the poll)
+PAGE_SIZE = 100
+
+
+def _table(state: Any, name: str) -> dict[str, Any]:
+    """One keyed table of the desk state (``state.trades`` etc.), or an empty dict when it has no such table."""
+    value = getattr(state, name, None)
+    return value if isinstance(value, dict) else {}
+
+
+def touched_keys(event: m.Event) -> tuple[set[str], set[str]]:
+    """(trade ids, position ids) an event can change: computed from the event itself, so the models are told
+    exactly which rows to look at whatever shape the core's Change takes."""
+    trades: set[str] = set()
+    positions: set[str] = set()
+    if isinstance(event, (m.TradeExecuted, m.TradeFinalized)):
+        if event.trade is not None:
+            trades.add(event.trade.id)
+    elif isinstance(event, m.OrderFilled):
+        if event.order is not None:
+            trades.add(event.order.trade_id)
+    elif isinstance(event, (m.PositionUpdated, m.PositionClosed)):
+        if event.position is not None:
+            positions.add(event.position.id)
+            if event.position.trade_id:
+                trades.add(event.position.trade_id)
+    elif isinstance(event, m.TpHit):
+        if event.trade_id:
+            trades.add(event.trade_id)
+    elif isinstance(event, m.BreakevenSet):
+        if event.trade_id:
+            trades.add(event.trade_id)
+        if event.position_id:
+            positions.add(event.position_id)
+    return trades, positions
+
+
+class DeskController(QObject):
+    """Owns the client, the stream consumer and the desk state; feeds the models. See the module docstring."""
+
+    events_applied = Signal(list, object)  # (events of one batch, the last core Change of the batch)
+    connection_changed = Signal(str, str)  # (state, detail): live, connecting, reconnecting, resyncing, ...
+    loaded = Signal()  # the first snapshot is in the models
+    load_failed = Signal(str)  # a clear message (never a traceback)
+    last_event_at_changed = Signal(object)  # datetime of the last applied event
+
+    def __init__(self, base_url: str, api_key: str, *, parent: QObject | None = None,
+                 client_factory: Callable[[str, str], Any] | None = None,
+                 consumer_factory: Callable[..., Any] | None = None,
+                 start_stream: bool = True) -> None:
+        super().__init__(parent)
+        self.base_url = base_url
+        self._api_key = api_key  # held in memory only; never logged or shown
+        self._client_factory = client_factory
+        self._consumer_factory = consumer_factory
+        self._start_stream = start_stream
+        self.accounts_model = AccountsModel(self)
+        self.positions_model = PositionsModel(self)
+        self.trades_model = TradesModel(self)
+        self.signals_model = SignalsModel(self)
+        self.trades_model.fetch_more_handler = self._schedule_fetch_more
+        self.client: Any = None
+        self.consumer: Any = None
+        self.state: Any = None
+        self.accounts: dict[str, m.Account] = {}
+        self.connection_state = "offline"
+        self.connection_detail = ""
+        self.events_total = 0
+        self.last_event_at: datetime | None = None
+        self.started = False
+        self._queue: deque[m.Event] = deque()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._accounts_dirty = False
+        self._accounts_at = 0.0
+        self._signal_fetches: deque[float] = deque()
+        self._signals_pending: set[str] = set()
+        self._tick = QTimer(self)
+        self._tick.setInterval(TICK_MS)
+        self._tick.timeout.connect(self._drain)
+        self._poll = QTimer(self)
+        self._poll.setInterval(int(SIGNAL_POLL_S * 1000))
+        self._poll.timeout.connect(lambda: self._spawn(self._poll_signals()))
+
+    # --- life cycle -------------------------------------------------------------------------------------------
+
+    def _make_client(self) -> Any:
+        if self._client_factory is not None:
+            return self._client_factory(self.base_url, self._api_key)
+        from ..sources.ttmt.client import TTMTClient
+
+        return TTMTClient(self.base_url, self._api_key)
+
+    async def start(self) -> bool:
+        """Load the snapshot into the models, then start the stream. Returns False (and emits ``load_failed``
+        with a readable message) when the first load fails."""
+        self._set_connection("connecting", "Loading accounts, positions and trades…")
+        try:
+            if self.client is None:
+                self.client = self._make_client()
+            await self._load_snapshot(reset=True)
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a traceback to the user
+            message = describe_error(exc)
+            log.warning("initial load failed: %s", message)
+            self._set_connection(_state_for_error(exc), message)
+            self.load_failed.emit(message)
+            return False
+        self.started = True
+        self.loaded.emit()
+        self._tick.start()
+        self._poll.start()
+        if self._start_stream:
+            self._spawn(self._run_stream())
+        return True
+
+    async def refresh(self) -> None:
+        """F5: reload the REST view and merge it in by diff (no flicker of empty tables)."""
+        if self.client is None:
+            return
+        try:
+            await self._load_snapshot(reset=False)
+        except Exception as exc:  # noqa: BLE001
+            self.load_failed.emit(describe_error(exc))
+
+    async def aclose(self) -> None:
+        """Stop the stream, cancel pending work, close the client. Safe to call twice."""
+        if self._closing:
+            return
+        self._closing = True
+        self._tick.stop()
+        self._poll.stop()
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            try:
+                await asyncio.wait_for(consumer.aclose(), 5)
+            except Exception:  # noqa: BLE001 - shutting down: nothing to tell the user
+                log.debug("consumer close failed", exc_info=True)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                closer = getattr(client, "aclose", None)
+                if closer is not None:
+                    await asyncio.wait_for(closer(), 5)
+            except Exception:  # noqa: BLE001
+                log.debug("client close failed", exc_info=True)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and not self._closing:
+            log.warning("background task failed: %s", describe_error(task.exception()))
+
+    # --- snapshot ---------------------------------------------------------------------------------------------
+
+    async def _load_snapshot(self, *, reset: bool) -> None:
+        from ..core.state import DeskState
+
+        client = self.client
+        snapshot, trades_page, signals_page = await asyncio.gather(
+            client.snapshot(), client.trades_page(limit=PAGE_SIZE), client.signals_page(limit=PAGE_SIZE)
+        )
+        self.state = DeskState.from_snapshot(snapshot)
+        self.accounts = {a.account_id: a for a in snapshot.accounts}
+        open_trades = list(_table(self.state, "trades").values()) or list(snapshot.trades)
+        history = [t for t in trades_page.items if t.id not in {o.id for o in open_trades}]
+        trades = open_trades + history
+        positions = list(_table(self.state, "positions").values()) or list(snapshot.positions)
+        if reset:
+            self.positions_model.reset_rows(positions)
+            self.trades_model.set_first_page(trades, trades_page.has_more, trades_page.next_cursor)
+            self.signals_model.reset_rows(signals_page.items)
+            self.accounts_model.reset_rows(self._account_rows())
+        else:
+            self.positions_model.sync_to(positions)
+            self.trades_model.upsert(trades)
+            self.signals_model.upsert(signals_page.items)
+            self.accounts_model.sync_to(self._account_rows())
+
+    def _account_rows(self) -> list[Any]:
+        accounts = list(self.accounts.values())
+        if not accounts:
+            accounts = list(_table(self.state, "accounts").values())
+        return account_rows(accounts, self.positions_model.objects(), self.trades_model.objects())
+
+    # --- stream -----------------------------------------------------------------------------------------------
+
+    def _make_consumer(self) -> Any:
+        if self._consumer_factory is not None:
+            return self._consumer_factory(self.client, on_state=self._on_consumer_state)
+        from ..sources.ttmt.stream import StreamConsumer
+
+        return StreamConsumer(self.client, on_state=self._on_consumer_state)
+
+    async def _run_stream(self) -> None:
+        self.consumer = consumer = self._make_consumer()
+        try:
+            async for event in consumer.events():
+                self._queue.append(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the stream's end is a state, not a crash
+            if not self._closing:
+                self._set_connection(_state_for_error(exc), describe_error(exc))
+            return
+        if not self._closing:
+            self._on_consumer_state()
+
+    def _on_consumer_state(self, *args: Any) -> None:
+        """The consumer's state changed (called with whatever it passes: we read the consumer itself)."""
+        consumer = self.consumer
+        state = getattr(consumer, "state", None) if consumer is not None else None
+        if state is None and args:
+            state = args[0]
+        detail = getattr(consumer, "detail", "") if consumer is not None else ""
+        if detail is None and len(args) > 1:
+            detail = args[1]
+        if not isinstance(detail, str) and len(args) > 1 and isinstance(args[1], str):
+            detail = args[1]
+        name = getattr(state, "value", state)
+        self._set_connection(str(name) if name is not None else "offline", str(detail or ""))
+
+    def _set_connection(self, state: str, detail: str) -> None:
+        if (state, detail) == (self.connection_state, self.connection_detail):
+            return
+        self.connection_state, self.connection_detail = state, detail
+        self.connection_changed.emit(state, detail)
+
+    # --- applying events in batches -----------------------------------------------------------------------------
+
+    def feed(self, events: list[m.Event]) -> None:
+        """Queue events as if the stream had delivered them (tests and the benchmark use this too)."""
+        self._queue.extend(events)
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def _drain(self) -> None:
+        if not self._queue or self.state is None:
+            if self._accounts_dirty:
+                self._update_accounts()
+            return
+        self.apply_batch(budget_s=BATCH_BUDGET_S)
+        if self._queue:
+            # A burst: continue on the next loop turn (paints and input get their turn in between).
+            QTimer.singleShot(0, self._drain)
+
+    def apply_batch(self, budget_s: float | None = None) -> int:
+        """Apply queued events (all, or as many as fit in ``budget_s``) to the state, then update the models once."""
+        from ..core.state import apply
+
+        state = self.state
+        queue = self._queue
+        deadline = time.perf_counter() + budget_s if budget_s else None
+        events: list[m.Event] = []
+        trade_keys: set[str] = set()
+        position_keys: set[str] = set()
+        finalized: dict[str, m.Trade] = {}
+        resync: m.Resync | None = None
+        unknown_signals: list[str] = []
+        change: Any = None
+        n = 0
+        while queue:
+            event = queue.popleft()
+            try:
+                change = apply(state, event)
+            except Exception:  # noqa: BLE001 - one bad event must not stop the desk
+                log.warning("could not apply event %s (%s)", event.event_id, event.type, exc_info=True)
+                continue
+            events.append(event)
+            if isinstance(event, m.Resync):
+                resync = event
+            else:
+                t_keys, p_keys = touched_keys(event)
+                trade_keys |= t_keys
+                position_keys |= p_keys
+                if isinstance(event, m.TradeFinalized) and event.trade is not None:
+                    finalized[event.trade.id] = event.trade
+                elif isinstance(event, m.TradeExecuted) and event.trade is not None and event.trade.signal_id:
+                    unknown_signals.append(event.trade.signal_id)
+            n += 1
+            if deadline is not None and (n & 63) == 0 and time.perf_counter() > deadline:
+                break
+        if not events:
+            return 0
+        if resync is not None:
+            self._apply_resync(resync)
+        self._update_models(trade_keys, position_keys, finalized)
+        for signal_id in unknown_signals:
+            if self.signals_model.row_of(signal_id) is None:
+                self._want_signal(signal_id)
+        self.events_total += len(events)
+        stamp = events[-1].timestamp
+        self.last_event_at = stamp if stamp is not None else datetime.now(timezone.utc)
+        self.last_event_at_changed.emit(self.last_event_at)
+        self.events_applied.emit(events, change)
+        return len(events)
+
+    def _update_models(self, trade_keys: set[str], position_keys: set[str], finalized: dict[str, m.Trade]) -> None:
+        trades = _table(self.state, "trades")
+        positions = _table(self.state, "positions")
+        if position_keys:
+            gone = [k for k in position_keys if k not in positions]
+            still = [positions[k] for k in position_keys if k in positions]
+            if gone:
+                self.positions_model.remove_keys(gone)
+            if still:
+                self.positions_model.upsert(still)
+        if trade_keys:
+            # A finished trade may leave the core's open set; it stays in the Trades table as history.
+            rows = []
+            for key in trade_keys:
+                trade = trades.get(key) or finalized.get(key)
+                if trade is not None:
+                    rows.append(trade)
+            if rows:
+                self.trades_model.upsert(rows)
+        if trade_keys or position_keys:
+            self._accounts_dirty = True
+            if time.monotonic() - self._accounts_at >= ACCOUNTS_EVERY_S:
+                self._update_accounts()
+
+    def _apply_resync(self, event: m.Resync) -> None:
+        """Replace live state by diff: positions synced to the snapshot, trades upserted (history kept)."""
+        snapshot = event.snapshot
+        if snapshot is not None and snapshot.accounts:
+            self.accounts = {a.account_id: a for a in snapshot.accounts}
+        positions = _table(self.state, "positions")
+        self.positions_model.sync_to(positions.values() if positions else (snapshot.positions if snapshot else ()))
+        trades = _table(self.state, "trades")
+        self.trades_model.upsert(trades.values() if trades else (snapshot.trades if snapshot else ()))
+        self._accounts_dirty = True
+
+    def _update_accounts(self) -> None:
+        self._accounts_dirty = False
+        self._accounts_at = time.monotonic()
+        self.accounts_model.sync_to(self._account_rows())
+
+    def account_summary(self) -> list[Any]:
+        """Per-account rows for the summary strip (each in its own currency)."""
+        return self.accounts_model.objects()
+
+    # --- signals ----------------------------------------------------------------------------------------------
+
+    def _want_signal(self, signal_id: str) -> None:
+        if signal_id in self._signals_pending or self.client is None:
+            return
+        now = time.monotonic()
+        while self._signal_fetches and now - self._signal_fetches[0] > 60:
+            self._signal_fetches.popleft()
+        if len(self._signal_fetches) >= SIGNAL_FETCH_PER_MIN:
+            return  # the next page-1 poll brings it
+        self._signal_fetches.append(now)
+        self._signals_pending.add(signal_id)
+        self._spawn(self._fetch_signal(signal_id))
+
+    async def _fetch_signal(self, signal_id: str) -> None:
+        try:
+            signal = await self.client.signal(signal_id)
+        except Exception as exc:  # noqa: BLE001
+            log.info("signal %s not fetched: %s", signal_id, describe_error(exc))
+            return
+        finally:
+            self._signals_pending.discard(signal_id)
+        if signal is not None and not self._closing:
+            self.signals_model.upsert([signal])
+
+    async def _poll_signals(self) -> None:
+        if self.client is None:
+            return
+        try:
+            page = await self.client.signals_page(limit=PAGE_SIZE)
+        except Exception as exc:  # noqa: BLE001
+            log.info("signal poll failed: %s", describe_error(exc))
+            return
+        if not self._closing:
+            self.signals_model.upsert(page.items)
+
+    # --- paging trade history -----------------------------------------------------------------------------------
+
+    def _schedule_fetch_more(self) -> None:
+        self._spawn(self.fetch_more_trades())
+
+    async def fetch_more_trades(self) -> int:
+        model = self.trades_model
+        cursor = model.next_cursor
+        if self.client is None or cursor is None:
+            model.fetching = False
+            return 0
+        try:
+            page = await self.client.trades_page(limit=PAGE_SIZE, after=cursor)
+        except Exception as exc:  # noqa: BLE001 - leave has_more set: scrolling again retries
+            model.fetching = False
+            log.info("older trades not fetched: %s", describe_error(exc))
+            return 0
+        if self._closing:
+            return 0
+        return model.append_page(page.items, page.has_more, page.next_cursor)
+
+
+def describe_error(exc: BaseException | None) -> str:
+    """A one-line message for the user: the problem's title and detail when the API sent them."""
+    if exc is None:
+        return ""
+    title = getattr(exc, "title", None)
+    detail = getattr(exc, "detail", None)
+    if title or detail:
+        return ": ".join(str(x) for x in (title, detail) if x)
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _state_for_error(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)
+    if status in (401, 403):
+        return "auth_error"
+    if status == 503:
+        return "container_down"
+    if status == 409:
+        return "conflict"
+    return "offline"

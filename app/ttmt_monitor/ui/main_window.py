@@ -1,0 +1,488 @@
+"""The main window of the desk: tabs Accounts / Positions / Trades / Signals / P&L over the filter bar, a summary
+strip (open and today's realized P&L per account, each in its own currency), banners and the connection status bar.
+
+Provides :class:`MainWindow`. It shows what the :class:`~ttmt_monitor.ui.controller.DeskController` feeds; user
+intents that need services (refresh, replace/forget key, open a detail) are emitted as Qt signals or run as small
+asyncio tasks against the controller's client. The P&L tab is created lazily the first time it is shown
+(pyqtgraph's import costs ~400 ms, and the tables come first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import formatting as fmt
+from . import theme
+from .accounts_model import AccountRow
+from .controller import DeskController, describe_error
+from .settings import PL_SCHEMES, TABS, THEMES, AppSettings
+from .table_base import DisplayOptions
+from .views import DeskTableView
+
+log = logging.getLogger(__name__)
+
+TAB_TITLES = {"accounts": "Accounts", "positions": "Positions", "trades": "Trades", "signals": "Signals",
+              "pnl": "P&&L"}
+PL_SCHEME_TITLES = {"green_up": "Green up, red down", "red_up": "Red up, green down (East Asian)",
+                    "colorblind": "Blue up, orange down (colour-blind safe)"}
+
+
+class SummaryStrip(QWidget):
+    """Per account: label, open P&L and today's realized P&L in the account's own currency (never summed across
+    currencies). Plain-text labels only (account labels are user data)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QHBoxLayout(self)
+        self._layout.setContentsMargins(8, 2, 8, 2)
+        self._layout.setSpacing(18)
+        self._cells: dict[str, tuple[QLabel, QLabel, QLabel]] = {}
+        self._scheme = "green_up"
+        self._dark = False
+        self._layout.addStretch(1)
+
+    def set_scheme(self, scheme: str, dark: bool) -> None:
+        self._scheme, self._dark = scheme, dark
+
+    def texts(self) -> list[str]:
+        return [" ".join(label.text() for label in cell) for cell in self._cells.values()]
+
+    def set_rows(self, rows: list[AccountRow]) -> None:
+        wanted = {r.account_id for r in rows}
+        for key in [k for k in self._cells if k not in wanted]:
+            for label in self._cells.pop(key):
+                self._layout.removeWidget(label.parentWidget())
+                label.parentWidget().deleteLater()
+                break
+        for r in rows:
+            cell = self._cells.get(r.account_id)
+            if cell is None:
+                box = QWidget(self)
+                row = QHBoxLayout(box)
+                row.setContentsMargins(0, 0, 0, 0)
+                row.setSpacing(6)
+                name, open_pl, today = (QLabel(box) for _ in range(3))
+                for label in (name, open_pl, today):
+                    label.setTextFormat(Qt.TextFormat.PlainText)
+                    row.addWidget(label)
+                font = name.font()
+                font.setBold(True)
+                name.setFont(font)
+                self._layout.insertWidget(self._layout.count() - 1, box)
+                cell = self._cells[r.account_id] = (name, open_pl, today)
+            name, open_pl, today = cell
+            name.setText(r.account.label)
+            open_pl.setText("open " + fmt.format_pl(r.open_pl, r.currency))
+            today.setText("today " + fmt.format_pl(r.realized_today, r.currency))
+            for label, value in ((open_pl, r.open_pl), (today, r.realized_today)):
+                sign = fmt.pl_sign(value, r.currency)
+                color = theme.pl_color(sign, self._scheme, self._dark) if sign else None
+                label.setStyleSheet(f"color: {color.name()};" if color is not None else "")
+
+
+class MainWindow(QMainWindow):
+    """The desk window. ``replace_key_requested``/``forget_key_requested`` are handled by the app (ui/app.py)."""
+
+    replace_key_requested = Signal()
+    forget_key_requested = Signal()
+    tab_shown = Signal(str)
+    closed = Signal()  # the window was closed (the app then shuts down or restarts with another key)
+
+    def __init__(self, controller: DeskController, settings: AppSettings | None = None, *,
+                 title_suffix: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.settings = settings or AppSettings()
+        self.setWindowTitle("TTMT Monitor" + (f" — {title_suffix}" if title_suffix else ""))
+        try:
+            from .widgets import app_icon
+
+            self.setWindowIcon(app_icon())
+        except Exception:  # noqa: BLE001 - an icon is nice, not required
+            pass
+        self.resize(1280, 760)
+        self._details: list[QWidget] = []
+        self._pnl_view: Any = None
+        self._filter_spec: Any = None
+
+        # --- tables
+        self.views: dict[str, DeskTableView] = {
+            "accounts": DeskTableView(controller.accounts_model, "accounts",
+                                      default_sort=("label", Qt.SortOrder.AscendingOrder)),
+            "positions": DeskTableView(controller.positions_model, "positions",
+                                       default_sort=("opened_at", Qt.SortOrder.DescendingOrder)),
+            "trades": DeskTableView(controller.trades_model, "trades",
+                                    default_sort=("created_at", Qt.SortOrder.DescendingOrder)),
+            "signals": DeskTableView(controller.signals_model, "signals",
+                                     default_sort=("received_at", Qt.SortOrder.DescendingOrder)),
+        }
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        for name, view in self.views.items():
+            view.restore_layout(self.settings.qs)
+            self.tabs.addTab(view, TAB_TITLES[name].replace("&&", "&"))
+        self._pnl_holder = QWidget()
+        QVBoxLayout(self._pnl_holder).setContentsMargins(0, 0, 0, 0)
+        self.tabs.addTab(self._pnl_holder, "P&&L")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        self.views["trades"].doubleClicked.connect(lambda i: self._open_trade_at(self.views["trades"], i))
+        self.views["positions"].doubleClicked.connect(lambda i: self._open_trade_at(self.views["positions"], i))
+        self.views["signals"].doubleClicked.connect(self._open_signal_at)
+
+        # --- filter bar, banner, summary, status bar (D2's widgets)
+        from .filter_bar import FilterBar
+        from .status_bar import Banner, ConnectionStatusBar
+
+        self.filter_bar = FilterBar(self, utc=self.settings.utc)
+        self.filter_bar.changed.connect(self._on_filter)
+        self.banner = Banner(self)
+        self.banner.action_requested.connect(self._on_banner_action)
+        self.summary = SummaryStrip(self)
+        self.status = ConnectionStatusBar(self)
+        self.setStatusBar(self.status)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.filter_bar)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.summary)
+        self.setCentralWidget(central)
+
+        controller.connection_changed.connect(self._on_connection)
+        controller.last_event_at_changed.connect(self.status.set_last_event_at)
+        controller.accounts_model.rows_touched.connect(lambda *_: self._refresh_summary())
+        controller.accounts_model.modelReset.connect(self._refresh_summary)
+        controller.loaded.connect(self._on_loaded)
+        controller.load_failed.connect(lambda msg: self.banner.show_message(f"Could not load the desk.\n{msg}",
+                                                                            [("retry", "Retry")]))
+        controller.events_applied.connect(self._on_events_applied)
+        # Filter choices (symbols, channels) follow the data, refreshed at a calm pace.
+        self._choices_timer = QTimer(self)
+        self._choices_timer.setInterval(5000)
+        self._choices_timer.timeout.connect(self._refresh_choices)
+
+        self._build_menus()
+        self._apply_display_options()
+        geometry = self.settings.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self.select_tab(self.settings.tab)
+        self._on_connection(controller.connection_state, controller.connection_detail)
+
+    # --- menus and shortcuts ----------------------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.refresh_action = self._action(file_menu, "&Refresh", self.refresh, QKeySequence.StandardKey.Refresh)
+        self.refresh_action.setShortcuts([QKeySequence(Qt.Key.Key_F5)])
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        key_menu = bar.addMenu("&Key")
+        self._action(key_menu, "&Replace key…", self.replace_key_requested.emit)
+        self._action(key_menu, "&Forget key", self.forget_key_requested.emit)
+
+        view_menu = bar.addMenu("&View")
+        self._action(view_menu, "&Find", self.filter_bar.focus_search, QKeySequence.StandardKey.Find)
+        columns = view_menu.addMenu("&Columns")
+        for name, view in self.views.items():
+            sub = columns.addMenu(TAB_TITLES[name])
+            sub.aboutToShow.connect(lambda sub=sub, view=view: self._fill_columns_menu(sub, view))
+        view_menu.addSeparator()
+        self.utc_action = QAction("Times in &UTC", self, checkable=True)
+        self.utc_action.setChecked(self.settings.utc)
+        self.utc_action.toggled.connect(self._on_utc)
+        view_menu.addAction(self.utc_action)
+        theme_menu = view_menu.addMenu("&Theme")
+        group = QActionGroup(self)
+        for mode in THEMES:
+            action = QAction(mode.capitalize(), self, checkable=True)
+            action.setChecked(mode == self.settings.theme)
+            action.triggered.connect(lambda _=False, mode=mode: self._on_theme(mode))
+            group.addAction(action)
+            theme_menu.addAction(action)
+        pl_menu = view_menu.addMenu("&P&&L colours")
+        group = QActionGroup(self)
+        for scheme in PL_SCHEMES:
+            action = QAction(PL_SCHEME_TITLES[scheme], self, checkable=True)
+            action.setChecked(scheme == self.settings.pl_scheme)
+            action.triggered.connect(lambda _=False, scheme=scheme: self._on_pl_scheme(scheme))
+            group.addAction(action)
+            pl_menu.addAction(action)
+        view_menu.addSeparator()
+        for n, name in enumerate(TABS, start=1):
+            action = QAction(TAB_TITLES[name].replace("&&", "&"), self)
+            action.setShortcut(QKeySequence(f"Ctrl+{n}"))
+            action.triggered.connect(lambda _=False, name=name: self.select_tab(name))
+            view_menu.addAction(action)
+
+    def _action(self, menu: QMenu, text: str, slot: Callable[[], Any], shortcut: Any = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _fill_columns_menu(self, menu: QMenu, view: DeskTableView) -> None:
+        menu.clear()
+        for action in view.column_actions(menu):
+            menu.addAction(action)
+
+    # --- tabs -------------------------------------------------------------------------------------------------
+
+    def select_tab(self, name: str) -> None:
+        if name in TABS:
+            self.tabs.setCurrentIndex(TABS.index(name))
+
+    def current_tab(self) -> str:
+        return TABS[self.tabs.currentIndex()]
+
+    def _on_tab_changed(self, index: int) -> None:
+        name = TABS[index] if 0 <= index < len(TABS) else ""
+        if name == "pnl":
+            self._ensure_pnl_view()
+        self.settings.tab = name
+        self.tab_shown.emit(name)
+
+    def _ensure_pnl_view(self) -> Any:
+        if self._pnl_view is not None:
+            return self._pnl_view
+        try:
+            from .pnl_view import PnlView
+
+            view = PnlView(self._pnl_holder, scheme=self.settings.pl_scheme)
+        except Exception as exc:  # noqa: BLE001 - the chart is optional; the tables must keep working
+            log.warning("P&L view unavailable: %s", describe_error(exc))
+            label = QLabel(f"The P&L chart is not available: {describe_error(exc)}", self._pnl_holder)
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            self._pnl_holder.layout().addWidget(label)
+            self._pnl_view = label
+            return label
+        self._pnl_holder.layout().addWidget(view)
+        self._pnl_view = view
+        try:
+            view.set_accounts(list(self.controller.accounts.values()))
+            view.set_trades(self.controller.trades_model.objects())
+        except Exception:  # noqa: BLE001
+            log.warning("P&L view could not take the trades", exc_info=True)
+        return view
+
+    # --- live ---------------------------------------------------------------------------------------------------
+
+    def _on_loaded(self) -> None:
+        self.banner.set_state("")
+        self._refresh_choices()
+        self._refresh_summary()
+        self._choices_timer.start()
+
+    def _on_events_applied(self, events: list, change: object) -> None:
+        view = self._pnl_view
+        if view is not None and hasattr(view, "update_from"):
+            try:
+                view.update_from(self.controller.state, events)
+            except Exception:  # noqa: BLE001
+                log.debug("P&L update failed", exc_info=True)
+
+    def _on_connection(self, state: str, detail: str) -> None:
+        self.status.set_state(state, detail)
+        self.banner.set_state(state, detail)
+
+    def _on_banner_action(self, action: str) -> None:
+        if action == "replace_key":
+            self.replace_key_requested.emit()
+        elif action == "retry":
+            self.refresh()
+
+    def _refresh_summary(self) -> None:
+        self.summary.set_rows(self.controller.accounts_model.objects())
+
+    def _refresh_choices(self) -> None:
+        fb = self.filter_bar
+        accounts = [(a.account_id, a.label) for a in self.controller.accounts.values()]
+        channels: dict[str, str] = {}
+        symbols: set[str] = set()
+        for t in self.controller.trades_model.objects():
+            if t.channel_id:
+                channels[t.channel_id] = t.channel_name or t.channel_id
+            if t.symbol:
+                symbols.add(t.symbol)
+        for s in self.controller.signals_model.objects():
+            if s.channel_id:
+                channels[s.channel_id] = s.channel_name or s.channel_id
+            if s.symbol:
+                symbols.add(s.symbol)
+        snapshot = (tuple(accounts), tuple(sorted(channels.items())), tuple(sorted(symbols)))
+        if snapshot == getattr(self, "_choices", None):
+            return  # unchanged: leave the combos alone (resetting them would close an open drop-down)
+        self._choices = snapshot
+        fb.set_accounts(accounts)
+        fb.set_channels(sorted(channels.items(), key=lambda kv: kv[1].lower()))
+        fb.set_symbols(sorted(symbols))
+
+    def _on_filter(self, spec: Any) -> None:
+        self._filter_spec = spec
+        empty = getattr(spec, "is_empty", False)
+        trades = self.controller.trades_model
+        for name in ("positions", "trades", "signals"):
+            view = self.views[name]
+            if empty:
+                view.proxy.set_predicate(None)
+            elif name == "positions":
+                # Positions carry no channel: the spec reads it from the position's trade.
+                view.proxy.set_predicate(lambda p, spec=spec: spec.matches(p, trade=trades.get(p.trade_id or "")))
+            else:
+                view.proxy.set_predicate(spec.matches)
+        if self._pnl_view is not None and hasattr(self._pnl_view, "set_account_filter"):
+            self._pnl_view.set_account_filter(getattr(spec, "account_id", None))
+
+    def refresh(self) -> None:
+        if self.controller.started:
+            asyncio.ensure_future(self.controller.refresh())
+        else:
+            asyncio.ensure_future(self.controller.start())
+
+    # --- details ----------------------------------------------------------------------------------------------
+
+    def _open_trade_at(self, view: DeskTableView, index: QModelIndex) -> None:
+        obj = view.object_at(index)
+        trade_id = getattr(obj, "trade_id", None) if not hasattr(obj, "tp_hits") else obj.id
+        if trade_id:
+            self.open_trade(trade_id)
+
+    def _open_signal_at(self, index: QModelIndex) -> None:
+        obj = self.views["signals"].object_at(index)
+        if obj is not None:
+            self.open_signal(obj.id)
+
+    def _detail_dialog(self, title: str, widget: QWidget) -> QDialog:
+        dialog = QDialog(self)
+        dialog.setWindowTitle(title)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        QVBoxLayout(dialog).addWidget(widget)
+        dialog.resize(900, 640)
+        dialog.destroyed.connect(lambda *_: self._details.remove(dialog) if dialog in self._details else None)
+        self._details.append(dialog)
+        dialog.show()  # non-modal: never exec() (it would nest an event loop inside qasync)
+        return dialog
+
+    def open_trade(self, trade_id: str) -> QDialog:
+        """Show the trade detail at once from the table's row, then fill in the fat trade from REST."""
+        from .trade_detail import TradeDetail
+
+        detail = TradeDetail(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme)
+        row = self.controller.trades_model.get(trade_id)
+        if row is not None:
+            detail.set_trade(row, self.controller.signals_model.get(row.signal_id or ""))
+        dialog = self._detail_dialog(f"Trade {getattr(row, 'reference', None) or trade_id[:8]}", detail)
+        detail.signal_requested.connect(self.open_signal)
+        asyncio.ensure_future(self._load_trade(detail, trade_id))
+        return dialog
+
+    async def _load_trade(self, detail: Any, trade_id: str) -> None:
+        client = self.controller.client
+        if client is None:
+            return
+        try:
+            trade = await client.trade(trade_id)
+            signal = None
+            if trade.signal_id:
+                signal = self.controller.signals_model.get(trade.signal_id)
+                try:
+                    signal = await client.signal(trade.signal_id)
+                except Exception:  # noqa: BLE001 - the trade shows without its signal text
+                    pass
+        except Exception as exc:  # noqa: BLE001
+            self.status.showMessage(f"Trade details not loaded: {describe_error(exc)}", 8000)
+            return
+        try:
+            detail.set_trade(trade, signal)
+        except RuntimeError:
+            pass  # the dialog was closed while we waited
+
+    def open_signal(self, signal_id: str) -> QDialog:
+        from .signal_detail import SignalDetail
+
+        detail = SignalDetail(utc=self.settings.utc)
+        row = self.controller.signals_model.get(signal_id)
+        if row is not None:
+            detail.set_signal(row)
+        detail.trade_requested.connect(self.open_trade)
+        dialog = self._detail_dialog("Signal", detail)
+        asyncio.ensure_future(self._load_signal(detail, signal_id))
+        return dialog
+
+    async def _load_signal(self, detail: Any, signal_id: str) -> None:
+        client = self.controller.client
+        if client is None:
+            return
+        try:
+            signal = await client.signal(signal_id)
+        except Exception as exc:  # noqa: BLE001
+            self.status.showMessage(f"Signal not loaded: {describe_error(exc)}", 8000)
+            return
+        try:
+            detail.set_signal(signal)
+        except RuntimeError:
+            pass
+
+    # --- display options ------------------------------------------------------------------------------------
+
+    def _dark(self) -> bool:
+        return theme.is_dark(QApplication.palette())
+
+    def _apply_display_options(self) -> None:
+        options = DisplayOptions(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme, dark=self._dark())
+        for view in self.views.values():
+            view.source_model.set_options(options)
+        self.summary.set_scheme(options.pl_scheme, options.dark)
+        self._refresh_summary()
+
+    def _on_utc(self, on: bool) -> None:
+        self.settings.utc = on
+        self.filter_bar.set_time_zone(on)
+        self._apply_display_options()
+
+    def _on_theme(self, mode: str) -> None:
+        self.settings.theme = mode
+        theme.apply_theme(QApplication.instance(), mode)
+        self._apply_display_options()
+
+    def _on_pl_scheme(self, scheme: str) -> None:
+        self.settings.pl_scheme = scheme
+        self._apply_display_options()
+
+    # --- closing --------------------------------------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        self.settings.set_geometry(self.saveGeometry())
+        for view in self.views.values():
+            view.save_layout(self.settings.qs)
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.save_state()
+        for dialog in list(self._details):
+            dialog.close()
+        super().closeEvent(event)
+        self.closed.emit()
