@@ -143,6 +143,7 @@ class PnlView(QWidget):
         self._zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DotLine))
         self.plot.addItem(self._zero)
         self.curves: dict[str, Any] = {}  # currency -> PlotDataItem (realized)
+        self._in_legend: set[str] = set()
         self.open_curves: dict[str, Any] = {}  # currency -> PlotDataItem (dashed: last close -> now + open P&L)
         self.marker_item = pg.ScatterPlotItem(
             size=11, symbol="star", pen=pg.mkPen("#6b5200", width=1), brush=pg.mkBrush(MARKER_COLOUR),
@@ -275,9 +276,11 @@ class PnlView(QWidget):
             if s is None or not s.points:
                 item.setData([], [])
                 self.open_curves[cur].setData([], [])
+                self._show_in_legend(cur, item, False)
                 continue
             xs, ys = s.step_xy(start)
             item.setData(xs, ys)
+            self._show_in_legend(cur, item, True)
             o = open_pl.get(cur)
             if o is not None:
                 last = s.points[-1]
@@ -304,7 +307,7 @@ class PnlView(QWidget):
             return
         pg = _pg()
         colour = CURVE_COLOURS[len(self.curves) % len(CURVE_COLOURS)]
-        item = self.plot.plot([], [], pen=pg.mkPen(colour, width=2), name=f"Realized {cur}")
+        item = self.plot.plot([], [], pen=pg.mkPen(colour, width=2))  # legend entry added when it has data
         # Long histories: draw at most ~one point per pixel column (peak keeps spikes), only what is in view.
         item.setDownsampling(auto=True, method="peak")
         item.setClipToView(True)
@@ -312,6 +315,15 @@ class PnlView(QWidget):
         dashed = self.plot.plot([], [], pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine))
         self.curves[cur] = item
         self.open_curves[cur] = dashed
+
+    def _show_in_legend(self, cur: str, item: Any, show: bool) -> None:
+        # A currency with nothing in the current range/account keeps its item (created once) but leaves the legend.
+        if show and cur not in self._in_legend:
+            self._legend.addItem(item, f"Realized {cur}")
+            self._in_legend.add(cur)
+        elif not show and cur in self._in_legend:
+            self._legend.removeItem(item)
+            self._in_legend.discard(cur)
 
     def _update_open_label(self, open_pl: dict[str, Decimal]) -> None:
         if not open_pl:

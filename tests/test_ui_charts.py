@@ -1,0 +1,134 @@
+"""Charts against the simulator over real HTTP: the P&L view draws the sim's closed-trade history (curves per
+currency, TP markers on the curve, stats), and its items update (same objects, new data) when trades close live.
+Also the per-trade chart from a real fat trade. Real Qt widgets under offscreen, real TTMTClient, no mocks."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from ttmt_monitor.core import pnl
+from ttmt_monitor.core.models import TradeFinalized
+from ttmt_monitor.core.state import DeskState, apply
+from ttmt_monitor.sources.ttmt.client import TTMTClient
+from ttmt_monitor.sources.ttmt.decode import decode_event
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def _history(sim):
+    async with TTMTClient(sim.base_url, sim.api_key, timeout=10, rate_limit_pacing=False) as c:
+        trades = [t async for t in c.iter_trades(status="closed", include="positions")]
+        snap = await c.snapshot()
+        return trades, snap
+
+
+def _log_since(sim, after: int) -> list[dict]:
+    log = sim.world.user(sim.demo_user_id).events
+    return sim.call(lambda: [e for e in log.history if e["eventId"] > after])
+
+
+def _last_id(sim) -> int:
+    return sim.call(lambda: sim.world.user(sim.demo_user_id).events.last_id)
+
+
+def test_pnl_view_draws_history_and_extends_live(qtbot, sim_paused) -> None:
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    sim = sim_paused
+    last_before = _last_id(sim)
+    trades, snap = asyncio.run(asyncio.wait_for(_history(sim), 30))
+    assert len(trades) >= 5, "the sim's history should hold closed trades"
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.resize(1100, 500)
+    view.set_trades(trades)
+    view.refresh()
+
+    # One curve per currency, ending at the per-currency sum of realized P&L (computed here independently).
+    expected: dict[str, Decimal] = {}
+    for t in trades:
+        if t.closed_at is not None:
+            expected[t.currency or "?"] = expected.get(t.currency or "?", Decimal(0)) + (t.realized_pl or 0)
+    assert set(view.curves) == set(expected)
+    for cur, total in expected.items():
+        xs, ys = view.curves[cur].getData()
+        assert len(xs) >= 2 and ys[-1] == pytest.approx(float(total))
+    # TP markers: one per TP-closed position, each lying on its currency's step curve.
+    tp_positions = sum(1 for t in trades for p in t.positions or () if p.close_reason == "tp" and p.tp_level)
+    assert tp_positions > 0 and len(view.markers) == tp_positions
+    mx, my = view.marker_item.getData()
+    assert len(mx) == tp_positions
+    for m in view.markers[:20]:
+        assert m.value == view.series[m.currency].value_at(m.ts)
+    tip = view._marker_tip(0, 0, 0)
+    assert "TP" in tip and "Trade:" in tip and "P&L:" in tip
+    assert view.stats.trade_count > 0 and view.stats_tree.topLevelItemCount() > 0
+
+    # Live: drive the market until trades close; apply the real events to DeskState; the view extends.
+    curves_before = dict(view.curves)
+    points_before = {cur: len(s.points) for cur, s in view.series.items()}
+    state = DeskState.from_snapshot(snap, last_event_id=last_before)
+    finalized: list[TradeFinalized] = []
+    seen = last_before
+    for _ in range(40):  # bounded: 40 x 15 simulated minutes
+        sim.call(sim.engine.step, 900)
+        envelopes = _log_since(sim, seen)
+        if envelopes:
+            seen = envelopes[-1]["eventId"]
+        events = [decode_event(e) for e in envelopes]
+        for e in events:
+            apply(state, e)
+        view.update_from(state, events)
+        finalized += [e for e in events if isinstance(e, TradeFinalized) and e.trade and e.trade.closed_at]
+        if finalized:
+            break
+    assert finalized, "no trade closed within 10 simulated hours"
+    before = view.refresh_count
+    qtbot.waitUntil(lambda: view.refresh_count > before, timeout=3000)  # the coalescing timer redraws
+    assert view.curves == curves_before or set(curves_before) <= set(view.curves)  # items reused, not recreated
+    for cur, item in curves_before.items():
+        assert view.curves[cur] is item
+    closed_cur = finalized[0].trade.currency or "?"
+    assert len(view.series[closed_cur].points) > points_before.get(closed_cur, 0)
+    total = pnl.cumulative_series(list(view._trades.values()))[closed_cur].total
+    assert view.curves[closed_cur].getData()[1][-1] == pytest.approx(float(total))
+
+    view.set_account_filter(finalized[0].trade.account_id)
+    view.refresh()
+    assert all(t.account_id == finalized[0].trade.account_id for t in pnl.closed_trades(view._trades.values(),
+               finalized[0].trade.account_id))
+    view.set_range("today")
+    view.refresh()
+    view.grab().save("/tmp/ttmt_pnl_view_test.png")
+
+
+def test_trade_chart_from_a_real_fat_trade(qtbot, sim_paused) -> None:
+    from ttmt_monitor.ui.trade_chart import TradeChart
+
+    sim = sim_paused
+    trades, _ = asyncio.run(asyncio.wait_for(_history(sim), 30))
+    with_tp = next(t for t in trades if any(p.close_reason == "tp" for p in t.positions or ()))
+
+    async def fat():
+        async with TTMTClient(sim.base_url, sim.api_key, timeout=10, rate_limit_pacing=False) as c:
+            return await c.trade(with_tp.id)
+
+    trade = asyncio.run(asyncio.wait_for(fat(), 15))
+    chart = TradeChart()
+    qtbot.addWidget(chart)
+    chart.set_trade(trade)
+    chart.set_path([(p.opened_at, p.entry_price) for p in trade.positions or () if p.opened_at and p.entry_price])
+    chart.refresh()
+    filled = [o for o in trade.orders or () if o.status == "filled" and o.fill_price is not None]
+    assert len(chart.fill_item.getData()[0]) == len(filled) > 0
+    assert len(chart.hit_item.getData()[0]) == sum(1 for p in trade.positions if p.close_reason == "tp")
+    visible_tps = [line for line in chart.tp_lines if line.isVisible()]
+    assert len(visible_tps) == sum(1 for tp in trade.take_profits if tp is not None)
+    assert chart.entry_line.isVisible() == (trade.entry_price is not None)
+    xs, ys = chart.sl_item.getData()
+    assert ys is not None and len(ys) >= 2 and ys[-1] == pytest.approx(float(trade.stop_loss))
+    assert trade.symbol in chart.title.text()
