@@ -253,6 +253,7 @@ def test_405_for_every_non_get(hand):
                               timeout=10)
             assert r.status_code == 405, (method, path)
             assert r.headers["allow"] == "GET"
+            assert r.headers["x-ratelimit-remaining"].isdigit()  # a valid key's answer, errors included
             if method != "HEAD":
                 assert r.json()["type"] == PROBLEM + "method-not-allowed"
                 assert r.json()["title"] == "Method Not Allowed"
@@ -388,6 +389,10 @@ def test_junk_input_never_gives_500(hand):
                                        (b"hello" if "Content-Length: 5" in head else b""),
                                        head_only="/stream" in head)
         assert status != 500 and b"Traceback" not in response, (head[:80], response[:300])
+    # A huge but well-formed request still gets the documented problem+json (not the HTTP parser's bare 400).
+    status, response = raw_request(hand, f"GET /api/v1/trades?status={'y' * 200_000} HTTP/1.1\r\n{auth}")
+    assert status == 400 and b"application/problem+json" in response and b"invalid-parameter" in response
+    assert len(response) < 2000  # the detail clips the echoed value
     # Fuzz parameters through the client: any value of any filter is a 200 or a problem 400, never worse.
     import random
 

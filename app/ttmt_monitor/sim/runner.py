@@ -99,7 +99,10 @@ async def serve(sim: Simulator, port: int, on_ready: Callable[[int], None], stop
     import uvicorn
 
     config = uvicorn.Config(sim.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                            access_log=False, timeout_graceful_shutdown=3)
+                            access_log=False, timeout_graceful_shutdown=3,
+                            # Huge-but-well-formed requests reach the app (and get its problem+json) instead of
+                            # h11's bare 400 at 16 KiB.
+                            h11_max_incomplete_event_size=1024 * 1024)
     server = uvicorn.Server(config)
     serve_task = asyncio.ensure_future(server.serve())
     while not server.started:

@@ -326,6 +326,8 @@ class SimApp:
             if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
                 raise ApiError(404, "No such endpoint.")
             if method != "GET":
+                with contextlib.suppress(ApiError):  # a valid key still gets its budget header (§14.3)
+                    extra["X-RateLimit-Remaining"] = str(self.state.remaining(self.authenticate(headers).key_hash))
                 raise ApiError(405, f"{_clip(method, 20)} is not allowed; this API is read-only.", {"Allow": "GET"})
             record = self.authenticate(headers)
             user = self.state.world.user(record.user_id)
