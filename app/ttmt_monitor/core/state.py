@@ -25,4 +25,486 @@ sends to 2 decimals, so sums of sent values are exact.
 
 ``apply(state, event) -> Change`` must be cheap (the UI applies >10,000 events/s) and say which keys changed, so a
 table model can emit ``dataChanged`` for exactly those rows.
+
+IMPLEMENTATION NOTES (this module's choices where the contract is silent):
+
+- ``DeskState.positions`` holds only open positions; ``DeskState.trades`` holds open trades and the most recent
+  ``MAX_TERMINAL_TRADES`` finished ones; ``DeskState.orders`` holds fills seen on the stream.
+- Idempotence guards, so a replayed event can never count money twice: an ``order_fill`` whose order id is already
+  known does not add volume again; a ``position_closed`` for a position not in the open set adds no realised P&L.
+  Events whose id is not above ``last_event_id`` are ignored altogether.
+- Events about a trade the state does not know (a filtered stream, a trade older than the snapshot) update what
+  they carry (the order, the position) and leave trades alone.
+- VWAP after a resync: the snapshot does not carry fills, so the first fill seen after it seeds the average from
+  the trade's (rounded) ``entry_price`` × ``volume``; fills seen before the resync are kept when their volume
+  still agrees with REST. Exact on a trade we saw from its first fill.
+- Events already contained in a resync's snapshot (the stream replays them after the snapshot was fetched, or the
+  snapshot was fetched while events queued on the socket): each snapshot trade remembers its ``updated_at``;
+  an event about that trade stamped at or before it is skipped (it is already in the REST copy), and the first
+  newer one ends the guard. So fills and closes are never counted twice across a resync.
+- ``resync`` is applied as a diff: only rows that differ are reported (no table reset, no flicker). Open trades
+  REST no longer lists are removed (they finished while we were away and we lack their final form).
 """
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from .models import (
+    POSITION_OPEN_STATUSES,
+    Account,
+    BreakevenSet,
+    Event,
+    Order,
+    OrderFilled,
+    Position,
+    PositionClosed,
+    PositionUpdated,
+    Resync,
+    Snapshot,
+    TpHit,
+    Trade,
+    TradeExecuted,
+    TradeFinalized,
+)
+
+__all__ = ["TableChange", "Change", "DeskState", "apply", "apply_many"]
+
+_ZERO = Decimal(0)
+_replace = dataclasses.replace
+# How many terminal trades the live state keeps (the "recent" part of "open and recent"); older ones are dropped
+# oldest-first so that a desk left running for weeks does not grow without bound. The store keeps history.
+MAX_TERMINAL_TRADES = 5000
+
+
+@dataclass(slots=True)
+class TableChange:
+    """What one ``apply`` did to one table: keys inserted, updated (same key, new object) and removed.
+
+    ``reset`` is never set by :func:`apply` (a resync is applied as a diff, so tables do not flicker); it is there
+    for callers that merge changes and decide a full reset is cheaper.
+    """
+
+    inserted: set[str] = field(default_factory=set)
+    updated: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+    reset: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.inserted or self.updated or self.removed or self.reset)
+
+    def insert(self, key: str) -> None:
+        self.removed.discard(key)
+        self.inserted.add(key)
+
+    def update(self, key: str) -> None:
+        if key not in self.inserted:
+            self.updated.add(key)
+
+    def remove(self, key: str) -> None:
+        # A row inserted and removed within one merged batch never reached the view: forget it entirely.
+        if key in self.inserted:
+            self.inserted.discard(key)
+        else:
+            self.removed.add(key)
+        self.updated.discard(key)
+
+    def merge(self, other: TableChange) -> None:
+        """Fold a later change into this one (a UI applies a batch of events and emits once)."""
+        if other.reset:
+            self.reset = True
+        for k in other.inserted:
+            if k in self.removed:  # removed then re-inserted: for the view that is an update of the row
+                self.removed.discard(k)
+                self.updated.add(k)
+            else:
+                self.inserted.add(k)
+        for k in other.updated:
+            self.update(k)
+        for k in other.removed:
+            self.remove(k)
+
+
+@dataclass(slots=True)
+class Change:
+    """Per-table keys an event changed. Falsy when nothing changed (unknown events, breakeven_failed...)."""
+
+    accounts: TableChange = field(default_factory=TableChange)
+    trades: TableChange = field(default_factory=TableChange)
+    positions: TableChange = field(default_factory=TableChange)
+    orders: TableChange = field(default_factory=TableChange)
+    resync: bool = False  # the change came from a Resync (the UI may want to say "re-synchronised")
+
+    def __bool__(self) -> bool:
+        return bool(self.accounts or self.trades or self.positions or self.orders)
+
+    def merge(self, other: Change) -> Change:
+        self.accounts.merge(other.accounts)
+        self.trades.merge(other.trades)
+        self.positions.merge(other.positions)
+        self.orders.merge(other.orders)
+        self.resync = self.resync or other.resync
+        return self
+
+
+@dataclass(slots=True)
+class _Fills:
+    """The running VWAP inputs of one trade: Σ price·volume, Σ volume, most decimal places of any fill price."""
+
+    pv: Decimal
+    volume: Decimal
+    places: int
+
+
+def _places(d: Decimal) -> int:
+    exp = d.as_tuple().exponent
+    return -exp if isinstance(exp, int) and exp < 0 else 0
+
+
+@dataclass(slots=True)
+class DeskState:
+    """The live desk, keyed by id. Mutated only through :func:`apply` (objects inside are frozen and replaced).
+
+    - ``accounts``: account_id → Account
+    - ``trades``: every known trade, open and recently finished (terminal ones capped at MAX_TERMINAL_TRADES)
+    - ``positions``: OPEN positions only (``open``/``partial_closed``); a closed position leaves this table
+    - ``orders``: orders seen filled on the stream (REST snapshots carry none)
+    - ``last_event_id``: the id of the last event applied (None before the first)
+    """
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    trades: dict[str, Trade] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    last_event_id: int | None = None
+    # trade_id -> ids of its open positions (to re-sum unrealized P&L without scanning every position)
+    _open_by_trade: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _fills: dict[str, _Fills] = field(default_factory=dict, repr=False)
+    _terminal: dict[str, None] = field(default_factory=dict, repr=False)  # insertion-ordered terminal trade ids
+    # trade_id -> updated_at of the REST copy a resync installed, until an event newer than it arrives (see notes)
+    _fresh: dict[str, datetime] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot, last_event_id: int | None = None) -> DeskState:
+        state = cls(last_event_id=last_event_id)
+        _apply_snapshot(state, snapshot, Change())
+        return state
+
+    # ---- views the UI and tests use ----
+    def open_trades(self) -> dict[str, Trade]:
+        return {k: t for k, t in self.trades.items() if not t.is_terminal}
+
+    def positions_of(self, trade_id: str) -> list[Position]:
+        return [self.positions[p] for p in self._open_by_trade.get(trade_id, ()) if p in self.positions]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _touch(state: DeskState, trade: Trade, ch: Change, **changes: Any) -> None:
+    """Replace ``trade`` with ``changes`` applied and record the update."""
+    new = _replace(trade, **changes)
+    state.trades[trade.id] = new
+    ch.trades.update(trade.id)
+
+
+def _unrealized(state: DeskState, trade_id: str) -> Decimal:
+    total = _ZERO
+    positions = state.positions
+    for pid in state._open_by_trade.get(trade_id, ()):
+        upl = positions[pid].unrealized_pl
+        if upl is not None:
+            total += upl
+    return total
+
+
+def _is_open(position: Position) -> bool:
+    return position.status in POSITION_OPEN_STATUSES or position.status is None
+
+
+def _put_position(state: DeskState, pos: Position, ch: Change) -> None:
+    """Insert/replace an open position, or remove it when it arrives closed."""
+    pid = pos.id
+    old = state.positions.get(pid)
+    if old is not None and old.trade_id != pos.trade_id and old.trade_id:
+        state._open_by_trade.get(old.trade_id, set()).discard(pid)
+    if _is_open(pos):
+        state.positions[pid] = pos
+        if pos.trade_id:
+            state._open_by_trade.setdefault(pos.trade_id, set()).add(pid)
+        if old is None:
+            ch.positions.insert(pid)
+        else:
+            ch.positions.update(pid)
+    else:
+        _drop_position(state, pid, pos.trade_id, ch)
+
+
+def _drop_position(state: DeskState, pid: str, trade_id: str | None, ch: Change) -> None:
+    old = state.positions.pop(pid, None)
+    if old is not None:
+        ch.positions.remove(pid)
+        trade_id = old.trade_id or trade_id
+    if trade_id:
+        ids = state._open_by_trade.get(trade_id)
+        if ids is not None:
+            ids.discard(pid)
+            if not ids:
+                del state._open_by_trade[trade_id]
+
+
+def _put_trade(state: DeskState, trade: Trade, ch: Change) -> None:
+    tid = trade.id
+    if tid in state.trades:
+        ch.trades.update(tid)
+    else:
+        ch.trades.insert(tid)
+    state.trades[tid] = trade
+    if trade.is_terminal:
+        state._fills.pop(tid, None)
+        state._terminal.pop(tid, None)
+        state._terminal[tid] = None
+        while len(state._terminal) > MAX_TERMINAL_TRADES:
+            oldest = next(iter(state._terminal))
+            del state._terminal[oldest]
+            if state.trades.pop(oldest, None) is not None:
+                ch.trades.remove(oldest)
+    else:
+        state._terminal.pop(tid, None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one handler per event type
+
+
+def _stale(state: DeskState, trade_id: str | None, ts: datetime | None) -> bool:
+    """True when the event is already reflected in the REST copy of its trade that a resync installed.
+
+    Every event that touches a trade sets the trade's ``updated_at`` to the event's timestamp (contract), so an
+    event stamped at or before the snapshot copy's ``updated_at`` happened before the snapshot was taken. Events
+    stamped in the same millisecond as the copy are emitted together by the server, so they are in it too.
+    """
+    if not trade_id:
+        return False
+    fresh = state._fresh.get(trade_id)
+    if fresh is None:
+        return False
+    if ts is not None and ts <= fresh:
+        return True
+    del state._fresh[trade_id]
+    return False
+
+
+def _on_trade_executed(state: DeskState, ev: TradeExecuted, ch: Change) -> None:
+    trade = ev.trade
+    if trade is None or _stale(state, trade.id, ev.timestamp):
+        return
+    if ev.timestamp is not None and trade.updated_at != ev.timestamp:
+        trade = _replace(trade, updated_at=ev.timestamp)
+    state._fills.pop(trade.id, None)
+    _put_trade(state, trade, ch)
+
+
+def _on_order_fill(state: DeskState, ev: OrderFilled, ch: Change) -> None:
+    order = ev.order
+    if order is None:
+        return
+    oid = order.id
+    repeated = oid in state.orders
+    state.orders[oid] = order
+    if repeated:
+        ch.orders.update(oid)
+    else:
+        ch.orders.insert(oid)
+    trade = state.trades.get(order.trade_id or "")
+    if trade is None or repeated or _stale(state, trade.id, ev.timestamp):
+        # A fill of a trade we never saw (filtered stream, or before our snapshot), or the same fill twice: the
+        # trade's volume must not count it (again).
+        return
+    price = order.fill_price if order.fill_price is not None else order.price
+    volume = order.volume or _ZERO
+    changes: dict[str, Any] = {}
+    if price is not None and volume:
+        fills = state._fills.get(trade.id)
+        if fills is None:
+            # First fill we see. If the trade already has volume (we started from a snapshot mid-trade), seed the
+            # VWAP from its entry price: exact when the server's entry_price was not rounded, close otherwise.
+            prior = trade.volume or _ZERO
+            entry = trade.entry_price
+            if prior and entry is not None:
+                fills = _Fills(entry * prior, prior, _places(entry))
+            else:
+                fills = _Fills(_ZERO, _ZERO, 0)
+            state._fills[trade.id] = fills
+        fills.pv += price * volume
+        fills.volume += volume
+        fills.places = max(fills.places, _places(price))
+        changes["entry_price"] = (fills.pv / fills.volume).quantize(
+            Decimal(1).scaleb(-fills.places), ROUND_HALF_EVEN
+        )
+        changes["volume"] = (trade.volume or _ZERO) + volume
+    if trade.opened_at is None:
+        changes["opened_at"] = order.filled_at or ev.timestamp
+    if trade.status == "pending":
+        changes["status"] = "active"
+    changes["updated_at"] = ev.timestamp
+    _touch(state, trade, ch, **changes)
+
+
+def _on_position_update(state: DeskState, ev: PositionUpdated, ch: Change) -> None:
+    pos = ev.position
+    if pos is None or _stale(state, pos.trade_id, ev.timestamp):
+        return
+    _put_position(state, pos, ch)
+    trade = state.trades.get(pos.trade_id or "")
+    if trade is not None:
+        _touch(state, trade, ch, unrealized_pl=_unrealized(state, trade.id), updated_at=ev.timestamp)
+
+
+def _on_position_closed(state: DeskState, ev: PositionClosed, ch: Change) -> None:
+    pos = ev.position
+    if pos is None or _stale(state, pos.trade_id, ev.timestamp):
+        return
+    known = pos.id in state.positions
+    _drop_position(state, pos.id, pos.trade_id, ch)
+    trade = state.trades.get(pos.trade_id or "")
+    if trade is None:
+        return
+    changes: dict[str, Any] = {"unrealized_pl": _unrealized(state, trade.id), "updated_at": ev.timestamp}
+    # Count the realised P&L once: a position_closed for a position we no longer hold as open is a repeat (or
+    # one closed before our snapshot, whose P&L the snapshot's trade already includes).
+    if known and pos.realized_pl is not None:
+        changes["realized_pl"] = (trade.realized_pl or _ZERO) + pos.realized_pl
+    _touch(state, trade, ch, **changes)
+
+
+def _on_tp_hit(state: DeskState, ev: TpHit, ch: Change) -> None:
+    trade = state.trades.get(ev.trade_id or "")
+    level = ev.tp_level
+    if trade is None or _stale(state, trade.id, ev.timestamp) or level is None or not 1 <= level <= len(trade.tp_hits):
+        return
+    hits = trade.tp_hits[: level - 1] + (True,) + trade.tp_hits[level:]
+    _touch(state, trade, ch, tp_hits=hits, updated_at=ev.timestamp)
+
+
+def _on_breakeven_set(state: DeskState, ev: BreakevenSet, ch: Change) -> None:
+    sl = ev.new_stop_loss
+    pos = state.positions.get(ev.position_id or "")
+    if _stale(state, ev.trade_id or (pos.trade_id if pos is not None else None), ev.timestamp):
+        return
+    if pos is not None:
+        state.positions[pos.id] = _replace(pos, stop_loss=sl)
+        ch.positions.update(pos.id)
+    trade = state.trades.get(ev.trade_id or (pos.trade_id if pos is not None else None) or "")
+    if trade is not None:
+        _touch(state, trade, ch, stop_loss=sl, updated_at=ev.timestamp)
+
+
+def _on_trade_finalized(state: DeskState, ev: TradeFinalized, ch: Change) -> None:
+    trade = ev.trade
+    if trade is None or _stale(state, trade.id, ev.timestamp):
+        return
+    state._fresh.pop(trade.id, None)
+    if ev.timestamp is not None and trade.updated_at != ev.timestamp:
+        trade = _replace(trade, updated_at=ev.timestamp)
+    _put_trade(state, trade, ch)
+    if trade.is_terminal:
+        # Its positions were closed by the position_closed events before it; any still held are stale.
+        for pid in list(state._open_by_trade.get(trade.id, ())):
+            _drop_position(state, pid, trade.id, ch)
+
+
+def _apply_snapshot(state: DeskState, snap: Snapshot, ch: Change) -> None:
+    """Replace accounts, open positions and open trades with ``snap`` as a diff (only rows that differ change)."""
+    ch.resync = True
+    new_accounts = {a.account_id: a for a in snap.accounts}
+    for key in list(state.accounts):
+        if key not in new_accounts:
+            del state.accounts[key]
+            ch.accounts.remove(key)
+    for key, acc in new_accounts.items():
+        old = state.accounts.get(key)
+        if old is None:
+            ch.accounts.insert(key)
+        elif old != acc:
+            ch.accounts.update(key)
+        else:
+            continue
+        state.accounts[key] = acc
+
+    new_positions = {p.id: p for p in snap.positions if _is_open(p)}
+    for key in list(state.positions):
+        if key not in new_positions:
+            _drop_position(state, key, None, ch)
+    for pos in new_positions.values():
+        old = state.positions.get(pos.id)
+        if old != pos:
+            _put_position(state, pos, ch)
+
+    new_trades = {t.id: t for t in snap.trades if not t.is_terminal}
+    for key, trade in list(state.trades.items()):
+        if not trade.is_terminal and key not in new_trades:
+            # It was open and REST no longer lists it as open: it finished while we were away. We do not have its
+            # final form; leaving a stale "active" row would be wrong, so it goes.
+            del state.trades[key]
+            state._fills.pop(key, None)
+            ch.trades.remove(key)
+    state._fresh.clear()
+    for trade in new_trades.values():
+        if trade.updated_at is not None:
+            state._fresh[trade.id] = trade.updated_at
+        old = state.trades.get(trade.id)
+        fills = state._fills.get(trade.id)
+        if fills is not None and fills.volume != (trade.volume or _ZERO):
+            state._fills.pop(trade.id, None)  # fills happened that we did not see: our VWAP inputs are stale
+        if old != trade:
+            _put_trade(state, trade, ch)
+
+
+_HANDLERS: dict[type, Any] = {
+    TradeExecuted: _on_trade_executed,
+    OrderFilled: _on_order_fill,
+    PositionUpdated: _on_position_update,
+    PositionClosed: _on_position_closed,
+    TpHit: _on_tp_hit,
+    BreakevenSet: _on_breakeven_set,
+    TradeFinalized: _on_trade_finalized,
+}
+
+
+def apply(state: DeskState, event: Event) -> Change:
+    """Apply one event to ``state`` in place and say which keys changed (see the module docstring).
+
+    An event whose id is not above ``state.last_event_id`` is a duplicate and changes nothing (the stream
+    consumer already drops them; this keeps ``apply`` safe on its own). Unknown events change nothing.
+    """
+    ch = Change()
+    eid = event.event_id
+    last = state.last_event_id
+    if type(event) is Resync:
+        if event.snapshot is not None:
+            _apply_snapshot(state, event.snapshot, ch)
+        if eid is not None:
+            state.last_event_id = eid
+        return ch
+    if eid is not None:
+        if last is not None and eid <= last:
+            return ch
+        state.last_event_id = eid
+    handler = _HANDLERS.get(type(event))
+    if handler is not None:
+        handler(state, event, ch)
+    return ch
+
+
+def apply_many(state: DeskState, events: Any) -> Change:
+    """Apply events in order and return one merged Change (what a UI tick needs)."""
+    total = Change()
+    for event in events:
+        total.merge(apply(state, event))
+    return total
