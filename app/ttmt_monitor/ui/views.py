@@ -32,12 +32,21 @@ class DeskProxy(QSortFilterProxyModel):
         self._predicate: Callable[[Any], bool] | None = None
 
     def set_predicate(self, predicate: Callable[[Any], bool] | None) -> None:
-        self._predicate = predicate
-        self.invalidateFilter()
+        self._invalidate(lambda: setattr(self, "_predicate", predicate))
 
     def refilter(self) -> None:
         """Rows whose values changed may now pass or fail the filter: re-run it (throttled by the caller)."""
         if self._predicate is not None:
+            self._invalidate(lambda: None)
+
+    def _invalidate(self, change: Callable[[], None]) -> None:
+        # Qt >= 6.9 wants begin/endFilterChange around the change (invalidateFilter is deprecated there).
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()
+            self.endFilterChange()
+        else:
+            change()
             self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
@@ -106,7 +115,9 @@ class DeskTableView(QTableView):
     # --- live re-sort and re-filter, throttled ------------------------------------------------------------------
 
     def _on_rows_touched(self, inserted: int, updated: int, removed: int) -> None:
-        if updated and not self._resort.isActive():
+        # With dynamic sort off, Qt appends inserted rows unsorted and leaves changed rows in place: put them in
+        # order at most once per RESORT_MS.
+        if (inserted or updated) and not self._resort.isActive():
             self._resort.start()
 
     def _do_resort(self) -> None:

@@ -1,0 +1,288 @@
+"""The four table models and the view proxy: Qt's model tester on each, targeted change signals (no reset in the
+live path), flashing cells, sort/display roles, filtering and sorting through the proxy, per-account P&L.
+
+Data comes from the simulator over real HTTP (TTMTClient on a plain asyncio loop, no Qt involved in fetching);
+Qt widgets are real (offscreen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from PySide6.QtCore import Qt
+
+from ttmt_monitor.core.models import Account, Position, Trade
+from ttmt_monitor.sources.ttmt.client import TTMTClient
+from ttmt_monitor.ui.accounts_model import AccountsModel, account_rows
+from ttmt_monitor.ui.positions_model import PositionsModel
+from ttmt_monitor.ui.signals_model import SignalsModel
+from ttmt_monitor.ui.table_base import ROW_ROLE, SORT_ROLE
+from ttmt_monitor.ui.trades_model import TradesModel
+from ttmt_monitor.ui.views import DeskTableView
+
+
+@pytest.fixture(scope="module")
+def sim_data():
+    """One simulator for the module (engine paused: deterministic), read once over real HTTP."""
+    from ttmt_monitor.sim.runner import SimulatorThread
+
+    async def fetch(base_url: str, key: str):
+        async with TTMTClient(base_url, key) as client:
+            snap = await client.snapshot()
+            trades = await client.trades_page(limit=100)
+            signals = await client.signals_page(limit=100)
+            return snap, trades, signals
+
+    with SimulatorThread(seed=3, history_days=2, engine_running=False) as sim:
+        snap, trades, signals = asyncio.run(asyncio.wait_for(fetch(sim.base_url, sim.api_key), 30))
+    assert snap.accounts and trades.items and signals.items, "the simulator served no data"
+    return snap, trades, signals
+
+
+def _rows(snap, trades):
+    return account_rows(snap.accounts, snap.positions, list(snap.trades) + list(trades.items))
+
+
+class Recorder:
+    """Collects a model's structural and data signals."""
+
+    def __init__(self, model) -> None:
+        self.events: list[tuple] = []
+        model.dataChanged.connect(lambda a, b, roles=None: self.events.append(
+            ("changed", a.row(), b.row(), a.column(), b.column())))
+        model.rowsInserted.connect(lambda p, f, last: self.events.append(("inserted", f, last)))
+        model.rowsRemoved.connect(lambda p, f, last: self.events.append(("removed", f, last)))
+        model.modelReset.connect(lambda: self.events.append(("reset",)))
+
+    def kinds(self) -> set[str]:
+        return {e[0] for e in self.events}
+
+
+def test_model_tester_on_every_model(qtmodeltester, sim_data):
+    snap, trades, signals = sim_data
+    models = []
+    m = TradesModel()
+    m.set_first_page(list(trades.items), trades.has_more, trades.next_cursor)
+    models.append(m)
+    m = PositionsModel()
+    m.reset_rows(snap.positions)
+    models.append(m)
+    m = SignalsModel()
+    m.reset_rows(signals.items)
+    models.append(m)
+    m = AccountsModel()
+    m.reset_rows(_rows(snap, trades))
+    models.append(m)
+    for model in models:
+        assert model.rowCount() > 0, type(model).__name__
+        qtmodeltester.check(model, force_py=True)
+        # Every cell of every role answers without raising, for every row.
+        for row in range(model.rowCount()):
+            for col in range(model.columnCount()):
+                idx = model.index(row, col)
+                for role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE, Qt.ItemDataRole.ForegroundRole,
+                             Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.TextAlignmentRole):
+                    model.data(idx, role)
+
+
+def test_model_tester_through_live_changes(qtmodeltester, sim_data):
+    """The tester watches a model while rows are inserted, updated and removed (it checks every signal)."""
+    snap, trades, _ = sim_data
+    model = TradesModel()
+    items = list(trades.items)
+    model.set_first_page(items[:10], False, None)
+    qtmodeltester.check(model, force_py=True)
+    model.upsert(items[10:20])
+    model.upsert([dataclasses.replace(items[3], status="closed_profit", realized_pl=Decimal("12.50"))])
+    model.remove_keys([items[0].id, items[5].id, items[6].id, items[19].id])
+    assert model.rowCount() == 16
+    assert model.row_of(items[5].id) is None
+    # The key index stays right after removals.
+    for key in model.keys():
+        assert model.row_object(model.row_of(key)).id == key
+
+
+def test_live_update_names_exactly_the_changed_rows_and_cells(qtbot, sim_data):
+    snap, trades, _ = sim_data
+    model = TradesModel()
+    items = list(trades.items)
+    model.set_first_page(items, trades.has_more, trades.next_cursor)
+    rec = Recorder(model)
+    target_row = 7
+    old = model.row_object(target_row)
+    new = dataclasses.replace(old, unrealized_pl=(old.unrealized_pl or Decimal(0)) + Decimal("1.23"))
+    inserted, updated = model.upsert([new])
+    assert (inserted, updated) == (0, 1)
+    col = model.column_number("unrealized")
+    assert rec.events == [("changed", target_row, target_row, col, col)]
+    # The new value is shown, with an explicit sign and the account's currency.
+    text = model.data(model.index(target_row, col))
+    assert new.currency in text and text[0] in "+\u2212"
+    # The changed cell flashes, its neighbours do not; the flash ends after about a second.
+    assert model.data(model.index(target_row, col), Qt.ItemDataRole.BackgroundRole) is not None
+    assert model.data(model.index(target_row, col - 1), Qt.ItemDataRole.BackgroundRole) is None
+    assert model.data(model.index(target_row + 1, col), Qt.ItemDataRole.BackgroundRole) is None
+    qtbot.waitUntil(lambda: not model.flashing_keys(), timeout=3000)
+    assert model.data(model.index(target_row, col), Qt.ItemDataRole.BackgroundRole) is None
+    # An unchanged object (same values) emits nothing.
+    rec.events.clear()
+    model.upsert([dataclasses.replace(new)])
+    assert rec.events == []
+
+
+def test_insert_and_remove_by_key_never_reset(sim_data):
+    snap, trades, _ = sim_data
+    items = list(trades.items)
+    model = TradesModel()
+    model.set_first_page(items[:20], False, None)
+    rec = Recorder(model)
+    model.upsert(items[20:25] + [items[20]])  # a key twice in one batch counts once
+    assert rec.events == [("inserted", 20, 24)]
+    rec.events.clear()
+    # Two separate runs: rows 2-3 and row 10; removed highest first.
+    model.remove_keys([items[2].id, items[3].id, items[10].id, "not-a-key"])
+    assert rec.events == [("removed", 10, 10), ("removed", 2, 3)]
+    assert "reset" not in rec.kinds()
+    assert [model.row_object(r).id for r in range(4)] == [items[0].id, items[1].id, items[4].id, items[5].id]
+    # Several changed rows: one dataChanged per contiguous run.
+    rec.events.clear()
+    changed = [dataclasses.replace(model.row_object(r), status="failed") for r in (0, 1, 2, 7)]
+    model.upsert(changed)
+    col = model.column_number("status")
+    assert rec.events == [("changed", 0, 2, col, col), ("changed", 7, 7, col, col)]
+
+
+def test_sync_to_is_a_diff_not_a_reset(sim_data):
+    snap, _, _ = sim_data
+    positions = list(snap.positions)
+    assert len(positions) >= 3
+    model = PositionsModel()
+    model.reset_rows(positions)
+    rec = Recorder(model)
+    moved = dataclasses.replace(positions[1], current_price=(positions[1].current_price or Decimal(1)) + 1)
+    model.sync_to([positions[0], moved] + positions[3:])
+    assert "reset" not in rec.kinds()
+    assert model.rowCount() == len(positions) - 1
+    assert model.get(positions[2].id) is None
+    assert model.get(moved.id).current_price == moved.current_price
+
+
+def test_roles_sort_raw_and_display_formatted(sim_data):
+    snap, _, _ = sim_data
+    model = PositionsModel()
+    model.reset_rows(snap.positions)
+    col = model.column_number("unrealized")
+    for row in range(model.rowCount()):
+        p = model.row_object(row)
+        assert model.data(model.index(row, 0), ROW_ROLE) is p
+        assert model.data(model.index(row, col), SORT_ROLE) == float(p.unrealized_pl)
+        fg = model.data(model.index(row, col), Qt.ItemDataRole.ForegroundRole)
+        assert (fg is None) == (p.unrealized_pl.quantize(Decimal("0.01")) == 0)
+    price_col = model.column_number("entry")
+    xau = [r for r in range(model.rowCount()) if model.row_object(r).symbol == "XAUUSD"]
+    for row in xau:  # XAUUSD prices with 2 digits
+        text = model.data(model.index(row, price_col))
+        assert len(text.split(".")[1]) == 2
+
+
+def test_proxy_sorts_by_raw_value_and_filters_with_the_filter_spec(qtbot, sim_data):
+    from ttmt_monitor.ui.filter_bar import FilterSpec
+
+    snap, trades, _ = sim_data
+    model = TradesModel()
+    model.set_first_page(list(trades.items), False, None)
+    view = DeskTableView(model, "test_trades")
+    qtbot.addWidget(view)
+    col = model.column_number("realized")
+    view.sortByColumn(col, Qt.SortOrder.DescendingOrder)
+    values = [view.proxy.data(view.proxy.index(r, 0), ROW_ROLE).realized_pl for r in range(view.proxy.rowCount())]
+    assert values == sorted(values, reverse=True)  # numeric order, not text order ("+9" vs "+10")
+    symbol = model.row_object(0).symbol
+    view.proxy.set_predicate(FilterSpec(symbol=symbol).matches)
+    shown = [view.proxy.data(view.proxy.index(r, 0), ROW_ROLE) for r in range(view.proxy.rowCount())]
+    assert shown and all(t.symbol == symbol for t in shown)
+    assert len(shown) == sum(1 for t in trades.items if t.symbol == symbol)
+    # A live insert lands in the filtered, sorted view in its place.
+    new = dataclasses.replace(model.row_object(0), id="00000000-0000-4000-8000-00000000abcd",
+                              realized_pl=Decimal("999999"))
+    model.upsert([new])
+    assert view.proxy.rowCount() == len(shown) + 1  # filtered in at once
+    # ...and put in sort order by the view's throttled re-sort (dynamic sort is off, see views.py).
+    qtbot.waitUntil(lambda: view.proxy.data(view.proxy.index(0, 0), ROW_ROLE).id == new.id, timeout=3000)
+    view.proxy.set_predicate(None)
+    assert view.proxy.rowCount() == model.rowCount()
+
+
+def test_tsv_copy_and_column_layout_round_trip(qtbot, sim_data, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    snap, _, signals = sim_data
+    model = SignalsModel()
+    model.reset_rows(signals.items)
+    view = DeskTableView(model, "test_signals")
+    qtbot.addWidget(view)
+    view.selectRow(0)
+    tsv = view.selection_as_tsv()
+    lines = tsv.rstrip("\n").split("\n")
+    assert len(lines) == 2 and lines[0].startswith("Received")
+    assert len(lines[1].split("\t")) == len(lines[0].split("\t"))
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    view.set_column_visible(model.column_number("kind"), False)
+    view.horizontalHeader().resizeSection(1, 222)
+    view.save_layout(settings)
+    other = DeskTableView(model, "test_signals")
+    qtbot.addWidget(other)
+    assert other.restore_layout(settings)
+    assert other.horizontalHeader().isSectionHidden(model.column_number("kind"))
+    assert other.horizontalHeader().sectionSize(1) == 222
+    assert "Kind" not in other.selection_as_tsv()
+
+
+def test_account_rows_per_currency_hand_computed():
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    day = now.replace(hour=0)
+    usd = Account("a1", "Live", "live", "USD", "deployed", True)
+    eur = Account("a2", "Demo", "demo", "EUR", "deployed", True)
+
+    def pos(pid: str, acc: str, pl: str) -> Position:
+        return Position(pid, None, "t", acc, None, None, "XAUUSD", "BUY", Decimal("0.1"), Decimal(1), Decimal(1),
+                        Decimal(pl), "open", None, None, 1, now, None, None, None, None, None)
+
+    def trade(tid: str, acc: str, status: str, realized: str, closed: datetime | None, updated: datetime) -> Trade:
+        return Trade(tid, None, None, None, None, acc, None, None, "XAUUSD", "BUY", status, None, None, (None,) * 6,
+                     (False,) * 6, Decimal(0), Decimal(realized), Decimal(0), now, None, closed, updated)
+
+    positions = [pos("p1", "a1", "10.25"), pos("p2", "a1", "-3.10"), pos("p3", "a2", "7.00")]
+    trades = [
+        trade("t1", "a1", "closed_profit", "50.00", now - timedelta(hours=1), now),  # today
+        trade("t2", "a1", "closed_loss", "-20.00", day - timedelta(minutes=1), day),  # yesterday: not counted
+        trade("t3", "a2", "active", "5.50", None, now),  # realized part of a running trade, updated today
+        trade("t4", "a2", "closed_profit", "1.00", now, now),
+    ]
+    rows = {r.account_id: r for r in account_rows([usd, eur], positions, trades, day_start=day)}
+    assert rows["a1"].open_pl == Decimal("7.15") and rows["a1"].realized_today == Decimal("50.00")
+    assert rows["a2"].open_pl == Decimal("7.00") and rows["a2"].realized_today == Decimal("6.50")
+    assert rows["a1"].open_positions == 2 and rows["a2"].open_trades == 1
+    model = AccountsModel()
+    model.reset_rows(rows.values())
+    col = model.column_number("open_pl")
+    texts = {model.row_object(r).account_id: model.data(model.index(r, col)) for r in range(2)}
+    assert texts == {"a1": "+7.15 USD", "a2": "+7.00 EUR"}
+
+
+def test_trades_fetch_more_hooks(sim_data):
+    snap, trades, _ = sim_data
+    model = TradesModel()
+    calls = []
+    model.set_first_page(list(trades.items)[:5], True, "cursor-1")
+    assert not model.canFetchMore()  # nobody to fetch yet
+    model.fetch_more_handler = lambda: calls.append(1)
+    assert model.canFetchMore()
+    model.fetchMore()
+    assert calls == [1] and model.fetching and not model.canFetchMore()  # no second fetch while one runs
+    added = model.append_page(list(trades.items)[3:12], False, None)
+    assert added == 7 and model.rowCount() == 12 and not model.canFetchMore()
