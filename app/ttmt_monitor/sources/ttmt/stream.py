@@ -1,0 +1,555 @@
+"""The TTMT event stream consumer: a stream that never loses an event (plain asyncio + httpx + httpx-sse, no Qt).
+
+Provides :class:`StreamConsumer`, :class:`ConnectionState` and :class:`StreamStats`.
+
+    consumer = StreamConsumer(client, last_event_id=state.last_event_id, on_state=print)
+    async for event in consumer.events():      # domain Events in order, deduplicated, plus Resync events
+        apply(state, event)
+    # or, for a UI that applies a batch per tick:  async for batch in consumer.batches(): ...
+    await consumer.aclose()                    # prompt, from any task
+
+Rules it follows (ttmt-api.md §9 and §14.4, DESIGN.md "Robustness rules of the stream" and "Known traps"):
+
+- Resume with ``Last-Event-ID`` = the last id received; drop frames whose id is not above it (duplicates).
+- A frame whose data does not decode is logged and skipped, but its ``id:`` still counts as received.
+- Control frames are recognised by their JSON ``type`` (``recycle``, ``auth_revoked``), never by a missing
+  ``id:`` line (httpx-sse carries the previous id onto a frame without one), and never move the last id.
+  An envelope's ``eventId`` is preferred over the SSE id for the same reason.
+- A leading byte-order mark is stripped (httpx-sse would glue it to the first field name).
+- ``recycle`` → reconnect at once. A clean end or a network error → reconnect with capped exponential backoff and
+  full jitter; the backoff resets after a connection that stayed healthy for ``healthy_after`` seconds.
+  409 → state ``conflict`` ("another client is using this key"), retry after a few seconds, growing.
+  503 → state ``container_down``, retry slowly. 429 → wait ``Retry-After``. 401/403/``auth_revoked`` → state
+  ``auth_error`` and :meth:`StreamConsumer.events` raises the typed error (:class:`~.errors.AuthError`/
+  :class:`~.errors.ForbiddenError`) — no retry, ever. Other 4xx (a bad ``account_id``) also stop for good.
+- Read timeout suited to 15 s ``: ping`` heartbeats (httpx's 5 s default would kill a quiet stream) plus a
+  watchdog that drops a connection on which nothing at all arrived for ``watchdog`` seconds.
+- Gaps: an id above last+1 means events were lost (the server's replay buffer holds only 100): fetch the REST
+  snapshot, emit ONE :class:`~ttmt_monitor.core.models.Resync`, then deliver the event and continue.
+  ``core.state`` skips events the snapshot already contains, so nothing is counted twice.
+
+Filtering with ``account_id``: the server leaves other accounts' events out, so ids are NOT consecutive and an id
+jump proves nothing. With a filter, id-jump detection is off; instead a reconnect after an outage longer than
+``resync_after`` seconds (by then the 100-event buffer may have overflowed) triggers a resync. Without a filter
+both rules apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+
+from ttmt_monitor import __version__
+from ttmt_monitor.core.models import Event, Resync, Snapshot
+
+from .client import TTMTClient
+from .decode import decode_event, parse_json
+from .errors import (
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    NetworkError,
+    RateLimitedError,
+    TTMTError,
+    UnavailableError,
+    error_from_response,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StreamConsumer", "ConnectionState", "StreamStats", "CONTROL_TYPES"]
+
+CONTROL_TYPES = frozenset(("recycle", "auth_revoked"))
+_BOM = "\ufeff"
+
+
+class ConnectionState(str, enum.Enum):
+    """What the stream is doing now (for the status bar). ``stopped`` = closed by us."""
+
+    CONNECTING = "connecting"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"
+    RESYNCING = "resyncing"
+    OFFLINE = "offline"
+    AUTH_ERROR = "auth_error"
+    CONTAINER_DOWN = "container_down"
+    CONFLICT = "conflict"
+    STOPPED = "stopped"
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """Counters for tests, the benchmark and a debug panel."""
+
+    connects: int = 0
+    events: int = 0  # delivered domain events (resyncs not counted)
+    duplicates: int = 0
+    malformed: int = 0
+    resyncs: int = 0
+    recycles: int = 0
+    conflicts: int = 0
+    unavailable: int = 0
+    rate_limited: int = 0
+    network_errors: int = 0
+
+
+class _Reconnect(Exception):
+    """Internal: end this connection; ``immediate`` for a recycle."""
+
+    def __init__(self, reason: str, immediate: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.immediate = immediate
+
+
+class _Stop:
+    """Internal queue item: the producer has ended (with ``error`` when it stopped for good)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class StreamConsumer:
+    """Consume ``GET /stream`` forever (until :meth:`aclose` or an auth failure). See the module docstring.
+
+    Pass a :class:`~.client.TTMTClient` (used for the REST snapshot on resync; not closed by us) or ``base_url`` and
+    ``api_key`` (a client is made and owned). ``last_event_id`` resumes from a stored position.
+    ``resync_on_start``: fetch a snapshot right after the first connection is accepted and emit it as a Resync
+    before any event (what a fresh desk needs; ``core.state`` skips the events the snapshot already holds).
+    ``on_state(state, detail)`` is called on every state change (exceptions in it are logged, not raised).
+    """
+
+    def __init__(
+        self,
+        client: TTMTClient | None = None,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        account_id: str | None = None,
+        last_event_id: int | None = None,
+        resync_on_start: bool = False,
+        gap_detection: bool | None = None,
+        resync_after: float = 120.0,
+        read_timeout: float = 40.0,
+        connect_timeout: float = 10.0,
+        watchdog: float = 50.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        healthy_after: float = 10.0,
+        conflict_base: float = 2.0,
+        conflict_cap: float = 30.0,
+        unavailable_base: float = 10.0,
+        unavailable_cap: float = 60.0,
+        max_retry_after: float = 300.0,
+        queue_batches: int = 256,
+        on_state: Callable[[ConnectionState, str], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if client is None:
+            if not base_url or not api_key:
+                raise ValueError("give a TTMTClient, or base_url and api_key")
+            client = TTMTClient(base_url, api_key, user_agent="stream", transport=transport)
+            self._owns_client = True
+        else:
+            self._owns_client = False
+        self.client = client
+        self.account_id = account_id
+        self.last_event_id = last_event_id
+        self.resync_on_start = resync_on_start
+        self.gap_detection = (account_id is None) if gap_detection is None else bool(gap_detection)
+        self.resync_after = float(resync_after)
+        self.watchdog = float(watchdog)
+        self.backoff_base = float(backoff_base)
+        self.backoff_cap = float(backoff_cap)
+        self.healthy_after = float(healthy_after)
+        self.conflict_base = float(conflict_base)
+        self.conflict_cap = float(conflict_cap)
+        self.unavailable_base = float(unavailable_base)
+        self.unavailable_cap = float(unavailable_cap)
+        self.max_retry_after = float(max_retry_after)
+        self.on_state = on_state
+        self.stats = StreamStats()
+        self.state = ConnectionState.CONNECTING
+        self.detail = ""
+        self.error: TTMTError | None = None
+        self.last_event_at: float | None = None  # time.time() of the last delivered event (wall clock, for the UI)
+        self.server_retry_ms: int | None = None
+        # The key is read from the client once and kept only in the Authorization header of our own http client.
+        self._http = httpx.AsyncClient(
+            base_url=client.base_url.rstrip("/") + "/",
+            headers={
+                "Authorization": f"Bearer {client._api_key}",  # noqa: SLF001 - same package; never logged
+                "User-Agent": f"ttmt-monitor/{__version__} stream",
+                "Accept": "text/event-stream",
+                "Cache-Control": "no-store",
+            },
+            # The read timeout must outlast the 15 s ping interval; the pool/write ones stay short.
+            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=10.0, pool=10.0),
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._queue: asyncio.Queue[list[Event] | _Stop] = asyncio.Queue(maxsize=max(1, queue_batches))
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._response: httpx.Response | None = None
+        self._last_rx = time.monotonic()
+        self._disconnected_at: float | None = None
+        self._need_resync = False
+        self._prev_sse_id = ""
+
+    # ---- public API ---------------------------------------------------------------------------------------
+
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        """Delivered events in order, a list per network read (cheap for a UI applying a batch per tick).
+
+        Ends when :meth:`aclose` is called; raises the typed error when the stream stopped for good (auth).
+        """
+        self._start()
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _Stop):
+                self._queue.put_nowait(item)  # later callers see the end too
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Delivered events in order, one at a time (see :meth:`batches`)."""
+        async for batch in self.batches():
+            for event in batch:
+                yield event
+
+    async def aclose(self) -> None:
+        """Stop promptly: cancel the connection and end the iterators. Safe to call twice and from any task."""
+        self._closing = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        with contextlib.suppress(Exception):
+            await self._http.aclose()
+        if self._owns_client:
+            with contextlib.suppress(Exception):
+                await self.client.aclose()
+        if self.state not in (ConnectionState.AUTH_ERROR,):
+            self._set_state(ConnectionState.STOPPED, "stopped")
+        self._finish(None)
+
+    async def __aenter__(self) -> StreamConsumer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---- internals ----------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._task is None and not self._closing:
+            self._task = asyncio.ensure_future(self._run())
+
+    def _finish(self, error: BaseException | None) -> None:
+        self._put_now(_Stop(error))
+
+    def _put_now(self, item: list[Event] | _Stop) -> None:
+        """Queue ``item`` without waiting, past the bound if need be (never drop an event, never block a close)."""
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self._queue._queue.append(item)  # type: ignore[attr-defined]  # noqa: SLF001
+            self._queue._unfinished_tasks += 1  # type: ignore[attr-defined]  # noqa: SLF001
+            self._queue._wakeup_next(self._queue._getters)  # type: ignore[attr-defined]  # noqa: SLF001
+
+    def _set_state(self, state: ConnectionState, detail: str = "") -> None:
+        if state == self.state and detail == self.detail:
+            return
+        self.state, self.detail = state, detail
+        log.info("stream %s%s", state.value, f": {detail}" if detail else "")
+        if self.on_state is not None:
+            try:
+                self.on_state(state, detail)
+            except Exception:  # noqa: BLE001 - a UI callback must not kill the stream
+                log.exception("on_state callback failed")
+
+    def _backoff(self, failures: int, base: float, cap: float) -> float:
+        """Capped exponential backoff with 'equal jitter' (half fixed, half random): no reconnect storms."""
+        ceiling = min(cap, base * (2 ** min(failures, 20)))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    async def _run(self) -> None:
+        failures = 0  # consecutive failed/short connections (network, clean end)
+        conflicts = 0
+        unavailable = 0
+        first = True
+        error: BaseException | None = None
+        try:
+            while not self._closing:
+                self._set_state(
+                    ConnectionState.CONNECTING if first else ConnectionState.RECONNECTING,
+                    "connecting" if first else "reconnecting",
+                )
+                started = time.monotonic()
+                delay = 0.0
+                try:
+                    await self._session(first)
+                    reason, immediate = "the server ended the stream", False
+                except _Reconnect as exc:
+                    reason, immediate = exc.reason, exc.immediate
+                except (AuthError, ForbiddenError) as exc:
+                    self.error = exc
+                    self._set_state(ConnectionState.AUTH_ERROR, exc.message)
+                    error = exc
+                    return
+                except ConflictError:
+                    self.stats.conflicts += 1
+                    delay = self._backoff(conflicts, self.conflict_base, self.conflict_cap)
+                    conflicts += 1
+                    self._mark_disconnected()
+                    self._set_state(ConnectionState.CONFLICT,
+                                    f"another client is using this key; retrying in {delay:.0f} s")
+                    await asyncio.sleep(delay)
+                    continue
+                except UnavailableError as exc:
+                    self.stats.unavailable += 1
+                    delay = self._backoff(unavailable, self.unavailable_base, self.unavailable_cap)
+                    unavailable += 1
+                    self._mark_disconnected()
+                    self._set_state(ConnectionState.CONTAINER_DOWN,
+                                    f"trading container down ({exc.status or 503}); retrying in {delay:.0f} s")
+                    await asyncio.sleep(delay)
+                    continue
+                except RateLimitedError as exc:
+                    self.stats.rate_limited += 1
+                    wait = exc.retry_after if exc.retry_after is not None else self._backoff(failures, 5.0, 60.0)
+                    wait = min(max(wait, 0.0), self.max_retry_after)
+                    self._mark_disconnected()
+                    self._set_state(ConnectionState.RECONNECTING, f"rate limited; retrying in {wait:.0f} s")
+                    await asyncio.sleep(wait)
+                    continue
+                except (httpx.TransportError, NetworkError, OSError) as exc:
+                    self.stats.network_errors += 1
+                    reason, immediate = f"network error ({type(exc).__name__})", False
+                except TTMTError as exc:
+                    if exc.status is not None and 400 <= exc.status < 500:
+                        # 400 (a bad account_id), 404...: retrying cannot help.
+                        self.error = exc
+                        self._set_state(ConnectionState.OFFLINE, exc.message)
+                        error = exc
+                        return
+                    self.stats.network_errors += 1
+                    reason, immediate = exc.message, False
+                first = False
+                conflicts = unavailable = 0
+                self._mark_disconnected()
+                if immediate:
+                    failures = 0
+                    continue
+                if time.monotonic() - started >= self.healthy_after:
+                    failures = 0  # a healthy connection resets the backoff
+                delay = self._backoff(failures, self.backoff_base, self.backoff_cap)
+                failures += 1
+                self._set_state(ConnectionState.OFFLINE if failures > 2 else ConnectionState.RECONNECTING,
+                                f"{reason}; reconnecting in {delay:.1f} s")
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._finish(error)
+
+    def _mark_disconnected(self) -> None:
+        if self._disconnected_at is None:
+            self._disconnected_at = time.monotonic()
+
+    async def _resync(self, reason: str, event_id: int | None) -> None:
+        """Fetch the REST snapshot and queue ONE Resync event (raises like the client does)."""
+        self._set_state(ConnectionState.RESYNCING, reason)
+        snapshot: Snapshot = await self.client.snapshot()
+        self.stats.resyncs += 1
+        resync = Resync(event_id=event_id, type="resync", timestamp=snapshot.taken_at, raw={"reason": reason},
+                        snapshot=snapshot, reason=reason)
+        await self._queue.put([resync])
+
+    async def _session(self, first: bool) -> None:
+        """One connection: connect, maybe resync, read frames until the server ends it (raises to reconnect)."""
+        headers = {}
+        if self.last_event_id is not None:
+            headers["Last-Event-ID"] = str(self.last_event_id)
+        params = {"account_id": self.account_id} if self.account_id else None
+        request = self._http.build_request("GET", "stream", params=params, headers=headers)
+        self._last_rx = time.monotonic()
+        watchdog = asyncio.ensure_future(self._watch())
+        response: httpx.Response | None = None
+        try:
+            response = await self._http.send(request, stream=True)
+            self._response = response
+            if response.status_code != 200:
+                body = await response.aread()
+                raise error_from_response(response.status_code, response.headers, body)
+            ctype = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if ctype != "text/event-stream":
+                raise _Reconnect(f"the server answered {ctype or 'no content type'}, not an event stream")
+            self.stats.connects += 1
+            # A resync is due when we start fresh (asked for), or after an outage long enough for the server's
+            # 100-event replay buffer to have overflowed while we could not tell from the ids (filtered stream).
+            away = time.monotonic() - self._disconnected_at if self._disconnected_at is not None else 0.0
+            self._disconnected_at = None
+            if first and self.resync_on_start:
+                await self._resync("initial snapshot", self.last_event_id)
+            elif self._need_resync or (self.account_id and not self.gap_detection and away > self.resync_after):
+                await self._resync(f"reconnected after {away:.0f} s away", self.last_event_id)
+            self._need_resync = False
+            self._set_state(ConnectionState.LIVE, "live")
+            await self._read(response)
+        finally:
+            watchdog.cancel()
+            self._response = None
+            if response is not None:
+                with contextlib.suppress(Exception):
+                    await response.aclose()
+
+    async def _watch(self) -> None:
+        """Drop a connection on which nothing (not even a ping) arrived for ``watchdog`` seconds."""
+        while True:
+            await asyncio.sleep(min(1.0, self.watchdog / 4))
+            if time.monotonic() - self._last_rx > self.watchdog:
+                log.info("stream silent for %.0f s; dropping the connection", self.watchdog)
+                response = self._response
+                if response is not None:
+                    with contextlib.suppress(Exception):
+                        await response.aclose()
+                return
+
+    async def _read(self, response: httpx.Response) -> None:
+        lines = SSELineDecoder()
+        sse_decoder = SSEDecoder()
+        self._prev_sse_id = ""  # httpx-sse's carried id starts empty on every connection
+        first = True
+        queue = self._queue
+        try:
+            async for text in response.aiter_text():
+                self._last_rx = time.monotonic()
+                if first:
+                    first = False
+                    if text.startswith(_BOM):
+                        text = text[1:]
+                        if not text:
+                            continue
+                batch: list[Event] = []
+                try:
+                    for line in lines.decode(text):
+                        sse = sse_decoder.decode(line)
+                        if sse is not None:
+                            await self._frame(sse, batch)
+                except BaseException:
+                    # A control frame (or a cancel) ended the connection mid-chunk: the events before it have
+                    # moved the last id, so they must be delivered, never dropped (and without blocking).
+                    if batch:
+                        self.stats.events += len(batch)
+                        self.last_event_at = time.time()
+                        self._put_now(batch)
+                    raise
+                if batch:
+                    self.stats.events += len(batch)
+                    self.last_event_at = time.time()
+                    await queue.put(batch)  # back-pressure: a slow consumer pauses our reads
+        except httpx.StreamClosed:
+            raise _Reconnect("the connection went silent (watchdog)") from None
+        except httpx.ReadTimeout:
+            raise _Reconnect("no data within the read timeout") from None
+        # A clean end: a frame cut without its blank line is discarded (per the SSE spec; its id does not count).
+        raise _Reconnect("the server ended the stream")
+
+    async def _frame(self, sse: Any, batch: list[Event]) -> None:
+        """Handle one dispatched SSE frame: control, duplicate, gap, malformed, or a domain event for ``batch``."""
+        if sse.retry is not None:
+            self.server_retry_ms = sse.retry
+        data = sse.data
+        sse_id = sse.id
+        new_sse_id = sse_id != self._prev_sse_id  # False when httpx-sse merely carried the previous id forward
+        self._prev_sse_id = sse_id
+        if not data:
+            return  # a retry-only or empty frame
+        try:
+            envelope = parse_json(data)
+        except (ValueError, RecursionError):
+            envelope = None
+        if type(envelope) is not dict:
+            self.stats.malformed += 1
+            log.warning("skipping a stream frame whose data is not a JSON object (%d chars)", len(data))
+            # Its id still counts as received (SSE spec): resume after it.
+            if new_sse_id:
+                eid = _as_id(sse_id)
+                if eid is not None:
+                    await self._advance(eid, batch)
+            return
+        type_ = envelope.get("type")
+        if type(type_) is str and type_.strip().lower() in CONTROL_TYPES and "eventId" not in envelope:
+            self._control(type_.strip().lower(), envelope)
+            return
+        eid = _as_id(envelope.get("eventId"))
+        if eid is None and new_sse_id:
+            eid = _as_id(sse_id)
+        if eid is not None:
+            last = self.last_event_id
+            if last is not None and eid <= last:
+                self.stats.duplicates += 1
+                return
+            if not await self._advance(eid, batch):
+                return
+        event = decode_event(envelope)
+        if eid is not None and event.event_id != eid:
+            object.__setattr__(event, "event_id", eid)  # the frame's id wins over a missing/odd eventId
+        batch.append(event)
+
+    async def _advance(self, eid: int, batch: list[Event]) -> bool:
+        """Move the last id to ``eid``; on a gap, resync first (flushing ``batch`` so order is kept)."""
+        last = self.last_event_id
+        if last is not None and eid <= last:
+            return False
+        if self.gap_detection and last is not None and eid > last + 1:
+            if batch:
+                self.stats.events += len(batch)
+                self._put_now(list(batch))
+                batch.clear()
+            await self._resync(f"events {last + 1}–{eid - 1} were missed", last)
+            self._set_state(ConnectionState.LIVE, "live")
+        self.last_event_id = eid
+        return True
+
+    def _control(self, type_: str, envelope: dict[str, Any]) -> None:
+        reason = envelope.get("reason")
+        reason = reason if isinstance(reason, str) else ""
+        if type_ == "recycle":
+            self.stats.recycles += 1
+            raise _Reconnect(f"server recycle ({reason or 'no reason'})", immediate=True)
+        detail = {
+            "key_revoked": "the API key was revoked",
+            "access_disabled": "API access is disabled for this account",
+        }.get(reason, f"access revoked ({reason or 'no reason given'})")
+        cls = ForbiddenError if reason == "access_disabled" else AuthError
+        raise cls(detail=detail, title="Access revoked")
+
+
+def _as_id(value: Any) -> int | None:
+    """An event id from an ``eventId`` member or an SSE ``id:`` value: a non-negative int, else None."""
+    if type(value) is int:
+        return value if value >= 0 else None
+    if isinstance(value, str):
+        value = value.strip()
+        if value.isdigit() and len(value) <= 18:
+            return int(value)
+    return None
