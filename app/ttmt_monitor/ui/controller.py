@@ -241,13 +241,16 @@ class DeskController(QObject):
             return self._consumer_factory(self.client, on_state=self._on_consumer_state)
         from ..sources.ttmt.stream import StreamConsumer
 
-        return StreamConsumer(self.client, on_state=self._on_consumer_state)
+        # resync_on_start: the first connection is followed by a REST snapshot delivered as a Resync, so the
+        # events between our start-up snapshot and the stream's first frame are not lost (core.state skips what
+        # the snapshot already holds).
+        return StreamConsumer(self.client, on_state=self._on_consumer_state, resync_on_start=True)
 
     async def _run_stream(self) -> None:
         self.consumer = consumer = self._make_consumer()
         try:
-            async for event in consumer.events():
-                self._queue.append(event)
+            async for batch in consumer.batches():
+                self._queue.extend(batch)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the stream's end is a state, not a crash
@@ -268,8 +271,11 @@ class DeskController(QObject):
             detail = args[1]
         if not isinstance(detail, str) and len(args) > 1 and isinstance(args[1], str):
             detail = args[1]
-        name = getattr(state, "value", state)
-        self._set_connection(str(name) if name is not None else "offline", str(detail or ""))
+        name = str(getattr(state, "value", state) or "offline")
+        detail = str(detail or "")
+        if detail.lower() == name.lower():
+            detail = ""  # "Live — live" says nothing twice
+        self._set_connection(name, detail)
 
     def _set_connection(self, state: str, detail: str) -> None:
         if (state, detail) == (self.connection_state, self.connection_detail):
