@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     from .settings import AppSettings, init_application_names
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "ttmt-monitor"])
+    # The loop, not Qt, decides when we are done: closing the window must not stop the loop under the shutdown
+    # coroutine (stream and client still have to close, the simulator to terminate).
+    app.setQuitOnLastWindowClosed(False)
     init_application_names()
     settings = AppSettings()
     if args.utc:
@@ -250,11 +253,11 @@ async def _capture(args: argparse.Namespace, window: Any, controller: Any, loade
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         has_data = controller.accounts_model.rowCount() > 0 and controller.trades_model.rowCount() > 0
-        if has_data and controller.events_total > 0:
+        if has_data and controller.live_events > 0:
             break
         await asyncio.sleep(0.2)
     has_data = controller.accounts_model.rowCount() > 0 and controller.trades_model.rowCount() > 0
-    live = controller.events_total > 0
+    live = controller.live_events > 0
     await asyncio.sleep(0.3)  # one more tick and paint with the last batch in
     pixmap = window.grab()
     if pixmap.isNull():
@@ -266,7 +269,7 @@ async def _capture(args: argparse.Namespace, window: Any, controller: Any, loade
             return EXIT_FAILED
     summary = (f"accounts={controller.accounts_model.rowCount()} positions={controller.positions_model.rowCount()} "
                f"trades={controller.trades_model.rowCount()} signals={controller.signals_model.rowCount()} "
-               f"events={controller.events_total} state={controller.connection_state}")
+               f"events={controller.live_events} state={controller.connection_state}")
     if not has_data or not live:
         what = "no data in the tables" if not has_data else "no live events arrived"
         print(f"ttmt-monitor: {what} within {limit:g} s ({summary})", file=sys.stderr)

@@ -109,6 +109,7 @@ class DeskController(QObject):
         self.connection_state = "offline"
         self.connection_detail = ""
         self.events_total = 0
+        self.live_events = 0  # events other than resyncs (what "live events have arrived" means)
         self.last_event_at: datetime | None = None
         self.started = False
         self._queue: deque[m.Event] = deque()
@@ -347,6 +348,7 @@ class DeskController(QObject):
             if self.signals_model.row_of(signal_id) is None:
                 self._want_signal(signal_id)
         self.events_total += len(events)
+        self.live_events += len(events) - sum(1 for e in events if isinstance(e, m.Resync))
         stamp = events[-1].timestamp
         self.last_event_at = stamp if stamp is not None else datetime.now(timezone.utc)
         self.last_event_at_changed.emit(self.last_event_at)
