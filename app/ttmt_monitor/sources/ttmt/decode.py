@@ -88,8 +88,11 @@ _TP_KEYS.update({str(i): i - 1 for i in range(1, TP_LEVELS + 1)})
 _TP_KEYS.update({f"TP{i}": i - 1 for i in range(1, TP_LEVELS + 1)})
 # Decimal magnitudes outside (1e-40, 1e40) are not money; refusing them keeps later arithmetic finite.
 _MAX_ADJUSTED = 40
-# Integers: ids, levels, counts. 18 digits is far above anything real and cheap to convert.
+# Integers: ids, levels, counts. 18 digits is far above anything real and cheap to convert (and str() of a huge
+# int raises in Python ≥ 3.11, so unbounded ints must never reach it).
 _MAX_INT_DIGITS = 18
+_INT_BOUND = 10**_MAX_INT_DIGITS
+_DEC_INT_BOUND = 10**_MAX_ADJUSTED
 
 
 # --- fast construction ---------------------------------------------------------------------------------------
@@ -184,7 +187,7 @@ def _id(v: Any) -> str | None:
     t = type(v)
     if t is str:
         return v
-    if t is int:
+    if t is int and -_INT_BOUND < v < _INT_BOUND:
         return str(v)
     return None
 
@@ -192,18 +195,19 @@ def _id(v: Any) -> str | None:
 def _int(v: Any) -> int | None:
     t = type(v)
     if t is int:
-        return v
+        return v if -_INT_BOUND < v < _INT_BOUND else None
     if t is str:
         s = v.strip()
         if 0 < len(s) <= _MAX_INT_DIGITS + 1 and (s.isdigit() or (s[0] in "+-" and s[1:].isdigit())):
             # isdigit() also accepts other scripts' digits, which int() may still reject.
             try:
-                return int(s)
+                n = int(s)
             except ValueError:
                 return None
+            return n if -_INT_BOUND < n < _INT_BOUND else None
         return None
     if t is Decimal:
-        if v.is_finite() and v == v.to_integral_value() and v.adjusted() <= _MAX_INT_DIGITS:
+        if v.is_finite() and v == v.to_integral_value() and v.adjusted() < _MAX_INT_DIGITS:
             return int(v)
         return None
     return None
@@ -216,7 +220,7 @@ def _dec(v: Any) -> Decimal | None:
             return v
         return None
     if t is int:
-        if -(10**_MAX_ADJUSTED) < v < 10**_MAX_ADJUSTED:
+        if -_DEC_INT_BOUND < v < _DEC_INT_BOUND:
             return Decimal(v)
         return None
     if t is str:
@@ -408,7 +412,7 @@ def decode_signal_ref(d: Any) -> SignalRef | None:
     message_id = d.get("telegram_message_id")
     if type(signal_id) is not str:
         signal_id = _id(signal_id)
-    if type(message_id) is not int:
+    if type(message_id) is not int or not -_INT_BOUND < message_id < _INT_BOUND:
         message_id = _int(message_id)
     if signal_id is None and message_id is None:
         return None
@@ -703,9 +707,12 @@ def _ev_breakeven_set(make: Any, eid: Any, typ: str, ts: Any, raw: Any, data: di
 
 def _ev_breakeven_failed(make: Any, eid: Any, typ: str, ts: Any, raw: Any, data: dict[str, Any]) -> Event | None:
     g = data.get
+    trade_id = _id(g("trade_id"))
+    if not trade_id:  # a notification about no trade at all is noise, shown raw
+        return None
     return make(
         eid, typ, ts, raw,
-        _id(g("trade_id")),
+        trade_id,
         _id(g("position_id")),
         _str(g("reason")),
         _int(g("attempts")),
@@ -746,7 +753,7 @@ def decode_event(envelope: Any) -> Event:
     else:
         type_ = ""
     event_id = g("eventId")
-    if type(event_id) is not int:
+    if type(event_id) is not int or not -_INT_BOUND < event_id < _INT_BOUND:
         event_id = _int(event_id)
         if event_id is None:
             event_id = _int(g("event_id"))

@@ -98,10 +98,12 @@ def _signal(s: Signal) -> dict[str, Any]:
         "processed_at": iso(s.processed_at),
     }
     # Detail-only members (GET /signals/{id}): written when the object came from the detail endpoint.
-    if s.raw_message is not None or s.trade_ids is not None or s.reply_to_message_id is not None:
+    if s.raw_message is not None:
         out["raw_message"] = s.raw_message
+    if s.reply_to_message_id is not None:
         out["reply_to_message_id"] = s.reply_to_message_id
-        out["trade_ids"] = list(s.trade_ids) if s.trade_ids is not None else []
+    if s.trade_ids is not None:
+        out["trade_ids"] = list(s.trade_ids)
     return out
 
 
