@@ -36,7 +36,7 @@ from ..core.models import (
     TpHit,
     Trade,
 )
-from .pnl_view import _pg, apply_palette_to_plot, plain_tip, utc_offset_for_axis
+from .pnl_view import AUTO_DOWNSAMPLE_FACTOR, _pg, apply_palette_to_plot, plain_tip, utc_offset_for_axis
 
 MAX_PATH_POINTS = 200_000  # a trade open for weeks at one update/s stays bounded (oldest points dropped)
 TP_COLOUR = "#1a7f37"
@@ -68,6 +68,7 @@ class TradeChart(QWidget):
         self.path_item = self.plot.plot([], [], pen=pg.mkPen(PATH_COLOUR, width=1.5), name="Price")
         self.path_item.setDownsampling(auto=True, method="peak")
         self.path_item.setClipToView(True)
+        self.path_item.opts["autoDownsampleFactor"] = AUTO_DOWNSAMPLE_FACTOR
         self.sl_item = self.plot.plot([], [], pen=pg.mkPen(SL_COLOUR, width=2), name="Stop loss")
         self.entry_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(ENTRY_COLOUR, width=1.5), label="Entry",
                                           labelOpts={"position": 0.06, "color": ENTRY_COLOUR})
