@@ -245,10 +245,12 @@ def error_from_response(status: int, headers: Mapping[str, str] | None, body: by
     headers = headers or {}
     problem: dict[str, Any] = {}
     raw_text = ""
+    is_json = False
     if body:
         try:
             raw_text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
             parsed = json.loads(raw_text)
+            is_json = True
             if isinstance(parsed, dict):
                 problem = parsed
         except (ValueError, RecursionError):
@@ -264,7 +266,8 @@ def error_from_response(status: int, headers: Mapping[str, str] | None, body: by
         else:
             # Not problem+json (an HTML proxy page, an empty body): say so, with a short, plain-text excerpt.
             excerpt = " ".join(raw_text.split())[:120] if raw_text.strip() else ""
-            what = "an empty response" if not excerpt else f"a non-JSON response: {excerpt!r}"
+            kind = "an unexpected JSON response" if is_json else "a non-JSON response"
+            what = "an empty response" if not excerpt else f"{kind}: {excerpt!r}"
             detail = f"{base}; the server sent {what}" if base else f"the server sent {what}"
     kwargs: dict[str, Any] = {"status": status, "type": type_uri, "title": title, "detail": detail}
     if cls is RateLimitedError:
