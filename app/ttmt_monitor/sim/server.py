@@ -252,6 +252,7 @@ class SimApp:
     def __init__(self, state: ServerState, admin: Callable[[str, str, bytes], Awaitable[tuple[int, Any]]] | None = None):
         self.state = state
         self.admin = admin
+        self._child_index: dict[tuple[str, str], tuple[int, dict[str, list[str]]]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -503,24 +504,37 @@ class SimApp:
         data = [self.trade_view(user, t, include, positions, orders) for t in chosen]
         return {"data": data, "has_more": has_more, "next_cursor": next_cursor}
 
-    @staticmethod
-    def positions_by_trade(user: UserWorld, trade_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    def _children(self, user: UserWorld, kind: str) -> dict[str, list[str]]:
+        """trade id → ids of its positions/orders. Objects are only ever added (and keep their trade), so the
+        index is rebuilt only when the count changes; values are always read fresh from the world's dicts."""
+        store: dict[str, dict[str, Any]] = getattr(user, kind)
+        cache_key = (user.user_id, kind)
+        cached = self._child_index.get(cache_key)
+        if cached is None or cached[0] != len(store):
+            index: dict[str, list[str]] = {}
+            for obj_id, obj in store.items():
+                index.setdefault(obj.get("trade_id") or "", []).append(obj_id)
+            cached = self._child_index[cache_key] = (len(store), index)
+        return cached[1]
+
+    def positions_by_trade(self, user: UserWorld, trade_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+        index = self._children(user, "positions")
         out: dict[str, list[dict[str, Any]]] = {}
-        for p in user.positions.values():
-            if p.get("trade_id") in trade_ids:
-                out.setdefault(p["trade_id"], []).append(p)
-        for items in out.values():
+        for tid in trade_ids:
+            items = [user.positions[i] for i in index.get(tid, ()) if i in user.positions]
             items.sort(key=lambda p: (p.get("opened_at") or "", p["id"]))
+            if items:
+                out[tid] = items
         return out
 
-    @staticmethod
-    def orders_by_trade(user: UserWorld, trade_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    def orders_by_trade(self, user: UserWorld, trade_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+        index = self._children(user, "orders")
         out: dict[str, list[dict[str, Any]]] = {}
-        for o in user.orders.values():
-            if o.get("trade_id") in trade_ids:
-                out.setdefault(o["trade_id"], []).append(o)
-        for items in out.values():
+        for tid in trade_ids:
+            items = [user.orders[i] for i in index.get(tid, ()) if i in user.orders]
             items.sort(key=lambda o: (o.get("layer") or 0, o.get("tp_level") or 0, o.get("created_at") or "", o["id"]))
+            if items:
+                out[tid] = items
         return out
 
     def trade_view(self, user: UserWorld, trade: dict[str, Any], include: Any,
@@ -626,27 +640,35 @@ class SimApp:
                     item = await asyncio.wait_for(queue.get(), timeout=max(0.0, min(deadline - now, 1.0)))
                 except TimeoutError:
                     continue
-                ctl = item.get("_ctl")
-                if ctl == "disconnect":
-                    clean_end = False
-                    return
-                if ctl == "drop":
-                    if item.get("mid_frame"):
-                        # Half a frame, then the connection is aborted without ending the chunked body.
-                        await write(f"id: {user.events.next_id}\ndata: {{\"type\":\"position_upd")
+                # Drain what is already queued and write it as one chunk: a burst of thousands of events then
+                # costs a few sends instead of one per event.
+                batch = [item]
+                while len(batch) < 500 and not queue.empty():
+                    batch.append(queue.get_nowait())
+                out: list[str] = []
+                for item in batch:
+                    ctl = item.get("_ctl")
+                    if ctl == "disconnect":
                         clean_end = False
-                    return
-                if ctl == "raw":
-                    await write(item["text"])
-                    last_write = time.monotonic()
-                    continue
-                if ctl is not None:
-                    continue
-                if item["eventId"] <= sent_up_to:
-                    continue
-                sent_up_to = item["eventId"]
-                if wanted(item):
-                    await write(frame(item))
+                        return
+                    if ctl == "drop":
+                        if out:
+                            await write("".join(out))
+                        if item.get("mid_frame"):
+                            # Half a frame, then the connection is aborted without ending the chunked body.
+                            await write(f"id: {user.events.next_id}\ndata: {{\"type\":\"position_upd")
+                            clean_end = False
+                        return
+                    if ctl == "raw":
+                        out.append(item["text"])
+                        continue
+                    if ctl is not None or item["eventId"] <= sent_up_to:
+                        continue
+                    sent_up_to = item["eventId"]
+                    if wanted(item):
+                        out.append(frame(item))
+                if out:
+                    await write("".join(out))
                     last_write = time.monotonic()
         except (OSError, RuntimeError, asyncio.CancelledError) as exc:
             # The client went away mid-write (uvicorn raises on send after a disconnect) or we are shutting down.
