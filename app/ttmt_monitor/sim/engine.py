@@ -197,7 +197,9 @@ class Engine:
         self.open_trades = 6 if open_trades is None else max(0, int(open_trades))
         self._clock = clock or (lambda: datetime.now(UTC))
         self.rng = random.Random(seed)
-        self.market = Market(random.Random(seed * 7919 + 1))
+        price_rng = random.Random(seed * 7919 + 1)
+        # Today's prices: the reference prices moved by a seeded couple of typical stop distances.
+        self.market = Market(price_rng, {n: s.start + price_rng.gauss(0.0, 2.0 * s.sl_typ) for n, s in SYMBOLS.items()})
         self._paused = False
         self._t = 0.0  # live simulated seconds since populate's "now" (history uses negative times)
         self._acc = 0.0
@@ -363,8 +365,8 @@ class Engine:
         paths = {n: hourly_path(self.rng, s, hours, self.market.prices[n]) for n, s in SYMBOLS.items()}
         start = -hours * 3600.0
         end = -(TRADE_TIMEOUT_S + 3600.0)  # every history trade is over before "now"
-        # ~1.6 trades per signal (some are skipped, most go to 2-3 accounts): aim at per_day trades.
-        rate = per_day / 1.6 / 86400.0
+        # ~1.9 trades per signal (some are skipped, most go to 2-3 accounts): aim at per_day trades.
+        rate = per_day / 1.9 / 86400.0
         t = start
         weights = [c.weight for c in user.channels]
         while True:
@@ -605,6 +607,7 @@ class Engine:
             account = user.uw.accounts[aid]
             mult, layers = user.account_cfg[aid]
             ts = self._stamp(t)
+            now = iso(ts)
             tid = self._uuid()
             tp_slots: list[Decimal | None] = list(tps) + [None] * (6 - len(tps))
             trade = {
@@ -614,8 +617,8 @@ class Engine:
                 "symbol": sym.name, "direction": direction, "status": "pending", "entry_price": None,
                 "stop_loss": float(sl), "take_profits": [_f(x) for x in tp_slots],
                 "tp_hits": {f"tp{i}": False for i in range(1, 7)}, "volume": 0.0, "realized_pl": 0.0,
-                "unrealized_pl": 0.0, "created_at": iso(ts), "opened_at": None, "closed_at": None,
-                "updated_at": iso(ts), "_signal": summary,
+                "unrealized_pl": 0.0, "created_at": now, "opened_at": None, "closed_at": None,
+                "updated_at": now, "_signal": summary,
             }
             user.uw.trades[tid] = trade
             sig["trade_ids"].append(tid)
@@ -633,11 +636,11 @@ class Engine:
                     tp_level = None if runner else level
                     oid = self._uuid()
                     order = {
-                        "id": oid, "trade_id": tid, "metaapi_order_id": str(self.rng.randrange(10**8, 10**9)),
+                        "id": oid, "trade_id": tid, "metaapi_order_id": str(100000000 + self.rng.getrandbits(29)),
                         "layer": layer, "tp_level": tp_level, "type": otype, "direction": direction,
                         "volume": float(vol), "price": _f(oprice), "stop_loss": float(sl),
                         "take_profit": None if tp_level is None else _f(tps[tp_level - 1]), "status": "pending",
-                        "created_at": iso(ts), "filled_at": None, "fill_price": None, "position_id": None,
+                        "created_at": now, "filled_at": None, "fill_price": None, "position_id": None,
                         "account_id": aid, "account_label": account["label"], "currency": account["currency"],
                     }
                     user.uw.orders[oid] = order
@@ -664,16 +667,17 @@ class Engine:
         ts = self._stamp(t)
         pid = self._uuid()
         vol = Decimal(repr(order["volume"]))
-        order.update(status="filled", filled_at=iso(ts), fill_price=float(price), position_id=pid)
+        now = iso(ts)
+        order.update(status="filled", filled_at=now, fill_price=float(price), position_id=pid)
         tp_level = order["tp_level"]
         tp = run.tps[tp_level - 1] if tp_level else None
         pos = {
-            "id": pid, "metaapi_position_id": str(self.rng.randrange(10**8, 10**9)), "trade_id": trade["id"],
+            "id": pid, "metaapi_position_id": str(100000000 + self.rng.getrandbits(29)), "trade_id": trade["id"],
             "account_id": trade["account_id"], "account_label": trade["account_label"],
             "currency": trade["currency"], "symbol": trade["symbol"], "direction": trade["direction"],
             "volume": float(vol), "entry_price": float(price), "current_price": float(price), "unrealized_pl": 0.0,
             "status": "open", "stop_loss": float(run.sl), "take_profit": _f(tp), "tp_level": tp_level,
-            "opened_at": iso(ts), "closed_at": None, "close_price": None, "realized_pl": None,
+            "opened_at": now, "closed_at": None, "close_price": None, "realized_pl": None,
             "close_reason": None, "signal": dict(run.summary) if run.summary else None,
         }
         run.user.uw.positions[pid] = pos
@@ -683,9 +687,9 @@ class Engine:
         run.fills_pv += price * vol
         run.places = max(run.places, _wire_places(price))
         vwap = (run.fills_pv / run.volume).quantize(Decimal(1).scaleb(-run.places), ROUND_HALF_EVEN)
-        trade.update(volume=float(run.volume), entry_price=float(vwap), status="active", updated_at=iso(ts))
+        trade.update(volume=float(run.volume), entry_price=float(vwap), status="active", updated_at=now)
         if trade["opened_at"] is None:
-            trade["opened_at"] = iso(ts)
+            trade["opened_at"] = now
         summary = dict(run.summary) if run.summary else None
         if self._live(user):
             self._emit(user, "order_fill", {"order": _copy(order), "signal": summary}, ts)
@@ -717,12 +721,13 @@ class Engine:
         run.opened.remove(pos)
         run.closed.append(pos)
         pos.price, pos.upl = price, _ZERO
-        pos.data.update(status="closed", closed_at=iso(ts), close_price=float(price), realized_pl=float(realized),
+        now = iso(ts)
+        pos.data.update(status="closed", closed_at=now, close_price=float(price), realized_pl=float(realized),
                         close_reason=reason, current_price=float(price), unrealized_pl=0.0)
         run.realized += realized
         run.close_reasons.add(reason)
         run.trade.update(realized_pl=float(run.realized), unrealized_pl=float(self._unrealized(run)),
-                         updated_at=iso(ts))
+                         updated_at=now)
         if self._live(run.user):
             self._emit(run.user, "position_closed",
                    {"position": _copy(pos.data), "signal": dict(run.summary) if run.summary else None}, ts)
@@ -799,7 +804,8 @@ class Engine:
             else:
                 status = "closed_profit" if run.realized > 0 else "closed_loss"
         ts = self._stamp(t)
-        run.trade.update(status=status, closed_at=iso(ts), updated_at=iso(ts),
+        now = iso(ts)
+        run.trade.update(status=status, closed_at=now, updated_at=now,
                          unrealized_pl=float(self._unrealized(run)))
         run.done = True
         if self._live(run.user):
