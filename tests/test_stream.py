@@ -1,0 +1,418 @@
+"""StreamConsumer against the simulator over real HTTP on loopback, with its fault switches.
+
+Every scenario ends by checking the consumer delivered exactly the events the server produced
+(``world.users[demo].events.history``), none twice, and that a DeskState built from them equals REST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from ttmt_monitor.core.models import Resync, UnknownEvent
+from ttmt_monitor.core.state import DeskState, apply
+from ttmt_monitor.sources.ttmt.client import TTMTClient
+from ttmt_monitor.sources.ttmt.errors import AuthError, ForbiddenError
+from ttmt_monitor.sources.ttmt.stream import ConnectionState, StreamConsumer
+
+FAST = dict(backoff_base=0.05, backoff_cap=0.3, conflict_base=0.2, conflict_cap=0.4, unavailable_base=0.2,
+            unavailable_cap=0.4)
+
+
+def last_id(sim: Any) -> int:
+    return sim.call(lambda: sim.world.user(sim.demo_user_id).events.last_id)
+
+
+def history_ids(sim: Any, after: int) -> list[int]:
+    return sim.call(lambda: [e["eventId"] for e in sim.world.user(sim.demo_user_id).events.history
+                             if e["eventId"] > after])
+
+
+class Harness:
+    """A consumer running in a task, applying every event to a DeskState built from a REST snapshot."""
+
+    def __init__(self, sim: Any, **kwargs: Any) -> None:
+        self.sim = sim
+        self.kwargs = kwargs
+        self.events: list[Any] = []
+        self.states: list[ConnectionState] = []
+        self.error: BaseException | None = None
+
+    async def __aenter__(self) -> Harness:
+        self.client = TTMTClient(self.sim.base_url, self.sim.api_key, rate_limit_pacing=False)
+        self.start_id = last_id(self.sim)
+        self.state = DeskState.from_snapshot(await self.client.snapshot(), last_event_id=self.start_id)
+        kwargs = {**FAST, **self.kwargs}
+        kwargs.setdefault("last_event_id", self.start_id)
+        self.consumer = StreamConsumer(self.client, on_state=lambda s, d: self.states.append(s), **kwargs)
+        self.task = asyncio.ensure_future(self._run())
+        await self.wait_for(lambda: self.consumer.state == ConnectionState.LIVE, 10)
+        return self
+
+    async def _run(self) -> None:
+        try:
+            async for event in self.consumer.events():
+                apply(self.state, event)
+                self.events.append(event)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            self.error = exc
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; state={self.consumer.state} detail={self.consumer.detail} "
+                                     f"stats={self.consumer.stats}")
+            await asyncio.sleep(0.02)
+
+    async def caught_up(self, timeout: float = 20) -> None:
+        target = last_id(self.sim)
+        await self.wait_for(lambda: (self.consumer.last_event_id or 0) >= target and self.task_idle(), timeout)
+
+    def task_idle(self) -> bool:
+        return self.consumer._queue.empty()  # noqa: SLF001 - everything read has been applied
+
+    async def burst(self, n: int) -> None:
+        await asyncio.to_thread(self.sim.faults.burst, n)
+
+    def ids(self) -> list[int]:
+        return [e.event_id for e in self.events if not isinstance(e, Resync)]
+
+    async def assert_exact_and_equal_to_rest(self) -> None:
+        ids = self.ids()
+        assert len(ids) == len(set(ids)), "an event was delivered twice"
+        assert ids == history_ids(self.sim, self.start_id), "not exactly the events the server produced"
+        await self.assert_equal_to_rest()
+
+    async def assert_equal_to_rest(self) -> None:
+        rest = DeskState.from_snapshot(await self.client.snapshot())
+        assert self.state.positions == rest.positions
+        assert self.state.open_trades() == rest.trades
+        assert self.state.accounts == rest.accounts
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.aclose()
+        await asyncio.wait_for(self.task, 5)
+        await self.client.aclose()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 50))
+
+
+def test_recycle_every_2s_over_a_long_burst(sim_paused: Any) -> None:
+    async def main() -> None:
+        sim_paused.faults.set_stream_lifetime(2.0)
+        async with Harness(sim_paused) as h:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 6.5:  # ~3 recycles while events keep coming
+                await h.burst(150)
+                await asyncio.sleep(0.1)
+            await h.caught_up()
+            assert h.consumer.stats.recycles >= 2
+            assert h.consumer.stats.resyncs == 0  # a recycle is resumed by Last-Event-ID, no snapshot needed
+            assert len(h.ids()) > 2000
+            await h.assert_exact_and_equal_to_rest()
+
+    run(main())
+
+
+def test_mid_frame_and_clean_drops(sim_paused: Any) -> None:
+    async def main() -> None:
+        async with Harness(sim_paused) as h:
+            for i in range(4):
+                await h.burst(60)
+                await asyncio.sleep(0.05)
+                connects = h.consumer.stats.connects
+                sim_paused.faults.drop_streams(mid_frame=(i % 2 == 0))
+                await h.burst(30)  # emitted while we are away: replayed from the buffer
+                # Reconnected (less than 100 events missed, so the buffer holds them all: no resync allowed).
+                await h.wait_for(lambda: h.consumer.stats.connects > connects
+                                 and h.consumer.state == ConnectionState.LIVE, 10)
+            await h.caught_up()
+            assert h.consumer.stats.connects >= 5
+            assert h.consumer.stats.resyncs == 0
+            await h.assert_exact_and_equal_to_rest()
+
+    run(main())
+
+
+def test_conflict_409_waits_and_retries(sim_paused: Any) -> None:
+    async def main() -> None:
+        sim_paused.faults.hold_phantom_stream()
+        client = TTMTClient(sim_paused.base_url, sim_paused.api_key)
+        seen: list[tuple[ConnectionState, str]] = []
+        consumer = StreamConsumer(client, last_event_id=last_id(sim_paused), on_state=lambda s, d: seen.append((s, d)),
+                                  **FAST)
+        events: list[Any] = []
+
+        async def consume() -> None:
+            async for e in consumer.events():
+                events.append(e)
+
+        task = asyncio.ensure_future(consume())
+        deadline = time.monotonic() + 10
+        while consumer.stats.conflicts < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert consumer.stats.conflicts >= 2
+        assert any(s == ConnectionState.CONFLICT and "another client" in d for s, d in seen)
+        sim_paused.faults.release_phantom_stream()
+        while consumer.state != ConnectionState.LIVE and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert consumer.state == ConnectionState.LIVE
+        await asyncio.to_thread(sim_paused.faults.burst, 20)
+        while len(events) < 20 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(events) == 20
+        await consumer.aclose()
+        await task
+        await client.aclose()
+
+    run(main())
+
+
+def test_container_down_503_then_back(sim_paused: Any) -> None:
+    async def main() -> None:
+        async with Harness(sim_paused) as h:
+            await h.burst(40)
+            sim_paused.faults.container_down()
+            await h.wait_for(lambda: h.consumer.state == ConnectionState.CONTAINER_DOWN, 10)
+            assert "container" in h.consumer.detail
+            await h.burst(40)  # happens while the stream cannot be served
+            await h.wait_for(lambda: h.consumer.stats.unavailable >= 2, 10)
+            sim_paused.faults.container_up()
+            await h.wait_for(lambda: h.consumer.state == ConnectionState.LIVE, 10)
+            await h.caught_up()
+            await h.assert_exact_and_equal_to_rest()
+
+    run(main())
+
+
+def test_revoked_key_stops_for_good_without_retrying(sim_paused: Any) -> None:
+    async def main() -> None:
+        sim_paused.faults.set_auth_recheck(0.3)
+        async with Harness(sim_paused) as h:
+            await h.burst(10)
+            await h.caught_up()
+            sim_paused.faults.revoke_key()
+            await h.wait_for(lambda: h.task.done(), 10)
+            assert isinstance(h.error, AuthError)
+            assert h.consumer.state == ConnectionState.AUTH_ERROR
+            assert "revoked" in h.consumer.detail
+            connects = h.consumer.stats.connects
+            await asyncio.sleep(1.0)
+            assert h.consumer.stats.connects == connects == 1  # no retry loop
+            assert h.ids() == history_ids(sim_paused, h.start_id)
+
+    run(main())
+
+
+def test_auth_failures_at_connect_401_and_403(sim_paused: Any) -> None:
+    async def attempt() -> tuple[BaseException | None, StreamConsumer]:
+        consumer = StreamConsumer(base_url=sim_paused.base_url, api_key=sim_paused.api_key, **FAST)
+        error = None
+        try:
+            async for _ in consumer.events():
+                pass
+        except BaseException as exc:  # noqa: BLE001
+            error = exc
+        await consumer.aclose()
+        return error, consumer
+
+    async def main() -> None:
+        sim_paused.faults.disable_access()
+        error, consumer = await attempt()
+        assert isinstance(error, ForbiddenError) and consumer.state == ConnectionState.AUTH_ERROR
+        sim_paused.faults.enable_access()
+        sim_paused.faults.revoke_key()
+        error, consumer = await attempt()
+        assert isinstance(error, AuthError) and consumer.state == ConnectionState.AUTH_ERROR
+        assert consumer.stats.connects == 0
+
+    run(main())
+
+
+def test_access_disabled_mid_stream_is_forbidden(sim_paused: Any) -> None:
+    async def main() -> None:
+        sim_paused.faults.set_auth_recheck(0.3)
+        async with Harness(sim_paused) as h:
+            sim_paused.faults.disable_access()
+            await h.wait_for(lambda: h.task.done(), 10)
+            assert isinstance(h.error, ForbiddenError)
+            assert "disabled" in h.consumer.detail
+
+    run(main())
+
+
+def test_malformed_frames_and_unknown_types(sim_paused: Any) -> None:
+    async def main() -> None:
+        async with Harness(sim_paused) as h:
+            await h.burst(20)
+            await h.caught_up()
+            sim_paused.faults.inject_malformed_frame()
+            unknown_id = sim_paused.faults.inject_unknown_event(type_="margin_call_warning")
+            sim_paused.faults.inject_malformed_frame()
+            await h.burst(20)
+            await h.caught_up()
+            assert h.consumer.stats.malformed == 2
+            unknown = [e for e in h.events if isinstance(e, UnknownEvent)]
+            assert [(e.event_id, e.type) for e in unknown] == [(unknown_id, "margin_call_warning")]
+            assert h.consumer.stats.resyncs == 0
+            await h.assert_exact_and_equal_to_rest()
+
+    run(main())
+
+
+def test_gap_beyond_the_buffer_resyncs_once(sim_paused: Any) -> None:
+    async def main() -> None:
+        async with Harness(sim_paused) as h:
+            await h.burst(30)
+            await h.caught_up()
+            await h.consumer.aclose()
+            await h.task
+            resume_from = h.consumer.last_event_id
+            await h.burst(300)  # far beyond the 100-event replay buffer
+            # A new consumer resuming from the old position: the server silently replays only the last 100.
+            h.consumer = StreamConsumer(h.client, last_event_id=resume_from, **FAST)
+            h.task = asyncio.ensure_future(h._run())
+            before = len(h.events)
+            await h.caught_up()
+            await h.burst(30)
+            await h.caught_up()
+            new = h.events[before:]
+            assert sum(isinstance(e, Resync) for e in new) == 1
+            assert isinstance(new[0], Resync)  # the snapshot comes before the first event after the gap
+            assert h.consumer.stats.resyncs == 1
+            ids = [e.event_id for e in new[1:]]
+            assert ids == history_ids(sim_paused, resume_from)[-len(ids):]
+            assert ids[0] > resume_from + 1
+            await h.assert_equal_to_rest()
+
+    run(main())
+
+
+def test_gap_resync_while_events_keep_flowing(sim_paused: Any) -> None:
+    """The snapshot is fetched while the server keeps emitting: events it already contains arrive afterwards and
+    must not be counted twice (fills, closes); the final state still equals REST."""
+    async def main() -> None:
+        async with Harness(sim_paused) as h:
+            await h.consumer.aclose()
+            await h.task
+            resume_from = h.consumer.last_event_id
+            await h.burst(250)
+            h.consumer = StreamConsumer(h.client, last_event_id=resume_from, **FAST)
+            h.task = asyncio.ensure_future(h._run())
+            # Let the market engine run (fills, TP hits, closes, finalizations) during and after the resync.
+            sim_paused.faults.resume_engine()
+            for _ in range(8):
+                await h.burst(40)
+                await asyncio.sleep(0.1)
+            sim_paused.faults.pause_engine()
+            await h.caught_up()
+            assert h.consumer.stats.resyncs == 1
+            await h.assert_equal_to_rest()
+
+    run(main())
+
+
+def test_rate_limited_resync_waits_retry_after(sim_paused: Any) -> None:
+    async def main() -> None:
+        async with Harness(sim_paused) as h:
+            await h.consumer.aclose()
+            await h.task
+            resume_from = h.consumer.last_event_id
+            await h.burst(150)
+            sim_paused.faults.set_rate_limit(2, window=1.5)
+            h.consumer = StreamConsumer(h.client, last_event_id=resume_from, **FAST)
+            t0 = time.monotonic()
+            h.task = asyncio.ensure_future(h._run())
+            await h.caught_up(30)
+            assert h.consumer.stats.resyncs == 1
+            assert time.monotonic() - t0 > 0.5  # the snapshot's 3+ requests had to wait out a 429's Retry-After
+            sim_paused.faults.set_rate_limit(1000, window=60)
+            await h.assert_equal_to_rest()
+
+    run(main())
+
+
+def test_account_filter_relaxes_gap_detection(sim_paused: Any) -> None:
+    async def main() -> None:
+        client = TTMTClient(sim_paused.base_url, sim_paused.api_key)
+        accounts = await client.accounts()
+        account = accounts[0].account_id
+        async with Harness(sim_paused, account_id=account) as h:
+            assert h.consumer.gap_detection is False
+            for _ in range(3):
+                await h.burst(100)
+            await asyncio.sleep(0.5)
+            target = [i for i, acc in sim_paused.call(lambda: [
+                (e["eventId"], e["data"].get("account_id") or (e["data"].get("position") or e["data"].get("order")
+                                                              or e["data"].get("trade") or {}).get("account_id"))
+                for e in sim_paused.world.user(sim_paused.demo_user_id).events.history
+                if e["eventId"] > h.start_id]) if acc in (account, None)]
+            await h.wait_for(lambda: h.ids() == target, 10)
+            assert all(e.account_id in (account, None) for e in h.events)
+            assert h.consumer.stats.resyncs == 0
+        await client.aclose()
+
+    run(main())
+
+
+def test_watchdog_drops_a_silent_connection_and_close_is_prompt(sim_paused: Any) -> None:
+    async def main() -> None:
+        sim_paused.faults.set_ping_interval(60)
+        async with Harness(sim_paused, watchdog=0.6) as h:
+            await h.wait_for(lambda: h.consumer.stats.connects >= 2, 10)
+            await h.wait_for(lambda: h.consumer.state == ConnectionState.LIVE, 10)
+            t0 = time.monotonic()
+            await h.consumer.aclose()
+            await asyncio.wait_for(h.task, 2)
+            assert time.monotonic() - t0 < 1.0
+            assert h.consumer.state == ConnectionState.STOPPED
+
+    run(main())
+
+
+def test_server_deviations_bom_carried_ids_and_control_frames() -> None:
+    """A server that deviates from §14.4 (canned bytes; the consumer, parser and decoders are the real ones):
+    a leading BOM, a data-only event frame (httpx-sse carries the previous id onto it), a control frame WITH an
+    id, a duplicate, then a recycle; the next connection ends with auth_revoked."""
+    bodies = [
+        "\ufeffretry: 3000\n\n"
+        'id: 5\ndata: {"type":"tp_hit","eventId":5,"timestamp":"2026-07-02T09:01:12.340Z","data":{}}\n\n'
+        ': ping\n\n'
+        'data: {"type":"brand_new","eventId":6,"data":{"x":1}}\n\n'
+        'id: 6\ndata: {"type":"brand_new","eventId":6,"data":{"x":1}}\n\n'
+        'id: 7\ndata: not json at all\n\n'
+        'data: {"type":"recycle","reason":"max_lifetime"}\n\n',
+        'id: 8\ndata: {"type":"odd","data":[1,2]}\n\n'
+        'id: 8\ndata: {"type":"auth_revoked","reason":"key_revoked"}\n\n',
+    ]
+    seen_last_ids: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"].startswith("Bearer ")
+        assert "key" not in str(request.url).lower()
+        seen_last_ids.append(request.headers.get("last-event-id"))
+        body = bodies[min(len(seen_last_ids), len(bodies)) - 1]
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body.encode())
+
+    async def main() -> None:
+        consumer = StreamConsumer(base_url="http://127.0.0.1:1/api/v1", api_key="ttmt_live_" + "x" * 43,
+                                  last_event_id=4, transport=httpx.MockTransport(handler), **FAST)
+        events = []
+        with pytest.raises(AuthError):
+            async for e in consumer.events():
+                events.append(e)
+        await consumer.aclose()
+        assert [(e.event_id, e.type) for e in events] == [(5, "tp_hit"), (6, "brand_new"), (8, "odd")]
+        assert seen_last_ids == ["4", "7"]  # the malformed frame's id counted; the recycle did not move it
+        assert consumer.stats.duplicates == 1 and consumer.stats.malformed == 1 and consumer.stats.recycles == 1
+        assert consumer.last_event_id == 8
+
+    run(main())
