@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -90,6 +91,7 @@ def test_installed_wheel_works_without_the_source_tree(wheel, tmp_path):
     assert done.stdout.strip() == f"ok {__version__}"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
 def test_sim_command_prints_url_and_key_then_ctrl_c_exits_0():
     proc = subprocess.Popen(sim_command(port=0, history_days=1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -132,4 +134,42 @@ def test_start_subprocess_for_the_desktop_demo():
         assert httpx.get(handle.admin_url + "/status").json()["engine_paused"] is True
     finally:
         handle.terminate()
-    assert handle.proc.poll() is not None
+    assert handle.proc.returncode == 0  # closing its stdin is a clean shutdown
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_subprocess_simulator_exits_with_its_parent(tmp_path):
+    # A parent that dies without terminate() (here: killed) must not leave the simulator running.
+    script = (
+        "import sys, time\n"
+        "from ttmt_monitor.sim.runner import start_subprocess\n"
+        "h = start_subprocess(history_days=1, engine_running=False)\n"
+        "print(h.proc.pid, h.base_url, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pid_text, base_url = parent.stdout.readline().split()
+        assert httpx.get(base_url + "/accounts").status_code == 401  # it is up
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(int(pid_text)):
+            time.sleep(0.1)
+        assert not _alive(int(pid_text)), "the simulator outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import threading
 
 from .. import __version__
 
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ping-interval", type=_positive(float), default=15.0,
                    help="seconds of silence before a ': ping' comment (15)")
     p.add_argument("--paused", action="store_true", help="start with the market engine paused")
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="stop when stdin closes (start_subprocess uses it so a crashed app leaves no orphan)")
     return p
 
 
@@ -73,8 +76,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"TTMT simulator running at {base}/api/v1 (seed {args.seed}, speed {args.speed}); Ctrl-C stops it.",
               flush=True)
 
+    async def run() -> None:
+        stop = asyncio.Event()
+        if args.exit_with_parent:
+            loop = asyncio.get_running_loop()
+
+            def watch_stdin() -> None:
+                # The parent holds our stdin open; EOF means it is gone (even if it died without terminate()).
+                try:
+                    while sys.stdin.buffer.read(4096):
+                        pass
+                except (OSError, ValueError):
+                    pass
+                loop.call_soon_threadsafe(stop.set)
+
+            threading.Thread(target=watch_stdin, name="ttmt-sim-parent-watch", daemon=True).start()
+        await serve(sim, args.port, ready, stop)
+
     try:
-        asyncio.run(serve(sim, args.port, ready))
+        asyncio.run(run())
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -299,12 +299,16 @@ class SimulatorProcess:
         self.admin_url = admin_url
 
     def terminate(self, timeout: float = 5.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        """Stop the child: close its stdin (a clean shutdown), then SIGTERM, then kill, each bounded."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        for stop in (None, self.proc.terminate, self.proc.kill):
+            if self.proc.poll() is not None:
+                break
+            if stop is not None:
+                stop()
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
 
     def __enter__(self) -> SimulatorProcess:
@@ -337,8 +341,10 @@ def sim_command(**opts: Any) -> list[str]:
 def start_subprocess(timeout: float = 60.0, **opts: Any) -> SimulatorProcess:
     """Start ``ttmt-monitor sim --port 0 ...`` and read its machine-readable first lines (base URL, key)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    opts.setdefault("exit_with_parent", True)
+    # stdin stays open for the child's life: when this process goes away (even killed), the child sees EOF and stops.
     proc = subprocess.Popen(sim_command(**opts), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=env, stdin=subprocess.DEVNULL)
+                            env=env, stdin=subprocess.PIPE)
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
