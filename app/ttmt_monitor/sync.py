@@ -89,7 +89,7 @@ class SyncResult:
     message: str | None = None
     #: True when the store knew nothing (first start or rebuilt): only the newest history was read.
     cold: bool = False
-    snapshot: Any = None
+    snapshot: Any = field(default=None, repr=False)
     duration_s: float = 0.0
 
 
@@ -211,15 +211,19 @@ def _ts_of(obj: Any, name: str) -> str | None:
 
 
 async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None = None,
-                     sync_signals: bool = True) -> SyncResult:
+                     sync_signals: bool = True, max_single_fetches: int = MAX_SINGLE_FETCHES) -> SyncResult:
     """Bring the store up to date with the API, reading only what changed; never raises for API/network trouble.
 
     Steps (each writes to the store as it goes, so an interruption keeps what was read):
-    1. ``/accounts`` (replaced), ``/positions`` (the whole open set, replaced), ``/trades?status=open``;
-    2. ``/trades`` newest first, page after page, until a page holds only trades already stored with the same
-       ``updated_at`` (a first sync reads at most ``FIRST_SYNC_MAX_PAGES``; :func:`backfill` reads the rest);
-    3. trades stored as open that are no longer open: re-read (by id, or one ``status=closed`` listing);
-    4. ``/signals`` newest first until a page holds only known signals with the same status.
+    1. ``/accounts`` (replaced) and ``/positions`` (the whole open set, replaced);
+    2. ``/trades`` newest first, page after page, until the first trade already stored with the same
+       ``updated_at`` (trades are listed by creation time and only open ones change, so everything older is
+       known). A first sync reads at most ``FIRST_SYNC_MAX_PAGES`` pages; :func:`backfill` reads the rest;
+    3. the open set: when the scan met known history, every trade created since is in it and the trades that
+       were open last time are re-read by id (at most ``max_single_fetches``); otherwise one
+       ``/trades?status=open`` listing, and the stored-open trades missing from it (closed while we were away)
+       are re-read by id or by one ``status=closed`` listing;
+    4. ``/signals`` newest first until a known signal with the same status.
     ``result.snapshot`` (accounts, open positions, open trades) is what the desk shows now;
     ``result.last_event_id`` is where the stream resumes.
     """
@@ -228,29 +232,38 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
     started = time.monotonic()
     base_requests = _requests(client)
     result = SyncResult(last_event_id=store.last_event_id, data_as_of=store.data_as_of)
-    result.cold = store.is_empty()
-    # A first sync reads only the newest pages (backfill() reads the rest, paced); a warm one stops at the first
-    # known trade, but is capped too, so a long absence cannot spend minutes of rate limit before the desk shows.
-    limit_pages = max_pages if max_pages is not None else (FIRST_SYNC_MAX_PAGES if result.cold else WARM_SYNC_MAX_PAGES)
-    stored_open = {w["id"]: w for w in store.open_trades_wire() if w.get("id")}
     try:
         accounts = tuple(await client.accounts())
-        _forget_other_user(store, accounts)
+        await _forget_other_user(store, accounts)
+        result.cold = store.is_empty()
+        stored_open = {w["id"]: w for w in store.open_trades_wire() if w.get("id")}
+        # A first sync reads only the newest pages (backfill() reads the rest, paced); a warm one stops at the
+        # first known trade, but is capped too, so a long absence cannot spend minutes of budget before the desk
+        # shows anything.
+        limit_pages = max_pages if max_pages is not None else (
+            FIRST_SYNC_MAX_PAGES if result.cold else WARM_SYNC_MAX_PAGES)
         store.put_accounts(accounts, replace=True)
         positions = tuple(await client.positions())
         store.put_positions(positions, open_set=True)
-        open_trades, pages, _ = await _all_pages(client.trades_page, status="open")
-        result.pages += pages
+
         versions = _Versions(store, result)
-        versions.check(open_trades)
-        store.put_trades(open_trades)
+        scanned, complete = await _newest_trades(store, client, result, versions, limit_pages)
+        scanned_ids = {t.id for t in scanned}
+        stale = [w for tid, w in stored_open.items() if tid not in scanned_ids]
+        if complete and len(stale) <= max_single_fetches:
+            refreshed = await _fetch_by_id(store, client, stale)
+            versions.check(refreshed)
+            open_trades = [t for t in list(scanned) + refreshed if _is_open(t)]
+        else:
+            open_trades, pages, _ = await _all_pages(client.trades_page, status="open")
+            result.pages += pages
+            versions.check(open_trades)
+            store.put_trades(open_trades)
+            open_ids = {t.id for t in open_trades}
+            await _closed_while_away(store, client, result,
+                                     [w for w in stale if w["id"] not in open_ids], max_single_fetches)
         open_ids = {t.id for t in open_trades}
-
-        seen = set(open_ids)
-        await _newest_trades(store, client, result, versions, seen, limit_pages)
-
-        stale = [w for tid, w in stored_open.items() if tid not in open_ids and tid not in seen]
-        await _closed_while_away(store, client, result, stale)
+        result.closed_while_away = sum(1 for tid in stored_open if tid not in open_ids)
 
         if sync_signals:
             await _newest_signals(store, client, result, limit_pages)
@@ -272,11 +285,36 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
     return result
 
 
+def _is_open(trade: Any) -> bool:
+    """Open by the contract's statuses; an unknown status counts as open until the trade has a closed_at."""
+    from .core.models import TRADE_OPEN_STATUSES, TRADE_TERMINAL_STATUSES
+
+    if trade.status in TRADE_OPEN_STATUSES:
+        return True
+    if trade.status in TRADE_TERMINAL_STATUSES:
+        return False
+    return trade.closed_at is None
+
+
+async def _fetch_by_id(store: Store, client: Any, wires: list[dict[str, Any]]) -> list[Any]:
+    """Re-read trades by id (the fat trade: positions and orders too); a 404 forgets the trade."""
+    from .sources.ttmt.errors import NotFoundError
+
+    out = []
+    for wire in wires:
+        try:
+            out.append(await client.trade(wire["id"]))
+        except NotFoundError:
+            store.delete_trades([wire["id"]])  # no longer ours (or deleted): do not show it as open forever
+    store.put_trades(out)
+    return out
+
+
 def _requests(client: Any) -> int:
     return int(getattr(client, "requests_made", 0) or 0)
 
 
-def _forget_other_user(store: Store, accounts: tuple[Any, ...]) -> None:
+async def _forget_other_user(store: Store, accounts: tuple[Any, ...]) -> None:
     """A store whose accounts share nothing with the API's belongs to another user (a new key on the same URL):
     its history must not be mixed into this one."""
     stored = {w.get("account_id") for w in store.accounts_wire()}
@@ -284,6 +322,7 @@ def _forget_other_user(store: Store, accounts: tuple[Any, ...]) -> None:
     if stored and fresh and not stored & fresh:
         log.warning("sync: the stored history belongs to other accounts; clearing it")
         store.clear()
+        await store.flush()
 
 
 _ABSENT = "\x00absent"
@@ -321,24 +360,28 @@ class _Versions:
         return known
 
 
-async def _newest_trades(store: Store, client: Any, result: SyncResult, versions: _Versions, seen: set[str],
-                         limit_pages: int | None) -> None:
-    """Newest first until the first trade we already had unchanged: trades are listed by creation time and only
-    open trades change (those were re-read), so everything older than a known, unchanged trade is known."""
+async def _newest_trades(store: Store, client: Any, result: SyncResult, versions: _Versions,
+                         limit_pages: int | None) -> tuple[list[Any], bool]:
+    """Newest first until the first trade we already had unchanged. Returns (trades read, complete): complete
+    means the scan met known history or the end, so every trade created since the last sync is in it."""
     cursor: str | None = None
     pages = 0
+    scanned: list[Any] = []
+    complete = False
     while True:
         page = await client.trades_page(limit=PAGE_LIMIT, after=cursor)
         pages += 1
         items, cursor = _page_parts(page)
         reached_known = any(versions.check(items))
         store.put_trades(items)
-        seen.update(t.id for t in items)
+        scanned += items
         if cursor is None:
             if result.cold:
                 store.set_meta(backfill_done="1")  # the whole history fitted in the first sync
+            complete = True
             break
         if reached_known:
+            complete = True
             break
         if limit_pages is not None and pages >= limit_pages:
             if items:
@@ -346,20 +389,15 @@ async def _newest_trades(store: Store, client: Any, result: SyncResult, versions
                 store.set_meta(backfill_before=min(_ts_of(t, "created_at") or "" for t in items), backfill_done="0")
             break
     result.pages += pages
+    return scanned, complete
 
 
-async def _closed_while_away(store: Store, client: Any, result: SyncResult, stale: list[dict[str, Any]]) -> None:
-    from .sources.ttmt.errors import NotFoundError
-
+async def _closed_while_away(store: Store, client: Any, result: SyncResult, stale: list[dict[str, Any]],
+                             max_single_fetches: int) -> None:
     if not stale:
         return
-    result.closed_while_away = len(stale)
-    if len(stale) <= MAX_SINGLE_FETCHES:
-        for wire in stale:
-            try:
-                store.put_trades([await client.trade(wire["id"])])  # the fat trade: positions and orders too
-            except NotFoundError:
-                store.delete_trades([wire["id"]])  # no longer ours (or deleted): do not show it as open forever
+    if len(stale) <= max_single_fetches:
+        await _fetch_by_id(store, client, stale)
         return
     wanted = {w["id"] for w in stale}
     oldest = min(w.get("created_at") or "" for w in stale)

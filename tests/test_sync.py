@@ -1,0 +1,308 @@
+"""Start-up sequence against the real simulator over loopback HTTP: cold start (empty store → delta sync →
+backfill), start from cache without network, delta sync after the market moved, a second start that makes far
+fewer requests than the first (counted by the client AND by the simulator's own rate-limit window), offline
+starts (simulator stopped, key revoked), a damaged store rebuilt from the API, offline export, and the key never
+reaching the store."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ttmt_monitor.core.store import Store
+from ttmt_monitor.sim.runner import SimulatorThread
+from ttmt_monitor.sources.ttmt.client import TTMTClient
+from ttmt_monitor.sources.ttmt.decode import decode_trade
+from ttmt_monitor.sync import FIRST_SYNC_MAX_PAGES, MAX_SINGLE_FETCHES, SyncResult, backfill, delta_sync, iter_stored_signals, iter_stored_trades, load_cached
+
+pytestmark = pytest.mark.timeout(90)
+
+OPEN = ("pending", "active", "needs_recovery")
+
+
+@pytest.fixture
+def market() -> Iterator[SimulatorThread]:
+    """90 days of history (~1,150 trades: more than a first sync reads), engine paused (deterministic), and a budget
+    window long enough that the simulator's own counter holds every request of the test."""
+    with SimulatorThread(seed=3, history_days=90, engine_running=False, rate_limit=100_000,
+                         rate_window=3600.0) as sim:
+        yield sim
+
+
+def run(coro: Any, timeout: float = 60.0) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def server_count(sim: SimulatorThread) -> int:
+    """Requests the simulator counted for the demo key (its rate-limit window spans the whole test)."""
+    digest = hashlib.sha256(sim.api_key.encode()).hexdigest()
+    return int(sim.call(lambda: sim.state.windows.get(digest, [0, 0])[1]))
+
+
+def world_trades(sim: SimulatorThread) -> dict[str, dict[str, Any]]:
+    return sim.call(lambda: {k: dict(v) for k, v in sim.world.users[sim.demo_user_id].trades.items()})
+
+
+def world_open_positions(sim: SimulatorThread) -> set[str]:
+    return sim.call(lambda: {p["id"] for p in sim.world.users[sim.demo_user_id].positions.values()
+                             if p["status"] in ("open", "partial_closed")})
+
+
+async def start(store: Store, sim: SimulatorThread, *, full_backfill: bool = False, **sync_kw: Any
+                ) -> tuple[SyncResult, int]:
+    async with TTMTClient(sim.base_url, sim.api_key) as client:
+        result = await delta_sync(store, client, **sync_kw)
+        if full_backfill and not result.offline:
+            await backfill(store, client, pace_s=0)
+        return result, client.requests_made  # a fresh client: everything this start sent
+
+
+def open_store(tmp_path: Path, sim: SimulatorThread) -> Store:
+    return Store.open(sim.base_url, [], data_dir=tmp_path)
+
+
+def assert_store_matches_world(store: Store, sim: SimulatorThread) -> None:
+    world = world_trades(sim)
+    stored = {w["id"]: w for w in store.iter_trades_wire()}
+    assert set(stored) == set(world), f"{len(set(world) - set(stored))} missing, {len(set(stored) - set(world))} extra"
+    for trade_id, wire in world.items():
+        mine = decode_trade(stored[trade_id])
+        theirs = decode_trade(wire)
+        assert (mine.status, mine.updated_at, mine.realized_pl, mine.volume, mine.tp_hits) == \
+               (theirs.status, theirs.updated_at, theirs.realized_pl, theirs.volume, theirs.tp_hits), trade_id
+    assert {t["id"] for t in store.open_trades_wire()} == {k for k, v in world.items() if v["status"] in OPEN}
+    assert {p["id"] for p in store.open_positions_wire()} == world_open_positions(sim)
+
+
+def test_cold_start_then_start_from_cache_without_network(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+    assert load_cached(store).empty
+
+    async def first() -> tuple[SyncResult, int]:
+        async with TTMTClient(market.base_url, market.api_key) as client:
+            result = await delta_sync(store, client)
+            assert result.cold and not result.offline
+            assert len(world_trades(market)) > FIRST_SYNC_MAX_PAGES * 100  # more than the first pages hold
+            assert store.meta("backfill_done") == "0"
+            pages = await backfill(store, client, pace_s=0)
+            return result, pages
+
+    result, pages = run(first())
+    assert pages >= 1 and store.meta("backfill_done") == "1"
+    assert result.snapshot is not None and len(result.snapshot.accounts) == 5
+    assert_store_matches_world(store, market)
+    store.close()
+
+    # Next start: the cached first screen comes from the file alone (no client exists yet), quickly.
+    began = time.perf_counter()
+    store = open_store(tmp_path, market)
+    cached = load_cached(store)
+    elapsed = time.perf_counter() - began
+    try:
+        assert elapsed < 1.0, f"cached start took {elapsed:.2f}s"
+        assert len(cached.accounts) == 5 and cached.data_as_of is not None
+        assert {p.id for p in cached.positions} == world_open_positions(market)
+        world = world_trades(market)
+        open_ids = {k for k, v in world.items() if v["status"] in OPEN}
+        assert open_ids <= {t.id for t in cached.trades}
+        newest = sorted(world.values(), key=lambda w: (w["created_at"], w["id"]), reverse=True)[:100]
+        assert {w["id"] for w in newest} <= {t.id for t in cached.trades}
+        assert cached.next_page is not None  # the rest of history is read lazily
+        assert all(isinstance(t.realized_pl, Decimal) for t in cached.trades)
+    finally:
+        store.close()
+
+
+def test_second_start_makes_far_fewer_requests(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+    before = server_count(market)
+    first, first_client = run(start(store, market, full_backfill=True))
+    first_server = server_count(market) - before
+    store.close()
+
+    store = open_store(tmp_path, market)
+    before = server_count(market)
+    second, _ = run(start(store, market))
+    second_server = server_count(market) - before
+    try:
+        assert not second.offline and not second.cold
+        assert second.new_trades == 0 and second.updated_trades == 0 and second.closed_while_away == 0
+        # Both sides agree on the counts (the simulator counts what actually arrived).
+        assert first_server == first_client and second_server == second.requests_made
+        # accounts + positions + open trades + one trades page + one signals page.
+        assert second.requests_made <= 5, second
+        assert second.requests_made * 3 <= first_client, (first_client, second.requests_made)
+        print(f"first start: {first_client} requests (sync {first.requests_made} + backfill), "
+              f"second start: {second.requests_made} requests")
+        assert_store_matches_world(store, market)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("single_fetches", [MAX_SINGLE_FETCHES, 0], ids=["open-set-from-scan", "open-listing"])
+def test_delta_sync_after_the_market_moved(tmp_path: Path, market: SimulatorThread, single_fetches: int) -> None:
+    store = open_store(tmp_path, market)
+    run(start(store, market, full_backfill=True))
+    old_open = {t["id"] for t in store.open_trades_wire()}
+    old_ids = {t["id"] for t in store.iter_trades_wire()}
+
+    for _ in range(12):  # five minutes of market at a time while the app was closed, until some trades closed
+        market.call(market.engine.step, 300, timeout=60)
+        world = world_trades(market)
+        created = set(world) - old_ids
+        closed = {t for t in old_open if world[t]["status"] not in OPEN}
+        if created and closed:
+            break
+    assert created and closed, "the market did not move enough for this test"
+
+    result, _ = run(start(store, market, max_single_fetches=single_fetches))
+    try:
+        assert not result.offline
+        assert result.new_trades == len(created)
+        assert result.closed_while_away == len(closed)
+        assert_store_matches_world(store, market)
+        assert result.requests_made <= 12, result
+        # What the desk shows now is the REST view of the open set.
+        assert {t.id for t in result.snapshot.trades} == {k for k, v in world.items() if v["status"] in OPEN}
+    finally:
+        store.close()
+
+
+def test_stored_open_trade_the_api_no_longer_has_is_dropped(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+    run(start(store, market, full_backfill=True))
+    ghost = dict(next(iter(store.open_trades_wire())), id="00000000-0000-4000-8000-00000000dead",
+                 created_at="2020-01-01T00:00:00.000Z")
+    store.put_trades([ghost])
+    store.flush_sync()
+    result, _ = run(start(store, market))
+    try:
+        assert not result.offline and result.closed_while_away == 1
+        assert store.trade_wire(ghost["id"]) is None  # re-read by id: 404, so forgotten
+        assert_store_matches_world(store, market)
+    finally:
+        store.close()
+
+
+def test_offline_start_when_the_simulator_is_gone(tmp_path: Path) -> None:
+    with SimulatorThread(seed=5, history_days=3, engine_running=False, rate_limit=10_000) as sim:
+        store = open_store(tmp_path, sim)
+        run(start(store, sim, full_backfill=True))
+        base_url, key = sim.base_url, sim.api_key
+        stored = store.counts()["trades"]
+        store.close()
+    # The simulator is stopped: nothing listens on that port any more.
+    store = Store.open(base_url, [], data_dir=tmp_path)
+    try:
+        cached = load_cached(store)
+        assert cached.trades and cached.accounts
+
+        async def offline() -> SyncResult:
+            async with TTMTClient(base_url, key, retries=0, timeout=3.0) as client:
+                return await delta_sync(store, client)
+
+        began = time.monotonic()
+        result = run(offline(), timeout=30)
+        assert result.offline and result.offline_reason == "network", result
+        assert "Offline" in (result.message or "") and key not in (result.message or "")
+        assert time.monotonic() - began < 20
+        assert result.snapshot is None and result.last_event_id == store.last_event_id
+        assert store.counts()["trades"] == stored  # nothing lost
+    finally:
+        store.close()
+
+
+def test_offline_start_with_a_revoked_key(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+    run(start(store, market))
+    stored = store.counts()
+    market.faults.revoke_key()
+    try:
+        result, _ = run(start(store, market))
+        assert result.offline and result.offline_reason == "auth", result
+        assert "refused" in (result.message or "")
+        assert store.counts() == stored  # the history is kept, shown offline
+        assert load_cached(store).trades
+    finally:
+        store.close()
+
+
+def test_damaged_store_is_moved_aside_and_rebuilt_from_the_api(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+    run(start(store, market))
+    path = store.path
+    store.close()
+    path.write_bytes(b"\x00garbage" * 4096)
+    for side in ("-wal", "-shm"):
+        Path(str(path) + side).unlink(missing_ok=True)
+
+    store = open_store(tmp_path, market)
+    try:
+        cached = load_cached(store)
+        assert cached.empty and cached.messages and "moved aside" in cached.messages[0]
+        result, _ = run(start(store, market))
+        assert result.cold and not result.offline and result.new_trades > 0
+        assert {t["id"] for t in store.open_trades_wire()} == \
+               {k for k, v in world_trades(market).items() if v["status"] in OPEN}
+    finally:
+        store.close()
+
+
+def test_offline_export_and_resume_point(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+    run(start(store, market, full_backfill=True))
+    world = world_trades(market)
+    # The stream's events land in the store; the next start resumes from the last one.
+    envelopes = [{"type": "tp_hit", "eventId": n, "timestamp": "2026-07-01T00:00:00.000Z",
+                  "data": {"trade_id": "x", "account_id": "y", "tp_level": 1, "signal": None}} for n in (41, 42)]
+    store.put_events(envelopes)
+    try:
+        result, _ = run(start(store, market))
+        assert result.last_event_id == 42
+        symbol = next(iter(world.values()))["symbol"]
+        expected = {k for k, v in world.items() if v["symbol"] == symbol and v["status"] not in OPEN}
+        got = list(iter_stored_trades(store, {"status": "closed"}, symbol=symbol))
+        assert {t.id for t in got} == expected
+        assert [t.created_at for t in got] == sorted((t.created_at for t in got), reverse=True)
+        signals = list(iter_stored_signals(store))
+        assert signals and all(s.id for s in signals)
+    finally:
+        store.close()
+
+
+def test_the_key_never_reaches_the_store(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+    run(start(store, market))
+    store.close()
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files
+    secret = market.api_key.encode()
+    for path in files:
+        assert market.api_key not in path.name
+        data = path.read_bytes()
+        assert secret not in data and secret[10:30] not in data, path
+
+
+def test_another_users_history_is_not_mixed_in(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+    run(start(store, market))
+    assert store.counts()["trades"] > 0
+
+    async def other() -> SyncResult:
+        async with TTMTClient(market.base_url, market.other_api_key) as client:
+            return await delta_sync(store, client)
+
+    try:
+        result = run(other())
+        assert not result.offline
+        other_trades = market.call(lambda: set(market.world.users[market.other_user_id].trades))
+        assert {t["id"] for t in store.iter_trades_wire()} <= other_trades
+    finally:
+        store.close()
