@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
+from typing import NamedTuple
 
 from .models import Event, Position, TpHit, Trade, is_terminal_trade_status
 
@@ -31,9 +32,12 @@ RANGE_PRESETS = ("today", "week", "month", "all")
 # --- data -----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PnlPoint:
-    """One step of a cumulative curve: the trade that closed, its P&L and the running total after it."""
+class PnlPoint(NamedTuple):
+    """One step of a cumulative curve: the trade that closed, its P&L and the running total after it.
+
+    A NamedTuple, not a frozen dataclass: a curve holds one per closed trade, and a frozen dataclass costs ~20x
+    more to build (its ``__init__`` goes through ``object.__setattr__``), which made 50k trades take 0.7 s.
+    """
 
     ts: datetime
     value: Decimal  # cumulative realized P&L after this trade
@@ -66,19 +70,16 @@ class PnlSeries:
         Each close contributes two vertices (before and after the step), so points placed with
         :meth:`value_at` lie exactly on the drawn line. ``start`` (the range start) adds a leading 0 vertex.
         """
+        times = [p.ts.timestamp() for p in self.points]
+        values = [float(p.value) for p in self.points]
         xs: list[float] = []
         ys: list[float] = []
-        prev = 0.0
         if start is not None and (not self.points or start < self.points[0].ts):
             xs.append(start.timestamp())
             ys.append(0.0)
-        for p in self.points:
-            t = p.ts.timestamp()
-            xs.append(t)
-            ys.append(prev)
-            prev = float(p.value)
-            xs.append(t)
-            ys.append(prev)
+        # Interleave: each close t_i gives (t_i, previous total) then (t_i, new total).
+        xs += [t for t in times for _ in (0, 1)]
+        ys += [v for pair in zip([0.0] + values[:-1], values) for v in pair]
         return xs, ys
 
 

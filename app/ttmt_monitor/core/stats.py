@@ -137,10 +137,12 @@ def compute_stats(
     out: dict[str, CurrencyStats] = {}
     for cur, ts in sorted(by_cur.items()):
         pls = [t.realized_pl or ZERO for t in ts]
-        results = [TradeResult(t.id, t.reference, t.symbol, pl, t.closed_at) for t, pl in zip(ts, pls)]
         # max/min return the first of equal keys, and ts is in close order: ties go to the earlier close.
-        best = max(results, key=lambda r: r.pl)
-        worst = min(results, key=lambda r: r.pl)
+        # (Indices, not a TradeResult per trade: building 50k frozen objects cost more than all the rest.)
+        b = max(range(len(pls)), key=pls.__getitem__)
+        w = min(range(len(pls)), key=pls.__getitem__)
+        best = TradeResult(ts[b].id, ts[b].reference, ts[b].symbol, pls[b], ts[b].closed_at)
+        worst = TradeResult(ts[w].id, ts[w].reference, ts[w].symbol, pls[w], ts[w].closed_at)
         out[cur] = CurrencyStats(
             currency=cur,
             trades=len(ts),
