@@ -150,3 +150,47 @@ def test_wire_applier_ends_with_what_rest_has(played) -> None:
     pos_rest = {p["id"] for p in user.positions.values() if p["status"] != "closed"}
     pos_state = {p for p, v in state.positions.items() if v["status"] != "closed"}
     assert pos_rest == pos_state
+
+
+def test_the_apps_own_state_ends_with_what_rest_has(played) -> None:
+    """The same run through the app's decoders (from JSON text, as on the wire) and core/state.py's apply()."""
+    import dataclasses
+    import json
+
+    state_mod = pytest.importorskip("ttmt_monitor.core.state")
+    decode = pytest.importorskip("ttmt_monitor.sources.ttmt.decode")
+    if not hasattr(state_mod, "DeskState") or not hasattr(decode, "decode_event"):
+        pytest.skip("core/state.py or the decoders have not landed")
+
+    def wire(obj: Any) -> Any:
+        return decode.parse_json(json.dumps(obj))
+
+    world, (trades, positions, _orders), events = played
+    user = world.users[DEMO_USER_ID]
+    accounts = list(user.accounts.values())
+    snap = decode.decode_snapshot(wire(accounts), wire([_wire(p) for p in positions]),
+                                  wire([_wire(t) for t in trades]))
+    desk = state_mod.DeskState.from_snapshot(snap)
+    for env in events:
+        state_mod.apply(desk, decode.decode_event(wire(env)))
+    assert desk.last_event_id == len(events)
+
+    mismatches = []
+    for tid, got in desk.trades.items():
+        want = decode.decode_trade(wire(_wire(user.trades[tid])))
+        got = dataclasses.replace(got, signal=None, positions=None, orders=None)
+        if got != want:
+            mismatches.append((tid, {f.name: (getattr(got, f.name), getattr(want, f.name))
+                                     for f in dataclasses.fields(want)
+                                     if getattr(got, f.name) != getattr(want, f.name)}))
+    open_rest = {p["id"] for p in user.positions.values() if p["status"] != "closed"}
+    assert set(desk.positions) == open_rest
+    for pid, got in desk.positions.items():
+        want = decode.decode_position(wire(_wire(user.positions[pid])))
+        if got != want:
+            mismatches.append((pid, {f.name: (getattr(got, f.name), getattr(want, f.name))
+                                     for f in dataclasses.fields(want)
+                                     if getattr(got, f.name) != getattr(want, f.name)}))
+    assert not mismatches, mismatches[:5]
+    open_trades = {t["id"] for t in user.trades.values() if t["status"] in ("pending", "active", "needs_recovery")}
+    assert set(desk.open_trades()) == open_trades
