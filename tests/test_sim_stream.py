@@ -278,3 +278,13 @@ def test_live_engine_events_arrive_and_match_rest():
         assert all(e["data"]["type"] in ("trade_executed", "order_fill", "position_update", "tp_hit",
                                          "position_closed", "breakeven_set", "breakeven_failed", "trade_finalized")
                    for e in events)
+
+
+def test_slot_released_when_client_leaves_during_a_burst(sim_paused):
+    with Stream(sim_paused) as s:
+        assert s.next_frame() == "retry: 3000"
+        sim_paused.faults.burst(3000)
+        s.events(10)  # read a little, then go away with most of the burst unread
+    assert wait_until(lambda: open_streams(sim_paused) == 0, timeout=5)
+    with Stream(sim_paused) as again:
+        assert again.response.status_code == 200

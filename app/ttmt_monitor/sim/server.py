@@ -589,12 +589,15 @@ class SimApp:
                 ],
             })
 
+            gone = asyncio.Event()
+
             async def watch_disconnect() -> None:
                 # Reliable slot release: the client going away is noticed even while the stream is quiet.
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        queue.put_nowait({"_ctl": "disconnect"})
+                        gone.set()
+                        queue.put_nowait({"_ctl": "disconnect"})  # wakes the writer if it is waiting
                         return
 
             watcher = asyncio.ensure_future(watch_disconnect())
@@ -620,6 +623,9 @@ class SimApp:
             last_write = time.monotonic()
             last_check = time.monotonic()
             while True:
+                if gone.is_set():  # uvicorn's send() silently drops writes after a disconnect: stop at once
+                    clean_end = False
+                    return
                 cfg = state.config
                 now = time.monotonic()
                 if now - conn.opened >= cfg.stream_lifetime:
