@@ -197,3 +197,12 @@ def test_settings_round_trip_and_tolerate_garbage() -> None:
     for junk in ("", "nonsense{", "[1,2]", '{"burst_cap": "x", "quiet_start": "25:99", "sounds": {"tp_hit": "../../x"}}'):
         d = NotifySettings.from_json(junk)
         assert d.burst_cap == 5 and d.quiet_start is None and d.sounds["tp_hit"] in (None, "tp")
+
+
+def test_summaries_switched_off_stay_in_history_only() -> None:
+    clock = Clock()
+    r = rules(clock, burst_cap=1, burst_window=10, enabled={"summary": False})
+    assert len(r.process([tp(tid="a"), tp(tid="b"), tp(tid="c")])) == 1
+    clock.advance(11)
+    (s,) = r.poll()
+    assert s.kind == "summary" and s.quiet and s.count == 2

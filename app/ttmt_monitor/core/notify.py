@@ -64,6 +64,7 @@ KIND_LABELS: dict[str, str] = {
 }
 # Sound names map to resources/sounds/<name>.wav; None = silent.
 SOUNDS: tuple[str, ...] = ("fill", "tp", "close", "alert")
+SOUND_LABELS: dict[str, str] = {"fill": "Fill blip", "tp": "Rising chime", "close": "Falling chime", "alert": "Alert beeps"}
 DEFAULT_SOUNDS: dict[str, str | None] = {
     "order_fill": "fill",
     "tp_hit": "tp",
@@ -480,5 +481,7 @@ class NotificationRules:
     def _finish(self, n: Notification, now: datetime) -> Notification:
         local = now.astimezone(self.tz).time() if self.tz else now.astimezone().time()
         quiet = self.settings.in_quiet_hours(local)
+        if n.kind == "summary" and not self.settings.is_enabled("summary"):
+            quiet = True  # summaries switched off: kept in the history, never popped up
         sound = None if quiet else self.settings.sounds.get(n.kind)
         return replace(n, timestamp=n.timestamp or now, sound=sound, quiet=quiet)

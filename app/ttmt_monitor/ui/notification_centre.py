@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.formatting import format_time
-from ..core.notify import KIND_LABELS, KINDS, SOUNDS, Notification, NotifySettings
+from ..core.notify import KIND_LABELS, KINDS, SOUND_LABELS, SOUNDS, Notification, NotifySettings
 
 MAX_ITEMS = 1000
 ROLE_TRADE = Qt.ItemDataRole.UserRole
@@ -149,7 +149,7 @@ class NotificationSettingsDialog(QDialog):
             combo = QComboBox()
             combo.addItem("None", None)
             for s in SOUNDS:
-                combo.addItem(s.capitalize(), s)
+                combo.addItem(SOUND_LABELS.get(s, s), s)
             idx = combo.findData(settings.sounds.get(kind))
             combo.setCurrentIndex(max(0, idx))
             grid.addWidget(box, row, 0)

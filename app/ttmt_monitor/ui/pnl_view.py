@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -138,8 +138,12 @@ class PnlView(QWidget):
         self.plot.setLabel("left", "Realized P&L")
         self.plot.setLabel("bottom", f"Time ({self._zone_name()})")
         self.plot.setMouseEnabled(x=True, y=True)  # zoom (wheel) and pan (drag)
+        # A translucent backdrop: the curve often starts near the top-left corner where the legend sits.
+        backdrop = QColor(self.palette().color(QPalette.ColorRole.Base))
+        backdrop.setAlpha(210)
         self._legend = self.plot.addLegend(
-            offset=(10, 10), labelTextColor=self.palette().color(QPalette.ColorRole.Text)
+            offset=(10, 10), labelTextColor=self.palette().color(QPalette.ColorRole.Text), brush=backdrop,
+            pen=self.palette().color(QPalette.ColorRole.Mid),
         )
         self._zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DotLine))
         self.plot.addItem(self._zero)
