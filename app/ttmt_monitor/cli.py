@@ -1,0 +1,655 @@
+"""The ``ttmt-monitor`` command line: ``tail``, ``export`` and ``snapshot`` (no Qt; plain asyncio).
+
+Provides :func:`main` (``main(argv) -> int``; ``argv`` starts with the command name, as ``__main__`` passes it).
+
+    ttmt-monitor tail [--json] [--account ID] [--max-events N] [--last-event-id N]
+    ttmt-monitor export trades|signals [--status S] [--symbol S] [--account ID] [--channel ID]
+                        [--since DATE] [--until DATE] --format csv|json [-o FILE] [--restart]
+    ttmt-monitor snapshot [--json]
+    common: --base-url URL, --api-key KEY (else $TTMT_API_KEY, else the key the desktop app saved in the OS
+            keyring), --demo (run against an embedded simulator), -q/--quiet (no status lines on stderr)
+
+Output contract (scripts rely on it):
+- ``tail --json``: exactly one JSON object per line on stdout per delivered event, in order, deduplicated, with
+  ``id``, ``type``, ``timestamp`` and ``data`` (money as exact JSON numbers); a resync prints one line with
+  ``"type": "resync"``. Status and errors go to stderr, never to stdout.
+- ``tail`` without ``--json``: one readable line per event (local time, account, symbol, what happened, P&L).
+  Telegram-derived and account text is stripped of control characters (no terminal escape injection).
+- ``--max-events N`` exits 0 after N event lines (resync lines not counted).
+- Exit codes: 0 success or Ctrl-C (for ``tail``/``snapshot``); 2 authentication failure (401/403/auth_revoked,
+  or no key at all); 1 any other fatal error (bad option, network, server); 130 an interrupted ``export`` (its
+  state file stays; rerunning the same command continues).
+- ``export -o FILE`` is resumable: ``FILE.export-state.json`` beside it records the filters, the cursor of the
+  next page and the byte length of FILE after the last complete page; a rerun with the same arguments truncates
+  FILE to that length and continues from the cursor; the state file is removed when the export completes.
+  Pages are fetched within the rate limit (the client paces on ``X-RateLimit-Remaining``, waits out 429s).
+- CSV cells that are text and start with ``= + - @`` get a leading ``'`` (spreadsheet formula injection from
+  channel names/labels); numbers are written exactly as received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from ttmt_monitor import __version__
+from ttmt_monitor.core.formatting import MINUS, format_pl, format_price, format_volume
+from ttmt_monitor.core.models import (
+    BreakevenFailed,
+    BreakevenSet,
+    Event,
+    OrderFilled,
+    PositionClosed,
+    PositionUpdated,
+    Resync,
+    Signal,
+    TpHit,
+    Trade,
+    TradeExecuted,
+    TradeFinalized,
+)
+
+DEFAULT_BASE_URL = "https://app.telegramtometatrader.com/api/v1"
+EXIT_OK, EXIT_FATAL, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 130
+STATE_SUFFIX = ".export-state.json"
+STATE_VERSION = 1
+
+log = logging.getLogger("ttmt_monitor.cli")
+
+
+class UsageError(Exception):
+    """A bad command line or option value: a clear message, exit 1 (2 is reserved for auth failures)."""
+
+
+class AuthFailure(Exception):
+    """No usable key, or the server refused it: exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would exit 2, which we reserve for auth failures
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# argument parsing
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--base-url", default=None, help=f"TTMT API root (default {DEFAULT_BASE_URL}, "
+                        "or $TTMT_BASE_URL)")
+    common.add_argument("--api-key", default=None, help="API key (prefer $TTMT_API_KEY or the keyring: a key on "
+                        "the command line is visible to other local users)")
+    common.add_argument("--demo", action="store_true", help="run against an embedded simulator (no key needed)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
+
+    parser = _Parser(prog="ttmt-monitor", description="TTMT trading desk: command line.")
+    parser.add_argument("--version", action="version", version=f"ttmt-monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    tail = sub.add_parser("tail", parents=[common], help="stream live events")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line per event")
+    tail.add_argument("--account", default=None, metavar="ID", help="only this account's events (TTMT account id)")
+    tail.add_argument("--max-events", type=_non_negative_int, default=None, metavar="N",
+                      help="exit 0 after N event lines (resync lines not counted)")
+    tail.add_argument("--last-event-id", type=_non_negative_int, default=None, metavar="N",
+                      help="resume after this event id (replays what the server still buffers)")
+
+    export = sub.add_parser("export", parents=[common], help="export trade or signal history")
+    export.add_argument("what", choices=("trades", "signals"))
+    export.add_argument("--status", default=None, help="status filter (trades also accept open/closed)")
+    export.add_argument("--symbol", default=None, help="symbol filter (trades only)")
+    export.add_argument("--account", default=None, metavar="ID", help="account id filter")
+    export.add_argument("--channel", default=None, metavar="ID", help="channel id filter")
+    export.add_argument("--since", default=None, metavar="DATE", help="from this ISO-8601 date/time")
+    export.add_argument("--until", default=None, metavar="DATE", help="up to this ISO-8601 date/time")
+    export.add_argument("--format", choices=("csv", "json"), required=True)
+    export.add_argument("-o", "--output", default=None, metavar="FILE", help="write here (resumable); else stdout")
+    export.add_argument("--restart", action="store_true", help="ignore an unfinished export's state and start over")
+    export.add_argument("--page-size", type=_page_size, default=100, help=argparse.SUPPRESS)
+
+    snap = sub.add_parser("snapshot", parents=[common], help="accounts, open positions and active trades")
+    snap.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    return parser
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _page_size(text: str) -> int:
+    value = _non_negative_int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError("page size must be 1-100")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# output helpers
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: Any) -> str:
+    """Untrusted text for a terminal line: control characters (incl. ESC and bidi overrides) and newlines out."""
+    if text is None:
+        return ""
+    return _CONTROL.sub("", str(text).replace("\n", " ").replace("\t", " "))
+
+
+class Status:
+    """Status lines on stderr (never stdout), silenced by --quiet."""
+
+    def __init__(self, quiet: bool, stream: TextIO | None = None) -> None:
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            with contextlib.suppress(OSError, ValueError):
+                print(f"ttmt-monitor: {message}", file=self.stream, flush=True)
+
+
+def error(message: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(f"ttmt-monitor: error: {message}", file=sys.stderr, flush=True)
+
+
+def _ascii_minus(text: str) -> str:
+    return text.replace(MINUS, "-")
+
+
+def _pl(value: Decimal | None, currency: str | None) -> str:
+    return _ascii_minus(format_pl(value, currency)) if value is not None else ""
+
+
+def describe(event: Event, labels: dict[str, str]) -> str:
+    """One readable line for an event: local time, account, symbol, what happened, P&L (with its sign)."""
+    ts = event.timestamp.astimezone().strftime("%H:%M:%S") if event.timestamp else "--:--:--"
+    account = symbol = what = pl = ""
+    if isinstance(event, Resync):
+        snap = event.snapshot
+        counts = (f"{len(snap.accounts)} accounts, {len(snap.positions)} open positions, {len(snap.trades)} "
+                  "active trades") if snap else "no snapshot"
+        return f"{ts}  -- resynchronised ({clean(event.reason)}): {counts}"
+    if isinstance(event, (TradeExecuted, TradeFinalized)) and event.trade is not None:
+        t = event.trade
+        account, symbol = t.account_label, t.symbol
+        ref = clean(t.reference or t.id[:8])
+        if isinstance(event, TradeExecuted):
+            what = f"trade {ref} {t.direction or ''} placed ({clean(t.status)})"
+        else:
+            what = f"trade {ref} finished: {clean(t.status)}"
+            pl = _pl(t.realized_pl, t.currency)
+    elif isinstance(event, OrderFilled) and event.order is not None:
+        o = event.order
+        account = o.account_label
+        symbol = ""
+        price = o.fill_price if o.fill_price is not None else o.price
+        what = f"order filled {o.direction or ''} {format_volume(o.volume)} @ {_ascii_minus(format_price(price, None))}"
+        if o.layer:
+            what += f" (layer {o.layer})"
+    elif isinstance(event, PositionClosed) and event.position is not None:
+        p = event.position
+        account, symbol = p.account_label, p.symbol
+        reason = f" by {clean(p.close_reason)}" if p.close_reason else ""
+        what = (f"position closed{reason} {format_volume(p.volume)} @ "
+                f"{_ascii_minus(format_price(p.close_price, p.symbol))}")
+        pl = _pl(p.realized_pl, p.currency)
+    elif isinstance(event, PositionUpdated) and event.position is not None:
+        p = event.position
+        account, symbol = p.account_label, p.symbol
+        what = (f"position {p.direction or ''} {format_volume(p.volume)} now "
+                f"{_ascii_minus(format_price(p.current_price, p.symbol))}")
+        pl = _pl(p.unrealized_pl, p.currency)
+    elif isinstance(event, TpHit):
+        account, symbol = event.account_label, event.symbol
+        what = f"TP{event.tp_level} hit @ {_ascii_minus(format_price(event.price, event.symbol))}"
+        pl = _pl(event.realized_pl, event.currency)
+    elif isinstance(event, BreakevenSet):
+        what = f"breakeven: stop loss moved to {_ascii_minus(format_price(event.new_stop_loss, None))}"
+    elif isinstance(event, BreakevenFailed):
+        what = f"breakeven FAILED: {clean(event.reason)}"
+        if event.attempts is not None:
+            what += f" (after {event.attempts} attempts)"
+    else:
+        what = f"{clean(event.type) or 'event'} (not understood; shown raw with --json)"
+    if not account:
+        account = labels.get(event.account_id or "", "")
+    parts = [ts, clean(account) or "-", clean(symbol) or "-", what.strip()]
+    if pl:
+        parts.append(f"P&L {pl}")
+    return "  ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the key, the client, the demo simulator
+
+
+def resolve_key(args: argparse.Namespace, base_url: str, status: Status) -> str:
+    if args.api_key:
+        return args.api_key.strip()
+    env = os.environ.get("TTMT_API_KEY", "").strip()
+    if env:
+        return env
+    try:
+        from ttmt_monitor import keystore  # guarded: a missing or broken keyring backend must not crash the CLI
+
+        key = keystore.load_key(base_url)
+    except Exception as exc:  # noqa: BLE001 - KeyringUnavailable, ImportError, backend errors...
+        status(f"could not read the OS keyring ({type(exc).__name__}); pass --api-key or set TTMT_API_KEY")
+        key = None
+    if key:
+        return key
+    raise AuthFailure(
+        "no API key: pass --api-key, set TTMT_API_KEY, or save the key in the desktop app (OS keyring)"
+    )
+
+
+class Session:
+    """Base URL + key (or an embedded simulator for --demo) and the REST client, for one command run."""
+
+    def __init__(self, args: argparse.Namespace, status: Status) -> None:
+        self.args = args
+        self.status = status
+        self.sim: Any = None
+        self.client: Any = None
+
+    def open(self) -> None:
+        from ttmt_monitor.sources.ttmt.client import TTMTClient
+
+        if self.args.demo:
+            from ttmt_monitor.sim.runner import SimulatorThread
+
+            self.status("starting the embedded simulator (--demo)...")
+            self.sim = SimulatorThread(seed=7, history_days=7, engine_running=True).start()
+            base_url, key = self.sim.base_url, self.sim.api_key
+            self.status(f"simulator at {base_url}")
+        else:
+            base_url = (self.args.base_url or os.environ.get("TTMT_BASE_URL") or DEFAULT_BASE_URL).strip()
+            key = resolve_key(self.args, base_url, self.status)
+        try:
+            self.client = TTMTClient(base_url, key, user_agent="cli")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.aclose()
+
+    def close_sim(self) -> None:
+        if self.sim is not None:
+            with contextlib.suppress(Exception):
+                self.sim.stop()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tail
+
+
+class _Out:
+    """stdout that survives a closed pipe (``tail | head``): writing then means 'stop', not a traceback."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write_lines(self, lines: list[str]) -> None:
+        self.stream.write("".join(line + "\n" for line in lines))
+        self.stream.flush()  # scripts read line by line: never sit on buffered events
+
+
+async def run_tail(args: argparse.Namespace, session: Session, out: _Out) -> int:
+    from ttmt_monitor.sources.ttmt.encode import dumps
+    from ttmt_monitor.sources.ttmt.stream import ConnectionState, StreamConsumer
+
+    status = session.status
+    labels: dict[str, str] = {}
+    if not args.json:
+        try:
+            labels = {a.account_id: a.label for a in await session.client.accounts()}
+        except Exception as exc:  # noqa: BLE001 - labels are a nicety; auth problems surface from the stream
+            log.debug("accounts for labels failed: %s", exc)
+
+    def on_state(state: ConnectionState, detail: str) -> None:
+        status(f"stream {state.value}" + (f": {detail}" if detail and detail != state.value else ""))
+
+    consumer = StreamConsumer(session.client, account_id=args.account, last_event_id=args.last_event_id,
+                              on_state=on_state)
+    remaining = args.max_events
+    if remaining == 0:
+        await consumer.aclose()
+        return EXIT_OK
+    try:
+        async for batch in consumer.batches():
+            lines: list[str] = []
+            done = False
+            for event in batch:
+                lines.append(dumps(event) if args.json else describe(event, labels))
+                if not isinstance(event, Resync) and remaining is not None:
+                    remaining -= 1
+                    if remaining <= 0:
+                        done = True
+                        break
+            out.write_lines(lines)
+            if done:
+                return EXIT_OK
+    finally:
+        await consumer.aclose()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# export
+
+
+TRADE_COLUMNS = (
+    "id", "reference", "created_at", "opened_at", "closed_at", "updated_at", "account_id", "account_label",
+    "currency", "channel_id", "channel_name", "signal_id", "symbol", "direction", "status", "entry_price",
+    "stop_loss", *(f"tp{i}" for i in range(1, 7)), *(f"tp{i}_hit" for i in range(1, 7)), "volume",
+    "realized_pl", "unrealized_pl",
+)
+SIGNAL_COLUMNS = (
+    "id", "received_at", "processed_at", "channel_id", "channel_name", "account_ids", "telegram_message_id",
+    "kind", "status", "symbol", "direction", "entry_type", "entry_price", "entry_low", "entry_high", "stop_loss",
+    *(f"tp{i}" for i in range(1, 7)), "runner", "skip_reason",
+)
+_TEXT_RISK = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return f"{value:f}" if value.is_finite() else ""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        from ttmt_monitor.sources.ttmt.encode import iso
+
+        return iso(value) or ""
+    text = str(value)
+    if text.startswith(_TEXT_RISK):
+        text = "'" + text  # a spreadsheet must show it, not evaluate it
+    return text
+
+
+def trade_row(t: Trade) -> list[str]:
+    values = [t.id, t.reference, t.created_at, t.opened_at, t.closed_at, t.updated_at, t.account_id,
+              t.account_label, t.currency, t.channel_id, t.channel_name, t.signal_id, t.symbol, t.direction, t.status,
+              t.entry_price, t.stop_loss, *t.take_profits[:6], *t.tp_hits[:6], t.volume, t.realized_pl,
+              t.unrealized_pl]
+    return [_cell(v) for v in values]
+
+
+def signal_row(s: Signal) -> list[str]:
+    values = [s.id, s.received_at, s.processed_at, s.channel_id, s.channel_name, ";".join(s.account_ids),
+              s.telegram_message_id, s.kind, s.status, s.symbol, s.direction, s.entry_type, s.entry_price,
+              s.entry_low, s.entry_high, s.stop_loss, *s.take_profits[:6], s.runner, s.skip_reason]
+    return [_cell(v) for v in values]
+
+
+def _csv_line(row: Sequence[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(row)
+    return buf.getvalue()
+
+
+class ExportState:
+    """The resumable part of an export: where to continue and how much of the file is complete."""
+
+    def __init__(self, path: Path, identity: dict[str, Any]) -> None:
+        self.path = path
+        self.identity = identity
+        self.cursor: str | None = None
+        self.offset = 0
+        self.count = 0
+        self.started = False
+
+    def load(self) -> bool:
+        """True when a matching unfinished export was found (then cursor/offset/count are set)."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"the export state file {self.path} is unreadable ({exc}); rerun with --restart") from None
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            raise UsageError(f"{self.path} is not an export state this version understands; rerun with --restart")
+        if data.get("identity") != self.identity:
+            raise UsageError(
+                f"an unfinished export with different arguments owns {self.path.name}; rerun it with the same "
+                "arguments to continue, or add --restart to start over"
+            )
+        cursor, offset, count = data.get("cursor"), data.get("offset"), data.get("count")
+        if not (cursor is None or isinstance(cursor, str)) or not isinstance(offset, int) or not isinstance(count, int):
+            raise UsageError(f"{self.path} is damaged; rerun with --restart")
+        self.cursor, self.offset, self.count, self.started = cursor, offset, count, True
+        return True
+
+    def save(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        payload = {"version": STATE_VERSION, "identity": self.identity, "cursor": self.cursor,
+                   "offset": self.offset, "count": self.count}
+        tmp.write_text(json.dumps(payload), encoding="utf-8")
+        os.replace(tmp, self.path)  # atomic: a crash leaves the old state or the new one, never half
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO) -> int:
+    from tqdm import tqdm
+
+    from ttmt_monitor.sources.ttmt.encode import dumps, to_wire
+
+    trades = args.what == "trades"
+    if args.symbol is not None and not trades:
+        raise UsageError("--symbol filters trades only (the signals list has no symbol filter)")
+    filters: dict[str, Any] = {}
+    for option, name in (("status", "status"), ("account", "account_id"), ("channel", "channel_id"),
+                         ("since", "after_date"), ("until", "before_date")):
+        value = getattr(args, option)
+        if value is not None:
+            filters[name] = value
+    if trades and args.symbol is not None:
+        filters["symbol"] = args.symbol
+    columns = TRADE_COLUMNS if trades else SIGNAL_COLUMNS
+    row = trade_row if trades else signal_row
+    pages: Callable[..., Any] = session.client.iter_trade_pages if trades else session.client.iter_signal_pages
+    is_json = args.format == "json"
+
+    state: ExportState | None = None
+    target: TextIO
+    if args.output:
+        out_path = Path(args.output)
+        identity = {"what": args.what, "format": args.format, "filters": filters, "page_size": args.page_size,
+                    "base_url": session.client.base_url if not args.demo else "demo"}
+        state = ExportState(out_path.with_name(out_path.name + STATE_SUFFIX), identity)
+        if args.restart:
+            state.remove()
+        resumed = state.load()
+        if resumed:
+            if not out_path.exists() or out_path.stat().st_size < state.offset:
+                raise UsageError(f"{out_path} is shorter than its export state says; rerun with --restart")
+            session.status(f"resuming the export into {out_path} after {state.count} {args.what}")
+        try:
+            target = open(out_path, "r+" if resumed else "w", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"cannot write {out_path}: {exc.strerror or exc}") from None
+        if resumed:
+            target.truncate(state.offset)  # drop a page written after the last saved state (a crash mid-page)
+            target.seek(state.offset)
+    else:
+        target = stdout
+    count = state.count if state else 0
+    first_item = count == 0
+    progress = tqdm(desc=f"export {args.what}", unit=f" {args.what}", initial=count, file=sys.stderr,
+                    disable=None if not args.quiet else True, dynamic_ncols=True)
+    try:
+        if not (state and state.started):
+            target.write("[" if is_json else _csv_line(columns))
+        cursor = state.cursor if state else None
+        kwargs = dict(filters)
+        if cursor is not None:
+            kwargs["after"] = cursor
+        finished = state is not None and state.started and cursor is None and state.count > 0
+        if not finished:
+            async for page in pages(page_size=args.page_size, **kwargs):
+                chunk: list[str] = []
+                for item in page.items:
+                    if is_json:
+                        chunk.append(("\n" if first_item else ",\n") + dumps(to_wire(item)))
+                    else:
+                        chunk.append(_csv_line(row(item)))
+                    first_item = False
+                target.write("".join(chunk))
+                count += len(page.items)
+                progress.update(len(page.items))
+                if state is not None:
+                    target.flush()
+                    os.fsync(target.fileno())  # the rows are on disk before the state says so
+                    state.cursor = page.next_cursor if page.has_more else None
+                    state.offset = target.tell()
+                    state.count = count
+                    state.started = True
+                    state.save()
+        if is_json:
+            target.write("\n]\n" if count else "]\n")
+        target.flush()
+    finally:
+        progress.close()
+        if target is not stdout:
+            target.close()
+    if state is not None:
+        state.remove()
+    session.status(f"exported {count} {args.what}" + (f" to {args.output}" if args.output else ""))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# snapshot
+
+
+async def run_snapshot(args: argparse.Namespace, session: Session, out: _Out) -> int:
+    from ttmt_monitor.sources.ttmt.encode import dumps
+
+    snap = await session.client.snapshot()
+    if args.json:
+        out.write_lines([dumps(snap)])
+        return EXIT_OK
+    labels = {a.account_id: a.label for a in snap.accounts}
+    lines = [f"Accounts ({len(snap.accounts)}):"]
+    for a in snap.accounts:
+        lines.append(f"  {clean(a.label)}  {clean(a.type)} {clean(a.currency)}  {clean(a.state)}"
+                     + ("" if a.is_active else "  (inactive)"))
+    lines.append(f"Active trades ({len(snap.trades)}):")
+    for t in snap.trades:
+        lines.append(f"  {clean(t.reference)}  {clean(t.account_label or labels.get(t.account_id or '', ''))}  "
+                     f"{clean(t.symbol)} {t.direction or ''}  {clean(t.status)}  {format_volume(t.volume)} lots  "
+                     f"P&L {_pl(t.realized_pl, t.currency)} realised, {_pl(t.unrealized_pl, t.currency)} open")
+    lines.append(f"Open positions ({len(snap.positions)}):")
+    for p in snap.positions:
+        lines.append(f"  {clean(p.account_label)}  {clean(p.symbol)} {p.direction or ''} "
+                     f"{format_volume(p.volume)} @ {_ascii_minus(format_price(p.entry_price, p.symbol))} -> "
+                     f"{_ascii_minus(format_price(p.current_price, p.symbol))}  P&L {_pl(p.unrealized_pl, p.currency)}")
+    out.write_lines(lines)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# main
+
+
+async def _dispatch(args: argparse.Namespace, session: Session, out: _Out) -> int:
+    try:
+        if args.command == "tail":
+            return await run_tail(args, session, out)
+        if args.command == "export":
+            return await run_export(args, session, out.stream)
+        return await run_snapshot(args, session, out)
+    finally:
+        await session.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (never raises, never prints a traceback)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=os.environ.get("TTMT_LOG_LEVEL", "WARNING").upper(), stream=sys.stderr,
+                        format="ttmt-monitor: %(levelname)s %(name)s: %(message)s")
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")  # type: ignore[attr-defined]  # a cp1252 pipe must not crash us
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_FATAL
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0) if isinstance(exc.code, int) else 0
+    status = Status(args.quiet)
+    session = Session(args, status)
+    out = _Out(sys.stdout)
+    from ttmt_monitor.sources.ttmt.errors import AuthError, ForbiddenError, TTMTError
+
+    try:
+        session.open()
+        return asyncio.run(_dispatch(args, session, out))
+    except KeyboardInterrupt:
+        if args.command == "export":
+            status("interrupted; run the same command again to continue the export")
+            return EXIT_INTERRUPTED
+        return EXIT_OK
+    except BrokenPipeError:
+        # The reader went away (tail | head): that is how a pipeline ends, not an error.
+        with contextlib.suppress(Exception):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except (AuthError, ForbiddenError) as exc:
+        error(f"{exc.message} — check the API key (and that API access is enabled for the account)")
+        return EXIT_AUTH
+    except AuthFailure as exc:
+        error(str(exc))
+        return EXIT_AUTH
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_FATAL
+    except TTMTError as exc:
+        error(exc.message)
+        return EXIT_FATAL
+    except OSError as exc:
+        error(f"{exc.strerror or exc}" + (f": {exc.filename}" if getattr(exc, "filename", None) else ""))
+        return EXIT_FATAL
+    except Exception as exc:  # noqa: BLE001 - the user gets a message, never a traceback
+        log.debug("unexpected failure", exc_info=True)
+        error(f"unexpected {type(exc).__name__}: {exc}")
+        return EXIT_FATAL
+    finally:
+        session.close_sim()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
