@@ -95,7 +95,9 @@ def test_cold_start_then_start_from_cache_without_network(tmp_path: Path, market
             return result, pages
 
     result, pages = run(first())
-    assert pages >= 1 and store.meta("backfill_done") == "1"
+    assert pages >= 1 and store.meta("backfill_done") == "1" and store.meta("signals_backfill_done") == "1"
+    world_signals = market.call(lambda: set(market.world.users[market.demo_user_id].signals))
+    assert {s["id"] for s in store.iter_signals_wire()} == world_signals
     assert result.snapshot is not None and len(result.snapshot.accounts) == 5
     assert_store_matches_world(store, market)
     store.close()

@@ -415,6 +415,7 @@ async def _closed_while_away(store: Store, client: Any, result: SyncResult, stal
 
 
 async def _newest_signals(store: Store, client: Any, result: SyncResult, limit_pages: int | None) -> None:
+    """Newest first until a signal we already had with the same status (signals change only while pending)."""
     cursor: str | None = None
     pages = 0
     while True:
@@ -422,58 +423,84 @@ async def _newest_signals(store: Store, client: Any, result: SyncResult, limit_p
         pages += 1
         items, cursor = _page_parts(page)
         versions = store.signal_versions([s.id for s in items])
-        fresh = [s for s in items if versions.get(s.id) != (s.status, _ts_of(s, "processed_at"))]
+        reached_known = any(versions.get(s.id) == (s.status, _ts_of(s, "processed_at")) for s in items)
         result.new_signals += sum(1 for s in items if s.id not in versions)
         store.put_signals(items)
-        if cursor is None or (not fresh and items):
+        if cursor is None:
+            if result.cold:
+                store.set_meta(signals_backfill_done="1")
+            break
+        if reached_known:
             break
         if limit_pages is not None and pages >= limit_pages:
+            if items:
+                store.set_meta(signals_backfill_before=min(_ts_of(s, "received_at") or "" for s in items),
+                               signals_backfill_done="0")
             break
     result.pages += pages
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between backfilling trades and signals."""
+
+    fetch: str  # client method
+    put: str  # store method
+    known: str  # store method: {id: version} of the stored ones
+    ts: str  # the field the API sorts and date-filters on
+    meta: str  # meta key prefix
+
+
+_KINDS = (
+    _Kind("trades_page", "put_trades", "trade_versions", "created_at", "backfill"),
+    _Kind("signals_page", "put_signals", "signal_versions", "received_at", "signals_backfill"),
+)
+
+
 async def backfill(store: Store, client: TTMTClient, *, max_pages: int | None = None, pace_s: float = 2.0,
                    stop: Any = None) -> int:
-    """Read older trade history into the store after a first sync, paced to stay under 30 requests/minute.
+    """Read older history (trades, then signals) into the store after a first sync, paced to stay under the API's
+    30 requests a minute (``pace_s`` between pages). Run it in the background after the desk is live.
 
-    Continues below the oldest trade of the contiguous history read so far (meta ``backfill_before``), so it
-    resumes across restarts; within one run it follows the API's cursor. Returns the number of pages read.
-    ``stop`` (an ``asyncio.Event``) ends it early; API trouble ends it quietly (the next start resumes).
+    Continues below the oldest item of the contiguous history read so far (meta ``backfill_before`` /
+    ``signals_backfill_before``), so it resumes across restarts; within one run it follows the API's cursor.
+    Returns the number of pages read. ``stop`` (an ``asyncio.Event``) ends it early; API trouble ends it
+    quietly (the next start resumes).
     """
     import asyncio
 
     pages = 0
-    cursor: str | None = None
-    while max_pages is None or pages < max_pages:
-        if store.meta("backfill_done") == "1" or (stop is not None and stop.is_set()):
-            break
-        before = store.meta("backfill_before")
-        try:
-            if cursor is not None:
-                page = await client.trades_page(limit=PAGE_LIMIT, after=cursor, before_date=_just_after(before))
-            elif before:
-                # +1 ms: trades that share the boundary's timestamp are read again (harmless) rather than skipped.
-                page = await client.trades_page(limit=PAGE_LIMIT, before_date=_just_after(before))
-            else:
-                page = await client.trades_page(limit=PAGE_LIMIT)
-        except Exception as exc:  # noqa: BLE001 - classified: only API/network trouble is swallowed
-            log.info("backfill paused: %s", _classify(exc).message)
-            break
-        pages += 1
-        items, cursor = _page_parts(page)
-        stored = store.trade_versions([t.id for t in items])
-        store.put_trades(items)
-        # The end of history, or (after a warm sync that hit its cap) a page we already had: the gap is closed.
-        if cursor is None or (items and all(t.id in stored for t in items)):
-            store.set_meta(backfill_done="1")
-            break
-        if items:
-            oldest = min(_ts_of(t, "created_at") or "" for t in items)
-            if not before or oldest < before:
-                store.set_meta(backfill_before=oldest)
-        if pace_s > 0:
-            await asyncio.sleep(pace_s)
-    await store.flush()
+    for kind in _KINDS:
+        cursor: str | None = None
+        # Read once: a cursor must be followed with the filters it was issued for.
+        before = store.meta(f"{kind.meta}_before")
+        # before + 1 ms: items sharing the boundary's timestamp are read again (harmless), never skipped.
+        params: dict[str, Any] = {"before_date": _just_after(before)} if before else {}
+        fetch = getattr(client, kind.fetch)
+        while max_pages is None or pages < max_pages:
+            if store.meta(f"{kind.meta}_done") == "1" or (stop is not None and stop.is_set()):
+                break
+            try:
+                page = await fetch(limit=PAGE_LIMIT, after=cursor, **params)
+            except Exception as exc:  # noqa: BLE001 - classified: only API/network trouble is swallowed
+                log.info("backfill paused: %s", _classify(exc).message)
+                await store.flush()
+                return pages
+            pages += 1
+            items, cursor = _page_parts(page)
+            stored = getattr(store, kind.known)([x.id for x in items])
+            getattr(store, kind.put)(items)
+            # The end of history, or (after a warm sync that hit its cap) a page we already had: gap closed.
+            if cursor is None or (items and all(x.id in stored for x in items)):
+                store.set_meta(**{f"{kind.meta}_done": "1"})
+                break
+            if items:
+                oldest = min(_ts_of(x, kind.ts) or "" for x in items)
+                if not before or oldest < before:
+                    store.set_meta(**{f"{kind.meta}_before": oldest})  # where the next run resumes
+            if pace_s > 0:
+                await asyncio.sleep(pace_s)
+        await store.flush()
     return pages
 
 
