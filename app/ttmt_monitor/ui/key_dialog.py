@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
+    QLayout,
     QLineEdit,
     QPushButton,
     QRadioButton,
@@ -79,7 +80,7 @@ def describe_check_error(exc: BaseException) -> str:
     detail = getattr(exc, "detail", None)
     status = getattr(exc, "status", None)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return f"The server did not answer within {CHECK_TIMEOUT_S:.0f} s. Check the address and your connection."
+        return "The server did not answer in time. Check the server address and your connection, then try again."
     if title:
         head = f"{title} (HTTP {status})" if status else str(title)
         if detail:
@@ -169,6 +170,8 @@ class KeyDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
+        # Grow with the wrapped labels (an error line appearing must not squeeze the intro text out of view).
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         layout.addWidget(intro)
         layout.addWidget(server)
         layout.addSpacing(6)
@@ -281,12 +284,13 @@ async def ask_for_key(
     keyring_ok: bool,
     *,
     dialog_ready: Callable[[KeyDialog], None] | None = None,
+    check_timeout: float = CHECK_TIMEOUT_S,
 ) -> KeyResult | None:
     """Show the key dialog window-modal and wait for it without blocking the loop; None when cancelled.
 
     ``dialog_ready`` (optional) gets the dialog once shown: the app can keep a reference to raise it, tests fill it.
     """
-    dialog = KeyDialog(base_url, check, keyring_ok, parent)
+    dialog = KeyDialog(base_url, check, keyring_ok, parent, check_timeout=check_timeout)
     loop = asyncio.get_running_loop()
     done: asyncio.Future[KeyResult | None] = loop.create_future()
 

@@ -1,0 +1,323 @@
+"""The filter bar above the tables, and the pure filter it produces.
+
+Provides:
+- ``FilterSpec`` (frozen, no Qt needed to use it): account, channel, symbol, status, date window and free text;
+  ``spec.matches(obj, *, now=None, trade=None) -> bool`` for ``Trade``, ``Position`` and ``Signal`` objects, and
+  ``spec.window_start(now)``; ``FilterSpec()`` matches everything.
+- ``FilterBar(QWidget)``: combos filled through ``set_accounts``, ``set_channels``, ``set_symbols``,
+  ``set_statuses``; date-window presets (today, 7 days, 30 days, all); a search field (Ctrl+F → ``focus_search()``,
+  Esc clears it). Emits ``changed(FilterSpec)`` on every change (typing is debounced, so 10,000 rows are not
+  re-filtered per keystroke). Re-filling a combo keeps the current choice when it still exists and emits nothing.
+
+Matching rules (documented here because a user will ask why a row is hidden):
+- account: a trade's/position's ``account_id``; a signal matches when the account is among its ``account_ids``;
+- channel: ``channel_id`` (a position has none: pass its ``trade=`` to judge it, else it does not match);
+- symbol: case-insensitive equality, ignoring broker suffixes after ``.``/``-`` (``XAUUSD.m`` is XAUUSD);
+- status: equality, or the groups ``open``/``closed`` (open trades: pending, active, needs_recovery; open positions:
+  open, partial_closed; signals: pending);
+- date window: an object matches when its life overlaps the window — a trade or position created before the window
+  but still open, or closed inside it, is shown; a signal matches by ``received_at``; "today" starts at midnight
+  local time (or UTC when times are shown in UTC);
+- text: every whitespace-separated word must occur (case-insensitively) in one of the object's text fields: ids,
+  reference, symbol, direction, status, channel and account names, skip/close reasons and the raw message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QSizePolicy, QWidget
+
+from ..core.models import (
+    POSITION_OPEN_STATUSES,
+    TRADE_OPEN_STATUSES,
+    TRADE_TERMINAL_STATUSES,
+    Position,
+    Signal as SignalObj,
+    Trade,
+)
+
+__all__ = ["DATE_WINDOWS", "FilterBar", "FilterSpec"]
+
+# (key, label) of the date-window presets, in combo order.
+DATE_WINDOWS: tuple[tuple[str, str], ...] = (
+    ("all", "All dates"),
+    ("today", "Today"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+)
+_STATUS_GROUPS = ("open", "closed")
+_DEBOUNCE_MS = 200
+
+
+def _base_symbol(symbol: str | None) -> str:
+    if not symbol:
+        return ""
+    return symbol.strip().lstrip("#").split(".")[0].split("-")[0].upper()
+
+
+@dataclass(frozen=True, slots=True)
+class FilterSpec:
+    """What the user filters by; None/"" means "any". Pure: usable from models, tests and the CLI alike."""
+
+    account_id: str | None = None
+    channel_id: str | None = None
+    symbol: str | None = None
+    status: str | None = None
+    date_window: str = "all"
+    text: str = ""
+    utc: bool = False  # where "today" starts: local midnight, or UTC midnight when the desk shows UTC
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.account_id or self.channel_id or self.symbol or self.status or self.text.strip()) and (
+            self.date_window == "all")
+
+    def window_start(self, now: datetime | None = None) -> datetime | None:
+        """The aware start of the date window (None for "all")."""
+        if self.date_window not in ("today", "7d", "30d"):
+            return None
+        current = now if now is not None else datetime.now(timezone.utc)
+        if current.tzinfo is None:
+            current = current.replace(tzinfo=timezone.utc)
+        if self.date_window == "today":
+            zoned = current.astimezone(timezone.utc if self.utc else None)
+            return zoned.replace(hour=0, minute=0, second=0, microsecond=0)
+        days = 7 if self.date_window == "7d" else 30
+        return current - timedelta(days=days)
+
+    # --- matching ----------------------------------------------------------------------------------------------
+
+    def matches(self, obj: object, *, now: datetime | None = None, trade: Trade | None = None) -> bool:
+        """Whether ``obj`` (Trade, Position or Signal) passes every active filter. ``trade`` is a position's trade,
+        used for the channel (positions do not carry one). Unknown object types pass (nothing to judge)."""
+        if isinstance(obj, Trade):
+            return self._match_trade(obj, now)
+        if isinstance(obj, Position):
+            return self._match_position(obj, now, trade)
+        if isinstance(obj, SignalObj):
+            return self._match_signal(obj, now)
+        return True
+
+    def _match_common(self, symbol: str | None, status: str | None, open_statuses: Sequence[str],
+                      closed_statuses: Sequence[str] | None) -> bool:
+        if self.symbol and _base_symbol(symbol) != _base_symbol(self.symbol):
+            return False
+        if self.status:
+            wanted = self.status.lower()
+            have = (status or "").lower()
+            if wanted == "open":
+                return have in open_statuses
+            if wanted == "closed":
+                return have in closed_statuses if closed_statuses is not None else (have not in open_statuses)
+            return have == wanted
+        return True
+
+    def _match_text(self, fields: Iterable[object]) -> bool:
+        words = self.text.lower().split()
+        if not words:
+            return True
+        haystack = "\n".join(str(f) for f in fields if f is not None).lower()
+        return all(word in haystack for word in words)
+
+    def _in_window(self, start: datetime | None, end: datetime | None, is_open: bool,
+                   now: datetime | None) -> bool:
+        since = self.window_start(now)
+        if since is None:
+            return True
+        if is_open:
+            return True  # still open: alive in any window that reaches now
+        latest = end or start
+        return latest is not None and latest >= since
+
+    def _match_trade(self, t: Trade, now: datetime | None) -> bool:
+        if self.account_id and t.account_id != self.account_id:
+            return False
+        if self.channel_id and t.channel_id != self.channel_id:
+            return False
+        if not self._match_common(t.symbol, t.status, TRADE_OPEN_STATUSES, TRADE_TERMINAL_STATUSES):
+            return False
+        is_open = (t.status or "").lower() in TRADE_OPEN_STATUSES
+        if not self._in_window(t.created_at, t.closed_at, is_open, now):
+            return False
+        return self._match_text((t.id, t.reference, t.symbol, t.direction, t.status, t.channel_name,
+                                 t.account_label, t.signal_id, t.currency))
+
+    def _match_position(self, p: Position, now: datetime | None, trade: Trade | None) -> bool:
+        if self.account_id and p.account_id != self.account_id:
+            return False
+        if self.channel_id and (trade is None or trade.channel_id != self.channel_id):
+            return False
+        if not self._match_common(p.symbol, p.status, POSITION_OPEN_STATUSES, ("closed",)):
+            return False
+        is_open = (p.status or "").lower() in POSITION_OPEN_STATUSES
+        if not self._in_window(p.opened_at, p.closed_at, is_open, now):
+            return False
+        return self._match_text((p.id, p.metaapi_position_id, p.trade_id, p.symbol, p.direction, p.status,
+                                 p.account_label, p.close_reason, p.currency,
+                                 trade.reference if trade else None, trade.channel_name if trade else None))
+
+    def _match_signal(self, s: SignalObj, now: datetime | None) -> bool:
+        if self.account_id and self.account_id not in (s.account_ids or ()):
+            return False
+        if self.channel_id and s.channel_id != self.channel_id:
+            return False
+        if not self._match_common(s.symbol, s.status, ("pending",), None):
+            return False
+        since = self.window_start(now)
+        if since is not None and (s.received_at is None or s.received_at < since):
+            return False
+        return self._match_text((s.id, s.symbol, s.direction, s.status, s.kind, s.channel_name, s.skip_reason,
+                                 s.telegram_message_id, s.raw_message))
+
+
+class FilterBar(QWidget):
+    """Account, channel, symbol, status and date-window combos plus a search field; emits ``changed(FilterSpec)``."""
+
+    changed = Signal(object)  # FilterSpec
+
+    def __init__(self, parent: QWidget | None = None, *, shortcut: bool = True, utc: bool = False) -> None:
+        super().__init__(parent)
+        self._utc = utc
+        self._spec = FilterSpec(utc=utc)
+
+        self.account_combo = self._combo("Account", "All accounts")
+        self.channel_combo = self._combo("Channel", "All channels")
+        self.symbol_combo = self._combo("Symbol", "All symbols")
+        self.status_combo = self._combo("Status", "Any status")
+        self.date_combo = QComboBox()
+        self.date_combo.setAccessibleName("Date window")
+        for key, label in DATE_WINDOWS:
+            self.date_combo.addItem(label, key)
+        self.date_combo.currentIndexChanged.connect(self._emit_now)
+
+        self.search_edit = QLineEdit()
+        self.search_edit.setPlaceholderText("Find (Ctrl+F): symbol, reference, channel, message text…")
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_edit.setAccessibleName("Find")
+        self.search_edit.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self._emit_now)
+        self.search_edit.textChanged.connect(lambda _t: self._debounce.start())
+        self.search_edit.returnPressed.connect(self._emit_now)
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for w in (self.account_combo, self.channel_combo, self.symbol_combo, self.status_combo, self.date_combo):
+            layout.addWidget(w)
+        layout.addWidget(self.search_edit, 1)
+
+        if shortcut:
+            # Window-wide, so Ctrl+F works from the tables. The shell must not bind Ctrl+F itself (an ambiguous
+            # shortcut fires neither); it can pass shortcut=False and call focus_search() instead.
+            find = QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self)
+            find.activated.connect(self.focus_search)
+        clear = QShortcut(QKeySequence("Esc"), self.search_edit)
+        clear.setContext(Qt.ShortcutContext.WidgetShortcut)
+        clear.activated.connect(self._clear_search)
+
+    # --- construction helpers ----------------------------------------------------------------------------------
+
+    def _combo(self, name: str, any_label: str) -> QComboBox:
+        combo = QComboBox()
+        combo.setAccessibleName(name)
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        combo.setMinimumContentsLength(10)
+        combo.addItem(any_label, None)
+        combo.currentIndexChanged.connect(self._emit_now)
+        return combo
+
+    @staticmethod
+    def _refill(combo: QComboBox, items: Iterable[tuple[str, str]]) -> bool:
+        """Replace the choices after the "any" entry; keep the current one when present. Returns whether the
+        selection had to fall back to "any"."""
+        current = combo.currentData()
+        combo.blockSignals(True)
+        try:
+            while combo.count() > 1:
+                combo.removeItem(1)
+            for value, label in items:
+                # Item text is plain: combos do not render HTML, so channel names from Telegram are safe here.
+                combo.addItem(label, value)
+            index = combo.findData(current) if current is not None else 0
+            combo.setCurrentIndex(max(index, 0))
+        finally:
+            combo.blockSignals(False)
+        return current is not None and combo.currentData() is None
+
+    # --- setters -----------------------------------------------------------------------------------------------
+
+    def set_accounts(self, accounts: Iterable[tuple[str, str]]) -> None:
+        """(account_id, label) pairs."""
+        self._after_refill(self._refill(self.account_combo, accounts))
+
+    def set_channels(self, channels: Iterable[tuple[str, str]]) -> None:
+        """(channel_id, channel name) pairs."""
+        self._after_refill(self._refill(self.channel_combo, channels))
+
+    def set_symbols(self, symbols: Iterable[str]) -> None:
+        unique = sorted({s.upper() for s in symbols if s})
+        self._after_refill(self._refill(self.symbol_combo, ((s, s) for s in unique)))
+
+    def set_statuses(self, statuses: Iterable[str], *, groups: bool = True) -> None:
+        """Status values to offer; with ``groups`` the words "open" and "closed" come first."""
+        items: list[tuple[str, str]] = [(g, f"{g} (all)") for g in _STATUS_GROUPS] if groups else []
+        items += [(s, s) for s in statuses if s not in _STATUS_GROUPS]
+        self._after_refill(self._refill(self.status_combo, items))
+
+    def set_time_zone(self, utc: bool) -> None:
+        """Where "today" starts follows the desk's time zone setting."""
+        self._utc = utc
+        self._emit_now()
+
+    def _after_refill(self, fell_back: bool) -> None:
+        if fell_back:  # the chosen value vanished: the filter really changed
+            self._emit_now()
+
+    # --- state -------------------------------------------------------------------------------------------------
+
+    def spec(self) -> FilterSpec:
+        """The filter as the widgets show it now (includes text not yet debounced)."""
+        return FilterSpec(
+            account_id=self.account_combo.currentData(),
+            channel_id=self.channel_combo.currentData(),
+            symbol=self.symbol_combo.currentData(),
+            status=self.status_combo.currentData(),
+            date_window=self.date_combo.currentData() or "all",
+            text=self.search_edit.text().strip(),
+            utc=self._utc,
+        )
+
+    def focus_search(self) -> None:
+        """Ctrl+F: put the cursor in the search field with its text selected (typing replaces it)."""
+        self.search_edit.setFocus()
+        self.search_edit.selectAll()
+
+    def reset(self) -> None:
+        """Back to "everything"."""
+        for combo in (self.account_combo, self.channel_combo, self.symbol_combo, self.status_combo, self.date_combo):
+            combo.blockSignals(True)
+            combo.setCurrentIndex(0)
+            combo.blockSignals(False)
+        self.search_edit.blockSignals(True)
+        self.search_edit.clear()
+        self.search_edit.blockSignals(False)
+        self._emit_now()
+
+    def _clear_search(self) -> None:
+        if self.search_edit.text():
+            self.search_edit.clear()
+            self._emit_now()
+
+    def _emit_now(self, *_args: object) -> None:
+        self._debounce.stop()
+        spec = self.spec()
+        if spec != self._spec:
+            self._spec = spec
+            self.changed.emit(spec)

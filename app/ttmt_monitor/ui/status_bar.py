@@ -1,0 +1,227 @@
+"""Connection state at the bottom of the window, and banners for the states that need the user.
+
+Provides:
+- ``CONNECTION_STATES`` — live, connecting, reconnecting, resyncing, offline, auth_error, container_down, conflict;
+- ``ConnectionStatusBar(QStatusBar)`` — ``set_state(state, detail="")`` shows a coloured dot, the state in words
+  and the detail; ``set_last_event_at(datetime)`` feeds "last event 3 s ago", refreshed every second. Emits
+  ``state_changed(str, str)`` so the shell can connect it straight to ``Banner.set_state``;
+- ``Banner(QFrame)`` — a strip above the tables for auth errors ("Replace key…"), another client on this key and a
+  container that is down ("Retry now"), or any message via ``show_message``; emits ``action_requested(str)`` with
+  ``"replace_key"``, ``"retry"`` or ``"dismiss"``; hidden again when the state no longer needs the user.
+
+A state the bar does not know is shown as given (never an exception): the stream may grow new states before the
+bar does. All text is plain (``detail`` can quote a server's problem detail).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStatusBar, QWidget
+
+from ..core.formatting import format_age
+from .theme import is_dark, state_color
+from .widgets import dot_pixmap, plain_label
+
+__all__ = ["BANNER_STATES", "CONNECTION_STATES", "STATE_LABELS", "Banner", "ConnectionStatusBar"]
+
+STATE_LABELS: dict[str, str] = {
+    "live": "Live",
+    "connecting": "Connecting…",
+    "reconnecting": "Reconnecting…",
+    "resyncing": "Resyncing…",
+    "offline": "Offline",
+    "auth_error": "API key rejected",
+    "container_down": "Trading container down",
+    "conflict": "Another client on this key",
+}
+CONNECTION_STATES: tuple[str, ...] = tuple(STATE_LABELS)
+
+# state -> (message, [(action id, button text)]). The message says what happened, what the desk shows meanwhile,
+# and what the user can do.
+BANNER_STATES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "auth_error": (
+        "The server no longer accepts this API key (revoked, or API access switched off). Live updates have "
+        "stopped; the tables show the last known data.",
+        (("replace_key", "Replace key…"),),
+    ),
+    "conflict": (
+        "Another client is using this API key's live stream (TTMT allows one per key). The desk keeps retrying "
+        "and will go live when the other client disconnects.",
+        (("retry", "Retry now"),),
+    ),
+    "container_down": (
+        "Your trading container is down, so no live events arrive. Accounts and history still load; the desk "
+        "retries slowly.",
+        (("retry", "Retry now"),),
+    ),
+}
+
+_TICK_MS = 1000
+
+
+class ConnectionStatusBar(QStatusBar):
+    """A status bar with the connection state on the left and "last event n s ago" on the right."""
+
+    state_changed = Signal(str, str)  # state, detail
+
+    def __init__(self, parent: QWidget | None = None, *, clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(parent)
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._state = ""
+        self._detail = ""
+        self._last_event_at: datetime | None = None
+
+        self.dot_label = QLabel()
+        self.state_label = plain_label("", selectable=False)
+        self.state_label.setAccessibleName("Connection state")
+        self.detail_label = plain_label("", selectable=False)
+        self.age_label = plain_label("", selectable=False)
+        self.age_label.setAccessibleName("Last event")
+
+        holder = QWidget()
+        row = QHBoxLayout(holder)
+        row.setContentsMargins(4, 0, 4, 0)
+        row.setSpacing(6)
+        row.addWidget(self.dot_label)
+        row.addWidget(self.state_label)
+        row.addWidget(self.detail_label, 1)
+        self.addWidget(holder, 1)
+        self.addPermanentWidget(self.age_label)
+
+        # One timer for the age text: once a second is what "n s ago" can show anyway.
+        self._timer = QTimer(self)
+        self._timer.setInterval(_TICK_MS)
+        self._timer.timeout.connect(self._update_age)
+        self._timer.start()
+        self.set_state("connecting")
+        self._update_age()
+
+    # --- public ------------------------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def detail(self) -> str:
+        return self._detail
+
+    def state_text(self) -> str:
+        """What the bar shows for the state, e.g. ``"Reconnecting… — retry in 4 s"``."""
+        text = self.state_label.text()
+        return f"{text} — {self._detail}" if self._detail else text
+
+    def set_state(self, state: str, detail: str = "") -> None:
+        """Show connection ``state`` (one of CONNECTION_STATES; others are shown as given) with a short detail."""
+        state = state or "offline"
+        self._state, self._detail = state, detail or ""
+        self.state_label.setText(STATE_LABELS.get(state, state.replace("_", " ")))
+        self.detail_label.setText(f"— {detail}" if detail else "")
+        self.dot_label.setPixmap(dot_pixmap(state_color(state, is_dark(self.palette())), 10))
+        self.dot_label.setAccessibleDescription(self.state_text())
+        self.state_changed.emit(self._state, self._detail)
+
+    def set_last_event_at(self, when: datetime | None) -> None:
+        """When the last stream event (or a fresh REST snapshot) arrived; the age text counts up from it."""
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        self._last_event_at = when
+        self._update_age()
+
+    def age_text(self) -> str:
+        return self.age_label.text()
+
+    def _update_age(self) -> None:
+        if self._last_event_at is None:
+            self.age_label.setText("no events yet")
+            return
+        seconds = (self._clock() - self._last_event_at).total_seconds()
+        self.age_label.setText(f"last event {format_age(seconds)}")
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        # The theme switched: redraw the dot with the colour for the new background.
+        from PySide6.QtCore import QEvent
+
+        if event.type() == QEvent.Type.PaletteChange and self._state:
+            self.dot_label.setPixmap(dot_pixmap(state_color(self._state, is_dark(self.palette())), 10))
+        super().changeEvent(event)
+
+
+class Banner(QFrame):
+    """A strip above the tables for something the user should act on. Hidden until needed."""
+
+    action_requested = Signal(str)  # "replace_key", "retry", "dismiss", or a custom action id
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Banner")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self._state = ""
+        self.text_label = plain_label("", wrap=True)
+        self.text_label.setObjectName("BannerText")
+        self._buttons_row = QHBoxLayout()
+        self._buttons_row.setSpacing(6)
+        self._buttons: list[QPushButton] = []
+        self.dismiss_button = QPushButton("Dismiss")
+        self.dismiss_button.setFlat(True)
+        self.dismiss_button.clicked.connect(self._on_dismiss)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addWidget(self.text_label, 1)
+        layout.addLayout(self._buttons_row)
+        layout.addWidget(self.dismiss_button)
+        self.hide()
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def button_texts(self) -> list[str]:
+        return [b.text() for b in self._buttons]
+
+    def button(self, action: str) -> QPushButton | None:
+        for b in self._buttons:
+            if b.property("action") == action:
+                return b
+        return None
+
+    def set_state(self, state: str, detail: str = "") -> None:
+        """Show the banner for ``state`` when it needs the user (auth_error, conflict, container_down), else hide
+        it. ``detail`` (e.g. the server's problem detail) is added as plain text."""
+        entry = BANNER_STATES.get(state)
+        if entry is None:
+            self._state = state
+            self.hide()
+            return
+        message, actions = entry
+        if detail:
+            message = f"{message}\n{detail}"
+        self.show_message(message, actions, accent_state=state)
+        self._state = state
+
+    def show_message(self, message: str, actions: Sequence[tuple[str, str]] = (), *,
+                     accent_state: str = "offline") -> None:
+        """Show any message with (action id, button text) buttons."""
+        self._state = accent_state
+        self.text_label.setText(message)
+        for b in self._buttons:
+            self._buttons_row.removeWidget(b)
+            b.deleteLater()
+        self._buttons = []
+        for action, text in actions:
+            button = QPushButton(text)
+            button.setProperty("action", action)
+            button.clicked.connect(lambda _checked=False, a=action: self.action_requested.emit(a))
+            self._buttons_row.addWidget(button)
+            self._buttons.append(button)
+        accent = state_color(accent_state, is_dark(self.palette())).name()
+        # Only the accent edge is set here; the rest of the look comes from app.qss (palette colours).
+        self.setStyleSheet(f"QFrame#Banner {{ border-left: 4px solid {accent}; }}")
+        self.show()
+
+    def _on_dismiss(self) -> None:
+        self.hide()
+        self.action_requested.emit("dismiss")
