@@ -5,6 +5,7 @@ Also the per-trade chart from a real fat trade. Real Qt widgets under offscreen,
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -45,7 +46,17 @@ def test_pnl_view_draws_history_and_extends_live(qtbot, sim_paused) -> None:
     view = PnlView()
     qtbot.addWidget(view)
     view.resize(1100, 500)
-    view.set_trades(trades)
+    # As the main window does: first the table's trades (no positions), then the full history paged in.
+    view.set_trades([replace(t, positions=None) for t in trades])
+    view.refresh()
+    assert view.markers == []  # no positions yet, so no TP markers
+
+    async def page_in() -> int:
+        async with TTMTClient(sim.base_url, sim.api_key, timeout=10, rate_limit_pacing=False) as c:
+            return await view.load_history(c, page_size=25)
+
+    loaded = asyncio.run(asyncio.wait_for(page_in(), 30))
+    assert loaded == len(trades) and view.history_error is None and not view.history_loading
     view.refresh()
 
     # One curve per currency, ending at the per-currency sum of realized P&L (computed here independently).
@@ -132,3 +143,20 @@ def test_trade_chart_from_a_real_fat_trade(qtbot, sim_paused) -> None:
     xs, ys = chart.sl_item.getData()
     assert ys is not None and len(ys) >= 2 and ys[-1] == pytest.approx(float(trade.stop_loss))
     assert trade.symbol in chart.title.text()
+
+
+def test_history_error_is_shown_not_raised(qtbot) -> None:
+    """A client that fails mid-history leaves the chart with what it had and says so."""
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+
+    async def run() -> int:
+        # A real client against a closed loopback port: the connection is refused.
+        async with TTMTClient("http://127.0.0.1:9/api/v1", "ttmt_live_" + "x" * 43, timeout=2, retries=0) as c:
+            return await view.load_history(c)
+
+    assert asyncio.run(asyncio.wait_for(run(), 20)) == 0
+    view.refresh()
+    assert view.history_error and "History incomplete" in view.open_label.text()

@@ -141,3 +141,34 @@ def test_settings_dialog_applies_and_persists(qtbot, store) -> None:
     # a corrupt stored value gives defaults, not a crash
     store.setValue("notifications/rules", "{broken")
     assert load_notify_settings(store).enabled["order_fill"]
+
+
+def test_wiring_to_the_real_controller_signals(qtbot, store) -> None:
+    """The desk controller's own signals drive the notifier; trades are looked up in its state."""
+    from ttmt_monitor.core.models import Trade
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.notifications import wire_notifications
+
+    controller = DeskController("http://127.0.0.1:9/api/v1", "ttmt_live_" + "x" * 43, start_stream=False)
+
+    class State:
+        trades: dict[str, Trade] = {}
+
+    controller.state = State()
+    controller.state.trades = {}
+    window = QWidget()
+    qtbot.addWidget(window)
+    centre = NotificationCentre()
+    qtbot.addWidget(centre)
+    banners: list[str] = []
+    tray = TrayController(available=False, close_to_tray=True, settings_store=store)
+    notifier = wire_notifications(window, controller, centre=centre, show_banner=banners.append, tray=tray,
+                                  settings_store=store)
+    notifier.rules.settings.fill_window = 0
+    controller.events_applied.emit([hit(1)], None)
+    assert centre.unread_count == 1 and len(banners) == 1
+    controller.connection_changed.emit("conflict", "")
+    assert "Another client" in banners[-1]
+    window.show()
+    window.close()  # no tray available: the window really closes
+    assert not window.isVisible()

@@ -310,3 +310,57 @@ class Notifier(QObject):
                 self.sounds.play(n.sound)
             self.routes.append((n, route))
             self.delivered.emit(n)
+
+
+# --- one-call wiring for the main window ----------------------------------------------------------------------------
+
+
+def wire_notifications(
+    window: QWidget,
+    controller: Any,
+    *,
+    centre: Any = None,
+    show_banner: Callable[[str], None] | None = None,
+    tray: TrayController | None = None,
+    settings_store: QSettings | None = None,
+) -> Notifier:
+    """Connect notifications to the desk in one call (for ``MainWindow``):
+
+    - ``controller.events_applied(list, change)`` → :meth:`Notifier.handle_events`;
+    - ``controller.connection_changed(state, detail)`` → :meth:`Notifier.connection_changed`;
+    - trades are looked up in ``controller.state.trades`` (read at call time: the state object is replaced on
+      reload);
+    - banner fallback → ``show_banner(text)`` (default: ``window.banner.show_message`` when the window has one);
+    - every notification → ``centre.add``; ``centre.open_trade`` → ``window.open_trade`` when both exist;
+    - a :class:`TrayController` (created when not given) installed on the window for close-to-tray, its Quit
+      closing the window for real.
+
+    The returned notifier keeps references to the tray (``notifier.tray``) and is parented to the window.
+    """
+    if tray is None:
+        tray = TrayController(window, settings_store=settings_store, parent=window)
+    else:
+        tray.install(window)
+    tray.quit_requested.connect(window.close)
+
+    def lookup(trade_id: str) -> Trade | None:
+        trades = getattr(getattr(controller, "state", None), "trades", None)
+        return trades.get(trade_id) if isinstance(trades, dict) else None
+
+    notifier = Notifier(
+        NotificationRules(load_notify_settings(settings_store), lookup_trade=lookup),
+        tray=tray, parent=window, settings_store=settings_store,
+    )
+    controller.events_applied.connect(notifier.handle_events)
+    controller.connection_changed.connect(notifier.connection_changed)
+    if show_banner is None:
+        banner = getattr(window, "banner", None)
+        show_banner = getattr(banner, "show_message", None)
+    if show_banner is not None:
+        notifier.banner_requested.connect(show_banner)
+    if centre is not None:
+        notifier.delivered.connect(centre.add)
+        opener = getattr(window, "open_trade", None)
+        if opener is not None and hasattr(centre, "open_trade"):
+            centre.open_trade.connect(opener)
+    return notifier

@@ -13,8 +13,10 @@ Text that may come from Telegram (symbols, channel names) goes into plain-text w
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -105,6 +107,8 @@ class PnlView(QWidget):
         self.series: dict[str, core_pnl.PnlSeries] = {}
         self.stats: Stats = Stats()
         self.refresh_count = 0  # how many redraws ran (tests check coalescing)
+        self.history_loading = False
+        self.history_error: str | None = None
 
         # --- controls
         self._account_combo = QComboBox()
@@ -185,8 +189,17 @@ class PnlView(QWidget):
     # --- public API -----------------------------------------------------------------------------------------
 
     def set_trades(self, trades: Iterable[Trade]) -> None:
-        """Replace the history (closed trades, ideally with ``include=positions`` for the TP markers)."""
-        self._trades = {t.id: t for t in trades}
+        """Replace the history (closed trades, ideally with ``include=positions`` for the TP markers).
+
+        Positions already known for a trade are kept when the new copy has none (a table model's trades carry
+        no positions; :meth:`load_history` may have brought them first)."""
+        old = self._trades
+        self._trades = {}
+        for t in trades:
+            known = old.get(t.id)
+            if t.positions is None and known is not None and known.positions is not None:
+                t = replace(t, positions=known.positions)
+            self._trades[t.id] = t
         self._learn_accounts(self._trades.values())
         self._reset_view = True
         self._schedule()
@@ -198,12 +211,41 @@ class PnlView(QWidget):
             old = self._trades.get(t.id)
             if old is not None and t.positions is None and old.positions is not None:
                 # A live trade_finalized carries no positions: keep the ones history gave (TP markers).
-                from dataclasses import replace
-
                 t = replace(t, positions=old.positions)
             self._trades[t.id] = t
         self._learn_accounts(trades)
         self._schedule()
+
+    def load_history(self, client: Any, *, page_size: int = 100, max_pages: int = 1000) -> asyncio.Task[int]:
+        """Page in the full closed-trade history with positions (for the TP markers) as an asyncio task on the
+        running loop (qasync in the app). Each page extends the chart as it arrives; an error is shown in the
+        open-P&L label and ends the task quietly (the chart keeps what it has). Returns the task (result: the
+        number of trades loaded)."""
+
+        async def run() -> int:
+            n = 0
+            self.history_loading = True
+            try:
+                pages = client.iter_trade_pages(page_size=page_size, status="closed", include="positions")
+                count = 0
+                async for page in pages:
+                    self.add_trades(page.items)
+                    n += len(page.items)
+                    count += 1
+                    if count >= max_pages:  # a bound, so a server repeating pages cannot loop us forever
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a network/decode problem must not break the desk
+                self.history_error = f"History incomplete: {exc.__class__.__name__}: {exc}"
+                self._schedule()
+            finally:
+                self.history_loading = False
+                self._schedule()
+            return n
+
+        self.history_error = None
+        return asyncio.ensure_future(run())
 
     def update_from(self, state: Any, events: Iterable[Event]) -> None:
         """Live: after a batch was applied to the desk state. Trades closing extend the curve; TP hits add markers;
@@ -335,10 +377,14 @@ class PnlView(QWidget):
 
     def _update_open_label(self, open_pl: dict[str, Decimal]) -> None:
         if not open_pl:
-            self.open_label.setText("Open P&L: none")
-            return
-        parts = [format_pl(v, cur) for cur, v in sorted(open_pl.items())]
-        self.open_label.setText("Open P&L: " + "   ".join(parts))
+            text = "Open P&L: none"
+        else:
+            text = "Open P&L: " + "   ".join(format_pl(v, cur) for cur, v in sorted(open_pl.items()))
+        if self.history_loading:
+            text += "   (loading history…)"
+        if self.history_error:
+            text += f"   ⚠ {self.history_error}"
+        self.open_label.setText(text)
 
     def _update_stats(self) -> None:
         tree = self.stats_tree
