@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
-    QLayout,
     QLineEdit,
     QPushButton,
     QRadioButton,
@@ -117,9 +116,11 @@ class KeyDialog(QDialog):
         self.setWindowTitle("TTMT API key")
         self.setMinimumWidth(520)
 
+        # Fixed line breaks rather than word wrap: a wrapped label in a top-level dialog gets its height wrong when
+        # another row (the error line) appears later.
         intro = plain_label(
-            "ttmt-monitor reads your TTMT accounts, trades and signals with an API key. It never trades.",
-            wrap=True,
+            "ttmt-monitor reads your TTMT accounts, trades and signals with an API key.\n"
+            "It only reads: it never places, changes or closes a trade.",
         )
         server = plain_label(f"Server: {base_url}", wrap=True)
 
@@ -170,8 +171,6 @@ class KeyDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
-        # Grow with the wrapped labels (an error line appearing must not squeeze the intro text out of view).
-        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         layout.addWidget(intro)
         layout.addWidget(server)
         layout.addSpacing(6)
@@ -236,6 +235,10 @@ class KeyDialog(QDialog):
         self.error_label.setText(message)
         self.error_label.setStyleSheet(f"color: {pl_color(-1, 'green_up', is_dark(self.palette())).name()};")
         self.error_label.show()
+        # Grow to fit the new (wrapped) line instead of squeezing the rows above it.
+        needed = self.heightForWidth(self.width()) if self.hasHeightForWidth() else self.sizeHint().height()
+        if needed > self.height():
+            self.resize(self.width(), needed)
 
     # --- accept / check ----------------------------------------------------------------------------------------
 
