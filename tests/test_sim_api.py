@@ -10,13 +10,15 @@ import httpx
 import pytest
 
 PROBLEM = "https://telegramtometatrader.com/problems/"
+# One pooled client: building a client per request (httpx.get) costs more than the request itself.
+_CLIENT = httpx.Client(timeout=10)
 
 
 def get(sim, path: str, key: str | None = "demo", **kw) -> httpx.Response:
     headers = dict(kw.pop("headers", {}) or {})
     if key is not None:
         headers.setdefault("Authorization", f"Bearer {sim.api_key if key == 'demo' else key}")
-    return httpx.get(sim.base_url + path, headers=headers, timeout=10, **kw)
+    return _CLIENT.get(sim.base_url + path, headers=headers, **kw)
 
 
 def assert_problem(r: httpx.Response, status: int, slug: str) -> dict:
@@ -249,8 +251,7 @@ def test_404_for_unknown_and_foreign_ids(hand):
 def test_405_for_every_non_get(hand):
     for method in ("POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "BREW"):
         for path in ("/accounts", "/trades", f"/trades/{hand.hand['trades'][0]}", "/stream", "/nothing"):
-            r = httpx.request(method, hand.base_url + path, headers={"Authorization": f"Bearer {hand.api_key}"},
-                              timeout=10)
+            r = _CLIENT.request(method, hand.base_url + path, headers={"Authorization": f"Bearer {hand.api_key}"})
             assert r.status_code == 405, (method, path)
             assert r.headers["allow"] == "GET"
             assert r.headers["x-ratelimit-remaining"].isdigit()  # a valid key's answer, errors included
