@@ -249,6 +249,11 @@ class TTMTClient:
                     detail=f"could not reach {self.base_url} ({type(exc).__name__}: {exc or 'no detail'}) "
                     f"after {failures + 1} attempt{'s' if failures else ''}",
                 ) from exc
+            except BaseException:
+                # Cancelled (or worse) mid-request: give the reserved budget unit back, or the pacer would
+                # count this request as in flight forever.
+                self._pacer.release(None, None, None)
+                raise
             status = response.status_code
             log.debug("GET %s -> %d", path, status)
             if status == 304 and cached is not None:

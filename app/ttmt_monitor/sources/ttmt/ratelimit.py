@@ -85,6 +85,7 @@ class Pacer:
         self.requests_made = 0
         self.rate_limited = 0
         self._listeners: list[Listener] = []
+        self._released = asyncio.Event()
 
     # ---- observation -------------------------------------------------------------------------------------
 
@@ -133,6 +134,15 @@ class Pacer:
                     self._window_end = None
                     self._remaining = None if self._limit is None else self._limit - self._in_flight
                     self._last_header = None
+                if self.enabled and self._remaining is None and self._in_flight > 0:
+                    # Nothing known about the budget yet and a request is out: let its answer tell us
+                    # before sending more (a cold burst of concurrent calls would otherwise 429 wholesale).
+                    self._released.clear()
+                    try:
+                        await asyncio.wait_for(self._released.wait(), timeout=2.0)
+                    except TimeoutError:
+                        break  # the probe is slow; do not stall callers behind it forever
+                    continue
                 wait = self._pacing_wait(now) if self.enabled else 0.0
                 if wait <= 0:
                     break
@@ -168,6 +178,7 @@ class Pacer:
     def release(self, status: int | None, remaining_header: str | None, retry_after: float | None) -> None:
         """Account for a finished request: ``status`` None for a transport failure (nothing was counted)."""
         self._in_flight = max(0, self._in_flight - 1)
+        self._released.set()
         now = self._clock()
         header = _parse_remaining(remaining_header)
         if status is None:
@@ -191,8 +202,14 @@ class Pacer:
         self._notify()
 
     def block_for(self, seconds: float) -> None:
-        """Hold every sender for ``seconds`` (a 429 without a usable Retry-After, handled by the client)."""
+        """Hold every sender for ``seconds`` (a 429 without a usable Retry-After, handled by the client).
+
+        The client's backoff then stands in for the server's word: the window is taken to end when the block
+        does, so the next request goes out right after it instead of waiting for our own (longer) estimate.
+        """
         self._blocked_until = max(self._blocked_until, self._clock() + max(0.0, seconds))
+        self._window_end = self._blocked_until
+        self._remaining = 0
 
 
 def _parse_remaining(value: str | None) -> int | None:
