@@ -620,3 +620,23 @@ def test_client_is_reusable_across_calls_and_closes_cleanly(hand: SimulatorThrea
     run(body())
 
 
+
+
+def test_the_key_never_reaches_the_logs(hand: SimulatorThread, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+
+    async def body() -> None:
+        async with client_for(hand) as c:
+            await c.accounts()
+            await c.trade(hand.hand["trades"][1])
+            with pytest.raises(NotFoundError):
+                await c.signal(hand.hand["other_signal"])
+        async with client_for(hand, api_key=BAD_KEY) as c:
+            with pytest.raises(AuthError):
+                await c.positions()
+
+    run(body())
+    assert caplog.records, "expected httpx/client debug lines"
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert hand.api_key not in text and BAD_KEY not in text
+    assert hand.api_key[10:30] not in text
