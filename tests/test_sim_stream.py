@@ -288,3 +288,80 @@ def test_slot_released_when_client_leaves_during_a_burst(sim_paused):
     assert wait_until(lambda: open_streams(sim_paused) == 0, timeout=5)
     with Stream(sim_paused) as again:
         assert again.response.status_code == 200
+
+
+def test_end_to_end_events_over_http_equal_rest():
+    """A client's view: REST snapshot + every streamed event applied with core.state == what REST says afterwards.
+
+    The same property A1 tests inside the process, here across the wire: the server's assembled views (trade
+    objects, /positions, signal summaries) and its framing must not change anything the contract relies on."""
+    from ttmt_monitor.core.state import DeskState, apply
+    from ttmt_monitor.sources.ttmt.decode import decode_event, decode_position, decode_snapshot, decode_trade, parse_json
+
+    with SimulatorThread(seed=7, history_days=2, engine_running=False, rate_limit=100_000) as sim, \
+            httpx.Client(headers={"Authorization": f"Bearer {sim.api_key}"}, timeout=10) as c:
+
+        def all_pages(path: str, params: dict) -> list:
+            out, params = [], dict(params, limit=100)
+            while True:
+                body = parse_json(c.get(sim.base_url + path, params=params).content)
+                out += body["data"]
+                if not body["has_more"]:
+                    return out
+                params["after"] = body["next_cursor"]
+
+        def rest_view() -> tuple[dict, dict]:
+            trades = {t["id"]: t for t in all_pages("/trades", {"status": "open"})}
+            positions = {p["id"]: p for p in parse_json(c.get(sim.base_url + "/positions").content)["data"]}
+            return trades, positions
+
+        accounts = parse_json(c.get(sim.base_url + "/accounts").content)["data"]
+        trades0, positions0 = rest_view()
+        start_id = sim.faults.status()["last_event_id"]
+        state = DeskState.from_snapshot(decode_snapshot(accounts, list(positions0.values()), list(trades0.values())),
+                                        last_event_id=start_id)
+        with Stream(sim, last_event_id=start_id) as s:
+            assert s.next_frame() == "retry: 3000"
+            for _ in range(8):  # 4 simulated minutes: ~6,000 events incl. executions, fills, TP hits, finalizations
+                sim.call(sim.engine.step, 30.0)
+            sim.faults.burst(300)
+            end_id = sim.faults.status()["last_event_id"]
+            assert end_id - start_id >= 300
+            touched: set[str] = set()
+            for frame in s.frames():
+                if frame.startswith(":"):
+                    continue
+                lines = dict(line.split(": ", 1) for line in frame.split("\n"))
+                event = decode_event(parse_json(lines["data"]))
+                assert event.event_id == int(lines["id"])
+                apply(state, event)
+                data = event.raw or {}
+                for key in ("trade", "order", "position"):
+                    if isinstance(data.get(key), dict):
+                        touched.add(data[key].get("trade_id") or data[key]["id"])
+                if data.get("trade_id"):
+                    touched.add(data["trade_id"])
+                if event.event_id == end_id:
+                    break
+        assert state.last_event_id == end_id
+        trades1, positions1 = rest_view()
+        assert set(state.open_trades()) == set(trades1)
+        assert set(state.positions) == set(positions1)
+        for pid, raw in positions1.items():
+            rest = decode_position(raw)
+            mine = state.positions[pid]
+            for name in ("status", "volume", "current_price", "unrealized_pl", "stop_loss", "take_profit"):
+                assert getattr(mine, name) == getattr(rest, name), (pid, name)
+        fields = ("status", "volume", "entry_price", "stop_loss", "realized_pl", "unrealized_pl", "tp_hits",
+                  "opened_at", "closed_at", "updated_at")
+        checked = 0
+        for tid in touched:
+            if tid not in state.trades:
+                continue  # e.g. a position id of a trade older than the snapshot window
+            rest = decode_trade(parse_json(c.get(f"{sim.base_url}/trades/{tid}").content))
+            mine = state.trades[tid]
+            for name in fields:
+                assert getattr(mine, name) == getattr(rest, name), (tid, name, getattr(mine, name), getattr(rest, name))
+            checked += 1
+        assert checked >= 5, "the run should touch several trades"
+        assert any(t.is_terminal for t in state.trades.values()), "the run should finalize a trade"
