@@ -165,11 +165,9 @@ class TradeDetail(QWidget):
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
 
-        self.tp_table = ReadOnlyTable(self.TP_HEADERS, numeric=(1, 2))
-        self.positions_table = ReadOnlyTable(self.POSITION_HEADERS, numeric=(4, 5, 6, 7, 8, 9))
-        self.orders_table = ReadOnlyTable(self.ORDER_HEADERS, numeric=(5, 6, 7, 8, 9))
-        for table in (self.tp_table, self.positions_table, self.orders_table):
-            table.setSizeAdjustPolicy(ReadOnlyTable.SizeAdjustPolicy.AdjustToContents)
+        self.tp_table = ReadOnlyTable(self.TP_HEADERS, numeric=(1, 2), fit_width=True)
+        self.positions_table = ReadOnlyTable(self.POSITION_HEADERS, numeric=(4, 5, 6, 7, 8, 9), fit_width=True)
+        self.orders_table = ReadOnlyTable(self.ORDER_HEADERS, numeric=(5, 6, 7, 8, 9), fit_width=True)
         self.positions_note = plain_label("", selectable=False)
         self.orders_note = plain_label("", selectable=False)
 

@@ -51,9 +51,11 @@ class ReadOnlyTable(QTableWidget):
     Items are plain text by construction (item views do not render HTML). Numeric columns are right-aligned.
     """
 
-    def __init__(self, headers: Sequence[str], parent: QWidget | None = None, *, numeric: Sequence[int] = ()) -> None:
+    def __init__(self, headers: Sequence[str], parent: QWidget | None = None, *, numeric: Sequence[int] = (),
+                 fit_width: bool = False) -> None:
         super().__init__(0, len(headers), parent)
         self._numeric = set(numeric)
+        self._fit_width = fit_width
         self.setHorizontalHeaderLabels(list(headers))
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -64,7 +66,7 @@ class ReadOnlyTable(QTableWidget):
         self.setWordWrap(False)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(not fit_width)
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
 
     def set_rows(self, rows: Sequence[Sequence[str]], colors: Sequence[dict[int, QColor]] | None = None) -> None:
@@ -81,6 +83,16 @@ class ReadOnlyTable(QTableWidget):
                 self.setItem(r, c, item)
         # Small tables only (≤ a few dozen rows), so sizing to contents once per set is cheap.
         self.resizeColumnsToContents()
+        if self._fit_width:
+            # No empty expanse right of the last column: at most as wide as the columns (it may still shrink, with
+            # its own scroll bar, when the window is narrow).
+            width = self.horizontalHeader().length() + 2 * self.frameWidth()
+            if self.verticalScrollBar().isVisible():
+                width += self.verticalScrollBar().sizeHint().width()
+            self.setMaximumWidth(max(width, 60))
+            # And exactly as tall as its rows (AdjustToContents reserves an empty strip for a scroll bar).
+            height = self.horizontalHeader().height() + self.verticalHeader().length() + 2 * self.frameWidth()
+            self.setFixedHeight(max(height, self.horizontalHeader().height() + 2 * self.frameWidth() + 4))
 
     def cell_text(self, row: int, column: int) -> str:
         item = self.item(row, column)
@@ -122,7 +134,10 @@ def app_icon() -> QIcon:
     icon = QIcon()
     try:
         folder = importlib_resources.files("ttmt_monitor.resources").joinpath("icons")
-        for name in ("ttmt-monitor.svg", "ttmt-monitor-256.png", "ttmt-monitor-64.png", "ttmt-monitor-32.png"):
+        # The PNGs first (every platform reads them; the SVG needs the Qt SVG image plugin, which a trimmed bundle
+        # may lack), then the SVG for any other size.
+        names = [f"ttmt-monitor-{size}.png" for size in (16, 32, 48, 64, 128, 256, 512)] + ["ttmt-monitor.svg"]
+        for name in names:
             ref = folder.joinpath(name)
             if ref.is_file():
                 icon.addFile(str(ref))

@@ -1,0 +1,515 @@
+"""Widgets of the desk under offscreen Qt: theme colours, the trade and signal detail views (fed from the simulator
+over real HTTP through our client), the filter bar and its pure FilterSpec, the connection status bar and banners.
+Each view is also saved as a PNG under /tmp for a human to look at."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal as D
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette, QTextCharFormat
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QVBoxLayout, QWidget
+
+from ttmt_monitor.core.models import Position, Signal, Trade
+from ttmt_monitor.sources.ttmt.client import TTMTClient
+from ttmt_monitor.ui.filter_bar import FilterBar, FilterSpec
+from ttmt_monitor.ui.signal_detail import SignalDetail
+from ttmt_monitor.ui.status_bar import BANNER_STATES, CONNECTION_STATES, Banner, ConnectionStatusBar
+from ttmt_monitor.ui.theme import FLASH_COLOR, PL_SCHEMES, apply_theme, is_dark, pl_color
+from ttmt_monitor.ui.trade_detail import TradeDetail, breakeven_state
+from ttmt_monitor.ui.widgets import ReadOnlyTable, app_icon
+
+HOSTILE = (
+    "<b>GOLD BUY NOW</b> <img src=\"http://evil.example/x.png\"> <a href=\"http://phish.example\">click</a>\n"
+    "<table><tr><td>SL</td><td>2640</td></tr></table> &amp; &lt;script&gt;alert(1)&lt;/script&gt;\n"
+    "<font color=red size=7>TP 2660</font> <qt><h1>huge</h1></qt> &#x1F680; <br/>end"
+)
+HOSTILE_CHANNEL = "<b>VIP</b> <img src=x> &amp; Gold"
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def fetch(sim, coro_fn):
+    """Run one coroutine with our real REST client against the simulator (plain asyncio: no Qt loop needed)."""
+
+    async def go():
+        async with TTMTClient(sim.base_url, sim.api_key, retries=0, timeout=10.0) as client:
+            return await coro_fn(client)
+
+    return asyncio.run(go())
+
+
+def make_trade(**kw) -> Trade:
+    base = dict(
+        id="t-1", reference="trd_abc123", signal_id="s-1", channel_id="c-1", channel_name="Gold Signals VIP",
+        account_id="a-1", account_label="IC Markets Live", currency="USD", symbol="XAUUSD", direction="BUY",
+        status="active", entry_price=D("2650.50"), stop_loss=D("2640.00"),
+        take_profits=(D("2655"), D("2660"), D("2670"), None, None, None), tp_hits=(True, False, False, False, False,
+                                                                                  False),
+        volume=D("0.03"), realized_pl=D("4.50"), unrealized_pl=D("-1.20"), created_at=T0, opened_at=T0,
+        closed_at=None, updated_at=T0,
+    )
+    base.update(kw)
+    return Trade(**base)
+
+
+def make_position(**kw) -> Position:
+    base = dict(
+        id="p-1", metaapi_position_id="500001", trade_id="t-1", account_id="a-1", account_label="IC Markets Live",
+        currency="USD", symbol="XAUUSD", direction="BUY", volume=D("0.01"), entry_price=D("2650.5"),
+        current_price=D("2651"), unrealized_pl=D("0.5"), status="open", stop_loss=D("2640"), take_profit=D("2655"),
+        tp_level=1, opened_at=T0, closed_at=None, close_price=None, realized_pl=None, close_reason=None, signal=None,
+    )
+    base.update(kw)
+    return Position(**base)
+
+
+def make_signal(**kw) -> Signal:
+    base = dict(
+        id="s-1", channel_id="c-1", channel_name="Gold Signals VIP", account_ids=("a-1",), telegram_message_id=1001,
+        kind="complete", status="processed", symbol="XAUUSD", direction="BUY", entry_type="price",
+        entry_price=D("2650.5"), entry_low=None, entry_high=None, stop_loss=D("2640"),
+        take_profits=(D("2655"), D("2660"), None, None, None, None), runner=False, skip_reason=None,
+        received_at=T0, processed_at=T0, raw_message="GOLD BUY 2650.5", trade_ids=("t-1",),
+    )
+    base.update(kw)
+    return Signal(**base)
+
+
+# ---------------------------------------------------------------------------------------------- theme
+
+
+def test_pl_colours_per_scheme_and_theme(qapp):
+    for dark in (False, True):
+        g_up, g_down = pl_color(1, "green_up", dark), pl_color(-1, "green_up", dark)
+        r_up, r_down = pl_color(1, "red_up", dark), pl_color(-1, "red_up", dark)
+        assert g_up.green() > g_up.red() and g_down.red() > g_down.green()
+        assert (r_up.name(), r_down.name()) == (g_down.name(), g_up.name())  # East-Asian convention: swapped
+        cb_up, cb_down = pl_color(1, "colorblind", dark), pl_color(-1, "colorblind", dark)
+        assert cb_up.blue() > cb_up.red()  # blue for profit
+        assert cb_down.red() > cb_down.blue() and 15 <= cb_down.hue() <= 40  # orange for loss
+        assert pl_color(0, "green_up", dark) not in (g_up, g_down)
+        assert pl_color(1, "no-such-scheme", dark) == g_up
+    # The dark variants are lighter than the light ones (readable on a dark background).
+    for scheme in PL_SCHEMES:
+        for sign in (1, -1):
+            assert pl_color(sign, scheme, True).lightness() > pl_color(sign, scheme, False).lightness()
+    assert FLASH_COLOR(True).lightness() < FLASH_COLOR(False).lightness()
+
+
+def test_apply_theme_modes(qapp):
+    assert apply_theme(qapp, "dark") is True and is_dark(qapp.palette())
+    assert apply_theme(qapp, "light") is False and not is_dark(qapp.palette())
+    apply_theme(qapp, "system")  # back to the platform's palette, whatever it is
+    assert apply_theme(qapp, "bogus") == is_dark(qapp.palette())  # unknown mode = system, no exception
+    palette = QPalette()
+    palette.setColor(QPalette.ColorRole.Window, QColor("#101010"))
+    palette.setColor(QPalette.ColorRole.WindowText, QColor("#eeeeee"))
+    assert is_dark(palette)
+
+
+def test_app_icon_is_shipped(qapp):
+    icon = app_icon()
+    assert not icon.isNull()
+    assert not icon.pixmap(64, 64).isNull()
+
+
+# ---------------------------------------------------------------------------------------------- signal detail
+
+
+def _assert_plain(document_text: str, document) -> None:
+    """No fragment of the document is an image, an anchor or bold: the markup stayed text."""
+    block = document.begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fragment = it.fragment()
+            fmt = fragment.charFormat()
+            assert not fmt.isImageFormat()
+            assert not fmt.isAnchor()
+            assert fmt.fontWeight() <= 400
+            it += 1
+        block = block.next()
+
+
+def test_signal_detail_renders_hostile_message_literally(sim_hand, qtbot):
+    sid = sim_hand.hand["signals"][0]
+
+    def poison(world):
+        sig = world.user(sim_hand.demo_user_id).signals[sid]
+        sig["raw_message"] = HOSTILE
+        sig["channel_name"] = HOSTILE_CHANNEL
+        sig["skip_reason"] = "<i>SYMBOL_NOT_MAPPED</i>"
+
+    sim_hand.call(poison, sim_hand.world)
+    signal = fetch(sim_hand, lambda c: c.signal(sid))
+    assert signal.raw_message == HOSTILE  # the wire carried it unchanged
+
+    view = SignalDetail(utc=True)
+    qtbot.addWidget(view)
+    view.resize(760, 720)
+    view.set_signal(signal)
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.raw_text() == HOSTILE
+    _assert_plain(HOSTILE, view.raw_view.document())
+    assert view.fields["channel"].text() == HOSTILE_CHANNEL
+    assert view.fields["skip_reason"].text() == "<i>SYMBOL_NOT_MAPPED</i>"
+    for label in view.findChildren(QLabel):
+        assert label.textFormat() == Qt.TextFormat.PlainText, label.text()
+    assert view.fields["message"].text() == str(signal.telegram_message_id)
+    assert view.fields["targets"].text() == "TP1 2655.00 · TP2 2660.00"  # XAUUSD: 2 digits
+    assert view.trades_list.count() == len(signal.trade_ids or ()) >= 1
+    # Activating a linked trade asks for it.
+    with qtbot.waitSignal(view.trade_requested, timeout=1000) as blocker:
+        view.trades_list.itemActivated.emit(view.trades_list.item(0))
+    assert blocker.args == [signal.trade_ids[0]]
+    view.grab().save("/tmp/signal_detail_hostile.png")
+    view.set_signal(None)
+    assert view.raw_text() == ""
+
+
+def test_signal_detail_zone_and_missing_fields(qtbot):
+    view = SignalDetail()
+    qtbot.addWidget(view)
+    view.set_signal(make_signal(entry_type="zone", entry_price=None, entry_low=D("2648"), entry_high=D("2652"),
+                                raw_message=None, trade_ids=None, symbol=None, direction=None, kind="alert"))
+    assert view.fields["entry"].text() == "zone 2648 – 2652"
+    assert view.fields["symbol"].text() == "—"
+    assert view.raw_text() == ""
+    assert "detail" in view.trades_list.item(0).text()
+
+
+# ---------------------------------------------------------------------------------------------- trade detail
+
+
+def test_breakeven_state_is_derived_from_sl_and_entry():
+    buy = make_trade()
+    assert breakeven_state(buy).code == "at_risk"
+    assert not breakeven_state(buy).at_breakeven
+    assert "10.50 below entry" in breakeven_state(buy).text
+    at = breakeven_state(dataclasses.replace(buy, stop_loss=D("2650.50")))
+    assert at.code == "at_entry" and at.at_breakeven
+    locked = breakeven_state(dataclasses.replace(buy, stop_loss=D("2652")))
+    assert locked.code == "profit_locked" and locked.at_breakeven and "1.50 above" in locked.text
+    sell = dataclasses.replace(buy, direction="SELL", stop_loss=D("2660"))
+    assert breakeven_state(sell).code == "at_risk"
+    assert breakeven_state(dataclasses.replace(sell, stop_loss=D("2649"))).code == "profit_locked"
+    assert breakeven_state(dataclasses.replace(buy, stop_loss=None)).code == "no_sl"
+    assert breakeven_state(dataclasses.replace(buy, entry_price=None)).code == "unknown"
+    assert breakeven_state(dataclasses.replace(buy, direction=None)).code == "unknown"
+    moved = breakeven_state(dataclasses.replace(buy, stop_loss=D("2650.5")), make_signal(), breakeven_seen=True)
+    assert moved.moved_from == D("2640") and "Moved from 2640.00" in moved.text and "reported" in moved.text
+    assert breakeven_state(buy, make_signal()).moved_from is None  # same SL as the signal: not moved
+
+
+def test_trade_detail_from_simulator(sim_hand, qtbot):
+    tid = sim_hand.hand["trades"][0]  # active BUY XAUUSD, 2 positions (one open), 3 orders
+
+    def shape(world):
+        t = world.user(sim_hand.demo_user_id).trades[tid]
+        t["tp_hits"]["tp1"] = True
+        t["stop_loss"] = t["entry_price"]  # moved to breakeven
+        t["channel_name"] = HOSTILE_CHANNEL
+
+    sim_hand.call(shape, sim_hand.world)
+    trade = fetch(sim_hand, lambda c: c.trade(tid))
+    signal = fetch(sim_hand, lambda c: c.signal(trade.signal_id))
+    assert trade.positions is not None and trade.orders is not None
+
+    view = TradeDetail(utc=True)
+    qtbot.addWidget(view)
+    view.resize(1150, 900)
+    view.set_trade(trade, signal)
+    view.show()
+    qtbot.waitExposed(view)
+
+    ladder = [[view.tp_table.cell_text(r, c) for c in range(4)] for r in range(view.tp_table.rowCount())]
+    assert ladder[0] == ["TP1", "2655.00", "+4.50", "✓ hit"]
+    assert ladder[1] == ["TP2", "2660.00", "+9.50", "pending"]
+    assert ladder[2][1:] == ["—", "—", "not set"] and len(ladder) == 6
+    assert view.fields["stop_loss"].text() == "2650.50"
+    assert view.fields["breakeven"].text().startswith("At breakeven: SL 2650.50 = entry.")
+    assert "Moved from 2640.00" in view.fields["breakeven"].text()
+    assert view.fields["channel"].text() == HOSTILE_CHANNEL
+    assert view.fields["volume"].text() == "0.02"
+    # Positions: sorted by layer (known from the orders that opened them), P&L per position.
+    assert view.positions_table.rowCount() == len(trade.positions) == 2
+    layers = [view.positions_table.cell_text(r, 0) for r in range(2)]
+    assert layers == ["1", "2"]
+    statuses = {view.positions_table.cell_text(r, 3) for r in range(2)}
+    assert statuses == {"open", "closed"}
+    pl_cells = {view.positions_table.cell_text(r, 3): view.positions_table.cell_text(r, 9) for r in range(2)}
+    assert pl_cells == {"open": "+0.50 USD", "closed": "+4.50 USD"}
+    assert view.orders_table.rowCount() == 3
+    order_rows = [[view.orders_table.cell_text(r, c) for c in (0, 3, 4, 6, 12)] for r in range(3)]
+    assert order_rows[0] == ["1", "market", "filled", "market", "500000"]
+    assert order_rows[2][:3] == ["3", "limit", "pending"] and order_rows[2][4] == "—"
+    assert "Opened (UTC)" in view.positions_table.horizontalHeaderItem(11).text()
+    assert "message 1000" in view.signal_summary.text()
+    # Positive P&L is coloured with the scheme's profit colour, in the scheme the user picked.
+    dark = is_dark(view.palette())
+    profit_item = next(view.positions_table.item(r, 9) for r in range(2) if view.positions_table.cell_text(r, 3)
+                       == "open")
+    assert profit_item.foreground().color() == pl_color(1, "green_up", dark)
+    view.set_pl_scheme("colorblind")
+    profit_item = next(view.positions_table.item(r, 9) for r in range(2) if view.positions_table.cell_text(r, 3)
+                       == "open")
+    assert profit_item.foreground().color() == pl_color(1, "colorblind", dark)
+    with qtbot.waitSignal(view.signal_requested, timeout=1000) as blocker:
+        view.open_signal_button.click()
+    assert blocker.args == [trade.signal_id]
+    view.grab().save("/tmp/trade_detail_sim.png")
+    for label in view.findChildren(QLabel):
+        assert label.textFormat() == Qt.TextFormat.PlainText
+
+
+def test_trade_detail_without_positions_or_signal(qtbot):
+    view = TradeDetail()
+    qtbot.addWidget(view)
+    trade = make_trade(status="closed_profit", signal_id=None, closed_at=T0 + timedelta(hours=1))
+    view.set_trade(trade)
+    assert "not loaded" in view.positions_note.text()
+    assert view.tp_table.cell_text(1, 3) == "not reached"  # terminal trade: a pending target was never reached
+    assert "No originating signal" in view.signal_summary.text()
+    assert not view.open_signal_button.isEnabled()
+    assert view.fields["unrealized"].text() == "−1.20 USD"
+    view.set_trade(dataclasses.replace(trade, positions=(), orders=()))
+    assert "nothing has filled" in view.positions_note.text()
+    view.set_trade(None)
+    assert view.title_label.text() == "No trade selected"
+
+
+def test_read_only_table_copies_rows(qtbot):
+    table = ReadOnlyTable(["A", "B"])
+    qtbot.addWidget(table)
+    table.set_rows([["1", "x"], ["2", "<b>y</b>"]])
+    table.selectRow(1)
+    assert table.selected_text() == "A\tB\n2\t<b>y</b>"
+    qtbot.keyClick(table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.clipboard().text() == "A\tB\n2\t<b>y</b>"
+
+
+# ---------------------------------------------------------------------------------------------- filter spec
+
+
+NOW = datetime(2026, 6, 10, 15, 0, tzinfo=timezone.utc)
+
+
+def test_filter_spec_matches_trades():
+    t = make_trade(created_at=NOW - timedelta(days=3), updated_at=NOW)
+    assert FilterSpec().matches(t, now=NOW) and FilterSpec().is_empty
+    assert FilterSpec(account_id="a-1").matches(t) and not FilterSpec(account_id="a-2").matches(t)
+    assert FilterSpec(channel_id="c-1").matches(t) and not FilterSpec(channel_id="c-9").matches(t)
+    assert FilterSpec(symbol="xauusd").matches(t) and FilterSpec(symbol="XAUUSD.m").matches(t)
+    assert not FilterSpec(symbol="EURUSD").matches(t)
+    assert FilterSpec(status="open").matches(t) and FilterSpec(status="active").matches(t)
+    assert not FilterSpec(status="closed").matches(t)
+    closed = dataclasses.replace(t, status="closed_loss", closed_at=NOW - timedelta(days=2))
+    assert FilterSpec(status="closed").matches(closed) and not FilterSpec(status="open").matches(closed)
+    # Date window: life overlapping the window. Open trades are alive now; closed ones by their close time.
+    assert FilterSpec(date_window="today", utc=True).matches(t, now=NOW)
+    assert not FilterSpec(date_window="today", utc=True).matches(closed, now=NOW)
+    assert FilterSpec(date_window="7d").matches(closed, now=NOW)
+    old = dataclasses.replace(closed, created_at=NOW - timedelta(days=40), closed_at=NOW - timedelta(days=35))
+    assert not FilterSpec(date_window="30d").matches(old, now=NOW)
+    assert FilterSpec(date_window="all").matches(old, now=NOW)
+    # Free text: every word, anywhere, any case.
+    assert FilterSpec(text="gold vip").matches(t)
+    assert FilterSpec(text="TRD_ABC").matches(t)
+    assert not FilterSpec(text="gold silver").matches(t)
+    # Combined.
+    assert not FilterSpec(account_id="a-1", symbol="EURUSD").matches(t)
+
+
+def test_filter_spec_matches_positions_and_signals():
+    p = make_position()
+    t = make_trade()
+    assert FilterSpec(account_id="a-1", symbol="XAUUSD", status="open").matches(p)
+    assert FilterSpec(status="open").matches(dataclasses.replace(p, status="partial_closed"))
+    assert FilterSpec(status="closed").matches(dataclasses.replace(p, status="closed"))
+    # The channel of a position is its trade's.
+    assert FilterSpec(channel_id="c-1").matches(p, trade=t)
+    assert not FilterSpec(channel_id="c-1").matches(p)
+    assert FilterSpec(text="500001").matches(p) and FilterSpec(text="trd_abc123").matches(p, trade=t)
+    s = make_signal(received_at=NOW - timedelta(hours=2), raw_message="Gold buy now <b>VIP</b>",
+                    account_ids=("a-1", "a-2"), status="skipped", skip_reason="MARKET_CLOSED")
+    assert FilterSpec(account_id="a-2").matches(s) and not FilterSpec(account_id="a-3").matches(s)
+    assert FilterSpec(status="skipped").matches(s) and not FilterSpec(status="open").matches(s)
+    assert FilterSpec(text="market_closed").matches(s) and FilterSpec(text="<b>vip").matches(s)
+    assert FilterSpec(date_window="today", utc=True).matches(s, now=NOW)
+    assert not FilterSpec(date_window="today", utc=True).matches(
+        dataclasses.replace(s, received_at=NOW - timedelta(days=1)), now=NOW)
+    assert not FilterSpec(date_window="7d").matches(dataclasses.replace(s, received_at=None), now=NOW)
+    assert FilterSpec(account_id="x").matches(object())  # unknown objects are not judged
+
+
+def test_filter_today_starts_at_local_or_utc_midnight():
+    spec = FilterSpec(date_window="today", utc=True)
+    assert spec.window_start(NOW) == datetime(2026, 6, 10, tzinfo=timezone.utc)
+    local = FilterSpec(date_window="today").window_start(NOW)
+    assert local is not None and (local.hour, local.minute) == (0, 0) and local <= NOW
+    assert FilterSpec(date_window="7d").window_start(NOW) == NOW - timedelta(days=7)
+    assert FilterSpec().window_start(NOW) is None
+
+
+# ---------------------------------------------------------------------------------------------- filter bar
+
+
+def test_filter_bar_emits_specs_and_keeps_choices(qtbot):
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    bar = FilterBar()
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    layout.addWidget(bar)
+    layout.addWidget(ReadOnlyTable(["x"]))
+    window.setCentralWidget(holder)
+    bar.set_accounts([("a-1", "IC Markets Live"), ("a-2", "Pepperstone Demo")])
+    bar.set_channels([("c-1", HOSTILE_CHANNEL)])
+    bar.set_symbols(["xauusd", "EURUSD", "XAUUSD", ""])
+    bar.set_statuses(["pending", "active", "closed_profit"])
+    assert [bar.symbol_combo.itemText(i) for i in range(bar.symbol_combo.count())] == [
+        "All symbols", "EURUSD", "XAUUSD"]
+    assert bar.channel_combo.itemText(1) == HOSTILE_CHANNEL
+    window.resize(1000, 300)
+    window.show()
+    qtbot.waitExposed(window)
+
+    with qtbot.waitSignal(bar.changed, timeout=1000) as blocker:
+        bar.account_combo.setCurrentIndex(2)
+    assert blocker.args[0] == FilterSpec(account_id="a-2")
+    with qtbot.waitSignal(bar.changed, timeout=1000) as blocker:
+        bar.status_combo.setCurrentIndex(bar.status_combo.findData("open"))
+    assert blocker.args[0].status == "open" and blocker.args[0].account_id == "a-2"
+    # Typing is debounced into one spec with the whole text.
+    with qtbot.waitSignal(bar.changed, timeout=2000) as blocker:
+        qtbot.keyClicks(bar.search_edit, "gold vip")
+    assert blocker.args[0].text == "gold vip"
+    # Refilling keeps a choice that still exists, silently...
+    with qtbot.assertNotEmitted(bar.changed, wait=50):
+        bar.set_accounts([("a-2", "Pepperstone Demo"), ("a-3", "FTMO")])
+    assert bar.spec().account_id == "a-2"
+    # ...and falls back to "all" (emitting) when it vanished.
+    with qtbot.waitSignal(bar.changed, timeout=1000) as blocker:
+        bar.set_accounts([("a-3", "FTMO")])
+    assert blocker.args[0].account_id is None
+    with qtbot.waitSignal(bar.changed, timeout=1000) as blocker:
+        bar.date_combo.setCurrentIndex(bar.date_combo.findData("7d"))
+    assert blocker.args[0].date_window == "7d"
+    window.grab().save("/tmp/filter_bar.png")
+    # Ctrl+F from the table focuses the search field, Esc there clears it.
+    window.activateWindow()
+    table = holder.findChild(ReadOnlyTable)
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert bar.search_edit.hasFocus()
+    with qtbot.waitSignal(bar.changed, timeout=1000) as blocker:
+        qtbot.keyClick(bar.search_edit, Qt.Key.Key_Escape)
+    assert blocker.args[0].text == ""
+    with qtbot.waitSignal(bar.changed, timeout=1000) as blocker:
+        bar.reset()
+    assert blocker.args[0].is_empty
+
+
+# ---------------------------------------------------------------------------------------------- status bar
+
+
+def test_status_bar_states_and_age(qtbot):
+    now = [T0]
+    bar = ConnectionStatusBar(clock=lambda: now[0])
+    qtbot.addWidget(bar)
+    assert bar.state == "connecting" and bar.age_text() == "no events yet"
+    texts = {}
+    for state in CONNECTION_STATES:
+        with qtbot.waitSignal(bar.state_changed, timeout=500) as blocker:
+            bar.set_state(state, "detail here" if state != "live" else "")
+        assert blocker.args == [state, "detail here" if state != "live" else ""]
+        texts[state] = bar.state_text()
+    assert len(set(texts.values())) == len(CONNECTION_STATES)  # every state reads differently
+    assert texts["live"] == "Live"
+    assert texts["conflict"] == "Another client on this key — detail here"
+    bar.set_state("weird_new_state")
+    assert bar.state_text() == "weird new state"  # shown, not raised
+    bar.set_last_event_at(T0 - timedelta(seconds=3))
+    assert bar.age_text() == "last event 3 s ago"
+    now[0] = T0 + timedelta(seconds=120)
+    qtbot.waitUntil(lambda: bar.age_text() == "last event 2 min ago", timeout=2500)  # the 1 s tick updates it
+    bar.set_last_event_at(datetime(2026, 6, 1, 12, 2))  # naive = UTC
+    assert bar.age_text() == "last event 0 s ago"
+
+
+def test_banner_for_states_needing_the_user(qtbot):
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    banner = Banner()
+    bar = ConnectionStatusBar()
+    holder = QWidget()
+    QVBoxLayout(holder).addWidget(banner)
+    holder.layout().addWidget(ReadOnlyTable(["Symbol", "P&L"]))
+    window.setCentralWidget(holder)
+    window.setStatusBar(bar)
+    bar.state_changed.connect(banner.set_state)
+    window.resize(900, 300)
+    window.show()
+    qtbot.waitExposed(window)
+
+    bar.set_state("live")
+    assert banner.isHidden()
+    bar.set_state("auth_error", "Unauthorized (HTTP 401): This API key is unknown or has been revoked.")
+    assert not banner.isHidden()
+    assert banner.button_texts() == ["Replace key…"]
+    assert "revoked" in banner.text_label.text()
+    window.grab().save("/tmp/banner_auth_error.png")
+    with qtbot.waitSignal(banner.action_requested, timeout=500) as blocker:
+        banner.button("replace_key").click()
+    assert blocker.args == ["replace_key"]
+    for state in ("conflict", "container_down"):
+        bar.set_state(state)
+        assert not banner.isHidden() and banner.button_texts() == ["Retry now"]
+        assert banner.text_label.text() == BANNER_STATES[state][0]
+    with qtbot.waitSignal(banner.action_requested, timeout=500) as blocker:
+        banner.button("retry").click()
+    assert blocker.args == ["retry"]
+    with qtbot.waitSignal(banner.action_requested, timeout=500) as blocker:
+        banner.dismiss_button.click()
+    assert blocker.args == ["dismiss"] and banner.isHidden()
+    bar.set_state("container_down")
+    assert not banner.isHidden()
+    bar.set_state("reconnecting")
+    assert banner.isHidden()
+    banner.show_message("<b>plain</b> text", [("custom", "Do it")])
+    assert banner.text_label.textFormat() == Qt.TextFormat.PlainText and banner.button_texts() == ["Do it"]
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_screenshots_in_both_themes(sim_hand, qapp, qtbot, mode):
+    """Every widget in light and dark, saved for a human to look at; also checks text stays readable (the P&L
+    colour differs clearly from the background)."""
+    apply_theme(qapp, mode)
+    try:
+        trade = fetch(sim_hand, lambda c: c.trade(sim_hand.hand["trades"][0]))
+        view = TradeDetail()
+        qtbot.addWidget(view)
+        view.resize(1150, 880)
+        view.set_trade(trade)
+        view.show()
+        qtbot.waitExposed(view)
+        image = view.grab().toImage()
+        image.save(f"/tmp/trade_detail_{mode}.png")
+        background = view.palette().color(QPalette.ColorRole.Window)
+        profit = pl_color(1, "green_up", mode == "dark")
+        assert abs(profit.lightness() - background.lightness()) > 60
+        bar = ConnectionStatusBar()
+        qtbot.addWidget(bar)
+        bar.set_state("reconnecting", "retry in 4 s")
+        bar.resize(700, 30)
+        bar.grab().save(f"/tmp/status_bar_{mode}.png")
+    finally:
+        apply_theme(qapp, "system")
