@@ -159,20 +159,30 @@ def _reject_constant(name: str) -> None:
     return None
 
 
+# One decoder for the process: json.loads(text, parse_float=...) builds a new JSONDecoder (and its C scanner) on
+# every call, which costs more than a small event's parsing; a shared decoder avoids that.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_decode_text = _DECODER.decode
+
+
 def parse_json(text: str | bytes) -> Any:
     """Parse JSON text with every non-integer number as an exact ``Decimal`` (money is never a float).
 
-    ``NaN``/``Infinity`` literals become ``None``. Raises ``ValueError`` (``json.JSONDecodeError`` or the
-    int-digits limit) on text that is not JSON; callers decide whether to skip or report.
+    ``NaN``/``Infinity`` literals become ``None``. Bytes must be UTF-8 (a leading byte-order mark is tolerated).
+    Raises ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError`` or the int-digits limit) on text that
+    is not JSON; callers decide whether to skip or report.
     """
-    if isinstance(text, (bytes, bytearray)):
-        # A leading UTF-8 byte-order mark is tolerated (json.loads rejects it in str form).
-        if text[:3] == b"\xef\xbb\xbf":
-            text = text[3:]
-        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-    if text[:1] == "\ufeff":
+    if type(text) is not str:
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            raw = bytes(text)
+            if raw[:3] == b"\xef\xbb\xbf":
+                raw = raw[3:]
+            text = raw.decode("utf-8")
+        else:
+            raise TypeError(f"parse_json takes str or bytes, not {type(text).__name__}")
+    elif text[:1] == "\ufeff":
         text = text[1:]
-    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    return _decode_text(text)
 
 
 # --- scalar helpers ---------------------------------------------------------------------------------------------
