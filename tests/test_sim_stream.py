@@ -365,3 +365,24 @@ def test_end_to_end_events_over_http_equal_rest():
             checked += 1
         assert checked >= 5, "the run should touch several trades"
         assert any(t.is_terminal for t in state.trades.values()), "the run should finalize a trade"
+
+
+def test_client_that_stops_reading_is_dropped_and_frees_the_slot(sim_paused):
+    import socket
+
+    sim_paused.call(setattr, sim_paused.state.config, "write_timeout", 0.5)
+    sock = socket.create_connection(("127.0.0.1", sim_paused.port), timeout=5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.sendall(f"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {sim_paused.api_key}\r\n\r\n"
+                     .encode())
+        assert wait_until(lambda: open_streams(sim_paused) == 1, timeout=3)
+        for _ in range(10):  # megabytes of events the client never reads: socket buffers fill, writes stall
+            sim_paused.faults.burst(2000)
+            if open_streams(sim_paused) == 0:
+                break
+        assert wait_until(lambda: open_streams(sim_paused) == 0, timeout=5)
+    finally:
+        sock.close()
+    with Stream(sim_paused) as s:
+        assert s.response.status_code == 200

@@ -77,6 +77,7 @@ class SimConfig:
     auth_recheck: float = 30.0
     ping_interval: float = 15.0
     retry_ms: int = 3000
+    write_timeout: float = 30.0  # a stream client that reads nothing for this long is dropped
 
 
 class ApiError(Exception):
@@ -603,7 +604,13 @@ class SimApp:
             watcher = asyncio.ensure_future(watch_disconnect())
 
             async def write(chunk: str) -> None:
-                await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
+                # A client that stops reading but keeps the socket open would block us on flow control forever
+                # (and hold the key's slot): give each write a deadline and treat a miss as a dead client.
+                message = {"type": "http.response.body", "body": chunk.encode(), "more_body": True}
+                try:
+                    await asyncio.wait_for(send(message), timeout=state.config.write_timeout)
+                except TimeoutError:
+                    raise ConnectionError("stream client stopped reading") from None
 
             def frame(envelope: dict[str, Any]) -> str:
                 return f"id: {envelope['eventId']}\ndata: {json.dumps(envelope, separators=(',', ':'))}\n\n"
