@@ -160,3 +160,46 @@ def test_history_error_is_shown_not_raised(qtbot) -> None:
     assert asyncio.run(asyncio.wait_for(run(), 20)) == 0
     view.refresh()
     assert view.history_error and "History incomplete" in view.open_label.text()
+
+
+def test_attach_follows_the_real_desk_controller(qtbot, sim_paused) -> None:
+    """PnlView.attach(controller): the controller's first load brings accounts and trades, the full history is
+    paged in with positions (TP markers), and the controller's applied batches extend the curve."""
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    sim = sim_paused
+    controller = DeskController(sim.base_url, sim.api_key, start_stream=False)
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.attach(controller)  # before the load, as the main window would on a --tab pnl start
+
+    async def start() -> None:
+        assert await controller.start()
+        assert view._history_task is not None
+        await asyncio.wait_for(view._history_task, 30)
+        await controller.client.aclose()
+
+    asyncio.run(asyncio.wait_for(start(), 45))
+    view.refresh()
+    assert view.series and view.markers and view.history_error is None
+    assert view._account_combo.count() == 1 + len(controller.accounts)
+    n_before = sum(len(s.points) for s in view.series.values())
+
+    # Live: the market runs until a trade closes; the controller applies the real events in one batch.
+    last = _last_id(sim)
+    events: list = []
+    for _ in range(40):  # bounded: 40 x 15 simulated minutes
+        sim.call(sim.engine.step, 900)
+        events = [decode_event(e) for e in _log_since(sim, last)]
+        if any(isinstance(e, TradeFinalized) for e in events):
+            break
+    assert any(isinstance(e, TradeFinalized) for e in events)
+    controller.feed(events)
+
+    async def apply_live() -> None:  # on a running loop: the controller may spawn signal fetches
+        controller.client = None  # closed above; no fetches are started without a client
+        controller.apply_batch()
+
+    asyncio.run(apply_live())
+    qtbot.waitUntil(lambda: sum(len(s.points) for s in view.series.values()) > n_before, timeout=3000)

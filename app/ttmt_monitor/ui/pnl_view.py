@@ -109,6 +109,8 @@ class PnlView(QWidget):
         self.refresh_count = 0  # how many redraws ran (tests check coalescing)
         self.history_loading = False
         self.history_error: str | None = None
+        self._controller: Any = None
+        self._history_task: asyncio.Task[int] | None = None
 
         # --- controls
         self._account_combo = QComboBox()
@@ -140,6 +142,7 @@ class PnlView(QWidget):
         apply_palette_to_plot(self.plot, self.palette())
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setLabel("left", "Realized P&L")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # money reads "1,500", never "1.5 (x1000)"
         self.plot.setLabel("bottom", f"Time ({self._zone_name()})")
         self.plot.setMouseEnabled(x=True, y=True)  # zoom (wheel) and pan (drag)
         # A translucent backdrop: the curve often starts near the top-left corner where the legend sits.
@@ -215,6 +218,41 @@ class PnlView(QWidget):
             self._trades[t.id] = t
         self._learn_accounts(trades)
         self._schedule()
+
+    def attach(self, controller: Any) -> None:
+        """Follow a desk controller (``ui/controller.DeskController``) in one call, instead of wiring by hand:
+        on ``loaded`` take its accounts, its trades table and the open P&L, then page in the full closed history
+        (with positions, for the TP markers) through its client; on ``events_applied`` update live. Safe to call
+        before or after the first load."""
+        self._controller = controller
+        controller.loaded.connect(self._on_controller_loaded)
+        controller.events_applied.connect(self._on_controller_events)
+        if getattr(controller, "state", None) is not None:
+            self._on_controller_loaded()
+
+    def _on_controller_loaded(self) -> None:
+        c = self._controller
+        if c is None:
+            return
+        try:
+            self.set_accounts(list(getattr(c, "accounts", {}).values()))
+            model = getattr(c, "trades_model", None)
+            if model is not None:
+                self.add_trades(model.objects())
+            self.update_from(c.state, [])
+        except Exception as exc:  # noqa: BLE001 - the chart must never take the desk down
+            self.history_error = f"Could not read the desk: {exc.__class__.__name__}"
+        client = getattr(c, "client", None)
+        if client is not None and (self._history_task is None or self._history_task.done()):
+            try:
+                self._history_task = self.load_history(client)
+            except RuntimeError:  # no running asyncio loop (not under qasync): the table's trades must do
+                self._history_task = None
+
+    def _on_controller_events(self, events: list, _change: Any = None) -> None:
+        c = self._controller
+        if c is not None:
+            self.update_from(c.state, events)
 
     def load_history(self, client: Any, *, page_size: int = 100, max_pages: int = 1000) -> asyncio.Task[int]:
         """Page in the full closed-trade history with positions (for the TP markers) as an asyncio task on the
