@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                           ping_interval=args.ping_interval, engine_running=not args.paused)
 
     def ready(port: int) -> None:
+        if sys.stdout is None:  # a windowed frozen build started without a console or pipe: nowhere to print
+            return
         base = f"http://127.0.0.1:{port}"
         print(f"TTMT_BASE_URL={base}/api/v1")
         print(f"TTMT_API_KEY={sim.api_key}")  # the simulator's own demo key: the one place it is printed
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         stop = asyncio.Event()
-        if args.exit_with_parent:
+        if args.exit_with_parent and sys.stdin is not None:
             loop = asyncio.get_running_loop()
 
             def watch_stdin() -> None:
