@@ -253,6 +253,7 @@ def test_account_filter(sim_paused):
     bad = httpx.get(sim_paused.base_url + "/stream", params={"account_id": "not-a-uuid"},
                     headers={"Authorization": f"Bearer {sim_paused.api_key}"})
     assert bad.status_code == 400 and bad.json()["type"].endswith("/invalid-parameter")
+    assert bad.headers["x-ratelimit-remaining"].isdigit()
 
 
 def test_stream_auth_and_503(sim_paused):

@@ -338,6 +338,7 @@ class SimApp:
                 raise ApiError(403, "API access is disabled for this account.")
             route = path[len(API_PREFIX) :].rstrip("/") or "/"
             if route == "/stream":
+                extra["X-RateLimit-Remaining"] = str(self.state.remaining(record.key_hash))  # for its 400/409/503
                 await self.stream(send, receive, user, record, params, headers)
                 return
             try:
