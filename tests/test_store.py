@@ -167,6 +167,16 @@ def test_events_advance_cursor_and_skip_control_frames(store: Store) -> None:
     assert store.data_as_of is not None and store.data_as_of > datetime.now(UTC) - timedelta(minutes=1)
 
 
+def test_event_log_is_pruned_to_its_cap(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ttmt_monitor.core.store as store_module
+
+    monkeypatch.setattr(store_module, "EVENT_LOG_KEEP", 500)
+    store.put_events([{"type": "tp_hit", "eventId": n, "timestamp": iso(T0), "data": {}} for n in range(1, 2501)])
+    store.flush_sync()
+    ids = [e["eventId"] for e in store.events_wire(0, limit=10_000)]
+    assert ids[0] == 2001 and ids[-1] == 2500 and store.last_event_id == 2500
+
+
 def test_iter_with_filters_for_offline_export(store: Store) -> None:
     store.put_trades([trade_wire(i, account="acc-1" if i % 2 else "acc-2",
                                  symbol="EURUSD" if i % 3 == 0 else "XAUUSD") for i in range(2500)])

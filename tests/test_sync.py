@@ -177,6 +177,27 @@ def test_delta_sync_after_the_market_moved(tmp_path: Path, market: SimulatorThre
         store.close()
 
 
+def test_backfill_resumes_across_restarts(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+
+    async def interrupted() -> int:
+        async with TTMTClient(market.base_url, market.api_key) as client:
+            await delta_sync(store, client)
+            return await backfill(store, client, max_pages=1, pace_s=0)  # the app quit after one page
+
+    assert run(interrupted()) == 1
+    partial = store.counts()["trades"]
+    store.close()
+    store = open_store(tmp_path, market)
+    try:
+        result, _ = run(start(store, market, full_backfill=True))
+        assert not result.cold and store.counts()["trades"] > partial
+        assert store.meta("backfill_done") == "1"
+        assert_store_matches_world(store, market)
+    finally:
+        store.close()
+
+
 def test_stored_open_trade_the_api_no_longer_has_is_dropped(tmp_path: Path, market: SimulatorThread) -> None:
     store = open_store(tmp_path, market)
     run(start(store, market, full_backfill=True))

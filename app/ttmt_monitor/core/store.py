@@ -57,6 +57,9 @@ _TERMINAL_TRADE_STATUSES = (
     "closed_profit", "closed_loss", "closed_breakeven", "not_filled", "failed", "closed_timeout_cleanup",
 )
 _OPEN_POSITION_STATUSES = ("open", "partial_closed")
+#: The event log keeps this many newest events (older ones are pruned; trades and positions stay).
+EVENT_LOG_KEEP = 200_000
+EVENT_PRUNE_EVERY = 1000
 
 # --- schema and migrations -----------------------------------------------------------------------------------
 # Each entry upgrades user_version i -> i+1. Never edit a released entry; append a new one.
@@ -381,6 +384,10 @@ def _put_events(conn: sqlite3.Connection, envelopes: list[dict[str, Any]]) -> No
         _upsert_positions(conn, positions)
     if orders:
         _upsert_orders(conn, orders)
+    if last >= 0 and last // EVENT_PRUNE_EVERY != (last - len(rows)) // EVENT_PRUNE_EVERY:
+        # The log is history, not a queue, but it must not grow forever: keep the newest EVENT_LOG_KEEP events
+        # (event ids are consecutive per user), pruned once every EVENT_PRUNE_EVERY ids so it costs nothing.
+        conn.execute("DELETE FROM events WHERE event_id <= ?", (last - EVENT_LOG_KEEP,))
     if last >= 0:
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('last_event_id', ?) ON CONFLICT(key) DO UPDATE SET"
