@@ -109,9 +109,9 @@ def played() -> tuple[World, tuple[list, list, list], list[dict[str, Any]]]:
     engine = Engine(world, seed=7, history_days=2, open_trades=8)
     engine.populate()
     snap = _snapshot(world)
-    engine.step(900)
-    engine.burst(3000)
-    engine.step(900)
+    engine.step(500)
+    engine.burst(1500)
+    engine.step(500)
     return world, snap, list(world.users[DEMO_USER_ID].events.history)
 
 

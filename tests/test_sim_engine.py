@@ -38,9 +38,9 @@ def build(**kw: Any) -> tuple[World, Engine]:
 
 @pytest.fixture(scope="module")
 def lived() -> tuple[World, Engine]:
-    """A 20-day world that then lived 20 simulated minutes."""
+    """A 20-day world that then lived 10 simulated minutes."""
     world, engine = build(seed=11, history_days=20)
-    engine.step(1200)
+    engine.step(600)
     return world, engine
 
 

@@ -29,6 +29,7 @@ Timestamps come from ``clock`` (default: wall-clock UTC), so pass a fixed clock 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 from collections.abc import Callable
@@ -43,6 +44,8 @@ from .market import LOT_STEP, SYMBOLS, Market, Symbol, hourly_path, profit
 from .world import UserWorld, World
 from .world import iso as _world_iso
 
+_log = logging.getLogger(__name__)
+
 DEMO_USER_ID = "demo"
 OTHER_USER_ID = "other"
 
@@ -52,7 +55,8 @@ _UUID_SET = (0x4000 << 64) | (0x8000 << 48)
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _LAYER_FRACTIONS = (Decimal("0.66"), Decimal("0.33"), Decimal("0"), Decimal("0.5"), Decimal("0.15"))
 LIMIT_EXPIRY_S = 30 * 60  # unfilled limit orders expire after 30 simulated minutes
-TRADE_TIMEOUT_S = 4 * 3600  # a trade still open after 4 simulated hours is cleaned up (closed_timeout_cleanup)
+TRADE_TIMEOUT_S = 90 * 60  # a trade still open after 90 simulated minutes is cleaned up (closed_timeout_cleanup)
+TICK_P = 0.75  # chance that a symbol's price ticks in a given simulated second (~1 tick/s, irregular like a feed)
 HISTORY_STEP_S = 120.0  # history trades are simulated on two-minute bars (cheap), the live market on 1 s ticks
 BREAKEVEN_FAIL_P = 0.07
 BREAKEVEN_REASONS = ("SL modification not confirmed by broker within 15 s", "broker rejected modification: market closed",
@@ -211,6 +215,7 @@ class Engine:
         self._refs: set[str] = set()
         self._next_signal_at = 0.0
         self._scheduled: list[tuple[float, Callable[[], None]]] = []
+        self._last_tick: dict[str, float] = {}
 
     # ---- public API ------------------------------------------------------------------------------------------
 
@@ -258,7 +263,10 @@ class Engine:
             now = loop.time()
             elapsed, last = min(now - last, 5.0), now
             if not self._paused:
-                self.step(elapsed * self.speed)
+                try:
+                    self.step(elapsed * self.speed)
+                except Exception:  # a bug in one step must not stop the demo's market: say it, keep going
+                    _log.exception("market engine step failed")
 
     def burst(self, n: int) -> int:
         """Emit ``n`` real state-change events as fast as possible: one-point price jiggles on symbols with open
@@ -380,10 +388,12 @@ class Engine:
             price = paths[name][hour] * (1 - frac) + paths[name][hour + 1] * frac
             runs = self._post_signal(user, channel, name, t, price=SYMBOLS[name].price(price))
             if runs:
-                self._play_out(runs, price, t, stop_at=None)
+                # Some channels later reply "move SL to BE" to their own signal (a modification message).
+                mod_at = t + self.rng.uniform(300.0, 2400.0) if self.rng.random() < 0.15 else None
+                self._play_out(runs, price, t, stop_at=None, mod_at=mod_at)
 
     def _play_out(self, runs: list[_Run], price: float, t: float, stop_at: float | None,
-                  end_price: float | None = None) -> None:
+                  end_price: float | None = None, mod_at: float | None = None) -> None:
         """Drive a signal's trades on a private one-minute random walk until they are all done (or ``stop_at``)."""
         sym = runs[0].sym
         sigma = sym.live_sigma * math.sqrt(HISTORY_STEP_S)
@@ -415,6 +425,9 @@ class Engine:
                     alive = alive or not run.done
             if not alive:
                 break
+            if mod_at is not None and t >= mod_at:
+                mod_at = None
+                self._modification(runs[0].user, t, pool=runs, price=q)
 
     def _open_recent(self, user: _User, count: int) -> None:
         """Trades opened during the last hour that are still open now, at prices that meet the live market."""
@@ -545,9 +558,17 @@ class Engine:
             self._runs.extend(runs)
         return runs
 
-    def _modification(self, user: _User, t: float) -> bool:
-        """A channel replies "move SL to BE" to one of its open trades' messages: breakeven on those trades."""
-        candidates = [r for r in self._runs if not r.done and not r.be_done and r.opened and r.summary]
+    def _modification(self, user: _User, t: float, pool: list[_Run] | None = None,
+                      price: Decimal | None = None) -> bool:
+        """A channel replies "move SL to BE" to one of its open trades' messages (one in profit by a few pips):
+        breakeven on that signal's trades. ``pool``/``price``: the history's trades and path price."""
+        pool = self._runs if pool is None else pool
+
+        def px(run: _Run) -> Decimal:
+            return price if price is not None else self.market.quote(run.sym.name)
+
+        candidates = [r for r in pool if not r.done and not r.be_done and r.opened and r.summary
+                      and r.sign * (px(r) - Decimal(repr(r.trade["entry_price"]))) > 5 * r.sym.pip]
         if not candidates:
             return False
         target = self.rng.choice(candidates)
@@ -560,10 +581,10 @@ class Engine:
                                 direction=None, skip_reason=None, ts=self._stamp(t),
                                 reply_to=src["telegram_message_id"], account_ids=list(src["account_ids"]),
                                 text=template.message)
-        for run in [r for r in self._runs if r.summary and r.summary["signal_id"] == src["id"] and not r.done]:
+        for run in [r for r in pool if r.summary and r.summary["signal_id"] == src["id"] and not r.done]:
             sig["trade_ids"].append(run.trade["id"])
             if not run.be_done and run.opened:
-                self._breakeven(run, self.market.quote(run.sym.name), t)
+                self._breakeven(run, px(run), t)
         return True
 
     # ---- trades ----------------------------------------------------------------------------------------------
@@ -876,7 +897,11 @@ class Engine:
         for run in self._runs:
             by_symbol.setdefault(run.sym.name, []).append(run)
         for name in SYMBOLS:
-            price = self.market.step(name, 1.0)
+            if self.rng.random() >= TICK_P:
+                continue
+            last = self._last_tick.get(name, t - 1.0)
+            self._last_tick[name] = t
+            price = self.market.step(name, t - last)
             for run in by_symbol.get(name, ()):
                 self._on_price(run, price, t)
         if any(r.done for r in self._runs):
