@@ -340,7 +340,7 @@ def test_decode_is_fast() -> None:
     text = json.dumps({"type": "position_update", "eventId": 1, "timestamp": "2026-07-02T08:15:44.902Z",
                        "data": {"position": POSITION, "signal": SIG}})
     envelope = parse_json(text)
-    n = 5000
+    n = 2000
     decode_s = min(timeit.repeat(lambda: decode_event(envelope), number=n, repeat=3)) / n
     loads_s = min(timeit.repeat(lambda: json.loads(text), number=n, repeat=3)) / n
     print(f"\ndecode_event(position_update): {decode_s * 1e6:.2f} us; plain json.loads of it: {loads_s * 1e6:.2f} us")
@@ -423,7 +423,7 @@ def check_invariants(obj: object) -> None:
                     check_invariants(item)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(HOSTILE_OBJECT)
 def test_object_decoders_never_raise_on_hostile_dicts(d: dict) -> None:
     for decode in (decode_account, decode_signal, decode_trade, decode_position, decode_order):
@@ -433,7 +433,7 @@ def test_object_decoders_never_raise_on_hostile_dicts(d: dict) -> None:
     decode_signal_ref(d)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(JSONISH)
 def test_object_decoders_never_raise_on_any_value(v: object) -> None:
     for decode in (decode_account, decode_signal, decode_trade, decode_position, decode_order, decode_signal_ref,
@@ -442,7 +442,7 @@ def test_object_decoders_never_raise_on_any_value(v: object) -> None:
     decode_snapshot(v, v, v)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(HOSTILE_ENVELOPE)
 def test_decode_event_never_raises(envelope: object) -> None:
     e = decode_event(envelope)
@@ -453,7 +453,7 @@ def test_decode_event_never_raises(envelope: object) -> None:
     e.account_id  # noqa: B018 - must not raise either
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.one_of(st.text(max_size=60), st.binary(max_size=60),
                  st.sampled_from(['{"a": 1e99999}', '[' * 50 + ']' * 50, '{"a": NaN}', "9" * 5000, '"\\ud800"'])))
 def test_parse_json_raises_only_value_error(text: str | bytes) -> None:
@@ -475,7 +475,7 @@ def _to_ms(obj: object) -> object:
     return obj
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(HOSTILE_OBJECT)
 def test_encode_then_decode_is_identity(d: dict) -> None:
     for decode in (decode_account, decode_signal, decode_trade, decode_position, decode_order):
@@ -484,7 +484,7 @@ def test_encode_then_decode_is_identity(d: dict) -> None:
         assert decode(parse_json(text)) == obj, text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(HOSTILE_ENVELOPE)
 def test_events_round_trip_through_dumps(envelope: object) -> None:
     e = decode_event(envelope)
