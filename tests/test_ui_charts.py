@@ -203,3 +203,41 @@ def test_attach_follows_the_real_desk_controller(qtbot, sim_paused) -> None:
 
     asyncio.run(apply_live())
     qtbot.waitUntil(lambda: sum(len(s.points) for s in view.series.values()) > n_before, timeout=3000)
+
+
+def test_price_ticks_move_only_the_open_segment(qtbot) -> None:
+    """Position updates (the bulk of live traffic) must not recompute the whole history: series and stats
+    objects stay the same, only the open-P&L segment and label move."""
+    from dataclasses import replace as dc_replace
+    from datetime import UTC, datetime, timedelta
+
+    from ttmt_monitor.core.models import PositionUpdated, Trade
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    t0 = datetime.now(UTC) - timedelta(days=3)
+
+    def trade(i: int, status: str, pl: str, unreal: str = "0") -> Trade:
+        closed = t0 + timedelta(hours=i) if status != "active" else None
+        return Trade(f"t{i}", f"trd_{i:06d}", None, "c", "Ch", "A", "Live", "USD", "XAUUSD", "BUY", status,
+                     Decimal(2300), None, (None,) * 6, (False,) * 6, Decimal("0.1"), Decimal(pl), Decimal(unreal),
+                     t0, t0, closed, t0)
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.set_trades([trade(1, "closed_profit", "10"), trade(2, "closed_loss", "-4")])
+    state = DeskState()
+    state.trades["t9"] = trade(9, "active", "0", unreal="3.50")
+    view.update_from(state, [])
+    view.refresh()
+    series, stats = view.series, view.stats
+    assert view.open_curves["USD"].getData()[1][-1] == pytest.approx(6.0 + 3.5)
+    assert "+3.50 USD" in view.open_label.text()
+
+    state.trades["t9"] = dc_replace(state.trades["t9"], unrealized_pl=Decimal("-1.25"))
+    tick = PositionUpdated(event_id=1, type="position_update", timestamp=datetime.now(UTC), raw={})
+    before = view.refresh_count
+    view.update_from(state, [tick])
+    qtbot.waitUntil(lambda: view.refresh_count > before, timeout=2000)
+    assert view.series is series and view.stats is stats  # no full recompute
+    assert view.open_curves["USD"].getData()[1][-1] == pytest.approx(6.0 - 1.25)
+    assert "\u22121.25 USD" in view.open_label.text()

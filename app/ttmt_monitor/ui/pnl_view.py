@@ -42,7 +42,8 @@ from ..core.models import Event, TpHit, Trade, TradeFinalized
 from ..core.stats import Stats, compute_stats
 
 AUTO_DOWNSAMPLE_FACTOR = 1.0
-REFRESH_MS = 200  # coalescing delay between a change and the redraw
+REFRESH_MS = 200
+_UNSET = object()  # coalescing delay between a change and the redraw
 PRESET_LABELS = {"today": "Today", "week": "Week", "month": "Month", "all": "All"}
 # Distinct, colour-blind-friendly curve colours (Okabe-Ito), one per currency in order of appearance.
 CURVE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
@@ -188,6 +189,8 @@ class PnlView(QWidget):
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
         self._reset_view = True
+        self._full_dirty = True
+        self._range_start: Any = _UNSET
 
     # --- public API -----------------------------------------------------------------------------------------
 
@@ -288,14 +291,14 @@ class PnlView(QWidget):
     def update_from(self, state: Any, events: Iterable[Event]) -> None:
         """Live: after a batch was applied to the desk state. Trades closing extend the curve; TP hits add markers;
         the open P&L follows the state's open trades. Cheap when nothing relevant happened."""
-        relevant = False
+        relevant = hits = False
         closed: list[Trade] = []
         for e in events:
             if isinstance(e, TradeFinalized) and e.trade is not None:
                 closed.append(e.trade)
             elif isinstance(e, TpHit):
                 self._live_hits.append(e)
-                relevant = True
+                hits = True
             elif e.type in ("position_update", "position_closed", "order_fill", "trade_executed", "resync"):
                 relevant = True
         trades = getattr(state, "trades", None)
@@ -305,8 +308,10 @@ class PnlView(QWidget):
             closed.extend(t for t in trades.values() if t.is_terminal and t.id not in self._trades)
         if closed:
             self.add_trades(closed)
-        elif relevant:
+        elif hits:
             self._schedule()
+        elif relevant:
+            self._schedule(full=False)  # prices moved: only the open P&L changes
 
     def set_account_filter(self, account_id: str | None) -> None:
         self._account = account_id
@@ -337,55 +342,72 @@ class PnlView(QWidget):
 
     # --- drawing ------------------------------------------------------------------------------------------
 
-    def _schedule(self) -> None:
+    def _schedule(self, full: bool = True) -> None:
+        self._full_dirty = self._full_dirty or full
         if not self._timer.isActive():
             self._timer.start()
 
     def refresh(self) -> None:
-        """Recompute series, markers and stats and push them into the existing items (``setData`` only)."""
+        """Push the current figures into the existing items (``setData`` only).
+
+        A full refresh recomputes series, markers and stats (after closes, TP hits, filter/range changes); an
+        open-only refresh (price ticks: the common live case) only moves the open-P&L segments and label, so a
+        long history does not cost a full recompute several times a second."""
         self._timer.stop()
         self.refresh_count += 1
         now = datetime.now(UTC)
+        if not self._full_dirty and self._preset != "all":
+            # "today"/"week"/"month" move at the user's midnight even when nothing else happens.
+            start, _ = core_pnl.range_bounds(self._preset, now, self._tz or _local_tz())
+            self._full_dirty = start != self._range_start
+        if self._full_dirty or self._range_start is _UNSET:
+            self._full_dirty = False
+            self._recompute(now)
+        open_pl = core_pnl.open_pl(self._open_trades, self._account)
+        for cur in open_pl:
+            self._ensure_curve(cur)
+        for cur, segment in self.open_curves.items():
+            s = self.series.get(cur)
+            o = open_pl.get(cur)
+            if o is None:
+                segment.setData([], [])
+                continue
+            # From the last close (or 0 at the range start when nothing closed yet) to now + the open P&L.
+            last_t = s.points[-1].ts.timestamp() if s and s.points else (
+                self._range_start.timestamp() if isinstance(self._range_start, datetime) else now.timestamp())
+            last_v = float(s.total) if s else 0.0
+            segment.setData([last_t, max(now.timestamp(), last_t)], [last_v, last_v + float(o)])
+        self._update_open_label(open_pl)
+        if self._reset_view:
+            self._reset_view = False
+            self.plot.enableAutoRange()
+
+    def _recompute(self, now: datetime) -> None:
         start, end = core_pnl.range_bounds(self._preset, now, self._tz or _local_tz())
+        self._range_start = start
         trades = list(self._trades.values())
         self.series = core_pnl.cumulative_series(trades, self._account, start, end)
         self._markers = core_pnl.tp_markers(trades, self.series, self._account, start, end, self._live_hits)
         self.stats = compute_stats(trades, self._account, start, end)
-        open_pl = core_pnl.open_pl(self._open_trades, self._account)
         pg = _pg()
-
-        for cur in list(self.series) + [c for c in open_pl if c not in self.series]:
+        for cur in self.series:
             self._ensure_curve(cur)
         for cur, item in self.curves.items():
             s = self.series.get(cur)
             if s is None or not s.points:
                 item.setData([], [])
-                self.open_curves[cur].setData([], [])
                 self._show_in_legend(cur, item, False)
                 continue
             xs, ys = s.step_xy(start)
             item.setData(xs, ys)
             self._show_in_legend(cur, item, True)
-            o = open_pl.get(cur)
-            if o is not None:
-                last = s.points[-1]
-                self.open_curves[cur].setData(
-                    [last.ts.timestamp(), max(now.timestamp(), last.ts.timestamp())],
-                    [float(last.value), float(last.value + o)],
-                )
-            else:
-                self.open_curves[cur].setData([], [])
         self.marker_item.setData(
             x=[m.ts.timestamp() for m in self._markers],
             y=[float(m.value) for m in self._markers],
             data=list(range(len(self._markers))),
             brush=[pg.mkBrush(MARKER_COLOUR)] * len(self._markers),
         )
-        self._update_open_label(open_pl)
         self._update_stats()
-        if self._reset_view:
-            self._reset_view = False
-            self.plot.enableAutoRange()
 
     def _ensure_curve(self, cur: str) -> None:
         if cur in self.curves:
