@@ -64,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    import qasync
-
     from . import theme
     from .settings import AppSettings, init_application_names
 
@@ -81,16 +79,40 @@ def main(argv: list[str] | None = None) -> int:
         theme.apply_theme(app, settings.theme)
     except Exception:  # noqa: BLE001 - the default look is fine
         log.debug("theme not applied", exc_info=True)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
     try:
-        with loop:
-            return loop.run_until_complete(run(args, settings))
+        return run_qasync(app, lambda: run(args, settings))
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - last resort: a message, not a traceback
         print(f"ttmt-monitor: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def run_qasync(app: Any, make: Any, timeout: float | None = None) -> Any:
+    """Run the coroutine ``make()`` on a fresh qasync loop over ``app`` and return its result.
+
+    qasync's ``run_forever`` is Qt's exec and never installs asyncio's async-generator hooks, so an abandoned
+    async generator (httpx's response streams) would be finalised by the garbage collector with no loop running
+    ("no running event loop", and on Python 3.11 worse). We install the loop's own hooks for the run and
+    finalise what is left with ``shutdown_asyncgens`` before the loop closes.
+    """
+    import qasync
+
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    old_hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,  # noqa: SLF001 - asyncio's own hooks
+                           finalizer=loop._asyncgen_finalizer_hook)  # noqa: SLF001
+    try:
+        with loop:
+            try:
+                coro = make() if timeout is None else asyncio.wait_for(make(), timeout)
+                return loop.run_until_complete(coro)
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        sys.set_asyncgen_hooks(*old_hooks)
+        asyncio.set_event_loop(None)
 
 
 async def _check_key(base_url: str, key: str) -> None:
@@ -241,7 +263,12 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
             window.close()
         await controller.aclose()
         guard.release()
-        window.deleteLater()
+        # Delete the window now: its views show the controller's models, and if the controller were collected
+        # first, a late paint or timer of the window would touch deleted models (a crash, not an exception).
+        import shiboken6
+
+        if shiboken6.isValid(window):
+            shiboken6.delete(window)
 
 
 async def _capture(args: argparse.Namespace, window: Any, controller: Any, loaded: bool) -> int:

@@ -256,7 +256,12 @@ class DeskController(QObject):
             raise
         except Exception as exc:  # noqa: BLE001 - the stream's end is a state, not a crash
             if not self._closing:
-                self._set_connection(_state_for_error(exc), describe_error(exc))
+                # The consumer already reported why it stopped (auth_error...): keep that; else derive it.
+                reported = str(getattr(getattr(consumer, "state", None), "value", "") or "")
+                if reported in ("auth_error", "conflict", "container_down"):
+                    self._set_connection(reported, self.connection_detail or describe_error(exc))
+                else:
+                    self._set_connection(_state_for_error(exc), describe_error(exc))
             return
         if not self._closing:
             self._on_consumer_state()
@@ -470,6 +475,10 @@ def describe_error(exc: BaseException | None) -> str:
 
 
 def _state_for_error(exc: BaseException) -> str:
+    from ..sources.ttmt import errors
+
+    if isinstance(exc, (errors.AuthError, errors.ForbiddenError)):
+        return "auth_error"
     status = getattr(exc, "status", None)
     if status in (401, 403):
         return "auth_error"

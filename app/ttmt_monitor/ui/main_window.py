@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -378,13 +379,20 @@ class MainWindow(QMainWindow):
     def _detail_dialog(self, title: str, widget: QWidget) -> QDialog:
         dialog = QDialog(self)
         dialog.setWindowTitle(title)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         QVBoxLayout(dialog).addWidget(widget)
         dialog.resize(900, 640)
-        dialog.destroyed.connect(lambda *_: self._details.remove(dialog) if dialog in self._details else None)
+        # Not WA_DeleteOnClose: a loader task may still hold the detail widget when the user closes the dialog;
+        # we forget it on finish and let Qt delete it on the next loop turn, and loaders check it is still valid.
+        dialog.finished.connect(self._forget_detail)
         self._details.append(dialog)
         dialog.show()  # non-modal: never exec() (it would nest an event loop inside qasync)
         return dialog
+
+    def _forget_detail(self, _code: int = 0) -> None:
+        dialog = self.sender()
+        if dialog in self._details:
+            self._details.remove(dialog)
+            dialog.deleteLater()
 
     def open_trade(self, trade_id: str) -> QDialog:
         """Show the trade detail at once from the table's row, then fill in the fat trade from REST."""
@@ -415,10 +423,8 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001
             self.status.showMessage(f"Trade details not loaded: {describe_error(exc)}", 8000)
             return
-        try:
+        if shiboken6.isValid(detail):  # the dialog may have been closed while we waited
             detail.set_trade(trade, signal)
-        except RuntimeError:
-            pass  # the dialog was closed while we waited
 
     def open_signal(self, signal_id: str) -> QDialog:
         from .signal_detail import SignalDetail
@@ -441,10 +447,8 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001
             self.status.showMessage(f"Signal not loaded: {describe_error(exc)}", 8000)
             return
-        try:
+        if shiboken6.isValid(detail):
             detail.set_signal(signal)
-        except RuntimeError:
-            pass
 
     # --- display options ------------------------------------------------------------------------------------
 
@@ -483,6 +487,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.save_state()
         for dialog in list(self._details):
-            dialog.close()
+            dialog.done(0)
         super().closeEvent(event)
         self.closed.emit()

@@ -64,14 +64,18 @@ class SingleInstance(QObject):
             conn = server.nextPendingConnection()
             if conn is None:
                 break
-            conn.readyRead.connect(lambda c=conn: self._on_ready(c))
+            # A bound method, not a lambda holding the socket: a closure over a Qt object that Qt deletes first
+            # crashes PySide at interpreter exit.
+            conn.readyRead.connect(self._on_ready)
             conn.disconnected.connect(conn.deleteLater)
 
-    def _on_ready(self, conn: QLocalSocket) -> None:
-        if bytes(conn.readAll().data()).startswith(b"raise"):
+    def _on_ready(self) -> None:
+        conn = self.sender()
+        if isinstance(conn, QLocalSocket) and bytes(conn.readAll().data()).startswith(b"raise"):
             self.raise_requested.emit()
 
     def release(self) -> None:
         if self._server is not None:
             self._server.close()
+            self._server.deleteLater()
             self._server = None

@@ -1,0 +1,294 @@
+"""The desktop app against the simulator over real HTTP: the window fills, injected events reach the right rows and
+cells (and agree with REST afterwards), history pages in, the status bar follows fault switches, details open,
+shortcuts work, settings never hold the key, the single-instance guard, and the ``--smoke-test``/``--screenshot``
+flags end to end in a child process.
+
+Async tests run on a real qasync loop (``run_on_qasync``) and await futures, never ``qtbot.waitSignal`` (that would
+spin a nested loop inside the coroutine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication
+
+from ttmt_monitor.sources.ttmt.client import TTMTClient
+from ttmt_monitor.ui.app import run_qasync
+from ttmt_monitor.ui.controller import DeskController
+from ttmt_monitor.ui.main_window import MainWindow
+from ttmt_monitor.ui.settings import AppSettings
+from ttmt_monitor.ui.table_base import ROW_ROLE
+
+
+def run_on_qasync(make: Callable[[], Awaitable[Any]], timeout: float = 45.0) -> Any:
+    app = QApplication.instance() or QApplication([])
+    app.setQuitOnLastWindowClosed(False)
+    return run_qasync(app, make, timeout)
+
+
+async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll on the running loop (the loop keeps running: no nested event loop)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AppSettings:
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+def dispose(window: MainWindow) -> None:
+    """Delete the window now, before its controller (and the models its views show) can be collected."""
+    import shiboken6
+
+    if shiboken6.isValid(window):
+        shiboken6.delete(window)
+
+
+def make_window(sim: Any, settings: AppSettings, **kw: Any) -> tuple[DeskController, MainWindow]:
+    controller = DeskController(sim.base_url, sim.api_key, **kw)
+    window = MainWindow(controller, settings)
+    window.show()
+    return controller, window
+
+
+def test_window_fills_and_live_events_update_the_right_rows(qapp, sim_paused, settings):
+    sim = sim_paused
+
+    async def scenario() -> dict[str, Any]:
+        controller, window = make_window(sim, settings)
+        try:
+            assert await controller.start(), controller.connection_detail
+            async with TTMTClient(sim.base_url, sim.api_key) as client:
+                rest_positions = await client.positions()
+                rest_accounts = await client.accounts()
+            # Tables fill from REST.
+            assert controller.accounts_model.rowCount() == len(rest_accounts) > 0
+            assert {p.id for p in controller.positions_model.objects()} == {p.id for p in rest_positions}
+            assert controller.trades_model.rowCount() > 0 and controller.signals_model.rowCount() > 0
+            await until(lambda: controller.connection_state == "live", 15, "stream live")
+            before = {p.id: p.current_price for p in controller.positions_model.objects()}
+            start_events = controller.live_events
+            emitted = await in_thread(sim.faults.burst, 300)
+            assert emitted >= 300
+            await until(lambda: controller.live_events - start_events >= emitted, 20, "burst applied")
+            await until(lambda: controller.pending() == 0, 5, "queue drained")
+            await asyncio.sleep(0.6)  # the account figures' throttle
+            async with TTMTClient(sim.base_url, sim.api_key) as client:
+                rest_after = {p.id: p for p in await client.positions()}
+                snapshot = await client.snapshot()
+            shown = {p.id: p for p in controller.positions_model.objects()}
+            # Every open position row agrees with REST in every field the table shows.
+            assert shown.keys() == rest_after.keys()
+            for pid, p in rest_after.items():
+                assert (shown[pid].current_price, shown[pid].unrealized_pl) == (p.current_price, p.unrealized_pl)
+            moved = [pid for pid in rest_after if before.get(pid) != rest_after[pid].current_price]
+            assert moved, "the burst moved no price"
+            # Open trades' P&L (summed from positions by core.state) agrees with REST too.
+            for t in snapshot.trades:
+                row = controller.trades_model.get(t.id)
+                assert row is not None and row.unrealized_pl == t.unrealized_pl, t.reference
+            # The accounts' open P&L is the per-currency sum of the REST positions.
+            for r in controller.accounts_model.objects():
+                expected = sum((p.unrealized_pl for p in rest_after.values()
+                                if p.account_id == r.account_id and p.unrealized_pl is not None), start=type(
+                                    r.open_pl)(0))
+                assert r.open_pl == expected, r.account.label
+            window.grab().save(str(Path(os.environ.get("TMPDIR", "/tmp")) / "ttmt_ui_live.png"))
+            return {"moved": len(moved), "texts": window.summary.texts()}
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    result = run_on_qasync(scenario, timeout=60)
+    assert result["moved"] > 0
+    assert all(("USD" in t) or ("EUR" in t) for t in result["texts"] if "open" in t)
+
+
+def test_history_pages_in_with_fetch_more(qapp, sim_paused, settings, monkeypatch):
+    import ttmt_monitor.ui.controller as controller_module
+
+    monkeypatch.setattr(controller_module, "PAGE_SIZE", 10)
+    sim = sim_paused
+
+    async def scenario() -> tuple[int, int, int]:
+        controller, window = make_window(sim, settings, start_stream=False)
+        try:
+            assert await controller.start()
+            async with TTMTClient(sim.base_url, sim.api_key) as client:
+                total = len([t async for t in client.iter_trades()])
+            model = controller.trades_model
+            first = model.rowCount()
+            assert model.canFetchMore()
+            pages = 0
+            while model.canFetchMore() and pages < 20:
+                n = model.rowCount()
+                model.fetchMore()  # what the view calls when the user scrolls to the end
+                await until(lambda: not model.fetching, 15, "a page of older trades")
+                assert model.rowCount() > n
+                pages += 1
+            ids = model.keys()
+            assert len(ids) == len(set(ids))
+            return first, model.rowCount(), total
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    first, final, total = run_on_qasync(scenario)
+    assert first < total
+    assert final == total
+
+
+@pytest.mark.parametrize("fault", ["container_down", "conflict", "auth_error"])
+def test_status_bar_follows_fault_switches(qapp, sim_paused, settings, fault):
+    sim = sim_paused
+
+    async def scenario() -> tuple[str, str, bool]:
+        controller, window = make_window(sim, settings)
+        try:
+            assert await controller.start()
+            await until(lambda: window.status.state == "live", 15, "live")
+            if fault == "container_down":
+                await in_thread(sim.faults.container_down)
+            elif fault == "conflict":
+                await in_thread(sim.faults.hold_phantom_stream)
+                await in_thread(sim.faults.drop_streams)
+            else:
+                await in_thread(sim.faults.set_auth_recheck, 0.3)
+                await in_thread(sim.faults.revoke_key)
+            await until(lambda: window.status.state == fault, 20, f"status bar shows {fault}")
+            # The tables keep their data while the stream is in trouble.
+            assert controller.positions_model.rowCount() + controller.trades_model.rowCount() > 0
+            return window.status.state, window.banner.state, window.banner.isVisible()
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    state, banner_state, banner_visible = run_on_qasync(scenario)
+    assert state == fault
+    assert banner_visible and banner_state == fault  # these states need the user: a banner says so
+
+
+def test_details_shortcuts_and_display_options(qapp, sim_paused, settings):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller, window = make_window(sim, settings, start_stream=False)
+        try:
+            assert await controller.start()
+            assert window._pnl_view is None  # the chart (pyqtgraph) is not built until its tab is shown
+            # Double-click a trade: the trade detail opens and fills from GET /trades/{id}.
+            window.select_tab("trades")
+            view = window.views["trades"]
+            index = view.proxy.index(0, 0)
+            trade = view.object_at(index)
+            view.doubleClicked.emit(index)
+            await until(lambda: len(window._details) == 1, 5, "trade detail")
+            await asyncio.sleep(0.5)
+            dialog = window._details[0]
+            assert trade.reference in dialog.windowTitle() or trade.id[:8] in dialog.windowTitle()
+            dialog.close()
+            await until(lambda: not window._details, 5, "detail closed")
+            # Signals: double-click opens the signal detail.
+            sview = window.views["signals"]
+            sview.doubleClicked.emit(sview.proxy.index(0, 0))
+            await until(lambda: len(window._details) == 1, 5, "signal detail")
+            window._details[0].close()
+            # Ctrl+2 switches tabs; Ctrl+C copies selected rows as TSV.
+            window.activateWindow()
+            for n, name in enumerate(("accounts", "positions", "trades", "signals"), start=1):
+                window.select_tab("signals" if name == "accounts" else "accounts")
+                action = next(a for a in window.findChildren(type(window.refresh_action))
+                              if a.shortcut().toString() == f"Ctrl+{n}")
+                action.trigger()
+                assert window.current_tab() == name
+            window.select_tab("trades")
+            view.selectRow(0)
+            view.copy_selection()
+            copied = QApplication.clipboard().text()
+            assert copied.startswith("Ref\t") and view.proxy.data(view.proxy.index(0, 0)) in copied
+            # UTC toggle changes the time header; the P&L tab is created only when first shown.
+            window.utc_action.setChecked(True)
+            assert "(UTC)" in str(controller.trades_model.headerData(1, Qt.Orientation.Horizontal))
+            window.select_tab("pnl")
+            assert window._pnl_view is not None
+            assert view.proxy.data(view.proxy.index(0, 0), ROW_ROLE) is not None
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+    # Window geometry, layouts and options are saved; the key never is.
+    settings.sync()
+    qs = settings.qs
+    stored = " ".join(str(qs.value(k)) for k in qs.allKeys())
+    assert qs.value("tables/trades/header") is not None and settings.utc
+    assert sim_paused.api_key not in stored
+    assert sim_paused.api_key not in Path(qs.fileName()).read_text(errors="replace")
+
+
+def test_single_instance_guard_raises_the_first(qtbot):
+    from ttmt_monitor.ui.single_instance import SingleInstance
+
+    key = "ttmt_live_" + "x" * 43
+    first = SingleInstance("http://127.0.0.1:1/api/v1", key)
+    second = SingleInstance("http://127.0.0.1:1/api/v1", key)
+    other = SingleInstance("http://127.0.0.1:1/api/v1", key[:-1] + "y")
+    try:
+        assert key not in first.name and "xxxx" not in first.name
+        assert first.acquire()
+        with qtbot.waitSignal(first.raise_requested, timeout=3000):
+            assert not second.acquire()
+        assert other.acquire()  # another key is another desk
+    finally:
+        for guard in (first, second, other):
+            guard.release()
+            guard.deleteLater()
+        qtbot.wait(50)
+
+
+def _run_app(args: list[str], tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
+    return subprocess.run([sys.executable, "-m", "ttmt_monitor", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_screenshot_flag_end_to_end(tmp_path):
+    from PySide6.QtGui import QImage
+
+    shot = tmp_path / "w.png"
+    proc = _run_app(["--demo", "--screenshot", str(shot), "--quit-after", "40", "--tab", "trades"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ok (" in proc.stdout
+    image = QImage(str(shot))
+    assert not image.isNull() and image.width() > 600 and image.height() > 300
+    assert "Traceback" not in proc.stderr
+    assert "ttmt_live_" not in proc.stdout + proc.stderr  # the key is never printed by the app
+
+
+def test_without_key_headless_says_so_clearly(tmp_path):
+    proc = _run_app(["--smoke-test", "--base-url", "http://127.0.0.1:9/api/v1"], tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert "--demo" in proc.stderr and "Traceback" not in proc.stderr
