@@ -49,9 +49,12 @@ IMPLEMENTATION NOTES (this module's choices where the contract is silent):
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from itertools import repeat
 from typing import Any
 
 from .models import (
@@ -75,7 +78,58 @@ from .models import (
 __all__ = ["TableChange", "Change", "DeskState", "apply", "apply_many"]
 
 _ZERO = Decimal(0)
-_replace = dataclasses.replace
+_MemberDescriptor = type(Trade.id)  # type: ignore[attr-defined]
+_consume = deque(maxlen=0).extend
+
+
+def _fast_replacer(cls: type) -> Any:
+    """``dataclasses.replace`` for a frozen slots dataclass without ``__post_init__``, ~5x cheaper.
+
+    ``dataclasses.replace`` re-runs ``__init__`` through keyword arguments (~50 µs for a Trade here, the biggest
+    cost of ``apply``); this copies the slots through their member descriptors. Checked against the real
+    ``replace`` once at import; any surprise falls back to it.
+    """
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    descs = []
+    for name in names:
+        desc = next((k.__dict__[name] for k in cls.__mro__ if name in k.__dict__), None)
+        if type(desc) is not _MemberDescriptor or hasattr(cls, "__post_init__"):
+            return dataclasses.replace
+        descs.append(desc)
+    descs_t = tuple(descs)
+    count = len(descs_t)
+    index = {name: i for i, name in enumerate(names)}
+    read_all = operator.attrgetter(*names)  # one C call returns every field
+    set_slot = _MemberDescriptor.__set__
+    new = object.__new__
+
+    def replace(obj: Any, **changes: Any) -> Any:
+        values = list(read_all(obj))
+        for name, value in changes.items():
+            values[index[name]] = value
+        out = new(cls)
+        _consume(map(set_slot, descs_t, repeat(out, count), values))
+        return out
+
+    probe = cls(*(object() for _ in names))
+    marker = object()
+    try:
+        fast, slow = replace(probe, **{names[0]: marker}), dataclasses.replace(probe, **{names[0]: marker})
+        if fast == slow and type(fast) is cls:
+            return replace
+    except Exception:  # noqa: BLE001 - use the real one
+        pass
+    return dataclasses.replace
+
+
+_REPLACERS: dict[type, Any] = {}
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    fn = _REPLACERS.get(type(obj))
+    if fn is None:
+        fn = _REPLACERS[type(obj)] = _fast_replacer(type(obj))
+    return fn(obj, **changes)
 # How many terminal trades the live state keeps (the "recent" part of "open and recent"); older ones are dropped
 # oldest-first so that a desk left running for weeks does not grow without bound. The store keeps history.
 MAX_TERMINAL_TRADES = 5000
