@@ -406,6 +406,8 @@ def test_filter_bar_emits_specs_and_keeps_choices(qtbot):
     window.grab().save("/tmp/filter_bar.png")
     # Ctrl+F from the table focuses the search field, Esc there clears it.
     window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=2000)
+    assert bar.find_shortcut is not None  # no Find action in this window: the bar brings its own Ctrl+F
     table = holder.findChild(ReadOnlyTable)
     table.setFocus()
     qtbot.keyClick(table, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
@@ -416,6 +418,32 @@ def test_filter_bar_emits_specs_and_keeps_choices(qtbot):
     with qtbot.waitSignal(bar.changed, timeout=1000) as blocker:
         bar.reset()
     assert blocker.args[0].is_empty
+
+
+def test_ctrl_f_with_a_window_find_action_is_not_ambiguous(qtbot):
+    """The shell has a menu "Find" on Ctrl+F calling focus_search(): the bar must not add a second shortcut."""
+    from PySide6.QtGui import QAction, QKeySequence
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    bar = FilterBar()
+    holder = QWidget()
+    QVBoxLayout(holder).addWidget(bar)
+    table = ReadOnlyTable(["x"])
+    holder.layout().addWidget(table)
+    window.setCentralWidget(holder)
+    find = QAction("&Find", window)
+    find.setShortcut(QKeySequence(QKeySequence.StandardKey.Find))
+    find.triggered.connect(lambda _checked=False: bar.focus_search())
+    window.menuBar().addMenu("&View").addAction(find)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=2000)
+    assert bar.find_shortcut is None
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert bar.search_edit.hasFocus()
 
 
 # ---------------------------------------------------------------------------------------------- status bar
@@ -443,6 +471,12 @@ def test_status_bar_states_and_age(qtbot):
     qtbot.waitUntil(lambda: bar.age_text() == "last event 2 min ago", timeout=2500)  # the 1 s tick updates it
     bar.set_last_event_at(datetime(2026, 6, 1, 12, 2))  # naive = UTC
     assert bar.age_text() == "last event 0 s ago"
+    # A temporary message (the shell's "Trade details not loaded…") never hides the connection state.
+    bar.set_state("resyncing")
+    bar.show()
+    qtbot.waitExposed(bar)
+    bar.showMessage("Trade details not loaded: Network error", 5000)
+    assert bar.state_label.isVisible() and bar.age_label.isVisible()
 
 
 def test_banner_for_states_needing_the_user(qtbot):

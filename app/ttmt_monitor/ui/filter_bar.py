@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QSizePolicy, QWidget
 
 from ..core.models import (
@@ -213,14 +213,26 @@ class FilterBar(QWidget):
             layout.addWidget(w)
         layout.addWidget(self.search_edit, 1)
 
-        if shortcut:
-            # Window-wide, so Ctrl+F works from the tables. The shell must not bind Ctrl+F itself (an ambiguous
-            # shortcut fires neither); it can pass shortcut=False and call focus_search() instead.
-            find = QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self)
-            find.activated.connect(self.focus_search)
+        # Ctrl+F: installed when first shown, and only if the window has no action of its own for Find (a menu
+        # "Find" calling focus_search()): two window shortcuts on one key are ambiguous and Qt fires neither.
+        self._want_shortcut = shortcut
+        self.find_shortcut: QShortcut | None = None
         clear = QShortcut(QKeySequence("Esc"), self.search_edit)
         clear.setContext(Qt.ShortcutContext.WidgetShortcut)
         clear.activated.connect(self._clear_search)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._want_shortcut and self.find_shortcut is None:
+            self._want_shortcut = False
+            find = QKeySequence(QKeySequence.StandardKey.Find)
+            taken = any(
+                action.shortcut() == find or find in action.shortcuts()
+                for action in self.window().findChildren(QAction)
+            )
+            if not taken:
+                self.find_shortcut = QShortcut(find, self)  # window-wide: works while a table has the focus
+                self.find_shortcut.activated.connect(self.focus_search)
 
     # --- construction helpers ----------------------------------------------------------------------------------
 

@@ -81,14 +81,19 @@ class ConnectionStatusBar(QStatusBar):
         self.age_label = plain_label("", selectable=False)
         self.age_label.setAccessibleName("Last event")
 
+        # A long problem detail must not push "last event" off the bar.
+        self.detail_label.setMaximumWidth(self.fontMetrics().horizontalAdvance("x") * 70)
+
         holder = QWidget()
         row = QHBoxLayout(holder)
         row.setContentsMargins(4, 0, 4, 0)
         row.setSpacing(6)
         row.addWidget(self.dot_label)
         row.addWidget(self.state_label)
-        row.addWidget(self.detail_label, 1)
-        self.addWidget(holder, 1)
+        row.addWidget(self.detail_label)
+        # Permanent widgets: a temporary showMessage() ("Trade details not loaded…") takes the free space on the
+        # left and never hides the connection state, which must be visible at all times.
+        self.addPermanentWidget(holder)
         self.addPermanentWidget(self.age_label)
 
         # One timer for the age text: once a second is what "n s ago" can show anyway.
