@@ -360,6 +360,7 @@ SCALARS = st.one_of(
     st.text(max_size=30),
     st.sampled_from(["NaN", "-Infinity", "1e999999", "0.1", "  7 ", "²", "٣", "tp1", "BUY", "closed", "",
                      "2026-07-02T08:15:44.902Z", "2026-07-02T08:15:44+14:00", "0001-01-01T00:00:00+01:00",
+                     "0001-01-01T00:00:00Z", "0999-12-31T23:59:59.999Z",
                      "9999-12-31T23:59:59.999999-12:00", "2026-02-30T00:00:00Z", "20260702T081544Z"]),
 )
 JSONISH = st.recursive(
@@ -503,3 +504,4 @@ def test_dumps_writes_decimals_exactly() -> None:
     assert to_wire(t)["tp_hits"] == {"tp1": True, "tp2": False, "tp3": False, "tp4": False, "tp5": False,
                                      "tp6": False}
     assert to_wire(datetime(2026, 7, 2, 10, 0, tzinfo=timezone(timedelta(hours=2)))) == "2026-07-02T08:00:00.000Z"
+    assert to_wire(datetime(1, 2, 3, 4, 5, 6, 7890, tzinfo=UTC)) == "0001-02-03T04:05:06.007Z"

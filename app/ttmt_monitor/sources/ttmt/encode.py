@@ -49,7 +49,11 @@ def iso(ts: datetime | None) -> str | None:
         ts = ts.replace(tzinfo=UTC)
     else:
         ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    # Formatted by hand: strftime("%Y") drops the leading zeros of years before 1000 on glibc.
+    return (
+        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}."
+        f"{ts.microsecond // 1000:03d}Z"
+    )
 
 
 def _signal_ref(ref: SignalRef | None) -> dict[str, Any] | None:
