@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from dataclasses import replace as dc_replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from ttmt_monitor.core import pnl
-from ttmt_monitor.core.models import TradeFinalized
+from ttmt_monitor.core.models import PositionUpdated, TradeFinalized
 from ttmt_monitor.core.state import DeskState, apply
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.decode import decode_event
@@ -132,8 +134,16 @@ def test_trade_chart_from_a_real_fat_trade(qtbot, sim_paused) -> None:
     chart = TradeChart()
     qtbot.addWidget(chart)
     chart.set_trade(trade)
-    chart.set_path([(p.opened_at, p.entry_price) for p in trade.positions or () if p.opened_at and p.entry_price])
     chart.refresh()
+    xs, _ = chart.path_item.getData()
+    assert xs is not None and len(xs) >= 2  # seeded from the trade's fills and closes (REST has no ticks)
+    before = len(xs)
+    last = trade.positions[-1]
+    tick = PositionUpdated(event_id=10**9, type="position_update", timestamp=datetime.now(UTC), raw={},
+                           position=dc_replace(last, current_price=Decimal("1.5") + (last.entry_price or 0)))
+    chart.update_from([tick])
+    chart.refresh()
+    assert len(chart.path_item.getData()[0]) == before + 1
     filled = [o for o in trade.orders or () if o.status == "filled" and o.fill_price is not None]
     assert len(chart.fill_item.getData()[0]) == len(filled) > 0
     assert len(chart.hit_item.getData()[0]) == sum(1 for p in trade.positions if p.close_reason == "tp")
@@ -208,8 +218,7 @@ def test_attach_follows_the_real_desk_controller(qtbot, sim_paused) -> None:
 def test_price_ticks_move_only_the_open_segment(qtbot) -> None:
     """Position updates (the bulk of live traffic) must not recompute the whole history: series and stats
     objects stay the same, only the open-P&L segment and label move."""
-    from dataclasses import replace as dc_replace
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from ttmt_monitor.core.models import PositionUpdated, Trade
     from ttmt_monitor.ui.pnl_view import PnlView

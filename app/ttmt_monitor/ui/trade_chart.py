@@ -45,6 +45,23 @@ ENTRY_COLOUR = "#0969da"
 PATH_COLOUR = "#8b949e"
 
 
+def path_from_trade(trade: Trade) -> list[tuple[float, float]]:
+    """(Unix seconds, price) points a trade's own objects give: order fills, position entries and closes, and
+    the open positions' current price at the trade's last update. Sorted; duplicates (same time) collapsed."""
+    pts: dict[float, float] = {}
+    for o in trade.orders or ():
+        if o.filled_at is not None and o.fill_price is not None:
+            pts[o.filled_at.timestamp()] = float(o.fill_price)
+    for p in trade.positions or ():
+        if p.opened_at is not None and p.entry_price is not None:
+            pts.setdefault(p.opened_at.timestamp(), float(p.entry_price))
+        if p.closed_at is not None and p.close_price is not None:
+            pts[p.closed_at.timestamp()] = float(p.close_price)
+        elif p.current_price is not None and trade.updated_at is not None:
+            pts[trade.updated_at.timestamp()] = float(p.current_price)
+    return sorted(pts.items())
+
+
 class TradeChart(QWidget):
     def __init__(self, parent: QWidget | None = None, *, tz: Any = None) -> None:
         super().__init__(parent)
@@ -117,6 +134,10 @@ class TradeChart(QWidget):
         for o in trade.orders or ():
             if o.status == "filled" and o.fill_price is not None and o.filled_at is not None:
                 self._add_fill(o.id, o.filled_at, o.fill_price, o.layer, o.volume)
+        if not self._path:
+            # REST keeps no tick history: seed the path with the prices the trade itself knows (fills, closes,
+            # the current price); live position updates then extend it.
+            self._path = path_from_trade(trade)
         for p in trade.positions or ():
             if p.close_reason == "tp" and p.closed_at is not None:
                 price = p.close_price if p.close_price is not None else p.take_profit
