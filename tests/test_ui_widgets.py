@@ -500,6 +500,10 @@ def test_banner_for_states_needing_the_user(qtbot):
     assert not banner.isHidden()
     assert banner.button_texts() == ["Replace key…"]
     assert "revoked" in banner.text_label.text()
+    qtbot.wait(20)
+    # The state text is laid out at its full width, not clipped ("API key reject").
+    assert bar.state_label.width() >= bar.state_label.sizeHint().width()
+    assert bar.detail_label.width() >= bar.detail_label.sizeHint().width()
     window.grab().save("/tmp/banner_auth_error.png")
     with qtbot.waitSignal(banner.action_requested, timeout=500) as blocker:
         banner.button("replace_key").click()

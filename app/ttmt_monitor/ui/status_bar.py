@@ -83,6 +83,7 @@ class ConnectionStatusBar(QStatusBar):
 
         # A long problem detail must not push "last event" off the bar.
         self.detail_label.setMaximumWidth(self.fontMetrics().horizontalAdvance("x") * 70)
+        self.detail_label.setMinimumWidth(1)  # in a narrow window the detail is clipped, never the state itself
 
         holder = QWidget()
         row = QHBoxLayout(holder)
@@ -127,6 +128,9 @@ class ConnectionStatusBar(QStatusBar):
         self.detail_label.setText(f"— {detail}" if detail else "")
         self.dot_label.setPixmap(dot_pixmap(state_color(state, is_dark(self.palette())), 10))
         self.dot_label.setAccessibleDescription(self.state_text())
+        # QStatusBar lays out permanent widgets with the size hints it saw when they were added; the new text
+        # needs a re-layout or it is clipped ("API key reject").
+        self.reformat()
         self.state_changed.emit(self._state, self._detail)
 
     def set_last_event_at(self, when: datetime | None) -> None:
