@@ -194,3 +194,76 @@ def test_the_apps_own_state_ends_with_what_rest_has(played) -> None:
     assert not mismatches, mismatches[:5]
     open_trades = {t["id"] for t in user.trades.values() if t["status"] in ("pending", "active", "needs_recovery")}
     assert set(desk.open_trades()) == open_trades
+
+
+def test_over_http_stream_events_applied_to_a_rest_snapshot_equal_rest() -> None:
+    """End to end on loopback: REST snapshot, then every event the /stream delivers while the engine runs, applied
+    with the wire applier, equals what REST answers afterwards (trades, their positions, the open set)."""
+    import json
+    import threading
+
+    import httpx
+
+    from ttmt_monitor.sim.runner import SimulatorThread
+
+    with SimulatorThread(seed=3, history_days=1, engine_running=False, rate_limit=100000, open_trades=6) as sim:
+        headers = {"Authorization": f"Bearer {sim.api_key}"}
+        with httpx.Client(base_url=sim.base_url, headers=headers, timeout=10.0) as rest:
+            positions = rest.get("/positions").json()["data"]
+            trades = rest.get("/trades", params={"status": "open", "limit": 100}).json()["data"]
+            orders = [o for t in trades for o in rest.get(f"/trades/{t['id']}/orders").json()["data"]]
+            state = WireState(trades, positions, orders)
+
+            events: list[dict[str, Any]] = []
+            connected, done = threading.Event(), threading.Event()
+            target: list[int] = []
+            errors: list[BaseException] = []
+
+            def listen() -> None:
+                try:
+                    with httpx.stream("GET", sim.base_url + "/stream", headers=headers,
+                                      timeout=httpx.Timeout(10.0, read=20.0)) as resp:
+                        assert resp.status_code == 200
+                        for line in resp.iter_lines():
+                            if line.startswith("retry:"):
+                                connected.set()
+                            if not line.startswith("data:"):
+                                continue
+                            env = json.loads(line[5:])
+                            if "eventId" in env:
+                                events.append(env)
+                                if target and env["eventId"] >= target[0]:
+                                    break
+                except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+                    errors.append(exc)
+                finally:
+                    connected.set()
+                    done.set()
+
+            reader = threading.Thread(target=listen, daemon=True)
+            reader.start()
+            assert connected.wait(10.0) and not errors
+            emitted = sim.call(sim.engine.step, 150) + sim.call(sim.engine.burst, 300)
+            last = sim.call(lambda: sim.world.users[DEMO_USER_ID].events.last_id)
+            assert emitted > 300 and last == emitted
+            target.append(last)
+            assert done.wait(30.0), f"stream delivered {len(events)} of {last} events"
+            assert not errors, errors
+            assert [e["eventId"] for e in events] == list(range(1, last + 1))
+
+            for env in events:
+                state.apply(env)
+            assert len(state.touched_trades) >= 3 and len(state.touched_positions) >= 5
+            mismatches = []
+            for tid in state.touched_trades:
+                fat = rest.get(f"/trades/{tid}").json()
+                want = _dec({k: v for k, v in fat.items() if k not in ("signal", "positions", "orders")})
+                if state.trades[tid] != want:
+                    mismatches.append((tid, {k: (state.trades[tid].get(k), v) for k, v in want.items()
+                                             if state.trades[tid].get(k) != v}))
+                for pos in fat["positions"]:
+                    if pos["id"] in state.positions and state.positions[pos["id"]] != _dec(pos):
+                        mismatches.append((pos["id"], "position differs"))
+            assert not mismatches, mismatches[:5]
+            open_rest = {p["id"] for p in rest.get("/positions").json()["data"]}
+            assert open_rest == {p for p, v in state.positions.items() if v["status"] != "closed"}
