@@ -104,7 +104,15 @@ def test_pl_colours_per_scheme_and_theme(qapp):
 
 
 def test_apply_theme_modes(qapp):
+    from PySide6.QtCore import Qt as _Qt
+
+    apply_theme(qapp, "system")
+    system_dark = is_dark(qapp.palette())
     assert apply_theme(qapp, "dark") is True and is_dark(qapp.palette())
+    assert qapp.testAttribute(_Qt.ApplicationAttribute.AA_SetPalette)  # ours, pinned
+    assert apply_theme(qapp, "system") is system_dark
+    assert not qapp.testAttribute(_Qt.ApplicationAttribute.AA_SetPalette)  # following the OS again
+    assert apply_theme(qapp, "dark") is True
     assert apply_theme(qapp, "light") is False and not is_dark(qapp.palette())
     apply_theme(qapp, "system")  # back to the platform's palette, whatever it is
     assert apply_theme(qapp, "bogus") == is_dark(qapp.palette())  # unknown mode = system, no exception

@@ -190,8 +190,9 @@ def apply_theme(app: QApplication, mode: str = "system") -> bool:
         if _forced_fusion and _native_style_name:
             app.setStyle(_native_style_name)
         _forced_fusion = False
-        # The style's standard palette is what the platform theme says now (dark on a dark OS, since Qt 6.5).
-        app.setPalette(app.style().standardPalette())
+        # An empty palette (no role set) means "the platform's": Qt then clears AA_SetPalette and keeps following
+        # the OS when the user switches light/dark later. (Setting style().standardPalette() would pin it.)
+        app.setPalette(QPalette())
     else:
         if not _forced_fusion and (_native_style_name or "").lower() != "fusion":
             app.setStyle("Fusion")
