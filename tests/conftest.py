@@ -16,11 +16,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator
 
-import pytest  # noqa: E402
-
-from ttmt_monitor.sim.runner import SimulatorThread  # noqa: E402
+import pytest
+from ttmt_monitor.sim.runner import SimulatorThread
 
 
 @pytest.fixture

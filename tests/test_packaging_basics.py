@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from ttmt_monitor import __version__
 from ttmt_monitor.sim.runner import sim_command, start_subprocess
 
@@ -24,7 +23,7 @@ BIN = Path(sys.executable).parent
 
 
 def run(cmd: list[str], timeout: float = 60, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, **kw)
 
 
 def test_version_from_every_entry():

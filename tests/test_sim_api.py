@@ -382,8 +382,8 @@ def test_junk_input_never_gives_500(hand):
         f"GET /api/v1/trades/{'a' * 5000} HTTP/1.1\r\n{auth}",
         "GARBAGE\r\n\r\n",
         f"GET /api/v1/accounts HTTP/1.1\r\n{auth}Content-Length: 5\r\n",
-        f"GET /_sim/burst HTTP/1.1\r\n",
-        f"POST /_sim/set_rate_limit HTTP/1.1\r\nContent-Length: 9\r\n",
+        "GET /_sim/burst HTTP/1.1\r\n",
+        "POST /_sim/set_rate_limit HTTP/1.1\r\nContent-Length: 9\r\n",
     ]
     for head in heads:
         status, response = raw_request(hand, head, b"not json!" if "Content-Length: 9" in head else

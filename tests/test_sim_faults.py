@@ -8,7 +8,6 @@ import time
 
 import httpx
 import pytest
-
 from test_sim_stream import Stream, open_streams, parse, wait_until
 
 
@@ -93,7 +92,7 @@ def test_pause_resume_and_burst():
     from ttmt_monitor.sim.runner import SimulatorThread
 
     with SimulatorThread(seed=2, history_days=1, speed=60.0) as sim:
-        status = lambda: httpx.get(sim.admin_url + "/status", timeout=5).json()  # noqa: E731
+        status = lambda: httpx.get(sim.admin_url + "/status", timeout=5).json()
         assert wait_until(lambda: status()["last_event_id"] > 0, timeout=10), "a fast market emits events"
         assert admin(sim, "pause_engine").status_code == 200
         assert status()["engine_paused"] is True

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sim.world import event_account_id
 
@@ -51,7 +50,7 @@ class Stream:
     def events(self, n: int, skip_comments: bool = True) -> list[dict]:
         out: list[dict] = []
         for frame in self.frames():
-            if skip_comments and (frame.startswith(":") or frame.startswith("retry:")):
+            if skip_comments and frame.startswith((":", "retry:")):
                 continue
             out.append(parse(frame))
             if len(out) >= n:
@@ -243,7 +242,7 @@ def test_account_filter(sim_paused):
     buffered = list(log.buffer)
     accounts = {event_account_id(e) for e in buffered} - {None}
     assert accounts, "the burst should touch at least one account"
-    account = sorted(accounts)[0]
+    account = min(accounts)
     expected = [e["eventId"] for e in buffered if event_account_id(e) in (account, None)]
     assert 0 < len(expected) < len(buffered) or len(accounts) == 1
     with Stream(sim_paused, last_event_id=0, params={"account_id": account}) as s:
@@ -297,7 +296,13 @@ def test_end_to_end_events_over_http_equal_rest():
     The same property A1 tests inside the process, here across the wire: the server's assembled views (trade
     objects, /positions, signal summaries) and its framing must not change anything the contract relies on."""
     from ttmt_monitor.core.state import DeskState, apply
-    from ttmt_monitor.sources.ttmt.decode import decode_event, decode_position, decode_snapshot, decode_trade, parse_json
+    from ttmt_monitor.sources.ttmt.decode import (
+        decode_event,
+        decode_position,
+        decode_snapshot,
+        decode_trade,
+        parse_json,
+    )
 
     with SimulatorThread(seed=7, history_days=2, engine_running=False, rate_limit=100_000) as sim, \
             httpx.Client(headers={"Authorization": f"Bearer {sim.api_key}"}, timeout=10) as c:

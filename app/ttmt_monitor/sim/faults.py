@@ -137,7 +137,7 @@ SWITCHES = frozenset(
 )
 
 
-def admin_handler(faults: Faults):  # noqa: ANN201 - returns the SimApp admin callback
+def admin_handler(faults: Faults):
     """The admin HTTP API as a SimApp callback: ``(method, switch, body) -> (status, result)``."""
 
     async def handle(method: str, switch: str, body: bytes) -> tuple[int, Any]:

@@ -237,8 +237,7 @@ def etag_matches(header: str | None, etag: str) -> bool:
         tag = part.strip()
         if tag == "*":
             return True
-        if tag.startswith("W/"):
-            tag = tag[2:]  # If-None-Match uses the weak comparison (RFC 9110 §13.1.2)
+        tag = tag.removeprefix("W/")  # If-None-Match uses the weak comparison (RFC 9110 §13.1.2)
         if tag == etag:
             return True
     return False
