@@ -73,8 +73,11 @@ def test_https_is_required_except_for_loopback() -> None:
         TTMTClient("https://user:pw@app.example/api/v1", BAD_KEY)
     with pytest.raises(ValueError):
         TTMTClient("https://app.example/api/v1", "")
-    with pytest.raises(ValueError):
-        TTMTClient("https://app.example/api/v1", BAD_KEY + "\r\nX-Evil: 1")
+    for bad in (BAD_KEY + "\r\nX-Evil: 1", "ttmt_live_é—" + "A" * 41, "ttmt_live_ AAAA"):
+        with pytest.raises(ValueError) as info:
+            TTMTClient("https://app.example/api/v1", bad)
+        assert bad.strip() not in str(info.value) and "ttmt_live_" in str(info.value)
+    TTMTClient("https://app.example/api/v1", f"  {BAD_KEY}\n")  # surrounding blanks of a paste are fine
 
 
 def test_repr_masks_the_key() -> None:

@@ -130,8 +130,12 @@ class TTMTClient:
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("an API key is required")
-        if any(c in api_key for c in "\r\n\0"):
-            raise ValueError("the API key contains a line break or NUL; paste it again")
+        if not all(33 <= ord(c) <= 126 for c in api_key.strip()):
+            # Never echo the key: say what is wrong with it, not what it is.
+            raise ValueError(
+                "the API key contains spaces, line breaks or non-ASCII characters; copy it again from the "
+                "TTMT dashboard (it looks like ttmt_live_ followed by 43 letters, digits, '-' or '_')"
+            )
         url = httpx.URL(base_url.strip() if isinstance(base_url, str) else base_url)
         if url.scheme not in ("https", "http") or not url.host:
             raise ValueError(f"the base URL must be an https:// URL, got {str(url)!r}")
@@ -246,7 +250,7 @@ class TTMTClient:
                     await asyncio.sleep(delay)
                     continue
                 raise NetworkError(
-                    detail=f"could not reach {self.base_url} ({type(exc).__name__}: {exc or 'no detail'}) "
+                    detail=f"could not reach {self.base_url} ({type(exc).__name__}: {str(exc) or 'no detail'}) "
                     f"after {failures + 1} attempt{'s' if failures else ''}",
                 ) from exc
             except BaseException:
