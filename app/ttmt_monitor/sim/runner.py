@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 import os
 import queue
 import subprocess
@@ -53,7 +54,15 @@ class Simulator:
             return None
         if not self.engine_running:
             self.engine.pause()
-        return asyncio.ensure_future(self.engine.run())
+        task = asyncio.ensure_future(self.engine.run())
+
+        def report(done: asyncio.Task[None]) -> None:
+            # A crashed engine would otherwise leave a silent market: REST keeps working, the stream goes quiet.
+            if not done.cancelled() and done.exception() is not None:
+                logging.getLogger("ttmt_monitor.sim").error("the market engine stopped", exc_info=done.exception())
+
+        task.add_done_callback(report)
+        return task
 
 
 def build_simulator(
