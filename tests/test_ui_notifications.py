@@ -74,6 +74,10 @@ def test_tray_route_when_a_tray_exists(qtbot, store) -> None:
     assert tray.icon.isVisible()
     assert [r for _, r in n.routes] == ["tray"] and banners == []
     assert centre.unread_count == 1
+    opened: list[str] = []
+    n.open_trade.connect(opened.append)
+    tray.icon.messageClicked.emit()  # what Qt emits when the user clicks the pop-up
+    assert opened == ["t1"]
 
 
 def test_quiet_hours_go_to_history_only_and_sounds_play_outside(qtbot, store) -> None:

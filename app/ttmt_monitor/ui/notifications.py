@@ -241,6 +241,7 @@ class Notifier(QObject):
 
     banner_requested = Signal(str)
     delivered = Signal(object)  # Notification, for the notification centre
+    open_trade = Signal(str)  # the user clicked the last tray pop-up, which belonged to this trade
 
     def __init__(
         self,
@@ -261,6 +262,10 @@ class Notifier(QObject):
         self.tray = tray
         self.sounds = sounds or SoundPlayer(self)
         self.routes: deque[tuple[Notification, str]] = deque(maxlen=HISTORY_ROUTES)
+        self._last_popup_trade: str | None = None
+        if tray is not None:
+            # QSystemTrayIcon says only "a message was clicked": it is the last one shown.
+            tray.icon.messageClicked.connect(self._on_popup_clicked)
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.poll)
@@ -294,6 +299,12 @@ class Notifier(QObject):
         if save:
             save_notify_settings(settings, self.settings_store)
 
+    def _on_popup_clicked(self) -> None:
+        if self._last_popup_trade:
+            self.open_trade.emit(self._last_popup_trade)
+        if self.tray is not None:
+            self.tray.show_window()
+
     # Delivery ------------------------------------------------------------------------------------------------
 
     def deliver(self, notifications: Iterable[Notification]) -> None:
@@ -302,6 +313,7 @@ class Notifier(QObject):
                 route = "history"
             elif self.tray is not None and self.tray.can_pop_up():
                 self.tray.show_message(n.title, n.body)
+                self._last_popup_trade = n.trade_id
                 route = "tray"
             else:
                 self.banner_requested.emit(f"{n.title}: {n.body}")
@@ -358,9 +370,11 @@ def wire_notifications(
         show_banner = getattr(banner, "show_message", None)
     if show_banner is not None:
         notifier.banner_requested.connect(show_banner)
+    opener = getattr(window, "open_trade", None)
+    if opener is not None:
+        notifier.open_trade.connect(opener)
     if centre is not None:
         notifier.delivered.connect(centre.add)
-        opener = getattr(window, "open_trade", None)
         if opener is not None and hasattr(centre, "open_trade"):
             centre.open_trade.connect(opener)
     return notifier

@@ -37,9 +37,10 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import pnl as core_pnl
-from ..core.formatting import format_pl, format_price, format_time
+from ..core.formatting import format_pl, format_price, format_time, pl_sign
 from ..core.models import Event, TpHit, Trade, TradeFinalized
 from ..core.stats import Stats, compute_stats
+from .theme import is_dark, pl_color
 
 AUTO_DOWNSAMPLE_FACTOR = 1.0
 REFRESH_MS = 200
@@ -455,25 +456,26 @@ class PnlView(QWidget):
             QTreeWidgetItem(tree, ["No closed trades in this range", ""])
         for cur, c in s.by_currency.items():
             top = QTreeWidgetItem(tree, [f"{cur}: {c.trades} trades", format_pl(c.net, cur)])
+            self._colour(top, c.net, cur)
             pf = c.profit_factor
-            rows = [
+            rows: list[tuple[str, str, Decimal | None]] = [
                 ("Win rate", f"{c.win_rate:.1%} ({c.wins} W / {c.losses} L / {c.breakevens} BE)"
-                 if c.win_rate is not None else "–"),
-                ("Profit factor", f"{pf:.2f}" if pf is not None else ("∞" if c.gross_profit > 0 else "–")),
-                ("Expectancy", format_pl(c.expectancy, cur)),
-                ("Max drawdown", format_pl(-c.max_drawdown, cur) if c.max_drawdown else format_pl(c.max_drawdown, cur)),
-                ("Best trade", self._trade_line(c.best, cur)),
-                ("Worst trade", self._trade_line(c.worst, cur)),
+                 if c.win_rate is not None else "–", None),
+                ("Profit factor", f"{pf:.2f}" if pf is not None else ("∞" if c.gross_profit > 0 else "–"), None),
+                ("Expectancy", format_pl(c.expectancy, cur), c.expectancy),
+                ("Max drawdown", format_pl(-c.max_drawdown, cur), -c.max_drawdown),
+                ("Best trade", self._trade_line(c.best, cur), c.best.pl if c.best else None),
+                ("Worst trade", self._trade_line(c.worst, cur), c.worst.pl if c.worst else None),
             ]
-            for name, value in rows:
-                QTreeWidgetItem(top, [name, value])
+            for name, value, signed in rows:
+                self._colour(QTreeWidgetItem(top, [name, value]), signed, cur)
             top.setExpanded(True)
         for title, table in (("P&L per channel", s.per_channel), ("P&L per symbol", s.per_symbol)):
             if not table:
                 continue
             top = QTreeWidgetItem(tree, [title, ""])
             for (name, cur), v in table.items():
-                QTreeWidgetItem(top, [name, format_pl(v, cur)])
+                self._colour(QTreeWidgetItem(top, [name, format_pl(v, cur)]), v, cur)
         rates = [r for r in s.tp_hit_rate.values() if r.eligible]
         if rates:
             top = QTreeWidgetItem(tree, ["TP-hit rate", ""])
@@ -483,6 +485,25 @@ class PnlView(QWidget):
         tree.resizeColumnToContents(0)
         tree.resizeColumnToContents(1)
         tree.setUpdatesEnabled(True)
+
+    def _colour(self, item: QTreeWidgetItem, value: Decimal | None, cur: str) -> None:
+        """P&L colour by sign in the user's scheme (the sign is in the text too: colour is never the only cue)."""
+        sign = pl_sign(value, cur) if value is not None else 0
+        if sign:
+            item.setForeground(1, pl_color(sign, self._scheme, is_dark(self.palette())))
+
+    def set_scheme(self, scheme: str) -> None:
+        self._scheme = scheme
+        self._schedule()
+
+    def set_time_zone(self, tz: tzinfo | None) -> None:
+        """Show times in ``tz`` (None = the system zone; ``datetime.UTC`` for the window's UTC option)."""
+        self._tz = tz
+        self._axis.utcOffset = utc_offset_for_axis(tz)
+        self._axis.picture = None  # pyqtgraph caches the drawn axis
+        self._axis.update()
+        self.plot.setLabel("bottom", f"Time ({self._zone_name()})")
+        self._schedule()
 
     @staticmethod
     def _trade_line(r: Any, cur: str) -> str:
