@@ -25,7 +25,8 @@ Matching rules (documented here because a user will ask why a row is hidden):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -71,10 +72,18 @@ class FilterSpec:
     date_window: str = "all"
     text: str = ""
     utc: bool = False  # where "today" starts: local midnight, or UTC midnight when the desk shows UTC
+    # Derived once (matches() runs for every row of a 10,000-row table on each filter change).
+    _words: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+    _symbol_key: str = field(default="", init=False, repr=False, compare=False)
+    _since_cache: list = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_words", tuple(self.text.lower().split()))
+        object.__setattr__(self, "_symbol_key", _base_symbol(self.symbol))
 
     @property
     def is_empty(self) -> bool:
-        return not (self.account_id or self.channel_id or self.symbol or self.status or self.text.strip()) and (
+        return not (self.account_id or self.channel_id or self.symbol or self.status or self._words) and (
             self.date_window == "all")
 
     def window_start(self, now: datetime | None = None) -> datetime | None:
@@ -90,11 +99,26 @@ class FilterSpec:
         days = 7 if self.date_window == "7d" else 30
         return current - timedelta(days=days)
 
+    def _since(self, now: datetime | None) -> datetime | None:
+        if self.date_window == "all":
+            return None
+        if now is not None:
+            return self.window_start(now)
+        # "Now" for a whole pass over the rows: recomputed at most once a second, not once per row.
+        tick = time.monotonic()
+        if self._since_cache and tick - self._since_cache[0] < 1.0:
+            return self._since_cache[1]
+        since = self.window_start(None)
+        self._since_cache[:] = [tick, since]
+        return since
+
     # --- matching ----------------------------------------------------------------------------------------------
 
     def matches(self, obj: object, *, now: datetime | None = None, trade: Trade | None = None) -> bool:
         """Whether ``obj`` (Trade, Position or Signal) passes every active filter. ``trade`` is a position's trade,
         used for the channel (positions do not carry one). Unknown object types pass (nothing to judge)."""
+        if self.is_empty:
+            return True
         if isinstance(obj, Trade):
             return self._match_trade(obj, now)
         if isinstance(obj, Position):
@@ -105,7 +129,7 @@ class FilterSpec:
 
     def _match_common(self, symbol: str | None, status: str | None, open_statuses: Sequence[str],
                       closed_statuses: Sequence[str] | None) -> bool:
-        if self.symbol and _base_symbol(symbol) != _base_symbol(self.symbol):
+        if self._symbol_key and _base_symbol(symbol) != self._symbol_key:
             return False
         if self.status:
             wanted = self.status.lower()
@@ -118,7 +142,7 @@ class FilterSpec:
         return True
 
     def _match_text(self, fields: Iterable[object]) -> bool:
-        words = self.text.lower().split()
+        words = self._words
         if not words:
             return True
         haystack = "\n".join(str(f) for f in fields if f is not None).lower()
@@ -126,11 +150,11 @@ class FilterSpec:
 
     def _in_window(self, start: datetime | None, end: datetime | None, is_open: bool,
                    now: datetime | None) -> bool:
-        since = self.window_start(now)
+        if self.date_window == "all" or is_open:
+            return True  # open: alive in any window that reaches now
+        since = self._since(now)
         if since is None:
             return True
-        if is_open:
-            return True  # still open: alive in any window that reaches now
         latest = end or start
         return latest is not None and latest >= since
 
@@ -168,7 +192,7 @@ class FilterSpec:
             return False
         if not self._match_common(s.symbol, s.status, ("pending",), None):
             return False
-        since = self.window_start(now)
+        since = self._since(now)
         if since is not None and (s.received_at is None or s.received_at < since):
             return False
         return self._match_text((s.id, s.symbol, s.direction, s.status, s.kind, s.channel_name, s.skip_reason,
