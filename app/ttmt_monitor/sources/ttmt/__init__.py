@@ -4,6 +4,40 @@
 - ``encode``  ``core.models`` objects → wire JSON (exact Decimals)
 - ``errors``  problem+json → typed exceptions
 - ``client``  ``TTMTClient``: the REST API with pacing, retries and an ETag cache
+- ``stream``  the SSE consumer (resume, dedupe, resync)
 
-Submodules are imported explicitly by callers so that importing the package stays cheap (no httpx here).
+Importing the package is cheap (no httpx): ``TTMTClient``, ``Page`` and the error classes are resolved from their
+submodules on first access, so ``from ttmt_monitor.sources.ttmt import TTMTClient`` works too.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "TTMTClient": "client",
+    "Page": "client",
+    "RateLimitState": "ratelimit",
+    "TTMTError": "errors",
+    "AuthError": "errors",
+    "ForbiddenError": "errors",
+    "NotFoundError": "errors",
+    "InvalidParameterError": "errors",
+    "MethodNotAllowedError": "errors",
+    "ConflictError": "errors",
+    "RateLimitedError": "errors",
+    "UnavailableError": "errors",
+    "ServerError": "errors",
+    "NetworkError": "errors",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{module}"), name)

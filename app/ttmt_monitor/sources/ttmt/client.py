@@ -527,7 +527,7 @@ class TTMTClient:
     async def _page(self, path: str, params: dict[str, str], decode: Any, cursor: str | None) -> Page[Any]:
         body, _, _ = await self._get_json(path, params)
         items = decode_list(self._data_list(body, "/" + path), decode)
-        has_more = body.get("has_more") is True if isinstance(body, dict) else False
+        has_more = body.get("has_more") in (True, "true", "True") if isinstance(body, dict) else False
         next_cursor = body.get("next_cursor") if isinstance(body, dict) else None
         if not isinstance(next_cursor, str) or not next_cursor:
             next_cursor = None
@@ -592,7 +592,8 @@ class TTMTClient:
             body, _, _ = await self._get_json("trades", params)
             trades.extend(self._data_list(body, "/trades"))
             next_cursor = body.get("next_cursor") if isinstance(body, dict) else None
-            if not (isinstance(body, dict) and body.get("has_more") is True and isinstance(next_cursor, str)):
+            if not (isinstance(body, dict) and body.get("has_more") in (True, "true", "True")
+                    and isinstance(next_cursor, str) and next_cursor):
                 break
             if next_cursor in seen:
                 raise TTMTError(title="Unexpected response", detail="the server repeated a page cursor")
