@@ -435,3 +435,86 @@ def test_engine_world_serves_consistently(sim_paused):
     other = sim_paused.world.users[sim_paused.other_user_id]
     for tid in list(other.trades)[:3]:
         assert get(sim_paused, f"/trades/{tid}").status_code == 404
+
+
+def test_filters_against_an_oracle_on_the_engine_world(sim_paused):
+    """Random filter combinations on /trades and /signals equal the same selection computed here from the world."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    sim_paused.faults.set_rate_limit(100_000)
+    user = sim_paused.call(lambda: sim_paused.world.users[sim_paused.demo_user_id])
+    trades = sim_paused.call(lambda: [dict(t) for t in user.trades.values()])
+    signals = sim_paused.call(lambda: [dict(s) for s in user.signals.values()])
+    accounts = sorted({t["account_id"] for t in trades})
+    channels = sorted({t["channel_id"] for t in trades})
+    symbols = sorted({t["symbol"] for t in trades})
+    groups = {"open": ("pending", "active", "needs_recovery"),
+              "closed": ("closed_profit", "closed_loss", "closed_breakeven", "not_filled", "failed",
+                         "closed_timeout_cleanup")}
+    stamps = sorted(t["created_at"] for t in trades)
+    rng = random.Random(11)
+    non_empty = 0
+
+    def some_date() -> str:
+        base = datetime.fromisoformat(rng.choice(stamps).replace("Z", "+00:00")) + timedelta(minutes=rng.randint(-90, 90))
+        return rng.choice([base.strftime("%Y-%m-%dT%H:%M:%SZ"), base.strftime("%Y-%m-%d"),
+                           base.astimezone(UTC).isoformat()])
+
+    def cut(d: str) -> str:
+        from ttmt_monitor.sim.server import parse_date
+
+        return parse_date("x", d)
+
+    for _ in range(25):
+        params: dict = {}
+        if rng.random() < 0.5:
+            params["status"] = rng.choice([*groups, *groups["open"], *groups["closed"]])
+        if rng.random() < 0.4:
+            params["symbol"] = rng.choice(symbols)
+        if rng.random() < 0.4:
+            params["account_id"] = rng.choice(accounts)
+        if rng.random() < 0.4:
+            params["channel_id"] = rng.choice(channels)
+        if rng.random() < 0.4:
+            params["after_date"] = some_date()
+        if rng.random() < 0.4:
+            params["before_date"] = some_date()
+        wanted = groups.get(params.get("status", ""), (params.get("status"),))
+        expected = [
+            t for t in trades
+            if ("status" not in params or t["status"] in wanted)
+            and params.get("symbol", t["symbol"]) == t["symbol"]
+            and params.get("account_id", t["account_id"]) == t["account_id"]
+            and params.get("channel_id", t["channel_id"]) == t["channel_id"]
+            and ("after_date" not in params or t["created_at"] >= cut(params["after_date"]))
+            and ("before_date" not in params or t["created_at"] < cut(params["before_date"]))
+        ]
+        expected.sort(key=lambda t: (t["created_at"], t["id"]), reverse=True)
+        got = walk(sim_paused, "/trades", params, limit=rng.choice([1, 7, 50, 100]) if len(expected) < 60 else 100)
+        assert [t["id"] for t in got] == [t["id"] for t in expected], params
+        non_empty += bool(expected)
+
+    sig_statuses = ("pending", "processed", "skipped", "failed")
+    for _ in range(15):
+        params = {}
+        if rng.random() < 0.5:
+            params["status"] = rng.choice(sig_statuses)
+        if rng.random() < 0.5:
+            params["account_id"] = rng.choice(accounts)
+        if rng.random() < 0.5:
+            params["channel_id"] = rng.choice(channels)
+        if rng.random() < 0.4:
+            params["after_date"] = some_date()
+        expected = [
+            s for s in signals
+            if params.get("status", s["status"]) == s["status"]
+            and ("account_id" not in params or params["account_id"] in s["account_ids"])
+            and params.get("channel_id", s["channel_id"]) == s["channel_id"]
+            and ("after_date" not in params or s["received_at"] >= cut(params["after_date"]))
+        ]
+        expected.sort(key=lambda s: (s["received_at"], s["id"]), reverse=True)
+        got = walk(sim_paused, "/signals", params, limit=100)
+        assert [s["id"] for s in got] == [s["id"] for s in expected], params
+        non_empty += bool(expected)
+    assert non_empty >= 15, "the random filters should mostly select something"
