@@ -177,6 +177,7 @@ def test_connection_problems_need_the_user() -> None:
     (c,) = r.connection_changed("conflict")
     assert "Another client" in c.body
     assert r.connection_changed("conflict") == []  # no repeat while it lasts
+    assert r.connection_changed("reconnecting") == [] and r.connection_changed("conflict") == []  # retry loop
     (a,) = r.connection_changed("auth_error", "key_revoked")
     assert a.title == "API key rejected" and "key_revoked" in a.body
     # the control frame passed through the event path also notifies

@@ -219,6 +219,7 @@ class NotificationRules:
         self._conn_state = "live"
         self._down_since: datetime | None = None
         self._down_notified = False
+        self._urgent_told: set[str] = set()
 
     # --- events -------------------------------------------------------------------------------------------
 
@@ -432,7 +433,7 @@ class NotificationRules:
         return self._gate(self._connection(state, detail), self.clock())
 
     def _connection(self, state: str, detail: str | None) -> list[Notification]:
-        prev, self._conn_state = self._conn_state, state
+        self._conn_state = state
         now = self.clock()
         out: list[Notification] = []
         if state in DOWN_STATES:
@@ -443,7 +444,10 @@ class NotificationRules:
                 out.append(Notification("Live again", "The event stream is back; figures are current.", "connection"))
             self._down_since = None
             self._down_notified = False
-        if state in URGENT_STATES and state != prev and self.settings.is_enabled("connection"):
+            self._urgent_told.clear()
+        # Once per episode: a consumer retrying a 409 alternates conflict/reconnecting; only "live" re-arms it.
+        if state in URGENT_STATES and state not in self._urgent_told and self.settings.is_enabled("connection"):
+            self._urgent_told.add(state)
             body = URGENT_STATES[state] + (f" ({detail})" if detail else "")
             title = "API key rejected" if state == "auth_error" else "Another client on this key"
             out.append(Notification(title, body, "connection"))
