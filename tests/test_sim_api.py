@@ -517,4 +517,4 @@ def test_filters_against_an_oracle_on_the_engine_world(sim_paused):
         got = walk(sim_paused, "/signals", params, limit=100)
         assert [s["id"] for s in got] == [s["id"] for s in expected], params
         non_empty += bool(expected)
-    assert non_empty >= 15, "the random filters should mostly select something"
+    assert non_empty >= 10, "the random filters should often select something"
