@@ -216,6 +216,48 @@ def test_writes_do_not_block_and_are_batched(store: Store) -> None:
     assert store.last_event_id == 200
 
 
+def test_qt_loop_keeps_ticking_during_a_big_write(store: Store, qapp: Any) -> None:
+    """A real qasync loop over a real QApplication: a 10 ms QTimer must keep firing while 8,000 trades (domain
+    objects, encoded on the writer thread) are written."""
+    import qasync
+    from PySide6.QtCore import QTimer
+
+    trades = [decode_trade(trade_wire(i, realized_pl=Decimal(f"{i % 97}.{i % 100:02d}"))) for i in range(8_000)]
+    gaps: list[float] = []
+    loop = qasync.QEventLoop(qapp)
+
+    async def main() -> tuple[float, float]:
+        last = time.perf_counter()
+
+        def tick() -> None:
+            nonlocal last
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(tick)
+        timer.start()
+        await asyncio.sleep(0.05)
+        began = time.perf_counter()
+        store.put_trades(trades)
+        enqueue = time.perf_counter() - began
+        await asyncio.wait_for(store.flush(), 60)
+        took = time.perf_counter() - began
+        timer.stop()
+        return enqueue, took
+
+    with loop:
+        enqueue, took = loop.run_until_complete(main())
+    assert store.counts()["trades"] == 8_000
+    assert took > 0.3, f"the write was too quick ({took:.2f}s) to show anything"
+    assert enqueue < 0.1, f"put_trades held the loop for {enqueue:.3f}s"
+    # The loop kept running while the writer worked: no pause anywhere near the length of the write.
+    print(f"write {took:.2f}s, {len(gaps)} ticks, longest gap {max(gaps) * 1000:.0f} ms")
+    assert len(gaps) >= 10 and max(gaps) < min(0.5, took / 2), (max(gaps), took)
+
+
 def test_async_flush(store: Store) -> None:
     async def main() -> int:
         store.put_trades([trade_wire(1)])

@@ -514,14 +514,6 @@ def _just_after(ts: str | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def _monotonic() -> float:
-    return time.monotonic()
-
-
 __all__ = [
     "CachedState", "SyncResult", "load_cached", "delta_sync", "backfill", "iter_stored_trades",
     "iter_stored_signals",

@@ -28,8 +28,6 @@ import json
 import logging
 import os
 import queue
-import re
-import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -41,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from ..sources.ttmt.decode import parse_json
+from ..sources.ttmt.encode import dumps as _encode_dumps
+from ..sources.ttmt.encode import to_wire as _encode_to_wire
 
 log = logging.getLogger(__name__)
 
@@ -139,30 +139,9 @@ def store_path(base_url: str, account_ids: Iterable[str] = (), data_dir: Path | 
 # --- wire helpers --------------------------------------------------------------------------------------------
 
 
-# Decimals are written with their exact digits (2408.10 stays 2408.10, never a float's 2408.1): the encoder
-# cannot emit raw number text, so each Decimal becomes a marker string that is unquoted after encoding. The marker
-# holds a per-process random part, so untrusted text (a Telegram message) can never imitate it.
-_DEC_MARK = "\x00dec" + secrets.token_hex(8) + ":"
-_DEC_MARK_JSON = json.dumps(_DEC_MARK)[1:-1]
-_DEC_MARK_RE = re.compile('"' + re.escape(_DEC_MARK_JSON) + r'([-+0-9.Ee]+)"')
-
-
-def _mark_decimals(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _mark_decimals(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_mark_decimals(v) for v in obj]
-    if isinstance(obj, Decimal):
-        return _DEC_MARK + str(obj) if obj.is_finite() else None
-    if isinstance(obj, datetime):
-        return ts_text(obj)
-    return obj
-
-
 def dumps(wire: Any) -> str:
-    """Wire JSON text with Decimals as exact JSON numbers (read back with ``decode.parse_json``)."""
-    text = json.dumps(_mark_decimals(wire), separators=(",", ":"), ensure_ascii=False)
-    return _DEC_MARK_RE.sub(r"\1", text) if _DEC_MARK_JSON in text else text
+    """Wire JSON text with Decimals as exact JSON numbers: the project's one encoder (``encode.dumps``)."""
+    return _encode_dumps(wire)
 
 
 def loads(text: str) -> Any:
@@ -173,6 +152,8 @@ def ts_text(value: Any) -> str | None:
     """A timestamp as sortable UTC text with microseconds (so text order is time order), or None."""
     if value is None or value == "":
         return None
+    if type(value) is str and len(value) == 24 and value[23] == "Z" and value[19] == "." and value[10] == "T":
+        return value[:23] + "000Z"  # the API's own form (ms, Z): already UTC, just widened; the common case
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, date):
@@ -209,12 +190,20 @@ def _position_is_open(wire: Mapping[str, Any]) -> bool:
     return not wire.get("closed_at")
 
 
+def _snapshot_items(items: Iterable[Any]) -> list[Any]:
+    """What the caller's thread does for a write: only list the items (frozen domain objects are safe to encode
+    later; wire dicts are copied, shallowly, in case the caller reuses them). Encoding runs on the writer."""
+    return [dict(x) if isinstance(x, Mapping) else x for x in items]
+
+
+def _wires(items: list[Any]) -> list[dict[str, Any]]:
+    return [_to_wire(x) for x in items]
+
+
 def _to_wire(obj: Any) -> dict[str, Any]:
     if isinstance(obj, Mapping):
         return dict(obj)
-    from ..sources.ttmt.encode import to_wire  # B's encoder: the one converter of the project
-
-    return to_wire(obj)
+    return _encode_to_wire(obj)
 
 
 # --- write operations (run on the writer thread, inside its transaction) ------------------------------------
@@ -229,7 +218,22 @@ def _upsert_accounts(conn: sqlite3.Connection, wires: list[dict[str, Any]], repl
     )
 
 
+def _previous_json(conn: sqlite3.Connection, table: str, ids: list[str], marker: str) -> dict[str, dict[str, Any]]:
+    """Stored JSON of those ids whose text contains ``marker`` (one query per 500 ids, parsed only when needed)."""
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row_id, text in conn.execute(f"SELECT id, json FROM {table} WHERE id IN ({marks})", chunk):  # noqa: S608
+            if marker in text:
+                out[row_id] = loads(text)
+    return out
+
+
 def _upsert_trades(conn: sqlite3.Connection, wires: list[dict[str, Any]]) -> None:
+    # A list item without include=signal must not erase a SignalSummary we already have.
+    previous = _previous_json(conn, "trades", [w["id"] for w in wires if w.get("id") and w.get("signal") is None],
+                              '"signal":{')
     rows = []
     positions: list[dict[str, Any]] = []
     orders: list[dict[str, Any]] = []
@@ -248,13 +252,10 @@ def _upsert_trades(conn: sqlite3.Connection, wires: list[dict[str, Any]]) -> Non
         else:
             wire.pop("orders", None)
         if wire.get("signal") is None:
-            # A list item without include=signal must not erase a SignalSummary we already have.
-            old = conn.execute("SELECT json FROM trades WHERE id = ?", (trade_id,)).fetchone()
-            if old is not None:
-                previous = loads(old[0]).get("signal")
-                if previous is not None:
-                    wire["signal"] = previous
-            if wire.get("signal") is None:
+            kept = previous.get(trade_id, {}).get("signal")
+            if kept is not None:
+                wire["signal"] = kept
+            else:
                 wire.pop("signal", None)
         rows.append((
             # created_at is never NULL in the table ('' if missing), so keyset paging can use its index.
@@ -312,20 +313,20 @@ _SIGNAL_DETAIL_FIELDS = ("raw_message", "reply_to_message_id", "trade_ids")
 
 
 def _upsert_signals(conn: sqlite3.Connection, wires: list[dict[str, Any]]) -> None:
+    # A list item (no raw text) must not erase the detail we fetched earlier.
+    previous = _previous_json(conn, "signals", [w["id"] for w in wires if w.get("id") and w.get("raw_message") is None],
+                              '"raw_message":"')
     rows = []
     for wire in wires:
         signal_id = wire.get("id")
         if not signal_id:
             continue
         wire = dict(wire)
-        if wire.get("raw_message") is None:
-            # A list item (no raw text) must not erase the detail we fetched earlier.
-            old = conn.execute("SELECT json FROM signals WHERE id = ?", (signal_id,)).fetchone()
-            if old is not None:
-                previous = loads(old[0])
-                for name in _SIGNAL_DETAIL_FIELDS:
-                    if wire.get(name) is None and previous.get(name) is not None:
-                        wire[name] = previous[name]
+        if wire.get("raw_message") is None and signal_id in previous:
+            old = previous[signal_id]
+            for name in _SIGNAL_DETAIL_FIELDS:
+                if wire.get(name) is None and old.get(name) is not None:
+                    wire[name] = old[name]
         account_ids = wire.get("account_ids")
         rows.append((
             signal_id, ts_text(wire.get("received_at")) or "", _norm(wire.get("status")), _norm(wire.get("kind")),
@@ -590,7 +591,8 @@ class Store:
         path = Path(path)
         messages: list[str] = []
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Trading history is private: the folder is the user's alone (where the OS honours modes).
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"Local history is unavailable: cannot create {path.parent} ({exc}).") from exc
         for attempt in range(2):
@@ -638,34 +640,34 @@ class Store:
 
     def put_accounts(self, accounts: Iterable[Any], *, replace: bool = True) -> None:
         """Store accounts (domain objects or wire dicts); ``replace`` drops accounts not in the list."""
-        wires = [_to_wire(a) for a in accounts]
-        self.write_async(lambda conn: _upsert_accounts(conn, wires, replace))
+        items = _snapshot_items(accounts)
+        self.write_async(lambda conn: _upsert_accounts(conn, _wires(items), replace))
 
     def put_trades(self, trades: Iterable[Any]) -> None:
         """Insert or replace trades; embedded positions/orders (fat trades) go to their own tables."""
-        wires = [_to_wire(t) for t in trades]
-        if wires:
-            self.write_async(lambda conn: _upsert_trades(conn, wires))
+        items = _snapshot_items(trades)
+        if items:
+            self.write_async(lambda conn: _upsert_trades(conn, _wires(items)))
 
     def put_signals(self, signals: Iterable[Any]) -> None:
         """Insert or replace signals; a list item keeps the raw text of a detail stored earlier."""
-        wires = [_to_wire(s) for s in signals]
-        if wires:
-            self.write_async(lambda conn: _upsert_signals(conn, wires))
+        items = _snapshot_items(signals)
+        if items:
+            self.write_async(lambda conn: _upsert_signals(conn, _wires(items)))
 
     def put_positions(self, positions: Iterable[Any], *, open_set: bool = False) -> None:
         """Insert or replace positions. ``open_set=True``: this is all of ``GET /positions``; stored open
         positions not in it are dropped (they closed while we were away)."""
-        wires = [_to_wire(p) for p in positions]
+        items = _snapshot_items(positions)
         if open_set:
-            self.write_async(lambda conn: _replace_open_positions(conn, wires))
-        elif wires:
-            self.write_async(lambda conn: _upsert_positions(conn, wires))
+            self.write_async(lambda conn: _replace_open_positions(conn, _wires(items)))
+        elif items:
+            self.write_async(lambda conn: _upsert_positions(conn, _wires(items)))
 
     def put_orders(self, orders: Iterable[Any]) -> None:
-        wires = [_to_wire(o) for o in orders]
-        if wires:
-            self.write_async(lambda conn: _upsert_orders(conn, wires))
+        items = _snapshot_items(orders)
+        if items:
+            self.write_async(lambda conn: _upsert_orders(conn, _wires(items)))
 
     def put_events(self, events: Iterable[Any]) -> None:
         """Append delivered stream events (domain ``Event`` objects or wire envelopes) to the event log.
