@@ -22,6 +22,13 @@ The contract with core/state.py (events vs REST)
   decimals any of them has on the wire (ROUND_HALF_EVEN); ``volume`` is cumulative filled lots.
 - History (and the ``other`` user) is generated without events; live event ids therefore start at 1.
 
+Knobs: ``trades_per_day`` (history density, default 12, averaged over calendar days; weekends are quiet except
+BTCUSD), ``open_trades`` (trades still open at "now", default 6; each holds ~4-5 open positions, so
+``open_trades=120`` gives ~500), ``speed`` (live pace multiplier). Benchmark: ``trades_per_day=111, open_trades=120``
+gives ~9,500 trades over 90 days and ~500 open positions in ~5 s of CPU.
+Live pace at speed 1: a channel message every 30-90 s, each symbol ticks ~0.75 times a second, and every open position
+whose price changed gets a ``position_update`` (tens of events a second in steady state).
+
 Determinism: everything random comes from ``random.Random`` streams seeded by ``seed``; ids are UUIDs drawn from them.
 Timestamps come from ``clock`` (default: wall-clock UTC), so pass a fixed clock to compare two worlds.
 """
@@ -374,7 +381,8 @@ class Engine:
         start = -hours * 3600.0
         end = -(TRADE_TIMEOUT_S + 3600.0)  # every history trade is over before "now"
         # ~1.9 trades per signal (some are skipped, most go to 2-3 accounts): aim at per_day trades.
-        rate = per_day / 1.9 / 86400.0
+        # Weekends are quiet (see below), so weekdays carry the whole week's trades: x 7/5.2.
+        rate = per_day / 1.9 / 86400.0 * (7 / 5.2)
         t = start
         weights = [c.weight for c in user.channels]
         while True:
@@ -383,6 +391,16 @@ class Engine:
                 break
             channel = self.rng.choices(user.channels, weights)[0]
             name = self.rng.choice(channel.symbols)
+            if name != "BTCUSD" and (self._now0 + timedelta(seconds=t)).weekday() >= 5:
+                # Weekend: FX, metals and indices are closed. Channels are mostly quiet; what is posted is skipped.
+                if self.rng.random() < 0.9:
+                    continue
+                side = self.rng.choice(("BUY", "SELL"))
+                self._signal_dict(user, channel, kind="alert", status="skipped", parsed=None, symbol=name,
+                                  direction=side, skip_reason="MARKET_CLOSED", ts=self._stamp(t), reply_to=None,
+                                  account_ids=list(channel.account_ids),
+                                  text=f"{name} {side} at market open, levels to follow")
+                continue
             hour = min(int((t - start) // 3600), hours - 1)
             frac = ((t - start) % 3600) / 3600
             price = paths[name][hour] * (1 - frac) + paths[name][hour + 1] * frac
