@@ -8,9 +8,10 @@ What is timed (median and worst of ``--repeat`` runs, after one warm-up):
 - ``baseline_100k_raw``: setData + render of 100k points WITHOUT downsampling/clip-to-view (what we avoid);
 - ``curve_100k``: setData + render of 100k points the way ``PnlView`` draws (peak downsampling, clip-to-view),
   zoomed to all data; and ``curve_100k_zoomed``: the same, zoomed into the last 5 % (clip-to-view at work);
-- ``pnl_view_refresh_50k_trades``: a full ``PnlView.refresh()`` over 50,000 closed trades (= 100,000 step
+- ``pnl_view_full_refresh_50k_trades``: a full ``PnlView.refresh()`` over 50,000 closed trades (= 100,000 step
   vertices): core series + markers + stats + setData, and a render. Informative, not under the 30 ms budget (it
-  recomputes everything; the live path runs it at most every 200 ms, coalesced).
+  recomputes everything; it runs only when trades close or a filter changes, coalesced to 200 ms);
+- ``pnl_view_tick_refresh_50k_trades``: the refresh a price tick causes (open-P&L segment and label only).
 
 The machine may be shared: the load average is printed, and "best" shows the cost without contention.
 Render = ``QWidget.grab()`` of the plot, which paints the whole scene into a pixmap synchronously. Exit code 1 if
@@ -131,10 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     app.processEvents()
 
     def full_refresh() -> None:
+        view.set_range("all")  # marks everything dirty: series, markers and stats are recomputed
         view.refresh()
         view.plot.grab()
 
-    results[f"pnl_view_refresh_{n // 2000}k_trades"] = _timeit(full_refresh, max(3, args.repeat // 3))
+    def tick_refresh() -> None:  # a price tick: only the open-P&L segment moves
+        view._schedule(full=False)
+        view.refresh()
+        view.plot.grab()
+
+    results[f"pnl_view_full_refresh_{n // 2000}k_trades"] = _timeit(full_refresh, max(3, args.repeat // 3))
+    results[f"pnl_view_tick_refresh_{n // 2000}k_trades"] = _timeit(tick_refresh, args.repeat)
 
     print(f"chart benchmark: {n:,} points, {w}x{h}, Qt platform {os.environ.get('QT_QPA_PLATFORM')}, "
           f"pyqtgraph {pg.__version__}, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} "

@@ -48,6 +48,7 @@ def test_pnl_view_draws_history_and_extends_live(qtbot, sim_paused) -> None:
     view = PnlView()
     qtbot.addWidget(view)
     view.resize(1100, 500)
+    view.show()  # a hidden view defers its redraws until shown
     # As the main window does: first the table's trades (no positions), then the full history paged in.
     view.set_trades([replace(t, positions=None) for t in trades])
     view.refresh()
@@ -182,6 +183,7 @@ def test_attach_follows_the_real_desk_controller(qtbot, sim_paused) -> None:
     controller = DeskController(sim.base_url, sim.api_key, start_stream=False)
     view = PnlView()
     qtbot.addWidget(view)
+    view.show()
     view.attach(controller)  # before the load, as the main window would on a --tab pnl start
 
     async def start() -> None:
@@ -233,6 +235,7 @@ def test_price_ticks_move_only_the_open_segment(qtbot) -> None:
 
     view = PnlView()
     qtbot.addWidget(view)
+    view.show()
     view.set_trades([trade(1, "closed_profit", "10"), trade(2, "closed_loss", "-4")])
     state = DeskState()
     state.trades["t9"] = trade(9, "active", "0", unreal="3.50")
@@ -250,3 +253,22 @@ def test_price_ticks_move_only_the_open_segment(qtbot) -> None:
     assert view.series is series and view.stats is stats  # no full recompute
     assert view.open_curves["USD"].getData()[1][-1] == pytest.approx(6.0 - 1.25)
     assert "\u22121.25 USD" in view.open_label.text()
+
+
+def test_hidden_view_defers_redraw_until_shown(qtbot) -> None:
+    from datetime import timedelta
+
+    from ttmt_monitor.core.models import Trade
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    t0 = datetime.now(UTC) - timedelta(days=1)
+    t = Trade("t1", "trd_000001", None, "c", "Ch", "A", "Live", "USD", "XAUUSD", "BUY", "closed_profit",
+              Decimal(2300), None, (None,) * 6, (False,) * 6, Decimal("0.1"), Decimal("5"), Decimal(0), t0, t0, t0, t0)
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.set_trades([t])
+    qtbot.wait(300)
+    assert view.refresh_count == 0  # hidden: nothing computed
+    view.show()
+    qtbot.waitUntil(lambda: view.refresh_count == 1, timeout=2000)
+    assert view.curves["USD"].getData()[1][-1] == pytest.approx(5.0)

@@ -191,6 +191,7 @@ class PnlView(QWidget):
         self._timer.timeout.connect(self.refresh)
         self._reset_view = True
         self._full_dirty = True
+        self._dirty = True
         self._range_start: Any = _UNSET
 
     # --- public API -----------------------------------------------------------------------------------------
@@ -345,7 +346,15 @@ class PnlView(QWidget):
 
     def _schedule(self, full: bool = True) -> None:
         self._full_dirty = self._full_dirty or full
-        if not self._timer.isActive():
+        self._dirty = True
+        # A hidden view (another tab is showing) only remembers that it is stale; showEvent redraws it. A long
+        # history then costs nothing while the trader looks at the tables.
+        if self.isVisible() and not self._timer.isActive():
+            self._timer.start()
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._dirty and not self._timer.isActive():
             self._timer.start()
 
     def refresh(self) -> None:
@@ -355,6 +364,7 @@ class PnlView(QWidget):
         open-only refresh (price ticks: the common live case) only moves the open-P&L segments and label, so a
         long history does not cost a full recompute several times a second."""
         self._timer.stop()
+        self._dirty = False
         self.refresh_count += 1
         now = datetime.now(UTC)
         if not self._full_dirty and self._preset != "all":
