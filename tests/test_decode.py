@@ -322,6 +322,30 @@ def test_fast_builders_match_the_real_constructors() -> None:
             setattr(fast, names[0], "changed")
 
 
+def test_fast_builder_fills_defaults_of_fields_added_later() -> None:
+    # core/models.py may grow optional fields at the end; decoders that pass fewer values must still work.
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Grown:
+        a: str
+        b: int | None
+        added: str | None = None
+        tags: tuple[str, ...] = dataclasses.field(default_factory=tuple)
+
+    build = D._builder(Grown)
+    assert build is not Grown
+    assert build("x", 1) == Grown("x", 1) and build("x", 1).added is None and build("x", 1).tags == ()
+    assert build("x", 1, "new", ("t",)) == Grown("x", 1, "new", ("t",))
+    with pytest.raises(TypeError):
+        build("x")
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Computed:
+        a: str
+        b: str = dataclasses.field(init=False, default="c")
+
+    assert D._builder(Computed) is Computed  # init=False fields: positional building would misalign
+
+
 def test_snapshot_keeps_only_the_live_set() -> None:
     snap = decode_snapshot(
         [ACCOUNT, {"label": "no id"}],

@@ -108,22 +108,42 @@ _new = object.__new__
 
 
 def _builder(cls: type) -> Any:
-    """A positional constructor equivalent to ``cls(*values)`` for a frozen slots dataclass without __post_init__."""
-    names = tuple(f.name for f in dataclasses.fields(cls))
+    """A positional constructor equivalent to ``cls(*values)`` for a frozen slots dataclass without __post_init__.
+
+    Trailing fields not passed get their defaults, as with the constructor: a field added to a model later (with a
+    default, at the end) is filled even by decoders that do not know it yet.
+    """
+    fields = dataclasses.fields(cls)
+    names = tuple(f.name for f in fields)
     descs = []
-    for name in names:
-        desc = next((k.__dict__[name] for k in cls.__mro__ if name in k.__dict__), None)
-        if type(desc) is not _MemberDescriptor:
+    for f in fields:
+        desc = next((k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__), None)
+        if type(desc) is not _MemberDescriptor or not f.init:
             return cls
         descs.append(desc)
     if hasattr(cls, "__post_init__"):
         return cls
     descs_t = tuple(descs)
     count = len(descs_t)
+    missing = dataclasses.MISSING
+    defaults = tuple(f.default for f in fields)
+    factories = tuple(f.default_factory for f in fields)
+
+    def fill(obj: Any, given: int) -> None:
+        for i in range(given, count):
+            if defaults[i] is not missing:
+                value = defaults[i]
+            elif factories[i] is not missing:
+                value = factories[i]()
+            else:
+                raise TypeError(f"{cls.__name__}: missing value for {names[i]!r}")
+            _set_slot(descs_t[i], obj, value)
 
     def build(*values: Any) -> Any:
         obj = _new(cls)
         _consume(map(_set_slot, descs_t, repeat(obj, count), values))
+        if len(values) < count:
+            fill(obj, len(values))
         return obj
 
     # Self-check with distinct values: the fast path must give exactly what the constructor gives.
