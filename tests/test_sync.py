@@ -36,6 +36,14 @@ def market() -> Iterator[SimulatorThread]:
         yield sim
 
 
+@pytest.fixture
+def small_market() -> Iterator[SimulatorThread]:
+    """Ten days of history (fits in the first sync): for the tests that do not need a long backfill."""
+    with SimulatorThread(seed=3, history_days=10, engine_running=False, rate_limit=100_000,
+                         rate_window=3600.0) as sim:
+        yield sim
+
+
 def run(coro: Any, timeout: float = 60.0) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
@@ -149,27 +157,27 @@ def test_second_start_makes_far_fewer_requests(tmp_path: Path, market: Simulator
 
 
 @pytest.mark.parametrize("single_fetches", [MAX_SINGLE_FETCHES, 0], ids=["open-set-from-scan", "open-listing"])
-def test_delta_sync_after_the_market_moved(tmp_path: Path, market: SimulatorThread, single_fetches: int) -> None:
-    store = open_store(tmp_path, market)
-    run(start(store, market, full_backfill=True))
+def test_delta_sync_after_the_market_moved(tmp_path: Path, small_market: SimulatorThread, single_fetches: int) -> None:
+    store = open_store(tmp_path, small_market)
+    run(start(store, small_market, full_backfill=True))
     old_open = {t["id"] for t in store.open_trades_wire()}
     old_ids = {t["id"] for t in store.iter_trades_wire()}
 
     for _ in range(12):  # five minutes of market at a time while the app was closed, until some trades closed
-        market.call(market.engine.step, 300, timeout=60)
-        world = world_trades(market)
+        small_market.call(small_market.engine.step, 300, timeout=60)
+        world = world_trades(small_market)
         created = set(world) - old_ids
         closed = {t for t in old_open if world[t]["status"] not in OPEN}
         if created and closed:
             break
     assert created and closed, "the market did not move enough for this test"
 
-    result, _ = run(start(store, market, max_single_fetches=single_fetches))
+    result, _ = run(start(store, small_market, max_single_fetches=single_fetches))
     try:
         assert not result.offline
         assert result.new_trades == len(created)
         assert result.closed_while_away == len(closed)
-        assert_store_matches_world(store, market)
+        assert_store_matches_world(store, small_market)
         assert result.requests_made <= 12, result
         # What the desk shows now is the REST view of the open set.
         assert {t.id for t in result.snapshot.trades} == {k for k, v in world.items() if v["status"] in OPEN}
@@ -198,18 +206,18 @@ def test_backfill_resumes_across_restarts(tmp_path: Path, market: SimulatorThrea
         store.close()
 
 
-def test_stored_open_trade_the_api_no_longer_has_is_dropped(tmp_path: Path, market: SimulatorThread) -> None:
-    store = open_store(tmp_path, market)
-    run(start(store, market, full_backfill=True))
+def test_stored_open_trade_the_api_no_longer_has_is_dropped(tmp_path: Path, small_market: SimulatorThread) -> None:
+    store = open_store(tmp_path, small_market)
+    run(start(store, small_market, full_backfill=True))
     ghost = dict(next(iter(store.open_trades_wire())), id="00000000-0000-4000-8000-00000000dead",
                  created_at="2020-01-01T00:00:00.000Z")
     store.put_trades([ghost])
     store.flush_sync()
-    result, _ = run(start(store, market))
+    result, _ = run(start(store, small_market))
     try:
         assert not result.offline and result.closed_while_away == 1
         assert store.trade_wire(ghost["id"]) is None  # re-read by id: 404, so forgotten
-        assert_store_matches_world(store, market)
+        assert_store_matches_world(store, small_market)
     finally:
         store.close()
 
@@ -242,13 +250,13 @@ def test_offline_start_when_the_simulator_is_gone(tmp_path: Path) -> None:
         store.close()
 
 
-def test_offline_start_with_a_revoked_key(tmp_path: Path, market: SimulatorThread) -> None:
-    store = open_store(tmp_path, market)
-    run(start(store, market))
+def test_offline_start_with_a_revoked_key(tmp_path: Path, small_market: SimulatorThread) -> None:
+    store = open_store(tmp_path, small_market)
+    run(start(store, small_market))
     stored = store.counts()
-    market.faults.revoke_key()
+    small_market.faults.revoke_key()
     try:
-        result, _ = run(start(store, market))
+        result, _ = run(start(store, small_market))
         assert result.offline and result.offline_reason == "auth", result
         assert "refused" in (result.message or "")
         assert store.counts() == stored  # the history is kept, shown offline
@@ -257,37 +265,37 @@ def test_offline_start_with_a_revoked_key(tmp_path: Path, market: SimulatorThrea
         store.close()
 
 
-def test_damaged_store_is_moved_aside_and_rebuilt_from_the_api(tmp_path: Path, market: SimulatorThread) -> None:
-    store = open_store(tmp_path, market)
-    run(start(store, market))
+def test_damaged_store_is_moved_aside_and_rebuilt_from_the_api(tmp_path: Path, small_market: SimulatorThread) -> None:
+    store = open_store(tmp_path, small_market)
+    run(start(store, small_market))
     path = store.path
     store.close()
     path.write_bytes(b"\x00garbage" * 4096)
     for side in ("-wal", "-shm"):
         Path(str(path) + side).unlink(missing_ok=True)
 
-    store = open_store(tmp_path, market)
+    store = open_store(tmp_path, small_market)
     try:
         cached = load_cached(store)
         assert cached.empty and cached.messages and "moved aside" in cached.messages[0]
-        result, _ = run(start(store, market))
+        result, _ = run(start(store, small_market))
         assert result.cold and not result.offline and result.new_trades > 0
         assert {t["id"] for t in store.open_trades_wire()} == \
-               {k for k, v in world_trades(market).items() if v["status"] in OPEN}
+               {k for k, v in world_trades(small_market).items() if v["status"] in OPEN}
     finally:
         store.close()
 
 
-def test_offline_export_and_resume_point(tmp_path: Path, market: SimulatorThread) -> None:
-    store = open_store(tmp_path, market)
-    run(start(store, market, full_backfill=True))
-    world = world_trades(market)
+def test_offline_export_and_resume_point(tmp_path: Path, small_market: SimulatorThread) -> None:
+    store = open_store(tmp_path, small_market)
+    run(start(store, small_market, full_backfill=True))
+    world = world_trades(small_market)
     # The stream's events land in the store; the next start resumes from the last one.
     envelopes = [{"type": "tp_hit", "eventId": n, "timestamp": "2026-07-01T00:00:00.000Z",
                   "data": {"trade_id": "x", "account_id": "y", "tp_level": 1, "signal": None}} for n in (41, 42)]
     store.put_events(envelopes)
     try:
-        result, _ = run(start(store, market))
+        result, _ = run(start(store, small_market))
         assert result.last_event_id == 42
         symbol = next(iter(world.values()))["symbol"]
         expected = {k for k, v in world.items() if v["symbol"] == symbol and v["status"] not in OPEN}
@@ -300,32 +308,32 @@ def test_offline_export_and_resume_point(tmp_path: Path, market: SimulatorThread
         store.close()
 
 
-def test_the_key_never_reaches_the_store(tmp_path: Path, market: SimulatorThread) -> None:
-    store = open_store(tmp_path, market)
-    run(start(store, market))
+def test_the_key_never_reaches_the_store(tmp_path: Path, small_market: SimulatorThread) -> None:
+    store = open_store(tmp_path, small_market)
+    run(start(store, small_market))
     store.close()
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert files
-    secret = market.api_key.encode()
+    secret = small_market.api_key.encode()
     for path in files:
-        assert market.api_key not in path.name
+        assert small_market.api_key not in path.name
         data = path.read_bytes()
         assert secret not in data and secret[10:30] not in data, path
 
 
-def test_another_users_history_is_not_mixed_in(tmp_path: Path, market: SimulatorThread) -> None:
-    store = open_store(tmp_path, market)
-    run(start(store, market))
+def test_another_users_history_is_not_mixed_in(tmp_path: Path, small_market: SimulatorThread) -> None:
+    store = open_store(tmp_path, small_market)
+    run(start(store, small_market))
     assert store.counts()["trades"] > 0
 
     async def other() -> SyncResult:
-        async with TTMTClient(market.base_url, market.other_api_key) as client:
+        async with TTMTClient(small_market.base_url, small_market.other_api_key) as client:
             return await delta_sync(store, client)
 
     try:
         result = run(other())
         assert not result.offline
-        other_trades = market.call(lambda: set(market.world.users[market.other_user_id].trades))
+        other_trades = small_market.call(lambda: set(small_market.world.users[small_market.other_user_id].trades))
         assert {t["id"] for t in store.iter_trades_wire()} <= other_trades
     finally:
         store.close()
