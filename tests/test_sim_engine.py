@@ -256,21 +256,22 @@ def test_invariants_after_a_burst() -> None:
 CONTRACT = {"XAUUSD": 100, "EURUSD": 100000, "GBPJPY": 100000, "US30": 1, "BTCUSD": 1}
 
 
-def test_realized_pl_per_lot_in_the_account_currency(lived) -> None:
+def test_pl_per_lot_in_the_account_currency(lived) -> None:
     world, _ = lived
     checked = Counter()
     for p in world.users[DEMO_USER_ID].positions.values():
-        if p["status"] != "closed":
-            continue
+        closed = p["status"] == "closed"
         sign = 1 if p["direction"] == "BUY" else -1
-        amount = (D(p["close_price"]) - D(p["entry_price"])) * sign * D(p["volume"]) * CONTRACT[p["symbol"]]
+        price = D(p["close_price"] if closed else p["current_price"])
+        amount = (price - D(p["entry_price"])) * sign * D(p["volume"]) * CONTRACT[p["symbol"]]
         if p["symbol"] == "GBPJPY":
             amount /= Decimal(150)
         if p["currency"] == "EUR":
             amount /= Decimal("1.08")
-        assert D(p["realized_pl"]) == amount.quantize(Decimal("0.01"), ROUND_HALF_EVEN), p
-        checked[(p["symbol"], p["currency"])] += 1
-    assert ("XAUUSD", "EUR") in checked and ("GBPJPY", "USD") in checked and len(checked) >= 6
+        # realised P&L of a closed position, unrealised P&L (at its current price) of an open one
+        assert D(p["realized_pl" if closed else "unrealized_pl"]) == amount.quantize(Decimal("0.01"), ROUND_HALF_EVEN), p
+        checked[(p["symbol"], p["currency"], closed)] += 1
+    assert ("XAUUSD", "EUR", True) in checked and ("GBPJPY", "USD", True) in checked and len(checked) >= 8
 
 
 def test_prices_are_realistic_and_rounded_to_digits(lived) -> None:
