@@ -174,6 +174,8 @@ def test_signal_detail_renders_hostile_message_literally(sim_hand, qtbot):
     assert view.fields["message"].text() == str(signal.telegram_message_id)
     assert view.fields["targets"].text() == "TP1 2655.00 · TP2 2660.00"  # XAUUSD: 2 digits
     assert view.trades_list.count() == len(signal.trade_ids or ()) >= 1
+    view.set_account_labels({signal.account_ids[0]: "IC Markets Live"})
+    assert view.fields["accounts"].text() == "IC Markets Live"
     # Activating a linked trade asks for it.
     with qtbot.waitSignal(view.trade_requested, timeout=1000) as blocker:
         view.trades_list.itemActivated.emit(view.trades_list.item(0))
@@ -283,7 +285,7 @@ def test_trade_detail_without_positions_or_signal(qtbot):
     qtbot.addWidget(view)
     trade = make_trade(status="closed_profit", signal_id=None, closed_at=T0 + timedelta(hours=1))
     view.set_trade(trade)
-    assert "not loaded" in view.positions_note.text()
+    assert "full detail" in view.positions_note.text()
     assert view.tp_table.cell_text(1, 3) == "not reached"  # terminal trade: a pending target was never reached
     assert "No originating signal" in view.signal_summary.text()
     assert not view.open_signal_button.isEnabled()

@@ -11,7 +11,7 @@ guess rich text the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from PySide6.QtCore import Qt
@@ -90,6 +90,7 @@ class SignalDetail(QWidget):
         super().__init__(parent)
         self._utc = utc
         self._signal: Signal | None = None
+        self._account_labels: dict[str, str] = {}
         self.title_label = plain_label("No signal selected")
         font = self.title_label.font()
         font.setPointSizeF(font.pointSizeF() * 1.25)
@@ -139,6 +140,12 @@ class SignalDetail(QWidget):
         if self._signal is not None:
             self.set_signal(self._signal)
 
+    def set_account_labels(self, labels: Mapping[str, str]) -> None:
+        """account_id → label, so "Routed to accounts" reads "IC Markets Live" rather than a UUID."""
+        self._account_labels = dict(labels)
+        if self._signal is not None:
+            self.set_signal(self._signal)
+
     def raw_text(self) -> str:
         return self.raw_view.toPlainText()
 
@@ -170,7 +177,8 @@ class SignalDetail(QWidget):
         f["stop_loss"].setText(format_price(signal.stop_loss, signal.symbol) or _NONE)
         f["targets"].setText(describe_targets(signal.take_profits, signal.symbol))
         f["runner"].setText("yes: the last target is left open" if signal.runner else "no")
-        f["accounts"].setText(", ".join(signal.account_ids) if signal.account_ids else _NONE)
+        f["accounts"].setText(
+            ", ".join(self._account_labels.get(a, a) for a in signal.account_ids) if signal.account_ids else _NONE)
         f["received"].setText(f"{format_time(signal.received_at, utc=self._utc) or _NONE}  ({zone})")
         f["processed"].setText(
             f"{format_time(signal.processed_at, utc=self._utc)}  ({zone})" if signal.processed_at else _NONE

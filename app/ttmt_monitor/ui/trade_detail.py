@@ -324,7 +324,7 @@ class TradeDetail(QWidget):
 
     def _fill_positions(self, trade: Trade, zone: str) -> None:
         if trade.positions is None:
-            self.positions_note.setText("Positions were not loaded with this trade.")
+            self.positions_note.setText("Positions come with the trade's full detail (loading, or not available).")
             self.positions_note.show()
             self.positions_table.set_rows([])
             return
@@ -368,7 +368,7 @@ class TradeDetail(QWidget):
 
     def _fill_orders(self, trade: Trade, zone: str) -> None:
         if trade.orders is None:
-            self.orders_note.setText("Orders were not loaded with this trade.")
+            self.orders_note.setText("Orders come with the trade's full detail (loading, or not available).")
             self.orders_note.show()
             self.orders_table.set_rows([])
             return
