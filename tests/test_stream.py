@@ -390,8 +390,9 @@ def test_server_deviations_bom_carried_ids_and_control_frames() -> None:
         'id: 6\ndata: {"type":"brand_new","eventId":6,"data":{"x":1}}\n\n'
         'id: 7\ndata: not json at all\n\n'
         'data: {"type":"recycle","reason":"max_lifetime"}\n\n',
-        'id: 8\ndata: {"type":"odd","data":[1,2]}\n\n'
-        'id: 8\ndata: {"type":"auth_revoked","reason":"key_revoked"}\n\n',
+        # CR LF line ends, a multi-line data field and an event: field (httpx-sse's own decoders take over).
+        'id: 8\r\nevent: message\r\ndata: {"type":"odd",\r\ndata: "data":[1,2]}\r\n\r\n'
+        'id: 8\r\ndata: {"type":"auth_revoked","reason":"key_revoked"}\r\n\r\n',
     ]
     seen_last_ids: list[str | None] = []
 

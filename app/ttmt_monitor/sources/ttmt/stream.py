@@ -71,6 +71,7 @@ __all__ = ["StreamConsumer", "ConnectionState", "StreamStats", "CONTROL_TYPES"]
 
 CONTROL_TYPES = frozenset(("recycle", "auth_revoked"))
 _BOM = "\ufeff"
+_MAX_FRAME = 16_000_000  # a "frame" larger than this is a broken server, not data: reconnect instead of growing
 
 
 class ConnectionState(str, enum.Enum):
@@ -434,26 +435,61 @@ class StreamConsumer:
                 return
 
     async def _read(self, response: httpx.Response) -> None:
-        lines = SSELineDecoder()
-        sse_decoder = SSEDecoder()
-        self._prev_sse_id = ""  # httpx-sse's carried id starts empty on every connection
+        """Read frames until the connection ends (always raises: _Reconnect, or what a control frame says).
+
+        Fast path: the frames TTMT sends (``id: N`` + one ``data:`` line, ``\n`` line ends) are cut out of the
+        text directly, ~5x cheaper than feeding httpx-sse line by line. Any other frame (comments/pings,
+        ``event:``/``retry:`` fields, several data lines, no space after the colon) is interpreted by httpx-sse's
+        own ``SSEDecoder``; a stream that uses ``\r`` line ends switches to httpx-sse's line decoder for good.
+        """
+        self._prev_sse_id = ""
         first = True
         queue = self._queue
+        buf = ""
+        slow: tuple[SSELineDecoder, SSEDecoder] | None = None
         try:
             async for text in response.aiter_text():
                 self._last_rx = time.monotonic()
                 if first:
                     first = False
                     if text.startswith(_BOM):
-                        text = text[1:]
+                        text = text[1:]  # httpx-sse would glue a BOM to the first field name
                         if not text:
                             continue
                 batch: list[Event] = []
                 try:
-                    for line in lines.decode(text):
-                        sse = sse_decoder.decode(line)
-                        if sse is not None:
-                            await self._frame(sse, batch)
+                    if slow is None and "\r" in text:
+                        slow = (SSELineDecoder(), SSEDecoder())
+                        text, buf = buf + text, ""
+                    if slow is None:
+                        buf += text
+                        if "\n\n" in buf:
+                            frames = buf.split("\n\n")
+                            buf = frames.pop()
+                            handle = self._handle
+                            for frame in frames:
+                                # Inlined common case (no coroutine per event): "id: N" + one "data: ..." line.
+                                if frame.startswith("id: "):
+                                    head, _, rest = frame.partition("\n")
+                                    if rest.startswith("data: ") and "\n" not in rest:
+                                        own = head[4:]
+                                        self._prev_sse_id = own
+                                        if handle(own, rest[6:], batch) is not None:
+                                            await self._dispatch(own, rest[6:], None, batch)  # a gap (rare)
+                                        continue
+                                await self._fast_frame(frame, batch)
+                        elif len(buf) > _MAX_FRAME:
+                            raise _Reconnect(f"a stream frame exceeded {_MAX_FRAME // 1_000_000} MB")
+                    else:
+                        line_decoder, sse_decoder = slow
+                        for line in line_decoder.decode(text):
+                            sse = sse_decoder.decode(line)
+                            if sse is not None:
+                                # httpx-sse carries the previous id onto a frame without one: only a changed id
+                                # is the frame's own.
+                                own = sse.id if sse.id != self._prev_sse_id else None
+                                self._prev_sse_id = sse.id
+                                await self._dispatch(own, sse.data, sse.retry, batch)
                 except BaseException:
                     # A control frame (or a cancel) ended the connection mid-chunk: the events before it have
                     # moved the last id, so they must be delivered, never dropped (and without blocking).
@@ -473,16 +509,55 @@ class StreamConsumer:
         # A clean end: a frame cut without its blank line is discarded (per the SSE spec; its id does not count).
         raise _Reconnect("the server ended the stream")
 
-    async def _frame(self, sse: Any, batch: list[Event]) -> None:
-        """Handle one dispatched SSE frame: control, duplicate, gap, malformed, or a domain event for ``batch``."""
-        if sse.retry is not None:
-            self.server_retry_ms = sse.retry
-        data = sse.data
-        sse_id = sse.id
-        new_sse_id = sse_id != self._prev_sse_id  # False when httpx-sse merely carried the previous id forward
-        self._prev_sse_id = sse_id
+    async def _fast_frame(self, frame: str, batch: list[Event]) -> None:
+        if frame.startswith("id: "):
+            head, _, rest = frame.partition("\n")
+            if rest.startswith("data: ") and "\n" not in rest:
+                own = head[4:]
+                self._prev_sse_id = own
+                if self._handle(own, rest[6:], batch) is not None:
+                    await self._dispatch(own, rest[6:], None, batch)  # the gap path (rare)
+                return
+        elif frame.startswith("data: ") and "\n" not in frame:
+            if self._handle(None, frame[6:], batch) is not None:
+                await self._dispatch(None, frame[6:], None, batch)
+            return
+        if not frame or (frame.startswith(":") and "\n" not in frame):
+            return  # a ping/comment
+        decoder = SSEDecoder()  # fresh: an id it reports is this frame's own, never a carried one
+        for line in frame.split("\n"):
+            decoder.decode(line)
+        sse = decoder.decode("")
+        if sse is None:
+            return
+        own = sse.id or None
+        if own is not None:
+            self._prev_sse_id = own
+        await self._dispatch(own, sse.data, sse.retry, batch)
+
+    async def _dispatch(self, own_id: str | None, data: str, retry: int | None, batch: list[Event]) -> None:
+        """Handle one frame, resyncing first when it reveals a gap."""
+        if retry is not None:
+            self.server_retry_ms = retry
+        gap_at = self._handle(own_id, data, batch)
+        if gap_at is not None:
+            last = self.last_event_id
+            if batch:
+                self.stats.events += len(batch)
+                self._put_now(list(batch))
+                batch.clear()
+            await self._resync(f"events {(last or 0) + 1}–{gap_at - 1} were missed", last)
+            self._set_state(ConnectionState.LIVE, "live")
+            self._handle(own_id, data, batch, allow_gap=True)
+
+    def _handle(self, own_id: str | None, data: str, batch: list[Event], allow_gap: bool = False) -> int | None:
+        """One frame's data: control, duplicate, malformed, or a domain event appended to ``batch``.
+
+        ``own_id`` is the frame's own ``id:`` (None when it had none). Returns the event id when the frame is past
+        a gap and a resync must come first (nothing is consumed then); None when the frame was handled.
+        """
         if not data:
-            return  # a retry-only or empty frame
+            return None  # a retry-only or id-only frame: nothing to deliver
         try:
             envelope = parse_json(data)
         except (ValueError, RecursionError):
@@ -490,45 +565,35 @@ class StreamConsumer:
         if type(envelope) is not dict:
             self.stats.malformed += 1
             log.warning("skipping a stream frame whose data is not a JSON object (%d chars)", len(data))
-            # Its id still counts as received (SSE spec): resume after it.
-            if new_sse_id:
-                eid = _as_id(sse_id)
-                if eid is not None:
-                    await self._advance(eid, batch)
-            return
+            # Its id still counts as received (SSE spec): we resume after it.
+            eid = _as_id(own_id) if own_id is not None else None
+            if eid is not None:
+                last = self.last_event_id
+                if last is None or eid > last:
+                    if self.gap_detection and last is not None and eid > last + 1 and not allow_gap:
+                        return eid
+                    self.last_event_id = eid
+            return None
         type_ = envelope.get("type")
-        if type(type_) is str and type_.strip().lower() in CONTROL_TYPES and "eventId" not in envelope:
+        if type(type_) is str and "eventId" not in envelope and type_.strip().lower() in CONTROL_TYPES:
             self._control(type_.strip().lower(), envelope)
-            return
         eid = _as_id(envelope.get("eventId"))
-        if eid is None and new_sse_id:
-            eid = _as_id(sse_id)
+        if eid is None and own_id is not None:
+            eid = _as_id(own_id)
         if eid is not None:
             last = self.last_event_id
-            if last is not None and eid <= last:
-                self.stats.duplicates += 1
-                return
-            if not await self._advance(eid, batch):
-                return
+            if last is not None:
+                if eid <= last:
+                    self.stats.duplicates += 1
+                    return None
+                if self.gap_detection and eid > last + 1 and not allow_gap:
+                    return eid
+            self.last_event_id = eid
         event = decode_event(envelope)
         if eid is not None and event.event_id != eid:
             object.__setattr__(event, "event_id", eid)  # the frame's id wins over a missing/odd eventId
         batch.append(event)
-
-    async def _advance(self, eid: int, batch: list[Event]) -> bool:
-        """Move the last id to ``eid``; on a gap, resync first (flushing ``batch`` so order is kept)."""
-        last = self.last_event_id
-        if last is not None and eid <= last:
-            return False
-        if self.gap_detection and last is not None and eid > last + 1:
-            if batch:
-                self.stats.events += len(batch)
-                self._put_now(list(batch))
-                batch.clear()
-            await self._resync(f"events {last + 1}–{eid - 1} were missed", last)
-            self._set_state(ConnectionState.LIVE, "live")
-        self.last_event_id = eid
-        return True
+        return None
 
     def _control(self, type_: str, envelope: dict[str, Any]) -> None:
         reason = envelope.get("reason")
