@@ -164,8 +164,10 @@ class TTMTClient:
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
-            # No proxy/.netrc from the environment: an env-configured proxy would see the key in clear over http.
-            trust_env=False,
+            # Over https, honour the environment (HTTPS_PROXY through a CONNECT tunnel keeps the key encrypted;
+            # SSL_CERT_FILE lets a corporate CA in). Over plain http (loopback only) never route through an
+            # env-configured proxy, which would see the key in clear.
+            trust_env=url.scheme == "https",
         )
         self._pacer = Pacer(enabled=rate_limit_pacing, window=rate_window)
         self._cache = ETagCache(cache_size)
