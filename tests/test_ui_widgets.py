@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QVBoxLayout, QWidget
 
+from ttmt_monitor.core.formatting import format_price
 from ttmt_monitor.core.models import Position, Signal, Trade
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.filter_bar import FilterBar, FilterSpec
@@ -278,6 +279,38 @@ def test_trade_detail_from_simulator(sim_hand, qtbot):
     view.grab().save("/tmp/trade_detail_sim.png")
     for label in view.findChildren(QLabel):
         assert label.textFormat() == Qt.TextFormat.PlainText
+
+
+def test_trade_detail_of_an_engine_trade(sim_paused, qtbot):
+    """A trade the market engine made (not a hand-written one): the view agrees with the REST object."""
+
+    async def pick(client):
+        page = await client.trades_page(limit=100)
+        best = max(page.items, key=lambda t: (sum(t.tp_hits), t.status == "active"))
+        trade = await client.trade(best.id)
+        return trade, (await client.signal(trade.signal_id) if trade.signal_id else None)
+
+    trade, signal = fetch(sim_paused, pick)
+    view = TradeDetail(utc=True)
+    qtbot.addWidget(view)
+    view.resize(1200, 950)
+    view.set_trade(trade, signal)
+    view.show()
+    qtbot.waitExposed(view)
+    for level in range(6):
+        state = view.tp_table.cell_text(level, 3)
+        if trade.tp_hits[level]:
+            assert state == "✓ hit"
+        elif trade.take_profits[level] is None:
+            assert state == "not set"
+        else:
+            assert state in ("pending", "not reached")
+    assert view.positions_table.rowCount() == len(trade.positions or ())
+    assert view.orders_table.rowCount() == len(trade.orders or ())
+    assert view.fields["entry"].text() == (format_price(trade.entry_price, trade.symbol) or "—")
+    expected = breakeven_state(trade, signal)
+    assert view.fields["breakeven"].text() == expected.text
+    view.grab().save("/tmp/trade_detail_engine.png")
 
 
 def test_trade_detail_without_positions_or_signal(qtbot):

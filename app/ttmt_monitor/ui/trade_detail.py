@@ -434,7 +434,7 @@ class TradeDetail(QWidget):
             f"Received {format_time(signal.received_at, utc=self._utc) or _NONE}",
         ]
         if signal.raw_message:
-            first = signal.raw_message.strip().splitlines()[:3]
+            first = [line.strip() for line in signal.raw_message.splitlines() if line.strip()][:3]
             lines.append("Message: " + " / ".join(first))
         self.signal_summary.setText("\n".join(lines))
 
