@@ -23,17 +23,45 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from ttmt_monitor.sources.ttmt.client import TTMTClient
-from ttmt_monitor.ui.app import run_qasync
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.main_window import MainWindow
 from ttmt_monitor.ui.settings import AppSettings
 from ttmt_monitor.ui.table_base import ROW_ROLE
 
 
+_LOOP: Any = None
+
+
 def run_on_qasync(make: Callable[[], Awaitable[Any]], timeout: float = 45.0) -> Any:
+    """Run a scenario on ONE qasync loop shared by the module's tests (creating and closing a qasync loop per
+    test leaves Qt timers of the closed loops behind; the app itself has exactly one loop per process)."""
+    import qasync
+
+    global _LOOP
     app = QApplication.instance() or QApplication([])
     app.setQuitOnLastWindowClosed(False)
-    return run_qasync(app, make, timeout)
+    if _LOOP is None:
+        _LOOP = qasync.QEventLoop(app)
+    loop = _LOOP
+    asyncio.set_event_loop(loop)
+    old_hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook, finalizer=loop._asyncgen_finalizer_hook)
+    try:
+        result = loop.run_until_complete(asyncio.wait_for(make(), timeout))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        return result
+    finally:
+        sys.set_asyncgen_hooks(*old_hooks)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_loop():
+    yield
+    global _LOOP
+    if _LOOP is not None:
+        _LOOP.close()  # shuts its executor threads down before Qt goes away
+        _LOOP = None
+    asyncio.set_event_loop(None)
 
 
 async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -58,8 +86,11 @@ def dispose(window: MainWindow) -> None:
     """Delete the window now, before its controller (and the models its views show) can be collected."""
     import shiboken6
 
+    controller = window.controller
     if shiboken6.isValid(window):
         shiboken6.delete(window)
+    if shiboken6.isValid(controller):
+        shiboken6.delete(controller)
 
 
 def make_window(sim: Any, settings: AppSettings, **kw: Any) -> tuple[DeskController, MainWindow]:

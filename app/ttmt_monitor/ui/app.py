@@ -269,6 +269,8 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
 
         if shiboken6.isValid(window):
             shiboken6.delete(window)
+        if shiboken6.isValid(controller):
+            shiboken6.delete(controller)
 
 
 async def _capture(args: argparse.Namespace, window: Any, controller: Any, loaded: bool) -> int:

@@ -122,6 +122,12 @@ class DeskController(QObject):
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
         self._tick.timeout.connect(self._drain)
+        # A burst continues on the next loop turn through a child timer (never QTimer.singleShot with a callable:
+        # that timer outlives this object, and a timer firing into a deleted receiver is a crash, not an error).
+        self._again = QTimer(self)
+        self._again.setSingleShot(True)
+        self._again.setInterval(0)
+        self._again.timeout.connect(self._drain)
         self._poll = QTimer(self)
         self._poll.setInterval(int(SIGNAL_POLL_S * 1000))
         self._poll.timeout.connect(lambda: self._spawn(self._poll_signals()))
@@ -172,6 +178,7 @@ class DeskController(QObject):
             return
         self._closing = True
         self._tick.stop()
+        self._again.stop()
         self._poll.stop()
         consumer, self.consumer = self.consumer, None
         if consumer is not None:
@@ -306,7 +313,7 @@ class DeskController(QObject):
         self.apply_batch(budget_s=BATCH_BUDGET_S)
         if self._queue:
             # A burst: continue on the next loop turn (paints and input get their turn in between).
-            QTimer.singleShot(0, self._drain)
+            self._again.start()
 
     def apply_batch(self, budget_s: float | None = None) -> int:
         """Apply queued events (all, or as many as fit in ``budget_s``) to the state, then update the models once."""

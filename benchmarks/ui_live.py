@@ -1,0 +1,259 @@
+"""Benchmark of the live desk: a 50,000-event burst into a window holding ~10,000 trades and ~500 open positions,
+and the cold start to a window with data beside a bare PySide6 window (benchmarks/bare_window.py), same run.
+
+Reports:
+- events/s applied to the models: end to end (first to last burst event applied, including SSE parsing and
+  decoding on the same loop) and the apply path alone (core.state.apply + model updates, timed inside the
+  controller's batches);
+- the longest event-loop stall during the burst, from a 5 ms QTimer probe (largest gap between ticks, minus 5 ms);
+- cold start: process start → main window shown with data (against an already running simulator), median of 3,
+  beside a bare window with an empty table, median of 3.
+Budgets (issue 4): ≥ 10,000 events/s applied, longest stall < 50 ms, cold start ≤ 3× the bare window.
+
+The simulator runs in its own process (``--serve-sim``), so it does not share a GIL with the window.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/ui_live.py [--events 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_API", "pyside6")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+HERE = Path(__file__).resolve().parent
+
+
+# --- child: the simulator ---------------------------------------------------------------------------------------
+
+def serve_sim(args: argparse.Namespace) -> int:
+    from ttmt_monitor.sim.runner import SimulatorThread
+
+    with SimulatorThread(seed=7, history_days=args.history_days, engine_running=False, rate_limit=1_000_000,
+                         trades_per_day=args.trades_per_day, open_trades=args.open_trades) as sim:
+        print(f"TTMT_BASE_URL={sim.base_url}", flush=True)
+        print(f"TTMT_API_KEY={sim.api_key}", flush=True)
+        print(f"TTMT_ADMIN_URL={sim.admin_url}", flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+    return 0
+
+
+def start_sim(args: argparse.Namespace) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    cmd = [sys.executable, __file__, "--serve-sim", "--history-days", str(args.history_days),
+           "--trades-per-day", str(args.trades_per_day), "--open-trades", str(args.open_trades)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    found: dict[str, str] = {}
+    assert proc.stdout is not None
+    while len(found) < 3:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the simulator child did not start")
+        name, _, value = line.strip().partition("=")
+        found[name] = value
+    return proc, found
+
+
+# --- child: cold start of the desk --------------------------------------------------------------------------------
+
+def cold_child(base_url: str) -> int:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from ttmt_monitor.ui.app import run_qasync
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.main_window import MainWindow
+    from ttmt_monitor.ui.settings import AppSettings
+
+    app = QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)
+    key = os.environ["TTMT_BENCH_KEY"]
+
+    async def go() -> None:
+        settings = AppSettings(QSettings(os.environ["TTMT_BENCH_SETTINGS"], QSettings.Format.IniFormat))
+        controller = DeskController(base_url, key, start_stream=False)
+        window = MainWindow(controller, settings)
+        window.show()
+        ok = await controller.start()
+        window.grab()  # the first full paint with data
+        print(f"READY {time.time():.6f} ok={ok} trades={controller.trades_model.rowCount()}", flush=True)
+        window.close()
+        await controller.aclose()
+
+    run_qasync(app, go, timeout=60)
+    return 0
+
+
+def time_child(cmd: list[str], env: dict[str, str]) -> float:
+    t0 = time.time()
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    for line in out.stdout.splitlines():
+        if line.startswith("READY "):
+            if "ok=False" in line:
+                raise RuntimeError(f"cold start failed: {line}")
+            return float(line.split()[1]) - t0
+    raise RuntimeError(f"no READY line from {cmd}: {out.stderr[-800:]}")
+
+
+def cold_start(urls: dict[str, str], runs: int) -> dict[str, float]:
+    env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+               TTMT_BENCH_KEY=urls["TTMT_API_KEY"], TTMT_BENCH_SETTINGS=str(Path("/tmp") / f"ui_live_{os.getpid()}.ini"))
+    bare, desk = [], []
+    for _ in range(runs):  # interleaved, so both see the same load
+        bare.append(time_child([sys.executable, str(HERE / "bare_window.py")], env))
+        desk.append(time_child([sys.executable, __file__, "--cold-child", urls["TTMT_BASE_URL"]], env))
+    return {"bare_s": statistics.median(bare), "desk_s": statistics.median(desk),
+            "bare_all": bare, "desk_all": desk}
+
+
+# --- the burst -------------------------------------------------------------------------------------------------------
+
+def burst(urls: dict[str, str], n_events: int) -> dict[str, Any]:
+    import httpx
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from ttmt_monitor.ui.app import run_qasync
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.main_window import MainWindow
+    from ttmt_monitor.ui.settings import AppSettings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)
+    result: dict[str, Any] = {}
+
+    async def go() -> None:
+        settings = AppSettings(QSettings(f"/tmp/ui_live_burst_{os.getpid()}.ini", QSettings.Format.IniFormat))
+        controller = DeskController(urls["TTMT_BASE_URL"], urls["TTMT_API_KEY"])
+        window = MainWindow(controller, settings)
+        window.select_tab("positions")
+        window.show()
+        assert await controller.start(), controller.connection_detail
+        # The whole trade history into the table, page by page, as scrolling would.
+        t0 = time.perf_counter()
+        while controller.trades_model.has_more:
+            await controller.fetch_more_trades()
+        result["history_load_s"] = time.perf_counter() - t0
+        result["trades_rows"] = controller.trades_model.rowCount()
+        result["positions_rows"] = controller.positions_model.rowCount()
+        deadline = time.monotonic() + 30
+        while controller.connection_state != "live" or controller.pending():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"stream not live: {controller.connection_state}")
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+
+        # Time spent applying (state + models), measured inside the controller's own batches.
+        apply_time = [0.0]
+        original = controller.apply_batch
+
+        def timed(budget_s: float | None = None) -> int:
+            t = time.perf_counter()
+            try:
+                return original(budget_s)
+            finally:
+                apply_time[0] += time.perf_counter() - t
+
+        controller.apply_batch = timed  # type: ignore[method-assign]
+        gaps: list[float] = []
+        last = [time.perf_counter()]
+
+        def probe() -> None:
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        timer = QTimer()
+        timer.setInterval(5)
+        timer.timeout.connect(probe)
+        start_count = controller.live_events
+        first_at: list[float] = []
+        controller.events_applied.connect(lambda ev, ch: first_at or first_at.append(time.perf_counter()))
+        last[0] = time.perf_counter()
+        timer.start()
+        async with httpx.AsyncClient(timeout=120) as http:
+            t_request = time.perf_counter()
+            response = await http.post(urls["TTMT_ADMIN_URL"].rstrip("/") + "/burst", json={"n": n_events})
+            response.raise_for_status()
+            emitted = int(response.json()["result"])
+        deadline = time.monotonic() + 180
+        while controller.live_events - start_count < emitted or controller.pending():
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.01)
+        t_done = time.perf_counter()
+        timer.stop()
+        applied = controller.live_events - start_count
+        wall = t_done - (first_at[0] if first_at else t_request)
+        result.update({
+            "emitted": emitted,
+            "applied": applied,
+            "burst_request_s": t_request,
+            "wall_s": wall,
+            "events_per_s_end_to_end": applied / wall if wall > 0 else 0.0,
+            "apply_s": apply_time[0],
+            "events_per_s_apply": applied / apply_time[0] if apply_time[0] > 0 else 0.0,
+            "longest_stall_ms": max(0.0, (max(gaps) - 0.005) * 1000) if gaps else None,
+            "probe_ticks": len(gaps),
+            "trades_rows_after": controller.trades_model.rowCount(),
+        })
+        del result["burst_request_s"]
+        window.grab().save(f"/tmp/ui_live_burst_{os.getpid()}.png")
+        window.close()
+        await controller.aclose()
+
+    run_qasync(app, go, timeout=600)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve-sim", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cold-child", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--history-days", type=int, default=30)
+    parser.add_argument("--trades-per-day", type=float, default=330.0)
+    parser.add_argument("--open-trades", type=int, default=60)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args()
+    if args.serve_sim:
+        return serve_sim(args)
+    if args.cold_child:
+        return cold_child(args.cold_child)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    t = time.perf_counter()
+    proc, urls = start_sim(args)
+    print(f"simulator ready in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    try:
+        cold = cold_start(urls, args.cold_runs)
+        live = burst(urls, args.events)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    figures = {**live, **cold, "cold_ratio": cold["desk_s"] / cold["bare_s"]}
+    if args.json:
+        print(json.dumps(figures, indent=1))
+    print(f"window: {live['trades_rows']} trades, {live['positions_rows']} open positions "
+          f"(history paged in in {live['history_load_s']:.1f} s)")
+    print(f"burst: {live['applied']}/{live['emitted']} events applied; "
+          f"{live['events_per_s_end_to_end']:,.0f} events/s end to end (SSE + decode + apply + models), "
+          f"{live['events_per_s_apply']:,.0f} events/s in the apply path alone  [budget ≥ 10,000]")
+    print(f"longest event-loop stall during the burst: {live['longest_stall_ms']:.1f} ms "
+          f"({live['probe_ticks']} probe ticks)  [budget < 50 ms]")
+    print(f"cold start to a window with data: {cold['desk_s']:.2f} s vs bare window {cold['bare_s']:.2f} s "
+          f"= {figures['cold_ratio']:.2f}x  [budget ≤ 3x]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
