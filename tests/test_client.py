@@ -256,6 +256,17 @@ def test_garbage_and_wrong_envelopes_are_clear_errors_not_empty_lists() -> None:
     run(body())
 
 
+def test_redirects_are_not_followed() -> None:
+    async def body() -> None:
+        replies = [(301, {"Location": "https://elsewhere.example/api/v1/accounts"}, b"")]
+        async with Scripted(replies) as srv, TTMTClient(srv.base_url, BAD_KEY) as c:
+            with pytest.raises(TTMTError, match="redirected GET /accounts to 'https://elsewhere.example") as info:
+                await c.accounts()
+        assert info.value.status == 301 and len(srv.requests) == 1
+
+    run(body())
+
+
 def test_a_repeated_cursor_stops_the_iterator() -> None:
     async def body() -> None:
         page = b'{"data": [{"id": "t1"}], "has_more": true, "next_cursor": "same"}'

@@ -269,6 +269,17 @@ class TTMTClient:
             if 200 <= status < 300:
                 self._pacer.release(status, response.headers.get("x-ratelimit-remaining"), None)
                 return response, None
+            if 300 <= status < 400:
+                self._pacer.release(status, response.headers.get("x-ratelimit-remaining"), None)
+                # Not followed on purpose: the Authorization header would go wherever the redirect points.
+                location = (response.headers.get("location") or "")[:200]
+                raise TTMTError(
+                    status=status,
+                    title="Redirected",
+                    detail=(f"the server redirected GET /{path} to {location!r}; " if location else
+                            f"the server redirected GET /{path}; ")
+                    + "check the base URL (it must be the API root, e.g. https://app.telegramtometatrader.com/api/v1)",
+                )
             error = error_from_response(status, response.headers, response.content)
             retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
             self._pacer.release(status, response.headers.get("x-ratelimit-remaining"), retry_after)
