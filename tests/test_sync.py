@@ -206,6 +206,29 @@ def test_backfill_resumes_across_restarts(tmp_path: Path, market: SimulatorThrea
         store.close()
 
 
+def test_long_absence_gap_is_closed_by_backfill(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+    run(start(store, market, full_backfill=True))
+    # As if the app had been closed while 150 trades were created: the store lacks the newest 150.
+    newest = list(store.iter_trades_wire())[:150]
+    store.delete_trades([t["id"] for t in newest])
+    store.flush_sync()
+
+    async def capped() -> tuple[SyncResult, int]:
+        async with TTMTClient(market.base_url, market.api_key) as client:
+            result = await delta_sync(store, client, max_pages=1)  # the warm sync's page cap, made tiny
+            gap_open = store.meta("backfill_done")
+            pages = await backfill(store, client, pace_s=0)
+            return result, pages if gap_open == "0" else -1
+
+    result, pages = run(capped())
+    try:
+        assert not result.offline and 0 < pages <= 3  # stops at the first page that is already known
+        assert_store_matches_world(store, market)
+    finally:
+        store.close()
+
+
 def test_stored_open_trade_the_api_no_longer_has_is_dropped(tmp_path: Path, small_market: SimulatorThread) -> None:
     store = open_store(tmp_path, small_market)
     run(start(store, small_market, full_backfill=True))
@@ -230,7 +253,9 @@ def test_offline_start_when_the_simulator_is_gone(tmp_path: Path) -> None:
         stored = store.counts()["trades"]
         store.close()
     # The simulator is stopped: nothing listens on that port any more.
-    store = Store.open(base_url, [], data_dir=tmp_path)
+    assert Store.open_existing("http://127.0.0.1:1/api/v1", [], data_dir=tmp_path) is None
+    store = Store.open_existing(base_url, [], data_dir=tmp_path)
+    assert store is not None
     try:
         cached = load_cached(store)
         assert cached.trades and cached.accounts

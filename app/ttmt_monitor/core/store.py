@@ -587,6 +587,15 @@ class Store:
         return store
 
     @classmethod
+    def open_existing(
+        cls, base_url: str, account_ids: Iterable[str] = (), *, data_dir: Path | str | None = None
+    ) -> Store | None:
+        """Like :meth:`open`, but None when there is no history for this URL + account set yet (an offline
+        export must say "no local history" rather than create an empty file)."""
+        path = store_path(base_url, list(account_ids), data_dir)
+        return cls.open_path(path) if path.exists() else None
+
+    @classmethod
     def open_path(cls, path: Path | str) -> Store:
         path = Path(path)
         messages: list[str] = []
