@@ -78,7 +78,7 @@ def test_populate_default_is_fast_and_emits_nothing() -> None:
 
 def test_benchmark_knobs_give_ten_thousand_trades_and_five_hundred_open_positions() -> None:
     world = World()
-    engine = Engine(world, seed=3, trades_per_day=111, open_trades=120)
+    engine = Engine(world, seed=3, trades_per_day=111, open_trades=130)
     cpu, wall = time.process_time(), time.perf_counter()
     engine.populate()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -105,6 +105,7 @@ def test_accounts_channels_and_the_other_user(lived) -> None:
     assert 4 <= len(demo.channels) <= 6
     assert "Gold Signals VIP" in {c["name"] for c in demo.channels.values()}
     assert other.accounts and other.trades and other.signals and other.positions
+    assert any(t["status"] == "active" for t in other.trades.values())
     for attr in ("accounts", "signals", "trades", "positions", "orders"):
         assert not set(getattr(demo, attr)) & set(getattr(other, attr))
     assert other.events.last_id == 0
@@ -364,3 +365,33 @@ def test_run_honours_pause_resume_and_speed() -> None:
     assert still == paused_at  # nothing moves while paused
     assert log.last_id > still  # and it continues after resume
     assert 20 <= sim_t <= 2.2 * 20 + 5  # ~1.9 s of running wall time at speed 20
+
+
+@pytest.mark.parametrize("name", ["XAUUSD", "EURUSD"])
+def test_mirrored_texts_are_sells_with_the_ladder_reflected(name: str) -> None:
+    import random
+
+    rng = random.Random(2)
+    sym = SYMBOLS[name]
+    for tpl in corpus.by_kind("complete"):
+        if tpl.expected["direction"] != "buy":
+            continue
+        parsed = corpus.reprice(tpl, sym, sym.price(sym.start), rng, flip=True)
+        assert parsed.direction == "SELL" and "SELL" in parsed.text.upper() and "BUY" not in parsed.text.upper()
+        assert parsed.stop_loss is not None and parsed.take_profits
+        assert all(tp < parsed.stop_loss for tp in parsed.take_profits)
+        assert list(parsed.take_profits) == sorted(parsed.take_profits, reverse=True)  # TP1 nearest
+        if parsed.entry_low is not None:
+            assert parsed.entry_low <= parsed.entry_high < parsed.stop_loss
+        numbers = {Decimal(x) for x in re.findall(r"\d+(?:\.\d+)?", parsed.text)}
+        assert parsed.stop_loss in numbers and set(parsed.take_profits) <= numbers
+    # A details reply to a SELL alert is mirrored by itself (its numbers are written for a BUY).
+    details = corpus.by_kind("details")[0]
+    parsed = corpus.reprice(details, sym, sym.price(sym.start), rng, direction="SELL")
+    assert parsed.entry_low is not None and parsed.stop_loss > parsed.entry_high
+
+
+def test_both_directions_trade(lived) -> None:
+    world, _ = lived
+    sides = Counter(t["direction"] for t in world.users[DEMO_USER_ID].trades.values())
+    assert sides["BUY"] > 0.3 * sum(sides.values()) and sides["SELL"] > 0.3 * sum(sides.values()), sides

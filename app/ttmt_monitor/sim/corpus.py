@@ -105,17 +105,37 @@ def _swap_words(text: str, sym: Symbol) -> str:
             .replace("gold", lower))
 
 
+_FLIP_WORDS = {"BUY": "SELL", "SELL": "BUY", "Buy": "Sell", "Sell": "Buy", "buy": "sell", "sell": "buy"}
+_DIRECTION_WORD = re.compile("|".join(_FLIP_WORDS))
+
+
+def _natural_side(exp: dict) -> str:
+    """The side a template's numbers are written for: its own direction, or (details) where its stop sits."""
+    own = (exp.get("direction") or "").upper()
+    if own:
+        return own
+    entry = exp.get("entry") or {}
+    ref = entry.get("price", entry.get("high"))
+    sl = exp.get("stopLoss")
+    return "SELL" if ref is not None and sl is not None and sl > ref else "BUY"
+
+
 def reprice(template: Template, sym: Symbol, market: Decimal, rng: random.Random, *,
-            direction: str | None = None, offset: Decimal = Decimal(0)) -> Parsed:
+            direction: str | None = None, offset: Decimal = Decimal(0), flip: bool = False) -> Parsed:
     """Rewrite ``template`` for ``sym`` so its anchor price sits at ``market + offset``.
 
-    ``direction`` is needed for a details message (which has none of its own: it comes from the alert it replies to).
+    ``direction`` is needed for a details message (which has none of its own: it comes from the alert it replies to);
+    when it is the opposite of the side the numbers are written for, the message is mirrored. ``flip`` mirrors any
+    message: BUY<->SELL in the text and the parse, the price ladder reflected around the anchor (stop above, targets
+    below), so the corpus's mostly-BUY messages also give a believable share of SELL trades.
     The stop distance becomes about the symbol's typical stop (±30%), so the ladder of targets keeps its shape.
     """
     exp = template.expected
+    natural = _natural_side(exp)
     own_dir = (exp.get("direction") or "").upper() or None
-    side = own_dir or direction or "BUY"
-    anchor = _anchor(exp, side)
+    if own_dir is None and direction is not None and direction != natural:
+        flip = True
+    anchor = _anchor(exp, natural)
     sl = exp.get("stopLoss")
     if anchor is None:
         anchor = Decimal(str(sl)) if sl is not None else Decimal(0)
@@ -123,6 +143,10 @@ def reprice(template: Template, sym: Symbol, market: Decimal, rng: random.Random
     if corpus_dist == 0:
         corpus_dist = Decimal(10)
     scale = Decimal(repr(round(sym.sl_typ * rng.uniform(0.7, 1.3), 8))) / corpus_dist
+    if flip:
+        scale = -scale  # reflect: what was below the entry is now above it
+        if own_dir is not None:
+            own_dir = _FLIP_WORDS[own_dir]
     base = market + offset
     cache: dict[Decimal, Decimal] = {}
 
@@ -145,7 +169,10 @@ def reprice(template: Template, sym: Symbol, market: Decimal, rng: random.Random
         new = mapped(old, places_for(token))
         return f"{new:.{-new.as_tuple().exponent}f}" if new.as_tuple().exponent < 0 else f"{new:f}"
 
-    text = _PRICE.sub(sub, _swap_words(template.message, sym))
+    text = _swap_words(template.message, sym)
+    if flip:
+        text = _DIRECTION_WORD.sub(lambda m: _FLIP_WORDS[m.group(0)], text)
+    text = _PRICE.sub(sub, text)
 
     def field(value: object) -> Decimal | None:
         if value is None:
@@ -163,8 +190,9 @@ def reprice(template: Template, sym: Symbol, market: Decimal, rng: random.Random
         direction=own_dir,
         entry_type=kind,
         entry_price=field(entry.get("price")) if kind == "price" else None,
-        entry_low=field(entry.get("low")) if kind == "zone" else None,
-        entry_high=field(entry.get("high")) if kind == "zone" else None,
+        # A reflection turns the zone upside down: the old top is the new bottom.
+        entry_low=field(entry.get("high" if flip else "low")) if kind == "zone" else None,
+        entry_high=field(entry.get("low" if flip else "high")) if kind == "zone" else None,
         stop_loss=field(sl),
         take_profits=tps,
         runner=bool(exp.get("runner")),

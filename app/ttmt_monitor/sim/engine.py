@@ -24,7 +24,7 @@ The contract with core/state.py (events vs REST)
 
 Knobs: ``trades_per_day`` (history density, default 12, averaged over calendar days; weekends are quiet except
 BTCUSD), ``open_trades`` (trades still open at "now", default 6; each holds ~4-5 open positions, so
-``open_trades=120`` gives ~500), ``speed`` (live pace multiplier). Benchmark: ``trades_per_day=111, open_trades=120``
+``open_trades=130`` gives ~500-550), ``speed`` (live pace multiplier). Benchmark: ``trades_per_day=111, open_trades=130``
 gives ~9,500 trades over 90 days and ~500 open positions in ~5 s of CPU.
 Live pace at speed 1: a channel message every 30-90 s, each symbol ticks ~0.75 times a second, and every open position
 whose price changed gets a ``position_update`` (tens of events a second in steady state).
@@ -242,7 +242,8 @@ class Engine:
         self._hist = True
         try:
             other = self._make_user(OTHER_USER_ID, _OTHER_ACCOUNTS, _OTHER_CHANNELS, live=False)
-            self._history(other, days=min(3, max(1, self.history_days)), per_day=4.0)
+            self._history(other, days=min(7, max(1, self.history_days)), per_day=4.0)
+            self._open_recent(other, 1, drive=False)  # one open trade of its own (static: nobody drives it)
             demo = self._make_user(self.user_id, _DEMO_ACCOUNTS, _DEMO_CHANNELS, live=True)
             self._demo = demo
             self._history(demo, days=self.history_days, per_day=self.trades_per_day)
@@ -447,8 +448,9 @@ class Engine:
                 mod_at = None
                 self._modification(runs[0].user, t, pool=runs, price=q)
 
-    def _open_recent(self, user: _User, count: int) -> None:
-        """Trades opened during the last hour that are still open now, at prices that meet the live market."""
+    def _open_recent(self, user: _User, count: int, drive: bool = True) -> None:
+        """Trades opened during the last hour that are still open now, at prices that meet the live market.
+        ``drive``: hand them to the live market (the demo user); otherwise they stay as they are."""
         made = 0
         guard = 0
         weights = [c.weight for c in user.channels]
@@ -471,7 +473,8 @@ class Engine:
                     continue
                 for pos in run.opened:  # value the open positions at the live price (no events: history)
                     self._mark(run, pos, live_q, emit=False)
-                self._runs.append(run)
+                if drive:
+                    self._runs.append(run)
                 made += 1
 
     # ---- signals ---------------------------------------------------------------------------------------------
@@ -517,13 +520,17 @@ class Engine:
             kinds = {"complete": 0.86, "alert": 0.14} if allow_skip else {"complete": 1.0}
             template = self._pick_template(kinds)
         routed = [a for a in channel.account_ids if user.uw.accounts[a]["is_active"]]
+        # The corpus is mostly BUY: mirror some of those so the desk sees about as many SELL trades.
+        side = (template.expected.get("direction") or "buy").upper()
+        flip = side == "BUY" and self.rng.random() < 0.3
+        if flip:
+            side = "SELL"
         offset = _ZERO
         if allow_pullback and template.expected.get("entry", {}).get("kind") == "price" and self.rng.random() < 0.15:
             # a pull-back entry: the price is a limit some way from the market (may never fill -> not_filled)
-            side = (template.expected.get("direction") or "buy").upper()
             dist = Decimal(repr(round(sym.sl_typ * self.rng.uniform(0.2, 0.5), 6)))
             offset = -dist if side == "BUY" else dist
-        parsed = corpus.reprice(template, sym, price, self.rng, offset=offset)
+        parsed = corpus.reprice(template, sym, price, self.rng, offset=offset, flip=flip)
         if template.kind == "alert":
             details = corpus.details_for(template)
             if details is None or not allow_skip:
