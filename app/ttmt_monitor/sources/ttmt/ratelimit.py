@@ -86,6 +86,8 @@ class Pacer:
         self.rate_limited = 0
         self._listeners: list[Listener] = []
         self._released = asyncio.Event()
+        self._anchor_pending = False
+        self._margin = min(0.25, 0.02 * self.window)
 
     # ---- observation -------------------------------------------------------------------------------------
 
@@ -151,9 +153,10 @@ class Pacer:
             now = self._clock()
             if self._window_end is None:
                 # This request opens a window (as far as we can tell). The server starts its window when the
-                # request *arrives*, a little after we send, so our estimate ends a little later to stay on the
-                # safe side of it.
-                self._window_end = now + self.window + min(1.0, 0.05 * self.window)
+                # request *arrives*, somewhere between our send and its answer: provisional end now, moved to
+                # answer time + window when the answer comes (so we never think the window is over too early).
+                self._window_end = now + self.window + self._margin
+                self._anchor_pending = True
             if self._remaining is not None:
                 self._remaining -= 1
             self._last_send = now
@@ -186,9 +189,11 @@ class Pacer:
             if self._remaining is not None:
                 self._remaining += 1
         elif header is not None:
-            if self._last_header is not None and header > self._last_header:
-                # The budget went up: the server started a new window (or TTMT deployed). Re-anchor it.
-                self._window_end = now + self.window
+            if self._anchor_pending or (self._last_header is not None and header > self._last_header):
+                # The first answer of a window we opened, or the budget went up (the server started a new window,
+                # or TTMT deployed): the window began before this moment, so ending it a window from now is safe.
+                self._window_end = now + self.window + self._margin
+                self._anchor_pending = False
             self._last_header = header
             self._limit = max(self._limit or 0, header + 1)
             self._remaining = max(0, header - self._in_flight)
@@ -199,6 +204,7 @@ class Pacer:
                 # The server's exact word on when the window ends.
                 self._blocked_until = max(self._blocked_until, now + retry_after)
                 self._window_end = now + retry_after
+                self._anchor_pending = False
         self._notify()
 
     def block_for(self, seconds: float) -> None:
