@@ -277,6 +277,37 @@ def test_bad_object_is_skipped_rest_of_batch_commits(store: Store) -> None:
     assert store.counts()["trades"] == 1
 
 
+def test_unexpected_error_in_a_write_does_not_kill_the_writer(store: Store) -> None:
+    store.put_trades([object()])  # not a trade at all: encoding fails on the writer thread
+    store.write_async(lambda conn: (_ for _ in ()).throw(RuntimeError("surprise")))
+    store.put_trades([trade_wire(2)])
+    store.flush_sync(timeout=10)
+    assert store.counts()["trades"] == 1 and store._writer.is_alive()
+
+
+def test_a_busy_file_is_an_error_not_moved_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ttmt_monitor.core.store as store_module
+
+    with Store.open(BASE, ["acc-1"], data_dir=tmp_path) as s:
+        s.put_trades([trade_wire(1)])
+        s.flush_sync()
+        path = s.path
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")  # another process holds the file
+    other.execute("BEGIN EXCLUSIVE")
+    other.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
+    try:
+        with pytest.raises(StoreError, match="unavailable"):
+            Store.open(BASE, ["acc-1"], data_dir=tmp_path)
+        assert path.exists() and not [p for p in path.parent.iterdir() if "-corrupt-" in p.name or ".corrupt" in p.name]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with Store.open(BASE, ["acc-1"], data_dir=tmp_path) as s:
+        assert s.counts()["trades"] == 1 and not s.messages
+
+
 def test_clear_forgets_everything(store: Store) -> None:
     store.put_accounts([ACCOUNT])
     store.put_trades([trade_wire(i) for i in range(50)])

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .core.store import Store, ts_text
+from .core.store import Store, is_corruption, ts_text
 
 if TYPE_CHECKING:  # the client pulls in httpx; load_cached and the offline iterators must not pay for it
     from .sources.ttmt.client import TTMTClient
@@ -102,6 +102,8 @@ def load_cached(store: Store, *, first_page: int = FIRST_PAGE) -> CachedState:
     try:
         return _load(store, first_page)
     except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            raise  # busy or unreadable for now: not a reason to throw the history away
         fresh = store.recover(exc)
         state = _load(fresh, first_page)
         return CachedState(state.data_as_of, (), (), (), (), None, tuple(fresh.messages), None, fresh)

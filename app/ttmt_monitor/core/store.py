@@ -57,6 +57,8 @@ _TERMINAL_TRADE_STATUSES = (
     "closed_profit", "closed_loss", "closed_breakeven", "not_filled", "failed", "closed_timeout_cleanup",
 )
 _OPEN_POSITION_STATUSES = ("open", "partial_closed")
+#: How long to wait for a lock another process holds before giving up (seconds).
+BUSY_TIMEOUT_S = 10.0
 #: The event log keeps this many newest events (older ones are pruned; trades and positions stay).
 EVENT_LOG_KEEP = 200_000
 EVENT_PRUNE_EVERY = 1000
@@ -103,6 +105,15 @@ _TABLES = ("accounts", "signals", "trades", "positions", "orders", "events", "et
 
 class StoreError(Exception):
     """The store cannot be used at all (e.g. the data directory is not writable). The message is user-facing."""
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """A damaged or non-SQLite file (SQLITE_CORRUPT / SQLITE_NOTADB), as opposed to a busy or unwritable one,
+    which must never be moved aside."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (11, 26)
+    return type(exc) is sqlite3.DatabaseError
 
 
 class _NotOurs(Exception):
@@ -427,9 +438,16 @@ class _Writer(threading.Thread):
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.on_error = on_error
         self.commits = 0
+        self.stopped = False
 
     def run(self) -> None:
-        conn = _connect(self.path)
+        try:
+            conn = _connect(self.path)
+        except sqlite3.Error as exc:  # e.g. the file vanished: nothing can be written, but nobody must hang
+            log.error("store: the writer cannot open %s: %s", self.path, exc)
+            self.on_error(exc)
+            self._drain_after_failure()
+            return
         try:
             stop = False
             while not stop:
@@ -457,7 +475,18 @@ class _Writer(threading.Thread):
                     if not flush.done.done():
                         flush.done.set_result(None)
         finally:
+            self.stopped = True
             conn.close()
+
+    def _drain_after_failure(self) -> None:
+        self.stopped = True
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Flush) and not item.done.done():
+                item.done.set_result(None)
 
     def _commit(self, conn: sqlite3.Connection, ops: list[Callable[[sqlite3.Connection], None]]) -> None:
         if not ops:
@@ -470,10 +499,12 @@ class _Writer(threading.Thread):
                 try:
                     op(conn)
                     conn.execute("RELEASE op")
-                except (sqlite3.IntegrityError, ValueError, TypeError, KeyError) as exc:
+                except sqlite3.OperationalError:
+                    raise  # disk full, I/O error, locked: the whole batch fails (below), not one object
+                except Exception as exc:  # noqa: BLE001 - a bad object must never kill the writer thread
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    log.warning("store: skipped a write that failed: %s", exc)
+                    log.warning("store: skipped a write that failed: %s: %s", type(exc).__name__, exc)
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:  # disk full, I/O error, corrupt page: report, keep the thread alive
@@ -500,7 +531,7 @@ class _Writer(threading.Thread):
 
 def _connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves (the writer batches explicitly).
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=OFF")
@@ -511,7 +542,7 @@ def _connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
 
 def _prepare(path: Path) -> None:
     """Check the file is ours and migrate it; raise _NotOurs or sqlite3.DatabaseError if it is not usable."""
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_S)
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -608,8 +639,9 @@ class Store:
             try:
                 _prepare(path)
                 break
-            except (_NotOurs, sqlite3.DatabaseError) as exc:
-                if attempt == 1 or not path.exists():
+            except (_NotOurs, sqlite3.Error) as exc:
+                if attempt == 1 or not path.exists() or not (isinstance(exc, _NotOurs) or is_corruption(exc)):
+                    # Busy (another process holds a lock), unwritable, out of space...: the file may be fine.
                     raise StoreError(f"Local history is unavailable: {exc}.") from exc
                 reason = "foreign" if isinstance(exc, _NotOurs) else "corrupt"
                 why = str(exc) if isinstance(exc, _NotOurs) else f"it is damaged ({exc})"
@@ -743,11 +775,15 @@ class Store:
 
     async def flush(self) -> None:
         """Wait (without blocking the loop) until every write enqueued so far is committed."""
+        if self._closed or self._writer.stopped:
+            return
         done: Future[None] = Future()
         self._writer.queue.put(_Flush(done))
         await asyncio.wrap_future(done)
 
     def flush_sync(self, timeout: float | None = 30.0) -> None:
+        if self._closed or self._writer.stopped:
+            return
         done: Future[None] = Future()
         self._writer.queue.put(_Flush(done))
         done.result(timeout)
@@ -781,6 +817,8 @@ class Store:
     # -- reading ---------------------------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._closed:
+            raise StoreError("the local history store is closed")
         with self._read_lock:
             return self._read.execute(sql, tuple(params)).fetchall()
 
