@@ -417,3 +417,37 @@ def test_server_deviations_bom_carried_ids_and_control_frames() -> None:
         assert consumer.last_event_id == 8
 
     run(main())
+
+
+def test_fresh_start_with_resync_on_start_while_events_flow(sim_paused: Any) -> None:
+    """A desk that starts with no stored position: connect, snapshot, then events — with a burst racing the
+    snapshot. Events the snapshot already holds must not be applied twice."""
+    async def main() -> None:
+        client = TTMTClient(sim_paused.base_url, sim_paused.api_key, rate_limit_pacing=False)
+        consumer = StreamConsumer(client, resync_on_start=True, **FAST)
+        state = DeskState()
+        seen: list[Any] = []
+
+        async def consume() -> None:
+            async for event in consumer.events():
+                apply(state, event)
+                seen.append(event)
+
+        burster = asyncio.ensure_future(asyncio.to_thread(lambda: [sim_paused.faults.burst(30) for _ in range(10)]))
+        task = asyncio.ensure_future(consume())
+        await burster
+        target = last_id(sim_paused)
+        deadline = time.monotonic() + 20
+        while (state.last_event_id or 0) < target and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert isinstance(seen[0], Resync) and sum(isinstance(e, Resync) for e in seen) == 1
+        ids = [e.event_id for e in seen[1:]]
+        assert len(ids) == len(set(ids)) and ids == sorted(ids)
+        rest = DeskState.from_snapshot(await client.snapshot())
+        assert state.positions == rest.positions
+        assert state.open_trades() == rest.trades
+        await consumer.aclose()
+        await task
+        await client.aclose()
+
+    run(main())

@@ -40,8 +40,10 @@ IMPLEMENTATION NOTES (this module's choices where the contract is silent):
   still agrees with REST. Exact on a trade we saw from its first fill.
 - Events already contained in a resync's snapshot (the stream replays them after the snapshot was fetched, or the
   snapshot was fetched while events queued on the socket): each snapshot trade remembers its ``updated_at``;
-  an event about that trade stamped at or before it is skipped (it is already in the REST copy), and the first
-  newer one ends the guard. So fills and closes are never counted twice across a resync.
+  an event about that trade stamped at or before it leaves the trade alone (it is already in the REST copy), and
+  the first newer one ends the guard. So fills and closes are never counted twice across a resync. Positions
+  are not guarded: a position event is a full replacement, so replaying it converges (its last event wins), and
+  REST reads /positions before /trades, so a snapshot's positions can be older than its trades.
 - ``resync`` is applied as a diff: only rows that differ are reported (no table reset, no flicker). Open trades
   REST no longer lists are removed (they finished while we were away and we lack their final form).
 """
@@ -412,22 +414,24 @@ def _on_order_fill(state: DeskState, ev: OrderFilled, ch: Change) -> None:
 
 def _on_position_update(state: DeskState, ev: PositionUpdated, ch: Change) -> None:
     pos = ev.position
-    if pos is None or _stale(state, pos.trade_id, ev.timestamp):
+    if pos is None:
         return
+    # The position itself is always replaced (idempotent; its last event wins). Only the trade part is guarded:
+    # REST fetches /positions before /trades, so a snapshot's trade can be newer than its positions.
     _put_position(state, pos, ch)
     trade = state.trades.get(pos.trade_id or "")
-    if trade is not None:
+    if trade is not None and not _stale(state, trade.id, ev.timestamp):
         _touch(state, trade, ch, unrealized_pl=_unrealized(state, trade.id), updated_at=ev.timestamp)
 
 
 def _on_position_closed(state: DeskState, ev: PositionClosed, ch: Change) -> None:
     pos = ev.position
-    if pos is None or _stale(state, pos.trade_id, ev.timestamp):
+    if pos is None:
         return
     known = pos.id in state.positions
     _drop_position(state, pos.id, pos.trade_id, ch)
     trade = state.trades.get(pos.trade_id or "")
-    if trade is None:
+    if trade is None or _stale(state, trade.id, ev.timestamp):
         return
     changes: dict[str, Any] = {"unrealized_pl": _unrealized(state, trade.id), "updated_at": ev.timestamp}
     # Count the realised P&L once: a position_closed for a position we no longer hold as open is a repeat (or
@@ -449,13 +453,11 @@ def _on_tp_hit(state: DeskState, ev: TpHit, ch: Change) -> None:
 def _on_breakeven_set(state: DeskState, ev: BreakevenSet, ch: Change) -> None:
     sl = ev.new_stop_loss
     pos = state.positions.get(ev.position_id or "")
-    if _stale(state, ev.trade_id or (pos.trade_id if pos is not None else None), ev.timestamp):
-        return
     if pos is not None:
         state.positions[pos.id] = _replace(pos, stop_loss=sl)
         ch.positions.update(pos.id)
     trade = state.trades.get(ev.trade_id or (pos.trade_id if pos is not None else None) or "")
-    if trade is not None:
+    if trade is not None and not _stale(state, trade.id, ev.timestamp):
         _touch(state, trade, ch, stop_loss=sl, updated_at=ev.timestamp)
 
 
