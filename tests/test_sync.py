@@ -333,6 +333,34 @@ def test_offline_export_and_resume_point(tmp_path: Path, small_market: Simulator
         store.close()
 
 
+def test_etags_survive_a_restart(tmp_path: Path, small_market: SimulatorThread) -> None:
+    store = open_store(tmp_path, small_market)
+    run(start(store, small_market))
+    terminal = next(t["id"] for t in store.iter_trades_wire({"status": "closed"}))
+
+    async def fetch() -> tuple[Any, int, int]:
+        async with TTMTClient(small_market.base_url, small_market.api_key) as client:
+            # The client's cache slot (TTMTClient has no constructor argument for it yet).
+            client._cache = store.etag_cache()  # noqa: SLF001
+            trade = await client.trade(terminal)
+            return trade, client.cache_hits, client.requests_made
+
+    first, hits, _ = run(fetch())
+    assert hits == 0 and first.positions  # a 200 with the body; the fat trade's positions land in the store
+    store.flush_sync()
+    assert store.etag(f"trades/{terminal}") is not None
+    assert {p["id"] for p in store.trade_positions_wire(terminal)} == {p.id for p in first.positions}
+    store.close()
+
+    store = open_store(tmp_path, small_market)  # a new session: memory is empty, the disk remembers
+    try:
+        again, hits, requests = run(fetch())
+        assert hits == 1 and requests == 1  # If-None-Match answered 304: nothing downloaded
+        assert again == first
+    finally:
+        store.close()
+
+
 def test_the_key_never_reaches_the_store(tmp_path: Path, small_market: SimulatorThread) -> None:
     store = open_store(tmp_path, small_market)
     run(start(store, small_market))

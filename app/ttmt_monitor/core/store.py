@@ -748,12 +748,21 @@ class Store:
         if ids:
             self.write_async(op)
 
+    def etag_cache(self, max_entries: int = 2000) -> Any:
+        """An ETag cache for ``TTMTClient`` that survives restarts (terminal trades/signals are re-validated with
+        ``If-None-Match`` and a 304 costs no download). Same interface as ``sources.ttmt.cache.ETagCache``."""
+        return _store_etag_cache(self, max_entries)
+
     def put_etag(self, url: str, etag: str, body: Any = None) -> None:
         """Remember the ETag (and the body, as wire JSON) of a terminal trade/signal for If-None-Match."""
-        text = None if body is None else dumps(_to_wire(body) if not isinstance(body, (list, str)) else body)
         stamp = ts_text(datetime.now(UTC))
-        self.write_async(lambda conn: conn.execute(
-            "INSERT OR REPLACE INTO etags (url, etag, body, stored_at) VALUES (?, ?, ?, ?)", (url, etag, text, stamp)))
+
+        def op(conn: sqlite3.Connection) -> None:
+            text = None if body is None else dumps(_to_wire(body))
+            conn.execute("INSERT OR REPLACE INTO etags (url, etag, body, stored_at) VALUES (?, ?, ?, ?)",
+                         (url, etag, text, stamp))
+
+        self.write_async(op)
 
     def set_meta(self, **items: Any) -> None:
         """Set sync cursors / metadata (``last_event_id``, ``data_as_of``, ...). Datetimes become UTC text."""
@@ -1004,6 +1013,59 @@ class Store:
 
         for wire in self.iter_signals_wire(filters):
             yield decode_signal(wire)
+
+
+# --- a persistent ETag cache ----------------------------------------------------------------------------------
+
+
+def _store_etag_cache(store: Store, max_entries: int) -> Any:
+    from ..sources.ttmt.cache import ETagCache
+    from ..sources.ttmt.decode import decode_signal, decode_trade
+
+    decoders = {"trades": decode_trade, "signals": decode_signal}
+
+    class StoreETagCache(ETagCache):
+        """Memory LRU in front of the store's ``etags`` table: a miss in memory is looked up on disk; a put is
+        remembered in both (the disk write is queued, never blocking). Keys are request paths
+        (``trades/<id>``, ``signals/<id>``); an object of another kind is kept in memory only."""
+
+        def get(self, key: str) -> tuple[str, Any] | None:
+            entry = super().get(key)
+            if entry is not None:
+                return entry
+            decode = decoders.get(key.split("/", 1)[0])
+            if decode is None:
+                return None
+            try:
+                stored = store.etag(key)
+            except (StoreError, sqlite3.Error):
+                return None
+            if stored is None or stored[1] is None:
+                return None
+            entry = (stored[0], decode(stored[1]))
+            super().put(key, *entry)
+            return entry
+
+        def put(self, key: str, etag: str, obj: Any) -> None:
+            super().put(key, etag, obj)
+            if key.split("/", 1)[0] in decoders:
+                try:
+                    store.put_etag(key, etag, obj)
+                    if key.startswith("trades/"):
+                        store.put_trades([obj])  # a terminal fat trade: its positions and orders too
+                    else:
+                        store.put_signals([obj])  # the detail: raw text kept for offline reading
+                except StoreError:
+                    pass  # closed store: the memory copy still serves this session
+
+        def discard(self, key: str) -> None:
+            super().discard(key)
+            try:
+                store.write_async(lambda conn: conn.execute("DELETE FROM etags WHERE url = ?", (key,)))
+            except StoreError:
+                pass
+
+    return StoreETagCache(max_entries)
 
 
 # --- filters -------------------------------------------------------------------------------------------------
