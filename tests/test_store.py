@@ -177,6 +177,13 @@ def test_event_log_is_pruned_to_its_cap(store: Store, monkeypatch: pytest.Monkey
     assert ids[0] == 2001 and ids[-1] == 2500 and store.last_event_id == 2500
 
 
+def test_mark_current(store: Store) -> None:
+    moment = datetime(2026, 7, 2, 9, 30, 15, 250000, tzinfo=UTC)
+    store.mark_current(moment)
+    store.flush_sync()
+    assert store.data_as_of == moment
+
+
 def test_iter_with_filters_for_offline_export(store: Store) -> None:
     store.put_trades([trade_wire(i, account="acc-1" if i % 2 else "acc-2",
                                  symbol="EURUSD" if i % 3 == 0 else "XAUUSD") for i in range(2500)])

@@ -769,6 +769,11 @@ class Store:
         clean = {k: ts_text(v) if isinstance(v, datetime) else v for k, v in items.items()}
         self.write_async(lambda conn: _set_meta(conn, clean))
 
+    def mark_current(self, when: datetime | None = None) -> None:
+        """Record that the data was current at ``when`` (default now): call it while the stream is live but
+        quiet (e.g. on each ping or once a minute) and at shutdown, so the next start's "data as of" is true."""
+        self.set_meta(data_as_of=when or datetime.now(UTC))
+
     def set_last_event_id(self, event_id: int) -> None:
         """Record the stream position (never moves backwards)."""
         self.write_async(lambda conn: conn.execute(
