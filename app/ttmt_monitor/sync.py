@@ -176,7 +176,9 @@ def _classify(exc: BaseException) -> _Offline:
         return _Offline("error", f"Offline: the TTMT API answered with an error ({exc.message}).")
     if isinstance(exc, OSError):  # a transport error the client did not wrap
         return _Offline("network", f"Offline: the TTMT API cannot be reached ({exc}). Showing stored history.")
-    raise exc
+    # A bug or a store failure: keep the desk up with what it has, and leave the details in the log.
+    log.error("sync failed unexpectedly", exc_info=exc)
+    return _Offline("error", f"Offline: synchronisation failed ({type(exc).__name__}). Showing stored history.")
 
 
 def _page_parts(page: Any) -> tuple[list[Any], str | None]:
@@ -213,7 +215,8 @@ def _ts_of(obj: Any, name: str) -> str | None:
 
 
 async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None = None,
-                     sync_signals: bool = True, max_single_fetches: int = MAX_SINGLE_FETCHES) -> SyncResult:
+                     sync_signals: bool = True, max_single_fetches: int = MAX_SINGLE_FETCHES,
+                     open_set_from_scan: bool = True) -> SyncResult:
     """Bring the store up to date with the API, reading only what changed; never raises for API/network trouble.
 
     Steps (each writes to the store as it goes, so an interruption keeps what was read):
@@ -227,7 +230,8 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
        are re-read by id or by one ``status=closed`` listing;
     4. ``/signals`` newest first until a known signal with the same status.
     ``result.snapshot`` (accounts, open positions, open trades) is what the desk shows now;
-    ``result.last_event_id`` is where the stream resumes.
+    ``result.last_event_id`` is where the stream resumes. ``open_set_from_scan=False`` always reads the open set
+    with ``/trades?status=open`` (one more request; for a resync that must not trust the store).
     """
     from .core.models import Snapshot
 
@@ -252,7 +256,9 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
         scanned, complete = await _newest_trades(store, client, result, versions, limit_pages)
         scanned_ids = {t.id for t in scanned}
         stale = [w for tid, w in stored_open.items() if tid not in scanned_ids]
-        if complete and len(stale) <= max_single_fetches:
+        # Re-reading one stale trade by id costs what the open listing costs; for more, the listing is cheaper
+        # (long-lived open trades usually are still open and need no further request).
+        if open_set_from_scan and complete and len(stale) <= min(1, max_single_fetches):
             refreshed = await _fetch_by_id(store, client, stale)
             versions.check(refreshed)
             open_trades = [t for t in list(scanned) + refreshed if _is_open(t)]
@@ -274,7 +280,7 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
         store.set_meta(data_as_of=now, last_sync_at=now)
         result.data_as_of = now
         result.snapshot = Snapshot(accounts=accounts, positions=positions, trades=tuple(open_trades), taken_at=now)
-    except Exception as exc:  # noqa: BLE001 - classified: API/network trouble means offline, anything else raises
+    except Exception as exc:  # noqa: BLE001 - classified: any failure leaves the cached desk up, marked offline
         offline = _classify(exc)
         result.offline = True
         result.offline_reason = offline.reason
