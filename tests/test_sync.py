@@ -230,6 +230,24 @@ def test_long_absence_gap_is_closed_by_backfill(tmp_path: Path, market: Simulato
         store.close()
 
 
+def test_many_trades_closed_while_away_are_found_by_one_listing(tmp_path: Path, market: SimulatorThread) -> None:
+    store = open_store(tmp_path, market)
+    run(start(store, market, full_backfill=True))
+    # Six older trades the store last saw open (they have closed since): more than are worth fetching one by one.
+    older = [t for t in store.iter_trades_wire({"status": "closed"})][200:206]
+    store.put_trades([dict(t, status="active", closed_at=None, updated_at=t["created_at"]) for t in older])
+    store.flush_sync()
+    assert len(store.open_trades_wire()) >= 6
+    result, requests = run(start(store, market))
+    try:
+        assert not result.offline and result.closed_while_away == 6
+        assert_store_matches_world(store, market)
+        # accounts, positions, 1 trades page, the open listing, a few closed pages, 1 signals page: not 6 by id.
+        assert requests <= 10, result
+    finally:
+        store.close()
+
+
 def test_stored_open_trade_the_api_no_longer_has_is_dropped(tmp_path: Path, small_market: SimulatorThread) -> None:
     store = open_store(tmp_path, small_market)
     run(start(store, small_market, full_backfill=True))
