@@ -254,3 +254,14 @@ def test_csv_cells_do_not_become_formulas() -> None:
     from decimal import Decimal
 
     assert _cell(Decimal("-12.50")) == "-12.50"  # numbers keep their sign
+
+
+def test_demo_runs_against_an_embedded_simulator() -> None:
+    env = dict(os.environ)
+    env.pop("TTMT_API_KEY", None)
+    r = subprocess.run([sys.executable, "-m", "ttmt_monitor", "snapshot", "--demo", "--json"], capture_output=True,
+                       text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["accounts"] and "taken_at" in doc
+    assert "simulator at http://127.0.0.1:" in r.stderr
