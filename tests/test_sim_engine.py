@@ -395,3 +395,26 @@ def test_both_directions_trade(lived) -> None:
     world, _ = lived
     sides = Counter(t["direction"] for t in world.users[DEMO_USER_ID].trades.values())
     assert sides["BUY"] > 0.3 * sum(sides.values()) and sides["SELL"] > 0.3 * sum(sides.values()), sides
+
+
+def test_live_signals_are_pending_for_a_moment_then_processed() -> None:
+    world, engine = build(seed=12, history_days=1, open_trades=0)
+    demo = world.users[DEMO_USER_ID]
+    before = set(demo.signals)
+    pending: dict[str, Any] | None = None
+    for _ in range(240):  # a message comes every 30-90 s: this is bounded and enough
+        engine.step(1)
+        fresh = [s for sid, s in demo.signals.items() if sid not in before and s["status"] == "pending"]
+        if fresh:
+            pending = fresh[0]
+            break
+    assert pending is not None, "no pending signal in 4 simulated minutes"
+    assert pending["processed_at"] is None and pending["trade_ids"] == []
+    engine.step(4)
+    assert pending["status"] in ("processed", "skipped", "failed")
+    assert pending["processed_at"] >= pending["received_at"]
+    if pending["status"] == "processed":
+        assert pending["trade_ids"] and all(demo.trades[t]["created_at"] >= pending["received_at"]
+                                            for t in pending["trade_ids"])
+    else:
+        assert pending["skip_reason"]

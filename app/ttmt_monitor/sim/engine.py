@@ -514,7 +514,7 @@ class Engine:
 
     def _post_signal(self, user: _User, channel: _Channel, name: str, t: float, *, price: Decimal,
                      allow_skip: bool = True, allow_pullback: bool = True,
-                     template: Template | None = None) -> list[_Run]:
+                     template: Template | None = None, immediate: bool = False) -> list[_Run]:
         """A channel posts a message about ``name``; returns the trades it opened (their market layers filled)."""
         sym = SYMBOLS[name]
         ts = self._stamp(t)
@@ -564,12 +564,28 @@ class Engine:
                         status, reason = "failed", code
                         break
                     roll -= p
-        sig = self._signal_dict(user, channel, kind="complete", status=status, parsed=parsed, symbol=name,
-                                direction=parsed.direction, skip_reason=reason, ts=ts, reply_to=None,
+        # Live, a message is ``pending`` for a second or two while the parser reads it (REST shows that; there is
+        # no stream event for signals), then it is processed and its trades are opened at the market of that moment.
+        pending = not self._hist and not immediate
+        sig = self._signal_dict(user, channel, kind="complete", status="pending" if pending else status,
+                                parsed=parsed, symbol=name, direction=parsed.direction,
+                                skip_reason=None if pending else reason, ts=ts, reply_to=None,
                                 account_ids=routed, text=parsed.text)
-        if status != "processed":
-            return []
-        return self._open_trades(user, channel, sig, sym, parsed, parsed.direction or "BUY", routed, t, price)
+
+        def finish(t_done: float, price_done: Decimal) -> list[_Run]:
+            if pending:
+                sig["status"], sig["skip_reason"] = status, reason
+                sig["processed_at"] = iso(self._stamp(t_done))
+            if status != "processed":
+                return []
+            return self._open_trades(user, channel, sig, sym, parsed, parsed.direction or "BUY", routed, t_done,
+                                     price_done)
+
+        if not pending:
+            return finish(t, price)
+        t_done = t + self.rng.uniform(1.0, 3.0)
+        self._scheduled.append((t_done, lambda: self._runs.extend(finish(t_done, self.market.quote(name)))))
+        return []
 
     def _post_details(self, user: _User, channel: _Channel, name: str, t: float, alert: dict[str, Any],
                       template: Template, price: Decimal) -> list[_Run]:
@@ -941,7 +957,7 @@ class Engine:
         channel = self.rng.choices(demo.channels, [c.weight for c in demo.channels])[0]
         name = self.rng.choice(channel.symbols)
         runs = self._post_signal(demo, channel, name, self._t, price=self.market.quote(name),
-                                 allow_skip=not force_trade, allow_pullback=not force_trade)
+                                 allow_skip=not force_trade, allow_pullback=not force_trade, immediate=force_trade)
         self._runs.extend(r for r in runs if not r.done)
         return runs
 
