@@ -292,3 +292,49 @@ def test_apply_is_fast_enough_for_the_ui() -> None:
     assert len(change.positions.inserted) == 50
     assert state.last_event_id == n
     assert max(rates) > 10_000
+
+
+def test_hostile_events_never_raise() -> None:
+    """Whatever a server sends, decode_event + apply never raise (property-based, bounded)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=8),
+                        st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-10**6,
+                                    max_value=10**6))
+    ids = st.sampled_from([TRADE, "p1", "p2", "o1", "", "x"])
+    position = st.fixed_dictionaries({"id": ids, "trade_id": ids}, optional={
+        "status": st.sampled_from(["open", "closed", "partial_closed", "weird", None]),
+        "unrealized_pl": scalars, "realized_pl": scalars, "volume": scalars})
+    order = st.fixed_dictionaries({"id": ids, "trade_id": ids}, optional={
+        "fill_price": scalars, "price": scalars, "volume": scalars, "filled_at": scalars})
+    trade = st.fixed_dictionaries({"id": ids}, optional={
+        "status": st.sampled_from(["pending", "active", "closed_loss", "odd", None]), "volume": scalars,
+        "entry_price": scalars, "tp_hits": st.one_of(scalars, st.lists(st.booleans(), max_size=8))})
+    data = st.one_of(
+        st.fixed_dictionaries({"trade": trade}), st.fixed_dictionaries({"order": order}),
+        st.fixed_dictionaries({"position": position}),
+        st.fixed_dictionaries({"trade_id": ids, "tp_level": scalars, "position_id": ids, "new_stop_loss": scalars}),
+        st.dictionaries(st.text(max_size=5), scalars, max_size=3), scalars,
+    )
+    envelope = st.fixed_dictionaries({
+        "type": st.sampled_from(["trade_executed", "order_fill", "position_update", "tp_hit", "position_closed",
+                                 "breakeven_set", "breakeven_failed", "trade_finalized", "resync", "x"]),
+        "eventId": st.one_of(st.none(), st.integers(-5, 50), st.text(max_size=3)),
+        "timestamp": st.sampled_from([ts(1), ts(2), None, "garbage", 17]),
+        "data": data,
+    })
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(envelope, max_size=12))
+    def check(envelopes: list[dict[str, Any]]) -> None:
+        state, feed = opened_trade()
+        state.last_event_id = None
+        for env in envelopes:
+            apply(state, decode_event(env))
+        # Invariants: the open set holds no closed position, and the trade index agrees with it.
+        assert all(p.status != "closed" for p in state.positions.values())
+        for trade_id, pids in state._open_by_trade.items():  # noqa: SLF001
+            assert all(state.positions[pid].trade_id == trade_id for pid in pids)
+
+    check()

@@ -502,3 +502,26 @@ def test_fast_market_with_outages_beyond_the_buffer_still_equals_rest() -> None:
 
     with SimulatorThread(seed=5, history_days=1, speed=60.0, engine_running=True) as sim:
         run(main(sim))
+
+
+def test_filtered_stream_resyncs_after_a_long_outage(sim_paused: Any) -> None:
+    """With ?account_id= the ids prove nothing, so an outage longer than resync_after triggers a resync."""
+    async def main() -> None:
+        client = TTMTClient(sim_paused.base_url, sim_paused.api_key)
+        account = (await client.accounts())[0].account_id
+        await client.aclose()
+        async with Harness(sim_paused, account_id=account, resync_after=0.3) as h:
+            sim_paused.faults.container_down()
+            await h.wait_for(lambda: h.consumer.state == ConnectionState.CONTAINER_DOWN, 10)
+            await asyncio.sleep(0.5)
+            sim_paused.faults.container_up()
+            await h.wait_for(lambda: h.consumer.stats.resyncs == 1 and h.consumer.state == ConnectionState.LIVE, 10)
+            assert isinstance(h.events[-1], Resync)
+            # A quick blip (shorter than resync_after) does not resync.
+            connects = h.consumer.stats.connects
+            sim_paused.faults.drop_streams()
+            await h.wait_for(lambda: h.consumer.stats.connects > connects
+                             and h.consumer.state == ConnectionState.LIVE, 10)
+            assert h.consumer.stats.resyncs == 1
+
+    run(main())
