@@ -4,6 +4,7 @@ lot in the account currency, re-priced corpus texts, burst, pause/resume and the
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections import Counter
@@ -155,6 +156,11 @@ def test_objects_have_exactly_the_contract_shapes(lived) -> None:
         assert _public(o) == ORDER_KEYS and o["status"] in ("pending", "filled", "cancelled", "expired", "rejected")
         assert (o["price"] is None) == (o["type"] == "market")
     assert len({t["reference"] for t in demo.trades.values()}) == len(demo.trades)
+    # money never goes out as a minus zero (a UI would print "-0.00")
+    for obj in [*demo.trades.values(), *demo.positions.values()]:
+        for key in ("realized_pl", "unrealized_pl"):
+            if obj[key] == 0:
+                assert math.copysign(1.0, obj[key]) > 0, (key, obj)
 
 
 def test_variety_of_outcomes(lived) -> None:

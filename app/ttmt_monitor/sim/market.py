@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 CENT = Decimal("0.01")
+_ZERO_CENTS = Decimal("0.00")
 LOT_STEP = Decimal("0.01")
 EURUSD_RATE = Decimal("1.08")  # account conversion USD -> EUR (fixed on purpose: deterministic, summable)
 USDJPY_RATE = Decimal("150")  # JPY P&L (GBPJPY) -> USD
@@ -81,7 +82,8 @@ def profit(sym: Symbol, sign: int, entry: Decimal, price: Decimal, volume: Decim
         amount = amount / USDJPY_RATE
     if currency == "EUR":
         amount = amount / EURUSD_RATE
-    return amount.quantize(CENT, ROUND_HALF_EVEN)
+    amount = amount.quantize(CENT, ROUND_HALF_EVEN)
+    return amount if amount else _ZERO_CENTS  # never "-0.00" on the wire (a UI would show a minus zero)
 
 
 class Market:
