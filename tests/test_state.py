@@ -338,3 +338,15 @@ def test_hostile_events_never_raise() -> None:
             assert all(state.positions[pid].trade_id == trade_id for pid in pids)
 
     check()
+
+
+def test_signal_refs_link_trades_to_their_telegram_message() -> None:
+    state, feed = DeskState(), Feed()
+    ref = {"signal_id": "99999999-0000-4000-8000-000000000001", "telegram_message_id": 48213}
+    apply(state, feed("trade_executed", {"trade": trade_wire(), "signal": ref}, 0))
+    apply(state, feed("breakeven_set", {"trade_id": TRADE, "position_id": "p", "signal": None}, 1))
+    assert state.signal_refs[TRADE].telegram_message_id == 48213
+    other = "33333333-0000-4000-8000-000000000002"
+    apply(state, feed("position_update", {"position": position_wire("q", tid=other),
+                                          "signal": {**ref, "telegram_message_id": 7}}, 2))
+    assert state.signal_refs[other].telegram_message_id == 7

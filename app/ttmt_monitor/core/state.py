@@ -70,6 +70,7 @@ from .models import (
     PositionClosed,
     PositionUpdated,
     Resync,
+    SignalRef,
     Snapshot,
     TpHit,
     Trade,
@@ -229,6 +230,7 @@ class DeskState:
     - ``trades``: every known trade, open and recently finished (terminal ones capped at MAX_TERMINAL_TRADES)
     - ``positions``: OPEN positions only (``open``/``partial_closed``); a closed position leaves this table
     - ``orders``: orders seen filled on the stream (REST snapshots carry none)
+    - ``signal_refs``: trade_id → the SignalSummary (Telegram message) the events of that trade carried
     - ``last_event_id``: the id of the last event applied (None before the first)
     """
 
@@ -237,6 +239,7 @@ class DeskState:
     positions: dict[str, Position] = field(default_factory=dict)
     orders: dict[str, Order] = field(default_factory=dict)
     last_event_id: int | None = None
+    signal_refs: dict[str, SignalRef] = field(default_factory=dict)
     # trade_id -> ids of its open positions (to re-sum unrealized P&L without scanning every position)
     _open_by_trade: dict[str, set[str]] = field(default_factory=dict, repr=False)
     _fills: dict[str, _Fills] = field(default_factory=dict, repr=False)
@@ -328,6 +331,7 @@ def _put_trade(state: DeskState, trade: Trade, ch: Change) -> None:
         while len(state._terminal) > MAX_TERMINAL_TRADES:
             oldest = next(iter(state._terminal))
             del state._terminal[oldest]
+            state.signal_refs.pop(oldest, None)
             if state.trades.pop(oldest, None) is not None:
                 ch.trades.remove(oldest)
     else:
@@ -509,9 +513,12 @@ def _apply_snapshot(state: DeskState, snap: Snapshot, ch: Change) -> None:
             # final form; leaving a stale "active" row would be wrong, so it goes.
             del state.trades[key]
             state._fills.pop(key, None)
+            state.signal_refs.pop(key, None)
             ch.trades.remove(key)
     state._fresh.clear()
     for trade in new_trades.values():
+        if trade.signal is not None:
+            state.signal_refs[trade.id] = trade.signal
         if trade.updated_at is not None:
             state._fresh[trade.id] = trade.updated_at
         old = state.trades.get(trade.id)
@@ -555,7 +562,21 @@ def apply(state: DeskState, event: Event) -> Change:
     handler = _HANDLERS.get(type(event))
     if handler is not None:
         handler(state, event, ch)
+    ref = getattr(event, "signal", None)
+    if ref is not None:
+        trade_id = _trade_id_of(event)
+        if trade_id:
+            state.signal_refs[trade_id] = ref
     return ch
+
+
+def _trade_id_of(event: Event) -> str | None:
+    """The trade an event is about (for signal refs), or None."""
+    for attr in ("trade", "order", "position"):
+        obj = getattr(event, attr, None)
+        if obj is not None:
+            return obj.id if attr == "trade" else obj.trade_id
+    return getattr(event, "trade_id", None)
 
 
 def apply_many(state: DeskState, events: Any) -> Change:
