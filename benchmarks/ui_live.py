@@ -80,9 +80,12 @@ def cold_child(base_url: str) -> int:
     async def go() -> None:
         settings = AppSettings(QSettings(os.environ["TTMT_BENCH_SETTINGS"], QSettings.Format.IniFormat))
         controller = DeskController(base_url, key, start_stream=False)
+        start = asyncio.ensure_future(controller.start())  # as ui/app.py does: requests first, then widgets
+        for _ in range(3):
+            await asyncio.sleep(0)
         window = MainWindow(controller, settings)
         window.show()
-        ok = await controller.start()
+        ok = await start
         window.grab()  # the first full paint with data
         print(f"READY {time.time():.6f} ok={ok} trades={controller.trades_model.rowCount()}", flush=True)
         window.close()

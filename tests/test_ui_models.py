@@ -100,6 +100,15 @@ def test_model_tester_through_live_changes(qtmodeltester, sim_data):
     model.upsert([dataclasses.replace(items[3], status="closed_profit", realized_pl=Decimal("12.50"))])
     model.remove_keys([items[0].id, items[5].id, items[6].id, items[19].id])
     assert model.rowCount() == 16
+    # Sorting inside the model (layoutChanged with persistent indexes moved), then a live insert while sorted.
+    col = model.column_number("created_at")
+    model.sort(col, Qt.SortOrder.DescendingOrder)
+    created = [model.row_object(r).created_at for r in range(model.rowCount())]
+    assert created == sorted(created, reverse=True)
+    model.upsert(items[20:25])
+    created = [model.row_object(r).created_at for r in range(model.rowCount())]
+    assert created == sorted(created, reverse=True) and model.rowCount() == 21
+    model.remove_keys([items[20].id])
     assert model.row_of(items[5].id) is None
     # The key index stays right after removals.
     for key in model.keys():

@@ -227,6 +227,11 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         print(f"ttmt-monitor: {message}", file=sys.stderr)
         return EXIT_OTHER_INSTANCE
     controller = DeskController(connection.base_url, connection.api_key)
+    # Send the first REST requests before building the window: the server works on them while we construct
+    # widgets (cold start to a window with data is the sum of both otherwise).
+    start_task = asyncio.ensure_future(controller.start())
+    for _ in range(3):
+        await asyncio.sleep(0)
     window = MainWindow(controller, settings, title_suffix="demo (simulator)" if connection.demo else "")
     guard.raise_requested.connect(lambda: (window.showNormal(), window.raise_(), window.activateWindow()))
     next_connection: list[Connection | None] = []
@@ -251,7 +256,7 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         window.select_tab(args.tab)
     window.show()
     try:
-        ok = await controller.start()
+        ok = await start_task
         if headless:
             return await _capture(args, window, controller, ok)
         if args.quit_after:

@@ -188,6 +188,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         self.select_tab(self.settings.tab)
         self._on_connection(controller.connection_state, controller.connection_detail)
+        if controller.started:  # the data arrived while the window was being built (the app overlaps the two)
+            self._on_loaded()
 
     # --- menus and shortcuts ----------------------------------------------------------------------------------
 
