@@ -380,6 +380,67 @@ def test_etags_survive_a_restart(tmp_path: Path, small_market: SimulatorThread) 
         store.close()
 
 
+def test_stream_events_are_stored_and_the_next_start_resumes_after_them(tmp_path: Path,
+                                                                        small_market: SimulatorThread) -> None:
+    from ttmt_monitor.core.models import Resync
+    from ttmt_monitor.sources.ttmt.stream import StreamConsumer
+
+    store = open_store(tmp_path, small_market)
+
+    async def session(burst: int) -> tuple[SyncResult, list[Any]]:
+        async with TTMTClient(small_market.base_url, small_market.api_key) as client:
+            result = await delta_sync(store, client)
+            live = asyncio.get_running_loop().create_future()
+
+            def on_state(state: Any, detail: Any = None) -> None:
+                if getattr(state, "value", state) == "live" and not live.done():
+                    live.set_result(None)
+
+            consumer = StreamConsumer(client, last_event_id=result.last_event_id, on_state=on_state)
+            delivered: list[Any] = []
+
+            async def consume() -> None:
+                async for batch in consumer.batches():
+                    store.put_events(batch)  # what the desk does with every batch it applies
+                    delivered.extend(batch)
+
+            def last_id() -> int:
+                return int(small_market.call(lambda: small_market.world.users[small_market.demo_user_id].events.last_id))
+
+            task = asyncio.ensure_future(consume())
+            try:
+                await asyncio.wait_for(live, 20)
+                # The market moves (a real burst of events) in the simulator's loop, off ours.
+                emitted = await asyncio.to_thread(small_market.faults.burst, burst)
+                wanted = await asyncio.to_thread(last_id)
+                assert emitted >= burst
+                deadline = time.monotonic() + 30
+                while not (delivered and delivered[-1].event_id >= wanted) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+            finally:
+                task.cancel()
+                await consumer.aclose()
+            await store.flush()
+            return result, delivered
+
+    first, delivered = run(session(40))
+    assert first.last_event_id is None and not any(isinstance(e, Resync) for e in delivered)
+    last = delivered[-1].event_id
+    assert store.last_event_id == last and len(store.events_wire(0, limit=1000)) == len(delivered)
+    store.close()
+
+    store = open_store(tmp_path, small_market)
+    try:
+        second, more = run(session(25))
+        assert second.last_event_id == last  # the stream resumed from the stored id...
+        ids = [e.event_id for e in more if not isinstance(e, Resync)]
+        assert ids and ids[0] == last + 1 and ids == list(range(last + 1, last + 1 + len(ids)))  # ...no gap, no repeat
+        assert not any(isinstance(e, Resync) for e in more)
+        assert store.last_event_id == ids[-1]
+    finally:
+        store.close()
+
+
 def test_the_key_never_reaches_the_store(tmp_path: Path, small_market: SimulatorThread) -> None:
     store = open_store(tmp_path, small_market)
     run(start(store, small_market))
