@@ -207,3 +207,23 @@ def test_summaries_switched_off_stay_in_history_only() -> None:
     clock.advance(11)
     (s,) = r.poll()
     assert s.kind == "summary" and s.quiet and s.count == 2
+
+
+def test_one_outcome_one_message_within_a_batch() -> None:
+    clock = Clock()
+    r = rules(clock, burst_cap=100)
+    # a TP hit and the close of that position at the TP: only the TP hit
+    ns = r.process([closed(pl="5.00", reason="tp"), tp()])
+    assert [n.kind for n in ns] == ["tp_hit"]
+    # stop-loss closes of all positions and the trade's finalization: one "trade finished" that names the reason
+    fin = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
+                         trade=trade(status="closed_loss", pl="-9"))
+    ns = r.process([closed(pl="-4.5", reason="sl"), closed(pl="-4.5", reason="sl"), fin])
+    assert [n.kind for n in ns] == ["trade_finalized"]
+    assert "stop loss" in ns[0].body and "\u22129.00 USD" in ns[0].body
+    # with finalization switched off, the closes still say it
+    r.settings.enabled["trade_finalized"] = False
+    fin2 = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
+                          trade=trade(status="closed_loss", pl="-9"))
+    ns = r.process([closed(pl="-9", reason="sl"), fin2])
+    assert [n.kind for n in ns] == ["position_closed"]

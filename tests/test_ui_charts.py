@@ -29,8 +29,32 @@ async def _history(sim):
 
 
 def _log_since(sim, after: int) -> list[dict]:
+    """Envelopes with eventId > after (ids are consecutive, so slice rather than scan a long history)."""
     log = sim.world.user(sim.demo_user_id).events
-    return sim.call(lambda: [e for e in log.history if e["eventId"] > after])
+
+    def read() -> list[dict]:
+        if not log.history:
+            return []
+        start = max(0, after - log.history[0]["eventId"] + 1)
+        return log.history[start:]
+
+    return sim.call(read)
+
+
+def run_market_until_a_trade_closes(sim, after: int, wall_s: float = 30.0) -> list[dict]:
+    """Step the paused market a simulated minute at a time until some trade finalizes (bounded by wall time);
+    returns every envelope emitted since ``after``."""
+    import time
+
+    deadline = time.monotonic() + wall_s
+    envelopes: list[dict] = []
+    while time.monotonic() < deadline:
+        sim.call(sim.engine.step, 60)
+        new = _log_since(sim, envelopes[-1]["eventId"] if envelopes else after)
+        envelopes += new
+        if any(e["type"] == "trade_finalized" for e in new):
+            break
+    return envelopes
 
 
 def _last_id(sim) -> int:
@@ -86,21 +110,12 @@ def test_pnl_view_draws_history_and_extends_live(qtbot, sim_paused) -> None:
     curves_before = dict(view.curves)
     points_before = {cur: len(s.points) for cur, s in view.series.items()}
     state = DeskState.from_snapshot(snap, last_event_id=last_before)
-    finalized: list[TradeFinalized] = []
-    seen = last_before
-    for _ in range(40):  # bounded: 40 x 15 simulated minutes
-        sim.call(sim.engine.step, 900)
-        envelopes = _log_since(sim, seen)
-        if envelopes:
-            seen = envelopes[-1]["eventId"]
-        events = [decode_event(e) for e in envelopes]
-        for e in events:
-            apply(state, e)
-        view.update_from(state, events)
-        finalized += [e for e in events if isinstance(e, TradeFinalized) and e.trade and e.trade.closed_at]
-        if finalized:
-            break
-    assert finalized, "no trade closed within 10 simulated hours"
+    events = [decode_event(e) for e in run_market_until_a_trade_closes(sim, last_before)]
+    for e in events:
+        apply(state, e)
+    view.update_from(state, events)
+    finalized = [e for e in events if isinstance(e, TradeFinalized) and e.trade and e.trade.closed_at]
+    assert finalized, "no trade closed within the wall-time bound"
     before = view.refresh_count
     qtbot.waitUntil(lambda: view.refresh_count > before, timeout=3000)  # the coalescing timer redraws
     assert view.curves == curves_before or set(curves_before) <= set(view.curves)  # items reused, not recreated
@@ -200,12 +215,7 @@ def test_attach_follows_the_real_desk_controller(qtbot, sim_paused) -> None:
 
     # Live: the market runs until a trade closes; the controller applies the real events in one batch.
     last = _last_id(sim)
-    events: list = []
-    for _ in range(40):  # bounded: 40 x 15 simulated minutes
-        sim.call(sim.engine.step, 900)
-        events = [decode_event(e) for e in _log_since(sim, last)]
-        if any(isinstance(e, TradeFinalized) for e in events):
-            break
+    events = [decode_event(e) for e in run_market_until_a_trade_closes(sim, last)]
     assert any(isinstance(e, TradeFinalized) for e in events)
     controller.feed(events)
 

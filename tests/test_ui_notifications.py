@@ -176,3 +176,63 @@ def test_wiring_to_the_real_controller_signals(qtbot, store) -> None:
     window.show()
     window.close()  # no tray available: the window really closes
     assert not window.isVisible()
+
+
+def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_paused) -> None:
+    """Events the simulator really emits, applied by the real controller, become readable notifications: fills
+    of one trade coalesce, TP hits/closes/finalizations are described with the trade's symbol."""
+    import asyncio
+    import time
+
+    from ttmt_monitor.sources.ttmt.decode import decode_event
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.notifications import wire_notifications
+
+    sim = sim_paused
+    controller = DeskController(sim.base_url, sim.api_key, start_stream=False)
+    window = QWidget()
+    qtbot.addWidget(window)
+    centre = NotificationCentre()
+    qtbot.addWidget(centre)
+    tray = TrayController(available=False, close_to_tray=False, settings_store=store)
+    notifier = wire_notifications(window, controller, centre=centre, show_banner=lambda _t: None, tray=tray,
+                                  settings_store=store)
+    notifier.rules.settings.burst_cap = 1000  # count everything here; the cap has its own test
+
+    try:  # the same log reader as the chart tests (tests/ may or may not be a package)
+        from tests.test_ui_charts import _log_since
+    except ImportError:  # pragma: no cover
+        from test_ui_charts import _log_since  # type: ignore[no-redef]
+
+    log = sim.world.user(sim.demo_user_id).events
+    last = sim.call(lambda: log.last_id)
+    kinds: set[str] = set()
+
+    async def run() -> None:
+        assert await controller.start()
+        await controller.client.aclose()
+        controller.client = None  # no signal fetches from here on
+        seen = last
+        deadline = time.monotonic() + 30  # bounded in wall time, whatever the market's event rate
+        while time.monotonic() < deadline:
+            sim.call(sim.engine.step, 60)
+            envs = _log_since(sim, seen)
+            if envs:
+                seen = envs[-1]["eventId"]
+            controller.feed([decode_event(e) for e in envs])
+            controller.apply_batch()
+            notifier.rules.clock = lambda: datetime.now(UTC) + timedelta(seconds=5)  # release held fills
+            notifier.poll()
+            notifier.rules.clock = lambda: datetime.now(UTC)
+            kinds.update(n.kind for n, _ in notifier.routes)
+            if {"order_fill", "trade_finalized"} <= kinds and kinds & {"tp_hit", "position_closed"}:
+                break
+
+    asyncio.run(asyncio.wait_for(run(), 75))
+    # (closes folded into a TP hit or a trade's end in the same batch do not notify on their own)
+    assert {"order_fill", "trade_finalized"} <= kinds and kinds & {"tp_hit", "position_closed"}, kinds
+    texts = [n.body for n, _ in notifier.routes]
+    assert centre.list.count() == len(texts) > 0
+    assert not any(" ? " in t or t.startswith("?") for t in texts if "orders filled" in t or "order filled" in t)
+    fills = [n for n, _ in notifier.routes if n.kind == "order_fill"]
+    assert all(n.trade_id for n in fills)

@@ -274,8 +274,26 @@ class NotificationRules:
                 self._held_fills[trade_id] = (first, held)
                 continue
             groups.setdefault((kind, trade_id), []).append(e)
-        for (kind, _tid), evs in groups.items():
-            n = self._describe(kind, evs)
+        # One outcome, one message: when the same batch also finalizes the trade, its position closes are folded
+        # into the "trade finished" notification (their reasons join it); a TP hit already says what the
+        # position closed at that TP says.
+        folded: dict[str, list[str]] = {}
+        for (kind, tid), evs in list(groups.items()):
+            if kind != "position_closed":
+                continue
+            closes = [e.position for e in evs if isinstance(e, PositionClosed) and e.position is not None]
+            if ("trade_finalized", tid) in groups:
+                folded[tid] = sorted({_REASONS.get(p.close_reason or "", p.close_reason or "unknown") for p in closes})
+                del groups[(kind, tid)]
+            elif ("tp_hit", tid) in groups:
+                rest = [e for e in evs if not (isinstance(e, PositionClosed) and e.position
+                                               and e.position.close_reason == "tp")]
+                if rest:
+                    groups[(kind, tid)] = rest
+                else:
+                    del groups[(kind, tid)]
+        for (kind, tid), evs in groups.items():
+            n = self._describe(kind, evs, folded.get(tid))
             if n is not None:
                 out.append(n)
         return out
@@ -313,7 +331,7 @@ class NotificationRules:
         ref = f" ({t.reference})" if t and t.reference else ""
         return f"{direction} {symbol}{ref}".strip()
 
-    def _describe(self, kind: str, evs: list[Event]) -> Notification | None:
+    def _describe(self, kind: str, evs: list[Event], reasons: list[str] | None = None) -> Notification | None:
         e0 = evs[0]
         n = len(evs)
         if kind == "tp_hit":
@@ -354,6 +372,8 @@ class NotificationRules:
                 return None
             status = _STATUS_WORDS.get(t.status or "", t.status or "finished")
             body = f"{self._trade_words(t.id, t.symbol, t.direction)} {status}"
+            if reasons:
+                body += f" (last positions closed by {', '.join(reasons)})"
             if t.realized_pl is not None and t.status not in ("not_filled",):
                 body += f": {format_pl(t.realized_pl, t.currency)}"
             return Notification(f"Trade {status}", body, kind, t.id, account_id=t.account_id)
