@@ -22,12 +22,22 @@ The contract with core/state.py (events vs REST)
   decimals any of them has on the wire (ROUND_HALF_EVEN); ``volume`` is cumulative filled lots.
 - History (and the ``other`` user) is generated without events; live event ids therefore start at 1.
 
-Knobs: ``trades_per_day`` (history density, default 12, averaged over calendar days; in histories of 14 days or more
-weekends are quiet except BTCUSD), ``open_trades`` (trades still open at "now", default 6; each holds ~4-5 open positions, so
-``open_trades=130`` gives ~500-550), ``speed`` (live pace multiplier). Benchmark: ``trades_per_day=111, open_trades=130``
-gives ~9,500 trades over 90 days and ~500 open positions in ~5 s of CPU.
-Live pace at speed 1: a channel message every 30-90 s, each symbol ticks ~0.75 times a second, and every open position
-whose price changed gets a ``position_update`` (tens of events a second in steady state).
+A trade's life: a processed signal opens one trade per routed (active) account; layer 1 is a market order (or a
+limit for a pull-back entry), deeper layers are limits across the entry zone (66/33/0%), each layer holding up to 3
+sub-orders tied to TP levels (the last one left open on a "runner" signal). Limits fill as price reaches them; a TP
+level closes its positions (``position_closed`` + ``tp_hit``); the first TP moves the rest to entry ± 2 pips
+(``breakeven_set`` per position, or now and then ``breakeven_failed``) and cancels unfilled layers; stops close at
+the stop price (reason ``sl`` or ``breakeven``); unfilled limits expire after 30 min (no fill at all: ``not_filled``);
+after 90 min the rest is closed at market (``closed_timeout_cleanup``). ``trade_finalized`` ends every trade.
+
+Knobs: ``trades_per_day`` (history density, default 12, averaged over calendar days; in histories of 14 days or
+more weekends are quiet except BTCUSD), ``open_trades`` (trades still open at "now", default 6; each holds ~4-5
+open positions, so ``open_trades=130`` gives ~500-550), ``speed`` (live pace multiplier).
+Benchmark: ``trades_per_day=111, open_trades=130`` gives ~9,500 trades over 90 days and ~500 open positions in
+~5 s of CPU.
+Live pace at speed 1: a channel message every 30-90 s (``pending`` for 1-3 s, then processed/skipped/failed; an
+alert's details follow 5-25 s later; ~8% are "move SL to BE" replies to an open trade); each symbol ticks ~0.75 times
+a second and every open position whose price changed gets a ``position_update`` (tens of events a second).
 
 Determinism: everything random comes from ``random.Random`` streams seeded by ``seed``; ids are UUIDs drawn from them.
 Timestamps come from ``clock`` (default: wall-clock UTC), so pass a fixed clock to compare two worlds.
