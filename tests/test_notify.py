@@ -109,8 +109,8 @@ def test_twelve_layer_fills_are_one_notification_even_across_ticks() -> None:
     assert n.count == 12 and n.title == "12 orders filled" and "0.12 lots" in n.body
     assert "2300.00–2306.00" in n.body
     # fills of two trades in one batch: two notifications
-    other = fill(tid="t2")
-    r.process([fill(), other])
+    first = fill()
+    r.process([first, fill(tid="t2")])  # (events are built in stream order: ids only grow)
     clock.advance(2)
     assert sorted(n.trade_id for n in r.poll()) == ["t1", "t2"]
 
@@ -124,6 +124,10 @@ def test_switches_sounds_and_duplicates() -> None:
     (n,) = r.process([e])
     assert n.sound == "close"
     assert r.process([e]) == []  # the same event id replayed: no second notification
+    # after a resync the ids may start again (a restarted server): notifications resume
+    r.process([Resync(event_id=None, type="resync", timestamp=T0, raw={})])
+    again = PositionClosed(event_id=1, type="position_closed", timestamp=T0, raw={}, position=e.position)
+    assert [n.kind for n in r.process([again])] == ["position_closed"]
 
 
 def test_quiet_hours_overnight_keep_history_without_popup_or_sound() -> None:
@@ -216,14 +220,16 @@ def test_one_outcome_one_message_within_a_batch() -> None:
     ns = r.process([closed(pl="5.00", reason="tp"), tp()])
     assert [n.kind for n in ns] == ["tp_hit"]
     # stop-loss closes of all positions and the trade's finalization: one "trade finished" that names the reason
+    closes = [closed(pl="-4.5", reason="sl"), closed(pl="-4.5", reason="sl")]
     fin = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
                          trade=trade(status="closed_loss", pl="-9"))
-    ns = r.process([closed(pl="-4.5", reason="sl"), closed(pl="-4.5", reason="sl"), fin])
+    ns = r.process([*closes, fin])
     assert [n.kind for n in ns] == ["trade_finalized"]
     assert "stop loss" in ns[0].body and "\u22129.00 USD" in ns[0].body
     # with finalization switched off, the closes still say it
     r.settings.enabled["trade_finalized"] = False
+    close = closed(pl="-9", reason="sl")
     fin2 = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
                           trade=trade(status="closed_loss", pl="-9"))
-    ns = r.process([closed(pl="-9", reason="sl"), fin2])
+    ns = r.process([close, fin2])
     assert [n.kind for n in ns] == ["position_closed"]

@@ -236,3 +236,9 @@ def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_p
     assert not any(" ? " in t or t.startswith("?") for t in texts if "orders filled" in t or "order filled" in t)
     fills = [n for n, _ in notifier.routes if n.kind == "order_fill"]
     assert all(n.trade_id for n in fills)
+
+
+def test_tray_text_cannot_become_markup() -> None:
+    from ttmt_monitor.ui.notifications import no_markup
+
+    assert no_markup("XAU<b>USD</b> & <a href='x'>") == "XAU\u2039b\u203aUSD\u2039/b\u203a \uff06 \u2039a href='x'\u203a"

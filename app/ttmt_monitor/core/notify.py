@@ -212,7 +212,7 @@ class NotificationRules:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.tz = tz
         self.lookup_trade = lookup_trade or (lambda _id: None)
-        self._seen: OrderedDict[int, None] = OrderedDict()  # recent event ids (bounded)
+        self._max_seen: int | None = None  # highest event id seen (duplicates are at or below it)
         self._held_fills: dict[str, tuple[datetime, list[OrderFilled]]] = {}  # trade id -> (first seen, fills)
         self._recent: list[datetime] = []  # pop-up times within the burst window
         self._suppressed: list[Notification] = []  # over the cap, waiting to be summarised
@@ -230,17 +230,19 @@ class NotificationRules:
         fresh: list[Event] = []
         for e in events:
             if isinstance(e, Resync):
+                # After a resync anything goes again (the server may even have restarted its ids).
                 replay = True
+                self._max_seen = None
                 continue
             if e.type == "auth_revoked":  # a control frame passed through as an event
                 fresh.append(e)
                 continue
             if e.event_id is not None:
-                if e.event_id in self._seen:
+                # Event ids only grow on one stream: an id at or below the highest seen is a replayed duplicate.
+                # (O(1) whatever the rate; a set of recent ids would forget within a second at 10k events/s.)
+                if self._max_seen is not None and e.event_id <= self._max_seen:
                     continue
-                self._seen[e.event_id] = None
-                if len(self._seen) > 5000:
-                    self._seen.popitem(last=False)
+                self._max_seen = e.event_id
             fresh.append(e)
 
         produced = self._decide(fresh)

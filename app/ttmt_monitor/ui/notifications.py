@@ -40,6 +40,13 @@ POPUP_MS = 6000
 HISTORY_ROUTES = 500
 
 
+def no_markup(text: str) -> str:
+    """Text for a desktop pop-up. Freedesktop notification servers interpret a subset of HTML in the body, and
+    names in our text come from Telegram: angle brackets become look-alike guillemets and ``&`` a full-width
+    ampersand, so nothing can turn into markup and the text reads the same with or without markup support."""
+    return text.replace("&", "\uff06").replace("<", "\u2039").replace(">", "\u203a")
+
+
 # --- settings ---------------------------------------------------------------------------------------------------
 
 
@@ -312,7 +319,7 @@ class Notifier(QObject):
             if n.quiet:
                 route = "history"
             elif self.tray is not None and self.tray.can_pop_up():
-                self.tray.show_message(n.title, n.body)
+                self.tray.show_message(no_markup(n.title), no_markup(n.body))
                 self._last_popup_trade = n.trade_id
                 route = "tray"
             else:
