@@ -424,3 +424,30 @@ def test_live_signals_are_pending_for_a_moment_then_processed() -> None:
                                             for t in pending["trade_ids"])
     else:
         assert pending["skip_reason"]
+
+
+def test_a_failing_step_is_logged_and_the_market_goes_on(caplog) -> None:
+    world, engine = build(seed=13, history_days=1, open_trades=3)
+    log = world.users[DEMO_USER_ID].events
+    real_tick = engine._tick
+    calls = {"n": 0}
+
+    def flaky_tick() -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        real_tick()
+
+    engine._tick = flaky_tick  # type: ignore[method-assign]
+    engine.speed = 20.0
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(engine.run())
+        await asyncio.sleep(1.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    with caplog.at_level("ERROR", logger="ttmt_monitor.sim.engine"):
+        asyncio.run(scenario())
+    assert "market engine step failed" in caplog.text
+    assert calls["n"] > 5 and log.last_id > 0
