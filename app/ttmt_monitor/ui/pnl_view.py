@@ -17,7 +17,7 @@ import asyncio
 import os
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -391,7 +391,14 @@ class PnlView(QWidget):
         self._update_open_label(open_pl)
         if self._reset_view:
             self._reset_view = False
-            self.plot.enableAutoRange()
+            if any(s.points for s in self.series.values()) or open_pl:
+                self.plot.enableAutoRange()
+            else:
+                # Nothing to draw: still show the range's real dates (not 1970) so the axis says "no trades
+                # today" rather than looking broken.
+                begin = self._range_start if isinstance(self._range_start, datetime) else now - timedelta(days=1)
+                self.plot.setXRange(begin.timestamp(), now.timestamp(), padding=0.02)
+                self.plot.setYRange(-1, 1)
 
     def _recompute(self, now: datetime) -> None:
         start, end = core_pnl.range_bounds(self._preset, now, self._tz or _local_tz())
