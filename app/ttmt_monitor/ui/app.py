@@ -240,7 +240,7 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         key = await _ask_key(connection.base_url, window)
         if key is not None:
             next_connection.append(Connection(connection.base_url, key, connection.demo))
-            window.close()
+            window.quit()
 
     async def forget_key() -> None:
         try:
@@ -260,12 +260,12 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         if headless:
             return await _capture(args, window, controller, ok)
         if args.quit_after:
-            asyncio.get_running_loop().call_later(args.quit_after, window.close)
+            asyncio.get_running_loop().call_later(args.quit_after, window.quit)
         await _await_signal(window.closed)
         return next_connection[0] if next_connection else EXIT_OK
     finally:
         if window.isVisible():
-            window.close()
+            window.quit()
         await controller.aclose()
         guard.release()
         # Delete the window now: its views show the controller's models, and if the controller were collected

@@ -20,6 +20,7 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
+    QDockWidget,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -181,6 +182,9 @@ class MainWindow(QMainWindow):
         self._choices_timer.setInterval(5000)
         self._choices_timer.timeout.connect(self._refresh_choices)
 
+        self.notifier: Any = None
+        self.centre: Any = None
+        self._wire_notifications()
         self._build_menus()
         self._apply_display_options()
         geometry = self.settings.geometry()
@@ -191,6 +195,35 @@ class MainWindow(QMainWindow):
         if controller.started:  # the data arrived while the window was being built (the app overlaps the two)
             self._on_loaded()
 
+    # --- notifications (E's Notifier, tray and notification centre) ----------------------------------------
+
+    def _wire_notifications(self) -> None:
+        """Desktop notifications for fills, TP hits, closes... and the notification centre as a dock (hidden until
+        asked for). Optional: a failure here leaves a working desk without notifications."""
+        self.centre_dock: QDockWidget | None = None
+        try:
+            from .notification_centre import NotificationCentre
+            from .notifications import wire_notifications
+
+            self.centre = NotificationCentre()
+            dock = QDockWidget("Notifications", self)
+            dock.setObjectName("notifications_dock")
+            dock.setWidget(self.centre)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            dock.hide()
+            self.centre_dock = dock
+            self.notifier = wire_notifications(self, self.controller, centre=self.centre,
+                                               settings_store=self.settings.qs)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("notifications unavailable: %s", describe_error(exc))
+
+    def quit(self) -> None:
+        """Quit for real (File → Quit, the app's own shutdown): past close-to-tray."""
+        tray = getattr(self.notifier, "tray", None)
+        if tray is not None:
+            tray.quitting = True
+        self.close()
+
     # --- menus and shortcuts ----------------------------------------------------------------------------------
 
     def _build_menus(self) -> None:
@@ -199,7 +232,7 @@ class MainWindow(QMainWindow):
         self.refresh_action = self._action(file_menu, "&Refresh", self.refresh, QKeySequence.StandardKey.Refresh)
         self.refresh_action.setShortcuts([QKeySequence(Qt.Key.Key_F5)])
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(file_menu, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
 
         key_menu = bar.addMenu("&Key")
         self._action(key_menu, "&Replace key…", self.replace_key_requested.emit)
@@ -211,6 +244,10 @@ class MainWindow(QMainWindow):
         for name, view in self.views.items():
             sub = columns.addMenu(TAB_TITLES[name])
             sub.aboutToShow.connect(lambda sub=sub, view=view: self._fill_columns_menu(sub, view))
+        if self.centre_dock is not None:
+            toggle = self.centre_dock.toggleViewAction()
+            toggle.setText("&Notifications")
+            view_menu.addAction(toggle)
         view_menu.addSeparator()
         self.utc_action = QAction("Times in &UTC", self, checkable=True)
         self.utc_action.setChecked(self.settings.utc)
