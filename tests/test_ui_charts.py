@@ -282,3 +282,35 @@ def test_hidden_view_defers_redraw_until_shown(qtbot) -> None:
     view.show()
     qtbot.waitUntil(lambda: view.refresh_count == 1, timeout=2000)
     assert view.curves["USD"].getData()[1][-1] == pytest.approx(5.0)
+
+
+def test_trade_chart_breakeven_step_and_foreign_events_ignored(qtbot) -> None:
+    from datetime import timedelta
+
+    from ttmt_monitor.core.models import BreakevenSet, Order, TpHit, Trade
+    from ttmt_monitor.ui.trade_chart import TradeChart
+
+    t0 = datetime.now(UTC) - timedelta(hours=2)
+    order = Order("o1", "t1", None, 1, 1, "market", "BUY", Decimal("0.01"), None, Decimal("2290"), Decimal("2310"),
+                  "filled", t0, t0, Decimal("2300.00"), "p1", "A", "A", "USD")
+    trade = Trade("t1", "trd_aaaaaa", None, "c", "<i>Gold</i>", "A", "A", "USD", "XAUUSD", "BUY", "active",
+                  Decimal("2300.00"), Decimal("2290"), (Decimal("2310"), Decimal("2320"), None, None, None, None),
+                  (False,) * 6, Decimal("0.01"), Decimal(0), Decimal(0), t0, t0, None, t0, orders=(order,))
+    chart = TradeChart()
+    qtbot.addWidget(chart)
+    chart.set_trade(trade)
+    be_at = t0 + timedelta(minutes=30)
+    chart.update_from([
+        TpHit(event_id=1, type="tp_hit", timestamp=be_at, raw={}, trade_id="t1", symbol="XAUUSD", tp_level=1,
+              price=Decimal("2310"), position_id="p1", realized_pl=Decimal("10")),
+        BreakevenSet(event_id=2, type="breakeven_set", timestamp=be_at, raw={}, position_id="p2", trade_id="t1",
+                     new_stop_loss=Decimal("2300.20")),
+        BreakevenSet(event_id=3, type="breakeven_set", timestamp=be_at, raw={}, position_id="p9", trade_id="other",
+                     new_stop_loss=Decimal("1")),
+    ])
+    chart.refresh()
+    xs, ys = chart.sl_item.getData()
+    assert list(ys) == [2290.0, 2290.0, 2300.2, 2300.2]  # original SL, then the step at the breakeven time
+    assert xs[1] == xs[2] == pytest.approx(be_at.timestamp())
+    assert len(chart.hit_item.getData()[0]) == 1 and len(chart.fill_item.getData()[0]) == 1
+    assert [line.isVisible() for line in chart.tp_lines] == [True, True, False, False, False, False]
