@@ -412,6 +412,25 @@ def test_newer_schema_is_moved_aside(tmp_path: Path) -> None:
         s.close()
 
 
+def test_our_file_with_missing_tables_is_moved_aside(tmp_path: Path) -> None:
+    def tampered(path: Path) -> None:
+        with Store.open(BASE, ["acc-1"], data_dir=tmp_path) as s:
+            s.flush_sync()
+        conn = sqlite3.connect(path)
+        conn.execute("DROP TABLE trades")
+        conn.commit()
+        conn.close()
+
+    s = _corrupt_and_reopen(tmp_path, None, tampered)
+    try:
+        assert "missing trades" in s.messages[0]
+        s.put_trades([trade_wire(1)])
+        s.flush_sync()
+        assert s.counts()["trades"] == 1
+    finally:
+        s.close()
+
+
 def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -561,6 +561,10 @@ def _prepare(path: Path) -> None:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = sorted(set(_TABLES) - names)
+        if missing:  # ours by its id, but tampered with: reads would fail later, in the middle of the app
+            raise _NotOurs(f"its tables are incomplete (missing {', '.join(missing)})")
     finally:
         conn.close()
 
