@@ -314,3 +314,10 @@ def test_trade_chart_breakeven_step_and_foreign_events_ignored(qtbot) -> None:
     assert xs[1] == xs[2] == pytest.approx(be_at.timestamp())
     assert len(chart.hit_item.getData()[0]) == 1 and len(chart.fill_item.getData()[0]) == 1
     assert [line.isVisible() for line in chart.tp_lines] == [True, True, False, False, False, False]
+
+
+def test_marker_tooltip_is_plain_text() -> None:
+    from ttmt_monitor.ui.pnl_view import plain_tip
+
+    tip = plain_tip("<b>XAU</b>USD  TP1")
+    assert "<" not in tip and ">" not in tip and "XAU" in tip
