@@ -451,3 +451,21 @@ def test_a_failing_step_is_logged_and_the_market_goes_on(caplog) -> None:
         asyncio.run(scenario())
     assert "market engine step failed" in caplog.text
     assert calls["n"] > 5 and log.last_id > 0
+
+
+def test_event_log_history_limit_bounds_memory_but_keeps_ids_and_replay() -> None:
+    """A long-running simulator caps its event log; ids stay consecutive and the replay buffer is untouched."""
+    from datetime import UTC, datetime
+
+    from ttmt_monitor.sim.world import EventLog
+
+    log = EventLog(history_limit=50)
+    now = datetime.now(UTC)
+    for i in range(1000):
+        log.emit("position_update", {"account_id": "a", "i": i}, now)
+    assert len(log.history) <= 100
+    assert log.history[-1]["eventId"] == 1000
+    ids = [e["eventId"] for e in log.history]
+    assert ids == list(range(ids[0], 1001))
+    assert [e["eventId"] for e in log.replay_after(990)] == list(range(991, 1001))
+    assert len(log.buffer) == 100

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+HISTORY_LIMIT = 10_000  # events kept for inspection in a standalone simulator (the replay buffer is separate)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0 <= args.port <= 65535:
@@ -67,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                           rate_limit=args.rate_limit, rate_window=args.rate_window,
                           stream_lifetime=args.stream_lifetime, auth_recheck=args.auth_recheck,
                           ping_interval=args.ping_interval, engine_running=not args.paused)
+    # A standalone simulator runs for hours (the demo): keep a bounded event log, not every event since start.
+    for user in sim.world.users.values():
+        user.events.history_limit = HISTORY_LIMIT
 
     def ready(port: int) -> None:
         if sys.stdout is None:  # a windowed frozen build started without a console or pipe: nowhere to print
