@@ -11,6 +11,8 @@ What is timed (median and worst of ``--repeat`` runs, after one warm-up):
 - ``pnl_view_full_refresh_50k_trades``: a full ``PnlView.refresh()`` over 50,000 closed trades (= 100,000 step
   vertices): core series + markers + stats + setData, and a render. Informative, not under the 30 ms budget (it
   recomputes everything; it runs only when trades close or a filter changes, coalesced to 200 ms);
+- ``pnl_view_live_close_50k_trades``: one more trade closes live (the append-only path: one step, one stats
+  update, setData, render);
 - ``pnl_view_tick_refresh_50k_trades``: the refresh a price tick causes (open-P&L segment and label only).
 
 The machine may be shared: the load average is printed, and "best" shows the cost without contention.
@@ -141,7 +143,23 @@ def main(argv: list[str] | None = None) -> int:
         view.refresh()
         view.plot.grab()
 
+    closes = iter(range(n // 2, n))
+
+    def live_close() -> None:  # one more trade closes after the last one: the append-only path
+        i = next(closes)
+        t = trades[0]
+        view.add_trades([Trade(
+            id=f"t{i}", reference=f"trd_{i:06d}", signal_id=None, channel_id="c", channel_name="Bench",
+            account_id="A", account_label="A", currency="USD", symbol="XAUUSD", direction="BUY",
+            status="closed_profit", entry_price=t.entry_price, stop_loss=None, take_profits=(None,) * 6,
+            tp_hits=(False,) * 6, volume=t.volume, realized_pl=Decimal("1.25"), unrealized_pl=Decimal(0),
+            created_at=start, opened_at=start + timedelta(minutes=20 * i),
+            closed_at=start + timedelta(minutes=20 * i + 10), updated_at=start)])
+        view.refresh()
+        view.plot.grab()
+
     results[f"pnl_view_full_refresh_{n // 2000}k_trades"] = _timeit(full_refresh, max(3, args.repeat // 3))
+    results[f"pnl_view_live_close_{n // 2000}k_trades"] = _timeit(live_close, args.repeat)
     results[f"pnl_view_tick_refresh_{n // 2000}k_trades"] = _timeit(tick_refresh, args.repeat)
 
     print(f"chart benchmark: {n:,} points, {w}x{h}, Qt platform {os.environ.get('QT_QPA_PLATFORM')}, "

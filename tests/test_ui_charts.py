@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from ttmt_monitor.core import pnl
-from ttmt_monitor.core.models import PositionUpdated, TradeFinalized
+from ttmt_monitor.core.models import PositionUpdated, TpHit, TradeFinalized
 from ttmt_monitor.core.state import DeskState, apply
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.decode import decode_event
@@ -321,3 +321,57 @@ def test_marker_tooltip_is_plain_text() -> None:
 
     tip = plain_tip("<b>XAU</b>USD  TP1")
     assert "<" not in tip and ">" not in tip and "XAU" in tip
+
+
+def test_live_closes_append_and_match_a_full_recompute(qtbot) -> None:
+    """The append-only live path (one step per close) gives exactly what a full recompute gives: curves,
+    statistics and TP markers. An out-of-order close falls back to the full recompute."""
+    import random
+    from datetime import timedelta
+
+    from ttmt_monitor.core.models import Trade
+    from ttmt_monitor.core.stats import compute_stats
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    rng = random.Random(5)
+    t0 = datetime.now(UTC) - timedelta(days=5)
+
+    def trade(i: int) -> Trade:
+        cur = "EUR" if i % 4 == 0 else "USD"
+        pl = Decimal(rng.randint(-900, 1200)) / 100
+        hits = (rng.random() < 0.5, rng.random() < 0.3) + (False,) * 4
+        return Trade(f"t{i:03d}", f"trd_{i:06d}", None, "c", f"Ch{i % 3}", f"A{i % 2}", "acct", cur,
+                     ("XAUUSD", "EURUSD")[i % 2], "BUY", "closed_profit" if pl > 0 else "closed_loss",
+                     Decimal(2300), None, (Decimal(1), Decimal(2)) + (None,) * 4, hits, Decimal("0.1"), pl,
+                     Decimal(0), t0, t0, t0 + timedelta(minutes=30 * i), t0)
+
+    trades = [trade(i) for i in range(60)]
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_trades(trades[:30])
+    view.refresh()
+    assert view.recompute_count == 1
+    for t in trades[30:]:
+        hit = TpHit(event_id=None, type="tp_hit", timestamp=t.closed_at - timedelta(minutes=5), raw={},
+                    trade_id=t.id, currency=t.currency, symbol=t.symbol, tp_level=1, price=Decimal(2310),
+                    position_id=None, realized_pl=Decimal(3))
+        view.update_from(DeskState(), [hit, TradeFinalized(event_id=None, type="trade_finalized",
+                                                           timestamp=t.closed_at, raw={}, trade=t)])
+        view.refresh()
+    assert view.recompute_count == 1  # 30 closes, no pass over the history
+
+    appended = (dict(view.series), view.stats, [(m.trade_id, m.tp_level, m.value) for m in view.markers],
+                {cur: item.getData()[1].tolist() for cur, item in view.curves.items()})
+    view.set_range("all")  # forces the full recompute over the same trades
+    view.refresh()
+    assert view.recompute_count == 2
+    assert appended[0] == view.series
+    assert appended[1] == view.stats == compute_stats(trades)
+    assert appended[2] == [(m.trade_id, m.tp_level, m.value) for m in view.markers]
+    assert appended[3] == {cur: item.getData()[1].tolist() for cur, item in view.curves.items()}
+
+    late = dc_replace(trade(99), id="late", closed_at=t0 + timedelta(minutes=1), currency="USD")
+    view.add_trades([late])
+    view.refresh()
+    assert view.recompute_count == 3 and view.series["USD"].points[0].trade_id == "late"

@@ -107,6 +107,91 @@ def max_drawdown(deltas: Iterable[Decimal]) -> Decimal:
     return worst
 
 
+class _Acc:
+    """Running figures of one currency (mutable; :class:`StatsBuilder` turns them into a CurrencyStats)."""
+
+    __slots__ = ("trades", "wins", "losses", "breakevens", "gross_profit", "gross_loss", "running", "peak",
+                 "drawdown", "best", "worst")
+
+    def __init__(self) -> None:
+        self.trades = self.wins = self.losses = self.breakevens = 0
+        self.gross_profit = self.gross_loss = self.running = self.peak = self.drawdown = ZERO
+        self.best: Trade | None = None
+        self.worst: Trade | None = None
+
+
+class StatsBuilder:
+    """Statistics built one closed trade at a time, in close order: :func:`compute_stats` feeds it a whole
+    history; a live view keeps one and feeds it each trade that closes after the last one, so a close costs
+    O(1) instead of a pass over the whole history. Every figure is accumulative (drawdown keeps its running peak).
+    """
+
+    def __init__(self) -> None:
+        self._acc: dict[str, _Acc] = {}
+        self._per_channel: dict[tuple[str, str], Decimal] = {}
+        self._per_symbol: dict[tuple[str, str], Decimal] = {}
+        self._eligible = [0] * TP_LEVELS
+        self._hits = [0] * TP_LEVELS
+
+    def add(self, t: Trade) -> None:
+        """Add one closed trade (the caller filters: closed, counted, in range, in close order)."""
+        cur = t.currency or UNKNOWN_CURRENCY
+        pl = t.realized_pl or ZERO
+        a = self._acc.get(cur)
+        if a is None:
+            a = self._acc[cur] = _Acc()
+        a.trades += 1
+        if pl > 0:
+            a.wins += 1
+            a.gross_profit += pl
+        elif pl < 0:
+            a.losses += 1
+            a.gross_loss += pl
+        else:
+            a.breakevens += 1
+        a.running += pl
+        if a.running > a.peak:
+            a.peak = a.running
+        elif a.peak - a.running > a.drawdown:
+            a.drawdown = a.peak - a.running
+        # Strict comparisons: on ties the earlier close stays best/worst.
+        if a.best is None or pl > (a.best.realized_pl or ZERO):
+            a.best = t
+        if a.worst is None or pl < (a.worst.realized_pl or ZERO):
+            a.worst = t
+        ch = (t.channel_name or t.channel_id or "(no channel)", cur)
+        self._per_channel[ch] = self._per_channel.get(ch, ZERO) + pl
+        sy = (t.symbol or "(no symbol)", cur)
+        self._per_symbol[sy] = self._per_symbol.get(sy, ZERO) + pl
+        tps, hits = t.take_profits, t.tp_hits
+        for i in range(min(TP_LEVELS, len(tps))):
+            if tps[i] is not None:
+                self._eligible[i] += 1
+                if i < len(hits) and hits[i]:
+                    self._hits[i] += 1
+
+    def build(self) -> Stats:
+        out: dict[str, CurrencyStats] = {}
+        for cur, a in sorted(self._acc.items()):
+            out[cur] = CurrencyStats(
+                currency=cur, trades=a.trades, wins=a.wins, losses=a.losses, breakevens=a.breakevens,
+                gross_profit=a.gross_profit, gross_loss=a.gross_loss, net=a.running, max_drawdown=a.drawdown,
+                best=_result(a.best), worst=_result(a.worst),
+            )
+        return Stats(
+            by_currency=out,
+            per_channel=dict(sorted(self._per_channel.items(), key=lambda kv: (kv[0][1], -kv[1], kv[0][0]))),
+            per_symbol=dict(sorted(self._per_symbol.items(), key=lambda kv: (kv[0][1], -kv[1], kv[0][0]))),
+            tp_hit_rate={i + 1: TpRate(i + 1, self._eligible[i], self._hits[i]) for i in range(TP_LEVELS)},
+        )
+
+
+def _result(t: Trade | None) -> TradeResult | None:
+    if t is None:
+        return None
+    return TradeResult(t.id, t.reference, t.symbol, t.realized_pl or ZERO, t.closed_at)
+
+
 def compute_stats(
     trades: Iterable[Trade],
     account_id: str | None = None,
@@ -114,51 +199,8 @@ def compute_stats(
     end: datetime | None = None,
 ) -> Stats:
     """All statistics for the closed trades of one account (or all), closed in [start, end)."""
-    counted = [t for t in closed_trades(trades, account_id, start, end) if is_counted(t)]
-    by_cur: dict[str, list[Trade]] = {}
-    per_channel: dict[tuple[str, str], Decimal] = {}
-    per_symbol: dict[tuple[str, str], Decimal] = {}
-    eligible = [0] * TP_LEVELS
-    hits = [0] * TP_LEVELS
-    for t in counted:
-        cur = t.currency or UNKNOWN_CURRENCY
-        pl = t.realized_pl or ZERO
-        by_cur.setdefault(cur, []).append(t)
-        ch = (t.channel_name or t.channel_id or "(no channel)", cur)
-        per_channel[ch] = per_channel.get(ch, ZERO) + pl
-        sy = (t.symbol or "(no symbol)", cur)
-        per_symbol[sy] = per_symbol.get(sy, ZERO) + pl
-        for i in range(TP_LEVELS):
-            if i < len(t.take_profits) and t.take_profits[i] is not None:
-                eligible[i] += 1
-                if i < len(t.tp_hits) and t.tp_hits[i]:
-                    hits[i] += 1
-
-    out: dict[str, CurrencyStats] = {}
-    for cur, ts in sorted(by_cur.items()):
-        pls = [t.realized_pl or ZERO for t in ts]
-        # max/min return the first of equal keys, and ts is in close order: ties go to the earlier close.
-        # (Indices, not a TradeResult per trade: building 50k frozen objects cost more than all the rest.)
-        b = max(range(len(pls)), key=pls.__getitem__)
-        w = min(range(len(pls)), key=pls.__getitem__)
-        best = TradeResult(ts[b].id, ts[b].reference, ts[b].symbol, pls[b], ts[b].closed_at)
-        worst = TradeResult(ts[w].id, ts[w].reference, ts[w].symbol, pls[w], ts[w].closed_at)
-        out[cur] = CurrencyStats(
-            currency=cur,
-            trades=len(ts),
-            wins=sum(1 for p in pls if p > 0),
-            losses=sum(1 for p in pls if p < 0),
-            breakevens=sum(1 for p in pls if p == 0),
-            gross_profit=sum((p for p in pls if p > 0), ZERO),
-            gross_loss=sum((p for p in pls if p < 0), ZERO),
-            net=sum(pls, ZERO),
-            max_drawdown=max_drawdown(pls),
-            best=best,
-            worst=worst,
-        )
-    return Stats(
-        by_currency=out,
-        per_channel=dict(sorted(per_channel.items(), key=lambda kv: (kv[0][1], -kv[1], kv[0][0]))),
-        per_symbol=dict(sorted(per_symbol.items(), key=lambda kv: (kv[0][1], -kv[1], kv[0][0]))),
-        tp_hit_rate={i + 1: TpRate(i + 1, eligible[i], hits[i]) for i in range(TP_LEVELS)},
-    )
+    builder = StatsBuilder()
+    for t in closed_trades(trades, account_id, start, end):
+        if is_counted(t):
+            builder.add(t)
+    return builder.build()

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 from ..core import pnl as core_pnl
 from ..core.formatting import format_pl, format_price, format_time, pl_sign
 from ..core.models import Event, TpHit, Trade, TradeFinalized
-from ..core.stats import Stats, compute_stats
+from ..core.stats import Stats, StatsBuilder, is_counted
 from .theme import is_dark, pl_color
 
 AUTO_DOWNSAMPLE_FACTOR = 1.0
@@ -109,6 +109,7 @@ class PnlView(QWidget):
         self.series: dict[str, core_pnl.PnlSeries] = {}
         self.stats: Stats = Stats()
         self.refresh_count = 0  # how many redraws ran (tests check coalescing)
+        self.recompute_count = 0  # how many of them went over the whole history
         self.history_loading = False
         self.history_error: str | None = None
         self._controller: Any = None
@@ -193,6 +194,13 @@ class PnlView(QWidget):
         self._full_dirty = True
         self._dirty = True
         self._range_start: Any = _UNSET
+        # Append-only live path (see _append): closes not yet drawn, live hits already marked, the stats
+        # accumulator and the plot vertices per currency, all rebuilt by _recompute.
+        self._pending_closes: list[Trade] = []
+        self._hits_done = 0
+        self._marker_keys: set[tuple[str | None, str | None, int | None]] = set()
+        self._builder = StatsBuilder()
+        self._xy: dict[str, tuple[list[float], list[float]]] = {}
 
     # --- public API -----------------------------------------------------------------------------------------
 
@@ -213,16 +221,28 @@ class PnlView(QWidget):
         self._schedule()
 
     def add_trades(self, trades: Iterable[Trade]) -> None:
-        """Add or replace trades (a page of history arriving, or trades closing live)."""
+        """Add or replace trades (a page of history arriving, or trades closing live).
+
+        Trades that newly close are queued for the append-only path (the curve, markers and statistics grow by
+        one step each, no pass over the history); anything else (a changed closed trade, positions arriving for
+        markers) asks for a full recompute."""
         trades = list(trades)
+        full = False
         for t in trades:
             old = self._trades.get(t.id)
             if old is not None and t.positions is None and old.positions is not None:
                 # A live trade_finalized carries no positions: keep the ones history gave (TP markers).
                 t = replace(t, positions=old.positions)
             self._trades[t.id] = t
+            if not core_pnl.is_closed(t):
+                full = full or (old is not None and core_pnl.is_closed(old))  # reopened? recompute
+            elif old is None or not core_pnl.is_closed(old):
+                self._pending_closes.append(t)
+            elif (old.realized_pl, old.closed_at, old.currency, old.account_id, old.positions is None) != (
+                    t.realized_pl, t.closed_at, t.currency, t.account_id, t.positions is None):
+                full = True
         self._learn_accounts(trades)
-        self._schedule()
+        self._schedule(full=full)
 
     def attach(self, controller: Any) -> None:
         """Follow a desk controller (``ui/controller.DeskController``) in one call, instead of wiring by hand:
@@ -311,7 +331,7 @@ class PnlView(QWidget):
         if closed:
             self.add_trades(closed)
         elif hits:
-            self._schedule()
+            self._schedule(full=False)  # the new hits are appended as markers
         elif relevant:
             self._schedule(full=False)  # prices moved: only the open P&L changes
 
@@ -374,6 +394,8 @@ class PnlView(QWidget):
         if self._full_dirty or self._range_start is _UNSET:
             self._full_dirty = False
             self._recompute(now)
+        elif self._pending_closes or len(self._live_hits) > self._hits_done:
+            self._append(now)
         open_pl = core_pnl.open_pl(self._open_trades, self._account)
         for cur in open_pl:
             self._ensure_curve(cur)
@@ -401,31 +423,92 @@ class PnlView(QWidget):
                 self.plot.setYRange(-1, 1)
 
     def _recompute(self, now: datetime) -> None:
+        """Everything from the whole history (filters, range and history changes)."""
+        self.recompute_count += 1
         start, end = core_pnl.range_bounds(self._preset, now, self._tz or _local_tz())
         self._range_start = start
-        trades = list(self._trades.values())
-        self.series = core_pnl.cumulative_series(trades, self._account, start, end)
-        self._markers = core_pnl.tp_markers(trades, self.series, self._account, start, end, self._live_hits)
-        self.stats = compute_stats(trades, self._account, start, end)
-        pg = _pg()
+        self._pending_closes = []
+        self._hits_done = len(self._live_hits)
+        closed = core_pnl.closed_trades(self._trades.values(), self._account, start, end)
+        self.series = core_pnl.cumulative_series(closed)
+        # All trades, not only closed ones: an open trade's TP closes are real hits too.
+        self._markers = core_pnl.tp_markers(self._trades.values(), self.series, self._account, start, end,
+                                            self._live_hits)
+        self._marker_keys = {(m.trade_id, m.position_id, m.tp_level) for m in self._markers}
+        self._builder = StatsBuilder()
+        for t in closed:
+            if is_counted(t):
+                self._builder.add(t)
+        self.stats = self._builder.build()
         for cur in self.series:
             self._ensure_curve(cur)
+        self._xy = {}
         for cur, item in self.curves.items():
             s = self.series.get(cur)
             if s is None or not s.points:
                 item.setData([], [])
                 self._show_in_legend(cur, item, False)
                 continue
-            xs, ys = s.step_xy(start)
-            item.setData(xs, ys)
+            self._xy[cur] = s.step_xy(start)
+            item.setData(*self._xy[cur])
             self._show_in_legend(cur, item, True)
+        self._push_markers()
+        self._update_stats()
+
+    def _append(self, now: datetime) -> None:
+        """Trades that closed after the last step (the live case): one step per trade, O(1) each. Falls back to
+        :meth:`_recompute` when a close is older than its curve's last step (out of order)."""
+        start = self._range_start if isinstance(self._range_start, datetime) else None
+        new = [t for t in self._pending_closes
+               if (self._account is None or t.account_id == self._account)
+               and (start is None or t.closed_at >= start)]  # type: ignore[operator]
+        self._pending_closes = []
+        new.sort(key=lambda t: (t.closed_at, t.id))
+        for t in new:
+            s = self.series.get(t.currency or core_pnl.UNKNOWN_CURRENCY)
+            if s is not None and s.points and t.closed_at < s.points[-1].ts:  # type: ignore[operator]
+                self._recompute(now)
+                return
+        touched: set[str] = set()
+        for t in new:
+            cur = t.currency or core_pnl.UNKNOWN_CURRENCY
+            s = self.series.get(cur) or core_pnl.PnlSeries(cur, ())
+            delta = t.realized_pl if t.realized_pl is not None else core_pnl.ZERO
+            point = core_pnl.PnlPoint(t.closed_at, s.total + delta, delta, t.id, t.reference, t.symbol)  # type: ignore[arg-type]
+            self.series[cur] = core_pnl.PnlSeries(cur, s.points + (point,))
+            xs, ys = self._xy.setdefault(cur, ([start.timestamp()], [0.0]) if start is not None else ([], []))
+            ts = point.ts.timestamp()
+            xs += [ts, ts]
+            ys += [float(s.total), float(point.value)]
+            touched.add(cur)
+            if is_counted(t):
+                self._builder.add(t)
+        for cur in touched:
+            self._ensure_curve(cur)
+            self.curves[cur].setData(*self._xy[cur])
+            self._show_in_legend(cur, self.curves[cur], True)
+        hits = self._live_hits[self._hits_done:]
+        self._hits_done = len(self._live_hits)
+        # The hits' own trades go along so their markers carry the trade reference (duplicates are dropped).
+        hit_trades = [self._trades[h.trade_id] for h in hits if h.trade_id in self._trades]
+        added = [m for m in core_pnl.tp_markers(new + hit_trades, self.series, self._account, start, None, hits)
+                 if (m.trade_id, m.position_id, m.tp_level) not in self._marker_keys]
+        if added:
+            self._markers += added
+            self._marker_keys.update((m.trade_id, m.position_id, m.tp_level) for m in added)
+            self._push_markers()
+        if new:
+            self.stats = self._builder.build()
+            self._update_stats()
+
+    def _push_markers(self) -> None:
+        pg = _pg()
         self.marker_item.setData(
             x=[m.ts.timestamp() for m in self._markers],
             y=[float(m.value) for m in self._markers],
             data=list(range(len(self._markers))),
             brush=[pg.mkBrush(MARKER_COLOUR)] * len(self._markers),
         )
-        self._update_stats()
 
     def _ensure_curve(self, cur: str) -> None:
         if cur in self.curves:
