@@ -5,7 +5,13 @@ Provides :class:`PnlView`. The numbers come from ``core.pnl`` and ``core.stats``
 pyqtgraph (with numpy, ~400 ms) is imported lazily, on first construction of a view, so the tables show first.
 Plot items are created once (a curve and an open-P&L segment per currency the first time that currency appears)
 and updated with ``setData`` from a coalescing timer: a burst of closes costs one redraw. Curves use peak
-downsampling and clip-to-view so 100,000 points stay smooth (see ``benchmarks/chart.py``).
+downsampling and clip-to-view so 100,000 points stay smooth (see ``benchmarks/chart.py``). Three refresh paths:
+a full recompute (history, filter or range changes), an append (trades closing live after the last step: one step
+each, statistics accumulated by ``core.stats.StatsBuilder``), and an open-only update (price ticks). A hidden view
+only remembers it is stale and redraws when shown.
+
+Wiring: ``view.attach(controller)`` follows a ``DeskController`` (load, history paging, live batches); or call
+:meth:`PnlView.set_trades`, :meth:`PnlView.load_history` and :meth:`PnlView.update_from` yourself.
 
 Text that may come from Telegram (symbols, channel names) goes into plain-text widgets (tree items) or through
 :func:`plain_tip` for tooltips, never as rich text.
@@ -42,9 +48,9 @@ from ..core.models import Event, TpHit, Trade, TradeFinalized
 from ..core.stats import Stats, StatsBuilder, is_counted
 from .theme import is_dark, pl_color
 
-AUTO_DOWNSAMPLE_FACTOR = 1.0
-REFRESH_MS = 200
-_UNSET = object()  # coalescing delay between a change and the redraw
+AUTO_DOWNSAMPLE_FACTOR = 1.0  # downsampling bins per pixel column (pyqtgraph's default is 5)
+REFRESH_MS = 200  # coalescing delay between a change and the redraw
+_UNSET = object()  # "no range computed yet"
 PRESET_LABELS = {"today": "Today", "week": "Week", "month": "Month", "all": "All"}
 # Distinct, colour-blind-friendly curve colours (Okabe-Ito), one per currency in order of appearance.
 CURVE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
