@@ -38,7 +38,7 @@ from .trades_model import TradesModel
 log = logging.getLogger(__name__)
 
 TICK_MS = 50  # events reach the models at most this late
-BATCH_BUDGET_S = 0.015  # time box of one batch: a burst never stalls the loop longer than ~this + model work
+BATCH_BUDGET_S = 0.010  # time box of one batch: a burst never stalls the loop longer than ~this + model work
 ACCOUNTS_EVERY_S = 0.5  # the per-account figures are recomputed at most this often
 SIGNAL_POLL_S = 60.0
 SIGNAL_FETCH_PER_MIN = 6  # unknown-signal look-ups per minute (the rest are picked up by the poll)

@@ -16,7 +16,7 @@ from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -95,8 +95,15 @@ class SummaryStrip(QWidget):
             today.setText("today " + fmt.format_pl(r.realized_today, r.currency))
             for label, value in ((open_pl, r.open_pl), (today, r.realized_today)):
                 sign = fmt.pl_sign(value, r.currency)
-                color = theme.pl_color(sign, self._scheme, self._dark) if sign else None
-                label.setStyleSheet(f"color: {color.name()};" if color is not None else "")
+                wanted = (sign, self._scheme, self._dark)
+                if label.property("pl_colour") == str(wanted):
+                    continue  # unchanged: no restyle (a style change re-polishes and re-lays out the strip)
+                label.setProperty("pl_colour", str(wanted))
+                palette = label.palette()
+                color = theme.pl_color(sign, self._scheme, self._dark) if sign else self.palette().color(
+                    QPalette.ColorRole.WindowText)
+                palette.setColor(QPalette.ColorRole.WindowText, color)
+                label.setPalette(palette)
 
 
 class MainWindow(QMainWindow):
@@ -212,8 +219,11 @@ class MainWindow(QMainWindow):
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             dock.hide()
             self.centre_dock = dock
+            # Without a tray, notifications fall back to a transient status-bar message: the banner belongs to
+            # the connection states that need the user (auth error, another client, container down).
             self.notifier = wire_notifications(self, self.controller, centre=self.centre,
-                                               settings_store=self.settings.qs)
+                                               settings_store=self.settings.qs,
+                                               show_banner=lambda text: self.status.showMessage(text, 8000))
         except Exception as exc:  # noqa: BLE001
             log.warning("notifications unavailable: %s", describe_error(exc))
 
