@@ -111,12 +111,14 @@ def test_recycle_every_2s_over_a_long_burst(sim_paused: Any) -> None:
         async with Harness(sim_paused) as h:
             t0 = time.monotonic()
             while time.monotonic() - t0 < 6.5:  # ~3 recycles while events keep coming
-                await h.burst(150)
-                await asyncio.sleep(0.1)
+                # Bursts well under the 100-event replay buffer, so a reconnect can never need more than it holds.
+                await h.burst(40)
+                await asyncio.sleep(0.03)
             await h.caught_up()
-            assert h.consumer.stats.recycles >= 2
-            assert h.consumer.stats.resyncs == 0  # a recycle is resumed by Last-Event-ID, no snapshot needed
-            assert len(h.ids()) > 2000
+            stats = h.consumer.stats
+            assert stats.recycles >= 2, stats
+            assert stats.resyncs == 0, stats  # a recycle is resumed by Last-Event-ID, no snapshot needed
+            assert len(h.ids()) > 1000, stats
             await h.assert_exact_and_equal_to_rest()
 
     run(main())

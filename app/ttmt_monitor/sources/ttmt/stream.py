@@ -208,7 +208,7 @@ class StreamConsumer:
         self._response: httpx.Response | None = None
         self._last_rx = time.monotonic()
         self._disconnected_at: float | None = None
-        self._need_resync = False
+        self._start_synced = False
         self._prev_sse_id = ""
 
     # ---- public API ---------------------------------------------------------------------------------------
@@ -407,12 +407,13 @@ class StreamConsumer:
             # A resync is due when we start fresh (asked for), or after an outage long enough for the server's
             # 100-event replay buffer to have overflowed while we could not tell from the ids (filtered stream).
             away = time.monotonic() - self._disconnected_at if self._disconnected_at is not None else 0.0
-            self._disconnected_at = None
-            if first and self.resync_on_start:
+            if self.resync_on_start and not self._start_synced:
+                # Until it succeeds: a start-up snapshot that failed (429, network) is retried on the next connect.
                 await self._resync("initial snapshot", self.last_event_id)
-            elif self._need_resync or (self.account_id and not self.gap_detection and away > self.resync_after):
+                self._start_synced = True
+            elif not self.gap_detection and away > self.resync_after:
                 await self._resync(f"reconnected after {away:.0f} s away", self.last_event_id)
-            self._need_resync = False
+            self._disconnected_at = None  # only now: a failed resync keeps the outage's start for the next try
             self._set_state(ConnectionState.LIVE, "live")
             await self._read(response)
         finally:
