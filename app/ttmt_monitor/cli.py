@@ -510,8 +510,8 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
     progress = tqdm(desc=f"export {args.what}", unit=f" {args.what}", initial=count, file=sys.stderr,
                     disable=None if not args.quiet else True, dynamic_ncols=True)
     try:
-        if not (state and state.started):
-            target.write("[" if is_json else _csv_line(columns))
+        # The header goes out with the first page, so a request that fails at once leaves no half document.
+        header = "" if (state and state.started) else ("[" if is_json else _csv_line(columns))
         cursor = state.cursor if state else None
         kwargs = dict(filters)
         if cursor is not None:
@@ -526,7 +526,8 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
                     else:
                         chunk.append(_csv_line(row(item)))
                     first_item = False
-                target.write("".join(chunk))
+                target.write(header + "".join(chunk))
+                header = ""
                 count += len(page.items)
                 progress.update(len(page.items))
                 if state is not None:
@@ -538,7 +539,7 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
                     state.started = True
                     state.save()
         if is_json:
-            target.write("\n]\n" if count else "]\n")
+            target.write(header + ("\n]\n" if count else "]\n"))
         target.flush()
     finally:
         progress.close()
