@@ -9,14 +9,15 @@ What is timed (median and worst of ``--repeat`` runs, after one warm-up):
 - ``curve_100k``: setData + render of 100k points the way ``PnlView`` draws (peak downsampling, clip-to-view),
   zoomed to all data; and ``curve_100k_zoomed``: the same, zoomed into the last 5 % (clip-to-view at work);
 - ``pnl_view_full_refresh_50k_trades``: a full ``PnlView.refresh()`` over 50,000 closed trades (= 100,000 step
-  vertices): core series + markers + stats + setData, and a render. Informative, not under the 30 ms budget (it
-  recomputes everything; it runs only when trades close or a filter changes, coalesced to 200 ms);
+  vertices): core series + markers + stats + setData, and a render. Informative, not under the 30 ms budget
+  (it recomputes everything; it runs only when trades close or a filter changes, coalesced to 200 ms);
 - ``pnl_view_live_close_50k_trades``: one more trade closes live (the append-only path: one step, one stats
   update, setData, render);
 - ``pnl_view_tick_refresh_50k_trades``: the refresh a price tick causes (open-P&L segment and label only).
 
 The machine may be shared: the load average is printed, and "best" shows the cost without contention.
-Render = ``QWidget.grab()`` of the plot, which paints the whole scene into a pixmap synchronously. Exit code 1 if
+Render = ``QWidget.grab()`` of the plot, which paints the whole scene into a pixmap synchronously. Exit code 1
+if
 ``curve_100k`` breaks the budget.
 """
 
@@ -60,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication([])
     import pyqtgraph as pg
-
     from ttmt_monitor.ui.pnl_view import AUTO_DOWNSAMPLE_FACTOR
 
     rng = np.random.default_rng(1)
@@ -104,10 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         return run
 
     raw_plot, raw_curve = make_plot(False)
-    results[f"baseline_{n // 1000}k_raw"] = _timeit(bench(raw_plot, raw_curve, None), max(3, args.repeat // 3))
+    results[f"baseline_{n // 1000}k_raw"] = _timeit(
+        bench(raw_plot, raw_curve, None), max(3, args.repeat // 3)
+    )
     plot, curve = make_plot(True)
     results[f"curve_{n // 1000}k"] = _timeit(bench(plot, curve, None), args.repeat)
-    results[f"curve_{n // 1000}k_zoomed"] = _timeit(bench(plot, curve, (xs[int(n * 0.95)], xs[-1])), args.repeat)
+    results[f"curve_{n // 1000}k_zoomed"] = _timeit(
+        bench(plot, curve, (xs[int(n * 0.95)], xs[-1])), args.repeat
+    )
 
     # The real view over 50k closed trades (100k step vertices).
     from ttmt_monitor.core.models import Trade
@@ -117,12 +121,27 @@ def main(argv: list[str] | None = None) -> int:
     pls = rng.normal(0.5, 20, n // 2)
     trades = [
         Trade(
-            id=f"t{i}", reference=f"trd_{i:06d}", signal_id=None, channel_id="c", channel_name="Bench",
-            account_id="A", account_label="A", currency="USD", symbol="XAUUSD", direction="BUY",
-            status="closed_profit" if pls[i] > 0 else "closed_loss", entry_price=Decimal(2300), stop_loss=None,
-            take_profits=(None,) * 6, tp_hits=(False,) * 6, volume=Decimal("0.1"),
-            realized_pl=Decimal(f"{pls[i]:.2f}"), unrealized_pl=Decimal(0), created_at=start,
-            opened_at=start + timedelta(minutes=20 * i), closed_at=start + timedelta(minutes=20 * i + 10),
+            id=f"t{i}",
+            reference=f"trd_{i:06d}",
+            signal_id=None,
+            channel_id="c",
+            channel_name="Bench",
+            account_id="A",
+            account_label="A",
+            currency="USD",
+            symbol="XAUUSD",
+            direction="BUY",
+            status="closed_profit" if pls[i] > 0 else "closed_loss",
+            entry_price=Decimal(2300),
+            stop_loss=None,
+            take_profits=(None,) * 6,
+            tp_hits=(False,) * 6,
+            volume=Decimal("0.1"),
+            realized_pl=Decimal(f"{pls[i]:.2f}"),
+            unrealized_pl=Decimal(0),
+            created_at=start,
+            opened_at=start + timedelta(minutes=20 * i),
+            closed_at=start + timedelta(minutes=20 * i + 10),
             updated_at=start,
         )
         for i in range(n // 2)
@@ -148,13 +167,34 @@ def main(argv: list[str] | None = None) -> int:
     def live_close() -> None:  # one more trade closes after the last one: the append-only path
         i = next(closes)
         t = trades[0]
-        view.add_trades([Trade(
-            id=f"t{i}", reference=f"trd_{i:06d}", signal_id=None, channel_id="c", channel_name="Bench",
-            account_id="A", account_label="A", currency="USD", symbol="XAUUSD", direction="BUY",
-            status="closed_profit", entry_price=t.entry_price, stop_loss=None, take_profits=(None,) * 6,
-            tp_hits=(False,) * 6, volume=t.volume, realized_pl=Decimal("1.25"), unrealized_pl=Decimal(0),
-            created_at=start, opened_at=start + timedelta(minutes=20 * i),
-            closed_at=start + timedelta(minutes=20 * i + 10), updated_at=start)])
+        view.add_trades(
+            [
+                Trade(
+                    id=f"t{i}",
+                    reference=f"trd_{i:06d}",
+                    signal_id=None,
+                    channel_id="c",
+                    channel_name="Bench",
+                    account_id="A",
+                    account_label="A",
+                    currency="USD",
+                    symbol="XAUUSD",
+                    direction="BUY",
+                    status="closed_profit",
+                    entry_price=t.entry_price,
+                    stop_loss=None,
+                    take_profits=(None,) * 6,
+                    tp_hits=(False,) * 6,
+                    volume=t.volume,
+                    realized_pl=Decimal("1.25"),
+                    unrealized_pl=Decimal(0),
+                    created_at=start,
+                    opened_at=start + timedelta(minutes=20 * i),
+                    closed_at=start + timedelta(minutes=20 * i + 10),
+                    updated_at=start,
+                )
+            ]
+        )
         view.refresh()
         view.plot.grab()
 
@@ -162,16 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     results[f"pnl_view_live_close_{n // 2000}k_trades"] = _timeit(live_close, args.repeat)
     results[f"pnl_view_tick_refresh_{n // 2000}k_trades"] = _timeit(tick_refresh, args.repeat)
 
-    print(f"chart benchmark: {n:,} points, {w}x{h}, Qt platform {os.environ.get('QT_QPA_PLATFORM')}, "
-          f"pyqtgraph {pg.__version__}, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs")
+    print(
+        f"chart benchmark: {n:,} points, {w}x{h}, Qt platform {os.environ.get('QT_QPA_PLATFORM')}, "
+        f"pyqtgraph {pg.__version__}, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
     for name, (med, best, worst) in results.items():
         print(f"  {name:34s} median {med:8.2f} ms   best {best:8.2f} ms   worst {worst:8.2f} ms")
     key = f"curve_{n // 1000}k"
     med = results[key][0]
     verdict = "OK" if med < BUDGET_MS else "OVER BUDGET"
-    print(f"  budget: {key} setData+render median {med:.2f} ms vs {BUDGET_MS:.0f} ms -> {verdict} "
-          f"(baseline empty render {results['baseline_empty'][0]:.2f} ms)")
+    print(
+        f"  budget: {key} setData+render median {med:.2f} ms vs {BUDGET_MS:.0f} ms -> {verdict} "
+        f"(baseline empty render {results['baseline_empty'][0]:.2f} ms)"
+    )
     return 0 if med < BUDGET_MS else 1
 
 

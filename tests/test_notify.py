@@ -6,7 +6,15 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal as D
 
 from ttmt_monitor.core.models import (
-    BreakevenFailed, BreakevenSet, Order, OrderFilled, Position, PositionClosed, Resync, TpHit, Trade,
+    BreakevenFailed,
+    BreakevenSet,
+    Order,
+    OrderFilled,
+    Position,
+    PositionClosed,
+    Resync,
+    TpHit,
+    Trade,
     TradeFinalized,
 )
 from ttmt_monitor.core.notify import NotificationRules, NotifySettings
@@ -30,35 +38,98 @@ _ids = iter(range(1, 10**6))
 
 def trade(tid: str = "t1", status: str = "active", pl: str = "0") -> Trade:
     return Trade(
-        id=tid, reference=f"trd_{tid}", signal_id=None, channel_id="c", channel_name="Gold <b>VIP</b>",
-        account_id="A", account_label="Demo", currency="USD", symbol="XAUUSD", direction="BUY", status=status,
-        entry_price=D("2300.10"), stop_loss=D("2290"), take_profits=(D("2310"),) + (None,) * 5,
-        tp_hits=(False,) * 6, volume=D("0.12"), realized_pl=D(pl), unrealized_pl=D(0), created_at=T0,
-        opened_at=T0, closed_at=T0 if status.startswith("closed") else None, updated_at=T0,
+        id=tid,
+        reference=f"trd_{tid}",
+        signal_id=None,
+        channel_id="c",
+        channel_name="Gold <b>VIP</b>",
+        account_id="A",
+        account_label="Demo",
+        currency="USD",
+        symbol="XAUUSD",
+        direction="BUY",
+        status=status,
+        entry_price=D("2300.10"),
+        stop_loss=D("2290"),
+        take_profits=(D("2310"),) + (None,) * 5,
+        tp_hits=(False,) * 6,
+        volume=D("0.12"),
+        realized_pl=D(pl),
+        unrealized_pl=D(0),
+        created_at=T0,
+        opened_at=T0,
+        closed_at=T0 if status.startswith("closed") else None,
+        updated_at=T0,
     )
 
 
 def fill(tid: str = "t1", layer: int = 1, price: str = "2300.10") -> OrderFilled:
-    o = Order(id=f"o{next(_ids)}", trade_id=tid, metaapi_order_id=None, layer=layer, tp_level=1, type="limit",
-              direction="BUY", volume=D("0.01"), price=D(price), stop_loss=None, take_profit=None, status="filled",
-              created_at=T0, filled_at=T0, fill_price=D(price), position_id=None, account_id="A",
-              account_label="Demo", currency="USD")
+    o = Order(
+        id=f"o{next(_ids)}",
+        trade_id=tid,
+        metaapi_order_id=None,
+        layer=layer,
+        tp_level=1,
+        type="limit",
+        direction="BUY",
+        volume=D("0.01"),
+        price=D(price),
+        stop_loss=None,
+        take_profit=None,
+        status="filled",
+        created_at=T0,
+        filled_at=T0,
+        fill_price=D(price),
+        position_id=None,
+        account_id="A",
+        account_label="Demo",
+        currency="USD",
+    )
     return OrderFilled(event_id=next(_ids), type="order_fill", timestamp=T0, raw={}, order=o)
 
 
 def closed(tid: str = "t1", pl: str = "5.00", reason: str = "tp") -> PositionClosed:
-    p = Position(id=f"p{next(_ids)}", metaapi_position_id=None, trade_id=tid, account_id="A", account_label="Demo",
-                 currency="USD", symbol="XAUUSD", direction="BUY", volume=D("0.01"), entry_price=D("2300"),
-                 current_price=None, unrealized_pl=None, status="closed", stop_loss=None, take_profit=None,
-                 tp_level=1, opened_at=T0, closed_at=T0, close_price=D("2310.00"), realized_pl=D(pl),
-                 close_reason=reason, signal=None)
+    p = Position(
+        id=f"p{next(_ids)}",
+        metaapi_position_id=None,
+        trade_id=tid,
+        account_id="A",
+        account_label="Demo",
+        currency="USD",
+        symbol="XAUUSD",
+        direction="BUY",
+        volume=D("0.01"),
+        entry_price=D("2300"),
+        current_price=None,
+        unrealized_pl=None,
+        status="closed",
+        stop_loss=None,
+        take_profit=None,
+        tp_level=1,
+        opened_at=T0,
+        closed_at=T0,
+        close_price=D("2310.00"),
+        realized_pl=D(pl),
+        close_reason=reason,
+        signal=None,
+    )
     return PositionClosed(event_id=next(_ids), type="position_closed", timestamp=T0, raw={}, position=p)
 
 
 def tp(tid: str = "t1", level: int = 1) -> TpHit:
-    return TpHit(event_id=next(_ids), type="tp_hit", timestamp=T0, raw={"account_id": "A"}, trade_id=tid,
-                 currency="USD", symbol="XAUUSD", tp_level=level, price=D("2310.00"), position_id=None,
-                 realized_pl=D("5.00"))
+    return TpHit(
+        event_id=next(_ids),
+        type="tp_hit",
+        timestamp=T0,
+        raw={"account_id": "A"},
+        trade_id=tid,
+        currency="USD",
+        symbol="XAUUSD",
+        tp_level=level,
+        price=D("2310.00"),
+        position_id=None,
+        realized_pl=D("5.00"),
+    )
 
 
 def rules(clock: Clock, **kw) -> NotificationRules:
@@ -81,17 +152,36 @@ def test_each_kind_notifies_with_readable_text() -> None:
     (win,) = r.process([closed(pl="4.00", reason="tp")])
     assert win.title.startswith("Profit") and "take profit" in win.body
 
-    fin = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
-                         trade=trade(status="closed_profit", pl="12.5"))
+    fin = TradeFinalized(
+        event_id=next(_ids),
+        type="trade_finalized",
+        timestamp=T0,
+        raw={},
+        trade=trade(status="closed_profit", pl="12.5"),
+    )
     (n,) = r.process([fin])
     assert n.kind == "trade_finalized" and "closed in profit" in n.body and "+12.50 USD" in n.body
 
-    be = BreakevenSet(event_id=next(_ids), type="breakeven_set", timestamp=T0, raw={}, position_id="p",
-                      trade_id="t1", new_stop_loss=D("2300.30"))
+    be = BreakevenSet(
+        event_id=next(_ids),
+        type="breakeven_set",
+        timestamp=T0,
+        raw={},
+        position_id="p",
+        trade_id="t1",
+        new_stop_loss=D("2300.30"),
+    )
     (n,) = r.process([be])
     assert "2300.30" in n.body
-    bf = BreakevenFailed(event_id=next(_ids), type="breakeven_failed", timestamp=T0, raw={}, trade_id="t1",
-                         reason="broker_rejected", attempts=5)
+    bf = BreakevenFailed(
+        event_id=next(_ids),
+        type="breakeven_failed",
+        timestamp=T0,
+        raw={},
+        trade_id="t1",
+        reason="broker_rejected",
+        attempts=5,
+    )
     (n,) = r.process([bf])
     assert n.title == "Breakeven FAILED" and "5 attempts" in n.body and n.sound == "alert"
 
@@ -159,7 +249,9 @@ def test_burst_cap_then_summary_and_replay_summary() -> None:
 
     # a resync batch: one summary whatever it holds, fills included
     clock.advance(60)
-    batch = [Resync(event_id=None, type="resync", timestamp=T0, raw={})] + [closed(tid=f"y{i}") for i in range(30)]
+    batch = [Resync(event_id=None, type="resync", timestamp=T0, raw={})] + [
+        closed(tid=f"y{i}") for i in range(30)
+    ]
     batch += [fill(tid="y1") for _ in range(12)]
     (n,) = r.process(batch)
     assert n.title == "Caught up after reconnecting" and n.count == 42
@@ -188,7 +280,9 @@ def test_connection_problems_need_the_user() -> None:
     r2 = rules(Clock())
     from ttmt_monitor.core.models import UnknownEvent
 
-    (n,) = r2.process([UnknownEvent(event_id=None, type="auth_revoked", timestamp=None, raw={"reason": "access_disabled"})])
+    (n,) = r2.process(
+        [UnknownEvent(event_id=None, type="auth_revoked", timestamp=None, raw={"reason": "access_disabled"})]
+    )
     assert n.kind == "connection" and "access_disabled" in n.body
 
 
@@ -199,7 +293,12 @@ def test_settings_round_trip_and_tolerate_garbage() -> None:
     back = NotifySettings.from_json(s.to_json())
     assert back.quiet_end == time(7, 30) and back.burst_cap == 7
     assert not back.enabled["order_fill"] and back.sounds["tp_hit"] is None
-    for junk in ("", "nonsense{", "[1,2]", '{"burst_cap": "x", "quiet_start": "25:99", "sounds": {"tp_hit": "../../x"}}'):
+    for junk in (
+        "",
+        "nonsense{",
+        "[1,2]",
+        '{"burst_cap": "x", "quiet_start": "25:99", "sounds": {"tp_hit": "../../x"}}',
+    ):
         d = NotifySettings.from_json(junk)
         assert d.burst_cap == 5 and d.quiet_start is None and d.sounds["tp_hit"] in (None, "tp")
 
@@ -219,17 +318,28 @@ def test_one_outcome_one_message_within_a_batch() -> None:
     # a TP hit and the close of that position at the TP: only the TP hit
     ns = r.process([closed(pl="5.00", reason="tp"), tp()])
     assert [n.kind for n in ns] == ["tp_hit"]
-    # stop-loss closes of all positions and the trade's finalization: one "trade finished" that names the reason
+    # stop-loss closes of all positions and the trade's finalization: one "trade finished" that names the
+    # reason
     closes = [closed(pl="-4.5", reason="sl"), closed(pl="-4.5", reason="sl")]
-    fin = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
-                         trade=trade(status="closed_loss", pl="-9"))
+    fin = TradeFinalized(
+        event_id=next(_ids),
+        type="trade_finalized",
+        timestamp=T0,
+        raw={},
+        trade=trade(status="closed_loss", pl="-9"),
+    )
     ns = r.process([*closes, fin])
     assert [n.kind for n in ns] == ["trade_finalized"]
     assert "stop loss" in ns[0].body and "\u22129.00 USD" in ns[0].body
     # with finalization switched off, the closes still say it
     r.settings.enabled["trade_finalized"] = False
     close = closed(pl="-9", reason="sl")
-    fin2 = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
-                          trade=trade(status="closed_loss", pl="-9"))
+    fin2 = TradeFinalized(
+        event_id=next(_ids),
+        type="trade_finalized",
+        timestamp=T0,
+        raw={},
+        trade=trade(status="closed_loss", pl="-9"),
+    )
     ns = r.process([close, fin2])
     assert [n.kind for n in ns] == ["position_closed"]

@@ -7,7 +7,6 @@ from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from ttmt_monitor.core import pnl
 from ttmt_monitor.core.models import Position, TpHit, Trade
 
@@ -29,23 +28,65 @@ def trade(
     symbol: str = "XAUUSD",
 ) -> Trade:
     return Trade(
-        id=tid, reference=f"trd_{tid}", signal_id=None, channel_id="c1", channel_name="Gold VIP",
-        account_id=acct, account_label=acct, currency=cur, symbol=symbol, direction="BUY", status=status,
-        entry_price=D("2300"), stop_loss=D("2290"), take_profits=(D("2310"), D("2320"), None, None, None, None),
-        tp_hits=(False,) * 6, volume=D("0.12"), realized_pl=D(pl) if pl is not None else None,
-        unrealized_pl=D(unreal), created_at=T(0), opened_at=T(0), closed_at=closed, updated_at=closed,
+        id=tid,
+        reference=f"trd_{tid}",
+        signal_id=None,
+        channel_id="c1",
+        channel_name="Gold VIP",
+        account_id=acct,
+        account_label=acct,
+        currency=cur,
+        symbol=symbol,
+        direction="BUY",
+        status=status,
+        entry_price=D("2300"),
+        stop_loss=D("2290"),
+        take_profits=(D("2310"), D("2320"), None, None, None, None),
+        tp_hits=(False,) * 6,
+        volume=D("0.12"),
+        realized_pl=D(pl) if pl is not None else None,
+        unrealized_pl=D(unreal),
+        created_at=T(0),
+        opened_at=T(0),
+        closed_at=closed,
+        updated_at=closed,
         positions=positions,
     )
 
 
-def pos(pid: str, tid: str, closed: datetime | None, reason: str | None, level: int | None, pl: str | None,
-        price: str = "2310.5", cur: str = "USD") -> Position:
+def pos(
+    pid: str,
+    tid: str,
+    closed: datetime | None,
+    reason: str | None,
+    level: int | None,
+    pl: str | None,
+    price: str = "2310.5",
+    cur: str = "USD",
+) -> Position:
     return Position(
-        id=pid, metaapi_position_id=None, trade_id=tid, account_id="A", account_label="A", currency=cur,
-        symbol="XAUUSD", direction="BUY", volume=D("0.01"), entry_price=D("2300"), current_price=None,
-        unrealized_pl=D("0"), status="closed" if closed else "open", stop_loss=None, take_profit=D("2310"),
-        tp_level=level, opened_at=T(0), closed_at=closed, close_price=D(price) if closed else None,
-        realized_pl=D(pl) if pl is not None else None, close_reason=reason, signal=None,
+        id=pid,
+        metaapi_position_id=None,
+        trade_id=tid,
+        account_id="A",
+        account_label="A",
+        currency=cur,
+        symbol="XAUUSD",
+        direction="BUY",
+        volume=D("0.01"),
+        entry_price=D("2300"),
+        current_price=None,
+        unrealized_pl=D("0"),
+        status="closed" if closed else "open",
+        stop_loss=None,
+        take_profit=D("2310"),
+        tp_level=level,
+        opened_at=T(0),
+        closed_at=closed,
+        close_price=D(price) if closed else None,
+        realized_pl=D(pl) if pl is not None else None,
+        close_reason=reason,
+        signal=None,
     )
 
 
@@ -97,11 +138,33 @@ def test_tp_markers_from_positions_and_live_events_dedup() -> None:
     series = pnl.cumulative_series(trades)
     live = [
         # duplicate of p1 (same trade, position, level): not a second marker
-        TpHit(event_id=1, type="tp_hit", timestamp=T(10, 15), raw={}, trade_id="a", currency="USD",
-              symbol="XAUUSD", tp_level=1, price=D("2310.5"), position_id="p1", realized_pl=D("3.00")),
+        TpHit(
+            event_id=1,
+            type="tp_hit",
+            timestamp=T(10, 15),
+            raw={},
+            trade_id="a",
+            currency="USD",
+            symbol="XAUUSD",
+            tp_level=1,
+            price=D("2310.5"),
+            position_id="p1",
+            realized_pl=D("3.00"),
+        ),
         # a hit of a trade still open (not in trades): placed at the curve value in force
-        TpHit(event_id=2, type="tp_hit", timestamp=T(11, 30), raw={"account_id": "A"}, trade_id="q",
-              currency="USD", symbol="EURUSD", tp_level=3, price=D("1.1"), position_id="p9", realized_pl=D("2")),
+        TpHit(
+            event_id=2,
+            type="tp_hit",
+            timestamp=T(11, 30),
+            raw={"account_id": "A"},
+            trade_id="q",
+            currency="USD",
+            symbol="EURUSD",
+            tp_level=3,
+            price=D("1.1"),
+            position_id="p9",
+            realized_pl=D("2"),
+        ),
     ]
     ms = pnl.tp_markers(trades, series, events=live)
     assert [(m.trade_id, m.tp_level) for m in ms] == [("a", 1), ("a", 2), ("q", 3)]

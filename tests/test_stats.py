@@ -38,18 +38,58 @@ TP3 = (D(1), D(2), D(3), N, N, N)
 def sample():
     # USD closes in order: +10, -4, +6, -8, 0, +3  -> curve 10, 6, 12, 4, 4, 7
     return [
-        _with(trade("1", "10", T(1)), channel="Gold", symbol="XAUUSD", tps=TP3, hits=(True, True, False, False, False, False)),
-        _with(trade("2", "-4", T(2), status="closed_loss"), channel="Gold", symbol="XAUUSD", tps=TP3, hits=(False,) * 6),
-        _with(trade("3", "6", T(3)), channel="FX", symbol="EURUSD", tps=TP3, hits=(True, False, False, False, False, False)),
-        _with(trade("4", "-8", T(4), status="closed_loss"), channel="FX", symbol="EURUSD",
-              tps=(D(1), N, N, N, N, N), hits=(False,) * 6),
-        _with(trade("5", "0", T(5), status="closed_breakeven"), channel="Gold", symbol="XAUUSD", tps=TP3,
-              hits=(True, False, False, False, False, False)),
-        _with(trade("6", "3", T(6)), channel="Gold", symbol="XAUUSD", tps=TP3, hits=(True, True, True, False, False, False)),
+        _with(
+            trade("1", "10", T(1)),
+            channel="Gold",
+            symbol="XAUUSD",
+            tps=TP3,
+            hits=(True, True, False, False, False, False),
+        ),
+        _with(
+            trade("2", "-4", T(2), status="closed_loss"),
+            channel="Gold",
+            symbol="XAUUSD",
+            tps=TP3,
+            hits=(False,) * 6,
+        ),
+        _with(
+            trade("3", "6", T(3)),
+            channel="FX",
+            symbol="EURUSD",
+            tps=TP3,
+            hits=(True, False, False, False, False, False),
+        ),
+        _with(
+            trade("4", "-8", T(4), status="closed_loss"),
+            channel="FX",
+            symbol="EURUSD",
+            tps=(D(1), N, N, N, N, N),
+            hits=(False,) * 6,
+        ),
+        _with(
+            trade("5", "0", T(5), status="closed_breakeven"),
+            channel="Gold",
+            symbol="XAUUSD",
+            tps=TP3,
+            hits=(True, False, False, False, False, False),
+        ),
+        _with(
+            trade("6", "3", T(6)),
+            channel="Gold",
+            symbol="XAUUSD",
+            tps=TP3,
+            hits=(True, True, True, False, False, False),
+        ),
         # never filled: not counted anywhere
         _with(trade("7", "0", T(7), status="not_filled"), opened=False, tps=TP3),
         # EUR account: its own figures
-        _with(trade("8", "5", T(8), cur="EUR", acct="B"), channel="Gold", symbol="XAUUSD", tps=TP3, hits=(True,) + (False,) * 5),
+        _with(
+            trade("8", "5", T(8), cur="EUR", acct="B"),
+            channel="Gold",
+            symbol="XAUUSD",
+            tps=TP3,
+            hits=(True,) + (False,) * 5,
+        ),
         # still open: ignored
         trade("9", None, None, status="active"),
     ]

@@ -1,6 +1,7 @@
 """Charts against the simulator over real HTTP: the P&L view draws the sim's closed-trade history (curves per
-currency, TP markers on the curve, stats), and its items update (same objects, new data) when trades close live.
-Also the per-trade chart from a real fat trade. Real Qt widgets under offscreen, real TTMTClient, no mocks."""
+currency, TP markers on the curve, stats), and its items update (same objects, new data) when trades close
+live. Also the per-trade chart from a real fat trade. Real Qt widgets under offscreen, real TTMTClient, no
+mocks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-
 from ttmt_monitor.core import pnl
 from ttmt_monitor.core.models import PositionUpdated, TpHit, TradeFinalized
 from ttmt_monitor.core.state import DeskState, apply
@@ -118,7 +118,9 @@ def test_pnl_view_draws_history_and_extends_live(qtbot, sim_paused) -> None:
     assert finalized, "no trade closed within the wall-time bound"
     before = view.refresh_count
     qtbot.waitUntil(lambda: view.refresh_count > before, timeout=3000)  # the coalescing timer redraws
-    assert view.curves == curves_before or set(curves_before) <= set(view.curves)  # items reused, not recreated
+    assert view.curves == curves_before or set(curves_before) <= set(
+        view.curves
+    )  # items reused, not recreated
     for cur, item in curves_before.items():
         assert view.curves[cur] is item
     closed_cur = finalized[0].trade.currency or "?"
@@ -128,8 +130,10 @@ def test_pnl_view_draws_history_and_extends_live(qtbot, sim_paused) -> None:
 
     view.set_account_filter(finalized[0].trade.account_id)
     view.refresh()
-    assert all(t.account_id == finalized[0].trade.account_id for t in pnl.closed_trades(view._trades.values(),
-               finalized[0].trade.account_id))
+    assert all(
+        t.account_id == finalized[0].trade.account_id
+        for t in pnl.closed_trades(view._trades.values(), finalized[0].trade.account_id)
+    )
     view.set_range("today")
     view.refresh()
     view.grab().save("/tmp/ttmt_pnl_view_test.png")
@@ -155,8 +159,13 @@ def test_trade_chart_from_a_real_fat_trade(qtbot, sim_paused) -> None:
     assert xs is not None and len(xs) >= 2  # seeded from the trade's fills and closes (REST has no ticks)
     before = len(xs)
     last = trade.positions[-1]
-    tick = PositionUpdated(event_id=10**9, type="position_update", timestamp=datetime.now(UTC), raw={},
-                           position=dc_replace(last, current_price=Decimal("1.5") + (last.entry_price or 0)))
+    tick = PositionUpdated(
+        event_id=10**9,
+        type="position_update",
+        timestamp=datetime.now(UTC),
+        raw={},
+        position=dc_replace(last, current_price=Decimal("1.5") + (last.entry_price or 0)),
+    )
     chart.update_from([tick])
     chart.refresh()
     assert len(chart.path_item.getData()[0]) == before + 1
@@ -180,7 +189,9 @@ def test_history_error_is_shown_not_raised(qtbot) -> None:
 
     async def run() -> int:
         # A real client against a closed loopback port: the connection is refused.
-        async with TTMTClient("http://127.0.0.1:9/api/v1", "ttmt_live_" + "x" * 43, timeout=2, retries=0) as c:
+        async with TTMTClient(
+            "http://127.0.0.1:9/api/v1", "ttmt_live_" + "x" * 43, timeout=2, retries=0
+        ) as c:
             return await view.load_history(c)
 
     assert asyncio.run(asyncio.wait_for(run(), 20)) == 0
@@ -239,9 +250,30 @@ def test_price_ticks_move_only_the_open_segment(qtbot) -> None:
 
     def trade(i: int, status: str, pl: str, unreal: str = "0") -> Trade:
         closed = t0 + timedelta(hours=i) if status != "active" else None
-        return Trade(f"t{i}", f"trd_{i:06d}", None, "c", "Ch", "A", "Live", "USD", "XAUUSD", "BUY", status,
-                     Decimal(2300), None, (None,) * 6, (False,) * 6, Decimal("0.1"), Decimal(pl), Decimal(unreal),
-                     t0, t0, closed, t0)
+        return Trade(
+            f"t{i}",
+            f"trd_{i:06d}",
+            None,
+            "c",
+            "Ch",
+            "A",
+            "Live",
+            "USD",
+            "XAUUSD",
+            "BUY",
+            status,
+            Decimal(2300),
+            None,
+            (None,) * 6,
+            (False,) * 6,
+            Decimal("0.1"),
+            Decimal(pl),
+            Decimal(unreal),
+            t0,
+            t0,
+            closed,
+            t0,
+        )
 
     view = PnlView()
     qtbot.addWidget(view)
@@ -272,8 +304,30 @@ def test_hidden_view_defers_redraw_until_shown(qtbot) -> None:
     from ttmt_monitor.ui.pnl_view import PnlView
 
     t0 = datetime.now(UTC) - timedelta(days=1)
-    t = Trade("t1", "trd_000001", None, "c", "Ch", "A", "Live", "USD", "XAUUSD", "BUY", "closed_profit",
-              Decimal(2300), None, (None,) * 6, (False,) * 6, Decimal("0.1"), Decimal("5"), Decimal(0), t0, t0, t0, t0)
+    t = Trade(
+        "t1",
+        "trd_000001",
+        None,
+        "c",
+        "Ch",
+        "A",
+        "Live",
+        "USD",
+        "XAUUSD",
+        "BUY",
+        "closed_profit",
+        Decimal(2300),
+        None,
+        (None,) * 6,
+        (False,) * 6,
+        Decimal("0.1"),
+        Decimal("5"),
+        Decimal(0),
+        t0,
+        t0,
+        t0,
+        t0,
+    )
     view = PnlView()
     qtbot.addWidget(view)
     view.set_trades([t])
@@ -291,23 +345,90 @@ def test_trade_chart_breakeven_step_and_foreign_events_ignored(qtbot) -> None:
     from ttmt_monitor.ui.trade_chart import TradeChart
 
     t0 = datetime.now(UTC) - timedelta(hours=2)
-    order = Order("o1", "t1", None, 1, 1, "market", "BUY", Decimal("0.01"), None, Decimal("2290"), Decimal("2310"),
-                  "filled", t0, t0, Decimal("2300.00"), "p1", "A", "A", "USD")
-    trade = Trade("t1", "trd_aaaaaa", None, "c", "<i>Gold</i>", "A", "A", "USD", "XAUUSD", "BUY", "active",
-                  Decimal("2300.00"), Decimal("2290"), (Decimal("2310"), Decimal("2320"), None, None, None, None),
-                  (False,) * 6, Decimal("0.01"), Decimal(0), Decimal(0), t0, t0, None, t0, orders=(order,))
+    order = Order(
+        "o1",
+        "t1",
+        None,
+        1,
+        1,
+        "market",
+        "BUY",
+        Decimal("0.01"),
+        None,
+        Decimal("2290"),
+        Decimal("2310"),
+        "filled",
+        t0,
+        t0,
+        Decimal("2300.00"),
+        "p1",
+        "A",
+        "A",
+        "USD",
+    )
+    trade = Trade(
+        "t1",
+        "trd_aaaaaa",
+        None,
+        "c",
+        "<i>Gold</i>",
+        "A",
+        "A",
+        "USD",
+        "XAUUSD",
+        "BUY",
+        "active",
+        Decimal("2300.00"),
+        Decimal("2290"),
+        (Decimal("2310"), Decimal("2320"), None, None, None, None),
+        (False,) * 6,
+        Decimal("0.01"),
+        Decimal(0),
+        Decimal(0),
+        t0,
+        t0,
+        None,
+        t0,
+        orders=(order,),
+    )
     chart = TradeChart()
     qtbot.addWidget(chart)
     chart.set_trade(trade)
     be_at = t0 + timedelta(minutes=30)
-    chart.update_from([
-        TpHit(event_id=1, type="tp_hit", timestamp=be_at, raw={}, trade_id="t1", symbol="XAUUSD", tp_level=1,
-              price=Decimal("2310"), position_id="p1", realized_pl=Decimal("10")),
-        BreakevenSet(event_id=2, type="breakeven_set", timestamp=be_at, raw={}, position_id="p2", trade_id="t1",
-                     new_stop_loss=Decimal("2300.20")),
-        BreakevenSet(event_id=3, type="breakeven_set", timestamp=be_at, raw={}, position_id="p9", trade_id="other",
-                     new_stop_loss=Decimal("1")),
-    ])
+    chart.update_from(
+        [
+            TpHit(
+                event_id=1,
+                type="tp_hit",
+                timestamp=be_at,
+                raw={},
+                trade_id="t1",
+                symbol="XAUUSD",
+                tp_level=1,
+                price=Decimal("2310"),
+                position_id="p1",
+                realized_pl=Decimal("10"),
+            ),
+            BreakevenSet(
+                event_id=2,
+                type="breakeven_set",
+                timestamp=be_at,
+                raw={},
+                position_id="p2",
+                trade_id="t1",
+                new_stop_loss=Decimal("2300.20"),
+            ),
+            BreakevenSet(
+                event_id=3,
+                type="breakeven_set",
+                timestamp=be_at,
+                raw={},
+                position_id="p9",
+                trade_id="other",
+                new_stop_loss=Decimal("1"),
+            ),
+        ]
+    )
     chart.refresh()
     xs, ys = chart.sl_item.getData()
     assert list(ys) == [2290.0, 2290.0, 2300.2, 2300.2]  # original SL, then the step at the breakeven time
@@ -340,10 +461,30 @@ def test_live_closes_append_and_match_a_full_recompute(qtbot) -> None:
         cur = "EUR" if i % 4 == 0 else "USD"
         pl = Decimal(rng.randint(-900, 1200)) / 100
         hits = (rng.random() < 0.5, rng.random() < 0.3) + (False,) * 4
-        return Trade(f"t{i:03d}", f"trd_{i:06d}", None, "c", f"Ch{i % 3}", f"A{i % 2}", "acct", cur,
-                     ("XAUUSD", "EURUSD")[i % 2], "BUY", "closed_profit" if pl > 0 else "closed_loss",
-                     Decimal(2300), None, (Decimal(1), Decimal(2)) + (None,) * 4, hits, Decimal("0.1"), pl,
-                     Decimal(0), t0, t0, t0 + timedelta(minutes=30 * i), t0)
+        return Trade(
+            f"t{i:03d}",
+            f"trd_{i:06d}",
+            None,
+            "c",
+            f"Ch{i % 3}",
+            f"A{i % 2}",
+            "acct",
+            cur,
+            ("XAUUSD", "EURUSD")[i % 2],
+            "BUY",
+            "closed_profit" if pl > 0 else "closed_loss",
+            Decimal(2300),
+            None,
+            (Decimal(1), Decimal(2)) + (None,) * 4,
+            hits,
+            Decimal("0.1"),
+            pl,
+            Decimal(0),
+            t0,
+            t0,
+            t0 + timedelta(minutes=30 * i),
+            t0,
+        )
 
     trades = [trade(i) for i in range(60)]
     view = PnlView()
@@ -353,16 +494,35 @@ def test_live_closes_append_and_match_a_full_recompute(qtbot) -> None:
     view.refresh()
     assert view.recompute_count == 1
     for t in trades[30:]:
-        hit = TpHit(event_id=None, type="tp_hit", timestamp=t.closed_at - timedelta(minutes=5), raw={},
-                    trade_id=t.id, currency=t.currency, symbol=t.symbol, tp_level=1, price=Decimal(2310),
-                    position_id=None, realized_pl=Decimal(3))
-        view.update_from(DeskState(), [hit, TradeFinalized(event_id=None, type="trade_finalized",
-                                                           timestamp=t.closed_at, raw={}, trade=t)])
+        hit = TpHit(
+            event_id=None,
+            type="tp_hit",
+            timestamp=t.closed_at - timedelta(minutes=5),
+            raw={},
+            trade_id=t.id,
+            currency=t.currency,
+            symbol=t.symbol,
+            tp_level=1,
+            price=Decimal(2310),
+            position_id=None,
+            realized_pl=Decimal(3),
+        )
+        view.update_from(
+            DeskState(),
+            [
+                hit,
+                TradeFinalized(event_id=None, type="trade_finalized", timestamp=t.closed_at, raw={}, trade=t),
+            ],
+        )
         view.refresh()
     assert view.recompute_count == 1  # 30 closes, no pass over the history
 
-    appended = (dict(view.series), view.stats, [(m.trade_id, m.tp_level, m.value) for m in view.markers],
-                {cur: item.getData()[1].tolist() for cur, item in view.curves.items()})
+    appended = (
+        dict(view.series),
+        view.stats,
+        [(m.trade_id, m.tp_level, m.value) for m in view.markers],
+        {cur: item.getData()[1].tolist() for cur, item in view.curves.items()},
+    )
     view.set_range("all")  # forces the full recompute over the same trades
     view.refresh()
     assert view.recompute_count == 2

@@ -9,11 +9,20 @@ from decimal import Decimal as D
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QSystemTrayIcon, QWidget
-
 from ttmt_monitor.core.models import TpHit
 from ttmt_monitor.core.notify import NotificationRules, NotifySettings
-from ttmt_monitor.ui.notification_centre import NotificationCentre, NotificationSettingsDialog, open_notification_settings
-from ttmt_monitor.ui.notifications import Notifier, SoundPlayer, TrayController, load_notify_settings, sound_path
+from ttmt_monitor.ui.notification_centre import (
+    NotificationCentre,
+    NotificationSettingsDialog,
+    open_notification_settings,
+)
+from ttmt_monitor.ui.notifications import (
+    Notifier,
+    SoundPlayer,
+    TrayController,
+    load_notify_settings,
+    sound_path,
+)
 
 T0 = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
 
@@ -27,8 +36,19 @@ class Clock:
 
 
 def hit(i: int, tid: str = "t1", symbol: str = "XAUUSD") -> TpHit:
-    return TpHit(event_id=i, type="tp_hit", timestamp=T0, raw={}, trade_id=tid, currency="USD", symbol=symbol,
-                 tp_level=1, price=D("2310.00"), position_id=f"p{i}", realized_pl=D("4.20"))
+    return TpHit(
+        event_id=i,
+        type="tp_hit",
+        timestamp=T0,
+        raw={},
+        trade_id=tid,
+        currency="USD",
+        symbol=symbol,
+        tp_level=1,
+        price=D("2310.00"),
+        position_id=f"p{i}",
+        realized_pl=D("4.20"),
+    )
 
 
 @pytest.fixture
@@ -166,8 +186,9 @@ def test_wiring_to_the_real_controller_signals(qtbot, store) -> None:
     qtbot.addWidget(centre)
     banners: list[str] = []
     tray = TrayController(available=False, close_to_tray=True, settings_store=store)
-    notifier = wire_notifications(window, controller, centre=centre, show_banner=banners.append, tray=tray,
-                                  settings_store=store)
+    notifier = wire_notifications(
+        window, controller, centre=centre, show_banner=banners.append, tray=tray, settings_store=store
+    )
     notifier.rules.settings.fill_window = 0
     controller.events_applied.emit([hit(1)], None)
     assert centre.unread_count == 1 and len(banners) == 1
@@ -195,8 +216,9 @@ def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_p
     centre = NotificationCentre()
     qtbot.addWidget(centre)
     tray = TrayController(available=False, close_to_tray=False, settings_store=store)
-    notifier = wire_notifications(window, controller, centre=centre, show_banner=lambda _t: None, tray=tray,
-                                  settings_store=store)
+    notifier = wire_notifications(
+        window, controller, centre=centre, show_banner=lambda _t: None, tray=tray, settings_store=store
+    )
     notifier.rules.settings.burst_cap = 1000  # count everything here; the cap has its own test
 
     try:  # the same log reader as the chart tests (tests/ may or may not be a package)
@@ -233,7 +255,9 @@ def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_p
     assert {"order_fill", "trade_finalized"} <= kinds and kinds & {"tp_hit", "position_closed"}, kinds
     texts = [n.body for n, _ in notifier.routes]
     assert centre.list.count() == len(texts) > 0
-    assert not any(" ? " in t or t.startswith("?") for t in texts if "orders filled" in t or "order filled" in t)
+    assert not any(
+        " ? " in t or t.startswith("?") for t in texts if "orders filled" in t or "order filled" in t
+    )
     fills = [n for n, _ in notifier.routes if n.kind == "order_fill"]
     assert all(n.trade_id for n in fills)
 
@@ -241,4 +265,7 @@ def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_p
 def test_tray_text_cannot_become_markup() -> None:
     from ttmt_monitor.ui.notifications import no_markup
 
-    assert no_markup("XAU<b>USD</b> & <a href='x'>") == "XAU\u2039b\u203aUSD\u2039/b\u203a \uff06 \u2039a href='x'\u203a"
+    assert (
+        no_markup("XAU<b>USD</b> & <a href='x'>")
+        == "XAU\u2039b\u203aUSD\u2039/b\u203a \uff06 \u2039a href='x'\u203a"
+    )

@@ -1,7 +1,8 @@
-"""Regenerate the notification sounds (short sine chimes) with the standard library only: ``python generate.py``.
+"""Regenerate the notification sounds (short sine chimes) with the standard library only: ``python
+generate.py``.
 
-fill.wav: one soft blip; tp.wav: a rising two-note chime; close.wav: a falling two-note chime; alert.wav: three
-short beeps. 16-bit mono 22.05 kHz, with 5 ms fades so they do not click. A few kilobytes each.
+fill.wav: one soft blip; tp.wav: a rising two-note chime; close.wav: a falling two-note chime; alert.wav:
+three short beeps. 16-bit mono 22.05 kHz, with 5 ms fades so they do not click. A few kilobytes each.
 """
 
 from __future__ import annotations

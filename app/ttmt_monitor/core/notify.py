@@ -2,19 +2,21 @@
 
 The UI (``ui/notifications.py``) only delivers what this module decides. Rules:
 
-- Kinds that notify: ``order_fill``, ``tp_hit``, ``position_closed`` (profit/loss and reason), ``trade_finalized``,
-  ``breakeven_set``, ``breakeven_failed``, and ``connection`` (the problems that need the user: auth revoked /
-  key rejected, the stream down for more than a minute, another client holding the key). Each kind has a switch and
-  an optional sound name.
-- Batching: events of one kind for one trade that arrive together become ONE notification ("12 orders filled"),
-  not twelve. "Together" is one batch handed to :meth:`NotificationRules.process` plus, for order fills, a short
-  coalescing window (``fill_window`` seconds, default 1.5): layer fills that straddle two UI ticks still make
-  one notification. Held fills come out of :meth:`NotificationRules.poll`, which the UI calls on a timer.
-- Flood control: a batch that is a replay or resync (it contains a ``Resync`` event, or the caller says so) gives
-  one summary, never a popup per trade. Otherwise at most ``burst_cap`` notifications pop up per ``burst_window``
-  seconds; the rest are folded into one summary notification.
+- Kinds that notify: ``order_fill``, ``tp_hit``, ``position_closed`` (profit/loss and reason),
+  ``trade_finalized``, ``breakeven_set``, ``breakeven_failed``, and ``connection`` (the problems that need
+  the user: auth revoked / key rejected, the stream down for more than a minute, another client holding the
+  key). Each kind has a switch and an optional sound name.
+- Batching: events of one kind for one trade that arrive together become ONE notification ("12 orders
+  filled"), not twelve. "Together" is one batch handed to :meth:`NotificationRules.process` plus, for order
+  fills, a short coalescing window (``fill_window`` seconds, default 1.5): layer fills that straddle two UI
+  ticks still make one notification. Held fills come out of :meth:`NotificationRules.poll`, which the UI calls
+  on a timer.
+- Flood control: a batch that is a replay or resync (it contains a ``Resync`` event, or the caller says so)
+  gives one summary, never a popup per trade. Otherwise at most ``burst_cap`` notifications pop up per
+  ``burst_window`` seconds; the rest are folded into one summary notification.
 - Quiet hours (local wall time, may span midnight, e.g. 22:00–07:00): notifications are still produced (the
-  notification centre keeps them: nothing is lost) but flagged ``quiet`` so the UI shows no popup and plays no sound.
+  notification centre keeps them: nothing is lost) but flagged ``quiet`` so the UI shows no popup and plays no
+  sound.
 - Duplicated events (a replayed event id) never notify twice.
 - Telegram-derived text (channel names, symbols) is carried as plain text; the UI must show it as plain text.
 """
@@ -64,7 +66,12 @@ KIND_LABELS: dict[str, str] = {
 }
 # Sound names map to resources/sounds/<name>.wav; None = silent.
 SOUNDS: tuple[str, ...] = ("fill", "tp", "close", "alert")
-SOUND_LABELS: dict[str, str] = {"fill": "Fill blip", "tp": "Rising chime", "close": "Falling chime", "alert": "Alert beeps"}
+SOUND_LABELS: dict[str, str] = {
+    "fill": "Fill blip",
+    "tp": "Rising chime",
+    "close": "Falling chime",
+    "alert": "Alert beeps",
+}
 DEFAULT_SOUNDS: dict[str, str | None] = {
     "order_fill": "fill",
     "tp_hit": "tp",
@@ -75,8 +82,8 @@ DEFAULT_SOUNDS: dict[str, str | None] = {
     "connection": "alert",
     "summary": None,
 }
-# Connection states (as ui/theme.state_color names them) that need the user at once, and those that only matter
-# when they last (the stream reconnects by itself most of the time: a blip must not pop up anything).
+# Connection states (as ui/theme.state_color names them) that need the user at once, and those that only
+# matter when they last (the stream reconnects by itself most of the time: a blip must not pop up anything).
 URGENT_STATES: dict[str, str] = {
     "auth_error": "The API key was rejected or revoked: enter a new key to resume.",
     "conflict": "Another client is using this API key's stream; the monitor keeps retrying.",
@@ -153,7 +160,11 @@ class NotifySettings:
             )
         out.quiet_start = _parse_hhmm(data.get("quiet_start"))
         out.quiet_end = _parse_hhmm(data.get("quiet_end"))
-        for name, lo, hi in (("burst_cap", 1, 100), ("burst_window", 0.0, 3600.0), ("fill_window", 0.0, 60.0)):
+        for name, lo, hi in (
+            ("burst_cap", 1, 100),
+            ("burst_window", 0.0, 3600.0),
+            ("fill_window", 0.0, 60.0),
+        ):
             v = data.get(name)
             if isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi:
                 setattr(out, name, type(getattr(out, name))(v))
@@ -195,7 +206,8 @@ _STATUS_WORDS = {
 
 
 class NotificationRules:
-    """Stateful decider. ``clock`` returns aware UTC now; ``tz`` is the user's zone for quiet hours (None = local).
+    """Stateful decider. ``clock`` returns aware UTC now; ``tz`` is the user's zone for quiet hours (None =
+    local).
 
     ``lookup_trade(trade_id)`` (e.g. ``state.trades.get``) supplies symbol, direction and reference for events
     that do not carry them (fills, breakeven).
@@ -213,7 +225,9 @@ class NotificationRules:
         self.tz = tz
         self.lookup_trade = lookup_trade or (lambda _id: None)
         self._max_seen: int | None = None  # highest event id seen (duplicates are at or below it)
-        self._held_fills: dict[str, tuple[datetime, list[OrderFilled]]] = {}  # trade id -> (first seen, fills)
+        self._held_fills: dict[
+            str, tuple[datetime, list[OrderFilled]]
+        ] = {}  # trade id -> (first seen, fills)
         self._recent: list[datetime] = []  # pop-up times within the burst window
         self._suppressed: list[Notification] = []  # over the cap, waiting to be summarised
         self._conn_state = "live"
@@ -238,8 +252,9 @@ class NotificationRules:
                 fresh.append(e)
                 continue
             if e.event_id is not None:
-                # Event ids only grow on one stream: an id at or below the highest seen is a replayed duplicate.
-                # (O(1) whatever the rate; a set of recent ids would forget within a second at 10k events/s.)
+                # Event ids only grow on one stream: an id at or below the highest seen is a replayed
+                # duplicate. O(1) whatever the rate (a set of recent ids would forget within a second at
+                # 10k events/s).
                 if self._max_seen is not None and e.event_id <= self._max_seen:
                     continue
                 self._max_seen = e.event_id
@@ -264,7 +279,9 @@ class NotificationRules:
         groups: OrderedDict[tuple[str, str], list[Event]] = OrderedDict()
         for e in events:
             if e.type == "auth_revoked":
-                out.extend(self._connection("auth_error", e.raw.get("reason") if isinstance(e.raw, dict) else None))
+                out.extend(
+                    self._connection("auth_error", e.raw.get("reason") if isinstance(e.raw, dict) else None)
+                )
                 continue
             kind = self._kind(e)
             if kind is None or not self.settings.is_enabled(kind):
@@ -276,20 +293,25 @@ class NotificationRules:
                 self._held_fills[trade_id] = (first, held)
                 continue
             groups.setdefault((kind, trade_id), []).append(e)
-        # One outcome, one message: when the same batch also finalizes the trade, its position closes are folded
-        # into the "trade finished" notification (their reasons join it); a TP hit already says what the
-        # position closed at that TP says.
+        # One outcome, one message: when the same batch also finalizes the trade, its position closes are
+        # folded into the "trade finished" notification (their reasons join it); a TP hit already says what
+        # the position closed at that TP says.
         folded: dict[str, list[str]] = {}
         for (kind, tid), evs in list(groups.items()):
             if kind != "position_closed":
                 continue
             closes = [e.position for e in evs if isinstance(e, PositionClosed) and e.position is not None]
             if ("trade_finalized", tid) in groups:
-                folded[tid] = sorted({_REASONS.get(p.close_reason or "", p.close_reason or "unknown") for p in closes})
+                folded[tid] = sorted(
+                    {_REASONS.get(p.close_reason or "", p.close_reason or "unknown") for p in closes}
+                )
                 del groups[(kind, tid)]
             elif ("tp_hit", tid) in groups:
-                rest = [e for e in evs if not (isinstance(e, PositionClosed) and e.position
-                                               and e.position.close_reason == "tp")]
+                rest = [
+                    e
+                    for e in evs
+                    if not (isinstance(e, PositionClosed) and e.position and e.position.close_reason == "tp")
+                ]
                 if rest:
                     groups[(kind, tid)] = rest
                 else:
@@ -326,7 +348,9 @@ class NotificationRules:
             return e.trade.id if e.trade else None
         return getattr(e, "trade_id", None)
 
-    def _trade_words(self, trade_id: str | None, symbol: str | None = None, direction: str | None = None) -> str:
+    def _trade_words(
+        self, trade_id: str | None, symbol: str | None = None, direction: str | None = None
+    ) -> str:
         t = self.lookup_trade(trade_id) if trade_id else None
         symbol = symbol or (t.symbol if t else None) or "?"
         direction = direction or (t.direction if t else None) or ""
@@ -366,8 +390,9 @@ class NotificationRules:
                 body += f" at {format_price(p0.close_price, p0.symbol)}"
             if total is not None:
                 body += f", {format_pl(total, p0.currency)}"
-            return Notification(f"{_pl_word(total)}: position closed", body, kind, p0.trade_id,
-                                account_id=p0.account_id)
+            return Notification(
+                f"{_pl_word(total)}: position closed", body, kind, p0.trade_id, account_id=p0.account_id
+            )
         if kind == "trade_finalized":
             t = next((e.trade for e in evs if isinstance(e, TradeFinalized) and e.trade), None)
             if t is None:
@@ -383,7 +408,11 @@ class NotificationRules:
             b = evs[0]
             assert isinstance(b, BreakevenSet)
             t = self.lookup_trade(b.trade_id) if b.trade_id else None
-            sl = format_price(b.new_stop_loss, t.symbol if t else None) if b.new_stop_loss is not None else "entry"
+            sl = (
+                format_price(b.new_stop_loss, t.symbol if t else None)
+                if b.new_stop_loss is not None
+                else "entry"
+            )
             pos = f" on {n} positions" if n > 1 else ""
             body = f"{self._trade_words(b.trade_id)}: stop loss moved to {sl}{pos}"
             return Notification("Breakeven set", body, kind, b.trade_id, account_id=e0.account_id)
@@ -392,7 +421,8 @@ class NotificationRules:
             assert isinstance(f, BreakevenFailed)
             reason = f.reason or "unknown reason"
             tries = f" after {f.attempts} attempts" if f.attempts else ""
-            body = f"{self._trade_words(f.trade_id)}: could not move the stop loss to breakeven{tries} ({reason})"
+            what = self._trade_words(f.trade_id)
+            body = f"{what}: could not move the stop loss to breakeven{tries} ({reason})"
             return Notification("Breakeven FAILED", body, kind, f.trade_id, account_id=e0.account_id)
         return None
 
@@ -407,7 +437,8 @@ class NotificationRules:
         if n == 1 and orders:
             o = orders[0]
             layer = f"layer {o.layer} " if o.layer else ""
-            body = f"{what}: {layer}order filled, {format_volume(o.volume)} lots at {format_price(o.fill_price, symbol)}"
+            lots, at = format_volume(o.volume), format_price(o.fill_price, symbol)
+            body = f"{what}: {layer}order filled, {lots} lots at {at}"
             title = "Order filled"
         else:
             prices = [o.fill_price for o in orders if o.fill_price is not None]
@@ -418,13 +449,20 @@ class NotificationRules:
             body = f"{what}: {n} orders filled, {format_volume(vol)} lots{at}"
             title = f"{n} orders filled"
         acct = fills[0].account_id if fills else None
-        return Notification(title, body, "order_fill", trade_id if not trade_id.startswith("event:") else None,
-                            count=n, account_id=acct)
+        return Notification(
+            title,
+            body,
+            "order_fill",
+            trade_id if not trade_id.startswith("event:") else None,
+            count=n,
+            account_id=acct,
+        )
 
     # --- time-driven --------------------------------------------------------------------------------------
 
     def poll(self, now: datetime | None = None) -> list[Notification]:
-        """Call on a timer (about once a second): releases coalesced fills, burst summaries, stream-down alerts."""
+        """Call on a timer (about once a second): releases coalesced fills, burst summaries, stream-down
+        alerts."""
         now = now or self.clock()
         out: list[Notification] = []
         for trade_id, (first, fills) in list(self._held_fills.items()):
@@ -451,7 +489,8 @@ class NotificationRules:
         return gated
 
     def connection_changed(self, state: str, detail: str | None = None) -> list[Notification]:
-        """Feed every connection state change (``live``, ``reconnecting``, ``auth_error``, ``conflict``...)."""
+        """Feed every connection state change (``live``, ``reconnecting``, ``auth_error``,
+        ``conflict``...)."""
         return self._gate(self._connection(state, detail), self.clock())
 
     def _connection(self, state: str, detail: str | None) -> list[Notification]:
@@ -463,12 +502,19 @@ class NotificationRules:
                 self._down_since = now
         elif state == "live":
             if self._down_notified and self.settings.is_enabled("connection"):
-                out.append(Notification("Live again", "The event stream is back; figures are current.", "connection"))
+                out.append(
+                    Notification("Live again", "The event stream is back; figures are current.", "connection")
+                )
             self._down_since = None
             self._down_notified = False
             self._urgent_told.clear()
-        # Once per episode: a consumer retrying a 409 alternates conflict/reconnecting; only "live" re-arms it.
-        if state in URGENT_STATES and state not in self._urgent_told and self.settings.is_enabled("connection"):
+        # Once per episode: a consumer retrying a 409 alternates conflict and reconnecting; only "live"
+        # re-arms it.
+        if (
+            state in URGENT_STATES
+            and state not in self._urgent_told
+            and self.settings.is_enabled("connection")
+        ):
             self._urgent_told.add(state)
             body = URGENT_STATES[state] + (f" ({detail})" if detail else "")
             title = "API key rejected" if state == "auth_error" else "Another client on this key"

@@ -4,11 +4,12 @@ Pure Python (no Qt, no numpy): the UI turns these into plot data. Rules:
 
 - Money is never added across currencies: every series, total and marker is keyed by the trade's ``currency``
   (an account in EUR and one in USD give two curves, never one).
-- The realized curve steps at each closed trade's ``closed_at`` by that trade's ``realized_pl`` (the trade is the
-  unit a trader judges; its positions' closes are already summed into it by the server/state contract).
-- A trade counts as closed when its status is terminal and it carries a ``closed_at``; ``realized_pl`` None is 0.
-- A TP-hit marker sits on the curve: its value is the cumulative realized P&L at the moment of the hit (the step
-  value in force then), so it lands exactly on the step curve the view draws.
+- The realized curve steps at each closed trade's ``closed_at`` by that trade's ``realized_pl`` (the trade is
+  the unit a trader judges; its positions' closes are already summed into it by the server/state contract).
+- A trade counts as closed when its status is terminal and it carries a ``closed_at``; a ``realized_pl`` of
+  None counts as 0.
+- A TP-hit marker sits on the curve: its value is the cumulative realized P&L at the moment of the hit (the
+  step value in force then), so it lands exactly on the step curve the view draws.
 - Range presets are computed in the user's time zone ("today" starts at the user's midnight, not UTC's).
 """
 
@@ -29,14 +30,15 @@ UNKNOWN_CURRENCY = "?"  # a trade without a currency still gets a curve, but nev
 RANGE_PRESETS = ("today", "week", "month", "all")
 
 
-# --- data -----------------------------------------------------------------------------------------------------
+# --- data ---------------------------------------------------------------------------------------------------
 
 
 class PnlPoint(NamedTuple):
     """One step of a cumulative curve: the trade that closed, its P&L and the running total after it.
 
-    A NamedTuple, not a frozen dataclass: a curve holds one per closed trade, and a frozen dataclass costs ~20x
-    more to build (its ``__init__`` goes through ``object.__setattr__``), which made 50k trades take 0.7 s.
+    A NamedTuple, not a frozen dataclass: a curve holds one per closed trade, and a frozen dataclass costs
+    ~20x more to build (its ``__init__`` goes through ``object.__setattr__``), which made 50k trades take
+    0.7 s.
     """
 
     ts: datetime
@@ -79,7 +81,7 @@ class PnlSeries:
             ys.append(0.0)
         # Interleave: each close t_i gives (t_i, previous total) then (t_i, new total).
         xs += [t for t in times for _ in (0, 1)]
-        ys += [v for pair in zip([0.0] + values[:-1], values) for v in pair]
+        ys += [v for pair in zip([0.0] + values[:-1], values, strict=True) for v in pair]
         return xs, ys
 
 
@@ -100,7 +102,7 @@ class TpMarker:
     position_id: str | None = None
 
 
-# --- selection ------------------------------------------------------------------------------------------------
+# --- selection ----------------------------------------------------------------------------------------------
 
 
 def _currency(trade: Trade) -> str:
@@ -117,9 +119,11 @@ def closed_trades(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> list[Trade]:
-    """Closed trades of one account (or all when ``account_id`` is None), closed in [start, end), by close time.
+    """Closed trades of one account (or all when ``account_id`` is None), closed in [start, end), by close
+    time.
 
-    Ties on ``closed_at`` are ordered by id so the result (and every figure computed from it) is deterministic.
+    Ties on ``closed_at`` are ordered by id so the result (and every figure computed from it) is
+    deterministic.
     """
     out = [
         t
@@ -133,7 +137,7 @@ def closed_trades(
     return out
 
 
-# --- curves ---------------------------------------------------------------------------------------------------
+# --- curves -------------------------------------------------------------------------------------------------
 
 
 def cumulative_series(
@@ -168,7 +172,9 @@ def open_pl(trades: Iterable[Trade], account_id: str | None = None) -> dict[str,
     return out
 
 
-def open_pl_from_positions(positions: Iterable[Position], account_id: str | None = None) -> dict[str, Decimal]:
+def open_pl_from_positions(
+    positions: Iterable[Position], account_id: str | None = None
+) -> dict[str, Decimal]:
     """Same figure from open positions (for a state that keeps positions but not every trade)."""
     out: dict[str, Decimal] = {}
     for p in positions:
@@ -181,7 +187,7 @@ def open_pl_from_positions(positions: Iterable[Position], account_id: str | None
     return out
 
 
-# --- TP-hit markers -------------------------------------------------------------------------------------------
+# --- TP-hit markers -----------------------------------------------------------------------------------------
 
 
 def tp_markers(
@@ -205,7 +211,8 @@ def tp_markers(
     def in_range(ts: datetime | None) -> bool:
         return ts is not None and (start is None or ts >= start) and (end is None or ts < end)
 
-    # Close times per currency, built once: markers are looked up by bisection (10k trades x 1k markers is cheap).
+    # Close times per currency, built once: markers are looked up by bisection (cheap even for 10k trades
+    # and 1k markers).
     times = {cur: [p.ts for p in s.points] for cur, s in series.items()}
 
     def value(cur: str, ts: datetime) -> Decimal:
@@ -263,14 +270,14 @@ def tp_markers(
     return sorted(markers.values(), key=lambda m: (m.ts, m.trade_id or "", m.tp_level or 0))
 
 
-# --- range presets --------------------------------------------------------------------------------------------
+# --- range presets ------------------------------------------------------------------------------------------
 
 
 def range_bounds(preset: str, now: datetime, tz: tzinfo) -> tuple[datetime | None, datetime | None]:
     """[start, end) in UTC-aware datetimes for a preset, computed in the user's zone ``tz``.
 
-    ``today``: since the user's local midnight; ``week``: since Monday 00:00 local; ``month``: since the 1st 00:00
-    local; ``all``: unbounded (None, None). The end is open (None) so trades closing now still count.
+    ``today``: since the user's local midnight; ``week``: since Monday 00:00 local; ``month``: since the 1st
+    00:00 local; ``all``: unbounded (None, None). The end is open (None) so trades closing now still count.
     """
     if preset == "all":
         return None, None
@@ -288,4 +295,3 @@ def range_bounds(preset: str, now: datetime, tz: tzinfo) -> tuple[datetime | Non
     # from the offset of now (zoneinfo resolves it when we rebuild from the naive wall time).
     start = start.replace(tzinfo=None).replace(tzinfo=tz)
     return start, None
-

@@ -1,21 +1,22 @@
 """Trading statistics over closed trades: the numbers beside the P&L curve.
 
-Pure Python, Decimal money, one set of money figures per currency (never EUR added to USD). Definitions (what the
-tests compute by hand):
+Pure Python, Decimal money, one set of money figures per currency (never EUR added to USD). Definitions (what
+the tests compute by hand):
 
 - A *counted* trade is a closed trade (see :func:`pnl.closed_trades`) that actually traded: it has an
-  ``opened_at`` or a non-zero ``realized_pl``. A ``not_filled`` trade, or a ``failed`` one that never opened, says
-  nothing about the trader's edge and is left out.
+  ``opened_at`` or a non-zero ``realized_pl``. A ``not_filled`` trade, or a ``failed`` one that never opened,
+  says nothing about the trader's edge and is left out.
 - win: ``realized_pl > 0``; loss: ``< 0``; breakeven: ``== 0``.
 - win rate = wins / counted trades (breakevens count as trades, not as wins). None when there are no trades.
 - profit factor = gross profit / |gross loss|; None when there is no loss (infinite or undefined: the UI shows
   "∞" when there is profit, "–" otherwise).
 - expectancy = net P&L / counted trades (the average P&L per trade).
-- max drawdown = the largest fall of the cumulative realized curve from a previous peak, the curve starting at 0
-  (a first losing trade is a drawdown from 0). Reported as a positive amount.
+- max drawdown = the largest fall of the cumulative realized curve from a previous peak, the curve starting at
+  0 (a first losing trade is a drawdown from 0). Reported as a positive amount.
 - best / worst trade: the largest / smallest ``realized_pl`` (ties: the earlier close).
 - P&L per channel / per symbol: net realized P&L keyed by (name, currency).
-- TP-hit rate per level n: among counted trades that had TPn set (``take_profits[n-1]`` not None), the share with
+- TP-hit rate per level n: among counted trades that had TPn set (``take_profits[n-1]`` not None), the share
+  with
   ``tp_hits[n-1]`` true. Not money, so not per currency.
 """
 
@@ -110,8 +111,19 @@ def max_drawdown(deltas: Iterable[Decimal]) -> Decimal:
 class _Acc:
     """Running figures of one currency (mutable; :class:`StatsBuilder` turns them into a CurrencyStats)."""
 
-    __slots__ = ("trades", "wins", "losses", "breakevens", "gross_profit", "gross_loss", "running", "peak",
-                 "drawdown", "best", "worst")
+    __slots__ = (
+        "trades",
+        "wins",
+        "losses",
+        "breakevens",
+        "gross_profit",
+        "gross_loss",
+        "running",
+        "peak",
+        "drawdown",
+        "best",
+        "worst",
+    )
 
     def __init__(self) -> None:
         self.trades = self.wins = self.losses = self.breakevens = 0
@@ -123,7 +135,8 @@ class _Acc:
 class StatsBuilder:
     """Statistics built one closed trade at a time, in close order: :func:`compute_stats` feeds it a whole
     history; a live view keeps one and feeds it each trade that closes after the last one, so a close costs
-    O(1) instead of a pass over the whole history. Every figure is accumulative (drawdown keeps its running peak).
+    O(1) instead of a pass over the whole history. Every figure is accumulative (drawdown keeps its running
+    peak).
     """
 
     def __init__(self) -> None:
@@ -174,9 +187,17 @@ class StatsBuilder:
         out: dict[str, CurrencyStats] = {}
         for cur, a in sorted(self._acc.items()):
             out[cur] = CurrencyStats(
-                currency=cur, trades=a.trades, wins=a.wins, losses=a.losses, breakevens=a.breakevens,
-                gross_profit=a.gross_profit, gross_loss=a.gross_loss, net=a.running, max_drawdown=a.drawdown,
-                best=_result(a.best), worst=_result(a.worst),
+                currency=cur,
+                trades=a.trades,
+                wins=a.wins,
+                losses=a.losses,
+                breakevens=a.breakevens,
+                gross_profit=a.gross_profit,
+                gross_loss=a.gross_loss,
+                net=a.running,
+                max_drawdown=a.drawdown,
+                best=_result(a.best),
+                worst=_result(a.worst),
             )
         return Stats(
             by_currency=out,

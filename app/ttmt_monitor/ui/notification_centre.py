@@ -1,11 +1,12 @@
 """The in-app notification centre and the notification settings dialog.
 
 Provides:
-- :class:`NotificationCentre` — the history of every notification (quiet-hours ones included), newest first, with
-  an unread count (signal ``unread_changed(int)``, e.g. for a tab badge) and ``open_trade(str)`` when an entry that
-  belongs to a trade is clicked. Connect ``Notifier.delivered`` to :meth:`NotificationCentre.add`.
-- :class:`NotificationSettingsDialog` and :func:`open_notification_settings` — per-kind switches and sounds, quiet
-  hours, close-to-tray; shown non-modally (``open()``, never ``exec()``: the asyncio loop must keep running).
+- :class:`NotificationCentre` — the history of every notification (quiet-hours ones included), newest first,
+  with an unread count (signal ``unread_changed(int)``, e.g. for a tab badge) and ``open_trade(str)`` when an
+  entry that belongs to a trade is clicked. Connect ``Notifier.delivered`` to :meth:`NotificationCentre.add`.
+- :class:`NotificationSettingsDialog` and :func:`open_notification_settings` — per-kind switches and sounds,
+  quiet hours, close-to-tray; shown non-modally (``open()``, never ``exec()``: the asyncio loop must keep
+  running).
 
 All text is shown as plain text (list items are plain; nothing here interprets markup).
 """
@@ -133,8 +134,9 @@ class NotificationCentre(QWidget):
 class NotificationSettingsDialog(QDialog):
     """Switches and sound per kind, quiet hours, close-to-tray. ``result_settings()`` after accept."""
 
-    def __init__(self, settings: NotifySettings, *, close_to_tray: bool | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, settings: NotifySettings, *, close_to_tray: bool | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Notification settings")
         self._settings = settings
@@ -171,7 +173,9 @@ class NotificationSettingsDialog(QDialog):
         self.close_to_tray = QCheckBox("Keep running in the tray when the window is closed")
         self.close_to_tray.setVisible(close_to_tray is not None)
         self.close_to_tray.setChecked(bool(close_to_tray))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
@@ -197,12 +201,17 @@ def _qtime(t: time) -> QTime:
     return QTime(t.hour, t.minute)
 
 
-def open_notification_settings(parent: QWidget | None, notifier: object, tray: object = None) -> NotificationSettingsDialog:
-    """For the window's menu: show the dialog non-modally; on OK apply (and save) to ``notifier`` and ``tray``."""
+def open_notification_settings(
+    parent: QWidget | None, notifier: object, tray: object = None
+) -> NotificationSettingsDialog:
+    """For the window's menu: show the dialog non-modally; on OK apply (and save) to ``notifier`` and
+    ``tray``."""
     rules = getattr(notifier, "rules", None)
     settings = rules.settings if rules is not None else NotifySettings()
     dialog = NotificationSettingsDialog(
-        settings, close_to_tray=getattr(tray, "close_to_tray", None) if tray is not None else None, parent=parent
+        settings,
+        close_to_tray=getattr(tray, "close_to_tray", None) if tray is not None else None,
+        parent=parent,
     )
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 

@@ -1,18 +1,18 @@
-"""Delivering notifications: desktop pop-ups through the system tray, an in-window banner fallback, sounds, and
-close-to-tray.
+"""Delivering notifications: desktop pop-ups through the system tray, an in-window banner fallback, sounds,
+and close-to-tray.
 
 Provides:
 - :class:`Notifier` — feed it applied event batches (``handle_events(events, change)``, which matches the
-  controller's ``events_applied`` signal) and connection states (``connection_changed(state, detail)``); it asks
-  ``core.notify.NotificationRules`` what to say and delivers: a tray balloon when a tray is available and shown,
-  else ``banner_requested(str)`` for the window to show; every notification (quiet ones included) is also emitted
-  as ``delivered(Notification)`` for the notification centre, so nothing is lost. A 1 s timer releases coalesced
-  fills, burst summaries and "stream down" alerts.
+  controller's ``events_applied`` signal) and connection states (``connection_changed(state, detail)``); it
+  asks ``core.notify.NotificationRules`` what to say and delivers: a tray balloon when a tray is available and
+  shown, else ``banner_requested(str)`` for the window to show; every notification (quiet ones included) is
+  also emitted as ``delivered(Notification)`` for the notification centre, so nothing is lost. A 1 s timer
+  releases coalesced fills, burst summaries and "stream down" alerts.
 - :class:`TrayController` — the tray icon with a Show / Quit menu; the main window asks
-  ``should_hide_on_close()`` in its ``closeEvent`` (hide instead of close while the tray can bring it back) and
-  connects ``quit_requested`` to its real shutdown.
-- :class:`SoundPlayer` — plays ``resources/sounds/<name>.wav`` through QtMultimedia when that module is installed
-  (PySide6-Essentials does not ship it), else ``QApplication.beep()``, else nothing.
+  ``should_hide_on_close()`` in its ``closeEvent`` (hide instead of close while the tray can bring it back)
+  and connects ``quit_requested`` to its real shutdown.
+- :class:`SoundPlayer` — plays ``resources/sounds/<name>.wav`` through QtMultimedia when that module is
+  installed (PySide6-Essentials does not ship it), else ``QApplication.beep()``, else nothing.
 - ``load_notify_settings()`` / ``save_notify_settings()`` — the user's rules in QSettings (JSON; no secrets).
 
 Notification text can contain Telegram-derived names; the tray shows plain text and the banner signal carries
@@ -47,7 +47,7 @@ def no_markup(text: str) -> str:
     return text.replace("&", "\uff06").replace("<", "\u2039").replace(">", "\u203a")
 
 
-# --- settings ---------------------------------------------------------------------------------------------------
+# --- settings -----------------------------------------------------------------------------------------------
 
 
 def load_notify_settings(store: QSettings | None = None) -> NotifySettings:
@@ -61,7 +61,7 @@ def save_notify_settings(settings: NotifySettings, store: QSettings | None = Non
     store.setValue(SETTINGS_KEY, settings.to_json())
 
 
-# --- sounds -------------------------------------------------------------------------------------------------------
+# --- sounds -------------------------------------------------------------------------------------------------
 
 
 def sound_path(name: str) -> Path | None:
@@ -119,7 +119,7 @@ class SoundPlayer(QObject):
         return how
 
 
-# --- tray ---------------------------------------------------------------------------------------------------------
+# --- tray ---------------------------------------------------------------------------------------------------
 
 
 def default_tray_icon() -> QIcon:
@@ -146,7 +146,8 @@ def default_tray_icon() -> QIcon:
 
 
 class TrayController(QObject):
-    """Tray icon with Show / Quit. Close-to-tray: the window hides on close while the tray can bring it back."""
+    """Tray icon with Show / Quit. Close-to-tray: the window hides on close while the tray can bring it
+    back."""
 
     show_requested = Signal()
     quit_requested = Signal()
@@ -189,8 +190,8 @@ class TrayController(QObject):
             self.install(window)
 
     def install(self, window: QWidget) -> None:
-        """Give ``window`` close-to-tray without touching its ``closeEvent``: an event filter hides it on close
-        while :meth:`should_hide_on_close` says so; after :meth:`quit` the close goes through."""
+        """Give ``window`` close-to-tray without touching its ``closeEvent``: an event filter hides it on
+        close while :meth:`should_hide_on_close` says so; after :meth:`quit` the close goes through."""
         self.window = window
         window.installEventFilter(self)
 
@@ -207,14 +208,17 @@ class TrayController(QObject):
         (self.settings_store or QSettings()).setValue(CLOSE_TO_TRAY_KEY, on)
 
     def should_hide_on_close(self) -> bool:
-        """Ask in ``closeEvent``: True = ``event.ignore(); window.hide()`` (then call :meth:`hidden_to_tray`)."""
+        """Ask in ``closeEvent``: True = ``event.ignore(); window.hide()`` (then call
+        :meth:`hidden_to_tray`)."""
         return self.close_to_tray and self.available and not self.quitting
 
     def hidden_to_tray(self) -> None:
         """Tell the user once per session where the window went."""
         if not self._told_hidden and self.available:
             self._told_hidden = True
-            self.show_message("Still watching", "TTMT Monitor keeps running in the tray. Quit from the tray menu.")
+            self.show_message(
+                "Still watching", "TTMT Monitor keeps running in the tray. Quit from the tray menu."
+            )
 
     def show_window(self) -> None:
         self.show_requested.emit()
@@ -240,11 +244,12 @@ class TrayController(QObject):
             self.show_window()
 
 
-# --- the notifier -------------------------------------------------------------------------------------------------
+# --- the notifier -------------------------------------------------------------------------------------------
 
 
 class Notifier(QObject):
-    """Decides (via ``core.notify``) and delivers. Routes: ``tray``, ``banner`` or ``history`` (quiet hours)."""
+    """Decides (via ``core.notify``) and delivers. Routes: ``tray``, ``banner`` or ``history`` (quiet
+    hours)."""
 
     banner_requested = Signal(str)
     delivered = Signal(object)  # Notification, for the notification centre
@@ -284,15 +289,19 @@ class Notifier(QObject):
         if isinstance(trades, dict):
             self.rules.lookup_trade = trades.get
 
-    # Slots ---------------------------------------------------------------------------------------------------
+    # Slots --------------------------------------------------------------------------------------------------
 
     def handle_events(self, events: Iterable[Event], change: Any = None, *, replay: bool = False) -> None:
-        """Connect to ``events_applied(list, change)``. Never raises into the event loop: a bad event is skipped."""
+        """Connect to ``events_applied(list, change)``. Never raises into the event loop: a bad event is
+        skipped."""
         try:
             ns = self.rules.process(list(events), replay=replay)
         except Exception as exc:  # noqa: BLE001 - a notification bug must not take the live desk down
-            ns = [Notification("Notification error", f"Could not describe an update ({type(exc).__name__}).",
-                               "summary")]
+            ns = [
+                Notification(
+                    "Notification error", f"Could not describe an update ({type(exc).__name__}).", "summary"
+                )
+            ]
         self.deliver(ns)
 
     def connection_changed(self, state: str, detail: str | None = None) -> None:
@@ -312,7 +321,7 @@ class Notifier(QObject):
         if self.tray is not None:
             self.tray.show_window()
 
-    # Delivery ------------------------------------------------------------------------------------------------
+    # Delivery -----------------------------------------------------------------------------------------------
 
     def deliver(self, notifications: Iterable[Notification]) -> None:
         for n in notifications:
@@ -331,7 +340,7 @@ class Notifier(QObject):
             self.delivered.emit(n)
 
 
-# --- one-call wiring for the main window ----------------------------------------------------------------------------
+# --- one-call wiring for the main window --------------------------------------------------------------------
 
 
 def wire_notifications(
@@ -349,7 +358,8 @@ def wire_notifications(
     - ``controller.connection_changed(state, detail)`` → :meth:`Notifier.connection_changed`;
     - trades are looked up in ``controller.state.trades`` (read at call time: the state object is replaced on
       reload);
-    - banner fallback → ``show_banner(text)`` (default: ``window.banner.show_message`` when the window has one);
+    - banner fallback → ``show_banner(text)`` (default: ``window.banner.show_message`` when the window has
+      one);
     - every notification → ``centre.add``; ``centre.open_trade`` → ``window.open_trade`` when both exist;
     - a :class:`TrayController` (created when not given) installed on the window for close-to-tray, its Quit
       closing the window for real.
@@ -368,7 +378,9 @@ def wire_notifications(
 
     notifier = Notifier(
         NotificationRules(load_notify_settings(settings_store), lookup_trade=lookup),
-        tray=tray, parent=window, settings_store=settings_store,
+        tray=tray,
+        parent=window,
+        settings_store=settings_store,
     )
     controller.events_applied.connect(notifier.handle_events)
     controller.connection_changed.connect(notifier.connection_changed)

@@ -3,12 +3,12 @@
 Provides :class:`PnlView`. The numbers come from ``core.pnl`` and ``core.stats``; this module only draws them.
 
 pyqtgraph (with numpy, ~400 ms) is imported lazily, on first construction of a view, so the tables show first.
-Plot items are created once (a curve and an open-P&L segment per currency the first time that currency appears)
-and updated with ``setData`` from a coalescing timer: a burst of closes costs one redraw. Curves use peak
-downsampling and clip-to-view so 100,000 points stay smooth (see ``benchmarks/chart.py``). Three refresh paths:
-a full recompute (history, filter or range changes), an append (trades closing live after the last step: one step
-each, statistics accumulated by ``core.stats.StatsBuilder``), and an open-only update (price ticks). A hidden view
-only remembers it is stale and redraws when shown.
+Plot items are created once (a curve and an open-P&L segment per currency the first time that currency
+appears) and updated with ``setData`` from a coalescing timer: a burst of closes costs one redraw. Curves use
+peak downsampling and clip-to-view so 100,000 points stay smooth (see ``benchmarks/chart.py``). Three refresh
+paths: a full recompute (history, filter or range changes), an append (trades closing live after the last
+step: one step each, statistics accumulated by ``core.stats.StatsBuilder``), and an open-only update (price
+ticks). A hidden view only remembers it is stale and redraws when shown.
 
 Wiring: ``view.attach(controller)`` follows a ``DeskController`` (load, history paging, live batches); or call
 :meth:`PnlView.set_trades`, :meth:`PnlView.load_history` and :meth:`PnlView.update_from` yourself.
@@ -67,8 +67,8 @@ def _pg() -> Any:
 
 
 def plain_tip(text: str) -> str:
-    """Make untrusted text safe for a tooltip: QToolTip guesses rich text from a leading tag, so angle brackets
-    are replaced by look-alike guillemets (the text stays readable and can never become markup)."""
+    """Make untrusted text safe for a tooltip: QToolTip guesses rich text from a leading tag, so angle
+    brackets are replaced by look-alike guillemets (the text stays readable and can never become markup)."""
     return text.replace("<", "\u2039").replace(">", "\u203a")
 
 
@@ -84,7 +84,8 @@ def apply_palette_to_plot(plot: Any, palette: QPalette) -> None:
 
 
 def utc_offset_for_axis(tz: tzinfo | None, now: datetime | None = None) -> int | None:
-    """pyqtgraph's DateAxisItem offset (seconds WEST of UTC) for a zone; None = the system zone (DST-aware)."""
+    """pyqtgraph's DateAxisItem offset (seconds WEST of UTC) for a zone; None = the system zone
+    (DST-aware)."""
     if tz is None:
         return None
     off = (now or datetime.now(UTC)).astimezone(tz).utcoffset()
@@ -100,7 +101,9 @@ class PnlView(QWidget):
 
     open_trade = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None, *, tz: tzinfo | None = None, scheme: str = "green_up") -> None:
+    def __init__(
+        self, parent: QWidget | None = None, *, tz: tzinfo | None = None, scheme: str = "green_up"
+    ) -> None:
         super().__init__(parent)
         pg = _pg()
         self._tz = tz
@@ -158,17 +161,28 @@ class PnlView(QWidget):
         backdrop = QColor(self.palette().color(QPalette.ColorRole.Base))
         backdrop.setAlpha(210)
         self._legend = self.plot.addLegend(
-            offset=(10, 10), labelTextColor=self.palette().color(QPalette.ColorRole.Text), brush=backdrop,
+            offset=(10, 10),
+            labelTextColor=self.palette().color(QPalette.ColorRole.Text),
+            brush=backdrop,
             pen=self.palette().color(QPalette.ColorRole.Mid),
         )
-        self._zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DotLine))
+        self._zero = pg.InfiniteLine(
+            pos=0, angle=0, pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DotLine)
+        )
         self.plot.addItem(self._zero)
         self.curves: dict[str, Any] = {}  # currency -> PlotDataItem (realized)
         self._in_legend: set[str] = set()
-        self.open_curves: dict[str, Any] = {}  # currency -> PlotDataItem (dashed: last close -> now + open P&L)
+        self.open_curves: dict[
+            str, Any
+        ] = {}  # currency -> PlotDataItem (dashed: last close -> now + open P&L)
         self.marker_item = pg.ScatterPlotItem(
-            size=11, symbol="star", pen=pg.mkPen("#6b5200", width=1), brush=pg.mkBrush(MARKER_COLOUR),
-            hoverable=True, tip=self._marker_tip, hoverSize=15,
+            size=11,
+            symbol="star",
+            pen=pg.mkPen("#6b5200", width=1),
+            brush=pg.mkBrush(MARKER_COLOUR),
+            hoverable=True,
+            tip=self._marker_tip,
+            hoverSize=15,
         )
         self.marker_item.setZValue(10)
         self.marker_item.sigClicked.connect(self._on_marker_clicked)
@@ -230,8 +244,8 @@ class PnlView(QWidget):
         """Add or replace trades (a page of history arriving, or trades closing live).
 
         Trades that newly close are queued for the append-only path (the curve, markers and statistics grow by
-        one step each, no pass over the history); anything else (a changed closed trade, positions arriving for
-        markers) asks for a full recompute."""
+        one step each, no pass over the history); anything else (a changed closed trade, positions arriving
+        for markers) asks for a full recompute."""
         trades = list(trades)
         full = False
         for t in trades:
@@ -245,16 +259,21 @@ class PnlView(QWidget):
             elif old is None or not core_pnl.is_closed(old):
                 self._pending_closes.append(t)
             elif (old.realized_pl, old.closed_at, old.currency, old.account_id, old.positions is None) != (
-                    t.realized_pl, t.closed_at, t.currency, t.account_id, t.positions is None):
+                t.realized_pl,
+                t.closed_at,
+                t.currency,
+                t.account_id,
+                t.positions is None,
+            ):
                 full = True
         self._learn_accounts(trades)
         self._schedule(full=full)
 
     def attach(self, controller: Any) -> None:
         """Follow a desk controller (``ui/controller.DeskController``) in one call, instead of wiring by hand:
-        on ``loaded`` take its accounts, its trades table and the open P&L, then page in the full closed history
-        (with positions, for the TP markers) through its client; on ``events_applied`` update live. Safe to call
-        before or after the first load."""
+        on ``loaded`` take its accounts, its trades table and the open P&L, then page in the full closed
+        history (with positions, for the TP markers) through its client; on ``events_applied`` update live.
+        Safe to call before or after the first load."""
         self._controller = controller
         controller.loaded.connect(self._on_controller_loaded)
         controller.events_applied.connect(self._on_controller_events)
@@ -317,8 +336,8 @@ class PnlView(QWidget):
         return asyncio.ensure_future(run())
 
     def update_from(self, state: Any, events: Iterable[Event]) -> None:
-        """Live: after a batch was applied to the desk state. Trades closing extend the curve; TP hits add markers;
-        the open P&L follows the state's open trades. Cheap when nothing relevant happened."""
+        """Live: after a batch was applied to the desk state. Trades closing extend the curve; TP hits add
+        markers; the open P&L follows the state's open trades. Cheap when nothing relevant happened."""
         relevant = hits = False
         closed: list[Trade] = []
         for e in events:
@@ -352,7 +371,8 @@ class PnlView(QWidget):
         self._schedule()
 
     def set_accounts(self, accounts: Iterable[Any]) -> None:
-        """Optional: name accounts in the combo from :class:`Account` objects (else labels come from trades)."""
+        """Optional: name accounts in the combo from :class:`Account` objects (else labels come from
+        trades)."""
         for a in accounts:
             self._add_account(a.account_id, a.label)
 
@@ -412,8 +432,15 @@ class PnlView(QWidget):
                 segment.setData([], [])
                 continue
             # From the last close (or 0 at the range start when nothing closed yet) to now + the open P&L.
-            last_t = s.points[-1].ts.timestamp() if s and s.points else (
-                self._range_start.timestamp() if isinstance(self._range_start, datetime) else now.timestamp())
+            last_t = (
+                s.points[-1].ts.timestamp()
+                if s and s.points
+                else (
+                    self._range_start.timestamp()
+                    if isinstance(self._range_start, datetime)
+                    else now.timestamp()
+                )
+            )
             last_v = float(s.total) if s else 0.0
             segment.setData([last_t, max(now.timestamp(), last_t)], [last_v, last_v + float(o)])
         self._update_open_label(open_pl)
@@ -424,7 +451,9 @@ class PnlView(QWidget):
             else:
                 # Nothing to draw: still show the range's real dates (not 1970) so the axis says "no trades
                 # today" rather than looking broken.
-                begin = self._range_start if isinstance(self._range_start, datetime) else now - timedelta(days=1)
+                begin = (
+                    self._range_start if isinstance(self._range_start, datetime) else now - timedelta(days=1)
+                )
                 self.plot.setXRange(begin.timestamp(), now.timestamp(), padding=0.02)
                 self.plot.setYRange(-1, 1)
 
@@ -438,8 +467,9 @@ class PnlView(QWidget):
         closed = core_pnl.closed_trades(self._trades.values(), self._account, start, end)
         self.series = core_pnl.cumulative_series(closed)
         # All trades, not only closed ones: an open trade's TP closes are real hits too.
-        self._markers = core_pnl.tp_markers(self._trades.values(), self.series, self._account, start, end,
-                                            self._live_hits)
+        self._markers = core_pnl.tp_markers(
+            self._trades.values(), self.series, self._account, start, end, self._live_hits
+        )
         self._marker_keys = {(m.trade_id, m.position_id, m.tp_level) for m in self._markers}
         self._builder = StatsBuilder()
         for t in closed:
@@ -462,12 +492,16 @@ class PnlView(QWidget):
         self._update_stats()
 
     def _append(self, now: datetime) -> None:
-        """Trades that closed after the last step (the live case): one step per trade, O(1) each. Falls back to
+        """Trades that closed after the last step (the live case): one step per trade, O(1) each. Falls back
+        to
         :meth:`_recompute` when a close is older than its curve's last step (out of order)."""
         start = self._range_start if isinstance(self._range_start, datetime) else None
-        new = [t for t in self._pending_closes
-               if (self._account is None or t.account_id == self._account)
-               and (start is None or t.closed_at >= start)]  # type: ignore[operator]
+        new = [
+            t
+            for t in self._pending_closes
+            if (self._account is None or t.account_id == self._account)
+            and (start is None or t.closed_at >= start)
+        ]  # type: ignore[operator]
         self._pending_closes = []
         new.sort(key=lambda t: (t.closed_at, t.id))
         for t in new:
@@ -480,7 +514,7 @@ class PnlView(QWidget):
             cur = t.currency or core_pnl.UNKNOWN_CURRENCY
             s = self.series.get(cur) or core_pnl.PnlSeries(cur, ())
             delta = t.realized_pl if t.realized_pl is not None else core_pnl.ZERO
-            point = core_pnl.PnlPoint(t.closed_at, s.total + delta, delta, t.id, t.reference, t.symbol)  # type: ignore[arg-type]
+            point = core_pnl.PnlPoint(t.closed_at, s.total + delta, delta, t.id, t.reference, t.symbol)
             self.series[cur] = core_pnl.PnlSeries(cur, s.points + (point,))
             xs, ys = self._xy.setdefault(cur, ([start.timestamp()], [0.0]) if start is not None else ([], []))
             ts = point.ts.timestamp()
@@ -493,12 +527,15 @@ class PnlView(QWidget):
             self._ensure_curve(cur)
             self.curves[cur].setData(*self._xy[cur])
             self._show_in_legend(cur, self.curves[cur], True)
-        hits = self._live_hits[self._hits_done:]
+        hits = self._live_hits[self._hits_done :]
         self._hits_done = len(self._live_hits)
         # The hits' own trades go along so their markers carry the trade reference (duplicates are dropped).
         hit_trades = [self._trades[h.trade_id] for h in hits if h.trade_id in self._trades]
-        added = [m for m in core_pnl.tp_markers(new + hit_trades, self.series, self._account, start, None, hits)
-                 if (m.trade_id, m.position_id, m.tp_level) not in self._marker_keys]
+        added = [
+            m
+            for m in core_pnl.tp_markers(new + hit_trades, self.series, self._account, start, None, hits)
+            if (m.trade_id, m.position_id, m.tp_level) not in self._marker_keys
+        ]
         if added:
             self._markers += added
             self._marker_keys.update((m.trade_id, m.position_id, m.tp_level) for m in added)
@@ -525,8 +562,8 @@ class PnlView(QWidget):
         # Long histories: draw at most ~one point per pixel column (peak keeps spikes), only what is in view.
         item.setDownsampling(auto=True, method="peak")
         item.setClipToView(True)
-        # pyqtgraph's default keeps ~5 samples per pixel column (x2 with peak); one bin per column already draws
-        # the exact min/max envelope and cuts the painted vertices five-fold (benchmarks/chart.py).
+        # pyqtgraph's default keeps ~5 samples per pixel column (x2 with peak); one bin per column already
+        # draws the exact min/max envelope and cuts the painted vertices five-fold (benchmarks/chart.py).
         item.opts["autoDownsampleFactor"] = AUTO_DOWNSAMPLE_FACTOR
         # The open P&L segment has no legend entry (the label above the plot states it per currency).
         dashed = self.plot.plot([], [], pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine))
@@ -534,7 +571,8 @@ class PnlView(QWidget):
         self.open_curves[cur] = dashed
 
     def _show_in_legend(self, cur: str, item: Any, show: bool) -> None:
-        # A currency with nothing in the current range/account keeps its item (created once) but leaves the legend.
+        # A currency with nothing in the current range or account keeps its item (created once) but
+        # leaves the legend.
         if show and cur not in self._in_legend:
             self._legend.addItem(item, f"Realized {cur}")
             self._in_legend.add(cur)
@@ -565,9 +603,18 @@ class PnlView(QWidget):
             self._colour(top, c.net, cur)
             pf = c.profit_factor
             rows: list[tuple[str, str, Decimal | None]] = [
-                ("Win rate", f"{c.win_rate:.1%} ({c.wins} W / {c.losses} L / {c.breakevens} BE)"
-                 if c.win_rate is not None else "–", None),
-                ("Profit factor", f"{pf:.2f}" if pf is not None else ("∞" if c.gross_profit > 0 else "–"), None),
+                (
+                    "Win rate",
+                    f"{c.win_rate:.1%} ({c.wins} W / {c.losses} L / {c.breakevens} BE)"
+                    if c.win_rate is not None
+                    else "–",
+                    None,
+                ),
+                (
+                    "Profit factor",
+                    f"{pf:.2f}" if pf is not None else ("∞" if c.gross_profit > 0 else "–"),
+                    None,
+                ),
                 ("Expectancy", format_pl(c.expectancy, cur), c.expectancy),
                 ("Max drawdown", format_pl(-c.max_drawdown, cur), -c.max_drawdown),
                 ("Best trade", self._trade_line(c.best, cur), c.best.pl if c.best else None),
@@ -593,7 +640,8 @@ class PnlView(QWidget):
         tree.setUpdatesEnabled(True)
 
     def _colour(self, item: QTreeWidgetItem, value: Decimal | None, cur: str) -> None:
-        """P&L colour by sign in the user's scheme (the sign is in the text too: colour is never the only cue)."""
+        """P&L colour by sign in the user's scheme (the sign is in the text too: colour is never the only
+        cue)."""
         sign = pl_sign(value, cur) if value is not None else 0
         if sign:
             item.setForeground(1, pl_color(sign, self._scheme, is_dark(self.palette())))
@@ -663,7 +711,6 @@ class PnlView(QWidget):
 
             return zone_label(utc=False)
         return str(getattr(self._tz, "key", None) or self._tz)
-
 
 
 def _local_tz() -> tzinfo:

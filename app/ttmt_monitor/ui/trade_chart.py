@@ -6,13 +6,13 @@ Provides :class:`TradeChart`. Embed it anywhere (``TradeChart(parent)``), then:
 - ``set_trade(trade)`` with a fat trade (``GET /trades/{id}``: positions and orders included) draws levels and
   markers from what the trade already knows;
 - ``set_path(points)`` / ``add_price(ts, price)`` feed the price path (from ``position_update`` events);
-- ``update_from(events)`` takes a live batch and keeps only what belongs to this trade (position updates extend the
-  path, fills and TP hits add markers, ``breakeven_set`` steps the SL).
+- ``update_from(events)`` takes a live batch and keeps only what belongs to this trade (position updates
+  extend the path, fills and TP hits add markers, ``breakeven_set`` steps the SL).
 
-The SL is drawn as a step line over time: the original SL (the orders' ``stop_loss``, else the trade's) until the
-breakeven move, then the new level. When the time of the move is unknown (history without the event), the step is
-placed at the first TP close (breakeven is triggered by a TP hit) or, failing that, at the trade's ``updated_at``.
-Items are created once; updates are ``setData`` calls coalesced by a short timer.
+The SL is drawn as a step line over time: the original SL (the orders' ``stop_loss``, else the trade's) until
+the breakeven move, then the new level. When the time of the move is unknown (history without the event), the
+step is placed at the first TP close (breakeven is triggered by a TP hit) or, failing that, at the trade's
+``updated_at``. Items are created once; updates are ``setData`` calls coalesced by a short timer.
 """
 
 from __future__ import annotations
@@ -80,28 +80,45 @@ class TradeChart(QWidget):
         apply_palette_to_plot(self.plot, self.palette())
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setLabel("left", "Price")
-        self._legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=self.palette().color(QPalette.ColorRole.Text))
+        self._legend = self.plot.addLegend(
+            offset=(-10, 10), labelTextColor=self.palette().color(QPalette.ColorRole.Text)
+        )
 
         self.path_item = self.plot.plot([], [], pen=pg.mkPen(PATH_COLOUR, width=1.5), name="Price")
         self.path_item.setDownsampling(auto=True, method="peak")
         self.path_item.setClipToView(True)
         self.path_item.opts["autoDownsampleFactor"] = AUTO_DOWNSAMPLE_FACTOR
         self.sl_item = self.plot.plot([], [], pen=pg.mkPen(SL_COLOUR, width=2), name="Stop loss")
-        self.entry_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(ENTRY_COLOUR, width=1.5), label="Entry",
-                                          labelOpts={"position": 0.06, "color": ENTRY_COLOUR})
+        self.entry_line = pg.InfiniteLine(
+            angle=0,
+            pen=pg.mkPen(ENTRY_COLOUR, width=1.5),
+            label="Entry",
+            labelOpts={"position": 0.06, "color": ENTRY_COLOUR},
+        )
         self.entry_line.setVisible(False)
         self.plot.addItem(self.entry_line, ignoreBounds=False)
         self.tp_lines: list[Any] = []
         for i in range(6):
-            line = pg.InfiniteLine(angle=0, pen=pg.mkPen(TP_COLOUR, width=1, style=Qt.PenStyle.DashLine),
-                                   label=f"TP{i + 1}", labelOpts={"position": 0.16 + 0.09 * i, "color": TP_COLOUR})
+            line = pg.InfiniteLine(
+                angle=0,
+                pen=pg.mkPen(TP_COLOUR, width=1, style=Qt.PenStyle.DashLine),
+                label=f"TP{i + 1}",
+                labelOpts={"position": 0.16 + 0.09 * i, "color": TP_COLOUR},
+            )
             line.setVisible(False)
             self.plot.addItem(line)
             self.tp_lines.append(line)
-        self.fill_item = pg.ScatterPlotItem(size=9, symbol="t1", brush=pg.mkBrush(ENTRY_COLOUR), pen=None,
-                                            hoverable=True, tip=self._tip)
-        self.hit_item = pg.ScatterPlotItem(size=12, symbol="star", brush=pg.mkBrush("#D4A017"),
-                                           pen=pg.mkPen("#6b5200"), hoverable=True, tip=self._tip)
+        self.fill_item = pg.ScatterPlotItem(
+            size=9, symbol="t1", brush=pg.mkBrush(ENTRY_COLOUR), pen=None, hoverable=True, tip=self._tip
+        )
+        self.hit_item = pg.ScatterPlotItem(
+            size=12,
+            symbol="star",
+            brush=pg.mkBrush("#D4A017"),
+            pen=pg.mkPen("#6b5200"),
+            hoverable=True,
+            tip=self._tip,
+        )
         for item, name in ((self.fill_item, "Fill"), (self.hit_item, "TP hit")):
             item.setZValue(10)
             self.plot.addItem(item)
@@ -171,10 +188,13 @@ class TradeChart(QWidget):
             elif isinstance(e, OrderFilled) and e.order and e.order.trade_id == t.id:
                 o = e.order
                 if o.fill_price is not None:
-                    self._add_fill(o.id, o.filled_at or e.timestamp or datetime.now(UTC), o.fill_price, o.layer,
-                                   o.volume)
+                    self._add_fill(
+                        o.id, o.filled_at or e.timestamp or datetime.now(UTC), o.fill_price, o.layer, o.volume
+                    )
             elif isinstance(e, TpHit) and e.trade_id == t.id and e.price is not None:
-                self._add_hit(e.position_id, e.tp_level, e.timestamp or datetime.now(UTC), e.price, e.realized_pl)
+                self._add_hit(
+                    e.position_id, e.tp_level, e.timestamp or datetime.now(UTC), e.price, e.realized_pl
+                )
             elif isinstance(e, PositionClosed) and e.position and e.position.trade_id == t.id:
                 p = e.position
                 if p.close_reason == "tp" and p.close_price is not None and p.closed_at is not None:
@@ -198,7 +218,8 @@ class TradeChart(QWidget):
             return
         symbol = t.symbol
         self.title.setText(
-            f"{t.direction or ''} {symbol or '?'}  {t.reference or ''}  entry {format_price(t.entry_price, symbol) or '–'}"
+            f"{t.direction or ''} {symbol or '?'}  {t.reference or ''}"
+            f"  entry {format_price(t.entry_price, symbol) or '–'}"
             f"  SL {format_price(t.stop_loss, symbol) or '–'}  ({t.status or '?'})"
         )
         self.path_item.setData([p[0] for p in self._path], [p[1] for p in self._path])
@@ -227,7 +248,11 @@ class TradeChart(QWidget):
 
     def _time_span(self) -> tuple[float, float]:
         t = self.trade
-        times = [p[0] for p in self._path] + [f[0] for f in self._fills.values()] + [h[0] for h in self._hits.values()]
+        times = (
+            [p[0] for p in self._path]
+            + [f[0] for f in self._fills.values()]
+            + [h[0] for h in self._hits.values()]
+        )
         times += [c[0] for c in self._sl_changes]
         for dt in (t.opened_at, t.created_at, t.closed_at) if t else ():
             if dt is not None:
@@ -266,13 +291,18 @@ class TradeChart(QWidget):
         ys.append(level)
         return xs, ys
 
-    def _add_fill(self, oid: str, ts: datetime, price: Decimal, layer: int | None, volume: Decimal | None) -> None:
+    def _add_fill(
+        self, oid: str, ts: datetime, price: Decimal, layer: int | None, volume: Decimal | None
+    ) -> None:
         symbol = self.trade.symbol if self.trade else None
-        tip = f"Fill{f' (layer {layer})' if layer else ''}: {format_volume(volume)} lots at {format_price(price, symbol)}"
+        where = f" (layer {layer})" if layer else ""
+        tip = f"Fill{where}: {format_volume(volume)} lots at {format_price(price, symbol)}"
         self._fills[oid] = (ts.timestamp(), float(price), plain_tip(f"{tip}\n{format_time(ts)}"))
         self._schedule()
 
-    def _add_hit(self, pid: str | None, level: int | None, ts: datetime, price: Decimal, pl: Decimal | None) -> None:
+    def _add_hit(
+        self, pid: str | None, level: int | None, ts: datetime, price: Decimal, pl: Decimal | None
+    ) -> None:
         from ..core.formatting import format_pl
 
         t = self.trade
