@@ -82,7 +82,7 @@ class AccountsModel(KeyedTableModel):
     """Accounts keyed by account id; rows are :class:`AccountRow`."""
 
     columns = (
-        Column("label", "Account", lambda r: r.account.label),
+        Column("label", "Account", lambda r: r.account.label, width=150),
         Column("type", "Type", lambda r: r.account.type),
         Column("currency", "Currency", lambda r: r.account.currency),
         Column("state", "State", lambda r: r.account.state),

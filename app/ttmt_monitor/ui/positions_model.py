@@ -19,7 +19,7 @@ class PositionsModel(KeyedTableModel):
 
     columns = (
         time_column("opened_at", "Opened", lambda p: p.opened_at),
-        Column("account", "Account", lambda p: p.account_label),
+        Column("account", "Account", lambda p: p.account_label, width=150),
         Column("symbol", "Symbol", lambda p: p.symbol),
         Column("direction", "Side", lambda p: p.direction),
         Column("tp_level", "Layer TP", lambda p: p.tp_level, lambda p, o: f"TP{p.tp_level}" if p.tp_level else "",

@@ -40,7 +40,7 @@ class SignalsModel(KeyedTableModel):
         Column("symbol", "Symbol", lambda s: s.symbol),
         Column("direction", "Side", lambda s: s.direction),
         Column("entry", "Entry", lambda s: (s.entry_price, s.entry_low, s.entry_high, s.entry_type),
-               lambda s, o: _entry_text(s), numeric=True),
+               lambda s, o: _entry_text(s), numeric=True, width=170),
         price_column("sl", "SL", lambda s: s.stop_loss, _sym),
         Column("tps", "TPs", _tp_count, lambda s, o: str(_tp_count(s)) + (" + runner" if s.runner else ""),
                numeric=True, tooltip="Take-profit levels in the signal"),

@@ -37,6 +37,12 @@ FLASH_SECONDS = 1.0  # how long a changed cell stays highlighted
 _FLASH_TICK_MS = 200  # how often flashing rows are re-examined (touches only those rows)
 _NONE_NUMBER = float("-inf")  # missing numbers sort first ascending, like an empty cell
 
+_ROLES_ANSWERED = frozenset(
+    r for role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE, ROW_ROLE, KEY_ROLE, Qt.ItemDataRole.TextAlignmentRole,
+                   Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ToolTipRole)
+    for r in (role, int(role) if not isinstance(role, int) else role, getattr(role, "value", role))
+)
+
 _ALIGN_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ALIGN_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
@@ -64,6 +70,7 @@ class Column:
     pl_currency: Callable[[Any], str | None] | None = None
     tooltip: str = ""
     hidden_by_default: bool = False
+    width: int = 0  # initial width in pixels (0: the view's default for the kind of column)
 
 
 def sort_key(value: Any) -> float | str:
@@ -198,6 +205,9 @@ class KeyedTableModel(QAbstractTableModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        # A paint asks ~7 roles per cell; most (decoration, font, check state...) we never answer: leave at once.
+        if role not in _ROLES_ANSWERED:
+            return None
         if not index.isValid():
             return None
         row, col = index.row(), index.column()

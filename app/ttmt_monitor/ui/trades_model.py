@@ -50,7 +50,7 @@ class TradesModel(KeyedTableModel):
     columns = (
         Column("reference", "Ref", lambda t: t.reference or t.id[:8]),
         time_column("created_at", "Created", lambda t: t.created_at),
-        Column("account", "Account", lambda t: t.account_label),
+        Column("account", "Account", lambda t: t.account_label, width=150),
         Column("channel", "Channel", lambda t: t.channel_name),
         Column("symbol", "Symbol", lambda t: t.symbol),
         Column("direction", "Side", lambda t: t.direction),

@@ -101,7 +101,7 @@ class DeskTableView(QTableView):
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._header_menu)
         for n, column in enumerate(model.columns):
-            header.resizeSection(n, 150 if column.is_time else 110)
+            header.resizeSection(n, column.width or (150 if column.is_time else 110))
             if column.hidden_by_default:
                 header.setSectionHidden(n, True)
         self._resort = QTimer(self)
