@@ -295,3 +295,22 @@ def test_trades_fetch_more_hooks(sim_data):
     assert calls == [1] and model.fetching and not model.canFetchMore()  # no second fetch while one runs
     added = model.append_page(list(trades.items)[3:12], False, None)
     assert added == 7 and model.rowCount() == 12 and not model.canFetchMore()
+
+
+def test_coalesced_updates_reach_views_once_per_interval(qtbot, sim_data):
+    """Live mode (what the controller sets): rows change at once, views hear once per interval, by key."""
+    snap, trades, _ = sim_data
+    model = TradesModel()
+    items = list(trades.items)
+    model.set_first_page(items, False, None)
+    model.set_update_interval(100)
+    rec = Recorder(model)
+    col = model.column_number("realized")
+    for n in range(5):  # five batches touching rows 2 and 3
+        model.upsert([dataclasses.replace(model.row_object(r), realized_pl=Decimal(100 + n + r)) for r in (2, 3)])
+    assert rec.events == []  # nothing yet: the data changed, the views are told later
+    assert model.row_object(2).realized_pl == Decimal(106)
+    model.remove_keys([items[0].id])  # a structural change meanwhile: rows 2,3 are now 1,2
+    rec.events.clear()
+    qtbot.waitUntil(lambda: bool(rec.events), timeout=2000)
+    assert rec.events == [("changed", 1, 2, col, col)]

@@ -38,6 +38,7 @@ from .trades_model import TradesModel
 log = logging.getLogger(__name__)
 
 TICK_MS = 50  # events reach the models at most this late
+VIEW_UPDATE_MS = 150  # views repaint changed rows at most this often (a repaint of a full table is 30-50 ms)
 BATCH_BUDGET_S = 0.010  # time box of one batch: a burst never stalls the loop longer than ~this + model work
 ACCOUNTS_EVERY_S = 0.5  # the per-account figures are recomputed at most this often
 SIGNAL_POLL_S = 60.0
@@ -102,6 +103,8 @@ class DeskController(QObject):
         self.trades_model = TradesModel(self)
         self.signals_model = SignalsModel(self)
         self.trades_model.fetch_more_handler = self._schedule_fetch_more
+        for model in (self.accounts_model, self.positions_model, self.trades_model, self.signals_model):
+            model.set_update_interval(VIEW_UPDATE_MS)
         self.client: Any = None
         self.consumer: Any = None
         self.state: Any = None
