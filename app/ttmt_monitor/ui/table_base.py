@@ -146,6 +146,7 @@ class KeyedTableModel(QAbstractTableModel):
         self._diff_plan: tuple[Any, list[frozenset[int]], frozenset[int], type] | None = None
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
+        self._sort_dirty = False  # a sort value changed since the last sort (else resort() has nothing to do)
         # Coalesced change notifications (see set_update_interval): key -> columns changed since the last flush.
         self._pending: dict[str, frozenset[int]] = {}
         self._emit_timer = QTimer(self)
@@ -300,6 +301,8 @@ class KeyedTableModel(QAbstractTableModel):
                 continue
             cols = self._changed_columns(old, obj)
             self._rows[row] = obj
+            if self._sort_column in cols:
+                self._sort_dirty = True
             if cols:
                 changed_rows[row] = cols | changed_rows.get(row, frozenset())
         if changed_rows:
@@ -331,6 +334,7 @@ class KeyedTableModel(QAbstractTableModel):
                 self._rows.append(obj)
                 self._keys.append(key)
             self.endInsertRows()
+            self._sort_dirty = True
             if self._sort_column >= 0:
                 self.resort()  # new rows go to their place at once (one layout change per batch)
         if new or changed_rows:
@@ -435,6 +439,7 @@ class KeyedTableModel(QAbstractTableModel):
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         self._sort_column = column if 0 <= column < len(self.columns) else -1
         self._sort_order = order
+        self._sort_dirty = True
         self.resort()
 
     def sort_state(self) -> tuple[int, Qt.SortOrder]:
@@ -442,8 +447,9 @@ class KeyedTableModel(QAbstractTableModel):
 
     def resort(self) -> bool:
         """Put the rows in sort order again (after live changes); True when the order changed."""
-        if self._sort_column < 0 or len(self._rows) < 2:
+        if self._sort_column < 0 or len(self._rows) < 2 or not self._sort_dirty:
             return False
+        self._sort_dirty = False
         order = self._sorted_order()
         if order == list(range(len(order))):
             return False
