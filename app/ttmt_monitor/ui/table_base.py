@@ -146,6 +146,7 @@ class KeyedTableModel(QAbstractTableModel):
         self._diff_plan: tuple[Any, list[frozenset[int]], frozenset[int], type] | None = None
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
+        self._texts: dict[str, list[str | None]] = {}  # key -> display texts per column, filled at paint time
         self._sort_dirty = False  # a sort value changed since the last sort (else resort() has nothing to do)
         # Coalesced change notifications (see set_update_interval): key -> columns changed since the last flush.
         self._pending: dict[str, frozenset[int]] = {}
@@ -225,9 +226,17 @@ class KeyedTableModel(QAbstractTableModel):
         column = self.columns[col]
         try:
             if role == Qt.ItemDataRole.DisplayRole:
-                if column.text is not None:
-                    return column.text(obj, self.options)
-                return text_plain(column.value(obj))
+                # Formatting (Decimal quantize, strftime) is most of a paint's Python time: keep each row's texts
+                # until the row changes (dropped in upsert/remove/reset/set_options).
+                key = self._keys[row]
+                texts = self._texts.get(key)
+                if texts is None:
+                    texts = self._texts[key] = [None] * len(self.columns)
+                text = texts[col]
+                if text is None:
+                    text = texts[col] = (column.text(obj, self.options) if column.text is not None
+                                         else text_plain(column.value(obj)))
+                return text
             if role == SORT_ROLE:
                 return sort_key(column.value(obj))
             if role == ROW_ROLE:
@@ -272,6 +281,7 @@ class KeyedTableModel(QAbstractTableModel):
             self._keys.append(key)
         self._flash.clear()
         self._pending.clear()
+        self._texts.clear()
         self._sort_rows()
         self.endResetModel()
 
@@ -301,6 +311,7 @@ class KeyedTableModel(QAbstractTableModel):
                 continue
             cols = self._changed_columns(old, obj)
             self._rows[row] = obj
+            self._texts.pop(key, None)
             if self._sort_column in cols:
                 self._sort_dirty = True
             if cols:
@@ -415,6 +426,7 @@ class KeyedTableModel(QAbstractTableModel):
             for key in self._keys[first:last + 1]:
                 self._index.pop(key, None)
                 self._flash.pop(key, None)
+                self._texts.pop(key, None)
             del self._rows[first:last + 1]
             del self._keys[first:last + 1]
             self.endRemoveRows()
@@ -496,6 +508,7 @@ class KeyedTableModel(QAbstractTableModel):
         """Time zone / P&L scheme / theme changed: new header text and one repaint of the affected columns
         (a deliberate user action, not the live path)."""
         self.options = options
+        self._texts.clear()
         self._flash_color = theme.FLASH_COLOR(options.dark)
         self._pl_colors = {s: theme.pl_color(s, options.pl_scheme, options.dark) for s in (-1, 0, 1)}
         if self.columns:
