@@ -258,6 +258,19 @@ def test_details_shortcuts_and_display_options(qapp, sim_paused, settings):
             view.copy_selection()
             copied = QApplication.clipboard().text()
             assert copied.startswith("Ref\t") and view.proxy.data(view.proxy.index(0, 0)) in copied
+            # The filter bar filters the positions, trades and signals tables (D2's FilterSpec through our proxy).
+            from ttmt_monitor.ui.filter_bar import FilterSpec
+
+            symbol = trade.symbol
+            window.filter_bar.changed.emit(FilterSpec(symbol=symbol))
+            shown = [view.object_at(view.proxy.index(r, 0)) for r in range(view.proxy.rowCount())]
+            assert shown and all(t.symbol == symbol for t in shown)
+            assert len(shown) == sum(1 for t in controller.trades_model.objects() if t.symbol == symbol)
+            pview = window.views["positions"]
+            assert all(pview.object_at(pview.proxy.index(r, 0)).symbol == symbol
+                       for r in range(pview.proxy.rowCount()))
+            window.filter_bar.changed.emit(FilterSpec())
+            assert view.proxy.rowCount() == controller.trades_model.rowCount()
             # UTC toggle changes the time header; the P&L tab is created only when first shown.
             window.utc_action.setChecked(True)
             assert "(UTC)" in str(controller.trades_model.headerData(1, Qt.Orientation.Horizontal))

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     init_application_names()
     settings = AppSettings()
     if args.utc:
-        settings.utc = True
+        settings.utc_override = True
     try:
         theme.apply_theme(app, settings.theme)
     except Exception:  # noqa: BLE001 - the default look is fine

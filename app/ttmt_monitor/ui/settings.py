@@ -38,6 +38,7 @@ class AppSettings:
 
     def __init__(self, settings: QSettings | None = None) -> None:
         self.qs = settings or QSettings()
+        self.utc_override: bool | None = None  # --utc: for this run only, not saved
 
     @property
     def base_url(self) -> str:
@@ -50,10 +51,13 @@ class AppSettings:
 
     @property
     def utc(self) -> bool:
+        if self.utc_override is not None:
+            return self.utc_override
         return _bool(self.qs.value("view/utc"), False)
 
     @utc.setter
     def utc(self, value: bool) -> None:
+        self.utc_override = None  # the user chose in the View menu: that choice is kept
         self.qs.setValue("view/utc", bool(value))
 
     @property
