@@ -328,8 +328,16 @@ def test_end_to_end_events_over_http_equal_rest():
                                         last_event_id=start_id)
         with Stream(sim, last_event_id=start_id) as s:
             assert s.next_frame() == "retry: 3000"
-            for _ in range(8):  # 4 simulated minutes: ~6,000 events incl. executions, fills, TP hits, finalizations
+            # Step the market until a trade has been finalized (usually within 4 simulated minutes, ~6,000 events
+            # incl. executions, fills, TP hits), bounded: how soon depends on the seed and the wall-clock hour.
+            def finalized_since_start() -> bool:
+                log = sim.world.users[sim.demo_user_id].events.history
+                return any(e["type"] == "trade_finalized" and e["eventId"] > start_id for e in log)
+
+            for _ in range(40):
                 sim.call(sim.engine.step, 30.0)
+                if sim.call(finalized_since_start):
+                    break
             sim.faults.burst(300)
             end_id = sim.faults.status()["last_event_id"]
             assert end_id - start_id >= 300
