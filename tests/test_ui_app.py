@@ -336,3 +336,51 @@ def test_without_key_headless_says_so_clearly(tmp_path):
     proc = _run_app(["--smoke-test", "--base-url", "http://127.0.0.1:9/api/v1"], tmp_path, timeout=60)
     assert proc.returncode == 2
     assert "--demo" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_local_history_written_live_and_shown_offline(qapp, sim_paused, settings, tmp_path):
+    """F's store at start-up: a first run writes the desk's data (snapshot + live events) to the local history; a
+    start without network then shows that history at once, says "offline", and loses nothing on screen."""
+    from ttmt_monitor.core.store import Store
+
+    sim = sim_paused
+    data_dir = tmp_path / "history"
+
+    def store_factory() -> Store:
+        return Store.open(sim.base_url, data_dir=data_dir)
+
+    async def first_run() -> dict[str, Any]:
+        controller, window = make_window(sim, settings, store_factory=store_factory)
+        try:
+            assert await controller.start()
+            await until(lambda: controller.connection_state == "live", 15, "live")
+            start = controller.live_events
+            emitted = await in_thread(sim.faults.burst, 100)
+            await until(lambda: controller.live_events - start >= emitted, 15, "burst applied")
+            await until(lambda: controller.pending() == 0, 5, "drained")
+            return {p.id: p.current_price for p in controller.positions_model.objects()}
+        finally:
+            window.close()
+            await controller.aclose()  # flushes and closes the store
+            dispose(window)
+
+    async def offline_run() -> tuple[dict[str, Any], str, bool, int]:
+        dead = "http://127.0.0.1:9/api/v1"  # nothing listens there: every request fails at once
+        controller, window = make_window(
+            sim, settings, store_factory=store_factory,
+            client_factory=lambda _url, key: TTMTClient(dead, key), start_stream=False)
+        try:
+            ok = await controller.start()
+            shown = {p.id: p.current_price for p in controller.positions_model.objects()}
+            return shown, controller.connection_state, ok, controller.trades_model.rowCount()
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    live = run_on_qasync(first_run, timeout=60)
+    assert live
+    shown, state, ok, n_trades = run_on_qasync(offline_run, timeout=60)
+    assert ok and state == "offline"
+    assert shown == live  # the last live prices, from the local history
+    assert n_trades > 0

@@ -226,7 +226,13 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
                    "(The server allows one live stream per key.)")
         print(f"ttmt-monitor: {message}", file=sys.stderr)
         return EXIT_OTHER_INSTANCE
-    controller = DeskController(connection.base_url, connection.api_key)
+    store_factory = None
+    if not connection.demo:  # the simulator's made-up history is not worth keeping between runs
+        def store_factory() -> Any:
+            from ..core.store import Store
+
+            return Store.open(connection.base_url)
+    controller = DeskController(connection.base_url, connection.api_key, store_factory=store_factory)
     # Send the first REST requests before building the window: the server works on them while we construct
     # widgets (cold start to a window with data is the sum of both otherwise).
     start_task = asyncio.ensure_future(controller.start())

@@ -91,13 +91,18 @@ class DeskController(QObject):
     def __init__(self, base_url: str, api_key: str, *, parent: QObject | None = None,
                  client_factory: Callable[[str, str], Any] | None = None,
                  consumer_factory: Callable[..., Any] | None = None,
-                 start_stream: bool = True) -> None:
+                 start_stream: bool = True,
+                 store_factory: Callable[[], Any] | None = None) -> None:
         super().__init__(parent)
         self.base_url = base_url
         self._api_key = api_key  # held in memory only; never logged or shown
         self._client_factory = client_factory
         self._consumer_factory = consumer_factory
         self._start_stream = start_stream
+        self._store_factory = store_factory
+        self.store: Any = None  # core.store.Store: local history (None: not kept, e.g. the demo)
+        self.data_as_of: datetime | None = None
+        self.showing_cache = False  # the tables show the local history, not (yet) the live REST view
         self.accounts_model = AccountsModel(self)
         self.positions_model = PositionsModel(self)
         self.trades_model = TradesModel(self)
@@ -148,16 +153,29 @@ class DeskController(QObject):
         """Load the snapshot into the models, then start the stream. Returns False (and emits ``load_failed``
         with a readable message) when the first load fails."""
         self._set_connection("connecting", "Loading accounts, positions and trades…")
+        await self._show_cached()
         try:
             if self.client is None:
                 self.client = self._make_client()
-            await self._load_snapshot(reset=True)
+            # Over the local history: merge by diff (no reset: the cached rows stay, nothing flickers).
+            await self._load_snapshot(reset=not self.showing_cache)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a traceback to the user
             message = describe_error(exc)
             log.warning("initial load failed: %s", message)
             self._set_connection(_state_for_error(exc), message)
+            if self.showing_cache and _state_for_error(exc) != "auth_error":
+                # Offline start: the local history stays on screen; the stream keeps trying and its first
+                # connection brings a fresh snapshot (resync_on_start).
+                self.started = True
+                self.loaded.emit()
+                self._tick.start()
+                if self._start_stream:
+                    self._spawn(self._run_stream())
+                return True
             self.load_failed.emit(message)
             return False
+        self.showing_cache = False
+        self._remember_snapshot()
         self.started = True
         self.loaded.emit()
         self._tick.start()
@@ -174,6 +192,63 @@ class DeskController(QObject):
             await self._load_snapshot(reset=False)
         except Exception as exc:  # noqa: BLE001
             self.load_failed.emit(describe_error(exc))
+            return
+        self._remember_snapshot()
+
+    # --- local history (F's core.store / sync) --------------------------------------------------------------------
+
+    async def _show_cached(self) -> None:
+        """Fill the tables from the local history at once (before any network), when there is one."""
+        if self._store_factory is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            from ..core.state import DeskState
+            from ..core.models import Snapshot
+            from ..sync import load_cached
+
+            self.store = await loop.run_in_executor(None, self._store_factory)
+            cached = await loop.run_in_executor(None, load_cached, self.store)
+            if cached.store is not None:
+                self.store = cached.store  # a damaged file was moved aside and replaced
+            for message in cached.messages:
+                log.warning("local history: %s", message)
+            if cached.empty:
+                return
+            open_trades = tuple(t for t in cached.trades if not t.is_terminal)
+            self.state = DeskState.from_snapshot(Snapshot(cached.accounts, cached.positions, open_trades))
+            self.accounts = {a.account_id: a for a in cached.accounts}
+            self.positions_model.reset_rows(cached.positions)
+            self.trades_model.set_first_page(cached.trades, False, None)
+            self.signals_model.reset_rows(cached.signals)
+            self.accounts_model.reset_rows(self._account_rows())
+            self.data_as_of = cached.data_as_of
+            self.showing_cache = True
+        except Exception as exc:  # noqa: BLE001 - the history is a convenience: without it the desk still works
+            log.warning("local history unavailable: %s", describe_error(exc))
+            self.store = None
+
+    def _remember_snapshot(self) -> None:
+        """Write what REST just gave us to the local history (non-blocking: the store's writer thread)."""
+        store = self.store
+        if store is None:
+            return
+        try:
+            store.put_accounts(list(self.accounts.values()))
+            store.put_positions(self.positions_model.objects(), open_set=True)
+            store.put_trades(self.trades_model.objects())
+            store.put_signals(self.signals_model.objects())
+            store.mark_current()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("local history not written: %s", describe_error(exc))
+
+    def _store_call(self, name: str, *args: Any, **kwargs: Any) -> None:
+        store = self.store
+        if store is not None:
+            try:
+                getattr(store, name)(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - never let the history break the live desk
+                log.warning("local history %s failed: %s", name, describe_error(exc))
 
     async def aclose(self) -> None:
         """Stop the stream, cancel pending work, close the client. Safe to call twice."""
@@ -193,6 +268,13 @@ class DeskController(QObject):
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
+        store, self.store = self.store, None
+        if store is not None:
+            try:
+                store.mark_current()
+                await asyncio.get_running_loop().run_in_executor(None, store.close)
+            except Exception:  # noqa: BLE001
+                log.debug("store close failed", exc_info=True)
         client, self.client = self.client, None
         if client is not None:
             try:
@@ -236,6 +318,9 @@ class DeskController(QObject):
         else:
             self.positions_model.sync_to(positions)
             self.trades_model.upsert(trades)
+            if self.showing_cache:  # page further back from where the API's newest page ends
+                self.trades_model.has_more = trades_page.has_more
+                self.trades_model.next_cursor = trades_page.next_cursor
             self.signals_model.upsert(signals_page.items)
             self.accounts_model.sync_to(self._account_rows())
 
@@ -362,6 +447,7 @@ class DeskController(QObject):
         for signal_id in unknown_signals:
             if self.signals_model.row_of(signal_id) is None:
                 self._want_signal(signal_id)
+        self._store_call("put_events", events)
         self.events_total += len(events)
         self.live_events += len(events) - sum(1 for e in events if isinstance(e, m.Resync))
         stamp = events[-1].timestamp
@@ -438,6 +524,7 @@ class DeskController(QObject):
             self._signals_pending.discard(signal_id)
         if signal is not None and not self._closing:
             self.signals_model.upsert([signal])
+            self._store_call("put_signals", [signal])
 
     async def _poll_signals(self) -> None:
         if self.client is None:
@@ -449,6 +536,7 @@ class DeskController(QObject):
             return
         if not self._closing:
             self.signals_model.upsert(page.items)
+            self._store_call("put_signals", page.items)
 
     # --- paging trade history -----------------------------------------------------------------------------------
 
@@ -469,6 +557,7 @@ class DeskController(QObject):
             return 0
         if self._closing:
             return 0
+        self._store_call("put_trades", page.items)
         return model.append_page(page.items, page.has_more, page.next_cursor)
 
 
