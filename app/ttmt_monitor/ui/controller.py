@@ -224,6 +224,9 @@ class DeskController(QObject):
             self.accounts_model.reset_rows(self._account_rows())
             self.data_as_of = cached.data_as_of
             self.showing_cache = True
+            if cached.data_as_of is not None:  # "last event n min ago" tells how old the history on screen is
+                self.last_event_at = cached.data_as_of
+                self.last_event_at_changed.emit(cached.data_as_of)
         except Exception as exc:  # noqa: BLE001 - the history is a convenience: without it the desk still works
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None

@@ -199,6 +199,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         self.select_tab(self.settings.tab)
         self._on_connection(controller.connection_state, controller.connection_detail)
+        if controller.last_event_at is not None:
+            self.status.set_last_event_at(controller.last_event_at)
         if controller.started:  # the data arrived while the window was being built (the app overlaps the two)
             self._on_loaded()
 
