@@ -16,10 +16,29 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
+import gc
 from collections.abc import Iterator
 
 import pytest
 from ttmt_monitor.sim.runner import SimulatorThread
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _gc_in_main_thread_only() -> Iterator[None]:
+    """Cyclic GC only on the main thread, as the app does (ui/gc_guard.py).
+
+    Tests run simulator threads beside Qt objects: an automatic collection triggered by the simulator's
+    allocations would free Qt wrappers off the GUI thread, and a later timer event then lands in freed memory
+    (seen as a segfault in pytest-qt's event processing after Qt tests)."""
+    gc.disable()
+    yield
+    gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def _collect_after_each_test() -> Iterator[None]:
+    yield
+    gc.collect()
 
 
 @pytest.fixture

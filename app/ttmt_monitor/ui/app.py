@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         theme.apply_theme(app, settings.theme)
     except Exception:  # noqa: BLE001 - the default look is fine
         log.debug("theme not applied", exc_info=True)
+    # The store's writer thread and executors allocate too: keep cyclic GC (which may free Qt objects) on this thread.
+    from .gc_guard import MainThreadGarbageCollector
+
+    collector = MainThreadGarbageCollector(parent=app)
     try:
         return run_qasync(app, lambda: run(args, settings))
     except KeyboardInterrupt:
@@ -86,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last resort: a message, not a traceback
         print(f"ttmt-monitor: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        collector.stop()
 
 
 def run_qasync(app: Any, make: Any, timeout: float | None = None) -> Any:
