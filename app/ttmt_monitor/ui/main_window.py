@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 import shiboken6
@@ -333,11 +334,18 @@ class MainWindow(QMainWindow):
             return label
         self._pnl_holder.layout().addWidget(view)
         self._pnl_view = view
+        view.open_trade.connect(self.open_trade)  # a TP marker clicked opens that trade's detail
         try:
-            view.set_accounts(list(self.controller.accounts.values()))
-            view.set_trades(self.controller.trades_model.objects())
-        except Exception:  # noqa: BLE001
-            log.warning("P&L view could not take the trades", exc_info=True)
+            view.set_time_zone(UTC if self.settings.utc else None)
+            # attach() follows the controller: accounts and trades now (or on load), the closed history with
+            # positions (TP markers) paged in through the client, live batches from events_applied. The window
+            # therefore no longer forwards batches itself (that would count every close twice).
+            view.attach(self.controller)
+            spec = self._filter_spec
+            if spec is not None and getattr(spec, "account_id", None):
+                view.set_account_filter(spec.account_id)
+        except Exception:  # noqa: BLE001 - the chart must never take the desk down
+            log.warning("P&L view could not follow the desk", exc_info=True)
         return view
 
     # --- live ---------------------------------------------------------------------------------------------------
@@ -349,12 +357,14 @@ class MainWindow(QMainWindow):
         self._choices_timer.start()
 
     def _on_events_applied(self, events: list, change: object) -> None:
-        view = self._pnl_view
-        if view is not None and hasattr(view, "update_from"):
-            try:
-                view.update_from(self.controller.state, events)
-            except Exception:  # noqa: BLE001
-                log.debug("P&L update failed", exc_info=True)
+        """Live batches for open trade details (the P&L view follows the controller itself, via attach)."""
+        for dialog in list(self._details):
+            detail = getattr(dialog, "detail", None)
+            if detail is not None and hasattr(detail, "update_from") and shiboken6.isValid(detail):
+                try:
+                    detail.update_from(events)
+                except Exception:  # noqa: BLE001 - a detail must never break the live desk
+                    log.debug("trade detail update failed", exc_info=True)
 
     def _on_connection(self, state: str, detail: str) -> None:
         self.status.set_state(state, detail)
@@ -430,6 +440,7 @@ class MainWindow(QMainWindow):
     def _detail_dialog(self, title: str, widget: QWidget) -> QDialog:
         dialog = QDialog(self)
         dialog.setWindowTitle(title)
+        dialog.detail = widget  # type: ignore[attr-defined] - live batches reach open details through this
         QVBoxLayout(dialog).addWidget(widget)
         dialog.resize(900, 640)
         # Not WA_DeleteOnClose: a loader task may still hold the detail widget when the user closes the dialog;
@@ -517,15 +528,21 @@ class MainWindow(QMainWindow):
         self.settings.utc = on
         self.filter_bar.set_time_zone(on)
         self._apply_display_options()
+        if hasattr(self._pnl_view, "set_time_zone"):
+            self._pnl_view.set_time_zone(UTC if on else None)
 
     def _on_theme(self, mode: str) -> None:
         self.settings.theme = mode
         theme.apply_theme(QApplication.instance(), mode)
         self._apply_display_options()
+        if hasattr(self._pnl_view, "set_scheme"):
+            self._pnl_view.set_scheme(self.settings.pl_scheme)  # redraw: colours depend on light/dark
 
     def _on_pl_scheme(self, scheme: str) -> None:
         self.settings.pl_scheme = scheme
         self._apply_display_options()
+        if hasattr(self._pnl_view, "set_scheme"):
+            self._pnl_view.set_scheme(scheme)
 
     # --- closing --------------------------------------------------------------------------------------------------
 

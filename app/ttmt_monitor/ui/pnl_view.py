@@ -211,6 +211,7 @@ class PnlView(QWidget):
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
         self._reset_view = True
+        self._empty_range = False  # the axes show the "nothing to draw" placeholder range
         self._full_dirty = True
         self._dirty = True
         self._range_start: Any = _UNSET
@@ -444,9 +445,15 @@ class PnlView(QWidget):
             last_v = float(s.total) if s else 0.0
             segment.setData([last_t, max(now.timestamp(), last_t)], [last_v, last_v + float(o)])
         self._update_open_label(open_pl)
+        has_data = any(s.points for s in self.series.values()) or bool(open_pl)
+        if self._empty_range and has_data:
+            # The placeholder range (drawn while nothing was there, e.g. before the history arrived) pinned the
+            # axes; the first data must be shown, not left far outside a -1..1 window.
+            self._reset_view = True
         if self._reset_view:
             self._reset_view = False
-            if any(s.points for s in self.series.values()) or open_pl:
+            self._empty_range = not has_data
+            if has_data:
                 self.plot.enableAutoRange()
             else:
                 # Nothing to draw: still show the range's real dates (not 1970) so the axis says "no trades
