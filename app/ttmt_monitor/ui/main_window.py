@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import formatting as fmt
+from ..core.models import BreakevenSet
 from . import theme
 from .accounts_model import AccountRow
 from .controller import DeskController, describe_error
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 TAB_TITLES = {"accounts": "Accounts", "positions": "Positions", "trades": "Trades", "signals": "Signals",
               "pnl": "P&&L"}
+MAX_BREAKEVEN_IDS = 100_000
 PL_SCHEME_TITLES = {"green_up": "Green up, red down", "red_up": "Red up, green down (East Asian)",
                     "colorblind": "Blue up, orange down (colour-blind safe)"}
 
@@ -131,6 +133,7 @@ class MainWindow(QMainWindow):
         self._details: list[QWidget] = []
         self._pnl_view: Any = None
         self._filter_spec: Any = None
+        self._breakeven_ids: set[str] = set()  # trades a breakeven_set event was seen for (this run)
 
         # --- tables
         self.views: dict[str, DeskTableView] = {
@@ -357,7 +360,13 @@ class MainWindow(QMainWindow):
         self._choices_timer.start()
 
     def _on_events_applied(self, events: list, change: object) -> None:
-        """Live batches for open trade details (the P&L view follows the controller itself, via attach)."""
+        """Live batches for open trade details (the P&L view follows the controller itself, via attach), and
+        the trades whose breakeven move was seen (a detail opened later still reports it)."""
+        for e in events:
+            if isinstance(e, BreakevenSet) and e.trade_id:
+                if len(self._breakeven_ids) >= MAX_BREAKEVEN_IDS:
+                    self._breakeven_ids.clear()  # a bound over weeks of running; losing old ones is harmless
+                self._breakeven_ids.add(e.trade_id)
         for dialog in list(self._details):
             detail = getattr(dialog, "detail", None)
             if detail is not None and hasattr(detail, "update_from") and shiboken6.isValid(detail):
@@ -463,7 +472,8 @@ class MainWindow(QMainWindow):
         detail = TradeDetail(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme)
         row = self.controller.trades_model.get(trade_id)
         if row is not None:
-            detail.set_trade(row, self.controller.signals_model.get(row.signal_id or ""))
+            detail.set_trade(row, self.controller.signals_model.get(row.signal_id or ""),
+                             breakeven_seen=trade_id in self._breakeven_ids)
         dialog = self._detail_dialog(f"Trade {getattr(row, 'reference', None) or trade_id[:8]}", detail)
         detail.signal_requested.connect(self.open_signal)
         asyncio.ensure_future(self._load_trade(detail, trade_id))
@@ -486,12 +496,14 @@ class MainWindow(QMainWindow):
             self.status.showMessage(f"Trade details not loaded: {describe_error(exc)}", 8000)
             return
         if shiboken6.isValid(detail):  # the dialog may have been closed while we waited
-            detail.set_trade(trade, signal)
+            detail.set_trade(trade, signal, breakeven_seen=trade_id in self._breakeven_ids)
 
     def open_signal(self, signal_id: str) -> QDialog:
         from .signal_detail import SignalDetail
 
         detail = SignalDetail(utc=self.settings.utc)
+        # "Routed to accounts" by label, not by id.
+        detail.set_account_labels({a.account_id: a.label for a in self.controller.accounts.values()})
         row = self.controller.signals_model.get(signal_id)
         if row is not None:
             detail.set_signal(row)
@@ -530,6 +542,10 @@ class MainWindow(QMainWindow):
         self._apply_display_options()
         if hasattr(self._pnl_view, "set_time_zone"):
             self._pnl_view.set_time_zone(UTC if on else None)
+        for dialog in self._details:
+            detail = getattr(dialog, "detail", None)
+            if detail is not None and shiboken6.isValid(detail) and hasattr(detail, "set_time_zone"):
+                detail.set_time_zone(on)
 
     def _on_theme(self, mode: str) -> None:
         self.settings.theme = mode

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from PySide6.QtCore import Qt
 from PySide6.QtCore import Signal as QtSignal
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtGui import QFontDatabase, QTextOption
 from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
@@ -115,7 +115,11 @@ class SignalDetail(QWidget):
         self.raw_view = QPlainTextEdit()
         self.raw_view.setReadOnly(True)
         self.raw_view.setUndoRedoEnabled(False)
+        # Wrap at the widget's width, at word boundaries or, for a long unbroken run (a URL, a row of emoji or
+        # dashes), anywhere: a long message reads top to bottom, never sideways.
         self.raw_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.raw_view.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.raw_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.raw_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.raw_view.setPlaceholderText("The raw message comes with the signal's detail (loading or not available).")
         self.raw_view.setAccessibleName("Raw Telegram message")

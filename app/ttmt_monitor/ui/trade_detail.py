@@ -2,7 +2,8 @@
 and the signal the trade came from.
 
 Provides ``TradeDetail(QWidget)`` with ``set_trade(trade, signal=None, *, breakeven_seen=False)``,
-``set_time_zone(utc)``, ``set_pl_scheme(scheme)`` and the signal ``signal_requested(str)``; and the pure helper
+``update_from(events)`` (live batches while open: the embedded :class:`~ttmt_monitor.ui.trade_chart.TradeChart`
+follows them, a ``breakeven_set`` for the trade is remembered), ``set_time_zone(utc)``, ``set_pl_scheme(scheme)`` and the signal ``signal_requested(str)``; and the pure helper
 ``breakeven_state(trade, signal=None, breakeven_seen=False) -> BreakevenState`` (tested without Qt).
 
 Breakeven is derived honestly from numbers, not guessed from events alone: the stop loss is "at breakeven" when it
@@ -12,8 +13,12 @@ by the app is reported too, but never overrides what the numbers say.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC
 from decimal import Decimal
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtCore import Signal as QtSignal
@@ -25,6 +30,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -38,12 +44,14 @@ from ..core.formatting import (
     pl_sign,
     zone_label,
 )
-from ..core.models import Order, Position, Signal, Trade
+from ..core.models import BreakevenSet, Event, Order, Position, Signal, Trade
 from .signal_detail import describe_entry, describe_targets
 from .theme import is_dark, pl_color
 from .widgets import ReadOnlyTable, plain_label, section_title
 
 __all__ = ["BreakevenState", "TradeDetail", "breakeven_state", "short_id"]
+
+log = logging.getLogger(__name__)
 
 _NONE = "—"
 
@@ -137,7 +145,8 @@ class TradeDetail(QWidget):
         "Filled", "Position",
     )
 
-    def __init__(self, parent: QWidget | None = None, *, utc: bool = False, pl_scheme: str = "green_up") -> None:
+    def __init__(self, parent: QWidget | None = None, *, utc: bool = False, pl_scheme: str = "green_up",
+                 chart: bool = True) -> None:
         super().__init__(parent)
         self._utc = utc
         self._scheme = pl_scheme
@@ -201,13 +210,42 @@ class TradeDetail(QWidget):
         scroll.setWidget(content)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        # The price chart (ui/trade_chart) above the figures, in a splitter so the user can trade one for the
+        # other. Optional: without pyqtgraph (or if it fails) the figures alone still show.
+        self.chart: Any = None
+        self.chart_error: str | None = None
+        if chart:
+            try:
+                from .trade_chart import TradeChart
+
+                self.chart = TradeChart(tz=UTC if utc else None)
+            except Exception as exc:  # noqa: BLE001 - the figures matter more than the picture
+                self.chart_error = f"{exc.__class__.__name__}: {exc}"
+        if self.chart is not None:
+            split = QSplitter(Qt.Orientation.Vertical)
+            split.addWidget(self.chart)
+            split.addWidget(scroll)
+            split.setStretchFactor(0, 2)
+            split.setStretchFactor(1, 3)
+            split.setSizes([260, 380])
+            split.setChildrenCollapsible(False)
+            self.chart.setMinimumHeight(180)
+            outer.addWidget(split)
+        else:
+            outer.addWidget(scroll)
         self._show_empty()
 
     # --- settings ----------------------------------------------------------------------------------------------
 
     def set_time_zone(self, utc: bool) -> None:
         self._utc = utc
+        if self.chart is not None:
+            from .pnl_view import utc_offset_for_axis
+
+            axis = self.chart.plot.getAxis("bottom")
+            axis.utcOffset = utc_offset_for_axis(UTC if utc else None)
+            axis.picture = None  # pyqtgraph caches the drawn axis
+            axis.update()
         self._refresh()
 
     def set_pl_scheme(self, scheme: str) -> None:
@@ -223,8 +261,38 @@ class TradeDetail(QWidget):
     def set_trade(self, trade: Trade | None, signal: Signal | None = None, *, breakeven_seen: bool = False) -> None:
         """Show ``trade`` (None clears). ``signal`` is its originating signal when known; ``breakeven_seen`` says the
         app saw a ``breakeven_set`` event for it."""
-        self._trade, self._signal, self._breakeven_seen = trade, signal, breakeven_seen
+        # A breakeven move seen live while the detail was open stays known when REST refreshes the trade.
+        same = trade is not None and self._trade is not None and trade.id == self._trade.id
+        seen = breakeven_seen or (same and self._breakeven_seen)
+        self._trade, self._signal, self._breakeven_seen = trade, signal, seen
+        if self.chart is not None and trade is not None:
+            try:
+                self.chart.set_trade(trade)
+            except Exception:  # noqa: BLE001 - a chart problem never hides the figures
+                log.debug("trade chart could not take the trade", exc_info=True)
         self._refresh()
+
+    def update_from(self, events: Iterable[Event]) -> None:
+        """A live batch while the detail is open: the chart keeps what belongs to this trade (prices, fills, TP
+        hits, the breakeven step) and a ``breakeven_set`` for it is reported in the Breakeven field."""
+        trade = self._trade
+        if trade is None:
+            return
+        events = events if isinstance(events, list) else list(events)
+        if self.chart is not None:
+            try:
+                self.chart.update_from(events)
+            except Exception:  # noqa: BLE001
+                log.debug("trade chart update failed", exc_info=True)
+        if not self._breakeven_seen and any(
+            isinstance(e, BreakevenSet) and e.trade_id == trade.id for e in events
+        ):
+            self._breakeven_seen = True
+            self._refresh()
+
+    @property
+    def breakeven_seen(self) -> bool:
+        return self._breakeven_seen
 
     def _refresh(self) -> None:
         if self._trade is None:

