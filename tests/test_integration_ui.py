@@ -269,3 +269,56 @@ def test_signal_detail_account_labels_and_wrapping(qapp, sim_paused, settings):
             dispose(window)
 
     run_on_qasync(scenario, timeout=60)
+
+
+def test_notification_settings_menu_and_unread_badge(qapp, sim_paused, settings):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        from ttmt_monitor.core.notify import KINDS
+        from ttmt_monitor.ui.notification_centre import NotificationSettingsDialog
+        from ttmt_monitor.ui.notifications import load_notify_settings
+
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert window.notifier is not None and window.centre is not None
+            # View → Notification settings… opens the dialog (non-modal); OK applies to the notifier and saves.
+            action = window.notification_settings_action
+            assert action is not None and action.text().replace("&", "").startswith("Notification settings")
+            action.trigger()
+            dialogs = [d for d in window.findChildren(NotificationSettingsDialog) if d.isVisible()]
+            assert len(dialogs) == 1
+            kind = KINDS[0]
+            dialogs[0].switches[kind].setChecked(False)
+            dialogs[0].accept()
+            assert not window.notifier.rules.settings.is_enabled(kind)
+            assert not load_notify_settings(settings.qs).is_enabled(kind)
+            # The centre's own "Settings…" button opens the same dialog.
+            window.centre.settings_button.click()
+            dialogs = [d for d in window.findChildren(NotificationSettingsDialog) if d.isVisible()]
+            assert len(dialogs) == 1 and not dialogs[0].switches[kind].isChecked()
+            dialogs[0].reject()
+
+            # Unread badge: real events from the simulator become notifications; the count shows on the menu
+            # action and in the status bar, and disappears once read.
+            assert not window.unread_button.isVisible()
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 15, "stream live")
+            await step_until(sim, controller, lambda: window.centre.unread_count > 0, "a notification")
+            n = window.centre.unread_count
+            assert window.unread_button.isVisible() and f"{n} unread" in window.unread_button.text()
+            assert f"({n} unread)" in window.notifications_action.text()
+            window.grab().save(str(SHOTS / "ttmt_integration_badge.png"))
+            window.unread_button.click()
+            assert window.centre_dock.isVisible()
+            window.centre.mark_all_read()
+            assert not window.unread_button.isVisible()
+            assert "unread" not in window.notifications_action.text()
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=90)

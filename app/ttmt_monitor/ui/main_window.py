@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QPushButton,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -230,8 +231,47 @@ class MainWindow(QMainWindow):
             self.notifier = wire_notifications(self, self.controller, centre=self.centre,
                                                settings_store=self.settings.qs,
                                                show_banner=lambda text: self.status.showMessage(text, 8000))
+            self.centre.settings_requested.connect(self.open_notification_settings)
+            # The unread badge: on the View → Notifications action and in the status bar (a flat button that
+            # opens the centre; hidden while nothing is unread).
+            self.unread_button = QPushButton(self)
+            self.unread_button.setFlat(True)
+            self.unread_button.setToolTip("Show the notification centre")
+            self.unread_button.clicked.connect(self.show_notification_centre)
+            self.unread_button.hide()
+            self.status.addPermanentWidget(self.unread_button)
+            self.centre.unread_changed.connect(self._on_unread)
         except Exception as exc:  # noqa: BLE001
             log.warning("notifications unavailable: %s", describe_error(exc))
+
+    def _on_unread(self, count: int) -> None:
+        """Show how many notifications are unread (0 hides the badge)."""
+        action = getattr(self, "notifications_action", None)
+        if action is not None:
+            action.setText(f"&Notifications ({count} unread)" if count else "&Notifications")
+        button = getattr(self, "unread_button", None)
+        if button is not None:
+            button.setText(f"Notifications: {count} unread")  # no bell glyph: many fonts lack it (tofu)
+            button.setVisible(count > 0)
+
+    def show_notification_centre(self) -> None:
+        if self.centre_dock is not None:
+            self.centre_dock.show()
+            self.centre_dock.raise_()
+
+    def open_notification_settings(self) -> QDialog | None:
+        """The notification settings dialog (non-modal); OK applies and saves them to the notifier and tray."""
+        if self.notifier is None:
+            self.status.showMessage("Notifications are not available.", 5000)
+            return None
+        from .notification_centre import open_notification_settings
+
+        try:
+            return open_notification_settings(self, self.notifier, getattr(self.notifier, "tray", None))
+        except Exception as exc:  # noqa: BLE001 - a broken dialog must not take the window down
+            log.warning("notification settings unavailable", exc_info=True)
+            self.status.showMessage(f"Notification settings unavailable: {describe_error(exc)}", 8000)
+            return None
 
     def quit(self) -> None:
         """Quit for real (File → Quit, the app's own shutdown): past close-to-tray."""
@@ -260,10 +300,16 @@ class MainWindow(QMainWindow):
         for name, view in self.views.items():
             sub = columns.addMenu(TAB_TITLES[name])
             sub.aboutToShow.connect(lambda sub=sub, view=view: self._fill_columns_menu(sub, view))
+        self.notifications_action: QAction | None = None
         if self.centre_dock is not None:
             toggle = self.centre_dock.toggleViewAction()
             toggle.setText("&Notifications")
             view_menu.addAction(toggle)
+            self.notifications_action = toggle
+        self.notification_settings_action: QAction | None = None
+        if self.notifier is not None:
+            self.notification_settings_action = self._action(view_menu, "Notification &settings…",
+                                                             self.open_notification_settings)
         view_menu.addSeparator()
         self.utc_action = QAction("Times in &UTC", self, checkable=True)
         self.utc_action.setChecked(self.settings.utc)
