@@ -4,7 +4,7 @@ Provides :func:`main` (``main(argv) -> int``; ``argv`` starts with the command n
 
     ttmt-monitor tail [--json] [--account ID] [--max-events N] [--last-event-id N]
     ttmt-monitor export trades|signals [--status S] [--symbol S] [--account ID] [--channel ID]
-                        [--since DATE] [--until DATE] --format csv|json [-o FILE] [--restart]
+                        [--since DATE] [--until DATE] --format csv|json [-o FILE] [--restart] [--offline]
     ttmt-monitor snapshot [--json]
     common: --base-url URL, --api-key KEY (else $TTMT_API_KEY, else the key the desktop app saved in the OS
             keyring), --demo (run against an embedded simulator), -q/--quiet (no status lines on stderr)
@@ -23,6 +23,8 @@ Output contract (scripts rely on it):
   next page and the byte length of FILE after the last complete page; a rerun with the same arguments truncates
   FILE to that length and continues from the cursor; the state file is removed when the export completes.
   Pages are fetched within the rate limit (the client paces on ``X-RateLimit-Remaining``, waits out 429s).
+- ``export --offline`` reads the local history the desktop app keeps for ``--base-url`` (no key, no network):
+  the same columns and JSON; "no local history for <url>" and exit 1 when there is none.
 - CSV cells that are text and start with ``= + - @`` get a leading ``'`` (spreadsheet formula injection from
   channel names/labels); numbers are written exactly as received.
 """
@@ -120,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", default=None, metavar="FILE", help="write here (resumable); else stdout")
     export.add_argument("--restart", action="store_true", help="ignore an unfinished export's state and start over")
     export.add_argument("--page-size", type=_page_size, default=100, help=argparse.SUPPRESS)
+    export.add_argument("--offline", action="store_true",
+                        help="read the local history the desktop app keeps for --base-url (no network, no key)")
 
     snap = sub.add_parser("snapshot", parents=[common], help="accounts, open positions and active trades")
     snap.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -461,11 +465,9 @@ class ExportState:
             self.path.unlink()
 
 
-async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO) -> int:
-    from tqdm import tqdm
-
-    from ttmt_monitor.sources.ttmt.encode import dumps, to_wire
-
+def export_filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The export's filters by their API names (status, symbol, account_id, channel_id, after_date,
+    before_date): the same keys for the REST listing and the local history (``sync.iter_stored_*``)."""
     trades = args.what == "trades"
     if args.symbol is not None and not trades:
         raise UsageError("--symbol filters trades only (the signals list has no symbol filter)")
@@ -477,6 +479,102 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
             filters[name] = value
     if trades and args.symbol is not None:
         filters["symbol"] = args.symbol
+    return filters
+
+
+def _check_date(option: str, value: str) -> None:
+    """Offline there is no server to say 400: a date the store could not compare must be refused here."""
+    try:
+        datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{option} must be an ISO-8601 date or date-time (e.g. 2026-05-01 or "
+                         f"2026-05-01T08:00:00Z), got {value!r}") from None
+
+
+def offline_base_url(args: argparse.Namespace) -> str:
+    return (args.base_url or os.environ.get("TTMT_BASE_URL") or DEFAULT_BASE_URL).strip()
+
+
+def run_export_offline(args: argparse.Namespace, stdout: TextIO, status: Status) -> int:
+    """``export --offline``: the same CSV/JSON as the online export, read from the local history store the
+    desktop app keeps for the base URL (``core.store``/``sync.iter_stored_*``). No network and no key. The
+    output file is written beside its name and renamed when complete (reading local history is fast, so
+    there is nothing to resume: an interrupted export leaves the previous file, never half a document)."""
+    from ttmt_monitor.core.store import Store, StoreError, store_path
+    from ttmt_monitor.sources.ttmt.encode import dumps, to_wire
+    from ttmt_monitor.sync import iter_stored_signals, iter_stored_trades
+
+    if args.demo:
+        raise UsageError("--offline reads the local history of a real connection; the demo keeps none")
+    filters = export_filters(args)
+    for option, name in (("--since", "after_date"), ("--until", "before_date")):
+        if name in filters:
+            _check_date(option, filters[name])
+    base_url = offline_base_url(args)
+    try:
+        store = Store.open_existing(base_url, [])
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if store is None:
+        status(f"(looked for {store_path(base_url, [])})")
+        raise UsageError(f"no local history for {base_url}: run the desktop app connected to it first "
+                         "(it keeps the history), or export without --offline")
+    for message in store.messages:  # e.g. a damaged file was moved aside: the user must know why it is empty
+        status(message)
+    trades = args.what == "trades"
+    columns = TRADE_COLUMNS if trades else SIGNAL_COLUMNS
+    row = trade_row if trades else signal_row
+    is_json = args.format == "json"
+    out_path = Path(args.output) if args.output else None
+    tmp_path = out_path.with_name(out_path.name + ".partial") if out_path is not None else None
+    count = 0
+    try:
+        data_as_of = store.data_as_of
+        items = iter_stored_trades(store, filters) if trades else iter_stored_signals(store, filters)
+        try:
+            target: TextIO = open(tmp_path, "w", encoding="utf-8", newline="") if tmp_path else stdout  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"cannot write {out_path}: {exc.strerror or exc}") from None
+        try:
+            target.write("[" if is_json else _csv_line(columns))
+            chunk: list[str] = []
+            for item in items:
+                if is_json:
+                    chunk.append(("\n" if count == 0 else ",\n") + dumps(to_wire(item)))
+                else:
+                    chunk.append(_csv_line(row(item)))
+                count += 1
+                if len(chunk) >= 500:  # write in slices: flat memory for a long history
+                    target.write("".join(chunk))
+                    chunk = []
+            target.write("".join(chunk))
+            if is_json:
+                target.write("\n]\n" if count else "]\n")
+            target.flush()
+        finally:
+            if target is not stdout:
+                target.close()
+        if tmp_path is not None and out_path is not None:
+            os.replace(tmp_path, out_path)
+    except BaseException:
+        if tmp_path is not None:
+            with contextlib.suppress(OSError):
+                tmp_path.unlink()
+        raise
+    finally:
+        store.close(flush=False)
+    as_of = f" (local history as of {data_as_of.isoformat(timespec='seconds')})" if data_as_of else ""
+    status(f"exported {count} {args.what} offline{as_of}" + (f" to {args.output}" if args.output else ""))
+    return EXIT_OK
+
+
+async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO) -> int:
+    from tqdm import tqdm
+
+    from ttmt_monitor.sources.ttmt.encode import dumps, to_wire
+
+    trades = args.what == "trades"
+    filters = export_filters(args)
     columns = TRADE_COLUMNS if trades else SIGNAL_COLUMNS
     row = trade_row if trades else signal_row
     pages: Callable[..., Any] = session.client.iter_trade_pages if trades else session.client.iter_signal_pages
@@ -617,6 +715,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ttmt_monitor.sources.ttmt.errors import AuthError, ForbiddenError, TTMTError
 
     try:
+        if args.command == "export" and args.offline:
+            return run_export_offline(args, out.stream, status)  # no key, no client, no network
         session.open()
         return asyncio.run(_dispatch(args, session, out))
     except KeyboardInterrupt:

@@ -109,6 +109,8 @@ class TTMTClient:
     ``retries`` is how many times a 5xx/transport failure is retried (so ``retries + 1`` attempts);
     ``backoff_base``/``backoff_cap`` shape the exponential backoff; ``max_rate_limit_retries`` bounds 429 retries
     and ``max_retry_after`` the longest ``Retry-After`` worth waiting for (longer → the 429 is raised).
+    ``cache`` is the :class:`~.cache.ETagCache` for terminal trades/signals (same interface; e.g. the local
+    history's persistent ``Store.etag_cache()``); by default an in-memory LRU of ``cache_size`` entries.
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class TTMTClient:
         max_rate_limit_retries: int = 5,
         max_retry_after: float = 120.0,
         cache_size: int = 2000,
+        cache: ETagCache | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("an API key is required")
@@ -170,7 +173,9 @@ class TTMTClient:
             trust_env=url.scheme == "https",
         )
         self._pacer = Pacer(enabled=rate_limit_pacing, window=rate_window)
-        self._cache = ETagCache(cache_size)
+        # The caller's cache (e.g. ``Store.etag_cache()``: survives restarts, so a terminal trade/signal is
+        # revalidated with If-None-Match and a 304 costs no download) or a private in-memory one.
+        self._cache = cache if cache is not None else ETagCache(cache_size)
         self.retries = max(0, int(retries))
         self.backoff_base = float(backoff_base)
         self.backoff_cap = float(backoff_cap)
