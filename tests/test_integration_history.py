@@ -35,7 +35,8 @@ def cli(base_url: str, data_dir: Path, *args: str, key: str | None = None,
     if key is not None:
         env["TTMT_API_KEY"] = key
     cmd = [sys.executable, "-m", "ttmt_monitor", *args, "--base-url", base_url]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL,
+                          check=False)
 
 
 async def fill_store(sim: SimulatorThread, data_dir: Path) -> dict[str, int]:

@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
-
 from ttmt_monitor.core.models import BreakevenSet, TradeFinalized
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
@@ -113,7 +112,8 @@ async def step_until(sim: Any, controller: DeskController, predicate: Callable[[
             return
         start = controller.live_events
         emitted = await in_thread(sim.call, sim.engine.step, seconds)
-        await until(lambda: controller.live_events - start >= emitted, 20, "step applied")
+        await until(lambda start=start, emitted=emitted: controller.live_events - start >= emitted, 20,
+                    "step applied")
         await until(lambda: controller.pending() == 0, 5, "queue drained")
     assert predicate(), f"not seen within {rounds} steps of {seconds:g} s: {what}"
 
