@@ -30,7 +30,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
-from .accounts_model import AccountsModel, account_rows
+from .accounts_model import AccountsModel, account_rows, local_day_start
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
 from .trades_model import TradesModel
@@ -331,7 +331,9 @@ class DeskController(QObject):
         accounts = list(self.accounts.values())
         if not accounts:
             accounts = list(_table(self.state, "accounts").values())
-        return account_rows(accounts, self.positions_model.objects(), self.trades_model.objects())
+        day = local_day_start()
+        return account_rows(accounts, self.positions_model.objects(), self.trades_model.account_trades(day),
+                            day_start=day)
 
     # --- stream -----------------------------------------------------------------------------------------------
 

