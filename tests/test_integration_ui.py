@@ -322,3 +322,52 @@ def test_notification_settings_menu_and_unread_badge(qapp, sim_paused, settings)
             dispose(window)
 
     run_on_qasync(scenario, timeout=90)
+
+
+def test_pnl_tab_shows_the_local_history_offline(qapp, sim_paused, settings, tmp_path):
+    """An offline start with a local history: the P&L tab draws the stored closed trades (no network)."""
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sync import backfill, delta_sync, iter_stored_trades
+
+    sim = sim_paused
+    data_dir = tmp_path / "history"
+
+    def store_factory() -> Store:
+        return Store.open(sim.base_url, data_dir=data_dir)
+
+    async def fill() -> int:
+        store = store_factory()
+        try:
+            async with TTMTClient(sim.base_url, sim.api_key) as client:
+                await delta_sync(store, client)
+                await backfill(store, client, max_pages=50, pace_s=0.0)
+            store.flush_sync()
+            return len(list(iter_stored_trades(store, {"status": "closed"})))
+        finally:
+            store.close()
+
+    async def offline_run() -> tuple[int, str | None, str]:
+        dead = "http://127.0.0.1:9/api/v1"  # nothing listens there: every request fails at once
+        controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory,
+                                    client_factory=lambda _url, key: TTMTClient(dead, key), start_stream=False)
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start() and controller.connection_state == "offline"
+            window.select_tab("pnl")
+            view = window._pnl_view
+            await until(lambda: view._store_task is not None and view._store_task.done(), 10, "store read")
+            await until(lambda: view._history_task is None or view._history_task.done(), 20, "API history gave up")
+            await until(lambda: not view._dirty, 5, "chart redrawn")
+            window.grab().save(str(SHOTS / "ttmt_integration_pnl_offline.png"))
+            return sum(len(s.points) for s in view.series.values()), view.history_error, view.open_label.text()
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    stored_closed = run_on_qasync(fill, timeout=60)
+    assert stored_closed > 0
+    points, error, label = run_on_qasync(offline_run, timeout=60)
+    assert points == stored_closed  # every stored closed trade is on the curve, each once
+    assert error and "Local history only: NetworkError" in label  # and says the API part is missing

@@ -121,8 +121,11 @@ class PnlView(QWidget):
         self.recompute_count = 0  # how many of them went over the whole history
         self.history_loading = False
         self.history_error: str | None = None
+        self.history_error_short: str | None = None  # the label's short form of history_error
+        self._from_store = 0  # closed trades the local history store gave (see attach)
         self._controller: Any = None
         self._history_task: asyncio.Task[int] | None = None
+        self._store_task: asyncio.Future[int] | None = None
 
         # --- controls
         self._account_combo = QComboBox()
@@ -274,7 +277,8 @@ class PnlView(QWidget):
         """Follow a desk controller (``ui/controller.DeskController``) in one call, instead of wiring by hand:
         on ``loaded`` take its accounts, its trades table and the open P&L, then page in the full closed
         history (with positions, for the TP markers) through its client; on ``events_applied`` update live.
-        Safe to call before or after the first load."""
+        When the controller keeps a local history (``controller.store``), its closed trades are shown first
+        (instant, and the only history at an offline start). Safe to call before or after the first load."""
         self._controller = controller
         controller.loaded.connect(self._on_controller_loaded)
         controller.events_applied.connect(self._on_controller_events)
@@ -293,12 +297,37 @@ class PnlView(QWidget):
             self.update_from(c.state, [])
         except Exception as exc:  # noqa: BLE001 - the chart must never take the desk down
             self.history_error = f"Could not read the desk: {exc.__class__.__name__}"
+        store = getattr(c, "store", None)
+        if store is not None and self._store_task is None:
+            # The local history first (no network, no API budget; the only history at an offline start); the
+            # pages from the API then replace those trades with copies carrying positions (TP markers).
+            try:
+                self._store_task = asyncio.ensure_future(self._seed_from_store(store))
+            except RuntimeError:  # no running asyncio loop
+                self._store_task = None
         client = getattr(c, "client", None)
         if client is not None and (self._history_task is None or self._history_task.done()):
             try:
                 self._history_task = self.load_history(client)
             except RuntimeError:  # no running asyncio loop (not under qasync): the table's trades must do
                 self._history_task = None
+
+    async def _seed_from_store(self, store: Any) -> int:
+        """Closed trades from the local history store (``sync.iter_stored_trades``), read off the GUI thread.
+        Trades the view already has (e.g. an API page that came first, with positions) are not replaced.
+        Returns how many were added; a store problem leaves the chart as it is."""
+        from ..sync import iter_stored_trades
+
+        loop = asyncio.get_running_loop()
+        try:
+            trades = await loop.run_in_executor(None, lambda: list(iter_stored_trades(store, {"status": "closed"})))
+        except Exception:  # noqa: BLE001 - a closed or damaged store: the API history still comes
+            return 0
+        new = [t for t in trades if t.id not in self._trades]
+        self._from_store = len(trades)
+        if new:
+            self.add_trades(new)
+        return len(new)
 
     def _on_controller_events(self, events: list, _change: Any = None) -> None:
         c = self._controller
@@ -326,14 +355,18 @@ class PnlView(QWidget):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a network/decode problem must not break the desk
+                # Short on the label (it shares a line with the open P&L); the whole message in its tooltip.
                 self.history_error = f"History incomplete: {exc.__class__.__name__}: {exc}"
+                self.history_error_short = (
+                    f"{'Local history only' if self._from_store else 'History incomplete'}: "
+                    f"{exc.__class__.__name__}")
                 self._schedule()
             finally:
                 self.history_loading = False
                 self._schedule()
             return n
 
-        self.history_error = None
+        self.history_error = self.history_error_short = None
         return asyncio.ensure_future(run())
 
     def update_from(self, state: Any, events: Iterable[Event]) -> None:
@@ -595,8 +628,9 @@ class PnlView(QWidget):
         if self.history_loading:
             text += "   (loading history…)"
         if self.history_error:
-            text += f"   ⚠ {self.history_error}"
+            text += f"   ⚠ {getattr(self, 'history_error_short', None) or self.history_error}"
         self.open_label.setText(text)
+        self.open_label.setToolTip(plain_tip(self.history_error) if self.history_error else "")
 
     def _update_stats(self) -> None:
         tree = self.stats_tree
