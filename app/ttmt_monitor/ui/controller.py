@@ -304,19 +304,22 @@ class DeskController(QObject):
         from ..core.state import DeskState
 
         client = self.client
-        snapshot, trades_page, signals_page = await asyncio.gather(
-            client.snapshot(), client.trades_page(limit=PAGE_SIZE), client.signals_page(limit=PAGE_SIZE)
+        # The tables first; the Signals page is secondary (another tab) and follows right after (_load_signals):
+        # start-up waits on the slowest request, and the simulator/server answers one request at a time.
+        snapshot, trades_page = await asyncio.gather(
+            _fetch_snapshot(client), client.trades_page(limit=PAGE_SIZE)
         )
+        self._spawn(self._load_signals(reset))
         self.state = DeskState.from_snapshot(snapshot)
         self.accounts = {a.account_id: a for a in snapshot.accounts}
         open_trades = list(_table(self.state, "trades").values()) or list(snapshot.trades)
-        history = [t for t in trades_page.items if t.id not in {o.id for o in open_trades}]
+        open_ids = {o.id for o in open_trades}
+        history = [t for t in trades_page.items if t.id not in open_ids]
         trades = open_trades + history
         positions = list(_table(self.state, "positions").values()) or list(snapshot.positions)
         if reset:
             self.positions_model.reset_rows(positions)
             self.trades_model.set_first_page(trades, trades_page.has_more, trades_page.next_cursor)
-            self.signals_model.reset_rows(signals_page.items)
             self.accounts_model.reset_rows(self._account_rows())
         else:
             self.positions_model.sync_to(positions)
@@ -324,8 +327,22 @@ class DeskController(QObject):
             if self.showing_cache:  # page further back from where the API's newest page ends
                 self.trades_model.has_more = trades_page.has_more
                 self.trades_model.next_cursor = trades_page.next_cursor
-            self.signals_model.upsert(signals_page.items)
             self.accounts_model.sync_to(self._account_rows())
+
+    async def _load_signals(self, reset: bool) -> None:
+        """Page 1 of /signals after the snapshot (see _load_snapshot); a failure waits for the next poll."""
+        try:
+            page = await self.client.signals_page(limit=PAGE_SIZE)
+        except Exception as exc:  # noqa: BLE001
+            log.info("signals not loaded: %s", describe_error(exc))
+            return
+        if self._closing:
+            return
+        if reset:
+            self.signals_model.reset_rows(page.items)
+        else:
+            self.signals_model.upsert(page.items)
+        self._store_call("put_signals", page.items)
 
     def _account_rows(self) -> list[Any]:
         accounts = list(self.accounts.values())
@@ -564,6 +581,38 @@ class DeskController(QObject):
             return 0
         self._store_call("put_trades", page.items)
         return model.append_page(page.items, page.has_more, page.next_cursor)
+
+
+async def _fetch_snapshot(client: Any) -> m.Snapshot:
+    """The REST snapshot (accounts, open positions, open trades) with its requests in flight together.
+
+    ``TTMTClient.snapshot()`` asks one after another (four round trips at start-up, each waiting for the loop,
+    which is busy building the window); the same three lists fetched concurrently arrive in about the time of
+    the slowest. Same content and filtering as ``decode_snapshot`` (closed positions and terminal trades left
+    out). A client without the list methods (a test double) gives its own ``snapshot()``."""
+    if not all(hasattr(client, n) for n in ("accounts", "positions", "trades_page")):
+        return await client.snapshot()
+    taken_at = datetime.now(timezone.utc)
+
+    async def open_trades() -> list[m.Trade]:
+        trades: list[m.Trade] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = await client.trades_page(status="open", limit=PAGE_SIZE, after=cursor)
+            trades.extend(page.items)
+            if not page.has_more or page.next_cursor is None or page.next_cursor in seen:
+                return trades
+            seen.add(page.next_cursor)
+            cursor = page.next_cursor
+
+    accounts, positions, trades = await asyncio.gather(client.accounts(), client.positions(), open_trades())
+    return m.Snapshot(
+        accounts=tuple(accounts),
+        positions=tuple(p for p in positions if p.status != "closed"),
+        trades=tuple(t for t in trades if not t.is_terminal),
+        taken_at=taken_at,
+    )
 
 
 def describe_error(exc: BaseException | None) -> str:
