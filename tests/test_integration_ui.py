@@ -242,8 +242,10 @@ def test_signal_detail_account_labels_and_wrapping(qapp, sim_paused, settings):
         window.show()
         try:
             assert await controller.start(), controller.connection_detail
+            # The signals table may fill a moment after start(): wait for it (bounded).
+            await until(lambda: any(s.account_ids for s in controller.signals_model.objects()), 10,
+                        "routed signals in the table")
             routed = [s for s in controller.signals_model.objects() if s.account_ids]
-            assert routed
             signal = routed[0]
             dialog = window.open_signal(signal.id)
             detail = dialog.detail
