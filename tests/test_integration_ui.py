@@ -229,6 +229,53 @@ def test_trade_detail_chart_live_and_breakeven(qapp, sim_paused, settings):
     run_on_qasync(scenario, timeout=120)
 
 
+def test_open_trade_details_are_reread_after_a_milestone(qapp, sim_paused, settings):
+    """A fill, TP hit, close or breakeven of a trade whose detail is open re-reads it from REST (once per burst)."""
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.show()
+        log = EventLog(controller)
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 15, "stream live")
+            open_ids = sorted({p.trade_id for p in controller.positions_model.objects() if p.trade_id})[:8]
+            assert open_ids
+            details = {tid: window.open_trade(tid).detail for tid in open_ids}
+            await until(lambda: all(d.trade is not None and d.trade.positions is not None
+                                    for d in details.values()), 15, "fat trades")
+            first = {tid: d.trade for tid, d in details.items()}
+            requests_before = controller.client.requests_made
+
+            def milestone_trades() -> set[str]:
+                from ttmt_monitor.ui.main_window import MILESTONE_EVENTS
+
+                ids = set()
+                for e in log.events:
+                    if e.type in MILESTONE_EVENTS:
+                        ids.add(getattr(e, "trade_id", None) or getattr(getattr(e, "trade", None), "id", None)
+                                or getattr(getattr(e, "order", None), "trade_id", None)
+                                or getattr(getattr(e, "position", None), "trade_id", None))
+                return ids & set(open_ids)
+
+            await step_until(sim, controller, lambda: bool(milestone_trades()), "a milestone of an open trade")
+            hit = sorted(milestone_trades())[0]
+            await until(lambda: details[hit].trade is not first[hit], 10, "the detail re-read its trade")
+            await until(lambda: not details[hit].reload_pending, 5, "reload finished")
+            # Coalesced: a handful of requests for the touched trades, not one per event.
+            touched = len(milestone_trades())
+            made = controller.client.requests_made - requests_before
+            assert made <= 4 * touched + 4
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=120)
+
+
 def test_signal_detail_account_labels_and_wrapping(qapp, sim_paused, settings):
     sim = sim_paused
 

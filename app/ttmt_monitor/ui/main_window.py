@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 TAB_TITLES = {"accounts": "Accounts", "positions": "Positions", "trades": "Trades", "signals": "Signals",
               "pnl": "P&&L"}
 MAX_BREAKEVEN_IDS = 100_000
+# Events after which an open trade detail re-reads its trade from REST (coalesced over RELOAD_DELAY_S).
+MILESTONE_EVENTS = frozenset({"order_fill", "tp_hit", "position_closed", "breakeven_set", "trade_finalized"})
+RELOAD_DELAY_S = 1.5
 PL_SCHEME_TITLES = {"green_up": "Green up, red down", "red_up": "Red up, green down (East Asian)",
                     "colorblind": "Blue up, orange down (colour-blind safe)"}
 
@@ -413,13 +416,38 @@ class MainWindow(QMainWindow):
                 if len(self._breakeven_ids) >= MAX_BREAKEVEN_IDS:
                     self._breakeven_ids.clear()  # a bound over weeks of running; losing old ones is harmless
                 self._breakeven_ids.add(e.trade_id)
+        if not self._details:
+            return
+        # Milestones of a trade (a fill, a TP hit, a close, the breakeven move) change its figures, ladder and
+        # positions: an open detail of that trade is re-read from REST (coalesced, see _reload_trade). Price
+        # ticks only move its chart.
+        milestones = {getattr(e, "trade_id", None) or getattr(getattr(e, "trade", None), "id", None)
+                      or getattr(getattr(e, "order", None), "trade_id", None)
+                      or getattr(getattr(e, "position", None), "trade_id", None)
+                      for e in events if e.type in MILESTONE_EVENTS}
         for dialog in list(self._details):
             detail = getattr(dialog, "detail", None)
-            if detail is not None and hasattr(detail, "update_from") and shiboken6.isValid(detail):
-                try:
-                    detail.update_from(events)
-                except Exception:  # noqa: BLE001 - a detail must never break the live desk
-                    log.debug("trade detail update failed", exc_info=True)
+            if detail is None or not hasattr(detail, "update_from") or not shiboken6.isValid(detail):
+                continue
+            try:
+                detail.update_from(events)
+            except Exception:  # noqa: BLE001 - a detail must never break the live desk
+                log.debug("trade detail update failed", exc_info=True)
+            trade = detail.trade
+            if trade is not None and trade.id in milestones and not getattr(detail, "reload_pending", False):
+                detail.reload_pending = True
+                asyncio.ensure_future(self._reload_trade(detail, trade.id))
+
+    async def _reload_trade(self, detail: Any, trade_id: str) -> None:
+        """Re-read an open detail's trade after a milestone, at most once per RELOAD_DELAY_S (a burst of fills
+        and TP hits on one trade costs one request of the API's 30 a minute, not one per event)."""
+        try:
+            await asyncio.sleep(RELOAD_DELAY_S)
+            if shiboken6.isValid(detail):
+                await self._load_trade(detail, trade_id, signal=detail.signal_shown)
+        finally:
+            if shiboken6.isValid(detail):
+                detail.reload_pending = False
 
     def _on_connection(self, state: str, detail: str) -> None:
         self.status.set_state(state, detail)
@@ -525,14 +553,14 @@ class MainWindow(QMainWindow):
         asyncio.ensure_future(self._load_trade(detail, trade_id))
         return dialog
 
-    async def _load_trade(self, detail: Any, trade_id: str) -> None:
+    async def _load_trade(self, detail: Any, trade_id: str, *, signal: Any = None) -> None:
+        """Fill a trade detail from ``GET /trades/{id}`` (and its signal, unless ``signal`` is already known)."""
         client = self.controller.client
         if client is None:
             return
         try:
             trade = await client.trade(trade_id)
-            signal = None
-            if trade.signal_id:
+            if trade.signal_id and (signal is None or signal.id != trade.signal_id):
                 signal = self.controller.signals_model.get(trade.signal_id)
                 try:
                     signal = await client.signal(trade.signal_id)

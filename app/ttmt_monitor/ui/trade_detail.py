@@ -153,6 +153,7 @@ class TradeDetail(QWidget):
         self._trade: Trade | None = None
         self._signal: Signal | None = None
         self._breakeven_seen = False
+        self.reload_pending = False  # the window re-reads the trade after a milestone (one request at a time)
 
         self.title_label = plain_label("No trade selected")
         font = self.title_label.font()
@@ -293,6 +294,11 @@ class TradeDetail(QWidget):
     @property
     def breakeven_seen(self) -> bool:
         return self._breakeven_seen
+
+    @property
+    def signal_shown(self) -> Signal | None:
+        """The originating signal on show (a reload of the trade can keep it instead of fetching it again)."""
+        return self._signal
 
     def _refresh(self) -> None:
         if self._trade is None:
