@@ -191,6 +191,41 @@ def test_history_pages_in_with_fetch_more(qapp, sim_paused, settings, monkeypatc
     assert final == total
 
 
+def test_startup_prefetch_matches_the_client_and_falls_back(qapp, sim_paused, settings):
+    """The start-up fast path (plain sockets in threads) gives exactly what the client gives; a rejected key makes
+    it step aside, and the client's own load reports the problem."""
+    from ttmt_monitor.ui.controller import PAGE_SIZE, SnapshotPrefetch
+
+    sim = sim_paused
+
+    async def scenario() -> None:
+        got = await SnapshotPrefetch(sim.base_url, sim.api_key).wait()
+        assert got is not None
+        snapshot, page = got
+        async with TTMTClient(sim.base_url, sim.api_key) as client:
+            expected = await client.snapshot()
+            expected_page = await client.trades_page(limit=PAGE_SIZE)
+        assert snapshot.accounts == expected.accounts and snapshot.accounts
+        assert sorted(snapshot.positions, key=lambda p: p.id) == sorted(expected.positions, key=lambda p: p.id)
+        assert sorted(snapshot.trades, key=lambda t: t.id) == sorted(expected.trades, key=lambda t: t.id)
+        assert page.items == expected_page.items and page.has_more == expected_page.has_more
+        assert page.next_cursor == expected_page.next_cursor
+
+        wrong = sim.api_key[:-4] + ("AAAA" if not sim.api_key.endswith("AAAA") else "BBBB")
+        assert await SnapshotPrefetch(sim.base_url, wrong).wait() is None
+        controller, window = make_window(sim, settings, start_stream=False)
+        controller._api_key = wrong  # noqa: SLF001 - the same controller, a rejected key
+        try:
+            assert not await controller.start()
+            assert controller.connection_state == "auth_error"
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
 @pytest.mark.parametrize("fault", ["container_down", "conflict", "auth_error"])
 def test_status_bar_follows_fault_switches(qapp, sim_paused, settings, fault):
     sim = sim_paused

@@ -283,6 +283,42 @@ def test_account_rows_per_currency_hand_computed():
     assert texts == {"a1": "+7.15 USD", "a2": "+7.00 EUR"}
 
 
+def test_account_trades_subset_gives_the_same_figures_as_every_trade():
+    """The controller sums over TradesModel.account_trades (open or closed today), kept up to date by upsert:
+    after inserts, a trade closing today, one closing before today, pages and removals, the figures equal those
+    over every row."""
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    day = now.replace(hour=0)
+    usd = Account("a1", "Live", "live", "USD", "deployed", True)
+
+    def trade(tid: str, status: str, realized: str, closed: datetime | None) -> Trade:
+        return Trade(tid, None, None, None, None, "a1", None, None, "XAUUSD", "BUY", status, None, None,
+                     (None,) * 6, (False,) * 6, Decimal(0), Decimal(realized), Decimal(0), now, None, closed, now)
+
+    model = TradesModel()
+    model.set_first_page([trade("old", "closed_profit", "9", day - timedelta(days=2)),
+                          trade("run", "active", "2", None)], True, "c")
+
+    def check() -> None:
+        subset = model.account_trades(day)
+        assert len(subset) <= model.rowCount()
+        assert account_rows([usd], [], subset, day_start=day) == account_rows([usd], [], model.objects(), day_start=day)
+
+    check()
+    assert {t.id for t in model.account_trades(day)} == {"run"}  # history closed before today is left out
+    model.upsert([trade("run", "closed_profit", "7", now)])  # closes today: still counted
+    check()
+    model.upsert([trade("new", "active", "0", None), trade("new", "closed_loss", "-3", now)])  # last version wins
+    check()
+    model.append_page([trade("older", "closed_loss", "-1", now - timedelta(minutes=5))], False, None)
+    check()
+    model.upsert([trade("new", "closed_loss", "-3", day - timedelta(seconds=1))])  # odd, but must still agree
+    check()
+    model.remove_keys(["run"])
+    check()
+    assert account_rows([usd], [], model.account_trades(day), day_start=day)[0].realized_today == Decimal(-1)
+
+
 def test_trades_fetch_more_hooks(sim_data):
     snap, trades, _ = sim_data
     model = TradesModel()

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +46,7 @@ ACCOUNTS_EVERY_S = 0.5  # the per-account figures are recomputed at most this of
 SIGNAL_POLL_S = 60.0
 SIGNAL_FETCH_PER_MIN = 6  # unknown-signal look-ups per minute (the rest are picked up by the poll)
 PAGE_SIZE = 100
+MAX_SINGLE_REREADS = 4  # above this many finished-while-away trades, one status=closed listing is cheaper
 
 
 def _table(state: Any, name: str) -> dict[str, Any]:
@@ -120,6 +123,12 @@ class DeskController(QObject):
         self.live_events = 0  # events other than resyncs (what "live events have arrived" means)
         self.last_event_at: datetime | None = None
         self.started = False
+        self._start_task: asyncio.Task[bool] | None = None  # the start-up in flight (F5 meanwhile joins it)
+        self._refreshing = False
+        # True while an F5 snapshot is in flight: stream events wait in the queue and are applied AFTER the
+        # snapshot's Resync (stream order), so nothing applied meanwhile is lost or reverted.
+        self._hold_stream = False
+        self._rereading: set[str] = set()  # trade ids being re-read after a resync dropped them
         self._queue: deque[m.Event] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -127,6 +136,7 @@ class DeskController(QObject):
         self._accounts_at = 0.0
         self._signal_fetches: deque[float] = deque()
         self._signals_pending: set[str] = set()
+        self._signals_reset = True  # whether the first Signals page replaces the rows (False over local history)
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
         self._tick.timeout.connect(self._drain)
@@ -151,15 +161,39 @@ class DeskController(QObject):
 
     async def start(self) -> bool:
         """Load the snapshot into the models, then start the stream. Returns False (and emits ``load_failed``
-        with a readable message) when the first load fails."""
+        with a readable message) when the first load fails.
+
+        Re-entrant: a call while a start-up is in flight (F5 before the first load finished) waits for that one
+        and returns its result; there is never a second start-up nor a second stream for the same key."""
+        if self.started:
+            return True
+        task = self._start_task
+        if task is None:
+            task = self._start_task = asyncio.ensure_future(self._start_once())
+            task.add_done_callback(self._start_done)
+        # shield: a caller cancelled while waiting must not cancel the start-up the others are waiting for
+        return await asyncio.shield(task)
+
+    def _start_done(self, task: asyncio.Task[bool]) -> None:
+        if self._start_task is task:
+            self._start_task = None  # a failed start-up may be retried (F5 again)
+
+    async def _start_once(self) -> bool:
         self._set_connection("connecting", "Loading accounts, positions and trades…")
+        # The start-up lists are asked for at once, on plain sockets in threads, while the HTTP client library is
+        # imported and the window is built (see SnapshotPrefetch); any doubt and the client asks again itself.
+        prefetch = None
+        if self._client_factory is None and self.client is None:
+            prefetch = SnapshotPrefetch(self.base_url, self._api_key)
         await self._show_cached()
         try:
-            if self.client is None:
-                self.client = self._make_client()
+            prefetched = await prefetch.wait() if prefetch is not None else None
+            if prefetched is None:
+                self._client_now()
             # Over the local history: merge by diff (no reset: the cached rows stay, nothing flickers).
-            await self._load_snapshot(reset=not self.showing_cache)
+            await self._load_snapshot(reset=not self.showing_cache, prefetched=prefetched)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a traceback to the user
+            self._client_now()  # the stream (offline start) and Retry need it
             message = describe_error(exc)
             log.warning("initial load failed: %s", message)
             self._set_connection(_state_for_error(exc), message)
@@ -180,19 +214,68 @@ class DeskController(QObject):
         self.loaded.emit()
         self._tick.start()
         self._poll.start()
-        if self._start_stream:
-            self._spawn(self._run_stream())
+        self._spawn(self._after_load(self.client is None))
         return True
 
+    async def _after_load(self, client_pending: bool) -> None:
+        """After the first data is on screen: the HTTP client (when the prefetch spared us making it before),
+        the Signals page, then the stream."""
+        if client_pending:
+            # Let the window paint its first frame with data before importing/making the client (~100-200 ms).
+            await asyncio.sleep(0.03)
+            if self._closing:
+                return
+        self._client_now()
+        self._spawn(self._load_signals(self._signals_reset))
+        if self._start_stream:
+            self._spawn(self._run_stream())
+
+    def _client_now(self) -> Any:
+        """The TTMT client, made on first need."""
+        if self.client is None and not self._closing:
+            self.client = self._make_client()
+        return self.client
+
     async def refresh(self) -> None:
-        """F5: reload the REST view and merge it in by diff (no flicker of empty tables)."""
-        if self.client is None:
+        """F5: a fresh REST view merged in by diff (no flicker of empty tables), IN STREAM ORDER.
+
+        The state object is never replaced under the tick: while the snapshot is in flight the tick holds the
+        stream's events in the queue; the snapshot then goes into the queue as a Resync right after the events
+        that were queued before it was asked for, and the events that arrived meanwhile are applied after it
+        (core.state skips those the snapshot already holds). During start-up F5 joins the start-up in flight.
+        A trade the snapshot no longer lists as open is re-read (see _reconcile_vanished)."""
+        if self._refreshing or self._closing:
             return
+        if not self.started or self.state is None:
+            if self._start_task is not None:
+                await self.start()  # joins the start-up in flight; never a second one
+            return
+        client = self._client_now()
+        if client is None:
+            return
+        self._refreshing = True
+        self._hold_stream = True
+        before = len(self._queue)  # nothing is drained while holding: these stay the queue's head
         try:
-            await self._load_snapshot(reset=False)
+            snapshot, page = await asyncio.gather(_fetch_snapshot(client), client.trades_page(limit=PAGE_SIZE))
         except Exception as exc:  # noqa: BLE001
             self.load_failed.emit(describe_error(exc))
             return
+        finally:
+            self._hold_stream = False
+            self._refreshing = False
+        if self._closing:
+            return
+        resync = m.Resync(event_id=None, type="resync", timestamp=snapshot.taken_at, raw={"reason": "refresh"},
+                          snapshot=snapshot, reason="refresh")
+        self._queue.insert(min(before, len(self._queue)), resync)
+        # Finished trades of the newest page are history (final values): straight to the table. Open ones come
+        # through the Resync (a page's copy could be older than events applied after it).
+        history = [t for t in page.items if t.is_terminal]
+        self.trades_model.upsert(history)
+        self._store_call("put_trades", history)
+        self._spawn(self._load_signals(False))
+        self._drain()
         self._remember_snapshot()
 
     # --- local history (F's core.store / sync) --------------------------------------------------------------------
@@ -300,16 +383,23 @@ class DeskController(QObject):
 
     # --- snapshot ---------------------------------------------------------------------------------------------
 
-    async def _load_snapshot(self, *, reset: bool) -> None:
+    async def _load_snapshot(self, *, reset: bool, prefetched: Any = None) -> None:
         from ..core.state import DeskState
 
-        client = self.client
         # The tables first; the Signals page is secondary (another tab) and follows right after (_load_signals):
         # start-up waits on the slowest request, and the simulator/server answers one request at a time.
-        snapshot, trades_page = await asyncio.gather(
-            _fetch_snapshot(client), client.trades_page(limit=PAGE_SIZE)
-        )
-        self._spawn(self._load_signals(reset))
+        if prefetched is not None:
+            snapshot, trades_page = prefetched
+            self._signals_reset = reset  # loaded by _after_load, once the client exists
+        else:
+            client = self.client
+            snapshot, trades_page = await asyncio.gather(
+                _fetch_snapshot(client), client.trades_page(limit=PAGE_SIZE)
+            )
+            if self.started:  # a refresh (at start-up _after_load asks for the signals)
+                self._spawn(self._load_signals(reset))
+            else:
+                self._signals_reset = reset
         self.state = DeskState.from_snapshot(snapshot)
         self.accounts = {a.account_id: a for a in snapshot.accounts}
         open_trades = list(_table(self.state, "trades").values()) or list(snapshot.trades)
@@ -328,11 +418,15 @@ class DeskController(QObject):
                 self.trades_model.has_more = trades_page.has_more
                 self.trades_model.next_cursor = trades_page.next_cursor
             self.accounts_model.sync_to(self._account_rows())
+            self._reconcile_vanished()  # cached rows still "active" that REST no longer lists as open
 
     async def _load_signals(self, reset: bool) -> None:
         """Page 1 of /signals after the snapshot (see _load_snapshot); a failure waits for the next poll."""
+        client = self.client
+        if client is None:
+            return
         try:
-            page = await self.client.signals_page(limit=PAGE_SIZE)
+            page = await client.signals_page(limit=PAGE_SIZE)
         except Exception as exc:  # noqa: BLE001
             log.info("signals not loaded: %s", describe_error(exc))
             return
@@ -416,6 +510,8 @@ class DeskController(QObject):
         return len(self._queue)
 
     def _drain(self) -> None:
+        if self._hold_stream:
+            return  # an F5 snapshot is in flight: its Resync must come before the events queued meanwhile
         if not self._queue or self.state is None:
             if self._accounts_dirty:
                 self._update_accounts()
@@ -512,6 +608,69 @@ class DeskController(QObject):
         trades = _table(self.state, "trades")
         self.trades_model.upsert(trades.values() if trades else (snapshot.trades if snapshot else ()))
         self._accounts_dirty = True
+        self._reconcile_vanished()
+
+    def _reconcile_vanished(self) -> None:
+        """After a resync / F5 / start over the local history: trades the table shows as open that REST no longer
+        lists as open finished while we were not watching. core.state dropped them (it has no final form), so
+        their rows would stay "active" with a stale open P&L forever: re-read them and apply their final form."""
+        if self.state is None or self._closing:
+            return
+        live = _table(self.state, "trades")
+        vanished = [t for t in self.trades_model.objects()
+                    if not t.is_terminal and t.id not in live and t.id not in self._rereading]
+        if vanished:
+            self._rereading.update(t.id for t in vanished)
+            self._spawn(self._reread_vanished(vanished))
+
+    async def _reread_vanished(self, trades: list[m.Trade]) -> None:
+        """Fetch the final form of ``trades`` (by id when few, else one ``status=closed`` listing from the oldest,
+        like sync.delta_sync) and queue it as TradeFinalized events without an id: they go through the same
+        ordered path as stream events, so the state, the Trades table, the P&L view (events_applied) and the
+        local history all learn the close coherently. Events without an id are not written to the event log."""
+        ids = [t.id for t in trades]
+        found: list[m.Trade] = []
+        try:
+            client = self._client_now()
+            if client is None:
+                return
+            if len(ids) <= MAX_SINGLE_REREADS:
+                from ..sources.ttmt.errors import NotFoundError
+
+                for trade_id in ids:
+                    try:
+                        found.append(await client.trade(trade_id))
+                    except NotFoundError:  # no longer ours: leave the row, the next resync asks again
+                        log.info("trade %s not found on re-read", trade_id)
+            else:
+                wanted = set(ids)
+                created = [t.created_at for t in trades if t.created_at is not None]
+                oldest = min(created) if created else None
+                cursor: str | None = None
+                for _ in range(50):  # bounded: 5,000 closed trades since the oldest one is far beyond a session
+                    page = await client.trades_page(limit=PAGE_SIZE, after=cursor, status="closed",
+                                                    after_date=oldest)
+                    found.extend(t for t in page.items if t.id in wanted)
+                    wanted -= {t.id for t in page.items}
+                    if not wanted or not page.has_more or page.next_cursor is None:
+                        break
+                    cursor = page.next_cursor
+        except Exception as exc:  # noqa: BLE001 - still unreachable: the rows stay until the next resync/F5
+            log.info("finished trades not re-read: %s", describe_error(exc))
+            return
+        finally:
+            self._rereading.difference_update(ids)
+        if self._closing:
+            return
+        done = [t for t in found if t is not None and t.is_terminal]
+        still_open = [t for t in found if t is not None and not t.is_terminal]
+        if still_open:  # REST still calls them open (a race with the snapshot): show REST's values
+            self.trades_model.upsert(still_open)
+        if done:
+            self._store_call("put_trades", done)
+            self.feed([m.TradeFinalized(event_id=None, type="trade_finalized",
+                                        timestamp=t.updated_at or t.closed_at, raw={"reason": "re-read"}, trade=t)
+                       for t in done])
 
     def _update_accounts(self) -> None:
         self._accounts_dirty = False
@@ -568,7 +727,7 @@ class DeskController(QObject):
     async def fetch_more_trades(self) -> int:
         model = self.trades_model
         cursor = model.next_cursor
-        if self.client is None or cursor is None:
+        if self._client_now() is None or cursor is None:
             model.fetching = False
             return 0
         try:
@@ -581,6 +740,178 @@ class DeskController(QObject):
             return 0
         self._store_call("put_trades", page.items)
         return model.append_page(page.items, page.has_more, page.next_cursor)
+
+
+class _Page:
+    """The fields of a trades page the controller reads (the client's Page lives with httpx)."""
+
+    __slots__ = ("items", "has_more", "next_cursor")
+
+    def __init__(self, items: tuple[Any, ...], has_more: bool, next_cursor: str | None) -> None:
+        self.items, self.has_more, self.next_cursor = items, has_more, next_cursor
+
+
+class SnapshotPrefetch:
+    """The start-up REST lists (accounts, positions, open trades, the newest trades page), fetched in threads
+    with the standard library while the main thread imports the HTTP client and builds the window.
+
+    Why: at cold start the snapshot waited behind ~150-250 ms of importing httpx and making the client, and its
+    requests then waited for the loop while the window was built. Here they leave at once on plain sockets (the
+    server works while we construct), and decoding happens off the loop too. It is only a fast path: any
+    non-200 answer, odd body, timeout or proxy setting gives ``None`` and the client does the normal load, with
+    its typed errors, retries and pacing (the few requests spent here are learnt by the pacer from the next
+    answer's ``X-RateLimit-Remaining``). The key goes in the Authorization header only, as with the client; no
+    redirect is followed.
+    """
+
+    TIMEOUT_S = 10.0
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self._base = base_url.rstrip("/")
+        self._key = api_key.strip()
+        self._loop = asyncio.get_running_loop()
+        self._future: asyncio.Future[Any] = self._loop.create_future()
+        self._parts: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._taken_at = datetime.now(timezone.utc)  # before any request, as the client's snapshot()
+        jobs = {"accounts": self._accounts, "positions": self._positions, "open": self._open_trades,
+                "page": self._trades_page}
+        self._left = len(jobs)
+        if not self._usable():
+            self._future.set_result(None)
+            return
+        for name, job in jobs.items():
+            threading.Thread(target=self._run, args=(name, job), name=f"ttmt-prefetch-{name}", daemon=True).start()
+
+    def _usable(self) -> bool:
+        from urllib.parse import urlsplit
+
+        try:
+            url = urlsplit(self._base)
+        except ValueError:
+            return False
+        if url.scheme not in ("http", "https") or not url.hostname or url.username or url.query:
+            return False
+        # The client goes through an environment proxy over https: leave such set-ups to it.
+        if url.scheme == "https" and any(os.environ.get(n) for n in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+                                                                      "all_proxy")):
+            return False
+        return True
+
+    async def wait(self) -> tuple[m.Snapshot, _Page] | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._future), self.TIMEOUT_S + 2)
+        except Exception:  # noqa: BLE001 - the normal load follows
+            return None
+
+    def _run(self, name: str, job: Callable[[Any], Any]) -> None:
+        conn = None
+        try:
+            conn = self._connect()
+            value = job(conn)
+        except Exception:  # noqa: BLE001 - a fast path only: the client's own load reports problems
+            log.debug("prefetch %s failed", name, exc_info=True)
+            value = None
+        finally:
+            if conn is not None:
+                conn.close()
+        with self._lock:
+            self._parts[name] = value
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            try:
+                self._loop.call_soon_threadsafe(self._finish)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    def _finish(self) -> None:
+        if self._future.done():
+            return
+        parts = self._parts
+        if any(parts.get(n) is None for n in ("accounts", "positions", "open", "page")):
+            self._future.set_result(None)
+            return
+        snapshot = m.Snapshot(accounts=parts["accounts"], positions=parts["positions"], trades=parts["open"],
+                              taken_at=self._taken_at)
+        self._future.set_result((snapshot, parts["page"]))
+
+    def _connect(self) -> Any:
+        import http.client
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self._base)
+        if url.scheme == "https":
+            import ssl
+
+            return http.client.HTTPSConnection(url.hostname, url.port, timeout=self.TIMEOUT_S,
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(url.hostname, url.port, timeout=self.TIMEOUT_S)
+
+    def _get(self, conn: Any, path: str) -> Any:
+        from urllib.parse import urlsplit
+
+        from ..sources.ttmt.decode import parse_json
+
+        conn.request("GET", urlsplit(self._base).path.rstrip("/") + "/" + path,
+                     headers={"Authorization": f"Bearer {self._key}", "Accept": "application/json",
+                              "User-Agent": "ttmt-monitor"})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise ValueError(f"HTTP {response.status}")
+        return parse_json(body)
+
+    @staticmethod
+    def _data(body: Any) -> list[Any]:
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise ValueError("no data array")
+        return data
+
+    def _accounts(self, conn: Any) -> tuple[m.Account, ...]:
+        from ..sources.ttmt.decode import decode_account, decode_list
+
+        return decode_list(self._data(self._get(conn, "accounts")), decode_account)
+
+    def _positions(self, conn: Any) -> tuple[m.Position, ...]:
+        from ..sources.ttmt.decode import decode_list, decode_position
+
+        items = decode_list(self._data(self._get(conn, "positions")), decode_position)
+        return tuple(p for p in items if p.status != "closed")
+
+    def _pages(self, conn: Any, query: str) -> tuple[list[Any], bool, str | None]:
+        body = self._get(conn, "trades?" + query)
+        has_more = isinstance(body, dict) and body.get("has_more") in (True, "true", "True")
+        cursor = body.get("next_cursor") if isinstance(body, dict) else None
+        if not isinstance(cursor, str) or not cursor:
+            cursor, has_more = None, False
+        return self._data(body), has_more, cursor
+
+    def _open_trades(self, conn: Any) -> tuple[m.Trade, ...]:
+        from urllib.parse import quote
+
+        from ..sources.ttmt.decode import decode_list, decode_trade
+
+        raw: list[Any] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            query = f"status=open&limit={PAGE_SIZE}" + (f"&after={quote(cursor, safe='')}" if cursor else "")
+            items, has_more, cursor = self._pages(conn, query)
+            raw.extend(items)
+            if not has_more or cursor is None:
+                break
+            if cursor in seen:
+                raise ValueError("the server repeated a page cursor")
+            seen.add(cursor)
+        return tuple(t for t in decode_list(raw, decode_trade) if not t.is_terminal)
+
+    def _trades_page(self, conn: Any) -> _Page:
+        from ..sources.ttmt.decode import decode_list, decode_trade
+
+        items, has_more, cursor = self._pages(conn, f"limit={PAGE_SIZE}")
+        return _Page(decode_list(items, decode_trade), has_more, cursor)
 
 
 async def _fetch_snapshot(client: Any) -> m.Snapshot:
