@@ -268,12 +268,19 @@ class DeskController(QObject):
             return
         resync = m.Resync(event_id=None, type="resync", timestamp=snapshot.taken_at, raw={"reason": "refresh"},
                           snapshot=snapshot, reason="refresh")
-        self._queue.insert(min(before, len(self._queue)), resync)
-        # Finished trades of the newest page are history (final values): straight to the table. Open ones come
-        # through the Resync (a page's copy could be older than events applied after it).
+        # Finished trades of the newest page are history (final values). Those the table still shows as open
+        # closed unseen: they go through the queue as TradeFinalized (before the Resync, which then keeps them),
+        # so the state and the P&L view (events_applied) learn the close too. Open trades come only through the
+        # Resync (a page's copy could be older than events applied after it).
         history = [t for t in page.items if t.is_terminal]
-        self.trades_model.upsert(history)
+        closing = [t for t in history if (row := self.trades_model.get(t.id)) is not None and not row.is_terminal]
+        closing_ids = {t.id for t in closing}
+        self.trades_model.upsert([t for t in history if t.id not in closing_ids])
         self._store_call("put_trades", history)
+        at = min(before, len(self._queue))
+        for event in [*_finalized_events(closing), resync]:
+            self._queue.insert(at, event)
+            at += 1
         self._spawn(self._load_signals(False))
         self._drain()
         self._remember_snapshot()
@@ -668,9 +675,7 @@ class DeskController(QObject):
             self.trades_model.upsert(still_open)
         if done:
             self._store_call("put_trades", done)
-            self.feed([m.TradeFinalized(event_id=None, type="trade_finalized",
-                                        timestamp=t.updated_at or t.closed_at, raw={"reason": "re-read"}, trade=t)
-                       for t in done])
+            self.feed(_finalized_events(done))
 
     def _update_accounts(self) -> None:
         self._accounts_dirty = False
@@ -912,6 +917,13 @@ class SnapshotPrefetch:
 
         items, has_more, cursor = self._pages(conn, f"limit={PAGE_SIZE}")
         return _Page(decode_list(items, decode_trade), has_more, cursor)
+
+
+def _finalized_events(trades: list[m.Trade]) -> list[m.Event]:
+    """REST's final form of trades that closed unseen, as TradeFinalized events without an id (applied like the
+    stream's, never written to the event log; stamped with the trade's own updated_at so nothing is altered)."""
+    return [m.TradeFinalized(event_id=None, type="trade_finalized", timestamp=t.updated_at or t.closed_at,
+                             raw={"reason": "closed while not watching"}, trade=t) for t in trades]
 
 
 async def _fetch_snapshot(client: Any) -> m.Snapshot:
