@@ -27,6 +27,11 @@ Rules it follows (ttmt-api.md §9 and §14.4, DESIGN.md "Robustness rules of the
 - Gaps: an id above last+1 means events were lost (the server's replay buffer holds only 100): fetch the REST
   snapshot, emit ONE :class:`~ttmt_monitor.core.models.Resync`, then deliver the event and continue.
   ``core.state`` skips events the snapshot already contains, so nothing is counted twice.
+- A new id sequence (the server restarted and numbers from 1 again; §9 leaves the id scope open): the first id of
+  a connection below the ``Last-Event-ID`` we sent, or an id below the previous one within a connection, is not a
+  duplicate. It is logged, the last id is reset to just before it, and ONE Resync (``event_id`` = that id - 1, so
+  ``core.state`` resets its last id too) comes before the event. An id equal to the previous one, or the first
+  id of a connection equal to the one we sent, is still a duplicate replay and dropped.
 
 Filtering with ``account_id``: the server leaves other accounts' events out, so ids are NOT consecutive and an id
 jump proves nothing. With a filter, id-jump detection is off; instead a reconnect after an outage longer than
@@ -102,6 +107,7 @@ class StreamStats:
     unavailable: int = 0
     rate_limited: int = 0
     network_errors: int = 0
+    restarts: int = 0  # new id sequences detected (the server numbered its events from the start again)
 
 
 class _Reconnect(Exception):
@@ -210,6 +216,13 @@ class StreamConsumer:
         self._disconnected_at: float | None = None
         self._start_synced = False
         self._prev_sse_id = ""
+        # New-sequence detection (see the module docstring): the Last-Event-ID this connection sent, the last id
+        # seen on this connection, the id at which a restart was found (until its resync is done), and a resync
+        # still owed because the one for a restart failed (it is retried on the next connection).
+        self._sent_id: int | None = None
+        self._conn_prev_id: int | None = None
+        self._restart_at: int | None = None
+        self._owed_resync: str | None = None
 
     # ---- public API ---------------------------------------------------------------------------------------
 
@@ -411,6 +424,10 @@ class StreamConsumer:
                 # Until it succeeds: a start-up snapshot that failed (429, network) is retried on the next connect.
                 await self._resync("initial snapshot", self.last_event_id)
                 self._start_synced = True
+                self._owed_resync = None
+            elif self._owed_resync is not None:
+                await self._resync(self._owed_resync, self.last_event_id)
+                self._owed_resync = None
             elif not self.gap_detection and away > self.resync_after:
                 await self._resync(f"reconnected after {away:.0f} s away", self.last_event_id)
             self._disconnected_at = None  # only now: a failed resync keeps the outage's start for the next try
@@ -444,6 +461,9 @@ class StreamConsumer:
         own ``SSEDecoder``; a stream that uses ``\r`` line ends switches to httpx-sse's line decoder for good.
         """
         self._prev_sse_id = ""
+        self._sent_id = self.last_event_id  # what this connection's Last-Event-ID header said
+        self._conn_prev_id = None
+        self._restart_at = None
         first = True
         queue = self._queue
         buf = ""
@@ -574,7 +594,20 @@ class StreamConsumer:
                 self.stats.events += len(batch)
                 self._put_now(list(batch))
                 batch.clear()
-            await self._resync(f"events {(last or 0) + 1}–{gap_at - 1} were missed", last)
+            if self._restart_at == gap_at:
+                # A new id sequence: our last id means nothing in it. Start the sequence just before this event
+                # (so a reconnect resumes there), and owe a resync until one succeeds.
+                self._restart_at = None
+                self.stats.restarts += 1
+                reason = f"the server restarted its event numbering (id {gap_at} after {last})"
+                log.warning("stream: %s; resynchronising", reason)
+                self.last_event_id = gap_at - 1
+                self._sent_id = self._conn_prev_id = None
+                self._owed_resync = reason
+                await self._resync(reason, gap_at - 1)
+                self._owed_resync = None
+            else:
+                await self._resync(f"events {(last or 0) + 1}–{gap_at - 1} were missed", last)
             self._set_state(ConnectionState.LIVE, "live")
             self._handle(own_id, data, batch, allow_gap=True)
 
@@ -601,6 +634,9 @@ class StreamConsumer:
             # Its id still counts as received (SSE spec): we resume after it.
             eid = _as_id(own_id) if own_id is not None else None
             if eid is not None:
+                if self._new_sequence(eid):
+                    return eid
+                self._conn_prev_id = eid
                 last = self.last_event_id
                 if last is None or eid > last:
                     if self.gap_detection and last is not None and eid > last + 1 and not allow_gap:
@@ -614,6 +650,9 @@ class StreamConsumer:
         if eid is None and own_id is not None:
             eid = _as_id(own_id)
         if eid is not None:
+            if self._new_sequence(eid):
+                return eid
+            self._conn_prev_id = eid
             last = self.last_event_id
             if last is not None:
                 if eid <= last:
@@ -627,6 +666,20 @@ class StreamConsumer:
             object.__setattr__(event, "event_id", eid)  # the frame's id wins over a missing/odd eventId
         batch.append(event)
         return None
+
+    def _new_sequence(self, eid: int) -> bool:
+        """True when ``eid`` starts a new id sequence (and remember it for :meth:`_dispatch`); no other effect,
+        so the frame can be handled again after the resync. A first id equal to the one we sent, or an id equal to
+        the previous one, is a duplicate replay, not a restart."""
+        prev = self._conn_prev_id
+        if prev is None:
+            sent = self._sent_id
+            if sent is None or eid >= sent:
+                return False
+        elif eid >= prev:
+            return False
+        self._restart_at = eid
+        return True
 
     def _control(self, type_: str, envelope: dict[str, Any]) -> None:
         reason = envelope.get("reason")
