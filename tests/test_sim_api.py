@@ -414,8 +414,7 @@ def test_junk_input_never_gives_500(hand):
 
 
 def test_engine_world_serves_consistently(sim_paused):
-    if sim_paused.engine is None:
-        pytest.skip("the market engine has not landed yet")
+    assert sim_paused.engine is not None, "the simulator must run its market engine"
     sim_paused.faults.set_rate_limit(10_000)
     accounts = get(sim_paused, "/accounts").json()["data"]
     assert len(accounts) >= 4 and {a["currency"] for a in accounts} >= {"USD", "EUR"}

@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("ttmt_monitor")
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 @dataclass
 class Connection:
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)  # a secret: never in a repr (logs, tracebacks)
     demo: bool
 
 
