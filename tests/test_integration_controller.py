@@ -217,3 +217,65 @@ def test_f5_during_startup_starts_nothing_twice(qapp, sim_paused):
             await controller.aclose()
 
     run_on_qasync(scenario)
+
+
+def test_clear_local_history_confirms_clears_and_resyncs(qapp, sim_paused, tmp_path):
+    """File → Clear local history: Cancel keeps everything; Yes empties the store (events too), then the re-sync
+    writes the live view back. The confirmation is answered while the loop runs (no nested exec())."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMessageBox
+
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.ui.main_window import MainWindow
+    from ttmt_monitor.ui.settings import AppSettings
+
+    sim = sim_paused
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key,
+                                    store_factory=lambda: Store.open(sim.base_url, data_dir=tmp_path / "history"))
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start()
+            await until(lambda: controller.connection_state == "live", 15, "live")
+            start = controller.live_events
+            emitted = await in_thread(sim.faults.burst, 50)
+            await until(lambda: controller.live_events - start >= emitted and controller.pending() == 0, 15,
+                        "burst applied")
+            store = controller.store
+            await store.flush()
+            before = store.counts()
+            assert before["events"] > 0 and before["trades"] > 0
+
+            async def answer(button: QMessageBox.StandardButton) -> None:
+                window.clear_local_history()
+                await until(lambda: getattr(window, "clear_history_box", None) is not None, 5, "confirmation")
+                box = window.clear_history_box
+                assert box.isVisible() and "Forget" in box.text()
+                box.grab().save(str(tmp_path / "confirm.png"))
+                box.button(button).click()
+                await asyncio.wait_for(window._clear_history_task, 20)
+
+            await answer(QMessageBox.StandardButton.Cancel)
+            await store.flush()
+            assert store.counts()["events"] >= before["events"]
+
+            await answer(QMessageBox.StandardButton.Yes)
+            await store.flush()
+            after = store.counts()
+            assert after["events"] == 0, after  # the event log is gone (F5 writes no events)
+            assert after["trades"] > 0 and after["accounts"] > 0  # the re-sync wrote the live view back
+            assert "cleared" in window.status.currentMessage()
+        finally:
+            window.close()
+            await controller.aclose()
+            import shiboken6
+
+            if shiboken6.isValid(window):
+                shiboken6.delete(window)
+            if shiboken6.isValid(controller):
+                shiboken6.delete(controller)
+
+    run_on_qasync(scenario)

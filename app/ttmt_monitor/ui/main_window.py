@@ -290,6 +290,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         self.refresh_action = self._action(file_menu, "&Refresh", self.refresh, QKeySequence.StandardKey.Refresh)
         self.refresh_action.setShortcuts([QKeySequence(Qt.Key.Key_F5)])
+        self.clear_history_action = self._action(file_menu, "&Clear local history…", self.clear_local_history)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
 
@@ -506,6 +507,37 @@ class MainWindow(QMainWindow):
             asyncio.ensure_future(self.controller.refresh())
         else:
             asyncio.ensure_future(self.controller.start())
+
+    def clear_local_history(self) -> None:
+        """File → Clear local history: confirm, then the controller clears the store and re-syncs."""
+        self._clear_history_task = asyncio.ensure_future(self._clear_local_history())
+
+    async def _clear_local_history(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
+        if getattr(self.controller, "store", None) is None:
+            self.status.showMessage("No local history is kept for this desk.", 8000)
+            return
+        # Non-blocking confirmation: open() + await its finished signal (exec() would nest a loop in a coroutine).
+        box = QMessageBox(QMessageBox.Icon.Question, "Clear local history",
+                          "Forget the trades, signals and events stored on this computer?\n\n"
+                          "The desk re-syncs from the API; older history is read again over time.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.clear_history_box = box  # tests answer it; also keeps it alive while open
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        box.finished.connect(lambda result: done.done() or done.set_result(result))
+        box.open()
+        try:
+            await done
+            yes = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
+        finally:
+            self.clear_history_box = None
+            box.deleteLater()
+        if not yes:
+            return
+        self.status.showMessage("Clearing local history…", 8000)
+        self.status.showMessage(await self.controller.clear_local_history(), 8000)
 
     # --- details ----------------------------------------------------------------------------------------------
 
