@@ -306,11 +306,27 @@ class PnlView(QWidget):
             except RuntimeError:  # no running asyncio loop
                 self._store_task = None
         client = getattr(c, "client", None)
-        if client is not None and (self._history_task is None or self._history_task.done()):
+        if self._history_task is None or self._history_task.done():
             try:
-                self._history_task = self.load_history(client)
+                if client is not None:
+                    self._history_task = self.load_history(client)
+                else:
+                    # The controller may make its HTTP client only after the first data is on screen (cold
+                    # start): page the history in once it exists.
+                    self._history_task = asyncio.ensure_future(self._history_when_client_ready(c))
             except RuntimeError:  # no running asyncio loop (not under qasync): the table's trades must do
                 self._history_task = None
+
+    async def _history_when_client_ready(self, controller: Any, timeout: float = 60.0) -> int:
+        """Wait (bounded) for ``controller.client``, then :meth:`load_history` through it. Returns the number of
+        trades loaded (0 when no client came: an offline desk keeps what the store gave)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while getattr(controller, "client", None) is None:
+            if loop.time() > deadline or getattr(controller, "_closing", False):
+                return 0
+            await asyncio.sleep(0.1)
+        return await self.load_history(controller.client)
 
     async def _seed_from_store(self, store: Any) -> int:
         """Closed trades from the local history store (``sync.iter_stored_trades``), read off the GUI thread.
