@@ -350,3 +350,74 @@ def test_signal_refs_link_trades_to_their_telegram_message() -> None:
     apply(state, feed("position_update", {"position": position_wire("q", tid=other),
                                           "signal": {**ref, "telegram_message_id": 7}}, 2))
     assert state.signal_refs[other].telegram_message_id == 7
+
+
+# ---------------------------------------------------------------- realized today, new id sequences
+
+ACC2 = "11111111-0000-4000-8000-000000000002"
+DAY2 = datetime(2026, 7, 3, 0, 0, tzinfo=UTC)  # T0 is 2026-07-02 08:00 UTC: ts(57600) is day 2's midnight
+DAY = 86400.0
+
+
+def test_realized_today_counts_only_what_closed_today_per_currency() -> None:
+    """A trade still open: one position closed yesterday (+4.50), one today (-0.50), then price ticks today.
+    Only today's close is today's realized P&L (before the fix the trade's whole realized_pl counted, because
+    every tick moves updated_at). A EUR trade closed today whose positions we never saw counts its own
+    realized_pl, in EUR; one closed yesterday does not count."""
+    from ttmt_monitor.ui.accounts_model import account_rows
+
+    state, feed = opened_trade()
+    apply(state, feed("position_closed", {"position": position_wire(
+        "p1", status="closed", close_price=2655.0, realized_pl=4.5, close_reason="tp", closed_at=ts(3600))}, 3600))
+    apply(state, feed("position_closed", {"position": position_wire(
+        "p2", volume=0.02, status="closed", realized_pl=-0.5, close_reason="sl")}, DAY + 60))  # no closed_at sent
+    assert state.trades[TRADE].realized_pl == Decimal("4.0") and not state.trades[TRADE].is_terminal
+    for tid, closed_at, pl in (("33333333-0000-4000-8000-000000000001", DAY + 120, 7.0),
+                               ("33333333-0000-4000-8000-000000000002", 7200, 100.0)):
+        wire = trade_wire(tid, account_id=ACC2, account_label="EUR demo", currency="EUR", status="closed_profit",
+                          realized_pl=pl, closed_at=ts(closed_at), updated_at=ts(closed_at))
+        apply(state, feed("trade_finalized", {"trade": wire}, closed_at))
+    assert set(state.closed_positions) == {"p1", "p2"}
+    assert state.closed_positions["p2"].closed_at == T0 + timedelta(seconds=DAY + 60)  # from the event
+
+    accounts = [decode_account({"account_id": ACC, "label": "IC Live", "type": "live", "currency": "USD",
+                                "state": "deployed", "is_active": True}),
+                decode_account({"account_id": ACC2, "label": "EUR demo", "type": "demo", "currency": "EUR",
+                                "state": "deployed", "is_active": True})]
+
+    def today(day_start: datetime) -> dict[str, tuple[Decimal, str]]:
+        rows = account_rows(accounts, state.positions.values(), state.trades.values(), day_start=day_start,
+                            closed_positions=state.closed_positions.values())
+        return {r.account_id: (r.realized_today, r.currency) for r in rows}
+
+    assert today(DAY2) == {ACC: (Decimal("-0.5"), "USD"), ACC2: (Decimal("7.0"), "EUR")}
+    day1 = datetime(2026, 7, 2, 0, 0, tzinfo=UTC)
+    assert today(day1) == {ACC: (Decimal("4.0"), "USD"), ACC2: (Decimal("107.0"), "EUR")}
+    # A finished trade whose positions we hold is counted by its positions, not by its realized_pl.
+    final = trade_wire(status="closed_profit", entry_price=2649.0, volume=0.03, realized_pl=4.0,
+                       closed_at=ts(DAY + 180), updated_at=ts(DAY + 180))
+    apply(state, feed("trade_finalized", {"trade": final}, DAY + 180))
+    assert today(DAY2)[ACC] == (Decimal("-0.5"), "USD")
+
+
+def test_resync_keeps_the_closed_positions_of_open_trades() -> None:
+    """A snapshot's closed positions (those of the open trades, fetched with include=positions) are kept."""
+    closed = decode_position(position_wire("p9", status="closed", realized_pl=3.25, closed_at=ts(DAY + 5)))
+    snap = _snapshot([trade_wire(status="active", volume=0.01, realized_pl=3.25)], [position_wire("p1")])
+    snap = Snapshot(snap.accounts, snap.positions, snap.trades, snap.taken_at, closed_positions=(closed,))
+    state = DeskState()
+    apply(state, Resync(event_id=None, type="resync", timestamp=None, raw={}, snapshot=snap, reason="test"))
+    assert state.closed_positions == {"p9": closed}
+    assert set(state.positions) == {"p1"}  # the closed one never enters the open set
+
+
+def test_a_resync_for_a_new_id_sequence_resets_the_last_id() -> None:
+    """The stream sends a Resync with the id just before a new sequence (a restarted server): after it the new,
+    lower ids apply; without it they would be dropped as duplicates."""
+    state, feed = opened_trade()
+    state.last_event_id = 500
+    assert not apply(state, Feed(1)("tp_hit", {"trade_id": TRADE, "tp_level": 1}, 3))  # a duplicate, by id
+    apply(state, Resync(event_id=0, type="resync", timestamp=None, raw={}, snapshot=None, reason="restart"))
+    assert state.last_event_id == 0
+    assert apply(state, Feed(1)("tp_hit", {"trade_id": TRADE, "tp_level": 1}, 3)).trades.updated == {TRADE}
+    assert state.last_event_id == 1

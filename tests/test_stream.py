@@ -527,3 +527,31 @@ def test_filtered_stream_resyncs_after_a_long_outage(sim_paused: Any) -> None:
             assert h.consumer.stats.resyncs == 1
 
     run(main())
+
+
+
+def test_snapshot_brings_the_closed_positions_of_open_trades(sim_paused: Any) -> None:
+    """client.snapshot() (what a resync applies) lists open trades with include=positions: their closed positions,
+    with closed_at and realized_pl, come along for "realized today"; the trades come back without them."""
+    from ttmt_monitor.core.models import TRADE_TERMINAL_STATUSES
+
+    async def main() -> None:
+        await asyncio.to_thread(sim_paused.faults.burst, 300)
+
+        def expected() -> set[str]:
+            user = sim_paused.world.user(sim_paused.demo_user_id)
+            open_ids = {t["id"] for t in user.trades.values() if t["status"] not in TRADE_TERMINAL_STATUSES}
+            return {p["id"] for p in user.positions.values() if p["status"] == "closed" and p["trade_id"] in open_ids}
+
+        async with TTMTClient(sim_paused.base_url, sim_paused.api_key, rate_limit_pacing=False) as client:
+            snap = await client.snapshot()
+        want = sim_paused.call(expected)
+        assert want, "the burst should leave open trades with closed positions"
+        assert {p.id for p in snap.closed_positions} == want
+        assert all(p.closed_at is not None and p.realized_pl is not None and p.status == "closed"
+                   for p in snap.closed_positions)
+        assert all(t.positions is None for t in snap.trades)
+        state = DeskState.from_snapshot(snap)
+        assert set(state.closed_positions) == want and not set(state.positions) & want
+
+    run(main())

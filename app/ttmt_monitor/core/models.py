@@ -182,6 +182,8 @@ class Snapshot:
     positions: tuple[Position, ...]  # open and partial_closed
     trades: tuple[Trade, ...]  # open (non-terminal) trades
     taken_at: datetime | None = None
+    # Closed positions of the open trades (with closed_at), for "realized today"; () when the source has none.
+    closed_positions: tuple[Position, ...] = ()
 
 
 # --- stream events -------------------------------------------------------------------------------------------

@@ -21,7 +21,9 @@ sends to 2 decimals, so sums of sent values are exact.
 - ``trade_finalized``: replace the trade with the one sent (terminal status, ``closed_at`` set); it leaves the
   active set. Any of its positions still open are closed by the ``position_closed`` events sent before it.
 - every event that touches a trade sets its ``updated_at`` to the event's timestamp.
-- unknown types: no state change. ``resync``: replace accounts, open positions and open trades with the snapshot.
+- unknown types: no state change. ``resync``: replace accounts, open positions and open trades with the snapshot;
+  its ``event_id`` (when set) becomes ``last_event_id`` even if lower: the stream consumer sends a Resync with
+  the id just before a NEW id sequence (a restarted server numbering from 1 again), and the new ids must apply.
 
 ``apply(state, event) -> Change`` must be cheap (the UI applies >10,000 events/s) and say which keys changed, so a
 table model can emit ``dataChanged`` for exactly those rows.
@@ -44,6 +46,10 @@ IMPLEMENTATION NOTES (this module's choices where the contract is silent):
   the first newer one ends the guard. So fills and closes are never counted twice across a resync. Positions
   are not guarded: a position event is a full replacement, so replaying it converges (its last event wins), and
   REST reads /positions before /trades, so a snapshot's positions can be older than its trades.
+- ``DeskState.closed_positions`` keeps recently closed positions (from ``position_closed``, a ``position_update``
+  that arrives closed, and a snapshot's ``closed_positions``, i.e. the closed positions of the open trades),
+  the most recent ``MAX_CLOSED_POSITIONS``. "Realized today" sums them by ``closed_at``: a trade's
+  ``realized_pl`` cannot say which day each part was realised on.
 - ``resync`` is applied as a diff: only rows that differ are reported (no table reset, no flicker). Open trades
   REST no longer lists are removed (they finished while we were away and we lack their final form).
 """
@@ -136,6 +142,8 @@ def _replace(obj: Any, **changes: Any) -> Any:
 # How many terminal trades the live state keeps (the "recent" part of "open and recent"); older ones are dropped
 # oldest-first so that a desk left running for weeks does not grow without bound. The store keeps history.
 MAX_TERMINAL_TRADES = 5000
+# How many recently closed positions the live state keeps (for "realized today"), oldest dropped first.
+MAX_CLOSED_POSITIONS = 20000
 
 
 @dataclass(slots=True)
@@ -246,6 +254,8 @@ class DeskState:
     _terminal: dict[str, None] = field(default_factory=dict, repr=False)  # insertion-ordered terminal trade ids
     # trade_id -> updated_at of the REST copy a resync installed, until an event newer than it arrives (see notes)
     _fresh: dict[str, datetime] = field(default_factory=dict, repr=False)
+    # position_id -> the position as it closed (closed_at set), insertion-ordered, capped (see notes)
+    closed_positions: dict[str, Position] = field(default_factory=dict)
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot, last_event_id: int | None = None) -> DeskState:
@@ -302,6 +312,18 @@ def _put_position(state: DeskState, pos: Position, ch: Change) -> None:
             ch.positions.update(pid)
     else:
         _drop_position(state, pid, pos.trade_id, ch)
+        _keep_closed(state, pos, None)
+
+
+def _keep_closed(state: DeskState, pos: Position, when: datetime | None) -> None:
+    """Remember a closed position for "realized today" (``closed_at`` from the event when the object lacks it)."""
+    if pos.closed_at is None and when is not None:
+        pos = _replace(pos, closed_at=when)
+    kept = state.closed_positions
+    kept.pop(pos.id, None)  # re-insert: the newest close is the last one dropped
+    kept[pos.id] = pos
+    while len(kept) > MAX_CLOSED_POSITIONS:
+        del kept[next(iter(kept))]
 
 
 def _drop_position(state: DeskState, pid: str, trade_id: str | None, ch: Change) -> None:
@@ -434,6 +456,7 @@ def _on_position_closed(state: DeskState, ev: PositionClosed, ch: Change) -> Non
         return
     known = pos.id in state.positions
     _drop_position(state, pos.id, pos.trade_id, ch)
+    _keep_closed(state, pos, ev.timestamp)
     trade = state.trades.get(pos.trade_id or "")
     if trade is None or _stale(state, trade.id, ev.timestamp):
         return
@@ -497,6 +520,9 @@ def _apply_snapshot(state: DeskState, snap: Snapshot, ch: Change) -> None:
             continue
         state.accounts[key] = acc
 
+    for closed in getattr(snap, "closed_positions", ()):
+        if closed.id not in state.closed_positions or state.closed_positions[closed.id] != closed:
+            _keep_closed(state, closed, None)
     new_positions = {p.id: p for p in snap.positions if _is_open(p)}
     for key in list(state.positions):
         if key not in new_positions:

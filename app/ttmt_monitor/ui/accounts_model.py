@@ -44,11 +44,29 @@ def local_day_start(now: datetime | None = None) -> datetime:
 
 
 def account_rows(accounts: Iterable[Account], positions: Iterable[Position], trades: Iterable[Trade],
-                 *, day_start: datetime | None = None) -> list[AccountRow]:
+                 *, day_start: datetime | None = None,
+                 closed_positions: Iterable[Position] = ()) -> list[AccountRow]:
     """Rows for ``accounts``: open P&L = Σ unrealized P&L of the account's open positions; today's realized P&L =
-    Σ realized P&L of the account's trades closed today plus the realized part of its still-open trades that
-    were updated today (a TP hit this morning on a trade that is still running counts today)."""
+    Σ realized P&L of the account's positions closed today (``closed_positions``, e.g.
+    ``DeskState.closed_positions.values()``: a TP hit this morning on a trade still running counts, yesterday's
+    does not) plus the realized P&L of its trades closed today whose positions are unknown (none of them in
+    ``closed_positions``). A still-open trade's ``realized_pl`` is never used: it mixes earlier days' closes, and
+    its ``updated_at`` moves with every price tick. Each account is summed in its own currency."""
     start = day_start or local_day_start()
+    realized: dict[str, Decimal] = {}
+    known_trades: set[str] = set()  # trades whose closed positions we hold: their positions speak for them
+    for p in closed_positions:
+        if p.trade_id:
+            known_trades.add(p.trade_id)
+        when = p.closed_at
+        if p.account_id is None or not p.realized_pl or when is None:
+            continue
+        try:
+            today = when >= start
+        except TypeError:  # a naive timestamp from an odd source: we cannot tell its day, so it is not today
+            continue
+        if today:
+            realized[p.account_id] = realized.get(p.account_id, _ZERO) + p.realized_pl
     open_pl: dict[str, Decimal] = {}
     n_pos: dict[str, int] = {}
     for p in positions:
@@ -57,15 +75,21 @@ def account_rows(accounts: Iterable[Account], positions: Iterable[Position], tra
         n_pos[p.account_id] = n_pos.get(p.account_id, 0) + 1
         if p.unrealized_pl is not None:
             open_pl[p.account_id] = open_pl.get(p.account_id, _ZERO) + p.unrealized_pl
-    realized: dict[str, Decimal] = {}
     n_trades: dict[str, int] = {}
     for t in trades:
         if t.account_id is None:
             continue
         if not t.is_terminal:
             n_trades[t.account_id] = n_trades.get(t.account_id, 0) + 1
-        when = t.closed_at if t.is_terminal else t.updated_at
-        if t.realized_pl and when is not None and when >= start:
+            continue
+        when = t.closed_at
+        if not t.realized_pl or when is None or t.id in known_trades:
+            continue
+        try:
+            today = when >= start
+        except TypeError:
+            continue
+        if today:
             realized[t.account_id] = realized.get(t.account_id, _ZERO) + t.realized_pl
     return [
         AccountRow(a, n_pos.get(a.account_id, 0), open_pl.get(a.account_id, _ZERO),

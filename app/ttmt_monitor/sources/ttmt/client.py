@@ -23,6 +23,7 @@ What it takes care of so callers do not have to:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import random
@@ -593,7 +594,13 @@ class TTMTClient:
             cursor = page.next_cursor
 
     async def snapshot(self) -> Snapshot:
-        """The REST view of now: accounts, open positions and open (non-terminal) trades, as one Snapshot."""
+        """The REST view of now: accounts, open positions and open (non-terminal) trades, as one Snapshot.
+
+        The open trades are listed with ``include=positions`` so their CLOSED positions (with ``closed_at`` and
+        ``realized_pl``) come in the same requests: ``Snapshot.closed_positions``, what "realized today" needs
+        (a trade's ``realized_pl`` mixes earlier days' partial closes). The trades themselves are returned
+        without the embedded positions, as the stream's copies are (so a resync diff compares like with like).
+        """
         taken_at = datetime.now(UTC)
         accounts_body, _, _ = await self._get_json("accounts")
         accounts = self._data_list(accounts_body, "/accounts")
@@ -605,7 +612,7 @@ class TTMTClient:
         while True:
             params = self._list_params(
                 status="open", channel_id=None, account_id=None, after_date=None, before_date=None,
-                limit=MAX_PAGE, after=cursor,
+                limit=MAX_PAGE, after=cursor, include="positions",
             )
             body, _, _ = await self._get_json("trades", params)
             trades.extend(self._data_list(body, "/trades"))
@@ -617,4 +624,11 @@ class TTMTClient:
                 raise TTMTError(title="Unexpected response", detail="the server repeated a page cursor")
             seen.add(next_cursor)
             cursor = next_cursor
-        return decode_snapshot(accounts, positions, trades, taken_at=taken_at)
+        snap = decode_snapshot(accounts, positions, trades, taken_at=taken_at)
+        closed: list[Position] = []
+        for trade in snap.trades:
+            for pos in trade.positions or ():
+                if pos.status == "closed":
+                    closed.append(pos if pos.trade_id else dataclasses.replace(pos, trade_id=trade.id))
+        bare = tuple(t if t.positions is None else dataclasses.replace(t, positions=None) for t in snap.trades)
+        return dataclasses.replace(snap, trades=bare, closed_positions=tuple(closed))
