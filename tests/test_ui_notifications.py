@@ -232,8 +232,11 @@ def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_p
 
     async def run() -> None:
         assert await controller.start()
-        await controller.client.aclose()
-        controller.client = None  # no signal fetches from here on
+        # No signal fetches from here on. A cold start may make its HTTP client only after the first data is
+        # shown (a task that never runs here: this loop does not yield), so there may be no client to close yet.
+        client, controller.client = controller.client, None
+        if client is not None:
+            await client.aclose()
         seen = last
         deadline = time.monotonic() + 30  # bounded in wall time, whatever the market's event rate
         while time.monotonic() < deadline:
