@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 from PySide6.QtWidgets import QApplication
-
 from ttmt_monitor.core import models as m
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
@@ -224,7 +223,6 @@ def test_clear_local_history_confirms_clears_and_resyncs(qapp, sim_paused, tmp_p
     writes the live view back. The confirmation is answered while the loop runs (no nested exec())."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QMessageBox
-
     from ttmt_monitor.core.store import Store
     from ttmt_monitor.ui.main_window import MainWindow
     from ttmt_monitor.ui.settings import AppSettings
@@ -279,3 +277,57 @@ def test_clear_local_history_confirms_clears_and_resyncs(qapp, sim_paused, tmp_p
                 shiboken6.delete(controller)
 
     run_on_qasync(scenario)
+
+
+def test_second_start_over_local_history_resumes_and_asks_far_less(qapp, sim_paused, tmp_path):
+    """Issue 6: with a local history the start-up is a delta sync, the stream resumes from the stored last event id
+    (no resync: the gap is within the replay buffer) and the events of the gap are applied; a second start makes
+    far fewer requests than the first. The open rows afterwards are exactly REST's open set."""
+    from ttmt_monitor.core.store import Store
+
+    sim = sim_paused
+
+    def store_factory() -> Store:
+        return Store.open(sim.base_url, data_dir=tmp_path / "history")
+
+    async def run(live_burst: int = 0) -> dict[str, Any]:
+        controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory)
+        try:
+            assert await controller.start()
+            await until(lambda: controller.connection_state == "live", 15, "live")
+            if live_burst:
+                await in_thread(sim.faults.burst, live_burst)
+            last_id = sim.faults.status()["last_event_id"]
+            await until(lambda: (controller.state.last_event_id or 0) >= last_id and controller.pending() == 0, 15,
+                        "caught up with the server")
+            await asyncio.sleep(0.3)
+            await until(lambda: not controller._rereading and controller.pending() == 0, 10, "settled")
+            requests = controller.client.requests_made
+            open_rows = {t.id for t in controller.trades_model.objects() if not t.is_terminal}
+            rows = {t.id: t for t in controller.trades_model.objects()}
+            return {"requests": requests, "resyncs": controller.consumer.stats.resyncs, "open_rows": open_rows,
+                    "rows": rows, "state_ids": set(controller.state.trades),
+                    "sync": controller.sync_result, "last_event_id": controller.state.last_event_id}
+        finally:
+            await controller.aclose()
+
+    async def scenario() -> None:
+        first = await run(live_burst=30)  # events while live: the store knows a last event id
+        assert first["sync"] is not None and first["sync"].cold
+        # While the app is closed: a few dozen events (within the 100-event replay buffer) incl. a close.
+        await in_thread(sim.faults.burst, 40)
+        second = await run()
+        assert not second["sync"].cold and not second["sync"].offline
+        assert second["resyncs"] == 0, "resumed from the stored event id: no resync"
+        assert second["last_event_id"] >= sim.faults.status()["last_event_id"]
+        # Warm: accounts, positions, one trades page, one signals page; no start-up snapshot, no resync. (Cold: the
+        # same plus the start-up resync; a start without the delta sync asks ~8 every time.)
+        assert second["requests"] <= 4 < first["requests"], (first["requests"], second["requests"])
+        rest = TTMTClient(sim.base_url, sim.api_key)
+        try:
+            truth_open = {t.id for t in (await rest.snapshot()).trades}
+        finally:
+            await rest.aclose()
+        assert second["open_rows"] == truth_open
+
+    run_on_qasync(scenario, timeout=80)

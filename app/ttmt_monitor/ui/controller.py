@@ -41,11 +41,14 @@ log = logging.getLogger(__name__)
 
 TICK_MS = 50  # events reach the models at most this late
 VIEW_UPDATE_MS = 150  # views repaint changed rows at most this often (a repaint of a full table is 30-50 ms)
-BATCH_BUDGET_S = 0.010  # time box of one batch: a burst never stalls the loop longer than ~this + model work
+# Time box of one batch's apply loop; the model updates of the batch follow it (about as long again), so one
+# batch costs ~10-15 ms of a loop pass, beside the repaint and the stream's parsing in the same pass.
+BATCH_BUDGET_S = 0.006
 ACCOUNTS_EVERY_S = 0.5  # the per-account figures are recomputed at most this often
 SIGNAL_POLL_S = 60.0
 SIGNAL_FETCH_PER_MIN = 6  # unknown-signal look-ups per minute (the rest are picked up by the poll)
 PAGE_SIZE = 100
+BACKFILL_DELAY_S = 10.0  # older history is read in the background, after start-up has had the request budget
 MAX_SINGLE_REREADS = 4  # above this many finished-while-away trades, one status=closed listing is cheaper
 
 
@@ -129,6 +132,12 @@ class DeskController(QObject):
         # snapshot's Resync (stream order), so nothing applied meanwhile is lost or reverted.
         self._hold_stream = False
         self._rereading: set[str] = set()  # trade ids being re-read after a resync dropped them
+        # Local history start (sync.delta_sync): where the stream resumes (None: fresh, resync on first connect),
+        # whether the Signals page came from the store, and what the sync did (tests, status).
+        self._resume_from: int | None = None
+        self._signals_from_store = False
+        self._cursor_pending = False  # older trades page from the API's newest page (no cursor yet)
+        self.sync_result: Any = None
         self._queue: deque[m.Event] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -157,6 +166,12 @@ class DeskController(QObject):
             return self._client_factory(self.base_url, self._api_key)
         from ..sources.ttmt.client import TTMTClient
 
+        store = self.store
+        if store is not None:
+            try:  # the store's persistent ETag cache: a terminal trade/signal read before is a 304 after a restart
+                return TTMTClient(self.base_url, self._api_key, cache=store.etag_cache())
+            except Exception as exc:  # noqa: BLE001 - the cache is an optimisation
+                log.info("persistent ETag cache unavailable: %s", describe_error(exc))
         return TTMTClient(self.base_url, self._api_key)
 
     async def start(self) -> bool:
@@ -182,16 +197,21 @@ class DeskController(QObject):
         self._set_connection("connecting", "Loading accounts, positions and trades…")
         # The start-up lists are asked for at once, on plain sockets in threads, while the HTTP client library is
         # imported and the window is built (see SnapshotPrefetch); any doubt and the client asks again itself.
+        # With a local history the start-up is a delta sync (only what changed; the cached desk is on screen at
+        # once anyway), so no prefetch: its requests would be spent twice.
         prefetch = None
-        if self._client_factory is None and self.client is None:
+        if self._client_factory is None and self.client is None and self._store_factory is None:
             prefetch = SnapshotPrefetch(self.base_url, self._api_key)
         await self._show_cached()
         try:
-            prefetched = await prefetch.wait() if prefetch is not None else None
-            if prefetched is None:
-                self._client_now()
-            # Over the local history: merge by diff (no reset: the cached rows stay, nothing flickers).
-            await self._load_snapshot(reset=not self.showing_cache, prefetched=prefetched)
+            if self.store is not None:
+                await self._delta_start()
+            else:
+                prefetched = await prefetch.wait() if prefetch is not None else None
+                if prefetched is None:
+                    self._client_now()
+                # Over the local history: merge by diff (no reset: the cached rows stay, nothing flickers).
+                await self._load_snapshot(reset=not self.showing_cache, prefetched=prefetched)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a traceback to the user
             self._client_now()  # the stream (offline start) and Retry need it
             message = describe_error(exc)
@@ -227,15 +247,99 @@ class DeskController(QObject):
                 return
         self._client_now()
         freeze_long_lived(collect=True)  # the snapshot's rows and the modules just imported live for the run
-        self._spawn(self._load_signals(self._signals_reset))
+        if not self._signals_from_store:
+            self._spawn(self._load_signals(self._signals_reset))
         if self._start_stream:
             self._spawn(self._run_stream())
+        if self.store is not None:
+            self._spawn(self._backfill())
 
     def _client_now(self) -> Any:
         """The TTMT client, made on first need."""
         if self.client is None and not self._closing:
             self.client = self._make_client()
         return self.client
+
+    async def _delta_start(self) -> None:
+        """Start over the local history (issue 6): ``delta_sync`` reads only what changed since the store was last
+        current, the tables show the store's newest rows merged with the fresh open set, and the stream resumes
+        from the stored last event id (no resync when the gap is within the server's replay buffer). Raises
+        :class:`SyncOffline` when the API cannot be reached (the caller keeps the cached desk on screen)."""
+        from ..core.state import DeskState
+        from ..sync import delta_sync
+
+        store = self.store
+        client = self._client_now()
+        result = self.sync_result = await delta_sync(store, client)
+        if result.offline or result.snapshot is None:
+            raise SyncOffline(result.offline_reason, result.message)
+        loop = asyncio.get_running_loop()
+        stored_page, _key = await loop.run_in_executor(None, store.trades_page, PAGE_SIZE)
+        signals = await loop.run_in_executor(None, store.newest_signals, PAGE_SIZE)
+        # "Scroll for older trades" needs an API cursor: the first scroll asks for the newest page (its rows are
+        # known; append_page adds only unknown ones) and follows its cursor from there. Not a request now.
+        self._cursor_pending = True
+        if self._closing:
+            return
+        snapshot = result.snapshot
+        self.state = DeskState.from_snapshot(snapshot, last_event_id=result.last_event_id)
+        self._resume_from = result.last_event_id
+        self.accounts = {a.account_id: a for a in snapshot.accounts}
+        self.data_as_of = result.data_as_of
+        open_trades = list(_table(self.state, "trades").values())
+        seen = {t.id for t in open_trades}
+        history: list[m.Trade] = []
+        for t in stored_page:
+            if t.id not in seen and t.is_terminal:
+                seen.add(t.id)
+                history.append(t)
+        positions = list(_table(self.state, "positions").values())
+        self._signals_from_store = True
+        if not self.showing_cache:
+            self.positions_model.reset_rows(positions)
+            self.trades_model.set_first_page(open_trades + history, True, None)
+            self.signals_model.reset_rows(signals)
+            self.accounts_model.reset_rows(self._account_rows())
+            return
+        # Over the cached desk: merge by diff. Cached open rows that closed while we were away: delta_sync stored
+        # their final form; it goes through the queue (state, table and P&L view learn the close together).
+        self.positions_model.sync_to(positions)
+        self.trades_model.upsert(open_trades + [t for t in history if self.trades_model.get(t.id) is None
+                                                or self.trades_model.get(t.id).is_terminal])
+        self.trades_model.has_more = True
+        self.trades_model.next_cursor = None
+        self.signals_model.upsert(signals)
+        finals: list[m.Trade] = []
+        for row in self.trades_model.objects():
+            if not row.is_terminal and row.id not in self.state.trades:
+                wire = await loop.run_in_executor(None, store.trade_wire, row.id)
+                if wire is not None:
+                    from ..sources.ttmt.decode import decode_trade
+
+                    final = decode_trade(wire)
+                    if final.is_terminal:
+                        finals.append(final)
+        if finals:
+            self.feed(_finalized_events(finals))
+            self.apply_batch()
+        self._reconcile_vanished()  # any still unexplained: re-read from the API
+        self.accounts_model.sync_to(self._account_rows())
+
+    async def _backfill(self) -> None:
+        """Older history into the store, in the background and paced (sync.backfill); cancelled on close."""
+        from ..sync import backfill
+
+        await asyncio.sleep(BACKFILL_DELAY_S)
+        store, client = self.store, self.client
+        if store is None or client is None or self._closing:
+            return
+        try:
+            pages = await backfill(store, client)
+            log.info("history backfill: %d pages", pages)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next start resumes it
+            log.info("history backfill stopped: %s", describe_error(exc))
 
     async def refresh(self) -> None:
         """F5: a fresh REST view merged in by diff (no flicker of empty tables), IN STREAM ORDER.
@@ -366,6 +470,8 @@ class DeskController(QObject):
         if self._closing:
             return
         self._closing = True
+        if self._start_task is not None:
+            self._start_task.cancel()
         self._tick.stop()
         self._again.stop()
         self._poll.stop()
@@ -481,7 +587,11 @@ class DeskController(QObject):
         # resync_on_start: the first connection is followed by a REST snapshot delivered as a Resync, so the
         # events between our start-up snapshot and the stream's first frame are not lost (core.state skips what
         # the snapshot already holds).
-        return StreamConsumer(self.client, on_state=self._on_consumer_state, resync_on_start=True)
+        # With a local history the stream resumes from the stored last event id (the server replays the gap, or
+        # asks for a resync when its buffer overflowed) and no start-up snapshot is needed.
+        resume = self._resume_from
+        return StreamConsumer(self.client, on_state=self._on_consumer_state, last_event_id=resume,
+                              resync_on_start=resume is None)
 
     async def _run_stream(self) -> None:
         self.consumer = consumer = self._make_consumer()
@@ -750,11 +860,12 @@ class DeskController(QObject):
     async def fetch_more_trades(self) -> int:
         model = self.trades_model
         cursor = model.next_cursor
-        if self._client_now() is None or cursor is None:
+        if self._client_now() is None or (cursor is None and not self._cursor_pending):
             model.fetching = False
             return 0
         try:
             page = await self.client.trades_page(limit=PAGE_SIZE, after=cursor)
+            self._cursor_pending = False
         except Exception as exc:  # noqa: BLE001 - leave has_more set: scrolling again retries
             model.fetching = False
             log.info("older trades not fetched: %s", describe_error(exc))
@@ -953,6 +1064,16 @@ class SnapshotPrefetch:
 
         items, has_more, cursor = self._pages(conn, f"limit={PAGE_SIZE}")
         return _Page(decode_list(items, decode_trade), has_more, cursor)
+
+
+class SyncOffline(Exception):
+    """delta_sync could not reach the API: ``reason`` ("auth", "network", ...) and a message for the user."""
+
+    def __init__(self, reason: str | None, message: str | None) -> None:
+        super().__init__(message or "The TTMT API cannot be reached.")
+        self.detail = message or "The TTMT API cannot be reached."
+        # describe_error/_state_for_error read these like an API error's
+        self.status = {"auth": 401, "unavailable": 503}.get(reason or "")
 
 
 def _finalized_events(trades: list[m.Trade]) -> list[m.Event]:
