@@ -331,3 +331,41 @@ def test_second_start_over_local_history_resumes_and_asks_far_less(qapp, sim_pau
         assert second["open_rows"] == truth_open
 
     run_on_qasync(scenario, timeout=80)
+
+
+def test_start_over_local_history_shows_trades_closed_while_away_as_terminal(qapp, sim_paused, tmp_path):
+    """Cached start: trades open when the app closed and finalized since (far more events than the replay buffer)
+    are terminal on screen and in the state with REST's values, never "active" from the local history."""
+    from ttmt_monitor.core.store import Store
+
+    sim = sim_paused
+
+    def store_factory() -> Store:
+        return Store.open(sim.base_url, data_dir=tmp_path / "history")
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, start_stream=False)
+        try:
+            assert await controller.start()
+            open_ids = {t.id for t in controller.trades_model.objects() if not t.is_terminal}
+        finally:
+            await controller.aclose()
+        done = await in_thread(_finalize_some, sim, open_ids, sim.faults.status()["last_event_id"])
+        controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, start_stream=False)
+        rest = TTMTClient(sim.base_url, sim.api_key)
+        try:
+            assert await controller.start()
+            await until(lambda: not controller._rereading and controller.pending() == 0, 10, "settled")
+            for trade_id in done:
+                truth = await rest.trade(trade_id)
+                row = controller.trades_model.get(trade_id)
+                assert row is not None and row.is_terminal
+                assert (row.status, row.realized_pl, row.closed_at) == (truth.status, truth.realized_pl,
+                                                                         truth.closed_at)
+            truth_open = {t.id for t in (await rest.snapshot()).trades}
+            assert {t.id for t in controller.trades_model.objects() if not t.is_terminal} == truth_open
+        finally:
+            await rest.aclose()
+            await controller.aclose()
+
+    run_on_qasync(scenario)

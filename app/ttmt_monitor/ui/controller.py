@@ -451,7 +451,9 @@ class DeskController(QObject):
         try:
             store.put_accounts(list(self.accounts.values()))
             store.put_positions(self.positions_model.objects(), open_set=True)
-            store.put_trades(self.trades_model.objects())
+            # Not the rows being re-read (closed unseen, still shown open): their final form follows.
+            rereading = self._rereading
+            store.put_trades([t for t in self.trades_model.objects() if t.id not in rereading])
             store.put_signals(self.signals_model.objects())
             store.mark_current()
         except Exception as exc:  # noqa: BLE001
@@ -984,8 +986,9 @@ class SnapshotPrefetch:
         if any(parts.get(n) is None for n in ("accounts", "positions", "open", "page")):
             self._future.set_result(None)
             return
-        snapshot = m.Snapshot(accounts=parts["accounts"], positions=parts["positions"], trades=parts["open"],
-                              taken_at=self._taken_at)
+        trades, closed = parts["open"]
+        snapshot = m.Snapshot(accounts=parts["accounts"], positions=parts["positions"], trades=trades,
+                              taken_at=self._taken_at, closed_positions=closed)
         self._future.set_result((snapshot, parts["page"]))
 
     def _connect(self) -> Any:
@@ -1040,7 +1043,7 @@ class SnapshotPrefetch:
             cursor, has_more = None, False
         return self._data(body), has_more, cursor
 
-    def _open_trades(self, conn: Any) -> tuple[m.Trade, ...]:
+    def _open_trades(self, conn: Any) -> tuple[tuple[m.Trade, ...], tuple[m.Position, ...]]:
         from urllib.parse import quote
 
         from ..sources.ttmt.decode import decode_list, decode_trade
@@ -1049,7 +1052,8 @@ class SnapshotPrefetch:
         cursor: str | None = None
         seen: set[str] = set()
         while True:
-            query = f"status=open&limit={PAGE_SIZE}" + (f"&after={quote(cursor, safe='')}" if cursor else "")
+            query = (f"status=open&limit={PAGE_SIZE}&include=positions"
+                     + (f"&after={quote(cursor, safe='')}" if cursor else ""))
             items, has_more, cursor = self._pages(conn, query)
             raw.extend(items)
             if not has_more or cursor is None:
@@ -1057,7 +1061,7 @@ class SnapshotPrefetch:
             if cursor in seen:
                 raise ValueError("the server repeated a page cursor")
             seen.add(cursor)
-        return tuple(t for t in decode_list(raw, decode_trade) if not t.is_terminal)
+        return split_closed_positions(t for t in decode_list(raw, decode_trade) if not t.is_terminal)
 
     def _trades_page(self, conn: Any) -> _Page:
         from ..sources.ttmt.decode import decode_list, decode_trade
@@ -1099,7 +1103,7 @@ async def _fetch_snapshot(client: Any) -> m.Snapshot:
         cursor: str | None = None
         seen: set[str] = set()
         while True:
-            page = await client.trades_page(status="open", limit=PAGE_SIZE, after=cursor)
+            page = await client.trades_page(status="open", limit=PAGE_SIZE, after=cursor, include="positions")
             trades.extend(page.items)
             if not page.has_more or page.next_cursor is None or page.next_cursor in seen:
                 return trades
@@ -1107,12 +1111,29 @@ async def _fetch_snapshot(client: Any) -> m.Snapshot:
             cursor = page.next_cursor
 
     accounts, positions, trades = await asyncio.gather(client.accounts(), client.positions(), open_trades())
+    bare, closed = split_closed_positions(t for t in trades if not t.is_terminal)
     return m.Snapshot(
         accounts=tuple(accounts),
         positions=tuple(p for p in positions if p.status != "closed"),
-        trades=tuple(t for t in trades if not t.is_terminal),
+        trades=bare,
         taken_at=taken_at,
+        closed_positions=closed,
     )
+
+
+def split_closed_positions(trades: Any) -> tuple[tuple[m.Trade, ...], tuple[m.Position, ...]]:
+    """Open trades listed with ``include=positions`` → (the trades without their embedded positions, their
+    CLOSED positions), as ``TTMTClient.snapshot()`` builds ``Snapshot.closed_positions`` ("realized today")."""
+    import dataclasses
+
+    bare: list[m.Trade] = []
+    closed: list[m.Position] = []
+    for trade in trades:
+        for pos in trade.positions or ():
+            if pos.status == "closed":
+                closed.append(pos if pos.trade_id else dataclasses.replace(pos, trade_id=trade.id))
+        bare.append(trade if trade.positions is None else dataclasses.replace(trade, positions=None))
+    return tuple(bare), tuple(closed)
 
 
 def describe_error(exc: BaseException | None) -> str:
