@@ -208,6 +208,8 @@ def test_startup_prefetch_matches_the_client_and_falls_back(qapp, sim_paused, se
         assert snapshot.accounts == expected.accounts and snapshot.accounts
         assert sorted(snapshot.positions, key=lambda p: p.id) == sorted(expected.positions, key=lambda p: p.id)
         assert sorted(snapshot.trades, key=lambda t: t.id) == sorted(expected.trades, key=lambda t: t.id)
+        assert sorted(snapshot.closed_positions, key=lambda p: p.id) == sorted(expected.closed_positions,
+                                                                              key=lambda p: p.id)
         assert page.items == expected_page.items and page.has_more == expected_page.has_more
         assert page.next_cursor == expected_page.next_cursor
 
