@@ -451,7 +451,9 @@ class DeskController(QObject):
         try:
             store.put_accounts(list(self.accounts.values()))
             store.put_positions(self.positions_model.objects(), open_set=True)
-            store.put_trades(self.trades_model.objects())
+            # Not the rows being re-read (closed unseen, still shown open): their final form follows.
+            rereading = self._rereading
+            store.put_trades([t for t in self.trades_model.objects() if t.id not in rereading])
             store.put_signals(self.signals_model.objects())
             store.mark_current()
         except Exception as exc:  # noqa: BLE001
