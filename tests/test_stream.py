@@ -555,3 +555,135 @@ def test_snapshot_brings_the_closed_positions_of_open_trades(sim_paused: Any) ->
         assert set(state.closed_positions) == want and not set(state.positions) & want
 
     run(main())
+
+
+class ScriptedSSE:
+    """A loopback HTTP server whose /stream plays scripted frames (one script per connection), while every other
+    path is forwarded to the simulator: a server that deviates from it (here: renumbers its events) with a real
+    REST side, so a resync fetches real snapshots. Responses close their connection (no keep-alive to manage)."""
+
+    def __init__(self, sim: Any, scripts: list[tuple[list[str], bool]]) -> None:
+        self.sim = sim
+        self.scripts = scripts  # per stream connection: (frames, hold the connection open afterwards)
+        self.last_ids: list[str | None] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> ScriptedSSE:
+        self.upstream = httpx.AsyncClient(timeout=10, trust_env=False)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}/api/v1"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.upstream.aclose()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            line, *rest = head.decode("latin-1").split("\r\n")
+            path = line.split(" ")[1]
+            headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in rest if h)}
+            if path.partition("?")[0].endswith("/stream"):
+                self.last_ids.append(headers.get("last-event-id"))
+                frames, hold = self.scripts[min(len(self.last_ids), len(self.scripts)) - 1]
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                             b"Connection: close\r\n\r\n" + "".join(frames).encode())
+                await writer.drain()
+                if hold:
+                    await reader.read()  # until the client goes away
+            else:
+                upstream = await self.upstream.get(self.sim.base_url.rstrip("/") + path.removeprefix("/api/v1"),
+                                                   headers={"Authorization": headers.get("authorization", "")})
+                out = [f"HTTP/1.1 {upstream.status_code} X", "Connection: close",
+                       f"Content-Length: {len(upstream.content)}"]
+                out += [f"{k}: {v}" for k, v in upstream.headers.items()
+                        if k.lower() in ("content-type", "retry-after") or k.lower().startswith("x-ratelimit")]
+                writer.write(("\r\n".join(out) + "\r\n\r\n").encode() + upstream.content)
+                await writer.drain()
+        except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+
+def _frames(envelopes: list[dict[str, Any]], renumber_from: int | None = None) -> list[str]:
+    import json
+
+    out = []
+    for i, env in enumerate(envelopes):
+        if renumber_from is not None:
+            env = {**env, "eventId": renumber_from + i}
+        out.append(f"id: {env['eventId']}\ndata: {json.dumps(env, separators=(',', ':'))}\n\n")
+    return out
+
+
+async def _restart_scenario(sim: Any, within_connection: bool) -> None:
+    """30 events with the server's ids, then the next 20 numbered 1..20 as a restarted server would (on a new
+    connection, whose Last-Event-ID is far above 1, or on the same one), with genuine duplicates around them."""
+    start = last_id(sim)
+    await asyncio.to_thread(sim.faults.burst, 50)
+    envelopes = sim.call(lambda: [e for e in sim.world.user(sim.demo_user_id).events.history
+                                  if e["eventId"] > start])[:50]
+    first, second = _frames(envelopes[:30]), _frames(envelopes[30:], renumber_from=1)
+    dup_last = first[-1]  # a replay of the last event we got: a duplicate, not a new sequence
+    if within_connection:
+        scripts = [(["retry: 100\n\n", *first, *second, second[-1], ": ping\n\n"], True)]
+    else:
+        scripts = [(["retry: 100\n\n", *first], False), ([dup_last, *second], True)]
+    async with ScriptedSSE(sim, scripts) as server:
+        client = TTMTClient(server.base_url, sim.api_key, rate_limit_pacing=False)
+        state = DeskState(last_event_id=start)
+        consumer = StreamConsumer(client, last_event_id=start, resync_on_start=True, **FAST)
+        delivered: list[Any] = []
+
+        async def consume() -> None:
+            async for event in consumer.events():
+                apply(state, event)
+                delivered.append(event)
+
+        task = asyncio.ensure_future(consume())
+        try:
+            deadline = time.monotonic() + 15
+            # Before the fix the consumer's last id never came down to 20 (every new event was a "duplicate").
+            while not (consumer.last_event_id == 20 and len(delivered) >= 52 and consumer._queue.empty()):  # noqa: SLF001
+                assert time.monotonic() < deadline, f"timed out: {consumer.stats} last={consumer.last_event_id}"
+                await asyncio.sleep(0.02)
+            assert consumer.state == ConnectionState.LIVE
+        finally:
+            await consumer.aclose()
+            await asyncio.wait_for(task, 5)
+            await client.aclose()
+    resyncs = [i for i, e in enumerate(delivered) if isinstance(e, Resync)]
+    assert resyncs == [0, 31], "the start snapshot, then ONE resync right before the new sequence"
+    restart = delivered[31]
+    assert restart.event_id == 0 and "restarted" in (restart.reason or "")
+    ids = [e.event_id for e in delivered if not isinstance(e, Resync)]
+    assert ids == [*range(start + 1, start + 31), *range(1, 21)], "events dropped or delivered twice"
+    assert consumer.stats.restarts == 1 and consumer.stats.duplicates == 1
+    assert state.last_event_id == 20
+    if not within_connection:
+        assert server.last_ids == [str(start), str(start + 30)]
+    async with TTMTClient(sim.base_url, sim.api_key, rate_limit_pacing=False) as rest_client:
+        rest = DeskState.from_snapshot(await rest_client.snapshot())
+    assert state.positions == rest.positions and state.open_trades() == rest.trades
+    assert state.accounts == rest.accounts
+
+
+def test_server_restart_renumbering_on_reconnect_resyncs(sim_paused: Any) -> None:
+    """The server restarted (ids from 1 again) and we reconnect with Last-Event-ID N: ids below N are a new
+    sequence, not duplicates (before the fix every later event was dropped while the status said Live)."""
+    run(_restart_scenario(sim_paused, within_connection=False))
+
+
+def test_server_restart_renumbering_within_a_connection_resyncs(sim_paused: Any) -> None:
+    """Ids that go down within one connection (other than a repeat of the previous id) start a new sequence."""
+    run(_restart_scenario(sim_paused, within_connection=True))
