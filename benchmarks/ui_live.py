@@ -157,8 +157,12 @@ def burst(urls: dict[str, str], n_events: int) -> dict[str, Any]:
         if not os.environ.get("UI_LIVE_NO_WINDOW"):  # diagnosis: the same burst without painting
             window.show()
         assert await controller.start(), controller.connection_detail
-        # The whole trade history into the table, page by page, as scrolling would.
+        # The whole trade history into the table, page by page, as scrolling would. (The newest page follows the
+        # first paint: wait for it to say there is more.)
         t0 = time.perf_counter()
+        page_deadline = time.monotonic() + 15
+        while not controller.trades_model.has_more and time.monotonic() < page_deadline:
+            await asyncio.sleep(0.02)
         while controller.trades_model.has_more:
             await controller.fetch_more_trades()
         result["history_load_s"] = time.perf_counter() - t0

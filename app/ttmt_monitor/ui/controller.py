@@ -146,6 +146,7 @@ class DeskController(QObject):
         self._signal_fetches: deque[float] = deque()
         self._signals_pending: set[str] = set()
         self._signals_reset = True  # whether the first Signals page replaces the rows (False over local history)
+        self._history_prefetch: SnapshotPrefetch | None = None  # its trades page follows the first paint
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
         self._tick.timeout.connect(self._drain)
@@ -210,6 +211,8 @@ class DeskController(QObject):
                 prefetched = await prefetch.wait() if prefetch is not None else None
                 if prefetched is None:
                     self._client_now()
+                else:
+                    self._history_prefetch = prefetch
                 # Over the local history: merge by diff (no reset: the cached rows stay, nothing flickers).
                 await self._load_snapshot(reset=not self.showing_cache, prefetched=prefetched)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a traceback to the user
@@ -245,6 +248,9 @@ class DeskController(QObject):
             await asyncio.sleep(0.03)
             if self._closing:
                 return
+        history, self._history_prefetch = self._history_prefetch, None
+        if history is not None:
+            self._spawn(self._load_history_page(history))
         self._client_now()
         freeze_long_lived(collect=True)  # the snapshot's rows and the modules just imported live for the run
         if not self._signals_from_store:
@@ -253,6 +259,23 @@ class DeskController(QObject):
             self._spawn(self._run_stream())
         if self.store is not None:
             self._spawn(self._backfill())
+
+    async def _load_history_page(self, prefetch: SnapshotPrefetch) -> None:
+        """The newest page of trade history after the first paint (the prefetch asks for it once the snapshot's
+        lists are answered, so they were not queued behind it); the client asks if the prefetch could not."""
+        page = await prefetch.page()
+        if page is None and not self._closing:
+            try:
+                page = await self._client_now().trades_page(limit=PAGE_SIZE)
+            except Exception as exc:  # noqa: BLE001 - scrolling retries (has_more stays as it is)
+                log.info("newest trades page not loaded: %s", describe_error(exc))
+                return
+        if page is None or self._closing:
+            return
+        if self.trades_model.next_cursor is None:
+            self.trades_model.append_page(page.items, page.has_more, page.next_cursor)
+        else:  # a page fetched meanwhile already set the cursor: only add the rows
+            self.trades_model.upsert([t for t in page.items if self.trades_model.get(t.id) is None], flash=False)
 
     def _client_now(self) -> Any:
         """The TTMT client, made on first need."""
@@ -537,9 +560,12 @@ class DeskController(QObject):
         self.accounts = {a.account_id: a for a in snapshot.accounts}
         open_trades = list(_table(self.state, "trades").values()) or list(snapshot.trades)
         open_ids = {o.id for o in open_trades}
-        history = [t for t in trades_page.items if t.id not in open_ids]
+        # trades_page None: the prefetch's newest history page follows the first paint (_load_history_page).
+        history = [t for t in trades_page.items if t.id not in open_ids] if trades_page is not None else []
         trades = open_trades + history
         positions = list(_table(self.state, "positions").values()) or list(snapshot.positions)
+        if trades_page is None:
+            trades_page = _Page((), False, None)
         if reset:
             self.positions_model.reset_rows(positions)
             self.trades_model.set_first_page(trades, trades_page.has_more, trades_page.next_cursor)
@@ -576,6 +602,7 @@ class DeskController(QObject):
         if not accounts:
             accounts = list(_table(self.state, "accounts").values())
         day = local_day_start()
+        # Realized today = positions closed today (partial closes of still-open trades included), per currency.
         return account_rows(accounts, self.positions_model.objects(), self.trades_model.account_trades(day),
                             day_start=day)
 
@@ -925,14 +952,17 @@ class SnapshotPrefetch:
         self._key = api_key.strip()
         self._loop = asyncio.get_running_loop()
         self._future: asyncio.Future[Any] = self._loop.create_future()
+        self._page_future: asyncio.Future[Any] = self._loop.create_future()
+        self._snapshot_answered = threading.Event()  # the history page is asked for after the snapshot lists
         self._parts: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._taken_at = datetime.now(timezone.utc)  # before any request, as the client's snapshot()
         jobs = {"accounts": self._accounts, "positions": self._positions, "open": self._open_trades,
                 "page": self._trades_page}
-        self._left = len(jobs)
+        self._left = len(jobs) - 1  # the snapshot's lists; the page is reported on its own
         if not self._usable():
             self._future.set_result(None)
+            self._page_future.set_result(None)
             return
         for name, job in jobs.items():
             threading.Thread(target=self._run, args=(name, job), name=f"ttmt-prefetch-{name}", daemon=True).start()
@@ -952,15 +982,25 @@ class SnapshotPrefetch:
             return False
         return True
 
-    async def wait(self) -> tuple[m.Snapshot, _Page] | None:
+    async def wait(self) -> tuple[m.Snapshot, None] | None:
+        """(the snapshot, None: the trades page comes by :meth:`page`), or None: load with the client."""
         try:
             return await asyncio.wait_for(asyncio.shield(self._future), self.TIMEOUT_S + 2)
         except Exception:  # noqa: BLE001 - the normal load follows
             return None
 
+    async def page(self) -> _Page | None:
+        """The newest page of trades (history), or None (ask the client)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._page_future), 2 * self.TIMEOUT_S + 2)
+        except Exception:  # noqa: BLE001
+            return None
+
     def _run(self, name: str, job: Callable[[Any], Any]) -> None:
         conn = None
         try:
+            if name == "page":  # after the lists the first paint needs: the server answers one at a time
+                self._snapshot_answered.wait(self.TIMEOUT_S)
             conn = self._connect()
             value = job(conn)
         except Exception:  # noqa: BLE001 - a fast path only: the client's own load reports problems
@@ -969,27 +1009,41 @@ class SnapshotPrefetch:
         finally:
             if conn is not None:
                 conn.close()
+        if name == "page":
+            self._deliver(self._page_future, value)
+            return
         with self._lock:
             self._parts[name] = value
             self._left -= 1
             last = self._left == 0
         if last:
+            self._snapshot_answered.set()
             try:
                 self._loop.call_soon_threadsafe(self._finish)
             except RuntimeError:  # the loop closed meanwhile
                 pass
 
+    def _deliver(self, future: asyncio.Future[Any], value: Any) -> None:
+        def done() -> None:
+            if not future.done():
+                future.set_result(value)
+
+        try:
+            self._loop.call_soon_threadsafe(done)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
     def _finish(self) -> None:
         if self._future.done():
             return
         parts = self._parts
-        if any(parts.get(n) is None for n in ("accounts", "positions", "open", "page")):
+        if any(parts.get(n) is None for n in ("accounts", "positions", "open")):
             self._future.set_result(None)
             return
         trades, closed = parts["open"]
         snapshot = m.Snapshot(accounts=parts["accounts"], positions=parts["positions"], trades=trades,
                               taken_at=self._taken_at, closed_positions=closed)
-        self._future.set_result((snapshot, parts["page"]))
+        self._future.set_result((snapshot, None))
 
     def _connect(self) -> Any:
         import http.client
