@@ -953,7 +953,9 @@ class SnapshotPrefetch:
         self._loop = asyncio.get_running_loop()
         self._future: asyncio.Future[Any] = self._loop.create_future()
         self._page_future: asyncio.Future[Any] = self._loop.create_future()
-        self._snapshot_answered = threading.Event()  # the history page is asked for after the snapshot lists
+        # The history page is asked for once the first data is painted (page()): before, its parsing would
+        # hold the GIL against the window's first paint.
+        self._page_go = threading.Event()
         self._parts: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._taken_at = datetime.now(timezone.utc)  # before any request, as the client's snapshot()
@@ -990,7 +992,8 @@ class SnapshotPrefetch:
             return None
 
     async def page(self) -> _Page | None:
-        """The newest page of trades (history), or None (ask the client)."""
+        """The newest page of trades (history), or None (ask the client). Asks for it now if not yet asked."""
+        self._page_go.set()
         try:
             return await asyncio.wait_for(asyncio.shield(self._page_future), 2 * self.TIMEOUT_S + 2)
         except Exception:  # noqa: BLE001
@@ -1000,7 +1003,7 @@ class SnapshotPrefetch:
         conn = None
         try:
             if name == "page":  # after the lists the first paint needs: the server answers one at a time
-                self._snapshot_answered.wait(self.TIMEOUT_S)
+                self._page_go.wait(self.TIMEOUT_S)
             conn = self._connect()
             value = job(conn)
         except Exception:  # noqa: BLE001 - a fast path only: the client's own load reports problems
@@ -1017,7 +1020,6 @@ class SnapshotPrefetch:
             self._left -= 1
             last = self._left == 0
         if last:
-            self._snapshot_answered.set()
             try:
                 self._loop.call_soon_threadsafe(self._finish)
             except RuntimeError:  # the loop closed meanwhile
@@ -1038,6 +1040,7 @@ class SnapshotPrefetch:
             return
         parts = self._parts
         if any(parts.get(n) is None for n in ("accounts", "positions", "open")):
+            self._page_go.set()
             self._future.set_result(None)
             return
         trades, closed = parts["open"]

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from .table_base import ROW_ROLE, SORT_ROLE, KeyedTableModel
 
 RESORT_MS = 1000  # throttle for re-sorting a live table
+_ALIGN_FLAGS: dict[int, Any] = {}  # int -> Qt.AlignmentFlag (making the enum per painted cell is a Python call)
 
 
 class DeskProxy(QSortFilterProxyModel):
@@ -102,7 +103,10 @@ class FastCellDelegate(QStyledItemDelegate):
         if text:
             option.features |= QStyleOptionViewItem.ViewItemFeature.HasDisplay
             option.text = text
-        option.displayAlignment = Qt.AlignmentFlag(align)
+        flag = _ALIGN_FLAGS.get(align)
+        if flag is None:
+            flag = _ALIGN_FLAGS[align] = Qt.AlignmentFlag(align)
+        option.displayAlignment = flag
         if fg is not None:
             palette = option.palette
             palette.setBrush(QPalette.ColorRole.Text, self._brush(fg))
