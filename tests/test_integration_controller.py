@@ -369,3 +369,57 @@ def test_start_over_local_history_shows_trades_closed_while_away_as_terminal(qap
             await controller.aclose()
 
     run_on_qasync(scenario)
+
+
+def test_realized_today_counts_partial_closes_of_trades_still_open(qapp, sim_paused):
+    """The Accounts table's "realized today" grows by exactly the realized P&L of the positions closed during the
+    run, per account, including TP-layer closes of trades that are still running (which a trade-level sum missed)."""
+    from datetime import datetime
+    from decimal import Decimal
+
+    sim = sim_paused
+
+    def closes_after(start_id: int) -> tuple[dict[str, Decimal], bool]:
+        """Per account: Σ realized_pl of positions closed since start_id; and whether one belongs to a trade still open."""
+        user = sim.world.users[sim.demo_user_id]
+        sums: dict[str, Decimal] = {}
+        partial = False
+        for e in user.events.history:
+            if e["eventId"] <= start_id or e["type"] != "position_closed":
+                continue
+            p = e["data"]["position"]
+            sums[p["account_id"]] = sums.get(p["account_id"], Decimal(0)) + Decimal(str(p["realized_pl"]))
+            trade = user.trades.get(p["trade_id"])
+            partial = partial or (trade is not None and trade["status"] in m.TRADE_OPEN_STATUSES)
+        return sums, partial
+
+    def realized(controller: DeskController) -> dict[str, Decimal]:
+        return {row.account_id: row.realized_today for row in controller._account_rows()}
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        try:
+            assert await controller.start()
+            await until(lambda: controller.connection_state == "live", 15, "live")
+            await until(lambda: controller.pending() == 0, 5, "drained")
+            day = datetime.now().date()
+            start_id = sim.faults.status()["last_event_id"]
+            before = realized(controller)
+            for _ in range(60):  # bounded: usually a TP layer closes within a few simulated minutes
+                await in_thread(sim.call, sim.engine.step, 30.0)
+                expected, partial = await in_thread(sim.call, closes_after, start_id)
+                if partial:
+                    break
+            assert partial, "the market should close a TP layer of a trade that keeps running"
+            last_id = sim.faults.status()["last_event_id"]
+            await until(lambda: (controller.state.last_event_id or 0) >= last_id and controller.pending() == 0,
+                        20, "every event applied")
+            if datetime.now().date() != day:
+                pytest.skip("the local day changed during the test")
+            after = realized(controller)
+            for account_id, amount in expected.items():
+                assert after[account_id] - before.get(account_id, Decimal(0)) == amount, account_id
+        finally:
+            await controller.aclose()
+
+    run_on_qasync(scenario, timeout=90)

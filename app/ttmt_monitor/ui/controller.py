@@ -52,6 +52,12 @@ BACKFILL_DELAY_S = 10.0  # older history is read in the background, after start-
 MAX_SINGLE_REREADS = 4  # above this many finished-while-away trades, one status=closed listing is cheaper
 
 
+def _closed_positions(state: Any) -> Any:
+    """Recently closed positions of ``state`` (none before the first snapshot, e.g. while showing the cache)."""
+    closed = getattr(state, "closed_positions", None)
+    return closed.values() if closed else ()
+
+
 def _table(state: Any, name: str) -> dict[str, Any]:
     """One keyed table of the desk state (``state.trades`` etc.), or an empty dict when it has no such table."""
     value = getattr(state, name, None)
@@ -604,7 +610,7 @@ class DeskController(QObject):
         day = local_day_start()
         # Realized today = positions closed today (partial closes of still-open trades included), per currency.
         return account_rows(accounts, self.positions_model.objects(), self.trades_model.account_trades(day),
-                            day_start=day)
+                            day_start=day, closed_positions=_closed_positions(self.state))
 
     # --- stream -----------------------------------------------------------------------------------------------
 
