@@ -11,8 +11,9 @@ Provides:
 - :class:`TrayController` — the tray icon with a Show / Quit menu; the main window asks
   ``should_hide_on_close()`` in its ``closeEvent`` (hide instead of close while the tray can bring it back)
   and connects ``quit_requested`` to its real shutdown.
-- :class:`SoundPlayer` — plays ``resources/sounds/<name>.wav`` through QtMultimedia when that module is
-  installed (PySide6-Essentials does not ship it), else ``QApplication.beep()``, else nothing.
+- :class:`SoundPlayer` — plays ``resources/sounds/<name>.wav`` without blocking the loop: ``winsound`` on
+  Windows, ``afplay`` on macOS, ``paplay``/``pw-play``/``aplay`` elsewhere (detached), else QtMultimedia when
+  installed (PySide6-Essentials does not ship it), else ``QApplication.beep()``; at most one sound per 0.5 s.
 - ``load_notify_settings()`` / ``save_notify_settings()`` — the user's rules in QSettings (JSON; no secrets).
 
 Notification text can contain Telegram-derived names; the tray shows plain text and the banner signal carries
@@ -21,13 +22,16 @@ plain text (the receiver must set it with ``Qt.PlainText``).
 
 from __future__ import annotations
 
+import shutil
+import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSettings, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QProcess, QSettings, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
 
@@ -78,45 +82,133 @@ def sound_path(name: str) -> Path | None:
 
 
 class SoundPlayer(QObject):
-    """QSoundEffect when QtMultimedia exists (PySide6-Addons), else the system beep, else silence."""
+    """Plays the configured WAV without blocking the Qt loop and without a heavy dependency.
 
-    def __init__(self, parent: QObject | None = None, *, allow_beep: bool = True) -> None:
+    The first backend that exists wins: Windows — the stdlib ``winsound`` (asynchronous); macOS — ``afplay``;
+    Linux/BSD — the first of ``paplay``, ``pw-play``, ``aplay`` on PATH; then QtMultimedia if installed (the
+    project ships PySide6-Essentials, which lacks it); then ``QApplication.beep()``. Players are started
+    detached (``QProcess.startDetached`` double-forks, so finished players never linger as zombies), with
+    stdin/stdout/stderr on the null device. At most one sound starts per ``min_interval_s``: a burst of
+    notifications plays one sound instead of starting fifty players. ``play()`` never raises.
+
+    ``allow_beep=False`` makes a silent player (tests, headless runs): nothing audible at all, but every
+    request is still recorded in ``played`` as ``(name, "silent")``.
+    """
+
+    LINUX_PLAYERS: tuple[str, ...] = ("paplay", "pw-play", "aplay")
+    MIN_INTERVAL_S = 0.5
+
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        *,
+        allow_beep: bool = True,
+        platform: str | None = None,
+        min_interval_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(parent)
         self._effects: dict[str, Any] = {}
         self.allow_beep = allow_beep
-        self.played: deque[tuple[str, str]] = deque(maxlen=50)  # (name, how): for diagnostics and tests
+        self.min_interval_s = self.MIN_INTERVAL_S if min_interval_s is None else min_interval_s
+        self._clock = clock
+        self._last_start: float | None = None
+        # (name, how) for diagnostics and tests; how is the backend used ("paplay", "winsound", "beep", ...),
+        # "throttled" (rate limit), "none" (unknown name / missing file) or "error".
+        self.played: deque[tuple[str, str]] = deque(maxlen=50)
+        self.command: list[str] = []  # the player's argv prefix when the backend is an external program
+        self.backend = self._pick_backend(platform or sys.platform) if allow_beep else "silent"
+
+    def _pick_backend(self, platform: str) -> str:
+        """Decide once, at start-up (a PATH lookup per notification would be wasted work)."""
+        if platform == "win32":
+            try:
+                import winsound  # noqa: F401  (stdlib on Windows only)
+
+                return "winsound"
+            except ImportError:
+                pass
+        elif platform == "darwin":
+            exe = shutil.which("afplay")
+            if exe:
+                self.command = [exe]
+                return "afplay"
+        else:
+            for player in self.LINUX_PLAYERS:
+                exe = shutil.which(player)
+                if exe:
+                    # aplay prints a banner per file unless quiet; output goes to the null device anyway.
+                    self.command = [exe, "-q"] if player == "aplay" else [exe]
+                    return player
         try:
             from PySide6.QtMultimedia import QSoundEffect  # noqa: F401
 
-            self.backend = "qtmultimedia"
+            return "qtmultimedia"
         except ImportError:
-            self.backend = "beep" if allow_beep else "silent"
+            return "beep"
 
     def play(self, name: str | None) -> str:
+        """Start the sound for ``name`` (a key of ``core.notify.SOUNDS``) and return how it was played."""
         if not name:
             return "none"
-        if self.backend == "qtmultimedia":
-            effect = self._effects.get(name)
-            if effect is None:
-                from PySide6.QtCore import QUrl
-                from PySide6.QtMultimedia import QSoundEffect
-
-                path = sound_path(name)
-                if path is None:
-                    return "none"
-                effect = QSoundEffect(self)
-                effect.setSource(QUrl.fromLocalFile(str(path)))
-                effect.setVolume(0.6)
-                self._effects[name] = effect
-            effect.play()
-            how = "qtmultimedia"
-        elif self.backend == "beep":
-            QApplication.beep()
-            how = "beep"
-        else:
-            how = "silent"
+        try:
+            how = self._play(name)
+        except Exception:  # noqa: BLE001 - a sound must never take a notification (or the window) down with it
+            how = "error"
         self.played.append((name, how))
         return how
+
+    def _play(self, name: str) -> str:
+        now = self._clock()
+        if self._last_start is not None and now - self._last_start < self.min_interval_s:
+            return "throttled"
+        if self.backend == "silent":
+            self._last_start = now
+            return "silent"
+        if self.backend == "beep":
+            self._last_start = now
+            QApplication.beep()
+            return "beep"
+        path = sound_path(name)
+        if path is None:
+            return "none"
+        self._last_start = now
+        if self.backend == "winsound":
+            import winsound
+
+            # SND_ASYNC returns at once; SND_NODEFAULT: a bad file stays silent instead of the default ding.
+            winsound.PlaySound(str(path), winsound.SND_FILENAME | winsound.SND_ASYNC | winsound.SND_NODEFAULT)
+            return "winsound"
+        if self.backend == "qtmultimedia":
+            return self._play_qtmultimedia(name, path)
+        if self._start_detached([*self.command[1:], str(path)]):
+            return self.backend
+        # The player vanished or cannot start (uninstalled since start-up, no permission): beep this time.
+        QApplication.beep()
+        return "beep"
+
+    def _start_detached(self, args: list[str]) -> bool:
+        proc = QProcess()
+        proc.setProgram(self.command[0])
+        proc.setArguments(args)
+        proc.setStandardInputFile(QProcess.nullDevice())
+        proc.setStandardOutputFile(QProcess.nullDevice())
+        proc.setStandardErrorFile(QProcess.nullDevice())
+        result = proc.startDetached()  # PySide6 returns bool, some versions (bool, pid)
+        return bool(result[0] if isinstance(result, tuple) else result)
+
+    def _play_qtmultimedia(self, name: str, path: Path) -> str:
+        effect = self._effects.get(name)
+        if effect is None:
+            from PySide6.QtCore import QUrl
+            from PySide6.QtMultimedia import QSoundEffect
+
+            effect = QSoundEffect(self)
+            effect.setSource(QUrl.fromLocalFile(str(path)))
+            effect.setVolume(0.6)
+            self._effects[name] = effect
+        effect.play()
+        return "qtmultimedia"
 
 
 # --- tray ---------------------------------------------------------------------------------------------------
