@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from ttmt_monitor.core.notify import SOUNDS
-from ttmt_monitor.ui.notifications import SoundPlayer, sound_path
+from ttmt_monitor.ui.notifications import SoundPlayer, player_environment, sound_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,3 +211,33 @@ def test_every_sound_is_a_packaged_wav_and_the_bundle_carries_them() -> None:
     assert 'datas=[(str(ROOT / "resources"), "ttmt_monitor/resources")]' in spec
     assert '"ttmt_monitor.resources" = "resources"' in (ROOT / "pyproject.toml").read_text()
     assert os.path.samefile(sound_path("tp").parent, ROOT / "resources" / "sounds")
+
+
+def test_player_environment_restores_the_loader_path_in_a_frozen_build() -> None:
+    env = {
+        "LD_LIBRARY_PATH": "/opt/app/_internal:/usr/lib/x",
+        "LD_LIBRARY_PATH_ORIG": "/usr/lib/x",
+        "HOME": "/h",
+    }
+    assert player_environment(env, frozen=False) is None  # from source: inherit everything
+    fixed = player_environment(env, frozen=True)
+    assert fixed == {"LD_LIBRARY_PATH": "/usr/lib/x", "HOME": "/h"}
+    assert player_environment({"LD_LIBRARY_PATH": "/opt/app/_internal", "PATH": "/bin"}, frozen=True) == {
+        "PATH": "/bin"
+    }
+
+
+def test_frozen_player_does_not_get_the_bundle_library_path(qtbot, bin_dir, tmp_path, monkeypatch) -> None:
+    record = tmp_path / "env.txt"
+    script = bin_dir / "paplay"
+    script.write_text(f'#!/bin/sh\nprintf "%s|%s\\n" "${{LD_LIBRARY_PATH-unset}}" "$1" >> "{record}"\n')
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path / "_internal"))
+    monkeypatch.setenv("LD_LIBRARY_PATH_ORIG", "/usr/lib/user-libs")
+    player = SoundPlayer(platform="linux")
+    assert player.play("fill") == "paplay"
+    deadline = time.monotonic() + 5
+    while not record.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert record.read_text().strip() == f"/usr/lib/user-libs|{sound_path('fill')}"

@@ -22,6 +22,7 @@ plain text (the receiver must set it with ``Qt.PlainText``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -31,7 +32,7 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QProcess, QSettings, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QProcess, QProcessEnvironment, QSettings, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
 
@@ -79,6 +80,25 @@ def sound_path(name: str) -> Path | None:
     except (ModuleNotFoundError, TypeError):
         return None
     return path if path.is_file() else None
+
+
+def player_environment(environ: dict[str, str], *, frozen: bool) -> dict[str, str] | None:
+    """The environment for a system sound player, or None to inherit ours unchanged.
+
+    A PyInstaller build points the dynamic loader at its own bundled libraries (LD_LIBRARY_PATH on Linux,
+    DYLD_* on macOS) and keeps the user's values in ``<NAME>_ORIG``; a system ``paplay`` started with the
+    bundle's path can load our copies of shared libraries instead of its own and fail silently. So a frozen
+    app restores the original values (or removes the variable) for the player."""
+    if not frozen:
+        return None
+    env = dict(environ)
+    for var in ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "DYLD_FRAMEWORK_PATH"):
+        orig = env.pop(f"{var}_ORIG", None)
+        if orig:
+            env[var] = orig
+        else:
+            env.pop(var, None)
+    return env
 
 
 class SoundPlayer(QObject):
@@ -129,7 +149,8 @@ class SoundPlayer(QObject):
             except ImportError:
                 pass
         elif platform == "darwin":
-            exe = shutil.which("afplay")
+            # A .app started from Finder gets launchd's short PATH; afplay ships with macOS in /usr/bin.
+            exe = shutil.which("afplay") or ("/usr/bin/afplay" if Path("/usr/bin/afplay").is_file() else None)
             if exe:
                 self.command = [exe]
                 return "afplay"
@@ -194,6 +215,12 @@ class SoundPlayer(QObject):
         proc.setStandardInputFile(QProcess.nullDevice())
         proc.setStandardOutputFile(QProcess.nullDevice())
         proc.setStandardErrorFile(QProcess.nullDevice())
+        env = player_environment(dict(os.environ), frozen=bool(getattr(sys, "frozen", False)))
+        if env is not None:
+            qenv = QProcessEnvironment()
+            for key, value in env.items():
+                qenv.insert(key, value)
+            proc.setProcessEnvironment(qenv)
         result = proc.startDetached()  # PySide6 returns bool, some versions (bool, pid)
         return bool(result[0] if isinstance(result, tuple) else result)
 
