@@ -358,8 +358,9 @@ def start_subprocess(timeout: float = 60.0, **opts: Any) -> SimulatorProcess:
 
     def pump() -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
+        with proc.stdout:  # closed at the child's end of output (else a ResourceWarning: unclosed file)
+            for line in proc.stdout:
+                lines.put(line)
         lines.put(None)
 
     threading.Thread(target=pump, name="ttmt-sim-stdout", daemon=True).start()
