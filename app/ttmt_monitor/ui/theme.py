@@ -98,63 +98,36 @@ def is_dark(palette: QPalette) -> bool:
     return window.lightness() < text.lightness()
 
 
-def _dark_palette() -> QPalette:
-    p = QPalette()
-    base, window, text, disabled = QColor("#1e1f22"), QColor("#2b2d30"), QColor("#dfe1e5"), QColor("#7a7e85")
-    roles = QPalette.ColorRole
-    p.setColor(roles.Window, window)
-    p.setColor(roles.WindowText, text)
-    p.setColor(roles.Base, base)
-    p.setColor(roles.AlternateBase, QColor("#26282b"))
-    p.setColor(roles.ToolTipBase, QColor("#3c3f41"))
-    p.setColor(roles.ToolTipText, text)
-    p.setColor(roles.PlaceholderText, disabled)
-    p.setColor(roles.Text, text)
-    p.setColor(roles.Button, QColor("#393b40"))
-    p.setColor(roles.ButtonText, text)
-    p.setColor(roles.BrightText, QColor("#ff6b6b"))
-    p.setColor(roles.Light, QColor("#4a4d52"))
-    p.setColor(roles.Midlight, QColor("#3c3f44"))
-    p.setColor(roles.Mid, QColor("#2f3136"))
-    p.setColor(roles.Dark, QColor("#17181a"))
-    p.setColor(roles.Shadow, QColor("#000000"))
-    p.setColor(roles.Highlight, QColor("#2e5d9f"))
-    p.setColor(roles.HighlightedText, QColor("#ffffff"))
-    p.setColor(roles.Link, QColor(_BLUE[1]))
-    p.setColor(roles.LinkVisited, QColor("#bc8cff"))
-    group = QPalette.ColorGroup.Disabled
-    for role in (roles.WindowText, roles.Text, roles.ButtonText):
-        p.setColor(group, role, disabled)
-    return p
+# Our own light and dark palettes (used when the user picks a theme instead of following the OS): role -> colour.
+# "Disabled" is the text colour of disabled widgets.
+_PALETTES: dict[str, dict[str, str]] = {
+    "dark": {
+        "Window": "#2b2d30", "WindowText": "#dfe1e5", "Base": "#1e1f22", "AlternateBase": "#26282b",
+        "ToolTipBase": "#3c3f41", "ToolTipText": "#dfe1e5", "PlaceholderText": "#7a7e85", "Text": "#dfe1e5",
+        "Button": "#393b40", "ButtonText": "#dfe1e5", "BrightText": "#ff6b6b", "Light": "#4a4d52",
+        "Midlight": "#3c3f44", "Mid": "#2f3136", "Dark": "#17181a", "Shadow": "#000000", "Highlight": "#2e5d9f",
+        "HighlightedText": "#ffffff", "Link": _BLUE[1], "LinkVisited": "#bc8cff", "Disabled": "#7a7e85",
+    },
+    "light": {
+        "Window": "#f3f4f6", "WindowText": "#1f2328", "Base": "#ffffff", "AlternateBase": "#f6f8fa",
+        "ToolTipBase": "#ffffe1", "ToolTipText": "#1f2328", "PlaceholderText": "#8c959f", "Text": "#1f2328",
+        "Button": "#e9ebef", "ButtonText": "#1f2328", "BrightText": "#cf222e", "Light": "#ffffff",
+        "Midlight": "#eceef1", "Mid": "#c4c8ce", "Dark": "#9aa0a6", "Shadow": "#6e7781", "Highlight": "#0969da",
+        "HighlightedText": "#ffffff", "Link": _BLUE[0], "LinkVisited": "#8250df", "Disabled": "#8c959f",
+    },
+}
 
 
-def _light_palette() -> QPalette:
+def _palette(mode: str) -> QPalette:
+    colours = _PALETTES[mode]
     p = QPalette()
     roles = QPalette.ColorRole
-    text = QColor("#1f2328")
-    p.setColor(roles.Window, QColor("#f3f4f6"))
-    p.setColor(roles.WindowText, text)
-    p.setColor(roles.Base, QColor("#ffffff"))
-    p.setColor(roles.AlternateBase, QColor("#f6f8fa"))
-    p.setColor(roles.ToolTipBase, QColor("#ffffe1"))
-    p.setColor(roles.ToolTipText, text)
-    p.setColor(roles.PlaceholderText, QColor("#8c959f"))
-    p.setColor(roles.Text, text)
-    p.setColor(roles.Button, QColor("#e9ebef"))
-    p.setColor(roles.ButtonText, text)
-    p.setColor(roles.BrightText, QColor("#cf222e"))
-    p.setColor(roles.Light, QColor("#ffffff"))
-    p.setColor(roles.Midlight, QColor("#eceef1"))
-    p.setColor(roles.Mid, QColor("#c4c8ce"))
-    p.setColor(roles.Dark, QColor("#9aa0a6"))
-    p.setColor(roles.Shadow, QColor("#6e7781"))
-    p.setColor(roles.Highlight, QColor("#0969da"))
-    p.setColor(roles.HighlightedText, QColor("#ffffff"))
-    p.setColor(roles.Link, QColor(_BLUE[0]))
-    p.setColor(roles.LinkVisited, QColor("#8250df"))
-    group = QPalette.ColorGroup.Disabled
+    for name, hex_colour in colours.items():
+        if name != "Disabled":
+            p.setColor(getattr(roles, name), QColor(hex_colour))
+    disabled = QColor(colours["Disabled"])
     for role in (roles.WindowText, roles.Text, roles.ButtonText):
-        p.setColor(group, role, QColor("#8c959f"))
+        p.setColor(QPalette.ColorGroup.Disabled, role, disabled)
     return p
 
 
@@ -197,7 +170,7 @@ def apply_theme(app: QApplication, mode: str = "system") -> bool:
         if not _forced_fusion and (_native_style_name or "").lower() != "fusion":
             app.setStyle("Fusion")
         _forced_fusion = True
-        app.setPalette(_dark_palette() if mode == "dark" else _light_palette())
+        app.setPalette(_palette("dark" if mode == "dark" else "light"))
     sheet = load_stylesheet()
     if sheet:
         app.setStyleSheet(sheet)
