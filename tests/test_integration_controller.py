@@ -13,61 +13,24 @@ Async scenarios run on ONE module-level qasync loop (``run_on_qasync``) and awai
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from PySide6.QtWidgets import QApplication
+from _qasync_support import ModuleLoop, in_thread, until
 from ttmt_monitor.core import models as m
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
 
-_LOOP: Any = None
-
-
-def run_on_qasync(make: Callable[[], Awaitable[Any]], timeout: float = 50.0) -> Any:
-    """Run a scenario on the module's one qasync loop (a loop per test leaves Qt timers of dead loops behind)."""
-    import qasync
-
-    global _LOOP
-    app = QApplication.instance() or QApplication([])
-    app.setQuitOnLastWindowClosed(False)
-    if _LOOP is None:
-        _LOOP = qasync.QEventLoop(app)
-    loop = _LOOP
-    asyncio.set_event_loop(loop)
-    old_hooks = sys.get_asyncgen_hooks()
-    sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook, finalizer=loop._asyncgen_finalizer_hook)
-    try:
-        result = loop.run_until_complete(asyncio.wait_for(make(), timeout))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        return result
-    finally:
-        sys.set_asyncgen_hooks(*old_hooks)
+_MODULE_LOOP = ModuleLoop(default_timeout=50.0)
+run_on_qasync = _MODULE_LOOP.run
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _close_shared_loop():
     yield
-    global _LOOP
-    if _LOOP is not None:
-        _LOOP.close()
-        _LOOP = None
-    asyncio.set_event_loop(None)
+    _MODULE_LOOP.close()
 
 
-async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
-        await asyncio.sleep(0.05)
-
-
-async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 def _finalize_some(sim: Any, open_ids: set[str], start_id: int) -> set[str]:

@@ -13,12 +13,11 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _qasync_support import ModuleLoop, in_thread, until
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
@@ -29,52 +28,16 @@ from ttmt_monitor.ui.settings import AppSettings
 from ttmt_monitor.ui.table_base import ROW_ROLE
 
 
-_LOOP: Any = None
-
-
-def run_on_qasync(make: Callable[[], Awaitable[Any]], timeout: float = 45.0) -> Any:
-    """Run a scenario on ONE qasync loop shared by the module's tests (creating and closing a qasync loop per
-    test leaves Qt timers of the closed loops behind; the app itself has exactly one loop per process)."""
-    import qasync
-
-    global _LOOP
-    app = QApplication.instance() or QApplication([])
-    app.setQuitOnLastWindowClosed(False)
-    if _LOOP is None:
-        _LOOP = qasync.QEventLoop(app)
-    loop = _LOOP
-    asyncio.set_event_loop(loop)
-    old_hooks = sys.get_asyncgen_hooks()
-    sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook, finalizer=loop._asyncgen_finalizer_hook)
-    try:
-        result = loop.run_until_complete(asyncio.wait_for(make(), timeout))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        return result
-    finally:
-        sys.set_asyncgen_hooks(*old_hooks)
+_MODULE_LOOP = ModuleLoop(default_timeout=45.0)
+run_on_qasync = _MODULE_LOOP.run
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _close_shared_loop():
     yield
-    global _LOOP
-    if _LOOP is not None:
-        _LOOP.close()  # shuts its executor threads down before Qt goes away
-        _LOOP = None
-    asyncio.set_event_loop(None)
+    _MODULE_LOOP.close()
 
 
-async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll on the running loop (the loop keeps running: no nested event loop)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
-        await asyncio.sleep(0.05)
-
-
-async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 @pytest.fixture
