@@ -27,7 +27,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fake players ar
 def fake_player(bin_dir: Path, name: str, record: Path) -> Path:
     """An executable named like a real player that records one line per run: its argv, tab-separated."""
     script = bin_dir / name
-    script.write_text(f'#!/bin/sh\nprintf "%s\\t" "$0" "$@" >> "{record}"\nprintf "\\n" >> "{record}"\n')
+    # One write per run (O_APPEND): players started together must not interleave halves of their lines.
+    script.write_text(f'#!/bin/sh\nline=$(printf "%s\\t" "$0" "$@")\nprintf "%s\\n" "$line" >> "{record}"\n')
     script.chmod(0o755)
     return script
 
