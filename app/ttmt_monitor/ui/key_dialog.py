@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..keystore import KEY_PREFIX, is_valid_key_format
-from .theme import is_dark, pl_color
+from .theme import is_dark, pl_color, style_widget
 from .widgets import plain_label
 
 __all__ = ["CHECK_TIMEOUT_S", "KeyDialog", "KeyResult", "ask_for_key", "describe_check_error", "format_hint"]
@@ -108,6 +108,7 @@ class KeyDialog(QDialog):
         check_timeout: float = CHECK_TIMEOUT_S,
     ) -> None:
         super().__init__(parent)
+        style_widget(self)  # section titles, the key hint (resources/styles/app.qss)
         self._check = check
         self._check_timeout = check_timeout
         self._task: asyncio.Future | None = None

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from ..core.formatting import format_price, format_time, zone_label
 from ..core.models import Signal
+from .theme import style_widget
 from .widgets import plain_label, section_title
 
 __all__ = ["SignalDetail", "describe_entry", "describe_targets"]
@@ -88,6 +89,7 @@ class SignalDetail(QWidget):
 
     def __init__(self, parent: QWidget | None = None, *, utc: bool = False) -> None:
         super().__init__(parent)
+        style_widget(self)  # section titles, the key hint (resources/styles/app.qss)
         self._utc = utc
         self._signal: Signal | None = None
         self._account_labels: dict[str, str] = {}

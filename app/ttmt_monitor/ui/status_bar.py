@@ -22,7 +22,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStatusBar, QWidget
 
 from ..core.formatting import format_age
-from .theme import is_dark, state_color
+from .theme import is_dark, state_color, style_widget
 from .widgets import dot_pixmap, plain_label
 
 __all__ = ["BANNER_STATES", "CONNECTION_STATES", "STATE_LABELS", "Banner", "ConnectionStatusBar"]
@@ -168,6 +168,7 @@ class Banner(QFrame):
         super().__init__(parent)
         self.setObjectName("Banner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        style_widget(self)
         self._state = ""
         self.text_label = plain_label("", wrap=True)
         self.text_label.setObjectName("BannerText")
@@ -227,8 +228,8 @@ class Banner(QFrame):
             self._buttons_row.addWidget(button)
             self._buttons.append(button)
         accent = state_color(accent_state, is_dark(self.palette())).name()
-        # Only the accent edge is set here; the rest of the look comes from app.qss (palette colours).
-        self.setStyleSheet(f"QFrame#Banner {{ border-left: 4px solid {accent}; }}")
+        # The accent edge after app.qss's rules (palette colours) for the rest of the look.
+        style_widget(self, f"\nQFrame#Banner {{ border-left: 4px solid {accent}; }}")
         self.show()
 
     def _on_dismiss(self) -> None:

@@ -46,7 +46,7 @@ from ..core.formatting import (
 )
 from ..core.models import BreakevenSet, Event, Order, Position, Signal, Trade
 from .signal_detail import describe_entry, describe_targets
-from .theme import is_dark, pl_color
+from .theme import is_dark, pl_color, style_widget
 from .widgets import ReadOnlyTable, plain_label, section_title
 
 __all__ = ["BreakevenState", "TradeDetail", "breakeven_state", "short_id"]
@@ -148,6 +148,7 @@ class TradeDetail(QWidget):
     def __init__(self, parent: QWidget | None = None, *, utc: bool = False, pl_scheme: str = "green_up",
                  chart: bool = True) -> None:
         super().__init__(parent)
+        style_widget(self)  # section titles, the key hint (resources/styles/app.qss)
         self._utc = utc
         self._scheme = pl_scheme
         self._trade: Trade | None = None
