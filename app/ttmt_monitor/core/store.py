@@ -23,10 +23,8 @@ Design, and why:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -41,14 +39,13 @@ from typing import Any
 from ..sources.ttmt.decode import parse_json
 from ..sources.ttmt.encode import dumps as _encode_dumps
 from ..sources.ttmt.encode import to_wire as _encode_to_wire
+# Re-exported: where the files live was defined here first (core/paths.py keeps it importable without sqlite3).
+from .paths import APP_NAME, DATA_DIR_ENV, default_data_dir, normalize_base_url, store_key, store_path  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "ttmt-monitor"
 #: PRAGMA application_id: "TTMT" in ASCII. A SQLite file without it is not ours.
 APPLICATION_ID = 0x54544D54
-#: Environment override for the data directory (tests, benchmarks, portable installs).
-DATA_DIR_ENV = "TTMT_MONITOR_DATA_DIR"
 
 # Trade statuses that are still open (ttmt-api.md §14.1); anything else with a closed_at, or a known terminal
 # status, is history. Unknown statuses without closed_at count as open, so they stay on the first screen.
@@ -121,30 +118,6 @@ class _NotOurs(Exception):
 
 
 # --- paths ---------------------------------------------------------------------------------------------------
-
-
-def default_data_dir() -> Path:
-    override = os.environ.get(DATA_DIR_ENV)
-    if override:
-        return Path(override)
-    import platformdirs  # imported here: only the app's first open needs it
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-
-
-def normalize_base_url(base_url: str) -> str:
-    return base_url.strip().rstrip("/").lower()
-
-
-def store_key(base_url: str, account_ids: Iterable[str] = ()) -> str:
-    """Stable hash naming one store: the base URL and the account set, never the key."""
-    text = normalize_base_url(base_url) + "\n" + ",".join(sorted(set(account_ids)))
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def store_path(base_url: str, account_ids: Iterable[str] = (), data_dir: Path | str | None = None) -> Path:
-    base = Path(data_dir) if data_dir is not None else default_data_dir()
-    return base / "history" / f"history-{store_key(base_url, account_ids)}.sqlite3"
 
 
 # --- wire helpers --------------------------------------------------------------------------------------------
