@@ -31,9 +31,19 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import main as cli_main
 
         return cli_main(argv)
+    import gc
+
+    # Cyclic GC runs on the GUI thread's timer once the app is up (ui/gc_guard.py); until then, start-up (imports,
+    # decoding the first lists in threads) would pay 20-40 ms of collections of objects that all live on.
+    gc.disable()
+    # The key and, on a first run, the desk's first REST lists are asked for before asyncio and the GUI are
+    # imported (ui/early.py): the server answers while we import and build the window.
+    from .ui.early import begin
+
+    early = begin(argv)
     from .ui.app import main as gui_main
 
-    return gui_main(argv)
+    return gui_main(argv, early=early)
 
 
 if __name__ == "__main__":

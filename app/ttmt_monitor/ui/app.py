@@ -21,7 +21,10 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .early import EarlyStart
 
 log = logging.getLogger("ttmt_monitor")
 
@@ -40,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start, load data, render, exit 0 (non-zero with a message on failure)")
     parser.add_argument("--tab", choices=TAB_NAMES, help="the tab to show first")
     parser.add_argument("--utc", action="store_true", help="show times in UTC")
+    # For benchmarks/ui_live.py: print "startup-ready <unix time>" once the window has painted its first data
+    # from the API, then quit.
+    parser.add_argument("--report-startup", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -50,7 +56,9 @@ class Connection:
     demo: bool
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
+    """``ttmt-monitor [options]``. ``early``: the head start ``ui.early.begin`` made before this module (and
+    asyncio) was imported; made here when the caller did not."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
@@ -62,17 +70,24 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    from .early import SEND_WAIT_S, begin
+    from .settings import AppSettings, init_application_names
+
+    if early is None:
+        early = begin(argv)
+    init_application_names()
+    settings = AppSettings()
+    if early is not None:
+        early.wait_sent(SEND_WAIT_S)  # the start-up requests leave before QtWidgets' import holds the GIL
+
     from PySide6.QtWidgets import QApplication
 
     from . import theme
-    from .settings import AppSettings, init_application_names
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "ttmt-monitor"])
     # The loop, not Qt, decides when we are done: closing the window must not stop the loop under the shutdown
     # coroutine (stream and client still have to close, the simulator to terminate).
     app.setQuitOnLastWindowClosed(False)
-    init_application_names()
-    settings = AppSettings()
     if args.utc:
         settings.utc_override = True
     try:
@@ -84,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     collector = MainThreadGarbageCollector(parent=app)
     try:
-        return run_qasync(app, lambda: run(args, settings))
+        return run_qasync(app, lambda: run(args, settings, early))
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - last resort: a message, not a traceback
@@ -148,14 +163,10 @@ async def _ask_key(base_url: str, parent: Any = None) -> str | None:
 
 
 async def _load_key(base_url: str) -> str | None:
-    from .. import keystore
+    """The key for ``base_url`` from the environment or the keyring, off the loop (None: none usable)."""
+    from .early import key_from_env, key_from_keyring
 
-    loop = asyncio.get_running_loop()
-    try:
-        return await loop.run_in_executor(None, keystore.load_key, base_url)
-    except keystore.KeyringUnavailable as exc:
-        log.warning("%s", exc)
-        return None
+    return key_from_env() or await asyncio.get_running_loop().run_in_executor(None, key_from_keyring, base_url)
 
 
 async def _await_signal(signal: Any) -> None:
@@ -176,7 +187,7 @@ async def _await_signal(signal: Any) -> None:
             pass
 
 
-async def run(args: argparse.Namespace, settings: Any) -> int:
+async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None = None) -> int:
     """The app's life on the loop. Returns the process exit code."""
     headless = bool(args.screenshot or args.smoke_test)
     loop = asyncio.get_running_loop()
@@ -197,7 +208,10 @@ async def run(args: argparse.Namespace, settings: Any) -> int:
             base_url = args.base_url or settings.base_url
             if args.base_url:
                 settings.base_url = args.base_url
-            key = await _load_key(base_url)
+            if early is not None and early.base_url == base_url:
+                key = await early.key()
+            else:
+                key = await _load_key(base_url)
             if key is None:
                 if headless:
                     print("ttmt-monitor: no API key is stored for " + base_url + "; start with --demo to try the "
@@ -208,7 +222,8 @@ async def run(args: argparse.Namespace, settings: Any) -> int:
                     return EXIT_OK  # the user cancelled: nothing to do
             connection = Connection(base_url, key, demo=False)
         while connection is not None:
-            outcome = await _run_window(args, settings, connection, headless)
+            prefetch = early.take_prefetch(connection.base_url, connection.api_key) if early is not None else None
+            outcome = await _run_window(args, settings, connection, headless, prefetch)
             if isinstance(outcome, int):
                 return outcome
             connection = outcome  # a replaced key: run again with it
@@ -219,9 +234,8 @@ async def run(args: argparse.Namespace, settings: Any) -> int:
 
 
 async def _run_window(args: argparse.Namespace, settings: Any, connection: Connection,
-                      headless: bool) -> int | Connection | None:
+                      headless: bool, prefetch: Any = None) -> int | Connection | None:
     """One window + controller for one key. Returns an exit code, or the Connection to restart with."""
-    from .. import keystore
     from .controller import DeskController
     from .main_window import MainWindow
     from .single_instance import SingleInstance
@@ -238,7 +252,8 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
             from ..core.store import Store
 
             return Store.open(connection.base_url)
-    controller = DeskController(connection.base_url, connection.api_key, store_factory=store_factory)
+    controller = DeskController(connection.base_url, connection.api_key, store_factory=store_factory,
+                                prefetch=prefetch)
     # Send the first REST requests before building the window: the server works on them while we construct
     # widgets (cold start to a window with data is the sum of both otherwise).
     start_task = asyncio.ensure_future(controller.start())
@@ -255,6 +270,8 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
             window.quit()
 
     async def forget_key() -> None:
+        from .. import keystore  # the keyring costs ~0.1 s to import: not on the way to the first window
+
         try:
             await asyncio.get_running_loop().run_in_executor(None, keystore.forget_key, connection.base_url)
         except keystore.KeyringUnavailable as exc:
@@ -266,9 +283,31 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     window.forget_key_requested.connect(lambda: asyncio.ensure_future(forget_key()))
     if args.tab:
         window.select_tab(args.tab)
+    painted: list[float] = []
+    cache_painted: list[float] = []
+    if args.report_startup:
+        from PySide6.QtCore import QTimer
+
+        def on_paint() -> None:
+            # The window's first paint with the API's data (or with its local history): noted when that paint
+            # pass is over (a zero timer runs after the children have painted), as benchmarks/bare_window.py does.
+            for into, shown in ((painted, controller.started), (cache_painted, controller.showing_cache)):
+                if shown and not into:
+                    into.append(0.0)
+                    QTimer.singleShot(0, lambda into=into: into.__setitem__(0, time.time()))
+
+        window.painted.connect(on_paint)
     window.show()
     try:
         ok = await start_task
+        if args.report_startup:
+            deadline = time.monotonic() + 10
+            while ok and not (painted and painted[0]) and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            print(f"startup-ready {painted[0] if painted else 0:.6f} ok={ok} "
+                  f"trades={controller.trades_model.rowCount()} "
+                  f"cache={cache_painted[0] if cache_painted else 0:.6f}", flush=True)
+            return EXIT_OK if ok else EXIT_FAILED
         if headless:
             return await _capture(args, window, controller, ok)
         if args.quit_after:

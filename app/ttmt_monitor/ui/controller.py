@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +30,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
+from ..sources.ttmt.prefetch import SnapshotPrefetch, split_closed_positions
+from ..sources.ttmt.prefetch import TradesPage as _Page
 from .accounts_model import AccountsModel, account_rows, local_day_start
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
@@ -48,6 +48,7 @@ ACCOUNTS_EVERY_S = 0.5  # the per-account figures are recomputed at most this of
 SIGNAL_POLL_S = 60.0
 SIGNAL_FETCH_PER_MIN = 6  # unknown-signal look-ups per minute (the rest are picked up by the poll)
 PAGE_SIZE = 100
+PAINT_WAIT_S = 0.5  # the longest the after-load work waits for the window's first paint with data
 BACKFILL_DELAY_S = 10.0  # older history is read in the background, after start-up has had the request budget
 MAX_SINGLE_REREADS = 4  # above this many finished-while-away trades, one status=closed listing is cheaper
 
@@ -97,6 +98,7 @@ class DeskController(QObject):
     events_applied = Signal(list, object)  # (events of one batch, the last core Change of the batch)
     connection_changed = Signal(str, str)  # (state, detail): live, connecting, reconnecting, resyncing, ...
     loaded = Signal()  # the first snapshot is in the models
+    cache_shown = Signal()  # the local history is in the models (before the network; "loaded" follows)
     load_failed = Signal(str)  # a clear message (never a traceback)
     last_event_at_changed = Signal(object)  # datetime of the last applied event
 
@@ -104,8 +106,12 @@ class DeskController(QObject):
                  client_factory: Callable[[str, str], Any] | None = None,
                  consumer_factory: Callable[..., Any] | None = None,
                  start_stream: bool = True,
-                 store_factory: Callable[[], Any] | None = None) -> None:
+                 store_factory: Callable[[], Any] | None = None,
+                 prefetch: SnapshotPrefetch | None = None) -> None:
         super().__init__(parent)
+        # The start-up lists, already asked for by the app before it imported the GUI (first run: no local
+        # history yet), else made here when nothing stands in the way (see _start_once).
+        self._prefetch = prefetch
         self.base_url = base_url
         self._api_key = api_key  # held in memory only; never logged or shown
         self._client_factory = client_factory
@@ -153,6 +159,12 @@ class DeskController(QObject):
         self._signals_pending: set[str] = set()
         self._signals_reset = True  # whether the first Signals page replaces the rows (False over local history)
         self._history_prefetch: SnapshotPrefetch | None = None  # its trades page follows the first paint
+        self._store_opening: asyncio.Future[None] | None = None  # first run: the history file being created
+        self._store_pending = False  # first run: the history file is opened after the first paint with data
+        # A window that reports its paints (MainWindow sets this): the after-load work waits for the first paint
+        # with data instead of a fixed 30 ms.
+        self.window_reports_paint = False
+        self._painted_with_data: asyncio.Future[None] | None = None
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
         self._tick.timeout.connect(self._drain)
@@ -205,13 +217,24 @@ class DeskController(QObject):
         # The start-up lists are asked for at once, on plain sockets in threads, while the HTTP client library is
         # imported and the window is built (see SnapshotPrefetch); any doubt and the client asks again itself.
         # With a local history the start-up is a delta sync (only what changed; the cached desk is on screen at
-        # once anyway), so no prefetch: its requests would be spent twice.
-        prefetch = None
-        if self._client_factory is None and self.client is None and self._store_factory is None:
-            prefetch = SnapshotPrefetch(self.base_url, self._api_key)
-        await self._show_cached()
+        # once anyway), so no prefetch: its requests would be spent twice. On a first run (no history file yet)
+        # the app starts the prefetch itself, before importing the GUI, and what it brings is stored.
+        prefetch, self._prefetch = self._prefetch, None
+        first_run = prefetch is not None and self._store_factory is not None
+        if prefetch is None and self._client_factory is None and self.client is None and self._store_factory is None:
+            prefetch = SnapshotPrefetch(self.base_url, self._api_key, page_size=PAGE_SIZE)
+        # No history file a moment ago: nothing to show from it, so it is created after the first paint with
+        # data, not before (_after_load), and what the desk shows then is written to it.
+        self._store_pending = first_run
+        if not first_run:
+            await self._show_cached()
+            if self.showing_cache:
+                prefetch = None  # there is history after all: a delta sync reads only what changed
+                if self.client is None:
+                    # Let the window paint the history before the HTTP client is imported and made (~0.1-0.2 s).
+                    await asyncio.sleep(0.03)
         try:
-            if self.store is not None:
+            if self.store is not None and prefetch is None and not first_run:
                 await self._delta_start()
             else:
                 prefetched = await prefetch.wait() if prefetch is not None else None
@@ -246,14 +269,43 @@ class DeskController(QObject):
         self._spawn(self._after_load(self.client is None))
         return True
 
-    async def _after_load(self, client_pending: bool) -> None:
-        """After the first data is on screen: the HTTP client (when the prefetch spared us making it before),
-        the Signals page, then the stream."""
-        if client_pending:
-            # Let the window paint its first frame with data before importing/making the client (~100-200 ms).
+    def note_paint(self) -> None:
+        """The window painted (MainWindow.paintEvent); the first time with data, the after-load work may go on."""
+        waiter = self._painted_with_data
+        if self.started and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _first_paint(self) -> None:
+        """Until the window has painted its first frame with data (at most PAINT_WAIT_S), or 30 ms without a
+        window that reports its paints."""
+        if not self.window_reports_paint:
             await asyncio.sleep(0.03)
+            return
+        waiter = self._painted_with_data = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(waiter, PAINT_WAIT_S)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._painted_with_data = None
+
+    async def _after_load(self, client_pending: bool) -> None:
+        """After the first data is on screen: the local history file on a first run, the HTTP client (when the
+        prefetch spared us making it before), the Signals page, then the stream."""
+        if client_pending or self._store_pending:
+            # Let the window paint its first frame with data before importing/making the client (~100-200 ms)
+            # and creating the history file.
+            await self._first_paint()
             if self._closing:
                 return
+        if self._store_pending:  # first run: the new history file, then what the desk shows now goes into it
+            self._store_pending = False
+            self._store_opening = asyncio.ensure_future(self._open_store())
+            await asyncio.wait([self._store_opening])
+            self._store_opening = None
+            if self._closing:
+                return
+            self._remember_snapshot()
         history, self._history_prefetch = self._history_prefetch, None
         if history is not None:
             self._spawn(self._load_history_page(history))
@@ -278,6 +330,7 @@ class DeskController(QObject):
                 return
         if page is None or self._closing:
             return
+        self._store_call("put_trades", page.items)
         if self.trades_model.next_cursor is None:
             self.trades_model.append_page(page.items, page.has_more, page.next_cursor)
         else:  # a page fetched meanwhile already set the cursor: only add the rows
@@ -438,6 +491,14 @@ class DeskController(QObject):
 
     # --- local history (F's core.store / sync) --------------------------------------------------------------------
 
+    async def _open_store(self) -> None:
+        """Open (or create) the local history in a thread; without one the desk still works (a warning)."""
+        try:
+            self.store = await asyncio.get_running_loop().run_in_executor(None, self._store_factory)
+        except Exception as exc:  # noqa: BLE001 - the history is a convenience
+            log.warning("local history unavailable: %s", describe_error(exc))
+            self.store = None
+
     async def _show_cached(self) -> None:
         """Fill the tables from the local history at once (before any network), when there is one."""
         if self._store_factory is None:
@@ -448,7 +509,8 @@ class DeskController(QObject):
             from ..core.models import Snapshot
             from ..sync import load_cached
 
-            self.store = await loop.run_in_executor(None, self._store_factory)
+            if self.store is None:  # (a Retry after a failed load keeps the file it opened)
+                self.store = await loop.run_in_executor(None, self._store_factory)
             cached = await loop.run_in_executor(None, load_cached, self.store)
             if cached.store is not None:
                 self.store = cached.store  # a damaged file was moved aside and replaced
@@ -465,6 +527,7 @@ class DeskController(QObject):
             self.accounts_model.reset_rows(self._account_rows())
             self.data_as_of = cached.data_as_of
             self.showing_cache = True
+            self.cache_shown.emit()
             if cached.data_as_of is not None:  # "last event n min ago" tells how old the history on screen is
                 self.last_event_at = cached.data_as_of
                 self.last_event_at_changed.emit(cached.data_as_of)
@@ -516,6 +579,9 @@ class DeskController(QObject):
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
+        opening, self._store_opening = self._store_opening, None
+        if opening is not None:  # a history file still being created: let it finish, then close it
+            await asyncio.wait([opening], timeout=10)
         store, self.store = self.store, None
         if store is not None:
             try:
@@ -929,210 +995,6 @@ def freeze_long_lived(collect: bool = False) -> None:
     gc.freeze()
 
 
-class _Page:
-    """The fields of a trades page the controller reads (the client's Page lives with httpx)."""
-
-    __slots__ = ("items", "has_more", "next_cursor")
-
-    def __init__(self, items: tuple[Any, ...], has_more: bool, next_cursor: str | None) -> None:
-        self.items, self.has_more, self.next_cursor = items, has_more, next_cursor
-
-
-class SnapshotPrefetch:
-    """The start-up REST lists (accounts, positions, open trades, the newest trades page), fetched in threads
-    with the standard library while the main thread imports the HTTP client and builds the window.
-
-    Why: at cold start the snapshot waited behind ~150-250 ms of importing httpx and making the client, and its
-    requests then waited for the loop while the window was built. Here they leave at once on plain sockets (the
-    server works while we construct), and decoding happens off the loop too. It is only a fast path: any
-    non-200 answer, odd body, timeout or proxy setting gives ``None`` and the client does the normal load, with
-    its typed errors, retries and pacing (the few requests spent here are learnt by the pacer from the next
-    answer's ``X-RateLimit-Remaining``). The key goes in the Authorization header only, as with the client; no
-    redirect is followed.
-    """
-
-    TIMEOUT_S = 10.0
-
-    def __init__(self, base_url: str, api_key: str) -> None:
-        self._base = base_url.rstrip("/")
-        self._key = api_key.strip()
-        self._loop = asyncio.get_running_loop()
-        self._future: asyncio.Future[Any] = self._loop.create_future()
-        self._page_future: asyncio.Future[Any] = self._loop.create_future()
-        # The history page is asked for once the first data is painted (page()): before, its parsing would
-        # hold the GIL against the window's first paint.
-        self._page_go = threading.Event()
-        self._parts: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self._taken_at = datetime.now(timezone.utc)  # before any request, as the client's snapshot()
-        jobs = {"accounts": self._accounts, "positions": self._positions, "open": self._open_trades,
-                "page": self._trades_page}
-        self._left = len(jobs) - 1  # the snapshot's lists; the page is reported on its own
-        if not self._usable():
-            self._future.set_result(None)
-            self._page_future.set_result(None)
-            return
-        for name, job in jobs.items():
-            threading.Thread(target=self._run, args=(name, job), name=f"ttmt-prefetch-{name}", daemon=True).start()
-
-    def _usable(self) -> bool:
-        from urllib.parse import urlsplit
-
-        try:
-            url = urlsplit(self._base)
-        except ValueError:
-            return False
-        if url.scheme not in ("http", "https") or not url.hostname or url.username or url.query:
-            return False
-        # The client goes through an environment proxy over https: leave such set-ups to it.
-        if url.scheme == "https" and any(os.environ.get(n) for n in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY",
-                                                                      "all_proxy")):
-            return False
-        return True
-
-    async def wait(self) -> tuple[m.Snapshot, None] | None:
-        """(the snapshot, None: the trades page comes by :meth:`page`), or None: load with the client."""
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._future), self.TIMEOUT_S + 2)
-        except Exception:  # noqa: BLE001 - the normal load follows
-            return None
-
-    async def page(self) -> _Page | None:
-        """The newest page of trades (history), or None (ask the client). Asks for it now if not yet asked."""
-        self._page_go.set()
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._page_future), 2 * self.TIMEOUT_S + 2)
-        except Exception:  # noqa: BLE001
-            return None
-
-    def _run(self, name: str, job: Callable[[Any], Any]) -> None:
-        conn = None
-        try:
-            if name == "page":  # after the lists the first paint needs: the server answers one at a time
-                self._page_go.wait(self.TIMEOUT_S)
-            conn = self._connect()
-            value = job(conn)
-        except Exception:  # noqa: BLE001 - a fast path only: the client's own load reports problems
-            log.debug("prefetch %s failed", name, exc_info=True)
-            value = None
-        finally:
-            if conn is not None:
-                conn.close()
-        if name == "page":
-            self._deliver(self._page_future, value)
-            return
-        with self._lock:
-            self._parts[name] = value
-            self._left -= 1
-            last = self._left == 0
-        if last:
-            try:
-                self._loop.call_soon_threadsafe(self._finish)
-            except RuntimeError:  # the loop closed meanwhile
-                pass
-
-    def _deliver(self, future: asyncio.Future[Any], value: Any) -> None:
-        def done() -> None:
-            if not future.done():
-                future.set_result(value)
-
-        try:
-            self._loop.call_soon_threadsafe(done)
-        except RuntimeError:  # the loop closed meanwhile
-            pass
-
-    def _finish(self) -> None:
-        if self._future.done():
-            return
-        parts = self._parts
-        if any(parts.get(n) is None for n in ("accounts", "positions", "open")):
-            self._page_go.set()
-            self._future.set_result(None)
-            return
-        trades, closed = parts["open"]
-        snapshot = m.Snapshot(accounts=parts["accounts"], positions=parts["positions"], trades=trades,
-                              taken_at=self._taken_at, closed_positions=closed)
-        self._future.set_result((snapshot, None))
-
-    def _connect(self) -> Any:
-        import http.client
-        from urllib.parse import urlsplit
-
-        url = urlsplit(self._base)
-        if url.scheme == "https":
-            import ssl
-
-            return http.client.HTTPSConnection(url.hostname, url.port, timeout=self.TIMEOUT_S,
-                                               context=ssl.create_default_context())
-        return http.client.HTTPConnection(url.hostname, url.port, timeout=self.TIMEOUT_S)
-
-    def _get(self, conn: Any, path: str) -> Any:
-        from urllib.parse import urlsplit
-
-        from ..sources.ttmt.decode import parse_json
-
-        conn.request("GET", urlsplit(self._base).path.rstrip("/") + "/" + path,
-                     headers={"Authorization": f"Bearer {self._key}", "Accept": "application/json",
-                              "User-Agent": "ttmt-monitor"})
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise ValueError(f"HTTP {response.status}")
-        return parse_json(body)
-
-    @staticmethod
-    def _data(body: Any) -> list[Any]:
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, list):
-            raise ValueError("no data array")
-        return data
-
-    def _accounts(self, conn: Any) -> tuple[m.Account, ...]:
-        from ..sources.ttmt.decode import decode_account, decode_list
-
-        return decode_list(self._data(self._get(conn, "accounts")), decode_account)
-
-    def _positions(self, conn: Any) -> tuple[m.Position, ...]:
-        from ..sources.ttmt.decode import decode_list, decode_position
-
-        items = decode_list(self._data(self._get(conn, "positions")), decode_position)
-        return tuple(p for p in items if p.status != "closed")
-
-    def _pages(self, conn: Any, query: str) -> tuple[list[Any], bool, str | None]:
-        body = self._get(conn, "trades?" + query)
-        has_more = isinstance(body, dict) and body.get("has_more") in (True, "true", "True")
-        cursor = body.get("next_cursor") if isinstance(body, dict) else None
-        if not isinstance(cursor, str) or not cursor:
-            cursor, has_more = None, False
-        return self._data(body), has_more, cursor
-
-    def _open_trades(self, conn: Any) -> tuple[tuple[m.Trade, ...], tuple[m.Position, ...]]:
-        from urllib.parse import quote
-
-        from ..sources.ttmt.decode import decode_list, decode_trade
-
-        raw: list[Any] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        while True:
-            query = (f"status=open&limit={PAGE_SIZE}&include=positions"
-                     + (f"&after={quote(cursor, safe='')}" if cursor else ""))
-            items, has_more, cursor = self._pages(conn, query)
-            raw.extend(items)
-            if not has_more or cursor is None:
-                break
-            if cursor in seen:
-                raise ValueError("the server repeated a page cursor")
-            seen.add(cursor)
-        return split_closed_positions(t for t in decode_list(raw, decode_trade) if not t.is_terminal)
-
-    def _trades_page(self, conn: Any) -> _Page:
-        from ..sources.ttmt.decode import decode_list, decode_trade
-
-        items, has_more, cursor = self._pages(conn, f"limit={PAGE_SIZE}")
-        return _Page(decode_list(items, decode_trade), has_more, cursor)
-
-
 class SyncOffline(Exception):
     """delta_sync could not reach the API: ``reason`` ("auth", "network", ...) and a message for the user."""
 
@@ -1182,21 +1044,6 @@ async def _fetch_snapshot(client: Any) -> m.Snapshot:
         taken_at=taken_at,
         closed_positions=closed,
     )
-
-
-def split_closed_positions(trades: Any) -> tuple[tuple[m.Trade, ...], tuple[m.Position, ...]]:
-    """Open trades listed with ``include=positions`` → (the trades without their embedded positions, their
-    CLOSED positions), as ``TTMTClient.snapshot()`` builds ``Snapshot.closed_positions`` ("realized today")."""
-    import dataclasses
-
-    bare: list[m.Trade] = []
-    closed: list[m.Position] = []
-    for trade in trades:
-        for pos in trade.positions or ():
-            if pos.status == "closed":
-                closed.append(pos if pos.trade_id else dataclasses.replace(pos, trade_id=trade.id))
-        bare.append(trade if trade.positions is None else dataclasses.replace(trade, positions=None))
-    return tuple(bare), tuple(closed)
 
 
 def describe_error(exc: BaseException | None) -> str:

@@ -55,6 +55,10 @@ MAX_BREAKEVEN_IDS = 100_000
 # Events after which an open trade detail re-reads its trade from REST (coalesced over RELOAD_DELAY_S).
 MILESTONE_EVENTS = frozenset({"order_fill", "tp_hit", "position_closed", "breakeven_set", "trade_finalized"})
 RELOAD_DELAY_S = 1.5
+# Notifications, tray and icon are built after the first paint WITH DATA (FINISH_AFTER_DATA_MS after the data
+# arrives: its paint first), or FINISH_LATEST_MS after the first paint when the data is slow.
+FINISH_AFTER_DATA_MS = 50
+FINISH_LATEST_MS = 1500
 PL_SCHEME_TITLES = {"green_up": "Green up, red down", "red_up": "Red up, green down (East Asian)",
                     "colorblind": "Blue up, orange down (colour-blind safe)"}
 
@@ -126,11 +130,13 @@ class MainWindow(QMainWindow):
     forget_key_requested = Signal()
     tab_shown = Signal(str)
     closed = Signal()  # the window was closed (the app then shuts down or restarts with another key)
+    painted = Signal()  # after each paint of the window itself (the start-up report listens)
 
     def __init__(self, controller: DeskController, settings: AppSettings | None = None, *,
                  title_suffix: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
+        controller.window_reports_paint = True
         self.settings = settings or AppSettings()
         self.setWindowTitle("TTMT Monitor" + (f" — {title_suffix}" if title_suffix else ""))
         self.resize(1280, 760)
@@ -191,6 +197,7 @@ class MainWindow(QMainWindow):
         controller.accounts_model.rows_touched.connect(lambda *_: self._refresh_summary())
         controller.accounts_model.modelReset.connect(self._refresh_summary)
         controller.loaded.connect(self._on_loaded)
+        controller.cache_shown.connect(self.update)  # the whole window repaints with the local history
         controller.load_failed.connect(lambda msg: self.banner.show_message(f"Could not load the desk.\n{msg}",
                                                                             [("retry", "Retry")]))
         controller.events_applied.connect(self._on_events_applied)
@@ -209,6 +216,7 @@ class MainWindow(QMainWindow):
         self._notifications_wired = False
         self._setup_finished = False
         self._finish_armed = True  # the next paint of the window is its first: finish the set-up right after it
+        self._finish_timer: QTimer | None = None
         self._build_menus()
         self._apply_display_options()
         geometry = self.settings.geometry()
@@ -225,12 +233,30 @@ class MainWindow(QMainWindow):
 
     def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         super().paintEvent(event)
+        self.controller.note_paint()
+        self.painted.emit()
         if self._finish_armed:
             self._finish_armed = False
-            # singleShot(0): after this paint has reached the screen (the backing store is flushed after the
-            # paint events of this pass), not before it. Measured (offscreen, 2 cores): the window is built
-            # ~30 ms sooner, and this work lands while the start-up's requests are out, not after the data.
-            QTimer.singleShot(0, self._finish_setup)
+            controller = self.controller
+            if controller.started or controller.showing_cache:
+                # singleShot(0): after this paint has reached the screen (the backing store is flushed after the
+                # paint events of this pass), not before it.
+                QTimer.singleShot(0, self._finish_setup)
+                return
+            # No data yet: the data's first paint comes first (the start-up lists usually arrive within a few
+            # tens of ms of the window, and ~30 ms of building here would delay them); at the latest in 1.5 s.
+            # A child timer: it dies with the window (a singleShot functor could fire into a deleted window).
+            timer = self._finish_timer = QTimer(self)
+            timer.setSingleShot(True)
+            timer.timeout.connect(self._finish_setup)
+            timer.start(FINISH_LATEST_MS)
+
+            def soon(*_: Any) -> None:
+                if shiboken6.isValid(timer) and timer.isActive() and timer.remainingTime() > FINISH_AFTER_DATA_MS:
+                    timer.start(FINISH_AFTER_DATA_MS)
+
+            for signal in (controller.loaded, controller.cache_shown, controller.load_failed):
+                signal.connect(soon)
 
     def _finish_setup(self) -> None:
         """Build what the first frame did not need: notifications (centre, tray, notifier) and the window icon.
@@ -481,6 +507,7 @@ class MainWindow(QMainWindow):
     # --- live ---------------------------------------------------------------------------------------------------
 
     def _on_loaded(self) -> None:
+        self.update()  # the whole window repaints with the data (paintEvent tells the controller it did)
         self.banner.set_state("")
         self._refresh_choices()
         self._refresh_summary()

@@ -5,6 +5,7 @@
 - ``errors``  problem+json → typed exceptions
 - ``client``  ``TTMTClient``: the REST API with pacing, retries and an ETag cache
 - ``stream``  the SSE consumer (resume, dedupe, resync)
+- ``prefetch`` the start-up lists on plain sockets in threads, before the GUI is imported (no httpx)
 
 Importing the package is cheap (no httpx): ``TTMTClient``, ``Page`` and the error classes are resolved from their
 submodules on first access, so ``from ttmt_monitor.sources.ttmt import TTMTClient`` works too.

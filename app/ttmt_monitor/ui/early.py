@@ -1,0 +1,121 @@
+"""The desk's head start: what ``ttmt-monitor`` does before it imports asyncio, the GUI and the window.
+
+Provides :func:`begin` (called by the entry point first thing), :class:`EarlyStart`, ``key_from_env`` and
+``key_from_keyring``. Why: a cold start is mostly importing (PySide6, asyncio, our modules) and building the
+window, about 0.3 s of work during which the server could already be answering. So the key is looked up (the
+environment, else the OS keyring: 0.1-0.3 s of its own) and, on a first run for this base URL (no local history
+file yet, so the desk's first lists must come from the API), the start-up lists are asked for
+(sources.ttmt.prefetch), all in a thread. Before importing QtWidgets the app waits (a few ms, at most
+``SEND_WAIT_S``) until the requests are on the wire: importing a Qt module holds the GIL for tens of ms at a time,
+and the requests should not queue behind it (importing asyncio meanwhile is plain Python: the threads get their
+turns).
+
+Only the standard library and QtCore (the settings) here. The key goes nowhere but the prefetch's Authorization
+header and the app; it is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+KEY_ENV = "TTMT_API_KEY"  # as for the command line: a key in the environment wins over the keyring
+SEND_WAIT_S = 0.05
+
+
+def begin(argv: list[str]) -> EarlyStart | None:
+    """Start the head start for ``ttmt-monitor argv`` (None for ``--demo`` or arguments it cannot read; the app
+    then does everything the normal way). Stores ``--base-url`` in the settings, as the app does."""
+    base_url = _option(argv, "--base-url")
+    if "--demo" in argv or "-h" in argv or "--help" in argv:
+        return None
+    try:
+        from .settings import AppSettings, init_application_names
+
+        init_application_names()
+        settings = AppSettings()
+        if base_url:
+            settings.base_url = base_url
+        early = EarlyStart(base_url or settings.base_url)  # the URL the app will use (ui.app.run)
+    except Exception:  # noqa: BLE001 - a head start only
+        log.debug("no early start", exc_info=True)
+        return None
+    return early
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    for n, arg in enumerate(argv):
+        if arg == name and n + 1 < len(argv):
+            return argv[n + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+class EarlyStart:
+    """The key and, on a first run, the start-up lists, in a thread (see the module docstring).
+
+    ``await key()`` gives the key or None (none stored, or the keyring unusable: logged, the dialog follows);
+    ``take_prefetch(base_url, key)`` hands the prefetch over once, for that URL and key only."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._key: str | None = None
+        self._prefetch: Any = None
+        self._done = threading.Event()
+        self._sent = threading.Event()
+        threading.Thread(target=self._run, name="ttmt-early-start", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._key = key_from_env() or key_from_keyring(self.base_url)
+            if self._key and _first_run(self.base_url):
+                from ..sources.ttmt.prefetch import SnapshotPrefetch
+
+                self._prefetch = SnapshotPrefetch(self.base_url, self._key)
+                self._prefetch.wait_sent(SEND_WAIT_S)
+        except Exception:  # noqa: BLE001 - a head start only: the normal path asks again
+            log.debug("early start failed", exc_info=True)
+        finally:
+            self._sent.set()
+            self._done.set()
+
+    def wait_sent(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until the start-up requests are sent, or it is known there are none."""
+        self._sent.wait(timeout)
+
+    async def key(self) -> str | None:
+        if not self._done.is_set():
+            import asyncio
+
+            await asyncio.get_running_loop().run_in_executor(None, self._done.wait)
+        return self._key
+
+    def take_prefetch(self, base_url: str, key: str) -> Any:
+        prefetch, self._prefetch = self._prefetch, None
+        return prefetch if (self._done.is_set() and base_url == self.base_url and key == self._key) else None
+
+
+def key_from_env() -> str | None:
+    return os.environ.get(KEY_ENV, "").strip() or None
+
+
+def key_from_keyring(base_url: str) -> str | None:
+    from .. import keystore
+
+    try:
+        return keystore.load_key(base_url)
+    except keystore.KeyringUnavailable as exc:
+        log.warning("%s", exc)
+        return None
+
+
+def _first_run(base_url: str) -> bool:
+    """No local history for this base URL yet (the app's store is per base URL: Store.open(base_url))."""
+    from ..core.paths import store_path
+
+    return not store_path(base_url).exists()

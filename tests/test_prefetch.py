@@ -1,0 +1,169 @@
+"""The start-up fast path (sources/ttmt/prefetch.py, ui/early.py): its one-GET HTTP reader on hostile answers, the
+head start the entry point makes before the GUI is imported, and a first run end to end (the desk shows the API's
+lists, then keeps them in a new local history file)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ttmt_monitor.core.paths import store_path
+from ttmt_monitor.sources.ttmt import prefetch as pf
+from ttmt_monitor.sources.ttmt.client import TTMTClient
+
+OK = b"HTTP/1.1 200 OK\r\n"
+
+
+def test_content_length_body():
+    assert pf._parse_response(OK + b"Content-Length: 7\r\nContent-Type: application/json\r\n\r\n{\"a\":1}") == b'{"a":1}'
+
+
+def test_body_until_close_without_length():
+    assert pf._parse_response(OK + b"Content-Type: application/json\r\n\r\n[1,2]") == b"[1,2]"
+
+
+def test_chunked_body_with_extensions_and_trailers():
+    raw = OK + b"Transfer-Encoding: chunked\r\n\r\n4;ext=1\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nX-Trailer: y\r\n\r\n"
+    assert pf._parse_response(raw) == b'{"a":1}'
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\n{}",  # any status but 200: the client's business
+    b"HTTP/1.1 304 Not Modified\r\n\r\n",
+    OK + b"Content-Length: 10\r\n\r\n{}",  # truncated
+    OK + b"Content-Length: 1\r\n\r\n{}",  # longer than announced
+    OK + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}",  # repeated framing header
+    OK + b"Content-Length: +2\r\n\r\n{}",
+    OK + b"Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}",  # never asked for
+    OK + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    OK + b"Transfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n",  # int(.., 16) would take these
+    OK + b"Transfer-Encoding: chunked\r\n\r\n+2\r\n{}\r\n0\r\n\r\n",
+    OK + b"Transfer-Encoding: chunked\r\n\r\n1_0\r\n{}\r\n0\r\n\r\n",
+    OK + b"Transfer-Encoding: chunked\r\n\r\n5\r\n{}\r\n0\r\n\r\n",  # truncated chunk
+    OK + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n",  # no last chunk
+    OK + b"Bad Header Line\r\n\r\n{}",
+    OK + b" Content-Length: 2\r\n\r\n{}",  # obsolete line folding
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n",  # no end of headers
+    b"SSH-2.0-OpenSSH\r\n\r\n",
+])
+def test_odd_answers_are_refused(raw):
+    with pytest.raises(ValueError):
+        pf._parse_response(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.binary(max_size=60))
+def test_hostile_bytes_only_ever_raise_value_error(head, body):
+    for raw in (head, OK + head, OK + b"Transfer-Encoding: chunked\r\n\r\n" + head + body):
+        try:
+            pf._parse_response(raw)
+        except ValueError:
+            pass
+
+
+def test_proxies_and_odd_urls_leave_it_to_the_client(monkeypatch):
+    assert pf.SnapshotPrefetch.usable("http://127.0.0.1:8000/api/v1")
+    for url in ("ftp://x/api", "http://user:pw@host/api", "http://host:99999/api", "http:///api", "http://h/a?x=1"):
+        assert not pf.SnapshotPrefetch.usable(url), url
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    assert not pf.SnapshotPrefetch.usable("https://app.telegramtometatrader.com/api/v1")
+    prefetch = pf.SnapshotPrefetch("https://app.telegramtometatrader.com/api/v1", "ttmt_live_" + "A" * 43)
+    assert prefetch.result(1) is None and prefetch.wait_sent(0)
+
+
+def test_a_key_with_a_line_break_is_never_sent(sim_paused):
+    """Header injection: the request is refused before it is written, and the fast path steps aside."""
+    sim = sim_paused
+    with pytest.raises(ValueError, match="control character"):
+        pf._http_get("http", "127.0.0.1", sim.port, "/api/v1/accounts",
+                     {"Authorization": f"Bearer {sim.api_key}\r\nX-Injected: 1"}, 5)
+    assert pf.SnapshotPrefetch(sim.base_url, sim.api_key + "\nX: y").result(15) is None
+
+
+def test_blocking_result_matches_the_client(sim_paused):
+    import asyncio
+
+    sim = sim_paused
+    got = pf.SnapshotPrefetch(sim.base_url, sim.api_key).result(15)
+    assert got is not None
+    snapshot = got[0]
+
+    async def expected():
+        async with TTMTClient(sim.base_url, sim.api_key) as client:
+            return await client.snapshot()
+
+    want = asyncio.run(expected())
+    assert snapshot.accounts == want.accounts
+    assert sorted(snapshot.positions, key=lambda p: p.id) == sorted(want.positions, key=lambda p: p.id)
+    assert sorted(snapshot.trades, key=lambda t: t.id) == sorted(want.trades, key=lambda t: t.id)
+    assert sorted(snapshot.closed_positions, key=lambda p: p.id) == sorted(want.closed_positions, key=lambda p: p.id)
+
+
+# --- the head start (ui/early.py) ------------------------------------------------------------------------------
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """The settings and the history in temp dirs (QSettings follows XDG_CONFIG_HOME when first used)."""
+    from PySide6.QtCore import QSettings
+
+    monkeypatch.setenv("TTMT_MONITOR_DATA_DIR", str(tmp_path / "data"))
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
+    yield tmp_path
+
+
+def test_head_start_on_a_first_run_and_not_after(qapp, sim_paused, isolated, monkeypatch):
+    from ttmt_monitor.ui.early import begin
+
+    sim = sim_paused
+    monkeypatch.setenv("TTMT_API_KEY", sim.api_key)
+    assert begin(["--demo"]) is None
+    early = begin(["--base-url", sim.base_url])
+    assert early is not None and early._done.wait(15)  # noqa: SLF001
+    assert early.take_prefetch(sim.base_url + "/other", sim.api_key) is None  # another URL: not for it
+    early = begin(["--base-url", sim.base_url])
+    early._done.wait(15)  # noqa: SLF001
+    prefetch = early.take_prefetch(sim.base_url, sim.api_key)
+    assert prefetch is not None and early.take_prefetch(sim.base_url, sim.api_key) is None  # handed over once
+    got = prefetch.result(15)
+    assert got is not None and got[0].accounts
+
+    path = store_path(sim.base_url)  # a local history exists now: the app does a delta sync, no head start
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    early = begin([f"--base-url={sim.base_url}"])
+    early._done.wait(15)  # noqa: SLF001
+    assert early.take_prefetch(sim.base_url, sim.api_key) is None
+    assert early._key == sim.api_key  # noqa: SLF001
+
+
+def test_first_run_shows_the_api_lists_then_keeps_them(sim, tmp_path):
+    """The app as a user starts it with a key (here from $TTMT_API_KEY) and no history yet: it reports its first
+    paint with data, and a run long enough to settle leaves a history file holding what the desk showed."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), TTMT_MONITOR_DATA_DIR=str(tmp_path / "data"),
+               TTMT_API_KEY=sim.api_key)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ttmt_monitor", "--base-url", sim.base_url, *args], env=env,
+                              capture_output=True, text=True, timeout=90)
+
+    proc = run("--report-startup")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("startup-ready "))
+    assert "ok=True" in line and float(line.split()[1]) > 0 and int(line.split("trades=")[1].split()[0]) > 0
+    proc = run("--smoke-test", "--quit-after", "30")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from ttmt_monitor.core.store import Store
+
+    with Store.open_existing(sim.base_url, data_dir=Path(env["TTMT_MONITOR_DATA_DIR"])) as store:
+        counts = store.counts()
+        assert counts["accounts"] > 0 and counts["trades"] > 0, counts
+        assert store.data_as_of is not None
+    for text in (proc.stdout, proc.stderr):
+        assert sim.api_key not in text and "Traceback" not in text
