@@ -195,6 +195,41 @@ def test_startup_prefetch_matches_the_client_and_falls_back(qapp, sim_paused, se
     run_on_qasync(scenario)
 
 
+def test_table_views_are_built_when_first_shown(qapp, sim_paused, settings):
+    """Only the current tab's table is built for the first frame; another is built when shown (or asked for),
+    with the filter and display options already in force."""
+    from ttmt_monitor.ui.filter_bar import FilterSpec
+
+    settings.tab = "positions"
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller, window = make_window(sim, settings, start_stream=False)
+        try:
+            assert set(window.views) == {"positions"}
+            assert window.tabs.currentWidget().isAncestorOf(window.views["positions"])
+            assert await controller.start()
+            symbol = controller.trades_model.objects()[0].symbol
+            window.utc_action.setChecked(True)  # (the filter bar re-emits its own spec on this: first)
+            window.filter_bar.changed.emit(FilterSpec(symbol=symbol))
+            assert "trades" not in window.views
+            window.select_tab("trades")
+            assert "trades" in window.views and window.current_tab() == "trades"
+            view = window.views["trades"]
+            assert window.tabs.currentWidget().isAncestorOf(view) and view.isVisible()
+            shown = [view.object_at(view.proxy.index(r, 0)) for r in range(view.proxy.rowCount())]
+            assert shown and all(t.symbol == symbol for t in shown)  # the filter set before it existed
+            assert "(UTC)" in str(view.model().headerData(1, Qt.Orientation.Horizontal))
+            assert "signals" not in window.views
+            assert window.views["signals"].proxy.rowCount() >= 0 and "signals" in window.views  # built on access
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
 @pytest.mark.parametrize("fault", ["container_down", "conflict", "auth_error"])
 def test_status_bar_follows_fault_switches(qapp, sim_paused, settings, fault):
     sim = sim_paused

@@ -63,6 +63,18 @@ PL_SCHEME_TITLES = {"green_up": "Green up, red down", "red_up": "Red up, green d
                     "colorblind": "Blue up, orange down (colour-blind safe)"}
 
 
+class _Views(dict):
+    """The table views built so far, by tab name; ``views[name]`` builds a missing one (MainWindow._build_view).
+    Iterating gives the built ones only."""
+
+    def __init__(self, build: Any) -> None:
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, name: str) -> Any:
+        return self._build(name)
+
+
 class SummaryStrip(QWidget):
     """Per account: label, open P&L and today's realized P&L in the account's own currency (never summed across
     currencies). Plain-text labels only (account labels are user data)."""
@@ -145,29 +157,27 @@ class MainWindow(QMainWindow):
         self._filter_spec: Any = None
         self._breakeven_ids: set[str] = set()  # trades a breakeven_set event was seen for (this run)
 
-        # --- tables
-        self.views: dict[str, DeskTableView] = {
-            "accounts": DeskTableView(controller.accounts_model, "accounts",
-                                      default_sort=("label", Qt.SortOrder.AscendingOrder)),
-            "positions": DeskTableView(controller.positions_model, "positions",
-                                       default_sort=("opened_at", Qt.SortOrder.DescendingOrder)),
-            "trades": DeskTableView(controller.trades_model, "trades",
-                                    default_sort=("created_at", Qt.SortOrder.DescendingOrder)),
-            "signals": DeskTableView(controller.signals_model, "signals",
-                                     default_sort=("received_at", Qt.SortOrder.DescendingOrder)),
+        # --- tables: each view is built when its tab is first shown (or first asked for: ``views[name]``); only
+        # the current one is needed for the first frame (a view with its proxy and header costs ~5 ms, more with
+        # data in its model).
+        self._table_specs: dict[str, tuple[Any, tuple[str, Qt.SortOrder]]] = {
+            "accounts": (controller.accounts_model, ("label", Qt.SortOrder.AscendingOrder)),
+            "positions": (controller.positions_model, ("opened_at", Qt.SortOrder.DescendingOrder)),
+            "trades": (controller.trades_model, ("created_at", Qt.SortOrder.DescendingOrder)),
+            "signals": (controller.signals_model, ("received_at", Qt.SortOrder.DescendingOrder)),
         }
+        self.views: dict[str, DeskTableView] = _Views(self._build_view)  # the views built so far
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        for name, view in self.views.items():
-            view.restore_layout(self.settings.qs)
-            self.tabs.addTab(view, TAB_TITLES[name].replace("&&", "&"))
+        self._table_holders: dict[str, QWidget] = {}
+        for name in self._table_specs:
+            holder = self._table_holders[name] = QWidget()
+            QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
+            self.tabs.addTab(holder, TAB_TITLES[name].replace("&&", "&"))
         self._pnl_holder = QWidget()
         QVBoxLayout(self._pnl_holder).setContentsMargins(0, 0, 0, 0)
         self.tabs.addTab(self._pnl_holder, "P&&L")
         self.tabs.currentChanged.connect(self._on_tab_changed)
-        self.views["trades"].doubleClicked.connect(lambda i: self._open_trade_at(self.views["trades"], i))
-        self.views["positions"].doubleClicked.connect(lambda i: self._open_trade_at(self.views["positions"], i))
-        self.views["signals"].doubleClicked.connect(self._open_signal_at)
 
         # --- filter bar, banner, summary, status bar (D2's widgets)
         from .filter_bar import FilterBar
@@ -223,6 +233,7 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         self.select_tab(self.settings.tab)
+        self._on_tab_changed(self.tabs.currentIndex(), remember=False)  # (no signal when it was current already)
         self._on_connection(controller.connection_state, controller.connection_detail)
         if controller.last_event_at is not None:
             self.status.set_last_event_at(controller.last_event_at)
@@ -411,9 +422,9 @@ class MainWindow(QMainWindow):
         view_menu = bar.addMenu("&View")
         self._action(view_menu, "&Find", self.filter_bar.focus_search, QKeySequence.StandardKey.Find)
         columns = view_menu.addMenu("&Columns")
-        for name, view in self.views.items():
+        for name in self._table_specs:
             sub = columns.addMenu(TAB_TITLES[name])
-            sub.aboutToShow.connect(lambda sub=sub, view=view: self._fill_columns_menu(sub, view))
+            sub.aboutToShow.connect(lambda sub=sub, name=name: self._fill_columns_menu(sub, self.views[name]))
         # View → Notifications and Notification settings… go here once notifications are built (_wire_notifications
         # inserts them before this separator).
         self._view_menu = view_menu
@@ -467,12 +478,31 @@ class MainWindow(QMainWindow):
     def current_tab(self) -> str:
         return TABS[self.tabs.currentIndex()]
 
-    def _on_tab_changed(self, index: int) -> None:
+    def _on_tab_changed(self, index: int, remember: bool = True) -> None:
         name = TABS[index] if 0 <= index < len(TABS) else ""
         if name == "pnl":
             self._ensure_pnl_view()
-        self.settings.tab = name
-        self.tab_shown.emit(name)
+        elif name in self._table_specs:
+            self.views[name]  # noqa: B018 - built on first show
+        if remember:
+            self.settings.tab = name
+            self.tab_shown.emit(name)
+
+    def _build_view(self, name: str) -> DeskTableView:
+        """The table view of tab ``name``, made now: its saved layout, the display options and filter in force."""
+        model, default_sort = self._table_specs[name]
+        view = DeskTableView(model, name, default_sort=default_sort)
+        view.restore_layout(self.settings.qs)
+        self.views[name] = view
+        if name in ("trades", "positions"):
+            view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))
+        elif name == "signals":
+            view.doubleClicked.connect(self._open_signal_at)
+        if self._filter_spec is not None:
+            self._apply_filter(name)
+        self._table_holders[name].layout().addWidget(view)
+        view.show()  # at once, not on the next loop turn (a child added to a shown widget waits for that)
+        return view
 
     def _ensure_pnl_view(self) -> Any:
         if self._pnl_view is not None:
@@ -592,19 +622,25 @@ class MainWindow(QMainWindow):
 
     def _on_filter(self, spec: Any) -> None:
         self._filter_spec = spec
-        empty = getattr(spec, "is_empty", False)
-        trades = self.controller.trades_model
         for name in ("positions", "trades", "signals"):
-            view = self.views[name]
-            if empty:
-                view.proxy.set_predicate(None)
-            elif name == "positions":
-                # Positions carry no channel: the spec reads it from the position's trade.
-                view.proxy.set_predicate(lambda p, spec=spec: spec.matches(p, trade=trades.get(p.trade_id or "")))
-            else:
-                view.proxy.set_predicate(spec.matches)
+            if name in self.views:  # the others take the filter when they are built
+                self._apply_filter(name)
         if self._pnl_view is not None and hasattr(self._pnl_view, "set_account_filter"):
             self._pnl_view.set_account_filter(getattr(spec, "account_id", None))
+
+    def _apply_filter(self, name: str) -> None:
+        if name not in ("positions", "trades", "signals"):
+            return
+        spec = self._filter_spec
+        view = self.views[name]
+        if getattr(spec, "is_empty", False):
+            view.proxy.set_predicate(None)
+        elif name == "positions":
+            # Positions carry no channel: the spec reads it from the position's trade.
+            trades = self.controller.trades_model
+            view.proxy.set_predicate(lambda p, spec=spec: spec.matches(p, trade=trades.get(p.trade_id or "")))
+        else:
+            view.proxy.set_predicate(spec.matches)
 
     def refresh(self) -> None:
         if self.controller.started:
@@ -741,8 +777,8 @@ class MainWindow(QMainWindow):
 
     def _apply_display_options(self) -> None:
         options = DisplayOptions(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme, dark=self._dark())
-        for view in self.views.values():
-            view.source_model.set_options(options)
+        for model, _sort in self._table_specs.values():  # every table's model, its view built or not
+            model.set_options(options)
         self.summary.set_scheme(options.pl_scheme, options.dark)
         self._refresh_summary()
 
