@@ -19,6 +19,7 @@ from ttmt_monitor.core.formatting import (
     format_time,
     format_volume,
     pl_sign,
+    status_label,
     symbol_digits,
     zone_label,
 )
@@ -149,3 +150,12 @@ def test_pl_text_agrees_with_sign(value):
     # The number shown is the value rounded half-even to cents.
     shown = D(text[:-4].lstrip("+").replace(MINUS, "-").replace(",", ""))
     assert shown == value.quantize(D("0.01"))
+
+
+def test_status_words_read_as_a_trader_reads_them():
+    assert status_label("closed_profit") == "Closed (profit)"
+    assert status_label("closed_timeout_cleanup") == "Closed (timeout)"
+    assert status_label("partial_closed") == "Partly closed"
+    assert status_label("ACTIVE") == "Active"  # the decoder keeps known words in the contract's case; be lenient
+    assert status_label("on_hold") == "On hold"  # unknown to the contract: shown as received, never dropped
+    assert status_label(None) == "" and status_label("") == ""

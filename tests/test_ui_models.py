@@ -351,3 +351,21 @@ def test_coalesced_updates_reach_views_once_per_interval(qtbot, sim_data):
     rec.events.clear()
     qtbot.waitUntil(lambda: bool(rec.events), timeout=2000)
     assert rec.events == [("changed", 1, 2, col, col)]
+
+
+def test_status_column_shows_words_and_sorts_by_the_raw_status(qapp):
+    from ttmt_monitor.ui.table_base import SORT_ROLE
+    from ttmt_monitor.ui.trades_model import TradesModel
+
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+    def trade(tid: str, status: str) -> Trade:
+        return Trade(tid, None, None, None, None, "a1", None, None, "XAUUSD", "BUY", status, None, None, (None,) * 6,
+                     (False,) * 6, Decimal(0), Decimal(0), Decimal(0), now, None, None, now)
+
+    model = TradesModel()
+    model.set_first_page([trade("t1", "closed_profit"), trade("t2", "needs_recovery")], False, None)
+    col = model.column_number("status")
+    shown = {model.data(model.index(r, col)) for r in range(model.rowCount())}
+    assert shown == {"Closed (profit)", "Needs recovery"}
+    assert {model.data(model.index(r, col), SORT_ROLE) for r in range(2)} == {"closed_profit", "needs_recovery"}

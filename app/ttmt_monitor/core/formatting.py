@@ -1,7 +1,7 @@
 """How the desk writes numbers, prices, volumes and times: the conventions traders expect, in one pure module.
 
 Provides ``format_money``, ``format_pl``, ``pl_sign``, ``currency_precision``, ``symbol_digits``, ``format_price``,
-``format_volume``, ``format_time``, ``zone_label`` and ``format_age``. No Qt here (the table models, the CLI and the
+``format_volume``, ``format_time``, ``zone_label``, ``format_age`` and ``status_label``. No Qt here (the table models, the CLI and the
 notifications all format the same way), and never float arithmetic on money: values are ``Decimal`` and are only
 quantized, never computed with binary floats. Every function returns ``""`` for ``None`` so a model can pass an
 unset field straight through.
@@ -34,6 +34,7 @@ __all__ = [
     "format_time",
     "format_volume",
     "pl_sign",
+    "status_label",
     "symbol_digits",
     "to_decimal",
     "zone_label",
@@ -231,6 +232,29 @@ def zone_label(*, utc: bool) -> str:
     if not name or name.upper() in ("UTC", numeric) or name.startswith(("+", "-")):
         return "UTC" if total == 0 else numeric
     return f"{name}, {numeric}"
+
+
+# The API's status words (ttmt-api.md §14.1) as a trader reads them; the raw word stays the sort and filter key.
+_STATUS_LABELS: dict[str, str] = {
+    "pending": "Pending", "active": "Active", "needs_recovery": "Needs recovery",
+    "closed_profit": "Closed (profit)", "closed_loss": "Closed (loss)", "closed_breakeven": "Closed (breakeven)",
+    "closed_timeout_cleanup": "Closed (timeout)", "not_filled": "Not filled", "failed": "Failed",
+    "open": "Open", "partial_closed": "Partly closed", "closed": "Closed",
+    "processed": "Processed", "skipped": "Skipped",
+    "filled": "Filled", "cancelled": "Cancelled", "expired": "Expired", "rejected": "Rejected",
+}
+
+
+def status_label(status: str | None) -> str:
+    """``"closed_profit"`` → ``"Closed (profit)"``; a status the contract does not list is shown as received, with
+    spaces for underscores (``"on_hold"`` → ``"On hold"``), never dropped."""
+    if not status:
+        return ""
+    known = _STATUS_LABELS.get(status.lower())
+    if known is not None:
+        return known
+    text = status.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
 
 
 def format_age(seconds: float | None) -> str:

@@ -33,6 +33,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QSizePolicy, QWidget
 
+from ..core.formatting import status_label
 from ..core.models import (
     POSITION_OPEN_STATUSES,
     TRADE_OPEN_STATUSES,
@@ -304,7 +305,7 @@ class FilterBar(QWidget):
     def set_statuses(self, statuses: Iterable[str], *, groups: bool = True) -> None:
         """Status values to offer; with ``groups`` the words "open" and "closed" come first."""
         items: list[tuple[str, str]] = [(g, f"{g} (all)") for g in _STATUS_GROUPS] if groups else []
-        items += [(s, s) for s in statuses if s not in _STATUS_GROUPS]
+        items += [(s, status_label(s)) for s in statuses if s not in _STATUS_GROUPS]
         self._after_refill(self._refill(self.status_combo, items))
 
     def set_time_zone(self, utc: bool) -> None:

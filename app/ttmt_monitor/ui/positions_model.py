@@ -7,7 +7,16 @@ removes it (a closed position leaves the open set; its trade's realized P&L show
 from __future__ import annotations
 
 from ..core.models import Position
-from .table_base import Column, KeyedTableModel, pl_column, price_column, short_id, time_column, volume_column
+from .table_base import (
+    Column,
+    KeyedTableModel,
+    pl_column,
+    price_column,
+    short_id,
+    status_column,
+    time_column,
+    volume_column,
+)
 
 
 def _sym(p: Position) -> str | None:
@@ -30,7 +39,7 @@ class PositionsModel(KeyedTableModel):
         price_column("sl", "SL", lambda p: p.stop_loss, _sym),
         price_column("tp", "TP", lambda p: p.take_profit, _sym),
         pl_column("unrealized", "Open P&L", lambda p: p.unrealized_pl, lambda p: p.currency),
-        Column("status", "Status", lambda p: p.status),
+        status_column(lambda p: p.status),
         Column("trade", "Trade", lambda p: p.trade_id, lambda p, o: short_id(p.trade_id), hidden_by_default=True),
         Column("id", "Position id", lambda p: p.id, hidden_by_default=True),
     )

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.formatting import format_price, format_time, zone_label
+from ..core.formatting import format_price, format_time, status_label, zone_label
 from ..core.models import Signal
 from .theme import style_widget
 from .widgets import plain_label, section_title
@@ -175,7 +175,7 @@ class SignalDetail(QWidget):
             msg += f" (reply to {signal.reply_to_message_id})"
         f["message"].setText(msg)
         f["kind"].setText(_text(signal.kind))
-        f["status"].setText(_text(signal.status))
+        f["status"].setText(_text(status_label(signal.status)))
         f["skip_reason"].setText(_text(signal.skip_reason))
         f["symbol"].setText(_text(signal.symbol))
         f["direction"].setText(_text(signal.direction))

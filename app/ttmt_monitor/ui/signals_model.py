@@ -8,7 +8,7 @@ fetches a signal by id when a ``trade_executed`` names one it does not know; bot
 from __future__ import annotations
 
 from ..core.models import TP_LEVELS, Signal
-from .table_base import Column, KeyedTableModel, price_column, time_column
+from .table_base import Column, KeyedTableModel, price_column, status_column, time_column
 
 
 def _sym(s: Signal) -> str | None:
@@ -36,7 +36,7 @@ class SignalsModel(KeyedTableModel):
         time_column("received_at", "Received", lambda s: s.received_at),
         Column("channel", "Channel", lambda s: s.channel_name),
         Column("kind", "Kind", lambda s: s.kind),
-        Column("status", "Status", lambda s: s.status),
+        status_column(lambda s: s.status),
         Column("symbol", "Symbol", lambda s: s.symbol),
         Column("direction", "Side", lambda s: s.direction),
         Column("entry", "Entry", lambda s: (s.entry_price, s.entry_low, s.entry_high, s.entry_type),

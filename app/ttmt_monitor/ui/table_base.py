@@ -121,6 +121,11 @@ def pl_column(key: str, title: str, getter: Callable[[Any], Decimal | None],
                   pl_currency=currency, **kw)
 
 
+def status_column(getter: Callable[[Any], str | None], **kw: Any) -> Column:
+    """The Status column: readable words (fmt.status_label), sorted and filtered by the API's raw status."""
+    return Column("status", "Status", getter, lambda obj, opts: fmt.status_label(getter(obj)), **kw)
+
+
 def short_id(value: str | None) -> str:
     return value[:8] if value else ""
 

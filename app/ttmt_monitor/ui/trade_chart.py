@@ -26,7 +26,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from ..core.formatting import format_price, format_time, format_volume
+from ..core.formatting import format_price, format_time, format_volume, status_label
 from ..core.models import (
     BreakevenSet,
     Event,
@@ -220,7 +220,7 @@ class TradeChart(QWidget):
         self.title.setText(
             f"{t.direction or ''} {symbol or '?'}  {t.reference or ''}"
             f"  entry {format_price(t.entry_price, symbol) or '–'}"
-            f"  SL {format_price(t.stop_loss, symbol) or '–'}  ({t.status or '?'})"
+            f"  SL {format_price(t.stop_loss, symbol) or '–'}  ({status_label(t.status) or '?'})"
         )
         self.path_item.setData([p[0] for p in self._path], [p[1] for p in self._path])
         if t.entry_price is not None:
