@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -220,6 +222,12 @@ def test_breakeven_state_is_derived_from_sl_and_entry():
     assert breakeven_state(buy, make_signal()).moved_from is None  # same SL as the signal: not moved
 
 
+def qtbot_shots() -> Path | None:
+    """Where widget tests save what they render for a person to look at ($TTMT_SHOTS), or None."""
+    folder = os.environ.get("TTMT_SHOTS")
+    return Path(folder) if folder else None
+
+
 def test_trade_detail_from_simulator(sim_hand, qtbot):
     tid = sim_hand.hand["trades"][0]  # active BUY XAUUSD, 2 positions (one open), 3 orders
 
@@ -241,6 +249,27 @@ def test_trade_detail_from_simulator(sim_hand, qtbot):
     view.show()
     qtbot.waitExposed(view)
 
+    # The chart: a price path seeded from the trade's own prices (REST keeps no ticks), a marker per fill, the
+    # entry and the TP levels that are set.
+    chart = view.chart
+    assert chart is not None
+    chart.refresh()
+    fills = [o for o in trade.orders if o.status == "filled" and o.fill_price is not None and o.filled_at]
+    assert fills and len(chart.fill_item.data) == len(fills)
+    assert chart.path_item.xData is not None and len(chart.path_item.xData) >= 2
+    assert chart.entry_line.isVisible() and chart.entry_line.value() == float(trade.entry_price)
+    set_tps = [i for i, tp in enumerate(trade.take_profits) if tp is not None]
+    assert [i for i, line in enumerate(chart.tp_lines) if line.isVisible()] == set_tps
+    assert "Active" in chart.title.text()
+    # Nothing overlaps when the dialog is short (the fixed-height ladder once covered the next section's title).
+    from PySide6.QtWidgets import QLabel
+
+    title = next(w for w in view.findChildren(QLabel) if w.text() == "Positions by layer")
+    assert view.tp_table.geometry().bottom() < title.geometry().top()
+    shots = qtbot_shots()
+    if shots is not None:
+        view.grab().save(str(shots / "trade_detail.png"))
+
     ladder = [[view.tp_table.cell_text(r, c) for c in range(4)] for r in range(view.tp_table.rowCount())]
     assert ladder[0] == ["TP1", "2655.00", "+4.50", "✓ hit"]
     assert ladder[1] == ["TP2", "2660.00", "+9.50", "pending"]
@@ -255,23 +284,23 @@ def test_trade_detail_from_simulator(sim_hand, qtbot):
     layers = [view.positions_table.cell_text(r, 0) for r in range(2)]
     assert layers == ["1", "2"]
     statuses = {view.positions_table.cell_text(r, 3) for r in range(2)}
-    assert statuses == {"open", "closed"}
+    assert statuses == {"Open", "Closed"}  # the API's words as a trader reads them (fmt.status_label)
     pl_cells = {view.positions_table.cell_text(r, 3): view.positions_table.cell_text(r, 9) for r in range(2)}
-    assert pl_cells == {"open": "+0.50 USD", "closed": "+4.50 USD"}
+    assert pl_cells == {"Open": "+0.50 USD", "Closed": "+4.50 USD"}
     assert view.orders_table.rowCount() == 3
     order_rows = [[view.orders_table.cell_text(r, c) for c in (0, 3, 4, 6, 12)] for r in range(3)]
-    assert order_rows[0] == ["1", "market", "filled", "market", "500000"]
-    assert order_rows[2][:3] == ["3", "limit", "pending"] and order_rows[2][4] == "—"
+    assert order_rows[0] == ["1", "market", "Filled", "market", "500000"]
+    assert order_rows[2][:3] == ["3", "limit", "Pending"] and order_rows[2][4] == "—"
     assert "Opened (UTC)" in view.positions_table.horizontalHeaderItem(11).text()
     assert "message 1000" in view.signal_summary.text()
     # Positive P&L is coloured with the scheme's profit colour, in the scheme the user picked.
     dark = is_dark(view.palette())
     profit_item = next(view.positions_table.item(r, 9) for r in range(2) if view.positions_table.cell_text(r, 3)
-                       == "open")
+                       == "Open")
     assert profit_item.foreground().color() == pl_color(1, "green_up", dark)
     view.set_pl_scheme("colorblind")
     profit_item = next(view.positions_table.item(r, 9) for r in range(2) if view.positions_table.cell_text(r, 3)
-                       == "open")
+                       == "Open")
     assert profit_item.foreground().color() == pl_color(1, "colorblind", dark)
     with qtbot.waitSignal(view.signal_requested, timeout=1000) as blocker:
         view.open_signal_button.click()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QHBoxLayout,
+    QLayout,
     QLabel,
     QPushButton,
     QScrollArea,
@@ -42,6 +43,7 @@ from ..core.formatting import (
     format_time,
     format_volume,
     pl_sign,
+    status_label,
     zone_label,
 )
 from ..core.models import BreakevenSet, Event, Order, Position, Signal, Trade
@@ -171,7 +173,11 @@ class TradeDetail(QWidget):
             row, col = (i, 0) if i < half else (i - half, 2)
             value = plain_label("", wrap=key == "breakeven")
             grid.addWidget(plain_label(name + ":", selectable=False), row, col, Qt.AlignmentFlag.AlignTop)
-            grid.addWidget(value, row, col + 1, Qt.AlignmentFlag.AlignTop)
+            if key == "breakeven" and col == 0 and row >= len(self.SUMMARY_FIELDS) - half:
+                # A sentence: the whole width (the right column has no row here), so it rarely needs to wrap.
+                grid.addWidget(value, row, col + 1, 1, 3, Qt.AlignmentFlag.AlignTop)
+            else:
+                grid.addWidget(value, row, col + 1, Qt.AlignmentFlag.AlignTop)
             self.fields[key] = value
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
@@ -191,6 +197,9 @@ class TradeDetail(QWidget):
 
         content = QWidget()
         layout = QVBoxLayout(content)
+        # The content is never laid out smaller than it needs (the scroll area scrolls instead): without this, the
+        # fixed-height ladder overlapped the next section when the dialog was short.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         layout.addWidget(self.title_label)
         layout.addWidget(self.subtitle_label)
         layout.addLayout(grid)
@@ -337,13 +346,13 @@ class TradeDetail(QWidget):
         zone = zone_label(utc=self._utc)
         head = " ".join(p for p in (trade.symbol, trade.direction) if p) or "Trade"
         self.title_label.setText(f"{head} · {trade.reference or short_id(trade.id)}")
-        self.subtitle_label.setText(f"{trade.status or 'unknown status'} · times in {zone} · id {trade.id}")
+        self.subtitle_label.setText(f"{status_label(trade.status) or 'unknown status'} · times in {zone} · id {trade.id}")
 
         f = self.fields
         f["account"].setText(_or_dash(" ".join(p for p in (trade.account_label, f"({trade.currency})"
                                                             if trade.currency else "") if p)))
         f["channel"].setText(_or_dash(trade.channel_name or trade.channel_id or ""))
-        f["status"].setText(_or_dash(trade.status or ""))
+        f["status"].setText(_or_dash(status_label(trade.status)))
         f["volume"].setText(_or_dash(format_volume(trade.volume)))
         f["entry"].setText(price(trade.entry_price))
         f["stop_loss"].setText(price(trade.stop_loss))
@@ -425,7 +434,7 @@ class TradeDetail(QWidget):
                 str(layers[p.id]) if p.id in layers else _NONE,
                 f"TP{p.tp_level}" if p.tp_level else _NONE,
                 p.metaapi_position_id or short_id(p.id),
-                _or_dash(p.status or ""),
+                _or_dash(status_label(p.status)),
                 _or_dash(format_volume(p.volume)),
                 _or_dash(format_price(p.entry_price, sym)),
                 _or_dash(format_price(p.close_price if closed else p.current_price, sym)),
@@ -467,7 +476,7 @@ class TradeDetail(QWidget):
                 f"TP{o.tp_level}" if o.tp_level else _NONE,
                 o.metaapi_order_id or short_id(o.id),
                 _or_dash(o.type or ""),
-                _or_dash(o.status or ""),
+                _or_dash(status_label(o.status)),
                 _or_dash(format_volume(o.volume)),
                 "market" if o.price is None and (o.type or "").lower() == "market" else _or_dash(
                     format_price(o.price, sym)),
@@ -501,7 +510,7 @@ class TradeDetail(QWidget):
             " · ".join(p for p in (
                 signal.channel_name or signal.channel_id,
                 f"message {signal.telegram_message_id}" if signal.telegram_message_id is not None else None,
-                signal.kind, signal.status,
+                signal.kind, status_label(signal.status),
             ) if p),
             " ".join(p for p in (signal.symbol, signal.direction) if p) + f" · entry {describe_entry(signal)}"
             + f" · SL {format_price(signal.stop_loss, signal.symbol) or _NONE}",
