@@ -167,3 +167,45 @@ def test_first_run_shows_the_api_lists_then_keeps_them(sim, tmp_path):
         assert store.data_as_of is not None
     for text in (proc.stdout, proc.stderr):
         assert sim.api_key not in text and "Traceback" not in text
+    # The next start paints the local history (read by the head start) before the API's fresh lists.
+    proc = run("--report-startup")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("startup-ready "))
+    fresh, cache = float(line.split()[1]), float(line.split("cache=")[1].split()[0])
+    assert 0 < cache <= fresh, line
+
+
+def test_peek_reads_a_history_file_without_touching_it(tmp_path):
+    """Store.peek / sync.peek_cached: the same first screen as load_cached, and nothing created, migrated or moved
+    aside (the file may belong to another running copy of the app)."""
+    import sqlite3
+
+    from ttmt_monitor.core.models import Account
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sync import load_cached, peek_cached
+
+    url = "http://127.0.0.1:9/api/v1"
+    path = store_path(url, (), tmp_path)
+    assert Store.peek(path) is None and peek_cached(url, data_dir=tmp_path) is None
+    assert not path.exists()  # nothing created
+    with Store.open(url, data_dir=tmp_path) as store:
+        assert peek_cached(url, data_dir=tmp_path) is None  # empty: nothing worth showing
+        store.put_accounts([Account("a1", "Live", "live", "USD", "deployed", True)])
+        store.flush_sync()
+        want = load_cached(store)
+    got = peek_cached(url, data_dir=tmp_path)
+    assert got is not None and got.accounts == want.accounts and got.store is None
+    before = path.read_bytes()
+    peeked = Store.peek(path)
+    assert peeked is not None and peeked.counts()["accounts"] == 1
+    with pytest.raises(sqlite3.OperationalError):  # read-only: a write is refused
+        peeked._read.execute("DELETE FROM accounts")  # noqa: SLF001
+    peeked.close()
+    assert path.read_bytes() == before
+    with sqlite3.connect(path) as conn:  # written by a newer app: not for us to read
+        conn.execute("PRAGMA user_version = 999")
+    assert Store.peek(path) is None and peek_cached(url, data_dir=tmp_path) is None
+    foreign = tmp_path / "other.sqlite3"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE x (y)")
+    assert Store.peek(foreign) is None and foreign.exists()

@@ -21,6 +21,7 @@ are many, by one ``status=closed`` listing from the oldest of them).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -107,6 +108,26 @@ def load_cached(store: Store, *, first_page: int = FIRST_PAGE) -> CachedState:
         fresh = store.recover(exc)
         state = _load(fresh, first_page)
         return CachedState(state.data_as_of, (), (), (), (), None, tuple(fresh.messages), None, fresh)
+
+
+def peek_cached(base_url: str, *, data_dir: Any = None, first_page: int = FIRST_PAGE) -> CachedState | None:
+    """The first screen of the local history for ``base_url``, read through a read-only view (Store.peek), or
+    None (no usable file, nothing in it, or any trouble reading: the app's normal start deals with those).
+    Safe while another copy of the app has the file open: it writes nothing. Used by the app's head start
+    (ui/early.py), before the GUI exists."""
+    from .core.paths import store_path
+
+    store = Store.peek(store_path(base_url, (), data_dir))
+    if store is None:
+        return None
+    try:
+        state = _load(store, first_page)
+    except Exception:  # noqa: BLE001 - a head start only
+        log.debug("local history not peeked", exc_info=True)
+        return None
+    finally:
+        store.close()
+    return None if state.empty else dataclasses.replace(state, store=None)
 
 
 def _load(store: Store, first_page: int) -> CachedState:

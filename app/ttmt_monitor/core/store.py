@@ -633,6 +633,34 @@ class Store:
                 messages.append(message)
         return cls(path, messages)
 
+    @classmethod
+    def peek(cls, path: Path | str) -> Store | None:
+        """A read-only view of an existing history file of this version, for reading only: no writer thread, no
+        migration, nothing ever moved aside or created (another running copy of the app may own the file). None
+        when the file is absent, not ours, of another schema version or unreadable; :meth:`open_path` then
+        deals with it. Close it when done."""
+        path = Path(path)
+        if not path.is_file():
+            return None
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        except sqlite3.Error:
+            return None
+        try:
+            conn.execute("PRAGMA query_only=1")
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id != APPLICATION_ID or version != SCHEMA_VERSION:
+                conn.close()
+                return None
+        except sqlite3.Error:
+            conn.close()
+            return None
+        store = cls.__new__(cls)
+        store.path, store.messages, store.rebuilt, store.write_errors = path, [], False, []
+        store._read, store._read_lock, store._writer, store._closed = conn, threading.Lock(), None, False
+        return store
+
     def recover(self, exc: BaseException) -> Store:
         """Move a file that turned out damaged while reading aside and return a fresh store at the same path."""
         self.close(flush=False)
@@ -788,7 +816,9 @@ class Store:
         if self._closed:
             return
         self._closed = True
-        if flush and self._writer.is_alive():
+        if self._writer is None:  # a read-only view (peek)
+            pass
+        elif flush and self._writer.is_alive():
             self._writer.queue.put(_STOP)
             self._writer.join(timeout)
         else:

@@ -222,8 +222,11 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
                     return EXIT_OK  # the user cancelled: nothing to do
             connection = Connection(base_url, key, demo=False)
         while connection is not None:
-            prefetch = early.take_prefetch(connection.base_url, connection.api_key) if early is not None else None
-            outcome = await _run_window(args, settings, connection, headless, prefetch)
+            prefetch = cached = None
+            if early is not None:
+                prefetch = early.take_prefetch(connection.base_url, connection.api_key)
+                cached = early.take_cached(connection.base_url, connection.api_key)
+            outcome = await _run_window(args, settings, connection, headless, prefetch, cached)
             if isinstance(outcome, int):
                 return outcome
             connection = outcome  # a replaced key: run again with it
@@ -234,7 +237,7 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
 
 
 async def _run_window(args: argparse.Namespace, settings: Any, connection: Connection,
-                      headless: bool, prefetch: Any = None) -> int | Connection | None:
+                      headless: bool, prefetch: Any = None, cached: Any = None) -> int | Connection | None:
     """One window + controller for one key. Returns an exit code, or the Connection to restart with."""
     from .controller import DeskController
     from .main_window import MainWindow
@@ -253,7 +256,7 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
 
             return Store.open(connection.base_url)
     controller = DeskController(connection.base_url, connection.api_key, store_factory=store_factory,
-                                prefetch=prefetch)
+                                prefetch=prefetch, cached=cached)
     # Send the first REST requests before building the window: the server works on them while we construct
     # widgets (cold start to a window with data is the sum of both otherwise).
     start_task = asyncio.ensure_future(controller.start())

@@ -107,8 +107,11 @@ class DeskController(QObject):
                  consumer_factory: Callable[..., Any] | None = None,
                  start_stream: bool = True,
                  store_factory: Callable[[], Any] | None = None,
-                 prefetch: SnapshotPrefetch | None = None) -> None:
+                 prefetch: SnapshotPrefetch | None = None, cached: Any = None) -> None:
         super().__init__(parent)
+        # The local history's first screen (sync.CachedState), read by the app's head start before the GUI
+        # existed (later starts); shown by _show_cached without reading the file again.
+        self._preloaded = cached if store_factory is not None else None
         # The start-up lists, already asked for by the app before it imported the GUI (first run: no local
         # history yet), else made here when nothing stands in the way (see _start_once).
         self._prefetch = prefetch
@@ -504,11 +507,19 @@ class DeskController(QObject):
         if self._store_factory is None:
             return
         loop = asyncio.get_running_loop()
+        preloaded, self._preloaded = self._preloaded, None
         try:
-            from ..core.state import DeskState
-            from ..core.models import Snapshot
             from ..sync import load_cached
 
+            if preloaded is not None:
+                # Read by the app's head start before the window existed: on screen at once; the file itself is
+                # opened (checked, migrated) meanwhile, for the delta sync.
+                self._fill_from_cache(preloaded)
+                if self.store is None:
+                    self.store = await loop.run_in_executor(None, self._store_factory)
+                for message in self.store.messages:
+                    log.warning("local history: %s", message)
+                return
             if self.store is None:  # (a Retry after a failed load keeps the file it opened)
                 self.store = await loop.run_in_executor(None, self._store_factory)
             cached = await loop.run_in_executor(None, load_cached, self.store)
@@ -516,24 +527,30 @@ class DeskController(QObject):
                 self.store = cached.store  # a damaged file was moved aside and replaced
             for message in cached.messages:
                 log.warning("local history: %s", message)
-            if cached.empty:
-                return
-            open_trades = tuple(t for t in cached.trades if not t.is_terminal)
-            self.state = DeskState.from_snapshot(Snapshot(cached.accounts, cached.positions, open_trades))
-            self.accounts = {a.account_id: a for a in cached.accounts}
-            self.positions_model.reset_rows(cached.positions)
-            self.trades_model.set_first_page(cached.trades, False, None)
-            self.signals_model.reset_rows(cached.signals)
-            self.accounts_model.reset_rows(self._account_rows())
-            self.data_as_of = cached.data_as_of
-            self.showing_cache = True
-            self.cache_shown.emit()
-            if cached.data_as_of is not None:  # "last event n min ago" tells how old the history on screen is
-                self.last_event_at = cached.data_as_of
-                self.last_event_at_changed.emit(cached.data_as_of)
+            if not cached.empty:
+                self._fill_from_cache(cached)
         except Exception as exc:  # noqa: BLE001 - the history is a convenience: without it the desk still works
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
+
+    def _fill_from_cache(self, cached: Any) -> None:
+        """The tables, the state and "last event n min ago" from the local history (sync.CachedState)."""
+        from ..core.models import Snapshot
+        from ..core.state import DeskState
+
+        open_trades = tuple(t for t in cached.trades if not t.is_terminal)
+        self.state = DeskState.from_snapshot(Snapshot(cached.accounts, cached.positions, open_trades))
+        self.accounts = {a.account_id: a for a in cached.accounts}
+        self.positions_model.reset_rows(cached.positions)
+        self.trades_model.set_first_page(cached.trades, False, None)
+        self.signals_model.reset_rows(cached.signals)
+        self.accounts_model.reset_rows(self._account_rows())
+        self.data_as_of = cached.data_as_of
+        self.showing_cache = True
+        self.cache_shown.emit()
+        if cached.data_as_of is not None:  # "last event n min ago" tells how old the history on screen is
+            self.last_event_at = cached.data_as_of
+            self.last_event_at_changed.emit(cached.data_as_of)
 
     def _remember_snapshot(self) -> None:
         """Write what REST just gave us to the local history (non-blocking: the store's writer thread)."""

@@ -8,7 +8,8 @@ file yet, so the desk's first lists must come from the API), the start-up lists 
 (sources.ttmt.prefetch), all in a thread. Before importing QtWidgets the app waits (a few ms, at most
 ``SEND_WAIT_S``) until the requests are on the wire: importing a Qt module holds the GIL for tens of ms at a time,
 and the requests should not queue behind it (importing asyncio meanwhile is plain Python: the threads get their
-turns).
+turns). On a later start, the thread reads the local history's first screen instead (sync.peek_cached: read-only,
+so harmless if another copy of the app owns the file), for the window's first paint.
 
 Only the standard library and QtCore (the settings) here. The key goes nowhere but the prefetch's Authorization
 header and the app; it is never logged.
@@ -66,6 +67,7 @@ class EarlyStart:
         self.base_url = base_url
         self._key: str | None = None
         self._prefetch: Any = None
+        self._cached: Any = None
         self._done = threading.Event()
         self._sent = threading.Event()
         threading.Thread(target=self._run, name="ttmt-early-start", daemon=True).start()
@@ -78,6 +80,13 @@ class EarlyStart:
 
                 self._prefetch = SnapshotPrefetch(self.base_url, self._key)
                 self._prefetch.wait_sent(SEND_WAIT_S)
+            elif self._key:
+                # A later start: the local history's first screen, read-only (another copy of the app may own
+                # the file; the single-instance check comes later), for the window's first paint.
+                self._sent.set()
+                from ..sync import peek_cached
+
+                self._cached = peek_cached(self.base_url)
         except Exception:  # noqa: BLE001 - a head start only: the normal path asks again
             log.debug("early start failed", exc_info=True)
         finally:
@@ -97,7 +106,15 @@ class EarlyStart:
 
     def take_prefetch(self, base_url: str, key: str) -> Any:
         prefetch, self._prefetch = self._prefetch, None
-        return prefetch if (self._done.is_set() and base_url == self.base_url and key == self._key) else None
+        return prefetch if self._for(base_url, key) else None
+
+    def take_cached(self, base_url: str, key: str) -> Any:
+        """The local history's first screen (sync.CachedState) read on a later start, once, or None."""
+        cached, self._cached = self._cached, None
+        return cached if self._for(base_url, key) else None
+
+    def _for(self, base_url: str, key: str) -> bool:
+        return self._done.is_set() and base_url == self.base_url and key == self._key
 
 
 def key_from_env() -> str | None:
