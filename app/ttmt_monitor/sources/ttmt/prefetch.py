@@ -23,6 +23,8 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -67,48 +69,27 @@ class _Slot:
     """One result handed from a thread to whoever waits: blocking (``get``) or on an asyncio loop (``wait``)."""
 
     def __init__(self) -> None:
-        self._done = threading.Event()
-        self._value: Any = None
-        self._lock = threading.Lock()
-        self._waiters: list[tuple[Any, Any]] = []  # (loop, future)
+        self._future: Future[Any] = Future()
 
     def set(self, value: Any) -> None:
-        with self._lock:
-            if self._done.is_set():
-                return
-            self._value = value
-            self._done.set()
-            waiters, self._waiters = self._waiters, []
-        for loop, future in waiters:
-            _resolve(loop, future, value)
+        try:
+            self._future.set_result(value)
+        except InvalidStateError:  # already set: the first answer stands
+            pass
 
     def get(self, timeout: float | None) -> Any:
-        return self._value if self._done.wait(timeout) else None
+        try:
+            return self._future.result(timeout)
+        except FutureTimeout:
+            return None
 
     async def wait(self, timeout: float) -> Any:
         import asyncio
 
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        with self._lock:
-            if self._done.is_set():
-                return self._value
-            self._waiters.append((loop, future))
-        try:
-            return await asyncio.wait_for(future, timeout)
+        try:  # shield: a timed-out waiter must not cancel the result for the others
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._future)), timeout)
         except Exception:  # noqa: BLE001 - a timeout: the caller's client does the normal load
             return None
-
-
-def _resolve(loop: Any, future: Any, value: Any) -> None:
-    def done() -> None:
-        if not future.done():
-            future.set_result(value)
-
-    try:
-        loop.call_soon_threadsafe(done)
-    except RuntimeError:  # the loop closed meanwhile
-        pass
 
 
 class SnapshotPrefetch:
