@@ -168,6 +168,7 @@ class DeskController(QObject):
         # with data instead of a fixed 30 ms.
         self.window_reports_paint = False
         self._painted_with_data: asyncio.Future[None] | None = None
+        self._painted_after_load = False
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
         self._tick.timeout.connect(self._drain)
@@ -274,8 +275,11 @@ class DeskController(QObject):
 
     def note_paint(self) -> None:
         """The window painted (MainWindow.paintEvent); the first time with data, the after-load work may go on."""
+        if not self.started:
+            return
+        self._painted_after_load = True
         waiter = self._painted_with_data
-        if self.started and waiter is not None and not waiter.done():
+        if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     async def _first_paint(self) -> None:
@@ -283,6 +287,8 @@ class DeskController(QObject):
         window that reports its paints."""
         if not self.window_reports_paint:
             await asyncio.sleep(0.03)
+            return
+        if self._painted_after_load:  # it painted before we got here
             return
         waiter = self._painted_with_data = asyncio.get_running_loop().create_future()
         try:
