@@ -470,3 +470,26 @@ def test_another_users_history_is_not_mixed_in(tmp_path: Path, small_market: Sim
         assert {t["id"] for t in store.iter_trades_wire()} <= other_trades
     finally:
         store.close()
+
+
+def test_backfill_without_a_marker_reads_below_known_newest_pages(tmp_path: Path, market: SimulatorThread) -> None:
+    """A first run of the app stores the newest trades and signals pages from its start-up lists, with no backfill
+    marker: the backfill must not take those known pages for the end of history (it once marked the history
+    complete with only the newest 100 trades stored)."""
+    store = open_store(tmp_path, market)
+
+    async def first_run_then_backfill() -> None:
+        async with TTMTClient(market.base_url, market.api_key) as client:
+            store.put_trades((await client.trades_page(limit=100)).items)  # what the app's first run stores
+            store.put_signals((await client.signals_page(limit=100)).items)
+            store.flush_sync()
+            await backfill(store, client, pace_s=0)
+
+    run(first_run_then_backfill())
+    try:
+        assert store.meta("backfill_done") == "1" and store.meta("signals_backfill_done") == "1"
+        assert store.counts()["trades"] == len(world_trades(market)) > 100
+        assert store.counts()["signals"] == market.call(
+            lambda: len(market.world.users[market.demo_user_id].signals)) > 100
+    finally:
+        store.close()

@@ -529,8 +529,10 @@ async def backfill(store: Store, client: TTMTClient, *, max_pages: int | None = 
             items, cursor = _page_parts(page)
             stored = getattr(store, kind.known)([x.id for x in items])
             getattr(store, kind.put)(items)
-            # The end of history, or (after a warm sync that hit its cap) a page we already had: gap closed.
-            if cursor is None or (items and all(x.id in stored for x in items)):
+            # The end of history, or (below a marker a sync left: a warm sync that hit its cap) a page we already
+            # had: gap closed. Without a marker the newest pages being known says nothing about what lies below
+            # them (a first run stores the newest page only): keep going.
+            if cursor is None or (before and items and all(x.id in stored for x in items)):
                 store.set_meta(**{f"{kind.meta}_done": "1"})
                 break
             if items:
