@@ -425,3 +425,37 @@ def test_local_history_written_live_and_shown_offline(qapp, sim_paused, settings
     assert ok and state == "offline"
     assert shown == live  # the last live prices, from the local history
     assert n_trades > 0
+
+
+def test_a_banner_on_screen_follows_a_theme_switch(qapp, settings):
+    """The banner's own stylesheet resolves palette(...) once: the window sets it again on a palette change, so a
+    banner on screen does not keep the old theme's background after light → dark."""
+    from ttmt_monitor.ui import theme
+
+    theme.apply_theme(qapp, "light")
+    controller = DeskController("http://127.0.0.1:9/api/v1", "ttmt_live_" + "A" * 43, start_stream=False)
+    window = MainWindow(controller, settings)
+    try:
+        window.show()
+        window.banner.show_message("Offline: the TTMT API cannot be reached.", [("retry", "Retry")])
+        qapp.processEvents()
+
+        def background() -> str:
+            g = window.banner.geometry()
+            return window.grab().toImage().pixelColor(g.x() + g.width() // 2, g.y() + g.height() - 4).name()
+
+        light = background()
+        window._on_theme("dark")  # what View → Theme → Dark does
+        qapp.processEvents()
+        dark = background()
+        assert theme.is_dark(qapp.palette()) and light != dark
+        assert window.banner.restyles >= 1
+        qapp.processEvents()
+        restyles = window.banner.restyles
+        for _ in range(10):
+            qapp.processEvents()
+        assert window.banner.restyles == restyles  # once per switch, never in a loop
+    finally:
+        window.close()
+        theme.apply_theme(qapp, "system")
+        dispose(window)

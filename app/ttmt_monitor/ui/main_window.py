@@ -22,7 +22,7 @@ from datetime import UTC
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -241,6 +241,13 @@ class MainWindow(QMainWindow):
             self._on_loaded()
 
     # --- what the first frame does not need, built right after it (cold start, issue 4) ----------------------
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            banner = getattr(self, "banner", None)
+            if banner is not None:  # (not yet built during construction)
+                banner.restyle()
 
     def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         super().paintEvent(event)

@@ -168,6 +168,9 @@ class Banner(QFrame):
         super().__init__(parent)
         self.setObjectName("Banner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self._extra_style = ""  # the accent edge of the message shown
+        self._restyling = False
+        self.restyles = 0  # (tests)
         style_widget(self)
         self._state = ""
         self.text_label = plain_label("", wrap=True)
@@ -229,8 +232,22 @@ class Banner(QFrame):
             self._buttons.append(button)
         accent = state_color(accent_state, is_dark(self.palette())).name()
         # The accent edge after app.qss's rules (palette colours) for the rest of the look.
-        style_widget(self, f"\nQFrame#Banner {{ border-left: 4px solid {accent}; }}")
+        self._extra_style = f"\nQFrame#Banner {{ border-left: 4px solid {accent}; }}"
+        style_widget(self, self._extra_style)
         self.show()
+
+    def restyle(self) -> None:
+        """Set the stylesheet again: a widget's own stylesheet resolves palette(...) once, so after a light/dark
+        switch (the window calls this on its palette change; the banner itself is not told) it takes the new
+        theme's colours at once instead of at its next message."""
+        if self._restyling:
+            return
+        self._restyling = True
+        try:
+            self.restyles += 1
+            style_widget(self, self._extra_style)
+        finally:
+            self._restyling = False
 
     def _on_dismiss(self) -> None:
         self.hide()
