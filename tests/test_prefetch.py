@@ -67,6 +67,42 @@ def test_hostile_bytes_only_ever_raise_value_error(head, body):
             pass
 
 
+@pytest.mark.parametrize("answer", [
+    OK + b"Content-Length: 7\r\n\r\n{\"a\":1}",
+    OK + b"Transfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n",
+])
+def test_a_server_that_keeps_the_connection_open_does_not_cost_the_timeout(answer):
+    """Some servers and proxies ignore ``Connection: close``: the body is complete when Content-Length bytes or
+    the last chunk are in, and the reader stops there instead of waiting for the timeout."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    release = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(answer[:20])
+        time.sleep(0.05)  # the answer in two parts
+        conn.sendall(answer[20:])
+        release.wait(10)  # ... and the connection left open
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        body = pf._http_get("http", "127.0.0.1", port, "/api/v1/accounts", {"Accept": "application/json"}, 5)
+        assert body == b'{"a":1}' and time.monotonic() - started < 2
+    finally:
+        release.set()
+        thread.join(5)
+        listener.close()
+
+
 def test_proxies_and_odd_urls_leave_it_to_the_client(monkeypatch):
     assert pf.SnapshotPrefetch.usable("http://127.0.0.1:8000/api/v1")
     for url in ("ftp://x/api", "http://user:pw@host/api", "http://host:99999/api", "http:///api", "http://h/a?x=1"):
@@ -209,3 +245,24 @@ def test_peek_reads_a_history_file_without_touching_it(tmp_path):
     with sqlite3.connect(foreign) as conn:
         conn.execute("CREATE TABLE x (y)")
     assert Store.peek(foreign) is None and foreign.exists()
+
+
+def test_a_rejected_key_spends_no_request_on_the_history_page(sim_paused, monkeypatch):
+    """When the snapshot's lists fail (here a 401), the client loads everything itself: the prefetch does not
+    also ask for the newest trades page (the API allows 30 requests a minute)."""
+    import asyncio
+
+    sim = sim_paused
+    calls: list[str] = []
+    real_get = pf._http_get
+
+    def counting_get(scheme, host, port, target, headers, timeout, on_sent=None):  # a spy: the real GET runs
+        calls.append(target)
+        return real_get(scheme, host, port, target, headers, timeout, on_sent)
+
+    monkeypatch.setattr(pf, "_http_get", counting_get)
+    wrong = sim.api_key[:-4] + ("AAAA" if not sim.api_key.endswith("AAAA") else "BBBB")
+    prefetch = pf.SnapshotPrefetch(sim.base_url, wrong)
+    assert prefetch.result(15) is None
+    assert asyncio.run(prefetch.page()) is None
+    assert len(calls) == 3 and not any("limit=100" in c and "status=open" not in c for c in calls), calls

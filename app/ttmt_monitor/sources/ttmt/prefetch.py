@@ -108,6 +108,7 @@ class SnapshotPrefetch:
         self._snapshot = _Slot()
         self._page = _Slot()
         self._page_go = threading.Event()
+        self._abandoned = False  # the snapshot failed: the page is not asked for
         self._sent = threading.Event()
         self._unsent = {"accounts", "positions", "open"}
         self._parts: dict[str, Any] = {}
@@ -159,7 +160,8 @@ class SnapshotPrefetch:
         try:
             if name == "page":  # after the lists the first paint needs: the server answers one at a time
                 self._page_go.wait(self.TIMEOUT_S)
-            value = job(name)
+            # The snapshot failed (a 401, say): the client loads everything; no request is spent on the page.
+            value = None if name == "page" and self._abandoned else job(name)
         except Exception:  # noqa: BLE001 - a fast path only: the client's own load reports problems
             log.debug("prefetch %s failed", name, exc_info=True)
             value = None
@@ -186,6 +188,7 @@ class SnapshotPrefetch:
 
         parts = self._parts
         if any(parts.get(n) is None for n in ("accounts", "positions", "open")):
+            self._abandoned = True
             self._page_go.set()  # the client will load; the page thread need not wait any longer
             self._snapshot.set(None)
             return
@@ -298,16 +301,38 @@ def _http_get(scheme: str, host: str, port: int | None, target: str, headers: di
 
 
 def _read_all(sock: Any) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
+    """The whole answer: until the body announced by Content-Length or the last chunk is in (a server or proxy
+    that keeps the connection open despite ``Connection: close`` must not cost the timeout), else until the
+    connection closes."""
+    data = bytearray()
     while True:
-        data = sock.recv(262144)
-        if not data:
-            return b"".join(chunks)
-        chunks.append(data)
-        size += len(data)
-        if size > MAX_BODY:
+        chunk = sock.recv(262144)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+        if len(data) > MAX_BODY:
             raise ValueError("answer too large for the fast path")
+        if _complete(data):
+            return bytes(data)
+
+
+def _complete(data: bytearray) -> bool:
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return False
+    body = bytes(data[head_end + 4:])
+    framing = {}
+    for line in bytes(data[:head_end]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        framing[name.strip().lower()] = value.strip().lower()
+    if b"chunked" in framing.get(b"transfer-encoding", b""):
+        try:
+            _dechunk(body)
+        except ValueError:
+            return False  # not all there yet (or broken: the close or the timeout ends it, then it is refused)
+        return True
+    length = framing.get(b"content-length")
+    return length is not None and length.isdigit() and len(body) >= int(length)
 
 
 def _parse_response(raw: bytes) -> bytes:
