@@ -396,6 +396,9 @@ def test_filter_spec_matches_trades():
     assert FilterSpec(text="gold vip").matches(t)
     assert FilterSpec(text="TRD_ABC").matches(t)
     assert not FilterSpec(text="gold silver").matches(t)
+    # The status as the table shows it finds the row too, not only the API's word.
+    shown = dataclasses.replace(t, status="closed_profit")
+    assert FilterSpec(text="closed (profit)").matches(shown) and FilterSpec(text="closed_profit").matches(shown)
     # Combined.
     assert not FilterSpec(account_id="a-1", symbol="EURUSD").matches(t)
 

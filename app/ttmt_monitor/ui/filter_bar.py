@@ -19,7 +19,8 @@ Matching rules (documented here because a user will ask why a row is hidden):
   but still open, or closed inside it, is shown; a signal matches by ``received_at``; "today" starts at midnight
   local time (or UTC when times are shown in UTC);
 - text: every whitespace-separated word must occur (case-insensitively) in one of the object's text fields: ids,
-  reference, symbol, direction, status, channel and account names, skip/close reasons and the raw message.
+  reference, symbol, direction, status (the API's word and the one shown: "closed_profit", "Closed (profit)"),
+  channel and account names, skip/close reasons and the raw message.
 """
 
 from __future__ import annotations
@@ -169,8 +170,8 @@ class FilterSpec:
         is_open = (t.status or "").lower() in TRADE_OPEN_STATUSES
         if not self._in_window(t.created_at, t.closed_at, is_open, now):
             return False
-        return self._match_text((t.id, t.reference, t.symbol, t.direction, t.status, t.channel_name,
-                                 t.account_label, t.signal_id, t.currency))
+        return self._match_text((t.id, t.reference, t.symbol, t.direction, t.status, status_label(t.status),
+                                 t.channel_name, t.account_label, t.signal_id, t.currency))
 
     def _match_position(self, p: Position, now: datetime | None, trade: Trade | None) -> bool:
         if self.account_id and p.account_id != self.account_id:
@@ -183,7 +184,7 @@ class FilterSpec:
         if not self._in_window(p.opened_at, p.closed_at, is_open, now):
             return False
         return self._match_text((p.id, p.metaapi_position_id, p.trade_id, p.symbol, p.direction, p.status,
-                                 p.account_label, p.close_reason, p.currency,
+                                 status_label(p.status), p.account_label, p.close_reason, p.currency,
                                  trade.reference if trade else None, trade.channel_name if trade else None))
 
     def _match_signal(self, s: SignalObj, now: datetime | None) -> bool:
@@ -196,8 +197,8 @@ class FilterSpec:
         since = self._since(now)
         if since is not None and (s.received_at is None or s.received_at < since):
             return False
-        return self._match_text((s.id, s.symbol, s.direction, s.status, s.kind, s.channel_name, s.skip_reason,
-                                 s.telegram_message_id, s.raw_message))
+        return self._match_text((s.id, s.symbol, s.direction, s.status, status_label(s.status), s.kind,
+                                 s.channel_name, s.skip_reason, s.telegram_message_id, s.raw_message))
 
 
 class FilterBar(QWidget):
