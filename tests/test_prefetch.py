@@ -158,7 +158,8 @@ def test_head_start_on_a_first_run_and_not_after(qapp, sim_paused, isolated, mon
 
     sim = sim_paused
     monkeypatch.setenv("TTMT_API_KEY", sim.api_key)
-    assert begin(["--demo"]) is None
+    assert begin(["--demo"]) is None and begin(["--help"]) is None
+    assert begin(["--base", sim.base_url]).base_url == sim.base_url  # abbreviated, as argparse accepts it
     early = begin(["--base-url", sim.base_url])
     assert early is not None and early._done.wait(15)  # noqa: SLF001
     assert early.take_prefetch(sim.base_url + "/other", sim.api_key) is None  # another URL: not for it

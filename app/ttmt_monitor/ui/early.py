@@ -29,32 +29,31 @@ SEND_WAIT_S = 0.05
 
 
 def begin(argv: list[str]) -> EarlyStart | None:
-    """Start the head start for ``ttmt-monitor argv`` (None for ``--demo`` or arguments it cannot read; the app
-    then does everything the normal way). Stores ``--base-url`` in the settings, as the app does."""
-    base_url = _option(argv, "--base-url")
-    if "--demo" in argv or "-h" in argv or "--help" in argv:
+    """Start the head start for ``ttmt-monitor argv`` (None for ``--demo``, ``--help`` or anything it cannot read;
+    the app then does everything the normal way). Writes nothing: the app stores ``--base-url`` itself once its
+    own parser accepted the command line."""
+    import argparse
+
+    # The app's two options that matter here, read as the app's parser reads them (abbreviations included).
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--base-url")
+    parser.add_argument("--demo", action="store_true")
+    parser.add_argument("-h", "--help", action="store_true")
+    try:
+        known, _rest = parser.parse_known_args(argv)
+    except (SystemExit, Exception):  # noqa: BLE001 - argparse exits on what it cannot read; the app will say so
+        return None
+    if known.demo or known.help:
         return None
     try:
         from .settings import AppSettings, init_application_names
 
         init_application_names()
-        settings = AppSettings()
-        if base_url:
-            settings.base_url = base_url
-        early = EarlyStart(base_url or settings.base_url)  # the URL the app will use (ui.app.run)
+        base_url = known.base_url or AppSettings().base_url  # the URL the app will use (ui.app.run)
+        return EarlyStart(base_url)
     except Exception:  # noqa: BLE001 - a head start only
         log.debug("no early start", exc_info=True)
         return None
-    return early
-
-
-def _option(argv: list[str], name: str) -> str | None:
-    for n, arg in enumerate(argv):
-        if arg == name and n + 1 < len(argv):
-            return argv[n + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 class EarlyStart:
