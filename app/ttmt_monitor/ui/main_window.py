@@ -251,8 +251,8 @@ class MainWindow(QMainWindow):
 
     def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         super().paintEvent(event)
+        self.painted.emit()  # first: a listener's zero timer then runs before the after-load work note_paint wakes
         self.controller.note_paint()
-        self.painted.emit()
         if self._finish_armed:
             self._finish_armed = False
             controller = self.controller
