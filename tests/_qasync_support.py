@@ -2,7 +2,8 @@
 
 Each module gets ONE loop for all its tests (``ModuleLoop``), closed when the module ends: creating and closing a
 qasync loop per test leaves Qt timers of the closed loops behind, and the app itself has one loop per process.
-Scenarios await futures (``until``), never ``qtbot.waitSignal``, which would spin a nested loop.
+Scenarios await futures (``until``), never ``qtbot.waitSignal``, which would spin a nested loop. ``dispose``
+deletes a window before its controller (the ``settings`` fixture, in a temp INI file, is in conftest.py).
 """
 
 from __future__ import annotations
@@ -61,3 +62,14 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
 
 async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def dispose(window: Any) -> None:
+    """Delete the window now, before its controller (and the models its views show) can be collected."""
+    import shiboken6
+
+    controller = window.controller
+    if shiboken6.isValid(window):
+        shiboken6.delete(window)
+    if shiboken6.isValid(controller):
+        shiboken6.delete(controller)

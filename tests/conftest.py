@@ -177,3 +177,12 @@ def sim_hand() -> Iterator[SimulatorThread]:
     with SimulatorThread(use_engine=False) as running:
         running.hand = running.call(fill_world_by_hand, running.world, running.demo_user_id, running.other_user_id)
         yield running
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """The desktop app's settings in a temp INI file (never the user's)."""
+    from PySide6.QtCore import QSettings
+    from ttmt_monitor.ui.settings import AppSettings
+
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))

@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _qasync_support import ModuleLoop, in_thread, until
-from PySide6.QtCore import QSettings
+from _qasync_support import ModuleLoop, dispose, in_thread, until
 from PySide6.QtWidgets import QApplication
 from ttmt_monitor.core.models import BreakevenSet, TradeFinalized
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.main_window import MainWindow
-from ttmt_monitor.ui.settings import AppSettings
 
 SHOTS = Path(os.environ.get("TMPDIR", "/tmp"))
 _MODULE_LOOP = ModuleLoop(default_timeout=45.0)
@@ -40,21 +38,6 @@ def _close_shared_loop():
     _MODULE_LOOP.close()
 
 
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> AppSettings:
-    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-
-
-def dispose(window: MainWindow) -> None:
-    import shiboken6
-
-    controller = window.controller
-    if shiboken6.isValid(window):
-        shiboken6.delete(window)
-    if shiboken6.isValid(controller):
-        shiboken6.delete(controller)
 
 
 class EventLog:

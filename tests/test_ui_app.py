@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _qasync_support import ModuleLoop, in_thread, until
-from PySide6.QtCore import QSettings, Qt
+from _qasync_support import ModuleLoop, dispose, in_thread, until
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from ttmt_monitor.sources.ttmt.client import TTMTClient
@@ -38,22 +38,6 @@ def _close_shared_loop():
     _MODULE_LOOP.close()
 
 
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> AppSettings:
-    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-
-
-def dispose(window: MainWindow) -> None:
-    """Delete the window now, before its controller (and the models its views show) can be collected."""
-    import shiboken6
-
-    controller = window.controller
-    if shiboken6.isValid(window):
-        shiboken6.delete(window)
-    if shiboken6.isValid(controller):
-        shiboken6.delete(controller)
 
 
 def make_window(sim: Any, settings: AppSettings, **kw: Any) -> tuple[DeskController, MainWindow]:
