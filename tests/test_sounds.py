@@ -130,7 +130,9 @@ def test_rate_limit_one_sound_per_half_second(qtbot, bin_dir, tmp_path) -> None:
     runs = wait_lines(record, 2)
     time.sleep(0.3)  # give any extra (wrong) player time to show up
     runs = wait_lines(record, 2)
-    assert [Path(r[1]).name for r in runs] == ["fill.wav", "tp.wav"]
+    # Two detached players started a few ms apart finish in either order; what matters is that exactly the
+    # first fill and the tp after the window ran, and nothing else.
+    assert sorted(Path(r[1]).name for r in runs) == ["fill.wav", "tp.wav"]
     # the real clock too: a tight burst starts one player
     burst_record = tmp_path / "burst.txt"
     fake_player(bin_dir, "paplay", burst_record)
