@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from _signals import SIGINT_DEFAULT
 from ttmt_monitor.cli import _cell
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 
@@ -34,7 +35,7 @@ def cli_env(sim: Any, key: str | None = None) -> dict[str, str]:
 def start(sim: Any, *args: str, key: str | None = None) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "ttmt_monitor", *args, "--base-url", sim.base_url]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(sim, key),
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, preexec_fn=SIGINT_DEFAULT)
 
 
 def run_cli(sim: Any, *args: str, key: str | None = None, timeout: float = 40) -> subprocess.CompletedProcess[str]:

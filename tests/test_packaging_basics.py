@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _signals import SIGINT_DEFAULT
 from ttmt_monitor import __version__
 from ttmt_monitor.sim.runner import sim_command, start_subprocess
 
@@ -93,7 +94,7 @@ def test_installed_wheel_works_without_the_source_tree(wheel, tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
 def test_sim_command_prints_url_and_key_then_ctrl_c_exits_0():
     proc = subprocess.Popen(sim_command(port=0, history_days=1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=SIGINT_DEFAULT)
     try:
         lines = [proc.stdout.readline().strip() for _ in range(4)]
         assert lines[0].startswith("TTMT_BASE_URL=http://127.0.0.1:") and lines[0].endswith("/api/v1")
