@@ -52,9 +52,22 @@ def history(sim: Any, after: int) -> list[dict[str, Any]]:
     return sim.call(lambda: [e for e in sim.world.user(sim.demo_user_id).events.history if e["eventId"] > after])
 
 
-def drive_until_exit(sim: Any, proc: subprocess.Popen[str], burst: int = 5, timeout: float = 30) -> tuple[str, str]:
-    """Emit events until the CLI exits by itself (bounded); returns (stdout, stderr)."""
+def wait_connected(sim: Any, proc: subprocess.Popen[str], timeout: float = 15) -> None:
+    """Until the CLI's stream is open on the server (bounded; a process that exited ends the wait)."""
     deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if sim.call(lambda: len(sim.state.streams)) >= 1:
+            return
+        time.sleep(0.1)
+
+
+def drive_until_exit(sim: Any, proc: subprocess.Popen[str], burst: int = 5, timeout: float = 30) -> tuple[str, str]:
+    """Emit events until the CLI exits by itself (bounded); returns (stdout, stderr).
+
+    The bursts start once the stream is open: a CLI slow to start on a loaded machine must not find more than
+    the server's 100-event replay waiting (it would resync, and print a line for that)."""
+    deadline = time.monotonic() + timeout
+    wait_connected(sim, proc)
     while proc.poll() is None and time.monotonic() < deadline:
         sim.faults.burst(burst)
         time.sleep(0.2)
@@ -136,11 +149,7 @@ def test_tail_auth_failures_exit_2_without_traceback(sim_paused: Any) -> None:
 
 def test_tail_ctrl_c_exits_0(sim_paused: Any) -> None:
     proc = start(sim_paused, "tail")
-    deadline = time.monotonic() + 15
-    while proc.poll() is None and time.monotonic() < deadline:
-        if sim_paused.call(lambda: len(sim_paused.state.streams)) >= 1:
-            break
-        time.sleep(0.1)
+    wait_connected(sim_paused, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
