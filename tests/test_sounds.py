@@ -38,7 +38,8 @@ def wait_lines(record: Path, n: int, timeout: float = 5.0) -> list[list[str]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if record.exists():
-            lines = [ln for ln in record.read_text().splitlines() if ln]
+            # Complete lines only: the shell creates the file (>>) a moment before the player's line is in it.
+            lines = [ln for ln in record.read_text().split("\n")[:-1] if ln]
             if len(lines) >= n:
                 return [ln.rstrip("\t").split("\t") for ln in lines]
         time.sleep(0.02)
@@ -240,7 +241,5 @@ def test_frozen_player_does_not_get_the_bundle_library_path(qtbot, bin_dir, tmp_
     monkeypatch.setenv("LD_LIBRARY_PATH_ORIG", "/usr/lib/user-libs")
     player = SoundPlayer(platform="linux")
     assert player.play("fill") == "paplay"
-    deadline = time.monotonic() + 5
-    while not record.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert record.read_text().strip() == f"/usr/lib/user-libs|{sound_path('fill')}"
+    [[line]] = wait_lines(record, 1)
+    assert line == f"/usr/lib/user-libs|{sound_path('fill')}"
