@@ -267,3 +267,25 @@ def test_a_rejected_key_spends_no_request_on_the_history_page(sim_paused, monkey
     assert prefetch.result(15) is None
     assert asyncio.run(prefetch.page()) is None
     assert len(calls) == 3 and not any("limit=100" in c and "status=open" not in c for c in calls), calls
+
+
+def test_a_result_already_here_is_taken_without_a_trip_through_the_loop():
+    """The app builds its window while the lists are decoded; if they are in by the time it asks, the models fill
+    at once: a trip through the loop would let the window paint once more, empty (measured: ~15 ms a paint)."""
+    import asyncio
+
+    async def main() -> tuple[object, list[str], object, object]:
+        ran: list[str] = []
+        slot = pf._Slot()
+        slot.set("lists")
+        asyncio.get_running_loop().call_soon(ran.append, "loop turned")
+        got = await slot.wait(1.0)
+        seen_then = list(ran)
+        failed = pf._Slot()
+        failed._future.set_exception(RuntimeError("boom"))  # never raised to the caller: it loads by itself
+        pending = pf._Slot()  # nothing comes: the wait ends at its timeout with None
+        return got, seen_then, await failed.wait(1.0), await pending.wait(0.05)
+
+    got, seen_then, failed, pending = asyncio.run(main())
+    assert got == "lists" and seen_then == []
+    assert failed is None and pending is None

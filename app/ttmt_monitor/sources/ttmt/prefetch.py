@@ -86,6 +86,12 @@ class _Slot:
     async def wait(self, timeout: float) -> Any:
         import asyncio
 
+        if self._future.done():
+            # Here already: no trip through the loop, in which the window could paint once more without it.
+            try:
+                return self._future.result(0)
+            except Exception:  # noqa: BLE001 - as below: the caller's client does the normal load
+                return None
         try:  # shield: a timed-out waiter must not cancel the result for the others
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._future)), timeout)
         except Exception:  # noqa: BLE001 - a timeout: the caller's client does the normal load
