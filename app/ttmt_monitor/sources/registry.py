@@ -1,0 +1,111 @@
+"""Source kinds: what the desk can connect to, the settings each one asks for, and how to start its demo.
+
+Built-in kinds are registered by module path and imported only when used (a kind's client and simulator cost
+import time that a user of another kind should not pay). Tests register extra kinds with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Source, SourceConfig
+
+__all__ = ["DemoSource", "Setting", "SourceKind", "get", "kinds", "register", "unregister"]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    label: str
+    type: str = "text"               # text | secret | choice | bool | int | path
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+    required: bool = False
+
+    @property
+    def secret(self) -> bool:
+        return self.type == "secret"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSource:
+    """A running simulator and the configuration + secrets that point a source at it (demo only: the secrets
+    are the simulator's own made-up credentials and are never stored)."""
+
+    config: SourceConfig
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)   # e.g. a CA file for a TLS simulator, its admin URL
+
+
+@dataclass(frozen=True, slots=True)
+class SourceKind:
+    kind: str
+    title: str                                                       # "Tradovate", "MetaApi", …
+    settings: tuple[Setting, ...]
+    create: Callable[[SourceConfig, Mapping[str, str]], Source]      # (config, secrets) -> Source
+    # Starts this kind's simulator on loopback (seeded) and yields what points a source at it; stops it on exit.
+    demo: Callable[[int], AbstractContextManager[DemoSource]] | None = None
+    description: str = ""
+
+    def secret_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.settings if s.secret)
+
+
+_BUILTIN: dict[str, str] = {
+    "ttmt": "ttmt_monitor.sources.ttmt.source:KIND",
+    "tradovate": "ttmt_monitor.sources.tradovate.source:KIND",
+    "metaapi": "ttmt_monitor.sources.metaapi.source:KIND",
+    "mt4manager": "ttmt_monitor.sources.mt4manager.source:KIND",
+}
+_loaded: dict[str, SourceKind] = {}
+
+
+def register(kind: SourceKind) -> None:
+    _loaded[kind.kind] = kind
+
+
+def unregister(kind: str) -> None:
+    _loaded.pop(kind, None)
+
+
+def get(kind: str) -> SourceKind:
+    found = _loaded.get(kind)
+    if found is not None:
+        return found
+    target = _BUILTIN.get(kind)
+    if target is None:
+        raise KeyError(f"unknown source kind {kind!r} (known: {', '.join(kinds())})")
+    module_name, _, attr = target.partition(":")
+    found = getattr(importlib.import_module(module_name), attr)
+    _loaded[kind] = found
+    return found
+
+
+def available(kind: str) -> bool:
+    """Whether ``kind`` can be loaded (a built-in whose module is present, or a registered one)."""
+    if kind in _loaded:
+        return True
+    target = _BUILTIN.get(kind)
+    if target is None:
+        return False
+    try:
+        return importlib.util.find_spec(target.partition(":")[0]) is not None
+    except ModuleNotFoundError:  # its package is not there at all
+        return False
+
+
+def kinds() -> list[str]:
+    """Every kind that can be loaded here, built-ins first in a fixed order."""
+    names = [k for k in _BUILTIN if available(k)]
+    return names + sorted(k for k in _loaded if k not in _BUILTIN)
+
+
+def iter_kinds() -> Iterator[SourceKind]:
+    for name in kinds():
+        yield get(name)
