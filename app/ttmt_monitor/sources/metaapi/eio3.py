@@ -33,6 +33,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from .errors import MetaApiAuthError, MetaApiError, NetworkError, ServerError
 
 log = logging.getLogger(__name__)
+# The websockets library logs the request line (with the query, which carries the token) at DEBUG: its logger for
+# our connections is held at WARNING so the token can never reach a log.
+_wire_log = logging.getLogger(__name__ + ".wire")
+_wire_log.setLevel(logging.WARNING)
 
 __all__ = ["EIO3Client", "exact_loads"]
 
@@ -73,7 +77,7 @@ class EIO3Client:
             # WebSocket-level pings are neither needed nor what the server watches.
             ws = await asyncio.wait_for(
                 connect(full, additional_headers=dict(headers or {}), ping_interval=None, max_size=max_size,
-                        open_timeout=open_timeout, close_timeout=2),
+                        open_timeout=open_timeout, close_timeout=2, logger=_wire_log),
                 open_timeout + 1)
         except InvalidStatus as exc:
             status = exc.response.status_code
