@@ -88,7 +88,7 @@ def test_converges_after_every_fault_thrown(mas: MetaApiSimThread):
     ("status_silence", {HealthState.RESYNCING}, True),
     ("terminal_disconnect", {HealthState.DEGRADED}, True),
     ("subscribe_rate_limit", {HealthState.RATE_LIMITED}, True),
-    ("rest_rate_limit", {HealthState.RATE_LIMITED, HealthState.RECONNECTING}, True),
+    ("rest_rate_limit", {HealthState.RATE_LIMITED}, True),
 ])
 def test_health_for_each_fault(mas: MetaApiSimThread, fault: str, expected: set[HealthState], recovers: bool):
     h = make_harness(mas)

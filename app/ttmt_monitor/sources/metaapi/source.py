@@ -75,6 +75,8 @@ class MetaApiSource:
         self._session: StreamSession | None = None
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
         self.client = MetaApiClient(self.endpoints, self._token, http=self._http, max_wait=self.max_wait)
+        # changes() waits out 429/202 itself, so the health line says so while it waits (max_wait=0: never inside).
+        self._live_client = MetaApiClient(self.endpoints, self._token, http=self._http, max_wait=0.0)
 
     # ------------------------------------------------------------------ Source protocol
 
@@ -119,7 +121,7 @@ class MetaApiSource:
         first = True
         while not self._closing_event().is_set():
             try:
-                metas = await self._metas()
+                metas = await self._metas(self._live_client)
                 books = [AccountBook(self.id, m) for m in self._readable(metas)]
                 self._session = StreamSession(
                     self.endpoints.stream, self._token, books, build_snapshot=lambda: self._build(metas, books),
@@ -146,6 +148,11 @@ class MetaApiSource:
                     return
                 yield [self._set(HealthState.RATE_LIMITED, str(exc))]
                 await self._sleep(max(0.5, exc.retry_at - datetime.now(UTC).timestamp()))
+            except SynchronizingError as exc:
+                if self._closing_event().is_set():
+                    return
+                yield [self._set(HealthState.RATE_LIMITED, str(exc))]
+                await self._sleep(exc.retry_after)
             except StreamError as exc:
                 if self._closing_event().is_set():
                     return
@@ -155,8 +162,7 @@ class MetaApiSource:
                 if self._closing_event().is_set():
                     return
                 delay = random.uniform(backoff / 2, backoff)
-                state = HealthState.RATE_LIMITED if isinstance(exc, SynchronizingError) else HealthState.RECONNECTING
-                yield [self._set(state, f"{exc} Retrying in {delay:.0f} s." if delay >= 1 else f"{exc} Retrying.")]
+                yield [self._set(HealthState.RECONNECTING, f"{exc} Retrying in {delay:.0f} s." if delay >= 1 else f"{exc} Retrying.")]
                 await self._sleep(delay)
                 backoff = min(backoff * 2, 30.0)
             finally:
@@ -179,19 +185,20 @@ class MetaApiSource:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing_event().wait(), seconds)
 
-    async def _metas(self) -> list[dict[str, Any]]:
+    async def _metas(self, client: MetaApiClient | None = None) -> list[dict[str, Any]]:
         """The provisioning records of the accounts to show (all states), per the token kind."""
+        client = client or self.client
         if not self._token:
             raise MetaApiAuthError("No MetaApi token is set: enter one in File → Sources…")
         if self.token_kind == API_TOKEN:
-            metas = await self.client.list_accounts()
+            metas = await client.list_accounts()
             if self.watched is not None:
                 metas = [m for m in metas if str(m.get("_id")) in self.watched]
             return metas
         if not self.watched:
             raise MetaApiAuthError(token_sentence(self.token_kind) + " Enter the account id under Accounts in "
                                    "File → Sources…")
-        return [await self.client.get_account(account_id) for account_id in self.watched]
+        return [await client.get_account(account_id) for account_id in self.watched]
 
     @staticmethod
     def _readable(metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
