@@ -9,7 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 from source_contract import (
-    Harness, check_converges_after_faults, check_first_batch_is_reset, check_health_for_fault, check_no_writes,
+    Harness,
+    check_converges_after_faults,
+    check_first_batch_is_reset,
+    check_health_for_fault,
+    check_no_writes,
     check_snapshot_equals_truth,
 )
 from ttmt_monitor.domain import HealthState

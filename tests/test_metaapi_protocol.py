@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import httpx
 import pytest
 from source_contract import Consumer, wait_for
 from ttmt_monitor.domain import HealthState
@@ -116,7 +115,7 @@ def test_our_client_gives_up_on_a_server_that_stops_answering_pings():
         await ws.send('42["synchronization",{"type":"status"}]')
         await ws.send('42["synchronization",{"type":')      # malformed: skipped, not fatal
         await ws.send('42["synchronization","{\\"type\\":\\"keepalive\\"}"]')
-        await asyncio.sleep(30)                              # ...and never a "3"
+        await ws.wait_closed()                               # ...and never a "3"
 
     async def main() -> None:
         async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
@@ -159,6 +158,7 @@ def test_reordered_packets_are_put_back_without_a_resync(mas: MetaApiSimThread):
 
 def test_rest_client_pages_history_and_reads_both_account_list_shapes(mas: MetaApiSimThread):
     account = mas.account_ids(deployed=True)[0]
+    mas.pause()  # no new deals between the two reads
 
     async def main() -> None:
         client = MetaApiClient(Endpoints.for_base_url(mas.base_url), mas.api_token)
@@ -173,11 +173,11 @@ def test_rest_client_pages_history_and_reads_both_account_list_shapes(mas: MetaA
             accounts = await client.list_accounts()
             assert client.calls == calls + 1 and len(accounts) == 5
             # limit is capped at 1000 by MetaApi: the simulator says so the way MetaApi does
-            response = httpx.get(f"{mas.base_url}/users/current/accounts/{account}/history-deals/time/"
+            response = await client._http.get(f"{mas.base_url}/users/current/accounts/{account}/history-deals/time/"
                                  "2020-01-01T00:00:00.000Z/2030-01-01T00:00:00.000Z?limit=1001",
                                  headers={"auth-token": mas.api_token})
             assert response.status_code == 400 and response.json()["error"] == "ValidationError"
-            bare = httpx.get(f"{mas.base_url}/users/current/accounts", headers={"auth-token": mas.api_token})
+            bare = await client._http.get(f"{mas.base_url}/users/current/accounts", headers={"auth-token": mas.api_token})
             assert isinstance(bare.json(), list) and len(bare.json()) == 5   # without api-version: 2
             info = await client.account_information(account)
             assert isinstance(info["balance"], Decimal)

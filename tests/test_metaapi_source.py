@@ -160,6 +160,13 @@ def test_a_dead_stream_is_said_and_recovered(mas: MetaApiSimThread):
     asyncio.run(main())
 
 
+async def stops_with_auth_error(consumer: Consumer) -> None:
+    await wait_for(lambda: consumer.source.health().state is HealthState.AUTH_ERROR, 10, "AUTH_ERROR")
+    assert "File → Sources" in consumer.source.health().sentence
+    await wait_for(lambda: consumer._task is not None and consumer._task.done(), 10, "changes() to end")
+    await consumer.stop()
+
+
 def test_bad_token_stops_with_a_sentence_and_never_logs_the_token(mas: MetaApiSimThread,
                                                                     caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.DEBUG)
@@ -171,11 +178,7 @@ def test_bad_token_stops_with_a_sentence_and_never_logs_the_token(mas: MetaApiSi
             src = source(mas, token, accounts=mas.account_ids(True)[0])
             with pytest.raises(AuthError, match="refused the token"):
                 await src.snapshot()
-            consumer = Consumer(src).start()
-            await wait_for(lambda: consumer.source.health().state is HealthState.AUTH_ERROR, 10, "AUTH_ERROR")
-            assert "File → Sources" in src.health().sentence
-            await wait_for(lambda: consumer._task is not None and consumer._task.done(), 10, "changes() to end")
-            await consumer.stop()
+            await stops_with_auth_error(Consumer(src).start())
         # and a good token through a whole session, faults included
         src = source(mas)
         consumer = Consumer(src).start()

@@ -16,7 +16,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 from ...domain import Account, ClosedDeal, Position, Snapshot, WorkingOrder, make_key
 from .model import SimAccount, SimWorld
@@ -135,7 +135,7 @@ class MetaApiSimThread:
         if self._thread is not None:
             self._thread.join(10)
 
-    def __enter__(self) -> MetaApiSimThread:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -226,8 +226,8 @@ def truth(world: SimWorld, source: str, accounts: list[str] | None = None) -> Sn
         entries = {d["positionId"]: d for d in acc.deals if d.get("entryType") == "DEAL_ENTRY_IN"}
         for d in acc.deals:
             nid = f"{acc.id}/{d['id']}"
-            common = dict(key=make_key(source, nid), source=source, account_key=akey, native_id=nid,
-                          closed_at=_parse_iso(d["time"]), currency=acc.currency)
+            common = {"key": make_key(source, nid), "source": source, "account_key": akey, "native_id": nid,
+                      "closed_at": _parse_iso(d["time"]), "currency": acc.currency}
             if d["type"] not in ("DEAL_TYPE_BUY", "DEAL_TYPE_SELL"):
                 closed.append(ClosedDeal(**common, profit=d["profit"], deal_type="balance",  # type: ignore[arg-type]
                                          extra=(("type", d["type"]),)))
@@ -242,6 +242,6 @@ def truth(world: SimWorld, source: str, accounts: list[str] | None = None) -> Sn
                 open_price=entry["price"] if entry else None, opened_at=_parse_iso(entry["time"]) if entry else None,
                 swap=d["swap"], commission=d["commission"], close_reason=reason,
                 extra=_extra(d, ("positionId", "orderId", "magic", "comment", "brokerTime"))))
-    key = lambda e: e.key  # noqa: E731
+    key = lambda e: e.key
     return Snapshot(accounts=tuple(sorted(out_accounts, key=key)), positions=tuple(sorted(positions, key=key)),
                     orders=tuple(sorted(orders, key=key)), closed=tuple(sorted(closed, key=key)))

@@ -618,7 +618,7 @@ def _parse_iso(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        t = datetime.fromisoformat(value)
     except ValueError:
         return None
     return t if t.tzinfo else t.replace(tzinfo=UTC)

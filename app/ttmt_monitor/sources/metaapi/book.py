@@ -15,7 +15,14 @@ from typing import Any
 
 from ...domain import Account, ClosedDeal, Delta, Position, Remove, Upsert, WorkingOrder, make_key
 from .decode import (
-    DecodeError, account_entity, apply_price, closed_deal, dec, order_entity, position_entity,
+    DecodeError,
+    account_entity,
+    apply_price,
+    closed_deal,
+    dec,
+    evolve,
+    order_entity,
+    position_entity,
 )
 
 log = logging.getLogger(__name__)
@@ -181,13 +188,16 @@ class AccountBook:
                 self.positions[key] = moved
                 out.append(Upsert(moved))
         if self.info is not None and any(name in packet for name in _PRICE_FIELDS):
-            info = dict(self.info)
+            info = self.info
             for name in _PRICE_FIELDS:
                 if name in packet:
                     info[name] = packet[name]
             if "marginLevel" not in packet and "margin" in packet and not dec(packet.get("margin")):
                 info.pop("marginLevel", None)  # no margin in use: MetaApi leaves the level out
+            # Only the money moved: the same Account that set_info() would build, without rebuilding the rest.
             before = self.account
-            if self.set_info(info) != before:
+            self.account = evolve(before, equity=dec(info.get("equity")), margin=dec(info.get("margin")),
+                                  free_margin=dec(info.get("freeMargin")), margin_level=dec(info.get("marginLevel")))
+            if self.account != before:
                 out.append(Upsert(self.account))
         return out

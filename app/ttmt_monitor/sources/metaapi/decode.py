@@ -18,7 +18,6 @@ value being ``profitTickValue`` when the position is in profit and ``lossTickVal
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -27,8 +26,16 @@ from typing import Any
 from ...domain import Account, ClosedDeal, Position, WorkingOrder, make_key
 
 __all__ = [
-    "DecodeError", "NOT_DEPLOYED_SENTENCES", "account_entity", "apply_price", "closed_deal", "dec",
-    "is_exit_deal", "order_entity", "parse_time", "position_entity",
+    "NOT_DEPLOYED_SENTENCES",
+    "DecodeError",
+    "account_entity",
+    "apply_price",
+    "closed_deal",
+    "dec",
+    "is_exit_deal",
+    "order_entity",
+    "parse_time",
+    "position_entity",
 ]
 
 CENT = Decimal("0.01")
@@ -82,7 +89,7 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value)
     except ValueError:
         return None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
@@ -217,8 +224,8 @@ def closed_deal(source: str, account_id: str, currency: str | None, raw: Mapping
         raise DecodeError(f"deal {deal_id} without time")
     profit, swap, commission = dec(raw.get("profit")), dec(raw.get("swap")), dec(raw.get("commission"))
     key = make_key(source, f"{account_id}/{deal_id}")
-    common = dict(key=key, source=source, account_key=make_key(source, account_id),
-                  native_id=f"{account_id}/{deal_id}", closed_at=when, currency=currency)
+    common = {"key": key, "source": source, "account_key": make_key(source, account_id),
+                  "native_id": f"{account_id}/{deal_id}", "closed_at": when, "currency": currency}
     if not is_trade_deal(raw):
         word = _text(raw.get("type")) or ""
         return ClosedDeal(**common, profit=profit or Decimal(0),  # type: ignore[arg-type]
@@ -241,6 +248,16 @@ def closed_deal(source: str, account_id: str, currency: str | None, raw: Mapping
                                                 if reason else None), extra=extra)
 
 
+def evolve(entity: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for our frozen, slotted entities without its per-call field introspection and
+    ``__init__`` (a ``prices`` packet moves many positions; replace() was the hot spot of the stream benchmark)."""
+    cls = type(entity)
+    clone = cls.__new__(cls)
+    for name in cls.__slots__:  # type: ignore[attr-defined]
+        object.__setattr__(clone, name, changes[name] if name in changes else getattr(entity, name))
+    return clone
+
+
 def apply_price(position: Position, price: Mapping[str, Any], tick_size: Decimal | None) -> Position:
     """``position`` moved to a ``prices`` entry for its symbol (see the module docstring); unchanged if unusable."""
     bid, ask = dec(price.get("bid")), dec(price.get("ask"))
@@ -256,4 +273,4 @@ def apply_price(position: Position, price: Mapping[str, Any], tick_size: Decimal
             profit = (move * tick_value * position.volume / tick_size).quantize(CENT, ROUND_HALF_EVEN) + 0
     if new_price == position.current_price and profit == position.profit:
         return position
-    return dataclasses.replace(position, current_price=new_price, profit=profit)
+    return evolve(position, current_price=new_price, profit=profit)

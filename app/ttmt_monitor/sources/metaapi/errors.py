@@ -20,8 +20,18 @@ from ..base import AuthError as SourceAuthError
 from ..base import SourceError
 
 __all__ = [
-    "MetaApiError", "MetaApiAuthError", "ForbiddenError", "NotFoundError", "RateLimitedError", "SynchronizingError",
-    "NetworkError", "ServerError", "StreamError", "error_from_http", "error_from_packet", "parse_retry_after",
+    "ForbiddenError",
+    "MetaApiAuthError",
+    "MetaApiError",
+    "NetworkError",
+    "NotFoundError",
+    "RateLimitedError",
+    "ServerError",
+    "StreamError",
+    "SynchronizingError",
+    "error_from_http",
+    "error_from_packet",
+    "parse_retry_after",
 ]
 
 
@@ -106,7 +116,7 @@ def _iso_to_unix(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(value).timestamp()
     except ValueError:
         return None
 

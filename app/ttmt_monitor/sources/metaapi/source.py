@@ -31,7 +31,12 @@ from .book import AccountBook
 from .client import API_TOKEN, Endpoints, MetaApiClient, token_kind, token_sentence
 from .decode import account_entity, not_deployed_sentence
 from .errors import (
-    ForbiddenError, MetaApiAuthError, MetaApiError, NotFoundError, RateLimitedError, StreamError,
+    ForbiddenError,
+    MetaApiAuthError,
+    MetaApiError,
+    NotFoundError,
+    RateLimitedError,
+    StreamError,
     SynchronizingError,
 )
 from .stream import StreamSession
@@ -124,7 +129,7 @@ class MetaApiSource:
                 metas = await self._metas(self._live_client)
                 books = [AccountBook(self.id, m) for m in self._readable(metas)]
                 self._session = StreamSession(
-                    self.endpoints.stream, self._token, books, build_snapshot=lambda: self._build(metas, books),
+                    self.endpoints.stream, self._token, books, build_snapshot=lambda m=metas, b=books: self._build(m, b),
                     history_days=self.history_days, status_timeout=self.status_timeout, gap_timeout=self.gap_timeout,
                     max_subscribe_wait=self.max_wait)
                 async for batch in self._session.run():
