@@ -123,13 +123,16 @@ def test_credits_used_up_give_a_clear_message_and_lose_nothing(mas: MetaApiSimTh
         consumer = Consumer(src).start()
         try:
             await wait_for(lambda: consumer.resets >= 1, 15, "the first Reset")
-            shown = len(consumer.state.positions)
+            mas.pause()   # the market holds still, so what is shown can be compared before and after
+            await wait_for(lambda: consumer.state.snapshot_of(src.id).positions == mas.truth(src.id).positions, 15,
+                           "the desk to catch up with the paused market")
+            shown = consumer.state.snapshot_of(src.id)
             mas.faults.rest_rate_limit(1000, 3600)   # an hour: far beyond max_wait
             mas.faults.disconnect()                  # the reconnect must list accounts again
             await wait_for(lambda: src.health().state is HealthState.RATE_LIMITED, 15, "RATE_LIMITED")
             sentence = src.health().sentence
             assert "credit limit is used up" in sentence and "UTC" in sentence
-            assert len(consumer.state.positions) == shown and consumer.state.accounts  # nothing lost
+            assert consumer.state.snapshot_of(src.id) == shown and shown.positions  # nothing lost
             with pytest.raises(RateLimitedError, match="credit limit"):
                 fresh = source(mas)
                 try:
