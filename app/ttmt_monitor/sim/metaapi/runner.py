@@ -143,7 +143,7 @@ class MetaApiSimThread:
 
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
         """Run ``fn`` in the simulator's loop (awaiting it if needed) and return its result."""
-        if self._loop is None or not self._ready.is_set():
+        if self._loop is None or not self._ready.is_set() or self._loop.is_closed():
             raise RuntimeError("the MetaApi simulator is not running")
 
         async def run() -> Any:
