@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 __all__ = [
+    "describe_error",
     "MINUS",
     "currency_precision",
     "format_age",
@@ -273,3 +274,16 @@ def format_age(seconds: float | None) -> str:
     if whole < 86400:
         return f"{whole // 3600} h ago"
     return f"{whole // 86400} d ago"
+
+
+def describe_error(exc: BaseException | None) -> str:
+    """A one-line message for the user: the problem's title and detail when a service sent them (TTMT's problem
+    details carry both), else the exception's type and text."""
+    if exc is None:
+        return ""
+    title = getattr(exc, "title", None)
+    detail = getattr(exc, "detail", None)
+    if title or detail:
+        return ": ".join(str(x) for x in (title, detail) if x)
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

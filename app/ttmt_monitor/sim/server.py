@@ -110,6 +110,8 @@ class ServerState:
     windows: dict[str, list[float]] = field(default_factory=dict)  # key hash -> [window start, count]
     engine: Any = None
     shutting_down: bool = False
+    # Every write call refused (method, path): the contract tests prove a client made none.
+    write_attempts: list[tuple[str, str]] = field(default_factory=list)
 
     # ---- stream control used by the fault switches ----
     def broadcast(self, item: dict[str, Any], key_hash: str | None = None) -> int:
@@ -326,6 +328,8 @@ class SimApp:
         try:
             if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
                 raise ApiError(404, "No such endpoint.")
+            if method not in ("GET", "HEAD", "OPTIONS"):
+                self.state.write_attempts.append((_clip(method, 20), _clip(path, 200)))
             if method != "GET":
                 with contextlib.suppress(ApiError):  # a valid key still gets its budget header (§14.3)
                     extra["X-RateLimit-Remaining"] = str(self.state.remaining(self.authenticate(headers).key_hash))

@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..core import models as m
 from ..sources.ttmt.prefetch import SnapshotPrefetch, split_closed_positions
 from ..sources.ttmt.prefetch import TradesPage as _Page
+from ..core.formatting import describe_error
 from .accounts_model import AccountsModel, account_rows, local_day_start
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
@@ -1069,16 +1070,6 @@ async def _fetch_snapshot(client: Any) -> m.Snapshot:
     )
 
 
-def describe_error(exc: BaseException | None) -> str:
-    """A one-line message for the user: the problem's title and detail when the API sent them."""
-    if exc is None:
-        return ""
-    title = getattr(exc, "title", None)
-    detail = getattr(exc, "detail", None)
-    if title or detail:
-        return ": ".join(str(x) for x in (title, detail) if x)
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _state_for_error(exc: BaseException) -> str:

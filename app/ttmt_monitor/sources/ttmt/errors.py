@@ -285,3 +285,4 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
             if isinstance(key, str) and key.lower() == name:
                 return val
     return value
+
