@@ -8,9 +8,11 @@ CSV columns: account,symbol,side,volume,open_price,profit,currency[,closed_at] (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import os
-from collections.abc import AsyncIterator, Mapping
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +21,7 @@ from ttmt_monitor.domain import (
     Account, ClosedDeal, Delta, Health, HealthChanged, HealthState, Position, Remove, Reset, Snapshot, Upsert, make_key,
 )
 from ttmt_monitor.sources.base import SourceConfig
-from ttmt_monitor.sources.registry import Setting, SourceKind
+from ttmt_monitor.sources.registry import DemoSource, Setting, SourceKind
 
 # What the tests start from: two open positions on A1 (USD), one closed deal on B2 (EUR).
 CSV = "account,symbol,side,volume,open_price,profit,currency,closed_at\n" \
@@ -108,7 +110,15 @@ class CsvSource:
         self._closed.set()
 
 
+@contextlib.contextmanager
+def _demo(seed: int) -> Iterator[DemoSource]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "demo.csv"
+        path.write_text(CSV)
+        yield DemoSource(SourceConfig(id="demo", kind="toycsv", name="Toy CSV", settings={"path": str(path)}))
+
+
 KIND = SourceKind(
     kind="toycsv", title="CSV file (test)", settings=(Setting("path", "CSV file", "path", required=True),),
-    create=CsvSource, description="Positions from a CSV file (tests only).",
+    create=CsvSource, demo=_demo, description="Positions from a CSV file (tests only).",
 )

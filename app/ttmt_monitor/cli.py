@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the command line is visible to other local users)")
     common.add_argument("--demo", action="store_true", help="run against an embedded simulator (no key needed)")
     common.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
+    common.add_argument("--source", default=None, metavar="NAME",
+                        help="tail/snapshot: a configured source by name (File → Sources… in the app); with --demo, "
+                             "a kind: tradovate, metaapi, mt4manager (default: TTMT)")
 
     parser = _Parser(prog="ttmt-monitor", description="TTMT trading desk: command line.")
     parser.add_argument("--version", action="version", version=f"ttmt-monitor {__version__}")
@@ -715,6 +718,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ttmt_monitor.sources.ttmt.errors import AuthError, ForbiddenError, TTMTError
 
     try:
+        source = getattr(args, "source", None)
+        if source and source.casefold() != "ttmt":
+            if args.command == "export":
+                raise UsageError("export reads TTMT's history only; --source works with tail and snapshot")
+            from ttmt_monitor import cli_sources
+
+            try:
+                return cli_sources.run(args, out.stream, status)
+            except cli_sources.SourceNotFound as exc:
+                raise UsageError(str(exc)) from None
         if args.command == "export" and args.offline:
             return run_export_offline(args, out.stream, status)  # no key, no client, no network
         session.open()
