@@ -73,7 +73,7 @@ async def start(store: Store, sim: SimulatorThread, *, full_backfill: bool = Fal
 
 
 def open_store(tmp_path: Path, sim: SimulatorThread) -> Store:
-    return Store.open(sim.base_url, [], data_dir=tmp_path)
+    return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path)
 
 
 def assert_store_matches_world(store: Store, sim: SimulatorThread) -> None:
@@ -272,8 +272,8 @@ def test_offline_start_when_the_simulator_is_gone(tmp_path: Path) -> None:
         stored = store.counts()["trades"]
         store.close()
     # The simulator is stopped: nothing listens on that port any more.
-    assert Store.open_existing("http://127.0.0.1:1/api/v1", [], data_dir=tmp_path) is None
-    store = Store.open_existing(base_url, [], data_dir=tmp_path)
+    assert Store.open_existing("http://127.0.0.1:1/api/v1", key, data_dir=tmp_path) is None
+    store = Store.open_existing(base_url, key, data_dir=tmp_path)
     assert store is not None
     try:
         cached = load_cached(store)

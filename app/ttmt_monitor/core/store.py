@@ -1,4 +1,5 @@
-"""The local history store: one SQLite file per API base URL + account set, like MetaTrader's history database.
+"""The local history store: one SQLite file per credential identity (API base URL + key), like MetaTrader's history
+database.
 
 Provides :class:`Store` (open / read / write / clear), :func:`store_path` and the errors :class:`StoreError`.
 
@@ -17,7 +18,11 @@ Design, and why:
 - A file that is not SQLite, or SQLite without our ``application_id``, or from a newer schema, is moved aside
   (renamed with a timestamp, with its -wal/-shm) and a fresh store is created; the message is logged and kept in
   ``store.messages`` for the caller to show.
-- The API key never reaches this module: the file name is a hash of the base URL and the account set only.
+- One file per key (``core.paths.store_path``): another key on the same API never sees this key's history. The
+  key itself is never stored nor part of a name: the file is named by a one-way hash of (base URL, key). A file
+  from older versions (named by the base URL alone, whoever's key wrote it) is adopted only once the API, asked
+  with this key, listed exactly the accounts that file holds (:meth:`Store.adopt_legacy`); otherwise it is left
+  alone and never shown.
 """
 
 from __future__ import annotations
@@ -40,7 +45,10 @@ from ..sources.ttmt.decode import parse_json
 from ..sources.ttmt.encode import dumps as _encode_dumps
 from ..sources.ttmt.encode import to_wire as _encode_to_wire
 # Re-exported: where the files live was defined here first (core/paths.py keeps it importable without sqlite3).
-from .paths import APP_NAME, DATA_DIR_ENV, default_data_dir, normalize_base_url, store_key, store_path  # noqa: F401
+from .paths import (  # noqa: F401
+    APP_NAME, DATA_DIR_ENV, default_data_dir, identity_key, legacy_store_path, normalize_base_url, store_key,
+    store_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -571,6 +579,8 @@ class Store:
         #: Set when the moved-aside/rebuilt file means the caller must rebuild everything from the API.
         self.rebuilt = bool(messages)
         self.write_errors: list[str] = []
+        #: The API base URL this store belongs to (set by :meth:`open`; None for a bare path).
+        self.base_url: str | None = None
         self._read = _connect(path, readonly=True)
         self._read_lock = threading.Lock()
         self._writer = _Writer(path, self._on_write_error)
@@ -580,28 +590,28 @@ class Store:
     # -- opening ---------------------------------------------------------------------------------------------
 
     @classmethod
-    def open(
-        cls, base_url: str, account_ids: Iterable[str] = (), *, data_dir: Path | str | None = None
-    ) -> Store:
-        """Open (creating if needed) the store for this API base URL and account set.
+    def open(cls, base_url: str, api_key: str, *, data_dir: Path | str | None = None) -> Store:
+        """Open (creating if needed) the store of this key on this API base URL.
 
         A corrupt or foreign file is moved aside and replaced by an empty store; ``store.messages`` says so.
         Raises :class:`StoreError` only when no store can be created at all (e.g. an unwritable directory).
         """
-        account_ids = list(account_ids)
-        path = store_path(base_url, account_ids, data_dir)
+        path = store_path(base_url, api_key, data_dir)
         store = cls.open_path(path)
-        store.remember_identity(base_url, account_ids)
+        store.base_url = base_url
+        store.remember_identity(base_url)
         return store
 
     @classmethod
-    def open_existing(
-        cls, base_url: str, account_ids: Iterable[str] = (), *, data_dir: Path | str | None = None
-    ) -> Store | None:
-        """Like :meth:`open`, but None when there is no history for this URL + account set yet (an offline
-        export must say "no local history" rather than create an empty file)."""
-        path = store_path(base_url, list(account_ids), data_dir)
-        return cls.open_path(path) if path.exists() else None
+    def open_existing(cls, base_url: str, api_key: str, *, data_dir: Path | str | None = None) -> Store | None:
+        """Like :meth:`open`, but None when there is no history for this key yet (an offline export must say
+        "no local history" rather than create an empty file)."""
+        path = store_path(base_url, api_key, data_dir)
+        if not path.exists():
+            return None
+        store = cls.open_path(path)
+        store.base_url = base_url
+        return store
 
     @classmethod
     def open_path(cls, path: Path | str) -> Store:
@@ -658,6 +668,7 @@ class Store:
             return None
         store = cls.__new__(cls)
         store.path, store.messages, store.rebuilt, store.write_errors = path, [], False, []
+        store.base_url = None
         store._read, store._read_lock, store._writer, store._closed = conn, threading.Lock(), None, False
         return store
 
@@ -669,12 +680,85 @@ class Store:
                    f"rebuilt from the API.")
         log.warning("store: %s", message)
         fresh = Store.open_path(self.path)
+        fresh.base_url = self.base_url
         fresh.messages.insert(0, message)
         fresh.rebuilt = True
         return fresh
 
-    def remember_identity(self, base_url: str, account_ids: Iterable[str]) -> None:
-        self.set_meta(base_url=normalize_base_url(base_url), account_set=",".join(sorted(set(account_ids))))
+    def remember_identity(self, base_url: str, account_ids: Iterable[str] | None = None) -> None:
+        items: dict[str, Any] = {"base_url": normalize_base_url(base_url)}
+        if account_ids is not None:
+            items["account_set"] = ",".join(sorted(set(account_ids)))
+        self.set_meta(**items)
+
+    def legacy_path(self) -> Path | None:
+        """The file older versions kept for this base URL (any key's), beside this one; None without a URL."""
+        if not self.base_url:
+            return None
+        return self.path.parent / legacy_store_path(self.base_url).name
+
+    def adopt_legacy(self, account_ids: Iterable[str]) -> bool:
+        """Take over the history an older version kept for this base URL (named by the URL alone), but only
+        when ``account_ids`` — the accounts the API just listed for THIS key — are exactly the accounts that
+        file knows: then it is this user's history. Its rows are copied in (rows already here win: they are
+        newer), then the old file is deleted. Any doubt (other accounts, no accounts, unreadable, not ours)
+        leaves the old file untouched and unread. Blocking (a copy of the whole file): call it off the loop.
+        Returns True when adopted."""
+        legacy = self.legacy_path()
+        fresh = {a for a in account_ids if a}
+        if legacy is None or not fresh or not legacy.is_file() or self._closed or self._writer is None:
+            return False
+        old = Store.peek(legacy)
+        if old is None:
+            log.info("store: an older history file for this URL is not readable; left alone")
+            return False
+        try:
+            stored = {w.get("account_id") for w in old.accounts_wire()}
+            meta_set = old.meta("account_set")
+        except sqlite3.Error as exc:
+            log.info("store: an older history file for this URL is not readable (%s); left alone", exc)
+            return False
+        finally:
+            old.close()
+        if meta_set:
+            stored |= set(meta_set.split(","))
+        stored.discard(None)
+        if stored != fresh:
+            log.info("store: an older history file for this URL belongs to other accounts; left alone")
+            return False
+        self.flush_sync()  # what this store was told so far is committed first: its rows win over the old ones
+        conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        try:
+            conn.execute("ATTACH DATABASE ? AS legacy", (str(legacy),))
+            conn.execute("BEGIN IMMEDIATE")
+            for table in _TABLES:
+                if table == "meta":
+                    continue
+                conn.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM legacy.{table}")  # noqa: S608
+            # Cursors and markers of the old file, except where backfill stood: history newer than the old file
+            # and older than this one's first page is read again by backfill (the safe side of a gap).
+            conn.execute("INSERT OR IGNORE INTO main.meta SELECT key, value FROM legacy.meta WHERE key NOT IN"
+                         " ('base_url', 'account_set', 'backfill_before', 'backfill_done',"
+                         " 'signals_backfill_before', 'signals_backfill_done')")
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE legacy")
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            log.warning("store: the older history file could not be taken over (%s); left alone", exc)
+            return False
+        finally:
+            conn.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                Path(str(legacy) + suffix).unlink(missing_ok=True)
+            except OSError as exc:  # copied already; a file that stays is harmless (never shown to another key)
+                log.info("store: older history file not removed: %s", exc)
+        self.remember_identity(self.base_url or "", fresh)
+        log.info("store: took over the history an older version kept for this API (same accounts)")
+        return True
 
     # -- writing (non-blocking) ------------------------------------------------------------------------------
 

@@ -314,6 +314,9 @@ class DeskController(QObject):
             self._store_opening = None
             if self._closing:
                 return
+            await self._adopt_legacy()
+            if self._closing:
+                return
             self._remember_snapshot()
         history, self._history_prefetch = self._history_prefetch, None
         if history is not None:
@@ -507,6 +510,19 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001 - the history is a convenience
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
+
+    async def _adopt_legacy(self) -> None:
+        """First run for this key: an older version's per-URL history is taken over when the API just listed
+        exactly its accounts for this key (Store.adopt_legacy); never shown before that answer."""
+        store = self.store
+        adopt = getattr(store, "adopt_legacy", None)
+        if adopt is None or not self.accounts:
+            return
+        try:
+            if await asyncio.get_running_loop().run_in_executor(None, adopt, list(self.accounts)):
+                log.info("local history of an older version taken over for this key")
+        except Exception as exc:  # noqa: BLE001 - the history is a convenience
+            log.warning("older local history not taken over: %s", describe_error(exc))
 
     async def _show_cached(self) -> None:
         """Fill the tables from the local history at once (before any network), when there is one."""
