@@ -510,3 +510,86 @@ def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path, kill_after: i
         # A batch in flight is all or nothing.
         assert all(count == 1500 for count in per_batch.values())
         assert max(per_batch) <= committed + 1
+
+
+class _FullDisk:
+    """The writer's real SQLite connection, refusing writes as a full disk does while ``full`` is set (SQLite's own
+    SQLITE_FULL message): a real full filesystem cannot be made without privileges."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.full = False
+        self.refused = 0
+
+    def _check(self, sql: str) -> None:
+        if self.full and sql.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "COMMIT"):
+            self.refused += 1
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self._check(sql)
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        self._check(sql)
+        return self.conn.executemany(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def test_a_full_disk_is_said_once_retried_slowly_and_resumed(tmp_path: Path, monkeypatch, caplog) -> None:
+    """Issue 11, item 10: a disk full for a while (hundreds of writes) is ONE error line and one sentence for the
+    window (``write_problem``), the writer retries with a growing delay instead of failing every batch, nothing
+    written meanwhile is lost, and the store writes again by itself once space is back."""
+    import logging
+
+    import ttmt_monitor.core.store as store_mod
+
+    disks: list[_FullDisk] = []
+    real_connect = store_mod._connect
+
+    def connect(path: Any, *, readonly: bool = False) -> Any:
+        conn = real_connect(path, readonly=readonly)
+        if readonly:
+            return conn
+        disks.append(_FullDisk(conn))
+        return disks[-1]
+
+    monkeypatch.setattr(store_mod, "_connect", connect)
+    # The retry delays of a desk (2 s doubling to 60 s) shortened so the test sees several attempts quickly.
+    monkeypatch.setattr(store_mod, "RETRY_FIRST_S", 0.05, raising=False)
+    monkeypatch.setattr(store_mod, "RETRY_MAX_S", 0.4, raising=False)
+    caplog.set_level(logging.DEBUG, logger="ttmt_monitor.core.store")
+    with Store.open(BASE, KEY, data_dir=tmp_path) as s:
+        s.flush_sync()
+        disk = disks[-1]
+        disk.full = True
+        started = time.monotonic()
+        for i in range(400):  # a live desk writing events while the disk is full
+            s.put_trades([trade_wire(i)])
+            if i % 40 == 0:
+                s.flush_sync(timeout=10)  # never hangs on a refusing disk
+        deadline = time.monotonic() + 20
+        while disk.refused < 5 and time.monotonic() < deadline:  # several attempts, not one per write
+            s.put_trades([trade_wire(1000 + disk.refused)])
+            time.sleep(0.02)
+        attempts, elapsed = disk.refused, time.monotonic() - started
+        assert attempts >= 5
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1, [r.getMessage() for r in errors]  # said once, not once per batch
+        assert "disk is full" in (s.write_problem or "")
+        # Backoff: far fewer attempts than writes, and spaced (the delay doubles up to its cap).
+        assert attempts < 60 and elapsed > 0.05 * 3, (attempts, elapsed)
+
+        disk.full = False  # space is back
+        deadline = time.monotonic() + 20
+        while s.write_problem is not None and time.monotonic() < deadline:
+            s.put_trades([trade_wire(2000)])
+            time.sleep(0.02)
+        assert s.write_problem is None
+        s.flush_sync()
+        stored = {w["id"] for w in s.iter_trades_wire()}
+        assert {f"trade-{i:06d}" for i in range(400)} <= stored, len(stored)  # nothing written meanwhile lost
+        assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+        assert any("written again" in r.getMessage() for r in caplog.records)

@@ -33,6 +33,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -407,19 +408,55 @@ class _Flush:
     done: Future[None]
 
 
+def _write_problem(exc: BaseException) -> str:
+    """A sentence for the window about writes that fail (never a traceback)."""
+    text = str(exc)
+    if "full" in text.lower():
+        why = "the disk is full"
+    elif "readonly" in text.lower() or "read-only" in text.lower():
+        why = "the file is read-only"
+    elif "locked" in text.lower() or "busy" in text.lower():
+        why = "another program holds the file"
+    else:
+        why = f"the file cannot be written ({text})"
+    return (f"Local history is not being saved: {why}. The desk keeps running; saving resumes by itself once "
+            "that is fixed.")
+
+
+#: After a failed commit (disk full, I/O error...) the writer keeps the writes and retries after this long,
+#: doubling up to RETRY_MAX_S: a full disk is said once and costs one attempt a minute, not a log line per event.
+RETRY_FIRST_S = 2.0
+RETRY_MAX_S = 60.0
+#: Writes kept in memory while the disk refuses them; beyond this the oldest are dropped (the next start's delta
+#: sync reads what they held from the API again), so a disk full for days cannot exhaust memory.
+PENDING_MAX = 200_000
+
+
 class _Writer(threading.Thread):
-    """Drains the write queue; everything found in the queue at once is committed as one transaction."""
+    """Drains the write queue; everything found in the queue at once is committed as one transaction.
+
+    A batch that cannot be committed (disk full, I/O error, a lock held too long) is kept, not dropped: the writer
+    says so ONCE (one log line, ``on_error``; ``problem`` holds a sentence for the window), keeps collecting new
+    writes, and retries with a doubling delay (RETRY_FIRST_S .. RETRY_MAX_S). The first commit that works clears
+    the problem (``on_recover``) and the kept writes are in the file, in their order."""
 
     #: Upper bound of operations per transaction, so one commit never holds the file for long.
     BATCH_MAX = 5000
 
-    def __init__(self, path: Path, on_error: Callable[[BaseException], None]) -> None:
+    def __init__(self, path: Path, on_error: Callable[[BaseException], None],
+                 on_recover: Callable[[], None] | None = None) -> None:
         super().__init__(name="ttmt-store-writer", daemon=True)
         self.path = path
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.on_error = on_error
+        self.on_recover = on_recover
         self.commits = 0
         self.stopped = False
+        #: A sentence for the user while writes fail (None: all is well). Read from any thread.
+        self.problem: str | None = None
+        self.failed_attempts = 0
+        self.dropped = 0
+        self._delay = RETRY_FIRST_S
 
     def run(self) -> None:
         try:
@@ -429,29 +466,50 @@ class _Writer(threading.Thread):
             self.on_error(exc)
             self._drain_after_failure()
             return
+        pending: list[Callable[[sqlite3.Connection], None]] = []
+        retry_at: float | None = None
         try:
             stop = False
             while not stop:
-                batch = [self.queue.get()]
+                batch: list[Any] = []
+                wait = None if retry_at is None else retry_at - time.monotonic()
+                try:
+                    # Backing off: wait for new writes only until the next attempt is due.
+                    batch.append(self.queue.get() if wait is None else self.queue.get(timeout=max(wait, 0.0)))
+                except queue.Empty:
+                    pass
                 while len(batch) < self.BATCH_MAX:
                     try:
                         batch.append(self.queue.get_nowait())
                     except queue.Empty:
                         break
-                ops: list[Callable[[sqlite3.Connection], None]] = []
                 flushes: list[_Flush] = []
                 for item in batch:
                     if item is _STOP:
                         stop = True
                     elif item is _CLEAR:
-                        self._commit(conn, ops)
-                        ops = []
+                        pending = []  # what was waiting would be deleted by the clear anyway
                         self._clear(conn)
                     elif isinstance(item, _Flush):
                         flushes.append(item)
                     else:
-                        ops.append(item)
-                self._commit(conn, ops)
+                        pending.append(item)
+                if len(pending) > PENDING_MAX:
+                    drop = len(pending) - PENDING_MAX
+                    del pending[:drop]
+                    self.dropped += drop
+                due = retry_at is None or stop or time.monotonic() >= retry_at
+                if pending and due:
+                    if self._commit(conn, pending):
+                        pending = []
+                        retry_at = None
+                    elif stop:
+                        log.error("store: %d writes could not be saved before closing", len(pending))
+                    else:
+                        retry_at = time.monotonic() + self._delay
+                        self._delay = min(self._delay * 2, RETRY_MAX_S)
+                # A flush never waits for a disk that refuses writes (the caller would hang): it is done when the
+                # writer has tried; ``problem`` says whether the writes are in.
                 for flush in flushes:
                     if not flush.done.done():
                         flush.done.set_result(None)
@@ -469,9 +527,10 @@ class _Writer(threading.Thread):
             if isinstance(item, _Flush) and not item.done.done():
                 item.done.set_result(None)
 
-    def _commit(self, conn: sqlite3.Connection, ops: list[Callable[[sqlite3.Connection], None]]) -> None:
+    def _commit(self, conn: sqlite3.Connection, ops: list[Callable[[sqlite3.Connection], None]]) -> bool:
+        """One transaction for ``ops``; True when committed (or nothing to do)."""
         if not ops:
-            return
+            return True
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in ops:
@@ -488,13 +547,29 @@ class _Writer(threading.Thread):
                     log.warning("store: skipped a write that failed: %s: %s", type(exc).__name__, exc)
             conn.execute("COMMIT")
             self.commits += 1
-        except sqlite3.Error as exc:  # disk full, I/O error, corrupt page: report, keep the thread alive
+        except sqlite3.Error as exc:  # disk full, I/O error, corrupt page: report once, keep the writes, retry
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            log.error("store: a batch of %d writes was not committed: %s", len(ops), exc)
-            self.on_error(exc)
+            self.failed_attempts += 1
+            if self.problem is None:
+                self.problem = _write_problem(exc)
+                log.error("store: the local history cannot be written (%s); %d writes are kept and retried every "
+                          "%g-%g s until it works (said once)", exc, len(ops), RETRY_FIRST_S, RETRY_MAX_S)
+                self.on_error(exc)
+            else:
+                log.debug("store: write attempt %d failed: %s", self.failed_attempts, exc)
+            return False
+        if self.problem is not None:
+            log.warning("store: the local history is written again (after %d failed attempts%s)",
+                        self.failed_attempts, f"; {self.dropped} oldest writes were dropped" if self.dropped else "")
+            self.problem = None
+            self.failed_attempts = 0
+            self._delay = RETRY_FIRST_S
+            if self.on_recover is not None:
+                self.on_recover()
+        return True
 
     def _clear(self, conn: sqlite3.Connection) -> None:
         try:
@@ -918,6 +993,13 @@ class Store:
 
     def _on_write_error(self, exc: BaseException) -> None:
         self.write_errors.append(str(exc))
+
+    @property
+    def write_problem(self) -> str | None:
+        """A sentence for the window while writes fail (disk full...), None when they work; any thread may read
+        it (the writer keeps the writes and retries by itself, see _Writer)."""
+        writer = self._writer
+        return writer.problem if writer is not None else None
 
     # -- reading ---------------------------------------------------------------------------------------------
 

@@ -101,6 +101,9 @@ class DeskController(QObject):
     cache_shown = Signal()  # the local history is in the models (before the network; "loaded" follows)
     load_failed = Signal(str)  # a clear message (never a traceback)
     last_event_at_changed = Signal(object)  # datetime of the last applied event
+    # The local history cannot be written (a sentence: disk full...), or "" once it can again (core.store's writer
+    # says it once and retries by itself; this mirrors its state for the window).
+    history_problem = Signal(str)
 
     def __init__(self, base_url: str, api_key: str, *, parent: QObject | None = None,
                  client_factory: Callable[[str, str], Any] | None = None,
@@ -137,6 +140,7 @@ class DeskController(QObject):
         self.accounts: dict[str, m.Account] = {}
         self.connection_state = "offline"
         self.connection_detail = ""
+        self.history_problem_text = ""  # what history_problem last said
         self.events_total = 0
         self.live_events = 0  # events other than resyncs (what "live events have arrived" means)
         self.last_event_at: datetime | None = None
@@ -784,7 +788,18 @@ class DeskController(QObject):
     def pending(self) -> int:
         return len(self._queue)
 
+    def _check_history(self) -> None:
+        """Mirror the store writer's health (read on the tick: an attribute read, no lock, no I/O)."""
+        store = self.store
+        problem = (getattr(store, "write_problem", None) if store is not None else None) or ""
+        if problem != self.history_problem_text:
+            self.history_problem_text = problem
+            if problem:
+                log.warning("local history: %s", problem)
+            self.history_problem.emit(problem)
+
     def _drain(self) -> None:
+        self._check_history()
         if self._hold_stream:
             return  # an F5 snapshot is in flight: its Resync must come before the events queued meanwhile
         if not self._queue or self.state is None:
