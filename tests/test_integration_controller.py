@@ -196,7 +196,8 @@ def test_clear_local_history_confirms_clears_and_resyncs(qapp, sim_paused, tmp_p
 
     async def scenario() -> None:
         controller = DeskController(sim.base_url, sim.api_key,
-                                    store_factory=lambda: Store.open(sim.base_url, data_dir=tmp_path / "history"))
+                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key,
+                                                                     data_dir=tmp_path / "history"))
         window = MainWindow(controller, settings)
         window.show()
         try:
@@ -252,7 +253,7 @@ def test_second_start_over_local_history_resumes_and_asks_far_less(qapp, sim_pau
     sim = sim_paused
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=tmp_path / "history")
+        return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path / "history")
 
     async def run(live_burst: int = 0) -> dict[str, Any]:
         controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory)
@@ -305,7 +306,7 @@ def test_start_over_local_history_shows_trades_closed_while_away_as_terminal(qap
     sim = sim_paused
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=tmp_path / "history")
+        return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path / "history")
 
     async def scenario() -> None:
         controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, start_stream=False)

@@ -333,7 +333,7 @@ def test_pnl_tab_shows_the_local_history_offline(qapp, sim_paused, settings, tmp
     data_dir = tmp_path / "history"
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=data_dir)
+        return Store.open(sim.base_url, sim.api_key, data_dir=data_dir)
 
     async def fill() -> int:
         store = store_factory()

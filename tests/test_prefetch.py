@@ -170,7 +170,7 @@ def test_head_start_on_a_first_run_and_not_after(qapp, sim_paused, isolated, mon
     got = prefetch.result(15)
     assert got is not None and got[0].accounts
 
-    path = store_path(sim.base_url)  # a local history exists now: the app does a delta sync, no head start
+    path = store_path(sim.base_url, sim.api_key)  # a local history exists now: a delta sync, no head start
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
     early = begin([f"--base-url={sim.base_url}"])
@@ -198,7 +198,7 @@ def test_first_run_shows_the_api_lists_then_keeps_them(sim, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     from ttmt_monitor.core.store import Store
 
-    with Store.open_existing(sim.base_url, data_dir=Path(env["TTMT_MONITOR_DATA_DIR"])) as store:
+    with Store.open_existing(sim.base_url, sim.api_key, data_dir=Path(env["TTMT_MONITOR_DATA_DIR"])) as store:
         counts = store.counts()
         assert counts["accounts"] > 0 and counts["trades"] > 0, counts
         assert store.data_as_of is not None
@@ -222,15 +222,16 @@ def test_peek_reads_a_history_file_without_touching_it(tmp_path):
     from ttmt_monitor.sync import load_cached, peek_cached
 
     url = "http://127.0.0.1:9/api/v1"
-    path = store_path(url, (), tmp_path)
-    assert Store.peek(path) is None and peek_cached(url, data_dir=tmp_path) is None
+    key = "ttmt_live_" + "p" * 43
+    path = store_path(url, key, tmp_path)
+    assert Store.peek(path) is None and peek_cached(url, key, data_dir=tmp_path) is None
     assert not path.exists()  # nothing created
-    with Store.open(url, data_dir=tmp_path) as store:
-        assert peek_cached(url, data_dir=tmp_path) is None  # empty: nothing worth showing
+    with Store.open(url, key, data_dir=tmp_path) as store:
+        assert peek_cached(url, key, data_dir=tmp_path) is None  # empty: nothing worth showing
         store.put_accounts([Account("a1", "Live", "live", "USD", "deployed", True)])
         store.flush_sync()
         want = load_cached(store)
-    got = peek_cached(url, data_dir=tmp_path)
+    got = peek_cached(url, key, data_dir=tmp_path)
     assert got is not None and got.accounts == want.accounts and got.store is None
     before = path.read_bytes()
     peeked = Store.peek(path)
@@ -241,7 +242,7 @@ def test_peek_reads_a_history_file_without_touching_it(tmp_path):
     assert path.read_bytes() == before
     with sqlite3.connect(path) as conn:  # written by a newer app: not for us to read
         conn.execute("PRAGMA user_version = 999")
-    assert Store.peek(path) is None and peek_cached(url, data_dir=tmp_path) is None
+    assert Store.peek(path) is None and peek_cached(url, key, data_dir=tmp_path) is None
     foreign = tmp_path / "other.sqlite3"
     with sqlite3.connect(foreign) as conn:
         conn.execute("CREATE TABLE x (y)")

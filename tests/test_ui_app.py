@@ -375,7 +375,7 @@ def test_local_history_written_live_and_shown_offline(qapp, sim_paused, settings
     data_dir = tmp_path / "history"
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=data_dir)
+        return Store.open(sim.base_url, sim.api_key, data_dir=data_dir)
 
     async def first_run() -> dict[str, Any]:
         controller, window = make_window(sim, settings, store_factory=store_factory)

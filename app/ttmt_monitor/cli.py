@@ -23,8 +23,9 @@ Output contract (scripts rely on it):
   next page and the byte length of FILE after the last complete page; a rerun with the same arguments truncates
   FILE to that length and continues from the cursor; the state file is removed when the export completes.
   Pages are fetched within the rate limit (the client paces on ``X-RateLimit-Remaining``, waits out 429s).
-- ``export --offline`` reads the local history the desktop app keeps for ``--base-url`` (no key, no network):
-  the same columns and JSON; "no local history for <url>" and exit 1 when there is none.
+- ``export --offline`` reads the local history the desktop app keeps for the key on ``--base-url`` (no network;
+  the key, found as online, only picks that key's file): the same columns and JSON; "no local history for
+  <url>" and exit 1 when there is none, exit 2 without a key.
 - CSV cells that are text and start with ``= + - @`` get a leading ``'`` (spreadsheet formula injection from
   channel names/labels); numbers are written exactly as received.
 """
@@ -500,7 +501,10 @@ def offline_base_url(args: argparse.Namespace) -> str:
 
 def run_export_offline(args: argparse.Namespace, stdout: TextIO, status: Status) -> int:
     """``export --offline``: the same CSV/JSON as the online export, read from the local history store the
-    desktop app keeps for the base URL (``core.store``/``sync.iter_stored_*``). No network and no key. The
+    desktop app keeps for the key on the base URL (``core.store``/``sync.iter_stored_*``). No network; the key
+    (--api-key, $TTMT_API_KEY or the keyring, as online) is needed only to find THAT key's history: each key has
+    its own file, named by a one-way hash, and without a key no history is guessed (another user's might be
+    the one found). The
     output file is written beside its name and renamed when complete (reading local history is fast, so
     there is nothing to resume: an interrupted export leaves the previous file, never half a document)."""
     from ttmt_monitor.core.store import Store, StoreError, store_path
@@ -515,12 +519,19 @@ def run_export_offline(args: argparse.Namespace, stdout: TextIO, status: Status)
             _check_date(option, filters[name])
     base_url = offline_base_url(args)
     try:
-        store = Store.open_existing(base_url, [])
+        key = resolve_key(args, base_url, status)
+    except AuthFailure:
+        raise AuthFailure("export --offline needs the API key to find that key's local history (each key has its "
+                          "own; the key is not sent anywhere): pass --api-key, set TTMT_API_KEY, or save the key "
+                          "in the desktop app (OS keyring)") from None
+    try:
+        store = Store.open_existing(base_url, key)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     if store is None:
-        status(f"(looked for {store_path(base_url, [])})")
-        raise UsageError(f"no local history for {base_url}: run the desktop app connected to it first "
+        status(f"(looked for {store_path(base_url, key)})")
+        raise UsageError(f"no local history for {base_url} with this key: run the desktop app connected to it "
+                         "with this key first "
                          "(it keeps the history), or export without --offline")
     for message in store.messages:  # e.g. a damaged file was moved aside: the user must know why it is empty
         status(message)
@@ -729,7 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except cli_sources.SourceNotFound as exc:
                 raise UsageError(str(exc)) from None
         if args.command == "export" and args.offline:
-            return run_export_offline(args, out.stream, status)  # no key, no client, no network
+            return run_export_offline(args, out.stream, status)  # no client, no network
         session.open()
         return asyncio.run(_dispatch(args, session, out))
     except KeyboardInterrupt:

@@ -265,6 +265,21 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
         await loop.run_in_executor(None, demo_stack.close)
 
 
+def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
+    """How the desk of ``connection`` opens its local history: the file of THIS key (never another key's, even on
+    the same API; Key → Replace key… gets a new Connection and so its own file). None for the demo: the
+    simulator's made-up history is not worth keeping between runs."""
+    if connection.demo:
+        return None
+
+    def store_factory() -> Any:
+        from ..core.store import Store
+
+        return Store.open(connection.base_url, connection.api_key, data_dir=data_dir)
+
+    return store_factory
+
+
 async def _run_window(args: argparse.Namespace, settings: Any, connection: Connection,
                       headless: bool, prefetch: Any = None, cached: Any = None) -> int | Connection | None:
     """One window + controller for one key. Returns an exit code, or the Connection to restart with."""
@@ -278,12 +293,7 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
                    "(The server allows one live stream per key.)")
         print(f"ttmt-monitor: {message}", file=sys.stderr)
         return EXIT_OTHER_INSTANCE
-    store_factory = None
-    if not connection.demo:  # the simulator's made-up history is not worth keeping between runs
-        def store_factory() -> Any:
-            from ..core.store import Store
-
-            return Store.open(connection.base_url)
+    store_factory = history_store_factory(connection)
     controller = DeskController(connection.base_url, connection.api_key, store_factory=store_factory,
                                 prefetch=prefetch, cached=cached)
     # Send the first REST requests before building the window: the server works on them while we construct

@@ -102,6 +102,9 @@ class DeskController(QObject):
     cache_shown = Signal()  # the local history is in the models (before the network; "loaded" follows)
     load_failed = Signal(str)  # a clear message (never a traceback)
     last_event_at_changed = Signal(object)  # datetime of the last applied event
+    # The local history cannot be written (a sentence: disk full...), or "" once it can again (core.store's writer
+    # says it once and retries by itself; this mirrors its state for the window).
+    history_problem = Signal(str)
 
     def __init__(self, base_url: str, api_key: str, *, parent: QObject | None = None,
                  client_factory: Callable[[str, str], Any] | None = None,
@@ -138,6 +141,7 @@ class DeskController(QObject):
         self.accounts: dict[str, m.Account] = {}
         self.connection_state = "offline"
         self.connection_detail = ""
+        self.history_problem_text = ""  # what history_problem last said
         self.events_total = 0
         self.live_events = 0  # events other than resyncs (what "live events have arrived" means)
         self.last_event_at: datetime | None = None
@@ -313,6 +317,9 @@ class DeskController(QObject):
             self._store_opening = asyncio.ensure_future(self._open_store())
             await asyncio.wait([self._store_opening])
             self._store_opening = None
+            if self._closing:
+                return
+            await self._adopt_legacy()
             if self._closing:
                 return
             self._remember_snapshot()
@@ -508,6 +515,19 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001 - the history is a convenience
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
+
+    async def _adopt_legacy(self) -> None:
+        """First run for this key: an older version's per-URL history is taken over when the API just listed
+        exactly its accounts for this key (Store.adopt_legacy); never shown before that answer."""
+        store = self.store
+        adopt = getattr(store, "adopt_legacy", None)
+        if adopt is None or not self.accounts:
+            return
+        try:
+            if await asyncio.get_running_loop().run_in_executor(None, adopt, list(self.accounts)):
+                log.info("local history of an older version taken over for this key")
+        except Exception as exc:  # noqa: BLE001 - the history is a convenience
+            log.warning("older local history not taken over: %s", describe_error(exc))
 
     async def _show_cached(self) -> None:
         """Fill the tables from the local history at once (before any network), when there is one."""
@@ -769,7 +789,18 @@ class DeskController(QObject):
     def pending(self) -> int:
         return len(self._queue)
 
+    def _check_history(self) -> None:
+        """Mirror the store writer's health (read on the tick: an attribute read, no lock, no I/O)."""
+        store = self.store
+        problem = (getattr(store, "write_problem", None) if store is not None else None) or ""
+        if problem != self.history_problem_text:
+            self.history_problem_text = problem
+            if problem:
+                log.warning("local history: %s", problem)
+            self.history_problem.emit(problem)
+
     def _drain(self) -> None:
+        self._check_history()
         if self._hold_stream:
             return  # an F5 snapshot is in flight: its Resync must come before the events queued meanwhile
         if not self._queue or self.state is None:

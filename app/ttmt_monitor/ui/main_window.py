@@ -237,6 +237,8 @@ class MainWindow(QMainWindow):
                 health = hub.health(source.id)
                 if health is not None:
                     self._on_source_health(source.id, health)
+        controller.history_problem.connect(self._on_history_problem)
+        self._history_banner_text = ""
         # Filter choices (symbols, channels) follow the data, refreshed at a calm pace.
         self._choices_timer = QTimer(self)
         self._choices_timer.setInterval(5000)
@@ -649,6 +651,19 @@ class MainWindow(QMainWindow):
         finally:
             if shiboken6.isValid(detail):
                 detail.reload_pending = False
+
+    def _on_history_problem(self, text: str) -> None:
+        """The local history stopped being saved (disk full...): once in the banner, and in the status bar for as
+        long as it lasts; when it is saved again, a short status message."""
+        self.status.set_history_problem(text)
+        if text:
+            self.banner.show_message(text, accent_state="offline")
+        else:
+            if self.banner.isVisible() and self.banner.text_label.text() == self._history_banner_text:
+                # Our message is still up: back to what the connection state wants (usually nothing).
+                self.banner.set_state(self.controller.connection_state, self.controller.connection_detail)
+            self.status.showMessage("Local history is being saved again.", 8000)
+        self._history_banner_text = text
 
     def _on_connection(self, state: str, detail: str) -> None:
         self.status.set_state(state, detail)

@@ -103,6 +103,11 @@ class ConnectionStatusBar(QStatusBar):
         # Permanent widgets: a temporary showMessage() ("Trade details not loaded…") takes the free space on the
         # left and never hides the connection state, which must be visible at all times.
         self.addPermanentWidget(holder)
+        # The local history's health (disk full...): shown only while there is a problem, the sentence as tooltip.
+        self.history_label = plain_label("", selectable=False)
+        self.history_label.setAccessibleName("Local history")
+        self.history_label.hide()
+        self.addPermanentWidget(self.history_label)
         self.addPermanentWidget(self.age_label)
 
         # One timer for the age text: once a second is what "n s ago" can show anyway.
@@ -174,6 +179,17 @@ class ConnectionStatusBar(QStatusBar):
 
     def source_health_texts(self) -> dict[str, str]:
         return {sid: chip[2].text() for sid, chip in self._chips.items()}
+
+    def set_history_problem(self, text: str) -> None:
+        """Show that the local history is not being saved (``text``: the sentence, as tooltip), or hide it ("")."""
+        if text:
+            self.history_label.setText("⚠ Local history not saved")
+            self.history_label.setToolTip(text)
+            self.history_label.show()
+        else:
+            self.history_label.hide()
+            self.history_label.setToolTip("")
+        self.reformat()
 
     def set_last_event_at(self, when: datetime | None) -> None:
         """When the last stream event (or a fresh REST snapshot) arrived; the age text counts up from it."""
