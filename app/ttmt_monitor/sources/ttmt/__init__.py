@@ -30,6 +30,7 @@ _LAZY = {
     "UnavailableError": "errors",
     "ServerError": "errors",
     "NetworkError": "errors",
+    "ResponseTooLarge": "errors",
 }
 
 __all__ = sorted(_LAZY)
