@@ -15,7 +15,8 @@ import pytest
 
 from ttmt_monitor.sim.server import gzip_bomb
 from ttmt_monitor.sources.ttmt.client import TTMTClient
-ResponseTooLarge = type("ResponseTooLarge", (Exception,), {})
+from ttmt_monitor.sources.ttmt.errors import RequestTimeout, ResponseTooLarge
+from ttmt_monitor.sources.ttmt.stream import ConnectionState, StreamConsumer
 
 
 def run(coro: Any, timeout: float = 60) -> Any:
@@ -67,3 +68,53 @@ def test_a_body_just_over_the_cap_is_refused_and_one_under_is_read(sim_paused: A
             assert await client.accounts()  # the client is still usable
 
     run(main())
+
+
+# ---- item 3: every request has a total deadline -------------------------------------------------------------------
+
+def test_a_trickling_server_hits_the_total_deadline_and_names_the_request(sim_paused: Any) -> None:
+    """Headers, then one byte every 0.5 s: no read ever times out (15 s per read), so before the fix the request
+    ran for the ~14 hours the body would take. With a 1.5 s deadline it fails in about that, naming the request."""
+    sim_paused.faults.trickle(path="/positions", interval=0.5)
+
+    async def main() -> None:
+        async with TTMTClient(sim_paused.base_url, sim_paused.api_key, rate_limit_pacing=False,
+                              request_deadline=1.5) as client:
+            started = time.monotonic()
+            with pytest.raises(RequestTimeout) as info:
+                await client.snapshot()
+            took = time.monotonic() - started
+            message = str(info.value)
+            assert "GET /positions" in message and "1.5 s" in message, message
+            assert sim_paused.api_key not in message and "Bearer" not in message
+            assert 1.4 <= took < 12, took  # one attempt, not retried into a multiple of the deadline
+            sim_paused.faults.clear_rest_faults()
+            assert await client.positions() is not None  # the client is still usable
+
+    run(main(), timeout=30)
+
+
+def test_a_stream_that_never_answers_its_headers_is_retried_after_the_connect_deadline(sim_paused: Any) -> None:
+    """/stream accepts and sends nothing: the connect deadline (1 s here) ends the attempt and says so; once the
+    server answers again the stream goes live."""
+    sim_paused.faults.trickle(path="/stream", interval=0.5, headers=False)
+
+    async def main() -> None:
+        details: list[str] = []
+        async with TTMTClient(sim_paused.base_url, sim_paused.api_key, rate_limit_pacing=False) as client:
+            consumer = StreamConsumer(client, connect_deadline=1.0, backoff_base=0.05, backoff_cap=0.2,
+                                      on_state=lambda s, d: details.append(d))
+            consumer._start()  # noqa: SLF001 - run it without iterating
+            try:
+                deadline = time.monotonic() + 15
+                while not any("GET /stream got no answer within 1 s" in d for d in details):
+                    assert time.monotonic() < deadline, details
+                    await asyncio.sleep(0.02)
+                sim_paused.faults.clear_rest_faults()
+                while consumer.state != ConnectionState.LIVE:
+                    assert time.monotonic() < deadline, details
+                    await asyncio.sleep(0.02)
+            finally:
+                await consumer.aclose()
+
+    run(main(), timeout=30)

@@ -31,6 +31,7 @@ _LAZY = {
     "ServerError": "errors",
     "NetworkError": "errors",
     "ResponseTooLarge": "errors",
+    "RequestTimeout": "errors",
 }
 
 __all__ = sorted(_LAZY)

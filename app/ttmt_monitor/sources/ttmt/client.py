@@ -55,6 +55,7 @@ from .errors import (
     InvalidParameterError,
     NetworkError,
     RateLimitedError,
+    RequestTimeout,
     ResponseTooLarge,
     TTMTError,
     error_from_response,
@@ -74,6 +75,9 @@ MAX_PAGE = 100
 # /accounts) and a 100-item page with includes: a few hundred KB for a busy desk, single-digit MB for an extreme
 # one. 64 MiB is >10x that, yet bounds what a gzip bomb can cost (the cap plus one decoded chunk).
 MAX_BODY = 64 * 1024 * 1024
+# The longest one request may take, headers and body (per attempt; the pacer's waits come before it). The API's
+# answers are small: a healthy one takes well under a second, a slow link a few seconds.
+REQUEST_DEADLINE = 30.0
 MAX_ERROR_BODY = 64 * 1024  # an error's problem+json is a few hundred bytes; the rest is cut, not refused
 
 
@@ -148,7 +152,8 @@ class TTMTClient:
     ``retries`` is how many times a 5xx/transport failure is retried (so ``retries + 1`` attempts);
     ``backoff_base``/``backoff_cap`` shape the exponential backoff; ``max_rate_limit_retries`` bounds 429 retries
     and ``max_retry_after`` the longest ``Retry-After`` worth waiting for (longer → the 429 is raised).
-    ``max_body`` caps a response's decoded size (:data:`MAX_BODY`; over it → :class:`~.errors.ResponseTooLarge`).
+    ``request_deadline`` is the total time one request may take, body included (:data:`REQUEST_DEADLINE`; over it
+    → :class:`~.errors.RequestTimeout` naming the request). ``max_body`` caps a response's decoded size (:data:`MAX_BODY`; over it → :class:`~.errors.ResponseTooLarge`).
     ``cache`` is the :class:`~.cache.ETagCache` for terminal trades/signals (same interface; e.g. the local
     history's persistent ``Store.etag_cache()``); by default an in-memory LRU of ``cache_size`` entries.
     """
@@ -171,6 +176,7 @@ class TTMTClient:
         cache_size: int = 2000,
         cache: ETagCache | None = None,
         max_body: int = MAX_BODY,
+        request_deadline: float = REQUEST_DEADLINE,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("an API key is required")
@@ -223,6 +229,7 @@ class TTMTClient:
         self.max_rate_limit_retries = max(0, int(max_rate_limit_retries))
         self.max_retry_after = float(max_retry_after)
         self.max_body = max(1, int(max_body))
+        self.request_deadline = float(request_deadline)
         self._closed = False
 
     # ---- lifecycle and introspection ------------------------------------------------------------------------
@@ -320,7 +327,13 @@ class TTMTClient:
                 headers["If-None-Match"] = cached[0]
             await self._pacer.acquire()
             try:
-                response, body = await self._send(path, params, headers)
+                # The total deadline covers headers AND body: a server trickling one byte every few seconds never
+                # trips httpx's per-read timeout. Not retried: a stalled server stalls again.
+                async with asyncio.timeout(self.request_deadline):
+                    response, body = await self._send(path, params, headers)
+            except TimeoutError:
+                self._pacer.release(None, None, None)
+                raise RequestTimeout(f"GET /{path}", self.request_deadline) from None
             except httpx.RequestError as exc:
                 self._pacer.release(None, None, None)
                 if failures < self.retries:

@@ -31,6 +31,7 @@ __all__ = [
     "ServerError",
     "NetworkError",
     "ResponseTooLarge",
+    "RequestTimeout",
     "error_from_response",
     "parse_retry_after",
 ]
@@ -154,6 +155,21 @@ class NetworkError(TTMTError):
     @property
     def retryable(self) -> bool:
         return True
+
+
+class RequestTimeout(NetworkError):
+    """A request did not complete (headers AND body) within its total deadline: a stalled or trickling server.
+
+    ``request`` names it (``"GET /accounts"``; never a header or the key), ``deadline`` is in seconds.
+    """
+
+    default_title = "Request timed out"
+
+    def __init__(self, request: str, deadline: float) -> None:
+        self.request = request
+        self.deadline = deadline
+        super().__init__(detail=f"{request} did not complete within {deadline:g} s (the server answered too "
+                                f"slowly or stalled)")
 
 
 class ResponseTooLarge(TTMTError):

@@ -23,7 +23,8 @@ Rules it follows (ttmt-api.md §9 and §14.4, DESIGN.md "Robustness rules of the
   ``auth_error`` and :meth:`StreamConsumer.events` raises the typed error (:class:`~.errors.AuthError`/
   :class:`~.errors.ForbiddenError`) — no retry, ever. Other 4xx (a bad ``account_id``) also stop for good.
 - Read timeout suited to 15 s ``: ping`` heartbeats (httpx's 5 s default would kill a quiet stream) plus a
-  watchdog that drops a connection on which nothing at all arrived for ``watchdog`` seconds.
+  watchdog that drops a connection on which nothing at all arrived for ``watchdog`` seconds. Connecting (up to
+  the headers) has its own total deadline, ``connect_deadline``: a server that accepts and stalls is retried.
 - Gaps: an id above last+1 means events were lost (the server's replay buffer holds only 100): fetch the REST
   snapshot, emit ONE :class:`~ttmt_monitor.core.models.Resync`, then deliver the event and continue.
   ``core.state`` skips events the snapshot already contains, so nothing is counted twice.
@@ -151,6 +152,7 @@ class StreamConsumer:
         resync_after: float = 120.0,
         read_timeout: float = 40.0,
         connect_timeout: float = 10.0,
+        connect_deadline: float = 30.0,
         watchdog: float = 50.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
@@ -178,6 +180,7 @@ class StreamConsumer:
         self.gap_detection = (account_id is None) if gap_detection is None else bool(gap_detection)
         self.resync_after = float(resync_after)
         self.watchdog = float(watchdog)
+        self.connect_deadline = float(connect_deadline)
         self.backoff_base = float(backoff_base)
         self.backoff_cap = float(backoff_cap)
         self.healthy_after = float(healthy_after)
@@ -408,11 +411,21 @@ class StreamConsumer:
         watchdog = asyncio.ensure_future(self._watch())
         response: httpx.Response | None = None
         try:
-            response = await self._http.send(request, stream=True)
-            self._response = response
-            if response.status_code != 200:
-                body = await response.aread()
-                raise error_from_response(response.status_code, response.headers, body)
+            try:
+                # A deadline up to the headers (and an error's body): a server that accepts and then stalls must
+                # not hold a reconnect forever. The stream's long life after that is the watchdog's business.
+                async with asyncio.timeout(self.connect_deadline):
+                    response = await self._http.send(request, stream=True)
+                    self._response = response
+                    if response.status_code != 200:
+                        body = bytearray()
+                        async for chunk in response.aiter_bytes():
+                            body += chunk[: 65536 - len(body)]
+                            if len(body) >= 65536:
+                                break  # a problem+json is small: the rest is not needed
+                        raise error_from_response(response.status_code, response.headers, bytes(body))
+            except TimeoutError:
+                raise _Reconnect(f"GET /stream got no answer within {self.connect_deadline:g} s") from None
             ctype = response.headers.get("content-type", "").partition(";")[0].strip().lower()
             if ctype != "text/event-stream":
                 raise _Reconnect(f"the server answered {ctype or 'no content type'}, not an event stream")
