@@ -272,6 +272,27 @@ def test_malformed_frames_and_unknown_types(sim_paused: Any) -> None:
     run(main())
 
 
+def test_envelope_without_data_is_logged_once_and_skipped(sim_paused: Any, caplog: Any) -> None:
+    """An order_fill whose envelope has no ``data`` (a real, numbered event): before the fix it was delivered as
+    an empty event (a fill without an order). Now: one warning, skipped, its id still counts (no gap, no resync)."""
+    async def main() -> None:
+        async with Harness(sim_paused) as h:
+            await h.burst(10)
+            await h.caught_up()
+            bad_id = sim_paused.faults.inject_envelope_without_data(type_="order_fill")
+            await h.burst(10)
+            await h.caught_up()
+            assert bad_id not in h.ids()
+            assert h.consumer.stats.malformed == 1 and h.consumer.stats.resyncs == 0
+            warnings = [r for r in caplog.records if r.levelname == "WARNING" and "no 'data'" in r.getMessage()]
+            assert len(warnings) == 1 and str(bad_id) in warnings[0].getMessage()
+            want = [i for i in history_ids(sim_paused, h.start_id) if i != bad_id]
+            assert h.ids() == want
+            await h.assert_equal_to_rest()
+
+    run(main())
+
+
 def test_gap_beyond_the_buffer_resyncs_once(sim_paused: Any) -> None:
     async def main() -> None:
         async with Harness(sim_paused) as h:

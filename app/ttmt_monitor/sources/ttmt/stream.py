@@ -11,7 +11,8 @@ Provides :class:`StreamConsumer`, :class:`ConnectionState` and :class:`StreamSta
 Rules it follows (ttmt-api.md §9 and §14.4, DESIGN.md "Robustness rules of the stream" and "Known traps"):
 
 - Resume with ``Last-Event-ID`` = the last id received; drop frames whose id is not above it (duplicates).
-- A frame whose data does not decode is logged and skipped, but its ``id:`` still counts as received.
+- A frame whose data does not decode, or an envelope without ``data`` (an order fill without its order), is
+  logged and skipped, but its id still counts as received.
 - Control frames are recognised by their JSON ``type`` (``recycle``, ``auth_revoked``), never by a missing
   ``id:`` line (httpx-sse carries the previous id onto a frame without one), and never move the last id.
   An envelope's ``eventId`` is preferred over the SSE id for the same reason.
@@ -642,23 +643,20 @@ class StreamConsumer:
                        allow_gap: bool = False) -> int | None:
         """:meth:`_handle` after the JSON parse (``envelope`` is None when the data was not JSON)."""
         if type(envelope) is not dict:
-            self.stats.malformed += 1
             log.warning("skipping a stream frame whose data is not a JSON object (%d chars)", len(data))
-            # Its id still counts as received (SSE spec): we resume after it.
-            eid = _as_id(own_id) if own_id is not None else None
-            if eid is not None:
-                if self._new_sequence(eid):
-                    return eid
-                self._conn_prev_id = eid
-                last = self.last_event_id
-                if last is None or eid > last:
-                    if self.gap_detection and last is not None and eid > last + 1 and not allow_gap:
-                        return eid
-                    self.last_event_id = eid
-            return None
+            return self._skip_malformed(_as_id(own_id) if own_id is not None else None, allow_gap)
         type_ = envelope.get("type")
         if type(type_) is str and "eventId" not in envelope and type_.strip().lower() in CONTROL_TYPES:
             self._control(type_.strip().lower(), envelope)
+        if envelope.get("data") is None:
+            # An event without its payload (an order fill without an order) is malformed, not an empty event.
+            # (A payload of an odd shape is still the decoders' to tolerate.)
+            eid = _as_id(envelope.get("eventId"))
+            if eid is None and own_id is not None:
+                eid = _as_id(own_id)
+            log.warning("skipping stream event %s (%s): its envelope has no 'data'", eid,
+                        str(type_)[:40] if type_ is not None else "no type")
+            return self._skip_malformed(eid, allow_gap)
         eid = _as_id(envelope.get("eventId"))
         if eid is None and own_id is not None:
             eid = _as_id(own_id)
@@ -678,6 +676,21 @@ class StreamConsumer:
         if eid is not None and event.event_id != eid:
             object.__setattr__(event, "event_id", eid)  # the frame's id wins over a missing/odd eventId
         batch.append(event)
+        return None
+
+    def _skip_malformed(self, eid: int | None, allow_gap: bool) -> int | None:
+        """Count a malformed frame as skipped; its id (when it has one) still counts as received (SSE spec), so
+        we resume after it. Returns the id when it reveals a gap (a resync must come first), else None."""
+        if eid is not None:
+            if self._new_sequence(eid):
+                return eid  # handled (and counted) again after the resync
+            self._conn_prev_id = eid
+            last = self.last_event_id
+            if last is None or eid > last:
+                if self.gap_detection and last is not None and eid > last + 1 and not allow_gap:
+                    return eid
+                self.last_event_id = eid
+        self.stats.malformed += 1
         return None
 
     def _new_sequence(self, eid: int) -> bool:
