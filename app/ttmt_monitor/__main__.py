@@ -16,8 +16,8 @@ CLI_COMMANDS = ("tail", "export", "snapshot")
 
 
 def print_help() -> None:
-    """``ttmt-monitor --help``: the desktop app's options and, below them, the commands (one line each), so the
-    command line is found from the one help a user tries first."""
+    """``ttmt-monitor --help``: the desktop app's options and, below them, the commands (one line each), so
+    the command line is found from the one help a user tries first."""
     import argparse
 
     from .cli import COMMAND_SUMMARIES
@@ -25,14 +25,14 @@ def print_help() -> None:
 
     parser = build_parser()
     parser.usage = ("%(prog)s [options]                      the desktop app\n"
-                    "       %(prog)s {tail,export,snapshot,sim} ...  a command (%(prog)s COMMAND --help for its "
-                    "options)")
+                    "       %(prog)s {tail,export,snapshot,sim} ...  a command (%(prog)s COMMAND --help for "
+                    "its options)")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     width = max(len(name) for name in COMMAND_SUMMARIES)
     parser.epilog = "commands:\n" + "\n".join(
         f"  {name:<{width}}  {summary}" for name, summary in COMMAND_SUMMARIES.items()
-    ) + ("\n\nThe commands need no window. Their key comes from --api-key, else $TTMT_API_KEY, else the one the "
-         "desktop app saved\nin the OS keyring; --demo runs any of them against an embedded simulator.")
+    ) + ("\n\nThe commands need no window. Their key comes from --api-key, else $TTMT_API_KEY, else the one "
+         "the desktop app saved\nin the OS keyring; --demo runs any of them against an embedded simulator.")
     parser.print_help()
 
 

@@ -79,9 +79,9 @@ STATE_VERSION = 2
 # window is a second or two; a 429 or a used-up window is tens of seconds).
 WAIT_NOTICE_S = 2.0
 
-# What ``--status`` accepts for trades, beyond the API's own statuses. The API's group word ``closed`` means every
-# terminal status, ``not_filled`` and ``failed`` included (trades that never held a position); a trader reading
-# "closed" means trades that were open and were closed, so the command line splits the API's group in two:
+# What ``--status`` accepts for trades, beyond the API's own statuses. The API's group word ``closed`` means
+# every terminal status, ``not_filled`` and ``failed`` included (trades that never held a position); a trader
+# reading "closed" means trades that were open and were closed, so the command line splits the API's group:
 CLOSED_TRADE_STATUSES = ("closed_profit", "closed_loss", "closed_breakeven", "closed_timeout_cleanup")
 TRADE_STATUS_GROUPS: dict[str, tuple[str, ...]] = {
     "open": TRADE_OPEN_STATUSES,  # pending, active, needs_recovery (the API's ``open``)
@@ -91,9 +91,9 @@ TRADE_STATUS_GROUPS: dict[str, tuple[str, ...]] = {
 # The API word each group is fetched with; the rows are then narrowed to the group (``closed`` only).
 _GROUP_API_WORD = {"open": "open", "closed": "closed", "ended": "closed"}
 TRADE_STATUS_HELP = (
-    "trade status: one of " + ", ".join(TRADE_STATUSES) + "; or a group: open (pending, active, needs_recovery), "
-    "closed (" + ", ".join(CLOSED_TRADE_STATUSES) + ": trades that were open and were closed), ended (every "
-    "finished trade: closed plus not_filled and failed)"
+    "trade status: one of " + ", ".join(TRADE_STATUSES) + "; or a group: open (pending, active, "
+    "needs_recovery), closed (" + ", ".join(CLOSED_TRADE_STATUSES) + ": trades that were open and were closed), "
+    "ended (every finished trade: closed plus not_filled and failed)"
 )
 
 log = logging.getLogger("ttmt_monitor.cli")
@@ -141,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     tail = sub.add_parser("tail", parents=[common], help=COMMAND_SUMMARIES["tail"],
-                          description=COMMAND_SUMMARIES["tail"] + ". Readable lines: date, time and zone, account, "
-                          "trade reference, symbol, what happened, P&L.")
+                          description=COMMAND_SUMMARIES["tail"] + ". Readable lines: date, time and zone, "
+                          "account, trade reference, symbol, what happened, P&L.")
     tail.add_argument("--json", action="store_true", help="one JSON object per line per event")
     tail.add_argument("--account", default=None, metavar="ACCOUNT", help=ACCOUNT_HELP)
     tail.add_argument("--max-events", type=_non_negative_int, default=None, metavar="N",
@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--account", default=None, metavar="ACCOUNT", help=ACCOUNT_HELP)
     export.add_argument("--channel", default=None, metavar="ID", help="channel id filter")
     export.add_argument("--since", default=None, metavar="DATE",
-                        help="from this ISO-8601 date or date-time, inclusive (e.g. 2026-06-01 or 2026-06-01T08:00Z)")
+                        help="from this ISO-8601 date or date-time, inclusive (e.g. 2026-06-01 or "
+                        "2026-06-01T08:00Z)")
     export.add_argument("--until", default=None, metavar="DATE",
                         help="up to this ISO-8601 date or date-time, exclusive; must be after --since")
     export.add_argument("--format", choices=("csv", "json"), required=True)
@@ -167,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--restart", action="store_true", help="ignore an unfinished export's state and start over")
     export.add_argument("--page-size", type=_page_size, default=100, help=argparse.SUPPRESS)
     export.add_argument("--offline", action="store_true",
-                        help="read the local history the desktop app keeps (for --base-url, else $TTMT_BASE_URL, "
-                        "else the API address the desktop app uses; no network, no key)")
+                        help="read the local history the desktop app keeps (for --base-url, else "
+                        "$TTMT_BASE_URL, else the API address the desktop app uses; no network, no key)")
 
     snap = sub.add_parser("snapshot", parents=[common], help=COMMAND_SUMMARIES["snapshot"],
                           description=COMMAND_SUMMARIES["snapshot"] + ".")
@@ -234,8 +235,8 @@ def _pl(value: Decimal | None, currency: str | None) -> str:
 
 
 def when_text(ts: datetime | None) -> str:
-    """``2026-06-01 14:03:05 +02:00`` in the local zone, or ``... UTC`` when the local zone is UTC: a line copied
-    into a chat or a ticket must say which day and which clock it means."""
+    """``2026-06-01 14:03:05 +02:00`` in the local zone, or ``... UTC`` when the local zone is UTC: a line
+    copied into a chat or a ticket must say which day and which clock it means."""
     if ts is None:
         return "----------  --:--:--"
     local = ts.astimezone()
@@ -262,8 +263,8 @@ def event_trade_id(event: Event) -> str | None:
 
 
 def describe(event: Event, labels: dict[str, str], refs: dict[str, str] | None = None) -> str:
-    """One readable line for an event: local date, time and zone, account, trade reference (``trd_…``), symbol,
-    what happened, P&L (with its sign). ``refs`` maps trade ids to references (unknown: the id's first 8)."""
+    """One readable line for an event: local date, time and zone, account, trade reference (``trd_…``),
+    symbol, what happened, P&L (with its sign). ``refs`` maps trade ids to references (else the id's first 8)."""
     ts = when_text(event.timestamp)
     account = symbol = what = pl = ""
     if isinstance(event, Resync):
@@ -386,7 +387,7 @@ class Session:
                 self.sim.stop()
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # checks made before anything is fetched: accounts by label, statuses, dates
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -397,9 +398,9 @@ def _account_choice(account: Account) -> str:
 
 
 def resolve_account(text: str, accounts: Sequence[Account]) -> Account:
-    """The account ``--account`` names: an account id, else a label (exact, case-insensitive, surrounding spaces
-    ignored). No match or more than one: a :class:`UsageError` that lists the choices (an id the server does not
-    know would otherwise filter the stream down to nothing, silently and forever)."""
+    """The account ``--account`` names: an account id, else a label (exact, case-insensitive, surrounding
+    spaces ignored). No match or more than one: a :class:`UsageError` that lists the choices (an id the server
+    does not know would otherwise filter the stream down to nothing, silently and forever)."""
     wanted = text.strip()
     for account in accounts:
         if account.account_id.lower() == wanted.lower():
@@ -409,8 +410,8 @@ def resolve_account(text: str, accounts: Sequence[Account]) -> Account:
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise UsageError(f"--account {clean(wanted)!r} is the label of {len(matches)} accounts; pass one of their "
-                         "ids instead:\n" + "\n".join(_account_choice(a) for a in matches))
+        raise UsageError(f"--account {clean(wanted)!r} is the label of {len(matches)} accounts; pass one of "
+                         "their ids instead:\n" + "\n".join(_account_choice(a) for a in matches))
     choices = "\n".join(_account_choice(a) for a in accounts) if accounts else "  (this key sees no accounts)"
     what = "matches no account of this key" if _UUID_RE.match(wanted) else "matches no account label or id"
     raise UsageError(f"--account {clean(wanted)!r} {what}; the accounts are:\n{choices}")
@@ -430,8 +431,8 @@ def parse_when(option: str, value: str) -> datetime:
 
 
 def validate_export(args: argparse.Namespace) -> None:
-    """Every export option that can be checked without the server, checked before anything is opened or fetched
-    (so a typo costs no request and leaves no file). Normalises ``--status`` to lower case."""
+    """Every export option that can be checked without the server, checked before anything is opened or
+    fetched (so a typo costs no request and leaves no file). Normalises ``--status`` to lower case."""
     trades = args.what == "trades"
     if args.symbol is not None and not trades:
         raise UsageError("--symbol filters trades only (the signals list has no symbol filter)")
@@ -439,10 +440,10 @@ def validate_export(args: argparse.Namespace) -> None:
         word = args.status.strip().lower()
         valid = (*TRADE_STATUSES, *TRADE_STATUS_GROUPS) if trades else SIGNAL_STATUSES
         if word not in valid:
-            groups = ("; groups: open, closed (" + ", ".join(CLOSED_TRADE_STATUSES) + "), ended (every finished "
-                      "trade)") if trades else ""
-            raise UsageError(f"--status {clean(args.status)!r} is not a {args.what[:-1]} status; choose one of: "
-                             + ", ".join(TRADE_STATUSES if trades else SIGNAL_STATUSES) + groups)
+            groups = ("; groups: open, closed (" + ", ".join(CLOSED_TRADE_STATUSES) + "), ended (every "
+                      "finished trade)") if trades else ""
+            raise UsageError(f"--status {clean(args.status)!r} is not a {args.what[:-1]} status; choose one "
+                             "of: " + ", ".join(TRADE_STATUSES if trades else SIGNAL_STATUSES) + groups)
         args.status = word
     since = parse_when("--since", args.since) if args.since is not None else None
     until = parse_when("--until", args.until) if args.until is not None else None
@@ -660,8 +661,8 @@ class ExportState:
 def export_filters(args: argparse.Namespace) -> dict[str, Any]:
     """The export's filters by their API names (status, symbol, account_id, channel_id, after_date,
     before_date): the same keys for the REST listing and the local history (``sync.iter_stored_*``).
-    ``--status`` groups become the API word they are fetched with (see :func:`keep_row`); ``args.account`` must
-    already be an account id (:func:`resolve_account`)."""
+    ``--status`` groups become the API word they are fetched with (see :func:`keep_row`); ``args.account``
+    must already be an account id (:func:`resolve_account`)."""
     trades = args.what == "trades"
     if args.symbol is not None and not trades:
         raise UsageError("--symbol filters trades only (the signals list has no symbol filter)")
@@ -679,9 +680,10 @@ def export_filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def remembered_base_url() -> str | None:
-    """The API address the desktop app uses (its QSettings ``connection/base_url``), or None when it has none or
-    it cannot be read. Read through QtCore's QSettings, the app's own store and format on every platform (an INI
-    file on Linux, the registry on Windows, a plist on macOS): QtCore only, no GUI, ~30 ms."""
+    """The API address the desktop app uses (its QSettings ``connection/base_url``), or None when it has none
+    or it cannot be read. Read through QtCore's QSettings, the app's own store and format on every platform (an
+    INI file on Linux, the registry on Windows, a plist on macOS): QtCore only, no GUI; importing QtCore is the
+    cost (0.1-0.6 s), paid only by ``export --offline`` without an address."""
     try:
         from PySide6.QtCore import QSettings
 
@@ -697,7 +699,8 @@ def remembered_base_url() -> str | None:
 def offline_base_url(args: argparse.Namespace) -> str:
     """--base-url, else $TTMT_BASE_URL, else the address the desktop app remembers (its local history is kept
     under it), else the default API address."""
-    return (args.base_url or os.environ.get("TTMT_BASE_URL") or remembered_base_url() or DEFAULT_BASE_URL).strip()
+    given = args.base_url or os.environ.get("TTMT_BASE_URL")
+    return (given or remembered_base_url() or DEFAULT_BASE_URL).strip()
 
 
 def run_export_offline(args: argparse.Namespace, stdout: TextIO, status: Status) -> int:
@@ -801,8 +804,8 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
         # One line per wait, on a terminal or not (a progress bar alone does not say why it stopped moving).
         if seconds >= WAIT_NOTICE_S and not args.quiet:
             with contextlib.suppress(OSError, ValueError):
-                tqdm.write(f"ttmt-monitor: rate limited: waiting {seconds:.0f} s ({_WAIT_REASONS.get(reason, reason)})",
-                           file=sys.stderr)
+                why = _WAIT_REASONS.get(reason, reason)
+                tqdm.write(f"ttmt-monitor: rate limited: waiting {seconds:.0f} s ({why})", file=sys.stderr)
 
     client.add_rate_limit_wait_listener(on_wait)
     if args.account is not None:
@@ -829,8 +832,8 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
         resumed = state.load()
         if resumed:
             if not partial_path.exists() or partial_path.stat().st_size < state.offset:
-                raise UsageError(f"{partial_path} is missing or shorter than its export state says; rerun with "
-                                 "--restart")
+                raise UsageError(f"{partial_path} is missing or shorter than its export state says; rerun "
+                                 "with --restart")
             session.status(f"resuming the export into {out_path} after {state.count} {args.what}")
     target: TextIO | None = None if partial_path is not None else stdout
 
@@ -896,8 +899,9 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
         if state is not None and partial_path is not None:
             if state.started:
                 if not isinstance(exc, KeyboardInterrupt):
-                    session.status(f"the export stopped after {count} {args.what}; run the same command again to "
-                                   f"continue it ({partial_path.name} and its state are kept), or add --restart")
+                    session.status(f"the export stopped after {count} {args.what}; run the same command again "
+                                   f"to continue it ({partial_path.name} and its state are kept), or add "
+                                   "--restart")
             else:  # nothing worth resuming: leave nothing behind
                 state.remove()
                 with contextlib.suppress(OSError):

@@ -103,8 +103,8 @@ class Pacer:
             self._listeners.remove(listener)
 
     def add_wait_listener(self, listener: WaitListener) -> None:
-        """Call ``listener(seconds, reason)`` each time a request is about to wait for budget (the command line
-        says so on stderr: a long wait must never look like a hang)."""
+        """Call ``listener(seconds, reason)`` each time a request is about to wait for budget (the command
+        line says so on stderr: a long wait must never look like a hang)."""
         self._wait_listeners.append(listener)
 
     def _notify_wait(self, seconds: float, reason: str) -> None:
