@@ -92,8 +92,8 @@ TRADE_STATUS_GROUPS: dict[str, tuple[str, ...]] = {
 _GROUP_API_WORD = {"open": "open", "closed": "closed", "ended": "closed"}
 TRADE_STATUS_HELP = (
     "trade status: one of " + ", ".join(TRADE_STATUSES) + "; or a group: open (pending, active, "
-    "needs_recovery), closed (" + ", ".join(CLOSED_TRADE_STATUSES) + ": trades that were open and were closed), "
-    "ended (every finished trade: closed plus not_filled and failed)"
+    "needs_recovery), closed (" + ", ".join(CLOSED_TRADE_STATUSES) + ": trades that were open and were "
+    "closed), ended (every finished trade: closed plus not_filled and failed)"
 )
 
 log = logging.getLogger("ttmt_monitor.cli")
