@@ -55,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import main as cli_main
 
         return cli_main(argv)
+    # Qt aborts the process when its X11 plugin cannot load (a minimal Linux without libxcb-cursor0 & co.): say what
+    # to install instead, before anything starts (ui/platform_check.py; stdlib only, a dlopen of the plugin).
+    from .ui.platform_check import xcb_problem
+
+    problem = xcb_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     import gc
 
     # Cyclic GC runs on the GUI thread's timer once the app is up (ui/gc_guard.py); until then, start-up (imports,
@@ -65,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     from .ui.early import begin
 
     early = begin(argv)
+    from .ui.platform_check import quiet_qt_messages
+
+    quiet_qt_messages()  # one meaningless offscreen warning, by its exact text
     from .ui.app import main as gui_main
 
     return gui_main(argv, early=early)
