@@ -483,6 +483,17 @@ def test_offline_export_uses_the_address_the_desktop_app_remembers(tmp_path: Pat
     after = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
     assert after.returncode == 0, after.stderr
     assert len(after.stdout.splitlines()) - 1 == counts["trades"] > 0
+    # --account by label reads the accounts of the local history too.
+    rows = list(csv.DictReader(io.StringIO(after.stdout)))
+    account_id, label = rows[0]["account_id"], rows[0]["account_label"]
+    one = subprocess.run([*cmd, "--account", label.swapcase()], capture_output=True, text=True, timeout=60, env=env,
+                         stdin=subprocess.DEVNULL)
+    assert one.returncode == 0, one.stderr
+    assert [r["id"] for r in csv.DictReader(io.StringIO(one.stdout))] == [
+        r["id"] for r in rows if r["account_id"] == account_id]
+    none = subprocess.run([*cmd, "--account", "no such account"], capture_output=True, text=True, timeout=60,
+                          env=env, stdin=subprocess.DEVNULL)
+    assert none.returncode == 1 and label in none.stderr and none.stdout == ""
     # An explicit address still wins over the remembered one.
     other = subprocess.run([*cmd, "--base-url", "http://127.0.0.1:9/api/v1"], capture_output=True, text=True,
                            timeout=60, env=env, stdin=subprocess.DEVNULL)

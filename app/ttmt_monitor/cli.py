@@ -1,9 +1,10 @@
 """The ``ttmt-monitor`` command line: ``tail``, ``export`` and ``snapshot`` (no Qt; plain asyncio).
 
-Provides :func:`main` (``main(argv) -> int``; ``argv`` starts with the command name, as ``__main__`` passes it).
+Provides :func:`main` (``main(argv) -> int``; ``argv`` starts with the command name, as ``__main__`` passes it)
+and :data:`COMMAND_SUMMARIES` (one line per command, for ``ttmt-monitor --help``).
 
-    ttmt-monitor tail [--json] [--account ID] [--max-events N] [--last-event-id N]
-    ttmt-monitor export trades|signals [--status S] [--symbol S] [--account ID] [--channel ID]
+    ttmt-monitor tail [--json] [--account ACCOUNT] [--max-events N] [--last-event-id N]
+    ttmt-monitor export trades|signals [--status S] [--symbol S] [--account ACCOUNT] [--channel ID]
                         [--since DATE] [--until DATE] --format csv|json [-o FILE] [--restart] [--offline]
     ttmt-monitor snapshot [--json]
     common: --base-url URL, --api-key KEY (else $TTMT_API_KEY, else the key the desktop app saved in the OS
@@ -13,18 +14,28 @@ Output contract (scripts rely on it):
 - ``tail --json``: exactly one JSON object per line on stdout per delivered event, in order, deduplicated, with
   ``id``, ``type``, ``timestamp`` and ``data`` (money as exact JSON numbers); a resync prints one line with
   ``"type": "resync"``. Status and errors go to stderr, never to stdout.
-- ``tail`` without ``--json``: one readable line per event (local time, account, symbol, what happened, P&L).
-  Telegram-derived and account text is stripped of control characters (no terminal escape injection).
+- ``tail`` without ``--json``: one readable line per event: local date, time and zone (``2026-06-01 14:03:05
+  +02:00``, or ``UTC``), account, trade reference (``trd_…``), symbol, what happened, P&L. Telegram-derived and
+  account text is stripped of control characters (no terminal escape injection).
+- ``--account`` takes an account label (exact, case-insensitive) or a TTMT account id; a label of several
+  accounts, an unknown label or an id of no account of this key: exit 1 with the list of accounts.
 - ``--max-events N`` exits 0 after N event lines (resync lines not counted).
 - Exit codes: 0 success or Ctrl-C (for ``tail``/``snapshot``); 2 authentication failure (401/403/auth_revoked,
   or no key at all); 1 any other fatal error (bad option, network, server); 130 an interrupted ``export`` (its
   state file stays; rerunning the same command continues).
-- ``export -o FILE`` is resumable: ``FILE.export-state.json`` beside it records the filters, the cursor of the
-  next page and the byte length of FILE after the last complete page; a rerun with the same arguments truncates
-  FILE to that length and continues from the cursor; the state file is removed when the export completes.
-  Pages are fetched within the rate limit (the client paces on ``X-RateLimit-Remaining``, waits out 429s).
-- ``export --offline`` reads the local history the desktop app keeps for ``--base-url`` (no key, no network):
-  the same columns and JSON; "no local history for <url>" and exit 1 when there is none.
+- ``export`` checks its options (dates, ``--since`` before ``--until``, statuses) before the key is looked up or
+  anything is fetched. Trade ``--status`` groups: ``open`` (pending, active, needs_recovery), ``closed`` (the
+  closed_* statuses: trades that were open and were closed), ``ended`` (every terminal status, not_filled and
+  failed included: what the API calls ``closed``).
+- ``export -o FILE`` is resumable and atomic: rows go to ``FILE.partial``; ``FILE.export-state.json`` beside it
+  records the filters, the cursor of the next page and the byte length of the partial file after the last
+  complete page; a rerun with the same arguments truncates it to that length and continues from the cursor. When
+  the export completes the state file is removed and ``FILE.partial`` renamed to FILE: an error never leaves an
+  empty or half FILE (nor a partial file when nothing was written). Pages are fetched within the rate limit (the
+  client paces on ``X-RateLimit-Remaining``, waits out 429s), and each wait of 2 s or more is one line on stderr.
+- ``export --offline`` reads the local history the desktop app keeps for ``--base-url``, else ``$TTMT_BASE_URL``,
+  else the API address the desktop app is set to (no key, no network): the same columns and JSON; "no local
+  history for <url>" and exit 1 when there is none.
 - CSV cells that are text and start with ``= + - @`` get a leading ``'`` (spreadsheet formula injection from
   channel names/labels); numbers are written exactly as received.
 """
