@@ -18,7 +18,6 @@ Standard library only (ctypes): nothing of Qt is imported here, so the check wor
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import os
 import sys
@@ -100,6 +99,8 @@ def xcb_plugin_path(environ: Any = None) -> Path | None:
 
 def _load(name: str | Path) -> str | None:
     """None when ``dlopen`` succeeds, else its error text."""
+    import ctypes  # here: only Linux with an X display pays for it
+
     try:
         ctypes.CDLL(str(name), mode=os.RTLD_LAZY)
     except OSError as exc:
