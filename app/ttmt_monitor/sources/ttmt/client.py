@@ -270,6 +270,10 @@ class TTMTClient:
     def remove_rate_limit_listener(self, listener: Callable[[RateLimitState], None]) -> None:
         self._pacer.remove_listener(listener)
 
+    def add_rate_limit_wait_listener(self, listener: Callable[[float, str], None]) -> None:
+        """Call ``listener(seconds, reason)`` just before a request waits for budget (see ``Pacer``)."""
+        self._pacer.add_wait_listener(listener)
+
     # ---- the request core -----------------------------------------------------------------------------------
 
     def _backoff(self, attempt: int) -> float:
