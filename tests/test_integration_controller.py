@@ -188,6 +188,7 @@ def test_clear_local_history_confirms_clears_and_resyncs(qapp, sim_paused, tmp_p
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QMessageBox
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
     from ttmt_monitor.ui.main_window import MainWindow
     from ttmt_monitor.ui.settings import AppSettings
 
@@ -196,7 +197,7 @@ def test_clear_local_history_confirms_clears_and_resyncs(qapp, sim_paused, tmp_p
 
     async def scenario() -> None:
         controller = DeskController(sim.base_url, sim.api_key,
-                                    store_factory=lambda: Store.open(sim.base_url, data_dir=tmp_path / "history"))
+                                    store_factory=lambda: Store.open(sim.base_url, data_dir=tmp_path / "history", codec=CODEC))
         window = MainWindow(controller, settings)
         window.show()
         try:
@@ -248,11 +249,12 @@ def test_second_start_over_local_history_resumes_and_asks_far_less(qapp, sim_pau
     (no resync: the gap is within the replay buffer) and the events of the gap are applied; a second start makes
     far fewer requests than the first. The open rows afterwards are exactly REST's open set."""
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
     sim = sim_paused
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=tmp_path / "history")
+        return Store.open(sim.base_url, data_dir=tmp_path / "history", codec=CODEC)
 
     async def run(live_burst: int = 0) -> dict[str, Any]:
         controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory)
@@ -301,11 +303,12 @@ def test_start_over_local_history_shows_trades_closed_while_away_as_terminal(qap
     """Cached start: trades open when the app closed and finalized since (far more events than the replay buffer)
     are terminal on screen and in the state with REST's values, never "active" from the local history."""
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
     sim = sim_paused
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=tmp_path / "history")
+        return Store.open(sim.base_url, data_dir=tmp_path / "history", codec=CODEC)
 
     async def scenario() -> None:
         controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, start_stream=False)

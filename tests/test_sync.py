@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ttmt_monitor.core.store import Store
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.decode import decode_trade
@@ -73,7 +74,7 @@ async def start(store: Store, sim: SimulatorThread, *, full_backfill: bool = Fal
 
 
 def open_store(tmp_path: Path, sim: SimulatorThread) -> Store:
-    return Store.open(sim.base_url, [], data_dir=tmp_path)
+    return Store.open(sim.base_url, [], data_dir=tmp_path, codec=CODEC)
 
 
 def assert_store_matches_world(store: Store, sim: SimulatorThread) -> None:
@@ -272,8 +273,8 @@ def test_offline_start_when_the_simulator_is_gone(tmp_path: Path) -> None:
         stored = store.counts()["trades"]
         store.close()
     # The simulator is stopped: nothing listens on that port any more.
-    assert Store.open_existing("http://127.0.0.1:1/api/v1", [], data_dir=tmp_path) is None
-    store = Store.open_existing(base_url, [], data_dir=tmp_path)
+    assert Store.open_existing("http://127.0.0.1:1/api/v1", [], data_dir=tmp_path, codec=CODEC) is None
+    store = Store.open_existing(base_url, [], data_dir=tmp_path, codec=CODEC)
     assert store is not None
     try:
         cached = load_cached(store)

@@ -367,12 +367,13 @@ def test_local_history_written_live_and_shown_offline(qapp, sim_paused, settings
     """F's store at start-up: a first run writes the desk's data (snapshot + live events) to the local history; a
     start without network then shows that history at once, says "offline", and loses nothing on screen."""
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
     sim = sim_paused
     data_dir = tmp_path / "history"
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=data_dir)
+        return Store.open(sim.base_url, data_dir=data_dir, codec=CODEC)
 
     async def first_run() -> dict[str, Any]:
         controller, window = make_window(sim, settings, store_factory=store_factory)

@@ -253,8 +253,10 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     if not connection.demo:  # the simulator's made-up history is not worth keeping between runs
         def store_factory() -> Any:
             from ..core.store import Store
+            # The store keeps TTMT objects as TTMT wire JSON; core imports no source, so the opener names the codec.
+            from ..sources.ttmt.store_codec import CODEC
 
-            return Store.open(connection.base_url)
+            return Store.open(connection.base_url, codec=CODEC)
     controller = DeskController(connection.base_url, connection.api_key, store_factory=store_factory,
                                 prefetch=prefetch, cached=cached)
     # Send the first REST requests before building the window: the server works on them while we construct
