@@ -16,6 +16,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from _qasync_support import ModuleLoop, in_thread, until
 from ttmt_monitor.core import models as m
 from ttmt_monitor.sources.ttmt.client import TTMTClient
@@ -187,6 +188,7 @@ def test_clear_local_history_confirms_clears_and_resyncs(qapp, sim_paused, tmp_p
     writes the live view back. The confirmation is answered while the loop runs (no nested exec())."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QMessageBox
+
     from ttmt_monitor.core.store import Store
     from ttmt_monitor.sources.ttmt.store_codec import CODEC
     from ttmt_monitor.ui.main_window import MainWindow
@@ -196,8 +198,9 @@ def test_clear_local_history_confirms_clears_and_resyncs(qapp, sim_paused, tmp_p
     settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 
     async def scenario() -> None:
-        controller = DeskController(sim.base_url, sim.api_key,
-                                    store_factory=lambda: Store.open(sim.base_url, data_dir=tmp_path / "history", codec=CODEC))
+        controller = DeskController(
+            sim.base_url, sim.api_key,
+            store_factory=lambda: Store.open(sim.base_url, data_dir=tmp_path / "history", codec=CODEC))
         window = MainWindow(controller, settings)
         window.show()
         try:
@@ -347,7 +350,8 @@ def test_realized_today_counts_partial_closes_of_trades_still_open(qapp, sim_pau
     sim = sim_paused
 
     def closes_after(start_id: int) -> tuple[dict[str, Decimal], bool]:
-        """Per account: Σ realized_pl of positions closed since start_id; and whether one belongs to a trade still open."""
+        """Per account: Σ realized_pl of positions closed since start_id; and whether one belongs to a trade still
+        open."""
         user = sim.world.users[sim.demo_user_id]
         sums: dict[str, Decimal] = {}
         partial = False

@@ -21,9 +21,9 @@ from typing import Any
 
 from ttmt_monitor.core.models import TRADE_TERMINAL_STATUSES
 from ttmt_monitor.core.store import DATA_DIR_ENV, Store
-from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.client import TTMTClient
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.sync import backfill, delta_sync
 
 

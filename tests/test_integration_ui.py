@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _qasync_support import ModuleLoop, dispose, in_thread, until
 from PySide6.QtWidgets import QApplication
+
+from _qasync_support import ModuleLoop, dispose, in_thread, until
 from ttmt_monitor.core.models import BreakevenSet, TradeFinalized
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController

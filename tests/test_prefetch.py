@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from ttmt_monitor.core.paths import store_path
 from ttmt_monitor.sources.ttmt import prefetch as pf
@@ -21,7 +20,8 @@ OK = b"HTTP/1.1 200 OK\r\n"
 
 
 def test_content_length_body():
-    assert pf._parse_response(OK + b"Content-Length: 7\r\nContent-Type: application/json\r\n\r\n{\"a\":1}") == b'{"a":1}'
+    response = OK + b"Content-Length: 7\r\nContent-Type: application/json\r\n\r\n{\"a\":1}"
+    assert pf._parse_response(response) == b'{"a":1}'
 
 
 def test_body_until_close_without_length():

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from ttmt_monitor.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError, store_path
-from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.sources.ttmt.decode import decode_account, decode_position, decode_signal, decode_trade
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
 BASE = "http://127.0.0.1:9/api/v1"
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)

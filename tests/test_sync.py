@@ -17,11 +17,19 @@ from typing import Any
 import pytest
 
 from ttmt_monitor.core.store import Store
-from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.decode import decode_trade
-from ttmt_monitor.sync import FIRST_SYNC_MAX_PAGES, SyncResult, backfill, delta_sync, iter_stored_signals, iter_stored_trades, load_cached
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
+from ttmt_monitor.sync import (
+    FIRST_SYNC_MAX_PAGES,
+    SyncResult,
+    backfill,
+    delta_sync,
+    iter_stored_signals,
+    iter_stored_trades,
+    load_cached,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -406,7 +414,8 @@ def test_stream_events_are_stored_and_the_next_start_resumes_after_them(tmp_path
                     delivered.extend(batch)
 
             def last_id() -> int:
-                return int(small_market.call(lambda: small_market.world.users[small_market.demo_user_id].events.last_id))
+                user_id = small_market.demo_user_id
+                return int(small_market.call(lambda: small_market.world.users[user_id].events.last_id))
 
             task = asyncio.ensure_future(consume())
             try:

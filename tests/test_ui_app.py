@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _qasync_support import ModuleLoop, dispose, in_thread, until
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
+from _qasync_support import ModuleLoop, dispose, in_thread, until
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.main_window import MainWindow
 from ttmt_monitor.ui.settings import AppSettings
 from ttmt_monitor.ui.table_base import ROW_ROLE
-
 
 _MODULE_LOOP = ModuleLoop(default_timeout=45.0)
 run_on_qasync = _MODULE_LOOP.run

@@ -24,7 +24,6 @@ Design, and why:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import sqlite3
@@ -33,11 +32,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from . import jsontext
+
 # Re-exported: where the files live was defined here first (core/paths.py keeps it importable without sqlite3).
 from .paths import APP_NAME, DATA_DIR_ENV, default_data_dir, normalize_base_url, store_key, store_path  # noqa: F401
 

@@ -252,8 +252,8 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     store_factory = None
     if not connection.demo:  # the simulator's made-up history is not worth keeping between runs
         def store_factory() -> Any:
-            from ..core.store import Store
             # The store keeps TTMT objects as TTMT wire JSON; core imports no source, so the opener names the codec.
+            from ..core.store import Store
             from ..sources.ttmt.store_codec import CODEC
 
             return Store.open(connection.base_url, codec=CODEC)

@@ -30,8 +30,8 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from datetime import UTC, datetime
-from itertools import repeat
 from decimal import Decimal, InvalidOperation
+from itertools import repeat
 from typing import Any
 
 from ttmt_monitor.core.jsontext import loads
