@@ -35,9 +35,10 @@ import time
 t0 = time.perf_counter()
 import json, sys
 from ttmt_monitor.core.store import Store
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.sync import load_cached
 t_import = time.perf_counter()
-store = Store.open(sys.argv[1], sys.argv[3], data_dir=sys.argv[2])
+store = Store.open(sys.argv[1], sys.argv[3], data_dir=sys.argv[2], codec=CODEC)
 t_open = time.perf_counter()
 cached = load_cached(store)
 t_first = time.perf_counter()
@@ -74,9 +75,10 @@ def populate(data_dir: Path, n_trades: int) -> dict[str, int]:
     """A realistic store: n closed trades over ~a year, 25 open ones with positions, signals with raw text,
     orders and an event log."""
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
     start = datetime(2025, 7, 1, tzinfo=UTC)
-    store = Store.open(BASE_URL, BENCH_KEY, data_dir=data_dir)
+    store = Store.open(BASE_URL, BENCH_KEY, data_dir=data_dir, codec=CODEC)
     store.put_accounts([{"account_id": a, "label": f"Account {i}", "type": "live", "currency": "EUR",
                          "state": "deployed", "is_active": True} for i, a in enumerate(ACCOUNTS)])
     chunk: list[dict] = []

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from _qasync_support import ModuleLoop, until
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.core.paths import legacy_store_path, store_path
 from ttmt_monitor.core.store import Store
 from ttmt_monitor.sources.ttmt.client import TTMTClient
@@ -71,7 +72,7 @@ async def _run_desk(sim: Any, key: str, data_dir: Path, *, offline: bool = False
 
 
 def _stored_trades(path: Path) -> set[str]:
-    store = Store.peek(path)
+    store = Store.peek(path, codec=CODEC)
     assert store is not None, path
     try:
         return {w["id"] for w in store.iter_trades_wire()}
@@ -141,7 +142,7 @@ def _legacy_file(sim: Any, data_dir: Path, account_ids: list[str]) -> tuple[Path
     template = {k: v for k, v in template.items() if not k.startswith("_")}
     template["id"] = "0000dead-0000-4000-8000-000000000001"
     path = legacy_store_path(sim.base_url, data_dir)
-    with Store.open_path(path) as old:
+    with Store.open_path(path, codec=CODEC) as old:
         old.remember_identity(sim.base_url, [])  # what older versions wrote: an empty account set
         old.put_accounts(accounts)
         old.put_trades([template])
@@ -183,11 +184,11 @@ def test_an_old_file_with_a_subset_of_the_accounts_is_left_alone(tmp_path):
     account; it is not taken over."""
     url = "http://127.0.0.1:9/api/v1"
     legacy = legacy_store_path(url, tmp_path)
-    with Store.open_path(legacy) as old:
+    with Store.open_path(legacy, codec=CODEC) as old:
         old.put_accounts([{"account_id": "acc-1", "label": "Live", "type": "live", "currency": "USD",
                            "state": "deployed", "is_active": True}])
         old.flush_sync()
-    with Store.open(url, "ttmt_live_" + "c" * 43, data_dir=tmp_path) as store:
+    with Store.open(url, "ttmt_live_" + "c" * 43, data_dir=tmp_path, codec=CODEC) as store:
         assert not store.adopt_legacy(["acc-1", "acc-2"])
         assert not store.adopt_legacy([])
         assert store.is_empty() and legacy.exists()

@@ -23,6 +23,7 @@ from ttmt_monitor.core.models import TRADE_TERMINAL_STATUSES
 from ttmt_monitor.core.store import DATA_DIR_ENV, Store
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.client import TTMTClient
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.sync import backfill, delta_sync
 
 
@@ -41,7 +42,7 @@ def cli(base_url: str, data_dir: Path, *args: str, key: str | None = None,
 
 async def fill_store(sim: SimulatorThread, data_dir: Path) -> dict[str, int]:
     """What the desktop app does on start: delta sync, then backfill the whole history (bounded)."""
-    store = Store.open(sim.base_url, sim.api_key, data_dir=data_dir)
+    store = Store.open(sim.base_url, sim.api_key, data_dir=data_dir, codec=CODEC)
     try:
         async with TTMTClient(sim.base_url, sim.api_key) as client:
             result = await delta_sync(store, client)
@@ -126,7 +127,7 @@ def test_etag_cache_persists_across_a_restart(tmp_path: Path) -> None:
     with SimulatorThread(seed=3, history_days=2, engine_running=False) as sim:
 
         async def first_run() -> str:
-            store = Store.open(sim.base_url, sim.api_key, data_dir=tmp_path)
+            store = Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)
             try:
                 async with TTMTClient(sim.base_url, sim.api_key, cache=store.etag_cache()) as client:
                     terminal = None
@@ -142,7 +143,7 @@ def test_etag_cache_persists_across_a_restart(tmp_path: Path) -> None:
                 store.close()  # flushes the queued ETag write
 
         async def second_run(trade_id: str) -> tuple[int, Any, Any]:
-            store = Store.open(sim.base_url, sim.api_key, data_dir=tmp_path)  # a new process would do exactly this
+            store = Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)  # a new process would do exactly this
             try:
                 async with TTMTClient(sim.base_url, sim.api_key, cache=store.etag_cache()) as client:
                     trade = await client.trade(trade_id)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from _signals import SIGINT_DEFAULT
 from ttmt_monitor import __version__
 from ttmt_monitor.sim.runner import sim_command, start_subprocess
@@ -29,7 +30,8 @@ def run(cmd: list[str], timeout: float = 60, **kw) -> subprocess.CompletedProces
 
 def test_version_from_every_entry():
     for cmd in ([str(BIN / "ttmt-monitor"), "--version"], [sys.executable, "-m", "ttmt_monitor", "--version"],
-                [str(BIN / "ttmt-monitor-sim"), "--version"], [sys.executable, "-m", "ttmt_monitor", "sim", "--version"]):
+                [str(BIN / "ttmt-monitor-sim"), "--version"],
+                [sys.executable, "-m", "ttmt_monitor", "sim", "--version"]):
         if not Path(cmd[0]).exists():
             pytest.fail(f"entry point {cmd[0]} is not installed")
         done = run(cmd)
@@ -95,13 +97,13 @@ def test_installed_wheel_works_without_the_source_tree(wheel, tmp_path):
         "import ttmt_monitor, ttmt_monitor.resources as r, json\n"
         "from ttmt_monitor.sim.runner import SimulatorThread\n"
         "import httpx\n"
-        "assert ttmt_monitor.__file__.startswith(%r), ttmt_monitor.__file__\n"
+        f"assert ttmt_monitor.__file__.startswith({str(target)!r}), ttmt_monitor.__file__\n"
         "first = r.path('data', 'signal-corpus', 'fixtures.jsonl').read_text().splitlines()[0]\n"
         "json.loads(first)\n"
         "with SimulatorThread(history_days=1, engine_running=False) as s:\n"
         "    r = httpx.get(s.base_url + '/accounts', headers={'Authorization': 'Bearer ' + s.api_key})\n"
         "    assert r.status_code == 200, r.text\n"
-        "print('ok', ttmt_monitor.__version__)\n" % str(target)
+        "print('ok', ttmt_monitor.__version__)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(target))
     done = run([sys.executable, "-c", probe], env=env, cwd=tmp_path, timeout=60)

@@ -22,6 +22,7 @@ import pytest
 
 from ttmt_monitor.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError, store_path
 from ttmt_monitor.sources.ttmt.decode import decode_account, decode_position, decode_signal, decode_trade
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
 BASE = "http://127.0.0.1:9/api/v1"
 KEY = "ttmt_live_" + "k" * 43  # a made-up key: only its hash names the file
@@ -82,7 +83,7 @@ ACCOUNT = {"account_id": "acc-1", "label": "IC Live", "type": "live", "currency"
 
 @pytest.fixture
 def store(tmp_path: Path):
-    s = Store.open(BASE, KEY, data_dir=tmp_path)
+    s = Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC)
     yield s
     s.close()
 
@@ -300,7 +301,7 @@ def test_unexpected_error_in_a_write_does_not_kill_the_writer(store: Store) -> N
 def test_a_busy_file_is_an_error_not_moved_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ttmt_monitor.core.store as store_module
 
-    with Store.open(BASE, KEY, data_dir=tmp_path) as s:
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
         s.put_trades([trade_wire(1)])
         s.flush_sync()
         path = s.path
@@ -311,12 +312,12 @@ def test_a_busy_file_is_an_error_not_moved_aside(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
     try:
         with pytest.raises(StoreError, match="unavailable"):
-            Store.open(BASE, KEY, data_dir=tmp_path)
+            Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC)
         assert path.exists() and not [p for p in path.parent.iterdir() if "-corrupt-" in p.name or ".corrupt" in p.name]
     finally:
         other.execute("ROLLBACK")
         other.close()
-    with Store.open(BASE, KEY, data_dir=tmp_path) as s:
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
         assert s.counts()["trades"] == 1 and not s.messages
 
 
@@ -335,7 +336,7 @@ def test_clear_forgets_everything(store: Store) -> None:
 
 
 def test_schema_and_identity(tmp_path: Path) -> None:
-    with Store.open(BASE, KEY, data_dir=tmp_path) as s:
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
         s.flush_sync()
         path = s.path
     assert path == store_path(BASE + "/", KEY, tmp_path)  # same store for the same URL + key
@@ -355,7 +356,7 @@ def _corrupt_and_reopen(tmp_path: Path, content: bytes | None, prepare: Any = No
         path.write_bytes(content)
     if prepare is not None:
         prepare(path)
-    return Store.open(BASE, KEY, data_dir=tmp_path)
+    return Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC)
 
 
 @pytest.mark.parametrize("kind", ["garbage", "truncated"])
@@ -363,7 +364,7 @@ def test_corrupt_file_is_moved_aside_and_rebuilt(tmp_path: Path, kind: str) -> N
     if kind == "garbage":
         content = b"this is not a database at all\n" * 200
     else:
-        with Store.open(BASE, KEY, data_dir=tmp_path) as s:
+        with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
             s.put_trades([trade_wire(i) for i in range(500)])
             s.flush_sync()
             path = s.path
@@ -420,7 +421,7 @@ def test_newer_schema_is_moved_aside(tmp_path: Path) -> None:
 
 def test_our_file_with_missing_tables_is_moved_aside(tmp_path: Path) -> None:
     def tampered(path: Path) -> None:
-        with Store.open(BASE, KEY, data_dir=tmp_path) as s:
+        with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
             s.flush_sync()
         conn = sqlite3.connect(path)
         conn.execute("DROP TABLE trades")
@@ -441,7 +442,7 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(StoreError, match="Local history is unavailable"):
-        Store.open(BASE, KEY, data_dir=blocker)  # a file where the directory should be
+        Store.open(BASE, KEY, data_dir=blocker, codec=CODEC)  # a file where the directory should be
 
 
 def test_recover_from_damage_found_while_reading(store: Store) -> None:
@@ -458,7 +459,8 @@ def test_recover_from_damage_found_while_reading(store: Store) -> None:
 _KILL_WRITER = textwrap.dedent("""
     import sys
     from ttmt_monitor.core.store import Store
-    store = Store.open_path(sys.argv[1])
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
+    store = Store.open_path(sys.argv[1], codec=CODEC)
     batch = 0
     while True:
         store.put_trades([{"id": f"b{batch}-{j}", "status": "closed_profit", "created_at": "2026-07-01T08:00:00.000Z",
@@ -499,7 +501,7 @@ def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path, kill_after: i
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
-    with Store.open_path(path) as s:
+    with Store.open_path(path, codec=CODEC) as s:
         assert not s.messages
         per_batch: dict[int, int] = {}
         for wire in s.iter_trades_wire():
@@ -561,7 +563,7 @@ def test_a_full_disk_is_said_once_retried_slowly_and_resumed(tmp_path: Path, mon
     monkeypatch.setattr(store_mod, "RETRY_FIRST_S", 0.05, raising=False)
     monkeypatch.setattr(store_mod, "RETRY_MAX_S", 0.4, raising=False)
     caplog.set_level(logging.DEBUG, logger="ttmt_monitor.core.store")
-    with Store.open(BASE, KEY, data_dir=tmp_path) as s:
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
         s.flush_sync()
         disk = disks[-1]
         disk.full = True

@@ -136,7 +136,7 @@ def test_mid_frame_and_clean_drops(sim_paused: Any) -> None:
                 sim_paused.faults.drop_streams(mid_frame=(i % 2 == 0))
                 await h.burst(30)  # emitted while we are away: replayed from the buffer
                 # Reconnected (less than 100 events missed, so the buffer holds them all: no resync allowed).
-                await h.wait_for(lambda: h.consumer.stats.connects > connects
+                await h.wait_for(lambda before=connects: h.consumer.stats.connects > before
                                  and h.consumer.state == ConnectionState.LIVE, 10)
             await h.caught_up()
             assert h.consumer.stats.connects >= 5

@@ -20,7 +20,16 @@ from ttmt_monitor.core.store import Store
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.decode import decode_trade
-from ttmt_monitor.sync import FIRST_SYNC_MAX_PAGES, SyncResult, backfill, delta_sync, iter_stored_signals, iter_stored_trades, load_cached
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
+from ttmt_monitor.sync import (
+    FIRST_SYNC_MAX_PAGES,
+    SyncResult,
+    backfill,
+    delta_sync,
+    iter_stored_signals,
+    iter_stored_trades,
+    load_cached,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -73,7 +82,7 @@ async def start(store: Store, sim: SimulatorThread, *, full_backfill: bool = Fal
 
 
 def open_store(tmp_path: Path, sim: SimulatorThread) -> Store:
-    return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path)
+    return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)
 
 
 def assert_store_matches_world(store: Store, sim: SimulatorThread) -> None:
@@ -272,8 +281,8 @@ def test_offline_start_when_the_simulator_is_gone(tmp_path: Path) -> None:
         stored = store.counts()["trades"]
         store.close()
     # The simulator is stopped: nothing listens on that port any more.
-    assert Store.open_existing("http://127.0.0.1:1/api/v1", key, data_dir=tmp_path) is None
-    store = Store.open_existing(base_url, key, data_dir=tmp_path)
+    assert Store.open_existing("http://127.0.0.1:1/api/v1", key, data_dir=tmp_path, codec=CODEC) is None
+    store = Store.open_existing(base_url, key, data_dir=tmp_path, codec=CODEC)
     assert store is not None
     try:
         cached = load_cached(store)
@@ -435,7 +444,8 @@ def test_stream_events_are_stored_and_the_next_start_resumes_after_them(tmp_path
                     delivered.extend(batch)
 
             def last_id() -> int:
-                return int(small_market.call(lambda: small_market.world.users[small_market.demo_user_id].events.last_id))
+                user_id = small_market.demo_user_id
+                return int(small_market.call(lambda: small_market.world.users[user_id].events.last_id))
 
             task = asyncio.ensure_future(consume())
             try:

@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _qasync_support import ModuleLoop, dispose, in_thread, until
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
+from _qasync_support import ModuleLoop, dispose, in_thread, until
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.main_window import MainWindow
 from ttmt_monitor.ui.settings import AppSettings
 from ttmt_monitor.ui.table_base import ROW_ROLE
-
 
 _MODULE_LOOP = ModuleLoop(default_timeout=45.0)
 run_on_qasync = _MODULE_LOOP.run
@@ -370,12 +369,13 @@ def test_local_history_written_live_and_shown_offline(qapp, sim_paused, settings
     """F's store at start-up: a first run writes the desk's data (snapshot + live events) to the local history; a
     start without network then shows that history at once, says "offline", and loses nothing on screen."""
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
     sim = sim_paused
     data_dir = tmp_path / "history"
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, sim.api_key, data_dir=data_dir)
+        return Store.open(sim.base_url, sim.api_key, data_dir=data_dir, codec=CODEC)
 
     async def first_run() -> dict[str, Any]:
         controller, window = make_window(sim, settings, store_factory=store_factory)

@@ -728,6 +728,7 @@ def run_export_offline(args: argparse.Namespace, stdout: TextIO, status: Status)
     there is nothing to resume: an interrupted export leaves the previous file, never half a document)."""
     from ttmt_monitor.core.store import Store, StoreError, store_path
     from ttmt_monitor.sources.ttmt.encode import dumps, to_wire
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
     from ttmt_monitor.sync import iter_stored_signals, iter_stored_trades
 
     if args.demo:
@@ -741,7 +742,7 @@ def run_export_offline(args: argparse.Namespace, stdout: TextIO, status: Status)
                           "own; the key is not sent anywhere): pass --api-key, set TTMT_API_KEY, or save the key "
                           "in the desktop app (OS keyring)") from None
     try:
-        store = Store.open_existing(base_url, key)
+        store = Store.open_existing(base_url, key, codec=CODEC)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     if store is None:

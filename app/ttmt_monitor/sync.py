@@ -117,8 +117,9 @@ def peek_cached(base_url: str, api_key: str, *, data_dir: Any = None, first_page
     Safe while another copy of the app has the file open: it writes nothing. Used by the app's head start
     (ui/early.py), before the GUI exists."""
     from .core.paths import store_path
+    from .sources.ttmt.store_codec import CODEC
 
-    store = Store.peek(store_path(base_url, api_key, data_dir))
+    store = Store.peek(store_path(base_url, api_key, data_dir), codec=CODEC)
     if store is None:
         return None
     try:

@@ -6,8 +6,9 @@ Provides :class:`Store` (open / read / write / clear), :func:`store_path` and th
 Design, and why:
 - stdlib ``sqlite3`` in WAL mode with ``synchronous=NORMAL``: a process killed mid-write loses nothing that was
   committed and never corrupts the file (a power cut may lose the last transactions, never the file).
-- Objects are kept as their wire JSON (``sources.ttmt.encode.to_wire`` / ``decode``), so money stays exact (the
-  same digits the API sent) and the store never drifts from the decoder; the columns we filter and sort on
+- Objects are kept as their wire JSON (the :class:`StoreCodec` the opener passes: for TTMT
+  ``sources.ttmt.store_codec.CODEC``, i.e. ``encode.to_wire`` / ``decode``), so money stays exact (the same digits
+  the API sent) and the store never drifts from the decoder; the columns we filter and sort on
   (created_at, closed_at, status, account_id, symbol, channel_id...) are copied beside it and indexed.
 - Writes never block the caller (the Qt loop): ``put_*`` / ``write_async`` only enqueue; one writer thread drains
   the queue and commits what it found in ONE transaction (a burst of a thousand events is one commit).
@@ -28,7 +29,6 @@ Design, and why:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import sqlite3
@@ -38,13 +38,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..sources.ttmt.decode import parse_json
-from ..sources.ttmt.encode import dumps as _encode_dumps
-from ..sources.ttmt.encode import to_wire as _encode_to_wire
+from . import jsontext
+
 # Re-exported: where the files live was defined here first (core/paths.py keeps it importable without sqlite3).
 from .paths import (  # noqa: F401
     APP_NAME, DATA_DIR_ENV, default_data_dir, identity_key, legacy_store_path, normalize_base_url, store_key,
@@ -126,6 +124,22 @@ class _NotOurs(Exception):
     """The file is SQLite but not a ttmt-monitor store (or one from a newer version)."""
 
 
+@dataclass(frozen=True)
+class StoreCodec:
+    """What the store needs to know of the objects it keeps. Passed in by whoever opens the store, so that core
+    imports no source: the TTMT one is ``sources.ttmt.store_codec.CODEC``."""
+
+    #: A domain object -> its JSON-ready wire form (``Decimal`` kept); wire dicts are stored as they are.
+    to_wire: Callable[[Any], Any]
+    #: Wire form -> domain object, for the domain-level reads (``accounts()``, ``open_trades()``...).
+    decode_account: Callable[[Any], Any]
+    decode_trade: Callable[[Any], Any]
+    decode_position: Callable[[Any], Any]
+    decode_signal: Callable[[Any], Any]
+    #: The source's in-memory ETag cache class (``get``/``put``/``discard``); :meth:`Store.etag_cache` extends it.
+    etag_cache_class: type[Any]
+
+
 # --- paths ---------------------------------------------------------------------------------------------------
 
 
@@ -133,12 +147,12 @@ class _NotOurs(Exception):
 
 
 def dumps(wire: Any) -> str:
-    """Wire JSON text with Decimals as exact JSON numbers: the project's one encoder (``encode.dumps``)."""
-    return _encode_dumps(wire)
+    """Wire JSON text with Decimals as exact JSON numbers: the project's one JSON writer (``core.jsontext``)."""
+    return jsontext.dumps(wire)
 
 
 def loads(text: str) -> Any:
-    return parse_json(text)
+    return jsontext.loads(text)
 
 
 def ts_text(value: Any) -> str | None:
@@ -189,14 +203,15 @@ def _snapshot_items(items: Iterable[Any]) -> list[Any]:
     return [dict(x) if isinstance(x, Mapping) else x for x in items]
 
 
-def _wires(items: list[Any]) -> list[dict[str, Any]]:
-    return [_to_wire(x) for x in items]
+def _wires(items: list[Any], codec: StoreCodec) -> list[dict[str, Any]]:
+    return [_to_wire(x, codec) for x in items]
 
 
-def _to_wire(obj: Any) -> dict[str, Any]:
+def _to_wire(obj: Any, codec: StoreCodec) -> dict[str, Any]:
     if isinstance(obj, Mapping):
         return dict(obj)
-    return _encode_to_wire(obj)
+    wire: dict[str, Any] = codec.to_wire(obj)
+    return wire
 
 
 # --- write operations (run on the writer thread, inside its transaction) ------------------------------------
@@ -647,8 +662,9 @@ def _move_aside(path: Path, reason: str) -> str:
 class Store:
     """One history database. Open with :meth:`Store.open`; close with :meth:`close` (flushes pending writes)."""
 
-    def __init__(self, path: Path, messages: list[str]) -> None:
+    def __init__(self, path: Path, messages: list[str], codec: StoreCodec) -> None:
         self.path = path
+        self.codec = codec
         #: User-facing messages from opening (file moved aside and rebuilt, ...). Also logged.
         self.messages = messages
         #: Set when the moved-aside/rebuilt file means the caller must rebuild everything from the API.
@@ -665,31 +681,33 @@ class Store:
     # -- opening ---------------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, base_url: str, api_key: str, *, data_dir: Path | str | None = None) -> Store:
+    def open(cls, base_url: str, api_key: str, *, data_dir: Path | str | None = None,
+             codec: StoreCodec) -> Store:
         """Open (creating if needed) the store of this key on this API base URL.
 
         A corrupt or foreign file is moved aside and replaced by an empty store; ``store.messages`` says so.
         Raises :class:`StoreError` only when no store can be created at all (e.g. an unwritable directory).
         """
         path = store_path(base_url, api_key, data_dir)
-        store = cls.open_path(path)
+        store = cls.open_path(path, codec=codec)
         store.base_url = base_url
         store.remember_identity(base_url)
         return store
 
     @classmethod
-    def open_existing(cls, base_url: str, api_key: str, *, data_dir: Path | str | None = None) -> Store | None:
+    def open_existing(cls, base_url: str, api_key: str, *, data_dir: Path | str | None = None,
+                      codec: StoreCodec) -> Store | None:
         """Like :meth:`open`, but None when there is no history for this key yet (an offline export must say
         "no local history" rather than create an empty file)."""
         path = store_path(base_url, api_key, data_dir)
         if not path.exists():
             return None
-        store = cls.open_path(path)
+        store = cls.open_path(path, codec=codec)
         store.base_url = base_url
         return store
 
     @classmethod
-    def open_path(cls, path: Path | str) -> Store:
+    def open_path(cls, path: Path | str, *, codec: StoreCodec) -> Store:
         path = Path(path)
         messages: list[str] = []
         try:
@@ -716,10 +734,10 @@ class Store:
                            f"{moved}; history will be rebuilt from the API.")
                 log.warning("store: %s", message)
                 messages.append(message)
-        return cls(path, messages)
+        return cls(path, messages, codec)
 
     @classmethod
-    def peek(cls, path: Path | str) -> Store | None:
+    def peek(cls, path: Path | str, *, codec: StoreCodec) -> Store | None:
         """A read-only view of an existing history file of this version, for reading only: no writer thread, no
         migration, nothing ever moved aside or created (another running copy of the app may own the file). None
         when the file is absent, not ours, of another schema version or unreadable; :meth:`open_path` then
@@ -744,6 +762,7 @@ class Store:
         store = cls.__new__(cls)
         store.path, store.messages, store.rebuilt, store.write_errors = path, [], False, []
         store.base_url = None
+        store.codec = codec
         store._read, store._read_lock, store._writer, store._closed = conn, threading.Lock(), None, False
         return store
 
@@ -754,7 +773,7 @@ class Store:
         message = (f"The local history file is damaged ({exc}). It was moved aside to {moved}; history will be "
                    f"rebuilt from the API.")
         log.warning("store: %s", message)
-        fresh = Store.open_path(self.path)
+        fresh = Store.open_path(self.path, codec=self.codec)
         fresh.base_url = self.base_url
         fresh.messages.insert(0, message)
         fresh.rebuilt = True
@@ -783,7 +802,7 @@ class Store:
         fresh = {a for a in account_ids if a}
         if legacy is None or not fresh or not legacy.is_file() or self._closed or self._writer is None:
             return False
-        old = Store.peek(legacy)
+        old = Store.peek(legacy, codec=self.codec)
         if old is None:
             log.info("store: an older history file for this URL is not readable; left alone")
             return False
@@ -846,33 +865,33 @@ class Store:
     def put_accounts(self, accounts: Iterable[Any], *, replace: bool = True) -> None:
         """Store accounts (domain objects or wire dicts); ``replace`` drops accounts not in the list."""
         items = _snapshot_items(accounts)
-        self.write_async(lambda conn: _upsert_accounts(conn, _wires(items), replace))
+        self.write_async(lambda conn: _upsert_accounts(conn, _wires(items, self.codec), replace))
 
     def put_trades(self, trades: Iterable[Any]) -> None:
         """Insert or replace trades; embedded positions/orders (fat trades) go to their own tables."""
         items = _snapshot_items(trades)
         if items:
-            self.write_async(lambda conn: _upsert_trades(conn, _wires(items)))
+            self.write_async(lambda conn: _upsert_trades(conn, _wires(items, self.codec)))
 
     def put_signals(self, signals: Iterable[Any]) -> None:
         """Insert or replace signals; a list item keeps the raw text of a detail stored earlier."""
         items = _snapshot_items(signals)
         if items:
-            self.write_async(lambda conn: _upsert_signals(conn, _wires(items)))
+            self.write_async(lambda conn: _upsert_signals(conn, _wires(items, self.codec)))
 
     def put_positions(self, positions: Iterable[Any], *, open_set: bool = False) -> None:
         """Insert or replace positions. ``open_set=True``: this is all of ``GET /positions``; stored open
         positions not in it are dropped (they closed while we were away)."""
         items = _snapshot_items(positions)
         if open_set:
-            self.write_async(lambda conn: _replace_open_positions(conn, _wires(items)))
+            self.write_async(lambda conn: _replace_open_positions(conn, _wires(items, self.codec)))
         elif items:
-            self.write_async(lambda conn: _upsert_positions(conn, _wires(items)))
+            self.write_async(lambda conn: _upsert_positions(conn, _wires(items, self.codec)))
 
     def put_orders(self, orders: Iterable[Any]) -> None:
         items = _snapshot_items(orders)
         if items:
-            self.write_async(lambda conn: _upsert_orders(conn, _wires(items)))
+            self.write_async(lambda conn: _upsert_orders(conn, _wires(items, self.codec)))
 
     def put_events(self, events: Iterable[Any]) -> None:
         """Append delivered stream events (domain ``Event`` objects or wire envelopes) to the event log.
@@ -914,7 +933,7 @@ class Store:
 
     def etag_cache(self, max_entries: int = 2000) -> Any:
         """An ETag cache for ``TTMTClient`` that survives restarts (terminal trades/signals are re-validated with
-        ``If-None-Match`` and a 304 costs no download). Same interface as ``sources.ttmt.cache.ETagCache``."""
+        ``If-None-Match`` and a 304 costs no download). Same interface as the codec's ``etag_cache_class``."""
         return _store_etag_cache(self, max_entries)
 
     def put_etag(self, url: str, etag: str, body: Any = None) -> None:
@@ -922,7 +941,7 @@ class Store:
         stamp = ts_text(datetime.now(UTC))
 
         def op(conn: sqlite3.Connection) -> None:
-            text = None if body is None else dumps(_to_wire(body))
+            text = None if body is None else dumps(_to_wire(body, self.codec))
             conn.execute("INSERT OR REPLACE INTO etags (url, etag, body, stored_at) VALUES (?, ?, ?, ?)",
                          (url, etag, text, stamp))
 
@@ -1154,41 +1173,34 @@ class Store:
     # Domain-level reads (decoded with the project's one decoder).
 
     def accounts(self) -> list[Any]:
-        from ..sources.ttmt.decode import decode_account
-
+        decode_account = self.codec.decode_account
         return [decode_account(w) for w in self.accounts_wire()]
 
     def open_trades(self) -> list[Any]:
-        from ..sources.ttmt.decode import decode_trade
-
+        decode_trade = self.codec.decode_trade
         return [decode_trade(w) for w in self.open_trades_wire()]
 
     def open_positions(self) -> list[Any]:
-        from ..sources.ttmt.decode import decode_position
-
+        decode_position = self.codec.decode_position
         return [decode_position(w) for w in self.open_positions_wire()]
 
     def trades_page(self, limit: int = 100, before: tuple[str, str] | None = None
                     ) -> tuple[list[Any], tuple[str, str] | None]:
-        from ..sources.ttmt.decode import decode_trade
-
+        decode_trade = self.codec.decode_trade
         wires, next_key = self.trades_page_wire(limit, before)
         return [decode_trade(w) for w in wires], next_key
 
     def newest_signals(self, limit: int = 100) -> list[Any]:
-        from ..sources.ttmt.decode import decode_signal
-
+        decode_signal = self.codec.decode_signal
         return [decode_signal(w) for w in self.newest_signals_wire(limit)]
 
     def iter_trades(self, filters: Mapping[str, Any] | None = None) -> Iterator[Any]:
-        from ..sources.ttmt.decode import decode_trade
-
+        decode_trade = self.codec.decode_trade
         for wire in self.iter_trades_wire(filters):
             yield decode_trade(wire)
 
     def iter_signals(self, filters: Mapping[str, Any] | None = None) -> Iterator[Any]:
-        from ..sources.ttmt.decode import decode_signal
-
+        decode_signal = self.codec.decode_signal
         for wire in self.iter_signals_wire(filters):
             yield decode_signal(wire)
 
@@ -1197,12 +1209,9 @@ class Store:
 
 
 def _store_etag_cache(store: Store, max_entries: int) -> Any:
-    from ..sources.ttmt.cache import ETagCache
-    from ..sources.ttmt.decode import decode_signal, decode_trade
+    decoders = {"trades": store.codec.decode_trade, "signals": store.codec.decode_signal}
 
-    decoders = {"trades": decode_trade, "signals": decode_signal}
-
-    class StoreETagCache(ETagCache):
+    class StoreETagCache(store.codec.etag_cache_class):  # type: ignore[name-defined]  # the source's class
         """Memory LRU in front of the store's ``etags`` table: a miss in memory is looked up on disk; a put is
         remembered in both (the disk write is queued, never blocking). Keys are request paths
         (``trades/<id>``, ``signals/<id>``); an object of another kind is kept in memory only."""

@@ -57,13 +57,15 @@ class Faults:
     def inject_malformed_frame(self) -> int:
         """Send every open stream a frame with an ``id:`` line (the last real id, so no id is invented) and bad JSON."""
         user = self._state.world.user(self._demo_user_id)
-        text = f'id: {user.events.last_id}\ndata: {{"type":"position_update","eventId":{user.events.last_id},"data":{{\n\n'
+        last_id = user.events.last_id
+        text = f'id: {last_id}\ndata: {{"type":"position_update","eventId":{last_id},"data":{{\n\n'
         return self._state.broadcast({"_ctl": "raw", "text": text})
 
     def inject_unknown_event(self, type_: str = "margin_call_warning", data: dict[str, Any] | None = None) -> int:
         """Emit a REAL numbered event of a type the spec never names (buffered, replayed, consumes an id)."""
         user = self._state.world.user(self._demo_user_id)
-        payload = data if isinstance(data, dict) else {"note": "an event type the client has never seen", "signal": None}
+        payload = data if isinstance(data, dict) else {"note": "an event type the client has never seen",
+                                                       "signal": None}
         return int(user.emit(str(type_), payload, datetime.now(UTC))["eventId"])
 
     def inject_envelope_without_data(self, type_: str = "order_fill") -> int:

@@ -274,7 +274,8 @@ def etag_matches(header: str | None, etag: str) -> bool:
 class SimApp:
     """The ASGI application. ``admin`` (set by :mod:`.faults`) serves POST /_sim/<switch>."""
 
-    def __init__(self, state: ServerState, admin: Callable[[str, str, bytes], Awaitable[tuple[int, Any]]] | None = None):
+    def __init__(self, state: ServerState,
+                 admin: Callable[[str, str, bytes], Awaitable[tuple[int, Any]]] | None = None):
         self.state = state
         self.admin = admin
         self._child_index: dict[tuple[str, str], tuple[int, dict[str, list[str]]]] = {}
@@ -451,7 +452,8 @@ class SimApp:
             items = [
                 p
                 for p in user.positions.values()
-                if p.get("status") in OPEN_POSITION_STATUSES and (account_id is None or p.get("account_id") == account_id)
+                if p.get("status") in OPEN_POSITION_STATUSES
+                and (account_id is None or p.get("account_id") == account_id)
             ]
             items.sort(key=lambda p: (p.get("opened_at") or "", p["id"]), reverse=True)
             return 200, dumps({"data": [self.position_view(user, p) for p in items]}), {}
@@ -612,7 +614,8 @@ class SimApp:
         return out
 
     def trade_view(self, user: UserWorld, trade: dict[str, Any], include: Any,
-                   positions: dict[str, list[dict[str, Any]]], orders: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+                   positions: dict[str, list[dict[str, Any]]], orders: dict[str, list[dict[str, Any]]]
+                   ) -> dict[str, Any]:
         view = public(trade)
         if "signal" in include:
             view["signal"] = signal_summary(user, trade.get("signal_id"))

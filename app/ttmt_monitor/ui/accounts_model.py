@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from ..core.models import Account, Position, Trade
@@ -48,7 +48,7 @@ class AccountRow:
 
 def local_day_start(now: datetime | None = None) -> datetime:
     """Midnight of today in the user's local zone, as an aware datetime ("today" is the trader's day)."""
-    local = (now or datetime.now(timezone.utc)).astimezone()
+    local = (now or datetime.now(UTC)).astimezone()
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 

@@ -273,9 +273,11 @@ def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
         return None
 
     def store_factory() -> Any:
+        # The store keeps TTMT objects as TTMT wire JSON; core imports no source, so the opener names the codec.
         from ..core.store import Store
+        from ..sources.ttmt.store_codec import CODEC
 
-        return Store.open(connection.base_url, connection.api_key, data_dir=data_dir)
+        return Store.open(connection.base_url, connection.api_key, data_dir=data_dir, codec=CODEC)
 
     return store_factory
 

@@ -24,14 +24,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
-from ..sources.ttmt.prefetch import SnapshotPrefetch, split_closed_positions
-from ..sources.ttmt.prefetch import TradesPage as _Page
+from ..sources.ttmt.prefetch import SnapshotPrefetch, TradesPage as _Page, split_closed_positions
 from ..core.formatting import describe_error
 from .accounts_model import AccountsModel, account_rows, local_day_start
 from .positions_model import PositionsModel
@@ -298,7 +297,7 @@ class DeskController(QObject):
         waiter = self._painted_with_data = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait_for(waiter, PAINT_WAIT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             self._painted_with_data = None
@@ -860,7 +859,7 @@ class DeskController(QObject):
         self.events_total += len(events)
         self.live_events += len(events) - sum(1 for e in events if isinstance(e, m.Resync))
         stamp = events[-1].timestamp
-        self.last_event_at = stamp if stamp is not None else datetime.now(timezone.utc)
+        self.last_event_at = stamp if stamp is not None else datetime.now(UTC)
         self.last_event_at_changed.emit(self.last_event_at)
         self.events_applied.emit(events, change)
         return len(events)
@@ -1076,7 +1075,7 @@ async def _fetch_snapshot(client: Any) -> m.Snapshot:
     out). A client without the list methods (a test double) gives its own ``snapshot()``."""
     if not all(hasattr(client, n) for n in ("accounts", "positions", "trades_page")):
         return await client.snapshot()
-    taken_at = datetime.now(timezone.utc)
+    taken_at = datetime.now(UTC)
 
     async def open_trades() -> list[m.Trade]:
         trades: list[m.Trade] = []

@@ -8,9 +8,9 @@ asyncio tasks against the controller's client. The P&L tab is created lazily the
 
 Cold start (issue 4): what the first frame does not show — the notification centre, the tray and the notifier
 (~25 ms with their imports) and the window icon — is built right after the window's first paint (see
-:meth:`MainWindow._finish_setup`): that is while the start-up's requests are out, time the loop would spend idle. Reading ``notifier``,
-``centre``, ``centre_dock``, ``unread_button``, ``notifications_action`` or ``notification_settings_action`` before
-that builds them at once, so callers never see them missing.
+:meth:`MainWindow._finish_setup`): that is while the start-up's requests are out, time the loop would spend idle.
+Reading ``notifier``, ``centre``, ``centre_dock``, ``unread_button``, ``notifications_action`` or
+``notification_settings_action`` before that builds them at once, so callers never see them missing.
 """
 
 from __future__ import annotations

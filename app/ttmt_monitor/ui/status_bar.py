@@ -16,7 +16,7 @@ bar does. All text is plain (``detail`` can quote a server's problem detail).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStatusBar, QWidget
@@ -76,7 +76,7 @@ class ConnectionStatusBar(QStatusBar):
 
     def __init__(self, parent: QWidget | None = None, *, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(parent)
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._state = ""
         self._detail = ""
         self._last_event_at: datetime | None = None
@@ -194,7 +194,7 @@ class ConnectionStatusBar(QStatusBar):
     def set_last_event_at(self, when: datetime | None) -> None:
         """When the last stream event (or a fresh REST snapshot) arrived; the age text counts up from it."""
         if when is not None and when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         self._last_event_at = when
         self._update_age()
 

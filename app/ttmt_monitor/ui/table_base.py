@@ -18,12 +18,19 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QColor
 
 from ..core import formatting as fmt
@@ -358,7 +365,6 @@ class KeyedTableModel(QAbstractTableModel):
         new: list[Any] = []
         new_keys: dict[str, int] = {}
         changed_rows: dict[int, frozenset[int]] = {}
-        columns = self.columns
         now = time.monotonic()
         for obj in objects:
             key = self.key_of(obj)
@@ -497,7 +503,7 @@ class KeyedTableModel(QAbstractTableModel):
         a, b = getter(old), getter(new)
         if a == b:
             return frozenset()
-        diff = tuple([i for i, x, y in zip(range(len(a)), a, b) if x != y])
+        diff = tuple([i for i, x, y in zip(range(len(a)), a, b, strict=True) if x != y])
         # The same few fields change again and again in a burst (price, P&L): memoise fields -> columns.
         cols = self._cols_memo.get(diff)
         if cols is None:
