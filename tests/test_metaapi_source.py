@@ -210,3 +210,9 @@ def test_the_simulator_refuses_and_records_every_write(mas: MetaApiSimThread):
             response = http.request(method, path, json={})
             assert response.status_code == 403 and response.json()["error"] == "ForbiddenError"
     assert len(mas.writes()) == 4
+    # The simulator's own admin switches are not writes at MetaApi.
+    with httpx.Client(base_url=mas.base_url) as http:
+        assert http.post("/_sim/rest_rate_limit?count=2&retry_after=0.5").status_code == 200
+        assert http.post("/_sim/no_such_switch").status_code == 404
+    assert mas.call(lambda: mas.server.fault_rest_429) == [0.5, 0.5]
+    assert len(mas.writes()) == 4

@@ -13,7 +13,8 @@
 Every write (any non-GET REST call, a ``trade`` request or any other unknown request type over the socket) is
 answered with an error and recorded in :attr:`SimServer.writes`.
 
-Fault switches (§1.9), methods on :class:`SimServer` (``SimThread.faults`` calls them from any thread): see
+Fault switches (§1.9), methods on :class:`SimServer` (``SimThread.faults`` calls them from any thread; also
+``POST /_sim/<switch>?arg=value`` over HTTP): see
 :class:`SimServer` ``skip_sequence``, ``reorder_sequence``, ``status_silence``, ``disconnect``,
 ``terminal_disconnect``, ``json_strings``, ``subscribe_rate_limit``, ``rest_rate_limit``, ``synchronizing``,
 ``malformed``, ``revoke_token``.
@@ -330,8 +331,31 @@ class SimServer:
         self._credits[token] = window
         return None
 
+    ADMIN_SWITCHES = ("pause", "resume", "skip_sequence", "reorder_sequence", "status_silence", "disconnect",
+                      "terminal_disconnect", "json_strings", "subscribe_rate_limit", "rest_rate_limit",
+                      "synchronizing", "malformed", "revoke_token", "clear_faults")
+
+    def _admin(self, name: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        """``POST /_sim/<switch>?arg=value``: the fault switches over HTTP, for a person trying ``--demo``."""
+        if name not in self.ADMIN_SWITCHES:
+            return self._error(404, "NotFoundError", f"no such switch; known: {', '.join(self.ADMIN_SWITCHES)}")
+        kwargs: dict[str, Any] = {}
+        for key, values in query.items():
+            value = values[0]
+            try:
+                kwargs[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+            except ValueError:
+                kwargs[key] = value.lower() not in ("0", "false", "off") if key == "on" else value
+        try:
+            getattr(self, name)(**kwargs)
+        except TypeError as exc:
+            return self._error(400, "ValidationError", str(exc))
+        return 200, {"switch": name, "args": kwargs}, {}
+
     def _route(self, method: str, path: str, headers: dict[str, str],
                query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        if path.startswith("/_sim/") and method == "POST":  # the simulator's own admin, not MetaApi's API
+            return self._admin(path[len("/_sim/"):], query)
         self.requests.append((method, path))
         if method != "GET":
             self.writes.append((method, path))
