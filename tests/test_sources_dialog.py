@@ -20,7 +20,6 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDialog, QLineEdit, QSpinBox
 from test_keystore import BrokenKeyring, MemoryKeyring
 from toy_csv_source import KIND as CSV_KIND
 from toy_csv_source import CsvSource
-
 from ttmt_monitor import keystore
 from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig
@@ -377,7 +376,7 @@ def test_toy_csv_kind_with_browse(qtbot, ini, memory_keyring, tmp_path):
     csv = tmp_path / "positions.csv"
     csv.write_text("account,symbol,side,volume,open_price,profit,currency\n")
     settings = app_settings(ini)
-    dialog, emitted = make_dialog(qtbot, settings, SourceSecrets())
+    dialog, _emitted = make_dialog(qtbot, settings, SourceSecrets())
     form = open_add(dialog, "toycsv")
     assert form.required_note.isVisible()
     browse = form._fields["path"].editor.findChild(type(form.ok_button))
@@ -399,7 +398,7 @@ def test_keyboard(qtbot, ini, memory_keyring):
     settings = app_settings(ini)
     save_sources(settings, [SourceConfig("toycsv-00000001", "toycsv", "A", {"path": "/a.csv"}),
                             SourceConfig("toycsv-00000002", "toycsv", "B", {"path": "/b.csv"})])
-    dialog, emitted = make_dialog(qtbot, settings, SourceSecrets())
+    dialog, _emitted = make_dialog(qtbot, settings, SourceSecrets())
     assert dialog.selected().name == "A"
     qtbot.keyClick(dialog.table, Qt.Key.Key_Down)
     assert dialog.selected().name == "B"
