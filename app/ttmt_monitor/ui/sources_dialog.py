@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -75,6 +74,26 @@ def _show_problem(label: QLabel, text: str) -> None:
     label.setText(text)
     label.setStyleSheet(f"color: {pl_color(-1, 'green_up', is_dark(label.palette())).name()};")
     label.setVisible(bool(text))
+
+
+class _FitScroll(QScrollArea):
+    """A scroll area that asks for its content's full height (up to ``cap``): a short form shows without a scroll
+    bar and without a gap, a long one scrolls instead of growing past a 768-pixel screen."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self._cap = cap
+
+    def sizeHint(self) -> QSize:
+        inner = self.widget()
+        if inner is None:
+            return super().sizeHint()
+        wanted = inner.sizeHint()
+        frame = 2 * self.frameWidth()
+        return QSize(wanted.width() + frame, min(wanted.height() + frame, self._cap))
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), min(self.sizeHint().height(), 120))
 
 
 class _Field:
@@ -140,7 +159,7 @@ class SourceForm(QDialog):
         self.settings_form = QFormLayout(self.settings_box)
         self.settings_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.settings_form.setContentsMargins(0, 0, 0, 0)
-        self.scroll = QScrollArea()
+        self.scroll = _FitScroll(cap=420)
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setWidget(self.settings_box)
@@ -309,10 +328,14 @@ class SourceForm(QDialog):
         dialog.open()  # non-blocking, like every dialog here
 
     def _fit(self) -> None:
-        # Show the whole form without scrolling when it fits; never taller than a 768-pixel screen allows.
-        self.settings_box.adjustSize()
-        wanted = self.settings_box.sizeHint().height() + 4
-        self.scroll.setMinimumHeight(min(wanted, 380))
+        # The rows changed (another kind, or a message appeared): take the height they need, no more than the
+        # screen gives (the scroll area caps the settings part).
+        self.scroll.updateGeometry()
+        self.layout().activate()
+        needed = self.sizeHint().height()
+        screen = self.screen().availableGeometry().height() if self.screen() else 768
+        if self.isVisible() and needed != self.height():
+            self.resize(self.width(), min(needed, screen - 40))
 
     # --- reading / checking -----------------------------------------------------------------------------------
 
@@ -344,6 +367,7 @@ class SourceForm(QDialog):
         problems = self.problems()
         if problems:
             _show_problem(self.error_label, " ".join(text for text, _w in problems))
+            self._fit()
             problems[0][1].setFocus()
             return
         values: dict[str, Any] = dict(self._editing.settings) if self._editing else {}
@@ -415,11 +439,6 @@ class SourcesDialog(QDialog):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setTabKeyNavigation(False)  # Tab leaves the table for the buttons
         self.table.setAccessibleName("Configured sources")
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(0, 200)
-        header.resizeSection(1, 150)
-        header.resizeSection(2, 70)
         self.table.installEventFilter(self)
         self.table.doubleClicked.connect(lambda _i: self.edit_selected())
         self.table.itemSelectionChanged.connect(self._update_buttons)
@@ -515,6 +534,11 @@ class SourcesDialog(QDialog):
             health = self.table.item(row, 3)
             if health is not None:
                 health.setToolTip(health.text())
+        # A handful of rows: fitting the columns to their text is cheap here (unlike the live tables).
+        header = self.table.horizontalHeader()
+        for column, widest in ((0, 260), (1, 220), (2, 90)):
+            self.table.resizeColumnToContents(column)
+            header.resizeSection(column, min(max(header.sectionSize(column) + 12, 70), widest))
         self.empty_label.setVisible(not self._configs)
         if keep:
             self.select(keep)
