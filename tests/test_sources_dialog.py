@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator
 
 import keyring
 import pytest
+from _qasync_support import ModuleLoop, until
 from keyring.backends import fail
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDialog, QLineEdit, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox
 from test_keystore import BrokenKeyring, MemoryKeyring
 from toy_csv_source import KIND as CSV_KIND
 from toy_csv_source import CsvSource
@@ -504,3 +506,61 @@ def test_fits_a_small_screen(qtbot, ini, memory_keyring):
             form.reject()
     finally:
         registry.unregister("toymany")
+
+
+# --------------------------------------------------------------------------------------- on the app's qasync loop
+
+
+class ThreadRecordingKeyring(MemoryKeyring):
+    """Records which thread each write and delete ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def set_password(self, service, username, password):
+        self.threads.append(threading.get_ident())
+        super().set_password(service, username, password)
+
+    def delete_password(self, service, username):
+        self.threads.append(threading.get_ident())
+        super().delete_password(service, username)
+
+
+@pytest.fixture(scope="module")
+def module_loop(qapp):
+    loop = ModuleLoop(default_timeout=60)
+    yield loop
+    loop.close()
+
+
+def test_keyring_calls_run_off_the_qt_thread_on_the_app_loop(qtbot, ini, module_loop):
+    backend = ThreadRecordingKeyring()
+    restore = _use(backend)
+    next(restore)
+    try:
+        settings = app_settings(ini)
+        dialog, emitted = make_dialog(qtbot, settings, SourceSecrets())
+        main = threading.get_ident()
+
+        async def scenario() -> None:
+            form = open_add(dialog, "toyall")
+            fill_all_kind(form)
+            form.ok_button.click()
+            # The keyring write is in the loop's executor: the dialog waits for it, and cannot be closed meanwhile.
+            assert dialog.busy and not dialog.add_button.isEnabled() and not dialog.close_button.isEnabled()
+            dialog.reject()
+            assert dialog.isVisible()
+            await until(lambda: not dialog.busy, 20, "the secrets stored")
+            [config] = load_sources(settings)
+            assert emitted == [[config]]
+            assert backend.store[("ttmt-monitor/sources", f"{config.id}/password")] == SECRET
+            dialog.remove_button.click()
+            next(b for b in dialog.confirm_box.buttons() if b.text() == "Remove").click()
+            await until(lambda: not dialog.busy, 20, "the secrets forgotten")
+            assert backend.store == {} and emitted[-1] == []
+
+        module_loop.run(scenario)
+        assert backend.threads and main not in backend.threads
+    finally:
+        next(restore, None)
