@@ -76,6 +76,17 @@ def _show_problem(label: QLabel, text: str) -> None:
     label.setVisible(bool(text))
 
 
+def _with_hint(widget: QWidget, hint: QLabel) -> QWidget:
+    """``widget`` with ``hint`` right under it in one form cell (a form row of its own would add a row gap)."""
+    cell = QWidget()
+    column = QVBoxLayout(cell)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.setSpacing(2)
+    column.addWidget(widget)
+    column.addWidget(hint)
+    return cell
+
+
 class _FitScroll(QScrollArea):
     """A scroll area that asks for its content's full height (up to ``cap``): a short form shows without a scroll
     bar and without a gap, a long one scrolls instead of growing past a 768-pixel screen."""
@@ -147,12 +158,11 @@ class SourceForm(QDialog):
         top = QFormLayout()
         top.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         if editing is None:
-            top.addRow(self._buddy("&Kind:", self.kind_combo), self.kind_combo)
+            top.addRow(self._buddy("&Kind:", self.kind_combo), _with_hint(self.kind_combo, self.description))
         else:
-            top.addRow(plain_label("Kind:", selectable=False), plain_label(self._title(editing.kind)))
-        top.addRow("", self.description)
-        top.addRow(self._buddy("&Name:", self.name_edit), self.name_edit)
-        top.addRow("", self.name_hint)
+            top.addRow(plain_label("Kind:", selectable=False),
+                       _with_hint(plain_label(self._title(editing.kind)), self.description))
+        top.addRow(self._buddy("&Name:", self.name_edit), _with_hint(self.name_edit, self.name_hint))
 
         # The kind's own settings, in a scroll area: a kind with many settings still fits a 1366×768 screen.
         self.settings_box = QWidget()
@@ -204,6 +214,10 @@ class SourceForm(QDialog):
         (self.kind_combo if editing is None else self.name_edit).setFocus()
 
     # --- building -------------------------------------------------------------------------------------------
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self._fit()  # the first size was guessed before the wrapped hints knew their width
 
     def _buddy(self, text: str, widget: QWidget) -> QLabel:
         label = QLabel(text)  # our own fixed text with an & mnemonic: not from a service
@@ -257,12 +271,13 @@ class SourceForm(QDialog):
             if setting.type == "bool":
                 text = ""  # the checkbox carries the label itself
             label = self._buddy(text, field.focus) if text else QLabel("")
-            self.settings_form.addRow(label, field.editor)
+            cell = field.editor
             if setting.help:
                 field.editor.setToolTip(setting.help)
                 hint = plain_label(setting.help, wrap=True, selectable=False)
-                hint.setEnabled(False)
-                self.settings_form.addRow("", hint)
+                hint.setEnabled(False)  # greyed: a hint, not content
+                cell = _with_hint(field.editor, hint)
+            self.settings_form.addRow(label, cell)
             QWidget.setTabOrder(previous, field.focus)
             previous = field.focus
         if not kind.settings:
@@ -332,7 +347,10 @@ class SourceForm(QDialog):
         # screen gives (the scroll area caps the settings part).
         self.scroll.updateGeometry()
         self.layout().activate()
-        needed = self.sizeHint().height()
+        # Wrapped hints make the height depend on the width: ask for the height at the width we have.
+        needed = self.heightForWidth(self.width()) if self.hasHeightForWidth() else -1
+        if needed <= 0:
+            needed = self.sizeHint().height()
         screen = self.screen().availableGeometry().height() if self.screen() else 768
         if self.isVisible() and needed != self.height():
             self.resize(self.width(), min(needed, screen - 40))
@@ -656,6 +674,7 @@ class SourcesDialog(QDialog):
         self._apply(configs, select=config.id)
 
         def stored(problem: str | None) -> None:
+            self.keyring_note.setVisible(not self._secrets.keyring_ok)  # a failed write turns it off for the run
             if problem:
                 self._say(f"{verb} “{config.name}”. {problem}", problem=True)
             else:
