@@ -54,7 +54,10 @@ def secret_names(kind: str) -> tuple[str, ...]:
     """The names of ``kind``'s secret settings; () for a kind this build does not have."""
     try:
         return registry.get(kind).secret_names()
-    except (KeyError, ImportError):
+    except KeyError:
+        return ()
+    except Exception:  # a kind whose module fails to import: no names known (logged, not raised)
+        log.exception("Source kind %r could not be loaded", kind)
         return ()
 
 
@@ -63,7 +66,8 @@ def _entry_to_config(entry: Any, index: int) -> SourceConfig | None:
         log.warning("Sources in the settings: entry %d is not an object; skipped", index)
         return None
     cid, kind, name = entry.get("id"), entry.get("kind"), entry.get("name")
-    if not all(isinstance(v, str) and v.strip() for v in (cid, kind, name)):
+    if not (isinstance(cid, str) and isinstance(kind, str) and isinstance(name, str)
+            and cid.strip() and kind.strip() and name.strip()):
         log.warning("Sources in the settings: entry %d lacks an id, kind or name; skipped", index)
         return None
     if "|" in cid or "/" in cid:  # ids name keyring entries and domain keys ("|" separates those)

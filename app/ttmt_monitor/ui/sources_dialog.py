@@ -66,7 +66,10 @@ COLUMNS = ("Name", "Kind", "Enabled", "Health")
 def _kind_or_none(kind: str) -> SourceKind | None:
     try:
         return registry.get(kind)
-    except (KeyError, ImportError):
+    except KeyError:
+        return None
+    except Exception:  # a kind whose module fails to import must not take the dialog down with it
+        log.exception("Source kind %r could not be loaded", kind)
         return None
 
 
@@ -169,10 +172,10 @@ class SourceForm(QDialog):
         self.settings_form = QFormLayout(self.settings_box)
         self.settings_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.settings_form.setContentsMargins(0, 0, 0, 0)
-        self.scroll = _FitScroll(cap=420)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setWidget(self.settings_box)
+        self.settings_scroll = _FitScroll(cap=420)
+        self.settings_scroll.setWidgetResizable(True)
+        self.settings_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.settings_scroll.setWidget(self.settings_box)
 
         self.required_note = plain_label("* required", selectable=False)
         self.required_note.setEnabled(False)
@@ -197,7 +200,7 @@ class SourceForm(QDialog):
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
         layout.addWidget(line)
-        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.settings_scroll, 1)
         layout.addWidget(self.required_note)
         layout.addWidget(self.keyring_note)
         layout.addWidget(self.error_label)
@@ -205,8 +208,7 @@ class SourceForm(QDialog):
 
         if editing is not None:
             self.name_edit.setText(editing.name)
-            kind = _kind_or_none(editing.kind)
-            self._build(kind, editing)
+            self._build(_kind_or_none(editing.kind), editing)
         else:
             self.kind_combo.currentIndexChanged.connect(self._on_kind)
             self._on_kind(self.kind_combo.currentIndex())
@@ -324,13 +326,13 @@ class SourceForm(QDialog):
         edit.textChanged.connect(lambda _t: self.error_label.hide())
         if kind == "path":
             row = QWidget()
-            box = QHBoxLayout(row)
-            box.setContentsMargins(0, 0, 0, 0)
-            box.addWidget(edit, 1)
+            line = QHBoxLayout(row)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.addWidget(edit, 1)
             browse = QPushButton("Browse…")
             browse.setAccessibleName(f"Browse for {setting.label}")
             browse.clicked.connect(lambda: self._browse(setting, edit))
-            box.addWidget(browse)
+            line.addWidget(browse)
             return _Field(setting, row, edit, lambda: edit.text().strip())
         return _Field(setting, edit, edit, lambda: edit.text().strip())
 
@@ -345,8 +347,10 @@ class SourceForm(QDialog):
     def _fit(self) -> None:
         # The rows changed (another kind, or a message appeared): take the height they need, no more than the
         # screen gives (the scroll area caps the settings part).
-        self.scroll.updateGeometry()
-        self.layout().activate()
+        self.settings_scroll.updateGeometry()
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
         # Wrapped hints make the height depend on the width: ask for the height at the width we have.
         needed = self.heightForWidth(self.width()) if self.hasHeightForWidth() else -1
         if needed <= 0:
@@ -540,7 +544,8 @@ class SourcesDialog(QDialog):
                 return
 
     def _refresh(self, select: str | None = None) -> None:
-        keep = select or (self.selected().id if self.selected() else None)
+        current = self.selected()
+        keep = select or (current.id if current is not None else None)
         rows = []
         for config in self._configs:
             kind = _kind_or_none(config.kind)
