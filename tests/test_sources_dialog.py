@@ -18,7 +18,7 @@ import pytest
 from _qasync_support import ModuleLoop, until
 from keyring.backends import fail
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox, QToolButton
 from test_keystore import BrokenKeyring, MemoryKeyring
 from toy_csv_source import KIND as CSV_KIND
 from toy_csv_source import CsvSource
@@ -257,8 +257,14 @@ def test_add_edit_disable_remove_round_trip(qtbot, ini, memory_keyring, caplog):
     assert form.name_edit.text() == "Every setting (test)"
     assert form.description.text() == "A kind with one setting of each type."
     fill_all_kind(form)
+    show = form._fields["password"].editor.findChild(QToolButton)
+    show.click()
+    assert field(form, "password").echoMode() == QLineEdit.EchoMode.Normal
+    show.click()
+    assert field(form, "password").echoMode() == QLineEdit.EchoMode.Password
     form.name_edit.setText("MT demo")
     form.ok_button.click()
+    assert field(form, "password").text() == ""  # the closed form holds no secret
     assert dialog.form is None and not form.isVisible()
 
     [config] = load_sources(app_settings(ini))

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -298,7 +299,19 @@ class SourceForm(QDialog):
             edit.setPlaceholderText(UNCHANGED if editing else "")
             edit.setAccessibleName(setting.label)
             edit.textChanged.connect(lambda _t: self.error_label.hide())
-            return _Field(setting, edit, edit, edit.text)
+            # A long token is easier to check when it can be seen (off again for every new form).
+            reveal = QToolButton()
+            reveal.setText("Show")
+            reveal.setCheckable(True)
+            reveal.setAccessibleName(f"Show {setting.label}")
+            reveal.toggled.connect(lambda on: edit.setEchoMode(
+                QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+            row = QWidget()
+            line = QHBoxLayout(row)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.addWidget(edit, 1)
+            line.addWidget(reveal)
+            return _Field(setting, row, edit, edit.text)
         if kind == "choice":
             combo = QComboBox()
             combo.setAccessibleName(setting.label)
@@ -418,8 +431,8 @@ class SourceForm(QDialog):
         """The accepted config and typed secrets; clears the secret fields so the form holds no secret after."""
         secrets, self.result_secrets = self.result_secrets, {}
         for field in self._fields.values():
-            if field.setting.secret and isinstance(field.editor, QLineEdit):
-                field.editor.clear()
+            if field.setting.secret and isinstance(field.focus, QLineEdit):
+                field.focus.clear()
         return self.result_config, secrets
 
 
