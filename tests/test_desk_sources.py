@@ -5,6 +5,7 @@ its rows. Nothing in core/ or ui/ knows the kind. Real window, real TTMT simulat
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -133,5 +134,43 @@ def test_a_source_whose_stream_crashes_is_shown_offline_and_restarted(qapp, sett
             await until(lambda: "toycsv:t2|A1" in hub.state.accounts, 10, "data after the restart")
         finally:
             await hub.aclose()
+
+    run_on_qasync(scenario)
+
+
+def test_file_sources_applies_configurations_to_the_running_desk(qapp, sim, settings, toy_kind, tmp_path):
+    """File → Sources… : a configuration added starts its source at once; disabled, it stops and its rows and
+    status-bar chip go; the demo-style sources added without a configuration are left alone."""
+    from ttmt_monitor.ui.source_config import SourceSecrets
+
+    path = tmp_path / "positions.csv"
+    path.write_text(CSV)
+    config = SourceConfig(id="toycsv-1", kind="toycsv", name="Desk CSV", settings={"path": str(path)})
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        hub = SourceHub()
+        window = MainWindow(controller, settings, hub=hub)
+        window._source_secrets = SourceSecrets(keyring_ok=False)  # no OS keyring in tests (and no secret here)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            dialog = window.open_sources()
+            assert dialog.isVisible() and not dialog.isModal()
+            dialog.close()
+            await window.apply_sources([config])
+            source_id = hub.source_of_config("toycsv-1")
+            assert source_id is not None
+            await until(lambda: "A1" in _cells(controller.accounts_model, "label"), 10, "the configured source's rows")
+            await until(lambda: window.status.source_health_texts().get(source_id) == "Desk CSV: Live", 10, "chip")
+            await window.apply_sources([dataclasses.replace(config, enabled=False)])
+            await until(lambda: "A1" not in _cells(controller.accounts_model, "label"), 10, "rows gone")
+            assert source_id not in window.status.source_health_texts()
+            assert hub.sources() == []
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
 
     run_on_qasync(scenario)

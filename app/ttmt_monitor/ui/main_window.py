@@ -151,6 +151,8 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.controller = controller
         self.hub = hub  # ui/desk.SourceHub: the neutral sources beside TTMT (None: TTMT only)
+        self.sources_dialog: Any = None
+        self._source_secrets: Any = None
         controller.window_reports_paint = True
         self.settings = settings or AppSettings()
         self.setWindowTitle("TTMT Monitor" + (f" — {title_suffix}" if title_suffix else ""))
@@ -233,6 +235,7 @@ class MainWindow(QMainWindow):
         if hub is not None:
             hub.health_changed.connect(self._on_source_health)
             hub.sources_changed.connect(self._update_source_tabs)
+            hub.source_removed.connect(self.status.remove_source_health)
             for source in hub.sources():
                 health = hub.health(source.id)
                 if health is not None:
@@ -453,6 +456,7 @@ class MainWindow(QMainWindow):
         self.refresh_action = self._action(file_menu, "&Refresh", self.refresh, QKeySequence.StandardKey.Refresh)
         self.refresh_action.setShortcuts([QKeySequence(Qt.Key.Key_F5)])
         self.clear_history_action = self._action(file_menu, "&Clear local history…", self.clear_local_history)
+        self.sources_action = self._action(file_menu, "&Sources…", self.open_sources)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
 
@@ -551,6 +555,47 @@ class MainWindow(QMainWindow):
     def _on_source_health(self, source_id: str, health: Any) -> None:
         label = self.hub.label(source_id) if self.hub is not None else source_id
         self.status.set_source_health(source_id, label, str(health.state), health.sentence)
+        dialog = self.sources_dialog
+        config = self.hub.config_of(source_id) if self.hub is not None else None
+        if dialog is not None and config is not None and shiboken6.isValid(dialog):
+            dialog.set_health(config.id, health.sentence or str(health.state))
+
+    # --- File → Sources… ---------------------------------------------------------------------------------------
+
+    def source_secrets(self) -> Any:
+        """The app's one store of source secrets (the OS keyring, or this run's memory without one)."""
+        if self._source_secrets is None:
+            from .source_config import SourceSecrets
+
+            self._source_secrets = SourceSecrets()
+        return self._source_secrets
+
+    def open_sources(self) -> Any:
+        """Show the Sources dialog (non-modal); its changes start and stop sources at once."""
+        dialog = self.sources_dialog
+        if dialog is None or not shiboken6.isValid(dialog):
+            from .sources_dialog import SourcesDialog
+
+            dialog = self.sources_dialog = SourcesDialog(self.settings, self.source_secrets(), self)
+            dialog.sources_changed.connect(lambda configs: asyncio.ensure_future(self.apply_sources(configs)))
+            if self.hub is not None:
+                for source in self.hub.sources():
+                    config, health = self.hub.config_of(source.id), self.hub.health(source.id)
+                    if config is not None and health is not None:
+                        dialog.set_health(config.id, health.sentence or str(health.state))
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    async def apply_sources(self, configs: list[Any]) -> None:
+        if self.hub is None:
+            return
+        from .desk import source_maker
+
+        problems = await self.hub.apply_configs(configs, source_maker(self.source_secrets()))
+        for problem in problems:
+            self.status.showMessage(problem, 10000)
 
     def _build_view(self, name: str) -> DeskTableView:
         """The table view of tab ``name``, made now: its saved layout, the display options and filter in force."""
