@@ -90,9 +90,10 @@ class Conn:
         self.quotes: set[int] = set()
         self.last_heartbeat = time.monotonic()
         self.closed = False
+        self.silent = False              # a switch: send nothing at all (not even h) from now on
 
     def push(self, text: str | None) -> None:
-        if not self.closed:
+        if not self.closed and (not self.silent or text is None):
             self.out.put_nowait(text)
 
     def reply(self, i: Any, s: int, d: Any = None) -> None:
@@ -567,6 +568,13 @@ class Faults:
         conns = [c for c in self.sim.conns if c.md == md]
         for conn in conns:
             conn.abort()
+        return len(conns)
+
+    def silence(self) -> int:
+        """Every open user socket goes quiet (no ``h``, no events) but stays open: the client must notice."""
+        conns = [c for c in self.sim.conns if not c.md]
+        for conn in conns:
+            conn.silent = True
         return len(conns)
 
     def duplicates(self, on: bool = True) -> None:

@@ -151,8 +151,11 @@ class TradovateSource:
         return mapper.snapshot(datetime.now(UTC))
 
     async def changes(self) -> AsyncIterator[list[Delta]]:
+        # The first batch is the Reset (the contract): health before it is only kept for health(), except the
+        # AUTH_ERROR that ends the stream.
         attempt = 0
-        yield [self._set(HealthState.CONNECTING, "Connecting to Tradovate…")]
+        reset_sent = False
+        self._set(HealthState.CONNECTING, "Connecting to Tradovate…")
         while not self._closing:
             delay: float | None = None
             try:
@@ -162,7 +165,9 @@ class TradovateSource:
                         note = asyncio.ensure_future(self._notes.get())
                         done, _ = await asyncio.wait({task, note}, return_when=asyncio.FIRST_COMPLETED)
                         if note in done:
-                            yield [self._track(note.result())]
+                            tracked = self._track(note.result())
+                            if reset_sent:
+                                yield [tracked]
                         else:
                             note.cancel()
                 finally:
@@ -170,6 +175,7 @@ class TradovateSource:
                         task.cancel()
                 snap = task.result()
                 attempt = 0
+                reset_sent = True
                 yield [Reset(snap), self._set(HealthState.LIVE, "Live")]
                 async for deltas in self._live():
                     yield deltas
@@ -177,24 +183,30 @@ class TradovateSource:
                     break
                 delay, state, sentence = self._after_close(attempt)
                 attempt += 1
-                yield [self._set(state, sentence)]
+                yield [self._set(state, sentence)]   # after _live: the Reset was sent
             except AuthError as exc:
                 yield [self._set(HealthState.AUTH_ERROR, str(exc))]
                 return
             except UserRateLimited as exc:
                 delay = self.user_429_wait
-                yield [self._set(HealthState.RATE_LIMITED, f"{exc} Next try in {delay / 60:.0f} min.")]
+                changed = self._set(HealthState.RATE_LIMITED, f"{exc} Next try in {_span(delay)}.")
+                if reset_sent:
+                    yield [changed]
             except (OSError, TimeoutError, ConnectionError, websockets.WebSocketException, TradovateError) as exc:
                 delay = self._backoff(attempt)
                 attempt += 1
                 reason = str(exc) if isinstance(exc, TradovateError) else type(exc).__name__
-                yield [self._set(HealthState.RECONNECTING,
-                                 f"Cannot reach Tradovate ({reason}); retrying in {delay:.0f} s.")]
+                changed = self._set(HealthState.RECONNECTING, f"Cannot reach Tradovate ({reason}); retrying in "
+                                                              f"{_span(delay)}.")
+                if reset_sent:
+                    yield [changed]
             finally:
                 await self._stop_connection()
             if delay is not None:
                 await self._sleep(delay)
-        yield [self._set(HealthState.STOPPED, "Stopped")]
+        changed = self._set(HealthState.STOPPED, "Stopped")
+        if reset_sent:
+            yield [changed]
 
     # ------------------------------------------------------------------ connecting
     async def _token(self) -> Token:
@@ -267,11 +279,11 @@ class TradovateSource:
         if code:
             base = SHUTDOWN_SENTENCES.get(code, f"Tradovate closed the connection ({code})")
             delay = self.quota_backoff if code in QUOTA_REASONS else self.maintenance_pause * (attempt + 1)
-            return delay, HealthState.DOWN, f"{base}; reconnecting in {delay:.0f} s."
+            return delay, HealthState.DOWN, f"{base}; reconnecting in {_span(delay)}."
         closed = self._socket.closed if self._socket is not None else None
         why = "it went silent" if closed and closed.reason == "silent" else "the connection dropped"
         delay = self._backoff(attempt)
-        return delay, HealthState.RECONNECTING, f"Tradovate: {why}; reconnecting in {delay:.0f} s."
+        return delay, HealthState.RECONNECTING, f"Tradovate: {why}; reconnecting in {_span(delay)}."
 
     def _backoff(self, attempt: int) -> float:
         return min(self.backoff_cap, self.backoff_base * 2 ** attempt) * random.uniform(0.8, 1.2)
@@ -505,6 +517,12 @@ class TradovateSource:
 
     def _on_wait(self, seconds: float, sentence: str) -> None:
         self._notes.put_nowait(HealthChanged(Health(HealthState.RATE_LIMITED, sentence, self._health.as_of)))
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} min"
+    return f"{max(1, round(seconds))} s"
 
 
 # ---------------------------------------------------------------------- the kind
