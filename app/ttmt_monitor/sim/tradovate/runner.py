@@ -158,6 +158,10 @@ class TradovateSimThread:
     def writes(self) -> list[tuple[str, str]]:
         return self.call(lambda: list(self.sim.writes))
 
+    @property
+    def requests(self) -> list[tuple[str, str, str]]:
+        return self.call(lambda: list(self.sim.requests))
+
     def counters(self) -> dict[str, Any]:
         return self.call(self.sim.counters)
 

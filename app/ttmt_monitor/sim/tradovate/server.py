@@ -141,6 +141,7 @@ class TradovateSim:
         self.connections = 0
         self.syncs = 0
         self.props_sent = 0
+        self.requests: list[tuple[str, str, str]] = []    # (http|ws|md, method, endpoint): every call received
         market.listeners.append(self._on_events)
 
     # ------------------------------------------------------------------ sessions and tokens
@@ -323,6 +324,7 @@ class TradovateSim:
             i: Any = int(rid)
         except ValueError:
             i = rid
+        self.requests.append(("md" if conn.md else "ws", "WS", endpoint))
         if endpoint == "authorize":
             session = self.session_of(raw.strip(), md=conn.md)
             if session is None:
@@ -480,6 +482,7 @@ class TradovateSim:
             return
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        self.requests.append(("http", scope.get("method", "GET"), path[len("/v1/"):]))
         status, out = self.handle(path[len("/v1/"):], query, payload, token)
         await self._respond(send, status, out)
 
@@ -575,6 +578,14 @@ class Faults:
         conns = [c for c in self.sim.conns if not c.md]
         for conn in conns:
             conn.silent = True
+        return len(conns)
+
+    def garbage(self) -> int:
+        """Malformed frames on every user socket: broken JSON, an unknown frame type, a message that is no object."""
+        conns = [c for c in self.sim.conns if not c.md]
+        for conn in conns:
+            for text in ('a[{"e":"props","d":', "x?", "a[42]", 'a[{"e":"props","d":{"entityType":"position"}}]'):
+                conn.push(text)
         return len(conns)
 
     def duplicates(self, on: bool = True) -> None:

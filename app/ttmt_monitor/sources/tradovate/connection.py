@@ -23,6 +23,10 @@ from .errors import RequestFailed, TradovateError, UserRateLimited
 from .protocol import FrameError, encode_request, parse_frame
 
 log = logging.getLogger("ttmt_monitor.sources.tradovate.socket")
+# The websockets library logs every frame at DEBUG, and our authorize frame carries the access token: its logger
+# for our sockets never goes below INFO, whatever the root level is.
+_wire_log = logging.getLogger("ttmt_monitor.sources.tradovate.wire")
+_wire_log.setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class TradovateSocket:
 
     async def connect(self) -> None:
         self._ws = await websockets.connect(self.url, open_timeout=self.open_timeout, ping_interval=None,
-                                            max_size=256 * 1024 * 1024, close_timeout=2)
+                                            max_size=256 * 1024 * 1024, close_timeout=2, logger=_wire_log)
         first = await asyncio.wait_for(self._ws.recv(), self.open_timeout)
         if not isinstance(first, str) or not first.startswith("o"):
             await self._ws.close()
