@@ -6,15 +6,18 @@ requests a minute, so tests sharing one would meet penalty tickets that are not 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
 from source_contract import (
-    Harness, check_converges_after_faults, check_first_batch_is_reset, check_health_for_fault, check_no_writes,
+    Harness,
+    check_converges_after_faults,
+    check_first_batch_is_reset,
+    check_health_for_fault,
+    check_no_writes,
     check_snapshot_equals_truth,
 )
-from tradovate_support import SOURCE_ID, fast_sim, make_source
+from tradovate_support import SOURCE_ID, fast_sim, make_source, run
 from ttmt_monitor.domain import HealthState
 
 
@@ -44,16 +47,16 @@ def harness() -> Iterator[Harness]:
 
 
 def test_snapshot_equals_truth(harness: Harness) -> None:
-    asyncio.run(check_snapshot_equals_truth(harness))
+    run(check_snapshot_equals_truth(harness))
     check_no_writes(harness)
 
 
 def test_first_batch_is_reset(harness: Harness) -> None:
-    asyncio.run(check_first_batch_is_reset(harness))
+    run(check_first_batch_is_reset(harness))
 
 
 def test_converges_after_every_fault(harness: Harness) -> None:
-    consumer = asyncio.run(check_converges_after_faults(harness, seed=3, rounds=10, settle=40.0))
+    consumer = run(check_converges_after_faults(harness, seed=3, rounds=10, settle=40.0))
     assert consumer.resets >= 2, "faults that close the socket must lead to a new sync (a second Reset)"
     check_no_writes(harness)
 
@@ -69,5 +72,5 @@ def test_converges_after_every_fault(harness: Harness) -> None:
 ])
 def test_health_for_fault(harness: Harness, fault: str, expected: set[HealthState]) -> None:
     # user_429 shows on our next request: the running market's next fill makes us read the cash-balance snapshot
-    asyncio.run(check_health_for_fault(harness, fault, expected, timeout=30.0))
+    run(check_health_for_fault(harness, fault, expected, timeout=30.0))
     check_no_writes(harness)

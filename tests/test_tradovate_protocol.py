@@ -49,7 +49,7 @@ def test_props_in_every_shape() -> None:
 def test_store_applies_props_idempotently_by_id() -> None:
     store = EntityStore()
     store.reset({"accounts": [{"id": 9, "name": "A"}], "positions": None})
-    pos = {"id": 1, "accountId": 9, "contractId": 5, "netPos": 2, "netPrice": Decimal("10")}
+    pos = {"id": 1, "accountId": 9, "contractId": 5, "netPos": 2, "netPrice": Decimal(10)}
     assert ("position", 1) in store.apply("position", "Created", pos)
     assert store.apply("position", "Created", dict(pos)) == set()          # a duplicate changes nothing
     assert store.apply("position", "Updated", dict(pos, netPos=0)) >= {("position", 1), ("account", 9)}

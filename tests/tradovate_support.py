@@ -12,12 +12,12 @@ from ttmt_monitor.sources.base import SourceConfig
 from ttmt_monitor.sources.tradovate.source import TradovateSource
 
 SOURCE_ID = "tradovate-test"
-FAST = dict(heartbeat_interval=0.3, silence_timeout=2.5, backoff_base=0.1, backoff_cap=0.5, quota_backoff=0.5,
-            maintenance_pause=0.2, user_429_wait=1.0, cash_debounce=0.05)
+FAST = {"heartbeat_interval": 0.3, "silence_timeout": 2.5, "backoff_base": 0.1, "backoff_cap": 0.5, "quota_backoff": 0.5,
+            "maintenance_pause": 0.2, "user_429_wait": 1.0, "cash_debounce": 0.05}
 
 
 def fast_sim(seed: int = 1, **settings: Any) -> TradovateSimThread:
-    opts: dict[str, Any] = dict(heartbeat_interval=0.5, heartbeat_timeout=3.0, step_interval=0.1)
+    opts: dict[str, Any] = {"heartbeat_interval": 0.5, "heartbeat_timeout": 3.0, "step_interval": 0.1}
     opts.update(settings)
     return TradovateSimThread(seed, **opts)
 
@@ -39,3 +39,20 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, what: str, s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         await asyncio.sleep(step)
+
+
+def run(coro: Any, timeout: float = 90.0) -> Any:
+    """``asyncio.run`` with a bound: on a hang, every task's stack is printed and the test fails (not the suite)."""
+
+    async def bounded() -> Any:
+        task = asyncio.ensure_future(coro)
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            for other in asyncio.all_tasks():
+                if other is not asyncio.current_task():
+                    other.print_stack()
+            task.cancel()
+            raise AssertionError(f"the test's coroutine hung for {timeout:.0f} s (task stacks above)")
+        return task.result()
+
+    return asyncio.run(bounded())

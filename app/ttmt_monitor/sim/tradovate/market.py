@@ -22,6 +22,7 @@ from typing import Any
 
 D = Decimal
 NET_PRICE_Q = D("0.00000001")
+START_CASH = D("50000")
 MONEY_Q = D("0.01")
 
 
@@ -77,7 +78,7 @@ class Market:
     """Every entity of one demo user, and the engine that changes them. Not thread-safe: one loop owns it."""
 
     def __init__(self, seed: int = 1, *, user_id: int = 2_000_001, user_name: str = "demo-trader",
-                 accounts: int = 2, start_cash: Decimal = D("50000"), clock: Callable[[], datetime] | None = None
+                 accounts: int = 2, start_cash: Decimal = START_CASH, clock: Callable[[], datetime] | None = None
                  ) -> None:
         self.rng = random.Random(seed)
         self.clock = clock or (lambda: datetime.now(UTC))

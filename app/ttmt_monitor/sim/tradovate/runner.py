@@ -15,7 +15,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from ...domain import Snapshot
 from .market import Market
@@ -132,7 +132,7 @@ class TradovateSimThread:
         if self._thread is not None:
             self._thread.join(10)
 
-    def __enter__(self) -> TradovateSimThread:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

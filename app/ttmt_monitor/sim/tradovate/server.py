@@ -435,7 +435,7 @@ class TradovateSim:
                     text = event["bytes"].decode("utf-8", "replace")
                 if text is not None:
                     self.socket_request(conn, text)
-        except Exception:  # noqa: BLE001 - a broken socket ends this connection only
+        except Exception:
             log.debug("socket ended", exc_info=True)
         finally:
             conn.closed = True
@@ -482,7 +482,8 @@ class TradovateSim:
             return
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        self.requests.append(("http", scope.get("method", "GET"), path[len("/v1/"):]))
+        qs = scope.get("query_string", b"").decode("latin-1")
+        self.requests.append(("http", scope.get("method", "GET"), path[len("/v1/"):] + (f"?{qs}" if qs else "")))
         status, out = self.handle(path[len("/v1/"):], query, payload, token)
         await self._respond(send, status, out)
 

@@ -19,7 +19,7 @@ from .market import Market
 
 
 def _ts(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    return datetime.fromisoformat(text) if text else None
 
 
 def truth(market: Market, source_id: str, *, quotes: bool = False) -> Snapshot:

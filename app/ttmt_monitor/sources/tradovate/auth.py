@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 import httpx
 
 from ..base import AuthError
-
 from .errors import AuthRefused, CaptchaRequired, RequestFailed, TokenExpired, TradovateError, UserRateLimited
 from .protocol import parse_json
 
@@ -71,7 +70,7 @@ class Credentials:
 
 
 def _token(data: dict) -> Token:
-    expires = datetime.fromisoformat(str(data["expirationTime"]).replace("Z", "+00:00"))
+    expires = datetime.fromisoformat(str(data["expirationTime"]))
     lifetime = max(1.0, (expires - datetime.now(UTC)).total_seconds())
     return Token(str(data["accessToken"]), data.get("mdAccessToken"), expires, int(data.get("userId") or 0),
                  time.monotonic(), lifetime)

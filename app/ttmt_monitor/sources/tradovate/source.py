@@ -28,15 +28,31 @@ import httpx
 import websockets
 
 from ... import __version__
-from ...domain import Delta, Entity, Health, HealthChanged, HealthState, Notice, Remove, Reset, Snapshot, Upsert
+from ...domain import (
+    Delta,
+    Entity,
+    Health,
+    HealthChanged,
+    HealthState,
+    Notice,
+    Remove,
+    Reset,
+    Snapshot,
+    Upsert,
+)
 from ..base import CAP_EQUITY, CAP_QUOTES, AuthError, SourceConfig
 from ..registry import DemoSource, Setting, SourceKind
 from .auth import Credentials, Token, TokenManager
 from .connection import Closed, TradovateSocket
 from .errors import (
-    QuotesNotEntitled, RequestFailed, TokenExpired, TokenRejected, TradovateError, UserRateLimited,
+    QuotesNotEntitled,
+    RequestFailed,
+    TokenExpired,
+    TokenRejected,
+    TradovateError,
+    UserRateLimited,
 )
-from .model import EntityStore, Lookups, Mapper, Ref, build_snapshot
+from .model import EntityStore, Lookups, Mapper, Ref
 from .protocol import iter_props, parse_json
 
 log = logging.getLogger("ttmt_monitor.sources.tradovate")
