@@ -170,3 +170,25 @@ def test_socket_needs_authorize_first_and_drops_a_client_without_heartbeat() -> 
 
         asyncio.run(run())
         assert sim.counters()["heartbeat_drops"] >= 1
+
+
+def test_our_token_requests_stay_under_the_limit_by_waiting() -> None:
+    """Our own limiter waits before Tradovate's would answer with a penalty (shown here with a small window)."""
+    from ttmt_monitor.sources.tradovate.auth import Credentials, TokenManager
+
+    with fast_sim() as sim:
+        c = sim.credentials
+        waits: list[float] = []
+
+        async def body() -> float:
+            async with httpx.AsyncClient() as http:
+                tokens = TokenManager(http, sim.base_url, Credentials(c.name, c.password, "t", "1", c.cid, c.sec),
+                                      on_wait=lambda s, _t: waits.append(s), max_requests_per_minute=2, window=1.0)
+                t0 = time.monotonic()
+                for _ in range(3):
+                    await tokens.request_token()
+                return time.monotonic() - t0
+
+        elapsed = asyncio.run(body())
+        assert len(waits) == 1 and elapsed >= 0.9            # the third request waited for the window
+        assert sim.counters()["token_requests"] == 3

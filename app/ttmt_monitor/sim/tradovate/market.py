@@ -89,6 +89,8 @@ class Market:
         self.marks: dict[int, Decimal] = {}           # contract id -> price at the latest fill (open P&L mark)
         self.lots: dict[int, list[list[Any]]] = {}    # position id -> FIFO open lots [fill id, qty (signed), price]
         self.listeners: list[Callable[[list[Event]], None]] = []
+        self.latest: dict[int, dict[str, Any]] = {}   # order id -> its latest version (kept, not searched)
+        self.working: dict[int, dict[str, Any]] = {}  # order id -> order, while Working
         self._next_id = 10_000
         self.specs: dict[int, Spec] = {}
         self.product_of: dict[int, dict[str, Any]] = {}   # contract id -> product entity
@@ -157,8 +159,7 @@ class Market:
         return order["accountId"] if order else None
 
     def latest_version(self, order_id: int) -> dict[str, Any] | None:
-        versions = [v for v in self.entities["orderVersion"].values() if v["orderId"] == order_id]
-        return max(versions, key=lambda v: v["id"]) if versions else None
+        return self.latest.get(order_id)
 
     def open_pnl(self, account_id: int, prices: dict[int, Decimal] | None = None) -> Decimal:
         marks = self.marks if prices is None else prices
@@ -210,7 +211,7 @@ class Market:
         for cid, spec in self.specs.items():
             move = self.rng.choice((-3, -2, -1, -1, 0, 0, 1, 1, 2, 3))
             self.prices[cid] = max(spec.tick, self.prices[cid] + move * spec.tick)
-        for order in [o for o in self.entities["order"].values() if o["ordStatus"] in WORKING]:
+        for order in list(self.working.values()):
             version = self.latest_version(order["id"])
             if version is None:
                 continue
@@ -238,8 +239,7 @@ class Market:
         spec = self.specs[cid]
         pos = self._position(account_id, cid)
         net = pos["netPos"] if pos else 0
-        working = [o for o in self.entities["order"].values()
-                   if o["accountId"] == account_id and o["ordStatus"] in WORKING]
+        working = [o for o in self.working.values() if o["accountId"] == account_id]
         if roll < 0.62 and abs(net) < 4:                  # a market order: open or scale in (up to 4 lots)
             side = "Buy" if (net > 0 or (net == 0 and rng.random() < 0.5)) else "Sell"
             return self._market(account_id, cid, side, rng.randint(1, 3))
@@ -263,6 +263,7 @@ class Market:
         if working:                                       # cancel
             order = rng.choice(working)
             order.update(ordStatus="Canceled", timestamp=iso(self._now()))
+            self.working.pop(order["id"], None)
             return [self._ev("order", "Updated", order)]
         return []
 
@@ -285,6 +286,8 @@ class Market:
             version["stopPrice"] = stop
         self.entities["order"][order["id"]] = order
         self.entities["orderVersion"][version["id"]] = version
+        self.latest[order["id"]] = version
+        self.working[order["id"]] = order
         return order, version, [self._ev("order", "Created", order), self._ev("orderVersion", "Created", version)]
 
     def _market(self, account_id: int, cid: int, action: str, qty: int) -> list[Event]:
@@ -304,6 +307,7 @@ class Market:
             if field in version:
                 version[field] = version[field] + ticks * spec.tick
         self.entities["orderVersion"][version["id"]] = version
+        self.latest[order["id"]] = version
         return [self._ev("orderVersion", "Created", version)]
 
     def _fill(self, order: dict[str, Any], qty: int, price: Decimal) -> list[Event]:
@@ -369,6 +373,7 @@ class Market:
             cb["timestamp"] = now
             events.append(self._ev("cashBalance", "Updated", cb))
         order.update(ordStatus="Filled", timestamp=now)
+        self.working.pop(order["id"], None)
         events.append(self._ev("order", "Updated", order))
         return events
 

@@ -629,6 +629,7 @@ class Faults:
                 del market.entities["orderVersion"][version["id"]]
                 events.append(("orderVersion", "Deleted", version))
             del market.entities["order"][order["id"]]
+            market.latest.pop(order["id"], None)
             events.append(("order", "Deleted", order))
         market._emit(events)
         return len(events)

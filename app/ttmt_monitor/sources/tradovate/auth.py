@@ -80,8 +80,8 @@ class TokenManager:
     """Holds the current token; ``on_wait(seconds, sentence)`` is told about every penalty wait."""
 
     def __init__(self, http: httpx.AsyncClient, base_url: str, credentials: Credentials,
-                 on_wait: Callable[[float, str], None] | None = None, max_requests_per_minute: int = MAX_TOKEN_REQUESTS
-                 ) -> None:
+                 on_wait: Callable[[float, str], None] | None = None, max_requests_per_minute: int = MAX_TOKEN_REQUESTS,
+                 window: float = 60.0) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
@@ -91,19 +91,20 @@ class TokenManager:
         self.renewals = 0
         self._recent: deque[float] = deque()
         self._limit = max_requests_per_minute
+        self._window = window
         self._lock = asyncio.Lock()
         self.failed: AuthError | None = None
 
     async def _limited(self) -> None:
-        """Never more than our limit of token requests in any 60 s (waits instead)."""
+        """Never more than our limit of token requests in any window (waits instead)."""
         while True:
             now = time.monotonic()
-            while self._recent and now - self._recent[0] > 60.0:
+            while self._recent and now - self._recent[0] > self._window:
                 self._recent.popleft()
             if len(self._recent) < self._limit:
                 self._recent.append(now)
                 return
-            wait = 60.0 - (now - self._recent[0]) + 0.01
+            wait = self._window - (now - self._recent[0]) + 0.01
             self.on_wait(wait, f"Waiting {wait:.0f} s before signing in to Tradovate again.")
             await asyncio.sleep(wait)
 
