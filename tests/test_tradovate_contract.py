@@ -74,3 +74,12 @@ def test_health_for_fault(harness: Harness, fault: str, expected: set[HealthStat
     # user_429 shows on our next request: the running market's next fill makes us read the cash-balance snapshot
     run(check_health_for_fault(harness, fault, expected, timeout=30.0))
     check_no_writes(harness)
+
+
+@pytest.mark.slow
+def test_long_run_with_every_fault_converges(harness: Harness) -> None:
+    """The issue's soak: many rounds, every switch thrown (seeded), the desk equals a fresh sync at the end."""
+    consumer = run(check_converges_after_faults(harness, seed=11, rounds=24, settle=60.0, between=(0.1, 0.6)),
+                   timeout=240)
+    assert consumer.resets >= 3
+    check_no_writes(harness)

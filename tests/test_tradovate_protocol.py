@@ -192,3 +192,18 @@ def test_our_token_requests_stay_under_the_limit_by_waiting() -> None:
         elapsed = asyncio.run(body())
         assert len(waits) == 1 and elapsed >= 0.9            # the third request waited for the window
         assert sim.counters()["token_requests"] == 3
+
+
+def test_store_and_mapper_survive_hostile_entities() -> None:
+    from ttmt_monitor.sources.tradovate.model import Lookups, Mapper
+
+    store = EntityStore()
+    weird = [("position", {"id": 1, "accountId": [1], "contractId": {"x": 1}, "netPos": "2", "netPrice": "x"}),
+             ("fillPair", {"id": 2, "positionId": [3], "buyFillId": None, "sellFillId": "a", "qty": None}),
+             ("orderVersion", {"id": 3, "orderId": [4]}), ("order", {"id": 4, "ordStatus": "Working"}),
+             ("cashBalance", {"id": 5, "accountId": "7", "amount": "lots"})]
+    for etype, entity in weird:
+        store.apply(etype, "Created", entity)
+        store.apply(etype, "Updated", {**entity, "extra": True})
+    mapper = Mapper("s", store, Lookups())
+    assert [mapper.map(ref) for ref in sorted(mapper.all_refs())] == [None, None, None]

@@ -68,11 +68,11 @@ class Lookups:
     def product_name(contract_name: str) -> str:
         return contract_name[:-2]      # ESZ6 -> ES: the month code and the year digit (Tradovate's own tutorial)
 
-    def contract_name(self, cid: int) -> str | None:
-        contract = self.contracts.get(cid)
+    def contract_name(self, cid: Any) -> str | None:
+        contract = self.contracts.get(cid) if _int(cid) is not None else None
         return contract.get("name") if contract else None
 
-    def value_per_point(self, cid: int) -> Decimal | None:
+    def value_per_point(self, cid: Any) -> Decimal | None:
         name = self.contract_name(cid)
         product = self.products.get(self.product_name(name)) if name else None
         return _dec(product.get("valuePerPoint")) if product else None
@@ -111,11 +111,11 @@ class EntityStore:
     def _unindex(self, etype: str, entity: dict[str, Any]) -> None:
         eid = entity["id"]
         if etype == "orderVersion":
-            self.versions_of.get(entity.get("orderId"), set()).discard(eid)
+            self.versions_of.get(_int(entity.get("orderId")), set()).discard(eid)
         elif etype == "fillPair":
             for fid in (entity.get("buyFillId"), entity.get("sellFillId")):
-                self.pairs_of_fill.get(fid, set()).discard(eid)
-            self.pairs_of_position.get(entity.get("positionId"), set()).discard(eid)
+                self.pairs_of_fill.get(_int(fid), set()).discard(eid)
+            self.pairs_of_position.get(_int(entity.get("positionId")), set()).discard(eid)
 
     def apply(self, etype: str, event: str, entity: dict[str, Any]) -> set[Ref]:
         """Apply one ``props`` event; returns the neutral objects to re-derive (idempotent by id)."""
@@ -205,8 +205,8 @@ class Mapper:
         return self.deal(eid)
 
     def position_profit(self, pos: dict[str, Any]) -> tuple[Decimal | None, Decimal | None]:
-        cid = pos.get("contractId")
-        last = self.last.get(cid) if self.quotes_on else None
+        cid = _int(pos.get("contractId"))
+        last = self.last.get(cid) if self.quotes_on and cid is not None else None
         vpp = self.lookups.value_per_point(cid)
         net, price = _dec(pos.get("netPos")), _dec(pos.get("netPrice"))
         if last is None or vpp is None or net is None or price is None:
@@ -274,9 +274,9 @@ class Mapper:
         pair = self.store.tables["fillPair"].get(fpid)
         if not pair:
             return None
-        pos = self.store.tables["position"].get(pair.get("positionId"))
+        pos = self.store.tables["position"].get(_int(pair.get("positionId")))
         fills = self.store.tables["fill"]
-        buy, sell = fills.get(pair.get("buyFillId")), fills.get(pair.get("sellFillId"))
+        buy, sell = fills.get(_int(pair.get("buyFillId"))), fills.get(_int(pair.get("sellFillId")))
         if pos is None or buy is None or sell is None:
             return None
         cid = pos.get("contractId")

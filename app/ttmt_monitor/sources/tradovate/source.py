@@ -340,7 +340,12 @@ class TradovateSource:
             if kind == "props":
                 for etype, event, entity in iter_props(d):
                     self.stats.props += 1
-                    touched = self.store.apply(etype, event, entity)
+                    try:
+                        touched = self.store.apply(etype, event, entity)
+                    except (TypeError, ValueError, KeyError, AttributeError) as exc:   # a malformed entity
+                        self.stats.malformed += 1
+                        log.warning("skipped a malformed %s %s: %s", etype, event, type(exc).__name__)
+                        continue
                     refs |= touched
                     cid = entity.get("contractId")
                     if isinstance(cid, int) and cid not in self.lookups.contracts:
@@ -380,7 +385,12 @@ class TradovateSource:
         for ref in refs:
             kind = ref[0]
             key = self.mapper.key(ref[1])
-            new = self.mapper.map(ref)
+            try:
+                new = self.mapper.map(ref)
+            except (TypeError, ValueError, KeyError, ArithmeticError, AttributeError) as exc:
+                self.stats.malformed += 1
+                log.warning("skipped %s %s: cannot read it (%s)", kind, ref[1], type(exc).__name__)
+                continue
             old = self._shown.get((kind, key))
             if new is None:
                 if old is not None:
