@@ -167,11 +167,10 @@ class TradovateSource:
         return mapper.snapshot(datetime.now(UTC))
 
     async def changes(self) -> AsyncIterator[list[Delta]]:
-        # The first batch is the Reset (the contract): health before it is only kept for health(), except the
-        # AUTH_ERROR that ends the stream.
+        # Batches of health alone may come before the first Reset (base.py): the user sees a penalty wait or an
+        # unreachable server while nothing is shown yet.
         attempt = 0
-        reset_sent = False
-        self._set(HealthState.CONNECTING, "Connecting to Tradovate…")
+        yield [self._set(HealthState.CONNECTING, "Connecting to Tradovate…")]
         while not self._closing:
             delay: float | None = None
             try:
@@ -181,9 +180,7 @@ class TradovateSource:
                         note = asyncio.ensure_future(self._notes.get())
                         done, _ = await asyncio.wait({task, note}, return_when=asyncio.FIRST_COMPLETED)
                         if note in done:
-                            tracked = self._track(note.result())
-                            if reset_sent:
-                                yield [tracked]
+                            yield [self._track(note.result())]
                         else:
                             note.cancel()
                 finally:
@@ -191,7 +188,6 @@ class TradovateSource:
                         task.cancel()
                 snap = task.result()
                 attempt = 0
-                reset_sent = True
                 yield [Reset(snap), self._set(HealthState.LIVE, "Live")]
                 async for deltas in self._live():
                     yield deltas
@@ -199,30 +195,24 @@ class TradovateSource:
                     break
                 delay, state, sentence = self._after_close(attempt)
                 attempt += 1
-                yield [self._set(state, sentence)]   # after _live: the Reset was sent
+                yield [self._set(state, sentence)]
             except AuthError as exc:
                 yield [self._set(HealthState.AUTH_ERROR, str(exc))]
                 return
             except UserRateLimited as exc:
                 delay = self.user_429_wait
-                changed = self._set(HealthState.RATE_LIMITED, f"{exc} Next try in {_span(delay)}.")
-                if reset_sent:
-                    yield [changed]
+                yield [self._set(HealthState.RATE_LIMITED, f"{exc} Next try in {_span(delay)}.")]
             except (OSError, TimeoutError, ConnectionError, websockets.WebSocketException, TradovateError) as exc:
                 delay = self._backoff(attempt)
                 attempt += 1
                 reason = str(exc) if isinstance(exc, TradovateError) else type(exc).__name__
-                changed = self._set(HealthState.RECONNECTING, f"Cannot reach Tradovate ({reason}); retrying in "
-                                                              f"{_span(delay)}.")
-                if reset_sent:
-                    yield [changed]
+                yield [self._set(HealthState.RECONNECTING, f"Cannot reach Tradovate ({reason}); retrying in "
+                                                           f"{_span(delay)}.")]
             finally:
                 await self._stop_connection()
             if delay is not None:
                 await self._sleep(delay)
-        changed = self._set(HealthState.STOPPED, "Stopped")
-        if reset_sent:
-            yield [changed]
+        yield [self._set(HealthState.STOPPED, "Stopped")]
 
     # ------------------------------------------------------------------ connecting
     async def _token(self) -> Token:
