@@ -180,6 +180,14 @@ class Mt4SimulatorThread:
     def link_up(self) -> None:
         self.call(self._srv().set_link, True)
 
+    def link_blip(self, seconds: float = 0.5) -> None:
+        """The MT4 link drops now and comes back after ``seconds`` (by itself, in the simulator's loop)."""
+        def run() -> None:
+            srv = self._srv()
+            srv.set_link(False)
+            asyncio.get_running_loop().call_later(seconds, srv.set_link, True)
+        self.call(run)
+
     def drop_sockets(self) -> None:
         self.call(self._srv().drop_sockets)
 
