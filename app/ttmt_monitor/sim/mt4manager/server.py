@@ -38,6 +38,9 @@ from websockets.exceptions import ConnectionClosed
 from .model import PENDING_CMDS, Market
 
 log = logging.getLogger("ttmt_monitor.sim.mt4manager")
+# The library logs frames at DEBUG; an early-generation `connect` frame carries a password: keep it out of logs.
+wire_log = logging.getLogger("ttmt_monitor.sim.mt4manager.websocket")
+wire_log.setLevel(logging.INFO)
 
 READ_FUNCTIONS = frozenset({
     "users.get.all", "users.get", "config.groups.get.all", "config.group.get", "config.common.get",
@@ -103,7 +106,7 @@ class Mt4AccessServer:
     async def start(self) -> int:
         self._server = await serve(self._handle, "127.0.0.1", 0, ssl=self.ssl_context,
                                    ping_interval=self.ping_interval, ping_timeout=max(10.0, self.ping_interval or 0),
-                                   max_size=4 * 1024 * 1024, compression=None)
+                                   max_size=4 * 1024 * 1024, compression=None, logger=wire_log)
         self.port = self._server.sockets[0].getsockname()[1]
         self._market_task = asyncio.ensure_future(self._run_market())
         return self.port

@@ -24,7 +24,9 @@ from decimal import Decimal
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, WebSocketException
+from websockets.exceptions import (
+    ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus, WebSocketException,
+)
 
 from .errors import (
     WHERE, CertificateError, ConnectionLost, LinkDownError, Mt4AuthError, Mt4Error, NotAllowedError,
@@ -32,6 +34,10 @@ from .errors import (
 )
 
 log = logging.getLogger("ttmt_monitor.sources.mt4manager")
+# The websockets library logs the upgrade request's headers at DEBUG, and MT Access 1.00 puts the password in a
+# header: its connection logger is held at INFO whatever the root level, so no password reaches a log.
+wire_log = logging.getLogger("ttmt_monitor.sources.mt4manager.websocket")
+wire_log.setLevel(logging.INFO)
 
 GENERATION_HEADERS = "1.00"
 GENERATION_CONNECT = "connect"
@@ -73,7 +79,8 @@ class Mt4Client:
 
     def __init__(self, url: str, *, mt4_server: str, login: int, password: str,
                  generation: str = GENERATION_HEADERS, ssl_context: ssl.SSLContext | None = None,
-                 open_timeout: float = 15.0, request_timeout: float = 60.0, ping_interval: float | None = 20.0) -> None:
+                 open_timeout: float = 15.0, request_timeout: float = 60.0, ping_interval: float | None = 20.0,
+                 client_cert: bool = False) -> None:
         if generation not in (GENERATION_HEADERS, GENERATION_CONNECT):
             raise ValueError(f"unknown protocol generation {generation!r}")
         self.url = url
@@ -82,6 +89,7 @@ class Mt4Client:
         self._password = password
         self.generation = generation
         self._ssl = ssl_context
+        self._client_cert = client_cert
         self._open_timeout = open_timeout
         self._request_timeout = request_timeout
         self._ping_interval = ping_interval
@@ -112,7 +120,7 @@ class Mt4Client:
             self._ws = await connect(self.url, additional_headers=headers, ssl=self._ssl if secure else None,
                                      open_timeout=self._open_timeout, ping_interval=self._ping_interval,
                                      ping_timeout=self._ping_interval, max_size=64 * 1024 * 1024,
-                                     compression=None, proxy=None)
+                                     compression=None, proxy=None, logger=wire_log)
         except BaseException as exc:
             raise self._open_error(exc) from None
         self._reader = asyncio.ensure_future(self._read())
@@ -163,6 +171,15 @@ class Mt4Client:
         if any(isinstance(e, ssl.SSLError) for e in chain):
             return CertificateError(f"TLS with the MT Access server failed ({_clip(str(exc))}): check the trust "
                                     f"settings in {WHERE}")
+        if (isinstance(exc, InvalidMessage) and self.url.lower().startswith("wss:")
+                and any(isinstance(e, EOFError) for e in chain)):
+            # TLS 1.3: a server that wants a client certificate accepts the handshake, then hangs up before the
+            # HTTP answer (measured: InvalidMessage caused by EOFError; no SSL error reaches the client).
+            if not self._client_cert:
+                return CertificateError("The MT Access server hung up before answering: it probably asks for a "
+                                        f"client certificate; set the certificate and key in {WHERE}")
+            return ConnectionLost("The MT Access server hung up before answering (was the client certificate "
+                                  "accepted?)")
         if isinstance(exc, InvalidStatus):
             status = exc.response.status_code
             if status in (401, 403):

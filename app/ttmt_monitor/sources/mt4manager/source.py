@@ -103,6 +103,11 @@ class Mt4ManagerSource:
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.url.lower().startswith("wss://"):
             return None
+        for label, path in (("CA file", self.ca_file), ("client certificate", self.client_cert),
+                            ("client key", self.client_key)):
+            if path and not Path(path).is_file():
+                raise Mt4ConfigError(f"The {label} {Path(path).name} is missing: check the trust settings in "
+                                     f"{WHERE}")
         try:
             ctx = ssl.create_default_context(cafile=self.ca_file or None)
             if self.client_cert:
@@ -120,7 +125,8 @@ class Mt4ManagerSource:
         if problem is not None:
             raise Mt4ConfigError(problem)
         client = Mt4Client(self.url, mt4_server=self.mt4_server, login=self.login, password=self._password,
-                           generation=self.generation, ssl_context=self._ssl_context())
+                           generation=self.generation, ssl_context=self._ssl_context(),
+                           client_cert=bool(self.client_cert))
         client.sent = self.sent      # one record across reconnects: what this source ever sent
         return client
 
@@ -256,8 +262,8 @@ class Mt4ManagerSource:
                     return
                 attempt += 1
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-                yield [self._set(HealthState.RECONNECTING,
-                                 f"{exc} — reconnecting in {delay:.0f} s (figures as of {_clock(self._as_of)})")]
+                shown = f" (figures as of {_clock(self._as_of)})" if self._as_of is not None else ""
+                yield [self._set(HealthState.RECONNECTING, f"{exc} — reconnecting in {max(1.0, delay):.0f} s{shown}")]
                 await self._pause(delay)
             finally:
                 if client is not None:
