@@ -69,9 +69,13 @@ class Closed:
     error: Exception
 
 
+# Exact money and prices: JSON numbers with a fraction become Decimal with every digit kept. One decoder for all
+# frames (json.loads with parse_float builds a new decoder per call: measurable at thousands of events a second).
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def _loads(raw: str | bytes) -> Any:
-    # Exact money and prices: JSON numbers with a fraction become Decimal with every digit kept.
-    return json.loads(raw, parse_float=Decimal)
+    return _DECODER.decode(raw.decode() if isinstance(raw, bytes) else raw)
 
 
 class Mt4Client:

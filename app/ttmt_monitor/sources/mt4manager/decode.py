@@ -125,9 +125,9 @@ def _cmd(value: Any) -> str:
     return str(value or "").strip().lower()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Trade:
-    """An ``Mt4TradeRecord``, normalized (the fields we use)."""
+    """An ``Mt4TradeRecord``, normalized (the fields we use). Mutable: a tick moves ``close_price`` in place."""
 
     order: int
     login: int
@@ -213,13 +213,21 @@ class Book:
         self.open: dict[int, Trade] = {}
         self.deals: dict[int, ClosedDeal] = {}
         self._accounts: dict[int, Account] = {}
+        self._dirty: set[int] = set()          # logins whose account may have changed since the last flush
+        self._utc_cache: dict[int, datetime] = {}
         self.skipped = 0
 
     # ---- conversions --------------------------------------------------------------------------------------------
     def utc(self, server_seconds: int) -> datetime | None:
         if server_seconds <= 0:
             return None
-        return datetime.fromtimestamp(server_seconds - self.utc_offset, tz=UTC)
+        # The same few times come back with every update of a ticket (open time, the last change): cached.
+        cached = self._utc_cache.get(server_seconds)
+        if cached is None:
+            if len(self._utc_cache) > 50_000:
+                self._utc_cache.clear()
+            cached = self._utc_cache[server_seconds] = datetime.fromtimestamp(server_seconds - self.utc_offset, tz=UTC)
+        return cached
 
     def server_time(self, when: datetime) -> int:
         return int(when.timestamp()) + self.utc_offset
@@ -321,6 +329,7 @@ class Book:
                 if t.cmd in MARKET or t.cmd in PENDING:
                     self.open[t.order] = t
         self._accounts = {login: self.account(u) for login, u in self.users.items()}
+        self._dirty.clear()
 
     def snapshot(self) -> Snapshot:
         def by_key(items: Iterable[Any]) -> tuple[Any, ...]:
@@ -334,7 +343,9 @@ class Book:
         return {t.symbol for t in self.open.values() if t.cmd in MARKET and t.symbol}
 
     # ---- events ------------------------------------------------------------------------------------------------
-    def on_trade(self, raw: Any) -> list[Delta]:
+    def on_trade(self, raw: Any, flush: bool = True) -> list[Delta]:
+        """The deltas one ``trade`` event means. ``flush=False`` leaves the account update for :meth:`flush`
+        (a batch of events then recomputes each account's equity once, not once per event)."""
         t = decode_trade(raw)
         if t is None:
             self._skip("trade event")
@@ -367,10 +378,12 @@ class Book:
         else:
             log.info("MT4 trade event of kind %r without a close time; kept out of the desk", t.cmd[:20])
             return []
-        out.extend(self._refresh_account(t.login))
+        self._dirty.add(t.login)
+        if flush:
+            out.extend(self.flush())
         return out
 
-    def on_user(self, raw: Any) -> list[Delta]:
+    def on_user(self, raw: Any, flush: bool = True) -> list[Delta]:
         user = decode_user(raw)
         if user is None:
             self._skip("user event")
@@ -380,7 +393,16 @@ class Book:
                 return self._forget(user.login)
             return []
         self.users[user.login] = user
-        return self._refresh_account(user.login)
+        self._dirty.add(user.login)
+        return self.flush() if flush else []
+
+    def flush(self) -> list[Delta]:
+        """Account upserts for every login touched since the last flush whose figures changed."""
+        out: list[Delta] = []
+        for login in sorted(self._dirty):
+            out.extend(self._refresh_account(login))
+        self._dirty.clear()
+        return out
 
     def on_tick(self, raw: Any) -> list[Delta]:
         """A price: positions on the symbol take the price they would close at (bid for a buy, ask for a sell)."""
@@ -395,9 +417,8 @@ class Book:
                 continue
             price = bid if t.cmd == "buy" else ask
             if price and price != t.close_price:
-                moved = _replace_price(t, price)
-                self.open[order] = moved
-                out.append(Upsert(self.position(moved)))
+                t.close_price = price
+                out.append(Upsert(self.position(t)))
         return out
 
     def _refresh_account(self, login: int) -> list[Delta]:
@@ -429,7 +450,3 @@ class Book:
         self.skipped += 1
         log.warning("MT Access sent a %s without its identity; skipped", what)
 
-
-def _replace_price(t: Trade, price: Decimal) -> Trade:
-    from dataclasses import replace
-    return replace(t, close_price=price)

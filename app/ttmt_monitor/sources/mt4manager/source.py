@@ -320,6 +320,8 @@ class Mt4ManagerSource:
                     elif not link_up or self._health.state is HealthState.DEGRADED:
                         link_up = True
                         resync_due = 0.0     # MT4 sent nothing while down: read everything again
+            if self.book is not None:
+                deltas += self.book.flush()
             if self.book is not None and link_up:
                 held = self.book.symbols_held() - shown
                 if held:
@@ -343,9 +345,9 @@ class Mt4ManagerSource:
             return []
         self.events_applied += 1
         if ev.name == "trade":
-            return book.on_trade(ev.data)
+            return book.on_trade(ev.data, flush=False)
         if ev.name == "user":
-            return book.on_user(ev.data)
+            return book.on_user(ev.data, flush=False)
         if ev.name == "tick":
             return book.on_tick(ev.data)
         return []
