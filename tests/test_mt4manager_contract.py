@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from mt4_support import SOURCE_ID, harness, make_source
+from mt4_support import SOURCE_ID, WATCH_GROUPS, harness, make_source
 from source_contract import (
     Consumer, check_converges_after_faults, check_first_batch_is_reset, check_health_for_fault, check_no_writes,
     check_snapshot_equals_truth, normalize, wait_for,
@@ -74,11 +74,16 @@ def test_health_for_each_fault(sim: Mt4SimulatorThread, fault: str, expected: se
 
 def test_link_down_keeps_the_socket_and_the_figures(sim: Mt4SimulatorThread) -> None:
     """A dead MT4 link: DEGRADED with a sentence saying so, same socket, nothing removed from the desk."""
+    def truth():
+        return sim.truth(SOURCE_ID, groups=WATCH_GROUPS)
+
     async def main() -> None:
         consumer = Consumer(make_source(sim)).start()
         try:
             await wait_for(lambda: consumer.source.health().state is HealthState.LIVE, 20, "LIVE")
             sim.pause()
+            await wait_for(lambda: normalize(consumer.state.snapshot_of(SOURCE_ID)) == normalize(truth()), 20,
+                           "the desk to catch up with the paused market")
             before = consumer.state.snapshot_of(SOURCE_ID)
             sessions = sim.session_count()
             sim.link_down()
@@ -93,8 +98,8 @@ def test_link_down_keeps_the_socket_and_the_figures(sim: Mt4SimulatorThread) -> 
             sim.link_up()
             await wait_for(lambda: consumer.resets > resets, 20, "a re-read after the link came back")
             await wait_for(lambda: consumer.source.health().state is HealthState.LIVE, 20, "LIVE again")
-            got = normalize(consumer.state.snapshot_of(SOURCE_ID))
-            assert got == normalize(sim.truth(SOURCE_ID, groups=("demo\\*", "real\\*")))
+            await wait_for(lambda: normalize(consumer.state.snapshot_of(SOURCE_ID)) == normalize(truth()), 20,
+                           "the desk to equal the books after the re-read")
         finally:
             sim.resume()
             await consumer.stop()

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 import trustme
-from mt4_support import SOURCE_ID, make_source
-from source_contract import Consumer, wait_for
+from mt4_support import SOURCE_ID, WATCH_GROUPS, make_source
+from source_contract import Consumer, normalize, wait_for
 
 from ttmt_monitor.domain import HealthState
 from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
@@ -128,6 +128,8 @@ def test_password_revoked_while_running_keeps_the_figures(caplog) -> None:
             try:
                 await wait_for(lambda: consumer.source.health().state is HealthState.LIVE, 20, "LIVE")
                 live.pause()
+                await wait_for(lambda: normalize(consumer.state.snapshot_of(SOURCE_ID))
+                               == normalize(live.truth(SOURCE_ID, groups=WATCH_GROUPS)), 20, "the desk at rest")
                 before = consumer.state.snapshot_of(SOURCE_ID)
                 live.set_password("rotated-by-the-broker")
                 await wait_for(lambda: consumer.source.health().state is HealthState.AUTH_ERROR, 20, "AUTH_ERROR")
