@@ -14,10 +14,15 @@ from collections.abc import Iterator
 import pytest
 from mt4_support import SOURCE_ID, WATCH_GROUPS, harness, make_source
 from source_contract import (
-    Consumer, check_converges_after_faults, check_first_batch_is_reset, check_health_for_fault, check_no_writes,
-    check_snapshot_equals_truth, normalize, wait_for,
+    Consumer,
+    check_converges_after_faults,
+    check_first_batch_is_reset,
+    check_health_for_fault,
+    check_no_writes,
+    check_snapshot_equals_truth,
+    normalize,
+    wait_for,
 )
-
 from ttmt_monitor.domain import HealthState
 from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
 from ttmt_monitor.sim.mt4manager.server import READ_FUNCTIONS
@@ -124,3 +129,51 @@ def test_registry_entry_and_demo() -> None:
             assert {a.currency for a in snap.accounts} == {"USD", "EUR"}
         asyncio.run(main())
         assert demo.extra["simulator"].write_attempts == []
+
+
+def test_slow_timer_rereads_and_repairs_a_change_no_event_announced(sim: Mt4SimulatorThread) -> None:
+    """The safety net: a change MT Access never pushed (here: a balance edited behind its back) is on the desk
+    after the next timed re-read."""
+    from decimal import Decimal
+
+    def truth():
+        return sim.truth(SOURCE_ID, groups=WATCH_GROUPS)
+
+    async def main() -> None:
+        consumer = Consumer(make_source(sim, resync_minutes=0.02)).start()      # every 1.2 s
+        try:
+            await wait_for(lambda: consumer.source.health().state is HealthState.LIVE, 20, "LIVE")
+            sim.pause()
+
+            def edit() -> None:
+                user = sim.market.books.users[100_001]
+                user["balance"] += Decimal("1234.56")
+            sim.call(edit)
+            resets = consumer.resets
+            await wait_for(lambda: consumer.resets >= resets + 1, 20, "a timed re-read")
+            await wait_for(lambda: normalize(consumer.state.snapshot_of(SOURCE_ID)) == normalize(truth()), 20,
+                           "the silent change on the desk")
+        finally:
+            sim.resume()
+            await consumer.stop()
+    asyncio.run(main())
+
+
+def test_history_by_close_time(sim: Mt4SimulatorThread) -> None:
+    from datetime import timedelta
+
+    async def main() -> None:
+        source = make_source(sim)
+        snap = await source.snapshot()
+        account = next(a for a in snap.accounts if any(d.account_key == a.key for d in snap.closed))
+        mine = sorted((d for d in snap.closed if d.account_key == account.key), key=lambda d: d.closed_at)
+        middle = mine[len(mine) // 2].closed_at
+        later = await source.history(account, middle, middle + timedelta(days=30))
+        await source.aclose()
+        assert later and all(d.closed_at >= middle for d in later)
+        assert {d.key for d in later} == {d.key for d in mine if d.closed_at >= middle}
+    sim.pause()
+    try:
+        asyncio.run(main())
+    finally:
+        sim.resume()

@@ -12,7 +12,6 @@ import pytest
 import trustme
 from mt4_support import SOURCE_ID, WATCH_GROUPS, make_source
 from source_contract import Consumer, normalize, wait_for
-
 from ttmt_monitor.domain import HealthState
 from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
 from ttmt_monitor.sources.base import AuthError

@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 from source_contract import wait_for
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
-
 from ttmt_monitor.sim.mt4manager.model import Market
 from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
 from ttmt_monitor.sources.mt4manager.client import Closed, Event, Mt4Client
 from ttmt_monitor.sources.mt4manager.errors import NotAllowedError
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 
 @pytest.fixture(scope="module")

@@ -349,5 +349,14 @@ def watch_matches(patterns: tuple[str, ...], logins: frozenset[int], login: int,
     return login in logins or any(fnmatch.fnmatchcase(group, p) for p in patterns)
 
 
-__all__ = ["CLOSE_BAD_CREDENTIALS", "CLOSE_BAD_VERSION", "EVENTS", "Mt4AccessServer", "PENDING_CMDS",
-           "PROTOCOL_VERSION", "READ_FUNCTIONS", "encode", "watch_matches"]
+__all__ = [
+    "CLOSE_BAD_CREDENTIALS",
+    "CLOSE_BAD_VERSION",
+    "EVENTS",
+    "PENDING_CMDS",
+    "PROTOCOL_VERSION",
+    "READ_FUNCTIONS",
+    "Mt4AccessServer",
+    "encode",
+    "watch_matches",
+]

@@ -25,12 +25,23 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
-    ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus, WebSocketException,
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    WebSocketException,
 )
 
 from .errors import (
-    WHERE, CertificateError, ConnectionLost, LinkDownError, Mt4AuthError, Mt4Error, NotAllowedError,
-    ProtocolMismatchError, RequestError,
+    WHERE,
+    CertificateError,
+    ConnectionLost,
+    LinkDownError,
+    Mt4AuthError,
+    Mt4Error,
+    NotAllowedError,
+    ProtocolMismatchError,
+    RequestError,
 )
 
 log = logging.getLogger("ttmt_monitor.sources.mt4manager")
@@ -334,5 +345,13 @@ def _clip(text: str, limit: int = 120) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-__all__ = ["ALLOWED_EVENTS", "ALLOWED_FUNCTIONS", "Closed", "Event", "GENERATION_CONNECT", "GENERATION_HEADERS",
-           "Mt4Client", "Mt4Error"]
+__all__ = [
+    "ALLOWED_EVENTS",
+    "ALLOWED_FUNCTIONS",
+    "GENERATION_CONNECT",
+    "GENERATION_HEADERS",
+    "Closed",
+    "Event",
+    "Mt4Client",
+    "Mt4Error",
+]

@@ -42,7 +42,7 @@ ZERO = Decimal(0)
 
 
 # ---- settings that shape decoding --------------------------------------------------------------------------------
-def parse_utc_offset(text: str | float | int | None) -> int:
+def parse_utc_offset(text: str | float | None) -> int:
     """The trade server's clock ahead of UTC, in seconds: ``"+02:00"``, ``"2"``, ``"-3:30"``, ``"UTC+3"``, 2.5."""
     if text is None or text == "":
         return 0

@@ -371,7 +371,8 @@ SETTINGS = (
     Setting("server_utc_offset", "Server time zone", "text", "+02:00",
             help="The MT4 server clock's offset from UTC, e.g. +02:00 (MT4 stores times in server time)"),
     Setting("history_days", "Closed history (days)", "int", 30),
-    Setting("resync_minutes", "Full re-read every (minutes)", "int", 5),
+    Setting("resync_minutes", "Full re-read every (minutes)", "int", 5,
+            help="A safety net: MT4 events carry no sequence, so a missed one is repaired by this re-read"),
 )
 
 
