@@ -40,7 +40,7 @@ def book(users=(), trades=(), history=(), watch: str = "") -> Book:
     return b
 
 
-# ---- equity: balance + credit + Σ(profit + storage + commission + taxes) over open market trades -------------------
+# ---- equity: balance + credit + Σ(profit + storage + commission + taxes) over open market trades -----------
 EQUITY_CASES = [
     # (balance, credit, [(cmd, profit, storage, commission, taxes)], expected equity, expected floating)
     ("1000.00", "0", [], "1000.00", "0"),
@@ -72,7 +72,7 @@ def test_equity_against_hand_computed_cases(balance, credit, trades, equity, flo
     assert got == (Decimal(equity), Decimal(floating))
 
 
-# ---- what a trade event means ------------------------------------------------------------------------------------------
+# ---- what a trade event means ------------------------------------------------------------------------------
 def keyed(deltas, kind):
     return [d for d in deltas if (isinstance(d, Upsert) and d.entity.kind == kind)
             or (isinstance(d, Remove) and d.kind == kind)]
@@ -169,7 +169,7 @@ def test_ticket_read_open_and_in_history_counts_as_closed() -> None:
     assert not b.snapshot().positions and [d.native_id for d in b.snapshot().closed] == ["30"]
 
 
-# ---- times, offsets, watch lists, tolerant numbers -----------------------------------------------------------------
+# ---- times, offsets, watch lists, tolerant numbers ---------------------------------------------------------
 @pytest.mark.parametrize(("text", "seconds"), [
     ("+02:00", 7200), ("2", 7200), ("-3:30", -12600), ("UTC+3", 10800), ("GMT-05:00", -18000), ("", 0),
     ("+0545", 20700), (2.5, 9000), ("0", 0),

@@ -88,7 +88,7 @@ class Books:
                 "leverage": leverage, "balance": Decimal(0), "credit": Decimal(0),
                 "prev_day_balance": Decimal(0), "prev_day_equity": Decimal(0), "prev_month_balance": Decimal(0),
                 "prev_month_equity": Decimal(0), "interestrate": 0.0, "taxes": 0.0, "last_date": reg,
-                "reg_date": reg, "timestamp": reg, "last_ip": "10.0.0.%d" % (login % 250),
+                "reg_date": reg, "timestamp": reg, "last_ip": f"10.0.0.{login % 250}",
                 "email": f"client{login}@example.test", "country": "Latvia", "agent_account": 0,
                 "comment": "", "status": "RE"}
 
@@ -135,7 +135,7 @@ class Market:
         self.action_rate = action_rate
         self.steps = 0
 
-    # ---- the initial book -----------------------------------------------------------------------------------
+    # ---- the initial book ----------------------------------------------------------------------------------
     def populate(self, clients: int = 9, history_hours: int = 72) -> None:
         b, rng = self.books, self.rng
         now = b.now()
@@ -226,7 +226,7 @@ class Market:
             self._fill(rng.choice(sorted(pending, key=lambda r: r["order"])))
         return what
 
-    # ---- prices ---------------------------------------------------------------------------------------------
+    # ---- prices --------------------------------------------------------------------------------------------
     def _spread(self, symbol: str) -> Decimal:
         digits = SYMBOLS[symbol][1]
         return Decimal(12) * Decimal(1).scaleb(-digits)
@@ -252,7 +252,7 @@ class Market:
                     rec["timestamp"] = now
                     self.emit("trade", rec)
 
-    # ---- client and broker actions ---------------------------------------------------------------------------
+    # ---- client and broker actions -------------------------------------------------------------------------
     def _lots(self) -> Decimal:
         return Decimal(self.rng.choice((1, 2, 5, 10, 20, 50, 100))) / 100
 

@@ -67,7 +67,7 @@ class Mt4SimulatorThread:
         self._ready = threading.Event()
         self._error: BaseException | None = None
 
-    # ---- where it is ----------------------------------------------------------------------------------------
+    # ---- where it is ---------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
         return f"wss://127.0.0.1:{self.port}/"
@@ -77,7 +77,7 @@ class Mt4SimulatorThread:
         assert self.server is not None, "start the simulator first"
         return self.server.market
 
-    # ---- lifecycle ---------------------------------------------------------------------------------------------
+    # ---- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> Mt4SimulatorThread:
         import trustme
 
@@ -163,7 +163,7 @@ class Mt4SimulatorThread:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
-    # ---- fault switches and driving ---------------------------------------------------------------------------
+    # ---- fault switches and driving ------------------------------------------------------------------------
     def _srv(self) -> Mt4AccessServer:
         assert self.server is not None, "start the simulator first"
         return self.server

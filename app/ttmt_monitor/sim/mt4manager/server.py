@@ -102,7 +102,7 @@ class Mt4AccessServer:
         self._market_task: asyncio.Task[None] | None = None
         self.port = 0
 
-    # ---- lifecycle ------------------------------------------------------------------------------------------
+    # ---- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> int:
         self._server = await serve(self._handle, "127.0.0.1", 0, ssl=self.ssl_context,
                                    ping_interval=self.ping_interval, ping_timeout=max(10.0, self.ping_interval or 0),
@@ -131,7 +131,7 @@ class Mt4AccessServer:
                 except Exception:  # a bug in the market must not silence it for good
                     log.exception("market step failed")
 
-    # ---- fault switches (call in the server's loop) ---------------------------------------------------------
+    # ---- fault switches (call in the server's loop) --------------------------------------------------------
     def pause(self) -> None:
         self.running = False
 
@@ -163,7 +163,7 @@ class Mt4AccessServer:
     def set_protocol(self, protocol: str) -> None:
         self.protocol = protocol
 
-    # ---- events -------------------------------------------------------------------------------------------------
+    # ---- events --------------------------------------------------------------------------------------------
     def _emit(self, event: str, data: Any) -> None:
         if not self.link_up:
             return          # MT4's pumping is down: nothing reaches MT Access (clients must re-read later)
@@ -174,7 +174,7 @@ class Mt4AccessServer:
                 continue
             session.push(event, data)
 
-    # ---- one client -------------------------------------------------------------------------------------------
+    # ---- one client ----------------------------------------------------------------------------------------
     async def _handle(self, ws: ServerConnection) -> None:
         session = Session(ws)
         if self.protocol == PROTOCOL_VERSION:

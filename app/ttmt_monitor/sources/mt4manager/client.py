@@ -123,7 +123,7 @@ class Mt4Client:
     def __repr__(self) -> str:  # never the password
         return f"Mt4Client({self.url!r}, server={self.mt4_server!r}, login={self.login}, gen={self.generation})"
 
-    # ---- open / close -----------------------------------------------------------------------------------------
+    # ---- open / close --------------------------------------------------------------------------------------
     async def open(self) -> None:
         """Open the socket and log in (headers or ``connect``); raise a typed error on refusal."""
         headers: dict[str, str] = {}
@@ -136,7 +136,7 @@ class Mt4Client:
                                      open_timeout=self._open_timeout, ping_interval=self._ping_interval,
                                      ping_timeout=self._ping_interval, max_size=64 * 1024 * 1024,
                                      compression=None, proxy=None, logger=wire_log)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a typed error (cancellation re-raised)
             raise self._open_error(exc) from None
         self._reader = asyncio.ensure_future(self._read())
         try:
@@ -218,7 +218,7 @@ class Mt4Client:
     def is_open(self) -> bool:
         return self._ws is not None and self._closed_error is None
 
-    # ---- calls --------------------------------------------------------------------------------------------------
+    # ---- calls ---------------------------------------------------------------------------------------------
     async def call(self, name: str, data: dict[str, Any] | None = None) -> Any:
         """Send one allowed function and return its ``result`` (None when absent); typed errors otherwise."""
         if name not in ALLOWED_FUNCTIONS:
@@ -255,7 +255,7 @@ class Mt4Client:
         await self.call("subscribe", {"event": event})
         self.subscribed.add(event)
 
-    # ---- the reader ------------------------------------------------------------------------------------------------
+    # ---- the reader ----------------------------------------------------------------------------------------
     async def _read(self) -> None:
         assert self._ws is not None
         error: Exception

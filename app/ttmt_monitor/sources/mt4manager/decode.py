@@ -41,20 +41,20 @@ _CMD_NUMBERS = {0: "buy", 1: "sell", 2: "buy_limit", 3: "sell_limit", 4: "buy_st
 ZERO = Decimal(0)
 
 
-# ---- settings that shape decoding --------------------------------------------------------------------------------
+# ---- settings that shape decoding --------------------------------------------------------------------------
 def parse_utc_offset(text: str | float | None) -> int:
     """The trade server's clock ahead of UTC, in seconds: ``"+02:00"``, ``"2"``, ``"-3:30"``, ``"UTC+3"``, 2.5."""
     if text is None or text == "":
         return 0
     if isinstance(text, (int, float)):
-        return int(round(float(text) * 3600))
+        return round(float(text) * 3600)
     raw = str(text).strip().upper().removeprefix("UTC").removeprefix("GMT").strip()
     if not raw:
         return 0
     match = re.fullmatch(r"([+-]?)(\d{1,2})(?:[:.h]?(\d{2}))?", raw)
     if match is None:
         try:
-            return int(round(float(raw) * 3600))
+            return round(float(raw) * 3600)
         except ValueError:
             raise ValueError(f"not a UTC offset: {text!r} (write it like +02:00)") from None
     sign = -1 if match.group(1) == "-" else 1
@@ -95,7 +95,7 @@ class Watch:
         return login in self.logins or any(fnmatch.fnmatchcase(group, p) for p in self.groups)
 
 
-# ---- tolerant field readers ---------------------------------------------------------------------------------------
+# ---- tolerant field readers --------------------------------------------------------------------------------
 def _dec(value: Any) -> Decimal:
     if isinstance(value, Decimal):
         return value
@@ -200,7 +200,7 @@ def equity_of(balance: Decimal, credit: Decimal, trades: Iterable[Trade]) -> tup
     return balance + credit + floating, floating
 
 
-# ---- the book ------------------------------------------------------------------------------------------------------
+# ---- the book ----------------------------------------------------------------------------------------------
 class Book:
     """What one source knows of the MT4 server: watched users, open tickets, closed deals, prices."""
 
@@ -217,7 +217,7 @@ class Book:
         self._utc_cache: dict[int, datetime] = {}
         self.skipped = 0
 
-    # ---- conversions --------------------------------------------------------------------------------------------
+    # ---- conversions ---------------------------------------------------------------------------------------
     def utc(self, server_seconds: int) -> datetime | None:
         if server_seconds <= 0:
             return None
@@ -292,7 +292,7 @@ class Book:
         # balance / credit, and any kind we do not know (kept, typed by its own word, never counted as a trade)
         return ClosedDeal(profit=t.profit, deal_type=t.cmd or "unknown", **common)
 
-    # ---- a full read --------------------------------------------------------------------------------------------
+    # ---- a full read ---------------------------------------------------------------------------------------
     def load(self, users: Iterable[Any], groups: Iterable[Any], trades: Iterable[Any], history: Iterable[Any]) -> None:
         """Replace everything from a fresh read (``users.get.all``, groups, ``trades.get.by_login``, history)."""
         self.currencies = {}
@@ -324,10 +324,10 @@ class Book:
             t = decode_trade(raw)
             if t is None:
                 self._skip("trade record")
-            elif t.login in self.users and t.close_time == 0 and t.order not in closed_tickets:
+            elif (t.login in self.users and t.close_time == 0 and t.order not in closed_tickets
+                  and (t.cmd in MARKET or t.cmd in PENDING)):
                 # (a ticket read open and then, a moment later, in history closed in between: history wins)
-                if t.cmd in MARKET or t.cmd in PENDING:
-                    self.open[t.order] = t
+                self.open[t.order] = t
         self._accounts = {login: self.account(u) for login, u in self.users.items()}
         self._dirty.clear()
 
@@ -342,7 +342,7 @@ class Book:
     def symbols_held(self) -> set[str]:
         return {t.symbol for t in self.open.values() if t.cmd in MARKET and t.symbol}
 
-    # ---- events ------------------------------------------------------------------------------------------------
+    # ---- events --------------------------------------------------------------------------------------------
     def on_trade(self, raw: Any, flush: bool = True) -> list[Delta]:
         """The deltas one ``trade`` event means. ``flush=False`` leaves the account update for :meth:`flush`
         (a batch of events then recomputes each account's equity once, not once per event)."""

@@ -84,7 +84,7 @@ class Mt4ManagerSource:
         self.events_applied = 0            # events read off the socket and applied to the book (benchmarks)
         self.sent: list[str] = []          # every function name sent by every session of this source
 
-    # ---- settings -> client ------------------------------------------------------------------------------------
+    # ---- settings -> client --------------------------------------------------------------------------------
     def _config_problem(self) -> str | None:
         if not self.url.lower().startswith(("wss://", "ws://")):
             return f"The MT Access address must start with wss:// (set it in {WHERE})"
@@ -133,7 +133,7 @@ class Mt4ManagerSource:
     def _utc_offset(self) -> int:
         return parse_utc_offset(self._offset_text)
 
-    # ---- reading ------------------------------------------------------------------------------------------------
+    # ---- reading -------------------------------------------------------------------------------------------
     async def _read(self, client: Mt4Client) -> Book:
         """Everything the watch list covers, read now, as a fresh :class:`Book`."""
         book = Book(self.id, self._utc_offset(), self.watch)
@@ -226,7 +226,7 @@ class Mt4ManagerSource:
             await client.close()
         self._health = Health(HealthState.STOPPED, "Stopped", self._as_of)
 
-    # ---- the stream ---------------------------------------------------------------------------------------------
+    # ---- the stream ----------------------------------------------------------------------------------------
     def _set(self, state: HealthState, sentence: str) -> HealthChanged:
         self._health = Health(state, sentence, self._as_of)
         return HealthChanged(self._health)
@@ -353,7 +353,7 @@ class Mt4ManagerSource:
         return []
 
 
-# ---- the registry entry -----------------------------------------------------------------------------------------
+# ---- the registry entry ------------------------------------------------------------------------------------
 SETTINGS = (
     Setting("url", "MT Access address", "text", "wss://", required=True,
             help="The MT Access (MT Remote) server, e.g. wss://mtaccess.example.com:8443/"),
