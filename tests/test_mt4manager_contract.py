@@ -36,10 +36,12 @@ def sim() -> Iterator[Mt4SimulatorThread]:
         yield running
 
 
-def _assert_read_only(sim: Mt4SimulatorThread) -> None:
+def _assert_read_only(sim: Mt4SimulatorThread, *sources) -> None:
     assert sim.write_attempts == []
     calls = set(sim.calls)
     assert calls <= ALLOWED_FUNCTIONS <= READ_FUNCTIONS, calls - ALLOWED_FUNCTIONS
+    for source in sources:
+        assert source.sent_names and source.sent_names <= ALLOWED_FUNCTIONS
 
 
 def test_snapshot_and_first_batch(sim: Mt4SimulatorThread) -> None:
@@ -61,6 +63,7 @@ def test_long_run_with_every_fault_ends_equal_to_a_fresh_read(sim: Mt4SimulatorT
     consumer = asyncio.run(main())
     state = normalize(consumer.state.snapshot_of(SOURCE_ID))
     assert state["account"] and state["position"] and state["deal"]
+    assert consumer.source.sent_names <= ALLOWED_FUNCTIONS
     assert consumer.resets >= 2, "a socket drop or a link drop must be followed by a re-read"
     kinds = {d["deal_type"] for d in state["deal"].values()}
     assert {"trade", "balance"} <= kinds

@@ -134,6 +134,13 @@ def test_balance_and_credit_operations_are_deals_of_their_type() -> None:
     assert [d.entity.deal_type for d in keyed(out, "deal")] == ["credit"]
 
 
+def test_unknown_record_kinds_are_kept_not_counted_as_trades() -> None:
+    b = book([user()], history=[trade(60, "bonus_points", profit="5", close_time=T0, volume="0")])
+    (deal,) = b.snapshot().closed
+    assert deal.deal_type == "bonus_points" and not deal.is_trade and deal.profit == Decimal("5")
+    assert b.on_trade(trade(61, "bonus_points")) == [], "an open record of an unknown kind stays off the desk"
+
+
 def test_events_for_unwatched_logins_and_malformed_records_are_skipped() -> None:
     b = book([user(100), user(200, group="demo\\usd")], watch="real\\*")
     assert [a.native_id for a in b.snapshot().accounts] == ["100"]

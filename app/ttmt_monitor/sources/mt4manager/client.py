@@ -115,7 +115,8 @@ class Mt4Client:
         self.events: asyncio.Queue[Event | Closed] = asyncio.Queue()
         self.event_seq = 0
         self.malformed = 0
-        self.sent: list[str] = []          # every function name sent on this session (for tests and the log)
+        self.sent: list[str] = []          # the function names sent on this session, in order (the last 1000)
+        self.sent_names: set[str] = set()  # every function name ever sent (at most the allow-list)
         self.subscribed: set[str] = set()
         self.shown: set[str] = set()       # symbols shown on this session (ticks come only for these)
         self._closed_error: Exception | None = None
@@ -239,6 +240,9 @@ class Mt4Client:
         if data is not None:
             message["data"] = data
         self.sent.append(name)
+        if len(self.sent) > 1000:
+            del self.sent[:500]
+        self.sent_names.add(name)
         try:
             await self._ws.send(json.dumps(message, default=_json_default))
             return await asyncio.wait_for(future, self._request_timeout)

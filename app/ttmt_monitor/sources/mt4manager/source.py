@@ -34,7 +34,9 @@ from ..base import CAP_EQUITY, CAP_HISTORY, CAP_QUOTES, AuthError, SourceConfig,
 from ..registry import DemoSource, Setting, SourceKind
 from .client import GENERATION_CONNECT, GENERATION_HEADERS, Closed, Event, Mt4Client
 from .decode import Book, Watch, decode_trade, parse_utc_offset
-from .errors import WHERE, ConnectionLost, LinkDownError, Mt4ConfigError, Mt4Error, NotAllowedError
+from .errors import (
+    WHERE, ConnectionLost, LinkDownError, Mt4ConfigError, Mt4Error, NotAllowedError, RequestError,
+)
 
 log = logging.getLogger("ttmt_monitor.sources.mt4manager")
 
@@ -82,7 +84,7 @@ class Mt4ManagerSource:
         self._stop = asyncio.Event()
         self.book: Book | None = None
         self.events_applied = 0            # events read off the socket and applied to the book (benchmarks)
-        self.sent: list[str] = []          # every function name sent by every session of this source
+        self.sent_names: set[str] = set()  # every function name any session of this source sent
 
     # ---- settings -> client --------------------------------------------------------------------------------
     def _config_problem(self) -> str | None:
@@ -127,7 +129,7 @@ class Mt4ManagerSource:
         client = Mt4Client(self.url, mt4_server=self.mt4_server, login=self.login, password=self._password,
                            generation=self.generation, ssl_context=self._ssl_context(),
                            client_cert=bool(self.client_cert))
-        client.sent = self.sent      # one record across reconnects: what this source ever sent
+        client.sent_names = self.sent_names   # one record across reconnects: what this source ever sent
         return client
 
     def _utc_offset(self) -> int:
@@ -148,10 +150,18 @@ class Mt4ManagerSource:
         trades: list[Any] = []
         history: list[Any] = []
         for login, user in sorted(book.users.items()):
-            trades.extend(await client.call("trades.get.by_login", {"login": login, "group": user.group}) or [])
-            # "to" a day ahead: a close stamped by a server clock slightly ahead of ours is still read.
-            history.extend(await client.call("trades.history", {"login": login, "from": since,
-                                                                "to": now_server + 86_400}) or [])
+            try:
+                trades.extend(await client.call("trades.get.by_login", {"login": login, "group": user.group})
+                              or [])
+                # "to" a day ahead: a close stamped by a server clock slightly ahead of ours is still read.
+                history.extend(await client.call("trades.history", {"login": login, "from": since,
+                                                                    "to": now_server + 86_400}) or [])
+            except LinkDownError:
+                raise
+            except RequestError as exc:
+                # One account refused (deleted or moved between the two reads): the rest is still worth showing;
+                # the next re-read settles it.
+                log.warning("MT Access refused a read for one account: %s", exc)
         book.load(users, groups, trades, history)
         return book
 
