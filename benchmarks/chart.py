@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication([])
     import pyqtgraph as pg
+
     from ttmt_monitor.ui.pnl_view import AUTO_DOWNSAMPLE_FACTOR
 
     rng = np.random.default_rng(1)

@@ -114,6 +114,7 @@ def stage_costs(data: bytes) -> dict[str, float]:
     millions of objects, which measures the collector, not the stage (the streaming path holds one batch).
     """
     import gc
+
     from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
     from ttmt_monitor.core.state import DeskState, apply
@@ -203,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             server.kill()
             server.wait()
     best_raw, best_ours, best_applied = max(raw), max(ours), max(applied)
-    print(f"raw httpx-sse parse:            {best_raw:>10,.0f} events/s  (runs: {', '.join(f'{r:,.0f}' for r in raw)})")
-    print(f"ours, socket -> domain events:  {best_ours:>10,.0f} events/s  (runs: {', '.join(f'{r:,.0f}' for r in ours)})")
+    print(f"raw httpx-sse parse:            {best_raw:>10,.0f} events/s  "
+          f"(runs: {', '.join(f'{r:,.0f}' for r in raw)})")
+    print(f"ours, socket -> domain events:  {best_ours:>10,.0f} events/s  "
+          f"(runs: {', '.join(f'{r:,.0f}' for r in ours)})")
     print(f"ours + apply to DeskState:      {best_applied:>10,.0f} events/s  "
           f"(runs: {', '.join(f'{r:,.0f}' for r in applied)})")
     print(f"ours / raw: {best_ours / best_raw:.0%} (goal >= 50 %); load average {os.getloadavg()[0]:.1f} "

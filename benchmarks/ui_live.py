@@ -137,7 +137,7 @@ def cold_start(urls: dict[str, str], runs: int) -> dict[str, Any]:
     def paired(times: list[float]) -> float:
         """The median of each run's ratio to the bare window started just before it: the two of a pair share the
         machine's load of the moment, where the medians of the two series may come from quiet and busy moments."""
-        return statistics.median(t / b for t, b in zip(times, bare))
+        return statistics.median(t / b for t, b in zip(times, bare, strict=True))
 
     return {"bare_s": statistics.median(bare), "desk_s": statistics.median(desk), "warm_s": statistics.median(warm),
             "warm_cache_s": statistics.median(warm_cache) if warm_cache else None,
@@ -313,8 +313,9 @@ def print_cold(cold: dict[str, Any]) -> None:
     def runs(name: str) -> str:
         return ", ".join(f"{x:.3f}" for x in cold[name])
 
-    print(f"cold start (first run, no local history) to the window's first paint with data: median {cold['desk_s']:.3f} s "
-          f"vs bare window {cold['bare_s']:.3f} s; median of the paired ratios {cold['desk_ratio_paired']:.2f}x "
+    print(f"cold start (first run, no local history) to the window's first paint with data: "
+          f"median {cold['desk_s']:.3f} s vs bare window {cold['bare_s']:.3f} s; "
+          f"median of the paired ratios {cold['desk_ratio_paired']:.2f}x "
           f"(ratio of the medians {cold['desk_s'] / cold['bare_s']:.2f}x)  [budget ≤ 3x]")
     if cold["warm_cache_s"] is not None:
         print(f"  next start (history on disk): its first paint, of the local history, {cold['warm_cache_s']:.3f} s "

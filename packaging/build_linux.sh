@@ -58,6 +58,10 @@ Categories=Office;Finance;
 Terminal=false
 DESKTOP
 installed_kb=$(du -sk "$PKG" | cut -f1)
+# What Qt's GUI and its X11 (xcb) platform plugin need from the system: the list the app prints when the plugin
+# cannot load and the README's quick start shows (app/ttmt_monitor/ui/platform_check.py APT_PACKAGES).
+DEPENDS=$(PYTHONPATH=app "$VENV/bin/python" -c \
+  'from ttmt_monitor.ui.platform_check import APT_PACKAGES; print(", ".join(APT_PACKAGES))')
 cat > "$PKG/DEBIAN/control" <<CONTROL
 Package: ttmt-monitor
 Version: $VERSION
@@ -65,8 +69,7 @@ Section: misc
 Priority: optional
 Architecture: $DEBARCH
 Installed-Size: $installed_kb
-Depends: libegl1, libgl1, libxkbcommon0, libfontconfig1, libdbus-1-3
-Recommends: libxkbcommon-x11-0, libxcb-cursor0
+Depends: $DEPENDS
 Maintainer: ttmt-monitor developers <noreply@example.invalid>
 Description: Read-only live trading desk for TTMT accounts
  Accounts, signals, trades and open positions from the TTMT API, live from its

@@ -20,6 +20,7 @@ import gc
 from collections.abc import Iterator
 
 import pytest
+
 from ttmt_monitor.sim.runner import SimulatorThread
 
 
@@ -183,6 +184,7 @@ def sim_hand() -> Iterator[SimulatorThread]:
 def settings(tmp_path):
     """The desktop app's settings in a temp INI file (never the user's)."""
     from PySide6.QtCore import QSettings
+
     from ttmt_monitor.ui.settings import AppSettings
 
     return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))

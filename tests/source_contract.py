@@ -2,7 +2,8 @@
 
 A kind's test builds a :class:`Harness` around its running simulator and calls the ``check_*`` coroutines:
 - ``check_snapshot_equals_truth``: ``snapshot()`` equals the simulator's own model, read without our client.
-- ``check_first_batch_is_reset``: ``changes()`` opens with ``Reset(snapshot)`` and reports LIVE health.
+- ``check_first_batch_is_reset``: the first batch of ``changes()`` with data opens with ``Reset(snapshot)``
+  (batches of health alone may come before it) and the source reports LIVE health.
 - ``check_converges_after_faults``: the desk state fed from ``changes()`` while seeded-random faults are thrown
   equals the simulator's truth and a fresh snapshot once the market rests.
 - ``check_health_for_fault``: a fault shows as an expected health state, and the source comes back LIVE.
@@ -96,8 +97,8 @@ class Consumer:
     async def _run(self) -> None:
         try:
             async for batch in self.source.changes():
-                if self.first_batch is None:
-                    self.first_batch = list(batch)
+                if self.first_batch is None and any(not isinstance(d, HealthChanged) for d in batch):
+                    self.first_batch = list(batch)  # the first batch with data (health may come before it)
                 self.batches += 1
                 self.resets += sum(isinstance(d, Reset) for d in batch)
                 for delta in batch:
@@ -143,8 +144,11 @@ async def check_first_batch_is_reset(h: Harness, timeout: float = 15.0) -> None:
     try:
         await wait_for(lambda: consumer.first_batch is not None or consumer.error is not None, timeout,
                        "the first batch of changes()")
-        assert consumer.first_batch is not None and any(isinstance(d, Reset) for d in consumer.first_batch), \
-            f"the first batch must carry a Reset, got {consumer.first_batch!r:.300}"
+        first = consumer.first_batch
+        assert first is not None and any(isinstance(d, Reset) for d in first), \
+            f"the first batch with data must carry a Reset, got {first!r:.300}"
+        leading = next(d for d in first if not isinstance(d, HealthChanged))
+        assert isinstance(leading, Reset), f"an upsert or remove came before the Reset: {first!r:.300}"
         await wait_for(lambda: consumer.source.health().state is HealthState.LIVE, timeout, "LIVE health")
     finally:
         await consumer.stop()

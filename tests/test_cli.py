@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from _signals import SIGINT_DEFAULT
-from ttmt_monitor.cli import _cell
+from ttmt_monitor.cli import CLOSED_TRADE_STATUSES, _cell
+from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 
 
@@ -32,10 +36,11 @@ def cli_env(sim: Any, key: str | None = None) -> dict[str, str]:
     return env
 
 
-def start(sim: Any, *args: str, key: str | None = None) -> subprocess.Popen[str]:
+def start(sim: Any, *args: str, key: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "ttmt_monitor", *args, "--base-url", sim.base_url]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(sim, key),
-                            stdin=subprocess.DEVNULL, preexec_fn=SIGINT_DEFAULT)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**cli_env(sim, key), **(env or {})}, stdin=subprocess.DEVNULL,
+                            preexec_fn=SIGINT_DEFAULT)
 
 
 def run_cli(sim: Any, *args: str, key: str | None = None, timeout: float = 40) -> subprocess.CompletedProcess[str]:
@@ -99,18 +104,44 @@ def test_tail_json_lines_are_exactly_the_server_events(sim_paused: Any) -> None:
 
 
 def test_tail_readable_lines(sim_paused: Any) -> None:
-    proc = start(sim_paused, "tail", "--max-events", "4", "--last-event-id", str(last_id(sim_paused)))
+    """Each line starts with the local date, time and zone, then account, trade reference (trd_…), symbol."""
+    start_id = last_id(sim_paused)
+    # A fixed zone without tzdata (POSIX TZ: "IST-5:30" is UTC+05:30), so the expected text is known.
+    proc = start(sim_paused, "tail", "--max-events", "4", "--last-event-id", str(start_id), env={"TZ": "IST-5:30"})
     out, err = drive_until_exit(sim_paused, proc)
     assert proc.returncode == 0, err
     lines = out.splitlines()
     assert len(lines) == 4
-    labels = {a["label"] for a in sim_paused.call(lambda: list(sim_paused.world.user(
-        sim_paused.demo_user_id).accounts.values()))}
-    for line in lines:
-        assert line[:8].count(":") == 2  # local HH:MM:SS first
+    user = sim_paused.call(lambda: sim_paused.world.user(sim_paused.demo_user_id))
+    labels = {a["label"] for a in sim_paused.call(lambda: list(user.accounts.values()))}
+    refs = sim_paused.call(lambda: {t["id"]: t["reference"] for t in user.trades.values()})
+    server = history(sim_paused, start_id)[:4]
+    for line, env in zip(lines, server, strict=True):
+        when = datetime.fromisoformat(env["timestamp"].replace("Z", "+00:00"))
+        local = when.astimezone(timezone(timedelta(hours=5, minutes=30)))
+        assert line.startswith(f"{local:%Y-%m-%d %H:%M:%S} +05:30  "), line
         assert any(label in line for label in labels)
+        data = env["data"]
+        trade_id = next(d.get("trade_id") for d in (data.get("position"), data.get("order"), data.get("trade"), data)
+                        if isinstance(d, dict) and d.get("trade_id"))
+        assert f"  {refs[trade_id]}  " in line, (line, refs[trade_id])
         assert "P&L " in line and ("+" in line or "-" in line or "0.00" in line)
         assert not line.lstrip().startswith("{")
+
+
+def test_tail_line_says_utc_when_the_zone_is_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ttmt_monitor.cli import when_text
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        assert when_text(datetime(2026, 6, 1, 13, 5, 9, tzinfo=UTC)) == "2026-06-01 13:05:09 UTC"
+        monkeypatch.setenv("TZ", "EST+5")  # UTC-05:00, no DST rule
+        time.tzset()
+        assert when_text(datetime(2026, 6, 1, 3, 5, 9, tzinfo=UTC)) == "2026-05-31 22:05:09 -05:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_tail_prints_one_resync_line_after_a_gap_and_does_not_count_it(sim_paused: Any) -> None:
@@ -187,12 +218,19 @@ def test_export_trades_csv_and_signals_json(sim_paused: Any, tmp_path: Path) -> 
     expected = asyncio.run(_all_trade_ids(sim_paused))
     assert [r["id"] for r in rows] == expected
     assert not (tmp_path / ("trades.csv.export-state.json")).exists()
+    # --status closed: trades that were open and were closed; ended: every finished one (the API's "closed").
     closed = run_cli(sim_paused, "export", "trades", "--status", "closed", "--format", "csv", "-o",
                      str(tmp_path / "closed.csv"), "-q")
-    assert closed.returncode == 0
+    assert closed.returncode == 0, closed.stderr
     closed_rows = list(csv.DictReader((tmp_path / "closed.csv").open(encoding="utf-8", newline="")))
-    assert [r["id"] for r in closed_rows] == asyncio.run(_all_trade_ids(sim_paused, status="closed"))
-    assert all(r["status"].startswith(("closed", "not_filled", "failed")) for r in closed_rows)
+    ended = run_cli(sim_paused, "export", "trades", "--status", "ENDED", "--format", "csv", "-q")
+    assert ended.returncode == 0, ended.stderr
+    ended_rows = list(csv.DictReader(io.StringIO(ended.stdout)))
+    assert [r["id"] for r in ended_rows] == asyncio.run(_all_trade_ids(sim_paused, status="closed"))
+    assert {r["status"] for r in closed_rows} <= set(CLOSED_TRADE_STATUSES)
+    assert [r["id"] for r in closed_rows] == [r["id"] for r in ended_rows if r["status"] in CLOSED_TRADE_STATUSES]
+    never_open = {r["status"] for r in ended_rows} - set(CLOSED_TRADE_STATUSES)
+    assert {"not_filled", "failed"} & never_open and never_open <= {"not_filled", "failed"}  # the sim has both
 
     sig = run_cli(sim_paused, "export", "signals", "--format", "json", "-q")
     assert sig.returncode == 0, sig.stderr
@@ -275,3 +313,188 @@ def test_demo_runs_against_an_embedded_simulator() -> None:
     doc = json.loads(r.stdout)
     assert doc["accounts"] and "taken_at" in doc
     assert "simulator at http://127.0.0.1:" in r.stderr
+
+
+# ---------------------------------------------------------------- help, accounts by label, checks before requests
+
+
+def test_help_lists_the_commands() -> None:
+    r = subprocess.run([sys.executable, "-m", "ttmt_monitor", "--help"], capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert "--demo" in r.stdout  # the desktop app's own options are still there
+    commands = r.stdout[r.stdout.index("commands:"):].splitlines()
+    for name in ("tail", "export", "snapshot", "sim"):
+        line = next((ln for ln in commands if ln.split()[:1] == [name]), None)
+        assert line is not None and len(line.split()) > 3, (name, r.stdout)  # the name and what it does
+    assert r.stderr == ""
+
+
+def _accounts(sim: Any) -> list[dict[str, Any]]:
+    return sim.call(lambda: [dict(a) for a in sim.world.user(sim.demo_user_id).accounts.values()])
+
+
+def _event_account(obj: dict[str, Any]) -> str | None:
+    data = obj["data"]
+    for inner in (data, data.get("position"), data.get("order"), data.get("trade")):
+        if isinstance(inner, dict) and inner.get("account_id"):
+            return inner["account_id"]
+    return None
+
+
+def test_tail_account_by_label_or_id_and_clear_misses(sim_paused: Any) -> None:
+    user = sim_paused.call(lambda: sim_paused.world.user(sim_paused.demo_user_id))
+    active = sim_paused.call(lambda: [t["account_id"] for t in user.trades.values() if t["status"] == "active"])
+    account = next(a for a in _accounts(sim_paused) if a["account_id"] == active[0])
+    # The label as a user would type it: another case, spaces around.
+    proc = start(sim_paused, "tail", "--json", "--account", f" {account['label'].upper()} ", "--max-events", "3",
+                 "--last-event-id", str(last_id(sim_paused)))
+    out, err = drive_until_exit(sim_paused, proc, timeout=45)
+    assert proc.returncode == 0, err
+    objs = [json.loads(line) for line in out.splitlines()]
+    assert len(objs) == 3 and {_event_account(o) for o in objs} == {account["account_id"]}
+    assert account["account_id"] in err  # says which account it resolved to
+
+    labels = [a["label"] for a in _accounts(sim_paused)]
+    unknown_id = "0badc0de-0000-4000-8000-000000000000"
+    t0 = time.monotonic()
+    miss = run_cli(sim_paused, "tail", "--account", unknown_id)
+    assert miss.returncode == 1 and time.monotonic() - t0 < 30  # an answer, not a wait for events that never come
+    assert f"--account '{unknown_id}' matches no account" in miss.stderr
+    assert all(label in miss.stderr for label in labels) and miss.stdout == ""
+    typo = run_cli(sim_paused, "export", "trades", "--account", "IC Markets", "--format", "csv")
+    assert typo.returncode == 1 and "matches no account label or id" in typo.stderr
+    assert all(label in typo.stderr for label in labels) and typo.stdout == ""
+
+    # Two accounts with one label (case aside): ambiguous, and the message lists both ids.
+    first, second = _accounts(sim_paused)[:2]
+    sim_paused.call(lambda: user.accounts[second["account_id"]].update(label=first["label"].lower()))
+    twice = run_cli(sim_paused, "tail", "--account", first["label"])
+    assert twice.returncode == 1 and "is the label of 2 accounts" in twice.stderr
+    assert first["account_id"] in twice.stderr and second["account_id"] in twice.stderr
+    by_id = run_cli(sim_paused, "export", "trades", "--account", second["account_id"].upper(), "--format", "csv",
+                    "-q")
+    assert by_id.returncode == 0, by_id.stderr
+    rows = list(csv.DictReader(io.StringIO(by_id.stdout)))
+    assert [r["id"] for r in rows] == asyncio.run(_all_trade_ids(sim_paused, account_id=second["account_id"]))
+
+
+def test_export_by_account_label(sim_paused: Any) -> None:
+    account = _accounts(sim_paused)[0]
+    r = run_cli(sim_paused, "export", "trades", "--account", account["label"].lower(), "--format", "csv", "-q")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert rows and {row["account_id"] for row in rows} == {account["account_id"]}
+    assert [row["id"] for row in rows] == asyncio.run(_all_trade_ids(sim_paused, account_id=account["account_id"]))
+
+
+def test_export_options_are_checked_before_any_request(tmp_path: Path) -> None:
+    """Bad dates and statuses: a message naming the flag, exit 1, before the key is looked up or a server is
+    contacted (here there is neither: a closed port and no key), and no output file."""
+    env = dict(os.environ)
+    env.pop("TTMT_API_KEY", None)
+    env.pop("TTMT_BASE_URL", None)
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
+    out = tmp_path / "trades.csv"
+    cases = [
+        (["--since", "2026-13-45"], ["--since '2026-13-45' is not a valid date", "month must be in 1..12"]),
+        (["--until", "yesterday"], ["--until 'yesterday' is not a valid date", "ISO-8601"]),
+        (["--since", "2026-06-02", "--until", "2026-06-01T12:00:00Z"], ["--since 2026-06-02 is not before --until"]),
+        (["--since", "2026-06-01", "--until", "2026-06-01"], ["is not before --until"]),
+        (["--status", "foo"], ["--status 'foo' is not a trade status", "closed_profit", "not_filled",
+                               "needs_recovery", "ended"]),
+    ]
+    for extra, needles in cases:
+        r = subprocess.run([sys.executable, "-m", "ttmt_monitor", "export", "trades", *extra, "--format", "csv",
+                            "-o", str(out), "--base-url", "http://127.0.0.1:9/api/v1"],
+                           capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1, (extra, r.stderr)
+        for needle in needles:
+            assert needle in r.stderr, (needle, r.stderr)
+        assert "could not reach" not in r.stderr and "API key" not in r.stderr and "Traceback" not in r.stderr
+        assert list(tmp_path.iterdir()) == [], extra  # no empty file, no partial, no state
+    sig = subprocess.run([sys.executable, "-m", "ttmt_monitor", "export", "signals", "--status", "closed",
+                          "--format", "json", "--offline", "--base-url", "http://127.0.0.1:9/api/v1"],
+                         capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL)
+    assert sig.returncode == 1 and "pending, processed, skipped, failed" in sig.stderr
+
+
+def test_a_failed_export_leaves_no_file_and_keeps_the_old_one(sim_paused: Any, tmp_path: Path) -> None:
+    out = tmp_path / "trades.csv"
+    bad = run_cli(sim_paused, "export", "trades", "--format", "csv", "-o", str(out), key="ttmt_live_" + "B" * 43)
+    assert bad.returncode == 2, bad.stderr
+    assert list(tmp_path.iterdir()) == []
+    out.write_text("an earlier export\n", encoding="utf-8")
+    again = run_cli(sim_paused, "export", "trades", "--format", "json", "-o", str(out), key="ttmt_live_" + "B" * 43)
+    assert again.returncode == 2
+    assert out.read_text(encoding="utf-8") == "an earlier export\n"  # loses nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trades.csv"]
+    ok = run_cli(sim_paused, "export", "trades", "--format", "json", "-o", str(out), "-q")
+    assert ok.returncode == 0, ok.stderr
+    assert [t["id"] for t in json.loads(out.read_text(encoding="utf-8"))] == asyncio.run(_all_trade_ids(sim_paused))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trades.csv"]
+
+
+def test_a_rate_limited_export_says_how_long_it_waits(sim_paused: Any, tmp_path: Path) -> None:
+    """stderr is a pipe (not a terminal, so no progress bar): each wait for budget is one line with seconds."""
+    proc = start(sim_paused, "export", "trades", "--format", "csv", "-o", str(tmp_path / "t.csv"), "--page-size", "1")
+    assert proc.stderr is not None
+    notices: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        # One trade per page under the 30/min budget: after ~25 quick pages the client spreads the rest.
+        while time.monotonic() < deadline and not notices:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            if "rate limited: waiting" in line:
+                notices.append(line)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+    assert notices, "no rate-limit notice within 60 s"
+    m = re.fullmatch(r"ttmt-monitor: rate limited: waiting (\d+) s \((.+)\)\n", notices[0])
+    assert m is not None, notices[0]
+    assert 2 <= int(m.group(1)) <= 61 and "budget" in m.group(2)
+    assert "\r" not in notices[0]
+
+
+def test_offline_export_uses_the_address_the_desktop_app_remembers(tmp_path: Path) -> None:
+    """No --base-url and no $TTMT_BASE_URL: the local history of the API address the desktop app is set to (its
+    QSettings, written here by the app's own AppSettings in a child with its own config folder)."""
+    from test_integration_history import fill_store
+
+    data_dir, config = tmp_path / "data", tmp_path / "config"
+    env = dict(os.environ, TTMT_MONITOR_DATA_DIR=str(data_dir), XDG_CONFIG_HOME=str(config), QT_QPA_PLATFORM="offscreen")
+    env.pop("TTMT_API_KEY", None)
+    env.pop("TTMT_BASE_URL", None)
+    with SimulatorThread(seed=3, history_days=1, engine_running=False) as sim:
+        base_url = sim.base_url
+        counts = asyncio.run(fill_store(sim, data_dir))
+    cmd = [sys.executable, "-m", "ttmt_monitor", "export", "trades", "--offline", "--format", "csv"]
+    before = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert before.returncode == 1 and "no local history for https://app.telegramtometatrader.com" in before.stderr
+    remember = ("from ttmt_monitor.ui.settings import AppSettings, init_application_names\n"
+                "init_application_names()\n"
+                f"s = AppSettings()\ns.base_url = {base_url!r}\ns.sync()\n")
+    done = subprocess.run([sys.executable, "-c", remember], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert any(config.rglob("*")), "the settings were not written under XDG_CONFIG_HOME"
+    after = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert after.returncode == 0, after.stderr
+    assert len(after.stdout.splitlines()) - 1 == counts["trades"] > 0
+    # --account by label reads the accounts of the local history too.
+    rows = list(csv.DictReader(io.StringIO(after.stdout)))
+    account_id, label = rows[0]["account_id"], rows[0]["account_label"]
+    one = subprocess.run([*cmd, "--account", label.swapcase()], capture_output=True, text=True, timeout=60, env=env,
+                         stdin=subprocess.DEVNULL)
+    assert one.returncode == 0, one.stderr
+    assert [r["id"] for r in csv.DictReader(io.StringIO(one.stdout))] == [
+        r["id"] for r in rows if r["account_id"] == account_id]
+    none = subprocess.run([*cmd, "--account", "no such account"], capture_output=True, text=True, timeout=60,
+                          env=env, stdin=subprocess.DEVNULL)
+    assert none.returncode == 1 and label in none.stderr and none.stdout == ""
+    # An explicit address still wins over the remembered one.
+    other = subprocess.run([*cmd, "--base-url", "http://127.0.0.1:9/api/v1"], capture_output=True, text=True,
+                           timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert other.returncode == 1 and "no local history for http://127.0.0.1:9/api/v1" in other.stderr

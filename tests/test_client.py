@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import fill_world_by_hand
 
+from conftest import fill_world_by_hand
 from ttmt_monitor import __version__
 from ttmt_monitor.core.models import TRADE_TERMINAL_STATUSES
 from ttmt_monitor.sim.runner import SimulatorThread

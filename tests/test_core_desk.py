@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from source_contract import Harness, check_converges_after_faults, check_first_batch_is_reset, \
     check_snapshot_equals_truth, normalize
-from toy_csv_source import KIND, read_csv
+from toy_csv_source import CSV, KIND, read_csv
 
 from ttmt_monitor.core.desk import DeskChange, DeskState
 from ttmt_monitor.domain import (
@@ -90,10 +90,6 @@ def test_merge_coalesces_add_then_remove_within_a_tick():
     assert total.updated["position"] == {make_key(S, "p2")} and not total.removed["position"]
 
 
-CSV = "account,symbol,side,volume,open_price,profit,currency,closed_at\n" \
-      "A1,ES,BUY,2,5000.25,125.50,USD,\n" \
-      "A1,NQ,SELL,1,18000,-40,USD,\n" \
-      "B2,GC,BUY,1,2400.1,10,EUR,2026-12-01T10:00:00+00:00\n"
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ttmt_monitor.core import models as m
 from ttmt_monitor.sources.ttmt import decode as D

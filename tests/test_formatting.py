@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from ttmt_monitor.core.formatting import (
     MINUS,
@@ -64,7 +63,8 @@ def test_none_and_garbage_give_text_not_exceptions():
 def test_money_never_uses_binary_float_values():
     # 0.1 + 0.2 as floats is 0.30000000000000004; formatting must see the decimal the server meant.
     assert format_money(0.1 + 0.2, "USD") == "0.30 USD"
-    assert format_money(2.675, "USD") == "2.68 USD"  # float 2.675 is 2.67499999..., Decimal('2.675') rounds half-even to 2.68
+    # float 2.675 is 2.67499999..., Decimal('2.675') rounds half-even to 2.68
+    assert format_money(2.675, "USD") == "2.68 USD"
 
 
 @pytest.mark.parametrize(
@@ -106,7 +106,7 @@ def test_currency_precision():
 
 
 def test_time_local_and_utc():
-    moment = datetime(2026, 11, 23, 14, 5, 3, 250000, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 23, 14, 5, 3, 250000, tzinfo=UTC)
     assert format_time(moment, utc=True) == "2026-11-23 14:05:03"
     local = moment.astimezone()
     assert format_time(moment) == local.strftime("%Y-%m-%d %H:%M:%S")

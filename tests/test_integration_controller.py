@@ -16,6 +16,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from _qasync_support import ModuleLoop, in_thread, until
 from ttmt_monitor.core import models as m
 from ttmt_monitor.sources.ttmt.client import TTMTClient
@@ -187,7 +188,9 @@ def test_clear_local_history_confirms_clears_and_resyncs(qapp, sim_paused, tmp_p
     writes the live view back. The confirmation is answered while the loop runs (no nested exec())."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QMessageBox
+
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
     from ttmt_monitor.ui.main_window import MainWindow
     from ttmt_monitor.ui.settings import AppSettings
 
@@ -196,7 +199,8 @@ def test_clear_local_history_confirms_clears_and_resyncs(qapp, sim_paused, tmp_p
 
     async def scenario() -> None:
         controller = DeskController(sim.base_url, sim.api_key,
-                                    store_factory=lambda: Store.open(sim.base_url, data_dir=tmp_path / "history"))
+                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key,
+                                                                     data_dir=tmp_path / "history", codec=CODEC))
         window = MainWindow(controller, settings)
         window.show()
         try:
@@ -248,11 +252,12 @@ def test_second_start_over_local_history_resumes_and_asks_far_less(qapp, sim_pau
     (no resync: the gap is within the replay buffer) and the events of the gap are applied; a second start makes
     far fewer requests than the first. The open rows afterwards are exactly REST's open set."""
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
     sim = sim_paused
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=tmp_path / "history")
+        return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path / "history", codec=CODEC)
 
     async def run(live_burst: int = 0) -> dict[str, Any]:
         controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory)
@@ -301,11 +306,12 @@ def test_start_over_local_history_shows_trades_closed_while_away_as_terminal(qap
     """Cached start: trades open when the app closed and finalized since (far more events than the replay buffer)
     are terminal on screen and in the state with REST's values, never "active" from the local history."""
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
     sim = sim_paused
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=tmp_path / "history")
+        return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path / "history", codec=CODEC)
 
     async def scenario() -> None:
         controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, start_stream=False)
@@ -344,7 +350,8 @@ def test_realized_today_counts_partial_closes_of_trades_still_open(qapp, sim_pau
     sim = sim_paused
 
     def closes_after(start_id: int) -> tuple[dict[str, Decimal], bool]:
-        """Per account: Σ realized_pl of positions closed since start_id; and whether one belongs to a trade still open."""
+        """Per account: Σ realized_pl of positions closed since start_id; and whether one belongs to a trade still
+        open."""
         user = sim.world.users[sim.demo_user_id]
         sums: dict[str, Decimal] = {}
         partial = False

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _qasync_support import ModuleLoop, dispose, in_thread, until
 from PySide6.QtWidgets import QApplication
+
+from _qasync_support import ModuleLoop, dispose, in_thread, until
 from ttmt_monitor.core.models import BreakevenSet, TradeFinalized
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
@@ -327,13 +328,14 @@ def test_notification_settings_menu_and_unread_badge(qapp, sim_paused, settings)
 def test_pnl_tab_shows_the_local_history_offline(qapp, sim_paused, settings, tmp_path):
     """An offline start with a local history: the P&L tab draws the stored closed trades (no network)."""
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
     from ttmt_monitor.sync import backfill, delta_sync, iter_stored_trades
 
     sim = sim_paused
     data_dir = tmp_path / "history"
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=data_dir)
+        return Store.open(sim.base_url, sim.api_key, data_dir=data_dir, codec=CODEC)
 
     async def fill() -> int:
         store = store_factory()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from _signals import SIGINT_DEFAULT
 from ttmt_monitor import __version__
 from ttmt_monitor.sim.runner import sim_command, start_subprocess
@@ -29,7 +30,8 @@ def run(cmd: list[str], timeout: float = 60, **kw) -> subprocess.CompletedProces
 
 def test_version_from_every_entry():
     for cmd in ([str(BIN / "ttmt-monitor"), "--version"], [sys.executable, "-m", "ttmt_monitor", "--version"],
-                [str(BIN / "ttmt-monitor-sim"), "--version"], [sys.executable, "-m", "ttmt_monitor", "sim", "--version"]):
+                [str(BIN / "ttmt-monitor-sim"), "--version"],
+                [sys.executable, "-m", "ttmt_monitor", "sim", "--version"]):
         if not Path(cmd[0]).exists():
             pytest.fail(f"entry point {cmd[0]} is not installed")
         done = run(cmd)
@@ -38,8 +40,9 @@ def test_version_from_every_entry():
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """Build a wheel (not editable) from a copy of the tree, so the working tree gets no build/ litter."""
+def wheel_build(tmp_path_factory) -> tuple[Path, str]:
+    """Build a wheel (not editable) from a copy of the tree, so the working tree gets no build/ litter; returns
+    the wheel and the build's output (verbose: setuptools' warnings are in it)."""
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, src / name)
@@ -47,12 +50,29 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "app", src / "app", ignore=ignore)
     shutil.copytree(ROOT / "resources", src / "resources", ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
-    done = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                str(src)], timeout=120)
+    done = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w", str(out),
+                str(src)], timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     wheels = list(out.glob("ttmt_monitor-*.whl"))
     assert len(wheels) == 1
-    return wheels[0]
+    return wheels[0], done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(wheel_build) -> Path:
+    return wheel_build[0]
+
+
+def test_build_prints_no_setuptools_package_warnings(wheel_build):
+    _, log = wheel_build
+    assert "Building wheel" in log  # the log is the build's (verbose), so the check below can fail
+    assert "is absent from the `packages` configuration" not in log
+    assert "Package would be ignored" not in log
+    # ...and every resource file still ships.
+    names = set(zipfile.ZipFile(wheel_build[0]).namelist())
+    for path in (ROOT / "resources").rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            assert "ttmt_monitor/resources/" + path.relative_to(ROOT / "resources").as_posix() in names, path
 
 
 def test_wheel_carries_resources_and_simulator(wheel):
@@ -77,13 +97,13 @@ def test_installed_wheel_works_without_the_source_tree(wheel, tmp_path):
         "import ttmt_monitor, ttmt_monitor.resources as r, json\n"
         "from ttmt_monitor.sim.runner import SimulatorThread\n"
         "import httpx\n"
-        "assert ttmt_monitor.__file__.startswith(%r), ttmt_monitor.__file__\n"
+        f"assert ttmt_monitor.__file__.startswith({str(target)!r}), ttmt_monitor.__file__\n"
         "first = r.path('data', 'signal-corpus', 'fixtures.jsonl').read_text().splitlines()[0]\n"
         "json.loads(first)\n"
         "with SimulatorThread(history_days=1, engine_running=False) as s:\n"
         "    r = httpx.get(s.base_url + '/accounts', headers={'Authorization': 'Bearer ' + s.api_key})\n"
         "    assert r.status_code == 200, r.text\n"
-        "print('ok', ttmt_monitor.__version__)\n" % str(target)
+        "print('ok', ttmt_monitor.__version__)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(target))
     done = run([sys.executable, "-c", probe], env=env, cwd=tmp_path, timeout=60)
@@ -173,3 +193,117 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+# ---------------------------------------------------------------- Qt's platform plugin, design notes
+
+
+def test_smoke_test_output_has_no_propagate_size_hints_noise(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"),
+               TTMT_MONITOR_DATA_DIR=str(tmp_path / "history"))
+    done = run([sys.executable, "-m", "ttmt_monitor", "--demo", "--smoke-test", "--quit-after", "60"], timeout=120,
+               env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ok (" in done.stdout
+    assert "propagateSizeHints" not in done.stderr, done.stderr[-2000:]
+
+
+def test_the_qt_message_filter_drops_one_text_only():
+    probe = (
+        "from PySide6.QtCore import qWarning\n"
+        "from ttmt_monitor.ui.platform_check import quiet_qt_messages\n"
+        "qWarning('This plugin does not support propagateSizeHints()')\n"
+        "quiet_qt_messages()\n"
+        "qWarning('This plugin does not support propagateSizeHints()')\n"
+        "qWarning('a warning that matters')\n"
+    )
+    done = run([sys.executable, "-c", probe], env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("propagateSizeHints") == 1  # before the filter: printed; after: not
+    assert "a warning that matters" in done.stderr
+
+
+def _real_xcb_plugin() -> Path:
+    from ttmt_monitor.ui.platform_check import xcb_plugin_path
+
+    plugin = xcb_plugin_path({})
+    if not sys.platform.startswith("linux") or plugin is None:
+        pytest.skip("Qt's xcb plugin is a Linux thing, and PySide6's must be here")
+    return plugin
+
+
+def test_missing_xcb_library_is_said_before_qt_aborts(tmp_path):
+    """A copy of Qt's real xcb plugin whose NEEDED entry names a library no system has (same length, so the ELF
+    stays valid), next to PySide6's Qt libraries: the real dynamic loader refuses it as it refuses the plugin on a
+    Linux without libxcb-icccm4. Qt would abort; the app says what to install and exits 1, before anything starts."""
+    from ttmt_monitor.ui.platform_check import APT_COMMAND, xcb_problem
+
+    plugin = _real_xcb_plugin()
+    qt = tmp_path / "Qt"
+    (qt / "plugins" / "platforms").mkdir(parents=True)
+    (qt / "lib").symlink_to(plugin.parents[2] / "lib")  # the plugin's RUNPATH is $ORIGIN/../../lib
+    data = plugin.read_bytes()
+    assert data.count(b"libxcb-icccm.so.4\0") == 1
+    (qt / "plugins" / "platforms" / "libqxcb.so").write_bytes(
+        data.replace(b"libxcb-icccm.so.4\0", b"libxcb-iccc_.so.4\0"))
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY", "QT_PLUGIN_PATH")}
+    env.update(DISPLAY=":97", XDG_SESSION_TYPE="x11", QT_QPA_PLATFORM_PLUGIN_PATH=str(qt / "plugins" / "platforms"),
+               HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    message = xcb_problem(env)
+    assert message is not None and "libxcb-iccc_.so.4" in message and APT_COMMAND in message
+    started = time.monotonic()
+    done = run([sys.executable, "-m", "ttmt_monitor", "--demo"], env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1, done.stderr
+    assert APT_COMMAND in done.stderr and "libxcb-iccc_.so.4" in done.stderr
+    assert "Could not load the Qt platform plugin" not in done.stderr  # ours came first: Qt never started
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert time.monotonic() - started < 30  # no simulator was started first (that alone takes seconds)
+
+
+def test_xcb_probe_agrees_with_ldd():
+    """Without a fault: the probe of the real plugin says what ``ldd`` says (nothing missing → no message)."""
+    from ttmt_monitor.ui.platform_check import xcb_problem
+
+    plugin = _real_xcb_plugin()
+    if shutil.which("ldd") is None:
+        pytest.skip("no ldd")
+    out = run(["ldd", str(plugin)]).stdout
+    missing = sorted({line.split("=>")[0].strip() for line in out.splitlines() if "not found" in line})
+    message = xcb_problem({"DISPLAY": ":0"})
+    if not missing:
+        assert message is None
+    else:
+        assert message is not None and all(name in message for name in missing), (missing, message)
+    assert xcb_problem({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}) is None
+    assert xcb_problem({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}) is None
+
+
+def test_readme_and_deb_install_what_the_app_asks_for():
+    from ttmt_monitor.ui.platform_check import APT_COMMAND, XCB_LIBRARIES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick_start = readme[readme.index("## Quick start"):readme.index("<!-- demo-command -->")]
+    assert APT_COMMAND in quick_start  # before the demo command
+    for package in ("libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1"):
+        assert package in XCB_LIBRARIES.values()
+    # The .deb's Depends line, computed as build_linux.sh computes it (its DEPENDS=$(...) run as written).
+    build = (ROOT / "packaging" / "build_linux.sh").read_text(encoding="utf-8")
+    assert "Depends: $DEPENDS" in build
+    assignment = build[build.index("DEPENDS=$("):]
+    assignment = assignment[:assignment.index("')") + 2]
+    venv = Path(sys.executable).parent.parent
+    done = run(["bash", "-c", f"VENV={venv}; {assignment}; echo \"$DEPENDS\""], cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    depends = [p.strip() for p in done.stdout.strip().split(",")]
+    assert set(APT_COMMAND.split()[3:]) == set(depends)  # "sudo apt-get install" then the packages
+
+
+def test_design_notes_are_in_the_repository():
+    design = ROOT / "docs" / "DESIGN.md"
+    assert design.is_file()
+    text = design.read_text(encoding="utf-8")
+    assert "## Known traps" in text and "PySide6 6.12.0" in text
+    assert "/work/" not in text  # ours, not a path on someone's machine
+    assert "(docs/DESIGN.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/DESIGN.md" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")

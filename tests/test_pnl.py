@@ -7,6 +7,7 @@ from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from ttmt_monitor.core import pnl
 from ttmt_monitor.core.models import Position, TpHit, Trade
 

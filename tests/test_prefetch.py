@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from ttmt_monitor.core.paths import store_path
 from ttmt_monitor.sources.ttmt import prefetch as pf
@@ -21,7 +20,8 @@ OK = b"HTTP/1.1 200 OK\r\n"
 
 
 def test_content_length_body():
-    assert pf._parse_response(OK + b"Content-Length: 7\r\nContent-Type: application/json\r\n\r\n{\"a\":1}") == b'{"a":1}'
+    response = OK + b"Content-Length: 7\r\nContent-Type: application/json\r\n\r\n{\"a\":1}"
+    assert pf._parse_response(response) == b'{"a":1}'
 
 
 def test_body_until_close_without_length():
@@ -170,7 +170,7 @@ def test_head_start_on_a_first_run_and_not_after(qapp, sim_paused, isolated, mon
     got = prefetch.result(15)
     assert got is not None and got[0].accounts
 
-    path = store_path(sim.base_url)  # a local history exists now: the app does a delta sync, no head start
+    path = store_path(sim.base_url, sim.api_key)  # a local history exists now: a delta sync, no head start
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
     early = begin([f"--base-url={sim.base_url}"])
@@ -197,8 +197,9 @@ def test_first_run_shows_the_api_lists_then_keeps_them(sim, tmp_path):
     proc = run("--smoke-test", "--quit-after", "30")
     assert proc.returncode == 0, proc.stderr[-2000:]
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
-    with Store.open_existing(sim.base_url, data_dir=Path(env["TTMT_MONITOR_DATA_DIR"])) as store:
+    with Store.open_existing(sim.base_url, sim.api_key, data_dir=Path(env["TTMT_MONITOR_DATA_DIR"]), codec=CODEC) as store:
         counts = store.counts()
         assert counts["accounts"] > 0 and counts["trades"] > 0, counts
         assert store.data_as_of is not None
@@ -219,21 +220,23 @@ def test_peek_reads_a_history_file_without_touching_it(tmp_path):
 
     from ttmt_monitor.core.models import Account
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
     from ttmt_monitor.sync import load_cached, peek_cached
 
     url = "http://127.0.0.1:9/api/v1"
-    path = store_path(url, (), tmp_path)
-    assert Store.peek(path) is None and peek_cached(url, data_dir=tmp_path) is None
+    key = "ttmt_live_" + "p" * 43
+    path = store_path(url, key, tmp_path)
+    assert Store.peek(path, codec=CODEC) is None and peek_cached(url, key, data_dir=tmp_path) is None
     assert not path.exists()  # nothing created
-    with Store.open(url, data_dir=tmp_path) as store:
-        assert peek_cached(url, data_dir=tmp_path) is None  # empty: nothing worth showing
+    with Store.open(url, key, data_dir=tmp_path, codec=CODEC) as store:
+        assert peek_cached(url, key, data_dir=tmp_path) is None  # empty: nothing worth showing
         store.put_accounts([Account("a1", "Live", "live", "USD", "deployed", True)])
         store.flush_sync()
         want = load_cached(store)
-    got = peek_cached(url, data_dir=tmp_path)
+    got = peek_cached(url, key, data_dir=tmp_path)
     assert got is not None and got.accounts == want.accounts and got.store is None
     before = path.read_bytes()
-    peeked = Store.peek(path)
+    peeked = Store.peek(path, codec=CODEC)
     assert peeked is not None and peeked.counts()["accounts"] == 1
     with pytest.raises(sqlite3.OperationalError):  # read-only: a write is refused
         peeked._read.execute("DELETE FROM accounts")  # noqa: SLF001
@@ -241,11 +244,11 @@ def test_peek_reads_a_history_file_without_touching_it(tmp_path):
     assert path.read_bytes() == before
     with sqlite3.connect(path) as conn:  # written by a newer app: not for us to read
         conn.execute("PRAGMA user_version = 999")
-    assert Store.peek(path) is None and peek_cached(url, data_dir=tmp_path) is None
+    assert Store.peek(path, codec=CODEC) is None and peek_cached(url, key, data_dir=tmp_path) is None
     foreign = tmp_path / "other.sqlite3"
     with sqlite3.connect(foreign) as conn:
         conn.execute("CREATE TABLE x (y)")
-    assert Store.peek(foreign) is None and foreign.exists()
+    assert Store.peek(foreign, codec=CODEC) is None and foreign.exists()
 
 
 def test_a_rejected_key_spends_no_request_on_the_history_page(sim_paused, monkeypatch):

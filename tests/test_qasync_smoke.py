@@ -1,7 +1,7 @@
 """The qasync loop runs for a few seconds under load without corrupting the interpreter.
 
-Why this test exists (DESIGN.md, known traps): PySide6 6.12.0 on Python 3.11 releases a reference to ``None`` it
-never took on void-returning calls such as ``killTimer``; qasync runs every callback through ``startTimer``/
+Why this test exists (docs/DESIGN.md, known traps): PySide6 6.12.0 on Python 3.11 releases a reference to
+``None`` it never took on void-returning calls such as ``killTimer``; qasync runs every callback through ``startTimer``/
 ``killTimer``, so such a build aborts with ``Fatal Python error: none_dealloc`` within seconds. This runs thousands
 of loop callbacks, timers and Qt signal emissions and checks ``sys.getrefcount(None)`` did not drift downwards.
 """

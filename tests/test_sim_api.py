@@ -281,7 +281,8 @@ def test_auth_rules(hand):
         status, _ = raw_request(hand, f"GET /api/v1/accounts HTTP/1.1\r\n{name}: Bearer {hand.api_key}\r\n")
         assert status == 200
     # "bearer" in any case.
-    assert httpx.get(hand.base_url + "/accounts", headers={"Authorization": f"bearer {hand.api_key}"}).status_code == 200
+    lower = {"Authorization": f"bearer {hand.api_key}"}
+    assert httpx.get(hand.base_url + "/accounts", headers=lower).status_code == 200
 
 
 def test_revoked_key_401_and_disabled_access_403(hand):
@@ -460,7 +461,8 @@ def test_filters_against_an_oracle_on_the_engine_world(sim_paused):
     non_empty = 0
 
     def some_date() -> str:
-        base = datetime.fromisoformat(rng.choice(stamps).replace("Z", "+00:00")) + timedelta(minutes=rng.randint(-90, 90))
+        base = (datetime.fromisoformat(rng.choice(stamps).replace("Z", "+00:00"))
+                + timedelta(minutes=rng.randint(-90, 90)))
         return rng.choice([base.strftime("%Y-%m-%dT%H:%M:%SZ"), base.strftime("%Y-%m-%d"),
                            base.astimezone(UTC).isoformat()])
 

@@ -277,7 +277,8 @@ def test_pl_per_lot_in_the_account_currency(lived) -> None:
         if p["currency"] == "EUR":
             amount /= Decimal("1.08")
         # realised P&L of a closed position, unrealised P&L (at its current price) of an open one
-        assert D(p["realized_pl" if closed else "unrealized_pl"]) == amount.quantize(Decimal("0.01"), ROUND_HALF_EVEN), p
+        pl = D(p["realized_pl" if closed else "unrealized_pl"])
+        assert pl == amount.quantize(Decimal("0.01"), ROUND_HALF_EVEN), p
         checked[(p["symbol"], p["currency"], closed)] += 1
     assert ("XAUUSD", "EUR", True) in checked and ("GBPJPY", "USD", True) in checked and len(checked) >= 8
 

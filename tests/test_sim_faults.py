@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+
 from test_sim_stream import Stream, open_streams, parse, wait_until
 
 
@@ -92,7 +93,9 @@ def test_pause_resume_and_burst():
     from ttmt_monitor.sim.runner import SimulatorThread
 
     with SimulatorThread(seed=2, history_days=1, speed=60.0) as sim:
-        status = lambda: httpx.get(sim.admin_url + "/status", timeout=5).json()
+        def status() -> dict:
+            return httpx.get(sim.admin_url + "/status", timeout=5).json()
+
         assert wait_until(lambda: status()["last_event_id"] > 0, timeout=10), "a fast market emits events"
         assert admin(sim, "pause_engine").status_code == 200
         assert status()["engine_paused"] is True
@@ -114,7 +117,8 @@ def test_runtime_configuration_switches(sim_paused):
         assert admin(sim_paused, switch, **kwargs).status_code == 200
     st = httpx.get(sim_paused.admin_url + "/status").json()
     assert (st["rate_limit"], st["stream_lifetime"], st["auth_recheck"], st["ping_interval"]) == (2, 0.5, 12, 7)
-    assert httpx.get(sim_paused.base_url + "/accounts", headers=auth(sim_paused)).headers["x-ratelimit-remaining"] == "1"
+    accounts = httpx.get(sim_paused.base_url + "/accounts", headers=auth(sim_paused))
+    assert accounts.headers["x-ratelimit-remaining"] == "1"
     # A lifetime change reaches a stream that is already open.
     admin(sim_paused, "set_stream_lifetime", seconds=300)
     with Stream(sim_paused) as s:

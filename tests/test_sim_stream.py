@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sim.world import event_account_id
 

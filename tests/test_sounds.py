@@ -16,6 +16,7 @@ import wave
 from pathlib import Path
 
 import pytest
+
 from ttmt_monitor.core.notify import SOUNDS
 from ttmt_monitor.ui.notifications import SoundPlayer, player_environment, sound_path
 

@@ -296,8 +296,7 @@ def test_apply_is_fast_enough_for_the_ui() -> None:
 
 def test_hostile_events_never_raise() -> None:
     """Whatever a server sends, decode_event + apply never raise (property-based, bounded)."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
+    from hypothesis import HealthCheck, given, settings, strategies as st
 
     scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=8),
                         st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-10**6,

@@ -22,8 +22,10 @@ import pytest
 
 from ttmt_monitor.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError, store_path
 from ttmt_monitor.sources.ttmt.decode import decode_account, decode_position, decode_signal, decode_trade
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
 BASE = "http://127.0.0.1:9/api/v1"
+KEY = "ttmt_live_" + "k" * 43  # a made-up key: only its hash names the file
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 
 
@@ -81,7 +83,7 @@ ACCOUNT = {"account_id": "acc-1", "label": "IC Live", "type": "live", "currency"
 
 @pytest.fixture
 def store(tmp_path: Path):
-    s = Store.open(BASE, ["acc-1"], data_dir=tmp_path)
+    s = Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC)
     yield s
     s.close()
 
@@ -299,7 +301,7 @@ def test_unexpected_error_in_a_write_does_not_kill_the_writer(store: Store) -> N
 def test_a_busy_file_is_an_error_not_moved_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ttmt_monitor.core.store as store_module
 
-    with Store.open(BASE, ["acc-1"], data_dir=tmp_path) as s:
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
         s.put_trades([trade_wire(1)])
         s.flush_sync()
         path = s.path
@@ -310,12 +312,12 @@ def test_a_busy_file_is_an_error_not_moved_aside(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
     try:
         with pytest.raises(StoreError, match="unavailable"):
-            Store.open(BASE, ["acc-1"], data_dir=tmp_path)
+            Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC)
         assert path.exists() and not [p for p in path.parent.iterdir() if "-corrupt-" in p.name or ".corrupt" in p.name]
     finally:
         other.execute("ROLLBACK")
         other.close()
-    with Store.open(BASE, ["acc-1"], data_dir=tmp_path) as s:
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
         assert s.counts()["trades"] == 1 and not s.messages
 
 
@@ -334,11 +336,12 @@ def test_clear_forgets_everything(store: Store) -> None:
 
 
 def test_schema_and_identity(tmp_path: Path) -> None:
-    with Store.open(BASE, ["b", "a"], data_dir=tmp_path) as s:
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
         s.flush_sync()
         path = s.path
-    assert path == store_path(BASE + "/", ["a", "b"], tmp_path)  # same store for the same URL + account set
-    assert path != store_path(BASE, ["a"], tmp_path)
+    assert path == store_path(BASE + "/", KEY, tmp_path)  # same store for the same URL + key
+    assert path != store_path(BASE, KEY + "x", tmp_path)  # another key, another file
+    assert KEY not in str(path) and KEY not in path.read_bytes().decode("latin-1")  # the key is never on disk
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -347,13 +350,13 @@ def test_schema_and_identity(tmp_path: Path) -> None:
 
 
 def _corrupt_and_reopen(tmp_path: Path, content: bytes | None, prepare: Any = None) -> Store:
-    path = store_path(BASE, ["acc-1"], tmp_path)
+    path = store_path(BASE, KEY, tmp_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if content is not None:
         path.write_bytes(content)
     if prepare is not None:
         prepare(path)
-    return Store.open(BASE, ["acc-1"], data_dir=tmp_path)
+    return Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC)
 
 
 @pytest.mark.parametrize("kind", ["garbage", "truncated"])
@@ -361,7 +364,7 @@ def test_corrupt_file_is_moved_aside_and_rebuilt(tmp_path: Path, kind: str) -> N
     if kind == "garbage":
         content = b"this is not a database at all\n" * 200
     else:
-        with Store.open(BASE, ["acc-1"], data_dir=tmp_path) as s:
+        with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
             s.put_trades([trade_wire(i) for i in range(500)])
             s.flush_sync()
             path = s.path
@@ -418,7 +421,7 @@ def test_newer_schema_is_moved_aside(tmp_path: Path) -> None:
 
 def test_our_file_with_missing_tables_is_moved_aside(tmp_path: Path) -> None:
     def tampered(path: Path) -> None:
-        with Store.open(BASE, ["acc-1"], data_dir=tmp_path) as s:
+        with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
             s.flush_sync()
         conn = sqlite3.connect(path)
         conn.execute("DROP TABLE trades")
@@ -439,7 +442,7 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(StoreError, match="Local history is unavailable"):
-        Store.open(BASE, [], data_dir=blocker)  # a file where the directory should be
+        Store.open(BASE, KEY, data_dir=blocker, codec=CODEC)  # a file where the directory should be
 
 
 def test_recover_from_damage_found_while_reading(store: Store) -> None:
@@ -456,7 +459,8 @@ def test_recover_from_damage_found_while_reading(store: Store) -> None:
 _KILL_WRITER = textwrap.dedent("""
     import sys
     from ttmt_monitor.core.store import Store
-    store = Store.open_path(sys.argv[1])
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
+    store = Store.open_path(sys.argv[1], codec=CODEC)
     batch = 0
     while True:
         store.put_trades([{"id": f"b{batch}-{j}", "status": "closed_profit", "created_at": "2026-07-01T08:00:00.000Z",
@@ -497,7 +501,7 @@ def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path, kill_after: i
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
-    with Store.open_path(path) as s:
+    with Store.open_path(path, codec=CODEC) as s:
         assert not s.messages
         per_batch: dict[int, int] = {}
         for wire in s.iter_trades_wire():
@@ -508,3 +512,86 @@ def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path, kill_after: i
         # A batch in flight is all or nothing.
         assert all(count == 1500 for count in per_batch.values())
         assert max(per_batch) <= committed + 1
+
+
+class _FullDisk:
+    """The writer's real SQLite connection, refusing writes as a full disk does while ``full`` is set (SQLite's own
+    SQLITE_FULL message): a real full filesystem cannot be made without privileges."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.full = False
+        self.refused = 0
+
+    def _check(self, sql: str) -> None:
+        if self.full and sql.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "COMMIT"):
+            self.refused += 1
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self._check(sql)
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        self._check(sql)
+        return self.conn.executemany(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def test_a_full_disk_is_said_once_retried_slowly_and_resumed(tmp_path: Path, monkeypatch, caplog) -> None:
+    """Issue 11, item 10: a disk full for a while (hundreds of writes) is ONE error line and one sentence for the
+    window (``write_problem``), the writer retries with a growing delay instead of failing every batch, nothing
+    written meanwhile is lost, and the store writes again by itself once space is back."""
+    import logging
+
+    import ttmt_monitor.core.store as store_mod
+
+    disks: list[_FullDisk] = []
+    real_connect = store_mod._connect
+
+    def connect(path: Any, *, readonly: bool = False) -> Any:
+        conn = real_connect(path, readonly=readonly)
+        if readonly:
+            return conn
+        disks.append(_FullDisk(conn))
+        return disks[-1]
+
+    monkeypatch.setattr(store_mod, "_connect", connect)
+    # The retry delays of a desk (2 s doubling to 60 s) shortened so the test sees several attempts quickly.
+    monkeypatch.setattr(store_mod, "RETRY_FIRST_S", 0.05, raising=False)
+    monkeypatch.setattr(store_mod, "RETRY_MAX_S", 0.4, raising=False)
+    caplog.set_level(logging.DEBUG, logger="ttmt_monitor.core.store")
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
+        s.flush_sync()
+        disk = disks[-1]
+        disk.full = True
+        started = time.monotonic()
+        for i in range(400):  # a live desk writing events while the disk is full
+            s.put_trades([trade_wire(i)])
+            if i % 40 == 0:
+                s.flush_sync(timeout=10)  # never hangs on a refusing disk
+        deadline = time.monotonic() + 20
+        while disk.refused < 5 and time.monotonic() < deadline:  # several attempts, not one per write
+            s.put_trades([trade_wire(1000 + disk.refused)])
+            time.sleep(0.02)
+        attempts, elapsed = disk.refused, time.monotonic() - started
+        assert attempts >= 5
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1, [r.getMessage() for r in errors]  # said once, not once per batch
+        assert "disk is full" in (s.write_problem or "")
+        # Backoff: far fewer attempts than writes, and spaced (the delay doubles up to its cap).
+        assert attempts < 60 and elapsed > 0.05 * 3, (attempts, elapsed)
+
+        disk.full = False  # space is back
+        deadline = time.monotonic() + 20
+        while s.write_problem is not None and time.monotonic() < deadline:
+            s.put_trades([trade_wire(2000)])
+            time.sleep(0.02)
+        assert s.write_problem is None
+        s.flush_sync()
+        stored = {w["id"] for w in s.iter_trades_wire()}
+        assert {f"trade-{i:06d}" for i in range(400)} <= stored, len(stored)  # nothing written meanwhile lost
+        assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+        assert any("written again" in r.getMessage() for r in caplog.records)

@@ -136,7 +136,7 @@ def test_mid_frame_and_clean_drops(sim_paused: Any) -> None:
                 sim_paused.faults.drop_streams(mid_frame=(i % 2 == 0))
                 await h.burst(30)  # emitted while we are away: replayed from the buffer
                 # Reconnected (less than 100 events missed, so the buffer holds them all: no resync allowed).
-                await h.wait_for(lambda: h.consumer.stats.connects > connects
+                await h.wait_for(lambda before=connects: h.consumer.stats.connects > before
                                  and h.consumer.state == ConnectionState.LIVE, 10)
             await h.caught_up()
             assert h.consumer.stats.connects >= 5
@@ -270,6 +270,99 @@ def test_malformed_frames_and_unknown_types(sim_paused: Any) -> None:
             await h.assert_exact_and_equal_to_rest()
 
     run(main())
+
+
+def test_envelope_without_data_is_logged_once_and_skipped(sim_paused: Any, caplog: Any) -> None:
+    """An order_fill whose envelope has no ``data`` (a real, numbered event): before the fix it was delivered as
+    an empty event (a fill without an order). Now: one warning, skipped, its id still counts (no gap, no resync)."""
+    async def main() -> None:
+        async with Harness(sim_paused) as h:
+            await h.burst(10)
+            await h.caught_up()
+            bad_id = sim_paused.faults.inject_envelope_without_data(type_="order_fill")
+            await h.burst(10)
+            await h.caught_up()
+            assert bad_id not in h.ids()
+            assert h.consumer.stats.malformed == 1 and h.consumer.stats.resyncs == 0
+            warnings = [r for r in caplog.records if r.levelname == "WARNING" and "no 'data'" in r.getMessage()]
+            assert len(warnings) == 1 and str(bad_id) in warnings[0].getMessage()
+            want = [i for i in history_ids(sim_paused, h.start_id) if i != bad_id]
+            assert h.ids() == want
+            await h.assert_equal_to_rest()
+
+    run(main())
+
+
+@pytest.mark.parametrize("ending", ["\r", "\r\n"])
+def test_cr_line_ends_deliver_the_newest_event_without_waiting_for_the_next_ping(sim_paused: Any,
+                                                                                 ending: str) -> None:
+    """CR-only line ends (legal SSE): each write's last frame ends the network read with "\r". Before the fix it
+    waited for the next bytes — the next ping, 60 s here — so catching up within 10 s failed."""
+    sim_paused.faults.set_ping_interval(60.0)
+    sim_paused.faults.set_line_ending(ending)
+
+    async def main() -> None:
+        async with Harness(sim_paused) as h:
+            for _ in range(3):
+                sim_paused.faults.inject_unknown_event(type_="one_at_a_time")  # one frame per network write
+                await h.caught_up(timeout=10)
+            await h.burst(30)
+            await h.caught_up(timeout=10)
+            await h.assert_exact_and_equal_to_rest()
+
+    run(main())
+
+
+def _canned_stream(bodies: list[bytes]) -> tuple[StreamConsumer, list[str | None]]:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("last-event-id"))
+        body = bodies[min(len(seen), len(bodies)) - 1]
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    consumer = StreamConsumer(base_url="http://127.0.0.1:1/api/v1", api_key="ttmt_live_" + "x" * 43,
+                              last_event_id=4, gap_detection=False, transport=httpx.MockTransport(handler), **FAST)
+    return consumer, seen
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r"])
+def test_an_oversized_event_is_logged_and_skipped_with_bounded_memory(ending: str, caplog: Any) -> None:
+    """An 8 MiB event among normal ones (with \n line ends: the fast path; with \r: the line splitter), and a
+    32 MiB line with no end at all: each is dropped as it arrives (memory stays far below its size), logged with
+    the limit, and the events around it are delivered."""
+    import tracemalloc
+
+    def ev(i: int) -> str:
+        return f'id: {i}\ndata: {{"type":"tp_hit","eventId":{i},"data":{{"n":{i}}}}}\n\n'
+
+    big = 'id: 6\ndata: {"type":"tp_hit","eventId":6,"data":{"pad":"' + "x" * (8 << 20) + '"}}\n\n'
+    first = (ev(5) + big + ev(7) + 'data: {"type":"recycle","reason":"max_lifetime"}\n\n')
+    second = ev(8) + 'id: 9\ndata: {"type":"tp_hit","eventId":9,"data":{"pad":"' + "y" * (32 << 20)
+    bodies = [first.replace("\n", ending).encode(), second.replace("\n", ending).encode(),
+              b'data: {"type":"auth_revoked","reason":"key_revoked"}\n\n']
+
+    async def main() -> None:
+        consumer, seen = _canned_stream(bodies)
+        events = []
+        with pytest.raises(AuthError):
+            async for e in consumer.events():
+                events.append(e)
+        await consumer.aclose()
+        assert [e.event_id for e in events] == [5, 7, 8]
+        assert consumer.stats.oversized >= 2
+        assert seen == ["4", "7", "8"]
+
+    tracemalloc.start()
+    try:
+        run(main())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The canned bodies themselves are ~41 MiB (bytes, then httpx's copy); the consumer adds ~1 MiB, not 40.
+    assert peak < 160 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+    warnings = [r.getMessage() for r in caplog.records if "larger than 1 MiB" in r.getMessage()]
+    assert warnings and "GET /stream" in warnings[0]
 
 
 def test_gap_beyond_the_buffer_resyncs_once(sim_paused: Any) -> None:

@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _qasync_support import ModuleLoop, dispose, in_thread, until
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
+from _qasync_support import ModuleLoop, dispose, in_thread, until
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.main_window import MainWindow
 from ttmt_monitor.ui.settings import AppSettings
 from ttmt_monitor.ui.table_base import ROW_ROLE
-
 
 _MODULE_LOOP = ModuleLoop(default_timeout=45.0)
 run_on_qasync = _MODULE_LOOP.run
@@ -267,6 +266,9 @@ def test_details_shortcuts_and_display_options(qapp, sim_paused, settings):
             await until(lambda: not window._details, 5, "detail closed")
             # Signals: double-click opens the signal detail.
             sview = window.views["signals"]
+            # The Signals page follows the first paint with data (controller._after_load): wait for it, not for a
+            # guess at how long it takes on a loaded machine.
+            await until(lambda: sview.proxy.rowCount() > 0, 15, "the Signals page")
             sview.doubleClicked.emit(sview.proxy.index(0, 0))
             await until(lambda: len(window._details) == 1, 5, "signal detail")
             window._details[0].close()
@@ -367,12 +369,13 @@ def test_local_history_written_live_and_shown_offline(qapp, sim_paused, settings
     """F's store at start-up: a first run writes the desk's data (snapshot + live events) to the local history; a
     start without network then shows that history at once, says "offline", and loses nothing on screen."""
     from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
     sim = sim_paused
     data_dir = tmp_path / "history"
 
     def store_factory() -> Store:
-        return Store.open(sim.base_url, data_dir=data_dir)
+        return Store.open(sim.base_url, sim.api_key, data_dir=data_dir, codec=CODEC)
 
     async def first_run() -> dict[str, Any]:
         controller, window = make_window(sim, settings, store_factory=store_factory)

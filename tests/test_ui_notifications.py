@@ -9,6 +9,7 @@ from decimal import Decimal as D
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QSystemTrayIcon, QWidget
+
 from ttmt_monitor.core.models import TpHit
 from ttmt_monitor.core.notify import NotificationRules, NotifySettings
 from ttmt_monitor.ui.notification_centre import (

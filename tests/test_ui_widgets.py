@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -32,7 +32,7 @@ HOSTILE = (
     "<font color=red size=7>TP 2660</font> <qt><h1>huge</h1></qt> &#x1F680; <br/>end"
 )
 HOSTILE_CHANNEL = "<b>VIP</b> <img src=x> &amp; Gold"
-T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -371,7 +371,7 @@ def test_read_only_table_copies_rows(qtbot):
 # ---------------------------------------------------------------------------------------------- filter spec
 
 
-NOW = datetime(2026, 6, 10, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 10, 15, 0, tzinfo=UTC)
 
 
 def test_filter_spec_matches_trades():
@@ -427,7 +427,7 @@ def test_filter_spec_matches_positions_and_signals():
 
 def test_filter_today_starts_at_local_or_utc_midnight():
     spec = FilterSpec(date_window="today", utc=True)
-    assert spec.window_start(NOW) == datetime(2026, 6, 10, tzinfo=timezone.utc)
+    assert spec.window_start(NOW) == datetime(2026, 6, 10, tzinfo=UTC)
     local = FilterSpec(date_window="today").window_start(NOW)
     assert local is not None and (local.hour, local.minute) == (0, 0) and local <= NOW
     assert FilterSpec(date_window="7d").window_start(NOW) == NOW - timedelta(days=7)

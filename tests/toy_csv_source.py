@@ -8,18 +8,26 @@ CSV columns: account,symbol,side,volume,open_price,profit,currency[,closed_at] (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import os
-from collections.abc import AsyncIterator, Mapping
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
 from ttmt_monitor.domain import (
-    Account, ClosedDeal, Delta, Health, HealthChanged, HealthState, Position, Reset, Snapshot, make_key,
+    Account, ClosedDeal, Delta, Health, HealthChanged, HealthState, Position, Remove, Reset, Snapshot, Upsert, make_key,
 )
 from ttmt_monitor.sources.base import SourceConfig
-from ttmt_monitor.sources.registry import Setting, SourceKind
+from ttmt_monitor.sources.registry import DemoSource, Setting, SourceKind
+
+# What the tests start from: two open positions on A1 (USD), one closed deal on B2 (EUR).
+CSV = "account,symbol,side,volume,open_price,profit,currency,closed_at\n" \
+      "A1,ES,BUY,2,5000.25,125.50,USD,\n" \
+      "A1,NQ,SELL,1,18000,-40,USD,\n" \
+      "B2,GC,BUY,1,2400.1,10,EUR,2026-12-01T10:00:00+00:00\n"
 
 
 def read_csv(source_id: str, path: Path) -> Snapshot:
@@ -46,6 +54,14 @@ def read_csv(source_id: str, path: Path) -> Snapshot:
     return Snapshot(accounts=tuple(accounts.values()), positions=tuple(positions), closed=tuple(deals))
 
 
+def _diff(old: Snapshot, new: Snapshot) -> list[Delta]:
+    before = {e.key: e for e in old.entities()}
+    after = {e.key: e for e in new.entities()}
+    out: list[Delta] = [Upsert(e) for k, e in after.items() if before.get(k) != e]
+    out += [Remove(e.kind, k) for k, e in before.items() if k not in after]
+    return out
+
+
 class CsvSource:
     kind = "toycsv"
     capabilities = frozenset({"equity"})
@@ -65,6 +81,7 @@ class CsvSource:
 
     async def changes(self) -> AsyncIterator[list[Delta]]:
         seen = None
+        previous: Snapshot | None = None
         while not self._closed.is_set():
             try:
                 stamp = os.stat(self.path).st_mtime_ns
@@ -72,10 +89,14 @@ class CsvSource:
                 if self._health.state is not HealthState.OFFLINE:
                     self._health = Health(HealthState.OFFLINE, f"{self.path.name} is missing")
                     yield [HealthChanged(self._health)]
-                stamp = None
+                stamp = previous = None
             if stamp is not None and stamp != seen:
                 seen = stamp
-                batch: list[Delta] = [Reset(await self.snapshot())]
+                fresh = await self.snapshot()
+                # The first read (and the first after the file was missing) is a Reset; later ones say what
+                # changed, as a live source does (a new row is a fill, not a resync).
+                batch: list[Delta] = [Reset(fresh)] if previous is None else _diff(previous, fresh)
+                previous = fresh
                 if self._health.state is not HealthState.LIVE:
                     self._health = Health(HealthState.LIVE, "Live", datetime.now(timezone.utc))
                     batch.append(HealthChanged(self._health))
@@ -89,7 +110,15 @@ class CsvSource:
         self._closed.set()
 
 
+@contextlib.contextmanager
+def _demo(seed: int) -> Iterator[DemoSource]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "demo.csv"
+        path.write_text(CSV)
+        yield DemoSource(SourceConfig(id="demo", kind="toycsv", name="Toy CSV", settings={"path": str(path)}))
+
+
 KIND = SourceKind(
     kind="toycsv", title="CSV file (test)", settings=(Setting("path", "CSV file", "path", required=True),),
-    create=CsvSource, description="Positions from a CSV file (tests only).",
+    create=CsvSource, demo=_demo, description="Positions from a CSV file (tests only).",
 )

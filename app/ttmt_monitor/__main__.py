@@ -15,6 +15,27 @@ from . import __version__
 CLI_COMMANDS = ("tail", "export", "snapshot")
 
 
+def print_help() -> None:
+    """``ttmt-monitor --help``: the desktop app's options and, below them, the commands (one line each), so
+    the command line is found from the one help a user tries first."""
+    import argparse
+
+    from .cli import COMMAND_SUMMARIES
+    from .ui.app import build_parser
+
+    parser = build_parser()
+    parser.usage = ("%(prog)s [options]                      the desktop app\n"
+                    "       %(prog)s {tail,export,snapshot,sim} ...  a command (%(prog)s COMMAND --help for "
+                    "its options)")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    width = max(len(name) for name in COMMAND_SUMMARIES)
+    parser.epilog = "commands:\n" + "\n".join(
+        f"  {name:<{width}}  {summary}" for name, summary in COMMAND_SUMMARIES.items()
+    ) + ("\n\nThe commands need no window. Their key comes from --api-key, else $TTMT_API_KEY, else the one "
+         "the desktop app saved\nin the OS keyring; --demo runs any of them against an embedded simulator.")
+    parser.print_help()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Pin the Qt binding before anything can import qasync or pyqtgraph (a stray PyQt6 would otherwise win).
@@ -22,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
     if argv[:1] == ["--version"] or argv[:1] == ["-V"]:
         print(f"ttmt-monitor {__version__}")
+        return 0
+    if argv[:1] and argv[0] not in CLI_COMMANDS and argv[0] != "sim" and ("-h" in argv or "--help" in argv):
+        print_help()
         return 0
     if argv[:1] == ["sim"]:
         from .sim.__main__ import main as sim_main
@@ -31,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import main as cli_main
 
         return cli_main(argv)
+    # Qt aborts the process when its X11 plugin cannot load (a minimal Linux without libxcb-cursor0 & co.): say what
+    # to install instead, before anything starts (ui/platform_check.py; stdlib only, a dlopen of the plugin).
+    from .ui.platform_check import xcb_problem
+
+    problem = xcb_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     import gc
 
     # Cyclic GC runs on the GUI thread's timer once the app is up (ui/gc_guard.py); until then, start-up (imports,
@@ -41,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     from .ui.early import begin
 
     early = begin(argv)
+    from .ui.platform_check import quiet_qt_messages
+
+    quiet_qt_messages()  # one meaningless offscreen warning, by its exact text
     from .ui.app import main as gui_main
 
     return gui_main(argv, early=early)

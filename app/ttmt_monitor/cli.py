@@ -1,9 +1,10 @@
 """The ``ttmt-monitor`` command line: ``tail``, ``export`` and ``snapshot`` (no Qt; plain asyncio).
 
-Provides :func:`main` (``main(argv) -> int``; ``argv`` starts with the command name, as ``__main__`` passes it).
+Provides :func:`main` (``main(argv) -> int``; ``argv`` starts with the command name, as ``__main__`` passes it)
+and :data:`COMMAND_SUMMARIES` (one line per command, for ``ttmt-monitor --help``).
 
-    ttmt-monitor tail [--json] [--account ID] [--max-events N] [--last-event-id N]
-    ttmt-monitor export trades|signals [--status S] [--symbol S] [--account ID] [--channel ID]
+    ttmt-monitor tail [--json] [--account ACCOUNT] [--max-events N] [--last-event-id N]
+    ttmt-monitor export trades|signals [--status S] [--symbol S] [--account ACCOUNT] [--channel ID]
                         [--since DATE] [--until DATE] --format csv|json [-o FILE] [--restart] [--offline]
     ttmt-monitor snapshot [--json]
     common: --base-url URL, --api-key KEY (else $TTMT_API_KEY, else the key the desktop app saved in the OS
@@ -13,18 +14,29 @@ Output contract (scripts rely on it):
 - ``tail --json``: exactly one JSON object per line on stdout per delivered event, in order, deduplicated, with
   ``id``, ``type``, ``timestamp`` and ``data`` (money as exact JSON numbers); a resync prints one line with
   ``"type": "resync"``. Status and errors go to stderr, never to stdout.
-- ``tail`` without ``--json``: one readable line per event (local time, account, symbol, what happened, P&L).
-  Telegram-derived and account text is stripped of control characters (no terminal escape injection).
+- ``tail`` without ``--json``: one readable line per event: local date, time and zone (``2026-06-01 14:03:05
+  +02:00``, or ``UTC``), account, trade reference (``trd_…``), symbol, what happened, P&L. Telegram-derived and
+  account text is stripped of control characters (no terminal escape injection).
+- ``--account`` takes an account label (exact, case-insensitive) or a TTMT account id; a label of several
+  accounts, an unknown label or an id of no account of this key: exit 1 with the list of accounts.
 - ``--max-events N`` exits 0 after N event lines (resync lines not counted).
 - Exit codes: 0 success or Ctrl-C (for ``tail``/``snapshot``); 2 authentication failure (401/403/auth_revoked,
   or no key at all); 1 any other fatal error (bad option, network, server); 130 an interrupted ``export`` (its
   state file stays; rerunning the same command continues).
-- ``export -o FILE`` is resumable: ``FILE.export-state.json`` beside it records the filters, the cursor of the
-  next page and the byte length of FILE after the last complete page; a rerun with the same arguments truncates
-  FILE to that length and continues from the cursor; the state file is removed when the export completes.
-  Pages are fetched within the rate limit (the client paces on ``X-RateLimit-Remaining``, waits out 429s).
-- ``export --offline`` reads the local history the desktop app keeps for ``--base-url`` (no key, no network):
-  the same columns and JSON; "no local history for <url>" and exit 1 when there is none.
+- ``export`` checks its options (dates, ``--since`` before ``--until``, statuses) before the key is looked up or
+  anything is fetched. Trade ``--status`` groups: ``open`` (pending, active, needs_recovery), ``closed`` (the
+  closed_* statuses: trades that were open and were closed), ``ended`` (every terminal status, not_filled and
+  failed included: what the API calls ``closed``).
+- ``export -o FILE`` is resumable and atomic: rows go to ``FILE.partial``; ``FILE.export-state.json`` beside it
+  records the filters, the cursor of the next page and the byte length of the partial file after the last
+  complete page; a rerun with the same arguments truncates it to that length and continues from the cursor. When
+  the export completes the state file is removed and ``FILE.partial`` renamed to FILE: an error never leaves an
+  empty or half FILE (nor a partial file when nothing was written). Pages are fetched within the rate limit (the
+  client paces on ``X-RateLimit-Remaining``, waits out 429s), and each wait of 2 s or more is one line on stderr.
+- ``export --offline`` reads the local history the desktop app keeps for the key on ``--base-url``, else
+  ``$TTMT_BASE_URL``, else the API address the desktop app is set to (no network; the key, found as online, only
+  picks that key's file): the same columns and JSON; "no local history for <url>" and exit 1 when there is none,
+  exit 2 without a key.
 - CSV cells that are text and start with ``= + - @`` get a leading ``'`` (spreadsheet formula injection from
   channel names/labels); numbers are written exactly as received.
 """
@@ -42,7 +54,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -50,6 +62,11 @@ from typing import Any, TextIO
 from ttmt_monitor import __version__
 from ttmt_monitor.core.formatting import MINUS, format_pl, format_price, format_volume
 from ttmt_monitor.core.models import (
+    SIGNAL_STATUSES,
+    TRADE_OPEN_STATUSES,
+    TRADE_STATUSES,
+    TRADE_TERMINAL_STATUSES,
+    Account,
     BreakevenFailed,
     BreakevenSet,
     Event,
@@ -67,7 +84,29 @@ from ttmt_monitor.core.models import (
 DEFAULT_BASE_URL = "https://app.telegramtometatrader.com/api/v1"
 EXIT_OK, EXIT_FATAL, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 130
 STATE_SUFFIX = ".export-state.json"
-STATE_VERSION = 1
+PARTIAL_SUFFIX = ".partial"
+# 2: the rows go to FILE.partial (renamed to FILE when complete) and the identity holds the --status word.
+STATE_VERSION = 2
+# A rate-limit wait shorter than this is not worth a line on stderr (pacing between the last few requests of a
+# window is a second or two; a 429 or a used-up window is tens of seconds).
+WAIT_NOTICE_S = 2.0
+
+# What ``--status`` accepts for trades, beyond the API's own statuses. The API's group word ``closed`` means
+# every terminal status, ``not_filled`` and ``failed`` included (trades that never held a position); a trader
+# reading "closed" means trades that were open and were closed, so the command line splits the API's group:
+CLOSED_TRADE_STATUSES = ("closed_profit", "closed_loss", "closed_breakeven", "closed_timeout_cleanup")
+TRADE_STATUS_GROUPS: dict[str, tuple[str, ...]] = {
+    "open": TRADE_OPEN_STATUSES,  # pending, active, needs_recovery (the API's ``open``)
+    "closed": CLOSED_TRADE_STATUSES,  # were open, now closed (a subset of the API's ``closed``)
+    "ended": TRADE_TERMINAL_STATUSES,  # every terminal status (the API's ``closed``)
+}
+# The API word each group is fetched with; the rows are then narrowed to the group (``closed`` only).
+_GROUP_API_WORD = {"open": "open", "closed": "closed", "ended": "closed"}
+TRADE_STATUS_HELP = (
+    "trade status: one of " + ", ".join(TRADE_STATUSES) + "; or a group: open (pending, active, "
+    "needs_recovery), closed (" + ", ".join(CLOSED_TRADE_STATUSES) + ": trades that were open and were "
+    "closed), ended (every finished trade: closed plus not_filled and failed)"
+)
 
 log = logging.getLogger("ttmt_monitor.cli")
 
@@ -89,6 +128,17 @@ class _Parser(argparse.ArgumentParser):
 # argument parsing
 
 
+#: One line per command, for ``ttmt-monitor --help`` (``__main__``) and each command's own help.
+COMMAND_SUMMARIES = {
+    "tail": "print live events as they happen (readable lines, or JSON lines with --json)",
+    "export": "export trade or signal history as CSV or JSON (resumable; --offline reads the local history)",
+    "snapshot": "print the accounts, open positions and active trades now",
+    "sim": "run the built-in TTMT simulator (a local test server with a demo key)",
+}
+ACCOUNT_HELP = ("only this account: its label as the readable output shows it (case-insensitive) or its TTMT "
+                "account id")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--base-url", default=None, help=f"TTMT API root (default {DEFAULT_BASE_URL}, "
@@ -97,35 +147,47 @@ def build_parser() -> argparse.ArgumentParser:
                         "the command line is visible to other local users)")
     common.add_argument("--demo", action="store_true", help="run against an embedded simulator (no key needed)")
     common.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
+    common.add_argument("--source", default=None, metavar="NAME",
+                        help="tail/snapshot: a configured source by name (File → Sources… in the app); with --demo, "
+                             "a kind: tradovate, metaapi, mt4manager (default: TTMT)")
 
     parser = _Parser(prog="ttmt-monitor", description="TTMT trading desk: command line.")
     parser.add_argument("--version", action="version", version=f"ttmt-monitor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    tail = sub.add_parser("tail", parents=[common], help="stream live events")
+    tail = sub.add_parser("tail", parents=[common], help=COMMAND_SUMMARIES["tail"],
+                          description=COMMAND_SUMMARIES["tail"] + ". Readable lines: date, time and zone, "
+                          "account, trade reference, symbol, what happened, P&L.")
     tail.add_argument("--json", action="store_true", help="one JSON object per line per event")
-    tail.add_argument("--account", default=None, metavar="ID", help="only this account's events (TTMT account id)")
+    tail.add_argument("--account", default=None, metavar="ACCOUNT", help=ACCOUNT_HELP)
     tail.add_argument("--max-events", type=_non_negative_int, default=None, metavar="N",
                       help="exit 0 after N event lines (resync lines not counted)")
     tail.add_argument("--last-event-id", type=_non_negative_int, default=None, metavar="N",
                       help="resume after this event id (replays what the server still buffers)")
 
-    export = sub.add_parser("export", parents=[common], help="export trade or signal history")
+    export = sub.add_parser("export", parents=[common], help=COMMAND_SUMMARIES["export"],
+                            description=COMMAND_SUMMARIES["export"] + ".")
     export.add_argument("what", choices=("trades", "signals"))
-    export.add_argument("--status", default=None, help="status filter (trades also accept open/closed)")
+    export.add_argument("--status", default=None,
+                        help=TRADE_STATUS_HELP + ". Signals: " + ", ".join(SIGNAL_STATUSES))
     export.add_argument("--symbol", default=None, help="symbol filter (trades only)")
-    export.add_argument("--account", default=None, metavar="ID", help="account id filter")
+    export.add_argument("--account", default=None, metavar="ACCOUNT", help=ACCOUNT_HELP)
     export.add_argument("--channel", default=None, metavar="ID", help="channel id filter")
-    export.add_argument("--since", default=None, metavar="DATE", help="from this ISO-8601 date/time")
-    export.add_argument("--until", default=None, metavar="DATE", help="up to this ISO-8601 date/time")
+    export.add_argument("--since", default=None, metavar="DATE",
+                        help="from this ISO-8601 date or date-time, inclusive (e.g. 2026-06-01 or "
+                        "2026-06-01T08:00Z)")
+    export.add_argument("--until", default=None, metavar="DATE",
+                        help="up to this ISO-8601 date or date-time, exclusive; must be after --since")
     export.add_argument("--format", choices=("csv", "json"), required=True)
     export.add_argument("-o", "--output", default=None, metavar="FILE", help="write here (resumable); else stdout")
     export.add_argument("--restart", action="store_true", help="ignore an unfinished export's state and start over")
     export.add_argument("--page-size", type=_page_size, default=100, help=argparse.SUPPRESS)
     export.add_argument("--offline", action="store_true",
-                        help="read the local history the desktop app keeps for --base-url (no network, no key)")
+                        help="read the local history the desktop app keeps (for --base-url, else "
+                        "$TTMT_BASE_URL, else the API address the desktop app uses; no network, no key)")
 
-    snap = sub.add_parser("snapshot", parents=[common], help="accounts, open positions and active trades")
+    snap = sub.add_parser("snapshot", parents=[common], help=COMMAND_SUMMARIES["snapshot"],
+                          description=COMMAND_SUMMARIES["snapshot"] + ".")
     snap.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return parser
 
@@ -187,23 +249,53 @@ def _pl(value: Decimal | None, currency: str | None) -> str:
     return _ascii_minus(format_pl(value, currency)) if value is not None else ""
 
 
-def describe(event: Event, labels: dict[str, str]) -> str:
-    """One readable line for an event: local time, account, symbol, what happened, P&L (with its sign)."""
-    ts = event.timestamp.astimezone().strftime("%H:%M:%S") if event.timestamp else "--:--:--"
+def when_text(ts: datetime | None) -> str:
+    """``2026-06-01 14:03:05 +02:00`` in the local zone, or ``... UTC`` when the local zone is UTC: a line
+    copied into a chat or a ticket must say which day and which clock it means."""
+    if ts is None:
+        return "----------  --:--:--"
+    local = ts.astimezone()
+    offset = local.utcoffset()
+    if not offset:
+        zone = "UTC"
+    else:
+        minutes = int(offset.total_seconds()) // 60
+        sign = "+" if minutes >= 0 else "-"
+        zone = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    return f"{local:%Y-%m-%d %H:%M:%S} {zone}"
+
+
+def event_trade_id(event: Event) -> str | None:
+    """The id of the trade an event belongs to (None for events about no trade, e.g. a resync)."""
+    if isinstance(event, (TradeExecuted, TradeFinalized)):
+        return event.trade.id if event.trade is not None else None
+    if isinstance(event, OrderFilled):
+        return event.order.trade_id if event.order is not None else None
+    if isinstance(event, (PositionClosed, PositionUpdated)):
+        return event.position.trade_id if event.position is not None else None
+    value = getattr(event, "trade_id", None)
+    return value if isinstance(value, str) else None
+
+
+def describe(event: Event, labels: dict[str, str], refs: dict[str, str] | None = None) -> str:
+    """One readable line for an event: local date, time and zone, account, trade reference (``trd_…``),
+    symbol, what happened, P&L (with its sign). ``refs`` maps trade ids to references (else the id's first 8)."""
+    ts = when_text(event.timestamp)
     account = symbol = what = pl = ""
     if isinstance(event, Resync):
         snap = event.snapshot
         counts = (f"{len(snap.accounts)} accounts, {len(snap.positions)} open positions, {len(snap.trades)} "
                   "active trades") if snap else "no snapshot"
         return f"{ts}  -- resynchronised ({clean(event.reason)}): {counts}"
+    trade_id = event_trade_id(event)
+    ref = ""
     if isinstance(event, (TradeExecuted, TradeFinalized)) and event.trade is not None:
         t = event.trade
-        account, symbol = t.account_label, t.symbol
-        ref = clean(t.reference or t.id[:8])
+        account, symbol, ref = t.account_label, t.symbol, t.reference or ""
         if isinstance(event, TradeExecuted):
-            what = f"trade {ref} {t.direction or ''} placed ({clean(t.status)})"
+            what = f"trade {t.direction or ''} placed ({clean(t.status)})"
         else:
-            what = f"trade {ref} finished: {clean(t.status)}"
+            what = f"trade finished: {clean(t.status)}"
             pl = _pl(t.realized_pl, t.currency)
     elif isinstance(event, OrderFilled) and event.order is not None:
         o = event.order
@@ -240,7 +332,9 @@ def describe(event: Event, labels: dict[str, str]) -> str:
         what = f"{clean(event.type) or 'event'} (not understood; shown raw with --json)"
     if not account:
         account = labels.get(event.account_id or "", "")
-    parts = [ts, clean(account) or "-", clean(symbol) or "-", what.strip()]
+    if not ref and trade_id:
+        ref = (refs or {}).get(trade_id) or trade_id[:8]
+    parts = [ts, clean(account) or "-", clean(ref) or "-", clean(symbol) or "-", what.strip()]
     if pl:
         parts.append(f"P&L {pl}")
     return "  ".join(parts)
@@ -308,6 +402,79 @@ class Session:
                 self.sim.stop()
 
 
+# ------------------------------------------------------------------------------------------------------------
+# checks made before anything is fetched: accounts by label, statuses, dates
+
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+def _account_choice(account: Account) -> str:
+    return f"  {clean(account.label) or '(no label)'}  ({account.account_id})"
+
+
+def resolve_account(text: str, accounts: Sequence[Account]) -> Account:
+    """The account ``--account`` names: an account id, else a label (exact, case-insensitive, surrounding
+    spaces ignored). No match or more than one: a :class:`UsageError` that lists the choices (an id the server
+    does not know would otherwise filter the stream down to nothing, silently and forever)."""
+    wanted = text.strip()
+    for account in accounts:
+        if account.account_id.lower() == wanted.lower():
+            return account
+    folded = wanted.casefold()
+    matches = [a for a in accounts if (a.label or "").strip().casefold() == folded]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"--account {clean(wanted)!r} is the label of {len(matches)} accounts; pass one of "
+                         "their ids instead:\n" + "\n".join(_account_choice(a) for a in matches))
+    choices = "\n".join(_account_choice(a) for a in accounts) if accounts else "  (this key sees no accounts)"
+    what = "matches no account of this key" if _UUID_RE.match(wanted) else "matches no account label or id"
+    raise UsageError(f"--account {clean(wanted)!r} {what}; the accounts are:\n{choices}")
+
+
+def parse_when(option: str, value: str) -> datetime:
+    """An ISO-8601 date or date-time for ``--since``/``--until`` (naive = UTC, for comparing the two only: the
+    text itself goes to the API as given)."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        detail = str(exc)
+        reason = "" if detail.startswith("Invalid isoformat") else f" ({detail})"
+        raise UsageError(f"{option} {clean(value)!r} is not a valid date{reason}; use an ISO-8601 date or "
+                         "date-time, e.g. 2026-05-01 or 2026-05-01T08:00:00Z") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def validate_export(args: argparse.Namespace) -> None:
+    """Every export option that can be checked without the server, checked before anything is opened or
+    fetched (so a typo costs no request and leaves no file). Normalises ``--status`` to lower case."""
+    trades = args.what == "trades"
+    if args.symbol is not None and not trades:
+        raise UsageError("--symbol filters trades only (the signals list has no symbol filter)")
+    if args.status is not None:
+        word = args.status.strip().lower()
+        valid = (*TRADE_STATUSES, *TRADE_STATUS_GROUPS) if trades else SIGNAL_STATUSES
+        if word not in valid:
+            groups = ("; groups: open, closed (" + ", ".join(CLOSED_TRADE_STATUSES) + "), ended (every "
+                      "finished trade)") if trades else ""
+            raise UsageError(f"--status {clean(args.status)!r} is not a {args.what[:-1]} status; choose one "
+                             "of: " + ", ".join(TRADE_STATUSES if trades else SIGNAL_STATUSES) + groups)
+        args.status = word
+    since = parse_when("--since", args.since) if args.since is not None else None
+    until = parse_when("--until", args.until) if args.until is not None else None
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {clean(args.since)} is not before --until {clean(args.until)} (--since is "
+                         "inclusive, --until exclusive): nothing could match")
+
+
+def keep_row(args: argparse.Namespace) -> Callable[[Any], bool] | None:
+    """The narrowing applied to fetched rows: ``--status closed`` is fetched with the API's ``closed`` (every
+    terminal status) and keeps only the closed_* ones. None: every row the API returned is wanted."""
+    if args.what == "trades" and args.status == "closed":
+        return lambda trade: trade.status in CLOSED_TRADE_STATUSES
+    return None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # tail
 
@@ -325,20 +492,59 @@ class _Out:
 
 async def run_tail(args: argparse.Namespace, session: Session, out: _Out) -> int:
     from ttmt_monitor.sources.ttmt.encode import dumps
+    from ttmt_monitor.sources.ttmt.errors import AuthError, ForbiddenError
     from ttmt_monitor.sources.ttmt.stream import ConnectionState, StreamConsumer
 
     status = session.status
+    client = session.client
     labels: dict[str, str] = {}
+    refs: dict[str, str] = {}  # trade id -> trd_ reference, for the readable lines
+    account_id: str | None = None
+    if args.account is not None:
+        # Fetched (not best effort) when an account is named: it must exist before we wait on its events.
+        accounts = await client.accounts()
+        account = resolve_account(args.account, accounts)
+        account_id = account.account_id
+        labels = {a.account_id: a.label for a in accounts}
+        status(f"only account {clean(account.label)} ({account_id})")
     if not args.json:
         try:
-            labels = {a.account_id: a.label for a in await session.client.accounts()}
-        except Exception as exc:  # noqa: BLE001 - labels are a nicety; auth problems surface from the stream
-            log.debug("accounts for labels failed: %s", exc)
+            if not labels:
+                labels = {a.account_id: a.label for a in await client.accounts()}
+            async for trade in client.iter_trades(status="open"):
+                if trade.reference:
+                    refs[trade.id] = trade.reference
+        except (AuthError, ForbiddenError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - labels and references are a nicety; the stream is the point
+            log.debug("accounts/trades for the readable lines failed: %s", exc)
+
+    async def learn_refs(batch: Sequence[Event]) -> None:
+        """References for trades first seen in this batch: from the event itself, else one GET per trade."""
+        lookups = 0
+        for event in batch:
+            if isinstance(event, Resync) and event.snapshot is not None:
+                refs.update({t.id: t.reference for t in event.snapshot.trades if t.reference})
+            trade_id = event_trade_id(event)
+            if trade_id is None or trade_id in refs:
+                continue
+            trade = getattr(event, "trade", None)
+            if trade is not None and trade.reference:
+                refs[trade_id] = trade.reference
+            elif lookups < 10:  # a bound on requests per batch; the rest show the id's start
+                lookups += 1
+                try:
+                    refs[trade_id] = (await client.trade(trade_id)).reference or trade_id[:8]
+                except (AuthError, ForbiddenError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - shown by id then
+                    log.debug("trade %s for its reference: %s", trade_id, exc)
+                    refs[trade_id] = trade_id[:8]
 
     def on_state(state: ConnectionState, detail: str) -> None:
         status(f"stream {state.value}" + (f": {detail}" if detail and detail != state.value else ""))
 
-    consumer = StreamConsumer(session.client, account_id=args.account, last_event_id=args.last_event_id,
+    consumer = StreamConsumer(client, account_id=account_id, last_event_id=args.last_event_id,
                               on_state=on_state)
     remaining = args.max_events
     if remaining == 0:
@@ -346,10 +552,12 @@ async def run_tail(args: argparse.Namespace, session: Session, out: _Out) -> int
         return EXIT_OK
     try:
         async for batch in consumer.batches():
+            if not args.json:
+                await learn_refs(batch)
             lines: list[str] = []
             done = False
             for event in batch:
-                lines.append(dumps(event) if args.json else describe(event, labels))
+                lines.append(dumps(event) if args.json else describe(event, labels, refs))
                 if not isinstance(event, Resync) and remaining is not None:
                     remaining -= 1
                     if remaining <= 0:
@@ -467,7 +675,9 @@ class ExportState:
 
 def export_filters(args: argparse.Namespace) -> dict[str, Any]:
     """The export's filters by their API names (status, symbol, account_id, channel_id, after_date,
-    before_date): the same keys for the REST listing and the local history (``sync.iter_stored_*``)."""
+    before_date): the same keys for the REST listing and the local history (``sync.iter_stored_*``).
+    ``--status`` groups become the API word they are fetched with (see :func:`keep_row`); ``args.account``
+    must already be an account id (:func:`resolve_account`)."""
     trades = args.what == "trades"
     if args.symbol is not None and not trades:
         raise UsageError("--symbol filters trades only (the signals list has no symbol filter)")
@@ -477,60 +687,91 @@ def export_filters(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, option)
         if value is not None:
             filters[name] = value
+    if trades and filters.get("status") in _GROUP_API_WORD:
+        filters["status"] = _GROUP_API_WORD[filters["status"]]
     if trades and args.symbol is not None:
         filters["symbol"] = args.symbol
     return filters
 
 
-def _check_date(option: str, value: str) -> None:
-    """Offline there is no server to say 400: a date the store could not compare must be refused here."""
+def remembered_base_url() -> str | None:
+    """The API address the desktop app uses (its QSettings ``connection/base_url``), or None when it has none
+    or it cannot be read. Read through QtCore's QSettings, the app's own store and format on every platform (an
+    INI file on Linux, the registry on Windows, a plist on macOS): QtCore only, no GUI; importing QtCore is the
+    cost (0.1-0.6 s), paid only by ``export --offline`` without an address."""
     try:
-        datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{option} must be an ISO-8601 date or date-time (e.g. 2026-05-01 or "
-                         f"2026-05-01T08:00:00Z), got {value!r}") from None
+        from PySide6.QtCore import QSettings
+
+        from ttmt_monitor.ui.settings import APP, ORG
+
+        value = QSettings(ORG, APP).value("connection/base_url")
+    except Exception as exc:  # noqa: BLE001 - no Qt, an unreadable file...: the default address then
+        log.debug("the desktop app's settings could not be read: %s", exc)
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def offline_base_url(args: argparse.Namespace) -> str:
-    return (args.base_url or os.environ.get("TTMT_BASE_URL") or DEFAULT_BASE_URL).strip()
+    """--base-url, else $TTMT_BASE_URL, else the address the desktop app remembers (its local history is kept
+    under it), else the default API address."""
+    given = args.base_url or os.environ.get("TTMT_BASE_URL")
+    return (given or remembered_base_url() or DEFAULT_BASE_URL).strip()
 
 
 def run_export_offline(args: argparse.Namespace, stdout: TextIO, status: Status) -> int:
     """``export --offline``: the same CSV/JSON as the online export, read from the local history store the
-    desktop app keeps for the base URL (``core.store``/``sync.iter_stored_*``). No network and no key. The
+    desktop app keeps for the key on the base URL (``core.store``/``sync.iter_stored_*``). No network; the key
+    (--api-key, $TTMT_API_KEY or the keyring, as online) is needed only to find THAT key's history: each key has
+    its own file, named by a one-way hash, and without a key no history is guessed (another user's might be
+    the one found). The
     output file is written beside its name and renamed when complete (reading local history is fast, so
     there is nothing to resume: an interrupted export leaves the previous file, never half a document)."""
     from ttmt_monitor.core.store import Store, StoreError, store_path
     from ttmt_monitor.sources.ttmt.encode import dumps, to_wire
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
     from ttmt_monitor.sync import iter_stored_signals, iter_stored_trades
 
     if args.demo:
         raise UsageError("--offline reads the local history of a real connection; the demo keeps none")
-    filters = export_filters(args)
-    for option, name in (("--since", "after_date"), ("--until", "before_date")):
-        if name in filters:
-            _check_date(option, filters[name])
+    validate_export(args)
     base_url = offline_base_url(args)
     try:
-        store = Store.open_existing(base_url, [])
+        key = resolve_key(args, base_url, status)
+    except AuthFailure:
+        raise AuthFailure("export --offline needs the API key to find that key's local history (each key has its "
+                          "own; the key is not sent anywhere): pass --api-key, set TTMT_API_KEY, or save the key "
+                          "in the desktop app (OS keyring)") from None
+    try:
+        store = Store.open_existing(base_url, key, codec=CODEC)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     if store is None:
-        status(f"(looked for {store_path(base_url, [])})")
-        raise UsageError(f"no local history for {base_url}: run the desktop app connected to it first "
+        status(f"(looked for {store_path(base_url, key)})")
+        raise UsageError(f"no local history for {base_url} with this key: run the desktop app connected to it "
+                         "with this key first "
                          "(it keeps the history), or export without --offline")
     for message in store.messages:  # e.g. a damaged file was moved aside: the user must know why it is empty
         status(message)
+    if args.account is not None:
+        try:
+            args.account = resolve_account(args.account, store.accounts()).account_id
+        except BaseException:
+            store.close(flush=False)
+            raise
+    filters = export_filters(args)
+    keep = keep_row(args)
     trades = args.what == "trades"
     columns = TRADE_COLUMNS if trades else SIGNAL_COLUMNS
     row = trade_row if trades else signal_row
     is_json = args.format == "json"
     out_path = Path(args.output) if args.output else None
-    tmp_path = out_path.with_name(out_path.name + ".partial") if out_path is not None else None
+    tmp_path = out_path.with_name(out_path.name + PARTIAL_SUFFIX) if out_path is not None else None
     count = 0
     try:
         data_as_of = store.data_as_of
         items = iter_stored_trades(store, filters) if trades else iter_stored_signals(store, filters)
+        if keep is not None:
+            items = filter(keep, items)
         try:
             target: TextIO = open(tmp_path, "w", encoding="utf-8", newline="") if tmp_path else stdout  # noqa: SIM115
         except OSError as exc:
@@ -568,41 +809,72 @@ def run_export_offline(args: argparse.Namespace, stdout: TextIO, status: Status)
     return EXIT_OK
 
 
+_WAIT_REASONS = {
+    "retry-after": "the API answered 429 Too Many Requests",
+    "window": "this minute's request budget is used up",
+    "pacing": "spreading the last requests of this minute's budget",
+}
+
+
 async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO) -> int:
+    """The online export. With ``-o FILE`` the rows go to ``FILE.partial`` (with its resumable state beside
+    FILE) and FILE appears, whole, only when the export completes: an error or Ctrl-C never leaves an empty or
+    half FILE, and an older FILE stays until it is replaced."""
     from tqdm import tqdm
 
     from ttmt_monitor.sources.ttmt.encode import dumps, to_wire
 
+    client = session.client
+
+    def on_wait(seconds: float, reason: str) -> None:
+        # One line per wait, on a terminal or not (a progress bar alone does not say why it stopped moving).
+        if seconds >= WAIT_NOTICE_S and not args.quiet:
+            with contextlib.suppress(OSError, ValueError):
+                why = _WAIT_REASONS.get(reason, reason)
+                tqdm.write(f"ttmt-monitor: rate limited: waiting {seconds:.0f} s ({why})", file=sys.stderr)
+
+    client.add_rate_limit_wait_listener(on_wait)
+    if args.account is not None:
+        args.account = resolve_account(args.account, await client.accounts()).account_id
     trades = args.what == "trades"
     filters = export_filters(args)
+    keep = keep_row(args)
     columns = TRADE_COLUMNS if trades else SIGNAL_COLUMNS
     row = trade_row if trades else signal_row
-    pages: Callable[..., Any] = session.client.iter_trade_pages if trades else session.client.iter_signal_pages
+    pages: Callable[..., Any] = client.iter_trade_pages if trades else client.iter_signal_pages
     is_json = args.format == "json"
 
     state: ExportState | None = None
-    target: TextIO
+    out_path = partial_path = None
+    resumed = False
     if args.output:
         out_path = Path(args.output)
-        identity = {"what": args.what, "format": args.format, "filters": filters, "page_size": args.page_size,
-                    "base_url": session.client.base_url if not args.demo else "demo"}
+        partial_path = out_path.with_name(out_path.name + PARTIAL_SUFFIX)
+        identity = {"what": args.what, "format": args.format, "filters": filters, "status": args.status,
+                    "page_size": args.page_size, "base_url": client.base_url if not args.demo else "demo"}
         state = ExportState(out_path.with_name(out_path.name + STATE_SUFFIX), identity)
         if args.restart:
             state.remove()
         resumed = state.load()
         if resumed:
-            if not out_path.exists() or out_path.stat().st_size < state.offset:
-                raise UsageError(f"{out_path} is shorter than its export state says; rerun with --restart")
+            if not partial_path.exists() or partial_path.stat().st_size < state.offset:
+                raise UsageError(f"{partial_path} is missing or shorter than its export state says; rerun "
+                                 "with --restart")
             session.status(f"resuming the export into {out_path} after {state.count} {args.what}")
+    target: TextIO | None = None if partial_path is not None else stdout
+
+    def open_target() -> TextIO:
+        # Opened when the first page is in: a request that fails at once leaves no file at all.
+        assert partial_path is not None
         try:
-            target = open(out_path, "r+" if resumed else "w", encoding="utf-8", newline="")  # noqa: SIM115
+            opened = open(partial_path, "r+" if resumed else "w", encoding="utf-8", newline="")  # noqa: SIM115
         except OSError as exc:
-            raise UsageError(f"cannot write {out_path}: {exc.strerror or exc}") from None
-        if resumed:
-            target.truncate(state.offset)  # drop a page written after the last saved state (a crash mid-page)
-            target.seek(state.offset)
-    else:
-        target = stdout
+            raise UsageError(f"cannot write {partial_path}: {exc.strerror or exc}") from None
+        if resumed and state is not None:
+            opened.truncate(state.offset)  # drop a page written after the last saved state (a crash mid-page)
+            opened.seek(state.offset)
+        return opened
+
     count = state.count if state else 0
     first_item = count == 0
     progress = tqdm(desc=f"export {args.what}", unit=f" {args.what}", initial=count, file=sys.stderr,
@@ -617,17 +889,20 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
         finished = state is not None and state.started and cursor is None and state.count > 0
         if not finished:
             async for page in pages(page_size=args.page_size, **kwargs):
+                items = page.items if keep is None else [item for item in page.items if keep(item)]
                 chunk: list[str] = []
-                for item in page.items:
+                for item in items:
                     if is_json:
                         chunk.append(("\n" if first_item else ",\n") + dumps(to_wire(item)))
                     else:
                         chunk.append(_csv_line(row(item)))
                     first_item = False
+                if target is None:
+                    target = open_target()
                 target.write(header + "".join(chunk))
                 header = ""
-                count += len(page.items)
-                progress.update(len(page.items))
+                count += len(items)
+                progress.update(len(items))
                 if state is not None:
                     target.flush()
                     os.fsync(target.fileno())  # the rows are on disk before the state says so
@@ -636,15 +911,35 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
                     state.count = count
                     state.started = True
                     state.save()
+        if target is None:
+            target = open_target()
         if is_json:
             target.write(header + ("\n]\n" if count else "]\n"))
+        elif header:
+            target.write(header)
         target.flush()
+    except BaseException as exc:
+        if target is not None and target is not stdout:
+            target.close()
+            target = None
+        if state is not None and partial_path is not None:
+            if state.started:
+                if not isinstance(exc, KeyboardInterrupt):
+                    session.status(f"the export stopped after {count} {args.what}; run the same command again "
+                                   f"to continue it ({partial_path.name} and its state are kept), or add "
+                                   "--restart")
+            else:  # nothing worth resuming: leave nothing behind
+                state.remove()
+                with contextlib.suppress(OSError):
+                    partial_path.unlink()
+        raise
     finally:
         progress.close()
-        if target is not stdout:
+        if target is not None and target is not stdout:
             target.close()
-    if state is not None:
+    if state is not None and out_path is not None and partial_path is not None:
         state.remove()
+        os.replace(partial_path, out_path)  # FILE appears whole, or not at all
     session.status(f"exported {count} {args.what}" + (f" to {args.output}" if args.output else ""))
     return EXIT_OK
 
@@ -715,8 +1010,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ttmt_monitor.sources.ttmt.errors import AuthError, ForbiddenError, TTMTError
 
     try:
+        source = getattr(args, "source", None)
+        if source and source.casefold() != "ttmt":
+            if args.command == "export":
+                raise UsageError("export reads TTMT's history only; --source works with tail and snapshot")
+            from ttmt_monitor import cli_sources
+
+            try:
+                return cli_sources.run(args, out.stream, status)
+            except cli_sources.SourceNotFound as exc:
+                raise UsageError(str(exc)) from None
         if args.command == "export" and args.offline:
-            return run_export_offline(args, out.stream, status)  # no key, no client, no network
+            return run_export_offline(args, out.stream, status)  # no client, no network
+        if args.command == "export":
+            validate_export(args)  # before the key, the simulator or any request
         session.open()
         return asyncio.run(_dispatch(args, session, out))
     except KeyboardInterrupt:

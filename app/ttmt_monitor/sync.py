@@ -110,14 +110,16 @@ def load_cached(store: Store, *, first_page: int = FIRST_PAGE) -> CachedState:
         return CachedState(state.data_as_of, (), (), (), (), None, tuple(fresh.messages), None, fresh)
 
 
-def peek_cached(base_url: str, *, data_dir: Any = None, first_page: int = FIRST_PAGE) -> CachedState | None:
-    """The first screen of the local history for ``base_url``, read through a read-only view (Store.peek), or
-    None (no usable file, nothing in it, or any trouble reading: the app's normal start deals with those).
+def peek_cached(base_url: str, api_key: str, *, data_dir: Any = None, first_page: int = FIRST_PAGE
+                ) -> CachedState | None:
+    """The first screen of the local history of this key on ``base_url``, read through a read-only view
+    (Store.peek), or None (no usable file, nothing in it, or any trouble reading: the app's normal start deals with those).
     Safe while another copy of the app has the file open: it writes nothing. Used by the app's head start
     (ui/early.py), before the GUI exists."""
     from .core.paths import store_path
+    from .sources.ttmt.store_codec import CODEC
 
-    store = Store.peek(store_path(base_url, (), data_dir))
+    store = Store.peek(store_path(base_url, api_key, data_dir), codec=CODEC)
     if store is None:
         return None
     try:
@@ -266,6 +268,11 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
     positions_task = asyncio.ensure_future(client.positions())
     try:
         accounts = tuple(await client.accounts())
+        if store.is_empty():
+            # The API has answered for this key: an older version's per-URL history with exactly these accounts
+            # is this user's and is taken over now (never before: it might be another key's).
+            await asyncio.get_running_loop().run_in_executor(
+                None, store.adopt_legacy, [a.account_id for a in accounts])
         await _forget_other_user(store, accounts)
         result.cold = store.is_empty()
         stored_open = {w["id"]: w for w in store.open_trades_wire() if w.get("id")}
@@ -313,15 +320,26 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
         result.message = offline.message
         log.info("sync: %s", offline.message)
     finally:
+        # The accounts failed first: the positions are not wanted any more. A cancel is only a request: a task
+        # whose response is already in (a revoked key fails both at once) still ends with its own exception, and
+        # an exception nobody retrieves is logged as "Task exception was never retrieved" when the task is
+        # collected. So its outcome is retrieved whenever and however it ends.
+        positions_task.add_done_callback(_retrieve)
         if not positions_task.done():
-            positions_task.cancel()  # the accounts failed first: not wanted any more
-        elif not positions_task.cancelled():
-            positions_task.exception()  # retrieved (it may have failed while the accounts did too)
+            positions_task.cancel()
     await store.flush()
     result.last_event_id = store.last_event_id
     result.requests_made = _requests(client) - base_requests
     result.duration_s = time.monotonic() - started
     return result
+
+
+def _retrieve(task: Any) -> None:
+    """Mark a task's outcome as seen (we chose not to use it): no "exception was never retrieved" at collection."""
+    if not task.cancelled():
+        exc = task.exception()
+        if exc is not None:
+            log.debug("sync: an unwanted request ended with %s", type(exc).__name__)
 
 
 def _is_open(trade: Any) -> bool:

@@ -1,10 +1,10 @@
 """How the desk writes numbers, prices, volumes and times: the conventions traders expect, in one pure module.
 
 Provides ``format_money``, ``format_pl``, ``pl_sign``, ``currency_precision``, ``symbol_digits``, ``format_price``,
-``format_volume``, ``format_time``, ``zone_label``, ``format_age`` and ``status_label``. No Qt here (the table models, the CLI and the
-notifications all format the same way), and never float arithmetic on money: values are ``Decimal`` and are only
-quantized, never computed with binary floats. Every function returns ``""`` for ``None`` so a model can pass an
-unset field straight through.
+``format_volume``, ``format_time``, ``zone_label``, ``format_age`` and ``status_label``. No Qt here (the table
+models, the CLI and the notifications all format the same way), and never float arithmetic on money: values are
+``Decimal`` and are only quantized, never computed with binary floats. Every function returns ``""`` for ``None`` so
+a model can pass an unset field straight through.
 
 Conventions:
 - money: the account currency's precision (JPY 0 decimals, most others 2), thousands separated, currency code after
@@ -21,10 +21,11 @@ Conventions:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 __all__ = [
+    "describe_error",
     "MINUS",
     "currency_precision",
     "format_age",
@@ -202,7 +203,7 @@ def format_volume(lots: Decimal | None) -> str:
 
 def _aware(dt: datetime) -> datetime:
     # The domain promises aware UTC datetimes; a naive one is taken as UTC rather than as local time.
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def format_time(dt: datetime | None, *, utc: bool = False) -> str:
@@ -210,7 +211,7 @@ def format_time(dt: datetime | None, *, utc: bool = False) -> str:
     if dt is None:
         return ""
     try:
-        moment = _aware(dt).astimezone(timezone.utc if utc else None)
+        moment = _aware(dt).astimezone(UTC if utc else None)
     except (OverflowError, ValueError, OSError):
         return str(dt)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
@@ -273,3 +274,16 @@ def format_age(seconds: float | None) -> str:
     if whole < 86400:
         return f"{whole // 3600} h ago"
     return f"{whole // 86400} d ago"
+
+
+def describe_error(exc: BaseException | None) -> str:
+    """A one-line message for the user: the problem's title and detail when a service sent them (TTMT's problem
+    details carry both), else the exception's type and text."""
+    if exc is None:
+        return ""
+    title = getattr(exc, "title", None)
+    detail = getattr(exc, "detail", None)
+    if title or detail:
+        return ": ".join(str(x) for x in (title, detail) if x)
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -138,6 +138,10 @@ class Position:
     realized_pl: Decimal | None
     close_reason: str | None
     signal: SignalRef | None
+    # What brokers report and TTMT does not (neutral sources' positions shown in the same table); TTMT: None.
+    swap: Decimal | None = None
+    commission: Decimal | None = None
+    source: str | None = None  # the source's label; None: TTMT
 
 
 @dataclass(frozen=True, slots=True)

@@ -557,3 +557,43 @@ class NotificationRules:
             quiet = True  # summaries switched off: kept in the history, never popped up
         sound = None if quiet else self.settings.sounds.get(n.kind)
         return replace(n, timestamp=n.timestamp or now, sound=sound, quiet=quiet)
+
+
+# --- neutral sources (core/desk.py's DeskChange): fills and closes, through the same switches and gates ----------
+
+
+def desk_notifications(change: Any, account_label: Callable[[str], str],
+                       source_label: Callable[[str], str]) -> list[Notification]:
+    """What a DeskChange from a neutral source says to the trader: a fill (a position opened or changed size) as
+    an ``order_fill``, a closed trade deal as a ``position_closed`` with its P&L. Resets raise nothing (they are
+    not news). Text is plain (symbols and labels come from a service)."""
+    out: list[Notification] = []
+    for fill in getattr(change, "fills", ()):
+        pos = fill.after or fill.before
+        if pos is None:
+            continue
+        delta = fill.delta_volume
+        where = f"{account_label(pos.account_key)} · {source_label(pos.source)}"
+        if fill.before is None:
+            title = f"Filled: {pos.side} {format_volume(pos.volume)} {pos.symbol}"
+        elif fill.after is not None and fill.before.side != fill.after.side:
+            title = f"Reversed: {fill.after.side} {format_volume(fill.after.volume)} {pos.symbol}"
+        else:
+            verb = "Added" if delta > 0 else "Reduced"
+            title = f"{verb} {format_volume(abs(delta))} {pos.symbol}: now {format_volume(pos.volume)}"
+        out.append(Notification(title, where, "order_fill", account_id=pos.account_key))
+    for close in getattr(change, "closes", ()):
+        deal = close.deal
+        what = " ".join(x for x in (deal.side, format_volume(deal.volume) if deal.volume else None, deal.symbol) if x)
+        title = f"Closed {what}: {_pl_word(deal.profit).lower()} {format_pl(deal.profit, deal.currency)}"
+        out.append(Notification(title, f"{account_label(deal.account_key)} · {source_label(deal.source)}",
+                                "position_closed", account_id=deal.account_key))
+    return out
+
+
+def process_desk_change(rules: NotificationRules, change: Any, account_label: Callable[[str], str],
+                        source_label: Callable[[str], str]) -> list[Notification]:
+    """``desk_notifications`` through the user's per-kind switches, quiet hours and the burst cap."""
+    now = rules.clock()
+    wanted = [n for n in desk_notifications(change, account_label, source_label) if rules.settings.is_enabled(n.kind)]
+    return rules._gate(wanted, now)

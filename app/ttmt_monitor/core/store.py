@@ -1,12 +1,14 @@
-"""The local history store: one SQLite file per API base URL + account set, like MetaTrader's history database.
+"""The local history store: one SQLite file per credential identity (API base URL + key), like MetaTrader's history
+database.
 
 Provides :class:`Store` (open / read / write / clear), :func:`store_path` and the errors :class:`StoreError`.
 
 Design, and why:
 - stdlib ``sqlite3`` in WAL mode with ``synchronous=NORMAL``: a process killed mid-write loses nothing that was
   committed and never corrupts the file (a power cut may lose the last transactions, never the file).
-- Objects are kept as their wire JSON (``sources.ttmt.encode.to_wire`` / ``decode``), so money stays exact (the
-  same digits the API sent) and the store never drifts from the decoder; the columns we filter and sort on
+- Objects are kept as their wire JSON (the :class:`StoreCodec` the opener passes: for TTMT
+  ``sources.ttmt.store_codec.CODEC``, i.e. ``encode.to_wire`` / ``decode``), so money stays exact (the same digits
+  the API sent) and the store never drifts from the decoder; the columns we filter and sort on
   (created_at, closed_at, status, account_id, symbol, channel_id...) are copied beside it and indexed.
 - Writes never block the caller (the Qt loop): ``put_*`` / ``write_async`` only enqueue; one writer thread drains
   the queue and commits what it found in ONE transaction (a burst of a thousand events is one commit).
@@ -17,30 +19,35 @@ Design, and why:
 - A file that is not SQLite, or SQLite without our ``application_id``, or from a newer schema, is moved aside
   (renamed with a timestamp, with its -wal/-shm) and a fresh store is created; the message is logged and kept in
   ``store.messages`` for the caller to show.
-- The API key never reaches this module: the file name is a hash of the base URL and the account set only.
+- One file per key (``core.paths.store_path``): another key on the same API never sees this key's history. The
+  key itself is never stored nor part of a name: the file is named by a one-way hash of (base URL, key). A file
+  from older versions (named by the base URL alone, whoever's key wrote it) is adopted only once the API, asked
+  with this key, listed exactly the accounts that file holds (:meth:`Store.adopt_legacy`); otherwise it is left
+  alone and never shown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..sources.ttmt.decode import parse_json
-from ..sources.ttmt.encode import dumps as _encode_dumps
-from ..sources.ttmt.encode import to_wire as _encode_to_wire
+from . import jsontext
+
 # Re-exported: where the files live was defined here first (core/paths.py keeps it importable without sqlite3).
-from .paths import APP_NAME, DATA_DIR_ENV, default_data_dir, normalize_base_url, store_key, store_path  # noqa: F401
+from .paths import (  # noqa: F401
+    APP_NAME, DATA_DIR_ENV, default_data_dir, identity_key, legacy_store_path, normalize_base_url, store_key,
+    store_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +124,22 @@ class _NotOurs(Exception):
     """The file is SQLite but not a ttmt-monitor store (or one from a newer version)."""
 
 
+@dataclass(frozen=True)
+class StoreCodec:
+    """What the store needs to know of the objects it keeps. Passed in by whoever opens the store, so that core
+    imports no source: the TTMT one is ``sources.ttmt.store_codec.CODEC``."""
+
+    #: A domain object -> its JSON-ready wire form (``Decimal`` kept); wire dicts are stored as they are.
+    to_wire: Callable[[Any], Any]
+    #: Wire form -> domain object, for the domain-level reads (``accounts()``, ``open_trades()``...).
+    decode_account: Callable[[Any], Any]
+    decode_trade: Callable[[Any], Any]
+    decode_position: Callable[[Any], Any]
+    decode_signal: Callable[[Any], Any]
+    #: The source's in-memory ETag cache class (``get``/``put``/``discard``); :meth:`Store.etag_cache` extends it.
+    etag_cache_class: type[Any]
+
+
 # --- paths ---------------------------------------------------------------------------------------------------
 
 
@@ -124,12 +147,12 @@ class _NotOurs(Exception):
 
 
 def dumps(wire: Any) -> str:
-    """Wire JSON text with Decimals as exact JSON numbers: the project's one encoder (``encode.dumps``)."""
-    return _encode_dumps(wire)
+    """Wire JSON text with Decimals as exact JSON numbers: the project's one JSON writer (``core.jsontext``)."""
+    return jsontext.dumps(wire)
 
 
 def loads(text: str) -> Any:
-    return parse_json(text)
+    return jsontext.loads(text)
 
 
 def ts_text(value: Any) -> str | None:
@@ -180,14 +203,15 @@ def _snapshot_items(items: Iterable[Any]) -> list[Any]:
     return [dict(x) if isinstance(x, Mapping) else x for x in items]
 
 
-def _wires(items: list[Any]) -> list[dict[str, Any]]:
-    return [_to_wire(x) for x in items]
+def _wires(items: list[Any], codec: StoreCodec) -> list[dict[str, Any]]:
+    return [_to_wire(x, codec) for x in items]
 
 
-def _to_wire(obj: Any) -> dict[str, Any]:
+def _to_wire(obj: Any, codec: StoreCodec) -> dict[str, Any]:
     if isinstance(obj, Mapping):
         return dict(obj)
-    return _encode_to_wire(obj)
+    wire: dict[str, Any] = codec.to_wire(obj)
+    return wire
 
 
 # --- write operations (run on the writer thread, inside its transaction) ------------------------------------
@@ -399,19 +423,55 @@ class _Flush:
     done: Future[None]
 
 
+def _write_problem(exc: BaseException) -> str:
+    """A sentence for the window about writes that fail (never a traceback)."""
+    text = str(exc)
+    if "full" in text.lower():
+        why = "the disk is full"
+    elif "readonly" in text.lower() or "read-only" in text.lower():
+        why = "the file is read-only"
+    elif "locked" in text.lower() or "busy" in text.lower():
+        why = "another program holds the file"
+    else:
+        why = f"the file cannot be written ({text})"
+    return (f"Local history is not being saved: {why}. The desk keeps running; saving resumes by itself once "
+            "that is fixed.")
+
+
+#: After a failed commit (disk full, I/O error...) the writer keeps the writes and retries after this long,
+#: doubling up to RETRY_MAX_S: a full disk is said once and costs one attempt a minute, not a log line per event.
+RETRY_FIRST_S = 2.0
+RETRY_MAX_S = 60.0
+#: Writes kept in memory while the disk refuses them; beyond this the oldest are dropped (the next start's delta
+#: sync reads what they held from the API again), so a disk full for days cannot exhaust memory.
+PENDING_MAX = 200_000
+
+
 class _Writer(threading.Thread):
-    """Drains the write queue; everything found in the queue at once is committed as one transaction."""
+    """Drains the write queue; everything found in the queue at once is committed as one transaction.
+
+    A batch that cannot be committed (disk full, I/O error, a lock held too long) is kept, not dropped: the writer
+    says so ONCE (one log line, ``on_error``; ``problem`` holds a sentence for the window), keeps collecting new
+    writes, and retries with a doubling delay (RETRY_FIRST_S .. RETRY_MAX_S). The first commit that works clears
+    the problem (``on_recover``) and the kept writes are in the file, in their order."""
 
     #: Upper bound of operations per transaction, so one commit never holds the file for long.
     BATCH_MAX = 5000
 
-    def __init__(self, path: Path, on_error: Callable[[BaseException], None]) -> None:
+    def __init__(self, path: Path, on_error: Callable[[BaseException], None],
+                 on_recover: Callable[[], None] | None = None) -> None:
         super().__init__(name="ttmt-store-writer", daemon=True)
         self.path = path
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.on_error = on_error
+        self.on_recover = on_recover
         self.commits = 0
         self.stopped = False
+        #: A sentence for the user while writes fail (None: all is well). Read from any thread.
+        self.problem: str | None = None
+        self.failed_attempts = 0
+        self.dropped = 0
+        self._delay = RETRY_FIRST_S
 
     def run(self) -> None:
         try:
@@ -421,29 +481,50 @@ class _Writer(threading.Thread):
             self.on_error(exc)
             self._drain_after_failure()
             return
+        pending: list[Callable[[sqlite3.Connection], None]] = []
+        retry_at: float | None = None
         try:
             stop = False
             while not stop:
-                batch = [self.queue.get()]
+                batch: list[Any] = []
+                wait = None if retry_at is None else retry_at - time.monotonic()
+                try:
+                    # Backing off: wait for new writes only until the next attempt is due.
+                    batch.append(self.queue.get() if wait is None else self.queue.get(timeout=max(wait, 0.0)))
+                except queue.Empty:
+                    pass
                 while len(batch) < self.BATCH_MAX:
                     try:
                         batch.append(self.queue.get_nowait())
                     except queue.Empty:
                         break
-                ops: list[Callable[[sqlite3.Connection], None]] = []
                 flushes: list[_Flush] = []
                 for item in batch:
                     if item is _STOP:
                         stop = True
                     elif item is _CLEAR:
-                        self._commit(conn, ops)
-                        ops = []
+                        pending = []  # what was waiting would be deleted by the clear anyway
                         self._clear(conn)
                     elif isinstance(item, _Flush):
                         flushes.append(item)
                     else:
-                        ops.append(item)
-                self._commit(conn, ops)
+                        pending.append(item)
+                if len(pending) > PENDING_MAX:
+                    drop = len(pending) - PENDING_MAX
+                    del pending[:drop]
+                    self.dropped += drop
+                due = retry_at is None or stop or time.monotonic() >= retry_at
+                if pending and due:
+                    if self._commit(conn, pending):
+                        pending = []
+                        retry_at = None
+                    elif stop:
+                        log.error("store: %d writes could not be saved before closing", len(pending))
+                    else:
+                        retry_at = time.monotonic() + self._delay
+                        self._delay = min(self._delay * 2, RETRY_MAX_S)
+                # A flush never waits for a disk that refuses writes (the caller would hang): it is done when the
+                # writer has tried; ``problem`` says whether the writes are in.
                 for flush in flushes:
                     if not flush.done.done():
                         flush.done.set_result(None)
@@ -461,9 +542,10 @@ class _Writer(threading.Thread):
             if isinstance(item, _Flush) and not item.done.done():
                 item.done.set_result(None)
 
-    def _commit(self, conn: sqlite3.Connection, ops: list[Callable[[sqlite3.Connection], None]]) -> None:
+    def _commit(self, conn: sqlite3.Connection, ops: list[Callable[[sqlite3.Connection], None]]) -> bool:
+        """One transaction for ``ops``; True when committed (or nothing to do)."""
         if not ops:
-            return
+            return True
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in ops:
@@ -480,13 +562,29 @@ class _Writer(threading.Thread):
                     log.warning("store: skipped a write that failed: %s: %s", type(exc).__name__, exc)
             conn.execute("COMMIT")
             self.commits += 1
-        except sqlite3.Error as exc:  # disk full, I/O error, corrupt page: report, keep the thread alive
+        except sqlite3.Error as exc:  # disk full, I/O error, corrupt page: report once, keep the writes, retry
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            log.error("store: a batch of %d writes was not committed: %s", len(ops), exc)
-            self.on_error(exc)
+            self.failed_attempts += 1
+            if self.problem is None:
+                self.problem = _write_problem(exc)
+                log.error("store: the local history cannot be written (%s); %d writes are kept and retried every "
+                          "%g-%g s until it works (said once)", exc, len(ops), RETRY_FIRST_S, RETRY_MAX_S)
+                self.on_error(exc)
+            else:
+                log.debug("store: write attempt %d failed: %s", self.failed_attempts, exc)
+            return False
+        if self.problem is not None:
+            log.warning("store: the local history is written again (after %d failed attempts%s)",
+                        self.failed_attempts, f"; {self.dropped} oldest writes were dropped" if self.dropped else "")
+            self.problem = None
+            self.failed_attempts = 0
+            self._delay = RETRY_FIRST_S
+            if self.on_recover is not None:
+                self.on_recover()
+        return True
 
     def _clear(self, conn: sqlite3.Connection) -> None:
         try:
@@ -564,13 +662,16 @@ def _move_aside(path: Path, reason: str) -> str:
 class Store:
     """One history database. Open with :meth:`Store.open`; close with :meth:`close` (flushes pending writes)."""
 
-    def __init__(self, path: Path, messages: list[str]) -> None:
+    def __init__(self, path: Path, messages: list[str], codec: StoreCodec) -> None:
         self.path = path
+        self.codec = codec
         #: User-facing messages from opening (file moved aside and rebuilt, ...). Also logged.
         self.messages = messages
         #: Set when the moved-aside/rebuilt file means the caller must rebuild everything from the API.
         self.rebuilt = bool(messages)
         self.write_errors: list[str] = []
+        #: The API base URL this store belongs to (set by :meth:`open`; None for a bare path).
+        self.base_url: str | None = None
         self._read = _connect(path, readonly=True)
         self._read_lock = threading.Lock()
         self._writer = _Writer(path, self._on_write_error)
@@ -580,31 +681,33 @@ class Store:
     # -- opening ---------------------------------------------------------------------------------------------
 
     @classmethod
-    def open(
-        cls, base_url: str, account_ids: Iterable[str] = (), *, data_dir: Path | str | None = None
-    ) -> Store:
-        """Open (creating if needed) the store for this API base URL and account set.
+    def open(cls, base_url: str, api_key: str, *, data_dir: Path | str | None = None,
+             codec: StoreCodec) -> Store:
+        """Open (creating if needed) the store of this key on this API base URL.
 
         A corrupt or foreign file is moved aside and replaced by an empty store; ``store.messages`` says so.
         Raises :class:`StoreError` only when no store can be created at all (e.g. an unwritable directory).
         """
-        account_ids = list(account_ids)
-        path = store_path(base_url, account_ids, data_dir)
-        store = cls.open_path(path)
-        store.remember_identity(base_url, account_ids)
+        path = store_path(base_url, api_key, data_dir)
+        store = cls.open_path(path, codec=codec)
+        store.base_url = base_url
+        store.remember_identity(base_url)
         return store
 
     @classmethod
-    def open_existing(
-        cls, base_url: str, account_ids: Iterable[str] = (), *, data_dir: Path | str | None = None
-    ) -> Store | None:
-        """Like :meth:`open`, but None when there is no history for this URL + account set yet (an offline
-        export must say "no local history" rather than create an empty file)."""
-        path = store_path(base_url, list(account_ids), data_dir)
-        return cls.open_path(path) if path.exists() else None
+    def open_existing(cls, base_url: str, api_key: str, *, data_dir: Path | str | None = None,
+                      codec: StoreCodec) -> Store | None:
+        """Like :meth:`open`, but None when there is no history for this key yet (an offline export must say
+        "no local history" rather than create an empty file)."""
+        path = store_path(base_url, api_key, data_dir)
+        if not path.exists():
+            return None
+        store = cls.open_path(path, codec=codec)
+        store.base_url = base_url
+        return store
 
     @classmethod
-    def open_path(cls, path: Path | str) -> Store:
+    def open_path(cls, path: Path | str, *, codec: StoreCodec) -> Store:
         path = Path(path)
         messages: list[str] = []
         try:
@@ -631,10 +734,10 @@ class Store:
                            f"{moved}; history will be rebuilt from the API.")
                 log.warning("store: %s", message)
                 messages.append(message)
-        return cls(path, messages)
+        return cls(path, messages, codec)
 
     @classmethod
-    def peek(cls, path: Path | str) -> Store | None:
+    def peek(cls, path: Path | str, *, codec: StoreCodec) -> Store | None:
         """A read-only view of an existing history file of this version, for reading only: no writer thread, no
         migration, nothing ever moved aside or created (another running copy of the app may own the file). None
         when the file is absent, not ours, of another schema version or unreadable; :meth:`open_path` then
@@ -658,6 +761,8 @@ class Store:
             return None
         store = cls.__new__(cls)
         store.path, store.messages, store.rebuilt, store.write_errors = path, [], False, []
+        store.base_url = None
+        store.codec = codec
         store._read, store._read_lock, store._writer, store._closed = conn, threading.Lock(), None, False
         return store
 
@@ -668,13 +773,86 @@ class Store:
         message = (f"The local history file is damaged ({exc}). It was moved aside to {moved}; history will be "
                    f"rebuilt from the API.")
         log.warning("store: %s", message)
-        fresh = Store.open_path(self.path)
+        fresh = Store.open_path(self.path, codec=self.codec)
+        fresh.base_url = self.base_url
         fresh.messages.insert(0, message)
         fresh.rebuilt = True
         return fresh
 
-    def remember_identity(self, base_url: str, account_ids: Iterable[str]) -> None:
-        self.set_meta(base_url=normalize_base_url(base_url), account_set=",".join(sorted(set(account_ids))))
+    def remember_identity(self, base_url: str, account_ids: Iterable[str] | None = None) -> None:
+        items: dict[str, Any] = {"base_url": normalize_base_url(base_url)}
+        if account_ids is not None:
+            items["account_set"] = ",".join(sorted(set(account_ids)))
+        self.set_meta(**items)
+
+    def legacy_path(self) -> Path | None:
+        """The file older versions kept for this base URL (any key's), beside this one; None without a URL."""
+        if not self.base_url:
+            return None
+        return self.path.parent / legacy_store_path(self.base_url).name
+
+    def adopt_legacy(self, account_ids: Iterable[str]) -> bool:
+        """Take over the history an older version kept for this base URL (named by the URL alone), but only
+        when ``account_ids`` — the accounts the API just listed for THIS key — are exactly the accounts that
+        file knows: then it is this user's history. Its rows are copied in (rows already here win: they are
+        newer), then the old file is deleted. Any doubt (other accounts, no accounts, unreadable, not ours)
+        leaves the old file untouched and unread. Blocking (a copy of the whole file): call it off the loop.
+        Returns True when adopted."""
+        legacy = self.legacy_path()
+        fresh = {a for a in account_ids if a}
+        if legacy is None or not fresh or not legacy.is_file() or self._closed or self._writer is None:
+            return False
+        old = Store.peek(legacy, codec=self.codec)
+        if old is None:
+            log.info("store: an older history file for this URL is not readable; left alone")
+            return False
+        try:
+            stored = {w.get("account_id") for w in old.accounts_wire()}
+            meta_set = old.meta("account_set")
+        except sqlite3.Error as exc:
+            log.info("store: an older history file for this URL is not readable (%s); left alone", exc)
+            return False
+        finally:
+            old.close()
+        if meta_set:
+            stored |= set(meta_set.split(","))
+        stored.discard(None)
+        if stored != fresh:
+            log.info("store: an older history file for this URL belongs to other accounts; left alone")
+            return False
+        self.flush_sync()  # what this store was told so far is committed first: its rows win over the old ones
+        conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        try:
+            conn.execute("ATTACH DATABASE ? AS legacy", (str(legacy),))
+            conn.execute("BEGIN IMMEDIATE")
+            for table in _TABLES:
+                if table == "meta":
+                    continue
+                conn.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM legacy.{table}")  # noqa: S608
+            # Cursors and markers of the old file, except where backfill stood: history newer than the old file
+            # and older than this one's first page is read again by backfill (the safe side of a gap).
+            conn.execute("INSERT OR IGNORE INTO main.meta SELECT key, value FROM legacy.meta WHERE key NOT IN"
+                         " ('base_url', 'account_set', 'backfill_before', 'backfill_done',"
+                         " 'signals_backfill_before', 'signals_backfill_done')")
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE legacy")
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            log.warning("store: the older history file could not be taken over (%s); left alone", exc)
+            return False
+        finally:
+            conn.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                Path(str(legacy) + suffix).unlink(missing_ok=True)
+            except OSError as exc:  # copied already; a file that stays is harmless (never shown to another key)
+                log.info("store: older history file not removed: %s", exc)
+        self.remember_identity(self.base_url or "", fresh)
+        log.info("store: took over the history an older version kept for this API (same accounts)")
+        return True
 
     # -- writing (non-blocking) ------------------------------------------------------------------------------
 
@@ -687,33 +865,33 @@ class Store:
     def put_accounts(self, accounts: Iterable[Any], *, replace: bool = True) -> None:
         """Store accounts (domain objects or wire dicts); ``replace`` drops accounts not in the list."""
         items = _snapshot_items(accounts)
-        self.write_async(lambda conn: _upsert_accounts(conn, _wires(items), replace))
+        self.write_async(lambda conn: _upsert_accounts(conn, _wires(items, self.codec), replace))
 
     def put_trades(self, trades: Iterable[Any]) -> None:
         """Insert or replace trades; embedded positions/orders (fat trades) go to their own tables."""
         items = _snapshot_items(trades)
         if items:
-            self.write_async(lambda conn: _upsert_trades(conn, _wires(items)))
+            self.write_async(lambda conn: _upsert_trades(conn, _wires(items, self.codec)))
 
     def put_signals(self, signals: Iterable[Any]) -> None:
         """Insert or replace signals; a list item keeps the raw text of a detail stored earlier."""
         items = _snapshot_items(signals)
         if items:
-            self.write_async(lambda conn: _upsert_signals(conn, _wires(items)))
+            self.write_async(lambda conn: _upsert_signals(conn, _wires(items, self.codec)))
 
     def put_positions(self, positions: Iterable[Any], *, open_set: bool = False) -> None:
         """Insert or replace positions. ``open_set=True``: this is all of ``GET /positions``; stored open
         positions not in it are dropped (they closed while we were away)."""
         items = _snapshot_items(positions)
         if open_set:
-            self.write_async(lambda conn: _replace_open_positions(conn, _wires(items)))
+            self.write_async(lambda conn: _replace_open_positions(conn, _wires(items, self.codec)))
         elif items:
-            self.write_async(lambda conn: _upsert_positions(conn, _wires(items)))
+            self.write_async(lambda conn: _upsert_positions(conn, _wires(items, self.codec)))
 
     def put_orders(self, orders: Iterable[Any]) -> None:
         items = _snapshot_items(orders)
         if items:
-            self.write_async(lambda conn: _upsert_orders(conn, _wires(items)))
+            self.write_async(lambda conn: _upsert_orders(conn, _wires(items, self.codec)))
 
     def put_events(self, events: Iterable[Any]) -> None:
         """Append delivered stream events (domain ``Event`` objects or wire envelopes) to the event log.
@@ -755,7 +933,7 @@ class Store:
 
     def etag_cache(self, max_entries: int = 2000) -> Any:
         """An ETag cache for ``TTMTClient`` that survives restarts (terminal trades/signals are re-validated with
-        ``If-None-Match`` and a 304 costs no download). Same interface as ``sources.ttmt.cache.ETagCache``."""
+        ``If-None-Match`` and a 304 costs no download). Same interface as the codec's ``etag_cache_class``."""
         return _store_etag_cache(self, max_entries)
 
     def put_etag(self, url: str, etag: str, body: Any = None) -> None:
@@ -763,7 +941,7 @@ class Store:
         stamp = ts_text(datetime.now(UTC))
 
         def op(conn: sqlite3.Connection) -> None:
-            text = None if body is None else dumps(_to_wire(body))
+            text = None if body is None else dumps(_to_wire(body, self.codec))
             conn.execute("INSERT OR REPLACE INTO etags (url, etag, body, stored_at) VALUES (?, ?, ?, ?)",
                          (url, etag, text, stamp))
 
@@ -834,6 +1012,13 @@ class Store:
 
     def _on_write_error(self, exc: BaseException) -> None:
         self.write_errors.append(str(exc))
+
+    @property
+    def write_problem(self) -> str | None:
+        """A sentence for the window while writes fail (disk full...), None when they work; any thread may read
+        it (the writer keeps the writes and retries by itself, see _Writer)."""
+        writer = self._writer
+        return writer.problem if writer is not None else None
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -988,41 +1173,34 @@ class Store:
     # Domain-level reads (decoded with the project's one decoder).
 
     def accounts(self) -> list[Any]:
-        from ..sources.ttmt.decode import decode_account
-
+        decode_account = self.codec.decode_account
         return [decode_account(w) for w in self.accounts_wire()]
 
     def open_trades(self) -> list[Any]:
-        from ..sources.ttmt.decode import decode_trade
-
+        decode_trade = self.codec.decode_trade
         return [decode_trade(w) for w in self.open_trades_wire()]
 
     def open_positions(self) -> list[Any]:
-        from ..sources.ttmt.decode import decode_position
-
+        decode_position = self.codec.decode_position
         return [decode_position(w) for w in self.open_positions_wire()]
 
     def trades_page(self, limit: int = 100, before: tuple[str, str] | None = None
                     ) -> tuple[list[Any], tuple[str, str] | None]:
-        from ..sources.ttmt.decode import decode_trade
-
+        decode_trade = self.codec.decode_trade
         wires, next_key = self.trades_page_wire(limit, before)
         return [decode_trade(w) for w in wires], next_key
 
     def newest_signals(self, limit: int = 100) -> list[Any]:
-        from ..sources.ttmt.decode import decode_signal
-
+        decode_signal = self.codec.decode_signal
         return [decode_signal(w) for w in self.newest_signals_wire(limit)]
 
     def iter_trades(self, filters: Mapping[str, Any] | None = None) -> Iterator[Any]:
-        from ..sources.ttmt.decode import decode_trade
-
+        decode_trade = self.codec.decode_trade
         for wire in self.iter_trades_wire(filters):
             yield decode_trade(wire)
 
     def iter_signals(self, filters: Mapping[str, Any] | None = None) -> Iterator[Any]:
-        from ..sources.ttmt.decode import decode_signal
-
+        decode_signal = self.codec.decode_signal
         for wire in self.iter_signals_wire(filters):
             yield decode_signal(wire)
 
@@ -1031,12 +1209,9 @@ class Store:
 
 
 def _store_etag_cache(store: Store, max_entries: int) -> Any:
-    from ..sources.ttmt.cache import ETagCache
-    from ..sources.ttmt.decode import decode_signal, decode_trade
+    decoders = {"trades": store.codec.decode_trade, "signals": store.codec.decode_signal}
 
-    decoders = {"trades": decode_trade, "signals": decode_signal}
-
-    class StoreETagCache(ETagCache):
+    class StoreETagCache(store.codec.etag_cache_class):  # type: ignore[name-defined]  # the source's class
         """Memory LRU in front of the store's ``etags`` table: a miss in memory is looked up on disk; a put is
         remembered in both (the disk write is queued, never blocking). Keys are request paths
         (``trades/<id>``, ``signals/<id>``); an object of another kind is kept in memory only."""

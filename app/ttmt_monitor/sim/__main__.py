@@ -1,4 +1,5 @@
-"""``ttmt-monitor sim`` / ``ttmt-monitor-sim`` / ``python -m ttmt_monitor.sim``: run the TTMT simulator in the foreground.
+"""``ttmt-monitor sim`` / ``ttmt-monitor-sim`` / ``python -m ttmt_monitor.sim``: run the TTMT simulator in the
+foreground.
 
 The first lines on stdout are machine-readable (``start_subprocess`` and scripts read them)::
 

@@ -1,10 +1,11 @@
 """The simulator's market engine: a believable TTMT user whose channels post signals that become layered trades.
 
 What it provides
-- :class:`Engine` over a :class:`~.world.World`: ``populate()`` builds the demo user (accounts, channels, ``history_days``
-  of terminal trades, a few open trades) and a second user ``other`` (so foreign ids give 404); ``step(seconds)``
-  advances the market synchronously (deterministic tests); ``async run()`` is the live loop (``speed`` scales the
-  pace, ``pause()``/``resume()`` hold it); ``burst(n)`` emits ``n`` real state changes as fast as possible.
+- :class:`Engine` over a :class:`~.world.World`: ``populate()`` builds the demo user (accounts, channels,
+  ``history_days`` of terminal trades, a few open trades) and a second user ``other`` (so foreign ids give 404);
+  ``step(seconds)`` advances the market synchronously (deterministic tests); ``async run()`` is the live loop
+  (``speed`` scales the pace, ``pause()``/``resume()`` hold it); ``burst(n)`` emits ``n`` real state changes as fast
+  as possible.
 - ``DEMO_USER_ID`` / ``OTHER_USER_ID``.
 
 How the data is laid out (the seam with ``server.py``)
@@ -58,8 +59,7 @@ from typing import Any
 from . import corpus
 from .corpus import Parsed, Template
 from .market import LOT_STEP, SYMBOLS, Market, Symbol, hourly_path, profit
-from .world import UserWorld, World
-from .world import iso as _world_iso
+from .world import UserWorld, World, iso as _world_iso
 
 _log = logging.getLogger(__name__)
 
@@ -76,8 +76,11 @@ TRADE_TIMEOUT_S = 90 * 60  # a trade still open after 90 simulated minutes is cl
 TICK_P = 0.75  # chance that a symbol's price ticks in a given simulated second (~1 tick/s, irregular like a feed)
 HISTORY_STEP_S = 120.0  # history trades are simulated on two-minute bars (cheap), the live market on 1 s ticks
 BREAKEVEN_FAIL_P = 0.07
-BREAKEVEN_REASONS = ("SL modification not confirmed by broker within 15 s", "broker rejected modification: market closed",
-                     "INVALID_STOPS")
+BREAKEVEN_REASONS = (
+    "SL modification not confirmed by broker within 15 s",
+    "broker rejected modification: market closed",
+    "INVALID_STOPS",
+)
 
 
 # ---- the users' static set-up ------------------------------------------------------------------------------------
@@ -283,7 +286,7 @@ class Engine:
             if not self._paused:
                 try:
                     self.step(elapsed * self.speed)
-                except Exception:  # a bug in one step must not stop the demo's market: say it, keep going
+                except Exception:  # noqa: BLE001 - a bug in one step must not stop the demo's market: say it, go on
                     _log.exception("market engine step failed")
 
     def burst(self, n: int) -> int:

@@ -9,7 +9,9 @@ API lives outside ``/api/v1`` and is only reachable on loopback (the server bind
 Switches: drop_streams(mid_frame=False), container_down(), container_up(), hold_phantom_stream(),
 release_phantom_stream(), revoke_key(), restore_key(), disable_access(), enable_access(), inject_malformed_frame(),
 inject_unknown_event(type_="..."), pause_engine(), resume_engine(), burst(n), set_rate_limit(limit, window=None),
-set_stream_lifetime(seconds), set_auth_recheck(seconds), set_ping_interval(seconds), reset_rate_limit().
+set_stream_lifetime(seconds), set_auth_recheck(seconds), set_ping_interval(seconds), reset_rate_limit(),
+inject_envelope_without_data(type_), set_line_ending(ending), gzip_bomb(path, inflated_mib), trickle(path, interval,
+headers), empty_pages(path), clear_rest_faults().
 Key switches act on the demo key unless given ``key=`` (a raw key; never logged).
 """
 
@@ -55,14 +57,46 @@ class Faults:
     def inject_malformed_frame(self) -> int:
         """Send every open stream a frame with an ``id:`` line (the last real id, so no id is invented) and bad JSON."""
         user = self._state.world.user(self._demo_user_id)
-        text = f'id: {user.events.last_id}\ndata: {{"type":"position_update","eventId":{user.events.last_id},"data":{{\n\n'
+        last_id = user.events.last_id
+        text = f'id: {last_id}\ndata: {{"type":"position_update","eventId":{last_id},"data":{{\n\n'
         return self._state.broadcast({"_ctl": "raw", "text": text})
 
     def inject_unknown_event(self, type_: str = "margin_call_warning", data: dict[str, Any] | None = None) -> int:
         """Emit a REAL numbered event of a type the spec never names (buffered, replayed, consumes an id)."""
         user = self._state.world.user(self._demo_user_id)
-        payload = data if isinstance(data, dict) else {"note": "an event type the client has never seen", "signal": None}
+        payload = data if isinstance(data, dict) else {"note": "an event type the client has never seen",
+                                                       "signal": None}
         return int(user.emit(str(type_), payload, datetime.now(UTC))["eventId"])
+
+    def inject_envelope_without_data(self, type_: str = "order_fill") -> int:
+        """Emit a REAL numbered event whose envelope has no ``data`` member (malformed; consumes an id)."""
+        user = self._state.world.user(self._demo_user_id)
+        envelope = user.emit(str(type_), {}, datetime.now(UTC))
+        envelope.pop("data", None)  # before any stream task serialises it (same loop, no await in between)
+        return int(envelope["eventId"])
+
+    def set_line_ending(self, ending: str = "\n") -> None:
+        """The stream's line terminator: ``"\n"`` (default), ``"\r"`` or ``"\r\n"`` — all legal SSE."""
+        if ending not in ("\n", "\r", "\r\n"):
+            raise ValueError("ending must be \\n, \\r or \\r\\n")
+        self._state.config.line_ending = ending
+
+    # ---- hostile REST answers ----
+    def gzip_bomb(self, path: str = "/accounts", inflated_mib: int = 1024) -> None:
+        """``path`` answers 200 with a valid gzip body of ~1/1000 its size that inflates to ``inflated_mib`` MiB."""
+        self._state.rest_faults[_route(path)] = {"kind": "gzip_bomb", "inflated_mib": max(1, int(inflated_mib))}
+
+    def trickle(self, path: str = "/accounts", interval: float = 4.0, headers: bool = True) -> None:
+        """``path`` answers its headers (none when ``headers`` is false), then one byte every ``interval`` s."""
+        self._state.rest_faults[_route(path)] = {"kind": "trickle", "interval": float(interval),
+                                                  "headers": bool(headers)}
+
+    def empty_pages(self, path: str = "/trades") -> None:
+        """``path`` (/trades or /signals) answers every page with no items, ``has_more: true`` and a new cursor."""
+        self._state.rest_faults[_route(path)] = {"kind": "empty_pages"}
+
+    def clear_rest_faults(self) -> None:
+        self._state.rest_faults.clear()
 
     # ---- auth ----
     def revoke_key(self, key: str | None = None) -> None:
@@ -128,6 +162,16 @@ class Faults:
             "engine_paused": bool(getattr(engine, "paused", False)) if engine is not None else None,
             "last_event_id": self._state.world.user(self._demo_user_id).events.last_id,
         }
+
+
+def _route(path: str) -> str:
+    """``"/api/v1/trades"``, ``"trades"`` or ``"/trades"`` -> ``"/trades"`` (``"*"`` stays: every route)."""
+    path = str(path).strip()
+    if path == "*":
+        return path
+    if path.startswith("/api/v1"):
+        path = path[len("/api/v1"):]
+    return "/" + path.strip("/")
 
 
 SWITCHES = frozenset(

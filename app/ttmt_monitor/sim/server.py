@@ -22,13 +22,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import math
 import re
+import struct
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +81,7 @@ class SimConfig:
     ping_interval: float = 15.0
     retry_ms: int = 3000
     write_timeout: float = 30.0  # a stream client that reads nothing for this long is dropped
+    line_ending: str = "\n"  # the stream's line terminator: "\n", "\r" or "\r\n" (all legal in SSE)
 
 
 class ApiError(Exception):
@@ -110,6 +114,11 @@ class ServerState:
     windows: dict[str, list[float]] = field(default_factory=dict)  # key hash -> [window start, count]
     engine: Any = None
     shutting_down: bool = False
+    # Every write call refused (method, path): the contract tests prove a client made none.
+    write_attempts: list[tuple[str, str]] = field(default_factory=list)
+    # Hostile answers for REST routes (and /stream's connect), set by the fault switches: route ("/accounts",
+    # "/trades", "/stream", or "*" for every route) -> {"kind": "gzip_bomb" | "trickle" | "empty_pages", ...}.
+    rest_faults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---- stream control used by the fault switches ----
     def broadcast(self, item: dict[str, Any], key_hash: str | None = None) -> int:
@@ -151,6 +160,22 @@ class ServerState:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+@functools.cache
+def gzip_bomb(inflated_mib: int) -> bytes:
+    """A valid gzip body of ``inflated_mib`` MiB of zeros, ~1000x smaller (1 GiB -> ~1 MiB), built in ~1 s: one
+    fully flushed deflate block of 1 MiB of zeros is independent of what came before, so it is compressed once and
+    repeated."""
+    zeros = bytes(1 << 20)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(inflated_mib):
+        crc = zlib.crc32(zeros, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    trailer = struct.pack("<II", crc, (inflated_mib << 20) & 0xFFFFFFFF)
+    return header + block * inflated_mib + comp.flush() + trailer
 
 
 def problem_body(status: int, detail: str | None) -> bytes:
@@ -249,7 +274,8 @@ def etag_matches(header: str | None, etag: str) -> bool:
 class SimApp:
     """The ASGI application. ``admin`` (set by :mod:`.faults`) serves POST /_sim/<switch>."""
 
-    def __init__(self, state: ServerState, admin: Callable[[str, str, bytes], Awaitable[tuple[int, Any]]] | None = None):
+    def __init__(self, state: ServerState,
+                 admin: Callable[[str, str, bytes], Awaitable[tuple[int, Any]]] | None = None):
         self.state = state
         self.admin = admin
         self._child_index: dict[tuple[str, str], tuple[int, dict[str, list[str]]]] = {}
@@ -326,6 +352,8 @@ class SimApp:
         try:
             if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
                 raise ApiError(404, "No such endpoint.")
+            if method not in ("GET", "HEAD", "OPTIONS"):
+                self.state.write_attempts.append((_clip(method, 20), _clip(path, 200)))
             if method != "GET":
                 with contextlib.suppress(ApiError):  # a valid key still gets its budget header (§14.3)
                     extra["X-RateLimit-Remaining"] = str(self.state.remaining(self.authenticate(headers).key_hash))
@@ -336,6 +364,12 @@ class SimApp:
                 extra["X-RateLimit-Remaining"] = str(self.state.remaining(record.key_hash))
                 raise ApiError(403, "API access is disabled for this account.")
             route = path[len(API_PREFIX) :].rstrip("/") or "/"
+            fault = self.state.rest_faults.get(route) or self.state.rest_faults.get("*")
+            if fault is not None and (route != "/stream" or fault["kind"] == "trickle"):
+                if route != "/stream":
+                    extra["X-RateLimit-Remaining"] = str(self.state.consume(record.key_hash))
+                await self.hostile(send, receive, fault, route, extra)
+                return
             if route == "/stream":
                 extra["X-RateLimit-Remaining"] = str(self.state.remaining(record.key_hash))  # for its 400/409/503
                 await self.stream(send, receive, user, record, params, headers)
@@ -351,6 +385,46 @@ class SimApp:
         except ApiError as err:
             merged = {**extra, **err.headers}
             await self.respond(send, err.status, problem_body(err.status, err.detail), merged, problem=True)
+
+    async def hostile(self, send: Send, receive: Receive, fault: dict[str, Any], route: str,
+                      extra: dict[str, str]) -> None:
+        """A hostile answer for the fault switches (see :class:`~.faults.Faults`)."""
+        headers = [(k.lower().encode(), v.encode("latin-1")) for k, v in extra.items()]
+        kind = fault["kind"]
+        if kind == "gzip_bomb":
+            body = gzip_bomb(int(fault.get("inflated_mib", 1024)))
+            headers += [(b"content-type", b"application/json"), (b"content-encoding", b"gzip"),
+                        (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if kind == "empty_pages":
+            if route not in ("/trades", "/signals"):
+                raise ApiError(404, "No such endpoint.")
+            body = dumps({"data": [], "has_more": True, "next_cursor": uuid.uuid4().hex})
+            await self.respond(send, 200, body, extra)
+            return
+        if kind == "trickle":
+            # Headers (unless told not to), then one byte every ``interval`` seconds of a body that never ends in
+            # time: no single read ever waits long, so only a total deadline stops the client.
+            interval = float(fault.get("interval", 4.0))
+            if fault.get("headers", True):
+                is_stream = route == "/stream"
+                headers += [(b"content-type", b"text/event-stream" if is_stream else b"application/json")]
+                if not is_stream:
+                    headers.append((b"content-length", b"100000"))
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+            for _ in range(100000):
+                try:
+                    message = await asyncio.wait_for(receive(), timeout=interval)
+                except TimeoutError:
+                    if fault.get("headers", True):
+                        await send({"type": "http.response.body", "body": b" ", "more_body": True})
+                    continue
+                if message["type"] == "http.disconnect":
+                    return
+            return
+        raise ApiError(500, f"unknown fault {kind!r}")
 
     def authenticate(self, headers: dict[str, str]) -> KeyRecord:
         value = headers.get("authorization")
@@ -378,7 +452,8 @@ class SimApp:
             items = [
                 p
                 for p in user.positions.values()
-                if p.get("status") in OPEN_POSITION_STATUSES and (account_id is None or p.get("account_id") == account_id)
+                if p.get("status") in OPEN_POSITION_STATUSES
+                and (account_id is None or p.get("account_id") == account_id)
             ]
             items.sort(key=lambda p: (p.get("opened_at") or "", p["id"]), reverse=True)
             return 200, dumps({"data": [self.position_view(user, p) for p in items]}), {}
@@ -539,7 +614,8 @@ class SimApp:
         return out
 
     def trade_view(self, user: UserWorld, trade: dict[str, Any], include: Any,
-                   positions: dict[str, list[dict[str, Any]]], orders: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+                   positions: dict[str, list[dict[str, Any]]], orders: dict[str, list[dict[str, Any]]]
+                   ) -> dict[str, Any]:
         view = public(trade)
         if "signal" in include:
             view["signal"] = signal_summary(user, trade.get("signal_id"))
@@ -606,6 +682,8 @@ class SimApp:
             async def write(chunk: str) -> None:
                 # A client that stops reading but keeps the socket open would block us on flow control forever
                 # (and hold the key's slot): give each write a deadline and treat a miss as a dead client.
+                if state.config.line_ending != "\n":
+                    chunk = chunk.replace("\n", state.config.line_ending)
                 message = {"type": "http.response.body", "body": chunk.encode(), "more_body": True}
                 try:
                     await asyncio.wait_for(send(message), timeout=state.config.write_timeout)

@@ -4,7 +4,8 @@ A source is one read-only connection to one service with one credential (a TTMT 
 token, an MT4 manager login). It gives:
 
 - ``snapshot()``: the service's current state, read now, as neutral entities (``domain.Snapshot``).
-- ``changes()``: an async iterator of batches (``list[Delta]``). The first batch starts with ``Reset(snapshot)``;
+- ``changes()``: an async iterator of batches (``list[Delta]``). The first batch with data starts with
+  ``Reset(snapshot)`` (batches of ``HealthChanged`` alone may come before it, e.g. while the service is down);
   then upserts/removes as the service reports them; after any gap (a reconnect, a sequence jump, a resync the
   service asks for) again a ``Reset`` with a fresh snapshot. ``HealthChanged`` deltas say how the connection is.
   The source owns its reconnect, backoff, resume and rate-limit rules; the iterator ends only after ``aclose()``,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from ..core.models import Account, Position, Trade
-from .table_base import Column, KeyedTableModel, pl_column
+from .table_base import Column, KeyedTableModel, money_column, pl_column
 
 _ZERO = Decimal(0)
 
@@ -27,6 +27,15 @@ class AccountRow:
     open_pl: Decimal
     realized_today: Decimal
     open_trades: int = 0
+    # Neutral sources (core/desk.py) report these; TTMT rows leave them None.
+    source: str = "TTMT"
+    balance: Decimal | None = None
+    equity: Decimal | None = None
+    margin: Decimal | None = None
+    free_margin: Decimal | None = None
+    margin_level: Decimal | None = None
+    equity_computed: bool = False
+    note: str | None = None
 
     @property
     def account_id(self) -> str:
@@ -39,7 +48,7 @@ class AccountRow:
 
 def local_day_start(now: datetime | None = None) -> datetime:
     """Midnight of today in the user's local zone, as an aware datetime ("today" is the trader's day)."""
-    local = (now or datetime.now(timezone.utc)).astimezone()
+    local = (now or datetime.now(UTC)).astimezone()
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
@@ -115,8 +124,19 @@ class AccountsModel(KeyedTableModel):
         Column("open_positions", "Open positions", lambda r: r.open_positions, numeric=True),
         pl_column("open_pl", "Open P&L", lambda r: r.open_pl, _cur),
         pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
+        Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=110),
+        money_column("balance", "Balance", lambda r: r.balance, _cur),
+        money_column("equity", "Equity", lambda r: r.equity, _cur,
+                     tooltip="Balance + credit + open P&L; marked * where the desk computed it (MT4 manager)",
+                     text_suffix=lambda r: " *" if r.equity_computed and r.equity is not None else ""),
+        money_column("margin", "Margin", lambda r: r.margin, _cur, hidden_by_default=True),
+        money_column("free_margin", "Free margin", lambda r: r.free_margin, _cur),
+        Column("margin_level", "Margin level", lambda r: r.margin_level,
+               lambda r, o: "" if r.margin_level is None else f"{r.margin_level:,.0f} %", numeric=True),
         Column("id", "Account id", lambda r: r.account.account_id, hidden_by_default=True),
     )
+    # Rows of neutral sources are keyed "<source>|<id>" and fed by ui/desk.DeskBridge: TTMT's resets keep them.
+    foreign_key_marker = "|"
 
     @staticmethod
     def key_of(obj: AccountRow) -> str:

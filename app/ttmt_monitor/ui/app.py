@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -54,6 +55,29 @@ class Connection:
     base_url: str
     api_key: str = field(repr=False)  # a secret: never in a repr (logs, tracebacks)
     demo: bool
+    # The neutral sources beside TTMT: (registry.SourceKind, SourceConfig, secrets) each; secrets never in a repr.
+    sources: tuple[Any, ...] = field(default=(), repr=False)
+
+
+def _start_demo_sources(stack: contextlib.ExitStack, seed: int) -> list[tuple[Any, Any, Any]]:
+    """Start every registered kind's simulator but TTMT's (run in a thread: each start blocks until its server
+    listens). A kind whose simulator fails is logged and left out: the demo shows the others."""
+    from ..sources import registry
+
+    out = []
+    for name in registry.kinds():
+        if name == "ttmt":
+            continue
+        try:
+            kind = registry.get(name)
+            if kind.demo is None:
+                continue
+            demo = stack.enter_context(kind.demo(seed))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("the %s demo simulator did not start: %s", name, exc)
+            continue
+        out.append((kind, demo.config, demo.secrets))
+    return out
 
 
 def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
@@ -192,8 +216,11 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
     headless = bool(args.screenshot or args.smoke_test)
     loop = asyncio.get_running_loop()
     sim = None
+    demo_stack = contextlib.ExitStack()
     try:
         if args.demo:
+            # Every other registered kind's simulator too, started while TTMT's starts (each in its own thread).
+            demo_task = loop.run_in_executor(None, _start_demo_sources, demo_stack, 1)
             from ..sim.runner import start_subprocess
 
             t0 = time.monotonic()
@@ -203,7 +230,8 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
                 print(f"ttmt-monitor: the demo simulator did not start: {exc}", file=sys.stderr)
                 return EXIT_FAILED
             log.info("simulator started in %.1f s", time.monotonic() - t0)
-            connection: Connection | None = Connection(sim.base_url, sim.api_key, demo=True)
+            connection: Connection | None = Connection(sim.base_url, sim.api_key, demo=True,
+                                                       sources=tuple(await demo_task))
         else:
             base_url = args.base_url or settings.base_url
             if args.base_url:
@@ -234,6 +262,24 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
     finally:
         if sim is not None:
             await loop.run_in_executor(None, sim.terminate)
+        await loop.run_in_executor(None, demo_stack.close)
+
+
+def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
+    """How the desk of ``connection`` opens its local history: the file of THIS key (never another key's, even on
+    the same API; Key → Replace key… gets a new Connection and so its own file). None for the demo: the
+    simulator's made-up history is not worth keeping between runs."""
+    if connection.demo:
+        return None
+
+    def store_factory() -> Any:
+        # The store keeps TTMT objects as TTMT wire JSON; core imports no source, so the opener names the codec.
+        from ..core.store import Store
+        from ..sources.ttmt.store_codec import CODEC
+
+        return Store.open(connection.base_url, connection.api_key, data_dir=data_dir, codec=CODEC)
+
+    return store_factory
 
 
 async def _run_window(args: argparse.Namespace, settings: Any, connection: Connection,
@@ -249,12 +295,7 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
                    "(The server allows one live stream per key.)")
         print(f"ttmt-monitor: {message}", file=sys.stderr)
         return EXIT_OTHER_INSTANCE
-    store_factory = None
-    if not connection.demo:  # the simulator's made-up history is not worth keeping between runs
-        def store_factory() -> Any:
-            from ..core.store import Store
-
-            return Store.open(connection.base_url)
+    store_factory = history_store_factory(connection)
     controller = DeskController(connection.base_url, connection.api_key, store_factory=store_factory,
                                 prefetch=prefetch, cached=cached)
     # Send the first REST requests before building the window: the server works on them while we construct
@@ -262,7 +303,15 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     start_task = asyncio.ensure_future(controller.start())
     for _ in range(3):
         await asyncio.sleep(0)
-    window = MainWindow(controller, settings, title_suffix="demo (simulator)" if connection.demo else "")
+    from .desk import SourceHub
+
+    hub = SourceHub()
+    for kind, config, secrets in connection.sources:
+        try:
+            hub.add(kind.create(config, secrets))
+        except Exception as exc:  # noqa: BLE001 - one source that cannot start must not stop the desk
+            log.warning("source %s could not start: %s", config.name, exc)
+    window = MainWindow(controller, settings, title_suffix="demo (simulator)" if connection.demo else "", hub=hub)
     guard.raise_requested.connect(lambda: (window.showNormal(), window.raise_(), window.activateWindow()))
     next_connection: list[Connection | None] = []
 
@@ -320,6 +369,7 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     finally:
         if window.isVisible():
             window.quit()
+        await hub.aclose()
         await controller.aclose()
         guard.release()
         # Delete the window now: its views show the controller's models, and if the controller were collected
@@ -346,6 +396,21 @@ async def _capture(args: argparse.Namespace, window: Any, controller: Any, loade
         await asyncio.sleep(0.2)
     has_data = controller.accounts_model.rowCount() > 0 and controller.trades_model.rowCount() > 0
     live = controller.live_events > 0
+    hub = getattr(window, "hub", None)
+    sources_text = ""
+    if hub is not None and hub.sources():
+        # The neutral sources too: each one live (or said why not) within what is left of the limit.
+        def all_live() -> bool:
+            return all((h := hub.health(s.id)) is not None and h.state.is_current for s in hub.sources())
+        while time.monotonic() < deadline and not all_live():
+            await asyncio.sleep(0.2)
+        states = []
+        for s in hub.sources():
+            h = hub.health(s.id)
+            states.append(f"{s.label}={h.state if h else '?'}")
+            if h is not None and not h.state.is_current:
+                print(f"ttmt-monitor: {s.label} is not live: {h.sentence}", file=sys.stderr)
+        sources_text = " sources: " + ", ".join(states)
     await asyncio.sleep(0.3)  # one more tick and paint with the last batch in
     pixmap = window.grab()
     if pixmap.isNull():
@@ -357,7 +422,7 @@ async def _capture(args: argparse.Namespace, window: Any, controller: Any, loade
             return EXIT_FAILED
     summary = (f"accounts={controller.accounts_model.rowCount()} positions={controller.positions_model.rowCount()} "
                f"trades={controller.trades_model.rowCount()} signals={controller.signals_model.rowCount()} "
-               f"events={controller.live_events} state={controller.connection_state}")
+               f"events={controller.live_events} state={controller.connection_state}{sources_text}")
     if not has_data or not live:
         what = "no data in the tables" if not has_data else "no live events arrived"
         print(f"ttmt-monitor: {what} within {limit:g} s ({summary})", file=sys.stderr)

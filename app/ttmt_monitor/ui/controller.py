@@ -24,14 +24,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
-from ..sources.ttmt.prefetch import SnapshotPrefetch, split_closed_positions
-from ..sources.ttmt.prefetch import TradesPage as _Page
+from ..sources.ttmt.prefetch import SnapshotPrefetch, TradesPage as _Page, split_closed_positions
+from ..core.formatting import describe_error
 from .accounts_model import AccountsModel, account_rows, local_day_start
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
@@ -101,6 +101,9 @@ class DeskController(QObject):
     cache_shown = Signal()  # the local history is in the models (before the network; "loaded" follows)
     load_failed = Signal(str)  # a clear message (never a traceback)
     last_event_at_changed = Signal(object)  # datetime of the last applied event
+    # The local history cannot be written (a sentence: disk full...), or "" once it can again (core.store's writer
+    # says it once and retries by itself; this mirrors its state for the window).
+    history_problem = Signal(str)
 
     def __init__(self, base_url: str, api_key: str, *, parent: QObject | None = None,
                  client_factory: Callable[[str, str], Any] | None = None,
@@ -137,6 +140,7 @@ class DeskController(QObject):
         self.accounts: dict[str, m.Account] = {}
         self.connection_state = "offline"
         self.connection_detail = ""
+        self.history_problem_text = ""  # what history_problem last said
         self.events_total = 0
         self.live_events = 0  # events other than resyncs (what "live events have arrived" means)
         self.last_event_at: datetime | None = None
@@ -293,7 +297,7 @@ class DeskController(QObject):
         waiter = self._painted_with_data = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait_for(waiter, PAINT_WAIT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             self._painted_with_data = None
@@ -312,6 +316,9 @@ class DeskController(QObject):
             self._store_opening = asyncio.ensure_future(self._open_store())
             await asyncio.wait([self._store_opening])
             self._store_opening = None
+            if self._closing:
+                return
+            await self._adopt_legacy()
             if self._closing:
                 return
             self._remember_snapshot()
@@ -507,6 +514,19 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001 - the history is a convenience
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
+
+    async def _adopt_legacy(self) -> None:
+        """First run for this key: an older version's per-URL history is taken over when the API just listed
+        exactly its accounts for this key (Store.adopt_legacy); never shown before that answer."""
+        store = self.store
+        adopt = getattr(store, "adopt_legacy", None)
+        if adopt is None or not self.accounts:
+            return
+        try:
+            if await asyncio.get_running_loop().run_in_executor(None, adopt, list(self.accounts)):
+                log.info("local history of an older version taken over for this key")
+        except Exception as exc:  # noqa: BLE001 - the history is a convenience
+            log.warning("older local history not taken over: %s", describe_error(exc))
 
     async def _show_cached(self) -> None:
         """Fill the tables from the local history at once (before any network), when there is one."""
@@ -768,7 +788,18 @@ class DeskController(QObject):
     def pending(self) -> int:
         return len(self._queue)
 
+    def _check_history(self) -> None:
+        """Mirror the store writer's health (read on the tick: an attribute read, no lock, no I/O)."""
+        store = self.store
+        problem = (getattr(store, "write_problem", None) if store is not None else None) or ""
+        if problem != self.history_problem_text:
+            self.history_problem_text = problem
+            if problem:
+                log.warning("local history: %s", problem)
+            self.history_problem.emit(problem)
+
     def _drain(self) -> None:
+        self._check_history()
         if self._hold_stream:
             return  # an F5 snapshot is in flight: its Resync must come before the events queued meanwhile
         if not self._queue or self.state is None:
@@ -828,7 +859,7 @@ class DeskController(QObject):
         self.events_total += len(events)
         self.live_events += len(events) - sum(1 for e in events if isinstance(e, m.Resync))
         stamp = events[-1].timestamp
-        self.last_event_at = stamp if stamp is not None else datetime.now(timezone.utc)
+        self.last_event_at = stamp if stamp is not None else datetime.now(UTC)
         self.last_event_at_changed.emit(self.last_event_at)
         self.events_applied.emit(events, change)
         return len(events)
@@ -1044,7 +1075,7 @@ async def _fetch_snapshot(client: Any) -> m.Snapshot:
     out). A client without the list methods (a test double) gives its own ``snapshot()``."""
     if not all(hasattr(client, n) for n in ("accounts", "positions", "trades_page")):
         return await client.snapshot()
-    taken_at = datetime.now(timezone.utc)
+    taken_at = datetime.now(UTC)
 
     async def open_trades() -> list[m.Trade]:
         trades: list[m.Trade] = []
@@ -1069,16 +1100,6 @@ async def _fetch_snapshot(client: Any) -> m.Snapshot:
     )
 
 
-def describe_error(exc: BaseException | None) -> str:
-    """A one-line message for the user: the problem's title and detail when the API sent them."""
-    if exc is None:
-        return ""
-    title = getattr(exc, "title", None)
-    detail = getattr(exc, "detail", None)
-    if title or detail:
-        return ": ".join(str(x) for x in (title, detail) if x)
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _state_for_error(exc: BaseException) -> str:

@@ -3,7 +3,7 @@
 Provides :func:`begin` (called by the entry point first thing), :class:`EarlyStart`, ``key_from_env`` and
 ``key_from_keyring``. Why: a cold start is mostly importing (PySide6, asyncio, our modules) and building the
 window, about 0.3 s of work during which the server could already be answering. So the key is looked up (the
-environment, else the OS keyring: 0.1-0.3 s of its own) and, on a first run for this base URL (no local history
+environment, else the OS keyring: 0.1-0.3 s of its own) and, on a first run for this key (no local history
 file yet, so the desk's first lists must come from the API), the start-up lists are asked for
 (sources.ttmt.prefetch), all in a thread. Before importing QtWidgets the app waits (a few ms, at most
 ``SEND_WAIT_S``) until the requests are on the wire: importing a Qt module holds the GIL for tens of ms at a time,
@@ -74,7 +74,7 @@ class EarlyStart:
     def _run(self) -> None:
         try:
             self._key = key_from_env() or key_from_keyring(self.base_url)
-            if self._key and _first_run(self.base_url):
+            if self._key and _first_run(self.base_url, self._key):
                 from ..sources.ttmt.prefetch import SnapshotPrefetch
 
                 self._prefetch = SnapshotPrefetch(self.base_url, self._key)
@@ -85,7 +85,7 @@ class EarlyStart:
                 self._sent.set()
                 from ..sync import peek_cached
 
-                self._cached = peek_cached(self.base_url)
+                self._cached = peek_cached(self.base_url, self._key)
         except Exception:  # noqa: BLE001 - a head start only: the normal path asks again
             log.debug("early start failed", exc_info=True)
         finally:
@@ -130,8 +130,9 @@ def key_from_keyring(base_url: str) -> str | None:
         return None
 
 
-def _first_run(base_url: str) -> bool:
-    """No local history for this base URL yet (the app's store is per base URL: Store.open(base_url))."""
+def _first_run(base_url: str, key: str) -> bool:
+    """No local history for this key yet (the app's store is per key: Store.open(base_url, key)). An older
+    version's per-URL file does not count: it is shown only once the API proved it is this key's."""
     from ..core.paths import store_path
 
-    return not store_path(base_url).exists()
+    return not store_path(base_url, key).exists()

@@ -25,10 +25,10 @@ Matching rules (documented here because a user will ask why a row is hidden):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
@@ -92,11 +92,11 @@ class FilterSpec:
         """The aware start of the date window (None for "all")."""
         if self.date_window not in ("today", "7d", "30d"):
             return None
-        current = now if now is not None else datetime.now(timezone.utc)
+        current = now if now is not None else datetime.now(UTC)
         if current.tzinfo is None:
-            current = current.replace(tzinfo=timezone.utc)
+            current = current.replace(tzinfo=UTC)
         if self.date_window == "today":
-            zoned = current.astimezone(timezone.utc if self.utc else None)
+            zoned = current.astimezone(UTC if self.utc else None)
             return zoned.replace(hour=0, minute=0, second=0, microsecond=0)
         days = 7 if self.date_window == "7d" else 30
         return current - timedelta(days=days)

@@ -8,9 +8,9 @@ asyncio tasks against the controller's client. The P&L tab is created lazily the
 
 Cold start (issue 4): what the first frame does not show — the notification centre, the tray and the notifier
 (~25 ms with their imports) and the window icon — is built right after the window's first paint (see
-:meth:`MainWindow._finish_setup`): that is while the start-up's requests are out, time the loop would spend idle. Reading ``notifier``,
-``centre``, ``centre_dock``, ``unread_button``, ``notifications_action`` or ``notification_settings_action`` before
-that builds them at once, so callers never see them missing.
+:meth:`MainWindow._finish_setup`): that is while the start-up's requests are out, time the loop would spend idle.
+Reading ``notifier``, ``centre``, ``centre_dock``, ``unread_button``, ``notifications_action`` or
+``notification_settings_action`` before that builds them at once, so callers never see them missing.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ from .views import DeskTableView
 log = logging.getLogger(__name__)
 
 TAB_TITLES = {"accounts": "Accounts", "positions": "Positions", "trades": "Trades", "signals": "Signals",
-              "pnl": "P&&L"}
+              "pnl": "P&&L", "orders": "Orders", "deals": "Closed deals"}
+# Tabs of what only neutral sources (Tradovate, MetaApi, MT4 manager…) carry: shown once such a source runs.
+SOURCE_TABS = ("orders", "deals")
 MAX_BREAKEVEN_IDS = 100_000
 # Events after which an open trade detail re-reads its trade from REST (coalesced over RELOAD_DELAY_S).
 MILESTONE_EVENTS = frozenset({"order_fill", "tp_hit", "position_closed", "breakeven_set", "trade_finalized"})
@@ -145,9 +147,10 @@ class MainWindow(QMainWindow):
     painted = Signal()  # after each paint of the window itself (the start-up report listens)
 
     def __init__(self, controller: DeskController, settings: AppSettings | None = None, *,
-                 title_suffix: str = "", parent: QWidget | None = None) -> None:
+                 title_suffix: str = "", hub: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
+        self.hub = hub  # ui/desk.SourceHub: the neutral sources beside TTMT (None: TTMT only)
         controller.window_reports_paint = True
         self.settings = settings or AppSettings()
         self.setWindowTitle("TTMT Monitor" + (f" — {title_suffix}" if title_suffix else ""))
@@ -166,17 +169,33 @@ class MainWindow(QMainWindow):
             "trades": (controller.trades_model, ("created_at", Qt.SortOrder.DescendingOrder)),
             "signals": (controller.signals_model, ("received_at", Qt.SortOrder.DescendingOrder)),
         }
+        from .source_models import DealsModel, OrdersModel
+
+        self.orders_model = OrdersModel(self)
+        self.deals_model = DealsModel(self)
+        self._table_specs["orders"] = (self.orders_model, ("created_at", Qt.SortOrder.DescendingOrder))
+        self._table_specs["deals"] = (self.deals_model, ("closed_at", Qt.SortOrder.DescendingOrder))
+        self.bridge: Any = None
+        if hub is not None:
+            from .desk import DeskBridge
+
+            self.bridge = DeskBridge(hub, accounts_model=controller.accounts_model,
+                                     positions_model=controller.positions_model, orders_model=self.orders_model,
+                                     deals_model=self.deals_model, parent=self)
         self.views: dict[str, DeskTableView] = _Views(self._build_view)  # the views built so far
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self._table_holders: dict[str, QWidget] = {}
-        for name in self._table_specs:
+        self._pnl_holder = QWidget()
+        QVBoxLayout(self._pnl_holder).setContentsMargins(0, 0, 0, 0)
+        for name in TABS:  # in TABS order: a tab's index is its place in TABS (Ctrl+1… and the saved tab)
+            if name == "pnl":
+                self.tabs.addTab(self._pnl_holder, "P&&L")
+                continue
             holder = self._table_holders[name] = QWidget()
             QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
             self.tabs.addTab(holder, TAB_TITLES[name].replace("&&", "&"))
-        self._pnl_holder = QWidget()
-        QVBoxLayout(self._pnl_holder).setContentsMargins(0, 0, 0, 0)
-        self.tabs.addTab(self._pnl_holder, "P&&L")
+        self._update_source_tabs()
         self.tabs.currentChanged.connect(self._on_tab_changed)
 
         # --- filter bar, banner, summary, status bar (D2's widgets)
@@ -211,6 +230,15 @@ class MainWindow(QMainWindow):
         controller.load_failed.connect(lambda msg: self.banner.show_message(f"Could not load the desk.\n{msg}",
                                                                             [("retry", "Retry")]))
         controller.events_applied.connect(self._on_events_applied)
+        if hub is not None:
+            hub.health_changed.connect(self._on_source_health)
+            hub.sources_changed.connect(self._update_source_tabs)
+            for source in hub.sources():
+                health = hub.health(source.id)
+                if health is not None:
+                    self._on_source_health(source.id, health)
+        controller.history_problem.connect(self._on_history_problem)
+        self._history_banner_text = ""
         # Filter choices (symbols, channels) follow the data, refreshed at a calm pace.
         self._choices_timer = QTimer(self)
         self._choices_timer.setInterval(5000)
@@ -350,6 +378,12 @@ class MainWindow(QMainWindow):
                                           settings_store=self.settings.qs,
                                           show_banner=lambda text: self.status.showMessage(text, 8000))
             self._notifier = notifier
+            if self.bridge is not None:
+                from ..core.notify import process_desk_change
+
+                hub = self.hub
+                self.bridge.attach_notifier(lambda change: notifier.deliver(
+                    process_desk_change(notifier.rules, change, hub.account_label, hub.label)))
             centre.settings_requested.connect(self.open_notification_settings)
             # The unread badge: on the View → Notifications action and in the status bar (a flat button that
             # opens the centre; hidden while nothing is unread).
@@ -458,7 +492,7 @@ class MainWindow(QMainWindow):
             pl_menu.addAction(action)
         view_menu.addSeparator()
         for n, name in enumerate(TABS, start=1):
-            action = QAction(TAB_TITLES[name].replace("&&", "&"), self)
+            action = QAction(TAB_TITLES[name], self)  # "P&&L": a literal "&", not a mnemonic on "L"
             action.setShortcut(QKeySequence(f"Ctrl+{n}"))
             action.triggered.connect(lambda _=False, name=name: self.select_tab(name))
             view_menu.addAction(action)
@@ -495,11 +529,36 @@ class MainWindow(QMainWindow):
             self.settings.tab = name
             self.tab_shown.emit(name)
 
+    def _update_source_tabs(self) -> None:
+        """Orders and Closed deals show once a neutral source runs; the Source column once there is more than
+        TTMT (hidden by default when only one source is configured)."""
+        several = self.hub is not None and bool(self.hub.sources())
+        for name in SOURCE_TABS:
+            self.tabs.setTabVisible(TABS.index(name), several)
+        if several:
+            for name in ("accounts", "positions"):
+                if name in self.views:
+                    self._show_source_column(self.views[name])
+
+    @staticmethod
+    def _show_source_column(view: DeskTableView) -> None:
+        try:
+            column = view.source_model.column_number("source")
+        except KeyError:
+            return
+        view.horizontalHeader().setSectionHidden(column, False)
+
+    def _on_source_health(self, source_id: str, health: Any) -> None:
+        label = self.hub.label(source_id) if self.hub is not None else source_id
+        self.status.set_source_health(source_id, label, str(health.state), health.sentence)
+
     def _build_view(self, name: str) -> DeskTableView:
         """The table view of tab ``name``, made now: its saved layout, the display options and filter in force."""
         model, default_sort = self._table_specs[name]
         view = DeskTableView(model, name, default_sort=default_sort)
-        view.restore_layout(self.settings.qs)
+        restored = view.restore_layout(self.settings.qs)
+        if not restored and name in ("accounts", "positions") and self.hub is not None and self.hub.sources():
+            self._show_source_column(view)
         self.views[name] = view
         if name in ("trades", "positions"):
             view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))
@@ -534,6 +593,8 @@ class MainWindow(QMainWindow):
             # positions (TP markers) paged in through the client, live batches from events_applied. The window
             # therefore no longer forwards batches itself (that would count every close twice).
             view.attach(self.controller)
+            if self.bridge is not None:
+                self.bridge.attach_pnl(view)  # closed trade deals of the neutral sources
             spec = self._filter_spec
             if spec is not None and getattr(spec, "account_id", None):
                 view.set_account_filter(spec.account_id)
@@ -590,6 +651,19 @@ class MainWindow(QMainWindow):
         finally:
             if shiboken6.isValid(detail):
                 detail.reload_pending = False
+
+    def _on_history_problem(self, text: str) -> None:
+        """The local history stopped being saved (disk full...): once in the banner, and in the status bar for as
+        long as it lasts; when it is saved again, a short status message."""
+        self.status.set_history_problem(text)
+        if text:
+            self.banner.show_message(text, accent_state="offline")
+        else:
+            if self.banner.isVisible() and self.banner.text_label.text() == self._history_banner_text:
+                # Our message is still up: back to what the connection state wants (usually nothing).
+                self.banner.set_state(self.controller.connection_state, self.controller.connection_detail)
+            self.status.showMessage("Local history is being saved again.", 8000)
+        self._history_banner_text = text
 
     def _on_connection(self, state: str, detail: str) -> None:
         self.status.set_state(state, detail)

@@ -273,6 +273,13 @@ class PnlView(QWidget):
         self._learn_accounts(trades)
         self._schedule(full=full)
 
+    def remove_trades(self, ids: Iterable[str]) -> None:
+        """Forget trades (a source's resync no longer has them); the chart and statistics are recomputed."""
+        gone = [i for i in ids if self._trades.pop(i, None) is not None]
+        if gone:
+            self._reset_view = True
+            self._schedule(full=True)
+
     def attach(self, controller: Any) -> None:
         """Follow a desk controller (``ui/controller.DeskController``) in one call, instead of wiring by hand:
         on ``loaded`` take its accounts, its trades table and the open P&L, then page in the full closed

@@ -10,6 +10,7 @@ from ..core.models import Position
 from .table_base import (
     Column,
     KeyedTableModel,
+    money_column,
     pl_column,
     price_column,
     short_id,
@@ -42,7 +43,13 @@ class PositionsModel(KeyedTableModel):
         status_column(lambda p: p.status),
         Column("trade", "Trade", lambda p: p.trade_id, lambda p, o: short_id(p.trade_id), hidden_by_default=True),
         Column("id", "Position id", lambda p: p.id, hidden_by_default=True),
+        Column("source", "Source", lambda p: p.source or "TTMT", hidden_by_default=True, width=110),
+        money_column("swap", "Swap", lambda p: p.swap, lambda p: p.currency, hidden_by_default=True),
+        money_column("commission", "Commission", lambda p: p.commission, lambda p: p.currency,
+                     hidden_by_default=True),
     )
+    # Rows of neutral sources are keyed "<source>|<id>" and fed by ui/desk.DeskBridge: TTMT's resets keep them.
+    foreign_key_marker = "|"
 
     @staticmethod
     def key_of(obj: Position) -> str:

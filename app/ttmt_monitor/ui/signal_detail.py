@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from PySide6.QtCore import Qt
-from PySide6.QtCore import Signal as QtSignal
+from PySide6.QtCore import Qt, Signal as QtSignal
 from PySide6.QtGui import QFontDatabase, QTextOption
 from PySide6.QtWidgets import (
     QFormLayout,

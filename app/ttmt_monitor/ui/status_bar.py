@@ -16,7 +16,7 @@ bar does. All text is plain (``detail`` can quote a server's problem detail).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStatusBar, QWidget
@@ -38,6 +38,13 @@ STATE_LABELS: dict[str, str] = {
     "conflict": "Another client on this key",
 }
 CONNECTION_STATES: tuple[str, ...] = tuple(STATE_LABELS)
+# Neutral sources' health states (domain.HealthState values): their words, and the dot colour of the TTMT state
+# that means the same to the user.
+_HEALTH_WORDS = {"live": "Live", "connecting": "Connecting…", "reconnecting": "Reconnecting…",
+                 "resyncing": "Resyncing…", "degraded": "Partly down", "rate_limited": "Waiting (rate limit)",
+                 "down": "Service down", "offline": "Offline", "auth_error": "Login refused", "stopped": "Stopped"}
+_HEALTH_COLOURS = {"degraded": "container_down", "rate_limited": "reconnecting", "down": "container_down",
+                   "stopped": "offline"}
 
 # state -> (message, [(action id, button text)]). The message says what happened, what the desk shows meanwhile,
 # and what the user can do.
@@ -69,10 +76,11 @@ class ConnectionStatusBar(QStatusBar):
 
     def __init__(self, parent: QWidget | None = None, *, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(parent)
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._state = ""
         self._detail = ""
         self._last_event_at: datetime | None = None
+        self._chips: dict[str, tuple[QWidget, QLabel, QLabel]] = {}  # neutral sources' health (set_source_health)
 
         self.dot_label = QLabel()
         self.state_label = plain_label("", selectable=False)
@@ -95,6 +103,11 @@ class ConnectionStatusBar(QStatusBar):
         # Permanent widgets: a temporary showMessage() ("Trade details not loaded…") takes the free space on the
         # left and never hides the connection state, which must be visible at all times.
         self.addPermanentWidget(holder)
+        # The local history's health (disk full...): shown only while there is a problem, the sentence as tooltip.
+        self.history_label = plain_label("", selectable=False)
+        self.history_label.setAccessibleName("Local history")
+        self.history_label.hide()
+        self.addPermanentWidget(self.history_label)
         self.addPermanentWidget(self.age_label)
 
         # One timer for the age text: once a second is what "n s ago" can show anyway.
@@ -133,10 +146,55 @@ class ConnectionStatusBar(QStatusBar):
         self.reformat()
         self.state_changed.emit(self._state, self._detail)
 
+    def set_source_health(self, source_id: str, label: str, state: str, sentence: str = "") -> None:
+        """One chip per neutral source (dot + "Tradovate demo: Live"), its sentence in the tooltip; the chip
+        shows before the TTMT state. ``state`` is a ``domain.HealthState`` value."""
+        chip = self._chips.get(source_id)
+        if chip is None:
+            box = QWidget()
+            row = QHBoxLayout(box)
+            row.setContentsMargins(4, 0, 4, 0)
+            row.setSpacing(4)
+            dot, text = QLabel(), plain_label("", selectable=False)
+            row.addWidget(dot)
+            row.addWidget(text)
+            self.insertPermanentWidget(len(self._chips), box)
+            chip = self._chips[source_id] = (box, dot, text)
+        box, dot, text = chip
+        colour_state = _HEALTH_COLOURS.get(state, state)
+        words = _HEALTH_WORDS.get(state, state.replace("_", " ").capitalize())
+        text.setText(f"{label}: {words}")
+        box.setToolTip(sentence or words)
+        box.setAccessibleName(f"{label} connection")
+        box.setAccessibleDescription(sentence or words)
+        box.setProperty("health_state", state)
+        dot.setPixmap(dot_pixmap(state_color(colour_state, is_dark(self.palette())), 10))
+        self.reformat()
+
+    def remove_source_health(self, source_id: str) -> None:
+        chip = self._chips.pop(source_id, None)
+        if chip is not None:
+            self.removeWidget(chip[0])
+            chip[0].deleteLater()
+
+    def source_health_texts(self) -> dict[str, str]:
+        return {sid: chip[2].text() for sid, chip in self._chips.items()}
+
+    def set_history_problem(self, text: str) -> None:
+        """Show that the local history is not being saved (``text``: the sentence, as tooltip), or hide it ("")."""
+        if text:
+            self.history_label.setText("⚠ Local history not saved")
+            self.history_label.setToolTip(text)
+            self.history_label.show()
+        else:
+            self.history_label.hide()
+            self.history_label.setToolTip("")
+        self.reformat()
+
     def set_last_event_at(self, when: datetime | None) -> None:
         """When the last stream event (or a fresh REST snapshot) arrived; the age text counts up from it."""
         if when is not None and when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         self._last_event_at = when
         self._update_age()
 

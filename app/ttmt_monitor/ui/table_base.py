@@ -18,12 +18,19 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QColor
 
 from ..core import formatting as fmt
@@ -121,6 +128,18 @@ def pl_column(key: str, title: str, getter: Callable[[Any], Decimal | None],
                   pl_currency=currency, **kw)
 
 
+def money_column(key: str, title: str, getter: Callable[[Any], Decimal | None],
+                 currency: Callable[[Any], str | None], *,
+                 text_suffix: Callable[[Any], str] | None = None, **kw: Any) -> Column:
+    """An amount of money (balance, equity, margin): unsigned, in the row's currency, blank when unknown."""
+    def text(obj: Any, opts: DisplayOptions) -> str:
+        value = getter(obj)
+        if value is None:
+            return ""
+        return fmt.format_money(value, currency(obj)) + (text_suffix(obj) if text_suffix else "")
+    return Column(key, title, getter, text, numeric=True, **kw)
+
+
 def status_column(getter: Callable[[Any], str | None], **kw: Any) -> Column:
     """The Status column: readable words (fmt.status_label), sorted and filtered by the API's raw status."""
     return Column("status", "Status", getter, lambda obj, opts: fmt.status_label(getter(obj)), **kw)
@@ -134,6 +153,9 @@ class KeyedTableModel(QAbstractTableModel):
     """Rows are frozen domain objects in arrival order, indexed by key. Subclasses set ``columns`` and ``key_of``."""
 
     columns: Sequence[Column] = ()
+    #: rows whose key contains this are fed by another writer (ui/desk.DeskBridge: neutral sources' rows beside
+    #: TTMT's); ``reset_rows`` and ``sync_to`` from TTMT's controller keep them. None: no such rows.
+    foreign_key_marker: str | None = None
     #: emitted after a live update with the number of rows inserted/updated/removed (views re-sort on it, throttled)
     rows_touched = Signal(int, int, int)
 
@@ -315,10 +337,12 @@ class KeyedTableModel(QAbstractTableModel):
 
     def reset_rows(self, objects: Iterable[Any]) -> None:
         """Replace every row (a fresh REST snapshot only: the one place a model reset is allowed)."""
+        marker = self.foreign_key_marker
+        kept = [(k, r) for k, r in zip(self._keys, self._rows) if marker in k] if marker else []
         self.beginResetModel()
-        self._rows = []
-        self._keys = []
-        self._index = {}
+        self._rows = [r for _, r in kept]
+        self._keys = [k for k, _ in kept]
+        self._index = {k: i for i, k in enumerate(self._keys)}
         for obj in objects:
             key = self.key_of(obj)
             if key in self._index:
@@ -341,7 +365,6 @@ class KeyedTableModel(QAbstractTableModel):
         new: list[Any] = []
         new_keys: dict[str, int] = {}
         changed_rows: dict[int, frozenset[int]] = {}
-        columns = self.columns
         now = time.monotonic()
         for obj in objects:
             key = self.key_of(obj)
@@ -480,7 +503,7 @@ class KeyedTableModel(QAbstractTableModel):
         a, b = getter(old), getter(new)
         if a == b:
             return frozenset()
-        diff = tuple([i for i, x, y in zip(range(len(a)), a, b) if x != y])
+        diff = tuple([i for i, x, y in zip(range(len(a)), a, b, strict=True) if x != y])
         # The same few fields change again and again in a burst (price, P&L): memoise fields -> columns.
         cols = self._cols_memo.get(diff)
         if cols is None:
@@ -525,7 +548,8 @@ class KeyedTableModel(QAbstractTableModel):
         """Make the rows equal ``objects`` by diff (a resync without a flicker of empty tables)."""
         objects = list(objects)
         wanted = {self.key_of(o) for o in objects}
-        self.remove_keys([k for k in self._keys if k not in wanted])
+        marker = self.foreign_key_marker
+        self.remove_keys([k for k in self._keys if k not in wanted and not (marker and marker in k)])
         self.upsert(objects)
 
     # --- sorting inside the model ----------------------------------------------------------------------------

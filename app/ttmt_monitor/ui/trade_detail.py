@@ -3,8 +3,9 @@ and the signal the trade came from.
 
 Provides ``TradeDetail(QWidget)`` with ``set_trade(trade, signal=None, *, breakeven_seen=False)``,
 ``update_from(events)`` (live batches while open: the embedded :class:`~ttmt_monitor.ui.trade_chart.TradeChart`
-follows them, a ``breakeven_set`` for the trade is remembered), ``set_time_zone(utc)``, ``set_pl_scheme(scheme)`` and the signal ``signal_requested(str)``; and the pure helper
-``breakeven_state(trade, signal=None, breakeven_seen=False) -> BreakevenState`` (tested without Qt).
+follows them, a ``breakeven_set`` for the trade is remembered), ``set_time_zone(utc)``, ``set_pl_scheme(scheme)``
+and the signal ``signal_requested(str)``; and the pure helper ``breakeven_state(trade, signal=None,
+breakeven_seen=False) -> BreakevenState`` (tested without Qt).
 
 Breakeven is derived honestly from numbers, not guessed from events alone: the stop loss is "at breakeven" when it
 sits at the entry price or on its profit side (BUY: SL ≥ entry, SELL: SL ≤ entry). A ``breakeven_set`` event seen
@@ -20,15 +21,14 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtCore import Signal as QtSignal
+from PySide6.QtCore import Qt, Signal as QtSignal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QHBoxLayout,
-    QLayout,
     QLabel,
+    QLayout,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -346,7 +346,8 @@ class TradeDetail(QWidget):
         zone = zone_label(utc=self._utc)
         head = " ".join(p for p in (trade.symbol, trade.direction) if p) or "Trade"
         self.title_label.setText(f"{head} · {trade.reference or short_id(trade.id)}")
-        self.subtitle_label.setText(f"{status_label(trade.status) or 'unknown status'} · times in {zone} · id {trade.id}")
+        status = status_label(trade.status) or "unknown status"
+        self.subtitle_label.setText(f"{status} · times in {zone} · id {trade.id}")
 
         f = self.fields
         f["account"].setText(_or_dash(" ".join(p for p in (trade.account_label, f"({trade.currency})"

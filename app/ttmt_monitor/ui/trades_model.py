@@ -97,7 +97,8 @@ class TradesModel(KeyedTableModel):
         """The trades :func:`~.accounts_model.account_rows` needs for ``day_start``'s day (a subset of the rows
         giving the same figures as all of them)."""
         if self._relevant is None or self._relevant_day != day_start:
-            self._relevant = {k: t for k, t in zip(self._keys, self._rows) if counts_for_accounts(t, day_start)}
+            rows = zip(self._keys, self._rows, strict=True)  # parallel lists: a length mismatch is a bug
+            self._relevant = {k: t for k, t in rows if counts_for_accounts(t, day_start)}
             self._relevant_day = day_start
         return list(self._relevant.values())
 

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidg
 __all__ = ["ReadOnlyTable", "app_icon", "dot_pixmap", "plain_label", "section_title"]
 
 
-def plain_label(text: str = "", parent: QWidget | None = None, *, selectable: bool = True, wrap: bool = False) -> QLabel:
+def plain_label(text: str = "", parent: QWidget | None = None, *, selectable: bool = True, wrap: bool = False
+                ) -> QLabel:
     """A QLabel locked to plain text (no HTML guessing, no links opened), optionally selectable and wrapping."""
     label = QLabel(parent)
     label.setTextFormat(Qt.TextFormat.PlainText)

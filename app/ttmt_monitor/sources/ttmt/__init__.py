@@ -30,6 +30,8 @@ _LAZY = {
     "UnavailableError": "errors",
     "ServerError": "errors",
     "NetworkError": "errors",
+    "ResponseTooLarge": "errors",
+    "RequestTimeout": "errors",
 }
 
 __all__ = sorted(_LAZY)

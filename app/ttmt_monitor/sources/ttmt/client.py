@@ -28,6 +28,7 @@ import ipaddress
 import logging
 import random
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -54,6 +55,8 @@ from .errors import (
     InvalidParameterError,
     NetworkError,
     RateLimitedError,
+    RequestTimeout,
+    ResponseTooLarge,
     TTMTError,
     error_from_response,
 )
@@ -68,6 +71,14 @@ T = TypeVar("T")
 INCLUDES = ("signal", "positions", "orders")
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 MAX_PAGE = 100
+# The largest decoded REST body we accept. The biggest real answers are the non-paginated lists (/positions,
+# /accounts) and a 100-item page with includes: a few hundred KB for a busy desk, single-digit MB for an extreme
+# one. 64 MiB is >10x that, yet bounds what a gzip bomb can cost (the cap plus one decoded chunk).
+MAX_BODY = 64 * 1024 * 1024
+# The longest one request may take, headers and body (per attempt; the pacer's waits come before it). The API's
+# answers are small: a healthy one takes well under a second, a slow link a few seconds.
+REQUEST_DEADLINE = 30.0
+MAX_ERROR_BODY = 64 * 1024  # an error's problem+json is a few hundred bytes; the rest is cut, not refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,37 @@ class Page(Generic[T]):
     has_more: bool
     next_cursor: str | None
     cursor: str | None = None
+
+
+_INFLATE_STEP = 1 << 20
+
+
+async def _decoded_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The decoded body of a streamed ``response``, in pieces of at most ~1 MiB when it is gzip.
+
+    httpx's ``aiter_bytes`` decodes each network read whole: a 64 KiB read of a gzip bomb inflates to ~64 MiB at
+    once (and zlib's output buffer doubles it while it grows). For plain ``gzip`` (what servers send) zlib's own
+    ``max_length`` keeps every step to 1 MiB; any other encoding goes through httpx's decoders unchanged.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("gzip", "x-gzip"):
+        async for chunk in response.aiter_bytes():
+            yield chunk
+        return
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    try:
+        async for raw in response.aiter_raw():
+            data = raw
+            while data and not inflater.eof:
+                out = inflater.decompress(data, _INFLATE_STEP)
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail
+        tail = inflater.flush()
+        if tail:
+            yield tail
+    except zlib.error as exc:
+        raise httpx.DecodingError(f"bad gzip body: {exc}", request=response.request) from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -110,6 +152,8 @@ class TTMTClient:
     ``retries`` is how many times a 5xx/transport failure is retried (so ``retries + 1`` attempts);
     ``backoff_base``/``backoff_cap`` shape the exponential backoff; ``max_rate_limit_retries`` bounds 429 retries
     and ``max_retry_after`` the longest ``Retry-After`` worth waiting for (longer → the 429 is raised).
+    ``request_deadline`` is the total time one request may take, body included (:data:`REQUEST_DEADLINE`; over it
+    → :class:`~.errors.RequestTimeout` naming the request). ``max_body`` caps a response's decoded size (:data:`MAX_BODY`; over it → :class:`~.errors.ResponseTooLarge`).
     ``cache`` is the :class:`~.cache.ETagCache` for terminal trades/signals (same interface; e.g. the local
     history's persistent ``Store.etag_cache()``); by default an in-memory LRU of ``cache_size`` entries.
     """
@@ -131,6 +175,8 @@ class TTMTClient:
         max_retry_after: float = 120.0,
         cache_size: int = 2000,
         cache: ETagCache | None = None,
+        max_body: int = MAX_BODY,
+        request_deadline: float = REQUEST_DEADLINE,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("an API key is required")
@@ -182,6 +228,8 @@ class TTMTClient:
         self.backoff_cap = float(backoff_cap)
         self.max_rate_limit_retries = max(0, int(max_rate_limit_retries))
         self.max_retry_after = float(max_retry_after)
+        self.max_body = max(1, int(max_body))
+        self.request_deadline = float(request_deadline)
         self._closed = False
 
     # ---- lifecycle and introspection ------------------------------------------------------------------------
@@ -222,6 +270,10 @@ class TTMTClient:
     def remove_rate_limit_listener(self, listener: Callable[[RateLimitState], None]) -> None:
         self._pacer.remove_listener(listener)
 
+    def add_rate_limit_wait_listener(self, listener: Callable[[float, str], None]) -> None:
+        """Call ``listener(seconds, reason)`` just before a request waits for budget (see ``Pacer``)."""
+        self._pacer.add_wait_listener(listener)
+
     # ---- the request core -----------------------------------------------------------------------------------
 
     def _backoff(self, attempt: int) -> float:
@@ -229,12 +281,43 @@ class TTMTClient:
         ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
+    async def _send(
+        self, path: str, params: Mapping[str, str] | None, headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        """One GET attempt: ``(response, body)`` with the body read under :attr:`max_body`.
+
+        The body is read chunk by chunk as *decoded* bytes (:func:`_decoded_chunks`), so a gzip bomb is stopped
+        a chunk after the cap instead of being inflated whole in memory (``response.content`` would inflate all
+        of it first). An error answer's body is only needed for its problem+json: it is cut at
+        :data:`MAX_ERROR_BODY` rather than refused.
+        """
+        request = self._http.build_request("GET", path, params=params, headers=headers)
+        response = await self._http.send(request, stream=True)
+        try:
+            ok = 200 <= response.status_code < 300
+            limit = self.max_body if ok else MAX_ERROR_BODY
+            # Chunks in a list, joined once: a growing bytearray would hold its old and new buffers at once.
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in _decoded_chunks(response):
+                if size + len(chunk) > limit:
+                    if ok:
+                        raise ResponseTooLarge(f"GET /{path}", limit)
+                    chunks.append(chunk[: limit - size])
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            return response, b"".join(chunks)
+        finally:
+            await response.aclose()
+
     async def _get(
         self, path: str, params: Mapping[str, str] | None = None, *, cache_key: str | None = None
-    ) -> tuple[httpx.Response, Any]:
+    ) -> tuple[httpx.Response, bytes, Any]:
         """GET ``path`` (relative to the base URL) with pacing and retries.
 
-        Returns ``(response, cached)``: ``cached`` is the cached object when the server answered 304, else None.
+        Returns ``(response, body, cached)``: ``cached`` is the cached object when the server answered 304, else
+        None. Raises :class:`~.errors.ResponseTooLarge` for a body over :attr:`max_body` (decoded).
         Raises a :class:`TTMTError` subclass for anything but 2xx/304.
         """
         if self._closed:
@@ -248,7 +331,13 @@ class TTMTClient:
                 headers["If-None-Match"] = cached[0]
             await self._pacer.acquire()
             try:
-                response = await self._http.get(path, params=params, headers=headers)
+                # The total deadline covers headers AND body: a server trickling one byte every few seconds never
+                # trips httpx's per-read timeout. Not retried: a stalled server stalls again.
+                async with asyncio.timeout(self.request_deadline):
+                    response, body = await self._send(path, params, headers)
+            except TimeoutError:
+                self._pacer.release(None, None, None)
+                raise RequestTimeout(f"GET /{path}", self.request_deadline) from None
             except httpx.RequestError as exc:
                 self._pacer.release(None, None, None)
                 if failures < self.retries:
@@ -261,6 +350,10 @@ class TTMTClient:
                     detail=f"could not reach {self.base_url} ({type(exc).__name__}: {str(exc) or 'no detail'}) "
                     f"after {failures + 1} attempt{'s' if failures else ''}",
                 ) from exc
+            except ResponseTooLarge:
+                # The server answered (and counted the request); retrying would only bring the flood again.
+                self._pacer.release(None, None, None)
+                raise
             except BaseException:
                 # Cancelled (or worse) mid-request: give the reserved budget unit back, or the pacer would
                 # count this request as in flight forever.
@@ -271,10 +364,10 @@ class TTMTClient:
             if status == 304 and cached is not None:
                 self._pacer.release(status, response.headers.get("x-ratelimit-remaining"), None)
                 self._cache.hits += 1
-                return response, cached[1]
+                return response, b"", cached[1]
             if 200 <= status < 300:
                 self._pacer.release(status, response.headers.get("x-ratelimit-remaining"), None)
-                return response, None
+                return response, body, None
             if 300 <= status < 400:
                 self._pacer.release(status, response.headers.get("x-ratelimit-remaining"), None)
                 # Not followed on purpose: the Authorization header would go wherever the redirect points.
@@ -286,7 +379,7 @@ class TTMTClient:
                             f"the server redirected GET /{path}; ")
                     + "check the base URL (it must be the API root, e.g. https://app.telegramtometatrader.com/api/v1)",
                 )
-            error = error_from_response(status, response.headers, response.content)
+            error = error_from_response(status, response.headers, body)
             retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
             self._pacer.release(status, response.headers.get("x-ratelimit-remaining"), retry_after)
             if isinstance(error, RateLimitedError):
@@ -311,13 +404,13 @@ class TTMTClient:
         self, path: str, params: Mapping[str, str] | None = None, *, cache_key: str | None = None
     ) -> tuple[Any, Any, httpx.Response]:
         """``(parsed_json, cached_object, response)``; exactly one of the first two is meaningful."""
-        response, cached = await self._get(path, params, cache_key=cache_key)
+        response, body, cached = await self._get(path, params, cache_key=cache_key)
         if cached is not None:
             return None, cached, response
         try:
-            return parse_json(response.content), None, response
+            return parse_json(body), None, response
         except (ValueError, RecursionError):
-            excerpt = " ".join(response.text.split())[:120]
+            excerpt = " ".join(body[:2000].decode("utf-8", "replace").split())[:120]
             raise TTMTError(
                 title="Unexpected response",
                 status=response.status_code,

@@ -28,13 +28,13 @@ which is the common case on well-formed input, and use ``try`` only around the r
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import deque
 from datetime import UTC, datetime
-from itertools import repeat
 from decimal import Decimal, InvalidOperation
+from itertools import repeat
 from typing import Any
 
+from ttmt_monitor.core.jsontext import loads
 from ttmt_monitor.core.models import (
     ACCOUNT_STATES,
     ACCOUNT_TYPES,
@@ -173,36 +173,8 @@ _CACHE_MAX = 4096
 
 # --- JSON -----------------------------------------------------------------------------------------------------
 
-
-def _reject_constant(name: str) -> None:
-    # NaN/Infinity are not JSON; Python's json accepts them unless told otherwise. Map them to null.
-    return None
-
-
-# One decoder for the process: json.loads(text, parse_float=...) builds a new JSONDecoder (and its C scanner) on
-# every call, which costs more than a small event's parsing; a shared decoder avoids that.
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
-_decode_text = _DECODER.decode
-
-
-def parse_json(text: str | bytes) -> Any:
-    """Parse JSON text with every non-integer number as an exact ``Decimal`` (money is never a float).
-
-    ``NaN``/``Infinity`` literals become ``None``. Bytes must be UTF-8 (a leading byte-order mark is tolerated).
-    Raises ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError`` or the int-digits limit) on text that
-    is not JSON; callers decide whether to skip or report.
-    """
-    if type(text) is not str:
-        if isinstance(text, (bytes, bytearray, memoryview)):
-            raw = bytes(text)
-            if raw[:3] == b"\xef\xbb\xbf":
-                raw = raw[3:]
-            text = raw.decode("utf-8")
-        else:
-            raise TypeError(f"parse_json takes str or bytes, not {type(text).__name__}")
-    elif text[:1] == "\ufeff":
-        text = text[1:]
-    return _decode_text(text)
+# The reader is wire-independent and lives in core (the local history store reads its JSON with it too).
+parse_json = loads
 
 
 # --- scalar helpers ---------------------------------------------------------------------------------------------

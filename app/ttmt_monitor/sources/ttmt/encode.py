@@ -19,12 +19,11 @@ Wire form:
 from __future__ import annotations
 
 import dataclasses
-import math
 from datetime import UTC, datetime
 from decimal import Decimal
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from ttmt_monitor.core import jsontext
 from ttmt_monitor.core.models import (
     Account,
     Event,
@@ -265,55 +264,7 @@ def to_wire(obj: Any) -> Any:
     return obj
 
 
-def _decimal_text(d: Decimal) -> str:
-    if not d.is_finite():
-        return "null"  # NaN/Infinity are not JSON
-    text = str(d)  # exact: str() of a Decimal never rounds. "1E+2" and "0E-7" are valid JSON numbers.
-    return text
-
-
-def _write(obj: Any, out: list[str]) -> None:
-    if obj is None:
-        out.append("null")
-    elif obj is True:
-        out.append("true")
-    elif obj is False:
-        out.append("false")
-    elif isinstance(obj, str):
-        out.append(encode_basestring_ascii(obj))
-    elif isinstance(obj, Decimal):
-        out.append(_decimal_text(obj))
-    elif isinstance(obj, int):
-        out.append(int.__repr__(obj))
-    elif isinstance(obj, float):
-        out.append(float.__repr__(obj) if math.isfinite(obj) else "null")
-    elif isinstance(obj, dict):
-        out.append("{")
-        first = True
-        for key, value in obj.items():
-            if not first:
-                out.append(",")
-            first = False
-            out.append(encode_basestring_ascii(key if isinstance(key, str) else str(key)))
-            out.append(":")
-            _write(value, out)
-        out.append("}")
-    elif isinstance(obj, (list, tuple)):
-        out.append("[")
-        for i, value in enumerate(obj):
-            if i:
-                out.append(",")
-            _write(value, out)
-        out.append("]")
-    else:
-        wired = to_wire(obj)
-        if wired is obj:
-            raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
-        _write(wired, out)
-
-
 def dumps(obj: Any) -> str:
     """JSON text (one line, ASCII) for ``obj``; Decimals are written exactly (``Decimal('0.10')`` → ``0.10``)."""
-    out: list[str] = []
-    _write(to_wire(obj), out)
-    return "".join(out)
+    # The writer is wire-independent and lives in core; ``to_wire`` is its hook for our objects.
+    return jsontext.dumps(to_wire(obj), to_wire)

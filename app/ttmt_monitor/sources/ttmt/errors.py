@@ -30,6 +30,8 @@ __all__ = [
     "UnavailableError",
     "ServerError",
     "NetworkError",
+    "ResponseTooLarge",
+    "RequestTimeout",
     "error_from_response",
     "parse_retry_after",
 ]
@@ -153,6 +155,45 @@ class NetworkError(TTMTError):
     @property
     def retryable(self) -> bool:
         return True
+
+
+class RequestTimeout(NetworkError):
+    """A request did not complete (headers AND body) within its total deadline: a stalled or trickling server.
+
+    ``request`` names it (``"GET /accounts"``; never a header or the key), ``deadline`` is in seconds.
+    """
+
+    default_title = "Request timed out"
+
+    def __init__(self, request: str, deadline: float) -> None:
+        self.request = request
+        self.deadline = deadline
+        super().__init__(detail=f"{request} did not complete within {deadline:g} s (the server answered too "
+                                f"slowly or stalled)")
+
+
+class ResponseTooLarge(TTMTError):
+    """A response (or one stream event) decoded to more than the client accepts: a broken or hostile server.
+
+    ``request`` names it (``"GET /accounts"``, never a header or the key) and ``limit`` is the cap in bytes. Not
+    retryable: the same request would bring the same flood.
+    """
+
+    default_title = "Response too large"
+
+    def __init__(self, request: str, limit: int, *, what: str = "the response") -> None:
+        self.request = request
+        self.limit = limit
+        super().__init__(detail=f"{request}: {what} is larger than {_size(limit)} once decompressed; "
+                                f"stopped reading it (a broken or hostile server)")
+
+
+def _size(n: int) -> str:
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n >= 1 << 10 and n % (1 << 10) == 0:
+        return f"{n >> 10} KiB"
+    return f"{n} bytes"
 
 
 _BY_TYPE: dict[str, type[TTMTError]] = {
@@ -285,3 +326,4 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
             if isinstance(key, str) and key.lower() == name:
                 return val
     return value
+

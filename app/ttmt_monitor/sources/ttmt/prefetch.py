@@ -23,9 +23,8 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
-from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime, timezone
+from concurrent.futures import Future, InvalidStateError, TimeoutError as FutureTimeout
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -119,7 +118,7 @@ class SnapshotPrefetch:
         self._unsent = {"accounts", "positions", "open"}
         self._parts: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._taken_at = datetime.now(timezone.utc)  # before any request, as the client's snapshot()
+        self._taken_at = datetime.now(UTC)  # before any request, as the client's snapshot()
         jobs = {"accounts": self._accounts, "positions": self._positions, "open": self._open_trades,
                 "page": self._trades_page}
         self._left = len(jobs) - 1  # the snapshot's lists; the page is reported on its own

@@ -54,6 +54,9 @@ class RateLimitState:
 
 
 Listener = Callable[[RateLimitState], None]
+#: ``(seconds, reason)`` just before the pacer sleeps; reason is "retry-after" (a 429 told us to wait),
+#: "window" (the budget is used up until the window ends) or "pacing" (spreading the last few requests).
+WaitListener = Callable[[float, str], None]
 
 
 class Pacer:
@@ -85,6 +88,7 @@ class Pacer:
         self.requests_made = 0
         self.rate_limited = 0
         self._listeners: list[Listener] = []
+        self._wait_listeners: list[WaitListener] = []
         self._released = asyncio.Event()
         self._anchor_pending = False
         self._margin = min(0.25, 0.02 * self.window)
@@ -97,6 +101,18 @@ class Pacer:
     def remove_listener(self, listener: Listener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def add_wait_listener(self, listener: WaitListener) -> None:
+        """Call ``listener(seconds, reason)`` each time a request is about to wait for budget (the command
+        line says so on stderr: a long wait must never look like a hang)."""
+        self._wait_listeners.append(listener)
+
+    def _notify_wait(self, seconds: float, reason: str) -> None:
+        for listener in list(self._wait_listeners):
+            try:
+                listener(seconds, reason)
+            except Exception:  # noqa: BLE001 - a listener must never break a request
+                log.exception("rate-limit wait listener failed")
 
     def state(self) -> RateLimitState:
         now = self._clock()
@@ -129,6 +145,7 @@ class Pacer:
                 now = self._clock()
                 if self._blocked_until > now:
                     self._notify()
+                    self._notify_wait(self._blocked_until - now, "retry-after")
                     await asyncio.sleep(self._blocked_until - now)
                     continue
                 if self._window_end is not None and now >= self._window_end:
@@ -149,6 +166,7 @@ class Pacer:
                 if wait <= 0:
                     break
                 self._notify()
+                self._notify_wait(wait, "window" if (self._remaining or 0) <= 0 else "pacing")
                 await asyncio.sleep(wait)
             now = self._clock()
             if self._window_end is None:

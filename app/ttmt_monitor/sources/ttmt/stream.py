@@ -8,10 +8,12 @@ Provides :class:`StreamConsumer`, :class:`ConnectionState` and :class:`StreamSta
     # or, for a UI that applies a batch per tick:  async for batch in consumer.batches(): ...
     await consumer.aclose()                    # prompt, from any task
 
-Rules it follows (ttmt-api.md §9 and §14.4, DESIGN.md "Robustness rules of the stream" and "Known traps"):
+Rules it follows (ttmt-api.md §9 and §14.4; docs/DESIGN.md, "Robustness rules of the live stream" and
+"Known traps"):
 
 - Resume with ``Last-Event-ID`` = the last id received; drop frames whose id is not above it (duplicates).
-- A frame whose data does not decode is logged and skipped, but its ``id:`` still counts as received.
+- A frame whose data does not decode, or an envelope without ``data`` (an order fill without its order), is
+  logged and skipped, but its id still counts as received.
 - Control frames are recognised by their JSON ``type`` (``recycle``, ``auth_revoked``), never by a missing
   ``id:`` line (httpx-sse carries the previous id onto a frame without one), and never move the last id.
   An envelope's ``eventId`` is preferred over the SSE id for the same reason.
@@ -23,7 +25,8 @@ Rules it follows (ttmt-api.md §9 and §14.4, DESIGN.md "Robustness rules of the
   ``auth_error`` and :meth:`StreamConsumer.events` raises the typed error (:class:`~.errors.AuthError`/
   :class:`~.errors.ForbiddenError`) — no retry, ever. Other 4xx (a bad ``account_id``) also stop for good.
 - Read timeout suited to 15 s ``: ping`` heartbeats (httpx's 5 s default would kill a quiet stream) plus a
-  watchdog that drops a connection on which nothing at all arrived for ``watchdog`` seconds.
+  watchdog that drops a connection on which nothing at all arrived for ``watchdog`` seconds. Connecting (up to
+  the headers) has its own total deadline, ``connect_deadline``: a server that accepts and stalls is retried.
 - Gaps: an id above last+1 means events were lost (the server's replay buffer holds only 100): fetch the REST
   snapshot, emit ONE :class:`~ttmt_monitor.core.models.Resync`, then deliver the event and continue.
   ``core.state`` skips events the snapshot already contains, so nothing is counted twice.
@@ -52,7 +55,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+from httpx_sse._decoders import SSEDecoder
 
 from ttmt_monitor import __version__
 from ttmt_monitor.core.models import Event, Resync, Snapshot
@@ -65,6 +68,7 @@ from .errors import (
     ForbiddenError,
     NetworkError,
     RateLimitedError,
+    ResponseTooLarge,
     TTMTError,
     UnavailableError,
     error_from_response,
@@ -76,7 +80,57 @@ __all__ = ["StreamConsumer", "ConnectionState", "StreamStats", "CONTROL_TYPES"]
 
 CONTROL_TYPES = frozenset(("recycle", "auth_revoked"))
 _BOM = "\ufeff"
-_MAX_FRAME = 16_000_000  # a "frame" larger than this is a broken server, not data: reconnect instead of growing
+# The largest stream event (all its lines together) and line we accept, decoded. TTMT's events are 1-3 KB; a
+# 1 MiB one is a broken or hostile server: it is logged and skipped (its loss shows as an id gap -> resync), and
+# the bytes are discarded as they come, so memory stays bounded whatever the server sends.
+MAX_EVENT = 1 << 20
+
+
+class _LineSplitter:
+    """SSE lines from decoded text chunks: ``\r\n``, ``\r`` or ``\n`` end a line (WHATWG SSE).
+
+    Unlike httpx-sse's ``SSELineDecoder``, a chunk that ends in ``\r`` ends its line at once (a ``\n`` that
+    starts the next chunk is then dropped): httpx-sse holds that ``\r`` back until more bytes come, so with
+    CR-only line ends the frame that ends a network read waited for the next ping. A line longer than
+    ``max_line`` is discarded as it arrives and reported once as ``None``.
+    """
+
+    def __init__(self, max_line: int = MAX_EVENT) -> None:
+        self.max_line = max_line
+        self._buf: list[str] = []
+        self._size = 0
+        self._skip_lf = False
+        self._dropping = False
+
+    def decode(self, text: str) -> list[str | None]:
+        if self._skip_lf:
+            self._skip_lf = False
+            if text.startswith("\n"):
+                text = text[1:]
+        if not text:
+            return []
+        self._skip_lf = text.endswith("\r")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        parts = text.split("\n")
+        tail = parts.pop()  # the unfinished line ("" when the text ended with a line end)
+        out: list[str | None] = []
+        for i, line in enumerate(parts):
+            if i == 0 and self._dropping:
+                self._dropping = False  # the end of the over-long line (reported when it went over)
+                continue
+            if i == 0 and self._buf:
+                self._buf.append(line)
+                line = "".join(self._buf)
+                self._buf, self._size = [], 0
+            out.append(line if len(line) <= self.max_line else None)
+        if tail and not self._dropping:
+            self._buf.append(tail)
+            self._size += len(tail)
+            if self._size > self.max_line:
+                self._buf, self._size, self._dropping = [], 0, True
+                out.append(None)
+        return out
 
 
 class ConnectionState(str, enum.Enum):
@@ -107,6 +161,7 @@ class StreamStats:
     unavailable: int = 0
     rate_limited: int = 0
     network_errors: int = 0
+    oversized: int = 0  # events over MAX_EVENT, skipped
     restarts: int = 0  # new id sequences detected (the server numbered its events from the start again)
 
 
@@ -151,6 +206,7 @@ class StreamConsumer:
         resync_after: float = 120.0,
         read_timeout: float = 40.0,
         connect_timeout: float = 10.0,
+        connect_deadline: float = 30.0,
         watchdog: float = 50.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
@@ -178,6 +234,7 @@ class StreamConsumer:
         self.gap_detection = (account_id is None) if gap_detection is None else bool(gap_detection)
         self.resync_after = float(resync_after)
         self.watchdog = float(watchdog)
+        self.connect_deadline = float(connect_deadline)
         self.backoff_base = float(backoff_base)
         self.backoff_cap = float(backoff_cap)
         self.healthy_after = float(healthy_after)
@@ -408,11 +465,21 @@ class StreamConsumer:
         watchdog = asyncio.ensure_future(self._watch())
         response: httpx.Response | None = None
         try:
-            response = await self._http.send(request, stream=True)
-            self._response = response
-            if response.status_code != 200:
-                body = await response.aread()
-                raise error_from_response(response.status_code, response.headers, body)
+            try:
+                # A deadline up to the headers (and an error's body): a server that accepts and then stalls must
+                # not hold a reconnect forever. The stream's long life after that is the watchdog's business.
+                async with asyncio.timeout(self.connect_deadline):
+                    response = await self._http.send(request, stream=True)
+                    self._response = response
+                    if response.status_code != 200:
+                        body = bytearray()
+                        async for chunk in response.aiter_bytes():
+                            body += chunk[: 65536 - len(body)]
+                            if len(body) >= 65536:
+                                break  # a problem+json is small: the rest is not needed
+                        raise error_from_response(response.status_code, response.headers, bytes(body))
+            except TimeoutError:
+                raise _Reconnect(f"GET /stream got no answer within {self.connect_deadline:g} s") from None
             ctype = response.headers.get("content-type", "").partition(";")[0].strip().lower()
             if ctype != "text/event-stream":
                 raise _Reconnect(f"the server answered {ctype or 'no content type'}, not an event stream")
@@ -458,7 +525,8 @@ class StreamConsumer:
         Fast path: the frames TTMT sends (``id: N`` + one ``data:`` line, ``\n`` line ends) are cut out of the
         text directly, ~5x cheaper than feeding httpx-sse line by line. Any other frame (comments/pings,
         ``event:``/``retry:`` fields, several data lines, no space after the colon) is interpreted by httpx-sse's
-        own ``SSEDecoder``; a stream that uses ``\r`` line ends switches to httpx-sse's line decoder for good.
+        own ``SSEDecoder``; a stream that uses ``\r`` line ends switches to :class:`_LineSplitter` for good.
+        An event (or line) over :data:`MAX_EVENT` is discarded as it arrives, logged and skipped.
         """
         self._prev_sse_id = ""
         self._sent_id = self.last_event_id  # what this connection's Last-Event-ID header said
@@ -467,7 +535,11 @@ class StreamConsumer:
         first = True
         queue = self._queue
         buf = ""
-        slow: tuple[SSELineDecoder, SSEDecoder] | None = None
+        slow: tuple[_LineSplitter, SSEDecoder] | None = None
+        discarding = False  # fast path: inside an oversized frame, dropping text until its blank line
+        disc_tail = ""
+        event_size = 0  # slow path: the size of the event being assembled
+        oversized = False
         try:
             async for text in response.aiter_text():
                 self._last_rx = time.monotonic()
@@ -480,8 +552,17 @@ class StreamConsumer:
                 batch: list[Event] = []
                 try:
                     if slow is None and "\r" in text:
-                        slow = (SSELineDecoder(), SSEDecoder())
+                        slow = (_LineSplitter(MAX_EVENT), SSEDecoder())
                         text, buf = buf + text, ""
+                        if discarding:  # the oversized frame's rest: the splitter drops it line by line
+                            discarding, oversized, event_size = False, True, MAX_EVENT + 1
+                    if slow is None and discarding:
+                        joined = disc_tail + text
+                        end = joined.find("\n\n")
+                        if end < 0:
+                            disc_tail = joined[-1:]
+                            continue
+                        discarding, disc_tail, text = False, "", joined[end + 2:]
                     if slow is None:
                         buf += text
                         if "\n\n" in buf:
@@ -489,6 +570,9 @@ class StreamConsumer:
                             buf = frames.pop()
                             standard: list[tuple[str, str]] = []
                             for frame in frames:
+                                if len(frame) > MAX_EVENT:
+                                    self._oversized()
+                                    continue
                                 # Common case: "id: N" + one "data: {...}" line, parsed together below.
                                 if frame.startswith("id: "):
                                     head, _, rest = frame.partition("\n")
@@ -501,11 +585,31 @@ class StreamConsumer:
                                 await self._fast_frame(frame, batch)
                             if standard:
                                 await self._standard_frames(standard, batch)
-                        elif len(buf) > _MAX_FRAME:
-                            raise _Reconnect(f"a stream frame exceeded {_MAX_FRAME // 1_000_000} MB")
+                        if len(buf) > MAX_EVENT:  # an unfinished frame already over the cap: drop it as it comes
+                            discarding, disc_tail, buf = True, buf[-1:], ""
+                            self._oversized()
                     else:
                         line_decoder, sse_decoder = slow
                         for line in line_decoder.decode(text):
+                            if line is None or (line and oversized):
+                                if not oversized:
+                                    self._oversized()
+                                oversized, event_size = True, MAX_EVENT + 1
+                                continue
+                            if line:
+                                event_size += len(line) + 1
+                                if event_size > MAX_EVENT:
+                                    oversized = True
+                                    self._oversized()
+                                    continue
+                            else:
+                                event_size = 0
+                                if oversized:
+                                    # The end of an oversized event: skip it, start afresh.
+                                    oversized = False
+                                    slow = (line_decoder, SSEDecoder())
+                                    sse_decoder = slow[1]
+                                    continue
                             sse = sse_decoder.decode(line)
                             if sse is not None:
                                 # httpx-sse carries the previous id onto a frame without one: only a changed id
@@ -531,6 +635,10 @@ class StreamConsumer:
             raise _Reconnect("no data within the read timeout") from None
         # A clean end: a frame cut without its blank line is discarded (per the SSE spec; its id does not count).
         raise _Reconnect("the server ended the stream")
+
+    def _oversized(self) -> None:
+        self.stats.oversized += 1
+        log.warning("stream: %s", ResponseTooLarge("GET /stream", MAX_EVENT, what="an event").detail)
 
     async def _standard_frames(self, frames: list[tuple[str, str]], batch: list[Event]) -> None:
         """Standard frames ``(own id, data)`` of one read: their JSON parsed in ONE call (~2.5x cheaper per event
@@ -629,23 +737,20 @@ class StreamConsumer:
                        allow_gap: bool = False) -> int | None:
         """:meth:`_handle` after the JSON parse (``envelope`` is None when the data was not JSON)."""
         if type(envelope) is not dict:
-            self.stats.malformed += 1
             log.warning("skipping a stream frame whose data is not a JSON object (%d chars)", len(data))
-            # Its id still counts as received (SSE spec): we resume after it.
-            eid = _as_id(own_id) if own_id is not None else None
-            if eid is not None:
-                if self._new_sequence(eid):
-                    return eid
-                self._conn_prev_id = eid
-                last = self.last_event_id
-                if last is None or eid > last:
-                    if self.gap_detection and last is not None and eid > last + 1 and not allow_gap:
-                        return eid
-                    self.last_event_id = eid
-            return None
+            return self._skip_malformed(_as_id(own_id) if own_id is not None else None, allow_gap)
         type_ = envelope.get("type")
         if type(type_) is str and "eventId" not in envelope and type_.strip().lower() in CONTROL_TYPES:
             self._control(type_.strip().lower(), envelope)
+        if envelope.get("data") is None:
+            # An event without its payload (an order fill without an order) is malformed, not an empty event.
+            # (A payload of an odd shape is still the decoders' to tolerate.)
+            eid = _as_id(envelope.get("eventId"))
+            if eid is None and own_id is not None:
+                eid = _as_id(own_id)
+            log.warning("skipping stream event %s (%s): its envelope has no 'data'", eid,
+                        str(type_)[:40] if type_ is not None else "no type")
+            return self._skip_malformed(eid, allow_gap)
         eid = _as_id(envelope.get("eventId"))
         if eid is None and own_id is not None:
             eid = _as_id(own_id)
@@ -665,6 +770,21 @@ class StreamConsumer:
         if eid is not None and event.event_id != eid:
             object.__setattr__(event, "event_id", eid)  # the frame's id wins over a missing/odd eventId
         batch.append(event)
+        return None
+
+    def _skip_malformed(self, eid: int | None, allow_gap: bool) -> int | None:
+        """Count a malformed frame as skipped; its id (when it has one) still counts as received (SSE spec), so
+        we resume after it. Returns the id when it reveals a gap (a resync must come first), else None."""
+        if eid is not None:
+            if self._new_sequence(eid):
+                return eid  # handled (and counted) again after the resync
+            self._conn_prev_id = eid
+            last = self.last_event_id
+            if last is None or eid > last:
+                if self.gap_detection and last is not None and eid > last + 1 and not allow_gap:
+                    return eid
+                self.last_event_id = eid
+        self.stats.malformed += 1
         return None
 
     def _new_sequence(self, eid: int) -> bool:

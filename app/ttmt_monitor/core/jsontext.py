@@ -1,0 +1,106 @@
+"""Exact JSON text: every non-integer number is read as a ``Decimal`` and every ``Decimal`` written digit for digit.
+
+Provides :func:`loads` (JSON text → Python), :func:`dumps` (JSON-ready data → one line of ASCII JSON) and
+:func:`write` (the writer itself, with a hook for encoders that add their own types).
+
+It knows no wire format: the local history store (``core.store``) keeps its JSON with it, and each source's
+encoder and decoder build on it (``sources.ttmt.encode.dumps`` passes ``to_wire`` as the hook), so there is one
+JSON writer and one reader in the project and money is never a float anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from decimal import Decimal
+from json.encoder import encode_basestring_ascii
+from typing import Any
+
+__all__ = ["dumps", "loads", "write"]
+
+
+def _reject_constant(name: str) -> None:
+    # NaN/Infinity are not JSON; Python's json accepts them unless told otherwise. Map them to null.
+    return None
+
+
+# One decoder for the process: json.loads(text, parse_float=...) builds a new JSONDecoder (and its C scanner) on
+# every call, which costs more than a small event's parsing; a shared decoder avoids that.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_decode_text = _DECODER.decode
+
+
+def loads(text: str | bytes | bytearray | memoryview) -> Any:
+    """Parse JSON text with every non-integer number as an exact ``Decimal`` (money is never a float).
+
+    ``NaN``/``Infinity`` literals become ``None``. Bytes must be UTF-8 (a leading byte-order mark is tolerated).
+    Raises ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError`` or the int-digits limit) on text that
+    is not JSON; callers decide whether to skip or report.
+    """
+    if type(text) is not str:
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            raw = bytes(text)
+            if raw[:3] == b"\xef\xbb\xbf":
+                raw = raw[3:]
+            text = raw.decode("utf-8")
+        else:
+            raise TypeError(f"JSON text must be str or bytes, not {type(text).__name__}")
+    elif text[:1] == "\ufeff":
+        text = text[1:]
+    return _decode_text(text)
+
+
+def _decimal_text(d: Decimal) -> str:
+    if not d.is_finite():
+        return "null"  # NaN/Infinity are not JSON
+    return str(d)  # exact: str() of a Decimal never rounds. "1E+2" and "0E-7" are valid JSON numbers.
+
+
+def write(obj: Any, out: list[str], default: Callable[[Any], Any] | None = None) -> None:
+    """Append the JSON text of ``obj`` to ``out``. A value of another type is replaced by ``default(value)``
+    (which must return something else, or the value cannot be written: ``TypeError``)."""
+    if obj is None:
+        out.append("null")
+    elif obj is True:
+        out.append("true")
+    elif obj is False:
+        out.append("false")
+    elif isinstance(obj, str):
+        out.append(encode_basestring_ascii(obj))
+    elif isinstance(obj, Decimal):
+        out.append(_decimal_text(obj))
+    elif isinstance(obj, int):
+        out.append(int.__repr__(obj))
+    elif isinstance(obj, float):
+        out.append(float.__repr__(obj) if math.isfinite(obj) else "null")
+    elif isinstance(obj, dict):
+        out.append("{")
+        first = True
+        for key, value in obj.items():
+            if not first:
+                out.append(",")
+            first = False
+            out.append(encode_basestring_ascii(key if isinstance(key, str) else str(key)))
+            out.append(":")
+            write(value, out, default)
+        out.append("}")
+    elif isinstance(obj, (list, tuple)):
+        out.append("[")
+        for i, value in enumerate(obj):
+            if i:
+                out.append(",")
+            write(value, out, default)
+        out.append("]")
+    else:
+        wired = obj if default is None else default(obj)
+        if wired is obj:
+            raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+        write(wired, out, default)
+
+
+def dumps(obj: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """JSON text (one line, ASCII) for ``obj``; Decimals are written exactly (``Decimal('0.10')`` → ``0.10``)."""
+    out: list[str] = []
+    write(obj, out, default)
+    return "".join(out)

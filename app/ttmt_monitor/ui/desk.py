@@ -1,0 +1,326 @@
+"""The desk's neutral sources in the window: run each configured Source, apply its changes, feed the tables.
+
+Provides:
+- :class:`SourceHub` — owns the running sources (``sources/base.Source``, built through the registry) and one
+  ``core.desk.DeskState``. Each source's ``changes()`` is consumed in its own asyncio task; every batch is applied
+  to the state at once and the resulting ``DeskChange`` is merged into one pending change that is emitted on a short
+  timer tick (``changed``), so a burst of a thousand updates costs one repaint. A source whose stream raises is
+  logged, shown as offline with a sentence, and restarted with backoff: one broken source never takes the
+  desk (or the window) down. ``health_changed(source_id, Health)`` follows each source's health.
+- :class:`DeskBridge` — turns the hub's ``DeskChange`` into rows of the window's tables: the Accounts and
+  Positions tables (shared with TTMT's rows: neutral rows are keyed ``<source>|<id>`` and kept apart from the
+  TTMT controller's resets), the Orders and Deals tables, the P&L chart (closed trade deals as closed trades) and
+  notifications (fills and closes, through the user's notification switches).
+
+The UI reaches sources only through ``sources.base`` and ``sources.registry``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ..core.desk import DeskChange, DeskState
+from ..core.models import TP_LEVELS
+from ..core.models import Account as TtmtAccount
+from ..core.models import Position as TtmtPosition
+from ..core.models import Trade as TtmtTrade
+from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Position
+from ..sources.base import Source
+from .accounts_model import AccountRow, local_day_start
+from .source_models import DealRow, OrderRow
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DeskBridge", "SourceHub"]
+
+TICK_MS = 100
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 60.0
+_ZERO = Decimal(0)
+
+
+class SourceHub(QObject):
+    changed = Signal(object)               # DeskChange (coalesced over one tick)
+    health_changed = Signal(str, object)   # source id, Health
+    sources_changed = Signal()             # a source was added or removed
+
+    def __init__(self, parent: QObject | None = None, *, tick_ms: int = TICK_MS) -> None:
+        super().__init__(parent)
+        self.state = DeskState()
+        self._sources: dict[str, Source] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._pending = DeskChange()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(tick_ms)
+        self._timer.timeout.connect(self.flush)
+        self._closing = False
+        self.batches = 0                   # batches applied (tests and the --screenshot check read it)
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def sources(self) -> list[Source]:
+        return list(self._sources.values())
+
+    def label(self, source_id: str) -> str:
+        source = self._sources.get(source_id)
+        return source.label if source is not None else source_id
+
+    def account_label(self, account_key: str) -> str:
+        account = self.state.accounts.get(account_key)
+        return account.label if account is not None else account_key.partition("|")[2]
+
+    def health(self, source_id: str) -> Health | None:
+        return self.state.health.get(source_id)
+
+    def capabilities(self) -> frozenset[str]:
+        caps: set[str] = set()
+        for source in self._sources.values():
+            caps |= source.capabilities
+        return frozenset(caps)
+
+    # --- running ---------------------------------------------------------------------------------------------
+
+    def add(self, source: Source) -> None:
+        if source.id in self._sources:
+            raise ValueError(f"source {source.id} is running already")
+        self._sources[source.id] = source
+        self._apply(source.id, [HealthChanged(source.health())])
+        self._tasks[source.id] = asyncio.ensure_future(self._consume(source))
+        self.sources_changed.emit()
+
+    async def remove(self, source_id: str) -> None:
+        source = self._sources.pop(source_id, None)
+        task = self._tasks.pop(source_id, None)
+        if source is not None:
+            with contextlib.suppress(Exception):
+                await source.aclose()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._pending.merge(self.state.remove_source(source_id))
+        self.flush()
+        self.sources_changed.emit()
+
+    async def aclose(self) -> None:
+        self._closing = True
+        self._timer.stop()
+        for source_id in list(self._sources):
+            source = self._sources.pop(source_id)
+            with contextlib.suppress(Exception):
+                await source.aclose()
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def flush(self) -> None:
+        """Emit the pending change now (the tick does this; tests and removals call it directly)."""
+        self._timer.stop()
+        change, self._pending = self._pending, DeskChange()
+        if change:
+            self.changed.emit(change)
+
+    def _apply(self, source_id: str, batch: list[Any]) -> None:
+        change = self.state.apply(source_id, batch)
+        self.batches += 1
+        for sid, health in change.health.items():
+            self.health_changed.emit(sid, health)
+        if change:
+            self._pending.merge(change)
+            if not self._timer.isActive():
+                self._timer.start()
+
+    async def _consume(self, source: Source) -> None:
+        delay = RESTART_MIN_S
+        while not self._closing and self._sources.get(source.id) is source:
+            try:
+                async for batch in source.changes():
+                    if self._sources.get(source.id) is not source:
+                        return
+                    try:
+                        self._apply(source.id, batch)
+                    except Exception:  # noqa: BLE001 - a bad batch is logged and skipped; the stream goes on
+                        log.exception("%s: a batch of changes could not be applied; skipped", source.label)
+                    delay = RESTART_MIN_S
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one broken source must not take the desk down
+                log.warning("%s: its stream failed (%s); restarting", source.label, type(exc).__name__,
+                            exc_info=True)
+                sentence = f"{source.label} stopped unexpectedly ({type(exc).__name__}); retrying in {delay:.0f} s"
+                self._apply(source.id, [HealthChanged(Health(HealthState.OFFLINE, sentence,
+                                                              self._as_of(source.id)))])
+            else:
+                health = source.health()
+                if health.state in (HealthState.AUTH_ERROR, HealthState.STOPPED) or self._closing:
+                    return  # ended as the contract says: a refused credential waits for the user
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, RESTART_MAX_S)
+
+    def _as_of(self, source_id: str) -> datetime | None:
+        health = self.state.health.get(source_id)
+        return health.as_of if health is not None else None
+
+
+# --- rows for the window's tables ----------------------------------------------------------------------------
+
+
+def account_row(account: Account, positions: Iterable[Position], deals: Iterable[ClosedDeal], source_label: str,
+                day_start: datetime) -> AccountRow:
+    """The Accounts table's row for a neutral account: open P&L as the source reports it for the account, else
+    the sum of its positions' P&L; realized today as reported, else the sum of today's closed trade deals."""
+    n_pos = 0
+    open_sum = _ZERO
+    for p in positions:
+        n_pos += 1
+        if p.profit is not None:
+            open_sum += p.profit
+    realized = account.realized_today
+    if realized is None:
+        realized = sum((d.profit for d in deals if d.is_trade and d.closed_at >= day_start), _ZERO)
+    base = TtmtAccount(account_id=account.key, label=account.label, type=account.account_type or "",
+                       currency=account.currency or "", state=account.state or "", is_active=True)
+    return AccountRow(base, n_pos, account.open_pl if account.open_pl is not None else open_sum, realized, 0,
+                      source=source_label, balance=account.balance, equity=account.equity, margin=account.margin,
+                      free_margin=account.free_margin, margin_level=account.margin_level,
+                      equity_computed=account.equity_computed, note=account.note)
+
+
+def position_row(p: Position, account_label: str, source_label: str) -> TtmtPosition:
+    return TtmtPosition(
+        id=p.key, metaapi_position_id=None, trade_id=None, account_id=p.account_key, account_label=account_label,
+        currency=p.currency, symbol=p.symbol, direction=p.side, volume=p.volume, entry_price=p.open_price,
+        current_price=p.current_price, unrealized_pl=p.profit, status="open", stop_loss=p.stop_loss,
+        take_profit=p.take_profit, tp_level=None, opened_at=p.opened_at, closed_at=None, close_price=None,
+        realized_pl=None, close_reason=None, signal=None, swap=p.swap, commission=p.commission, source=source_label)
+
+
+def deal_as_trade(d: ClosedDeal, account_label: str, source_label: str) -> TtmtTrade:
+    """A closed trade deal as the P&L chart and statistics read closed trades (the channel is the source)."""
+    status = "closed_profit" if d.profit > 0 else "closed_loss" if d.profit < 0 else "closed_breakeven"
+    return TtmtTrade(
+        id=d.key, reference=None, signal_id=None, channel_id=d.source, channel_name=source_label,
+        account_id=d.account_key, account_label=account_label, currency=d.currency, symbol=d.symbol,
+        direction=d.side, status=status, entry_price=d.open_price, stop_loss=None,
+        take_profits=(None,) * TP_LEVELS, tp_hits=(False,) * TP_LEVELS, volume=d.volume, realized_pl=d.profit,
+        unrealized_pl=None, created_at=d.opened_at or d.closed_at, opened_at=d.opened_at, closed_at=d.closed_at,
+        updated_at=d.closed_at)
+
+
+class DeskBridge(QObject):
+    """Feeds the hub's changes into the tables, the P&L chart and the notifier (each optional)."""
+
+    def __init__(self, hub: SourceHub, *, accounts_model: Any = None, positions_model: Any = None,
+                 orders_model: Any = None, deals_model: Any = None,
+                 day_start: Callable[[], datetime] = local_day_start, parent: QObject | None = None) -> None:
+        super().__init__(parent or hub)
+        self.hub = hub
+        self.accounts_model = accounts_model
+        self.positions_model = positions_model
+        self.orders_model = orders_model
+        self.deals_model = deals_model
+        self._day_start = day_start
+        self._pnl: Any = None
+        self._notify: Callable[[DeskChange], None] | None = None
+        hub.changed.connect(self.apply)
+
+    def attach_pnl(self, view: Any) -> None:
+        """Show every closed trade deal in the P&L chart and statistics, now and as they arrive."""
+        self._pnl = view
+        trades = [self._trade(d) for d in self.hub.state.deals.values() if d.is_trade]
+        if trades:
+            view.add_trades(trades)
+
+    def attach_notifier(self, deliver: Callable[[DeskChange], None]) -> None:
+        self._notify = deliver
+
+    def apply(self, change: DeskChange) -> None:
+        state, hub = self.hub.state, self.hub
+        try:
+            self._rows(self.positions_model, change, "position", state.positions,
+                       lambda p: position_row(p, hub.account_label(p.account_key), hub.label(p.source)))
+            self._rows(self.orders_model, change, "order", state.orders,
+                       lambda o: OrderRow(o, hub.account_label(o.account_key), hub.label(o.source)))
+            self._rows(self.deals_model, change, "deal", state.deals,
+                       lambda d: DealRow(d, hub.account_label(d.account_key), hub.label(d.source)))
+            self._accounts(change)
+            self._pnl_rows(change)
+        except Exception:  # noqa: BLE001 - the tables must keep going whatever one row does
+            log.exception("the desk could not show a change")
+        if self._notify is not None and (change.fills or change.closes):
+            try:
+                self._notify(change)
+            except Exception:  # noqa: BLE001
+                log.exception("a notification could not be made")
+
+    # --- internals -----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _rows(model: Any, change: DeskChange, kind: str, table: dict[str, Any], row: Callable[[Any], Any]) -> None:
+        if model is None:
+            return
+        if change.removed[kind]:
+            model.remove_keys(change.removed[kind])
+        touched = change.added[kind] | change.updated[kind]
+        if touched:
+            model.upsert([row(table[k]) for k in touched if k in table])
+
+    def _accounts(self, change: DeskChange) -> None:
+        model = self.accounts_model
+        if model is None:
+            return
+        state = self.hub.state
+        touched = set(change.added["account"] | change.updated["account"])
+        for kind, table in (("position", state.positions), ("deal", state.deals)):
+            for key in change.added[kind] | change.updated[kind] | change.removed[kind]:
+                entity = table.get(key)
+                if entity is not None:
+                    touched.add(entity.account_key)
+                else:  # removed: its account is not known any more; refresh every account of its source
+                    source = key.partition("|")[0]
+                    touched.update(a.key for a in state.accounts.values() if a.source == source)
+        if change.removed["account"]:
+            model.remove_keys(change.removed["account"])
+        if not touched:
+            return
+        start = self._day_start()
+        positions: dict[str, list[Position]] = {}
+        for p in state.positions.values():
+            if p.account_key in touched:
+                positions.setdefault(p.account_key, []).append(p)
+        deals: dict[str, list[ClosedDeal]] = {}
+        for d in state.deals.values():
+            if d.account_key in touched:
+                deals.setdefault(d.account_key, []).append(d)
+        rows = [account_row(state.accounts[k], positions.get(k, ()), deals.get(k, ()), self.hub.label(
+            state.accounts[k].source), start) for k in touched if k in state.accounts]
+        if rows:
+            model.upsert(rows)
+
+    def _trade(self, d: ClosedDeal) -> TtmtTrade:
+        return deal_as_trade(d, self.hub.account_label(d.account_key), self.hub.label(d.source))
+
+    def _pnl_rows(self, change: DeskChange) -> None:
+        if self._pnl is None:
+            return
+        deals = self.hub.state.deals
+        new = [self._trade(deals[k]) for k in change.added["deal"] | change.updated["deal"]
+               if k in deals and deals[k].is_trade]
+        if change.removed["deal"]:
+            self._pnl.remove_trades(change.removed["deal"])  # a resync dropped deals (its history window moved)
+        if new:
+            self._pnl.add_trades(new)

@@ -1,0 +1,79 @@
+"""Table models of what only neutral sources carry: working orders and closed deals, with their source.
+
+Rows are small frozen wrappers (the entity, the account's label, the source's label) so a row repaints when a
+label changes too. Keys are the entities' neutral keys (``<source>|<id>``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..domain import ClosedDeal, WorkingOrder
+from .table_base import Column, KeyedTableModel, pl_column, price_column, time_column, volume_column
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    order: WorkingOrder
+    account_label: str
+    source_label: str
+
+
+@dataclass(frozen=True, slots=True)
+class DealRow:
+    deal: ClosedDeal
+    account_label: str
+    source_label: str
+
+
+_DEAL_TYPES = {"trade": "Trade", "balance": "Balance", "credit": "Credit"}
+
+
+class OrdersModel(KeyedTableModel):
+    """Working (pending) orders of every neutral source."""
+
+    columns = (
+        time_column("created_at", "Placed", lambda r: r.order.created_at),
+        Column("source", "Source", lambda r: r.source_label, width=120),
+        Column("account", "Account", lambda r: r.account_label, width=150),
+        Column("symbol", "Symbol", lambda r: r.order.symbol),
+        Column("side", "Side", lambda r: r.order.side),
+        Column("type", "Type", lambda r: r.order.order_type),
+        volume_column("volume", "Qty", lambda r: r.order.volume),
+        price_column("price", "Price", lambda r: r.order.price, lambda r: r.order.symbol),
+        price_column("stop", "Stop", lambda r: r.order.stop_price, lambda r: r.order.symbol),
+        price_column("sl", "SL", lambda r: r.order.stop_loss, lambda r: r.order.symbol, hidden_by_default=True),
+        price_column("tp", "TP", lambda r: r.order.take_profit, lambda r: r.order.symbol, hidden_by_default=True),
+        Column("status", "Status", lambda r: r.order.status),
+        Column("id", "Order id", lambda r: r.order.native_id, hidden_by_default=True),
+    )
+
+    @staticmethod
+    def key_of(obj: OrderRow) -> str:
+        return obj.order.key
+
+
+class DealsModel(KeyedTableModel):
+    """Closed history of every neutral source: round trips, and balance/credit operations marked as such."""
+
+    columns = (
+        time_column("closed_at", "Closed", lambda r: r.deal.closed_at),
+        Column("source", "Source", lambda r: r.source_label, width=120),
+        Column("account", "Account", lambda r: r.account_label, width=150),
+        Column("type", "Type", lambda r: r.deal.deal_type, lambda r, o: _DEAL_TYPES.get(r.deal.deal_type, r.deal.deal_type)),
+        Column("symbol", "Symbol", lambda r: r.deal.symbol),
+        Column("side", "Side", lambda r: r.deal.side),
+        volume_column("volume", "Qty", lambda r: r.deal.volume),
+        price_column("open", "Open", lambda r: r.deal.open_price, lambda r: r.deal.symbol),
+        price_column("close", "Close", lambda r: r.deal.close_price, lambda r: r.deal.symbol),
+        pl_column("swap", "Swap", lambda r: r.deal.swap, lambda r: r.deal.currency, hidden_by_default=True),
+        pl_column("commission", "Commission", lambda r: r.deal.commission, lambda r: r.deal.currency,
+                  hidden_by_default=True),
+        pl_column("profit", "P&L", lambda r: r.deal.profit, lambda r: r.deal.currency),
+        time_column("opened_at", "Opened", lambda r: r.deal.opened_at, hidden_by_default=True),
+        Column("id", "Deal id", lambda r: r.deal.native_id, hidden_by_default=True),
+    )
+
+    @staticmethod
+    def key_of(obj: DealRow) -> str:
+        return obj.deal.key

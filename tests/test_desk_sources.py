@@ -1,0 +1,137 @@
+"""A toy source registered only in this test (tests/toy_csv_source.py: positions from a CSV file) shows up in the
+desk beside TTMT: its accounts and positions in the shared tables (with a Source column), its closed deals in the
+Closed deals tab and the P&L chart, its health in the status bar, a fill as a notification; TTMT's resync keeps
+its rows. Nothing in core/ or ui/ knows the kind. Real window, real TTMT simulator, one qasync loop per module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _qasync_support import ModuleLoop, dispose, until
+from toy_csv_source import CSV, KIND
+
+from ttmt_monitor.domain import HealthState
+from ttmt_monitor.sources import registry
+from ttmt_monitor.sources.base import SourceConfig
+from ttmt_monitor.ui.controller import DeskController
+from ttmt_monitor.ui.desk import SourceHub
+from ttmt_monitor.ui.main_window import TAB_TITLES, MainWindow
+from ttmt_monitor.ui.settings import TABS
+
+_MODULE_LOOP = ModuleLoop(default_timeout=60.0)
+run_on_qasync = _MODULE_LOOP.run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_loop():
+    yield
+    _MODULE_LOOP.close()
+
+
+@pytest.fixture
+def toy_kind():
+    registry.register(KIND)
+    yield registry.get("toycsv")
+    registry.unregister("toycsv")
+
+
+def _cells(model, column_key: str) -> list[str]:
+    col = model.column_number(column_key)
+    return [model.index(r, col).data() for r in range(model.rowCount())]
+
+
+def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, settings, toy_kind, tmp_path: Path):
+    path = tmp_path / "positions.csv"
+    path.write_text(CSV)
+    config = SourceConfig(id="t1", kind="toycsv", name="My CSV", settings={"path": str(path)})
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        hub = SourceHub()
+        hub.add(toy_kind.create(config, {}))
+        window = MainWindow(controller, settings, hub=hub)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            accounts, positions = controller.accounts_model, controller.positions_model
+            await until(lambda: "A1" in _cells(accounts, "label") and "B2" in _cells(accounts, "label"), 20,
+                        "the toy accounts beside TTMT's")
+            ttmt_accounts = [r for r in accounts.objects() if r.source == "TTMT"]
+            assert ttmt_accounts, "TTMT's accounts are still there"
+            assert "My CSV" in _cells(accounts, "source")
+            a1 = next(r for r in accounts.objects() if r.account.label == "A1")
+            assert str(a1.open_pl) == "85.50" and a1.open_positions == 2  # 125.50 − 40, in Decimal
+            b2 = next(r for r in accounts.objects() if r.account.label == "B2")
+            assert str(b2.realized_today) in ("0", "10"), b2  # the closed row is dated 2026-12-01
+            await until(lambda: {"ES", "NQ"} <= set(_cells(positions, "symbol")), 10, "toy positions")
+            # Status bar: one chip for the toy source, live.
+            await until(lambda: window.status.source_health_texts().get("toycsv:t1") == "My CSV: Live", 10,
+                        "the toy source's health chip")
+            # The Source column is shown once a second source runs; the Orders/Closed deals tabs too.
+            window.select_tab("accounts")
+            view = window.views["accounts"]
+            assert not view.horizontalHeader().isSectionHidden(accounts.column_number("source"))
+            assert window.tabs.isTabVisible(TABS.index("deals"))
+            assert window.tabs.tabText(TABS.index("deals")) == TAB_TITLES["deals"]
+            await until(lambda: window.deals_model.rowCount() == 1, 10, "the toy deal in Closed deals")
+            # P&L: the toy deal is a closed trade of the chart, in its own currency.
+            window.select_tab("pnl")
+            pnl = window._ensure_pnl_view()
+            await until(lambda: any(t.id.startswith("toycsv:t1|") for t in pnl._trades.values()), 10,
+                        "the toy deal in the P&L history")
+            # A TTMT resync (sync_to / reset_rows of TTMT's rows) keeps the toy rows.
+            await controller.refresh()
+            assert "A1" in _cells(accounts, "label") and {"ES", "NQ"} <= set(_cells(positions, "symbol"))
+            # A fill: the file grows a position; the notifier hears of it through the same switches.
+            window.notifier  # noqa: B018 - build notifications now
+            delivered = []
+            window.notifier.delivered.connect(delivered.append)
+            path.write_text(CSV + "A1,CL,SELL,3,71.5,0,USD,\n")
+            await until(lambda: any("CL" in n.title for n in delivered), 10, "a fill notification")
+            note = next(n for n in delivered if "CL" in n.title)
+            assert note.kind == "order_fill" and "Filled: SELL 3" in note.title and "My CSV" in note.body
+            # The source goes away: its rows and its chip follow.
+            path.unlink()
+            await until(lambda: hub.health("toycsv:t1").state is HealthState.OFFLINE, 10, "offline health")
+            await until(lambda: window.status.source_health_texts().get("toycsv:t1") == "My CSV: Offline", 10,
+                        "the chip says offline")
+            await hub.remove("toycsv:t1")
+            assert "A1" not in _cells(accounts, "label") and "CL" not in _cells(positions, "symbol")
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
+def test_a_source_whose_stream_crashes_is_shown_offline_and_restarted(qapp, settings, toy_kind, tmp_path):
+    path = tmp_path / "positions.csv"
+    path.write_text(CSV)
+    config = SourceConfig(id="t2", kind="toycsv", name="Crashy", settings={"path": str(path)})
+
+    async def scenario() -> None:
+        source = toy_kind.create(config, {})
+        real_changes = source.changes
+        calls = {"n": 0}
+
+        async def crashing():
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("boom")
+                yield  # pragma: no cover - makes this an async generator
+            async for batch in real_changes():
+                yield batch
+
+        source.changes = crashing
+        hub = SourceHub()
+        hub.add(source)
+        try:
+            await until(lambda: calls["n"] >= 2, 10, "the restart")
+            await until(lambda: "toycsv:t2|A1" in hub.state.accounts, 10, "data after the restart")
+        finally:
+            await hub.aclose()
+
+    run_on_qasync(scenario)

@@ -1,0 +1,120 @@
+"""The REST client and the stream against hostile servers (issue 11): the simulator's hostile fault switches
+(``gzip_bomb``, ``trickle``, ``empty_pages``) over real HTTP on loopback.
+
+Every wait is bounded; no fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import tracemalloc
+from typing import Any
+
+import pytest
+
+from ttmt_monitor.sim.server import gzip_bomb
+from ttmt_monitor.sources.ttmt.client import TTMTClient
+from ttmt_monitor.sources.ttmt.errors import RequestTimeout, ResponseTooLarge
+from ttmt_monitor.sources.ttmt.stream import ConnectionState, StreamConsumer
+
+
+def run(coro: Any, timeout: float = 60) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+# ---- item 2: a response's decoded size is capped ------------------------------------------------------------------
+
+def test_gzip_bomb_is_refused_fast_with_bounded_memory(sim_paused: Any) -> None:
+    """A ~1 MiB gzip body that inflates to 1 GiB: ResponseTooLarge naming the request and the limit, and the
+    client's memory stays far below the inflated size (before the fix: ~2 GB, then a decoded 1 GiB body)."""
+    gzip_bomb(1024)  # build the server's body now, so its allocations are not in the measurement
+    sim_paused.faults.gzip_bomb(path="/accounts", inflated_mib=1024)
+
+    async def main() -> tuple[BaseException | None, int, float]:
+        async with TTMTClient(sim_paused.base_url, sim_paused.api_key, rate_limit_pacing=False) as client:
+            tracemalloc.start()
+            started = time.monotonic()
+            try:
+                try:
+                    await client.accounts()
+                    error: BaseException | None = None
+                except Exception as exc:  # noqa: BLE001 - inspected below
+                    error = exc
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            return error, peak, time.monotonic() - started
+
+    error, peak, took = run(main())
+    assert isinstance(error, ResponseTooLarge), f"not refused: {error!r}"
+    assert "GET /accounts" in str(error) and "64 MiB" in str(error)
+    assert error.limit == 64 * 1024 * 1024
+    assert peak < 200 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB while refusing the bomb"
+    print(f"gzip bomb: peak {peak / 2**20:.1f} MiB, refused in {took:.2f} s")
+    assert took < 30
+
+
+def test_a_body_just_over_the_cap_is_refused_and_one_under_is_read(sim_paused: Any) -> None:
+    """The cap is on the decoded size: a small cap set by the caller (2 MiB) refuses a 4 MiB inflation, while the
+    ordinary answers (well under it) are read as before."""
+    async def main() -> None:
+        async with TTMTClient(sim_paused.base_url, sim_paused.api_key, rate_limit_pacing=False,
+                              max_body=2 * 1024 * 1024) as client:
+            assert await client.accounts()
+            sim_paused.faults.gzip_bomb(path="/positions", inflated_mib=4)
+            with pytest.raises(ResponseTooLarge, match="GET /positions.*2 MiB"):
+                await client.positions()
+            assert await client.accounts()  # the client is still usable
+
+    run(main())
+
+
+# ---- item 3: every request has a total deadline -------------------------------------------------------------------
+
+def test_a_trickling_server_hits_the_total_deadline_and_names_the_request(sim_paused: Any) -> None:
+    """Headers, then one byte every 0.5 s: no read ever times out (15 s per read), so before the fix the request
+    ran for the ~14 hours the body would take. With a 1.5 s deadline it fails in about that, naming the request."""
+    sim_paused.faults.trickle(path="/positions", interval=0.5)
+
+    async def main() -> None:
+        async with TTMTClient(sim_paused.base_url, sim_paused.api_key, rate_limit_pacing=False,
+                              request_deadline=1.5) as client:
+            started = time.monotonic()
+            with pytest.raises(RequestTimeout) as info:
+                await client.snapshot()
+            took = time.monotonic() - started
+            message = str(info.value)
+            assert "GET /positions" in message and "1.5 s" in message, message
+            assert sim_paused.api_key not in message and "Bearer" not in message
+            assert 1.4 <= took < 12, took  # one attempt, not retried into a multiple of the deadline
+            sim_paused.faults.clear_rest_faults()
+            assert await client.positions() is not None  # the client is still usable
+
+    run(main(), timeout=30)
+
+
+def test_a_stream_that_never_answers_its_headers_is_retried_after_the_connect_deadline(sim_paused: Any) -> None:
+    """/stream accepts and sends nothing: the connect deadline (1 s here) ends the attempt and says so; once the
+    server answers again the stream goes live."""
+    sim_paused.faults.trickle(path="/stream", interval=0.5, headers=False)
+
+    async def main() -> None:
+        details: list[str] = []
+        async with TTMTClient(sim_paused.base_url, sim_paused.api_key, rate_limit_pacing=False) as client:
+            consumer = StreamConsumer(client, connect_deadline=1.0, backoff_base=0.05, backoff_cap=0.2,
+                                      on_state=lambda s, d: details.append(d))
+            consumer._start()  # noqa: SLF001 - run it without iterating
+            try:
+                deadline = time.monotonic() + 15
+                while not any("GET /stream got no answer within 1 s" in d for d in details):
+                    assert time.monotonic() < deadline, details
+                    await asyncio.sleep(0.02)
+                sim_paused.faults.clear_rest_faults()
+                while consumer.state != ConnectionState.LIVE:
+                    assert time.monotonic() < deadline, details
+                    await asyncio.sleep(0.02)
+            finally:
+                await consumer.aclose()
+
+    run(main(), timeout=30)
