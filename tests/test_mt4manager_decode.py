@@ -217,3 +217,13 @@ def test_keys_are_per_source_and_ticket() -> None:
     b = book([user()], [trade(50)])
     (pos,) = b.snapshot().positions
     assert pos.key == make_key(S, "50") and pos.account_key == make_key(S, "100")
+
+
+def test_prices_keep_the_symbols_digits() -> None:
+    t = decode_trade({"order": 1, "login": 1, "cmd": "buy", "digits": 5, "open_price": Decimal("1.085"),
+                      "close_price": Decimal("1.10212"), "sl": 0, "tp": Decimal("1.0851234")})
+    assert t is not None and str(t.open_price) == "1.08500" and str(t.close_price) == "1.10212"
+    assert t.sl == 0 and t.tp == Decimal("1.0851234"), "a price with more digits than the symbol is kept as sent"
+    b = book([user()], [trade(70, "buy")])
+    (pos,) = [d.entity for d in b.on_tick({"symbol": "EURUSD", "bid": Decimal("1.1"), "ask": Decimal("1.10012")})]
+    assert str(pos.current_price) == "1.10000"

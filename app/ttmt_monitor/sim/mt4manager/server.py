@@ -40,7 +40,7 @@ from .model import PENDING_CMDS, Market
 log = logging.getLogger("ttmt_monitor.sim.mt4manager")
 # The library logs frames at DEBUG; an early-generation `connect` frame carries a password: keep it out of logs.
 wire_log = logging.getLogger("ttmt_monitor.sim.mt4manager.websocket")
-wire_log.setLevel(logging.INFO)
+wire_log.setLevel(logging.WARNING)
 
 READ_FUNCTIONS = frozenset({
     "users.get.all", "users.get", "config.groups.get.all", "config.group.get", "config.common.get",

@@ -46,9 +46,10 @@ from .errors import (
 
 log = logging.getLogger("ttmt_monitor.sources.mt4manager")
 # The websockets library logs the upgrade request's headers at DEBUG, and MT Access 1.00 puts the password in a
-# header: its connection logger is held at INFO whatever the root level, so no password reaches a log.
+# header: its connection logger is held at WARNING whatever the root level, so no password reaches a log (and
+# every connect is not an INFO line).
 wire_log = logging.getLogger("ttmt_monitor.sources.mt4manager.websocket")
-wire_log.setLevel(logging.INFO)
+wire_log.setLevel(logging.WARNING)
 
 GENERATION_HEADERS = "1.00"
 GENERATION_CONNECT = "connect"

@@ -119,6 +119,28 @@ def _int(value: Any) -> int:
             return 0
 
 
+_STEPS = {d: Decimal(1).scaleb(-d) for d in range(1, 9)}
+
+
+def _price_reader(digits: int) -> Any:
+    """Prices shown with the symbol's digits (JSON drops trailing zeros: 1.085 is 1.08500 on a 5-digit symbol).
+    The value never changes, only its exponent; anything that does not fit is kept as sent."""
+    step = _STEPS.get(digits)
+    if step is None:
+        return _dec
+
+    def read(value: Any) -> Decimal:
+        number = _dec(value)
+        if not number.is_finite() or number == 0:
+            return number
+        try:
+            shown = number.quantize(step)
+        except InvalidOperation:
+            return number
+        return shown if shown == number else number
+    return read
+
+
 def _cmd(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return _CMD_NUMBERS.get(value, str(value))
@@ -148,6 +170,7 @@ class Trade:
     magic: int
     comment: str
     timestamp: int
+    digits: int = 0
 
     @property
     def net(self) -> Decimal:
@@ -160,14 +183,16 @@ def decode_trade(raw: Any) -> Trade | None:
     order, login = _int(raw.get("order")), _int(raw.get("login"))
     if order <= 0 or login <= 0:
         return None
+    digits = _int(raw.get("digits"))
+    price = _price_reader(digits)
     return Trade(order=order, login=login, cmd=_cmd(raw.get("cmd")), symbol=str(raw.get("symbol") or ""),
                  volume=_dec(raw.get("volume")), open_time=_int(raw.get("open_time")),
                  close_time=_int(raw.get("close_time")), expiration=_int(raw.get("expiration")),
-                 open_price=_dec(raw.get("open_price")), close_price=_dec(raw.get("close_price")),
-                 sl=_dec(raw.get("sl")), tp=_dec(raw.get("tp")), commission=_dec(raw.get("commission")),
+                 open_price=price(raw.get("open_price")), close_price=price(raw.get("close_price")),
+                 sl=price(raw.get("sl")), tp=price(raw.get("tp")), commission=_dec(raw.get("commission")),
                  storage=_dec(raw.get("storage")), profit=_dec(raw.get("profit")), taxes=_dec(raw.get("taxes")),
                  magic=_int(raw.get("magic")), comment=str(raw.get("comment") or ""),
-                 timestamp=_int(raw.get("timestamp")))
+                 timestamp=_int(raw.get("timestamp")), digits=digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,7 +435,9 @@ class Book:
             self._skip("tick")
             return []
         symbol = str(raw["symbol"])
-        bid, ask = _dec(raw.get("bid")), _dec(raw.get("ask"))
+        digits = next((t.digits for t in self.open.values() if t.symbol == symbol and t.digits), 0)
+        price = _price_reader(digits)
+        bid, ask = price(raw.get("bid")), price(raw.get("ask"))
         out: list[Delta] = []
         for order, t in list(self.open.items()):
             if t.symbol != symbol or t.cmd not in MARKET:
