@@ -1,18 +1,19 @@
-"""MT4 manager stream throughput: events applied per second (wss socket → JSON → Book → DeskState.apply), beside
-TTMT's stream rate measured in the same run by ``benchmarks/stream_throughput.py``.
+"""MT4 manager stream throughput: events applied per second (wss socket → JSON → Book → DeskState.apply),
+beside TTMT's stream rate measured in the same run by ``benchmarks/stream_throughput.py``.
 
 Run:  .venv/bin/python benchmarks/mt4manager_throughput.py [--events 20000] [--repeat 3]
 
 MT4 side, per repeat:
-1. A CHILD PROCESS (its cost is not on our GIL) builds the simulator's seeded market, keeps a copy of its books as
-   they are now (what it serves to reads), then steps the market until it has produced N events (ticks, trade
-   changes, balance changes: the real mix) and holds them, already encoded.
+1. A CHILD PROCESS (its cost is not on our GIL) builds the simulator's seeded market, keeps a copy of its
+   books as they are now (what it serves to reads), then steps the market until it has produced N events
+   (ticks, trade changes, balance changes: the real mix) and holds them, already encoded.
 2. It serves the MT Access protocol over wss on loopback (the simulator's own server, a trustme CA). Our
-   ``Mt4ManagerSource`` connects, subscribes, reads everything (the first ``Reset``), and we tell the child "go":
-   it pushes the N events to the session as fast as the socket takes them.
-3. Timed from "go" until the source has applied all N events and each batch went through a ``core.desk.DeskState``.
-TTMT side: ``stream_throughput.ours_rate(..., with_apply=True)`` on N of its engine's events over loopback SSE.
-Prints min / median / max events/s of each and the ratio of the medians (MT4 / TTMT).
+   ``Mt4ManagerSource`` connects, subscribes, reads everything (the first ``Reset``), and we tell the child
+   "go": it pushes the N events to the session as fast as the socket takes them.
+3. Timed from "go" until the source has applied all N events and each batch went through a
+   ``core.desk.DeskState``. TTMT side: ``stream_throughput.ours_rate(..., with_apply=True)`` on N of its
+   engine's events over loopback SSE. Prints min / median / max events/s of each and the ratio of the medians
+   (MT4 / TTMT).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The MT4 manager source against the shared source contract, over real wss sockets to its simulator.
 
-Covers: snapshot equals the simulator's own books; the first batch is a Reset; a long run with every fault thrown
-(socket drops, MT4 link drops, bursts of client activity) ends with the desk equal to the truth and to a fresh
-read; each fault's health (RECONNECTING for a socket drop, DEGRADED for a link drop while the socket stays up);
-no write call and no ``trade_request`` subscription, ever; and the registry entry (settings, demo).
+Covers: snapshot equals the simulator's own books; the first batch is a Reset; a long run with every fault
+thrown (socket drops, MT4 link drops, bursts of client activity) ends with the desk equal to the truth and to
+a fresh read; each fault's health (RECONNECTING for a socket drop, DEGRADED for a link drop while the socket
+stays up); no write call and no ``trade_request`` subscription, ever; and the registry entry (settings, demo).
 """
 
 from __future__ import annotations

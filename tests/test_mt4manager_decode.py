@@ -1,5 +1,5 @@
-"""MT4 records → neutral entities: equity against hand-computed cases, what a marker-less ``trade`` event means,
-server time → UTC, watch lists, and tolerant decoding (no socket needed: the Book is pure)."""
+"""MT4 records → neutral entities: equity against hand-computed cases, what a marker-less ``trade`` event
+means, server time → UTC, watch lists, and tolerant decoding (no socket needed: the Book is pure)."""
 
 from __future__ import annotations
 

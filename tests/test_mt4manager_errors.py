@@ -102,7 +102,8 @@ def test_no_password_stored(sim: Mt4SimulatorThread) -> None:
 
 
 def test_dead_mt4_link_at_start_then_back() -> None:
-    """The socket opens but MT4 is unreachable: DEGRADED with a sentence, then LIVE with data once it is back."""
+    """The socket opens but MT4 is unreachable: DEGRADED with a sentence, then LIVE with data once it is
+    back."""
     with Mt4SimulatorThread(seed=4, running=False) as down:
         down.link_down()
 

@@ -1,6 +1,7 @@
-"""The MT Access wire protocol over real wss sockets: the simulator as a server, checked with a bare ``websockets``
-client, and our client against it (ids echoed with their type, reads, history by close time, ticks only for shown
-symbols, event ids, pings, the early ``connect`` generation, refusals recorded, the client's allow-list)."""
+"""The MT Access wire protocol over real wss sockets: the simulator as a server, checked with a bare
+``websockets`` client, and our client against it (ids echoed with their type, reads, history by close time,
+ticks only for shown symbols, event ids, pings, the early ``connect`` generation, refusals recorded, the
+client's allow-list)."""
 
 from __future__ import annotations
 

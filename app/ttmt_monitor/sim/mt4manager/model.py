@@ -1,16 +1,16 @@
 """The simulated MT4 server's books and the market that moves them, deterministic from a seed.
 
 Records are plain dicts shaped like MT Access's ``Mt4UserRecord``, ``Mt4TradeRecord``, ``Mt4ConGroup`` and
-``Mt4Tick`` (field names as the API reference has them). Money is ``Decimal`` (two places); prices are ``Decimal``
-with the symbol's digits. Times are unix seconds **in the trade server's own time zone** (``utc_offset`` seconds
-ahead of UTC), as MT4 carries them.
+``Mt4Tick`` (field names as the API reference has them). Money is ``Decimal`` (two places); prices are
+``Decimal`` with the symbol's digits. Times are unix seconds **in the trade server's own time zone**
+(``utc_offset`` seconds ahead of UTC), as MT4 carries them.
 
-Every change goes out through ``emit(event, payload)`` (the server fans it out to subscribed sessions): a trade
-change as ``("trade", whole record)`` with no created/updated/deleted marker (MT4's way), a balance change as
-``("user", whole record)``, a price as ``("tick", tick)``. What the market does, in one :meth:`Market.step`:
-prices move (open trades on the symbol are repriced: their ``close_price`` and ``profit`` change), and now and
-then a client opens, modifies, partly closes or closes a trade, places or cancels a pending order, has one filled,
-or the broker books a deposit, withdrawal or credit.
+Every change goes out through ``emit(event, payload)`` (the server fans it out to subscribed sessions): a
+trade change as ``("trade", whole record)`` with no created/updated/deleted marker (MT4's way), a balance
+change as ``("user", whole record)``, a price as ``("tick", tick)``. What the market does, in one
+:meth:`Market.step`: prices move (open trades on the symbol are repriced: their ``close_price`` and ``profit``
+change), and now and then a client opens, modifies, partly closes or closes a trade, places or cancels a
+pending order, has one filled, or the broker books a deposit, withdrawal or credit.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ class Books:
 
 
 class Market:
-    """Drives :class:`Books`: ``populate()`` once, then ``step()`` as often as wanted. Same seed, same story."""
+    """Drives :class:`Books`: ``populate()`` once, then ``step()`` as often as wanted. Same seed, same
+    story."""
 
     def __init__(self, seed: int = 1, utc_offset: int = 2 * 3600, clock: Callable[[], float] = time.time,
                  emit: Callable[[str, dict[str, Any]], None] | None = None, action_rate: float = 0.35) -> None:
@@ -368,7 +369,8 @@ class Market:
 
     def _money_op(self, login: int, cmd: str, amount: Decimal, comment: str, at: int | None = None,
                   quiet: bool = False) -> None:
-        """A deposit/withdrawal (``balance``) or a credit: a closed record in history, and the user's new sums."""
+        """A deposit/withdrawal (``balance``) or a credit: a closed record in history, and the user's new
+        sums."""
         b = self.books
         when = b.now() if at is None else at
         user = b.users[login]

@@ -1,14 +1,15 @@
 """The MT Access simulator in a background thread with its own event loop (tests and ``--demo``).
 
-:class:`Mt4SimulatorThread` makes a private CA with ``trustme`` (in memory), writes the CA certificate (and, when
-the server asks for client certificates, a client certificate and key) as PEM files into a temporary folder that
-lives as long as the simulator, and serves ``wss://127.0.0.1:<port>/`` with a server certificate from that CA.
-Nothing is added to any system trust store: a client trusts this CA only by being given ``ca_file``.
+:class:`Mt4SimulatorThread` makes a private CA with ``trustme`` (in memory), writes the CA certificate (and,
+when the server asks for client certificates, a client certificate and key) as PEM files into a temporary
+folder that lives as long as the simulator, and serves ``wss://127.0.0.1:<port>/`` with a server certificate
+from that CA. Nothing is added to any system trust store: a client trusts this CA only by being given
+``ca_file``.
 
 Fault switches are methods here, each applied in the simulator's loop before it returns: ``link_down()`` /
-``link_up()`` (``connection`` events), ``drop_sockets()``, ``set_password()``, ``set_protocol()``, ``pause()`` /
-``resume()`` of the market, ``step(n)`` / ``act(n)`` to move it by hand. ``truth(...)`` is the neutral snapshot of
-what the server holds; ``write_attempts`` and ``calls`` are what clients asked for.
+``link_up()`` (``connection`` events), ``drop_sockets()``, ``set_password()``, ``set_protocol()``, ``pause()``
+/ ``resume()`` of the market, ``step(n)`` / ``act(n)`` to move it by hand. ``truth(...)`` is the neutral
+snapshot of what the server holds; ``write_attempts`` and ``calls`` are what clients asked for.
 """
 
 from __future__ import annotations
@@ -221,6 +222,7 @@ class Mt4SimulatorThread:
 
     def truth(self, source_id: str, *, groups: tuple[str, ...] = (), logins: frozenset[int] = frozenset(),
               history_from: int = 0) -> Snapshot:
-        """What the server holds, as the neutral snapshot a source watching ``groups``/``logins`` should show."""
+        """What the server holds, as the neutral snapshot a source watching ``groups``/``logins`` should
+        show."""
         return self.call(lambda: truth_snapshot(self.market.books, source_id, groups=groups, logins=logins,
                                                 history_from=history_from))

@@ -1,23 +1,23 @@
 """The MT Access / MT Remote WebSocket server in front of the simulated MT4 server (``websockets`` library).
 
 Wire protocol (other-apis.md §2, the MT Remote API reference):
-- Each frame is one JSON object. Request ``{"id", "name", "data"}``; answer ``{"id", "status": "OK", "result"}``
-  or ``{"id", "status": "ERROR", "message"}`` with ``id`` echoed as sent (its JSON type kept); event
-  ``{"event", "event_id", "data"}`` with ``event_id`` counting up per session.
-- Generation ``"1.00"`` (MT Access, the default): credentials in the upgrade headers ``MT-SERVER``, ``MT-LOGIN``,
-  ``MT-PASSWORD`` and ``VERSION: 1.00``; the socket is accepted, then closed with 4001 on bad credentials and
-  4002 on a missing or other protocol version (a non-normal close code, as the real server does).
-  Generation ``"connect"`` (early MT Remote): no header check; the first call must be ``connect`` with the
-  credentials in its data; anything before it is answered ``ERROR``.
-- Reads only are served (:data:`READ_FUNCTIONS`). Any other function, and a ``trade_request`` subscription (which
-  turns on dealer mode on a real server), is answered ``ERROR`` and recorded in ``write_attempts``.
+- Each frame is one JSON object. Request ``{"id", "name", "data"}``; answer ``{"id", "status": "OK",
+  "result"}`` or ``{"id", "status": "ERROR", "message"}`` with ``id`` echoed as sent (its JSON type kept);
+  event ``{"event", "event_id", "data"}`` with ``event_id`` counting up per session.
+- Generation ``"1.00"`` (MT Access, the default): credentials in the upgrade headers ``MT-SERVER``,
+  ``MT-LOGIN``, ``MT-PASSWORD`` and ``VERSION: 1.00``; the socket is accepted, then closed with 4001 on bad
+  credentials and 4002 on a missing or other protocol version (a non-normal close code, as the real server
+  does). Generation ``"connect"`` (early MT Remote): no header check; the first call must be ``connect`` with
+  the credentials in its data; anything before it is answered ``ERROR``.
+- Reads only are served (:data:`READ_FUNCTIONS`). Any other function, and a ``trade_request`` subscription
+  (which turns on dealer mode on a real server), is answered ``ERROR`` and recorded in ``write_attempts``.
 - Events: ``trade``, ``user``, ``tick`` (only for symbols the session has shown with ``symbol.show``),
   ``connection`` (the MT4 link's state, a boolean), ``group``. While the MT4 link is down no MT4 data flows:
   reads answer ``ERROR`` and only ``connection`` events are sent.
 - The server sends WebSocket pings (``ping_interval``).
 
-Each session has one outgoing queue drained by one writer task, so responses and events leave in the order they
-were produced (a response is never overtaken by an event produced after it, and vice versa).
+Each session has one outgoing queue drained by one writer task, so responses and events leave in the order
+they were produced (a response is never overtaken by an event produced after it, and vice versa).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from websockets.exceptions import ConnectionClosed
 from .model import PENDING_CMDS, Market
 
 log = logging.getLogger("ttmt_monitor.sim.mt4manager")
-# The library logs frames at DEBUG; an early-generation `connect` frame carries a password: keep it out of logs.
+# The library logs frames at DEBUG; an early-generation `connect` frame carries a password: keep it out of
+# logs.
 wire_log = logging.getLogger("ttmt_monitor.sim.mt4manager.websocket")
 wire_log.setLevel(logging.WARNING)
 
@@ -78,7 +79,8 @@ class Session:
 
 
 class Mt4AccessServer:
-    """The server's state and handlers. Build it on the loop that will serve it; ``start()`` binds 127.0.0.1."""
+    """The server's state and handlers. Build it on the loop that will serve it; ``start()`` binds
+    127.0.0.1."""
 
     def __init__(self, market: Market, *, mt4_server: str, login: int, password: str,
                  ssl_context: ssl.SSLContext | None, protocol: str = PROTOCOL_VERSION,
@@ -139,7 +141,8 @@ class Mt4AccessServer:
         self.running = True
 
     def set_link(self, up: bool) -> None:
-        """The MT Access server's link to MT4 drops (``False``) or comes back: a ``connection`` event either way."""
+        """The MT Access server's link to MT4 drops (``False``) or comes back: a ``connection`` event either
+        way."""
         if up == self.link_up:
             return
         self.link_up = up

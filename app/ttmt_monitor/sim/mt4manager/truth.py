@@ -1,4 +1,5 @@
-"""What the simulated MT4 server really holds, as a neutral ``domain.Snapshot`` built from the model's own books.
+"""What the simulated MT4 server really holds, as a neutral ``domain.Snapshot`` built from the model's own
+books.
 
 Deliberately written apart from the client's decoder (``sources/mt4manager/decode.py``): the contract tests
 compare the two, so a mistake in one shows up as a difference instead of being copied into both.

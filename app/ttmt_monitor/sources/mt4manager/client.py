@@ -1,7 +1,7 @@
 """MT Access / MT Remote client on ``websockets``: one WebSocket, JSON requests answered by id, events queued.
 
-Protocol (other-apis.md §2): a request ``{"id", "name", "data"}`` gets ``{"id", "status": "OK", "result"}`` or an
-error (any other status, with ``message``); an event is ``{"event", "event_id", "data"}``. Two generations:
+Protocol (other-apis.md §2): a request ``{"id", "name", "data"}`` gets ``{"id", "status": "OK", "result"}`` or
+an error (any other status, with ``message``); an event is ``{"event", "event_id", "data"}``. Two generations:
 - ``"1.00"`` (MT Access, default): the credentials travel in the upgrade headers ``MT-SERVER``, ``MT-LOGIN``,
   ``MT-PASSWORD`` with ``VERSION: 1.00``; a refused login ends the socket with a non-normal close code.
 - ``"connect"`` (early MT Remote): the first call is ``connect`` with the credentials in its data.
@@ -45,7 +45,8 @@ from .errors import (
 )
 
 log = logging.getLogger("ttmt_monitor.sources.mt4manager")
-# The websockets library logs the upgrade request's headers at DEBUG, and MT Access 1.00 puts the password in a
+# The websockets library logs the upgrade request's headers at DEBUG, and MT Access 1.00 puts the password in
+# a
 # header: its connection logger is held at WARNING whatever the root level, so no password reaches a log (and
 # every connect is not an INFO line).
 wire_log = logging.getLogger("ttmt_monitor.sources.mt4manager.websocket")
@@ -81,8 +82,10 @@ class Closed:
     error: Exception
 
 
-# Exact money and prices: JSON numbers with a fraction become Decimal with every digit kept. One decoder for all
-# frames (json.loads with parse_float builds a new decoder per call: measurable at thousands of events a second).
+# Exact money and prices: JSON numbers with a fraction become Decimal with every digit kept. One decoder for
+# all
+# frames (json.loads with parse_float builds a new decoder per call: measurable at thousands of events a
+# second).
 _DECODER = json.JSONDecoder(parse_float=Decimal)
 
 
@@ -91,7 +94,8 @@ def _loads(raw: str | bytes) -> Any:
 
 
 class Mt4Client:
-    """One session with an MT Access server. ``await open()``, then ``call``/``subscribe``; events in ``events``."""
+    """One session with an MT Access server. ``await open()``, then ``call``/``subscribe``; events in
+    ``events``."""
 
     def __init__(self, url: str, *, mt4_server: str, login: int, password: str,
                  generation: str = GENERATION_HEADERS, ssl_context: ssl.SSLContext | None = None,
@@ -190,7 +194,8 @@ class Mt4Client:
                                     f"settings in {WHERE}")
         if (isinstance(exc, InvalidMessage) and self.url.lower().startswith("wss:")
                 and any(isinstance(e, EOFError) for e in chain)):
-            # TLS 1.3: a server that wants a client certificate accepts the handshake, then hangs up before the
+            # TLS 1.3: a server that wants a client certificate accepts the handshake, then hangs up before
+            # the
             # HTTP answer (measured: InvalidMessage caused by EOFError; no SSL error reaches the client).
             if not self._client_cert:
                 return CertificateError("The MT Access server hung up before answering: it probably asks for a "

@@ -3,18 +3,20 @@
 MT4 keeps market trades, pending orders and (in history) balance/credit operations in one record type, and its
 ``trade`` event carries the whole record after any change with no created/updated/deleted marker. The
 :class:`Book` remembers every open ticket and reads an event as:
-- a ticket not seen before, ``close_time`` 0: new (a position for ``buy``/``sell``, an order for a pending type);
+- a ticket not seen before, ``close_time`` 0: new (a position for ``buy``/``sell``, an order for a pending
+  type);
 - a known ticket, ``close_time`` 0: a change (SL/TP, swap, price; a pending order whose type turned into
   ``buy``/``sell`` was filled: the order goes, the position comes, same ticket);
-- ``close_time`` set: closed (a position leaves, its closed deal arrives; a pending order is gone: cancelled or
-  expired, not a deal; a ``balance``/``credit`` record is a money operation, a deal of that type).
-MT4's partial close needs no rule of its own: the ticket closes with the part closed, and the rest arrives as a
-new ticket.
+- ``close_time`` set: closed (a position leaves, its closed deal arrives; a pending order is gone: cancelled
+  or expired, not a deal; a ``balance``/``credit`` record is a money operation, a deal of that type). MT4's
+  partial close needs no rule of its own: the ticket closes with the part closed, and the rest arrives as a
+  new ticket.
 
-Equity is not reported by MT4: ``equity = balance + credit + Σ(profit + storage + commission + taxes)`` over the
-account's open market trades (``equity_computed=True``); no margin figure is made up. Times are the trade
-server's clock: minus the configured UTC offset they are UTC. Decoding is tolerant: unknown fields are ignored,
-numbers may come as numbers or strings, and a record without its identity (ticket, login) is skipped and counted.
+Equity is not reported by MT4: ``equity = balance + credit + Σ(profit + storage + commission + taxes)`` over
+the account's open market trades (``equity_computed=True``); no margin figure is made up. Times are the trade
+server's clock: minus the configured UTC offset they are UTC. Decoding is tolerant: unknown fields are
+ignored, numbers may come as numbers or strings, and a record without its identity (ticket, login) is skipped
+and counted.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ ZERO = Decimal(0)
 
 # ---- settings that shape decoding --------------------------------------------------------------------------
 def parse_utc_offset(text: str | float | None) -> int:
-    """The trade server's clock ahead of UTC, in seconds: ``"+02:00"``, ``"2"``, ``"-3:30"``, ``"UTC+3"``, 2.5."""
+    """The trade server's clock ahead of UTC, in seconds: ``"+02:00"``, ``"2"``, ``"-3:30"``, ``"UTC+3"``,
+    2.5."""
     if text is None or text == "":
         return 0
     if isinstance(text, (int, float)):
@@ -66,7 +69,8 @@ def parse_utc_offset(text: str | float | None) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Watch:
-    """Which accounts to show: group patterns (``*`` and ``?`` wildcards) and logins; nothing listed: everyone."""
+    """Which accounts to show: group patterns (``*`` and ``?`` wildcards) and logins; nothing listed:
+    everyone."""
 
     groups: tuple[str, ...] = ()
     logins: frozenset[int] = frozenset()
@@ -123,8 +127,8 @@ _STEPS = {d: Decimal(1).scaleb(-d) for d in range(1, 9)}
 
 
 def _price_reader(digits: int) -> Any:
-    """Prices shown with the symbol's digits (JSON drops trailing zeros: 1.085 is 1.08500 on a 5-digit symbol).
-    The value never changes, only its exponent; anything that does not fit is kept as sent."""
+    """Prices shown with the symbol's digits (JSON drops trailing zeros: 1.085 is 1.08500 on a 5-digit
+    symbol). The value never changes, only its exponent; anything that does not fit is kept as sent."""
     step = _STEPS.get(digits)
     if step is None:
         return _dec
@@ -149,7 +153,8 @@ def _cmd(value: Any) -> str:
 
 @dataclass(slots=True)
 class Trade:
-    """An ``Mt4TradeRecord``, normalized (the fields we use). Mutable: a tick moves ``close_price`` in place."""
+    """An ``Mt4TradeRecord``, normalized (the fields we use). Mutable: a tick moves ``close_price`` in
+    place."""
 
     order: int
     login: int
@@ -314,12 +319,14 @@ class Book:
                               volume=t.volume, open_price=t.open_price, close_price=t.close_price,
                               opened_at=self.utc(t.open_time), swap=t.storage, commission=t.commission,
                               close_reason=reason, **common)
-        # balance / credit, and any kind we do not know (kept, typed by its own word, never counted as a trade)
+        # balance / credit, and any kind we do not know (kept, typed by its own word, never counted as a
+        # trade)
         return ClosedDeal(profit=t.profit, deal_type=t.cmd or "unknown", **common)
 
     # ---- a full read ---------------------------------------------------------------------------------------
     def load(self, users: Iterable[Any], groups: Iterable[Any], trades: Iterable[Any], history: Iterable[Any]) -> None:
-        """Replace everything from a fresh read (``users.get.all``, groups, ``trades.get.by_login``, history)."""
+        """Replace everything from a fresh read (``users.get.all``, groups, ``trades.get.by_login``,
+        history)."""
         self.currencies = {}
         for raw in groups:
             if isinstance(raw, dict) and raw.get("group") is not None and raw.get("currency"):
@@ -430,7 +437,8 @@ class Book:
         return out
 
     def on_tick(self, raw: Any) -> list[Delta]:
-        """A price: positions on the symbol take the price they would close at (bid for a buy, ask for a sell)."""
+        """A price: positions on the symbol take the price they would close at (bid for a buy, ask for a
+        sell)."""
         if not isinstance(raw, dict) or not raw.get("symbol"):
             self._skip("tick")
             return []

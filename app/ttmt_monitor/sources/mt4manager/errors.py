@@ -33,7 +33,8 @@ class LinkDownError(RequestError):
 
 
 class NotAllowedError(Mt4Error):
-    """Our own allow-list refused a call before it was sent (a write function, or a dealer-mode subscription)."""
+    """Our own allow-list refused a call before it was sent (a write function, or a dealer-mode
+    subscription)."""
 
 
 class Mt4AuthError(AuthError):
@@ -41,7 +42,8 @@ class Mt4AuthError(AuthError):
 
 
 class Mt4ConfigError(AuthError):
-    """A setting must change before this source can work (trust material, protocol generation): stop and ask."""
+    """A setting must change before this source can work (trust material, protocol generation): stop and
+    ask."""
 
 
 class CertificateError(Mt4ConfigError):
@@ -49,4 +51,5 @@ class CertificateError(Mt4ConfigError):
 
 
 class ProtocolMismatchError(Mt4ConfigError):
-    """The server speaks the other protocol generation (header credentials vs the early ``connect`` message)."""
+    """The server speaks the other protocol generation (header credentials vs the early ``connect``
+    message)."""

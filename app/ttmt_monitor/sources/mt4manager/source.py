@@ -3,8 +3,8 @@
 Life of ``changes()``:
 1. open the socket (log in by upgrade headers or the early ``connect`` message), subscribe to ``connection``,
    ``trade``, ``user`` and ``tick`` (never ``trade_request``);
-2. read everything (``users.get.all``, ``config.groups.get.all``, per watched login ``trades.get.by_login`` and
-   ``trades.history`` by close time), show the symbols held (``symbol.show`` + ``ticks.get``) → ``Reset``;
+2. read everything (``users.get.all``, ``config.groups.get.all``, per watched login ``trades.get.by_login``
+   and ``trades.history`` by close time), show the symbols held (``symbol.show`` + ``ticks.get``) → ``Reset``;
    subscribing before reading means no change falls between the read and the stream; events that arrive during
    the read are applied after the ``Reset`` in order (whole records, so the last one wins);
 3. apply events as they come (see ``decode.Book``); re-read and ``Reset`` on a slow timer as a safety net, and
@@ -159,14 +159,16 @@ class Mt4ManagerSource:
             except LinkDownError:
                 raise
             except RequestError as exc:
-                # One account refused (deleted or moved between the two reads): the rest is still worth showing;
+                # One account refused (deleted or moved between the two reads): the rest is still worth
+                # showing;
                 # the next re-read settles it.
                 log.warning("MT Access refused a read for one account: %s", exc)
         book.load(users, groups, trades, history)
         return book
 
     async def _show_symbols(self, client: Mt4Client, book: Book, shown: set[str]) -> list[Delta]:
-        """``symbol.show`` each held symbol not shown yet (ticks come only for shown symbols), and its price now."""
+        """``symbol.show`` each held symbol not shown yet (ticks come only for shown symbols), and its price
+        now."""
         out: list[Delta] = []
         for symbol in sorted(book.symbols_held() - shown):
             try:
