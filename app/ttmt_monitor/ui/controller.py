@@ -104,6 +104,8 @@ class DeskController(QObject):
     # The local history cannot be written (a sentence: disk full...), or "" once it can again (core.store's writer
     # says it once and retries by itself; this mirrors its state for the window).
     history_problem = Signal(str)
+    # Something the user must know about the local history file (it was damaged and moved aside...): once each.
+    history_notice = Signal(str)
 
     def __init__(self, base_url: str, api_key: str, *, parent: QObject | None = None,
                  client_factory: Callable[[str, str], Any] | None = None,
@@ -141,6 +143,7 @@ class DeskController(QObject):
         self.connection_state = "offline"
         self.connection_detail = ""
         self.history_problem_text = ""  # what history_problem last said
+        self.history_notices: list[str] = []  # every history_notice so far (a window built later shows them)
         self.events_total = 0
         self.live_events = 0  # events other than resyncs (what "live events have arrived" means)
         self.last_event_at: datetime | None = None
@@ -514,6 +517,18 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001 - the history is a convenience
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
+            return
+        self._tell_history(getattr(self.store, "messages", ()))
+
+    def _tell_history(self, messages: Any) -> None:
+        """Messages of the store's opening (a damaged file moved aside, what was kept...): logged and told to the
+        window, each once."""
+        for message in messages or ():
+            if message in self.history_notices:
+                continue
+            log.warning("local history: %s", message)
+            self.history_notices.append(message)
+            self.history_notice.emit(message)
 
     async def _adopt_legacy(self) -> None:
         """First run for this key: an older version's per-URL history is taken over when the API just listed
@@ -543,16 +558,14 @@ class DeskController(QObject):
                 self._fill_from_cache(preloaded)
                 if self.store is None:
                     self.store = await loop.run_in_executor(None, self._store_factory)
-                for message in self.store.messages:
-                    log.warning("local history: %s", message)
+                self._tell_history(self.store.messages)
                 return
             if self.store is None:  # (a Retry after a failed load keeps the file it opened)
                 self.store = await loop.run_in_executor(None, self._store_factory)
             cached = await loop.run_in_executor(None, load_cached, self.store)
             if cached.store is not None:
                 self.store = cached.store  # a damaged file was moved aside and replaced
-            for message in cached.messages:
-                log.warning("local history: %s", message)
+            self._tell_history(cached.messages)
             if not cached.empty:
                 self._fill_from_cache(cached)
         except Exception as exc:  # noqa: BLE001 - the history is a convenience: without it the desk still works

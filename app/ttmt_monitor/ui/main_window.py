@@ -212,7 +212,9 @@ class MainWindow(QMainWindow):
                                                                             [("retry", "Retry")]))
         controller.events_applied.connect(self._on_events_applied)
         controller.history_problem.connect(self._on_history_problem)
+        controller.history_notice.connect(self._on_history_notice)
         self._history_banner_text = ""
+        self._history_notice = ""  # shown until the user dismisses it
         # Filter choices (symbols, channels) follow the data, refreshed at a calm pace.
         self._choices_timer = QTimer(self)
         self._choices_timer.setInterval(5000)
@@ -237,6 +239,10 @@ class MainWindow(QMainWindow):
         self.select_tab(self.settings.tab)
         self._on_tab_changed(self.tabs.currentIndex(), remember=False)  # (no signal when it was current already)
         self._on_connection(controller.connection_state, controller.connection_detail)
+        for notice in controller.history_notices:  # said before this window existed (the app overlaps the two)
+            self._on_history_notice(notice)
+        if controller.history_problem_text:
+            self._on_history_problem(controller.history_problem_text)
         if controller.last_event_at is not None:
             self.status.set_last_event_at(controller.last_event_at)
         if controller.started:  # the data arrived while the window was being built (the app overlaps the two)
@@ -548,6 +554,7 @@ class MainWindow(QMainWindow):
     def _on_loaded(self) -> None:
         self.update()  # the whole window repaints with the data (paintEvent tells the controller it did)
         self.banner.set_state("")
+        self._keep_history_notice()
         self._refresh_choices()
         self._refresh_summary()
         self._choices_timer.start()
@@ -593,6 +600,19 @@ class MainWindow(QMainWindow):
             if shiboken6.isValid(detail):
                 detail.reload_pending = False
 
+    def _on_history_notice(self, text: str) -> None:
+        """The local history file was damaged and moved aside (what was kept, where the file is): in the banner,
+        which the user dismisses, and for a while in the status bar."""
+        self._history_notice = text
+        self.banner.show_message(text, accent_state="offline")
+        self.status.showMessage(text.split(". ")[0] + ".", 15000)
+
+    def _keep_history_notice(self) -> None:
+        """A connection state that needs no banner (connecting, live...) hides it: a history notice the user has
+        not dismissed yet comes back."""
+        if self._history_notice and not self.banner.isVisible():
+            self.banner.show_message(self._history_notice, accent_state="offline")
+
     def _on_history_problem(self, text: str) -> None:
         """The local history stopped being saved (disk full...): once in the banner, and in the status bar for as
         long as it lasts; when it is saved again, a short status message."""
@@ -609,8 +629,11 @@ class MainWindow(QMainWindow):
     def _on_connection(self, state: str, detail: str) -> None:
         self.status.set_state(state, detail)
         self.banner.set_state(state, detail)
+        self._keep_history_notice()
 
     def _on_banner_action(self, action: str) -> None:
+        if action == "dismiss":
+            self._history_notice = ""
         if action == "replace_key":
             self.replace_key_requested.emit()
         elif action == "retry":
