@@ -106,6 +106,9 @@ class DeskController(QObject):
     history_problem = Signal(str)
     # Something the user must know about the local history file (it was damaged and moved aside...): once each.
     history_notice = Signal(str)
+    # The live figures (prices, open P&L) stopped being live: when they were last current (datetime), or None once
+    # fresh data arrives. The models grey those cells themselves (set_stale); the window says "as of".
+    stale_changed = Signal(object)
 
     def __init__(self, base_url: str, api_key: str, *, parent: QObject | None = None,
                  client_factory: Callable[[str, str], Any] | None = None,
@@ -144,6 +147,8 @@ class DeskController(QObject):
         self.connection_detail = ""
         self.history_problem_text = ""  # what history_problem last said
         self.history_notices: list[str] = []  # every history_notice so far (a window built later shows them)
+        self.stale_as_of: datetime | None = None  # see stale_changed
+        self._was_live = False
         self.events_total = 0
         self.live_events = 0  # events other than resyncs (what "live events have arrived" means)
         self.last_event_at: datetime | None = None
@@ -272,6 +277,7 @@ class DeskController(QObject):
             self.load_failed.emit(message)
             return False
         self.showing_cache = False
+        self._set_stale(None)  # a fresh REST view replaced the local history's figures
         self._remember_snapshot()
         self.started = True
         self.loaded.emit()
@@ -489,6 +495,8 @@ class DeskController(QObject):
             at += 1
         self._spawn(self._load_signals(False))
         self._drain()
+        if self.stale_as_of is not None:  # fresh from REST now, but still not live: "as of" moves to now
+            self._set_stale(datetime.now(timezone.utc))
         self._remember_snapshot()
 
     async def clear_local_history(self) -> str:
@@ -586,6 +594,8 @@ class DeskController(QObject):
         self.accounts_model.reset_rows(self._account_rows())
         self.data_as_of = cached.data_as_of
         self.showing_cache = True
+        # The local history's prices and open P&L are as old as the history: marked so until live data arrives.
+        self._set_stale(cached.data_as_of or datetime.now(timezone.utc))
         self.cache_shown.emit()
         if cached.data_as_of is not None:  # "last event n min ago" tells how old the history on screen is
             self.last_event_at = cached.data_as_of
@@ -790,7 +800,21 @@ class DeskController(QObject):
         if (state, detail) == (self.connection_state, self.connection_detail):
             return
         self.connection_state, self.connection_detail = state, detail
+        if state == "live":
+            self._was_live = True
+            self._set_stale(None)  # the stream delivers again (a resync, if one was needed, comes with it)
+        elif self._was_live and self.stale_as_of is None:
+            # Revoked key, container down, stream dropped, resync: what is on screen was current until now.
+            self._set_stale(datetime.now(timezone.utc))
         self.connection_changed.emit(state, detail)
+
+    def _set_stale(self, as_of: datetime | None) -> None:
+        if as_of == self.stale_as_of:
+            return
+        self.stale_as_of = as_of
+        self.positions_model.set_stale(as_of)
+        self.accounts_model.set_stale(as_of)
+        self.stale_changed.emit(as_of)
 
     # --- applying events in batches -----------------------------------------------------------------------------
 
