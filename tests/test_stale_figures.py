@@ -74,7 +74,7 @@ def test_live_figures_are_greyed_as_of_while_not_live_and_normal_again(qapp, sim
             if fault == "revoke_key":
                 await in_thread(sim.faults.set_auth_recheck, 0.5)  # an open stream learns of it at once
             await in_thread(getattr(sim.faults, fault))
-            await until(lambda: controller.connection_state != "live", 20, "not live")
+            await until(lambda: controller.connection_state in ("container_down", "auth_error"), 20, "stopped")
             grey = _cells(controller)
             for name in ("price", "open_pl", "account_open_pl"):
                 fg, painted, tip = grey[name]
@@ -126,6 +126,40 @@ def test_the_local_history_is_shown_greyed_until_the_api_answers(qapp, sim_pause
             assert seen and all(seen[0][n][0] == stale for n in ("price", "open_pl", "account_open_pl"))
             assert "as of" in seen[0]["price"][2]
             # The API answered (a fresh REST view): shown normally.
+            assert all(fg != stale for fg, _p, _t in _cells(controller).values())
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
+def test_a_routine_reconnect_does_not_flash_the_figures_grey(qapp, sim, settings, monkeypatch):
+    """The server closes streams now and then (recycle, a proxy's timeout): the consumer is back within a moment,
+    and the figures must not flash grey for it (STALE_GRACE_MS; a long grace here so a loaded machine cannot make
+    the reconnect look long)."""
+    import ttmt_monitor.ui.controller as controller_mod
+
+    monkeypatch.setattr(controller_mod, "STALE_GRACE_MS", 30_000)
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key, consumer_factory=_consumer)
+        window = MainWindow(controller, settings)
+        changes: list[Any] = []
+        controller.stale_changed.connect(changes.append)
+        states: list[str] = []
+        controller.connection_changed.connect(lambda state, _detail: states.append(state))
+        window.show()
+        try:
+            assert await controller.start()
+            await until(lambda: controller.connection_state == "live", 20, "live")
+            await until(lambda: controller.positions_model.rowCount() > 0, 20, "rows")
+            states.clear()
+            await in_thread(sim.faults.drop_streams)
+            await until(lambda: "live" in states and states[0] != "live", 20, "reconnected")
+            assert changes == [] and controller.stale_as_of is None, (changes, states)
+            stale = theme.STALE_COLOR(controller.positions_model.options.dark)
             assert all(fg != stale for fg, _p, _t in _cells(controller).values())
         finally:
             window.close()

@@ -51,6 +51,10 @@ PAGE_SIZE = 100
 PAINT_WAIT_S = 0.5  # the longest the after-load work waits for the window's first paint with data
 BACKFILL_DELAY_S = 10.0  # older history is read in the background, after start-up has had the request budget
 MAX_SINGLE_REREADS = 4  # above this many finished-while-away trades, one status=closed listing is cheaper
+# Not live for this long (a reconnect that is not quick) greys prices and open P&L; states where the stream has
+# stopped (revoked key, container down, another client) grey them at once.
+STALE_GRACE_MS = 3000
+_STOPPED_STATES = frozenset({"auth_error", "container_down", "conflict", "offline"})
 
 
 def _closed_positions(state: Any) -> Any:
@@ -149,6 +153,11 @@ class DeskController(QObject):
         self.history_notices: list[str] = []  # every history_notice so far (a window built later shows them)
         self.stale_as_of: datetime | None = None  # see stale_changed
         self._was_live = False
+        self._left_live_at: datetime | None = None
+        self._stale_grace = QTimer(self)
+        self._stale_grace.setSingleShot(True)
+        self._stale_grace.setInterval(STALE_GRACE_MS)
+        self._stale_grace.timeout.connect(self._mark_stale_now)
         self.events_total = 0
         self.live_events = 0  # events other than resyncs (what "live events have arrived" means)
         self.last_event_at: datetime | None = None
@@ -633,6 +642,7 @@ class DeskController(QObject):
         if self._start_task is not None:
             self._start_task.cancel()
         self._tick.stop()
+        self._stale_grace.stop()
         self._again.stop()
         self._poll.stop()
         consumer, self.consumer = self.consumer, None
@@ -802,11 +812,24 @@ class DeskController(QObject):
         self.connection_state, self.connection_detail = state, detail
         if state == "live":
             self._was_live = True
+            self._left_live_at = None
+            self._stale_grace.stop()
             self._set_stale(None)  # the stream delivers again (a resync, if one was needed, comes with it)
         elif self._was_live and self.stale_as_of is None:
             # Revoked key, container down, stream dropped, resync: what is on screen was current until now.
-            self._set_stale(datetime.now(timezone.utc))
+            if self._left_live_at is None:
+                self._left_live_at = datetime.now(timezone.utc)
+            if state in _STOPPED_STATES:
+                self._mark_stale_now()
+            elif not self._stale_grace.isActive():
+                # A routine reconnect (the server's recycle) is back within a moment: no grey flash for it.
+                self._stale_grace.start()
         self.connection_changed.emit(state, detail)
+
+    def _mark_stale_now(self) -> None:
+        self._stale_grace.stop()
+        if self.connection_state != "live" and self._left_live_at is not None:
+            self._set_stale(self._left_live_at)
 
     def _set_stale(self, as_of: datetime | None) -> None:
         if as_of == self.stale_as_of:
