@@ -122,7 +122,7 @@ class AccountsModel(KeyedTableModel):
         Column("active", "Active", lambda r: r.account.is_active, lambda r, o: "yes" if r.account.is_active else "no"),
         Column("open_trades", "Open trades", lambda r: r.open_trades, numeric=True),
         Column("open_positions", "Open positions", lambda r: r.open_positions, numeric=True),
-        pl_column("open_pl", "Open P&L", lambda r: r.open_pl, _cur),
+        pl_column("open_pl", "Open P&L", lambda r: r.open_pl, _cur, live=True),
         pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
         Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=110),
         money_column("balance", "Balance", lambda r: r.balance, _cur),
