@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     from ttmt_monitor.core.store import Store, store_path
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
     for n in args.trades:
         with tempfile.TemporaryDirectory() as tmp:
@@ -41,7 +42,7 @@ def main() -> int:
                 checks.append(time.perf_counter() - t0)
                 conn.close()
                 t0 = time.perf_counter()
-                Store.open(BASE_URL, BENCH_KEY, data_dir=tmp).close()
+                Store.open(BASE_URL, BENCH_KEY, data_dir=tmp, codec=CODEC).close()
                 opens.append(time.perf_counter() - t0)
             print(f"trades={n} file={path.stat().st_size / 1e6:.1f} MB quick_check={statistics.median(checks) * 1000:.0f} ms "
                   f"open (incl. check)={statistics.median(opens) * 1000:.0f} ms (median of {args.runs})", flush=True)

@@ -505,7 +505,7 @@ class DeskController(QObject):
         self._spawn(self._load_signals(False))
         self._drain()
         if self.stale_as_of is not None:  # fresh from REST now, but still not live: "as of" moves to now
-            self._set_stale(datetime.now(timezone.utc))
+            self._set_stale(datetime.now(UTC))
         self._remember_snapshot()
 
     async def clear_local_history(self) -> str:
@@ -604,7 +604,7 @@ class DeskController(QObject):
         self.data_as_of = cached.data_as_of
         self.showing_cache = True
         # The local history's prices and open P&L are as old as the history: marked so until live data arrives.
-        self._set_stale(cached.data_as_of or datetime.now(timezone.utc))
+        self._set_stale(cached.data_as_of or datetime.now(UTC))
         self.cache_shown.emit()
         if cached.data_as_of is not None:  # "last event n min ago" tells how old the history on screen is
             self.last_event_at = cached.data_as_of
@@ -818,7 +818,7 @@ class DeskController(QObject):
         elif self._was_live and self.stale_as_of is None:
             # Revoked key, container down, stream dropped, resync: what is on screen was current until now.
             if self._left_live_at is None:
-                self._left_live_at = datetime.now(timezone.utc)
+                self._left_live_at = datetime.now(UTC)
             if state in _STOPPED_STATES:
                 self._mark_stale_now()
             elif not self._stale_grace.isActive():
