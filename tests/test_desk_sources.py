@@ -9,6 +9,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from _qasync_support import ModuleLoop, dispose, until
 from toy_csv_source import CSV, KIND
 
@@ -92,9 +93,18 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
             await until(lambda: any("CL" in n.title for n in delivered), 10, "a fill notification")
             note = next(n for n in delivered if "CL" in n.title)
             assert note.kind == "order_fill" and "Filled: SELL 3" in note.title and "My CSV" in note.body
-            # The source goes away: its rows and its chip follow.
+            # The source goes away: its prices and open P&L grey with "Not live" (TTMT's rows do not), then its rows
+            # and its chip follow it out.
             path.unlink()
             await until(lambda: hub.health("toycsv:t1").state is HealthState.OFFLINE, 10, "offline health")
+            col = positions.column_number("unrealized")
+            es = positions.row_of("toycsv:t1|A1/ES")
+            def tip() -> str:
+                return positions.index(es, col).data(Qt.ItemDataRole.ToolTipRole) or ""
+            await until(lambda: tip().startswith("Not live"), 10, "the toy position's open P&L greyed")
+            assert positions.paint_data(es, col)[2] == positions._stale_color
+            ttmt_row = next(i for i, k in enumerate(positions.keys()) if "|" not in k)
+            assert positions.index(ttmt_row, col).data(Qt.ItemDataRole.ForegroundRole) != positions._stale_color
             await until(lambda: window.status.source_health_texts().get("toycsv:t1") == "My CSV: Offline", 10,
                         "the chip says offline")
             await hub.remove("toycsv:t1")

@@ -295,6 +295,7 @@ class DeskBridge(QObject):
                        lambda d: DealRow(d, hub.account_label(d.account_key), hub.label(d.source)))
             self._accounts(change)
             self._pnl_rows(change)
+            self._staleness(change)
         except Exception:  # noqa: BLE001 - the tables must keep going whatever one row does
             log.exception("the desk could not show a change")
         if self._notify is not None and (change.fills or change.closes):
@@ -346,6 +347,14 @@ class DeskBridge(QObject):
             state.accounts[k].source), start) for k in touched if k in state.accounts]
         if rows:
             model.upsert(rows)
+
+    def _staleness(self, change: DeskChange) -> None:
+        """A source that is not current (reconnecting, down, refused…) has its prices and open P&L greyed with
+        "as of" the last time it was, until it is live again (the same look as TTMT's rows)."""
+        for source_id, health in change.health.items():
+            for model in (self.accounts_model, self.positions_model):
+                if model is not None and hasattr(model, "set_source_stale"):
+                    model.set_source_stale(source_id, health.as_of, stale=not health.state.is_current)
 
     def _trade(self, d: ClosedDeal) -> TtmtTrade:
         return deal_as_trade(d, self.hub.account_label(d.account_key), self.hub.label(d.source))

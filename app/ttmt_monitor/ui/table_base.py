@@ -203,6 +203,7 @@ class KeyedTableModel(QAbstractTableModel):
         self._update_ms = 0
         #: When the live columns were last current, while they are not (None: live). See set_stale.
         self.stale_as_of: datetime | None = None
+        self._source_stale: dict[str, str] = {}  # neutral source id -> its stale tooltip (set_source_stale)
         self._stale_color = theme.STALE_COLOR(False)
         self._stale_tip = ""
 
@@ -305,7 +306,7 @@ class KeyedTableModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.TextAlignmentRole:
                 return _ALIGN_RIGHT if column.numeric else _ALIGN_LEFT
             if role == Qt.ItemDataRole.ForegroundRole:
-                if column.live and self.stale_as_of is not None:
+                if column.live and self._stale_tip_for(self._keys[row]) is not None:
                     return self._stale_color
                 if column.pl_currency is not None:
                     sign = fmt.pl_sign(column.value(obj), column.pl_currency(obj))
@@ -317,8 +318,9 @@ class KeyedTableModel(QAbstractTableModel):
                     return self._flash_color
                 return None
             if role == Qt.ItemDataRole.ToolTipRole:
-                if column.live and self.stale_as_of is not None:
-                    return self._stale_tip
+                tip = self._stale_tip_for(self._keys[row]) if column.live else None
+                if tip is not None:
+                    return tip
                 if column.text is not None:
                     return column.text(obj, self.options) or None
                 return None
@@ -345,7 +347,7 @@ class KeyedTableModel(QAbstractTableModel):
                 text = texts[col] = (column.text(obj, self.options) if column.text is not None
                                      else text_plain(column.value(obj)))
             fg = None
-            if column.live and self.stale_as_of is not None:
+            if column.live and self._stale_tip_for(key) is not None:
                 fg = self._stale_color
             elif column.pl_currency is not None:
                 sign = fmt.pl_sign(column.value(obj), column.pl_currency(obj))
@@ -653,6 +655,34 @@ class KeyedTableModel(QAbstractTableModel):
         for n, column in enumerate(self.columns):
             if column.live:
                 self.dataChanged.emit(self.index(0, n), self.index(last, n),
+                                      [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole])
+
+    def _stale_tip_for(self, key: str) -> str | None:
+        """The "Not live — as of" tooltip of a row whose live columns are stale, else None. Rows of neutral sources
+        (``foreign_key_marker`` in the key) follow their own source's health (set_source_stale); the others the
+        model-wide state (set_stale, TTMT's connection)."""
+        marker = self.foreign_key_marker
+        if marker and marker in key:
+            return self._source_stale.get(key.partition(marker)[0]) if self._source_stale else None
+        return self._stale_tip if self.stale_as_of is not None else None
+
+    def set_source_stale(self, source_id: str, as_of: datetime | None, *, stale: bool) -> None:
+        """Grey (``stale``) or un-grey the live columns of one neutral source's rows, "as of ``as_of``" (when its
+        data was last current; None: never was)."""
+        tip = (stale_text(as_of, utc=self.options.utc) if as_of is not None else "Not live yet") if stale else None
+        if self._source_stale.get(source_id) == tip:
+            return
+        if tip is None:
+            self._source_stale.pop(source_id, None)
+        else:
+            self._source_stale[source_id] = tip
+        prefix = source_id + (self.foreign_key_marker or "|")
+        rows = [i for i, k in enumerate(self._keys) if k.startswith(prefix)]
+        if not rows:
+            return
+        for n, column in enumerate(self.columns):
+            if column.live:
+                self.dataChanged.emit(self.index(rows[0], n), self.index(rows[-1], n),
                                       [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole])
 
     def set_options(self, options: DisplayOptions) -> None:
