@@ -891,7 +891,7 @@ class Store:
         """The file older versions kept for this base URL (any key's), beside this one; None without a URL."""
         if not self.base_url:
             return None
-        return self.path.parent / legacy_store_path(self.base_url).name
+        return legacy_store_path(self.base_url, self.path.parent.parent)
 
     def adopt_legacy(self, account_ids: Iterable[str]) -> bool:
         """Take over the history an older version kept for this base URL (named by the URL alone), but only
