@@ -17,13 +17,13 @@ the long one. ``CHAOS_SEED=<n>`` replays one seed.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from typing import Any
 
 import pytest
 from _qasync_support import ModuleLoop, in_thread, until
-
 from ttmt_monitor.core import models as m
 from ttmt_monitor.core.state import DeskState
 from ttmt_monitor.sim.runner import SimulatorThread
@@ -98,7 +98,7 @@ class Chaos:
 
 def _check(applied: list[m.Event], emitted: list[int], start_id: int, no_data: set[int], log: list[str]) -> None:
     ids = [e.event_id for e in applied if not isinstance(e, m.Resync) and e.event_id is not None]
-    assert all(a < b for a, b in zip(ids, ids[1:], strict=False)), f"an event applied twice or out of order; {log}"
+    assert all(a < b for a, b in itertools.pairwise(ids)), f"an event applied twice or out of order; {log}"
     covered: set[int] = set()
     seen_resync: int | None = None
     prev_id = start_id

@@ -20,7 +20,7 @@ class EmptyPageGuard:
     :class:`~.errors.EndlessPagesError` naming the request. A page with items resets the count.
     """
 
-    __slots__ = ("request", "limit", "empty")
+    __slots__ = ("empty", "limit", "request")
 
     def __init__(self, request: str, limit: int = MAX_EMPTY_PAGES) -> None:
         self.request = request

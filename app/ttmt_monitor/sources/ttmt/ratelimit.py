@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Pacer", "RateLimitState", "DEFAULT_WINDOW", "DEFAULT_LIMIT"]
+__all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW", "Pacer", "RateLimitState"]
 
 DEFAULT_WINDOW = 60.0
 DEFAULT_LIMIT = 30  # the documented budget per window (§5), assumed when the server does not say

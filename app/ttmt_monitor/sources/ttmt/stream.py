@@ -114,8 +114,7 @@ class _LineSplitter:
     def decode(self, text: str) -> list[str | None]:
         if self._skip_lf:
             self._skip_lf = False
-            if text.startswith("\n"):
-                text = text[1:]
+            text = text.removeprefix("\n")
         if not text:
             return []
         self._skip_lf = text.endswith("\r")
@@ -872,7 +871,7 @@ def _when(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.strip())  # 3.11+ reads a trailing "Z"
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
