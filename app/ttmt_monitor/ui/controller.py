@@ -30,8 +30,10 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
-from ..sources.ttmt.prefetch import SnapshotPrefetch, TradesPage as _Page, split_closed_positions
 from ..core.formatting import describe_error
+from ..sources.ttmt.paging import EmptyPageGuard
+from ..sources.ttmt.prefetch import SnapshotPrefetch, split_closed_positions
+from ..sources.ttmt.prefetch import TradesPage as _Page
 from .accounts_model import AccountsModel, account_rows, local_day_start
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
@@ -1141,11 +1143,13 @@ async def _fetch_snapshot(client: Any) -> m.Snapshot:
         trades: list[m.Trade] = []
         cursor: str | None = None
         seen: set[str] = set()
+        guard = EmptyPageGuard("GET /trades?status=open")
         while True:
             page = await client.trades_page(status="open", limit=PAGE_SIZE, after=cursor, include="positions")
             trades.extend(page.items)
             if not page.has_more or page.next_cursor is None or page.next_cursor in seen:
                 return trades
+            guard.check(len(page.items), True)  # a server paging empty pages forever: an error, not a hang
             seen.add(page.next_cursor)
             cursor = page.next_cursor
 
