@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar
 
 from .models import (
     POSITION_OPEN_STATUSES,
@@ -134,9 +134,11 @@ def _fast_replacer(cls: type) -> Any:
 
 
 _REPLACERS: dict[type, Any] = {}
+_T = TypeVar("_T")
 
 
-def _replace(obj: Any, **changes: Any) -> Any:
+def _replace(obj: _T, **changes: Any) -> _T:
+    """A copy of the frozen dataclass ``obj`` with ``changes`` (same type: callers keep their narrowed types)."""
     fn = _REPLACERS.get(type(obj))
     if fn is None:
         fn = _REPLACERS[type(obj)] = _fast_replacer(type(obj))
