@@ -754,7 +754,7 @@ class Store:
         self.base_url: str | None = None
         self._read = _connect(path, readonly=True)
         self._read_lock = threading.Lock()
-        self._writer = _Writer(path, self._on_write_error)
+        self._writer: _Writer | None = _Writer(path, self._on_write_error)  # None: a read-only view (peek)
         self._writer.start()
         self._closed = False
 
@@ -958,11 +958,17 @@ class Store:
 
     # -- writing (non-blocking) ------------------------------------------------------------------------------
 
-    def write_async(self, op: Callable[[sqlite3.Connection], None]) -> None:
-        """Enqueue ``op(conn)``; the writer thread runs it inside its next transaction. Never blocks."""
+    def _writer_queue(self) -> queue.SimpleQueue[Any]:
         if self._closed:
             raise StoreError("the local history store is closed")
-        self._writer.queue.put(op)
+        if self._writer is None:
+            raise StoreError("a read-only view of the local history cannot write")
+        return self._writer.queue
+
+    def write_async(self, op: Callable[[sqlite3.Connection], object]) -> None:
+        """Enqueue ``op(conn)``; the writer thread runs it inside its next transaction (what it returns is
+        ignored). Never blocks."""
+        self._writer_queue().put(op)
 
     def put_accounts(self, accounts: Iterable[Any], *, replace: bool = True) -> None:
         """Store accounts (domain objects or wire dicts); ``replace`` drops accounts not in the list."""
@@ -1068,20 +1074,18 @@ class Store:
 
     def clear(self) -> None:
         """Forget all local history (settings: "Clear local history"). Non-blocking; ``await flush()`` to wait."""
-        if self._closed:
-            raise StoreError("the local history store is closed")
-        self._writer.queue.put(_CLEAR)
+        self._writer_queue().put(_CLEAR)
 
     async def flush(self) -> None:
         """Wait (without blocking the loop) until every write enqueued so far is committed."""
-        if self._closed or self._writer.stopped:
+        if self._closed or self._writer is None or self._writer.stopped:
             return
         done: Future[None] = Future()
         self._writer.queue.put(_Flush(done))
         await asyncio.wrap_future(done)
 
     def flush_sync(self, timeout: float | None = 30.0) -> None:
-        if self._closed or self._writer.stopped:
+        if self._closed or self._writer is None or self._writer.stopped:
             return
         done: Future[None] = Future()
         self._writer.queue.put(_Flush(done))
@@ -1090,7 +1094,7 @@ class Store:
     @property
     def commits(self) -> int:
         """How many transactions the writer committed (tests: a burst is few commits)."""
-        return self._writer.commits
+        return self._writer.commits if self._writer is not None else 0
 
     def close(self, *, flush: bool = True, timeout: float = 10.0) -> None:
         if self._closed:
