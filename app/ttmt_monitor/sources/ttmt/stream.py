@@ -8,7 +8,7 @@ Provides :class:`StreamConsumer`, :class:`ConnectionState` and :class:`StreamSta
     # or, for a UI that applies a batch per tick:  async for batch in consumer.batches(): ...
     await consumer.aclose()                    # prompt, from any task
 
-Rules it follows (ttmt-api.md §9 and §14.4; docs/DESIGN.md, "Robustness rules of the live stream" and
+Rules it follows (ttmt-api.md §9 and §14.4; docs/DESIGN.md, "Robustness rules of a live stream" and
 "Known traps"):
 
 - Resume with ``Last-Event-ID`` = the last id received; drop frames whose id is not above it (duplicates).
