@@ -299,8 +299,10 @@ class SimWorld:
             for _ in range(3):
                 symbol = rng.choice(symbols)
                 sym = SYMBOLS[symbol]
+                # opened earlier, at the price of then (not all at today's quote)
+                entry = sym.price(self.market.prices[symbol] + rng.gauss(0, sym.sl_typ / 2))
                 p, _ = self.open_position(acc, symbol, rng.choice(("BUY", "SELL")), sym.base_lot * 2,
-                                          now_ms() - timedelta(minutes=rng.randint(5, 300)))
+                                          now_ms() - timedelta(minutes=rng.randint(5, 300)), price=entry)
                 p["swap"] = Decimal(rng.choice(("0.00", "-1.20", "-0.45")))
             for kind in ("LIMIT", "STOP"):
                 symbol = rng.choice(symbols)

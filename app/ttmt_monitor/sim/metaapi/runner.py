@@ -178,15 +178,14 @@ def _extra(raw: dict[str, Any], names: tuple[str, ...]) -> tuple[tuple[str, str]
 
 
 def _account_truth(source: str, acc: SimAccount, world: SimWorld, watched: bool) -> Account:
-    from ...sources.metaapi.decode import not_deployed_sentence  # the user's sentence, not data
-
     extra = [("login", acc.login), ("server", acc.server), ("platform", f"MT{acc.version}"), ("region", acc.region),
              ("connection", acc.connection_status)]
     key = make_key(source, acc.id)
     if not acc.deployed or not watched:
-        note = not_deployed_sentence(acc.state) if not acc.deployed else None
+        # ``note`` is the source's sentence for the user, not data the simulator can know: the contract tests
+        # ignore it (tests/test_metaapi_source.py checks the sentences).
         return Account(key=key, source=source, native_id=acc.id, label=acc.name, currency=acc.currency,
-                       state=acc.state, note=note, extra=tuple(extra))
+                       state=acc.state, extra=tuple(extra))
     info = acc.info(world.market)
     extra += [("leverage", f"1:{acc.leverage}"), ("broker", info["broker"])]
     return Account(key=key, source=source, native_id=acc.id, label=acc.name, currency=acc.currency,

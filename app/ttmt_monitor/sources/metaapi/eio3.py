@@ -1,12 +1,26 @@
 """A minimal Socket.IO 2 / Engine.IO 3 client over the ``websockets`` library: what MetaApi's streaming server speaks.
 
-Why our own and not a library (measured; see the commit that added this file and the report of issue 14):
-current python-socketio (5.x) speaks only Engine.IO 4 and cannot connect; python-socketio 4.6.1 (the last EIO3
-release, 2020, unmaintained) adds aiohttp and ~18 MiB and +110–140 ms of import; the official
-``metaapi-cloud-sdk`` pins httpx below 0.29 (we run 0.29), adds ~41 MiB and ~0.25 s of import, and hard-codes its
-hosts so it cannot be pointed at a loopback simulator without private hooks. The part of the protocol MetaApi
-uses over the websocket transport is a handful of text packets, so this module frames only those; the WebSocket
-protocol itself (handshake, framing, close) is the ``websockets`` library's job, never ours.
+Why our own framer on ``websockets`` and not a Socket.IO library (measured for issue 14, CPython 3.11.7 beside our
+pins httpx 0.29.0, httpx-sse 0.4.3, uvicorn 0.55.0, qasync; fresh venvs; a 2-core machine under load 5-12):
+
+=====================================  ==========  ==============  ===========================================
+option                                 wheels      site-packages   import on top of asyncio+json+ssl+httpx
+=====================================  ==========  ==============  ===========================================
+``websockets`` 17.4 (this module)      +0.23 MB    +2.0 MB         min 34 ms (load ~5); 404 ms interleaved (~12)
+python-socketio 4.6.1 + engineio 3.14  +3.5 MB     +16.6 MB        min 589 ms (load ~5); 2350 ms interleaved
+``metaapi-cloud-sdk`` 29.1.1           +8.1 MB     +39.2 MB        min 2764 ms (load ~9); 3630 ms interleaved
+=====================================  ==========  ==============  ===========================================
+
+- Python 3.12.1 and 3.13.0: all three install and import; ``pip check`` clean for each on its own.
+- The SDK cannot be installed beside our httpx: ``metaapi-cloud-sdk==29.1.1`` + ``httpx==0.29.0`` is
+  ResolutionImpossible (it pins httpx <0.29: installed after our pins it downgrades httpx 0.29.0 -> 0.28.1); it brings aiohttp, requests,
+  psutil, rapidfuzz, pytz and the CopyFactory/MetaStats SDKs. It hard-codes its hosts (no base URL), so tests
+  against a loopback simulator need private hooks, and it ships trading calls a read-only app should not carry.
+- python-socketio 4 is the last EIO3 line (2020, unmaintained), brings aiohttp, and its server side fails on 3.11+
+  (libraries.md); current python-socketio 5 speaks only EIO4 and cannot connect at all.
+- What MetaApi uses of the protocol over the websocket transport is a handful of text packets, so this module
+  frames only those; the WebSocket protocol itself (handshake, framing, close, TLS) is the ``websockets`` library's
+  job, never ours. It is tested both ways against the simulator and a bare ``websockets`` server.
 
 Engine.IO 3 packets (a type digit, then data):
 - server ``0{"sid":…,"pingInterval":ms,"pingTimeout":ms}`` opens; ``40`` = Socket.IO connected to "/";

@@ -115,8 +115,7 @@ class MetaApiSource:
         metas = [m for m in await self._metas() if str(m.get("_id")) == account.native_id]
         if not metas:
             raise NotFoundError("MetaApi does not show this account any more.")
-        book = AccountBook(self.id, metas[0])
-        book.set_info(await self.client.account_information(book.id))
+        book = AccountBook(self.id, metas[0])  # the currency comes from the account record: no extra call
         book.add_deals(await self.client.history_deals(book.id, since, until))
         book.finish_deals()
         return sorted(book.closed.values(), key=lambda d: d.closed_at)

@@ -75,6 +75,7 @@ class StreamSession:
         self.malformed = 0
         self.packets = 0
         self._pending: list[Delta] = []
+        self._subscribes: dict[str, _Account] = {}   # subscribe requestId → its account
         self._reset_due = False
         self._live = False
 
@@ -95,7 +96,8 @@ class StreamSession:
         account.waiting.clear()
         account.gap_since = None
         account.last_status = time.monotonic()
-        await self._request(account, "subscribe", sessionId=uuid.uuid4().hex)
+        request_id = await self._request(account, "subscribe", sessionId=uuid.uuid4().hex)
+        self._subscribes[request_id] = account
         account.subscribed = True
 
     async def _synchronize(self, account: _Account) -> None:
@@ -120,10 +122,13 @@ class StreamSession:
             while True:
                 if self._reset_due and all(a.synced for a in self.accounts.values()):
                     self._reset_due = False
-                    self._pending = [Reset(self.build_snapshot()), *self._pending_health(), *self._pending]
+                    # The Reset's own health supersedes any health still pending from the synchronization.
+                    rest = [d for d in self._pending if not isinstance(d, HealthChanged)]
+                    self._pending = [Reset(self.build_snapshot()), *self._pending_health(), *rest]
                     self._live = True
                     sync_deadline = float("inf")
-                if self._pending:
+                # Before the first Reset only health may go out (the contract: data starts with a Reset).
+                if self._pending and (self._live or all(isinstance(d, HealthChanged) for d in self._pending)):
                     batch, self._pending = self._pending, []
                     yield batch
                 now = time.monotonic()
@@ -196,9 +201,9 @@ class StreamSession:
             wait = err.retry_at - time.time()
             if wait > self.max_subscribe_wait:
                 raise err
-            for a in self.accounts.values():
-                if a.subscribed and not a.synced:
-                    a.resubscribe_at = time.monotonic() + max(0.0, wait)
+            refused = self._subscribes.get(request)
+            for a in [refused] if refused is not None else [a for a in self.accounts.values() if not a.synced]:
+                a.resubscribe_at = time.monotonic() + max(0.0, wait)
             self._pending.append(HealthChanged(Health(HealthState.RATE_LIMITED, str(err))))
             return
         if isinstance(err, MetaApiAuthError):
