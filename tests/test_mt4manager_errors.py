@@ -156,3 +156,7 @@ def test_socket_drop_reconnects_and_rereads(sim: Mt4SimulatorThread) -> None:
             await consumer.stop()
     asyncio.run(main())
     assert sim.write_attempts == []
+
+
+def test_a_login_that_is_not_a_number_is_a_setting_problem(sim: Mt4SimulatorThread) -> None:
+    ends_with_auth_error(make_source(sim, login="manager"), "login")

@@ -101,7 +101,7 @@ class Watch:
 
 # ---- tolerant field readers --------------------------------------------------------------------------------
 def _dec(value: Any) -> Decimal:
-    if isinstance(value, Decimal):
+    if type(value) is Decimal:          # the common case first: our JSON decoder makes these
         return value
     if isinstance(value, bool) or value is None:
         return ZERO
@@ -112,6 +112,8 @@ def _dec(value: Any) -> Decimal:
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return 0
     try:
@@ -245,6 +247,8 @@ class Book:
         self._accounts: dict[int, Account] = {}
         self._dirty: set[int] = set()          # logins whose account may have changed since the last flush
         self._utc_cache: dict[int, datetime] = {}
+        self._keys: dict[int, str] = {}
+        self._digits: dict[str, int] = {}     # a symbol's price digits, learnt from its trade records       # entity keys by ticket (and by -login): built once, not per event
         self.skipped = 0
 
     # ---- conversions ---------------------------------------------------------------------------------------
@@ -263,7 +267,18 @@ class Book:
         return int(when.timestamp()) + self.utc_offset
 
     def account_key(self, login: int) -> str:
-        return make_key(self.source_id, str(login))
+        key = self._keys.get(-login)          # logins and tickets share the cache: logins stored negative
+        if key is None:
+            key = self._keys[-login] = make_key(self.source_id, str(login))
+        return key
+
+    def ticket_key(self, order: int) -> str:
+        key = self._keys.get(order)
+        if key is None:
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            key = self._keys[order] = make_key(self.source_id, str(order))
+        return key
 
     def _extra(self, t: Trade) -> tuple[tuple[str, str], ...]:
         out: list[tuple[str, str]] = []
@@ -291,7 +306,7 @@ class Book:
         return self.currencies.get(user.group) if user is not None else None
 
     def position(self, t: Trade) -> Position:
-        return Position(key=make_key(self.source_id, str(t.order)), source=self.source_id,
+        return Position(key=self.ticket_key(t.order), source=self.source_id,
                         account_key=self.account_key(t.login), native_id=str(t.order), symbol=t.symbol,
                         side="BUY" if t.cmd == "buy" else "SELL", volume=t.volume, open_price=t.open_price,
                         current_price=t.close_price, stop_loss=t.sl or None, take_profit=t.tp or None,
@@ -299,7 +314,7 @@ class Book:
                         opened_at=self.utc(t.open_time), updated_at=self.utc(t.timestamp), extra=self._extra(t))
 
     def order(self, t: Trade) -> WorkingOrder:
-        return WorkingOrder(key=make_key(self.source_id, str(t.order)), source=self.source_id,
+        return WorkingOrder(key=self.ticket_key(t.order), source=self.source_id,
                             account_key=self.account_key(t.login), native_id=str(t.order), symbol=t.symbol,
                             side="BUY" if t.cmd.startswith("buy") else "SELL", order_type=t.cmd.split("_", 1)[1],
                             volume=t.volume, price=t.open_price, stop_loss=t.sl or None, take_profit=t.tp or None,
@@ -310,7 +325,7 @@ class Book:
         closed_at = self.utc(t.close_time)
         if closed_at is None or t.cmd in PENDING:
             return None
-        common: dict[str, Any] = dict(key=make_key(self.source_id, str(t.order)), source=self.source_id,
+        common: dict[str, Any] = dict(key=self.ticket_key(t.order), source=self.source_id,
                                       account_key=self.account_key(t.login), native_id=str(t.order),
                                       closed_at=closed_at, currency=self._currency(t.login), extra=self._extra(t))
         if t.cmd in MARKET:
@@ -360,6 +375,8 @@ class Book:
                   and (t.cmd in MARKET or t.cmd in PENDING)):
                 # (a ticket read open and then, a moment later, in history closed in between: history wins)
                 self.open[t.order] = t
+                if t.digits:
+                    self._digits[t.symbol] = t.digits
         self._accounts = {login: self.account(u) for login, u in self.users.items()}
         self._dirty.clear()
 
@@ -385,10 +402,12 @@ class Book:
         if t.login not in self.users:
             return []       # not a watched account
         out: list[Delta] = []
-        key = make_key(self.source_id, str(t.order))
+        key = self.ticket_key(t.order)
         before = self.open.get(t.order)
         if t.close_time == 0 and (t.cmd in MARKET or t.cmd in PENDING):
             self.open[t.order] = t
+            if t.digits:
+                self._digits[t.symbol] = t.digits
             if t.cmd in MARKET:
                 if before is not None and before.cmd in PENDING:
                     out.append(Remove("order", key))      # a pending order filled: same ticket, now a position
@@ -443,8 +462,7 @@ class Book:
             self._skip("tick")
             return []
         symbol = str(raw["symbol"])
-        digits = next((t.digits for t in self.open.values() if t.symbol == symbol and t.digits), 0)
-        price = _price_reader(digits)
+        price = _price_reader(self._digits.get(symbol, 0))
         bid, ask = price(raw.get("bid")), price(raw.get("ask"))
         out: list[Delta] = []
         for order, t in list(self.open.items()):

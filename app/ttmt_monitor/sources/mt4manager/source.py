@@ -43,6 +43,15 @@ log = logging.getLogger("ttmt_monitor.sources.mt4manager")
 PROTOCOL_CHOICES = (GENERATION_HEADERS, GENERATION_CONNECT)
 
 
+def _number(value: Any, default: float) -> float:
+    """A number from a setting typed by hand (``" 1001 "``, ``"30"``); the default when it is not one (the
+    source then says what is missing instead of failing to start)."""
+    try:
+        return float(str(value).strip()) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -64,7 +73,7 @@ class Mt4ManagerSource:
         self.label = config.name
         self.url = str(s.get("url") or "").strip()
         self.mt4_server = str(s.get("mt4_server") or "").strip()
-        self.login = int(str(s.get("login") or "0").strip() or 0)
+        self.login = int(_number(s.get("login"), 0))
         self._password = secrets.get("password", "")
         self.generation = str(s.get("protocol") or GENERATION_HEADERS)
         self.ca_file = str(s.get("ca_file") or "")
@@ -72,8 +81,8 @@ class Mt4ManagerSource:
         self.client_key = str(s.get("client_key") or "")
         self.watch = Watch.parse(str(s.get("watch") or ""))
         self._offset_text = s.get("server_utc_offset") or "+00:00"
-        self.history_days = int(s.get("history_days") or 30)
-        self.resync_seconds = float(s.get("resync_minutes") or 5) * 60
+        self.history_days = max(1, int(_number(s.get("history_days"), 30)))
+        self.resync_seconds = max(1.0, _number(s.get("resync_minutes"), 5) * 60)
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.link_retry = link_retry
