@@ -30,6 +30,8 @@ from ttmt_monitor.ui.settings import AppSettings
 from ttmt_monitor.ui.source_config import (
     SETTINGS_KEY,
     SourceSecrets,
+    load_configs,
+    load_secrets,
     load_sources,
     name_problem,
     new_source_id,
@@ -570,3 +572,44 @@ def test_keyring_calls_run_off_the_qt_thread_on_the_app_loop(qtbot, ini, module_
         assert backend.threads and main not in backend.threads
     finally:
         next(restore, None)
+
+
+# --------------------------------------------------------------------------------------- the CLI's --source NAME
+
+
+@pytest.fixture
+def app_settings_in_tmp(tmp_path) -> Iterator[None]:
+    """The app's own settings file (QSettings' per-user path) in the temp dir, put back after the test."""
+    from PySide6.QtCore import QStandardPaths
+
+    default = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericConfigLocation)
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
+    yield
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, default)
+
+
+def test_cli_reads_a_source_configured_in_the_dialog(qtbot, tmp_path, memory_keyring, capsys, app_settings_in_tmp):
+    """What the dialog saves is what ``ttmt-monitor snapshot --source NAME`` finds (the app's own settings file)."""
+    from ttmt_monitor import cli
+    from ttmt_monitor.ui.settings import APP, ORG
+
+    csv = tmp_path / "positions.csv"
+    csv.write_text("account,symbol,side,volume,open_price,profit,currency\nA1,ES,BUY,2,5000.25,125.50,USD\n")
+    qs = QSettings(ORG, APP)
+    dialog, emitted = make_dialog(qtbot, AppSettings(qs), SourceSecrets())
+    form = open_add(dialog, "toycsv")
+    form.name_edit.setText("Desk CSV")
+    field(form, "path").setText(str(csv))
+    form.ok_button.click()
+    [config] = emitted[-1]
+    assert load_configs() == [config]
+    assert load_secrets(config) == {}
+    assert cli.main(["snapshot", "--source", "desk csv", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["source"] == "Desk CSV"
+    assert [p["symbol"] for p in doc["positions"]] == ["ES"]
+
+    # A kind with secrets: the CLI gets them from the keyring.
+    save_sources(qs, [config, SourceConfig("toyall-0000beef", "toyall", "MT", {"server": "x"})])
+    keystore.save_secret("toyall-0000beef", "password", SECRET)
+    assert load_secrets(load_configs()[1]) == {"password": SECRET}
