@@ -613,3 +613,26 @@ def test_cli_reads_a_source_configured_in_the_dialog(qtbot, tmp_path, memory_key
     save_sources(qs, [config, SourceConfig("toyall-0000beef", "toyall", "MT", {"server": "x"})])
     keystore.save_secret("toyall-0000beef", "password", SECRET)
     assert load_secrets(load_configs()[1]) == {"password": SECRET}
+
+
+def test_built_in_kinds_are_imported_only_when_add_is_pressed(qtbot, ini, memory_keyring, tmp_path, monkeypatch):
+    """A built-in kind's module (its client, its simulator) costs import time: opening the list must not pay it."""
+    import sys
+
+    (tmp_path / "toy_lazy_kind.py").write_text(
+        "from ttmt_monitor.sources.registry import Setting, SourceKind\n"
+        "KIND = SourceKind(kind='toylazy', title='Lazy kind (test)', create=None,\n"
+        "                  settings=(Setting('host', 'Host', 'text', required=True),))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry._BUILTIN, "toylazy", "toy_lazy_kind:KIND")
+    try:
+        dialog, _ = make_dialog(qtbot, app_settings(ini), SourceSecrets(), kinds=["toylazy"])
+        assert "toy_lazy_kind" not in sys.modules
+        assert dialog.add_button.isEnabled()
+        dialog.add_button.click()
+        assert "toy_lazy_kind" in sys.modules
+        assert dialog.form.kind_combo.currentText() == "Lazy kind (test)"
+        dialog.form.reject()
+    finally:
+        registry.unregister("toylazy")
+        sys.modules.pop("toy_lazy_kind", None)

@@ -583,7 +583,8 @@ class SourcesDialog(QDialog):
     def _update_buttons(self) -> None:
         current = self.selected()
         idle = not self._busy
-        self.add_button.setEnabled(idle and bool(self._addable()))
+        # Only the names here: importing a built-in kind (its client, its simulator) waits until Add… is pressed.
+        self.add_button.setEnabled(idle and bool(self._kind_names))
         self.edit_button.setEnabled(idle and current is not None)
         self.toggle_button.setEnabled(idle and current is not None)
         self.remove_button.setEnabled(idle and current is not None)
@@ -655,8 +656,11 @@ class SourcesDialog(QDialog):
     # --- actions -------------------------------------------------------------------------------------------------
 
     def add_source(self) -> None:
+        if self._busy or self.form is not None:
+            return
         kinds = self._addable()
-        if self._busy or self.form is not None or not kinds:
+        if not kinds:
+            self._say("No kind of source can be added in this version.", problem=True)
             return
         self._open_form(SourceForm(kinds, self._configs, keyring_ok=self._secrets.keyring_ok, parent=self))
 
