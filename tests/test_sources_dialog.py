@@ -636,3 +636,17 @@ def test_built_in_kinds_are_imported_only_when_add_is_pressed(qtbot, ini, memory
     finally:
         registry.unregister("toylazy")
         sys.modules.pop("toy_lazy_kind", None)
+
+
+def test_ttmt_is_not_offered_by_default(qtbot, ini, memory_keyring):
+    """TTMT keeps its key dialog for now: Add… offers every other registered kind unless the caller names it."""
+    dialog, _ = make_dialog(qtbot, app_settings(ini), SourceSecrets())
+    dialog.add_button.click()
+    offered = [dialog.form.kind_combo.itemData(i) for i in range(dialog.form.kind_combo.count())]
+    assert "ttmt" not in offered and {"toycsv", "toyall"} <= set(offered)
+    dialog.form.reject()
+    if "ttmt" in registry.kinds():
+        named, _ = make_dialog(qtbot, app_settings(ini), SourceSecrets(), kinds=["ttmt", "toycsv"])
+        named.add_button.click()
+        assert named.form.kind_combo.itemData(0) == "ttmt"
+        named.form.reject()
