@@ -30,6 +30,8 @@ from ttmt_monitor.ui.settings import AppSettings
 from ttmt_monitor.ui.source_config import (
     SETTINGS_KEY,
     SourceSecrets,
+    load_configs,
+    load_secrets,
     load_sources,
     name_problem,
     new_source_id,
@@ -570,3 +572,81 @@ def test_keyring_calls_run_off_the_qt_thread_on_the_app_loop(qtbot, ini, module_
         assert backend.threads and main not in backend.threads
     finally:
         next(restore, None)
+
+
+# --------------------------------------------------------------------------------------- the CLI's --source NAME
+
+
+@pytest.fixture
+def app_settings_in_tmp(tmp_path) -> Iterator[None]:
+    """The app's own settings file (QSettings' per-user path) in the temp dir, put back after the test."""
+    from PySide6.QtCore import QStandardPaths
+
+    default = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericConfigLocation)
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
+    yield
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, default)
+
+
+def test_cli_reads_a_source_configured_in_the_dialog(qtbot, tmp_path, memory_keyring, capsys, app_settings_in_tmp):
+    """What the dialog saves is what ``ttmt-monitor snapshot --source NAME`` finds (the app's own settings file)."""
+    from ttmt_monitor import cli
+    from ttmt_monitor.ui.settings import APP, ORG
+
+    csv = tmp_path / "positions.csv"
+    csv.write_text("account,symbol,side,volume,open_price,profit,currency\nA1,ES,BUY,2,5000.25,125.50,USD\n")
+    qs = QSettings(ORG, APP)
+    dialog, emitted = make_dialog(qtbot, AppSettings(qs), SourceSecrets())
+    form = open_add(dialog, "toycsv")
+    form.name_edit.setText("Desk CSV")
+    field(form, "path").setText(str(csv))
+    form.ok_button.click()
+    [config] = emitted[-1]
+    assert load_configs() == [config]
+    assert load_secrets(config) == {}
+    assert cli.main(["snapshot", "--source", "desk csv", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["source"] == "Desk CSV"
+    assert [p["symbol"] for p in doc["positions"]] == ["ES"]
+
+    # A kind with secrets: the CLI gets them from the keyring.
+    save_sources(qs, [config, SourceConfig("toyall-0000beef", "toyall", "MT", {"server": "x"})])
+    keystore.save_secret("toyall-0000beef", "password", SECRET)
+    assert load_secrets(load_configs()[1]) == {"password": SECRET}
+
+
+def test_built_in_kinds_are_imported_only_when_add_is_pressed(qtbot, ini, memory_keyring, tmp_path, monkeypatch):
+    """A built-in kind's module (its client, its simulator) costs import time: opening the list must not pay it."""
+    import sys
+
+    (tmp_path / "toy_lazy_kind.py").write_text(
+        "from ttmt_monitor.sources.registry import Setting, SourceKind\n"
+        "KIND = SourceKind(kind='toylazy', title='Lazy kind (test)', create=None,\n"
+        "                  settings=(Setting('host', 'Host', 'text', required=True),))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry._BUILTIN, "toylazy", "toy_lazy_kind:KIND")
+    try:
+        dialog, _ = make_dialog(qtbot, app_settings(ini), SourceSecrets(), kinds=["toylazy"])
+        assert "toy_lazy_kind" not in sys.modules
+        assert dialog.add_button.isEnabled()
+        dialog.add_button.click()
+        assert "toy_lazy_kind" in sys.modules
+        assert dialog.form.kind_combo.currentText() == "Lazy kind (test)"
+        dialog.form.reject()
+    finally:
+        registry.unregister("toylazy")
+        sys.modules.pop("toy_lazy_kind", None)
+
+
+def test_ttmt_is_not_offered_by_default(qtbot, ini, memory_keyring):
+    """TTMT keeps its key dialog for now: Add… offers every other registered kind unless the caller names it."""
+    dialog, _ = make_dialog(qtbot, app_settings(ini), SourceSecrets())
+    dialog.add_button.click()
+    offered = [dialog.form.kind_combo.itemData(i) for i in range(dialog.form.kind_combo.count())]
+    assert "ttmt" not in offered and {"toycsv", "toyall"} <= set(offered)
+    dialog.form.reject()
+    if "ttmt" in registry.kinds():
+        named, _ = make_dialog(qtbot, app_settings(ini), SourceSecrets(), kinds=["ttmt", "toycsv"])
+        named.add_button.click()
+        assert named.form.kind_combo.itemData(0) == "ttmt"
+        named.form.reject()

@@ -7,6 +7,8 @@ Provides:
 - ``new_source_id(kind, taken)``: a stable id for a new source, ``"<kind>-<8 hex digits>"``, kept on every edit
   (it names the keyring entries and the local history).
 - ``name_problem(name, configs, own_id)``: why a source name cannot be used (empty, or taken), or None.
+- ``load_configs()`` / ``load_secrets(config)``: the same for a process without the app (the CLI's
+  ``--source NAME``): the app's own settings file, and the secrets from the keyring only.
 - ``SourceSecrets``: the secrets of the configured sources, in the keyring (``keystore.save_secret`` …) or, when
   there is no usable keyring, in memory for this run only. The app keeps ONE for its life and gives it to the
   Sources dialog and to whatever starts the sources (``secrets_for(config)``).
@@ -28,11 +30,13 @@ from PySide6.QtCore import QSettings
 
 from ..sources import registry
 from ..sources.base import SourceConfig
-from .settings import AppSettings
+from .settings import APP, ORG, AppSettings
 
 __all__ = [
     "SETTINGS_KEY",
     "SourceSecrets",
+    "load_configs",
+    "load_secrets",
     "load_sources",
     "name_problem",
     "new_source_id",
@@ -111,6 +115,20 @@ def load_sources(settings: AppSettings | QSettings) -> list[SourceConfig]:
         seen.add(config.id)
         configs.append(config)
     return configs
+
+
+def load_configs(settings: AppSettings | QSettings | None = None) -> list[SourceConfig]:
+    """The configured sources, read from the app's own settings file when ``settings`` is None (works without a
+    QApplication and without ``init_application_names``: the organisation and application are named here)."""
+    return load_sources(settings if settings is not None else QSettings(ORG, APP))
+
+
+def load_secrets(config: SourceConfig) -> dict[str, str]:
+    """``config``'s secrets from the OS keyring (what a process other than the app can see: a secret the app
+    keeps for its run only is not there). A kind without secrets never touches the keyring."""
+    if not secret_names(config.kind):
+        return {}
+    return SourceSecrets().secrets_for(config)
 
 
 def save_sources(settings: AppSettings | QSettings, configs: Sequence[SourceConfig]) -> None:
