@@ -135,7 +135,7 @@ def test_our_client_gives_up_on_a_server_that_stops_answering_pings():
 
 def test_reordered_packets_are_put_back_without_a_resync(mas: MetaApiSimThread):
     config = SourceConfig(id="m", kind="metaapi", name="m",
-                          settings={"base_url": mas.base_url, "gap_timeout": 5, "status_timeout": 5})
+                          settings={"base_url": mas.base_url, "gap_timeout": 10, "status_timeout": 30})
 
     async def main() -> None:
         src = registry.get("metaapi").create(config, {"token": mas.api_token})
