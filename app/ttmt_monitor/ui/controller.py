@@ -489,6 +489,11 @@ class DeskController(QObject):
             self._refreshing = False
         if self._closing:
             return
+        if not snapshot.accounts and self.accounts:
+            # A server that lost its data for a moment must not empty the desk: keep what is shown, say so.
+            self.load_failed.emit("The TTMT API answered with no accounts at all; keeping the current data. "
+                                  "Press F5 to try again.")
+            return
         resync = m.Resync(event_id=None, type="resync", timestamp=snapshot.taken_at, raw={"reason": "refresh"},
                           snapshot=snapshot, reason="refresh")
         # Finished trades of the newest page are history (final values). Those the table still shows as open
