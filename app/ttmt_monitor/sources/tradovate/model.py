@@ -135,16 +135,20 @@ class EntityStore:
                 return set()            # a duplicate: nothing to do
             self._put(etype, entity)
             current = entity
-        return self.touched(etype, current)
+        # a position's round trips only need re-deriving when it appears or goes (they read its account and
+        # contract, which never change); re-deriving them on every update costs O(round trips) per event
+        return self.touched(etype, current, with_deals=before is None or event == "Deleted")
 
-    def touched(self, etype: str, e: dict[str, Any]) -> set[Ref]:
+    def touched(self, etype: str, e: dict[str, Any], with_deals: bool = True) -> set[Ref]:
         eid = e["id"]
         if etype == "account":
             return {("account", eid)}
         if etype == "cashBalance" and _int(e.get("accountId")) is not None:
             return {("account", e["accountId"])}
         if etype == "position":
-            refs: set[Ref] = {("position", eid), *(("deal", p) for p in self.pairs_of_position.get(eid, ()))}
+            refs: set[Ref] = {("position", eid)}
+            if with_deals:
+                refs.update(("deal", p) for p in self.pairs_of_position.get(eid, ()))
             if _int(e.get("accountId")) is not None:
                 refs.add(("account", e["accountId"]))
             return refs
