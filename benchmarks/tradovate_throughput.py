@@ -40,6 +40,7 @@ sim.stop()
 
 async def tradovate_rate(port: int, n: int) -> tuple[float, int]:
     import httpx
+
     from ttmt_monitor.core.desk import DeskState
     from ttmt_monitor.domain import Reset
     from ttmt_monitor.sim.tradovate.server import Credentials

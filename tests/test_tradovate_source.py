@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+
 from source_contract import Consumer, diff, normalize
 from tradovate_support import SOURCE_ID, fast_sim, make_source, run, wait_until
 from ttmt_monitor.domain import HealthState, Notice, Reset

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import websockets
@@ -321,7 +321,7 @@ class TradovateSource:
         contracts: set[int] = set()
         deltas: list[Delta] = []
         for msg in messages:
-            kind, d = msg.get("e"), msg.get("d")
+            kind, d = msg.get("e"), cast(Any, msg.get("d"))
             if kind == "props":
                 for etype, event, entity in iter_props(d):
                     self.stats.props += 1
@@ -349,7 +349,7 @@ class TradovateSource:
                     self.mapper.last[cid] = price
                     for pos in self.store.tables["position"].values():
                         if pos.get("contractId") == cid:
-                            refs |= {("position", pos["id"]), ("account", pos.get("accountId"))}
+                            refs |= {("position", pos["id"]), ("account", pos["accountId"])}
             elif kind == "_notice":
                 deltas.append(d)
                 if self._quotes_denied:
