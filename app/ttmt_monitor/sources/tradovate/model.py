@@ -44,7 +44,8 @@ def _ts(value: Any) -> datetime | None:
         return None
 
 
-def _int(value: Any) -> int | None:
+def _int(value: Any) -> Any:
+    """``value`` when it is an int (not a bool), else None. Typed Any: an id that fails the check is a dict miss."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -102,8 +103,8 @@ class EntityStore:
         if etype == "orderVersion" and _int(entity.get("orderId")) is not None:
             self.versions_of.setdefault(entity["orderId"], set()).add(eid)
         elif etype == "fillPair":
-            for fid in (entity.get("buyFillId"), entity.get("sellFillId")):
-                if _int(fid) is not None:
+            for fid in (_int(entity.get("buyFillId")), _int(entity.get("sellFillId"))):
+                if fid is not None:
                     self.pairs_of_fill.setdefault(fid, set()).add(eid)
             if _int(entity.get("positionId")) is not None:
                 self.pairs_of_position.setdefault(entity["positionId"], set()).add(eid)
@@ -135,16 +136,20 @@ class EntityStore:
                 return set()            # a duplicate: nothing to do
             self._put(etype, entity)
             current = entity
-        return self.touched(etype, current)
+        # a position's round trips only need re-deriving when it appears or goes (they read its account and
+        # contract, which never change); re-deriving them on every update costs O(round trips) per event
+        return self.touched(etype, current, with_deals=before is None or event == "Deleted")
 
-    def touched(self, etype: str, e: dict[str, Any]) -> set[Ref]:
+    def touched(self, etype: str, e: dict[str, Any], with_deals: bool = True) -> set[Ref]:
         eid = e["id"]
         if etype == "account":
             return {("account", eid)}
         if etype == "cashBalance" and _int(e.get("accountId")) is not None:
             return {("account", e["accountId"])}
         if etype == "position":
-            refs: set[Ref] = {("position", eid), *(("deal", p) for p in self.pairs_of_position.get(eid, ()))}
+            refs: set[Ref] = {("position", eid)}
+            if with_deals:
+                refs.update(("deal", p) for p in self.pairs_of_position.get(eid, ()))
             if _int(e.get("accountId")) is not None:
                 refs.add(("account", e["accountId"]))
             return refs
@@ -186,7 +191,7 @@ class Mapper:
         self.last: dict[int, Decimal] = {}                 # contract id -> last trade price (quotes)
         self.cash_snapshots: dict[int, dict[str, Any]] = {}   # account id -> getcashbalancesnapshot answer
 
-    def key(self, native: int) -> str:
+    def key(self, native: Any) -> str:
         return make_key(self.source_id, native)
 
     def currency(self, account_id: int | None) -> str | None:
@@ -283,7 +288,8 @@ class Mapper:
         vpp = self.lookups.value_per_point(cid)
         bp, sp, qty = _dec(pair.get("buyPrice")), _dec(pair.get("sellPrice")), _dec(pair.get("qty"))
         closed_at = None
-        opening, closing = ((buy, sell) if (str(buy.get("timestamp")), buy["id"]) < (str(sell.get("timestamp")), sell["id"])
+        buy_first = (str(buy.get("timestamp")), buy["id"]) < (str(sell.get("timestamp")), sell["id"])
+        opening, closing = ((buy, sell) if buy_first
                             else (sell, buy))
         closed_at = _ts(closing.get("timestamp"))
         if vpp is None or bp is None or sp is None or qty is None or closed_at is None:
