@@ -370,7 +370,7 @@ class Mt4ManagerSource:
         if ev.name == "user":
             return book.on_user(ev.data, flush=False)
         if ev.name == "tick":
-            return book.on_tick(ev.data)
+            return book.on_tick(ev.data, flush=False)
         return []
 
 
