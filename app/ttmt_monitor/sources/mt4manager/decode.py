@@ -126,9 +126,17 @@ def _int(value: Any) -> int:
 
 
 _STEPS = {d: Decimal(1).scaleb(-d) for d in range(1, 9)}
+_READERS: dict[int, Any] = {}       # one reader per digits value (built once, not per record)
 
 
 def _price_reader(digits: int) -> Any:
+    reader = _READERS.get(digits)
+    if reader is None:
+        reader = _READERS[digits] = _make_price_reader(digits)
+    return reader
+
+
+def _make_price_reader(digits: int) -> Any:
     """Prices shown with the symbol's digits (JSON drops trailing zeros: 1.085 is 1.08500 on a 5-digit
     symbol). The value never changes, only its exponent; anything that does not fit is kept as sent."""
     step = _STEPS.get(digits)
