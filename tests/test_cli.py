@@ -466,10 +466,10 @@ def test_offline_export_uses_the_address_the_desktop_app_remembers(tmp_path: Pat
 
     data_dir, config = tmp_path / "data", tmp_path / "config"
     env = dict(os.environ, TTMT_MONITOR_DATA_DIR=str(data_dir), XDG_CONFIG_HOME=str(config), QT_QPA_PLATFORM="offscreen")
-    env.pop("TTMT_API_KEY", None)
     env.pop("TTMT_BASE_URL", None)
     with SimulatorThread(seed=3, history_days=1, engine_running=False) as sim:
         base_url = sim.base_url
+        env["TTMT_API_KEY"] = sim.api_key  # each key has its own history: the key picks the file (sent nowhere)
         counts = asyncio.run(fill_store(sim, data_dir))
     cmd = [sys.executable, "-m", "ttmt_monitor", "export", "trades", "--offline", "--format", "csv"]
     before = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)

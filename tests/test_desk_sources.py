@@ -5,9 +5,11 @@ its rows. Nothing in core/ or ui/ knows the kind. Real window, real TTMT simulat
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from _qasync_support import ModuleLoop, dispose, until
 from toy_csv_source import CSV, KIND
 
@@ -91,9 +93,18 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
             await until(lambda: any("CL" in n.title for n in delivered), 10, "a fill notification")
             note = next(n for n in delivered if "CL" in n.title)
             assert note.kind == "order_fill" and "Filled: SELL 3" in note.title and "My CSV" in note.body
-            # The source goes away: its rows and its chip follow.
+            # The source goes away: its prices and open P&L grey with "Not live" (TTMT's rows do not), then its rows
+            # and its chip follow it out.
             path.unlink()
             await until(lambda: hub.health("toycsv:t1").state is HealthState.OFFLINE, 10, "offline health")
+            col = positions.column_number("unrealized")
+            es = positions.row_of("toycsv:t1|A1/ES")
+            def tip() -> str:
+                return positions.index(es, col).data(Qt.ItemDataRole.ToolTipRole) or ""
+            await until(lambda: tip().startswith("Not live"), 10, "the toy position's open P&L greyed")
+            assert positions.paint_data(es, col)[2] == positions._stale_color
+            ttmt_row = next(i for i, k in enumerate(positions.keys()) if "|" not in k)
+            assert positions.index(ttmt_row, col).data(Qt.ItemDataRole.ForegroundRole) != positions._stale_color
             await until(lambda: window.status.source_health_texts().get("toycsv:t1") == "My CSV: Offline", 10,
                         "the chip says offline")
             await hub.remove("toycsv:t1")
@@ -133,5 +144,43 @@ def test_a_source_whose_stream_crashes_is_shown_offline_and_restarted(qapp, sett
             await until(lambda: "toycsv:t2|A1" in hub.state.accounts, 10, "data after the restart")
         finally:
             await hub.aclose()
+
+    run_on_qasync(scenario)
+
+
+def test_file_sources_applies_configurations_to_the_running_desk(qapp, sim, settings, toy_kind, tmp_path):
+    """File → Sources… : a configuration added starts its source at once; disabled, it stops and its rows and
+    status-bar chip go; the demo-style sources added without a configuration are left alone."""
+    from ttmt_monitor.ui.source_config import SourceSecrets
+
+    path = tmp_path / "positions.csv"
+    path.write_text(CSV)
+    config = SourceConfig(id="toycsv-1", kind="toycsv", name="Desk CSV", settings={"path": str(path)})
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        hub = SourceHub()
+        window = MainWindow(controller, settings, hub=hub)
+        window._source_secrets = SourceSecrets(keyring_ok=False)  # no OS keyring in tests (and no secret here)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            dialog = window.open_sources()
+            assert dialog.isVisible() and not dialog.isModal()
+            dialog.close()
+            await window.apply_sources([config])
+            source_id = hub.source_of_config("toycsv-1")
+            assert source_id is not None
+            await until(lambda: "A1" in _cells(controller.accounts_model, "label"), 10, "the configured source's rows")
+            await until(lambda: window.status.source_health_texts().get(source_id) == "Desk CSV: Live", 10, "chip")
+            await window.apply_sources([dataclasses.replace(config, enabled=False)])
+            await until(lambda: "A1" not in _cells(controller.accounts_model, "label"), 10, "rows gone")
+            assert source_id not in window.status.source_health_texts()
+            assert hub.sources() == []
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
 
     run_on_qasync(scenario)

@@ -2,7 +2,9 @@
 real SQLite store.
 
 - a full disk (the writer's connection refuses writes as SQLite does when the disk is full) is said once in the
-  window (banner + status bar), retried slowly by the store, and the window says when it is saved again.
+  window (banner + status bar), retried slowly by the store, and the window says when it is saved again;
+- garbage inside the history file is found at open: the window tells the user (until dismissed), the file is
+  kept aside, what was readable stays, and the desk is rebuilt from the API.
 """
 
 from __future__ import annotations
@@ -120,6 +122,54 @@ def test_a_full_disk_is_said_once_in_the_window_and_its_end_too(qapp, sim_paused
             assert not window.banner.isVisible()
             await controller.store.flush()
             assert controller.store.trade_wire(f"local-{i - 1:05d}") is not None  # nothing written meanwhile lost
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
+def test_a_damaged_history_file_is_told_kept_aside_and_rebuilt_from_the_api(qapp, sim_paused, settings,
+                                                                              tmp_path: Path) -> None:
+    import os
+
+    from test_store import trade_wire
+    from ttmt_monitor.sources.ttmt.client import TTMTClient
+
+    sim = sim_paused
+    with Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC) as store:
+        store.put_trades([trade_wire(i, raw_note="x" * 300) for i in range(4000)])  # a long history
+        store.flush_sync()
+        path = store.path
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # 64 KiB of garbage in the middle (header and schema intact)
+        f.seek(size // 2 - (size // 2) % 4096)
+        f.write(os.urandom(64 * 1024))
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key, start_stream=False,
+                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC))
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start()
+            assert controller.history_notices and "damaged" in controller.history_notices[0]
+            # Told, and still on screen after the load (a connection state needing no banner does not hide it).
+            assert window.banner.isVisible() and "moved aside" in window.banner.text_label.text()
+            assert "kept" in window.banner.text_label.text()
+            assert [p for p in path.parent.iterdir() if ".damaged-" in p.name]
+            # Rebuilt from the API: REST's open trades are on screen and in the fresh file; the readable part
+            # of the old history is there too.
+            async with TTMTClient(sim.base_url, sim.api_key) as rest:
+                truth = {t.id for t in (await rest.snapshot()).trades}
+            assert truth and truth <= {t.id for t in controller.trades_model.objects()}
+            await controller.store.flush()
+            assert truth <= {w["id"] for w in controller.store.open_trades_wire()}
+            assert controller.store.trade_wire("trade-000001") is not None
+            window.banner.dismiss_button.click()  # dismissed: it stays away
+            window._on_connection("live", "")
+            assert not window.banner.isVisible()
         finally:
             window.close()
             await controller.aclose()

@@ -313,7 +313,7 @@ def test_a_busy_file_is_an_error_not_moved_aside(tmp_path: Path, monkeypatch: py
     try:
         with pytest.raises(StoreError, match="unavailable"):
             Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC)
-        assert path.exists() and not [p for p in path.parent.iterdir() if "-corrupt-" in p.name or ".corrupt" in p.name]
+        assert path.exists() and not [p for p in path.parent.iterdir() if ".damaged" in p.name or ".corrupt" in p.name]
     finally:
         other.execute("ROLLBACK")
         other.close()
@@ -374,7 +374,7 @@ def test_corrupt_file_is_moved_aside_and_rebuilt(tmp_path: Path, kind: str) -> N
     try:
         assert s.rebuilt and len(s.messages) == 1
         assert "moved aside" in s.messages[0] and "rebuilt from the API" in s.messages[0]
-        aside = [p for p in s.path.parent.iterdir() if ".corrupt-" in p.name]
+        aside = [p for p in s.path.parent.iterdir() if ".damaged-" in p.name]
         assert aside and aside[0].read_bytes()[:20] == content[:20]  # the old file is kept, not deleted
         s.put_trades([trade_wire(1)])
         s.flush_sync()
@@ -451,7 +451,8 @@ def test_recover_from_damage_found_while_reading(store: Store) -> None:
     fresh = store.recover(sqlite3.DatabaseError("database disk image is malformed"))
     try:
         assert fresh.rebuilt and "damaged" in fresh.messages[0]
-        assert fresh.counts()["trades"] == 0
+        # What can still be read of the file moved aside is kept (here: all of it; the API fills in the rest).
+        assert fresh.counts()["trades"] == 1 and "kept" in fresh.messages[0]
     finally:
         fresh.close()
 
@@ -595,3 +596,45 @@ def test_a_full_disk_is_said_once_retried_slowly_and_resumed(tmp_path: Path, mon
         assert {f"trade-{i:06d}" for i in range(400)} <= stored, len(stored)  # nothing written meanwhile lost
         assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
         assert any("written again" in r.getMessage() for r in caplog.records)
+
+
+def test_garbage_inside_a_history_file_is_found_at_open_moved_aside_and_what_is_readable_kept(
+        tmp_path: Path) -> None:
+    """Issue 11, item 8: 64 KiB of garbage in the middle of the file (header and schema intact, so SQLite opens it
+    and answers the first queries) is found at open by the integrity check: the file is moved aside as
+    ``.damaged-<time>`` (kept for the user), the user is told, and the rows that can still be read are in the
+    fresh store, which is sound. Cursors are not trusted (the stream resyncs, backfill re-reads)."""
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
+        s.put_accounts([{"account_id": "acc-1", "label": "IC Live", "type": "live", "currency": "EUR",
+                         "state": "deployed", "is_active": True}])
+        s.put_trades([trade_wire(i, raw_note="x" * 300) for i in range(4000)])
+        s.set_meta(last_event_id=1234, backfill_done="1")
+        s.flush_sync()
+        path = s.path
+    size = path.stat().st_size
+    assert size > 1_000_000, size
+    with open(path, "r+b") as f:
+        f.seek(size // 2 - (size // 2) % 4096)  # page-aligned, in the middle of the trades
+        f.write(os.urandom(64 * 1024))
+    s = Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC)
+    try:
+        assert s.rebuilt and len(s.messages) == 1, s.messages
+        message = s.messages[0]
+        assert "damaged" in message and "moved aside" in message and "rebuilt from the API" in message
+        aside = [p for p in path.parent.iterdir() if ".damaged-" in p.name]
+        assert len(aside) == 1 and aside[0].stat().st_size == size  # kept as it was, for the user
+        kept = {w["id"] for w in s.iter_trades_wire()}
+        assert 1000 < len(kept) < 4000, len(kept)  # the readable part is kept, the garbage is not
+        assert "trades" in message and "kept" in message
+        assert [a["account_id"] for a in s.accounts_wire()] == ["acc-1"]
+        assert s.last_event_id is None and s.meta("backfill_done") is None  # nothing of its cursors trusted
+        for w in s.iter_trades_wire():
+            decode_trade(w)  # every kept row decodes
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        conn.close()
+    finally:
+        s.close()
+    # The next open finds a sound file: nothing moved aside again, nothing said.
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as again:
+        assert not again.messages and len([p for p in path.parent.iterdir() if ".damaged-" in p.name]) == 1

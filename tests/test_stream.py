@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from ttmt_monitor.core.models import Resync, UnknownEvent
 from ttmt_monitor.core.state import DeskState, apply
 from ttmt_monitor.sources.ttmt.client import TTMTClient
@@ -665,6 +664,7 @@ class ScriptedSSE:
         self.sim = sim
         self.scripts = scripts  # per stream connection: (frames, hold the connection open afterwards)
         self.last_ids: list[str | None] = []
+        self.empty_accounts = 0  # answer this many GET /accounts with an empty list (a server that lost its data)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> ScriptedSSE:
@@ -698,6 +698,11 @@ class ScriptedSSE:
                 await writer.drain()
                 if hold:
                     await reader.read()  # until the client goes away
+            elif path.partition("?")[0].endswith("/accounts") and self.empty_accounts > 0:
+                self.empty_accounts -= 1
+                writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 12\r\n\r\n{\"data\": []}")
+                await writer.drain()
             else:
                 upstream = await self.upstream.get(self.sim.base_url.rstrip("/") + path.removeprefix("/api/v1"),
                                                    headers={"Authorization": headers.get("authorization", "")})
@@ -786,3 +791,92 @@ def test_server_restart_renumbering_on_reconnect_resyncs(sim_paused: Any) -> Non
 def test_server_restart_renumbering_within_a_connection_resyncs(sim_paused: Any) -> None:
     """Ids that go down within one connection (other than a repeat of the previous id) start a new sequence."""
     run(_restart_scenario(sim_paused, within_connection=True))
+
+
+async def _overlap_scenario(sim: Any, second: Callable[[int, list[dict[str, Any]]], list[str]], until: int,
+                            empty_accounts: int = 0) -> tuple[StreamConsumer, list[Any], ScriptedSSE, int]:
+    """Connection 1 delivers events start+1..start+10 and ends; connection 2 plays ``second(start, envelopes)``
+    and holds. Returns (consumer, delivered, server, start) once the consumer's last id is ``start + until``."""
+    start = last_id(sim)
+    await asyncio.to_thread(sim.faults.burst, 15)
+    envelopes = sim.call(lambda: [e for e in sim.world.user(sim.demo_user_id).events.history
+                                  if e["eventId"] > start])[:15]
+    scripts = [(["retry: 100\n\n", *_frames(envelopes[:10])], False), (second(start, envelopes), True)]
+    server = ScriptedSSE(sim, scripts)
+    await server.__aenter__()
+    client = TTMTClient(server.base_url, sim.api_key, rate_limit_pacing=False)
+    consumer = StreamConsumer(client, last_event_id=start, **FAST)
+    delivered: list[Any] = []
+    state = DeskState.from_snapshot(await client.snapshot(), last_event_id=start)
+    server.empty_accounts = empty_accounts
+
+    async def consume() -> None:
+        async for event in consumer.events():
+            apply(state, event)
+            delivered.append(event)
+
+    task = asyncio.ensure_future(consume())
+    try:
+        deadline = time.monotonic() + 20
+        while not (consumer.last_event_id == start + until and consumer._queue.empty()  # noqa: SLF001
+                   and len(server.last_ids) >= 2 and len(delivered) >= 10):
+            assert time.monotonic() < deadline, f"timed out: {consumer.stats} last={consumer.last_event_id}"
+            await asyncio.sleep(0.02)
+    finally:
+        await consumer.aclose()
+        await asyncio.wait_for(task, 5)
+        await client.aclose()
+        await server.__aexit__(None, None, None)
+    if until == 15:  # the real ids throughout: the state must equal REST
+        async with TTMTClient(sim.base_url, sim.api_key, rate_limit_pacing=False) as rest_client:
+            rest = DeskState.from_snapshot(await rest_client.snapshot())
+        assert state.positions == rest.positions and state.open_trades() == rest.trades
+    return consumer, delivered, server, start
+
+
+def test_an_overlapping_replay_is_deduplicated_not_taken_for_a_restart(sim_paused: Any) -> None:
+    """Reconnecting with Last-Event-ID: start+10, the server replays start+6..start+15: only start+11..15 are new.
+    Before the fix the first replayed id (below the one we sent) was taken for a restarted server: a needless
+    resync, then start+6..10 delivered a second time."""
+    async def main() -> None:
+        consumer, delivered, server, start = await _overlap_scenario(
+            sim_paused, lambda start, env: _frames(env[5:15]), until=15)
+        assert server.last_ids[:2] == [str(start), str(start + 10)]
+        assert not [e for e in delivered if isinstance(e, Resync)], "a needless resync"
+        assert [e.event_id for e in delivered] == list(range(start + 1, start + 16))
+        assert consumer.stats.duplicates == 5 and consumer.stats.restarts == 0
+
+    run(main())
+
+
+def test_a_restart_whose_ids_overlap_ours_is_told_apart_by_what_a_replay_cannot_be(sim_paused: Any) -> None:
+    """A restarted server whose new numbering happens to sit just below our last id (start+8 onwards, for events we
+    never had): an id we received before comes back with other data, which a replay never does. One
+    resync, then the new sequence; nothing lost, nothing twice."""
+    async def main() -> None:
+        consumer, delivered, _, start = await _overlap_scenario(
+            sim_paused, lambda start, env: _frames(env[10:15], renumber_from=start + 8), until=12)
+        resyncs = [i for i, e in enumerate(delivered) if isinstance(e, Resync)]
+        assert resyncs == [10] and "restarted" in (delivered[10].reason or "")
+        ids = [e.event_id for e in delivered if not isinstance(e, Resync)]
+        assert ids == [*range(start + 1, start + 11), *range(start + 8, start + 13)]
+        assert consumer.stats.restarts == 1 and consumer.stats.duplicates == 0
+
+    run(main())
+
+
+def test_an_empty_resync_snapshot_is_not_applied_and_is_retried(sim_paused: Any) -> None:
+    """The reconnect reveals a gap (start+11, +12 missing) and the resync's snapshot comes back with no accounts
+    (a server that lost its data for a moment): it is not applied — the desk keeps its state, the consumer says
+    so and retries — and the next, real snapshot is. Before the fix the empty snapshot was delivered (an empty
+    desk)."""
+    async def main() -> None:
+        consumer, delivered, _, start = await _overlap_scenario(
+            sim_paused, lambda start, env: _frames(env[12:15]), until=15, empty_accounts=1)
+        resyncs = [e for e in delivered if isinstance(e, Resync)]
+        assert len(resyncs) == 1 and resyncs[0].snapshot is not None and resyncs[0].snapshot.accounts
+        assert consumer.stats.empty_snapshots == 1
+        ids = [e.event_id for e in delivered if not isinstance(e, Resync)]
+        assert ids == [*range(start + 1, start + 11), start + 13, start + 14, start + 15]
+
+    run(main())

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from .core import formatting as fmt
 from .domain import (
-    Account, ClosedDeal, Delta, HealthChanged, HealthState, Notice, Position, Remove, Reset, Snapshot, Upsert,
+    Account, ClosedDeal, HealthChanged, HealthState, Notice, Position, Remove, Reset, Snapshot, Upsert,
     WorkingOrder,
 )
 from .sources import registry
@@ -57,21 +57,24 @@ def entity_json(entity: Any) -> dict[str, Any]:
 
 
 def configured_sources() -> list[SourceConfig]:
-    """The sources the desktop app has configured (none when the app's settings cannot be read)."""
+    """The sources the desktop app has configured (File → Sources…), read from its settings through QtCore's
+    QSettings (the app's own store and format); none when they cannot be read."""
     try:
-        from .ui.source_config import load_configs
-    except ImportError:  # pragma: no cover - the settings module ships with the app
-        return []
-    try:
-        return list(load_configs())
-    except Exception:  # noqa: BLE001 - unreadable settings: nothing configured
+        from PySide6.QtCore import QSettings
+
+        from .ui.settings import APP, ORG
+        from .ui.source_config import load_sources
+
+        return load_sources(QSettings(ORG, APP))
+    except Exception:  # noqa: BLE001 - no Qt, unreadable settings: nothing configured
         return []
 
 
 def load_secrets(config: SourceConfig) -> dict[str, str]:
-    from .ui.source_config import load_secrets as _load
+    """The source's secrets from the OS keyring (as the app stored them); missing ones are simply absent."""
+    from .ui.source_config import SourceSecrets
 
-    return dict(_load(config))
+    return SourceSecrets().secrets_for(config)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """Where the API key lives: the operating system's keyring, one entry per TTMT base URL. No Qt here.
 
 Provides ``keyring_available``, ``load_key``, ``save_key``, ``forget_key`` (service ``"ttmt-monitor"``, username
-= the normalised base URL), ``mask_key`` (what may be shown or logged: ``"ttmt_live_…Xk9f"``),
+= the normalised base URL); for the other sources ``save_secret``, ``load_secret``, ``forget_secrets`` (service
+``"ttmt-monitor/sources"``, username ``"<source id>/<secret name>"``: one entry per source and secret); ``mask_key`` (what may be shown or logged: ``"ttmt_live_…Xk9f"``),
 ``is_valid_key_format`` and the ``KeyringUnavailable`` error.
 
 Rules kept here: the key is never logged, never put in an exception message and never written anywhere but the
@@ -15,6 +16,7 @@ prompt), so call these from an executor (``loop.run_in_executor``) when the loop
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import keyring
 import keyring.errors
@@ -22,16 +24,22 @@ import keyring.errors
 __all__ = [
     "KEY_PREFIX",
     "SERVICE",
+    "SOURCES_SERVICE",
     "KeyringUnavailable",
     "forget_key",
+    "forget_secrets",
     "is_valid_key_format",
     "keyring_available",
     "load_key",
+    "load_secret",
     "mask_key",
     "save_key",
+    "save_secret",
 ]
 
 SERVICE = "ttmt-monitor"
+# A service of their own, so a source's entries can never collide with a TTMT key's (whose username is a URL).
+SOURCES_SERVICE = "ttmt-monitor/sources"
 KEY_PREFIX = "ttmt_live_"
 # TTMT's documented format: the prefix and exactly 43 Base64URL characters (256 bits), 53 characters in all.
 _KEY_RE = re.compile(r"ttmt_live_[A-Za-z0-9_-]{43}")
@@ -133,3 +141,71 @@ def forget_key(base_url: str) -> None:
         return  # nothing was stored: forgetting is already done
     except Exception as exc:  # noqa: BLE001
         raise _unavailable("remove the key", exc) from None
+
+
+# --- secrets of configured sources (sources/registry.py settings of type "secret") -----------------------------
+
+_NO_KEYRING_SECRET = "No system keyring is available. The secret can be kept for this run only."
+
+
+def _secret_username(config_id: str, name: str) -> str:
+    # Only the source's generated id and the setting's name: never anything the user typed as the secret.
+    if not config_id or not name or "/" in config_id:
+        raise ValueError("A source secret needs a source id (without '/') and a setting name.")
+    return f"{config_id}/{name}"
+
+
+def _secret_unavailable(action: str, exc: BaseException) -> KeyringUnavailable:
+    return KeyringUnavailable(
+        f"The system keyring could not {action} ({type(exc).__name__}). The secret can be kept for this run only."
+    )
+
+
+def save_secret(config_id: str, name: str, value: str) -> None:
+    """Store the secret ``name`` of the source ``config_id`` (replacing any previous one).
+
+    Raises ``ValueError`` for an empty value and ``KeyringUnavailable`` when it cannot be stored."""
+    if not value:
+        raise ValueError("An empty secret is not stored.")
+    username = _secret_username(config_id, name)
+    if not keyring_available():
+        raise KeyringUnavailable(_NO_KEYRING_SECRET)
+    try:
+        keyring.set_password(SOURCES_SERVICE, username, value)
+    except Exception as exc:  # noqa: BLE001 - the backend's own message may echo the value: only its class
+        raise _secret_unavailable("store the secret", exc) from None
+
+
+def load_secret(config_id: str, name: str) -> str | None:
+    """The stored secret ``name`` of the source ``config_id``, or None. Raises ``KeyringUnavailable``."""
+    username = _secret_username(config_id, name)
+    if not keyring_available():
+        raise KeyringUnavailable(_NO_KEYRING_SECRET)
+    try:
+        value = keyring.get_password(SOURCES_SERVICE, username)
+    except Exception as exc:  # noqa: BLE001
+        raise _secret_unavailable("read the secret", exc) from None
+    return value or None
+
+
+def forget_secrets(config_id: str, names: Iterable[str]) -> None:
+    """Remove the stored secrets ``names`` of the source ``config_id``; nothing stored is fine.
+
+    Tries every name even when one fails, then raises ``KeyringUnavailable`` if any could not be removed."""
+    usernames = [_secret_username(config_id, name) for name in names]
+    if not usernames:
+        return
+    if not keyring_available():
+        raise KeyringUnavailable("No system keyring is available, so no secret is stored in it.")
+    failed: BaseException | None = None
+    for username in usernames:
+        try:
+            keyring.delete_password(SOURCES_SERVICE, username)
+        except keyring.errors.PasswordDeleteError:
+            continue  # nothing was stored under this name
+        except Exception as exc:  # noqa: BLE001
+            failed = exc
+    if failed is not None:
+        raise KeyringUnavailable(
+            f"The system keyring could not remove a secret ({type(failed).__name__})."
+        ) from None

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .core.store import Store, is_corruption, ts_text
+from .sources.ttmt.paging import EmptyPageGuard
 
 if TYPE_CHECKING:  # the client pulls in httpx; load_cached and the offline iterators must not pay for it
     from .sources.ttmt.client import TTMTClient
@@ -204,6 +205,15 @@ def _classify(exc: BaseException) -> _Offline:
     return _Offline("error", f"Offline: synchronisation failed ({type(exc).__name__}). Showing stored history.")
 
 
+def _guard(fetch: Any, params: Mapping[str, Any] | None = None) -> EmptyPageGuard:
+    """An :class:`EmptyPageGuard` for a walk with ``fetch`` (a client's ``trades_page``/``signals_page``): a server
+    answering has_more with no items ends the walk after a few pages instead of never."""
+    name = getattr(fetch, "__name__", "") or "list"
+    path = "/signals" if name.startswith("signals") else "/trades"
+    status = (params or {}).get("status")
+    return EmptyPageGuard(f"GET {path}" + (f"?status={status}" if status else ""))
+
+
 def _page_parts(page: Any) -> tuple[list[Any], str | None]:
     """(items, next_cursor) of a client page, whatever its exact shape (tolerant of the client's evolution)."""
     if isinstance(page, tuple) and len(page) == 2 and isinstance(page[0], (list, tuple)):
@@ -222,10 +232,12 @@ async def _all_pages(fetch: Any, max_pages: int | None = None, **params: Any) ->
     items: list[Any] = []
     cursor: str | None = None
     pages = 0
+    guard = _guard(fetch, params)
     while True:
         page = await fetch(limit=PAGE_LIMIT, after=cursor, **params)
         pages += 1
         got, cursor = _page_parts(page)
+        guard.check(len(got), cursor is not None)
         items += got
         if cursor is None:
             return items, pages, True
@@ -425,10 +437,12 @@ async def _newest_trades(store: Store, client: Any, result: SyncResult, versions
     pages = 0
     scanned: list[Any] = []
     complete = False
+    guard = _guard(client.trades_page)
     while True:
         page = await client.trades_page(limit=PAGE_LIMIT, after=cursor)
         pages += 1
         items, cursor = _page_parts(page)
+        guard.check(len(items), cursor is not None)
         reached_known = any(versions.check(items))
         store.put_trades(items)
         scanned += items
@@ -459,10 +473,12 @@ async def _closed_while_away(store: Store, client: Any, result: SyncResult, stal
     wanted = {w["id"] for w in stale}
     oldest = min(w.get("created_at") or "" for w in stale)
     cursor: str | None = None
+    guard = _guard(client.trades_page, {"status": "closed"})
     while wanted:
         page = await client.trades_page(limit=PAGE_LIMIT, after=cursor, status="closed", after_date=oldest or None)
         result.pages += 1
         items, cursor = _page_parts(page)
+        guard.check(len(items), cursor is not None)
         store.put_trades(items)
         wanted -= {t.id for t in items}
         if cursor is None:
@@ -475,10 +491,12 @@ async def _newest_signals(store: Store, client: Any, result: SyncResult, limit_p
     """Newest first until a signal we already had with the same status (signals change only while pending)."""
     cursor: str | None = None
     pages = 0
+    guard = _guard(client.signals_page)
     while True:
         page = await client.signals_page(limit=PAGE_LIMIT, after=cursor)
         pages += 1
         items, cursor = _page_parts(page)
+        guard.check(len(items), cursor is not None)
         versions = store.signal_versions([s.id for s in items])
         reached_known = any(versions.get(s.id) == (s.status, _ts_of(s, "processed_at")) for s in items)
         result.new_signals += sum(1 for s in items if s.id not in versions)
@@ -534,17 +552,19 @@ async def backfill(store: Store, client: TTMTClient, *, max_pages: int | None = 
         # before + 1 ms: items sharing the boundary's timestamp are read again (harmless), never skipped.
         params: dict[str, Any] = {"before_date": _just_after(before)} if before else {}
         fetch = getattr(client, kind.fetch)
+        guard = _guard(fetch)
         while max_pages is None or pages < max_pages:
             if store.meta(f"{kind.meta}_done") == "1" or (stop is not None and stop.is_set()):
                 break
             try:
                 page = await fetch(limit=PAGE_LIMIT, after=cursor, **params)
+                items, cursor = _page_parts(page)
+                guard.check(len(items), cursor is not None)
             except Exception as exc:  # noqa: BLE001 - classified: only API/network trouble is swallowed
                 log.info("backfill paused: %s", _classify(exc).message)
                 await store.flush()
                 return pages
             pages += 1
-            items, cursor = _page_parts(page)
             stored = getattr(store, kind.known)([x.id for x in items])
             getattr(store, kind.put)(items)
             # The end of history, or (below a marker a sync left: a warm sync that hit its cap) a page we already

@@ -289,7 +289,7 @@ class NotificationRules:
             trade_id = self._trade_id(e) or f"event:{e.event_id}"
             if kind == "order_fill":
                 first, held = self._held_fills.get(trade_id, (self.clock(), []))
-                held.append(e)  # type: ignore[arg-type]
+                held.append(e)  # type: ignore[arg-type]  # _kind() said "order_fill": e is an OrderFilled
                 self._held_fills[trade_id] = (first, held)
                 continue
             groups.setdefault((kind, trade_id), []).append(e)

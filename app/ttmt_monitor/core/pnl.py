@@ -130,6 +130,7 @@ def closed_trades(
         for t in trades
         if is_closed(t)
         and (account_id is None or t.account_id == account_id)
+        # is_closed() means closed_at is set; mypy cannot see that through the call.
         and (start is None or t.closed_at >= start)  # type: ignore[operator]
         and (end is None or t.closed_at < end)  # type: ignore[operator]
     ]
@@ -154,6 +155,7 @@ def cumulative_series(
         delta = t.realized_pl if t.realized_pl is not None else ZERO
         running[cur] = running.get(cur, ZERO) + delta
         points.setdefault(cur, []).append(
+            # closed_trades() only returns trades with closed_at set; mypy cannot see that through the call.
             PnlPoint(t.closed_at, running[cur], delta, t.id, t.reference, t.symbol)  # type: ignore[arg-type]
         )
     return {cur: PnlSeries(cur, tuple(pts)) for cur, pts in sorted(points.items())}
@@ -227,14 +229,15 @@ def tp_markers(
         if account_id is not None and t.account_id != account_id:
             continue
         for p in t.positions or ():
-            if p.close_reason != "tp" or p.tp_level is None or not in_range(p.closed_at):
+            closed_at = p.closed_at
+            if p.close_reason != "tp" or p.tp_level is None or closed_at is None or not in_range(closed_at):
                 continue
             cur = p.currency or _currency(t)
-            key = (t.id, p.id, p.tp_level)
+            key: tuple[str | None, str | None, int | None] = (t.id, p.id, p.tp_level)
             markers[key] = TpMarker(
-                ts=p.closed_at,  # type: ignore[arg-type]
+                ts=closed_at,
                 currency=cur,
-                value=value(cur, p.closed_at),  # type: ignore[arg-type]
+                value=value(cur, closed_at),
                 symbol=p.symbol or t.symbol,
                 tp_level=p.tp_level,
                 price=p.close_price if p.close_price is not None else p.take_profit,
@@ -245,24 +248,27 @@ def tp_markers(
                 position_id=p.id,
             )
     for e in events:
-        if not isinstance(e, TpHit) or not in_range(e.timestamp):
+        if not isinstance(e, TpHit):
+            continue
+        hit_at = e.timestamp
+        if hit_at is None or not in_range(hit_at):
             continue
         if account_id is not None and e.account_id != account_id:
             continue
         key = (e.trade_id, e.position_id, e.tp_level)
         if key in markers:
             continue
-        t = by_id.get(e.trade_id or "")
-        cur = e.currency or (t.currency if t and t.currency else UNKNOWN_CURRENCY)
+        hit_trade = by_id.get(e.trade_id or "")
+        cur = e.currency or (hit_trade.currency if hit_trade and hit_trade.currency else UNKNOWN_CURRENCY)
         markers[key] = TpMarker(
-            ts=e.timestamp,  # type: ignore[arg-type]
+            ts=hit_at,
             currency=cur,
-            value=value(cur, e.timestamp),  # type: ignore[arg-type]
-            symbol=e.symbol or (t.symbol if t else None),
+            value=value(cur, hit_at),
+            symbol=e.symbol or (hit_trade.symbol if hit_trade else None),
             tp_level=e.tp_level,
             price=e.price,
             trade_id=e.trade_id,
-            reference=t.reference if t else None,
+            reference=hit_trade.reference if hit_trade else None,
             pl=e.realized_pl,
             account_id=e.account_id,
             position_id=e.position_id,

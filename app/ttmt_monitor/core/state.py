@@ -58,12 +58,14 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import types
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar
 
 from .models import (
     POSITION_OPEN_STATUSES,
@@ -87,8 +89,8 @@ from .models import (
 __all__ = ["TableChange", "Change", "DeskState", "apply", "apply_many"]
 
 _ZERO = Decimal(0)
-_MemberDescriptor = type(Trade.id)  # type: ignore[attr-defined]
-_consume = deque(maxlen=0).extend
+_MemberDescriptor = types.MemberDescriptorType  # what a slots dataclass field is on the class (type(Trade.id))
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 def _fast_replacer(cls: type) -> Any:
@@ -116,7 +118,7 @@ def _fast_replacer(cls: type) -> Any:
         values = list(read_all(obj))
         for name, value in changes.items():
             values[index[name]] = value
-        out = new(cls)
+        out: Any = new(cls)
         _consume(map(set_slot, descs_t, repeat(out, count), values))
         return out
 
@@ -132,9 +134,11 @@ def _fast_replacer(cls: type) -> Any:
 
 
 _REPLACERS: dict[type, Any] = {}
+_T = TypeVar("_T")
 
 
-def _replace(obj: Any, **changes: Any) -> Any:
+def _replace(obj: _T, **changes: Any) -> _T:
+    """A copy of the frozen dataclass ``obj`` with ``changes`` (same type: callers keep their narrowed types)."""
     fn = _REPLACERS.get(type(obj))
     if fn is None:
         fn = _REPLACERS[type(obj)] = _fast_replacer(type(obj))
@@ -528,8 +532,7 @@ def _apply_snapshot(state: DeskState, snap: Snapshot, ch: Change) -> None:
         if key not in new_positions:
             _drop_position(state, key, None, ch)
     for pos in new_positions.values():
-        old = state.positions.get(pos.id)
-        if old != pos:
+        if state.positions.get(pos.id) != pos:
             _put_position(state, pos, ch)
 
     new_trades = {t.id: t for t in snap.trades if not t.is_terminal}
@@ -547,11 +550,11 @@ def _apply_snapshot(state: DeskState, snap: Snapshot, ch: Change) -> None:
             state.signal_refs[trade.id] = trade.signal
         if trade.updated_at is not None:
             state._fresh[trade.id] = trade.updated_at
-        old = state.trades.get(trade.id)
+        old_trade = state.trades.get(trade.id)
         fills = state._fills.get(trade.id)
         if fills is not None and fills.volume != (trade.volume or _ZERO):
             state._fills.pop(trade.id, None)  # fills happened that we did not see: our VWAP inputs are stale
-        if old != trade:
+        if old_trade != trade:
             _put_trade(state, trade, ch)
 
 

@@ -312,6 +312,11 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         except Exception as exc:  # noqa: BLE001 - one source that cannot start must not stop the desk
             log.warning("source %s could not start: %s", config.name, exc)
     window = MainWindow(controller, settings, title_suffix="demo (simulator)" if connection.demo else "", hub=hub)
+    from .source_config import load_sources
+
+    configured = load_sources(settings)
+    if any(c.enabled for c in configured):  # the user's sources (File → Sources…), their secrets read off the loop
+        asyncio.ensure_future(window.apply_sources(configured))
     guard.raise_requested.connect(lambda: (window.showNormal(), window.raise_(), window.activateWindow()))
     next_connection: list[Connection | None] = []
 

@@ -30,8 +30,10 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
-from ..sources.ttmt.prefetch import SnapshotPrefetch, TradesPage as _Page, split_closed_positions
 from ..core.formatting import describe_error
+from ..sources.ttmt.paging import EmptyPageGuard
+from ..sources.ttmt.prefetch import SnapshotPrefetch, split_closed_positions
+from ..sources.ttmt.prefetch import TradesPage as _Page
 from .accounts_model import AccountsModel, account_rows, local_day_start
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
@@ -51,6 +53,10 @@ PAGE_SIZE = 100
 PAINT_WAIT_S = 0.5  # the longest the after-load work waits for the window's first paint with data
 BACKFILL_DELAY_S = 10.0  # older history is read in the background, after start-up has had the request budget
 MAX_SINGLE_REREADS = 4  # above this many finished-while-away trades, one status=closed listing is cheaper
+# Not live for this long (a reconnect that is not quick) greys prices and open P&L; states where the stream has
+# stopped (revoked key, container down, another client) grey them at once.
+STALE_GRACE_MS = 3000
+_STOPPED_STATES = frozenset({"auth_error", "container_down", "conflict", "offline"})
 
 
 def _closed_positions(state: Any) -> Any:
@@ -104,6 +110,11 @@ class DeskController(QObject):
     # The local history cannot be written (a sentence: disk full...), or "" once it can again (core.store's writer
     # says it once and retries by itself; this mirrors its state for the window).
     history_problem = Signal(str)
+    # Something the user must know about the local history file (it was damaged and moved aside...): once each.
+    history_notice = Signal(str)
+    # The live figures (prices, open P&L) stopped being live: when they were last current (datetime), or None once
+    # fresh data arrives. The models grey those cells themselves (set_stale); the window says "as of".
+    stale_changed = Signal(object)
 
     def __init__(self, base_url: str, api_key: str, *, parent: QObject | None = None,
                  client_factory: Callable[[str, str], Any] | None = None,
@@ -141,6 +152,14 @@ class DeskController(QObject):
         self.connection_state = "offline"
         self.connection_detail = ""
         self.history_problem_text = ""  # what history_problem last said
+        self.history_notices: list[str] = []  # every history_notice so far (a window built later shows them)
+        self.stale_as_of: datetime | None = None  # see stale_changed
+        self._was_live = False
+        self._left_live_at: datetime | None = None
+        self._stale_grace = QTimer(self)
+        self._stale_grace.setSingleShot(True)
+        self._stale_grace.setInterval(STALE_GRACE_MS)
+        self._stale_grace.timeout.connect(self._mark_stale_now)
         self.events_total = 0
         self.live_events = 0  # events other than resyncs (what "live events have arrived" means)
         self.last_event_at: datetime | None = None
@@ -269,6 +288,7 @@ class DeskController(QObject):
             self.load_failed.emit(message)
             return False
         self.showing_cache = False
+        self._set_stale(None)  # a fresh REST view replaced the local history's figures
         self._remember_snapshot()
         self.started = True
         self.loaded.emit()
@@ -486,6 +506,8 @@ class DeskController(QObject):
             at += 1
         self._spawn(self._load_signals(False))
         self._drain()
+        if self.stale_as_of is not None:  # fresh from REST now, but still not live: "as of" moves to now
+            self._set_stale(datetime.now(UTC))
         self._remember_snapshot()
 
     async def clear_local_history(self) -> str:
@@ -514,6 +536,18 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001 - the history is a convenience
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
+            return
+        self._tell_history(getattr(self.store, "messages", ()))
+
+    def _tell_history(self, messages: Any) -> None:
+        """Messages of the store's opening (a damaged file moved aside, what was kept...): logged and told to the
+        window, each once."""
+        for message in messages or ():
+            if message in self.history_notices:
+                continue
+            log.warning("local history: %s", message)
+            self.history_notices.append(message)
+            self.history_notice.emit(message)
 
     async def _adopt_legacy(self) -> None:
         """First run for this key: an older version's per-URL history is taken over when the API just listed
@@ -543,16 +577,14 @@ class DeskController(QObject):
                 self._fill_from_cache(preloaded)
                 if self.store is None:
                     self.store = await loop.run_in_executor(None, self._store_factory)
-                for message in self.store.messages:
-                    log.warning("local history: %s", message)
+                self._tell_history(self.store.messages)
                 return
             if self.store is None:  # (a Retry after a failed load keeps the file it opened)
                 self.store = await loop.run_in_executor(None, self._store_factory)
             cached = await loop.run_in_executor(None, load_cached, self.store)
             if cached.store is not None:
                 self.store = cached.store  # a damaged file was moved aside and replaced
-            for message in cached.messages:
-                log.warning("local history: %s", message)
+            self._tell_history(cached.messages)
             if not cached.empty:
                 self._fill_from_cache(cached)
         except Exception as exc:  # noqa: BLE001 - the history is a convenience: without it the desk still works
@@ -573,6 +605,8 @@ class DeskController(QObject):
         self.accounts_model.reset_rows(self._account_rows())
         self.data_as_of = cached.data_as_of
         self.showing_cache = True
+        # The local history's prices and open P&L are as old as the history: marked so until live data arrives.
+        self._set_stale(cached.data_as_of or datetime.now(UTC))
         self.cache_shown.emit()
         if cached.data_as_of is not None:  # "last event n min ago" tells how old the history on screen is
             self.last_event_at = cached.data_as_of
@@ -610,6 +644,7 @@ class DeskController(QObject):
         if self._start_task is not None:
             self._start_task.cancel()
         self._tick.stop()
+        self._stale_grace.stop()
         self._again.stop()
         self._poll.stop()
         consumer, self.consumer = self.consumer, None
@@ -777,7 +812,34 @@ class DeskController(QObject):
         if (state, detail) == (self.connection_state, self.connection_detail):
             return
         self.connection_state, self.connection_detail = state, detail
+        if state == "live":
+            self._was_live = True
+            self._left_live_at = None
+            self._stale_grace.stop()
+            self._set_stale(None)  # the stream delivers again (a resync, if one was needed, comes with it)
+        elif self._was_live and self.stale_as_of is None:
+            # Revoked key, container down, stream dropped, resync: what is on screen was current until now.
+            if self._left_live_at is None:
+                self._left_live_at = datetime.now(UTC)
+            if state in _STOPPED_STATES:
+                self._mark_stale_now()
+            elif not self._stale_grace.isActive():
+                # A routine reconnect (the server's recycle) is back within a moment: no grey flash for it.
+                self._stale_grace.start()
         self.connection_changed.emit(state, detail)
+
+    def _mark_stale_now(self) -> None:
+        self._stale_grace.stop()
+        if self.connection_state != "live" and self._left_live_at is not None:
+            self._set_stale(self._left_live_at)
+
+    def _set_stale(self, as_of: datetime | None) -> None:
+        if as_of == self.stale_as_of:
+            return
+        self.stale_as_of = as_of
+        self.positions_model.set_stale(as_of)
+        self.accounts_model.set_stale(as_of)
+        self.stale_changed.emit(as_of)
 
     # --- applying events in batches -----------------------------------------------------------------------------
 
@@ -1081,11 +1143,13 @@ async def _fetch_snapshot(client: Any) -> m.Snapshot:
         trades: list[m.Trade] = []
         cursor: str | None = None
         seen: set[str] = set()
+        guard = EmptyPageGuard("GET /trades?status=open")
         while True:
             page = await client.trades_page(status="open", limit=PAGE_SIZE, after=cursor, include="positions")
             trades.extend(page.items)
             if not page.has_more or page.next_cursor is None or page.next_cursor in seen:
                 return trades
+            guard.check(len(page.items), True)  # a server paging empty pages forever: an error, not a hang
             seen.add(page.next_cursor)
             cursor = page.next_cursor
 

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -34,7 +34,8 @@ from ..core.models import Account as TtmtAccount
 from ..core.models import Position as TtmtPosition
 from ..core.models import Trade as TtmtTrade
 from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Position
-from ..sources.base import Source
+from ..core.formatting import describe_error
+from ..sources.base import Source, SourceConfig
 from .accounts_model import AccountRow, local_day_start
 from .source_models import DealRow, OrderRow
 
@@ -52,11 +53,13 @@ class SourceHub(QObject):
     changed = Signal(object)               # DeskChange (coalesced over one tick)
     health_changed = Signal(str, object)   # source id, Health
     sources_changed = Signal()             # a source was added or removed
+    source_removed = Signal(str)           # source id
 
     def __init__(self, parent: QObject | None = None, *, tick_ms: int = TICK_MS) -> None:
         super().__init__(parent)
         self.state = DeskState()
         self._sources: dict[str, Source] = {}
+        self._configs: dict[str, SourceConfig] = {}  # source id -> the configuration it runs from
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._pending = DeskChange()
         self._timer = QTimer(self)
@@ -90,15 +93,47 @@ class SourceHub(QObject):
 
     # --- running ---------------------------------------------------------------------------------------------
 
-    def add(self, source: Source) -> None:
+    def add(self, source: Source, config: SourceConfig | None = None) -> None:
+        """Run ``source``. ``config``: the user's configuration it was made from (File → Sources…), so that
+        :meth:`apply_configs` can tell which running source an edited or removed configuration means."""
         if source.id in self._sources:
             raise ValueError(f"source {source.id} is running already")
         self._sources[source.id] = source
+        if config is not None:
+            self._configs[source.id] = config
         self._apply(source.id, [HealthChanged(source.health())])
         self._tasks[source.id] = asyncio.ensure_future(self._consume(source))
         self.sources_changed.emit()
 
+    def config_of(self, source_id: str) -> SourceConfig | None:
+        return self._configs.get(source_id)
+
+    def source_of_config(self, config_id: str) -> str | None:
+        return next((sid for sid, c in self._configs.items() if c.id == config_id), None)
+
+    async def apply_configs(self, configs: Iterable[SourceConfig],
+                            make: Callable[[SourceConfig], Awaitable[Source]]) -> list[str]:
+        """Make the running configured sources match ``configs`` (File → Sources… applied): stop the removed,
+        disabled and edited ones, start the new, enabled and edited ones with ``make(config)`` (which reads the
+        secrets). Sources added without a configuration (the demo's) are left alone. Returns a sentence per
+        source that could not start."""
+        wanted = {c.id: c for c in configs if c.enabled}
+        for source_id, running in list(self._configs.items()):
+            if wanted.get(running.id) != running:
+                await self.remove(source_id)
+        problems = []
+        for config in wanted.values():
+            if self.source_of_config(config.id) is not None:
+                continue
+            try:
+                self.add(await make(config), config)
+            except Exception as exc:  # noqa: BLE001 - one source that cannot start must not stop the others
+                log.warning("source %s could not start: %s", config.name, type(exc).__name__)
+                problems.append(f"{config.name} could not start: {describe_error(exc)}")
+        return problems
+
     async def remove(self, source_id: str) -> None:
+        self._configs.pop(source_id, None)
         source = self._sources.pop(source_id, None)
         task = self._tasks.pop(source_id, None)
         if source is not None:
@@ -110,6 +145,7 @@ class SourceHub(QObject):
                 await task
         self._pending.merge(self.state.remove_source(source_id))
         self.flush()
+        self.source_removed.emit(source_id)
         self.sources_changed.emit()
 
     async def aclose(self) -> None:
@@ -259,6 +295,7 @@ class DeskBridge(QObject):
                        lambda d: DealRow(d, hub.account_label(d.account_key), hub.label(d.source)))
             self._accounts(change)
             self._pnl_rows(change)
+            self._staleness(change)
         except Exception:  # noqa: BLE001 - the tables must keep going whatever one row does
             log.exception("the desk could not show a change")
         if self._notify is not None and (change.fills or change.closes):
@@ -311,6 +348,14 @@ class DeskBridge(QObject):
         if rows:
             model.upsert(rows)
 
+    def _staleness(self, change: DeskChange) -> None:
+        """A source that is not current (reconnecting, down, refused…) has its prices and open P&L greyed with
+        "as of" the last time it was, until it is live again (the same look as TTMT's rows)."""
+        for source_id, health in change.health.items():
+            for model in (self.accounts_model, self.positions_model):
+                if model is not None and hasattr(model, "set_source_stale"):
+                    model.set_source_stale(source_id, health.as_of, stale=not health.state.is_current)
+
     def _trade(self, d: ClosedDeal) -> TtmtTrade:
         return deal_as_trade(d, self.hub.account_label(d.account_key), self.hub.label(d.source))
 
@@ -324,3 +369,15 @@ class DeskBridge(QObject):
             self._pnl.remove_trades(change.removed["deal"])  # a resync dropped deals (its history window moved)
         if new:
             self._pnl.add_trades(new)
+
+
+def source_maker(secrets: Any) -> Callable[[SourceConfig], Awaitable[Source]]:
+    """``make(config)`` for :meth:`SourceHub.apply_configs`: the secrets from ``secrets`` (a
+    ``source_config.SourceSecrets``: the OS keyring, off the loop) and the kind from the registry."""
+    from ..sources import registry
+
+    async def make(config: SourceConfig) -> Source:
+        values = await asyncio.get_running_loop().run_in_executor(None, secrets.secrets_for, config)
+        return registry.get(config.kind).create(config, values)
+
+    return make

@@ -44,7 +44,7 @@ from . import theme
 from .accounts_model import AccountRow
 from .controller import DeskController, describe_error
 from .settings import PL_SCHEMES, TABS, THEMES, AppSettings
-from .table_base import DisplayOptions
+from .table_base import DisplayOptions, stale_text
 from .views import DeskTableView
 
 log = logging.getLogger(__name__)
@@ -89,15 +89,24 @@ class SummaryStrip(QWidget):
         self._cells: dict[str, tuple[QLabel, QLabel, QLabel]] = {}
         self._scheme = "green_up"
         self._dark = False
+        self._stale = ""  # "Not live — as of 14:32" while the open P&L is not live, else ""
+        self._rows: list[AccountRow] = []
         self._layout.addStretch(1)
 
     def set_scheme(self, scheme: str, dark: bool) -> None:
         self._scheme, self._dark = scheme, dark
 
+    def set_stale(self, text: str) -> None:
+        """Grey the open P&L (``text``: "Not live — as of …", its tooltip) or show it live again ("")."""
+        if text != self._stale:
+            self._stale = text
+            self.set_rows(self._rows)
+
     def texts(self) -> list[str]:
         return [" ".join(label.text() for label in cell) for cell in self._cells.values()]
 
     def set_rows(self, rows: list[AccountRow]) -> None:
+        self._rows = list(rows)
         wanted = {r.account_id for r in rows}
         for key in [k for k in self._cells if k not in wanted]:
             for label in self._cells.pop(key):
@@ -124,15 +133,20 @@ class SummaryStrip(QWidget):
             name.setText(r.account.label)
             open_pl.setText("open " + fmt.format_pl(r.open_pl, r.currency))
             today.setText("today " + fmt.format_pl(r.realized_today, r.currency))
+            open_pl.setToolTip(self._stale)
             for label, value in ((open_pl, r.open_pl), (today, r.realized_today)):
                 sign = fmt.pl_sign(value, r.currency)
-                wanted = (sign, self._scheme, self._dark)
+                stale = bool(self._stale) and label is open_pl  # realized P&L is final: never stale
+                wanted = (sign, self._scheme, self._dark, stale)
                 if label.property("pl_colour") == str(wanted):
                     continue  # unchanged: no restyle (a style change re-polishes and re-lays out the strip)
                 label.setProperty("pl_colour", str(wanted))
                 palette = label.palette()
-                color = theme.pl_color(sign, self._scheme, self._dark) if sign else self.palette().color(
-                    QPalette.ColorRole.WindowText)
+                if stale:
+                    color = theme.STALE_COLOR(self._dark)
+                else:
+                    color = theme.pl_color(sign, self._scheme, self._dark) if sign else self.palette().color(
+                        QPalette.ColorRole.WindowText)
                 palette.setColor(QPalette.ColorRole.WindowText, color)
                 label.setPalette(palette)
 
@@ -151,6 +165,8 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.controller = controller
         self.hub = hub  # ui/desk.SourceHub: the neutral sources beside TTMT (None: TTMT only)
+        self.sources_dialog: Any = None
+        self._source_secrets: Any = None
         controller.window_reports_paint = True
         self.settings = settings or AppSettings()
         self.setWindowTitle("TTMT Monitor" + (f" — {title_suffix}" if title_suffix else ""))
@@ -233,12 +249,16 @@ class MainWindow(QMainWindow):
         if hub is not None:
             hub.health_changed.connect(self._on_source_health)
             hub.sources_changed.connect(self._update_source_tabs)
+            hub.source_removed.connect(self.status.remove_source_health)
             for source in hub.sources():
                 health = hub.health(source.id)
                 if health is not None:
                     self._on_source_health(source.id, health)
         controller.history_problem.connect(self._on_history_problem)
+        controller.history_notice.connect(self._on_history_notice)
+        controller.stale_changed.connect(self._on_stale)
         self._history_banner_text = ""
+        self._history_notice = ""  # shown until the user dismisses it
         # Filter choices (symbols, channels) follow the data, refreshed at a calm pace.
         self._choices_timer = QTimer(self)
         self._choices_timer.setInterval(5000)
@@ -263,6 +283,12 @@ class MainWindow(QMainWindow):
         self.select_tab(self.settings.tab)
         self._on_tab_changed(self.tabs.currentIndex(), remember=False)  # (no signal when it was current already)
         self._on_connection(controller.connection_state, controller.connection_detail)
+        if controller.stale_as_of is not None:
+            self._on_stale(controller.stale_as_of)
+        for notice in controller.history_notices:  # said before this window existed (the app overlaps the two)
+            self._on_history_notice(notice)
+        if controller.history_problem_text:
+            self._on_history_problem(controller.history_problem_text)
         if controller.last_event_at is not None:
             self.status.set_last_event_at(controller.last_event_at)
         if controller.started:  # the data arrived while the window was being built (the app overlaps the two)
@@ -453,6 +479,7 @@ class MainWindow(QMainWindow):
         self.refresh_action = self._action(file_menu, "&Refresh", self.refresh, QKeySequence.StandardKey.Refresh)
         self.refresh_action.setShortcuts([QKeySequence(Qt.Key.Key_F5)])
         self.clear_history_action = self._action(file_menu, "&Clear local history…", self.clear_local_history)
+        self.sources_action = self._action(file_menu, "&Sources…", self.open_sources)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
 
@@ -551,6 +578,47 @@ class MainWindow(QMainWindow):
     def _on_source_health(self, source_id: str, health: Any) -> None:
         label = self.hub.label(source_id) if self.hub is not None else source_id
         self.status.set_source_health(source_id, label, str(health.state), health.sentence)
+        dialog = self.sources_dialog
+        config = self.hub.config_of(source_id) if self.hub is not None else None
+        if dialog is not None and config is not None and shiboken6.isValid(dialog):
+            dialog.set_health(config.id, health.sentence or str(health.state))
+
+    # --- File → Sources… ---------------------------------------------------------------------------------------
+
+    def source_secrets(self) -> Any:
+        """The app's one store of source secrets (the OS keyring, or this run's memory without one)."""
+        if self._source_secrets is None:
+            from .source_config import SourceSecrets
+
+            self._source_secrets = SourceSecrets()
+        return self._source_secrets
+
+    def open_sources(self) -> Any:
+        """Show the Sources dialog (non-modal); its changes start and stop sources at once."""
+        dialog = self.sources_dialog
+        if dialog is None or not shiboken6.isValid(dialog):
+            from .sources_dialog import SourcesDialog
+
+            dialog = self.sources_dialog = SourcesDialog(self.settings, self.source_secrets(), self)
+            dialog.sources_changed.connect(lambda configs: asyncio.ensure_future(self.apply_sources(configs)))
+            if self.hub is not None:
+                for source in self.hub.sources():
+                    config, health = self.hub.config_of(source.id), self.hub.health(source.id)
+                    if config is not None and health is not None:
+                        dialog.set_health(config.id, health.sentence or str(health.state))
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    async def apply_sources(self, configs: list[Any]) -> None:
+        if self.hub is None:
+            return
+        from .desk import source_maker
+
+        problems = await self.hub.apply_configs(configs, source_maker(self.source_secrets()))
+        for problem in problems:
+            self.status.showMessage(problem, 10000)
 
     def _build_view(self, name: str) -> DeskTableView:
         """The table view of tab ``name``, made now: its saved layout, the display options and filter in force."""
@@ -607,6 +675,7 @@ class MainWindow(QMainWindow):
     def _on_loaded(self) -> None:
         self.update()  # the whole window repaints with the data (paintEvent tells the controller it did)
         self.banner.set_state("")
+        self._keep_history_notice()
         self._refresh_choices()
         self._refresh_summary()
         self._choices_timer.start()
@@ -652,6 +721,26 @@ class MainWindow(QMainWindow):
             if shiboken6.isValid(detail):
                 detail.reload_pending = False
 
+    def _on_stale(self, as_of: Any) -> None:
+        """Prices and open P&L stopped being live (greyed by their models; here the strip and the status bar say
+        "as of HH:MM"), or are live again (None)."""
+        text = stale_text(as_of, utc=self.settings.utc) if as_of is not None else ""
+        self.summary.set_stale(text)
+        self.status.set_stale(text)
+
+    def _on_history_notice(self, text: str) -> None:
+        """The local history file was damaged and moved aside (what was kept, where the file is): in the banner,
+        which the user dismisses, and for a while in the status bar."""
+        self._history_notice = text
+        self.banner.show_message(text, accent_state="offline")
+        self.status.showMessage(text.split(". ")[0] + ".", 15000)
+
+    def _keep_history_notice(self) -> None:
+        """A connection state that needs no banner (connecting, live...) hides it: a history notice the user has
+        not dismissed yet comes back."""
+        if self._history_notice and not self.banner.isVisible():
+            self.banner.show_message(self._history_notice, accent_state="offline")
+
     def _on_history_problem(self, text: str) -> None:
         """The local history stopped being saved (disk full...): once in the banner, and in the status bar for as
         long as it lasts; when it is saved again, a short status message."""
@@ -668,8 +757,11 @@ class MainWindow(QMainWindow):
     def _on_connection(self, state: str, detail: str) -> None:
         self.status.set_state(state, detail)
         self.banner.set_state(state, detail)
+        self._keep_history_notice()
 
     def _on_banner_action(self, action: str) -> None:
+        if action == "dismiss":
+            self._history_notice = ""
         if action == "replace_key":
             self.replace_key_requested.emit()
         elif action == "retry":

@@ -108,6 +108,13 @@ class ConnectionStatusBar(QStatusBar):
         self.history_label.setAccessibleName("Local history")
         self.history_label.hide()
         self.addPermanentWidget(self.history_label)
+        # "Not live — as of 14:32": the prices and open P&L on screen are older than they look (greyed in the
+        # tables); shown only while that is so.
+        self.stale_label = plain_label("", selectable=False)
+        self.stale_label.setAccessibleName("Prices as of")
+        self.stale_label.setToolTip("Prices and open P&L are greyed: they are the last values seen, not live.")
+        self.stale_label.hide()
+        self.addPermanentWidget(self.stale_label)
         self.addPermanentWidget(self.age_label)
 
         # One timer for the age text: once a second is what "n s ago" can show anyway.
@@ -179,6 +186,12 @@ class ConnectionStatusBar(QStatusBar):
 
     def source_health_texts(self) -> dict[str, str]:
         return {sid: chip[2].text() for sid, chip in self._chips.items()}
+
+    def set_stale(self, text: str) -> None:
+        """Say how old the prices and open P&L on screen are (``"Not live — as of 14:32"``), or nothing ("")."""
+        self.stale_label.setText(f"Prices {text[0].lower()}{text[1:]}" if text else "")
+        self.stale_label.setVisible(bool(text))
+        self.reformat()
 
     def set_history_problem(self, text: str) -> None:
         """Show that the local history is not being saved (``text``: the sentence, as tooltip), or hide it ("")."""

@@ -18,9 +18,9 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timezone
 from operator import attrgetter
+from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import (
@@ -81,6 +81,9 @@ class Column:
     tooltip: str = ""
     hidden_by_default: bool = False
     width: int = 0  # initial width in pixels (0: the view's default for the kind of column)
+    #: A live value (a price, an open P&L) that moves with the market: greyed with "as of HH:MM" while the desk
+    #: is not live (set_stale), so an old number never looks current.
+    live: bool = False
 
 
 def sort_key(value: Any) -> float | str:
@@ -145,6 +148,18 @@ def status_column(getter: Callable[[Any], str | None], **kw: Any) -> Column:
     return Column("status", "Status", getter, lambda obj, opts: fmt.status_label(getter(obj)), **kw)
 
 
+def stale_text(as_of: datetime, *, utc: bool = False, now: datetime | None = None) -> str:
+    """``"Not live — as of 14:32"`` (with the date when it is not today), for tooltips and the status bar."""
+    try:
+        moment = (as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=timezone.utc)).astimezone(
+            timezone.utc if utc else None)
+        today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc if utc else None).date()
+    except (OverflowError, ValueError, OSError):
+        return "Not live"
+    when = moment.strftime("%H:%M") if moment.date() == today else moment.strftime("%Y-%m-%d %H:%M")
+    return f"Not live — as of {when}" + (" UTC" if utc else "")
+
+
 def short_id(value: str | None) -> str:
     return value[:8] if value else ""
 
@@ -186,6 +201,11 @@ class KeyedTableModel(QAbstractTableModel):
         self._emit_timer.timeout.connect(self._flush_some)
         self._coalesce = False
         self._update_ms = 0
+        #: When the live columns were last current, while they are not (None: live). See set_stale.
+        self.stale_as_of: datetime | None = None
+        self._source_stale: dict[str, str] = {}  # neutral source id -> its stale tooltip (set_source_stale)
+        self._stale_color = theme.STALE_COLOR(False)
+        self._stale_tip = ""
 
     # --- what subclasses define --------------------------------------------------------------------------------
 
@@ -286,6 +306,8 @@ class KeyedTableModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.TextAlignmentRole:
                 return _ALIGN_RIGHT if column.numeric else _ALIGN_LEFT
             if role == Qt.ItemDataRole.ForegroundRole:
+                if column.live and self._stale_tip_for(self._keys[row]) is not None:
+                    return self._stale_color
                 if column.pl_currency is not None:
                     sign = fmt.pl_sign(column.value(obj), column.pl_currency(obj))
                     return self._pl_colors[sign] if sign else None
@@ -296,6 +318,9 @@ class KeyedTableModel(QAbstractTableModel):
                     return self._flash_color
                 return None
             if role == Qt.ItemDataRole.ToolTipRole:
+                tip = self._stale_tip_for(self._keys[row]) if column.live else None
+                if tip is not None:
+                    return tip
                 if column.text is not None:
                     return column.text(obj, self.options) or None
                 return None
@@ -322,7 +347,9 @@ class KeyedTableModel(QAbstractTableModel):
                 text = texts[col] = (column.text(obj, self.options) if column.text is not None
                                      else text_plain(column.value(obj)))
             fg = None
-            if column.pl_currency is not None:
+            if column.live and self._stale_tip_for(key) is not None:
+                fg = self._stale_color
+            elif column.pl_currency is not None:
                 sign = fmt.pl_sign(column.value(obj), column.pl_currency(obj))
                 fg = self._pl_colors[sign] if sign else None
             bg = None
@@ -613,6 +640,51 @@ class KeyedTableModel(QAbstractTableModel):
 
     # --- display options -------------------------------------------------------------------------------------
 
+    def set_stale(self, as_of: datetime | None) -> None:
+        """Grey the live columns (prices, open P&L) as "as of ``as_of``" (the desk is not live: the key was
+        revoked, the trading container is down, the stream dropped, or this is the local history), or show them
+        normally again (None: fresh data arrived). One dataChanged per live column, colour and tooltip roles
+        only (no sort value changes, so a sorting proxy has nothing to re-sort)."""
+        if as_of == self.stale_as_of:
+            return
+        self.stale_as_of = as_of
+        self._stale_tip = stale_text(as_of, utc=self.options.utc) if as_of is not None else ""
+        if not self._rows:
+            return
+        last = len(self._rows) - 1
+        for n, column in enumerate(self.columns):
+            if column.live:
+                self.dataChanged.emit(self.index(0, n), self.index(last, n),
+                                      [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole])
+
+    def _stale_tip_for(self, key: str) -> str | None:
+        """The "Not live — as of" tooltip of a row whose live columns are stale, else None. Rows of neutral sources
+        (``foreign_key_marker`` in the key) follow their own source's health (set_source_stale); the others the
+        model-wide state (set_stale, TTMT's connection)."""
+        marker = self.foreign_key_marker
+        if marker and marker in key:
+            return self._source_stale.get(key.partition(marker)[0]) if self._source_stale else None
+        return self._stale_tip if self.stale_as_of is not None else None
+
+    def set_source_stale(self, source_id: str, as_of: datetime | None, *, stale: bool) -> None:
+        """Grey (``stale``) or un-grey the live columns of one neutral source's rows, "as of ``as_of``" (when its
+        data was last current; None: never was)."""
+        tip = (stale_text(as_of, utc=self.options.utc) if as_of is not None else "Not live yet") if stale else None
+        if self._source_stale.get(source_id) == tip:
+            return
+        if tip is None:
+            self._source_stale.pop(source_id, None)
+        else:
+            self._source_stale[source_id] = tip
+        prefix = source_id + (self.foreign_key_marker or "|")
+        rows = [i for i, k in enumerate(self._keys) if k.startswith(prefix)]
+        if not rows:
+            return
+        for n, column in enumerate(self.columns):
+            if column.live:
+                self.dataChanged.emit(self.index(rows[0], n), self.index(rows[-1], n),
+                                      [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole])
+
     def set_options(self, options: DisplayOptions) -> None:
         """Time zone / P&L scheme / theme changed: new header text and one repaint of the affected columns
         (a deliberate user action, not the live path)."""
@@ -620,6 +692,9 @@ class KeyedTableModel(QAbstractTableModel):
         self._texts.clear()
         self._flash_color = theme.FLASH_COLOR(options.dark)
         self._pl_colors = {s: theme.pl_color(s, options.pl_scheme, options.dark) for s in (-1, 0, 1)}
+        self._stale_color = theme.STALE_COLOR(options.dark)
+        if self.stale_as_of is not None:
+            self._stale_tip = stale_text(self.stale_as_of, utc=options.utc)
         if self.columns:
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(self.columns) - 1)
         if self._rows:

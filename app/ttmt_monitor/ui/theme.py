@@ -76,6 +76,11 @@ def FLASH_COLOR(dark: bool) -> QColor:  # noqa: N802 - the name the models were 
     return QColor("#5c4a12") if dark else QColor("#fff1b8")
 
 
+def STALE_COLOR(dark: bool) -> QColor:  # noqa: N802 - named like FLASH_COLOR
+    """Text of a live value (price, open P&L) that is no longer live: a grey lighter than the neutral text."""
+    return QColor("#6e7681" if dark else "#8c959f")
+
+
 def state_color(state: str, dark: bool) -> QColor:
     """Colour of the connection-state dot in the status bar."""
     table = {

@@ -32,6 +32,7 @@ _LAZY = {
     "NetworkError": "errors",
     "ResponseTooLarge": "errors",
     "RequestTimeout": "errors",
+    "EndlessPagesError": "errors",
 }
 
 __all__ = sorted(_LAZY)

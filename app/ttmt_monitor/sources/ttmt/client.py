@@ -60,11 +60,13 @@ from .errors import (
     TTMTError,
     error_from_response,
 )
+from .paging import MAX_EMPTY_PAGES, EmptyPageGuard
 from .ratelimit import DEFAULT_WINDOW, Pacer, RateLimitState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TTMTClient", "Page", "RateLimitState", "INCLUDES", "DEFAULT_TIMEOUT"]
+__all__ = ["TTMTClient", "Page", "RateLimitState", "INCLUDES", "DEFAULT_TIMEOUT", "EmptyPageGuard",
+           "MAX_EMPTY_PAGES"]
 
 T = TypeVar("T")
 
@@ -675,11 +677,13 @@ class TTMTClient:
             raise TypeError("use page_size=, not limit=, with the iterators")
         cursor = filters.pop("after", None)
         seen: set[str] = set()
+        guard = EmptyPageGuard("GET /" + ("trades" if fetch == self.trades_page else "signals"))
         while True:
             page = await fetch(limit=page_size, after=cursor, **filters)
             yield page
             if not page.has_more or page.next_cursor is None:
                 return
+            guard.check(len(page.items), True)
             if page.next_cursor in seen:
                 # A server that hands out a cursor twice would loop us forever (and burn the budget).
                 raise TTMTError(title="Unexpected response", detail="the server repeated a page cursor")
@@ -702,6 +706,7 @@ class TTMTClient:
         trades: list[Any] = []
         cursor: str | None = None
         seen: set[str] = set()
+        guard = EmptyPageGuard("GET /trades?status=open")
         while True:
             params = self._list_params(
                 status="open", channel_id=None, account_id=None, after_date=None, before_date=None,
@@ -713,6 +718,7 @@ class TTMTClient:
             if not (isinstance(body, dict) and body.get("has_more") in (True, "true", "True")
                     and isinstance(next_cursor, str) and next_cursor):
                 break
+            guard.check(len(self._data_list(body, "/trades")), True)
             if next_cursor in seen:
                 raise TTMTError(title="Unexpected response", detail="the server repeated a page cursor")
             seen.add(next_cursor)

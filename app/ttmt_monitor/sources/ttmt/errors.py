@@ -32,6 +32,7 @@ __all__ = [
     "NetworkError",
     "ResponseTooLarge",
     "RequestTimeout",
+    "EndlessPagesError",
     "error_from_response",
     "parse_retry_after",
 ]
@@ -170,6 +171,19 @@ class RequestTimeout(NetworkError):
         self.deadline = deadline
         super().__init__(detail=f"{request} did not complete within {deadline:g} s (the server answered too "
                                 f"slowly or stalled)")
+
+
+class EndlessPagesError(TTMTError):
+    """A listing kept answering ``has_more: true`` with a new cursor and no items: a broken server. Paging stops
+    after a few such pages in a row instead of running forever (and burning the request budget)."""
+
+    default_title = "Unexpected response"
+
+    def __init__(self, request: str, pages: int) -> None:
+        self.request = request
+        self.pages = pages
+        super().__init__(detail=f"{request} answered {pages} empty pages in a row, each saying more were coming; "
+                                f"stopped paging (a broken server)")
 
 
 class ResponseTooLarge(TTMTError):

@@ -243,6 +243,9 @@ class SnapshotPrefetch:
         raw: list[Any] = []
         cursor: str | None = None
         seen: set[str] = set()
+        from .paging import EmptyPageGuard
+
+        guard = EmptyPageGuard("GET /trades?status=open")
         while True:
             query = (f"status=open&limit={PAGE_SIZE}&include=positions"
                      + (f"&after={quote(cursor, safe='')}" if cursor else ""))
@@ -250,6 +253,7 @@ class SnapshotPrefetch:
             raw.extend(items)
             if not has_more or cursor is None:
                 break
+            guard.check(len(items), True)  # endless empty pages: give up, the client reports it
             if cursor in seen:
                 raise ValueError("the server repeated a page cursor")
             seen.add(cursor)

@@ -15,6 +15,8 @@ Rules, in order:
 - ``remaining`` at or below the low-water mark: spread what is left evenly over the rest of the window
   (``(window_end - now) / remaining`` between sends) instead of bursting it;
 - otherwise: send at once.
+A server that never sends ``X-RateLimit-Remaining`` is taken to have the documented budget (``assumed_limit``,
+30 a window), counted from our own requests: pacing never switches off for lack of a header.
 
 One ``asyncio.Lock`` serialises the decisions, so concurrent callers queue in order and each reserves one unit of
 budget before it sends.
@@ -30,9 +32,10 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Pacer", "RateLimitState", "DEFAULT_WINDOW"]
+__all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW", "Pacer", "RateLimitState"]
 
 DEFAULT_WINDOW = 60.0
+DEFAULT_LIMIT = 30  # the documented budget per window (§5), assumed when the server does not say
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class Pacer:
         enabled: bool = True,
         window: float = DEFAULT_WINDOW,
         low_water: int = 5,
+        assumed_limit: int | None = DEFAULT_LIMIT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if window <= 0:
@@ -75,6 +79,7 @@ class Pacer:
         self.enabled = enabled
         self.window = float(window)
         self.low_water = max(1, int(low_water))
+        self.assumed_limit = None if assumed_limit is None else max(1, int(assumed_limit))
         self._clock = clock
         self._lock = asyncio.Lock()
         self._remaining: int | None = None  # estimate, already reduced by requests in flight
@@ -215,6 +220,15 @@ class Pacer:
             self._last_header = header
             self._limit = max(self._limit or 0, header + 1)
             self._remaining = max(0, header - self._in_flight)
+        elif self._last_header is None and self._remaining is None and self.assumed_limit is not None:
+            # An answer without X-RateLimit-Remaining (a proxy stripped it, a broken server) and nothing known:
+            # assume the documented budget and count our own sends against it, so a walk over such a server is
+            # paced like any other instead of running at full speed (seen: ~250 requests/s).
+            if self._anchor_pending:
+                self._window_end = now + self.window + self._margin
+                self._anchor_pending = False
+            self._limit = self.assumed_limit
+            self._remaining = max(0, self.assumed_limit - 1 - self._in_flight)
         if status == 429:
             self.rate_limited += 1
             self._remaining = 0

@@ -8,7 +8,7 @@ Provides :class:`StreamConsumer`, :class:`ConnectionState` and :class:`StreamSta
     # or, for a UI that applies a batch per tick:  async for batch in consumer.batches(): ...
     await consumer.aclose()                    # prompt, from any task
 
-Rules it follows (ttmt-api.md §9 and §14.4; docs/DESIGN.md, "Robustness rules of the live stream" and
+Rules it follows (ttmt-api.md §9 and §14.4; docs/DESIGN.md, "Robustness rules of a live stream" and
 "Known traps"):
 
 - Resume with ``Last-Event-ID`` = the last id received; drop frames whose id is not above it (duplicates).
@@ -30,11 +30,17 @@ Rules it follows (ttmt-api.md §9 and §14.4; docs/DESIGN.md, "Robustness rules 
 - Gaps: an id above last+1 means events were lost (the server's replay buffer holds only 100): fetch the REST
   snapshot, emit ONE :class:`~ttmt_monitor.core.models.Resync`, then deliver the event and continue.
   ``core.state`` skips events the snapshot already contains, so nothing is counted twice.
-- A new id sequence (the server restarted and numbers from 1 again; §9 leaves the id scope open): the first id of
-  a connection below the ``Last-Event-ID`` we sent, or an id below the previous one within a connection, is not a
-  duplicate. It is logged, the last id is reset to just before it, and ONE Resync (``event_id`` = that id - 1, so
-  ``core.state`` resets its last id too) comes before the event. An id equal to the previous one, or the first
-  id of a connection equal to the one we sent, is still a duplicate replay and dropped.
+- Ids at or below the last one are duplicates, dropped: a server that replays 6…15 to ``Last-Event-ID: 10``
+  overlaps, and only 11…15 are delivered. A new id sequence (the server restarted and numbers from 1 again; the
+  API has no stream epoch) is told apart by what an overlap cannot be (see :meth:`StreamConsumer._new_sequence`):
+  an id below the previous one within a connection; or a connection's first id at or below the one we sent that
+  is more than the 100-event buffer below it, or reuses an id we received with other data, or is newer than our
+  last event. Then the last id is reset to just before it, and ONE Resync (``event_id`` = that
+  id - 1, so ``core.state`` resets its last id too) comes before the event.
+- A resync's snapshot with no accounts is not applied (a server that lost its data for a moment would otherwise
+  empty the desk): the current state stays, the state says so, and it is retried with backoff; only the
+  ``EMPTY_SNAPSHOT_CONFIRMATIONS``-th empty one in a row is believed (the user really has no accounts now). An
+  unreachable snapshot is retried the same way (nothing is applied meanwhile).
 
 Filtering with ``account_id``: the server leaves other accounts' events out, so ids are NOT consecutive and an id
 jump proves nothing. With a filter, id-jump detection is off; instead a reconnect after an outage longer than
@@ -52,6 +58,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -84,6 +91,9 @@ _BOM = "\ufeff"
 # 1 MiB one is a broken or hostile server: it is logged and skipped (its loss shows as an id gap -> resync), and
 # the bytes are discarded as they come, so memory stays bounded whatever the server sends.
 MAX_EVENT = 1 << 20
+EMPTY_SNAPSHOT_CONFIRMATIONS = 3  # an empty resync snapshot is applied only when this many come in a row
+REPLAY_BUFFER = 100  # the server replays at most its last 100 events (§9.3)
+_RECENT_IDS = 256  # how many received ids keep a fingerprint for telling a replay from a restart
 
 
 class _LineSplitter:
@@ -105,8 +115,7 @@ class _LineSplitter:
     def decode(self, text: str) -> list[str | None]:
         if self._skip_lf:
             self._skip_lf = False
-            if text.startswith("\n"):
-                text = text[1:]
+            text = text.removeprefix("\n")
         if not text:
             return []
         self._skip_lf = text.endswith("\r")
@@ -162,6 +171,7 @@ class StreamStats:
     rate_limited: int = 0
     network_errors: int = 0
     oversized: int = 0  # events over MAX_EVENT, skipped
+    empty_snapshots: int = 0  # resync snapshots without accounts (not applied unless they repeat)
     restarts: int = 0  # new id sequences detected (the server numbered its events from the start again)
 
 
@@ -280,6 +290,10 @@ class StreamConsumer:
         self._conn_prev_id: int | None = None
         self._restart_at: int | None = None
         self._owed_resync: str | None = None
+        # (hash of the data, timestamp) of the last received ids: a replay repeats the frame; a restarted server's
+        # reuse of an id does not.
+        self._recent: dict[int, tuple[Any, Any]] = {}
+        self._empty_snapshots = 0  # consecutive resync snapshots without accounts (not applied; see _resync)
 
     # ---- public API ---------------------------------------------------------------------------------------
 
@@ -449,6 +463,17 @@ class StreamConsumer:
         """Fetch the REST snapshot and queue ONE Resync event (raises like the client does)."""
         self._set_state(ConnectionState.RESYNCING, reason)
         snapshot: Snapshot = await self.client.snapshot()
+        if not snapshot.accounts:
+            # Never apply a snapshot without accounts as the desk on the first word: a server that lost its data
+            # for a moment would empty every table. Keep what we have, say so, retry (the connection ends; the
+            # gap or the owed resync brings us back here). Believed only when it repeats.
+            self._empty_snapshots += 1
+            self.stats.empty_snapshots += 1
+            if self._empty_snapshots < EMPTY_SNAPSHOT_CONFIRMATIONS:
+                log.warning("stream: the REST snapshot for a resync had no accounts; keeping the current data "
+                            "and retrying (%d of %d)", self._empty_snapshots, EMPTY_SNAPSHOT_CONFIRMATIONS)
+                raise _Reconnect("the server's snapshot was empty; keeping the current data and retrying")
+        self._empty_snapshots = 0
         self.stats.resyncs += 1
         resync = Resync(event_id=event_id, type="resync", timestamp=snapshot.taken_at, raw={"reason": reason},
                         snapshot=snapshot, reason=reason)
@@ -711,6 +736,7 @@ class StreamConsumer:
                 log.warning("stream: %s; resynchronising", reason)
                 self.last_event_id = gap_at - 1
                 self._sent_id = self._conn_prev_id = None
+                self._recent.clear()  # the old sequence's ids mean nothing in the new one
                 self._owed_resync = reason
                 await self._resync(reason, gap_at - 1)
                 self._owed_resync = None
@@ -755,7 +781,7 @@ class StreamConsumer:
         if eid is None and own_id is not None:
             eid = _as_id(own_id)
         if eid is not None:
-            if self._new_sequence(eid):
+            if self._new_sequence(eid, envelope, data):
                 return eid
             self._conn_prev_id = eid
             last = self.last_event_id
@@ -766,6 +792,11 @@ class StreamConsumer:
                 if self.gap_detection and eid > last + 1 and not allow_gap:
                     return eid
             self.last_event_id = eid
+            # What this id looked like, for telling a replay of it from a restarted server's reuse of it.
+            recent = self._recent
+            recent[eid] = (hash(data), envelope.get("timestamp"))
+            if len(recent) > _RECENT_IDS:
+                del recent[next(iter(recent))]
         event = decode_event(envelope)
         if eid is not None and event.event_id != eid:
             object.__setattr__(event, "event_id", eid)  # the frame's id wins over a missing/odd eventId
@@ -787,19 +818,40 @@ class StreamConsumer:
         self.stats.malformed += 1
         return None
 
-    def _new_sequence(self, eid: int) -> bool:
+    def _new_sequence(self, eid: int, envelope: dict[str, Any] | None = None, data: str = "") -> bool:
         """True when ``eid`` starts a new id sequence (and remember it for :meth:`_dispatch`); no other effect,
-        so the frame can be handled again after the resync. A first id equal to the one we sent, or an id equal to
-        the previous one, is a duplicate replay, not a restart."""
+        so the frame can be handled again after the resync.
+
+        Ids at or below the last one are duplicates — a server replaying 6…15 to ``Last-Event-ID: 10`` overlaps,
+        it did not restart — unless something rules out a replay (TTMT has no stream epoch; §9.3, §14.4):
+        - within a connection, an id below the previous one (a replay comes in order);
+        - the first frame of a connection, at or below the id we sent, and
+          - more than the server's 100-event buffer below it (a replay cannot reach back that far), or
+          - the event we received under that id had other data (a replay repeats the frame as it was), or
+          - its timestamp is later than that of the last event we received (a replay repeats older events).
+        """
         prev = self._conn_prev_id
-        if prev is None:
-            sent = self._sent_id
-            if sent is None or eid >= sent:
+        if prev is not None:
+            if eid >= prev:
                 return False
-        elif eid >= prev:
-            return False
+        else:
+            sent = self._sent_id
+            if sent is None or eid > sent or not self._not_a_replay(eid, sent, envelope, data):
+                return False
         self._restart_at = eid
         return True
+
+    def _not_a_replay(self, eid: int, sent: int, envelope: dict[str, Any] | None, data: str) -> bool:
+        if sent - eid >= REPLAY_BUFFER:
+            return True
+        if envelope is None:
+            return False
+        seen = self._recent.get(eid)
+        if seen is not None and seen[0] != hash(data):
+            return True
+        last = self._recent.get(sent)
+        when, last_when = _when(envelope.get("timestamp")), _when(last[1]) if last is not None else None
+        return when is not None and last_when is not None and when > last_when
 
     def _control(self, type_: str, envelope: dict[str, Any]) -> None:
         reason = envelope.get("reason")
@@ -813,6 +865,17 @@ class StreamConsumer:
         }.get(reason, f"access revoked ({reason or 'no reason given'})")
         cls = ForbiddenError if reason == "access_disabled" else AuthError
         raise cls(detail=detail, title="Access revoked")
+
+
+def _when(value: Any) -> datetime | None:
+    """An envelope's ``timestamp`` as an aware datetime, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())  # 3.11+ reads a trailing "Z"
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _as_id(value: Any) -> int | None:

@@ -1,0 +1,203 @@
+"""What the desk knows of one MetaApi account: its provisioning record, account information, symbol tick sizes,
+positions, pending orders and closed deals, as neutral entities, plus the rules that turn MetaApi's records and
+streaming packets (``update``, ``prices``, the synchronization packets) into Upsert/Remove deltas.
+
+The REST snapshot and the stream's full synchronization both fill a book through the same methods, so the two
+paths give equal entities for equal terminal state (the contract tests compare them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from ...domain import Account, ClosedDeal, Delta, Position, Remove, Upsert, WorkingOrder, make_key
+from .decode import (
+    DecodeError,
+    account_entity,
+    apply_price,
+    closed_deal,
+    dec,
+    evolve,
+    order_entity,
+    position_entity,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AccountBook"]
+
+_PRICE_FIELDS = {"equity": "equity", "margin": "margin", "freeMargin": "freeMargin", "marginLevel": "marginLevel"}
+
+
+class AccountBook:
+    def __init__(self, source: str, meta: Mapping[str, Any]) -> None:
+        self.source = source
+        self.meta = dict(meta)
+        self.id = str(meta.get("_id") or meta.get("id"))
+        self.info: dict[str, Any] | None = None
+        self.tick_sizes: dict[str, Decimal] = {}
+        self.positions: dict[str, Position] = {}
+        self.orders: dict[str, WorkingOrder] = {}
+        self.closed: dict[str, ClosedDeal] = {}
+        self.entries: dict[str, Mapping[str, Any]] = {}     # positionId → its entry deal (for open price/time)
+        self._pending_deals: list[Mapping[str, Any]] = []
+        self.skipped = 0
+        self.account: Account = account_entity(source, self.meta, None)
+
+    @property
+    def currency(self) -> str | None:
+        return self.account.currency
+
+    # ------------------------------------------------------------------ loading (REST or a full synchronization)
+
+    def clear(self) -> None:
+        self.positions.clear()
+        self.orders.clear()
+        self.closed.clear()
+        self.entries.clear()
+        self._pending_deals.clear()
+
+    def set_info(self, info: Mapping[str, Any]) -> Account:
+        self.info = dict(info)
+        self.account = account_entity(self.source, self.meta, self.info)
+        return self.account
+
+    def set_specifications(self, specs: Iterable[Any], removed: Iterable[Any] = ()) -> None:
+        for spec in specs:
+            if isinstance(spec, Mapping) and spec.get("symbol"):
+                size = dec(spec.get("tickSize"))
+                if size:
+                    self.tick_sizes[str(spec["symbol"])] = size
+        for symbol in removed:
+            self.tick_sizes.pop(str(symbol), None)
+
+    def load_positions(self, records: Iterable[Any]) -> None:
+        self.positions.clear()
+        for raw in records:
+            self._upsert_position(raw)
+
+    def load_orders(self, records: Iterable[Any]) -> None:
+        self.orders.clear()
+        for raw in records:
+            self._upsert_order(raw)
+
+    def add_deals(self, records: Iterable[Any]) -> None:
+        """Deals of a synchronization: kept until :meth:`finish_deals` (an exit may come before its entry)."""
+        self._pending_deals.extend(r for r in records if isinstance(r, Mapping))
+
+    def finish_deals(self) -> None:
+        for raw in self._pending_deals:
+            if raw.get("entryType") == "DEAL_ENTRY_IN" and raw.get("positionId") is not None:
+                self.entries.setdefault(str(raw["positionId"]), raw)
+        for raw in self._pending_deals:
+            self._upsert_deal(raw)
+        self._pending_deals.clear()
+
+    # ------------------------------------------------------------------ one record
+
+    def _upsert_position(self, raw: Any) -> Position | None:
+        if not isinstance(raw, Mapping):
+            self.skipped += 1
+            return None
+        try:
+            position = position_entity(self.source, self.id, self.currency, raw)
+        except DecodeError as exc:
+            self.skipped += 1
+            log.warning("MetaApi: a position was skipped: %s", exc)
+            return None
+        old = self.positions.get(position.key)
+        if old is not None and old == position:
+            return None
+        self.positions[position.key] = position
+        return position
+
+    def _upsert_order(self, raw: Any) -> WorkingOrder | None:
+        if not isinstance(raw, Mapping):
+            self.skipped += 1
+            return None
+        try:
+            order = order_entity(self.source, self.id, raw)
+        except DecodeError as exc:
+            self.skipped += 1
+            log.warning("MetaApi: an order was skipped: %s", exc)
+            return None
+        self.orders[order.key] = order
+        return order
+
+    def _upsert_deal(self, raw: Mapping[str, Any]) -> ClosedDeal | None:
+        try:
+            entry = self.entries.get(str(raw.get("positionId"))) if raw.get("positionId") is not None else None
+            deal = closed_deal(self.source, self.id, self.currency, raw, entry)
+        except DecodeError as exc:
+            self.skipped += 1
+            log.warning("MetaApi: a deal was skipped: %s", exc)
+            return None
+        if deal is not None:
+            self.closed[deal.key] = deal
+        return deal
+
+    # ------------------------------------------------------------------ live packets → deltas
+
+    def on_update(self, packet: Mapping[str, Any]) -> list[Delta]:
+        out: list[Delta] = []
+        info = packet.get("accountInformation")
+        if isinstance(info, Mapping):
+            before = self.account
+            if self.set_info(info) != before:
+                out.append(Upsert(self.account))
+        for raw in packet.get("updatedPositions") or ():
+            position = self._upsert_position(raw)
+            if position is not None:
+                out.append(Upsert(position))
+        for pid in packet.get("removedPositionIds") or ():
+            key = make_key(self.source, f"{self.id}/{pid}")
+            if self.positions.pop(key, None) is not None:
+                out.append(Remove("position", key))
+        for raw in packet.get("updatedOrders") or ():
+            order = self._upsert_order(raw)
+            if order is not None:
+                out.append(Upsert(order))
+        for oid in packet.get("completedOrderIds") or ():
+            key = make_key(self.source, f"{self.id}/{oid}")
+            if self.orders.pop(key, None) is not None:
+                out.append(Remove("order", key))
+        deals = [d for d in packet.get("deals") or () if isinstance(d, Mapping)]
+        for raw in deals:
+            if raw.get("entryType") == "DEAL_ENTRY_IN" and raw.get("positionId") is not None:
+                self.entries.setdefault(str(raw["positionId"]), raw)
+        for raw in deals:
+            deal = self._upsert_deal(raw)
+            if deal is not None:
+                out.append(Upsert(deal))
+        return out
+
+    def on_prices(self, packet: Mapping[str, Any]) -> list[Delta]:
+        """Live equity/margin for the account, and current price + P&L for the positions on those symbols."""
+        out: list[Delta] = []
+        by_symbol = {str(p["symbol"]): p for p in packet.get("prices") or ()
+                     if isinstance(p, Mapping) and p.get("symbol")}
+        for key, position in list(self.positions.items()):
+            price = by_symbol.get(position.symbol)
+            if price is None:
+                continue
+            moved = apply_price(position, price, self.tick_sizes.get(position.symbol))
+            if moved is not position:
+                self.positions[key] = moved
+                out.append(Upsert(moved))
+        if self.info is not None and any(name in packet for name in _PRICE_FIELDS):
+            info = self.info
+            for name in _PRICE_FIELDS:
+                if name in packet:
+                    info[name] = packet[name]
+            if "marginLevel" not in packet and "margin" in packet and not dec(packet.get("margin")):
+                info.pop("marginLevel", None)  # no margin in use: MetaApi leaves the level out
+            # Only the money moved: the same Account that set_info() would build, without rebuilding the rest.
+            before = self.account
+            self.account = evolve(before, equity=dec(info.get("equity")), margin=dec(info.get("margin")),
+                                  free_margin=dec(info.get("freeMargin")), margin_level=dec(info.get("marginLevel")))
+            if self.account != before:
+                out.append(Upsert(self.account))
+        return out

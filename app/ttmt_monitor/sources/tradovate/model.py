@@ -1,0 +1,317 @@
+"""Tradovate's entities as the sync and ``props`` deliver them, and their neutral view.
+
+:class:`EntityStore` keeps every entity by type and id (a sync replaces it all; ``props`` Created/Updated upsert
+and Deleted removes, by id, so duplicates change nothing) and says which neutral objects an event touched.
+:class:`Mapper` turns the store into neutral entities:
+
+- account: cash balance ``amount`` as balance, ``realizedPnL``/``weekRealizedPnL`` as realized today/week; from the
+  cash-balance snapshot the open P&L, ``netLiq`` as equity and ``initialMargin`` as margin (with quotes: open P&L is
+  the sum of the positions' and equity is balance + open P&L);
+- position (``netPos`` ≠ 0) by contract name, average price ``netPrice``; with quotes the last trade price and
+  ``(last − netPrice) × netPos × valuePerPoint``;
+- working order (Working / Pending* / Suspended) with its latest order version;
+- closed deal per fill pair: the earlier fill opened it; P&L ``(sellPrice − buyPrice) × qty × valuePerPoint``.
+Contracts, products and currencies come from a :class:`Lookups` cache (filled once per id/name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ...domain import Account, ClosedDeal, Entity, Position, Snapshot, WorkingOrder, make_key
+
+ENTITY_TYPES = ("account", "accountRiskStatus", "cashBalance", "position", "order", "orderVersion", "fill",
+                "fillPair", "marginSnapshot", "contract", "product")
+SYNC_LISTS = {"users": "user", "accounts": "account", "accountRiskStatuses": "accountRiskStatus",
+              "cashBalances": "cashBalance", "positions": "position", "orders": "order",
+              "orderVersions": "orderVersion", "fills": "fill", "fillPairs": "fillPair",
+              "marginSnapshots": "marginSnapshot", "contracts": "contract", "products": "product",
+              "currencies": "currency"}
+WORKING = frozenset(("Working", "PendingNew", "PendingReplace", "PendingCancel", "Suspended"))
+Ref = tuple[str, int]      # (neutral kind, Tradovate id): what to re-derive
+
+
+def _ts(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _dec(value: Any) -> Decimal | None:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    return None
+
+
+@dataclass
+class Lookups:
+    """Contract, product and currency caches (looked up once each; see ``source`` for the fetching)."""
+
+    contracts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    currencies: dict[int, str] = field(default_factory=dict)
+
+    @staticmethod
+    def product_name(contract_name: str) -> str:
+        return contract_name[:-2]      # ESZ6 -> ES: the month code and the year digit (Tradovate's own tutorial)
+
+    def contract_name(self, cid: Any) -> str | None:
+        contract = self.contracts.get(cid) if _int(cid) is not None else None
+        return contract.get("name") if contract else None
+
+    def value_per_point(self, cid: Any) -> Decimal | None:
+        name = self.contract_name(cid)
+        product = self.products.get(self.product_name(name)) if name else None
+        return _dec(product.get("valuePerPoint")) if product else None
+
+
+class EntityStore:
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in (*ENTITY_TYPES, "user", "currency")}
+        self.versions_of: dict[int, set[int]] = {}      # order id -> order version ids
+        self.pairs_of_fill: dict[int, set[int]] = {}    # fill id -> fill pair ids
+        self.pairs_of_position: dict[int, set[int]] = {}
+
+    def reset(self, sync: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+        for key, etype in SYNC_LISTS.items():
+            for entity in sync.get(key) or ():
+                if isinstance(entity, dict) and _int(entity.get("id")) is not None:
+                    self._put(etype, entity)
+
+    def _put(self, etype: str, entity: dict[str, Any]) -> None:
+        eid = entity["id"]
+        table = self.tables.setdefault(etype, {})
+        old = table.get(eid)
+        if old is not None:
+            self._unindex(etype, old)
+        table[eid] = entity
+        if etype == "orderVersion" and _int(entity.get("orderId")) is not None:
+            self.versions_of.setdefault(entity["orderId"], set()).add(eid)
+        elif etype == "fillPair":
+            for fid in (entity.get("buyFillId"), entity.get("sellFillId")):
+                if _int(fid) is not None:
+                    self.pairs_of_fill.setdefault(fid, set()).add(eid)
+            if _int(entity.get("positionId")) is not None:
+                self.pairs_of_position.setdefault(entity["positionId"], set()).add(eid)
+
+    def _unindex(self, etype: str, entity: dict[str, Any]) -> None:
+        eid = entity["id"]
+        if etype == "orderVersion":
+            self.versions_of.get(_int(entity.get("orderId")), set()).discard(eid)
+        elif etype == "fillPair":
+            for fid in (entity.get("buyFillId"), entity.get("sellFillId")):
+                self.pairs_of_fill.get(_int(fid), set()).discard(eid)
+            self.pairs_of_position.get(_int(entity.get("positionId")), set()).discard(eid)
+
+    def apply(self, etype: str, event: str, entity: dict[str, Any]) -> set[Ref]:
+        """Apply one ``props`` event; returns the neutral objects to re-derive (idempotent by id)."""
+        eid = _int(entity.get("id"))
+        if eid is None:
+            return set()
+        table = self.tables.setdefault(etype, {})
+        before = table.get(eid)
+        if event == "Deleted":
+            if before is None:
+                return set()
+            self._unindex(etype, before)
+            del table[eid]
+            current = before
+        else:
+            if before == entity:
+                return set()            # a duplicate: nothing to do
+            self._put(etype, entity)
+            current = entity
+        return self.touched(etype, current)
+
+    def touched(self, etype: str, e: dict[str, Any]) -> set[Ref]:
+        eid = e["id"]
+        if etype == "account":
+            return {("account", eid)}
+        if etype == "cashBalance" and _int(e.get("accountId")) is not None:
+            return {("account", e["accountId"])}
+        if etype == "position":
+            refs: set[Ref] = {("position", eid), *(("deal", p) for p in self.pairs_of_position.get(eid, ()))}
+            if _int(e.get("accountId")) is not None:
+                refs.add(("account", e["accountId"]))
+            return refs
+        if etype == "order":
+            return {("order", eid)}
+        if etype == "orderVersion" and _int(e.get("orderId")) is not None:
+            return {("order", e["orderId"])}
+        if etype == "fill":
+            return {("deal", p) for p in self.pairs_of_fill.get(eid, ())}
+        if etype == "fillPair":
+            return {("deal", eid)}
+        return set()
+
+    def latest_version(self, order_id: int) -> dict[str, Any] | None:
+        ids = self.versions_of.get(order_id)
+        return self.tables["orderVersion"].get(max(ids)) if ids else None
+
+    def cash_balance(self, account_id: int) -> dict[str, Any] | None:
+        for cb in self.tables["cashBalance"].values():
+            if cb.get("accountId") == account_id:
+                return cb
+        return None
+
+    def contract_ids(self) -> set[int]:
+        found = set()
+        for etype in ("position", "order", "fill"):
+            for e in self.tables[etype].values():
+                if _int(e.get("contractId")) is not None:
+                    found.add(e["contractId"])
+        return found
+
+
+class Mapper:
+    def __init__(self, source_id: str, store: EntityStore, lookups: Lookups) -> None:
+        self.source_id = source_id
+        self.store = store
+        self.lookups = lookups
+        self.quotes_on = False
+        self.last: dict[int, Decimal] = {}                 # contract id -> last trade price (quotes)
+        self.cash_snapshots: dict[int, dict[str, Any]] = {}   # account id -> getcashbalancesnapshot answer
+
+    def key(self, native: int) -> str:
+        return make_key(self.source_id, native)
+
+    def currency(self, account_id: int | None) -> str | None:
+        cb = self.store.cash_balance(account_id) if account_id is not None else None
+        cur = _int(cb.get("currencyId")) if cb else None
+        return self.lookups.currencies.get(cur) if cur is not None else None
+
+    def map(self, ref: Ref) -> Entity | None:
+        kind, eid = ref
+        if kind == "account":
+            return self.account(eid)
+        if kind == "position":
+            return self.position(eid)
+        if kind == "order":
+            return self.order(eid)
+        return self.deal(eid)
+
+    def position_profit(self, pos: dict[str, Any]) -> tuple[Decimal | None, Decimal | None]:
+        cid = _int(pos.get("contractId"))
+        last = self.last.get(cid) if self.quotes_on and cid is not None else None
+        vpp = self.lookups.value_per_point(cid)
+        net, price = _dec(pos.get("netPos")), _dec(pos.get("netPrice"))
+        if last is None or vpp is None or net is None or price is None:
+            return last, None
+        return last, (last - price) * net * vpp
+
+    def account(self, aid: int) -> Account | None:
+        acct = self.store.tables["account"].get(aid)
+        if acct is None:
+            return None
+        cb = self.store.cash_balance(aid) or {}
+        snap = self.cash_snapshots.get(aid) or {}
+        balance = _dec(cb.get("amount"))
+        margin = _dec(snap.get("initialMargin"))
+        if self.quotes_on:
+            open_pl: Decimal | None = Decimal(0)
+            for pos in self.store.tables["position"].values():
+                if pos.get("accountId") == aid and pos.get("netPos"):
+                    profit = self.position_profit(pos)[1]
+                    open_pl = None if profit is None or open_pl is None else open_pl + profit
+            equity = balance + open_pl if balance is not None and open_pl is not None else None
+        else:
+            open_pl, equity = _dec(snap.get("openPnL")), _dec(snap.get("netLiq"))
+        active = acct.get("active")
+        return Account(
+            key=self.key(aid), source=self.source_id, native_id=str(aid), label=str(acct.get("name") or aid),
+            currency=self.currency(aid), account_type=acct.get("accountType"),
+            state=None if active is None else ("active" if active else "inactive"),
+            balance=balance, equity=equity, margin=margin,
+            free_margin=equity - margin if equity is not None and margin is not None else None,
+            open_pl=open_pl, realized_today=_dec(cb.get("realizedPnL")), realized_week=_dec(cb.get("weekRealizedPnL")),
+            updated_at=_ts(cb.get("timestamp")))
+
+    def position(self, pid: int) -> Position | None:
+        pos = self.store.tables["position"].get(pid)
+        net = _int(pos.get("netPos")) if pos else None
+        if not pos or not net:
+            return None
+        symbol = self.lookups.contract_name(pos.get("contractId"))
+        if symbol is None:
+            return None
+        last, profit = self.position_profit(pos)
+        return Position(
+            key=self.key(pid), source=self.source_id, account_key=self.key(pos.get("accountId")), native_id=str(pid),
+            symbol=symbol, side="BUY" if net > 0 else "SELL", volume=Decimal(abs(net)),
+            open_price=_dec(pos.get("netPrice")), current_price=last, profit=profit,
+            currency=self.currency(pos.get("accountId")), updated_at=_ts(pos.get("timestamp")))
+
+    def order(self, oid: int) -> WorkingOrder | None:
+        order = self.store.tables["order"].get(oid)
+        if not order or order.get("ordStatus") not in WORKING:
+            return None
+        version = self.store.latest_version(oid)
+        symbol = self.lookups.contract_name(order.get("contractId"))
+        if version is None or symbol is None:
+            return None
+        return WorkingOrder(
+            key=self.key(oid), source=self.source_id, account_key=self.key(order.get("accountId")), native_id=str(oid),
+            symbol=symbol, side="BUY" if order.get("action") == "Buy" else "SELL",
+            order_type=str(version.get("orderType") or "?"), volume=_dec(version.get("orderQty")) or Decimal(0),
+            price=_dec(version.get("price")), stop_price=_dec(version.get("stopPrice")), status=order.get("ordStatus"),
+            created_at=_ts(order.get("timestamp")), updated_at=_ts(version.get("timestamp")))
+
+    def deal(self, fpid: int) -> ClosedDeal | None:
+        pair = self.store.tables["fillPair"].get(fpid)
+        if not pair:
+            return None
+        pos = self.store.tables["position"].get(_int(pair.get("positionId")))
+        fills = self.store.tables["fill"]
+        buy, sell = fills.get(_int(pair.get("buyFillId"))), fills.get(_int(pair.get("sellFillId")))
+        if pos is None or buy is None or sell is None:
+            return None
+        cid = pos.get("contractId")
+        vpp = self.lookups.value_per_point(cid)
+        bp, sp, qty = _dec(pair.get("buyPrice")), _dec(pair.get("sellPrice")), _dec(pair.get("qty"))
+        closed_at = None
+        opening, closing = ((buy, sell) if (str(buy.get("timestamp")), buy["id"]) < (str(sell.get("timestamp")), sell["id"])
+                            else (sell, buy))
+        closed_at = _ts(closing.get("timestamp"))
+        if vpp is None or bp is None or sp is None or qty is None or closed_at is None:
+            return None
+        return ClosedDeal(
+            key=self.key(fpid), source=self.source_id, account_key=self.key(pos.get("accountId")), native_id=str(fpid),
+            closed_at=closed_at, profit=(sp - bp) * qty * vpp, currency=self.currency(pos.get("accountId")),
+            symbol=self.lookups.contract_name(cid), side="BUY" if opening is buy else "SELL", volume=qty,
+            open_price=_dec(opening.get("price")), close_price=_dec(closing.get("price")),
+            opened_at=_ts(opening.get("timestamp")))
+
+    def all_refs(self) -> set[Ref]:
+        t = self.store.tables
+        return ({("account", i) for i in t["account"]} | {("position", i) for i in t["position"]}
+                | {("order", i) for i in t["order"]} | {("deal", i) for i in t["fillPair"]})
+
+    def snapshot(self, taken_at: datetime | None = None) -> Snapshot:
+        entities = [e for e in (self.map(r) for r in self.all_refs()) if e is not None]
+        return build_snapshot(entities, taken_at)
+
+
+def build_snapshot(entities: Iterable[Entity], taken_at: datetime | None = None) -> Snapshot:
+    by: dict[str, list[Entity]] = {"account": [], "position": [], "order": [], "deal": []}
+    for e in entities:
+        by[e.kind].append(e)
+
+    def s(kind: str) -> tuple:
+        return tuple(sorted(by[kind], key=lambda e: e.key))
+
+    return Snapshot(accounts=s("account"), positions=s("position"), orders=s("order"), closed=s("deal"),
+                    taken_at=taken_at)

@@ -1,0 +1,583 @@
+"""The Tradovate source: one login's accounts, positions, working orders and closed round trips, live.
+
+``changes()`` signs in (:mod:`.auth`), opens the user-data socket (:mod:`.connection`), sends ``authorize`` and
+``user/syncrequest`` with the entity types we read, yields ``Reset(snapshot)``, then applies ``props`` by entity
+id (:mod:`.model`) and yields the neutral upserts/removes. After a drop, a close, a ``shutdown`` or a silent
+socket it reconnects with backoff, authorizes again (with the renewed token) and syncs anew: the new sync replaces
+the state (another ``Reset``). The cash-balance snapshot (open P&L, net liquidation value, margin) is read after
+a sync and again, debounced, after ``props`` that move an account's money: never polled on a timer.
+
+Reads only: ``auth/accesstokenrequest`` and ``cashBalance/getcashbalancesnapshot`` are the only POSTs; ``KIND``
+registers the kind (settings; the password and API secret are secrets) and its loopback ``demo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import websockets
+
+from ... import __version__
+from ...domain import (
+    Delta,
+    Entity,
+    Health,
+    HealthChanged,
+    HealthState,
+    Notice,
+    Remove,
+    Reset,
+    Snapshot,
+    Upsert,
+)
+from ..base import CAP_EQUITY, CAP_QUOTES, AuthError, SourceConfig
+from ..registry import DemoSource, Setting, SourceKind
+from .auth import Credentials, Token, TokenManager
+from .connection import Closed, TradovateSocket
+from .errors import (
+    QuotesNotEntitled,
+    RequestFailed,
+    TokenExpired,
+    TokenRejected,
+    TradovateError,
+    UserRateLimited,
+)
+from .model import EntityStore, Lookups, Mapper, Ref
+from .protocol import iter_props, parse_json
+
+log = logging.getLogger("ttmt_monitor.sources.tradovate")
+
+HOSTS = {"demo": "https://demo.tradovateapi.com/v1", "live": "https://live.tradovateapi.com/v1"}
+MD_URL = "wss://md.tradovateapi.com/v1/websocket"
+SYNC_TYPES = ["account", "accountRiskStatus", "cashBalance", "position", "order", "orderVersion", "fill",
+              "fillPair", "contract", "product", "currency"]
+QUOTA_REASONS = ("ConnectionQuotaReached", "IPQuotaReached")
+SHUTDOWN_SENTENCES = {
+    "Maintenance": "Tradovate closed the connection for maintenance",
+    "ConnectionQuotaReached": "Tradovate closed the connection: too many connections for this login (close other "
+                              "apps using it)",
+    "IPQuotaReached": "Tradovate closed the connection: this login is used from too many places",
+}
+
+
+@dataclass
+class Stats:
+    props: int = 0
+    malformed: int = 0
+    connections: int = 0
+    syncs: int = 0
+    lookups: int = 0
+    cash_snapshots: int = 0
+    heartbeats: int = 0
+
+
+class TradovateSource:
+    kind = "tradovate"
+
+    def __init__(self, config: SourceConfig, secrets: Mapping[str, str], *, heartbeat_interval: float = 2.5,
+                 silence_timeout: float = 10.0, backoff_base: float = 1.0, backoff_cap: float = 30.0,
+                 quota_backoff: float = 120.0, maintenance_pause: float = 5.0, user_429_wait: float = 3600.0,
+                 cash_debounce: float = 0.25) -> None:
+        s = config.settings
+        self.id = config.id
+        self.label = config.name
+        env = str(s.get("environment") or "demo")
+        rest = HOSTS.get(env) or str(s.get("base_url") or "")
+        if not rest.startswith(("http://", "https://")):
+            raise TradovateError("Set Tradovate's environment (demo or live) or a base URL in File → Sources…")
+        self.rest = rest.rstrip("/")
+        ws_root = "ws" + self.rest[4:]
+        self.ws_url = ws_root + "/websocket"
+        self.md_url = str(s.get("md_url") or (MD_URL if env in HOSTS else ws_root + "/md/websocket"))
+        self.quotes = bool(s.get("quotes", False))
+        self.capabilities = frozenset({CAP_EQUITY} | ({CAP_QUOTES} if self.quotes else set()))
+        device = str(s.get("device_id") or uuid.uuid5(uuid.NAMESPACE_URL, f"ttmt-monitor:{config.id}"))
+        creds = Credentials(name=str(s.get("user_name") or ""), password=secrets.get("password", ""),
+                            app_id=str(s.get("app_id") or "ttmt-monitor"),
+                            app_version=str(s.get("app_version") or __version__), cid=s.get("cid") or 0,
+                            sec=secrets.get("api_secret", ""), device_id=device)
+        self.heartbeat_interval = heartbeat_interval
+        self.silence_timeout = silence_timeout
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.quota_backoff, self.maintenance_pause = quota_backoff, maintenance_pause
+        self.user_429_wait = user_429_wait
+        self.cash_debounce = cash_debounce
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(20.0))
+        self.tokens = TokenManager(self.http, self.rest, creds, on_wait=self._on_wait)
+        self.lookups = Lookups()
+        self.store = EntityStore()
+        self.mapper = Mapper(self.id, self.store, self.lookups)
+        self.mapper.quotes_on = self.quotes
+        self.stats = Stats()
+        self._health = Health.connecting("Connecting to Tradovate…")
+        self._notes: asyncio.Queue[Delta] = asyncio.Queue()
+        self._shown: dict[tuple[str, str], Entity] = {}
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._socket: TradovateSocket | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._renewer: asyncio.Task[None] | None = None
+        self._dirty: set[int] = set()
+        self._dirty_event = asyncio.Event()
+        self._shutdown: dict[str, Any] | None = None
+        self._quotes_denied = False
+
+    # ------------------------------------------------------------------ the Source protocol
+    def health(self) -> Health:
+        return self._health
+
+    async def aclose(self) -> None:
+        self._closing = True
+        self._wake.set()
+        await self._stop_connection()
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(BaseException):
+                await self._renewer
+        await self.http.aclose()
+
+    async def snapshot(self) -> Snapshot:
+        """The state read now over REST (``<entity>/list`` and the cash-balance snapshots): the same mapping."""
+        await self._token()
+        lists: dict[str, Any] = {}
+        for etype, key in (("account", "accounts"), ("cashBalance", "cashBalances"), ("position", "positions"),
+                           ("order", "orders"), ("orderVersion", "orderVersions"), ("fill", "fills"),
+                           ("fillPair", "fillPairs")):
+            lists[key] = await self._get(f"{etype}/list")
+        store = EntityStore()
+        store.reset(lists)
+        mapper = Mapper(self.id, store, self.lookups)
+        mapper.quotes_on = self.mapper.quotes_on
+        mapper.last = dict(self.mapper.last)
+        await self._ensure_lookups(store)
+        for aid in store.tables["account"]:
+            data = await self._post("cashBalance/getcashbalancesnapshot", {"accountId": aid})
+            if isinstance(data, dict) and not data.get("errorText"):
+                mapper.cash_snapshots[aid] = data
+        return mapper.snapshot(datetime.now(UTC))
+
+    async def changes(self) -> AsyncIterator[list[Delta]]:
+        # Batches of health alone may come before the first Reset (base.py): the user sees a penalty wait or an
+        # unreachable server while nothing is shown yet.
+        attempt = 0
+        yield [self._set(HealthState.CONNECTING, "Connecting to Tradovate…")]
+        while not self._closing:
+            delay: float | None = None
+            try:
+                task = asyncio.ensure_future(self._connect_and_sync())
+                try:
+                    while not task.done():
+                        note = asyncio.ensure_future(self._notes.get())
+                        done, _ = await asyncio.wait({task, note}, return_when=asyncio.FIRST_COMPLETED)
+                        if note in done:
+                            yield [self._track(note.result())]
+                        else:
+                            note.cancel()
+                finally:
+                    if not task.done():
+                        task.cancel()
+                snap = task.result()
+                attempt = 0
+                yield [Reset(snap), self._set(HealthState.LIVE, "Live")]
+                async for deltas in self._live():
+                    yield deltas
+                if self._closing:
+                    break
+                delay, state, sentence = self._after_close(attempt)
+                attempt += 1
+                yield [self._set(state, sentence)]
+            except AuthError as exc:
+                yield [self._set(HealthState.AUTH_ERROR, str(exc))]
+                return
+            except UserRateLimited as exc:
+                delay = self.user_429_wait
+                yield [self._set(HealthState.RATE_LIMITED, f"{exc} Next try in {_span(delay)}.")]
+            except (OSError, TimeoutError, ConnectionError, websockets.WebSocketException, TradovateError) as exc:
+                delay = self._backoff(attempt)
+                attempt += 1
+                reason = str(exc) if isinstance(exc, TradovateError) else type(exc).__name__
+                yield [self._set(HealthState.RECONNECTING, f"Cannot reach Tradovate ({reason}); retrying in "
+                                                           f"{_span(delay)}.")]
+            finally:
+                await self._stop_connection()
+            if delay is not None:
+                await self._sleep(delay)
+        yield [self._set(HealthState.STOPPED, "Stopped")]
+
+    # ------------------------------------------------------------------ connecting
+    async def _token(self) -> Token:
+        if self.tokens.failed is not None:
+            raise self.tokens.failed
+        token = await self.tokens.fresh()
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.ensure_future(self.tokens.renew_forever())
+        return token
+
+    async def _connect_and_sync(self) -> Snapshot:
+        token = await self._token()
+        sock = TradovateSocket(self.ws_url, heartbeat_interval=self.heartbeat_interval,
+                               silence_timeout=self.silence_timeout)
+        await sock.connect()
+        self._socket = sock
+        self.stats.connections += 1
+        status, _ = await sock.request("authorize", token.access)
+        if status != 200:
+            # the session ended (expired while we were away, or revoked): renew, else one new token request
+            try:
+                token = await self.tokens.renew()
+            except TokenExpired:
+                token = await self.tokens.request_token()
+            status, _ = await sock.request("authorize", token.access)
+            if status != 200:
+                raise TokenRejected()
+        sync = await sock.call("user/syncrequest", {"users": [token.user_id], "entityTypes": SYNC_TYPES,
+                                                    "splitResponses": False})
+        if not isinstance(sync, dict):
+            raise TradovateError("Tradovate's sync answer was unreadable.")
+        self.stats.syncs += 1
+        self.store.reset(sync)
+        for contract in self.store.tables["contract"].values():
+            self.lookups.contracts.setdefault(contract["id"], contract)
+        for product in self.store.tables["product"].values():
+            if isinstance(product.get("name"), str):
+                self.lookups.products.setdefault(product["name"], product)
+        for currency in self.store.tables["currency"].values():
+            if isinstance(currency.get("name"), str):
+                self.lookups.currencies.setdefault(currency["id"], currency["name"])
+        await self._ensure_lookups(self.store)
+        self.mapper.cash_snapshots.clear()
+        for aid in list(self.store.tables["account"]):
+            await self._cash_snapshot(sock, aid)
+        snap = self.mapper.snapshot(datetime.now(UTC))
+        self._shown = {(e.kind, e.key): e for e in snap.entities()}
+        self._shutdown = None
+        self._tasks = [asyncio.ensure_future(self._cash_refresher(sock))]
+        if self.quotes and not self._quotes_denied:
+            self._tasks.append(asyncio.ensure_future(self._quote_feed(sock, token)))
+        return snap
+
+    async def _stop_connection(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            self.stats.heartbeats += sock.heartbeats_sent
+            self.stats.malformed += sock.malformed
+            await sock.aclose()
+
+    def _after_close(self, attempt: int) -> tuple[float, HealthState, str]:
+        shutdown = self._shutdown or {}
+        code = str(shutdown.get("reasonCode") or "")
+        if code:
+            base = SHUTDOWN_SENTENCES.get(code, f"Tradovate closed the connection ({code})")
+            delay = self.quota_backoff if code in QUOTA_REASONS else self.maintenance_pause * (attempt + 1)
+            return delay, HealthState.DOWN, f"{base}; reconnecting in {_span(delay)}."
+        closed = self._socket.closed if self._socket is not None else None
+        why = "it went silent" if closed and closed.reason == "silent" else "the connection dropped"
+        delay = self._backoff(attempt)
+        return delay, HealthState.RECONNECTING, f"Tradovate: {why}; reconnecting in {_span(delay)}."
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.backoff_cap, self.backoff_base * 2 ** attempt) * random.uniform(0.8, 1.2)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    # ------------------------------------------------------------------ live
+    async def _live(self) -> AsyncIterator[list[Delta]]:
+        sock = self._socket
+        assert sock is not None
+        while not self._closing:
+            items = [await sock.events.get()]
+            while not sock.events.empty():
+                items.append(sock.events.get_nowait())
+            messages: list[dict[str, Any]] = []
+            closed = None
+            for item in items:
+                if isinstance(item, Closed):
+                    closed = item
+                    break
+                messages.extend(item)
+            deltas = await self._apply(messages)
+            if deltas:
+                yield deltas
+            if closed is not None:
+                log.info("Tradovate socket ended: %s %s", closed.code, closed.reason)
+                return
+
+    async def _apply(self, messages: list[dict[str, Any]]) -> list[Delta]:
+        refs: set[Ref] = set()
+        contracts: set[int] = set()
+        deltas: list[Delta] = []
+        for msg in messages:
+            kind, d = msg.get("e"), msg.get("d")
+            if kind == "props":
+                for etype, event, entity in iter_props(d):
+                    self.stats.props += 1
+                    try:
+                        touched = self.store.apply(etype, event, entity)
+                    except (TypeError, ValueError, KeyError, AttributeError) as exc:   # a malformed entity
+                        self.stats.malformed += 1
+                        log.warning("skipped a malformed %s %s: %s", etype, event, type(exc).__name__)
+                        continue
+                    refs |= touched
+                    cid = entity.get("contractId")
+                    if isinstance(cid, int) and cid not in self.lookups.contracts:
+                        contracts.add(cid)
+                    if etype in ("cashBalance", "position", "fillPair", "fill"):
+                        # a fill moves its contract's mark, so every account's open P&L may have moved
+                        self._dirty.update(self.store.tables["account"])
+            elif kind == "shutdown":
+                self._shutdown = d if isinstance(d, dict) else {"reasonCode": "Unknown"}
+                log.info("Tradovate shutdown: %s", self._shutdown.get("reasonCode"))
+            elif kind == "_cash":
+                self.mapper.cash_snapshots[d["accountId"]] = d["snapshot"]
+                refs.add(("account", d["accountId"]))
+            elif kind == "_quotes":
+                for cid, price in d.items():
+                    self.mapper.last[cid] = price
+                    for pos in self.store.tables["position"].values():
+                        if pos.get("contractId") == cid:
+                            refs |= {("position", pos["id"]), ("account", pos.get("accountId"))}
+            elif kind == "_notice":
+                deltas.append(d)
+                if self._quotes_denied:
+                    self.mapper.quotes_on = False
+                    refs |= self.mapper.all_refs()
+            elif kind == "_error":
+                raise d
+            else:
+                log.debug("ignored Tradovate event %r", kind)
+        if contracts:
+            await self._ensure_lookups(None, contracts)
+        if self._dirty:
+            self._dirty_event.set()
+        return deltas + self._diff(refs)
+
+    def _diff(self, refs: set[Ref]) -> list[Delta]:
+        out: list[Delta] = []
+        for ref in refs:
+            kind = ref[0]
+            key = self.mapper.key(ref[1])
+            try:
+                new = self.mapper.map(ref)
+            except (TypeError, ValueError, KeyError, ArithmeticError, AttributeError) as exc:
+                self.stats.malformed += 1
+                log.warning("skipped %s %s: cannot read it (%s)", kind, ref[1], type(exc).__name__)
+                continue
+            old = self._shown.get((kind, key))
+            if new is None:
+                if old is not None:
+                    del self._shown[(kind, key)]
+                    out.append(Remove(kind, key))
+            elif new != old:
+                self._shown[(kind, key)] = new
+                out.append(Upsert(new))
+        return out
+
+    async def _cash_snapshot(self, sock: TradovateSocket, aid: int) -> dict[str, Any] | None:
+        data = await sock.call("cashBalance/getcashbalancesnapshot", {"accountId": aid})
+        self.stats.cash_snapshots += 1
+        if isinstance(data, dict) and not data.get("errorText"):
+            self.mapper.cash_snapshots[aid] = data
+            return data
+        return None
+
+    async def _cash_refresher(self, sock: TradovateSocket) -> None:
+        """After money-moving ``props``: the cash-balance snapshot of those accounts, debounced (never a timer poll).
+        Results go through the socket's event queue so they are applied in order with the ``props``."""
+        try:
+            while True:
+                await self._dirty_event.wait()
+                await asyncio.sleep(self.cash_debounce)
+                self._dirty_event.clear()
+                dirty, self._dirty = self._dirty, set()
+                for aid in sorted(dirty):
+                    data = await sock.call("cashBalance/getcashbalancesnapshot", {"accountId": aid})
+                    self.stats.cash_snapshots += 1
+                    if isinstance(data, dict) and not data.get("errorText"):
+                        sock.events.put_nowait([{"e": "_cash", "d": {"accountId": aid, "snapshot": data}}])
+        except UserRateLimited as exc:
+            sock.events.put_nowait([{"e": "_error", "d": exc}])
+        except (ConnectionError, TimeoutError, RequestFailed, websockets.WebSocketException) as exc:
+            log.info("cash balance refresh stopped: %s", type(exc).__name__)
+
+    async def _quote_feed(self, sock: TradovateSocket, token: Token) -> None:
+        """Quotes for the contracts of open positions on the market-data socket; an entitlement error is said once
+        and the desk goes on without quotes (open P&L from the cash balance)."""
+        md = TradovateSocket(self.md_url, heartbeat_interval=self.heartbeat_interval,
+                             silence_timeout=self.silence_timeout)
+        subscribed: set[int] = set()
+        try:
+            await md.connect()
+            status, _ = await md.request("authorize", token.md_access or token.access)
+            if status != 200:
+                raise QuotesNotEntitled(f"market data refused the token ({status})")
+            while True:
+                wanted = {p.get("contractId") for p in self.store.tables["position"].values() if p.get("netPos")}
+                for cid in sorted(c for c in wanted - subscribed if c in self.lookups.contracts):
+                    status, d = await md.request("md/subscribeQuote", {"symbol": self.lookups.contract_name(cid)})
+                    if status != 200 or (isinstance(d, dict) and d.get("errorText")):
+                        text = d.get("errorText") if isinstance(d, dict) else f"status {status}"
+                        raise QuotesNotEntitled(str(text))
+                    subscribed.add(cid)
+                try:
+                    item = await asyncio.wait_for(md.events.get(), 0.5)
+                except TimeoutError:
+                    continue
+                if isinstance(item, Closed):
+                    log.info("Tradovate quotes socket ended: %s", item.reason)
+                    return
+                prices: dict[int, Decimal] = {}
+                for msg in item:
+                    if msg.get("e") != "md" or not isinstance(msg.get("d"), dict):
+                        continue
+                    for quote in msg["d"].get("quotes") or ():
+                        trade = (quote.get("entries") or {}).get("Trade") or {}
+                        if isinstance(quote.get("contractId"), int) and isinstance(trade.get("price"), Decimal):
+                            prices[quote["contractId"]] = trade["price"]
+                if prices:
+                    sock.events.put_nowait([{"e": "_quotes", "d": prices}])
+        except QuotesNotEntitled as exc:
+            self._quotes_denied = True
+            sock.events.put_nowait([{"e": "_notice", "d": Notice("warning", str(exc))}])
+        except (OSError, TimeoutError, ConnectionError, websockets.WebSocketException, TradovateError) as exc:
+            log.info("Tradovate quotes unavailable: %s", type(exc).__name__)
+        finally:
+            await md.aclose()
+
+    # ------------------------------------------------------------------ REST reads and lookups
+    async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        token = await self._token()
+        response = await self.http.get(f"{self.rest}/{path}", params=params,
+                                       headers={"Authorization": f"Bearer {token.access}"})
+        return self._answer(path, response)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        # the only POSTs we ever make: auth/accesstokenrequest (auth.py) and this one's single caller
+        assert path == "cashBalance/getcashbalancesnapshot", path
+        token = await self._token()
+        response = await self.http.post(f"{self.rest}/{path}", json=body,
+                                        headers={"Authorization": f"Bearer {token.access}"})
+        return self._answer(path, response)
+
+    @staticmethod
+    def _answer(path: str, response: httpx.Response) -> Any:
+        if response.status_code == 429:
+            raise UserRateLimited()
+        if response.status_code != 200:
+            raise RequestFailed(path, response.status_code, response.text[:200])
+        return parse_json(response.content)
+
+    async def _ensure_lookups(self, store: EntityStore | None, contract_ids: set[int] | None = None) -> None:
+        """Contract → name and product → value per point, and currency names: each looked up once, then cached."""
+        ids = set(contract_ids or ()) | (store.contract_ids() if store is not None else set())
+        for cid in sorted(ids - set(self.lookups.contracts)):
+            try:
+                contract = await self._get("contract/item", {"id": cid})
+            except RequestFailed as exc:
+                log.warning("no contract %s: %s", cid, exc)
+                continue
+            self.stats.lookups += 1
+            if isinstance(contract, dict) and isinstance(contract.get("name"), str):
+                self.lookups.contracts[cid] = contract
+        for contract in self.lookups.contracts.values():
+            product = self.lookups.product_name(contract["name"])
+            if product not in self.lookups.products:
+                try:
+                    found = await self._get("product/find", {"name": product})
+                except RequestFailed as exc:
+                    log.warning("no product %s: %s", product, exc)
+                    continue
+                self.stats.lookups += 1
+                if isinstance(found, dict):
+                    self.lookups.products[product] = found
+        tables = (store or self.store).tables
+        for cb in tables["cashBalance"].values():
+            cur = cb.get("currencyId")
+            if isinstance(cur, int) and cur not in self.lookups.currencies:
+                try:
+                    found = await self._get("currency/item", {"id": cur})
+                except RequestFailed:
+                    continue
+                self.stats.lookups += 1
+                if isinstance(found, dict) and isinstance(found.get("name"), str):
+                    self.lookups.currencies[cur] = found["name"]
+
+    # ------------------------------------------------------------------ health
+    def _set(self, state: HealthState, sentence: str) -> HealthChanged:
+        as_of = datetime.now(UTC) if state.is_current else self._health.as_of
+        self._health = Health(state, sentence, as_of)
+        return HealthChanged(self._health)
+
+    def _track(self, delta: Delta) -> Delta:
+        if isinstance(delta, HealthChanged):
+            self._health = delta.health
+        return delta
+
+    def _on_wait(self, seconds: float, sentence: str) -> None:
+        self._notes.put_nowait(HealthChanged(Health(HealthState.RATE_LIMITED, sentence, self._health.as_of)))
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} min"
+    return f"{max(1, round(seconds))} s"
+
+
+# ---------------------------------------------------------------------- the kind
+
+
+SETTINGS = (
+    Setting("environment", "Environment", "choice", "demo", ("demo", "live", "custom"),
+            help="Tradovate's demo (simulated trading) or live servers; custom: a base URL below."),
+    Setting("base_url", "Base URL (custom only)", help="The REST root, e.g. http://127.0.0.1:8000/v1"),
+    Setting("user_name", "User name", required=True),
+    Setting("password", "Password", "secret", required=True),
+    Setting("app_id", "App id", default="ttmt-monitor", help="Shown in Tradovate's list of connected apps."),
+    Setting("app_version", "App version", default=__version__),
+    Setting("cid", "API key id (cid)", "int", required=True),
+    Setting("api_secret", "API key secret", "secret", required=True),
+    Setting("quotes", "Live quotes (needs a market-data subscription)", "bool", False,
+            help="Off: open P&L comes from the cash balance. On: from quotes, where the login is entitled."),
+)
+
+
+def create(config: SourceConfig, secrets: Mapping[str, str]) -> TradovateSource:
+    return TradovateSource(config, secrets)
+
+
+@contextlib.contextmanager
+def demo(seed: int) -> Iterator[DemoSource]:
+    from ...sim.tradovate.runner import TradovateSimThread
+
+    runner = TradovateSimThread(seed).start()
+    try:
+        c = runner.credentials
+        config = SourceConfig(id=f"tradovate-demo-{seed}", kind="tradovate", name="Tradovate (demo)",
+                              settings={"environment": "custom", "base_url": runner.base_url, "user_name": c.name,
+                                        "app_id": "ttmt-monitor", "cid": c.cid, "quotes": False})
+        yield DemoSource(config, {"password": c.password, "api_secret": c.sec},
+                         {"admin_url": runner.admin_url, "simulator": runner})
+    finally:
+        runner.stop()
+
+
+KIND = SourceKind("tradovate", "Tradovate", SETTINGS, create, demo,
+                  description="Futures accounts at Tradovate (read-only): accounts, positions, orders, round trips.")

@@ -1,0 +1,326 @@
+"""The Tradovate source against its simulator: bad input (wrong password, wrong secret, penalty and captcha tickets,
+an expired token, each shutdown, a silent socket, malformed frames), token renewal without new sessions, the
+heartbeat's own timer under a stalled consumer, quotes on/off, cached lookups, no write call, no secret in logs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from source_contract import Consumer, diff, normalize
+from tradovate_support import SOURCE_ID, fast_sim, make_source, run, wait_until
+from ttmt_monitor.domain import HealthState, Notice, Reset
+
+ALLOWED_POSTS = {"auth/accesstokenrequest", "cashBalance/getcashbalancesnapshot"}
+READ_SOCKET_CALLS = {"authorize", "user/syncrequest", "cashBalance/getcashbalancesnapshot", "md/subscribeQuote"}
+
+
+async def _live(consumer: Consumer, timeout: float = 20.0) -> None:
+    await wait_until(lambda: consumer.source.health().state is HealthState.LIVE, timeout, "LIVE")
+
+
+async def _converge(consumer: Consumer, sim, quotes: bool = False, timeout: float = 20.0) -> None:
+    sim.pause()
+    got: dict = {}
+    want: dict = {}
+
+    def same() -> bool:
+        nonlocal got, want
+        got = normalize(consumer.state.snapshot_of(SOURCE_ID))
+        want = normalize(sim.truth(SOURCE_ID, quotes=quotes))
+        return got == want
+
+    try:
+        await wait_until(same, timeout, "the desk to equal the simulator", step=0.05)
+    except AssertionError:
+        raise AssertionError(diff(got, want)) from None
+
+
+def _ended_with_auth_error(consumer: Consumer) -> str:
+    assert consumer._task is not None and consumer._task.done(), "the stream must end on a refused credential"
+    health = consumer.source.health()
+    assert health.state is HealthState.AUTH_ERROR
+    return health.sentence
+
+
+@pytest.mark.parametrize("which", ["password", "secret"])
+def test_wrong_credential_stops_with_the_error_text_and_no_retry(which: str) -> None:
+    with fast_sim() as sim:
+        async def body() -> str:
+            source = make_source(sim, **{which: "wrong"})
+            consumer = Consumer(source).start()
+            await wait_until(lambda: consumer._task.done(), 20, "the stream to end")
+            sentence = _ended_with_auth_error(consumer)
+            await consumer.stop()
+            return sentence
+
+        sentence = run(body())
+        expected = "Incorrect username or password" if which == "password" else "API key secret is wrong"
+        assert expected in sentence and "File → Sources" in sentence
+        assert sim.counters()["token_requests"] == 1          # no retry loop on a refused credential
+
+
+def test_captcha_ticket_stops_and_tells_the_user_to_wait() -> None:
+    with fast_sim() as sim:
+        sim.faults.penalty(1, 3600, captcha=True)
+
+        async def body() -> str:
+            consumer = Consumer(make_source(sim)).start()
+            await wait_until(lambda: consumer._task.done(), 20, "the stream to end")
+            sentence = _ended_with_auth_error(consumer)
+            await consumer.stop()
+            return sentence
+
+        assert "about an hour" in run(body())
+        assert sim.counters()["token_requests"] == 1
+
+
+def test_penalty_ticket_is_waited_out_and_resent_with_the_ticket() -> None:
+    with fast_sim() as sim:
+        sim.faults.penalty(1, 1.0)
+
+        async def body() -> list[HealthState]:
+            source = make_source(sim)
+            seen: list[HealthState] = []
+            consumer = Consumer(source).start()
+
+            def watch() -> bool:
+                seen.append(source.health().state)
+                return source.health().state is HealthState.LIVE
+
+            await wait_until(watch, 20, "LIVE after the penalty")
+            await consumer.stop()
+            return seen
+
+        seen = run(body())
+        assert HealthState.RATE_LIMITED in seen
+        assert sim.counters()["token_requests"] == 2          # the first, then the resend with p-ticket
+
+
+def test_renewal_before_expiry_never_requests_a_new_token() -> None:
+    with fast_sim(token_ttl=6.0) as sim:
+        async def body() -> None:
+            source = make_source(sim)
+            consumer = Consumer(source).start()
+            await _live(consumer)
+            await wait_until(lambda: source.tokens.renewals >= 2, 30, "two renewals")
+            assert source.health().state is HealthState.LIVE
+            await consumer.stop()
+
+        run(body())
+        counters = sim.counters()
+        assert counters["token_requests"] == 1 and counters["renewals"] >= 2
+        assert counters["connections"] == 1                   # the socket lived through every renewal
+
+
+def test_expired_token_gets_one_new_session_and_a_new_sync() -> None:
+    with fast_sim() as sim:
+        async def body() -> Consumer:
+            consumer = Consumer(make_source(sim)).start()
+            await _live(consumer)
+            sim.faults.expire_tokens()
+            await wait_until(lambda: consumer.resets >= 2, 20, "a second Reset after the expiry")
+            await _live(consumer)
+            await _converge(consumer, sim)
+            await consumer.stop()
+            return consumer
+
+        consumer = run(body())
+        assert HealthState.RECONNECTING in consumer.health_seen
+        assert sim.counters()["token_requests"] == 2
+
+
+@pytest.mark.parametrize("code", ["Maintenance", "ConnectionQuotaReached", "IPQuotaReached"])
+def test_shutdown_is_explained_then_reconnected_and_resynced(code: str) -> None:
+    with fast_sim() as sim:
+        async def body() -> tuple[list[str], Consumer]:
+            source = make_source(sim)
+            sentences: list[str] = []
+            consumer = Consumer(source).start()
+            await _live(consumer)
+            sim.faults.shutdown(code)
+
+            def watch() -> bool:
+                sentences.append(source.health().sentence)
+                return consumer.resets >= 2 and source.health().state is HealthState.LIVE
+
+            await wait_until(watch, 20, "LIVE again after the shutdown")
+            await _converge(consumer, sim)
+            await consumer.stop()
+            return sentences, consumer
+
+        sentences, consumer = run(body())
+        assert HealthState.DOWN in consumer.health_seen
+        words = {"Maintenance": "maintenance", "ConnectionQuotaReached": "too many connections",
+                 "IPQuotaReached": "too many places"}[code]
+        assert any(words in s for s in sentences)
+
+
+def test_silent_socket_is_noticed_and_replaced() -> None:
+    with fast_sim() as sim:
+        async def body() -> list[str]:
+            source = make_source(sim, silence_timeout=1.5)
+            sentences: list[str] = []
+            consumer = Consumer(source).start()
+            await _live(consumer)
+            sim.faults.silence()
+
+            def watch() -> bool:
+                sentences.append(source.health().sentence)
+                return consumer.resets >= 2 and source.health().state is HealthState.LIVE
+
+            await wait_until(watch, 20, "LIVE again after the silence")
+            await _converge(consumer, sim)
+            await consumer.stop()
+            return sentences
+
+        assert any("went silent" in s for s in run(body()))
+
+
+def test_heartbeat_has_its_own_timer_while_the_consumer_stalls() -> None:
+    """A consumer that stops pulling batches must not cost the socket: ``[]`` keeps going from its own task."""
+    with fast_sim(heartbeat_timeout=1.0) as sim:
+        async def body() -> None:
+            source = make_source(sim, heartbeat_interval=0.25)
+            stream = source.changes()
+            while not any(isinstance(d, Reset) for d in await stream.__anext__()):
+                pass                                          # health batches may come first
+            start = sim.counters()["steps"]
+            # stall: no __anext__ while the market makes ~3 s of events (three heartbeat timeouts)
+            await wait_until(lambda: sim.counters()["steps"] >= start + 30, 30, "30 market steps")
+            assert sim.counters()["heartbeat_drops"] == 0
+            assert sim.counters()["open_sockets"] == 1
+            await source.aclose()
+            await stream.aclose()
+
+        run(body())
+        assert sim.counters()["connections"] == 1
+
+
+def test_malformed_frames_are_skipped_and_nothing_is_lost() -> None:
+    with fast_sim() as sim:
+        async def body() -> int:
+            source = make_source(sim)
+            consumer = Consumer(source).start()
+            await _live(consumer)
+            sim.faults.garbage()
+            await wait_until(lambda: (source._socket.malformed if source._socket else 0) >= 3, 10, "3 bad frames")
+            await _converge(consumer, sim)
+            assert source.health().state is HealthState.LIVE and consumer.resets == 1
+            await consumer.stop()
+            return source.stats.malformed
+
+        assert run(body()) >= 3
+
+
+@pytest.mark.parametrize("mode", ["array", "entity_array"])
+def test_batched_duplicated_and_deleted_props_converge(mode: str) -> None:
+    with fast_sim() as sim:
+        async def body() -> None:
+            source = make_source(sim)
+            consumer = Consumer(source).start()
+            await _live(consumer)
+            sim.faults.props_mode(mode)
+            sim.faults.duplicates(True)
+            start = sim.counters()["props_sent"]
+            await wait_until(lambda: sim.counters()["props_sent"] > start + 100, 30, "100 props")
+            sim.faults.purge_terminal_orders()
+            await _converge(consumer, sim)
+            assert consumer.resets == 1                          # all of it live, no resync needed
+            await consumer.stop()
+
+        run(body())
+
+
+def test_contracts_and_products_are_looked_up_once() -> None:
+    with fast_sim() as sim:
+        sim.faults.sync_contracts(False)
+
+        async def body() -> int:
+            source = make_source(sim)
+            consumer = Consumer(source).start()
+            await _live(consumer)
+            sim.faults.drop()
+            await wait_until(lambda: consumer.resets >= 2, 20, "a resync")
+            await _converge(consumer, sim)
+            await consumer.stop()
+            return source.stats.lookups
+
+        lookups = run(body())
+        reqs = [e for t, _m, e in sim.requests if t == "http" and e.startswith(("contract/", "product/"))]
+        assert len(reqs) == len(set(reqs)) == lookups         # each looked up once, even across the resync
+        assert 2 <= lookups <= 10                             # 5 contracts + 5 products at most
+
+
+def test_quotes_on_price_positions_from_the_last_trade() -> None:
+    with fast_sim() as sim:
+        async def body() -> Consumer:
+            consumer = Consumer(make_source(sim, quotes=True)).start()
+            await _live(consumer)
+            await _converge(consumer, sim, quotes=True)
+            await consumer.stop()
+            return consumer
+
+        consumer = run(body())
+        positions = list(consumer.state.positions.values())
+        assert positions and all(p.current_price is not None and p.profit is not None for p in positions)
+
+
+def test_quotes_without_entitlement_say_so_once_and_fall_back() -> None:
+    with fast_sim() as sim:
+        sim.faults.md_entitled(False)
+
+        notices: list[Notice] = []
+
+        async def body() -> None:
+            source = make_source(sim, quotes=True)
+            consumer = Consumer(source).start()
+            original = consumer.state.apply
+
+            def apply(source_id, batch):                          # what the desk would notify
+                notices.extend(d for d in batch if isinstance(d, Notice))
+                return original(source_id, batch)
+
+            consumer.state.apply = apply
+            await _live(consumer)
+            await wait_until(lambda: len(notices) >= 1, 20, "the entitlement notice")
+            sim.faults.drop()                                    # a reconnect must not ask (and say it) again
+            await wait_until(lambda: consumer.resets >= 2, 20, "a resync")
+            await _converge(consumer, sim, quotes=False)
+            await consumer.stop()
+
+        run(body())
+        assert len(notices) == 1 and "quotes" in notices[0].text.lower()
+        subscribes = [e for t, _m, e in sim.requests if t == "md" and e == "md/subscribeQuote"]
+        assert len(subscribes) == 1
+
+
+def test_no_write_call_and_no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with fast_sim(token_ttl=3.0) as sim:
+        async def body() -> str:
+            source = make_source(sim, quotes=True)
+            consumer = Consumer(source).start()
+            await _live(consumer)
+            await wait_until(lambda: source.tokens.renewals >= 1, 20, "a renewal")
+            sim.faults.drop()
+            await wait_until(lambda: consumer.resets >= 2, 20, "a resync")
+            token = source.tokens.token.access
+            await consumer.stop()
+            bad = make_source(sim, password="wrong-pass-xyz")
+            async for _batch in bad.changes():
+                pass                                          # ends on the refused password
+            assert bad.health().state is HealthState.AUTH_ERROR
+            await bad.aclose()
+            return token
+
+        token = run(body())
+        c = sim.credentials
+        for secret in (c.password, c.sec, token, "wrong-pass-xyz"):
+            assert secret not in caplog.text
+        assert sim.writes == []
+        for transport, method, endpoint in sim.requests:
+            if transport == "http" and method == "POST":
+                assert endpoint in ALLOWED_POSTS, endpoint
+            if transport in ("ws", "md"):
+                assert endpoint in READ_SOCKET_CALLS, endpoint
