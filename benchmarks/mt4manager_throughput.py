@@ -38,6 +38,7 @@ def serve_primed(n: int, seed: int) -> None:
     import ssl
 
     import trustme
+
     from ttmt_monitor.sim.mt4manager.model import MARKET_CMDS, Market
     from ttmt_monitor.sim.mt4manager.server import Mt4AccessServer, encode
 

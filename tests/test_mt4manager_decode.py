@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from ttmt_monitor.core.desk import DeskState
 from ttmt_monitor.domain import Remove, Reset, Upsert, make_key
 from ttmt_monitor.sources.mt4manager.decode import Book, Watch, decode_trade, equity_of, parse_utc_offset

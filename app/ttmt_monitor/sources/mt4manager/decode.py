@@ -256,8 +256,8 @@ class Book:
         self._dirty: set[int] = set()          # logins whose account may have changed since the last flush
         self._dirty_tickets: set[int] = set()  # open tickets changed since the last flush
         self._utc_cache: dict[int, datetime] = {}
-        self._keys: dict[int, str] = {}
-        self._digits: dict[str, int] = {}     # a symbol's price digits, learnt from its trade records       # entity keys by ticket (and by -login): built once, not per event
+        self._keys: dict[int, str] = {}       # entity keys by ticket (and by -login): built once, not per event
+        self._digits: dict[str, int] = {}     # a symbol's price digits, learnt from its trade records
         self.skipped = 0
 
     # ---- conversions ---------------------------------------------------------------------------------------
