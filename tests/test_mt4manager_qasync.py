@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from _qasync_support import ModuleLoop, until
 from source_contract import Consumer
-
 from ttmt_monitor.domain import HealthState
 from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
 from ttmt_monitor.sources import registry
