@@ -15,6 +15,7 @@ import pytest
 from ttmt_monitor.sim.server import gzip_bomb
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.errors import RequestTimeout, ResponseTooLarge
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.sources.ttmt.stream import ConnectionState, StreamConsumer
 
 
@@ -163,7 +164,7 @@ def test_endless_empty_pages_stop_sync_backfill_and_snapshot(sim_paused: Any, tm
 
     async def main() -> None:
         async with TTMTClient(sim_paused.base_url, sim_paused.api_key) as client:
-            store = Store.open(sim_paused.base_url, [], data_dir=tmp_path)
+            store = Store.open(sim_paused.base_url, sim_paused.api_key, data_dir=tmp_path, codec=CODEC)
             try:
                 sim_paused.faults.empty_pages(path="/trades")
                 result = await delta_sync(store, client)
