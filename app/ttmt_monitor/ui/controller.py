@@ -536,8 +536,11 @@ class DeskController(QObject):
 
     async def _open_store(self) -> None:
         """Open (or create) the local history in a thread; without one the desk still works (a warning)."""
+        factory = self._store_factory
+        if factory is None:
+            return
         try:
-            self.store = await asyncio.get_running_loop().run_in_executor(None, self._store_factory)
+            self.store = await asyncio.get_running_loop().run_in_executor(None, factory)
         except Exception as exc:  # noqa: BLE001 - the history is a convenience
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -128,7 +129,7 @@ class MetaApiSource:
                 metas = await self._metas(self._live_client)
                 books = [AccountBook(self.id, m) for m in self._readable(metas)]
                 self._session = StreamSession(
-                    self.endpoints.stream, self._token, books, build_snapshot=lambda m=metas, b=books: self._build(m, b),
+                    self.endpoints.stream, self._token, books, build_snapshot=functools.partial(self._build, metas, books),
                     history_days=self.history_days, status_timeout=self.status_timeout, gap_timeout=self.gap_timeout,
                     max_subscribe_wait=self.max_wait)
                 async for batch in self._session.run():
