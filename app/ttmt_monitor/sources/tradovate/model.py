@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -39,9 +39,11 @@ def _ts(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    # Tradovate's times are UTC; one without a zone must not become naive (comparing it with an aware time raises)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _int(value: Any) -> Any:
@@ -186,6 +188,7 @@ class Mapper:
     def __init__(self, source_id: str, store: EntityStore, lookups: Lookups) -> None:
         self.source_id = source_id
         self.store = store
+        self._position_of_pair: dict[int, dict[str, Any]] = {}  # fill pair id -> its position's account, contract
         self.lookups = lookups
         self.quotes_on = False
         self.last: dict[int, Decimal] = {}                 # contract id -> last trade price (quotes)
@@ -279,7 +282,14 @@ class Mapper:
         pair = self.store.tables["fillPair"].get(fpid)
         if not pair:
             return None
-        pos = self.store.tables["position"].get(_int(pair.get("positionId")))
+        pid = _int(pair.get("positionId"))
+        pos = self.store.tables["position"].get(pid)
+        if pos is not None:
+            self._position_of_pair[fpid] = {"accountId": pos.get("accountId"), "contractId": pos.get("contractId")}
+        else:
+            # The position was Deleted: its round trips stay closed history (they are not undone), so read its
+            # account and contract from when it was known.
+            pos = self._position_of_pair.get(fpid)
         fills = self.store.tables["fill"]
         buy, sell = fills.get(_int(pair.get("buyFillId"))), fills.get(_int(pair.get("sellFillId")))
         if pos is None or buy is None or sell is None:
@@ -288,7 +298,9 @@ class Mapper:
         vpp = self.lookups.value_per_point(cid)
         bp, sp, qty = _dec(pair.get("buyPrice")), _dec(pair.get("sellPrice")), _dec(pair.get("qty"))
         closed_at = None
-        buy_first = (str(buy.get("timestamp")), buy["id"]) < (str(sell.get("timestamp")), sell["id"])
+        # Parsed times, not their text: "…01Z" sorts after "…01.400Z" as a string.
+        never = datetime.min.replace(tzinfo=UTC)
+        buy_first = ((_ts(buy.get("timestamp")) or never), buy["id"]) < ((_ts(sell.get("timestamp")) or never), sell["id"])
         opening, closing = ((buy, sell) if buy_first
                             else (sell, buy))
         closed_at = _ts(closing.get("timestamp"))
