@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread
 from ttmt_monitor.sources.metaapi.accounts import (
     AccountsClient,
