@@ -184,11 +184,11 @@ class OnboardingDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
+        layout.addWidget(self.result_title)
         layout.addWidget(self.form_box)
         layout.addWidget(self.progress)
         layout.addWidget(self.status_label)
         layout.addWidget(self.remedy_label)
-        layout.addWidget(self.result_title)
         layout.addWidget(self.link_box)
         layout.addStretch(1)
         layout.addLayout(buttons)
@@ -373,12 +373,15 @@ class OnboardingDialog(QDialog):
         if result.state == "DRAFT":
             await self._draft()
             return
-        self.result_title.setText(f"“{self.name_edit.text().strip()}” is on your MetaApi account list "
-                                  f"(state {result.state or 'unknown'}).")
-        self.result_title.show()
+        self._headline(result.state or "unknown")
         self._say("It is not running yet, so the desk cannot read it. MetaApi charges for deployed accounts: the "
                   "desk never deploys by itself. Press Deploy now… when you want it live.")
         self._show("created")
+
+    def _headline(self, state: str) -> None:
+        self.result_title.setText(f"“{self.name_edit.text().strip()}” is on your MetaApi account list "
+                                  f"(state {state}).")
+        self.result_title.show()
 
     def _waiting(self, step: Waiting) -> None:
         total = max(step.total, 0.001)
@@ -403,7 +406,8 @@ class OnboardingDialog(QDialog):
             self._failed(f"The account is a draft but MetaApi gave no configuration link: {exc}", "")
             return
         self.link_edit.setText(link.url)
-        self.link_expires = link.expires_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        self.link_edit.setCursorPosition(0)  # the start of the link, not its random tail
+        self.link_expires = link.expires_at.astimezone().strftime("%Y-%m-%d %H:%M %Z")
         self._say(f"Send this link to the account's owner: they enter the login and password at MetaApi "
                   f"themselves (the investor password keeps it read-only). The link expires on "
                   f"{self.link_expires}.")
@@ -467,6 +471,7 @@ class OnboardingDialog(QDialog):
         try:
             if what == "deploy":
                 await self.client.deploy(self.account_id)
+                self._headline("DEPLOYING")
                 self._show("deploying")
                 self.progress.setRange(0, 0)
                 self._say("Deploying at MetaApi: starting the MetaTrader terminal…")
@@ -480,11 +485,13 @@ class OnboardingDialog(QDialog):
                         return
                     await asyncio.sleep(self.deploy_poll)
                 self.progress.hide()
+                self._headline("DEPLOYED")
                 self._say("Deployed. The desk shows the account with its live equity once the MetaApi source "
                           "next reads the account list.")
                 self._show("deployed")
             elif what == "undeploy":
                 await self.client.undeploy(self.account_id)
+                self._headline("UNDEPLOYED")
                 self._say("Undeployed at MetaApi: its terminal is stopped.")
                 self._show("undeployed")
             else:
