@@ -228,3 +228,36 @@ def test_account_token_may_not_manage_and_trades_stay_refused(mas: MetaApiSimThr
 
 def test_new_account_password_repr_is_hidden():
     assert PASSWORD not in repr(spec()) and PASSWORD not in str(spec())
+
+
+def test_a_deployed_new_account_appears_in_the_source_with_live_equity(mas: MetaApiSimThread):
+    """Done-when of the issue: created + deployed at MetaApi → in the desk with live equity, no restart."""
+    from source_contract import Consumer, wait_for
+    from ttmt_monitor.sources import registry
+    from ttmt_monitor.sources.base import SourceConfig
+
+    config = SourceConfig(id="mapi", kind="metaapi", name="MetaApi",
+                          settings={"base_url": mas.base_url, "status_timeout": 2.5, "gap_timeout": 0.5,
+                                    "max_wait": 10, "accounts_interval": 0.3})
+
+    async def main() -> None:
+        consumer = Consumer(registry.get("metaapi").create(config, {"token": mas.api_token})).start()
+        c = client(mas)
+        try:
+            await wait_for(lambda: consumer.resets >= 1, 15, "the first Reset")
+            _, created = await run_create(c, spec(name="Brand new"))
+            await c.deploy(created.account_id)
+
+            def live() -> bool:
+                acc = next((a for a in consumer.state.accounts.values() if a.native_id == created.account_id), None)
+                return acc is not None and acc.state == "DEPLOYED" and acc.equity is not None
+            await wait_for(live, 20, "the new account with equity")
+            acc = next(a for a in consumer.state.accounts.values() if a.native_id == created.account_id)
+            assert acc.label == "Brand new" and acc.equity == acc.balance
+            assert consumer.source.health().state.name not in ("AUTH_ERROR", "STOPPED")
+        finally:
+            await consumer.stop()
+            await c.aclose()
+    asyncio.run(main())
+    assert mas.writes() == []
+    assert [m for m, _ in mas.account_writes()] == ["POST", "POST"]
