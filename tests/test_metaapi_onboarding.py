@@ -240,3 +240,43 @@ def test_sources_entry_point_and_no_password_anywhere(qtbot, mas: MetaApiSimThre
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_account_list_filters_and_both_pagination_styles(qtbot, mas: MetaApiSimThread):
+    dialog = make(qtbot, mas)
+
+    async def main() -> None:
+        # enough accounts for three pages of 10
+        from ttmt_monitor.sources.metaapi.accounts import NewAccount
+        for n in range(22):
+            async for _ in dialog.client.create(NewAccount(f"Paged {n:02d}", "mt4" if n % 2 else "mt5",
+                                                           "SimMarkets-Live", str(8800000 + n), PASSWORD)):
+                pass
+        dialog.list_button.click()
+        listing = dialog.account_list
+        assert listing is not None and not listing.isModal()
+        await until(lambda: listing.state == "idle" and listing.count is not None, 10, "first page")
+        listing.query_edit.setText("paged")
+        listing.search_button.click()
+        await until(lambda: listing.state == "idle" and listing.count == 22, 10, "filtered by query")
+        assert listing.page_label.text() == "Accounts 1–10 of 22" and listing.table.rowCount() == 10
+        listing.next_button.click()
+        listing.next_button.click()  # ignored while loading
+        await until(lambda: listing.state == "idle" and listing.offset == 10, 10, "page 2")
+        listing.next_button.click()
+        await until(lambda: listing.state == "idle" and listing.offset == 20, 10, "page 3")
+        assert listing.table.rowCount() == 2 and not listing.next_button.isEnabled()
+        listing.platform_combo.setCurrentText("MT4")
+        listing.state_combo.setCurrentText("UNDEPLOYED")
+        listing.search_button.click()
+        await until(lambda: listing.state == "idle" and listing.offset == 0, 10, "platform + state")
+        assert listing.count == 11 and {listing.table.item(r, 3).text() for r in range(10)} == {"MT4"}
+        listing.style_combo.setCurrentIndex(1)
+        listing.search_button.click()
+        await until(lambda: listing.state == "idle" and listing.count is None, 10, "infinite scroll")
+        assert listing.more_button.isVisible() and listing.more_button.isEnabled()
+        listing.more_button.click()
+        await until(lambda: listing.state == "idle" and listing.table.rowCount() == 11, 10, "load more")
+        assert not listing.more_button.isEnabled() and listing.page_label.text() == "11 accounts shown"
+        listing.close()
+    LOOP.run(main)

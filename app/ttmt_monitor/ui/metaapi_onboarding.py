@@ -45,7 +45,7 @@ from ..sources.metaapi.errors import MetaApiError
 from .theme import style_widget
 from .widgets import plain_label, section_title
 
-__all__ = ["OnboardingDialog"]
+__all__ = ["AccountListDialog", "OnboardingDialog"]
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +172,18 @@ class OnboardingDialog(QDialog):
         self.undeploy_button = QPushButton("Undeploy…")
         self.delete_button = QPushButton("Delete from MetaApi…")
         self.close_button = QPushButton("Close")
+        self.list_button = QPushButton("Your MetaApi accounts…")
+        self.account_list: AccountListDialog | None = None
+        self._endpoints, self._token = endpoints, token
         for b in (self.create_button, self.cancel_button, self.deploy_button, self.undeploy_button,
-                  self.delete_button, self.close_button):
+                  self.delete_button, self.close_button, self.list_button):
             b.setAutoDefault(False)
         buttons = QHBoxLayout()
         for b in (self.create_button, self.cancel_button, self.deploy_button, self.undeploy_button,
                   self.delete_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
+        buttons.addWidget(self.list_button)
         buttons.addWidget(self.close_button)
 
         layout = QVBoxLayout(self)
@@ -205,6 +209,7 @@ class OnboardingDialog(QDialog):
         self.undeploy_button.clicked.connect(lambda: self._confirm("undeploy"))
         self.delete_button.clicked.connect(lambda: self._confirm("delete"))
         self.close_button.clicked.connect(self.close)
+        self.list_button.clicked.connect(self.show_accounts)
         self.resize(720, 560)
         self._show("form")
 
@@ -413,6 +418,14 @@ class OnboardingDialog(QDialog):
                   f"{self.link_expires}.")
         self._show("draft")
 
+    def show_accounts(self) -> None:
+        """The account list with its filters and both pagination styles (read-only)."""
+        if self.account_list is None:
+            self.account_list = AccountListDialog(self._endpoints, self._token, self)
+        self.account_list.show()
+        self.account_list.raise_()
+        self.account_list.load(0)
+
     def cancel(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -519,4 +532,116 @@ class OnboardingDialog(QDialog):
             loop = None  # no loop (the app is shutting down): the idle connections go with the process
         if loop is not None:
             loop.create_task(self.client.aclose())
+        super().closeEvent(event)
+
+
+STATES = ("", "DEPLOYED", "UNDEPLOYED", "DEPLOYING", "UNDEPLOYING", "DEPLOY_FAILED", "DRAFT", "DELETING")
+
+
+class AccountListDialog(QDialog):
+    """The MetaApi account list as the documentation describes it: filters ``query``, ``state``, platform, and both
+    pagination styles (classic pages with a count of all matches, or "load more" in infinite-scroll style).
+    Read-only. ``state`` is ``idle`` or ``loading``; ``shown`` the account records in the table."""
+
+    PAGE = 10
+
+    def __init__(self, endpoints: Endpoints, token: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from .widgets import ReadOnlyTable
+
+        style_widget(self)
+        self.setWindowTitle("Your MetaApi accounts")
+        self.setModal(False)
+        self.client = AccountsClient(endpoints, token)
+        self.state = "idle"
+        self.offset = 0
+        self.count: int | None = None
+        self.shown: list[dict[str, Any]] = []
+        self._more = False          # infinite-scroll style: the last page was full, so more may follow
+        self.query_edit = QLineEdit()
+        self.query_edit.setPlaceholderText("name, login or server")
+        self.state_combo = QComboBox()
+        self.state_combo.addItems(["Any state", *STATES[1:]])
+        self.platform_combo = QComboBox()
+        self.platform_combo.addItems(["MT4 and MT5", "MT4", "MT5"])
+        self.style_combo = QComboBox()
+        self.style_combo.addItems(["Pages with a count", "Load more"])
+        self.search_button = QPushButton("Search")
+        filters = QHBoxLayout()
+        for w in (self.query_edit, self.state_combo, self.platform_combo, self.style_combo, self.search_button):
+            filters.addWidget(w, 2 if w is self.query_edit else 0)
+        self.table = ReadOnlyTable(["Name", "Login", "Server", "Platform", "State"])
+        self.page_label = plain_label("", selectable=False)
+        self.prev_button = QPushButton("‹ Previous")
+        self.next_button = QPushButton("Next ›")
+        self.more_button = QPushButton("Load more")
+        self.close_button = QPushButton("Close")
+        nav = QHBoxLayout()
+        nav.addWidget(self.page_label, 1)
+        for b in (self.prev_button, self.next_button, self.more_button, self.close_button):
+            b.setAutoDefault(False)
+            nav.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(nav)
+        self.search_button.clicked.connect(lambda: self.load(0))
+        self.query_edit.returnPressed.connect(lambda: self.load(0))
+        self.prev_button.clicked.connect(lambda: self.load(max(0, self.offset - self.PAGE)))
+        self.next_button.clicked.connect(lambda: self.load(self.offset + self.PAGE))
+        self.more_button.clicked.connect(lambda: self.load(len(self.shown), append=True))
+        self.close_button.clicked.connect(self.close)
+        self.resize(820, 460)
+        self._buttons()
+
+    @property
+    def classic(self) -> bool:
+        return self.style_combo.currentIndex() == 0
+
+    def _buttons(self) -> None:
+        idle = self.state == "idle"
+        self.prev_button.setVisible(self.classic)
+        self.next_button.setVisible(self.classic)
+        self.more_button.setVisible(not self.classic)
+        self.prev_button.setEnabled(idle and self.offset > 0)
+        self.next_button.setEnabled(idle and self.count is not None and self.offset + self.PAGE < self.count)
+        self.more_button.setEnabled(idle and self._more)
+        self.search_button.setEnabled(idle)
+
+    def load(self, offset: int, append: bool = False) -> None:
+        if self.state != "idle":
+            return
+        self.state = "loading"
+        self._buttons()
+        asyncio.ensure_future(self._load(offset, append))
+
+    async def _load(self, offset: int, append: bool) -> None:
+        state = self.state_combo.currentText() if self.state_combo.currentIndex() else ""
+        platform = self.platform_combo.currentText().lower() if self.platform_combo.currentIndex() else ""
+        try:
+            items, count = await self.client.accounts(query=self.query_edit.text().strip(),
+                                                      states=(state,) if state else (), platform=platform,
+                                                      offset=offset, limit=self.PAGE, classic=self.classic)
+        except MetaApiError as exc:
+            self.page_label.setText(str(exc))
+        else:
+            self.offset, self.count = offset, count
+            self.shown = (self.shown + items) if append else items
+            self._more = len(items) == self.PAGE
+            self.table.set_rows([[str(a.get("name", "")), str(a.get("login", "")), str(a.get("server", "")),
+                                  str(a.get("platform", "")).upper(), str(a.get("state", ""))] for a in self.shown])
+            if count is not None:
+                first = offset + 1 if items else 0
+                self.page_label.setText(f"Accounts {first}–{offset + len(items)} of {count}")
+            else:
+                self.page_label.setText(f"{len(self.shown)} accounts shown" + ("; more may follow" if self._more
+                                                                                else ""))
+        self.state = "idle"
+        self._buttons()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        try:
+            asyncio.get_running_loop().create_task(self.client.aclose())
+        except RuntimeError:
+            pass
         super().closeEvent(event)
