@@ -630,6 +630,11 @@ class AccountListDialog(QDialog):
             self._more = len(items) == self.PAGE
             self.table.set_rows([[str(a.get("name", "")), str(a.get("login", "")), str(a.get("server", "")),
                                   str(a.get("platform", "")).upper(), str(a.get("state", ""))] for a in self.shown])
+            # The name takes the spare width (no blank band right of the columns).
+            header = self.table.horizontalHeader()
+            spare = self.table.viewport().width() - header.length()
+            if spare > 0:
+                header.resizeSection(0, header.sectionSize(0) + spare)
             if count is not None:
                 first = offset + 1 if items else 0
                 self.page_label.setText(f"Accounts {first}–{offset + len(items)} of {count}")
