@@ -123,18 +123,26 @@ class OnboardingDialog(QDialog):
         pform.addRow("Broker time zone:", self.profile_tz)
         self.profile_box.hide()
 
+        # One label width for both forms, so their fields line up.
+        label_width = self.fontMetrics().horizontalAdvance("Investor password:") + 12
+
+        def lab(text: str) -> Any:
+            label = plain_label(text, selectable=False)
+            label.setFixedWidth(label_width)
+            return label
+
         form = QFormLayout()
-        form.addRow("Name:", self.name_edit)
-        form.addRow("Platform:", self.platform_combo)
-        form.addRow("Server:", self.server_edit)
+        form.addRow(lab("Name:"), self.name_edit)
+        form.addRow(lab("Platform:"), self.platform_combo)
+        form.addRow(lab("Server:"), self.server_edit)
         self.cred_box = QWidget()
         cform = QFormLayout(self.cred_box)
         cform.setContentsMargins(0, 0, 0, 0)
-        cform.addRow("Login:", self.login_edit)
-        cform.addRow("Investor password:", self.password_edit)
-        cform.addRow("", self.why_label)
-        cform.addRow("", self.master_check)
-        cform.addRow("", self.master_warning)
+        cform.addRow(lab("Login:"), self.login_edit)
+        cform.addRow(lab("Investor password:"), self.password_edit)
+        cform.addRow(lab(""), self.why_label)
+        cform.addRow(lab(""), self.master_check)
+        cform.addRow(lab(""), self.master_warning)
         self.form_box = QWidget()
         fl = QVBoxLayout(self.form_box)
         fl.setContentsMargins(0, 0, 0, 0)
