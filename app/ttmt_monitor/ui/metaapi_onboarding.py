@@ -143,6 +143,8 @@ class OnboardingDialog(QDialog):
         cform.addRow(lab(""), self.why_label)
         cform.addRow(lab(""), self.master_check)
         cform.addRow(lab(""), self.master_warning)
+        cform.setRowVisible(self.master_warning, False)  # the whole row, so no empty gap while unticked
+        self._cform = cform
         self.form_box = QWidget()
         fl = QVBoxLayout(self.form_box)
         fl.setContentsMargins(0, 0, 0, 0)
@@ -206,7 +208,7 @@ class OnboardingDialog(QDialog):
         layout.addLayout(buttons)
 
         self.owner_enters.toggled.connect(self._on_mode)
-        self.master_check.toggled.connect(self.master_warning.setVisible)
+        self.master_check.toggled.connect(lambda on: self._cform.setRowVisible(self.master_warning, on))
         self.profile_check.toggled.connect(self._on_profile_check)
         self.profile_combo.currentIndexChanged.connect(self._on_profile_choice)
         self.browse_button.clicked.connect(self._browse)
