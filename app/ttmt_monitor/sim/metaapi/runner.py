@@ -163,6 +163,10 @@ class MetaApiSimThread:
     def writes(self) -> list[tuple[str, str]]:
         return self.call(lambda: list(self.server.writes))
 
+    def account_writes(self) -> list[tuple[str, str]]:
+        """Every account-management call (create, deploy, profiles, …): served, and recorded apart from writes."""
+        return self.call(lambda: list(self.server.account_writes))
+
     def truth(self, source_id: str, accounts: list[str] | None = None) -> Snapshot:
         return self.call(truth, self.world, source_id, accounts)
 
