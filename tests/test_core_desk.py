@@ -129,3 +129,13 @@ def test_contract_catches_a_source_that_disagrees_with_the_truth(csv_harness: Ha
     csv_harness.truth = lambda: Snapshot()
     with pytest.raises(AssertionError, match="differs"):
         asyncio.run(check_snapshot_equals_truth(csv_harness))
+
+
+def test_account_row_open_pl_is_net_of_swap_and_commission_and_degraded_greys():
+    """A source that reports no account open P&L gets the sum of its positions' net figures (profit + swap +
+    commission), as its equity is; found in review."""
+    from ttmt_monitor.ui.desk import account_row
+
+    row = account_row(acct(), [pos("p1", profit=Decimal("10.00"), swap=Decimal("-1.25"), commission=Decimal("-2"))],
+                      [], "Toy", datetime(2026, 12, 6, tzinfo=timezone.utc))
+    assert row.open_pl == Decimal("6.75") and row.open_positions == 1

@@ -186,3 +186,25 @@ def test_rest_client_pages_history_and_reads_both_account_list_shapes(mas: MetaA
 
     asyncio.run(main())
     assert mas.writes() == [] and mas.account_writes() == []  # the source itself never writes
+
+
+def test_a_malformed_stream_address_never_quotes_the_token(caplog) -> None:
+    """websockets' InvalidURI message quotes the whole URL, and the URL carries the token: the error we raise (and
+    so anything logged with it) names only the type. Found in review."""
+    import asyncio as _asyncio
+
+    from ttmt_monitor.sources.metaapi.eio3 import EIO3Client
+    from ttmt_monitor.sources.metaapi.errors import NetworkError
+
+    secret = "SECRET-token-123"
+
+    async def main() -> None:
+        await EIO3Client.open("not a url at all", query={"auth-token": secret}, open_timeout=2)
+
+    try:
+        _asyncio.run(main())
+    except NetworkError as exc:
+        assert secret not in str(exc) and secret not in repr(exc)
+        assert exc.__cause__ is None and exc.__suppress_context__
+    else:
+        raise AssertionError("a malformed address must fail")

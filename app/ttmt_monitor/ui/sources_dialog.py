@@ -53,7 +53,7 @@ from .source_config import (
     secret_names,
 )
 from .theme import is_dark, pl_color, style_widget
-from .widgets import ReadOnlyTable, plain_label
+from .widgets import ReadOnlyTable, plain_label, plain_tooltip
 
 __all__ = ["SourceForm", "SourcesDialog"]
 
@@ -553,7 +553,7 @@ class SourcesDialog(QDialog):
                 item = self.table.item(row, 3)
                 if item is not None:
                     item.setText(text)
-                    item.setToolTip(text)
+                    item.setToolTip(plain_tooltip(text))
 
     def selected(self) -> SourceConfig | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
@@ -581,7 +581,7 @@ class SourcesDialog(QDialog):
         for row in range(self.table.rowCount()):
             health = self.table.item(row, 3)
             if health is not None:
-                health.setToolTip(health.text())
+                health.setToolTip(plain_tooltip(health.text()))
         # A handful of rows: fitting the columns to their text is cheap here (unlike the live tables).
         header = self.table.horizontalHeader()
         for column, widest in ((0, 260), (1, 220), (2, 90)):

@@ -42,7 +42,7 @@ from decimal import Decimal
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, WebSocketException
 
 from .errors import MetaApiAuthError, MetaApiError, NetworkError, ServerError
 
@@ -103,7 +103,8 @@ class EIO3Client:
                 raise ServerError(f"MetaApi's stream server failed (HTTP {status}); retrying.", status=status) from None
             raise MetaApiError(f"MetaApi's stream server refused the connection (HTTP {status}).",
                                status=status) from None
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except (OSError, TimeoutError, InvalidHandshake, WebSocketException) as exc:
+            # Only the type: the message of some (InvalidURI) quotes the URL, and the URL carries the token.
             raise NetworkError(f"Cannot reach MetaApi's stream server: {type(exc).__name__}.") from None
         try:
             first = await asyncio.wait_for(ws.recv(), open_timeout)
