@@ -23,6 +23,7 @@ import random
 from typing import Any
 
 import pytest
+
 from _qasync_support import ModuleLoop, in_thread, until
 from ttmt_monitor.core import models as m
 from ttmt_monitor.core.state import DeskState

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+
 from _qasync_support import ModuleLoop, dispose, until
 from toy_csv_source import CSV, KIND
-
 from ttmt_monitor.domain import Health, HealthState
 from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig

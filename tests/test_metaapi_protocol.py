@@ -12,6 +12,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
+
 from source_contract import Consumer, wait_for
 from ttmt_monitor.domain import HealthState
 from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread
@@ -20,9 +24,6 @@ from ttmt_monitor.sources.base import SourceConfig
 from ttmt_monitor.sources.metaapi.client import Endpoints, MetaApiClient
 from ttmt_monitor.sources.metaapi.eio3 import EIO3Client
 from ttmt_monitor.sources.metaapi.errors import MetaApiAuthError, NetworkError
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
-from websockets.exceptions import ConnectionClosed
 
 
 @pytest.fixture
@@ -177,7 +178,8 @@ def test_rest_client_pages_history_and_reads_both_account_list_shapes(mas: MetaA
                                  "2020-01-01T00:00:00.000Z/2030-01-01T00:00:00.000Z?limit=1001",
                                  headers={"auth-token": mas.api_token})
             assert response.status_code == 400 and response.json()["error"] == "ValidationError"
-            bare = await client._http.get(f"{mas.base_url}/users/current/accounts", headers={"auth-token": mas.api_token})
+            bare = await client._http.get(f"{mas.base_url}/users/current/accounts",
+                                          headers={"auth-token": mas.api_token})
             assert isinstance(bare.json(), list) and len(bare.json()) == 5   # without api-version: 2
             info = await client.account_information(account)
             assert isinstance(info["balance"], Decimal)

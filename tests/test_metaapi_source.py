@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+
 from source_contract import Consumer, wait_for
 from ttmt_monitor.domain import HealthState, Notice, Reset
 from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread

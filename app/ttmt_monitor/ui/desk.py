@@ -29,12 +29,9 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core.desk import DeskChange, DeskState
-from ..core.models import TP_LEVELS
-from ..core.models import Account as TtmtAccount
-from ..core.models import Position as TtmtPosition
-from ..core.models import Trade as TtmtTrade
-from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Position
 from ..core.formatting import describe_error
+from ..core.models import TP_LEVELS, Account as TtmtAccount, Position as TtmtPosition, Trade as TtmtTrade
+from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Position
 from ..sources.base import Source, SourceConfig
 from .accounts_model import AccountRow, local_day_start
 from .source_models import DealRow, OrderRow

@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from ..base import AuthError as SourceAuthError
-from ..base import SourceError
+from ..base import AuthError as SourceAuthError, SourceError
 
 __all__ = [
     "ForbiddenError",

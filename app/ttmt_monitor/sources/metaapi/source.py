@@ -133,7 +133,8 @@ class MetaApiSource:
                 metas = await self._metas(self._live_client)
                 books = [AccountBook(self.id, m) for m in self._readable(metas)]
                 self._session = StreamSession(
-                    self.endpoints.stream, self._token, books, build_snapshot=functools.partial(self._build, metas, books),
+                    self.endpoints.stream, self._token, books,
+                    build_snapshot=functools.partial(self._build, metas, books),
                     history_days=self.history_days, status_timeout=self.status_timeout, gap_timeout=self.gap_timeout,
                     max_subscribe_wait=self.max_wait)
                 self._accounts_changed = False
@@ -185,7 +186,8 @@ class MetaApiSource:
                 if self._closing_event().is_set():
                     return
                 delay = random.uniform(backoff / 2, backoff)
-                yield [self._set(HealthState.RECONNECTING, f"{exc} Retrying in {delay:.0f} s." if delay >= 1 else f"{exc} Retrying.")]
+                retry = f"Retrying in {delay:.0f} s." if delay >= 1 else "Retrying."
+                yield [self._set(HealthState.RECONNECTING, f"{exc} {retry}")]
                 await self._sleep(delay)
                 backoff = min(backoff * 2, 30.0)
             finally:

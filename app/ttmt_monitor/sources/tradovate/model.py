@@ -300,7 +300,8 @@ class Mapper:
         closed_at = None
         # Parsed times, not their text: "…01Z" sorts after "…01.400Z" as a string.
         never = datetime.min.replace(tzinfo=UTC)
-        buy_first = ((_ts(buy.get("timestamp")) or never), buy["id"]) < ((_ts(sell.get("timestamp")) or never), sell["id"])
+        buy_at, sell_at = _ts(buy.get("timestamp")) or never, _ts(sell.get("timestamp")) or never
+        buy_first = (buy_at, buy["id"]) < (sell_at, sell["id"])
         opening, closing = ((buy, sell) if buy_first
                             else (sell, buy))
         closed_at = _ts(closing.get("timestamp"))
