@@ -1,0 +1,163 @@
+"""The desk fits a laptop screen (issue 17, "The window"): a real MainWindow with TTMT (simulator) and four neutral
+sources (the toy CSV source of tests/toy_csv_source.py, three accounts each) set to 1024×700 stays 1024×700 with
+every account in the summary strip and four source chips in the status bar, and nothing that must be seen is cut;
+opening the notification centre does not widen it; a geometry saved on a bigger screen is clamped into this one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtWidgets import QWidget
+
+from _qasync_support import ModuleLoop, dispose, until
+from toy_csv_source import KIND
+from ttmt_monitor.sources import registry
+from ttmt_monitor.sources.base import SourceConfig
+from ttmt_monitor.ui.controller import DeskController
+from ttmt_monitor.ui.desk import SourceHub
+from ttmt_monitor.ui.main_window import MainWindow
+
+_MODULE_LOOP = ModuleLoop(default_timeout=90.0)
+run_on_qasync = _MODULE_LOOP.run
+
+SOURCE_NAMES = ("Tradovate (demo)", "MetaApi (demo)", "MT4 manager (demo)", "A CSV source with a long name")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_loop():
+    yield
+    _MODULE_LOOP.close()
+
+
+@pytest.fixture
+def toy_kind():
+    registry.register(KIND)
+    yield registry.get("toycsv")
+    registry.unregister("toycsv")
+
+
+def _csv(n: int) -> str:
+    rows = ["account,symbol,side,volume,open_price,profit,currency,closed_at"]
+    for a in range(3):
+        rows.append(f"Customer account {n}{a} with a long label,ES,BUY,1,5000.25,{-12.5 * (a + 1)},USD,")
+    return "\n".join(rows) + "\n"
+
+
+async def settle() -> None:
+    """Let Qt run its pending layout passes (posted events) on the running loop: no nested processEvents()."""
+    for _ in range(5):
+        await asyncio.sleep(0.05)
+
+
+def _within(widget: QWidget, window: QWidget) -> QRect:
+    """``widget``'s rectangle in ``window`` coordinates."""
+    top_left = widget.mapTo(window, QPoint(0, 0))
+    return QRect(top_left, widget.size())
+
+
+def _assert_fits(window: MainWindow) -> None:
+    assert window.width() == 1024 and window.height() == 700, window.size()
+    assert window.minimumSizeHint().width() <= 1024, window.minimumSizeHint()
+    width = window.width()
+    status = window.status
+    must_see = {"TTMT state": status.state_label, "last event": status.age_label,
+                **{f"chip {sid}": box for sid, box in status.source_chips().items()}}
+    for what, widget in must_see.items():
+        assert widget.isVisible(), what
+        rect = _within(widget, window)
+        assert rect.left() >= 0 and rect.right() < width, (what, rect, width)
+        assert widget.width() >= widget.minimumSizeHint().width(), (what, widget.width())
+    # The state is shown in full (not clipped to "Liv").
+    label = status.state_label
+    assert label.width() >= label.fontMetrics().horizontalAdvance(label.text()), label.text()
+    # The strip scrolls inside the window instead of widening it.
+    area = window.summary_area
+    assert _within(area, window).right() < width
+    assert window.summary.width() > area.viewport().width()
+    assert area.horizontalScrollBar().maximum() > 0
+
+
+def test_the_desk_fits_1024_by_700_with_many_accounts_and_four_sources(qapp, sim, settings, toy_kind, tmp_path):
+    configs = []
+    for n, name in enumerate(SOURCE_NAMES):
+        path = tmp_path / f"source{n}.csv"
+        path.write_text(_csv(n))
+        configs.append(SourceConfig(id=f"s{n}", kind="toycsv", name=name, settings={"path": str(path)}))
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        hub = SourceHub()
+        for config in configs:
+            hub.add(toy_kind.create(config, {}))
+        window = MainWindow(controller, settings, hub=hub)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: len(window.summary.texts()) >= 12 + 1, 20, "10+ accounts in the strip")
+            await until(lambda: len(window.status.source_health_texts()) == 4
+                        and all(t.endswith(": Live") for t in window.status.source_health_texts().values()), 20,
+                        "four live source chips")
+            window.resize(1024, 700)
+            await until(lambda: window.width() == 1024, 5, "the resize")
+            await settle()
+            _assert_fits(window)
+            # A chip says little on its face; its tooltip says which source and how it is.
+            for sid, box in window.status.source_chips().items():
+                assert box.toolTip().startswith(hub.label(sid) + ": Live"), box.toolTip()
+            # Opening the notification centre docks it beside the tables, within the same width.
+            window.show_notification_centre()
+            await until(lambda: window.centre_dock.isVisible(), 5, "the centre shown")
+            await settle()
+            _assert_fits(window)
+            assert _within(window.centre_dock, window).right() < 1024
+            window.grab().save(str(tmp_path / "fit-1024.png"))
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
+def test_a_geometry_saved_on_a_bigger_screen_opens_inside_this_one(qapp, settings):
+    controller = DeskController("http://127.0.0.1:9", "unused")
+    big = MainWindow(controller, settings)
+    screen = big.screen().availableGeometry()
+    big.setGeometry(screen.right() - 100, screen.bottom() - 50, screen.width() * 2, screen.height() * 2)
+    settings.set_geometry(big.saveGeometry())
+    dispose(big)
+
+    controller = DeskController("http://127.0.0.1:9", "unused")
+    window = MainWindow(controller, settings)
+    try:
+        frame = window.frameGeometry()
+        assert window.width() <= screen.width() and window.height() <= screen.height(), window.size()
+        assert screen.contains(window.geometry().topLeft()), (window.geometry(), screen)
+        assert frame.right() <= screen.right() + 1 and frame.bottom() <= screen.bottom() + 1, (frame, screen)
+    finally:
+        dispose(window)
+
+
+def test_status_chip_names_are_short_and_collapse_to_dots_when_narrow(qtbot):
+    from ttmt_monitor.ui.status_bar import ConnectionStatusBar, short_source_name
+
+    bar = ConnectionStatusBar()
+    qtbot.addWidget(bar)
+    metrics = bar.fontMetrics()
+    assert short_source_name("Tradovate (demo)", metrics) == "Tradovate"
+    assert short_source_name("MT4 manager (demo)", metrics) == "MT4 manager"
+    long = short_source_name("A CSV source with a very long name indeed", metrics)
+    assert long.endswith("…") and len(long) < 20
+    for n, name in enumerate(SOURCE_NAMES):
+        bar.set_source_health(f"s{n}", name, "live", "Streaming since 12:00.")
+    assert bar.source_health_texts()["s0"] == "Tradovate (demo): Live"
+    bar.resize(1400, 24)
+    bar.show()
+    qtbot.waitUntil(lambda: all(chip[2].isVisible() for chip in bar._chips.values()), timeout=2000)  # noqa: SLF001
+    bar.resize(420, 24)
+    qtbot.waitUntil(lambda: not any(chip[2].isVisible() for chip in bar._chips.values()),  # noqa: SLF001
+                    timeout=2000)
+    assert bar.state_label.isVisible()
