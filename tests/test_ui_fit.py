@@ -161,3 +161,54 @@ def test_status_chip_names_are_short_and_collapse_to_dots_when_narrow(qtbot):
     qtbot.waitUntil(lambda: not any(chip[2].isVisible() for chip in bar._chips.values()),  # noqa: SLF001
                     timeout=2000)
     assert bar.state_label.isVisible()
+
+
+# ---------------------------------------------------------------------------------------------- colours (WCAG AA)
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_every_colour_pair_meets_wcag_aa(dark):
+    from ttmt_monitor.ui import theme
+
+    ratios = {what: round(theme.contrast_ratio(fg, bg), 2) for what, fg, bg in theme.colour_pairs(dark)}
+    # All three schemes × signs × backgrounds, flash, stale and the states are in the list.
+    assert len(ratios) >= 3 * 3 * 4 + 4 + 3 + 7
+    low = {what: ratio for what, ratio in ratios.items() if ratio < 4.5}
+    assert not low, low
+
+
+def test_contrast_ratio_matches_wcag_reference_values():
+    from PySide6.QtGui import QColor
+
+    from ttmt_monitor.ui.theme import contrast_ratio
+
+    assert round(contrast_ratio(QColor("#000000"), QColor("#ffffff")), 1) == 21.0
+    assert round(contrast_ratio(QColor("#777777"), QColor("#ffffff")), 2) == 4.48  # the classic just-fails grey
+    assert contrast_ratio(QColor("#123456"), QColor("#123456")) == 1.0
+
+
+def test_zero_in_the_strip_is_readable_after_switching_to_dark(qapp, settings):
+    from decimal import Decimal
+
+    from PySide6.QtGui import QPalette
+
+    from ttmt_monitor.core.models import Account
+    from ttmt_monitor.ui import theme
+    from ttmt_monitor.ui.accounts_model import AccountRow
+
+    controller = DeskController("http://127.0.0.1:9", "unused")
+    window = MainWindow(controller, settings)
+    try:
+        rows = [AccountRow(Account("a1", "Zero", "demo", "USD", "deployed", True), 0, Decimal(0), Decimal(0))]
+        controller.accounts_model.upsert(rows)
+        window.summary.set_rows(rows)
+        for mode in ("light", "dark", "light", "dark"):
+            window._on_theme(mode)  # noqa: SLF001 - what View → Theme calls
+            _name, open_pl, today = window.summary._cells["a1"]  # noqa: SLF001
+            background = qapp.palette().color(QPalette.ColorRole.Window)
+            for label in (open_pl, today):
+                colour = label.palette().color(QPalette.ColorRole.WindowText)
+                assert theme.contrast_ratio(colour, background) >= 4.5, (mode, colour.name(), background.name())
+    finally:
+        theme.apply_theme(qapp, "system")
+        dispose(window)

@@ -23,7 +23,7 @@ from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPalette
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -147,7 +147,10 @@ class SummaryStrip(QWidget):
             for label, value in ((open_pl, r.open_pl), (today, r.realized_today)):
                 sign = fmt.pl_sign(value, r.currency)
                 stale = bool(self._stale) and label is open_pl  # realized P&L is final: never stale
-                wanted = (sign, self._scheme, self._dark, stale)
+                # Zero in the application's current text colour, read now: a colour captured from a widget's
+                # palette before a light/dark switch had reached it showed black zeros on the dark grey window.
+                plain = QApplication.palette().color(QPalette.ColorRole.WindowText).name()
+                wanted = (sign, self._scheme, self._dark, stale, plain if not sign and not stale else "")
                 if label.property("pl_colour") == str(wanted):
                     continue  # unchanged: no restyle (a style change re-polishes and re-lays out the strip)
                 label.setProperty("pl_colour", str(wanted))
@@ -155,8 +158,7 @@ class SummaryStrip(QWidget):
                 if stale:
                     color = theme.STALE_COLOR(self._dark)
                 else:
-                    color = theme.pl_color(sign, self._scheme, self._dark) if sign else self.palette().color(
-                        QPalette.ColorRole.WindowText)
+                    color = theme.pl_color(sign, self._scheme, self._dark) if sign else QColor(plain)
                 palette.setColor(QPalette.ColorRole.WindowText, color)
                 label.setPalette(palette)
 
@@ -382,6 +384,9 @@ class MainWindow(QMainWindow):
             banner = getattr(self, "banner", None)
             if banner is not None:  # (not yet built during construction)
                 banner.restyle()
+            summary = getattr(self, "summary", None)
+            if summary is not None and summary._dark != self._dark():  # noqa: SLF001 - the OS switched light/dark
+                self._apply_display_options()
 
     def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         super().paintEvent(event)
