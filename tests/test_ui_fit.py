@@ -212,3 +212,124 @@ def test_zero_in_the_strip_is_readable_after_switching_to_dark(qapp, settings):
     finally:
         theme.apply_theme(qapp, "system")
         dispose(window)
+
+
+# ---------------------------------------------------------------------------------------------- table fixes
+
+
+def _models():
+    import dataclasses
+    from datetime import UTC, datetime
+    from decimal import Decimal as D
+
+    from ttmt_monitor.core.models import Position, Trade
+
+    t0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    trade = Trade(
+        id="t-1", reference="trd_abc123", signal_id=None, channel_id=None, channel_name=None, account_id="a-1",
+        account_label="IC Markets Live", currency="USD", symbol="XAUUSD", direction="BUY", status="active",
+        entry_price=D("2650.50"), stop_loss=D("2640"), take_profits=(D("2655"), D("2660"), None, None, None, None),
+        tp_hits=(False,) * 6, volume=D("0.03"), realized_pl=D(0), unrealized_pl=D("-1.20"), created_at=t0,
+        opened_at=t0, closed_at=None, updated_at=t0)
+    position = Position(
+        id="p-1", metaapi_position_id="1", trade_id="t-1", account_id="a-1", account_label="IC Markets Live",
+        currency="USD", symbol="XAUUSD", direction="BUY", volume=D("0.02"), entry_price=D("2650.5"),
+        current_price=D("2651"), unrealized_pl=D("0.5"), status="open", stop_loss=D("2640"), take_profit=D("2655"),
+        tp_level=1, opened_at=t0, closed_at=None, close_price=None, realized_pl=None, close_reason=None, signal=None)
+    return dataclasses, D, trade, position
+
+
+def test_a_closed_trade_shows_no_open_pl(qapp):
+    from ttmt_monitor.ui.trades_model import TradesModel
+
+    dataclasses, D, trade, _position = _models()
+    model = TradesModel()
+    closed = dataclasses.replace(trade, id="t-2", reference="trd_closed", status="closed_profit",
+                                 unrealized_pl=D(0), realized_pl=D("4.5"))
+    model.reset_rows([trade, closed])
+    col = model.column_number("unrealized")
+    texts = {model.index(r, 0).data(): model.index(r, col).data() for r in range(2)}
+    assert texts["trd_abc123"] == "−1.20 USD"
+    assert texts[closed.reference] == ""  # not "0.00 USD"
+
+
+def test_positions_flash_what_matters_say_runner_and_partly_closed(qapp):
+    from PySide6.QtCore import Qt
+
+    from ttmt_monitor.ui.positions_model import PositionsModel
+
+    dataclasses, D, trade, position = _models()
+    model = PositionsModel()
+    model.trade_lookup = {"t-1": trade}.get
+    runner = dataclasses.replace(position, id="p-2", tp_level=None, take_profit=None)
+    model.reset_rows([position, runner])
+    col = model.column_number
+
+    def flashing(pid: str) -> set[str]:
+        row = model.row_of(pid)
+        return {c.key for n, c in enumerate(model.columns)
+                if model.data(model.index(row, n), Qt.ItemDataRole.BackgroundRole) is not None}
+
+    def text(pid: str, key: str) -> str:
+        return model.index(model.row_of(pid), col(key)).data()
+
+    assert text("p-2", "tp") == "runner" and text("p-2", "tp_level") == "runner"
+    assert text("p-1", "tp_level") == "TP1" and text("p-1", "tp") != "runner"
+    # A price tick that keeps the P&L's sign: nothing flashes (the Price column was always yellow).
+    model.upsert([dataclasses.replace(position, current_price=D("2651.4"), unrealized_pl=D("0.9"))])
+    assert flashing("p-1") == set()
+    assert text("p-1", "current") == "2651.40" or "2651.4" in text("p-1", "current")
+    # The P&L turns negative: the P&L cell flashes, the price does not.
+    model.upsert([dataclasses.replace(position, current_price=D("2650"), unrealized_pl=D("-0.5"))])
+    assert flashing("p-1") == {"unrealized"}
+    assert text("p-1", "status") == "Open"
+    # Half of it closed: the volume flashes and the status says so.
+    model.upsert([dataclasses.replace(position, current_price=D("2650"), unrealized_pl=D("-0.5"),
+                                      volume=D("0.01"))])
+    assert "volume" in flashing("p-1") and "current" not in flashing("p-1")
+    assert text("p-1", "status") == "Partly closed"
+    # The API's own word is shown too.
+    model.upsert([dataclasses.replace(runner, status="partial_closed")])
+    assert text("p-2", "status") == "Partly closed"
+    # Without a trade with take-profits a position without TP is not a runner.
+    model.trade_lookup = {"t-1": dataclasses.replace(trade, take_profits=(None,) * 6)}.get
+    model.upsert([dataclasses.replace(runner, volume=D("0.05"))])
+    assert text("p-2", "tp") == ""
+
+
+def _arrow_points_down(header) -> bool:
+    """Render ``header`` with and without its sort indicator; the pixels that differ are the arrow: ▼ when its
+    widest row is above its narrowest."""
+    with_arrow = header.grab().toImage()
+    header.setSortIndicatorShown(False)
+    without = header.grab().toImage()
+    header.setSortIndicatorShown(True)
+    widths = []
+    for y in range(with_arrow.height()):
+        n = sum(1 for x in range(with_arrow.width()) if with_arrow.pixel(x, y) != without.pixel(x, y))
+        if n:
+            widths.append(n)
+    assert len(widths) >= 3, widths
+    return widths[0] > widths[-1]
+
+
+def test_the_sort_arrow_points_down_for_newest_first(qapp):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QStyleFactory
+
+    from ttmt_monitor.ui.trades_model import TradesModel
+    from ttmt_monitor.ui.views import DeskTableView
+
+    view = DeskTableView(TradesModel(), "fit_sort", default_sort=("created_at", Qt.SortOrder.DescendingOrder))
+    try:
+        view.horizontalHeader().setStyle(QStyleFactory.create("Fusion"))
+        view.resize(900, 200)
+        view.show()
+        header = view.horizontalHeader()
+        assert header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder  # newest first
+        assert _arrow_points_down(header)
+        view.sortByColumn(header.sortIndicatorSection(), Qt.SortOrder.AscendingOrder)
+        assert not _arrow_points_down(header)
+        assert not header.stretchLastSection()
+    finally:
+        view.deleteLater()

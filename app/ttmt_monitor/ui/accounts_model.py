@@ -114,17 +114,19 @@ def _cur(r: AccountRow) -> str:
 class AccountsModel(KeyedTableModel):
     """Accounts keyed by account id; rows are :class:`AccountRow`."""
 
+    # Short columns (currency, yes/no) narrow, so that the money columns fit a laptop screen (issue 17).
     columns = (
         Column("label", "Account", lambda r: r.account.label, width=150),
-        Column("type", "Type", lambda r: r.account.type),
-        Column("currency", "Currency", lambda r: r.account.currency),
+        Column("type", "Type", lambda r: r.account.type, width=80),
+        Column("currency", "Currency", lambda r: r.account.currency, width=70),
         Column("state", "State", lambda r: r.account.state),
-        Column("active", "Active", lambda r: r.account.is_active, lambda r, o: "yes" if r.account.is_active else "no"),
-        Column("open_trades", "Open trades", lambda r: r.open_trades, numeric=True),
+        Column("active", "Active", lambda r: r.account.is_active, lambda r, o: "yes" if r.account.is_active else "no",
+               width=55),
+        Column("open_trades", "Open trades", lambda r: r.open_trades, numeric=True, width=85),
         Column("open_positions", "Open positions", lambda r: r.open_positions, numeric=True),
         pl_column("open_pl", "Open P&L", lambda r: r.open_pl, _cur, live=True),
         pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
-        Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=110),
+        Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=135),
         money_column("balance", "Balance", lambda r: r.balance, _cur),
         money_column("equity", "Equity", lambda r: r.equity, _cur, live=True,
                      tooltip="Balance + credit + open P&L; marked * where the desk computed it (MT4 manager)",
