@@ -333,3 +333,26 @@ def test_the_sort_arrow_points_down_for_newest_first(qapp):
         assert not header.stretchLastSection()
     finally:
         view.deleteLater()
+
+
+def test_accounts_do_not_flash_every_tick_but_a_sign_change(qapp):
+    import dataclasses
+    from decimal import Decimal as D
+
+    from PySide6.QtCore import Qt
+
+    from ttmt_monitor.core.models import Account
+    from ttmt_monitor.ui.accounts_model import AccountRow, AccountsModel
+
+    model = AccountsModel()
+    row = AccountRow(Account("a1", "A", "demo", "USD", "deployed", True), 1, D("5"), D(0), equity=D("1005"))
+    model.reset_rows([row])
+
+    def lit() -> set[str]:
+        return {c.key for n, c in enumerate(model.columns)
+                if model.data(model.index(0, n), Qt.ItemDataRole.BackgroundRole) is not None}
+
+    model.upsert([dataclasses.replace(row, open_pl=D("6"), equity=D("1006"))])
+    assert lit() == set()
+    model.upsert([dataclasses.replace(row, open_pl=D("-1"), equity=D("999"), open_positions=2)])
+    assert lit() == {"open_pl", "open_positions"}

@@ -126,7 +126,7 @@ class AccountsModel(KeyedTableModel):
         Column("open_positions", "Open positions", lambda r: r.open_positions, numeric=True),
         pl_column("open_pl", "Open P&L", lambda r: r.open_pl, _cur, live=True),
         pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
-        Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=135),
+        Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=150),
         money_column("balance", "Balance", lambda r: r.balance, _cur),
         money_column("equity", "Equity", lambda r: r.equity, _cur, live=True,
                      tooltip="Balance + credit + open P&L; marked * where the desk computed it (MT4 manager)",
@@ -143,3 +143,22 @@ class AccountsModel(KeyedTableModel):
     @staticmethod
     def key_of(obj: AccountRow) -> str:
         return obj.account.account_id
+
+    def flash_columns(self, old: AccountRow, new: AccountRow, changed: frozenset[int]) -> frozenset[int]:
+        """The figures that move with every market tick (open P&L, equity, free margin, margin level) do not
+        flash (they were always yellow); a change of the open P&L's sign, a new position, a realized P&L or a
+        balance does."""
+        quiet = getattr(self, "_quiet", None)
+        if quiet is None:
+            quiet = self._quiet = frozenset(self.column_number(k) for k in _TICK_COLUMNS)
+        lit = changed - quiet
+        if _sign(old.open_pl) != _sign(new.open_pl):
+            lit |= {self.column_number("open_pl")}
+        return frozenset(lit)
+
+
+_TICK_COLUMNS = ("open_pl", "equity", "free_margin", "margin_level", "margin")
+
+
+def _sign(value: Decimal | None) -> int:
+    return 0 if not value else (1 if value > 0 else -1)

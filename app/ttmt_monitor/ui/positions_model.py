@@ -63,7 +63,7 @@ class PositionsModel(KeyedTableModel):
         status_column(lambda p: p.status),
         Column("trade", "Trade", lambda p: p.trade_id, lambda p, o: short_id(p.trade_id), hidden_by_default=True),
         Column("id", "Position id", lambda p: p.id, hidden_by_default=True),
-        Column("source", "Source", lambda p: p.source or "TTMT", hidden_by_default=True, width=110),
+        Column("source", "Source", lambda p: p.source or "TTMT", hidden_by_default=True, width=150),
         money_column("swap", "Swap", lambda p: p.swap, lambda p: p.currency, hidden_by_default=True),
         money_column("commission", "Commission", lambda p: p.commission, lambda p: p.currency,
                      hidden_by_default=True),

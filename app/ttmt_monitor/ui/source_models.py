@@ -40,7 +40,7 @@ class OrdersModel(KeyedTableModel):
 
     columns = (
         time_column("created_at", "Placed", lambda r: r.order.created_at),
-        Column("source", "Source", lambda r: r.source_label, width=135),
+        Column("source", "Source", lambda r: r.source_label, width=150),
         Column("account", "Account", lambda r: r.account_label, width=150),
         Column("symbol", "Symbol", lambda r: r.order.symbol, width=85),
         Column("side", "Side", lambda r: r.order.side, width=55),
@@ -64,7 +64,7 @@ class DealsModel(KeyedTableModel):
 
     columns = (
         time_column("closed_at", "Closed", lambda r: r.deal.closed_at),
-        Column("source", "Source", lambda r: r.source_label, width=135),
+        Column("source", "Source", lambda r: r.source_label, width=150),
         Column("account", "Account", lambda r: r.account_label, width=150),
         Column("type", "Type", lambda r: r.deal.deal_type,
                lambda r, o: _DEAL_TYPES.get(r.deal.deal_type, r.deal.deal_type), width=75),
