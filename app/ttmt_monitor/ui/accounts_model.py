@@ -114,17 +114,19 @@ def _cur(r: AccountRow) -> str:
 class AccountsModel(KeyedTableModel):
     """Accounts keyed by account id; rows are :class:`AccountRow`."""
 
+    # Short columns (currency, yes/no) narrow, so that the money columns fit a laptop screen (issue 17).
     columns = (
         Column("label", "Account", lambda r: r.account.label, width=150),
-        Column("type", "Type", lambda r: r.account.type),
-        Column("currency", "Currency", lambda r: r.account.currency),
+        Column("type", "Type", lambda r: r.account.type, width=80),
+        Column("currency", "Currency", lambda r: r.account.currency, width=70),
         Column("state", "State", lambda r: r.account.state),
-        Column("active", "Active", lambda r: r.account.is_active, lambda r, o: "yes" if r.account.is_active else "no"),
-        Column("open_trades", "Open trades", lambda r: r.open_trades, numeric=True),
+        Column("active", "Active", lambda r: r.account.is_active, lambda r, o: "yes" if r.account.is_active else "no",
+               width=55),
+        Column("open_trades", "Open trades", lambda r: r.open_trades, numeric=True, width=85),
         Column("open_positions", "Open positions", lambda r: r.open_positions, numeric=True),
         pl_column("open_pl", "Open P&L", lambda r: r.open_pl, _cur, live=True),
         pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
-        Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=110),
+        Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=150),
         money_column("balance", "Balance", lambda r: r.balance, _cur),
         money_column("equity", "Equity", lambda r: r.equity, _cur, live=True,
                      tooltip="Balance + credit + open P&L; marked * where the desk computed it (MT4 manager)",
@@ -141,3 +143,22 @@ class AccountsModel(KeyedTableModel):
     @staticmethod
     def key_of(obj: AccountRow) -> str:
         return obj.account.account_id
+
+    def flash_columns(self, old: AccountRow, new: AccountRow, changed: frozenset[int]) -> frozenset[int]:
+        """The figures that move with every market tick (open P&L, equity, free margin, margin level) do not
+        flash (they were always yellow); a change of the open P&L's sign, a new position, a realized P&L or a
+        balance does."""
+        quiet = getattr(self, "_quiet", None)
+        if quiet is None:
+            quiet = self._quiet = frozenset(self.column_number(k) for k in _TICK_COLUMNS)
+        lit = changed - quiet
+        if _sign(old.open_pl) != _sign(new.open_pl):
+            lit |= {self.column_number("open_pl")}
+        return frozenset(lit)
+
+
+_TICK_COLUMNS = ("open_pl", "equity", "free_margin", "margin_level", "margin")
+
+
+def _sign(value: Decimal | None) -> int:
+    return 0 if not value else (1 if value > 0 else -1)

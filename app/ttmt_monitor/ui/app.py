@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ttmt_monitor")
 
-TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl")
+TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals")  # = settings.TABS
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OTHER_INSTANCE = 0, 1, 2, 3
 
 

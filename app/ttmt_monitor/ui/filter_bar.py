@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QSizePolicy, QWidget
 
@@ -226,6 +226,7 @@ class FilterBar(QWidget):
         self.search_edit.setClearButtonEnabled(True)
         self.search_edit.setAccessibleName("Find")
         self.search_edit.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.search_edit.setMinimumWidth(self.fontMetrics().averageCharWidth() * 14)  # the placeholder may elide
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(_DEBOUNCE_MS)
@@ -265,8 +266,15 @@ class FilterBar(QWidget):
     def _combo(self, name: str, any_label: str) -> QComboBox:
         combo = QComboBox()
         combo.setAccessibleName(name)
-        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        combo.setMinimumContentsLength(10)
+        # A fixed width of ~11 characters, not "as wide as the longest item": long account or channel names
+        # would otherwise make the bar (and so the window) wider than a laptop screen. The drop-down list is
+        # widened to its items instead (_widen_popup), and the full choice is in the tooltip.
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setIconSize(QSize(0, 0))  # no icons here: reserve no room for one
+        combo.setMinimumContentsLength(11)
+        # ... and in a narrow window (the notification centre docked beside the tables) it may shrink further.
+        combo.setMinimumWidth(combo.fontMetrics().averageCharWidth() * 6 + 24)
+        combo.currentTextChanged.connect(combo.setToolTip)
         combo.addItem(any_label, None)
         combo.currentIndexChanged.connect(self._emit_now)
         return combo
@@ -287,7 +295,16 @@ class FilterBar(QWidget):
             combo.setCurrentIndex(max(index, 0))
         finally:
             combo.blockSignals(False)
+        combo.setToolTip(combo.currentText())
+        FilterBar._widen_popup(combo)
         return current is not None and combo.currentData() is None
+
+    @staticmethod
+    def _widen_popup(combo: QComboBox) -> None:
+        """The open list as wide as its longest item (the closed combo stays narrow)."""
+        view = combo.view()
+        width = view.sizeHintForColumn(0) + view.verticalScrollBar().sizeHint().width() + 8
+        view.setMinimumWidth(max(width, combo.width()))
 
     # --- setters -----------------------------------------------------------------------------------------------
 

@@ -22,17 +22,20 @@ from datetime import UTC
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QEvent, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPalette
+from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QDockWidget,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QMenu,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -61,6 +64,9 @@ RELOAD_DELAY_S = 1.5
 # arrives: its paint first), or FINISH_LATEST_MS after the first paint when the data is slow.
 FINISH_AFTER_DATA_MS = 50
 FINISH_LATEST_MS = 1500
+STRIP_LABEL_CHARS = 24  # an account label in the summary strip: at most this many average characters wide
+# Room for the window frame (title bar, borders) when fitting a window not shown yet into the screen.
+FRAME_ALLOWANCE = (16, 40)
 PL_SCHEME_TITLES = {"green_up": "Green up, red down", "red_up": "Red up, green down (East Asian)",
                     "colorblind": "Blue up, orange down (colour-blind safe)"}
 
@@ -130,14 +136,21 @@ class SummaryStrip(QWidget):
                 self._layout.insertWidget(self._layout.count() - 1, box)
                 cell = self._cells[r.account_id] = (name, open_pl, today)
             name, open_pl, today = cell
-            name.setText(r.account.label)
+            # A long label elided (the full one in the tooltip): one account must not take the strip's width.
+            metrics = name.fontMetrics()
+            name.setText(metrics.elidedText(r.account.label, Qt.TextElideMode.ElideRight,
+                                            metrics.averageCharWidth() * STRIP_LABEL_CHARS))
+            name.setToolTip(r.account.label)
             open_pl.setText("open " + fmt.format_pl(r.open_pl, r.currency))
             today.setText("today " + fmt.format_pl(r.realized_today, r.currency))
             open_pl.setToolTip(self._stale)
             for label, value in ((open_pl, r.open_pl), (today, r.realized_today)):
                 sign = fmt.pl_sign(value, r.currency)
                 stale = bool(self._stale) and label is open_pl  # realized P&L is final: never stale
-                wanted = (sign, self._scheme, self._dark, stale)
+                # Zero in the application's current text colour, read now: a colour captured from a widget's
+                # palette before a light/dark switch had reached it showed black zeros on the dark grey window.
+                plain = QApplication.palette().color(QPalette.ColorRole.WindowText).name()
+                wanted = (sign, self._scheme, self._dark, stale, plain if not sign and not stale else "")
                 if label.property("pl_colour") == str(wanted):
                     continue  # unchanged: no restyle (a style change re-polishes and re-lays out the strip)
                 label.setProperty("pl_colour", str(wanted))
@@ -145,10 +158,52 @@ class SummaryStrip(QWidget):
                 if stale:
                     color = theme.STALE_COLOR(self._dark)
                 else:
-                    color = theme.pl_color(sign, self._scheme, self._dark) if sign else self.palette().color(
-                        QPalette.ColorRole.WindowText)
+                    color = theme.pl_color(sign, self._scheme, self._dark) if sign else QColor(plain)
                 palette.setColor(QPalette.ColorRole.WindowText, color)
                 label.setPalette(palette)
+
+
+class SummaryArea(QScrollArea):
+    """The summary strip in a one-line horizontal scroller: with many accounts the strip scrolls sideways (a scroll
+    bar appears under it) instead of widening the window. Never a vertical bar; as tall as the strip (plus the
+    horizontal bar while it is shown), as narrow as the window lets it be."""
+
+    def __init__(self, strip: SummaryStrip, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.strip = strip
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setWidget(strip)
+        self.setAccessibleName("Account summary")
+        strip.installEventFilter(self)  # its size hint changes with the accounts: follow it in height
+        self._fit_height()
+
+    def eventFilter(self, watched: Any, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if watched is self.strip and event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Resize):
+            self._fit_height()
+        return super().eventFilter(watched, event)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        hint = self.strip.sizeHint()
+        height = hint.height() + 2 * self.frameWidth()
+        if hint.width() > self.viewport().width() + 1:  # the bar is (or is about to be) shown
+            height += self.horizontalScrollBar().sizeHint().height()
+        if height != self.height() or self.minimumHeight() != height:
+            self.setFixedHeight(height)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(self.strip.sizeHint().width(), self.height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        # Any width: the strip scrolls. Never a reason for the window to be wider.
+        return QSize(40, self.height())
 
 
 class MainWindow(QMainWindow):
@@ -225,6 +280,7 @@ class MainWindow(QMainWindow):
         self.banner = Banner(self)
         self.banner.action_requested.connect(self._on_banner_action)
         self.summary = SummaryStrip(self)
+        self.summary_area = SummaryArea(self.summary)  # scrolls sideways: never widens the window
         self.status = ConnectionStatusBar(self)
         self.setStatusBar(self.status)
         central = QWidget()
@@ -234,7 +290,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.filter_bar)
         layout.addWidget(self.tabs, 1)
-        layout.addWidget(self.summary)
+        layout.addWidget(self.summary_area)
         self.setCentralWidget(central)
 
         controller.connection_changed.connect(self._on_connection)
@@ -280,6 +336,7 @@ class MainWindow(QMainWindow):
         geometry = self.settings.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
+        self.fit_to_screen()  # a geometry saved on a bigger monitor (or the default size) on a laptop screen
         self.select_tab(self.settings.tab)
         self._on_tab_changed(self.tabs.currentIndex(), remember=False)  # (no signal when it was current already)
         self._on_connection(controller.connection_state, controller.connection_detail)
@@ -294,6 +351,31 @@ class MainWindow(QMainWindow):
         if controller.started:  # the data arrived while the window was being built (the app overlaps the two)
             self._on_loaded()
 
+    def fit_to_screen(self) -> None:
+        """Keep the window inside its screen's available area (panels excluded): no larger than it, and moved in
+        when a restored position puts it partly off-screen (a monitor unplugged since, a smaller laptop)."""
+        if self.isMaximized() or self.isFullScreen():
+            return
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        available = screen.availableGeometry()
+        # The frame (title bar, borders) is outside geometry(); before the first show its size is unknown, so
+        # leave room for a typical one.
+        frame = self.frameGeometry()
+        extra_w = max(frame.width() - self.width(), 0) or FRAME_ALLOWANCE[0]
+        extra_h = max(frame.height() - self.height(), 0) or FRAME_ALLOWANCE[1]
+        width = max(min(self.width(), available.width() - extra_w), self.minimumSizeHint().width())
+        height = max(min(self.height(), available.height() - extra_h), 200)
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        frame = self.frameGeometry()
+        x = min(max(frame.x(), available.left()), available.right() + 1 - (width + extra_w))
+        y = min(max(frame.y(), available.top()), available.bottom() + 1 - (height + extra_h))
+        x, y = max(x, available.left()), max(y, available.top())
+        if (x, y) != (frame.x(), frame.y()):
+            self.move(x, y)
+
     # --- what the first frame does not need, built right after it (cold start, issue 4) ----------------------
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
@@ -302,6 +384,9 @@ class MainWindow(QMainWindow):
             banner = getattr(self, "banner", None)
             if banner is not None:  # (not yet built during construction)
                 banner.restyle()
+            summary = getattr(self, "summary", None)
+            if summary is not None and summary._dark != self._dark():  # noqa: SLF001 - the OS switched light/dark
+                self._apply_display_options()
 
     def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         super().paintEvent(event)
@@ -444,6 +529,7 @@ class MainWindow(QMainWindow):
         if button is not None:
             button.setText(f"Notifications: {count} unread")  # no bell glyph: many fonts lack it (tofu)
             button.setVisible(count > 0)
+            self.status.refit()
 
     def show_notification_centre(self) -> None:
         if self.centre_dock is not None:

@@ -56,8 +56,9 @@ class NotificationCentre(QWidget):
         self.mark_read_button.clicked.connect(self.mark_all_read)
         self.clear_button.clicked.connect(self.clear)
         self.settings_button.clicked.connect(self.settings_requested.emit)
+        # The header on its own line above the buttons: side by side they made the dock ~360 px wide at least,
+        # which widened a window on a laptop screen when the centre was opened.
         top = QHBoxLayout()
-        top.addWidget(self.header, 1)
         top.addWidget(self.mark_read_button)
         top.addWidget(self.clear_button)
         top.addWidget(self.settings_button)
@@ -68,6 +69,7 @@ class NotificationCentre(QWidget):
         self.list.itemActivated.connect(self._on_item)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.header)
         lay.addLayout(top)
         lay.addWidget(self.list, 1)
         self._update_header()

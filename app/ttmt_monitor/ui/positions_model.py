@@ -2,11 +2,25 @@
 
 Fills from ``GET /positions`` (the snapshot); ``position_update`` inserts/updates a row, ``position_closed``
 removes it (a closed position leaves the open set; its trade's realized P&L shows in the Trades table).
+
+What a trader reads here (issue 17):
+- a runner layer (no TP level and no TP of its own on a trade that has take-profits) says "runner" in the TP
+  columns instead of an empty cell (``trade_lookup``, set by the controller, finds the position's trade);
+- Status says "Partly closed" when the data says so: the API's ``partial_closed``, or a position whose volume
+  shrank while the desk watched it (a broker's partial close);
+- only what a trader must notice flashes: a change of the open P&L's sign, a fill or a volume change (the volume),
+  a moved SL/TP or a new status — not the price and P&L of every tick (the Price column was always yellow).
 """
 
 from __future__ import annotations
 
-from ..core.models import Position
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from ..core import formatting as fmt
+from ..core.models import Position, Trade
 from .table_base import (
     Column,
     KeyedTableModel,
@@ -19,9 +33,15 @@ from .table_base import (
     volume_column,
 )
 
+RUNNER = "runner"
+
 
 def _sym(p: Position) -> str | None:
     return p.symbol
+
+
+def _sign(value: Decimal | None) -> int:
+    return 0 if not value else (1 if value > 0 else -1)
 
 
 class PositionsModel(KeyedTableModel):
@@ -30,11 +50,11 @@ class PositionsModel(KeyedTableModel):
     columns = (
         time_column("opened_at", "Opened", lambda p: p.opened_at),
         Column("account", "Account", lambda p: p.account_label, width=150),
-        Column("symbol", "Symbol", lambda p: p.symbol),
-        Column("direction", "Side", lambda p: p.direction),
+        Column("symbol", "Symbol", lambda p: p.symbol, width=85),
+        Column("direction", "Side", lambda p: p.direction, width=55),
         Column("tp_level", "Layer TP", lambda p: p.tp_level, lambda p, o: f"TP{p.tp_level}" if p.tp_level else "",
-               numeric=True, tooltip="The take-profit level this layer targets"),
-        volume_column("volume", "Lots", lambda p: p.volume),
+               numeric=True, tooltip="The take-profit level this layer targets", width=75),
+        volume_column("volume", "Lots", lambda p: p.volume, width=65),
         price_column("entry", "Entry", lambda p: p.entry_price, _sym),
         price_column("current", "Price", lambda p: p.current_price, _sym, live=True),
         price_column("sl", "SL", lambda p: p.stop_loss, _sym),
@@ -43,7 +63,7 @@ class PositionsModel(KeyedTableModel):
         status_column(lambda p: p.status),
         Column("trade", "Trade", lambda p: p.trade_id, lambda p, o: short_id(p.trade_id), hidden_by_default=True),
         Column("id", "Position id", lambda p: p.id, hidden_by_default=True),
-        Column("source", "Source", lambda p: p.source or "TTMT", hidden_by_default=True, width=110),
+        Column("source", "Source", lambda p: p.source or "TTMT", hidden_by_default=True, width=150),
         money_column("swap", "Swap", lambda p: p.swap, lambda p: p.currency, hidden_by_default=True),
         money_column("commission", "Commission", lambda p: p.commission, lambda p: p.currency,
                      hidden_by_default=True),
@@ -51,6 +71,71 @@ class PositionsModel(KeyedTableModel):
     # Rows of neutral sources are keyed "<source>|<id>" and fed by ui/desk.DeskBridge: TTMT's resets keep them.
     foreign_key_marker = "|"
 
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        #: The position's trade by id (the controller gives the Trades model's ``get``): tells a runner layer.
+        self.trade_lookup: Callable[[str], Trade | None] | None = None
+        self._peak_volume: dict[str, Decimal] = {}  # the largest volume seen per position (a partial close)
+        columns = list(self.columns)
+        for n, column in enumerate(columns):
+            if column.key == "tp_level":
+                columns[n] = replace(column, text=lambda p, o: f"TP{p.tp_level}" if p.tp_level else (
+                    RUNNER if self.is_runner(p) else ""))
+            elif column.key == "tp":
+                price = column.text
+                columns[n] = replace(column, text=lambda p, o, price=price: (
+                    price(p, o) if p.take_profit is not None else (RUNNER if self.is_runner(p) else "")))
+            elif column.key == "status":
+                columns[n] = replace(column, text=lambda p, o: fmt.status_label(self.status_of(p)))
+        self.columns = tuple(columns)
+        self._flash_quiet = frozenset(self.column_number(k) for k in ("current", "unrealized"))
+        self._pl_column = self.column_number("unrealized")
+
     @staticmethod
     def key_of(obj: Position) -> str:
         return obj.id
+
+    def is_runner(self, p: Position) -> bool:
+        """A layer left open with no target on a trade that has take-profits (TTMT's "runner")."""
+        if p.tp_level or p.take_profit is not None or not p.trade_id or self.trade_lookup is None:
+            return False
+        trade = self.trade_lookup(p.trade_id)
+        return trade is not None and any(tp is not None for tp in trade.take_profits)
+
+    def status_of(self, p: Position) -> str | None:
+        """The API's status, or ``partial_closed`` for an open position whose volume shrank while watched."""
+        peak = self._peak_volume.get(p.id)
+        if p.status == "open" and peak is not None and p.volume is not None and p.volume < peak:
+            return "partial_closed"
+        return p.status
+
+    def flash_columns(self, old: Position, new: Position, changed: frozenset[int]) -> frozenset[int]:
+        lit = changed - self._flash_quiet
+        if _sign(old.unrealized_pl) != _sign(new.unrealized_pl):
+            lit |= {self._pl_column}  # from a loss to a profit (or back): worth a glance
+        return frozenset(lit)
+
+    def _note_volumes(self, objects: Iterable[Position]) -> None:
+        peaks = self._peak_volume
+        for p in objects:
+            if p.volume is not None and (p.id not in peaks or p.volume > peaks[p.id]):
+                peaks[p.id] = p.volume
+
+    def upsert(self, objects: Iterable[Any], *, flash: bool = True) -> tuple[int, int]:
+        objects = list(objects)
+        result = super().upsert(objects, flash=flash)
+        self._note_volumes(objects)  # after: the text of a shrunk row compares with the peak before it
+        return result
+
+    def remove_keys(self, keys: Iterable[str]) -> int:
+        keys = list(keys)
+        for key in keys:
+            self._peak_volume.pop(key, None)
+        return super().remove_keys(keys)
+
+    def reset_rows(self, objects: Iterable[Any]) -> None:
+        objects = list(objects)
+        known = {p.id for p in objects}
+        self._peak_volume = {k: v for k, v in self._peak_volume.items() if k in known}  # bounded by open ones
+        self._note_volumes(objects)
+        super().reset_rows(objects)

@@ -29,22 +29,28 @@ class DealRow:
 _DEAL_TYPES = {"trade": "Trade", "balance": "Balance", "credit": "Credit"}
 
 
+def _word(value: str | None) -> str:
+    """A source's word as one style across sources ("limit" from MetaApi, "Limit" from Tradovate → "Limit")."""
+    text = (value or "").replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
 class OrdersModel(KeyedTableModel):
     """Working (pending) orders of every neutral source."""
 
     columns = (
         time_column("created_at", "Placed", lambda r: r.order.created_at),
-        Column("source", "Source", lambda r: r.source_label, width=120),
+        Column("source", "Source", lambda r: r.source_label, width=150),
         Column("account", "Account", lambda r: r.account_label, width=150),
-        Column("symbol", "Symbol", lambda r: r.order.symbol),
-        Column("side", "Side", lambda r: r.order.side),
-        Column("type", "Type", lambda r: r.order.order_type),
+        Column("symbol", "Symbol", lambda r: r.order.symbol, width=85),
+        Column("side", "Side", lambda r: r.order.side, width=55),
+        Column("type", "Type", lambda r: r.order.order_type, lambda r, o: _word(r.order.order_type), width=85),
         volume_column("volume", "Qty", lambda r: r.order.volume),
         price_column("price", "Price", lambda r: r.order.price, lambda r: r.order.symbol),
         price_column("stop", "Stop", lambda r: r.order.stop_price, lambda r: r.order.symbol),
         price_column("sl", "SL", lambda r: r.order.stop_loss, lambda r: r.order.symbol, hidden_by_default=True),
         price_column("tp", "TP", lambda r: r.order.take_profit, lambda r: r.order.symbol, hidden_by_default=True),
-        Column("status", "Status", lambda r: r.order.status),
+        Column("status", "Status", lambda r: r.order.status, lambda r, o: _word(r.order.status)),
         Column("id", "Order id", lambda r: r.order.native_id, hidden_by_default=True),
     )
 
@@ -58,11 +64,12 @@ class DealsModel(KeyedTableModel):
 
     columns = (
         time_column("closed_at", "Closed", lambda r: r.deal.closed_at),
-        Column("source", "Source", lambda r: r.source_label, width=120),
+        Column("source", "Source", lambda r: r.source_label, width=150),
         Column("account", "Account", lambda r: r.account_label, width=150),
-        Column("type", "Type", lambda r: r.deal.deal_type, lambda r, o: _DEAL_TYPES.get(r.deal.deal_type, r.deal.deal_type)),
-        Column("symbol", "Symbol", lambda r: r.deal.symbol),
-        Column("side", "Side", lambda r: r.deal.side),
+        Column("type", "Type", lambda r: r.deal.deal_type,
+               lambda r, o: _DEAL_TYPES.get(r.deal.deal_type, r.deal.deal_type), width=75),
+        Column("symbol", "Symbol", lambda r: r.deal.symbol, width=85),
+        Column("side", "Side", lambda r: r.deal.side, width=55),
         volume_column("volume", "Qty", lambda r: r.deal.volume),
         price_column("open", "Open", lambda r: r.deal.open_price, lambda r: r.deal.symbol),
         price_column("close", "Close", lambda r: r.deal.close_price, lambda r: r.deal.symbol),

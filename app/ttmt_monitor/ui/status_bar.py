@@ -5,6 +5,8 @@ Provides:
 - ``ConnectionStatusBar(QStatusBar)`` — ``set_state(state, detail="")`` shows a coloured dot, the state in words
   and the detail; ``set_last_event_at(datetime)`` feeds "last event 3 s ago", refreshed every second. Emits
   ``state_changed(str, str)`` so the shell can connect it straight to ``Banner.set_state``;
+- ``set_source_health(id, label, state, sentence)`` — one compact chip per neutral source (dot + short name, the
+  state and sentence in the tooltip; dots only when the window is narrow);
 - ``Banner(QFrame)`` — a strip above the tables for auth errors ("Replace key…"), another client on this key and a
   container that is down ("Retry now"), or any message via ``show_message``; emits ``action_requested(str)`` with
   ``"replace_key"``, ``"retry"`` or ``"dismiss"``; hidden again when the state no longer needs the user.
@@ -18,14 +20,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStatusBar, QWidget
 
 from ..core.formatting import format_age
 from .theme import is_dark, state_color, style_widget
 from .widgets import dot_pixmap, plain_label, plain_tooltip
 
-__all__ = ["BANNER_STATES", "CONNECTION_STATES", "STATE_LABELS", "Banner", "ConnectionStatusBar"]
+__all__ = ["BANNER_STATES", "CONNECTION_STATES", "STATE_LABELS", "Banner", "ConnectionStatusBar",
+           "short_source_name"]
 
 STATE_LABELS: dict[str, str] = {
     "live": "Live",
@@ -67,6 +71,15 @@ BANNER_STATES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
 }
 
 _TICK_MS = 1000
+_CHIP_NAME_CHARS = 14  # a chip's name at most this many average characters wide, elided beyond
+
+
+def short_source_name(label: str, metrics: QFontMetrics) -> str:
+    """A source's name for its status-bar chip: "Tradovate (demo)" → "Tradovate", "MT4 manager (demo)" →
+    "MT4 manager"; a long name elided ("My very long…"). The full label is in the chip's tooltip."""
+    short = label.split(" (", 1)[0].strip() or label
+    return metrics.elidedText(short, Qt.TextElideMode.ElideRight,
+                              metrics.averageCharWidth() * _CHIP_NAME_CHARS)
 
 
 class ConnectionStatusBar(QStatusBar):
@@ -81,6 +94,9 @@ class ConnectionStatusBar(QStatusBar):
         self._detail = ""
         self._last_event_at: datetime | None = None
         self._chips: dict[str, tuple[QWidget, QLabel, QLabel]] = {}  # neutral sources' health (set_source_health)
+        self._chip_texts: dict[str, str] = {}  # their full "label: state" (the chip itself shows the short name)
+        self._extra_permanent: list[QWidget] = []
+        self._holder: QWidget | None = None
 
         self.dot_label = QLabel()
         self.state_label = plain_label("", selectable=False)
@@ -116,6 +132,7 @@ class ConnectionStatusBar(QStatusBar):
         self.stale_label.hide()
         self.addPermanentWidget(self.stale_label)
         self.addPermanentWidget(self.age_label)
+        self._holder = holder  # from here on, other permanent widgets are the window's (_extra_permanent)
 
         # One timer for the age text: once a second is what "n s ago" can show anyway.
         self._timer = QTimer(self)
@@ -154,8 +171,11 @@ class ConnectionStatusBar(QStatusBar):
         self.state_changed.emit(self._state, self._detail)
 
     def set_source_health(self, source_id: str, label: str, state: str, sentence: str = "") -> None:
-        """One chip per neutral source (dot + "Tradovate demo: Live"), its sentence in the tooltip; the chip
-        shows before the TTMT state. ``state`` is a ``domain.HealthState`` value."""
+        """One compact chip per neutral source: a coloured dot and the source's short name ("Tradovate"), the
+        state and its sentence in the tooltip; the chip shows before the TTMT state. With several sources the
+        full words would push the bar (and so the window) wider than a laptop screen, so the words live in the
+        tooltip and the accessible description, and in a narrow window the names collapse to their dots.
+        ``state`` is a ``domain.HealthState`` value."""
         chip = self._chips.get(source_id)
         if chip is None:
             box = QWidget()
@@ -170,28 +190,75 @@ class ConnectionStatusBar(QStatusBar):
         box, dot, text = chip
         colour_state = _HEALTH_COLOURS.get(state, state)
         words = _HEALTH_WORDS.get(state, state.replace("_", " ").capitalize())
-        text.setText(f"{label}: {words}")
-        box.setToolTip(plain_tooltip(sentence or words))
+        self._chip_texts[source_id] = f"{label}: {words}"
+        text.setText(short_source_name(label, self.fontMetrics()))
+        tip = f"{label}: {words}" + (f"\n{sentence}" if sentence and sentence != words else "")
+        box.setToolTip(plain_tooltip(tip))
         box.setAccessibleName(f"{label} connection")
         box.setAccessibleDescription(sentence or words)
         box.setProperty("health_state", state)
         dot.setPixmap(dot_pixmap(state_color(colour_state, is_dark(self.palette())), 10))
         self.reformat()
+        self._fit_chips()
 
     def remove_source_health(self, source_id: str) -> None:
         chip = self._chips.pop(source_id, None)
+        self._chip_texts.pop(source_id, None)
         if chip is not None:
             self.removeWidget(chip[0])
             chip[0].deleteLater()
+            self._fit_chips()
 
     def source_health_texts(self) -> dict[str, str]:
-        return {sid: chip[2].text() for sid, chip in self._chips.items()}
+        """Per source, what its chip says in full ("Tradovate demo: Live"; the chip shows the short name)."""
+        return dict(self._chip_texts)
+
+    def source_chips(self) -> dict[str, QWidget]:
+        """The chip widget of each source (tests check that they fit in the window)."""
+        return {sid: chip[0] for sid, chip in self._chips.items()}
+
+    def _fit_chips(self) -> None:
+        """Names beside the dots when the bar has room for everything, else dots only (the tooltip still says
+        which source and how it is): the TTMT state and "last event" must stay visible at any width."""
+        if not self._chips:
+            return
+        # From the parts' own hints, whatever is shown now (so that showing or hiding the names cannot flip the
+        # answer back and forth).
+        names = sum(chip[2].sizeHint().width() + 4 for chip in self._chips.values())
+        dots = sum(chip[1].sizeHint().width() + 8 + 6 for chip in self._chips.values())
+        others = sum(w.sizeHint().width() + 6 for w in self._permanent_widgets(chips=False) if not w.isHidden())
+        roomy = self.width() >= others + dots + names + 160  # room for a short temporary message too
+        changed = False
+        for _box, _dot, text in self._chips.values():
+            if text.isHidden() == roomy:
+                text.setVisible(roomy)
+                changed = True
+        if changed:
+            self.reformat()  # QStatusBar keeps the permanent widgets' old hints until told
+
+    def refit(self) -> None:
+        """A permanent widget was shown or hidden (e.g. the window's unread badge): names or dots again."""
+        self._fit_chips()
+
+    def _permanent_widgets(self, *, chips: bool = True) -> list[QWidget]:
+        return [self._holder, self.history_label, self.stale_label, self.age_label,
+                *((chip[0] for chip in self._chips.values()) if chips else ()), *self._extra_permanent]
+
+    def addPermanentWidget(self, widget: QWidget, stretch: int = 0) -> None:  # noqa: N802 - Qt override
+        if getattr(self, "_holder", None) is not None and widget not in self._permanent_widgets():
+            self._extra_permanent.append(widget)  # e.g. the window's unread badge: counted in _fit_chips
+        super().addPermanentWidget(widget, stretch)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_chips()
 
     def set_stale(self, text: str) -> None:
         """Say how old the prices and open P&L on screen are (``"Not live — as of 14:32"``), or nothing ("")."""
         self.stale_label.setText(f"Prices {text[0].lower()}{text[1:]}" if text else "")
         self.stale_label.setVisible(bool(text))
         self.reformat()
+        self.refit()
 
     def set_history_problem(self, text: str) -> None:
         """Show that the local history is not being saved (``text``: the sentence, as tooltip), or hide it ("")."""
@@ -203,6 +270,7 @@ class ConnectionStatusBar(QStatusBar):
             self.history_label.hide()
             self.history_label.setToolTip("")
         self.reformat()
+        self.refit()
 
     def set_last_event_at(self, when: datetime | None) -> None:
         """When the last stream event (or a fresh REST snapshot) arrived; the age text counts up from it."""

@@ -392,6 +392,7 @@ class KeyedTableModel(QAbstractTableModel):
         new: list[Any] = []
         new_keys: dict[str, int] = {}
         changed_rows: dict[int, frozenset[int]] = {}
+        flash_rows: dict[int, frozenset[int]] = {}
         now = time.monotonic()
         for obj in objects:
             key = self.key_of(obj)
@@ -414,10 +415,14 @@ class KeyedTableModel(QAbstractTableModel):
                 self._sort_dirty = True
             if cols:
                 changed_rows[row] = cols | changed_rows.get(row, frozenset())
+                if flash and self.flash_enabled:
+                    lit = self.flash_columns(old, obj, cols)
+                    if lit:
+                        flash_rows[row] = lit | flash_rows.get(row, frozenset())
         if changed_rows:
-            if flash and self.flash_enabled:
+            if flash_rows:
                 until = now + FLASH_SECONDS
-                for row, cols in changed_rows.items():
+                for row, cols in flash_rows.items():
                     prev = self._flash.get(self._keys[row])
                     self._flash[self._keys[row]] = (until, cols | prev[1] if prev else cols)
                 if not self._flash_timer.isActive():
@@ -512,6 +517,11 @@ class KeyedTableModel(QAbstractTableModel):
                 rows[row] = cols
         for first, last, lo, hi in _runs(rows):
             self.dataChanged.emit(self.index(first, lo), self.index(last, hi))
+
+    def flash_columns(self, old: Any, new: Any, changed: frozenset[int]) -> frozenset[int]:
+        """Which of the ``changed`` columns of a row flash (all of them here; a model whose values move on every
+        market tick flashes only what a trader must notice, see PositionsModel)."""
+        return changed
 
     def _changed_columns(self, old: Any, new: Any) -> frozenset[int]:
         """Columns whose value differs between two versions of a row.

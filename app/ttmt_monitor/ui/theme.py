@@ -5,7 +5,10 @@ Provides:
   ``"red_up"`` (East-Asian: profit red, loss green), ``"colorblind"`` (blue/orange, distinguishable with the common
   red-green deficiencies);
 - ``pl_color(sign, scheme, dark)`` — the text colour for a P&L of that sign, readable on the theme's background;
-- ``FLASH_COLOR(dark)`` — the background of a cell that just changed;
+- ``FLASH_COLOR(dark)`` — the background of a cell that just changed; ``STALE_COLOR(dark)`` the grey of a value that
+  is no longer live; ``text_color(dark)`` ordinary text;
+- ``contrast_ratio(a, b)`` and ``colour_pairs(dark)`` — WCAG contrast, and every colour pair the desk draws (the
+  tests hold each to AA, 4.5:1);
 - ``is_dark(palette)`` and ``apply_theme(app, mode)`` — ``"system"`` (default: follow the OS, including live
   switches), ``"light"`` or ``"dark"`` (Fusion style with our palette, because native Windows/macOS styles ignore
   custom palettes);
@@ -26,6 +29,10 @@ from PySide6.QtWidgets import QApplication
 
 __all__ = [
     "FLASH_COLOR",
+    "STALE_COLOR",
+    "colour_pairs",
+    "contrast_ratio",
+    "text_color",
     "PL_SCHEMES",
     "THEME_MODES",
     "apply_theme",
@@ -39,13 +46,17 @@ __all__ = [
 PL_SCHEMES: tuple[str, ...] = ("green_up", "red_up", "colorblind")
 THEME_MODES: tuple[str, ...] = ("system", "light", "dark")
 
-# (light background, dark background) variants. Hues from GitHub's Primer palettes, which are checked for contrast
-# (≥ 4.5:1 on white / on #0d1117-ish backgrounds) and, for blue/orange, for colour-vision deficiencies.
+# (light background, dark background) variants. Hues from GitHub's Primer palettes, picked so that every text
+# colour is ≥ 4.5:1 (WCAG AA) against our table backgrounds (Base, AlternateBase), the window (summary strip) and
+# a flashing cell, in both themes: ``colour_pairs`` lists them and tests/test_ui_fit.py computes each ratio.
+# (Primer's dark red #f85149 was 4.1:1 on the dark window, its neutral 4.5 — lighter steps here.)
 _GREEN = ("#1a7f37", "#3fb950")
-_RED = ("#cf222e", "#f85149")
+_RED = ("#cf222e", "#ff7b72")
 _BLUE = ("#0969da", "#58a6ff")
 _ORANGE = ("#bc4c00", "#f0883e")
-_NEUTRAL = ("#57606a", "#8b949e")
+_NEUTRAL = ("#57606a", "#a8b1bd")
+_FLASH = ("#fff8d6", "#3d3416")  # a pale / a deep amber: the P&L colours stay readable on it (was olive #5c4a12)
+_STALE = ("#687079", "#959ca5")  # grey, but still AA (was #8c959f / #6e7681: 3.0 and 3.6:1)
 
 _SCHEME_COLOURS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     # scheme: (profit colours, loss colours)
@@ -73,12 +84,12 @@ def pl_color(sign: int, scheme: str, dark: bool) -> QColor:
 
 def FLASH_COLOR(dark: bool) -> QColor:  # noqa: N802 - the name the models were promised
     """Background of a cell that just changed: a soft amber that keeps the text readable in both themes."""
-    return QColor("#5c4a12") if dark else QColor("#fff1b8")
+    return QColor(_FLASH[1] if dark else _FLASH[0])
 
 
 def STALE_COLOR(dark: bool) -> QColor:  # noqa: N802 - named like FLASH_COLOR
     """Text of a live value (price, open P&L) that is no longer live: a grey lighter than the neutral text."""
-    return QColor("#6e7681" if dark else "#8c959f")
+    return QColor(_STALE[1] if dark else _STALE[0])
 
 
 def state_color(state: str, dark: bool) -> QColor:
@@ -95,6 +106,49 @@ def state_color(state: str, dark: bool) -> QColor:
     }
     pair = table.get(state, _NEUTRAL)
     return QColor(pair[1] if dark else pair[0])
+
+
+def text_color(dark: bool) -> QColor:
+    """Ordinary text (a zero P&L in the summary strip): our palette's WindowText for light or dark."""
+    return QColor(_PALETTES["dark" if dark else "light"]["WindowText"])
+
+
+def relative_luminance(colour: QColor) -> float:
+    """WCAG 2.x relative luminance of an sRGB colour (0 black … 1 white)."""
+
+    def channel(value: float) -> float:
+        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(colour.redF()) + 0.7152 * channel(colour.greenF()) + 0.0722 * channel(colour.blueF())
+
+
+def contrast_ratio(a: QColor, b: QColor) -> float:
+    """WCAG contrast ratio of two colours (1 … 21); AA for normal text needs ≥ 4.5."""
+    high, low = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def colour_pairs(dark: bool) -> list[tuple[str, QColor, QColor]]:
+    """Every (what, text colour, background) pair the desk draws with its meaning-carrying colours in our light or
+    dark palette: P&L colours of each scheme, neutral and ordinary text on the table's rows (Base, AlternateBase),
+    the window (summary strip) and a flashing cell; the stale grey on rows and window (a stale value does not
+    flash); the state colours on the window (status bar, banner edge)."""
+    palette = _PALETTES["dark" if dark else "light"]
+    rows = {"base": QColor(palette["Base"]), "alternate": QColor(palette["AlternateBase"]),
+            "window": QColor(palette["Window"])}
+    flashing = {**rows, "flash": FLASH_COLOR(dark)}
+    pairs: list[tuple[str, QColor, QColor]] = []
+    for scheme in PL_SCHEMES:
+        for sign in (1, -1, 0):
+            for where, bg in flashing.items():
+                pairs.append((f"{scheme} P&L sign {sign} on {where}", pl_color(sign, scheme, dark), bg))
+    for where, bg in flashing.items():
+        pairs.append((f"text on {where}", text_color(dark), bg))
+    for where, bg in rows.items():
+        pairs.append((f"stale on {where}", STALE_COLOR(dark), bg))
+    for state in ("live", "connecting", "reconnecting", "resyncing", "offline", "auth_error", "conflict"):
+        pairs.append((f"state {state} on window", state_color(state, dark), rows["window"]))
+    return pairs
 
 
 def is_dark(palette: QPalette) -> bool:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QMenu,
     QStyledItemDelegate,
+    QStyleOptionHeader,
     QStyleOptionViewItem,
     QTableView,
     QWidget,
@@ -122,6 +123,30 @@ class FastCellDelegate(QStyledItemDelegate):
         return brush
 
 
+class DeskHeader(QHeaderView):
+    """The horizontal header of a desk table, with the sort arrow pointing the way the rows run: ▲ for ascending
+    (oldest / smallest first), ▼ for descending (newest / largest first).
+
+    QHeaderView hands the style ``SortDown`` for ``AscendingOrder`` (and ``SortUp`` for descending), and Fusion
+    draws ``SortUp`` as ▲: a column sorted newest first showed ▲. We swap the two in the style option."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.setSectionsClickable(True)  # (the view's own header is clickable; a new one must be told)
+
+    def initStyleOptionForIndex(self, option: QStyleOptionHeader, logical_index: int) -> None:  # noqa: N802
+        super().initStyleOptionForIndex(option, logical_index)
+        if self.isSortIndicatorShown() and logical_index == self.sortIndicatorSection():
+            option.sortIndicator = sort_indicator(self.sortIndicatorOrder())
+
+
+def sort_indicator(order: Qt.SortOrder) -> QStyleOptionHeader.SortIndicator:
+    """The style's arrow for a sort order: ``SortUp`` (▲) ascending, ``SortDown`` (▼) descending."""
+    if order == Qt.SortOrder.AscendingOrder:
+        return QStyleOptionHeader.SortIndicator.SortUp
+    return QStyleOptionHeader.SortIndicator.SortDown
+
+
 class DeskTableView(QTableView):
     """A live table: sortable by header click, columns shown/hidden from the header's context menu, layout saved
     under ``settings_key`` in QSettings, Ctrl+C copies the selected rows as TSV, double-click emits the row object."""
@@ -133,6 +158,7 @@ class DeskTableView(QTableView):
         self.settings_key = settings_key
         self.proxy = DeskProxy(self)
         self.proxy.setSourceModel(model)
+        self.setHorizontalHeader(DeskHeader(self))
         self.setModel(self.proxy)
         self.setItemDelegate(FastCellDelegate(self))
         self.setObjectName(f"table_{settings_key}")
@@ -149,7 +175,9 @@ class DeskTableView(QTableView):
         header = self.horizontalHeader()
         header.setSectionsMovable(True)
         header.setHighlightSections(False)
-        header.setStretchLastSection(True)
+        # No stretched last column: it drew "Realized today" (then whichever column came last) to the far edge,
+        # its figure far from its title on a wide window.
+        header.setStretchLastSection(False)
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._header_menu)
         for n, column in enumerate(model.columns):
@@ -254,5 +282,6 @@ class DeskTableView(QTableView):
         ok = self.horizontalHeader().restoreState(state)
         if ok:
             header = self.horizontalHeader()
+            header.setStretchLastSection(False)  # a layout saved by an older version stretched it
             self.source_model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
         return bool(ok)

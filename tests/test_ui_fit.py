@@ -1,0 +1,358 @@
+"""The desk fits a laptop screen (issue 17, "The window"): a real MainWindow with TTMT (simulator) and four neutral
+sources (the toy CSV source of tests/toy_csv_source.py, three accounts each) set to 1024×700 stays 1024×700 with
+every account in the summary strip and four source chips in the status bar, and nothing that must be seen is cut;
+opening the notification centre does not widen it; a geometry saved on a bigger screen is clamped into this one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtWidgets import QWidget
+
+from _qasync_support import ModuleLoop, dispose, until
+from toy_csv_source import KIND
+from ttmt_monitor.sources import registry
+from ttmt_monitor.sources.base import SourceConfig
+from ttmt_monitor.ui.controller import DeskController
+from ttmt_monitor.ui.desk import SourceHub
+from ttmt_monitor.ui.main_window import MainWindow
+
+_MODULE_LOOP = ModuleLoop(default_timeout=90.0)
+run_on_qasync = _MODULE_LOOP.run
+
+SOURCE_NAMES = ("Tradovate (demo)", "MetaApi (demo)", "MT4 manager (demo)", "A CSV source with a long name")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_loop():
+    yield
+    _MODULE_LOOP.close()
+
+
+@pytest.fixture
+def toy_kind():
+    registry.register(KIND)
+    yield registry.get("toycsv")
+    registry.unregister("toycsv")
+
+
+def _csv(n: int) -> str:
+    rows = ["account,symbol,side,volume,open_price,profit,currency,closed_at"]
+    for a in range(3):
+        rows.append(f"Customer account {n}{a} with a long label,ES,BUY,1,5000.25,{-12.5 * (a + 1)},USD,")
+    return "\n".join(rows) + "\n"
+
+
+async def settle() -> None:
+    """Let Qt run its pending layout passes (posted events) on the running loop: no nested processEvents()."""
+    for _ in range(5):
+        await asyncio.sleep(0.05)
+
+
+def _within(widget: QWidget, window: QWidget) -> QRect:
+    """``widget``'s rectangle in ``window`` coordinates."""
+    top_left = widget.mapTo(window, QPoint(0, 0))
+    return QRect(top_left, widget.size())
+
+
+def _assert_fits(window: MainWindow) -> None:
+    assert window.width() == 1024 and window.height() == 700, window.size()
+    assert window.minimumSizeHint().width() <= 1024, window.minimumSizeHint()
+    width = window.width()
+    status = window.status
+    must_see = {"TTMT state": status.state_label, "last event": status.age_label,
+                **{f"chip {sid}": box for sid, box in status.source_chips().items()}}
+    for what, widget in must_see.items():
+        assert widget.isVisible(), what
+        rect = _within(widget, window)
+        assert rect.left() >= 0 and rect.right() < width, (what, rect, width)
+        assert widget.width() >= widget.minimumSizeHint().width(), (what, widget.width())
+    # The state is shown in full (not clipped to "Liv").
+    label = status.state_label
+    assert label.width() >= label.fontMetrics().horizontalAdvance(label.text()), label.text()
+    # The strip scrolls inside the window instead of widening it.
+    area = window.summary_area
+    assert _within(area, window).right() < width
+    assert window.summary.width() > area.viewport().width()
+    assert area.horizontalScrollBar().maximum() > 0
+
+
+def test_the_desk_fits_1024_by_700_with_many_accounts_and_four_sources(qapp, sim, settings, toy_kind, tmp_path):
+    configs = []
+    for n, name in enumerate(SOURCE_NAMES):
+        path = tmp_path / f"source{n}.csv"
+        path.write_text(_csv(n))
+        configs.append(SourceConfig(id=f"s{n}", kind="toycsv", name=name, settings={"path": str(path)}))
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        hub = SourceHub()
+        for config in configs:
+            hub.add(toy_kind.create(config, {}))
+        window = MainWindow(controller, settings, hub=hub)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: len(window.summary.texts()) >= 12 + 1, 20, "10+ accounts in the strip")
+            await until(lambda: len(window.status.source_health_texts()) == 4
+                        and all(t.endswith(": Live") for t in window.status.source_health_texts().values()), 20,
+                        "four live source chips")
+            window.resize(1024, 700)
+            await until(lambda: window.width() == 1024, 5, "the resize")
+            await settle()
+            _assert_fits(window)
+            # A chip says little on its face; its tooltip says which source and how it is.
+            for sid, box in window.status.source_chips().items():
+                assert box.toolTip().startswith(hub.label(sid) + ": Live"), box.toolTip()
+            # Opening the notification centre docks it beside the tables, within the same width.
+            window.show_notification_centre()
+            await until(lambda: window.centre_dock.isVisible(), 5, "the centre shown")
+            await settle()
+            _assert_fits(window)
+            assert _within(window.centre_dock, window).right() < 1024
+            window.grab().save(str(tmp_path / "fit-1024.png"))
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
+def test_a_geometry_saved_on_a_bigger_screen_opens_inside_this_one(qapp, settings):
+    controller = DeskController("http://127.0.0.1:9", "unused")
+    big = MainWindow(controller, settings)
+    screen = big.screen().availableGeometry()
+    big.setGeometry(screen.right() - 100, screen.bottom() - 50, screen.width() * 2, screen.height() * 2)
+    settings.set_geometry(big.saveGeometry())
+    dispose(big)
+
+    controller = DeskController("http://127.0.0.1:9", "unused")
+    window = MainWindow(controller, settings)
+    try:
+        frame = window.frameGeometry()
+        assert window.width() <= screen.width() and window.height() <= screen.height(), window.size()
+        assert screen.contains(window.geometry().topLeft()), (window.geometry(), screen)
+        assert frame.right() <= screen.right() + 1 and frame.bottom() <= screen.bottom() + 1, (frame, screen)
+    finally:
+        dispose(window)
+
+
+def test_status_chip_names_are_short_and_collapse_to_dots_when_narrow(qtbot):
+    from ttmt_monitor.ui.status_bar import ConnectionStatusBar, short_source_name
+
+    bar = ConnectionStatusBar()
+    qtbot.addWidget(bar)
+    metrics = bar.fontMetrics()
+    assert short_source_name("Tradovate (demo)", metrics) == "Tradovate"
+    assert short_source_name("MT4 manager (demo)", metrics) == "MT4 manager"
+    long = short_source_name("A CSV source with a very long name indeed", metrics)
+    assert long.endswith("…") and len(long) < 20
+    for n, name in enumerate(SOURCE_NAMES):
+        bar.set_source_health(f"s{n}", name, "live", "Streaming since 12:00.")
+    assert bar.source_health_texts()["s0"] == "Tradovate (demo): Live"
+    bar.resize(1400, 24)
+    bar.show()
+    qtbot.waitUntil(lambda: all(chip[2].isVisible() for chip in bar._chips.values()), timeout=2000)  # noqa: SLF001
+    bar.resize(420, 24)
+    qtbot.waitUntil(lambda: not any(chip[2].isVisible() for chip in bar._chips.values()),  # noqa: SLF001
+                    timeout=2000)
+    assert bar.state_label.isVisible()
+
+
+# ---------------------------------------------------------------------------------------------- colours (WCAG AA)
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_every_colour_pair_meets_wcag_aa(dark):
+    from ttmt_monitor.ui import theme
+
+    ratios = {what: round(theme.contrast_ratio(fg, bg), 2) for what, fg, bg in theme.colour_pairs(dark)}
+    # All three schemes × signs × backgrounds, flash, stale and the states are in the list.
+    assert len(ratios) >= 3 * 3 * 4 + 4 + 3 + 7
+    low = {what: ratio for what, ratio in ratios.items() if ratio < 4.5}
+    assert not low, low
+
+
+def test_contrast_ratio_matches_wcag_reference_values():
+    from PySide6.QtGui import QColor
+
+    from ttmt_monitor.ui.theme import contrast_ratio
+
+    assert round(contrast_ratio(QColor("#000000"), QColor("#ffffff")), 1) == 21.0
+    assert round(contrast_ratio(QColor("#777777"), QColor("#ffffff")), 2) == 4.48  # the classic just-fails grey
+    assert contrast_ratio(QColor("#123456"), QColor("#123456")) == 1.0
+
+
+def test_zero_in_the_strip_is_readable_after_switching_to_dark(qapp, settings):
+    from decimal import Decimal
+
+    from PySide6.QtGui import QPalette
+
+    from ttmt_monitor.core.models import Account
+    from ttmt_monitor.ui import theme
+    from ttmt_monitor.ui.accounts_model import AccountRow
+
+    controller = DeskController("http://127.0.0.1:9", "unused")
+    window = MainWindow(controller, settings)
+    try:
+        rows = [AccountRow(Account("a1", "Zero", "demo", "USD", "deployed", True), 0, Decimal(0), Decimal(0))]
+        controller.accounts_model.upsert(rows)
+        window.summary.set_rows(rows)
+        for mode in ("light", "dark", "light", "dark"):
+            window._on_theme(mode)  # noqa: SLF001 - what View → Theme calls
+            _name, open_pl, today = window.summary._cells["a1"]  # noqa: SLF001
+            background = qapp.palette().color(QPalette.ColorRole.Window)
+            for label in (open_pl, today):
+                colour = label.palette().color(QPalette.ColorRole.WindowText)
+                assert theme.contrast_ratio(colour, background) >= 4.5, (mode, colour.name(), background.name())
+    finally:
+        theme.apply_theme(qapp, "system")
+        dispose(window)
+
+
+# ---------------------------------------------------------------------------------------------- table fixes
+
+
+def _models():
+    import dataclasses
+    from datetime import UTC, datetime
+    from decimal import Decimal as D
+
+    from ttmt_monitor.core.models import Position, Trade
+
+    t0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    trade = Trade(
+        id="t-1", reference="trd_abc123", signal_id=None, channel_id=None, channel_name=None, account_id="a-1",
+        account_label="IC Markets Live", currency="USD", symbol="XAUUSD", direction="BUY", status="active",
+        entry_price=D("2650.50"), stop_loss=D("2640"), take_profits=(D("2655"), D("2660"), None, None, None, None),
+        tp_hits=(False,) * 6, volume=D("0.03"), realized_pl=D(0), unrealized_pl=D("-1.20"), created_at=t0,
+        opened_at=t0, closed_at=None, updated_at=t0)
+    position = Position(
+        id="p-1", metaapi_position_id="1", trade_id="t-1", account_id="a-1", account_label="IC Markets Live",
+        currency="USD", symbol="XAUUSD", direction="BUY", volume=D("0.02"), entry_price=D("2650.5"),
+        current_price=D("2651"), unrealized_pl=D("0.5"), status="open", stop_loss=D("2640"), take_profit=D("2655"),
+        tp_level=1, opened_at=t0, closed_at=None, close_price=None, realized_pl=None, close_reason=None, signal=None)
+    return dataclasses, D, trade, position
+
+
+def test_a_closed_trade_shows_no_open_pl(qapp):
+    from ttmt_monitor.ui.trades_model import TradesModel
+
+    dataclasses, D, trade, _position = _models()
+    model = TradesModel()
+    closed = dataclasses.replace(trade, id="t-2", reference="trd_closed", status="closed_profit",
+                                 unrealized_pl=D(0), realized_pl=D("4.5"))
+    model.reset_rows([trade, closed])
+    col = model.column_number("unrealized")
+    texts = {model.index(r, 0).data(): model.index(r, col).data() for r in range(2)}
+    assert texts["trd_abc123"] == "−1.20 USD"
+    assert texts[closed.reference] == ""  # not "0.00 USD"
+
+
+def test_positions_flash_what_matters_say_runner_and_partly_closed(qapp):
+    from PySide6.QtCore import Qt
+
+    from ttmt_monitor.ui.positions_model import PositionsModel
+
+    dataclasses, D, trade, position = _models()
+    model = PositionsModel()
+    model.trade_lookup = {"t-1": trade}.get
+    runner = dataclasses.replace(position, id="p-2", tp_level=None, take_profit=None)
+    model.reset_rows([position, runner])
+    col = model.column_number
+
+    def flashing(pid: str) -> set[str]:
+        row = model.row_of(pid)
+        return {c.key for n, c in enumerate(model.columns)
+                if model.data(model.index(row, n), Qt.ItemDataRole.BackgroundRole) is not None}
+
+    def text(pid: str, key: str) -> str:
+        return model.index(model.row_of(pid), col(key)).data()
+
+    assert text("p-2", "tp") == "runner" and text("p-2", "tp_level") == "runner"
+    assert text("p-1", "tp_level") == "TP1" and text("p-1", "tp") != "runner"
+    # A price tick that keeps the P&L's sign: nothing flashes (the Price column was always yellow).
+    model.upsert([dataclasses.replace(position, current_price=D("2651.4"), unrealized_pl=D("0.9"))])
+    assert flashing("p-1") == set()
+    assert text("p-1", "current") == "2651.40" or "2651.4" in text("p-1", "current")
+    # The P&L turns negative: the P&L cell flashes, the price does not.
+    model.upsert([dataclasses.replace(position, current_price=D("2650"), unrealized_pl=D("-0.5"))])
+    assert flashing("p-1") == {"unrealized"}
+    assert text("p-1", "status") == "Open"
+    # Half of it closed: the volume flashes and the status says so.
+    model.upsert([dataclasses.replace(position, current_price=D("2650"), unrealized_pl=D("-0.5"),
+                                      volume=D("0.01"))])
+    assert "volume" in flashing("p-1") and "current" not in flashing("p-1")
+    assert text("p-1", "status") == "Partly closed"
+    # The API's own word is shown too.
+    model.upsert([dataclasses.replace(runner, status="partial_closed")])
+    assert text("p-2", "status") == "Partly closed"
+    # Without a trade with take-profits a position without TP is not a runner.
+    model.trade_lookup = {"t-1": dataclasses.replace(trade, take_profits=(None,) * 6)}.get
+    model.upsert([dataclasses.replace(runner, volume=D("0.05"))])
+    assert text("p-2", "tp") == ""
+
+
+def _arrow_points_down(header) -> bool:
+    """Render ``header`` with and without its sort indicator; the pixels that differ are the arrow: ▼ when its
+    widest row is above its narrowest."""
+    with_arrow = header.grab().toImage()
+    header.setSortIndicatorShown(False)
+    without = header.grab().toImage()
+    header.setSortIndicatorShown(True)
+    widths = []
+    for y in range(with_arrow.height()):
+        n = sum(1 for x in range(with_arrow.width()) if with_arrow.pixel(x, y) != without.pixel(x, y))
+        if n:
+            widths.append(n)
+    assert len(widths) >= 3, widths
+    return widths[0] > widths[-1]
+
+
+def test_the_sort_arrow_points_down_for_newest_first(qapp):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QStyleFactory
+
+    from ttmt_monitor.ui.trades_model import TradesModel
+    from ttmt_monitor.ui.views import DeskTableView
+
+    view = DeskTableView(TradesModel(), "fit_sort", default_sort=("created_at", Qt.SortOrder.DescendingOrder))
+    try:
+        view.horizontalHeader().setStyle(QStyleFactory.create("Fusion"))
+        view.resize(900, 200)
+        view.show()
+        header = view.horizontalHeader()
+        assert header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder  # newest first
+        assert _arrow_points_down(header)
+        view.sortByColumn(header.sortIndicatorSection(), Qt.SortOrder.AscendingOrder)
+        assert not _arrow_points_down(header)
+        assert not header.stretchLastSection()
+    finally:
+        view.deleteLater()
+
+
+def test_accounts_do_not_flash_every_tick_but_a_sign_change(qapp):
+    import dataclasses
+    from decimal import Decimal as D
+
+    from PySide6.QtCore import Qt
+
+    from ttmt_monitor.core.models import Account
+    from ttmt_monitor.ui.accounts_model import AccountRow, AccountsModel
+
+    model = AccountsModel()
+    row = AccountRow(Account("a1", "A", "demo", "USD", "deployed", True), 1, D("5"), D(0), equity=D("1005"))
+    model.reset_rows([row])
+
+    def lit() -> set[str]:
+        return {c.key for n, c in enumerate(model.columns)
+                if model.data(model.index(0, n), Qt.ItemDataRole.BackgroundRole) is not None}
+
+    model.upsert([dataclasses.replace(row, open_pl=D("6"), equity=D("1006"))])
+    assert lit() == set()
+    model.upsert([dataclasses.replace(row, open_pl=D("-1"), equity=D("999"), open_positions=2)])
+    assert lit() == {"open_pl", "open_positions"}
