@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from PySide6.QtGui import QTextDocumentFragment
 from PySide6.QtCore import QPoint, QRect
 from PySide6.QtWidgets import QWidget
 
@@ -103,9 +104,10 @@ def test_the_desk_fits_1024_by_700_with_many_accounts_and_four_sources(qapp, sim
             await until(lambda: window.width() == 1024, 5, "the resize")
             await settle()
             _assert_fits(window)
-            # A chip says little on its face; its tooltip says which source and how it is.
+            # A chip says little on its face; its tooltip (plain text, shown literally) says which source and how.
             for sid, box in window.status.source_chips().items():
-                assert box.toolTip().startswith(hub.label(sid) + ": Live"), box.toolTip()
+                assert QTextDocumentFragment.fromHtml(box.toolTip()).toPlainText().startswith(
+                    hub.label(sid) + ": Live"), box.toolTip()
             # Opening the notification centre docks it beside the tables, within the same width.
             window.show_notification_centre()
             await until(lambda: window.centre_dock.isVisible(), 5, "the centre shown")
