@@ -103,6 +103,12 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
                 return positions.index(es, col).data(Qt.ItemDataRole.ToolTipRole) or ""
             await until(lambda: tip().startswith("Not live"), 10, "the toy position's open P&L greyed")
             assert positions.paint_data(es, col)[2] == positions._stale_color
+            # The summary strip greys the toy accounts' open P&L, not TTMT's.
+            strip = window.summary
+            await until(lambda: (strip._cells["toycsv:t1|A1"][1].toolTip() or "").startswith("Not live"), 10,
+                        "the strip greys the offline source's open P&L")
+            ttmt_key = next(k for k in strip._cells if "|" not in k)
+            assert not strip._cells[ttmt_key][1].toolTip()
             ttmt_row = next(i for i, k in enumerate(positions.keys()) if "|" not in k)
             assert positions.index(ttmt_row, col).data(Qt.ItemDataRole.ForegroundRole) != positions._stale_color
             await until(lambda: window.status.source_health_texts().get("toycsv:t1") == "My CSV: Offline", 10,

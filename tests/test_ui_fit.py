@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from PySide6.QtGui import QTextDocumentFragment
 from PySide6.QtCore import QPoint, QRect
+from PySide6.QtGui import QTextDocumentFragment
 from PySide6.QtWidgets import QWidget
 
 from _qasync_support import ModuleLoop, dispose, until

@@ -49,6 +49,7 @@ from .controller import DeskController, describe_error
 from .settings import PL_SCHEMES, TABS, THEMES, AppSettings
 from .table_base import DisplayOptions, stale_text
 from .views import DeskTableView
+from .widgets import plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ class SummaryStrip(QWidget):
         self._scheme = "green_up"
         self._dark = False
         self._stale = ""  # "Not live — as of 14:32" while the open P&L is not live, else ""
+        # Per row, when several sources feed the strip: account key -> its stale tooltip or None (each source's
+        # rows follow that source's health; see table_base.stale_tip_for). None: every row follows set_stale.
+        self.stale_for: Callable[[str], str | None] | None = None
         self._rows: list[AccountRow] = []
         self._layout.addStretch(1)
 
@@ -140,13 +144,14 @@ class SummaryStrip(QWidget):
             metrics = name.fontMetrics()
             name.setText(metrics.elidedText(r.account.label, Qt.TextElideMode.ElideRight,
                                             metrics.averageCharWidth() * STRIP_LABEL_CHARS))
-            name.setToolTip(r.account.label)
+            name.setToolTip(plain_tooltip(r.account.label))
             open_pl.setText("open " + fmt.format_pl(r.open_pl, r.currency))
             today.setText("today " + fmt.format_pl(r.realized_today, r.currency))
-            open_pl.setToolTip(self._stale)
+            row_stale = self.stale_for(r.account_id) if self.stale_for is not None else self._stale
+            open_pl.setToolTip(row_stale or "")
             for label, value in ((open_pl, r.open_pl), (today, r.realized_today)):
                 sign = fmt.pl_sign(value, r.currency)
-                stale = bool(self._stale) and label is open_pl  # realized P&L is final: never stale
+                stale = bool(row_stale) and label is open_pl  # realized P&L is final: never stale
                 # Zero in the application's current text colour, read now: a colour captured from a widget's
                 # palette before a light/dark switch had reached it showed black zeros on the dark grey window.
                 plain = QApplication.palette().color(QPalette.ColorRole.WindowText).name()
@@ -280,6 +285,7 @@ class MainWindow(QMainWindow):
         self.banner = Banner(self)
         self.banner.action_requested.connect(self._on_banner_action)
         self.summary = SummaryStrip(self)
+        self.summary.stale_for = controller.accounts_model.stale_tip_for
         self.summary_area = SummaryArea(self.summary)  # scrolls sideways: never widens the window
         self.status = ConnectionStatusBar(self)
         self.setStatusBar(self.status)
@@ -306,6 +312,8 @@ class MainWindow(QMainWindow):
             hub.health_changed.connect(self._on_source_health)
             hub.sources_changed.connect(self._update_source_tabs)
             hub.source_removed.connect(self.status.remove_source_health)
+            # A source's health greys its own rows in the strip too (the bridge marks the table first).
+            hub.changed.connect(lambda change: self._refresh_summary() if change.health else None)
             for source in hub.sources():
                 health = hub.health(source.id)
                 if health is not None:

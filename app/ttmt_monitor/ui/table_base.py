@@ -306,7 +306,7 @@ class KeyedTableModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.TextAlignmentRole:
                 return _ALIGN_RIGHT if column.numeric else _ALIGN_LEFT
             if role == Qt.ItemDataRole.ForegroundRole:
-                if column.live and self._stale_tip_for(self._keys[row]) is not None:
+                if column.live and self.stale_tip_for(self._keys[row]) is not None:
                     return self._stale_color
                 if column.pl_currency is not None:
                     sign = fmt.pl_sign(column.value(obj), column.pl_currency(obj))
@@ -318,7 +318,7 @@ class KeyedTableModel(QAbstractTableModel):
                     return self._flash_color
                 return None
             if role == Qt.ItemDataRole.ToolTipRole:
-                tip = self._stale_tip_for(self._keys[row]) if column.live else None
+                tip = self.stale_tip_for(self._keys[row]) if column.live else None
                 if tip is not None:
                     return tip
                 if column.text is not None:
@@ -347,7 +347,7 @@ class KeyedTableModel(QAbstractTableModel):
                 text = texts[col] = (column.text(obj, self.options) if column.text is not None
                                      else text_plain(column.value(obj)))
             fg = None
-            if column.live and self._stale_tip_for(key) is not None:
+            if column.live and self.stale_tip_for(key) is not None:
                 fg = self._stale_color
             elif column.pl_currency is not None:
                 sign = fmt.pl_sign(column.value(obj), column.pl_currency(obj))
@@ -667,7 +667,7 @@ class KeyedTableModel(QAbstractTableModel):
                 self.dataChanged.emit(self.index(0, n), self.index(last, n),
                                       [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole])
 
-    def _stale_tip_for(self, key: str) -> str | None:
+    def stale_tip_for(self, key: str) -> str | None:
         """The "Not live — as of" tooltip of a row whose live columns are stale, else None. Rows of neutral sources
         (``foreign_key_marker`` in the key) follow their own source's health (set_source_stale); the others the
         model-wide state (set_stale, TTMT's connection)."""
