@@ -1,4 +1,5 @@
-"""The start-up fast path (sources/ttmt/prefetch.py, ui/early.py): its one-GET HTTP reader on hostile answers, the
+"""The start-up fast path (sources/ttmt/prefetch.py, ui/early.py): its one-GET reader (h11 on a socket) on hostile
+answers, its bounds (size, total deadline), the
 head start the entry point makes before the GUI is imported, and a first run end to end (the desk shows the API's
 lists, then keeps them in a new local history file)."""
 
@@ -38,7 +39,8 @@ def test_chunked_body_with_extensions_and_trailers():
     b"HTTP/1.1 304 Not Modified\r\n\r\n",
     OK + b"Content-Length: 10\r\n\r\n{}",  # truncated
     OK + b"Content-Length: 1\r\n\r\n{}",  # longer than announced
-    OK + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}",  # repeated framing header
+    # Two different lengths. (The same length twice is one header to h11, as RFC 9110 §8.6 allows.)
+    OK + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
     OK + b"Content-Length: +2\r\n\r\n{}",
     OK + b"Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}",  # never asked for
     OK + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
@@ -101,6 +103,70 @@ def test_a_server_that_keeps_the_connection_open_does_not_cost_the_timeout(answe
         release.set()
         thread.join(5)
         listener.close()
+
+
+def _one_answer_server(answer_parts, gap: float = 0.0):
+    """A loopback server that sends ``answer_parts`` (with ``gap`` s between them) to one client, then holds the
+    connection open until released. Returns (port, release, close)."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    release = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        try:
+            for part in answer_parts:
+                conn.sendall(part)
+                if gap and release.wait(gap):
+                    break
+            release.wait(20)
+        except OSError:
+            pass
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        release.set()
+        thread.join(5)
+        listener.close()
+
+    return listener.getsockname()[1], close, time
+
+
+def test_a_body_over_the_cap_is_left_to_the_client():
+    """The client's bound (limits.MAX_BODY; here a small one) holds on the fast path too: reading stops there."""
+    port, close, _ = _one_answer_server([OK + b"Content-Length: 5000\r\n\r\n" + b"x" * 5000])
+    try:
+        with pytest.raises(ValueError, match="over 1000 bytes"):
+            pf._http_get("http", "127.0.0.1", port, "/api/v1/accounts", {}, 5, max_body=1000)
+    finally:
+        close()
+
+
+def test_a_trickling_server_is_cut_at_the_total_deadline():
+    """One byte every 0.1 s never trips a per-read timeout; the request's total deadline ends it."""
+    answer = OK + b"Content-Length: 1000\r\n\r\n" + b"x" * 1000
+    port, close, time = _one_answer_server([answer[i:i + 1] for i in range(len(answer))], gap=0.1)
+    try:
+        started = time.monotonic()
+        with pytest.raises((ValueError, OSError)):
+            pf._http_get("http", "127.0.0.1", port, "/api/v1/accounts", {}, 1.0)
+        assert time.monotonic() - started < 4  # 1 s deadline, with room for a loaded machine
+    finally:
+        close()
+
+
+def test_the_limits_are_the_clients():
+    from ttmt_monitor.sources.ttmt import client, limits
+
+    assert pf.MAX_BODY == client.MAX_BODY == limits.MAX_BODY
+    assert client.REQUEST_DEADLINE == limits.REQUEST_DEADLINE
 
 
 def test_proxies_and_odd_urls_leave_it_to_the_client(monkeypatch):
