@@ -11,7 +11,10 @@ before it (benchmarks/bare_window.py) so the figures can be read as ratios:
 - every-day start (history on disk, after a run long enough to write it): with and without, the first paint of the
   local history (``cache=``) and of fresh API data after the delta sync.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/prefetch_startup.py [--runs 5]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/prefetch_startup.py [--runs 5] [--old-tree DIR/app]
+
+``--old-tree`` adds a third variant, another version's prefetch (its ``app/`` first on PYTHONPATH), to compare
+before and after a change in the same run.
 
 Prints min/median/max of the seconds and of the paired ratios (variant / the bare window of the same round), and
 the load average (the machine is shared).
@@ -27,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,25 +49,32 @@ NO_PREFETCH = (
 
 def command(variant: str, base_url: str) -> list[str]:
     args = ["--base-url", base_url, "--report-startup"]
-    if variant == "prefetch":
+    if variant in ("prefetch", "old"):
         return [sys.executable, "-m", "ttmt_monitor", *args]
     return [sys.executable, "-c", NO_PREFETCH, *args]
 
 
-def measure(urls: dict[str, str], runs: int) -> dict[str, list[float]]:
+def measure(urls: dict[str, str], runs: int, old_tree: str | None = None) -> dict[str, list[float]]:
     ui_live.compile_package()
     base = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
                 TTMT_API_KEY=urls["TTMT_API_KEY"])
+    variants = ["prefetch", "none"]
+    if old_tree:  # another checkout's app/ (e.g. ``git archive OLD app | tar -x -C DIR``), first on the path
+        import compileall
+
+        compileall.compile_dir(old_tree, quiet=1)
+        variants.append("old")
     out: dict[str, list[float]] = {}
 
     def add(name: str, value: float) -> None:
         out.setdefault(name, []).append(value)
 
     for i in range(runs):
-        order = ("prefetch", "none") if i % 2 == 0 else ("none", "prefetch")  # neither always goes first
+        order = variants[i % len(variants):] + variants[:i % len(variants)]  # rotated: no variant always goes first
         homes = {v: tempfile.mkdtemp(prefix=f"pf_bench_{v}_") for v in order}
         try:
-            envs = {v: dict(base, XDG_CONFIG_HOME=f"{h}/config", TTMT_MONITOR_DATA_DIR=f"{h}/data")
+            envs = {v: dict(base, XDG_CONFIG_HOME=f"{h}/config", TTMT_MONITOR_DATA_DIR=f"{h}/data",
+                            **({"PYTHONPATH": str(old_tree)} if v == "old" else {}))
                     for v, h in homes.items()}
             for v in order:  # first run: no history
                 bare = ui_live.time_child([sys.executable, str(HERE / "bare_window.py")], envs[v])
@@ -98,13 +107,14 @@ def main() -> int:
     parser.add_argument("--history-days", type=int, default=30)
     parser.add_argument("--trades-per-day", type=float, default=330.0)
     parser.add_argument("--open-trades", type=int, default=120)
+    parser.add_argument("--old-tree", help="also time the app/ directory of another version (variant 'old')")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     load_before = os.getloadavg()[0]
     proc, urls = ui_live.start_sim(args)
     try:
-        figures = measure(urls, args.runs)
+        figures = measure(urls, args.runs, args.old_tree)
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
@@ -117,11 +127,12 @@ def main() -> int:
         print(f"{name:<26} min {min(values):6.3f}{unit}  median {statistics.median(values):6.3f}{unit}  "
               f"max {max(values):6.3f}{unit}  (n={len(values)})")
     for phase in ("first", "daily", "daily_cache"):
-        a, b = figures.get(f"{phase}_prefetch"), figures.get(f"{phase}_none")
-        if a and b:
-            paired = [x / y for x, y in zip(a, b, strict=False)]
-            print(f"{phase}: with prefetch / without, paired per round: min {min(paired):.2f}  "
-                  f"median {statistics.median(paired):.2f}  max {max(paired):.2f}")
+        for num, den in (("prefetch", "none"), ("old", "none"), ("prefetch", "old")):
+            a, b = figures.get(f"{phase}_{num}"), figures.get(f"{phase}_{den}")
+            if a and b:
+                paired = [x / y for x, y in zip(a, b, strict=False)]
+                print(f"{phase}: {num} / {den}, paired per round: min {min(paired):.2f}  "
+                      f"median {statistics.median(paired):.2f}  max {max(paired):.2f}")
     return 0
 
 
