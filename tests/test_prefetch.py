@@ -162,6 +162,46 @@ def test_a_trickling_server_is_cut_at_the_total_deadline():
         close()
 
 
+def test_https_is_verified_and_read_through_tls():
+    """The fast path keeps TLS: a chunked answer read through it from a server whose certificate a CA we trust
+    signed; the same server is refused against the system's trust store (never an unverified connection)."""
+    import socket
+    import ssl
+    import threading
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    answer = OK + b"Transfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n"
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            try:
+                with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(65536)
+                    tls.sendall(answer)
+            except (ssl.SSLError, OSError):
+                pass  # the client refused our certificate
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        client_ctx = ssl.create_default_context()
+        ca.configure_trust(client_ctx)
+        assert pf._http_get("https", "127.0.0.1", port, "/api/v1/accounts", {}, 10,
+                            ssl_context=client_ctx) == b'{"a":1}'
+        with pytest.raises(ssl.SSLError):
+            pf._http_get("https", "127.0.0.1", port, "/api/v1/accounts", {}, 10)
+    finally:
+        thread.join(10)
+        listener.close()
+
+
 def test_the_limits_are_the_clients():
     from ttmt_monitor.sources.ttmt import client, limits
 
@@ -265,7 +305,8 @@ def test_first_run_shows_the_api_lists_then_keeps_them(sim, tmp_path):
     from ttmt_monitor.core.store import Store
     from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
-    with Store.open_existing(sim.base_url, sim.api_key, data_dir=Path(env["TTMT_MONITOR_DATA_DIR"]), codec=CODEC) as store:
+    data_dir = Path(env["TTMT_MONITOR_DATA_DIR"])
+    with Store.open_existing(sim.base_url, sim.api_key, data_dir=data_dir, codec=CODEC) as store:
         counts = store.counts()
         assert counts["accounts"] > 0 and counts["trades"] > 0, counts
         assert store.data_as_of is not None

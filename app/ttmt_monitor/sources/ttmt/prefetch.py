@@ -255,10 +255,13 @@ class SnapshotPrefetch:
 # --- one GET over a plain socket, HTTP/1.1 by h11 ------------------------------------------------------------------
 
 def _http_get(scheme: str, host: str, port: int | None, target: str, headers: dict[str, str],
-              timeout: float, on_sent: Callable[[], None] | None = None, *, max_body: int = MAX_BODY) -> bytes:
+              timeout: float, on_sent: Callable[[], None] | None = None, *, max_body: int = MAX_BODY,
+              ssl_context: Any = None) -> bytes:
     """``GET target`` with ``Connection: close``; the body of a 200 answer, else ``ValueError`` (or ``OSError``
-    for the network). ``timeout`` bounds the whole request, connect to the last byte (a server trickling a byte
-    at a time never outlasts it); ``max_body`` the body. ``on_sent`` is called once the request is on the wire."""
+    for the network, ``ssl.SSLError`` for a certificate that does not verify). ``timeout`` bounds the whole
+    request, connect to the last byte (a server trickling a byte at a time never outlasts it); ``max_body`` the
+    body. ``on_sent`` is called once the request is on the wire. ``ssl_context``: the system's trust store unless
+    given (tests)."""
     import socket
     import time
 
@@ -287,7 +290,8 @@ def _http_get(scheme: str, host: str, port: int | None, target: str, headers: di
             import ssl
 
             sock.settimeout(left())
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            context = ssl_context if ssl_context is not None else ssl.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=host)
         sock.settimeout(left())
         sock.sendall(request)
         if on_sent is not None:
