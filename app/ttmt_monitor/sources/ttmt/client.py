@@ -148,7 +148,9 @@ class TTMTClient:
     ``backoff_base``/``backoff_cap`` shape the exponential backoff; ``max_rate_limit_retries`` bounds 429 retries
     and ``max_retry_after`` the longest ``Retry-After`` worth waiting for (longer → the 429 is raised).
     ``request_deadline`` is the total time one request may take, body included (:data:`REQUEST_DEADLINE`; over it
-    → :class:`~.errors.RequestTimeout` naming the request). ``max_body`` caps a response's decoded size (:data:`MAX_BODY`; over it → :class:`~.errors.ResponseTooLarge`).
+    → :class:`~.errors.RequestTimeout` naming the request). ``max_body`` caps a response's decoded size
+    (:data:`MAX_BODY`; over it → :class:`~.errors.ResponseTooLarge`). Both defaults live in ``limits``, shared
+    with the start-up prefetch.
     ``cache`` is the :class:`~.cache.ETagCache` for terminal trades/signals (same interface; e.g. the local
     history's persistent ``Store.etag_cache()``); by default an in-memory LRU of ``cache_size`` entries.
     """
