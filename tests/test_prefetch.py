@@ -202,6 +202,24 @@ def test_https_is_verified_and_read_through_tls():
         listener.close()
 
 
+@pytest.mark.parametrize(("body", "want"), [
+    ({"has_more": True, "next_cursor": "c1"}, (True, "c1")),
+    ({"has_more": "true", "next_cursor": "c1"}, (True, "c1")),
+    ({"has_more": True, "next_cursor": ""}, (False, None)),  # nothing to ask for: no more
+    ({"has_more": True, "next_cursor": 5}, (False, None)),
+    ({"has_more": False, "next_cursor": "c1"}, (False, "c1")),
+    ([1, 2], (False, None)),
+])
+def test_every_pager_reads_a_page_envelope_alike(body, want):
+    """paging.page_fields: what the client's pages, the open-trades walk and the prefetch's page all read."""
+    from ttmt_monitor.sources.ttmt.paging import OpenTradesWalk, page_fields
+
+    assert page_fields(body) == want
+    walk = OpenTradesWalk(100)
+    assert walk.take([{"id": "t"}], body) is want[0]
+    assert walk.params().get("after") == (want[1] if want[0] else None)
+
+
 def test_the_limits_are_the_clients():
     from ttmt_monitor.sources.ttmt import client, limits
 

@@ -60,7 +60,7 @@ from .errors import (
     error_from_response,
 )
 from .limits import MAX_BODY, REQUEST_DEADLINE
-from .paging import MAX_EMPTY_PAGES, EmptyPageGuard, OpenTradesWalk
+from .paging import MAX_EMPTY_PAGES, EmptyPageGuard, OpenTradesWalk, page_fields
 from .ratelimit import DEFAULT_WINDOW, Pacer, RateLimitState
 
 log = logging.getLogger(__name__)
@@ -636,11 +636,8 @@ class TTMTClient:
     async def _page(self, path: str, params: dict[str, str], decode: Any, cursor: str | None) -> Page[Any]:
         body, _, _ = await self._get_json(path, params)
         items = decode_list(self._data_list(body, "/" + path), decode)
-        has_more = body.get("has_more") in (True, "true", "True") if isinstance(body, dict) else False
-        next_cursor = body.get("next_cursor") if isinstance(body, dict) else None
-        if not isinstance(next_cursor, str) or not next_cursor:
-            next_cursor = None
-        return Page(items=items, has_more=has_more and next_cursor is not None, next_cursor=next_cursor, cursor=cursor)
+        has_more, next_cursor = page_fields(body)
+        return Page(items=items, has_more=has_more, next_cursor=next_cursor, cursor=cursor)
 
     async def iter_trade_pages(self, *, page_size: int = MAX_PAGE, **filters: Any) -> AsyncIterator[Page[Trade]]:
         """Every page of ``GET /trades`` for ``filters`` (keyword arguments of :meth:`trades_page`).

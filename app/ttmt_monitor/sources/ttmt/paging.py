@@ -1,7 +1,7 @@
 """Walking the API's cursor-paginated listings (no httpx, cheap to import from ``sync`` and the prefetch).
 
-Provides :class:`EmptyPageGuard`, :data:`MAX_EMPTY_PAGES` and :class:`OpenTradesWalk` (the open trades of a
-snapshot, page by page: the one walk both the client's ``snapshot()`` and the start-up prefetch drive).
+Provides :func:`page_fields`, :class:`EmptyPageGuard`, :data:`MAX_EMPTY_PAGES` and :class:`OpenTradesWalk` (the
+open trades of a snapshot, page by page: the one walk both the client's ``snapshot()`` and the start-up prefetch drive).
 """
 
 from __future__ import annotations
@@ -10,9 +10,20 @@ from typing import Any
 
 from .errors import EndlessPagesError, TTMTError
 
-__all__ = ["EmptyPageGuard", "MAX_EMPTY_PAGES", "OpenTradesWalk"]
+__all__ = ["EmptyPageGuard", "MAX_EMPTY_PAGES", "OpenTradesWalk", "page_fields"]
 
 MAX_EMPTY_PAGES = 3  # consecutive pages with no items but has_more: a broken server, not a sparse listing
+
+
+def page_fields(body: Any) -> tuple[bool, str | None]:
+    """A list envelope's ``(has_more, next_cursor)`` as every reader takes them: ``next_cursor`` a non-empty string
+    or None; ``has_more`` (true, or the strings "true"/"True") only with such a cursor (nothing to ask for else)."""
+    if not isinstance(body, dict):
+        return False, None
+    cursor = body.get("next_cursor")
+    if not isinstance(cursor, str) or not cursor:
+        cursor = None
+    return body.get("has_more") in (True, "true", "True") and cursor is not None, cursor
 
 
 class EmptyPageGuard:
@@ -63,9 +74,8 @@ class OpenTradesWalk:
     def take(self, data: list[Any], body: Any) -> bool:
         """One page in; True when there is a next one (then :meth:`params` asks for it)."""
         self.items.extend(data)
-        cursor = body.get("next_cursor") if isinstance(body, dict) else None
-        if not (isinstance(body, dict) and body.get("has_more") in (True, "true", "True")
-                and isinstance(cursor, str) and cursor):
+        more, cursor = page_fields(body)
+        if not more or cursor is None:
             return False
         self._guard.check(len(data), True)  # a server paging empty pages forever: an error, not a hang
         if cursor in self._seen:

@@ -245,10 +245,9 @@ class SnapshotPrefetch:
         from .decode import decode_list, decode_trade
 
         body = self._get("trades?" + urlencode({"limit": str(self._page_size)}), name)
-        has_more = isinstance(body, dict) and body.get("has_more") in (True, "true", "True")
-        cursor = body.get("next_cursor") if isinstance(body, dict) else None
-        if not isinstance(cursor, str) or not cursor:
-            cursor, has_more = None, False
+        from .paging import page_fields
+
+        has_more, cursor = page_fields(body)  # as the client's pages read it
         return TradesPage(decode_list(self._data(body), decode_trade), has_more, cursor)
 
 
