@@ -159,10 +159,11 @@ class SnapshotPrefetch:
 
     def _run(self, name: str, job: Callable[[str], Any]) -> None:
         try:
-            if name == "page":  # after the lists the first paint needs: the server answers one at a time
-                self._page_go.wait(self.TIMEOUT_S)
+            # The page after the lists the first paint needs (the server answers one at a time), and only when
+            # asked for: nobody asking within TIMEOUT_S (a script, a quit before the first paint) spends no request.
+            asked = name != "page" or self._page_go.wait(self.TIMEOUT_S)
             # The snapshot failed (a 401, say): the client loads everything; no request is spent on the page.
-            value = None if name == "page" and self._abandoned else job(name)
+            value = None if name == "page" and (self._abandoned or not asked) else job(name)
         except Exception:  # noqa: BLE001 - a fast path only: the client's own load reports problems
             log.debug("prefetch %s failed", name, exc_info=True)
             value = None
