@@ -44,7 +44,8 @@ def main() -> int:
                 t0 = time.perf_counter()
                 Store.open(BASE_URL, BENCH_KEY, data_dir=tmp, codec=CODEC).close()
                 opens.append(time.perf_counter() - t0)
-            print(f"trades={n} file={path.stat().st_size / 1e6:.1f} MB quick_check={statistics.median(checks) * 1000:.0f} ms "
+            size_mb = path.stat().st_size / 1e6
+            print(f"trades={n} file={size_mb:.1f} MB quick_check={statistics.median(checks) * 1000:.0f} ms "
                   f"open (incl. check)={statistics.median(opens) * 1000:.0f} ms (median of {args.runs})", flush=True)
     return 0
 

@@ -40,6 +40,7 @@ sim.stop()
 
 async def tradovate_rate(port: int, n: int) -> tuple[float, int]:
     import httpx
+
     from ttmt_monitor.core.desk import DeskState
     from ttmt_monitor.domain import Reset
     from ttmt_monitor.sim.tradovate.server import Credentials
@@ -118,6 +119,61 @@ def tradovate_rates(n: int, repeat: int) -> tuple[list[float], int]:
     return rates, made
 
 
+def stage_costs(n: int) -> dict[str, float]:
+    """Microseconds per props event of each client stage, in memory (no socket), on the simulator's own frames."""
+    import gc
+    import json
+
+    from ttmt_monitor.core.desk import DeskState
+    from ttmt_monitor.domain import Reset
+    from ttmt_monitor.sim.tradovate.market import Market, wire
+    from ttmt_monitor.sources.base import SourceConfig
+    from ttmt_monitor.sources.tradovate.protocol import parse_frame
+    from ttmt_monitor.sources.tradovate.source import SYNC_TYPES, TradovateSource
+
+    market = Market(5)
+    market.populate(50)
+    sync = json.loads(json.dumps(wire(market.sync_snapshot(SYNC_TYPES))))
+    frames: list[str] = []
+    market.listeners.append(lambda evs: frames.append("a" + json.dumps(
+        [{"e": "props", "d": {"entityType": t, "eventType": e, "entity": wire(x)}} for t, e, x in evs])))
+    made = 0
+    while made < n:
+        made += len(market.step())
+    source = TradovateSource(SourceConfig("bench", "tradovate", "bench", {"environment": "custom",
+                                          "base_url": "http://127.0.0.1:9/v1"}), {})
+    from ttmt_monitor.sources.tradovate.protocol import parse_json
+    source.store.reset(parse_json(json.dumps(sync)))
+    for c in source.store.tables["contract"].values():
+        source.lookups.contracts[c["id"]] = c
+    for p in source.store.tables["product"].values():
+        source.lookups.products[p["name"]] = p
+    source.lookups.currencies[1] = "USD"
+    state = DeskState()
+    state.apply(source.id, [Reset(source.mapper.snapshot())])
+    out: dict[str, float] = {}
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        parsed = [parse_frame(f).messages for f in frames]
+        out["parse frame (JSON, Decimal)"] = (time.perf_counter() - t0) / made * 1e6
+
+        async def apply_all() -> list:
+            return [await source._apply(msgs) for msgs in parsed]
+
+        t0 = time.perf_counter()
+        batches = asyncio.run(apply_all())
+        out["store + neutral mapping + diff"] = (time.perf_counter() - t0) / made * 1e6
+        t0 = time.perf_counter()
+        for batch in batches:
+            state.apply(source.id, batch)
+        out["DeskState.apply"] = (time.perf_counter() - t0) / made * 1e6
+    finally:
+        gc.enable()
+    return out
+
+
 def fmt(rates: list[float]) -> str:
     return (f"min {min(rates):>9,.0f}  median {statistics.median(rates):>9,.0f}  max {max(rates):>9,.0f} events/s"
             f"  (runs: {', '.join(f'{r:,.0f}' for r in rates)})")
@@ -135,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"TTMT stream + apply ({args.events} events):  {fmt(ttmt)}")
     print(f"Tradovate / TTMT (medians): {statistics.median(tv) / statistics.median(ttmt):.0%}; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("where the Tradovate time goes (in memory, µs per props event):")
+    for stage, cost in stage_costs(args.events).items():
+        print(f"  {stage:<34} {cost:6.1f}")
     return 0
 
 

@@ -23,6 +23,7 @@ import random
 from typing import Any
 
 import pytest
+
 from _qasync_support import ModuleLoop, in_thread, until
 from ttmt_monitor.core import models as m
 from ttmt_monitor.core.state import DeskState
@@ -214,3 +215,34 @@ def test_chaos_short(qapp: Any, seed: int) -> None:
 def test_chaos_long(qapp: Any, seed: int) -> None:
     """Ten seeds x 150 faults (``pytest -m slow``)."""
     _scenario(seed, steps=150)
+
+
+def test_f5_with_an_empty_snapshot_keeps_the_desk(qapp: Any, sim_paused: Any) -> None:
+    """F5 while the server answers /accounts with nothing (it lost its data for a moment): the desk keeps its
+    accounts, positions and trades and says why; the next F5, with the data back, applies normally. Before the
+    fix the empty snapshot was applied: every position vanished."""
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key, start_stream=False)
+        failures: list[str] = []
+        controller.load_failed.connect(failures.append)
+        try:
+            assert await controller.start()
+            accounts, positions = dict(controller.state.accounts), dict(controller.state.positions)
+            assert accounts and positions
+            saved = sim.call(lambda: dict(sim.world.user(sim.demo_user_id).accounts))
+            sim.call(lambda: sim.world.user(sim.demo_user_id).accounts.clear())
+            await controller.refresh()
+            await until(lambda: controller.pending() == 0, 5, "drained")
+            assert failures and "no accounts" in failures[-1]
+            assert controller.state.accounts == accounts and controller.state.positions == positions
+            assert controller.positions_model.rowCount() == len(positions)
+            sim.call(lambda: sim.world.user(sim.demo_user_id).accounts.update(saved))
+            await controller.refresh()
+            await until(lambda: controller.pending() == 0, 5, "drained")
+            await _assert_equal_to_rest(controller, sim)
+        finally:
+            await controller.aclose()
+
+    _MODULE_LOOP.run(scenario, timeout=60)

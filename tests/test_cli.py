@@ -465,7 +465,8 @@ def test_offline_export_uses_the_address_the_desktop_app_remembers(tmp_path: Pat
     from test_integration_history import fill_store
 
     data_dir, config = tmp_path / "data", tmp_path / "config"
-    env = dict(os.environ, TTMT_MONITOR_DATA_DIR=str(data_dir), XDG_CONFIG_HOME=str(config), QT_QPA_PLATFORM="offscreen")
+    env = dict(os.environ, TTMT_MONITOR_DATA_DIR=str(data_dir), XDG_CONFIG_HOME=str(config),
+               QT_QPA_PLATFORM="offscreen")
     env.pop("TTMT_BASE_URL", None)
     with SimulatorThread(seed=3, history_days=1, engine_running=False) as sim:
         base_url = sim.base_url

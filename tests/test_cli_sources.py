@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from toy_csv_source import KIND
 
+from toy_csv_source import KIND
 from ttmt_monitor import cli
 from ttmt_monitor.sources import registry
 

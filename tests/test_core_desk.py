@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from source_contract import Harness, check_converges_after_faults, check_first_batch_is_reset, \
-    check_snapshot_equals_truth, normalize
-from toy_csv_source import CSV, KIND, read_csv
 
+from source_contract import (
+    Harness,
+    check_converges_after_faults,
+    check_first_batch_is_reset,
+    check_snapshot_equals_truth,
+    normalize,
+)
+from toy_csv_source import CSV, KIND, read_csv
 from ttmt_monitor.core.desk import DeskChange, DeskState
 from ttmt_monitor.domain import (
-    Account, ClosedDeal, Health, HealthChanged, HealthState, Position, Remove, Reset, Snapshot, Upsert, make_key,
+    Account,
+    ClosedDeal,
+    Health,
+    HealthChanged,
+    HealthState,
+    Position,
+    Remove,
+    Reset,
+    Snapshot,
+    Upsert,
+    make_key,
 )
 from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig
@@ -33,7 +48,7 @@ def pos(n: str, volume: str = "1", **kw) -> Position:
 
 def deal(n: str, profit: str, deal_type: str = "trade") -> ClosedDeal:
     return ClosedDeal(key=make_key(S, n), source=S, account_key=make_key(S, "a"), native_id=n,
-                      closed_at=datetime(2026, 12, 1, tzinfo=timezone.utc), profit=Decimal(profit),
+                      closed_at=datetime(2026, 12, 1, tzinfo=UTC), profit=Decimal(profit),
                       deal_type=deal_type)
 
 
@@ -129,3 +144,13 @@ def test_contract_catches_a_source_that_disagrees_with_the_truth(csv_harness: Ha
     csv_harness.truth = lambda: Snapshot()
     with pytest.raises(AssertionError, match="differs"):
         asyncio.run(check_snapshot_equals_truth(csv_harness))
+
+
+def test_account_row_open_pl_is_net_of_swap_and_commission_and_degraded_greys():
+    """A source that reports no account open P&L gets the sum of its positions' net figures (profit + swap +
+    commission), as its equity is; found in review."""
+    from ttmt_monitor.ui.desk import account_row
+
+    row = account_row(acct(), [pos("p1", profit=Decimal("10.00"), swap=Decimal("-1.25"), commission=Decimal("-2"))],
+                      [], "Toy", datetime(2026, 12, 6, tzinfo=UTC))
+    assert row.open_pl == Decimal("6.75") and row.open_positions == 1

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+
 from _qasync_support import ModuleLoop, dispose, until
 from toy_csv_source import CSV, KIND
-
-from ttmt_monitor.domain import HealthState
+from ttmt_monitor.domain import Health, HealthState
 from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig
 from ttmt_monitor.ui.controller import DeskController
@@ -107,6 +107,10 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
             assert positions.index(ttmt_row, col).data(Qt.ItemDataRole.ForegroundRole) != positions._stale_color
             await until(lambda: window.status.source_health_texts().get("toycsv:t1") == "My CSV: Offline", 10,
                         "the chip says offline")
+            # A sentence quoting a service is shown as written, never as markup.
+            window.status.set_source_health("toycsv:t1", "My CSV", "offline", "<b>bold</b> & <i>x</i>")
+            chip = window.status._chips["toycsv:t1"][0]
+            assert "&lt;b&gt;bold&lt;/b&gt;" in chip.toolTip()
             await hub.remove("toycsv:t1")
             assert "A1" not in _cells(accounts, "label") and "CL" not in _cells(positions, "symbol")
         finally:
@@ -173,6 +177,12 @@ def test_file_sources_applies_configurations_to_the_running_desk(qapp, sim, sett
             assert source_id is not None
             await until(lambda: "A1" in _cells(controller.accounts_model, "label"), 10, "the configured source's rows")
             await until(lambda: window.status.source_health_texts().get(source_id) == "Desk CSV: Live", 10, "chip")
+            # A source that was refused restarts when the Sources dialog applies, even with the same configuration:
+            # the user may have fixed only its password, which the configuration does not carry.
+            first = hub.sources()[0]
+            hub.state.health[source_id] = Health(HealthState.AUTH_ERROR, "refused")
+            await window.apply_sources([config])
+            assert hub.sources() and hub.sources()[0] is not first
             await window.apply_sources([dataclasses.replace(config, enabled=False)])
             await until(lambda: "A1" not in _cells(controller.accounts_model, "label"), 10, "rows gone")
             assert source_id not in window.status.source_health_texts()

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from _qasync_support import ModuleLoop, dispose, until
-from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.core.store import Store
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.main_window import MainWindow
 
@@ -89,7 +90,8 @@ def test_a_full_disk_is_said_once_in_the_window_and_its_end_too(qapp, sim_paused
 
     async def scenario() -> None:
         controller = DeskController(sim.base_url, sim.api_key, start_stream=False,
-                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC))
+                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key, data_dir=tmp_path,
+                                                                     codec=CODEC))
         window = MainWindow(controller, settings)
         said: list[str] = []
         controller.history_problem.connect(said.append)
@@ -149,7 +151,8 @@ def test_a_damaged_history_file_is_told_kept_aside_and_rebuilt_from_the_api(qapp
 
     async def scenario() -> None:
         controller = DeskController(sim.base_url, sim.api_key, start_stream=False,
-                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC))
+                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key, data_dir=tmp_path,
+                                                                     codec=CODEC))
         window = MainWindow(controller, settings)
         window.show()
         try:

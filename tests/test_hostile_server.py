@@ -16,6 +16,7 @@ import pytest
 from ttmt_monitor.sim.server import gzip_bomb
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.errors import RequestTimeout, ResponseTooLarge
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.sources.ttmt.stream import ConnectionState, StreamConsumer
 
 

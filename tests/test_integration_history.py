@@ -143,7 +143,8 @@ def test_etag_cache_persists_across_a_restart(tmp_path: Path) -> None:
                 store.close()  # flushes the queued ETag write
 
         async def second_run(trade_id: str) -> tuple[int, Any, Any]:
-            store = Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)  # a new process would do exactly this
+            # a new process would do exactly this
+            store = Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)
             try:
                 async with TTMTClient(sim.base_url, sim.api_key, cache=store.etag_cache()) as client:
                     trade = await client.trade(trade_id)

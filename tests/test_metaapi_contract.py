@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+
 from source_contract import (
     VOLATILE_FIELDS,
     Harness,

@@ -12,6 +12,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
+
 from source_contract import Consumer, wait_for
 from ttmt_monitor.domain import HealthState
 from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread
@@ -20,9 +24,6 @@ from ttmt_monitor.sources.base import SourceConfig
 from ttmt_monitor.sources.metaapi.client import Endpoints, MetaApiClient
 from ttmt_monitor.sources.metaapi.eio3 import EIO3Client
 from ttmt_monitor.sources.metaapi.errors import MetaApiAuthError, NetworkError
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
-from websockets.exceptions import ConnectionClosed
 
 
 @pytest.fixture
@@ -135,7 +136,7 @@ def test_our_client_gives_up_on_a_server_that_stops_answering_pings():
 
 def test_reordered_packets_are_put_back_without_a_resync(mas: MetaApiSimThread):
     config = SourceConfig(id="m", kind="metaapi", name="m",
-                          settings={"base_url": mas.base_url, "gap_timeout": 5, "status_timeout": 5})
+                          settings={"base_url": mas.base_url, "gap_timeout": 10, "status_timeout": 30})
 
     async def main() -> None:
         src = registry.get("metaapi").create(config, {"token": mas.api_token})
@@ -177,7 +178,8 @@ def test_rest_client_pages_history_and_reads_both_account_list_shapes(mas: MetaA
                                  "2020-01-01T00:00:00.000Z/2030-01-01T00:00:00.000Z?limit=1001",
                                  headers={"auth-token": mas.api_token})
             assert response.status_code == 400 and response.json()["error"] == "ValidationError"
-            bare = await client._http.get(f"{mas.base_url}/users/current/accounts", headers={"auth-token": mas.api_token})
+            bare = await client._http.get(f"{mas.base_url}/users/current/accounts",
+                                          headers={"auth-token": mas.api_token})
             assert isinstance(bare.json(), list) and len(bare.json()) == 5   # without api-version: 2
             info = await client.account_information(account)
             assert isinstance(info["balance"], Decimal)
@@ -185,4 +187,26 @@ def test_rest_client_pages_history_and_reads_both_account_list_shapes(mas: MetaA
             await client.aclose()
 
     asyncio.run(main())
-    assert mas.writes() == []
+    assert mas.writes() == [] and mas.account_writes() == []  # the source itself never writes
+
+
+def test_a_malformed_stream_address_never_quotes_the_token(caplog) -> None:
+    """websockets' InvalidURI message quotes the whole URL, and the URL carries the token: the error we raise (and
+    so anything logged with it) names only the type. Found in review."""
+    import asyncio as _asyncio
+
+    from ttmt_monitor.sources.metaapi.eio3 import EIO3Client
+    from ttmt_monitor.sources.metaapi.errors import NetworkError
+
+    secret = "SECRET-token-123"
+
+    async def main() -> None:
+        await EIO3Client.open("not a url at all", query={"auth-token": secret}, open_timeout=2)
+
+    try:
+        _asyncio.run(main())
+    except NetworkError as exc:
+        assert secret not in str(exc) and secret not in repr(exc)
+        assert exc.__cause__ is None and exc.__suppress_context__
+    else:
+        raise AssertionError("a malformed address must fail")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from _qasync_support import ModuleLoop, until
 from source_contract import Consumer
 from ttmt_monitor.domain import HealthState

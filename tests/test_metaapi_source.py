@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+
 from source_contract import Consumer, wait_for
 from ttmt_monitor.domain import HealthState, Notice, Reset
 from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread
@@ -55,7 +56,7 @@ def test_token_kinds_are_told_apart(mas: MetaApiSimThread):
         await consumer.stop()
 
     asyncio.run(main())
-    assert mas.writes() == []
+    assert mas.writes() == [] and mas.account_writes() == []  # the source itself never writes
 
 
 def test_accounts_not_deployed_are_shown_with_state_and_sentence_and_never_read(mas: MetaApiSimThread):
@@ -78,7 +79,7 @@ def test_accounts_not_deployed_are_shown_with_state_and_sentence_and_never_read(
     reads = mas.call(lambda: list(mas.server.requests))
     # The provisioning list names them; no client-API path of theirs is ever asked for.
     assert not [p for _, p in reads for i in idle if f"/accounts/{i}/" in p]
-    assert mas.writes() == []
+    assert mas.writes() == [] and mas.account_writes() == []  # the source itself never writes
 
 
 def test_live_equity_and_margin_follow_prices(mas: MetaApiSimThread):
@@ -143,7 +144,7 @@ def test_credits_used_up_give_a_clear_message_and_lose_nothing(mas: MetaApiSimTh
             await consumer.stop()
 
     asyncio.run(main())
-    assert mas.writes() == []
+    assert mas.writes() == [] and mas.account_writes() == []  # the source itself never writes
 
 
 def test_a_dead_stream_is_said_and_recovered(mas: MetaApiSimThread):
@@ -194,19 +195,27 @@ def test_bad_token_stops_with_a_sentence_and_never_logs_the_token(mas: MetaApiSi
     text = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
     for secret in (bad_api, bad_account, mas.api_token):
         assert secret not in text
-    assert mas.writes() == []
+    assert mas.writes() == [] and mas.account_writes() == []  # the source itself never writes
 
 
 def test_the_simulator_refuses_and_records_every_write(mas: MetaApiSimThread):
     import httpx
 
-    account = mas.account_ids(deployed=False)[0]
+    account = mas.account_ids(deployed=True)[0]
     headers = {"auth-token": mas.api_token}
     with httpx.Client(base_url=mas.base_url, headers=headers) as http:
-        for method, path in (("POST", f"/users/current/accounts/{account}/deploy"),
-                             ("POST", f"/users/current/accounts/{account}/undeploy"),
-                             ("DELETE", f"/users/current/accounts/{account}"),
-                             ("POST", "/users/current/accounts")):
+        # Anything but account management (sim/metaapi/manage.py) is refused and recorded: trades above all.
+        for method, path in (("POST", f"/users/current/accounts/{account}/trade"),
+                             ("POST", f"/users/current/accounts/{account}/redeploy"),
+                             ("PUT", f"/users/current/accounts/{account}"),
+                             ("POST", "/users/current/accounts/x/positions")):
             response = http.request(method, path, json={})
             assert response.status_code == 403 and response.json()["error"] == "ForbiddenError"
+    assert mas.account_writes() == []
+    assert len(mas.writes()) == 4
+    # The simulator's own admin switches are not writes at MetaApi.
+    with httpx.Client(base_url=mas.base_url) as http:
+        assert http.post("/_sim/rest_rate_limit?count=2&retry_after=0.5").status_code == 200
+        assert http.post("/_sim/no_such_switch").status_code == 404
+    assert mas.call(lambda: mas.server.fault_rest_429) == [0.5, 0.5]
     assert len(mas.writes()) == 4

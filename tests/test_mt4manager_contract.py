@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+
 from mt4_support import SOURCE_ID, WATCH_GROUPS, harness, make_source
 from source_contract import (
     Consumer,

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from ttmt_monitor.core.desk import DeskState
 from ttmt_monitor.domain import Remove, Reset, Upsert, make_key
 from ttmt_monitor.sources.mt4manager.decode import Book, Watch, decode_trade, equity_of, parse_utc_offset
@@ -227,3 +228,32 @@ def test_prices_keep_the_symbols_digits() -> None:
     b = book([user()], [trade(70, "buy")])
     (pos,) = [d.entity for d in b.on_tick({"symbol": "EURUSD", "bid": Decimal("1.1"), "ask": Decimal("1.10012")})]
     assert str(pos.current_price) == "1.10000"
+
+
+def test_a_batch_gives_one_upsert_per_changed_ticket() -> None:
+    """Events applied with flush=False (how the source handles a batch) coalesce: a tick and the trade update
+    it causes, or several changes of one ticket, end as one upsert; a ticket opened and closed within the
+    batch leaves only its deal; the desk ends where applying them one by one would."""
+    b = book([user()], [trade(80, "buy"), trade(81, "sell_limit")])
+    one_by_one = book([user()], [trade(80, "buy"), trade(81, "sell_limit")])
+    desk_a, desk_b = DeskState(), DeskState()
+    desk_a.apply(S, [Reset(b.snapshot())])
+    desk_b.apply(S, [Reset(one_by_one.snapshot())])
+    tick = {"symbol": "EURUSD", "bid": Decimal("1.10300"), "ask": Decimal("1.10312")}
+    events = [("tick", tick), ("trade", trade(80, profit="30")),
+              ("trade", trade(80, profit="31", sl=Decimal("1.09"))),
+              ("trade", trade(82, "buy")), ("trade", trade(82, "buy", close_time=T0 + 1, profit="2")),
+              ("trade", trade(81, "sell")), ("user", user(balance="1002.00"))]
+    batch = []
+    for kind, e in events:
+        handler = {"tick": b.on_tick, "trade": b.on_trade, "user": b.on_user}[kind]
+        batch += handler(e, flush=False)
+        single = {"tick": one_by_one.on_tick, "trade": one_by_one.on_trade, "user": one_by_one.on_user}[kind]
+        desk_b.apply(S, single(e))
+    batch += b.flush()
+    upserted = [d.entity.native_id for d in batch if isinstance(d, Upsert) and d.entity.kind == "position"]
+    assert sorted(upserted) == ["80", "81"], "one upsert per changed open ticket; 82 came and went"
+    assert [d.entity.native_id for d in batch if isinstance(d, Upsert) and d.entity.kind == "deal"] == ["82"]
+    assert len([d for d in batch if isinstance(d, Upsert) and d.entity.kind == "account"]) == 1
+    desk_a.apply(S, batch)
+    assert desk_a.snapshot_of(S) == desk_b.snapshot_of(S)

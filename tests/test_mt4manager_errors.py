@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import trustme
+
 from mt4_support import SOURCE_ID, WATCH_GROUPS, make_source
 from source_contract import Consumer, normalize, wait_for
 from ttmt_monitor.domain import HealthState

@@ -13,13 +13,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
 from source_contract import wait_for
 from ttmt_monitor.sim.mt4manager.model import Market
 from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
 from ttmt_monitor.sources.mt4manager.client import Closed, Event, Mt4Client
 from ttmt_monitor.sources.mt4manager.errors import NotAllowedError
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 
 import keyring
 import pytest
-from _qasync_support import ModuleLoop, until
 from keyring.backends import fail
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox, QToolButton
+
+from _qasync_support import ModuleLoop, until
 from test_keystore import BrokenKeyring, MemoryKeyring
-from toy_csv_source import KIND as CSV_KIND
-from toy_csv_source import CsvSource
+from toy_csv_source import KIND as CSV_KIND, CsvSource
 from ttmt_monitor import keystore
 from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig

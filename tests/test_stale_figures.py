@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _qasync_support import ModuleLoop, dispose, in_thread, until
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
+
+from _qasync_support import ModuleLoop, dispose, in_thread, until
 from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.sources.ttmt.stream import StreamConsumer
 from ttmt_monitor.ui import theme

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from ttmt_monitor.core.models import Resync, UnknownEvent
 from ttmt_monitor.core.state import DeskState, apply
 from ttmt_monitor.sources.ttmt.client import TTMTClient

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from source_contract import (
     Harness,
     check_converges_after_faults,

@@ -12,6 +12,7 @@ from decimal import Decimal
 import httpx
 import pytest
 import websockets
+
 from tradovate_support import fast_sim, wait_until
 from ttmt_monitor.sources.tradovate.model import EntityStore
 from ttmt_monitor.sources.tradovate.protocol import FrameError, encode_request, iter_props, parse_frame

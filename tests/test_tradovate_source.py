@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+
 from source_contract import Consumer, diff, normalize
 from tradovate_support import SOURCE_ID, fast_sim, make_source, run, wait_until
 from ttmt_monitor.domain import HealthState, Notice, Reset
@@ -324,3 +325,28 @@ def test_no_write_call_and_no_secret_in_logs(caplog: pytest.LogCaptureFixture) -
                 assert endpoint in ALLOWED_POSTS, endpoint
             if transport in ("ws", "md"):
                 assert endpoint in READ_SOCKET_CALLS, endpoint
+
+
+def test_unreachable_server_is_retried_and_said_without_raising() -> None:
+    import socket
+
+    from ttmt_monitor.sources.base import SourceConfig
+    from ttmt_monitor.sources.tradovate.source import TradovateSource
+
+    with socket.socket() as probe:           # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = SourceConfig(id="tv-down", kind="tradovate", name="down",
+                          settings={"environment": "custom", "base_url": f"http://127.0.0.1:{port}/v1",
+                                    "user_name": "u", "cid": 1})
+
+    async def body() -> list[str]:
+        source = TradovateSource(config, {"password": "p", "api_secret": "s"}, backoff_base=0.05, backoff_cap=0.1)
+        consumer = Consumer(source).start()
+        await wait_until(lambda: consumer.health_seen.count(HealthState.RECONNECTING) >= 2, 20, "two retries")
+        sentence = source.health().sentence
+        await consumer.stop()                 # raises if changes() raised into the consumer
+        return [sentence]
+
+    (sentence,) = run(body())
+    assert "Cannot reach Tradovate" in sentence

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from source_contract import (
     Harness,
     check_converges_after_faults,
@@ -16,7 +17,6 @@ from source_contract import (
     check_no_writes,
     check_snapshot_equals_truth,
 )
-
 from ttmt_monitor.domain import HealthState, Snapshot
 from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig

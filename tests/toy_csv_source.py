@@ -13,12 +13,23 @@ import csv
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from ttmt_monitor.domain import (
-    Account, ClosedDeal, Delta, Health, HealthChanged, HealthState, Position, Remove, Reset, Snapshot, Upsert, make_key,
+    Account,
+    ClosedDeal,
+    Delta,
+    Health,
+    HealthChanged,
+    HealthState,
+    Position,
+    Remove,
+    Reset,
+    Snapshot,
+    Upsert,
+    make_key,
 )
 from ttmt_monitor.sources.base import SourceConfig
 from ttmt_monitor.sources.registry import DemoSource, Setting, SourceKind
@@ -43,7 +54,7 @@ def read_csv(source_id: str, path: Path) -> Snapshot:
             if row.get("closed_at"):
                 deals.append(ClosedDeal(
                     key=make_key(source_id, f"{account}/d{n}"), source=source_id, account_key=akey,
-                    native_id=f"d{n}", closed_at=datetime.fromisoformat(row["closed_at"]).astimezone(timezone.utc),
+                    native_id=f"d{n}", closed_at=datetime.fromisoformat(row["closed_at"]).astimezone(UTC),
                     profit=Decimal(row["profit"]), currency=row["currency"], symbol=row["symbol"], side=row["side"],
                     volume=Decimal(row["volume"]), open_price=Decimal(row["open_price"])))
             else:
@@ -98,7 +109,7 @@ class CsvSource:
                 batch: list[Delta] = [Reset(fresh)] if previous is None else _diff(previous, fresh)
                 previous = fresh
                 if self._health.state is not HealthState.LIVE:
-                    self._health = Health(HealthState.LIVE, "Live", datetime.now(timezone.utc))
+                    self._health = Health(HealthState.LIVE, "Live", datetime.now(UTC))
                     batch.append(HealthChanged(self._health))
                 yield batch
             try:

@@ -12,7 +12,8 @@ from ttmt_monitor.sources.base import SourceConfig
 from ttmt_monitor.sources.tradovate.source import TradovateSource
 
 SOURCE_ID = "tradovate-test"
-FAST = {"heartbeat_interval": 0.3, "silence_timeout": 2.5, "backoff_base": 0.1, "backoff_cap": 0.5, "quota_backoff": 0.5,
+FAST = {"heartbeat_interval": 0.3, "silence_timeout": 2.5, "backoff_base": 0.1, "backoff_cap": 0.5,
+        "quota_backoff": 0.5,
             "maintenance_pause": 0.2, "user_429_wait": 1.0, "cash_debounce": 0.05}
 
 

@@ -21,7 +21,16 @@ from typing import Any, TextIO
 
 from .core import formatting as fmt
 from .domain import (
-    Account, ClosedDeal, HealthChanged, HealthState, Notice, Position, Remove, Reset, Snapshot, Upsert,
+    Account,
+    ClosedDeal,
+    HealthChanged,
+    HealthState,
+    Notice,
+    Position,
+    Remove,
+    Reset,
+    Snapshot,
+    Upsert,
     WorkingOrder,
 )
 from .sources import registry

@@ -2,7 +2,8 @@
 
 Provides ``keyring_available``, ``load_key``, ``save_key``, ``forget_key`` (service ``"ttmt-monitor"``, username
 = the normalised base URL); for the other sources ``save_secret``, ``load_secret``, ``forget_secrets`` (service
-``"ttmt-monitor/sources"``, username ``"<source id>/<secret name>"``: one entry per source and secret); ``mask_key`` (what may be shown or logged: ``"ttmt_live_…Xk9f"``),
+``"ttmt-monitor/sources"``, username ``"<source id>/<secret name>"``: one entry per source and secret);
+``mask_key`` (what may be shown or logged: ``"ttmt_live_…Xk9f"``),
 ``is_valid_key_format`` and the ``KeyringUnavailable`` error.
 
 Rules kept here: the key is never logged, never put in an exception message and never written anywhere but the

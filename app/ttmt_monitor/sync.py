@@ -114,7 +114,8 @@ def load_cached(store: Store, *, first_page: int = FIRST_PAGE) -> CachedState:
 def peek_cached(base_url: str, api_key: str, *, data_dir: Any = None, first_page: int = FIRST_PAGE
                 ) -> CachedState | None:
     """The first screen of the local history of this key on ``base_url``, read through a read-only view
-    (Store.peek), or None (no usable file, nothing in it, or any trouble reading: the app's normal start deals with those).
+    (Store.peek), or None (no usable file, nothing in it, or any trouble reading: the app's normal start deals with
+    those).
     Safe while another copy of the app has the file open: it writes nothing. Used by the app's head start
     (ui/early.py), before the GUI exists."""
     from .core.paths import store_path

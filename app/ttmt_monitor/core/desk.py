@@ -15,8 +15,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ..domain import (
-    KINDS, Account, ClosedDeal, Delta, Entity, Health, HealthChanged, Notice, Position, Remove, Reset,
-    Snapshot, Upsert, WorkingOrder,
+    KINDS,
+    Account,
+    ClosedDeal,
+    Delta,
+    Entity,
+    Health,
+    HealthChanged,
+    Notice,
+    Position,
+    Remove,
+    Reset,
+    Snapshot,
+    Upsert,
+    WorkingOrder,
 )
 
 __all__ = ["DeskChange", "DeskState", "FillEvent", "CloseEvent"]

@@ -47,7 +47,13 @@ from . import jsontext
 
 # Re-exported: where the files live was defined here first (core/paths.py keeps it importable without sqlite3).
 from .paths import (  # noqa: F401
-    APP_NAME, DATA_DIR_ENV, default_data_dir, identity_key, legacy_store_path, normalize_base_url, store_key,
+    APP_NAME,
+    DATA_DIR_ENV,
+    default_data_dir,
+    identity_key,
+    legacy_store_path,
+    normalize_base_url,
+    store_key,
     store_path,
 )
 

@@ -487,6 +487,11 @@ class DeskController(QObject):
             self._refreshing = False
         if self._closing:
             return
+        if not snapshot.accounts and self.accounts:
+            # A server that lost its data for a moment must not empty the desk: keep what is shown, say so.
+            self.load_failed.emit("The TTMT API answered with no accounts at all; keeping the current data. "
+                                  "Press F5 to try again.")
+            return
         resync = m.Resync(event_id=None, type="resync", timestamp=snapshot.taken_at, raw={"reason": "refresh"},
                           snapshot=snapshot, reason="refresh")
         # Finished trades of the newest page are history (final values). Those the table still shows as open
@@ -529,8 +534,11 @@ class DeskController(QObject):
 
     async def _open_store(self) -> None:
         """Open (or create) the local history in a thread; without one the desk still works (a warning)."""
+        factory = self._store_factory
+        if factory is None:
+            return
         try:
-            self.store = await asyncio.get_running_loop().run_in_executor(None, self._store_factory)
+            self.store = await asyncio.get_running_loop().run_in_executor(None, factory)
         except Exception as exc:  # noqa: BLE001 - the history is a convenience
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None

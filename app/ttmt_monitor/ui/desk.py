@@ -29,12 +29,9 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core.desk import DeskChange, DeskState
-from ..core.models import TP_LEVELS
-from ..core.models import Account as TtmtAccount
-from ..core.models import Position as TtmtPosition
-from ..core.models import Trade as TtmtTrade
-from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Position
 from ..core.formatting import describe_error
+from ..core.models import TP_LEVELS, Account as TtmtAccount, Position as TtmtPosition, Trade as TtmtTrade
+from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Position
 from ..sources.base import Source, SourceConfig
 from .accounts_model import AccountRow, local_day_start
 from .source_models import DealRow, OrderRow
@@ -119,7 +116,11 @@ class SourceHub(QObject):
         source that could not start."""
         wanted = {c.id: c for c in configs if c.enabled}
         for source_id, running in list(self._configs.items()):
-            if wanted.get(running.id) != running:
+            health = self.state.health.get(source_id)
+            refused = health is not None and health.state is HealthState.AUTH_ERROR
+            # A refused source restarts too: the user may have fixed only its password or token, which the
+            # configuration (secrets are not in it) does not show.
+            if wanted.get(running.id) != running or refused:
                 await self.remove(source_id)
         problems = []
         for config in wanted.values():
@@ -223,8 +224,10 @@ def account_row(account: Account, positions: Iterable[Position], deals: Iterable
     open_sum = _ZERO
     for p in positions:
         n_pos += 1
-        if p.profit is not None:
-            open_sum += p.profit
+        # Net, as the account's own open P&L and equity are: a position's profit is the broker's gross figure.
+        for part in (p.profit, p.swap, p.commission):
+            if part is not None:
+                open_sum += part
     realized = account.realized_today
     if realized is None:
         realized = sum((d.profit for d in deals if d.is_trade and d.closed_at >= day_start), _ZERO)
@@ -286,18 +289,22 @@ class DeskBridge(QObject):
 
     def apply(self, change: DeskChange) -> None:
         state, hub = self.hub.state, self.hub
-        try:
-            self._rows(self.positions_model, change, "position", state.positions,
-                       lambda p: position_row(p, hub.account_label(p.account_key), hub.label(p.source)))
-            self._rows(self.orders_model, change, "order", state.orders,
-                       lambda o: OrderRow(o, hub.account_label(o.account_key), hub.label(o.source)))
-            self._rows(self.deals_model, change, "deal", state.deals,
-                       lambda d: DealRow(d, hub.account_label(d.account_key), hub.label(d.source)))
-            self._accounts(change)
-            self._pnl_rows(change)
-            self._staleness(change)
-        except Exception:  # noqa: BLE001 - the tables must keep going whatever one row does
-            log.exception("the desk could not show a change")
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("positions", lambda: self._rows(self.positions_model, change, "position", state.positions, lambda p:
+                                             position_row(p, hub.account_label(p.account_key), hub.label(p.source)))),
+            ("orders", lambda: self._rows(self.orders_model, change, "order", state.orders, lambda o:
+                                          OrderRow(o, hub.account_label(o.account_key), hub.label(o.source)))),
+            ("deals", lambda: self._rows(self.deals_model, change, "deal", state.deals, lambda d:
+                                         DealRow(d, hub.account_label(d.account_key), hub.label(d.source)))),
+            ("accounts", lambda: self._accounts(change)),
+            ("P&L chart", lambda: self._pnl_rows(change)),
+            ("stale marks", lambda: self._staleness(change)),
+        ]
+        for what, step in steps:  # each on its own: one that fails must not leave the others behind
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - the tables must keep going whatever one row does
+                log.exception("the desk could not show a change (%s)", what)
         if self._notify is not None and (change.fills or change.closes):
             try:
                 self._notify(change)
@@ -354,7 +361,9 @@ class DeskBridge(QObject):
         for source_id, health in change.health.items():
             for model in (self.accounts_model, self.positions_model):
                 if model is not None and hasattr(model, "set_source_stale"):
-                    model.set_source_stale(source_id, health.as_of, stale=not health.state.is_current)
+                    # Only LIVE is current for the numbers: DEGRADED (an MT4 server's link to MT4 down, a MetaApi
+                    # terminal lost, TTMT's container down) keeps figures "as of" a moment that is passing.
+                    model.set_source_stale(source_id, health.as_of, stale=health.state is not HealthState.LIVE)
 
     def _trade(self, d: ClosedDeal) -> TtmtTrade:
         return deal_as_trade(d, self.hub.account_label(d.account_key), self.hub.label(d.source))

@@ -53,7 +53,7 @@ from .source_config import (
     secret_names,
 )
 from .theme import is_dark, pl_color, style_widget
-from .widgets import ReadOnlyTable, plain_label
+from .widgets import ReadOnlyTable, plain_label, plain_tooltip
 
 __all__ = ["SourceForm", "SourcesDialog"]
 
@@ -488,14 +488,21 @@ class SourcesDialog(QDialog):
         self.edit_button = QPushButton("&Edit…")
         self.toggle_button = QPushButton("&Disable")
         self.remove_button = QPushButton("&Remove")
-        for button in (self.add_button, self.edit_button, self.toggle_button, self.remove_button):
+        # MetaApi only: put an MT4/MT5 account on the MetaApi account list (ui/metaapi_onboarding.py).
+        self.onboard_button = QPushButton("Add &MetaTrader account…")
+        self.onboard_button.setToolTip("Add an MT4/MT5 account to the selected MetaApi source's account list.")
+        self.onboarding: QDialog | None = None
+        for button in (self.add_button, self.edit_button, self.toggle_button, self.remove_button,
+                       self.onboard_button):
             button.setAutoDefault(False)  # Enter in the list edits; it does not press a button
         self.add_button.clicked.connect(self.add_source)
         self.edit_button.clicked.connect(self.edit_selected)
         self.toggle_button.clicked.connect(self.toggle_selected)
         self.remove_button.clicked.connect(self.remove_selected)
+        self.onboard_button.clicked.connect(self.onboard_selected)
         side = QVBoxLayout()
-        for button in (self.add_button, self.edit_button, self.toggle_button, self.remove_button):
+        for button in (self.add_button, self.edit_button, self.toggle_button, self.remove_button,
+                       self.onboard_button):
             side.addWidget(button)
         side.addStretch(1)
 
@@ -546,7 +553,7 @@ class SourcesDialog(QDialog):
                 item = self.table.item(row, 3)
                 if item is not None:
                     item.setText(text)
-                    item.setToolTip(text)
+                    item.setToolTip(plain_tooltip(text))
 
     def selected(self) -> SourceConfig | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
@@ -574,7 +581,7 @@ class SourcesDialog(QDialog):
         for row in range(self.table.rowCount()):
             health = self.table.item(row, 3)
             if health is not None:
-                health.setToolTip(health.text())
+                health.setToolTip(plain_tooltip(health.text()))
         # A handful of rows: fitting the columns to their text is cheap here (unlike the live tables).
         header = self.table.horizontalHeader()
         for column, widest in ((0, 260), (1, 220), (2, 90)):
@@ -593,6 +600,7 @@ class SourcesDialog(QDialog):
         self.edit_button.setEnabled(idle and current is not None)
         self.toggle_button.setEnabled(idle and current is not None)
         self.remove_button.setEnabled(idle and current is not None)
+        self.onboard_button.setEnabled(idle and current is not None and current.kind == "metaapi")
         self.close_button.setEnabled(idle)
         self.toggle_button.setText("&Enable" if current is not None and not current.enabled else "&Disable")
 
@@ -675,6 +683,40 @@ class SourcesDialog(QDialog):
             return
         self._open_form(SourceForm(self._addable(), self._configs, editing=current,
                                    keyring_ok=self._secrets.keyring_ok, parent=self))
+
+    def onboard_selected(self) -> None:
+        """Open "Add MetaTrader account…" for the selected MetaApi source, with that source's token."""
+        current = self.selected()
+        if self._busy or current is None or current.kind != "metaapi":
+            return
+        if self.onboarding is not None:
+            self.onboarding.raise_()
+            self.onboarding.activateWindow()
+            return
+        from ..sources.metaapi.client import Endpoints, token_kind
+        from .metaapi_onboarding import OnboardingDialog
+
+        token = self._secrets.get(current.id, "token")
+        if not token:
+            self._say(f"“{current.name}” has no MetaApi token: enter one with Edit… first.", problem=True)
+            return
+        if token_kind(token) != "api":
+            self._say("Adding an account needs a MetaApi API token; this source has an account token, which sees "
+                      "one account only. Enter an API token with Edit… first.", problem=True)
+            return
+        base = str(current.settings.get("base_url") or "").strip()
+        endpoints = Endpoints.for_base_url(base) if base else \
+            Endpoints.for_region(str(current.settings.get("region") or "new-york"))
+        dialog = OnboardingDialog(endpoints, token, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.onboarding = dialog
+
+        def gone() -> None:
+            if self.onboarding is dialog:
+                self.onboarding = None
+        dialog.destroyed.connect(lambda *_: gone())
+        dialog.finished.connect(lambda *_: gone())
+        dialog.show()
 
     def _open_form(self, form: SourceForm) -> None:
         self.form = form

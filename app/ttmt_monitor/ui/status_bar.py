@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStatusB
 
 from ..core.formatting import format_age
 from .theme import is_dark, state_color, style_widget
-from .widgets import dot_pixmap, plain_label
+from .widgets import dot_pixmap, plain_label, plain_tooltip
 
 __all__ = ["BANNER_STATES", "CONNECTION_STATES", "STATE_LABELS", "Banner", "ConnectionStatusBar"]
 
@@ -171,7 +171,7 @@ class ConnectionStatusBar(QStatusBar):
         colour_state = _HEALTH_COLOURS.get(state, state)
         words = _HEALTH_WORDS.get(state, state.replace("_", " ").capitalize())
         text.setText(f"{label}: {words}")
-        box.setToolTip(sentence or words)
+        box.setToolTip(plain_tooltip(sentence or words))
         box.setAccessibleName(f"{label} connection")
         box.setAccessibleDescription(sentence or words)
         box.setProperty("health_state", state)
@@ -197,7 +197,7 @@ class ConnectionStatusBar(QStatusBar):
         """Show that the local history is not being saved (``text``: the sentence, as tooltip), or hide it ("")."""
         if text:
             self.history_label.setText("⚠ Local history not saved")
-            self.history_label.setToolTip(text)
+            self.history_label.setToolTip(plain_tooltip(text))
             self.history_label.show()
         else:
             self.history_label.hide()

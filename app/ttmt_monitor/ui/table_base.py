@@ -427,8 +427,8 @@ class KeyedTableModel(QAbstractTableModel):
                 keys = self._keys
                 for row, cols in changed_rows.items():
                     key = keys[row]
-                    prev = pending.get(key)
-                    pending[key] = cols if prev is None else prev | cols
+                    waiting = pending.get(key)
+                    pending[key] = cols if waiting is None else waiting | cols
                 if not self._emit_timer.isActive():
                     self._emit_timer.start()
             else:

@@ -145,3 +145,11 @@ def app_icon() -> QIcon:
     except (ModuleNotFoundError, OSError):
         pass
     return icon
+
+
+def plain_tooltip(text: str) -> str:
+    """``text`` as a tooltip that Qt shows literally: Qt guesses rich text in tooltips, and a sentence may quote a
+    service's own words."""
+    import html
+
+    return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>" if text else ""

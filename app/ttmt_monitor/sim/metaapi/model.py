@@ -165,7 +165,8 @@ class SimWorld:
         for n, (name, _v, version, state, conn, currency, leverage) in enumerate(specs):
             digest = hashlib.sha1(f"{seed}:{n}".encode()).hexdigest()
             acc = SimAccount(id=f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}",
-                             name=name, login=str(5100000 + seed * 100 + n), server=f"SimMarkets-{'Live' if n else 'Demo'}",
+                             name=name, login=str(5100000 + seed * 100 + n),
+                             server=f"SimMarkets-{'Live' if n else 'Demo'}",
                              version=version, state=state, connection_status=conn, currency=currency,
                              leverage=leverage, token=hashlib.sha256(f"acct:{seed}:{n}".encode()).hexdigest())
             self.accounts[acc.id] = acc
@@ -189,7 +190,8 @@ class SimWorld:
               order_id: str | None, commission: Decimal = Decimal("0.00"), swap: Decimal = Decimal("0.00"),
               reason: str = "DEAL_REASON_CLIENT") -> dict[str, Any]:
         deal: dict[str, Any] = {"id": self.ticket(), "type": kind, "time": iso(when), "brokerTime": broker_time(when),
-                                "profit": profit, "commission": commission, "swap": swap, "platform": f"mt{acc.version}",
+                                "profit": profit, "commission": commission, "swap": swap,
+                                "platform": f"mt{acc.version}",
                                 "reason": reason}
         if entry:
             deal.update(entryType=entry, symbol=symbol, volume=volume, price=price, positionId=position_id,

@@ -163,6 +163,10 @@ class MetaApiSimThread:
     def writes(self) -> list[tuple[str, str]]:
         return self.call(lambda: list(self.server.writes))
 
+    def account_writes(self) -> list[tuple[str, str]]:
+        """Every account-management call (create, deploy, profiles, …): served, and recorded apart from writes."""
+        return self.call(lambda: list(self.server.account_writes))
+
     def truth(self, source_id: str, accounts: list[str] | None = None) -> Snapshot:
         return self.call(truth, self.world, source_id, accounts)
 
@@ -221,7 +225,8 @@ def truth(world: SimWorld, source: str, accounts: list[str] | None = None) -> Sn
                 key=make_key(source, nid), source=source, account_key=akey, native_id=nid, symbol=o["symbol"],
                 side=side, order_type=kind.lower(), volume=o["currentVolume"], price=o["openPrice"],
                 stop_loss=o.get("stopLoss"), take_profit=o.get("takeProfit"), status="placed",
-                created_at=_parse_iso(o["time"]), extra=_extra(o, ("magic", "comment", "expirationType", "brokerTime"))))
+                created_at=_parse_iso(o["time"]),
+                extra=_extra(o, ("magic", "comment", "expirationType", "brokerTime"))))
         entries = {d["positionId"]: d for d in acc.deals if d.get("entryType") == "DEAL_ENTRY_IN"}
         for d in acc.deals:
             nid = f"{acc.id}/{d['id']}"
@@ -241,6 +246,8 @@ def truth(world: SimWorld, source: str, accounts: list[str] | None = None) -> Sn
                 open_price=entry["price"] if entry else None, opened_at=_parse_iso(entry["time"]) if entry else None,
                 swap=d["swap"], commission=d["commission"], close_reason=reason,
                 extra=_extra(d, ("positionId", "orderId", "magic", "comment", "brokerTime"))))
-    key = lambda e: e.key
+    def key(e: Any) -> str:
+        return e.key
+
     return Snapshot(accounts=tuple(sorted(out_accounts, key=key)), positions=tuple(sorted(positions, key=key)),
                     orders=tuple(sorted(orders, key=key)), closed=tuple(sorted(closed, key=key)))

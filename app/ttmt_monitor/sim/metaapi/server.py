@@ -10,10 +10,13 @@
   snapshot in the documented packet order, each with ``synchronizationId``) → live ``update``/``prices``/``status``,
   every synchronization packet numbered by ``sequenceNumber`` (from 0 per session) and ``sequenceTimestamp``.
 
-Every write (any non-GET REST call, a ``trade`` request or any other unknown request type over the socket) is
-answered with an error and recorded in :attr:`SimServer.writes`.
+Account management (create, deploy/undeploy/delete, configuration links, provisioning profiles: manage.py) is
+served and recorded in :attr:`SimServer.account_writes`. Every other write (any other non-GET REST call, a
+``trade`` request or any other unknown request type over the socket) is answered with an error and recorded in
+:attr:`SimServer.writes`.
 
-Fault switches (§1.9), methods on :class:`SimServer` (``SimThread.faults`` calls them from any thread): see
+Fault switches (§1.9), methods on :class:`SimServer` (``SimThread.faults`` calls them from any thread; also
+``POST /_sim/<switch>?arg=value`` over HTTP): see
 :class:`SimServer` ``skip_sequence``, ``reorder_sequence``, ``status_silence``, ``disconnect``,
 ``terminal_disconnect``, ``json_strings``, ``subscribe_rate_limit``, ``rest_rate_limit``, ``synchronizing``,
 ``malformed``, ``revoke_token``.
@@ -37,6 +40,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
+from .manage import AccountManager
 from .model import SimAccount, SimWorld, iso, now_ms
 
 log = logging.getLogger("ttmt_monitor.sim.metaapi")
@@ -134,7 +138,9 @@ class SimServer:
         self.world = world
         self.config = config or SimConfig()
         self.sessions: set[Session] = set()
-        self.writes: list[tuple[str, str]] = []
+        self.writes: list[tuple[str, str]] = []           # refused writes (trades, anything unknown)
+        self.account_writes: list[tuple[str, str]] = []   # account management calls (manage.py), served
+        self.manager = AccountManager(self)
         self.requests: list[tuple[str, str]] = []      # every REST call (method, path): for credit tests
         self.paused = False
         self.revoked: set[str] = set()
@@ -259,6 +265,10 @@ class SimServer:
         self.revoked.add(token or self.world.api_token)
         self.disconnect()
 
+    def create_outcome(self, outcome: str = "created", waits: int = 0, retry_after: float = 1.0) -> None:
+        """The next account creation: ``waits`` × 202 + retry-after, then ``outcome`` (see manage.py)."""
+        self.manager.create_outcome(outcome, waits, retry_after)
+
     def clear_faults(self) -> None:
         self.fault_skip = self.fault_reorder = self.fault_malformed = 0
         self.fault_json_strings = False
@@ -291,15 +301,17 @@ class SimServer:
             await self._websocket(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        while True:  # drain the body (writes carry one)
+        chunks = []
+        while True:  # read the body (writes carry one; account management reads it)
             message = await receive()
+            chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
         method, path = scope["method"], scope["path"].rstrip("/") or "/"
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query = {k: v for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
-        status, body, extra = self._route(method, path, headers, query)
-        raw = dumps(body).encode()
+        status, body, extra = self._route(method, path, headers, query, b"".join(chunks))
+        raw = b"" if status == 204 else dumps(body).encode()
         head = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
         head += [(k.encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": head})
@@ -330,9 +342,43 @@ class SimServer:
         self._credits[token] = window
         return None
 
+    ADMIN_SWITCHES = ("pause", "resume", "skip_sequence", "reorder_sequence", "status_silence", "disconnect",
+                      "terminal_disconnect", "json_strings", "subscribe_rate_limit", "rest_rate_limit",
+                      "synchronizing", "malformed", "revoke_token", "clear_faults", "create_outcome")
+
+    def _admin(self, name: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        """``POST /_sim/<switch>?arg=value``: the fault switches over HTTP, for a person trying ``--demo``."""
+        if name not in self.ADMIN_SWITCHES:
+            return self._error(404, "NotFoundError", f"no such switch; known: {', '.join(self.ADMIN_SWITCHES)}")
+        kwargs: dict[str, Any] = {}
+        for key, values in query.items():
+            value = values[0]
+            try:
+                kwargs[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+            except ValueError:
+                kwargs[key] = value.lower() not in ("0", "false", "off") if key == "on" else value
+        try:
+            getattr(self, name)(**kwargs)
+        except TypeError as exc:
+            return self._error(400, "ValidationError", str(exc))
+        return 200, {"switch": name, "args": kwargs}, {}
+
     def _route(self, method: str, path: str, headers: dict[str, str],
-               query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+               query: dict[str, list[str]], body: bytes = b"") -> tuple[int, Any, dict[str, str]]:
+        if path.startswith("/_sim/") and method == "POST":  # the simulator's own admin, not MetaApi's API
+            return self._admin(path[len("/_sim/"):], query)
         self.requests.append((method, path))
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["users", "current"] and self.manager.handles(method, parts[2:]):
+            # Account management (manage.py): the one kind of write MetaApi may get from the desk.
+            token = headers.get("auth-token")
+            if self.visible(token) is None:
+                return self._error(401, "UnauthorizedError", "Authorization token invalid or expired")
+            if token != self.world.api_token:
+                return self._error(403, "ForbiddenError", "Only an API token can manage accounts")
+            if method != "GET" and parts[2] != "provisioning-profiles":
+                self.account_writes.append((method, path))
+            return self.manager.route(method, parts[2:], headers, query, body)
         if method != "GET":
             self.writes.append((method, path))
             return self._error(403, "ForbiddenError",
@@ -378,9 +424,10 @@ class SimServer:
         conns = {s for v in query.get("connectionStatus", []) for s in v.split(",") if s}
         text = (query.get("query") or [""])[0].lower()
         version = (query.get("version") or [""])[0]
+        platform = (query.get("platform") or [""])[0].lower()
         found = [a.meta() for a in accounts
                  if (not states or a.state in states) and (not conns or a.connection_status in conns)
-                 and (not version or str(a.version) == version)
+                 and (not version or str(a.version) == version) and (not platform or f"mt{a.version}" == platform)
                  and (not text or any(text in str(x).lower() for x in (a.id, a.name, a.login, a.server)))]
         try:
             offset = int((query.get("offset") or ["0"])[0])

@@ -142,7 +142,7 @@ class Market:
         now = b.now()
         for name, ccy, lev in GROUPS:
             b.groups[name] = b.group_record(name, ccy, lev)
-        for symbol, (price, digits, _, _) in SYMBOLS.items():
+        for symbol, (price, _digits, _, _) in SYMBOLS.items():
             bid = Decimal(price)
             b.prices[symbol] = (bid, bid + self._spread(symbol), now)
         client_groups = [g for g in b.groups if not g.startswith("managers")]

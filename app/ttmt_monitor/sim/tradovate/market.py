@@ -120,7 +120,8 @@ class Market:
                 "active": True, "clearingHouseId": 2, "riskCategoryId": 2, "autoLiqProfileId": 2,
                 "marginAccountType": "Speculator", "legalStatus": "Individual", "archived": False,
                 "timestamp": iso(now), "readonly": False}
-            self.entities["accountRiskStatus"][aid] = {"id": aid, "adminAction": "Normal", "userTriggeredLiqOnly": False}
+            self.entities["accountRiskStatus"][aid] = {"id": aid, "adminAction": "Normal",
+                                                       "userTriggeredLiqOnly": False}
             self.entities["cashBalance"][800_000 + n] = {
                 "id": 800_000 + n, "accountId": aid, "timestamp": iso(now), "tradeDate": today, "currencyId": 1,
                 "amount": start_cash, "realizedPnL": D(0), "weekRealizedPnL": D(0), "amountSOD": start_cash}
@@ -276,9 +277,10 @@ class Market:
     def _new_order(self, account_id: int, cid: int, action: str, order_type: str, qty: int,
                    price: Decimal | None = None, stop: Decimal | None = None) -> tuple[dict, dict, list[Event]]:
         now = iso(self._now())
-        order = {"id": self._id(), "accountId": account_id, "contractId": cid, "timestamp": now, "action": action,
+        order: dict[str, Any] = {"id": self._id(), "accountId": account_id, "contractId": cid, "timestamp": now,
+                                 "action": action,
                  "ordStatus": "Working", "admin": False}
-        version = {"id": self._id(), "orderId": order["id"], "orderQty": qty, "orderType": order_type,
+        version: dict[str, Any] = {"id": self._id(), "orderId": order["id"], "orderQty": qty, "orderType": order_type,
                    "timeInForce": "Day", "timestamp": now}
         if price is not None:
             version["price"] = price

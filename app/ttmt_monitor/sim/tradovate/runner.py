@@ -95,7 +95,7 @@ class TradovateSimThread:
     def credentials(self) -> Credentials:
         return self.sim.credentials
 
-    def start(self) -> TradovateSimThread:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._main, name="tradovate-simulator", daemon=True)
         self._thread.start()
         if not self._ready.wait(30):

@@ -259,8 +259,8 @@ class TradovateSim:
                     return 200, [e for e in table.values() if str(e.get("name", "")).startswith(name)]
                 return (200, found[0]) if found else (404, f"{entity} {name} not found")
             master = DEPS_FIELD.get(entity, "id")
-            ids = {int(query["masterid"])} if op == "deps" else {int(x) for x in query["masterids"].split(",")}
-            return 200, [e for e in table.values() if e.get(master) in ids]
+            masters = {int(query["masterid"])} if op == "deps" else {int(x) for x in query["masterids"].split(",")}
+            return 200, [e for e in table.values() if e.get(master) in masters]
         except (KeyError, ValueError):
             return 400, "bad query"
 
@@ -276,7 +276,8 @@ class TradovateSim:
         self.push_quotes()
 
     def _props_frames(self, events: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
-        items = [{"entityType": t, "eventType": e, "entity": wire(ent)} for t, e, ent in events]
+        items: list[dict[str, Any]] = [{"entityType": t, "eventType": e, "entity": wire(ent)} for t, e, ent in events]
+        messages: list[dict[str, Any]]
         if self.props_mode == "array":
             messages = [{"e": "props", "d": items}]
         elif self.props_mode == "entity_array":

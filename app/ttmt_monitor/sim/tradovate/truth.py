@@ -18,8 +18,8 @@ from ...domain import Account, ClosedDeal, Position, Snapshot, WorkingOrder, mak
 from .market import Market
 
 
-def _ts(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def truth(market: Market, source_id: str, *, quotes: bool = False) -> Snapshot:
@@ -41,6 +41,7 @@ def truth(market: Market, source_id: str, *, quotes: bool = False) -> Snapshot:
             currency=currency, updated_at=_ts(pos["timestamp"])))
     for acct in market.accounts():
         cb = market.cash_balance_of(acct["id"])
+        assert cb is not None, "every simulated account has a cash balance"
         snap: dict[str, Any] = market.cash_balance_snapshot(acct["id"])
         if quotes:
             open_pl = pos_profit.get(acct["id"], Decimal(0))
@@ -71,7 +72,8 @@ def truth(market: Market, source_id: str, *, quotes: bool = False) -> Snapshot:
         pos = market.entities["position"][pair["positionId"]]
         spec = market.specs[pos["contractId"]]
         buy, sell = fills[pair["buyFillId"]], fills[pair["sellFillId"]]
-        opening, closing = (buy, sell) if (buy["timestamp"], buy["id"]) < (sell["timestamp"], sell["id"]) else (sell, buy)
+        buy_first = (buy["timestamp"], buy["id"]) < (sell["timestamp"], sell["id"])
+        opening, closing = (buy, sell) if buy_first else (sell, buy)
         closed.append(ClosedDeal(
             key=make_key(source_id, pair["id"]), source=source_id, account_key=make_key(source_id, pos["accountId"]),
             native_id=str(pair["id"]), closed_at=_ts(closing["timestamp"]),

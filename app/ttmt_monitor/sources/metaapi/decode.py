@@ -252,8 +252,8 @@ def evolve(entity: Any, **changes: Any) -> Any:
     """``dataclasses.replace`` for our frozen, slotted entities without its per-call field introspection and
     ``__init__`` (a ``prices`` packet moves many positions; replace() was the hot spot of the stream benchmark)."""
     cls = type(entity)
-    clone = cls.__new__(cls)
-    for name in cls.__slots__:  # type: ignore[attr-defined]
+    clone = object.__new__(cls)
+    for name in cls.__slots__:
         object.__setattr__(clone, name, changes[name] if name in changes else getattr(entity, name))
     return clone
 

@@ -13,7 +13,8 @@ python-socketio 4.6.1 + engineio 3.14  +3.5 MB     +16.6 MB        min 589 ms (l
 
 - Python 3.12.1 and 3.13.0: all three install and import; ``pip check`` clean for each on its own.
 - The SDK cannot be installed beside our httpx: ``metaapi-cloud-sdk==29.1.1`` + ``httpx==0.29.0`` is
-  ResolutionImpossible (it pins httpx <0.29: installed after our pins it downgrades httpx 0.29.0 -> 0.28.1); it brings aiohttp, requests,
+  ResolutionImpossible (it pins httpx <0.29: installed after our pins it downgrades httpx 0.29.0 -> 0.28.1); it
+  brings aiohttp, requests,
   psutil, rapidfuzz, pytz and the CopyFactory/MetaStats SDKs. It hard-codes its hosts (no base URL), so tests
   against a loopback simulator need private hooks, and it ships trading calls a read-only app should not carry.
 - python-socketio 4 is the last EIO3 line (2020, unmaintained), brings aiohttp, and its server side fails on 3.11+
@@ -42,7 +43,7 @@ from decimal import Decimal
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, WebSocketException
 
 from .errors import MetaApiAuthError, MetaApiError, NetworkError, ServerError
 
@@ -103,7 +104,8 @@ class EIO3Client:
                 raise ServerError(f"MetaApi's stream server failed (HTTP {status}); retrying.", status=status) from None
             raise MetaApiError(f"MetaApi's stream server refused the connection (HTTP {status}).",
                                status=status) from None
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except (OSError, TimeoutError, InvalidHandshake, WebSocketException) as exc:
+            # Only the type: the message of some (InvalidURI) quotes the URL, and the URL carries the token.
             raise NetworkError(f"Cannot reach MetaApi's stream server: {type(exc).__name__}.") from None
         try:
             first = await asyncio.wait_for(ws.recv(), open_timeout)

@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from ..base import AuthError as SourceAuthError
-from ..base import SourceError
+from ..base import AuthError as SourceAuthError, SourceError
 
 __all__ = [
     "ForbiddenError",
@@ -133,7 +132,8 @@ def _until_text(retry_at: float) -> str:
 
 def rate_limited(body: Mapping[str, Any], retry_after: float | None, status: int | None = 429) -> RateLimitedError:
     """A 429 / TooManyRequestsError: wait until ``metadata.recommendedRetryTime`` (else Retry-After, else 3 s)."""
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
+    raw = body.get("metadata")
+    metadata: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     retry_at = _iso_to_unix(metadata.get("recommendedRetryTime"))
     if retry_at is None:
         retry_at = time.time() + (retry_after if retry_after is not None else 3.0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -73,6 +74,10 @@ class MetaApiSource:
         self.status_timeout = _float(settings, "status_timeout", 60.0)
         self.gap_timeout = _float(settings, "gap_timeout", 10.0)
         self.max_wait = _float(settings, "max_wait", 120.0)
+        # How often the account list is read again while streaming (an account deployed or undeployed at MetaApi,
+        # e.g. from Sources → Add MetaTrader account…, shows without a restart). One cheap call a minute.
+        self.accounts_interval = _float(settings, "accounts_interval", 60.0)
+        self._accounts_changed = False
         self.token_kind = token_kind(self._token) if self._token else API_TOKEN
         self.token_sentence = token_sentence(self.token_kind)
         self._health = Health.connecting()
@@ -128,20 +133,40 @@ class MetaApiSource:
                 metas = await self._metas(self._live_client)
                 books = [AccountBook(self.id, m) for m in self._readable(metas)]
                 self._session = StreamSession(
-                    self.endpoints.stream, self._token, books, build_snapshot=lambda m=metas, b=books: self._build(m, b),
+                    self.endpoints.stream, self._token, books,
+                    build_snapshot=functools.partial(self._build, metas, books),
                     history_days=self.history_days, status_timeout=self.status_timeout, gap_timeout=self.gap_timeout,
                     max_subscribe_wait=self.max_wait)
-                async for batch in self._session.run():
-                    for delta in batch:
-                        if isinstance(delta, HealthChanged):
-                            self._health = delta.health
-                    if first:
-                        batch.append(Notice("info", self.token_sentence))
-                        first = False
-                    backoff = 0.5
-                    yield batch
-                    if self._closing_event().is_set():
-                        return
+                self._accounts_changed = False
+                watcher = asyncio.ensure_future(self._watch_accounts(metas, self._session))
+                stream = self._session.run()
+                try:
+                    async for batch in stream:
+                        for delta in batch:
+                            if isinstance(delta, HealthChanged):
+                                self._health = delta.health
+                        if first:
+                            batch.append(Notice("info", self.token_sentence))
+                            first = False
+                        backoff = 0.5
+                        yield batch
+                        if self._closing_event().is_set():
+                            return
+                finally:
+                    watcher.cancel()
+                    with contextlib.suppress(BaseException):
+                        await watcher
+                if self._accounts_changed:
+                    continue
+            except StreamError as exc:
+                if self._closing_event().is_set():
+                    return
+                if self._accounts_changed:
+                    # Not a fault: the session was ended on purpose to read the new account list.
+                    log.info("MetaApi source %s: the account list changed; reading it again", self.id)
+                    continue
+                yield [self._set(HealthState.RESYNCING, str(exc))]
+                await self._sleep(0.2)
             except (MetaApiAuthError, ForbiddenError) as exc:
                 if self._closing_event().is_set():
                     return
@@ -157,16 +182,12 @@ class MetaApiSource:
                     return
                 yield [self._set(HealthState.RATE_LIMITED, str(exc))]
                 await self._sleep(exc.retry_after)
-            except StreamError as exc:
-                if self._closing_event().is_set():
-                    return
-                yield [self._set(HealthState.RESYNCING, str(exc))]
-                await self._sleep(0.2)
             except (MetaApiError, OSError) as exc:
                 if self._closing_event().is_set():
                     return
                 delay = random.uniform(backoff / 2, backoff)
-                yield [self._set(HealthState.RECONNECTING, f"{exc} Retrying in {delay:.0f} s." if delay >= 1 else f"{exc} Retrying.")]
+                retry = f"Retrying in {delay:.0f} s." if delay >= 1 else "Retrying."
+                yield [self._set(HealthState.RECONNECTING, f"{exc} {retry}")]
                 await self._sleep(delay)
                 backoff = min(backoff * 2, 30.0)
             finally:
@@ -175,6 +196,28 @@ class MetaApiSource:
                     self._session = None
 
     # ------------------------------------------------------------------ helpers
+
+    async def _watch_accounts(self, metas: list[dict[str, Any]], session: StreamSession) -> None:
+        """Every ``accounts_interval`` s, read the account list again; when an account came, went or changed state,
+        end ``session`` so changes() starts a new one from the new list (a Reset with the account in it)."""
+        if self.accounts_interval <= 0 or (self.token_kind != API_TOKEN and not self.watched):
+            return
+
+        def shape(ms: list[dict[str, Any]]) -> set[tuple[str, str]]:
+            return {(str(m.get("_id")), str(m.get("state"))) for m in ms}
+
+        known = shape(metas)
+        while not self._closing_event().is_set():
+            await self._sleep(self.accounts_interval)
+            try:
+                now = shape(await self._metas(self._live_client))
+            except (MetaApiError, OSError) as exc:
+                log.info("MetaApi source %s: account list not read again (%s)", self.id, type(exc).__name__)
+                continue
+            if now != known:
+                self._accounts_changed = True
+                await session.close()
+                return
 
     def _closing_event(self) -> asyncio.Event:
         if self._closing is None:

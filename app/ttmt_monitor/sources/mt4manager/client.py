@@ -285,10 +285,14 @@ class Mt4Client:
 
     def _close_error(self, exc: ConnectionClosed | None) -> Exception:
         ws = self._ws
-        rcvd = exc.rcvd if exc is not None else (ws.close_code if ws is not None else None)
-        code = getattr(rcvd, "code", rcvd) if rcvd is not None else None
-        reason = getattr(rcvd, "reason", "") if exc is not None and exc.rcvd is not None else (
-            ws.close_reason if ws is not None and ws.close_reason else "")
+        code: int | None
+        reason: str
+        if exc is not None and exc.rcvd is not None:     # the server's close frame: its code and reason
+            code, reason = exc.rcvd.code, exc.rcvd.reason
+        elif ws is not None:
+            code, reason = ws.close_code, ws.close_reason or ""
+        else:
+            code, reason = None, ""
         lowered = (reason or "").lower()
         if code is not None and (4000 <= code <= 4999 or code == 1008):
             if code == 4002 or any(w in lowered for w in _VERSION_WORDS):

@@ -126,9 +126,17 @@ def _int(value: Any) -> int:
 
 
 _STEPS = {d: Decimal(1).scaleb(-d) for d in range(1, 9)}
+_READERS: dict[int, Any] = {}       # one reader per digits value (built once, not per record)
 
 
 def _price_reader(digits: int) -> Any:
+    reader = _READERS.get(digits)
+    if reader is None:
+        reader = _READERS[digits] = _make_price_reader(digits)
+    return reader
+
+
+def _make_price_reader(digits: int) -> Any:
     """Prices shown with the symbol's digits (JSON drops trailing zeros: 1.085 is 1.08500 on a 5-digit
     symbol). The value never changes, only its exponent; anything that does not fit is kept as sent."""
     step = _STEPS.get(digits)
@@ -246,9 +254,10 @@ class Book:
         self.deals: dict[int, ClosedDeal] = {}
         self._accounts: dict[int, Account] = {}
         self._dirty: set[int] = set()          # logins whose account may have changed since the last flush
+        self._dirty_tickets: set[int] = set()  # open tickets changed since the last flush
         self._utc_cache: dict[int, datetime] = {}
-        self._keys: dict[int, str] = {}
-        self._digits: dict[str, int] = {}     # a symbol's price digits, learnt from its trade records       # entity keys by ticket (and by -login): built once, not per event
+        self._keys: dict[int, str] = {}       # entity keys by ticket (and by -login): built once, not per event
+        self._digits: dict[str, int] = {}     # a symbol's price digits, learnt from its trade records
         self.skipped = 0
 
     # ---- conversions ---------------------------------------------------------------------------------------
@@ -379,6 +388,7 @@ class Book:
                     self._digits[t.symbol] = t.digits
         self._accounts = {login: self.account(u) for login, u in self.users.items()}
         self._dirty.clear()
+        self._dirty_tickets.clear()
 
     def snapshot(self) -> Snapshot:
         def by_key(items: Iterable[Any]) -> tuple[Any, ...]:
@@ -393,8 +403,10 @@ class Book:
 
     # ---- events --------------------------------------------------------------------------------------------
     def on_trade(self, raw: Any, flush: bool = True) -> list[Delta]:
-        """The deltas one ``trade`` event means. ``flush=False`` leaves the account update for :meth:`flush`
-        (a batch of events then recomputes each account's equity once, not once per event)."""
+        """The deltas one ``trade`` event means. ``flush=False`` leaves the upserts of open tickets and
+        accounts for :meth:`flush`: a batch of events then builds each changed position/order once (a tick and
+        the trade update it causes, or a burst of changes to one ticket, give one upsert) and recomputes each
+        account's equity once. Removes and closed deals are returned at once."""
         t = decode_trade(raw)
         if t is None:
             self._skip("trade event")
@@ -408,14 +420,12 @@ class Book:
             self.open[t.order] = t
             if t.digits:
                 self._digits[t.symbol] = t.digits
-            if t.cmd in MARKET:
-                if before is not None and before.cmd in PENDING:
-                    out.append(Remove("order", key))      # a pending order filled: same ticket, now a position
-                out.append(Upsert(self.position(t)))
-            else:
-                out.append(Upsert(self.order(t)))
+            if t.cmd in MARKET and before is not None and before.cmd in PENDING:
+                out.append(Remove("order", key))      # a pending order filled: same ticket, now a position
+            self._dirty_tickets.add(t.order)
         elif t.close_time != 0:
             self.open.pop(t.order, None)
+            self._dirty_tickets.discard(t.order)
             if before is not None:
                 out.append(Remove("position" if before.cmd in MARKET else "order", key))
             elif t.cmd in PENDING:
@@ -448,14 +458,20 @@ class Book:
         return self.flush() if flush else []
 
     def flush(self) -> list[Delta]:
-        """Account upserts for every login touched since the last flush whose figures changed."""
+        """Upserts for every open ticket changed since the last flush, then for every account touched whose
+        figures changed."""
         out: list[Delta] = []
+        for order in sorted(self._dirty_tickets):
+            t = self.open.get(order)
+            if t is not None:
+                out.append(Upsert(self.position(t) if t.cmd in MARKET else self.order(t)))
+        self._dirty_tickets.clear()
         for login in sorted(self._dirty):
             out.extend(self._refresh_account(login))
         self._dirty.clear()
         return out
 
-    def on_tick(self, raw: Any) -> list[Delta]:
+    def on_tick(self, raw: Any, flush: bool = True) -> list[Delta]:
         """A price: positions on the symbol take the price they would close at (bid for a buy, ask for a
         sell)."""
         if not isinstance(raw, dict) or not raw.get("symbol"):
@@ -464,15 +480,14 @@ class Book:
         symbol = str(raw["symbol"])
         price = _price_reader(self._digits.get(symbol, 0))
         bid, ask = price(raw.get("bid")), price(raw.get("ask"))
-        out: list[Delta] = []
-        for order, t in list(self.open.items()):
+        for order, t in self.open.items():
             if t.symbol != symbol or t.cmd not in MARKET:
                 continue
             price = bid if t.cmd == "buy" else ask
             if price and price != t.close_price:
                 t.close_price = price
-                out.append(Upsert(self.position(t)))
-        return out
+                self._dirty_tickets.add(order)
+        return self.flush() if flush else []
 
     def _refresh_account(self, login: int) -> list[Delta]:
         user = self.users.get(login)
@@ -489,6 +504,7 @@ class Book:
         for order, t in list(self.open.items()):
             if t.login == login:
                 del self.open[order]
+                self._dirty_tickets.discard(order)
                 out.append(Remove("position" if t.cmd in MARKET else "order", make_key(self.source_id, str(order))))
         for order, deal in list(self.deals.items()):
             if deal.account_key == self.account_key(login):

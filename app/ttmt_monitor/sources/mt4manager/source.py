@@ -35,7 +35,13 @@ from ..registry import DemoSource, Setting, SourceKind
 from .client import GENERATION_CONNECT, GENERATION_HEADERS, Closed, Event, Mt4Client
 from .decode import Book, Watch, decode_trade, parse_utc_offset
 from .errors import (
-    WHERE, ConnectionLost, LinkDownError, Mt4ConfigError, Mt4Error, NotAllowedError, RequestError,
+    WHERE,
+    ConnectionLost,
+    LinkDownError,
+    Mt4ConfigError,
+    Mt4Error,
+    NotAllowedError,
+    RequestError,
 )
 
 log = logging.getLogger("ttmt_monitor.sources.mt4manager")
@@ -370,7 +376,7 @@ class Mt4ManagerSource:
         if ev.name == "user":
             return book.on_user(ev.data, flush=False)
         if ev.name == "tick":
-            return book.on_tick(ev.data)
+            return book.on_tick(ev.data, flush=False)
         return []
 
 

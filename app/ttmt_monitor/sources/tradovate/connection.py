@@ -151,9 +151,8 @@ class TradovateSocket:
     async def aclose(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2.0)   # bounded: a close never hangs on a stuck task
         self._end(Closed(1000, "closed by us"))
         if self._ws is not None:
             with contextlib.suppress(Exception):

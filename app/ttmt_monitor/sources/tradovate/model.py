@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -39,12 +39,15 @@ def _ts(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    # Tradovate's times are UTC; one without a zone must not become naive (comparing it with an aware time raises)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _int(value: Any) -> int | None:
+def _int(value: Any) -> Any:
+    """``value`` when it is an int (not a bool), else None. Typed Any: an id that fails the check is a dict miss."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -102,8 +105,8 @@ class EntityStore:
         if etype == "orderVersion" and _int(entity.get("orderId")) is not None:
             self.versions_of.setdefault(entity["orderId"], set()).add(eid)
         elif etype == "fillPair":
-            for fid in (entity.get("buyFillId"), entity.get("sellFillId")):
-                if _int(fid) is not None:
+            for fid in (_int(entity.get("buyFillId")), _int(entity.get("sellFillId"))):
+                if fid is not None:
                     self.pairs_of_fill.setdefault(fid, set()).add(eid)
             if _int(entity.get("positionId")) is not None:
                 self.pairs_of_position.setdefault(entity["positionId"], set()).add(eid)
@@ -135,16 +138,20 @@ class EntityStore:
                 return set()            # a duplicate: nothing to do
             self._put(etype, entity)
             current = entity
-        return self.touched(etype, current)
+        # a position's round trips only need re-deriving when it appears or goes (they read its account and
+        # contract, which never change); re-deriving them on every update costs O(round trips) per event
+        return self.touched(etype, current, with_deals=before is None or event == "Deleted")
 
-    def touched(self, etype: str, e: dict[str, Any]) -> set[Ref]:
+    def touched(self, etype: str, e: dict[str, Any], with_deals: bool = True) -> set[Ref]:
         eid = e["id"]
         if etype == "account":
             return {("account", eid)}
         if etype == "cashBalance" and _int(e.get("accountId")) is not None:
             return {("account", e["accountId"])}
         if etype == "position":
-            refs: set[Ref] = {("position", eid), *(("deal", p) for p in self.pairs_of_position.get(eid, ()))}
+            refs: set[Ref] = {("position", eid)}
+            if with_deals:
+                refs.update(("deal", p) for p in self.pairs_of_position.get(eid, ()))
             if _int(e.get("accountId")) is not None:
                 refs.add(("account", e["accountId"]))
             return refs
@@ -181,12 +188,13 @@ class Mapper:
     def __init__(self, source_id: str, store: EntityStore, lookups: Lookups) -> None:
         self.source_id = source_id
         self.store = store
+        self._position_of_pair: dict[int, dict[str, Any]] = {}  # fill pair id -> its position's account, contract
         self.lookups = lookups
         self.quotes_on = False
         self.last: dict[int, Decimal] = {}                 # contract id -> last trade price (quotes)
         self.cash_snapshots: dict[int, dict[str, Any]] = {}   # account id -> getcashbalancesnapshot answer
 
-    def key(self, native: int) -> str:
+    def key(self, native: Any) -> str:
         return make_key(self.source_id, native)
 
     def currency(self, account_id: int | None) -> str | None:
@@ -274,7 +282,14 @@ class Mapper:
         pair = self.store.tables["fillPair"].get(fpid)
         if not pair:
             return None
-        pos = self.store.tables["position"].get(_int(pair.get("positionId")))
+        pid = _int(pair.get("positionId"))
+        pos = self.store.tables["position"].get(pid)
+        if pos is not None:
+            self._position_of_pair[fpid] = {"accountId": pos.get("accountId"), "contractId": pos.get("contractId")}
+        else:
+            # The position was Deleted: its round trips stay closed history (they are not undone), so read its
+            # account and contract from when it was known.
+            pos = self._position_of_pair.get(fpid)
         fills = self.store.tables["fill"]
         buy, sell = fills.get(_int(pair.get("buyFillId"))), fills.get(_int(pair.get("sellFillId")))
         if pos is None or buy is None or sell is None:
@@ -283,7 +298,11 @@ class Mapper:
         vpp = self.lookups.value_per_point(cid)
         bp, sp, qty = _dec(pair.get("buyPrice")), _dec(pair.get("sellPrice")), _dec(pair.get("qty"))
         closed_at = None
-        opening, closing = ((buy, sell) if (str(buy.get("timestamp")), buy["id"]) < (str(sell.get("timestamp")), sell["id"])
+        # Parsed times, not their text: "…01Z" sorts after "…01.400Z" as a string.
+        never = datetime.min.replace(tzinfo=UTC)
+        buy_at, sell_at = _ts(buy.get("timestamp")) or never, _ts(sell.get("timestamp")) or never
+        buy_first = (buy_at, buy["id"]) < (sell_at, sell["id"])
+        opening, closing = ((buy, sell) if buy_first
                             else (sell, buy))
         closed_at = _ts(closing.get("timestamp"))
         if vpp is None or bp is None or sp is None or qty is None or closed_at is None:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import websockets
@@ -141,9 +141,7 @@ class TradovateSource:
         self._wake.set()
         await self._stop_connection()
         if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(BaseException):
-                await self._renewer
+            await _cancel_all([self._renewer])
         await self.http.aclose()
 
     async def snapshot(self) -> Snapshot:
@@ -202,7 +200,8 @@ class TradovateSource:
             except UserRateLimited as exc:
                 delay = self.user_429_wait
                 yield [self._set(HealthState.RATE_LIMITED, f"{exc} Next try in {_span(delay)}.")]
-            except (OSError, TimeoutError, ConnectionError, websockets.WebSocketException, TradovateError) as exc:
+            except (OSError, TimeoutError, ConnectionError, httpx.HTTPError, websockets.WebSocketException,
+                    TradovateError) as exc:
                 delay = self._backoff(attempt)
                 attempt += 1
                 reason = str(exc) if isinstance(exc, TradovateError) else type(exc).__name__
@@ -268,11 +267,7 @@ class TradovateSource:
 
     async def _stop_connection(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await _cancel_all(tasks)
         sock, self._socket = self._socket, None
         if sock is not None:
             self.stats.heartbeats += sock.heartbeats_sent
@@ -326,7 +321,7 @@ class TradovateSource:
         contracts: set[int] = set()
         deltas: list[Delta] = []
         for msg in messages:
-            kind, d = msg.get("e"), msg.get("d")
+            kind, d = msg.get("e"), cast(Any, msg.get("d"))
             if kind == "props":
                 for etype, event, entity in iter_props(d):
                     self.stats.props += 1
@@ -354,7 +349,7 @@ class TradovateSource:
                     self.mapper.last[cid] = price
                     for pos in self.store.tables["position"].values():
                         if pos.get("contractId") == cid:
-                            refs |= {("position", pos["id"]), ("account", pos.get("accountId"))}
+                            refs |= {("position", pos["id"]), ("account", pos["accountId"])}
             elif kind == "_notice":
                 deltas.append(d)
                 if self._quotes_denied:
@@ -424,6 +419,7 @@ class TradovateSource:
         md = TradovateSocket(self.md_url, heartbeat_interval=self.heartbeat_interval,
                              silence_timeout=self.silence_timeout)
         subscribed: set[int] = set()
+        getter: asyncio.Future[Any] | None = None
         try:
             await md.connect()
             status, _ = await md.request("authorize", token.md_access or token.access)
@@ -437,10 +433,12 @@ class TradovateSource:
                         text = d.get("errorText") if isinstance(d, dict) else f"status {status}"
                         raise QuotesNotEntitled(str(text))
                     subscribed.add(cid)
-                try:
-                    item = await asyncio.wait_for(md.events.get(), 0.5)
-                except TimeoutError:
+                # not wait_for: on Python 3.11 it can swallow our cancellation when the get finishes at that moment
+                getter = getter or asyncio.ensure_future(md.events.get())
+                done, _ = await asyncio.wait({getter}, timeout=0.5)
+                if not done:
                     continue
+                item, getter = getter.result(), None
                 if isinstance(item, Closed):
                     log.info("Tradovate quotes socket ended: %s", item.reason)
                     return
@@ -457,9 +455,12 @@ class TradovateSource:
         except QuotesNotEntitled as exc:
             self._quotes_denied = True
             sock.events.put_nowait([{"e": "_notice", "d": Notice("warning", str(exc))}])
-        except (OSError, TimeoutError, ConnectionError, websockets.WebSocketException, TradovateError) as exc:
+        except (OSError, TimeoutError, ConnectionError, httpx.HTTPError, websockets.WebSocketException,
+                TradovateError) as exc:
             log.info("Tradovate quotes unavailable: %s", type(exc).__name__)
         finally:
+            if getter is not None:
+                getter.cancel()
             await md.aclose()
 
     # ------------------------------------------------------------------ REST reads and lookups
@@ -483,7 +484,10 @@ class TradovateSource:
             raise UserRateLimited()
         if response.status_code != 200:
             raise RequestFailed(path, response.status_code, response.text[:200])
-        return parse_json(response.content)
+        try:
+            return parse_json(response.content)
+        except ValueError:
+            raise TradovateError(f"Tradovate sent an unreadable answer to {path}.") from None
 
     async def _ensure_lookups(self, store: EntityStore | None, contract_ids: set[int] | None = None) -> None:
         """Contract → name and product → value per point, and currency names: each looked up once, then cached."""
@@ -533,6 +537,24 @@ class TradovateSource:
 
     def _on_wait(self, seconds: float, sentence: str) -> None:
         self._notes.put_nowait(HealthChanged(Health(HealthState.RATE_LIMITED, sentence, self._health.as_of)))
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]], rounds: int = 3) -> None:
+    """Cancel and reap ``tasks``, bounded: a cancellation swallowed by a racing ``wait_for`` (Python 3.11) gets
+    another one instead of hanging the close."""
+    pending = [t for t in tasks if not t.done()]
+    for _ in range(rounds):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, still = await asyncio.wait(pending, timeout=2.0)
+        pending = list(still)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()          # retrieved, so asyncio does not log "exception was never retrieved"
+    if pending:
+        log.warning("%d Tradovate task(s) did not stop", len(pending))
 
 
 def _span(seconds: float) -> str:

@@ -13,6 +13,9 @@ What it takes care of so callers do not have to:
 - **Failures**: 5xx and transport errors are retried with capped exponential backoff and jitter (a few times),
   then raised as :class:`~.errors.ServerError`/:class:`~.errors.UnavailableError`/:class:`~.errors.NetworkError`;
   other 4xx are raised at once as typed errors (:func:`~.errors.error_from_response`).
+- **Hostile servers**: every request has a total deadline (headers and body, :data:`REQUEST_DEADLINE`) and a cap
+  on its decoded size (:data:`MAX_BODY`, read chunk by chunk, so a gzip bomb costs the cap, not its inflation);
+  a listing that pages empty pages forever is stopped (:class:`~.paging.EmptyPageGuard`).
 - **Caching** (§6): terminal trades and signals are kept with their ETag; the next fetch sends ``If-None-Match``
   and a 304 returns the cached object.
 - **Decoding**: responses become ``core.models`` objects through the tolerant decoders of :mod:`.decode`.

@@ -1,0 +1,282 @@
+"""Sources → Add MetaTrader account… (ui/metaapi_onboarding.py) driven through its real widgets against the MetaApi
+simulator over HTTP on a real qasync loop: each state (waits, failures with remedies, provisioning profile, DRAFT +
+link, cancel, master-password warning, confirmed deploy/undeploy/delete), the entry point in the Sources dialog,
+and the investor password in no log, setting, keyring entry or file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QMessageBox
+
+from _qasync_support import ModuleLoop, until
+from test_keystore import MemoryKeyring
+from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread
+from ttmt_monitor.sources.base import SourceConfig
+from ttmt_monitor.sources.metaapi.client import Endpoints
+from ttmt_monitor.ui.metaapi_onboarding import NEW_PROFILE, OnboardingDialog
+from ttmt_monitor.ui.settings import AppSettings
+from ttmt_monitor.ui.source_config import SourceSecrets, save_sources
+from ttmt_monitor.ui.sources_dialog import SourcesDialog
+
+PASSWORD = "Inv3stor-Only-pw-c0ffee"
+CREATE = ("POST", "/users/current/accounts")
+
+LOOP = ModuleLoop()
+
+
+def teardown_module() -> None:
+    LOOP.close()
+
+
+@pytest.fixture(scope="module")
+def mas() -> Iterator[MetaApiSimThread]:
+    with MetaApiSimThread(seed=11, tick_interval=0.2, status_interval=0.5) as sim:
+        sim.call(lambda: setattr(sim.server.manager, "deploy_delay", 0.05))
+        yield sim
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+def make(qtbot, mas: MetaApiSimThread, **fields) -> OnboardingDialog:
+    dialog = OnboardingDialog(Endpoints.for_base_url(mas.base_url), mas.api_token, tick=0.05, deploy_poll=0.05)
+    qtbot.addWidget(dialog)
+    dialog.name_edit.setText(fields.get("name", "Desk test"))
+    dialog.server_edit.setText(fields.get("server", "SimMarkets-Demo"))
+    dialog.login_edit.setText(fields.get("login", "7712345"))
+    dialog.password_edit.setText(fields.get("password", PASSWORD))
+    dialog.show()
+    return dialog
+
+
+def answer(dialog: OnboardingDialog, yes: bool) -> None:
+    box = dialog.confirm_box
+    assert box is not None
+    if yes:
+        ok = [b for b in box.buttons() if box.buttonRole(b) == QMessageBox.ButtonRole.AcceptRole][0]
+        ok.click()
+    else:
+        box.button(QMessageBox.StandardButton.Cancel).click()
+
+
+def writes_since(mas: MetaApiSimThread, before: int) -> list[tuple[str, str]]:
+    return mas.account_writes()[before:]
+
+
+def test_created_after_waits_then_deploy_only_when_confirmed(qtbot, mas: MetaApiSimThread, caplog):
+    caplog.set_level(logging.DEBUG)
+    before = len(mas.account_writes())
+    mas.faults.create_outcome("created", waits=2, retry_after=0.6)
+    dialog = make(qtbot, mas)
+
+    async def main() -> None:
+        dialog.create_button.click()
+        await until(lambda: dialog.state == "waiting" and "Asking again in" in dialog.status_label.text(), 10,
+                    "the wait shown as progress")
+        assert dialog.progress.isVisible() and dialog.cancel_button.isVisible()
+        await until(lambda: dialog.state == "created", 15, "created")
+        assert dialog.password_edit.text() == ""
+        assert "costs money" in dialog.deploy_button.text() and dialog.deploy_button.isVisible()
+        dialog.deploy_button.click()
+        assert dialog.state == "confirm-deploy" and "charges" in dialog.confirm_box.text()
+        answer(dialog, False)
+        assert dialog.state == "created"
+        assert not any(w[1].endswith("/deploy") for w in writes_since(mas, before))
+        dialog.deploy_button.click()
+        answer(dialog, True)
+        await until(lambda: dialog.state == "deployed", 15, "deployed")
+        dialog.undeploy_button.click()
+        answer(dialog, True)
+        await until(lambda: dialog.state == "undeployed", 10, "undeployed")
+        dialog.delete_button.click()
+        answer(dialog, True)
+        await until(lambda: dialog.state == "deleted", 10, "deleted")
+    LOOP.run(main)
+    made = writes_since(mas, before)
+    assert made[:3] == [CREATE] * 3
+    assert [m for m, _ in made[3:]] == ["POST", "POST", "DELETE"]
+    assert made[3][1].endswith("/deploy") and made[4][1].endswith("/undeploy")
+    assert PASSWORD not in caplog.text
+    assert mas.writes() == []
+
+
+@pytest.mark.parametrize(("outcome", "words", "profile_offered"), [
+    ("E_AUTH", "Check the login number, the password and the server name", False),
+    ("E_SERVER_TIMEZONE", "Try again later, or use a provisioning profile", True),
+    ("E_SRV_NOT_FOUND", "Check the server name", True),
+])
+def test_failures_in_words_with_the_remedy(qtbot, mas: MetaApiSimThread, outcome, words, profile_offered):
+    mas.faults.create_outcome(outcome)
+    dialog = make(qtbot, mas)
+
+    async def main() -> None:
+        dialog.create_button.click()
+        await until(lambda: dialog.state == "failed", 10, "failed")
+    LOOP.run(main)
+    assert words in dialog.remedy_label.text() and dialog.remedy_label.isVisible()
+    assert dialog.status_label.text().startswith("MetaApi could not add the account: ")
+    assert dialog.profile_check.isChecked() is profile_offered
+    assert dialog.create_button.isVisible() and dialog.form_box.isEnabled()
+
+
+def test_provisioning_profile_path_from_a_server_file(qtbot, mas: MetaApiSimThread, tmp_path: Path):
+    servers = tmp_path / "servers.dat"
+    servers.write_bytes(b"\x01\x02broker-servers\xff")
+    dialog = make(qtbot, mas, server="FarAwayBroker-Live")
+    before = len(mas.account_writes())
+
+    async def main() -> None:
+        dialog.create_button.click()
+        await until(lambda: dialog.state == "failed", 10, "server not found")
+        assert dialog.profile_check.isChecked()
+        await until(lambda: dialog.profile_combo.findText(NEW_PROFILE) >= 0, 10, "profiles listed")
+        dialog.profile_combo.setCurrentIndex(dialog.profile_combo.findText(NEW_PROFILE))
+        dialog.profile_file.setText(str(servers))
+        dialog.password_edit.setText(PASSWORD)
+        dialog.create_button.click()
+        await until(lambda: dialog.state == "created", 10, "created with a profile")
+    LOOP.run(main)
+    assert [p for _, p in writes_since(mas, before)] == [
+        CREATE[1], "/users/current/provisioning-profiles/",
+        f"/users/current/provisioning-profiles/{mas.call(lambda: list(mas.server.manager.profiles)[-1])}/files",
+        CREATE[1]]
+
+
+def test_owner_enters_credentials_draft_and_link(qtbot, mas: MetaApiSimThread):
+    dialog = make(qtbot, mas, login="", password="")
+    dialog.owner_enters.setChecked(True)
+    assert not dialog.cred_box.isVisible()
+
+    async def main() -> None:
+        dialog.create_button.click()
+        await until(lambda: dialog.state == "draft", 10, "draft")
+    LOOP.run(main)
+    assert dialog.link_edit.text().startswith("https://") and dialog.link_edit.isReadOnly()
+    assert dialog.link_expires in dialog.status_label.text()
+    dialog.copy_button.click()
+    assert QGuiApplication.clipboard().text() == dialog.link_edit.text()
+    assert not dialog.deploy_button.isVisible()
+
+
+def test_cancel_during_the_wait(qtbot, mas: MetaApiSimThread):
+    mas.faults.create_outcome("created", waits=1, retry_after=60)
+    before = len(mas.account_writes())
+    dialog = make(qtbot, mas)
+
+    async def main() -> None:
+        dialog.create_button.click()
+        await until(lambda: "Asking again in" in dialog.status_label.text(), 10, "waiting")
+        dialog.cancel_button.click()
+        await until(lambda: dialog.state == "form", 5, "back to the form")
+    LOOP.run(main)
+    assert "Cancelled" in dialog.status_label.text()
+    assert writes_since(mas, before) == [CREATE]
+    mas.call(mas.server.manager.outcomes.clear)
+
+
+def test_master_password_needs_a_plain_confirmation(qtbot, mas: MetaApiSimThread):
+    before = len(mas.account_writes())
+    dialog = make(qtbot, mas)
+    dialog.master_check.setChecked(True)
+    assert dialog.master_warning.isVisible() and "CAN trade" in dialog.master_warning.text()
+    dialog.create_button.click()
+    assert dialog.state == "confirm-master"
+    answer(dialog, False)
+    assert dialog.state == "form" and writes_since(mas, before) == []
+
+
+def test_sources_entry_point_and_no_password_anywhere(qtbot, mas: MetaApiSimThread, tmp_path: Path,
+                                                      memory_keyring: MemoryKeyring, caplog):
+    caplog.set_level(logging.DEBUG)
+    ini = tmp_path / "settings.ini"
+    settings = AppSettings(QSettings(str(ini), QSettings.Format.IniFormat))
+    meta = SourceConfig(id="metaapi-1", kind="metaapi", name="My MetaApi", enabled=True,
+                        settings={"base_url": mas.base_url})
+    other = SourceConfig(id="csv-1", kind="toycsv", name="Other", enabled=True, settings={})
+    save_sources(settings, [meta, other])
+    secrets = SourceSecrets(keyring_ok=True)
+    assert secrets.store(meta.id, {"token": mas.api_token}) is None
+    sources = SourcesDialog(settings, secrets)
+    qtbot.addWidget(sources)
+    sources.show()
+    sources.select("csv-1")
+    assert not sources.onboard_button.isEnabled()
+    sources.select("metaapi-1")
+    assert sources.onboard_button.isEnabled()
+    keyring_before = dict(memory_keyring.store)
+
+    async def main() -> None:
+        sources.onboard_button.click()
+        dialog = sources.onboarding
+        assert isinstance(dialog, OnboardingDialog) and dialog.isVisible() and not dialog.isModal()
+        dialog.name_edit.setText("From sources")
+        dialog.server_edit.setText("SimMarkets-Live")
+        dialog.login_edit.setText("7799001")
+        dialog.password_edit.setText(PASSWORD)
+        dialog.create_button.click()
+        await until(lambda: dialog.state == "created", 10, "created from the Sources dialog")
+        dialog.close()
+        await until(lambda: sources.onboarding is None, 5, "dialog gone")
+    LOOP.run(main)
+    assert memory_keyring.store == keyring_before
+    assert all(PASSWORD not in v for v in memory_keyring.store.values())
+    settings.sync()
+    assert PASSWORD not in ini.read_text(encoding="utf-8")
+    assert PASSWORD not in caplog.text
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_account_list_filters_and_both_pagination_styles(qtbot, mas: MetaApiSimThread):
+    dialog = make(qtbot, mas)
+
+    async def main() -> None:
+        # enough accounts for three pages of 10
+        from ttmt_monitor.sources.metaapi.accounts import NewAccount
+        for n in range(22):
+            async for _ in dialog.client.create(NewAccount(f"Paged {n:02d}", "mt4" if n % 2 else "mt5",
+                                                           "SimMarkets-Live", str(8800000 + n), PASSWORD)):
+                pass
+        dialog.list_button.click()
+        listing = dialog.account_list
+        assert listing is not None and not listing.isModal()
+        await until(lambda: listing.state == "idle" and listing.count is not None, 10, "first page")
+        listing.query_edit.setText("paged")
+        listing.search_button.click()
+        await until(lambda: listing.state == "idle" and listing.count == 22, 10, "filtered by query")
+        assert listing.page_label.text() == "Accounts 1–10 of 22" and listing.table.rowCount() == 10
+        listing.next_button.click()
+        listing.next_button.click()  # ignored while loading
+        await until(lambda: listing.state == "idle" and listing.offset == 10, 10, "page 2")
+        listing.next_button.click()
+        await until(lambda: listing.state == "idle" and listing.offset == 20, 10, "page 3")
+        assert listing.table.rowCount() == 2 and not listing.next_button.isEnabled()
+        listing.platform_combo.setCurrentText("MT4")
+        listing.state_combo.setCurrentText("UNDEPLOYED")
+        listing.search_button.click()
+        await until(lambda: listing.state == "idle" and listing.offset == 0, 10, "platform + state")
+        assert listing.count == 11 and {listing.table.item(r, 3).text() for r in range(10)} == {"MT4"}
+        listing.style_combo.setCurrentIndex(1)
+        listing.search_button.click()
+        await until(lambda: listing.state == "idle" and listing.count is None, 10, "infinite scroll")
+        assert listing.more_button.isVisible() and listing.more_button.isEnabled()
+        listing.more_button.click()
+        await until(lambda: listing.state == "idle" and listing.table.rowCount() == 11, 10, "load more")
+        assert not listing.more_button.isEnabled() and listing.page_label.text() == "11 accounts shown"
+        listing.close()
+    LOOP.run(main)
