@@ -12,6 +12,7 @@ import tracemalloc
 from typing import Any
 
 import pytest
+
 from ttmt_monitor.sim.server import gzip_bomb
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.errors import RequestTimeout, ResponseTooLarge

@@ -1,4 +1,5 @@
-"""The start-up fast path (sources/ttmt/prefetch.py, ui/early.py): its one-GET HTTP reader on hostile answers, the
+"""The start-up fast path (sources/ttmt/prefetch.py, ui/early.py): its one-GET reader (h11 on a socket) on hostile
+answers, its bounds (size, total deadline), the
 head start the entry point makes before the GUI is imported, and a first run end to end (the desk shows the API's
 lists, then keeps them in a new local history file)."""
 
@@ -38,7 +39,8 @@ def test_chunked_body_with_extensions_and_trailers():
     b"HTTP/1.1 304 Not Modified\r\n\r\n",
     OK + b"Content-Length: 10\r\n\r\n{}",  # truncated
     OK + b"Content-Length: 1\r\n\r\n{}",  # longer than announced
-    OK + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}",  # repeated framing header
+    # Two different lengths. (The same length twice is one header to h11, as RFC 9110 §8.6 allows.)
+    OK + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
     OK + b"Content-Length: +2\r\n\r\n{}",
     OK + b"Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}",  # never asked for
     OK + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
@@ -101,6 +103,128 @@ def test_a_server_that_keeps_the_connection_open_does_not_cost_the_timeout(answe
         release.set()
         thread.join(5)
         listener.close()
+
+
+def _one_answer_server(answer_parts, gap: float = 0.0):
+    """A loopback server that sends ``answer_parts`` (with ``gap`` s between them) to one client, then holds the
+    connection open until released. Returns (port, release, close)."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    release = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        try:
+            for part in answer_parts:
+                conn.sendall(part)
+                if gap and release.wait(gap):
+                    break
+            release.wait(20)
+        except OSError:
+            pass
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        release.set()
+        thread.join(5)
+        listener.close()
+
+    return listener.getsockname()[1], close, time
+
+
+def test_a_body_over_the_cap_is_left_to_the_client():
+    """The client's bound (limits.MAX_BODY; here a small one) holds on the fast path too: reading stops there."""
+    port, close, _ = _one_answer_server([OK + b"Content-Length: 5000\r\n\r\n" + b"x" * 5000])
+    try:
+        with pytest.raises(ValueError, match="over 1000 bytes"):
+            pf._http_get("http", "127.0.0.1", port, "/api/v1/accounts", {}, 5, max_body=1000)
+    finally:
+        close()
+
+
+def test_a_trickling_server_is_cut_at_the_total_deadline():
+    """One byte every 0.1 s never trips a per-read timeout; the request's total deadline ends it."""
+    answer = OK + b"Content-Length: 1000\r\n\r\n" + b"x" * 1000
+    port, close, time = _one_answer_server([answer[i:i + 1] for i in range(len(answer))], gap=0.1)
+    try:
+        started = time.monotonic()
+        with pytest.raises((ValueError, OSError)):
+            pf._http_get("http", "127.0.0.1", port, "/api/v1/accounts", {}, 1.0)
+        assert time.monotonic() - started < 4  # 1 s deadline, with room for a loaded machine
+    finally:
+        close()
+
+
+def test_https_is_verified_and_read_through_tls():
+    """The fast path keeps TLS: a chunked answer read through it from a server whose certificate a CA we trust
+    signed; the same server is refused against the system's trust store (never an unverified connection)."""
+    import socket
+    import ssl
+    import threading
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    answer = OK + b"Transfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n"
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            try:
+                with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(65536)
+                    tls.sendall(answer)
+            except (ssl.SSLError, OSError):
+                pass  # the client refused our certificate
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        client_ctx = ssl.create_default_context()
+        ca.configure_trust(client_ctx)
+        assert pf._http_get("https", "127.0.0.1", port, "/api/v1/accounts", {}, 10,
+                            ssl_context=client_ctx) == b'{"a":1}'
+        with pytest.raises(ssl.SSLError):
+            pf._http_get("https", "127.0.0.1", port, "/api/v1/accounts", {}, 10)
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+@pytest.mark.parametrize(("body", "want"), [
+    ({"has_more": True, "next_cursor": "c1"}, (True, "c1")),
+    ({"has_more": "true", "next_cursor": "c1"}, (True, "c1")),
+    ({"has_more": True, "next_cursor": ""}, (False, None)),  # nothing to ask for: no more
+    ({"has_more": True, "next_cursor": 5}, (False, None)),
+    ({"has_more": False, "next_cursor": "c1"}, (False, "c1")),
+    ([1, 2], (False, None)),
+])
+def test_every_pager_reads_a_page_envelope_alike(body, want):
+    """paging.page_fields: what the client's pages, the open-trades walk and the prefetch's page all read."""
+    from ttmt_monitor.sources.ttmt.paging import OpenTradesWalk, page_fields
+
+    assert page_fields(body) == want
+    walk = OpenTradesWalk(100)
+    assert walk.take([{"id": "t"}], body) is want[0]
+    assert walk.params().get("after") == (want[1] if want[0] else None)
+
+
+def test_the_limits_are_the_clients():
+    from ttmt_monitor.sources.ttmt import client, limits
+
+    assert pf.MAX_BODY == client.MAX_BODY == limits.MAX_BODY
+    assert client.REQUEST_DEADLINE == limits.REQUEST_DEADLINE
 
 
 def test_proxies_and_odd_urls_leave_it_to_the_client(monkeypatch):
@@ -199,7 +323,8 @@ def test_first_run_shows_the_api_lists_then_keeps_them(sim, tmp_path):
     from ttmt_monitor.core.store import Store
     from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
-    with Store.open_existing(sim.base_url, sim.api_key, data_dir=Path(env["TTMT_MONITOR_DATA_DIR"]), codec=CODEC) as store:
+    data_dir = Path(env["TTMT_MONITOR_DATA_DIR"])
+    with Store.open_existing(sim.base_url, sim.api_key, data_dir=data_dir, codec=CODEC) as store:
         counts = store.counts()
         assert counts["accounts"] > 0 and counts["trades"] > 0, counts
         assert store.data_as_of is not None

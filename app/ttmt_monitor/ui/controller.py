@@ -31,9 +31,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
 from ..core.formatting import describe_error
-from ..sources.ttmt.paging import EmptyPageGuard
-from ..sources.ttmt.prefetch import SnapshotPrefetch, split_closed_positions
-from ..sources.ttmt.prefetch import TradesPage as _Page
+from ..sources.ttmt.prefetch import SnapshotPrefetch, TradesPage as _Page
 from .accounts_model import AccountsModel, account_rows, local_day_start
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
@@ -481,7 +479,7 @@ class DeskController(QObject):
         self._hold_stream = True
         before = len(self._queue)  # nothing is drained while holding: these stay the queue's head
         try:
-            snapshot, page = await asyncio.gather(_fetch_snapshot(client), client.trades_page(limit=PAGE_SIZE))
+            snapshot, page = await asyncio.gather(client.snapshot(), client.trades_page(limit=PAGE_SIZE))
         except Exception as exc:  # noqa: BLE001
             self.load_failed.emit(describe_error(exc))
             return
@@ -708,9 +706,8 @@ class DeskController(QObject):
             self._signals_reset = reset  # loaded by _after_load, once the client exists
         else:
             client = self.client
-            snapshot, trades_page = await asyncio.gather(
-                _fetch_snapshot(client), client.trades_page(limit=PAGE_SIZE)
-            )
+            # The client's snapshot() asks for its three lists together (the one snapshot path, as the prefetch).
+            snapshot, trades_page = await asyncio.gather(client.snapshot(), client.trades_page(limit=PAGE_SIZE))
             if self.started:  # a refresh (at start-up _after_load asks for the signals)
                 self._spawn(self._load_signals(reset))
             else:
@@ -1135,44 +1132,6 @@ def _finalized_events(trades: list[m.Trade]) -> list[m.Event]:
     stream's, never written to the event log; stamped with the trade's own updated_at so nothing is altered)."""
     return [m.TradeFinalized(event_id=None, type="trade_finalized", timestamp=t.updated_at or t.closed_at,
                              raw={"reason": "closed while not watching"}, trade=t) for t in trades]
-
-
-async def _fetch_snapshot(client: Any) -> m.Snapshot:
-    """The REST snapshot (accounts, open positions, open trades) with its requests in flight together.
-
-    ``TTMTClient.snapshot()`` asks one after another (four round trips at start-up, each waiting for the loop,
-    which is busy building the window); the same three lists fetched concurrently arrive in about the time of
-    the slowest. Same content and filtering as ``decode_snapshot`` (closed positions and terminal trades left
-    out). A client without the list methods (a test double) gives its own ``snapshot()``."""
-    if not all(hasattr(client, n) for n in ("accounts", "positions", "trades_page")):
-        return await client.snapshot()
-    taken_at = datetime.now(UTC)
-
-    async def open_trades() -> list[m.Trade]:
-        trades: list[m.Trade] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        guard = EmptyPageGuard("GET /trades?status=open")
-        while True:
-            page = await client.trades_page(status="open", limit=PAGE_SIZE, after=cursor, include="positions")
-            trades.extend(page.items)
-            if not page.has_more or page.next_cursor is None or page.next_cursor in seen:
-                return trades
-            guard.check(len(page.items), True)  # a server paging empty pages forever: an error, not a hang
-            seen.add(page.next_cursor)
-            cursor = page.next_cursor
-
-    accounts, positions, trades = await asyncio.gather(client.accounts(), client.positions(), open_trades())
-    bare, closed = split_closed_positions(t for t in trades if not t.is_terminal)
-    return m.Snapshot(
-        accounts=tuple(accounts),
-        positions=tuple(p for p in positions if p.status != "closed"),
-        trades=bare,
-        taken_at=taken_at,
-        closed_positions=closed,
-    )
-
-
 
 
 def _state_for_error(exc: BaseException) -> str:

@@ -5,7 +5,9 @@
 - ``errors``  problem+json → typed exceptions
 - ``client``  ``TTMTClient``: the REST API with pacing, retries and an ETag cache
 - ``stream``  the SSE consumer (resume, dedupe, resync)
-- ``prefetch`` the start-up lists on plain sockets in threads, before the GUI is imported (no httpx)
+- ``prefetch`` the start-up lists in threads (h11 on plain sockets, no httpx), before the GUI is imported
+- ``paging``  the pagers' stop rules and the open-trades walk every snapshot uses (client and prefetch)
+- ``limits``  the bounds on one answer (size, total deadline), shared by the client and the prefetch
 
 Importing the package is cheap (no httpx): ``TTMTClient``, ``Page`` and the error classes are resolved from their
 submodules on first access, so ``from ttmt_monitor.sources.ttmt import TTMTClient`` works too.

@@ -26,7 +26,6 @@ What it takes care of so callers do not have to:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import ipaddress
 import logging
 import random
@@ -47,10 +46,10 @@ from .cache import ETagCache
 from .decode import (
     decode_account,
     decode_list,
+    decode_open_snapshot,
     decode_order,
     decode_position,
     decode_signal,
-    decode_snapshot,
     decode_trade,
     parse_json,
 )
@@ -63,7 +62,8 @@ from .errors import (
     TTMTError,
     error_from_response,
 )
-from .paging import MAX_EMPTY_PAGES, EmptyPageGuard
+from .limits import MAX_BODY, REQUEST_DEADLINE
+from .paging import MAX_EMPTY_PAGES, EmptyPageGuard, OpenTradesWalk, page_fields
 from .ratelimit import DEFAULT_WINDOW, Pacer, RateLimitState
 
 log = logging.getLogger(__name__)
@@ -76,13 +76,6 @@ T = TypeVar("T")
 INCLUDES = ("signal", "positions", "orders")
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 MAX_PAGE = 100
-# The largest decoded REST body we accept. The biggest real answers are the non-paginated lists (/positions,
-# /accounts) and a 100-item page with includes: a few hundred KB for a busy desk, single-digit MB for an extreme
-# one. 64 MiB is >10x that, yet bounds what a gzip bomb can cost (the cap plus one decoded chunk).
-MAX_BODY = 64 * 1024 * 1024
-# The longest one request may take, headers and body (per attempt; the pacer's waits come before it). The API's
-# answers are small: a healthy one takes well under a second, a slow link a few seconds.
-REQUEST_DEADLINE = 30.0
 MAX_ERROR_BODY = 64 * 1024  # an error's problem+json is a few hundred bytes; the rest is cut, not refused
 
 
@@ -158,7 +151,9 @@ class TTMTClient:
     ``backoff_base``/``backoff_cap`` shape the exponential backoff; ``max_rate_limit_retries`` bounds 429 retries
     and ``max_retry_after`` the longest ``Retry-After`` worth waiting for (longer → the 429 is raised).
     ``request_deadline`` is the total time one request may take, body included (:data:`REQUEST_DEADLINE`; over it
-    → :class:`~.errors.RequestTimeout` naming the request). ``max_body`` caps a response's decoded size (:data:`MAX_BODY`; over it → :class:`~.errors.ResponseTooLarge`).
+    → :class:`~.errors.RequestTimeout` naming the request). ``max_body`` caps a response's decoded size
+    (:data:`MAX_BODY`; over it → :class:`~.errors.ResponseTooLarge`). Both defaults live in ``limits``, shared
+    with the start-up prefetch.
     ``cache`` is the :class:`~.cache.ETagCache` for terminal trades/signals (same interface; e.g. the local
     history's persistent ``Store.etag_cache()``); by default an in-memory LRU of ``cache_size`` entries.
     """
@@ -644,11 +639,8 @@ class TTMTClient:
     async def _page(self, path: str, params: dict[str, str], decode: Any, cursor: str | None) -> Page[Any]:
         body, _, _ = await self._get_json(path, params)
         items = decode_list(self._data_list(body, "/" + path), decode)
-        has_more = body.get("has_more") in (True, "true", "True") if isinstance(body, dict) else False
-        next_cursor = body.get("next_cursor") if isinstance(body, dict) else None
-        if not isinstance(next_cursor, str) or not next_cursor:
-            next_cursor = None
-        return Page(items=items, has_more=has_more and next_cursor is not None, next_cursor=next_cursor, cursor=cursor)
+        has_more, next_cursor = page_fields(body)
+        return Page(items=items, has_more=has_more, next_cursor=next_cursor, cursor=cursor)
 
     async def iter_trade_pages(self, *, page_size: int = MAX_PAGE, **filters: Any) -> AsyncIterator[Page[Trade]]:
         """Every page of ``GET /trades`` for ``filters`` (keyword arguments of :meth:`trades_page`).
@@ -696,41 +688,23 @@ class TTMTClient:
     async def snapshot(self) -> Snapshot:
         """The REST view of now: accounts, open positions and open (non-terminal) trades, as one Snapshot.
 
-        The open trades are listed with ``include=positions`` so their CLOSED positions (with ``closed_at`` and
-        ``realized_pl``) come in the same requests: ``Snapshot.closed_positions``, what "realized today" needs
-        (a trade's ``realized_pl`` mixes earlier days' partial closes). The trades themselves are returned
-        without the embedded positions, as the stream's copies are (so a resync diff compares like with like).
+        The three lists are asked for together (they arrive in about the time of the slowest; the pacer still
+        counts every request). The open trades are listed with ``include=positions`` so their CLOSED positions
+        come in the same requests; the Snapshot is built by :func:`~.decode.decode_open_snapshot`, as the start-up
+        prefetch builds it (one snapshot path: ``closed_positions`` for "realized today", the trades bare).
         """
         taken_at = datetime.now(UTC)
-        accounts_body, _, _ = await self._get_json("accounts")
-        accounts = self._data_list(accounts_body, "/accounts")
-        positions_body, _, _ = await self._get_json("positions")
-        positions = self._data_list(positions_body, "/positions")
-        trades: list[Any] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        guard = EmptyPageGuard("GET /trades?status=open")
-        while True:
-            params = self._list_params(
-                status="open", channel_id=None, account_id=None, after_date=None, before_date=None,
-                limit=MAX_PAGE, after=cursor, include="positions",
-            )
-            body, _, _ = await self._get_json("trades", params)
-            trades.extend(self._data_list(body, "/trades"))
-            next_cursor = body.get("next_cursor") if isinstance(body, dict) else None
-            if not (isinstance(body, dict) and body.get("has_more") in (True, "true", "True")
-                    and isinstance(next_cursor, str) and next_cursor):
-                break
-            guard.check(len(self._data_list(body, "/trades")), True)
-            if next_cursor in seen:
-                raise TTMTError(title="Unexpected response", detail="the server repeated a page cursor")
-            seen.add(next_cursor)
-            cursor = next_cursor
-        snap = decode_snapshot(accounts, positions, trades, taken_at=taken_at)
-        closed: list[Position] = []
-        for trade in snap.trades:
-            for pos in trade.positions or ():
-                if pos.status == "closed":
-                    closed.append(pos if pos.trade_id else dataclasses.replace(pos, trade_id=trade.id))
-        bare = tuple(t if t.positions is None else dataclasses.replace(t, positions=None) for t in snap.trades)
-        return dataclasses.replace(snap, trades=bare, closed_positions=tuple(closed))
+
+        async def data(path: str) -> list[Any]:
+            body, _, _ = await self._get_json(path)
+            return self._data_list(body, "/" + path)
+
+        async def open_trades() -> list[Any]:
+            walk = OpenTradesWalk(MAX_PAGE)
+            while True:
+                body, _, _ = await self._get_json("trades", walk.params())
+                if not walk.take(self._data_list(body, "/trades"), body):
+                    return walk.items
+
+        accounts, positions, trades = await asyncio.gather(data("accounts"), data("positions"), open_trades())
+        return decode_open_snapshot(accounts, positions, trades, taken_at=taken_at)

@@ -2,7 +2,9 @@
 
 Provides ``parse_json`` (JSON text → Python, numbers as exact ``Decimal``), one ``decode_*`` function per object
 (``decode_account``, ``decode_signal``, ``decode_trade``, ``decode_position``, ``decode_order``,
-``decode_signal_ref``), ``decode_event`` for a stream envelope and ``decode_snapshot`` for a REST snapshot.
+``decode_signal_ref``), ``decode_event`` for a stream envelope, ``decode_snapshot`` for a REST snapshot and
+``decode_open_snapshot`` (with ``split_closed_positions``) for the desk's snapshot as every fetch of it builds it
+(the client and the start-up prefetch).
 
 Tolerance rules (the real service may deviate from §14 at any time):
 - unknown fields are ignored; a missing optional field is ``None``;
@@ -75,7 +77,12 @@ __all__ = [
     "decode_order",
     "decode_signal_ref",
     "decode_event",
+    "decode_open_positions",
+    "decode_open_snapshot",
+    "decode_open_trades",
+    "open_snapshot",
     "decode_snapshot",
+    "split_closed_positions",
     "decode_list",
     "KNOWN_EVENT_TYPES",
 ]
@@ -631,6 +638,63 @@ def decode_snapshot(accounts: Any, positions: Any, trades: Any, taken_at: dateti
         trades=trd,
         taken_at=taken_at if taken_at is not None else datetime.now(UTC),
     )
+
+
+def split_closed_positions(trades: Any) -> tuple[tuple[Trade, ...], tuple[Position, ...]]:
+    """Open trades listed with ``include=positions`` → (the trades without their embedded positions, their CLOSED
+    positions): ``Snapshot.closed_positions``, what "realized today" needs (a trade's ``realized_pl`` mixes earlier
+    days' partial closes). The trades go without the embedded positions, as the stream's copies do (so a resync
+    diff compares like with like)."""
+    bare: list[Trade] = []
+    closed: list[Position] = []
+    for trade in trades:
+        for pos in trade.positions or ():
+            if pos.status == "closed":
+                closed.append(pos if pos.trade_id else dataclasses.replace(pos, trade_id=trade.id))
+        bare.append(trade if trade.positions is None else dataclasses.replace(trade, positions=None))
+    return tuple(bare), tuple(closed)
+
+
+def decode_open_positions(positions: Any) -> tuple[Position, ...]:
+    """The ``data`` array of /positions → its open positions (as :func:`decode_snapshot` keeps them)."""
+    return tuple(p for p in decode_list(positions, decode_position) if p.status != "closed")
+
+
+def decode_open_trades(open_trades: Any) -> tuple[Trade, ...]:
+    """Every page's ``data`` of /trades?status=open&include=positions → the non-terminal trades, with only their
+    CLOSED embedded positions decoded (the open ones would be dropped by :func:`split_closed_positions` anyway:
+    /positions has them)."""
+    slim: list[Any] = []
+    for trade in open_trades if isinstance(open_trades, list) else ():
+        embedded = trade.get("positions") if isinstance(trade, dict) else None
+        if isinstance(embedded, list):
+            trade = dict(trade, positions=[p for p in embedded if not isinstance(p, dict) or _closed_wire(p)])
+        slim.append(trade)
+    return tuple(t for t in decode_list(slim, decode_trade) if not t.is_terminal)
+
+
+def open_snapshot(accounts: tuple[Account, ...], positions: tuple[Position, ...], trades: Any,
+                  taken_at: datetime | None = None) -> Snapshot:
+    """THE desk snapshot, from lists decoded by :func:`decode_account` (via ``decode_list``),
+    :func:`decode_open_positions` and :func:`decode_open_trades`: the trades bare, their closed positions in
+    ``closed_positions`` (:func:`split_closed_positions`). The client's ``snapshot()`` and the start-up prefetch
+    both end here (the prefetch decodes each list in its own thread as it arrives)."""
+    bare, closed = split_closed_positions(trades)
+    return Snapshot(accounts=tuple(accounts), positions=tuple(positions), trades=bare,
+                    taken_at=taken_at if taken_at is not None else datetime.now(UTC), closed_positions=closed)
+
+
+def decode_open_snapshot(accounts: Any, positions: Any, open_trades: Any,
+                         taken_at: datetime | None = None) -> Snapshot:
+    """:func:`open_snapshot` from the raw ``data`` arrays of /accounts, /positions and every page of
+    /trades?status=open&include=positions (what ``TTMTClient.snapshot()`` returns)."""
+    return open_snapshot(decode_list(accounts, decode_account), decode_open_positions(positions),
+                         decode_open_trades(open_trades), taken_at)
+
+
+def _closed_wire(position: dict[str, Any]) -> bool:
+    status = position.get("status")
+    return isinstance(status, str) and status.lower() == "closed"  # as the enums decode it: case-insensitive
 
 
 # --- stream events ------------------------------------------------------------------------------------------

@@ -1,17 +1,20 @@
 """The start-up fast path: the desk's first REST lists fetched in threads, before the app has imported its GUI.
 
 Provides :class:`SnapshotPrefetch` (accounts, open positions, open trades with their positions, then on request the
-newest page of trades), :class:`TradesPage` and :func:`split_closed_positions`. Standard library only (plus our
-decoders): no Qt, no asyncio, no httpx at import, so ``ttmt-monitor`` can start it as soon as it knows the base URL
-and the key, while the main thread imports PySide6, asyncio and the window (about 0.3 s of work the server's answers
-then no longer wait behind).
+newest page of trades), :class:`TradesPage` and (re-exported from ``decode``) :func:`split_closed_positions`. No Qt,
+no asyncio, no httpx at import, so ``ttmt-monitor`` can start it as soon as it knows the base URL and the key,
+while the main thread imports PySide6, asyncio and the window (about 0.3 s of work the server's answers then no
+longer wait behind; benchmarks/prefetch_startup.py measures what that is worth).
 
-Why plain sockets and not ``http.client``: importing ``http.client`` pulls in the ``email`` package (~25 ms of CPU
-that would hold the GIL against the main thread's start-up). The requests here are simple: ``GET`` with
-``Connection: close``, a 200 answer with a ``Content-Length`` or chunked body, no redirect, no proxy, no
-compression asked for. It is only a fast path: any other status, any odd framing, a timeout, a proxy in the
-environment or a body that is not the expected JSON gives ``None``, and the app's client (httpx) does the normal
-load with its typed errors, retries and pacing. The key goes in the ``Authorization`` header only.
+The HTTP/1.1 is ``h11``'s (installed with httpx, imports no ``email``: ``http.client`` would pull in that package,
+~25 ms of CPU holding the GIL against the main thread's start-up) over a plain socket, TLS by ``ssl``. Requests are
+``GET`` with ``Connection: close``; a 200 answer's body (Content-Length, chunked or until the close) is read under
+the client's bounds (``limits``: :data:`~.limits.MAX_BODY`, and a total deadline per request). It is only a fast
+path: any other status, anything h11 refuses, an encoded body, a timeout, a proxy in the environment or a body that
+is not the expected JSON gives ``None``, and the app's client (httpx) does the normal load with its typed errors,
+retries and pacing. The lists are walked and decoded by the client's own code (``paging.OpenTradesWalk``, the
+``decode.decode_open_*`` functions, ``decode.open_snapshot``), so both give the same Snapshot. The key goes in the
+``Authorization`` header only.
 
 Results are handed over thread-safely: :meth:`SnapshotPrefetch.wait` and :meth:`SnapshotPrefetch.page` are
 coroutines for the app's loop, ``result(timeout)`` a blocking call for scripts and tests.
@@ -26,7 +29,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError, TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlencode, urlsplit
+
+from .limits import MAX_BODY
 
 if TYPE_CHECKING:
     from ...core import models as m
@@ -36,7 +41,6 @@ log = logging.getLogger(__name__)
 __all__ = ["PAGE_SIZE", "SnapshotPrefetch", "TradesPage", "split_closed_positions"]
 
 PAGE_SIZE = 100  # the API's largest page
-MAX_BODY = 64 * 1024 * 1024  # a fast path: anything bigger goes to the client
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
@@ -50,18 +54,10 @@ class TradesPage:
 
 
 def split_closed_positions(trades: Any) -> tuple[tuple[m.Trade, ...], tuple[m.Position, ...]]:
-    """Open trades listed with ``include=positions`` → (the trades without their embedded positions, their
-    CLOSED positions), as ``TTMTClient.snapshot()`` builds ``Snapshot.closed_positions`` ("realized today")."""
-    import dataclasses
+    """:func:`~.decode.split_closed_positions` (imported when called: decode is ~20 ms of imports)."""
+    from .decode import split_closed_positions as split
 
-    bare: list[m.Trade] = []
-    closed: list[m.Position] = []
-    for trade in trades:
-        for pos in trade.positions or ():
-            if pos.status == "closed":
-                closed.append(pos if pos.trade_id else dataclasses.replace(pos, trade_id=trade.id))
-        bare.append(trade if trade.positions is None else dataclasses.replace(trade, positions=None))
-    return tuple(bare), tuple(closed)
+    return split(trades)
 
 
 class _Slot:
@@ -163,10 +159,11 @@ class SnapshotPrefetch:
 
     def _run(self, name: str, job: Callable[[str], Any]) -> None:
         try:
-            if name == "page":  # after the lists the first paint needs: the server answers one at a time
-                self._page_go.wait(self.TIMEOUT_S)
+            # The page after the lists the first paint needs (the server answers one at a time), and only when
+            # asked for: nobody asking within TIMEOUT_S (a script, a quit before the first paint) spends no request.
+            asked = name != "page" or self._page_go.wait(self.TIMEOUT_S)
             # The snapshot failed (a 401, say): the client loads everything; no request is spent on the page.
-            value = None if name == "page" and self._abandoned else job(name)
+            value = None if name == "page" and (self._abandoned or not asked) else job(name)
         except Exception:  # noqa: BLE001 - a fast path only: the client's own load reports problems
             log.debug("prefetch %s failed", name, exc_info=True)
             value = None
@@ -189,17 +186,17 @@ class SnapshotPrefetch:
                 self._sent.set()
 
     def _finish(self) -> None:
-        from ...core import models as m
-
         parts = self._parts
         if any(parts.get(n) is None for n in ("accounts", "positions", "open")):
             self._abandoned = True
             self._page_go.set()  # the client will load; the page thread need not wait any longer
             self._snapshot.set(None)
             return
-        trades, closed = parts["open"]
-        self._snapshot.set((m.Snapshot(accounts=parts["accounts"], positions=parts["positions"], trades=trades,
-                                       taken_at=self._taken_at, closed_positions=closed), None))
+        from .decode import open_snapshot
+
+        # The client's own builder: the same Snapshot as TTMTClient.snapshot() (one snapshot path).
+        self._snapshot.set((open_snapshot(parts["accounts"], parts["positions"], parts["open"],
+                                          taken_at=self._taken_at), None))
 
     def _get(self, path: str, name: str) -> Any:
         url = urlsplit(self._base)
@@ -218,6 +215,9 @@ class SnapshotPrefetch:
             raise ValueError("no data array")
         return data
 
+    # Each list is decoded in its thread as it arrives (overlapping the others' wait), by the decoders the
+    # client's snapshot() uses; _finish puts them together with the same open_snapshot.
+
     def _accounts(self, name: str) -> tuple[m.Account, ...]:
         body = self._get("accounts", name)
         from .decode import decode_account, decode_list
@@ -226,171 +226,149 @@ class SnapshotPrefetch:
 
     def _positions(self, name: str) -> tuple[m.Position, ...]:
         body = self._get("positions", name)
-        from .decode import decode_list, decode_position
+        from .decode import decode_open_positions
 
-        items = decode_list(self._data(body), decode_position)
-        return tuple(p for p in items if p.status != "closed")
+        return decode_open_positions(self._data(body))
 
-    def _pages(self, query: str, name: str) -> tuple[list[Any], bool, str | None]:
-        body = self._get("trades?" + query, name)
-        has_more = isinstance(body, dict) and body.get("has_more") in (True, "true", "True")
-        cursor = body.get("next_cursor") if isinstance(body, dict) else None
-        if not isinstance(cursor, str) or not cursor:
-            cursor, has_more = None, False
-        return self._data(body), has_more, cursor
+    def _open_trades(self, name: str) -> tuple[m.Trade, ...]:
+        from .paging import OpenTradesWalk
 
-    def _open_trades(self, name: str) -> tuple[tuple[m.Trade, ...], tuple[m.Position, ...]]:
-        raw: list[Any] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        from .paging import EmptyPageGuard
-
-        guard = EmptyPageGuard("GET /trades?status=open")
+        walk = OpenTradesWalk(PAGE_SIZE)  # the client's own walk: the same stop rules
         while True:
-            query = (f"status=open&limit={PAGE_SIZE}&include=positions"
-                     + (f"&after={quote(cursor, safe='')}" if cursor else ""))
-            items, has_more, cursor = self._pages(query, name)
-            raw.extend(items)
-            if not has_more or cursor is None:
+            body = self._get("trades?" + urlencode(walk.params()), name)
+            if not walk.take(self._data(body), body):
                 break
-            guard.check(len(items), True)  # endless empty pages: give up, the client reports it
-            if cursor in seen:
-                raise ValueError("the server repeated a page cursor")
-            seen.add(cursor)
-        for trade in raw:  # only the closed positions are kept (split_closed_positions): decode no others
-            if isinstance(trade, dict) and isinstance(trade.get("positions"), list):
-                trade["positions"] = [p for p in trade["positions"] if not isinstance(p, dict) or _closed(p)]
-        from .decode import decode_list, decode_trade
+        from .decode import decode_open_trades
 
-        return split_closed_positions(t for t in decode_list(raw, decode_trade) if not t.is_terminal)
+        return decode_open_trades(walk.items)
 
     def _trades_page(self, name: str) -> TradesPage:
         from .decode import decode_list, decode_trade
 
-        items, has_more, cursor = self._pages(f"limit={self._page_size}", name)
-        return TradesPage(decode_list(items, decode_trade), has_more, cursor)
+        body = self._get("trades?" + urlencode({"limit": str(self._page_size)}), name)
+        from .paging import page_fields
+
+        has_more, cursor = page_fields(body)  # as the client's pages read it
+        return TradesPage(decode_list(self._data(body), decode_trade), has_more, cursor)
 
 
-def _closed(position: dict[str, Any]) -> bool:
-    status = position.get("status")
-    return isinstance(status, str) and status.lower() == "closed"  # as decode's enums: case-insensitive
-
-
-# --- one GET over a plain socket ------------------------------------------------------------------------------------
+# --- one GET over a plain socket, HTTP/1.1 by h11 ------------------------------------------------------------------
 
 def _http_get(scheme: str, host: str, port: int | None, target: str, headers: dict[str, str],
-              timeout: float, on_sent: Callable[[], None] | None = None) -> bytes:
-    """``GET target`` with ``Connection: close``; the body of a 200 answer, else ``ValueError``. ``on_sent`` is
-    called once the request is on the wire."""
+              timeout: float, on_sent: Callable[[], None] | None = None, *, max_body: int = MAX_BODY,
+              ssl_context: Any = None) -> bytes:
+    """``GET target`` with ``Connection: close``; the body of a 200 answer, else ``ValueError`` (or ``OSError``
+    for the network, ``ssl.SSLError`` for a certificate that does not verify). ``timeout`` bounds the whole
+    request, connect to the last byte (a server trickling a byte at a time never outlasts it); ``max_body`` the
+    body. ``on_sent`` is called once the request is on the wire. ``ssl_context``: the system's trust store unless
+    given (tests)."""
     import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ValueError(f"no complete answer within {timeout:g} s")
+        return remaining
 
     port = port or (443 if scheme == "https" else 80)
-    sock = socket.create_connection((host, port), timeout=timeout)
+    host_header = host if port == (443 if scheme == "https" else 80) else f"{host}:{port}"
+    if ":" in host and not host.startswith("["):  # an IPv6 literal
+        host_header = f"[{host}]" + host_header[len(host):]
+    fields = [("Host", host_header), ("Connection", "close"), ("Accept-Encoding", "identity"), *headers.items()]
+    # h11 refuses these too, but say it plainly: a key or path with a line break is never sent.
+    if any(ord(c) < 32 or ord(c) == 127 for pair in fields for c in pair[0] + pair[1]) or any(
+            ord(c) <= 32 or ord(c) == 127 for c in target):
+        raise ValueError("control character in the request")
+    reader = _Reader(max_body)
+    request = reader.request(target, fields)
+    sock = socket.create_connection((host, port), timeout=left())
     try:
         if scheme == "https":
             import ssl
 
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-        host_header = host if port == (443 if scheme == "https" else 80) else f"{host}:{port}"
-        if ":" in host and not host.startswith("["):  # an IPv6 literal
-            host_header = f"[{host}]" + host_header[len(host):]
-        lines = [f"GET {target} HTTP/1.1", f"Host: {host_header}", "Connection: close",
-                 "Accept-Encoding: identity"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        if any(ord(c) < 32 or ord(c) == 127 for line in lines for c in line):
-            raise ValueError("control character in the request")  # a key or path with a line break: never sent
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            sock.settimeout(left())
+            context = ssl_context if ssl_context is not None else ssl.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=host)
+        sock.settimeout(left())
         sock.sendall(request)
         if on_sent is not None:
             on_sent()
-        raw = _read_all(sock)
+        while True:
+            sock.settimeout(left())
+            # Done at the end of the message: a server or proxy that keeps the connection open despite
+            # ``Connection: close`` must not cost the timeout.
+            body = reader.feed(sock.recv(262144))
+            if body is not None:
+                return body
     finally:
         sock.close()
-    return _parse_response(raw)
 
 
-def _read_all(sock: Any) -> bytes:
-    """The whole answer: until the body announced by Content-Length or the last chunk is in (a server or proxy
-    that keeps the connection open despite ``Connection: close`` must not cost the timeout), else until the
-    connection closes."""
-    data = bytearray()
-    while True:
-        chunk = sock.recv(262144)
-        if not chunk:
-            return bytes(data)
-        data += chunk
-        if len(data) > MAX_BODY:
-            raise ValueError("answer too large for the fast path")
-        if _complete(data):
-            return bytes(data)
+class _Reader:
+    """One response read by h11: :meth:`feed` the bytes as they come (``b""`` for the close); it returns the body
+    once the message is complete. Everything but a well-framed 200 with an unencoded body under ``max_body`` is a
+    ``ValueError`` (h11's protocol errors included)."""
 
+    def __init__(self, max_body: int = MAX_BODY) -> None:
+        import h11
 
-def _complete(data: bytearray) -> bool:
-    head_end = data.find(b"\r\n\r\n")
-    if head_end < 0:
-        return False
-    body = bytes(data[head_end + 4:])
-    framing = {}
-    for line in bytes(data[:head_end]).split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        framing[name.strip().lower()] = value.strip().lower()
-    if b"chunked" in framing.get(b"transfer-encoding", b""):
+        self._h11 = h11
+        self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
+        self._max_body = max_body
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def request(self, target: str, fields: list[tuple[str, str]]) -> bytes:
+        h11 = self._h11
         try:
-            _dechunk(body)
-        except ValueError:
-            return False  # not all there yet (or broken: the close or the timeout ends it, then it is refused)
-        return True
-    length = framing.get(b"content-length")
-    return length is not None and length.isdigit() and len(body) >= int(length)
+            return (self._conn.send(h11.Request(method="GET", target=target, headers=fields)) or b"") + (
+                self._conn.send(h11.EndOfMessage()) or b"")
+        except h11.ProtocolError as exc:
+            raise ValueError(f"request refused: {exc}") from None
+
+    def feed(self, data: bytes) -> bytes | None:
+        h11 = self._h11
+        try:
+            self._conn.receive_data(data)
+            while True:
+                event = self._conn.next_event()
+                if event is h11.NEED_DATA:
+                    if not data:  # closed, and h11 still wants more (it raises for a cut body itself)
+                        raise ValueError("the connection closed before the answer was complete")
+                    return None
+                if isinstance(event, (h11.Response, h11.InformationalResponse)):
+                    if event.status_code != 200:
+                        raise ValueError(f"status {event.status_code}")
+                    for name, value in event.headers:
+                        if name == b"content-encoding" and value.strip().lower() != b"identity":
+                            raise ValueError("encoded body")  # never asked for
+                elif isinstance(event, h11.Data):
+                    self._size += len(event.data)
+                    if self._size > self._max_body:
+                        raise ValueError(f"answer over {self._max_body} bytes: left to the client")
+                    self._chunks.append(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    if self._conn.trailing_data[0]:
+                        raise ValueError("more bytes than the answer announced")
+                    return b"".join(self._chunks)
+                else:  # PAUSED, ConnectionClosed before the end: not a whole answer
+                    raise ValueError(f"unexpected {type(event).__name__}")
+        except h11.ProtocolError as exc:
+            raise ValueError(f"malformed answer: {exc}") from None
 
 
 def _parse_response(raw: bytes) -> bytes:
-    head, sep, rest = raw.partition(b"\r\n\r\n")
-    if not sep:
-        raise ValueError("no end of headers")
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or parts[1] != b"200":
-        raise ValueError(f"status {lines[0][:40]!r}")
-    fields: dict[bytes, bytes] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip():
-            raise ValueError("malformed header line")
-        key = name.lower()
-        if key in fields and key in (b"content-length", b"transfer-encoding", b"content-encoding"):
-            raise ValueError("repeated framing header")
-        fields[key] = value.strip()
-    if fields.get(b"content-encoding", b"identity").lower() != b"identity":
-        raise ValueError("encoded body")
-    encoding = fields.get(b"transfer-encoding")
-    if encoding is not None:
-        if encoding.lower() != b"chunked":
-            raise ValueError("unsupported transfer encoding")
-        return _dechunk(rest)
-    length = fields.get(b"content-length")
-    if length is None:
-        return rest  # delimited by the end of the connection (we asked for Connection: close)
-    if not length.isdigit() or int(length) != len(rest):
-        raise ValueError("body length does not match Content-Length")
-    return rest
+    """A whole answer (up to the close) → its body, or ``ValueError``: :class:`_Reader` over bytes at hand."""
+    reader = _Reader()
+    reader.request("/", [("Host", "x"), ("Connection", "close")])
+    body = reader.feed(raw)
+    return body if body is not None else _require(reader.feed(b""))
 
 
-def _dechunk(data: bytes) -> bytes:
-    out: list[bytes] = []
-    pos = 0
-    while True:
-        end = data.find(b"\r\n", pos)
-        if end < 0:
-            raise ValueError("truncated chunk size")
-        size_text = data[pos:end].split(b";", 1)[0].strip()
-        if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
-            raise ValueError("bad chunk size")
-        size = int(size_text, 16)
-        pos = end + 2
-        if size == 0:
-            return b"".join(out)  # trailers, if any, are ignored
-        if pos + size + 2 > len(data) or data[pos + size:pos + size + 2] != b"\r\n":
-            raise ValueError("truncated chunk")
-        out.append(data[pos:pos + size])
-        pos += size + 2
+def _require(body: bytes | None) -> bytes:
+    if body is None:
+        raise ValueError("no complete answer")
+    return body
