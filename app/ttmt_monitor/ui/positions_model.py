@@ -47,7 +47,7 @@ def _sign(value: Decimal | None) -> int:
 class PositionsModel(KeyedTableModel):
     """Open positions keyed by position id."""
 
-    columns = (
+    columns: tuple[Column, ...] = (
         time_column("opened_at", "Opened", lambda p: p.opened_at),
         Column("account", "Account", lambda p: p.account_label, width=150),
         Column("symbol", "Symbol", lambda p: p.symbol, width=85),
@@ -79,8 +79,9 @@ class PositionsModel(KeyedTableModel):
         columns = list(self.columns)
         for n, column in enumerate(columns):
             if column.key == "tp_level":
-                columns[n] = replace(column, text=lambda p, o: f"TP{p.tp_level}" if p.tp_level else (
-                    RUNNER if self.is_runner(p) else ""))
+                def tp_text(p: Any, o: Any) -> str:
+                    return f"TP{p.tp_level}" if p.tp_level else (RUNNER if self.is_runner(p) else "")
+                columns[n] = replace(column, text=tp_text)
             elif column.key == "tp":
                 price = column.text
                 columns[n] = replace(column, text=lambda p, o, price=price: (

@@ -244,7 +244,7 @@ class ConnectionStatusBar(QStatusBar):
         return [self._holder, self.history_label, self.stale_label, self.age_label,
                 *((chip[0] for chip in self._chips.values()) if chips else ()), *self._extra_permanent]
 
-    def addPermanentWidget(self, widget: QWidget, stretch: int = 0) -> None:  # noqa: N802 - Qt override
+    def addPermanentWidget(self, widget: QWidget, stretch: int | None = 0) -> None:  # noqa: N802 - Qt override
         if getattr(self, "_holder", None) is not None and widget not in self._permanent_widgets():
             self._extra_permanent.append(widget)  # e.g. the window's unread badge: counted in _fit_chips
         super().addPermanentWidget(widget, stretch)

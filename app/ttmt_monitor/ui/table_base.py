@@ -18,9 +18,9 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from operator import attrgetter
+from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from PySide6.QtCore import (
@@ -151,9 +151,9 @@ def status_column(getter: Callable[[Any], str | None], **kw: Any) -> Column:
 def stale_text(as_of: datetime, *, utc: bool = False, now: datetime | None = None) -> str:
     """``"Not live — as of 14:32"`` (with the date when it is not today), for tooltips and the status bar."""
     try:
-        moment = (as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=timezone.utc)).astimezone(
-            timezone.utc if utc else None)
-        today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc if utc else None).date()
+        moment = (as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=UTC)).astimezone(
+            UTC if utc else None)
+        today = (now or datetime.now(UTC)).astimezone(UTC if utc else None).date()
     except (OverflowError, ValueError, OSError):
         return "Not live"
     when = moment.strftime("%H:%M") if moment.date() == today else moment.strftime("%Y-%m-%d %H:%M")
@@ -365,7 +365,7 @@ class KeyedTableModel(QAbstractTableModel):
     def reset_rows(self, objects: Iterable[Any]) -> None:
         """Replace every row (a fresh REST snapshot only: the one place a model reset is allowed)."""
         marker = self.foreign_key_marker
-        kept = [(k, r) for k, r in zip(self._keys, self._rows) if marker in k] if marker else []
+        kept = [(k, r) for k, r in zip(self._keys, self._rows, strict=True) if marker in k] if marker else []
         self.beginResetModel()
         self._rows = [r for _, r in kept]
         self._keys = [k for k, _ in kept]

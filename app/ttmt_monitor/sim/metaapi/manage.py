@@ -164,7 +164,7 @@ class AccountManager:
         if profile is not None and profile["status"] != "active":
             return validation("The provisioning profile has no server file yet.",
                               [{"parameter": "provisioningProfileId"}])
-        step = self.outcomes[0] if self.outcomes else [0, 1.0, "created"]
+        step: list[Any] = self.outcomes[0] if self.outcomes else [0, 1.0, "created"]
         if step[0] > 0 and not draft:
             step[0] -= 1
             seconds = step[1]

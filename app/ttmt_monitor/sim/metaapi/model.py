@@ -232,7 +232,7 @@ class SimWorld:
                     "realizedProfit": Decimal("0.00"), "comment": "", "platform": f"mt{acc.version}",
                     "reason": "POSITION_REASON_CLIENT"}
         self._revalue(acc, position)
-        acc.positions[position["id"]] = position
+        acc.positions[str(position["id"])] = position
         return position, [deal]
 
     def close_position(self, acc: SimAccount, position_id: str, when: datetime,
@@ -264,7 +264,7 @@ class SimWorld:
                  "expirationType": "ORDER_TIME_GTC", "comment": ""}
         if order["takeProfit"] is None:
             del order["takeProfit"]
-        acc.orders[order["id"]] = order
+        acc.orders[str(order["id"])] = order
         return order
 
     def _revalue(self, acc: SimAccount, p: dict[str, Any]) -> None:

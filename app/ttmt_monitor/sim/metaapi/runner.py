@@ -16,7 +16,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any
 
 from ...domain import Account, ClosedDeal, Position, Snapshot, WorkingOrder, make_key
 from .model import SimAccount, SimWorld
@@ -135,7 +135,7 @@ class MetaApiSimThread:
         if self._thread is not None:
             self._thread.join(10)
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> MetaApiSimThread:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

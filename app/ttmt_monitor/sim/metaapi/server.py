@@ -53,7 +53,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         # Money here has at most 8 decimals and < 1e9: float's shortest repr prints exactly that number.
-        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+        exponent = value.as_tuple().exponent  # 'n', 'N' or 'F' for NaN and infinity
+        return int(value) if isinstance(exponent, int) and exponent >= 0 and value == value.to_integral_value() \
+            else float(value)
     if isinstance(value, datetime):
         return iso(value)
     raise TypeError(type(value).__name__)
@@ -576,7 +578,7 @@ class SimServer:
                 "instanceIndex": sub.instance_index}
 
     def _on_request(self, session: Session, req: dict[str, Any]) -> None:
-        kind, request_id, account_id = req.get("type"), req.get("requestId"), req.get("accountId")
+        kind, request_id, account_id = req.get("type"), req.get("requestId"), str(req.get("accountId") or "")
         accounts = self.visible(session.token) or []
         acc = next((a for a in accounts if a.id == account_id), None)
 
