@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import os
 import queue
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .faults import Faults, admin_handler
+from .loopthread import LoopThread
 from .server import ServerState, SimApp, SimConfig
 from .world import World, new_api_key
 
@@ -152,13 +152,16 @@ class _ThreadSafeFaults:
         return [n for n in dir(Faults) if not n.startswith("_")]
 
 
-class SimulatorThread:
+class SimulatorThread(LoopThread):
     """A whole simulator on its own loop in a daemon thread. Use as a context manager (or ``start()``/``stop()``).
 
     ``base_url`` ends in ``/api/v1``; ``admin_url`` ends in ``/_sim``; ``api_key`` is the demo user's key and
     ``other_api_key`` a second user's (for foreign-id tests). ``call(fn, *args)`` runs ``fn`` in the sim loop (awaits
     it if it returns an awaitable) and returns its result; ``faults`` wraps the switches the same way.
     """
+
+    thread_name = "ttmt-simulator"
+    join_timeout = 15.0
 
     def __init__(
         self,
@@ -176,18 +179,13 @@ class SimulatorThread:
         start_timeout: float = 60.0,
         **engine_kwargs: Any,
     ) -> None:
+        super().__init__()
         self._options = dict(seed=seed, history_days=history_days, speed=speed, rate_limit=rate_limit,
                              rate_window=rate_window, stream_lifetime=stream_lifetime, auth_recheck=auth_recheck,
                              ping_interval=ping_interval, engine_running=engine_running, **engine_kwargs)
         self._port = port
         self._start_timeout = start_timeout
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
         self._sim: Simulator | None = None
-        self.port = 0
         self.faults = _ThreadSafeFaults(self)
 
     # ---- properties ----
@@ -234,27 +232,8 @@ class SimulatorThread:
 
     # ---- lifecycle ----
     def start(self) -> SimulatorThread:
-        self._thread = threading.Thread(target=self._main, name="ttmt-simulator", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(self._start_timeout):
-            raise RuntimeError(f"the simulator did not start within {self._start_timeout:.0f} s")
-        if self._error is not None:
-            raise RuntimeError(f"the simulator failed to start: {self._error}") from self._error
+        self._start_thread(self._start_timeout)
         return self
-
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._run())
-        except BaseException as exc:  # noqa: BLE001 - reported to start() instead of dying silently
-            self._error = exc
-            self._ready.set()
-        finally:
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     async def _run(self) -> None:
         self._stop = asyncio.Event()
@@ -266,33 +245,10 @@ class SimulatorThread:
 
         await serve(self._sim, self._port, ready, self._stop)
 
-    def stop(self) -> None:
-        """Stop the server and the engine; returns when the thread has ended (bounded)."""
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(15)
 
     def __enter__(self) -> SimulatorThread:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # ---- running code in the sim loop ----
-    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
-        """Run ``fn(*args, **kwargs)`` in the simulator's loop (awaiting it if needed) and return its result."""
-        if self._loop is None or not self._ready.is_set():
-            raise RuntimeError("the simulator is not running")
-
-        async def run() -> Any:
-            result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
 
 # ---------------------------------------------------------------- a child process (the desktop demo)

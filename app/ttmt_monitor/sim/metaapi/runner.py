@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
-import threading
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from ...domain import Account, ClosedDeal, Position, Snapshot, WorkingOrder, make_key
+from ..loopthread import LoopThread
 from .model import SimAccount, SimWorld
 from .server import SimConfig, SimServer, _parse_iso
 
@@ -35,10 +34,15 @@ class _Faults:
         return functools.partial(self._runner.call, target)
 
 
-class MetaApiSimThread:
+class MetaApiSimThread(LoopThread):
+    thread_name = "metaapi-simulator"
+    what = "the MetaApi simulator"
+    join_timeout = 10.0
+
     def __init__(self, seed: int = 1, *, tick_interval: float = 1.0, status_interval: float = 5.0,
                  ping_interval_ms: int = 25000, ping_timeout_ms: int = 20000, credits_per_minute: int = 1000,
                  history_days: int = 5, paused: bool = False, port: int = 0) -> None:
+        super().__init__()
         self.seed = seed
         self.config = SimConfig(tick_interval=tick_interval, status_interval=status_interval,
                                 ping_interval_ms=ping_interval_ms, ping_timeout_ms=ping_timeout_ms,
@@ -47,11 +51,6 @@ class MetaApiSimThread:
         self._paused = paused
         self._port = port
         self.port = 0
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
         self._server: SimServer | None = None
         self.faults = _Faults(self)
 
@@ -79,27 +78,9 @@ class MetaApiSimThread:
         return self.world.accounts[account_id].token
 
     def start(self) -> MetaApiSimThread:
-        self._thread = threading.Thread(target=self._main, name="metaapi-simulator", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the MetaApi simulator did not start within 30 s")
-        if self._error is not None:
-            raise RuntimeError(f"the MetaApi simulator failed to start: {self._error}") from self._error
+        self._start_thread(30)
         return self
 
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._run())
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._error = exc
-            self._ready.set()
-        finally:
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     async def _run(self) -> None:
         import uvicorn
@@ -128,31 +109,11 @@ class MetaApiSimThread:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, 5)
 
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
 
     def __enter__(self) -> MetaApiSimThread:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
-    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
-        """Run ``fn`` in the simulator's loop (awaiting it if needed) and return its result."""
-        if self._loop is None or not self._ready.is_set() or self._loop.is_closed():
-            raise RuntimeError("the MetaApi simulator is not running")
-
-        async def run() -> Any:
-            result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
     def pause(self) -> None:
         self.call(self.server.pause)

@@ -15,17 +15,14 @@ snapshot of what the server holds; ``write_attempts`` and ``calls`` are what cli
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import ssl
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ...domain import Snapshot
+from ..loopthread import LoopThread
 from .model import Market
 from .server import PROTOCOL_VERSION, Mt4AccessServer
 from .truth import truth_snapshot
@@ -35,13 +32,18 @@ DEMO_LOGIN = 1001
 DEMO_PASSWORD = "sim-manager-pass"  # the simulator's own made-up credential (demo only)
 
 
-class Mt4SimulatorThread:
+class Mt4SimulatorThread(LoopThread):
     """A whole MT Access simulator on its own loop in a daemon thread. Use as a context manager."""
+
+    thread_name = "mt4-simulator"
+    what = "the MT4 simulator"
+    join_timeout = 15.0
 
     def __init__(self, seed: int = 1, *, utc_offset_hours: float = 2.0, protocol: str = PROTOCOL_VERSION,
                  running: bool = True, step_interval: float = 0.25, ping_interval: float | None = 5.0,
                  require_client_cert: bool = False, clients: int = 9, action_rate: float = 0.35,
                  clock: Callable[[], float] = time.time, start_timeout: float = 30.0) -> None:
+        super().__init__()
         self.seed = seed
         self.utc_offset = int(utc_offset_hours * 3600)
         self.protocol = protocol
@@ -62,11 +64,6 @@ class Mt4SimulatorThread:
         self.client_key_file = ""
         self.port = 0
         self.server: Mt4AccessServer | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
 
     # ---- where it is ---------------------------------------------------------------------------------------
     @property
@@ -99,27 +96,9 @@ class Mt4SimulatorThread:
         self.ca_file = str(folder / "ca.pem")
         ca.cert_pem.write_to_path(self.ca_file)
         self._ssl = ctx
-        self._thread = threading.Thread(target=self._main, name="mt4-simulator", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(self._start_timeout):
-            raise RuntimeError(f"the MT4 simulator did not start within {self._start_timeout:.0f} s")
-        if self._error is not None:
-            raise RuntimeError(f"the MT4 simulator failed to start: {self._error}") from self._error
+        self._start_thread(self._start_timeout)
         return self
 
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._run())
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._error = exc
-            self._ready.set()
-        finally:
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     async def _run(self) -> None:
         self._stop = asyncio.Event()
@@ -136,11 +115,7 @@ class Mt4SimulatorThread:
             await self.server.stop()
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(15)
+        super().stop()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -148,21 +123,7 @@ class Mt4SimulatorThread:
     def __enter__(self) -> Mt4SimulatorThread:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
-    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
-        """Run ``fn(*args, **kwargs)`` in the simulator's loop (awaiting it if needed); return its result."""
-        if self._loop is None or not self._ready.is_set():
-            raise RuntimeError("the MT4 simulator is not running")
-
-        async def run() -> Any:
-            result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
     # ---- fault switches and driving ------------------------------------------------------------------------
     def _srv(self) -> Mt4AccessServer:

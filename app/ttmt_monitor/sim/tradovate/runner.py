@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import threading
 from collections.abc import Callable
 from typing import Any, Self
 
 from ...domain import Snapshot
+from ..loopthread import LoopThread
 from .market import Market
 from .server import Credentials, Faults, SimSettings, TradovateSim
 from .truth import truth
@@ -66,19 +66,19 @@ class _ThreadSafeFaults:
         return functools.partial(self._runner.call, lambda *a, **k: getattr(Faults(self._runner.sim), name)(*a, **k))
 
 
-class TradovateSimThread:
+class TradovateSimThread(LoopThread):
     """The whole simulator in a daemon thread. Context manager; ``call(fn)`` runs ``fn`` in its loop."""
+
+    thread_name = "tradovate-simulator"
+    what = "the Tradovate simulator"
+    join_timeout = 10.0
 
     def __init__(self, seed: int = 1, *, populate: int = 120, market_running: bool = True, port: int = 0,
                  **settings: Any) -> None:
+        super().__init__()
         self._seed, self._populate, self._settings = seed, populate, settings
         self.market_running = market_running
         self._port = port
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
         self.sim: TradovateSim = build(seed, populate, **settings)
         self.port = 0
         self.faults = _ThreadSafeFaults(self)
@@ -96,25 +96,9 @@ class TradovateSimThread:
         return self.sim.credentials
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self._main, name="tradovate-simulator", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the Tradovate simulator did not start within 30 s")
-        if self._error is not None:
-            raise RuntimeError(f"the Tradovate simulator failed to start: {self._error}") from self._error
+        self._start_thread(30)
         return self
 
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._run())
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._error = exc
-            self._ready.set()
-        finally:
-            loop.close()
 
     async def _run(self) -> None:
         self._stop = asyncio.Event()
@@ -125,30 +109,11 @@ class TradovateSimThread:
 
         await serve(self.sim, self._port, ready, self._stop, self.market_running)
 
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
 
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
-    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
-        if self._loop is None or not self._ready.is_set():
-            raise RuntimeError("the simulator is not running")
-
-        async def run() -> Any:
-            result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
     # ---- what the contract tests read
     def truth(self, source_id: str, *, quotes: bool = False) -> Snapshot:
