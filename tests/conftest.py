@@ -188,3 +188,14 @@ def settings(tmp_path):
     from ttmt_monitor.ui.settings import AppSettings
 
     return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def toy_kind():
+    """The toy CSV source kind (tests/toy_csv_source.py), registered for one test only."""
+    from toy_csv_source import KIND
+    from ttmt_monitor.sources import registry
+
+    registry.register(KIND)
+    yield registry.get("toycsv")
+    registry.unregister("toycsv")

@@ -12,9 +12,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from _qasync_support import ModuleLoop, dispose, until
-from toy_csv_source import CSV, KIND
+from toy_csv_source import CSV
 from ttmt_monitor.domain import Health, HealthState
-from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.desk import SourceHub
@@ -29,13 +28,6 @@ run_on_qasync = _MODULE_LOOP.run
 def _close_shared_loop():
     yield
     _MODULE_LOOP.close()
-
-
-@pytest.fixture
-def toy_kind():
-    registry.register(KIND)
-    yield registry.get("toycsv")
-    registry.unregister("toycsv")
 
 
 def _cells(model, column_key: str) -> list[str]:

@@ -10,13 +10,13 @@ real SQLite store.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from _qasync_support import ModuleLoop, dispose, until
+from test_store import _FullDisk as FullDisk  # the writer connection that refuses writes as a full disk does
 from ttmt_monitor.core.store import Store
 from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.ui.controller import DeskController
@@ -32,30 +32,6 @@ def _close_shared_loop():
     _MODULE_LOOP.close()
 
 
-class FullDisk:
-    """The writer's real connection, refusing writes with SQLite's own "database or disk is full" while ``full``
-    is set (a real full filesystem cannot be made without privileges)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.full = False
-        self.refused = 0
-
-    def _check(self, sql: str) -> None:
-        if self.full and sql.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "COMMIT"):
-            self.refused += 1
-            raise sqlite3.OperationalError("database or disk is full")
-
-    def execute(self, sql: str, *args: Any) -> Any:
-        self._check(sql)
-        return self.conn.execute(sql, *args)
-
-    def executemany(self, sql: str, *args: Any) -> Any:
-        self._check(sql)
-        return self.conn.executemany(sql, *args)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.conn, name)
 
 
 @pytest.fixture

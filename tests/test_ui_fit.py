@@ -13,8 +13,6 @@ from PySide6.QtGui import QTextDocumentFragment
 from PySide6.QtWidgets import QWidget
 
 from _qasync_support import ModuleLoop, dispose, until
-from toy_csv_source import KIND
-from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.desk import SourceHub
@@ -30,13 +28,6 @@ SOURCE_NAMES = ("Tradovate (demo)", "MetaApi (demo)", "MT4 manager (demo)", "A C
 def _close_shared_loop():
     yield
     _MODULE_LOOP.close()
-
-
-@pytest.fixture
-def toy_kind():
-    registry.register(KIND)
-    yield registry.get("toycsv")
-    registry.unregister("toycsv")
 
 
 def _csv(n: int) -> str:
