@@ -219,3 +219,62 @@ def test_the_simulator_refuses_and_records_every_write(mas: MetaApiSimThread):
         assert http.post("/_sim/no_such_switch").status_code == 404
     assert mas.call(lambda: mas.server.fault_rest_429) == [0.5, 0.5]
     assert len(mas.writes()) == 4
+
+
+def _position_costs(sim: MetaApiSimThread) -> dict[str, tuple[Decimal, Decimal, Decimal, int]]:
+    """positionId → (Σ profit, Σ swap, Σ commission, number of deals) over every deal of the position, read from
+    the simulator's own model (not through our client)."""
+    def read() -> dict[str, tuple[Decimal, Decimal, Decimal, int]]:
+        out: dict[str, tuple[Decimal, Decimal, Decimal, int]] = {}
+        for acc in sim.world.accounts.values():
+            for d in acc.deals:
+                if d.get("positionId") is None:
+                    continue
+                p, s, c, n = out.get(d["positionId"], (Decimal(0), Decimal(0), Decimal(0), 0))
+                out[d["positionId"]] = (p + d["profit"], s + d["swap"], c + d["commission"], n + 1)
+        return out
+    return sim.call(read)
+
+
+def _check_net_of_all_deals(deals, costs) -> int:
+    """Every closed trade whose entry deal is known carries the costs of all the position's deals; returns how
+    many were checked."""
+    checked = 0
+    for deal in deals:
+        if not deal.is_trade:
+            continue
+        extra = dict(deal.extra)
+        profit, swap, commission, count = costs[extra["positionId"]]
+        assert count == 2  # the simulator's positions open with one deal and close with one
+        assert deal.commission == commission, (deal.native_id, deal.commission, commission)
+        assert deal.swap == swap
+        assert deal.profit == profit + swap + commission
+        assert Decimal(extra["gross profit"]) == profit
+        assert Decimal(extra["entry commission"]) + Decimal(extra["exit commission"]) == commission
+        assert Decimal(extra["entry commission"]) < 0  # the broker charged on entry, and it shows
+        checked += 1
+    return checked
+
+
+def test_closed_profit_includes_the_entry_deals_commission(mas: MetaApiSimThread):
+    """MT5 brokers charge commission on the entry deal as well as the exit: a closed trade's net profit counts
+    both (REST snapshot, the stream's synchronization and a live close alike)."""
+    async def main() -> None:
+        src = source(mas)
+        snap = await src.snapshot()
+        await src.aclose()
+        assert _check_net_of_all_deals(snap.closed, _position_costs(mas)) >= 5
+
+        consumer = Consumer(source(mas)).start()
+        try:
+            await wait_for(lambda: consumer.resets >= 1, 15, "the first Reset")
+            known = set(consumer.state.deals)
+            assert _check_net_of_all_deals(consumer.state.deals.values(), _position_costs(mas)) >= 5
+            await wait_for(lambda: any(d.is_trade for k, d in consumer.state.deals.items() if k not in known),
+                           20, "a live close")
+            fresh = [d for k, d in consumer.state.deals.items() if k not in known]
+            assert _check_net_of_all_deals(fresh, _position_costs(mas)) >= 1
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())
