@@ -321,7 +321,7 @@ class Mapper:
         if vpp is None or bp is None or sp is None or qty is None or closed_at is None:
             return None
         gross = (sp - bp) * qty * vpp
-        cb = self.store.cash_balance(pos.get("accountId"))
+        cb = self.store.cash_balance(_int(pos.get("accountId")))
         fees, foreign = self.pair_fees(qty, (buy, sell), _int(cb.get("currencyId")) if cb else None)
         extra = [("gross profit", f"{gross:.2f}")]
         if fees is not None:
