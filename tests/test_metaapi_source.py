@@ -278,3 +278,45 @@ def test_closed_profit_includes_the_entry_deals_commission(mas: MetaApiSimThread
             await consumer.stop()
 
     asyncio.run(main())
+
+
+def test_prices_keep_the_symbols_digits_though_json_drops_trailing_zeros(mas: MetaApiSimThread):
+    """MetaApi's JSON numbers lose trailing zeros (1.08000 arrives as 1.08): with the symbol specification's
+    digits the desk writes every price as the terminal does, in the synchronization and live."""
+    from ttmt_monitor.core.formatting import format_price
+
+    digits = {s["symbol"]: s["digits"] for s in mas.call(mas.world.specifications)}
+
+    def prices(state) -> list[tuple[str, Decimal]]:
+        out = []
+        for p in state.positions.values():
+            out += [(p.symbol, v) for v in (p.open_price, p.current_price, p.stop_loss, p.take_profit) if v]
+        for o in state.orders.values():
+            out += [(o.symbol, v) for v in (o.price, o.stop_price) if v]
+        for d in state.deals.values():
+            out += [(d.symbol, v) for v in (d.open_price, d.close_price) if v and d.symbol]
+        return out
+
+    def decimals(value: Decimal) -> int:
+        return -value.as_tuple().exponent
+
+    async def main() -> None:
+        consumer = Consumer(source(mas)).start()
+        try:
+            await wait_for(lambda: consumer.resets >= 1, 15, "the first Reset")
+            seen = prices(consumer.state)
+            # The simulator sends numbers the way MetaApi does: some prices arrive with fewer decimals.
+            assert any(decimals(v.normalize()) < digits[s] for s, v in seen), "no price with a trailing zero"
+            assert all(decimals(v) == digits[s] for s, v in seen), [(s, str(v)) for s, v in seen
+                                                                   if decimals(v) != digits[s]][:5]
+            # Shown with those digits even where the symbol's name says nothing of them.
+            assert all(format_price(v, None) == f"{v:.{digits[s]}f}" for s, v in seen)
+            key = next(iter(consumer.state.positions))
+            before = consumer.state.positions[key].current_price
+            await wait_for(lambda: key not in consumer.state.positions
+                           or consumer.state.positions[key].current_price != before, 10, "a live price")
+            assert all(decimals(v) == digits[s] for s, v in prices(consumer.state))
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())

@@ -25,6 +25,7 @@ from .decode import (
     is_exit_deal,
     order_entity,
     position_entity,
+    price_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class AccountBook:
         self.id = str(meta.get("_id") or meta.get("id"))
         self.info: dict[str, Any] | None = None
         self.tick_sizes: dict[str, Decimal] = {}
+        self.quanta: dict[str, Decimal] = {}                # symbol → 10^-digits, from its specification
         self.positions: dict[str, Position] = {}
         self.orders: dict[str, WorkingOrder] = {}
         self.closed: dict[str, ClosedDeal] = {}
@@ -78,8 +80,20 @@ class AccountBook:
                 size = dec(spec.get("tickSize"))
                 if size:
                     self.tick_sizes[str(spec["symbol"])] = size
+                digits = spec.get("digits")
+                if isinstance(digits, int) and not isinstance(digits, bool) and 0 <= digits <= 12:
+                    self.quanta[str(spec["symbol"])] = Decimal(1).scaleb(-digits)
         for symbol in removed:
             self.tick_sizes.pop(str(symbol), None)
+            self.quanta.pop(str(symbol), None)
+        # Entities read before their symbol's specification take its digits now.
+        for table in (self.positions, self.orders, self.closed):
+            for key, entity in table.items():
+                table[key] = self._at_digits(entity)  # type: ignore[assignment]
+
+    def _at_digits(self, entity: Any) -> Any:
+        symbol = getattr(entity, "symbol", None)
+        return price_fields(entity, self.quanta.get(symbol)) if symbol else entity
 
     def load_positions(self, records: Iterable[Any]) -> None:
         self.positions.clear()
@@ -120,7 +134,7 @@ class AccountBook:
             self.skipped += 1
             return None
         try:
-            position = position_entity(self.source, self.id, self.currency, raw)
+            position = self._at_digits(position_entity(self.source, self.id, self.currency, raw))
         except DecodeError as exc:
             self.skipped += 1
             log.warning("MetaApi: a position was skipped: %s", exc)
@@ -136,7 +150,7 @@ class AccountBook:
             self.skipped += 1
             return None
         try:
-            order = order_entity(self.source, self.id, raw)
+            order = self._at_digits(order_entity(self.source, self.id, raw))
         except DecodeError as exc:
             self.skipped += 1
             log.warning("MetaApi: an order was skipped: %s", exc)
@@ -158,6 +172,7 @@ class AccountBook:
             log.warning("MetaApi: a deal was skipped: %s", exc)
             return None
         if deal is not None:
+            deal = self._at_digits(deal)
             self.closed[deal.key] = deal
         return deal
 
@@ -203,7 +218,7 @@ class AccountBook:
             price = by_symbol.get(position.symbol)
             if price is None:
                 continue
-            moved = apply_price(position, price, self.tick_sizes.get(position.symbol))
+            moved = apply_price(position, price, self.tick_sizes.get(position.symbol), self.quanta.get(position.symbol))
             if moved is not position:
                 self.positions[key] = moved
                 out.append(Upsert(moved))

@@ -16,6 +16,12 @@ deals; the parts stay visible in ``extra`` (gross profit, entry and exit commiss
 credit operations are ``ClosedDeal`` with ``deal_type`` "balance"/"credit" (other money operations count as
 "balance").
 
+Prices and digits: MetaApi sends prices as JSON numbers, so 1.08000 arrives as ``1.08``. JSON is read with every
+non-integer number as a ``Decimal`` from its text (never a float), and where the symbol's specification reports
+its ``digits`` (the streaming synchronization does; the REST reads do not) every price of that symbol is written
+with those digits (:func:`at_digits`: 1.08 → 1.08000 for a 5-digit symbol; a price with more decimals is never
+rounded), so the desk shows it as the terminal does.
+
 Live P&L: a ``prices`` packet moves a position's current price (bid for a buy, ask for a sell) and its profit by
 MetaApi's own rule (the SDK's ``TerminalState``): sign × (price − open) × tick value × volume / tick size, the tick
 value being ``profitTickValue`` when the position is in profit and ``lossTickValue`` otherwise, rounded to cents.
@@ -36,6 +42,7 @@ __all__ = [
     "account_entity",
     "apply_price",
     "closed_deal",
+    "at_digits",
     "dec",
     "entry_share",
     "is_exit_deal",
@@ -88,6 +95,35 @@ def dec(value: Any) -> Decimal | None:
             return None
         return result if result.is_finite() else None
     return None
+
+
+def at_digits(value: Decimal | None, quantum: Decimal | None) -> Decimal | None:
+    """``value`` written with the symbol's digits (``quantum`` = 10^-digits) when it has fewer decimals; unchanged
+    when it has as many or more (never rounded), or when the digits are unknown."""
+    if value is None or quantum is None:
+        return value
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > quantum.as_tuple().exponent:
+        return value.quantize(quantum)
+    return value
+
+
+def price_fields(entity: Any, quantum: Decimal | None) -> Any:
+    """A position, order or closed deal with each of its prices at the symbol's digits (see :func:`at_digits`)."""
+    if quantum is None:
+        return entity
+    changes = {}
+    for name in _PRICE_NAMES.get(type(entity).__name__, ()):
+        value = getattr(entity, name)
+        fixed = at_digits(value, quantum)
+        if fixed is not value:
+            changes[name] = fixed
+    return evolve(entity, **changes) if changes else entity
+
+
+_PRICE_NAMES = {"Position": ("open_price", "current_price", "stop_loss", "take_profit"),
+                "WorkingOrder": ("price", "stop_price", "stop_loss", "take_profit"),
+                "ClosedDeal": ("open_price", "close_price")}
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -321,12 +357,15 @@ def evolve(entity: Any, **changes: Any) -> Any:
     return clone
 
 
-def apply_price(position: Position, price: Mapping[str, Any], tick_size: Decimal | None) -> Position:
-    """``position`` moved to a ``prices`` entry for its symbol (see the module docstring); unchanged if unusable."""
+def apply_price(position: Position, price: Mapping[str, Any], tick_size: Decimal | None,
+                quantum: Decimal | None = None) -> Position:
+    """``position`` moved to a ``prices`` entry for its symbol (see the module docstring); unchanged if unusable.
+    ``quantum`` (10^-digits of the symbol, when known) writes the new price with the symbol's digits."""
     bid, ask = dec(price.get("bid")), dec(price.get("ask"))
     new_price = bid if position.side == "BUY" else ask if position.side == "SELL" else None
     if new_price is None:
         return position
+    new_price = at_digits(new_price, quantum)
     profit = position.profit
     if tick_size and position.open_price is not None:
         sign = 1 if position.side == "BUY" else -1
