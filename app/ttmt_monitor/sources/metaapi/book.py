@@ -89,7 +89,7 @@ class AccountBook:
         # Entities read before their symbol's specification take its digits now.
         for table in (self.positions, self.orders, self.closed):
             for key, entity in table.items():
-                table[key] = self._at_digits(entity)  # type: ignore[assignment]
+                table[key] = self._at_digits(entity)
 
     def _at_digits(self, entity: Any) -> Any:
         symbol = getattr(entity, "symbol", None)

@@ -100,10 +100,14 @@ def dec(value: Any) -> Decimal | None:
 def at_digits(value: Decimal | None, quantum: Decimal | None) -> Decimal | None:
     """``value`` written with the symbol's digits (``quantum`` = 10^-digits) when it has fewer decimals; unchanged
     when it has as many or more (never rounded), or when the digits are unknown."""
-    if value is None or quantum is None:
+    return value if value is None else _to_digits(value, quantum)
+
+
+def _to_digits(value: Decimal, quantum: Decimal | None) -> Decimal:
+    if quantum is None:
         return value
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > quantum.as_tuple().exponent:
+    exponent, places = value.as_tuple().exponent, quantum.as_tuple().exponent
+    if isinstance(exponent, int) and isinstance(places, int) and exponent > places:
         return value.quantize(quantum)
     return value
 
@@ -365,7 +369,7 @@ def apply_price(position: Position, price: Mapping[str, Any], tick_size: Decimal
     new_price = bid if position.side == "BUY" else ask if position.side == "SELL" else None
     if new_price is None:
         return position
-    new_price = at_digits(new_price, quantum)
+    new_price = _to_digits(new_price, quantum)
     profit = position.profit
     if tick_size and position.open_price is not None:
         sign = 1 if position.side == "BUY" else -1
