@@ -4,6 +4,7 @@ heartbeat's own timer under a stalled consumer, quotes on/off, cached lookups, n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -405,5 +406,59 @@ def test_closed_round_trips_are_net_of_commissions_and_fees() -> None:
                 assert _check_net_of_fees(fresh, _round_trip_fees(sim)) >= 1
             finally:
                 await consumer.stop()
+
+        run(body())
+
+
+def test_without_quotes_open_pnl_and_equity_refresh_on_a_timer() -> None:
+    """The market moves and no ``props`` come: without quotes the cash-balance snapshot is re-read on a timer,
+    so open P&L and equity follow (a few calls, within the rate budget)."""
+    with fast_sim() as sim:
+        sim.call(setattr, sim.sim.market, "cash_marks_to_market", True)
+
+        async def body() -> None:
+            source = make_source(sim, cash_refresh=0.3)
+            consumer = Consumer(source).start()
+            try:
+                await _live(consumer)
+                sim.pause()                       # no trader acts, no props from here on
+
+                def move_prices() -> None:        # the market moves: prices only, nothing is sent
+                    m = sim.sim.market
+                    for cid, spec in m.specs.items():
+                        m.prices[cid] += 40 * spec.tick
+
+                sim.call(move_prices)
+                want = {a.key: (a.open_pl, a.equity) for a in sim.truth(SOURCE_ID).accounts}
+                assert any(pl for pl, _ in want.values())     # some account holds a position
+                calls_before = source.stats.cash_snapshots
+                started = asyncio.get_running_loop().time()
+                await wait_until(lambda: all((consumer.state.accounts[k].open_pl, consumer.state.accounts[k].equity)
+                                             == v for k, v in want.items()), 10, "open P&L to follow the market")
+                elapsed = asyncio.get_running_loop().time() - started
+                # at most one read per account holding a position per period (and the ones in flight)
+                assert source.stats.cash_snapshots - calls_before <= len(want) * (elapsed / 0.3 + 2)
+            finally:
+                await consumer.stop()
+
+        run(body())
+
+
+def test_aclose_while_connecting_leaves_no_task_behind() -> None:
+    """Closed while changes() waits out a penalty ticket: the connect task and the health-note getter end with
+    it; nothing is left pending."""
+    with fast_sim() as sim:
+        sim.faults.penalty(1, 3600)
+
+        async def body() -> None:
+            already = asyncio.all_tasks()             # the test's own (run()'s bound, this body)
+            source = make_source(sim)
+            consumer = Consumer(source).start()
+            await wait_until(lambda: HealthState.RATE_LIMITED in consumer.health_seen, 20, "the penalty wait")
+            await source.aclose()
+            await wait_until(lambda: consumer._task.done(), 10, "changes() to end after aclose()")
+            others = [t for t in asyncio.all_tasks() - already if not t.done()]
+            assert others == [], others
+            await consumer.stop()
 
         run(body())

@@ -5,7 +5,10 @@
 id (:mod:`.model`) and yields the neutral upserts/removes. After a drop, a close, a ``shutdown`` or a silent
 socket it reconnects with backoff, authorizes again (with the renewed token) and syncs anew: the new sync replaces
 the state (another ``Reset``). The cash-balance snapshot (open P&L, net liquidation value, margin) is read after
-a sync and again, debounced, after ``props`` that move an account's money: never polled on a timer.
+a sync and again, debounced, after ``props`` that move an account's money. Without quotes the open P&L also
+moves with the market while no ``props`` come, so the snapshot of each account holding a position is re-read
+every ``cash_refresh`` seconds (default 15: a few calls a minute against the 5,000/minute budget; a user-level
+429 still stops the session as before); with quotes the desk computes it from them and does not poll.
 
 Reads only: ``auth/accesstokenrequest`` and ``cashBalance/getcashbalancesnapshot`` are the only POSTs; ``KIND``
 registers the kind (settings; the password and API secret are secrets) and its loopback ``demo``.
@@ -87,7 +90,7 @@ class TradovateSource:
     def __init__(self, config: SourceConfig, secrets: Mapping[str, str], *, heartbeat_interval: float = 2.5,
                  silence_timeout: float = 10.0, backoff_base: float = 1.0, backoff_cap: float = 30.0,
                  quota_backoff: float = 120.0, maintenance_pause: float = 5.0, user_429_wait: float = 3600.0,
-                 cash_debounce: float = 0.25) -> None:
+                 cash_debounce: float = 0.25, cash_refresh: float | None = None) -> None:
         s = config.settings
         self.id = config.id
         self.label = config.name
@@ -112,6 +115,9 @@ class TradovateSource:
         self.quota_backoff, self.maintenance_pause = quota_backoff, maintenance_pause
         self.user_429_wait = user_429_wait
         self.cash_debounce = cash_debounce
+        # seconds between cash-balance re-reads while positions are open and no quotes (0: never)
+        self.cash_refresh = max(0.0, float(cash_refresh if cash_refresh is not None
+                                           else s.get("cash_refresh_seconds") or 15.0))
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(20.0))
         self.tokens = TokenManager(self.http, self.rest, creds, on_wait=self._on_wait)
         self.lookups = Lookups()
@@ -131,6 +137,8 @@ class TradovateSource:
         self._dirty_event = asyncio.Event()
         self._shutdown: dict[str, Any] | None = None
         self._quotes_denied = False
+        # changes()' own tasks while it connects (the connect-and-sync, the health-note getter): aclose() ends them
+        self._connecting: list[asyncio.Future[Any]] = []
 
     # ------------------------------------------------------------------ the Source protocol
     def health(self) -> Health:
@@ -139,6 +147,8 @@ class TradovateSource:
     async def aclose(self) -> None:
         self._closing = True
         self._wake.set()
+        connecting, self._connecting = self._connecting, []
+        await _cancel_all(connecting)   # type: ignore[arg-type]
         await self._stop_connection()
         if self._renewer is not None:
             await _cancel_all([self._renewer])
@@ -173,17 +183,24 @@ class TradovateSource:
             delay: float | None = None
             try:
                 task = asyncio.ensure_future(self._connect_and_sync())
+                self._connecting = [task]
                 try:
                     while not task.done():
                         note = asyncio.ensure_future(self._notes.get())
+                        self._connecting = [task, note]
                         done, _ = await asyncio.wait({task, note}, return_when=asyncio.FIRST_COMPLETED)
                         if note in done:
                             yield [self._track(note.result())]
                         else:
                             note.cancel()
                 finally:
-                    if not task.done():
-                        task.cancel()
+                    # also when the consumer stops iterating or aclose() ends us: no getter left waiting
+                    for pending in self._connecting:
+                        if not pending.done():
+                            pending.cancel()
+                    self._connecting = []
+                if self._closing:
+                    break
                 snap = task.result()
                 attempt = 0
                 yield [Reset(snap), self._set(HealthState.LIVE, "Live")]
@@ -395,14 +412,27 @@ class TradovateSource:
         return None
 
     async def _cash_refresher(self, sock: TradovateSocket) -> None:
-        """After money-moving ``props``: the cash-balance snapshot of those accounts, debounced (never a timer poll).
-        Results go through the socket's event queue so they are applied in order with the ``props``."""
+        """After money-moving ``props``: the cash-balance snapshot of those accounts, debounced; and without quotes,
+        every ``cash_refresh`` seconds with no such ``props``, that of each account holding a position (its open
+        P&L moves with the market). Results go through the socket's event queue so they are applied in order with
+        the ``props``."""
         try:
             while True:
-                await self._dirty_event.wait()
-                await asyncio.sleep(self.cash_debounce)
-                self._dirty_event.clear()
-                dirty, self._dirty = self._dirty, set()
+                periodic = self.cash_refresh > 0 and not self.mapper.quotes_on
+                # not wait_for: on Python 3.11 it can swallow our cancellation when the wait ends at that moment
+                waiter = asyncio.ensure_future(self._dirty_event.wait())
+                try:
+                    done, _ = await asyncio.wait({waiter}, timeout=self.cash_refresh if periodic else None)
+                finally:
+                    waiter.cancel()
+                if done:
+                    await asyncio.sleep(self.cash_debounce)
+                    self._dirty_event.clear()
+                    dirty, self._dirty = self._dirty, set()
+                else:
+                    accounts = self.store.tables["account"]
+                    dirty = {p["accountId"] for p in self.store.tables["position"].values()
+                             if p.get("netPos") and p.get("accountId") in accounts}
                 for aid in sorted(dirty):
                     data = await sock.call("cashBalance/getcashbalancesnapshot", {"accountId": aid})
                     self.stats.cash_snapshots += 1
@@ -578,6 +608,9 @@ SETTINGS = (
     Setting("api_secret", "API key secret", "secret", required=True),
     Setting("quotes", "Live quotes (needs a market-data subscription)", "bool", False,
             help="Off: open P&L comes from the cash balance. On: from quotes, where the login is entitled."),
+    Setting("cash_refresh_seconds", "Open P&L refresh without quotes (seconds)", "int", 15,
+            help="How often the cash balance (open P&L, equity, margin) of accounts with open positions is "
+                 "re-read when there are no quotes; 0: only after trades."),
 )
 
 
