@@ -20,7 +20,7 @@ from .decode import (
     apply_price,
     closed_deal,
     dec,
-    entry_share,
+    entry_shares,
     evolve,
     is_exit_deal,
     order_entity,
@@ -50,6 +50,7 @@ class AccountBook:
         # positionId → {deal id → deal}: every entry and exit deal of the position, for the entry's costs
         self.entry_deals: dict[str, dict[str, Mapping[str, Any]]] = {}
         self.exit_deals: dict[str, dict[str, Mapping[str, Any]]] = {}
+        self._shares: dict[str, dict[str, tuple[Decimal, Decimal]]] = {}   # positionId → its exits' shares
         self._pending_deals: list[Mapping[str, Any]] = []
         self.skipped = 0
         self.account: Account = account_entity(source, self.meta, None)
@@ -67,6 +68,7 @@ class AccountBook:
         self.entries.clear()
         self.entry_deals.clear()
         self.exit_deals.clear()
+        self._shares.clear()
         self._pending_deals.clear()
 
     def set_info(self, info: Mapping[str, Any]) -> Account:
@@ -115,6 +117,7 @@ class AccountBook:
             if raw.get("positionId") is None or raw.get("id") is None:
                 continue
             pid = str(raw["positionId"])
+            self._shares.pop(pid, None)    # its exits' shares are computed again, once, when next asked for
             if raw.get("entryType") == "DEAL_ENTRY_IN":
                 self.entries.setdefault(pid, raw)
                 self.entry_deals.setdefault(pid, {})[str(raw["id"])] = raw
@@ -164,8 +167,11 @@ class AccountBook:
             entry = self.entries.get(pid) if pid is not None else None
             costs = None
             if pid is not None and is_exit_deal(raw):
-                costs = entry_share(list(self.entry_deals.get(pid, {}).values()),
-                                    list(self.exit_deals.get(pid, {}).values()), raw)
+                shares = self._shares.get(pid)
+                if shares is None:
+                    shares = self._shares[pid] = entry_shares(list(self.entry_deals.get(pid, {}).values()),
+                                                              list(self.exit_deals.get(pid, {}).values()))
+                costs = shares.get(str(raw.get("id")))
             deal = closed_deal(self.source, self.id, self.currency, raw, entry, costs)
         except DecodeError as exc:
             self.skipped += 1
