@@ -462,3 +462,45 @@ def test_aclose_while_connecting_leaves_no_task_behind() -> None:
             await consumer.stop()
 
         run(body())
+
+
+def test_a_big_sync_is_parsed_and_stored_off_the_loop(monkeypatch) -> None:
+    """A long day of trading: the user/syncrequest answer is parsed, and stored and mapped, in a worker thread
+    (the loop's own parser never sees a large frame); the desk still equals the simulator."""
+    import threading
+
+    from ttmt_monitor.core import jsontext
+    from ttmt_monitor.sources.tradovate import connection, model, protocol
+
+    seen: list[tuple[str, int, bool]] = []
+
+    def spy(name, fn):
+        def wrapped(raw, *args, **kwargs):
+            seen.append((name + (" threaded" if kwargs.get("threaded") else ""), len(raw),
+                         threading.current_thread() is threading.main_thread()))
+            return fn(raw, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(connection, "parse_frame", spy("frame", protocol.parse_frame))
+    reset = model.EntityStore.reset
+
+    def reset_spy(self, sync):
+        seen.append(("store", sum(len(v) for v in sync.values() if isinstance(v, list)),
+                     threading.current_thread() is threading.main_thread()))
+        return reset(self, sync)
+
+    monkeypatch.setattr(model.EntityStore, "reset", reset_spy)
+    with fast_sim(populate=1500) as sim:
+        async def body() -> None:
+            consumer = Consumer(make_source(sim)).start()
+            try:
+                await _live(consumer)
+                await _converge(consumer, sim)
+            finally:
+                await consumer.stop()
+
+        run(body())
+    big = [s for s in seen if s[0] == "frame threaded"]
+    assert big and all(size >= jsontext.LARGE_JSON and not main for _, size, main in big)
+    assert all(size < jsontext.LARGE_JSON for what, size, _ in seen if what == "frame")
+    assert any(what == "store" and size >= 5000 and not main for what, size, main in seen)

@@ -8,6 +8,7 @@ paths give equal entities for equal terminal state (the contract tests compare t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -31,6 +32,10 @@ from .decode import (
 log = logging.getLogger(__name__)
 
 __all__ = ["AccountBook"]
+
+# From this many deals, decoding them (finish_deals) runs in a worker thread: 30 days of a busy account is
+# tens of thousands of deals, a second of Python that must not stall the GUI loop.
+DEALS_OFF_LOOP = 2000
 
 _PRICE_FIELDS = {"equity": "equity", "margin": "margin", "freeMargin": "freeMargin", "marginLevel": "marginLevel"}
 
@@ -123,6 +128,14 @@ class AccountBook:
                 self.entry_deals.setdefault(pid, {})[str(raw["id"])] = raw
             elif is_exit_deal(raw):
                 self.exit_deals.setdefault(pid, {})[str(raw["id"])] = raw
+
+    async def finish_deals_off_loop(self) -> None:
+        """:meth:`finish_deals`, in a worker thread when there are many deals. The caller must not touch the book
+        until it returns (each caller is the only coroutine using that book)."""
+        if len(self._pending_deals) >= DEALS_OFF_LOOP:
+            await asyncio.to_thread(self.finish_deals)
+        else:
+            self.finish_deals()
 
     def finish_deals(self) -> None:
         self._note_deals(self._pending_deals)

@@ -31,6 +31,7 @@ import httpx
 import websockets
 
 from ... import __version__
+from ...core.jsontext import parse_off_loop
 from ...domain import (
     Delta,
     Entity,
@@ -56,7 +57,7 @@ from .errors import (
     UserRateLimited,
 )
 from .model import EntityStore, Lookups, Mapper, Ref
-from .protocol import iter_props, parse_json
+from .protocol import iter_props, parse_json, parse_json_threaded
 
 log = logging.getLogger("ttmt_monitor.sources.tradovate")
 
@@ -65,6 +66,7 @@ MD_URL = "wss://md.tradovateapi.com/v1/websocket"
 SYNC_TYPES = ["account", "accountRiskStatus", "cashBalance", "position", "order", "orderVersion", "fill",
               "fillFee", "fillPair", "contract", "product", "currency"]
 QUOTA_REASONS = ("ConnectionQuotaReached", "IPQuotaReached")
+ENTITIES_OFF_LOOP = 5000   # a sync with this many entities is stored and mapped in a worker thread
 SHUTDOWN_SENTENCES = {
     "Maintenance": "Tradovate closed the connection for maintenance",
     "ConnectionQuotaReached": "Tradovate closed the connection: too many connections for this login (close other "
@@ -261,7 +263,13 @@ class TradovateSource:
         if not isinstance(sync, dict):
             raise TradovateError("Tradovate's sync answer was unreadable.")
         self.stats.syncs += 1
-        self.store.reset(sync)
+        # A big sync (months of fills) is a second of Python: in a worker thread. Nothing else uses the store
+        # while we connect (the live tasks start below).
+        big = sum(len(v) for v in sync.values() if isinstance(v, list)) >= ENTITIES_OFF_LOOP
+        if big:
+            await asyncio.to_thread(self.store.reset, sync)
+        else:
+            self.store.reset(sync)
         for contract in self.store.tables["contract"].values():
             self.lookups.contracts.setdefault(contract["id"], contract)
         for product in self.store.tables["product"].values():
@@ -274,7 +282,8 @@ class TradovateSource:
         self.mapper.cash_snapshots.clear()
         for aid in list(self.store.tables["account"]):
             await self._cash_snapshot(sock, aid)
-        snap = self.mapper.snapshot(datetime.now(UTC))
+        snap = (await asyncio.to_thread(self.mapper.snapshot, datetime.now(UTC)) if big
+                else self.mapper.snapshot(datetime.now(UTC)))
         self._shown = {(e.kind, e.key): e for e in snap.entities()}
         self._shutdown = None
         self._tasks = [asyncio.ensure_future(self._cash_refresher(sock))]
@@ -498,7 +507,7 @@ class TradovateSource:
         token = await self._token()
         response = await self.http.get(f"{self.rest}/{path}", params=params,
                                        headers={"Authorization": f"Bearer {token.access}"})
-        return self._answer(path, response)
+        return await self._answer(path, response)
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         # the only POSTs we ever make: auth/accesstokenrequest (auth.py) and this one's single caller
@@ -506,16 +515,16 @@ class TradovateSource:
         token = await self._token()
         response = await self.http.post(f"{self.rest}/{path}", json=body,
                                         headers={"Authorization": f"Bearer {token.access}"})
-        return self._answer(path, response)
+        return await self._answer(path, response)
 
     @staticmethod
-    def _answer(path: str, response: httpx.Response) -> Any:
+    async def _answer(path: str, response: httpx.Response) -> Any:
         if response.status_code == 429:
             raise UserRateLimited()
         if response.status_code != 200:
             raise RequestFailed(path, response.status_code, response.text[:200])
         try:
-            return parse_json(response.content)
+            return await parse_off_loop(response.content, parse_json, parse_json_threaded)
         except ValueError:
             raise TradovateError(f"Tradovate sent an unreadable answer to {path}.") from None
 
