@@ -241,7 +241,8 @@ class MainWindow(QMainWindow):
         # data in its model).
         self._table_specs: dict[str, tuple[Any, tuple[str, Qt.SortOrder]]] = {
             "accounts": (controller.accounts_model, ("label", Qt.SortOrder.AscendingOrder)),
-            "positions": (controller.positions_model, ("opened_at", Qt.SortOrder.DescendingOrder)),
+            # Grouped by trade (newest first), a trade's layers together in fill order (issue 17).
+            "positions": (controller.positions_model, ("trade", Qt.SortOrder.AscendingOrder)),
             "trades": (controller.trades_model, ("created_at", Qt.SortOrder.DescendingOrder)),
             "signals": (controller.signals_model, ("received_at", Qt.SortOrder.DescendingOrder)),
         }
