@@ -171,7 +171,10 @@ def test_signal_detail_renders_hostile_message_literally(sim_hand, qtbot):
     assert view.raw_text() == HOSTILE
     _assert_plain(HOSTILE, view.raw_view.document())
     assert view.fields["channel"].text() == HOSTILE_CHANNEL
-    assert view.fields["skip_reason"].text() == "<i>SYMBOL_NOT_MAPPED</i>"
+    # An unknown (here hostile) code reads as words, literally; its tooltip can never become markup.
+    assert view.fields["skip_reason"].text() == "<i>SYMBOL NOT MAPPED</i>."
+    tip = view.fields["skip_reason"].toolTip()
+    assert "<" not in tip and "SYMBOL_NOT_MAPPED" in tip
     for label in view.findChildren(QLabel):
         assert label.textFormat() == Qt.TextFormat.PlainText, label.text()
     assert view.fields["message"].text() == str(signal.telegram_message_id)

@@ -43,6 +43,7 @@ from ..core.formatting import (
     format_time,
     format_volume,
     pl_sign,
+    signal_kind_label,
     status_label,
     zone_label,
 )
@@ -573,7 +574,7 @@ class TradeDetail(QWidget):
             " · ".join(p for p in (
                 signal.channel_name or signal.channel_id,
                 f"message {signal.telegram_message_id}" if signal.telegram_message_id is not None else None,
-                signal.kind, status_label(signal.status),
+                signal_kind_label(signal.kind), status_label(signal.status),
             ) if p),
             " ".join(p for p in (signal.symbol, signal.direction) if p) + f" · entry {describe_entry(signal)}"
             + f" · SL {format_price(signal.stop_loss, signal.symbol) or _NONE}",
