@@ -59,11 +59,15 @@ def check_grouped(view: DeskTableView, trades: TradesModel) -> None:
     # Newest trade first.
     opened = [trades.get(t).opened_at or trades.get(t).created_at for t in blocks]
     assert opened == sorted(opened, reverse=True)
-    # Inside a trade: fill order, then TP level.
+    # Inside a trade: fill order, one layer (a fill: time and price) at a time, then TP level.
     for t in blocks:
         layers = [p for p in rows if p.trade_id == t]
-        keys = [(p.opened_at, p.tp_level or 7) for p in layers]
-        assert keys == sorted(keys)
+        fills = [(p.opened_at, p.entry_price) for p in layers]
+        assert [f for i, f in enumerate(fills) if i == 0 or fills[i - 1] != f] == list(dict.fromkeys(fills))
+        assert [p.opened_at for p in layers] == sorted(p.opened_at for p in layers)
+        for fill in set(fills):
+            levels = [p.tp_level or 7 for p in layers if (p.opened_at, p.entry_price) == fill]
+            assert levels == sorted(levels)
 
 
 @pytest.mark.parametrize("trades_first", [True, False])
@@ -101,3 +105,17 @@ def test_order_is_stable_across_ticks_and_new_layers(qtbot, sim_desk):
     assert after == before + ["new-layer"]
     check_grouped(view, trades)
 
+
+
+def test_two_layers_filled_in_the_same_second_stay_apart(qtbot, sim_desk):
+    trades, positions, view = desk(qtbot, sim_desk, trades_first=True)
+    base = shown_rows(view)[0]
+    sign = -1 if base.direction == "BUY" else 1  # a deeper layer: lower for a BUY, higher for a SELL
+    deeper = base.entry_price + sign * Decimal("1")
+    when = base.opened_at + timedelta(seconds=5)
+    new = [dataclasses.replace(base, id=f"x-{price}-{level}", entry_price=price, tp_level=level, opened_at=when)
+           for level in (2, 1) for price in (deeper, base.entry_price)]  # arrive interleaved
+    positions.upsert(new)
+    view._do_resort()
+    mine = [(p.entry_price, p.tp_level) for p in shown_rows(view) if p.id.startswith("x-")]
+    assert mine == [(base.entry_price, 1), (base.entry_price, 2), (deeper, 1), (deeper, 2)]

@@ -24,7 +24,7 @@ def test_every_known_code_and_kind_reads_as_words():
         sentence = fmt.reason_sentence(code)
         assert sentence and "_" not in sentence and sentence[0].isupper() and sentence.endswith(".")
         assert code not in sentence
-    assert fmt.reason_sentence("MARKET_CLOSED") == "The market was closed when the signal came in."
+    assert fmt.reason_sentence("MARKET_CLOSED") == "The market was closed."
     assert fmt.reason_sentence("BROKER_OFFLINE") == "Broker offline."  # unknown: words, never dropped
     assert fmt.reason_sentence(None) == "" and fmt.reason_sentence("") == ""
     for kind in SIGNAL_KINDS:

@@ -261,12 +261,12 @@ def status_label(status: str | None) -> str:
 #: Why TTMT skipped a signal, or why it failed (``skip_reason``), as a sentence a trader reads. The codes TTMT
 #: sends (those its simulator, sim/engine.py, produces); any other code is shown as words (``reason_sentence``).
 SKIP_REASONS = {
-    "MARKET_CLOSED": "The market was closed when the signal came in.",
-    "DUPLICATE_SIGNAL": "Already taken: the channel sent the same signal before.",
-    "SYMBOL_NOT_MAPPED": "The symbol is not mapped to a broker symbol on the routed accounts.",
-    "NO_SL_PROVIDED": "No stop loss (or no target) in the signal, so no trade was opened.",
-    "SL_WRONG_SIDE": "The stop loss was on the wrong side of the market price.",
-    "RISK_TOO_HIGH": "The trade would risk more than the account allows.",
+    "MARKET_CLOSED": "The market was closed.",
+    "DUPLICATE_SIGNAL": "A repeat of a signal already taken.",
+    "SYMBOL_NOT_MAPPED": "The symbol is not set up on the accounts.",
+    "NO_SL_PROVIDED": "No stop loss or target in the signal.",
+    "SL_WRONG_SIDE": "The stop loss was on the wrong side of the price.",
+    "RISK_TOO_HIGH": "The risk was above the account's limit.",
     "INVALID_VOLUME": "The broker rejected the lot size.",
 }
 
@@ -280,7 +280,7 @@ SIGNAL_KINDS = {
 
 
 def reason_sentence(code: str | None) -> str:
-    """``"MARKET_CLOSED"`` → ``"The market was closed when the signal came in."``; an unknown code as words
+    """``"MARKET_CLOSED"`` → ``"The market was closed."`` (short: it fits a table cell); an unknown code as words
     (``"BROKER_OFFLINE"`` → ``"Broker offline."``), never dropped; ``""`` for none."""
     if not code:
         return ""

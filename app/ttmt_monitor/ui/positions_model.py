@@ -115,15 +115,21 @@ class PositionsModel(KeyedTableModel):
         return (trade.reference if trade is not None else None) or short_id(p.trade_id)
 
     def trade_order(self, p: Position) -> tuple[Any, ...]:
-        """The sort value of the Trade column: newest trade first, its layers together in fill order (then TP
-        level, the runner last). Only fields that never change while a position is open: stable under ticks."""
+        """The sort value of the Trade column: newest trade first, its layers together in fill order, each
+        layer's positions by TP level (the runner last). Only fields that never change while a position is open:
+        stable under ticks."""
         trade = self._trade_of(p)
         when = (trade.opened_at or trade.created_at) if trade is not None else None
         when = when or p.opened_at
         group = (trade.reference if trade is not None else None) or p.trade_id or p.id
         level = p.tp_level or (7 if self.is_runner(p) else 8)
         opened = p.opened_at.timestamp() if p.opened_at is not None else 0.0
-        return (-(when.timestamp() if when is not None else 0.0), group, opened, level, p.id)
+        # A layer's positions share its fill (time and price); two layers filled in the same second are told
+        # apart by price, the one nearer the signal's entry first (a BUY's deeper layers fill lower).
+        depth = float(p.entry_price) if p.entry_price is not None else 0.0
+        if (p.direction or "").upper() == "BUY":
+            depth = -depth
+        return (-(when.timestamp() if when is not None else 0.0), group, opened, depth, level, p.id)
 
     def follow_trades(self, trades_model: Any) -> None:
         """Read trades from ``trades_model`` (its ``get``) and refresh what depends on them (the reference, the

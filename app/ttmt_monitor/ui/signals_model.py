@@ -51,7 +51,7 @@ class SignalsModel(KeyedTableModel):
         Column("tps", "TPs", _tp_count, lambda s, o: str(_tp_count(s)) + (" + runner" if s.runner else ""),
                numeric=True, tooltip="Take-profit levels in the signal"),
         Column("skip_reason", "Reason", lambda s: s.skip_reason, lambda s, o: fmt.reason_sentence(s.skip_reason),
-               width=330, tooltip="Why the signal was skipped or failed"),
+               width=290, tooltip="Why the signal was skipped or failed"),
         Column("accounts", "Accounts", lambda s: len(s.account_ids), numeric=True, hidden_by_default=True),
         time_column("processed_at", "Processed", lambda s: s.processed_at, hidden_by_default=True),
         Column("id", "Signal id", lambda s: s.id, hidden_by_default=True),
