@@ -104,7 +104,7 @@ class TradeChart(QWidget):
                 angle=0,
                 pen=pg.mkPen(TP_COLOUR, width=1, style=Qt.PenStyle.DashLine),
                 label=f"TP{i + 1}",
-                labelOpts={"position": 0.16 + 0.09 * i, "color": TP_COLOUR},
+                labelOpts={"position": 0.14 + 0.115 * i, "color": TP_COLOUR},  # apart: "TP3 43478.0 ✓" is wide
             )
             line.setVisible(False)
             self.plot.addItem(line)
