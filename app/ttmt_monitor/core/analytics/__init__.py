@@ -49,14 +49,21 @@ from .risk import (
     prop_preset,
     trading_day,
 )
-from .statement import Statement, StatementAccount, build_statement, render_html
+from .statement import (
+    Statement,
+    StatementAccount,
+    build_statement,
+    curve_image_name,
+    curve_svgs,
+    render_html,
+)
 
 __all__ = [
-    "DAILY_LOSS", "MAX_DRAWDOWN", "PROFIT_TARGET", "AccountMoney", "AccountRisk", "Bucket",
-    "ChannelAccountMatrix", "Crossing", "DayCell", "EquityWatch", "GroupStats", "HistoryDeal", "LimitConfig",
-    "LimitUse", "MatrixCell", "MoneyStats", "MonthGrid", "OpenPnl", "Statement", "StatementAccount",
-    "ThresholdTracker", "TpLevelRate", "WeekRow", "as_history", "build_statement", "by_hour", "by_weekday",
-    "channel_account_matrix", "day_bounds", "estimated_money", "evaluate", "from_deal", "from_ttmt_trade",
+    "DAILY_LOSS", "MAX_DRAWDOWN", "PROFIT_TARGET", "AccountMoney", "AccountRisk", "Bucket", "ChannelAccountMatrix",
+    "Crossing", "DayCell", "EquityWatch", "GroupStats", "HistoryDeal", "LimitConfig", "LimitUse", "MatrixCell",
+    "MoneyStats", "MonthGrid", "OpenPnl", "Statement", "StatementAccount", "ThresholdTracker", "TpLevelRate",
+    "WeekRow", "as_history", "build_statement", "by_hour", "by_weekday", "channel_account_matrix",
+    "curve_image_name", "curve_svgs", "day_bounds", "estimated_money", "evaluate", "from_deal", "from_ttmt_trade",
     "from_ttmt_trades", "group_stats", "in_period", "month_grid", "open_from_position", "open_from_ttmt_trade",
     "prop_preset", "render_html", "trading_day",
 ]
