@@ -345,3 +345,10 @@ def test_statement_figures_and_escaped_html() -> None:
     assert "A &amp; B" in page and "<svg" in page
     assert "+60.00 USD" in page and "+15.00 EUR" in page and "2.50" in page
     assert "4,321" not in page and "sim|5" not in page
+
+
+def test_estimated_money_keeps_one_account_and_thresholds_per_account() -> None:
+    deals = [deal(1, utc(2026, 5, 4, 9), "100"), deal(2, utc(2026, 5, 4, 10), "-30", acct="sim|B")]
+    assert an.estimated_money(D(1000), "USD", deals, None, account_key="sim|A").balance == D(1100)
+    t = an.ThresholdTracker()
+    assert [c.threshold for c in t.feed(_risk(date(2026, 5, 1), 350), thresholds=(25, 70))] == [70]

@@ -128,3 +128,25 @@ def test_report_from_ttmt_local_history_has_the_figures_of_the_period(
     if outside:
         assert (outside[0].reference or "") not in text
     assert sum(m.trades for m in expected.summary.values()) == len(expected.trades)
+
+
+@needs_poppler
+def test_statement_pdf_from_a_worker_thread(qapp: Any, tmp_path: Path) -> None:
+    """The window prints in an executor (a long statement takes seconds): QTextDocument and QPdfWriter are
+    reentrant, so a worker thread writes the same document."""
+    import threading
+
+    st = an.build_statement([deal(1, utc(2026, 5, 4, 8), "12.5")], since=utc(2026, 5, 1), until=utc(2026, 6, 1))
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            write_statement(st, tmp_path / "t.pdf", "pdf")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and errors == []
+    assert "+12.50 USD" in pdf_text(tmp_path / "t.pdf")

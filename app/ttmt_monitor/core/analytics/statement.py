@@ -152,14 +152,16 @@ def _local(ts: datetime, zone: str) -> str:
 
 
 def equity_svg(points: Sequence[CurvePoint], currency: str, since: datetime, until: datetime, *,
-               width: int = 640, height: int = 200) -> str:
+               width: int = 640, height: int = 200, zone: str = "UTC") -> str:
     """The cumulative realized P&L of one currency as an inline SVG step curve from 0 at ``since``, with a zero
     line, the min/max labels and the period's dates. Floats are used for drawing only."""
     pad_l, pad_r, pad_t, pad_b = 100, 10, 10, 22
+    tz = ZoneInfo(zone)
     w, h = width - pad_l - pad_r, height - pad_t - pad_b
     t0, t1 = since.timestamp(), until.timestamp()
-    values = [0.0] + [float(p.value) for p in points]
-    lo, hi = min(values), max(values)
+    exact = [ZERO] + [p.value for p in points]
+    lo_exact, hi_exact = min(exact), max(exact)
+    lo, hi = float(lo_exact), float(hi_exact)
     if hi == lo:
         hi, lo = hi + 1, lo - 1
     span_t = max(t1 - t0, 1.0)
@@ -179,8 +181,8 @@ def equity_svg(points: Sequence[CurvePoint], currency: str, since: datetime, unt
         path.append(f"L{px:.1f},{y(prev):.1f}")
     path.append(f"L{x(t1):.1f},{y(prev):.1f}")
     colour = GREEN if prev >= 0 else RED
-    lo_text = esc(format_money(Decimal(str(lo)), currency)) if points else ""
-    hi_text = esc(format_money(Decimal(str(hi)), currency)) if points else ""
+    lo_text = esc(format_money(lo_exact, currency)) if points else ""
+    hi_text = esc(format_money(hi_exact, currency)) if points else ""
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
         f"viewBox='0 0 {width} {height}' font-family='sans-serif' font-size='10'>"
@@ -190,9 +192,9 @@ def equity_svg(points: Sequence[CurvePoint], currency: str, since: datetime, unt
         f"<path d='{' '.join(path)}' fill='none' stroke='{colour}' stroke-width='1.6'/>"
         f"<text x='{pad_l - 4}' y='{pad_t + 9}' text-anchor='end'>{hi_text}</text>"
         f"<text x='{pad_l - 4}' y='{pad_t + h}' text-anchor='end'>{lo_text}</text>"
-        f"<text x='{pad_l}' y='{height - 6}'>{esc(since.date().isoformat())}</text>"
+        f"<text x='{pad_l}' y='{height - 6}'>{esc(since.astimezone(tz).date().isoformat())}</text>"
         f"<text x='{pad_l + w}' y='{height - 6}' text-anchor='end'>"
-        f"{esc((until - timedelta(microseconds=1)).date().isoformat())}</text>"
+        f"{esc((until - timedelta(microseconds=1)).astimezone(tz).date().isoformat())}</text>"
         "</svg>")
 
 
@@ -268,7 +270,8 @@ def curve_svgs(st: Statement) -> dict[str, str]:
     """currency -> the SVG of its curve (what :func:`render_html` inlines, or what a PDF writer renders to an
     image for ``curve_src``)."""
     w, h = CURVE_SIZE
-    return {cur: equity_svg(points, cur, st.since, st.until, width=w, height=h) for cur, points in st.curves.items()}
+    return {cur: equity_svg(points, cur, st.since, st.until, width=w, height=h, zone=st.zone)
+            for cur, points in st.curves.items()}
 
 
 def curve_image_name(currency: str) -> str:
