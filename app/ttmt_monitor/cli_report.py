@@ -8,7 +8,8 @@ Where the history comes from:
   ``export --offline``: no network; the key only picks that key's file);
 - ``--demo``: an embedded TTMT simulator with a week of history, read over its REST API;
 - ``--source NAME``: a configured neutral source's snapshot (its recent closed deals and its accounts' balance
-  and equity); ``--demo --source KIND`` runs that kind's simulator.
+  and equity) plus the older deals the desktop app kept for those accounts (``core.deal_history``);
+  ``--demo --source KIND`` runs that kind's simulator.
 
 Dates: ``--since`` inclusive, ``--until`` exclusive (default: now); a date alone is midnight in ``--zone`` (default
 UTC), a date-time without an offset is in ``--zone``. The file is written as ``FILE.partial`` and renamed when
@@ -149,15 +150,38 @@ def _from_source(args: argparse.Namespace, cli: Any,
 
             snap = asyncio.run(fetch())
             label = source.label
+            kept = [] if args.demo else _kept_deals(kind, config, source.id, snap.accounts)
     except cli_sources.SourceNotFound as exc:
         raise cli.UsageError(str(exc)) from None
     names = {a.key: a.label for a in snap.accounts}
+    reported = {d.key for d in snap.closed}  # the source's own report of a deal wins over the kept copy
+    closed = [*snap.closed, *(d for d in kept if d.key not in reported)]
     rows = [an.StatementAccount(key=a.key, label=a.label, source=label, currency=a.currency, balance=a.balance,
                                 equity=a.equity, estimated=a.equity_computed) for a in snap.accounts]
     ids = {a.key: a.native_id for a in snap.accounts}
     deals = [an.from_deal(d, source_label=label, account_label=names.get(d.account_key, d.account_key))
-             for d in snap.closed]
+             for d in closed]
     return deals, rows, ids
+
+
+def _kept_deals(kind: Any, config: Any, source_id: str, accounts: Sequence[Any]) -> list[Any]:
+    """The closed deals the desktop app kept for this source's accounts (``core.deal_history``: older than the
+    source's own window), or none when it keeps none or has no file yet (never created here)."""
+    from .core.deal_history import FILE_NAME, DealHistory, history_scope
+    from .core.paths import default_data_dir
+    from .domain import split_key
+
+    if not kind.history_scope:
+        return []
+    folder = default_data_dir() / "history"
+    if not (folder / FILE_NAME).exists():
+        return []
+    scope = history_scope(config.kind, config.settings, kind.history_scope)
+    history = DealHistory.open(folder)
+    try:
+        return history.load(scope, source_id, [split_key(a.key)[1] for a in accounts])
+    finally:
+        history.close()
 
 
 def run(args: argparse.Namespace, status: Callable[[str], None]) -> int:
