@@ -352,3 +352,20 @@ def test_estimated_money_keeps_one_account_and_thresholds_per_account() -> None:
     assert an.estimated_money(D(1000), "USD", deals, None, account_key="sim|A").balance == D(1100)
     t = an.ThresholdTracker()
     assert [c.threshold for c in t.feed(_risk(date(2026, 5, 1), 350), thresholds=(25, 70))] == [70]
+
+
+def test_money_totals_per_currency_for_a_table_footer() -> None:
+    t = an.money_totals([("USD", D("10.5")), ("EUR", D(3)), ("USD", D("-2.25")), (None, D(1)), ("USD", None)])
+    assert t.rows == 5
+    assert dict(t.money) == {"?": D(1), "EUR": D(3), "USD": D("8.25")}
+    assert dict(t.counted) == {"?": 1, "EUR": 1, "USD": 2}
+
+
+def test_statement_has_pnl_by_weekday_and_hour() -> None:
+    deals = [deal(1, utc(2026, 5, 4, 8), "100"), deal(2, utc(2026, 5, 5, 8, 30), "-40"),
+             deal(3, utc(2026, 5, 4, 8, 45), "5", cur="EUR")]
+    st = an.build_statement(deals, since=utc(2026, 5, 1), until=utc(2026, 6, 1), zone="Europe/Prague")
+    assert dict(st.weekdays[0].pnl) == {"EUR": D(5), "USD": D(100)} and st.weekdays[1].trades == 1
+    assert st.hours[10].trades == 3 and dict(st.hours[10].pnl) == {"EUR": D(5), "USD": D(60)}  # 10:xx in Prague
+    page = an.render_html(st)
+    assert "By weekday and hour (Europe/Prague)" in page and "10:00" in page

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from ..formatting import MINUS, format_money, format_pl, format_price, format_volume
-from .calendar import MonthGrid, month_grid, months_between
+from .calendar import Bucket, MonthGrid, by_hour, by_weekday, month_grid, months_between
 from .channels import GroupStats, MoneyStats, group_stats, money_stats
 from .history import ZERO, HistoryDeal, in_period
 
@@ -57,6 +57,8 @@ class Statement:
     worst: Mapping[str, HistoryDeal]
     curves: Mapping[str, tuple[CurvePoint, ...]]   # currency -> cumulative realized P&L
     months: tuple[MonthGrid, ...]
+    weekdays: tuple[Bucket, ...]                   # Monday..Sunday, in ``zone``
+    hours: tuple[Bucket, ...]                      # 0..23, in ``zone``
     channels: tuple[GroupStats, ...]
     symbols: tuple[GroupStats, ...]
     trades: tuple[HistoryDeal, ...]                # trade deals, close order
@@ -113,7 +115,8 @@ def build_statement(deals: Iterable[HistoryDeal], *, since: datetime, until: dat
         title=title, since=since, until=until, zone=zone, generated_at=now or datetime.now(UTC),
         accounts=tuple(accounts), summary=MappingProxyType(summary), breakevens=MappingProxyType(breakevens),
         best=MappingProxyType(best), worst=MappingProxyType(worst), curves=MappingProxyType(curves),
-        months=months, channels=tuple(group_stats(trades, "channel")), symbols=tuple(group_stats(trades, "symbol")),
+        months=months, weekdays=by_weekday(trades, zone), hours=by_hour(trades, zone),
+        channels=tuple(group_stats(trades, "channel")), symbols=tuple(group_stats(trades, "symbol")),
         trades=trades, balance_ops=ops, money_moved=MappingProxyType(moved))
 
 
@@ -224,6 +227,31 @@ def _calendar_html(grid: MonthGrid) -> str:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     rows.append(f"</table><p>Month: {_money_lines(grid.pnl) or '0'} &middot; {grid.trades} trades</p>")
     return "".join(rows)
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _buckets_html(st: Statement) -> str:
+    """P&L by weekday and by hour of the close (only the hours that had trades), one row per currency."""
+    if not st.summary:
+        return ""
+    curs = list(st.summary)
+    hours = [b for b in st.hours if b.trades]
+    out = [f"<h2>By weekday and hour ({esc(st.zone)})</h2>{GRID}<tr><th></th>"
+           + "".join(f"<th>{d}</th>" for d in WEEKDAYS) + "</tr>"]
+    out.append("<tr><td>Trades</td>" + "".join(f"<td class='n'>{b.trades}</td>" for b in st.weekdays) + "</tr>")
+    for cur in curs:
+        out.append(f"<tr><td>{esc(cur)}</td>" + "".join(_pl_td(b.pnl.get(cur), cur) for b in st.weekdays) + "</tr>")
+    out.append("</table><p></p>")
+    if hours:
+        out.append(f"{GRID}<tr><th>Hour</th><th>Trades</th>" + "".join(f"<th>{esc(c)}</th>" for c in curs)
+                   + "</tr>")
+        for b in hours:
+            out.append(f"<tr><td>{b.index:02d}:00</td><td class='n'>{b.trades}</td>"
+                       + "".join(_pl_td(b.pnl.get(c), c) for c in curs) + "</tr>")
+        out.append("</table>")
+    return "".join(out)
 
 
 def _group_table(groups: Sequence[GroupStats], what: str) -> str:
@@ -348,6 +376,7 @@ def render_html(st: Statement, *, inline_svg: bool = True) -> str:
     parts.append("<h2>Calendar</h2>")
     for grid in st.months:
         parts.append(_calendar_html(grid))
+    parts.append(_buckets_html(st))
     parts.append("<h2>By channel</h2>")
     parts.append(_group_table(st.channels, "Channel") if st.channels else "<p>\u2013</p>")
     parts.append("<h2>By symbol</h2>")
