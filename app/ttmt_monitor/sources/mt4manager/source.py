@@ -434,4 +434,5 @@ KIND = SourceKind(
     kind="mt4manager", title="MT4 manager (MT Access)", settings=SETTINGS, create=create, demo=demo,
     description="A broker's MT4 server through MT Access / MT Remote with manager credentials: every watched "
                 "client account, its trades and history. Read-only; equity is computed (MT4 reports none).",
+    history_scope=("mt4_server",),   # logins are unique per MT4 server, whichever MT Access gateway reaches it
 )

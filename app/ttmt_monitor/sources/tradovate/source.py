@@ -644,4 +644,5 @@ def demo(seed: int) -> Iterator[DemoSource]:
 
 
 KIND = SourceKind("tradovate", "Tradovate", SETTINGS, create, demo,
-                  description="Futures accounts at Tradovate (read-only): accounts, positions, orders, round trips.")
+                  description="Futures accounts at Tradovate (read-only): accounts, positions, orders, round trips.",
+                  history_scope=("environment", "base_url"))
