@@ -504,3 +504,17 @@ def test_a_big_sync_is_parsed_and_stored_off_the_loop(monkeypatch) -> None:
     assert big and all(size >= jsontext.LARGE_JSON and not main for _, size, main in big)
     assert all(size < jsontext.LARGE_JSON for what, size, _ in seen if what == "frame")
     assert any(what == "store" and size >= 5000 and not main for what, size, main in seen)
+
+
+@pytest.mark.parametrize(("setting", "seconds"), [(None, 15.0), (0, 0.0), ("30", 30.0), ("soon", 15.0)])
+def test_the_cash_refresh_setting_reads_zero_as_off(setting, seconds) -> None:
+    from ttmt_monitor.sources.base import SourceConfig
+    from ttmt_monitor.sources.tradovate.source import TradovateSource
+
+    settings = {"environment": "demo", "user_name": "u", "cid": 1}
+    if setting is not None:
+        settings["cash_refresh_seconds"] = setting
+    source = TradovateSource(SourceConfig(id="t", kind="tradovate", name="T", settings=settings),
+                             {"password": "p", "api_secret": "s"})
+    assert source.cash_refresh == seconds
+    run(source.aclose())

@@ -118,8 +118,13 @@ class TradovateSource:
         self.user_429_wait = user_429_wait
         self.cash_debounce = cash_debounce
         # seconds between cash-balance re-reads while positions are open and no quotes (0: never)
-        self.cash_refresh = max(0.0, float(cash_refresh if cash_refresh is not None
-                                           else s.get("cash_refresh_seconds") or 15.0))
+        if cash_refresh is None:
+            setting = s.get("cash_refresh_seconds")
+            try:
+                cash_refresh = 15.0 if setting in (None, "") else float(setting)
+            except (TypeError, ValueError):
+                cash_refresh = 15.0
+        self.cash_refresh = max(0.0, cash_refresh)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(20.0))
         self.tokens = TokenManager(self.http, self.rest, creds, on_wait=self._on_wait)
         self.lookups = Lookups()
