@@ -458,6 +458,9 @@ def test_neutral_sources_fills_quiet_closes_pop_up_grouped_by_position() -> None
 
     change = DeskChange()
     change.fills = [FillEvent(None, position("1")), FillEvent(position("1"), position("3"))]
+    gone = process_desk_change(NotificationRules(NotifySettings(), clock=Clock(), tz=UTC),
+                               DeskChange(fills=[FillEvent(position("3"), None)]), str, str)
+    assert gone[0].title == "Reduced 3.00 ESZ6 (now 0.00)"
     change.closes = [deal("sl", "-12.50"), deal("tp")]
     r = NotificationRules(NotifySettings(burst_cap=100), clock=Clock(), tz=UTC)
     ns = process_desk_change(r, change, lambda k: "DEMO4812301", lambda s: "Tradovate")

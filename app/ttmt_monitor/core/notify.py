@@ -659,7 +659,8 @@ def desk_notifications(change: Any, account_label: Callable[[str], str],
             title = f"Reversed: {fill.after.side} {format_volume(fill.after.volume)} {pos.symbol}"
         else:
             verb = "Added" if delta > 0 else "Reduced"
-            title = f"{verb} {format_volume(abs(delta))} {pos.symbol} (now {format_volume(pos.volume)})"
+            now = fill.after.volume if fill.after is not None else Decimal(0)  # after None: the position is gone
+            title = f"{verb} {format_volume(abs(delta))} {pos.symbol} (now {format_volume(now)})"
         out.append(Notification(title, where, "order_fill", account_id=pos.account_key,
                                 group=f"position:{pos.account_key}:{pos.symbol}", subject=f"{pos.symbol} · {where}"))
     for close in getattr(change, "closes", ()):
