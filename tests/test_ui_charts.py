@@ -679,3 +679,25 @@ def test_a_channel_in_two_currencies_says_which(qtbot) -> None:
     names = sorted(channel.child(i).text(0) for i in range(channel.childCount()))
     assert names == ["Gold VIP (EUR)", "Gold VIP (USD)"]
     assert channel.child(0).toolTip(0) == channel.child(0).text(0)  # the full name, even when elided
+
+
+def test_sections_the_user_opened_stay_open_when_trades_close(qtbot) -> None:
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_trades(_tp_history(3))
+    view.refresh()
+
+    def section(title: str):
+        tree = view.stats_tree
+        return next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
+                    if tree.topLevelItem(i).text(0) == title)
+
+    assert not section("P&L per channel").isExpanded()  # collapsed by default
+    section("P&L per channel").setExpanded(True)  # the user opens it, and closes the TP-hit rates
+    section("TP-hit rate").setExpanded(False)
+    view.add_trades(_tp_history(2, t0=datetime(2026, 7, 2, tzinfo=UTC)))  # more trades close: a rebuild
+    view.refresh()
+    assert section("P&L per channel").isExpanded() and not section("TP-hit rate").isExpanded()

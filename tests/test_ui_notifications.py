@@ -305,7 +305,7 @@ def test_centre_groups_a_trades_updates_and_shows_time_and_kind(qtbot) -> None:
     tops = [centre.tree.topLevelItem(i) for i in range(centre.tree.topLevelItemCount())]
     assert len(tops) == 3 and [g.childCount() for g in tops] == [3, 0, 1]
     a = tops[0]
-    assert a.text(0).startswith("BUY XAUUSD (trd_a)\n3 updates (3 unread) · latest ")
+    assert a.text(0).startswith("BUY XAUUSD (trd_a)\n3 updates · latest ")
     entries = [a.child(i).text(0) for i in range(3)]
     assert [e.split("\n")[0].split(" · ")[-1] for e in entries] == ["Trade finished", "TP hit", "Fill"]
     assert entries[1].split("\n")[1] == "TP1 hit at 2310.00"  # the trade is named once, by the group
@@ -313,7 +313,7 @@ def test_centre_groups_a_trades_updates_and_shows_time_and_kind(qtbot) -> None:
     assert centre.unread_count == 5
     # A click on the group opens it and marks its entries read; the others stay unread.
     centre.tree.itemClicked.emit(a, 0)
-    assert a.isExpanded() and centre.unread_count == 2 and a.text(0).split("\n")[1].startswith("3 updates · ")
+    assert a.isExpanded() and centre.unread_count == 2 and not a.data(0, ROLE_UNREAD)
     # The trade finished: anything later with its key starts a new group.
     centre.add(note("order_fill", "layer 2 order filled", "a", 5))
     assert len(centre.groups()) == 3 and centre.groups()[0].childCount() == 1
@@ -347,3 +347,22 @@ def test_settings_dialog_has_a_pop_up_switch_per_kind(qtbot, store) -> None:
     assert not dialog.popups["tp_hit"].isEnabled()
     dialog.accept()
     assert n.rules.settings.pops_up("order_fill") and load_notify_settings(store).pops_up("order_fill")
+
+
+def test_a_long_group_header_wraps_into_a_row_tall_enough_for_it(qtbot) -> None:
+    from ttmt_monitor.core.notify import Notification
+
+    centre = NotificationCentre()
+    qtbot.addWidget(centre)
+    centre.resize(260, 400)
+    centre.show()
+    qtbot.waitExposed(centre)
+    subject = "EURUSD · Maria Rossi (100003) · MT4 manager (demo)"
+    centre.add(Notification("Filled: BUY 0.10 EURUSD", "Maria Rossi (100003) · MT4 manager (demo)", "order_fill",
+                            timestamp=T0, group="position:a:EURUSD", subject=subject))
+    group = centre.groups()[0]
+    line = centre.tree.fontMetrics().height()
+    # The subject needs two lines at this width, the summary one more: all three fit (one was cut before).
+    qtbot.waitUntil(lambda: centre.tree.visualItemRect(group).height() >= 3 * line, timeout=2000)
+    centre.resize(900, 400)  # wider: one line for the subject, and the row shrinks to fit
+    qtbot.waitUntil(lambda: centre.tree.visualItemRect(group).height() < 3 * line, timeout=2000)

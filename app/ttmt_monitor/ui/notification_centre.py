@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import datetime, time
+from typing import Any
 
-from PySide6.QtCore import Qt, QTime, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QPalette, QPixmap
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt, QTime, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QPalette, QPixmap
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -30,6 +32,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTimeEdit,
     QTreeWidget,
     QTreeWidgetItem,
@@ -68,6 +73,70 @@ def entry_text(n: Notification) -> str:
     return f"{head}{flags}\n{body}"
 
 
+class WrappingDelegate(QStyledItemDelegate):
+    """Rows as tall as their wrapped text at the tree's current width, and a group's first line (the trade) in
+    bold, the rest in the normal weight (bold everywhere was a wall of bold text).
+
+    QTreeView asks a row's height before (and not again after) the dock gets its width, so a long line wrapped
+    into a two-line row lost its second line: here the height is measured against the text rectangle the style
+    gives at the viewport's width, and the tree re-lays out its rows when it is resized
+    (NotificationCentre.eventFilter). Text is drawn as plain text (QPainter.drawText never reads markup)."""
+
+    def __init__(self, tree: QTreeWidget) -> None:
+        super().__init__(tree)
+        self._tree = tree
+
+    def _parts(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+               ) -> list[tuple[str, QFont]]:
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        normal = QFont(option.font)
+        if not index.data(ROLE_GROUP):
+            return [(text, normal)]
+        bold = QFont(normal)
+        bold.setBold(True)
+        first, _, rest = text.partition("\n")
+        return [(first, bold)] + ([(rest, normal)] if rest else [])
+
+    def _text_width(self, index: QModelIndex | QPersistentModelIndex) -> int:
+        depth, parent = 0, index.parent()
+        while parent.isValid():
+            depth, parent = depth + 1, parent.parent()
+        tree = self._tree
+        # the viewport, less the branch indentation, the unread dot and the style's margins
+        return max(40, tree.viewport().width() - tree.indentation() * (depth + 1) - 10 - 14)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:  # noqa: N802
+        width = self._text_width(index)
+        height = sum(
+            QFontMetrics(font).boundingRect(QRect(0, 0, width, 100000), Qt.TextFlag.TextWordWrap, part).height()
+            for part, font in self._parts(option, index)
+        )
+        return QSize(width, height + 6)
+
+    def paint(self, painter: Any, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        parts = self._parts(opt, index)
+        opt.text = ""  # the style draws background, selection and the dot; the text is ours
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+        rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, widget).adjusted(2, 3, -2, 0)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        painter.save()
+        painter.setPen(opt.palette.color(role))
+        top = rect.top()
+        for part, font in parts:
+            painter.setFont(font)
+            box = QRect(rect.left(), top, rect.width(), 100000)
+            flags = int(Qt.TextFlag.TextWordWrap) | int(Qt.AlignmentFlag.AlignLeft) | int(Qt.AlignmentFlag.AlignTop)
+            painter.drawText(box, flags, part)
+            top += QFontMetrics(font).boundingRect(QRect(0, 0, rect.width(), 100000),
+                                                   Qt.TextFlag.TextWordWrap, part).height()
+        painter.restore()
+
+
 class NotificationCentre(QWidget):
     unread_changed = Signal(int)
     open_trade = Signal(str)
@@ -99,6 +168,10 @@ class NotificationCentre(QWidget):
         self.tree.setUniformRowHeights(False)
         self.tree.setAlternatingRowColors(True)
         self.tree.setIndentation(14)
+        self.tree.setItemDelegate(WrappingDelegate(self.tree))
+        self.tree.setVerticalScrollMode(QTreeWidget.ScrollMode.ScrollPerPixel)
+        self.tree.viewport().installEventFilter(self)
+        self._width = 0
         self.tree.itemClicked.connect(self._on_item)
         self.tree.itemActivated.connect(self._on_activated)
         lay = QVBoxLayout(self)
@@ -111,6 +184,15 @@ class NotificationCentre(QWidget):
     @property
     def unread_count(self) -> int:
         return self._unread
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        # A new width changes how lines wrap: ask every row its height again (once per width change).
+        if event.type() == QEvent.Type.Resize and obj is self.tree.viewport():
+            width = self.tree.viewport().width()
+            if width != self._width:
+                self._width = width
+                self.tree.doItemsLayout()
+        return super().eventFilter(obj, event)
 
     def entry_count(self) -> int:
         return len(self._entries)
@@ -129,9 +211,6 @@ class NotificationCentre(QWidget):
                 group = QTreeWidgetItem([""])
                 group.setData(0, ROLE_GROUP, n.group)
                 group.setData(0, ROLE_TRADE, n.trade_id)
-                font = QFont(group.font(0))
-                font.setBold(True)  # a heading (one line per trade), not the entries
-                group.setFont(0, font)
                 self._groups[n.group] = group
             else:
                 self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(group))
@@ -196,11 +275,9 @@ class NotificationCentre(QWidget):
             return
         unread = sum(1 for e in entries if e is not None and e.data(0, ROLE_UNREAD))
         count = len(entries)
-        updates = f"{count} update" if count == 1 else f"{count} updates"
-        if unread:
-            updates += f" ({unread} unread)"
         last = " · ".join(x for x in (entry_time(latest.timestamp), KIND_SHORT.get(latest.kind, latest.kind)) if x)
-        group.setText(0, f"{latest.subject or latest.title}\n{updates} · latest {last}")
+        summary = last if count == 1 else f"{count} updates · latest {last}"
+        group.setText(0, f"{latest.subject or latest.title}\n{summary}")
         group.setIcon(0, self._dot(bool(unread)))
         group.setData(0, ROLE_UNREAD, bool(unread))
 

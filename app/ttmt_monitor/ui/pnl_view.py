@@ -238,6 +238,10 @@ class PnlView(QWidget):
         # Long channel names and trade lines are elided in the middle (their start and end both say something);
         # every cell has its full text as a tooltip.
         self.stats_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # The tree is rebuilt after every close: what the user opened or closed stays so (by section).
+        self._section_open: dict[str, bool] = {}
+        self.stats_tree.itemExpanded.connect(lambda item: self._remember_section(item, True))
+        self.stats_tree.itemCollapsed.connect(lambda item: self._remember_section(item, False))
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.plot)
@@ -794,7 +798,7 @@ class PnlView(QWidget):
         if not s.by_currency:
             QTreeWidgetItem(tree, ["No closed trades in this range", ""])
         for cur, c in s.by_currency.items():
-            top = QTreeWidgetItem(tree, [f"{cur}: {c.trades} trades", format_pl(c.net, cur)])
+            top = self._section(f"currency:{cur}", [f"{cur}: {c.trades} trades", format_pl(c.net, cur)])
             self._colour(top, c.net, cur)
             pf = c.profit_factor
             rows: list[tuple[str, str, Decimal | None]] = [
@@ -817,19 +821,20 @@ class PnlView(QWidget):
             ]
             for name, value, signed in rows:
                 self._colour(QTreeWidgetItem(top, [name, value]), signed, cur)
-            top.setExpanded(True)
+            self._open_section(top, True)
         for title, table in (("P&L per channel", s.per_channel), ("P&L per symbol", s.per_symbol)):
             if not table:
                 continue
-            top = QTreeWidgetItem(tree, [title, ""])
+            top = self._section(title, [title, ""])
             for (name, cur), v in table.items():
                 self._colour(QTreeWidgetItem(top, [per_currency_label(name, cur, table), format_pl(v, cur)]), v, cur)
+            self._open_section(top, False)
         rates = [r for r in s.tp_hit_rate.values() if r.eligible]
         if rates:
-            top = QTreeWidgetItem(tree, ["TP-hit rate", ""])
+            top = self._section("TP-hit rate", ["TP-hit rate", ""])
             for r in rates:
                 QTreeWidgetItem(top, [f"TP{r.level}", f"{r.rate:.0%} ({r.hits}/{r.eligible})"])
-            top.setExpanded(True)
+            self._open_section(top, True)
         # Every cell's full text as its tooltip: a long channel name or trade line is elided in the cell.
         stack: list[QTreeWidgetItem | None] = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
         while stack:
@@ -846,6 +851,23 @@ class PnlView(QWidget):
         if tree.columnWidth(0) > cap:
             tree.setColumnWidth(0, cap)
         tree.setUpdatesEnabled(True)
+
+    def _section(self, key: str, texts: list[str]) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(self.stats_tree, texts)
+        item.setData(0, Qt.ItemDataRole.UserRole, key)
+        return item
+
+    def _open_section(self, item: QTreeWidgetItem, default: bool) -> None:
+        """Open or close a section (once its rows are in): as the user left it, else ``default``."""
+        key = item.data(0, Qt.ItemDataRole.UserRole)
+        self.stats_tree.blockSignals(True)  # a rebuild is not the user's choice
+        item.setExpanded(self._section_open.get(key, default))
+        self.stats_tree.blockSignals(False)
+
+    def _remember_section(self, item: QTreeWidgetItem, opened: bool) -> None:
+        key = item.data(0, Qt.ItemDataRole.UserRole)
+        if key:
+            self._section_open[key] = opened
 
     def _colour(self, item: QTreeWidgetItem, value: Decimal | None, cur: str) -> None:
         """P&L colour by sign in the user's scheme (the sign is in the text too: colour is never the only
