@@ -160,8 +160,10 @@ class NotifySettings:
     sounds: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_SOUNDS))
     quiet_start: time | None = None
     quiet_end: time | None = None
-    burst_cap: int = 5
-    burst_window: float = 10.0
+    # At most 3 pop-ups per 30 s, the rest folded into one summary (the centre has each at once). 5 per 10 s
+    # let a busy desk pop up every 2 s for minutes: the demo's closes alone filled it (see issue 17).
+    burst_cap: int = 3
+    burst_window: float = 30.0
     fill_window: float = 1.5
 
     def is_enabled(self, kind: str) -> bool:
