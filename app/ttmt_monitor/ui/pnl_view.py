@@ -238,6 +238,8 @@ class PnlView(QWidget):
         # Long channel names and trade lines are elided in the middle (their start and end both say something);
         # every cell has its full text as a tooltip.
         self.stats_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.stats_tree.header().setStretchLastSection(True)
+        self.stats_tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         # The tree is rebuilt after every close: what the user opened or closed stays so (by section).
         self._section_open: dict[str, bool] = {}
         self.stats_tree.itemExpanded.connect(lambda item: self._remember_section(item, True))
@@ -844,10 +846,10 @@ class PnlView(QWidget):
             for col in (0, 1):
                 item.setToolTip(col, plain_tip(item.text(col)))
             stack.extend(item.child(i) for i in range(item.childCount()))
+        # The names as wide as they need, up to half the panel; the values take the rest (the last section
+        # stretches: no horizontal scrolling), elided in the middle where they do not fit (tooltips have it all).
         tree.resizeColumnToContents(0)
-        tree.resizeColumnToContents(1)
-        # The name column may take at most 60 % of the panel; the rest is elided (the tooltip has it all).
-        cap = max(120, int(tree.viewport().width() * 0.6))
+        cap = max(120, tree.viewport().width() // 2)
         if tree.columnWidth(0) > cap:
             tree.setColumnWidth(0, cap)
         tree.setUpdatesEnabled(True)
