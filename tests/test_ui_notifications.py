@@ -366,3 +366,14 @@ def test_a_long_group_header_wraps_into_a_row_tall_enough_for_it(qtbot) -> None:
     qtbot.waitUntil(lambda: centre.tree.visualItemRect(group).height() >= 3 * line, timeout=2000)
     centre.resize(900, 400)  # wider: one line for the subject, and the row shrinks to fit
     qtbot.waitUntil(lambda: centre.tree.visualItemRect(group).height() < 3 * line, timeout=2000)
+
+
+def test_a_neutral_entry_does_not_repeat_its_group_heading() -> None:
+    from ttmt_monitor.core.notify import Notification
+    from ttmt_monitor.ui.notification_centre import entry_text
+
+    n = Notification("Added 3.00 6EZ6 (now 5.00)", "DEMO4812301 · Tradovate (demo)", "order_fill", timestamp=T0,
+                     group="position:a:6EZ6", subject="6EZ6 · DEMO4812301 · Tradovate (demo)")
+    assert entry_text(n).split("\n")[1] == "Added 3.00 6EZ6 (now 5.00)"
+    alone = Notification("Live updates stopped", "The event stream has been down for 1 min", "connection")
+    assert entry_text(alone).split("\n")[1] == "Live updates stopped · The event stream has been down for 1 min"

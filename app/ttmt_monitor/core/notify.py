@@ -12,8 +12,8 @@ The UI (``ui/notifications.py``) only delivers what this module decides. Rules:
   settings. A notification that does not pop up plays no sound and does not count against the burst cap.
 - Every notification names its ``group`` (the trade, or for a neutral source the account's position in a
   symbol) and ``subject`` (how the group reads: "BUY XAUUSD (trd_…)"), so the centre can show one trade's
-  fill, TP hits and close together; ``ends_group`` marks its last word (the trade finished, the position
-  closed). :func:`status_line` is the one-line form for a status bar (never the same words twice).
+  fill, TP hits and close together; ``ends_group`` marks its last word (the trade finished).
+  :func:`status_line` is the one-line form for a status bar (never the same words twice).
 - Batching: events of one kind for one trade that arrive together become ONE notification ("12 orders
   filled"), not twelve. "Together" is one batch handed to :meth:`NotificationRules.process` plus, for order
   fills, a short coalescing window (``fill_window`` seconds, default 1.5): layer fills that straddle two UI
@@ -135,7 +135,7 @@ class Notification:
     account_id: str | None = None
     group: str | None = None  # what it belongs to (a trade, a neutral source's position): the centre's group
     subject: str | None = None  # how that group reads ("BUY XAUUSD (trd_…)", "ESZ6 · Acct · Tradovate")
-    ends_group: bool = False  # the group's last word (the trade finished, the position closed)
+    ends_group: bool = False  # the group's last word (the trade finished)
     popup: bool | None = None  # decided when described (a close at TP follows the TP-hit switch); None = by kind
     in_quiet_hours: bool = False  # quiet because of the quiet hours (the centre says so)
     body_complete: bool = False  # the body already says what the title says (one-line views show the body)
@@ -645,9 +645,9 @@ def desk_notifications(change: Any, account_label: Callable[[str], str],
                        settings: NotifySettings | None = None) -> list[Notification]:
     """What a DeskChange from a neutral source says to the trader: a fill (a position opened or changed size) as
     an ``order_fill``, a closed trade deal as a ``position_closed`` with its P&L (one closed at its take profit
-    follows the TP-hit pop-up switch of ``settings``). Grouped per account and symbol (the position), a close
-    ending the group. Resets raise nothing (they are not news). Text is plain (symbols and labels come from a
-    service)."""
+    follows the TP-hit pop-up switch of ``settings``). Grouped per account and symbol (the position there: a
+    deal may close part of it, so no close ends the group). Resets raise nothing (they are not news). Text is
+    plain (symbols and labels come from a service)."""
     out: list[Notification] = []
     for fill in getattr(change, "fills", ()):
         pos = fill.after or fill.before
@@ -673,7 +673,7 @@ def desk_notifications(change: Any, account_label: Callable[[str], str],
         at_tp = deal.close_reason == "tp" and settings is not None
         out.append(Notification(title, where, "position_closed", account_id=deal.account_key,
                                 group=f"position:{deal.account_key}:{deal.symbol}",
-                                subject=f"{deal.symbol or '?'} · {where}", ends_group=True,
+                                subject=f"{deal.symbol or '?'} · {where}",
                                 popup=settings.pops_up("tp_hit") if at_tp and settings is not None else None))
     return out
 

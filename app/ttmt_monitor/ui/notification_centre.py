@@ -70,6 +70,8 @@ def entry_text(n: Notification) -> str:
     body = n.body if n.body_complete else " · ".join(x for x in (n.title, n.body) if x)
     if n.subject and body.startswith(n.subject + ": "):
         body = body[len(n.subject) + 2:]
+    elif n.subject and not n.body_complete and n.body and n.subject.endswith(n.body):
+        body = n.title  # a neutral source's "account · source" is already in the group's heading
     return f"{head}{flags}\n{body}"
 
 
