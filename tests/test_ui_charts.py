@@ -701,3 +701,26 @@ def test_sections_the_user_opened_stay_open_when_trades_close(qtbot) -> None:
     view.add_trades(_tp_history(2, t0=datetime(2026, 7, 2, tzinfo=UTC)))  # more trades close: a rebuild
     view.refresh()
     assert section("P&L per channel").isExpanded() and not section("TP-hit rate").isExpanded()
+
+
+def test_the_window_s_theme_switch_recolours_the_chart(qapp, qtbot, settings) -> None:
+    from PySide6.QtGui import QPalette
+
+    from _qasync_support import dispose
+    from ttmt_monitor.ui import theme
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.main_window import MainWindow
+
+    window = MainWindow(DeskController("http://127.0.0.1:9", "unused"), settings)
+    try:
+        view = window._ensure_pnl_view()  # noqa: SLF001 - the P&L tab's view, built on first use
+        for mode in ("light", "dark", "light"):
+            window._on_theme(mode)  # noqa: SLF001 - what View → Theme calls
+            base = qapp.palette().color(QPalette.ColorRole.Base)
+            # Qt delivers the application's palette change as an event: wait for it (bounded).
+            qtbot.waitUntil(lambda b=base: view.plot.backgroundBrush().color() == b, timeout=3000)
+            text = view.plot.getAxis("left").textPen().color()
+            assert theme.contrast_ratio(text, base) >= 4.5, mode
+    finally:
+        theme.apply_theme(qapp, "system")
+        dispose(window)
