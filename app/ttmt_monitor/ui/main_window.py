@@ -575,6 +575,8 @@ class MainWindow(QMainWindow):
         self.clear_history_action = self._action(file_menu, "&Clear local history…", self.clear_local_history)
         self.sources_action = self._action(file_menu, "&Sources…", self.open_sources)
         file_menu.addSeparator()
+        self.export_csv_action = self._action(file_menu, "&Export table to CSV…", self.export_table_csv)
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
 
         key_menu = bar.addMenu("&Key")
@@ -945,6 +947,37 @@ class MainWindow(QMainWindow):
             return
         self.status.showMessage("Clearing local history…", 8000)
         self.status.showMessage(await self.controller.clear_local_history(), 8000)
+
+    def current_table_view(self) -> Any:
+        """The table the current tab shows (a desk table, or a view's own table), or None (the P&L chart)."""
+        name = self.current_tab()
+        if name in self._table_specs:
+            return self.views[name]
+        widget = self.tabs.currentWidget()
+        finder = getattr(widget, "export_table_view", None)
+        return finder() if callable(finder) else None
+
+    def export_table_csv(self) -> None:
+        """File → Export table to CSV…: the current tab's table as shown (filtered, sorted, visible columns)."""
+        self._export_task = asyncio.ensure_future(self._export_table_csv())
+
+    async def _export_table_csv(self) -> tuple[str, int] | None:
+        """(path, rows written), or None when there was nothing to export, the user cancelled or it failed."""
+        from .table_export import export_view
+
+        view = self.current_table_view()
+        if view is None:
+            self.status.showMessage("This tab has no table to export.", 8000)
+            return None
+        try:
+            done = await export_view(self, view, self.current_tab(), utc=self.settings.utc)
+        except OSError as exc:
+            self.status.showMessage(f"Table not exported: {exc.strerror or exc}", 10000)
+            return None
+        if done is not None:
+            path, count = done
+            self.status.showMessage(f"Exported {count} rows to {path}", 10000)
+        return done
 
     # --- details ----------------------------------------------------------------------------------------------
 
