@@ -6,7 +6,8 @@ another currency are left out, never converted). Definitions (what the tests com
 
 - **Trading day**: starts at ``reset_hour:reset_minute`` in the IANA zone ``zone`` (``zoneinfo``). A deal closed
   at 23:30 UTC belongs to the next day when the firm's zone is Europe/Prague (00:30 there); a 17:00 New York reset
-  puts 21:30 UTC (17:30 EDT) into the next day. DST is the zone's.
+  puts 21:30 UTC (17:30 EDT) into the next day. DST is the zone's. A reset at or after noon names the day by the
+  date it ends on (the futures convention), one before noon by the date it starts on.
 - **Day-start balance** = balance now - the net of the account's deals (trades and balance operations) closed at
   or after the day's start. **Day-start equity** is not in any history: the UI observes it (``EquityWatch``, the
   first equity seen in the day); without it the day-start balance stands in and the figure is flagged
@@ -100,16 +101,21 @@ def prop_preset(initial_balance: Decimal, *, zone: str = "Europe/Prague", reset_
 
 
 def trading_day(ts: datetime, zone: str = "UTC", reset_hour: int = 0, reset_minute: int = 0) -> date:
-    """The trading day ``ts`` (aware) belongs to, for a day that starts at the reset time in ``zone``."""
+    """The trading day ``ts`` (aware) belongs to, for a day that starts at the reset time in ``zone``.
+
+    A reset before noon names the day by the date it starts on (a 00:00 or 06:00 reset); a reset at or after noon
+    by the date it ends on, as futures exchanges do (a 17:00 New York reset opens the next date's session)."""
     local = ts.astimezone(ZoneInfo(zone))
-    return (local - timedelta(hours=reset_hour, minutes=reset_minute)).date()
+    day = (local - timedelta(hours=reset_hour, minutes=reset_minute)).date()
+    return day + timedelta(days=1) if reset_hour >= 12 else day
 
 
 def day_bounds(day: date, zone: str = "UTC", reset_hour: int = 0, reset_minute: int = 0) -> tuple[datetime, datetime]:
-    """``[start, end)`` of a trading day as aware datetimes in ``zone`` (compare with any aware datetime)."""
+    """``[start, end)`` of a trading day (as :func:`trading_day` names it) as aware datetimes in ``zone``."""
     tz = ZoneInfo(zone)
-    start = datetime.combine(day, time(reset_hour, reset_minute), tz)
-    end = datetime.combine(day + timedelta(days=1), time(reset_hour, reset_minute), tz)
+    first = day - timedelta(days=1) if reset_hour >= 12 else day
+    start = datetime.combine(first, time(reset_hour, reset_minute), tz)
+    end = datetime.combine(first + timedelta(days=1), time(reset_hour, reset_minute), tz)
     return start, end
 
 
