@@ -108,6 +108,22 @@ def state_color(state: str, dark: bool) -> QColor:
     return QColor(pair[1] if dark else pair[0])
 
 
+LIMIT_LEVELS: tuple[str, ...] = ("ok", "warn", "breached")
+
+
+def limit_color(level: str, dark: bool, scheme: str = "green_up") -> QColor:
+    """Text and bar colour of a risk limit's use (ui/risk_limits): plenty of room (``ok``: green, blue in the
+    colour-blind scheme), close to it (``warn``: orange) and reached (``breached``: red). The words of the cell
+    ("212.40 of 500.00 USD left", "breached") carry the meaning too, so colour is never its only carrier."""
+    if level == "breached":
+        pair = _RED
+    elif level == "warn":
+        pair = _ORANGE
+    else:
+        pair = _BLUE if scheme == "colorblind" else _GREEN
+    return QColor(pair[1] if dark else pair[0])
+
+
 def text_color(dark: bool) -> QColor:
     """Ordinary text (a zero P&L in the summary strip): our palette's WindowText for light or dark."""
     return QColor(_PALETTES["dark" if dark else "light"]["WindowText"])
@@ -148,6 +164,11 @@ def colour_pairs(dark: bool) -> list[tuple[str, QColor, QColor]]:
         pairs.append((f"stale on {where}", STALE_COLOR(dark), bg))
     for state in ("live", "connecting", "reconnecting", "resyncing", "offline", "auth_error", "conflict"):
         pairs.append((f"state {state} on window", state_color(state, dark), rows["window"]))
+    # Risk limit bars in the Accounts table (text and bar on the rows), and the P&L calendar's cells (window).
+    for scheme in PL_SCHEMES:
+        for level in LIMIT_LEVELS:
+            for where, bg in rows.items():
+                pairs.append((f"{scheme} limit {level} on {where}", limit_color(level, dark, scheme), bg))
     return pairs
 
 
