@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -23,6 +23,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -37,7 +40,61 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
 DAY_ROLE = Qt.ItemDataRole.UserRole + 30
-MAX_TINT = 70  # alpha of the strongest day's background (of 255): the text stays readable on it
+
+
+LINES_ROLE = Qt.ItemDataRole.UserRole + 31  # [(text, P&L sign or None for ordinary text)] of a grid cell
+
+
+class CalendarCellDelegate(QStyledItemDelegate):
+    """Paints a grid cell line by line, each money line in its own sign's colour (a day can gain in EUR and lose
+    in USD); the background (selection, the day's tint) is the style's. Plain text only."""
+
+    def __init__(self, view: CalendarView) -> None:
+        super().__init__(view.grid)
+        self._view = view
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        lines = index.data(LINES_ROLE)
+        if not lines:
+            super().paint(painter, option, index)
+            return
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        opt.text = ""
+        style = opt.widget.style() if opt.widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        dark = theme.is_dark(QApplication.palette())
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        muted = index.data(Qt.ItemDataRole.ForegroundRole)
+        tinted = index.data(Qt.ItemDataRole.BackgroundRole) is not None  # its text: ordinary (theme.calendar_tint)
+        align = index.data(Qt.ItemDataRole.TextAlignmentRole)
+        right = bool(int(align or 0) & int(Qt.AlignmentFlag.AlignRight))
+        painter.save()
+        font = index.data(Qt.ItemDataRole.FontRole)
+        if font is not None:
+            painter.setFont(font)
+        metrics = painter.fontMetrics()
+        rect = option.rect.adjusted(4, 2, -4, -2)
+        y = rect.top()
+        for text, sign in lines:
+            if y + metrics.height() > rect.bottom() + 2:
+                break
+            if selected:
+                colour = option.palette.color(QPalette.ColorRole.HighlightedText)
+            elif muted is not None:
+                colour = muted.color() if hasattr(muted, "color") else QColor(muted)
+            elif sign and not tinted:
+                colour = theme.pl_color(sign, self._view.scheme, dark)
+            else:
+                colour = option.palette.color(QPalette.ColorRole.Text)
+            painter.setPen(colour)
+            line = QRect(rect.left(), y, rect.width(), metrics.height())
+            flags = (Qt.AlignmentFlag.AlignRight if right else Qt.AlignmentFlag.AlignLeft) | \
+                Qt.AlignmentFlag.AlignVCenter
+            painter.drawText(line, int(flags), metrics.elidedText(text, Qt.TextElideMode.ElideRight, rect.width()))
+            y += metrics.height()
+        painter.restore()
 
 
 def money_lines(pnl: Any) -> list[str]:
@@ -93,9 +150,10 @@ class CalendarView(QWidget):
         self.grid.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.grid.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.grid.cellClicked.connect(self._on_cell)
+        self.grid.setItemDelegate(CalendarCellDelegate(self))
 
-        self.weekday_table = self._small_table(("Weekday", "P&L", "Trades", "Won"))
-        self.hour_table = self._small_table(("Hour", "P&L", "Trades", "Won"))
+        self.weekday_table = self._small_table(("Weekday", "Trades", "Won"))
+        self.hour_table = self._small_table(("Hour", "Trades", "Won"))
 
         top = QHBoxLayout()
         top.addWidget(self.prev_button)
@@ -115,6 +173,10 @@ class CalendarView(QWidget):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
+        rows = self.weekday_table.verticalHeader().defaultSectionSize()
+        self.weekday_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.weekday_table.setFixedHeight(rows * 7 + self.weekday_table.horizontalHeader().sizeHint().height()
+                                          + self.weekday_table.horizontalScrollBar().sizeHint().height() + 6)
         for title, table in (("By weekday", self.weekday_table), ("By hour of the close", self.hour_table)):
             label = QLabel(title)
             label.setTextFormat(Qt.TextFormat.PlainText)
@@ -123,8 +185,9 @@ class CalendarView(QWidget):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([930, 370])  # the side tables' columns (weekday, two currencies, trades, won) fit
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
@@ -142,9 +205,9 @@ class CalendarView(QWidget):
         table.verticalHeader().setVisible(False)
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         header = table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # 7 or 24 static rows: cheap
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         return table
 
     # --- what the window calls ------------------------------------------------------------------------------
@@ -215,7 +278,7 @@ class CalendarView(QWidget):
             item = QTableWidgetItem("\n".join(lines))
             item.setFont(bold)
             item.setData(EXPORT_ROLE, "; ".join(lines))
-            item.setForeground(self._sign_colour(week.pnl, dark))
+            item.setData(LINES_ROLE, _signed_lines(lines[0], week.pnl, week.trades))
             item.setTextAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight)
             self.grid.setItem(r, 7, item)
         month = money_lines(grid.pnl)
@@ -243,32 +306,42 @@ class CalendarView(QWidget):
         if cell.trades:
             tip.append(f"{cell.wins} won, {cell.losses} lost — click to show these trades")
         item.setToolTip("\n".join(tip))
+        item.setData(LINES_ROLE, _signed_lines(lines[0], cell.pnl, cell.trades))
         if not cell.in_month:
             item.setForeground(theme.STALE_COLOR(dark))
             return item
-        item.setForeground(self._sign_colour(cell.pnl, dark))
-        if len(cell.pnl) == 1:
-            (cur, amount), = cell.pnl.items()
-            sign = fmt.pl_sign(amount, cur)
-            top = biggest.get(cur) or 0
-            if sign and top:
-                tint = QColor(theme.pl_color(sign, self.scheme, dark))
-                tint.setAlpha(int(15 + (MAX_TINT - 15) * float(abs(amount) / top)))
-                item.setBackground(tint)
+        # The background: the sign's colour when every currency of the day agrees, as strong as the day is big
+        # against the month's biggest day in that currency.
+        signs = {fmt.pl_sign(amount, cur) for cur, amount in cell.pnl.items()} - {0}
+        if len(signs) == 1:
+            strength = max((float(abs(amount) / biggest[cur]) for cur, amount in cell.pnl.items()
+                            if biggest.get(cur)), default=0.0)
+            item.setBackground(theme.calendar_tint(signs.pop(), self.scheme, dark, strength))
         return item
 
     def _fill_buckets(self, table: QTableWidget, buckets: tuple[an.Bucket, ...], name: Any, dark: bool) -> None:
+        """One row per weekday/hour; one P&L column per currency (never summed across currencies)."""
+        currencies = sorted({cur for b in buckets for cur in b.pnl})
+        headers = [table.horizontalHeaderItem(0).text() if table.horizontalHeaderItem(0) else "",
+                   *(f"P&L {cur}" for cur in currencies), "Trades", "Won"]
+        table.setColumnCount(len(headers))
+        table.setHorizontalHeaderLabels(headers)
         table.setRowCount(len(buckets))
         for r, b in enumerate(buckets):
-            lines = money_lines(b.pnl)
-            cells = (name(b.index), "  ".join(lines), str(b.trades) if b.trades else "",
-                     f"{b.wins / b.trades:.0%}" if b.trades else "")
-            for c, text in enumerate(cells):
+            table.setItem(r, 0, QTableWidgetItem(name(b.index)))
+            for c, cur in enumerate(currencies, start=1):
+                amount = b.pnl.get(cur)
+                item = QTableWidgetItem(fmt.format_pl(amount, cur) if amount is not None else "")
+                item.setData(EXPORT_ROLE, amount)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                sign = fmt.pl_sign(amount, cur)
+                if sign:
+                    item.setForeground(theme.pl_color(sign, self.scheme, dark))
+                table.setItem(r, c, item)
+            for c, text in ((len(currencies) + 1, str(b.trades) if b.trades else ""),
+                            (len(currencies) + 2, f"{b.wins / b.trades:.0%}" if b.trades else "")):
                 item = QTableWidgetItem(text)
-                if c:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if c == 1:
-                    item.setForeground(self._sign_colour(b.pnl, dark))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 table.setItem(r, c, item)
 
     def _on_cell(self, row: int, column: int) -> None:
@@ -280,6 +353,14 @@ class CalendarView(QWidget):
     def click_day(self, day: date) -> None:
         start, end = an.day_bounds(day, self.zone)
         self.day_clicked.emit(start, end, day.isoformat())
+
+
+def _signed_lines(head: str, pnl: Any, trades: int) -> list[tuple[str, int | None]]:
+    lines: list[tuple[str, int | None]] = [(head, None)]
+    lines += [(fmt.format_pl(amount, cur), fmt.pl_sign(amount, cur)) for cur, amount in pnl.items()]
+    if trades:
+        lines.append((_trades(trades), None))
+    return lines
 
 
 def _trades(n: int) -> str:

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from ..core import analytics as an, formatting as fmt
 from . import theme
 from .table_export import EXPORT_ROLE
+from .views import DeskHeader
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 40
 GROUP_ROLE = Qt.ItemDataRole.UserRole + 41  # the row's GroupStats
@@ -105,6 +106,7 @@ class ChannelsView(QWidget):
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.table = QTableView()
+        self.table.setHorizontalHeader(DeskHeader(self.table))  # ▲ ascending, ▼ descending, like the desk's tables
         self.table.setObjectName("channels_table")
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
