@@ -345,3 +345,43 @@ def test_statement_figures_and_escaped_html() -> None:
     assert "A &amp; B" in page and "<svg" in page
     assert "+60.00 USD" in page and "+15.00 EUR" in page and "2.50" in page
     assert "4,321" not in page and "sim|5" not in page
+
+
+def test_estimated_money_keeps_one_account_and_thresholds_per_account() -> None:
+    deals = [deal(1, utc(2026, 5, 4, 9), "100"), deal(2, utc(2026, 5, 4, 10), "-30", acct="sim|B")]
+    assert an.estimated_money(D(1000), "USD", deals, None, account_key="sim|A").balance == D(1100)
+    t = an.ThresholdTracker()
+    assert [c.threshold for c in t.feed(_risk(date(2026, 5, 1), 350), thresholds=(25, 70))] == [70]
+
+
+def test_money_totals_per_currency_for_a_table_footer() -> None:
+    t = an.money_totals([("USD", D("10.5")), ("EUR", D(3)), ("USD", D("-2.25")), (None, D(1)), ("USD", None)])
+    assert t.rows == 5
+    assert dict(t.money) == {"?": D(1), "EUR": D(3), "USD": D("8.25")}
+    assert dict(t.counted) == {"?": 1, "EUR": 1, "USD": 2}
+
+
+def test_statement_has_pnl_by_weekday_and_hour() -> None:
+    deals = [deal(1, utc(2026, 5, 4, 8), "100"), deal(2, utc(2026, 5, 5, 8, 30), "-40"),
+             deal(3, utc(2026, 5, 4, 8, 45), "5", cur="EUR")]
+    st = an.build_statement(deals, since=utc(2026, 5, 1), until=utc(2026, 6, 1), zone="Europe/Prague")
+    assert dict(st.weekdays[0].pnl) == {"EUR": D(5), "USD": D(100)} and st.weekdays[1].trades == 1
+    assert st.hours[10].trades == 3 and dict(st.hours[10].pnl) == {"EUR": D(5), "USD": D(60)}  # 10:xx in Prague
+    page = an.render_html(st)
+    assert "By weekday and hour (Europe/Prague)" in page and "10:00" in page
+
+
+def test_a_17_00_new_york_day_across_the_dst_change_is_23_hours() -> None:
+    # US DST starts on Sunday 8 March 2026 at 02:00: the session that opens at 17:00 on 7 March (EST, 22:00 UTC)
+    # and closes at 17:00 on 8 March (EDT, 21:00 UTC) is trading day 8 March, 23 hours long.
+    assert an.day_bounds(date(2026, 3, 8), "America/New_York", 17) == (utc(2026, 3, 7, 22), utc(2026, 3, 8, 21))
+    assert an.day_bounds(date(2026, 3, 9), "America/New_York", 17) == (utc(2026, 3, 8, 21), utc(2026, 3, 9, 21))
+    assert an.trading_day(utc(2026, 3, 8, 20, 59), "America/New_York", 17) == date(2026, 3, 8)
+    assert an.trading_day(utc(2026, 3, 8, 21, 0), "America/New_York", 17) == date(2026, 3, 9)
+    # The daily loss of 9 March counts a deal closed at 21:30 UTC on 8 March, not one at 20:30.
+    cfg = an.LimitConfig(daily_loss_amount=D(100), reset_hour=17, zone="America/New_York")
+    deals = [deal(1, utc(2026, 3, 8, 20, 30), "-70"), deal(2, utc(2026, 3, 8, 21, 30), "-30")]
+    r = an.evaluate(cfg, account_key="sim|A", currency="USD", now=utc(2026, 3, 9, 1),
+                    money=an.AccountMoney("USD", D(900), D(900)), deals=deals)
+    assert r.day == date(2026, 3, 9) and r.day_start_balance == D(930)
+    assert r.daily_loss is not None and r.daily_loss.used == D(30)

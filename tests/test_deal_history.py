@@ -155,3 +155,14 @@ def test_the_hub_keeps_deals_and_brings_them_back_after_a_restart(qapp, toy_kind
         run_on_qasync(scenario)
     finally:
         registry.unregister("toycsv")
+
+
+def test_clearing_forgets_the_deals_on_disk_too(tmp_path: Path):
+    history = DealHistory.open(tmp_path)
+    scope = history_scope("metaapi", {"base_url": ""}, ("base_url",))
+    history.save(scope, [_deal("m", "acc-1", f"{n}", 5) for n in range(200)])
+    history.clear()
+    assert history.count() == 0 and history.load(scope, "m", ["acc-1"]) == []
+    history.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"EURUSD" not in raw, "cleared deals must not linger in free pages or the WAL"

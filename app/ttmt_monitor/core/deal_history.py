@@ -136,6 +136,13 @@ class DealHistory:
             raise
         return len(rows)
 
+    def clear(self) -> None:
+        """Forget every kept deal, and give the pages back so they are gone from the disk, not only unlisted."""
+        conn = self._conn
+        conn.execute("DELETE FROM deals")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")
+
     # --- reading ---------------------------------------------------------------------------------------------
 
     def load(self, scope: str, source_id: str, accounts: Iterable[str],

@@ -98,6 +98,18 @@ class SourceHub(QObject):
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
+    @property
+    def keeps_history(self) -> bool:
+        return self._history_opener is not None
+
+    async def clear_history(self) -> None:
+        """File → Clear local history: forget the kept deals (on the worker thread). What the running sources
+        report now stays on screen; deals brought back from the old history are gone at the next start."""
+        if self._history_pool is None:
+            return
+        await self.history_idle()
+        await asyncio.get_running_loop().run_in_executor(self._history_pool, lambda: self._db().clear())
+
     def _scope(self, source_id: str) -> str | None:
         config = self._configs.get(source_id)
         if self._history_opener is None or config is None:

@@ -8,6 +8,7 @@ currency. See ANALYTICS_API.md at the worktree root / the module docstrings for 
   :class:`EquityWatch`, :class:`ThresholdTracker`, :func:`estimated_money`, :func:`trading_day`.
 - ``calendar``: :func:`month_grid` -> :class:`MonthGrid`, :func:`by_weekday`, :func:`by_hour`.
 - ``channels``: :func:`group_stats` -> list of :class:`GroupStats`, :func:`channel_account_matrix`.
+- ``totals``: :func:`money_totals` -> :class:`Totals` (a table footer: rows and money per currency).
 - ``statement``: :func:`build_statement` -> :class:`Statement`, :func:`render_html`.
 """
 
@@ -49,14 +50,22 @@ from .risk import (
     prop_preset,
     trading_day,
 )
-from .statement import Statement, StatementAccount, build_statement, render_html
+from .statement import (
+    Statement,
+    StatementAccount,
+    build_statement,
+    curve_image_name,
+    curve_svgs,
+    render_html,
+)
+from .totals import Totals, money_totals
 
 __all__ = [
-    "DAILY_LOSS", "MAX_DRAWDOWN", "PROFIT_TARGET", "AccountMoney", "AccountRisk", "Bucket",
-    "ChannelAccountMatrix", "Crossing", "DayCell", "EquityWatch", "GroupStats", "HistoryDeal", "LimitConfig",
-    "LimitUse", "MatrixCell", "MoneyStats", "MonthGrid", "OpenPnl", "Statement", "StatementAccount",
-    "ThresholdTracker", "TpLevelRate", "WeekRow", "as_history", "build_statement", "by_hour", "by_weekday",
-    "channel_account_matrix", "day_bounds", "estimated_money", "evaluate", "from_deal", "from_ttmt_trade",
+    "DAILY_LOSS", "MAX_DRAWDOWN", "PROFIT_TARGET", "AccountMoney", "AccountRisk", "Bucket", "ChannelAccountMatrix",
+    "Crossing", "DayCell", "EquityWatch", "GroupStats", "HistoryDeal", "LimitConfig", "LimitUse", "MatrixCell",
+    "MoneyStats", "MonthGrid", "OpenPnl", "Statement", "StatementAccount", "ThresholdTracker", "TpLevelRate",
+    "WeekRow", "as_history", "build_statement", "by_hour", "by_weekday", "channel_account_matrix",
+    "curve_image_name", "curve_svgs", "day_bounds", "estimated_money", "evaluate", "from_deal", "from_ttmt_trade",
     "from_ttmt_trades", "group_stats", "in_period", "month_grid", "open_from_position", "open_from_ttmt_trade",
-    "prop_preset", "render_html", "trading_day",
+    "prop_preset", "render_html", "trading_day", "Totals", "money_totals",
 ]

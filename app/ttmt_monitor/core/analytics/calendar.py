@@ -18,13 +18,13 @@ from __future__ import annotations
 import calendar as _cal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from .history import ZERO, HistoryDeal
-from .risk import trading_day
+from .risk import day_bounds, trading_day
 
 Money = Mapping[str, Decimal]  # currency -> amount (read-only mapping)
 
@@ -107,11 +107,16 @@ def month_grid(deals: Iterable[HistoryDeal], year: int, month: int, zone: str = 
                day_start_hour: int = 0) -> MonthGrid:
     """The month's grid (whole Monday-first weeks) from ``deals`` (pass any superset: only the grid's days
     are read)."""
-    daily = daily_pnl(deals, zone, day_start_hour)
+    grid = _cal.Calendar(0).monthdatescalendar(year, month)
+    # Only the deals inside the grid's days get a zone conversion (a cheap comparison first): a long history
+    # costs a pass of comparisons per month, not a time-zone conversion per deal.
+    first = day_bounds(grid[0][0], zone, day_start_hour)[0].astimezone(UTC)
+    end = day_bounds(grid[-1][-1], zone, day_start_hour)[1].astimezone(UTC)  # UTC: compares without offsets
+    daily = daily_pnl((h for h in deals if first <= h.closed_at < end), zone, day_start_hour)
     weeks: list[WeekRow] = []
     month_money: dict[str, Decimal] = {}
     month_trades = 0
-    for week in _cal.Calendar(0).monthdatescalendar(year, month):
+    for week in grid:
         cells: list[DayCell] = []
         week_money: dict[str, Decimal] = {}
         week_trades = 0

@@ -133,10 +133,11 @@ class AccountMoney:
 
 
 def estimated_money(starting_balance: Decimal, currency: str, deals: Iterable[HistoryDeal],
-                    open_pl: Decimal | None) -> AccountMoney:
-    """For an account that reports no balance (TTMT): starting balance + the net of all its deals in its
-    currency (the caller passes that account's deals since the starting balance was true) + open P&L."""
-    balance = starting_balance + sum((h.profit for h in deals if h.currency == currency), ZERO)
+                    open_pl: Decimal | None, *, account_key: str | None = None) -> AccountMoney:
+    """For an account that reports no balance (TTMT): starting balance + the net of its deals in its currency
+    (pass the deals since the starting balance was true; ``account_key`` keeps only that account's) + open P&L."""
+    balance = starting_balance + sum((h.profit for h in deals if h.currency == currency
+                                      and (account_key is None or h.account_key == account_key)), ZERO)
     equity = balance + open_pl if open_pl is not None else balance
     return AccountMoney(currency=currency, balance=balance, equity=equity, estimated=True)
 
@@ -334,7 +335,10 @@ class ThresholdTracker:
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
     _fired: dict[tuple[str, str], tuple[date, set[int]]] = field(default_factory=dict)
 
-    def feed(self, risk: AccountRisk) -> list[Crossing]:
+    def feed(self, risk: AccountRisk, thresholds: tuple[int, ...] | None = None) -> list[Crossing]:
+        """The crossings of ``risk`` not reported yet today; ``thresholds`` overrides the tracker's own (an
+        account's ``LimitConfig.thresholds``)."""
+        levels = sorted(thresholds if thresholds is not None else self.thresholds)
         out: list[Crossing] = []
         for use in risk.limits():
             key = (risk.account_key, use.name)
@@ -342,7 +346,7 @@ class ThresholdTracker:
             if day != risk.day:
                 fired = set()
             pct = use.fraction * 100
-            new = [t for t in sorted(self.thresholds) if pct >= t and t not in fired]
+            new = [t for t in levels if pct >= t and t not in fired]
             if new:
                 fired.update(new)
                 out.append(Crossing(risk.account_key, use.name, new[-1], use.fraction, risk.day, use.currency,

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from ..formatting import MINUS, format_money, format_pl, format_price, format_volume
-from .calendar import MonthGrid, month_grid, months_between
+from .calendar import Bucket, MonthGrid, by_hour, by_weekday, month_grid, months_between
 from .channels import GroupStats, MoneyStats, group_stats, money_stats
 from .history import ZERO, HistoryDeal, in_period
 
@@ -57,6 +57,8 @@ class Statement:
     worst: Mapping[str, HistoryDeal]
     curves: Mapping[str, tuple[CurvePoint, ...]]   # currency -> cumulative realized P&L
     months: tuple[MonthGrid, ...]
+    weekdays: tuple[Bucket, ...]                   # Monday..Sunday, in ``zone``
+    hours: tuple[Bucket, ...]                      # 0..23, in ``zone``
     channels: tuple[GroupStats, ...]
     symbols: tuple[GroupStats, ...]
     trades: tuple[HistoryDeal, ...]                # trade deals, close order
@@ -113,12 +115,16 @@ def build_statement(deals: Iterable[HistoryDeal], *, since: datetime, until: dat
         title=title, since=since, until=until, zone=zone, generated_at=now or datetime.now(UTC),
         accounts=tuple(accounts), summary=MappingProxyType(summary), breakevens=MappingProxyType(breakevens),
         best=MappingProxyType(best), worst=MappingProxyType(worst), curves=MappingProxyType(curves),
-        months=months, channels=tuple(group_stats(trades, "channel")), symbols=tuple(group_stats(trades, "symbol")),
+        months=months, weekdays=by_weekday(trades, zone), hours=by_hour(trades, zone),
+        channels=tuple(group_stats(trades, "channel")), symbols=tuple(group_stats(trades, "symbol")),
         trades=trades, balance_ops=ops, money_moved=MappingProxyType(moved))
 
 
 # --- HTML ---------------------------------------------------------------------------------------------------
 
+# Qt's rich text draws table borders reliably from the attributes, not from CSS borders.
+GRID = "<table class='grid' border='1' cellspacing='0' cellpadding='3'>"
+CAL = "<table class='cal' width='100%' border='1' cellspacing='0' cellpadding='3'>"
 GREEN = "#1b7f3b"
 RED = "#b3261e"
 GREY = "#666666"
@@ -149,14 +155,16 @@ def _local(ts: datetime, zone: str) -> str:
 
 
 def equity_svg(points: Sequence[CurvePoint], currency: str, since: datetime, until: datetime, *,
-               width: int = 640, height: int = 200) -> str:
+               width: int = 640, height: int = 200, zone: str = "UTC") -> str:
     """The cumulative realized P&L of one currency as an inline SVG step curve from 0 at ``since``, with a zero
     line, the min/max labels and the period's dates. Floats are used for drawing only."""
-    pad_l, pad_r, pad_t, pad_b = 70, 10, 10, 22
+    pad_l, pad_r, pad_t, pad_b = 100, 10, 10, 22
+    tz = ZoneInfo(zone)
     w, h = width - pad_l - pad_r, height - pad_t - pad_b
     t0, t1 = since.timestamp(), until.timestamp()
-    values = [0.0] + [float(p.value) for p in points]
-    lo, hi = min(values), max(values)
+    exact = [ZERO] + [p.value for p in points]
+    lo_exact, hi_exact = min(exact), max(exact)
+    lo, hi = float(lo_exact), float(hi_exact)
     if hi == lo:
         hi, lo = hi + 1, lo - 1
     span_t = max(t1 - t0, 1.0)
@@ -176,8 +184,8 @@ def equity_svg(points: Sequence[CurvePoint], currency: str, since: datetime, unt
         path.append(f"L{px:.1f},{y(prev):.1f}")
     path.append(f"L{x(t1):.1f},{y(prev):.1f}")
     colour = GREEN if prev >= 0 else RED
-    lo_text = esc(format_money(Decimal(str(lo)), currency)) if points else ""
-    hi_text = esc(format_money(Decimal(str(hi)), currency)) if points else ""
+    lo_text = esc(format_money(lo_exact, currency)) if points else ""
+    hi_text = esc(format_money(hi_exact, currency)) if points else ""
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
         f"viewBox='0 0 {width} {height}' font-family='sans-serif' font-size='10'>"
@@ -187,9 +195,9 @@ def equity_svg(points: Sequence[CurvePoint], currency: str, since: datetime, unt
         f"<path d='{' '.join(path)}' fill='none' stroke='{colour}' stroke-width='1.6'/>"
         f"<text x='{pad_l - 4}' y='{pad_t + 9}' text-anchor='end'>{hi_text}</text>"
         f"<text x='{pad_l - 4}' y='{pad_t + h}' text-anchor='end'>{lo_text}</text>"
-        f"<text x='{pad_l}' y='{height - 6}'>{esc(since.date().isoformat())}</text>"
+        f"<text x='{pad_l}' y='{height - 6}'>{esc(since.astimezone(tz).date().isoformat())}</text>"
         f"<text x='{pad_l + w}' y='{height - 6}' text-anchor='end'>"
-        f"{esc((until - timedelta(microseconds=1)).date().isoformat())}</text>"
+        f"{esc((until - timedelta(microseconds=1)).astimezone(tz).date().isoformat())}</text>"
         "</svg>")
 
 
@@ -199,30 +207,55 @@ def _money_lines(money: Mapping[str, Decimal]) -> str:
 
 def _calendar_html(grid: MonthGrid) -> str:
     name = date(grid.year, grid.month, 1).strftime("%B %Y")
-    rows = [f"<h3>{esc(name)}</h3><table class='cal'><tr>"
+    rows = [f"<h3>{esc(name)}</h3>{CAL}<tr>"
             + "".join(f"<th>{d}</th>" for d in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Week"))
             + "</tr>"]
     for week in grid.weeks:
         cells = []
         for c in week.days:
             if not c.in_month:
-                cells.append("<td class='out'></td>")
+                cells.append("<td class='out' width='12%'>&nbsp;</td>")
                 continue
             total = sum(c.pnl.values(), ZERO) if len(c.pnl) == 1 else None
             bg = "#ffffff" if not c.trades else ("#e3f4e8" if total is not None and total > 0
                                                  else "#fbe4e2" if total is not None and total < 0 else "#f2f2f2")
             body = (f"<b>{c.day.day}</b>" + (f"<br/>{_money_lines(c.pnl)}<br/><span class='muted'>{c.trades} "
                                               f"trade{'s' if c.trades != 1 else ''}</span>" if c.trades else ""))
-            cells.append(f"<td style='background:{bg}'>{body}</td>")
-        cells.append(f"<td class='wk'>{_money_lines(week.pnl)}"
-                     + (f"<br/><span class='muted'>{week.trades}</span>" if week.trades else "") + "</td>")
+            cells.append(f"<td width='12%' style='background-color:{bg}'>{body}</td>")
+        cells.append(f"<td class='wk' width='16%'>{_money_lines(week.pnl)}"
+                     + (f"<br/><span class='muted'>{week.trades} trades</span>" if week.trades else "") + "</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     rows.append(f"</table><p>Month: {_money_lines(grid.pnl) or '0'} &middot; {grid.trades} trades</p>")
     return "".join(rows)
 
 
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _buckets_html(st: Statement) -> str:
+    """P&L by weekday and by hour of the close (only the hours that had trades), one row per currency."""
+    if not st.summary:
+        return ""
+    curs = list(st.summary)
+    hours = [b for b in st.hours if b.trades]
+    out = [f"<h2>By weekday and hour ({esc(st.zone)})</h2>{GRID}<tr><th></th>"
+           + "".join(f"<th>{d}</th>" for d in WEEKDAYS) + "</tr>"]
+    out.append("<tr><td>Trades</td>" + "".join(f"<td class='n'>{b.trades}</td>" for b in st.weekdays) + "</tr>")
+    for cur in curs:
+        out.append(f"<tr><td>{esc(cur)}</td>" + "".join(_pl_td(b.pnl.get(cur), cur) for b in st.weekdays) + "</tr>")
+    out.append("</table><p></p>")
+    if hours:
+        out.append(f"{GRID}<tr><th>Hour</th><th>Trades</th>" + "".join(f"<th>{esc(c)}</th>" for c in curs)
+                   + "</tr>")
+        for b in hours:
+            out.append(f"<tr><td>{b.index:02d}:00</td><td class='n'>{b.trades}</td>"
+                       + "".join(_pl_td(b.pnl.get(c), c) for c in curs) + "</tr>")
+        out.append("</table>")
+    return "".join(out)
+
+
 def _group_table(groups: Sequence[GroupStats], what: str) -> str:
-    head = (f"<table class='grid'><tr><th>{esc(what)}</th><th>Trades</th><th>Win rate</th><th>Net P&amp;L</th>"
+    head = (f"{GRID}<tr><th>{esc(what)}</th><th>Trades</th><th>Win rate</th><th>Net P&amp;L</th>"
             "<th>Profit factor</th><th>Expectancy</th><th>Avg win</th><th>Avg loss</th><th>Max drawdown</th>"
             "<th>TP hits</th></tr>")
     rows = []
@@ -247,19 +280,38 @@ body { font-family: sans-serif; font-size: 9pt; color: #222222; }
 h1 { font-size: 16pt; margin-bottom: 2px; }
 h2 { font-size: 12pt; margin-top: 14px; border-bottom: 1px solid #999999; }
 h3 { font-size: 10pt; margin-bottom: 2px; }
-table { border-collapse: collapse; }
-table.grid td, table.grid th { border: 1px solid #cccccc; padding: 2px 5px; }
-table.grid th { background: #eeeeee; text-align: left; }
-table.cal td, table.cal th { border: 1px solid #cccccc; padding: 2px 4px; vertical-align: top; width: 80px; }
-table.cal td.out { background: #f7f7f7; }
-table.cal td.wk { background: #f0f0f8; }
+table { border-collapse: collapse; border-color: #bbbbbb; border-style: solid; }
+th { background-color: #eeeeee; text-align: left; white-space: nowrap; }
+td { vertical-align: top; }
+table.cal td { height: 46px; }
+td.out { background-color: #f4f4f4; }
+td.wk { background-color: #eef0f8; }
 td.n { text-align: right; white-space: nowrap; }
 .muted { color: #666666; }
 """
 
 
-def render_html(st: Statement) -> str:
-    """The statement as one self-contained HTML document (UTF-8, inline SVG, no external resource)."""
+CURVE_SIZE = (900, 220)
+
+
+def curve_svgs(st: Statement) -> dict[str, str]:
+    """currency -> the SVG of its curve (what :func:`render_html` inlines, or what a PDF writer renders to an
+    image for ``curve_src``)."""
+    w, h = CURVE_SIZE
+    return {cur: equity_svg(points, cur, st.since, st.until, width=w, height=h, zone=st.zone)
+            for cur, points in st.curves.items()}
+
+
+def curve_image_name(currency: str) -> str:
+    """The ``<img src>`` a statement's curve has when it is not inlined (a resource name, no path, no scheme)."""
+    return "curve-" + "".join(ch if ch.isalnum() else "_" for ch in currency) + ".png"
+
+
+def render_html(st: Statement, *, inline_svg: bool = True) -> str:
+    """The statement as one self-contained HTML document (UTF-8, inline SVG, no external resource).
+
+    ``inline_svg=False``: each curve is ``<img src="curve-<CUR>.png">`` instead (Qt's rich text does not render
+    inline SVG; ``report.py`` supplies those images as document resources)."""
     until_last = (st.until - timedelta(microseconds=1)).astimezone(ZoneInfo(st.zone)).date()
     since_first = st.since.astimezone(ZoneInfo(st.zone)).date()
     parts = [
@@ -268,7 +320,7 @@ def render_html(st: Statement) -> str:
         f"<h1>{esc(st.title)}</h1>",
         f"<p>Period: <b>{esc(since_first.isoformat())}</b> to <b>{esc(until_last.isoformat())}</b> "
         f"({esc(st.zone)}) &middot; generated {esc(_local(st.generated_at, st.zone))}</p>",
-        "<h2>Accounts</h2><table class='grid'><tr><th>Account</th><th>Source</th><th>Currency</th>"
+        f"<h2>Accounts</h2>{GRID}<tr><th>Account</th><th>Source</th><th>Currency</th>"
         "<th>Balance</th><th>Equity</th></tr>",
     ]
     for a in st.accounts:
@@ -281,36 +333,56 @@ def render_html(st: Statement) -> str:
     if not st.summary:
         parts.append("<p>No closed trades in this period.</p>")
     else:
-        parts.append("<table class='grid'><tr><th>Currency</th><th>Trades</th><th>Won</th><th>Lost</th>"
-                     "<th>Win rate</th><th>Net P&amp;L</th><th>Gross profit</th><th>Gross loss</th>"
-                     "<th>Profit factor</th><th>Expectancy</th><th>Max drawdown</th><th>Best</th><th>Worst</th>"
-                     "</tr>")
-        for cur, m in st.summary.items():
-            win_rate = m.wins / m.trades if m.trades else None
-            parts.append(
-                f"<tr><td>{esc(cur)}</td><td class='n'>{m.trades}</td><td class='n'>{m.wins}</td>"
-                f"<td class='n'>{m.losses}</td><td class='n'>{_ratio(win_rate, percent=True)}</td>"
-                + _pl_td(m.net, cur) + _pl_td(m.gross_profit, cur) + _pl_td(m.gross_loss, cur)
-                + f"<td class='n'>{_ratio(m.profit_factor, inf_when=m.gross_profit > 0)}</td>"
-                + _pl_td(m.expectancy, cur) + f"<td class='n'>{esc(format_money(m.max_drawdown, cur))}</td>"
-                + _pl_td(st.best[cur].profit if cur in st.best else None, cur)
-                + _pl_td(st.worst[cur].profit if cur in st.worst else None, cur) + "</tr>")
-        parts.append("</table>")
+        # One column per currency, one row per figure: any number of currencies fits the page.
+        curs = list(st.summary)
+        parts.append(f"{GRID}<tr><th></th>"
+                     + "".join(f"<th>{esc(c)}</th>" for c in curs) + "</tr>")
+
+        def row(name: str, cells: list[str]) -> None:
+            parts.append(f"<tr><td>{esc(name)}</td>" + "".join(cells) + "</tr>")
+
+        sm = st.summary
+        row("Trades", [f"<td class='n'>{sm[c].trades}</td>" for c in curs])
+        row("Won / lost / even", [f"<td class='n'>{sm[c].wins} / {sm[c].losses} / {st.breakevens.get(c, 0)}</td>"
+                                  for c in curs])
+        row("Win rate", [f"<td class='n'>{_ratio(sm[c].wins / sm[c].trades if sm[c].trades else None, percent=True)}"
+                         "</td>" for c in curs])
+        row("Net P&L", [_pl_td(sm[c].net, c) for c in curs])
+        row("Gross profit", [_pl_td(sm[c].gross_profit, c) for c in curs])
+        row("Gross loss", [_pl_td(sm[c].gross_loss, c) for c in curs])
+        row("Profit factor", [f"<td class='n'>{_ratio(sm[c].profit_factor, inf_when=sm[c].gross_profit > 0)}</td>"
+                              for c in curs])
+        row("Expectancy", [_pl_td(sm[c].expectancy, c) for c in curs])
+        row("Average win", [_pl_td(sm[c].average_win, c) for c in curs])
+        row("Average loss", [_pl_td(sm[c].average_loss, c) for c in curs])
+        row("Max drawdown", [f"<td class='n'>{esc(format_money(sm[c].max_drawdown, c))}</td>" for c in curs])
+        row("Best trade", [_pl_td(st.best[c].profit if c in st.best else None, c) for c in curs])
+        row("Worst trade", [_pl_td(st.worst[c].profit if c in st.worst else None, c) for c in curs])
         if st.money_moved:
-            parts.append(f"<p>Deposits and withdrawals (not P&amp;L): {_money_lines(st.money_moved)}</p>")
+            row("Deposits / withdrawals", [_pl_td(st.money_moved.get(c), c) for c in curs])
+        parts.append("</table>")
+        other = {c: v for c, v in st.money_moved.items() if c not in st.summary}
+        if other:
+            parts.append(f"<p>Deposits and withdrawals (not P&amp;L): {_money_lines(other)}</p>")
         parts.append("<h2>Realized P&amp;L curve</h2>")
-        for cur, points in st.curves.items():
+        svgs = curve_svgs(st) if inline_svg else {}
+        for cur in st.curves:
             parts.append(f"<h3>{esc(cur)}</h3>")
-            parts.append(equity_svg(points, cur, st.since, st.until))
+            if inline_svg:
+                parts.append(svgs[cur])
+            else:
+                cw, ch = CURVE_SIZE
+                parts.append(f"<p><img src='{esc(curve_image_name(cur))}' width='{cw}' height='{ch}'/></p>")
     parts.append("<h2>Calendar</h2>")
     for grid in st.months:
         parts.append(_calendar_html(grid))
+    parts.append(_buckets_html(st))
     parts.append("<h2>By channel</h2>")
     parts.append(_group_table(st.channels, "Channel") if st.channels else "<p>\u2013</p>")
     parts.append("<h2>By symbol</h2>")
     parts.append(_group_table(st.symbols, "Symbol") if st.symbols else "<p>\u2013</p>")
     parts.append(f"<h2>Closed trades ({len(st.trades)})</h2>")
-    parts.append("<table class='grid'><tr><th>Closed</th><th>Account</th><th>Channel</th><th>Symbol</th>"
+    parts.append(f"{GRID}<tr><th>Closed</th><th>Account</th><th>Channel</th><th>Symbol</th>"
                  "<th>Side</th><th>Volume</th><th>Open</th><th>Close</th><th>P&amp;L</th><th>Ref</th></tr>")
     for h in st.trades:
         d = h.deal
@@ -323,7 +395,7 @@ def render_html(st: Statement) -> str:
             + _pl_td(d.profit, h.currency) + f"<td>{esc(h.reference or d.native_id)}</td></tr>")
     parts.append("</table>")
     if st.balance_ops:
-        parts.append("<h2>Balance operations</h2><table class='grid'><tr><th>When</th><th>Account</th>"
+        parts.append(f"<h2>Balance operations</h2>{GRID}<tr><th>When</th><th>Account</th>"
                      "<th>Type</th><th>Amount</th></tr>")
         for h in st.balance_ops:
             parts.append(f"<tr><td>{esc(_local(h.closed_at, st.zone))}</td><td>{esc(h.account_label)}</td>"
