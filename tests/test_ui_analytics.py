@@ -6,6 +6,7 @@ Async scenarios run on one real qasync loop per module and poll with ``until`` (
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 from decimal import Decimal
 
@@ -292,7 +293,7 @@ def test_calendar_and_channels_tabs_show_the_core_figures_and_filter_the_desk(qa
     run_on_qasync(scenario, timeout=90)
 
 
-def test_statement_files_are_written_off_the_loop_from_the_core(tmp_path):
+def test_statement_files_are_written_off_the_loop_from_the_core(qapp, tmp_path):
     from datetime import UTC, date, datetime
 
     from ttmt_monitor.core import analytics as an
@@ -304,8 +305,45 @@ def test_statement_files_are_written_off_the_loop_from_the_core(tmp_path):
                       symbol="<b>EURUSD</b>")
     history = [an.from_deal(deal, source_label="X", account_label="Acc")]
     spec = StatementSpec(date(2026, 6, 1), date(2026, 6, 30), (("x|a", "Acc", "X", "USD"),),
-                         str(tmp_path / "s.pdf"), pdf=False, html=True)
-    written = write_statement_files(history, spec, "UTC", datetime(2026, 7, 1, tzinfo=UTC))
-    assert written == [str(tmp_path / "s.html")]
+                         str(tmp_path / "s.pdf"), pdf=True, html=True)
+    # In a worker thread, as the window runs it (run_in_executor): never on the GUI loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        written = pool.submit(write_statement_files, history, spec, "UTC", datetime(2026, 7, 1, tzinfo=UTC)).result(60)
+    assert written == [str(tmp_path / "s.html"), str(tmp_path / "s.pdf")]
+    assert (tmp_path / "s.pdf").read_bytes().startswith(b"%PDF") and not list(tmp_path.glob("*.partial"))
     html = (tmp_path / "s.html").read_text(encoding="utf-8")
     assert "12.34" in html and "<b>EURUSD</b>" not in html  # service text escaped
+
+
+def test_export_statement_from_the_window_writes_html_and_pdf(qapp, sim_paused, settings, tmp_path):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 20, "stream live")
+            window.export_statement_action.trigger()
+            dialog = window.analytics.statement_dialog
+            assert dialog is not None and dialog.isVisible() and not dialog.isModal()
+            assert dialog.accounts_list.count() == len(controller.accounts_model.objects())
+            dialog._preset(90)
+            dialog.path_edit.setText(str(tmp_path / "statement.pdf"))
+            dialog._ok()
+            await until(lambda: window.analytics.statement_task is not None
+                        and window.analytics.statement_task.done(), 60, "statement written")
+            written = window.analytics.statement_task.result()
+            assert written == [str(tmp_path / "statement.html"), str(tmp_path / "statement.pdf")]
+            assert (tmp_path / "statement.pdf").read_bytes()[:5] == b"%PDF-"
+            html = (tmp_path / "statement.html").read_text(encoding="utf-8")
+            history = window.analytics.feed.history()
+            assert history and any(h.channel_name and h.channel_name in html for h in history)
+            assert "Statement written" in window.status.currentMessage()
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=120)

@@ -151,7 +151,9 @@ class AnalyticsUi:
             view = ChannelsView(self.feed, scheme=w.settings.pl_scheme, parent=holder)
             view.filter_requested.connect(self._filter_to)
         self.views[name] = view
-        holder.layout().addWidget(view)
+        layout = holder.layout()
+        if layout is not None:
+            layout.addWidget(view)
         view.show()
         view.refresh()
         return view

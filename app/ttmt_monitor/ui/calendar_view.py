@@ -322,7 +322,8 @@ class CalendarView(QWidget):
     def _fill_buckets(self, table: QTableWidget, buckets: tuple[an.Bucket, ...], name: Any, dark: bool) -> None:
         """One row per weekday/hour; one P&L column per currency (never summed across currencies)."""
         currencies = sorted({cur for b in buckets for cur in b.pnl})
-        headers = [table.horizontalHeaderItem(0).text() if table.horizontalHeaderItem(0) else "",
+        first = table.horizontalHeaderItem(0)
+        headers = [first.text() if first is not None else "",
                    *(f"P&L {cur}" for cur in currencies), "Trades", "Won"]
         table.setColumnCount(len(headers))
         table.setHorizontalHeaderLabels(headers)

@@ -1,6 +1,6 @@
 """File → Export statement… (issue 18): choose a period, the accounts and where to write; the statement is built
-by ``core.analytics.build_statement`` and written as HTML (``render_html``) and PDF (the analytics helper's
-``ttmt_monitor.report.write_pdf``) in an executor thread, never on the GUI loop.
+by ``core.analytics.build_statement`` and written as HTML and PDF by ``ttmt_monitor.report.write_statement``
+(atomic; Qt prints the PDF without widgets) in an executor thread, never on the GUI loop.
 
 Provides :class:`StatementDialog` (non-modal; ``export_requested(StatementSpec)``), :class:`StatementSpec` and
 :func:`write_statement_files` (plain Python + QtGui, thread-safe: it builds its own document).
@@ -57,27 +57,14 @@ def write_statement_files(history: list[an.HistoryDeal], spec: StatementSpec, zo
     statement = an.build_statement(history, since=since, until=until, zone=zone, accounts=accounts, now=now,
                                    title=f"Trading statement {spec.first_day.isoformat()} – "
                                          f"{spec.last_day.isoformat()}")
-    html = an.render_html(statement)
+    from ..report import write_statement
+
     target = Path(spec.path)
     written: list[str] = []
-    if spec.html:
-        html_path = target.with_suffix(".html")
-        partial = html_path.with_name(html_path.name + ".partial")
-        partial.write_text(html, encoding="utf-8")
-        partial.replace(html_path)
-        written.append(str(html_path))
-    if spec.pdf:
-        pdf_path = target.with_suffix(".pdf")
-        write_pdf(html, pdf_path)
-        written.append(str(pdf_path))
+    for fmt, wanted in (("html", spec.html), ("pdf", spec.pdf)):
+        if wanted:
+            written.append(str(write_statement(statement, target.with_suffix(f".{fmt}"), fmt)))
     return written
-
-
-def write_pdf(html: str, path: Path) -> None:
-    """The analytics helper's PDF writer (``ttmt_monitor.report.write_pdf``)."""
-    from .. import report  # type: ignore[attr-defined,unused-ignore]
-
-    report.write_pdf(html, str(path))
 
 
 class StatementDialog(QDialog):
@@ -156,7 +143,7 @@ class StatementDialog(QDialog):
         dialog.open()  # non-modal
 
     def spec(self) -> StatementSpec:
-        first, last = self.from_edit.date().toPython(), self.to_edit.date().toPython()
+        first, last = _day(self.from_edit.date()), _day(self.to_edit.date())
         if last < first:
             raise ValueError("The period ends before it starts.")
         chosen = tuple(item.data(Qt.ItemDataRole.UserRole) for item in
@@ -169,7 +156,7 @@ class StatementDialog(QDialog):
             raise ValueError("Choose a file.")
         if not (self.pdf_box.isChecked() or self.html_box.isChecked()):
             raise ValueError("Choose PDF, HTML or both.")
-        return StatementSpec(first, last, tuple(tuple(c) for c in chosen), path,  # type: ignore[misc]
+        return StatementSpec(first, last, tuple(tuple(c) for c in chosen), path,
                              pdf=self.pdf_box.isChecked(), html=self.html_box.isChecked())
 
     def _ok(self) -> None:
@@ -180,6 +167,10 @@ class StatementDialog(QDialog):
             return
         self.export_requested.emit(spec)
         self.accept()
+
+
+def _day(value: QDate) -> date:
+    return date(value.year(), value.month(), value.day())
 
 
 __all__ = ["StatementDialog", "StatementSpec", "write_statement_files"]

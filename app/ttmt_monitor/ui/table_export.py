@@ -144,15 +144,20 @@ async def ask_save_path(parent: QWidget, title: str, suggested: str, file_filter
     suffix = file_filter.rsplit("*.", 1)[-1].rstrip(")") if "*." in file_filter else ""
     if suffix:
         dialog.setDefaultSuffix(suffix)
-    parent.file_dialog = dialog  # type: ignore[attr-defined] - tests answer it; also keeps it alive while open
+    setattr(parent, "file_dialog", dialog)  # noqa: B010 - tests answer it; also keeps it alive while open
     done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    dialog.finished.connect(lambda result: done.done() or done.set_result(result))
+
+    def finished(result: int) -> None:
+        if not done.done():
+            done.set_result(result)
+
+    dialog.finished.connect(finished)
     dialog.open()
     try:
         result = await done
         files = dialog.selectedFiles()
     finally:
-        parent.file_dialog = None  # type: ignore[attr-defined]
+        setattr(parent, "file_dialog", None)  # noqa: B010
         dialog.deleteLater()
     if result != 1 or not files:
         return None
