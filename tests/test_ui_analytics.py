@@ -282,6 +282,12 @@ def test_calendar_and_channels_tabs_show_the_core_figures_and_filter_the_desk(qa
             net = ch.proxy.index(0, 9).data(EXPORT_ROLE)
             assert net == g.by_currency[cur].net  # exact, from the core
             assert ch.matrix.rowCount() >= 1 and ch.matrix.columnCount() >= 1
+            # File → Export table to CSV… on this tab: its table, exact figures in the view's order.
+            from ttmt_monitor.ui.table_export import safe_text, table_rows
+
+            header, rows = table_rows(window.current_table_view())
+            assert header[:3] == ["Name", "Currency", "Trades"] and len(rows) == ch.model.rowCount()
+            assert rows[0][9] == f"{net:f}" and rows[0][0] == safe_text(g.label)
             ch._on_click(first)
             channel_id = next(h.channel_id for h in history if h.channel == g.key)
             assert window._filter_spec.channel_id == channel_id
@@ -347,3 +353,35 @@ def test_export_statement_from_the_window_writes_html_and_pdf(qapp, sim_paused, 
             dispose(window)
 
     run_on_qasync(scenario, timeout=120)
+
+
+def test_the_feed_adds_the_stored_closed_history_read_off_the_loop(qapp, sim_paused, settings, tmp_path):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        from ttmt_monitor.core import analytics as an
+        from ttmt_monitor.core.store import Store
+        from ttmt_monitor.sources.ttmt.store_codec import CODEC
+
+        controller = DeskController(sim.base_url, sim.api_key, start_stream=False,
+                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key, data_dir=tmp_path,
+                                                                     codec=CODEC))
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start()
+            await until(lambda: controller.store is not None, 10, "history open")
+            await controller.store.flush()
+            stored = an.from_ttmt_trades(controller.store.iter_trades({"status": "closed"}), "ttmt")
+            assert stored
+            feed = window.analytics.feed
+            await feed.load_stored()
+            keys = [h.key for h in feed.history()]
+            assert len(keys) == len(set(keys))  # a trade both live and stored counts once
+            assert {h.key for h in stored} <= set(keys)
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=90)

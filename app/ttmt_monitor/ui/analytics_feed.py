@@ -4,8 +4,11 @@
 Provides :class:`AnalyticsFeed` and :func:`analytics_key`. Every figure is computed by ``core.analytics``; this
 adapter only gathers its input:
 
-- TTMT: the trades the desk holds (the controller's Trades model: open trades and the closed history paged in);
-  TTMT's accounts are keyed ``make_key(TTMT_SOURCE, account_id)`` like the neutral TTMT account would be;
+- TTMT: the trades the desk holds (the controller's Trades model: open trades and the closed history paged in),
+  plus, when the desk keeps a local history (``controller.store``), every closed trade stored there — read in an
+  executor thread (never on the GUI loop), at most every ``STORE_RELOAD_S`` while the desk moves; the live rows
+  win over stored ones of the same trade. TTMT's accounts are keyed ``make_key(TTMT_SOURCE, account_id)`` like
+  the neutral TTMT account would be;
 - neutral sources (Tradovate, MetaApi, MT4 manager): the hub's desk state (``hub.state.deals``, whose rows and
   accounts are already keyed ``"<source>|<id>"``).
 
@@ -14,6 +17,9 @@ adapter only gathers its input:
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -21,7 +27,10 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..core import analytics as an
 from ..domain import make_key
 
+log = logging.getLogger(__name__)
+
 TTMT_SOURCE = "ttmt"
+STORE_RELOAD_S = 60.0
 TTMT_LABEL = "TTMT"
 FOREIGN_SEP = "|"  # the Accounts table keys neutral sources' rows "<source>|<id>" (accounts_model)
 
@@ -51,16 +60,54 @@ class AnalyticsFeed(QObject):
         controller.accounts_model.modelReset.connect(self.poke)
         if hub is not None:
             hub.changed.connect(self.poke)
+        self._stored: dict[str, an.HistoryDeal] = {}  # the store's closed TTMT trades, by deal key
+        self._stored_at = float("-inf")
+        self._loading: asyncio.Future[Any] | None = None
 
     def poke(self, *_args: Any) -> None:
         if not self._timer.isActive():
             self._timer.start()
+        self._maybe_reload_store()
+
+    # --- the local history (read off the loop) ----------------------------------------------------------------
+
+    def _maybe_reload_store(self) -> None:
+        store = getattr(self.controller, "store", None)
+        if store is None or self._loading is not None or time.monotonic() - self._stored_at < STORE_RELOAD_S:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a plain Qt test): the in-memory trades only
+        self._stored_at = time.monotonic()
+        self._loading = loop.run_in_executor(None, _read_stored, store)
+        self._loading.add_done_callback(self._stored_read)
+
+    def _stored_read(self, future: asyncio.Future[Any]) -> None:
+        self._loading = None
+        try:
+            deals = future.result()
+        except Exception as exc:  # noqa: BLE001 - the in-memory history still counts
+            log.warning("stored trades not read for the analytics: %s", type(exc).__name__)
+            return
+        self._stored = {h.key: h for h in deals}
+        self._timer.start()  # the views recompute with the whole history
+
+    async def load_stored(self) -> None:
+        """Read the store now (tests, and the first show of a view); returns when done."""
+        self._stored_at = float("-inf")
+        self._maybe_reload_store()
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
 
     # --- reading ----------------------------------------------------------------------------------------------
 
     def history(self) -> list[an.HistoryDeal]:
         """Every closed deal the desk knows, TTMT's and the neutral sources'."""
         deals = an.from_ttmt_trades(self.controller.trades_model.objects(), TTMT_SOURCE, source_label=TTMT_LABEL)
+        if self._stored:
+            live = {h.key for h in deals}
+            deals.extend(h for key, h in self._stored.items() if key not in live)
         hub = self.hub
         if hub is not None:
             for d in list(hub.state.deals.values()):
@@ -89,3 +136,8 @@ class AnalyticsFeed(QObject):
         for row in self.controller.accounts_model.objects():
             out.append((analytics_key(row.account_id), row.account.label, row.source, row.currency))
         return out
+
+
+def _read_stored(store: Any) -> list[an.HistoryDeal]:
+    """Every closed trade of the local history as analytics deals (runs in an executor thread)."""
+    return an.from_ttmt_trades(store.iter_trades({"status": "closed"}), TTMT_SOURCE, source_label=TTMT_LABEL)
