@@ -195,6 +195,10 @@ def test_risk_limits_in_the_window_bars_dialog_and_notifications(qapp, sim_pause
             cell = board.cell(row.account_id, "daily_loss")
             assert text == cell.text and text.endswith("*")  # estimated: marked
             assert not view.isColumnHidden(col)
+            from ttmt_monitor.ui.table_export import table_rows
+
+            header, rows = table_rows(view)
+            assert rows[proxy_row][header.index("Daily loss")] == cell.text  # the CSV has what the bar says
             # Crossings reach the notifier once per threshold and day (the tracker), as kind risk_limit.
             delivered = []
             window.notifier.delivered.connect(delivered.append)

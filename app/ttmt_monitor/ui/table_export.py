@@ -88,16 +88,16 @@ def table_rows(view: QTableView, *, utc: bool = False) -> tuple[list[str], list[
         for r in range(model.rowCount()):
             obj = model.data(model.index(r, 0), ROW_ROLE)
             row: list[str] = []
-            for column in columns:
+            for logical, column in zip(cols, columns, strict=True):
                 try:
                     value = column.value(obj)
                 except Exception:  # noqa: BLE001 - an odd row exports blank, like the view shows it
                     value = None
                 if isinstance(value, (Decimal, datetime)):
                     row.append(exact_cell(value, utc=utc))  # exact, not the rounded "+1,234.50 USD"
-                else:
-                    text = column.text(obj, source.options) if column.text is not None else exact_cell(value)
-                    row.append(safe_text(text))
+                else:  # the text the view shows (through the model: a column may be drawn from beside the row)
+                    text = model.data(model.index(r, logical))
+                    row.append(safe_text("" if text is None else str(text)))
             if currency_of is not None:
                 row.append(safe_text(exact_cell(currency_of(obj))))
             rows.append(row)
