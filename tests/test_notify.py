@@ -471,3 +471,10 @@ def test_neutral_sources_fills_quiet_closes_pop_up_grouped_by_position() -> None
     assert {n.group for n in ns} == {"position:tv:a1:ESZ6"}
     assert ns[0].subject == "ESZ6 · DEMO4812301 · Tradovate"
     assert not any(n.ends_group for n in ns)  # a deal may close part of the position: the group goes on
+
+
+def test_every_kind_has_a_short_label_and_a_pop_up_default() -> None:
+    from ttmt_monitor.core.notify import DEFAULT_POPUP, KIND_SHORT
+
+    assert set(KIND_SHORT) == set(KINDS) == set(DEFAULT_POPUP)
+    assert NotifySettings().pops_up("risk_limit")  # a loss limit crossed interrupts

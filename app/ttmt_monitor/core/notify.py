@@ -61,6 +61,7 @@ KINDS: tuple[str, ...] = (
     "breakeven_failed",
     "connection",
     "summary",
+    "risk_limit",
 )
 # One word or two for an entry in the notification centre ("12:00:03 · TP hit").
 KIND_SHORT: dict[str, str] = {
@@ -72,6 +73,7 @@ KIND_SHORT: dict[str, str] = {
     "breakeven_failed": "Breakeven failed",
     "connection": "Connection",
     "summary": "Summary",
+    "risk_limit": "Risk limit",
 }
 # Pop-ups by default: what a trader wants to be interrupted for. Fills and TP hits go to the centre quietly.
 DEFAULT_POPUP: dict[str, bool] = {
@@ -83,6 +85,7 @@ DEFAULT_POPUP: dict[str, bool] = {
     "breakeven_failed": True,
     "connection": True,
     "summary": True,
+    "risk_limit": True,  # a loss limit's threshold crossed: the trader must know at once
 }
 KIND_LABELS: dict[str, str] = {
     "order_fill": "Order filled",
@@ -93,6 +96,7 @@ KIND_LABELS: dict[str, str] = {
     "breakeven_failed": "Breakeven failed",
     "connection": "Connection problems",
     "summary": "Burst summaries",
+    "risk_limit": "Risk limit thresholds",
 }
 # Sound names map to resources/sounds/<name>.wav; None = silent.
 SOUNDS: tuple[str, ...] = ("fill", "tp", "close", "alert")
@@ -111,6 +115,7 @@ DEFAULT_SOUNDS: dict[str, str | None] = {
     "breakeven_failed": "alert",
     "connection": "alert",
     "summary": None,
+    "risk_limit": "alert",
 }
 # Connection states (as ui/theme.state_color names them) that need the user at once, and those that only
 # matter when they last (the stream reconnects by itself most of the time: a blip must not pop up anything).
