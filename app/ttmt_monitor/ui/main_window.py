@@ -248,7 +248,8 @@ class MainWindow(QMainWindow):
         # data in its model).
         self._table_specs: dict[str, tuple[Any, tuple[str, Qt.SortOrder]]] = {
             "accounts": (controller.accounts_model, ("label", Qt.SortOrder.AscendingOrder)),
-            "positions": (controller.positions_model, ("opened_at", Qt.SortOrder.DescendingOrder)),
+            # Grouped by trade (newest first), a trade's layers together in fill order (issue 17).
+            "positions": (controller.positions_model, ("trade", Qt.SortOrder.AscendingOrder)),
             "trades": (controller.trades_model, ("created_at", Qt.SortOrder.DescendingOrder)),
             "signals": (controller.signals_model, ("received_at", Qt.SortOrder.DescendingOrder)),
         }
@@ -1142,6 +1143,7 @@ class MainWindow(QMainWindow):
         row = self.controller.signals_model.get(signal_id)
         if row is not None:
             detail.set_signal(row)
+            self._name_signal_trades(detail)
         detail.trade_requested.connect(self.open_trade)
         dialog = self._detail_dialog("Signal", detail)
         asyncio.ensure_future(self._load_signal(detail, signal_id))
@@ -1158,6 +1160,29 @@ class MainWindow(QMainWindow):
             return
         if shiboken6.isValid(detail):
             detail.set_signal(signal)
+            await self._fetch_signal_trades(detail)
+
+    def _name_signal_trades(self, detail: Any) -> None:
+        """The trades a signal opened, by reference and account, from the Trades table when it has them."""
+        known = [self.controller.trades_model.get(t) for t in detail.missing_trades()]
+        detail.set_trades(t for t in known if t is not None)
+
+    async def _fetch_signal_trades(self, detail: Any) -> None:
+        """Linked trades the Trades table does not hold (older history): fetched, a few at most, so the list
+        names them too. A failure leaves the id shown; the trade still opens on double-click."""
+        self._name_signal_trades(detail)
+        client = self.controller.client
+        for trade_id in detail.missing_trades()[:12]:
+            if client is None:
+                return
+            try:
+                trade = await client.trade(trade_id)
+            except Exception:  # noqa: BLE001 - a nicety; the id stays
+                log.debug("linked trade %s not loaded", trade_id, exc_info=True)
+                continue
+            if not shiboken6.isValid(detail):
+                return
+            detail.set_trades([trade])
 
     # --- display options ------------------------------------------------------------------------------------
 
