@@ -61,7 +61,7 @@ SOURCE_TABS = ("orders", "deals")
 # TTMT's own parts, shown only where a running source has what they show (issue 12): TTMT connected, or a source
 # in the hub with the capability. Tab -> capability; table -> {column key: capability}.
 CAPABILITY_TABS = {"trades": CAP_SIGNALS, "signals": CAP_SIGNALS, "channels": CAP_SIGNALS}
-CAPABILITY_COLUMNS = {"accounts": {"open_trades": CAP_SIGNALS}, "positions": {"tp_level": CAP_TP_LEVELS},
+CAPABILITY_COLUMNS = {"accounts": {"open_trades": CAP_SIGNALS}, "positions": {"tp_level": CAP_TP_LEVELS, "trade": CAP_SIGNALS},
                       "trades": {"channel": CAP_SIGNALS}}
 TTMT_CAPABILITIES = frozenset({CAP_SIGNALS, CAP_TP_LEVELS})
 MAX_BREAKEVEN_IDS = 100_000
