@@ -120,6 +120,7 @@ def test_app_starts_without_a_ttmt_key_when_another_source_is_configured(qapp, s
             "has_ttmt": controller.has_ttmt,
             "symbols": sorted(_cells(controller.positions_model, "symbol")),
             "signals": _tab_shown(window, "signals"), "trades": _tab_shown(window, "trades"),
+            "channels": _tab_shown(window, "channels"), "trade_column": _column_shown(window, "positions", "trade"),
             "orders": _tab_shown(window, "orders"), "deals": _tab_shown(window, "deals"),
             "layer_tp": _column_shown(window, "positions", "tp_level"),
             "ttmt_state_shown": window.status._holder.isVisibleTo(window.status),  # noqa: SLF001
@@ -133,7 +134,8 @@ def test_app_starts_without_a_ttmt_key_when_another_source_is_configured(qapp, s
     assert code == 0
     assert seen["has_ttmt"] is False
     assert seen["symbols"] == ["ES", "NQ"]
-    assert not seen["signals"] and not seen["trades"], "TTMT's tabs are hidden without TTMT"
+    assert not seen["signals"] and not seen["trades"] and not seen["channels"], "TTMT's tabs are hidden without TTMT"
+    assert not seen["trade_column"]
     assert seen["orders"] and seen["deals"]
     assert not seen["layer_tp"] and not seen["channel_filter"]
     assert not seen["ttmt_state_shown"] and not seen["banner"], "no TTMT state, no 'offline' banner"

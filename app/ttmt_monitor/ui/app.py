@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ttmt_monitor")
 
-TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals")  # = settings.TABS
+TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals", "calendar",
+             "channels")  # = settings.TABS
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OTHER_INSTANCE = 0, 1, 2, 3
 NO_TTMT_INSTANCE = "no-ttmt"  # the single-instance guard's "key" of a desk without TTMT (not a secret)
 

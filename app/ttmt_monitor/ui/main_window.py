@@ -55,13 +55,15 @@ from .widgets import plain_tooltip
 log = logging.getLogger(__name__)
 
 TAB_TITLES = {"accounts": "Accounts", "positions": "Positions", "trades": "Trades", "signals": "Signals",
-              "pnl": "P&&L", "orders": "Orders", "deals": "Closed deals"}
+              "pnl": "P&&L", "orders": "Orders", "deals": "Closed deals", "calendar": "Calendar",
+              "channels": "Channels"}
 # Tabs of what only neutral sources (Tradovate, MetaApi, MT4 manager…) carry: shown once such a source runs.
 SOURCE_TABS = ("orders", "deals")
 # TTMT's own parts, shown only where a running source has what they show (issue 12): TTMT connected, or a source
 # in the hub with the capability. Tab -> capability; table -> {column key: capability}.
 CAPABILITY_TABS = {"trades": CAP_SIGNALS, "signals": CAP_SIGNALS, "channels": CAP_SIGNALS}
-CAPABILITY_COLUMNS = {"accounts": {"open_trades": CAP_SIGNALS}, "positions": {"tp_level": CAP_TP_LEVELS, "trade": CAP_SIGNALS},
+CAPABILITY_COLUMNS = {"accounts": {"open_trades": CAP_SIGNALS},
+                      "positions": {"tp_level": CAP_TP_LEVELS, "trade": CAP_SIGNALS},
                       "trades": {"channel": CAP_SIGNALS}}
 TTMT_CAPABILITIES = frozenset({CAP_SIGNALS, CAP_TP_LEVELS})
 MAX_BREAKEVEN_IDS = 100_000
@@ -348,6 +350,9 @@ class MainWindow(QMainWindow):
         self._finish_armed = True  # the next paint of the window is its first: finish the set-up right after it
         self._finish_timer: QTimer | None = None
         self._columns_menus: dict[str, QMenu] = {}
+        from .analytics_ui import AnalyticsUi
+
+        self.analytics = AnalyticsUi(self)  # risk limits, Calendar and Channels tabs, statement (issue 18)
         self._build_menus()
         self._apply_display_options()
         geometry = self.settings.geometry()
@@ -584,6 +589,9 @@ class MainWindow(QMainWindow):
         self.clear_history_action = self._action(file_menu, "&Clear local history…", self.clear_local_history)
         self.sources_action = self._action(file_menu, "&Sources…", self.open_sources)
         file_menu.addSeparator()
+        self.export_csv_action = self._action(file_menu, "&Export table to CSV…", self.export_table_csv)
+        self.analytics.add_file_actions(file_menu)
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
 
         key_menu = bar.addMenu("&Key")
@@ -660,6 +668,8 @@ class MainWindow(QMainWindow):
             self._ensure_pnl_view()
         elif name in self._table_specs:
             self.views[name]  # noqa: B018 - built on first show
+        elif name in self._table_holders and hasattr(self, "analytics"):
+            self.analytics.ensure_tab(name, self._table_holders[name])
         if remember:
             self.settings.tab = name
             self.tab_shown.emit(name)
@@ -840,6 +850,8 @@ class MainWindow(QMainWindow):
             view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))
         elif name == "signals":
             view.doubleClicked.connect(self._open_signal_at)
+        elif name == "accounts":
+            self.analytics.install_accounts_view(view)
         if self._filter_spec is not None:
             self._apply_filter(name)
         self._table_holders[name].layout().addWidget(view)
@@ -1069,6 +1081,37 @@ class MainWindow(QMainWindow):
                 message += f" The other sources' closed deals were not cleared: {describe_error(exc)}"
         self.status.showMessage(message, 8000)
 
+    def current_table_view(self) -> Any:
+        """The table the current tab shows (a desk table, or a view's own table), or None (the P&L chart)."""
+        name = self.current_tab()
+        if name in self._table_specs:
+            return self.views[name]
+        widget = self.analytics.views.get(name, self.tabs.currentWidget())
+        finder = getattr(widget, "export_table_view", None)
+        return finder() if callable(finder) else None
+
+    def export_table_csv(self) -> None:
+        """File → Export table to CSV…: the current tab's table as shown (filtered, sorted, visible columns)."""
+        self._export_task = asyncio.ensure_future(self._export_table_csv())
+
+    async def _export_table_csv(self) -> tuple[str, int] | None:
+        """(path, rows written), or None when there was nothing to export, the user cancelled or it failed."""
+        from .table_export import export_view
+
+        view = self.current_table_view()
+        if view is None:
+            self.status.showMessage("This tab has no table to export.", 8000)
+            return None
+        try:
+            done = await export_view(self, view, self.current_tab(), utc=self.settings.utc)
+        except OSError as exc:
+            self.status.showMessage(f"Table not exported: {exc.strerror or exc}", 10000)
+            return None
+        if done is not None:
+            path, count = done
+            self.status.showMessage(f"Exported {count} rows to {path}", 10000)
+        return done
+
     # --- details ----------------------------------------------------------------------------------------------
 
     def _open_trade_at(self, view: DeskTableView, index: QModelIndex) -> None:
@@ -1195,6 +1238,8 @@ class MainWindow(QMainWindow):
             model.set_options(options)
         self.summary.set_scheme(options.pl_scheme, options.dark)
         self._refresh_summary()
+        if hasattr(self, "analytics"):
+            self.analytics.options_changed()
 
     def _on_utc(self, on: bool) -> None:
         self.settings.utc = on
