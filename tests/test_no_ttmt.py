@@ -272,3 +272,46 @@ def test_demo_without_ttmt_smoke_test_end_to_end(tmp_path):
     assert "trades=0" in proc.stdout  # no TTMT simulator was started
     assert shot.stat().st_size > 10_000
     assert "Traceback" not in proc.stderr
+
+
+def test_add_ttmt_key_restarts_the_window_with_ttmt(qapp, sim, settings, no_key, monkeypatch):
+    """Key → Add TTMT key… on a desk without TTMT: the window comes back with TTMT (the replace-key path), and the
+    "without TTMT" choice is forgotten."""
+    settings.without_ttmt = True
+    settings.base_url = sim.base_url
+
+    async def ask(_base_url: str, _parent: Any = None, *, offer_without: bool = False) -> str | None:
+        assert not offer_without
+        return sim.api_key
+
+    monkeypatch.setattr(app_module, "_ask_key", ask)
+
+    async def scenario() -> tuple[int, list[bool], bool]:
+        seen: list[bool] = []
+
+        def window() -> MainWindow | None:
+            return next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
+                        None)
+
+        async def user() -> None:
+            await until(lambda: window() is not None, 30, "the desk without TTMT")
+            first = window()
+            assert first is not None
+            seen.append(first.controller.has_ttmt)
+            first.add_key_action.trigger()
+            await until(lambda: (w := window()) is not None and w is not first and w.controller.has_ttmt, 30,
+                        "the desk again, with TTMT")
+            second = window()
+            assert second is not None
+            seen.append(second.controller.has_ttmt)
+            await until(lambda: second.controller.accounts_model.rowCount() > 0, 30, "TTMT's accounts")
+            seen.append(second.tabs.isTabVisible(TABS.index("signals")))
+            second.quit()  # maybe while its start-up is still loading: the app must not wait for a close gone by
+
+        code, _ = await asyncio.gather(app_module.run(app_module.build_parser().parse_args([]), settings), user())
+        return code, seen, settings.without_ttmt
+
+    code, seen, still_without = run_on_qasync(scenario)
+    assert code == 0
+    assert seen == [False, True, True]
+    assert not still_without

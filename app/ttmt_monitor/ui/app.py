@@ -405,6 +405,9 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
                     QTimer.singleShot(0, lambda into=into: into.__setitem__(0, time.time()))
 
         window.painted.connect(on_paint)
+    # Closed while the start-up was still loading: ``closed`` fired before anyone waited for it.
+    closed_early: list[bool] = []
+    window.closed.connect(lambda: closed_early.append(True))
     window.show()
     try:
         ok = await start_task
@@ -420,7 +423,8 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
             return await _capture(args, window, controller, ok)
         if args.quit_after:
             asyncio.get_running_loop().call_later(args.quit_after, window.quit)
-        await _await_signal(window.closed)
+        if not closed_early:
+            await _await_signal(window.closed)
         return next_connection[0] if next_connection else EXIT_OK
     finally:
         if window.isVisible():
