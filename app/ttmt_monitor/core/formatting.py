@@ -29,6 +29,7 @@ __all__ = [
     "MINUS",
     "currency_precision",
     "format_age",
+    "format_axis_amount",
     "format_money",
     "format_pl",
     "format_price",
@@ -186,6 +187,22 @@ def format_price(value: Decimal | None, symbol: str | None) -> str:
         number = _quantize(number, digits)
     text = f"{number:f}"
     return (MINUS + text[1:]) if text.startswith("-") else text
+
+
+def format_axis_amount(value: float, spacing: float) -> str:
+    """A chart axis tick for an amount of money: thousands separated, a true minus, as many decimals as the tick
+    spacing needs (none for 500-steps, two at most: a cent is the finest step money has): ``"−25,000"``,
+    ``"1,500"``, ``"0.25"``. The currency goes in the axis label, not in every tick. Ticks are plot coordinates
+    (floats), not money: they only label the scale."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return ""
+    places = 0
+    step = abs(spacing)
+    while places < 2 and step and round(step * 10**places, 9) % 1:
+        places += 1
+    text = f"{abs(value):,.{places}f}"
+    negative = value < 0 and float(text.replace(",", "")) != 0
+    return (MINUS + text) if negative else text
 
 
 def format_volume(lots: Decimal | None) -> str:

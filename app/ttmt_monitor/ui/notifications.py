@@ -38,7 +38,7 @@ from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
 
 from ..core.models import Event, Trade
-from ..core.notify import Notification, NotificationRules, NotifySettings
+from ..core.notify import Notification, NotificationRules, NotifySettings, status_line
 
 SETTINGS_KEY = "notifications/rules"
 CLOSE_TO_TRAY_KEY = "notifications/close_to_tray"
@@ -458,7 +458,7 @@ class Notifier(QObject):
                 self._last_popup_trade = n.trade_id
                 route = "tray"
             else:
-                self.banner_requested.emit(f"{n.title}: {n.body}")
+                self.banner_requested.emit(status_line(n))  # one line, never the same words twice
                 route = "banner"
             if n.sound and not n.quiet:
                 self.sounds.play(n.sound)
