@@ -99,6 +99,8 @@ def touched_keys(event: m.Event) -> tuple[set[str], set[str]]:
 class DeskController(QObject):
     """Owns the client, the stream consumer and the desk state; feeds the models. See the module docstring."""
 
+    has_ttmt = True  # a desk with a TTMT connection (ui/no_ttmt.NoTTMTController: False)
+
     events_applied = Signal(list, object)  # (events of one batch, the last core Change of the batch)
     connection_changed = Signal(str, str)  # (state, detail): live, connecting, reconnecting, resyncing, ...
     loaded = Signal()  # the first snapshot is in the models

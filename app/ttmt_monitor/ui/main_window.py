@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from ..core import formatting as fmt
 from ..core.models import BreakevenSet
+from ..sources.base import CAP_SIGNALS, CAP_TP_LEVELS
 from . import theme
 from .accounts_model import AccountRow
 from .controller import DeskController, describe_error
@@ -58,6 +59,13 @@ TAB_TITLES = {"accounts": "Accounts", "positions": "Positions", "trades": "Trade
               "channels": "Channels"}
 # Tabs of what only neutral sources (Tradovate, MetaApi, MT4 manager…) carry: shown once such a source runs.
 SOURCE_TABS = ("orders", "deals")
+# TTMT's own parts, shown only where a running source has what they show (issue 12): TTMT connected, or a source
+# in the hub with the capability. Tab -> capability; table -> {column key: capability}.
+CAPABILITY_TABS = {"trades": CAP_SIGNALS, "signals": CAP_SIGNALS, "channels": CAP_SIGNALS}
+CAPABILITY_COLUMNS = {"accounts": {"open_trades": CAP_SIGNALS},
+                      "positions": {"tp_level": CAP_TP_LEVELS, "trade": CAP_SIGNALS},
+                      "trades": {"channel": CAP_SIGNALS}}
+TTMT_CAPABILITIES = frozenset({CAP_SIGNALS, CAP_TP_LEVELS})
 MAX_BREAKEVEN_IDS = 100_000
 # Events after which an open trade detail re-reads its trade from REST (coalesced over RELOAD_DELAY_S).
 MILESTONE_EVENTS = frozenset({"order_fill", "tp_hit", "position_closed", "breakeven_set", "trade_finalized"})
@@ -341,6 +349,7 @@ class MainWindow(QMainWindow):
         self._setup_finished = False
         self._finish_armed = True  # the next paint of the window is its first: finish the set-up right after it
         self._finish_timer: QTimer | None = None
+        self._columns_menus: dict[str, QMenu] = {}
         from .analytics_ui import AnalyticsUi
 
         self.analytics = AnalyticsUi(self)  # risk limits, Calendar and Channels tabs, statement (issue 18)
@@ -350,7 +359,7 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         self.fit_to_screen()  # a geometry saved on a bigger monitor (or the default size) on a laptop screen
-        self.select_tab(self.settings.tab)
+        self.select_tab("accounts" if self.desk_is_empty() else self.settings.tab)  # empty: how to add a source
         self._on_tab_changed(self.tabs.currentIndex(), remember=False)  # (no signal when it was current already)
         self._on_connection(controller.connection_state, controller.connection_detail)
         if controller.stale_as_of is not None:
@@ -586,8 +595,11 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
 
         key_menu = bar.addMenu("&Key")
-        self._action(key_menu, "&Replace key…", self.replace_key_requested.emit)
-        self._action(key_menu, "&Forget key", self.forget_key_requested.emit)
+        if self.has_ttmt:
+            self._action(key_menu, "&Replace key…", self.replace_key_requested.emit)
+            self._action(key_menu, "&Forget key", self.forget_key_requested.emit)
+        else:  # the app restarts the window with TTMT beside the same sources
+            self.add_key_action = self._action(key_menu, "&Add TTMT key…", self.replace_key_requested.emit)
 
         view_menu = bar.addMenu("&View")
         self._action(view_menu, "&Find", self.filter_bar.focus_search, QKeySequence.StandardKey.Find)
@@ -595,6 +607,8 @@ class MainWindow(QMainWindow):
         for name in self._table_specs:
             sub = columns.addMenu(TAB_TITLES[name])
             sub.aboutToShow.connect(lambda sub=sub, name=name: self._fill_columns_menu(sub, self.views[name]))
+            self._columns_menus[name] = sub
+        self._update_capabilities()
         # View → Notifications and Notification settings… go here once notifications are built (_wire_notifications
         # inserts them before this separator).
         self._view_menu = view_menu
@@ -642,7 +656,7 @@ class MainWindow(QMainWindow):
     # --- tabs -------------------------------------------------------------------------------------------------
 
     def select_tab(self, name: str) -> None:
-        if name in TABS:
+        if name in TABS and self.tabs.isTabVisible(TABS.index(name)):
             self.tabs.setCurrentIndex(TABS.index(name))
 
     def current_tab(self) -> str:
@@ -670,6 +684,105 @@ class MainWindow(QMainWindow):
             for name in ("accounts", "positions"):
                 if name in self.views:
                     self._show_source_column(self.views[name])
+        self._update_capabilities()
+
+    # --- what TTMT alone has, shown where a source has it (issue 12) -----------------------------------------------
+
+    @property
+    def has_ttmt(self) -> bool:
+        """Whether this desk has a TTMT connection (ui/no_ttmt.NoTTMTController: no)."""
+        return bool(getattr(self.controller, "has_ttmt", True))
+
+    def capabilities(self) -> frozenset[str]:
+        """What the running sources can show: the hub's sources' capabilities, and TTMT's with TTMT connected."""
+        caps = set(self.hub.capabilities()) if self.hub is not None else set()
+        if self.has_ttmt:
+            caps |= TTMT_CAPABILITIES
+        return frozenset(caps)
+
+    def _update_capabilities(self) -> None:
+        """Show TTMT's tabs (Trades, Signals…) and columns (channel, layer TP…) only where a running source has
+        them; the friendly empty state instead of an empty grid when the desk has no source at all."""
+        caps = self.capabilities()
+        for name, cap in CAPABILITY_TABS.items():
+            if name in TABS:
+                self.tabs.setTabVisible(TABS.index(name), cap in caps)
+                menu = getattr(self, "_columns_menus", {}).get(name)
+                if menu is not None:
+                    menu.menuAction().setVisible(cap in caps)
+        for name in CAPABILITY_COLUMNS:
+            if name in self.views:
+                self._apply_column_capabilities(self.views[name], caps)
+        filter_bar = getattr(self, "filter_bar", None)  # (built after the tabs)
+        if filter_bar is not None:
+            filter_bar.channel_combo.setVisible(CAP_SIGNALS in caps)
+        self._update_empty_state()
+
+    def _apply_column_capabilities(self, view: DeskTableView, caps: frozenset[str]) -> None:
+        wanted = CAPABILITY_COLUMNS.get(view.settings_key, {})
+        view.set_unavailable_columns([key for key, cap in wanted.items() if cap not in caps])
+
+    def desk_is_empty(self) -> bool:
+        """No TTMT and no other source, running or configured (File → Sources…): nothing to show yet."""
+        if self.has_ttmt or (self.hub is not None and self.hub.sources()):
+            return False
+        try:
+            from .source_config import load_sources
+
+            return not any(c.enabled for c in load_sources(self.settings))
+        except Exception:  # noqa: BLE001 - unreadable source settings: the empty grid then, not a crash
+            return False
+
+    def _update_empty_state(self) -> None:
+        empty = self.desk_is_empty()
+        widget = getattr(self, "empty_state", None)
+        if empty and widget is None:
+            widget = self.empty_state = self._build_empty_state()
+            layout = self._table_holders["accounts"].layout()
+            if layout is not None:
+                layout.addWidget(widget)
+        if widget is not None:
+            widget.setVisible(empty)
+        if "accounts" in self.views:
+            self.views["accounts"].setVisible(not empty)
+
+    def _build_empty_state(self) -> QWidget:
+        """What a first run without TTMT shows in the Accounts tab: what the desk watches and how to add a source."""
+        from PySide6.QtWidgets import QHBoxLayout
+
+        from .widgets import plain_label
+
+        box = QWidget()
+        box.setObjectName("EmptyDesk")
+        outer = QVBoxLayout(box)
+        outer.addStretch(1)
+        title = plain_label("No sources yet", selectable=False)
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        title.setFont(font)
+        body = plain_label(
+            "TTMT Monitor watches your trading accounts, read-only: Tradovate, MetaApi (MT4/MT5 in the cloud),\n"
+            "an MT4 manager server, and TTMT. Add a source with File → Sources…: its accounts, positions,\n"
+            "orders and closed deals appear here, and its state in the status bar.", selectable=False)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.empty_add_source = QPushButton("Add a source…")
+        self.empty_add_source.setDefault(True)
+        self.empty_add_source.clicked.connect(lambda _=False: self.open_sources())
+        buttons.addWidget(self.empty_add_source)
+        if not self.has_ttmt:
+            add_key = QPushButton("Add TTMT key…")
+            add_key.clicked.connect(lambda _=False: self.replace_key_requested.emit())
+            buttons.addWidget(add_key)
+        buttons.addStretch(1)
+        for label in (title, body):
+            label.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+            outer.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addSpacing(8)
+        outer.addLayout(buttons)
+        outer.addStretch(2)
+        return box
 
     @staticmethod
     def _show_source_column(view: DeskTableView) -> None:
@@ -731,6 +844,7 @@ class MainWindow(QMainWindow):
         restored = view.restore_layout(self.settings.qs)
         if not restored and name in ("accounts", "positions") and self.hub is not None and self.hub.sources():
             self._show_source_column(view)
+        self._apply_column_capabilities(view, self.capabilities())
         self.views[name] = view
         if name in ("trades", "positions"):
             view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))
@@ -741,7 +855,9 @@ class MainWindow(QMainWindow):
         if self._filter_spec is not None:
             self._apply_filter(name)
         self._table_holders[name].layout().addWidget(view)
-        view.show()  # at once, not on the next loop turn (a child added to a shown widget waits for that)
+        # At once, not on the next loop turn (a child added to a shown widget waits for that); an empty desk's
+        # Accounts tab shows how to add a source instead.
+        view.setVisible(not (name == "accounts" and self.desk_is_empty()))
         return view
 
     def _ensure_pnl_view(self) -> Any:
