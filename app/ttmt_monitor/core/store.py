@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
+from .jsontext import LazyObject
 
 # Re-exported: where the files live was defined here first (core/paths.py keeps it importable without sqlite3).
 from .paths import (  # noqa: F401
@@ -385,6 +386,9 @@ def _put_events(conn: sqlite3.Connection, envelopes: list[dict[str, Any]]) -> No
         if not isinstance(event_id, int):
             continue  # control frames (recycle, auth_revoked) and synthetic events are not history
         last = max(last, event_id)
+        data = env.get("data")
+        if isinstance(data, LazyObject):
+            env["data"] = data.value()
         rows.append((event_id, env.get("type"), ts_text(env.get("timestamp")), _event_account(env), dumps(env)))
         data = env.get("data")
         if isinstance(data, dict):
@@ -1021,7 +1025,8 @@ class Store:
                 envelopes.append({
                     "type": event.type, "eventId": event.event_id,
                     "timestamp": ts_text(event.timestamp) if event.timestamp else None,
-                    "data": event.raw if isinstance(event.raw, dict) else {},
+                    # A lazily parsed payload is parsed on the store thread (in _put_events), not here.
+                    "data": event.raw if isinstance(event.raw, Mapping) else {},
                 })
         if not envelopes:
             return
