@@ -352,6 +352,31 @@ class DeskController(QObject):
             self._spawn(self._run_stream())
         if self.store is not None:
             self._spawn(self._backfill())
+            self._spawn(self._check_store())
+
+    async def _check_store(self) -> None:
+        """The history file's integrity check its opening skipped (Store.open(check=False): it reads every page,
+        and an every-day start should not wait for it), now that the data is on screen; a damaged file is moved
+        aside and replaced, as an open would have done, and the user is told."""
+        store = self.store
+        if store is None or not getattr(store, "check_pending", False):
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            problem = await loop.run_in_executor(None, store.check_integrity)
+            if problem is None or self._closing or self.store is not store:
+                return
+            import sqlite3
+
+            fresh = await loop.run_in_executor(None, store.recover, sqlite3.DatabaseError(problem))
+        except Exception as exc:  # noqa: BLE001 - the history is a convenience
+            log.warning("local history check failed: %s", describe_error(exc))
+            return
+        if self._closing:
+            fresh.close()
+            return
+        self.store = fresh
+        self._tell_history(fresh.messages)
 
     async def _load_history_page(self, prefetch: SnapshotPrefetch) -> None:
         """The newest page of trade history after the first paint (the prefetch asks for it once the snapshot's
