@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .early import EarlyStart
 
 log = logging.getLogger("ttmt_monitor")
+START_GC_GRACE_MS = 5000  # the cyclic collector's first timed pass (ui/gc_guard.py)
 
 TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals")  # = settings.TABS
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OTHER_INSTANCE = 0, 1, 2, 3
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
     # The store's writer thread and executors allocate too: keep cyclic GC (which may free Qt objects) on this thread.
     from .gc_guard import MainThreadGarbageCollector
 
-    collector = MainThreadGarbageCollector(parent=app)
+    # The first pass after the start-up (the desk collects once itself after its first paint with data).
+    collector = MainThreadGarbageCollector(parent=app, first_ms=START_GC_GRACE_MS)
     try:
         return run_qasync(app, lambda: run(args, settings, early))
     except KeyboardInterrupt:

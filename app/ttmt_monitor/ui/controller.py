@@ -190,6 +190,7 @@ class DeskController(QObject):
         # with data instead of a fixed 30 ms.
         self.window_reports_paint = False
         self._painted_with_data: asyncio.Future[None] | None = None
+        self._painted_with_cache: asyncio.Future[None] | None = None
         self._painted_after_load = False
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
@@ -257,8 +258,10 @@ class DeskController(QObject):
             if self.showing_cache:
                 prefetch = None  # there is history after all: a delta sync reads only what changed
                 if self.client is None:
-                    # Let the window paint the history before the HTTP client is imported and made (~0.1-0.2 s).
-                    await asyncio.sleep(0.03)
+                    # Let the window paint the history before the HTTP client is imported and made (~0.1-0.3 s,
+                    # all of it holding the loop): until that paint (at most PAINT_WAIT_S), not a fixed 30 ms,
+                    # which a loaded machine's first paint overran (the history then waited for the import).
+                    await self._first_cache_paint()
         try:
             if self.store is not None and prefetch is None and not first_run:
                 await self._delta_start()
@@ -299,6 +302,9 @@ class DeskController(QObject):
     def note_paint(self) -> None:
         """The window painted (MainWindow.paintEvent); the first time with data, the after-load work may go on."""
         if not self.started:
+            cache_waiter = self._painted_with_cache
+            if self.showing_cache and cache_waiter is not None and not cache_waiter.done():
+                cache_waiter.set_result(None)
             return
         self._painted_after_load = True
         waiter = self._painted_with_data
@@ -320,6 +326,20 @@ class DeskController(QObject):
             pass
         finally:
             self._painted_with_data = None
+
+    async def _first_cache_paint(self) -> None:
+        """Until the window has painted the local history (at most PAINT_WAIT_S), or 30 ms without a window that
+        reports its paints."""
+        if not self.window_reports_paint:
+            await asyncio.sleep(0.03)
+            return
+        waiter = self._painted_with_cache = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(waiter, PAINT_WAIT_S)
+        except TimeoutError:
+            pass
+        finally:
+            self._painted_with_cache = None
 
     async def _after_load(self, client_pending: bool) -> None:
         """After the first data is on screen: the local history file on a first run, the HTTP client (when the
