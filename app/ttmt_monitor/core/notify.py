@@ -53,6 +53,7 @@ KINDS: tuple[str, ...] = (
     "breakeven_failed",
     "connection",
     "summary",
+    "risk_limit",
 )
 KIND_LABELS: dict[str, str] = {
     "order_fill": "Order filled",
@@ -63,6 +64,7 @@ KIND_LABELS: dict[str, str] = {
     "breakeven_failed": "Breakeven failed",
     "connection": "Connection problems",
     "summary": "Burst summaries",
+    "risk_limit": "Risk limit thresholds",
 }
 # Sound names map to resources/sounds/<name>.wav; None = silent.
 SOUNDS: tuple[str, ...] = ("fill", "tp", "close", "alert")
@@ -81,6 +83,7 @@ DEFAULT_SOUNDS: dict[str, str | None] = {
     "breakeven_failed": "alert",
     "connection": "alert",
     "summary": None,
+    "risk_limit": "alert",
 }
 # Connection states (as ui/theme.state_color names them) that need the user at once, and those that only
 # matter when they last (the stream reconnects by itself most of the time: a blip must not pop up anything).

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("ttmt_monitor")
 START_GC_GRACE_MS = 5000  # the cyclic collector's first timed pass (ui/gc_guard.py)
 
-TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals")  # = settings.TABS
+TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals", "calendar",
+             "channels")  # = settings.TABS
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OTHER_INSTANCE = 0, 1, 2, 3
 
 
@@ -310,6 +311,11 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     from .desk import SourceHub
 
     hub = SourceHub()
+    if not connection.demo:  # the demo's simulated deals are not a trader's history
+        from ..core.deal_history import DealHistory
+        from ..core.paths import default_data_dir
+
+        hub.attach_history(lambda: DealHistory.open(default_data_dir() / "history"))
     for kind, config, secrets in connection.sources:
         try:
             hub.add(kind.create(config, secrets))

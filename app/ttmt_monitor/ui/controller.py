@@ -139,7 +139,8 @@ class DeskController(QObject):
         self.accounts_model = AccountsModel(self)
         self.positions_model = PositionsModel(self)
         self.trades_model = TradesModel(self)
-        self.positions_model.trade_lookup = self.trades_model.get  # tells a runner layer (no TP of its own)
+        # The trade of a position: its reference, a runner layer (no TP of its own), the grouping by trade.
+        self.positions_model.follow_trades(self.trades_model)
         self.signals_model = SignalsModel(self)
         self.trades_model.fetch_more_handler = self._schedule_fetch_more
         for model in (self.accounts_model, self.positions_model, self.trades_model, self.signals_model):

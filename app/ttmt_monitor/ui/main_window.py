@@ -54,7 +54,8 @@ from .widgets import plain_tooltip
 log = logging.getLogger(__name__)
 
 TAB_TITLES = {"accounts": "Accounts", "positions": "Positions", "trades": "Trades", "signals": "Signals",
-              "pnl": "P&&L", "orders": "Orders", "deals": "Closed deals"}
+              "pnl": "P&&L", "orders": "Orders", "deals": "Closed deals", "calendar": "Calendar",
+              "channels": "Channels"}
 # Tabs of what only neutral sources (Tradovate, MetaApi, MT4 manager…) carry: shown once such a source runs.
 SOURCE_TABS = ("orders", "deals")
 MAX_BREAKEVEN_IDS = 100_000
@@ -241,7 +242,8 @@ class MainWindow(QMainWindow):
         # data in its model).
         self._table_specs: dict[str, tuple[Any, tuple[str, Qt.SortOrder]]] = {
             "accounts": (controller.accounts_model, ("label", Qt.SortOrder.AscendingOrder)),
-            "positions": (controller.positions_model, ("opened_at", Qt.SortOrder.DescendingOrder)),
+            # Grouped by trade (newest first), a trade's layers together in fill order (issue 17).
+            "positions": (controller.positions_model, ("trade", Qt.SortOrder.AscendingOrder)),
             "trades": (controller.trades_model, ("created_at", Qt.SortOrder.DescendingOrder)),
             "signals": (controller.signals_model, ("received_at", Qt.SortOrder.DescendingOrder)),
         }
@@ -339,6 +341,9 @@ class MainWindow(QMainWindow):
         self._setup_finished = False
         self._finish_armed = True  # the next paint of the window is its first: finish the set-up right after it
         self._finish_timer: QTimer | None = None
+        from .analytics_ui import AnalyticsUi
+
+        self.analytics = AnalyticsUi(self)  # risk limits, Calendar and Channels tabs, statement (issue 18)
         self._build_menus()
         self._apply_display_options()
         geometry = self.settings.geometry()
@@ -575,6 +580,9 @@ class MainWindow(QMainWindow):
         self.clear_history_action = self._action(file_menu, "&Clear local history…", self.clear_local_history)
         self.sources_action = self._action(file_menu, "&Sources…", self.open_sources)
         file_menu.addSeparator()
+        self.export_csv_action = self._action(file_menu, "&Export table to CSV…", self.export_table_csv)
+        self.analytics.add_file_actions(file_menu)
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
 
         key_menu = bar.addMenu("&Key")
@@ -646,6 +654,8 @@ class MainWindow(QMainWindow):
             self._ensure_pnl_view()
         elif name in self._table_specs:
             self.views[name]  # noqa: B018 - built on first show
+        elif name in self._table_holders and hasattr(self, "analytics"):
+            self.analytics.ensure_tab(name, self._table_holders[name])
         if remember:
             self.settings.tab = name
             self.tab_shown.emit(name)
@@ -726,6 +736,8 @@ class MainWindow(QMainWindow):
             view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))
         elif name == "signals":
             view.doubleClicked.connect(self._open_signal_at)
+        elif name == "accounts":
+            self.analytics.install_accounts_view(view)
         if self._filter_spec is not None:
             self._apply_filter(name)
         self._table_holders[name].layout().addWidget(view)
@@ -922,7 +934,8 @@ class MainWindow(QMainWindow):
     async def _clear_local_history(self) -> None:
         from PySide6.QtWidgets import QMessageBox
 
-        if getattr(self.controller, "store", None) is None:
+        hub_keeps = self.hub is not None and self.hub.keeps_history
+        if getattr(self.controller, "store", None) is None and not hub_keeps:
             self.status.showMessage("No local history is kept for this desk.", 8000)
             return
         # Non-blocking confirmation: open() + await its finished signal (exec() would nest a loop in a coroutine).
@@ -944,7 +957,44 @@ class MainWindow(QMainWindow):
         if not yes:
             return
         self.status.showMessage("Clearing local history…", 8000)
-        self.status.showMessage(await self.controller.clear_local_history(), 8000)
+        message = await self.controller.clear_local_history()
+        if hub_keeps and self.hub is not None:
+            try:
+                await self.hub.clear_history()
+            except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+                message += f" The other sources' closed deals were not cleared: {describe_error(exc)}"
+        self.status.showMessage(message, 8000)
+
+    def current_table_view(self) -> Any:
+        """The table the current tab shows (a desk table, or a view's own table), or None (the P&L chart)."""
+        name = self.current_tab()
+        if name in self._table_specs:
+            return self.views[name]
+        widget = self.analytics.views.get(name, self.tabs.currentWidget())
+        finder = getattr(widget, "export_table_view", None)
+        return finder() if callable(finder) else None
+
+    def export_table_csv(self) -> None:
+        """File → Export table to CSV…: the current tab's table as shown (filtered, sorted, visible columns)."""
+        self._export_task = asyncio.ensure_future(self._export_table_csv())
+
+    async def _export_table_csv(self) -> tuple[str, int] | None:
+        """(path, rows written), or None when there was nothing to export, the user cancelled or it failed."""
+        from .table_export import export_view
+
+        view = self.current_table_view()
+        if view is None:
+            self.status.showMessage("This tab has no table to export.", 8000)
+            return None
+        try:
+            done = await export_view(self, view, self.current_tab(), utc=self.settings.utc)
+        except OSError as exc:
+            self.status.showMessage(f"Table not exported: {exc.strerror or exc}", 10000)
+            return None
+        if done is not None:
+            path, count = done
+            self.status.showMessage(f"Exported {count} rows to {path}", 10000)
+        return done
 
     # --- details ----------------------------------------------------------------------------------------------
 
@@ -1020,6 +1070,7 @@ class MainWindow(QMainWindow):
         row = self.controller.signals_model.get(signal_id)
         if row is not None:
             detail.set_signal(row)
+            self._name_signal_trades(detail)
         detail.trade_requested.connect(self.open_trade)
         dialog = self._detail_dialog("Signal", detail)
         asyncio.ensure_future(self._load_signal(detail, signal_id))
@@ -1036,6 +1087,29 @@ class MainWindow(QMainWindow):
             return
         if shiboken6.isValid(detail):
             detail.set_signal(signal)
+            await self._fetch_signal_trades(detail)
+
+    def _name_signal_trades(self, detail: Any) -> None:
+        """The trades a signal opened, by reference and account, from the Trades table when it has them."""
+        known = [self.controller.trades_model.get(t) for t in detail.missing_trades()]
+        detail.set_trades(t for t in known if t is not None)
+
+    async def _fetch_signal_trades(self, detail: Any) -> None:
+        """Linked trades the Trades table does not hold (older history): fetched, a few at most, so the list
+        names them too. A failure leaves the id shown; the trade still opens on double-click."""
+        self._name_signal_trades(detail)
+        client = self.controller.client
+        for trade_id in detail.missing_trades()[:12]:
+            if client is None:
+                return
+            try:
+                trade = await client.trade(trade_id)
+            except Exception:  # noqa: BLE001 - a nicety; the id stays
+                log.debug("linked trade %s not loaded", trade_id, exc_info=True)
+                continue
+            if not shiboken6.isValid(detail):
+                return
+            detail.set_trades([trade])
 
     # --- display options ------------------------------------------------------------------------------------
 
@@ -1048,6 +1122,8 @@ class MainWindow(QMainWindow):
             model.set_options(options)
         self.summary.set_scheme(options.pl_scheme, options.dark)
         self._refresh_summary()
+        if hasattr(self, "analytics"):
+            self.analytics.options_changed()
 
     def _on_utc(self, on: bool) -> None:
         self.settings.utc = on

@@ -28,6 +28,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
@@ -433,6 +434,12 @@ class Notifier(QObject):
         self.rules.settings = settings
         if save:
             save_notify_settings(settings, self.settings_store)
+
+    def notify(self, n: Notification) -> None:
+        """A notification the window decided itself (a risk limit's threshold crossed): through the user's
+        switch for its kind, quiet hours and sound, then delivered like the others."""
+        if self.rules.settings.is_enabled(n.kind):
+            self.deliver([self.rules._finish(n, datetime.now(UTC))])  # noqa: SLF001 - the rules' own finishing
 
     def _on_popup_clicked(self) -> None:
         if self._last_popup_trade:

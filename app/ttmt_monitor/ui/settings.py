@@ -15,7 +15,7 @@ ORG = "ttmt-monitor"
 APP = "ttmt-monitor"
 THEMES = ("system", "light", "dark")
 PL_SCHEMES = ("green_up", "red_up", "colorblind")
-TABS = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals")
+TABS = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals", "calendar", "channels")
 
 
 def init_application_names() -> None:

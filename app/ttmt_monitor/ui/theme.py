@@ -108,6 +108,39 @@ def state_color(state: str, dark: bool) -> QColor:
     return QColor(pair[1] if dark else pair[0])
 
 
+LIMIT_LEVELS: tuple[str, ...] = ("ok", "warn", "breached")
+
+
+def limit_color(level: str, dark: bool, scheme: str = "green_up") -> QColor:
+    """Text and bar colour of a risk limit's use (ui/risk_limits): plenty of room (``ok``: green, blue in the
+    colour-blind scheme), close to it (``warn``: orange) and reached (``breached``: red). The words of the cell
+    ("212.40 of 500.00 USD left", "breached") carry the meaning too, so colour is never its only carrier."""
+    if level == "breached":
+        pair = _RED
+    elif level == "warn":
+        pair = _ORANGE
+    else:
+        pair = _BLUE if scheme == "colorblind" else _GREEN
+    return QColor(pair[1] if dark else pair[0])
+
+
+CALENDAR_MAX_TINT = 80  # alpha (of 255) of the P&L calendar's strongest day
+
+
+def calendar_tint(sign: int, scheme: str, dark: bool, strength: float) -> QColor:
+    """The background of a P&L calendar day: the sign's colour, as strong as the day is big (0..1). Its text is
+    drawn in the ordinary text colour (a P&L colour on its own tint falls under 4.5:1); the sign is in the text."""
+    colour = QColor(pl_color(sign, scheme, dark))
+    colour.setAlpha(int(12 + (CALENDAR_MAX_TINT - 12) * max(0.0, min(strength, 1.0))))
+    return colour
+
+
+def _over(top: QColor, bottom: QColor) -> QColor:
+    """``top`` (with its alpha) composited over an opaque ``bottom``."""
+    a = top.alphaF()
+    return QColor(*(round(getattr(top, c)() * a + getattr(bottom, c)() * (1 - a)) for c in ("red", "green", "blue")))
+
+
 def text_color(dark: bool) -> QColor:
     """Ordinary text (a zero P&L in the summary strip): our palette's WindowText for light or dark."""
     return QColor(_PALETTES["dark" if dark else "light"]["WindowText"])
@@ -148,6 +181,15 @@ def colour_pairs(dark: bool) -> list[tuple[str, QColor, QColor]]:
         pairs.append((f"stale on {where}", STALE_COLOR(dark), bg))
     for state in ("live", "connecting", "reconnecting", "resyncing", "offline", "auth_error", "conflict"):
         pairs.append((f"state {state} on window", state_color(state, dark), rows["window"]))
+    # Risk limit bars in the Accounts table (text and bar on the rows), and the P&L calendar's cells (window).
+    for scheme in PL_SCHEMES:
+        for level in LIMIT_LEVELS:
+            for where, bg in rows.items():
+                pairs.append((f"{scheme} limit {level} on {where}", limit_color(level, dark, scheme), bg))
+        for sign in (1, -1):
+            for where, bg in rows.items():
+                pairs.append((f"text on the strongest {scheme} calendar day {sign} on {where}", text_color(dark),
+                               _over(calendar_tint(sign, scheme, dark, 1.0), bg)))
     return pairs
 
 
