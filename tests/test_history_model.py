@@ -19,7 +19,6 @@ from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader
 from ttmt_monitor.sim.history import history_wires
 from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.ui import history_model as hm
-from ttmt_monitor.ui.filter_bar import FilterSpec
 from ttmt_monitor.ui.history_model import PassThroughProxy, StoreTradesModel, totals_text
 from ttmt_monitor.ui.table_base import ROW_ROLE
 from ttmt_monitor.ui.trades_model import TradesModel
