@@ -15,7 +15,7 @@ import pytest
 from ttmt_monitor.core import store as store_mod
 from ttmt_monitor.core.pips import pip_size, pips
 from ttmt_monitor.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, dumps, ts_text
-from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader, realized_totals
+from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader, decode_row, realized_totals
 from ttmt_monitor.sim.history import T0, history_wires
 from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.ui.filter_bar import FilterSpec
@@ -60,7 +60,8 @@ def _order(store: Store, flt: HistoryFilter, key: str | None = "created_at", des
     reader = HistoryReader(store.path, CODEC.decode_trade)
     try:
         ordered = reader.order(flt, key, desc).result(30)
-        rows = reader.page(list(ordered.rowids)).result(30) if ordered.count else []
+        raws = reader.page(list(ordered.rowids)).result(30) if ordered.count else []
+        rows = [decode_row(r, CODEC.decode_trade) for r in raws]
     finally:
         reader.close()
     by_rowid = {r.rowid: r for r in rows}

@@ -40,7 +40,8 @@ from .models import TRADE_OPEN_STATUSES, TRADE_STATUSES, TRADE_TERMINAL_STATUSES
 from .pips import pip_size_float, pips
 
 __all__ = [
-    "INDEX_COLUMNS", "SORT_KEYS", "HistoryFilter", "HistoryReader", "Ordered", "PageRow", "base_symbol",
+    "INDEX_COLUMNS", "SORT_KEYS", "HistoryFilter", "HistoryReader", "Ordered", "PageRow", "RawRow", "base_symbol",
+    "decode_row",
     "index_values", "realized_totals", "sum_realized",
 ]
 
@@ -226,6 +227,16 @@ class Ordered:
 
 
 @dataclass(frozen=True, slots=True)
+class RawRow:
+    """One row as the store keeps it: decoded by :func:`decode_row` when first shown."""
+
+    rowid: int
+    id: str
+    json: str
+    positions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PageRow:
     rowid: int
     trade: Any  # the decoded domain object
@@ -239,8 +250,8 @@ def sum_realized(groups: Sequence[tuple[Any, Any]]) -> dict[str, Decimal]:
     for currency, texts in groups:
         if not texts:
             continue
-        total = sum(map(Decimal, str(texts).split()), Decimal(0))
-        out[str(currency) if currency else ""] = total
+        key = str(currency) if currency else ""
+        out[key] = out.get(key, Decimal(0)) + sum(map(Decimal, str(texts).split()), Decimal(0))
     return out
 
 
@@ -265,12 +276,29 @@ def _close_price(position_wires: Sequence[Mapping[str, Any]]) -> Decimal | None:
     return sum(plain, Decimal(0)) / len(plain)
 
 
+def decode_row(raw: RawRow, decode_trade: Callable[[Any], Any]) -> PageRow | None:
+    """The trade of a stored row, with its close price (volume-weighted over its closed positions, exact) and
+    pips; None when its JSON cannot be read (the row shows blank)."""
+    try:
+        trade = decode_trade(jsontext.loads(raw.json))
+    except Exception:  # noqa: BLE001 - one undecodable row shows blank, never stops the page
+        return None
+    wires = []
+    for text in raw.positions:
+        try:
+            wires.append(jsontext.loads(text))
+        except ValueError:
+            continue
+    close = _close_price(wires) if getattr(trade, "is_terminal", True) else None  # (a partial close is not it)
+    return PageRow(raw.rowid, trade, close, pips(trade.symbol, trade.direction, trade.entry_price, close))
+
+
 class HistoryReader:
     """Reads the Trades history of one store file on its own thread and connection."""
 
     def __init__(self, path: Path | str, decode_trade: Callable[[Any], Any]) -> None:
         self.path = Path(path)
-        self._decode = decode_trade
+        self.decode_trade = decode_trade  # used where rows are shown (decode_row)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
         self._conn: sqlite3.Connection | None = None
         self._closed = threading.Event()
@@ -294,7 +322,7 @@ class HistoryReader:
     def order(self, flt: HistoryFilter, sort_key: str | None, descending: bool) -> Future[Ordered]:
         return self._submit(self._order, flt, sort_key, descending)
 
-    def page(self, rowids: Sequence[int]) -> Future[list[PageRow]]:
+    def page(self, rowids: Sequence[int]) -> Future[list[RawRow]]:
         return self._submit(self._page, list(rowids))
 
     def close(self) -> None:
@@ -322,43 +350,30 @@ class HistoryReader:
         # Ties: newest first either way (rowid grows with insertion), so equal keys keep a stable order.
         sql = f"SELECT rowid FROM trades WHERE {where} ORDER BY {expr} {way}, rowid {way}"  # noqa: S608
         rowids = array("q", map(itemgetter(0), conn.execute(sql, params)))
+        # Per currency, in chunks of ~2,000 values: each chunk is one short C call (Decimal parsing holds the GIL
+        # for its whole length; the GUI thread must get it back within a few milliseconds).
         groups = conn.execute(
             f"SELECT currency, group_concat(realized, ' ') FROM trades WHERE {where} AND realized IS NOT NULL"
-            " GROUP BY currency", params).fetchall()  # noqa: S608
+            " GROUP BY currency, rowid / 2048", params).fetchall()  # noqa: S608
         return Ordered(rowids, sum_realized(groups), time.perf_counter() - started)
 
-    def _page(self, rowids: list[int]) -> list[PageRow]:
+    def _page(self, rowids: list[int]) -> list[RawRow]:
+        # Only SQLite here (it releases the GIL while it steps): the rows are decoded where they are painted,
+        # a screenful at a time (see decode_row). Python work on this thread would hold the GIL in 5 ms slices,
+        # and the GUI thread needs it for every cell it paints: a repaint would wait 5 ms per cell.
         conn = self._connection()
         if not rowids:
             return []
         marks = ",".join("?" * len(rowids))
         rows = conn.execute(f"SELECT rowid, id, json FROM trades WHERE rowid IN ({marks})", rowids).fetchall()  # noqa: S608
         ids = [r[1] for r in rows]
-        positions: dict[str, list[dict[str, Any]]] = {}
+        positions: dict[str, list[str]] = {}
         if ids:
             marks = ",".join("?" * len(ids))
             for trade_id, text in conn.execute(
-                    f"SELECT trade_id, json FROM positions WHERE trade_id IN ({marks})", ids):  # noqa: S608
-                try:
-                    positions.setdefault(trade_id, []).append(jsontext.loads(text))
-                except ValueError:
-                    continue
-        out = []
-        for rowid, trade_id, text in rows:
-            try:
-                wire = jsontext.loads(text)
-                trade = self._decode(wire)
-            except Exception:  # noqa: BLE001 - one undecodable row shows blank, never stops the page
-                continue
-            close = _close_price(positions.get(trade_id, ()))
-            if close is not None and getattr(trade, "is_terminal", True) is False:
-                close = None  # a partial close of an open trade is not "the close price"
-            out.append(PageRow(rowid, trade, close,
-                               pips(trade.symbol, trade.direction, trade.entry_price, close)))
-        return out
-
-
-
+                    f"SELECT trade_id, json FROM positions WHERE trade_id IN ({marks})", ids).fetchall():  # noqa: S608
+                positions.setdefault(trade_id, []).append(text)
+        return [RawRow(rowid, trade_id, text, tuple(positions.get(trade_id, ()))) for rowid, trade_id, text in rows]
 
 
 def realized_totals(trades: Sequence[Any]) -> dict[str, Decimal]:

@@ -39,7 +39,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor
 
 from ..core import formatting as fmt
-from ..core.trade_history import HistoryFilter, HistoryReader, Ordered, PageRow
+from ..core.trade_history import HistoryFilter, HistoryReader, Ordered, PageRow, RawRow, decode_row
 from . import theme
 from .table_base import KEY_ROLE, ROW_ROLE, SORT_ROLE, Column, DisplayOptions, sort_key, text_plain
 from .trades_model import TradesModel
@@ -52,6 +52,7 @@ REQUERY_MS = 1000  # at most this often a new order after the store changed (x3 
 _ALIGN_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ALIGN_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 _BLANK = ("", _ALIGN_LEFT, None, None)
+_CELL_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
 
 def format_duration(seconds: float | None) -> str:
@@ -150,7 +151,8 @@ class StoreTradesModel(QAbstractTableModel):
                               "point; blank where the pip is not known"),
         )
         self._rowids = array("q")
-        self._cache: OrderedDict[int, PageRow] = OrderedDict()
+        self._cache: OrderedDict[int, RawRow] = OrderedDict()  # rowid -> the stored row (LRU, CACHE_ROWS)
+        self._decoded: dict[int, PageRow | None] = {}  # rowid -> decoded when first shown (None: unreadable)
         self._texts: dict[int, list[str | None]] = {}
         self._by_id: dict[str, int] = {}  # trade id -> rowid, for the cached rows (live changes find their row)
         self._extras: dict[str, PageRow] = {}  # trade id -> its page row (close price, pips), cached rows only
@@ -208,11 +210,29 @@ class StoreTradesModel(QAbstractTableModel):
         """The trade on ``row`` (the live version when the live model has it), None while its page loads."""
         if not 0 <= row < len(self._rowids):
             return None
-        cached = self._cache.get(self._rowids[row])
-        if cached is None:
+        rowid = self._rowids[row]
+        raw = self._cache.get(rowid)
+        if raw is None:
             return None
-        current = self.live.get(cached.trade.id)
-        return current if current is not None else cached.trade
+        current = self.live.get(raw.id)
+        if current is not None:
+            return current
+        entry = self._entry(rowid)
+        return entry.trade if entry is not None else None
+
+    def _entry(self, rowid: int) -> PageRow | None:
+        """The decoded row (decoded here on first use: a screenful costs a few ms, see HistoryReader._page)."""
+        try:
+            return self._decoded[rowid]
+        except KeyError:
+            pass
+        raw = self._cache.get(rowid)
+        if raw is None:
+            return None
+        entry = self._decoded[rowid] = decode_row(raw, self.reader.decode_trade)
+        if entry is not None:
+            self._extras[raw.id] = entry
+        return entry
 
     def trade(self, trade_id: str) -> Any:
         """A trade of the loaded pages by id (the live version when there is one), else None."""
@@ -220,8 +240,8 @@ class StoreTradesModel(QAbstractTableModel):
         if current is not None:
             return current
         rowid = self._by_id.get(trade_id)
-        cached = self._cache.get(rowid) if rowid is not None else None
-        return cached.trade if cached is not None else None
+        entry = self._entry(rowid) if rowid is not None else None
+        return entry.trade if entry is not None else None
 
     def objects_loaded(self) -> list[Any]:
         return [self.row_object(r) for r in range(len(self._rowids)) if self._rowids[r] in self._cache]
@@ -242,9 +262,8 @@ class StoreTradesModel(QAbstractTableModel):
         return QModelIndex()
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        # Asked once per painted cell: a prebuilt value (an enum "|" per call costs more than the rest of a paint).
+        return _CELL_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
@@ -294,16 +313,19 @@ class StoreTradesModel(QAbstractTableModel):
         if not (0 <= row < len(self._rowids) and 0 <= col < len(self.columns)):
             return _BLANK
         rowid = self._rowids[row]
-        cached = self._cache.get(rowid)
-        if cached is None:
+        raw = self._cache.get(rowid)
+        if raw is None:
             self._want(row)
             return _BLANK
         self._cache.move_to_end(rowid)
-        trade = cached.trade
         if col < self._n_live:
-            live_row = self.live.row_of(trade.id)
+            live_row = self.live.row_of(raw.id)
             if live_row is not None:  # the live version: its text, colours, flash and greying
                 return self.live.paint_data(live_row, col)
+        entry = self._entry(rowid)
+        if entry is None:
+            return _BLANK
+        trade = entry.trade
         column = self.columns[col]
         try:
             texts = self._texts.get(rowid)
@@ -348,6 +370,8 @@ class StoreTradesModel(QAbstractTableModel):
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         key = self.columns[column].key if 0 <= column < len(self.columns) else None
+        if (key, order) == (self._sort_key, self._sort_order) and (self.ready or self._querying):
+            return  # (the view asks twice per header click: once is enough)
         self._sort_column, self._sort_order = column, order
         self._sort_key = key
         self.requery()
@@ -468,24 +492,18 @@ class StoreTradesModel(QAbstractTableModel):
             tag = ("page", self._generation, page)
             self.reader.page(ids).add_done_callback(lambda f, tag=tag: self._relay.done.emit(tag, f))
 
-    def _apply_page(self, rows: list[PageRow], page: int | None) -> None:
+    def _apply_page(self, rows: list[RawRow], page: int | None) -> None:
         """Keep a fetched page (rows of an older order are still good: they are keyed by rowid) and repaint its
         rows (``page``: where they stand in the current order; None: unknown, repaint what is visible)."""
         cache = self._cache
         for item in rows:
-            old = cache.pop(item.rowid, None)
-            if old is not None:
-                self._by_id.pop(old.trade.id, None)
-                self._extras.pop(old.trade.id, None)
+            if cache.pop(item.rowid, None) is not None:
+                self._forget(item.rowid, item.id)
             cache[item.rowid] = item
-            self._by_id[item.trade.id] = item.rowid
-            self._extras[item.trade.id] = item
-            self._texts.pop(item.rowid, None)
+            self._by_id[item.id] = item.rowid
         while len(cache) > CACHE_ROWS:
             rowid, gone = cache.popitem(last=False)
-            self._texts.pop(rowid, None)
-            self._by_id.pop(gone.trade.id, None)
-            self._extras.pop(gone.trade.id, None)
+            self._forget(rowid, gone.id)
         if page is None:
             self._schedule_repaint()
             return
@@ -493,6 +511,12 @@ class StoreTradesModel(QAbstractTableModel):
         last = min(len(self._rowids), first + PAGE_ROWS) - 1
         if last >= first:
             self.dataChanged.emit(self.index(first, 0), self.index(last, len(self.columns) - 1))
+
+    def _forget(self, rowid: int, trade_id: str) -> None:
+        self._texts.pop(rowid, None)
+        self._decoded.pop(rowid, None)
+        self._by_id.pop(trade_id, None)
+        self._extras.pop(trade_id, None)
 
     # --- live ------------------------------------------------------------------------------------------------
 
