@@ -157,6 +157,9 @@ def test_the_window_reads_trades_from_the_store_with_a_footer(qtbot, store: Stor
     assert isinstance(model, StoreTradesModel) and window.views["trades"].source_model is model
     qtbot.waitUntil(lambda: window.trades_footer.text().startswith(f"{N:,} trades shown"), timeout=10000)
     assert "USD" in window.trades_footer.text() and "EUR" in window.trades_footer.text()
+    # The filter bar offers every stored trade's channels and symbols, not only the live rows'.
+    qtbot.waitUntil(lambda: window._refresh_choices() is None and window.filter_bar.channel_combo.findData("ch-3") > 0
+                    and window.filter_bar.symbol_combo.findData("US30") > 0, timeout=10000)
     window.filter_bar.search_edit.setText("FTMO")
     window.filter_bar.search_edit.returnPressed.emit()
     expected = sum(1 for t, _ in history_wires(N) if t["account_label"] == "FTMO 100k")

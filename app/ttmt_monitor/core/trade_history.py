@@ -325,6 +325,17 @@ class HistoryReader:
     def page(self, rowids: Sequence[int]) -> Future[list[RawRow]]:
         return self._submit(self._page, list(rowids))
 
+    def choices(self) -> Future[tuple[list[tuple[str, str]], list[str]]]:
+        """Every stored trade's channels ``(id, name)`` and symbols: what the filter bar offers."""
+        return self._submit(self._choices)
+
+    def _choices(self) -> tuple[list[tuple[str, str]], list[str]]:
+        conn = self._connection()
+        channels = conn.execute("SELECT channel_id, max(channel_name) FROM trades WHERE channel_id IS NOT NULL"
+                                " GROUP BY channel_id").fetchall()
+        symbols = conn.execute("SELECT DISTINCT symbol FROM trades WHERE symbol IS NOT NULL").fetchall()
+        return [(c, n or c) for c, n in channels], [s for (s,) in symbols]
+
     def close(self) -> None:
         self._closed.set()
 

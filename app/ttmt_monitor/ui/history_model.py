@@ -18,6 +18,7 @@ the store commits (new trades, a closed trade, backfill) the order is asked agai
 from __future__ import annotations
 
 import logging
+import time
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable
@@ -167,6 +168,9 @@ class StoreTradesModel(QAbstractTableModel):
         self._query_again = False
         self._last_query_s = 0.0
         self.totals: dict[str, Decimal] = {}
+        #: ([(channel_id, name)], [symbol]) of every stored trade, once asked (refresh_choices)
+        self.choices: tuple[list[tuple[str, str]], list[str]] = ([], [])
+        self._choices_asked: tuple[int, float] | None = None
         self.ready = False  # a first order arrived
         self._commits = commits
         self._seen_commits = commits() if commits is not None else 0
@@ -394,6 +398,16 @@ class StoreTradesModel(QAbstractTableModel):
         future = self.reader.order(self._filter, self._sort_key, self._sort_order == Qt.SortOrder.DescendingOrder)
         future.add_done_callback(lambda f, tag=tag: self._relay.done.emit(tag, f))
 
+    def refresh_choices(self) -> None:
+        """Ask the store for its channels and symbols (``choices`` is set when they arrive; at most every 30 s
+        and only after the store changed)."""
+        commits = self._commits() if self._commits is not None else 0
+        now = time.monotonic()
+        if self._choices_asked is not None and (commits == self._choices_asked[0] or now - self._choices_asked[1] < 30):
+            return
+        self._choices_asked = (commits, now)
+        self.reader.choices().add_done_callback(lambda f: self._relay.done.emit(("choices",), f))
+
     def _check_store(self) -> None:
         if self._commits is None or self._querying:
             return
@@ -417,6 +431,9 @@ class StoreTradesModel(QAbstractTableModel):
                     self._query_again = True
             if self._query_again:
                 self.requery()
+            return
+        if tag[0] == "choices" and result is not None:
+            self.choices = result
             return
         if tag[0] == "page" and result is not None:
             self._apply_page(result, tag[2] if tag[1] == self._generation else None)

@@ -898,6 +898,12 @@ class MainWindow(QMainWindow):
                 channels[t.channel_id] = t.channel_name or t.channel_id
             if t.symbol:
                 symbols.add(t.symbol)
+        if self.history_model is not None:  # the whole stored history's choices, not only the live rows'
+            self.history_model.refresh_choices()
+            stored_channels, stored_symbols = self.history_model.choices
+            for channel_id, name in stored_channels:
+                channels.setdefault(channel_id, name)
+            symbols.update(stored_symbols)
         for s in self.controller.signals_model.objects():
             if s.channel_id:
                 channels[s.channel_id] = s.channel_name or s.channel_id
