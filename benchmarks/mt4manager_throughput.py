@@ -97,7 +97,7 @@ async def mt4_rate(info: dict, child: subprocess.Popen[str]) -> tuple[float, int
 
     config = SourceConfig(id="mt4manager:bench", kind="mt4manager", name="bench", settings={
         "url": f"wss://127.0.0.1:{info['port']}/", "mt4_server": "bench:443", "login": 1,
-        "ca_file": info["ca_file"], "server_utc_offset": "+02:00", "resync_minutes": 600})
+        "ca_file": info["ca_file"], "server_timezone": "Europe/Athens", "resync_minutes": 600})
     source = Mt4ManagerSource(config, {"password": "bench"})
     desk = DeskState()
     t0 = 0.0

@@ -17,7 +17,7 @@ WATCH_GROUPS = ("demo\\*", "real\\*")
 def settings_for(sim: Mt4SimulatorThread, **overrides: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "url": sim.url, "mt4_server": sim.mt4_server, "login": sim.login, "ca_file": sim.ca_file,
-        "protocol": "1.00", "watch": ", ".join(WATCH_GROUPS), "server_utc_offset": f"{sim.utc_offset / 3600:+.0f}",
+        "protocol": "1.00", "watch": ", ".join(WATCH_GROUPS), "server_timezone": sim.server_timezone,
         "history_days": 30, "resync_minutes": 5,
     }
     if sim.client_cert_file:

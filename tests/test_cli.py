@@ -324,7 +324,7 @@ def test_help_lists_the_commands() -> None:
     assert r.returncode == 0, r.stderr
     assert "--demo" in r.stdout  # the desktop app's own options are still there
     commands = r.stdout[r.stdout.index("commands:"):].splitlines()
-    for name in ("tail", "export", "snapshot", "sim"):
+    for name in ("tail", "export", "snapshot", "report", "sim"):
         line = next((ln for ln in commands if ln.split()[:1] == [name]), None)
         assert line is not None and len(line.split()) > 3, (name, r.stdout)  # the name and what it does
     assert r.stderr == ""

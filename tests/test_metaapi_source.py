@@ -219,3 +219,104 @@ def test_the_simulator_refuses_and_records_every_write(mas: MetaApiSimThread):
         assert http.post("/_sim/no_such_switch").status_code == 404
     assert mas.call(lambda: mas.server.fault_rest_429) == [0.5, 0.5]
     assert len(mas.writes()) == 4
+
+
+def _position_costs(sim: MetaApiSimThread) -> dict[str, tuple[Decimal, Decimal, Decimal, int]]:
+    """positionId → (Σ profit, Σ swap, Σ commission, number of deals) over every deal of the position, read from
+    the simulator's own model (not through our client)."""
+    def read() -> dict[str, tuple[Decimal, Decimal, Decimal, int]]:
+        out: dict[str, tuple[Decimal, Decimal, Decimal, int]] = {}
+        for acc in sim.world.accounts.values():
+            for d in acc.deals:
+                if d.get("positionId") is None:
+                    continue
+                p, s, c, n = out.get(d["positionId"], (Decimal(0), Decimal(0), Decimal(0), 0))
+                out[d["positionId"]] = (p + d["profit"], s + d["swap"], c + d["commission"], n + 1)
+        return out
+    return sim.call(read)
+
+
+def _check_net_of_all_deals(deals, costs) -> int:
+    """Every closed trade whose entry deal is known carries the costs of all the position's deals; returns how
+    many were checked."""
+    checked = 0
+    for deal in deals:
+        if not deal.is_trade:
+            continue
+        extra = dict(deal.extra)
+        profit, swap, commission, count = costs[extra["positionId"]]
+        assert count == 2  # the simulator's positions open with one deal and close with one
+        assert deal.commission == commission, (deal.native_id, deal.commission, commission)
+        assert deal.swap == swap
+        assert deal.profit == profit + swap + commission
+        assert Decimal(extra["gross profit"]) == profit
+        assert Decimal(extra["entry commission"]) + Decimal(extra["exit commission"]) == commission
+        assert Decimal(extra["entry commission"]) < 0  # the broker charged on entry, and it shows
+        checked += 1
+    return checked
+
+
+def test_closed_profit_includes_the_entry_deals_commission(mas: MetaApiSimThread):
+    """MT5 brokers charge commission on the entry deal as well as the exit: a closed trade's net profit counts
+    both (REST snapshot, the stream's synchronization and a live close alike)."""
+    async def main() -> None:
+        src = source(mas)
+        snap = await src.snapshot()
+        await src.aclose()
+        assert _check_net_of_all_deals(snap.closed, _position_costs(mas)) >= 5
+
+        consumer = Consumer(source(mas)).start()
+        try:
+            await wait_for(lambda: consumer.resets >= 1, 15, "the first Reset")
+            known = set(consumer.state.deals)
+            assert _check_net_of_all_deals(consumer.state.deals.values(), _position_costs(mas)) >= 5
+            await wait_for(lambda: any(d.is_trade for k, d in consumer.state.deals.items() if k not in known),
+                           20, "a live close")
+            fresh = [d for k, d in consumer.state.deals.items() if k not in known]
+            assert _check_net_of_all_deals(fresh, _position_costs(mas)) >= 1
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())
+
+
+def test_prices_keep_the_symbols_digits_though_json_drops_trailing_zeros(mas: MetaApiSimThread):
+    """MetaApi's JSON numbers lose trailing zeros (1.08000 arrives as 1.08): with the symbol specification's
+    digits the desk writes every price as the terminal does, in the synchronization and live."""
+    from ttmt_monitor.core.formatting import format_price
+
+    digits = {s["symbol"]: s["digits"] for s in mas.call(mas.world.specifications)}
+
+    def prices(state) -> list[tuple[str, Decimal]]:
+        out = []
+        for p in state.positions.values():
+            out += [(p.symbol, v) for v in (p.open_price, p.current_price, p.stop_loss, p.take_profit) if v]
+        for o in state.orders.values():
+            out += [(o.symbol, v) for v in (o.price, o.stop_price) if v]
+        for d in state.deals.values():
+            out += [(d.symbol, v) for v in (d.open_price, d.close_price) if v and d.symbol]
+        return out
+
+    def decimals(value: Decimal) -> int:
+        return -value.as_tuple().exponent
+
+    async def main() -> None:
+        consumer = Consumer(source(mas)).start()
+        try:
+            await wait_for(lambda: consumer.resets >= 1, 15, "the first Reset")
+            seen = prices(consumer.state)
+            # The simulator sends numbers the way MetaApi does: some prices arrive with fewer decimals.
+            assert any(decimals(v.normalize()) < digits[s] for s, v in seen), "no price with a trailing zero"
+            assert all(decimals(v) == digits[s] for s, v in seen), [(s, str(v)) for s, v in seen
+                                                                   if decimals(v) != digits[s]][:5]
+            # Shown with those digits even where the symbol's name says nothing of them.
+            assert all(format_price(v, None) == f"{v:.{digits[s]}f}" for s, v in seen)
+            key = next(iter(consumer.state.positions))
+            before = consumer.state.positions[key].current_price
+            await wait_for(lambda: key not in consumer.state.positions
+                           or consumer.state.positions[key].current_price != before, 10, "a live price")
+            assert all(decimals(v) == digits[s] for s, v in prices(consumer.state))
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())

@@ -119,7 +119,7 @@ def test_registry_entry_and_demo() -> None:
     kind = registry.get("mt4manager")
     names = {s.name for s in kind.settings}
     assert {"url", "mt4_server", "login", "password", "ca_file", "client_cert", "client_key", "protocol", "watch",
-            "server_utc_offset"} <= names
+            "server_timezone"} <= names
     assert kind.secret_names() == ("password",)
     assert kind.demo is not None
     with kind.demo(3) as demo:

@@ -91,7 +91,7 @@ def test_wrong_protocol_generation_either_way(sim: Mt4SimulatorThread) -> None:
 
 @pytest.mark.parametrize(("override", "words"), [
     ({"url": "https://example.test"}, ("wss://",)),
-    ({"server_utc_offset": "Riga"}, ("time zone",)),
+    ({"server_timezone": "Riga"}, ("time zone",)),
     ({"protocol": "2.0"}, ("protocol",)),
 ])
 def test_bad_settings_say_what_to_fix(sim: Mt4SimulatorThread, override, words) -> None:

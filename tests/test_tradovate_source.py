@@ -350,3 +350,60 @@ def test_unreachable_server_is_retried_and_said_without_raising() -> None:
 
     (sentence,) = run(body())
     assert "Cannot reach Tradovate" in sentence
+
+
+def _round_trip_fees(sim) -> dict[str, tuple]:
+    """fill pair id → (gross, fees) from the simulator's own entities: each fill's FillFee amounts, pro rata to the
+    pair's share of the fill's quantity (not through our client)."""
+    from decimal import Decimal
+
+    def read() -> dict[str, tuple]:
+        m = sim.sim.market
+        out = {}
+        for pair in m.entities["fillPair"].values():
+            pos = m.entities["position"][pair["positionId"]]
+            vpp = m.specs[pos["contractId"]].value_per_point
+            fees = Decimal(0)
+            for fid in (pair["buyFillId"], pair["sellFillId"]):
+                fee, fill = m.entities["fillFee"][fid], m.entities["fill"][fid]
+                total = sum((v for k, v in fee.items() if k != "id" and not k.endswith("CurrencyId")), Decimal(0))
+                fees += total * pair["qty"] / fill["qty"]
+            out[str(pair["id"])] = ((pair["sellPrice"] - pair["buyPrice"]) * pair["qty"] * vpp, fees)
+        return out
+
+    return sim.call(read)
+
+
+def _check_net_of_fees(deals, fees) -> int:
+    checked = 0
+    for deal in deals:
+        gross, paid = fees[deal.native_id]
+        assert paid > 0
+        assert deal.profit == gross - paid, (deal.native_id, deal.profit, gross, paid)
+        assert deal.commission == -paid
+        assert dict(deal.extra) == {"gross profit": f"{gross:.2f}", "fees": f"{paid:.2f}"}
+        checked += 1
+    return checked
+
+
+def test_closed_round_trips_are_net_of_commissions_and_fees() -> None:
+    """A round trip's profit is its gross less the FillFee of both its fills (REST snapshot, the sync and live
+    props alike); gross and fees stay visible."""
+    with fast_sim() as sim:
+        async def body() -> None:
+            source = make_source(sim)
+            snap = await source.snapshot()
+            await source.aclose()
+            assert _check_net_of_fees(snap.closed, _round_trip_fees(sim)) >= 5
+            consumer = Consumer(make_source(sim)).start()
+            try:
+                await _live(consumer)
+                known = set(consumer.state.deals)
+                assert _check_net_of_fees(consumer.state.deals.values(), _round_trip_fees(sim)) >= 5
+                await wait_until(lambda: set(consumer.state.deals) - known, 20, "a live round trip")
+                fresh = [d for k, d in consumer.state.deals.items() if k not in known]
+                assert _check_net_of_fees(fresh, _round_trip_fees(sim)) >= 1
+            finally:
+                await consumer.stop()
+
+        run(body())

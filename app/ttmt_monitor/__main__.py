@@ -1,7 +1,7 @@
 """``ttmt-monitor`` entry point: dispatches to the desktop app, the command line and the simulator.
 
 - ``ttmt-monitor [--demo] [...]``          the desktop app (ui/app.py)
-- ``ttmt-monitor tail|export|snapshot ...`` the command line (cli.py)
+- ``ttmt-monitor tail|export|snapshot|report ...`` the command line (cli.py, cli_report.py)
 - ``ttmt-monitor sim ...``                 the TTMT simulator (sim/__main__.py), also ``ttmt-monitor-sim``
 """
 
@@ -12,7 +12,7 @@ import sys
 
 from . import __version__
 
-CLI_COMMANDS = ("tail", "export", "snapshot")
+CLI_COMMANDS = ("tail", "export", "snapshot", "report")
 
 
 def print_help() -> None:
@@ -25,7 +25,7 @@ def print_help() -> None:
 
     parser = build_parser()
     parser.usage = ("%(prog)s [options]                      the desktop app\n"
-                    "       %(prog)s {tail,export,snapshot,sim} ...  a command (%(prog)s COMMAND --help for "
+                    "       %(prog)s {tail,export,snapshot,report,sim} ...  a command (%(prog)s COMMAND --help for "
                     "its options)")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     width = max(len(name) for name in COMMAND_SUMMARIES)

@@ -7,6 +7,8 @@ and :data:`COMMAND_SUMMARIES` (one line per command, for ``ttmt-monitor --help``
     ttmt-monitor export trades|signals [--status S] [--symbol S] [--account ACCOUNT] [--channel ID]
                         [--since DATE] [--until DATE] --format csv|json [-o FILE] [--restart] [--offline]
     ttmt-monitor snapshot [--json]
+    ttmt-monitor report --since DATE [--until DATE] --format html|pdf -o FILE [--account A ...] [--zone ZONE]
+                        (cli_report.py: the statement of issue 18, from the local history, --demo or --source)
     common: --base-url URL, --api-key KEY (else $TTMT_API_KEY, else the key the desktop app saved in the OS
             keyring), --demo (run against an embedded simulator), -q/--quiet (no status lines on stderr)
 
@@ -133,6 +135,7 @@ COMMAND_SUMMARIES = {
     "tail": "print live events as they happen (readable lines, or JSON lines with --json)",
     "export": "export trade or signal history as CSV or JSON (resumable; --offline reads the local history)",
     "snapshot": "print the accounts, open positions and active trades now",
+    "report": "write a statement (P&L curve, calendar, channels, trades) as HTML or PDF (--format)",
     "sim": "run the built-in TTMT simulator (a local test server with a demo key)",
 }
 ACCOUNT_HELP = ("only this account: its label as the readable output shows it (case-insensitive) or its TTMT "
@@ -148,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--demo", action="store_true", help="run against an embedded simulator (no key needed)")
     common.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
     common.add_argument("--source", default=None, metavar="NAME",
-                        help="tail/snapshot: a configured source by name (File → Sources… in the app); with --demo, "
-                             "a kind: tradovate, metaapi, mt4manager (default: TTMT)")
+                        help="tail/snapshot/report: a configured source by name (File → Sources… in the app); "
+                             "with --demo, a kind: tradovate, metaapi, mt4manager (default: TTMT)")
 
     parser = _Parser(prog="ttmt-monitor", description="TTMT trading desk: command line.")
     parser.add_argument("--version", action="version", version=f"ttmt-monitor {__version__}")
@@ -186,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read the local history the desktop app keeps (for --base-url, else "
                         "$TTMT_BASE_URL, else the API address the desktop app uses; no network, no key)")
 
+    from ttmt_monitor.cli_report import add_parser as add_report_parser
+
+    add_report_parser(sub, common, COMMAND_SUMMARIES["report"])
     snap = sub.add_parser("snapshot", parents=[common], help=COMMAND_SUMMARIES["snapshot"],
                           description=COMMAND_SUMMARIES["snapshot"] + ".")
     snap.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -1010,6 +1016,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ttmt_monitor.sources.ttmt.errors import AuthError, ForbiddenError, TTMTError
 
     try:
+        if args.command == "report":
+            from ttmt_monitor import cli_report
+
+            return cli_report.run(args, status)
         source = getattr(args, "source", None)
         if source and source.casefold() != "ttmt":
             if args.command == "export":

@@ -105,6 +105,9 @@ class DeskState:
         self.orders: dict[str, WorkingOrder] = {}
         self.deals: dict[str, ClosedDeal] = {}
         self.health: dict[str, Health] = {}
+        # Deals brought back from the local history (core.deal_history) per source: a Reset keeps them (the
+        # source's window no longer holds them), unless the reset drops their account or reports them itself.
+        self._kept: dict[str, set[str]] = {}
         self._by_kind: dict[str, dict[str, Entity]] = {
             "account": self.accounts, "position": self.positions, "order": self.orders, "deal": self.deals,  # type: ignore[dict-item]
         }
@@ -137,9 +140,24 @@ class DeskState:
                 change.notices.append((source, delta))
         return change
 
+    def restore(self, source: str, deals: Iterable[ClosedDeal]) -> DeskChange:
+        """Add closed deals of ``source`` kept from earlier runs: only those of accounts the source shows now,
+        never over a deal the source reported itself, and with no trading events (old closes are not news)."""
+        change = DeskChange()
+        kept = self._kept.setdefault(source, set())
+        for deal in deals:
+            if deal.source != source:
+                raise ValueError(f"{source} restored a deal of {deal.source}")
+            if deal.account_key not in self.accounts or deal.key in self.deals:
+                continue
+            self._upsert(deal, change, events=False)
+            kept.add(deal.key)
+        return change
+
     def remove_source(self, source: str) -> DeskChange:
         """Forget everything of ``source`` (removed or disabled by the user)."""
         change = DeskChange()
+        self._kept.pop(source, None)
         for kind, table in self._by_kind.items():
             for key in [k for k, e in table.items() if e.source == source]:
                 self._remove(kind, key, change, events=False)
@@ -201,6 +219,13 @@ class DeskState:
             if entity.source != source:
                 raise ValueError(f"{source}'s snapshot holds an entity of {entity.source}")
             fresh[entity.kind][entity.key] = entity
+        kept = self._kept.get(source, set())
+        for key in list(kept):
+            deal = self.deals.get(key)
+            if key in fresh["deal"] or deal is None or deal.account_key not in fresh["account"]:
+                kept.discard(key)        # the source reports it again, or its account is gone: the fresh word wins
+            else:
+                fresh["deal"][key] = deal
         for kind, table in self._by_kind.items():
             for key in [k for k, e in table.items() if e.source == source and k not in fresh[kind]]:
                 self._remove(kind, key, change, events=False)

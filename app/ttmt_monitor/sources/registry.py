@@ -52,6 +52,10 @@ class SourceKind:
     # Starts this kind's simulator on loopback (seeded) and yields what points a source at it; stops it on exit.
     demo: Callable[[int], AbstractContextManager[DemoSource]] | None = None
     description: str = ""
+    # The settings that say where this kind's accounts live (a server, an environment; never a secret): the desk
+    # keeps the closed deals it has seen under a hash of these (core.deal_history), so history outlives the
+    # source's own window. Empty: the kind keeps no neutral local history (TTMT has its own store).
+    history_scope: tuple[str, ...] = ()
 
     def secret_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.settings if s.secret)

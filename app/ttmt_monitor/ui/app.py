@@ -306,6 +306,11 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     from .desk import SourceHub
 
     hub = SourceHub()
+    if not connection.demo:  # the demo's simulated deals are not a trader's history
+        from ..core.deal_history import DealHistory
+        from ..core.paths import default_data_dir
+
+        hub.attach_history(lambda: DealHistory.open(default_data_dir() / "history"))
     for kind, config, secrets in connection.sources:
         try:
             hub.add(kind.create(config, secrets))

@@ -22,16 +22,20 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..core.deal_history import DealHistory, history_scope
 from ..core.desk import DeskChange, DeskState
 from ..core.formatting import describe_error
 from ..core.models import TP_LEVELS, Account as TtmtAccount, Position as TtmtPosition, Trade as TtmtTrade
 from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Position
+from ..domain.ids import split_key
+from ..sources import registry
 from ..sources.base import Source, SourceConfig
 from .accounts_model import AccountRow, local_day_start
 from .source_models import DealRow, OrderRow
@@ -65,6 +69,100 @@ class SourceHub(QObject):
         self._timer.timeout.connect(self.flush)
         self._closing = False
         self.batches = 0                   # batches applied (tests and the --screenshot check read it)
+        self._history: DealHistory | None = None
+        self._history_opener: Callable[[], DealHistory] | None = None
+        self._history_pool: ThreadPoolExecutor | None = None
+        self._history_failed = False
+        self._background: set[asyncio.Future[Any]] = set()
+
+    # --- local closed history --------------------------------------------------------------------------------
+
+    def attach_history(self, opener: Callable[[], DealHistory]) -> None:
+        """Keep every closed deal of the configured sources in the history ``opener`` opens (on first use) and
+        bring back the older ones of the accounts a source lists after each reset. All SQLite work, the opening
+        included, runs on one worker thread, never on the loop. Demo sources (added without a configuration)
+        keep nothing."""
+        self._history_opener = opener
+        self._history_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deal-history")
+
+    def _db(self) -> DealHistory:
+        """The open history (worker thread only)."""
+        if self._history is None:
+            if self._history_opener is None:
+                raise RuntimeError("no deal history attached")
+            self._history = self._history_opener()
+        return self._history
+
+    async def history_idle(self) -> None:
+        """Wait until every queued history read and write is done (tests, and closing)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    @property
+    def keeps_history(self) -> bool:
+        return self._history_opener is not None
+
+    async def clear_history(self) -> None:
+        """File → Clear local history: forget the kept deals (on the worker thread). What the running sources
+        report now stays on screen; deals brought back from the old history are gone at the next start."""
+        if self._history_pool is None:
+            return
+        await self.history_idle()
+        await asyncio.get_running_loop().run_in_executor(self._history_pool, lambda: self._db().clear())
+
+    def _scope(self, source_id: str) -> str | None:
+        config = self._configs.get(source_id)
+        if self._history_opener is None or config is None:
+            return None
+        try:
+            names = registry.get(config.kind).history_scope
+        except KeyError:
+            return None
+        return history_scope(config.kind, config.settings, names) if names else None
+
+    def _run_history(self, job: Callable[[], Any], then: Callable[[Any], None] | None = None) -> None:
+        loop = asyncio.get_event_loop()
+        future = loop.run_in_executor(self._history_pool, job)
+        self._background.add(future)
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            self._background.discard(fut)
+            if fut.cancelled():
+                return
+            exc = fut.exception()
+            if exc is not None:
+                if not self._history_failed:  # said once: a full disk must not log a line per batch
+                    self._history_failed = True
+                    log.warning("the local deal history could not be used: %s", describe_error(exc))
+                return
+            if then is not None and not self._closing:
+                then(fut.result())
+        future.add_done_callback(done)
+
+    def _keep_history(self, source_id: str, change: DeskChange) -> None:
+        scope = self._scope(source_id)
+        if scope is None:
+            return
+        db = self._db
+        keys = change.added["deal"] | change.updated["deal"]
+        deals = [d for k in keys if (d := self.state.deals.get(k)) is not None and d.source == source_id]
+        if deals:
+            self._run_history(lambda: db().save(scope, deals))
+        if source_id in change.reset_sources:
+            # a deal names its account by the account's key, so the key's native part is what rows are kept under
+            natives = [split_key(a.key)[1] for a in self.state.accounts.values() if a.source == source_id]
+            if natives:
+                self._run_history(lambda: db().load(scope, source_id, natives),
+                                  lambda found: self._restore(source_id, found))
+
+    def _restore(self, source_id: str, deals: list[ClosedDeal]) -> None:
+        if source_id not in self._sources or not deals:
+            return
+        change = self.state.restore(source_id, deals)
+        if change:
+            self._pending.merge(change)
+            if not self._timer.isActive():
+                self._timer.start()
 
     # --- reading ---------------------------------------------------------------------------------------------
 
@@ -152,6 +250,14 @@ class SourceHub(QObject):
     async def aclose(self) -> None:
         self._closing = True
         self._timer.stop()
+        await self.history_idle()
+        if self._history_pool is not None:
+            if self._history is not None:
+                history, self._history = self._history, None
+                await asyncio.get_event_loop().run_in_executor(self._history_pool, history.close)
+            self._history_pool.shutdown(wait=True)
+            self._history_pool = None
+            self._history_opener = None
         for source_id in list(self._sources):
             source = self._sources.pop(source_id)
             with contextlib.suppress(Exception):
@@ -174,6 +280,11 @@ class SourceHub(QObject):
     def _apply(self, source_id: str, batch: list[Any]) -> None:
         change = self.state.apply(source_id, batch)
         self.batches += 1
+        if self._history_opener is not None and (change.reset_sources or change.touched("deal")):
+            try:
+                self._keep_history(source_id, change)
+            except Exception:  # noqa: BLE001 - the local copy is a convenience; the live desk goes on without it
+                log.exception("%s: closed deals could not be queued for the local history", source_id)
         for sid, health in change.health.items():
             self.health_changed.emit(sid, health)
         if change:

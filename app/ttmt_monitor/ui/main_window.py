@@ -1008,7 +1008,8 @@ class MainWindow(QMainWindow):
     async def _clear_local_history(self) -> None:
         from PySide6.QtWidgets import QMessageBox
 
-        if getattr(self.controller, "store", None) is None:
+        hub_keeps = self.hub is not None and self.hub.keeps_history
+        if getattr(self.controller, "store", None) is None and not hub_keeps:
             self.status.showMessage("No local history is kept for this desk.", 8000)
             return
         # Non-blocking confirmation: open() + await its finished signal (exec() would nest a loop in a coroutine).
@@ -1030,7 +1031,13 @@ class MainWindow(QMainWindow):
         if not yes:
             return
         self.status.showMessage("Clearing local history…", 8000)
-        self.status.showMessage(await self.controller.clear_local_history(), 8000)
+        message = await self.controller.clear_local_history()
+        if hub_keeps and self.hub is not None:
+            try:
+                await self.hub.clear_history()
+            except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+                message += f" The other sources' closed deals were not cleared: {describe_error(exc)}"
+        self.status.showMessage(message, 8000)
 
     # --- details ----------------------------------------------------------------------------------------------
 

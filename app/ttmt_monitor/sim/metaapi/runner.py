@@ -201,12 +201,21 @@ def truth(world: SimWorld, source: str, accounts: list[str] | None = None) -> Sn
                 continue
             entry = entries.get(d["positionId"])
             reason = {"DEAL_REASON_TP": "tp", "DEAL_REASON_SL": "sl", "DEAL_REASON_CLIENT": "manual"}[d["reason"]]
+            # The broker charged commission on the entry deal too: a closed trade's costs are both deals'.
+            commission = d["commission"] + (entry["commission"] if entry else 0)
+            swap = d["swap"] + (entry["swap"] if entry else 0)
+            parts: list[tuple[str, str]] = [("gross profit", str(d["profit"]))]
+            if entry:
+                parts.append(("entry commission", str(entry["commission"])))
+            parts.append(("exit commission", str(d["commission"])))
+            if entry and entry["swap"]:
+                parts.append(("entry swap", str(entry["swap"])))
             closed.append(ClosedDeal(
-                **common, profit=d["profit"] + d["swap"] + d["commission"], symbol=d["symbol"],  # type: ignore[arg-type]
+                **common, profit=d["profit"] + swap + commission, symbol=d["symbol"],  # type: ignore[arg-type]
                 side="BUY" if d["type"] == "DEAL_TYPE_SELL" else "SELL", volume=d["volume"], close_price=d["price"],
                 open_price=entry["price"] if entry else None, opened_at=_parse_iso(entry["time"]) if entry else None,
-                swap=d["swap"], commission=d["commission"], close_reason=reason,
-                extra=_extra(d, ("positionId", "orderId", "magic", "comment", "brokerTime"))))
+                swap=swap, commission=commission, close_reason=reason,
+                extra=_extra(d, ("positionId", "orderId", "magic", "comment", "brokerTime")) + tuple(parts)))
     def key(e: Any) -> str:
         return e.key
 

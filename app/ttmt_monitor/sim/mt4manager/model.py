@@ -2,8 +2,9 @@
 
 Records are plain dicts shaped like MT Access's ``Mt4UserRecord``, ``Mt4TradeRecord``, ``Mt4ConGroup`` and
 ``Mt4Tick`` (field names as the API reference has them). Money is ``Decimal`` (two places); prices are
-``Decimal`` with the symbol's digits. Times are unix seconds **in the trade server's own time zone**
-(``utc_offset`` seconds ahead of UTC), as MT4 carries them.
+``Decimal`` with the symbol's digits. Times are unix seconds **of the trade server's wall clock** in its own time
+zone (``server_zone``: an IANA zone, so the clock jumps when daylight saving starts or ends, as brokers' servers
+do; an int is a fixed offset in seconds), as MT4 carries them.
 
 Every change goes out through ``emit(event, payload)`` (the server fans it out to subscribed sessions): a
 trade change as ``("trade", whole record)`` with no created/updated/deleted marker (MT4's way), a balance
@@ -19,10 +20,12 @@ import copy
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 CENT = Decimal("0.01")
+_EPOCH = datetime(1970, 1, 1)
 MARKET_CMDS = ("buy", "sell")
 PENDING_CMDS = ("buy_limit", "sell_limit", "buy_stop", "sell_stop")
 MONEY_CMDS = ("balance", "credit")
@@ -57,8 +60,8 @@ def money(x: Decimal) -> Decimal:
 class Books:
     """The MT4 server's state: groups, users, open trades (market and pending), history, prices."""
 
-    def __init__(self, utc_offset: int, clock: Callable[[], float]) -> None:
-        self.utc_offset = utc_offset          # seconds the server's clock is ahead of UTC
+    def __init__(self, server_zone: tzinfo | int, clock: Callable[[], float]) -> None:
+        self.zone = server_zone if isinstance(server_zone, tzinfo) else timezone(timedelta(seconds=server_zone))
         self.clock = clock
         self.groups: dict[str, dict[str, Any]] = {}
         self.users: dict[int, dict[str, Any]] = {}
@@ -68,8 +71,19 @@ class Books:
         self.next_ticket = 5_000_001
 
     def now(self) -> int:
-        """The trade server's clock: unix seconds in its own time zone."""
-        return int(self.clock()) + self.utc_offset
+        """The trade server's clock: unix seconds of its wall clock in its own time zone."""
+        return self.server_seconds(int(self.clock()))
+
+    def server_seconds(self, unix: int) -> int:
+        wall = datetime.fromtimestamp(unix, self.zone).replace(tzinfo=None)
+        return int((wall - _EPOCH).total_seconds())
+
+    def utc(self, server_seconds: int) -> datetime:
+        """A server time as UTC (a wall time in the hour repeated when the clocks go back: the first one)."""
+        return (_EPOCH + timedelta(seconds=server_seconds)).replace(tzinfo=self.zone).astimezone(UTC)
+
+    def utc_offset_now(self) -> int:
+        return self.now() - int(self.clock())
 
     def copy(self) -> Books:
         twin = copy.deepcopy(self)
@@ -128,10 +142,13 @@ class Market:
     """Drives :class:`Books`: ``populate()`` once, then ``step()`` as often as wanted. Same seed, same
     story."""
 
-    def __init__(self, seed: int = 1, utc_offset: int = 2 * 3600, clock: Callable[[], float] = time.time,
+    def __init__(self, seed: int = 1, utc_offset: tzinfo | int = 2 * 3600, clock: Callable[[], float] = time.time,
                  emit: Callable[[str, dict[str, Any]], None] | None = None, action_rate: float = 0.35) -> None:
         self.rng = random.Random(seed)
         self.books = Books(utc_offset, clock)
+        # A server may re-send each repriced trade record after a tick (True) or only the tick (False: the
+        # records' profit moves in the books, but a client learns it from the next record of that ticket).
+        self.trade_on_tick = True
         self.emit: Callable[[str, dict[str, Any]], None] = emit or (lambda event, data: None)
         self.action_rate = action_rate
         self.steps = 0
@@ -249,7 +266,7 @@ class Market:
             if rec["symbol"] == symbol and rec["cmd"] in MARKET_CMDS:
                 before = (rec["close_price"], rec["profit"])
                 b.reprice(rec)
-                if (rec["close_price"], rec["profit"]) != before:
+                if (rec["close_price"], rec["profit"]) != before and self.trade_on_tick:
                     rec["timestamp"] = now
                     self.emit("trade", rec)
 

@@ -19,7 +19,9 @@ import ssl
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta, timezone, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from ...domain import Snapshot
 from ..loopthread import LoopThread
@@ -39,13 +41,17 @@ class Mt4SimulatorThread(LoopThread):
     what = "the MT4 simulator"
     join_timeout = 15.0
 
-    def __init__(self, seed: int = 1, *, utc_offset_hours: float = 2.0, protocol: str = PROTOCOL_VERSION,
+    def __init__(self, seed: int = 1, *, server_timezone: str = "Europe/Athens", utc_offset_hours: float | None = None,
+                 protocol: str = PROTOCOL_VERSION,
                  running: bool = True, step_interval: float = 0.25, ping_interval: float | None = 5.0,
                  require_client_cert: bool = False, clients: int = 9, action_rate: float = 0.35,
                  clock: Callable[[], float] = time.time, start_timeout: float = 30.0) -> None:
         super().__init__()
         self.seed = seed
-        self.utc_offset = int(utc_offset_hours * 3600)
+        # The trade server's clock: an IANA zone (daylight saving, as brokers run it), or a fixed offset if given.
+        self.server_timezone = server_timezone if utc_offset_hours is None else f"{utc_offset_hours:+g}"
+        self.zone: tzinfo = (ZoneInfo(server_timezone) if utc_offset_hours is None
+                             else timezone(timedelta(hours=utc_offset_hours)))
         self.protocol = protocol
         self._running = running
         self._step_interval = step_interval
@@ -102,7 +108,7 @@ class Mt4SimulatorThread(LoopThread):
 
     async def _run(self) -> None:
         self._stop = asyncio.Event()
-        market = Market(self.seed, utc_offset=self.utc_offset, clock=self._clock, action_rate=self._action_rate)
+        market = Market(self.seed, utc_offset=self.zone, clock=self._clock, action_rate=self._action_rate)
         market.populate(clients=self._clients)
         self.server = Mt4AccessServer(market, mt4_server=self.mt4_server, login=self.login, password=self.password,
                                       ssl_context=self._ssl, protocol=self.protocol, ping_interval=self._ping_interval,
@@ -149,6 +155,10 @@ class Mt4SimulatorThread(LoopThread):
             srv.set_link(False)
             asyncio.get_running_loop().call_later(seconds, srv.set_link, True)
         self.call(run)
+
+    def trade_records_on_tick(self, on: bool) -> None:
+        """Whether a tick is followed by the repriced trade records (off: only the tick, as some servers do)."""
+        self.call(setattr, self.market, "trade_on_tick", on)
 
     def drop_sockets(self) -> None:
         self.call(self._srv().drop_sockets)

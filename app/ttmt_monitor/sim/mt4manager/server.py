@@ -299,7 +299,7 @@ class Mt4AccessServer:
                 raise _Refused(f"Cannot find group '{str(data['group'])[:60]}'")
             return group
         if name == "config.common.get":
-            return {"name": self.mt4_server, "owner": "Sim Broker Ltd", "timezone": books.utc_offset // 3600,
+            return {"name": self.mt4_server, "owner": "Sim Broker Ltd", "timezone": books.utc_offset_now() // 3600,
                     "server_build": 1380, "antiflood": False}
         if name == "trades.get":
             return sorted(books.open.values(), key=lambda r: r["order"])

@@ -15,7 +15,7 @@ The mapping it states (and the source must match):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ from .server import watch_matches
 
 
 def _utc(books: Books, server_seconds: int) -> datetime:
-    return datetime.fromtimestamp(server_seconds - books.utc_offset, tz=UTC)
+    return books.utc(server_seconds)
 
 
 def _or_none(value: Decimal) -> Decimal | None:

@@ -1,4 +1,5 @@
-"""The Tradovate simulator's market: futures contracts, accounts, orders, fills, FIFO fill pairs and cash balances,
+"""The Tradovate simulator's market: futures contracts, accounts, orders, fills, fill fees, FIFO fill pairs and cash
+balances,
 kept as Tradovate wire entities and moved by a deterministic engine (``random.Random(seed)``).
 
 Provides :class:`Market` with ``step()`` (one market tick: prices move, working orders trigger, one trader action
@@ -8,6 +9,10 @@ a listener hook that receives every ``props`` event as ``(entityType, eventType,
 
 Numbers are ``Decimal`` inside and JSON floats on the wire (see :func:`wire`); every price is a whole number of
 ticks and ``netPrice`` is quantized to 1e-8 so that a float's shortest repr reads back to the same Decimal.
+
+Every fill is charged fees (a ``fillFee`` entity with the fill's id, Tradovate's FillFee: commission, clearing,
+exchange and NFA fees, each with its currency id), per contract and per side (:data:`FEES_PER_CONTRACT`); they are
+taken from the cash balance's ``amount`` (``realizedPnL`` stays the gross trading result).
 """
 
 from __future__ import annotations
@@ -47,11 +52,22 @@ SPECS: tuple[Spec, ...] = (
     Spec("6E", "Euro FX", "6EZ6", D("0.00005"), D("125000"), D("1.05250"), D("550"), D("500")),
 )
 
+# Fees per contract per side (fill), in USD: Tradovate's FillFee fields; the exchange fee depends on the product.
+FEES_PER_CONTRACT = {"commission": D("0.99"), "clearingFee": D("0.19"), "nfaFee": D("0.02")}
+EXCHANGE_FEE = {"ES": D("1.38"), "NQ": D("1.38"), "CL": D("1.50"), "GC": D("1.55"), "6E": D("1.60")}
+
+
+def fee_per_contract(product: str) -> Decimal:
+    """Everything one contract of one fill pays (what a round trip pays twice)."""
+    return sum(FEES_PER_CONTRACT.values(), D(0)) + EXCHANGE_FEE[product]
+
+
 WORKING = ("Working",)
 ENTITY_LISTS = {  # entity type -> key in the sync snapshot
     "user": "users", "account": "accounts", "accountRiskStatus": "accountRiskStatuses",
     "cashBalance": "cashBalances", "currency": "currencies", "position": "positions", "order": "orders",
-    "orderVersion": "orderVersions", "fill": "fills", "fillPair": "fillPairs", "contract": "contracts",
+    "orderVersion": "orderVersions", "fill": "fills", "fillFee": "fillFees", "fillPair": "fillPairs",
+    "contract": "contracts",
     "product": "products", "marginSnapshot": "marginSnapshots", "executionReport": "executionReports",
 }
 
@@ -323,7 +339,14 @@ class Market:
                 "tradeDate": self.trade_date, "action": order["action"], "qty": qty, "price": price,
                 "active": True, "finallyPaired": 0}
         self.entities["fill"][fill["id"]] = fill
-        events: list[Event] = [self._ev("fill", "Created", fill)]
+        fee: dict[str, Any] = {"id": fill["id"]}
+        for name, per_contract in FEES_PER_CONTRACT.items():
+            fee[name] = per_contract * qty
+            fee[name.removesuffix("Fee") + "CurrencyId"] = 1
+        fee.update(exchangeFee=EXCHANGE_FEE[spec.product] * qty, exchangeCurrencyId=1)
+        self.entities["fillFee"][fee["id"]] = fee
+        fees = fee_per_contract(spec.product) * qty
+        events: list[Event] = [self._ev("fill", "Created", fill), self._ev("fillFee", "Created", fee)]
         self.marks[cid] = price
         pos = self._position(account_id, cid)
         created = pos is None
@@ -366,14 +389,15 @@ class Market:
         pos["timestamp"] = now
         events.append(self._ev("position", "Created" if created else "Updated", pos))
         events += pairs
+        cb = self.cash_balance_of(account_id)
+        assert cb is not None
+        cb["amount"] -= fees
+        cb["timestamp"] = now
         if realized:
-            cb = self.cash_balance_of(account_id)
-            assert cb is not None
             cb["amount"] += realized
             cb["realizedPnL"] += realized
             cb["weekRealizedPnL"] += realized
-            cb["timestamp"] = now
-            events.append(self._ev("cashBalance", "Updated", cb))
+        events.append(self._ev("cashBalance", "Updated", cb))
         order.update(ordStatus="Filled", timestamp=now)
         self.working.pop(order["id"], None)
         events.append(self._ev("order", "Updated", order))

@@ -4,7 +4,8 @@ This is written independently of the client (``sources/tradovate``) on purpose: 
 client shows with what the simulator knows. The mapping rules it encodes (the same rules the source documents):
 accounts with the cash balance (balance, realized today/week) and the cash-balance snapshot (open P&L at the
 marks, net liquidation value as equity, initial margin); positions with a non-zero ``netPos`` by contract name;
-working orders with their latest version; every fill pair as a closed round trip in the account's currency.
+working orders with their latest version; every fill pair as a closed round trip in the account's currency, net of
+the fees both its fills paid for the pair's contracts (gross and fees shown in ``extra``).
 With ``quotes=True`` positions carry the market price and ``(last − netPrice) × netPos × valuePerPoint``.
 """
 
@@ -15,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from ...domain import Account, ClosedDeal, Position, Snapshot, WorkingOrder, make_key
-from .market import Market
+from .market import Market, fee_per_contract
 
 
 def _ts(text: str) -> datetime:
@@ -74,10 +75,13 @@ def truth(market: Market, source_id: str, *, quotes: bool = False) -> Snapshot:
         buy, sell = fills[pair["buyFillId"]], fills[pair["sellFillId"]]
         buy_first = (buy["timestamp"], buy["id"]) < (sell["timestamp"], sell["id"])
         opening, closing = (buy, sell) if buy_first else (sell, buy)
+        gross = (pair["sellPrice"] - pair["buyPrice"]) * pair["qty"] * spec.value_per_point
+        fees = 2 * fee_per_contract(spec.product) * pair["qty"]       # both fills, per contract of the pair
         closed.append(ClosedDeal(
             key=make_key(source_id, pair["id"]), source=source_id, account_key=make_key(source_id, pos["accountId"]),
             native_id=str(pair["id"]), closed_at=_ts(closing["timestamp"]),
-            profit=(pair["sellPrice"] - pair["buyPrice"]) * pair["qty"] * spec.value_per_point, currency=currency,
+            profit=gross - fees, commission=-fees, currency=currency,
+            extra=(("gross profit", f"{gross:.2f}"), ("fees", f"{fees:.2f}")),
             symbol=spec.contract, side="BUY" if opening is buy else "SELL", volume=Decimal(pair["qty"]),
             open_price=opening["price"], close_price=closing["price"], opened_at=_ts(opening["timestamp"])))
 

@@ -20,9 +20,12 @@ from .decode import (
     apply_price,
     closed_deal,
     dec,
+    entry_share,
     evolve,
+    is_exit_deal,
     order_entity,
     position_entity,
+    price_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -39,10 +42,14 @@ class AccountBook:
         self.id = str(meta.get("_id") or meta.get("id"))
         self.info: dict[str, Any] | None = None
         self.tick_sizes: dict[str, Decimal] = {}
+        self.quanta: dict[str, Decimal] = {}                # symbol → 10^-digits, from its specification
         self.positions: dict[str, Position] = {}
         self.orders: dict[str, WorkingOrder] = {}
         self.closed: dict[str, ClosedDeal] = {}
         self.entries: dict[str, Mapping[str, Any]] = {}     # positionId → its entry deal (for open price/time)
+        # positionId → {deal id → deal}: every entry and exit deal of the position, for the entry's costs
+        self.entry_deals: dict[str, dict[str, Mapping[str, Any]]] = {}
+        self.exit_deals: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._pending_deals: list[Mapping[str, Any]] = []
         self.skipped = 0
         self.account: Account = account_entity(source, self.meta, None)
@@ -58,6 +65,8 @@ class AccountBook:
         self.orders.clear()
         self.closed.clear()
         self.entries.clear()
+        self.entry_deals.clear()
+        self.exit_deals.clear()
         self._pending_deals.clear()
 
     def set_info(self, info: Mapping[str, Any]) -> Account:
@@ -71,8 +80,20 @@ class AccountBook:
                 size = dec(spec.get("tickSize"))
                 if size:
                     self.tick_sizes[str(spec["symbol"])] = size
+                digits = spec.get("digits")
+                if isinstance(digits, int) and not isinstance(digits, bool) and 0 <= digits <= 12:
+                    self.quanta[str(spec["symbol"])] = Decimal(1).scaleb(-digits)
         for symbol in removed:
             self.tick_sizes.pop(str(symbol), None)
+            self.quanta.pop(str(symbol), None)
+        # Entities read before their symbol's specification take its digits now.
+        for table in (self.positions, self.orders, self.closed):
+            for key, entity in table.items():
+                table[key] = self._at_digits(entity)
+
+    def _at_digits(self, entity: Any) -> Any:
+        symbol = getattr(entity, "symbol", None)
+        return price_fields(entity, self.quanta.get(symbol)) if symbol else entity
 
     def load_positions(self, records: Iterable[Any]) -> None:
         self.positions.clear()
@@ -88,10 +109,20 @@ class AccountBook:
         """Deals of a synchronization: kept until :meth:`finish_deals` (an exit may come before its entry)."""
         self._pending_deals.extend(r for r in records if isinstance(r, Mapping))
 
+    def _note_deals(self, deals: Iterable[Mapping[str, Any]]) -> None:
+        """Index entry and exit deals by position before any of them is decoded (an exit's costs need them all)."""
+        for raw in deals:
+            if raw.get("positionId") is None or raw.get("id") is None:
+                continue
+            pid = str(raw["positionId"])
+            if raw.get("entryType") == "DEAL_ENTRY_IN":
+                self.entries.setdefault(pid, raw)
+                self.entry_deals.setdefault(pid, {})[str(raw["id"])] = raw
+            elif is_exit_deal(raw):
+                self.exit_deals.setdefault(pid, {})[str(raw["id"])] = raw
+
     def finish_deals(self) -> None:
-        for raw in self._pending_deals:
-            if raw.get("entryType") == "DEAL_ENTRY_IN" and raw.get("positionId") is not None:
-                self.entries.setdefault(str(raw["positionId"]), raw)
+        self._note_deals(self._pending_deals)
         for raw in self._pending_deals:
             self._upsert_deal(raw)
         self._pending_deals.clear()
@@ -103,7 +134,7 @@ class AccountBook:
             self.skipped += 1
             return None
         try:
-            position = position_entity(self.source, self.id, self.currency, raw)
+            position = self._at_digits(position_entity(self.source, self.id, self.currency, raw))
         except DecodeError as exc:
             self.skipped += 1
             log.warning("MetaApi: a position was skipped: %s", exc)
@@ -119,7 +150,7 @@ class AccountBook:
             self.skipped += 1
             return None
         try:
-            order = order_entity(self.source, self.id, raw)
+            order = self._at_digits(order_entity(self.source, self.id, raw))
         except DecodeError as exc:
             self.skipped += 1
             log.warning("MetaApi: an order was skipped: %s", exc)
@@ -129,13 +160,19 @@ class AccountBook:
 
     def _upsert_deal(self, raw: Mapping[str, Any]) -> ClosedDeal | None:
         try:
-            entry = self.entries.get(str(raw.get("positionId"))) if raw.get("positionId") is not None else None
-            deal = closed_deal(self.source, self.id, self.currency, raw, entry)
+            pid = str(raw.get("positionId")) if raw.get("positionId") is not None else None
+            entry = self.entries.get(pid) if pid is not None else None
+            costs = None
+            if pid is not None and is_exit_deal(raw):
+                costs = entry_share(list(self.entry_deals.get(pid, {}).values()),
+                                    list(self.exit_deals.get(pid, {}).values()), raw)
+            deal = closed_deal(self.source, self.id, self.currency, raw, entry, costs)
         except DecodeError as exc:
             self.skipped += 1
             log.warning("MetaApi: a deal was skipped: %s", exc)
             return None
         if deal is not None:
+            deal = self._at_digits(deal)
             self.closed[deal.key] = deal
         return deal
 
@@ -165,9 +202,7 @@ class AccountBook:
             if self.orders.pop(key, None) is not None:
                 out.append(Remove("order", key))
         deals = [d for d in packet.get("deals") or () if isinstance(d, Mapping)]
-        for raw in deals:
-            if raw.get("entryType") == "DEAL_ENTRY_IN" and raw.get("positionId") is not None:
-                self.entries.setdefault(str(raw["positionId"]), raw)
+        self._note_deals(deals)
         for raw in deals:
             deal = self._upsert_deal(raw)
             if deal is not None:
@@ -183,7 +218,7 @@ class AccountBook:
             price = by_symbol.get(position.symbol)
             if price is None:
                 continue
-            moved = apply_price(position, price, self.tick_sizes.get(position.symbol))
+            moved = apply_price(position, price, self.tick_sizes.get(position.symbol), self.quanta.get(position.symbol))
             if moved is not position:
                 self.positions[key] = moved
                 out.append(Upsert(moved))

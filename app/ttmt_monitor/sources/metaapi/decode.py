@@ -8,8 +8,19 @@ so every native id except the account's own is written ``<account id>/<ticket>``
 Closed history: MetaTrader books a round trip as an entry deal (``DEAL_ENTRY_IN``) and one or more exit deals
 (``DEAL_ENTRY_OUT``/``OUT_BY``/``INOUT``). Each exit deal is one :class:`~ttmt_monitor.domain.ClosedDeal`, keyed
 by the exit deal's id, with the open price and time taken from the entry deal of the same ``positionId`` when it is
-known. Its ``profit`` is net: the exit deal's profit + swap + commission. Balance and credit operations are
-``ClosedDeal`` with ``deal_type`` "balance"/"credit" (other money operations count as "balance").
+known. MT5 brokers charge commission on the entry deal as well as on the exit (and swap may sit on either), so the
+costs are those of every deal of the position: the exit deal's own plus its share of the entry deals' commission and
+swap (all of it for a single exit; a partial close takes the share of its volume, allocated cumulatively so the
+shares add up to the entry's cost exactly). Its ``profit`` is net: gross profit + swap + commission of all those
+deals; the parts stay visible in ``extra`` (gross profit, entry and exit commission, entry swap). Balance and
+credit operations are ``ClosedDeal`` with ``deal_type`` "balance"/"credit" (other money operations count as
+"balance").
+
+Prices and digits: MetaApi sends prices as JSON numbers, so 1.08000 arrives as ``1.08``. JSON is read with every
+non-integer number as a ``Decimal`` from its text (never a float), and where the symbol's specification reports
+its ``digits`` (the streaming synchronization does; the REST reads do not) every price of that symbol is written
+with those digits (:func:`at_digits`: 1.08 → 1.08000 for a 5-digit symbol; a price with more decimals is never
+rounded), so the desk shows it as the terminal does.
 
 Live P&L: a ``prices`` packet moves a position's current price (bid for a buy, ask for a sell) and its profit by
 MetaApi's own rule (the SDK's ``TerminalState``): sign × (price − open) × tick value × volume / tick size, the tick
@@ -31,7 +42,9 @@ __all__ = [
     "account_entity",
     "apply_price",
     "closed_deal",
+    "at_digits",
     "dec",
+    "entry_share",
     "is_exit_deal",
     "order_entity",
     "parse_time",
@@ -82,6 +95,39 @@ def dec(value: Any) -> Decimal | None:
             return None
         return result if result.is_finite() else None
     return None
+
+
+def at_digits(value: Decimal | None, quantum: Decimal | None) -> Decimal | None:
+    """``value`` written with the symbol's digits (``quantum`` = 10^-digits) when it has fewer decimals; unchanged
+    when it has as many or more (never rounded), or when the digits are unknown."""
+    return value if value is None else _to_digits(value, quantum)
+
+
+def _to_digits(value: Decimal, quantum: Decimal | None) -> Decimal:
+    if quantum is None:
+        return value
+    exponent, places = value.as_tuple().exponent, quantum.as_tuple().exponent
+    if isinstance(exponent, int) and isinstance(places, int) and exponent > places:
+        return value.quantize(quantum)
+    return value
+
+
+def price_fields(entity: Any, quantum: Decimal | None) -> Any:
+    """A position, order or closed deal with each of its prices at the symbol's digits (see :func:`at_digits`)."""
+    if quantum is None:
+        return entity
+    changes = {}
+    for name in _PRICE_NAMES.get(type(entity).__name__, ()):
+        value = getattr(entity, name)
+        fixed = at_digits(value, quantum)
+        if fixed is not value:
+            changes[name] = fixed
+    return evolve(entity, **changes) if changes else entity
+
+
+_PRICE_NAMES = {"Position": ("open_price", "current_price", "stop_loss", "take_profit"),
+                "WorkingOrder": ("price", "stop_price", "stop_loss", "take_profit"),
+                "ClosedDeal": ("open_price", "close_price")}
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -216,8 +262,11 @@ def is_exit_deal(raw: Mapping[str, Any]) -> bool:
 
 
 def closed_deal(source: str, account_id: str, currency: str | None, raw: Mapping[str, Any],
-                entry: Mapping[str, Any] | None) -> ClosedDeal | None:
-    """An exit deal or a money operation as a ClosedDeal; None for an entry deal (it opens, it closes nothing)."""
+                entry: Mapping[str, Any] | None,
+                entry_costs: tuple[Decimal, Decimal] | None = None) -> ClosedDeal | None:
+    """An exit deal or a money operation as a ClosedDeal; None for an entry deal (it opens, it closes nothing).
+
+    ``entry_costs`` is this exit's share of the entry deals' (commission, swap), see the module docstring."""
     deal_id = _id(raw)
     when = parse_time(raw.get("time"))
     if when is None:
@@ -233,12 +282,19 @@ def closed_deal(source: str, account_id: str, currency: str | None, raw: Mapping
                           extra=(("type", word),) if word else ())
     if not is_exit_deal(raw):
         return None
-    net = (profit or Decimal(0)) + (swap or Decimal(0)) + (commission or Decimal(0))
+    gross = profit or Decimal(0)
+    exit_commission = commission
+    entry_commission = entry_swap = None
+    if entry_costs is not None:
+        entry_commission, entry_swap = entry_costs
+        commission = (commission or Decimal(0)) + entry_commission
+        swap = (swap or Decimal(0)) + entry_swap
+    net = gross + (swap or Decimal(0)) + (commission or Decimal(0))
     exit_side = _side(raw.get("type"), "DEAL_TYPE_")
     side = {"BUY": "SELL", "SELL": "BUY"}.get(exit_side, exit_side)  # a sell deal closes a buy position
     reason = _text(raw.get("reason"))
     extra = tuple((k, str(raw[k])) for k in ("positionId", "orderId", "magic", "comment", "brokerTime")
-                  if raw.get(k) not in (None, ""))
+                  if raw.get(k) not in (None, "")) + cost_parts(gross, entry_commission, exit_commission, entry_swap)
     return ClosedDeal(**common, profit=net, symbol=_text(raw.get("symbol")), side=side,  # type: ignore[arg-type]
                       volume=dec(raw.get("volume")), close_price=dec(raw.get("price")),
                       open_price=dec(entry.get("price")) if entry else None,
@@ -246,6 +302,53 @@ def closed_deal(source: str, account_id: str, currency: str | None, raw: Mapping
                       commission=commission, deal_type="trade",
                       close_reason=_REASONS.get(reason or "", reason.removeprefix("DEAL_REASON_").lower()
                                                 if reason else None), extra=extra)
+
+
+def cost_parts(gross: Decimal, entry_commission: Decimal | None, exit_commission: Decimal | None,
+               entry_swap: Decimal | None) -> tuple[tuple[str, str], ...]:
+    """The parts of a closed trade's net profit, for display (``extra``), with at least cents (JSON numbers lose
+    trailing zeros: 110.40 arrives as 110.4)."""
+    def text(value: Decimal) -> str:
+        exponent = value.as_tuple().exponent
+        return str(value.quantize(CENT) if isinstance(exponent, int) and exponent > -2 else value)
+
+    parts = [("gross profit", text(gross))]
+    if entry_commission is not None:
+        parts.append(("entry commission", text(entry_commission)))
+    if exit_commission is not None:
+        parts.append(("exit commission", text(exit_commission)))
+    if entry_swap:
+        parts.append(("entry swap", text(entry_swap)))
+    return tuple(parts)
+
+
+def entry_share(entries: list[Mapping[str, Any]], exits: list[Mapping[str, Any]],
+                exit_deal: Mapping[str, Any]) -> tuple[Decimal, Decimal] | None:
+    """``exit_deal``'s share of the (commission, swap) of the position's entry deals; None when no entry is known.
+
+    Shares are allocated by cumulative exit volume (exits in time order), rounded to cents, so the shares of all
+    exits of a fully closed position add up to the entries' costs exactly and a single exit takes all of it."""
+    if not entries:
+        return None
+    commission = sum((dec(e.get("commission")) or Decimal(0) for e in entries), Decimal(0))
+    swap = sum((dec(e.get("swap")) or Decimal(0) for e in entries), Decimal(0))
+    opened = sum((abs(dec(e.get("volume")) or Decimal(0)) for e in entries), Decimal(0))
+    ordered = sorted(exits, key=lambda d: (str(d.get("time") or ""), str(d.get("id"))))
+    before = Decimal(0)
+    for other in ordered:
+        if str(other.get("id")) == str(exit_deal.get("id")):
+            break
+        before += abs(dec(other.get("volume")) or Decimal(0))
+    after = before + abs(dec(exit_deal.get("volume")) or Decimal(0))
+
+    if not opened:  # entry volumes unknown: the first exit carries the entry's costs
+        first = not ordered or str(ordered[0].get("id")) == str(exit_deal.get("id"))
+        return (commission, swap) if first else (commission - commission, swap - swap)
+
+    def upto(total: Decimal, volume: Decimal) -> Decimal:
+        return total if volume >= opened else (total * volume / opened).quantize(CENT, ROUND_HALF_EVEN)
+
+    return upto(commission, after) - upto(commission, before) + 0, upto(swap, after) - upto(swap, before) + 0
 
 
 def evolve(entity: Any, **changes: Any) -> Any:
@@ -258,12 +361,15 @@ def evolve(entity: Any, **changes: Any) -> Any:
     return clone
 
 
-def apply_price(position: Position, price: Mapping[str, Any], tick_size: Decimal | None) -> Position:
-    """``position`` moved to a ``prices`` entry for its symbol (see the module docstring); unchanged if unusable."""
+def apply_price(position: Position, price: Mapping[str, Any], tick_size: Decimal | None,
+                quantum: Decimal | None = None) -> Position:
+    """``position`` moved to a ``prices`` entry for its symbol (see the module docstring); unchanged if unusable.
+    ``quantum`` (10^-digits of the symbol, when known) writes the new price with the symbol's digits."""
     bid, ask = dec(price.get("bid")), dec(price.get("ask"))
     new_price = bid if position.side == "BUY" else ask if position.side == "SELL" else None
     if new_price is None:
         return position
+    new_price = _to_digits(new_price, quantum)
     profit = position.profit
     if tick_size and position.open_price is not None:
         sign = 1 if position.side == "BUY" else -1

@@ -315,4 +315,5 @@ KIND = SourceKind(
     create=create,
     demo=demo,
     description="MT4/MT5 accounts hosted at MetaApi: balance, equity, margin, positions, orders and history, live.",
+    history_scope=("base_url",),   # MetaApi account ids are unique across its regions
 )

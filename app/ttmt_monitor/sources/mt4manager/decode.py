@@ -13,10 +13,24 @@ MT4 keeps market trades, pending orders and (in history) balance/credit operatio
   new ticket.
 
 Equity is not reported by MT4: ``equity = balance + credit + Σ(profit + storage + commission + taxes)`` over
-the account's open market trades (``equity_computed=True``); no margin figure is made up. Times are the trade
-server's clock: minus the configured UTC offset they are UTC. Decoding is tolerant: unknown fields are
-ignored, numbers may come as numbers or strings, and a record without its identity (ticket, login) is skipped
-and counted.
+the account's open market trades (``equity_computed=True``); no margin figure is made up.
+
+Times are unix seconds of the trade server's wall clock (MT4 keeps its own time zone). Most brokers run it on
+Eastern European time with daylight saving (GMT+2 in winter, GMT+3 in summer), so a fixed offset is an hour off
+half the year: the server's time zone is an IANA zone (default :data:`DEFAULT_SERVER_ZONE`; a fixed offset like
+``+02:00`` is still accepted) and each time is converted with ``zoneinfo`` for its own date
+(:func:`parse_server_zone`). A wall time in the hour repeated when the clocks go back is read as the first one.
+
+Live profit: MT4 moves a position's price with every ``tick``, but its ``profit`` only with the next ``trade``
+record (a server need not send one per tick). A tick therefore re-values the position from the server's own
+figures: the value of one price unit per lot in the account currency (contract size × conversion rate) is
+implied by the latest trade record of that symbol in that currency (``profit / (±(close − open) × volume)``,
+the record with the largest move, so the cents rounding matters least), and profit = ±(price − open) × volume ×
+that value, rounded to cents. Such a profit is marked estimated in ``extra`` until the next trade record
+replaces it with the server's figure; with no record to learn from, the price moves and the profit stays.
+
+Decoding is tolerant: unknown fields are ignored, numbers may come as numbers or strings, and a record without
+its identity (ticket, login) is skipped and counted.
 """
 
 from __future__ import annotations
@@ -26,9 +40,10 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ...domain import Account, ClosedDeal, Delta, Position, Remove, Snapshot, Upsert, WorkingOrder, make_key
 
@@ -43,7 +58,29 @@ _CMD_NUMBERS = {0: "buy", 1: "sell", 2: "buy_limit", 3: "sell_limit", 4: "buy_st
 ZERO = Decimal(0)
 
 
+# The time zone most MT4 brokers run their server clock on (GMT+2 winter / GMT+3 summer, EU daylight saving).
+DEFAULT_SERVER_ZONE = "Europe/Athens"
+_EPOCH = datetime(1970, 1, 1)
+CENT = Decimal("0.01")
+ESTIMATED = ("profit", "estimated from the last tick")
+
+
 # ---- settings that shape decoding --------------------------------------------------------------------------
+def parse_server_zone(text: str | float | None) -> tzinfo:
+    """The trade server's time zone: an IANA name (``Europe/Athens``, ``EET``, ``America/New_York``), or a fixed
+    offset from UTC (``+02:00``, ``UTC+3``, 2.5: no daylight saving); empty: :data:`DEFAULT_SERVER_ZONE`.
+    Raises ``ValueError`` for anything else."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return ZoneInfo(DEFAULT_SERVER_ZONE)
+    if isinstance(text, (int, float)) or re.fullmatch(r"\s*(?:UTC|GMT)?\s*[+-]?[\d:.h]*\s*", str(text).upper()):
+        return timezone(timedelta(seconds=parse_utc_offset(text)))
+    name = str(text).strip()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"not a time zone: {name[:40]!r} (write it like Europe/Athens or +02:00)") from None
+
+
 def parse_utc_offset(text: str | float | None) -> int:
     """The trade server's clock ahead of UTC, in seconds: ``"+02:00"``, ``"2"``, ``"-3:30"``, ``"UTC+3"``,
     2.5."""
@@ -244,9 +281,10 @@ def equity_of(balance: Decimal, credit: Decimal, trades: Iterable[Trade]) -> tup
 class Book:
     """What one source knows of the MT4 server: watched users, open tickets, closed deals, prices."""
 
-    def __init__(self, source_id: str, utc_offset: int, watch: Watch) -> None:
+    def __init__(self, source_id: str, zone: tzinfo | int, watch: Watch) -> None:
+        """``zone``: the trade server's time zone (an int: a fixed offset in seconds ahead of UTC)."""
         self.source_id = source_id
-        self.utc_offset = utc_offset
+        self.zone = zone if isinstance(zone, tzinfo) else timezone(timedelta(seconds=zone))
         self.watch = watch
         self.currencies: dict[str, str] = {}
         self.users: dict[int, User] = {}
@@ -258,6 +296,10 @@ class Book:
         self._utc_cache: dict[int, datetime] = {}
         self._keys: dict[int, str] = {}       # entity keys by ticket (and by -login): built once, not per event
         self._digits: dict[str, int] = {}     # a symbol's price digits, learnt from its trade records
+        # (symbol, currency) → (value of one price unit per lot, |move × volume| it was learnt from): see the
+        # module docstring (live profit)
+        self._unit_values: dict[tuple[str, str | None], tuple[Decimal, Decimal]] = {}
+        self._estimated: set[int] = set()     # open tickets whose profit we estimated from a tick
         self.skipped = 0
 
     # ---- conversions ---------------------------------------------------------------------------------------
@@ -269,11 +311,14 @@ class Book:
         if cached is None:
             if len(self._utc_cache) > 50_000:
                 self._utc_cache.clear()
-            cached = self._utc_cache[server_seconds] = datetime.fromtimestamp(server_seconds - self.utc_offset, tz=UTC)
+            wall = _EPOCH + timedelta(seconds=server_seconds)
+            cached = self._utc_cache[server_seconds] = wall.replace(tzinfo=self.zone).astimezone(UTC)
         return cached
 
     def server_time(self, when: datetime) -> int:
-        return int(when.timestamp()) + self.utc_offset
+        """``when`` as the trade server's unix seconds (its wall clock in its zone on that date)."""
+        wall = when.astimezone(self.zone).replace(tzinfo=None)
+        return int((wall - _EPOCH).total_seconds())
 
     def account_key(self, login: int) -> str:
         key = self._keys.get(-login)          # logins and tickets share the cache: logins stored negative
@@ -315,12 +360,15 @@ class Book:
         return self.currencies.get(user.group) if user is not None else None
 
     def position(self, t: Trade) -> Position:
+        extra = self._extra(t)
+        if t.order in self._estimated:
+            extra = (*extra, ESTIMATED)
         return Position(key=self.ticket_key(t.order), source=self.source_id,
                         account_key=self.account_key(t.login), native_id=str(t.order), symbol=t.symbol,
                         side="BUY" if t.cmd == "buy" else "SELL", volume=t.volume, open_price=t.open_price,
                         current_price=t.close_price, stop_loss=t.sl or None, take_profit=t.tp or None,
                         swap=t.storage, commission=t.commission, profit=t.profit, currency=self._currency(t.login),
-                        opened_at=self.utc(t.open_time), updated_at=self.utc(t.timestamp), extra=self._extra(t))
+                        opened_at=self.utc(t.open_time), updated_at=self.utc(t.timestamp), extra=extra)
 
     def order(self, t: Trade) -> WorkingOrder:
         return WorkingOrder(key=self.ticket_key(t.order), source=self.source_id,
@@ -386,6 +434,8 @@ class Book:
                 self.open[t.order] = t
                 if t.digits:
                     self._digits[t.symbol] = t.digits
+                self._learn_unit_value(t)
+        self._estimated.clear()
         self._accounts = {login: self.account(u) for login, u in self.users.items()}
         self._dirty.clear()
         self._dirty_tickets.clear()
@@ -416,10 +466,12 @@ class Book:
         out: list[Delta] = []
         key = self.ticket_key(t.order)
         before = self.open.get(t.order)
+        self._estimated.discard(t.order)   # the server's own figures again
         if t.close_time == 0 and (t.cmd in MARKET or t.cmd in PENDING):
             self.open[t.order] = t
             if t.digits:
                 self._digits[t.symbol] = t.digits
+            self._learn_unit_value(t)
             if t.cmd in MARKET and before is not None and before.cmd in PENDING:
                 out.append(Remove("order", key))      # a pending order filled: same ticket, now a position
             self._dirty_tickets.add(t.order)
@@ -487,7 +539,32 @@ class Book:
             if price and price != t.close_price:
                 t.close_price = price
                 self._dirty_tickets.add(order)
+                if self._revalue(t):
+                    self._estimated.add(order)
+                    self._dirty.add(t.login)     # the account's floating P&L and equity moved with it
         return self.flush() if flush else []
+
+    def _learn_unit_value(self, t: Trade) -> None:
+        """Remember the value of one price unit per lot that an open market record implies (module docstring)."""
+        if t.cmd not in MARKET or not t.volume:
+            return
+        move = (t.close_price - t.open_price) if t.cmd == "buy" else (t.open_price - t.close_price)
+        weight = abs(move * t.volume)
+        if not weight or not t.profit:
+            return
+        key = (t.symbol, self._currency(t.login))
+        known = self._unit_values.get(key)
+        if known is None or weight >= known[1]:
+            self._unit_values[key] = (t.profit / (move * t.volume), weight)
+
+    def _revalue(self, t: Trade) -> bool:
+        """``t``'s profit at its new close price, from the learnt unit value; False when none is known."""
+        known = self._unit_values.get((t.symbol, self._currency(t.login)))
+        if known is None:
+            return False
+        move = (t.close_price - t.open_price) if t.cmd == "buy" else (t.open_price - t.close_price)
+        t.profit = (move * t.volume * known[0]).quantize(CENT, ROUND_HALF_UP) + 0
+        return True
 
     def _refresh_account(self, login: int) -> list[Delta]:
         user = self.users.get(login)

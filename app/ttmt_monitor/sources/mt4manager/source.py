@@ -25,7 +25,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from ...domain import Account, ClosedDeal, Delta, Health, HealthChanged, HealthS
 from ..base import CAP_EQUITY, CAP_HISTORY, CAP_QUOTES, AuthError, SourceConfig, SourceError
 from ..registry import DemoSource, Setting, SourceKind
 from .client import GENERATION_CONNECT, GENERATION_HEADERS, Closed, Event, Mt4Client
-from .decode import Book, Watch, decode_trade, parse_utc_offset
+from .decode import DEFAULT_SERVER_ZONE, Book, Watch, decode_trade, parse_server_zone
 from .errors import (
     WHERE,
     ConnectionLost,
@@ -86,7 +86,8 @@ class Mt4ManagerSource:
         self.client_cert = str(s.get("client_cert") or "")
         self.client_key = str(s.get("client_key") or "")
         self.watch = Watch.parse(str(s.get("watch") or ""))
-        self._offset_text = s.get("server_utc_offset") or "+00:00"
+        # An IANA zone (DST-changing servers); older settings held a fixed offset, still honoured.
+        self._zone_text = s.get("server_timezone") or s.get("server_utc_offset") or DEFAULT_SERVER_ZONE
         self.history_days = max(1, int(_number(s.get("history_days"), 30)))
         self.resync_seconds = max(1.0, _number(s.get("resync_minutes"), 5) * 60)
         self.backoff_base = backoff_base
@@ -112,9 +113,10 @@ class Mt4ManagerSource:
         if self.generation not in PROTOCOL_CHOICES:
             return f"Unknown protocol {self.generation!r}: pick one in {WHERE}"
         try:
-            parse_utc_offset(self._offset_text)
+            parse_server_zone(self._zone_text)
         except ValueError:
-            return f"The server time zone {str(self._offset_text)[:20]!r} is not an offset like +02:00 ({WHERE})"
+            return (f"The server time zone {str(self._zone_text)[:30]!r} is not a time zone like Europe/Athens or "
+                    f"an offset like +02:00 ({WHERE})")
         return None
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -147,13 +149,13 @@ class Mt4ManagerSource:
         client.sent_names = self.sent_names   # one record across reconnects: what this source ever sent
         return client
 
-    def _utc_offset(self) -> int:
-        return parse_utc_offset(self._offset_text)
+    def _zone(self) -> tzinfo:
+        return parse_server_zone(self._zone_text)
 
     # ---- reading -------------------------------------------------------------------------------------------
     async def _read(self, client: Mt4Client) -> Book:
         """Everything the watch list covers, read now, as a fresh :class:`Book`."""
-        book = Book(self.id, self._utc_offset(), self.watch)
+        book = Book(self.id, self._zone(), self.watch)
         if self.watch.logins and not self.watch.groups:
             users = await client.call("users.get", {"logins": sorted(self.watch.logins)}) or []
         else:
@@ -218,7 +220,7 @@ class Mt4ManagerSource:
 
     async def history(self, account: Account, since: datetime, until: datetime) -> list[ClosedDeal]:
         """Closed tickets of one account by close time (``trades.history``; MT4 filters on close time)."""
-        book = Book(self.id, self._utc_offset(), Watch())
+        book = Book(self.id, self._zone(), Watch())
         login = int(account.native_id)
         client = self._client if self._client is not None and self._client.is_open else None
         own = client is None
@@ -395,8 +397,9 @@ SETTINGS = (
             help="1.00: MT Access, credentials in the connection headers; connect: early MT Remote"),
     Setting("watch", "Groups or logins to watch", "text", "",
             help="Comma-separated groups (wildcards like real\\*) and logins; empty: every account you see"),
-    Setting("server_utc_offset", "Server time zone", "text", "+02:00",
-            help="The MT4 server clock's offset from UTC, e.g. +02:00 (MT4 stores times in server time)"),
+    Setting("server_timezone", "Server time zone", "text", DEFAULT_SERVER_ZONE,
+            help="The MT4 server clock's time zone, e.g. Europe/Athens (GMT+2/+3 with daylight saving, most "
+                 "brokers) or a fixed offset like +02:00 (MT4 stores times in server time)"),
     Setting("history_days", "Closed history (days)", "int", 30),
     Setting("resync_minutes", "Full re-read every (minutes)", "int", 5,
             help="A safety net: MT4 events carry no sequence, so a missed one is repaired by this re-read"),
@@ -417,7 +420,7 @@ def demo(seed: int = 1) -> Iterator[DemoSource]:
             id=f"mt4manager:demo{seed}", kind="mt4manager", name="MT4 manager (demo)",
             settings={"url": sim.url, "mt4_server": sim.mt4_server, "login": sim.login, "ca_file": sim.ca_file,
                       "protocol": GENERATION_HEADERS, "watch": "demo\\*, real\\*",
-                      "server_utc_offset": f"{sim.utc_offset / 3600:+03.0f}:00", "history_days": 30,
+                      "server_timezone": sim.server_timezone, "history_days": 30,
                       "resync_minutes": 5})
         yield DemoSource(config, {"password": sim.password}, {"ca_file": sim.ca_file, "simulator": sim})
 
@@ -426,4 +429,5 @@ KIND = SourceKind(
     kind="mt4manager", title="MT4 manager (MT Access)", settings=SETTINGS, create=create, demo=demo,
     description="A broker's MT4 server through MT Access / MT Remote with manager credentials: every watched "
                 "client account, its trades and history. Read-only; equity is computed (MT4 reports none).",
+    history_scope=("mt4_server",),   # logins are unique per MT4 server, whichever MT Access gateway reaches it
 )

@@ -10,7 +10,11 @@ and Deleted removes, by id, so duplicates change nothing) and says which neutral
 - position (``netPos`` ≠ 0) by contract name, average price ``netPrice``; with quotes the last trade price and
   ``(last − netPrice) × netPos × valuePerPoint``;
 - working order (Working / Pending* / Suspended) with its latest order version;
-- closed deal per fill pair: the earlier fill opened it; P&L ``(sellPrice − buyPrice) × qty × valuePerPoint``.
+- closed deal per fill pair: the earlier fill opened it; gross P&L ``(sellPrice − buyPrice) × qty × valuePerPoint``
+  less the fees of both fills (``fillFee``, keyed by the fill's id: commission, clearing, exchange, NFA, brokerage,
+  IP and order-routing fees, each in its own currency), each fill's fees pro rata to the pair's share of its
+  quantity. Fees in the account's currency are subtracted (``commission`` = −fees, ``profit`` net); fees in another
+  currency are only shown, never added to it. ``extra`` shows the gross profit and the fees.
 Contracts, products and currencies come from a :class:`Lookups` cache (filled once per id/name).
 """
 
@@ -25,12 +29,18 @@ from typing import Any
 from ...domain import Account, ClosedDeal, Entity, Position, Snapshot, WorkingOrder, make_key
 
 ENTITY_TYPES = ("account", "accountRiskStatus", "cashBalance", "position", "order", "orderVersion", "fill",
-                "fillPair", "marginSnapshot", "contract", "product")
+                "fillFee", "fillPair", "marginSnapshot", "contract", "product")
 SYNC_LISTS = {"users": "user", "accounts": "account", "accountRiskStatuses": "accountRiskStatus",
               "cashBalances": "cashBalance", "positions": "position", "orders": "order",
-              "orderVersions": "orderVersion", "fills": "fill", "fillPairs": "fillPair",
+              "orderVersions": "orderVersion", "fills": "fill", "fillFees": "fillFee", "fillPairs": "fillPair",
               "marginSnapshots": "marginSnapshot", "contracts": "contract", "products": "product",
               "currencies": "currency"}
+# FillFee: each amount field with the field naming its currency.
+FEE_FIELDS = (("commission", "commissionCurrencyId"), ("clearingFee", "clearingCurrencyId"),
+              ("exchangeFee", "exchangeCurrencyId"), ("nfaFee", "nfaCurrencyId"),
+              ("brokerageFee", "brokerageCurrencyId"), ("ipFee", "ipCurrencyId"),
+              ("orderRoutingFee", "orderRoutingCurrencyId"))
+CENT = Decimal("0.01")
 WORKING = frozenset(("Working", "PendingNew", "PendingReplace", "PendingCancel", "Suspended"))
 Ref = tuple[str, int]      # (neutral kind, Tradovate id): what to re-derive
 
@@ -161,6 +171,9 @@ class EntityStore:
             return {("order", e["orderId"])}
         if etype == "fill":
             return {("deal", p) for p in self.pairs_of_fill.get(eid, ())}
+        if etype == "fillFee":  # a fill's fees: its id is the fill's (fillId where a server names it)
+            fid = _int(e.get("fillId")) or eid
+            return {("deal", p) for p in self.pairs_of_fill.get(fid, ())}
         if etype == "fillPair":
             return {("deal", eid)}
         return set()
@@ -307,12 +320,48 @@ class Mapper:
         closed_at = _ts(closing.get("timestamp"))
         if vpp is None or bp is None or sp is None or qty is None or closed_at is None:
             return None
+        gross = (sp - bp) * qty * vpp
+        cb = self.store.cash_balance(_int(pos.get("accountId")))
+        fees, foreign = self.pair_fees(qty, (buy, sell), _int(cb.get("currencyId")) if cb else None)
+        extra = [("gross profit", f"{gross:.2f}")]
+        if fees is not None:
+            extra.append(("fees", f"{fees:.2f}"))
+        for cur, amount in sorted(foreign.items()):
+            extra.append((f"fees ({self.lookups.currencies.get(cur, cur)})", f"{amount:.2f}"))
         return ClosedDeal(
             key=self.key(fpid), source=self.source_id, account_key=self.key(pos.get("accountId")), native_id=str(fpid),
-            closed_at=closed_at, profit=(sp - bp) * qty * vpp, currency=self.currency(pos.get("accountId")),
+            closed_at=closed_at, profit=gross - (fees or 0), commission=-fees if fees is not None else None,
+            currency=self.currency(pos.get("accountId")),
             symbol=self.lookups.contract_name(cid), side="BUY" if opening is buy else "SELL", volume=qty,
             open_price=_dec(opening.get("price")), close_price=_dec(closing.get("price")),
-            opened_at=_ts(opening.get("timestamp")))
+            opened_at=_ts(opening.get("timestamp")), extra=tuple(extra))
+
+    def pair_fees(self, qty: Decimal, fills: tuple[dict[str, Any], ...], currency_id: int | None
+                  ) -> tuple[Decimal | None, dict[Any, Decimal]]:
+        """The fees a round trip of ``qty`` contracts paid: each fill's fees × qty / the fill's quantity, summed.
+        Returns (fees in the account's currency, or None when no fill's fees are known; {currency id: fees} in
+        other currencies). A fee without a currency id counts as the account's."""
+        own: Decimal | None = None
+        foreign: dict[Any, Decimal] = {}
+        table = self.store.tables["fillFee"]
+        for fill in fills:
+            fee = table.get(fill["id"])
+            fill_qty = _dec(fill.get("qty"))
+            if fee is None or not fill_qty:
+                continue
+            own = own or Decimal(0)
+            for amount_field, currency_field in FEE_FIELDS:
+                amount = _dec(fee.get(amount_field))
+                if not amount:
+                    continue
+                share = amount * qty / abs(fill_qty)
+                cur = fee.get(currency_field)
+                if cur is None or currency_id is None or cur == currency_id:
+                    own += share
+                else:
+                    foreign[cur] = foreign.get(cur, Decimal(0)) + share
+        return (None if own is None else own.quantize(CENT) + 0,
+                {cur: amount.quantize(CENT) for cur, amount in foreign.items()})
 
     def all_refs(self) -> set[Ref]:
         t = self.store.tables

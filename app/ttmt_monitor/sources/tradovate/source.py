@@ -60,7 +60,7 @@ log = logging.getLogger("ttmt_monitor.sources.tradovate")
 HOSTS = {"demo": "https://demo.tradovateapi.com/v1", "live": "https://live.tradovateapi.com/v1"}
 MD_URL = "wss://md.tradovateapi.com/v1/websocket"
 SYNC_TYPES = ["account", "accountRiskStatus", "cashBalance", "position", "order", "orderVersion", "fill",
-              "fillPair", "contract", "product", "currency"]
+              "fillFee", "fillPair", "contract", "product", "currency"]
 QUOTA_REASONS = ("ConnectionQuotaReached", "IPQuotaReached")
 SHUTDOWN_SENTENCES = {
     "Maintenance": "Tradovate closed the connection for maintenance",
@@ -150,7 +150,7 @@ class TradovateSource:
         lists: dict[str, Any] = {}
         for etype, key in (("account", "accounts"), ("cashBalance", "cashBalances"), ("position", "positions"),
                            ("order", "orders"), ("orderVersion", "orderVersions"), ("fill", "fills"),
-                           ("fillPair", "fillPairs")):
+                           ("fillFee", "fillFees"), ("fillPair", "fillPairs")):
             lists[key] = await self._get(f"{etype}/list")
         store = EntityStore()
         store.reset(lists)
@@ -602,4 +602,5 @@ def demo(seed: int) -> Iterator[DemoSource]:
 
 
 KIND = SourceKind("tradovate", "Tradovate", SETTINGS, create, demo,
-                  description="Futures accounts at Tradovate (read-only): accounts, positions, orders, round trips.")
+                  description="Futures accounts at Tradovate (read-only): accounts, positions, orders, round trips.",
+                  history_scope=("environment", "base_url"))
