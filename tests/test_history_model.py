@@ -14,6 +14,7 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtTest import QAbstractItemModelTester
 
+from _qasync_support import ModuleLoop, dispose, until
 from ttmt_monitor.core.store import Store
 from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader
 from ttmt_monitor.sim.history import history_wires
@@ -25,6 +26,13 @@ from ttmt_monitor.ui.trades_model import TradesModel
 from ttmt_monitor.ui.views import DeskTableView
 
 N = 3000
+_LOOP = ModuleLoop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_loop():
+    yield
+    _LOOP.close()
 
 
 @pytest.fixture
@@ -142,37 +150,44 @@ def test_a_new_trade_keeps_the_selection_on_its_trade(qtbot, model: StoreTradesM
     assert model.row_object(0).id == "trade-new"
 
 
-def test_the_window_reads_trades_from_the_store_with_a_footer(qtbot, store: Store, settings) -> None:
+def test_the_window_reads_trades_from_the_store_with_a_footer(qapp, store: Store, settings) -> None:
     from ttmt_monitor.ui.controller import DeskController
     from ttmt_monitor.ui.main_window import MainWindow
 
-    controller = DeskController("http://127.0.0.1:9", "k", start_stream=False)
-    window = MainWindow(controller, settings)
-    qtbot.addWidget(window)
-    window.select_tab("trades")
-    window.show()
-    assert not isinstance(window.views["trades"].source_model, StoreTradesModel)
-    controller.store = store  # the store opened
-    model = window.history_model
-    assert isinstance(model, StoreTradesModel) and window.views["trades"].source_model is model
-    qtbot.waitUntil(lambda: window.trades_footer.text().startswith(f"{N:,} trades shown"), timeout=10000)
-    assert "USD" in window.trades_footer.text() and "EUR" in window.trades_footer.text()
-    # The filter bar offers every stored trade's channels and symbols, not only the live rows'.
-    qtbot.waitUntil(lambda: window._refresh_choices() is None and window.filter_bar.channel_combo.findData("ch-3") > 0
-                    and window.filter_bar.symbol_combo.findData("US30") > 0, timeout=10000)
-    window.filter_bar.search_edit.setText("FTMO")
-    window.filter_bar.search_edit.returnPressed.emit()
-    expected = sum(1 for t, _ in history_wires(N) if t["account_label"] == "FTMO 100k")
-    qtbot.waitUntil(lambda: model.rowCount() == expected, timeout=10000)
-    qtbot.waitUntil(lambda: window.trades_footer.text().startswith(f"{expected:,} trades shown"), timeout=10000)
-    assert "EUR" not in window.trades_footer.text()  # FTMO is a USD account: only what is shown is summed
-    view = window.views["trades"]
-    qtbot.waitUntil(lambda: model.row_object(0) is not None, timeout=10000)
-    trade = model.row_object(0)
-    dialog = window.open_trade(trade.id)  # what a double-click on the row does
-    assert trade.reference in dialog.windowTitle()
-    dialog.close()
-    assert view.model().rowCount() == expected
-    controller.store = None  # closed: back to the in-memory table
-    assert not isinstance(window.views["trades"].source_model, StoreTradesModel)
-    window.close()
+    async def scenario() -> None:
+        controller = DeskController("http://127.0.0.1:9", "k", start_stream=False)
+        window = MainWindow(controller, settings)
+        window.select_tab("trades")
+        window.show()
+        try:
+            assert not isinstance(window.views["trades"].source_model, StoreTradesModel)
+            controller.store = store  # the store opened
+            model = window.history_model
+            assert isinstance(model, StoreTradesModel) and window.views["trades"].source_model is model
+            await until(lambda: window.trades_footer.text().startswith(f"{N:,} trades shown"), 10, "footer")
+            assert "USD" in window.trades_footer.text() and "EUR" in window.trades_footer.text()
+            # The filter bar offers every stored trade's channels and symbols, not only the live rows'.
+            bar = window.filter_bar
+            await until(lambda: window._refresh_choices() is None and bar.channel_combo.findData("ch-3") > 0
+                        and bar.symbol_combo.findData("US30") > 0, 10, "choices")
+            bar.search_edit.setText("FTMO")
+            bar.search_edit.returnPressed.emit()
+            expected = sum(1 for t, _ in history_wires(N) if t["account_label"] == "FTMO 100k")
+            await until(lambda: model.rowCount() == expected, 10, "filtered")
+            await until(lambda: window.trades_footer.text().startswith(f"{expected:,} trades shown"), 10, "footer")
+            assert "EUR" not in window.trades_footer.text()  # FTMO is a USD account: only what is shown is summed
+            view = window.views["trades"]
+            await until(lambda: model.row_object(0) is not None, 10, "first row")
+            trade = model.row_object(0)
+            dialog = window.open_trade(trade.id)  # what a double-click on the row does
+            assert trade.reference in dialog.windowTitle()
+            dialog.close()
+            assert view.model().rowCount() == expected
+            controller.store = None  # closed: back to the in-memory table
+            assert not isinstance(window.views["trades"].source_model, StoreTradesModel)
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    _LOOP.run(scenario)

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
+from .analytics.history import UNKNOWN_CURRENCY
+from .analytics.totals import money_totals
 from .formatting import status_label
 from .models import TRADE_OPEN_STATUSES, TRADE_STATUSES, TRADE_TERMINAL_STATUSES
 from .pips import pip_size_float, pips
@@ -250,7 +252,7 @@ def sum_realized(groups: Sequence[tuple[Any, Any]]) -> dict[str, Decimal]:
     for currency, texts in groups:
         if not texts:
             continue
-        key = str(currency) if currency else ""
+        key = str(currency) if currency else UNKNOWN_CURRENCY
         out[key] = out.get(key, Decimal(0)) + sum(map(Decimal, str(texts).split()), Decimal(0))
     return out
 
@@ -388,12 +390,6 @@ class HistoryReader:
 
 
 def realized_totals(trades: Sequence[Any]) -> dict[str, Decimal]:
-    """Realized P&L of in-memory trades summed per currency (exact; trades without one are not counted)."""
-    out: dict[str, Decimal] = {}
-    for t in trades:
-        value = getattr(t, "realized_pl", None)
-        if value is None:
-            continue
-        currency = getattr(t, "currency", None) or ""
-        out[currency] = out.get(currency, Decimal(0)) + value
-    return out
+    """Realized P&L of in-memory trades summed per currency, as the store's totals are (the analytics footer rule:
+    exact, never across currencies, ``"?"`` for trades without a currency, trades without an amount add nothing)."""
+    return dict(money_totals((t.currency, t.realized_pl) for t in trades).money)

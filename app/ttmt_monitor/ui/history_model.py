@@ -586,5 +586,5 @@ def totals_text(count: int, totals: dict[str, Decimal]) -> str:
     """The footer under the Trades table: ``"1,234 trades shown · realized +1,234.50 USD · −56.00 EUR"`` (each
     currency on its own: amounts in different currencies are never added)."""
     head = f"{count:,} trade{'' if count == 1 else 's'} shown"
-    parts = [fmt.format_pl(totals[c], c or None) for c in sorted(totals)]
+    parts = [fmt.format_pl(totals[c], c) for c in sorted(totals)]
     return head + (" · realized " + " · ".join(parts) if parts else "")
