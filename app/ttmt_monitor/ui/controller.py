@@ -125,7 +125,7 @@ class DeskController(QObject):
     @store.setter
     def store(self, value: Any) -> None:
         changed = value is not getattr(self, "_store", None)
-        self._store = value
+        self._store: Any = value
         if changed:
             self.store_changed.emit(value)
 
@@ -148,7 +148,7 @@ class DeskController(QObject):
         self._consumer_factory = consumer_factory
         self._start_stream = start_stream
         self._store_factory = store_factory
-        self._store: Any = None  # core.store.Store: local history (None: not kept, e.g. the demo)
+        self.store = None  # core.store.Store: local history (None: not kept, e.g. the demo)
         self.data_as_of: datetime | None = None
         self.showing_cache = False  # the tables show the local history, not (yet) the live REST view
         self.accounts_model = AccountsModel(self)

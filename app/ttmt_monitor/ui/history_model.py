@@ -396,7 +396,7 @@ class StoreTradesModel(QAbstractTableModel):
         self._seen_commits = self._commits() if self._commits is not None else 0
         tag = ("order", self._filter, self._sort_key, self._sort_order)
         future = self.reader.order(self._filter, self._sort_key, self._sort_order == Qt.SortOrder.DescendingOrder)
-        future.add_done_callback(lambda f, tag=tag: self._relay.done.emit(tag, f))
+        future.add_done_callback(self._relay_to_gui(tag))
 
     def refresh_choices(self) -> None:
         """Ask the store for its channels and symbols (``choices`` is set when they arrive; at most every 30 s
@@ -406,7 +406,13 @@ class StoreTradesModel(QAbstractTableModel):
         if self._choices_asked is not None and (commits == self._choices_asked[0] or now - self._choices_asked[1] < 30):
             return
         self._choices_asked = (commits, now)
-        self.reader.choices().add_done_callback(lambda f: self._relay.done.emit(("choices",), f))
+        self.reader.choices().add_done_callback(self._relay_to_gui(("choices",)))
+
+    def _relay_to_gui(self, tag: tuple[Any, ...]) -> Callable[[Future[Any]], None]:
+        """A done-callback (run on the reader thread) that hands the future to ``_on_done`` on the GUI thread."""
+        def done(future: Future[Any]) -> None:
+            self._relay.done.emit(tag, future)
+        return done
 
     def _check_store(self) -> None:
         if self._commits is None or self._querying:
@@ -507,7 +513,7 @@ class StoreTradesModel(QAbstractTableModel):
                 self._asked.discard(page)
                 continue
             tag = ("page", self._generation, page)
-            self.reader.page(ids).add_done_callback(lambda f, tag=tag: self._relay.done.emit(tag, f))
+            self.reader.page(ids).add_done_callback(self._relay_to_gui(tag))
 
     def _apply_page(self, rows: list[RawRow], page: int | None) -> None:
         """Keep a fetched page (rows of an older order are still good: they are keyed by rowid) and repaint its

@@ -328,7 +328,7 @@ class MainWindow(QMainWindow):
         self.trades_footer.setObjectName("trades_footer")
         self.trades_footer.setTextFormat(Qt.TextFormat.PlainText)
         self.trades_footer.setContentsMargins(4, 2, 4, 2)
-        self._table_holders["trades"].layout().addWidget(self.trades_footer)
+        self._holder_layout("trades").addWidget(self.trades_footer)
         self._footer_timer = QTimer(self)  # in-memory totals (no store): recomputed at a calm pace
         self._footer_timer.setSingleShot(True)
         self._footer_timer.setInterval(500)
@@ -733,6 +733,11 @@ class MainWindow(QMainWindow):
         for problem in problems:
             self.status.showMessage(problem, 10000)
 
+    def _holder_layout(self, name: str) -> QVBoxLayout:
+        layout = self._table_holders[name].layout()
+        assert isinstance(layout, QVBoxLayout)  # made with each holder in __init__
+        return layout
+
     def _build_view(self, name: str) -> DeskTableView:
         """The table view of tab ``name``, made now: its saved layout, the display options and filter in force."""
         model, default_sort = self._table_specs[name]
@@ -752,7 +757,7 @@ class MainWindow(QMainWindow):
             view.doubleClicked.connect(self._open_signal_at)
         if self._filter_spec is not None:
             self._apply_filter(name)
-        self._table_holders[name].layout().insertWidget(0, view, 1)  # above the Trades footer
+        self._holder_layout(name).insertWidget(0, view, 1)  # above the Trades footer
         view.show()  # at once, not on the next loop turn (a child added to a shown widget waits for that)
         return view
 
