@@ -194,7 +194,7 @@ def child(args: argparse.Namespace) -> int:
             def scrolled(r: int = row) -> bool:  # the view stands at the row, and what it shows is loaded
                 top = view.rowAt(0)
                 return top >= 0 and abs(top - r) <= 40 and visible_loaded()
-            worst = max(worst, measure(lambda r=row: view.scrollTo(model.index(r, 0),
+            worst = max(worst, measure(lambda r=row: view.scrollTo(view.model().index(r, 0),
                                                                    view.ScrollHint.PositionAtTop), scrolled,
                                        quiet=0.0, settle=0.0))
         out["store_scroll_ms"].append(worst)
