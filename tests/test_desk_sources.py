@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from _qasync_support import ModuleLoop, dispose, until
+from _qasync_support import ModuleLoop, dispose, in_thread, until
 from toy_csv_source import CSV
 from ttmt_monitor.domain import Health, HealthState
 from ttmt_monitor.sources.base import SourceConfig
@@ -192,3 +192,64 @@ def test_file_sources_applies_configurations_to_the_running_desk(qapp, sim, sett
             dispose(window)
 
     run_on_qasync(scenario)
+
+
+def test_an_mt4_servers_link_down_greys_that_sources_figures(qapp, sim, settings):
+    """The MT Access server stays up but loses its link to the MT4 trade server (the simulator's fault switch):
+    the MT4 source goes DEGRADED and the desk greys that source's prices and open P&L (positions, accounts and
+    the summary strip) "as of" the last live moment, leaving TTMT's alone; when the link is back they are live."""
+    from mt4_support import make_source as mt4_source
+    from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
+
+    async def scenario(mt4: Mt4SimulatorThread) -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        source = mt4_source(mt4)
+        hub = SourceHub()
+        hub.add(source)
+        window = MainWindow(controller, settings, hub=hub)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            positions, accounts = controller.positions_model, controller.accounts_model
+            mine = f"{source.id}|"
+            await until(lambda: hub.health(source.id) is not None
+                        and hub.health(source.id).state is HealthState.LIVE, 30, "the MT4 source live")
+            await until(lambda: any(k.startswith(mine) for k in positions.keys())
+                        and any(k.startswith(mine) for k in window.summary._cells), 20, "MT4 rows")
+            pos_key = next(k for k in positions.keys() if k.startswith(mine))
+            acc_key = next(k for k in window.summary._cells if k.startswith(mine))
+            pl_col, price_col = positions.column_number("unrealized"), positions.column_number("current")
+            acc_col = accounts.column_number("open_pl")
+
+            def greyed() -> dict[str, bool]:
+                row = positions.row_of(pos_key)
+                acc_row = accounts.row_of(acc_key)
+                tip = (positions.index(row, pl_col).data(Qt.ItemDataRole.ToolTipRole) or "")
+                return {"open_pl": tip.startswith("Not live")
+                        and positions.paint_data(row, pl_col)[2] == positions._stale_color,
+                        "price": positions.paint_data(row, price_col)[2] == positions._stale_color,
+                        "account": (accounts.index(acc_row, acc_col).data(Qt.ItemDataRole.ToolTipRole)
+                                    or "").startswith("Not live"),
+                        "strip": (window.summary._cells[acc_key][1].toolTip() or "").startswith("Not live")}
+
+            assert not any(greyed().values()), greyed()
+            await in_thread(mt4.link_down)
+            await until(lambda: hub.health(source.id).state is HealthState.DEGRADED, 20, "DEGRADED health")
+            await until(lambda: all(greyed().values()), 10, "the MT4 figures greyed")
+            # TTMT's own rows (and their strip cell) stay live.
+            ttmt_row = next(i for i, k in enumerate(positions.keys()) if "|" not in k)
+            assert positions.index(ttmt_row, pl_col).data(Qt.ItemDataRole.ForegroundRole) != positions._stale_color
+            ttmt_key = next(k for k in window.summary._cells if "|" not in k)
+            assert not window.summary._cells[ttmt_key][1].toolTip()
+            await until(lambda: "MT4" in (window.status.source_health_texts().get(source.id) or ""), 10, "a chip")
+            await in_thread(mt4.link_up)
+            await until(lambda: hub.health(source.id).state is HealthState.LIVE, 20, "LIVE again")
+            await until(lambda: not any(greyed().values()), 10, "the MT4 figures live again")
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    with Mt4SimulatorThread(seed=4, step_interval=0.2, ping_interval=1.0) as mt4:
+        run_on_qasync(lambda: scenario(mt4))

@@ -147,6 +147,13 @@ def test_trade_detail_chart_live_and_breakeven(qapp, sim_paused, settings):
             assert detail.chart is not None, detail.chart_error
             await until(lambda: detail.trade is not None and detail.trade.positions is not None, 10, "fat trade")
             await until(lambda: not detail.chart._timer.isActive(), 5, "chart drawn")
+            # Its signal names the trades it opened by reference and account (fetched when not in the table).
+            if detail.trade.signal_id:
+                signal_view = window.open_signal(detail.trade.signal_id).detail
+                await until(lambda: signal_view.signal is not None and bool(signal_view.signal.trade_ids)
+                            and not signal_view.missing_trades(), 10, "the signal's trades named")
+                names = [signal_view.trades_list.item(i).text() for i in range(signal_view.trades_list.count())]
+                assert names and all(n.startswith("trd_") for n in names), names
             path_before = len(detail.chart._path)
             await step_until(sim, controller, lambda: any(
                 getattr(getattr(e, "position", None), "trade_id", None) == trade_id

@@ -320,3 +320,59 @@ def test_prices_keep_the_symbols_digits_though_json_drops_trailing_zeros(mas: Me
             await consumer.stop()
 
     asyncio.run(main())
+
+
+def test_a_month_of_deals_is_parsed_and_decoded_off_the_loop(monkeypatch):
+    """Thousands of deals: each large history page is parsed, and the deals decoded, in a worker thread (the
+    loop's own parser never sees a large payload); the result is what the simulator holds."""
+    import copy
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from ttmt_monitor.core import jsontext
+    from ttmt_monitor.sources.metaapi import eio3
+    from ttmt_monitor.sources.metaapi.book import AccountBook
+
+    seen: list[tuple[str, int, bool]] = []     # (what, size, on the main thread)
+
+    def spy(name, fn):
+        def wrapped(text, *args):
+            seen.append((name, len(text), threading.current_thread() is threading.main_thread()))
+            return fn(text, *args)
+        return wrapped
+
+    monkeypatch.setattr(eio3, "exact_loads", spy("loop parse", eio3.exact_loads))
+    monkeypatch.setattr(eio3, "exact_loads_threaded", spy("thread parse", eio3.exact_loads_threaded))
+    finish = AccountBook.finish_deals
+
+    def finish_spy(self):
+        seen.append(("decode", len(self._pending_deals), threading.current_thread() is threading.main_thread()))
+        return finish(self)
+
+    monkeypatch.setattr(AccountBook, "finish_deals", finish_spy)
+    with MetaApiSimThread(seed=9, paused=True, credits_per_minute=100_000) as sim:
+        def inject() -> None:
+            acc = sim.world.deployed()[0]
+            exits = [d for d in acc.deals if d.get("entryType") == "DEAL_ENTRY_OUT"]
+            start = datetime.now(UTC) - timedelta(days=20)
+            for i in range(3000):
+                deal = copy.deepcopy(exits[i % len(exits)])
+                deal.update(id=str(50_000_000 + i), positionId=str(60_000_000 + i),
+                            time=(start + timedelta(minutes=5 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+                acc.deals.append(deal)
+        sim.call(inject)
+
+        async def main():
+            src = source(sim)
+            try:
+                return await src.snapshot()
+            finally:
+                await src.aclose()
+
+        snap = asyncio.run(main())
+        truth = sim.truth("mapi")
+    assert {d.key: d.profit for d in snap.closed} == {d.key: d.profit for d in truth.closed}
+    big = [s for s in seen if s[0] == "thread parse"]
+    assert big and all(size >= jsontext.LARGE_JSON and not main for _, size, main in big)
+    assert all(size < jsontext.LARGE_JSON for what, size, _ in seen if what == "loop parse")
+    assert any(what == "decode" and size >= 3000 and not main for what, size, main in seen)

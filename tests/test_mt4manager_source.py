@@ -96,3 +96,47 @@ def test_server_times_follow_the_zones_daylight_saving_change() -> None:
     # Unset, the zone is the one most MT4 brokers use (GMT+2/+3 with daylight saving).
     default = next(s.default for s in registry.get("mt4manager").settings if s.name == "server_timezone")
     assert ZoneInfo(default) == ZoneInfo("Europe/Athens")
+
+
+def test_a_big_reread_is_parsed_and_decoded_off_the_loop(monkeypatch) -> None:
+    """A client with a long history: the re-read's big answer is parsed, and its records decoded, in a worker
+    thread (the loop's own parser never sees a large payload), and the result is the server's state."""
+    import copy
+    import threading
+
+    from ttmt_monitor.core import jsontext
+    from ttmt_monitor.sources.mt4manager import client as mt4client, decode
+
+    seen: list[tuple[str, int, bool]] = []     # (what, size, on the main thread)
+
+    def spy(name: str, fn):
+        def wrapped(raw, *args):
+            seen.append((name, len(raw) if isinstance(raw, (str, bytes)) else -1,
+                         threading.current_thread() is threading.main_thread()))
+            return fn(raw, *args)
+        return wrapped
+
+    monkeypatch.setattr(mt4client, "_loads", spy("loop parse", mt4client._loads))
+    monkeypatch.setattr(mt4client, "_loads_threaded", spy("thread parse", mt4client._loads_threaded))
+    load = decode.Book.load
+    monkeypatch.setattr(decode.Book, "load", lambda self, users, groups, trades, history: (
+        seen.append(("load", len(history), threading.current_thread() is threading.main_thread())),
+        load(self, users, groups, trades, history))[1])
+    with Mt4SimulatorThread(seed=2, running=False) as sim:
+        def inject() -> None:
+            books = sim.market.books
+            closed = [r for r in books.history.values() if r["cmd"] in ("buy", "sell")]
+            now = books.now()
+            for i in range(6000):
+                rec = copy.deepcopy(closed[i % len(closed)])
+                rec.update(order=90_000_000 + i, login=closed[0]["login"], close_time=now - 86400 + i,
+                           open_time=now - 90000 + i, timestamp=now - 86400 + i)
+                books.history[rec["order"]] = rec
+        sim.call(inject)
+        snap = asyncio.run(make_source(sim).snapshot())
+        want = normalize(sim.truth(SOURCE_ID, groups=WATCH_GROUPS))
+    assert normalize(snap)["deal"] == want["deal"] and len(snap.closed) > 6000
+    big = [s for s in seen if s[0] == "thread parse"]
+    assert big and all(size >= jsontext.LARGE_JSON and not main for _, size, main in big)
+    assert all(size < jsontext.LARGE_JSON for what, size, _ in seen if what == "loop parse")
+    assert any(what == "load" and size > 6000 and not main for what, size, main in seen)

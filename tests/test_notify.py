@@ -17,7 +17,7 @@ from ttmt_monitor.core.models import (
     Trade,
     TradeFinalized,
 )
-from ttmt_monitor.core.notify import NotificationRules, NotifySettings
+from ttmt_monitor.core.notify import KINDS, NotificationRules, NotifySettings
 
 T0 = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
 
@@ -133,6 +133,9 @@ def tp(tid: str = "t1", level: int = 1) -> TpHit:
 
 
 def rules(clock: Clock, **kw) -> NotificationRules:
+    """Rules with every kind popping up (the mechanics tested here: sounds, quiet hours, the burst cap); the
+    defaults (fills and TP hits quiet) have their own tests."""
+    kw.setdefault("popup", {k: True for k in KINDS})
     settings = NotifySettings(**kw)
     return NotificationRules(settings, clock=clock, tz=UTC, lookup_trade={"t1": trade()}.get)
 
@@ -300,7 +303,8 @@ def test_settings_round_trip_and_tolerate_garbage() -> None:
         '{"burst_cap": "x", "quiet_start": "25:99", "sounds": {"tp_hit": "../../x"}}',
     ):
         d = NotifySettings.from_json(junk)
-        assert d.burst_cap == 5 and d.quiet_start is None and d.sounds["tp_hit"] in (None, "tp")
+        assert d.burst_cap == 3 and d.burst_window == 30 and d.quiet_start is None
+        assert d.sounds["tp_hit"] in (None, "tp")
 
 
 def test_summaries_switched_off_stay_in_history_only() -> None:
@@ -343,3 +347,134 @@ def test_one_outcome_one_message_within_a_batch() -> None:
     )
     ns = r.process([close, fin2])
     assert [n.kind for n in ns] == ["position_closed"]
+
+
+# --- what interrupts by default (issue 17: 122 pop-ups in 21 minutes) ------------------------------------------
+
+
+def _default_rules(clock: Clock, **kw) -> NotificationRules:
+    return NotificationRules(NotifySettings(**kw), clock=clock, tz=UTC, lookup_trade={"t1": trade()}.get)
+
+
+def test_defaults_pop_up_closes_breakeven_and_problems_while_fills_and_tp_hits_go_quietly() -> None:
+    clock = Clock()
+    r = _default_rules(clock, fill_window=0, burst_cap=100)
+    (f,) = r.process([fill()])
+    (hit,) = r.process([tp()])
+    (at_tp,) = r.process([closed(pl="5.00", reason="tp")])  # a close at TP in its own batch is a TP hit too
+    for n in (f, hit, at_tp):
+        assert n.quiet and n.sound is None and not n.in_quiet_hours, n
+    (sl,) = r.process([closed(pl="-3.50", reason="sl")])
+    fin = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
+                         trade=trade(status="closed_loss", pl="-3.5"))
+    (end,) = r.process([fin])
+    be = BreakevenSet(event_id=next(_ids), type="breakeven_set", timestamp=T0, raw={}, position_id="p",
+                      trade_id="t1", new_stop_loss=D("2300.30"))
+    bf = BreakevenFailed(event_id=next(_ids), type="breakeven_failed", timestamp=T0, raw={}, trade_id="t1",
+                         reason="broker_rejected", attempts=2)
+    (be_n,) = r.process([be])
+    (bf_n,) = r.process([bf])
+    (conn,) = r.connection_changed("auth_error", "key_revoked")
+    for n in (sl, end, be_n, bf_n, conn):
+        assert not n.quiet, n
+    assert bf_n.sound == "alert" and conn.sound == "alert"
+    # Each can be switched on: fills then pop up with their sound.
+    r.settings.popup["order_fill"] = True
+    (f2,) = r.process([fill()])
+    assert not f2.quiet and f2.sound == "fill"
+
+
+def test_quiet_kinds_do_not_use_up_the_burst_cap() -> None:
+    clock = Clock()
+    r = _default_rules(clock, fill_window=0, burst_cap=2, burst_window=10)
+    r.process([fill(tid=f"f{i}") for i in range(20)] + [tp(tid=f"h{i}") for i in range(20)])
+    popped = [n for n in r.process([closed(tid=f"c{i}", pl="-1", reason="sl") for i in range(3)]) if not n.quiet]
+    assert len(popped) == 2  # the cap is still all there for the closes
+    clock.advance(11)
+    (summary,) = r.poll()
+    assert summary.title == "1 more update" and summary.count == 1  # singular ("1 more updates" before)
+
+
+def test_summary_title_is_plural_from_two() -> None:
+    clock = Clock()
+    r = rules(clock, burst_cap=1, burst_window=10)
+    r.process([tp(tid=f"x{i}") for i in range(3)])
+    clock.advance(11)
+    (summary,) = r.poll()
+    assert summary.title == "2 more updates"
+
+
+def test_status_line_says_each_thing_once() -> None:
+    from ttmt_monitor.core.notify import Notification, status_line
+
+    clock = Clock()
+    r = rules(clock, fill_window=0, burst_cap=100)
+    (f,) = r.process([fill()])
+    (hit,) = r.process([tp(level=2)])
+    (c,) = r.process([closed(pl="-3.50", reason="sl")])
+    for n, words in ((f, "order filled"), (hit, "TP2 hit"), (c, "closed by stop loss")):
+        line = status_line(n)
+        assert line.lower().count(words.lower()) == 1 and "BUY XAUUSD (trd_t1)" in line, line
+    # A notification whose body does not repeat its title keeps both, once each.
+    n = Notification("Filled: SELL 1.00 6EZ6", "DEMO4812301 · Tradovate", "order_fill")
+    assert status_line(n) == "Filled: SELL 1.00 6EZ6 · DEMO4812301 · Tradovate"
+
+
+def test_trade_notifications_name_their_group() -> None:
+    clock = Clock()
+    r = rules(clock, fill_window=0, burst_cap=100)
+    (f,) = r.process([fill()])
+    (hit,) = r.process([tp()])
+    fin = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
+                         trade=trade(status="closed_profit", pl="5"))
+    (end,) = r.process([fin])
+    assert {n.group for n in (f, hit, end)} == {"trade:t1"}
+    assert {n.subject for n in (f, hit, end)} == {"BUY XAUUSD (trd_t1)"}
+    assert end.ends_group and not f.ends_group and not hit.ends_group
+
+
+def test_popup_settings_round_trip_and_older_settings_get_the_defaults() -> None:
+    s = NotifySettings()
+    s.popup["order_fill"] = True
+    s.popup["position_closed"] = False
+    back = NotifySettings.from_json(s.to_json())
+    assert back.pops_up("order_fill") and not back.pops_up("position_closed")
+    old = NotifySettings.from_json('{"enabled": {"order_fill": true}, "sounds": {}}')  # saved before the switch
+    assert not old.pops_up("order_fill") and not old.pops_up("tp_hit") and old.pops_up("position_closed")
+
+
+def test_neutral_sources_fills_quiet_closes_pop_up_grouped_by_position() -> None:
+    from ttmt_monitor.core.desk import CloseEvent, DeskChange, FillEvent
+    from ttmt_monitor.core.notify import process_desk_change
+    from ttmt_monitor.domain.entities import ClosedDeal, Position as NeutralPosition
+
+    def position(volume: str) -> NeutralPosition:
+        return NeutralPosition(key="tv:p1", source="tv", account_key="tv:a1", native_id="1", symbol="ESZ6",
+                               side="BUY", volume=D(volume), currency="USD")
+
+    def deal(reason: str | None, profit: str = "62.50") -> CloseEvent:
+        return CloseEvent(ClosedDeal(key=f"tv:d{next(_ids)}", source="tv", account_key="tv:a1", native_id="d",
+                                     closed_at=T0, profit=D(profit), currency="USD", symbol="ESZ6", side="BUY",
+                                     volume=D("1"), close_reason=reason))
+
+    change = DeskChange()
+    change.fills = [FillEvent(None, position("1")), FillEvent(position("1"), position("3"))]
+    gone = process_desk_change(NotificationRules(NotifySettings(), clock=Clock(), tz=UTC),
+                               DeskChange(fills=[FillEvent(position("3"), None)]), str, str)
+    assert gone[0].title == "Reduced 3.00 ESZ6 (now 0.00)"
+    change.closes = [deal("sl", "-12.50"), deal("tp")]
+    r = NotificationRules(NotifySettings(burst_cap=100), clock=Clock(), tz=UTC)
+    ns = process_desk_change(r, change, lambda k: "DEMO4812301", lambda s: "Tradovate")
+    assert [(n.kind, n.quiet) for n in ns] == [("order_fill", True), ("order_fill", True),
+                                              ("position_closed", False), ("position_closed", True)]
+    assert ns[1].title == "Added 2.00 ESZ6 (now 3.00)"
+    assert {n.group for n in ns} == {"position:tv:a1:ESZ6"}
+    assert ns[0].subject == "ESZ6 · DEMO4812301 · Tradovate"
+    assert not any(n.ends_group for n in ns)  # a deal may close part of the position: the group goes on
+
+
+def test_every_kind_has_a_short_label_and_a_pop_up_default() -> None:
+    from ttmt_monitor.core.notify import DEFAULT_POPUP, KIND_SHORT
+
+    assert set(KIND_SHORT) == set(KINDS) == set(DEFAULT_POPUP)
+    assert NotifySettings().pops_up("risk_limit")  # a loss limit crossed interrupts

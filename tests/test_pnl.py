@@ -193,3 +193,40 @@ def test_range_presets_in_user_zone() -> None:
     assert wk == datetime(2026, 11, 2, 5, 0, tzinfo=UTC)  # EST, UTC-5
     with pytest.raises(ValueError):
         pnl.range_bounds("fortnight", now, tz)
+
+
+# --- TP marker clustering -----------------------------------------------------------------------------------
+
+
+def test_cluster_markers_one_per_cell_placed_on_a_member() -> None:
+    # 300 hits within 3 cells along x (cell 100 s), all at y 0..9 (one cell of 10): 3 clusters holding all 300.
+    points = [(float(i), float(i % 10)) for i in range(300)]
+    clusters = pnl.cluster_markers(points, 100.0, 10.0)
+    assert [c.count for c in clusters] == [100, 100, 100]
+    assert sorted(i for c in clusters for i in c.members) == list(range(300))
+    for c in clusters:
+        assert (c.x, c.y) in {points[i] for i in c.members}  # sits on one of its own markers (on the curve)
+    # Zoomed in ten times: ten times as many cells, so the same hits split into 30 clusters.
+    assert len(pnl.cluster_markers(points, 10.0, 10.0)) == 30
+
+
+def test_cluster_markers_keeps_groups_apart_and_needs_a_real_cell() -> None:
+    points = [(0.0, 0.0), (1.0, 1.0), (2.0, 2.0)]
+    assert [c.count for c in pnl.cluster_markers(points, 50.0, 50.0, ["USD", "EUR", "USD"])] == [2, 1]
+    # No size yet (the view not laid out): nothing merges.
+    for cell in (0.0, float("nan"), -1.0):
+        assert [c.count for c in pnl.cluster_markers(points, cell, 10.0)] == [1, 1, 1]
+    assert pnl.cluster_markers([], 1.0, 1.0) == []
+
+
+def test_axis_amounts_have_separators_a_true_minus_and_the_step_s_decimals() -> None:
+    from ttmt_monitor.core.formatting import MINUS, format_axis_amount
+
+    assert format_axis_amount(-25000.0, 5000.0) == f"{MINUS}25,000"
+    assert format_axis_amount(1500.0, 500.0) == "1,500"
+    assert format_axis_amount(1234567.0, 1e6) == "1,234,567"
+    assert format_axis_amount(2.5, 2.5) == "2.5"
+    assert format_axis_amount(0.25, 0.25) == "0.25"
+    assert format_axis_amount(0.126, 0.001) == "0.13"  # never finer than a cent
+    assert format_axis_amount(-0.0001, 0.01) == "0.00"  # no "−0.00"
+    assert format_axis_amount(float("nan"), 1.0) == ""

@@ -4,6 +4,7 @@ heartbeat's own timer under a stalled consumer, quotes on/off, cached lookups, n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -407,3 +408,113 @@ def test_closed_round_trips_are_net_of_commissions_and_fees() -> None:
                 await consumer.stop()
 
         run(body())
+
+
+def test_without_quotes_open_pnl_and_equity_refresh_on_a_timer() -> None:
+    """The market moves and no ``props`` come: without quotes the cash-balance snapshot is re-read on a timer,
+    so open P&L and equity follow (a few calls, within the rate budget)."""
+    with fast_sim() as sim:
+        sim.call(setattr, sim.sim.market, "cash_marks_to_market", True)
+
+        async def body() -> None:
+            source = make_source(sim, cash_refresh=0.3)
+            consumer = Consumer(source).start()
+            try:
+                await _live(consumer)
+                sim.pause()                       # no trader acts, no props from here on
+
+                def move_prices() -> None:        # the market moves: prices only, nothing is sent
+                    m = sim.sim.market
+                    for cid, spec in m.specs.items():
+                        m.prices[cid] += 40 * spec.tick
+
+                sim.call(move_prices)
+                want = {a.key: (a.open_pl, a.equity) for a in sim.truth(SOURCE_ID).accounts}
+                assert any(pl for pl, _ in want.values())     # some account holds a position
+                calls_before = source.stats.cash_snapshots
+                started = asyncio.get_running_loop().time()
+                await wait_until(lambda: all((consumer.state.accounts[k].open_pl, consumer.state.accounts[k].equity)
+                                             == v for k, v in want.items()), 10, "open P&L to follow the market")
+                elapsed = asyncio.get_running_loop().time() - started
+                # at most one read per account holding a position per period (and the ones in flight)
+                assert source.stats.cash_snapshots - calls_before <= len(want) * (elapsed / 0.3 + 2)
+            finally:
+                await consumer.stop()
+
+        run(body())
+
+
+def test_aclose_while_connecting_leaves_no_task_behind() -> None:
+    """Closed while changes() waits out a penalty ticket: the connect task and the health-note getter end with
+    it; nothing is left pending."""
+    with fast_sim() as sim:
+        sim.faults.penalty(1, 3600)
+
+        async def body() -> None:
+            already = asyncio.all_tasks()             # the test's own (run()'s bound, this body)
+            source = make_source(sim)
+            consumer = Consumer(source).start()
+            await wait_until(lambda: HealthState.RATE_LIMITED in consumer.health_seen, 20, "the penalty wait")
+            await source.aclose()
+            await wait_until(lambda: consumer._task.done(), 10, "changes() to end after aclose()")
+            others = [t for t in asyncio.all_tasks() - already if not t.done()]
+            assert others == [], others
+            await consumer.stop()
+
+        run(body())
+
+
+def test_a_big_sync_is_parsed_and_stored_off_the_loop(monkeypatch) -> None:
+    """A long day of trading: the user/syncrequest answer is parsed, and stored and mapped, in a worker thread
+    (the loop's own parser never sees a large frame); the desk still equals the simulator."""
+    import threading
+
+    from ttmt_monitor.core import jsontext
+    from ttmt_monitor.sources.tradovate import connection, model, protocol
+
+    seen: list[tuple[str, int, bool]] = []
+
+    def spy(name, fn):
+        def wrapped(raw, *args, **kwargs):
+            seen.append((name + (" threaded" if kwargs.get("threaded") else ""), len(raw),
+                         threading.current_thread() is threading.main_thread()))
+            return fn(raw, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(connection, "parse_frame", spy("frame", protocol.parse_frame))
+    reset = model.EntityStore.reset
+
+    def reset_spy(self, sync):
+        seen.append(("store", sum(len(v) for v in sync.values() if isinstance(v, list)),
+                     threading.current_thread() is threading.main_thread()))
+        return reset(self, sync)
+
+    monkeypatch.setattr(model.EntityStore, "reset", reset_spy)
+    with fast_sim(populate=1500) as sim:
+        async def body() -> None:
+            consumer = Consumer(make_source(sim)).start()
+            try:
+                await _live(consumer)
+                await _converge(consumer, sim)
+            finally:
+                await consumer.stop()
+
+        run(body())
+    big = [s for s in seen if s[0] == "frame threaded"]
+    assert big and all(size >= jsontext.LARGE_JSON and not main for _, size, main in big)
+    assert all(size < jsontext.LARGE_JSON for what, size, _ in seen if what == "frame")
+    assert any(what == "store" and size >= 5000 and not main for what, size, main in seen)
+
+
+@pytest.mark.parametrize(("setting", "seconds"), [(None, 15.0), (0, 0.0), ("30", 30.0), ("soon", 15.0)])
+def test_the_cash_refresh_setting_reads_zero_as_off(setting, seconds) -> None:
+    from ttmt_monitor.sources.base import SourceConfig
+    from ttmt_monitor.sources.tradovate.source import TradovateSource
+
+    settings = {"environment": "demo", "user_name": "u", "cid": 1}
+    if setting is not None:
+        settings["cash_refresh_seconds"] = setting
+    source = TradovateSource(SourceConfig(id="t", kind="tradovate", name="T", settings=settings),
+                             {"password": "p", "api_secret": "s"})
+    assert source.cash_refresh == seconds
+    run(source.aclose())

@@ -98,12 +98,23 @@ def test_pnl_view_draws_history_and_extends_live(qtbot, sim_paused) -> None:
     # TP markers: one per TP-closed position, each lying on its currency's step curve.
     tp_positions = sum(1 for t in trades for p in t.positions or () if p.close_reason == "tp" and p.tp_level)
     assert tp_positions > 0 and len(view.markers) == tp_positions
+    # Drawn clustered: one spot per cluster, the clusters together holding every marker exactly once, each spot
+    # placed on one of its own markers (so on the curve).
     mx, my = view.marker_item.getData()
-    assert len(mx) == tp_positions
+    assert len(mx) == len(view.clusters) <= tp_positions
+    assert sorted(i for c in view.clusters for i in c.members) == list(range(tp_positions))
     for m in view.markers[:20]:
         assert m.value == view.series[m.currency].value_at(m.ts)
-    tip = view._marker_tip(0, 0, 0)
-    assert "TP" in tip and "Trade:" in tip and "P&L:" in tip
+    for spot, c in enumerate(view.clusters):
+        assert (mx[spot], my[spot]) in {(view.markers[i].ts.timestamp(), float(view.markers[i].value))
+                                        for i in c.members}
+    single = next((n for n, c in enumerate(view.clusters) if c.count == 1), None)
+    if single is not None:
+        tip = view._marker_tip(0, 0, single)
+        assert "TP" in tip and "Trade:" in tip and "P&L:" in tip
+    many = next((n for n, c in enumerate(view.clusters) if c.count > 1), None)
+    if many is not None:
+        assert f"{view.clusters[many].count} TP hits" in view._marker_tip(0, 0, many)
     assert view.stats.trade_count > 0 and view.stats_tree.topLevelItemCount() > 0
 
     # Live: drive the market until trades close; apply the real events to DeskState; the view extends.
@@ -535,3 +546,181 @@ def test_live_closes_append_and_match_a_full_recompute(qtbot) -> None:
     view.add_trades([late])
     view.refresh()
     assert view.recompute_count == 3 and view.series["USD"].points[0].trade_id == "late"
+
+
+# --- fit and finish (issue 17): theme, clustered markers, money axis, stable colours, channel labels -------------
+
+
+def _tp_history(n_trades: int, cur: str = "USD", t0: datetime | None = None):
+    """Closed trades a minute apart, each with one position closed at TP1 (so one marker each)."""
+    from datetime import timedelta
+
+    from test_pnl import pos, trade
+
+    t0 = t0 or datetime(2026, 7, 1, tzinfo=UTC)
+    out = []
+    for i in range(n_trades):
+        at = t0 + timedelta(minutes=i)
+        tid = f"{cur}{i}"
+        out.append(trade(tid, "1.00", at, cur=cur, positions=(pos(f"p{tid}", tid, at, "tp", 1, "1.00", cur=cur),)))
+    return out
+
+
+def test_hundreds_of_tp_markers_are_clustered_and_split_when_zoomed(qtbot) -> None:
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.resize(1000, 500)
+    view.show()
+    view.set_trades(_tp_history(400))
+    view.refresh()
+    qtbot.waitUntil(lambda: view.plot.getViewBox().viewRange()[0][1] > 1.7e9, timeout=3000)  # auto-ranged
+    view._draw_markers()
+    assert len(view.markers) == 400
+    spots = len(view.marker_item.getData()[0])
+    # The whole curve is ~700 px wide, a cell 30 px: at most ~25 x-cells (a few y-cells each) instead of 400 stars.
+    assert spots == len(view.clusters) <= 120
+    assert sum(c.count for c in view.clusters) == 400
+    labels = [lab for lab in view._count_labels if lab.isVisible()]
+    assert len(labels) == sum(1 for c in view.clusters if c.count > 1) > 0
+    assert {lab.textItem.toPlainText() for lab in labels} <= {str(c.count) for c in view.clusters}
+    # Clicking a cluster zooms onto it; re-clustered, its hits come apart.
+    big = max(view.clusters, key=lambda c: c.count)
+    view.zoom_to_cluster(big)
+    view._draw_markers()
+    assert len(view.clusters) > spots or all(c.count == 1 for c in view.clusters)
+    assert all(c.count < big.count for c in view.clusters)
+
+
+def test_money_axis_ticks_and_label_name_the_currencies(qtbot) -> None:
+    from ttmt_monitor.core.formatting import MINUS
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.show()
+    assert view.money_axis.tickStrings([-25000.0, 0.0, 1500.0], 1.0, 500.0) == [f"{MINUS}25,000", "0", "1,500"]
+    assert view.money_axis.tickStrings([0.25, 0.5], 1.0, 0.25) == ["0.25", "0.50"]
+    view.set_trades(_tp_history(3, "USD") + _tp_history(2, "EUR"))
+    view.refresh()
+    assert view.plot.getAxis("left").labelText == "Realized P&L (EUR, USD)"
+    view.set_trades(_tp_history(3, "USD"))
+    view.refresh()
+    assert view.plot.getAxis("left").labelText == "Realized P&L (USD)"
+
+
+def test_a_currency_keeps_its_colour_across_runs_and_views(qtbot) -> None:
+    import subprocess
+    import sys
+
+    from ttmt_monitor.ui.pnl_view import PnlView
+    from ttmt_monitor.ui.theme import currency_colour
+
+    # Python's hash() of a str is salted per process: the colour of an unlisted code must not depend on it.
+    code = "import sys; from ttmt_monitor.ui.theme import currency_slot; print(currency_slot(sys.argv[1]))"
+    slots = {
+        subprocess.run([sys.executable, "-c", code, "SEK"], env={"PYTHONHASHSEED": seed, "PATH": ""},
+                       capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(slots) == 1
+    # EUR first in one view, USD first in the other: each currency still gets its own colour.
+    a, b = PnlView(), PnlView()
+    for v in (a, b):
+        qtbot.addWidget(v)
+        v.show()
+    a.set_trades(_tp_history(2, "EUR"))
+    a.refresh()
+    a.set_trades(_tp_history(2, "EUR") + _tp_history(2, "USD"))
+    a.refresh()
+    b.set_trades(_tp_history(2, "USD") + _tp_history(2, "EUR"))
+    b.refresh()
+    dark = False
+    for v in (a, b):
+        for cur in ("EUR", "USD"):
+            assert v.curves[cur].opts["pen"].color().name() == currency_colour(cur, dark).name()
+    assert currency_colour("EUR", dark) != currency_colour("USD", dark)
+
+
+def test_chart_follows_a_switch_to_the_dark_theme(qtbot) -> None:
+    from PySide6.QtGui import QPalette
+
+    from ttmt_monitor.ui import theme
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.setPalette(theme._palette("light"))  # noqa: SLF001 - the theme's own palettes
+    view.show()
+    view.set_trades(_tp_history(5))
+    view.refresh()
+    dark = theme._palette("dark")  # noqa: SLF001
+    view.setPalette(dark)  # what the app's View → Theme → Dark does to every widget (a PaletteChange)
+    background = view.plot.backgroundBrush().color()
+    assert background == dark.color(QPalette.ColorRole.Base)
+    assert view.plot.getAxis("left").textPen().color() == dark.color(QPalette.ColorRole.Text)
+    assert view.curves["USD"].opts["pen"].color().name() == theme.currency_colour("USD", True).name()
+    brush = view.marker_item.data["brush"][0]
+    assert brush.color().name() == theme.chart_colours(True)["marker"].name()
+
+
+def test_a_channel_in_two_currencies_says_which(qtbot) -> None:
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_trades(_tp_history(2, "USD") + _tp_history(2, "EUR"))
+    view.refresh()
+    tree = view.stats_tree
+    channel = next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
+                   if tree.topLevelItem(i).text(0) == "P&L per channel")
+    names = sorted(channel.child(i).text(0) for i in range(channel.childCount()))
+    assert names == ["Gold VIP (EUR)", "Gold VIP (USD)"]
+    assert channel.child(0).toolTip(0) == channel.child(0).text(0)  # the full name, even when elided
+
+
+def test_sections_the_user_opened_stay_open_when_trades_close(qtbot) -> None:
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_trades(_tp_history(3))
+    view.refresh()
+
+    def section(title: str):
+        tree = view.stats_tree
+        return next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
+                    if tree.topLevelItem(i).text(0) == title)
+
+    assert not section("P&L per channel").isExpanded()  # collapsed by default
+    section("P&L per channel").setExpanded(True)  # the user opens it, and closes the TP-hit rates
+    section("TP-hit rate").setExpanded(False)
+    view.add_trades(_tp_history(2, t0=datetime(2026, 7, 2, tzinfo=UTC)))  # more trades close: a rebuild
+    view.refresh()
+    assert section("P&L per channel").isExpanded() and not section("TP-hit rate").isExpanded()
+
+
+def test_the_window_s_theme_switch_recolours_the_chart(qapp, qtbot, settings) -> None:
+    from PySide6.QtGui import QPalette
+
+    from _qasync_support import dispose
+    from ttmt_monitor.ui import theme
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.main_window import MainWindow
+
+    window = MainWindow(DeskController("http://127.0.0.1:9", "unused"), settings)
+    try:
+        view = window._ensure_pnl_view()  # noqa: SLF001 - the P&L tab's view, built on first use
+        for mode in ("light", "dark", "light"):
+            window._on_theme(mode)  # noqa: SLF001 - what View → Theme calls
+            base = qapp.palette().color(QPalette.ColorRole.Base)
+            # Qt delivers the application's palette change as an event: wait for it (bounded).
+            qtbot.waitUntil(lambda b=base: view.plot.backgroundBrush().color() == b, timeout=3000)
+            text = view.plot.getAxis("left").textPen().color()
+            assert theme.contrast_ratio(text, base) >= 4.5, mode
+    finally:
+        theme.apply_theme(qapp, "system")
+        dispose(window)

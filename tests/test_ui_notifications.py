@@ -11,10 +11,12 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QSystemTrayIcon, QWidget
 
 from ttmt_monitor.core.models import TpHit
-from ttmt_monitor.core.notify import NotificationRules, NotifySettings
+from ttmt_monitor.core.notify import KINDS, NotificationRules, NotifySettings
 from ttmt_monitor.ui.notification_centre import (
+    ROLE_UNREAD,
     NotificationCentre,
     NotificationSettingsDialog,
+    entry_time,
     open_notification_settings,
 )
 from ttmt_monitor.ui.notifications import (
@@ -59,6 +61,7 @@ def store(tmp_path) -> QSettings:
 
 def make(qtbot, store, *, tray=None, **settings) -> tuple[Notifier, NotificationCentre, Clock]:
     clock = Clock()
+    settings.setdefault("popup", {k: True for k in KINDS})  # TP hits pop up here; the defaults are tested apart
     rules = NotificationRules(NotifySettings(**settings), clock=clock, tz=UTC)
     n = Notifier(rules, tray=tray, sounds=SoundPlayer(allow_beep=False), settings_store=store, poll_ms=50)
     centre = NotificationCentre()
@@ -77,13 +80,16 @@ def test_banner_fallback_centre_badge_and_click_opens_trade(qtbot, store) -> Non
         n.handle_events([hit(1, symbol="<b>XAU</b>")], None)
     assert sig.args == [1]
     assert len(banners) == 1 and "TP1 hit" in banners[0] and "+4.20 USD" in banners[0]
+    assert banners[0].count("TP1 hit") == 1  # the status bar says it once (title and body used to repeat it)
     assert [r for _, r in n.routes] == ["banner"]
-    item = centre.list.item(0)
-    assert "<b>XAU</b>" in item.text()  # shown verbatim as plain text, never interpreted
-    assert item.font().bold()
+    (group,) = centre.groups()
+    item = group.child(0)
+    assert "<b>XAU</b>" in group.text(0)  # the trade heads its group, verbatim plain text, never markup
+    assert item.text(0).startswith("12:00:00 · TP hit\n") or " · TP hit\n" in item.text(0)  # time and kind
+    assert item.data(0, ROLE_UNREAD) and not item.font(0).bold()  # a dot marks it unread, not bold text
     with qtbot.waitSignal(centre.open_trade, timeout=1000) as opened:
-        centre.list.itemClicked.emit(item)
-    assert opened.args == ["t1"] and centre.unread_count == 0 and not item.font().bold()
+        centre.tree.itemClicked.emit(item, 0)
+    assert opened.args == ["t1"] and centre.unread_count == 0 and not item.data(0, ROLE_UNREAD)
 
 
 def test_tray_route_when_a_tray_exists(qtbot, store) -> None:
@@ -106,7 +112,7 @@ def test_quiet_hours_go_to_history_only_and_sounds_play_outside(qtbot, store) ->
     clock.now = datetime(2026, 7, 2, 23, 0, tzinfo=UTC)
     n.handle_events([hit(1)], None)
     assert [r for _, r in n.routes] == ["history"] and list(n.sounds.played) == []
-    assert "(quiet hours)" in centre.list.item(0).text()
+    assert "(quiet hours)" in centre.groups()[0].child(0).text(0)
     clock.now = datetime(2026, 7, 3, 9, 0, tzinfo=UTC)
     n.handle_events([hit(2)], None)
     assert [r for _, r in n.routes][-1] == "banner"
@@ -122,7 +128,7 @@ def test_burst_is_capped_and_summary_arrives_from_the_timer(qtbot, store) -> Non
     qtbot.waitUntil(lambda: len(n.routes) == 4, timeout=2000)  # the 50 ms poll timer delivers the summary
     summary = n.routes[-1][0]
     assert summary.kind == "summary" and summary.count == 17
-    assert centre.list.count() == 4 and centre.unread_count == 4
+    assert centre.entry_count() == 4 and centre.unread_count == 4
 
 
 def test_close_to_tray_hides_then_quit_closes(qtbot, store) -> None:
@@ -192,7 +198,7 @@ def test_wiring_to_the_real_controller_signals(qtbot, store) -> None:
     )
     notifier.rules.settings.fill_window = 0
     controller.events_applied.emit([hit(1)], None)
-    assert centre.unread_count == 1 and len(banners) == 1
+    assert centre.unread_count == 1 and banners == []  # by default a TP hit goes to the centre quietly
     controller.connection_changed.emit("conflict", "")
     assert "Another client" in banners[-1]
     window.show()
@@ -258,7 +264,7 @@ def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_p
     # (closes folded into a TP hit or a trade's end in the same batch do not notify on their own)
     assert {"order_fill", "trade_finalized"} <= kinds and kinds & {"tp_hit", "position_closed"}, kinds
     texts = [n.body for n, _ in notifier.routes]
-    assert centre.list.count() == len(texts) > 0
+    assert centre.entry_count() == len(texts) > 0
     assert not any(
         " ? " in t or t.startswith("?") for t in texts if "orders filled" in t or "order filled" in t
     )
@@ -273,3 +279,101 @@ def test_tray_text_cannot_become_markup() -> None:
         no_markup("XAU<b>USD</b> & <a href='x'>")
         == "XAU\u2039b\u203aUSD\u2039/b\u203a \uff06 \u2039a href='x'\u203a"
     )
+
+
+# --- the centre groups by trade (issue 17: "one wall of bold text") ---------------------------------------------
+
+
+def test_centre_groups_a_trades_updates_and_shows_time_and_kind(qtbot) -> None:
+    from ttmt_monitor.core.notify import Notification
+
+    centre = NotificationCentre()
+    qtbot.addWidget(centre)
+
+    def note(kind: str, body: str, trade: str | None, minute: int, ends: bool = False) -> Notification:
+        subject = f"BUY XAUUSD (trd_{trade})" if trade else None
+        return Notification(kind, f"{subject}: {body}" if subject else body, kind, trade,
+                            timestamp=T0 + timedelta(minutes=minute), group=f"trade:{trade}" if trade else None,
+                            subject=subject, ends_group=ends, body_complete=True)
+
+    centre.add(note("order_fill", "layer 1 order filled", "a", 0))
+    centre.add(note("order_fill", "layer 1 order filled", "b", 1))
+    centre.add(note("tp_hit", "TP1 hit at 2310.00", "a", 2))
+    centre.add(note("summary", "3 × position closed", None, 3))
+    centre.add(note("trade_finalized", "closed in profit: +9.00 USD", "a", 4, ends=True))
+    # Top level: trade a (its newest entry on top), the summary on its own, trade b.
+    tops = [centre.tree.topLevelItem(i) for i in range(centre.tree.topLevelItemCount())]
+    assert len(tops) == 3 and [g.childCount() for g in tops] == [3, 0, 1]
+    a = tops[0]
+    assert a.text(0).startswith("BUY XAUUSD (trd_a)\n3 updates · latest ")
+    entries = [a.child(i).text(0) for i in range(3)]
+    assert [e.split("\n")[0].split(" · ")[-1] for e in entries] == ["Trade finished", "TP hit", "Fill"]
+    assert entries[1].split("\n")[1] == "TP1 hit at 2310.00"  # the trade is named once, by the group
+    assert all(entry_time(T0) in e for e in entries[2:])
+    assert centre.unread_count == 5
+    # A click on the group opens it and marks its entries read; the others stay unread.
+    centre.tree.itemClicked.emit(a, 0)
+    assert a.isExpanded() and centre.unread_count == 2 and not a.data(0, ROLE_UNREAD)
+    # The trade finished: anything later with its key starts a new group.
+    centre.add(note("order_fill", "layer 2 order filled", "a", 5))
+    assert len(centre.groups()) == 3 and centre.groups()[0].childCount() == 1
+
+
+def test_centre_keeps_at_most_max_items_and_drops_emptied_groups(qtbot, monkeypatch) -> None:
+    from ttmt_monitor.core.notify import Notification
+    from ttmt_monitor.ui import notification_centre
+
+    monkeypatch.setattr(notification_centre, "MAX_ITEMS", 5)
+    centre = NotificationCentre()
+    qtbot.addWidget(centre)
+    for i in range(8):
+        centre.add(Notification("Fill", f"fill {i}", "order_fill", f"t{i % 4}", timestamp=T0,
+                                group=f"trade:t{i % 4}", subject=f"trade {i % 4}"))
+    assert centre.entry_count() == 5 and centre.unread_count == 5
+    assert sum(g.childCount() for g in centre.groups()) == 5
+    centre.mark_all_read()
+    assert centre.unread_count == 0 and centre.header.text() == "Nothing unread"
+
+
+def test_settings_dialog_has_a_pop_up_switch_per_kind(qtbot, store) -> None:
+    n, _, _ = make(qtbot, store, popup={})  # the real defaults
+    dialog = open_notification_settings(None, n, None)
+    assert not dialog.popups["order_fill"].isChecked() and not dialog.popups["tp_hit"].isChecked()
+    assert dialog.popups["position_closed"].isChecked() and dialog.popups["breakeven_failed"].isChecked()
+    assert not dialog.sound_boxes["order_fill"].isEnabled()  # no pop-up, no sound
+    dialog.popups["order_fill"].setChecked(True)
+    assert dialog.sound_boxes["order_fill"].isEnabled()
+    dialog.switches["tp_hit"].setChecked(False)
+    assert not dialog.popups["tp_hit"].isEnabled()
+    dialog.accept()
+    assert n.rules.settings.pops_up("order_fill") and load_notify_settings(store).pops_up("order_fill")
+
+
+def test_a_long_group_header_wraps_into_a_row_tall_enough_for_it(qtbot) -> None:
+    from ttmt_monitor.core.notify import Notification
+
+    centre = NotificationCentre()
+    qtbot.addWidget(centre)
+    centre.resize(260, 400)
+    centre.show()
+    qtbot.waitExposed(centre)
+    subject = "EURUSD · Maria Rossi (100003) · MT4 manager (demo)"
+    centre.add(Notification("Filled: BUY 0.10 EURUSD", "Maria Rossi (100003) · MT4 manager (demo)", "order_fill",
+                            timestamp=T0, group="position:a:EURUSD", subject=subject))
+    group = centre.groups()[0]
+    line = centre.tree.fontMetrics().height()
+    # The subject needs two lines at this width, the summary one more: all three fit (one was cut before).
+    qtbot.waitUntil(lambda: centre.tree.visualItemRect(group).height() >= 3 * line, timeout=2000)
+    centre.resize(900, 400)  # wider: one line for the subject, and the row shrinks to fit
+    qtbot.waitUntil(lambda: centre.tree.visualItemRect(group).height() < 3 * line, timeout=2000)
+
+
+def test_a_neutral_entry_does_not_repeat_its_group_heading() -> None:
+    from ttmt_monitor.core.notify import Notification
+    from ttmt_monitor.ui.notification_centre import entry_text
+
+    n = Notification("Added 3.00 6EZ6 (now 5.00)", "DEMO4812301 · Tradovate (demo)", "order_fill", timestamp=T0,
+                     group="position:a:6EZ6", subject="6EZ6 · DEMO4812301 · Tradovate (demo)")
+    assert entry_text(n).split("\n")[1] == "Added 3.00 6EZ6 (now 5.00)"
+    alone = Notification("Live updates stopped", "The event stream has been down for 1 min", "connection")
+    assert entry_text(alone).split("\n")[1] == "Live updates stopped · The event stream has been down for 1 min"

@@ -171,7 +171,10 @@ def test_signal_detail_renders_hostile_message_literally(sim_hand, qtbot):
     assert view.raw_text() == HOSTILE
     _assert_plain(HOSTILE, view.raw_view.document())
     assert view.fields["channel"].text() == HOSTILE_CHANNEL
-    assert view.fields["skip_reason"].text() == "<i>SYMBOL_NOT_MAPPED</i>"
+    # An unknown (here hostile) code reads as words, literally; its tooltip can never become markup.
+    assert view.fields["skip_reason"].text() == "<i>SYMBOL NOT MAPPED</i>."
+    tip = view.fields["skip_reason"].toolTip()
+    assert "<" not in tip and "SYMBOL_NOT_MAPPED" in tip
     for label in view.findChildren(QLabel):
         assert label.textFormat() == Qt.TextFormat.PlainText, label.text()
     assert view.fields["message"].text() == str(signal.telegram_message_id)
@@ -273,7 +276,8 @@ def test_trade_detail_from_simulator(sim_hand, qtbot):
     ladder = [[view.tp_table.cell_text(r, c) for c in range(4)] for r in range(view.tp_table.rowCount())]
     assert ladder[0] == ["TP1", "2655.00", "+4.50", "✓ hit"]
     assert ladder[1] == ["TP2", "2660.00", "+9.50", "pending"]
-    assert ladder[2][1:] == ["—", "—", "not set"] and len(ladder) == 6
+    # Only the targets the trade has: no "not set" rows for TP3…TP6 (issue 17).
+    assert len(ladder) == 2 and not any(row[3] == "not set" for row in ladder)
     assert view.fields["stop_loss"].text() == "2650.50"
     assert view.fields["breakeven"].text().startswith("At breakeven: SL 2650.50 = entry.")
     assert "Moved from 2640.00" in view.fields["breakeven"].text()
@@ -326,14 +330,17 @@ def test_trade_detail_of_an_engine_trade(sim_paused, qtbot):
     view.set_trade(trade, signal)
     view.show()
     qtbot.waitExposed(view)
+    states = {view.tp_table.cell_text(r, 0): view.tp_table.cell_text(r, 3) for r in range(view.tp_table.rowCount())}
     for level in range(6):
-        state = view.tp_table.cell_text(level, 3)
+        state = states.get(f"TP{level + 1}")
         if trade.tp_hits[level]:
             assert state == "✓ hit"
         elif trade.take_profits[level] is None:
-            assert state == "not set"
+            assert state is None  # a target the trade does not have is not listed
         else:
             assert state in ("pending", "not reached")
+    assert ("Runner" in states) == (bool(signal and signal.runner) or any(
+        not p.tp_level and p.take_profit is None for p in trade.positions or ()))
     assert view.positions_table.rowCount() == len(trade.positions or ())
     assert view.orders_table.rowCount() == len(trade.orders or ())
     assert view.fields["entry"].text() == (format_price(trade.entry_price, trade.symbol) or "—")

@@ -29,6 +29,7 @@ __all__ = [
     "MINUS",
     "currency_precision",
     "format_age",
+    "format_axis_amount",
     "format_money",
     "format_pl",
     "format_price",
@@ -188,6 +189,22 @@ def format_price(value: Decimal | None, symbol: str | None) -> str:
     return (MINUS + text[1:]) if text.startswith("-") else text
 
 
+def format_axis_amount(value: float, spacing: float) -> str:
+    """A chart axis tick for an amount of money: thousands separated, a true minus, as many decimals as the tick
+    spacing needs (none for 500-steps, two at most: a cent is the finest step money has): ``"−25,000"``,
+    ``"1,500"``, ``"0.25"``. The currency goes in the axis label, not in every tick. Ticks are plot coordinates
+    (floats), not money: they only label the scale."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return ""
+    places = 0
+    step = abs(spacing)
+    while places < 2 and step and round(step * 10**places, 9) % 1:
+        places += 1
+    text = f"{abs(value):,.{places}f}"
+    negative = value < 0 and float(text.replace(",", "")) != 0
+    return (MINUS + text) if negative else text
+
+
 def format_volume(lots: Decimal | None) -> str:
     """Lots with at least two decimals: ``"0.10"``, ``"1.00"``, ``"0.001"``; ``""`` for None."""
     number = to_decimal(lots)
@@ -256,6 +273,59 @@ def status_label(status: str | None) -> str:
         return known
     text = status.replace("_", " ").strip()
     return text[:1].upper() + text[1:]
+
+
+#: Why TTMT skipped a signal, or why it failed (``skip_reason``), as a sentence a trader reads. The codes TTMT
+#: sends (those its simulator, sim/engine.py, produces); any other code is shown as words (``reason_sentence``).
+SKIP_REASONS = {
+    "MARKET_CLOSED": "The market was closed.",
+    "DUPLICATE_SIGNAL": "A repeat of a signal already taken.",
+    "SYMBOL_NOT_MAPPED": "The symbol is not set up on the accounts.",
+    "NO_SL_PROVIDED": "No stop loss or target in the signal.",
+    "SL_WRONG_SIDE": "The stop loss was on the wrong side of the price.",
+    "RISK_TOO_HIGH": "The risk was above the account's limit.",
+    "INVALID_VOLUME": "The broker rejected the lot size.",
+}
+
+#: What kind of message a signal was (``kind``), in plain words, and a longer line for a tooltip.
+SIGNAL_KINDS = {
+    "complete": ("Full signal", "Entry, stop loss and targets in one message"),
+    "alert": ("Heads-up", "An alert without levels: the levels follow in a reply, or it is skipped"),
+    "details": ("Levels", "The levels for an earlier heads-up (a reply to it)"),
+    "modification": ("Update", "A change to open trades, such as moving the stop loss to breakeven"),
+}
+
+
+def reason_sentence(code: str | None) -> str:
+    """``"MARKET_CLOSED"`` → ``"The market was closed."`` (short: it fits a table cell); an unknown code as words
+    (``"BROKER_OFFLINE"`` → ``"Broker offline."``), never dropped; ``""`` for none."""
+    if not code:
+        return ""
+    known = SKIP_REASONS.get(code.strip().upper())
+    if known is not None:
+        return known
+    text = " ".join(code.replace("_", " ").split())
+    text = text[:1].upper() + text[1:].lower() if text.isupper() else text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def signal_kind_label(kind: str | None) -> str:
+    """``"complete"`` → ``"Full signal"``; an unknown kind as received (underscores as spaces)."""
+    if not kind:
+        return ""
+    known = SIGNAL_KINDS.get(kind.strip().lower())
+    if known is not None:
+        return known[0]
+    text = kind.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def signal_kind_tip(kind: str | None) -> str:
+    """A tooltip line for a signal kind: what it means and the raw value (``"… (kind: complete)"``)."""
+    if not kind:
+        return ""
+    known = SIGNAL_KINDS.get(kind.strip().lower())
+    return f"{known[1]} (kind: {kind})" if known is not None else f"kind: {kind}"
 
 
 def format_age(seconds: float | None) -> str:

@@ -3,6 +3,12 @@
 Provides :func:`loads` (JSON text → Python), :func:`dumps` (JSON-ready data → one line of ASCII JSON) and
 :func:`write` (the writer itself, with a hook for encoders that add their own types).
 
+Large payloads (a month of deals, a full sync, a server-wide re-read) are parsed off the GUI loop:
+:func:`parse_off_loop` parses text of :data:`LARGE_JSON` bytes or more in a worker thread with a decoder from
+:func:`threaded_decoder`. Its number hook is a Python function on purpose: the C scanner with a C hook
+(``parse_float=Decimal``) never runs a bytecode, so it would hold the GIL for the whole parse and the loop would
+stall just as long; a Python hook lets the interpreter hand the GIL to the loop thread every switch interval.
+
 It knows no wire format: the local history store (``core.store``) keeps its JSON with it, and each source's
 encoder and decoder build on it (``sources.ttmt.encode.dumps`` passes ``to_wire`` as the hook), so there is one
 JSON writer and one reader in the project and money is never a float anywhere.
@@ -10,6 +16,7 @@ JSON writer and one reader in the project and money is never a float anywhere.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Callable
@@ -17,7 +24,11 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-__all__ = ["dumps", "loads", "write"]
+__all__ = ["LARGE_JSON", "dumps", "loads", "parse_off_loop", "threaded_decoder", "write"]
+
+# Payloads from this size (characters or bytes) are parsed in a worker thread (parse_off_loop): about 3 ms of
+# parsing on the loop at most; a smaller one costs less on the loop than the hand-off to a thread.
+LARGE_JSON = 256 * 1024
 
 
 def _reject_constant(name: str) -> None:
@@ -49,6 +60,36 @@ def loads(text: str | bytes | bytearray | memoryview) -> Any:
     elif text[:1] == "\ufeff":
         text = text[1:]
     return _decode_text(text)
+
+
+def _decimal_number(text: str) -> Decimal:
+    # A Python function, not the Decimal type itself: see the module docstring (the GIL and the loop).
+    return Decimal(text)
+
+
+def threaded_decoder(parse_constant: Callable[[str], Any] | None = None) -> Callable[[str | bytes], Any]:
+    """A parse function for a worker thread: non-integer numbers as ``Decimal`` (like :func:`loads`; NaN/Infinity
+    through ``parse_constant`` when given, else as ``json`` reads them), bytes as UTF-8, a leading BOM dropped;
+    it lets the loop thread run while it parses (module docstring)."""
+    decode = json.JSONDecoder(parse_float=_decimal_number, parse_constant=parse_constant).decode
+
+    def parse(text: str | bytes) -> Any:
+        if not isinstance(text, str):
+            raw = bytes(text)
+            text = (raw[3:] if raw[:3] == b"\xef\xbb\xbf" else raw).decode("utf-8")
+        elif text[:1] == "\ufeff":
+            text = text[1:]
+        return decode(text)
+    return parse
+
+
+async def parse_off_loop(text: str | bytes, small: Callable[[Any], Any], large: Callable[[Any], Any]) -> Any:
+    """``small(text)`` on the loop for a payload under :data:`LARGE_JSON`; ``large(text)`` in a worker thread for a
+    bigger one (``large`` from :func:`threaded_decoder`, giving what ``small`` gives). Errors propagate as the
+    parse raised them."""
+    if len(text) < LARGE_JSON:
+        return small(text)
+    return await asyncio.to_thread(large, text)
 
 
 def _decimal_text(d: Decimal) -> str:

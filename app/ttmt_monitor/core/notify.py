@@ -5,7 +5,15 @@ The UI (``ui/notifications.py``) only delivers what this module decides. Rules:
 - Kinds that notify: ``order_fill``, ``tp_hit``, ``position_closed`` (profit/loss and reason),
   ``trade_finalized``, ``breakeven_set``, ``breakeven_failed``, and ``connection`` (the problems that need
   the user: auth revoked / key rejected, the stream down for more than a minute, another client holding the
-  key). Each kind has a switch and an optional sound name.
+  key). Each kind has a switch (kept in the notification centre at all), a pop-up switch and an optional sound.
+- What interrupts by default (a 21-minute demo session once raised 122 pop-ups): closes (SL hits included),
+  a trade's end, breakeven set or failed, connection problems and burst summaries pop up; fills and TP hits
+  (and a position closed at its TP, which is a TP hit) go to the centre quietly, each switchable in the
+  settings. A notification that does not pop up plays no sound and does not count against the burst cap.
+- Every notification names its ``group`` (the trade, or for a neutral source the account's position in a
+  symbol) and ``subject`` (how the group reads: "BUY XAUUSD (trd_…)"), so the centre can show one trade's
+  fill, TP hits and close together; ``ends_group`` marks its last word (the trade finished).
+  :func:`status_line` is the one-line form for a status bar (never the same words twice).
 - Batching: events of one kind for one trade that arrive together become ONE notification ("12 orders
   filled"), not twelve. "Together" is one batch handed to :meth:`NotificationRules.process` plus, for order
   fills, a short coalescing window (``fill_window`` seconds, default 1.5): layer fills that straddle two UI
@@ -53,7 +61,32 @@ KINDS: tuple[str, ...] = (
     "breakeven_failed",
     "connection",
     "summary",
+    "risk_limit",
 )
+# One word or two for an entry in the notification centre ("12:00:03 · TP hit").
+KIND_SHORT: dict[str, str] = {
+    "order_fill": "Fill",
+    "tp_hit": "TP hit",
+    "position_closed": "Close",
+    "trade_finalized": "Trade finished",
+    "breakeven_set": "Breakeven",
+    "breakeven_failed": "Breakeven failed",
+    "connection": "Connection",
+    "summary": "Summary",
+    "risk_limit": "Risk limit",
+}
+# Pop-ups by default: what a trader wants to be interrupted for. Fills and TP hits go to the centre quietly.
+DEFAULT_POPUP: dict[str, bool] = {
+    "order_fill": False,
+    "tp_hit": False,
+    "position_closed": True,
+    "trade_finalized": True,
+    "breakeven_set": True,
+    "breakeven_failed": True,
+    "connection": True,
+    "summary": True,
+    "risk_limit": True,  # a loss limit's threshold crossed: the trader must know at once
+}
 KIND_LABELS: dict[str, str] = {
     "order_fill": "Order filled",
     "tp_hit": "Take profit hit",
@@ -63,6 +96,7 @@ KIND_LABELS: dict[str, str] = {
     "breakeven_failed": "Breakeven failed",
     "connection": "Connection problems",
     "summary": "Burst summaries",
+    "risk_limit": "Risk limit thresholds",
 }
 # Sound names map to resources/sounds/<name>.wav; None = silent.
 SOUNDS: tuple[str, ...] = ("fill", "tp", "close", "alert")
@@ -81,6 +115,7 @@ DEFAULT_SOUNDS: dict[str, str | None] = {
     "breakeven_failed": "alert",
     "connection": "alert",
     "summary": None,
+    "risk_limit": "alert",
 }
 # Connection states (as ui/theme.state_color names them) that need the user at once, and those that only
 # matter when they last (the stream reconnects by itself most of the time: a blip must not pop up anything).
@@ -101,8 +136,24 @@ class Notification:
     sound: str | None = None
     timestamp: datetime | None = None
     count: int = 1  # how many events it stands for
-    quiet: bool = False  # inside quiet hours: keep in history, no popup, no sound
+    quiet: bool = False  # no popup, no sound (quiet hours, or a kind that goes to the centre quietly)
     account_id: str | None = None
+    group: str | None = None  # what it belongs to (a trade, a neutral source's position): the centre's group
+    subject: str | None = None  # how that group reads ("BUY XAUUSD (trd_…)", "ESZ6 · Acct · Tradovate")
+    ends_group: bool = False  # the group's last word (the trade finished)
+    popup: bool | None = None  # decided when described (a close at TP follows the TP-hit switch); None = by kind
+    in_quiet_hours: bool = False  # quiet because of the quiet hours (the centre says so)
+    body_complete: bool = False  # the body already says what the title says (one-line views show the body)
+
+
+def status_line(n: Notification) -> str:
+    """The notification on one line (a status bar): the body alone when it already says what the title says
+    ("TP1 hit" / "BUY XAUUSD: TP1 hit at 2310.00, +4.20 USD"), else title and body."""
+    if n.body_complete or not n.title:
+        return n.body
+    if not n.body:
+        return n.title
+    return f"{n.title} · {n.body}"
 
 
 @dataclass
@@ -110,15 +161,23 @@ class NotifySettings:
     """User preferences; serialisable to a JSON string for QSettings (no secrets in here)."""
 
     enabled: dict[str, bool] = field(default_factory=lambda: {k: True for k in KINDS})
+    popup: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_POPUP))
     sounds: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_SOUNDS))
     quiet_start: time | None = None
     quiet_end: time | None = None
-    burst_cap: int = 5
-    burst_window: float = 10.0
+    # At most 3 pop-ups per 30 s, the rest folded into one summary (the centre has each at once). 5 per 10 s
+    # let a busy desk pop up every 2 s for minutes: the demo's closes alone filled it (see issue 17).
+    burst_cap: int = 3
+    burst_window: float = 30.0
     fill_window: float = 1.5
 
     def is_enabled(self, kind: str) -> bool:
         return self.enabled.get(kind, True)
+
+    def pops_up(self, kind: str) -> bool:
+        """Whether a notification of ``kind`` interrupts (pop-up and sound) rather than going to the centre
+        quietly."""
+        return self.popup.get(kind, DEFAULT_POPUP.get(kind, True))
 
     def in_quiet_hours(self, local: time) -> bool:
         """Whether a local wall time falls in [quiet_start, quiet_end); an overnight range wraps midnight."""
@@ -133,6 +192,7 @@ class NotifySettings:
         return json.dumps(
             {
                 "enabled": self.enabled,
+                "popup": self.popup,
                 "sounds": self.sounds,
                 "quiet_start": self.quiet_start.strftime("%H:%M") if self.quiet_start else None,
                 "quiet_end": self.quiet_end.strftime("%H:%M") if self.quiet_end else None,
@@ -154,6 +214,8 @@ class NotifySettings:
             return out
         if isinstance(data.get("enabled"), dict):
             out.enabled.update({k: bool(v) for k, v in data["enabled"].items() if k in KINDS})
+        if isinstance(data.get("popup"), dict):  # absent in settings saved before pop-ups had a switch: defaults
+            out.popup.update({k: bool(v) for k, v in data["popup"].items() if k in KINDS})
         if isinstance(data.get("sounds"), dict):
             out.sounds.update(
                 {k: (v if v in SOUNDS else None) for k, v in data["sounds"].items() if k in KINDS}
@@ -357,6 +419,15 @@ class NotificationRules:
         ref = f" ({t.reference})" if t and t.reference else ""
         return f"{direction} {symbol}{ref}".strip()
 
+    def _grouping(self, trade_id: str | None, symbol: str | None = None,
+                  direction: str | None = None) -> dict[str, Any]:
+        """The centre's grouping of a trade's notification: the trade, read as "BUY XAUUSD (trd_…)". Every
+        trade notification's body starts with those words and says what its title says."""
+        if not trade_id:
+            return {"body_complete": True}
+        return {"group": f"trade:{trade_id}", "subject": self._trade_words(trade_id, symbol, direction),
+                "body_complete": True}
+
     def _describe(self, kind: str, evs: list[Event], reasons: list[str] | None = None) -> Notification | None:
         e0 = evs[0]
         n = len(evs)
@@ -374,7 +445,8 @@ class NotificationRules:
                 body += f", {format_pl(sum(pls, Decimal(0)), cur)}"
             if n > 1:
                 body += f" ({n} positions)"
-            return Notification(f"{lv} hit", body, kind, hits[0].trade_id, account_id=e0.account_id)
+            return Notification(f"{lv} hit", body, kind, hits[0].trade_id, account_id=e0.account_id,
+                                **self._grouping(hits[0].trade_id, hits[0].symbol))
         if kind == "position_closed":
             ps = [e.position for e in evs if isinstance(e, PositionClosed) and e.position is not None]
             if not ps:
@@ -390,8 +462,12 @@ class NotificationRules:
                 body += f" at {format_price(p0.close_price, p0.symbol)}"
             if total is not None:
                 body += f", {format_pl(total, p0.currency)}"
+            # A position closed at its take profit is a TP hit (its own event may have come in another batch).
+            at_tp = all(p.close_reason == "tp" for p in ps)
             return Notification(
-                f"{_pl_word(total)}: position closed", body, kind, p0.trade_id, account_id=p0.account_id
+                f"{_pl_word(total)}: position closed", body, kind, p0.trade_id, account_id=p0.account_id,
+                popup=self.settings.pops_up("tp_hit") if at_tp else None,
+                **self._grouping(p0.trade_id, p0.symbol, p0.direction),
             )
         if kind == "trade_finalized":
             t = next((e.trade for e in evs if isinstance(e, TradeFinalized) and e.trade), None)
@@ -403,7 +479,8 @@ class NotificationRules:
                 body += f" (last positions closed by {', '.join(reasons)})"
             if t.realized_pl is not None and t.status not in ("not_filled",):
                 body += f": {format_pl(t.realized_pl, t.currency)}"
-            return Notification(f"Trade {status}", body, kind, t.id, account_id=t.account_id)
+            return Notification(f"Trade {status}", body, kind, t.id, account_id=t.account_id, ends_group=True,
+                                **self._grouping(t.id, t.symbol, t.direction))
         if kind == "breakeven_set":
             b = evs[0]
             assert isinstance(b, BreakevenSet)
@@ -414,16 +491,18 @@ class NotificationRules:
                 else "entry"
             )
             pos = f" on {n} positions" if n > 1 else ""
-            body = f"{self._trade_words(b.trade_id)}: stop loss moved to {sl}{pos}"
-            return Notification("Breakeven set", body, kind, b.trade_id, account_id=e0.account_id)
+            body = f"{self._trade_words(b.trade_id)}: breakeven set, stop loss moved to {sl}{pos}"
+            return Notification("Breakeven set", body, kind, b.trade_id, account_id=e0.account_id,
+                                **self._grouping(b.trade_id))
         if kind == "breakeven_failed":
             f = evs[0]
             assert isinstance(f, BreakevenFailed)
             reason = f.reason or "unknown reason"
             tries = f" after {f.attempts} attempts" if f.attempts else ""
             what = self._trade_words(f.trade_id)
-            body = f"{what}: could not move the stop loss to breakeven{tries} ({reason})"
-            return Notification("Breakeven FAILED", body, kind, f.trade_id, account_id=e0.account_id)
+            body = f"{what}: breakeven FAILED, could not move the stop loss{tries} ({reason})"
+            return Notification("Breakeven FAILED", body, kind, f.trade_id, account_id=e0.account_id,
+                                **self._grouping(f.trade_id))
         return None
 
     def _describe_fills(self, trade_id: str, fills: list[OrderFilled]) -> Notification:
@@ -449,13 +528,15 @@ class NotificationRules:
             body = f"{what}: {n} orders filled, {format_volume(vol)} lots{at}"
             title = f"{n} orders filled"
         acct = fills[0].account_id if fills else None
+        real_id = trade_id if not trade_id.startswith("event:") else None
         return Notification(
             title,
             body,
             "order_fill",
-            trade_id if not trade_id.startswith("event:") else None,
+            real_id,
             count=n,
             account_id=acct,
+            **self._grouping(real_id, symbol, direction),
         )
 
     # --- time-driven --------------------------------------------------------------------------------------
@@ -547,26 +628,31 @@ class NotificationRules:
         for n in ns:
             by_kind[n.kind] = by_kind.get(n.kind, 0) + n.count
         parts = ", ".join(f"{c} × {KIND_LABELS.get(k, k).lower()}" for k, c in by_kind.items())
-        title = "Caught up after reconnecting" if replay else f"{total} more updates"
+        title = "Caught up after reconnecting" if replay else f"{total} more {'update' if total == 1 else 'updates'}"
         return Notification(title, parts, "summary", count=total)
 
     def _finish(self, n: Notification, now: datetime) -> Notification:
         local = now.astimezone(self.tz).time() if self.tz else now.astimezone().time()
-        quiet = self.settings.in_quiet_hours(local)
+        quiet_hours = self.settings.in_quiet_hours(local)
+        pops_up = n.popup if n.popup is not None else self.settings.pops_up(n.kind)
+        quiet = quiet_hours or not pops_up
         if n.kind == "summary" and not self.settings.is_enabled("summary"):
             quiet = True  # summaries switched off: kept in the history, never popped up
         sound = None if quiet else self.settings.sounds.get(n.kind)
-        return replace(n, timestamp=n.timestamp or now, sound=sound, quiet=quiet)
+        return replace(n, timestamp=n.timestamp or now, sound=sound, quiet=quiet, in_quiet_hours=quiet_hours)
 
 
 # --- neutral sources (core/desk.py's DeskChange): fills and closes, through the same switches and gates ----------
 
 
 def desk_notifications(change: Any, account_label: Callable[[str], str],
-                       source_label: Callable[[str], str]) -> list[Notification]:
+                       source_label: Callable[[str], str],
+                       settings: NotifySettings | None = None) -> list[Notification]:
     """What a DeskChange from a neutral source says to the trader: a fill (a position opened or changed size) as
-    an ``order_fill``, a closed trade deal as a ``position_closed`` with its P&L. Resets raise nothing (they are
-    not news). Text is plain (symbols and labels come from a service)."""
+    an ``order_fill``, a closed trade deal as a ``position_closed`` with its P&L (one closed at its take profit
+    follows the TP-hit pop-up switch of ``settings``). Grouped per account and symbol (the position there: a
+    deal may close part of it, so no close ends the group). Resets raise nothing (they are not news). Text is
+    plain (symbols and labels come from a service)."""
     out: list[Notification] = []
     for fill in getattr(change, "fills", ()):
         pos = fill.after or fill.before
@@ -580,14 +666,20 @@ def desk_notifications(change: Any, account_label: Callable[[str], str],
             title = f"Reversed: {fill.after.side} {format_volume(fill.after.volume)} {pos.symbol}"
         else:
             verb = "Added" if delta > 0 else "Reduced"
-            title = f"{verb} {format_volume(abs(delta))} {pos.symbol}: now {format_volume(pos.volume)}"
-        out.append(Notification(title, where, "order_fill", account_id=pos.account_key))
+            now = fill.after.volume if fill.after is not None else Decimal(0)  # after None: the position is gone
+            title = f"{verb} {format_volume(abs(delta))} {pos.symbol} (now {format_volume(now)})"
+        out.append(Notification(title, where, "order_fill", account_id=pos.account_key,
+                                group=f"position:{pos.account_key}:{pos.symbol}", subject=f"{pos.symbol} · {where}"))
     for close in getattr(change, "closes", ()):
         deal = close.deal
         what = " ".join(x for x in (deal.side, format_volume(deal.volume) if deal.volume else None, deal.symbol) if x)
         title = f"Closed {what}: {_pl_word(deal.profit).lower()} {format_pl(deal.profit, deal.currency)}"
-        out.append(Notification(title, f"{account_label(deal.account_key)} · {source_label(deal.source)}",
-                                "position_closed", account_id=deal.account_key))
+        where = f"{account_label(deal.account_key)} · {source_label(deal.source)}"
+        at_tp = deal.close_reason == "tp" and settings is not None
+        out.append(Notification(title, where, "position_closed", account_id=deal.account_key,
+                                group=f"position:{deal.account_key}:{deal.symbol}",
+                                subject=f"{deal.symbol or '?'} · {where}",
+                                popup=settings.pops_up("tp_hit") if at_tp and settings is not None else None))
     return out
 
 
@@ -595,5 +687,6 @@ def process_desk_change(rules: NotificationRules, change: Any, account_label: Ca
                         source_label: Callable[[str], str]) -> list[Notification]:
     """``desk_notifications`` through the user's per-kind switches, quiet hours and the burst cap."""
     now = rules.clock()
-    wanted = [n for n in desk_notifications(change, account_label, source_label) if rules.settings.is_enabled(n.kind)]
+    wanted = [n for n in desk_notifications(change, account_label, source_label, rules.settings)
+              if rules.settings.is_enabled(n.kind)]
     return rules._gate(wanted, now)

@@ -10,13 +10,16 @@ Pure Python (no Qt, no numpy): the UI turns these into plot data. Rules:
   None counts as 0.
 - A TP-hit marker sits on the curve: its value is the cumulative realized P&L at the moment of the hit (the
   step value in force then), so it lands exactly on the step curve the view draws.
+- TP-hit markers are clustered for drawing (:func:`cluster_markers`): hundreds of them would bury the curve, so
+  the markers falling in one cell of a pixel grid become one marker with a count; zooming in splits them.
 - Range presets are computed in the user's time zone ("today" starts at the user's midnight, not UTC's).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -274,6 +277,41 @@ def tp_markers(
             position_id=e.position_id,
         )
     return sorted(markers.values(), key=lambda m: (m.ts, m.trade_id or "", m.tp_level or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerCluster:
+    """Markers drawn as one: where (one member's own position, so it lies on the curve) and which (indices)."""
+
+    x: float
+    y: float
+    members: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.members)
+
+
+def cluster_markers(
+    points: Sequence[tuple[float, float]], cell_x: float, cell_y: float, groups: Sequence[str] | None = None
+) -> list[MarkerCluster]:
+    """Group plot points into grid cells of ``cell_x`` × ``cell_y`` plot units (the view converts a cell of N pixels
+    into plot units): every non-empty cell gives one cluster, placed on its middle member (in input order, i.e.
+    time order for markers), so a cluster sits on the curve like a single marker. ``groups`` (e.g. each marker's
+    currency) keeps points of different groups apart even in one cell: two curves' markers never merge. A cell
+    size that is not a positive finite number clusters nothing (one cluster per point). Clusters come out in
+    the order of their first member."""
+    valid = all(math.isfinite(c) and c > 0 for c in (cell_x, cell_y))
+    cells: dict[tuple[str, int, int], list[int]] = {}
+    for i, (x, y) in enumerate(points):
+        group = groups[i] if groups is not None else ""
+        key = (group, math.floor(x / cell_x), math.floor(y / cell_y)) if valid else (group, i, 0)
+        cells.setdefault(key, []).append(i)
+    out: list[MarkerCluster] = []
+    for members in sorted(cells.values(), key=lambda m: m[0]):
+        mid = members[len(members) // 2]
+        out.append(MarkerCluster(points[mid][0], points[mid][1], tuple(members)))
+    return out
 
 
 # --- range presets ------------------------------------------------------------------------------------------

@@ -11,9 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from ..core.models import Account, Position, Trade
-from .table_base import Column, KeyedTableModel, money_column, pl_column
+from .table_base import SORT_ROLE, Column, KeyedTableModel, money_column, pl_column
 
 _ZERO = Decimal(0)
 
@@ -126,6 +129,15 @@ class AccountsModel(KeyedTableModel):
         Column("open_positions", "Open positions", lambda r: r.open_positions, numeric=True),
         pl_column("open_pl", "Open P&L", lambda r: r.open_pl, _cur, live=True),
         pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
+        # Risk limits (ui/risk_limits.py): blank until the user sets limits for the account; text and bar come
+        # from the window's RiskBoard (see ``risk`` below), not from the row.
+        Column("limit_daily_loss", "Daily loss", lambda r: None, width=225, numeric=True,
+               tooltip="Room left before the daily loss limit (File → Risk limits…; * estimated)"),
+        Column("limit_max_drawdown", "Max drawdown", lambda r: None, width=225, numeric=True,
+               tooltip="Room left before the maximum drawdown limit (* estimated)"),
+        Column("limit_profit_target", "Profit target", lambda r: None, width=225, numeric=True,
+               hidden_by_default=True,
+               tooltip="Progress towards the profit target (* estimated)"),
         Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=150),
         money_column("balance", "Balance", lambda r: r.balance, _cur),
         money_column("equity", "Equity", lambda r: r.equity, _cur, live=True,
@@ -139,6 +151,34 @@ class AccountsModel(KeyedTableModel):
     )
     # Rows of neutral sources are keyed "<source>|<id>" and fed by ui/desk.DeskBridge: TTMT's resets keep them.
     foreign_key_marker = "|"
+    #: The window's ui/risk_limits.RiskBoard: the limit columns' text (``cell(key, name)``); None: blank.
+    risk: Any = None
+
+    def _limit_name(self, column: int) -> str | None:
+        if 0 <= column < len(self.columns):
+            key = self.columns[column].key
+            if key.startswith("limit_"):
+                return key[len("limit_"):]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        name = self._limit_name(index.column()) if index.isValid() else None
+        if name is None or not 0 <= index.row() < len(self._keys):
+            return super().data(index, role)
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, SORT_ROLE):
+            cell = self.risk.cell(self._keys[index.row()], name) if self.risk is not None else None
+            if role == SORT_ROLE:
+                return cell.fraction if cell is not None else -1.0
+            if cell is None:
+                return "" if role == Qt.ItemDataRole.DisplayRole else None
+            return cell.text if role == Qt.ItemDataRole.DisplayRole else cell.tooltip
+        return super().data(index, role)
+
+    def refresh_limits(self) -> None:
+        """The RiskBoard re-evaluated: repaint the limit columns (a handful of account rows)."""
+        cols = [n for n in range(len(self.columns)) if self._limit_name(n) is not None]
+        if cols and self._rows:
+            self.dataChanged.emit(self.index(0, cols[0]), self.index(len(self._rows) - 1, cols[-1]))
 
     @staticmethod
     def key_of(obj: AccountRow) -> str:

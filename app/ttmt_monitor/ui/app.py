@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ttmt_monitor")
 
-TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals")  # = settings.TABS
+TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals", "calendar",
+             "channels")  # = settings.TABS
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OTHER_INSTANCE = 0, 1, 2, 3
+NO_TTMT_INSTANCE = "no-ttmt"  # the single-instance guard's "key" of a desk without TTMT (not a secret)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start, load data, render, exit 0 (non-zero with a message on failure)")
     parser.add_argument("--tab", choices=TAB_NAMES, help="the tab to show first")
     parser.add_argument("--utc", action="store_true", help="show times in UTC")
+    parser.add_argument("--no-ttmt", action="store_true",
+                        help="start without TTMT: only the sources of File → Sources… (with --demo: their "
+                             "simulators)")
     # For benchmarks/ui_live.py: print "startup-ready <unix time>" once the window has painted its first data
     # from the API, then quit.
     parser.add_argument("--report-startup", action="store_true", help=argparse.SUPPRESS)
@@ -53,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 @dataclass
 class Connection:
     base_url: str
-    api_key: str = field(repr=False)  # a secret: never in a repr (logs, tracebacks)
+    # A secret: never in a repr (logs, tracebacks). None: no TTMT, the desk runs with the other sources only.
+    api_key: str | None = field(repr=False)
     demo: bool
     # The neutral sources beside TTMT: (registry.SourceKind, SourceConfig, secrets) each; secrets never in a repr.
     sources: tuple[Any, ...] = field(default=(), repr=False)
@@ -168,16 +174,20 @@ async def _check_key(base_url: str, key: str) -> None:
         await client.accounts()
 
 
-async def _ask_key(base_url: str, parent: Any = None) -> str | None:
-    """Show the key dialog and wait for it; store the key in the keyring when the user chose to."""
+async def _ask_key(base_url: str, parent: Any = None, *, offer_without: bool = False) -> str | None:
+    """Show the key dialog and wait for it; store the key in the keyring when the user chose to. None: cancelled;
+    "" (only with ``offer_without``): the user does not use TTMT."""
     from .. import keystore
     from .key_dialog import ask_for_key
 
     loop = asyncio.get_running_loop()
     keyring_ok = await loop.run_in_executor(None, keystore.keyring_available)
-    result = await ask_for_key(parent, base_url, lambda key: _check_key(base_url, key), keyring_ok)
+    result = await ask_for_key(parent, base_url, lambda key: _check_key(base_url, key), keyring_ok,
+                               offer_without=offer_without)
     if result is None:
         return None
+    if result.without_ttmt:
+        return ""
     if result.remember:
         try:
             await loop.run_in_executor(None, keystore.save_key, base_url, result.key)
@@ -191,6 +201,20 @@ async def _load_key(base_url: str) -> str | None:
     from .early import key_from_env, key_from_keyring
 
     return key_from_env() or await asyncio.get_running_loop().run_in_executor(None, key_from_keyring, base_url)
+
+
+def _starts_without_ttmt(settings: Any) -> bool:
+    """No TTMT key, and no need to ask for one: the user said they do not use TTMT (the key dialog's second way,
+    remembered), or other sources are configured (File → Sources…)."""
+    if settings.without_ttmt:
+        return True
+    from .source_config import load_sources
+
+    try:
+        return any(c.enabled for c in load_sources(settings))
+    except Exception:  # noqa: BLE001 - unreadable source settings: ask for the key as before
+        log.debug("source settings not read", exc_info=True)
+        return False
 
 
 async def _await_signal(signal: Any) -> None:
@@ -217,8 +241,14 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
     loop = asyncio.get_running_loop()
     sim = None
     demo_stack = contextlib.ExitStack()
+    connection: Connection | None
     try:
-        if args.demo:
+        if args.demo and args.no_ttmt:
+            # The other kinds' simulators only: the desk as a trader without TTMT sees it.
+            connection = Connection(settings.base_url, None, demo=True,
+                                    sources=tuple(await loop.run_in_executor(None, _start_demo_sources,
+                                                                             demo_stack, 1)))
+        elif args.demo:
             # Every other registered kind's simulator too, started while TTMT's starts (each in its own thread).
             demo_task = loop.run_in_executor(None, _start_demo_sources, demo_stack, 1)
             from ..sim.runner import start_subprocess
@@ -230,28 +260,32 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
                 print(f"ttmt-monitor: the demo simulator did not start: {exc}", file=sys.stderr)
                 return EXIT_FAILED
             log.info("simulator started in %.1f s", time.monotonic() - t0)
-            connection: Connection | None = Connection(sim.base_url, sim.api_key, demo=True,
-                                                       sources=tuple(await demo_task))
+            connection = Connection(sim.base_url, sim.api_key, demo=True, sources=tuple(await demo_task))
         else:
             base_url = args.base_url or settings.base_url
             if args.base_url:
                 settings.base_url = args.base_url
-            if early is not None and early.base_url == base_url:
-                key = await early.key()
-            else:
-                key = await _load_key(base_url)
-            if key is None:
+            key: str | None = None
+            if not args.no_ttmt:
+                if early is not None and early.base_url == base_url:
+                    key = await early.key()
+                else:
+                    key = await _load_key(base_url)
+            if key is None and not args.no_ttmt and not _starts_without_ttmt(settings):
                 if headless:
-                    print("ttmt-monitor: no API key is stored for " + base_url + "; start with --demo to try the "
-                          "simulator", file=sys.stderr)
+                    print("ttmt-monitor: no API key is stored for " + base_url + " and no other source is "
+                          "configured; start with --demo to try the simulators", file=sys.stderr)
                     return EXIT_USAGE
-                key = await _ask_key(base_url)
+                key = await _ask_key(base_url, offer_without=True)
                 if key is None:
                     return EXIT_OK  # the user cancelled: nothing to do
+                if not key:  # "I don't use TTMT": the desk with the other sources, and no key dialog next time
+                    settings.without_ttmt = True
+                    key = None
             connection = Connection(base_url, key, demo=False)
         while connection is not None:
             prefetch = cached = None
-            if early is not None:
+            if early is not None and connection.api_key is not None:
                 prefetch = early.take_prefetch(connection.base_url, connection.api_key)
                 cached = early.take_cached(connection.base_url, connection.api_key)
             outcome = await _run_window(args, settings, connection, headless, prefetch, cached)
@@ -268,16 +302,17 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
 def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
     """How the desk of ``connection`` opens its local history: the file of THIS key (never another key's, even on
     the same API; Key → Replace key… gets a new Connection and so its own file). None for the demo: the
-    simulator's made-up history is not worth keeping between runs."""
-    if connection.demo:
+    simulator's made-up history is not worth keeping between runs; None without TTMT (no TTMT history)."""
+    if connection.demo or connection.api_key is None:
         return None
+    api_key = connection.api_key
 
     def store_factory() -> Any:
         # The store keeps TTMT objects as TTMT wire JSON; core imports no source, so the opener names the codec.
         from ..core.store import Store
         from ..sources.ttmt.store_codec import CODEC
 
-        return Store.open(connection.base_url, connection.api_key, data_dir=data_dir, codec=CODEC)
+        return Store.open(connection.base_url, api_key, data_dir=data_dir, codec=CODEC)
 
     return store_factory
 
@@ -289,15 +324,24 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     from .main_window import MainWindow
     from .single_instance import SingleInstance
 
-    guard = SingleInstance(connection.base_url, connection.api_key)
+    ttmt = connection.api_key is not None
+    guard = SingleInstance(connection.base_url,
+                           connection.api_key if connection.api_key is not None else NO_TTMT_INSTANCE)
     if not guard.acquire():
         message = ("TTMT Monitor is already running for this API key; its window was brought to the front. "
-                   "(The server allows one live stream per key.)")
+                   "(The server allows one live stream per key.)" if ttmt else
+                   "TTMT Monitor is already running without TTMT; its window was brought to the front.")
         print(f"ttmt-monitor: {message}", file=sys.stderr)
         return EXIT_OTHER_INSTANCE
-    store_factory = history_store_factory(connection)
-    controller = DeskController(connection.base_url, connection.api_key, store_factory=store_factory,
-                                prefetch=prefetch, cached=cached)
+    if connection.api_key is not None:
+        controller = DeskController(connection.base_url, connection.api_key,
+                                    store_factory=history_store_factory(connection), prefetch=prefetch, cached=cached)
+    else:
+        # No TTMT: the same surface without a connection (see ui/no_ttmt.py: the window and the neutral sources'
+        # bridge keep using its models and signals; nothing to guard one by one).
+        from .no_ttmt import NoTTMTController
+
+        controller = NoTTMTController()
     # Send the first REST requests before building the window: the server works on them while we construct
     # widgets (cold start to a window with data is the sum of both otherwise).
     start_task = asyncio.ensure_future(controller.start())
@@ -326,9 +370,11 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     next_connection: list[Connection | None] = []
 
     async def replace_key() -> None:
+        # Without TTMT this is Key → Add TTMT key…: the window restarts with TTMT beside the same sources.
         key = await _ask_key(connection.base_url, window)
-        if key is not None:
-            next_connection.append(Connection(connection.base_url, key, connection.demo))
+        if key:
+            settings.without_ttmt = False
+            next_connection.append(Connection(connection.base_url, key, connection.demo, connection.sources))
             window.quit()
 
     async def forget_key() -> None:
@@ -359,6 +405,9 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
                     QTimer.singleShot(0, lambda into=into: into.__setitem__(0, time.time()))
 
         window.painted.connect(on_paint)
+    # Closed while the start-up was still loading: ``closed`` fired before anyone waited for it.
+    closed_early: list[bool] = []
+    window.closed.connect(lambda: closed_early.append(True))
     window.show()
     try:
         ok = await start_task
@@ -374,7 +423,8 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
             return await _capture(args, window, controller, ok)
         if args.quit_after:
             asyncio.get_running_loop().call_later(args.quit_after, window.quit)
-        await _await_signal(window.closed)
+        if not closed_early:
+            await _await_signal(window.closed)
         return next_connection[0] if next_connection else EXIT_OK
     finally:
         if window.isVisible():
@@ -399,14 +449,22 @@ async def _capture(args: argparse.Namespace, window: Any, controller: Any, loade
         return EXIT_FAILED
     limit = args.quit_after if args.quit_after else 60.0
     deadline = time.monotonic() + limit
+    hub = getattr(window, "hub", None)
+    ttmt = getattr(controller, "has_ttmt", True)
+    if not ttmt and (hub is None or not hub.sources()):
+        print("ttmt-monitor: no source to show: TTMT is off and no other source is configured (File → Sources…)",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+    def data_in() -> bool:  # without TTMT: the other sources' accounts (they have no TTMT trades)
+        return controller.accounts_model.rowCount() > 0 and (not ttmt or controller.trades_model.rowCount() > 0)
+
     while time.monotonic() < deadline:
-        has_data = controller.accounts_model.rowCount() > 0 and controller.trades_model.rowCount() > 0
-        if has_data and controller.live_events > 0:
+        if data_in() and (controller.live_events > 0 or not ttmt):
             break
         await asyncio.sleep(0.2)
-    has_data = controller.accounts_model.rowCount() > 0 and controller.trades_model.rowCount() > 0
+    has_data = data_in()
     live = controller.live_events > 0
-    hub = getattr(window, "hub", None)
     sources_text = ""
     if hub is not None and hub.sources():
         # The neutral sources too: each one live (or said why not) within what is left of the limit.
@@ -421,6 +479,8 @@ async def _capture(args: argparse.Namespace, window: Any, controller: Any, loade
             if h is not None and not h.state.is_current:
                 print(f"ttmt-monitor: {s.label} is not live: {h.sentence}", file=sys.stderr)
         sources_text = " sources: " + ", ".join(states)
+        if not ttmt:
+            live, has_data = all_live(), data_in()
     await asyncio.sleep(0.3)  # one more tick and paint with the last batch in
     pixmap = window.grab()
     if pixmap.isNull():
@@ -434,7 +494,8 @@ async def _capture(args: argparse.Namespace, window: Any, controller: Any, loade
                f"trades={controller.trades_model.rowCount()} signals={controller.signals_model.rowCount()} "
                f"events={controller.live_events} state={controller.connection_state}{sources_text}")
     if not has_data or not live:
-        what = "no data in the tables" if not has_data else "no live events arrived"
+        what = ("no data in the tables" if not has_data else
+                "no live events arrived" if ttmt else "not every source is live")
         print(f"ttmt-monitor: {what} within {limit:g} s ({summary})", file=sys.stderr)
         return EXIT_FAILED
     print(f"ttmt-monitor: ok ({summary})")

@@ -99,6 +99,8 @@ def touched_keys(event: m.Event) -> tuple[set[str], set[str]]:
 class DeskController(QObject):
     """Owns the client, the stream consumer and the desk state; feeds the models. See the module docstring."""
 
+    has_ttmt = True  # a desk with a TTMT connection (ui/no_ttmt.NoTTMTController: False)
+
     events_applied = Signal(list, object)  # (events of one batch, the last core Change of the batch)
     connection_changed = Signal(str, str)  # (state, detail): live, connecting, reconnecting, resyncing, ...
     loaded = Signal()  # the first snapshot is in the models
@@ -154,7 +156,8 @@ class DeskController(QObject):
         self.accounts_model = AccountsModel(self)
         self.positions_model = PositionsModel(self)
         self.trades_model = TradesModel(self)
-        self.positions_model.trade_lookup = self.trades_model.get  # tells a runner layer (no TP of its own)
+        # The trade of a position: its reference, a runner layer (no TP of its own), the grouping by trade.
+        self.positions_model.follow_trades(self.trades_model)
         self.signals_model = SignalsModel(self)
         self.trades_model.fetch_more_handler = self._schedule_fetch_more
         for model in (self.accounts_model, self.positions_model, self.trades_model, self.signals_model):

@@ -29,21 +29,22 @@ SEND_WAIT_S = 0.05
 
 
 def begin(argv: list[str]) -> EarlyStart | None:
-    """Start the head start for ``ttmt-monitor argv`` (None for ``--demo``, ``--help`` or anything it cannot read;
-    the app then does everything the normal way). Writes nothing: the app stores ``--base-url`` itself once its
-    own parser accepted the command line."""
+    """Start the head start for ``ttmt-monitor argv`` (None for ``--demo``, ``--no-ttmt``, ``--help`` or anything
+    it cannot read; the app then does everything the normal way). Writes nothing: the app stores ``--base-url``
+    itself once its own parser accepted the command line."""
     import argparse
 
     # The app's two options that matter here, read as the app's parser reads them (abbreviations included).
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--base-url")
     parser.add_argument("--demo", action="store_true")
+    parser.add_argument("--no-ttmt", action="store_true")  # no TTMT key to look up, nothing to prefetch
     parser.add_argument("-h", "--help", action="store_true")
     try:
         known, _rest = parser.parse_known_args(argv)
     except (SystemExit, Exception):  # noqa: BLE001 - argparse exits on what it cannot read; the app will say so
         return None
-    if known.demo or known.help:
+    if known.demo or known.help or known.no_ttmt:
         return None
     try:
         from .settings import AppSettings, init_application_names

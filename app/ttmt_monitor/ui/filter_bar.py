@@ -5,7 +5,9 @@ Provides:
   ``spec.matches(obj, *, now=None, trade=None) -> bool`` for ``Trade``, ``Position`` and ``Signal`` objects, and
   ``spec.window_start(now)``; ``FilterSpec()`` matches everything.
 - ``FilterBar(QWidget)``: combos filled through ``set_accounts``, ``set_channels``, ``set_symbols``,
-  ``set_statuses``; date-window presets (today, 7 days, 30 days, all); a search field (Ctrl+F → ``focus_search()``,
+  ``set_statuses``; date-window presets (today, 7 days, 30 days, all) and ``set_date_range(start, end, label)`` (a
+  "range" window, e.g. a day clicked in the P&L calendar; ``spec.window_end()`` is its end); ``select_channel`` /
+  ``select_account`` pick one from outside (the channel performance view); a search field (Ctrl+F → ``focus_search()``,
   Esc clears it). Emits ``changed(FilterSpec)`` on every change (typing is debounced, so 10,000 rows are not
   re-filtered per keystroke). Re-filling a combo keeps the current choice when it still exists and emits nothing.
 
@@ -74,6 +76,9 @@ class FilterSpec:
     date_window: str = "all"
     text: str = ""
     utc: bool = False  # where "today" starts: local midnight, or UTC midnight when the desk shows UTC
+    # date_window "range": [date_from, date_until) (aware), e.g. one day clicked in the P&L calendar
+    date_from: datetime | None = None
+    date_until: datetime | None = None
     # Derived once (matches() runs for every row of a 10,000-row table on each filter change).
     _words: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
     _symbol_key: str = field(default="", init=False, repr=False, compare=False)
@@ -90,6 +95,8 @@ class FilterSpec:
 
     def window_start(self, now: datetime | None = None) -> datetime | None:
         """The aware start of the date window (None for "all")."""
+        if self.date_window == "range":
+            return self.date_from
         if self.date_window not in ("today", "7d", "30d"):
             return None
         current = now if now is not None else datetime.now(UTC)
@@ -100,6 +107,10 @@ class FilterSpec:
             return zoned.replace(hour=0, minute=0, second=0, microsecond=0)
         days = 7 if self.date_window == "7d" else 30
         return current - timedelta(days=days)
+
+    def window_end(self) -> datetime | None:
+        """The aware end (exclusive) of the date window: only a "range" has one (the presets reach now)."""
+        return self.date_until if self.date_window == "range" else None
 
     def _since(self, now: datetime | None) -> datetime | None:
         if self.date_window == "all":
@@ -152,6 +163,15 @@ class FilterSpec:
 
     def _in_window(self, start: datetime | None, end: datetime | None, is_open: bool,
                    now: datetime | None) -> bool:
+        if self.date_window == "range":
+            # The object's life [start, end or now] overlaps [date_from, date_until).
+            first = start or end
+            last = end if (end is not None and not is_open) else None
+            if self.date_until is not None and first is not None and first >= self.date_until:
+                return False
+            if self.date_from is not None and last is not None and last < self.date_from:
+                return False
+            return first is not None or last is not None
         if self.date_window == "all" or is_open:
             return True  # open: alive in any window that reaches now
         since = self._since(now)
@@ -196,6 +216,9 @@ class FilterSpec:
             return False
         since = self._since(now)
         if since is not None and (s.received_at is None or s.received_at < since):
+            return False
+        until = self.window_end()
+        if until is not None and (s.received_at is None or s.received_at >= until):
             return False
         return self._match_text((s.id, s.symbol, s.direction, s.status, status_label(s.status), s.kind,
                                  s.channel_name, s.skip_reason, s.telegram_message_id, s.raw_message))
@@ -337,16 +360,57 @@ class FilterBar(QWidget):
 
     # --- state -------------------------------------------------------------------------------------------------
 
+    def set_date_range(self, start: datetime, end: datetime, label: str) -> None:
+        """Show what lived in ``[start, end)`` (aware datetimes; e.g. a day of the P&L calendar): a "range" entry
+        labelled ``label`` in the date combo, selected. The other date choices stay; picking one leaves it."""
+        self._range = (start, end)
+        combo = self.date_combo
+        index = combo.findData("range")
+        if index < 0:
+            combo.blockSignals(True)
+            combo.addItem(label, "range")
+            combo.blockSignals(False)
+            index = combo.count() - 1
+        else:
+            combo.setItemText(index, label)
+        combo.setToolTip(label)
+        if combo.currentIndex() == index:
+            self._emit_now()
+        else:
+            combo.setCurrentIndex(index)  # emits
+
+    def select_channel(self, channel_id: str | None, name: str = "") -> None:
+        """Filter to one channel (None: all), adding it to the combo when the desk has not listed it yet."""
+        self._select(self.channel_combo, channel_id, name)
+
+    def select_account(self, account_id: str | None, label: str = "") -> None:
+        """Filter to one account (None: all), adding it to the combo when not listed yet."""
+        self._select(self.account_combo, account_id, label)
+
+    def _select(self, combo: QComboBox, value: str | None, label: str) -> None:
+        index = combo.findData(value) if value is not None else 0
+        if index < 0:
+            combo.blockSignals(True)
+            combo.addItem(label or str(value), value)  # plain text (combos do not render markup)
+            combo.blockSignals(False)
+            index = combo.count() - 1
+        combo.setCurrentIndex(index)
+        self._emit_now()
+
     def spec(self) -> FilterSpec:
         """The filter as the widgets show it now (includes text not yet debounced)."""
+        window = self.date_combo.currentData() or "all"
+        start, end = getattr(self, "_range", (None, None)) if window == "range" else (None, None)
         return FilterSpec(
             account_id=self.account_combo.currentData(),
             channel_id=self.channel_combo.currentData(),
             symbol=self.symbol_combo.currentData(),
             status=self.status_combo.currentData(),
-            date_window=self.date_combo.currentData() or "all",
+            date_window=window,
             text=self.search_edit.text().strip(),
             utc=self._utc,
+            date_from=start,
+            date_until=end,
         )
 
     def focus_search(self) -> None:

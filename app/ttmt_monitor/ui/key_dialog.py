@@ -33,10 +33,12 @@ from ..keystore import KEY_PREFIX, is_valid_key_format
 from .theme import is_dark, pl_color, style_widget
 from .widgets import plain_label
 
-__all__ = ["CHECK_TIMEOUT_S", "KeyDialog", "KeyResult", "ask_for_key", "describe_check_error", "format_hint"]
+__all__ = ["CHECK_TIMEOUT_S", "WITHOUT_TTMT_TEXT", "KeyDialog", "KeyResult", "ask_for_key", "describe_check_error",
+           "format_hint"]
 
 KeyCheck = Callable[[str], Awaitable[object]]
 CHECK_TIMEOUT_S = 20.0
+WITHOUT_TTMT_TEXT = "I don't use TTMT – set up other sources"
 _BODY_LEN = 43
 _KEY_LEN = len(KEY_PREFIX) + _BODY_LEN
 _BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -44,14 +46,18 @@ _BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 
 @dataclass(frozen=True, slots=True)
 class KeyResult:
-    """What the user chose: the key, and whether to store it in the keyring (False: this run only)."""
+    """What the user chose: the key, and whether to store it in the keyring (False: this run only); or, with
+    ``without_ttmt``, no key at all: the desk runs with the other sources (Tradovate, MetaApi, MT4 manager)."""
 
     key: str
     remember: bool
+    without_ttmt: bool = False
 
     def __repr__(self) -> str:  # never print the key, not even in a debugger's or a test's output
         from ..keystore import mask_key
 
+        if self.without_ttmt:
+            return "KeyResult(without_ttmt=True)"
         return f"KeyResult(key={mask_key(self.key)!r}, remember={self.remember})"
 
 
@@ -106,6 +112,7 @@ class KeyDialog(QDialog):
         parent: QWidget | None = None,
         *,
         check_timeout: float = CHECK_TIMEOUT_S,
+        offer_without: bool = False,
     ) -> None:
         super().__init__(parent)
         style_widget(self)  # section titles, the key hint (resources/styles/app.qss)
@@ -168,6 +175,14 @@ class KeyDialog(QDialog):
             "Check and save" if check is not None else "Use this key", QDialogButtonBox.ButtonRole.AcceptRole
         )
         self.ok_button.setDefault(True)
+        # The second way in: a trader who watches only Tradovate, MetaApi or an MT4 manager server has no key.
+        self.without_button: QPushButton | None = None
+        if offer_without:
+            self.without_button = self.buttons.addButton(WITHOUT_TTMT_TEXT, QDialogButtonBox.ButtonRole.ActionRole)
+            self.without_button.setAutoDefault(False)
+            self.without_button.setToolTip("Start the desk without TTMT and add Tradovate, MetaApi or MT4 manager "
+                                           "accounts in File → Sources…. A TTMT key can be added later (Key menu).")
+            self.without_button.clicked.connect(self._on_without)
         self.buttons.accepted.connect(self._on_ok)
         self.buttons.rejected.connect(self.reject)
 
@@ -184,6 +199,11 @@ class KeyDialog(QDialog):
         layout.addWidget(self.session_radio)
         layout.addWidget(self.keyring_note)
         layout.addWidget(self.error_label)
+        if offer_without:
+            layout.addSpacing(6)
+            layout.addWidget(plain_label(
+                "No TTMT account? The desk also watches Tradovate, MetaApi and MT4 manager accounts:\n"
+                f"choose “{WITHOUT_TTMT_TEXT}”.", selectable=False))
         layout.addStretch(1)
         layout.addWidget(self.buttons)
 
@@ -268,6 +288,11 @@ class KeyDialog(QDialog):
         self._set_busy(False)
         self._finish(result)
 
+    def _on_without(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()  # a key check in flight no longer matters
+        self._finish(KeyResult(key="", remember=False, without_ttmt=True))
+
     def _finish(self, result: KeyResult) -> None:
         self._result = result
         self.key_accepted.emit(result)
@@ -289,12 +314,14 @@ async def ask_for_key(
     *,
     dialog_ready: Callable[[KeyDialog], None] | None = None,
     check_timeout: float = CHECK_TIMEOUT_S,
+    offer_without: bool = False,
 ) -> KeyResult | None:
     """Show the key dialog window-modal and wait for it without blocking the loop; None when cancelled.
+    ``offer_without``: also offer to go on without TTMT (a result with ``without_ttmt``).
 
     ``dialog_ready`` (optional) gets the dialog once shown: the app can keep a reference to raise it, tests fill it.
     """
-    dialog = KeyDialog(base_url, check, keyring_ok, parent, check_timeout=check_timeout)
+    dialog = KeyDialog(base_url, check, keyring_ok, parent, check_timeout=check_timeout, offer_without=offer_without)
     loop = asyncio.get_running_loop()
     done: asyncio.Future[KeyResult | None] = loop.create_future()
 

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from ..core import formatting as fmt
 from ..core.models import BreakevenSet
+from ..sources.base import CAP_SIGNALS, CAP_TP_LEVELS
 from . import theme
 from .accounts_model import AccountRow
 from .controller import DeskController, describe_error
@@ -54,9 +55,17 @@ from .widgets import plain_tooltip
 log = logging.getLogger(__name__)
 
 TAB_TITLES = {"accounts": "Accounts", "positions": "Positions", "trades": "Trades", "signals": "Signals",
-              "pnl": "P&&L", "orders": "Orders", "deals": "Closed deals"}
+              "pnl": "P&&L", "orders": "Orders", "deals": "Closed deals", "calendar": "Calendar",
+              "channels": "Channels"}
 # Tabs of what only neutral sources (Tradovate, MetaApi, MT4 manager…) carry: shown once such a source runs.
 SOURCE_TABS = ("orders", "deals")
+# TTMT's own parts, shown only where a running source has what they show (issue 12): TTMT connected, or a source
+# in the hub with the capability. Tab -> capability; table -> {column key: capability}.
+CAPABILITY_TABS = {"trades": CAP_SIGNALS, "signals": CAP_SIGNALS, "channels": CAP_SIGNALS}
+CAPABILITY_COLUMNS = {"accounts": {"open_trades": CAP_SIGNALS},
+                      "positions": {"tp_level": CAP_TP_LEVELS, "trade": CAP_SIGNALS},
+                      "trades": {"channel": CAP_SIGNALS}}
+TTMT_CAPABILITIES = frozenset({CAP_SIGNALS, CAP_TP_LEVELS})
 MAX_BREAKEVEN_IDS = 100_000
 # Events after which an open trade detail re-reads its trade from REST (coalesced over RELOAD_DELAY_S).
 MILESTONE_EVENTS = frozenset({"order_fill", "tp_hit", "position_closed", "breakeven_set", "trade_finalized"})
@@ -241,7 +250,8 @@ class MainWindow(QMainWindow):
         # data in its model).
         self._table_specs: dict[str, tuple[Any, tuple[str, Qt.SortOrder]]] = {
             "accounts": (controller.accounts_model, ("label", Qt.SortOrder.AscendingOrder)),
-            "positions": (controller.positions_model, ("opened_at", Qt.SortOrder.DescendingOrder)),
+            # Grouped by trade (newest first), a trade's layers together in fill order (issue 17).
+            "positions": (controller.positions_model, ("trade", Qt.SortOrder.AscendingOrder)),
             "trades": (controller.trades_model, ("created_at", Qt.SortOrder.DescendingOrder)),
             "signals": (controller.signals_model, ("received_at", Qt.SortOrder.DescendingOrder)),
         }
@@ -358,13 +368,17 @@ class MainWindow(QMainWindow):
         self._setup_finished = False
         self._finish_armed = True  # the next paint of the window is its first: finish the set-up right after it
         self._finish_timer: QTimer | None = None
+        self._columns_menus: dict[str, QMenu] = {}
+        from .analytics_ui import AnalyticsUi
+
+        self.analytics = AnalyticsUi(self)  # risk limits, Calendar and Channels tabs, statement (issue 18)
         self._build_menus()
         self._apply_display_options()
         geometry = self.settings.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
         self.fit_to_screen()  # a geometry saved on a bigger monitor (or the default size) on a laptop screen
-        self.select_tab(self.settings.tab)
+        self.select_tab("accounts" if self.desk_is_empty() else self.settings.tab)  # empty: how to add a source
         self._on_tab_changed(self.tabs.currentIndex(), remember=False)  # (no signal when it was current already)
         self._on_connection(controller.connection_state, controller.connection_detail)
         if controller.stale_as_of is not None:
@@ -594,11 +608,17 @@ class MainWindow(QMainWindow):
         self.clear_history_action = self._action(file_menu, "&Clear local history…", self.clear_local_history)
         self.sources_action = self._action(file_menu, "&Sources…", self.open_sources)
         file_menu.addSeparator()
+        self.export_csv_action = self._action(file_menu, "&Export table to CSV…", self.export_table_csv)
+        self.analytics.add_file_actions(file_menu)
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
 
         key_menu = bar.addMenu("&Key")
-        self._action(key_menu, "&Replace key…", self.replace_key_requested.emit)
-        self._action(key_menu, "&Forget key", self.forget_key_requested.emit)
+        if self.has_ttmt:
+            self._action(key_menu, "&Replace key…", self.replace_key_requested.emit)
+            self._action(key_menu, "&Forget key", self.forget_key_requested.emit)
+        else:  # the app restarts the window with TTMT beside the same sources
+            self.add_key_action = self._action(key_menu, "&Add TTMT key…", self.replace_key_requested.emit)
 
         view_menu = bar.addMenu("&View")
         self._action(view_menu, "&Find", self.filter_bar.focus_search, QKeySequence.StandardKey.Find)
@@ -606,6 +626,8 @@ class MainWindow(QMainWindow):
         for name in self._table_specs:
             sub = columns.addMenu(TAB_TITLES[name])
             sub.aboutToShow.connect(lambda sub=sub, name=name: self._fill_columns_menu(sub, self.views[name]))
+            self._columns_menus[name] = sub
+        self._update_capabilities()
         # View → Notifications and Notification settings… go here once notifications are built (_wire_notifications
         # inserts them before this separator).
         self._view_menu = view_menu
@@ -653,7 +675,7 @@ class MainWindow(QMainWindow):
     # --- tabs -------------------------------------------------------------------------------------------------
 
     def select_tab(self, name: str) -> None:
-        if name in TABS:
+        if name in TABS and self.tabs.isTabVisible(TABS.index(name)):
             self.tabs.setCurrentIndex(TABS.index(name))
 
     def current_tab(self) -> str:
@@ -665,6 +687,8 @@ class MainWindow(QMainWindow):
             self._ensure_pnl_view()
         elif name in self._table_specs:
             self.views[name]  # noqa: B018 - built on first show
+        elif name in self._table_holders and hasattr(self, "analytics"):
+            self.analytics.ensure_tab(name, self._table_holders[name])
         if remember:
             self.settings.tab = name
             self.tab_shown.emit(name)
@@ -679,6 +703,105 @@ class MainWindow(QMainWindow):
             for name in ("accounts", "positions"):
                 if name in self.views:
                     self._show_source_column(self.views[name])
+        self._update_capabilities()
+
+    # --- what TTMT alone has, shown where a source has it (issue 12) -----------------------------------------------
+
+    @property
+    def has_ttmt(self) -> bool:
+        """Whether this desk has a TTMT connection (ui/no_ttmt.NoTTMTController: no)."""
+        return bool(getattr(self.controller, "has_ttmt", True))
+
+    def capabilities(self) -> frozenset[str]:
+        """What the running sources can show: the hub's sources' capabilities, and TTMT's with TTMT connected."""
+        caps = set(self.hub.capabilities()) if self.hub is not None else set()
+        if self.has_ttmt:
+            caps |= TTMT_CAPABILITIES
+        return frozenset(caps)
+
+    def _update_capabilities(self) -> None:
+        """Show TTMT's tabs (Trades, Signals…) and columns (channel, layer TP…) only where a running source has
+        them; the friendly empty state instead of an empty grid when the desk has no source at all."""
+        caps = self.capabilities()
+        for name, cap in CAPABILITY_TABS.items():
+            if name in TABS:
+                self.tabs.setTabVisible(TABS.index(name), cap in caps)
+                menu = getattr(self, "_columns_menus", {}).get(name)
+                if menu is not None:
+                    menu.menuAction().setVisible(cap in caps)
+        for name in CAPABILITY_COLUMNS:
+            if name in self.views:
+                self._apply_column_capabilities(self.views[name], caps)
+        filter_bar = getattr(self, "filter_bar", None)  # (built after the tabs)
+        if filter_bar is not None:
+            filter_bar.channel_combo.setVisible(CAP_SIGNALS in caps)
+        self._update_empty_state()
+
+    def _apply_column_capabilities(self, view: DeskTableView, caps: frozenset[str]) -> None:
+        wanted = CAPABILITY_COLUMNS.get(view.settings_key, {})
+        view.set_unavailable_columns([key for key, cap in wanted.items() if cap not in caps])
+
+    def desk_is_empty(self) -> bool:
+        """No TTMT and no other source, running or configured (File → Sources…): nothing to show yet."""
+        if self.has_ttmt or (self.hub is not None and self.hub.sources()):
+            return False
+        try:
+            from .source_config import load_sources
+
+            return not any(c.enabled for c in load_sources(self.settings))
+        except Exception:  # noqa: BLE001 - unreadable source settings: the empty grid then, not a crash
+            return False
+
+    def _update_empty_state(self) -> None:
+        empty = self.desk_is_empty()
+        widget = getattr(self, "empty_state", None)
+        if empty and widget is None:
+            widget = self.empty_state = self._build_empty_state()
+            layout = self._table_holders["accounts"].layout()
+            if layout is not None:
+                layout.addWidget(widget)
+        if widget is not None:
+            widget.setVisible(empty)
+        if "accounts" in self.views:
+            self.views["accounts"].setVisible(not empty)
+
+    def _build_empty_state(self) -> QWidget:
+        """What a first run without TTMT shows in the Accounts tab: what the desk watches and how to add a source."""
+        from PySide6.QtWidgets import QHBoxLayout
+
+        from .widgets import plain_label
+
+        box = QWidget()
+        box.setObjectName("EmptyDesk")
+        outer = QVBoxLayout(box)
+        outer.addStretch(1)
+        title = plain_label("No sources yet", selectable=False)
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        title.setFont(font)
+        body = plain_label(
+            "TTMT Monitor watches your trading accounts, read-only: Tradovate, MetaApi (MT4/MT5 in the cloud),\n"
+            "an MT4 manager server, and TTMT. Add a source with File → Sources…: its accounts, positions,\n"
+            "orders and closed deals appear here, and its state in the status bar.", selectable=False)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.empty_add_source = QPushButton("Add a source…")
+        self.empty_add_source.setDefault(True)
+        self.empty_add_source.clicked.connect(lambda _=False: self.open_sources())
+        buttons.addWidget(self.empty_add_source)
+        if not self.has_ttmt:
+            add_key = QPushButton("Add TTMT key…")
+            add_key.clicked.connect(lambda _=False: self.replace_key_requested.emit())
+            buttons.addWidget(add_key)
+        buttons.addStretch(1)
+        for label in (title, body):
+            label.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+            outer.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addSpacing(8)
+        outer.addLayout(buttons)
+        outer.addStretch(2)
+        return box
 
     @staticmethod
     def _show_source_column(view: DeskTableView) -> None:
@@ -750,15 +873,23 @@ class MainWindow(QMainWindow):
         restored = view.restore_layout(self.settings.qs)
         if not restored and name in ("accounts", "positions") and self.hub is not None and self.hub.sources():
             self._show_source_column(view)
+        self._apply_column_capabilities(view, self.capabilities())
         self.views[name] = view
         if name in ("trades", "positions"):
             view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))
         elif name == "signals":
             view.doubleClicked.connect(self._open_signal_at)
+        elif name == "accounts":
+            self.analytics.install_accounts_view(view)
         if self._filter_spec is not None:
             self._apply_filter(name)
-        self._holder_layout(name).insertWidget(0, view, 1)  # above the Trades footer
-        view.show()  # at once, not on the next loop turn (a child added to a shown widget waits for that)
+        if name == "trades":
+            self._holder_layout(name).insertWidget(0, view, 1)  # above the Trades footer
+        else:
+            self._holder_layout(name).addWidget(view)
+        # At once, not on the next loop turn (a child added to a shown widget waits for that); an empty desk's
+        # Accounts tab shows how to add a source instead.
+        view.setVisible(not (name == "accounts" and self.desk_is_empty()))
         return view
 
     def _ensure_pnl_view(self) -> Any:
@@ -1044,6 +1175,37 @@ class MainWindow(QMainWindow):
                 message += f" The other sources' closed deals were not cleared: {describe_error(exc)}"
         self.status.showMessage(message, 8000)
 
+    def current_table_view(self) -> Any:
+        """The table the current tab shows (a desk table, or a view's own table), or None (the P&L chart)."""
+        name = self.current_tab()
+        if name in self._table_specs:
+            return self.views[name]
+        widget = self.analytics.views.get(name, self.tabs.currentWidget())
+        finder = getattr(widget, "export_table_view", None)
+        return finder() if callable(finder) else None
+
+    def export_table_csv(self) -> None:
+        """File → Export table to CSV…: the current tab's table as shown (filtered, sorted, visible columns)."""
+        self._export_task = asyncio.ensure_future(self._export_table_csv())
+
+    async def _export_table_csv(self) -> tuple[str, int] | None:
+        """(path, rows written), or None when there was nothing to export, the user cancelled or it failed."""
+        from .table_export import export_view
+
+        view = self.current_table_view()
+        if view is None:
+            self.status.showMessage("This tab has no table to export.", 8000)
+            return None
+        try:
+            done = await export_view(self, view, self.current_tab(), utc=self.settings.utc)
+        except OSError as exc:
+            self.status.showMessage(f"Table not exported: {exc.strerror or exc}", 10000)
+            return None
+        if done is not None:
+            path, count = done
+            self.status.showMessage(f"Exported {count} rows to {path}", 10000)
+        return done
+
     # --- details ----------------------------------------------------------------------------------------------
 
     def _open_trade_at(self, view: DeskTableView, index: QModelIndex) -> None:
@@ -1120,6 +1282,7 @@ class MainWindow(QMainWindow):
         row = self.controller.signals_model.get(signal_id)
         if row is not None:
             detail.set_signal(row)
+            self._name_signal_trades(detail)
         detail.trade_requested.connect(self.open_trade)
         dialog = self._detail_dialog("Signal", detail)
         asyncio.ensure_future(self._load_signal(detail, signal_id))
@@ -1136,6 +1299,29 @@ class MainWindow(QMainWindow):
             return
         if shiboken6.isValid(detail):
             detail.set_signal(signal)
+            await self._fetch_signal_trades(detail)
+
+    def _name_signal_trades(self, detail: Any) -> None:
+        """The trades a signal opened, by reference and account, from the Trades table when it has them."""
+        known = [self.controller.trades_model.get(t) for t in detail.missing_trades()]
+        detail.set_trades(t for t in known if t is not None)
+
+    async def _fetch_signal_trades(self, detail: Any) -> None:
+        """Linked trades the Trades table does not hold (older history): fetched, a few at most, so the list
+        names them too. A failure leaves the id shown; the trade still opens on double-click."""
+        self._name_signal_trades(detail)
+        client = self.controller.client
+        for trade_id in detail.missing_trades()[:12]:
+            if client is None:
+                return
+            try:
+                trade = await client.trade(trade_id)
+            except Exception:  # noqa: BLE001 - a nicety; the id stays
+                log.debug("linked trade %s not loaded", trade_id, exc_info=True)
+                continue
+            if not shiboken6.isValid(detail):
+                return
+            detail.set_trades([trade])
 
     # --- display options ------------------------------------------------------------------------------------
 
@@ -1150,6 +1336,8 @@ class MainWindow(QMainWindow):
             self.history_model.set_options(options)
         self.summary.set_scheme(options.pl_scheme, options.dark)
         self._refresh_summary()
+        if hasattr(self, "analytics"):
+            self.analytics.options_changed()
 
     def _on_utc(self, on: bool) -> None:
         self.settings.utc = on

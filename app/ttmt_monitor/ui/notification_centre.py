@@ -1,23 +1,29 @@
 """The in-app notification centre and the notification settings dialog.
 
 Provides:
-- :class:`NotificationCentre` — the history of every notification (quiet-hours ones included), newest first,
-  with an unread count (signal ``unread_changed(int)``, e.g. for a tab badge) and ``open_trade(str)`` when an
-  entry that belongs to a trade is clicked. Connect ``Notifier.delivered`` to :meth:`NotificationCentre.add`.
-- :class:`NotificationSettingsDialog` and :func:`open_notification_settings` — per-kind switches and sounds,
-  quiet hours, close-to-tray; shown non-modally (``open()``, never ``exec()``: the asyncio loop must keep
-  running).
+- :class:`NotificationCentre` — the history of every notification (quiet ones included), grouped by what it
+  belongs to: one trade's fills, TP hits and close under one expandable group (a neutral source's position
+  likewise), the group with the newest entry on top; each entry shows its time and kind ("12:00:03 · TP hit")
+  above its text. Connection problems and summaries stand alone. Unread entries and groups carry a dot (not a
+  wall of bold); ``unread_changed(int)`` for a badge; ``open_trade(str)`` when an entry (or a group, activated)
+  that belongs to a trade is clicked. Connect ``Notifier.delivered`` to :meth:`NotificationCentre.add`.
+- :class:`NotificationSettingsDialog` and :func:`open_notification_settings` — per kind: keep in the centre,
+  pop up, sound; quiet hours, close-to-tray; shown non-modally (``open()``, never ``exec()``: the asyncio loop
+  must keep running).
 
-All text is shown as plain text (list items are plain; nothing here interprets markup).
+All text is shown as plain text (tree items are plain; tooltips go through ``plain_tooltip``).
 """
 
 from __future__ import annotations
 
-from datetime import time
+from collections import deque
+from datetime import datetime, time
+from typing import Any
 
-from PySide6.QtCore import Qt, QTime, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt, QTime, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QPalette, QPixmap
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -25,20 +31,112 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTimeEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.formatting import format_time
-from ..core.notify import KIND_LABELS, KINDS, SOUND_LABELS, SOUNDS, Notification, NotifySettings
+from ..core.notify import KIND_LABELS, KIND_SHORT, KINDS, SOUND_LABELS, SOUNDS, Notification, NotifySettings
+from .widgets import dot_pixmap, plain_tooltip
 
-MAX_ITEMS = 1000
+MAX_ITEMS = 1000  # entries kept (the oldest go first; an emptied group goes with its last entry)
 ROLE_TRADE = Qt.ItemDataRole.UserRole
 ROLE_UNREAD = Qt.ItemDataRole.UserRole + 1
+ROLE_GROUP = Qt.ItemDataRole.UserRole + 2  # on a group's header: its key
+ROLE_NOTIFICATION = Qt.ItemDataRole.UserRole + 3  # on an entry: the Notification
+
+
+def entry_time(ts: datetime | None, now: datetime | None = None) -> str:
+    """An entry's time: ``"14:05:03"`` today, ``"2026-11-23 14:05:03"`` another day (local time)."""
+    full = format_time(ts)
+    if not full:
+        return ""
+    today = format_time(now or datetime.now().astimezone())[:10]
+    return full[11:] if full[:10] == today else full
+
+
+def entry_text(n: Notification) -> str:
+    """An entry: time and kind on the first line, then what happened (the group's header already names the
+    trade, so the line reads on its own without it)."""
+    flags = "  (quiet hours)" if n.in_quiet_hours else ""
+    head = " · ".join(x for x in (entry_time(n.timestamp), KIND_SHORT.get(n.kind, n.kind)) if x)
+    body = n.body if n.body_complete else " · ".join(x for x in (n.title, n.body) if x)
+    if n.subject and body.startswith(n.subject + ": "):
+        body = body[len(n.subject) + 2:]
+    elif n.subject and not n.body_complete and n.body and n.subject.endswith(n.body):
+        body = n.title  # a neutral source's "account · source" is already in the group's heading
+    return f"{head}{flags}\n{body}"
+
+
+class WrappingDelegate(QStyledItemDelegate):
+    """Rows as tall as their wrapped text at the tree's current width, and a group's first line (the trade) in
+    bold, the rest in the normal weight (bold everywhere was a wall of bold text).
+
+    QTreeView asks a row's height before (and not again after) the dock gets its width, so a long line wrapped
+    into a two-line row lost its second line: here the height is measured against the text rectangle the style
+    gives at the viewport's width, and the tree re-lays out its rows when it is resized
+    (NotificationCentre.eventFilter). Text is drawn as plain text (QPainter.drawText never reads markup)."""
+
+    def __init__(self, tree: QTreeWidget) -> None:
+        super().__init__(tree)
+        self._tree = tree
+
+    def _parts(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+               ) -> list[tuple[str, QFont]]:
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        normal = QFont(option.font)
+        if not index.data(ROLE_GROUP):
+            return [(text, normal)]
+        bold = QFont(normal)
+        bold.setBold(True)
+        first, _, rest = text.partition("\n")
+        return [(first, bold)] + ([(rest, normal)] if rest else [])
+
+    def _text_width(self, index: QModelIndex | QPersistentModelIndex) -> int:
+        depth, parent = 0, index.parent()
+        while parent.isValid():
+            depth, parent = depth + 1, parent.parent()
+        tree = self._tree
+        # the viewport, less the branch indentation, the unread dot and the style's margins
+        return max(40, tree.viewport().width() - tree.indentation() * (depth + 1) - 10 - 14)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:  # noqa: N802
+        width = self._text_width(index)
+        height = sum(
+            QFontMetrics(font).boundingRect(QRect(0, 0, width, 100000), Qt.TextFlag.TextWordWrap, part).height()
+            for part, font in self._parts(option, index)
+        )
+        return QSize(width, height + 6)
+
+    def paint(self, painter: Any, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        parts = self._parts(opt, index)
+        opt.text = ""  # the style draws background, selection and the dot; the text is ours
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+        rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, widget).adjusted(2, 3, -2, 0)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        painter.save()
+        painter.setPen(opt.palette.color(role))
+        top = rect.top()
+        for part, font in parts:
+            painter.setFont(font)
+            box = QRect(rect.left(), top, rect.width(), 100000)
+            flags = int(Qt.TextFlag.TextWordWrap) | int(Qt.AlignmentFlag.AlignLeft) | int(Qt.AlignmentFlag.AlignTop)
+            painter.drawText(box, flags, part)
+            top += QFontMetrics(font).boundingRect(QRect(0, 0, rect.width(), 100000),
+                                                   Qt.TextFlag.TextWordWrap, part).height()
+        painter.restore()
 
 
 class NotificationCentre(QWidget):
@@ -49,7 +147,10 @@ class NotificationCentre(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._unread = 0
-        self.header = QLabel("Notifications")
+        self._groups: dict[str, QTreeWidgetItem] = {}  # open groups by key (a finished one leaves this map)
+        self._entries: deque[QTreeWidgetItem] = deque()  # every entry, oldest first (for the bound)
+        self.header = QLabel()
+        self.header.setTextFormat(Qt.TextFormat.PlainText)
         self.mark_read_button = QPushButton("Mark all read")
         self.clear_button = QPushButton("Clear")
         self.settings_button = QPushButton("Settings…")
@@ -62,59 +163,166 @@ class NotificationCentre(QWidget):
         top.addWidget(self.mark_read_button)
         top.addWidget(self.clear_button)
         top.addWidget(self.settings_button)
-        self.list = QListWidget()
-        self.list.setWordWrap(True)
-        self.list.setAlternatingRowColors(True)
-        self.list.itemClicked.connect(self._on_item)
-        self.list.itemActivated.connect(self._on_item)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderHidden(True)
+        self.tree.setColumnCount(1)
+        self.tree.setWordWrap(True)
+        self.tree.setUniformRowHeights(False)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setIndentation(14)
+        self.tree.setItemDelegate(WrappingDelegate(self.tree))
+        self.tree.setVerticalScrollMode(QTreeWidget.ScrollMode.ScrollPerPixel)
+        self.tree.viewport().installEventFilter(self)
+        self._width = 0
+        self.tree.itemClicked.connect(self._on_item)
+        self.tree.itemActivated.connect(self._on_activated)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.header)
         lay.addLayout(top)
-        lay.addWidget(self.list, 1)
+        lay.addWidget(self.tree, 1)
         self._update_header()
 
     @property
     def unread_count(self) -> int:
         return self._unread
 
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        # A new width changes how lines wrap: ask every row its height again (once per width change).
+        if event.type() == QEvent.Type.Resize and obj is self.tree.viewport():
+            width = self.tree.viewport().width()
+            if width != self._width:
+                self._width = width
+                self.tree.doItemsLayout()
+        return super().eventFilter(obj, event)
+
+    def entry_count(self) -> int:
+        return len(self._entries)
+
     def add(self, n: Notification) -> None:
-        """Newest on top; unread (bold) until clicked or marked read. Bounded (oldest dropped)."""
-        when = format_time(n.timestamp) if n.timestamp else ""
-        flags = "  (quiet hours)" if n.quiet else ""
-        item = QListWidgetItem(f"{when}  {n.title}{flags}\n{n.body}")
-        item.setData(ROLE_TRADE, n.trade_id)
-        item.setData(ROLE_UNREAD, True)
+        """Newest on top (an entry joins its group, which moves to the top); unread until clicked or marked
+        read. Bounded (oldest dropped)."""
+        entry = QTreeWidgetItem([entry_text(n)])
+        entry.setData(0, ROLE_TRADE, n.trade_id)
+        entry.setData(0, ROLE_NOTIFICATION, n)
         if n.trade_id:
-            item.setToolTip("Click to open the trade")
-        self._bold(item, True)
-        self.list.insertItem(0, item)
-        while self.list.count() > MAX_ITEMS:
-            old = self.list.takeItem(self.list.count() - 1)
-            if old is not None and old.data(ROLE_UNREAD):
-                self._unread -= 1
+            entry.setToolTip(0, plain_tooltip("Click to open the trade"))
+        if n.group:
+            group = self._groups.get(n.group)
+            if group is None:
+                group = QTreeWidgetItem([""])
+                group.setData(0, ROLE_GROUP, n.group)
+                group.setData(0, ROLE_TRADE, n.trade_id)
+                self._groups[n.group] = group
+            else:
+                self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(group))
+            expanded = group.isExpanded()
+            group.insertChild(0, entry)
+            self.tree.insertTopLevelItem(0, group)
+            group.setExpanded(expanded)
+            if n.ends_group:  # the trade finished / the position closed: its next fill starts a new group
+                self._groups.pop(n.group, None)
+        else:
+            self.tree.insertTopLevelItem(0, entry)
+        self._entries.append(entry)
+        self._mark(entry, True)
+        parent = entry.parent()
+        if parent is not None:
+            self._refresh_group(parent)
+        while len(self._entries) > MAX_ITEMS:
+            self._drop(self._entries.popleft())
         self._set_unread(self._unread + 1)
 
+    def groups(self) -> list[QTreeWidgetItem]:
+        """The group headers, newest first."""
+        items = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        return [g for g in items if g is not None and g.data(0, ROLE_GROUP)]
+
     def mark_all_read(self) -> None:
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            if item.data(ROLE_UNREAD):
-                item.setData(ROLE_UNREAD, False)
-                self._bold(item, False)
+        for entry in self._entries:
+            self._mark(entry, False)
+        for group in self.groups():
+            self._refresh_group(group)
         self._set_unread(0)
 
     def clear(self) -> None:
-        self.list.clear()
+        self.tree.clear()
+        self._groups.clear()
+        self._entries.clear()
         self._set_unread(0)
 
-    def _on_item(self, item: QListWidgetItem) -> None:
-        if item.data(ROLE_UNREAD):
-            item.setData(ROLE_UNREAD, False)
-            self._bold(item, False)
-            self._set_unread(self._unread - 1)
-        trade_id = item.data(ROLE_TRADE)
+    # --- internals ----------------------------------------------------------------------------------------
+
+    def _drop(self, entry: QTreeWidgetItem) -> None:
+        if entry.data(0, ROLE_UNREAD):
+            self._unread -= 1
+        parent = entry.parent()
+        if parent is None:
+            self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(entry))
+            return
+        parent.removeChild(entry)
+        if parent.childCount() == 0:
+            self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(parent))
+            key = parent.data(0, ROLE_GROUP)
+            if self._groups.get(key) is parent:
+                del self._groups[key]
+        else:
+            self._refresh_group(parent)
+
+    def _refresh_group(self, group: QTreeWidgetItem) -> None:
+        """The header: what the group is about, then how many updates and the latest one's time and kind."""
+        entries = [group.child(i) for i in range(group.childCount())]
+        latest: Notification | None = entries[0].data(0, ROLE_NOTIFICATION) if entries else None  # type: ignore[union-attr]
+        if latest is None:
+            return
+        unread = sum(1 for e in entries if e is not None and e.data(0, ROLE_UNREAD))
+        count = len(entries)
+        last = " · ".join(x for x in (entry_time(latest.timestamp), KIND_SHORT.get(latest.kind, latest.kind)) if x)
+        summary = last if count == 1 else f"{count} updates · latest {last}"
+        group.setText(0, f"{latest.subject or latest.title}\n{summary}")
+        group.setIcon(0, self._dot(bool(unread)))
+        group.setData(0, ROLE_UNREAD, bool(unread))
+
+    def _mark(self, item: QTreeWidgetItem, unread: bool) -> None:
+        item.setData(0, ROLE_UNREAD, unread)
+        item.setIcon(0, self._dot(unread))
+
+    def _dot(self, unread: bool) -> QIcon:
+        if not unread:
+            blank = QPixmap(10, 10)
+            blank.fill(QColor(0, 0, 0, 0))
+            return QIcon(blank)  # the same room as a dot, so the text does not jump when read
+        return QIcon(dot_pixmap(self.palette().color(QPalette.ColorRole.Highlight), 10))
+
+    def _read(self, item: QTreeWidgetItem) -> None:
+        """Mark an entry, or every entry of a group, read."""
+        targets = [item.child(i) for i in range(item.childCount())] if item.data(0, ROLE_GROUP) else [item]
+        was = sum(1 for e in targets if e is not None and e.data(0, ROLE_UNREAD))
+        for e in targets:
+            if e is not None:
+                self._mark(e, False)
+        group = item if item.data(0, ROLE_GROUP) else item.parent()
+        if group is not None:
+            self._refresh_group(group)
+        if was:
+            self._set_unread(self._unread - was)
+
+    def _on_item(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        self._read(item)
+        if item.data(0, ROLE_GROUP):
+            item.setExpanded(not item.isExpanded())  # a click on the header opens the group
+            return
+        trade_id = item.data(0, ROLE_TRADE)
         if trade_id:
             self.open_trade.emit(str(trade_id))
+
+    def _on_activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        """Enter / double-click: a group opens its trade too (a click only expands it)."""
+        if item.data(0, ROLE_GROUP):
+            self._read(item)
+            trade_id = item.data(0, ROLE_TRADE)
+            if trade_id:
+                self.open_trade.emit(str(trade_id))
 
     def _set_unread(self, n: int) -> None:
         n = max(0, n)
@@ -124,17 +332,13 @@ class NotificationCentre(QWidget):
         self._update_header()
 
     def _update_header(self) -> None:
-        self.header.setText(f"Notifications ({self._unread} unread)" if self._unread else "Notifications")
-
-    @staticmethod
-    def _bold(item: QListWidgetItem, on: bool) -> None:
-        f = QFont(item.font())
-        f.setBold(on)
-        item.setFont(f)
+        # The dock's title already says "Notifications": the header says what is new.
+        self.header.setText(f"{self._unread} unread" if self._unread else "Nothing unread")
 
 
 class NotificationSettingsDialog(QDialog):
-    """Switches and sound per kind, quiet hours, close-to-tray. ``result_settings()`` after accept."""
+    """Per kind: keep in the centre, pop up (with its sound), which sound; quiet hours, close-to-tray.
+    ``result_settings()`` after accept."""
 
     def __init__(
         self, settings: NotifySettings, *, close_to_tray: bool | None = None, parent: QWidget | None = None
@@ -143,13 +347,19 @@ class NotificationSettingsDialog(QDialog):
         self.setWindowTitle("Notification settings")
         self._settings = settings
         grid = QGridLayout()
-        grid.addWidget(QLabel("Notify on"), 0, 0)
-        grid.addWidget(QLabel("Sound"), 0, 1)
+        grid.addWidget(QLabel("Keep in the centre"), 0, 0)
+        grid.addWidget(QLabel("Pop up"), 0, 1)
+        grid.addWidget(QLabel("Sound (with a pop-up)"), 0, 2)
         self.switches: dict[str, QCheckBox] = {}
+        self.popups: dict[str, QCheckBox] = {}
         self.sound_boxes: dict[str, QComboBox] = {}
         for row, kind in enumerate(KINDS, start=1):
             box = QCheckBox(KIND_LABELS[kind])
             box.setChecked(settings.is_enabled(kind))
+            popup = QCheckBox()
+            popup.setChecked(settings.pops_up(kind))
+            popup.setToolTip("Interrupt with a desktop pop-up (and its sound); otherwise it only goes to the "
+                             "notification centre")
             combo = QComboBox()
             combo.addItem("None", None)
             for s in SOUNDS:
@@ -157,9 +367,16 @@ class NotificationSettingsDialog(QDialog):
             idx = combo.findData(settings.sounds.get(kind))
             combo.setCurrentIndex(max(0, idx))
             grid.addWidget(box, row, 0)
-            grid.addWidget(combo, row, 1)
+            grid.addWidget(popup, row, 1, Qt.AlignmentFlag.AlignHCenter)
+            grid.addWidget(combo, row, 2)
             self.switches[kind] = box
+            self.popups[kind] = popup
             self.sound_boxes[kind] = combo
+            # A kind not kept at all cannot pop up; a kind that does not pop up plays no sound.
+            box.toggled.connect(popup.setEnabled)
+            popup.toggled.connect(combo.setEnabled)
+            popup.setEnabled(box.isChecked())
+            combo.setEnabled(popup.isChecked())
         self.quiet = QCheckBox("Quiet hours (no pop-ups or sounds; history keeps everything)")
         self.quiet.setChecked(settings.quiet_start is not None and settings.quiet_end is not None)
         self.quiet_start = QTimeEdit(_qtime(settings.quiet_start or time(22, 0)))
@@ -190,6 +407,7 @@ class NotificationSettingsDialog(QDialog):
         s = NotifySettings.from_json(self._settings.to_json())  # a copy: cancel leaves the original untouched
         for kind in KINDS:
             s.enabled[kind] = self.switches[kind].isChecked()
+            s.popup[kind] = self.popups[kind].isChecked()
             s.sounds[kind] = self.sound_boxes[kind].currentData()
         if self.quiet.isChecked():
             a, b = self.quiet_start.time(), self.quiet_end.time()

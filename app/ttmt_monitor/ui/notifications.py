@@ -28,6 +28,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
 
 from ..core.models import Event, Trade
-from ..core.notify import Notification, NotificationRules, NotifySettings
+from ..core.notify import Notification, NotificationRules, NotifySettings, status_line
 
 SETTINGS_KEY = "notifications/rules"
 CLOSE_TO_TRAY_KEY = "notifications/close_to_tray"
@@ -434,6 +435,12 @@ class Notifier(QObject):
         if save:
             save_notify_settings(settings, self.settings_store)
 
+    def notify(self, n: Notification) -> None:
+        """A notification the window decided itself (a risk limit's threshold crossed): through the user's
+        switch for its kind, quiet hours and sound, then delivered like the others."""
+        if self.rules.settings.is_enabled(n.kind):
+            self.deliver([self.rules._finish(n, datetime.now(UTC))])  # noqa: SLF001 - the rules' own finishing
+
     def _on_popup_clicked(self) -> None:
         if self._last_popup_trade:
             self.open_trade.emit(self._last_popup_trade)
@@ -451,7 +458,7 @@ class Notifier(QObject):
                 self._last_popup_trade = n.trade_id
                 route = "tray"
             else:
-                self.banner_requested.emit(f"{n.title}: {n.body}")
+                self.banner_requested.emit(status_line(n))  # one line, never the same words twice
                 route = "banner"
             if n.sound and not n.quiet:
                 self.sounds.play(n.sound)

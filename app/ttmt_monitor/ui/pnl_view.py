@@ -13,6 +13,12 @@ ticks). A hidden view only remembers it is stale and redraws when shown.
 Wiring: ``view.attach(controller)`` follows a ``DeskController`` (load, history paging, live batches); or call
 :meth:`PnlView.set_trades`, :meth:`PnlView.load_history` and :meth:`PnlView.update_from` yourself.
 
+Colours follow the app theme (a palette change re-colours background, axes, legend, curves and markers); each
+currency keeps its colour from run to run (``theme.currency_colour``). TP-hit markers are clustered per pixel
+cell (``core.pnl.cluster_markers``, re-done when the view is zoomed or resized): a cluster is one round marker
+with its count; zooming in splits it, clicking it zooms onto it. The money axis labels its ticks with thousands
+separators and names the currencies it shows.
+
 Text that may come from Telegram (symbols, channel names) goes into plain-text widgets (tree items) or through
 :func:`plain_tip` for tooltips, never as rich text.
 """
@@ -27,7 +33,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -43,18 +49,19 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import pnl as core_pnl
-from ..core.formatting import format_pl, format_price, format_time, pl_sign
+from ..core.formatting import format_axis_amount, format_pl, format_price, format_time, pl_sign
 from ..core.models import Event, TpHit, Trade, TradeFinalized
 from ..core.stats import Stats, StatsBuilder, is_counted
-from .theme import is_dark, pl_color
+from .theme import chart_colours, currency_colour, is_dark, pl_color
 
 AUTO_DOWNSAMPLE_FACTOR = 1.0  # downsampling bins per pixel column (pyqtgraph's default is 5)
 REFRESH_MS = 200  # coalescing delay between a change and the redraw
 _UNSET = object()  # "no range computed yet"
 PRESET_LABELS = {"today": "Today", "week": "Week", "month": "Month", "all": "All"}
-# Distinct, colour-blind-friendly curve colours (Okabe-Ito), one per currency in order of appearance.
-CURVE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
-MARKER_COLOUR = "#D4A017"
+CLUSTER_PX = 30  # TP markers closer than this many pixels (one grid cell) are drawn as one marker with a count
+CLUSTER_DELAY_MS = 60  # re-cluster this long after the last zoom/pan/resize step (a wheel burst re-clusters once)
+MAX_COUNT_LABELS = 400  # count labels drawn at most (markers lie along a curve: far fewer cells in practice)
+_money_axis_class: Any = None
 
 
 def _pg() -> Any:
@@ -64,6 +71,23 @@ def _pg() -> Any:
     import pyqtgraph as pg
 
     return pg
+
+
+def money_axis(**kwargs: Any) -> Any:
+    """A pyqtgraph AxisItem whose ticks read like the app's money (``core.formatting.format_axis_amount``):
+    ``"−25,000"``, ``"1,500"``, ``"0.25"`` — never pyqtgraph's ``-25000`` or an SI ``x1000`` factor."""
+    global _money_axis_class
+    if _money_axis_class is None:
+        pg = _pg()
+
+        class MoneyAxisItem(pg.AxisItem):  # type: ignore[name-defined]
+            def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+                return [format_axis_amount(v * scale, spacing * scale) for v in values]
+
+        _money_axis_class = MoneyAxisItem
+    axis = _money_axis_class(**kwargs)
+    axis.enableAutoSIPrefix(False)
+    return axis
 
 
 def plain_tip(text: str) -> str:
@@ -81,6 +105,8 @@ def apply_palette_to_plot(plot: Any, palette: QPalette) -> None:
         axis = plot.getAxis(name)
         axis.setTextPen(text)
         axis.setPen(text)
+        axis.picture = None  # pyqtgraph caches the drawn axis: re-colour now, not at the next tick change
+        axis.update()
 
 
 def utc_offset_for_axis(tz: tzinfo | None, now: datetime | None = None) -> int | None:
@@ -153,11 +179,12 @@ class PnlView(QWidget):
 
         # --- plot (items created once)
         self._axis = pg.DateAxisItem(orientation="bottom", utcOffset=utc_offset_for_axis(tz))
-        self.plot = pg.PlotWidget(axisItems={"bottom": self._axis})
+        self.money_axis = money_axis(orientation="left")
+        self.plot = pg.PlotWidget(axisItems={"bottom": self._axis, "left": self.money_axis})
         apply_palette_to_plot(self.plot, self.palette())
         self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self._axis_currencies: tuple[str, ...] = ()
         self.plot.setLabel("left", "Realized P&L")
-        self.plot.getAxis("left").enableAutoSIPrefix(False)  # money reads "1,500", never "1.5 (x1000)"
         self.plot.setLabel("bottom", f"Time ({self._zone_name()})")
         self.plot.setMouseEnabled(x=True, y=True)  # zoom (wheel) and pan (drag)
         # A translucent backdrop: the curve often starts near the top-left corner where the legend sits.
@@ -178,11 +205,12 @@ class PnlView(QWidget):
         self.open_curves: dict[
             str, Any
         ] = {}  # currency -> PlotDataItem (dashed: last close -> now + open P&L)
+        chart = chart_colours(is_dark(self.palette()))
         self.marker_item = pg.ScatterPlotItem(
             size=11,
             symbol="star",
-            pen=pg.mkPen("#6b5200", width=1),
-            brush=pg.mkBrush(MARKER_COLOUR),
+            pen=pg.mkPen(chart["marker_edge"], width=1),
+            brush=pg.mkBrush(chart["marker"]),
             hoverable=True,
             tip=self._marker_tip,
             hoverSize=15,
@@ -190,20 +218,39 @@ class PnlView(QWidget):
         self.marker_item.setZValue(10)
         self.marker_item.sigClicked.connect(self._on_marker_clicked)
         self.plot.addItem(self.marker_item)
-        self._legend.addItem(self.marker_item, "TP hit")
+        self._legend.addItem(self.marker_item, "TP hit (a number: that many hits)")
+        # What is drawn: each spot is a cluster of markers (indices into self._markers); count labels are a pool
+        # of TextItems reused across re-clusterings (created on demand, hidden when not needed).
+        self.clusters: list[core_pnl.MarkerCluster] = []
+        self._count_labels: list[Any] = []
+        self._cluster_timer = QTimer(self)
+        self._cluster_timer.setSingleShot(True)
+        self._cluster_timer.setInterval(CLUSTER_DELAY_MS)
+        self._cluster_timer.timeout.connect(self._draw_markers)
+        self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._cluster_timer.start())
+        self.plot.getViewBox().sigResized.connect(lambda *_: self._cluster_timer.start())
 
         # --- statistics beside the curve (plain-text tree items: channel names come from Telegram)
         self.stats_tree = QTreeWidget()
         self.stats_tree.setHeaderLabels(["Statistic", "Value"])
         self.stats_tree.setRootIsDecorated(True)
         self.stats_tree.setMinimumWidth(240)
+        # Long channel names and trade lines are elided in the middle (their start and end both say something);
+        # every cell has its full text as a tooltip.
+        self.stats_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.stats_tree.header().setStretchLastSection(True)
+        self.stats_tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # The tree is rebuilt after every close: what the user opened or closed stays so (by section).
+        self._section_open: dict[str, bool] = {}
+        self.stats_tree.itemExpanded.connect(lambda item: self._remember_section(item, True))
+        self.stats_tree.itemCollapsed.connect(lambda item: self._remember_section(item, False))
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.plot)
         split.addWidget(self.stats_tree)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
-        split.setSizes([900, 330])
+        split.setSizes([860, 400])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(bar)
@@ -608,19 +655,67 @@ class PnlView(QWidget):
             self._update_stats()
 
     def _push_markers(self) -> None:
+        self._draw_markers()
+
+    def _cell_size(self) -> tuple[float, float]:
+        """CLUSTER_PX pixels in plot units (x: seconds, y: money), from the view's current range and size;
+        (0, 0) before the view has a size (then nothing is clustered)."""
+        vb = self.plot.getViewBox()
+        (x0, x1), (y0, y1) = vb.viewRange()
+        w, h = vb.width(), vb.height()
+        if w < 1 or h < 1:
+            return 0.0, 0.0
+        return (x1 - x0) / w * CLUSTER_PX, (y1 - y0) / h * CLUSTER_PX
+
+    def _draw_markers(self) -> None:
+        """Cluster the TP markers for the current zoom and draw one spot per cluster: a star for a lone hit, a
+        round marker with its count for several (hundreds of stars buried the curve)."""
+        self._cluster_timer.stop()
         pg = _pg()
-        self.marker_item.setData(
-            x=[m.ts.timestamp() for m in self._markers],
-            y=[float(m.value) for m in self._markers],
-            data=list(range(len(self._markers))),
-            brush=[pg.mkBrush(MARKER_COLOUR)] * len(self._markers),
+        ms = self._markers
+        cell_x, cell_y = self._cell_size()
+        self.clusters = core_pnl.cluster_markers(
+            [(m.ts.timestamp(), float(m.value)) for m in ms], cell_x, cell_y, [m.currency for m in ms]
         )
+        chart = chart_colours(is_dark(self.palette()))
+        brush, pen = pg.mkBrush(chart["marker"]), pg.mkPen(chart["marker_edge"], width=1)
+        sizes = [11 if c.count == 1 else min(26, 15 + 2 * len(str(c.count))) for c in self.clusters]
+        self.marker_item.setData(
+            x=[c.x for c in self.clusters],
+            y=[c.y for c in self.clusters],
+            data=list(range(len(self.clusters))),
+            symbol=["star" if c.count == 1 else "o" for c in self.clusters],
+            size=sizes,
+            brush=[brush] * len(self.clusters),
+            pen=[pen] * len(self.clusters),
+        )
+        # Count labels: those in view first, at most MAX_COUNT_LABELS (a pool of TextItems reused across calls).
+        (x0, x1), (y0, y1) = self.plot.getViewBox().viewRange()
+        many = [c for c in self.clusters if c.count > 1]
+        many.sort(key=lambda c: not (x0 <= c.x <= x1 and y0 <= c.y <= y1))
+        many = many[:MAX_COUNT_LABELS]
+        while len(self._count_labels) < len(many):
+            label = pg.TextItem("", anchor=(0.5, 0.5))
+            label.setZValue(11)
+            label.setAcceptHoverEvents(False)
+            font = label.textItem.font()
+            font.setPointSizeF(max(6.5, font.pointSizeF() * 0.75))
+            font.setBold(True)
+            label.setFont(font)
+            self.plot.addItem(label, ignoreBounds=True)
+            self._count_labels.append(label)
+        for label, c in zip(self._count_labels, many, strict=False):
+            label.setText(str(c.count), color=chart["marker_text"])
+            label.setPos(c.x, c.y)
+            label.setVisible(True)
+        for label in self._count_labels[len(many):]:
+            label.setVisible(False)
 
     def _ensure_curve(self, cur: str) -> None:
         if cur in self.curves:
             return
         pg = _pg()
-        colour = CURVE_COLOURS[len(self.curves) % len(CURVE_COLOURS)]
+        colour = currency_colour(cur, is_dark(self.palette()))  # the same colour for a currency in every run
         item = self.plot.plot([], [], pen=pg.mkPen(colour, width=2))  # legend entry added when it has data
         # Long histories: draw at most ~one point per pixel column (peak keeps spikes), only what is in view.
         item.setDownsampling(auto=True, method="peak")
@@ -642,6 +737,48 @@ class PnlView(QWidget):
         elif not show and cur in self._in_legend:
             self._legend.removeItem(item)
             self._in_legend.discard(cur)
+        self._update_axis_label()
+
+    def _update_axis_label(self) -> None:
+        """The money axis names the currencies drawn on it (each curve keeps its own: never added up)."""
+        shown = tuple(sorted(self._in_legend))
+        if shown == self._axis_currencies:
+            return
+        self._axis_currencies = shown
+        self.plot.setLabel("left", f"Realized P&L ({', '.join(shown)})" if shown else "Realized P&L")
+
+    # --- theme ---------------------------------------------------------------------------------------------
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.apply_theme()
+
+    def apply_theme(self) -> None:
+        """Re-colour everything pyqtgraph drew with fixed colours after the app switched light/dark: background,
+        axes, legend, curves (the currency's shade for the theme), markers and the statistics' P&L colours."""
+        if not hasattr(self, "_legend"):  # a palette change during construction
+            return
+        pg = _pg()
+        palette = self.palette()
+        dark = is_dark(palette)
+        apply_palette_to_plot(self.plot, palette)
+        backdrop = QColor(palette.color(QPalette.ColorRole.Base))
+        backdrop.setAlpha(210)
+        self._legend.setBrush(backdrop)
+        self._legend.setPen(palette.color(QPalette.ColorRole.Mid))
+        self._legend.setLabelTextColor(palette.color(QPalette.ColorRole.Text))
+        for _sample, label in self._legend.items:
+            label.setText(label.text)  # LabelItem renders its colour into the text: re-render it
+        for cur, item in self.curves.items():
+            colour = currency_colour(cur, dark)
+            item.setPen(pg.mkPen(colour, width=2))
+            self.open_curves[cur].setPen(pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine))
+        chart = chart_colours(dark)
+        self.marker_item.setPen(pg.mkPen(chart["marker_edge"], width=1))
+        self.marker_item.setBrush(pg.mkBrush(chart["marker"]))
+        self._draw_markers()
+        self._update_stats()
 
     def _update_open_label(self, open_pl: dict[str, Decimal]) -> None:
         if not open_pl:
@@ -663,7 +800,7 @@ class PnlView(QWidget):
         if not s.by_currency:
             QTreeWidgetItem(tree, ["No closed trades in this range", ""])
         for cur, c in s.by_currency.items():
-            top = QTreeWidgetItem(tree, [f"{cur}: {c.trades} trades", format_pl(c.net, cur)])
+            top = self._section(f"currency:{cur}", [f"{cur}: {c.trades} trades", format_pl(c.net, cur)])
             self._colour(top, c.net, cur)
             pf = c.profit_factor
             rows: list[tuple[str, str, Decimal | None]] = [
@@ -686,22 +823,53 @@ class PnlView(QWidget):
             ]
             for name, value, signed in rows:
                 self._colour(QTreeWidgetItem(top, [name, value]), signed, cur)
-            top.setExpanded(True)
+            self._open_section(top, True)
         for title, table in (("P&L per channel", s.per_channel), ("P&L per symbol", s.per_symbol)):
             if not table:
                 continue
-            top = QTreeWidgetItem(tree, [title, ""])
+            top = self._section(title, [title, ""])
             for (name, cur), v in table.items():
-                self._colour(QTreeWidgetItem(top, [name, format_pl(v, cur)]), v, cur)
+                self._colour(QTreeWidgetItem(top, [per_currency_label(name, cur, table), format_pl(v, cur)]), v, cur)
+            self._open_section(top, False)
         rates = [r for r in s.tp_hit_rate.values() if r.eligible]
         if rates:
-            top = QTreeWidgetItem(tree, ["TP-hit rate", ""])
+            top = self._section("TP-hit rate", ["TP-hit rate", ""])
             for r in rates:
                 QTreeWidgetItem(top, [f"TP{r.level}", f"{r.rate:.0%} ({r.hits}/{r.eligible})"])
-            top.setExpanded(True)
+            self._open_section(top, True)
+        # Every cell's full text as its tooltip: a long channel name or trade line is elided in the cell.
+        stack: list[QTreeWidgetItem | None] = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+        while stack:
+            item = stack.pop()
+            if item is None:
+                continue
+            for col in (0, 1):
+                item.setToolTip(col, plain_tip(item.text(col)))
+            stack.extend(item.child(i) for i in range(item.childCount()))
+        # The names as wide as they need, up to half the panel; the values take the rest (the last section
+        # stretches: no horizontal scrolling), elided in the middle where they do not fit (tooltips have it all).
         tree.resizeColumnToContents(0)
-        tree.resizeColumnToContents(1)
+        cap = max(120, tree.viewport().width() // 2)
+        if tree.columnWidth(0) > cap:
+            tree.setColumnWidth(0, cap)
         tree.setUpdatesEnabled(True)
+
+    def _section(self, key: str, texts: list[str]) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(self.stats_tree, texts)
+        item.setData(0, Qt.ItemDataRole.UserRole, key)
+        return item
+
+    def _open_section(self, item: QTreeWidgetItem, default: bool) -> None:
+        """Open or close a section (once its rows are in): as the user left it, else ``default``."""
+        key = item.data(0, Qt.ItemDataRole.UserRole)
+        self.stats_tree.blockSignals(True)  # a rebuild is not the user's choice
+        item.setExpanded(self._section_open.get(key, default))
+        self.stats_tree.blockSignals(False)
+
+    def _remember_section(self, item: QTreeWidgetItem, opened: bool) -> None:
+        key = item.data(0, Qt.ItemDataRole.UserRole)
+        if key:
+            self._section_open[key] = opened
 
     def _colour(self, item: QTreeWidgetItem, value: Decimal | None, cur: str) -> None:
         """P&L colour by sign in the user's scheme (the sign is in the text too: colour is never the only
@@ -729,11 +897,28 @@ class PnlView(QWidget):
             return "–"
         return f"{format_pl(r.pl, cur)}  {r.symbol or ''} {r.reference or ''}".rstrip()
 
-    def _marker_tip(self, x: float, y: float, data: Any) -> str:
+    def _cluster(self, data: Any) -> core_pnl.MarkerCluster | None:
         try:
-            m = self._markers[int(data)]
+            return self.clusters[int(data)]
         except (TypeError, ValueError, IndexError):
+            return None
+
+    def _marker_tip(self, x: float, y: float, data: Any) -> str:
+        """The tooltip of a drawn spot (``data`` = its cluster's index): a lone hit in full, a cluster summed up."""
+        c = self._cluster(data)
+        if c is None:
             return ""
+        if c.count > 1:
+            ms = [self._markers[i] for i in c.members]
+            levels: dict[int | None, int] = {}
+            for m in ms:
+                levels[m.tp_level] = levels.get(m.tp_level, 0) + 1
+            by_level = ", ".join(f"TP{lv or '?'} × {n}" for lv, n in sorted(levels.items(), key=lambda kv: kv[0] or 0))
+            lines = [f"{c.count} TP hits ({ms[0].currency})", by_level,
+                     f"From {format_time(ms[0].ts)} to {format_time(ms[-1].ts)}",
+                     "Click (or zoom in) to see each one"]
+            return plain_tip("\n".join(lines))
+        m = self._markers[c.members[0]]
         lines = [
             f"{m.symbol or '?'}  TP{m.tp_level or '?'}",
             f"Price: {format_price(m.price, m.symbol) or '–'}",
@@ -745,13 +930,26 @@ class PnlView(QWidget):
 
     def _on_marker_clicked(self, _item: Any, points: Any, *_: Any) -> None:
         for p in points:
-            try:
-                m = self._markers[int(p.data())]
-            except (TypeError, ValueError, IndexError):
+            c = self._cluster(p.data())
+            if c is None:
                 continue
+            if c.count > 1:
+                self.zoom_to_cluster(c)
+                return
+            m = self._markers[c.members[0]]
             if m.trade_id:
                 self.open_trade.emit(m.trade_id)
                 return
+
+    def zoom_to_cluster(self, c: core_pnl.MarkerCluster) -> None:
+        """Zoom onto a cluster's hits (with a margin) so they split apart."""
+        xs = [self._markers[i].ts.timestamp() for i in c.members]
+        ys = [float(self._markers[i].value) for i in c.members]
+        cell_x, cell_y = self._cell_size()
+        dx = max(max(xs) - min(xs), cell_x / 4, 60.0)
+        dy = max(max(ys) - min(ys), cell_y / 4, 1.0)
+        self.plot.setXRange(min(xs) - dx / 2, max(xs) + dx / 2, padding=0)
+        self.plot.setYRange(min(ys) - dy / 2, max(ys) + dy / 2, padding=0)
 
     # --- accounts ----------------------------------------------------------------------------------------
 
@@ -775,6 +973,13 @@ class PnlView(QWidget):
 
             return zone_label(utc=False)
         return str(getattr(self._tz, "key", None) or self._tz)
+
+
+def per_currency_label(name: str, currency: str, table: Any) -> str:
+    """A channel's (or symbol's) row name: ``"Gold VIP (USD)"`` when the same name also has a row in another
+    currency (its P&L is kept per currency, never added up), else the name alone."""
+    twins = sum(1 for (n, _c) in table if n == name)
+    return f"{name} ({currency})" if twins > 1 else name
 
 
 def _local_tz() -> tzinfo:

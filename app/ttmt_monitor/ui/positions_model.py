@@ -19,6 +19,8 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from PySide6.QtCore import Qt
+
 from ..core import formatting as fmt
 from ..core.models import Position, Trade
 from .table_base import (
@@ -49,6 +51,10 @@ class PositionsModel(KeyedTableModel):
 
     columns: tuple[Column, ...] = (
         time_column("opened_at", "Opened", lambda p: p.opened_at),
+        # The trade's reference (trd_…, as the Trades tab, the trade detail and `tail` show it); sorting on it
+        # groups a trade's layers together, newest trade first, layers in fill order (the default sort).
+        Column("trade", "Trade", lambda p: p.trade_id, lambda p, o: short_id(p.trade_id), width=95,
+               tooltip="The trade this position belongs to (its reference)"),
         Column("account", "Account", lambda p: p.account_label, width=150),
         Column("symbol", "Symbol", lambda p: p.symbol, width=85),
         Column("direction", "Side", lambda p: p.direction, width=55),
@@ -61,7 +67,7 @@ class PositionsModel(KeyedTableModel):
         price_column("tp", "TP", lambda p: p.take_profit, _sym),
         pl_column("unrealized", "Open P&L", lambda p: p.unrealized_pl, lambda p: p.currency, live=True),
         status_column(lambda p: p.status),
-        Column("trade", "Trade", lambda p: p.trade_id, lambda p, o: short_id(p.trade_id), hidden_by_default=True),
+        Column("trade_id", "Trade id", lambda p: p.trade_id, hidden_by_default=True),
         Column("id", "Position id", lambda p: p.id, hidden_by_default=True),
         Column("source", "Source", lambda p: p.source or "TTMT", hidden_by_default=True, width=150),
         money_column("swap", "Swap", lambda p: p.swap, lambda p: p.currency, hidden_by_default=True),
@@ -88,6 +94,8 @@ class PositionsModel(KeyedTableModel):
                     price(p, o) if p.take_profit is not None else (RUNNER if self.is_runner(p) else "")))
             elif column.key == "status":
                 columns[n] = replace(column, text=lambda p, o: fmt.status_label(self.status_of(p)))
+            elif column.key == "trade":
+                columns[n] = replace(column, value=lambda p: self.trade_order(p), text=lambda p, o: self.reference(p))
         self.columns = tuple(columns)
         self._flash_quiet = frozenset(self.column_number(k) for k in ("current", "unrealized"))
         self._pl_column = self.column_number("unrealized")
@@ -95,6 +103,54 @@ class PositionsModel(KeyedTableModel):
     @staticmethod
     def key_of(obj: Position) -> str:
         return obj.id
+
+    def _trade_of(self, p: Position) -> Trade | None:
+        if not p.trade_id or self.trade_lookup is None:
+            return None
+        return self.trade_lookup(p.trade_id)
+
+    def reference(self, p: Position) -> str:
+        """``trd_…`` (the trade's reference), else the trade id's first characters; blank without a trade."""
+        trade = self._trade_of(p)
+        return (trade.reference if trade is not None else None) or short_id(p.trade_id)
+
+    def trade_order(self, p: Position) -> tuple[Any, ...]:
+        """The sort value of the Trade column: newest trade first, its layers together in fill order, each
+        layer's positions by TP level (the runner last). Only fields that never change while a position is open:
+        stable under ticks."""
+        trade = self._trade_of(p)
+        when = (trade.opened_at or trade.created_at) if trade is not None else None
+        when = when or p.opened_at
+        group = (trade.reference if trade is not None else None) or p.trade_id or p.id
+        level = p.tp_level or (7 if self.is_runner(p) else 8)
+        opened = p.opened_at.timestamp() if p.opened_at is not None else 0.0
+        # A layer's positions share its fill (time and price); two layers filled in the same second are told
+        # apart by price, the one nearer the signal's entry first (a BUY's deeper layers fill lower).
+        depth = float(p.entry_price) if p.entry_price is not None else 0.0
+        if (p.direction or "").upper() == "BUY":
+            depth = -depth
+        return (-(when.timestamp() if when is not None else 0.0), group, opened, depth, level, p.id)
+
+    def follow_trades(self, trades_model: Any) -> None:
+        """Read trades from ``trades_model`` (its ``get``) and refresh what depends on them (the reference, the
+        runner, the grouping) when trades arrive: a snapshot, or a new trade after its positions."""
+        self.trade_lookup = trades_model.get
+        trades_model.modelReset.connect(lambda: self._trades_arrived(None))
+        trades_model.rowsInserted.connect(lambda _parent, first, last: self._trades_arrived(
+            {trades_model.row_object(r).id for r in range(first, last + 1)}))
+
+    def _trades_arrived(self, trade_ids: set[str] | None) -> None:
+        rows = [r for r, p in enumerate(self._rows) if p.trade_id and (trade_ids is None or p.trade_id in trade_ids)]
+        if not rows:
+            return
+        for r in rows:
+            self._texts.pop(self._keys[r], None)  # the cached texts were made before the trade was known
+        for key in ("trade", "tp_level", "tp"):
+            n = self.column_number(key)
+            self.dataChanged.emit(self.index(min(rows), n), self.index(max(rows), n), [Qt.ItemDataRole.DisplayRole])
+        column, order = self.sort_state()
+        if column == self.column_number("trade"):
+            self.sort(column, order)  # the grouping reads the trade's time and reference
 
     def is_runner(self, p: Position) -> bool:
         """A layer left open with no target on a trade that has take-profits (TTMT's "runner")."""

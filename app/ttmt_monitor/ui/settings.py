@@ -15,7 +15,7 @@ ORG = "ttmt-monitor"
 APP = "ttmt-monitor"
 THEMES = ("system", "light", "dark")
 PL_SCHEMES = ("green_up", "red_up", "colorblind")
-TABS = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals")
+TABS = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals", "calendar", "channels")
 
 
 def init_application_names() -> None:
@@ -87,6 +87,19 @@ class AppSettings:
     def tab(self, value: str) -> None:
         if value in TABS:
             self.qs.setValue("window/tab", value)
+
+    @property
+    def without_ttmt(self) -> bool:
+        """The user chose "I don't use TTMT" in the key dialog: start with the other sources only, without asking
+        for a key (a choice, not a secret; cleared when a TTMT key is added)."""
+        return _bool(self.qs.value("connection/without_ttmt"), False)
+
+    @without_ttmt.setter
+    def without_ttmt(self, value: bool) -> None:
+        if value:
+            self.qs.setValue("connection/without_ttmt", True)
+        else:
+            self.qs.remove("connection/without_ttmt")
 
     def geometry(self) -> QByteArray | None:
         value = self.qs.value("window/geometry")

@@ -11,7 +11,7 @@ guess rich text the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from PySide6.QtCore import Qt, Signal as QtSignal
@@ -26,8 +26,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.formatting import format_price, format_time, status_label, zone_label
-from ..core.models import Signal
+from ..core.formatting import (
+    format_price,
+    format_time,
+    reason_sentence,
+    signal_kind_label,
+    signal_kind_tip,
+    status_label,
+    zone_label,
+)
+from ..core.models import Signal, Trade
 from .theme import style_widget
 from .widgets import plain_label, section_title
 
@@ -60,6 +68,11 @@ def describe_targets(values: Sequence[Decimal | None], symbol: str | None, hits:
     return " · ".join(parts) if parts else _NONE
 
 
+def _safe_tip(text: str) -> str:
+    """A tooltip from service text: QToolTip guesses rich text, so angle brackets become look-alikes."""
+    return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
 def _text(value: object) -> str:
     return _NONE if value is None or value == "" else str(value)
 
@@ -74,7 +87,7 @@ class SignalDetail(QWidget):
         ("message", "Telegram message"),
         ("kind", "Kind"),
         ("status", "Status"),
-        ("skip_reason", "Skip reason"),
+        ("skip_reason", "Reason"),
         ("symbol", "Symbol"),
         ("direction", "Direction"),
         ("entry", "Entry"),
@@ -92,6 +105,7 @@ class SignalDetail(QWidget):
         self._utc = utc
         self._signal: Signal | None = None
         self._account_labels: dict[str, str] = {}
+        self._trades: dict[str, Trade] = {}  # trade id -> the trade (its reference and account), when known
         self.title_label = plain_label("No signal selected")
         font = self.title_label.font()
         font.setPointSizeF(font.pointSizeF() * 1.25)
@@ -151,6 +165,28 @@ class SignalDetail(QWidget):
         if self._signal is not None:
             self.set_signal(self._signal)
 
+    def set_trades(self, trades: Iterable[Trade]) -> None:
+        """Trades this view may name: the linked ones read ``trd_… · account · status`` rather than a UUID."""
+        for trade in trades:
+            self._trades[trade.id] = trade
+        if self._signal is not None:
+            self._fill_trades(self._signal)
+
+    def missing_trades(self) -> list[str]:
+        """Linked trade ids this view cannot name yet (the window fetches them)."""
+        ids = self._signal.trade_ids if self._signal is not None else None
+        return [t for t in ids or () if t not in self._trades]
+
+    def trade_text(self, trade_id: str) -> str:
+        """``"trd_abc123 · IC Markets Live · Active"``; a trade not loaded: its id's first characters."""
+        trade = self._trades.get(trade_id)
+        if trade is None:
+            return f"Trade {trade_id[:8]}… (details not loaded)"
+        account = trade.account_label or self._account_labels.get(trade.account_id or "", "")
+        parts = [trade.reference or trade_id[:8], account, " ".join(p for p in (trade.symbol, trade.direction) if p),
+                 status_label(trade.status)]
+        return " · ".join(p for p in parts if p)
+
     def raw_text(self) -> str:
         return self.raw_view.toPlainText()
 
@@ -173,9 +209,11 @@ class SignalDetail(QWidget):
         if signal.reply_to_message_id is not None:
             msg += f" (reply to {signal.reply_to_message_id})"
         f["message"].setText(msg)
-        f["kind"].setText(_text(signal.kind))
+        f["kind"].setText(_text(signal_kind_label(signal.kind)))
+        f["kind"].setToolTip(_safe_tip(signal_kind_tip(signal.kind)))
         f["status"].setText(_text(status_label(signal.status)))
-        f["skip_reason"].setText(_text(signal.skip_reason))
+        f["skip_reason"].setText(_text(reason_sentence(signal.skip_reason)))
+        f["skip_reason"].setToolTip(_safe_tip(f"code: {signal.skip_reason}") if signal.skip_reason else "")
         f["symbol"].setText(_text(signal.symbol))
         f["direction"].setText(_text(signal.direction))
         f["entry"].setText(describe_entry(signal))
@@ -192,6 +230,11 @@ class SignalDetail(QWidget):
         f["skip_reason"].setVisible(skip_visible)
         self._field_names["skip_reason"].setVisible(skip_visible)
 
+        self._fill_trades(signal)
+        # setPlainText: the one call that cannot interpret markup. Never setHtml/appendHtml here.
+        self.raw_view.setPlainText(signal.raw_message or "")
+
+    def _fill_trades(self, signal: Signal) -> None:
         self.trades_list.clear()
         if signal.trade_ids is None:
             placeholder = QListWidgetItem("(linked trades come with the signal's detail)")
@@ -200,11 +243,10 @@ class SignalDetail(QWidget):
             self.trades_list.addItem(QListWidgetItem("No trade was opened from this signal."))
         else:
             for trade_id in signal.trade_ids:
-                item = QListWidgetItem(trade_id)
+                item = QListWidgetItem(self.trade_text(trade_id))  # list items never render markup
                 item.setData(Qt.ItemDataRole.UserRole, trade_id)
+                item.setToolTip(_safe_tip(f"Trade id {trade_id} (double-click to open)"))
                 self.trades_list.addItem(item)
-        # setPlainText: the one call that cannot interpret markup. Never setHtml/appendHtml here.
-        self.raw_view.setPlainText(signal.raw_message or "")
 
     def _on_trade_activated(self, item: QListWidgetItem) -> None:
         trade_id = item.data(Qt.ItemDataRole.UserRole)

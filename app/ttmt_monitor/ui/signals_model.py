@@ -7,6 +7,11 @@ fetches a signal by id when a ``trade_executed`` names one it does not know; bot
 
 from __future__ import annotations
 
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+
+from ..core import formatting as fmt
 from ..core.models import TP_LEVELS, Signal
 from .table_base import Column, KeyedTableModel, price_column, status_column, time_column
 
@@ -35,7 +40,8 @@ class SignalsModel(KeyedTableModel):
     columns = (
         time_column("received_at", "Received", lambda s: s.received_at),
         Column("channel", "Channel", lambda s: s.channel_name),
-        Column("kind", "Kind", lambda s: s.kind),
+        Column("kind", "Kind", lambda s: s.kind, lambda s, o: fmt.signal_kind_label(s.kind), width=95,
+               tooltip="What the message was: a full signal, a heads-up, the levels for one, or an update"),
         status_column(lambda s: s.status),
         Column("symbol", "Symbol", lambda s: s.symbol),
         Column("direction", "Side", lambda s: s.direction),
@@ -44,12 +50,31 @@ class SignalsModel(KeyedTableModel):
         price_column("sl", "SL", lambda s: s.stop_loss, _sym),
         Column("tps", "TPs", _tp_count, lambda s, o: str(_tp_count(s)) + (" + runner" if s.runner else ""),
                numeric=True, tooltip="Take-profit levels in the signal"),
-        Column("skip_reason", "Skip reason", lambda s: s.skip_reason),
+        Column("skip_reason", "Reason", lambda s: s.skip_reason, lambda s, o: fmt.reason_sentence(s.skip_reason),
+               width=290, tooltip="Why the signal was skipped or failed"),
         Column("accounts", "Accounts", lambda s: len(s.account_ids), numeric=True, hidden_by_default=True),
         time_column("processed_at", "Processed", lambda s: s.processed_at, hidden_by_default=True),
         Column("id", "Signal id", lambda s: s.id, hidden_by_default=True),
     )
 
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._kind_column = self.column_number("kind")
+        self._reason_column = self.column_number("skip_reason")
+
     @staticmethod
     def key_of(obj: Signal) -> str:
         return obj.id
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        # The plain words in the cell, the raw code in the tooltip (what TTMT's logs and support speak of).
+        if role == Qt.ItemDataRole.ToolTipRole and index.isValid() and index.column() in (
+                self._kind_column, self._reason_column) and 0 <= index.row() < self.rowCount():
+            s = self.row_object(index.row())
+            if index.column() == self._kind_column:
+                tip = fmt.signal_kind_tip(s.kind)
+            else:
+                tip = f"{fmt.reason_sentence(s.skip_reason)}\n(code: {s.skip_reason})" if s.skip_reason else ""
+            # The code comes from the service: never let a tooltip guess markup from it.
+            return tip.replace("<", "\u2039").replace(">", "\u203a") or None
+        return super().data(index, role)

@@ -70,6 +70,7 @@ BANNER_STATES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     ),
 }
 
+NO_TTMT_STATE = "no_ttmt"  # = ui/no_ttmt.NO_TTMT_STATE (that module imports the controller: not here)
 _TICK_MS = 1000
 _CHIP_NAME_CHARS = 14  # a chip's name at most this many average characters wide, elided beyond
 
@@ -161,6 +162,12 @@ class ConnectionStatusBar(QStatusBar):
         """Show connection ``state`` (one of CONNECTION_STATES; others are shown as given) with a short detail."""
         state = state or "offline"
         self._state, self._detail = state, detail or ""
+        # A desk without TTMT (ui/no_ttmt.py) has no TTMT state and no TTMT events to count: only the sources'
+        # chips speak.
+        ttmt = state != NO_TTMT_STATE
+        if self._holder is not None and self._holder.isHidden() == ttmt:
+            self._holder.setVisible(ttmt)
+            self.age_label.setVisible(ttmt)
         self.state_label.setText(STATE_LABELS.get(state, state.replace("_", " ")))
         self.detail_label.setText(f"— {detail}" if detail else "")
         self.dot_label.setPixmap(dot_pixmap(state_color(state, is_dark(self.palette())), 10))

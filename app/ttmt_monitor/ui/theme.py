@@ -9,6 +9,9 @@ Provides:
   is no longer live; ``text_color(dark)`` ordinary text;
 - ``contrast_ratio(a, b)`` and ``colour_pairs(dark)`` — WCAG contrast, and every colour pair the desk draws (the
   tests hold each to AA, 4.5:1);
+- ``currency_colour(code, dark)`` — the P&L chart's curve colour of a currency: the same in every run (a fixed
+  slot for common currencies, a stable hash of the code for the others); ``chart_colours(dark)`` the chart's
+  other colours (TP markers, their cluster counts);
 - ``is_dark(palette)`` and ``apply_theme(app, mode)`` — ``"system"`` (default: follow the OS, including live
   switches), ``"light"`` or ``"dark"`` (Fusion style with our palette, because native Windows/macOS styles ignore
   custom palettes);
@@ -20,6 +23,7 @@ The sign always travels with the text too ("+", "−"), so colour is never the o
 
 from __future__ import annotations
 
+import zlib
 from importlib import resources as importlib_resources
 from typing import Any
 
@@ -30,8 +34,10 @@ from PySide6.QtWidgets import QApplication
 __all__ = [
     "FLASH_COLOR",
     "STALE_COLOR",
+    "chart_colours",
     "colour_pairs",
     "contrast_ratio",
+    "currency_colour",
     "text_color",
     "PL_SCHEMES",
     "THEME_MODES",
@@ -58,6 +64,17 @@ _NEUTRAL = ("#57606a", "#a8b1bd")
 _FLASH = ("#fff8d6", "#3d3416")  # a pale / a deep amber: the P&L colours stay readable on it (was olive #5c4a12)
 _STALE = ("#687079", "#959ca5")  # grey, but still AA (was #8c959f / #6e7681: 3.0 and 3.6:1)
 
+# P&L chart curves, one colour per currency, distinct hues each >= 4.5:1 on the chart's background (Base) in its
+# theme. Common currencies own a slot, so USD is the same blue in every run and on every machine; any other code
+# is hashed into the palette with CRC-32 (stable across runs, unlike Python's salted hash()).
+_CURVES_LIGHT = ("#0b62a8", "#b35900", "#1a7f37", "#8250df", "#c0392b", "#0e7490", "#a21caf", "#7d5a00")
+_CURVES_DARK = ("#58a6ff", "#f0a030", "#3fb98a", "#b694ff", "#ff8a7a", "#22d3ee", "#f472d0", "#d4a72c")
+CURRENCY_SLOTS: dict[str, int] = {"USD": 0, "EUR": 1, "GBP": 2, "JPY": 3, "CHF": 4, "AUD": 5, "CAD": 6, "NZD": 7}
+# TP-hit markers: the gold fill, the edge that sets it off the background, and the count drawn on a cluster.
+_MARKER_FILL = ("#d4a017", "#e3b341")
+_MARKER_EDGE = ("#6b5200", "#e3b341")
+_MARKER_TEXT = ("#1f2328", "#1f2328")
+
 _SCHEME_COLOURS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     # scheme: (profit colours, loss colours)
     "green_up": (_GREEN, _RED),
@@ -80,6 +97,29 @@ def pl_color(sign: int, scheme: str, dark: bool) -> QColor:
     profit, loss = _SCHEME_COLOURS.get(scheme, _SCHEME_COLOURS["green_up"])
     pair = profit if sign > 0 else loss if sign < 0 else _NEUTRAL
     return QColor(pair[1] if dark else pair[0])
+
+
+def currency_slot(code: str | None) -> int:
+    """The palette slot of a currency: fixed for the common ones, else a CRC-32 of the normalised code (the same
+    in every run: Python's ``hash()`` of a str is salted per process)."""
+    norm = (code or "?").strip().upper()
+    slot = CURRENCY_SLOTS.get(norm)
+    if slot is not None:
+        return slot
+    return zlib.crc32(norm.encode("utf-8")) % len(_CURVES_LIGHT)
+
+
+def currency_colour(code: str | None, dark: bool) -> QColor:
+    """The chart colour of a currency's curve in the light or dark theme (same slot, theme's shade)."""
+    return QColor((_CURVES_DARK if dark else _CURVES_LIGHT)[currency_slot(code)])
+
+
+def chart_colours(dark: bool) -> dict[str, QColor]:
+    """The P&L chart's own colours: ``marker`` (TP-hit fill), ``marker_edge``, ``marker_text`` (a cluster's count
+    drawn on the fill)."""
+    i = 1 if dark else 0
+    return {"marker": QColor(_MARKER_FILL[i]), "marker_edge": QColor(_MARKER_EDGE[i]),
+            "marker_text": QColor(_MARKER_TEXT[i])}
 
 
 def FLASH_COLOR(dark: bool) -> QColor:  # noqa: N802 - the name the models were promised
@@ -106,6 +146,39 @@ def state_color(state: str, dark: bool) -> QColor:
     }
     pair = table.get(state, _NEUTRAL)
     return QColor(pair[1] if dark else pair[0])
+
+
+LIMIT_LEVELS: tuple[str, ...] = ("ok", "warn", "breached")
+
+
+def limit_color(level: str, dark: bool, scheme: str = "green_up") -> QColor:
+    """Text and bar colour of a risk limit's use (ui/risk_limits): plenty of room (``ok``: green, blue in the
+    colour-blind scheme), close to it (``warn``: orange) and reached (``breached``: red). The words of the cell
+    ("212.40 of 500.00 USD left", "breached") carry the meaning too, so colour is never its only carrier."""
+    if level == "breached":
+        pair = _RED
+    elif level == "warn":
+        pair = _ORANGE
+    else:
+        pair = _BLUE if scheme == "colorblind" else _GREEN
+    return QColor(pair[1] if dark else pair[0])
+
+
+CALENDAR_MAX_TINT = 80  # alpha (of 255) of the P&L calendar's strongest day
+
+
+def calendar_tint(sign: int, scheme: str, dark: bool, strength: float) -> QColor:
+    """The background of a P&L calendar day: the sign's colour, as strong as the day is big (0..1). Its text is
+    drawn in the ordinary text colour (a P&L colour on its own tint falls under 4.5:1); the sign is in the text."""
+    colour = QColor(pl_color(sign, scheme, dark))
+    colour.setAlpha(int(12 + (CALENDAR_MAX_TINT - 12) * max(0.0, min(strength, 1.0))))
+    return colour
+
+
+def _over(top: QColor, bottom: QColor) -> QColor:
+    """``top`` (with its alpha) composited over an opaque ``bottom``."""
+    a = top.alphaF()
+    return QColor(*(round(getattr(top, c)() * a + getattr(bottom, c)() * (1 - a)) for c in ("red", "green", "blue")))
 
 
 def text_color(dark: bool) -> QColor:
@@ -148,6 +221,21 @@ def colour_pairs(dark: bool) -> list[tuple[str, QColor, QColor]]:
         pairs.append((f"stale on {where}", STALE_COLOR(dark), bg))
     for state in ("live", "connecting", "reconnecting", "resyncing", "offline", "auth_error", "conflict"):
         pairs.append((f"state {state} on window", state_color(state, dark), rows["window"]))
+    # The P&L chart draws on Base: each curve colour, the TP markers' edge, and a cluster's count on its fill.
+    for slot, colour in enumerate(_CURVES_DARK if dark else _CURVES_LIGHT):
+        pairs.append((f"P&L curve slot {slot} on chart", QColor(colour), rows["base"]))
+    chart = chart_colours(dark)
+    pairs.append(("TP marker edge on chart", chart["marker_edge"], rows["base"]))
+    pairs.append(("cluster count on TP marker", chart["marker_text"], chart["marker"]))
+    # Risk limit bars in the Accounts table (text and bar on the rows), and the P&L calendar's cells (window).
+    for scheme in PL_SCHEMES:
+        for level in LIMIT_LEVELS:
+            for where, bg in rows.items():
+                pairs.append((f"{scheme} limit {level} on {where}", limit_color(level, dark, scheme), bg))
+        for sign in (1, -1):
+            for where, bg in rows.items():
+                pairs.append((f"text on the strongest {scheme} calendar day {sign} on {where}", text_color(dark),
+                               _over(calendar_tint(sign, scheme, dark, 1.0), bg)))
     return pairs
 
 

@@ -17,6 +17,7 @@ step is placed at the first TP close (breakeven is triggered by a TP hit) or, fa
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -63,7 +64,7 @@ def path_from_trade(trade: Trade) -> list[tuple[float, float]]:
 
 
 class TradeChart(QWidget):
-    def __init__(self, parent: QWidget | None = None, *, tz: Any = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, tz: Any = None, show_title: bool = True) -> None:
         super().__init__(parent)
         pg = _pg()
         self.trade: Trade | None = None
@@ -103,7 +104,7 @@ class TradeChart(QWidget):
                 angle=0,
                 pen=pg.mkPen(TP_COLOUR, width=1, style=Qt.PenStyle.DashLine),
                 label=f"TP{i + 1}",
-                labelOpts={"position": 0.16 + 0.09 * i, "color": TP_COLOUR},
+                labelOpts={"position": 0.14 + 0.115 * i, "color": TP_COLOUR},  # apart: "TP3 43478.0 ✓" is wide
             )
             line.setVisible(False)
             self.plot.addItem(line)
@@ -127,6 +128,8 @@ class TradeChart(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.title)
+        # Hidden where the host already heads the trade (the trade detail: the header once, not twice).
+        self.title.setVisible(show_title)
         lay.addWidget(self.plot, 1)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -148,13 +151,13 @@ class TradeChart(QWidget):
         if self._initial_sl is None:
             first = sls[0] if sls else trade.stop_loss
             self._initial_sl = float(first) if first is not None else None
+        if not self._path:
+            # REST keeps no tick history: seed the path with the prices the trade itself knows (fills, closes,
+            # the current price); live position updates then extend it. Before the markers: they join the path.
+            self._path = path_from_trade(trade)
         for o in trade.orders or ():
             if o.status == "filled" and o.fill_price is not None and o.filled_at is not None:
                 self._add_fill(o.id, o.filled_at, o.fill_price, o.layer, o.volume)
-        if not self._path:
-            # REST keeps no tick history: seed the path with the prices the trade itself knows (fills, closes,
-            # the current price); live position updates then extend it.
-            self._path = path_from_trade(trade)
         for p in trade.positions or ():
             if p.close_reason == "tp" and p.closed_at is not None:
                 price = p.close_price if p.close_price is not None else p.take_profit
@@ -165,6 +168,8 @@ class TradeChart(QWidget):
     def set_path(self, points: Iterable[tuple[datetime, Decimal | float]]) -> None:
         self._path = [(ts.timestamp(), float(price)) for ts, price in points if price is not None]
         self._path.sort()
+        for t, price, _tip in (*self._fills.values(), *self._hits.values()):
+            self._put_on_path(t, price)  # the markers stay on the line
         self._schedule()
 
     def add_price(self, ts: datetime, price: Decimal | float) -> None:
@@ -291,6 +296,30 @@ class TradeChart(QWidget):
         ys.append(level)
         return xs, ys
 
+    def _put_on_path(self, t: float, price: float) -> None:
+        """A fill or a TP close is a price the trade traded at: it joins the path, so its marker sits on the line.
+        (A TP closes at its level while the ticks around it may have gapped past: without this the star floated
+        off the line.) Same time as a path point: the traded price wins."""
+        path = self._path
+        i = bisect_left(path, (t, float("-inf")))
+        if i < len(path) and path[i][0] == t:
+            path[i] = (t, price)
+        else:
+            path.insert(i, (t, price))
+        if len(path) > MAX_PATH_POINTS:
+            del path[: len(path) - MAX_PATH_POINTS]
+
+    def path_price_at(self, t: float) -> float | None:
+        """The price line's value at time ``t`` (linear between points, as drawn); None outside the path."""
+        path = self._path
+        if not path or t < path[0][0] or t > path[-1][0]:
+            return None
+        i = bisect_left(path, (t, float("-inf")))
+        if path[i][0] == t:
+            return path[i][1]
+        (t0, p0), (t1, p1) = path[i - 1], path[i]
+        return p0 + (p1 - p0) * (t - t0) / (t1 - t0)
+
     def _add_fill(
         self, oid: str, ts: datetime, price: Decimal, layer: int | None, volume: Decimal | None
     ) -> None:
@@ -298,6 +327,7 @@ class TradeChart(QWidget):
         where = f" (layer {layer})" if layer else ""
         tip = f"Fill{where}: {format_volume(volume)} lots at {format_price(price, symbol)}"
         self._fills[oid] = (ts.timestamp(), float(price), plain_tip(f"{tip}\n{format_time(ts)}"))
+        self._put_on_path(ts.timestamp(), float(price))
         self._schedule()
 
     def _add_hit(
@@ -310,6 +340,7 @@ class TradeChart(QWidget):
         if pl is not None:
             text += f", {format_pl(pl, t.currency if t else None)}"
         self._hits[(pid, level)] = (ts.timestamp(), float(price), plain_tip(f"{text}\n{format_time(ts)}"))
+        self._put_on_path(ts.timestamp(), float(price))
         self._schedule()
 
     @staticmethod

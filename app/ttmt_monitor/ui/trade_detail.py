@@ -43,6 +43,7 @@ from ..core.formatting import (
     format_time,
     format_volume,
     pl_sign,
+    signal_kind_label,
     status_label,
     zone_label,
 )
@@ -51,11 +52,28 @@ from .signal_detail import describe_entry, describe_targets
 from .theme import is_dark, pl_color, style_widget
 from .widgets import ReadOnlyTable, plain_label, section_title
 
-__all__ = ["BreakevenState", "TradeDetail", "breakeven_state", "short_id"]
+__all__ = ["BreakevenState", "TradeDetail", "breakeven_state", "is_runner_layer", "short_id"]
 
 log = logging.getLogger(__name__)
 
 _NONE = "—"
+RUNNER = "runner"
+RUNNER_NO_TARGET = "no target"
+#: a position's close_reason as a trader reads it (anything else is shown as received, underscores as spaces)
+CLOSE_REASONS = {"tp": "take profit", "sl": "stop loss", "breakeven": "stop at breakeven", "timeout": "timed out",
+                 "manual": "by hand"}
+
+
+def close_reason_text(reason: str | None) -> str:
+    """``"sl"`` → ``"stop loss"``: a position's close reason in words (unknown ones as received)."""
+    if not reason:
+        return ""
+    return CLOSE_REASONS.get(reason.lower(), reason.replace("_", " "))
+
+
+def is_runner_layer(trade: Trade, tp_level: int | None, take_profit: Decimal | None) -> bool:
+    """A layer (order or position) left open with no target on a trade that has targets: TTMT's "runner"."""
+    return not tp_level and take_profit is None and any(tp is not None for tp in trade.take_profits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +204,7 @@ class TradeDetail(QWidget):
         self.positions_table = ReadOnlyTable(self.POSITION_HEADERS, numeric=(4, 5, 6, 7, 8, 9), fit_width=True)
         self.orders_table = ReadOnlyTable(self.ORDER_HEADERS, numeric=(5, 6, 7, 8, 9), fit_width=True)
         self.positions_note = plain_label("", selectable=False)
+        self.tp_note = plain_label("", selectable=False)
         self.orders_note = plain_label("", selectable=False)
 
         self.signal_summary = plain_label("", wrap=True)
@@ -200,10 +219,9 @@ class TradeDetail(QWidget):
         # The content is never laid out smaller than it needs (the scroll area scrolls instead): without this, the
         # fixed-height ladder overlapped the next section when the dialog was short.
         layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
-        layout.addWidget(self.title_label)
-        layout.addWidget(self.subtitle_label)
         layout.addLayout(grid)
         layout.addWidget(section_title("Take-profit ladder"))
+        layout.addWidget(self.tp_note)
         layout.addWidget(self.tp_table)
         layout.addWidget(section_title("Positions by layer"))
         layout.addWidget(self.positions_note)
@@ -221,6 +239,13 @@ class TradeDetail(QWidget):
         scroll.setWidget(content)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
+        # The header once, above the chart and the figures (the chart's own title line repeated it).
+        head = QVBoxLayout()
+        head.setContentsMargins(9, 6, 9, 0)
+        head.setSpacing(2)
+        head.addWidget(self.title_label)
+        head.addWidget(self.subtitle_label)
+        outer.addLayout(head)
         # The price chart (ui/trade_chart) above the figures, in a splitter so the user can trade one for the
         # other. Optional: without pyqtgraph (or if it fails) the figures alone still show.
         self.chart: Any = None
@@ -229,7 +254,7 @@ class TradeDetail(QWidget):
             try:
                 from .trade_chart import TradeChart
 
-                self.chart = TradeChart(tz=UTC if utc else None)
+                self.chart = TradeChart(tz=UTC if utc else None, show_title=False)
             except Exception as exc:  # noqa: BLE001 - the figures matter more than the picture
                 self.chart_error = f"{exc.__class__.__name__}: {exc}"
         if self.chart is not None:
@@ -325,6 +350,7 @@ class TradeDetail(QWidget):
             table.set_rows([])
         self.positions_note.setText("")
         self.orders_note.setText("")
+        self.tp_note.hide()
         self.signal_summary.setText("")
         self.open_signal_button.setEnabled(False)
 
@@ -376,6 +402,7 @@ class TradeDetail(QWidget):
         self._fill_signal(trade, signal)
 
     def _fill_tp_ladder(self, trade: Trade, dark: bool) -> None:
+        """Only the targets the trade has (TP2…TP6 of a one-TP trade are not "not set" rows), then its runner."""
         rows, colours = [], []
         hit_colour = pl_color(1, self._scheme, dark)
         terminal = trade.is_terminal
@@ -383,8 +410,8 @@ class TradeDetail(QWidget):
             value = trade.take_profits[i] if i < len(trade.take_profits) else None
             hit = bool(trade.tp_hits[i]) if i < len(trade.tp_hits) else False
             if value is None and not hit:
-                state = "not set"
-            elif hit:
+                continue
+            if hit:
                 state = "✓ hit"
             elif terminal:
                 state = "not reached"
@@ -397,7 +424,40 @@ class TradeDetail(QWidget):
                 distance = ("+" if delta > 0 else MINUS if delta < 0 else "") + text
             rows.append([f"TP{i + 1}", _or_dash(format_price(value, trade.symbol)), _or_dash(distance), state])
             colours.append({3: hit_colour, 0: hit_colour} if hit else {})
+        runner = self._runner_state(trade)
+        if runner is not None:
+            rows.append(["Runner", RUNNER_NO_TARGET, _NONE, runner])
+            colours.append({})
+        self.tp_note.setText("" if rows else "No take-profit set: the trade closes at its stop loss or by hand.")
+        self.tp_note.setVisible(not rows)
+        self.tp_table.setVisible(bool(rows))
         self.tp_table.set_rows(rows, colours)
+
+    def _runner_positions(self, trade: Trade) -> list[Position]:
+        return [p for p in trade.positions or () if is_runner_layer(trade, p.tp_level, p.take_profit)]
+
+    def _has_runner(self, trade: Trade) -> bool:
+        """A layer with no target on a trade that has targets: from the signal, the orders or the positions."""
+        if not any(tp is not None for tp in trade.take_profits):
+            return False
+        if self._signal is not None and self._signal.runner:
+            return True
+        return any(is_runner_layer(trade, o.tp_level, o.take_profit) for o in trade.orders or ()) or bool(
+            self._runner_positions(trade))
+
+    def _runner_state(self, trade: Trade) -> str | None:
+        """The runner row's state, or None when the trade has no runner."""
+        if not self._has_runner(trade):
+            return None
+        positions = self._runner_positions(trade)
+        if any((p.status or "").lower() != "closed" for p in positions):
+            return "open, no target"
+        closed = [p for p in positions if p.close_reason]
+        if closed:
+            return f"closed ({close_reason_text(closed[0].close_reason)})"
+        if positions:
+            return "closed"
+        return "not reached" if trade.is_terminal else "no target"
 
     def _layers(self, trade: Trade) -> dict[str, int]:
         """position id → layer, from the orders that opened the positions (positions do not carry their layer)."""
@@ -433,16 +493,18 @@ class TradeDetail(QWidget):
             currency = p.currency or trade.currency
             rows.append([
                 str(layers[p.id]) if p.id in layers else _NONE,
-                f"TP{p.tp_level}" if p.tp_level else _NONE,
+                f"TP{p.tp_level}" if p.tp_level else (
+                    RUNNER if is_runner_layer(trade, p.tp_level, p.take_profit) else _NONE),
                 p.metaapi_position_id or short_id(p.id),
                 _or_dash(status_label(p.status)),
                 _or_dash(format_volume(p.volume)),
                 _or_dash(format_price(p.entry_price, sym)),
                 _or_dash(format_price(p.close_price if closed else p.current_price, sym)),
                 _or_dash(format_price(p.stop_loss, sym)),
-                _or_dash(format_price(p.take_profit, sym)),
+                _or_dash(format_price(p.take_profit, sym)) if p.take_profit is not None or not is_runner_layer(
+                    trade, p.tp_level, p.take_profit) else RUNNER,
                 _or_dash(format_pl(pl_value, currency)),
-                _or_dash(p.close_reason or ""),
+                _or_dash(close_reason_text(p.close_reason)),
                 self._time(p.opened_at),
                 self._time(p.closed_at),
             ])
@@ -474,7 +536,8 @@ class TradeDetail(QWidget):
             sym = trade.symbol
             rows.append([
                 str(o.layer) if o.layer is not None else _NONE,
-                f"TP{o.tp_level}" if o.tp_level else _NONE,
+                f"TP{o.tp_level}" if o.tp_level else (
+                    RUNNER if is_runner_layer(trade, o.tp_level, o.take_profit) else _NONE),
                 o.metaapi_order_id or short_id(o.id),
                 _or_dash(o.type or ""),
                 _or_dash(status_label(o.status)),
@@ -511,7 +574,7 @@ class TradeDetail(QWidget):
             " · ".join(p for p in (
                 signal.channel_name or signal.channel_id,
                 f"message {signal.telegram_message_id}" if signal.telegram_message_id is not None else None,
-                signal.kind, status_label(signal.status),
+                signal_kind_label(signal.kind), status_label(signal.status),
             ) if p),
             " ".join(p for p in (signal.symbol, signal.direction) if p) + f" · entry {describe_entry(signal)}"
             + f" · SL {format_price(signal.stop_loss, signal.symbol) or _NONE}",

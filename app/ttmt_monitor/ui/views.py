@@ -187,6 +187,8 @@ class DeskTableView(QTableView):
             header.resizeSection(n, column.width or (150 if column.is_time else 110))
             if column.hidden_by_default:
                 header.setSectionHidden(n, True)
+        # Columns no running source fills (set_unavailable_columns): logical index -> hidden by the user too.
+        self._unavailable: dict[int, bool] = {}
         self._resort = QTimer(self)
         self._resort.setSingleShot(True)
         self._resort.setInterval(RESORT_MS)
@@ -247,6 +249,8 @@ class DeskTableView(QTableView):
         header = self.horizontalHeader()
         actions = []
         for n, column in enumerate(self.source_model.columns):
+            if n in self._unavailable:
+                continue
             action = QAction(column.title, parent)
             action.setCheckable(True)
             action.setChecked(not header.isSectionHidden(n))
@@ -261,6 +265,26 @@ class DeskTableView(QTableView):
         header.setSectionHidden(column, not visible)
         self.save_layout()
 
+    def set_unavailable_columns(self, keys: Any) -> None:
+        """Hide the columns ``keys`` because no running source fills them (TTMT's TP ladder on a desk without TTMT)
+        and leave them out of the column menus; the others come back as the user had them. The saved layout keeps
+        the user's own choice for them, not this."""
+        header = self.horizontalHeader()
+        wanted = set()
+        for key in keys:
+            try:
+                wanted.add(self.source_model.column_number(key))
+            except KeyError:
+                continue
+        for n in [n for n in self._unavailable if n not in wanted]:
+            header.setSectionHidden(n, self._unavailable.pop(n))
+        for n in wanted - set(self._unavailable):
+            self._unavailable[n] = header.isSectionHidden(n)
+            header.setSectionHidden(n, True)
+
+    def unavailable_columns(self) -> list[str]:
+        return [self.source_model.columns[n].key for n in sorted(self._unavailable)]
+
     def _header_menu(self, pos: Any) -> None:
         menu = QMenu(self)
         for action in self.column_actions(menu):
@@ -269,7 +293,14 @@ class DeskTableView(QTableView):
 
     def save_layout(self, settings: QSettings | None = None) -> None:
         settings = settings or QSettings()
-        settings.setValue(f"tables/{self.settings_key}/header", self.horizontalHeader().saveState())
+        header = self.horizontalHeader()
+        for n, user_hidden in self._unavailable.items():  # saved as the user had them, not as hidden for now
+            header.setSectionHidden(n, user_hidden)
+        try:
+            settings.setValue(f"tables/{self.settings_key}/header", header.saveState())
+        finally:
+            for n in self._unavailable:
+                header.setSectionHidden(n, True)
         settings.setValue(f"tables/{self.settings_key}/columns", len(self.source_model.columns))
 
     def restore_layout(self, settings: QSettings | None = None) -> bool:

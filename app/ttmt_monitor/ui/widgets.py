@@ -69,6 +69,10 @@ class ReadOnlyTable(QTableWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(not fit_width)
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        if fit_width:
+            # Sized to its rows (set_rows): it never scrolls vertically inside the scrolling detail view.
+            self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.setSizeAdjustPolicy(QAbstractItemView.SizeAdjustPolicy.AdjustIgnored)
 
     def set_rows(self, rows: Sequence[Sequence[str]], colors: Sequence[dict[int, QColor]] | None = None) -> None:
         """Replace the content: one list of strings per row; ``colors[row][column]`` sets a text colour."""
@@ -86,14 +90,30 @@ class ReadOnlyTable(QTableWidget):
         self.resizeColumnsToContents()
         if self._fit_width:
             # No empty expanse right of the last column: at most as wide as the columns (it may still shrink, with
-            # its own scroll bar, when the window is narrow).
-            width = self.horizontalHeader().length() + 2 * self.frameWidth()
-            if self.verticalScrollBar().isVisible():
-                width += self.verticalScrollBar().sizeHint().width()
-            self.setMaximumWidth(max(width, 60))
-            # And exactly as tall as its rows (AdjustToContents reserves an empty strip for a scroll bar).
-            height = self.horizontalHeader().height() + self.verticalHeader().length() + 2 * self.frameWidth()
-            self.setFixedHeight(max(height, self.horizontalHeader().height() + 2 * self.frameWidth() + 4))
+            # its own horizontal scroll bar, when the window is narrow).
+            self.setMaximumWidth(max(self.horizontalHeader().length() + 2 * self.frameWidth(), 60))
+            self._fit_height()
+
+    def rows_height(self) -> int:
+        """The height the header and every row need (no scroll bars, no frame)."""
+        header = self.horizontalHeader()
+        return max(header.height(), header.sizeHint().height()) + self.verticalHeader().length()
+
+    def _fit_height(self) -> None:
+        """Exactly as tall as its rows, so a detail view that scrolls as a whole never holds a table that scrolls
+        too (nested scrolling; a table one row high, that row cut in half, before the header had its size).
+        Room for the horizontal scroll bar when the columns are wider than the table."""
+        frame = 2 * self.frameWidth()
+        height = self.rows_height() + frame
+        if self.horizontalHeader().length() > self.width() - frame:
+            height += self.horizontalScrollBar().sizeHint().height()
+        if self.minimumHeight() != height or self.maximumHeight() != height:
+            self.setFixedHeight(height)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self._fit_width:
+            self._fit_height()  # narrower: room for the horizontal scroll bar (a width change only; no loop)
 
     def cell_text(self, row: int, column: int) -> str:
         item = self.item(row, column)

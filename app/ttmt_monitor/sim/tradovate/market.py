@@ -142,6 +142,7 @@ class Market:
                 "id": 800_000 + n, "accountId": aid, "timestamp": iso(now), "tradeDate": today, "currencyId": 1,
                 "amount": start_cash, "realizedPnL": D(0), "weekRealizedPnL": D(0), "amountSOD": start_cash}
         self.steps = 0
+        self.cash_marks_to_market = False
         self.write_attempts: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ ids, time, events
@@ -196,11 +197,12 @@ class Market:
         return total
 
     def cash_balance_snapshot(self, account_id: int) -> dict[str, Any]:
-        """``cashBalance/getcashbalancesnapshot``: open P&L at each contract's mark (its latest fill price)."""
+        """``cashBalance/getcashbalancesnapshot``: open P&L at each contract's mark (its latest fill price), or at
+        the market price when ``cash_marks_to_market`` (as Tradovate's own, which moves with no ``props``)."""
         cb = self.cash_balance_of(account_id)
         if cb is None:
             return {"errorText": f"Account {account_id} not found", "ok": False}
-        open_pnl = self.open_pnl(account_id)
+        open_pnl = self.open_pnl(account_id, self.prices if self.cash_marks_to_market else None)
         return {"totalCashValue": cb["amount"], "totalPnL": cb["realizedPnL"] + open_pnl,
                 "initialMargin": self.initial_margin(account_id),
                 "maintenanceMargin": self.initial_margin(account_id, maintenance=True),

@@ -8,6 +8,7 @@ paths give equal entities for equal terminal state (the contract tests compare t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -20,7 +21,7 @@ from .decode import (
     apply_price,
     closed_deal,
     dec,
-    entry_share,
+    entry_shares,
     evolve,
     is_exit_deal,
     order_entity,
@@ -31,6 +32,10 @@ from .decode import (
 log = logging.getLogger(__name__)
 
 __all__ = ["AccountBook"]
+
+# From this many deals, decoding them (finish_deals) runs in a worker thread: 30 days of a busy account is
+# tens of thousands of deals, a second of Python that must not stall the GUI loop.
+DEALS_OFF_LOOP = 2000
 
 _PRICE_FIELDS = {"equity": "equity", "margin": "margin", "freeMargin": "freeMargin", "marginLevel": "marginLevel"}
 
@@ -50,6 +55,7 @@ class AccountBook:
         # positionId → {deal id → deal}: every entry and exit deal of the position, for the entry's costs
         self.entry_deals: dict[str, dict[str, Mapping[str, Any]]] = {}
         self.exit_deals: dict[str, dict[str, Mapping[str, Any]]] = {}
+        self._shares: dict[str, dict[str, tuple[Decimal, Decimal]]] = {}   # positionId → its exits' shares
         self._pending_deals: list[Mapping[str, Any]] = []
         self.skipped = 0
         self.account: Account = account_entity(source, self.meta, None)
@@ -67,6 +73,7 @@ class AccountBook:
         self.entries.clear()
         self.entry_deals.clear()
         self.exit_deals.clear()
+        self._shares.clear()
         self._pending_deals.clear()
 
     def set_info(self, info: Mapping[str, Any]) -> Account:
@@ -115,11 +122,20 @@ class AccountBook:
             if raw.get("positionId") is None or raw.get("id") is None:
                 continue
             pid = str(raw["positionId"])
+            self._shares.pop(pid, None)    # its exits' shares are computed again, once, when next asked for
             if raw.get("entryType") == "DEAL_ENTRY_IN":
                 self.entries.setdefault(pid, raw)
                 self.entry_deals.setdefault(pid, {})[str(raw["id"])] = raw
             elif is_exit_deal(raw):
                 self.exit_deals.setdefault(pid, {})[str(raw["id"])] = raw
+
+    async def finish_deals_off_loop(self) -> None:
+        """:meth:`finish_deals`, in a worker thread when there are many deals. The caller must not touch the book
+        until it returns (each caller is the only coroutine using that book)."""
+        if len(self._pending_deals) >= DEALS_OFF_LOOP:
+            await asyncio.to_thread(self.finish_deals)
+        else:
+            self.finish_deals()
 
     def finish_deals(self) -> None:
         self._note_deals(self._pending_deals)
@@ -164,8 +180,11 @@ class AccountBook:
             entry = self.entries.get(pid) if pid is not None else None
             costs = None
             if pid is not None and is_exit_deal(raw):
-                costs = entry_share(list(self.entry_deals.get(pid, {}).values()),
-                                    list(self.exit_deals.get(pid, {}).values()), raw)
+                shares = self._shares.get(pid)
+                if shares is None:
+                    shares = self._shares[pid] = entry_shares(list(self.entry_deals.get(pid, {}).values()),
+                                                              list(self.exit_deals.get(pid, {}).values()))
+                costs = shares.get(str(raw.get("id")))
             deal = closed_deal(self.source, self.id, self.currency, raw, entry, costs)
         except DecodeError as exc:
             self.skipped += 1

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .eio3 import exact_loads
+from .eio3 import exact_loads_async
 from .errors import MetaApiError, NetworkError, RateLimitedError, SynchronizingError, error_from_http
 
 __all__ = ["Endpoints", "MetaApiClient", "token_kind", "token_sentence"]
@@ -107,7 +107,7 @@ class MetaApiClient:
                 raise NetworkError(f"Cannot reach MetaApi ({what}): {type(exc).__name__}.") from None
             if response.status_code == 200:
                 try:
-                    return exact_loads(response.content)
+                    return await exact_loads_async(response.content)
                 except ValueError:
                     raise MetaApiError(f"MetaApi sent a body that is not JSON ({what}).",
                                        status=200) from None

@@ -44,7 +44,7 @@ __all__ = [
     "closed_deal",
     "at_digits",
     "dec",
-    "entry_share",
+    "entry_shares",
     "is_exit_deal",
     "order_entity",
     "parse_time",
@@ -322,33 +322,34 @@ def cost_parts(gross: Decimal, entry_commission: Decimal | None, exit_commission
     return tuple(parts)
 
 
-def entry_share(entries: list[Mapping[str, Any]], exits: list[Mapping[str, Any]],
-                exit_deal: Mapping[str, Any]) -> tuple[Decimal, Decimal] | None:
-    """``exit_deal``'s share of the (commission, swap) of the position's entry deals; None when no entry is known.
+def entry_shares(entries: list[Mapping[str, Any]], exits: list[Mapping[str, Any]]
+                 ) -> dict[str, tuple[Decimal, Decimal]]:
+    """Each exit deal's (by id) share of the (commission, swap) of the position's entry deals; empty when no
+    entry is known.
 
     Shares are allocated by cumulative exit volume (exits in time order), rounded to cents, so the shares of all
     exits of a fully closed position add up to the entries' costs exactly and a single exit takes all of it."""
     if not entries:
-        return None
+        return {}
     commission = sum((dec(e.get("commission")) or Decimal(0) for e in entries), Decimal(0))
     swap = sum((dec(e.get("swap")) or Decimal(0) for e in entries), Decimal(0))
     opened = sum((abs(dec(e.get("volume")) or Decimal(0)) for e in entries), Decimal(0))
     ordered = sorted(exits, key=lambda d: (str(d.get("time") or ""), str(d.get("id"))))
-    before = Decimal(0)
-    for other in ordered:
-        if str(other.get("id")) == str(exit_deal.get("id")):
-            break
-        before += abs(dec(other.get("volume")) or Decimal(0))
-    after = before + abs(dec(exit_deal.get("volume")) or Decimal(0))
-
     if not opened:  # entry volumes unknown: the first exit carries the entry's costs
-        first = not ordered or str(ordered[0].get("id")) == str(exit_deal.get("id"))
-        return (commission, swap) if first else (commission - commission, swap - swap)
+        return {str(d.get("id")): (commission, swap) if i == 0 else (commission - commission, swap - swap)
+                for i, d in enumerate(ordered)}
 
     def upto(total: Decimal, volume: Decimal) -> Decimal:
         return total if volume >= opened else (total * volume / opened).quantize(CENT, ROUND_HALF_EVEN)
 
-    return upto(commission, after) - upto(commission, before) + 0, upto(swap, after) - upto(swap, before) + 0
+    out: dict[str, tuple[Decimal, Decimal]] = {}
+    before = Decimal(0)
+    for deal in ordered:
+        after = before + abs(dec(deal.get("volume")) or Decimal(0))
+        out[str(deal.get("id"))] = (upto(commission, after) - upto(commission, before) + 0,
+                                    upto(swap, after) - upto(swap, before) + 0)
+        before = after
+    return out
 
 
 def evolve(entity: Any, **changes: Any) -> Any:

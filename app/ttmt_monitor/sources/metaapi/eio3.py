@@ -45,6 +45,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, WebSocketException
 
+from ...core.jsontext import parse_off_loop, threaded_decoder
 from .errors import MetaApiAuthError, MetaApiError, NetworkError, ServerError
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,20 @@ log = logging.getLogger(__name__)
 _wire_log = logging.getLogger(__name__ + ".wire")
 _wire_log.setLevel(logging.WARNING)
 
-__all__ = ["EIO3Client", "exact_loads"]
+__all__ = ["EIO3Client", "exact_loads", "exact_loads_async"]
 
 
 def exact_loads(text: str | bytes) -> Any:
     """JSON with every number exact: prices and money become ``Decimal`` (2658.10 stays 2658.10)."""
     return json.loads(text, parse_float=Decimal)
+
+
+exact_loads_threaded = threaded_decoder()   # the same, for a worker thread (core/jsontext.py: the GIL)
+
+
+async def exact_loads_async(text: str | bytes) -> Any:
+    """:func:`exact_loads`, off the loop for a large payload (30 days of deals, a synchronization packet)."""
+    return await parse_off_loop(text, exact_loads, exact_loads_threaded)
 
 
 class EIO3Client:
@@ -162,7 +171,8 @@ class EIO3Client:
                 if packet.startswith("42/"):  # another namespace: MetaApi uses only "/"
                     continue
                 try:
-                    data = self._loads(packet[2:])
+                    data = (await exact_loads_async(packet[2:]) if self._loads is exact_loads
+                            else self._loads(packet[2:]))
                     event = data[0]
                     if not isinstance(event, str):
                         raise TypeError("event name is not text")

@@ -112,7 +112,7 @@ class MetaApiSource:
             # The end is a little in the future: a deal booked while we read still falls inside the range.
             book.add_deals(await self.client.history_deals(book.id, now - timedelta(days=self.history_days),
                                                            now + timedelta(hours=1)))
-            book.finish_deals()
+            await book.finish_deals_off_loop()
             books.append(book)
         return self._build(metas, books)
 
@@ -122,7 +122,7 @@ class MetaApiSource:
             raise NotFoundError("MetaApi does not show this account any more.")
         book = AccountBook(self.id, metas[0])  # the currency comes from the account record: no extra call
         book.add_deals(await self.client.history_deals(book.id, since, until))
-        book.finish_deals()
+        await book.finish_deals_off_loop()
         return sorted(book.closed.values(), key=lambda d: d.closed_at)
 
     async def changes(self) -> AsyncIterator[list[Delta]]:

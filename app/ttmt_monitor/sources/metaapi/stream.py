@@ -28,7 +28,7 @@ from typing import Any
 
 from ...domain import Delta, Health, HealthChanged, HealthState, Notice, Reset, Snapshot
 from .book import AccountBook
-from .eio3 import EIO3Client, exact_loads
+from .eio3 import EIO3Client, exact_loads, exact_loads_async
 from .errors import MetaApiAuthError, MetaApiError, RateLimitedError, StreamError, error_from_packet
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class StreamSession:
     async def _on_event(self, event: str, payload: Any) -> None:
         if isinstance(payload, (str, bytes)):  # MetaApi sometimes sends the payload as a JSON string
             try:
-                payload = exact_loads(payload)
+                payload = await exact_loads_async(payload)
             except ValueError:
                 self.malformed += 1
                 log.warning("MetaApi stream: a %s payload that is not JSON was skipped", event)
@@ -277,7 +277,7 @@ class StreamSession:
             elif kind == "deals":
                 book.add_deals(packet.get("deals") or ())
             elif kind == "dealSynchronizationFinished":
-                book.finish_deals()
+                await book.finish_deals_off_loop()   # this generator is the only user of the book meanwhile
                 account.synced = True
                 account.last_status = time.monotonic()
                 self._reset_due = True

@@ -32,6 +32,8 @@ from websockets.exceptions import (
     WebSocketException,
 )
 
+from ...core import jsontext
+from ...core.jsontext import threaded_decoder
 from .errors import (
     WHERE,
     CertificateError,
@@ -87,10 +89,16 @@ class Closed:
 # frames (json.loads with parse_float builds a new decoder per call: measurable at thousands of events a
 # second).
 _DECODER = json.JSONDecoder(parse_float=Decimal)
+_NOT_JSON = object()
 
 
 def _loads(raw: str | bytes) -> Any:
     return _DECODER.decode(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+# The same for a worker thread: a big answer (the periodic re-read's trades and history) is parsed off the loop
+# (core/jsontext.py: why its number hook must be a Python function).
+_loads_threaded = threaded_decoder()
 
 
 class Mt4Client:
@@ -271,7 +279,14 @@ class Mt4Client:
         error: Exception
         try:
             async for raw in self._ws:
-                self._dispatch(raw)
+                if len(raw) >= jsontext.LARGE_JSON:
+                    try:
+                        parsed = await asyncio.to_thread(_loads_threaded, raw)
+                    except (ValueError, UnicodeDecodeError):
+                        parsed = _NOT_JSON
+                    self._dispatch(raw, parsed)
+                else:
+                    self._dispatch(raw)
             error = self._close_error(None)
         except ConnectionClosed as exc:
             error = self._close_error(exc)
@@ -306,9 +321,11 @@ class Mt4Client:
             return ConnectionLost("The connection to MT Access dropped")
         return ConnectionLost(f"MT Access closed the connection ({code}{': ' + _clip(reason) if reason else ''})")
 
-    def _dispatch(self, raw: str | bytes) -> None:
+    def _dispatch(self, raw: str | bytes, parsed: Any = None) -> None:
         try:
-            msg = _loads(raw)
+            if parsed is _NOT_JSON:
+                raise ValueError("not JSON")
+            msg = _loads(raw) if parsed is None else parsed
         except (ValueError, UnicodeDecodeError):
             self.malformed += 1
             log.warning("MT Access sent a frame that is not JSON; skipped (%d bytes)", len(raw))

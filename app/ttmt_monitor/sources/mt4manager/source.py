@@ -44,6 +44,7 @@ from .errors import (
     RequestError,
 )
 
+RECORDS_OFF_LOOP = 5000   # a re-read with this many trade records is decoded in a worker thread
 log = logging.getLogger("ttmt_monitor.sources.mt4manager")
 
 PROTOCOL_CHOICES = (GENERATION_HEADERS, GENERATION_CONNECT)
@@ -180,7 +181,11 @@ class Mt4ManagerSource:
                 # showing;
                 # the next re-read settles it.
                 log.warning("MT Access refused a read for one account: %s", exc)
-        book.load(users, groups, trades, history)
+        if len(trades) + len(history) >= RECORDS_OFF_LOOP:
+            # a long history is a second of Python: decoded in a worker thread (the book is not shared yet)
+            await asyncio.to_thread(book.load, users, groups, trades, history)
+        else:
+            book.load(users, groups, trades, history)
         return book
 
     async def _show_symbols(self, client: Mt4Client, book: Book, shown: set[str]) -> list[Delta]:

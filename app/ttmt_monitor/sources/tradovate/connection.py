@@ -20,7 +20,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from .errors import RequestFailed, TradovateError, UserRateLimited
-from .protocol import FrameError, encode_request, parse_frame
+from .protocol import FrameError, encode_request, is_large, parse_frame
 
 log = logging.getLogger("ttmt_monitor.sources.tradovate.socket")
 # The websockets library logs every frame at DEBUG, and our authorize frame carries the access token: its logger
@@ -91,7 +91,9 @@ class TradovateSocket:
             async for raw in self._ws:
                 self._last_frame = time.monotonic()
                 try:
-                    frame = parse_frame(raw)
+                    # a big frame (the sync answer) is parsed in a worker thread: the loop keeps running
+                    frame = (await asyncio.to_thread(parse_frame, raw, threaded=True) if is_large(raw)
+                             else parse_frame(raw))
                 except FrameError as exc:
                     self.malformed += 1
                     log.warning("skipped a malformed Tradovate frame: %s", exc)

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ...core import jsontext
+from ...core.jsontext import threaded_decoder
+
 
 class FrameError(ValueError):
     """A frame we cannot read (logged and skipped by the caller)."""
@@ -28,7 +31,16 @@ def parse_json(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
-def parse_frame(text: str | bytes) -> Frame:
+parse_json_threaded = threaded_decoder()   # parse_json for a worker thread (core/jsontext.py: the GIL)
+
+
+def is_large(text: str | bytes) -> bool:
+    """A frame or body to parse off the loop (a user/syncrequest answer, a big list)."""
+    return len(text) >= jsontext.LARGE_JSON
+
+
+def parse_frame(text: str | bytes, *, threaded: bool = False) -> Frame:
+    """One frame; ``threaded``: parsed by a decoder that lets the loop thread run (call it in a worker thread)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     if not text:
@@ -39,7 +51,7 @@ def parse_frame(text: str | bytes) -> Frame:
     if kind not in "ac":
         raise FrameError(f"unknown frame type {kind!r}")
     try:
-        body = parse_json(text[1:])
+        body = (parse_json_threaded if threaded else parse_json)(text[1:])
     except ValueError as exc:
         raise FrameError(f"malformed {kind}-frame JSON: {exc}") from None
     if not isinstance(body, list):

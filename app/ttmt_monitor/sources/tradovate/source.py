@@ -5,7 +5,10 @@
 id (:mod:`.model`) and yields the neutral upserts/removes. After a drop, a close, a ``shutdown`` or a silent
 socket it reconnects with backoff, authorizes again (with the renewed token) and syncs anew: the new sync replaces
 the state (another ``Reset``). The cash-balance snapshot (open P&L, net liquidation value, margin) is read after
-a sync and again, debounced, after ``props`` that move an account's money: never polled on a timer.
+a sync and again, debounced, after ``props`` that move an account's money. Without quotes the open P&L also
+moves with the market while no ``props`` come, so the snapshot of each account holding a position is re-read
+every ``cash_refresh`` seconds (default 15: a few calls a minute against the 5,000/minute budget; a user-level
+429 still stops the session as before); with quotes the desk computes it from them and does not poll.
 
 Reads only: ``auth/accesstokenrequest`` and ``cashBalance/getcashbalancesnapshot`` are the only POSTs; ``KIND``
 registers the kind (settings; the password and API secret are secrets) and its loopback ``demo``.
@@ -28,6 +31,7 @@ import httpx
 import websockets
 
 from ... import __version__
+from ...core.jsontext import parse_off_loop
 from ...domain import (
     Delta,
     Entity,
@@ -53,7 +57,7 @@ from .errors import (
     UserRateLimited,
 )
 from .model import EntityStore, Lookups, Mapper, Ref
-from .protocol import iter_props, parse_json
+from .protocol import iter_props, parse_json, parse_json_threaded
 
 log = logging.getLogger("ttmt_monitor.sources.tradovate")
 
@@ -62,6 +66,7 @@ MD_URL = "wss://md.tradovateapi.com/v1/websocket"
 SYNC_TYPES = ["account", "accountRiskStatus", "cashBalance", "position", "order", "orderVersion", "fill",
               "fillFee", "fillPair", "contract", "product", "currency"]
 QUOTA_REASONS = ("ConnectionQuotaReached", "IPQuotaReached")
+ENTITIES_OFF_LOOP = 5000   # a sync with this many entities is stored and mapped in a worker thread
 SHUTDOWN_SENTENCES = {
     "Maintenance": "Tradovate closed the connection for maintenance",
     "ConnectionQuotaReached": "Tradovate closed the connection: too many connections for this login (close other "
@@ -87,7 +92,7 @@ class TradovateSource:
     def __init__(self, config: SourceConfig, secrets: Mapping[str, str], *, heartbeat_interval: float = 2.5,
                  silence_timeout: float = 10.0, backoff_base: float = 1.0, backoff_cap: float = 30.0,
                  quota_backoff: float = 120.0, maintenance_pause: float = 5.0, user_429_wait: float = 3600.0,
-                 cash_debounce: float = 0.25) -> None:
+                 cash_debounce: float = 0.25, cash_refresh: float | None = None) -> None:
         s = config.settings
         self.id = config.id
         self.label = config.name
@@ -112,6 +117,14 @@ class TradovateSource:
         self.quota_backoff, self.maintenance_pause = quota_backoff, maintenance_pause
         self.user_429_wait = user_429_wait
         self.cash_debounce = cash_debounce
+        # seconds between cash-balance re-reads while positions are open and no quotes (0: never)
+        if cash_refresh is None:
+            setting = s.get("cash_refresh_seconds")
+            try:
+                cash_refresh = 15.0 if setting in (None, "") else float(setting)
+            except (TypeError, ValueError):
+                cash_refresh = 15.0
+        self.cash_refresh = max(0.0, cash_refresh)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(20.0))
         self.tokens = TokenManager(self.http, self.rest, creds, on_wait=self._on_wait)
         self.lookups = Lookups()
@@ -131,6 +144,8 @@ class TradovateSource:
         self._dirty_event = asyncio.Event()
         self._shutdown: dict[str, Any] | None = None
         self._quotes_denied = False
+        # changes()' own tasks while it connects (the connect-and-sync, the health-note getter): aclose() ends them
+        self._connecting: list[asyncio.Future[Any]] = []
 
     # ------------------------------------------------------------------ the Source protocol
     def health(self) -> Health:
@@ -139,6 +154,8 @@ class TradovateSource:
     async def aclose(self) -> None:
         self._closing = True
         self._wake.set()
+        connecting, self._connecting = self._connecting, []
+        await _cancel_all(connecting)   # type: ignore[arg-type]
         await self._stop_connection()
         if self._renewer is not None:
             await _cancel_all([self._renewer])
@@ -173,17 +190,24 @@ class TradovateSource:
             delay: float | None = None
             try:
                 task = asyncio.ensure_future(self._connect_and_sync())
+                self._connecting = [task]
                 try:
                     while not task.done():
                         note = asyncio.ensure_future(self._notes.get())
+                        self._connecting = [task, note]
                         done, _ = await asyncio.wait({task, note}, return_when=asyncio.FIRST_COMPLETED)
                         if note in done:
                             yield [self._track(note.result())]
                         else:
                             note.cancel()
                 finally:
-                    if not task.done():
-                        task.cancel()
+                    # also when the consumer stops iterating or aclose() ends us: no getter left waiting
+                    for pending in self._connecting:
+                        if not pending.done():
+                            pending.cancel()
+                    self._connecting = []
+                if self._closing:
+                    break
                 snap = task.result()
                 attempt = 0
                 yield [Reset(snap), self._set(HealthState.LIVE, "Live")]
@@ -244,7 +268,13 @@ class TradovateSource:
         if not isinstance(sync, dict):
             raise TradovateError("Tradovate's sync answer was unreadable.")
         self.stats.syncs += 1
-        self.store.reset(sync)
+        # A big sync (months of fills) is a second of Python: in a worker thread. Nothing else uses the store
+        # while we connect (the live tasks start below).
+        big = sum(len(v) for v in sync.values() if isinstance(v, list)) >= ENTITIES_OFF_LOOP
+        if big:
+            await asyncio.to_thread(self.store.reset, sync)
+        else:
+            self.store.reset(sync)
         for contract in self.store.tables["contract"].values():
             self.lookups.contracts.setdefault(contract["id"], contract)
         for product in self.store.tables["product"].values():
@@ -257,7 +287,8 @@ class TradovateSource:
         self.mapper.cash_snapshots.clear()
         for aid in list(self.store.tables["account"]):
             await self._cash_snapshot(sock, aid)
-        snap = self.mapper.snapshot(datetime.now(UTC))
+        snap = (await asyncio.to_thread(self.mapper.snapshot, datetime.now(UTC)) if big
+                else self.mapper.snapshot(datetime.now(UTC)))
         self._shown = {(e.kind, e.key): e for e in snap.entities()}
         self._shutdown = None
         self._tasks = [asyncio.ensure_future(self._cash_refresher(sock))]
@@ -395,14 +426,27 @@ class TradovateSource:
         return None
 
     async def _cash_refresher(self, sock: TradovateSocket) -> None:
-        """After money-moving ``props``: the cash-balance snapshot of those accounts, debounced (never a timer poll).
-        Results go through the socket's event queue so they are applied in order with the ``props``."""
+        """After money-moving ``props``: the cash-balance snapshot of those accounts, debounced; and without quotes,
+        every ``cash_refresh`` seconds with no such ``props``, that of each account holding a position (its open
+        P&L moves with the market). Results go through the socket's event queue so they are applied in order with
+        the ``props``."""
         try:
             while True:
-                await self._dirty_event.wait()
-                await asyncio.sleep(self.cash_debounce)
-                self._dirty_event.clear()
-                dirty, self._dirty = self._dirty, set()
+                periodic = self.cash_refresh > 0 and not self.mapper.quotes_on
+                # not wait_for: on Python 3.11 it can swallow our cancellation when the wait ends at that moment
+                waiter = asyncio.ensure_future(self._dirty_event.wait())
+                try:
+                    done, _ = await asyncio.wait({waiter}, timeout=self.cash_refresh if periodic else None)
+                finally:
+                    waiter.cancel()
+                if done:
+                    await asyncio.sleep(self.cash_debounce)
+                    self._dirty_event.clear()
+                    dirty, self._dirty = self._dirty, set()
+                else:
+                    accounts = self.store.tables["account"]
+                    dirty = {p["accountId"] for p in self.store.tables["position"].values()
+                             if p.get("netPos") and p.get("accountId") in accounts}
                 for aid in sorted(dirty):
                     data = await sock.call("cashBalance/getcashbalancesnapshot", {"accountId": aid})
                     self.stats.cash_snapshots += 1
@@ -468,7 +512,7 @@ class TradovateSource:
         token = await self._token()
         response = await self.http.get(f"{self.rest}/{path}", params=params,
                                        headers={"Authorization": f"Bearer {token.access}"})
-        return self._answer(path, response)
+        return await self._answer(path, response)
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         # the only POSTs we ever make: auth/accesstokenrequest (auth.py) and this one's single caller
@@ -476,16 +520,16 @@ class TradovateSource:
         token = await self._token()
         response = await self.http.post(f"{self.rest}/{path}", json=body,
                                         headers={"Authorization": f"Bearer {token.access}"})
-        return self._answer(path, response)
+        return await self._answer(path, response)
 
     @staticmethod
-    def _answer(path: str, response: httpx.Response) -> Any:
+    async def _answer(path: str, response: httpx.Response) -> Any:
         if response.status_code == 429:
             raise UserRateLimited()
         if response.status_code != 200:
             raise RequestFailed(path, response.status_code, response.text[:200])
         try:
-            return parse_json(response.content)
+            return await parse_off_loop(response.content, parse_json, parse_json_threaded)
         except ValueError:
             raise TradovateError(f"Tradovate sent an unreadable answer to {path}.") from None
 
@@ -578,6 +622,9 @@ SETTINGS = (
     Setting("api_secret", "API key secret", "secret", required=True),
     Setting("quotes", "Live quotes (needs a market-data subscription)", "bool", False,
             help="Off: open P&L comes from the cash balance. On: from quotes, where the login is entitled."),
+    Setting("cash_refresh_seconds", "Open P&L refresh without quotes (seconds)", "int", 15,
+            help="How often the cash balance (open P&L, equity, margin) of accounts with open positions is "
+                 "re-read when there are no quotes; 0: only after trades."),
 )
 
 

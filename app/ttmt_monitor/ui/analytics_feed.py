@@ -1,0 +1,143 @@
+"""What the analytics views read (issue 18): the desk's closed history and open P&L as the core's neutral
+:class:`~ttmt_monitor.core.analytics.HistoryDeal` / ``OpenPnl`` objects, and a coalesced ``changed`` signal.
+
+Provides :class:`AnalyticsFeed` and :func:`analytics_key`. Every figure is computed by ``core.analytics``; this
+adapter only gathers its input:
+
+- TTMT: the trades the desk holds (the controller's Trades model: open trades and the closed history paged in),
+  plus, when the desk keeps a local history (``controller.store``), every closed trade stored there — read in an
+  executor thread (never on the GUI loop), at most every ``STORE_RELOAD_S`` while the desk moves; the live rows
+  win over stored ones of the same trade. TTMT's accounts are keyed ``make_key(TTMT_SOURCE, account_id)`` like
+  the neutral TTMT account would be;
+- neutral sources (Tradovate, MetaApi, MT4 manager): the hub's desk state (``hub.state.deals``, whose rows and
+  accounts are already keyed ``"<source>|<id>"``).
+
+``changed`` fires at most once per ``interval_ms`` after the desk moved (a burst of ticks costs one recompute).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ..core import analytics as an
+from ..domain import make_key
+
+log = logging.getLogger(__name__)
+
+TTMT_SOURCE = "ttmt"
+STORE_RELOAD_S = 60.0
+TTMT_LABEL = "TTMT"
+FOREIGN_SEP = "|"  # the Accounts table keys neutral sources' rows "<source>|<id>" (accounts_model)
+
+
+def analytics_key(row_key: str) -> str:
+    """The analytics account key of an Accounts table row key (TTMT rows are keyed by the bare account id)."""
+    return row_key if FOREIGN_SEP in row_key else make_key(TTMT_SOURCE, row_key)
+
+
+class AnalyticsFeed(QObject):
+    """The desk's closed history and open P&L for ``core.analytics``; ``changed`` when they may have moved."""
+
+    changed = Signal()
+
+    def __init__(self, controller: Any, hub: Any = None, parent: QObject | None = None, *,
+                 interval_ms: int = 1500) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.hub = hub
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.changed.emit)
+        controller.trades_model.rows_touched.connect(self.poke)
+        controller.trades_model.modelReset.connect(self.poke)
+        controller.accounts_model.rows_touched.connect(self.poke)
+        controller.accounts_model.modelReset.connect(self.poke)
+        if hub is not None:
+            hub.changed.connect(self.poke)
+        self._stored: dict[str, an.HistoryDeal] = {}  # the store's closed TTMT trades, by deal key
+        self._stored_at = float("-inf")
+        self._loading: asyncio.Future[Any] | None = None
+
+    def poke(self, *_args: Any) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+        self._maybe_reload_store()
+
+    # --- the local history (read off the loop) ----------------------------------------------------------------
+
+    def _maybe_reload_store(self) -> None:
+        store = getattr(self.controller, "store", None)
+        if store is None or self._loading is not None or time.monotonic() - self._stored_at < STORE_RELOAD_S:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a plain Qt test): the in-memory trades only
+        self._stored_at = time.monotonic()
+        self._loading = loop.run_in_executor(None, _read_stored, store)
+        self._loading.add_done_callback(self._stored_read)
+
+    def _stored_read(self, future: asyncio.Future[Any]) -> None:
+        self._loading = None
+        try:
+            deals = future.result()
+        except Exception as exc:  # noqa: BLE001 - the in-memory history still counts
+            log.warning("stored trades not read for the analytics: %s", type(exc).__name__)
+            return
+        self._stored = {h.key: h for h in deals}
+        self._timer.start()  # the views recompute with the whole history
+
+    async def load_stored(self) -> None:
+        """Read the store now (tests, and the first show of a view); returns when done."""
+        self._stored_at = float("-inf")
+        self._maybe_reload_store()
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
+
+    # --- reading ----------------------------------------------------------------------------------------------
+
+    def history(self) -> list[an.HistoryDeal]:
+        """Every closed deal the desk knows, TTMT's and the neutral sources'."""
+        deals = an.from_ttmt_trades(self.controller.trades_model.objects(), TTMT_SOURCE, source_label=TTMT_LABEL)
+        if self._stored:
+            live = {h.key for h in deals}
+            deals.extend(h for key, h in self._stored.items() if key not in live)
+        hub = self.hub
+        if hub is not None:
+            for d in list(hub.state.deals.values()):
+                deals.append(an.from_deal(d, source_label=hub.label(d.source),
+                                          account_label=hub.account_label(d.account_key)))
+        return deals
+
+    def open_pnls(self) -> list[an.OpenPnl]:
+        out: list[an.OpenPnl] = []
+        for t in self.controller.trades_model.objects():
+            o = an.open_from_ttmt_trade(t, TTMT_SOURCE)
+            if o is not None:
+                out.append(o)
+        hub = self.hub
+        if hub is not None:
+            for p in list(hub.state.positions.values()):
+                o = an.open_from_position(p, account_label=hub.account_label(p.account_key),
+                                          channel=f"({hub.label(p.source)})")
+                if o is not None:
+                    out.append(o)
+        return out
+
+    def accounts(self) -> list[tuple[str, str, str, str]]:
+        """(analytics key, label, source label, currency) of every account in the Accounts table."""
+        out = []
+        for row in self.controller.accounts_model.objects():
+            out.append((analytics_key(row.account_id), row.account.label, row.source, row.currency))
+        return out
+
+
+def _read_stored(store: Any) -> list[an.HistoryDeal]:
+    """Every closed trade of the local history as analytics deals (runs in an executor thread)."""
+    return an.from_ttmt_trades(store.iter_trades({"status": "closed"}), TTMT_SOURCE, source_label=TTMT_LABEL)

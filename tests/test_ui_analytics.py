@@ -1,0 +1,391 @@
+"""The window side of issue 18 against the simulator over real HTTP and real widgets (offscreen): File → Export
+table to CSV… writes what the view shows.
+
+Async scenarios run on one real qasync loop per module and poll with ``until`` (no nested event loops).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+from decimal import Decimal
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit
+
+from _qasync_support import ModuleLoop, dispose, until
+from ttmt_monitor.ui.channels_view import GROUP_ROLE
+from ttmt_monitor.ui.controller import DeskController
+from ttmt_monitor.ui.main_window import MainWindow
+from ttmt_monitor.ui.table_base import ROW_ROLE
+from ttmt_monitor.ui.table_export import EXPORT_ROLE
+
+_MODULE_LOOP = ModuleLoop(default_timeout=60.0)
+run_on_qasync = _MODULE_LOOP.run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_loop():
+    yield
+    _MODULE_LOOP.close()
+
+
+async def _answer_file_dialog(window: MainWindow, path) -> None:
+    await until(lambda: getattr(window, "file_dialog", None) is not None, 10, "the file dialog")
+    dialog = window.file_dialog
+    assert dialog.isVisible()  # shown with open(): the loop kept running while it waited
+    # What a user does: type the file's path into the dialog's name field, then Save.
+    dialog.findChild(QLineEdit, "fileNameEdit").setText(str(path))
+    dialog.accept()
+
+
+def test_export_table_to_csv_writes_what_the_view_shows(qapp, sim_paused, settings, tmp_path):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 20, "stream live")  # history page in
+            await until(lambda: controller.pending() == 0, 5, "queue drained")
+            window.select_tab("trades")
+            view = window.views["trades"]
+            model = controller.trades_model
+            # Sorted by realized P&L, largest first; one column hidden; a filter that keeps some rows only.
+            view.sortByColumn(model.column_number("realized"), Qt.SortOrder.DescendingOrder)
+            view.set_column_visible(model.column_number("symbol"), False)
+            symbol = next(t.symbol for t in model.objects() if t.symbol)
+            window.filter_bar.search_edit.setText(symbol)
+            window.filter_bar._emit_now()
+            await until(lambda: 0 < view.proxy.rowCount() < model.rowCount(), 5, "filtered")
+            shown = [view.proxy.data(view.proxy.index(r, 0), ROW_ROLE) for r in range(view.proxy.rowCount())]
+            pls = [t.realized_pl for t in shown if t.realized_pl is not None]
+            assert pls == sorted(pls, reverse=True)
+
+            target = tmp_path / "trades.csv"
+            window.export_csv_action.trigger()
+            await _answer_file_dialog(window, target)
+            await until(lambda: window._export_task.done(), 20, "export written")
+            assert window._export_task.result() == (str(target), len(shown))
+            assert not (tmp_path / "trades.csv.partial").exists()
+            with open(target, encoding="utf-8", newline="") as handle:
+                lines = list(csv.reader(handle))
+            header, rows = lines[0], lines[1:]
+            header_view = view.horizontalHeader()
+            visible = [header_view.logicalIndex(v) for v in range(header_view.count())]
+            visible = [c for c in visible if not header_view.isSectionHidden(c)]
+            titles = [view.proxy.headerData(c, Qt.Orientation.Horizontal) for c in visible]
+            assert header[: len(titles)] == titles
+            assert "Symbol" not in header
+            assert header[-1] == "Currency"  # the money columns keep their currency (no Currency column shown)
+            assert [row[-1] for row in rows] == [t.currency or "" for t in shown]
+            assert len(rows) == len(shown)
+            pl_col = header.index("Realized P&L")
+            # Exact numbers in the view's order (the model's Decimal, not "+1,234.50 USD").
+            for row, trade in zip(rows, shown, strict=True):
+                expected = "" if trade.realized_pl is None else f"{trade.realized_pl:f}"
+                assert row[pl_col] == expected
+                if row[pl_col]:
+                    assert Decimal(row[pl_col]) == trade.realized_pl
+            assert f"Exported {len(rows)} rows" in window.status.currentMessage()
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=90)
+
+
+def test_csv_cells_are_exact_and_never_formulas(tmp_path):
+    from datetime import UTC, datetime
+
+    from ttmt_monitor.ui.table_export import exact_cell, safe_text, write_csv
+
+    assert exact_cell(Decimal("-1234.5000")) == "-1234.5000"
+    assert exact_cell(datetime(2026, 6, 1, 12, 0, tzinfo=UTC), utc=True) == "2026-06-01T12:00:00+00:00"
+    assert safe_text("=HYPERLINK(1)") == "'=HYPERLINK(1)" and safe_text("Gold") == "Gold"
+    path = tmp_path / "x.csv"
+    assert write_csv(path, ["Kanal ü", "P&L"], [["ü€", "-1.5"]]) == 1
+    assert path.read_bytes().decode("utf-8") == "Kanal ü,P&L\nü€,-1.5\n"
+
+
+# ---------------------------------------------------------------------------------------------- risk limits
+
+
+def test_limit_prefs_round_trip_through_qsettings_and_the_prop_preset(settings):
+    from ttmt_monitor.core import analytics as an
+    from ttmt_monitor.ui.risk_limits import LimitPrefs, load_limits, prop_account_prefs, save_limits
+
+    prefs = prop_account_prefs("100000", zone="Europe/Prague")
+    config = prefs.config()
+    assert config == an.prop_preset(Decimal("100000"))  # the window's preset is the core's
+    amount = LimitPrefs(account_size="", daily_value="500", daily_unit="amount", drawdown_value="",
+                        zone="America/New_York", reset_hour=17, thresholds=(50, 90))
+    save_limits({"acc-1": prefs, "src|9": amount, "empty": LimitPrefs()}, settings.qs)
+    loaded = load_limits(settings.qs)
+    assert loaded == {"acc-1": prefs, "src|9": amount}
+    assert loaded["src|9"].config().daily_loss_amount == Decimal("500")
+    stored = " ".join(str(settings.qs.value(k)) for k in settings.qs.allKeys())
+    assert "100000" in stored and "key" not in stored.lower()  # numbers only: nothing secret
+
+
+def test_limit_cells_word_the_core_figures_and_crossings_notify_once_a_day():
+    from datetime import date
+
+    from ttmt_monitor.core import analytics as an
+    from ttmt_monitor.ui.risk_limits import crossing_notification, describe
+
+    use = an.LimitUse(an.DAILY_LOSS, "USD", Decimal("500"), Decimal("287.60"), Decimal("99500"))
+    cell = describe(use)
+    assert cell.text == "212.40 of 500.00 USD left"
+    assert cell.tooltip.startswith("Daily loss: 212.40 of 500.00 USD left")
+    assert cell.level == "ok" and abs(cell.fraction - 0.5752) < 1e-9
+    assert describe(an.LimitUse(an.DAILY_LOSS, "USD", Decimal(500), Decimal(450), Decimal(0))).level == "warn"
+    breached = describe(an.LimitUse(an.MAX_DRAWDOWN, "EUR", Decimal(1000), Decimal(1200), Decimal(0), True))
+    assert breached.level == "breached" and "breached by 200.00 EUR" in breached.text and breached.text.endswith("*")
+    n = crossing_notification(an.Crossing("ttmt|a", an.DAILY_LOSS, 80, 0.83, date(2026, 6, 1), "USD",
+                                          Decimal("85.00")), "<b>Prop</b> 1")
+    assert n.kind == "risk_limit" and n.title == "Daily loss 80 % used" and "<b>Prop</b> 1" in n.body
+
+
+def test_risk_limits_in_the_window_bars_dialog_and_notifications(qapp, sim_paused, settings):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        from ttmt_monitor.ui.risk_limits import LimitPrefs
+
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 20, "stream live")
+            window.select_tab("accounts")
+            view = window.views["accounts"]
+            model = controller.accounts_model
+            row = model.objects()[0]
+            # The dialog, from the menu: a TTMT account reports no balance, so it asks for a starting balance.
+            dialog = window.analytics.open_limits(row.account_id)
+            assert dialog is not None and not dialog.isModal() and dialog.isVisible()
+            dialog.size_edit.setText("10000")
+            dialog.apply_preset()
+            assert dialog.daily_edit.text() == "5" and dialog.drawdown_edit.text() == "10"
+            # A tiny daily loss limit in money, so that the simulator's open P&L crosses thresholds.
+            dialog.daily_edit.setText("0.01")
+            dialog.daily_unit.button(1).setChecked(True)
+            dialog.zone_edit.setText("Not/AZone")
+            dialog._ok()
+            assert "Unknown time zone" in dialog.error_label.text() and dialog.isVisible()
+            dialog.zone_edit.setText("Europe/Prague")
+            dialog._ok()
+            assert not dialog.isVisible()
+            prefs = window.analytics.board.prefs_for(row.account_id)
+            assert isinstance(prefs, LimitPrefs) and prefs.daily_value == "0.01" and prefs.account_size == "10000"
+            board = window.analytics.board
+            await until(lambda: row.account_id in board.risks, 5, "limits evaluated")
+            risk = board.risks[row.account_id]
+            assert risk.estimated and risk.daily_loss is not None and risk.max_drawdown is not None
+            col = model.column_number("limit_daily_loss")
+            proxy_row = next(r for r in range(view.proxy.rowCount())
+                             if view.object_at(view.proxy.index(r, 0)).account_id == row.account_id)
+            text = view.proxy.index(proxy_row, col).data()
+            cell = board.cell(row.account_id, "daily_loss")
+            assert text == cell.text and text.endswith("*")  # estimated: marked
+            assert not view.isColumnHidden(col)
+            from ttmt_monitor.ui.table_export import table_rows
+
+            header, rows = table_rows(view)
+            assert rows[proxy_row][header.index("Daily loss")] == cell.text  # the CSV has what the bar says
+            # Crossings reach the notifier once per threshold and day (the tracker), as kind risk_limit.
+            delivered = []
+            window.notifier.delivered.connect(delivered.append)
+            board.refresh()
+            board.refresh()
+            kinds = [n.kind for n in delivered]
+            if risk.daily_loss.used > 0:  # the account is losing today: at least one threshold crossed, once
+                assert kinds and set(kinds) == {"risk_limit"} and len(kinds) == len(set(n.title for n in delivered))
+            window.grab().save(str(tmp_shot("analyticsui-test-limits.png")))
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=90)
+
+
+def tmp_shot(name: str):
+    import os
+    from pathlib import Path
+
+    return Path(os.environ.get("TMPDIR", "/tmp")) / name
+
+
+# ---------------------------------------------------------------------------------------------- calendar, channels
+
+
+def test_calendar_and_channels_tabs_show_the_core_figures_and_filter_the_desk(qapp, sim_paused, settings):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        from ttmt_monitor.core import analytics as an
+
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 20, "stream live")
+            window.select_tab("calendar")
+            assert window.current_tab() == "calendar"
+            cal = window.analytics.views["calendar"]
+            history = window.analytics.feed.history()
+            assert history, "the simulator has closed trades"
+            last = max(h.closed_at for h in history).astimezone(__import__("zoneinfo").ZoneInfo(cal.zone))
+            cal.show_month(last.year, last.month)
+            grid = an.month_grid(history, last.year, last.month, zone=cal.zone)
+            assert cal.grid_data == grid
+            busiest = max((c for w in grid.weeks for c in w.days if c.in_month), key=lambda c: c.trades)
+            r, c = next((r, c) for r, w in enumerate(grid.weeks) for c, d in enumerate(w.days) if d is busiest)
+            item = cal.grid.item(r, c)
+            for cur, amount in busiest.pnl.items():
+                from ttmt_monitor.core.formatting import format_pl
+
+                assert format_pl(amount, cur) in item.text()
+            assert f"{busiest.trades} trade" in item.text()
+            week_text = cal.grid.item(r, 7).text()
+            assert all(format_pl(a, cur) in week_text for cur, a in grid.weeks[r].pnl.items())
+            assert cal.hour_table.rowCount() == 24 and cal.weekday_table.rowCount() == 7
+            # A click on the day: the Trades tab, filtered to what lived that day.
+            cal._on_cell(r, c)
+            assert window.current_tab() == "trades"
+            spec = window._filter_spec
+            assert spec.date_window == "range" and spec.window_end() - spec.window_start() == __import__(
+                "datetime").timedelta(days=1)
+            view = window.views["trades"]
+            shown = [view.object_at(view.proxy.index(i, 0)) for i in range(view.proxy.rowCount())]
+            day_ids = {h.deal.native_id for h in history if h.deal.source == "ttmt"
+                       and spec.window_start() <= h.closed_at < spec.window_end()}
+            assert day_ids <= {t.id for t in shown}
+            assert all((t.closed_at is None or t.closed_at >= spec.window_start())
+                       and (t.created_at is None or t.created_at < spec.window_end()) for t in shown)
+            window.filter_bar.reset()
+
+            # Channels: one row per channel and currency, the core's figures; a click filters the desk.
+            window.select_tab("channels")
+            ch = window.analytics.views["channels"]
+            ch.period_combo.setCurrentIndex(ch.period_combo.findData("all"))
+            stats = an.group_stats(an.in_period(window.analytics.feed.history()), group="channel")
+            assert ch.model.rowCount() == sum(len(g.by_currency) for g in stats)
+            first = ch.proxy.index(0, 0)
+            g = first.data(GROUP_ROLE)
+            assert g in stats
+            cur = ch.proxy.index(0, 1).data()
+            net = ch.proxy.index(0, 9).data(EXPORT_ROLE)
+            assert net == g.by_currency[cur].net  # exact, from the core
+            assert ch.matrix.rowCount() >= 1 and ch.matrix.columnCount() >= 1
+            # File → Export table to CSV… on this tab: its table, exact figures in the view's order.
+            from ttmt_monitor.ui.table_export import safe_text, table_rows
+
+            header, rows = table_rows(window.current_table_view())
+            assert header[:3] == ["Name", "Currency", "Trades"] and len(rows) == ch.model.rowCount()
+            assert rows[0][9] == f"{net:f}" and rows[0][0] == safe_text(g.label)
+            ch._on_click(first)
+            channel_id = next(h.channel_id for h in history if h.channel == g.key)
+            assert window._filter_spec.channel_id == channel_id
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=90)
+
+
+def test_statement_files_are_written_off_the_loop_from_the_core(qapp, tmp_path):
+    from datetime import UTC, date, datetime
+
+    from ttmt_monitor.core import analytics as an
+    from ttmt_monitor.domain import ClosedDeal
+    from ttmt_monitor.ui.statement_dialog import StatementSpec, write_statement_files
+
+    deal = ClosedDeal(key="x|1", source="x", account_key="x|a", native_id="1",
+                      closed_at=datetime(2026, 6, 2, 10, tzinfo=UTC), profit=Decimal("12.34"), currency="USD",
+                      symbol="<b>EURUSD</b>")
+    history = [an.from_deal(deal, source_label="X", account_label="Acc")]
+    spec = StatementSpec(date(2026, 6, 1), date(2026, 6, 30), (("x|a", "Acc", "X", "USD"),),
+                         str(tmp_path / "s.pdf"), pdf=True, html=True)
+    # In a worker thread, as the window runs it (run_in_executor): never on the GUI loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        written = pool.submit(write_statement_files, history, spec, "UTC", datetime(2026, 7, 1, tzinfo=UTC)).result(60)
+    assert written == [str(tmp_path / "s.html"), str(tmp_path / "s.pdf")]
+    assert (tmp_path / "s.pdf").read_bytes().startswith(b"%PDF") and not list(tmp_path.glob("*.partial"))
+    html = (tmp_path / "s.html").read_text(encoding="utf-8")
+    assert "12.34" in html and "<b>EURUSD</b>" not in html  # service text escaped
+
+
+def test_export_statement_from_the_window_writes_html_and_pdf(qapp, sim_paused, settings, tmp_path):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 20, "stream live")
+            window.export_statement_action.trigger()
+            dialog = window.analytics.statement_dialog
+            assert dialog is not None and dialog.isVisible() and not dialog.isModal()
+            assert dialog.accounts_list.count() == len(controller.accounts_model.objects())
+            dialog._preset(90)
+            dialog.path_edit.setText(str(tmp_path / "statement.pdf"))
+            dialog._ok()
+            await until(lambda: window.analytics.statement_task is not None
+                        and window.analytics.statement_task.done(), 60, "statement written")
+            written = window.analytics.statement_task.result()
+            assert written == [str(tmp_path / "statement.html"), str(tmp_path / "statement.pdf")]
+            assert (tmp_path / "statement.pdf").read_bytes()[:5] == b"%PDF-"
+            html = (tmp_path / "statement.html").read_text(encoding="utf-8")
+            history = window.analytics.feed.history()
+            assert history and any(h.channel_name and h.channel_name in html for h in history)
+            assert "Statement written" in window.status.currentMessage()
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=120)
+
+
+def test_the_feed_adds_the_stored_closed_history_read_off_the_loop(qapp, sim_paused, settings, tmp_path):
+    sim = sim_paused
+
+    async def scenario() -> None:
+        from ttmt_monitor.core import analytics as an
+        from ttmt_monitor.core.store import Store
+        from ttmt_monitor.sources.ttmt.store_codec import CODEC
+
+        controller = DeskController(sim.base_url, sim.api_key, start_stream=False,
+                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key, data_dir=tmp_path,
+                                                                     codec=CODEC))
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start()
+            await until(lambda: controller.store is not None, 10, "history open")
+            await controller.store.flush()
+            stored = an.from_ttmt_trades(controller.store.iter_trades({"status": "closed"}), "ttmt")
+            assert stored
+            feed = window.analytics.feed
+            await feed.load_stored()
+            keys = [h.key for h in feed.history()]
+            assert len(keys) == len(set(keys))  # a trade both live and stored counts once
+            assert {h.key for h in stored} <= set(keys)
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario, timeout=90)
