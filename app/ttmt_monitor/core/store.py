@@ -57,6 +57,7 @@ from .paths import (  # noqa: F401
     store_key,
     store_path,
 )
+from .trade_history import INDEX_COLUMNS, index_values
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ EVENT_PRUNE_EVERY = 1000
 
 # --- schema and migrations -----------------------------------------------------------------------------------
 # Each entry upgrades user_version i -> i+1. Never edit a released entry; append a new one.
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 0 -> 1
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
@@ -111,9 +112,46 @@ MIGRATIONS: list[str] = [
         event_id INTEGER PRIMARY KEY, type TEXT, timestamp TEXT, account_id TEXT, json TEXT NOT NULL);
     CREATE TABLE etags (url TEXT PRIMARY KEY, etag TEXT NOT NULL, body TEXT, stored_at TEXT);
     """,
+    # 1 -> 2: the Trades table's filter and sort columns beside the JSON (core.trade_history), back-filled.
+    lambda conn: _migrate_trade_columns(conn),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 _TABLES = ("accounts", "signals", "trades", "positions", "orders", "events", "etags", "meta")
+
+
+_TRADE_INDEX_TYPES = {name: ("REAL" if name.endswith("_n") else "TEXT") for name in INDEX_COLUMNS}
+
+
+def _migrate_trade_columns(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: add :data:`~.trade_history.INDEX_COLUMNS` to ``trades`` and fill them from each row's JSON
+    (every row is kept; ~20 s per million trades, once, where the store is opened: off the loop)."""
+    for name in INDEX_COLUMNS:
+        conn.execute(f"ALTER TABLE trades ADD COLUMN {name} {_TRADE_INDEX_TYPES[name]}")
+    conn.execute("CREATE INDEX trades_symbol_base ON trades (symbol_base, created_at)")
+    _fill_trade_columns(conn)
+
+
+def _fill_trade_columns(conn: sqlite3.Connection, *, only_missing: bool = False) -> None:
+    """Compute the extracted columns from the JSON, in batches (``only_missing``: rows copied from an older
+    file, whose ``search`` is still NULL)."""
+    assignments = ", ".join(f"{name} = ?" for name in INDEX_COLUMNS)
+    missing = " AND search IS NULL" if only_missing else ""
+    last = -1
+    while True:
+        rows = conn.execute(f"SELECT rowid, json FROM trades WHERE rowid > ?{missing} ORDER BY rowid"  # noqa: S608
+                            " LIMIT 5000", (last,)).fetchall()
+        if not rows:
+            return
+        updates = []
+        for rowid, text in rows:
+            try:
+                wire = loads(text)
+            except ValueError:
+                continue  # unreadable JSON: the row stays, unfiltered columns NULL (never lost)
+            if isinstance(wire, dict):
+                updates.append((*index_values(wire), rowid))
+        conn.executemany(f"UPDATE trades SET {assignments} WHERE rowid = ?", updates)  # noqa: S608
+        last = rows[-1][0]
 
 
 class StoreError(Exception):
@@ -283,16 +321,22 @@ def _upsert_trades(conn: sqlite3.Connection, wires: list[dict[str, Any]]) -> Non
             trade_id, ts_text(wire.get("created_at")) or "", ts_text(wire.get("updated_at")),
             ts_text(wire.get("closed_at")), _norm(wire.get("status")), 1 if _trade_is_open(wire) else 0,
             wire.get("account_id"), wire.get("symbol"), wire.get("channel_id"), wire.get("signal_id"), dumps(wire),
+            *index_values(wire),
         ))
-    conn.executemany(
-        "INSERT OR REPLACE INTO trades (id, created_at, updated_at, closed_at, status, is_open, account_id,"
-        " symbol, channel_id, signal_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    conn.executemany(_UPSERT_TRADE_SQL, rows)
     if positions:
         _upsert_positions(conn, positions)
     if orders:
         _upsert_orders(conn, orders)
+
+
+_TRADE_COLUMNS = ("id", "created_at", "updated_at", "closed_at", "status", "is_open", "account_id", "symbol",
+                  "channel_id", "signal_id", "json", *INDEX_COLUMNS)
+# An upsert, not INSERT OR REPLACE: a trade keeps its rowid when it changes, so the Trades view's ordered list of
+# rowids (core.trade_history) stays valid for the rows it already shows.
+_UPSERT_TRADE_SQL = (
+    f"INSERT INTO trades ({', '.join(_TRADE_COLUMNS)}) VALUES ({', '.join('?' * len(_TRADE_COLUMNS))})"
+    " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _TRADE_COLUMNS[1:]))
 
 
 def _upsert_positions(conn: sqlite3.Connection, wires: list[dict[str, Any]]) -> None:
@@ -643,7 +687,11 @@ def _prepare(path: Path, *, check: bool = True) -> None:
         if version < SCHEMA_VERSION:
             conn.execute("BEGIN IMMEDIATE")
             for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step].split(";"):
+                migration = MIGRATIONS[step]
+                if callable(migration):  # a step that needs Python (back-filling columns from the JSON)
+                    migration(conn)
+                    continue
+                for statement in migration.split(";"):
                     if statement.strip():
                         conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -714,7 +762,10 @@ def _salvage(damaged: Path, target: Path) -> dict[str, int]:
         for table in _SALVAGE_TABLES:
             n = 0
             try:
-                cols = [row[1] for row in dst.execute(f"PRAGMA table_info({table})")]
+                # The columns both files have (a damaged file of an older schema lacks the newer ones; they are
+                # filled in below).
+                src_cols = {row[1] for row in src.execute(f"PRAGMA table_info({table})")}
+                cols = [row[1] for row in dst.execute(f"PRAGMA table_info({table})") if row[1] in src_cols]
                 top = src.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]  # noqa: S608
             except sqlite3.Error:
                 cols, top = [], None
@@ -749,10 +800,22 @@ def _salvage(damaged: Path, target: Path) -> dict[str, int]:
                 log.info("store: rows of %s not kept from the damaged file: %s", table, exc)
                 n = 0
             kept[table] = n
+        if kept.get("trades"):
+            _fill_missing_trade_columns(dst)
     finally:
         src.close()
         dst.close()
     return kept
+
+
+def _fill_missing_trade_columns(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        _fill_trade_columns(conn, only_missing=True)
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK")
+        log.info("store: filter columns of copied trades not filled: %s", exc)
 
 
 # --- the store -----------------------------------------------------------------------------------------------
@@ -883,7 +946,9 @@ class Store:
             conn.execute("PRAGMA query_only=1")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if app_id != APPLICATION_ID or version != SCHEMA_VERSION:
+            # An older schema reads the same (its columns are a subset): an offline export or adopt_legacy may
+            # read it; only a newer one is refused.
+            if app_id != APPLICATION_ID or not 1 <= version <= SCHEMA_VERSION:
                 conn.close()
                 return None
         except sqlite3.Error:
@@ -974,7 +1039,12 @@ class Store:
             for table in _TABLES:
                 if table == "meta":
                     continue
-                conn.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM legacy.{table}")  # noqa: S608
+                # The columns both have: an older version's file lacks the newer extracted ones (filled below).
+                theirs = {row[1] for row in conn.execute(f"PRAGMA legacy.table_info({table})")}
+                cols = ", ".join(row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")
+                                 if row[1] in theirs)
+                conn.execute(f"INSERT OR IGNORE INTO main.{table} ({cols}) SELECT {cols} FROM legacy.{table}")  # noqa: S608
+            _fill_trade_columns(conn, only_missing=True)
             # Cursors and markers of the old file, except where backfill stood: history newer than the old file
             # and older than this one's first page is read again by backfill (the safe side of a gap).
             conn.execute("INSERT OR IGNORE INTO main.meta SELECT key, value FROM legacy.meta WHERE key NOT IN"

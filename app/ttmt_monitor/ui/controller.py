@@ -115,6 +115,21 @@ class DeskController(QObject):
     # The live figures (prices, open P&L) stopped being live: when they were last current (datetime), or None once
     # fresh data arrives. The models grey those cells themselves (set_stale); the window says "as of".
     stale_changed = Signal(object)
+    # The local history store was opened, replaced (a damaged file rebuilt) or closed: the store or None. The
+    # window reads the Trades history from it (ui/history_model).
+    store_changed = Signal(object)
+
+    @property
+    def store(self) -> Any:
+        """core.store.Store: local history (None: not kept, or not open yet)."""
+        return self._store
+
+    @store.setter
+    def store(self, value: Any) -> None:
+        changed = value is not getattr(self, "_store", None)
+        self._store: Any = value
+        if changed:
+            self.store_changed.emit(value)
 
     def __init__(self, base_url: str, api_key: str, *, parent: QObject | None = None,
                  client_factory: Callable[[str, str], Any] | None = None,
@@ -135,7 +150,7 @@ class DeskController(QObject):
         self._consumer_factory = consumer_factory
         self._start_stream = start_stream
         self._store_factory = store_factory
-        self.store: Any = None  # core.store.Store: local history (None: not kept, e.g. the demo)
+        self.store = None  # core.store.Store: local history (None: not kept, e.g. the demo)
         self.data_as_of: datetime | None = None
         self.showing_cache = False  # the tables show the local history, not (yet) the live REST view
         self.accounts_model = AccountsModel(self)

@@ -331,6 +331,25 @@ class MainWindow(QMainWindow):
         controller.history_problem.connect(self._on_history_problem)
         controller.history_notice.connect(self._on_history_notice)
         controller.stale_changed.connect(self._on_stale)
+        # --- the Trades history: read from the local store when there is one (ui/history_model), with a footer
+        # counting the rows shown and their realized P&L per currency.
+        self.history_model: Any = None
+        self.trades_footer = QLabel(self._table_holders["trades"])
+        self.trades_footer.setObjectName("trades_footer")
+        self.trades_footer.setTextFormat(Qt.TextFormat.PlainText)
+        self.trades_footer.setContentsMargins(4, 2, 4, 2)
+        self._holder_layout("trades").addWidget(self.trades_footer)
+        self._footer_timer = QTimer(self)  # in-memory totals (no store): recomputed at a calm pace
+        self._footer_timer.setSingleShot(True)
+        self._footer_timer.setInterval(500)
+        self._footer_timer.timeout.connect(self._update_memory_footer)
+        controller.trades_model.rows_touched.connect(lambda *_: self._footer_timer.start())
+        controller.trades_model.modelReset.connect(self._footer_timer.start)
+        controller.store_changed.connect(self._on_store_changed)
+        if controller.store is not None:
+            self._on_store_changed(controller.store)
+        else:
+            self._footer_timer.start()
         self._history_banner_text = ""
         self._history_notice = ""  # shown until the user dismisses it
         # Filter choices (symbols, channels) follow the data, refreshed at a calm pace.
@@ -837,10 +856,20 @@ class MainWindow(QMainWindow):
         for problem in problems:
             self.status.showMessage(problem, 10000)
 
+    def _holder_layout(self, name: str) -> QVBoxLayout:
+        layout = self._table_holders[name].layout()
+        assert isinstance(layout, QVBoxLayout)  # made with each holder in __init__
+        return layout
+
     def _build_view(self, name: str) -> DeskTableView:
         """The table view of tab ``name``, made now: its saved layout, the display options and filter in force."""
         model, default_sort = self._table_specs[name]
-        view = DeskTableView(model, name, default_sort=default_sort)
+        proxy = None
+        if name == "trades" and self.history_model is not None:
+            from .history_model import PassThroughProxy
+
+            model, proxy = self.history_model, PassThroughProxy()
+        view = DeskTableView(model, name, default_sort=default_sort, proxy=proxy)
         restored = view.restore_layout(self.settings.qs)
         if not restored and name in ("accounts", "positions") and self.hub is not None and self.hub.sources():
             self._show_source_column(view)
@@ -854,7 +883,10 @@ class MainWindow(QMainWindow):
             self.analytics.install_accounts_view(view)
         if self._filter_spec is not None:
             self._apply_filter(name)
-        self._table_holders[name].layout().addWidget(view)
+        if name == "trades":
+            self._holder_layout(name).insertWidget(0, view, 1)  # above the Trades footer
+        else:
+            self._holder_layout(name).addWidget(view)
         # At once, not on the next loop turn (a child added to a shown widget waits for that); an empty desk's
         # Accounts tab shows how to add a source instead.
         view.setVisible(not (name == "accounts" and self.desk_is_empty()))
@@ -1002,6 +1034,12 @@ class MainWindow(QMainWindow):
                 channels[t.channel_id] = t.channel_name or t.channel_id
             if t.symbol:
                 symbols.add(t.symbol)
+        if self.history_model is not None:  # the whole stored history's choices, not only the live rows'
+            self.history_model.refresh_choices()
+            stored_channels, stored_symbols = self.history_model.choices
+            for channel_id, name in stored_channels:
+                channels.setdefault(channel_id, name)
+            symbols.update(stored_symbols)
         for s in self.controller.signals_model.objects():
             if s.channel_id:
                 channels[s.channel_id] = s.channel_name or s.channel_id
@@ -1027,6 +1065,13 @@ class MainWindow(QMainWindow):
         if name not in ("positions", "trades", "signals"):
             return
         spec = self._filter_spec
+        if name == "trades":
+            self._footer_timer.start()
+            if self.history_model is not None:  # filtered by the store's queries, off the loop
+                from .history_model import history_filter
+
+                self.history_model.set_filter(history_filter(spec))
+                return
         view = self.views[name]
         if getattr(spec, "is_empty", False):
             view.proxy.set_predicate(None)
@@ -1036,6 +1081,55 @@ class MainWindow(QMainWindow):
             view.proxy.set_predicate(lambda p, spec=spec: spec.matches(p, trade=trades.get(p.trade_id or "")))
         else:
             view.proxy.set_predicate(spec.matches)
+
+    # --- the Trades history from the store ---------------------------------------------------------------------
+
+    def _on_store_changed(self, store: Any) -> None:
+        """A store opened (or was replaced, or closed): the Trades view reads its history from it, or from the
+        in-memory model without one. The view is rebuilt on its new model (layout and filter kept)."""
+        old, self.history_model = self.history_model, None
+        path = getattr(store, "path", None)
+        codec = getattr(store, "codec", None)
+        if store is not None and path is not None and codec is not None:
+            from ..core.trade_history import HistoryReader
+            from .history_model import StoreTradesModel, history_filter
+
+            model = StoreTradesModel(HistoryReader(path, codec.decode_trade), self.controller.trades_model,
+                                     commits=lambda store=store: store.commits, parent=self)
+            model.set_options(self.controller.trades_model.options)
+            if self._filter_spec is not None:
+                model.set_filter(history_filter(self._filter_spec))
+            model.totals_changed.connect(self._on_history_totals)
+            self.history_model = model
+        if "trades" in self.views:
+            # (its layout is not saved here: the two models have different columns; closing saves the one shown)
+            view = self.views.pop("trades")
+            view.setParent(None)
+            view.deleteLater()
+            self.views["trades"]  # noqa: B018 - rebuilt on the new model
+        if old is not None:
+            old.close()
+            old.deleteLater()
+        if self.history_model is None:
+            self._footer_timer.start()
+
+    def _on_history_totals(self, count: int, totals: dict[str, Any]) -> None:
+        from .history_model import totals_text
+
+        self.trades_footer.setText(totals_text(count, totals))
+
+    def _update_memory_footer(self) -> None:
+        """Count and realized totals of the in-memory Trades rows the filter lets through (no store)."""
+        if self.history_model is not None:
+            return
+        from ..core.trade_history import realized_totals
+        from .history_model import totals_text
+
+        spec = self._filter_spec
+        trades = self.controller.trades_model.objects()
+        if spec is not None and not getattr(spec, "is_empty", True):
+            trades = [t for t in trades if spec.matches(t)]
+        self.trades_footer.setText(totals_text(len(trades), realized_totals(trades)))
 
     def refresh(self) -> None:
         if self.controller.started:
@@ -1150,6 +1244,8 @@ class MainWindow(QMainWindow):
 
         detail = TradeDetail(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme)
         row = self.controller.trades_model.get(trade_id)
+        if row is None and self.history_model is not None:  # older history: the row the store gave the table
+            row = self.history_model.trade(trade_id)
         if row is not None:
             detail.set_trade(row, self.controller.signals_model.get(row.signal_id or ""),
                              breakeven_seen=trade_id in self._breakeven_ids)
@@ -1236,6 +1332,8 @@ class MainWindow(QMainWindow):
         options = DisplayOptions(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme, dark=self._dark())
         for model, _sort in self._table_specs.values():  # every table's model, its view built or not
             model.set_options(options)
+        if self.history_model is not None:
+            self.history_model.set_options(options)
         self.summary.set_scheme(options.pl_scheme, options.dark)
         self._refresh_summary()
         if hasattr(self, "analytics"):

@@ -152,11 +152,14 @@ class DeskTableView(QTableView):
     under ``settings_key`` in QSettings, Ctrl+C copies the selected rows as TSV, double-click emits the row object."""
 
     def __init__(self, model: KeyedTableModel, settings_key: str, parent: QWidget | None = None, *,
-                 default_sort: tuple[str, Qt.SortOrder] | None = None) -> None:
+                 default_sort: tuple[str, Qt.SortOrder] | None = None, proxy: Any = None) -> None:
         super().__init__(parent)
         self.source_model = model
         self.settings_key = settings_key
-        self.proxy = DeskProxy(self)
+        # ``proxy``: another proxy for a model that sorts and filters itself (ui/history_model: the store's
+        # Trades, where a QSortFilterProxyModel would run Python per row); it has set_predicate/refilter too.
+        self.proxy = proxy if proxy is not None else DeskProxy(self)
+        self.proxy.setParent(self)
         self.proxy.setSourceModel(model)
         self.setHorizontalHeader(DeskHeader(self))
         self.setModel(self.proxy)

@@ -1,0 +1,395 @@
+"""The Trades history as indexed queries on the local store: filter, order, count, totals and pages, off the GUI
+thread.
+
+Provides:
+- :data:`INDEX_COLUMNS` / :func:`index_values`: the columns the store extracts from a trade's wire JSON beside it
+  (written by ``core.store``'s writer, back-filled by its migration 1 -> 2) so filter and sort are SQL;
+- :class:`HistoryFilter`: what the filter bar asks, in store terms (the same rules as ``ui.filter_bar.FilterSpec``
+  for trades: account, channel, symbol ignoring broker suffixes, status and the groups open/closed, a date window
+  a trade's life overlaps, every word of a free text in one of its text fields);
+- :data:`SORT_KEYS`: the Trades table's column keys -> SQL ordering expressions;
+- :class:`HistoryReader`: its own read-only SQLite connection (WAL: reads while the writer writes) on ONE worker
+  thread. :meth:`HistoryReader.order` returns the filtered rows' rowids in order (an ``array('q')``: 8 bytes a row,
+  2.4 MB for 300,000 trades), their count and realized P&L summed per currency as exact ``Decimal``;
+  :meth:`HistoryReader.page` decodes a window of rows. Both return ``concurrent.futures.Future``; nothing here runs
+  on the caller's thread.
+
+Why rowids: a trade's rowid is stable (the store upserts with ``ON CONFLICT DO UPDATE``, never delete + insert),
+so an ordered list of them is a cheap, exact snapshot of "what is shown, in which order"; a page is then a primary
+key lookup, whatever the sort, and scrolling costs nothing that grows with history.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from array import array
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+from . import jsontext
+from .analytics.history import UNKNOWN_CURRENCY
+from .analytics.totals import money_totals
+from .formatting import status_label
+from .models import TRADE_OPEN_STATUSES, TRADE_STATUSES, TRADE_TERMINAL_STATUSES
+from .pips import pip_size_float, pips
+
+__all__ = [
+    "INDEX_COLUMNS", "SORT_KEYS", "HistoryFilter", "HistoryReader", "Ordered", "PageRow", "RawRow", "base_symbol",
+    "decode_row",
+    "index_values", "realized_totals", "sum_realized",
+]
+
+#: Extracted beside ``json`` in the ``trades`` table (schema 2). Text columns keep exact money; ``*_n`` are REAL
+#: copies used for ORDER BY only (never summed).
+INDEX_COLUMNS: tuple[str, ...] = (
+    "symbol_base", "currency", "realized", "sort_ref", "account_label", "channel_name", "direction",
+    "volume_n", "entry_n", "sl_n", "tp_n", "unreal_n", "realized_n", "search",
+)
+
+
+def base_symbol(symbol: Any) -> str:
+    """``"#xauusd.m"`` -> ``"XAUUSD"``: the filter bar's symbol match (``ui.filter_bar._base_symbol``)."""
+    if not symbol or not isinstance(symbol, str):
+        return ""
+    return symbol.strip().lstrip("#").split(".")[0].split("-")[0].upper()
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else (None if value is None else str(value))
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _num(value: Any) -> float | None:
+    number = _dec(value)
+    try:
+        return float(number) if number is not None else None
+    except (OverflowError, ValueError):
+        return None
+
+
+def _tp_sort(wire: Mapping[str, Any]) -> float:
+    """(hits, levels) as one number, ordered as the table's tuple sort key."""
+    tps = wire.get("take_profits")
+    levels = sum(1 for tp in tps[:6] if tp is not None) if isinstance(tps, list) else 0
+    raw = wire.get("tp_hits")
+    if isinstance(raw, Mapping):
+        hits = sum(1 for v in raw.values() if v is True)
+    elif isinstance(raw, list):
+        hits = sum(1 for v in raw if v is True)
+    else:
+        hits = 0
+    return float(hits * 16 + levels)
+
+
+def index_values(wire: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The :data:`INDEX_COLUMNS` of one trade's wire form (the same function writes new rows and back-fills old)."""
+    tid = _text(wire.get("id")) or ""
+    reference = _text(wire.get("reference"))
+    symbol = _text(wire.get("symbol"))
+    status = _text(wire.get("status"))
+    realized = _dec(wire.get("realized_pl"))
+    fields = (tid, reference, symbol, _text(wire.get("direction")), status, _text(wire.get("channel_name")),
+              _text(wire.get("account_label")), _text(wire.get("signal_id")), _text(wire.get("currency")))
+    return (
+        base_symbol(symbol) or None,
+        _text(wire.get("currency")),
+        None if realized is None else f"{realized:f}",
+        (reference or tid[:8]).lower(),
+        _text(wire.get("account_label")),
+        _text(wire.get("channel_name")),
+        _text(wire.get("direction")),
+        _num(wire.get("volume")),
+        _num(wire.get("entry_price")),
+        _num(wire.get("stop_loss")),
+        _tp_sort(wire),
+        _num(wire.get("unrealized_pl")),
+        None if realized is None else _num(realized),
+        "\n".join(f for f in fields if f).lower(),
+    )
+
+
+# --- filter and order -------------------------------------------------------------------------------------------
+
+_OPEN_SQL = "coalesce(status, '') IN (" + ", ".join(f"'{s}'" for s in TRADE_OPEN_STATUSES) + ")"
+_CLOSED_SQL = "coalesce(status, '') IN (" + ", ".join(f"'{s}'" for s in TRADE_TERMINAL_STATUSES) + ")"
+_CLOSE_PRICE_SQL = (
+    "(SELECT sum(json_extract(p.json, '$.close_price') * json_extract(p.json, '$.volume'))"
+    " / sum(json_extract(p.json, '$.volume')) FROM positions p WHERE p.trade_id = trades.id"
+    " AND json_extract(p.json, '$.close_price') IS NOT NULL)")
+_SIDE_SQL = "(CASE lower(direction) WHEN 'sell' THEN -1.0 WHEN 'short' THEN -1.0 WHEN 'buy' THEN 1.0" \
+            " WHEN 'long' THEN 1.0 END)"
+
+#: Column key of the Trades table -> SQL expression it is ordered by (NULLs first ascending, as the table's own
+#: sort puts missing values first). Keys absent here are not sortable from the store (ordered by creation).
+SORT_KEYS: dict[str, str] = {
+    "reference": "sort_ref",
+    "created_at": "created_at",
+    "account": "lower(account_label)",
+    "channel": "lower(channel_name)",
+    "symbol": "lower(symbol)",
+    "direction": "lower(direction)",
+    "status": "status",
+    "volume": "volume_n",
+    "entry": "entry_n",
+    "sl": "sl_n",
+    "tp_hits": "tp_n",
+    "unrealized": f"(CASE WHEN {_CLOSED_SQL} THEN NULL ELSE unreal_n END)",
+    "realized": "realized_n",
+    "closed_at": "closed_at",
+    "updated_at": "updated_at",
+    "id": "id",
+    "close_price": _CLOSE_PRICE_SQL,
+    "duration": "(julianday(closed_at) - julianday(coalesce(json_extract(json, '$.opened_at'), created_at)))",
+    "pips": f"(({_CLOSE_PRICE_SQL} - entry_n) * {_SIDE_SQL} / pip_size(symbol))",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    """The filter bar's choice for trades, in store terms. ``since``: the start of the date window (aware), None
+    for all dates."""
+
+    account_id: str | None = None
+    channel_id: str | None = None
+    symbol: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    text: str = ""
+
+    def where(self, statuses: Sequence[str] = TRADE_STATUSES) -> tuple[str, list[Any]]:
+        """(SQL condition, parameters). ``statuses``: the statuses stored, whose shown words a text may match."""
+        from .store import ts_text  # (store imports this module for the schema; the reverse only at call time)
+
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.account_id:
+            clauses.append("account_id = ?")
+            params.append(self.account_id)
+        if self.channel_id:
+            clauses.append("channel_id = ?")
+            params.append(self.channel_id)
+        if key := base_symbol(self.symbol):
+            clauses.append("symbol_base = ?")
+            params.append(key)
+        if self.status:
+            wanted = self.status.lower()
+            if wanted == "open":
+                clauses.append(_OPEN_SQL)
+            elif wanted == "closed":
+                clauses.append(_CLOSED_SQL)
+            else:
+                clauses.append("status = ?")
+                params.append(wanted)
+        if self.since is not None:
+            # A trade's life overlaps the window: open, or closed (else created) on or after its start.
+            clauses.append(f"({_OPEN_SQL} OR coalesce(closed_at, nullif(created_at, '')) >= ?)")
+            params.append(ts_text(self.since))
+        for word in self.text.lower().split():
+            # Every word in one text field; the status also matches by the words shown for it ("Closed (profit)").
+            labelled = sorted({s for s in statuses if s and word in status_label(s).lower()})
+            cond = "instr(search, ?) > 0"
+            params.append(word)
+            if labelled:
+                cond = f"({cond} OR status IN ({', '.join('?' * len(labelled))}))"
+                params.extend(labelled)
+            clauses.append(cond)
+        return (" AND ".join(clauses) if clauses else "1"), params
+
+
+@dataclass(frozen=True, slots=True)
+class Ordered:
+    """The filtered rows in order: their rowids, and realized P&L summed per currency (exact)."""
+
+    rowids: array  # array('q')
+    totals: dict[str, Decimal] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.rowids)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One row as the store keeps it: decoded by :func:`decode_row` when first shown."""
+
+    rowid: int
+    id: str
+    json: str
+    positions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PageRow:
+    rowid: int
+    trade: Any  # the decoded domain object
+    close_price: Decimal | None
+    pips: Decimal | None
+
+
+def sum_realized(groups: Sequence[tuple[Any, Any]]) -> dict[str, Decimal]:
+    """``(currency, space-separated realized texts)`` per currency -> exact sums (C-level Decimal parsing)."""
+    out: dict[str, Decimal] = {}
+    for currency, texts in groups:
+        if not texts:
+            continue
+        key = str(currency) if currency else UNKNOWN_CURRENCY
+        out[key] = out.get(key, Decimal(0)) + sum(map(Decimal, str(texts).split()), Decimal(0))
+    return out
+
+
+def _close_price(position_wires: Sequence[Mapping[str, Any]]) -> Decimal | None:
+    """Volume-weighted close price of a trade's closed positions (exact), None when none has one."""
+    total_volume = Decimal(0)
+    weighted = Decimal(0)
+    plain: list[Decimal] = []
+    for p in position_wires:
+        price = _dec(p.get("close_price"))
+        if price is None:
+            continue
+        volume = _dec(p.get("volume"))
+        plain.append(price)
+        if volume is not None and volume > 0:
+            total_volume += volume
+            weighted += price * volume
+    if not plain:
+        return None
+    if total_volume > 0:
+        return weighted / total_volume
+    return sum(plain, Decimal(0)) / len(plain)
+
+
+def decode_row(raw: RawRow, decode_trade: Callable[[Any], Any]) -> PageRow | None:
+    """The trade of a stored row, with its close price (volume-weighted over its closed positions, exact) and
+    pips; None when its JSON cannot be read (the row shows blank)."""
+    try:
+        trade = decode_trade(jsontext.loads(raw.json))
+    except Exception:  # noqa: BLE001 - one undecodable row shows blank, never stops the page
+        return None
+    wires = []
+    for text in raw.positions:
+        try:
+            wires.append(jsontext.loads(text))
+        except ValueError:
+            continue
+    close = _close_price(wires) if getattr(trade, "is_terminal", True) else None  # (a partial close is not it)
+    return PageRow(raw.rowid, trade, close, pips(trade.symbol, trade.direction, trade.entry_price, close))
+
+
+class HistoryReader:
+    """Reads the Trades history of one store file on its own thread and connection."""
+
+    def __init__(self, path: Path | str, decode_trade: Callable[[Any], Any]) -> None:
+        self.path = Path(path)
+        self.decode_trade = decode_trade  # used where rows are shown (decode_row)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = threading.Event()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                   check_same_thread=False, timeout=10.0)
+            conn.execute("PRAGMA query_only=1")
+            conn.create_function("pip_size", 1, pip_size_float, deterministic=True)
+            self._conn = conn
+        return self._conn
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        if self._closed.is_set():
+            future: Future[Any] = Future()
+            future.set_exception(RuntimeError("history reader closed"))
+            return future
+        return self._pool.submit(fn, *args)
+
+    def order(self, flt: HistoryFilter, sort_key: str | None, descending: bool) -> Future[Ordered]:
+        return self._submit(self._order, flt, sort_key, descending)
+
+    def page(self, rowids: Sequence[int]) -> Future[list[RawRow]]:
+        return self._submit(self._page, list(rowids))
+
+    def choices(self) -> Future[tuple[list[tuple[str, str]], list[str]]]:
+        """Every stored trade's channels ``(id, name)`` and symbols: what the filter bar offers."""
+        return self._submit(self._choices)
+
+    def _choices(self) -> tuple[list[tuple[str, str]], list[str]]:
+        conn = self._connection()
+        channels = conn.execute("SELECT channel_id, max(channel_name) FROM trades WHERE channel_id IS NOT NULL"
+                                " GROUP BY channel_id").fetchall()
+        symbols = conn.execute("SELECT DISTINCT symbol FROM trades WHERE symbol IS NOT NULL").fetchall()
+        return [(c, n or c) for c, n in channels], [s for (s,) in symbols]
+
+    def close(self) -> None:
+        self._closed.set()
+
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        try:
+            self._pool.submit(shut)
+        except RuntimeError:
+            pass
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- on the worker ---------------------------------------------------------------------------------------
+
+    def _order(self, flt: HistoryFilter, sort_key: str | None, descending: bool) -> Ordered:
+        started = time.perf_counter()
+        conn = self._connection()
+        statuses = [r[0] for r in conn.execute("SELECT DISTINCT status FROM trades") if r[0]] if flt.text else ()
+        where, params = flt.where(statuses or TRADE_STATUSES)
+        expr = SORT_KEYS.get(sort_key or "", "created_at")
+        way = "DESC" if descending else "ASC"
+        # Ties: newest first either way (rowid grows with insertion), so equal keys keep a stable order.
+        sql = f"SELECT rowid FROM trades WHERE {where} ORDER BY {expr} {way}, rowid {way}"  # noqa: S608
+        rowids = array("q", map(itemgetter(0), conn.execute(sql, params)))
+        # Per currency, in chunks of ~2,000 values: each chunk is one short C call (Decimal parsing holds the GIL
+        # for its whole length; the GUI thread must get it back within a few milliseconds).
+        groups = conn.execute(
+            f"SELECT currency, group_concat(realized, ' ') FROM trades WHERE {where} AND realized IS NOT NULL"
+            " GROUP BY currency, rowid / 2048", params).fetchall()  # noqa: S608
+        return Ordered(rowids, sum_realized(groups), time.perf_counter() - started)
+
+    def _page(self, rowids: list[int]) -> list[RawRow]:
+        # Only SQLite here (it releases the GIL while it steps): the rows are decoded where they are painted,
+        # a screenful at a time (see decode_row). Python work on this thread would hold the GIL in 5 ms slices,
+        # and the GUI thread needs it for every cell it paints: a repaint would wait 5 ms per cell.
+        conn = self._connection()
+        if not rowids:
+            return []
+        marks = ",".join("?" * len(rowids))
+        rows = conn.execute(f"SELECT rowid, id, json FROM trades WHERE rowid IN ({marks})", rowids).fetchall()  # noqa: S608
+        ids = [r[1] for r in rows]
+        positions: dict[str, list[str]] = {}
+        if ids:
+            marks = ",".join("?" * len(ids))
+            for trade_id, text in conn.execute(
+                    f"SELECT trade_id, json FROM positions WHERE trade_id IN ({marks})", ids).fetchall():  # noqa: S608
+                positions.setdefault(trade_id, []).append(text)
+        return [RawRow(rowid, trade_id, text, tuple(positions.get(trade_id, ()))) for rowid, trade_id, text in rows]
+
+
+def realized_totals(trades: Sequence[Any]) -> dict[str, Decimal]:
+    """Realized P&L of in-memory trades summed per currency, as the store's totals are (the analytics footer rule:
+    exact, never across currencies, ``"?"`` for trades without a currency, trades without an amount add nothing)."""
+    return dict(money_totals((t.currency, t.realized_pl) for t in trades).money)

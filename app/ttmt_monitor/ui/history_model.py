@@ -1,0 +1,596 @@
+"""The Trades table read from the local store: every trade ever kept, paged in, sorted and filtered by SQL off the
+GUI thread, with the live rows merged in.
+
+Provides :class:`StoreTradesModel` (a ``QAbstractTableModel``), :class:`PassThroughProxy` (the view's proxy for
+it: an identity mapping, no per-row work in Python) and :func:`history_filter` (``FilterSpec`` -> store filter).
+
+How (issue 16): a filter or sort asks ``core.trade_history.HistoryReader`` (its own SQLite connection on a worker
+thread) for the ordered rowids of the matching trades, their count and realized P&L per currency; ``rowCount`` is
+that count; the rows on screen are fetched a page at a time on the worker and kept in a bounded LRU cache
+(``CACHE_ROWS``), so memory does not grow with history scrolled. The GUI thread never runs a query.
+
+Live rows: a trade the live model (``TradesModel``: the open trades and the newest page, kept current by the
+stream) holds is painted from it — same text, P&L colours, flash and "not live" greying, current to the tick. When
+the store commits (new trades, a closed trade, backfill) the order is asked again, at most every ``REQUERY_MS``
+(longer when a query takes long), and applied as a layout change that keeps the selection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QIdentityProxyModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QColor
+
+from ..core import formatting as fmt
+from ..core.trade_history import HistoryFilter, HistoryReader, Ordered, PageRow, RawRow, decode_row
+from . import theme
+from .table_base import KEY_ROLE, ROW_ROLE, SORT_ROLE, Column, DisplayOptions, sort_key, text_plain
+from .trades_model import TradesModel
+
+log = logging.getLogger(__name__)
+
+PAGE_ROWS = 200  # rows fetched per page query
+CACHE_ROWS = 2000  # decoded rows kept (LRU): ~5 MB, whatever the history's size
+REQUERY_MS = 1000  # at most this often a new order after the store changed (x3 the last query's time if longer)
+_ALIGN_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_ALIGN_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+_BLANK = ("", _ALIGN_LEFT, None, None)
+_CELL_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+
+def format_duration(seconds: float | None) -> str:
+    """``"45 s"``, ``"12 min"``, ``"3 h 05 min"``, ``"2 d 4 h"``; blank when unknown or negative."""
+    if seconds is None or seconds < 0:
+        return ""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+def trade_duration(trade: Any) -> float | None:
+    """Seconds from opened (else created) to closed; None while open."""
+    end = getattr(trade, "closed_at", None)
+    start = getattr(trade, "opened_at", None) or getattr(trade, "created_at", None)
+    if end is None or start is None:
+        return None
+    try:
+        return (end - start).total_seconds()
+    except (TypeError, OverflowError):
+        return None
+
+
+def _signed(value: Decimal | None) -> str:
+    """``"+12.5"``, ``"−3.0"`` (the desk's minus sign), ``"0.0"``; blank for None."""
+    if value is None:
+        return ""
+    text = f"{value:f}"
+    if value > 0:
+        return "+" + text
+    return (fmt.MINUS + text[1:]) if text.startswith("-") else text
+
+
+def history_filter(spec: Any, now: datetime | None = None) -> HistoryFilter:
+    """``ui.filter_bar.FilterSpec`` (or None) -> :class:`HistoryFilter` (the date window fixed at ``now``)."""
+    if spec is None:
+        return HistoryFilter()
+    return HistoryFilter(account_id=spec.account_id, channel_id=spec.channel_id, symbol=spec.symbol,
+                         status=spec.status, since=spec.window_start(now or datetime.now(UTC)), text=spec.text)
+
+
+class _Relay(QObject):
+    """Carries a worker's finished future to the GUI thread (a queued signal: emitted from the worker)."""
+
+    done = Signal(object, object)  # (tag, future)
+
+
+class PassThroughProxy(QIdentityProxyModel):
+    """The Trades view's proxy over :class:`StoreTradesModel`: rows map one to one in C++ (a
+    ``QSortFilterProxyModel`` would call Python once per row to build its mapping: ~1 s at 300,000 rows). Sorting
+    and filtering are the model's (SQL); the view's sort reaches it through ``QAbstractProxyModel.sort``."""
+
+    def set_predicate(self, predicate: Callable[[Any], bool] | None) -> None:
+        """Filters are applied by the model (``StoreTradesModel.set_filter``); nothing to do here."""
+
+    def refilter(self) -> None:
+        pass
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        model = self.sourceModel()
+        if model is not None:
+            model.sort(column, order)
+
+
+class StoreTradesModel(QAbstractTableModel):
+    """The Trades table over the store (see the module docstring). ``live``: the controller's ``TradesModel``."""
+
+    rows_touched = Signal(int, int, int)  # (views connect it; the order is kept by the model itself)
+    #: (count of the filtered rows, {currency: realized P&L}) after each new order
+    totals_changed = Signal(int, object)
+    #: a new order was applied (tests and benchmarks wait for it)
+    ordered = Signal()
+
+    def __init__(self, reader: HistoryReader, live: TradesModel, *, commits: Callable[[], int] | None = None,
+                 parent: Any = None) -> None:
+        super().__init__(parent)
+        self.reader = reader
+        self.live = live
+        self.options = DisplayOptions()
+        base = tuple(live.columns)
+        self._n_live = len(base)
+        self.columns: tuple[Column, ...] = base + (
+            Column("close_price", "Close", self._close_of,
+                   lambda t, o: fmt.format_price(self._close_of(t), t.symbol), numeric=True,
+                   tooltip="Average close price of the trade's closed positions (volume-weighted)"),
+            Column("duration", "Duration", trade_duration, lambda t, o: format_duration(trade_duration(t)),
+                   numeric=True, tooltip="From open to close"),
+            Column("pips", "Pips", self._pips_of, lambda t, o: _signed(self._pips_of(t)), numeric=True,
+                   pl_currency=lambda t: None,
+                   tooltip="Pips from entry to close: FX 0.0001 (JPY 0.01), gold 0.1, silver 0.01, indices 1 "
+                              "point; blank where the pip is not known"),
+        )
+        self._rowids = array("q")
+        self._cache: OrderedDict[int, RawRow] = OrderedDict()  # rowid -> the stored row (LRU, CACHE_ROWS)
+        self._decoded: dict[int, PageRow | None] = {}  # rowid -> decoded when first shown (None: unreadable)
+        self._texts: dict[int, list[str | None]] = {}
+        self._by_id: dict[str, int] = {}  # trade id -> rowid, for the cached rows (live changes find their row)
+        self._extras: dict[str, PageRow] = {}  # trade id -> its page row (close price, pips), cached rows only
+        self._filter = HistoryFilter()
+        self._sort_key: str | None = "created_at"
+        self._sort_column = self.column_number("created_at")
+        self._sort_order = Qt.SortOrder.DescendingOrder
+        self._generation = 0  # bumped by each new order; pages of an older one are dropped
+        self._asked: set[int] = set()  # page numbers asked in this generation
+        self._wanted: set[int] = set()
+        self._querying = False
+        self._query_again = False
+        self._last_query_s = 0.0
+        self.totals: dict[str, Decimal] = {}
+        #: ([(channel_id, name)], [symbol]) of every stored trade, once asked (refresh_choices)
+        self.choices: tuple[list[tuple[str, str]], list[str]] = ([], [])
+        self._choices_asked: tuple[int, float] | None = None
+        self.ready = False  # a first order arrived
+        self._commits = commits
+        self._seen_commits = commits() if commits is not None else 0
+        self._relay = _Relay(self)
+        self._relay.done.connect(self._on_done)
+        self._page_timer = QTimer(self)
+        self._page_timer.setSingleShot(True)
+        self._page_timer.setInterval(0)
+        self._page_timer.timeout.connect(self._ask_pages)
+        self._poll = QTimer(self)  # the store's commit count: cheap to read, tells when to order again
+        self._poll.setInterval(REQUERY_MS)
+        self._poll.timeout.connect(self._check_store)
+        self._pl_colors = {s: theme.pl_color(s, "green_up", False) for s in (-1, 0, 1)}
+        self._repaint_timer = QTimer(self)  # coalesces repaints asked by live changes and late pages
+        self._repaint_timer.setSingleShot(True)
+        self._repaint_timer.setInterval(50)
+        self._repaint_timer.timeout.connect(self._repaint_all)
+        live.dataChanged.connect(self._on_live_changed)
+        live.modelReset.connect(self._on_live_reset)
+        self.requery()
+        if commits is not None:
+            self._poll.start()
+
+    # --- what the view and window ask -------------------------------------------------------------------------
+
+    def column_number(self, key: str) -> int:
+        for n, column in enumerate(self.columns):
+            if column.key == key:
+                return n
+        raise KeyError(key)
+
+    def _close_of(self, trade: Any) -> Decimal | None:
+        row = self._extras.get(getattr(trade, "id", ""))
+        return row.close_price if row is not None else None
+
+    def _pips_of(self, trade: Any) -> Decimal | None:
+        row = self._extras.get(getattr(trade, "id", ""))
+        return row.pips if row is not None else None
+
+    def row_object(self, row: int) -> Any:
+        """The trade on ``row`` (the live version when the live model has it), None while its page loads."""
+        if not 0 <= row < len(self._rowids):
+            return None
+        rowid = self._rowids[row]
+        raw = self._cache.get(rowid)
+        if raw is None:
+            return None
+        current = self.live.get(raw.id)
+        if current is not None:
+            return current
+        entry = self._entry(rowid)
+        return entry.trade if entry is not None else None
+
+    def _entry(self, rowid: int) -> PageRow | None:
+        """The decoded row (decoded here on first use: a screenful costs a few ms, see HistoryReader._page)."""
+        try:
+            return self._decoded[rowid]
+        except KeyError:
+            pass
+        raw = self._cache.get(rowid)
+        if raw is None:
+            return None
+        entry = self._decoded[rowid] = decode_row(raw, self.reader.decode_trade)
+        if entry is not None:
+            self._extras[raw.id] = entry
+        return entry
+
+    def trade(self, trade_id: str) -> Any:
+        """A trade of the loaded pages by id (the live version when there is one), else None."""
+        current = self.live.get(trade_id)
+        if current is not None:
+            return current
+        rowid = self._by_id.get(trade_id)
+        entry = self._entry(rowid) if rowid is not None else None
+        return entry.trade if entry is not None else None
+
+    def objects_loaded(self) -> list[Any]:
+        return [self.row_object(r) for r in range(len(self._rowids)) if self._rowids[r] in self._cache]
+
+    def cache_size(self) -> int:
+        return len(self._cache)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rowids)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.columns)
+
+    def index(self, row: int, column: int,
+              parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
+        if 0 <= row < len(self._rowids) and 0 <= column < len(self.columns) and not parent.isValid():
+            return self.createIndex(row, column)
+        return QModelIndex()
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        # Asked once per painted cell: a prebuilt value (an enum "|" per call costs more than the rest of a paint).
+        return _CELL_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
+            return None
+        column = self.columns[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column.is_time:
+                return f"{column.title} ({fmt.zone_label(utc=self.options.utc)})"
+            return column.title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return column.tooltip or column.title
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _ALIGN_RIGHT if column.numeric else _ALIGN_LEFT
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        if role == ROW_ROLE:
+            return self.row_object(row)
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.TextAlignmentRole, Qt.ItemDataRole.ForegroundRole,
+                    Qt.ItemDataRole.BackgroundRole):
+            text, align, fg, bg = self.paint_data(row, col)
+            if role == Qt.ItemDataRole.DisplayRole:
+                return text
+            if role == Qt.ItemDataRole.TextAlignmentRole:
+                return align
+            return fg if role == Qt.ItemDataRole.ForegroundRole else bg
+        obj = self.row_object(row)
+        if obj is None or not 0 <= col < len(self.columns):
+            return None
+        if role == KEY_ROLE:
+            return obj.id
+        if role == SORT_ROLE:
+            return sort_key(self.columns[col].value(obj))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            live_row = self.live.row_of(obj.id)
+            if live_row is not None and col < self._n_live:
+                return self.live.data(self.live.index(live_row, col), role)
+            column = self.columns[col]
+            return (column.text(obj, self.options) if column.text is not None else None) or None
+        return None
+
+    def paint_data(self, row: int, col: int) -> tuple[str, int, QColor | None, QColor | None]:
+        """(text, alignment, foreground, background) of a cell in one call (views.FastCellDelegate)."""
+        if not (0 <= row < len(self._rowids) and 0 <= col < len(self.columns)):
+            return _BLANK
+        rowid = self._rowids[row]
+        raw = self._cache.get(rowid)
+        if raw is None:
+            self._want(row)
+            return _BLANK
+        self._cache.move_to_end(rowid)
+        if col < self._n_live:
+            live_row = self.live.row_of(raw.id)
+            if live_row is not None:  # the live version: its text, colours, flash and greying
+                return self.live.paint_data(live_row, col)
+        entry = self._entry(rowid)
+        if entry is None:
+            return _BLANK
+        trade = entry.trade
+        column = self.columns[col]
+        try:
+            texts = self._texts.get(rowid)
+            if texts is None:
+                texts = self._texts[rowid] = [None] * len(self.columns)
+            text = texts[col]
+            if text is None:
+                text = texts[col] = (column.text(trade, self.options) if column.text is not None
+                                     else text_plain(column.value(trade)))
+            fg = None
+            if column.pl_currency is not None:
+                sign = fmt.pl_sign(column.value(trade), column.pl_currency(trade))
+                fg = self._pl_colors[sign] if sign else None
+        except Exception:  # noqa: BLE001 - a strange value shows blank, never kills the paint
+            return _BLANK
+        return text, (_ALIGN_RIGHT if column.numeric else _ALIGN_LEFT), fg, None
+
+    # --- options, stale (the live model does the greying of its rows) ----------------------------------------
+
+    def set_options(self, options: DisplayOptions) -> None:
+        self.options = options
+        self._texts.clear()
+        self._pl_colors = {s: theme.pl_color(s, options.pl_scheme, options.dark) for s in (-1, 0, 1)}
+        if self.columns:
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(self.columns) - 1)
+        self._repaint_all()
+
+    def set_stale(self, as_of: datetime | None) -> None:
+        """The live model greys its rows; history rows have no live columns."""
+
+    def resort(self) -> bool:
+        return False  # the order is the store's (requery)
+
+    def sort_state(self) -> tuple[int, Qt.SortOrder]:
+        return self._sort_column, self._sort_order
+
+    def _repaint_all(self) -> None:
+        if self._rowids:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rowids) - 1, len(self.columns) - 1))
+
+    # --- sort and filter: a new order from the worker ---------------------------------------------------------
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        key = self.columns[column].key if 0 <= column < len(self.columns) else None
+        if (key, order) == (self._sort_key, self._sort_order) and (self.ready or self._querying):
+            return  # (the view asks twice per header click: once is enough)
+        self._sort_column, self._sort_order = column, order
+        self._sort_key = key
+        self.requery()
+
+    def set_filter(self, flt: HistoryFilter) -> None:
+        if flt != self._filter:
+            self._filter = flt
+            self.requery()
+
+    def requery(self) -> None:
+        """Ask the worker for the order of the current filter and sort (once at a time; a change while one runs
+        asks again when it ends)."""
+        if self._querying:
+            self._query_again = True
+            return
+        self._querying = True
+        self._query_again = False
+        self._seen_commits = self._commits() if self._commits is not None else 0
+        tag = ("order", self._filter, self._sort_key, self._sort_order)
+        future = self.reader.order(self._filter, self._sort_key, self._sort_order == Qt.SortOrder.DescendingOrder)
+        future.add_done_callback(self._relay_to_gui(tag))
+
+    def refresh_choices(self) -> None:
+        """Ask the store for its channels and symbols (``choices`` is set when they arrive; at most every 30 s
+        and only after the store changed)."""
+        commits = self._commits() if self._commits is not None else 0
+        now = time.monotonic()
+        if self._choices_asked is not None and (commits == self._choices_asked[0] or now - self._choices_asked[1] < 30):
+            return
+        self._choices_asked = (commits, now)
+        self.reader.choices().add_done_callback(self._relay_to_gui(("choices",)))
+
+    def _relay_to_gui(self, tag: tuple[Any, ...]) -> Callable[[Future[Any]], None]:
+        """A done-callback (run on the reader thread) that hands the future to ``_on_done`` on the GUI thread."""
+        def done(future: Future[Any]) -> None:
+            self._relay.done.emit(tag, future)
+        return done
+
+    def _check_store(self) -> None:
+        if self._commits is None or self._querying:
+            return
+        commits = self._commits()
+        if commits != self._seen_commits:
+            self.requery()
+
+    def _on_done(self, tag: tuple[Any, ...], future: Future[Any]) -> None:
+        try:
+            result = future.result()
+        except Exception as exc:  # noqa: BLE001 - a failed read leaves the rows as they were
+            log.warning("history: read failed: %s", exc)
+            result = None
+        if tag[0] == "order":
+            self._querying = False
+            if result is not None:
+                _, flt, key, order = tag
+                if (flt, key, order) == (self._filter, self._sort_key, self._sort_order):
+                    self._apply_order(result)
+                else:
+                    self._query_again = True
+            if self._query_again:
+                self.requery()
+            return
+        if tag[0] == "choices" and result is not None:
+            self.choices = result
+            return
+        if tag[0] == "page" and result is not None:
+            self._apply_page(result, tag[2] if tag[1] == self._generation else None)
+            if tag[1] == self._generation:
+                self._asked.discard(tag[2])
+
+    def _apply_order(self, ordered: Ordered) -> None:
+        self._last_query_s = ordered.seconds
+        self._poll.setInterval(max(REQUERY_MS, int(ordered.seconds * 3000)))
+        new = ordered.rowids
+        old = self._rowids
+        self._generation += 1
+        self._asked.clear()
+        first = not self.ready
+        self.ready = True
+        if first or not old:
+            self.beginResetModel()
+            self._rowids = new
+            self.endResetModel()
+        elif new != old:
+            self._relayout(old, new)
+        self.totals = ordered.totals
+        self.totals_changed.emit(len(new), dict(ordered.totals))
+        self.ordered.emit()
+
+    def _relayout(self, old: array, new: array) -> None:
+        """Move to a new order keeping the selection and current row (persistent indexes follow their trade)."""
+        if len(new) > len(old):  # rows added: announce them at the end, then reorder
+            self.beginInsertRows(QModelIndex(), len(old), len(new) - 1)
+            self._rowids = array("q", old) + array("q", [-1]) * (len(new) - len(old))
+            self.endInsertRows()
+            old = self._rowids
+        self.layoutAboutToBeChanged.emit()
+        persistent = self.persistentIndexList()
+        targets = {old[p.row()] for p in persistent if p.isValid() and 0 <= p.row() < len(old)}
+        found = _positions(new, targets)
+        moved = []
+        for p in persistent:
+            row = p.row()
+            pos = found.get(old[row]) if p.isValid() and 0 <= row < len(old) else None
+            moved.append(self.createIndex(pos, p.column()) if pos is not None else QModelIndex())
+        if len(new) < len(old):  # rows gone: keep the count through the layout change, remove the tail after
+            self._rowids = array("q", new) + array("q", [-1]) * (len(old) - len(new))
+        else:
+            self._rowids = new
+        if persistent:
+            self.changePersistentIndexList(persistent, moved)
+        self.layoutChanged.emit()
+        if len(new) < len(old):
+            self.beginRemoveRows(QModelIndex(), len(new), len(old) - 1)
+            self._rowids = new
+            self.endRemoveRows()
+
+    # --- pages ------------------------------------------------------------------------------------------------
+
+    def _want(self, row: int) -> None:
+        page = row // PAGE_ROWS
+        if page not in self._asked:
+            self._wanted.add(page)
+            if not self._page_timer.isActive():
+                self._page_timer.start()
+
+    def _ask_pages(self) -> None:
+        wanted, self._wanted = self._wanted, set()
+        for page in sorted(wanted):
+            if page in self._asked:
+                continue
+            self._asked.add(page)
+            ids = [r for r in self._rowids[page * PAGE_ROWS:(page + 1) * PAGE_ROWS] if r not in self._cache]
+            if not ids:
+                self._asked.discard(page)
+                continue
+            tag = ("page", self._generation, page)
+            self.reader.page(ids).add_done_callback(self._relay_to_gui(tag))
+
+    def _apply_page(self, rows: list[RawRow], page: int | None) -> None:
+        """Keep a fetched page (rows of an older order are still good: they are keyed by rowid) and repaint its
+        rows (``page``: where they stand in the current order; None: unknown, repaint what is visible)."""
+        cache = self._cache
+        for item in rows:
+            if cache.pop(item.rowid, None) is not None:
+                self._forget(item.rowid, item.id)
+            cache[item.rowid] = item
+            self._by_id[item.id] = item.rowid
+        while len(cache) > CACHE_ROWS:
+            rowid, gone = cache.popitem(last=False)
+            self._forget(rowid, gone.id)
+        if page is None:
+            self._schedule_repaint()
+            return
+        first = page * PAGE_ROWS
+        last = min(len(self._rowids), first + PAGE_ROWS) - 1
+        if last >= first:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(self.columns) - 1))
+
+    def _forget(self, rowid: int, trade_id: str) -> None:
+        self._texts.pop(rowid, None)
+        self._decoded.pop(rowid, None)
+        self._by_id.pop(trade_id, None)
+        self._extras.pop(trade_id, None)
+
+    # --- live ------------------------------------------------------------------------------------------------
+
+    def _on_live_changed(self, top: QModelIndex, bottom: QModelIndex, roles: Any = ()) -> None:
+        """Live rows changed: repaint ours showing them (found through the cached rows only)."""
+        if not self._by_id or not top.isValid():
+            return
+        live = self.live
+        hit = False
+        for live_row in range(top.row(), bottom.row() + 1):
+            key = live.index(live_row, 0).data(KEY_ROLE)
+            rowid = self._by_id.get(key) if key is not None else None
+            if rowid is not None:
+                self._texts.pop(rowid, None)
+                hit = True
+        if hit:  # one repaint of what is on screen, whatever number of rows changed (not a row lookup each)
+            self._schedule_repaint()
+
+    def _schedule_repaint(self) -> None:
+        if not self._repaint_timer.isActive():
+            self._repaint_timer.start()
+
+    def _on_live_reset(self) -> None:
+        self._repaint_all()
+
+    def close(self) -> None:
+        self._poll.stop()
+        self.reader.close()
+
+
+def _positions(rowids: array, wanted: set[int]) -> dict[int, int]:
+    """Where each of a few rowids stands in ``rowids`` (C-level ``array.index`` for a few, one pass for many)."""
+    out: dict[int, int] = {}
+    wanted = {w for w in wanted if w >= 0}
+    if len(wanted) <= 16:
+        for rowid in wanted:
+            try:
+                out[rowid] = rowids.index(rowid)
+            except ValueError:
+                pass
+        return out
+    for i, rowid in enumerate(rowids):
+        if rowid in wanted:
+            out[rowid] = i
+    return out
+
+
+
+def totals_text(count: int, totals: dict[str, Decimal]) -> str:
+    """The footer under the Trades table: ``"1,234 trades shown · realized +1,234.50 USD · −56.00 EUR"`` (each
+    currency on its own: amounts in different currencies are never added)."""
+    head = f"{count:,} trade{'' if count == 1 else 's'} shown"
+    parts = [fmt.format_pl(totals[c], c) for c in sorted(totals)]
+    return head + (" · realized " + " · ".join(parts) if parts else "")

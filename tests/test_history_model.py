@@ -1,0 +1,193 @@
+"""The store-backed Trades table (ui/history_model) over a real SQLite history and real offscreen widgets: Qt's model
+tester; pages load on demand and the cache stays bounded however far one scrolls; a header click sorts and the
+filter bar filters through the store; live rows are painted from the live model; a new trade keeps the selection
+on its trade; the window swaps its Trades view onto the store when the store opens, with the footer's count and
+per-currency totals, and double-click opens an old trade's detail."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtTest import QAbstractItemModelTester
+
+from _qasync_support import ModuleLoop, dispose, until
+from ttmt_monitor.core.store import Store
+from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader
+from ttmt_monitor.sim.history import history_wires
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
+from ttmt_monitor.ui import history_model as hm
+from ttmt_monitor.ui.history_model import PassThroughProxy, StoreTradesModel, totals_text
+from ttmt_monitor.ui.table_base import ROW_ROLE
+from ttmt_monitor.ui.trades_model import TradesModel
+from ttmt_monitor.ui.views import DeskTableView
+
+N = 3000
+_LOOP = ModuleLoop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_loop():
+    yield
+    _LOOP.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store.open_path(tmp_path / "history.sqlite", codec=CODEC)
+    trades, positions = [], []
+    for trade, pos in history_wires(N):
+        trades.append(trade)
+        positions.extend(pos)
+    s.put_trades(trades)
+    s.put_positions(positions)
+    s.flush_sync()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def model(qtbot, store: Store):
+    live = TradesModel()
+    m = StoreTradesModel(HistoryReader(store.path, CODEC.decode_trade), live, commits=lambda: store.commits)
+    qtbot.waitUntil(lambda: m.ready, timeout=10000)
+    yield m
+    m.close()
+
+
+def _load(qtbot, m: StoreTradesModel, row: int) -> None:
+    m.paint_data(row, 0)
+    qtbot.waitUntil(lambda: m.row_object(row) is not None, timeout=10000)
+
+
+def test_rows_are_counted_by_the_store_and_paged_in_on_demand(qtbot, model: StoreTradesModel) -> None:
+    QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    assert model.rowCount() == N and model.cache_size() == 0
+    assert model.paint_data(0, 0)[0] == ""  # not loaded yet: blank, and asked for
+    _load(qtbot, model, 0)
+    assert model.row_object(0).reference == f"trd_{N - 1:07d}"  # newest first
+    assert model.cache_size() == hm.PAGE_ROWS
+    closed = next(r for r in range(hm.PAGE_ROWS) if model.row_object(r).status == "closed_profit")
+    trade = model.row_object(closed)
+    cols = {c.key: n for n, c in enumerate(model.columns)}
+    assert model.paint_data(closed, cols["close_price"])[0]  # the close price of its closed position
+    assert model.paint_data(closed, cols["duration"])[0].endswith(("min", "h", "s"))
+    pips_text = model.paint_data(closed, cols["pips"])[0]
+    assert (pips_text == "") == (trade.symbol == "BTCUSD")
+    assert model.data(model.index(closed, 0), ROW_ROLE) is trade
+
+
+def test_scrolling_all_of_it_keeps_the_cache_bounded(qtbot, model: StoreTradesModel, monkeypatch) -> None:
+    monkeypatch.setattr(hm, "CACHE_ROWS", 500)
+    for row in range(0, N, hm.PAGE_ROWS):
+        _load(qtbot, model, row)
+        assert model.cache_size() <= 500
+    _load(qtbot, model, N - 1)
+    assert model.row_object(N - 1).reference == "trd_0000000"
+    assert model.cache_size() <= 500 and len(model._texts) <= 500 and len(model._by_id) <= 500
+
+
+def test_header_sort_and_filter_run_in_the_store(qtbot, model: StoreTradesModel) -> None:
+    view = DeskTableView(model, "trades_test", proxy=PassThroughProxy())
+    qtbot.addWidget(view)
+    view.resize(1000, 500)
+    view.show()
+    realized = model.column_number("realized")
+    generation = model._generation
+    view.sortByColumn(realized, Qt.SortOrder.DescendingOrder)
+    qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)
+    _load(qtbot, model, 0)
+    _load(qtbot, model, 1)
+    assert model.row_object(0).realized_pl >= model.row_object(1).realized_pl
+    best = max((t for t, _ in history_wires(N)), key=lambda t: t["realized_pl"])
+    assert model.row_object(0).realized_pl == best["realized_pl"]
+    generation = model._generation
+    model.set_filter(HistoryFilter(account_id="acc-3", status="closed"))
+    qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)
+    expected = [t for t, _ in history_wires(N) if t["account_id"] == "acc-3" and t["status"] != "active"]
+    assert model.rowCount() == len(expected) == view.model().rowCount()
+    total = sum((t["realized_pl"] for t in expected), Decimal(0))
+    assert model.totals == {"EUR": total}
+    assert totals_text(model.rowCount(), model.totals).startswith(f"{len(expected):,} trades shown · realized ")
+
+
+def test_a_live_row_is_painted_from_the_live_model(qtbot, model: StoreTradesModel) -> None:
+    _load(qtbot, model, 0)
+    stored = model.row_object(0)
+    col = model.column_number("unrealized")
+    live_version = dataclasses.replace(stored, unrealized_pl=Decimal("123.45"))
+    changed = []
+    model.dataChanged.connect(lambda *a: changed.append(a))
+    model.live.upsert([live_version])
+    qtbot.waitUntil(lambda: "123.45" in model.paint_data(0, col)[0], timeout=3000)
+    assert model.row_object(0) is live_version
+    model.live.upsert([dataclasses.replace(live_version, unrealized_pl=Decimal("-5.00"))])
+    qtbot.waitUntil(lambda: bool(changed), timeout=3000)  # the view is told to repaint
+    assert "5.00" in model.paint_data(0, col)[0] and model.paint_data(0, col)[2] is not None  # coloured
+
+
+def test_a_new_trade_keeps_the_selection_on_its_trade(qtbot, model: StoreTradesModel, store: Store) -> None:
+    view = DeskTableView(model, "trades_test", proxy=PassThroughProxy())
+    qtbot.addWidget(view)
+    view.resize(1000, 500)
+    view.show()
+    _load(qtbot, model, 5)
+    chosen = model.row_object(5).id
+    view.selectionModel().select(view.model().index(5, 0), QItemSelectionModel.SelectionFlag.ClearAndSelect
+                                 | QItemSelectionModel.SelectionFlag.Rows)
+    newest = dict(next(iter(history_wires(1)))[0], id="trade-new", reference="trd_new",
+                  created_at="2030-01-01T00:00:00.000Z")
+    generation = model._generation
+    store.put_trades([newest])  # the store commits: the model asks for the order again by itself
+    qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)
+    assert model.rowCount() == N + 1
+    assert [o.id for o in view.selected_objects()] == [chosen]
+    assert view.selectionModel().selectedRows()[0].row() == 6
+    _load(qtbot, model, 0)
+    assert model.row_object(0).id == "trade-new"
+
+
+def test_the_window_reads_trades_from_the_store_with_a_footer(qapp, store: Store, settings) -> None:
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.main_window import MainWindow
+
+    async def scenario() -> None:
+        controller = DeskController("http://127.0.0.1:9", "k", start_stream=False)
+        window = MainWindow(controller, settings)
+        window.select_tab("trades")
+        window.show()
+        try:
+            assert not isinstance(window.views["trades"].source_model, StoreTradesModel)
+            controller.store = store  # the store opened
+            model = window.history_model
+            assert isinstance(model, StoreTradesModel) and window.views["trades"].source_model is model
+            await until(lambda: window.trades_footer.text().startswith(f"{N:,} trades shown"), 10, "footer")
+            assert "USD" in window.trades_footer.text() and "EUR" in window.trades_footer.text()
+            # The filter bar offers every stored trade's channels and symbols, not only the live rows'.
+            bar = window.filter_bar
+            await until(lambda: window._refresh_choices() is None and bar.channel_combo.findData("ch-3") > 0
+                        and bar.symbol_combo.findData("US30") > 0, 10, "choices")
+            bar.search_edit.setText("FTMO")
+            bar.search_edit.returnPressed.emit()
+            expected = sum(1 for t, _ in history_wires(N) if t["account_label"] == "FTMO 100k")
+            await until(lambda: model.rowCount() == expected, 10, "filtered")
+            await until(lambda: window.trades_footer.text().startswith(f"{expected:,} trades shown"), 10, "footer")
+            assert "EUR" not in window.trades_footer.text()  # FTMO is a USD account: only what is shown is summed
+            view = window.views["trades"]
+            await until(lambda: model.row_object(0) is not None, 10, "first row")
+            trade = model.row_object(0)
+            dialog = window.open_trade(trade.id)  # what a double-click on the row does
+            assert trade.reference in dialog.windowTitle()
+            dialog.close()
+            assert view.model().rowCount() == expected
+            controller.store = None  # closed: back to the in-memory table
+            assert not isinstance(window.views["trades"].source_model, StoreTradesModel)
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    _LOOP.run(scenario)

@@ -1,0 +1,222 @@
+"""The Trades history as store queries (core.trade_history) against a real SQLite store: the schema 1 -> 2 migration
+keeps every existing trade and fills the filter/sort columns; the SQL filter selects exactly what the filter bar's
+FilterSpec.matches selects; the order is the table's order; totals are exact per currency; the pip rule."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ttmt_monitor.core import store as store_mod
+from ttmt_monitor.core.pips import pip_size, pips
+from ttmt_monitor.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, dumps, ts_text
+from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader, decode_row, realized_totals
+from ttmt_monitor.sim.history import T0, history_wires
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
+from ttmt_monitor.ui.filter_bar import FilterSpec
+from ttmt_monitor.ui.history_model import history_filter
+from ttmt_monitor.ui.table_base import _py_sort_key
+from ttmt_monitor.ui.trades_model import TradesModel
+
+N = 900
+
+
+def _odd_wires() -> list[dict[str, Any]]:
+    """Trades a generator would not make: broker-suffixed symbols, no status, a status the contract lacks."""
+    base = {"account_id": "acc-9", "account_label": "Odd", "currency": "GBP", "direction": "SELL",
+            "channel_id": "ch-9", "channel_name": "Odd Channel", "realized_pl": Decimal("-1.005"),
+            "created_at": "2024-01-02T00:00:00.000Z", "closed_at": "2024-01-02T01:00:00.000Z"}
+    return [
+        {**base, "id": "odd-1", "symbol": "#xauusd-pro", "status": "closed_loss"},
+        {**base, "id": "odd-2", "symbol": "EURUSD.m", "status": None, "closed_at": None, "realized_pl": None},
+        {**base, "id": "odd-3", "symbol": None, "status": "on_hold", "reference": "trd_hold"},
+    ]
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Store:
+    store = Store.open_path(tmp_path / "history.sqlite", codec=CODEC)
+    trades, positions = [], []
+    for trade, pos in history_wires(N, open_every=50):
+        trades.append(trade)
+        positions.extend(pos)
+    store.put_trades(trades + _odd_wires())
+    store.put_positions(positions)
+    store.flush_sync()
+    yield store
+    store.close()
+
+
+def _all(store: Store) -> list[Any]:
+    return list(store.iter_trades())
+
+
+def _order(store: Store, flt: HistoryFilter, key: str | None = "created_at", desc: bool = True):
+    reader = HistoryReader(store.path, CODEC.decode_trade)
+    try:
+        ordered = reader.order(flt, key, desc).result(30)
+        raws = reader.page(list(ordered.rowids)).result(30) if ordered.count else []
+        rows = [decode_row(r, CODEC.decode_trade) for r in raws]
+    finally:
+        reader.close()
+    by_rowid = {r.rowid: r for r in rows}
+    return ordered, [by_rowid[r] for r in ordered.rowids]
+
+
+NOW = T0 + timedelta(days=3, hours=12)  # the history spans ~4.4 days from T0
+SPECS = [
+    FilterSpec(),
+    FilterSpec(account_id="acc-2"),
+    FilterSpec(channel_id="ch-3", status="closed"),
+    FilterSpec(symbol="XAUUSD"),  # also "#xauusd-pro" (suffix and case ignored)
+    FilterSpec(symbol="eurusd"),
+    FilterSpec(status="open"),
+    FilterSpec(status="closed_loss", account_id="acc-1"),
+    FilterSpec(date_window="7d"),
+    FilterSpec(date_window="today", utc=True),
+    FilterSpec(date_window="today", utc=True, status="closed_profit"),
+    FilterSpec(date_window="30d", status="closed"),
+    FilterSpec(text="trd_00001"),
+    FilterSpec(text="profit gold"),  # "profit" matches the shown status words "Closed (profit)"
+    FilterSpec(text="hold"),  # an unknown status, by its shown words
+    FilterSpec(text="(loss) index"),
+    FilterSpec(text="odd gbp"),
+    FilterSpec(text="nothing-like-this"),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: repr((s.account_id, s.channel_id, s.symbol, s.status,
+                                                               s.date_window, s.text)))
+def test_the_sql_filter_selects_exactly_what_the_filter_bar_does(filled: Store, spec: FilterSpec) -> None:
+    expected = {t.id for t in _all(filled) if spec.matches(t, now=NOW)}
+    ordered, rows = _order(filled, history_filter(spec, NOW))
+    assert {r.trade.id for r in rows} == expected
+    assert ordered.count == len(expected)
+    if spec.date_window == "today" or spec.symbol or spec.text.startswith("trd"):
+        assert 0 < len(expected) < N  # a case that selects something, not everything
+
+
+@pytest.mark.parametrize("key", ["created_at", "realized", "symbol", "tp_hits", "volume", "account", "closed_at",
+                                 "reference", "status", "entry"])
+@pytest.mark.parametrize("desc", [False, True])
+def test_the_store_orders_rows_as_the_table_sorts_them(filled: Store, key: str, desc: bool) -> None:
+    getter = next(c.value for c in TradesModel.columns if c.key == key)
+    _, rows = _order(filled, HistoryFilter(), key, desc)
+    keys = [_py_sort_key(getter(r.trade)) for r in rows]
+    assert len(keys) == N + 3
+    assert keys == sorted(keys, reverse=desc)
+
+
+def test_close_price_pips_and_duration_orders(filled: Store) -> None:
+    _, rows = _order(filled, HistoryFilter(status="closed_profit"), "pips", True)
+    values = [r.pips for r in rows if r.pips is not None]
+    assert values and values == sorted(values, reverse=True)
+    btc = [r for r in rows if r.trade.symbol == "BTCUSD"]
+    assert btc and all(r.pips is None and r.close_price is not None for r in btc)  # no pip size: blank
+    _, rows = _order(filled, HistoryFilter(status="closed"), "close_price", False)
+    closes = [r.close_price for r in rows]
+    assert closes == sorted(closes, key=lambda v: (v is not None, v or 0))
+
+
+def test_totals_are_exact_decimal_sums_per_currency(filled: Store) -> None:
+    for spec in (FilterSpec(), FilterSpec(status="closed"), FilterSpec(account_id="acc-3")):
+        trades = [t for t in _all(filled) if spec.matches(t, now=NOW)]
+        ordered, _ = _order(filled, history_filter(spec, NOW))
+        assert ordered.totals == realized_totals(trades)
+        assert all(isinstance(v, Decimal) for v in ordered.totals.values())
+    ordered, _ = _order(filled, HistoryFilter(account_id="acc-9"))
+    assert ordered.totals == {"GBP": Decimal("-2.010")}  # two -1.005: exact, not 2.0100000000000002
+
+
+def test_a_trade_keeps_its_rowid_when_it_changes(filled: Store) -> None:
+    conn = sqlite3.connect(filled.path)
+    before = conn.execute("SELECT rowid FROM trades WHERE id = 'trade-0000010'").fetchone()[0]
+    wire = filled.trade_wire("trade-0000010")
+    filled.put_trades([{**wire, "realized_pl": Decimal("99.99"), "status": "closed_profit"}])
+    filled.flush_sync()
+    row = conn.execute("SELECT rowid, realized, status FROM trades WHERE id = 'trade-0000010'").fetchone()
+    conn.close()
+    assert row == (before, "99.99", "closed_profit")
+
+
+def _schema_1_file(path: Path, n: int) -> list[dict[str, Any]]:
+    """A history file exactly as the released schema 1 wrote it (its migration, its INSERT), with real rows."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in store_mod.MIGRATIONS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    wires = []
+    for trade, positions in history_wires(n, seed=11):
+        wires.append(trade)
+        conn.execute(
+            "INSERT OR REPLACE INTO trades (id, created_at, updated_at, closed_at, status, is_open, account_id,"
+            " symbol, channel_id, signal_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (trade["id"], ts_text(trade["created_at"]), ts_text(trade["updated_at"]), ts_text(trade["closed_at"]),
+             trade["status"], 0 if trade["closed_at"] else 1, trade["account_id"], trade["symbol"],
+             trade["channel_id"], trade["signal_id"], dumps(trade)))
+        for p in positions:
+            conn.execute("INSERT INTO positions (id, trade_id, account_id, symbol, status, is_open, opened_at,"
+                         " closed_at, json) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                         (p["id"], p["trade_id"], p["account_id"], p["symbol"], p["status"], p["opened_at"],
+                          p["closed_at"], dumps(p)))
+    conn.execute("INSERT INTO trades (id, created_at, is_open, json) VALUES ('broken', '', 0, '{not json')")
+    conn.close()
+    return wires
+
+
+def test_migration_from_schema_1_keeps_every_trade_and_fills_the_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    wires = _schema_1_file(path, 1500)
+    store = Store.open_path(path, codec=CODEC)
+    try:
+        assert not store.messages  # migrated in place, never moved aside
+        assert store.counts()["trades"] == 1500 + 1 and store.counts()["positions"] > 0
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("SELECT count(*) FROM trades WHERE search IS NULL").fetchone()[0] == 1  # the broken one
+        conn.close()
+        assert store.trade_wire(wires[123]["id"]) == store_mod.loads(dumps(wires[123]))  # JSON untouched
+        spec = FilterSpec(symbol="eurusd", status="closed")
+        ordered, rows = _order(store, history_filter(spec))
+        decoded = [CODEC.decode_trade(store_mod.loads(dumps(w))) for w in wires]
+        expected = [t for t in decoded if spec.matches(t)]
+        assert {r.trade.id for r in rows} == {t.id for t in expected} and rows
+        assert ordered.totals == realized_totals(expected)
+        store.put_trades([{**wires[0], "status": "closed_loss"}])  # the migrated file takes new writes
+        store.flush_sync()
+    finally:
+        store.close()
+    again = Store.open_path(path, codec=CODEC)  # and opens again without migrating twice
+    try:
+        assert again.counts()["trades"] == 1501 and not again.messages
+    finally:
+        again.close()
+
+
+def test_the_pip_rule() -> None:
+    assert pip_size("EURUSD") == Decimal("0.0001") and pip_size("eurusd.m") == Decimal("0.0001")
+    assert pip_size("USDJPY") == Decimal("0.01") and pip_size("GBPJPYpro") == Decimal("0.01")
+    assert pip_size("XAUUSD") == Decimal("0.1") and pip_size("#GOLD") == Decimal("0.1")
+    assert pip_size("XAGUSD") == Decimal("0.01")
+    assert pip_size("US30") == Decimal(1) and pip_size("NAS100.cash") == Decimal(1)
+    assert pip_size("BTCUSD") is None and pip_size("USOIL") is None and pip_size(None) is None
+    assert pips("EURUSD", "BUY", Decimal("1.08500"), Decimal("1.08625")) == Decimal("12.5")
+    assert pips("EURUSD", "sell", Decimal("1.08500"), Decimal("1.08625")) == Decimal("-12.5")
+    assert pips("XAUUSD", "SELL", Decimal("2400.00"), Decimal("2390.50")) == Decimal("95.0")
+    assert pips("USDJPY", "BUY", Decimal("151.200"), Decimal("151.100")) == Decimal("-10.0")
+    assert pips("BTCUSD", "BUY", Decimal(1), Decimal(2)) is None
+    assert pips("EURUSD", None, Decimal(1), Decimal(2)) is None
+
+
+def test_history_filter_takes_the_date_window_at_now() -> None:
+    now = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+    assert history_filter(FilterSpec(date_window="7d"), now).since == now - timedelta(days=7)
+    assert history_filter(FilterSpec(), now) == HistoryFilter()
+    assert history_filter(None) == HistoryFilter()
