@@ -8,7 +8,7 @@ Provides :class:`DeskController` (a QObject living on the qasync loop). What it 
    in a time-boxed batch, applies each event to :class:`~ttmt_monitor.core.state.DeskState`, and hands each model
    only the keys the batch touched (``dataChanged`` per row run, inserts/removes by key, never a reset). A burst
    bigger than one time box continues on the next loop turn, so the window keeps painting.
-3. ``events_applied(list, object)`` is emitted after every batch (events, the last Change) for charts and
+3. ``events_applied(list, object)`` is emitted after every batch (events, their merged Change) for charts and
    notifications; ``connection_changed(str, str)`` mirrors the consumer's state for the status bar.
 4. Signals: skipped signals produce no events, so page 1 of ``/signals`` is polled every ``SIGNAL_POLL_S``; a
    ``trade_executed`` naming an unknown signal fetches it (a few per minute at most, the client paces the rest).
@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,7 +101,7 @@ class DeskController(QObject):
 
     has_ttmt = True  # a desk with a TTMT connection (ui/no_ttmt.NoTTMTController: False)
 
-    events_applied = Signal(list, object)  # (events of one batch, the last core Change of the batch)
+    events_applied = Signal(list, object)  # (events of one batch, the core Change of the whole batch, merged)
     connection_changed = Signal(str, str)  # (state, detail): live, connecting, reconnecting, resyncing, ...
     loaded = Signal()  # the first snapshot is in the models
     cache_shown = Signal()  # the local history is in the models (before the network; "loaded" follows)
@@ -379,6 +379,20 @@ class DeskController(QObject):
         if self.client is None and not self._closing:
             self.client = self._make_client()
         return self.client
+
+    async def closed_trade_pages(self, *, page_size: int = PAGE_SIZE,
+                                 client_wait_s: float = 60.0) -> AsyncIterator[list[m.Trade]]:
+        """The whole closed-trade history with positions (what the P&L chart's TP markers need), page by page.
+        The HTTP client may be made only after the first data is on screen (cold start): wait for it (bounded;
+        nothing comes when it never does, e.g. while closing); an error while paging is raised to the reader."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + client_wait_s
+        while self.client is None:
+            if loop.time() > deadline or self._closing:
+                return
+            await asyncio.sleep(0.1)
+        async for page in self.client.iter_trade_pages(page_size=page_size, status="closed", include="positions"):
+            yield page.items
 
     async def _delta_start(self) -> None:
         """Start over the local history (issue 6): ``delta_sync`` reads only what changed since the store was last
@@ -884,7 +898,7 @@ class DeskController(QObject):
 
     def apply_batch(self, budget_s: float | None = None) -> int:
         """Apply queued events (all, or as many as fit in ``budget_s``) to the state, then update the models once."""
-        from ..core.state import apply
+        from ..core.state import Change, apply
 
         state = self.state
         queue = self._queue
@@ -895,12 +909,12 @@ class DeskController(QObject):
         finalized: dict[str, m.Trade] = {}
         resync: m.Resync | None = None
         unknown_signals: list[str] = []
-        change: Any = None
+        change = Change()  # the batch's, merged: what every event of it changed (facts for the views)
         n = 0
         while queue:
             event = queue.popleft()
             try:
-                change = apply(state, event)
+                change.merge(apply(state, event))
             except Exception:  # noqa: BLE001 - one bad event must not stop the desk
                 log.warning("could not apply event %s (%s)", event.event_id, event.type, exc_info=True)
                 continue
