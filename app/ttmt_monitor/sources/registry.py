@@ -11,12 +11,15 @@ import importlib.util
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import Source, SourceConfig
-from .onboarding import Onboarding
 
-__all__ = ["DemoSource", "Setting", "SourceKind", "can_onboard", "get", "kinds", "register", "unregister"]
+if TYPE_CHECKING:  # the capability's types cost an import the desk's start-up need not pay
+    from .onboarding import Onboarding
+
+__all__ = ["DemoSource", "Setting", "SourceKind", "can_onboard", "desk_parts", "get", "kinds", "register",
+           "unregister"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,17 @@ def can_onboard(kind: str) -> bool:
     if found is not None:
         return found.onboarding is not None
     return kind in _BUILTIN_ONBOARDING and available(kind)
+
+
+# Kinds with a desk of their own beyond the neutral Source (TTMT: trades, signals, TP ladders, its local history):
+# the module holding the parts its desk controller wires, imported on first use (it must itself be cheap to import).
+_DESK_PARTS: dict[str, str] = {"ttmt": "ttmt_monitor.sources.ttmt.desk"}
+
+
+def desk_parts(kind: str) -> Any:
+    """The parts of ``kind``'s own desk (for TTMT: ``sources/ttmt/desk.py``: its client, stream consumer, start-up
+    prefetch, decoder, error mapping, history codec). KeyError for a kind that has none."""
+    return importlib.import_module(_DESK_PARTS[kind])
 
 
 def kinds() -> list[str]:

@@ -31,11 +31,16 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
 from ..core.formatting import describe_error
-from ..sources.ttmt.prefetch import SnapshotPrefetch, TradesPage as _Page
+from ..sources import registry
 from .accounts_model import AccountsModel, account_rows, local_day_start
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
 from .trades_model import TradesModel
+
+# TTMT's own desk parts (sources/ttmt/desk.py, through the registry): its client, stream, start-up prefetch...
+_ttmt = registry.desk_parts("ttmt")
+SnapshotPrefetch = _ttmt.SnapshotPrefetch
+_Page = _ttmt.TradesPage
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +126,7 @@ class DeskController(QObject):
                  consumer_factory: Callable[..., Any] | None = None,
                  start_stream: bool = True,
                  store_factory: Callable[[], Any] | None = None,
-                 prefetch: SnapshotPrefetch | None = None, cached: Any = None) -> None:
+                 prefetch: Any = None, cached: Any = None) -> None:
         super().__init__(parent)
         # The local history's first screen (sync.CachedState), read by the app's head start before the GUI
         # existed (later starts); shown by _show_cached without reading the file again.
@@ -186,7 +191,7 @@ class DeskController(QObject):
         self._signal_fetches: deque[float] = deque()
         self._signals_pending: set[str] = set()
         self._signals_reset = True  # whether the first Signals page replaces the rows (False over local history)
-        self._history_prefetch: SnapshotPrefetch | None = None  # its trades page follows the first paint
+        self._history_prefetch: Any = None  # a SnapshotPrefetch: its trades page follows the first paint
         self._store_opening: asyncio.Future[None] | None = None  # first run: the history file being created
         self._store_pending = False  # first run: the history file is opened after the first paint with data
         # A window that reports its paints (MainWindow sets this): the after-load work waits for the first paint
@@ -356,7 +361,7 @@ class DeskController(QObject):
         if self.store is not None:
             self._spawn(self._backfill())
 
-    async def _load_history_page(self, prefetch: SnapshotPrefetch) -> None:
+    async def _load_history_page(self, prefetch: Any) -> None:
         """The newest page of trade history after the first paint (the prefetch asks for it once the snapshot's
         lists are answered, so they were not queued behind it); the client asks if the prefetch could not."""
         page = await prefetch.page()
