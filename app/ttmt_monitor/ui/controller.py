@@ -1015,12 +1015,11 @@ class DeskController(QObject):
             if client is None:
                 return
             if len(ids) <= MAX_SINGLE_REREADS:
-                from ..sources.ttmt.errors import NotFoundError
-
+                not_found = _ttmt.not_found_error()
                 for trade_id in ids:
                     try:
                         found.append(await client.trade(trade_id))
-                    except NotFoundError:  # no longer ours: leave the row, the next resync asks again
+                    except not_found:  # no longer ours: leave the row, the next resync asks again
                         log.info("trade %s not found on re-read", trade_id)
             else:
                 wanted = set(ids)
@@ -1157,15 +1156,5 @@ def _finalized_events(trades: list[m.Trade]) -> list[m.Event]:
 
 
 def _state_for_error(exc: BaseException) -> str:
-    from ..sources.ttmt import errors
-
-    if isinstance(exc, (errors.AuthError, errors.ForbiddenError)):
-        return "auth_error"
-    status = getattr(exc, "status", None)
-    if status in (401, 403):
-        return "auth_error"
-    if status == 503:
-        return "container_down"
-    if status == 409:
-        return "conflict"
-    return "offline"
+    """The connection state for an error of a TTMT call (TTMT's statuses are mapped by its desk parts)."""
+    return str(_ttmt.connection_state(exc))
