@@ -453,9 +453,7 @@ class DeskController(QObject):
             if not row.is_terminal and row.id not in self.state.trades:
                 wire = await loop.run_in_executor(None, store.trade_wire, row.id)
                 if wire is not None:
-                    from ..sources.ttmt.decode import decode_trade
-
-                    final = decode_trade(wire)
+                    final = _ttmt.decode_trade(wire)
                     if final.is_terminal:
                         finals.append(final)
         if finals:
