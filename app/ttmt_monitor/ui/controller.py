@@ -787,16 +787,14 @@ class DeskController(QObject):
     def _make_consumer(self) -> Any:
         if self._consumer_factory is not None:
             return self._consumer_factory(self.client, on_state=self._on_consumer_state)
-        from ..sources.ttmt.stream import StreamConsumer
-
         # resync_on_start: the first connection is followed by a REST snapshot delivered as a Resync, so the
         # events between our start-up snapshot and the stream's first frame are not lost (core.state skips what
         # the snapshot already holds).
         # With a local history the stream resumes from the stored last event id (the server replays the gap, or
         # asks for a resync when its buffer overflowed) and no start-up snapshot is needed.
         resume = self._resume_from
-        return StreamConsumer(self.client, on_state=self._on_consumer_state, last_event_id=resume,
-                              resync_on_start=resume is None)
+        return _ttmt.stream_consumer(self.client, on_state=self._on_consumer_state, last_event_id=resume,
+                                     resync_on_start=resume is None)
 
     async def _run_stream(self) -> None:
         self.consumer = consumer = self._make_consumer()
