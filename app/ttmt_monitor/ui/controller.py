@@ -217,15 +217,13 @@ class DeskController(QObject):
     def _make_client(self) -> Any:
         if self._client_factory is not None:
             return self._client_factory(self.base_url, self._api_key)
-        from ..sources.ttmt.client import TTMTClient
-
         store = self.store
         if store is not None:
             try:  # the store's persistent ETag cache: a terminal trade/signal read before is a 304 after a restart
-                return TTMTClient(self.base_url, self._api_key, cache=store.etag_cache())
+                return _ttmt.make_client(self.base_url, self._api_key, cache=store.etag_cache())
             except Exception as exc:  # noqa: BLE001 - the cache is an optimisation
                 log.info("persistent ETag cache unavailable: %s", describe_error(exc))
-        return TTMTClient(self.base_url, self._api_key)
+        return _ttmt.make_client(self.base_url, self._api_key)
 
     async def start(self) -> bool:
         """Load the snapshot into the models, then start the stream. Returns False (and emits ``load_failed``
