@@ -13,9 +13,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .base import Source, SourceConfig
-
-if TYPE_CHECKING:  # the capability's types cost an import the desk's start-up need not pay
+if TYPE_CHECKING:  # annotations only: importing the registry stays cheap (the app's early start-up thread uses it)
+    from .base import Source, SourceConfig
     from .onboarding import Onboarding
 
 __all__ = ["DemoSource", "Setting", "SourceKind", "can_onboard", "desk_parts", "get", "kinds", "register",

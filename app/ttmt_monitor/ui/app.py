@@ -168,9 +168,9 @@ def run_qasync(app: Any, make: Any, timeout: float | None = None) -> Any:
 
 async def _check_key(base_url: str, key: str) -> None:
     """The key dialog's check: GET /accounts with the candidate key (raises the client's typed error)."""
-    from ..sources.ttmt.client import TTMTClient
+    from ..sources import registry
 
-    async with TTMTClient(base_url, key) as client:
+    async with registry.desk_parts("ttmt").make_client(base_url, key) as client:
         await client.accounts()
 
 
@@ -308,11 +308,13 @@ def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
     api_key = connection.api_key
 
     def store_factory() -> Any:
-        # The store keeps TTMT objects as TTMT wire JSON; core imports no source, so the opener names the codec.
+        # The store keeps TTMT objects as TTMT wire JSON; core imports no source, so the opener names the codec
+        # (TTMT's desk parts hold it).
         from ..core.store import Store
-        from ..sources.ttmt.store_codec import CODEC
+        from ..sources import registry
 
-        return Store.open(connection.base_url, api_key, data_dir=data_dir, codec=CODEC)
+        codec = registry.desk_parts("ttmt").store_codec()
+        return Store.open(connection.base_url, api_key, data_dir=data_dir, codec=codec)
 
     return store_factory
 

@@ -8,10 +8,12 @@ forbids importing ``sources.ttmt`` directly). Importing it is cheap: the prefetc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...core import models as m
 from .prefetch import SnapshotPrefetch, TradesPage
+
+if TYPE_CHECKING:
+    from ...core import models as m
 
 __all__ = ["SnapshotPrefetch", "TradesPage", "connection_state", "decode_trade", "make_client", "not_found_error",
            "store_codec", "stream_consumer"]
