@@ -638,3 +638,32 @@ def test_garbage_inside_a_history_file_is_found_at_open_moved_aside_and_what_is_
     # The next open finds a sound file: nothing moved aside again, nothing said.
     with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as again:
         assert not again.messages and len([p for p in path.parent.iterdir() if ".damaged-" in p.name]) == 1
+
+
+def test_an_open_without_the_integrity_check_owes_it_and_the_check_finds_the_damage(tmp_path: Path) -> None:
+    """Issue 16: the desk's every-day start opens its history with ``check=False`` (quick_check reads every page,
+    ~0.1 s at 10k trades, between the start and the delta sync) and runs the check after its first paint: the
+    same damage is found then, and recover() moves the file aside as an open would have."""
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC) as s:
+        s.put_trades([trade_wire(i, raw_note="x" * 300) for i in range(4000)])
+        s.flush_sync()
+        path = s.path
+    with Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC, check=False) as sound:
+        assert sound.check_pending
+        assert sound.check_integrity() is None and not sound.check_pending
+        assert sound.check_integrity() is None  # owed once
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(size // 2 - (size // 2) % 4096)
+        f.write(os.urandom(64 * 1024))
+    s = Store.open(BASE, KEY, data_dir=tmp_path, codec=CODEC, check=False)
+    assert not s.messages and s.check_pending  # opened as it is: nothing found yet
+    problem = s.check_integrity()
+    assert problem, problem
+    fresh = s.recover(sqlite3.DatabaseError(problem))
+    try:
+        assert fresh.rebuilt and "damaged" in fresh.messages[0] and not fresh.check_pending
+        aside = [p for p in path.parent.iterdir() if ".damaged-" in p.name and not p.name.endswith(("-wal", "-shm"))]
+        assert len(aside) == 1, aside
+    finally:
+        fresh.close()

@@ -369,3 +369,60 @@ def test_status_column_shows_words_and_sorts_by_the_raw_status(qapp):
     shown = {model.data(model.index(r, col)) for r in range(model.rowCount())}
     assert shown == {"Closed (profit)", "Needs recovery"}
     assert {model.data(model.index(r, col), SORT_ROLE) for r in range(2)} == {"closed_profit", "needs_recovery"}
+
+
+def _position(n: int, price: str = "100.00", pl: str = "1.00") -> Position:
+    return Position(
+        id=f"pos-{n:04d}", metaapi_position_id=None, trade_id=f"trade-{n:04d}", account_id="acc-1",
+        account_label="IC Live", currency="EUR", symbol="XAUUSD", direction="BUY", volume=Decimal("0.10"),
+        entry_price=Decimal("99.00"), current_price=Decimal(price), unrealized_pl=Decimal(pl), status="open",
+        stop_loss=Decimal("90.00"), take_profit=Decimal("110.00"), tp_level=1,
+        opened_at=datetime(2026, 3, 1, 10, 0, tzinfo=UTC) + timedelta(minutes=n), closed_at=None, close_price=None,
+        realized_pl=None, close_reason=None, signal=None)
+
+
+def test_live_changes_are_told_for_the_rows_on_screen_only(qtbot):
+    """Issue 16: a view repaints the rows it shows; a change to a row off every screen is not told (no signal
+    through the proxy), and the row shows its current values when it scrolls in. Flashes and sort state still
+    follow every change."""
+    model = PositionsModel()
+    model.reset_rows([_position(n) for n in range(300)])
+    view = DeskTableView(model, "test_positions_visible")
+    qtbot.addWidget(view)
+    view.resize(900, 300)
+    view.show()
+    qtbot.waitUntil(lambda: view.visible_source_rows() is not None, timeout=5000)
+    first, last = view.visible_source_rows()
+    assert first == 0 and 3 < last < 60, (first, last)
+    seen_n = int(model.keys()[first + 1].split("-")[1])  # a row on screen
+    far_n = int(model.keys()[last + 150].split("-")[1])  # a row far below it
+    recorder = Recorder(model)
+
+    def told() -> set[str]:
+        keys = model.keys()
+        return {keys[row] for kind, a, b, *_ in recorder.events if kind == "changed" for row in range(a, b + 1)}
+
+    # A P&L sign change on a visible row and on a row off the screen.
+    model.upsert([_position(seen_n, "98.50", "-0.50"), _position(far_n, "98.50", "-0.50")])
+    seen, far = f"pos-{seen_n:04d}", f"pos-{far_n:04d}"
+    assert seen in told() and far not in told(), recorder.events
+    assert {seen, far} <= model.flashing_keys()  # the off-screen row flashes when it is seen
+    # Scrolled to it, the row paints its current values.
+    view.scrollTo(view.proxy.mapFromSource(model.index(model.row_of(far), 0)))
+    qtbot.waitUntil(lambda: (s := view.visible_source_rows()) is not None and s[0] <= model.row_of(far) <= s[1],
+                    timeout=5000)
+    price = model.column_number("current")
+    assert "98.5" in model.paint_data(model.row_of(far), price)[0]
+    recorder.events.clear()
+    model.upsert([_position(seen_n, "97.00", "-2.00"), _position(far_n, "97.00", "-2.00")])
+    assert far in told() and seen not in told(), recorder.events
+    # Hidden: nothing is told; a model without views tells everything.
+    view.hide()
+    recorder.events.clear()
+    model.upsert([_position(far_n, "96.00", "-3.00")])
+    assert not [e for e in recorder.events if e[0] == "changed"]
+    alone = PositionsModel()
+    alone.reset_rows([_position(n) for n in range(300)])
+    alone_rec = Recorder(alone)
+    alone.upsert([_position(250, "98.50", "-0.50")])
+    assert ("changed", 250, 250) == alone_rec.events[0][:3]

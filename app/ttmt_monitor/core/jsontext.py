@@ -1,7 +1,9 @@
 """Exact JSON text: every non-integer number is read as a ``Decimal`` and every ``Decimal`` written digit for digit.
 
-Provides :func:`loads` (JSON text → Python), :func:`dumps` (JSON-ready data → one line of ASCII JSON) and
-:func:`write` (the writer itself, with a hook for encoders that add their own types).
+Provides :func:`loads` (JSON text → Python), :func:`dumps` (JSON-ready data → one line of ASCII JSON),
+:func:`write` (the writer itself, with a hook for encoders that add their own types) and :class:`LazyObject` (a JSON
+object kept as its text and parsed by :func:`loads` on first use: a stream event's raw payload, which few readers
+ever look at).
 
 Large payloads (a month of deals, a full sync, a server-wide re-read) are parsed off the GUI loop:
 :func:`parse_off_loop` parses text of :data:`LARGE_JSON` bytes or more in a worker thread with a decoder from
@@ -19,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-__all__ = ["LARGE_JSON", "dumps", "loads", "parse_off_loop", "threaded_decoder", "write"]
+__all__ = ["LARGE_JSON", "LazyObject", "dumps", "loads", "parse_off_loop", "threaded_decoder", "write"]
 
 # Payloads from this size (characters or bytes) are parsed in a worker thread (parse_off_loop): about 3 ms of
 # parsing on the loop at most; a smaller one costs less on the loop than the hand-off to a thread.
@@ -92,6 +94,71 @@ async def parse_off_loop(text: str | bytes, small: Callable[[Any], Any], large: 
     return await asyncio.to_thread(large, text)
 
 
+class LazyObject(Mapping[str, Any]):
+    """A read-only JSON object from its text, parsed with :func:`loads` (exact Decimals) on first use.
+
+    ``member``: the object is that member of the text's object (a stream envelope's ``data``). Equal to the dict
+    :func:`loads` gives for the same text. Text that is not such an object reads as ``{}`` (the code that makes one
+    has already checked the text, so this is only a guard)."""
+
+    __slots__ = ("_text", "_member", "_value")
+
+    def __init__(self, text: str | bytes, member: str | None = None) -> None:
+        self._text = text
+        self._member = member
+        self._value: dict[str, Any] | None = None
+
+    def value(self) -> dict[str, Any]:
+        """The parsed object (parsed once; treat it as read-only)."""
+        value = self._value
+        if value is None:
+            try:
+                parsed = loads(self._text)
+            except (ValueError, RecursionError):
+                parsed = None
+            if self._member is not None:
+                parsed = parsed.get(self._member) if type(parsed) is dict else None
+            value = self._value = parsed if type(parsed) is dict else {}
+            self._text = b""  # parsed: the text is not needed any more
+        return value
+
+    def __getitem__(self, key: str) -> Any:
+        return self.value()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.value().get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.value())
+
+    def items(self) -> Any:
+        return self.value().items()
+
+    def keys(self) -> Any:
+        return self.value().keys()
+
+    def values(self) -> Any:
+        return self.value().values()
+
+    def __len__(self) -> int:
+        return len(self.value())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.value()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyObject):
+            return self.value() == other.value()
+        if isinstance(other, Mapping):
+            return self.value() == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like a dict
+
+    def __repr__(self) -> str:
+        return f"LazyObject({self.value()!r})"
+
+
 def _decimal_text(d: Decimal) -> str:
     if not d.is_finite():
         return "null"  # NaN/Infinity are not JSON
@@ -115,7 +182,7 @@ def write(obj: Any, out: list[str], default: Callable[[Any], Any] | None = None)
         out.append(int.__repr__(obj))
     elif isinstance(obj, float):
         out.append(float.__repr__(obj) if math.isfinite(obj) else "null")
-    elif isinstance(obj, dict):
+    elif isinstance(obj, (dict, LazyObject)):
         out.append("{")
         first = True
         for key, value in obj.items():

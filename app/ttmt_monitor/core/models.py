@@ -12,6 +12,7 @@ Conventions, relied on by core/, ui/ and the store:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -195,17 +196,19 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One delivered stream event. Subclasses carry the decoded payload; ``raw`` keeps the envelope's data."""
+    """One delivered stream event. Subclasses carry the decoded payload; ``raw`` keeps the envelope's data: a dict,
+    or (events decoded by the stream's fast path) a ``core.jsontext.LazyObject`` that parses its text on first use
+    and reads the same. Readers treat it as a read-only ``Mapping``."""
 
     event_id: int | None
     type: str
     timestamp: datetime | None
-    raw: dict[str, Any] = field(repr=False, compare=False)
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @property
     def account_id(self) -> str | None:
         """The account an event is scoped to, found at the top of its data or in its trade/order/position."""
-        raw = self.raw if isinstance(self.raw, dict) else {}
+        raw: Mapping[str, Any] = self.raw if isinstance(self.raw, Mapping) else {}
         value = raw.get("account_id")
         if value is None:
             for key in ("trade", "order", "position"):

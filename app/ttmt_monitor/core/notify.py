@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, tzinfo
 from decimal import Decimal
@@ -342,7 +342,7 @@ class NotificationRules:
         for e in events:
             if e.type == "auth_revoked":
                 out.extend(
-                    self._connection("auth_error", e.raw.get("reason") if isinstance(e.raw, dict) else None)
+                    self._connection("auth_error", e.raw.get("reason") if isinstance(e.raw, Mapping) else None)
                 )
                 continue
             kind = self._kind(e)

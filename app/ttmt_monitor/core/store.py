@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
+from .jsontext import LazyObject
 
 # Re-exported: where the files live was defined here first (core/paths.py keeps it importable without sqlite3).
 from .paths import (  # noqa: F401
@@ -385,6 +386,9 @@ def _put_events(conn: sqlite3.Connection, envelopes: list[dict[str, Any]]) -> No
         if not isinstance(event_id, int):
             continue  # control frames (recycle, auth_revoked) and synthetic events are not history
         last = max(last, event_id)
+        data = env.get("data")
+        if isinstance(data, LazyObject):
+            env["data"] = data.value()
         rows.append((event_id, env.get("type"), ts_text(env.get("timestamp")), _event_account(env), dumps(env)))
         data = env.get("data")
         if isinstance(data, dict):
@@ -623,8 +627,9 @@ def _connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _prepare(path: Path) -> None:
-    """Check the file is ours and migrate it; raise _NotOurs or sqlite3.DatabaseError if it is not usable."""
+def _prepare(path: Path, *, check: bool = True) -> None:
+    """Check the file is ours and migrate it; raise _NotOurs or sqlite3.DatabaseError if it is not usable.
+    ``check``: also run the integrity check (else the caller owes Store.check_integrity)."""
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_S)
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -651,13 +656,21 @@ def _prepare(path: Path) -> None:
         # Damage inside the file (a disk error, a sync tool, garbage written into the middle) is otherwise found
         # only by the read that meets it, in the middle of the app, or never: SQLite keeps using a malformed
         # file. quick_check reads every page once (no index cross-check): ~0.1 s for 10k trades, see
-        # benchmarks/store_integrity.py.
-        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)")]
-        if problems != ["ok"]:
-            lines = [line for p in problems for line in p.splitlines() if line.strip() and "***" not in line]
-            raise _Damaged((lines[0] if lines else "integrity check failed") + (" …" if len(lines) > 1 else ""))
+        # benchmarks/store_integrity.py. The desk's every-day start defers it until after its first paint.
+        problem = _integrity_problem(conn) if check else None
+        if problem is not None:
+            raise _Damaged(problem)
     finally:
         conn.close()
+
+
+def _integrity_problem(conn: sqlite3.Connection) -> str | None:
+    """``PRAGMA quick_check``'s first finding as one line, or None when the file is sound."""
+    problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)")]
+    if problems == ["ok"]:
+        return None
+    lines = [line for p in problems for line in p.splitlines() if line.strip() and "***" not in line]
+    return (lines[0] if lines else "integrity check failed") + (" …" if len(lines) > 1 else "")
 
 
 def _move_aside(path: Path, reason: str) -> str:
@@ -751,6 +764,8 @@ class Store:
     def __init__(self, path: Path, messages: list[str], codec: StoreCodec) -> None:
         self.path = path
         self.codec = codec
+        #: Opened with ``check=False``: the integrity check is still owed (:meth:`check_integrity`).
+        self.check_pending = False
         #: User-facing messages from opening (file moved aside and rebuilt, ...). Also logged.
         self.messages = messages
         #: Set when the moved-aside/rebuilt file means the caller must rebuild everything from the API.
@@ -768,14 +783,16 @@ class Store:
 
     @classmethod
     def open(cls, base_url: str, api_key: str, *, data_dir: Path | str | None = None,
-             codec: StoreCodec) -> Store:
+             codec: StoreCodec, check: bool = True) -> Store:
         """Open (creating if needed) the store of this key on this API base URL.
 
         A corrupt or foreign file is moved aside and replaced by an empty store; ``store.messages`` says so.
         Raises :class:`StoreError` only when no store can be created at all (e.g. an unwritable directory).
+        ``check=False``: skip the integrity check (``PRAGMA quick_check``, which reads every page: ~0.1 s at 10k
+        trades) at open; the caller owes :meth:`check_integrity` later (the desk runs it after its first paint).
         """
         path = store_path(base_url, api_key, data_dir)
-        store = cls.open_path(path, codec=codec)
+        store = cls.open_path(path, codec=codec, check=check)
         store.base_url = base_url
         store.remember_identity(base_url)
         return store
@@ -793,7 +810,7 @@ class Store:
         return store
 
     @classmethod
-    def open_path(cls, path: Path | str, *, codec: StoreCodec) -> Store:
+    def open_path(cls, path: Path | str, *, codec: StoreCodec, check: bool = True) -> Store:
         path = Path(path)
         messages: list[str] = []
         try:
@@ -804,7 +821,7 @@ class Store:
         damaged: Path | None = None
         for attempt in range(2):
             try:
-                _prepare(path)
+                _prepare(path, check=check or attempt > 0)
                 break
             except (_NotOurs, _Damaged, sqlite3.Error) as exc:
                 ours = isinstance(exc, (_NotOurs, _Damaged))
@@ -825,9 +842,29 @@ class Store:
                 log.warning("store: %s", message)
                 messages.append(message)
         store = cls(path, messages, codec)
+        store.check_pending = not check
         if damaged is not None:
             store._keep_readable(damaged)
         return store
+
+    def check_integrity(self) -> str | None:
+        """The integrity check :meth:`open` skipped with ``check=False`` (``PRAGMA quick_check`` on a connection of
+        its own; blocking: call it in a thread). None when the file is sound (or was checked already), else what
+        SQLite found: then :meth:`recover` moves the file aside, as an open would have."""
+        if not self.check_pending:
+            return None
+        self.check_pending = False
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        except sqlite3.Error as exc:
+            return str(exc) if is_corruption(exc) else None
+        try:
+            conn.execute("PRAGMA query_only=1")
+            return _integrity_problem(conn)
+        except sqlite3.DatabaseError as exc:
+            return str(exc) if is_corruption(exc) else None  # busy/locked: not damage
+        finally:
+            conn.close()
 
     @classmethod
     def peek(cls, path: Path | str, *, codec: StoreCodec) -> Store | None:
@@ -854,6 +891,7 @@ class Store:
             return None
         store = cls.__new__(cls)
         store.path, store.messages, store.rebuilt, store.write_errors = path, [], False, []
+        store.check_pending = False
         store.base_url = None
         store.codec = codec
         store._read, store._read_lock, store._writer, store._closed = conn, threading.Lock(), None, False
@@ -1021,7 +1059,8 @@ class Store:
                 envelopes.append({
                     "type": event.type, "eventId": event.event_id,
                     "timestamp": ts_text(event.timestamp) if event.timestamp else None,
-                    "data": event.raw if isinstance(event.raw, dict) else {},
+                    # A lazily parsed payload is parsed on the store thread (in _put_events), not here.
+                    "data": event.raw if isinstance(event.raw, Mapping) else {},
                 })
         if not envelopes:
             return

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .early import EarlyStart
 
 log = logging.getLogger("ttmt_monitor")
+START_GC_GRACE_MS = 5000  # the cyclic collector's first timed pass (ui/gc_guard.py)
 
 TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals", "calendar",
              "channels")  # = settings.TABS
@@ -127,7 +128,8 @@ def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
     # The store's writer thread and executors allocate too: keep cyclic GC (which may free Qt objects) on this thread.
     from .gc_guard import MainThreadGarbageCollector
 
-    collector = MainThreadGarbageCollector(parent=app)
+    # The first pass after the start-up (the desk collects once itself after its first paint with data).
+    collector = MainThreadGarbageCollector(parent=app, first_ms=START_GC_GRACE_MS)
     try:
         return run_qasync(app, lambda: run(args, settings, early))
     except KeyboardInterrupt:
@@ -314,7 +316,9 @@ def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
         from ..sources import registry
 
         codec = registry.desk_parts("ttmt").store_codec()
-        return Store.open(connection.base_url, api_key, data_dir=data_dir, codec=codec)
+        # check=False: the integrity check (reading every page, ~0.1 s at 10k trades) would sit between the start
+        # and the delta sync; the desk runs it after its first paint with data (DeskController._check_store).
+        return Store.open(connection.base_url, api_key, data_dir=data_dir, codec=codec, check=False)
 
     return store_factory
 

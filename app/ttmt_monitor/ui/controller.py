@@ -198,6 +198,7 @@ class DeskController(QObject):
         # with data instead of a fixed 30 ms.
         self.window_reports_paint = False
         self._painted_with_data: asyncio.Future[None] | None = None
+        self._painted_with_cache: asyncio.Future[None] | None = None
         self._painted_after_load = False
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
@@ -263,8 +264,10 @@ class DeskController(QObject):
             if self.showing_cache:
                 prefetch = None  # there is history after all: a delta sync reads only what changed
                 if self.client is None:
-                    # Let the window paint the history before the HTTP client is imported and made (~0.1-0.2 s).
-                    await asyncio.sleep(0.03)
+                    # Let the window paint the history before the HTTP client is imported and made (~0.1-0.3 s,
+                    # all of it holding the loop): until that paint (at most PAINT_WAIT_S), not a fixed 30 ms,
+                    # which a loaded machine's first paint overran (the history then waited for the import).
+                    await self._first_cache_paint()
         try:
             if self.store is not None and prefetch is None and not first_run:
                 await self._delta_start()
@@ -305,6 +308,9 @@ class DeskController(QObject):
     def note_paint(self) -> None:
         """The window painted (MainWindow.paintEvent); the first time with data, the after-load work may go on."""
         if not self.started:
+            cache_waiter = self._painted_with_cache
+            if self.showing_cache and cache_waiter is not None and not cache_waiter.done():
+                cache_waiter.set_result(None)
             return
         self._painted_after_load = True
         waiter = self._painted_with_data
@@ -326,6 +332,20 @@ class DeskController(QObject):
             pass
         finally:
             self._painted_with_data = None
+
+    async def _first_cache_paint(self) -> None:
+        """Until the window has painted the local history (at most PAINT_WAIT_S), or 30 ms without a window that
+        reports its paints."""
+        if not self.window_reports_paint:
+            await asyncio.sleep(0.03)
+            return
+        waiter = self._painted_with_cache = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(waiter, PAINT_WAIT_S)
+        except TimeoutError:
+            pass
+        finally:
+            self._painted_with_cache = None
 
     async def _after_load(self, client_pending: bool) -> None:
         """After the first data is on screen: the local history file on a first run, the HTTP client (when the
@@ -358,6 +378,31 @@ class DeskController(QObject):
             self._spawn(self._run_stream())
         if self.store is not None:
             self._spawn(self._backfill())
+            self._spawn(self._check_store())
+
+    async def _check_store(self) -> None:
+        """The history file's integrity check its opening skipped (Store.open(check=False): it reads every page,
+        and an every-day start should not wait for it), now that the data is on screen; a damaged file is moved
+        aside and replaced, as an open would have done, and the user is told."""
+        store = self.store
+        if store is None or not getattr(store, "check_pending", False):
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            problem = await loop.run_in_executor(None, store.check_integrity)
+            if problem is None or self._closing or self.store is not store:
+                return
+            import sqlite3
+
+            fresh = await loop.run_in_executor(None, store.recover, sqlite3.DatabaseError(problem))
+        except Exception as exc:  # noqa: BLE001 - the history is a convenience
+            log.warning("local history check failed: %s", describe_error(exc))
+            return
+        if self._closing:
+            fresh.close()
+            return
+        self.store = fresh
+        self._tell_history(fresh.messages)
 
     async def _load_history_page(self, prefetch: Any) -> None:
         """The newest page of trade history after the first paint (the prefetch asks for it once the snapshot's

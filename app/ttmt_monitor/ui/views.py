@@ -191,6 +191,9 @@ class DeskTableView(QTableView):
         self._resort.setInterval(RESORT_MS)
         self._resort.timeout.connect(self._do_resort)
         model.rows_touched.connect(self._on_rows_touched)
+        # Live changes are told only for the rows on screen (KeyedTableModel.add_viewer): repaint what is visible.
+        model.add_viewer(self.visible_source_rows)
+        self.destroyed.connect(lambda *_: model.remove_viewer(self.visible_source_rows))
         if default_sort is not None:
             try:
                 self.sortByColumn(model.column_number(default_sort[0]), default_sort[1])
@@ -213,6 +216,28 @@ class DeskTableView(QTableView):
     def _do_resort(self) -> None:
         self.proxy.refilter()
         self.source_model.resort()
+
+    def visible_source_rows(self) -> tuple[int, int] | None:
+        """(first, last) rows of the source model on screen now, or None when none is. The proxy only filters (the
+        model sorts itself, see DeskProxy.sort), so the rows between the first and the last visible ones keep the
+        source's order: every visible row lies in that span."""
+        if not self.isVisible():
+            return None
+        proxy = self.proxy
+        count = proxy.rowCount()
+        if count == 0:
+            return None
+        top = self.rowAt(0)
+        if top < 0:
+            return None
+        bottom = self.rowAt(self.viewport().height() - 1)
+        if bottom < 0:
+            bottom = count - 1
+        first = proxy.mapToSource(proxy.index(top, 0)).row()
+        last = proxy.mapToSource(proxy.index(bottom, 0)).row()
+        if first < 0 or last < 0:
+            return 0, self.source_model.rowCount() - 1  # unsure: everything
+        return (first, last) if first <= last else (last, first)
 
     # --- reading ------------------------------------------------------------------------------------------------
 

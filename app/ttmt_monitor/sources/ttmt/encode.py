@@ -220,7 +220,7 @@ _BASE_EVENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Event))
 
 def _event_data(e: Event) -> Any:
     if type(e) is UnknownEvent:
-        return e.raw
+        return e.raw if isinstance(e.raw, dict) else dict(e.raw)
     data: dict[str, Any] = {}
     for f in dataclasses.fields(e):
         if f.name in _BASE_EVENT_FIELDS:

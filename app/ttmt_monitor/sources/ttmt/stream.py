@@ -80,6 +80,7 @@ from .errors import (
     UnavailableError,
     error_from_response,
 )
+from .fastdecode import decode_envelopes, fast_event
 
 log = logging.getLogger(__name__)
 
@@ -666,27 +667,21 @@ class StreamConsumer:
         log.warning("stream: %s", ResponseTooLarge("GET /stream", MAX_EVENT, what="an event").detail)
 
     async def _standard_frames(self, frames: list[tuple[str, str]], batch: list[Event]) -> None:
-        """Standard frames ``(own id, data)`` of one read: their JSON parsed in ONE call (~2.5x cheaper per event
-        than one call each), then handled in order. Any doubt — the joined text does not parse, or does not give
-        exactly one object per frame — and each frame is parsed on its own, so a bad frame only skips itself."""
-        envelopes: Any = None
-        if len(frames) > 1:
-            try:
-                envelopes = parse_json("[" + ",".join(data for _, data in frames) + "]")
-            except (ValueError, RecursionError):
-                envelopes = None
-            if type(envelopes) is not list or len(envelopes) != len(frames) or any(
-                type(e) is not dict for e in envelopes
-            ):
-                envelopes = None
+        """Standard frames ``(own id, data)`` of one read: their JSON decoded by msgspec in ONE call into typed
+        structs (:mod:`.fastdecode`: exact Decimals from the numbers' text, ~3x cheaper per event than the
+        tolerant path), then handled in order. Any doubt — the joined text does not decode into one object per
+        frame, or a frame is anything but the contract's common shape — and that frame goes through the tolerant
+        path (:meth:`_handle`: ``parse_json`` + ``decode_event``), so a bad frame only skips itself."""
+        envelopes = decode_envelopes([data for _, data in frames])
         handle = self._handle
-        handle_parsed = self._handle_parsed
-        for i, (own, data) in enumerate(frames):
+        admit = self._admit
+        for (own, data), envelope in zip(frames, envelopes, strict=True):
             self._prev_sse_id = own
-            if envelopes is None:
+            event = fast_event(envelope, data)
+            if event is None:
                 gap = handle(own, data, batch)
             else:
-                gap = handle_parsed(own, data, envelopes[i], batch)
+                gap = admit(own, data, event.event_id, envelope.timestamp, None, event, batch, False)
             if gap is not None:
                 await self._dispatch(own, data, None, batch)  # a gap: resync first (rare)
 
@@ -780,8 +775,14 @@ class StreamConsumer:
         eid = _as_id(envelope.get("eventId"))
         if eid is None and own_id is not None:
             eid = _as_id(own_id)
+        return self._admit(own_id, data, eid, envelope.get("timestamp"), envelope, None, batch, allow_gap)
+
+    def _admit(self, own_id: str | None, data: str, eid: int | None, timestamp: Any, envelope: dict[str, Any] | None,
+               event: Event | None, batch: list[Event], allow_gap: bool) -> int | None:
+        """The id checks of a well-formed event (new sequence, duplicate, gap), then the event (``event``, or
+        decoded from ``envelope``) appended to ``batch``. Returns the id when a resync must come first."""
         if eid is not None:
-            if self._new_sequence(eid, envelope, data):
+            if self._new_sequence(eid, envelope if envelope is not None else {"timestamp": timestamp}, data):
                 return eid
             self._conn_prev_id = eid
             last = self.last_event_id
@@ -794,10 +795,11 @@ class StreamConsumer:
             self.last_event_id = eid
             # What this id looked like, for telling a replay of it from a restarted server's reuse of it.
             recent = self._recent
-            recent[eid] = (hash(data), envelope.get("timestamp"))
+            recent[eid] = (hash(data), timestamp)
             if len(recent) > _RECENT_IDS:
                 del recent[next(iter(recent))]
-        event = decode_event(envelope)
+        if event is None:
+            event = decode_event(envelope)
         if eid is not None and event.event_id != eid:
             object.__setattr__(event, "event_id", eid)  # the frame's id wins over a missing/odd eventId
         batch.append(event)

@@ -1,0 +1,240 @@
+"""The stream's fast decode (msgspec into typed structs) gives exactly what the tolerant decoder gives, or hands over.
+
+The simulator's own stream (every event kind its market produces, plus a burst) is decoded both ways and compared
+event by event (``repr``: every field, Decimal digits and timestamp zones included; and the raw payload). Then the
+same frames mutated the ways a deviating server might (case, numeric strings, NaN text, absurd exponents, ints for
+ids, missing objects, unknown types and fields, odd timestamps...) and by hypothesis at random: for each, the fast
+path either declines (the tolerant path then decides) or gives the identical event.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from ttmt_monitor.core.jsontext import LazyObject, dumps
+from ttmt_monitor.sim.runner import SimulatorThread
+from ttmt_monitor.sources.ttmt.decode import KNOWN_EVENT_TYPES, decode_event, parse_json
+from ttmt_monitor.sources.ttmt.fastdecode import decode_envelopes, fast_event
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Iterator[list[str]]:
+    """The simulator's stream as it writes it: the data line of frames of every kind (half an hour of market, then
+    a burst): all events but price ticks, and a thousand of those."""
+    with SimulatorThread(seed=11, history_days=1, engine_running=False) as sim:
+        user = sim.demo_user_id
+        start = sim.call(lambda: sim.world.user(user).events.last_id)
+        sim.call(lambda: sim._sim.engine.step(1800))  # noqa: SLF001 - drive the market by hand
+        sim.faults.burst(200)
+        envelopes = sim.call(lambda: [e for e in sim.world.user(user).events.history if e["eventId"] > start])
+    ticks = [e for e in envelopes if e["type"] == "position_update"]
+    keep = {id(e) for e in ticks[:500] + ticks[-500:]}
+    yield [json.dumps(e, separators=(",", ":")) for e in envelopes if e["type"] != "position_update" or id(e) in keep]
+
+
+def both_ways(text: str) -> tuple[Any, Any]:
+    """(the tolerant decoder's event, the fast path's event or None) for one frame's data."""
+    try:
+        envelope = parse_json(text)
+    except ValueError:
+        envelope = None
+    tolerant = decode_event(envelope) if type(envelope) is dict else None
+    return tolerant, fast_event(decode_envelopes([text])[0], text)
+
+
+def assert_same(tolerant: Any, fast: Any, text: str) -> None:
+    assert tolerant is not None, text
+    assert type(fast) is type(tolerant), text
+    assert repr(fast) == repr(tolerant), text
+    assert fast == tolerant
+    assert isinstance(fast.raw, LazyObject)
+    assert fast.raw == tolerant.raw and dict(fast.raw) == tolerant.raw
+    assert fast.account_id == tolerant.account_id
+
+
+def test_the_simulators_stream_decodes_identically_and_all_of_it_fast(corpus: list[str]) -> None:
+    kinds = {json.loads(t)["type"] for t in corpus}
+    assert len(kinds & KNOWN_EVENT_TYPES) >= 4, kinds  # the corpus covers the event kinds, not just price ticks
+    for text in corpus:
+        tolerant, fast = both_ways(text)
+        assert fast is not None, text  # the contract's shape always takes the fast path
+        assert_same(tolerant, fast, text)
+    # One call per read gives what one call per frame gives.
+    whole = decode_envelopes(corpus)
+    assert [repr(fast_event(f, t)) for f, t in zip(whole, corpus, strict=True)] == [
+        repr(decode_event(parse_json(t))) for t in corpus]
+
+
+def _set(path: tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], bool]:
+    def mutate(env: dict[str, Any]) -> bool:
+        node: Any = env
+        for key in path[:-1]:
+            if not isinstance(node, dict) or key not in node:
+                return False
+            node = node[key]
+        if not isinstance(node, dict):
+            return False
+        node[path[-1]] = value
+        return True
+    return mutate
+
+
+def _drop(path: tuple[str, ...]) -> Callable[[dict[str, Any]], bool]:
+    def mutate(env: dict[str, Any]) -> bool:
+        node: Any = env
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or path[-1] not in node:
+            return False
+        del node[path[-1]]
+        return True
+    return mutate
+
+
+# Where each kind keeps its object (the mutations below reach into it).
+_OBJ = ("position", "trade", "order")
+MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
+    ("type upper case", lambda e: bool(e.update(type=e["type"].upper())) or True),
+    ("unknown type", _set(("type",), "margin_call_warning")),
+    ("control frame", lambda e: bool(e.clear() or e.update(type="recycle", reason="max_lifetime")) or True),
+    ("no eventId", _drop(("eventId",))),
+    ("eventId as text", lambda e: bool(e.update(eventId=str(e["eventId"]))) or True),
+    ("negative eventId", _set(("eventId",), -5)),
+    ("eventId true", _set(("eventId",), True)),
+    ("no data", _drop(("data",))),
+    ("data null", _set(("data",), None)),
+    ("data a list", _set(("data",), [1, 2])),
+    ("timestamp naive", _set(("timestamp",), "2026-03-01T10:00:00")),
+    ("timestamp offset", _set(("timestamp",), "2026-03-01T10:00:00+02:00")),
+    ("timestamp a number", _set(("timestamp",), 1700000000)),
+    ("extra envelope field", _set(("extra",), {"x": 1.5})),
+    ("signal both null", _set(("data", "signal"), {"signal_id": None, "telegram_message_id": None})),
+    ("signal a list", _set(("data", "signal"), ["x"])),
+    ("signal id an int", _set(("data", "signal"), {"signal_id": 77, "telegram_message_id": 5})),
+    ("message id text", _set(("data", "signal"), {"signal_id": "s", "telegram_message_id": "12"})),
+    ("tp_level text", _set(("data", "tp_level"), "2")),
+    ("tp_level 7", _set(("data", "tp_level"), 7)),
+    ("tp_level 2.0", _set(("data", "tp_level"), Decimal("2.0"))),
+    ("price as text", _set(("data", "price"), "2408.150")),
+    ("price NaN text", _set(("data", "price"), "NaN")),
+    ("price huge", _set(("data", "price"), Decimal("1E+50"))),
+    ("trade id an int", _set(("data", "trade_id"), 12345)),
+    ("new stop loss -0", _set(("data", "new_stop_loss"), Decimal("-0.0"))),
+    ("unknown payload field", _set(("data", "margin"), Decimal("3.10"))),
+]
+for obj in _OBJ:
+    MUTATIONS += [
+        (f"{obj} missing", _drop(("data", obj))),
+        (f"{obj} null", _set(("data", obj), None)),
+        (f"{obj} a string", _set(("data", obj), "x")),
+        (f"{obj} id missing", _drop(("data", obj, "id"))),
+        (f"{obj} id empty", _set(("data", obj, "id"), "")),
+        (f"{obj} id an int", _set(("data", obj, "id"), 42)),
+        (f"{obj} direction lower", _set(("data", obj, "direction"), "buy")),
+        (f"{obj} direction odd", _set(("data", obj, "direction"), "Short")),
+        (f"{obj} status upper", _set(("data", obj, "status"), "OPEN")),
+        (f"{obj} status unknown", _set(("data", obj, "status"), "frozen")),
+        (f"{obj} status an int", _set(("data", obj, "status"), 3)),
+        (f"{obj} volume text", _set(("data", obj, "volume"), "0.10")),
+        (f"{obj} volume padded text", _set(("data", obj, "volume"), " 0.10 ")),
+        (f"{obj} volume Infinity text", _set(("data", obj, "volume"), "-Infinity")),
+        (f"{obj} volume tiny", _set(("data", obj, "volume"), Decimal("1E-45"))),
+        (f"{obj} volume zero exp", _set(("data", obj, "volume"), Decimal("0E-50"))),
+        (f"{obj} volume true", _set(("data", obj, "volume"), True)),
+        (f"{obj} volume an int", _set(("data", obj, "volume"), 3)),
+        (f"{obj} volume a big int", _set(("data", obj, "volume"), 10**45)),
+        (f"{obj} stop loss many digits", _set(("data", obj, "stop_loss"), Decimal("2400.0000000000000000000001"))),
+        (f"{obj} opened_at naive", _set(("data", obj, "opened_at"), "2026-03-01T10:00:00")),
+        (f"{obj} opened_at offset", _set(("data", obj, "opened_at"), "2026-03-01T10:00:00-05:00")),
+        (f"{obj} opened_at 7 digits", _set(("data", obj, "opened_at"), "2026-03-01T10:00:00.9999999Z")),
+        (f"{obj} opened_at junk", _set(("data", obj, "opened_at"), "yesterday")),
+        (f"{obj} created_at lower z", _set(("data", obj, "created_at"), "2026-03-01t10:00:00z")),
+        (f"{obj} tp_level text", _set(("data", obj, "tp_level"), "3")),
+        (f"{obj} tp_level huge", _set(("data", obj, "tp_level"), 10**20)),
+        (f"{obj} tp_level bool", _set(("data", obj, "tp_level"), False)),
+        (f"{obj} unknown field", _set(("data", obj, "swap"), Decimal("1.25"))),
+        (f"{obj} source field", _set(("data", obj, "source"), "elsewhere")),
+        (f"{obj} label a number", _set(("data", obj, "account_label"), 7)),
+        (f"{obj} take_profits short", _set(("data", obj, "take_profits"), [Decimal("1.5"), None])),
+        (f"{obj} take_profits keyed", _set(("data", obj, "take_profits"), {"tp1": Decimal("1.5")})),
+        (f"{obj} take_profits text", _set(("data", obj, "take_profits"), ["1.5", None, None, None, None, None])),
+        (f"{obj} tp_hits list", _set(("data", obj, "tp_hits"), [True, False])),
+        (f"{obj} tp_hits text", _set(("data", obj, "tp_hits"), {"tp1": "true"})),
+        (f"{obj} tp_hits upper", _set(("data", obj, "tp_hits"), {"TP1": True, "tp2": False})),
+        (f"{obj} positions embedded", _set(("data", obj, "positions"), [{"id": "p1", "volume": Decimal("0.5")},
+                                                                         {"volume": 1}])),
+        (f"{obj} orders odd", _set(("data", obj, "orders"), [{"id": "o1", "layer": "2"}])),
+    ]
+
+
+def test_mutated_frames_either_decode_identically_or_go_to_the_tolerant_path(corpus: list[str]) -> None:
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for text in corpus:
+        env = parse_json(text)
+        by_kind.setdefault(env["type"], []).append(env)
+    samples = [envs[i] for envs in by_kind.values() for i in (0, len(envs) // 2, -1)]
+    fast_taken = declined = 0
+    for name, mutate in MUTATIONS:
+        for original in samples:
+            env = copy.deepcopy(original)
+            if not mutate(env):
+                continue
+            text = dumps(env)
+            tolerant, fast = both_ways(text)
+            if fast is None:
+                declined += 1
+                continue
+            fast_taken += 1
+            assert_same(tolerant, fast, f"{name}: {text}")
+    # Both outcomes happen: harmless mutations stay fast, deviations are handed over.
+    assert fast_taken > 20 and declined > 100, (fast_taken, declined)
+
+
+def test_text_level_oddities(corpus: list[str]) -> None:
+    text = corpus[0]
+    for odd in (
+        text.replace('"data":{', '"data":{"id":"a","id":"b",'),  # duplicate keys: the last one wins in both
+        text.replace('"eventId":', '"eventId":1,"eventId":'),
+        text.replace("}", "} ", 1),
+        text[:-1],  # cut short: not JSON
+        "\ufeff" + text,
+        text.replace('"data":{', '"data":{"note":"\\ud800",'),  # a lone surrogate
+        text.replace(":", ": ", 3),
+    ):
+        tolerant, fast = both_ways(odd)
+        if fast is not None:
+            assert_same(tolerant, fast, odd)
+    # A read with a bad frame in it: the others still decode fast, the bad one is handed over.
+    mixed = [corpus[0], corpus[1][:-3], corpus[2]]
+    frames = decode_envelopes(mixed)
+    assert frames[1] is None and frames[0] is not None and frames[2] is not None
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.text(max_size=12)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=4) | st.sampled_from(
+        ["NaN", "1e99", "BUY", "sell", "OPEN", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00", "", " 1.5 "]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_field_values_decode_identically_or_go_to_the_tolerant_path(corpus: list[str], data: Any) -> None:
+    env = parse_json(data.draw(st.sampled_from(corpus[:50] + corpus[-5:])))
+    payload = env["data"]
+    inner = next((payload[k] for k in _OBJ if isinstance(payload.get(k), dict)), payload)
+    key = data.draw(st.sampled_from(sorted(inner)))
+    inner[key] = data.draw(_json_values)
+    text = dumps(env)
+    tolerant, fast = both_ways(text)
+    if fast is not None:
+        assert_same(tolerant, fast, text)
