@@ -209,15 +209,9 @@ def test_open_trade_details_are_reread_after_a_milestone(qapp, sim_paused, setti
             requests_before = controller.client.requests_made
 
             def milestone_trades() -> set[str]:
-                from ttmt_monitor.ui.main_window import MILESTONE_EVENTS
+                from ttmt_monitor.core.state import facts_of
 
-                ids = set()
-                for e in log.events:
-                    if e.type in MILESTONE_EVENTS:
-                        ids.add(getattr(e, "trade_id", None) or getattr(getattr(e, "trade", None), "id", None)
-                                or getattr(getattr(e, "order", None), "trade_id", None)
-                                or getattr(getattr(e, "position", None), "trade_id", None))
-                return ids & set(open_ids)
+                return facts_of(log.events).milestones & set(open_ids)
 
             await step_until(sim, controller, lambda: bool(milestone_trades()), "a milestone of an open trade")
             hit = sorted(milestone_trades())[0]

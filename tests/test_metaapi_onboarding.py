@@ -19,8 +19,8 @@ from PySide6.QtWidgets import QMessageBox
 from _qasync_support import ModuleLoop, until
 from test_keystore import MemoryKeyring
 from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread
+from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig
-from ttmt_monitor.sources.metaapi.client import Endpoints
 from ttmt_monitor.ui.metaapi_onboarding import NEW_PROFILE, OnboardingDialog
 from ttmt_monitor.ui.settings import AppSettings
 from ttmt_monitor.ui.source_config import SourceSecrets, save_sources
@@ -53,7 +53,10 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
 
 
 def make(qtbot, mas: MetaApiSimThread, **fields) -> OnboardingDialog:
-    dialog = OnboardingDialog(Endpoints.for_base_url(mas.base_url), mas.api_token, tick=0.05, deploy_poll=0.05)
+    # Through the kind's registry capability, as the Sources dialog opens it.
+    config = SourceConfig(id="metaapi-t", kind="metaapi", name="T", settings={"base_url": mas.base_url})
+    open_client = registry.get("metaapi").onboarding(config, {"token": mas.api_token})
+    dialog = OnboardingDialog(open_client, tick=0.05, deploy_poll=0.05)
     qtbot.addWidget(dialog)
     dialog.name_edit.setText(fields.get("name", "Desk test"))
     dialog.server_edit.setText(fields.get("server", "SimMarkets-Demo"))
@@ -280,3 +283,32 @@ def test_account_list_filters_and_both_pagination_styles(qtbot, mas: MetaApiSimT
         assert not listing.more_button.isEnabled() and listing.page_label.text() == "11 accounts shown"
         listing.close()
     LOOP.run(main)
+
+
+def test_onboarding_capability_needs_an_api_token(qtbot, tmp_path: Path, memory_keyring: MemoryKeyring) -> None:
+    """The MetaApi kind's onboarding capability refuses, with what to do, a source without a token or with an
+    account token (which cannot add accounts); the Sources dialog says so and opens nothing. Offered only by kinds
+    that have the capability."""
+    from ttmt_monitor.sources.onboarding import Unavailable
+
+    kind = registry.get("metaapi")
+    assert kind.onboarding is not None and registry.can_onboard("metaapi")
+    assert not registry.can_onboard("tradovate") and registry.get("tradovate").onboarding is None
+    config = SourceConfig(id="metaapi-2", kind="metaapi", name="Account-token source", enabled=True,
+                          settings={"base_url": "http://127.0.0.1:9"})
+    with pytest.raises(Unavailable, match="has no MetaApi token"):
+        kind.onboarding(config, {})
+    with pytest.raises(Unavailable, match="needs a MetaApi API token"):
+        kind.onboarding(config, {"token": "account-token-without-dots"})
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    save_sources(settings, [config])
+    secrets = SourceSecrets(keyring_ok=True)
+    assert secrets.store(config.id, {"token": "account-token-without-dots"}) is None
+    sources = SourcesDialog(settings, secrets)
+    qtbot.addWidget(sources)
+    sources.show()
+    sources.select(config.id)
+    assert sources.onboard_button.isEnabled()
+    sources.onboard_selected()
+    assert sources.onboarding is None
+    assert "needs a MetaApi API token" in sources.message_label.text() and sources.message_label.isVisible()

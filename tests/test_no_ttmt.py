@@ -315,3 +315,25 @@ def test_add_ttmt_key_restarts_the_window_with_ttmt(qapp, sim, settings, no_key,
     assert code == 0
     assert seen == [False, True, True]
     assert not still_without
+
+
+def test_pnl_view_without_ttmt_does_not_wait_for_a_client(qapp):
+    """The P&L view pages TTMT's closed history through the controller: without TTMT that is nothing, at once (it
+    used to poll for a client that never comes, for up to 60 s)."""
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    async def scenario() -> tuple[int, bool]:
+        controller = NoTTMTController()
+        view = PnlView()
+        try:
+            view.attach(controller)
+            assert await controller.start()
+            await until(lambda: view._history_task is not None, 5, "the history task")  # noqa: SLF001
+            loaded = await asyncio.wait_for(view._history_task, 2)  # noqa: SLF001
+            return loaded, view.history_loading
+        finally:
+            await controller.aclose()
+            view.deleteLater()
+
+    loaded, loading = run_on_qasync(scenario)
+    assert loaded == 0 and not loading

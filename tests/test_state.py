@@ -420,3 +420,30 @@ def test_a_resync_for_a_new_id_sequence_resets_the_last_id() -> None:
     assert state.last_event_id == 0
     assert apply(state, Feed(1)("tp_hit", {"trade_id": TRADE, "tp_level": 1}, 3)).trades.updated == {TRADE}
     assert state.last_event_id == 1
+
+
+def test_change_says_which_trades_had_a_milestone_and_whether_prices_moved() -> None:
+    """The neutral facts views read instead of event names: a milestone (fill, TP hit, close, breakeven, finish)
+    names its trade even when the state does not know it; a tick moves prices; a trade's creation moves nothing
+    a milestone is about; a batch's merged Change keeps them all; facts_of(events) says the same."""
+    from ttmt_monitor.core.state import facts_of
+
+    state, feed = opened_trade()
+    tick = feed("position_update", {"position": position_wire("p1", current_price=2652.0)}, 3)
+    change = apply(state, tick)
+    assert change.moved and not change.milestones and not change.resync
+    hit = feed("tp_hit", {"trade_id": TRADE, "account_id": ACC, "tp_level": 1, "price": 2655.0}, 4)
+    change = apply(state, hit)
+    assert change.milestones == {TRADE} and not change.moved
+    other = "22222222-0000-4000-8000-0000000000ff"
+    be = feed("breakeven_set", {"position_id": "px", "trade_id": other, "account_id": ACC,
+                                "new_stop_loss": 2650.0}, 5)
+    fill = feed("order_fill", {"order": order_wire("o9", 2650.0, 0.01, ts(5), tid=other)}, 5)
+    batch = apply_many(state, [be, fill])
+    assert batch.milestones == {other} and batch.moved
+    new = feed("trade_executed", {"trade": trade_wire("22222222-0000-4000-8000-0000000000fe")}, 6)
+    change = apply(state, new)
+    assert change.moved and not change.milestones
+    assert apply(state, Resync(event_id=None, type="resync", timestamp=None, raw={})).resync
+    facts = facts_of([tick, hit, be, fill, new])
+    assert facts.milestones == {TRADE, other} and facts.moved and not facts.trades

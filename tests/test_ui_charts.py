@@ -80,7 +80,8 @@ def test_pnl_view_draws_history_and_extends_live(qtbot, sim_paused) -> None:
 
     async def page_in() -> int:
         async with TTMTClient(sim.base_url, sim.api_key, timeout=10, rate_limit_pacing=False) as c:
-            return await view.load_history(c, page_size=25)
+            pages = c.iter_trade_pages(page_size=25, status="closed", include="positions")
+            return await view.load_history(p.items async for p in pages)
 
     loaded = asyncio.run(asyncio.wait_for(page_in(), 30))
     assert loaded == len(trades) and view.history_error is None and not view.history_loading
@@ -203,7 +204,7 @@ def test_history_error_is_shown_not_raised(qtbot) -> None:
         async with TTMTClient(
             "http://127.0.0.1:9/api/v1", "ttmt_live_" + "x" * 43, timeout=2, retries=0
         ) as c:
-            return await view.load_history(c)
+            return await view.load_history(p.items async for p in c.iter_trade_pages(status="closed"))
 
     assert asyncio.run(asyncio.wait_for(run(), 20)) == 0
     view.refresh()

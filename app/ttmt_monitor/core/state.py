@@ -86,7 +86,7 @@ from .models import (
     TradeFinalized,
 )
 
-__all__ = ["TableChange", "Change", "DeskState", "apply", "apply_many"]
+__all__ = ["TableChange", "Change", "DeskState", "apply", "apply_many", "facts_of"]
 
 _ZERO = Decimal(0)
 _MemberDescriptor = types.MemberDescriptorType  # what a slots dataclass field is on the class (type(Trade.id))
@@ -200,13 +200,22 @@ class TableChange:
 
 @dataclass(slots=True)
 class Change:
-    """Per-table keys an event changed. Falsy when nothing changed (unknown events, breakeven_failed...)."""
+    """Per-table keys an event changed, and the neutral facts a view needs about it (so no view matches a source's
+    event names). Falsy when nothing changed (unknown events, breakeven_failed...).
+
+    - ``milestones``: ids of the trades a milestone was reported for (a fill, a TP hit, a position closed, the
+      breakeven move, the trade finished), whether or not the state knew the trade: an open detail of one of
+      them re-reads its figures, ladder and positions.
+    - ``moved``: a position, a price or a fill moved (the open P&L may differ), as opposed to bookkeeping only.
+    """
 
     accounts: TableChange = field(default_factory=TableChange)
     trades: TableChange = field(default_factory=TableChange)
     positions: TableChange = field(default_factory=TableChange)
     orders: TableChange = field(default_factory=TableChange)
     resync: bool = False  # the change came from a Resync (the UI may want to say "re-synchronised")
+    milestones: set[str] = field(default_factory=set)
+    moved: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.accounts or self.trades or self.positions or self.orders)
@@ -217,6 +226,9 @@ class Change:
         self.positions.merge(other.positions)
         self.orders.merge(other.orders)
         self.resync = self.resync or other.resync
+        if other.milestones:
+            self.milestones |= other.milestones
+        self.moved = self.moved or other.moved
         return self
 
 
@@ -568,6 +580,11 @@ _HANDLERS: dict[type, Any] = {
     TradeFinalized: _on_trade_finalized,
 }
 
+# Events that are a milestone of their trade (Change.milestones) and events that move positions, prices or fills
+# (Change.moved; a resync says so through Change.resync).
+_MILESTONES: frozenset[type] = frozenset({OrderFilled, TpHit, PositionClosed, BreakevenSet, TradeFinalized})
+_MOVES: frozenset[type] = frozenset({PositionUpdated, PositionClosed, OrderFilled, TradeExecuted})
+
 
 def apply(state: DeskState, event: Event) -> Change:
     """Apply one event to ``state`` in place and say which keys changed (see the module docstring).
@@ -579,6 +596,7 @@ def apply(state: DeskState, event: Event) -> Change:
     eid = event.event_id
     last = state.last_event_id
     if type(event) is Resync:
+        ch.resync = True
         if event.snapshot is not None:
             _apply_snapshot(state, event.snapshot, ch)
         if eid is not None:
@@ -591,6 +609,7 @@ def apply(state: DeskState, event: Event) -> Change:
     handler = _HANDLERS.get(type(event))
     if handler is not None:
         handler(state, event, ch)
+    _note_facts(ch, event)
     ref = getattr(event, "signal", None)
     if ref is not None:
         trade_id = _trade_id_of(event)
@@ -606,6 +625,27 @@ def _trade_id_of(event: Event) -> str | None:
         if obj is not None:
             return obj.id if attr == "trade" else obj.trade_id
     return getattr(event, "trade_id", None)
+
+
+def _note_facts(ch: Change, event: Event) -> None:
+    kind = type(event)
+    if kind in _MILESTONES:
+        trade_id = _trade_id_of(event)
+        if trade_id:
+            ch.milestones.add(trade_id)
+    if kind in _MOVES:
+        ch.moved = True
+    elif kind is Resync:
+        ch.resync = True
+
+
+def facts_of(events: Iterable[Event]) -> Change:
+    """The neutral facts of ``events`` (``milestones``, ``moved``, ``resync``; no table keys) without applying
+    them: for a caller that holds a batch's events but not the Change :func:`apply` returned for it."""
+    ch = Change()
+    for event in events:
+        _note_facts(ch, event)
+    return ch
 
 
 def apply_many(state: DeskState, events: Any) -> Change:

@@ -11,11 +11,14 @@ import importlib.util
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .base import Source, SourceConfig
+if TYPE_CHECKING:  # annotations only: importing the registry stays cheap (the app's early start-up thread uses it)
+    from .base import Source, SourceConfig
+    from .onboarding import Onboarding
 
-__all__ = ["DemoSource", "Setting", "SourceKind", "get", "kinds", "register", "unregister"]
+__all__ = ["DemoSource", "Setting", "SourceKind", "can_onboard", "desk_parts", "get", "kinds", "register",
+           "unregister"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,9 @@ class SourceKind:
     # keeps the closed deals it has seen under a hash of these (core.deal_history), so history outlives the
     # source's own window. Empty: the kind keeps no neutral local history (TTMT has its own store).
     history_scope: tuple[str, ...] = ()
+    # Adding an account to the service this kind reads (sources/onboarding.py: (config, secrets) -> a callable
+    # opening an account-management client, or onboarding.Unavailable): None when the kind cannot.
+    onboarding: Onboarding | None = None
 
     def secret_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.settings if s.secret)
@@ -67,6 +73,8 @@ _BUILTIN: dict[str, str] = {
     "metaapi": "ttmt_monitor.sources.metaapi.source:KIND",
     "mt4manager": "ttmt_monitor.sources.mt4manager.source:KIND",
 }
+# Built-in kinds whose SourceKind has an ``onboarding`` capability, so a dialog can offer it without importing them.
+_BUILTIN_ONBOARDING = frozenset({"metaapi"})
 _loaded: dict[str, SourceKind] = {}
 
 
@@ -102,6 +110,26 @@ def available(kind: str) -> bool:
         return importlib.util.find_spec(target.partition(":")[0]) is not None
     except ModuleNotFoundError:  # its package is not there at all
         return False
+
+
+def can_onboard(kind: str) -> bool:
+    """Whether ``kind`` can add an account to its service (``SourceKind.onboarding``), without importing a
+    built-in kind that is not loaded yet."""
+    found = _loaded.get(kind)
+    if found is not None:
+        return found.onboarding is not None
+    return kind in _BUILTIN_ONBOARDING and available(kind)
+
+
+# Kinds with a desk of their own beyond the neutral Source (TTMT: trades, signals, TP ladders, its local history):
+# the module holding the parts its desk controller wires, imported on first use (it must itself be cheap to import).
+_DESK_PARTS: dict[str, str] = {"ttmt": "ttmt_monitor.sources.ttmt.desk"}
+
+
+def desk_parts(kind: str) -> Any:
+    """The parts of ``kind``'s own desk (for TTMT: ``sources/ttmt/desk.py``: its client, stream consumer, start-up
+    prefetch, decoder, error mapping, history codec). KeyError for a kind that has none."""
+    return importlib.import_module(_DESK_PARTS[kind])
 
 
 def kinds() -> list[str]:

@@ -170,9 +170,9 @@ def run_qasync(app: Any, make: Any, timeout: float | None = None) -> Any:
 
 async def _check_key(base_url: str, key: str) -> None:
     """The key dialog's check: GET /accounts with the candidate key (raises the client's typed error)."""
-    from ..sources.ttmt.client import TTMTClient
+    from ..sources import registry
 
-    async with TTMTClient(base_url, key) as client:
+    async with registry.desk_parts("ttmt").make_client(base_url, key) as client:
         await client.accounts()
 
 
@@ -310,13 +310,15 @@ def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
     api_key = connection.api_key
 
     def store_factory() -> Any:
-        # The store keeps TTMT objects as TTMT wire JSON; core imports no source, so the opener names the codec.
+        # The store keeps TTMT objects as TTMT wire JSON; core imports no source, so the opener names the codec
+        # (TTMT's desk parts hold it).
         from ..core.store import Store
-        from ..sources.ttmt.store_codec import CODEC
+        from ..sources import registry
 
+        codec = registry.desk_parts("ttmt").store_codec()
         # check=False: the integrity check (reading every page, ~0.1 s at 10k trades) would sit between the start
         # and the delta sync; the desk runs it after its first paint with data (DeskController._check_store).
-        return Store.open(connection.base_url, api_key, data_dir=data_dir, codec=CODEC, check=False)
+        return Store.open(connection.base_url, api_key, data_dir=data_dir, codec=codec, check=False)
 
     return store_factory
 

@@ -8,7 +8,7 @@ Provides :class:`DeskController` (a QObject living on the qasync loop). What it 
    in a time-boxed batch, applies each event to :class:`~ttmt_monitor.core.state.DeskState`, and hands each model
    only the keys the batch touched (``dataChanged`` per row run, inserts/removes by key, never a reset). A burst
    bigger than one time box continues on the next loop turn, so the window keeps painting.
-3. ``events_applied(list, object)`` is emitted after every batch (events, the last Change) for charts and
+3. ``events_applied(list, object)`` is emitted after every batch (events, their merged Change) for charts and
    notifications; ``connection_changed(str, str)`` mirrors the consumer's state for the status bar.
 4. Signals: skipped signals produce no events, so page 1 of ``/signals`` is polled every ``SIGNAL_POLL_S``; a
    ``trade_executed`` naming an unknown signal fetches it (a few per minute at most, the client paces the rest).
@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,11 +31,16 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
 from ..core.formatting import describe_error
-from ..sources.ttmt.prefetch import SnapshotPrefetch, TradesPage as _Page
+from ..sources import registry
 from .accounts_model import AccountsModel, account_rows, local_day_start
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
 from .trades_model import TradesModel
+
+# TTMT's own desk parts (sources/ttmt/desk.py, through the registry): its client, stream, start-up prefetch...
+_ttmt = registry.desk_parts("ttmt")
+SnapshotPrefetch = _ttmt.SnapshotPrefetch
+_Page = _ttmt.TradesPage
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +106,7 @@ class DeskController(QObject):
 
     has_ttmt = True  # a desk with a TTMT connection (ui/no_ttmt.NoTTMTController: False)
 
-    events_applied = Signal(list, object)  # (events of one batch, the last core Change of the batch)
+    events_applied = Signal(list, object)  # (events of one batch, the core Change of the whole batch, merged)
     connection_changed = Signal(str, str)  # (state, detail): live, connecting, reconnecting, resyncing, ...
     loaded = Signal()  # the first snapshot is in the models
     cache_shown = Signal()  # the local history is in the models (before the network; "loaded" follows)
@@ -136,7 +141,7 @@ class DeskController(QObject):
                  consumer_factory: Callable[..., Any] | None = None,
                  start_stream: bool = True,
                  store_factory: Callable[[], Any] | None = None,
-                 prefetch: SnapshotPrefetch | None = None, cached: Any = None) -> None:
+                 prefetch: Any = None, cached: Any = None) -> None:
         super().__init__(parent)
         # The local history's first screen (sync.CachedState), read by the app's head start before the GUI
         # existed (later starts); shown by _show_cached without reading the file again.
@@ -201,7 +206,7 @@ class DeskController(QObject):
         self._signal_fetches: deque[float] = deque()
         self._signals_pending: set[str] = set()
         self._signals_reset = True  # whether the first Signals page replaces the rows (False over local history)
-        self._history_prefetch: SnapshotPrefetch | None = None  # its trades page follows the first paint
+        self._history_prefetch: Any = None  # a SnapshotPrefetch: its trades page follows the first paint
         self._store_opening: asyncio.Future[None] | None = None  # first run: the history file being created
         self._store_pending = False  # first run: the history file is opened after the first paint with data
         # A window that reports its paints (MainWindow sets this): the after-load work waits for the first paint
@@ -228,15 +233,13 @@ class DeskController(QObject):
     def _make_client(self) -> Any:
         if self._client_factory is not None:
             return self._client_factory(self.base_url, self._api_key)
-        from ..sources.ttmt.client import TTMTClient
-
         store = self.store
         if store is not None:
             try:  # the store's persistent ETag cache: a terminal trade/signal read before is a 304 after a restart
-                return TTMTClient(self.base_url, self._api_key, cache=store.etag_cache())
+                return _ttmt.make_client(self.base_url, self._api_key, cache=store.etag_cache())
             except Exception as exc:  # noqa: BLE001 - the cache is an optimisation
                 log.info("persistent ETag cache unavailable: %s", describe_error(exc))
-        return TTMTClient(self.base_url, self._api_key)
+        return _ttmt.make_client(self.base_url, self._api_key)
 
     async def start(self) -> bool:
         """Load the snapshot into the models, then start the stream. Returns False (and emits ``load_failed``
@@ -416,7 +419,7 @@ class DeskController(QObject):
         self.store = fresh
         self._tell_history(fresh.messages)
 
-    async def _load_history_page(self, prefetch: SnapshotPrefetch) -> None:
+    async def _load_history_page(self, prefetch: Any) -> None:
         """The newest page of trade history after the first paint (the prefetch asks for it once the snapshot's
         lists are answered, so they were not queued behind it); the client asks if the prefetch could not."""
         page = await prefetch.page()
@@ -439,6 +442,20 @@ class DeskController(QObject):
         if self.client is None and not self._closing:
             self.client = self._make_client()
         return self.client
+
+    async def closed_trade_pages(self, *, page_size: int = PAGE_SIZE,
+                                 client_wait_s: float = 60.0) -> AsyncIterator[list[m.Trade]]:
+        """The whole closed-trade history with positions (what the P&L chart's TP markers need), page by page.
+        The HTTP client may be made only after the first data is on screen (cold start): wait for it (bounded;
+        nothing comes when it never does, e.g. while closing); an error while paging is raised to the reader."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + client_wait_s
+        while self.client is None:
+            if loop.time() > deadline or self._closing:
+                return
+            await asyncio.sleep(0.1)
+        async for page in self.client.iter_trade_pages(page_size=page_size, status="closed", include="positions"):
+            yield page.items
 
     async def _delta_start(self) -> None:
         """Start over the local history (issue 6): ``delta_sync`` reads only what changed since the store was last
@@ -494,9 +511,7 @@ class DeskController(QObject):
             if not row.is_terminal and row.id not in self.state.trades:
                 wire = await loop.run_in_executor(None, store.trade_wire, row.id)
                 if wire is not None:
-                    from ..sources.ttmt.decode import decode_trade
-
-                    final = decode_trade(wire)
+                    final = _ttmt.decode_trade(wire)
                     if final.is_terminal:
                         finals.append(final)
         if finals:
@@ -830,16 +845,14 @@ class DeskController(QObject):
     def _make_consumer(self) -> Any:
         if self._consumer_factory is not None:
             return self._consumer_factory(self.client, on_state=self._on_consumer_state)
-        from ..sources.ttmt.stream import StreamConsumer
-
         # resync_on_start: the first connection is followed by a REST snapshot delivered as a Resync, so the
         # events between our start-up snapshot and the stream's first frame are not lost (core.state skips what
         # the snapshot already holds).
         # With a local history the stream resumes from the stored last event id (the server replays the gap, or
         # asks for a resync when its buffer overflowed) and no start-up snapshot is needed.
         resume = self._resume_from
-        return StreamConsumer(self.client, on_state=self._on_consumer_state, last_event_id=resume,
-                              resync_on_start=resume is None)
+        return _ttmt.stream_consumer(self.client, on_state=self._on_consumer_state, last_event_id=resume,
+                                     resync_on_start=resume is None)
 
     async def _run_stream(self) -> None:
         self.consumer = consumer = self._make_consumer()
@@ -944,7 +957,7 @@ class DeskController(QObject):
 
     def apply_batch(self, budget_s: float | None = None) -> int:
         """Apply queued events (all, or as many as fit in ``budget_s``) to the state, then update the models once."""
-        from ..core.state import apply
+        from ..core.state import Change, apply
 
         state = self.state
         queue = self._queue
@@ -955,12 +968,12 @@ class DeskController(QObject):
         finalized: dict[str, m.Trade] = {}
         resync: m.Resync | None = None
         unknown_signals: list[str] = []
-        change: Any = None
+        change = Change()  # the batch's, merged: what every event of it changed (facts for the views)
         n = 0
         while queue:
             event = queue.popleft()
             try:
-                change = apply(state, event)
+                change.merge(apply(state, event))
             except Exception:  # noqa: BLE001 - one bad event must not stop the desk
                 log.warning("could not apply event %s (%s)", event.event_id, event.type, exc_info=True)
                 continue
@@ -1056,12 +1069,11 @@ class DeskController(QObject):
             if client is None:
                 return
             if len(ids) <= MAX_SINGLE_REREADS:
-                from ..sources.ttmt.errors import NotFoundError
-
+                not_found = _ttmt.not_found_error()
                 for trade_id in ids:
                     try:
                         found.append(await client.trade(trade_id))
-                    except NotFoundError:  # no longer ours: leave the row, the next resync asks again
+                    except not_found:  # no longer ours: leave the row, the next resync asks again
                         log.info("trade %s not found on re-read", trade_id)
             else:
                 wanted = set(ids)
@@ -1198,15 +1210,5 @@ def _finalized_events(trades: list[m.Trade]) -> list[m.Event]:
 
 
 def _state_for_error(exc: BaseException) -> str:
-    from ..sources.ttmt import errors
-
-    if isinstance(exc, (errors.AuthError, errors.ForbiddenError)):
-        return "auth_error"
-    status = getattr(exc, "status", None)
-    if status in (401, 403):
-        return "auth_error"
-    if status == 503:
-        return "container_down"
-    if status == 409:
-        return "conflict"
-    return "offline"
+    """The connection state for an error of a TTMT call (TTMT's statuses are mapped by its desk parts)."""
+    return str(_ttmt.connection_state(exc))

@@ -67,8 +67,7 @@ CAPABILITY_COLUMNS = {"accounts": {"open_trades": CAP_SIGNALS},
                       "trades": {"channel": CAP_SIGNALS}}
 TTMT_CAPABILITIES = frozenset({CAP_SIGNALS, CAP_TP_LEVELS})
 MAX_BREAKEVEN_IDS = 100_000
-# Events after which an open trade detail re-reads its trade from REST (coalesced over RELOAD_DELAY_S).
-MILESTONE_EVENTS = frozenset({"order_fill", "tp_hit", "position_closed", "breakeven_set", "trade_finalized"})
+# An open trade detail re-reads its trade after a milestone (core Change.milestones), coalesced over RELOAD_DELAY_S.
 RELOAD_DELAY_S = 1.5
 # Notifications, tray and icon are built after the first paint WITH DATA (FINISH_AFTER_DATA_MS after the data
 # arrives: its paint first), or FINISH_LATEST_MS after the first paint when the data is slow.
@@ -947,10 +946,12 @@ class MainWindow(QMainWindow):
         # Milestones of a trade (a fill, a TP hit, a close, the breakeven move) change its figures, ladder and
         # positions: an open detail of that trade is re-read from REST (coalesced, see _reload_trade). Price
         # ticks only move its chart.
-        milestones = {getattr(e, "trade_id", None) or getattr(getattr(e, "trade", None), "id", None)
-                      or getattr(getattr(e, "order", None), "trade_id", None)
-                      or getattr(getattr(e, "position", None), "trade_id", None)
-                      for e in events if e.type in MILESTONE_EVENTS}
+        # core says which trades had one (Change.milestones of the batch); a sender without it, from the events.
+        milestones = getattr(change, "milestones", None)
+        if milestones is None:
+            from ..core.state import facts_of
+
+            milestones = facts_of(events).milestones
         for dialog in list(self._details):
             detail = getattr(dialog, "detail", None)
             if detail is None or not hasattr(detail, "update_from") or not shiboken6.isValid(detail):

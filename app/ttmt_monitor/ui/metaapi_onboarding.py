@@ -39,9 +39,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..sources.metaapi.accounts import AccountsClient, Created, NewAccount, SetupError, Waiting
-from ..sources.metaapi.client import Endpoints
-from ..sources.metaapi.errors import MetaApiError
+from ..sources.base import SourceError
+from ..sources.onboarding import Created, NewAccount, SetupError, Waiting
 from .theme import style_widget
 from .widgets import plain_label, section_title
 
@@ -64,15 +63,16 @@ NEW_PROFILE = "New profile from the broker's server file…"
 
 
 class OnboardingDialog(QDialog):
-    """Add a MetaTrader account to MetaApi with an API token (``token``) at ``endpoints``."""
+    """Add a MetaTrader account to MetaApi through ``open_client`` (what the kind's registry ``onboarding``
+    capability returned for a source: it opens an account-management client, see sources/onboarding.py)."""
 
-    def __init__(self, endpoints: Endpoints, token: str, parent: QWidget | None = None, *,
+    def __init__(self, open_client: Callable[..., Any], parent: QWidget | None = None, *,
                  tick: float = 1.0, deploy_poll: float = 2.0, deploy_timeout: float = 300.0) -> None:
         super().__init__(parent)
         style_widget(self)
         self.setWindowTitle("Add MetaTrader account to MetaApi")
         self.setModal(False)
-        self.client = AccountsClient(endpoints, token, tick=tick)
+        self.client = open_client(tick=tick)
         self.deploy_poll = deploy_poll
         self.deploy_timeout = deploy_timeout
         self.state = "form"
@@ -184,7 +184,7 @@ class OnboardingDialog(QDialog):
         self.close_button = QPushButton("Close")
         self.list_button = QPushButton("Your MetaApi accounts…")
         self.account_list: AccountListDialog | None = None
-        self._endpoints, self._token = endpoints, token
+        self._open_client = open_client
         for b in (self.create_button, self.cancel_button, self.deploy_button, self.undeploy_button,
                   self.delete_button, self.close_button, self.list_button):
             b.setAutoDefault(False)
@@ -376,7 +376,7 @@ class OnboardingDialog(QDialog):
             if exc.profile_helps:
                 self.profile_check.setChecked(True)
             return
-        except MetaApiError as exc:
+        except SourceError as exc:
             self._failed(str(exc), "")
             return
         except OSError as exc:
@@ -417,7 +417,7 @@ class OnboardingDialog(QDialog):
         self.result_title.show()
         try:
             link = await self.client.configuration_link(self.account_id, ttl_days=7)
-        except MetaApiError as exc:
+        except SourceError as exc:
             self._failed(f"The account is a draft but MetaApi gave no configuration link: {exc}", "")
             return
         self.link_edit.setText(link.url)
@@ -431,7 +431,7 @@ class OnboardingDialog(QDialog):
     def show_accounts(self) -> None:
         """The account list with its filters and both pagination styles (read-only)."""
         if self.account_list is None:
-            self.account_list = AccountListDialog(self._endpoints, self._token, self)
+            self.account_list = AccountListDialog(self._open_client, self)
         self.account_list.show()
         self.account_list.raise_()
         self.account_list.load(0)
@@ -444,7 +444,7 @@ class OnboardingDialog(QDialog):
         self.profile_combo.clear()
         try:
             items, _count = await self.client.profiles(version=int(self.platform_combo.currentText()[-1]))
-        except MetaApiError as exc:
+        except SourceError as exc:
             items = []
             self._say(f"Could not read your provisioning profiles: {exc}", problem=True)
         self._profiles = items
@@ -523,7 +523,7 @@ class OnboardingDialog(QDialog):
                 self._say("")
                 self.account_id = None
                 self._show("deleted")
-        except MetaApiError as exc:
+        except SourceError as exc:
             self._failed_action(str(exc), back)
 
     def _failed_action(self, text: str, back: str) -> None:
@@ -555,14 +555,14 @@ class AccountListDialog(QDialog):
 
     PAGE = 10
 
-    def __init__(self, endpoints: Endpoints, token: str, parent: QWidget | None = None) -> None:
+    def __init__(self, open_client: Callable[..., Any], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         from .widgets import ReadOnlyTable
 
         style_widget(self)
         self.setWindowTitle("Your MetaApi accounts")
         self.setModal(False)
-        self.client = AccountsClient(endpoints, token)
+        self.client = open_client()
         self.state = "idle"
         self.offset = 0
         self.count: int | None = None
@@ -632,7 +632,7 @@ class AccountListDialog(QDialog):
             items, count = await self.client.accounts(query=self.query_edit.text().strip(),
                                                       states=(state,) if state else (), platform=platform,
                                                       offset=offset, limit=self.PAGE, classic=self.classic)
-        except MetaApiError as exc:
+        except SourceError as exc:
             self.page_label.setText(str(exc))
         else:
             self.offset, self.count = offset, count

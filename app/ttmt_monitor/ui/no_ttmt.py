@@ -11,6 +11,7 @@ the status bar, the Signals and Trades tabs) depend on it.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from PySide6.QtCore import QObject
@@ -50,3 +51,9 @@ class NoTTMTController(DeskController):
 
     async def clear_local_history(self) -> str:
         return "Local history cleared."
+
+    async def closed_trade_pages(self, *, page_size: int = 0,
+                                 client_wait_s: float = 0.0) -> AsyncIterator[list[Any]]:
+        """No TTMT history: nothing, at once (the neutral sources' closed deals reach the chart by the bridge)."""
+        return
+        yield  # an async generator that yields nothing

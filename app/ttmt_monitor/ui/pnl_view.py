@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -330,7 +330,8 @@ class PnlView(QWidget):
     def attach(self, controller: Any) -> None:
         """Follow a desk controller (``ui/controller.DeskController``) in one call, instead of wiring by hand:
         on ``loaded`` take its accounts, its trades table and the open P&L, then page in the full closed
-        history (with positions, for the TP markers) through its client; on ``events_applied`` update live.
+        history (with positions, for the TP markers) from ``controller.closed_trade_pages()``; on
+        ``events_applied`` update live.
         When the controller keeps a local history (``controller.store``), its closed trades are shown first
         (instant, and the only history at an offline start). Safe to call before or after the first load."""
         self._controller = controller
@@ -359,28 +360,14 @@ class PnlView(QWidget):
                 self._store_task = asyncio.ensure_future(self._seed_from_store(store))
             except RuntimeError:  # no running asyncio loop
                 self._store_task = None
-        client = getattr(c, "client", None)
-        if self._history_task is None or self._history_task.done():
+        pages = getattr(c, "closed_trade_pages", None)
+        if pages is not None and (self._history_task is None or self._history_task.done()):
             try:
-                if client is not None:
-                    self._history_task = self.load_history(client)
-                else:
-                    # The controller may make its HTTP client only after the first data is on screen (cold
-                    # start): page the history in once it exists.
-                    self._history_task = asyncio.ensure_future(self._history_when_client_ready(c))
+                # The controller pages the closed history in (waiting for its HTTP client on a cold start; at
+                # once nothing without TTMT).
+                self._history_task = self.load_history(pages())
             except RuntimeError:  # no running asyncio loop (not under qasync): the table's trades must do
                 self._history_task = None
-
-    async def _history_when_client_ready(self, controller: Any, timeout: float = 60.0) -> int:
-        """Wait (bounded) for ``controller.client``, then :meth:`load_history` through it. Returns the number of
-        trades loaded (0 when no client came: an offline desk keeps what the store gave)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while getattr(controller, "client", None) is None:
-            if loop.time() > deadline or getattr(controller, "_closing", False):
-                return 0
-            await asyncio.sleep(0.1)
-        return await self.load_history(controller.client)
 
     async def _seed_from_store(self, store: Any) -> int:
         """Closed trades from the local history store (``sync.iter_stored_trades``), read off the GUI thread.
@@ -399,26 +386,25 @@ class PnlView(QWidget):
             self.add_trades(new)
         return len(new)
 
-    def _on_controller_events(self, events: list, _change: Any = None) -> None:
+    def _on_controller_events(self, events: list, change: Any = None) -> None:
         c = self._controller
         if c is not None:
-            self.update_from(c.state, events)
+            self.update_from(c.state, events, change)
 
-    def load_history(self, client: Any, *, page_size: int = 100, max_pages: int = 1000) -> asyncio.Task[int]:
-        """Page in the full closed-trade history with positions (for the TP markers) as an asyncio task on the
-        running loop (qasync in the app). Each page extends the chart as it arrives; an error is shown in the
-        open-P&L label and ends the task quietly (the chart keeps what it has). Returns the task (result: the
-        number of trades loaded)."""
+    def load_history(self, pages: AsyncIterable[Sequence[Trade]], *, max_pages: int = 1000) -> asyncio.Task[int]:
+        """Page in the full closed-trade history with positions (for the TP markers; ``pages`` of trades, e.g.
+        the controller's ``closed_trade_pages()``) as an asyncio task on the running loop (qasync in the app).
+        Each page extends the chart as it arrives; an error is shown in the open-P&L label and ends the task
+        quietly (the chart keeps what it has). Returns the task (result: the number of trades loaded)."""
 
         async def run() -> int:
             n = 0
             self.history_loading = True
             try:
-                pages = client.iter_trade_pages(page_size=page_size, status="closed", include="positions")
                 count = 0
-                async for page in pages:
-                    self.add_trades(page.items)
-                    n += len(page.items)
+                async for items in pages:
+                    self.add_trades(items)
+                    n += len(items)
                     count += 1
                     if count >= max_pages:  # a bound, so a server repeating pages cannot loop us forever
                         break
@@ -439,19 +425,25 @@ class PnlView(QWidget):
         self.history_error = self.history_error_short = None
         return asyncio.ensure_future(run())
 
-    def update_from(self, state: Any, events: Iterable[Event]) -> None:
-        """Live: after a batch was applied to the desk state. Trades closing extend the curve; TP hits add
-        markers; the open P&L follows the state's open trades. Cheap when nothing relevant happened."""
-        relevant = hits = False
+    def update_from(self, state: Any, events: Iterable[Event], change: Any = None) -> None:
+        """Live: after a batch was applied to the desk state (``change``: the core Change of the batch, whose
+        ``moved``/``resync`` say whether the open P&L may have moved; derived from the events when not given).
+        Trades closing extend the curve; TP hits add markers; the open P&L follows the state's open trades.
+        Cheap when nothing relevant happened."""
+        hits = False
         closed: list[Trade] = []
+        events = list(events)
         for e in events:
             if isinstance(e, TradeFinalized) and e.trade is not None:
                 closed.append(e.trade)
             elif isinstance(e, TpHit):
                 self._live_hits.append(e)
                 hits = True
-            elif e.type in ("position_update", "position_closed", "order_fill", "trade_executed", "resync"):
-                relevant = True
+        if change is None or not hasattr(change, "moved"):
+            from ..core.state import facts_of
+
+            change = facts_of(events)
+        relevant = change.moved or change.resync
         trades = getattr(state, "trades", None)
         if isinstance(trades, dict):
             self._open_trades = [t for t in trades.values() if not t.is_terminal]

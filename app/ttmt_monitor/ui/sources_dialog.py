@@ -600,7 +600,7 @@ class SourcesDialog(QDialog):
         self.edit_button.setEnabled(idle and current is not None)
         self.toggle_button.setEnabled(idle and current is not None)
         self.remove_button.setEnabled(idle and current is not None)
-        self.onboard_button.setEnabled(idle and current is not None and current.kind == "metaapi")
+        self.onboard_button.setEnabled(idle and current is not None and registry.can_onboard(current.kind))
         self.close_button.setEnabled(idle)
         self.toggle_button.setText("&Enable" if current is not None and not current.enabled else "&Disable")
 
@@ -685,29 +685,28 @@ class SourcesDialog(QDialog):
                                    keyring_ok=self._secrets.keyring_ok, parent=self))
 
     def onboard_selected(self) -> None:
-        """Open "Add MetaTrader account…" for the selected MetaApi source, with that source's token."""
+        """Open "Add MetaTrader account…" for the selected source whose kind can add accounts (MetaApi), through
+        the kind's ``onboarding`` capability (sources/onboarding.py) with that source's secrets."""
         current = self.selected()
-        if self._busy or current is None or current.kind != "metaapi":
+        if self._busy or current is None or not registry.can_onboard(current.kind):
             return
         if self.onboarding is not None:
             self.onboarding.raise_()
             self.onboarding.activateWindow()
             return
-        from ..sources.metaapi.client import Endpoints, token_kind
+        from ..sources.onboarding import Unavailable
         from .metaapi_onboarding import OnboardingDialog
 
-        token = self._secrets.get(current.id, "token")
-        if not token:
-            self._say(f"“{current.name}” has no MetaApi token: enter one with Edit… first.", problem=True)
+        kind = registry.get(current.kind)
+        if kind.onboarding is None:
             return
-        if token_kind(token) != "api":
-            self._say("Adding an account needs a MetaApi API token; this source has an account token, which sees "
-                      "one account only. Enter an API token with Edit… first.", problem=True)
+        secrets = {name: self._secrets.get(current.id, name) or "" for name in kind.secret_names()}
+        try:
+            open_client = kind.onboarding(current, secrets)
+        except Unavailable as exc:
+            self._say(str(exc), problem=True)
             return
-        base = str(current.settings.get("base_url") or "").strip()
-        endpoints = Endpoints.for_base_url(base) if base else \
-            Endpoints.for_region(str(current.settings.get("region") or "new-york"))
-        dialog = OnboardingDialog(endpoints, token, self)
+        dialog = OnboardingDialog(open_client, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.onboarding = dialog
 

@@ -18,13 +18,15 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from .. import onboarding
+from ..onboarding import Created, NewAccount, Waiting
 from .client import Endpoints
 from .errors import MetaApiError, NetworkError, error_from_http, parse_retry_after
 
@@ -41,12 +43,9 @@ __all__ = [
 ]
 
 
-class SetupError(MetaApiError):
+class SetupError(MetaApiError, onboarding.SetupError):
     """Creating the account failed; ``remedy`` says what to do next, ``profile_helps`` whether a provisioning
-    profile is the documented way round it."""
-
-    remedy = ""
-    profile_helps = False
+    profile is the documented way round it (the neutral :class:`~..onboarding.SetupError` the dialog catches)."""
 
     def __init__(self, message: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -75,42 +74,15 @@ _BY_DETAILS: dict[str, type[SetupError]] = {"E_SRV_NOT_FOUND": ServerNotFoundErr
                                             "E_SERVER_TIMEZONE": SettingsDetectionError}
 
 
-@dataclass(frozen=True)
-class NewAccount:
-    name: str
-    platform: str                      # "mt4" | "mt5"
-    server: str
-    login: str = ""
-    password: str = field(default="", repr=False)   # investor password; never printed
-    provisioning_profile_id: str = ""
-
-    @property
-    def draft(self) -> bool:
-        return not self.login and not self.password
-
-    def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "type": "cloud", "platform": self.platform, "server": self.server,
-                               "application": "MetaApi", "magic": 0}
-        if not self.draft:
-            out.update(login=self.login, password=self.password)
-        if self.provisioning_profile_id:
-            out["provisioningProfileId"] = self.provisioning_profile_id
-        return out
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """MetaApi is still detecting the broker settings: the request is repeated in ``seconds_left``."""
-    seconds_left: float
-    total: float
-    attempt: int
-    message: str
-
-
-@dataclass(frozen=True)
-class Created:
-    account_id: str
-    state: str
+def _account_body(account: NewAccount) -> dict[str, Any]:
+    """The create request's JSON body (the password only here, never kept or logged)."""
+    out: dict[str, Any] = {"name": account.name, "type": "cloud", "platform": account.platform,
+                           "server": account.server, "application": "MetaApi", "magic": 0}
+    if not account.draft:
+        out.update(login=account.login, password=account.password)
+    if account.provisioning_profile_id:
+        out["provisioningProfileId"] = account.provisioning_profile_id
+    return out
 
 
 @dataclass(frozen=True)
@@ -179,7 +151,8 @@ class AccountsClient:
         then one :class:`Created`. Raises :class:`SetupError` subclasses for the documented failures. Cancel by
         cancelling the task that iterates (or closing the iterator): no request is repeated after that."""
         for attempt in range(1, max_waits + 2):
-            response = await self._call("POST", "/users/current/accounts", "create account", json_body=account.body())
+            response = await self._call("POST", "/users/current/accounts", "create account",
+                                        json_body=_account_body(account))
             if response.status_code == 202 and attempt <= max_waits:
                 body = self._json(response)
                 message = str(body.get("message") or "") if isinstance(body, dict) else ""

@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ import httpx
 
 from ...domain import ClosedDeal, Delta, Health, HealthChanged, HealthState, Notice, Snapshot
 from ..base import CAP_EQUITY, CAP_HISTORY, CAP_QUOTES, Account, SourceConfig
+from ..onboarding import Unavailable
 from ..registry import DemoSource, Setting, SourceKind
 from .book import AccountBook
 from .client import API_TOKEN, Endpoints, MetaApiClient, token_kind, token_sentence
@@ -284,6 +285,28 @@ def create(config: SourceConfig, secrets: Mapping[str, str]) -> MetaApiSource:
     return MetaApiSource(config, secrets.get("token", ""))
 
 
+def onboarding(config: SourceConfig, secrets: Mapping[str, str]) -> Callable[..., Any]:
+    """Adding a MetaTrader account to this source's MetaApi account list (sources/onboarding.py): a callable
+    opening an ``accounts.AccountsClient`` (keyword ``tick``: how often a wait reports its seconds left). Needs an
+    API token; raises onboarding.Unavailable saying what to do otherwise."""
+    token = secrets.get("token") or ""
+    if not token:
+        raise Unavailable(f"“{config.name}” has no MetaApi token: enter one with Edit… first.")
+    if token_kind(token) != API_TOKEN:
+        raise Unavailable("Adding an account needs a MetaApi API token; this source has an account token, which "
+                          "sees one account only. Enter an API token with Edit… first.")
+    base = str(config.settings.get("base_url") or "").strip()
+    endpoints = Endpoints.for_base_url(base) if base else \
+        Endpoints.for_region(str(config.settings.get("region") or "new-york"))
+
+    def open_client(*, tick: float = 1.0) -> Any:
+        from .accounts import AccountsClient  # the one writing client: imported only when asked for
+
+        return AccountsClient(endpoints, token, tick=tick)
+
+    return open_client
+
+
 @contextlib.contextmanager
 def demo(seed: int = 1) -> Iterator[DemoSource]:
     """The MetaApi simulator on loopback and a source configuration pointing at it."""
@@ -314,6 +337,7 @@ KIND = SourceKind(
     ),
     create=create,
     demo=demo,
+    onboarding=onboarding,
     description="MT4/MT5 accounts hosted at MetaApi: balance, equity, margin, positions, orders and history, live.",
     history_scope=("base_url",),   # MetaApi account ids are unique across its regions
 )
