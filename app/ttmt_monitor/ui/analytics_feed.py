@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 from typing import Any
 
@@ -63,6 +64,14 @@ class AnalyticsFeed(QObject):
         self._stored: dict[str, an.HistoryDeal] = {}  # the store's closed TTMT trades, by deal key
         self._stored_at = float("-inf")
         self._loading: asyncio.Future[Any] | None = None
+        # Conversion caches: key -> (the source object, what it converts to). A hit is the SAME object.
+        self._ttmt_cache: dict[str, tuple[Any, an.HistoryDeal | None, an.OpenPnl | None]] = {}
+        self._deal_cache: dict[str, tuple[Any, an.HistoryDeal]] = {}
+        self._position_cache: dict[str, tuple[Any, an.OpenPnl | None]] = {}
+        self._history: list[an.HistoryDeal] | None = None  # the last result (kept while nothing moved)
+        self._open: list[an.OpenPnl] = []
+        self._by_account: tuple[list[an.HistoryDeal], dict[str, list[an.HistoryDeal]]] | None = None
+        self.conversions = 0  # how many objects were converted so far (tests, the benchmark)
 
     def poke(self, *_args: Any) -> None:
         if not self._timer.isActive():
@@ -103,31 +112,80 @@ class AnalyticsFeed(QObject):
     # --- reading ----------------------------------------------------------------------------------------------
 
     def history(self) -> list[an.HistoryDeal]:
-        """Every closed deal the desk knows, TTMT's and the neutral sources'."""
-        deals = an.from_ttmt_trades(self.controller.trades_model.objects(), TTMT_SOURCE, source_label=TTMT_LABEL)
+        """Every closed deal the desk knows, TTMT's and the neutral sources' (a fresh list each call; the same
+        deals, in the same order, as converting everything again — each trade/deal is converted once and again
+        only when its object changed: the domain's objects are frozen, a change is a new object)."""
+        return list(self._history_now())
+
+    def history_by_account(self) -> dict[str, list[an.HistoryDeal]]:
+        """:meth:`history` indexed by account key (each account's deals in the history's order); built once per
+        change of the history, not once per account."""
+        history = self._history_now()
+        if self._by_account is None or self._by_account[0] is not history:
+            index: dict[str, list[an.HistoryDeal]] = {}
+            for h in history:
+                index.setdefault(h.account_key, []).append(h)
+            self._by_account = (history, index)
+        return self._by_account[1]
+
+    def _history_now(self) -> list[an.HistoryDeal]:
+        """The cached history, brought up to date (O(changed) conversions, one identity check per object)."""
+        cache = self._ttmt_cache
+        fresh: dict[str, tuple[Any, an.HistoryDeal | None, an.OpenPnl | None]] = {}
+        deals: list[an.HistoryDeal] = []
+        opens: list[an.OpenPnl] = []
+        for t in self.controller.trades_model.objects():
+            hit = cache.get(t.id)
+            if hit is None or hit[0] is not t:
+                h = an.from_ttmt_trade(t, TTMT_SOURCE, source_label=TTMT_LABEL)
+                hit = (t, h, an.open_from_ttmt_trade(t, TTMT_SOURCE))
+                self.conversions += 1
+            fresh[t.id] = hit
+            if hit[1] is not None:
+                deals.append(hit[1])
+            if hit[2] is not None:
+                opens.append(hit[2])
+        self._ttmt_cache = fresh
         if self._stored:
             live = {h.key for h in deals}
             deals.extend(h for key, h in self._stored.items() if key not in live)
         hub = self.hub
         if hub is not None:
-            for d in list(hub.state.deals.values()):
-                deals.append(an.from_deal(d, source_label=hub.label(d.source),
-                                          account_label=hub.account_label(d.account_key)))
-        return deals
+            dcache = self._deal_cache
+            dfresh: dict[str, tuple[Any, an.HistoryDeal]] = {}
+            for key, d in list(hub.state.deals.items()):
+                got = dcache.get(key)
+                if got is None or got[0] is not d:
+                    got = (d, an.from_deal(d, source_label=hub.label(d.source),
+                                           account_label=hub.account_label(d.account_key)))
+                    self.conversions += 1
+                    dfresh[key] = got
+                deals.append(got[1])
+            self._deal_cache = dfresh
+        self._open = opens
+        old = self._history
+        if old is None or len(old) != len(deals) or not all(map(operator.is_, deals, old)):
+            self._history = old = deals  # else the previous list stays (and with it the per-account index)
+        return old
 
     def open_pnls(self) -> list[an.OpenPnl]:
-        out: list[an.OpenPnl] = []
-        for t in self.controller.trades_model.objects():
-            o = an.open_from_ttmt_trade(t, TTMT_SOURCE)
-            if o is not None:
-                out.append(o)
+        """Every open trade's/position's P&L (TTMT's from the same per-trade cache as the history)."""
+        self._history_now()
+        out = list(self._open)
         hub = self.hub
         if hub is not None:
-            for p in list(hub.state.positions.values()):
-                o = an.open_from_position(p, account_label=hub.account_label(p.account_key),
-                                          channel=f"({hub.label(p.source)})")
-                if o is not None:
-                    out.append(o)
+            pcache = self._position_cache
+            pfresh: dict[str, tuple[Any, an.OpenPnl | None]] = {}
+            for key, p in list(hub.state.positions.items()):
+                got = pcache.get(key)
+                if got is None or got[0] is not p:
+                    got = (p, an.open_from_position(p, account_label=hub.account_label(p.account_key),
+                                                    channel=f"({hub.label(p.source)})"))
+                    self.conversions += 1
+                pfresh[key] = got
+                if got[1] is not None:
+                    out.append(got[1])
+            self._position_cache = pfresh
         return out
 
     def accounts(self) -> list[tuple[str, str, str, str]]:

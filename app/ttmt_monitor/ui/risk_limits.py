@@ -280,7 +280,7 @@ class RiskBoard(QObject):
     def refresh(self, now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)
         rows = {r.account_id: r for r in self.feed.controller.accounts_model.objects()}
-        history = self.feed.history() if self.limits else []
+        by_account = self.feed.history_by_account() if self.limits else {}  # indexed once, not filtered per account
         risks: dict[str, an.AccountRisk] = {}
         crossings: list[tuple[an.Crossing, str]] = []
         for row_key, prefs in self.limits.items():
@@ -291,7 +291,7 @@ class RiskBoard(QObject):
                 config = prefs.config()
                 key = analytics_key(row_key)
                 currency = row.currency
-                mine = [h for h in history if h.account_key == key]
+                mine = by_account.get(key, [])
                 if row.balance is not None:
                     money = an.AccountMoney(currency, row.balance, row.equity)
                 elif config.initial_balance is not None:
