@@ -74,3 +74,34 @@ def test_cached_history_equals_a_full_conversion_through_live_changes(qapp, sim)
             dispose(feed)
 
     run_on_qasync(scenario, timeout=150)
+
+
+def test_a_big_recompute_runs_off_the_loop_and_a_stale_result_is_dropped(qapp):
+    import threading
+
+    from ttmt_monitor.ui.offloop import Recompute
+
+    async def scenario() -> None:
+        slot = Recompute("test", big=10)
+        loop_thread = threading.get_ident()
+        gate = threading.Event()
+        applied: list[tuple[str, int]] = []
+
+        def slow() -> tuple[str, int]:
+            gate.wait(10)
+            return "old", threading.get_ident()
+
+        slot.run(100, slow, applied.append)
+        first = slot.pending
+        assert first is not None and applied == []  # the loop did not wait for it
+        slot.run(100, lambda: ("new", threading.get_ident()), applied.append)
+        await until(lambda: applied, 10, "the newer result")
+        gate.set()
+        await first
+        await until(lambda: slot.pending is None, 10, "done")
+        assert [name for name, _ in applied] == ["new"]  # the older, slower one was dropped
+        assert applied[0][1] != loop_thread  # computed in the executor
+        slot.run(5, lambda: ("small", threading.get_ident()), applied.append)
+        assert applied[-1] == ("small", loop_thread)  # a small input runs in place
+
+    run_on_qasync(scenario, timeout=30)

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from ..core import analytics as an, formatting as fmt
 from . import theme
+from .offloop import Recompute
 from .table_export import EXPORT_ROLE
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -192,6 +193,7 @@ class CalendarView(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
         self._dirty = True
+        self.recompute = Recompute("calendar")
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -253,9 +255,20 @@ class CalendarView(QWidget):
     # --- drawing --------------------------------------------------------------------------------------------
 
     def refresh(self) -> None:
+        """Recompute from the feed: the core's figures in an executor for a big history (the loop never waits;
+        a result older than the newest recompute is dropped), laid out here on the loop."""
         self._dirty = False
-        deals = self.feed.history()
-        grid = self.grid_data = an.month_grid(deals, self.year, self.month, zone=self.zone)
+        deals = self.feed.history()  # a private list of frozen deals: safe to read in another thread
+        year, month, zone = self.year, self.month, self.zone
+
+        def compute() -> tuple[an.MonthGrid, tuple[an.Bucket, ...], tuple[an.Bucket, ...]]:
+            return (an.month_grid(deals, year, month, zone=zone), an.by_weekday(deals, zone), an.by_hour(deals, zone))
+
+        self.recompute.run(len(deals), compute, self._apply)
+
+    def _apply(self, result: tuple[an.MonthGrid, tuple[an.Bucket, ...], tuple[an.Bucket, ...]]) -> None:
+        grid, weekdays, hours = result
+        self.grid_data = grid
         self.title.setText(f"{MONTHS[self.month - 1]} {self.year}")
         self.zone_label.setText(f"Days in {self.zone}")
         dark = theme.is_dark(QApplication.palette())
@@ -284,8 +297,8 @@ class CalendarView(QWidget):
         month = money_lines(grid.pnl)
         self.totals.setText(f"{MONTHS[self.month - 1]}: " + (" · ".join(month) if month else "no closed trades")
                             + (f" · {_trades(grid.trades)}" if grid.trades else ""))
-        self._fill_buckets(self.weekday_table, an.by_weekday(deals, self.zone), lambda i: WEEKDAYS[i], dark)
-        self._fill_buckets(self.hour_table, an.by_hour(deals, self.zone), lambda i: f"{i:02d}:00", dark)
+        self._fill_buckets(self.weekday_table, weekdays, lambda i: WEEKDAYS[i], dark)
+        self._fill_buckets(self.hour_table, hours, lambda i: f"{i:02d}:00", dark)
 
     def _sign_colour(self, pnl: Any, dark: bool) -> QColor:
         signs = {fmt.pl_sign(amount, cur) for cur, amount in pnl.items()} - {0}

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from ..core import analytics as an, formatting as fmt
 from . import theme
+from .offloop import Recompute
 from .table_export import EXPORT_ROLE
 from .views import DeskHeader
 
@@ -153,6 +154,7 @@ class ChannelsView(QWidget):
         layout.addWidget(splitter, 1)
         self._channel_ids: dict[str, str] = {}
         self._dirty = True
+        self.recompute = Recompute("channels")
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -181,13 +183,24 @@ class ChannelsView(QWidget):
         return str(self.group_combo.currentData())
 
     def refresh(self) -> None:
+        """Recompute from the feed: the core's figures in an executor for a big history (the loop never waits;
+        a result older than the newest recompute is dropped), laid out here on the loop."""
         self._dirty = False
         since, until = period_bounds(str(self.period_combo.currentData()))
-        history = self.feed.history()
-        deals = an.in_period(history, since, until)
-        self._channel_ids = {h.channel: h.channel_id for h in history if h.channel_id}
+        history = self.feed.history()  # private lists of frozen objects: safe to read in another thread
+        opens = self.feed.open_pnls()
         group = self.group()
-        self.stats = an.group_stats(deals, group=group)
+
+        def compute() -> tuple[dict[str, str], list[an.GroupStats], Any]:
+            deals = an.in_period(history, since, until)
+            channel_ids = {h.channel: h.channel_id for h in history if h.channel_id}
+            return channel_ids, an.group_stats(deals, group=group), an.channel_account_matrix(deals, opens)
+
+        self.recompute.run(len(history), compute, lambda result: self._apply(group, *result))
+
+    def _apply(self, group: str, channel_ids: dict[str, str], stats: list[an.GroupStats], matrix: Any) -> None:
+        self._channel_ids = channel_ids
+        self.stats = stats
         dark = theme.is_dark(QApplication.palette())
         self.model.removeRows(0, self.model.rowCount())
         for g in self.stats:
@@ -199,7 +212,7 @@ class ChannelsView(QWidget):
         noun = dict(GROUPS).get(group, group).lower()
         self.summary.setText(f"{len(self.stats)} {noun}{'s' if len(self.stats) != 1 else ''}, "
                              f"{trades} closed trade{'s' if trades != 1 else ''} in the period")
-        self._fill_matrix(an.channel_account_matrix(deals, self.feed.open_pnls()), dark)
+        self._fill_matrix(matrix, dark)
 
     def _row(self, g: an.GroupStats, cur: str, m: an.MoneyStats, dark: bool) -> list[QStandardItem]:
         name = QStandardItem(g.label)  # plain text: QStandardItem is never rich text in a table view

@@ -56,6 +56,7 @@ from ..core import analytics as an, formatting as fmt
 from ..core.notify import Notification
 from . import theme
 from .analytics_feed import analytics_key
+from .offloop import Recompute
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,7 @@ class RiskBoard(QObject):
         self._watches: dict[str, an.EquityWatch] = {}
         self._trackers: dict[tuple[int, ...], an.ThresholdTracker] = {}
         self._cells: dict[tuple[str, str], LimitCell] = {}
+        self.recompute = Recompute("risk limits")
         feed.changed.connect(self.refresh)
 
     # --- settings ---------------------------------------------------------------------------------------------
@@ -278,11 +280,14 @@ class RiskBoard(QObject):
     # --- evaluation ---------------------------------------------------------------------------------------------
 
     def refresh(self, now: datetime | None = None) -> None:
+        """Evaluate every account with limits. The inputs are gathered on the loop (rows, each account's deals from
+        the feed's per-account index, the equity watches); ``core.analytics.evaluate`` runs in an executor when
+        the accounts' history is big (a stale result is dropped); crossings and cells are applied on the loop."""
         now = now or datetime.now(UTC)
         rows = {r.account_id: r for r in self.feed.controller.accounts_model.objects()}
         by_account = self.feed.history_by_account() if self.limits else {}  # indexed once, not filtered per account
-        risks: dict[str, an.AccountRisk] = {}
-        crossings: list[tuple[an.Crossing, str]] = []
+        jobs: list[tuple[str, an.LimitConfig, str, str, Any, list[an.HistoryDeal], Any, Any, str]] = []
+        errors: dict[str, str] = {}
         for row_key, prefs in self.limits.items():
             row = rows.get(row_key)
             if row is None:
@@ -293,27 +298,56 @@ class RiskBoard(QObject):
                 currency = row.currency
                 mine = by_account.get(key, [])
                 if row.balance is not None:
-                    money = an.AccountMoney(currency, row.balance, row.equity)
+                    money: Any = an.AccountMoney(currency, row.balance, row.equity)
                 elif config.initial_balance is not None:
-                    money = an.estimated_money(config.initial_balance, currency, mine, row.open_pl)
+                    money = (config.initial_balance, row.open_pl)  # estimated in the computation
                 else:
-                    self.errors[row_key] = "Set the account size (starting balance): the source reports none."
+                    errors[row_key] = "Set the account size (starting balance): the source reports none."
                     continue
                 watch = self._watches.get(row_key)
                 if watch is None or watch.config != config:
                     watch = self._watches[row_key] = an.EquityWatch(config)
-                if not money.estimated:
+                if isinstance(money, an.AccountMoney):
                     watch.observe(now, money.equity)  # day-start and peak equity: only of reported figures
-                risk = an.evaluate(config, account_key=key, currency=currency, now=now, money=money, deals=mine,
-                                   day_start_equity=watch.day_start_equity, peak_equity=watch.peak_equity)
             except Exception as exc:  # noqa: BLE001 - one account's odd figures must not stop the others
                 log.warning("risk limits of an account not evaluated: %s", type(exc).__name__)
-                self.errors[row_key] = str(exc)
+                errors[row_key] = str(exc)
                 continue
-            self.errors.pop(row_key, None)
+            jobs.append((row_key, config, key, currency, money, mine, watch.day_start_equity, watch.peak_equity,
+                         row.account.label))
+
+        def compute() -> tuple[dict[str, tuple[an.AccountRisk, an.LimitConfig, str]], dict[str, str]]:
+            out: dict[str, tuple[an.AccountRisk, an.LimitConfig, str]] = {}
+            failed: dict[str, str] = {}
+            for row_key, config, key, currency, money, mine, day_start, peak, label in jobs:
+                try:
+                    if not isinstance(money, an.AccountMoney):
+                        money = an.estimated_money(money[0], currency, mine, money[1])
+                    risk = an.evaluate(config, account_key=key, currency=currency, now=now, money=money, deals=mine,
+                                       day_start_equity=day_start, peak_equity=peak)
+                except Exception as exc:  # noqa: BLE001 - one account's odd figures must not stop the others
+                    log.warning("risk limits of an account not evaluated: %s", type(exc).__name__)
+                    failed[row_key] = str(exc)
+                    continue
+                out[row_key] = (risk, config, label)
+            return out, failed
+
+        size = sum(len(job[5]) for job in jobs)
+        self.recompute.run(size, compute, lambda result: self._apply(errors, *result))
+
+    def _apply(self, errors: dict[str, str], done: dict[str, tuple[an.AccountRisk, an.LimitConfig, str]],
+               failed: dict[str, str]) -> None:
+        for row_key in list(self.errors):
+            if row_key in done or row_key not in self.limits:
+                self.errors.pop(row_key)
+        self.errors.update(errors)
+        self.errors.update(failed)
+        risks: dict[str, an.AccountRisk] = {}
+        crossings: list[tuple[an.Crossing, str]] = []
+        for row_key, (risk, config, label) in done.items():
             risks[row_key] = risk
             tracker = self._trackers.setdefault(config.thresholds, an.ThresholdTracker(config.thresholds))
-            crossings.extend((c, row.account.label) for c in tracker.feed(risk))
+            crossings.extend((c, label) for c in tracker.feed(risk))
         self.risks = risks
         self._cells = {(k, use.name): describe(use) for k, risk in risks.items() for use in risk.limits()}
         self.updated.emit()
