@@ -1,0 +1,183 @@
+"""The analytics' cost on the GUI loop (issue 18 review: "never freezes"): the longest stall of a 5 ms QTimer
+heartbeat while the desk takes live changes, with N closed trades in the history, risk limits on 3 accounts and
+the Calendar tab shown — the code BEFORE the feed cache / off-loop recompute (the app tree of ``--before-ref``,
+exported with ``git archive`` into a temp directory, never a stash or a checkout) against the code AFTER (this
+tree), with one full repaint of the Trades table in the same run as the baseline.
+
+    python benchmarks/analytics_ui.py [--sizes 10000,100000] [--repeats 3] [--seconds 10] [--before-ref REF]
+
+Each run is its own process (offscreen Qt + qasync): the window over a controller that is not started, the
+Trades model filled with N closed and 40 open trades over 3 TTMT accounts (prop preset limits on all three,
+balance estimated from the account size), then for ``--seconds`` every 100 ms 10 open trades get a new P&L (new
+objects, as the stream does). Prints min/median/max of the stall and of the repaint, and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# The main commit the work started from (before the feed cache). After a merge, pass --before-ref yourself.
+BEFORE_REF = "541892d"
+
+
+def child(n: int, seconds: float) -> dict[str, object]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import asyncio
+    import dataclasses
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    import qasync
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    sys.path.insert(0, str(HERE))
+    import ttmt_monitor
+    from analytics import make_trades  # benchmarks/analytics.py: the same synthetic history
+    from ttmt_monitor.core.models import Account
+    from ttmt_monitor.ui.accounts_model import AccountRow
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.main_window import MainWindow
+    from ttmt_monitor.ui.risk_limits import prop_account_prefs
+    from ttmt_monitor.ui.settings import AppSettings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    tmp = tempfile.mkdtemp(prefix="bench-analytics-ui-")
+    settings = AppSettings(QSettings(os.path.join(tmp, "settings.ini"), QSettings.Format.IniFormat))
+    result: dict[str, object] = {"package": ttmt_monitor.__file__, "n": n}
+
+    async def run() -> None:
+        controller = DeskController("http://127.0.0.1:9", "bench-key", start_stream=False)
+        window = MainWindow(controller, settings)
+        window.resize(1366, 768)
+        window.show()
+        closed = make_trades(n)
+        now = datetime.now(UTC)
+        shift = now - timedelta(hours=1) - closed[-1].closed_at  # the history ends an hour ago
+        closed = [dataclasses.replace(t, closed_at=t.closed_at + shift, opened_at=t.opened_at + shift,
+                                      created_at=t.created_at + shift, updated_at=t.updated_at + shift)
+                  for t in closed]
+        opened = [dataclasses.replace(closed[i], id=f"o{i}", status="open", closed_at=None, realized_pl=None,
+                                      unrealized_pl=Decimal(i), updated_at=now) for i in range(40)]
+        controller.trades_model.reset_rows([*closed, *opened])
+        rows = [AccountRow(account=Account(f"a{i}", f"Account {i}", "prop", "EUR" if i == 2 else "USD", "active",
+                                           True), open_positions=0, open_pl=Decimal(0), realized_today=Decimal(0))
+                for i in range(3)]
+        controller.accounts_model.reset_rows(rows)
+        board = window.analytics.board
+        for i in range(3):
+            board.set_limits(f"a{i}", prop_account_prefs("100000"))
+        window.select_tab("calendar")
+        await asyncio.sleep(0.5)
+        gaps: list[float] = []
+        last = [time.perf_counter()]
+
+        def beat() -> None:
+            t = time.perf_counter()
+            gaps.append(t - last[0])
+            last[0] = t
+
+        heartbeat = QTimer()
+        heartbeat.setInterval(5)
+        heartbeat.timeout.connect(beat)
+        tick = [0]
+        live = {t.id: t for t in opened}
+
+        def move() -> None:
+            tick[0] += 1
+            changed = []
+            for k in range(10):
+                t = live[f"o{(tick[0] * 10 + k) % 40}"]
+                t = dataclasses.replace(t, unrealized_pl=(t.unrealized_pl or 0) + 1, updated_at=datetime.now(UTC))
+                live[t.id] = t
+                changed.append(t)
+            controller.trades_model.upsert(changed)
+
+        mover = QTimer()
+        mover.setInterval(100)
+        mover.timeout.connect(move)
+        last[0] = time.perf_counter()
+        heartbeat.start()
+        mover.start()
+        await asyncio.sleep(seconds)
+        heartbeat.stop()
+        mover.stop()
+        result["stall_s"] = max(gaps)
+        result["beats"] = len(gaps)
+        result["risk_accounts"] = len(board.risks)
+        # The baseline: one full repaint of the Trades table (the same window, the same history).
+        window.select_tab("trades")
+        await asyncio.sleep(0.3)
+        view = window.views["trades"]
+        paints = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            view.viewport().repaint()
+            paints.append(time.perf_counter() - t0)
+        result["repaint_s"] = statistics.median(paints)
+        window.close()
+
+    with loop:
+        loop.run_until_complete(run())
+    return result
+
+
+def export_before(ref: str, into: str) -> str:
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "app"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
+    return os.path.join(into, "app")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--before-ref", default=BEFORE_REF)
+    parser.add_argument("--child", type=int, default=0)
+    args = parser.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(child(args.child, args.seconds)), flush=True)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
+        trees = {"before": export_before(args.before_ref, tmp), "after": str(ROOT / "app")}
+        for n in (int(s) for s in args.sizes.split(",")):
+            runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+            for _ in range(args.repeats):
+                for name, tree in trees.items():  # interleaved: both see the same machine load
+                    env = dict(os.environ, PYTHONPATH=tree, QT_QPA_PLATFORM="offscreen")
+                    out = subprocess.run([sys.executable, __file__, "--child", str(n), "--seconds",
+                                          str(args.seconds)], env=env, capture_output=True, text=True, check=False)
+                    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+                    if line is None:
+                        print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
+                        return 1
+                    got = json.loads(line[7:])
+                    assert str(got["package"]).startswith(tree), got["package"]
+                    runs[name].append(got)
+            print(f"\n{n} closed trades, {args.repeats} repeats, {args.seconds:.0f} s of live changes each")
+            for name, got in runs.items():
+                stalls = [r["stall_s"] for r in got]
+                paints = [r["repaint_s"] for r in got]
+                ratios = [r["stall_s"] / r["repaint_s"] for r in got]
+                print(f"  {name:6} longest stall s min/med/max {min(stalls):.3f}/{statistics.median(stalls):.3f}/"
+                      f"{max(stalls):.3f}  repaint s {min(paints):.4f}/{statistics.median(paints):.4f}/"
+                      f"{max(paints):.4f}  stall/repaint {min(ratios):.1f}/{statistics.median(ratios):.1f}/"
+                      f"{max(ratios):.1f}  (limits evaluated on {got[0]['risk_accounts']} accounts)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
