@@ -18,9 +18,11 @@ adapter only gathers its input:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import operator
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -66,6 +68,12 @@ class AnalyticsFeed(QObject):
         self._loading: asyncio.Future[Any] | None = None
         # Conversion caches: key -> (the source object, what it converts to). A hit is the SAME object.
         self._ttmt_cache: dict[str, tuple[Any, an.HistoryDeal | None, an.OpenPnl | None]] = {}
+        self._objs: list[Any] = []  # the Trades model's rows at the last read, and what each converted to
+        self._conv: list[tuple[an.HistoryDeal | None, an.OpenPnl | None]] = []
+        self._ttmt_deals: list[an.HistoryDeal] | None = None
+        self._hub_objs: list[Any] = []
+        self._hub_deals: list[an.HistoryDeal] = []
+        self._history_stored: dict[str, an.HistoryDeal] | None = None
         self._deal_cache: dict[str, tuple[Any, an.HistoryDeal]] = {}
         self._position_cache: dict[str, tuple[Any, an.OpenPnl | None]] = {}
         self._history: list[an.HistoryDeal] | None = None  # the last result (kept while nothing moved)
@@ -128,45 +136,76 @@ class AnalyticsFeed(QObject):
             self._by_account = (history, index)
         return self._by_account[1]
 
+    def snapshot(self) -> list[an.HistoryDeal]:
+        """:meth:`history` without the copy: the feed's own list, the SAME object while nothing in the history
+        moved (views compare it by identity to skip a recompute). Never mutate it."""
+        return self._history_now()
+
     def _history_now(self) -> list[an.HistoryDeal]:
-        """The cached history, brought up to date (O(changed) conversions, one identity check per object)."""
+        """The cached history brought up to date: the rows that are new objects are found by an identity scan at
+        C speed (frozen objects: a change is a new object) and only those are converted again."""
+        objs = self.controller.trades_model.objects()
+        last = self._objs
+        conv = self._conv
+        ttmt_moved = self._ttmt_deals is None
+        opens_moved = ttmt_moved
+        if len(objs) == len(last):
+            changed: Iterable[int] = itertools.compress(range(len(objs)), map(operator.is_not, objs, last))
+        else:
+            conv = [(None, None)] * len(objs)
+            changed = range(len(objs))
+            ttmt_moved = opens_moved = True
         cache = self._ttmt_cache
-        fresh: dict[str, tuple[Any, an.HistoryDeal | None, an.OpenPnl | None]] = {}
-        deals: list[an.HistoryDeal] = []
-        opens: list[an.OpenPnl] = []
-        for t in self.controller.trades_model.objects():
+        for i in changed:
+            t = objs[i]
             hit = cache.get(t.id)
             if hit is None or hit[0] is not t:
-                h = an.from_ttmt_trade(t, TTMT_SOURCE, source_label=TTMT_LABEL)
-                hit = (t, h, an.open_from_ttmt_trade(t, TTMT_SOURCE))
+                hit = (t, an.from_ttmt_trade(t, TTMT_SOURCE, source_label=TTMT_LABEL),
+                       an.open_from_ttmt_trade(t, TTMT_SOURCE))
                 self.conversions += 1
-            fresh[t.id] = hit
-            if hit[1] is not None:
-                deals.append(hit[1])
-            if hit[2] is not None:
-                opens.append(hit[2])
-        self._ttmt_cache = fresh
-        if self._stored:
-            live = {h.key for h in deals}
-            deals.extend(h for key, h in self._stored.items() if key not in live)
+                cache[t.id] = hit
+            old = conv[i]
+            if old[0] is not hit[1]:
+                ttmt_moved = True
+            if old[1] is not hit[2]:
+                opens_moved = True
+            conv[i] = (hit[1], hit[2])
+        if len(objs) != len(last):
+            self._ttmt_cache = {t.id: cache[t.id] for t in objs}  # rows gone: their conversions go too
+        self._objs, self._conv = objs, conv
+        if ttmt_moved:
+            self._ttmt_deals = [c[0] for c in conv if c[0] is not None]
+        if opens_moved:
+            self._open = [c[1] for c in conv if c[1] is not None]
+        ttmt_deals = self._ttmt_deals or []
+        hub_moved = False
         hub = self.hub
         if hub is not None:
-            dcache = self._deal_cache
-            dfresh: dict[str, tuple[Any, an.HistoryDeal]] = {}
-            for key, d in list(hub.state.deals.items()):
-                got = dcache.get(key)
-                if got is None or got[0] is not d:
-                    got = (d, an.from_deal(d, source_label=hub.label(d.source),
-                                           account_label=hub.account_label(d.account_key)))
-                    self.conversions += 1
-                    dfresh[key] = got
-                deals.append(got[1])
-            self._deal_cache = dfresh
-        self._open = opens
-        old = self._history
-        if old is None or len(old) != len(deals) or not all(map(operator.is_, deals, old)):
-            self._history = old = deals  # else the previous list stays (and with it the per-account index)
-        return old
+            values = list(hub.state.deals.values())
+            if len(values) != len(self._hub_objs) or not all(map(operator.is_, values, self._hub_objs)):
+                dcache = self._deal_cache
+                dfresh: dict[str, tuple[Any, an.HistoryDeal]] = {}
+                for d in values:
+                    got = dcache.get(d.key)
+                    if got is None or got[0] is not d:
+                        got = (d, an.from_deal(d, source_label=hub.label(d.source),
+                                               account_label=hub.account_label(d.account_key)))
+                        self.conversions += 1
+                    dfresh[d.key] = got
+                self._deal_cache = dfresh
+                self._hub_deals = [got[1] for got in dfresh.values()]
+                self._hub_objs = values
+                hub_moved = True
+        stored = self._stored
+        if ttmt_moved or hub_moved or self._history is None or stored is not self._history_stored:
+            deals = list(ttmt_deals)
+            if stored:
+                live = {h.key for h in ttmt_deals}
+                deals.extend(h for key, h in stored.items() if key not in live)
+            deals.extend(self._hub_deals)
+            self._history = deals
+            self._history_stored = stored
+        return self._history
 
     def open_pnls(self) -> list[an.OpenPnl]:
         """Every open trade's/position's P&L (TTMT's from the same per-trade cache as the history)."""

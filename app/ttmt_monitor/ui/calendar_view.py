@@ -194,6 +194,7 @@ class CalendarView(QWidget):
         layout.addWidget(splitter)
         self._dirty = True
         self.recompute = Recompute("calendar")
+        self._shown: tuple[Any, ...] | None = None  # what the last refresh computed from (history list identity)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -258,8 +259,12 @@ class CalendarView(QWidget):
         """Recompute from the feed: the core's figures in an executor for a big history (the loop never waits;
         a result older than the newest recompute is dropped), laid out here on the loop."""
         self._dirty = False
-        deals = self.feed.history()  # a private list of frozen deals: safe to read in another thread
+        deals = self.feed.snapshot()  # frozen deals in a list the feed never mutates: safe in another thread
         year, month, zone = self.year, self.month, self.zone
+        key = (deals, year, month, zone, self.scheme, theme.is_dark(QApplication.palette()))
+        if self._shown is not None and key[0] is self._shown[0] and key[1:] == self._shown[1:]:
+            return  # nothing the calendar shows moved (the desk's ticks move open P&L only)
+        self._shown = key
 
         def compute() -> tuple[an.MonthGrid, tuple[an.Bucket, ...], tuple[an.Bucket, ...]]:
             return (an.month_grid(deals, year, month, zone=zone), an.by_weekday(deals, zone), an.by_hour(deals, zone))
@@ -338,6 +343,8 @@ class CalendarView(QWidget):
         first = table.horizontalHeaderItem(0)
         headers = [first.text() if first is not None else "",
                    *(f"P&L {cur}" for cur in currencies), "Trades", "Won"]
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # one resize at the end, not one per item
         table.setColumnCount(len(headers))
         table.setHorizontalHeaderLabels(headers)
         table.setRowCount(len(buckets))
@@ -357,6 +364,7 @@ class CalendarView(QWidget):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 table.setItem(r, c, item)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
 
     def _on_cell(self, row: int, column: int) -> None:
         item = self.grid.item(row, column)

@@ -187,7 +187,7 @@ class ChannelsView(QWidget):
         a result older than the newest recompute is dropped), laid out here on the loop."""
         self._dirty = False
         since, until = period_bounds(str(self.period_combo.currentData()))
-        history = self.feed.history()  # private lists of frozen objects: safe to read in another thread
+        history = self.feed.snapshot()  # frozen deals in a list the feed never mutates: safe in another thread
         opens = self.feed.open_pnls()
         group = self.group()
 
