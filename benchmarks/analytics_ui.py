@@ -5,6 +5,7 @@ exported with ``git archive`` into a temp directory, never a stash or a checkout
 tree), with one full repaint of the Trades table in the same run as the baseline.
 
     python benchmarks/analytics_ui.py [--sizes 10000,100000] [--repeats 3] [--seconds 10] [--before-ref REF]
+        [--after-ref REF]
 
 Each run is its own process (offscreen Qt + qasync): the window over a controller that is not started, the
 Trades model filled with N closed and 40 open trades over 3 TTMT accounts (prop preset limits on all three,
@@ -134,7 +135,8 @@ def child(n: int, seconds: float) -> dict[str, object]:
     return result
 
 
-def export_before(ref: str, into: str) -> str:
+def export_tree(ref: str, into: str) -> str:
+    os.makedirs(into, exist_ok=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "app"], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
     return os.path.join(into, "app")
@@ -146,13 +148,15 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--before-ref", default=BEFORE_REF)
+    parser.add_argument("--after-ref", default="", help="a commit to measure as 'after' (default: this tree)")
     parser.add_argument("--child", type=int, default=0)
     args = parser.parse_args()
     if args.child:
         print("RESULT " + json.dumps(child(args.child, args.seconds)), flush=True)
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
-        trees = {"before": export_before(args.before_ref, tmp), "after": str(ROOT / "app")}
+        after = export_tree(args.after_ref, os.path.join(tmp, "after")) if args.after_ref else str(ROOT / "app")
+        trees = {"before": export_tree(args.before_ref, os.path.join(tmp, "before")), "after": after}
         for n in (int(s) for s in args.sizes.split(",")):
             runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
             for _ in range(args.repeats):
