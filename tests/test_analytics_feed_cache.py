@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from _qasync_support import ModuleLoop, dispose, until
+from _qasync_support import ModuleLoop, until
 from ttmt_monitor.core import analytics as an
 from ttmt_monitor.ui.analytics_feed import TTMT_LABEL, TTMT_SOURCE, AnalyticsFeed
 from ttmt_monitor.ui.controller import DeskController
@@ -71,7 +71,10 @@ def test_cached_history_equals_a_full_conversion_through_live_changes(qapp, sim)
                 assert deals == [h for h in feed.history() if h.account_key == key]
         finally:
             await controller.aclose()
-            dispose(feed)
+            import shiboken6
+
+            shiboken6.delete(feed)
+            shiboken6.delete(controller)
 
     run_on_qasync(scenario, timeout=150)
 

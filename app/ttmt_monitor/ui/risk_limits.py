@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -171,6 +171,46 @@ def save_limits(limits: dict[str, LimitPrefs], store: QSettings | None = None) -
                                             sort_keys=True))
 
 
+NOTIFIED_KEY = "risk/notified"
+NOTIFIED_DAYS = 3  # trading days older than this many days before today are pruned
+
+
+def notified_key(account_key: str, limit: str, day: date) -> str:
+    return f"{account_key}#{limit}#{day.isoformat()}"
+
+
+def load_notified(store: QSettings | None = None, today: date | None = None) -> dict[str, list[int]]:
+    """The thresholds already notified per (account, limit, trading day), recent days only (no secrets: account
+    keys, limit names, dates and percentages)."""
+    store = store or QSettings()
+    raw = store.value(NOTIFIED_KEY, "")
+    try:
+        data = json.loads(raw) if isinstance(raw, str) and raw else {}
+    except ValueError:
+        return {}
+    oldest = (today or datetime.now(UTC).date()) - timedelta(days=NOTIFIED_DAYS)
+    out: dict[str, list[int]] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            try:
+                day = date.fromisoformat(str(key).rsplit("#", 1)[1])
+                thresholds = sorted({int(t) for t in value})
+            except (IndexError, ValueError, TypeError):
+                continue
+            if day >= oldest:
+                out[key] = thresholds
+    return out
+
+
+def save_notified(notified: dict[str, list[int]], store: QSettings | None = None, today: date | None = None) -> None:
+    """Keep what was notified, pruning the days older than ``NOTIFIED_DAYS``."""
+    store = store or QSettings()
+    oldest = (today or datetime.now(UTC).date()) - timedelta(days=NOTIFIED_DAYS)
+    for key in [k for k in notified if date.fromisoformat(k.rsplit("#", 1)[1]) < oldest]:
+        del notified[key]
+    store.setValue(NOTIFIED_KEY, json.dumps(notified, sort_keys=True))
+
+
 # --- evaluating and wording ----------------------------------------------------------------------------------
 
 
@@ -259,6 +299,7 @@ class RiskBoard(QObject):
         self._trackers: dict[tuple[int, ...], an.ThresholdTracker] = {}
         self._cells: dict[tuple[str, str], LimitCell] = {}
         self.recompute = Recompute("risk limits")
+        self._notified = load_notified(store)  # (account, limit, trading day) -> thresholds notified
         feed.changed.connect(self.refresh)
 
     # --- settings ---------------------------------------------------------------------------------------------
@@ -344,10 +385,22 @@ class RiskBoard(QObject):
         self.errors.update(failed)
         risks: dict[str, an.AccountRisk] = {}
         crossings: list[tuple[an.Crossing, str]] = []
+        notified = False
         for row_key, (risk, config, label) in done.items():
             risks[row_key] = risk
             tracker = self._trackers.setdefault(config.thresholds, an.ThresholdTracker(config.thresholds))
-            crossings.extend((c, label) for c in tracker.feed(risk))
+            for use in risk.limits():  # what an earlier run already notified today is not notified again
+                before = self._notified.get(notified_key(risk.account_key, use.name, risk.day))
+                if before:
+                    tracker.seed(risk.account_key, use.name, risk.day, before)
+            for c in tracker.feed(risk):
+                crossings.append((c, label))
+                key = notified_key(c.account_key, c.limit, c.day)
+                self._notified[key] = sorted(set(self._notified.get(key, ())) | {
+                    t for t in config.thresholds if t <= c.threshold})
+                notified = True
+        if notified:
+            save_notified(self._notified, self.store)
         self.risks = risks
         self._cells = {(k, use.name): describe(use) for k, risk in risks.items() for use in risk.limits()}
         self.updated.emit()

@@ -353,3 +353,16 @@ class ThresholdTracker:
                                     use.room))
             self._fired[key] = (risk.day, fired)
         return out
+
+    def seed(self, account_key: str, limit: str, day: date, thresholds: Iterable[int]) -> None:
+        """Count ``thresholds`` of one limit as already reported on trading ``day`` (what an earlier run
+        notified, so a restart does not repeat today's notifications). A seed for another day than the one
+        tracked replaces it only when newer."""
+        key = (account_key, limit)
+        tracked, fired = self._fired.get(key, (day, set()))
+        if tracked != day:
+            if tracked > day:
+                return
+            fired = set()
+        fired.update(thresholds)
+        self._fired[key] = (day, fired)
