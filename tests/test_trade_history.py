@@ -220,3 +220,22 @@ def test_history_filter_takes_the_date_window_at_now() -> None:
     assert history_filter(FilterSpec(date_window="7d"), now).since == now - timedelta(days=7)
     assert history_filter(FilterSpec(), now) == HistoryFilter()
     assert history_filter(None) == HistoryFilter()
+
+
+def test_a_calendar_day_selects_that_day_only_in_the_store(filled: Store) -> None:
+    """A day clicked in the P&L calendar (a "range" window) bounds the store's query at both ends, exactly as
+    the filter bar does for the live rows (the store-backed Trades table once used the start only)."""
+    from ttmt_monitor.core import analytics as an
+
+    closed = sorted(t.closed_at for t in _all(filled) if t.closed_at is not None)
+    day = closed[len(closed) // 2].date()
+    start, end = an.day_bounds(day, "UTC")
+    spec = FilterSpec(date_window="range", date_from=start, date_until=end)
+    flt = history_filter(spec, NOW)
+    assert flt.since == start and flt.until == end
+    expected = {t.id for t in _all(filled) if spec.matches(t, now=NOW)}
+    later = {t.id for t in _all(filled) if t.created_at is not None and t.created_at >= end}
+    assert expected and later  # the day is in the middle: trades start after it
+    ordered, rows = _order(filled, flt)
+    assert {r.trade.id for r in rows} == expected
+    assert not expected & later

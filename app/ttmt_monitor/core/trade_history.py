@@ -166,7 +166,8 @@ SORT_KEYS: dict[str, str] = {
 @dataclass(frozen=True, slots=True)
 class HistoryFilter:
     """The filter bar's choice for trades, in store terms. ``since``: the start of the date window (aware), None
-    for all dates."""
+    for all dates; ``until``: its end, exclusive (a range such as one day clicked in the P&L calendar), None for
+    up to now. A trade is in the window when its life (created .. closed, or still open) overlaps it."""
 
     account_id: str | None = None
     channel_id: str | None = None
@@ -174,6 +175,7 @@ class HistoryFilter:
     status: str | None = None
     since: datetime | None = None
     text: str = ""
+    until: datetime | None = None
 
     def where(self, statuses: Sequence[str] = TRADE_STATUSES) -> tuple[str, list[Any]]:
         """(SQL condition, parameters). ``statuses``: the statuses stored, whose shown words a text may match."""
@@ -199,10 +201,19 @@ class HistoryFilter:
             else:
                 clauses.append("status = ?")
                 params.append(wanted)
-        if self.since is not None:
+        if self.since is not None and self.until is not None:
+            # A range (the filter bar's "range" window): the life [created, closed] overlaps [since, until); a
+            # trade without a close time is alive (as ui.filter_bar's range test counts it).
+            clauses.append(f"({_OPEN_SQL} OR closed_at IS NULL OR closed_at >= ?)")
+            params.append(ts_text(self.since))
+        elif self.since is not None:
             # A trade's life overlaps the window: open, or closed (else created) on or after its start.
             clauses.append(f"({_OPEN_SQL} OR coalesce(closed_at, nullif(created_at, '')) >= ?)")
             params.append(ts_text(self.since))
+        if self.until is not None:
+            # ... and began (created, else closed) before its end.
+            clauses.append("coalesce(nullif(created_at, ''), closed_at) < ?")
+            params.append(ts_text(self.until))
         for word in self.text.lower().split():
             # Every word in one text field; the status also matches by the words shown for it ("Closed (profit)").
             labelled = sorted({s for s in statuses if s and word in status_label(s).lower()})

@@ -97,7 +97,8 @@ def history_filter(spec: Any, now: datetime | None = None) -> HistoryFilter:
     if spec is None:
         return HistoryFilter()
     return HistoryFilter(account_id=spec.account_id, channel_id=spec.channel_id, symbol=spec.symbol,
-                         status=spec.status, since=spec.window_start(now or datetime.now(UTC)), text=spec.text)
+                         status=spec.status, since=spec.window_start(now or datetime.now(UTC)), text=spec.text,
+                         until=spec.window_end())
 
 
 class _Relay(QObject):
