@@ -533,3 +533,20 @@ def test_backfill_without_a_marker_reads_below_known_newest_pages(tmp_path: Path
             lambda: len(market.world.users[market.demo_user_id].signals)) > 100
     finally:
         store.close()
+
+
+def test_history_pages_bring_each_trades_positions_for_close_and_pips(tmp_path: Path,
+                                                                       small_market: SimulatorThread) -> None:
+    """Trades read by the sync (and backfill) carry their positions (include=positions, no extra request), so a
+    closed trade of the history has the closed positions the Trades table's Close and Pips columns are made of."""
+    store = open_store(tmp_path, small_market)
+    try:
+        run(start(store, small_market, full_backfill=True))
+        closed = [w for w in store.iter_trades_wire()
+                  if str(w.get("status", "")).startswith("closed") and Decimal(str(w.get("volume") or 0)) > 0]
+        assert closed, "the simulated history has filled, closed trades"
+        with_close = [w for w in closed
+                      if any(p.get("close_price") is not None for p in store.trade_positions_wire(w["id"]))]
+        assert len(with_close) == len(closed), f"{len(closed) - len(with_close)} closed trades without positions"
+    finally:
+        store.close()

@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 FIRST_PAGE = 100
 #: Page size for delta sync (the API's maximum: fewest requests).
 PAGE_LIMIT = 100
+#: History pages of trades bring their positions (the API embeds them, ttmt-api.md §8): the store keeps them in
+#: their own table, so the Trades table's Close and Pips columns (volume-weighted close of the closed positions)
+#: are filled for history too, not only for trades closed live, at no extra request.
+HISTORY_INCLUDE = "positions"
 #: Above this many trades that closed while we were away, one filtered listing beats one request per trade.
 MAX_SINGLE_FETCHES = 4
 #: A first sync (empty store) reads at most this many pages of history; older history is read lazily later.
@@ -440,7 +444,7 @@ async def _newest_trades(store: Store, client: Any, result: SyncResult, versions
     complete = False
     guard = _guard(client.trades_page)
     while True:
-        page = await client.trades_page(limit=PAGE_LIMIT, after=cursor)
+        page = await client.trades_page(limit=PAGE_LIMIT, after=cursor, include=HISTORY_INCLUDE)
         pages += 1
         items, cursor = _page_parts(page)
         guard.check(len(items), cursor is not None)
@@ -476,7 +480,8 @@ async def _closed_while_away(store: Store, client: Any, result: SyncResult, stal
     cursor: str | None = None
     guard = _guard(client.trades_page, {"status": "closed"})
     while wanted:
-        page = await client.trades_page(limit=PAGE_LIMIT, after=cursor, status="closed", after_date=oldest or None)
+        page = await client.trades_page(limit=PAGE_LIMIT, after=cursor, status="closed", after_date=oldest or None,
+                                        include=HISTORY_INCLUDE)
         result.pages += 1
         items, cursor = _page_parts(page)
         guard.check(len(items), cursor is not None)
@@ -522,14 +527,15 @@ class _Kind:
 
     fetch: str  # client method
     put: str  # store method
+    include: dict[str, str]  # extra query: trades bring their positions
     known: str  # store method: {id: version} of the stored ones
     ts: str  # the field the API sorts and date-filters on
     meta: str  # meta key prefix
 
 
 _KINDS = (
-    _Kind("trades_page", "put_trades", "trade_versions", "created_at", "backfill"),
-    _Kind("signals_page", "put_signals", "signal_versions", "received_at", "signals_backfill"),
+    _Kind("trades_page", "put_trades", {"include": HISTORY_INCLUDE}, "trade_versions", "created_at", "backfill"),
+    _Kind("signals_page", "put_signals", {}, "signal_versions", "received_at", "signals_backfill"),
 )
 
 
@@ -558,7 +564,7 @@ async def backfill(store: Store, client: TTMTClient, *, max_pages: int | None = 
             if store.meta(f"{kind.meta}_done") == "1" or (stop is not None and stop.is_set()):
                 break
             try:
-                page = await fetch(limit=PAGE_LIMIT, after=cursor, **params)
+                page = await fetch(limit=PAGE_LIMIT, after=cursor, **params, **kind.include)
                 items, cursor = _page_parts(page)
                 guard.check(len(items), cursor is not None)
             except Exception as exc:  # noqa: BLE001 - classified: only API/network trouble is swallowed

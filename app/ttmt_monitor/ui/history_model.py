@@ -412,7 +412,10 @@ class StoreTradesModel(QAbstractTableModel):
     def _relay_to_gui(self, tag: tuple[Any, ...]) -> Callable[[Future[Any]], None]:
         """A done-callback (run on the reader thread) that hands the future to ``_on_done`` on the GUI thread."""
         def done(future: Future[Any]) -> None:
-            self._relay.done.emit(tag, future)
+            try:
+                self._relay.done.emit(tag, future)
+            except RuntimeError:  # the model (and its relay) closed while the query ran: nobody to tell
+                log.debug("a history answer arrived after its table closed")
         return done
 
     def _check_store(self) -> None:

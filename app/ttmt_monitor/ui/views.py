@@ -195,8 +195,10 @@ class DeskTableView(QTableView):
         self._resort.timeout.connect(self._do_resort)
         model.rows_touched.connect(self._on_rows_touched)
         # Live changes are told only for the rows on screen (KeyedTableModel.add_viewer): repaint what is visible.
-        model.add_viewer(self.visible_source_rows)
-        self.destroyed.connect(lambda *_: model.remove_viewer(self.visible_source_rows))
+        # (A model that pages itself from the store - ui/history_model - paints only what is shown already.)
+        if hasattr(model, "add_viewer"):
+            model.add_viewer(self.visible_source_rows)
+            self.destroyed.connect(lambda *_: model.remove_viewer(self.visible_source_rows))
         if default_sort is not None:
             try:
                 self.sortByColumn(model.column_number(default_sort[0]), default_sort[1])
