@@ -167,6 +167,8 @@ def test_risk_limits_in_the_window_bars_dialog_and_notifications(qapp, sim_pause
             view = window.views["accounts"]
             model = controller.accounts_model
             row = model.objects()[0]
+            for key in ("limit_daily_loss", "limit_max_drawdown"):  # no limits yet: no empty bar columns
+                assert view.isColumnHidden(model.column_number(key)), key
             # The dialog, from the menu: a TTMT account reports no balance, so it asks for a starting balance.
             dialog = window.analytics.open_limits(row.account_id)
             assert dialog is not None and not dialog.isModal() and dialog.isVisible()

@@ -114,6 +114,8 @@ class AnalyticsUi:
             self.window.status.showMessage(f"Risk limits not saved: {exc}", 10000)
             return
         view = self.window.views["accounts"] if "accounts" in self.window.views else None
+        if view is not None:  # the limit columns show while some account has limits (main_window)
+            self.window._apply_column_capabilities(view, self.window.capabilities())
         if view is not None and prefs is not None:
             header = view.horizontalHeader()
             model = view.source_model

@@ -738,7 +738,12 @@ class MainWindow(QMainWindow):
 
     def _apply_column_capabilities(self, view: DeskTableView, caps: frozenset[str]) -> None:
         wanted = CAPABILITY_COLUMNS.get(view.settings_key, {})
-        view.set_unavailable_columns([key for key, cap in wanted.items() if cap not in caps])
+        unavailable = [key for key, cap in wanted.items() if cap not in caps]
+        analytics = getattr(self, "analytics", None)
+        if view.settings_key == "accounts" and analytics is not None and not analytics.board.limits:
+            # No account has risk limits: two empty 225 px bar columns would push the money off a laptop screen.
+            unavailable += [c.key for c in view.source_model.columns if c.key.startswith("limit_")]
+        view.set_unavailable_columns(unavailable)
 
     def desk_is_empty(self) -> bool:
         """No TTMT and no other source, running or configured (File → Sources…): nothing to show yet."""
