@@ -250,14 +250,14 @@ class SourceHub(QObject):
     async def aclose(self) -> None:
         self._closing = True
         self._timer.stop()
-        await self.history_idle()
-        if self._history_pool is not None:
+        await self.history_idle()  # _closing is set: batches still arriving while the sources close queue none
+        pool, self._history_pool = self._history_pool, None
+        if pool is not None:
             if self._history is not None:
                 history, self._history = self._history, None
-                await asyncio.get_event_loop().run_in_executor(self._history_pool, history.close)
-            self._history_pool.shutdown(wait=True)
-            self._history_pool = None
-            self._history_opener = None
+                await asyncio.get_running_loop().run_in_executor(pool, history.close)
+            pool.shutdown(wait=True)
+        self._history_opener = None
         for source_id in list(self._sources):
             source = self._sources.pop(source_id)
             with contextlib.suppress(Exception):
@@ -280,7 +280,8 @@ class SourceHub(QObject):
     def _apply(self, source_id: str, batch: list[Any]) -> None:
         change = self.state.apply(source_id, batch)
         self.batches += 1
-        if self._history_opener is not None and (change.reset_sources or change.touched("deal")):
+        if self._history_opener is not None and not self._closing and (change.reset_sources
+                                                                        or change.touched("deal")):
             try:
                 self._keep_history(source_id, change)
             except Exception:  # noqa: BLE001 - the local copy is a convenience; the live desk goes on without it
