@@ -42,7 +42,7 @@ from PySide6.QtGui import QColor
 from ..core import formatting as fmt
 from ..core.trade_history import HistoryFilter, HistoryReader, Ordered, PageRow, RawRow, decode_row
 from . import theme
-from .table_base import KEY_ROLE, ROW_ROLE, SORT_ROLE, Column, DisplayOptions, sort_key, text_plain
+from .table_base import KEY_ROLE, ROW_ROLE, SORT_ROLE, Column, DisplayOptions, column_header, sort_key, text_plain
 from .trades_model import TradesModel
 
 log = logging.getLogger(__name__)
@@ -271,18 +271,7 @@ class StoreTradesModel(QAbstractTableModel):
         return _CELL_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
-            return None
-        column = self.columns[section]
-        if role == Qt.ItemDataRole.DisplayRole:
-            if column.is_time:
-                return f"{column.title} ({fmt.zone_label(utc=self.options.utc)})"
-            return column.title
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return column.tooltip or column.title
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _ALIGN_RIGHT if column.numeric else _ALIGN_LEFT
-        return None
+        return column_header(self.columns, self.options, section, orientation, role)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

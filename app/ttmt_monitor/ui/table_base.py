@@ -291,18 +291,7 @@ class KeyedTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.columns)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
-            return None
-        column = self.columns[section]
-        if role == Qt.ItemDataRole.DisplayRole:
-            if column.is_time:
-                return f"{column.title} ({fmt.zone_label(utc=self.options.utc)})"
-            return column.title
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return column.tooltip or column.title
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _ALIGN_RIGHT if column.numeric else _ALIGN_LEFT
-        return None
+        return column_header(self.columns, self.options, section, orientation, role)
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         if not index.isValid():
@@ -793,6 +782,23 @@ class KeyedTableModel(QAbstractTableModel):
                                       [Qt.ItemDataRole.BackgroundRole])
         if not self._flash:
             self._flash_timer.stop()
+
+
+def column_header(columns: Sequence[Column], options: DisplayOptions, section: int, orientation: Qt.Orientation,
+                  role: int) -> Any:
+    """``headerData`` of a table of ``columns`` (the keyed models and the store-backed Trades model share it)."""
+    if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(columns):
+        return None
+    column = columns[section]
+    if role == Qt.ItemDataRole.DisplayRole:
+        if column.is_time:
+            return f"{column.title} ({fmt.zone_label(utc=options.utc)})"
+        return column.title
+    if role == Qt.ItemDataRole.ToolTipRole:
+        return column.tooltip or column.title
+    if role == Qt.ItemDataRole.TextAlignmentRole:
+        return _ALIGN_RIGHT if column.numeric else _ALIGN_LEFT
+    return None
 
 
 def _py_sort_key(value: Any) -> tuple[int, Any]:
