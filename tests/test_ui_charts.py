@@ -725,3 +725,23 @@ def test_the_window_s_theme_switch_recolours_the_chart(qapp, qtbot, settings) ->
     finally:
         theme.apply_theme(qapp, "system")
         dispose(window)
+
+
+def test_trade_chart_follows_a_switch_to_the_dark_theme(qtbot) -> None:
+    """The trade detail's chart kept its light background and black legend text after View → Theme → Dark."""
+    from PySide6.QtGui import QPalette
+
+    from ttmt_monitor.ui import theme
+    from ttmt_monitor.ui.trade_chart import TradeChart
+
+    chart = TradeChart()
+    qtbot.addWidget(chart)
+    chart.setPalette(theme._palette("light"))  # noqa: SLF001 - the theme's own palettes
+    chart.show()
+    dark = theme._palette("dark")  # noqa: SLF001
+    chart.setPalette(dark)
+    text = dark.color(QPalette.ColorRole.Text)
+    assert chart.plot.backgroundBrush().color() == dark.color(QPalette.ColorRole.Base)
+    assert chart.plot.getAxis("bottom").textPen().color() == text
+    labels = [label for _s, label in chart._legend.items]  # noqa: SLF001
+    assert labels and all(text.name() in label.item.toHtml() for label in labels)  # rendered in the new colour

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.formatting import format_price, format_time, format_volume, status_label
@@ -135,6 +135,29 @@ class TradeChart(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self.refresh)
+
+    # --- theme ---------------------------------------------------------------------------------------------
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.apply_theme()
+
+    def apply_theme(self) -> None:
+        """Follow a light/dark switch: background, axes and the legend (its backdrop and its text, which
+        pyqtgraph renders into each label) take the new palette. The price path, SL, entry and TP colours are
+        mid-tone and read on both."""
+        if not hasattr(self, "_legend"):  # a palette change during construction
+            return
+        palette = self.palette()
+        apply_palette_to_plot(self.plot, palette)
+        backdrop = QColor(palette.color(QPalette.ColorRole.Base))
+        backdrop.setAlpha(210)
+        self._legend.setBrush(backdrop)
+        self._legend.setPen(palette.color(QPalette.ColorRole.Mid))
+        self._legend.setLabelTextColor(palette.color(QPalette.ColorRole.Text))
+        for _sample, label in self._legend.items:
+            label.setText(label.text)  # re-render the label in the new colour
 
     # --- feeding --------------------------------------------------------------------------------------------
 
