@@ -745,3 +745,27 @@ def test_trade_chart_follows_a_switch_to_the_dark_theme(qtbot) -> None:
     assert chart.plot.getAxis("bottom").textPen().color() == text
     labels = [label for _s, label in chart._legend.items]  # noqa: SLF001
     assert labels and all(text.name() in label.item.toHtml() for label in labels)  # rendered in the new colour
+
+
+def test_the_legends_sit_above_the_plotted_area_not_over_it(qtbot) -> None:
+    """pyqtgraph's floating legend hid the TP-hit markers and the curve's start under it (P&L tab, trade detail)."""
+    from ttmt_monitor.ui.pnl_view import PnlView
+    from ttmt_monitor.ui.trade_chart import TradeChart
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.resize(900, 600)
+    view.show()
+    view.set_trades(_tp_history(5, "USD") + _tp_history(5, "EUR"))
+    view.refresh()
+    chart = TradeChart()
+    qtbot.addWidget(chart)
+    chart.resize(700, 400)
+    chart.show()
+    for plot, legend, entries in ((view.plot, view._legend, 3), (chart.plot, chart._legend, 4)):  # noqa: SLF001
+        qtbot.waitUntil(lambda p=plot, lg=legend: lg.sceneBoundingRect().height() > 0, timeout=5000)
+        assert len(legend.items) >= entries
+        data = plot.getPlotItem().getViewBox().sceneBoundingRect()
+        box = legend.sceneBoundingRect()
+        assert box.bottom() <= data.top() + 1, (box, data)
+        assert box.height() < 80  # one or two rows, not a column eating the plot

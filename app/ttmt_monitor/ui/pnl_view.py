@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -107,6 +107,29 @@ def apply_palette_to_plot(plot: Any, palette: QPalette) -> None:
         axis.setPen(text)
         axis.picture = None  # pyqtgraph caches the drawn axis: re-colour now, not at the next tick change
         axis.update()
+
+
+def legend_above(plot: Any, palette: QPalette, *, columns: int) -> Any:
+    """A legend in a strip above the plotted area (the plot's title row), ``columns`` entries a row, so it never
+    covers a curve or a marker the way pyqtgraph's floating legend does wherever the data passes under it."""
+    pg = _pg()
+    item = plot.getPlotItem()
+    legend = pg.LegendItem(colCount=columns, horSpacing=8,
+                           labelTextColor=palette.color(QPalette.ColorRole.Text))
+    item.layout.removeItem(item.titleLabel)  # these plots have no title: its row holds the legend instead
+    item.titleLabel.setVisible(False)
+    item.layout.addItem(legend, 0, 1)
+    item.layout.setRowMinimumHeight(0, 0)
+    item.layout.setRowMaximumHeight(0, 10_000)  # PlotItem pins the empty title row to 0 px: let it fit the legend
+    item.legend = legend  # items plotted with a name= join it, as with addLegend
+    return legend
+
+
+def recolour_legend(legend: Any, palette: QPalette) -> None:
+    """After a light/dark switch: the legend's text colour (pyqtgraph renders it into each label's text)."""
+    legend.setLabelTextColor(palette.color(QPalette.ColorRole.Text))
+    for _sample, label in legend.items:
+        label.setText(label.text)  # re-render in the new colour
 
 
 def utc_offset_for_axis(tz: tzinfo | None, now: datetime | None = None) -> int | None:
@@ -187,15 +210,7 @@ class PnlView(QWidget):
         self.plot.setLabel("left", "Realized P&L")
         self.plot.setLabel("bottom", f"Time ({self._zone_name()})")
         self.plot.setMouseEnabled(x=True, y=True)  # zoom (wheel) and pan (drag)
-        # A translucent backdrop: the curve often starts near the top-left corner where the legend sits.
-        backdrop = QColor(self.palette().color(QPalette.ColorRole.Base))
-        backdrop.setAlpha(210)
-        self._legend = self.plot.addLegend(
-            offset=(10, 10),
-            labelTextColor=self.palette().color(QPalette.ColorRole.Text),
-            brush=backdrop,
-            pen=self.palette().color(QPalette.ColorRole.Mid),
-        )
+        self._legend = legend_above(self.plot, self.palette(), columns=3)
         self._zero = pg.InfiniteLine(
             pos=0, angle=0, pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DotLine)
         )
@@ -755,13 +770,7 @@ class PnlView(QWidget):
         palette = self.palette()
         dark = is_dark(palette)
         apply_palette_to_plot(self.plot, palette)
-        backdrop = QColor(palette.color(QPalette.ColorRole.Base))
-        backdrop.setAlpha(210)
-        self._legend.setBrush(backdrop)
-        self._legend.setPen(palette.color(QPalette.ColorRole.Mid))
-        self._legend.setLabelTextColor(palette.color(QPalette.ColorRole.Text))
-        for _sample, label in self._legend.items:
-            label.setText(label.text)  # LabelItem renders its colour into the text: re-render it
+        recolour_legend(self._legend, palette)
         for cur, item in self.curves.items():
             colour = currency_colour(cur, dark)
             item.setPen(pg.mkPen(colour, width=2))

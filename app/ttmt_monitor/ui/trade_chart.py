@@ -24,7 +24,6 @@ from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, QTimer
-from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.formatting import format_price, format_time, format_volume, status_label
@@ -37,7 +36,15 @@ from ..core.models import (
     TpHit,
     Trade,
 )
-from .pnl_view import AUTO_DOWNSAMPLE_FACTOR, _pg, apply_palette_to_plot, plain_tip, utc_offset_for_axis
+from .pnl_view import (
+    AUTO_DOWNSAMPLE_FACTOR,
+    _pg,
+    apply_palette_to_plot,
+    legend_above,
+    plain_tip,
+    recolour_legend,
+    utc_offset_for_axis,
+)
 
 MAX_PATH_POINTS = 200_000  # a trade open for weeks at one update/s stays bounded (oldest points dropped)
 TP_COLOUR = "#1a7f37"
@@ -81,9 +88,7 @@ class TradeChart(QWidget):
         apply_palette_to_plot(self.plot, self.palette())
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setLabel("left", "Price")
-        self._legend = self.plot.addLegend(
-            offset=(-10, 10), labelTextColor=self.palette().color(QPalette.ColorRole.Text)
-        )
+        self._legend = legend_above(self.plot, self.palette(), columns=5)
 
         self.path_item = self.plot.plot([], [], pen=pg.mkPen(PATH_COLOUR, width=1.5), name="Price")
         self.path_item.setDownsampling(auto=True, method="peak")
@@ -144,20 +149,13 @@ class TradeChart(QWidget):
             self.apply_theme()
 
     def apply_theme(self) -> None:
-        """Follow a light/dark switch: background, axes and the legend (its backdrop and its text, which
-        pyqtgraph renders into each label) take the new palette. The price path, SL, entry and TP colours are
-        mid-tone and read on both."""
+        """Follow a light/dark switch: background, axes and the legend's text take the new palette. The price
+        path, SL, entry and TP colours are mid-tone and read on both."""
         if not hasattr(self, "_legend"):  # a palette change during construction
             return
         palette = self.palette()
         apply_palette_to_plot(self.plot, palette)
-        backdrop = QColor(palette.color(QPalette.ColorRole.Base))
-        backdrop.setAlpha(210)
-        self._legend.setBrush(backdrop)
-        self._legend.setPen(palette.color(QPalette.ColorRole.Mid))
-        self._legend.setLabelTextColor(palette.color(QPalette.ColorRole.Text))
-        for _sample, label in self._legend.items:
-            label.setText(label.text)  # re-render the label in the new colour
+        recolour_legend(self._legend, palette)
 
     # --- feeding --------------------------------------------------------------------------------------------
 
