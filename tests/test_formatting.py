@@ -159,3 +159,5 @@ def test_status_words_read_as_a_trader_reads_them():
     assert status_label("ACTIVE") == "Active"  # the decoder keeps known words in the contract's case; be lenient
     assert status_label("on_hold") == "On hold"  # unknown to the contract: shown as received, never dropped
     assert status_label(None) == "" and status_label("") == ""
+    assert status_label("DEPLOY_FAILED") == "Deploy failed"  # a service in upper case reads like the others
+    assert status_label("DEPLOYED") == status_label("deployed") == "Deployed"

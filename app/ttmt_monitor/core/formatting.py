@@ -265,13 +265,16 @@ _STATUS_LABELS: dict[str, str] = {
 
 def status_label(status: str | None) -> str:
     """``"closed_profit"`` → ``"Closed (profit)"``; a status the contract does not list is shown as received, with
-    spaces for underscores (``"on_hold"`` → ``"On hold"``), never dropped."""
+    spaces for underscores (``"on_hold"`` → ``"On hold"``; a service's upper-case ``"DEPLOY_FAILED"`` → ``"Deploy
+    failed"``, so one column reads alike whichever source filled it), never dropped."""
     if not status:
         return ""
     known = _STATUS_LABELS.get(status.lower())
     if known is not None:
         return known
     text = status.replace("_", " ").strip()
+    if text.isupper():
+        text = text.lower()
     return text[:1].upper() + text[1:]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
+from ..core.formatting import status_label
 from ..core.models import Account, Position, Trade
 from .table_base import SORT_ROLE, Column, KeyedTableModel, money_column, pl_column
 
@@ -122,7 +123,8 @@ class AccountsModel(KeyedTableModel):
         Column("label", "Account", lambda r: r.account.label, width=150),
         Column("type", "Type", lambda r: r.account.type, width=80),
         Column("currency", "Currency", lambda r: r.account.currency, width=70),
-        Column("state", "State", lambda r: r.account.state),
+        # Each service spells its states its own way (TTMT "deployed", MetaApi "DEPLOY_FAILED"): one way here.
+        Column("state", "State", lambda r: r.account.state, lambda r, o: status_label(r.account.state)),
         Column("active", "Active", lambda r: r.account.is_active, lambda r, o: "yes" if r.account.is_active else "no",
                width=55),
         Column("open_trades", "Open trades", lambda r: r.open_trades, numeric=True, width=85),
