@@ -339,7 +339,7 @@ def test_settings_dialog_has_a_pop_up_switch_per_kind(qtbot, store) -> None:
     n, _, _ = make(qtbot, store, popup={})  # the real defaults
     dialog = open_notification_settings(None, n, None)
     assert not dialog.popups["fill"].isChecked() and not dialog.popups["take_profit"].isChecked()
-    assert dialog.popups["close"].isChecked() and dialog.popups["breakeven_failed"].isChecked()
+    assert dialog.popups["close"].isChecked() and dialog.popups["breakeven_failure"].isChecked()
     assert not dialog.sound_boxes["fill"].isEnabled()  # no pop-up, no sound
     dialog.popups["fill"].setChecked(True)
     assert dialog.sound_boxes["fill"].isEnabled()

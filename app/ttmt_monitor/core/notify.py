@@ -8,7 +8,7 @@ The UI (``ui/notifications.py``) only delivers what this module decides. Rules:
 - Kinds (our own names; the Notification's ``kind`` and the settings' keys): ``fill`` (volume filled: an order
   of a trade, a position opened or resized), ``take_profit`` (a TP level hit), ``close`` (a position or a
   closed deal, with its profit/loss and reason), ``trade_done`` (a trade finished), ``breakeven`` (the stop loss
-  moved to breakeven), ``breakeven_failed``, ``connection`` (the problems that need the user: auth revoked / key
+  moved to breakeven), ``breakeven_failure``, ``connection`` (the problems that need the user: auth revoked / key
   rejected, the stream down for more than a minute, another client holding the key), ``summary`` (a burst or a
   catch-up folded into one) and ``risk_limit`` (raised by the window). Each kind has a switch (kept in the
   notification centre at all), a pop-up switch and an optional sound. Settings saved under the former names
@@ -57,7 +57,7 @@ KINDS: tuple[str, ...] = (
     "close",
     "trade_done",
     "breakeven",
-    "breakeven_failed",
+    "breakeven_failure",
     "connection",
     "summary",
     "risk_limit",
@@ -70,6 +70,7 @@ RENAMED_KINDS: dict[str, str] = {
     "position_closed": "close",
     "trade_finalized": "trade_done",
     "breakeven_set": "breakeven",
+    "breakeven_failed": "breakeven_failure",
 }
 # One word or two for an entry in the notification centre ("12:00:03 · TP hit").
 KIND_SHORT: dict[str, str] = {
@@ -78,7 +79,7 @@ KIND_SHORT: dict[str, str] = {
     "close": "Close",
     "trade_done": "Trade finished",
     "breakeven": "Breakeven",
-    "breakeven_failed": "Breakeven failed",
+    "breakeven_failure": "Breakeven failed",
     "connection": "Connection",
     "summary": "Summary",
     "risk_limit": "Risk limit",
@@ -90,7 +91,7 @@ DEFAULT_POPUP: dict[str, bool] = {
     "close": True,
     "trade_done": True,
     "breakeven": True,
-    "breakeven_failed": True,
+    "breakeven_failure": True,
     "connection": True,
     "summary": True,
     "risk_limit": True,  # a loss limit's threshold crossed: the trader must know at once
@@ -101,7 +102,7 @@ KIND_LABELS: dict[str, str] = {
     "close": "Position closed",
     "trade_done": "Trade finished",
     "breakeven": "Breakeven set",
-    "breakeven_failed": "Breakeven failed",
+    "breakeven_failure": "Breakeven failed",
     "connection": "Connection problems",
     "summary": "Burst summaries",
     "risk_limit": "Risk limit thresholds",
@@ -120,7 +121,7 @@ DEFAULT_SOUNDS: dict[str, str | None] = {
     "close": None,
     "trade_done": None,
     "breakeven": None,
-    "breakeven_failed": "alert",
+    "breakeven_failure": "alert",
     "connection": "alert",
     "summary": None,
     "risk_limit": "alert",
@@ -308,7 +309,7 @@ def kind_of(fact: Fact) -> str | None:
     if isinstance(fact, TradeDone):
         return "trade_done"
     if isinstance(fact, Breakeven):
-        return "breakeven_failed" if fact.failed else "breakeven"
+        return "breakeven_failure" if fact.failed else "breakeven"
     if isinstance(fact, ConnectionProblem):
         return "connection"
     return None
@@ -505,7 +506,7 @@ class NotificationRules:
             body = f"{self._trade_words(b.trade)}: breakeven set, stop loss moved to {sl}{pos}"
             return Notification("Breakeven set", body, kind, b.trade, account_id=b.account,
                                 **self._grouping(b.trade))
-        if kind == "breakeven_failed":
+        if kind == "breakeven_failure":
             f = facts[0]
             assert isinstance(f, Breakeven)
             reason = f.reason or "unknown reason"
