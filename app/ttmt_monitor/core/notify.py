@@ -293,7 +293,6 @@ _STATUS_WORDS = {
 }
 
 
-
 def _reason_words(reason: str | None) -> str:
     return _REASONS.get(reason or "", reason or "unknown")
 
@@ -313,6 +312,7 @@ def kind_of(fact: Fact) -> str | None:
     if isinstance(fact, ConnectionProblem):
         return "connection"
     return None
+
 
 class NotificationRules:
     """Stateful decider over ``core.news`` facts. ``clock`` returns aware UTC now; ``tz`` is the user's zone for
@@ -419,8 +419,8 @@ class NotificationRules:
                     groups[(kind, tid)] = list(rest)
                 else:
                     del groups[(kind, tid)]
-        for (kind, _tid), facts in groups.items():
-            n = self._describe(kind, facts, folded.get(_tid))
+        for (kind, tid), facts in groups.items():
+            n = self._describe(kind, facts, folded.get(tid))
             if n is not None:
                 out.append(n)
         return out
