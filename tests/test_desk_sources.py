@@ -84,7 +84,7 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
             path.write_text(CSV + "A1,CL,SELL,3,71.5,0,USD,\n")
             await until(lambda: any("CL" in n.title for n in delivered), 10, "a fill notification")
             note = next(n for n in delivered if "CL" in n.title)
-            assert note.kind == "order_fill" and "Filled: SELL 3" in note.title and "My CSV" in note.body
+            assert note.kind == "fill" and "Filled: SELL 3" in note.title and "My CSV" in note.body
             # The source goes away: its prices and open P&L grey with "Not live" (TTMT's rows do not), then its rows
             # and its chip follow it out.
             path.unlink()

@@ -18,6 +18,7 @@ from ttmt_monitor.core.models import (
     TradeFinalized,
 )
 from ttmt_monitor.core.notify import KINDS, NotificationRules, NotifySettings
+from ttmt_monitor.core.state import facts_of
 
 T0 = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
 
@@ -34,6 +35,11 @@ class Clock:
 
 
 _ids = iter(range(1, 10**6))
+
+
+def news(events: list) -> list:
+    """The neutral news of TTMT events (what core.state reports for them): what the rules read."""
+    return facts_of(events).news
 
 
 def trade(tid: str = "t1", status: str = "active", pl: str = "0") -> Trade:
@@ -143,16 +149,16 @@ def rules(clock: Clock, **kw) -> NotificationRules:
 def test_each_kind_notifies_with_readable_text() -> None:
     clock = Clock()
     r = rules(clock, fill_window=0, burst_cap=100)
-    ns = r.process([fill()])
-    assert [n.kind for n in ns] == ["order_fill"]
+    ns = r.process(news([fill()]))
+    assert [n.kind for n in ns] == ["fill"]
     assert "BUY XAUUSD (trd_t1)" in ns[0].body and "2300.10" in ns[0].body and ns[0].sound == "fill"
 
-    ns = r.process([tp(level=2)])
+    ns = r.process(news([tp(level=2)]))
     assert ns[0].title == "TP2 hit" and "+5.00 USD" in ns[0].body and ns[0].trade_id == "t1"
 
-    (loss,) = r.process([closed(pl="-3.50", reason="sl")])
+    (loss,) = r.process(news([closed(pl="-3.50", reason="sl")]))
     assert loss.title.startswith("Loss") and "stop loss" in loss.body and "\u22123.50 USD" in loss.body
-    (win,) = r.process([closed(pl="4.00", reason="tp")])
+    (win,) = r.process(news([closed(pl="4.00", reason="tp")]))
     assert win.title.startswith("Profit") and "take profit" in win.body
 
     fin = TradeFinalized(
@@ -162,8 +168,8 @@ def test_each_kind_notifies_with_readable_text() -> None:
         raw={},
         trade=trade(status="closed_profit", pl="12.5"),
     )
-    (n,) = r.process([fin])
-    assert n.kind == "trade_finalized" and "closed in profit" in n.body and "+12.50 USD" in n.body
+    (n,) = r.process(news([fin]))
+    assert n.kind == "trade_done" and "closed in profit" in n.body and "+12.50 USD" in n.body
 
     be = BreakevenSet(
         event_id=next(_ids),
@@ -174,7 +180,7 @@ def test_each_kind_notifies_with_readable_text() -> None:
         trade_id="t1",
         new_stop_loss=D("2300.30"),
     )
-    (n,) = r.process([be])
+    (n,) = r.process(news([be]))
     assert "2300.30" in n.body
     bf = BreakevenFailed(
         event_id=next(_ids),
@@ -185,16 +191,16 @@ def test_each_kind_notifies_with_readable_text() -> None:
         reason="broker_rejected",
         attempts=5,
     )
-    (n,) = r.process([bf])
+    (n,) = r.process(news([bf]))
     assert n.title == "Breakeven FAILED" and "5 attempts" in n.body and n.sound == "alert"
 
 
 def test_twelve_layer_fills_are_one_notification_even_across_ticks() -> None:
     clock = Clock()
     r = rules(clock)  # fill_window 1.5 s
-    assert r.process([fill(layer=i // 3 + 1, price=f"23{i:02d}.00") for i in range(7)]) == []
+    assert r.process(news([fill(layer=i // 3 + 1, price=f"23{i:02d}.00") for i in range(7)])) == []
     clock.advance(0.05)  # the next UI tick brings the other five
-    assert r.process([fill(layer=3 + i // 3, price=f"23{i:02d}.50") for i in range(5)]) == []
+    assert r.process(news([fill(layer=3 + i // 3, price=f"23{i:02d}.50") for i in range(5)])) == []
     clock.advance(1.0)
     assert r.poll() == []
     clock.advance(0.6)
@@ -203,24 +209,24 @@ def test_twelve_layer_fills_are_one_notification_even_across_ticks() -> None:
     assert "2300.00–2306.00" in n.body
     # fills of two trades in one batch: two notifications
     first = fill()
-    r.process([first, fill(tid="t2")])  # (events are built in stream order: ids only grow)
+    r.process(news([first, fill(tid="t2")]))  # (events are built in stream order: ids only grow)
     clock.advance(2)
     assert sorted(n.trade_id for n in r.poll()) == ["t1", "t2"]
 
 
 def test_switches_sounds_and_duplicates() -> None:
     clock = Clock()
-    r = rules(clock, fill_window=0, enabled={"tp_hit": False})
-    assert r.process([tp()]) == []
-    r.settings.sounds["position_closed"] = "close"
+    r = rules(clock, fill_window=0, enabled={"take_profit": False})
+    assert r.process(news([tp()])) == []
+    r.settings.sounds["close"] = "close"
     e = closed()
-    (n,) = r.process([e])
+    (n,) = r.process(news([e]))
     assert n.sound == "close"
-    assert r.process([e]) == []  # the same event id replayed: no second notification
+    assert r.process(news([e])) == []  # the same event id replayed: no second notification
     # after a resync the ids may start again (a restarted server): notifications resume
-    r.process([Resync(event_id=None, type="resync", timestamp=T0, raw={})])
+    r.process(news([Resync(event_id=None, type="resync", timestamp=T0, raw={})]))
     again = PositionClosed(event_id=1, type="position_closed", timestamp=T0, raw={}, position=e.position)
-    assert [n.kind for n in r.process([again])] == ["position_closed"]
+    assert [n.kind for n in r.process(news([again]))] == ["close"]
 
 
 def test_quiet_hours_overnight_keep_history_without_popup_or_sound() -> None:
@@ -233,17 +239,17 @@ def test_quiet_hours_overnight_keep_history_without_popup_or_sound() -> None:
     clock = Clock()
     clock.now = datetime(2026, 7, 2, 23, 15, tzinfo=UTC)
     r = rules(clock, quiet_start=time(22, 0), quiet_end=time(7, 0))
-    (n,) = r.process([tp()])
+    (n,) = r.process(news([tp()]))
     assert n.quiet and n.sound is None
     clock.now = datetime(2026, 7, 3, 7, 5, tzinfo=UTC)
-    (n,) = r.process([tp()])
+    (n,) = r.process(news([tp()]))
     assert not n.quiet and n.sound == "tp"
 
 
 def test_burst_cap_then_summary_and_replay_summary() -> None:
     clock = Clock()
     r = rules(clock, burst_cap=3, burst_window=10)
-    ns = r.process([tp(tid=f"x{i}") for i in range(8)])
+    ns = r.process(news([tp(tid=f"x{i}") for i in range(8)]))
     assert len(ns) == 3  # the cap
     assert r.poll() == []  # window still full
     clock.advance(10.5)
@@ -256,7 +262,7 @@ def test_burst_cap_then_summary_and_replay_summary() -> None:
         closed(tid=f"y{i}") for i in range(30)
     ]
     batch += [fill(tid="y1") for _ in range(12)]
-    (n,) = r.process(batch)
+    (n,) = r.process(news(batch))
     assert n.title == "Caught up after reconnecting" and n.count == 42
     assert r.poll() == []  # the fills are not delivered a second time
 
@@ -283,34 +289,35 @@ def test_connection_problems_need_the_user() -> None:
     r2 = rules(Clock())
     from ttmt_monitor.core.models import UnknownEvent
 
-    (n,) = r2.process(
+    (n,) = r2.process(news(
         [UnknownEvent(event_id=None, type="auth_revoked", timestamp=None, raw={"reason": "access_disabled"})]
-    )
+    ))
     assert n.kind == "connection" and "access_disabled" in n.body
 
 
 def test_settings_round_trip_and_tolerate_garbage() -> None:
     s = NotifySettings(quiet_start=time(22, 0), quiet_end=time(7, 30), burst_cap=7)
-    s.enabled["order_fill"] = False
-    s.sounds["tp_hit"] = None
+    s.enabled["fill"] = False
+    s.sounds["take_profit"] = None
     back = NotifySettings.from_json(s.to_json())
     assert back.quiet_end == time(7, 30) and back.burst_cap == 7
-    assert not back.enabled["order_fill"] and back.sounds["tp_hit"] is None
+    assert not back.enabled["fill"] and back.sounds["take_profit"] is None
     for junk in (
         "",
         "nonsense{",
         "[1,2]",
-        '{"burst_cap": "x", "quiet_start": "25:99", "sounds": {"tp_hit": "../../x"}}',
+        '{"burst_cap": "x", "quiet_start": "25:99", "sounds": {"take_profit": "../../x"}}',
+        '{"burst_cap": "x", "quiet_start": "25:99", "sounds": {"tp_hit": "../../x"}}',  # the former name
     ):
         d = NotifySettings.from_json(junk)
         assert d.burst_cap == 3 and d.burst_window == 30 and d.quiet_start is None
-        assert d.sounds["tp_hit"] in (None, "tp")
+        assert d.sounds["take_profit"] in (None, "tp")
 
 
 def test_summaries_switched_off_stay_in_history_only() -> None:
     clock = Clock()
     r = rules(clock, burst_cap=1, burst_window=10, enabled={"summary": False})
-    assert len(r.process([tp(tid="a"), tp(tid="b"), tp(tid="c")])) == 1
+    assert len(r.process(news([tp(tid="a"), tp(tid="b"), tp(tid="c")]))) == 1
     clock.advance(11)
     (s,) = r.poll()
     assert s.kind == "summary" and s.quiet and s.count == 2
@@ -320,8 +327,8 @@ def test_one_outcome_one_message_within_a_batch() -> None:
     clock = Clock()
     r = rules(clock, burst_cap=100)
     # a TP hit and the close of that position at the TP: only the TP hit
-    ns = r.process([closed(pl="5.00", reason="tp"), tp()])
-    assert [n.kind for n in ns] == ["tp_hit"]
+    ns = r.process(news([closed(pl="5.00", reason="tp"), tp()]))
+    assert [n.kind for n in ns] == ["take_profit"]
     # stop-loss closes of all positions and the trade's finalization: one "trade finished" that names the
     # reason
     closes = [closed(pl="-4.5", reason="sl"), closed(pl="-4.5", reason="sl")]
@@ -332,11 +339,11 @@ def test_one_outcome_one_message_within_a_batch() -> None:
         raw={},
         trade=trade(status="closed_loss", pl="-9"),
     )
-    ns = r.process([*closes, fin])
-    assert [n.kind for n in ns] == ["trade_finalized"]
+    ns = r.process(news([*closes, fin]))
+    assert [n.kind for n in ns] == ["trade_done"]
     assert "stop loss" in ns[0].body and "\u22129.00 USD" in ns[0].body
     # with finalization switched off, the closes still say it
-    r.settings.enabled["trade_finalized"] = False
+    r.settings.enabled["trade_done"] = False
     close = closed(pl="-9", reason="sl")
     fin2 = TradeFinalized(
         event_id=next(_ids),
@@ -345,8 +352,8 @@ def test_one_outcome_one_message_within_a_batch() -> None:
         raw={},
         trade=trade(status="closed_loss", pl="-9"),
     )
-    ns = r.process([close, fin2])
-    assert [n.kind for n in ns] == ["position_closed"]
+    ns = r.process(news([close, fin2]))
+    assert [n.kind for n in ns] == ["close"]
 
 
 # --- what interrupts by default (issue 17: 122 pop-ups in 21 minutes) ------------------------------------------
@@ -359,36 +366,36 @@ def _default_rules(clock: Clock, **kw) -> NotificationRules:
 def test_defaults_pop_up_closes_breakeven_and_problems_while_fills_and_tp_hits_go_quietly() -> None:
     clock = Clock()
     r = _default_rules(clock, fill_window=0, burst_cap=100)
-    (f,) = r.process([fill()])
-    (hit,) = r.process([tp()])
-    (at_tp,) = r.process([closed(pl="5.00", reason="tp")])  # a close at TP in its own batch is a TP hit too
+    (f,) = r.process(news([fill()]))
+    (hit,) = r.process(news([tp()]))
+    (at_tp,) = r.process(news([closed(pl="5.00", reason="tp")]))  # a close at TP in its own batch is a TP hit too
     for n in (f, hit, at_tp):
         assert n.quiet and n.sound is None and not n.in_quiet_hours, n
-    (sl,) = r.process([closed(pl="-3.50", reason="sl")])
+    (sl,) = r.process(news([closed(pl="-3.50", reason="sl")]))
     fin = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
                          trade=trade(status="closed_loss", pl="-3.5"))
-    (end,) = r.process([fin])
+    (end,) = r.process(news([fin]))
     be = BreakevenSet(event_id=next(_ids), type="breakeven_set", timestamp=T0, raw={}, position_id="p",
                       trade_id="t1", new_stop_loss=D("2300.30"))
     bf = BreakevenFailed(event_id=next(_ids), type="breakeven_failed", timestamp=T0, raw={}, trade_id="t1",
                          reason="broker_rejected", attempts=2)
-    (be_n,) = r.process([be])
-    (bf_n,) = r.process([bf])
+    (be_n,) = r.process(news([be]))
+    (bf_n,) = r.process(news([bf]))
     (conn,) = r.connection_changed("auth_error", "key_revoked")
     for n in (sl, end, be_n, bf_n, conn):
         assert not n.quiet, n
     assert bf_n.sound == "alert" and conn.sound == "alert"
     # Each can be switched on: fills then pop up with their sound.
-    r.settings.popup["order_fill"] = True
-    (f2,) = r.process([fill()])
+    r.settings.popup["fill"] = True
+    (f2,) = r.process(news([fill()]))
     assert not f2.quiet and f2.sound == "fill"
 
 
 def test_quiet_kinds_do_not_use_up_the_burst_cap() -> None:
     clock = Clock()
     r = _default_rules(clock, fill_window=0, burst_cap=2, burst_window=10)
-    r.process([fill(tid=f"f{i}") for i in range(20)] + [tp(tid=f"h{i}") for i in range(20)])
-    popped = [n for n in r.process([closed(tid=f"c{i}", pl="-1", reason="sl") for i in range(3)]) if not n.quiet]
+    r.process(news([fill(tid=f"f{i}") for i in range(20)] + [tp(tid=f"h{i}") for i in range(20)]))
+    popped = [n for n in r.process(news([closed(tid=f"c{i}", pl="-1", reason="sl") for i in range(3)])) if not n.quiet]
     assert len(popped) == 2  # the cap is still all there for the closes
     clock.advance(11)
     (summary,) = r.poll()
@@ -398,7 +405,7 @@ def test_quiet_kinds_do_not_use_up_the_burst_cap() -> None:
 def test_summary_title_is_plural_from_two() -> None:
     clock = Clock()
     r = rules(clock, burst_cap=1, burst_window=10)
-    r.process([tp(tid=f"x{i}") for i in range(3)])
+    r.process(news([tp(tid=f"x{i}") for i in range(3)]))
     clock.advance(11)
     (summary,) = r.poll()
     assert summary.title == "2 more updates"
@@ -409,25 +416,25 @@ def test_status_line_says_each_thing_once() -> None:
 
     clock = Clock()
     r = rules(clock, fill_window=0, burst_cap=100)
-    (f,) = r.process([fill()])
-    (hit,) = r.process([tp(level=2)])
-    (c,) = r.process([closed(pl="-3.50", reason="sl")])
+    (f,) = r.process(news([fill()]))
+    (hit,) = r.process(news([tp(level=2)]))
+    (c,) = r.process(news([closed(pl="-3.50", reason="sl")]))
     for n, words in ((f, "order filled"), (hit, "TP2 hit"), (c, "closed by stop loss")):
         line = status_line(n)
         assert line.lower().count(words.lower()) == 1 and "BUY XAUUSD (trd_t1)" in line, line
     # A notification whose body does not repeat its title keeps both, once each.
-    n = Notification("Filled: SELL 1.00 6EZ6", "DEMO4812301 · Tradovate", "order_fill")
+    n = Notification("Filled: SELL 1.00 6EZ6", "DEMO4812301 · Tradovate", "fill")
     assert status_line(n) == "Filled: SELL 1.00 6EZ6 · DEMO4812301 · Tradovate"
 
 
 def test_trade_notifications_name_their_group() -> None:
     clock = Clock()
     r = rules(clock, fill_window=0, burst_cap=100)
-    (f,) = r.process([fill()])
-    (hit,) = r.process([tp()])
+    (f,) = r.process(news([fill()]))
+    (hit,) = r.process(news([tp()]))
     fin = TradeFinalized(event_id=next(_ids), type="trade_finalized", timestamp=T0, raw={},
                          trade=trade(status="closed_profit", pl="5"))
-    (end,) = r.process([fin])
+    (end,) = r.process(news([fin]))
     assert {n.group for n in (f, hit, end)} == {"trade:t1"}
     assert {n.subject for n in (f, hit, end)} == {"BUY XAUUSD (trd_t1)"}
     assert end.ends_group and not f.ends_group and not hit.ends_group
@@ -435,12 +442,12 @@ def test_trade_notifications_name_their_group() -> None:
 
 def test_popup_settings_round_trip_and_older_settings_get_the_defaults() -> None:
     s = NotifySettings()
-    s.popup["order_fill"] = True
-    s.popup["position_closed"] = False
+    s.popup["fill"] = True
+    s.popup["close"] = False
     back = NotifySettings.from_json(s.to_json())
-    assert back.pops_up("order_fill") and not back.pops_up("position_closed")
+    assert back.pops_up("fill") and not back.pops_up("close")
     old = NotifySettings.from_json('{"enabled": {"order_fill": true}, "sounds": {}}')  # saved before the switch
-    assert not old.pops_up("order_fill") and not old.pops_up("tp_hit") and old.pops_up("position_closed")
+    assert not old.pops_up("fill") and not old.pops_up("take_profit") and old.pops_up("close")
 
 
 def test_neutral_sources_fills_quiet_closes_pop_up_grouped_by_position() -> None:
@@ -465,8 +472,8 @@ def test_neutral_sources_fills_quiet_closes_pop_up_grouped_by_position() -> None
     change.closes = [deal("sl", "-12.50"), deal("tp")]
     r = NotificationRules(NotifySettings(burst_cap=100), clock=Clock(), tz=UTC)
     ns = process_desk_change(r, change, lambda k: "DEMO4812301", lambda s: "Tradovate")
-    assert [(n.kind, n.quiet) for n in ns] == [("order_fill", True), ("order_fill", True),
-                                              ("position_closed", False), ("position_closed", True)]
+    assert [(n.kind, n.quiet) for n in ns] == [("fill", True), ("fill", True),
+                                              ("close", False), ("close", True)]
     assert ns[1].title == "Added 2.00 ESZ6 (now 3.00)"
     assert {n.group for n in ns} == {"position:tv:a1:ESZ6"}
     assert ns[0].subject == "ESZ6 · DEMO4812301 · Tradovate"

@@ -9,6 +9,7 @@ import time
 from source_contract import Consumer
 from tradovate_support import run, wait_until
 from ttmt_monitor.core.desk import DeskChange
+from ttmt_monitor.core.notify import NotificationRules, NotifySettings, process_desk_change
 from ttmt_monitor.domain import HealthState
 from ttmt_monitor.sources import registry
 
@@ -53,3 +54,9 @@ def test_demo_is_ready_fast_and_live_with_fill_and_close_events() -> None:
         assert ready < 5.0                         # the coordinator asks < 2 s; bounded loosely for a loaded CI
         close = next(c for change in changes for c in change.closes)
         assert close.deal.currency == "USD" and close.deal.symbol and close.deal.volume
+        # Their news goes through the same notification rules as TTMT's, as the same kinds.
+        rules = NotificationRules(NotifySettings(burst_cap=1000))
+        notes = [n for change in changes for n in process_desk_change(rules, change, str, str)]
+        assert {"fill", "close"} <= {n.kind for n in notes}
+        assert all(n.quiet for n in notes if n.kind == "fill")  # fills go to the centre quietly by default
+        assert all(n.group and n.group.startswith("position:") and n.trade_id is None for n in notes)

@@ -159,19 +159,19 @@ def test_settings_dialog_applies_and_persists(qtbot, store) -> None:
     tray = TrayController(available=False, close_to_tray=True, settings_store=store)
     dialog = open_notification_settings(None, n, tray)
     assert isinstance(dialog, NotificationSettingsDialog) and dialog.isVisible()
-    dialog.switches["order_fill"].setChecked(False)
-    dialog.sound_boxes["tp_hit"].setCurrentIndex(dialog.sound_boxes["tp_hit"].findData("alert"))
+    dialog.switches["fill"].setChecked(False)
+    dialog.sound_boxes["take_profit"].setCurrentIndex(dialog.sound_boxes["take_profit"].findData("alert"))
     dialog.quiet.setChecked(True)
     dialog.close_to_tray.setChecked(False)
     dialog.accept()
     s = n.rules.settings
-    assert not s.enabled["order_fill"] and s.sounds["tp_hit"] == "alert" and s.quiet_start == time(22, 0)
+    assert not s.enabled["fill"] and s.sounds["take_profit"] == "alert" and s.quiet_start == time(22, 0)
     assert not tray.close_to_tray
     again = load_notify_settings(store)
-    assert not again.enabled["order_fill"] and again.quiet_end == time(7, 0)
+    assert not again.enabled["fill"] and again.quiet_end == time(7, 0)
     # a corrupt stored value gives defaults, not a crash
     store.setValue("notifications/rules", "{broken")
-    assert load_notify_settings(store).enabled["order_fill"]
+    assert load_notify_settings(store).enabled["fill"]
 
 
 def test_wiring_to_the_real_controller_signals(qtbot, store) -> None:
@@ -257,18 +257,18 @@ def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_p
             notifier.poll()
             notifier.rules.clock = lambda: datetime.now(UTC)
             kinds.update(n.kind for n, _ in notifier.routes)
-            if {"order_fill", "trade_finalized"} <= kinds and kinds & {"tp_hit", "position_closed"}:
+            if {"fill", "trade_done"} <= kinds and kinds & {"take_profit", "close"}:
                 break
 
     asyncio.run(asyncio.wait_for(run(), 75))
     # (closes folded into a TP hit or a trade's end in the same batch do not notify on their own)
-    assert {"order_fill", "trade_finalized"} <= kinds and kinds & {"tp_hit", "position_closed"}, kinds
+    assert {"fill", "trade_done"} <= kinds and kinds & {"take_profit", "close"}, kinds
     texts = [n.body for n, _ in notifier.routes]
     assert centre.entry_count() == len(texts) > 0
     assert not any(
         " ? " in t or t.startswith("?") for t in texts if "orders filled" in t or "order filled" in t
     )
-    fills = [n for n, _ in notifier.routes if n.kind == "order_fill"]
+    fills = [n for n, _ in notifier.routes if n.kind == "fill"]
     assert all(n.trade_id for n in fills)
 
 
@@ -296,11 +296,11 @@ def test_centre_groups_a_trades_updates_and_shows_time_and_kind(qtbot) -> None:
                             timestamp=T0 + timedelta(minutes=minute), group=f"trade:{trade}" if trade else None,
                             subject=subject, ends_group=ends, body_complete=True)
 
-    centre.add(note("order_fill", "layer 1 order filled", "a", 0))
-    centre.add(note("order_fill", "layer 1 order filled", "b", 1))
-    centre.add(note("tp_hit", "TP1 hit at 2310.00", "a", 2))
+    centre.add(note("fill", "layer 1 order filled", "a", 0))
+    centre.add(note("fill", "layer 1 order filled", "b", 1))
+    centre.add(note("take_profit", "TP1 hit at 2310.00", "a", 2))
     centre.add(note("summary", "3 × position closed", None, 3))
-    centre.add(note("trade_finalized", "closed in profit: +9.00 USD", "a", 4, ends=True))
+    centre.add(note("trade_done", "closed in profit: +9.00 USD", "a", 4, ends=True))
     # Top level: trade a (its newest entry on top), the summary on its own, trade b.
     tops = [centre.tree.topLevelItem(i) for i in range(centre.tree.topLevelItemCount())]
     assert len(tops) == 3 and [g.childCount() for g in tops] == [3, 0, 1]
@@ -315,7 +315,7 @@ def test_centre_groups_a_trades_updates_and_shows_time_and_kind(qtbot) -> None:
     centre.tree.itemClicked.emit(a, 0)
     assert a.isExpanded() and centre.unread_count == 2 and not a.data(0, ROLE_UNREAD)
     # The trade finished: anything later with its key starts a new group.
-    centre.add(note("order_fill", "layer 2 order filled", "a", 5))
+    centre.add(note("fill", "layer 2 order filled", "a", 5))
     assert len(centre.groups()) == 3 and centre.groups()[0].childCount() == 1
 
 
@@ -327,7 +327,7 @@ def test_centre_keeps_at_most_max_items_and_drops_emptied_groups(qtbot, monkeypa
     centre = NotificationCentre()
     qtbot.addWidget(centre)
     for i in range(8):
-        centre.add(Notification("Fill", f"fill {i}", "order_fill", f"t{i % 4}", timestamp=T0,
+        centre.add(Notification("Fill", f"fill {i}", "fill", f"t{i % 4}", timestamp=T0,
                                 group=f"trade:t{i % 4}", subject=f"trade {i % 4}"))
     assert centre.entry_count() == 5 and centre.unread_count == 5
     assert sum(g.childCount() for g in centre.groups()) == 5
@@ -338,15 +338,15 @@ def test_centre_keeps_at_most_max_items_and_drops_emptied_groups(qtbot, monkeypa
 def test_settings_dialog_has_a_pop_up_switch_per_kind(qtbot, store) -> None:
     n, _, _ = make(qtbot, store, popup={})  # the real defaults
     dialog = open_notification_settings(None, n, None)
-    assert not dialog.popups["order_fill"].isChecked() and not dialog.popups["tp_hit"].isChecked()
-    assert dialog.popups["position_closed"].isChecked() and dialog.popups["breakeven_failed"].isChecked()
-    assert not dialog.sound_boxes["order_fill"].isEnabled()  # no pop-up, no sound
-    dialog.popups["order_fill"].setChecked(True)
-    assert dialog.sound_boxes["order_fill"].isEnabled()
-    dialog.switches["tp_hit"].setChecked(False)
-    assert not dialog.popups["tp_hit"].isEnabled()
+    assert not dialog.popups["fill"].isChecked() and not dialog.popups["take_profit"].isChecked()
+    assert dialog.popups["close"].isChecked() and dialog.popups["breakeven_failure"].isChecked()
+    assert not dialog.sound_boxes["fill"].isEnabled()  # no pop-up, no sound
+    dialog.popups["fill"].setChecked(True)
+    assert dialog.sound_boxes["fill"].isEnabled()
+    dialog.switches["take_profit"].setChecked(False)
+    assert not dialog.popups["take_profit"].isEnabled()
     dialog.accept()
-    assert n.rules.settings.pops_up("order_fill") and load_notify_settings(store).pops_up("order_fill")
+    assert n.rules.settings.pops_up("fill") and load_notify_settings(store).pops_up("fill")
 
 
 def test_a_long_group_header_wraps_into_a_row_tall_enough_for_it(qtbot) -> None:
@@ -358,7 +358,7 @@ def test_a_long_group_header_wraps_into_a_row_tall_enough_for_it(qtbot) -> None:
     centre.show()
     qtbot.waitExposed(centre)
     subject = "EURUSD · Maria Rossi (100003) · MT4 manager (demo)"
-    centre.add(Notification("Filled: BUY 0.10 EURUSD", "Maria Rossi (100003) · MT4 manager (demo)", "order_fill",
+    centre.add(Notification("Filled: BUY 0.10 EURUSD", "Maria Rossi (100003) · MT4 manager (demo)", "fill",
                             timestamp=T0, group="position:a:EURUSD", subject=subject))
     group = centre.groups()[0]
     line = centre.tree.fontMetrics().height()
@@ -372,7 +372,7 @@ def test_a_neutral_entry_does_not_repeat_its_group_heading() -> None:
     from ttmt_monitor.core.notify import Notification
     from ttmt_monitor.ui.notification_centre import entry_text
 
-    n = Notification("Added 3.00 6EZ6 (now 5.00)", "DEMO4812301 · Tradovate (demo)", "order_fill", timestamp=T0,
+    n = Notification("Added 3.00 6EZ6 (now 5.00)", "DEMO4812301 · Tradovate (demo)", "fill", timestamp=T0,
                      group="position:a:6EZ6", subject="6EZ6 · DEMO4812301 · Tradovate (demo)")
     assert entry_text(n).split("\n")[1] == "Added 3.00 6EZ6 (now 5.00)"
     alone = Notification("Live updates stopped", "The event stream has been down for 1 min", "connection")

@@ -2,8 +2,9 @@
 
 ``DeskState`` keeps accounts, positions, working orders and closed deals by key, per source. ``apply(deltas)``
 returns a :class:`DeskChange`: the keys added, updated and removed per kind, the sources reset, health changes,
-notices, and the trading events notification rules read (a fill: a position appeared or its volume changed; a
-close: a closed trade deal arrived). A ``Reset`` replaces one source's entities and reports the difference as
+notices, and the trading events (``fills``: a position appeared or its volume or side changed; ``closes``: a closed
+trade deal arrived), also given as ``news`` in ``core.news``'s words, which the notification rules read (the same
+rules as TTMT's ``Change.news``). A ``Reset`` replaces one source's entities and reports the difference as
 adds/updates/removes (so a table model repaints only what moved) but raises no trading events: a resync is not
 news. Pure Python: no Qt, no source.
 """
@@ -30,6 +31,7 @@ from ..domain import (
     Upsert,
     WorkingOrder,
 )
+from .news import Close, Fact, Fill
 
 __all__ = ["DeskChange", "DeskState", "FillEvent", "CloseEvent"]
 
@@ -67,6 +69,30 @@ class DeskChange:
     def __bool__(self) -> bool:
         return bool(self.reset_sources or self.health or self.notices or self.fills or self.closes
                     or any(self.added.values()) or any(self.updated.values()) or any(self.removed.values()))
+
+    @property
+    def news(self) -> list[Fact]:
+        """The fills, then the closes, as ``core.news`` facts of their source (no trade: grouped by position)."""
+        out: list[Fact] = []
+        for fill in self.fills:
+            pos = fill.after or fill.before
+            if pos is None:
+                continue
+            before, after = fill.before, fill.after
+            out.append(Fill(
+                account=pos.account_key, symbol=pos.symbol, side=pos.side, volume=abs(fill.delta_volume),
+                source=pos.source, held_before=before.volume if before is not None else None,
+                held_after=after.volume if after is not None else Decimal(0),
+                reversed=before is not None and after is not None and before.side != after.side,
+            ))
+        for close in self.closes:
+            deal = close.deal
+            out.append(Close(
+                account=deal.account_key, symbol=deal.symbol, side=deal.side, volume=deal.volume,
+                price=deal.close_price, pl=deal.profit, currency=deal.currency, reason=deal.close_reason,
+                source=deal.source,
+            ))
+        return out
 
     def touched(self, kind: str) -> bool:
         return bool(self.added[kind] or self.updated[kind] or self.removed[kind])

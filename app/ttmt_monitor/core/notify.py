@@ -1,99 +1,108 @@
-"""What to notify, decided in pure Python: events + a clock in, :class:`Notification` objects out.
+"""What to notify, decided in pure Python: neutral trading news (``core.news``) + a clock in, :class:`Notification`
+objects out. One set of rules for every source: TTMT's ``Change.news`` (core/state.py applies its events) and a
+neutral source's ``DeskChange.news`` (core/desk.py) go through the same :meth:`NotificationRules.process`; no
+rule here knows a source's event names.
 
 The UI (``ui/notifications.py``) only delivers what this module decides. Rules:
 
-- Kinds that notify: ``order_fill``, ``tp_hit``, ``position_closed`` (profit/loss and reason),
-  ``trade_finalized``, ``breakeven_set``, ``breakeven_failed``, and ``connection`` (the problems that need
-  the user: auth revoked / key rejected, the stream down for more than a minute, another client holding the
-  key). Each kind has a switch (kept in the notification centre at all), a pop-up switch and an optional sound.
+- Kinds (our own names; the Notification's ``kind`` and the settings' keys): ``fill`` (volume filled: an order
+  of a trade, a position opened or resized), ``take_profit`` (a TP level hit), ``close`` (a position or a
+  closed deal, with its profit/loss and reason), ``trade_done`` (a trade finished), ``breakeven`` (the stop loss
+  moved to breakeven), ``breakeven_failure``, ``connection`` (the problems that need the user: auth revoked / key
+  rejected, the stream down for more than a minute, another client holding the key), ``summary`` (a burst or a
+  catch-up folded into one) and ``risk_limit`` (raised by the window). Each kind has a switch (kept in the
+  notification centre at all), a pop-up switch and an optional sound. Settings saved under the former names
+  (TTMT's event names, ``RENAMED_KINDS``) are read under the new ones.
 - What interrupts by default (a 21-minute demo session once raised 122 pop-ups): closes (SL hits included),
   a trade's end, breakeven set or failed, connection problems and burst summaries pop up; fills and TP hits
-  (and a position closed at its TP, which is a TP hit) go to the centre quietly, each switchable in the
-  settings. A notification that does not pop up plays no sound and does not count against the burst cap.
-- Every notification names its ``group`` (the trade, or for a neutral source the account's position in a
+  (and a close at its TP, which is a TP hit) go to the centre quietly, each switchable in the settings. A
+  notification that does not pop up plays no sound and does not count against the burst cap.
+- Every notification names its ``group`` (the trade, or for a fact without a trade the account's position in a
   symbol) and ``subject`` (how the group reads: "BUY XAUUSD (trd_…)"), so the centre can show one trade's
   fill, TP hits and close together; ``ends_group`` marks its last word (the trade finished).
   :func:`status_line` is the one-line form for a status bar (never the same words twice).
-- Batching: events of one kind for one trade that arrive together become ONE notification ("12 orders
-  filled"), not twelve. "Together" is one batch handed to :meth:`NotificationRules.process` plus, for order
-  fills, a short coalescing window (``fill_window`` seconds, default 1.5): layer fills that straddle two UI
-  ticks still make one notification. Held fills come out of :meth:`NotificationRules.poll`, which the UI calls
-  on a timer.
-- Flood control: a batch that is a replay or resync (it contains a ``Resync`` event, or the caller says so)
-  gives one summary, never a popup per trade. Otherwise at most ``burst_cap`` notifications pop up per
-  ``burst_window`` seconds; the rest are folded into one summary notification.
+- Batching (news about a trade): facts of one kind for one trade that arrive together become ONE notification
+  ("12 orders filled"), not twelve. "Together" is one batch handed to :meth:`NotificationRules.process` plus, for
+  fills, a short coalescing window (``fill_window`` seconds, default 1.5): layer fills that straddle two UI ticks
+  still make one notification. Held fills come out of :meth:`NotificationRules.poll`, which the UI calls on a
+  timer. Within a batch, one outcome is one message: a trade's closes join its "trade finished", a close at the
+  TP joins that TP hit. News about a position (no trade) is one notification per fact, at once.
+- Flood control: a batch that is a replay or resync (it holds ``Resynced``, or the caller says so) gives one
+  summary, never a popup per trade. Otherwise at most ``burst_cap`` notifications pop up per ``burst_window``
+  seconds; the rest are folded into one summary notification.
 - Quiet hours (local wall time, may span midnight, e.g. 22:00–07:00): notifications are still produced (the
   notification centre keeps them: nothing is lost) but flagged ``quiet`` so the UI shows no popup and plays no
   sound.
-- Duplicated events (a replayed event id) never notify twice.
-- Telegram-derived text (channel names, symbols) is carried as plain text; the UI must show it as plain text.
+- Duplicated news (a replayed event id) never notifies twice.
+- Service-derived text (channel names, symbols) is carried as plain text; the UI must show it as plain text.
 """
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from .formatting import format_pl, format_price, format_volume
-from .models import (
-    BreakevenFailed,
-    BreakevenSet,
-    Event,
-    OrderFilled,
-    PositionClosed,
-    Resync,
-    TpHit,
-    Trade,
-    TradeFinalized,
-)
+from .models import Trade
+from .news import Breakeven, Close, ConnectionProblem, Fact, Fill, Resynced, TakeProfit, TradeDone
 
 KINDS: tuple[str, ...] = (
-    "order_fill",
-    "tp_hit",
-    "position_closed",
-    "trade_finalized",
-    "breakeven_set",
-    "breakeven_failed",
+    "fill",
+    "take_profit",
+    "close",
+    "trade_done",
+    "breakeven",
+    "breakeven_failure",
     "connection",
     "summary",
     "risk_limit",
 )
+# The kinds' former names (TTMT's event names, used as kinds and settings keys until issue 12): settings saved
+# with them are read under the new names.
+RENAMED_KINDS: dict[str, str] = {
+    "order_fill": "fill",
+    "tp_hit": "take_profit",
+    "position_closed": "close",
+    "trade_finalized": "trade_done",
+    "breakeven_set": "breakeven",
+    "breakeven_failed": "breakeven_failure",
+}
 # One word or two for an entry in the notification centre ("12:00:03 · TP hit").
 KIND_SHORT: dict[str, str] = {
-    "order_fill": "Fill",
-    "tp_hit": "TP hit",
-    "position_closed": "Close",
-    "trade_finalized": "Trade finished",
-    "breakeven_set": "Breakeven",
-    "breakeven_failed": "Breakeven failed",
+    "fill": "Fill",
+    "take_profit": "TP hit",
+    "close": "Close",
+    "trade_done": "Trade finished",
+    "breakeven": "Breakeven",
+    "breakeven_failure": "Breakeven failed",
     "connection": "Connection",
     "summary": "Summary",
     "risk_limit": "Risk limit",
 }
 # Pop-ups by default: what a trader wants to be interrupted for. Fills and TP hits go to the centre quietly.
 DEFAULT_POPUP: dict[str, bool] = {
-    "order_fill": False,
-    "tp_hit": False,
-    "position_closed": True,
-    "trade_finalized": True,
-    "breakeven_set": True,
-    "breakeven_failed": True,
+    "fill": False,
+    "take_profit": False,
+    "close": True,
+    "trade_done": True,
+    "breakeven": True,
+    "breakeven_failure": True,
     "connection": True,
     "summary": True,
     "risk_limit": True,  # a loss limit's threshold crossed: the trader must know at once
 }
 KIND_LABELS: dict[str, str] = {
-    "order_fill": "Order filled",
-    "tp_hit": "Take profit hit",
-    "position_closed": "Position closed",
-    "trade_finalized": "Trade finished",
-    "breakeven_set": "Breakeven set",
-    "breakeven_failed": "Breakeven failed",
+    "fill": "Order filled",
+    "take_profit": "Take profit hit",
+    "close": "Position closed",
+    "trade_done": "Trade finished",
+    "breakeven": "Breakeven set",
+    "breakeven_failure": "Breakeven failed",
     "connection": "Connection problems",
     "summary": "Burst summaries",
     "risk_limit": "Risk limit thresholds",
@@ -107,12 +116,12 @@ SOUND_LABELS: dict[str, str] = {
     "alert": "Alert beeps",
 }
 DEFAULT_SOUNDS: dict[str, str | None] = {
-    "order_fill": "fill",
-    "tp_hit": "tp",
-    "position_closed": None,
-    "trade_finalized": None,
-    "breakeven_set": None,
-    "breakeven_failed": "alert",
+    "fill": "fill",
+    "take_profit": "tp",
+    "close": None,
+    "trade_done": None,
+    "breakeven": None,
+    "breakeven_failure": "alert",
     "connection": "alert",
     "summary": None,
     "risk_limit": "alert",
@@ -135,7 +144,7 @@ class Notification:
     trade_id: str | None = None
     sound: str | None = None
     timestamp: datetime | None = None
-    count: int = 1  # how many events it stands for
+    count: int = 1  # how many facts it stands for
     quiet: bool = False  # no popup, no sound (quiet hours, or a kind that goes to the centre quietly)
     account_id: str | None = None
     group: str | None = None  # what it belongs to (a trade, a neutral source's position): the centre's group
@@ -158,7 +167,12 @@ def status_line(n: Notification) -> str:
 
 @dataclass
 class NotifySettings:
-    """User preferences; serialisable to a JSON string for QSettings (no secrets in here)."""
+    """User preferences; serialisable to a JSON string for QSettings (no secrets in here).
+
+    The per-kind maps (``enabled``, ``popup``, ``sounds``) are keyed by the kinds of :data:`KINDS`. JSON saved
+    before the kinds had names of their own (``order_fill``, ``tp_hit``... see :data:`RENAMED_KINDS`) reads back
+    with the same meaning under the new keys; ``to_json`` writes ``"kinds": 2`` to say which names it uses.
+    """
 
     enabled: dict[str, bool] = field(default_factory=lambda: {k: True for k in KINDS})
     popup: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_POPUP))
@@ -191,6 +205,7 @@ class NotifySettings:
     def to_json(self) -> str:
         return json.dumps(
             {
+                "kinds": 2,
                 "enabled": self.enabled,
                 "popup": self.popup,
                 "sounds": self.sounds,
@@ -212,14 +227,10 @@ class NotifySettings:
             return out
         if not isinstance(data, dict):
             return out
-        if isinstance(data.get("enabled"), dict):
-            out.enabled.update({k: bool(v) for k, v in data["enabled"].items() if k in KINDS})
-        if isinstance(data.get("popup"), dict):  # absent in settings saved before pop-ups had a switch: defaults
-            out.popup.update({k: bool(v) for k, v in data["popup"].items() if k in KINDS})
-        if isinstance(data.get("sounds"), dict):
-            out.sounds.update(
-                {k: (v if v in SOUNDS else None) for k, v in data["sounds"].items() if k in KINDS}
-            )
+        out.enabled.update({k: bool(v) for k, v in _per_kind(data.get("enabled")).items()})
+        # (absent in settings saved before pop-ups had a switch: the defaults)
+        out.popup.update({k: bool(v) for k, v in _per_kind(data.get("popup")).items()})
+        out.sounds.update({k: (v if v in SOUNDS else None) for k, v in _per_kind(data.get("sounds")).items()})
         out.quiet_start = _parse_hhmm(data.get("quiet_start"))
         out.quiet_end = _parse_hhmm(data.get("quiet_end"))
         for name, lo, hi in (
@@ -231,6 +242,21 @@ class NotifySettings:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi:
                 setattr(out, name, type(getattr(out, name))(v))
         return out
+
+
+def _per_kind(value: object) -> dict[str, Any]:
+    """A saved per-kind map under today's kind names: a key saved under a kind's former name (:data:`RENAMED_KINDS`)
+    counts for the new name, unless the new name is saved too (it is the newer word); unknown keys are dropped."""
+    if not isinstance(value, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        new = RENAMED_KINDS.get(key)
+        if new is not None and new not in value:
+            out[new] = v
+        elif key in KINDS:
+            out[key] = v
+    return out
 
 
 def _parse_hhmm(value: object) -> time | None:
@@ -267,12 +293,34 @@ _STATUS_WORDS = {
 }
 
 
-class NotificationRules:
-    """Stateful decider. ``clock`` returns aware UTC now; ``tz`` is the user's zone for quiet hours (None =
-    local).
+def _reason_words(reason: str | None) -> str:
+    return _REASONS.get(reason or "", reason or "unknown")
 
-    ``lookup_trade(trade_id)`` (e.g. ``state.trades.get``) supplies symbol, direction and reference for events
-    that do not carry them (fills, breakeven).
+
+def kind_of(fact: Fact) -> str | None:
+    """The notification kind of a fact (None: it raises none of its own)."""
+    if isinstance(fact, Fill):
+        return "fill"
+    if isinstance(fact, TakeProfit):
+        return "take_profit"
+    if isinstance(fact, Close):
+        return "close"
+    if isinstance(fact, TradeDone):
+        return "trade_done"
+    if isinstance(fact, Breakeven):
+        return "breakeven_failure" if fact.failed else "breakeven"
+    if isinstance(fact, ConnectionProblem):
+        return "connection"
+    return None
+
+
+class NotificationRules:
+    """Stateful decider over ``core.news`` facts. ``clock`` returns aware UTC now; ``tz`` is the user's zone for
+    quiet hours (None = local).
+
+    ``lookup_trade(trade_id)`` (e.g. ``state.trades.get``) supplies symbol, direction and reference for news that
+    does not carry them (fills, breakeven). ``account_label(key)`` and ``source_label(key)`` name the account and
+    the source of news about a position (no trade) for the pop-up's second line.
     """
 
     def __init__(
@@ -286,10 +334,10 @@ class NotificationRules:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.tz = tz
         self.lookup_trade = lookup_trade or (lambda _id: None)
+        self.account_label: Callable[[str], str] = str
+        self.source_label: Callable[[str], str] = str
         self._max_seen: int | None = None  # highest event id seen (duplicates are at or below it)
-        self._held_fills: dict[
-            str, tuple[datetime, list[OrderFilled]]
-        ] = {}  # trade id -> (first seen, fills)
+        self._held_fills: dict[str, tuple[datetime, list[Fill]]] = {}  # trade id -> (first seen, fills)
         self._recent: list[datetime] = []  # pop-up times within the burst window
         self._suppressed: list[Notification] = []  # over the cap, waiting to be summarised
         self._conn_state = "live"
@@ -297,30 +345,28 @@ class NotificationRules:
         self._down_notified = False
         self._urgent_told: set[str] = set()
 
-    # --- events -------------------------------------------------------------------------------------------
+    # --- news ---------------------------------------------------------------------------------------------
 
-    def process(self, events: Iterable[Event], *, replay: bool = False) -> list[Notification]:
-        """Decide for one batch of applied events. Returns what to deliver now (possibly nothing)."""
-        events = list(events)
+    def process(self, news: Iterable[Fact], *, replay: bool = False) -> list[Notification]:
+        """Decide for one batch of news (a ``Change.news`` or ``DeskChange.news``, in order). Returns what to
+        deliver now (possibly nothing)."""
         now = self.clock()
-        fresh: list[Event] = []
-        for e in events:
-            if isinstance(e, Resync):
+        fresh: list[Fact] = []
+        for f in news:
+            if type(f) is Resynced:
                 # After a resync anything goes again (the server may even have restarted its ids).
                 replay = True
                 self._max_seen = None
                 continue
-            if e.type == "auth_revoked":  # a control frame passed through as an event
-                fresh.append(e)
-                continue
-            if e.event_id is not None:
+            eid = f.event_id
+            if eid is not None:
                 # Event ids only grow on one stream: an id at or below the highest seen is a replayed
                 # duplicate. O(1) whatever the rate (a set of recent ids would forget within a second at
                 # 10k events/s).
-                if self._max_seen is not None and e.event_id <= self._max_seen:
+                if self._max_seen is not None and eid <= self._max_seen:
                     continue
-                self._max_seen = e.event_id
-            fresh.append(e)
+                self._max_seen = eid
+            fresh.append(f)
 
         produced = self._decide(fresh)
         if replay:
@@ -336,79 +382,48 @@ class NotificationRules:
             return out
         return self._gate(produced, now) + self.poll(now)
 
-    def _decide(self, events: list[Event]) -> list[Notification]:
+    def _decide(self, news: list[Fact]) -> list[Notification]:
         out: list[Notification] = []
-        groups: OrderedDict[tuple[str, str], list[Event]] = OrderedDict()
-        for e in events:
-            if e.type == "auth_revoked":
-                out.extend(
-                    self._connection("auth_error", e.raw.get("reason") if isinstance(e.raw, Mapping) else None)
-                )
+        groups: OrderedDict[tuple[str, str], list[Fact]] = OrderedDict()
+        for f in news:
+            if isinstance(f, ConnectionProblem):
+                out.extend(self._connection(f.state, f.detail))
                 continue
-            kind = self._kind(e)
+            kind = kind_of(f)
             if kind is None or not self.settings.is_enabled(kind):
                 continue
-            trade_id = self._trade_id(e) or f"event:{e.event_id}"
-            if kind == "order_fill":
+            if isinstance(f, (Fill, Close)) and f.trade is None and f.source is not None:
+                out.append(self._describe_position(f))  # an account's position: one notification per fact
+                continue
+            trade_id = getattr(f, "trade", None) or f"event:{f.event_id}"
+            if isinstance(f, Fill):
                 first, held = self._held_fills.get(trade_id, (self.clock(), []))
-                held.append(e)  # type: ignore[arg-type]  # _kind() said "order_fill": e is an OrderFilled
+                held.append(f)
                 self._held_fills[trade_id] = (first, held)
                 continue
-            groups.setdefault((kind, trade_id), []).append(e)
-        # One outcome, one message: when the same batch also finalizes the trade, its position closes are
-        # folded into the "trade finished" notification (their reasons join it); a TP hit already says what
-        # the position closed at that TP says.
+            groups.setdefault((kind, trade_id), []).append(f)
+        # One outcome, one message: when the same batch also finishes the trade, its closes are folded into the
+        # "trade finished" notification (their reasons join it); a TP hit already says what the position closed
+        # at that TP says.
         folded: dict[str, list[str]] = {}
-        for (kind, tid), evs in list(groups.items()):
-            if kind != "position_closed":
+        for (kind, tid), facts in list(groups.items()):
+            if kind != "close":
                 continue
-            closes = [e.position for e in evs if isinstance(e, PositionClosed) and e.position is not None]
-            if ("trade_finalized", tid) in groups:
-                folded[tid] = sorted(
-                    {_REASONS.get(p.close_reason or "", p.close_reason or "unknown") for p in closes}
-                )
+            closes = [f for f in facts if isinstance(f, Close)]
+            if ("trade_done", tid) in groups:
+                folded[tid] = sorted({_reason_words(c.reason) for c in closes})
                 del groups[(kind, tid)]
-            elif ("tp_hit", tid) in groups:
-                rest = [
-                    e
-                    for e in evs
-                    if not (isinstance(e, PositionClosed) and e.position and e.position.close_reason == "tp")
-                ]
+            elif ("take_profit", tid) in groups:
+                rest = [c for c in closes if c.reason != "tp"]
                 if rest:
-                    groups[(kind, tid)] = rest
+                    groups[(kind, tid)] = list(rest)
                 else:
                     del groups[(kind, tid)]
-        for (kind, tid), evs in groups.items():
-            n = self._describe(kind, evs, folded.get(tid))
+        for (kind, tid), facts in groups.items():
+            n = self._describe(kind, facts, folded.get(tid))
             if n is not None:
                 out.append(n)
         return out
-
-    @staticmethod
-    def _kind(e: Event) -> str | None:
-        if isinstance(e, OrderFilled):
-            return "order_fill"
-        if isinstance(e, TpHit):
-            return "tp_hit"
-        if isinstance(e, PositionClosed):
-            return "position_closed"
-        if isinstance(e, TradeFinalized):
-            return "trade_finalized"
-        if isinstance(e, BreakevenSet):
-            return "breakeven_set"
-        if isinstance(e, BreakevenFailed):
-            return "breakeven_failed"
-        return None
-
-    @staticmethod
-    def _trade_id(e: Event) -> str | None:
-        if isinstance(e, OrderFilled):
-            return e.order.trade_id if e.order else None
-        if isinstance(e, (PositionClosed,)):
-            return e.position.trade_id if e.position else None
-        if isinstance(e, TradeFinalized):
-            return e.trade.id if e.trade else None
-        return getattr(e, "trade_id", None)
 
     def _trade_words(
         self, trade_id: str | None, symbol: str | None = None, direction: str | None = None
@@ -428,116 +443,136 @@ class NotificationRules:
         return {"group": f"trade:{trade_id}", "subject": self._trade_words(trade_id, symbol, direction),
                 "body_complete": True}
 
-    def _describe(self, kind: str, evs: list[Event], reasons: list[str] | None = None) -> Notification | None:
-        e0 = evs[0]
-        n = len(evs)
-        if kind == "tp_hit":
-            hits = [e for e in evs if isinstance(e, TpHit)]
-            levels = sorted({h.tp_level for h in hits if h.tp_level is not None})
-            pls = [h.realized_pl for h in hits if h.realized_pl is not None]
-            cur = hits[0].currency
-            what = self._trade_words(hits[0].trade_id, hits[0].symbol)
+    def _describe(self, kind: str, facts: list[Fact], reasons: list[str] | None = None) -> Notification | None:
+        n = len(facts)
+        if kind == "take_profit":
+            hits = [f for f in facts if isinstance(f, TakeProfit)]
+            h0 = hits[0]
+            levels = sorted({h.level for h in hits if h.level is not None})
+            pls = [h.pl for h in hits if h.pl is not None]
+            what = self._trade_words(h0.trade, h0.symbol)
             lv = "/".join(f"TP{x}" for x in levels) or "TP"
             body = f"{what}: {lv} hit"
-            if hits[0].price is not None:
-                body += f" at {format_price(hits[0].price, hits[0].symbol)}"
+            if h0.price is not None:
+                body += f" at {format_price(h0.price, h0.symbol)}"
             if pls:
-                body += f", {format_pl(sum(pls, Decimal(0)), cur)}"
+                body += f", {format_pl(sum(pls, Decimal(0)), h0.currency)}"
             if n > 1:
                 body += f" ({n} positions)"
-            return Notification(f"{lv} hit", body, kind, hits[0].trade_id, account_id=e0.account_id,
-                                **self._grouping(hits[0].trade_id, hits[0].symbol))
-        if kind == "position_closed":
-            ps = [e.position for e in evs if isinstance(e, PositionClosed) and e.position is not None]
+            return Notification(f"{lv} hit", body, kind, h0.trade, account_id=h0.account,
+                                **self._grouping(h0.trade, h0.symbol))
+        if kind == "close":
+            ps = [f for f in facts if isinstance(f, Close)]
             if not ps:
                 return None
-            pls = [p.realized_pl for p in ps if p.realized_pl is not None]
+            pls = [p.pl for p in ps if p.pl is not None]
             total = sum(pls, Decimal(0)) if pls else None
-            reasons = sorted({_REASONS.get(p.close_reason or "", p.close_reason or "unknown") for p in ps})
+            words = sorted({_reason_words(p.reason) for p in ps})
             p0 = ps[0]
-            what = self._trade_words(p0.trade_id, p0.symbol, p0.direction)
+            what = self._trade_words(p0.trade, p0.symbol, p0.side)
             count = f"{n} positions" if n > 1 else "Position"
-            body = f"{what}: {count} closed by {', '.join(reasons)}"
-            if n == 1 and p0.close_price is not None:
-                body += f" at {format_price(p0.close_price, p0.symbol)}"
+            body = f"{what}: {count} closed by {', '.join(words)}"
+            if n == 1 and p0.price is not None:
+                body += f" at {format_price(p0.price, p0.symbol)}"
             if total is not None:
                 body += f", {format_pl(total, p0.currency)}"
-            # A position closed at its take profit is a TP hit (its own event may have come in another batch).
-            at_tp = all(p.close_reason == "tp" for p in ps)
+            # A position closed at its take profit is a TP hit (its own news may have come in another batch).
+            at_tp = all(p.reason == "tp" for p in ps)
             return Notification(
-                f"{_pl_word(total)}: position closed", body, kind, p0.trade_id, account_id=p0.account_id,
-                popup=self.settings.pops_up("tp_hit") if at_tp else None,
-                **self._grouping(p0.trade_id, p0.symbol, p0.direction),
+                f"{_pl_word(total)}: position closed", body, kind, p0.trade, account_id=p0.account,
+                popup=self.settings.pops_up("take_profit") if at_tp else None,
+                **self._grouping(p0.trade, p0.symbol, p0.side),
             )
-        if kind == "trade_finalized":
-            t = next((e.trade for e in evs if isinstance(e, TradeFinalized) and e.trade), None)
-            if t is None:
-                return None
+        if kind == "trade_done":
+            t = next(f for f in facts if isinstance(f, TradeDone))
             status = _STATUS_WORDS.get(t.status or "", t.status or "finished")
-            body = f"{self._trade_words(t.id, t.symbol, t.direction)} {status}"
+            body = f"{self._trade_words(t.trade, t.symbol, t.side)} {status}"
             if reasons:
                 body += f" (last positions closed by {', '.join(reasons)})"
-            if t.realized_pl is not None and t.status not in ("not_filled",):
-                body += f": {format_pl(t.realized_pl, t.currency)}"
-            return Notification(f"Trade {status}", body, kind, t.id, account_id=t.account_id, ends_group=True,
-                                **self._grouping(t.id, t.symbol, t.direction))
-        if kind == "breakeven_set":
-            b = evs[0]
-            assert isinstance(b, BreakevenSet)
-            t = self.lookup_trade(b.trade_id) if b.trade_id else None
+            if t.pl is not None and t.status not in ("not_filled",):
+                body += f": {format_pl(t.pl, t.currency)}"
+            return Notification(f"Trade {status}", body, kind, t.trade, account_id=t.account, ends_group=True,
+                                **self._grouping(t.trade, t.symbol, t.side))
+        if kind == "breakeven":
+            b = facts[0]
+            assert isinstance(b, Breakeven)
+            trade = self.lookup_trade(b.trade) if b.trade else None
             sl = (
-                format_price(b.new_stop_loss, t.symbol if t else None)
-                if b.new_stop_loss is not None
+                format_price(b.stop_loss, trade.symbol if trade else None)
+                if b.stop_loss is not None
                 else "entry"
             )
             pos = f" on {n} positions" if n > 1 else ""
-            body = f"{self._trade_words(b.trade_id)}: breakeven set, stop loss moved to {sl}{pos}"
-            return Notification("Breakeven set", body, kind, b.trade_id, account_id=e0.account_id,
-                                **self._grouping(b.trade_id))
-        if kind == "breakeven_failed":
-            f = evs[0]
-            assert isinstance(f, BreakevenFailed)
+            body = f"{self._trade_words(b.trade)}: breakeven set, stop loss moved to {sl}{pos}"
+            return Notification("Breakeven set", body, kind, b.trade, account_id=b.account,
+                                **self._grouping(b.trade))
+        if kind == "breakeven_failure":
+            f = facts[0]
+            assert isinstance(f, Breakeven)
             reason = f.reason or "unknown reason"
             tries = f" after {f.attempts} attempts" if f.attempts else ""
-            what = self._trade_words(f.trade_id)
+            what = self._trade_words(f.trade)
             body = f"{what}: breakeven FAILED, could not move the stop loss{tries} ({reason})"
-            return Notification("Breakeven FAILED", body, kind, f.trade_id, account_id=e0.account_id,
-                                **self._grouping(f.trade_id))
+            return Notification("Breakeven FAILED", body, kind, f.trade, account_id=f.account,
+                                **self._grouping(f.trade))
         return None
 
-    def _describe_fills(self, trade_id: str, fills: list[OrderFilled]) -> Notification:
-        orders = [f.order for f in fills if f.order is not None]
+    def _describe_fills(self, trade_id: str, fills: list[Fill]) -> Notification:
+        """A trade's fills held together: one notification ("12 orders filled")."""
         n = len(fills)
         t = self.lookup_trade(trade_id)
-        symbol = t.symbol if t else None
-        direction = (orders[0].direction if orders else None) or (t.direction if t else None)
-        vol = sum((o.volume for o in orders if o.volume is not None), Decimal(0))
+        f0 = fills[0] if fills else None
+        symbol = (f0.symbol if f0 else None) or (t.symbol if t else None)
+        direction = (f0.side if f0 else None) or (t.direction if t else None)
+        vol = sum((f.volume for f in fills if f.volume is not None), Decimal(0))
         what = self._trade_words(trade_id, symbol, direction)
-        if n == 1 and orders:
-            o = orders[0]
-            layer = f"layer {o.layer} " if o.layer else ""
-            lots, at = format_volume(o.volume), format_price(o.fill_price, symbol)
+        if n == 1 and f0 is not None:
+            layer = f"layer {f0.layer} " if f0.layer else ""
+            lots, at = format_volume(f0.volume), format_price(f0.price, symbol)
             body = f"{what}: {layer}order filled, {lots} lots at {at}"
             title = "Order filled"
         else:
-            prices = [o.fill_price for o in orders if o.fill_price is not None]
+            prices = [f.price for f in fills if f.price is not None]
             at = ""
             if prices:
                 lo, hi = min(prices), max(prices)
                 at = f" at {format_price(lo, symbol)}" + (f"–{format_price(hi, symbol)}" if hi != lo else "")
             body = f"{what}: {n} orders filled, {format_volume(vol)} lots{at}"
             title = f"{n} orders filled"
-        acct = fills[0].account_id if fills else None
+        acct = f0.account if f0 else None
         real_id = trade_id if not trade_id.startswith("event:") else None
         return Notification(
             title,
             body,
-            "order_fill",
+            "fill",
             real_id,
             count=n,
             account_id=acct,
             **self._grouping(real_id, symbol, direction),
         )
+
+    def _describe_position(self, f: Fill | Close) -> Notification:
+        """News about an account's position (a source without trades): a fill as the position's new size, a
+        closed deal with its P&L (one closed at its take profit follows the TP-hit pop-up switch). Grouped per
+        account and symbol (the position there: a deal may close part of it, so no close ends the group)."""
+        where = f"{self.account_label(f.account or '')} · {self.source_label(f.source or '')}"
+        group = f"position:{f.account}:{f.symbol}"
+        if isinstance(f, Fill):
+            after = f.held_after if f.held_after is not None else Decimal(0)
+            if f.held_before is None:
+                title = f"Filled: {f.side} {format_volume(after)} {f.symbol}"
+            elif f.reversed:
+                title = f"Reversed: {f.side} {format_volume(after)} {f.symbol}"
+            else:
+                verb = "Added" if after > f.held_before else "Reduced"
+                title = f"{verb} {format_volume(f.volume)} {f.symbol} (now {format_volume(after)})"
+            return Notification(title, where, "fill", account_id=f.account, group=group,
+                                subject=f"{f.symbol} · {where}")
+        what = " ".join(x for x in (f.side, format_volume(f.volume) if f.volume else None, f.symbol) if x)
+        title = f"Closed {what}: {_pl_word(f.pl).lower()} {format_pl(f.pl, f.currency)}"
+        return Notification(title, where, "close", account_id=f.account, group=group,
+                            subject=f"{f.symbol or '?'} · {where}",
+                            popup=self.settings.pops_up("take_profit") if f.reason == "tp" else None)
 
     # --- time-driven --------------------------------------------------------------------------------------
 
@@ -642,51 +677,15 @@ class NotificationRules:
         return replace(n, timestamp=n.timestamp or now, sound=sound, quiet=quiet, in_quiet_hours=quiet_hours)
 
 
-# --- neutral sources (core/desk.py's DeskChange): fills and closes, through the same switches and gates ----------
-
-
-def desk_notifications(change: Any, account_label: Callable[[str], str],
-                       source_label: Callable[[str], str],
-                       settings: NotifySettings | None = None) -> list[Notification]:
-    """What a DeskChange from a neutral source says to the trader: a fill (a position opened or changed size) as
-    an ``order_fill``, a closed trade deal as a ``position_closed`` with its P&L (one closed at its take profit
-    follows the TP-hit pop-up switch of ``settings``). Grouped per account and symbol (the position there: a
-    deal may close part of it, so no close ends the group). Resets raise nothing (they are not news). Text is
-    plain (symbols and labels come from a service)."""
-    out: list[Notification] = []
-    for fill in getattr(change, "fills", ()):
-        pos = fill.after or fill.before
-        if pos is None:
-            continue
-        delta = fill.delta_volume
-        where = f"{account_label(pos.account_key)} · {source_label(pos.source)}"
-        if fill.before is None:
-            title = f"Filled: {pos.side} {format_volume(pos.volume)} {pos.symbol}"
-        elif fill.after is not None and fill.before.side != fill.after.side:
-            title = f"Reversed: {fill.after.side} {format_volume(fill.after.volume)} {pos.symbol}"
-        else:
-            verb = "Added" if delta > 0 else "Reduced"
-            now = fill.after.volume if fill.after is not None else Decimal(0)  # after None: the position is gone
-            title = f"{verb} {format_volume(abs(delta))} {pos.symbol} (now {format_volume(now)})"
-        out.append(Notification(title, where, "order_fill", account_id=pos.account_key,
-                                group=f"position:{pos.account_key}:{pos.symbol}", subject=f"{pos.symbol} · {where}"))
-    for close in getattr(change, "closes", ()):
-        deal = close.deal
-        what = " ".join(x for x in (deal.side, format_volume(deal.volume) if deal.volume else None, deal.symbol) if x)
-        title = f"Closed {what}: {_pl_word(deal.profit).lower()} {format_pl(deal.profit, deal.currency)}"
-        where = f"{account_label(deal.account_key)} · {source_label(deal.source)}"
-        at_tp = deal.close_reason == "tp" and settings is not None
-        out.append(Notification(title, where, "position_closed", account_id=deal.account_key,
-                                group=f"position:{deal.account_key}:{deal.symbol}",
-                                subject=f"{deal.symbol or '?'} · {where}",
-                                popup=settings.pops_up("tp_hit") if at_tp and settings is not None else None))
-    return out
+# --- neutral sources (core/desk.py's DeskChange): their news through the same rules, switches and gates -------
 
 
 def process_desk_change(rules: NotificationRules, change: Any, account_label: Callable[[str], str],
                         source_label: Callable[[str], str]) -> list[Notification]:
-    """``desk_notifications`` through the user's per-kind switches, quiet hours and the burst cap."""
-    now = rules.clock()
-    wanted = [n for n in desk_notifications(change, account_label, source_label, rules.settings)
-              if rules.settings.is_enabled(n.kind)]
-    return rules._gate(wanted, now)
+    """What a neutral source's DeskChange says to the trader: its ``news`` (a position opened or resized, a
+    closed trade deal) through the same :meth:`NotificationRules.process` as TTMT's, with the hub's names for
+    accounts and sources. Resets raise nothing (they are not news). Text is plain (symbols and labels come
+    from a service)."""
+    rules.account_label = account_label
+    rules.source_label = source_label
+    return rules.process(getattr(change, "news", ()))

@@ -60,7 +60,7 @@ import dataclasses
 import operator
 import types
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -70,6 +70,7 @@ from typing import Any, TypeVar
 from .models import (
     POSITION_OPEN_STATUSES,
     Account,
+    BreakevenFailed,
     BreakevenSet,
     Event,
     Order,
@@ -84,7 +85,9 @@ from .models import (
     Trade,
     TradeExecuted,
     TradeFinalized,
+    UnknownEvent,
 )
+from .news import Breakeven, Close, ConnectionProblem, Fact, Fill, Resynced, TakeProfit, TradeDone
 
 __all__ = ["TableChange", "Change", "DeskState", "apply", "apply_many", "facts_of"]
 
@@ -207,6 +210,10 @@ class Change:
       breakeven move, the trade finished), whether or not the state knew the trade: an open detail of one of
       them re-reads its figures, ladder and positions.
     - ``moved``: a position, a price or a fill moved (the open P&L may differ), as opposed to bookkeeping only.
+    - ``news``: what a trader is told about, as ``core.news`` facts in the order of the events (a fill, a close
+      with its reason and P&L, a TP hit, breakeven set or failed, the trade finished, ``Resynced``): the
+      notification rules read these, never the events. Reported for every event applied (not a duplicate id),
+      whether or not the state knew its trade, like ``milestones``.
     """
 
     accounts: TableChange = field(default_factory=TableChange)
@@ -216,6 +223,7 @@ class Change:
     resync: bool = False  # the change came from a Resync (the UI may want to say "re-synchronised")
     milestones: set[str] = field(default_factory=set)
     moved: bool = False
+    news: list[Fact] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.accounts or self.trades or self.positions or self.orders)
@@ -229,6 +237,8 @@ class Change:
         if other.milestones:
             self.milestones |= other.milestones
         self.moved = self.moved or other.moved
+        if other.news:
+            self.news.extend(other.news)
         return self
 
 
@@ -597,6 +607,7 @@ def apply(state: DeskState, event: Event) -> Change:
     last = state.last_event_id
     if type(event) is Resync:
         ch.resync = True
+        ch.news.append(Resynced(eid))
         if event.snapshot is not None:
             _apply_snapshot(state, event.snapshot, ch)
         if eid is not None:
@@ -637,11 +648,82 @@ def _note_facts(ch: Change, event: Event) -> None:
         ch.moved = True
     elif kind is Resync:
         ch.resync = True
+        ch.news.append(Resynced(event.event_id))
+        return
+    maker = _NEWS.get(kind)
+    if maker is not None:
+        fact = maker(event)
+        if fact is not None:
+            ch.news.append(fact)
+
+
+# --- the news of an event (Change.news): TTMT's events in core.news's neutral words -----------------------------
+
+
+def _fill_news(ev: OrderFilled) -> Fact | None:
+    o = ev.order
+    if o is None:
+        return None
+    return Fill(account=o.account_id if o.account_id is not None else ev.account_id, symbol=None,
+                side=o.direction, volume=o.volume, price=o.fill_price, trade=o.trade_id, layer=o.layer,
+                event_id=ev.event_id)
+
+
+def _close_news(ev: PositionClosed) -> Fact | None:
+    p = ev.position
+    if p is None:
+        return None
+    return Close(account=p.account_id, symbol=p.symbol, side=p.direction, volume=p.volume, price=p.close_price,
+                 pl=p.realized_pl, currency=p.currency, reason=p.close_reason, trade=p.trade_id, position=p.id,
+                 event_id=ev.event_id)
+
+
+def _tp_news(ev: TpHit) -> Fact | None:
+    return TakeProfit(trade=ev.trade_id, level=ev.tp_level, account=ev.account_id, symbol=ev.symbol,
+                      price=ev.price, pl=ev.realized_pl, currency=ev.currency, position=ev.position_id,
+                      event_id=ev.event_id)
+
+
+def _breakeven_news(ev: BreakevenSet) -> Fact | None:
+    return Breakeven(trade=ev.trade_id, account=ev.account_id, position=ev.position_id,
+                     stop_loss=ev.new_stop_loss, event_id=ev.event_id)
+
+
+def _breakeven_failed_news(ev: BreakevenFailed) -> Fact | None:
+    return Breakeven(trade=ev.trade_id, account=ev.account_id, position=ev.position_id, failed=True,
+                     reason=ev.reason, attempts=ev.attempts, event_id=ev.event_id)
+
+
+def _done_news(ev: TradeFinalized) -> Fact | None:
+    t = ev.trade
+    if t is None:
+        return None
+    return TradeDone(trade=t.id, account=t.account_id, symbol=t.symbol, side=t.direction, status=t.status,
+                     pl=t.realized_pl, currency=t.currency, event_id=ev.event_id)
+
+
+def _unknown_news(ev: UnknownEvent) -> Fact | None:
+    # The stream's auth_revoked control frame, should it come through as an event: the key was revoked.
+    if ev.type != "auth_revoked":
+        return None
+    reason = ev.raw.get("reason") if isinstance(ev.raw, Mapping) else None
+    return ConnectionProblem("auth_error", reason if isinstance(reason, str) else None, ev.event_id)
+
+
+_NEWS: dict[type, Callable[[Any], Fact | None]] = {
+    OrderFilled: _fill_news,
+    PositionClosed: _close_news,
+    TpHit: _tp_news,
+    BreakevenSet: _breakeven_news,
+    BreakevenFailed: _breakeven_failed_news,
+    TradeFinalized: _done_news,
+    UnknownEvent: _unknown_news,
+}
 
 
 def facts_of(events: Iterable[Event]) -> Change:
-    """The neutral facts of ``events`` (``milestones``, ``moved``, ``resync``; no table keys) without applying
-    them: for a caller that holds a batch's events but not the Change :func:`apply` returned for it."""
+    """The neutral facts of ``events`` (``milestones``, ``moved``, ``resync``, ``news``; no table keys) without
+    applying them: for a caller that holds a batch's events but not the Change :func:`apply` returned for it."""
     ch = Change()
     for event in events:
         _note_facts(ch, event)

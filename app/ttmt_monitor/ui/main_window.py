@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import formatting as fmt
-from ..core.models import BreakevenSet
+from ..core.news import Breakeven
 from ..sources.base import CAP_SIGNALS, CAP_TP_LEVELS
 from . import theme
 from .accounts_model import AccountRow
@@ -242,7 +242,7 @@ class MainWindow(QMainWindow):
         self._details: list[QWidget] = []
         self._pnl_view: Any = None
         self._filter_spec: Any = None
-        self._breakeven_ids: set[str] = set()  # trades a breakeven_set event was seen for (this run)
+        self._breakeven_ids: set[str] = set()  # trades whose breakeven move was reported (this run)
 
         # --- tables: each view is built when its tab is first shown (or first asked for: ``views[name]``); only
         # the current one is needed for the first frame (a view with its proxy and header costs ~5 ms, more with
@@ -940,23 +940,26 @@ class MainWindow(QMainWindow):
 
     def _on_events_applied(self, events: list, change: object) -> None:
         """Live batches for open trade details (the P&L view follows the controller itself, via attach), and
-        the trades whose breakeven move was seen (a detail opened later still reports it)."""
-        for e in events:
-            if isinstance(e, BreakevenSet) and e.trade_id:
+        the trades whose breakeven move was seen (a detail opened later still reports it).
+
+        core says what happened (the batch's Change: ``news``, ``milestones``); a sender without it, from the
+        events through core.state."""
+        news, milestones = getattr(change, "news", None), getattr(change, "milestones", None)
+        if news is None or milestones is None:
+            from ..core.state import facts_of
+
+            facts = facts_of(events)
+            news, milestones = facts.news, facts.milestones
+        for fact in news:
+            if isinstance(fact, Breakeven) and not fact.failed and fact.trade:
                 if len(self._breakeven_ids) >= MAX_BREAKEVEN_IDS:
                     self._breakeven_ids.clear()  # a bound over weeks of running; losing old ones is harmless
-                self._breakeven_ids.add(e.trade_id)
+                self._breakeven_ids.add(fact.trade)
         if not self._details:
             return
         # Milestones of a trade (a fill, a TP hit, a close, the breakeven move) change its figures, ladder and
         # positions: an open detail of that trade is re-read from REST (coalesced, see _reload_trade). Price
         # ticks only move its chart.
-        # core says which trades had one (Change.milestones of the batch); a sender without it, from the events.
-        milestones = getattr(change, "milestones", None)
-        if milestones is None:
-            from ..core.state import facts_of
-
-            milestones = facts_of(events).milestones
         for dialog in list(self._details):
             detail = getattr(dialog, "detail", None)
             if detail is None or not hasattr(detail, "update_from") or not shiboken6.isValid(detail):

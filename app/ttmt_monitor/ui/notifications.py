@@ -3,8 +3,9 @@ and close-to-tray.
 
 Provides:
 - :class:`Notifier` — feed it applied event batches (``handle_events(events, change)``, which matches the
-  controller's ``events_applied`` signal) and connection states (``connection_changed(state, detail)``); it
-  asks ``core.notify.NotificationRules`` what to say and delivers: a tray balloon when a tray is available and
+  controller's ``events_applied`` signal: the rules read the batch's neutral news, ``change.news``, never the
+  events) and connection states (``connection_changed(state, detail)``); it asks
+  ``core.notify.NotificationRules`` what to say and delivers: a tray balloon when a tray is available and
   shown, else ``banner_requested(str)`` for the window to show; every notification (quiet ones included) is
   also emitted as ``delivered(Notification)`` for the notification centre, so nothing is lost. A 1 s timer
   releases coalesced fills, burst summaries and "stream down" alerts.
@@ -37,7 +38,7 @@ from PySide6.QtCore import QEvent, QObject, QProcess, QProcessEnvironment, QSett
 from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
 
-from ..core.models import Event, Trade
+from ..core.models import Trade
 from ..core.notify import Notification, NotificationRules, NotifySettings, status_line
 
 SETTINGS_KEY = "notifications/rules"
@@ -411,11 +412,17 @@ class Notifier(QObject):
 
     # Slots --------------------------------------------------------------------------------------------------
 
-    def handle_events(self, events: Iterable[Event], change: Any = None, *, replay: bool = False) -> None:
-        """Connect to ``events_applied(list, change)``. Never raises into the event loop: a bad event is
-        skipped."""
+    def handle_events(self, events: Iterable[Any], change: Any = None, *, replay: bool = False) -> None:
+        """Connect to ``events_applied(list, change)``: the rules read ``change.news`` (what ``core.state.apply``
+        reported for the batch); a sender without a Change gets the news of ``events`` from ``core.state``.
+        Never raises into the event loop: a bad batch gives an error line, not an exception."""
         try:
-            ns = self.rules.process(list(events), replay=replay)
+            news = getattr(change, "news", None)
+            if news is None:
+                from ..core.state import facts_of
+
+                news = facts_of(events).news
+            ns = self.rules.process(news, replay=replay)
         except Exception as exc:  # noqa: BLE001 - a notification bug must not take the live desk down
             ns = [
                 Notification(
