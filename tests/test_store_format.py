@@ -41,8 +41,7 @@ from ttmt_monitor.core.store import (
     store_path,
 )
 from ttmt_monitor.sources.ttmt import decode as ttmt
-from ttmt_monitor.sources.ttmt.encode import dumps as wire_dumps
-from ttmt_monitor.sources.ttmt.encode import to_wire
+from ttmt_monitor.sources.ttmt.encode import dumps as wire_dumps, to_wire
 from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
 FIXTURE = Path(__file__).parent / "data" / "store_schema2.sqlite"

@@ -1,6 +1,6 @@
 """The Trades history as store queries (core.trade_history) against a real SQLite store: the schema 1 -> 2 -> 3
-migrations keep every existing trade and fill the filter/sort columns; the SQL filter selects exactly what the filter bar's
-FilterSpec.matches selects; the order is the table's order; totals are exact per currency; the pip rule."""
+migrations keep every existing trade and fill the filter/sort columns; the SQL filter selects exactly what the
+filter bar's FilterSpec.matches selects; the order is the table's order; totals are exact per currency; the pip rule."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from ttmt_monitor.core import model_codec
-from ttmt_monitor.core import store as store_mod
+from ttmt_monitor.core import model_codec, store as store_mod
 from ttmt_monitor.core.pips import pip_size, pips
 from ttmt_monitor.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, dumps, ts_text
 from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader, decode_row, realized_totals

@@ -13,8 +13,8 @@ Provides:
 - :class:`HistoryReader`: its own read-only SQLite connection (WAL: reads while the writer writes) on ONE worker
   thread. :meth:`HistoryReader.order` returns the filtered rows' rowids in order (an ``array('q')``: 8 bytes a row,
   2.4 MB for 300,000 trades), their count and realized P&L summed per currency as exact ``Decimal``;
-  :meth:`HistoryReader.page` reads a window of rows (decoded where painted, :func:`decode_row`). Both return ``concurrent.futures.Future``; nothing here runs
-  on the caller's thread.
+  :meth:`HistoryReader.page` reads a window of rows (decoded where painted, :func:`decode_row`). Both return
+  ``concurrent.futures.Future``; nothing here runs on the caller's thread.
 
 Why rowids: a trade's rowid is stable (the store upserts with ``ON CONFLICT DO UPDATE``, never delete + insert),
 so an ordered list of them is a cheap, exact snapshot of "what is shown, in which order"; a page is then a primary
