@@ -400,7 +400,9 @@ def test_without_a_codec_an_old_file_is_refused_and_left_byte_for_byte(tmp_path:
         Store.open_path(path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.sqlite"]  # nothing moved aside
-    assert Store.peek(path) is None  # the head start does not read wire rows as ours; the open migrates them
+    peek = Store.peek(path)  # a read-only view without the codec: wire rows are not taken for ours
+    assert peek is not None and peek.accounts() == [] and len(peek.accounts_raw()) == 2
+    peek.close()
     with Store.open_path(path, codec=CODEC) as store:
         assert len(store.accounts()) == 2
     with Store.open_path(path) as store:  # once migrated, no codec is needed to read it
@@ -440,7 +442,11 @@ def test_the_apps_first_screen_and_head_start_read_a_migrated_file(tmp_path: Pat
     data_dir = tmp_path / "data"
     path = _copy_fixture(store_path(BASE, KEY, data_dir))
     before = _as_the_old_release_read_it(path)
-    assert peek_cached(BASE, KEY, data_dir=data_dir) is None  # not migrated yet: the normal start opens it
+    # The first start after the upgrade: the head start reads the file before the app's open migrates it.
+    early = peek_cached(BASE, KEY, data_dir=data_dir)
+    assert early is not None and set(early.trades) == set(before["trades"])
+    assert early.accounts == tuple(before["accounts"]) and early.signals == tuple(before["signals"])
+    assert _as_the_old_release_read_it(path)["version"] == 2  # (read only)
     store = Store.open(BASE, KEY, data_dir=data_dir, codec=CODEC, check=False)  # the app's store_factory
     try:
         cached = load_cached(store)

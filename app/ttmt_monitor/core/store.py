@@ -1108,12 +1108,12 @@ class Store:
             conn.close()
 
     @classmethod
-    def peek(cls, path: Path | str, *, codec: StoreCodec | None = None, older: bool = False) -> Store | None:
-        """A read-only view of an existing history file of this version, for reading only: no writer thread, no
-        migration, nothing ever moved aside or created (another running copy of the app may own the file). None
-        when the file is absent, not ours, of another schema version or unreadable; :meth:`open_path` then
-        deals with it. ``older``: also a file of an older schema (its objects may still be a source's wire JSON:
-        only its raw reads make sense, as :meth:`adopt_legacy` does). Close it when done."""
+    def peek(cls, path: Path | str, *, codec: StoreCodec | None = None) -> Store | None:
+        """A read-only view of an existing history file, for reading only: no writer thread, no migration,
+        nothing ever moved aside or created (another running copy of the app may own the file). None when the
+        file is absent, not ours, of a newer schema version or unreadable; :meth:`open_path` then deals with it.
+        A file of an older schema (objects still in a source's wire JSON) is read through ``codec`` (without one
+        its domain reads skip those rows; the raw reads give them as stored). Close it when done."""
         path = Path(path)
         if not path.is_file():
             return None
@@ -1125,8 +1125,9 @@ class Store:
             conn.execute("PRAGMA query_only=1")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            # Before schema 3 objects were TTMT's wire JSON: the domain reads need the migration (open_path) first.
-            if app_id != APPLICATION_ID or not (1 if older else SCHEMA_VERSION) <= version <= SCHEMA_VERSION:
+            # An older schema reads the same (its columns are a subset; its wire rows through the codec): an
+            # offline export, the head start or adopt_legacy may read it; only a newer one is refused.
+            if app_id != APPLICATION_ID or not 1 <= version <= SCHEMA_VERSION:
                 conn.close()
                 return None
         except sqlite3.Error:
@@ -1191,7 +1192,7 @@ class Store:
         fresh = {a for a in account_ids if a}
         if legacy is None or not fresh or not legacy.is_file() or self._closed or self._writer is None:
             return False
-        old = Store.peek(legacy, codec=self.codec, older=True)
+        old = Store.peek(legacy, codec=self.codec)
         if old is None:
             log.info("store: an older history file for this URL is not readable; left alone")
             return False
@@ -1599,11 +1600,27 @@ class Store:
     # Domain-level reads: the stored text decoded straight into domain objects (core.model_codec).
 
     def _decoded(self, texts: Iterable[str], decode: Callable[[str], Any]) -> Iterator[Any]:
+        kind = _DECODER_KINDS.get(decode)
         for text in texts:
             try:
                 yield decode(text)
-            except ValueError as exc:  # FormatError: a row not in our format (none after the migration)
-                log.warning("store: a stored row was not read: %s", exc)
+            except ValueError as exc:  # FormatError: a row not in our format
+                # Only a read-only view of a file not migrated yet holds such rows (peek: the head start reads an
+                # older release's file before the app's open migrates it): the codec reads them as the release did.
+                obj = self._from_wire(text, kind)
+                if obj is None:
+                    log.warning("store: a stored row was not read: %s", exc)
+                else:
+                    yield obj
+
+    def _from_wire(self, text: str, kind: str | None) -> Any | None:
+        if self.codec is None or kind is None:
+            return None
+        try:
+            wire = loads(text)
+            return self.codec.from_wire[kind](wire) if isinstance(wire, dict) else None
+        except Exception:  # noqa: BLE001 - unreadable: said by the caller
+            return None
 
     def _domain(self, sql: str, decode: Callable[[str], Any], params: Iterable[Any] = ()) -> list[Any]:
         return list(self._decoded((row[0] for row in self._rows(sql, params)), decode))
@@ -1652,6 +1669,12 @@ class Store:
         where, params = _signal_where(filters or {})
         yield from self._decoded(self._keyset("signals", "received_at", where, params, 1000),
                                  model_codec.decode_signal)
+
+
+_DECODER_KINDS: dict[Callable[[Any], Any], str] = {
+    model_codec.decode_account: "account", model_codec.decode_trade: "trade", model_codec.decode_position: "position",
+    model_codec.decode_order: "order", model_codec.decode_signal: "signal",
+}
 
 
 # --- a persistent ETag cache ----------------------------------------------------------------------------------
