@@ -87,10 +87,10 @@ def open_store(tmp_path: Path, sim: SimulatorThread) -> Store:
 
 def assert_store_matches_world(store: Store, sim: SimulatorThread) -> None:
     world = world_trades(sim)
-    stored = {w["id"]: w for w in store.iter_trades_raw()}
+    stored = {t.id: t for t in store.iter_trades()}
     assert set(stored) == set(world), f"{len(set(world) - set(stored))} missing, {len(set(stored) - set(world))} extra"
     for trade_id, wire in world.items():
-        mine = decode_trade(stored[trade_id])
+        mine = stored[trade_id]
         theirs = decode_trade(wire)
         assert (mine.status, mine.updated_at, mine.realized_pl, mine.volume, mine.tp_hits) == \
                (theirs.status, theirs.updated_at, theirs.realized_pl, theirs.volume, theirs.tp_hits), trade_id
