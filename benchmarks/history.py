@@ -104,6 +104,7 @@ def child(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from ttmt_monitor.core import model_codec
     from ttmt_monitor.core.store import Store
     from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader
     from ttmt_monitor.sources.ttmt.store_codec import CODEC
@@ -154,7 +155,7 @@ def child(args: argparse.Namespace) -> int:
     store = Store.open_path(path, codec=CODEC)
     live = TradesModel()
     live.set_first_page(store.open_trades(), False, None)  # what the controller keeps live: the open trades
-    model = StoreTradesModel(HistoryReader(path, CODEC.decode_trade), live, commits=lambda: store.commits)
+    model = StoreTradesModel(HistoryReader(path, model_codec.decode_trade), live, commits=lambda: store.commits)
     view = DeskTableView(model, "bench", proxy=PassThroughProxy())
     view.resize(1366, 700)
     view.show()

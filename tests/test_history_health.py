@@ -99,7 +99,7 @@ def test_a_full_disk_is_said_once_in_the_window_and_its_end_too(qapp, sim_paused
             assert "saved again" in window.status.currentMessage()
             assert not window.banner.isVisible()
             await controller.store.flush()
-            assert controller.store.trade_wire(f"local-{i - 1:05d}") is not None  # nothing written meanwhile lost
+            assert controller.store.trade_raw(f"local-{i - 1:05d}") is not None  # nothing written meanwhile lost
         finally:
             window.close()
             await controller.aclose()
@@ -144,8 +144,8 @@ def test_a_damaged_history_file_is_told_kept_aside_and_rebuilt_from_the_api(qapp
                 truth = {t.id for t in (await rest.snapshot()).trades}
             assert truth and truth <= {t.id for t in controller.trades_model.objects()}
             await controller.store.flush()
-            assert truth <= {w["id"] for w in controller.store.open_trades_wire()}
-            assert controller.store.trade_wire("trade-000001") is not None
+            assert truth <= {w["id"] for w in controller.store.open_trades_raw()}
+            assert controller.store.trade_raw("trade-000001") is not None
             window.banner.dismiss_button.click()  # dismissed: it stays away
             window._on_connection("live", "")
             assert not window.banner.isVisible()

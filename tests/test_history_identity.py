@@ -76,7 +76,7 @@ def _stored_trades(path: Path) -> set[str]:
     store = Store.peek(path, codec=CODEC)
     assert store is not None, path
     try:
-        return {w["id"] for w in store.iter_trades_wire()}
+        return {w["id"] for w in store.iter_trades_raw()}
     finally:
         store.close()
 
@@ -194,4 +194,4 @@ def test_an_old_file_with_a_subset_of_the_accounts_is_left_alone(tmp_path):
         assert not store.adopt_legacy([])
         assert store.is_empty() and legacy.exists()
         assert store.adopt_legacy(["acc-1"])
-        assert not legacy.exists() and [a["account_id"] for a in store.accounts_wire()] == ["acc-1"]
+        assert not legacy.exists() and [a["account_id"] for a in store.accounts_raw()] == ["acc-1"]

@@ -15,6 +15,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtTest import QAbstractItemModelTester
 
 from _qasync_support import ModuleLoop, dispose, until
+from ttmt_monitor.core import model_codec
 from ttmt_monitor.core.store import Store
 from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader
 from ttmt_monitor.sim.history import history_wires
@@ -52,7 +53,7 @@ def store(tmp_path: Path):
 @pytest.fixture
 def model(qtbot, store: Store):
     live = TradesModel()
-    m = StoreTradesModel(HistoryReader(store.path, CODEC.decode_trade), live, commits=lambda: store.commits)
+    m = StoreTradesModel(HistoryReader(store.path, model_codec.decode_trade), live, commits=lambda: store.commits)
     qtbot.waitUntil(lambda: m.ready, timeout=10000)
     yield m
     m.close()

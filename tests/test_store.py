@@ -121,13 +121,13 @@ def test_first_screen_reads_and_keyset_paging(store: Store) -> None:
     store.put_trades([trade_wire(i) for i in range(250)])
     store.put_trades([trade_wire(1000 + i, status="active") for i in range(3)])
     store.flush_sync()
-    assert [t["id"] for t in store.open_trades_wire()] == ["trade-001002", "trade-001001", "trade-001000"]
+    assert [t["id"] for t in store.open_trades_raw()] == ["trade-001002", "trade-001001", "trade-001000"]
 
     seen: list[str] = []
-    page, key = store.trades_page_wire(limit=100)
+    page, key = store.trades_page_raw(limit=100)
     seen += [t["id"] for t in page]
     while key is not None:
-        page, key = store.trades_page_wire(limit=100, before=key)
+        page, key = store.trades_page_raw(limit=100, before=key)
         seen += [t["id"] for t in page]
     assert len(seen) == 253 and len(set(seen)) == 253
     assert seen[0] == "trade-001002" and seen[-1] == "trade-000000"
@@ -136,24 +136,25 @@ def test_first_screen_reads_and_keyset_paging(store: Store) -> None:
 def test_trade_becoming_terminal_leaves_open_set_and_fat_trade_fills_children(store: Store) -> None:
     store.put_trades([trade_wire(5, status="active")])
     store.flush_sync()
-    assert len(store.open_trades_wire()) == 1
+    assert len(store.open_trades_raw()) == 1
     fat = trade_wire(5, status="closed_loss", positions=[position_wire("pos-9", "trade-000005", status="closed")],
                      orders=[{"id": "ord-1", "trade_id": "trade-000005", "status": "filled",
                               "created_at": iso(T0), "fill_price": Decimal("2408.10")}])
     store.put_trades([fat])
     store.flush_sync()
-    assert store.open_trades_wire() == []
-    assert "positions" not in store.trade_wire("trade-000005")
-    assert [p["id"] for p in store.trade_positions_wire("trade-000005")] == ["pos-9"]
-    assert store.trade_orders_wire("trade-000005")[0]["fill_price"] == Decimal("2408.10")
+    assert store.open_trades_raw() == []
+    assert "positions" not in store.trade_raw("trade-000005")
+    assert [p["id"] for p in store.trade_positions_raw("trade-000005")] == ["pos-9"]
+    assert store.trade_orders_raw("trade-000005")[0]["fill_price"] == "2408.10"  # our format: exact text
+    assert store.trade_orders("trade-000005")[0].fill_price == Decimal("2408.10")
 
 
 def test_open_position_set_replacement(store: Store) -> None:
     store.put_positions([position_wire("p1", "t"), position_wire("p2", "t"), position_wire("p3", "t", status="closed")])
     store.put_positions([position_wire("p2", "t")], open_set=True)
     store.flush_sync()
-    assert [p["id"] for p in store.open_positions_wire()] == ["p2"]
-    assert [p["id"] for p in store.trade_positions_wire("t")] == ["p2", "p3"]  # closed history kept
+    assert [p["id"] for p in store.open_positions_raw()] == ["p2"]
+    assert [p["id"] for p in store.trade_positions_raw("t")] == ["p2", "p3"]  # closed history kept
 
 
 def test_events_advance_cursor_and_skip_control_frames(store: Store) -> None:
@@ -165,7 +166,7 @@ def test_events_advance_cursor_and_skip_control_frames(store: Store) -> None:
     store.flush_sync()
     assert store.last_event_id == 9
     assert [e["eventId"] for e in store.events_wire(0)] == [7, 8, 9]
-    assert len(store.open_positions_wire()) == 3
+    assert len(store.open_positions_raw()) == 3
     assert store.data_as_of is not None and store.data_as_of > datetime.now(UTC) - timedelta(minutes=1)
 
 
@@ -192,19 +193,19 @@ def test_iter_with_filters_for_offline_export(store: Store) -> None:
     store.put_trades([trade_wire(9000, status="active")])
     store.put_signals([signal_wire(i, account_ids=("acc-1", "acc-2") if i % 2 else ("acc-2",)) for i in range(300)])
     store.flush_sync()
-    everything = list(store.iter_trades_wire())
+    everything = list(store.iter_trades_raw())
     assert len(everything) == 2501
     created = [t["created_at"] for t in everything]
     assert created == sorted(created, reverse=True)
-    assert len(list(store.iter_trades_wire({"status": "open"}))) == 1
-    assert len(list(store.iter_trades_wire({"status": "closed", "account_id": "acc-2"}))) == 1250
-    eur = list(store.iter_trades_wire({"symbol": "EURUSD"}))
+    assert len(list(store.iter_trades_raw({"status": "open"}))) == 1
+    assert len(list(store.iter_trades_raw({"status": "closed", "account_id": "acc-2"}))) == 1250
+    eur = list(store.iter_trades_raw({"symbol": "EURUSD"}))
     assert len(eur) == 834 and all(t["symbol"] == "EURUSD" for t in eur)
-    window = list(store.iter_trades_wire({"after_date": iso(T0 + timedelta(minutes=100)),
+    window = list(store.iter_trades_raw({"after_date": iso(T0 + timedelta(minutes=100)),
                                           "before_date": iso(T0 + timedelta(minutes=200))}))
     assert len(window) == 100  # after inclusive, before exclusive, like the API
-    assert len(list(store.iter_signals_wire({"account_id": "acc-1"}))) == 150
-    assert len(list(store.iter_signals_wire({"after_date": "2026-07-01"}))) == 300
+    assert len(list(store.iter_signals_raw({"account_id": "acc-1"}))) == 150
+    assert len(list(store.iter_signals_raw({"after_date": "2026-07-01"}))) == 300
     first = next(store.iter_trades())
     assert first.id == "trade-009000" and first.entry_price == Decimal("2408.10")
 
@@ -226,12 +227,12 @@ def test_writes_do_not_block_and_are_batched(store: Store) -> None:
 
 
 def test_qt_loop_keeps_ticking_during_a_big_write(store: Store, qapp: Any) -> None:
-    """A real qasync loop over a real QApplication: a 10 ms QTimer must keep firing while 8,000 trades (domain
+    """A real qasync loop over a real QApplication: a 10 ms QTimer must keep firing while 20,000 trades (domain
     objects, encoded on the writer thread) are written."""
     import qasync
     from PySide6.QtCore import QTimer
 
-    trades = [decode_trade(trade_wire(i, realized_pl=Decimal(f"{i % 97}.{i % 100:02d}"))) for i in range(8_000)]
+    trades = [decode_trade(trade_wire(i, realized_pl=Decimal(f"{i % 97}.{i % 100:02d}"))) for i in range(20_000)]
     gaps: list[float] = []
     loop = qasync.QEventLoop(qapp)
 
@@ -259,7 +260,7 @@ def test_qt_loop_keeps_ticking_during_a_big_write(store: Store, qapp: Any) -> No
 
     with loop:
         enqueue, took = loop.run_until_complete(main())
-    assert store.counts()["trades"] == 8_000
+    assert store.counts()["trades"] == 20_000
     assert took > 0.3, f"the write was too quick ({took:.2f}s) to show anything"
     assert enqueue < 0.1, f"put_trades held the loop for {enqueue:.3f}s"
     # The loop kept running while the writer worked: no pause anywhere near the length of the write.
@@ -505,7 +506,7 @@ def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path, kill_after: i
     with Store.open_path(path, codec=CODEC) as s:
         assert not s.messages
         per_batch: dict[int, int] = {}
-        for wire in s.iter_trades_wire():
+        for wire in s.iter_trades_raw():
             n = int(wire["id"][1:].split("-")[0])
             per_batch[n] = per_batch.get(n, 0) + 1
         for n in range(committed + 1):
@@ -592,7 +593,7 @@ def test_a_full_disk_is_said_once_retried_slowly_and_resumed(tmp_path: Path, mon
             time.sleep(0.02)
         assert s.write_problem is None
         s.flush_sync()
-        stored = {w["id"] for w in s.iter_trades_wire()}
+        stored = {w["id"] for w in s.iter_trades_raw()}
         assert {f"trade-{i:06d}" for i in range(400)} <= stored, len(stored)  # nothing written meanwhile lost
         assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
         assert any("written again" in r.getMessage() for r in caplog.records)
@@ -623,12 +624,12 @@ def test_garbage_inside_a_history_file_is_found_at_open_moved_aside_and_what_is_
         assert "damaged" in message and "moved aside" in message and "rebuilt from the API" in message
         aside = [p for p in path.parent.iterdir() if ".damaged-" in p.name]
         assert len(aside) == 1 and aside[0].stat().st_size == size  # kept as it was, for the user
-        kept = {w["id"] for w in s.iter_trades_wire()}
+        kept = {w["id"] for w in s.iter_trades_raw()}
         assert 1000 < len(kept) < 4000, len(kept)  # the readable part is kept, the garbage is not
         assert "trades" in message and "kept" in message
-        assert [a["account_id"] for a in s.accounts_wire()] == ["acc-1"]
+        assert [a["account_id"] for a in s.accounts_raw()] == ["acc-1"]
         assert s.last_event_id is None and s.meta("backfill_done") is None  # nothing of its cursors trusted
-        for w in s.iter_trades_wire():
+        for w in s.iter_trades_raw():
             decode_trade(w)  # every kept row decodes
         conn = sqlite3.connect(path)
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

@@ -87,15 +87,15 @@ def open_store(tmp_path: Path, sim: SimulatorThread) -> Store:
 
 def assert_store_matches_world(store: Store, sim: SimulatorThread) -> None:
     world = world_trades(sim)
-    stored = {w["id"]: w for w in store.iter_trades_wire()}
+    stored = {t.id: t for t in store.iter_trades()}
     assert set(stored) == set(world), f"{len(set(world) - set(stored))} missing, {len(set(stored) - set(world))} extra"
     for trade_id, wire in world.items():
-        mine = decode_trade(stored[trade_id])
+        mine = stored[trade_id]
         theirs = decode_trade(wire)
         assert (mine.status, mine.updated_at, mine.realized_pl, mine.volume, mine.tp_hits) == \
                (theirs.status, theirs.updated_at, theirs.realized_pl, theirs.volume, theirs.tp_hits), trade_id
-    assert {t["id"] for t in store.open_trades_wire()} == {k for k, v in world.items() if v["status"] in OPEN}
-    assert {p["id"] for p in store.open_positions_wire()} == world_open_positions(sim)
+    assert {t["id"] for t in store.open_trades_raw()} == {k for k, v in world.items() if v["status"] in OPEN}
+    assert {p["id"] for p in store.open_positions_raw()} == world_open_positions(sim)
 
 
 def test_cold_start_then_start_from_cache_without_network(tmp_path: Path, market: SimulatorThread) -> None:
@@ -114,7 +114,7 @@ def test_cold_start_then_start_from_cache_without_network(tmp_path: Path, market
     result, pages = run(first())
     assert pages >= 1 and store.meta("backfill_done") == "1" and store.meta("signals_backfill_done") == "1"
     world_signals = market.call(lambda: set(market.world.users[market.demo_user_id].signals))
-    assert {s["id"] for s in store.iter_signals_wire()} == world_signals
+    assert {s["id"] for s in store.iter_signals_raw()} == world_signals
     assert result.snapshot is not None and len(result.snapshot.accounts) == 5
     assert_store_matches_world(store, market)
     store.close()
@@ -169,8 +169,8 @@ def test_second_start_makes_far_fewer_requests(tmp_path: Path, market: Simulator
 def test_delta_sync_after_the_market_moved(tmp_path: Path, small_market: SimulatorThread, from_scan: bool) -> None:
     store = open_store(tmp_path, small_market)
     run(start(store, small_market, full_backfill=True))
-    old_open = {t["id"] for t in store.open_trades_wire()}
-    old_ids = {t["id"] for t in store.iter_trades_wire()}
+    old_open = {t["id"] for t in store.open_trades_raw()}
+    old_ids = {t["id"] for t in store.iter_trades_raw()}
 
     for _ in range(12):  # five minutes of market at a time while the app was closed, until some trades closed
         small_market.call(small_market.engine.step, 300, timeout=60)
@@ -220,7 +220,7 @@ def test_long_absence_gap_is_closed_by_backfill(tmp_path: Path, market: Simulato
     store = open_store(tmp_path, market)
     run(start(store, market, full_backfill=True))
     # As if the app had been closed while 150 trades were created: the store lacks the newest 150.
-    newest = list(store.iter_trades_wire())[:150]
+    newest = list(store.iter_trades_raw())[:150]
     store.delete_trades([t["id"] for t in newest])
     store.flush_sync()
 
@@ -243,10 +243,10 @@ def test_many_trades_closed_while_away_are_found_by_one_listing(tmp_path: Path, 
     store = open_store(tmp_path, market)
     run(start(store, market, full_backfill=True))
     # Six older trades the store last saw open (they have closed since): more than are worth fetching one by one.
-    older = [t for t in store.iter_trades_wire({"status": "closed"})][200:206]
+    older = [t for t in store.iter_trades_raw({"status": "closed"})][200:206]
     store.put_trades([dict(t, status="active", closed_at=None, updated_at=t["created_at"]) for t in older])
     store.flush_sync()
-    assert len(store.open_trades_wire()) >= 6
+    assert len(store.open_trades_raw()) >= 6
     result, requests = run(start(store, market))
     try:
         assert not result.offline and result.closed_while_away == 6
@@ -260,14 +260,14 @@ def test_many_trades_closed_while_away_are_found_by_one_listing(tmp_path: Path, 
 def test_stored_open_trade_the_api_no_longer_has_is_dropped(tmp_path: Path, small_market: SimulatorThread) -> None:
     store = open_store(tmp_path, small_market)
     run(start(store, small_market, full_backfill=True))
-    ghost = dict(next(iter(store.open_trades_wire())), id="00000000-0000-4000-8000-00000000dead",
+    ghost = dict(next(iter(store.open_trades_raw())), id="00000000-0000-4000-8000-00000000dead",
                  created_at="2020-01-01T00:00:00.000Z")
     store.put_trades([ghost])
     store.flush_sync()
     result, _ = run(start(store, small_market))
     try:
         assert not result.offline and result.closed_while_away == 1
-        assert store.trade_wire(ghost["id"]) is None  # re-read by id: 404, so forgotten
+        assert store.trade_raw(ghost["id"]) is None  # re-read by id: 404, so forgotten
         assert_store_matches_world(store, small_market)
     finally:
         store.close()
@@ -363,7 +363,7 @@ def test_damaged_store_is_moved_aside_and_rebuilt_from_the_api(tmp_path: Path, s
         assert cached.empty and cached.messages and "moved aside" in cached.messages[0]
         result, _ = run(start(store, small_market))
         assert result.cold and not result.offline and result.new_trades > 0
-        assert {t["id"] for t in store.open_trades_wire()} == \
+        assert {t["id"] for t in store.open_trades_raw()} == \
                {k for k, v in world_trades(small_market).items() if v["status"] in OPEN}
     finally:
         store.close()
@@ -394,7 +394,7 @@ def test_offline_export_and_resume_point(tmp_path: Path, small_market: Simulator
 def test_etags_survive_a_restart(tmp_path: Path, small_market: SimulatorThread) -> None:
     store = open_store(tmp_path, small_market)
     run(start(store, small_market))
-    terminal = next(t["id"] for t in store.iter_trades_wire({"status": "closed"}))
+    terminal = next(t["id"] for t in store.iter_trades_raw({"status": "closed"}))
 
     async def fetch() -> tuple[Any, int, int]:
         async with TTMTClient(small_market.base_url, small_market.api_key) as client:
@@ -407,7 +407,7 @@ def test_etags_survive_a_restart(tmp_path: Path, small_market: SimulatorThread) 
     assert hits == 0 and first.positions  # a 200 with the body; the fat trade's positions land in the store
     store.flush_sync()
     assert store.etag(f"trades/{terminal}") is not None
-    assert {p["id"] for p in store.trade_positions_wire(terminal)} == {p.id for p in first.positions}
+    assert {p["id"] for p in store.trade_positions_raw(terminal)} == {p.id for p in first.positions}
     store.close()
 
     store = open_store(tmp_path, small_market)  # a new session: memory is empty, the disk remembers
@@ -507,7 +507,7 @@ def test_another_users_history_is_not_mixed_in(tmp_path: Path, small_market: Sim
         result = run(other())
         assert not result.offline
         other_trades = small_market.call(lambda: set(small_market.world.users[small_market.other_user_id].trades))
-        assert {t["id"] for t in store.iter_trades_wire()} <= other_trades
+        assert {t["id"] for t in store.iter_trades_raw()} <= other_trades
     finally:
         store.close()
 
@@ -542,11 +542,11 @@ def test_history_pages_bring_each_trades_positions_for_close_and_pips(tmp_path: 
     store = open_store(tmp_path, small_market)
     try:
         run(start(store, small_market, full_backfill=True))
-        closed = [w for w in store.iter_trades_wire()
+        closed = [w for w in store.iter_trades_raw()
                   if str(w.get("status", "")).startswith("closed") and Decimal(str(w.get("volume") or 0)) > 0]
         assert closed, "the simulated history has filled, closed trades"
         with_close = [w for w in closed
-                      if any(p.get("close_price") is not None for p in store.trade_positions_wire(w["id"]))]
+                      if any(p.get("close_price") is not None for p in store.trade_positions_raw(w["id"]))]
         assert len(with_close) == len(closed), f"{len(closed) - len(with_close)} closed trades without positions"
     finally:
         store.close()

@@ -1,9 +1,10 @@
-"""The Trades history as store queries (core.trade_history) against a real SQLite store: the schema 1 -> 2 migration
-keeps every existing trade and fills the filter/sort columns; the SQL filter selects exactly what the filter bar's
-FilterSpec.matches selects; the order is the table's order; totals are exact per currency; the pip rule."""
+"""The Trades history as store queries (core.trade_history) against a real SQLite store: the schema 1 -> 2 -> 3
+migrations keep every existing trade and fill the filter/sort columns; the SQL filter selects exactly what the
+filter bar's FilterSpec.matches selects; the order is the table's order; totals are exact per currency; the pip rule."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from ttmt_monitor.core import store as store_mod
+from ttmt_monitor.core import model_codec, store as store_mod
 from ttmt_monitor.core.pips import pip_size, pips
 from ttmt_monitor.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, dumps, ts_text
 from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader, decode_row, realized_totals
 from ttmt_monitor.sim.history import T0, history_wires
+from ttmt_monitor.sources.ttmt.decode import decode_trade
 from ttmt_monitor.sources.ttmt.store_codec import CODEC
 from ttmt_monitor.ui.filter_bar import FilterSpec
 from ttmt_monitor.ui.history_model import history_filter
@@ -57,11 +59,11 @@ def _all(store: Store) -> list[Any]:
 
 
 def _order(store: Store, flt: HistoryFilter, key: str | None = "created_at", desc: bool = True):
-    reader = HistoryReader(store.path, CODEC.decode_trade)
+    reader = HistoryReader(store.path, model_codec.decode_trade)
     try:
         ordered = reader.order(flt, key, desc).result(30)
         raws = reader.page(list(ordered.rowids)).result(30) if ordered.count else []
-        rows = [decode_row(r, CODEC.decode_trade) for r in raws]
+        rows = [decode_row(r, model_codec.decode_trade) for r in raws]
     finally:
         reader.close()
     by_rowid = {r.rowid: r for r in rows}
@@ -136,8 +138,8 @@ def test_totals_are_exact_decimal_sums_per_currency(filled: Store) -> None:
 def test_a_trade_keeps_its_rowid_when_it_changes(filled: Store) -> None:
     conn = sqlite3.connect(filled.path)
     before = conn.execute("SELECT rowid FROM trades WHERE id = 'trade-0000010'").fetchone()[0]
-    wire = filled.trade_wire("trade-0000010")
-    filled.put_trades([{**wire, "realized_pl": Decimal("99.99"), "status": "closed_profit"}])
+    trade = filled.trade("trade-0000010")
+    filled.put_trades([dataclasses.replace(trade, realized_pl=Decimal("99.99"), status="closed_profit")])
     filled.flush_sync()
     row = conn.execute("SELECT rowid, realized, status FROM trades WHERE id = 'trade-0000010'").fetchone()
     conn.close()
@@ -176,16 +178,18 @@ def test_migration_from_schema_1_keeps_every_trade_and_fills_the_new_columns(tmp
     wires = _schema_1_file(path, 1500)
     store = Store.open_path(path, codec=CODEC)
     try:
-        assert not store.messages  # migrated in place, never moved aside
-        assert store.counts()["trades"] == 1500 + 1 and store.counts()["positions"] > 0
+        # Migrated in place, never moved aside; the one unreadable row is kept aside in the same file and said.
+        assert len(store.messages) == 1 and "1 trades" in store.messages[0] and "unmigrated" in store.messages[0]
+        assert store.counts()["trades"] == 1500 and store.counts()["positions"] > 0
+        assert [(t, i, j) for t, i, j, _ in store.unmigrated()] == [("trades", "broken", "{not json")]
         conn = sqlite3.connect(path)
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
-        assert conn.execute("SELECT count(*) FROM trades WHERE search IS NULL").fetchone()[0] == 1  # the broken one
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("SELECT count(*) FROM trades WHERE search IS NULL").fetchone()[0] == 0
         conn.close()
-        assert store.trade_wire(wires[123]["id"]) == store_mod.loads(dumps(wires[123]))  # JSON untouched
+        assert store.trade(wires[123]["id"]) == decode_trade(store_mod.loads(dumps(wires[123])))  # same trade
         spec = FilterSpec(symbol="eurusd", status="closed")
         ordered, rows = _order(store, history_filter(spec))
-        decoded = [CODEC.decode_trade(store_mod.loads(dumps(w))) for w in wires]
+        decoded = [decode_trade(store_mod.loads(dumps(w))) for w in wires]
         expected = [t for t in decoded if spec.matches(t)]
         assert {r.trade.id for r in rows} == {t.id for t in expected} and rows
         assert ordered.totals == realized_totals(expected)
@@ -195,7 +199,7 @@ def test_migration_from_schema_1_keeps_every_trade_and_fills_the_new_columns(tmp
         store.close()
     again = Store.open_path(path, codec=CODEC)  # and opens again without migrating twice
     try:
-        assert again.counts()["trades"] == 1501 and not again.messages
+        assert again.counts()["trades"] == 1500 and not again.messages
     finally:
         again.close()
 

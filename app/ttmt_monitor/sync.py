@@ -139,19 +139,16 @@ def peek_cached(base_url: str, api_key: str, *, data_dir: Any = None, first_page
 
 
 def _load(store: Store, first_page: int) -> CachedState:
-    from .sources.ttmt.decode import decode_account, decode_position, decode_signal, decode_trade
-
-    open_trades = store.open_trades_wire()
-    page, next_key = store.trades_page_wire(limit=first_page)
-    seen = {t.get("id") for t in open_trades}
-    trades = [decode_trade(w) for w in open_trades]
-    trades += [decode_trade(w) for w in page if w.get("id") not in seen]
+    open_trades = store.open_trades()
+    page, next_key = store.trades_page(limit=first_page)
+    seen = {t.id for t in open_trades}
+    trades = open_trades + [t for t in page if t.id not in seen]
     return CachedState(
         data_as_of=store.data_as_of,
-        accounts=tuple(decode_account(w) for w in store.accounts_wire()),
-        positions=tuple(decode_position(w) for w in store.open_positions_wire()),
+        accounts=tuple(store.accounts()),
+        positions=tuple(store.open_positions()),
         trades=tuple(trades),
-        signals=tuple(decode_signal(w) for w in store.newest_signals_wire(first_page)),
+        signals=tuple(store.newest_signals(first_page)),
         last_event_id=store.last_event_id,
         messages=tuple(store.messages),
         next_page=next_key,
@@ -292,7 +289,7 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
                 None, store.adopt_legacy, [a.account_id for a in accounts])
         await _forget_other_user(store, accounts)
         result.cold = store.is_empty()
-        stored_open = {w["id"]: w for w in store.open_trades_wire() if w.get("id")}
+        stored_open = {t.id: t for t in store.open_trades() if t.id}
         # A first sync reads only the newest pages (backfill() reads the rest, paced); a warm one stops at the
         # first known trade, but is capped too, so a long absence cannot spend minutes of budget before the desk
         # shows anything.
@@ -305,7 +302,7 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
         versions = _Versions(store, result)
         scanned, complete = await _newest_trades(store, client, result, versions, limit_pages)
         scanned_ids = {t.id for t in scanned}
-        stale = [w for tid, w in stored_open.items() if tid not in scanned_ids]
+        stale = [t for tid, t in stored_open.items() if tid not in scanned_ids]
         # Re-reading one stale trade by id costs what the open listing costs; for more, the listing is cheaper
         # (long-lived open trades usually are still open and need no further request).
         if open_set_from_scan and complete and len(stale) <= min(1, max_single_fetches):
@@ -319,7 +316,7 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
             store.put_trades(open_trades)
             open_ids = {t.id for t in open_trades}
             await _closed_while_away(store, client, result,
-                                     [w for w in stale if w["id"] not in open_ids], max_single_fetches)
+                                     [t for t in stale if t.id not in open_ids], max_single_fetches)
         open_ids = {t.id for t in open_trades}
         result.closed_while_away = sum(1 for tid in stored_open if tid not in open_ids)
 
@@ -370,16 +367,17 @@ def _is_open(trade: Any) -> bool:
     return trade.closed_at is None
 
 
-async def _fetch_by_id(store: Store, client: Any, wires: list[dict[str, Any]]) -> list[Any]:
-    """Re-read trades by id (the fat trade: positions and orders too); a 404 forgets the trade."""
+async def _fetch_by_id(store: Store, client: Any, stored: list[Any]) -> list[Any]:
+    """Re-read trades (stored ``Trade`` objects) by id (the fat trade: positions and orders too); a 404 forgets
+    the trade."""
     from .sources.ttmt.errors import NotFoundError
 
     out = []
-    for wire in wires:
+    for trade in stored:
         try:
-            out.append(await client.trade(wire["id"]))
+            out.append(await client.trade(trade.id))
         except NotFoundError:
-            store.delete_trades([wire["id"]])  # no longer ours (or deleted): do not show it as open forever
+            store.delete_trades([trade.id])  # no longer ours (or deleted): do not show it as open forever
     store.put_trades(out)
     return out
 
@@ -391,7 +389,7 @@ def _requests(client: Any) -> int:
 async def _forget_other_user(store: Store, accounts: tuple[Any, ...]) -> None:
     """A store whose accounts share nothing with the API's belongs to another user (a new key on the same URL):
     its history must not be mixed into this one."""
-    stored = {w.get("account_id") for w in store.accounts_wire()}
+    stored = {a.account_id for a in store.accounts()}
     fresh = {a.account_id for a in accounts}
     if stored and fresh and not stored & fresh:
         log.warning("sync: the stored history belongs to other accounts; clearing it")
@@ -468,15 +466,17 @@ async def _newest_trades(store: Store, client: Any, result: SyncResult, versions
     return scanned, complete
 
 
-async def _closed_while_away(store: Store, client: Any, result: SyncResult, stale: list[dict[str, Any]],
+async def _closed_while_away(store: Store, client: Any, result: SyncResult, stale: list[Any],
                              max_single_fetches: int) -> None:
+    from .sources.ttmt.encode import iso
+
     if not stale:
         return
     if len(stale) <= max_single_fetches:
         await _fetch_by_id(store, client, stale)
         return
-    wanted = {w["id"] for w in stale}
-    oldest = min(w.get("created_at") or "" for w in stale)
+    wanted = {t.id for t in stale}
+    oldest = min(iso(t.created_at) or "" for t in stale)
     cursor: str | None = None
     guard = _guard(client.trades_page, {"status": "closed"})
     while wanted:

@@ -2,8 +2,10 @@
 thread.
 
 Provides:
-- :data:`INDEX_COLUMNS` / :func:`index_values`: the columns the store extracts from a trade's wire JSON beside it
-  (written by ``core.store``'s writer, back-filled by its migration 1 -> 2) so filter and sort are SQL;
+- :data:`INDEX_COLUMNS` / :func:`index_values`: the columns the store extracts from a trade's stored JSON beside it
+  (the store's own format, ``core.model_codec``: written by ``core.store``'s writer and recomputed by its migration
+  2 -> 3; migration 1 -> 2 back-filled them from TTMT's wire JSON, whose field names are the same) so filter and
+  sort are SQL;
 - :class:`HistoryFilter`: what the filter bar asks, in store terms (the same rules as ``ui.filter_bar.FilterSpec``
   for trades: account, channel, symbol ignoring broker suffixes, status and the groups open/closed, a date window
   a trade's life overlaps, every word of a free text in one of its text fields);
@@ -11,8 +13,8 @@ Provides:
 - :class:`HistoryReader`: its own read-only SQLite connection (WAL: reads while the writer writes) on ONE worker
   thread. :meth:`HistoryReader.order` returns the filtered rows' rowids in order (an ``array('q')``: 8 bytes a row,
   2.4 MB for 300,000 trades), their count and realized P&L summed per currency as exact ``Decimal``;
-  :meth:`HistoryReader.page` decodes a window of rows. Both return ``concurrent.futures.Future``; nothing here runs
-  on the caller's thread.
+  :meth:`HistoryReader.page` reads a window of rows (decoded where painted, :func:`decode_row`). Both return
+  ``concurrent.futures.Future``; nothing here runs on the caller's thread.
 
 Why rowids: a trade's rowid is stable (the store upserts with ``ON CONFLICT DO UPDATE``, never delete + insert),
 so an ordered list of them is a cheap, exact snapshot of "what is shown, in which order"; a page is then a primary
@@ -87,7 +89,8 @@ def _num(value: Any) -> float | None:
 
 
 def _tp_sort(wire: Mapping[str, Any]) -> float:
-    """(hits, levels) as one number, ordered as the table's tuple sort key."""
+    """(hits, levels) as one number, ordered as the table's tuple sort key. ``tp_hits``: a list of 6 flags (our
+    format) or TTMT's ``tp1``..``tp6`` object (the wire JSON migration 1 -> 2 read)."""
     tps = wire.get("take_profits")
     levels = sum(1 for tp in tps[:6] if tp is not None) if isinstance(tps, list) else 0
     raw = wire.get("tp_hits")
@@ -101,7 +104,9 @@ def _tp_sort(wire: Mapping[str, Any]) -> float:
 
 
 def index_values(wire: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The :data:`INDEX_COLUMNS` of one trade's wire form (the same function writes new rows and back-fills old)."""
+    """The :data:`INDEX_COLUMNS` of one stored trade: its dict in the store's own format (``core.model_codec``:
+    field names of ``models.Trade``, money as exact text, ``tp_hits`` a list). The same function writes new rows,
+    recomputes converted ones and back-filled schema 1's (TTMT wire: same names, money as JSON numbers)."""
     tid = _text(wire.get("id")) or ""
     reference = _text(wire.get("reference"))
     symbol = _text(wire.get("symbol"))
@@ -291,9 +296,10 @@ def _close_price(position_wires: Sequence[Mapping[str, Any]]) -> Decimal | None:
 
 def decode_row(raw: RawRow, decode_trade: Callable[[Any], Any]) -> PageRow | None:
     """The trade of a stored row, with its close price (volume-weighted over its closed positions, exact) and
-    pips; None when its JSON cannot be read (the row shows blank)."""
+    pips; None when its JSON cannot be read (the row shows blank). ``decode_trade`` is given the row's stored
+    text as it is (``core.model_codec.decode_trade``: msgspec reads it straight into a ``Trade``)."""
     try:
-        trade = decode_trade(jsontext.loads(raw.json))
+        trade = decode_trade(raw.json)
     except Exception:  # noqa: BLE001 - one undecodable row shows blank, never stops the page
         return None
     wires = []

@@ -310,7 +310,8 @@ def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
     api_key = connection.api_key
 
     def store_factory() -> Any:
-        # The store keeps TTMT objects as TTMT wire JSON; core imports no source, so the opener names the codec
+        # The store keeps objects in its own format; what arrives as TTMT wire JSON (and files of older releases,
+        # converted when opened) is decoded by TTMT's codec. Core imports no source, so the opener names the codec
         # (TTMT's desk parts hold it).
         from ..core.store import Store
         from ..sources import registry

@@ -509,11 +509,9 @@ class DeskController(QObject):
         finals: list[m.Trade] = []
         for row in self.trades_model.objects():
             if not row.is_terminal and row.id not in self.state.trades:
-                wire = await loop.run_in_executor(None, store.trade_wire, row.id)
-                if wire is not None:
-                    final = _ttmt.decode_trade(wire)
-                    if final.is_terminal:
-                        finals.append(final)
+                final = await loop.run_in_executor(None, store.trade, row.id)
+                if final is not None and final.is_terminal:
+                    finals.append(final)
         if finals:
             self.feed(_finalized_events(finals))
             self.apply_batch()

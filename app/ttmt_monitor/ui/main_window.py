@@ -1098,12 +1098,12 @@ class MainWindow(QMainWindow):
         in-memory model without one. The view is rebuilt on its new model (layout and filter kept)."""
         old, self.history_model = self.history_model, None
         path = getattr(store, "path", None)
-        codec = getattr(store, "codec", None)
-        if store is not None and path is not None and codec is not None:
+        if store is not None and path is not None and hasattr(store, "codec"):
+            from ..core.model_codec import decode_trade  # the store's own format, whatever the source
             from ..core.trade_history import HistoryReader
             from .history_model import StoreTradesModel, history_filter
 
-            model = StoreTradesModel(HistoryReader(path, codec.decode_trade), self.controller.trades_model,
+            model = StoreTradesModel(HistoryReader(path, decode_trade), self.controller.trades_model,
                                      commits=lambda store=store: store.commits, parent=self)
             model.set_options(self.controller.trades_model.options)
             if self._filter_spec is not None:

@@ -67,7 +67,8 @@ def connection_state(exc: BaseException) -> str:
 
 
 def store_codec() -> Any:
-    """The codec the local history store keeps TTMT's objects with (``store_codec.CODEC``)."""
+    """The codec the local history store decodes TTMT's wire form with (``store_codec.CODEC``: wire dicts, stream
+    envelopes, files of older releases; objects are stored in the store's own format)."""
     from .store_codec import CODEC
 
     return CODEC
