@@ -36,7 +36,7 @@ t0 = time.perf_counter()
 import json, sys
 from ttmt_monitor.core.store import Store
 from ttmt_monitor.sources.ttmt.store_codec import CODEC
-from ttmt_monitor.sync import load_cached
+from ttmt_monitor.core.local_history import load_cached
 t_import = time.perf_counter()
 store = Store.open(sys.argv[1], sys.argv[3], data_dir=sys.argv[2], codec=CODEC)
 t_open = time.perf_counter()

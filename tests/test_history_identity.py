@@ -26,7 +26,7 @@ from ttmt_monitor.core.store import Store
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.prefetch import SnapshotPrefetch
 from ttmt_monitor.sources.ttmt.store_codec import CODEC
-from ttmt_monitor.sync import peek_cached
+from ttmt_monitor.sources.ttmt.sync import peek_cached
 from ttmt_monitor.ui.app import Connection, history_store_factory
 from ttmt_monitor.ui.controller import DeskController
 

@@ -159,7 +159,7 @@ def test_endless_empty_pages_stop_sync_backfill_and_snapshot(sim_paused: Any, tm
     quietly, the REST snapshot raises — each after 3 empty pages, never an endless loop."""
     from ttmt_monitor.core.store import Store
     from ttmt_monitor.sources.ttmt.errors import EndlessPagesError
-    from ttmt_monitor.sync import backfill, delta_sync
+    from ttmt_monitor.sources.ttmt.sync import backfill, delta_sync
 
     sim_paused.faults.set_rate_limit(100_000, window=3600.0)
 

@@ -24,7 +24,7 @@ from ttmt_monitor.core.store import DATA_DIR_ENV, Store
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.store_codec import CODEC
-from ttmt_monitor.sync import backfill, delta_sync
+from ttmt_monitor.sources.ttmt.sync import backfill, delta_sync
 
 
 def cli(base_url: str, data_dir: Path, *args: str, key: str | None = None,

@@ -328,9 +328,10 @@ def test_notification_settings_menu_and_unread_badge(qapp, sim_paused, settings)
 
 def test_pnl_tab_shows_the_local_history_offline(qapp, sim_paused, settings, tmp_path):
     """An offline start with a local history: the P&L tab draws the stored closed trades (no network)."""
+    from ttmt_monitor.core.local_history import iter_stored_trades
     from ttmt_monitor.core.store import Store
     from ttmt_monitor.sources.ttmt.store_codec import CODEC
-    from ttmt_monitor.sync import backfill, delta_sync, iter_stored_trades
+    from ttmt_monitor.sources.ttmt.sync import backfill, delta_sync
 
     sim = sim_paused
     data_dir = tmp_path / "history"

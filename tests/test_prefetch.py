@@ -343,10 +343,11 @@ def test_peek_reads_a_history_file_without_touching_it(tmp_path):
     aside (the file may belong to another running copy of the app)."""
     import sqlite3
 
+    from ttmt_monitor.core.local_history import load_cached
     from ttmt_monitor.core.models import Account
     from ttmt_monitor.core.store import Store
     from ttmt_monitor.sources.ttmt.store_codec import CODEC
-    from ttmt_monitor.sync import load_cached, peek_cached
+    from ttmt_monitor.sources.ttmt.sync import peek_cached
 
     url = "http://127.0.0.1:9/api/v1"
     key = "ttmt_live_" + "p" * 43

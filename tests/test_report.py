@@ -93,10 +93,10 @@ def test_report_options_are_checked_before_anything_is_read(tmp_path: Path, caps
 def test_report_from_ttmt_local_history_has_the_figures_of_the_period(
         qapp: Any, tmp_path: Path, monkeypatch: Any) -> None:
     from test_integration_history import fill_store
+    from ttmt_monitor.core.local_history import iter_stored_trades
     from ttmt_monitor.core.store import DATA_DIR_ENV, Store
     from ttmt_monitor.sim.runner import SimulatorThread
     from ttmt_monitor.sources.ttmt.store_codec import CODEC
-    from ttmt_monitor.sync import iter_stored_trades
 
     data_dir = tmp_path / "data"
     with SimulatorThread(seed=3, history_days=3, engine_running=False) as sim:

@@ -437,7 +437,8 @@ def test_offline_export_reads_a_migrated_file(tmp_path: Path) -> None:
 
 
 def test_the_apps_first_screen_and_head_start_read_a_migrated_file(tmp_path: Path) -> None:
-    from ttmt_monitor.sync import load_cached, peek_cached
+    from ttmt_monitor.core.local_history import load_cached
+    from ttmt_monitor.sources.ttmt.sync import peek_cached
 
     data_dir = tmp_path / "data"
     path = _copy_fixture(store_path(BASE, KEY, data_dir))
@@ -495,3 +496,26 @@ def test_salvage_of_a_damaged_old_file_converts_what_it_keeps(tmp_path: Path) ->
 def test_the_codec_is_only_what_wire_needs() -> None:
     assert set(CODEC.from_wire) == {"account", "trade", "position", "order", "signal"}
     assert {f.name for f in dataclasses.fields(StoreCodec)} == {"from_wire", "to_wire", "etag_cache_class"}
+
+
+def test_the_head_start_asks_for_the_old_format_codec_only_for_an_old_file(tmp_path: Path) -> None:
+    """ui/early.py's head start reads the file through core alone: TTMT's codec (through the registry) is fetched
+    only for a file an older release wrote, so the every-day start imports no source decoder."""
+    from ttmt_monitor.core.local_history import peek_cached
+    from ttmt_monitor.ui import early
+
+    data_dir = tmp_path / "data"
+    path = _copy_fixture(store_path(BASE, KEY, data_dir))
+    before = _as_the_old_release_read_it(path)
+    asked: list[int] = []
+
+    def codec() -> object:
+        asked.append(1)
+        return early._ttmt_codec()  # noqa: SLF001 - the head start's own factory
+
+    first = peek_cached(path, old_format_codec=codec)
+    assert asked == [1] and first is not None and set(first.trades) == set(before["trades"])
+    Store.open(BASE, KEY, data_dir=data_dir, codec=CODEC, check=False).close()  # the app's open migrates it
+    later = peek_cached(path, old_format_codec=codec)
+    assert asked == [1] and later is not None and set(later.trades) == set(before["trades"])
+    assert peek_cached(path) is not None  # no codec needed any more

@@ -16,20 +16,13 @@ from typing import Any
 
 import pytest
 
+from ttmt_monitor.core.local_history import iter_stored_signals, iter_stored_trades, load_cached
 from ttmt_monitor.core.store import Store
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.decode import decode_trade
 from ttmt_monitor.sources.ttmt.store_codec import CODEC
-from ttmt_monitor.sync import (
-    FIRST_SYNC_MAX_PAGES,
-    SyncResult,
-    backfill,
-    delta_sync,
-    iter_stored_signals,
-    iter_stored_trades,
-    load_cached,
-)
+from ttmt_monitor.sources.ttmt.sync import FIRST_SYNC_MAX_PAGES, SyncResult, backfill, delta_sync
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -681,7 +681,7 @@ class ExportState:
 
 def export_filters(args: argparse.Namespace) -> dict[str, Any]:
     """The export's filters by their API names (status, symbol, account_id, channel_id, after_date,
-    before_date): the same keys for the REST listing and the local history (``sync.iter_stored_*``).
+    before_date): the same keys for the REST listing and the local history (``core.local_history.iter_stored_*``).
     ``--status`` groups become the API word they are fetched with (see :func:`keep_row`); ``args.account``
     must already be an account id (:func:`resolve_account`)."""
     trades = args.what == "trades"
@@ -726,16 +726,16 @@ def offline_base_url(args: argparse.Namespace) -> str:
 
 def run_export_offline(args: argparse.Namespace, stdout: TextIO, status: Status) -> int:
     """``export --offline``: the same CSV/JSON as the online export, read from the local history store the
-    desktop app keeps for the key on the base URL (``core.store``/``sync.iter_stored_*``). No network; the key
+    desktop app keeps for the key on the base URL (``core.local_history.iter_stored_*``). No network; the key
     (--api-key, $TTMT_API_KEY or the keyring, as online) is needed only to find THAT key's history: each key has
     its own file, named by a one-way hash, and without a key no history is guessed (another user's might be
     the one found). The
     output file is written beside its name and renamed when complete (reading local history is fast, so
     there is nothing to resume: an interrupted export leaves the previous file, never half a document)."""
+    from ttmt_monitor.core.local_history import iter_stored_signals, iter_stored_trades
     from ttmt_monitor.core.store import Store, StoreError, store_path
     from ttmt_monitor.sources.ttmt.encode import dumps, to_wire
     from ttmt_monitor.sources.ttmt.store_codec import CODEC
-    from ttmt_monitor.sync import iter_stored_signals, iter_stored_trades
 
     if args.demo:
         raise UsageError("--offline reads the local history of a real connection; the demo keeps none")

@@ -82,9 +82,9 @@ def _ttmt_accounts(accounts: Sequence[TtmtAccount]) -> tuple[list[an.StatementAc
 
 def _from_store(args: argparse.Namespace, status: Callable[[str], None], cli: Any,
                 ) -> tuple[list[an.HistoryDeal], list[an.StatementAccount], dict[str, str]]:
+    from .core.local_history import iter_stored_trades
     from .core.store import Store, StoreError, store_path
     from .sources.ttmt.store_codec import CODEC
-    from .sync import iter_stored_trades
 
     base_url = cli.offline_base_url(args)
     try:

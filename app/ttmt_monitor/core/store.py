@@ -996,6 +996,8 @@ class Store:
     def __init__(self, path: Path, messages: list[str], codec: StoreCodec | None) -> None:
         self.path = path
         self.codec = codec
+        #: The file's schema: SCHEMA_VERSION once opened (migrated); a peek (:meth:`peek`) may see an older one.
+        self.schema_version = SCHEMA_VERSION
         #: Opened with ``check=False``: the integrity check is still owed (:meth:`check_integrity`).
         self.check_pending = False
         #: User-facing messages from opening (file moved aside and rebuilt, ...). Also logged.
@@ -1138,6 +1140,7 @@ class Store:
         store.check_pending = False
         store.base_url = None
         store.codec = codec
+        store.schema_version = version
         store._read, store._read_lock, store._writer, store._closed = conn, threading.Lock(), None, False
         return store
 

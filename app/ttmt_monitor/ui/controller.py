@@ -192,7 +192,7 @@ class DeskController(QObject):
         # snapshot's Resync (stream order), so nothing applied meanwhile is lost or reverted.
         self._hold_stream = False
         self._rereading: set[str] = set()  # trade ids being re-read after a resync dropped them
-        # Local history start (sync.delta_sync): where the stream resumes (None: fresh, resync on first connect),
+        # Local history start (TTMT's sync.delta_sync): where the stream resumes (None: fresh, resync on first connect),
         # whether the Signals page came from the store, and what the sync did (tests, status).
         self._resume_from: int | None = None
         self._signals_from_store = False
@@ -463,11 +463,10 @@ class DeskController(QObject):
         from the stored last event id (no resync when the gap is within the server's replay buffer). Raises
         :class:`SyncOffline` when the API cannot be reached (the caller keeps the cached desk on screen)."""
         from ..core.state import DeskState
-        from ..sync import delta_sync
 
         store = self.store
         client = self._client_now()
-        result = self.sync_result = await delta_sync(store, client)
+        result = self.sync_result = await _ttmt.delta_sync(store, client)
         if result.offline or result.snapshot is None:
             raise SyncOffline(result.offline_reason, result.message)
         loop = asyncio.get_running_loop()
@@ -519,15 +518,13 @@ class DeskController(QObject):
         self.accounts_model.sync_to(self._account_rows())
 
     async def _backfill(self) -> None:
-        """Older history into the store, in the background and paced (sync.backfill); cancelled on close."""
-        from ..sync import backfill
-
+        """Older history into the store, in the background and paced (TTMT's sync.backfill); cancelled on close."""
         await asyncio.sleep(BACKFILL_DELAY_S)
         store, client = self.store, self.client
         if store is None or client is None or self._closing:
             return
         try:
-            pages = await backfill(store, client)
+            pages = await _ttmt.backfill(store, client)
             log.info("history backfill: %d pages", pages)
         except asyncio.CancelledError:
             raise
@@ -652,7 +649,7 @@ class DeskController(QObject):
         loop = asyncio.get_running_loop()
         preloaded, self._preloaded = self._preloaded, None
         try:
-            from ..sync import load_cached
+            from ..core.local_history import load_cached
 
             if preloaded is not None:
                 # Read by the app's head start before the window existed: on screen at once; the file itself is
@@ -1057,7 +1054,7 @@ class DeskController(QObject):
 
     async def _reread_vanished(self, trades: list[m.Trade]) -> None:
         """Fetch the final form of ``trades`` (by id when few, else one ``status=closed`` listing from the oldest,
-        like sync.delta_sync) and queue it as TradeFinalized events without an id: they go through the same
+        like TTMT's sync.delta_sync) and queue it as TradeFinalized events without an id: they go through the same
         ordered path as stream events, so the state, the Trades table, the P&L view (events_applied) and the
         local history all learn the close coherently. Events without an id are not written to the event log."""
         ids = [t.id for t in trades]

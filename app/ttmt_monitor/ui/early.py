@@ -8,8 +8,9 @@ file yet, so the desk's first lists must come from the API), the start-up lists 
 (sources.ttmt.prefetch), all in a thread. Before importing QtWidgets the app waits (a few ms, at most
 ``SEND_WAIT_S``) until the requests are on the wire: importing a Qt module holds the GIL for tens of ms at a time,
 and the requests should not queue behind it (importing asyncio meanwhile is plain Python: the threads get their
-turns). On a later start, the thread reads the local history's first screen instead (sync.peek_cached: read-only,
-so harmless if another copy of the app owns the file), for the window's first paint.
+turns). On a later start, the thread reads the local history's first screen instead
+(core.local_history.peek_cached: read-only, so harmless if another copy of the app owns the file), for the
+window's first paint.
 
 Only the standard library and QtCore (the settings) here. The key goes nowhere but the prefetch's Authorization
 header and the app; it is never logged.
@@ -84,9 +85,10 @@ class EarlyStart:
                 # A later start: the local history's first screen, read-only (another copy of the app may own
                 # the file; the single-instance check comes later), for the window's first paint.
                 self._sent.set()
-                from ..sync import peek_cached
+                from ..core.local_history import peek_cached
+                from ..core.paths import store_path
 
-                self._cached = peek_cached(self.base_url, self._key)
+                self._cached = peek_cached(store_path(self.base_url, self._key), old_format_codec=_ttmt_codec)
         except Exception:  # noqa: BLE001 - a head start only: the normal path asks again
             log.debug("early start failed", exc_info=True)
         finally:
@@ -109,7 +111,7 @@ class EarlyStart:
         return prefetch if self._for(base_url, key) else None
 
     def take_cached(self, base_url: str, key: str) -> Any:
-        """The local history's first screen (sync.CachedState) read on a later start, once, or None."""
+        """The local history's first screen (core.local_history.CachedState) read on a later start, once, or None."""
         cached, self._cached = self._cached, None
         return cached if self._for(base_url, key) else None
 
@@ -137,3 +139,11 @@ def _first_run(base_url: str, key: str) -> bool:
     from ..core.paths import store_path
 
     return not store_path(base_url, key).exists()
+
+
+def _ttmt_codec() -> object:
+    """TTMT's store codec, through the registry: only for a history file an older release wrote (the first start
+    after an upgrade), so the every-day start imports no decoder and not the registry."""
+    from ..sources import registry
+
+    return registry.desk_parts("ttmt").store_codec()

@@ -385,10 +385,10 @@ class PnlView(QWidget):
                 self._history_task = None
 
     async def _seed_from_store(self, store: Any) -> int:
-        """Closed trades from the local history store (``sync.iter_stored_trades``), read off the GUI thread.
-        Trades the view already has (e.g. an API page that came first, with positions) are not replaced.
+        """Closed trades from the local history store (``core.local_history.iter_stored_trades``), read off the GUI
+        thread. Trades the view already has (e.g. an API page that came first, with positions) are not replaced.
         Returns how many were added; a store problem leaves the chart as it is."""
-        from ..sync import iter_stored_trades
+        from ..core.local_history import iter_stored_trades
 
         loop = asyncio.get_running_loop()
         try:

@@ -15,8 +15,8 @@ from .prefetch import SnapshotPrefetch, TradesPage
 if TYPE_CHECKING:
     from ...core import models as m
 
-__all__ = ["SnapshotPrefetch", "TradesPage", "connection_state", "decode_trade", "make_client", "not_found_error",
-           "store_codec", "stream_consumer"]
+__all__ = ["SnapshotPrefetch", "TradesPage", "backfill", "connection_state", "decode_trade", "delta_sync",
+           "make_client", "not_found_error", "store_codec", "stream_consumer"]
 
 
 def make_client(base_url: str, api_key: str, **options: Any) -> Any:
@@ -64,6 +64,20 @@ def connection_state(exc: BaseException) -> str:
     if status == 409:
         return "conflict"
     return "offline"
+
+
+async def delta_sync(store: Any, client: Any, **options: Any) -> Any:
+    """``sync.delta_sync``: bring the local history up to date with the API, reading only what changed."""
+    from .sync import delta_sync as sync
+
+    return await sync(store, client, **options)
+
+
+async def backfill(store: Any, client: Any, **options: Any) -> Any:
+    """``sync.backfill``: older history into the local history, paced, in the background."""
+    from .sync import backfill as fill
+
+    return await fill(store, client, **options)
 
 
 def store_codec() -> Any:

@@ -1,11 +1,11 @@
-"""Start-up sequence between the local history store and the TTMT API.
+"""Start-up sequence between the local history store and the TTMT API (TTMT's own: its endpoints, paging and
+errors; the store-only reads are ``core/local_history.py``).
 
 Provides:
-- :func:`load_cached` — the cached first screen, instantly and without network (``CachedState``);
+- :func:`peek_cached` — the first screen of this key's history file on a base URL, for the app's head start;
 - :func:`delta_sync` — fetch only what changed since the store was last current (``SyncResult``), then the caller
   resumes the stream from ``SyncResult.last_event_id``;
-- :func:`iter_stored_trades` / :func:`iter_stored_signals` — full history from the store, for charts, statistics
-  and ``ttmt-monitor export --offline``.
+- :func:`backfill` — older history, paced, after the live desk is up.
 
 The start-up of the app is: ``cached = load_cached(store)`` → show it with "data as of …" → ``result = await
 delta_sync(store, client)`` → apply ``result.snapshot`` → start the stream with ``Last-Event-ID:
@@ -21,25 +21,22 @@ are many, by one ``status=closed`` listing from the oldest of them).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .core.store import Store, is_corruption, ts_text
-from .sources.ttmt.paging import EmptyPageGuard
+from ...core.local_history import FIRST_PAGE, CachedState, peek_cached as _peek_path
+from ...core.store import Store, ts_text
+from .paging import EmptyPageGuard
 
-if TYPE_CHECKING:  # the client pulls in httpx; load_cached and the offline iterators must not pay for it
-    from .sources.ttmt.client import TTMTClient
+if TYPE_CHECKING:  # the client pulls in httpx; the head start's peek must not pay for it
+    from .client import TTMTClient
 
 log = logging.getLogger(__name__)
 
-#: Trades and signals shown on the first screen besides the open trades.
-FIRST_PAGE = 100
 #: Page size for delta sync (the API's maximum: fewest requests).
 PAGE_LIMIT = 100
 #: History pages of trades bring their positions (the API embeds them, ttmt-api.md §8): the store keeps them in
@@ -52,28 +49,6 @@ MAX_SINGLE_FETCHES = 4
 FIRST_SYNC_MAX_PAGES = 5
 #: A warm sync (after an absence) reads at most this many newest-first pages; backfill() closes any gap later.
 WARM_SYNC_MAX_PAGES = 10
-
-
-@dataclass(frozen=True)
-class CachedState:
-    """What the store can show before any network: accounts, open positions, open trades + the newest page."""
-
-    data_as_of: datetime | None
-    accounts: tuple[Any, ...]
-    positions: tuple[Any, ...]
-    trades: tuple[Any, ...]  # open trades first, then the newest page (no duplicates)
-    signals: tuple[Any, ...]
-    last_event_id: int | None
-    #: Messages for the user (a damaged file moved aside...); empty normally.
-    messages: tuple[str, ...] = ()
-    #: Key of the next (older) page of trades: ``store.trades_page(before=next_page)``; None when all shown.
-    next_page: tuple[str, str] | None = None
-    #: The store that was actually read (a fresh one if the file was damaged and had to be moved aside).
-    store: Store | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def empty(self) -> bool:
-        return not self.accounts and not self.trades and not self.positions
 
 
 @dataclass
@@ -99,82 +74,6 @@ class SyncResult:
     duration_s: float = 0.0
 
 
-def load_cached(store: Store, *, first_page: int = FIRST_PAGE) -> CachedState:
-    """Read the first screen from the store: cheap indexed reads only (no network, no full-history scan).
-
-    A file found damaged while reading is moved aside and an empty state is returned with a message; the caller
-    then uses ``cached.store`` (the fresh one) and runs a full sync.
-    """
-    try:
-        return _load(store, first_page)
-    except sqlite3.DatabaseError as exc:
-        if not is_corruption(exc):
-            raise  # busy or unreadable for now: not a reason to throw the history away
-        fresh = store.recover(exc)
-        state = _load(fresh, first_page)
-        return CachedState(state.data_as_of, (), (), (), (), None, tuple(fresh.messages), None, fresh)
-
-
-def peek_cached(base_url: str, api_key: str, *, data_dir: Any = None, first_page: int = FIRST_PAGE
-                ) -> CachedState | None:
-    """The first screen of the local history of this key on ``base_url``, read through a read-only view
-    (Store.peek), or None (no usable file, nothing in it, or any trouble reading: the app's normal start deals with
-    those).
-    Safe while another copy of the app has the file open: it writes nothing. Used by the app's head start
-    (ui/early.py), before the GUI exists."""
-    from .core.paths import store_path
-    from .sources.ttmt.store_codec import CODEC
-
-    store = Store.peek(store_path(base_url, api_key, data_dir), codec=CODEC)
-    if store is None:
-        return None
-    try:
-        state = _load(store, first_page)
-    except Exception:  # noqa: BLE001 - a head start only
-        log.debug("local history not peeked", exc_info=True)
-        return None
-    finally:
-        store.close()
-    return None if state.empty else dataclasses.replace(state, store=None)
-
-
-def _load(store: Store, first_page: int) -> CachedState:
-    open_trades = store.open_trades()
-    page, next_key = store.trades_page(limit=first_page)
-    seen = {t.id for t in open_trades}
-    trades = open_trades + [t for t in page if t.id not in seen]
-    return CachedState(
-        data_as_of=store.data_as_of,
-        accounts=tuple(store.accounts()),
-        positions=tuple(store.open_positions()),
-        trades=tuple(trades),
-        signals=tuple(store.newest_signals(first_page)),
-        last_event_id=store.last_event_id,
-        messages=tuple(store.messages),
-        next_page=next_key,
-        store=store,
-    )
-
-
-def iter_stored_trades(store: Store, filters: Mapping[str, Any] | None = None, **kw: Any) -> Iterator[Any]:
-    """Every stored trade matching the filters, newest first, decoded (``Trade``). Filters (all optional):
-    ``status`` (a status, or ``open``/``closed``), ``symbol``, ``channel_id``, ``account_id``, ``after_date``
-    (inclusive) and ``before_date`` (exclusive) on ``created_at`` — the API's semantics. Memory stays flat."""
-    yield from store.iter_trades(_merge(filters, kw))
-
-
-def iter_stored_signals(store: Store, filters: Mapping[str, Any] | None = None, **kw: Any) -> Iterator[Any]:
-    """Every stored signal matching the filters (``status``, ``channel_id``, ``account_id``, ``symbol``,
-    ``after_date``/``before_date`` on ``received_at``), newest first, decoded (``Signal``)."""
-    yield from store.iter_signals(_merge(filters, kw))
-
-
-def _merge(filters: Mapping[str, Any] | None, kw: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(filters or {})
-    merged.update({k: v for k, v in kw.items() if v is not None})
-    return merged
-
-
 # --- delta sync ------------------------------------------------------------------------------------------------
 
 
@@ -187,7 +86,7 @@ class _Offline(Exception):
 
 def _classify(exc: BaseException) -> _Offline:
     """Map a client error to an offline reason with a message fit for the status bar (never the key)."""
-    from .sources.ttmt import errors
+    from . import errors
 
     if isinstance(exc, (errors.AuthError, errors.ForbiddenError)):
         return _Offline("auth", f"Offline: the API key was refused ({exc.message}). Showing stored history.")
@@ -270,7 +169,7 @@ async def delta_sync(store: Store, client: TTMTClient, *, max_pages: int | None 
     ``result.last_event_id`` is where the stream resumes. ``open_set_from_scan=False`` always reads the open set
     with ``/trades?status=open`` (one more request; for a resync that must not trust the store).
     """
-    from .core.models import Snapshot
+    from ...core.models import Snapshot
 
     started = time.monotonic()
     base_requests = _requests(client)
@@ -358,7 +257,7 @@ def _retrieve(task: Any) -> None:
 
 def _is_open(trade: Any) -> bool:
     """Open by the contract's statuses; an unknown status counts as open until the trade has a closed_at."""
-    from .core.models import TRADE_OPEN_STATUSES, TRADE_TERMINAL_STATUSES
+    from ...core.models import TRADE_OPEN_STATUSES, TRADE_TERMINAL_STATUSES
 
     if trade.status in TRADE_OPEN_STATUSES:
         return True
@@ -370,7 +269,7 @@ def _is_open(trade: Any) -> bool:
 async def _fetch_by_id(store: Store, client: Any, stored: list[Any]) -> list[Any]:
     """Re-read trades (stored ``Trade`` objects) by id (the fat trade: positions and orders too); a 404 forgets
     the trade."""
-    from .sources.ttmt.errors import NotFoundError
+    from .errors import NotFoundError
 
     out = []
     for trade in stored:
@@ -468,7 +367,7 @@ async def _newest_trades(store: Store, client: Any, result: SyncResult, versions
 
 async def _closed_while_away(store: Store, client: Any, result: SyncResult, stale: list[Any],
                              max_single_fetches: int) -> None:
-    from .sources.ttmt.encode import iso
+    from .encode import iso
 
     if not stale:
         return
@@ -600,7 +499,14 @@ def _just_after(ts: str | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-__all__ = [
-    "CachedState", "SyncResult", "load_cached", "delta_sync", "backfill", "iter_stored_trades",
-    "iter_stored_signals",
-]
+def peek_cached(base_url: str, api_key: str, *, data_dir: Any = None, first_page: int = FIRST_PAGE
+                ) -> CachedState | None:
+    """The first screen of the local history of this key on ``base_url`` (``core.local_history.peek_cached`` on
+    the file named by the one-way hash of both; TTMT's codec reads a file of an older release not migrated yet)."""
+    from ...core.paths import store_path
+    from .store_codec import CODEC
+
+    return _peek_path(store_path(base_url, api_key, data_dir), codec=CODEC, first_page=first_page)
+
+
+__all__ = ["SyncResult", "backfill", "delta_sync", "peek_cached"]
