@@ -252,6 +252,13 @@ def burst(urls: dict[str, str], n_events: int, args_repaints: int = 15) -> dict[
         controller.events_applied.connect(lambda ev, ch: first_at or first_at.append(time.perf_counter()))
         last[0] = time.perf_counter()
         last_cpu[0] = time.thread_time()
+        profile_to = os.environ.get("UI_LIVE_PROFILE")  # diagnosis: cProfile of the GUI thread during the burst
+        profiler = None
+        if profile_to:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         timer.start()
         t_request = time.perf_counter()
         response = await http.post(urls["TTMT_ADMIN_URL"].rstrip("/") + "/burst", json={"n": n_events})
@@ -264,6 +271,9 @@ def burst(urls: dict[str, str], n_events: int, args_repaints: int = 15) -> dict[
             await asyncio.sleep(0.01)
         t_done = time.perf_counter()
         timer.stop()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
         await http.aclose()
         gaps.sort()
         applied = controller.live_events - start_count
