@@ -49,16 +49,20 @@ VIEW_UPDATE_MS = 150  # views repaint changed rows at most this often (a repaint
 # Time box of one batch, its model updates and listeners included: the apply loop stops early by what those will
 # cost, from what they cost per event and per changed row in the batches before (the *_START_S values at first).
 # Issue 16: the longest loop stall of a burst must stay within 1.5x one full-table repaint (~6 ms here), and a batch
-# shares its loop pass with a partial repaint and a stream read; it was a 6 ms apply loop + ~5 ms of models (11-16
-# ms, measured).
-BATCH_BUDGET_S = 0.005
+# can share its loop pass with a repaint of the shown table (during a burst every visible row changes, and the
+# views' updates are merged into one paint of about the whole viewport, measured) and a stream read: half a repaint
+# is left for the batch. It was a 6 ms apply loop + ~5 ms of models (11-16 ms, measured).
+BATCH_BUDGET_S = 0.003
 PER_EVENT_START_S = 1e-6  # after the apply loop: the listeners of events_applied, the log...
 PER_ROW_START_S = 6e-6  # bringing one changed row into its model
 # While a burst is being applied (events still queued after a batch), the models take the state's rows of the keys
-# changed meanwhile at most this often, each key once: a price tick per position per batch re-diffed and re-told the
-# same ~500 rows every few ms (models: ~40 % of the apply path, measured). Views repaint at most every
-# VIEW_UPDATE_MS anyway; once the queue is empty the models are updated at once.
+# changed meanwhile in rounds at most this often, each key once per round: a price tick per position per batch
+# re-diffed and re-told the same ~500 rows every few ms (models: ~40 % of the apply path, measured). A round is
+# brought in by chunks that fit a batch's time box (FLUSH_SHARE of it), one per loop pass. Views repaint at most
+# every VIEW_UPDATE_MS anyway; once the queue is empty a round starts at once.
 MODELS_EVERY_S = 0.05
+SAME_PASS_S = 0.0005  # a drain this soon after the last batch is in the same loop pass: it waits for the next
+FLUSH_SHARE = 0.5
 ACCOUNTS_EVERY_S = 0.5  # the per-account figures are recomputed at most this often
 SIGNAL_POLL_S = 60.0
 SIGNAL_FETCH_PER_MIN = 6  # unknown-signal look-ups per minute (the rest are picked up by the poll)
@@ -203,11 +207,16 @@ class DeskController(QObject):
         self._hold_stream = False
         self._per_event_s = PER_EVENT_START_S  # what a batch costs after its apply loop (see BATCH_BUDGET_S)
         self._per_row_s = PER_ROW_START_S
-        # Keys applied to the state and not yet brought into the models (see MODELS_EVERY_S, _flush_models).
+        # Keys applied to the state and not yet brought into the models (see MODELS_EVERY_S, _flush_models), and
+        # those of the round being brought in.
         self._dirty_trades: set[str] = set()
         self._dirty_positions: set[str] = set()
         self._dirty_finalized: dict[str, m.Trade] = {}
+        self._round_trades: set[str] = set()
+        self._round_positions: set[str] = set()
+        self._round_finalized: dict[str, m.Trade] = {}
         self._models_at = 0.0
+        self._batch_done_at = 0.0  # when _drain's last batch ended (see SAME_PASS_S)
         self._rereading: set[str] = set()  # trade ids being re-read after a resync dropped them
         # Local history start (sync.delta_sync): where the stream resumes (None: fresh, resync on first connect),
         # whether the Signals page came from the store, and what the sync did (tests, status).
@@ -959,19 +968,32 @@ class DeskController(QObject):
                 log.warning("local history: %s", problem)
             self.history_problem.emit(problem)
 
+    def _models_behind(self) -> bool:
+        return bool(self._dirty_trades or self._dirty_positions or self._round_trades or self._round_positions)
+
     def _drain(self) -> None:
         self._check_history()
-        if self._dirty_trades or self._dirty_positions:
-            if self._hold_stream or not self._queue or time.perf_counter() - self._models_at >= MODELS_EVERY_S:
-                self._flush_models()  # what a burst's batches left for the models
+        if (self._hold_stream or not self._queue) and self._models_behind():
+            # What a burst's batches left for the models: a chunk per loop pass.
+            self._flush_models(self._flush_rows(BATCH_BUDGET_S))
+            if self._models_behind():
+                self._again.start()
+            return
         if self._hold_stream:
             return  # an F5 snapshot is in flight: its Resync must come before the events queued meanwhile
         if not self._queue or self.state is None:
             if self._accounts_dirty:
                 self._update_accounts()
             return
+        now = time.perf_counter()
+        if now - self._batch_done_at < SAME_PASS_S:
+            # Another timer of this same loop pass (the tick beside the burst's re-arm): one batch per pass, so a
+            # pass never holds two batches' time boxes.
+            self._again.start()
+            return
         self.apply_batch(budget_s=BATCH_BUDGET_S)
-        if self._queue:
+        self._batch_done_at = time.perf_counter()
+        if self._queue or self._models_behind():
             # A burst: continue on the next loop turn (paints and input get their turn in between).
             self._again.start()
 
@@ -992,6 +1014,7 @@ class DeskController(QObject):
         change = Change()  # the batch's, merged: what every event of it changed (facts for the views)
         n = 0
         per_event, per_row = self._per_event_s, self._per_row_s  # what comes after the loop costs (measured)
+        max_rows = self._flush_rows(budget_s) if budget_s else None
         ticks = (m.PositionUpdated, m.PositionClosed)
         add_trade, add_position = trade_keys.add, position_keys.add
         while queue:
@@ -1023,8 +1046,10 @@ class DeskController(QObject):
             if deadline is not None and (n & 31) == 0:
                 now = time.perf_counter()
                 later = n * per_event
-                if now - self._models_at >= MODELS_EVERY_S:  # the models take this batch's rows too
-                    later += (len(trade_keys) + len(position_keys)) * per_row
+                if self._round_positions or self._round_trades or now - self._models_at >= MODELS_EVERY_S:
+                    # a chunk of rows for the models follows this loop
+                    later += min(max_rows or 0, len(self._round_positions) + len(self._round_trades)
+                                 + len(trade_keys) + len(position_keys)) * per_row
                 if now + later > deadline:
                     break
         if not events:
@@ -1033,8 +1058,15 @@ class DeskController(QObject):
         models_s = 0.0
         if resync is not None:
             self._apply_resync(resync)
-        if resync is not None or not queue or applied_at - self._models_at >= MODELS_EVERY_S:
-            models_s = self._flush_models(measure=resync is None)
+            models_s = self._flush_models()  # all of it (rare): the rows as the snapshot left them
+            while self._models_behind():
+                models_s += self._flush_models()
+        elif max_rows is None:  # no time box: everything, now
+            while self._models_behind():
+                models_s += self._flush_models()
+        elif (self._round_positions or self._round_trades or not queue
+              or applied_at - self._models_at >= MODELS_EVERY_S):
+            models_s = self._flush_models(max_rows)
         for signal_id in unknown_signals:
             if self.signals_model.row_of(signal_id) is None:
                 self._want_signal(signal_id)
@@ -1050,18 +1082,39 @@ class DeskController(QObject):
             self._per_event_s = 0.5 * self._per_event_s + 0.5 * min(cost, 1e-4)
         return len(events)
 
-    def _flush_models(self, measure: bool = False) -> float:
-        """Bring the rows of the keys changed since the last flush into the models (each key once). Returns the
-        seconds it took (and, with ``measure``, learns the cost per row for the batches' time box)."""
-        t0 = self._models_at = time.perf_counter()
-        if not (self._dirty_trades or self._dirty_positions):
-            return 0.0
-        trade_keys, position_keys, finalized = self._dirty_trades, self._dirty_positions, self._dirty_finalized
-        self._dirty_trades, self._dirty_positions, self._dirty_finalized = set(), set(), {}
+    def _flush_rows(self, budget_s: float | None) -> int | None:
+        """How many rows one chunk of a models round brings in within ``budget_s`` (None: all)."""
+        if not budget_s:
+            return None
+        return max(16, int(budget_s * FLUSH_SHARE / self._per_row_s))
+
+    def _flush_models(self, max_rows: int | None = None) -> float:
+        """Bring rows of the keys changed since the last round into the models, each key once per round: starts a
+        round (all keys dirty now) when none is under way, then brings in up to ``max_rows`` of it (None: the
+        rest of the round). Returns the seconds it took, and learns the cost per row for the batches' time box."""
+        t0 = time.perf_counter()
+        if not (self._round_positions or self._round_trades):
+            if not (self._dirty_trades or self._dirty_positions):
+                return 0.0
+            self._round_positions, self._dirty_positions = self._dirty_positions, set()
+            self._round_trades, self._dirty_trades = self._dirty_trades, set()
+            self._round_finalized, self._dirty_finalized = self._dirty_finalized, {}
+            self._models_at = t0
+        if max_rows is None or len(self._round_positions) + len(self._round_trades) <= max_rows:
+            position_keys, self._round_positions = self._round_positions, set()
+            trade_keys, self._round_trades = self._round_trades, set()
+            finalized, self._round_finalized = self._round_finalized, {}
+        else:
+            take = self._round_positions.pop
+            position_keys = {take() for _ in range(min(max_rows, len(self._round_positions)))}
+            take = self._round_trades.pop
+            trade_keys = {take() for _ in range(min(max_rows - len(position_keys), len(self._round_trades)))}
+            pending = self._round_finalized
+            finalized = {k: pending.pop(k) for k in trade_keys if k in pending}
         self._update_models(trade_keys, position_keys, finalized)
         took = time.perf_counter() - t0
         rows = len(trade_keys) + len(position_keys)
-        if measure and rows >= 32:
+        if rows >= 16:
             self._per_row_s = 0.5 * self._per_row_s + 0.5 * min(took / rows, 1e-3)
         return took
 
