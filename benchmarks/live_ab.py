@@ -6,7 +6,9 @@
 stash) and put first on ``PYTHONPATH`` for the benchmark children, which are this tree's own scripts:
 - ``stream_throughput.py --repeat 1``: stream decode rate / bare httpx-sse's, same run (budget ≥ 60 %);
 - ``ui_live.py --burst-only``: end-to-end events/s of a 50,000-event burst into the models (budget ≥ 30,000) and
-  the longest loop stall / one full-table repaint of that run (budget ≤ 1.5x).
+  the longest loop stall / one full-table repaint of that run (budget ≤ 1.5x), and the same ratio in the GUI
+  thread's own CPU time (the most CPU in one probe gap / one repaint's CPU: what the app spent, where the
+  wall-clock gap also holds the machine's other processes).
 Each repeat runs before, then after (so each pair shares the machine's load of the moment). Prints min/median/max
 per version, and the load average.
 """
@@ -47,10 +49,11 @@ def stream_ratio(tree: str) -> float:
     return float(json.loads(line[5:])["ratios"][0])
 
 
-def ui_live(tree: str) -> tuple[float, float]:
+def ui_live(tree: str) -> tuple[float, float, float]:
     out = run(tree, [str(HERE / "ui_live.py"), "--burst-only", "--json"])
     figures, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
-    return float(figures["events_per_s_end_to_end"]), float(figures["stall_over_repaint"])
+    return (float(figures["events_per_s_end_to_end"]), float(figures["stall_over_repaint"]),
+            float(figures["busy_over_repaint_cpu"]))
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -66,7 +69,7 @@ def main() -> int:
     parser.add_argument("--skip-ui", action="store_true")
     args = parser.parse_args()
     figures: dict[str, dict[str, list[float]]] = {
-        name: {"stream": [], "e2e": [], "stall": []} for name in ("before", "after")}
+        name: {"stream": [], "e2e": [], "stall": [], "busy": []} for name in ("before", "after")}
     loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="live-ab-") as tmp:
         trees = {"before": export_tree(args.before, os.path.join(tmp, "before")),
@@ -77,12 +80,14 @@ def main() -> int:
                 if not args.skip_stream:
                     figures[name]["stream"].append(stream_ratio(tree))
                 if not args.skip_ui:
-                    e2e, stall = ui_live(tree)
+                    e2e, stall, busy = ui_live(tree)
                     figures[name]["e2e"].append(e2e)
                     figures[name]["stall"].append(stall)
+                    figures[name]["busy"].append(busy)
                 got = figures[name]
                 print(f"repeat {i + 1} {name:6}: stream {got['stream'][-1:] or '-'}  e2e {got['e2e'][-1:] or '-'}  "
-                      f"stall/repaint {got['stall'][-1:] or '-'}  load {loads[-1]:.1f}", flush=True)
+                      f"stall/repaint {got['stall'][-1:] or '-'}  CPU {got['busy'][-1:] or '-'}  load {loads[-1]:.1f}",
+                      flush=True)
     print(f"\n{args.repeats} repeats, interleaved; load average {min(loads):.1f}..{max(loads):.1f} on "
           f"{os.cpu_count()} CPUs; min / median / max")
     for name, got in figures.items():
@@ -92,6 +97,7 @@ def main() -> int:
         if got["e2e"]:
             parts.append(f"end to end {spread(got['e2e'], ',.0f')} ev/s [≥ 30,000]")
             parts.append(f"stall / repaint {spread(got['stall'], '.2f')}x [≤ 1.5x]")
+            parts.append(f"(in GUI-thread CPU: most in one gap / one repaint {spread(got['busy'], '.2f')}x)")
         print(f"  {name:6}: " + "; ".join(parts))
     return 0
 

@@ -138,7 +138,8 @@ def _replace(obj: _T, **changes: Any) -> _T:
     fn = _REPLACERS.get(key)
     if fn is None:
         fn = _REPLACERS[key] = _make_replacer(*key)
-    return fn(obj, *changes.values())  # type: ignore[no-any-return]
+    result: _T = fn(obj, *changes.values())
+    return result
 
 
 # How many terminal trades the live state keeps (the "recent" part of "open and recent"); older ones are dropped
