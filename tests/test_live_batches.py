@@ -31,7 +31,12 @@ def live(qapp, sim_paused) -> Iterator[tuple[DeskController, list]]:
     sim.call(sim.engine.step, 900)
     sim.faults.burst(3000)
     envelopes = sim.call(lambda: [e for e in log.history if e["eventId"] > last])
-    yield controller, [decode_event(e) for e in envelopes]
+    try:
+        yield controller, [decode_event(e) for e in envelopes]
+    finally:
+        # Its timers (the tick, the signal poll) must not fire into a later test's loop.
+        asyncio.run(asyncio.wait_for(controller.aclose(), 30))
+        assert not controller._tick.isActive()  # noqa: SLF001
 
 
 def _models_show_the_state(controller: DeskController) -> None:
