@@ -52,7 +52,7 @@ VIEW_UPDATE_MS = 150  # views repaint changed rows at most this often (a repaint
 # can share its loop pass with a repaint of the shown table (during a burst every visible row changes, and the
 # views' updates are merged into one paint of about the whole viewport, measured) and a stream read: half a repaint
 # is left for the batch. It was a 6 ms apply loop + ~5 ms of models (11-16 ms, measured).
-BATCH_BUDGET_S = 0.003
+BATCH_BUDGET_S = 0.0025
 PER_EVENT_START_S = 1e-6  # after the apply loop: the listeners of events_applied, the log...
 PER_ROW_START_S = 6e-6  # bringing one changed row into its model
 # While a burst is being applied (events still queued after a batch), the models take the state's rows of the keys
@@ -229,6 +229,10 @@ class DeskController(QObject):
         self._closing = False
         self._accounts_dirty = False
         self._accounts_at = 0.0
+        self._accounts_soon = QTimer(self)  # the per-account sums after a burst's chunk, in a loop pass of their own
+        self._accounts_soon.setSingleShot(True)
+        self._accounts_soon.setInterval(0)
+        self._accounts_soon.timeout.connect(self._update_accounts_if_dirty)
         self._signal_fetches: deque[float] = deque()
         self._signals_pending: set[str] = set()
         self._signals_reset = True  # whether the first Signals page replaces the rows (False over local history)
@@ -755,6 +759,7 @@ class DeskController(QObject):
         if self._start_task is not None:
             self._start_task.cancel()
         self._tick.stop()
+        self._accounts_soon.stop()
         self._stale_grace.stop()
         self._again.stop()
         self._poll.stop()
@@ -1111,14 +1116,15 @@ class DeskController(QObject):
             trade_keys = {take() for _ in range(min(max_rows - len(position_keys), len(self._round_trades)))}
             pending = self._round_finalized
             finalized = {k: pending.pop(k) for k in trade_keys if k in pending}
-        self._update_models(trade_keys, position_keys, finalized)
+        self._update_models(trade_keys, position_keys, finalized, defer_accounts=max_rows is not None)
         took = time.perf_counter() - t0
         rows = len(trade_keys) + len(position_keys)
         if rows >= 16:
             self._per_row_s = 0.5 * self._per_row_s + 0.5 * min(took / rows, 1e-3)
         return took
 
-    def _update_models(self, trade_keys: set[str], position_keys: set[str], finalized: dict[str, m.Trade]) -> None:
+    def _update_models(self, trade_keys: set[str], position_keys: set[str], finalized: dict[str, m.Trade],
+                       defer_accounts: bool = False) -> None:
         trades = _table(self.state, "trades")
         positions = _table(self.state, "positions")
         if position_keys:
@@ -1140,7 +1146,14 @@ class DeskController(QObject):
         if trade_keys or position_keys:
             self._accounts_dirty = True
             if time.monotonic() - self._accounts_at >= ACCOUNTS_EVERY_S:
-                self._update_accounts()
+                if defer_accounts:
+                    self._accounts_soon.start()  # a burst's chunk: the per-account sums get a loop pass of their own
+                else:
+                    self._update_accounts()
+
+    def _update_accounts_if_dirty(self) -> None:
+        if self._accounts_dirty and not self._closing:
+            self._update_accounts()
 
     def _apply_resync(self, event: m.Resync) -> None:
         """Replace live state by diff: positions synced to the snapshot, trades upserted (history kept)."""
