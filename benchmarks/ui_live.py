@@ -265,10 +265,13 @@ def burst(urls: dict[str, str], n_events: int, args_repaints: int = 15) -> dict[
         response.raise_for_status()
         emitted = int(response.json()["result"])
         deadline = time.monotonic() + 180
-        while controller.live_events - start_count < emitted or controller.pending():
+        # Until every event is applied AND in the models (a controller that brings a burst's rows into the models
+        # in rounds says so with _models_behind; older ones update the models in the batch itself).
+        behind = getattr(controller, "_models_behind", lambda: False)
+        while controller.live_events - start_count < emitted or controller.pending() or behind():
             if time.monotonic() > deadline:
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.002)
         t_done = time.perf_counter()
         timer.stop()
         if profiler is not None:
