@@ -5,9 +5,11 @@ Provides :class:`DeskController` (a QObject living on the qasync loop). What it 
 1. Start-up: one REST snapshot (accounts, open positions, open trades) plus the newest page of trades and of
    signals, then ONE model reset per table (the only reset: a fresh snapshot).
 2. Then the stream: every event the consumer delivers is queued; a short timer tick (``TICK_MS``) drains the queue
-   in a time-boxed batch, applies each event to :class:`~ttmt_monitor.core.state.DeskState`, and hands each model
-   only the keys the batch touched (``dataChanged`` per row run, inserts/removes by key, never a reset). A burst
-   bigger than one time box continues on the next loop turn, so the window keeps painting.
+   in a time-boxed batch (``BATCH_BUDGET_S``, its model updates included), applies each event to
+   :class:`~ttmt_monitor.core.state.DeskState`, and hands each model only the keys touched (``dataChanged`` per
+   row run, inserts/removes by key, never a reset). A burst bigger than one time box continues on the next loop
+   turn, one batch per turn, so the window keeps painting; meanwhile the models take the touched rows in rounds
+   (``MODELS_EVERY_S``, each row once per round, by chunks that fit a batch), and at once when the queue empties.
 3. ``events_applied(list, object)`` is emitted after every batch (events, their merged Change) for charts and
    notifications; ``connection_changed(str, str)`` mirrors the consumer's state for the status bar.
 4. Signals: skipped signals produce no events, so page 1 of ``/signals`` is polled every ``SIGNAL_POLL_S``; a
