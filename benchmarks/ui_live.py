@@ -252,18 +252,31 @@ def burst(urls: dict[str, str], n_events: int, args_repaints: int = 15) -> dict[
         controller.events_applied.connect(lambda ev, ch: first_at or first_at.append(time.perf_counter()))
         last[0] = time.perf_counter()
         last_cpu[0] = time.thread_time()
+        profile_to = os.environ.get("UI_LIVE_PROFILE")  # diagnosis: cProfile of the GUI thread during the burst
+        profiler = None
+        if profile_to:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         timer.start()
         t_request = time.perf_counter()
         response = await http.post(urls["TTMT_ADMIN_URL"].rstrip("/") + "/burst", json={"n": n_events})
         response.raise_for_status()
         emitted = int(response.json()["result"])
         deadline = time.monotonic() + 180
-        while controller.live_events - start_count < emitted or controller.pending():
+        # Until every event is applied AND in the models (a controller that brings a burst's rows into the models
+        # in rounds says so with _models_behind; older ones update the models in the batch itself).
+        behind = getattr(controller, "_models_behind", lambda: False)
+        while controller.live_events - start_count < emitted or controller.pending() or behind():
             if time.monotonic() > deadline:
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.002)
         t_done = time.perf_counter()
         timer.stop()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
         await http.aclose()
         gaps.sort()
         applied = controller.live_events - start_count

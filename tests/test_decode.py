@@ -292,7 +292,14 @@ def test_timestamps_all_become_aware_utc() -> None:
                  " 2026-07-02T08:15:44z ", "2026-07-02T08:15:44.000000Z"):
         got = decode_position({"id": "p", "opened_at": text}).opened_at
         assert got == expect and got.utcoffset() == timedelta(0), text
-    assert decode_position({"id": "p", "opened_at": "2026-07-02T08:15:44.123456789Z"}).opened_at.microsecond == 123456
+    # Past the microsecond: rounded half up (as msgspec, the stream's fast path, parses them).
+    assert decode_position({"id": "p", "opened_at": "2026-07-02T08:15:44.123456789Z"}).opened_at.microsecond == 123457
+    assert decode_position({"id": "p", "opened_at": "2026-07-02T08:15:44.1234564999Z"}).opened_at.microsecond == 123456
+    assert decode_position({"id": "p", "opened_at": "2026-07-02T08:15:44.9999995Z"}).opened_at == datetime(
+        2026, 7, 2, 8, 15, 45, tzinfo=UTC)
+    assert decode_position({"id": "p", "opened_at": "2026-07-02T10:15:44,1234565+02:00"}).opened_at == datetime(
+        2026, 7, 2, 8, 15, 44, 123457, tzinfo=UTC)
+    assert decode_position({"id": "p", "opened_at": "9999-12-31T23:59:59.9999999Z"}).opened_at is None
     for bad in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-13-01T00:00:00Z", "", "x" * 500):
         assert decode_position({"id": "p", "opened_at": bad}).opened_at is None, bad
 

@@ -10,6 +10,7 @@ path either declines (the tolerant path then decides) or gives the identical eve
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ttmt_monitor.core.jsontext import LazyObject, dumps
+from ttmt_monitor.core.models import Position
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.decode import KNOWN_EVENT_TYPES, decode_event, parse_json
 from ttmt_monitor.sources.ttmt.fastdecode import decode_envelopes, fast_event
@@ -39,14 +41,18 @@ def corpus() -> Iterator[list[str]]:
     yield [json.dumps(e, separators=(",", ":")) for e in envelopes if e["type"] != "position_update" or id(e) in keep]
 
 
-def both_ways(text: str) -> tuple[Any, Any]:
-    """(the tolerant decoder's event, the fast path's event or None) for one frame's data."""
+def both_ways(text: str, direct: bool = True) -> tuple[Any, Any]:
+    """(the tolerant decoder's event, the fast path's event or None) for one frame's data; ``direct=False``: the
+    fast path's second tier only (the lenient structs), as a read whose frames do not all fit the first one."""
     try:
         envelope = parse_json(text)
     except ValueError:
         envelope = None
     tolerant = decode_event(envelope) if type(envelope) is dict else None
-    return tolerant, fast_event(decode_envelopes([text])[0], text)
+    return tolerant, fast_event(decode_envelopes([text], direct=direct)[0], text)
+
+
+TIERS = pytest.mark.parametrize("direct", [True, False], ids=["direct", "lenient"])
 
 
 def assert_same(tolerant: Any, fast: Any, text: str) -> None:
@@ -59,17 +65,64 @@ def assert_same(tolerant: Any, fast: Any, text: str) -> None:
     assert fast.account_id == tolerant.account_id
 
 
-def test_the_simulators_stream_decodes_identically_and_all_of_it_fast(corpus: list[str]) -> None:
+@TIERS
+def test_the_simulators_stream_decodes_identically_and_all_of_it_fast(corpus: list[str], direct: bool) -> None:
     kinds = {json.loads(t)["type"] for t in corpus}
     assert len(kinds & KNOWN_EVENT_TYPES) >= 4, kinds  # the corpus covers the event kinds, not just price ticks
     for text in corpus:
-        tolerant, fast = both_ways(text)
+        tolerant, fast = both_ways(text, direct)
         assert fast is not None, text  # the contract's shape always takes the fast path
         assert_same(tolerant, fast, text)
     # One call per read gives what one call per frame gives.
-    whole = decode_envelopes(corpus)
+    whole = decode_envelopes(corpus, direct=direct)
     assert [repr(fast_event(f, t)) for f, t in zip(whole, corpus, strict=True)] == [
         repr(decode_event(parse_json(t))) for t in corpus]
+    # The first tier took the whole read: msgspec built the domain objects themselves.
+    with_objects = [f for f in whole if type(f).__name__.removeprefix("_Direct").removeprefix("_") in _OBJECT_FRAMES]
+    assert len(with_objects) > 100
+    assert all(type(f).__name__.startswith("_Direct") == direct for f in with_objects)
+
+
+_OBJECT_FRAMES = {"TradeExecuted", "TradeFinalized", "OrderFill", "PositionUpdate", "PositionClosed"}
+
+
+def test_the_first_tier_builds_frozen_domain_objects_that_replace_works_on(corpus: list[str]) -> None:
+    text = next(t for t in corpus if json.loads(t)["type"] == "position_update")
+    frame = decode_envelopes([text])[0]
+    assert type(frame).__name__ == "_DirectPositionUpdate"
+    event = fast_event(frame, text)
+    position = event.position
+    assert type(position) is Position
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        position.volume = Decimal(1)  # type: ignore[misc]
+    moved = dataclasses.replace(position, current_price=Decimal("1.5"))
+    assert moved.current_price == Decimal("1.5") and moved.id == position.id
+    assert position.current_price != moved.current_price
+    # The SignalRef msgspec built is swapped for the shared one the tolerant decoder gives.
+    assert position.signal is decode_event(parse_json(text)).position.signal
+
+
+def test_a_read_with_a_frame_short_of_a_field_goes_to_the_second_tier_whole(corpus: list[str]) -> None:
+    """A Position without one of its members cannot be built by msgspec (the dataclass has no defaults): that
+    read takes the lenient structs, every frame of it still fast and identical."""
+    texts = [t for t in corpus if json.loads(t)["type"] == "position_update"][:5]
+    env = parse_json(texts[2])
+    del env["data"]["position"]["close_reason"]
+    texts[2] = dumps(env)
+    frames = decode_envelopes(texts)
+    assert [type(f).__name__ for f in frames] == ["_PositionUpdate"] * 5
+    for frame, text in zip(frames, texts, strict=True):
+        assert_same(decode_event(parse_json(text)), fast_event(frame, text), text)
+    # A frame of the first tier that the checks refuse (a member TTMT does not send) only declines itself.
+    env = parse_json(texts[0])
+    env["data"]["position"]["commission"] = Decimal("-1.20")
+    texts[0] = dumps(env)
+    del texts[2]
+    frames = decode_envelopes(texts)
+    assert [type(f).__name__ for f in frames] == ["_DirectPositionUpdate"] * 4
+    assert fast_event(frames[0], texts[0]) is None
+    assert decode_event(parse_json(texts[0])).position.commission is None  # the tolerant path ignores it
+    assert all(fast_event(f, t) is not None for f, t in zip(frames[1:], texts[1:], strict=True))
 
 
 def _set(path: tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], bool]:
@@ -174,7 +227,8 @@ for obj in _OBJ:
     ]
 
 
-def test_mutated_frames_either_decode_identically_or_go_to_the_tolerant_path(corpus: list[str]) -> None:
+@TIERS
+def test_mutated_frames_either_decode_identically_or_go_to_the_tolerant_path(corpus: list[str], direct: bool) -> None:
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for text in corpus:
         env = parse_json(text)
@@ -187,7 +241,7 @@ def test_mutated_frames_either_decode_identically_or_go_to_the_tolerant_path(cor
             if not mutate(env):
                 continue
             text = dumps(env)
-            tolerant, fast = both_ways(text)
+            tolerant, fast = both_ways(text, direct)
             if fast is None:
                 declined += 1
                 continue
@@ -197,7 +251,8 @@ def test_mutated_frames_either_decode_identically_or_go_to_the_tolerant_path(cor
     assert fast_taken > 20 and declined > 100, (fast_taken, declined)
 
 
-def test_text_level_oddities(corpus: list[str]) -> None:
+@TIERS
+def test_text_level_oddities(corpus: list[str], direct: bool) -> None:
     text = corpus[0]
     for odd in (
         text.replace('"data":{', '"data":{"id":"a","id":"b",'),  # duplicate keys: the last one wins in both
@@ -208,12 +263,12 @@ def test_text_level_oddities(corpus: list[str]) -> None:
         text.replace('"data":{', '"data":{"note":"\\ud800",'),  # a lone surrogate
         text.replace(":", ": ", 3),
     ):
-        tolerant, fast = both_ways(odd)
+        tolerant, fast = both_ways(odd, direct)
         if fast is not None:
             assert_same(tolerant, fast, odd)
     # A read with a bad frame in it: the others still decode fast, the bad one is handed over.
     mixed = [corpus[0], corpus[1][:-3], corpus[2]]
-    frames = decode_envelopes(mixed)
+    frames = decode_envelopes(mixed, direct=direct)
     assert frames[1] is None and frames[0] is not None and frames[2] is not None
 
 
@@ -226,15 +281,17 @@ _json_values = st.recursive(
 )
 
 
+@TIERS
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_random_field_values_decode_identically_or_go_to_the_tolerant_path(corpus: list[str], data: Any) -> None:
+def test_random_field_values_decode_identically_or_go_to_the_tolerant_path(corpus: list[str], direct: bool,
+                                                                          data: Any) -> None:
     env = parse_json(data.draw(st.sampled_from(corpus[:50] + corpus[-5:])))
     payload = env["data"]
     inner = next((payload[k] for k in _OBJ if isinstance(payload.get(k), dict)), payload)
     key = data.draw(st.sampled_from(sorted(inner)))
     inner[key] = data.draw(_json_values)
     text = dumps(env)
-    tolerant, fast = both_ways(text)
+    tolerant, fast = both_ways(text, direct)
     if fast is not None:
         assert_same(tolerant, fast, text)

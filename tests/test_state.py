@@ -447,3 +447,51 @@ def test_change_says_which_trades_had_a_milestone_and_whether_prices_moved() -> 
     assert apply(state, Resync(event_id=None, type="resync", timestamp=None, raw={})).resync
     facts = facts_of([tick, hit, be, fill, new])
     assert facts.milestones == {TRADE, other} and facts.moved and not facts.trades
+
+
+def test_apply_into_one_change_is_the_same_as_merging_each_events_change(sim_paused) -> None:
+    """A UI applies a batch into ONE Change (``apply(state, event, into)``, issue 16's speed work): the same keys
+    and facts as merging every event's own Change, on the simulator's real stream (every event kind, a resync
+    whose snapshot drops and brings back rows), in batches of every size."""
+    import random
+
+    from ttmt_monitor.core.models import Resync
+    from ttmt_monitor.sources.ttmt.client import TTMTClient
+
+    sim = sim_paused
+    user = sim.demo_user_id
+    start = sim.call(lambda: sim.world.user(user).events.last_id)
+    sim.call(lambda: sim._sim.engine.step(1800))  # noqa: SLF001 - drive the market by hand
+    sim.faults.burst(300)
+    envelopes = sim.call(lambda: [e for e in sim.world.user(user).events.history if e["eventId"] > start])
+    events = [decode_event(e) for e in envelopes]
+    assert len({type(e) for e in events}) >= 4
+
+    import asyncio
+
+    async def snapshot() -> Snapshot:
+        async with TTMTClient(sim.base_url, sim.api_key) as client:
+            return await client.snapshot()
+
+    snap = asyncio.run(asyncio.wait_for(snapshot(), 30))
+    # A resync in the middle: its (current) snapshot removes rows the first half opened and brings back others.
+    half = len(events) // 2
+    events.insert(half, Resync(event_id=None, type="resync", timestamp=T0, raw={}, snapshot=snap, reason="test"))
+    events.insert(half // 2, Resync(event_id=None, type="resync", timestamp=T0, raw={}, snapshot=snap, reason="t"))
+    rng = random.Random(16)
+    merged_state, into_state = DeskState(), DeskState()
+    i = batches = 0
+    while i < len(events):
+        size = rng.choice((1, 2, 5, 30, 200))
+        batch = events[i:i + size]
+        i += size
+        merged = Change()
+        for event in batch:
+            merged.merge(apply(merged_state, event))
+        into = Change()
+        for event in batch:
+            assert apply(into_state, event, into) is into
+        assert into == merged, batches
+        batches += 1
+    assert repr(into_state) == repr(merged_state)
+    assert batches > 10

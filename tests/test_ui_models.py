@@ -162,7 +162,9 @@ def test_insert_and_remove_by_key_never_reset(sim_data):
     changed = [dataclasses.replace(model.row_object(r), status="failed") for r in (0, 1, 2, 7)]
     model.upsert(changed)
     col = model.column_number("status")
-    assert rec.events == [("changed", 0, 2, col, col), ("changed", 7, 7, col, col)]
+    # The Open P&L column reads the status too (a terminal trade shows none): the runs span it.
+    upl = model.column_number("unrealized")
+    assert rec.events == [("changed", 0, 2, col, upl), ("changed", 7, 7, col, upl)]
 
 
 def test_sync_to_is_a_diff_not_a_reset(sim_data):
@@ -426,3 +428,30 @@ def test_live_changes_are_told_for_the_rows_on_screen_only(qtbot):
     alone_rec = Recorder(alone)
     alone.upsert([_position(250, "98.50", "-0.50")])
     assert ("changed", 250, 250) == alone_rec.events[0][:3]
+
+
+def test_the_live_diff_never_misses_a_cell_whose_value_changed(qapp, sim_data):
+    """The live path finds changed cells by comparing the row's fields and mapping them to the columns that read
+    them (KeyedTableModel._changed_columns, issue 16's speed work): it must flag every column whose value really
+    differs, field by field, for every column (bound-method getters and properties included, declared with
+    ``Column.reads``)."""
+    snap, trades, _ = sim_data
+    trades_model = TradesModel()
+    trades_model.set_first_page(list(snap.trades) + list(trades.items), False, None)
+    positions_model = PositionsModel()
+    positions_model.follow_trades(trades_model)
+    positions_model.reset_rows(snap.positions)
+    checked = 0
+    for model, objects in ((trades_model, list(snap.trades) + list(trades.items)), (positions_model,
+                                                                                     list(snap.positions))):
+        assert len(objects) >= 4
+        for a in objects[:12]:
+            for b in objects[-12:]:
+                for field in dataclasses.fields(a):
+                    new = dataclasses.replace(a, **{field.name: getattr(b, field.name)})
+                    flagged = model._changed_columns(a, new)  # noqa: SLF001
+                    for n, column in enumerate(model.columns):
+                        if column.value(a) != column.value(new):
+                            assert n in flagged, (type(a).__name__, field.name, column.key)
+                            checked += 1
+    assert checked > 500

@@ -59,12 +59,10 @@ from __future__ import annotations
 import dataclasses
 import operator
 import types
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from itertools import repeat
 from typing import Any, TypeVar
 
 from .models import (
@@ -93,59 +91,60 @@ __all__ = ["TableChange", "Change", "DeskState", "apply", "apply_many", "facts_o
 
 _ZERO = Decimal(0)
 _MemberDescriptor = types.MemberDescriptorType  # what a slots dataclass field is on the class (type(Trade.id))
-_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
-def _fast_replacer(cls: type) -> Any:
-    """``dataclasses.replace`` for a frozen slots dataclass without ``__post_init__``, ~5x cheaper.
+def _make_replacer(cls: type, names: tuple[str, ...]) -> Any:
+    """``lambda obj, *values: dataclasses.replace(obj, **dict(zip(names, values)))`` for a frozen slots dataclass
+    without ``__post_init__``, generated: every field copied through its member descriptor's C ``__set__``, the
+    changed ones from ``values`` (measured on a Trade: 1.5 µs against 2.7 µs for a copy through a list and 5.3 µs
+    for ``dataclasses.replace``, which re-runs ``__init__`` with keywords: the biggest cost of ``apply``). Checked
+    against the real ``replace`` once; any surprise falls back to it."""
 
-    ``dataclasses.replace`` re-runs ``__init__`` through keyword arguments (~50 µs for a Trade here, the biggest
-    cost of ``apply``); this copies the slots through their member descriptors. Checked against the real
-    ``replace`` once at import; any surprise falls back to it.
-    """
-    names = tuple(f.name for f in dataclasses.fields(cls))
-    descs = []
-    for name in names:
-        desc = next((k.__dict__[name] for k in cls.__mro__ if name in k.__dict__), None)
-        if type(desc) is not _MemberDescriptor or hasattr(cls, "__post_init__"):
-            return dataclasses.replace
-        descs.append(desc)
-    descs_t = tuple(descs)
-    count = len(descs_t)
-    index = {name: i for i, name in enumerate(names)}
-    read_all = operator.attrgetter(*names)  # one C call returns every field
-    set_slot = _MemberDescriptor.__set__
-    new = object.__new__
+    def slow(obj: Any, *values: Any) -> Any:
+        return dataclasses.replace(obj, **dict(zip(names, values, strict=True)))
 
-    def replace(obj: Any, **changes: Any) -> Any:
-        values = list(read_all(obj))
-        for name, value in changes.items():
-            values[index[name]] = value
-        out: Any = new(cls)
-        _consume(map(set_slot, descs_t, repeat(out, count), values))
-        return out
-
-    probe = cls(*(object() for _ in names))
-    marker = object()
+    fields = dataclasses.fields(cls)
+    every = tuple(f.name for f in fields)
+    if hasattr(cls, "__post_init__") or len(set(names)) != len(names) or not set(names) <= set(every):
+        return slow
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_read_all": operator.attrgetter(*every)}
+    lines = [f"def replace(obj, {', '.join(f'c{i}' for i in range(len(names)))}):",
+             "    v = _read_all(obj)" if len(every) > 1 else "    v = (_read_all(obj),)",
+             "    out = _new(_cls)"]
+    for i, f in enumerate(fields):
+        desc = next((k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__), None)
+        if type(desc) is not _MemberDescriptor or not f.init:
+            return slow
+        ns[f"_s{i}"] = desc.__set__
+        lines.append(f"    _s{i}(out, c{names.index(f.name)})" if f.name in names else f"    _s{i}(out, v[{i}])")
+    lines.append("    return out")
+    exec("\n".join(lines) + "\n", ns)  # noqa: S102 - generated from the dataclass's own fields, as dataclasses does
+    replace = ns["replace"]
+    probe = cls(*(object() for _ in every))
+    markers = tuple(object() for _ in names)
     try:
-        fast, slow = replace(probe, **{names[0]: marker}), dataclasses.replace(probe, **{names[0]: marker})
-        if fast == slow and type(fast) is cls:
+        fast, real = replace(probe, *markers), dataclasses.replace(probe, **dict(zip(names, markers, strict=True)))
+        if type(fast) is cls and all(getattr(fast, n) is getattr(real, n) for n in every):
             return replace
     except Exception:  # noqa: BLE001 - use the real one
         pass
-    return dataclasses.replace
+    return slow
 
 
-_REPLACERS: dict[type, Any] = {}
+_REPLACERS: dict[tuple[type, tuple[str, ...]], Any] = {}
 _T = TypeVar("_T")
 
 
 def _replace(obj: _T, **changes: Any) -> _T:
     """A copy of the frozen dataclass ``obj`` with ``changes`` (same type: callers keep their narrowed types)."""
-    fn = _REPLACERS.get(type(obj))
+    key = (type(obj), tuple(changes))
+    fn = _REPLACERS.get(key)
     if fn is None:
-        fn = _REPLACERS[type(obj)] = _fast_replacer(type(obj))
-    return fn(obj, **changes)
+        fn = _REPLACERS[key] = _make_replacer(*key)
+    result: _T = fn(obj, *changes.values())
+    return result
+
+
 # How many terminal trades the live state keeps (the "recent" part of "open and recent"); older ones are dropped
 # oldest-first so that a desk left running for weeks does not grow without bound. The store keeps history.
 MAX_TERMINAL_TRADES = 5000
@@ -170,8 +169,11 @@ class TableChange:
         return bool(self.inserted or self.updated or self.removed or self.reset)
 
     def insert(self, key: str) -> None:
-        self.removed.discard(key)
-        self.inserted.add(key)
+        if key in self.removed:  # removed earlier in this (merged) change and back now: for a view, an update
+            self.removed.discard(key)
+            self.updated.add(key)
+        else:
+            self.inserted.add(key)
 
     def update(self, key: str) -> None:
         if key not in self.inserted:
@@ -464,6 +466,9 @@ def _on_order_fill(state: DeskState, ev: OrderFilled, ch: Change) -> None:
     _touch(state, trade, ch, **changes)
 
 
+_with_open_pl = _make_replacer(Trade, ("unrealized_pl", "updated_at"))  # the price tick's trade change
+
+
 def _on_position_update(state: DeskState, ev: PositionUpdated, ch: Change) -> None:
     pos = ev.position
     if pos is None:
@@ -472,8 +477,12 @@ def _on_position_update(state: DeskState, ev: PositionUpdated, ch: Change) -> No
     # REST fetches /positions before /trades, so a snapshot's trade can be newer than its positions.
     _put_position(state, pos, ch)
     trade = state.trades.get(pos.trade_id or "")
-    if trade is not None and not _stale(state, trade.id, ev.timestamp):
-        _touch(state, trade, ch, unrealized_pl=_unrealized(state, trade.id), updated_at=ev.timestamp)
+    if trade is not None and (not state._fresh or not _stale(state, trade.id, ev.timestamp)):
+        tid = trade.id
+        upl = _unrealized(state, tid)
+        state.trades[tid] = (_with_open_pl(trade, upl, ev.timestamp) if type(trade) is Trade
+                             else _replace(trade, unrealized_pl=upl, updated_at=ev.timestamp))
+        ch.trades.update(tid)
 
 
 def _on_position_closed(state: DeskState, ev: PositionClosed, ch: Change) -> None:
@@ -596,13 +605,17 @@ _MILESTONES: frozenset[type] = frozenset({OrderFilled, TpHit, PositionClosed, Br
 _MOVES: frozenset[type] = frozenset({PositionUpdated, PositionClosed, OrderFilled, TradeExecuted})
 
 
-def apply(state: DeskState, event: Event) -> Change:
+def apply(state: DeskState, event: Event, into: Change | None = None) -> Change:
     """Apply one event to ``state`` in place and say which keys changed (see the module docstring).
 
     An event whose id is not above ``state.last_event_id`` is a duplicate and changes nothing (the stream
     consumer already drops them; this keeps ``apply`` safe on its own). Unknown events change nothing.
+
+    ``into``: a Change this event's keys and facts are added to, and returned (a UI applying a batch keeps one):
+    the same as ``into.merge(apply(state, event))`` without a Change per event (measured: ~2 µs of ~6 µs per
+    price tick).
     """
-    ch = Change()
+    ch = Change() if into is None else into
     eid = event.event_id
     last = state.last_event_id
     if type(event) is Resync:
@@ -734,5 +747,5 @@ def apply_many(state: DeskState, events: Any) -> Change:
     """Apply events in order and return one merged Change (what a UI tick needs)."""
     total = Change()
     for event in events:
-        total.merge(apply(state, event))
+        apply(state, event, total)
     return total

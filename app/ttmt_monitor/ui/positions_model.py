@@ -95,7 +95,11 @@ class PositionsModel(KeyedTableModel):
             elif column.key == "status":
                 columns[n] = replace(column, text=lambda p, o: fmt.status_label(self.status_of(p)))
             elif column.key == "trade":
-                columns[n] = replace(column, value=lambda p: self.trade_order(p), text=lambda p, o: self.reference(p))
+                # What trade_order reads of the position (the rest comes from its trade, the same for an old and a
+                # new version of a row): a live diff compares these fields, not two trade_order calls per row.
+                columns[n] = replace(column, value=lambda p: self.trade_order(p), text=lambda p, o: self.reference(p),
+                                     reads=("trade_id", "id", "opened_at", "tp_level", "take_profit", "entry_price",
+                                            "direction"))
         self.columns = tuple(columns)
         self._flash_quiet = frozenset(self.column_number(k) for k in ("current", "unrealized"))
         self._pl_column = self.column_number("unrealized")

@@ -84,6 +84,10 @@ class Column:
     #: A live value (a price, an open P&L) that moves with the market: greyed with "as of HH:MM" while the desk
     #: is not live (set_stale), so an old number never looks current.
     live: bool = False
+    #: The row fields ``value`` depends on, when its code does not say (a bound method, a property): the live diff
+    #: (KeyedTableModel._changed_columns) then compares only those fields instead of calling ``value`` twice per
+    #: changed row. None: found from ``value``'s code.
+    reads: tuple[str, ...] | None = None
 
 
 def sort_key(value: Any) -> float | str:
@@ -825,7 +829,7 @@ def _diff_plan(cls: type, columns: Sequence[Column]) -> tuple[Any, list[frozense
     cols_by_field: list[set[int]] = [set() for _ in names]
     fallback: set[int] = set()
     for n, column in enumerate(columns):
-        deps = _names_read(column.value) & index.keys()
+        deps = (set(column.reads) if column.reads is not None else _names_read(column.value)) & index.keys()
         if not deps:
             fallback.add(n)
         for name in deps:

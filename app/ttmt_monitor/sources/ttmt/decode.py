@@ -16,7 +16,7 @@ Tolerance rules (the real service may deviate from §14 at any time):
   absurd magnitudes (|x| ≥ 1e40 or 0 < |x| < 1e-40) are ``None``, so later Decimal arithmetic cannot overflow;
 - integer ids/levels accept ints and digit strings; string ids accept strings and ints;
 - timestamps are ISO-8601 with or without fraction, ``Z`` or offset; naive ones are taken as UTC; all become
-  aware UTC datetimes;
+  aware UTC datetimes; digits past the microsecond round to the nearest microsecond (half up);
 - ``take_profits`` is padded/truncated to exactly 6 slots; ``tp_hits`` accepts keys ``tp1``..``tp6`` or
   ``1``..``6`` (or a list) and becomes a tuple of 6 bools.
 
@@ -30,10 +30,9 @@ which is the common case on well-formed input, and use ``try`` only around the r
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from itertools import repeat
 from typing import Any
 
 from ttmt_monitor.core.jsontext import loads
@@ -105,12 +104,12 @@ _DEC_INT_BOUND = 10**_MAX_ADJUSTED
 # --- fast construction ---------------------------------------------------------------------------------------
 # A frozen dataclass's generated __init__ sets every field through object.__setattr__ from Python code, which is
 # the single biggest cost of decoding (measured: ~3.5 µs of ~13 µs for a 22-field Position). The builders below
-# set the same slots through their member descriptors inside one C-level map(), which is ~40 % cheaper, and are
-# checked against the real constructor once at import (falling back to it if the class shape is not as expected).
+# are generated positional functions that set the same slots through their member descriptors' C ``__set__``, one
+# call per field (measured: 1.1 µs for a Position against 2.3 µs for the constructor, and 0.34 µs against
+# 0.68 µs for a 6-field event), and are checked against the real constructor once at import (falling back to it
+# if the class shape is not as expected).
 
 _MemberDescriptor = type(SignalRef.signal_id)  # type: ignore[attr-defined]
-_set_slot = _MemberDescriptor.__set__
-_consume = deque(maxlen=0).extend
 _new = object.__new__
 
 
@@ -122,36 +121,32 @@ def _builder(cls: type) -> Any:
     """
     fields = dataclasses.fields(cls)
     names = tuple(f.name for f in fields)
-    descs = []
-    for f in fields:
+    params: list[str] = []
+    missing = object()
+    ns: dict[str, Any] = {"_new": _new, "_cls": cls, "_missing": missing}
+    body = ["    obj = _new(_cls)"]
+    for i, f in enumerate(fields):
         desc = next((k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__), None)
         if type(desc) is not _MemberDescriptor or not f.init:
             return cls
-        descs.append(desc)
+        ns[f"_s{i}"] = desc.__set__
+        if f.default_factory is not dataclasses.MISSING:
+            ns[f"_f{i}"] = f.default_factory
+            params.append(f"v{i}=_missing")
+            body.append(f"    _s{i}(obj, _f{i}() if v{i} is _missing else v{i})")
+            continue
+        if f.default is dataclasses.MISSING:
+            params.append(f"v{i}")
+        else:
+            ns[f"_d{i}"] = f.default
+            params.append(f"v{i}=_d{i}")
+        body.append(f"    _s{i}(obj, v{i})")
     if hasattr(cls, "__post_init__"):
         return cls
-    descs_t = tuple(descs)
-    count = len(descs_t)
-    missing = dataclasses.MISSING
-    defaults = tuple(f.default for f in fields)
-    factories = tuple(f.default_factory for f in fields)
-
-    def fill(obj: Any, given: int) -> None:
-        for i in range(given, count):
-            if defaults[i] is not missing:
-                value = defaults[i]
-            elif factories[i] is not missing:
-                value = factories[i]()
-            else:
-                raise TypeError(f"{cls.__name__}: missing value for {names[i]!r}")
-            _set_slot(descs_t[i], obj, value)
-
-    def build(*values: Any) -> Any:
-        obj = _new(cls)
-        _consume(map(_set_slot, descs_t, repeat(obj, count), values))
-        if len(values) < count:
-            fill(obj, len(values))
-        return obj
+    source = f"def build({', '.join(params)}):\n" + "\n".join(body) + "\n    return obj\n"
+    exec(source, ns)  # noqa: S102 - generated from the dataclass's own field list, as dataclasses does
+    build = ns["build"]
+    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
 
     # Self-check with distinct values: the fast path must give exactly what the constructor gives.
     probe = tuple(object() for _ in names)
@@ -279,6 +274,11 @@ def _ts(v: Any) -> datetime | None:
     return dt
 
 
+# A fraction of a second with more than 6 digits (fromisoformat keeps the first 6: truncates).
+_LONG_FRACTION = re.compile(r"[.,]\d{6}(\d)")
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
 def _parse_ts(v: str) -> datetime | None:
     if len(v) > 64:
         return None
@@ -289,6 +289,13 @@ def _parse_ts(v: str) -> datetime | None:
         try:
             dt = datetime.fromisoformat(v.strip().upper())
         except ValueError:
+            return None
+    if len(v) > 26 and (long := _LONG_FRACTION.search(v)) is not None and long.group(1) >= "5":
+        # Sub-microsecond digits round to the nearest microsecond (half up), as msgspec's parser does: the stream's
+        # fast path (fastdecode) and this decoder give the same time.
+        try:
+            dt += _ONE_MICROSECOND
+        except OverflowError:
             return None
     tz = dt.tzinfo
     if tz is UTC:

@@ -17,20 +17,42 @@ the decode (non-finite or absurd Decimals, empty ids). Enum case, timestamps and
 the tolerant decoder's own helpers. ``tests/test_fastdecode.py`` decodes the simulator's streams, mutated frames
 included, both ways and compares.
 
+Two tiers. First, msgspec builds the domain's own frozen dataclasses (``Position``, ``Order``, ``SignalRef``)
+straight from the JSON, with datetimes parsed in C (:func:`decode_envelopes` tries this on the whole read); a short
+check in Python then confirms the object is what the tolerant decoder gives (enum case, money bounds, UTC
+timestamps, no field TTMT does not send) and fixes what it can (the enum case, the shared SignalRef). This skips
+an intermediate struct and a second construction per object (measured: 6.1 → 4 µs per position event). It needs
+every field of a Position/Order present (the dataclasses have no defaults for them); a read with a frame that is
+not of exactly that shape goes to the second tier: the lenient structs below (every field optional), converted to
+the domain objects in Python. Anything either tier would read differently goes to the tolerant path.
+
 The event's ``raw`` payload is a :class:`~ttmt_monitor.core.jsontext.LazyObject` over the frame's ``data`` text,
 parsed only if someone reads it (the store thread does, when it logs the event).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC
 from decimal import Decimal
+from itertools import product
 from operator import attrgetter
 from typing import Annotated, Any
 
 import msgspec
 
 from ttmt_monitor.core.jsontext import LazyObject
-from ttmt_monitor.core.models import Event
+from ttmt_monitor.core.models import (
+    CLOSE_REASONS,
+    DIRECTIONS,
+    ORDER_STATUSES,
+    ORDER_TYPES,
+    POSITION_STATUSES,
+    Event,
+    Order,
+    Position,
+    SignalRef,
+)
 
 from . import decode as _d
 
@@ -254,6 +276,110 @@ def _position(p: _Position) -> Any:
     )
 
 
+# --- the first tier: msgspec built the domain objects; confirm them as the tolerant decoder would give them ----
+
+_set = object.__setattr__  # on a fresh object nobody else holds yet: fixing what msgspec set, before it is shared
+_B = _d._INT_BOUND  # noqa: SLF001
+
+
+def _defaults_check(cls: type, sent: tuple[str, ...]) -> tuple[Any, tuple[Any, ...]]:
+    """(getter of a tuple, that tuple's expected values) for the fields of ``cls`` that TTMT does not send
+    (Position's swap, commission, source): a frame that sets one is not of the contract's shape (the tolerant
+    decoder ignores such a member)."""
+    extra = [f for f in dataclasses.fields(cls) if f.name not in sent]
+    names = [f.name for f in extra]
+    defaults = tuple(f.default for f in extra)
+    if len(names) > 1:
+        return attrgetter(*names), defaults
+    if names:
+        name = names[0]
+        return (lambda obj: (getattr(obj, name),)), defaults
+    return (lambda obj: ()), ()
+
+
+def _shared_ref(sig: SignalRef) -> SignalRef | None:
+    """A SignalRef msgspec built → the shared one the tolerant decoder gives (None when both members are unset)."""
+    key = (sig.signal_id, sig.telegram_message_id)
+    ref = _REF_CACHE.get(key)
+    if ref is not None:
+        return ref
+    message_id = key[1]
+    if message_id is not None and not -_B < message_id < _B:
+        raise _Unusual
+    if key[0] is None and message_id is None:
+        return None
+    return _d.decode_signal_ref({"signal_id": key[0], "telegram_message_id": message_id})
+
+
+_POSITION_SENT = ("id", "metaapi_position_id", "trade_id", "account_id", "account_label", "currency", "symbol",
+                  "direction", "volume", "entry_price", "current_price", "unrealized_pl", "status", "stop_loss",
+                  "take_profit", "tp_level", "opened_at", "closed_at", "close_price", "realized_pl", "close_reason",
+                  "signal")
+_POSITION_EXTRA, _POSITION_EXTRA_DEFAULTS = _defaults_check(Position, _POSITION_SENT)
+_POSITION_ENUMS = frozenset(product((*DIRECTIONS, None), (*POSITION_STATUSES, None), (*CLOSE_REASONS, None)))
+_POSITION_ENUM_FIELDS = attrgetter("direction", "status", "close_reason")
+_POSITION_CHECKED = attrgetter("tp_level", "opened_at", "closed_at", "signal")
+
+
+def _checked_position(p: Position) -> Position:
+    """A Position msgspec decoded, as the tolerant decoder would give it (fixed in place), or :class:`_Unusual`."""
+    enums = _POSITION_ENUM_FIELDS(p)
+    if enums not in _POSITION_ENUMS:  # one probe for the three canonical enums; any other case is normalised
+        direction, status, reason = enums
+        _set(p, "direction", _direction(direction))
+        _set(p, "status", None if status is None else _enum(status, _POSITION_STATUS))
+        _set(p, "close_reason", None if reason is None else _enum(reason, _CLOSE_REASON))
+    _check_money(_POSITION_MONEY(p))
+    level, opened, closed, sig = _POSITION_CHECKED(p)
+    if ((level is not None and not -_B < level < _B)
+            or (opened is not None and opened.tzinfo is not UTC)  # naive / other offsets: the tolerant path
+            or (closed is not None and closed.tzinfo is not UTC)
+            or _POSITION_EXTRA(p) != _POSITION_EXTRA_DEFAULTS):
+        raise _Unusual
+    if sig is not None:
+        ref = _shared_ref(sig)
+        if ref is not sig:
+            _set(p, "signal", ref)
+    return p
+
+
+_ORDER_SENT = ("id", "trade_id", "metaapi_order_id", "layer", "tp_level", "type", "direction", "volume", "price",
+               "stop_loss", "take_profit", "status", "created_at", "filled_at", "fill_price", "position_id",
+               "account_id", "account_label", "currency")
+_ORDER_EXTRA, _ORDER_EXTRA_DEFAULTS = _defaults_check(Order, _ORDER_SENT)
+_ORDER_ENUMS = frozenset(product((*ORDER_TYPES, None), (*DIRECTIONS, None), (*ORDER_STATUSES, None)))
+_ORDER_ENUM_FIELDS = attrgetter("type", "direction", "status")
+_ORDER_MONEY = attrgetter("volume", "price", "stop_loss", "take_profit", "fill_price")
+_ORDER_CHECKED = attrgetter("layer", "tp_level", "created_at", "filled_at")
+
+
+def _checked_order(o: Order) -> Order:
+    """An Order msgspec decoded, as the tolerant decoder would give it (fixed in place), or :class:`_Unusual`."""
+    enums = _ORDER_ENUM_FIELDS(o)
+    if enums not in _ORDER_ENUMS:
+        type_, direction, status = enums
+        _set(o, "type", None if type_ is None else _enum(type_, _ORDER_TYPE))
+        _set(o, "direction", _direction(direction))
+        _set(o, "status", None if status is None else _enum(status, _ORDER_STATUS))
+    _check_money(_ORDER_MONEY(o))
+    layer, level, created, filled = _ORDER_CHECKED(o)
+    if ((layer is not None and not -_B < layer < _B)
+            or (level is not None and not -_B < level < _B)
+            or (created is not None and created.tzinfo is not UTC)
+            or (filled is not None and filled.tzinfo is not UTC)
+            or _ORDER_EXTRA(o) != _ORDER_EXTRA_DEFAULTS):
+        raise _Unusual
+    return o
+
+
+def _as_position(p: Any) -> Any:
+    return _checked_position(p) if type(p) is Position else _position(p)
+
+
+def _as_order(o: Any) -> Any:
+    return _checked_order(o) if type(o) is Order else _order(o)
+
+
 def _order(o: _Order) -> Any:
     return _d._Order(  # noqa: SLF001
         o.id or "",
@@ -288,8 +414,8 @@ def _trade(t: _Trade) -> Any:
             _money(v)
         take_profits = _tps(tps)
     hits = t.tp_hits
-    positions = None if t.positions is None else tuple(p for p in map(_position, t.positions) if p.id)
-    orders = None if t.orders is None else tuple(o for o in map(_order, t.orders) if o.id)
+    positions = None if t.positions is None else tuple(p for p in map(_as_position, t.positions) if p.id)
+    orders = None if t.orders is None else tuple(o for o in map(_as_order, t.orders) if o.id)
     return _d._Trade(  # noqa: SLF001
         t.id or "",
         t.reference,
@@ -319,7 +445,7 @@ def _trade(t: _Trade) -> Any:
     )
 
 
-def _ev_trade(make: Any, eid: int, typ: str, ts: Any, raw: Any, data: _TradeData) -> Event | None:
+def _ev_trade(make: Any, eid: int, typ: str, ts: Any, raw: Any, data: Any) -> Event | None:
     if data.trade is None:
         return None
     trade = _trade(data.trade)
@@ -328,19 +454,21 @@ def _ev_trade(make: Any, eid: int, typ: str, ts: Any, raw: Any, data: _TradeData
     return make(eid, typ, ts, raw, trade, _ref(data.signal))
 
 
-def _ev_order(make: Any, eid: int, typ: str, ts: Any, raw: Any, data: _OrderData) -> Event | None:
-    if data.order is None:
+def _ev_order(make: Any, eid: int, typ: str, ts: Any, raw: Any, data: Any) -> Event | None:
+    order = data.order
+    if order is None:
         return None
-    order = _order(data.order)
+    order = _checked_order(order) if type(order) is Order else _order(order)
     if not order.id or not order.trade_id:
         return None
     return make(eid, typ, ts, raw, order, _ref(data.signal))
 
 
-def _ev_position(make: Any, eid: int, typ: str, ts: Any, raw: Any, data: _PositionData) -> Event | None:
-    if data.position is None:
+def _ev_position(make: Any, eid: int, typ: str, ts: Any, raw: Any, data: Any) -> Event | None:
+    position = data.position
+    if position is None:
         return None
-    position = _position(data.position)
+    position = _checked_position(position) if type(position) is Position else _position(position)
     if not position.id:
         return None
     return make(eid, typ, ts, raw, position, _ref(data.signal))
@@ -411,7 +539,56 @@ class _BreakevenFailed(_Frame, tag="breakeven_failed", gc=False):
     data: _BreakevenFailedData
 
 
+# The first tier's payloads and envelopes: the domain objects themselves (Trade keeps its struct: its take-profit
+# slots and hit flags are reshaped in Python either way).
+
+
+class _DirectTrade(_Trade, gc=False):
+    positions: list[Position] | None = None
+    orders: list[Order] | None = None
+
+
+class _DirectTradeData(msgspec.Struct, gc=False):
+    trade: _DirectTrade | None = None
+    signal: _Ref | None = None
+
+
+class _DirectOrderData(msgspec.Struct, gc=False):
+    order: Order | None = None
+    signal: _Ref | None = None
+
+
+class _DirectPositionData(msgspec.Struct, gc=False):
+    position: Position | None = None
+    signal: _Ref | None = None
+
+
+class _DirectTradeExecuted(_Frame, tag="trade_executed", gc=False):
+    data: _DirectTradeData
+
+
+class _DirectTradeFinalized(_Frame, tag="trade_finalized", gc=False):
+    data: _DirectTradeData
+
+
+class _DirectOrderFill(_Frame, tag="order_fill", gc=False):
+    data: _DirectOrderData
+
+
+class _DirectPositionUpdate(_Frame, tag="position_update", gc=False):
+    data: _DirectPositionData
+
+
+class _DirectPositionClosed(_Frame, tag="position_closed", gc=False):
+    data: _DirectPositionData
+
+
 _FAST: dict[type, tuple[str, Any, Any]] = {
+    _DirectTradeExecuted: ("trade_executed", _d._TradeExecuted, _ev_trade),  # noqa: SLF001
+    _DirectTradeFinalized: ("trade_finalized", _d._TradeFinalized, _ev_trade),  # noqa: SLF001
+    _DirectOrderFill: ("order_fill", _d._OrderFilled, _ev_order),  # noqa: SLF001
+    _DirectPositionUpdate: ("position_update", _d._PositionUpdated, _ev_position),  # noqa: SLF001
+    _DirectPositionClosed: ("position_closed", _d._PositionClosed, _ev_position),  # noqa: SLF001
     _TradeExecuted: ("trade_executed", _d._TradeExecuted, _ev_trade),  # noqa: SLF001
     _TradeFinalized: ("trade_finalized", _d._TradeFinalized, _ev_trade),  # noqa: SLF001
     _OrderFill: ("order_fill", _d._OrderFilled, _ev_order),  # noqa: SLF001
@@ -425,24 +602,41 @@ FAST_TYPES = frozenset(t[0] for t in _FAST.values())
 assert FAST_TYPES == _d.KNOWN_EVENT_TYPES, "every known event type has a fast decoder"
 _AnyFrame = (_TradeExecuted | _TradeFinalized | _OrderFill | _PositionUpdate | _PositionClosed | _TpHit
              | _BreakevenSet | _BreakevenFailed)
-_decode_read = msgspec.json.Decoder(list[_AnyFrame]).decode
-_decode_one = msgspec.json.Decoder(_AnyFrame).decode
+_DirectFrame = (_DirectTradeExecuted | _DirectTradeFinalized | _DirectOrderFill | _DirectPositionUpdate
+                | _DirectPositionClosed | _TpHit | _BreakevenSet | _BreakevenFailed)
+_read_direct = msgspec.json.Decoder(list[_DirectFrame]).decode
+_one_direct = msgspec.json.Decoder(_DirectFrame).decode
+_read_lenient = msgspec.json.Decoder(list[_AnyFrame]).decode
+_one_lenient = msgspec.json.Decoder(_AnyFrame).decode
 _Errors = (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError)
 
 
-def decode_envelopes(datas: list[str]) -> list[Any]:
+def decode_envelopes(datas: list[str], *, direct: bool = True) -> list[Any]:
     """The frames' data texts (one JSON envelope each) → one typed envelope per frame, or None for a frame that is
     not of the contract's common shape (the caller hands it to the tolerant path). One msgspec call for the
-    whole read when every frame fits; frame by frame otherwise."""
+    whole read when every frame fits (the domain objects built directly, else the lenient structs); frame by frame
+    otherwise. ``direct=False`` skips the first tier (tests compare both tiers with the tolerant decoder)."""
     if len(datas) > 1:
+        joined = "[" + ",".join(datas) + "]"
+        if direct:
+            try:
+                return _read_direct(joined)
+            except _Errors:
+                pass
         try:
-            return _decode_read("[" + ",".join(datas) + "]")
+            return _read_lenient(joined)
         except _Errors:
             pass
     out: list[Any] = []
     for data in datas:
+        if direct:
+            try:
+                out.append(_one_direct(data))
+                continue
+            except _Errors:
+                pass
         try:
-            out.append(_decode_one(data))
+            out.append(_one_lenient(data))
         except _Errors:
             out.append(None)
     return out

@@ -599,11 +599,13 @@ class StreamConsumer:
                                 if len(frame) > MAX_EVENT:
                                     self._oversized()
                                     continue
-                                # Common case: "id: N" + one "data: {...}" line, parsed together below.
+                                # Common case: "id: N" + one "data: {...}" line, parsed together below (the
+                                # data cut out of the frame with one copy).
                                 if frame.startswith("id: "):
-                                    head, _, rest = frame.partition("\n")
-                                    if rest.startswith("data: {") and rest.endswith("}") and "\n" not in rest:
-                                        standard.append((head[4:], rest[6:]))
+                                    nl = frame.find("\n")
+                                    if (frame.startswith("data: {", nl + 1) and frame.endswith("}")
+                                            and frame.find("\n", nl + 1) < 0):
+                                        standard.append((frame[4:nl], frame[nl + 7:]))
                                         continue
                                 if standard:  # keep the order: what came before this frame goes first
                                     await self._standard_frames(standard, batch)
@@ -782,7 +784,7 @@ class StreamConsumer:
         """The id checks of a well-formed event (new sequence, duplicate, gap), then the event (``event``, or
         decoded from ``envelope``) appended to ``batch``. Returns the id when a resync must come first."""
         if eid is not None:
-            if self._new_sequence(eid, envelope if envelope is not None else {"timestamp": timestamp}, data):
+            if self._new_sequence(eid, True, timestamp, data):
                 return eid
             self._conn_prev_id = eid
             last = self.last_event_id
@@ -793,9 +795,10 @@ class StreamConsumer:
                 if self.gap_detection and eid > last + 1 and not allow_gap:
                     return eid
             self.last_event_id = eid
-            # What this id looked like, for telling a replay of it from a restarted server's reuse of it.
+            # What this id looked like, for telling a replay of it from a restarted server's reuse of it (the text
+            # itself: the event's raw payload keeps it anyway, and hashing ~1 KB per event was a measurable cost).
             recent = self._recent
-            recent[eid] = (hash(data), timestamp)
+            recent[eid] = (data, timestamp)
             if len(recent) > _RECENT_IDS:
                 del recent[next(iter(recent))]
         if event is None:
@@ -820,7 +823,7 @@ class StreamConsumer:
         self.stats.malformed += 1
         return None
 
-    def _new_sequence(self, eid: int, envelope: dict[str, Any] | None = None, data: str = "") -> bool:
+    def _new_sequence(self, eid: int, parsed: bool = False, timestamp: Any = None, data: str = "") -> bool:
         """True when ``eid`` starts a new id sequence (and remember it for :meth:`_dispatch`); no other effect,
         so the frame can be handled again after the resync.
 
@@ -838,21 +841,21 @@ class StreamConsumer:
                 return False
         else:
             sent = self._sent_id
-            if sent is None or eid > sent or not self._not_a_replay(eid, sent, envelope, data):
+            if sent is None or eid > sent or not self._not_a_replay(eid, sent, parsed, timestamp, data):
                 return False
         self._restart_at = eid
         return True
 
-    def _not_a_replay(self, eid: int, sent: int, envelope: dict[str, Any] | None, data: str) -> bool:
+    def _not_a_replay(self, eid: int, sent: int, parsed: bool, timestamp: Any, data: str) -> bool:
         if sent - eid >= REPLAY_BUFFER:
             return True
-        if envelope is None:
+        if not parsed:
             return False
         seen = self._recent.get(eid)
-        if seen is not None and seen[0] != hash(data):
+        if seen is not None and seen[0] != data:
             return True
         last = self._recent.get(sent)
-        when, last_when = _when(envelope.get("timestamp")), _when(last[1]) if last is not None else None
+        when, last_when = _when(timestamp), _when(last[1]) if last is not None else None
         return when is not None and last_when is not None and when > last_when
 
     def _control(self, type_: str, envelope: dict[str, Any]) -> None:
