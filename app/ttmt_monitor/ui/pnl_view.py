@@ -318,7 +318,7 @@ class PnlView(QWidget):
         for t in trades:
             old = self._trades.get(t.id)
             if old is not None and t.positions is None and old.positions is not None:
-                # A live trade_finalized carries no positions: keep the ones history gave (TP markers).
+                # A trade finished live carries no positions: keep the ones history gave (TP markers).
                 t = replace(t, positions=old.positions)
             self._trades[t.id] = t
             if not core_pnl.is_closed(t):

@@ -5,7 +5,7 @@ Provides :class:`TradeChart`. Embed it anywhere (``TradeChart(parent)``), then:
 
 - ``set_trade(trade)`` with a fat trade (``GET /trades/{id}``: positions and orders included) draws levels and
   markers from what the trade already knows;
-- ``set_path(points)`` / ``add_price(ts, price)`` feed the price path (from ``position_update`` events);
+- ``set_path(points)`` / ``add_price(ts, price)`` feed the price path (a tick history, where one is kept);
 - ``update_from(change, state)`` takes a live batch as core reports it (the batch's ``core.state.Change`` and the
   desk state it was applied to) and keeps only what belongs to this trade: the current price of the trade's
   changed positions (read from the state, for this trade's positions only) extends the path, fills, TP hits and
