@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QApplication
 
 from _qasync_support import ModuleLoop, dispose, in_thread, until
 from ttmt_monitor.core.models import BreakevenSet, TradeFinalized
+from ttmt_monitor.core.state import DeskState, apply
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.main_window import MainWindow
@@ -175,7 +176,8 @@ def test_trade_detail_chart_live_and_breakeven(qapp, sim_paused, settings):
             # The live path on a detail that did not see it yet: the same real event, applied as a batch.
             fresh = window.open_trade(be.trade_id).detail
             fresh._breakeven_seen = False
-            fresh.update_from([be])
+            # (The desk's state has applied it already: a fresh state gives the batch's Change again.)
+            fresh.update_from(apply(DeskState(), be), DeskState())
             assert fresh.breakeven_seen and "breakeven move was reported" in fresh.fields["breakeven"].text()
         finally:
             window.close()

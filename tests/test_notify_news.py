@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,9 +25,9 @@ from ttmt_monitor.core.state import DeskState, apply, apply_many, facts_of
 from ttmt_monitor.domain import Account, ClosedDeal, Position, Upsert, make_key
 
 try:  # the same wire helpers as the state tests (tests/ may or may not be a package)
-    from tests.test_state import ACC, TRADE, Feed, opened_trade, order_wire, position_wire, trade_wire, ts
+    from tests.test_state import ACC, T0, TRADE, Feed, opened_trade, order_wire, position_wire, trade_wire, ts
 except ImportError:  # pragma: no cover
-    from test_state import ACC, TRADE, Feed, opened_trade, order_wire, position_wire, trade_wire, ts  # type: ignore[no-redef]
+    from test_state import ACC, T0, TRADE, Feed, opened_trade, order_wire, position_wire, trade_wire, ts  # type: ignore[no-redef]
 
 APP = Path(__file__).resolve().parents[1] / "app" / "ttmt_monitor"
 NOW = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
@@ -58,7 +58,8 @@ def test_applying_ttmt_events_reports_their_news_in_neutral_words() -> None:
     state, feed = opened_trade()
     fill = apply(state, feed("order_fill", {"order": order_wire("o3", 2651.25, 0.02, ts(3))}, 3))
     assert fill.news == [Fill(account=ACC, symbol=None, side="BUY", volume=Decimal("0.02"), price=Decimal("2651.25"),
-                              trade=TRADE, layer=1, event_id=fill.news[0].event_id)]
+                              trade=TRADE, layer=1, event_id=fill.news[0].event_id, at=T0 + timedelta(seconds=3),
+                              order="o3")]
     assert not apply(state, feed("position_update", {"position": position_wire("p1", current_price=2652.0)}, 3)).news
     closed = apply(state, feed("position_closed", {"position": position_wire(
         "p1", status="closed", close_price=2655.0, realized_pl=4.5, close_reason="tp", closed_at=ts(4))}, 4))

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ttmt_monitor.core import pnl
-from ttmt_monitor.core.models import Position, TpHit, Trade
+from ttmt_monitor.core.models import Position, Trade
+from ttmt_monitor.core.news import TakeProfit
 
 
 def T(h: int, m: int = 0, day: int = 2) -> datetime:
@@ -139,41 +140,21 @@ def test_tp_markers_from_positions_and_live_events_dedup() -> None:
     series = pnl.cumulative_series(trades)
     live = [
         # duplicate of p1 (same trade, position, level): not a second marker
-        TpHit(
-            event_id=1,
-            type="tp_hit",
-            timestamp=T(10, 15),
-            raw={},
-            trade_id="a",
-            currency="USD",
-            symbol="XAUUSD",
-            tp_level=1,
-            price=D("2310.5"),
-            position_id="p1",
-            realized_pl=D("3.00"),
-        ),
+        TakeProfit(trade="a", level=1, currency="USD", symbol="XAUUSD", price=D("2310.5"), position="p1",
+                   pl=D("3.00"), event_id=1, at=T(10, 15)),
         # a hit of a trade still open (not in trades): placed at the curve value in force
-        TpHit(
-            event_id=2,
-            type="tp_hit",
-            timestamp=T(11, 30),
-            raw={"account_id": "A"},
-            trade_id="q",
-            currency="USD",
-            symbol="EURUSD",
-            tp_level=3,
-            price=D("1.1"),
-            position_id="p9",
-            realized_pl=D("2"),
-        ),
+        TakeProfit(trade="q", level=3, account="A", currency="USD", symbol="EURUSD", price=D("1.1"),
+                   position="p9", pl=D("2"), event_id=2, at=T(11, 30)),
+        # a hit with no time (the source gave none): no marker
+        TakeProfit(trade="q", level=4, account="A", currency="USD", price=D("1.2"), position="p8", event_id=3),
     ]
-    ms = pnl.tp_markers(trades, series, events=live)
+    ms = pnl.tp_markers(trades, series, hits=live)
     assert [(m.trade_id, m.tp_level) for m in ms] == [("a", 1), ("a", 2), ("q", 3)]
     assert ms[0].value == D("1.00")  # after z closed at 10:00, before a closes at 11:00
     assert ms[1].price == D("2320.1") and ms[1].pl == D("4.00") and ms[1].reference == "trd_a"
     assert ms[2].value == D("7.00") and ms[2].symbol == "EURUSD"
     # account filter applies to live events too
-    assert [m.trade_id for m in pnl.tp_markers(trades, series, account_id="B", events=live)] == []
+    assert [m.trade_id for m in pnl.tp_markers(trades, series, account_id="B", hits=live)] == []
 
 
 def test_range_presets_in_user_zone() -> None:

@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 
 from ttmt_monitor.core import pnl
-from ttmt_monitor.core.models import PositionUpdated, TpHit, TradeFinalized
-from ttmt_monitor.core.state import DeskState, apply
+from ttmt_monitor.core.models import PositionUpdated, TpHit, TradeExecuted, TradeFinalized
+from ttmt_monitor.core.state import DeskState, apply, apply_many
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.decode import decode_event
 
@@ -123,9 +123,7 @@ def test_pnl_view_draws_history_and_extends_live(qtbot, sim_paused) -> None:
     points_before = {cur: len(s.points) for cur, s in view.series.items()}
     state = DeskState.from_snapshot(snap, last_event_id=last_before)
     events = [decode_event(e) for e in run_market_until_a_trade_closes(sim, last_before)]
-    for e in events:
-        apply(state, e)
-    view.update_from(state, events)
+    view.update_from(state, apply_many(state, events))  # the batch's Change, as the controller passes it
     finalized = [e for e in events if isinstance(e, TradeFinalized) and e.trade and e.trade.closed_at]
     assert finalized, "no trade closed within the wall-time bound"
     before = view.refresh_count
@@ -176,9 +174,13 @@ def test_trade_chart_from_a_real_fat_trade(qtbot, sim_paused) -> None:
         type="position_update",
         timestamp=datetime.now(UTC),
         raw={},
-        position=dc_replace(last, current_price=Decimal("1.5") + (last.entry_price or 0)),
+        position=dc_replace(last, status="open", current_price=Decimal("1.5") + (last.entry_price or 0)),
     )
-    chart.update_from([tick])
+    # Live as the desk does it: the events applied to the state, the chart reading the batch's Change.
+    state = DeskState()
+    apply(state, TradeExecuted(event_id=10**9 - 1, type="trade_executed", timestamp=trade.updated_at, raw={},
+                               trade=trade))
+    chart.update_from(apply(state, tick), state)
     chart.refresh()
     assert len(chart.path_item.getData()[0]) == before + 1
     filled = [o for o in trade.orders or () if o.status == "filled" and o.fill_price is not None]
@@ -293,7 +295,7 @@ def test_price_ticks_move_only_the_open_segment(qtbot) -> None:
     view.set_trades([trade(1, "closed_profit", "10"), trade(2, "closed_loss", "-4")])
     state = DeskState()
     state.trades["t9"] = trade(9, "active", "0", unreal="3.50")
-    view.update_from(state, [])
+    view.update_from(state)
     view.refresh()
     series, stats = view.series, view.stats
     assert view.open_curves["USD"].getData()[1][-1] == pytest.approx(6.0 + 3.5)
@@ -302,7 +304,7 @@ def test_price_ticks_move_only_the_open_segment(qtbot) -> None:
     state.trades["t9"] = dc_replace(state.trades["t9"], unrealized_pl=Decimal("-1.25"))
     tick = PositionUpdated(event_id=1, type="position_update", timestamp=datetime.now(UTC), raw={})
     before = view.refresh_count
-    view.update_from(state, [tick])
+    view.update_from(state, apply(state, tick))
     qtbot.waitUntil(lambda: view.refresh_count > before, timeout=2000)
     assert view.series is series and view.stats is stats  # no full recompute
     assert view.open_curves["USD"].getData()[1][-1] == pytest.approx(6.0 - 1.25)
@@ -407,8 +409,9 @@ def test_trade_chart_breakeven_step_and_foreign_events_ignored(qtbot) -> None:
     qtbot.addWidget(chart)
     chart.set_trade(trade)
     be_at = t0 + timedelta(minutes=30)
+    state = DeskState()
     chart.update_from(
-        [
+        apply_many(state, [
             TpHit(
                 event_id=1,
                 type="tp_hit",
@@ -439,7 +442,8 @@ def test_trade_chart_breakeven_step_and_foreign_events_ignored(qtbot) -> None:
                 trade_id="other",
                 new_stop_loss=Decimal("1"),
             ),
-        ]
+        ]),
+        state,
     )
     chart.refresh()
     xs, ys = chart.sl_item.getData()
@@ -505,6 +509,7 @@ def test_live_closes_append_and_match_a_full_recompute(qtbot) -> None:
     view.set_trades(trades[:30])
     view.refresh()
     assert view.recompute_count == 1
+    state = DeskState()
     for t in trades[30:]:
         hit = TpHit(
             event_id=None,
@@ -520,11 +525,11 @@ def test_live_closes_append_and_match_a_full_recompute(qtbot) -> None:
             realized_pl=Decimal(3),
         )
         view.update_from(
-            DeskState(),
-            [
+            state,
+            apply_many(state, [
                 hit,
                 TradeFinalized(event_id=None, type="trade_finalized", timestamp=t.closed_at, raw={}, trade=t),
-            ],
+            ]),
         )
         view.refresh()
     assert view.recompute_count == 1  # 30 closes, no pass over the history

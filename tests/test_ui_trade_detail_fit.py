@@ -9,7 +9,8 @@ from decimal import Decimal as D
 
 from PySide6.QtWidgets import QAbstractScrollArea, QLabel, QScrollArea
 
-from ttmt_monitor.core.models import Order, Position, PositionClosed, PositionUpdated, TpHit, Trade
+from ttmt_monitor.core.models import Order, Position, PositionClosed, PositionUpdated, TpHit, Trade, TradeExecuted
+from ttmt_monitor.core.state import DeskState, apply, apply_many
 from ttmt_monitor.ui.trade_detail import TradeDetail
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -109,10 +110,14 @@ def test_tp_hit_stars_sit_on_the_price_line(qtbot):
     assert chart is not None
     # Live ticks that gap past TP1 (2655): the close happens at the TP level, between two ticks far from it.
     ticks = [(T0 + timedelta(minutes=40 + i), price) for i, price in enumerate((D("2652"), D("2653"), D("2659")))]
-    events = []
+    # Live as the desk does it: the events applied to the desk state, the detail reading each batch's Change.
+    state = DeskState()
+    apply(state, TradeExecuted(None, "trade_executed", T0, {}, trade=trade))
     for ts, price in ticks:
         p = trade.positions[0]
-        events.append(PositionUpdated(None, "position_update", ts, {}, position=_with(p, current_price=price)))
+        tick = PositionUpdated(None, "position_update", ts, {}, position=_with(p, current_price=price))
+        view.update_from(apply(state, tick), state)
+    events = []
     hit_at = T0 + timedelta(minutes=41, seconds=30)
     closed = _with(trade.positions[0], status="closed", closed_at=hit_at, close_price=D("2655"),
                    realized_pl=D("4.5"), close_reason="tp")
@@ -120,7 +125,7 @@ def test_tp_hit_stars_sit_on_the_price_line(qtbot):
                         currency="USD", symbol="XAUUSD", tp_level=1, price=D("2655"), position_id=closed.id,
                         realized_pl=D("4.5")))
     events.append(PositionClosed(None, "position_closed", hit_at, {}, position=closed))
-    view.update_from(events)
+    view.update_from(apply_many(state, events), state)
     chart.refresh()
     xs, ys = list(chart.hit_item.data["x"]), list(chart.hit_item.data["y"])
     assert xs and ys

@@ -16,13 +16,16 @@ A fact is either about a trade (``trade`` set: a source that groups orders into 
 notifications group by) or about an account's position in a symbol (``source`` set: the source instance that
 holds the position, for the neutral sources, which have no trades; grouped per account and symbol).
 ``event_id`` is the id of the stream event a fact came from where the source numbers its events (a replayed
-duplicate is recognised by it), else None. Money, prices and volumes are ``Decimal``; symbols, reasons and
-statuses are plain text from a service (never markup). Pure data: no Qt, no source.
+duplicate is recognised by it), else None; ``at`` (on the facts a chart places in time: fills, closes, TP hits,
+breakeven moves) is that event's timestamp where the source gives one, else None. Money, prices and volumes are
+``Decimal``; symbols, reasons and statuses are plain text from a service (never markup). Pure data: no Qt, no
+source.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 __all__ = ["Fill", "Close", "TakeProfit", "Breakeven", "TradeDone", "ConnectionProblem", "Resynced", "Fact"]
@@ -45,6 +48,8 @@ class Fill:
     held_after: Decimal | None = None  # and after it
     reversed: bool = False  # the position changed side
     event_id: int | None = None
+    at: datetime | None = None
+    order: str | None = None  # the order that filled, where the source names orders (a trade's fill)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ class Close:
     source: str | None = None
     position: str | None = None
     event_id: int | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,7 @@ class TakeProfit:
     currency: str | None = None
     position: str | None = None
     event_id: int | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +101,7 @@ class Breakeven:
     reason: str | None = None
     attempts: int | None = None
     event_id: int | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

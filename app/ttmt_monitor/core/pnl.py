@@ -25,7 +25,8 @@ from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import NamedTuple
 
-from .models import Event, Position, TpHit, Trade, is_terminal_trade_status
+from .models import Position, Trade, is_terminal_trade_status
+from .news import TakeProfit
 
 ZERO = Decimal(0)
 UNKNOWN_CURRENCY = "?"  # a trade without a currency still gets a curve, but never mixed with a known one
@@ -201,14 +202,15 @@ def tp_markers(
     account_id: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-    events: Iterable[Event] = (),
+    hits: Iterable[TakeProfit] = (),
 ) -> list[TpMarker]:
     """TP hits as markers on the curves.
 
     Sources, de-duplicated by (trade, position, level): positions closed with ``close_reason == "tp"`` and a
-    ``tp_level`` (from trades loaded with ``include=positions``), and live :class:`TpHit` events (which arrive
-    before the trade closes, so the trade may not be in ``trades`` yet). A hit whose currency has no curve in
-    ``series`` gets value 0 (nothing realized yet in that currency within the range).
+    ``tp_level`` (from trades loaded with ``include=positions``), and live :class:`~.news.TakeProfit` facts
+    (``Change.news``, placed at their ``at``, the hit's time; they arrive before the trade closes, so the trade
+    may not be in ``trades`` yet). A hit whose currency has no curve in ``series`` gets value 0 (nothing realized
+    yet in that currency within the range).
     """
     by_id: dict[str, Trade] = {}
     markers: dict[tuple[str | None, str | None, int | None], TpMarker] = {}
@@ -250,31 +252,31 @@ def tp_markers(
                 account_id=t.account_id,
                 position_id=p.id,
             )
-    for e in events:
-        if not isinstance(e, TpHit):
+    for h in hits:
+        if not isinstance(h, TakeProfit):
             continue
-        hit_at = e.timestamp
+        hit_at = h.at
         if hit_at is None or not in_range(hit_at):
             continue
-        if account_id is not None and e.account_id != account_id:
+        if account_id is not None and h.account != account_id:
             continue
-        key = (e.trade_id, e.position_id, e.tp_level)
+        key = (h.trade, h.position, h.level)
         if key in markers:
             continue
-        hit_trade = by_id.get(e.trade_id or "")
-        cur = e.currency or (hit_trade.currency if hit_trade and hit_trade.currency else UNKNOWN_CURRENCY)
+        hit_trade = by_id.get(h.trade or "")
+        cur = h.currency or (hit_trade.currency if hit_trade and hit_trade.currency else UNKNOWN_CURRENCY)
         markers[key] = TpMarker(
             ts=hit_at,
             currency=cur,
             value=value(cur, hit_at),
-            symbol=e.symbol or (hit_trade.symbol if hit_trade else None),
-            tp_level=e.tp_level,
-            price=e.price,
-            trade_id=e.trade_id,
+            symbol=h.symbol or (hit_trade.symbol if hit_trade else None),
+            tp_level=h.level,
+            price=h.price,
+            trade_id=h.trade,
             reference=hit_trade.reference if hit_trade else None,
-            pl=e.realized_pl,
-            account_id=e.account_id,
-            position_id=e.position_id,
+            pl=h.pl,
+            account_id=h.account,
+            position_id=h.position,
         )
     return sorted(markers.values(), key=lambda m: (m.ts, m.trade_id or "", m.tp_level or 0))
 

@@ -679,7 +679,7 @@ def _fill_news(ev: OrderFilled) -> Fact | None:
         return None
     return Fill(account=o.account_id if o.account_id is not None else ev.account_id, symbol=None,
                 side=o.direction, volume=o.volume, price=o.fill_price, trade=o.trade_id, layer=o.layer,
-                event_id=ev.event_id)
+                event_id=ev.event_id, at=ev.timestamp, order=o.id)
 
 
 def _close_news(ev: PositionClosed) -> Fact | None:
@@ -688,23 +688,23 @@ def _close_news(ev: PositionClosed) -> Fact | None:
         return None
     return Close(account=p.account_id, symbol=p.symbol, side=p.direction, volume=p.volume, price=p.close_price,
                  pl=p.realized_pl, currency=p.currency, reason=p.close_reason, trade=p.trade_id, position=p.id,
-                 event_id=ev.event_id)
+                 event_id=ev.event_id, at=ev.timestamp)
 
 
 def _tp_news(ev: TpHit) -> Fact | None:
     return TakeProfit(trade=ev.trade_id, level=ev.tp_level, account=ev.account_id, symbol=ev.symbol,
                       price=ev.price, pl=ev.realized_pl, currency=ev.currency, position=ev.position_id,
-                      event_id=ev.event_id)
+                      event_id=ev.event_id, at=ev.timestamp)
 
 
 def _breakeven_news(ev: BreakevenSet) -> Fact | None:
     return Breakeven(trade=ev.trade_id, account=ev.account_id, position=ev.position_id,
-                     stop_loss=ev.new_stop_loss, event_id=ev.event_id)
+                     stop_loss=ev.new_stop_loss, event_id=ev.event_id, at=ev.timestamp)
 
 
 def _breakeven_failed_news(ev: BreakevenFailed) -> Fact | None:
     return Breakeven(trade=ev.trade_id, account=ev.account_id, position=ev.position_id, failed=True,
-                     reason=ev.reason, attempts=ev.attempts, event_id=ev.event_id)
+                     reason=ev.reason, attempts=ev.attempts, event_id=ev.event_id, at=ev.timestamp)
 
 
 def _done_news(ev: TradeFinalized) -> Fact | None:

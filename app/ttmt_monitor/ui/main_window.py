@@ -948,8 +948,8 @@ class MainWindow(QMainWindow):
         if news is None or milestones is None:
             from ..core.state import facts_of
 
-            facts = facts_of(events)
-            news, milestones = facts.news, facts.milestones
+            change = facts_of(events)  # the facts without the table keys: no price ticks for the charts
+            news, milestones = change.news, change.milestones
         for fact in news:
             if isinstance(fact, Breakeven) and not fact.failed and fact.trade:
                 if len(self._breakeven_ids) >= MAX_BREAKEVEN_IDS:
@@ -959,13 +959,14 @@ class MainWindow(QMainWindow):
             return
         # Milestones of a trade (a fill, a TP hit, a close, the breakeven move) change its figures, ladder and
         # positions: an open detail of that trade is re-read from REST (coalesced, see _reload_trade). Price
-        # ticks only move its chart.
+        # ticks only move its chart (the detail reads the trade's changed positions from the desk state).
+        state = getattr(self.controller, "state", None)
         for dialog in list(self._details):
             detail = getattr(dialog, "detail", None)
             if detail is None or not hasattr(detail, "update_from") or not shiboken6.isValid(detail):
                 continue
             try:
-                detail.update_from(events)
+                detail.update_from(change, state)
             except Exception:  # noqa: BLE001 - a detail must never break the live desk
                 log.debug("trade detail update failed", exc_info=True)
             trade = detail.trade

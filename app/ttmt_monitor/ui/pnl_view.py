@@ -50,7 +50,8 @@ from PySide6.QtWidgets import (
 
 from ..core import pnl as core_pnl
 from ..core.formatting import format_axis_amount, format_pl, format_price, format_time, pl_sign
-from ..core.models import Event, TpHit, Trade, TradeFinalized
+from ..core.models import Trade
+from ..core.news import TakeProfit, TradeDone
 from ..core.stats import Stats, StatsBuilder, is_counted
 from .theme import chart_colours, currency_colour, is_dark, pl_color
 
@@ -158,7 +159,7 @@ class PnlView(QWidget):
         self._tz = tz
         self._scheme = scheme
         self._trades: dict[str, Trade] = {}
-        self._live_hits: list[TpHit] = []
+        self._live_hits: list[TakeProfit] = []  # TP hits seen live (Change.news), for their markers
         self._open_trades: list[Trade] = []  # from the live state (for the open P&L)
         self._accounts: dict[str, str] = {}  # id -> label
         self._account: str | None = None
@@ -317,7 +318,7 @@ class PnlView(QWidget):
         for t in trades:
             old = self._trades.get(t.id)
             if old is not None and t.positions is None and old.positions is not None:
-                # A live trade_finalized carries no positions: keep the ones history gave (TP markers).
+                # A trade finished live carries no positions: keep the ones history gave (TP markers).
                 t = replace(t, positions=old.positions)
             self._trades[t.id] = t
             if not core_pnl.is_closed(t):
@@ -364,7 +365,7 @@ class PnlView(QWidget):
             model = getattr(c, "trades_model", None)
             if model is not None:
                 self.add_trades(model.objects())
-            self.update_from(c.state, [])
+            self.update_from(c.state)
         except Exception as exc:  # noqa: BLE001 - the chart must never take the desk down
             self.history_error = f"Could not read the desk: {exc.__class__.__name__}"
         store = getattr(c, "store", None)
@@ -404,7 +405,7 @@ class PnlView(QWidget):
     def _on_controller_events(self, events: list, change: Any = None) -> None:
         c = self._controller
         if c is not None:
-            self.update_from(c.state, events, change)
+            self.update_from(c.state, change)
 
     def load_history(self, pages: AsyncIterable[Sequence[Trade]], *, max_pages: int = 1000) -> asyncio.Task[int]:
         """Page in the full closed-trade history with positions (for the TP markers; ``pages`` of trades, e.g.
@@ -440,26 +441,25 @@ class PnlView(QWidget):
         self.history_error = self.history_error_short = None
         return asyncio.ensure_future(run())
 
-    def update_from(self, state: Any, events: Iterable[Event], change: Any = None) -> None:
-        """Live: after a batch was applied to the desk state (``change``: the core Change of the batch, whose
-        ``moved``/``resync`` say whether the open P&L may have moved; derived from the events when not given).
-        Trades closing extend the curve; TP hits add markers; the open P&L follows the state's open trades.
-        Cheap when nothing relevant happened."""
+    def update_from(self, state: Any, change: Any = None) -> None:
+        """Live: after a batch was applied to the desk state (``change``: the core ``Change`` of the batch; None at
+        a load). Core says what happened: its ``news`` (:class:`~..core.news.TradeDone`: the finished trade, as
+        the state now holds it, extends the curve; :class:`~..core.news.TakeProfit`: a marker at its ``at``) and
+        ``moved``/``resync`` (the open P&L may have moved). The open P&L follows the state's open trades. Cheap
+        when nothing relevant happened."""
         hits = False
         closed: list[Trade] = []
-        events = list(events)
-        for e in events:
-            if isinstance(e, TradeFinalized) and e.trade is not None:
-                closed.append(e.trade)
-            elif isinstance(e, TpHit):
-                self._live_hits.append(e)
-                hits = True
-        if change is None or not hasattr(change, "moved"):
-            from ..core.state import facts_of
-
-            change = facts_of(events)
-        relevant = change.moved or change.resync
         trades = getattr(state, "trades", None)
+        known = trades if isinstance(trades, dict) else {}
+        for fact in getattr(change, "news", None) or ():
+            if isinstance(fact, TradeDone):
+                done = known.get(fact.trade)
+                if done is not None:
+                    closed.append(done)
+            elif isinstance(fact, TakeProfit):
+                self._live_hits.append(fact)
+                hits = True
+        relevant = bool(getattr(change, "moved", False) or getattr(change, "resync", False))
         if isinstance(trades, dict):
             self._open_trades = [t for t in trades.values() if not t.is_terminal]
             # Trades the state already holds as closed (e.g. finalized before history arrived) count too.
@@ -647,7 +647,7 @@ class PnlView(QWidget):
         hits = self._live_hits[self._hits_done :]
         self._hits_done = len(self._live_hits)
         # The hits' own trades go along so their markers carry the trade reference (duplicates are dropped).
-        hit_trades = [self._trades[h.trade_id] for h in hits if h.trade_id in self._trades]
+        hit_trades = [self._trades[h.trade] for h in hits if h.trade in self._trades]
         added = [
             m
             for m in core_pnl.tp_markers(new + hit_trades, self.series, self._account, start, None, hits)

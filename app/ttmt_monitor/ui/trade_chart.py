@@ -5,9 +5,11 @@ Provides :class:`TradeChart`. Embed it anywhere (``TradeChart(parent)``), then:
 
 - ``set_trade(trade)`` with a fat trade (``GET /trades/{id}``: positions and orders included) draws levels and
   markers from what the trade already knows;
-- ``set_path(points)`` / ``add_price(ts, price)`` feed the price path (from ``position_update`` events);
-- ``update_from(events)`` takes a live batch and keeps only what belongs to this trade (position updates
-  extend the path, fills and TP hits add markers, ``breakeven_set`` steps the SL).
+- ``set_path(points)`` / ``add_price(ts, price)`` feed the price path (a tick history, where one is kept);
+- ``update_from(change, state)`` takes a live batch as core reports it (the batch's ``core.state.Change`` and the
+  desk state it was applied to) and keeps only what belongs to this trade: the current price of the trade's
+  changed positions (read from the state, for this trade's positions only) extends the path, fills, TP hits and
+  TP closes (``change.news``) add markers, a breakeven move steps the SL. It names no source's events.
 
 The SL is drawn as a step line over time: the original SL (the orders' ``stop_loss``, else the trade's) until
 the breakeven move, then the new level. When the time of the move is unknown (history without the event), the
@@ -27,15 +29,8 @@ from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.formatting import format_price, format_time, format_volume, status_label
-from ..core.models import (
-    BreakevenSet,
-    Event,
-    OrderFilled,
-    PositionClosed,
-    PositionUpdated,
-    TpHit,
-    Trade,
-)
+from ..core.models import Trade
+from ..core.news import Breakeven, Close, Fill, TakeProfit
 from .pnl_view import (
     AUTO_DOWNSAMPLE_FACTOR,
     _pg,
@@ -202,33 +197,46 @@ class TradeChart(QWidget):
             del self._path[: len(self._path) - MAX_PATH_POINTS]
         self._schedule()
 
-    def update_from(self, events: Iterable[Event]) -> None:
-        """A live batch: keep what belongs to the shown trade."""
+    def update_from(self, change: Any, state: Any = None) -> None:
+        """A live batch (``change``: the core ``Change`` of the batch; ``state``: the desk state it was applied to):
+        keep what belongs to the shown trade. Prices: the shown trade's open positions whose keys the batch
+        changed, at the trade's last update (the batch's last event time for it), else now; one point per position
+        and batch. Markers and the SL step: the batch's facts (``change.news``) about this trade."""
         t = self.trade
-        if t is None:
+        if t is None or change is None:
             return
-        for e in events:
-            if isinstance(e, PositionUpdated) and e.position and e.position.trade_id == t.id:
-                if e.position.current_price is not None:
-                    self.add_price(e.timestamp or datetime.now(UTC), e.position.current_price)
-            elif isinstance(e, OrderFilled) and e.order and e.order.trade_id == t.id:
-                o = e.order
-                if o.fill_price is not None:
-                    self._add_fill(
-                        o.id, o.filled_at or e.timestamp or datetime.now(UTC), o.fill_price, o.layer, o.volume
-                    )
-            elif isinstance(e, TpHit) and e.trade_id == t.id and e.price is not None:
-                self._add_hit(
-                    e.position_id, e.tp_level, e.timestamp or datetime.now(UTC), e.price, e.realized_pl
-                )
-            elif isinstance(e, PositionClosed) and e.position and e.position.trade_id == t.id:
-                p = e.position
-                if p.close_reason == "tp" and p.close_price is not None and p.closed_at is not None:
-                    self._add_hit(p.id, p.tp_level, p.closed_at, p.close_price, p.realized_pl)
-            elif isinstance(e, BreakevenSet) and e.trade_id == t.id and e.new_stop_loss is not None:
-                ts = (e.timestamp or datetime.now(UTC)).timestamp()
-                if not self._sl_changes or self._sl_changes[-1][1] != float(e.new_stop_loss):
-                    self._sl_changes.append((ts, float(e.new_stop_loss)))
+        positions = getattr(change, "positions", None)
+        if state is not None and positions is not None and (positions.inserted or positions.updated):
+            held = state.positions_of(t.id) if hasattr(state, "positions_of") else ()
+            moved = [p for p in held if p.id in positions.updated or p.id in positions.inserted]
+            if moved:
+                known = state.trades.get(t.id)
+                at = known.updated_at if known is not None and known.updated_at is not None else datetime.now(UTC)
+                for p in moved:
+                    if p.current_price is not None:
+                        self.add_price(at, p.current_price)
+        for fact in getattr(change, "news", None) or ():
+            if getattr(fact, "trade", None) != t.id:
+                continue
+            if isinstance(fact, Fill):
+                if fact.price is not None:
+                    order = state.orders.get(fact.order or "") if state is not None else None
+                    when = (order.filled_at if order is not None else None) or fact.at or datetime.now(UTC)
+                    self._add_fill(fact.order or f"fill:{fact.event_id}:{fact.layer}", when, fact.price,
+                                   fact.layer, fact.volume)
+            elif isinstance(fact, TakeProfit):
+                if fact.price is not None:
+                    self._add_hit(fact.position, fact.level, fact.at or datetime.now(UTC), fact.price, fact.pl)
+            elif isinstance(fact, Close):
+                # A TP close: its level and time are on the closed position the state keeps.
+                closed = state.closed_positions.get(fact.position or "") if state is not None else None
+                if (fact.reason == "tp" and closed is not None and fact.price is not None
+                        and closed.closed_at is not None):
+                    self._add_hit(closed.id, closed.tp_level, closed.closed_at, fact.price, fact.pl)
+            elif isinstance(fact, Breakeven) and not fact.failed and fact.stop_loss is not None:
+                ts = (fact.at or datetime.now(UTC)).timestamp()
+                if not self._sl_changes or self._sl_changes[-1][1] != float(fact.stop_loss):
+                    self._sl_changes.append((ts, float(fact.stop_loss)))
                 self._schedule()
 
     # --- drawing --------------------------------------------------------------------------------------------

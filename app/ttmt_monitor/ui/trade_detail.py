@@ -2,20 +2,19 @@
 and the signal the trade came from.
 
 Provides ``TradeDetail(QWidget)`` with ``set_trade(trade, signal=None, *, breakeven_seen=False)``,
-``update_from(events)`` (live batches while open: the embedded :class:`~ttmt_monitor.ui.trade_chart.TradeChart`
-follows them, a ``breakeven_set`` for the trade is remembered), ``set_time_zone(utc)``, ``set_pl_scheme(scheme)``
-and the signal ``signal_requested(str)``; and the pure helper ``breakeven_state(trade, signal=None,
-breakeven_seen=False) -> BreakevenState`` (tested without Qt).
+``update_from(change, state)`` (live batches while open, as core reports them: the embedded
+:class:`~ttmt_monitor.ui.trade_chart.TradeChart` follows them, a breakeven move of the trade is remembered),
+``set_time_zone(utc)``, ``set_pl_scheme(scheme)`` and the signal ``signal_requested(str)``; and the pure helper
+``breakeven_state(trade, signal=None, breakeven_seen=False) -> BreakevenState`` (tested without Qt).
 
 Breakeven is derived honestly from numbers, not guessed from events alone: the stop loss is "at breakeven" when it
-sits at the entry price or on its profit side (BUY: SL ≥ entry, SELL: SL ≤ entry). A ``breakeven_set`` event seen
-by the app is reported too, but never overrides what the numbers say.
+sits at the entry price or on its profit side (BUY: SL ≥ entry, SELL: SL ≤ entry). A breakeven move seen by
+the app (a ``core.news.Breakeven`` fact) is reported too, but never overrides what the numbers say.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal
@@ -47,7 +46,8 @@ from ..core.formatting import (
     status_label,
     zone_label,
 )
-from ..core.models import BreakevenSet, Event, Order, Position, Signal, Trade
+from ..core.models import Order, Position, Signal, Trade
+from ..core.news import Breakeven
 from .signal_detail import describe_entry, describe_targets
 from .theme import is_dark, pl_color, style_widget
 from .widgets import ReadOnlyTable, plain_label, section_title
@@ -296,7 +296,7 @@ class TradeDetail(QWidget):
 
     def set_trade(self, trade: Trade | None, signal: Signal | None = None, *, breakeven_seen: bool = False) -> None:
         """Show ``trade`` (None clears). ``signal`` is its originating signal when known; ``breakeven_seen`` says the
-        app saw a ``breakeven_set`` event for it."""
+        app saw its stop loss moved to breakeven."""
         # A breakeven move seen live while the detail was open stays known when REST refreshes the trade.
         same = trade is not None and self._trade is not None and trade.id == self._trade.id
         seen = breakeven_seen or (same and self._breakeven_seen)
@@ -308,20 +308,20 @@ class TradeDetail(QWidget):
                 log.debug("trade chart could not take the trade", exc_info=True)
         self._refresh()
 
-    def update_from(self, events: Iterable[Event]) -> None:
-        """A live batch while the detail is open: the chart keeps what belongs to this trade (prices, fills, TP
-        hits, the breakeven step) and a ``breakeven_set`` for it is reported in the Breakeven field."""
+    def update_from(self, change: Any, state: Any = None) -> None:
+        """A live batch while the detail is open (``change``: the batch's core ``Change``; ``state``: the desk state
+        it was applied to): the chart keeps what belongs to this trade (prices, fills, TP hits, the breakeven step)
+        and a breakeven move of it (a :class:`~..core.news.Breakeven` fact) is reported in the Breakeven field."""
         trade = self._trade
-        if trade is None:
+        if trade is None or change is None:
             return
-        events = events if isinstance(events, list) else list(events)
         if self.chart is not None:
             try:
-                self.chart.update_from(events)
+                self.chart.update_from(change, state)
             except Exception:  # noqa: BLE001
                 log.debug("trade chart update failed", exc_info=True)
         if not self._breakeven_seen and any(
-            isinstance(e, BreakevenSet) and e.trade_id == trade.id for e in events
+            isinstance(f, Breakeven) and not f.failed and f.trade == trade.id for f in getattr(change, "news", ())
         ):
             self._breakeven_seen = True
             self._refresh()
