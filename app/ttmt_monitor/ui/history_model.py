@@ -9,6 +9,12 @@ thread) for the ordered rowids of the matching trades, their count and realized 
 that count; the rows on screen are fetched a page at a time on the worker and kept in a bounded LRU cache
 (``CACHE_ROWS``), so memory does not grow with history scrolled. The GUI thread never runs a query.
 
+Scrolling (issue 16: a scroll step must not stall the loop): each cached row is turned ONCE into display-ready cells
+(text, alignment, colour per column) by a preparer that runs in slices of at most ``PREPARE_SLICE_S`` on the loop
+(rows the view is waiting for first), and the view is told to repaint a page's rows only once they are ready; a
+paint then costs one dict lookup per cell. The pages beside the one in view are fetched ahead (``_note_view``), so
+scrolling onto them paints at once, without a blank frame and a second paint.
+
 Live rows: a trade the live model (``TradesModel``: the open trades and the newest page, kept current by the
 stream) holds is painted from it — same text, P&L colours, flash and "not live" greying, current to the tick. When
 the store commits (new trades, a closed trade, backfill) the order is asked again, at most every ``REQUERY_MS``
@@ -20,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from array import array
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -49,11 +55,11 @@ log = logging.getLogger(__name__)
 
 PAGE_ROWS = 200  # rows fetched per page query
 CACHE_ROWS = 2000  # decoded rows kept (LRU): ~5 MB, whatever the history's size
+PREPARE_SLICE_S = 0.004  # at most this long on the loop per slice of rows made display-ready
 REQUERY_MS = 1000  # at most this often a new order after the store changed (x3 the last query's time if longer)
 _ALIGN_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ALIGN_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 _BLANK = ("", _ALIGN_LEFT, None, None)
-_CELL_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
 
 def format_duration(seconds: float | None) -> str:
@@ -155,7 +161,12 @@ class StoreTradesModel(QAbstractTableModel):
         self._rowids = array("q")
         self._cache: OrderedDict[int, RawRow] = OrderedDict()  # rowid -> the stored row (LRU, CACHE_ROWS)
         self._decoded: dict[int, PageRow | None] = {}  # rowid -> decoded when first shown (None: unreadable)
-        self._texts: dict[int, list[str | None]] = {}
+        #: rowid -> every column's (text, alignment, fg, bg), made once per row (not per paint); not for live rows
+        self._cells: dict[int, tuple[tuple[str, int, QColor | None, QColor | None], ...]] = {}
+        self._side: dict[int, tuple[tuple[str, int, QColor | None, QColor | None], ...]] = {}  # live rows' extras
+        self._prepare: deque[tuple[int, int, int]] = deque()  # (generation, row, rowid) to make display-ready
+        self._blank: set[int] = set()  # rows painted blank (their page was loading): repainted once ready
+        self._view_lo, self._view_hi = 0, -1  # rows of the page last seen painted (its neighbours are fetched)
         self._by_id: dict[str, int] = {}  # trade id -> rowid, for the cached rows (live changes find their row)
         self._extras: dict[str, PageRow] = {}  # trade id -> its page row (close price, pips), cached rows only
         self._filter = HistoryFilter()
@@ -189,7 +200,12 @@ class StoreTradesModel(QAbstractTableModel):
         self._repaint_timer.setSingleShot(True)
         self._repaint_timer.setInterval(50)
         self._repaint_timer.timeout.connect(self._repaint_all)
+        self._prepare_timer = QTimer(self)
+        self._prepare_timer.setSingleShot(True)
+        self._prepare_timer.setInterval(0)
+        self._prepare_timer.timeout.connect(self._prepare_some)
         live.dataChanged.connect(self._on_live_changed)
+        live.rowsInserted.connect(self._on_live_inserted)
         live.modelReset.connect(self._on_live_reset)
         self.requery()
         if commits is not None:
@@ -266,9 +282,8 @@ class StoreTradesModel(QAbstractTableModel):
             return self.createIndex(row, column)
         return QModelIndex()
 
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        # Asked once per painted cell: a prebuilt value (an enum "|" per call costs more than the rest of a paint).
-        return _CELL_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
+    # flags(): QAbstractTableModel's own (C++: enabled, selectable, no children), asked once per painted cell
+    # without a call into Python.
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         return column_header(self.columns, self.options, section, orientation, role)
@@ -304,44 +319,115 @@ class StoreTradesModel(QAbstractTableModel):
 
     def paint_data(self, row: int, col: int) -> tuple[str, int, QColor | None, QColor | None]:
         """(text, alignment, foreground, background) of a cell in one call (views.FastCellDelegate)."""
-        if not (0 <= row < len(self._rowids) and 0 <= col < len(self.columns)):
+        if row < self._view_lo or row > self._view_hi or col < 0:
+            if row < 0 or col < 0:
+                return _BLANK
+            self._note_view(row)
+        try:
+            rowid = self._rowids[row]
+            cells = self._cells.get(rowid)
+            if cells is not None:  # display-ready (not a live row): the common case, one lookup
+                self._cache.move_to_end(rowid)
+                return cells[col]
+        except (IndexError, KeyError):
             return _BLANK
-        rowid = self._rowids[row]
+        if not 0 <= col < len(self.columns):
+            return _BLANK
         raw = self._cache.get(rowid)
         if raw is None:
             self._want(row)
             return _BLANK
         self._cache.move_to_end(rowid)
-        if col < self._n_live:
-            live_row = self.live.row_of(raw.id)
-            if live_row is not None:  # the live version: its text, colours, flash and greying
-                return self.live.paint_data(live_row, col)
+        if self.live.row_of(raw.id) is not None:
+            if col < self._n_live:  # the live version: its text, colours, flash and greying
+                return self.live.paint_data(self.live.row_of(raw.id), col)
+            side = self._side.get(rowid)
+            if side is None:
+                side = self._side[rowid] = self._make_cells(rowid)
+            return side[col]
+        return self._ready(rowid)[col]
+
+    def _ready(self, rowid: int) -> tuple[tuple[str, int, QColor | None, QColor | None], ...]:
+        """The display-ready cells of a cached row that is not live (made now if the preparer has not yet)."""
+        cells = self._cells.get(rowid)
+        if cells is None:
+            cells = self._cells[rowid] = self._make_cells(rowid)
+        return cells
+
+    def _make_cells(self, rowid: int) -> tuple[tuple[str, int, QColor | None, QColor | None], ...]:
         entry = self._entry(rowid)
         if entry is None:
-            return _BLANK
+            return (_BLANK,) * len(self.columns)
         trade = entry.trade
-        column = self.columns[col]
-        try:
-            texts = self._texts.get(rowid)
-            if texts is None:
-                texts = self._texts[rowid] = [None] * len(self.columns)
-            text = texts[col]
-            if text is None:
-                text = texts[col] = (column.text(trade, self.options) if column.text is not None
-                                     else text_plain(column.value(trade)))
-            fg = None
-            if column.pl_currency is not None:
-                sign = fmt.pl_sign(column.value(trade), column.pl_currency(trade))
-                fg = self._pl_colors[sign] if sign else None
-        except Exception:  # noqa: BLE001 - a strange value shows blank, never kills the paint
-            return _BLANK
-        return text, (_ALIGN_RIGHT if column.numeric else _ALIGN_LEFT), fg, None
+        options = self.options
+        out = []
+        for column in self.columns:
+            try:
+                text = column.text(trade, options) if column.text is not None else text_plain(column.value(trade))
+                fg = None
+                if column.pl_currency is not None:
+                    sign = fmt.pl_sign(column.value(trade), column.pl_currency(trade))
+                    fg = self._pl_colors[sign] if sign else None
+                out.append((text, _ALIGN_RIGHT if column.numeric else _ALIGN_LEFT, fg, None))
+            except Exception:  # noqa: BLE001 - a strange value shows blank, never kills the paint
+                out.append(_BLANK)
+        return tuple(out)
+
+    def _note_view(self, row: int) -> None:
+        """A row outside the page last seen is painted: remember its page and, when the view moved there from the
+        page beside it (scrolling, not a jump), fetch the next page the same way ahead."""
+        if not 0 <= row < len(self._rowids):
+            return
+        page = row // PAGE_ROWS
+        before = self._view_lo // PAGE_ROWS if self._view_hi >= 0 else None
+        self._view_lo, self._view_hi = page * PAGE_ROWS, (page + 1) * PAGE_ROWS - 1
+        if before is None:
+            ahead = page + 1
+        elif abs(page - before) == 1:
+            ahead = page + (page - before)
+        else:
+            return  # a jump: the next move is not known yet
+        if 0 <= ahead <= (len(self._rowids) - 1) // PAGE_ROWS and ahead not in self._asked:
+            self._wanted.add(ahead)
+            if not self._page_timer.isActive():
+                self._page_timer.start()
+
+    def _prepare_some(self) -> None:
+        """Make queued rows display-ready for at most PREPARE_SLICE_S; then repaint the rows that were painted
+        blank while they loaded (the others are painted from their cells whenever the view reaches them)."""
+        queue = self._prepare
+        deadline = time.perf_counter() + PREPARE_SLICE_S
+        generation = self._generation
+        blank = self._blank
+        lo, hi = len(self._rowids), -1
+        elsewhere = False
+        while queue:
+            gen, row, rowid = queue.popleft()
+            raw = self._cache.get(rowid)
+            if raw is None or rowid in self._cells:
+                continue
+            if self.live.row_of(raw.id) is None:
+                self._ready(rowid)
+            if gen != generation:
+                elsewhere = elsewhere or bool(blank)
+            elif row in blank:
+                blank.discard(row)
+                lo, hi = min(lo, row), max(hi, row)
+            if time.perf_counter() >= deadline:
+                break
+        if hi >= lo:
+            self.dataChanged.emit(self.index(lo, 0), self.index(hi, len(self.columns) - 1))
+        if elsewhere:
+            self._schedule_repaint()
+        if queue:
+            self._prepare_timer.start()
 
     # --- options, stale (the live model does the greying of its rows) ----------------------------------------
 
     def set_options(self, options: DisplayOptions) -> None:
         self.options = options
-        self._texts.clear()
+        self._cells.clear()
+        self._side.clear()
         self._pl_colors = {s: theme.pl_color(s, options.pl_scheme, options.dark) for s in (-1, 0, 1)}
         if self.columns:
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(self.columns) - 1)
@@ -446,6 +532,8 @@ class StoreTradesModel(QAbstractTableModel):
         old = self._rowids
         self._generation += 1
         self._asked.clear()
+        self._view_lo, self._view_hi = 0, -1  # the view's page is noted again in the new order (and its neighbours)
+        self._blank.clear()  # (a new order repaints everything)
         first = not self.ready
         self.ready = True
         if first or not old:
@@ -489,6 +577,7 @@ class StoreTradesModel(QAbstractTableModel):
     # --- pages ------------------------------------------------------------------------------------------------
 
     def _want(self, row: int) -> None:
+        self._blank.add(row)
         page = row // PAGE_ROWS
         if page not in self._asked:
             self._wanted.add(page)
@@ -497,7 +586,8 @@ class StoreTradesModel(QAbstractTableModel):
 
     def _ask_pages(self) -> None:
         wanted, self._wanted = self._wanted, set()
-        for page in sorted(wanted):
+        shown = {row // PAGE_ROWS for row in self._blank}
+        for page in sorted(wanted, key=lambda p: (p not in shown, p)):  # what the view waits for, then ahead
             if page in self._asked:
                 continue
             self._asked.add(page)
@@ -520,16 +610,25 @@ class StoreTradesModel(QAbstractTableModel):
         while len(cache) > CACHE_ROWS:
             rowid, gone = cache.popitem(last=False)
             self._forget(rowid, gone.id)
+        # Display-ready in slices, the rows the view waits for (painted blank, in the current order) first; they
+        # are repainted once ready (_prepare_some), the rest are painted from their cells when scrolled to.
+        generation = self._generation
         if page is None:
-            self._schedule_repaint()
-            return
-        first = page * PAGE_ROWS
-        last = min(len(self._rowids), first + PAGE_ROWS) - 1
-        if last >= first:
-            self.dataChanged.emit(self.index(first, 0), self.index(last, len(self.columns) - 1))
+            self._prepare.extend((-1, -1, item.rowid) for item in rows)
+        else:
+            first = page * PAGE_ROWS
+            blank = self._blank
+            waited, ahead = [], []
+            for row in range(first, min(len(self._rowids), first + PAGE_ROWS)):
+                (waited if row in blank else ahead).append((generation, row, self._rowids[row]))
+            self._prepare.extendleft(reversed(waited))
+            self._prepare.extend(ahead)
+        if not self._prepare_timer.isActive():
+            self._prepare_timer.start()
 
     def _forget(self, rowid: int, trade_id: str) -> None:
-        self._texts.pop(rowid, None)
+        self._cells.pop(rowid, None)
+        self._side.pop(rowid, None)
         self._decoded.pop(rowid, None)
         self._by_id.pop(trade_id, None)
         self._extras.pop(trade_id, None)
@@ -546,9 +645,25 @@ class StoreTradesModel(QAbstractTableModel):
             key = live.index(live_row, 0).data(KEY_ROLE)
             rowid = self._by_id.get(key) if key is not None else None
             if rowid is not None:
-                self._texts.pop(rowid, None)
+                self._cells.pop(rowid, None)
+                self._side.pop(rowid, None)
                 hit = True
         if hit:  # one repaint of what is on screen, whatever number of rows changed (not a row lookup each)
+            self._schedule_repaint()
+
+    def _on_live_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
+        """Trades the live model now holds are painted from it: drop their display-ready store cells."""
+        if not self._by_id:
+            return
+        live = self.live
+        hit = False
+        for live_row in range(first, last + 1):
+            key = live.index(live_row, 0).data(KEY_ROLE)
+            rowid = self._by_id.get(key) if key is not None else None
+            if rowid is not None:
+                self._cells.pop(rowid, None)
+                hit = True
+        if hit:
             self._schedule_repaint()
 
     def _schedule_repaint(self) -> None:
@@ -556,10 +671,14 @@ class StoreTradesModel(QAbstractTableModel):
             self._repaint_timer.start()
 
     def _on_live_reset(self) -> None:
+        self._cells.clear()
+        self._side.clear()
         self._repaint_all()
 
     def close(self) -> None:
         self._poll.stop()
+        self._prepare_timer.stop()
+        self._prepare.clear()
         self.reader.close()
 
 
