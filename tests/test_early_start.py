@@ -48,3 +48,31 @@ def test_nothing_to_wait_for_when_the_history_shows_nothing(monkeypatch) -> None
     assert start._done.wait(10)  # noqa: SLF001
     assert start.take_cached("http://127.0.0.1:9/api/v1", "ttmt_live_" + "k" * 43) is None
     assert start.take_cached("http://127.0.0.1:9/api/v1", "another") is None
+
+
+def test_the_window_builds_its_analytics_after_its_first_paint_not_before(qapp, settings) -> None:
+    """Issue 16: the risk board, Calendar/Channels and statement (ui/analytics_ui) are not built on the way to the
+    window's first paint; they are after it (_finish_setup) or when first asked for, and an Accounts table built
+    before them gets its limit bars then."""
+    from _qasync_support import dispose
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.main_window import MainWindow
+    from ttmt_monitor.ui.risk_limits import LimitBarDelegate
+
+    controller = DeskController("http://127.0.0.1:9", "k", start_stream=False)
+    window = MainWindow(controller, settings)
+    try:
+        window.select_tab("accounts")
+        view = window.views["accounts"]
+        assert window._analytics is None and controller.accounts_model.risk is None  # noqa: SLF001
+        window._finish_setup()  # noqa: SLF001 - what the first paint with data runs
+        analytics = window._analytics  # noqa: SLF001
+        assert analytics is not None and window.analytics is analytics  # built once
+        assert controller.accounts_model.risk is analytics.board
+        model = view.source_model
+        limit_cols = [n for n, c in enumerate(model.columns) if c.key.startswith("limit_")]
+        assert limit_cols and all(isinstance(view.itemDelegateForColumn(n), LimitBarDelegate) for n in limit_cols)
+        assert all(view.isColumnHidden(n) for n in limit_cols)  # no account has limits: no empty bar columns
+    finally:
+        window.close()
+        dispose(window)
