@@ -404,9 +404,9 @@ class StoreTradesModel(QAbstractTableModel):
         while queue:
             gen, row, rowid = queue.popleft()
             raw = self._cache.get(rowid)
-            if raw is None or rowid in self._cells:
+            if raw is None:
                 continue
-            if self.live.row_of(raw.id) is None:
+            if rowid not in self._cells and self.live.row_of(raw.id) is None:
                 self._ready(rowid)
             if gen != generation:
                 elsewhere = elsewhere or bool(blank)
@@ -577,6 +577,9 @@ class StoreTradesModel(QAbstractTableModel):
     # --- pages ------------------------------------------------------------------------------------------------
 
     def _want(self, row: int) -> None:
+        if len(self._blank) >= CACHE_ROWS:  # (rows left blank long ago: one repaint finds what is still blank)
+            self._blank.clear()
+            self._schedule_repaint()
         self._blank.add(row)
         page = row // PAGE_ROWS
         if page not in self._asked:
