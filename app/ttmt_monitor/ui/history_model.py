@@ -338,9 +338,10 @@ class StoreTradesModel(QAbstractTableModel):
             self._want(row)
             return _BLANK
         self._cache.move_to_end(rowid)
-        if self.live.row_of(raw.id) is not None:
+        live_row = self.live.row_of(raw.id)
+        if live_row is not None:
             if col < self._n_live:  # the live version: its text, colours, flash and greying
-                return self.live.paint_data(self.live.row_of(raw.id), col)
+                return self.live.paint_data(live_row, col)
             side = self._side.get(rowid)
             if side is None:
                 side = self._side[rowid] = self._make_cells(rowid)
@@ -621,7 +622,8 @@ class StoreTradesModel(QAbstractTableModel):
         else:
             first = page * PAGE_ROWS
             blank = self._blank
-            waited, ahead = [], []
+            waited: list[tuple[int, int, int]] = []
+            ahead: list[tuple[int, int, int]] = []
             for row in range(first, min(len(self._rowids), first + PAGE_ROWS)):
                 (waited if row in blank else ahead).append((generation, row, self._rowids[row]))
             self._prepare.extendleft(reversed(waited))
