@@ -76,3 +76,34 @@ def test_the_window_builds_its_analytics_after_its_first_paint_not_before(qapp, 
     finally:
         window.close()
         dispose(window)
+
+
+def test_on_a_first_run_the_key_comes_with_the_prefetch(monkeypatch) -> None:
+    """No history yet: the key is handed over only once the start-up requests are under way, so the app always
+    finds the prefetch to take (it would otherwise ask for the same lists twice)."""
+    import ttmt_monitor.sources.ttmt.prefetch as prefetch_mod
+
+    release, entered = threading.Event(), threading.Event()
+
+    class SlowPrefetch:
+        def __init__(self, base_url: str, key: str) -> None:
+            entered.set()
+            assert release.wait(10)
+
+        def wait_sent(self, timeout: float) -> None:
+            pass
+
+    monkeypatch.setenv(early_mod.KEY_ENV, "ttmt_live_" + "k" * 43)
+    monkeypatch.setattr(early_mod, "_first_run", lambda base_url, key: True)
+    monkeypatch.setattr(prefetch_mod, "SnapshotPrefetch", SlowPrefetch)
+    start = early_mod.EarlyStart("http://127.0.0.1:9/api/v1")
+    try:
+        assert entered.wait(10)
+        assert not start._key_known.is_set()  # noqa: SLF001 - not before the prefetch exists
+        release.set()
+        key = asyncio.run(asyncio.wait_for(start.key(), 5))
+        assert isinstance(start.take_prefetch("http://127.0.0.1:9/api/v1", key), SlowPrefetch)
+        assert start.take_cached("http://127.0.0.1:9/api/v1", key) is None  # a first run: nothing to show
+    finally:
+        release.set()
+        assert start._done.wait(10)  # noqa: SLF001

@@ -82,7 +82,7 @@ class EarlyStart:
         try:
             self._key = key_from_env() or key_from_keyring(self.base_url)
             if self._key and _first_run(self.base_url, self._key):
-                self._key_known.set()
+                # (the key is handed over with the prefetch, when its requests are sent: see finally)
                 from ..sources.ttmt.prefetch import SnapshotPrefetch
 
                 self._prefetch = SnapshotPrefetch(self.base_url, self._key)
