@@ -101,15 +101,17 @@ def test_a_page_is_made_display_ready_off_the_paint_and_the_next_one_fetched_ahe
     for row in range(30):  # the first screen, painted while its page loads
         assert model.paint_data(row, 0) == hm._BLANK
     qtbot.waitUntil(lambda: all(model.row_object(r) is not None for r in range(30)), timeout=10000)
-    qtbot.waitUntil(lambda: len(model._cells) >= hm.PAGE_ROWS, timeout=10000)
+    qtbot.waitUntil(lambda: model.row_object(hm.PAGE_ROWS) is not None, timeout=10000)  # fetched ahead
+    ahead = range(hm.PAGE_ROWS, hm.PAGE_ROWS + hm.PREPARE_AHEAD_ROWS)  # the edge the view comes from
+    qtbot.waitUntil(lambda: all(model._rowids[r] in model._cells for r in [*range(30), *ahead]), timeout=10000)
     assert any(top <= 0 and bottom >= 29 for top, bottom in repainted) or \
         {r for top, bottom in repainted for r in range(top, bottom + 1)} >= set(range(30))
-    qtbot.waitUntil(lambda: model.row_object(hm.PAGE_ROWS) is not None, timeout=10000)  # fetched ahead
     made: list[int] = []
     original = model._make_cells
     monkeypatch.setattr(model, "_make_cells", lambda rowid: made.append(rowid) or original(rowid))
-    texts = [model.paint_data(row, col)[0] for row in range(hm.PAGE_ROWS) for col in range(model.columnCount())]
+    texts = [model.paint_data(row, col)[0] for row in [*range(30), *ahead] for col in range(model.columnCount())]
     assert made == [] and texts[0] == model.row_object(0).reference
+    assert len(model._cells) < 2 * hm.PAGE_ROWS  # not every row fetched: those shown and those about to be
     stored = model.row_object(0)
     model.live.upsert([dataclasses.replace(stored, unrealized_pl=Decimal("321.09"))])
     col = model.column_number("unrealized")

@@ -56,10 +56,14 @@ log = logging.getLogger(__name__)
 PAGE_ROWS = 200  # rows fetched per page query
 CACHE_ROWS = 2000  # decoded rows kept (LRU): ~5 MB, whatever the history's size
 PREPARE_SLICE_S = 0.004  # at most this long on the loop per slice of rows made display-ready
+PREPARE_AHEAD_ROWS = 40  # of a page fetched ahead, the rows made ready before the view reaches them (its edge)
 REQUERY_MS = 1000  # at most this often a new order after the store changed (x3 the last query's time if longer)
 _ALIGN_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ALIGN_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 _BLANK = ("", _ALIGN_LEFT, None, None)
+#: A row's display-ready cells: every column's text, and foreground (P&L colour) or None. Two tuples a row, not a
+#: tuple per cell: fewer objects kept means fewer and shorter passes of the cyclic collector while scrolling.
+_Cells = tuple[tuple[str, ...], tuple[QColor | None, ...]]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -161,11 +165,13 @@ class StoreTradesModel(QAbstractTableModel):
         self._rowids = array("q")
         self._cache: OrderedDict[int, RawRow] = OrderedDict()  # rowid -> the stored row (LRU, CACHE_ROWS)
         self._decoded: dict[int, PageRow | None] = {}  # rowid -> decoded when first shown (None: unreadable)
-        #: rowid -> every column's (text, alignment, fg, bg), made once per row (not per paint); not for live rows
-        self._cells: dict[int, tuple[tuple[str, int, QColor | None, QColor | None], ...]] = {}
-        self._side: dict[int, tuple[tuple[str, int, QColor | None, QColor | None], ...]] = {}  # live rows' extras
+        self._aligns = tuple(_ALIGN_RIGHT if c.numeric else _ALIGN_LEFT for c in self.columns)
+        #: rowid -> its display-ready cells, made once per row (not per paint); not for live rows
+        self._cells: dict[int, _Cells] = {}
+        self._side: dict[int, _Cells] = {}  # live rows' store-only columns (close price, duration, pips)
         self._prepare: deque[tuple[int, int, int]] = deque()  # (generation, row, rowid) to make display-ready
         self._blank: set[int] = set()  # rows painted blank (their page was loading): repainted once ready
+        self._ahead: dict[int, int] = {}  # page fetched ahead of the view -> the way it comes (+1 down, -1 up)
         self._view_lo, self._view_hi = 0, -1  # rows of the page last seen painted (its neighbours are fetched)
         self._by_id: dict[str, int] = {}  # trade id -> rowid, for the cached rows (live changes find their row)
         self._extras: dict[str, PageRow] = {}  # trade id -> its page row (close price, pips), cached rows only
@@ -328,7 +334,7 @@ class StoreTradesModel(QAbstractTableModel):
             cells = self._cells.get(rowid)
             if cells is not None:  # display-ready (not a live row): the common case, one lookup
                 self._cache.move_to_end(rowid)
-                return cells[col]
+                return cells[0][col], self._aligns[col], cells[1][col], None
         except (IndexError, KeyError):
             return _BLANK
         if not 0 <= col < len(self.columns):
@@ -345,23 +351,25 @@ class StoreTradesModel(QAbstractTableModel):
             side = self._side.get(rowid)
             if side is None:
                 side = self._side[rowid] = self._make_cells(rowid)
-            return side[col]
-        return self._ready(rowid)[col]
+            return side[0][col], self._aligns[col], side[1][col], None
+        texts, fgs = self._ready(rowid)
+        return texts[col], self._aligns[col], fgs[col], None
 
-    def _ready(self, rowid: int) -> tuple[tuple[str, int, QColor | None, QColor | None], ...]:
+    def _ready(self, rowid: int) -> _Cells:
         """The display-ready cells of a cached row that is not live (made now if the preparer has not yet)."""
         cells = self._cells.get(rowid)
         if cells is None:
             cells = self._cells[rowid] = self._make_cells(rowid)
         return cells
 
-    def _make_cells(self, rowid: int) -> tuple[tuple[str, int, QColor | None, QColor | None], ...]:
+    def _make_cells(self, rowid: int) -> _Cells:
         entry = self._entry(rowid)
         if entry is None:
-            return (_BLANK,) * len(self.columns)
+            return ("",) * len(self.columns), (None,) * len(self.columns)
         trade = entry.trade
         options = self.options
-        out = []
+        texts: list[str] = []
+        fgs: list[QColor | None] = []
         for column in self.columns:
             try:
                 text = column.text(trade, options) if column.text is not None else text_plain(column.value(trade))
@@ -369,10 +377,11 @@ class StoreTradesModel(QAbstractTableModel):
                 if column.pl_currency is not None:
                     sign = fmt.pl_sign(column.value(trade), column.pl_currency(trade))
                     fg = self._pl_colors[sign] if sign else None
-                out.append((text, _ALIGN_RIGHT if column.numeric else _ALIGN_LEFT, fg, None))
             except Exception:  # noqa: BLE001 - a strange value shows blank, never kills the paint
-                out.append(_BLANK)
-        return tuple(out)
+                text, fg = "", None
+            texts.append(text)
+            fgs.append(fg)
+        return tuple(texts), tuple(fgs)
 
     def _note_view(self, row: int) -> None:
         """A row outside the page last seen is painted: remember its page and, when the view moved there from the
@@ -383,13 +392,15 @@ class StoreTradesModel(QAbstractTableModel):
         before = self._view_lo // PAGE_ROWS if self._view_hi >= 0 else None
         self._view_lo, self._view_hi = page * PAGE_ROWS, (page + 1) * PAGE_ROWS - 1
         if before is None:
-            ahead = page + 1
+            way = 1
         elif abs(page - before) == 1:
-            ahead = page + (page - before)
+            way = page - before
         else:
             return  # a jump: the next move is not known yet
+        ahead = page + way
         if 0 <= ahead <= (len(self._rowids) - 1) // PAGE_ROWS and ahead not in self._asked:
             self._wanted.add(ahead)
+            self._ahead[ahead] = way
             if not self._page_timer.isActive():
                 self._page_timer.start()
 
@@ -535,6 +546,7 @@ class StoreTradesModel(QAbstractTableModel):
         self._asked.clear()
         self._view_lo, self._view_hi = 0, -1  # the view's page is noted again in the new order (and its neighbours)
         self._blank.clear()  # (a new order repaints everything)
+        self._ahead.clear()
         first = not self.ready
         self.ready = True
         if first or not old:
@@ -620,12 +632,22 @@ class StoreTradesModel(QAbstractTableModel):
         if page is None:
             self._prepare.extend((-1, -1, item.rowid) for item in rows)
         else:
+            # Of a page fetched ahead, the rows at the edge the view comes from (the rest are made when painted:
+            # making every row of every page cost ~6x the allocations of the rows shown, and the cyclic
+            # collector's passes with them, up to 20 ms each); of any page, the rows the view waits for first.
             first = page * PAGE_ROWS
+            end = min(len(self._rowids), first + PAGE_ROWS)
             blank = self._blank
+            way = self._ahead.pop(page, 0)
+            edge = (range(first, min(end, first + PREPARE_AHEAD_ROWS)) if way > 0 else
+                    range(max(first, end - PREPARE_AHEAD_ROWS), end) if way < 0 else range(0))
             waited: list[tuple[int, int, int]] = []
             ahead: list[tuple[int, int, int]] = []
-            for row in range(first, min(len(self._rowids), first + PAGE_ROWS)):
-                (waited if row in blank else ahead).append((generation, row, self._rowids[row]))
+            for row in range(first, end):
+                if row in blank:
+                    waited.append((generation, row, self._rowids[row]))
+                elif row in edge:
+                    ahead.append((generation, row, self._rowids[row]))
             self._prepare.extendleft(reversed(waited))
             self._prepare.extend(ahead)
         if not self._prepare_timer.isActive():
