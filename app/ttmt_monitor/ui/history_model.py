@@ -9,11 +9,13 @@ thread) for the ordered rowids of the matching trades, their count and realized 
 that count; the rows on screen are fetched a page at a time on the worker and kept in a bounded LRU cache
 (``CACHE_ROWS``), so memory does not grow with history scrolled. The GUI thread never runs a query.
 
-Scrolling (issue 16: a scroll step must not stall the loop): each cached row is turned ONCE into display-ready cells
-(text, alignment, colour per column) by a preparer that runs in slices of at most ``PREPARE_SLICE_S`` on the loop
-(rows the view is waiting for first), and the view is told to repaint a page's rows only once they are ready; a
-paint then costs one dict lookup per cell. The pages beside the one in view are fetched ahead (``_note_view``), so
-scrolling onto them paints at once, without a blank frame and a second paint.
+Scrolling (issue 16: a scroll step must not stall the loop): a row is turned ONCE into display-ready cells (every
+column's text and P&L colour), not formatted per paint; a paint then costs one dict lookup per cell. The rows the
+view painted blank while their page loaded are made ready by a preparer that runs in slices of at most
+``PREPARE_SLICE_S`` on the loop, and repainted once ready (one paint, not a paint that decodes). While the user
+scrolls from page to page, the next page the same way is fetched ahead (``_note_view``) and the
+``PREPARE_AHEAD_ROWS`` rows at the edge the view comes from are made ready before it gets there; other rows are made
+when first painted (making every fetched row ready multiplied the allocations, and the cyclic collector's passes).
 
 Live rows: a trade the live model (``TradesModel``: the open trades and the newest page, kept current by the
 stream) holds is painted from it — same text, P&L colours, flash and "not live" greying, current to the tick. When
