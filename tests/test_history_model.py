@@ -69,7 +69,7 @@ def test_rows_are_counted_by_the_store_and_paged_in_on_demand(qtbot, model: Stor
     assert model.paint_data(0, 0)[0] == ""  # not loaded yet: blank, and asked for
     _load(qtbot, model, 0)
     assert model.row_object(0).reference == f"trd_{N - 1:07d}"  # newest first
-    assert model.cache_size() in (hm.PAGE_ROWS, 2 * hm.PAGE_ROWS)  # its page (and the next, fetched ahead)
+    assert model.cache_size() == hm.PAGE_ROWS
     closed = next(r for r in range(hm.PAGE_ROWS) if model.row_object(r).status == "closed_profit")
     trade = model.row_object(closed)
     cols = {c.key: n for n, c in enumerate(model.columns)}
@@ -90,28 +90,27 @@ def test_scrolling_all_of_it_keeps_the_cache_bounded(qtbot, model: StoreTradesMo
     assert model.cache_size() <= 500 and len(model._cells) <= 500 and len(model._by_id) <= 500
 
 
-def test_a_page_is_made_display_ready_off_the_paint_and_the_next_one_fetched_ahead(
-        qtbot, model: StoreTradesModel, monkeypatch) -> None:
-    """Issue 16 (scroll stall): a loaded page's rows become display-ready cells in slices on the loop, the rows that
-    were painted blank are repainted once ready, a paint of them then formats and decodes nothing, and the page
-    beside the one in view is fetched before the view reaches it; a row the live model takes later is painted
-    from the live model, not from its old cells."""
+def test_rows_painted_blank_are_made_display_ready_off_the_paint(qtbot, model: StoreTradesModel,
+                                                                  monkeypatch) -> None:
+    """Issue 16 (scroll stall): the rows painted blank while their page loaded become display-ready cells in slices
+    on the loop and are repainted once ready, so that paint formats and decodes nothing; the page's other rows are
+    made when first painted, not all at once; a row the live model takes later is painted from the live model,
+    not from its old cells."""
     repainted: list[tuple[int, int]] = []
     model.dataChanged.connect(lambda top, bottom, *_: repainted.append((top.row(), bottom.row())))
     for row in range(30):  # the first screen, painted while its page loads
         assert model.paint_data(row, 0) == hm._BLANK
-    qtbot.waitUntil(lambda: all(model.row_object(r) is not None for r in range(30)), timeout=10000)
-    qtbot.waitUntil(lambda: model.row_object(hm.PAGE_ROWS) is not None, timeout=10000)  # fetched ahead
-    ahead = range(hm.PAGE_ROWS, hm.PAGE_ROWS + hm.PREPARE_AHEAD_ROWS)  # the edge the view comes from
-    qtbot.waitUntil(lambda: all(model._rowids[r] in model._cells for r in [*range(30), *ahead]), timeout=10000)
-    assert any(top <= 0 and bottom >= 29 for top, bottom in repainted) or \
-        {r for top, bottom in repainted for r in range(top, bottom + 1)} >= set(range(30))
+    qtbot.waitUntil(lambda: all(model._rowids[r] in model._cells for r in range(30)), timeout=10000)
+    assert {r for top, bottom in repainted for r in range(top, bottom + 1)} >= set(range(30))
+    assert len(model._cells) == 30 and model.cache_size() == hm.PAGE_ROWS
     made: list[int] = []
     original = model._make_cells
     monkeypatch.setattr(model, "_make_cells", lambda rowid: made.append(rowid) or original(rowid))
-    texts = [model.paint_data(row, col)[0] for row in [*range(30), *ahead] for col in range(model.columnCount())]
+    texts = [model.paint_data(row, col)[0] for row in range(30) for col in range(model.columnCount())]
     assert made == [] and texts[0] == model.row_object(0).reference
-    assert len(model._cells) < 2 * hm.PAGE_ROWS  # not every row fetched: those shown and those about to be
+    assert model.paint_data(100, 0)[0] == model.row_object(100).reference and len(made) == 1  # made when painted
+    model.paint_data(100, 1)
+    assert len(made) == 1  # once per row, not per cell
     stored = model.row_object(0)
     model.live.upsert([dataclasses.replace(stored, unrealized_pl=Decimal("321.09"))])
     col = model.column_number("unrealized")

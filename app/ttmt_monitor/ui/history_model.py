@@ -12,10 +12,10 @@ that count; the rows on screen are fetched a page at a time on the worker and ke
 Scrolling (issue 16: a scroll step must not stall the loop): a row is turned ONCE into display-ready cells (every
 column's text and P&L colour), not formatted per paint; a paint then costs one dict lookup per cell. The rows the
 view painted blank while their page loaded are made ready by a preparer that runs in slices of at most
-``PREPARE_SLICE_S`` on the loop, and repainted once ready (one paint, not a paint that decodes). While the user
-scrolls from page to page, the next page the same way is fetched ahead (``_note_view``) and the
-``PREPARE_AHEAD_ROWS`` rows at the edge the view comes from are made ready before it gets there; other rows are made
-when first painted (making every fetched row ready multiplied the allocations, and the cyclic collector's passes).
+``PREPARE_SLICE_S`` on the loop, and repainted once ready (one paint, not a paint that decodes); other rows are made
+when first painted. Not done (measured worse at 300,000 trades on this 2-core machine): fetching the next page
+ahead while the user scrolls (the worker's fetch competed with the paint for the GIL and the CPU) and making every
+fetched row ready (6x the allocations of the rows shown, and the cyclic collector's passes with them).
 
 Live rows: a trade the live model (``TradesModel``: the open trades and the newest page, kept current by the
 stream) holds is painted from it — same text, P&L colours, flash and "not live" greying, current to the tick. When
@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 PAGE_ROWS = 200  # rows fetched per page query
 CACHE_ROWS = 2000  # decoded rows kept (LRU): ~5 MB, whatever the history's size
 PREPARE_SLICE_S = 0.004  # at most this long on the loop per slice of rows made display-ready
-PREPARE_AHEAD_ROWS = 40  # of a page fetched ahead, the rows made ready before the view reaches them (its edge)
 REQUERY_MS = 1000  # at most this often a new order after the store changed (x3 the last query's time if longer)
 _ALIGN_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ALIGN_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
@@ -173,8 +172,6 @@ class StoreTradesModel(QAbstractTableModel):
         self._side: dict[int, _Cells] = {}  # live rows' store-only columns (close price, duration, pips)
         self._prepare: deque[tuple[int, int, int]] = deque()  # (generation, row, rowid) to make display-ready
         self._blank: set[int] = set()  # rows painted blank (their page was loading): repainted once ready
-        self._ahead: dict[int, int] = {}  # page fetched ahead of the view -> the way it comes (+1 down, -1 up)
-        self._view_lo, self._view_hi = 0, -1  # rows of the page last seen painted (its neighbours are fetched)
         self._by_id: dict[str, int] = {}  # trade id -> rowid, for the cached rows (live changes find their row)
         self._extras: dict[str, PageRow] = {}  # trade id -> its page row (close price, pips), cached rows only
         self._filter = HistoryFilter()
@@ -327,10 +324,8 @@ class StoreTradesModel(QAbstractTableModel):
 
     def paint_data(self, row: int, col: int) -> tuple[str, int, QColor | None, QColor | None]:
         """(text, alignment, foreground, background) of a cell in one call (views.FastCellDelegate)."""
-        if row < self._view_lo or row > self._view_hi or col < 0:
-            if row < 0 or col < 0:
-                return _BLANK
-            self._note_view(row)
+        if row < 0 or col < 0:
+            return _BLANK
         try:
             rowid = self._rowids[row]
             cells = self._cells.get(rowid)
@@ -384,27 +379,6 @@ class StoreTradesModel(QAbstractTableModel):
             texts.append(text)
             fgs.append(fg)
         return tuple(texts), tuple(fgs)
-
-    def _note_view(self, row: int) -> None:
-        """A row outside the page last seen is painted: remember its page and, when the view moved there from the
-        page beside it (scrolling, not a jump), fetch the next page the same way ahead."""
-        if not 0 <= row < len(self._rowids):
-            return
-        page = row // PAGE_ROWS
-        before = self._view_lo // PAGE_ROWS if self._view_hi >= 0 else None
-        self._view_lo, self._view_hi = page * PAGE_ROWS, (page + 1) * PAGE_ROWS - 1
-        if before is None:
-            way = 1
-        elif abs(page - before) == 1:
-            way = page - before
-        else:
-            return  # a jump: the next move is not known yet
-        ahead = page + way
-        if 0 <= ahead <= (len(self._rowids) - 1) // PAGE_ROWS and ahead not in self._asked:
-            self._wanted.add(ahead)
-            self._ahead[ahead] = way
-            if not self._page_timer.isActive():
-                self._page_timer.start()
 
     def _prepare_some(self) -> None:
         """Make queued rows display-ready for at most PREPARE_SLICE_S; then repaint the rows that were painted
@@ -546,9 +520,7 @@ class StoreTradesModel(QAbstractTableModel):
         old = self._rowids
         self._generation += 1
         self._asked.clear()
-        self._view_lo, self._view_hi = 0, -1  # the view's page is noted again in the new order (and its neighbours)
         self._blank.clear()  # (a new order repaints everything)
-        self._ahead.clear()
         first = not self.ready
         self.ready = True
         if first or not old:
@@ -604,8 +576,7 @@ class StoreTradesModel(QAbstractTableModel):
 
     def _ask_pages(self) -> None:
         wanted, self._wanted = self._wanted, set()
-        shown = {row // PAGE_ROWS for row in self._blank}
-        for page in sorted(wanted, key=lambda p: (p not in shown, p)):  # what the view waits for, then ahead
+        for page in sorted(wanted):
             if page in self._asked:
                 continue
             self._asked.add(page)
@@ -628,31 +599,18 @@ class StoreTradesModel(QAbstractTableModel):
         while len(cache) > CACHE_ROWS:
             rowid, gone = cache.popitem(last=False)
             self._forget(rowid, gone.id)
-        # Display-ready in slices, the rows the view waits for (painted blank, in the current order) first; they
-        # are repainted once ready (_prepare_some), the rest are painted from their cells when scrolled to.
+        if page is None:  # (an older order's page: where its rows stand now is not known)
+            self._schedule_repaint()
+            return
+        # The rows the view painted blank while this page loaded are made display-ready in slices and repainted
+        # once ready (_prepare_some); the others are made when first painted.
         generation = self._generation
-        if page is None:
-            self._prepare.extend((-1, -1, item.rowid) for item in rows)
-        else:
-            # Of a page fetched ahead, the rows at the edge the view comes from (the rest are made when painted:
-            # making every row of every page cost ~6x the allocations of the rows shown, and the cyclic
-            # collector's passes with them, up to 20 ms each); of any page, the rows the view waits for first.
-            first = page * PAGE_ROWS
-            end = min(len(self._rowids), first + PAGE_ROWS)
-            blank = self._blank
-            way = self._ahead.pop(page, 0)
-            edge = (range(first, min(end, first + PREPARE_AHEAD_ROWS)) if way > 0 else
-                    range(max(first, end - PREPARE_AHEAD_ROWS), end) if way < 0 else range(0))
-            waited: list[tuple[int, int, int]] = []
-            ahead: list[tuple[int, int, int]] = []
-            for row in range(first, end):
-                if row in blank:
-                    waited.append((generation, row, self._rowids[row]))
-                elif row in edge:
-                    ahead.append((generation, row, self._rowids[row]))
-            self._prepare.extendleft(reversed(waited))
-            self._prepare.extend(ahead)
-        if not self._prepare_timer.isActive():
+        first = page * PAGE_ROWS
+        blank = self._blank
+        waited = [(generation, row, self._rowids[row])
+                  for row in range(first, min(len(self._rowids), first + PAGE_ROWS)) if row in blank]
+        self._prepare.extendleft(reversed(waited))
+        if self._prepare and not self._prepare_timer.isActive():
             self._prepare_timer.start()
 
     def _forget(self, rowid: int, trade_id: str) -> None:
