@@ -88,7 +88,34 @@ def test_scrolling_all_of_it_keeps_the_cache_bounded(qtbot, model: StoreTradesMo
         assert model.cache_size() <= 500
     _load(qtbot, model, N - 1)
     assert model.row_object(N - 1).reference == "trd_0000000"
-    assert model.cache_size() <= 500 and len(model._texts) <= 500 and len(model._by_id) <= 500
+    assert model.cache_size() <= 500 and len(model._cells) <= 500 and len(model._by_id) <= 500
+
+
+def test_rows_painted_blank_are_made_display_ready_off_the_paint(qtbot, model: StoreTradesModel,
+                                                                  monkeypatch) -> None:
+    """Issue 16 (scroll stall): the rows painted blank while their page loaded become display-ready cells in slices
+    on the loop and are repainted once ready, so that paint formats and decodes nothing; the page's other rows are
+    made when first painted, not all at once; a row the live model takes later is painted from the live model,
+    not from its old cells."""
+    repainted: list[tuple[int, int]] = []
+    model.dataChanged.connect(lambda top, bottom, *_: repainted.append((top.row(), bottom.row())))
+    for row in range(30):  # the first screen, painted while its page loads
+        assert model.paint_data(row, 0) == hm._BLANK
+    qtbot.waitUntil(lambda: all(model._rowids[r] in model._cells for r in range(30)), timeout=10000)
+    assert {r for top, bottom in repainted for r in range(top, bottom + 1)} >= set(range(30))
+    assert len(model._cells) == 30 and model.cache_size() == hm.PAGE_ROWS
+    made: list[int] = []
+    original = model._make_cells
+    monkeypatch.setattr(model, "_make_cells", lambda rowid: made.append(rowid) or original(rowid))
+    texts = [model.paint_data(row, col)[0] for row in range(30) for col in range(model.columnCount())]
+    assert made == [] and texts[0] == model.row_object(0).reference
+    assert model.paint_data(100, 0)[0] == model.row_object(100).reference and len(made) == 1  # made when painted
+    model.paint_data(100, 1)
+    assert len(made) == 1  # once per row, not per cell
+    stored = model.row_object(0)
+    model.live.upsert([dataclasses.replace(stored, unrealized_pl=Decimal("321.09"))])
+    col = model.column_number("unrealized")
+    qtbot.waitUntil(lambda: "321.09" in model.paint_data(0, col)[0], timeout=3000)
 
 
 def test_header_sort_and_filter_run_in_the_store(qtbot, model: StoreTradesModel) -> None:

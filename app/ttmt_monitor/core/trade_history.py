@@ -37,8 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
-from .analytics.history import UNKNOWN_CURRENCY
-from .analytics.totals import money_totals
 from .formatting import status_label
 from .models import TRADE_OPEN_STATUSES, TRADE_STATUSES, TRADE_TERMINAL_STATUSES
 from .pips import pip_size_float, pips
@@ -264,6 +262,10 @@ class PageRow:
 
 def sum_realized(groups: Sequence[tuple[Any, Any]]) -> dict[str, Decimal]:
     """``(currency, space-separated realized texts)`` per currency -> exact sums (C-level Decimal parsing)."""
+    # (core.analytics is imported where it is used: core.store imports this module, and the every-day start's head
+    # start imports core.store before the window's first paint, which needs no analytics.)
+    from .analytics.history import UNKNOWN_CURRENCY
+
     out: dict[str, Decimal] = {}
     for currency, texts in groups:
         if not texts:
@@ -376,10 +378,15 @@ class HistoryReader:
         statuses = [r[0] for r in conn.execute("SELECT DISTINCT status FROM trades") if r[0]] if flt.text else ()
         where, params = flt.where(statuses or TRADE_STATUSES)
         expr = SORT_KEYS.get(sort_key or "", "created_at")
+        order_params: list[Any] = []
+        if "pip_size(symbol)" in expr:
+            # The pip size of each distinct symbol once, as a CASE: not a Python call per row (300,000 calls held
+            # the GIL ~1 s per sort, and the GUI thread needs it to paint).
+            expr, order_params = _pip_case(conn, expr)
         way = "DESC" if descending else "ASC"
         # Ties: newest first either way (rowid grows with insertion), so equal keys keep a stable order.
         sql = f"SELECT rowid FROM trades WHERE {where} ORDER BY {expr} {way}, rowid {way}"  # noqa: S608
-        rowids = array("q", map(itemgetter(0), conn.execute(sql, params)))
+        rowids = array("q", map(itemgetter(0), conn.execute(sql, [*params, *order_params])))
         # Per currency, in chunks of ~2,000 values: each chunk is one short C call (Decimal parsing holds the GIL
         # for its whole length; the GUI thread must get it back within a few milliseconds).
         groups = conn.execute(
@@ -406,7 +413,23 @@ class HistoryReader:
         return [RawRow(rowid, trade_id, text, tuple(positions.get(trade_id, ()))) for rowid, trade_id, text in rows]
 
 
+def _pip_case(conn: sqlite3.Connection, expr: str) -> tuple[str, list[Any]]:
+    """``expr`` with ``pip_size(symbol)`` replaced by a CASE over the stored symbols (NULL where no pip size is
+    known, as pip_size gives None), and its parameters."""
+    arms: list[str] = []
+    params: list[Any] = []
+    for (symbol,) in conn.execute("SELECT DISTINCT symbol FROM trades WHERE symbol IS NOT NULL"):
+        size = pip_size_float(symbol)
+        if size is not None:
+            arms.append("WHEN ? THEN ?")
+            params.extend((symbol, size))
+    case = f"(CASE symbol {' '.join(arms)} END)" if arms else "NULL"
+    return expr.replace("pip_size(symbol)", case), params
+
+
 def realized_totals(trades: Sequence[Any]) -> dict[str, Decimal]:
     """Realized P&L of in-memory trades summed per currency, as the store's totals are (the analytics footer rule:
     exact, never across currencies, ``"?"`` for trades without a currency, trades without an amount add nothing)."""
+    from .analytics.totals import money_totals
+
     return dict(money_totals((t.currency, t.realized_pl) for t in trades).money)

@@ -26,6 +26,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
@@ -315,6 +316,7 @@ class DeskController(QObject):
                     # all of it holding the loop): until that paint (at most PAINT_WAIT_S), not a fixed 30 ms,
                     # which a loaded machine's first paint overran (the history then waited for the import).
                     await self._first_cache_paint()
+                await self._open_store_after_paint()
         try:
             if self.store is not None and prefetch is None and not first_run:
                 await self._delta_start()
@@ -683,13 +685,14 @@ class DeskController(QObject):
         try:
             from ..core.local_history import load_cached
 
+            if isinstance(preloaded, Future):
+                # The head start is still reading it (the window is built meanwhile); None: nothing to show from
+                # it, the file is opened the normal way below.
+                preloaded = await asyncio.wrap_future(preloaded)
             if preloaded is not None:
                 # Read by the app's head start before the window existed: on screen at once; the file itself is
-                # opened (checked, migrated) meanwhile, for the delta sync.
+                # opened (checked, migrated) once that is painted (_open_store_after_paint), for the delta sync.
                 self._fill_from_cache(preloaded)
-                if self.store is None:
-                    self.store = await loop.run_in_executor(None, self._store_factory)
-                self._tell_history(self.store.messages)
                 return
             if self.store is None:  # (a Retry after a failed load keeps the file it opened)
                 self.store = await loop.run_in_executor(None, self._store_factory)
@@ -702,6 +705,12 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001 - the history is a convenience: without it the desk still works
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
+
+    async def _open_store_after_paint(self) -> None:
+        """The history file itself (checked, migrated), for the delta sync, once the head start's first screen is
+        on screen: opened in a thread beside the window's first paint, it slowed that paint (one GIL)."""
+        if self.store is None:
+            await self._open_store()
 
     def _fill_from_cache(self, cached: Any) -> None:
         """The tables, the state and "last event n min ago" from the local history (sync.CachedState)."""

@@ -9,8 +9,10 @@ file yet, so the desk's first lists must come from the API), the start-up lists 
 ``SEND_WAIT_S``) until the requests are on the wire: importing a Qt module holds the GIL for tens of ms at a time,
 and the requests should not queue behind it (importing asyncio meanwhile is plain Python: the threads get their
 turns). On a later start, the thread reads the local history's first screen instead
-(core.local_history.peek_cached: read-only, so harmless if another copy of the app owns the file), for the
-window's first paint.
+(core.local_history.peek_cached: read-only, so harmless if another copy of the app owns the file), for the window's
+first paint. The key is handed over as soon as it is known, and the first screen as a future: the app imports and
+builds its window while the thread is still importing the store and reading (issue 16: the every-day start waited
+~80 ms for that with nothing to do).
 
 Only the standard library and QtCore (the settings) here. The key goes nowhere but the prefetch's Authorization
 header and the app; it is never logged.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import Future
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -68,15 +71,19 @@ class EarlyStart:
         self.base_url = base_url
         self._key: str | None = None
         self._prefetch: Any = None
-        self._cached: Any = None
+        self._first_screen: Future[Any] = Future()  # the local history's first screen (or None), on a later start
+        self._cached: Future[Any] | None = self._first_screen  # (None once handed over)
+        self._key_known = threading.Event()
         self._done = threading.Event()
         self._sent = threading.Event()
         threading.Thread(target=self._run, name="ttmt-early-start", daemon=True).start()
 
     def _run(self) -> None:
+        cached = None
         try:
             self._key = key_from_env() or key_from_keyring(self.base_url)
             if self._key and _first_run(self.base_url, self._key):
+                # (the key is handed over with the prefetch, when its requests are sent: see finally)
                 from ..sources.ttmt.prefetch import SnapshotPrefetch
 
                 self._prefetch = SnapshotPrefetch(self.base_url, self._key)
@@ -85,14 +92,17 @@ class EarlyStart:
                 # A later start: the local history's first screen, read-only (another copy of the app may own
                 # the file; the single-instance check comes later), for the window's first paint.
                 self._sent.set()
+                self._key_known.set()
                 from ..core.local_history import peek_cached
                 from ..core.paths import store_path
 
-                self._cached = peek_cached(store_path(self.base_url, self._key), old_format_codec=_ttmt_codec)
+                cached = peek_cached(store_path(self.base_url, self._key), old_format_codec=_ttmt_codec)
         except Exception:  # noqa: BLE001 - a head start only: the normal path asks again
             log.debug("early start failed", exc_info=True)
         finally:
+            self._first_screen.set_result(cached)
             self._sent.set()
+            self._key_known.set()
             self._done.set()
 
     def wait_sent(self, timeout: float) -> None:
@@ -100,23 +110,30 @@ class EarlyStart:
         self._sent.wait(timeout)
 
     async def key(self) -> str | None:
-        if not self._done.is_set():
+        """The key (None: none stored or the keyring unusable), as soon as it is known."""
+        if not self._key_known.is_set():
             import asyncio
 
-            await asyncio.get_running_loop().run_in_executor(None, self._done.wait)
+            await asyncio.get_running_loop().run_in_executor(None, self._key_known.wait)
         return self._key
 
     def take_prefetch(self, base_url: str, key: str) -> Any:
         prefetch, self._prefetch = self._prefetch, None
         return prefetch if self._for(base_url, key) else None
 
-    def take_cached(self, base_url: str, key: str) -> Any:
-        """The local history's first screen (core.local_history.CachedState) read on a later start, once, or None."""
+    def take_cached(self, base_url: str, key: str) -> Future[Any] | None:
+        """The local history's first screen read on a later start, once: a future of a
+        core.local_history.CachedState or None (done, or done when the thread has read it), or None when there is
+        nothing to wait for."""
         cached, self._cached = self._cached, None
-        return cached if self._for(base_url, key) else None
+        if cached is None or not self._for(base_url, key):
+            return None
+        if cached.done() and cached.result() is None:
+            return None
+        return cached
 
     def _for(self, base_url: str, key: str) -> bool:
-        return self._done.is_set() and base_url == self.base_url and key == self._key
+        return self._key_known.is_set() and base_url == self.base_url and key == self._key
 
 
 def key_from_env() -> str | None:

@@ -9,6 +9,14 @@ thread) for the ordered rowids of the matching trades, their count and realized 
 that count; the rows on screen are fetched a page at a time on the worker and kept in a bounded LRU cache
 (``CACHE_ROWS``), so memory does not grow with history scrolled. The GUI thread never runs a query.
 
+Scrolling (issue 16: a scroll step must not stall the loop): a row is turned ONCE into display-ready cells (every
+column's text and P&L colour), not formatted per paint; a paint then costs one dict lookup per cell. The rows the
+view painted blank while their page loaded are made ready by a preparer that runs in slices of at most
+``PREPARE_SLICE_S`` on the loop, and repainted once ready (one paint, not a paint that decodes); other rows are made
+when first painted. Not done (measured worse at 300,000 trades on this 2-core machine): fetching the next page
+ahead while the user scrolls (the worker's fetch competed with the paint for the GIL and the CPU) and making every
+fetched row ready (6x the allocations of the rows shown, and the cyclic collector's passes with them).
+
 Live rows: a trade the live model (``TradesModel``: the open trades and the newest page, kept current by the
 stream) holds is painted from it — same text, P&L colours, flash and "not live" greying, current to the tick. When
 the store commits (new trades, a closed trade, backfill) the order is asked again, at most every ``REQUERY_MS``
@@ -20,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from array import array
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -49,11 +57,14 @@ log = logging.getLogger(__name__)
 
 PAGE_ROWS = 200  # rows fetched per page query
 CACHE_ROWS = 2000  # decoded rows kept (LRU): ~5 MB, whatever the history's size
+PREPARE_SLICE_S = 0.004  # at most this long on the loop per slice of rows made display-ready
 REQUERY_MS = 1000  # at most this often a new order after the store changed (x3 the last query's time if longer)
 _ALIGN_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ALIGN_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 _BLANK = ("", _ALIGN_LEFT, None, None)
-_CELL_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+#: A row's display-ready cells: every column's text, and foreground (P&L colour) or None. Two tuples a row, not a
+#: tuple per cell: fewer objects kept means fewer and shorter passes of the cyclic collector while scrolling.
+_Cells = tuple[tuple[str, ...], tuple[QColor | None, ...]]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -155,7 +166,12 @@ class StoreTradesModel(QAbstractTableModel):
         self._rowids = array("q")
         self._cache: OrderedDict[int, RawRow] = OrderedDict()  # rowid -> the stored row (LRU, CACHE_ROWS)
         self._decoded: dict[int, PageRow | None] = {}  # rowid -> decoded when first shown (None: unreadable)
-        self._texts: dict[int, list[str | None]] = {}
+        self._aligns = tuple(_ALIGN_RIGHT if c.numeric else _ALIGN_LEFT for c in self.columns)
+        #: rowid -> its display-ready cells, made once per row (not per paint); not for live rows
+        self._cells: dict[int, _Cells] = {}
+        self._side: dict[int, _Cells] = {}  # live rows' store-only columns (close price, duration, pips)
+        self._prepare: deque[tuple[int, int, int]] = deque()  # (generation, row, rowid) to make display-ready
+        self._blank: set[int] = set()  # rows painted blank (their page was loading): repainted once ready
         self._by_id: dict[str, int] = {}  # trade id -> rowid, for the cached rows (live changes find their row)
         self._extras: dict[str, PageRow] = {}  # trade id -> its page row (close price, pips), cached rows only
         self._filter = HistoryFilter()
@@ -189,7 +205,12 @@ class StoreTradesModel(QAbstractTableModel):
         self._repaint_timer.setSingleShot(True)
         self._repaint_timer.setInterval(50)
         self._repaint_timer.timeout.connect(self._repaint_all)
+        self._prepare_timer = QTimer(self)
+        self._prepare_timer.setSingleShot(True)
+        self._prepare_timer.setInterval(0)
+        self._prepare_timer.timeout.connect(self._prepare_some)
         live.dataChanged.connect(self._on_live_changed)
+        live.rowsInserted.connect(self._on_live_inserted)
         live.modelReset.connect(self._on_live_reset)
         self.requery()
         if commits is not None:
@@ -266,9 +287,8 @@ class StoreTradesModel(QAbstractTableModel):
             return self.createIndex(row, column)
         return QModelIndex()
 
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        # Asked once per painted cell: a prebuilt value (an enum "|" per call costs more than the rest of a paint).
-        return _CELL_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
+    # flags(): QAbstractTableModel's own (C++: enabled, selectable, no children), asked once per painted cell
+    # without a call into Python.
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         return column_header(self.columns, self.options, section, orientation, role)
@@ -304,44 +324,98 @@ class StoreTradesModel(QAbstractTableModel):
 
     def paint_data(self, row: int, col: int) -> tuple[str, int, QColor | None, QColor | None]:
         """(text, alignment, foreground, background) of a cell in one call (views.FastCellDelegate)."""
-        if not (0 <= row < len(self._rowids) and 0 <= col < len(self.columns)):
+        if row < 0 or col < 0:
             return _BLANK
-        rowid = self._rowids[row]
+        try:
+            rowid = self._rowids[row]
+            cells = self._cells.get(rowid)
+            if cells is not None:  # display-ready (not a live row): the common case, one lookup
+                self._cache.move_to_end(rowid)
+                return cells[0][col], self._aligns[col], cells[1][col], None
+        except (IndexError, KeyError):
+            return _BLANK
+        if not 0 <= col < len(self.columns):
+            return _BLANK
         raw = self._cache.get(rowid)
         if raw is None:
             self._want(row)
             return _BLANK
         self._cache.move_to_end(rowid)
-        if col < self._n_live:
-            live_row = self.live.row_of(raw.id)
-            if live_row is not None:  # the live version: its text, colours, flash and greying
+        live_row = self.live.row_of(raw.id)
+        if live_row is not None:
+            if col < self._n_live:  # the live version: its text, colours, flash and greying
                 return self.live.paint_data(live_row, col)
+            side = self._side.get(rowid)
+            if side is None:
+                side = self._side[rowid] = self._make_cells(rowid)
+            return side[0][col], self._aligns[col], side[1][col], None
+        texts, fgs = self._ready(rowid)
+        return texts[col], self._aligns[col], fgs[col], None
+
+    def _ready(self, rowid: int) -> _Cells:
+        """The display-ready cells of a cached row that is not live (made now if the preparer has not yet)."""
+        cells = self._cells.get(rowid)
+        if cells is None:
+            cells = self._cells[rowid] = self._make_cells(rowid)
+        return cells
+
+    def _make_cells(self, rowid: int) -> _Cells:
         entry = self._entry(rowid)
         if entry is None:
-            return _BLANK
+            return ("",) * len(self.columns), (None,) * len(self.columns)
         trade = entry.trade
-        column = self.columns[col]
-        try:
-            texts = self._texts.get(rowid)
-            if texts is None:
-                texts = self._texts[rowid] = [None] * len(self.columns)
-            text = texts[col]
-            if text is None:
-                text = texts[col] = (column.text(trade, self.options) if column.text is not None
-                                     else text_plain(column.value(trade)))
-            fg = None
-            if column.pl_currency is not None:
-                sign = fmt.pl_sign(column.value(trade), column.pl_currency(trade))
-                fg = self._pl_colors[sign] if sign else None
-        except Exception:  # noqa: BLE001 - a strange value shows blank, never kills the paint
-            return _BLANK
-        return text, (_ALIGN_RIGHT if column.numeric else _ALIGN_LEFT), fg, None
+        options = self.options
+        texts: list[str] = []
+        fgs: list[QColor | None] = []
+        for column in self.columns:
+            try:
+                text = column.text(trade, options) if column.text is not None else text_plain(column.value(trade))
+                fg = None
+                if column.pl_currency is not None:
+                    sign = fmt.pl_sign(column.value(trade), column.pl_currency(trade))
+                    fg = self._pl_colors[sign] if sign else None
+            except Exception:  # noqa: BLE001 - a strange value shows blank, never kills the paint
+                text, fg = "", None
+            texts.append(text)
+            fgs.append(fg)
+        return tuple(texts), tuple(fgs)
+
+    def _prepare_some(self) -> None:
+        """Make queued rows display-ready for at most PREPARE_SLICE_S; then repaint the rows that were painted
+        blank while they loaded (the others are painted from their cells whenever the view reaches them)."""
+        queue = self._prepare
+        deadline = time.perf_counter() + PREPARE_SLICE_S
+        generation = self._generation
+        blank = self._blank
+        lo, hi = len(self._rowids), -1
+        elsewhere = False
+        while queue:
+            gen, row, rowid = queue.popleft()
+            raw = self._cache.get(rowid)
+            if raw is None:
+                continue
+            if rowid not in self._cells and self.live.row_of(raw.id) is None:
+                self._ready(rowid)
+            if gen != generation:
+                elsewhere = elsewhere or bool(blank)
+            elif row in blank:
+                blank.discard(row)
+                lo, hi = min(lo, row), max(hi, row)
+            if time.perf_counter() >= deadline:
+                break
+        if hi >= lo:
+            self.dataChanged.emit(self.index(lo, 0), self.index(hi, len(self.columns) - 1))
+        if elsewhere:
+            self._schedule_repaint()
+        if queue:
+            self._prepare_timer.start()
 
     # --- options, stale (the live model does the greying of its rows) ----------------------------------------
 
     def set_options(self, options: DisplayOptions) -> None:
         self.options = options
-        self._texts.clear()
+        self._cells.clear()
+        self._side.clear()
         self._pl_colors = {s: theme.pl_color(s, options.pl_scheme, options.dark) for s in (-1, 0, 1)}
         if self.columns:
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(self.columns) - 1)
@@ -446,6 +520,7 @@ class StoreTradesModel(QAbstractTableModel):
         old = self._rowids
         self._generation += 1
         self._asked.clear()
+        self._blank.clear()  # (a new order repaints everything)
         first = not self.ready
         self.ready = True
         if first or not old:
@@ -489,6 +564,10 @@ class StoreTradesModel(QAbstractTableModel):
     # --- pages ------------------------------------------------------------------------------------------------
 
     def _want(self, row: int) -> None:
+        if len(self._blank) >= CACHE_ROWS:  # (rows left blank long ago: one repaint finds what is still blank)
+            self._blank.clear()
+            self._schedule_repaint()
+        self._blank.add(row)
         page = row // PAGE_ROWS
         if page not in self._asked:
             self._wanted.add(page)
@@ -520,16 +599,23 @@ class StoreTradesModel(QAbstractTableModel):
         while len(cache) > CACHE_ROWS:
             rowid, gone = cache.popitem(last=False)
             self._forget(rowid, gone.id)
-        if page is None:
+        if page is None:  # (an older order's page: where its rows stand now is not known)
             self._schedule_repaint()
             return
+        # The rows the view painted blank while this page loaded are made display-ready in slices and repainted
+        # once ready (_prepare_some); the others are made when first painted.
+        generation = self._generation
         first = page * PAGE_ROWS
-        last = min(len(self._rowids), first + PAGE_ROWS) - 1
-        if last >= first:
-            self.dataChanged.emit(self.index(first, 0), self.index(last, len(self.columns) - 1))
+        blank = self._blank
+        waited = [(generation, row, self._rowids[row])
+                  for row in range(first, min(len(self._rowids), first + PAGE_ROWS)) if row in blank]
+        self._prepare.extendleft(reversed(waited))
+        if self._prepare and not self._prepare_timer.isActive():
+            self._prepare_timer.start()
 
     def _forget(self, rowid: int, trade_id: str) -> None:
-        self._texts.pop(rowid, None)
+        self._cells.pop(rowid, None)
+        self._side.pop(rowid, None)
         self._decoded.pop(rowid, None)
         self._by_id.pop(trade_id, None)
         self._extras.pop(trade_id, None)
@@ -546,9 +632,25 @@ class StoreTradesModel(QAbstractTableModel):
             key = live.index(live_row, 0).data(KEY_ROLE)
             rowid = self._by_id.get(key) if key is not None else None
             if rowid is not None:
-                self._texts.pop(rowid, None)
+                self._cells.pop(rowid, None)
+                self._side.pop(rowid, None)
                 hit = True
         if hit:  # one repaint of what is on screen, whatever number of rows changed (not a row lookup each)
+            self._schedule_repaint()
+
+    def _on_live_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
+        """Trades the live model now holds are painted from it: drop their display-ready store cells."""
+        if not self._by_id:
+            return
+        live = self.live
+        hit = False
+        for live_row in range(first, last + 1):
+            key = live.index(live_row, 0).data(KEY_ROLE)
+            rowid = self._by_id.get(key) if key is not None else None
+            if rowid is not None:
+                self._cells.pop(rowid, None)
+                hit = True
+        if hit:
             self._schedule_repaint()
 
     def _schedule_repaint(self) -> None:
@@ -556,10 +658,14 @@ class StoreTradesModel(QAbstractTableModel):
             self._repaint_timer.start()
 
     def _on_live_reset(self) -> None:
+        self._cells.clear()
+        self._side.clear()
         self._repaint_all()
 
     def close(self) -> None:
         self._poll.stop()
+        self._prepare_timer.stop()
+        self._prepare.clear()
         self.reader.close()
 
 

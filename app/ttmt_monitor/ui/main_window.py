@@ -368,9 +368,11 @@ class MainWindow(QMainWindow):
         self._finish_armed = True  # the next paint of the window is its first: finish the set-up right after it
         self._finish_timer: QTimer | None = None
         self._columns_menus: dict[str, QMenu] = {}
-        from .analytics_ui import AnalyticsUi
-
-        self.analytics = AnalyticsUi(self)  # risk limits, Calendar and Channels tabs, statement (issue 18)
+        # Risk limits, Calendar and Channels tabs, statement (issue 18): built after the first paint with data
+        # (_finish_setup), or when first asked for (the ``analytics`` property): importing and building it cost
+        # ~40-80 ms of the every-day start's way to its first paint, which needs none of it (issue 16).
+        self._analytics: Any = None
+        self._analytics_allowed = True
         self._build_menus()
         self._apply_display_options()
         geometry = self.settings.geometry()
@@ -462,12 +464,30 @@ class MainWindow(QMainWindow):
             return
         self._setup_finished = True
         self._ensure_notifications()
+        self._ensure_analytics()
         try:
             from .widgets import app_icon
 
             self.setWindowIcon(app_icon())
         except Exception:  # noqa: BLE001 - an icon is nice, not required
             pass
+
+    @property
+    def analytics(self) -> Any:
+        """The window's analytics (ui/analytics_ui.AnalyticsUi), built on first use."""
+        return self._ensure_analytics()
+
+    def _ensure_analytics(self) -> Any:
+        if self._analytics is None:
+            from .analytics_ui import AnalyticsUi
+
+            analytics = self._analytics = AnalyticsUi(self)
+            if "accounts" in self.views:  # built before the analytics: its limit bars, menu and columns now
+                view = self.views["accounts"]
+                analytics.install_accounts_view(view)
+                self._apply_column_capabilities(view, self.capabilities())
+            analytics.feed.poke()  # what the models hold already (their resets came before the feed)
+        return self._analytics
 
     # --- notifications (E's Notifier, tray and notification centre) ----------------------------------------
 
@@ -608,7 +628,10 @@ class MainWindow(QMainWindow):
         self.sources_action = self._action(file_menu, "&Sources…", self.open_sources)
         file_menu.addSeparator()
         self.export_csv_action = self._action(file_menu, "&Export table to CSV…", self.export_table_csv)
-        self.analytics.add_file_actions(file_menu)
+        self.risk_limits_action = self._action(file_menu, "Risk &limits…",
+                                               lambda: self.analytics.open_limits_for_current())
+        self.export_statement_action = self._action(file_menu, "Export &statement…",
+                                                    lambda: self.analytics.open_statement())
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
 
@@ -686,7 +709,7 @@ class MainWindow(QMainWindow):
             self._ensure_pnl_view()
         elif name in self._table_specs:
             self.views[name]  # noqa: B018 - built on first show
-        elif name in self._table_holders and hasattr(self, "analytics"):
+        elif name in self._table_holders and getattr(self, "_analytics_allowed", False):
             self.analytics.ensure_tab(name, self._table_holders[name])
         if remember:
             self.settings.tab = name
@@ -739,8 +762,8 @@ class MainWindow(QMainWindow):
     def _apply_column_capabilities(self, view: DeskTableView, caps: frozenset[str]) -> None:
         wanted = CAPABILITY_COLUMNS.get(view.settings_key, {})
         unavailable = [key for key, cap in wanted.items() if cap not in caps]
-        analytics = getattr(self, "analytics", None)
-        if view.settings_key == "accounts" and analytics is not None and not analytics.board.limits:
+        analytics = getattr(self, "_analytics", None)
+        if view.settings_key == "accounts" and (analytics is None or not analytics.board.limits):
             # No account has risk limits: two empty 225 px bar columns would push the money off a laptop screen.
             unavailable += [c.key for c in view.source_model.columns if c.key.startswith("limit_")]
         view.set_unavailable_columns(unavailable)
@@ -883,8 +906,8 @@ class MainWindow(QMainWindow):
             view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))
         elif name == "signals":
             view.doubleClicked.connect(self._open_signal_at)
-        elif name == "accounts":
-            self.analytics.install_accounts_view(view)
+        elif name == "accounts" and getattr(self, "_analytics", None) is not None:
+            self._analytics.install_accounts_view(view)  # (else when the analytics are built)
         if self._filter_spec is not None:
             self._apply_filter(name)
         if name == "trades":
@@ -1190,7 +1213,8 @@ class MainWindow(QMainWindow):
         name = self.current_tab()
         if name in self._table_specs:
             return self.views[name]
-        widget = self.analytics.views.get(name, self.tabs.currentWidget())
+        shown = self._analytics.views if self._analytics is not None else {}
+        widget = shown.get(name, self.tabs.currentWidget())
         finder = getattr(widget, "export_table_view", None)
         return finder() if callable(finder) else None
 
@@ -1346,8 +1370,8 @@ class MainWindow(QMainWindow):
             self.history_model.set_options(options)
         self.summary.set_scheme(options.pl_scheme, options.dark)
         self._refresh_summary()
-        if hasattr(self, "analytics"):
-            self.analytics.options_changed()
+        if getattr(self, "_analytics", None) is not None:
+            self._analytics.options_changed()
 
     def _on_utc(self, on: bool) -> None:
         self.settings.utc = on
