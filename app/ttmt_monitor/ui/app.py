@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from .early import SEND_WAIT_S, begin
+    from .pyside_tax import skip_source_scan
     from .settings import AppSettings, init_application_names
+
+    skip_source_scan()  # (done already when the entry point began the early start)
 
     if early is None:
         early = begin(argv)

@@ -26,6 +26,8 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from .pyside_tax import skip_source_scan
+
 log = logging.getLogger(__name__)
 
 KEY_ENV = "TTMT_API_KEY"  # as for the command line: a key in the environment wins over the keyring
@@ -53,6 +55,7 @@ def begin(argv: list[str]) -> EarlyStart | None:
     try:
         from .settings import AppSettings, init_application_names
 
+        skip_source_scan()  # (PySide6 is imported now: what is imported next need not be read; see pyside_tax)
         init_application_names()
         base_url = known.base_url or AppSettings().base_url  # the URL the app will use (ui.app.run)
         return EarlyStart(base_url)
