@@ -418,6 +418,9 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     # Closed while the start-up was still loading: ``closed`` fired before anyone waited for it.
     closed_early: list[bool] = []
     window.closed.connect(lambda: closed_early.append(True))
+    show_cache = getattr(controller, "show_cache_if_read", None)
+    if show_cache is not None:
+        show_cache()  # the local history in the window's first paint when the head start has read it by now
     window.show()
     try:
         ok = await start_task

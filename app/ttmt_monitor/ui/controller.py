@@ -163,6 +163,9 @@ class DeskController(QObject):
         # The local history's first screen (sync.CachedState), read by the app's head start before the GUI
         # existed (later starts); shown by _show_cached without reading the file again.
         self._preloaded = cached if store_factory is not None else None
+        # The same, for show_cache_if_read (the app fills the tables with it before the window's first paint when
+        # it is read by then); None once shown that way or not a head start's.
+        self._head_start_screen = self._preloaded if isinstance(self._preloaded, Future) else None
         # The start-up lists, already asked for by the app before it imported the GUI (first run: no local
         # history yet), else made here when nothing stands in the way (see _start_once).
         self._prefetch = prefetch
@@ -247,6 +250,7 @@ class DeskController(QObject):
         self.window_reports_paint = False
         self._painted_with_data: asyncio.Future[None] | None = None
         self._painted_with_cache: asyncio.Future[None] | None = None
+        self._painted_cache = False  # the window painted the local history (before _first_cache_paint waited)
         self._painted_after_load = False
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
@@ -357,6 +361,7 @@ class DeskController(QObject):
     def note_paint(self) -> None:
         """The window painted (MainWindow.paintEvent); the first time with data, the after-load work may go on."""
         if not self.started:
+            self._painted_cache = self._painted_cache or self.showing_cache
             cache_waiter = self._painted_with_cache
             if self.showing_cache and cache_waiter is not None and not cache_waiter.done():
                 cache_waiter.set_result(None)
@@ -387,6 +392,8 @@ class DeskController(QObject):
         reports its paints."""
         if not self.window_reports_paint:
             await asyncio.sleep(0.03)
+            return
+        if self._painted_cache:  # it painted before we got here (show_cache_if_read filled the tables early)
             return
         waiter = self._painted_with_cache = asyncio.get_running_loop().create_future()
         try:
@@ -689,6 +696,8 @@ class DeskController(QObject):
                 # The head start is still reading it (the window is built meanwhile); None: nothing to show from
                 # it, the file is opened the normal way below.
                 preloaded = await asyncio.wrap_future(preloaded)
+                if preloaded is not None and self._head_start_screen is None and self.showing_cache:
+                    return  # on screen already: show_cache_if_read filled the tables before the window showed
             if preloaded is not None:
                 # Read by the app's head start before the window existed: on screen at once; the file itself is
                 # opened (checked, migrated) once that is painted (_open_store_after_paint), for the delta sync.
@@ -705,6 +714,25 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001 - the history is a convenience: without it the desk still works
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
+
+    def show_cache_if_read(self) -> bool:
+        """The head start's first screen into the tables now, when it has been read by now (the app calls this
+        right before showing the window): the window's first paint then has the data, instead of a paint of empty
+        tables and then one with the data once the start-up task has woken up to it (issue 16: ~15 ms of the
+        every-day start). True when the tables show the local history. The start-up task (_show_cached) then
+        goes on from there; when the screen is not read yet, it fills the tables itself as before."""
+        screen = self._head_start_screen
+        if screen is None or not screen.done() or self.showing_cache or self.started:
+            return self.showing_cache
+        self._head_start_screen = None
+        try:
+            cached = screen.result()
+        except Exception:  # noqa: BLE001 - _show_cached reports it (it reads the same future)
+            return False
+        if cached is None:
+            return False
+        self._fill_from_cache(cached)
+        return True
 
     async def _open_store_after_paint(self) -> None:
         """The history file itself (checked, migrated), for the delta sync, once the head start's first screen is
