@@ -445,3 +445,67 @@ def test_a_banner_on_screen_follows_a_theme_switch(qapp, settings):
         window.close()
         theme.apply_theme(qapp, "system")
         dispose(window)
+
+
+def test_every_day_start_paints_the_local_history_in_its_first_frame(qapp, sim_paused, settings, tmp_path):
+    """Issue 16: when the head start has read the local history's first screen by the time the window is built, the
+    app puts it into the tables before showing the window (show_cache_if_read): the window's FIRST paint shows the
+    history (no paint of empty tables first), and the start-up goes on from there to the delta sync without
+    filling the tables twice or waiting for a paint that already happened."""
+    from concurrent.futures import Future
+
+    from ttmt_monitor.core.local_history import peek_cached
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
+
+    sim = sim_paused
+    data_dir = tmp_path / "history"
+
+    def store_factory() -> Store:
+        return Store.open(sim.base_url, sim.api_key, data_dir=data_dir, codec=CODEC, check=False)
+
+    async def first_run() -> Any:
+        controller, window = make_window(sim, settings, store_factory=store_factory, start_stream=False)
+        try:
+            assert await controller.start()
+            return controller.store.path
+        finally:
+            window.close()
+            await controller.aclose()  # flushes and closes the store
+            dispose(window)
+
+    path = run_on_qasync(first_run, timeout=60)
+    screen = peek_cached(path, codec=CODEC)
+    assert screen is not None and screen.positions and screen.trades
+    read: Future[Any] = Future()
+    read.set_result(screen)  # what the head start hands over once it has read the file
+
+    async def every_day_start() -> tuple[int, int, int, bool, int]:
+        controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, cached=read,
+                                    start_stream=False)
+        fills: list[int] = []
+        controller.cache_shown.connect(lambda: fills.append(1))
+        start = asyncio.ensure_future(controller.start())  # as the app does: started before the window is built
+        for _ in range(3):
+            await asyncio.sleep(0)
+        window = MainWindow(controller, settings)
+        first_paint: list[tuple[bool, int]] = []
+        window.painted.connect(lambda: first_paint or first_paint.append(
+            (controller.showing_cache, controller.positions_model.rowCount())))
+        try:
+            assert controller.show_cache_if_read()
+            window.show()
+            await until(lambda: bool(first_paint), 10, "the first paint")
+            ok = await asyncio.wait_for(start, 30)
+            shown_cache, rows_at_first_paint = first_paint[0]
+            return (rows_at_first_paint, len(fills), controller.positions_model.rowCount(), ok and shown_cache,
+                    controller.trades_model.rowCount())
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    rows_first, fills, rows_after, ok, trades = run_on_qasync(every_day_start, timeout=60)
+    assert ok and rows_first == len(screen.positions) > 0  # the history in the very first frame
+    assert fills == 1  # filled once (the start-up task did not fill it again)
+    assert rows_after == len(screen.positions) and trades > 0  # the delta sync kept the same desk
