@@ -206,7 +206,10 @@ class SummaryArea(QScrollArea):
     def _fit_height(self) -> None:
         hint = self.strip.sizeHint()
         height = hint.height() + 2 * self.frameWidth()
-        if hint.width() > self.viewport().width() + 1:  # the bar is (or is about to be) shown
+        # (The width inside the frame: the viewport's, no vertical bar ever. Not ``viewport().width()``: the first
+        # Python wrapper of the viewport makes PySide6 set up every QWidget subclass's type and enums, ~6 ms of
+        # the cold start that nothing else on the way to the first paint needs; issue 16.)
+        if hint.width() > self.contentsRect().width() + 1:  # the bar is (or is about to be) shown
             height += self.horizontalScrollBar().sizeHint().height()
         if height != self.height() or self.minimumHeight() != height:
             self.setFixedHeight(height)
