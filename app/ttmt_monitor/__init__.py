@@ -9,4 +9,4 @@ __version__ = "0.1.0"
 # brings, ~5 ms). The desk never runs httpx's command line, so that import is declined: httpx then defines its
 # own stand-in ``httpx.main`` that asks for ``pip install 'httpx[cli]'``. (Only when httpx is not imported yet.)
 if "httpx" not in _sys.modules:
-    _sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+    _sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
