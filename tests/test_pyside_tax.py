@@ -1,5 +1,6 @@
 """PySide6's import tax waived (ui/pyside_tax.py): modules imported after the start-up's first PySide6 import are
-filed for the ``__feature__`` switch without their source being read, and Qt works the same from them."""
+filed for the ``__feature__`` switch as PySide files them (0: uses PySide, -1: does not) without inspect reading
+their source, and Qt works the same from them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def test_a_module_imported_after_the_waiver_is_not_read(tmp_path, monkeypatch, q
         pytest.skip("this PySide6 has no source scan to waive")
     assert pyside_tax.skip_source_scan() is True
     assert pyside_tax.skip_source_scan() is True  # idempotent
+    (tmp_path / "tax_plain_mod.py").write_text("VALUE = 1\n")
     (tmp_path / "tax_probe_mod.py").write_text(
         "from PySide6.QtCore import QObject, Qt\n"
         "ROLE = Qt.ItemDataRole.UserRole + 1\n"
@@ -27,17 +29,21 @@ def test_a_module_imported_after_the_waiver_is_not_read(tmp_path, monkeypatch, q
     real = inspect.getsource
     monkeypatch.setattr(inspect, "getsource", lambda obj, *a, **k: read.append(obj) or real(obj, *a, **k))
     module = importlib.import_module("tax_probe_mod")
+    plain = importlib.import_module("tax_plain_mod")
     try:
         # What shiboken's import hook runs after each import statement (called directly: whether the hook runs
         # for an import made inside pytest depends on what else the session imported first).
-        feature.pyside_feature_dict.pop("tax_probe_mod", None)
-        feature.feature_imported(module)
-        assert not [m for m in read if getattr(m, "__name__", "") == "tax_probe_mod"]  # its source was not read
-        assert feature.pyside_feature_dict.get("tax_probe_mod") == 0  # filed as PySide's own check files it
+        for name, mod in (("tax_probe_mod", module), ("tax_plain_mod", plain)):
+            feature.pyside_feature_dict.pop(name, None)
+            feature.feature_imported(mod)
+        assert not [m for m in read if getattr(m, "__name__", "").startswith("tax_")]  # inspect read neither
+        assert feature.pyside_feature_dict.get("tax_probe_mod") == 0  # uses PySide: as PySide's own check files it
+        assert feature.pyside_feature_dict.get("tax_plain_mod") == -1  # does not: "ignore", as PySide files it
         assert module.make() == "probe" and int(module.ROLE) == 257  # Qt behaves as usual from it
     finally:
-        feature.pyside_feature_dict.pop("tax_probe_mod", None)
-        sys.modules.pop("tax_probe_mod", None)
+        for name in ("tax_probe_mod", "tax_plain_mod"):
+            feature.pyside_feature_dict.pop(name, None)
+            sys.modules.pop(name, None)
 
 
 def test_a_pyside_without_the_scan_is_left_alone(monkeypatch) -> None:
