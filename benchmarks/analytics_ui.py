@@ -6,6 +6,8 @@ tree), with one full repaint of the Trades table in the same run as the baseline
 
     python benchmarks/analytics_ui.py [--sizes 10000,100000] [--repeats 3] [--seconds 10] [--before-ref REF]
         [--after-ref REF]
+    python benchmarks/analytics_ui.py --sample [--sizes 100000] [--seconds 10]   # where the stalls are
+
 
 Each run is its own process (offscreen Qt + qasync): the window over a controller that is not started, the
 Trades model filled with N closed and 40 open trades over 3 TTMT accounts (prop preset limits on all three,
@@ -23,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -31,7 +35,48 @@ ROOT = HERE.parent
 BEFORE_REF = "541892d"
 
 
-def child(n: int, seconds: float) -> dict[str, object]:
+def stall_sampler(last: list[float], threshold: float = 0.025) -> tuple[Any, Callable[[], None]]:
+    """``--sample``: a watchdog thread that, while the heartbeat is more than ``threshold`` late, records every
+    thread's Python stack (the GUI thread's and the executor's) every ms; returns (counter, stop)."""
+    import collections
+    import threading
+    import traceback
+
+    main_id = threading.main_thread().ident
+    counts: collections.Counter[str] = collections.Counter()
+    per_gap: dict[float, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    stop = threading.Event()
+
+    def where(frame: Any, depth: int) -> str:
+        return " < ".join(f"{Path(f.filename).name}:{f.name}:{f.lineno}"
+                          for f in reversed(traceback.extract_stack(frame)[-depth:]))
+
+    def watch() -> None:
+        while not stop.wait(0.001):
+            began = last[0]
+            if time.perf_counter() - began < threshold:
+                continue
+            for ident, frame in sys._current_frames().items():
+                if ident == threading.get_ident():
+                    continue
+                who = "GUI" if ident == main_id else "other"
+                text = f"{who}: {where(frame, 5 if who == 'GUI' else 4)}"
+                if "queue.py:get" in text:
+                    continue  # an idle executor thread
+                counts[text] += 1
+                per_gap[began][text] += 1
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+
+    def done() -> None:
+        stop.set()
+        thread.join()
+
+    return (counts, per_gap), done
+
+
+def child(n: int, seconds: float, sample: bool = False) -> dict[str, object]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import asyncio
     import dataclasses
@@ -83,11 +128,14 @@ def child(n: int, seconds: float) -> dict[str, object]:
         window.select_tab("calendar")
         await asyncio.sleep(0.5)
         gaps: list[float] = []
+        late: list[tuple[float, float]] = []  # (seconds into the run, gap) of every gap over 25 ms
         last = [time.perf_counter()]
 
         def beat() -> None:
             t = time.perf_counter()
             gaps.append(t - last[0])
+            if gaps[-1] > 0.025:
+                late.append((round(t - started, 2), round(gaps[-1], 3)))
             last[0] = t
 
         heartbeat = QTimer()
@@ -109,12 +157,20 @@ def child(n: int, seconds: float) -> dict[str, object]:
         mover = QTimer()
         mover.setInterval(100)
         mover.timeout.connect(move)
-        last[0] = time.perf_counter()
+        last[0] = started = time.perf_counter()
+        sampled = stall_sampler(last) if sample else None
         heartbeat.start()
         mover.start()
         await asyncio.sleep(seconds)
         heartbeat.stop()
         mover.stop()
+        if sampled is not None:
+            sampled[1]()
+            counts, per_gap = sampled[0]
+            result["samples"] = counts.most_common(25)
+            longest = sorted(per_gap, key=lambda b: -sum(per_gap[b].values()))[:6]
+            result["longest_gaps"] = [per_gap[b].most_common(6) for b in longest]
+        result["gaps_over_25ms"] = late[:40]
         result["stall_s"] = max(gaps)
         result["beats"] = len(gaps)
         result["risk_accounts"] = len(board.risks)
@@ -150,9 +206,21 @@ def main() -> int:
     parser.add_argument("--before-ref", default=BEFORE_REF)
     parser.add_argument("--after-ref", default="", help="a commit to measure as 'after' (default: this tree)")
     parser.add_argument("--child", type=int, default=0)
+    parser.add_argument("--sample", action="store_true",
+                        help="run one child on this tree and print where every thread was during long gaps")
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(args.child, args.seconds)), flush=True)
+        print("RESULT " + json.dumps(child(args.child, args.seconds, args.sample)), flush=True)
+        return 0
+    if args.sample:
+        got = child(int(args.sizes.split(",")[-1]), args.seconds, sample=True)
+        for what, count in got.pop("samples"):  # type: ignore[attr-defined]
+            print(f"{count:6d}  {what}")
+        for i, gap in enumerate(got.pop("longest_gaps")):  # type: ignore[attr-defined]
+            print(f"gap {i}:")
+            for what, count in gap:
+                print(f"    {count:6d}  {what}")
+        print(json.dumps(got))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
         after = export_tree(args.after_ref, os.path.join(tmp, "after")) if args.after_ref else str(ROOT / "app")
