@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 
 from _qasync_support import ModuleLoop, until
 from ttmt_monitor.core import analytics as an
@@ -41,7 +41,7 @@ def _close_shared_loop():
 
 def _trade(i: int, *, closed_at: datetime | None, pl: Decimal | None = None, status: str = "closed_profit",
            open_pl: Decimal | None = None) -> Trade:
-    when = closed_at or NOW - timedelta(hours=1)
+    when = closed_at or NOW - timedelta(minutes=1)
     return Trade(
         id=f"t{i}", reference=f"trd_{i}", signal_id=None, channel_id=f"c{i % 3}", channel_name=f"Channel {i % 3}",
         account_id=f"a{i % 3}", account_label=f"Account {i % 3}", currency="EUR" if i % 3 == 2 else "USD",
@@ -58,7 +58,8 @@ def _history(n: int) -> list[Trade]:
 
 
 def _open(i: int, pl: str = "5") -> Trade:
-    return _trade(i, closed_at=None, status="open", pl=Decimal(0), open_pl=Decimal(pl))
+    return dataclasses.replace(_trade(i, closed_at=None, status="open", pl=Decimal(0), open_pl=Decimal(pl)),
+                               created_at=NOW - timedelta(seconds=7000 - i))  # a later id: created later
 
 
 def _closed(t: Trade, pl: str, at: datetime) -> Trade:
@@ -201,12 +202,25 @@ def test_the_feeds_journal_keeps_ledgers_equal_to_a_full_recompute(qapp):
     check()
     model.remove_keys(["t1200"])  # a trade removed
     check()
-    model.upsert([_open(6000)])  # a new trade: the rows' count changes (every row read, only the new journalled)
+    model.upsert([_open(6000)])  # a new trade: the rows' count changes (only the new row read and journalled)
     model.upsert([_closed(_open(6000), "-80", NOW - timedelta(seconds=30))])
     check()
     assert model.objects()[0].id == "t0"  # the rows as the model keeps them (unsorted here)
     steps = feed.history_changes(version)
     assert steps is not None and sum(len(r) + len(a) for r, a in steps[1]) < 12  # changes, not the history
+    # The table sorted newest first, as the window shows it: a new trade goes to the top, every row moves down.
+    model.sort(model.column_number("created_at"), Qt.SortOrder.DescendingOrder)
+    version, converted = feed.version, feed.conversions
+    check()
+    assert feed.version == version and feed.conversions == converted  # the same deals in another order
+    model.upsert([_open(6001)])
+    assert feed.version == version  # read: an open trade is no closed history
+    model.upsert([_closed(_open(6001), "12.75", NOW - timedelta(seconds=10))])
+    check()
+    assert model.objects()[0].id == "t6001"
+    steps = feed.history_changes(version)
+    assert steps is not None and [(len(r), len(a)) for r, a in steps[1]] == [(0, 1)]
+    assert feed.conversions - converted == 2  # the new row, and again when it closed: nothing else read again
     model.reset_rows([*_history(2000), _open(7000)])  # a reset: a fresh snapshot (the same ids, fewer trades)
     check()
     history = feed.history()

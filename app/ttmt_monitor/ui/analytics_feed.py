@@ -87,7 +87,8 @@ class AnalyticsFeed(QObject):
         self._reset_at = 0
         self._journal: collections.deque[tuple[int, tuple[an.HistoryDeal, ...], tuple[an.HistoryDeal, ...]]] = \
             collections.deque(maxlen=JOURNAL)
-        self._open: list[an.OpenPnl] = []
+        self._open: list[an.OpenPnl] | None = []
+        self._synced_once = False
         self._by_account: tuple[list[an.HistoryDeal], dict[str, list[an.HistoryDeal]]] | None = None
         self.conversions = 0  # how many objects were converted so far (tests, the benchmark)
 
@@ -162,7 +163,9 @@ class AnalyticsFeed(QObject):
         change, never by the views that follow :meth:`history_changes`."""
         self._sync()
         if self._history is None:
-            deals = list(self._ttmt_deals or [])
+            if self._ttmt_deals is None:
+                self._ttmt_deals = [c[0] for c in self._conv if c[0] is not None]
+            deals = list(self._ttmt_deals)
             stored = self._stored
             if stored:
                 live = self._live_keys
@@ -185,17 +188,32 @@ class AnalyticsFeed(QObject):
         live_keys = self._live_keys
         stored = self._stored
         reset = False
-        ttmt_moved = self._ttmt_deals is None
-        opens_moved = ttmt_moved
-        full = len(objs) != len(last)
+        ttmt_moved = opens_moved = self._synced_once is False
+        self._synced_once = True
+        n, m = len(objs), len(last)
+        region = n != m
         changed: list[int] = []
-        if not full:
-            changed = list(itertools.compress(range(len(objs)), map(operator.is_not, objs, last)))
-            full = any(objs[i].id != last[i].id for i in changed)  # a row replaced or moved: read them all
-        if full:
-            conv = [(None, None)] * len(objs)
-            changed = list(range(len(objs)))
+        if not region:
+            changed = list(itertools.compress(range(n), map(operator.is_not, objs, last)))
+            region = any(objs[i].id != last[i].id for i in changed)  # a row replaced or moved
+        if region:
+            # Rows inserted, removed or moved: the rows before the first and after the last difference are the
+            # same objects in the same places (found at C speed); only the rows between are read again (a new
+            # trade at the top or the end of the table costs that row, not the whole history).
+            head = next(itertools.compress(range(min(n, m)), map(operator.is_not, objs, last)), min(n, m))
+            tail = next(itertools.compress(range(min(n, m) - head), map(operator.is_not, reversed(objs),
+                                                                         reversed(last))), min(n, m) - head)
+            mid_new, mid_old = objs[head:n - tail], last[head:m - tail]
+            conv = conv[:head] + [(None, None)] * len(mid_new) + conv[m - tail:]
+            changed = list(range(head, n - tail))
             ttmt_moved = opens_moved = True
+            ids_now = {t.id for t in mid_new}
+            for t in mid_old:
+                if t.id not in ids_now:  # a row gone: its deal and conversion go too
+                    self._ttmt_cache.pop(t.id, None)
+                    was = live.get(t.id)
+                    if was is not None:
+                        self._live_change(t.id, was, None, removed, added)
         cache = self._ttmt_cache
         for i in changed:
             t = objs[i]
@@ -214,15 +232,11 @@ class AnalyticsFeed(QObject):
             was = live.get(t.id)
             if was is not hit[1]:
                 self._live_change(t.id, was, hit[1], removed, added)
-        if full:
-            self._ttmt_cache = fresh = {t.id: cache[t.id] for t in objs}  # rows gone: their conversions go too
-            for trade_id in [k for k in live if k not in fresh]:
-                self._live_change(trade_id, live[trade_id], None, removed, added)
         self._objs, self._conv = objs, conv
         if ttmt_moved:
-            self._ttmt_deals = [c[0] for c in conv if c[0] is not None]
+            self._ttmt_deals = None  # listed again when the history is read
         if opens_moved:
-            self._open = [c[1] for c in conv if c[1] is not None]
+            self._open = None
         hub_moved = False
         hub = self.hub
         if hub is not None:
@@ -308,6 +322,8 @@ class AnalyticsFeed(QObject):
     def open_pnls(self) -> list[an.OpenPnl]:
         """Every open trade's/position's P&L (TTMT's from the same per-trade cache as the history)."""
         self._history_now()
+        if self._open is None:
+            self._open = [c[1] for c in self._conv if c[1] is not None]
         out = list(self._open)
         hub = self.hub
         if hub is not None:
