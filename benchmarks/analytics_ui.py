@@ -5,14 +5,16 @@ exported with ``git archive`` into a temp directory, never a stash or a checkout
 tree), with one full repaint of the Trades table in the same run as the baseline.
 
     python benchmarks/analytics_ui.py [--sizes 10000,100000] [--repeats 3] [--seconds 10] [--before-ref REF]
-        [--after-ref REF]
+        [--after-ref REF] [--closes SECONDS]
     python benchmarks/analytics_ui.py --sample [--sizes 100000] [--seconds 10]   # where the stalls are
 
 
 Each run is its own process (offscreen Qt + qasync): the window over a controller that is not started, the
 Trades model filled with N closed and 40 open trades over 3 TTMT accounts (prop preset limits on all three,
 balance estimated from the account size), then for ``--seconds`` every 100 ms 10 open trades get a new P&L (new
-objects, as the stream does). Prints min/median/max of the stall and of the repaint, and their ratio.
+objects, as the stream does); with ``--closes S`` also every S seconds one of them closes (a new history row) and a
+new one opens in its place (a new row: the table's row count changes). Prints min/median/max of the stall and
+of the repaint, and their ratio.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def stall_sampler(last: list[float], threshold: float = 0.025) -> tuple[Any, Cal
     return (counts, per_gap), done
 
 
-def child(n: int, seconds: float, sample: bool = False) -> dict[str, object]:
+def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0) -> dict[str, object]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import asyncio
     import dataclasses
@@ -157,13 +159,33 @@ def child(n: int, seconds: float, sample: bool = False) -> dict[str, object]:
         mover = QTimer()
         mover.setInterval(100)
         mover.timeout.connect(move)
+        turn = [0]
+
+        def close_one() -> None:
+            """--closes: one open trade closes (its row becomes history) and a new one opens in its place."""
+            turn[0] += 1
+            slot = f"o{turn[0] % 40}"
+            t = live[slot]
+            at = datetime.now(UTC)
+            done = dataclasses.replace(t, id=f"c{turn[0]}", status="closed_profit", closed_at=at,
+                                       realized_pl=(t.unrealized_pl or 0) - 3, unrealized_pl=None, updated_at=at)
+            fresh = dataclasses.replace(t, created_at=at, opened_at=at, updated_at=at)
+            live[slot] = fresh
+            controller.trades_model.upsert([done, fresh])  # the closed trade is new history, the slot reopens
+
+        closer = QTimer()
+        closer.setInterval(max(1, int(closes * 1000)))
+        closer.timeout.connect(close_one)
         last[0] = started = time.perf_counter()
         sampled = stall_sampler(last) if sample else None
         heartbeat.start()
         mover.start()
+        if closes:
+            closer.start()
         await asyncio.sleep(seconds)
         heartbeat.stop()
         mover.stop()
+        closer.stop()
         if sampled is not None:
             sampled[1]()
             counts, per_gap = sampled[0]
@@ -205,15 +227,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--before-ref", default=BEFORE_REF)
     parser.add_argument("--after-ref", default="", help="a commit to measure as 'after' (default: this tree)")
+    parser.add_argument("--closes", type=float, default=0.0,
+                        help="also close a trade (and open a new one) every this many seconds (0: never)")
     parser.add_argument("--child", type=int, default=0)
     parser.add_argument("--sample", action="store_true",
                         help="run one child on this tree and print where every thread was during long gaps")
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(args.child, args.seconds, args.sample)), flush=True)
+        print("RESULT " + json.dumps(child(args.child, args.seconds, args.sample, args.closes)), flush=True)
         return 0
     if args.sample:
-        got = child(int(args.sizes.split(",")[-1]), args.seconds, sample=True)
+        got = child(int(args.sizes.split(",")[-1]), args.seconds, sample=True, closes=args.closes)
         for what, count in got.pop("samples"):  # type: ignore[attr-defined]
             print(f"{count:6d}  {what}")
         for i, gap in enumerate(got.pop("longest_gaps")):  # type: ignore[attr-defined]
@@ -231,7 +255,8 @@ def main() -> int:
                 for name, tree in trees.items():  # interleaved: both see the same machine load
                     env = dict(os.environ, PYTHONPATH=tree, QT_QPA_PLATFORM="offscreen")
                     out = subprocess.run([sys.executable, __file__, "--child", str(n), "--seconds",
-                                          str(args.seconds)], env=env, capture_output=True, text=True, check=False)
+                                          str(args.seconds), "--closes", str(args.closes)], env=env,
+                                         capture_output=True, text=True, check=False)
                     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
                     if line is None:
                         print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
