@@ -37,7 +37,10 @@ ROOT = HERE.parent
 BEFORE_REF = "541892d"
 
 
-def stall_sampler(last: list[float], threshold: float = 0.025) -> tuple[Any, Callable[[], None]]:
+SAMPLE_OVER_S = float(os.environ.get("STALL_SAMPLE_S", "0.025"))  # --sample: gaps longer than this are sampled
+
+
+def stall_sampler(last: list[float], threshold: float = SAMPLE_OVER_S) -> tuple[Any, Callable[[], None]]:
     """``--sample``: a watchdog thread that, while the heartbeat is more than ``threshold`` late, records every
     thread's Python stack (the GUI thread's and the executor's) every ms; returns (counter, stop)."""
     import collections
