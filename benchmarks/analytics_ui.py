@@ -81,7 +81,8 @@ def stall_sampler(last: list[float], threshold: float = SAMPLE_OVER_S) -> tuple[
     return (counts, per_gap), done
 
 
-def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0) -> dict[str, object]:
+def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab: str = "calendar"
+          ) -> dict[str, object]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import asyncio
     import dataclasses
@@ -130,7 +131,10 @@ def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0) -> 
         board = window.analytics.board
         for i in range(3):
             board.set_limits(f"a{i}", prop_account_prefs("100000"))
-        window.select_tab("calendar")
+        window.select_tab(tab.partition(":")[0])
+        if tab.partition(":")[2]:  # e.g. channels:all: the Channels tab over that period
+            view = window.analytics.views["channels"]
+            view.period_combo.setCurrentIndex(view.period_combo.findData(tab.partition(":")[2]))
         await asyncio.sleep(0.5)
         gaps: list[float] = []
         late: list[tuple[float, float]] = []  # (seconds into the run, gap) of every gap over 25 ms
@@ -232,15 +236,16 @@ def main() -> int:
     parser.add_argument("--after-ref", default="", help="a commit to measure as 'after' (default: this tree)")
     parser.add_argument("--closes", type=float, default=0.0,
                         help="also close a trade (and open a new one) every this many seconds (0: never)")
+    parser.add_argument("--tab", default="calendar", help="the tab shown: calendar, channels, channels:all ...")
     parser.add_argument("--child", type=int, default=0)
     parser.add_argument("--sample", action="store_true",
                         help="run one child on this tree and print where every thread was during long gaps")
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(args.child, args.seconds, args.sample, args.closes)), flush=True)
+        print("RESULT " + json.dumps(child(args.child, args.seconds, args.sample, args.closes, args.tab)), flush=True)
         return 0
     if args.sample:
-        got = child(int(args.sizes.split(",")[-1]), args.seconds, sample=True, closes=args.closes)
+        got = child(int(args.sizes.split(",")[-1]), args.seconds, sample=True, closes=args.closes, tab=args.tab)
         for what, count in got.pop("samples"):  # type: ignore[attr-defined]
             print(f"{count:6d}  {what}")
         for i, gap in enumerate(got.pop("longest_gaps")):  # type: ignore[attr-defined]
@@ -258,7 +263,7 @@ def main() -> int:
                 for name, tree in trees.items():  # interleaved: both see the same machine load
                     env = dict(os.environ, PYTHONPATH=tree, QT_QPA_PLATFORM="offscreen")
                     out = subprocess.run([sys.executable, __file__, "--child", str(n), "--seconds",
-                                          str(args.seconds), "--closes", str(args.closes)], env=env,
+                                          str(args.seconds), "--closes", str(args.closes), "--tab", args.tab], env=env,
                                          capture_output=True, text=True, check=False)
                     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
                     if line is None:

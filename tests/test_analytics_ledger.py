@@ -346,3 +346,53 @@ def test_risk_board_and_calendar_follow_changes_and_build_off_the_loop_once(qapp
             shiboken6.delete(controller)
 
     run_on_qasync(scenario, timeout=90)
+
+
+def test_channels_view_keeps_the_closed_figures_while_only_open_pnl_moves(qapp):
+    from ttmt_monitor.ui.channels_view import ChannelsView
+
+    async def scenario() -> None:
+        controller = _controller_with([*_history(2300), *(_open(5000 + i) for i in range(3))])
+        feed = AnalyticsFeed(controller)
+        view = ChannelsView(feed)
+        try:
+            view.period_combo.setCurrentIndex(view.period_combo.findData("all"))
+            view.refresh()
+            await until(lambda: view.recompute.pending is None and view.stats, 20, "first figures")
+            stats = view.stats
+
+            def matrix_texts() -> list[str]:
+                m = view.matrix
+                return [m.item(r, c).text() for r in range(m.rowCount()) for c in range(m.columnCount())
+                        if m.item(r, c) is not None]
+
+            def expected() -> list[str]:
+                full = an.channel_account_matrix(an.in_period(feed.history()), feed.open_pnls())
+                _same(full, an.matrix_with_open(an.closed_matrix_part(an.in_period(feed.history())),
+                                                feed.open_pnls()))
+                return full
+
+            expected()
+            before = matrix_texts()
+            controller.trades_model.upsert([_open(5000, "-1234.5")])  # an open P&L tick
+            view.refresh()
+            assert view.recompute.pending is None and view.stats is stats  # nothing recomputed off the loop
+            assert matrix_texts() != before  # the open P&L is shown
+            full = expected()
+            from ttmt_monitor.core import formatting as fmt
+
+            cell = next(c for c in full.cells.values() if c.open_count and c.account_key == "ttmt|a2")
+            assert cell.open == Decimal("-1234.5")
+            assert any(f"open {fmt.format_pl(cell.open, cell.currency)}" in text for text in matrix_texts())
+            controller.trades_model.upsert([_closed(_open(5001), "10", NOW - timedelta(minutes=1))])  # a close
+            view.refresh()
+            await until(lambda: view.recompute.pending is None and view.stats is not stats, 20, "recomputed")
+            _same(an.group_stats(an.in_period(feed.history()), "channel"), view.stats)
+        finally:
+            import shiboken6
+
+            shiboken6.delete(view)
+            shiboken6.delete(feed)
+            shiboken6.delete(controller)
+
+    run_on_qasync(scenario, timeout=60)

@@ -12,6 +12,7 @@ each number is in ``table_export.EXPORT_ROLE`` for File → Export table to CSV�
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -60,6 +61,14 @@ def period_bounds(key: str, now: datetime | None = None) -> tuple[datetime | Non
         return start, None
     days = {"7d": 7, "30d": 30, "90d": 90}.get(key, 30)
     return now - timedelta(days=days), None
+
+
+def _same_deals(times: list[datetime], before: datetime | None, now: datetime | None) -> bool:
+    """Whether ``[now, …)`` holds the same deals as ``[before, …)``: no close time (``times``, sorted) between."""
+    if before is None or now is None:
+        return before is now
+    lo, hi = min(before, now), max(before, now)
+    return bisect.bisect_left(times, lo) == bisect.bisect_left(times, hi)
 
 
 def _number_item(text: str, sort: float, exact: Any = None) -> QStandardItem:
@@ -155,6 +164,10 @@ class ChannelsView(QWidget):
         self._channel_ids: dict[str, str] = {}
         self._dirty = True
         self.recompute = Recompute("channels")
+        # (version, group, period, until), the history's close times sorted, since, (channel ids, stats, matrix part)
+        self._closed: tuple[tuple[Any, ...], list[Any], Any, tuple[dict[str, str], list[an.GroupStats], Any]] \
+            | None = None
+        self._shown: tuple[Any, ...] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -184,24 +197,45 @@ class ChannelsView(QWidget):
 
     def refresh(self) -> None:
         """Recompute from the feed: the core's figures in an executor for a big history (the loop never waits;
-        a result older than the newest recompute is dropped), laid out here on the loop."""
+        a result older than the newest recompute is dropped), laid out here on the loop. The closed deals' figures
+        are kept while the history's version, the grouping and the period's deals stay the same (the desk's ticks
+        move open P&L only): then only the matrix's open P&L is added again, on the loop."""
         self._dirty = False
-        since, until = period_bounds(str(self.period_combo.currentData()))
+        period = str(self.period_combo.currentData())
+        since, until = period_bounds(period)
         history = self.feed.snapshot()  # frozen deals in a list the feed never mutates: safe in another thread
+        version = self.feed.version
         opens = self.feed.open_pnls()
         group = self.group()
+        kept = self._closed
+        if kept is not None and kept[0] == (version, group, period, until) and _same_deals(kept[1], kept[2], since):
+            channel_ids, stats, part = kept[3]
+            self._apply(group, channel_ids, stats, an.matrix_with_open(part, opens))
+            return
 
-        def compute() -> tuple[dict[str, str], list[an.GroupStats], Any]:
+        def compute() -> tuple[list[Any], tuple[dict[str, str], list[an.GroupStats], Any]]:
             deals = an.in_period(history, since, until)
+            times = sorted(h.closed_at for h in history)
             channel_ids = {h.channel: h.channel_id for h in history if h.channel_id}
-            return channel_ids, an.group_stats(deals, group=group), an.channel_account_matrix(deals, opens)
+            return times, (channel_ids, an.group_stats(deals, group=group), an.closed_matrix_part(deals))
 
-        self.recompute.run(len(history), compute, lambda result: self._apply(group, *result))
+        def apply(result: tuple[list[Any], tuple[dict[str, str], list[an.GroupStats], Any]]) -> None:
+            times, closed = result
+            self._closed = ((version, group, period, until), times, since, closed)
+            channel_ids, stats, part = closed
+            self._apply(group, channel_ids, stats, an.matrix_with_open(part, self.feed.open_pnls()))
+
+        self.recompute.run(len(history), compute, apply)
 
     def _apply(self, group: str, channel_ids: dict[str, str], stats: list[an.GroupStats], matrix: Any) -> None:
         self._channel_ids = channel_ids
-        self.stats = stats
         dark = theme.is_dark(QApplication.palette())
+        shown = (stats, group, self.scheme, dark)
+        if self._shown is not None and all(a is b or a == b for a, b in zip(shown, self._shown, strict=True)):
+            self._fill_matrix(matrix, dark)  # the same statistics: only the matrix's open P&L moved
+            return
+        self._shown = shown
+        self.stats = stats
         self.model.removeRows(0, self.model.rowCount())
         for g in self.stats:
             for cur, m in g.by_currency.items():

@@ -21,7 +21,9 @@ from .channels import (
     MoneyStats,
     TpLevelRate,
     channel_account_matrix,
+    closed_matrix_part,
     group_stats,
+    matrix_with_open,
 )
 from .history import (
     HistoryDeal,
@@ -63,7 +65,7 @@ from .statement import (
 from .totals import Totals, money_totals
 
 __all__ = [
-    "CalendarLedger", "RiskLedger",
+    "CalendarLedger", "RiskLedger", "closed_matrix_part", "matrix_with_open",
     "DAILY_LOSS", "MAX_DRAWDOWN", "PROFIT_TARGET", "AccountMoney", "AccountRisk", "Bucket", "ChannelAccountMatrix",
     "Crossing", "DayCell", "EquityWatch", "GroupStats", "HistoryDeal", "LimitConfig", "LimitUse", "MatrixCell",
     "MoneyStats", "MonthGrid", "OpenPnl", "Statement", "StatementAccount", "ThresholdTracker", "TpLevelRate",
