@@ -193,7 +193,7 @@ class AnalyticsFeed(QObject):
         n, m = len(objs), len(last)
         region = n != m
         changed: list[int] = []
-        if not region:
+        if not region and objs != last:  # list == is a C loop that takes identical objects as equal at once
             changed = list(itertools.compress(range(n), map(operator.is_not, objs, last)))
             region = any(objs[i].id != last[i].id for i in changed)  # a row replaced or moved
         if region:
@@ -241,7 +241,7 @@ class AnalyticsFeed(QObject):
         hub = self.hub
         if hub is not None:
             values = list(hub.state.deals.values())
-            if len(values) != len(self._hub_objs) or not all(map(operator.is_, values, self._hub_objs)):
+            if values != self._hub_objs:  # a C loop: identical objects are equal at once
                 dcache = self._deal_cache
                 dfresh: dict[str, tuple[Any, an.HistoryDeal]] = {}
                 for d in values:
