@@ -38,6 +38,7 @@ BEFORE_REF = "541892d"
 
 
 SAMPLE_OVER_S = float(os.environ.get("STALL_SAMPLE_S", "0.025"))  # --sample: gaps longer than this are sampled
+SAMPLE_DEPTH = int(os.environ.get("STALL_SAMPLE_DEPTH", "5"))  # --sample: frames shown of the GUI thread's stack
 
 
 def stall_sampler(last: list[float], threshold: float = SAMPLE_OVER_S) -> tuple[Any, Callable[[], None]]:
@@ -65,7 +66,7 @@ def stall_sampler(last: list[float], threshold: float = SAMPLE_OVER_S) -> tuple[
                 if ident == threading.get_ident():
                     continue
                 who = "GUI" if ident == main_id else "other"
-                text = f"{who}: {where(frame, 5 if who == 'GUI' else 4)}"
+                text = f"{who}: {where(frame, SAMPLE_DEPTH if who == 'GUI' else 4)}"
                 if "queue.py:get" in text:
                     continue  # an idle executor thread
                 counts[text] += 1
