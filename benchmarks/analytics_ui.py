@@ -1,13 +1,17 @@
 """The analytics' cost on the GUI loop (issue 18 review: "never freezes"): the longest stall of a 5 ms QTimer
 heartbeat while the desk takes live changes, with N closed trades in the history, risk limits on 3 accounts and
-the Calendar tab shown — the code BEFORE the feed cache / off-loop recompute (the app tree of ``--before-ref``,
-exported with ``git archive`` into a temp directory, never a stash or a checkout) against the code AFTER (this
-tree), with one full repaint of the Trades table in the same run as the baseline.
+the Calendar tab shown (``--tab``) — the code BEFORE the feed cache / off-loop recompute (the app tree of
+``--before-ref``, exported with ``git archive`` into a temp directory, never a stash or a checkout) against the
+code AFTER (this tree), with one full repaint of the Trades table in the same run as the baseline.
 
     python benchmarks/analytics_ui.py [--sizes 10000,100000] [--repeats 3] [--seconds 10] [--before-ref REF]
-        [--after-ref REF] [--closes SECONDS]
-    python benchmarks/analytics_ui.py --sample [--sizes 100000] [--seconds 10]   # where the stalls are
+        [--after-ref REF] [--closes SECONDS] [--tab calendar|channels|channels:all]
+    python benchmarks/analytics_ui.py --sample [--sizes 100000] [--seconds 10] [--closes S] [--tab T]
 
+``--sample`` runs one child on this tree and prints where every thread's Python stack was while the heartbeat
+was late (a watchdog thread reading ``sys._current_frames()`` every ms; STALL_SAMPLE_S sets "late", 0.025 s,
+STALL_SAMPLE_DEPTH the GUI frames shown): the GUI thread in ``run_forever`` with an executor thread in Python
+code means the loop waited for the GIL.
 
 Each run is its own process (offscreen Qt + qasync): the window over a controller that is not started, the
 Trades model filled with N closed and 40 open trades over 3 TTMT accounts (prop preset limits on all three,

@@ -59,10 +59,14 @@ class Follow:
             if got is not None:
                 version, steps = got
                 if sum(len(r) + len(a) for r, a in steps) <= REBUILD_OVER:
-                    for removed, added in steps:
-                        self.ledger.apply(removed, added)
-                    self.version = version
-                    return self.ledger
+                    try:
+                        for removed, added in steps:
+                            self.ledger.apply(removed, added)
+                    except Exception as exc:  # noqa: BLE001 - odd data (a naive time): built afresh below
+                        log.warning("%s not updated: %s", self.name, type(exc).__name__)
+                    else:
+                        self.version = version
+                        return self.ledger
         if self.pending is not None:
             return None  # a build is under way: once done, the changes since its version are applied
         deals = feed.snapshot()  # frozen deals in a list the feed never mutates: safe in another thread
@@ -75,7 +79,12 @@ class Follow:
                 loop = None
         if loop is None:
             self.pending = None
-            self.ledger, self.version = self.build(deals, _no_pause), version
+            try:
+                self.ledger, self.version = self.build(deals, _no_pause), version
+            except Exception as exc:  # noqa: BLE001 - the view keeps its last figures
+                log.warning("%s not built: %s", self.name, type(exc).__name__)
+                self.ledger = None
+                return None
             self.builds += 1
             return self.ledger
         self.ledger = None
