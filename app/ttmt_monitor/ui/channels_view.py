@@ -12,7 +12,6 @@ each number is in ``table_export.EXPORT_ROLE`` for File → Export table to CSV�
 
 from __future__ import annotations
 
-import bisect
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -36,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from ..core import analytics as an, formatting as fmt
 from . import theme
-from .offloop import Recompute
+from .offloop import Recompute, yielding
 from .table_export import EXPORT_ROLE
 from .views import DeskHeader
 
@@ -63,12 +62,12 @@ def period_bounds(key: str, now: datetime | None = None) -> tuple[datetime | Non
     return now - timedelta(days=days), None
 
 
-def _same_deals(times: list[datetime], before: datetime | None, now: datetime | None) -> bool:
-    """Whether ``[now, …)`` holds the same deals as ``[before, …)``: no close time (``times``, sorted) between."""
+def _same_deals(first: datetime | None, before: datetime | None, now: datetime | None) -> bool:
+    """Whether ``[now, …)`` holds the same deals as ``[before, …)`` did, ``first`` being the earliest close in it
+    then: the start moved on (a rolling period) without passing a deal."""
     if before is None or now is None:
         return before is now
-    lo, hi = min(before, now), max(before, now)
-    return bisect.bisect_left(times, lo) == bisect.bisect_left(times, hi)
+    return now >= before and (first is None or first >= now)
 
 
 def _number_item(text: str, sort: float, exact: Any = None) -> QStandardItem:
@@ -164,9 +163,8 @@ class ChannelsView(QWidget):
         self._channel_ids: dict[str, str] = {}
         self._dirty = True
         self.recompute = Recompute("channels")
-        # (version, group, period, until), the history's close times sorted, since, (channel ids, stats, matrix part)
-        self._closed: tuple[tuple[Any, ...], list[Any], Any, tuple[dict[str, str], list[an.GroupStats], Any]] \
-            | None = None
+        # (version, group, period, until), the period's first close, since, (channel ids, stats, matrix part)
+        self._closed: tuple[tuple[Any, ...], Any, Any, tuple[dict[str, str], list[an.GroupStats], Any]] | None = None
         self._shown: tuple[Any, ...] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -213,15 +211,15 @@ class ChannelsView(QWidget):
             self._apply(group, channel_ids, stats, an.matrix_with_open(part, opens))
             return
 
-        def compute() -> tuple[list[Any], tuple[dict[str, str], list[an.GroupStats], Any]]:
-            deals = an.in_period(history, since, until)
-            times = sorted(h.closed_at for h in history)
-            channel_ids = {h.channel: h.channel_id for h in history if h.channel_id}
-            return times, (channel_ids, an.group_stats(deals, group=group), an.closed_matrix_part(deals))
+        def compute() -> tuple[datetime | None, tuple[dict[str, str], list[an.GroupStats], Any]]:
+            deals = an.in_period(yielding(history), since, until)  # the GUI thread gets the GIL between slices
+            channel_ids = {h.channel: h.channel_id for h in deals if h.channel_id}  # the rows shown: the period's
+            first = deals[0].closed_at if deals else None  # in close order: the first deal a later start drops
+            return first, (channel_ids, an.group_stats(deals, group=group), an.closed_matrix_part(deals))
 
-        def apply(result: tuple[list[Any], tuple[dict[str, str], list[an.GroupStats], Any]]) -> None:
-            times, closed = result
-            self._closed = ((version, group, period, until), times, since, closed)
+        def apply(result: tuple[datetime | None, tuple[dict[str, str], list[an.GroupStats], Any]]) -> None:
+            first, closed = result
+            self._closed = ((version, group, period, until), first, since, closed)
             channel_ids, stats, part = closed
             self._apply(group, channel_ids, stats, an.matrix_with_open(part, self.feed.open_pnls()))
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,15 @@ def yield_gil() -> None:
     """Let another thread (the GUI's) take the GIL: called every few thousand items of a long pure-Python loop
     in an executor thread, it bounds how long the loop can wait for the GIL to one slice."""
     time.sleep(0)
+
+
+def yielding(items: Iterable[T], every: int = 2000) -> Iterator[T]:
+    """``items``, with :func:`yield_gil` every ``every`` of them: feed it to a core function's pure-Python loop
+    in an executor thread so that loop never keeps the GUI thread waiting for more than one slice."""
+    for n, item in enumerate(items, 1):
+        yield item
+        if n % every == 0:
+            yield_gil()
 
 
 class Follow:
