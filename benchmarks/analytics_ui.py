@@ -86,8 +86,8 @@ def stall_sampler(last: list[float], threshold: float = SAMPLE_OVER_S) -> tuple[
     return (counts, per_gap), done
 
 
-def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab: str = "calendar"
-          ) -> dict[str, object]:
+def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab: str = "calendar",
+          settle: bool = False) -> dict[str, object]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import asyncio
     import dataclasses
@@ -141,6 +141,14 @@ def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab
             view = window.analytics.views["channels"]
             view.period_combo.setCurrentIndex(view.period_combo.findData(tab.partition(":")[2]))
         await asyncio.sleep(0.5)
+        if settle:  # --settle: the start-up work done first (the first figures, the first notification shown)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (
+                    len(board.risks) < 3 or any(getattr(getattr(x, name, None), "pending", None) is not None
+                                                for x in (board, *window.analytics.views.values())
+                                                for name in ("recompute", "follow"))):
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
         gaps: list[float] = []
         late: list[tuple[float, float]] = []  # (seconds into the run, gap) of every gap over 25 ms
         last = [time.perf_counter()]
@@ -242,12 +250,15 @@ def main() -> int:
     parser.add_argument("--closes", type=float, default=0.0,
                         help="also close a trade (and open a new one) every this many seconds (0: never)")
     parser.add_argument("--tab", default="calendar", help="the tab shown: calendar, channels, channels:all ...")
+    parser.add_argument("--settle", action="store_true",
+                        help="start measuring once the start-up figures are in (the live-change steady state)")
     parser.add_argument("--child", type=int, default=0)
     parser.add_argument("--sample", action="store_true",
                         help="run one child on this tree and print where every thread was during long gaps")
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(args.child, args.seconds, args.sample, args.closes, args.tab)), flush=True)
+        print("RESULT " + json.dumps(child(args.child, args.seconds, args.sample, args.closes, args.tab,
+                                             args.settle)), flush=True)
         return 0
     if args.sample:
         got = child(int(args.sizes.split(",")[-1]), args.seconds, sample=True, closes=args.closes, tab=args.tab)
@@ -268,7 +279,8 @@ def main() -> int:
                 for name, tree in trees.items():  # interleaved: both see the same machine load
                     env = dict(os.environ, PYTHONPATH=tree, QT_QPA_PLATFORM="offscreen")
                     out = subprocess.run([sys.executable, __file__, "--child", str(n), "--seconds",
-                                          str(args.seconds), "--closes", str(args.closes), "--tab", args.tab], env=env,
+                                          str(args.seconds), "--closes", str(args.closes), "--tab", args.tab,
+                                          *(["--settle"] if args.settle else [])], env=env,
                                          capture_output=True, text=True, check=False)
                     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
                     if line is None:
