@@ -1,16 +1,24 @@
 """The analytics' cost on the GUI loop (issue 18 review: "never freezes"): the longest stall of a 5 ms QTimer
 heartbeat while the desk takes live changes, with N closed trades in the history, risk limits on 3 accounts and
-the Calendar tab shown — the code BEFORE the feed cache / off-loop recompute (the app tree of ``--before-ref``,
-exported with ``git archive`` into a temp directory, never a stash or a checkout) against the code AFTER (this
-tree), with one full repaint of the Trades table in the same run as the baseline.
+the Calendar tab shown (``--tab``) — the code BEFORE the feed cache / off-loop recompute (the app tree of
+``--before-ref``, exported with ``git archive`` into a temp directory, never a stash or a checkout) against the
+code AFTER (this tree), with one full repaint of the Trades table in the same run as the baseline.
 
     python benchmarks/analytics_ui.py [--sizes 10000,100000] [--repeats 3] [--seconds 10] [--before-ref REF]
-        [--after-ref REF]
+        [--after-ref REF] [--closes SECONDS] [--tab calendar|channels|channels:all]
+    python benchmarks/analytics_ui.py --sample [--sizes 100000] [--seconds 10] [--closes S] [--tab T]
+
+``--sample`` runs one child on this tree and prints where every thread's Python stack was while the heartbeat
+was late (a watchdog thread reading ``sys._current_frames()`` every ms; STALL_SAMPLE_S sets "late", 0.025 s,
+STALL_SAMPLE_DEPTH the GUI frames shown): the GUI thread in ``run_forever`` with an executor thread in Python
+code means the loop waited for the GIL.
 
 Each run is its own process (offscreen Qt + qasync): the window over a controller that is not started, the
 Trades model filled with N closed and 40 open trades over 3 TTMT accounts (prop preset limits on all three,
 balance estimated from the account size), then for ``--seconds`` every 100 ms 10 open trades get a new P&L (new
-objects, as the stream does). Prints min/median/max of the stall and of the repaint, and their ratio.
+objects, as the stream does); with ``--closes S`` also every S seconds one of them closes (a new history row) and a
+new one opens in its place (a new row: the table's row count changes). Prints min/median/max of the stall and
+of the repaint, and their ratio.
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -31,7 +41,53 @@ ROOT = HERE.parent
 BEFORE_REF = "541892d"
 
 
-def child(n: int, seconds: float) -> dict[str, object]:
+SAMPLE_OVER_S = float(os.environ.get("STALL_SAMPLE_S", "0.025"))  # --sample: gaps longer than this are sampled
+SAMPLE_DEPTH = int(os.environ.get("STALL_SAMPLE_DEPTH", "5"))  # --sample: frames shown of the GUI thread's stack
+
+
+def stall_sampler(last: list[float], threshold: float = SAMPLE_OVER_S) -> tuple[Any, Callable[[], None]]:
+    """``--sample``: a watchdog thread that, while the heartbeat is more than ``threshold`` late, records every
+    thread's Python stack (the GUI thread's and the executor's) every ms; returns (counter, stop)."""
+    import collections
+    import threading
+    import traceback
+
+    main_id = threading.main_thread().ident
+    counts: collections.Counter[str] = collections.Counter()
+    per_gap: dict[float, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    stop = threading.Event()
+
+    def where(frame: Any, depth: int) -> str:
+        return " < ".join(f"{Path(f.filename).name}:{f.name}:{f.lineno}"
+                          for f in reversed(traceback.extract_stack(frame)[-depth:]))
+
+    def watch() -> None:
+        while not stop.wait(0.001):
+            began = last[0]
+            if time.perf_counter() - began < threshold:
+                continue
+            for ident, frame in sys._current_frames().items():
+                if ident == threading.get_ident():
+                    continue
+                who = "GUI" if ident == main_id else "other"
+                text = f"{who}: {where(frame, SAMPLE_DEPTH if who == 'GUI' else 4)}"
+                if "queue.py:get" in text:
+                    continue  # an idle executor thread
+                counts[text] += 1
+                per_gap[began][text] += 1
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+
+    def done() -> None:
+        stop.set()
+        thread.join()
+
+    return (counts, per_gap), done
+
+
+def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab: str = "calendar",
+          settle: bool = False) -> dict[str, object]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import asyncio
     import dataclasses
@@ -80,14 +136,28 @@ def child(n: int, seconds: float) -> dict[str, object]:
         board = window.analytics.board
         for i in range(3):
             board.set_limits(f"a{i}", prop_account_prefs("100000"))
-        window.select_tab("calendar")
+        window.select_tab(tab.partition(":")[0])
+        if tab.partition(":")[2]:  # e.g. channels:all: the Channels tab over that period
+            view = window.analytics.views["channels"]
+            view.period_combo.setCurrentIndex(view.period_combo.findData(tab.partition(":")[2]))
         await asyncio.sleep(0.5)
+        if settle:  # --settle: the start-up work done first (the first figures, the first notification shown)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (
+                    len(board.risks) < 3 or any(getattr(getattr(x, name, None), "pending", None) is not None
+                                                for x in (board, *window.analytics.views.values())
+                                                for name in ("recompute", "follow"))):
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
         gaps: list[float] = []
+        late: list[tuple[float, float]] = []  # (seconds into the run, gap) of every gap over 25 ms
         last = [time.perf_counter()]
 
         def beat() -> None:
             t = time.perf_counter()
             gaps.append(t - last[0])
+            if gaps[-1] > 0.025:
+                late.append((round(t - started, 2), round(gaps[-1], 3)))
             last[0] = t
 
         heartbeat = QTimer()
@@ -109,12 +179,40 @@ def child(n: int, seconds: float) -> dict[str, object]:
         mover = QTimer()
         mover.setInterval(100)
         mover.timeout.connect(move)
-        last[0] = time.perf_counter()
+        turn = [0]
+
+        def close_one() -> None:
+            """--closes: one open trade closes (its row becomes history) and a new one opens in its place."""
+            turn[0] += 1
+            slot = f"o{turn[0] % 40}"
+            t = live[slot]
+            at = datetime.now(UTC)
+            done = dataclasses.replace(t, id=f"c{turn[0]}", status="closed_profit", closed_at=at,
+                                       realized_pl=(t.unrealized_pl or 0) - 3, unrealized_pl=None, updated_at=at)
+            fresh = dataclasses.replace(t, created_at=at, opened_at=at, updated_at=at)
+            live[slot] = fresh
+            controller.trades_model.upsert([done, fresh])  # the closed trade is new history, the slot reopens
+
+        closer = QTimer()
+        closer.setInterval(max(1, int(closes * 1000)))
+        closer.timeout.connect(close_one)
+        last[0] = started = time.perf_counter()
+        sampled = stall_sampler(last) if sample else None
         heartbeat.start()
         mover.start()
+        if closes:
+            closer.start()
         await asyncio.sleep(seconds)
         heartbeat.stop()
         mover.stop()
+        closer.stop()
+        if sampled is not None:
+            sampled[1]()
+            counts, per_gap = sampled[0]
+            result["samples"] = counts.most_common(25)
+            longest = sorted(per_gap, key=lambda b: -sum(per_gap[b].values()))[:6]
+            result["longest_gaps"] = [per_gap[b].most_common(6) for b in longest]
+        result["gaps_over_25ms"] = late[:40]
         result["stall_s"] = max(gaps)
         result["beats"] = len(gaps)
         result["risk_accounts"] = len(board.risks)
@@ -149,10 +247,28 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--before-ref", default=BEFORE_REF)
     parser.add_argument("--after-ref", default="", help="a commit to measure as 'after' (default: this tree)")
+    parser.add_argument("--closes", type=float, default=0.0,
+                        help="also close a trade (and open a new one) every this many seconds (0: never)")
+    parser.add_argument("--tab", default="calendar", help="the tab shown: calendar, channels, channels:all ...")
+    parser.add_argument("--settle", action="store_true",
+                        help="start measuring once the start-up figures are in (the live-change steady state)")
     parser.add_argument("--child", type=int, default=0)
+    parser.add_argument("--sample", action="store_true",
+                        help="run one child on this tree and print where every thread was during long gaps")
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(args.child, args.seconds)), flush=True)
+        print("RESULT " + json.dumps(child(args.child, args.seconds, args.sample, args.closes, args.tab,
+                                             args.settle)), flush=True)
+        return 0
+    if args.sample:
+        got = child(int(args.sizes.split(",")[-1]), args.seconds, sample=True, closes=args.closes, tab=args.tab)
+        for what, count in got.pop("samples"):  # type: ignore[attr-defined]
+            print(f"{count:6d}  {what}")
+        for i, gap in enumerate(got.pop("longest_gaps")):  # type: ignore[attr-defined]
+            print(f"gap {i}:")
+            for what, count in gap:
+                print(f"    {count:6d}  {what}")
+        print(json.dumps(got))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
         after = export_tree(args.after_ref, os.path.join(tmp, "after")) if args.after_ref else str(ROOT / "app")
@@ -163,7 +279,9 @@ def main() -> int:
                 for name, tree in trees.items():  # interleaved: both see the same machine load
                     env = dict(os.environ, PYTHONPATH=tree, QT_QPA_PLATFORM="offscreen")
                     out = subprocess.run([sys.executable, __file__, "--child", str(n), "--seconds",
-                                          str(args.seconds)], env=env, capture_output=True, text=True, check=False)
+                                          str(args.seconds), "--closes", str(args.closes), "--tab", args.tab,
+                                          *(["--settle"] if args.settle else [])], env=env,
+                                         capture_output=True, text=True, check=False)
                     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
                     if line is None:
                         print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from ..core import analytics as an, formatting as fmt
 from . import theme
-from .offloop import Recompute
+from .offloop import Follow
 from .table_export import EXPORT_ROLE
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -193,8 +193,10 @@ class CalendarView(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
         self._dirty = True
-        self.recompute = Recompute("calendar")
-        self._shown: tuple[Any, ...] | None = None  # what the last refresh computed from (history list identity)
+        self._follow_zone = zone
+        self.follow = Follow("calendar", lambda deals, pause: an.CalendarLedger.build(deals, zone, pause=pause),
+                             self.refresh)
+        self._shown: tuple[Any, ...] | None = None  # what the last refresh showed (history version, month, ...)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -256,20 +258,24 @@ class CalendarView(QWidget):
     # --- drawing --------------------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Recompute from the feed: the core's figures in an executor for a big history (the loop never waits;
-        a result older than the newest recompute is dropped), laid out here on the loop."""
+        """Recompute from the feed: the core's figures from running per-day and per-hour aggregates of the
+        history (``core.analytics.ledger.CalendarLedger``, kept current by the feed's changes: a trade closing
+        costs that trade, not the whole history), laid out here on the loop. The aggregate is built afresh off the
+        loop only at the start, after a reset or for another zone; the calendar is drawn when it is ready."""
         self._dirty = False
-        deals = self.feed.snapshot()  # frozen deals in a list the feed never mutates: safe in another thread
+        if self._follow_zone != self.zone:
+            zone = self._follow_zone = self.zone
+            self.follow.reset()
+            self.follow.build = lambda deals, pause: an.CalendarLedger.build(deals, zone, pause=pause)
+        ledger = self.follow.current(self.feed)
+        if ledger is None:
+            return  # built off the loop: refresh() runs again when it is ready
         year, month, zone = self.year, self.month, self.zone
-        key = (deals, year, month, zone, self.scheme, theme.is_dark(QApplication.palette()))
-        if self._shown is not None and key[0] is self._shown[0] and key[1:] == self._shown[1:]:
+        key = (self.follow.version, year, month, zone, self.scheme, theme.is_dark(QApplication.palette()))
+        if self._shown is not None and key == self._shown:
             return  # nothing the calendar shows moved (the desk's ticks move open P&L only)
         self._shown = key
-
-        def compute() -> tuple[an.MonthGrid, tuple[an.Bucket, ...], tuple[an.Bucket, ...]]:
-            return (an.month_grid(deals, year, month, zone=zone), an.by_weekday(deals, zone), an.by_hour(deals, zone))
-
-        self.recompute.run(len(deals), compute, self._apply)
+        self._apply((ledger.month_grid(year, month), ledger.by_weekday(), ledger.by_hour()))
 
     def _apply(self, result: tuple[an.MonthGrid, tuple[an.Bucket, ...], tuple[an.Bucket, ...]]) -> None:
         grid, weekdays, hours = result

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from ..core import analytics as an, formatting as fmt
 from . import theme
-from .offloop import Recompute
+from .offloop import Recompute, yielding
 from .table_export import EXPORT_ROLE
 from .views import DeskHeader
 
@@ -60,6 +60,14 @@ def period_bounds(key: str, now: datetime | None = None) -> tuple[datetime | Non
         return start, None
     days = {"7d": 7, "30d": 30, "90d": 90}.get(key, 30)
     return now - timedelta(days=days), None
+
+
+def _same_deals(first: datetime | None, before: datetime | None, now: datetime | None) -> bool:
+    """Whether ``[now, …)`` holds the same deals as ``[before, …)`` did, ``first`` being the earliest close in it
+    then: the start moved on (a rolling period) without passing a deal."""
+    if before is None or now is None:
+        return before is now
+    return now >= before and (first is None or first >= now)
 
 
 def _number_item(text: str, sort: float, exact: Any = None) -> QStandardItem:
@@ -155,6 +163,9 @@ class ChannelsView(QWidget):
         self._channel_ids: dict[str, str] = {}
         self._dirty = True
         self.recompute = Recompute("channels")
+        # (version, group, period, until), the period's first close, since, (channel ids, stats, matrix part)
+        self._closed: tuple[tuple[Any, ...], Any, Any, tuple[dict[str, str], list[an.GroupStats], Any]] | None = None
+        self._shown: tuple[Any, ...] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -184,24 +195,45 @@ class ChannelsView(QWidget):
 
     def refresh(self) -> None:
         """Recompute from the feed: the core's figures in an executor for a big history (the loop never waits;
-        a result older than the newest recompute is dropped), laid out here on the loop."""
+        a result older than the newest recompute is dropped), laid out here on the loop. The closed deals' figures
+        are kept while the history's version, the grouping and the period's deals stay the same (the desk's ticks
+        move open P&L only): then only the matrix's open P&L is added again, on the loop."""
         self._dirty = False
-        since, until = period_bounds(str(self.period_combo.currentData()))
+        period = str(self.period_combo.currentData())
+        since, until = period_bounds(period)
         history = self.feed.snapshot()  # frozen deals in a list the feed never mutates: safe in another thread
+        version = self.feed.version
         opens = self.feed.open_pnls()
         group = self.group()
+        kept = self._closed
+        if kept is not None and kept[0] == (version, group, period, until) and _same_deals(kept[1], kept[2], since):
+            channel_ids, stats, part = kept[3]
+            self._apply(group, channel_ids, stats, an.matrix_with_open(part, opens))
+            return
 
-        def compute() -> tuple[dict[str, str], list[an.GroupStats], Any]:
-            deals = an.in_period(history, since, until)
-            channel_ids = {h.channel: h.channel_id for h in history if h.channel_id}
-            return channel_ids, an.group_stats(deals, group=group), an.channel_account_matrix(deals, opens)
+        def compute() -> tuple[datetime | None, tuple[dict[str, str], list[an.GroupStats], Any]]:
+            deals = an.in_period(yielding(history), since, until)  # the GUI thread gets the GIL between slices
+            channel_ids = {h.channel: h.channel_id for h in deals if h.channel_id}  # the rows shown: the period's
+            first = deals[0].closed_at if deals else None  # in close order: the first deal a later start drops
+            return first, (channel_ids, an.group_stats(deals, group=group), an.closed_matrix_part(deals))
 
-        self.recompute.run(len(history), compute, lambda result: self._apply(group, *result))
+        def apply(result: tuple[datetime | None, tuple[dict[str, str], list[an.GroupStats], Any]]) -> None:
+            first, closed = result
+            self._closed = ((version, group, period, until), first, since, closed)
+            channel_ids, stats, part = closed
+            self._apply(group, channel_ids, stats, an.matrix_with_open(part, self.feed.open_pnls()))
+
+        self.recompute.run(len(history), compute, apply)
 
     def _apply(self, group: str, channel_ids: dict[str, str], stats: list[an.GroupStats], matrix: Any) -> None:
         self._channel_ids = channel_ids
-        self.stats = stats
         dark = theme.is_dark(QApplication.palette())
+        shown = (stats, group, self.scheme, dark)
+        if self._shown is not None and all(a is b or a == b for a, b in zip(shown, self._shown, strict=True)):
+            self._fill_matrix(matrix, dark)  # the same statistics: only the matrix's open P&L moved
+            return
+        self._shown = shown
+        self.stats = stats
         self.model.removeRows(0, self.model.rowCount())
         for g in self.stats:
             for cur, m in g.by_currency.items():

@@ -56,7 +56,7 @@ from ..core import analytics as an, formatting as fmt
 from ..core.notify import Notification
 from . import theme
 from .analytics_feed import analytics_key
-from .offloop import Recompute
+from .offloop import Follow
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ class RiskBoard(QObject):
         self._watches: dict[str, an.EquityWatch] = {}
         self._trackers: dict[tuple[int, ...], an.ThresholdTracker] = {}
         self._cells: dict[tuple[str, str], LimitCell] = {}
-        self.recompute = Recompute("risk limits")
+        self.follow = Follow("risk limits", lambda deals, pause: an.RiskLedger.build(deals, pause), self.refresh)
         self._notified = load_notified(store)  # (account, limit, trading day) -> thresholds notified
         feed.changed.connect(self.refresh)
 
@@ -321,13 +321,17 @@ class RiskBoard(QObject):
     # --- evaluation ---------------------------------------------------------------------------------------------
 
     def refresh(self, now: datetime | None = None) -> None:
-        """Evaluate every account with limits. The inputs are gathered on the loop (rows, each account's deals from
-        the feed's per-account index, the equity watches); ``core.analytics.evaluate`` runs in an executor when
-        the accounts' history is big (a stale result is dropped); crossings and cells are applied on the loop."""
+        """Evaluate every account with limits, on the loop, from running per-account aggregates of the history
+        (``core.analytics.ledger.RiskLedger``, kept current by the feed's changes: an evaluation costs today's
+        deals, not the account's whole history); the aggregate is built afresh off the loop only at the start
+        (or after a reset), and the accounts are evaluated when it is ready. Crossings and cells are applied at
+        once."""
         now = now or datetime.now(UTC)
         rows = {r.account_id: r for r in self.feed.controller.accounts_model.objects()}
-        by_account = self.feed.history_by_account() if self.limits else {}  # indexed once, not filtered per account
-        jobs: list[tuple[str, an.LimitConfig, str, str, Any, list[an.HistoryDeal], Any, Any, str]] = []
+        ledger = self.follow.current(self.feed) if self.limits else an.RiskLedger()
+        if ledger is None:
+            return  # built off the loop: refresh() runs again when it is ready
+        done: dict[str, tuple[an.AccountRisk, an.LimitConfig, str]] = {}
         errors: dict[str, str] = {}
         for row_key, prefs in self.limits.items():
             row = rows.get(row_key)
@@ -337,44 +341,26 @@ class RiskBoard(QObject):
                 config = prefs.config()
                 key = analytics_key(row_key)
                 currency = row.currency
-                mine = by_account.get(key, [])
                 if row.balance is not None:
-                    money: Any = an.AccountMoney(currency, row.balance, row.equity)
+                    money = an.AccountMoney(currency, row.balance, row.equity)
                 elif config.initial_balance is not None:
-                    money = (config.initial_balance, row.open_pl)  # estimated in the computation
+                    money = ledger.estimated_money(config.initial_balance, key, currency, row.open_pl)
                 else:
                     errors[row_key] = "Set the account size (starting balance): the source reports none."
                     continue
                 watch = self._watches.get(row_key)
                 if watch is None or watch.config != config:
                     watch = self._watches[row_key] = an.EquityWatch(config)
-                if isinstance(money, an.AccountMoney):
+                if not money.estimated:
                     watch.observe(now, money.equity)  # day-start and peak equity: only of reported figures
+                risk = ledger.evaluate(config, account_key=key, currency=currency, now=now, money=money,
+                                       day_start_equity=watch.day_start_equity, peak_equity=watch.peak_equity)
             except Exception as exc:  # noqa: BLE001 - one account's odd figures must not stop the others
                 log.warning("risk limits of an account not evaluated: %s", type(exc).__name__)
                 errors[row_key] = str(exc)
                 continue
-            jobs.append((row_key, config, key, currency, money, mine, watch.day_start_equity, watch.peak_equity,
-                         row.account.label))
-
-        def compute() -> tuple[dict[str, tuple[an.AccountRisk, an.LimitConfig, str]], dict[str, str]]:
-            out: dict[str, tuple[an.AccountRisk, an.LimitConfig, str]] = {}
-            failed: dict[str, str] = {}
-            for row_key, config, key, currency, money, mine, day_start, peak, label in jobs:
-                try:
-                    if not isinstance(money, an.AccountMoney):
-                        money = an.estimated_money(money[0], currency, mine, money[1])
-                    risk = an.evaluate(config, account_key=key, currency=currency, now=now, money=money, deals=mine,
-                                       day_start_equity=day_start, peak_equity=peak)
-                except Exception as exc:  # noqa: BLE001 - one account's odd figures must not stop the others
-                    log.warning("risk limits of an account not evaluated: %s", type(exc).__name__)
-                    failed[row_key] = str(exc)
-                    continue
-                out[row_key] = (risk, config, label)
-            return out, failed
-
-        size = sum(len(job[5]) for job in jobs)
-        self.recompute.run(size, compute, lambda result: self._apply(errors, *result))
+            done[row_key] = (risk, config, row.account.label)
+        self._apply(errors, done, {})
 
     def _apply(self, errors: dict[str, str], done: dict[str, tuple[an.AccountRisk, an.LimitConfig, str]],
                failed: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ currency. See ANALYTICS_API.md at the worktree root / the module docstrings for 
   :class:`EquityWatch`, :class:`ThresholdTracker`, :func:`estimated_money`, :func:`trading_day`.
 - ``calendar``: :func:`month_grid` -> :class:`MonthGrid`, :func:`by_weekday`, :func:`by_hour`.
 - ``channels``: :func:`group_stats` -> list of :class:`GroupStats`, :func:`channel_account_matrix`.
+- ``ledger``: :class:`RiskLedger`, :class:`CalendarLedger` — the same figures kept by deal (add/remove).
 - ``totals``: :func:`money_totals` -> :class:`Totals` (a table footer: rows and money per currency).
 - ``statement``: :func:`build_statement` -> :class:`Statement`, :func:`render_html`.
 """
@@ -20,7 +21,9 @@ from .channels import (
     MoneyStats,
     TpLevelRate,
     channel_account_matrix,
+    closed_matrix_part,
     group_stats,
+    matrix_with_open,
 )
 from .history import (
     HistoryDeal,
@@ -33,6 +36,7 @@ from .history import (
     open_from_position,
     open_from_ttmt_trade,
 )
+from .ledger import CalendarLedger, RiskLedger
 from .risk import (
     DAILY_LOSS,
     MAX_DRAWDOWN,
@@ -61,6 +65,7 @@ from .statement import (
 from .totals import Totals, money_totals
 
 __all__ = [
+    "CalendarLedger", "RiskLedger", "closed_matrix_part", "matrix_with_open",
     "DAILY_LOSS", "MAX_DRAWDOWN", "PROFIT_TARGET", "AccountMoney", "AccountRisk", "Bucket", "ChannelAccountMatrix",
     "Crossing", "DayCell", "EquityWatch", "GroupStats", "HistoryDeal", "LimitConfig", "LimitUse", "MatrixCell",
     "MoneyStats", "MonthGrid", "OpenPnl", "Statement", "StatementAccount", "ThresholdTracker", "TpLevelRate",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import calendar as _cal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
@@ -107,12 +107,27 @@ def month_grid(deals: Iterable[HistoryDeal], year: int, month: int, zone: str = 
                day_start_hour: int = 0) -> MonthGrid:
     """The month's grid (whole Monday-first weeks) from ``deals`` (pass any superset: only the grid's days
     are read)."""
-    grid = _cal.Calendar(0).monthdatescalendar(year, month)
+    first, end = grid_span(year, month, zone, day_start_hour)
     # Only the deals inside the grid's days get a zone conversion (a cheap comparison first): a long history
     # costs a pass of comparisons per month, not a time-zone conversion per deal.
+    daily = daily_pnl((h for h in deals if first <= h.closed_at < end), zone, day_start_hour)
+    return grid_from_daily(daily.get, year, month, zone)
+
+
+def grid_span(year: int, month: int, zone: str = "UTC", day_start_hour: int = 0) -> tuple[datetime, datetime]:
+    """``[first, end)`` in UTC of the month grid's days (its whole weeks): the deals :func:`month_grid` reads."""
+    grid = _cal.Calendar(0).monthdatescalendar(year, month)
     first = day_bounds(grid[0][0], zone, day_start_hour)[0].astimezone(UTC)
     end = day_bounds(grid[-1][-1], zone, day_start_hour)[1].astimezone(UTC)  # UTC: compares without offsets
-    daily = daily_pnl((h for h in deals if first <= h.closed_at < end), zone, day_start_hour)
+    return first, end
+
+
+DayFigures = tuple[Mapping[str, Decimal], int, int, int]  # (currency -> net, trades, wins, losses)
+
+
+def grid_from_daily(day_of: Callable[[date], DayFigures | None], year: int, month: int, zone: str) -> MonthGrid:
+    """The month grid from each of its days' figures (``day_of(day)``, None for a day without deals)."""
+    grid = _cal.Calendar(0).monthdatescalendar(year, month)
     weeks: list[WeekRow] = []
     month_money: dict[str, Decimal] = {}
     month_trades = 0
@@ -121,9 +136,9 @@ def month_grid(deals: Iterable[HistoryDeal], year: int, month: int, zone: str = 
         week_money: dict[str, Decimal] = {}
         week_trades = 0
         for d in week:
-            money, n, w, lo = daily.get(d, ({}, 0, 0, 0))
+            money, n, w, lo = day_of(d) or ({}, 0, 0, 0)
             in_month = d.month == month
-            cells.append(DayCell(d, in_month, _freeze(money), n, w, lo))
+            cells.append(DayCell(d, in_month, _freeze(dict(money)), n, w, lo))
             if in_month:
                 for cur, amount in money.items():
                     _add(week_money, cur, amount)
@@ -155,7 +170,11 @@ def _buckets(deals: Iterable[HistoryDeal], size: int, index_of: Callable[[Histor
         _add(money[i], h.currency, h.profit)
         trades[i] += 1
         wins[i] += h.profit > 0
-    return tuple(Bucket(i, _freeze(money[i]), trades[i], wins[i]) for i in range(size))
+    return tuple(make_bucket(i, money[i], trades[i], wins[i]) for i in range(size))
+
+
+def make_bucket(index: int, money: Mapping[str, Decimal], trades: int, wins: int) -> Bucket:
+    return Bucket(index, _freeze(dict(money)), trades, wins)
 
 
 def by_weekday(deals: Iterable[HistoryDeal], zone: str = "UTC", day_start_hour: int = 0) -> tuple[Bucket, ...]:

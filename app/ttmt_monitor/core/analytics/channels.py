@@ -163,8 +163,17 @@ class ChannelAccountMatrix:
         return tuple(c for (ch, ak, _cur), c in self.cells.items() if ch == channel and ak == account_key)
 
 
+MatrixPart = tuple[dict[tuple[str, str, str], list[Decimal | int]], dict[str, str]]  # (cells' sums, labels)
+
+
 def channel_account_matrix(closed: Iterable[HistoryDeal], open_pnl: Iterable[OpenPnl] = ()) -> ChannelAccountMatrix:
     """Closed (trade deals given) and open P&L per channel x account x currency."""
+    return matrix_with_open(closed_matrix_part(closed), open_pnl)
+
+
+def closed_matrix_part(closed: Iterable[HistoryDeal]) -> MatrixPart:
+    """The closed deals' share of :func:`channel_account_matrix` (kept while the closed deals stay the same, and
+    completed by :func:`matrix_with_open` with the open P&L of the moment). Never mutated afterwards."""
     acc: dict[tuple[str, str, str], list[Decimal | int]] = {}
     labels: dict[str, str] = {}
     for h in closed:
@@ -175,6 +184,13 @@ def channel_account_matrix(closed: Iterable[HistoryDeal], open_pnl: Iterable[Ope
         v[0] = Decimal(v[0]) + h.profit
         v[2] = int(v[2]) + 1
         labels.setdefault(h.account_key, h.account_label or h.account_key)
+    return acc, labels
+
+
+def matrix_with_open(part: MatrixPart, open_pnl: Iterable[OpenPnl] = ()) -> ChannelAccountMatrix:
+    """:func:`channel_account_matrix` from the closed deals' part and the open P&L."""
+    acc = {k: list(v) for k, v in part[0].items()}
+    labels = dict(part[1])
     for o in open_pnl:
         k = (o.channel, o.account_key, o.currency)
         v = acc.setdefault(k, [ZERO, ZERO, 0, 0])

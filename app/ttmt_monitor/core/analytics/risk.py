@@ -33,7 +33,7 @@ another currency are left out, never converted). Definitions (what the tests com
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -215,9 +215,22 @@ def evaluate(config: LimitConfig, *, account_key: str, currency: str, now: datet
 
     ``deals``: the account's closed deals (any period that covers today and, for a balance-trailing drawdown,
     the account's history); those of other accounts or currencies are ignored. ``day_start_equity`` and
-    ``peak_equity`` come from :class:`EquityWatch` when the UI observes equity."""
+    ``peak_equity`` come from :class:`EquityWatch` when the UI observes equity. (``ledger.RiskLedger`` gives the
+    same result from running aggregates.)"""
     mine = sorted((h for h in deals if h.account_key == account_key and h.currency == currency),
                   key=lambda h: (h.closed_at, h.key))
+    return evaluate_with(config, account_key=account_key, currency=currency, now=now, money=money,
+                         net_since=lambda start: sum((h.profit for h in mine if h.closed_at >= start), ZERO),
+                         balance_peak=lambda balance: balance_peak(balance, mine),
+                         day_start_equity=day_start_equity, peak_equity=peak_equity)
+
+
+def evaluate_with(config: LimitConfig, *, account_key: str, currency: str, now: datetime, money: AccountMoney,
+                  net_since: Callable[[datetime], Decimal], balance_peak: Callable[[Decimal], Decimal],
+                  day_start_equity: Decimal | None = None, peak_equity: Decimal | None = None) -> AccountRisk:
+    """:func:`evaluate` with the account's deals given by what it reads of them: ``net_since(start)`` (the net
+    of the deals closed at or after ``start``) and ``balance_peak(balance_now)`` (:func:`balance_peak` over
+    them in close order)."""
     day = trading_day(now, config.zone, config.reset_hour, config.reset_minute)
     start, _end = day_bounds(day, config.zone, config.reset_hour, config.reset_minute)
     estimated = money.estimated
@@ -226,7 +239,7 @@ def evaluate(config: LimitConfig, *, account_key: str, currency: str, now: datet
                       equity=equity, day_start_balance=None, peak=None, estimated=estimated)
     if balance is None or equity is None:
         return out
-    today_net = sum((h.profit for h in mine if h.closed_at >= start), ZERO)
+    today_net = net_since(start)
     day_start_balance = balance - today_net
     initial = config.initial_balance
 
@@ -260,7 +273,7 @@ def evaluate(config: LimitConfig, *, account_key: str, currency: str, now: datet
                 drawdown = LimitUse(MAX_DRAWDOWN, currency, dd_limit, max(ZERO, initial - equity),
                                     initial - dd_limit, estimated)
         else:
-            candidates = [balance_peak(balance, mine)]
+            candidates = [balance_peak(balance)]
             if initial is not None:
                 candidates.append(initial)
             if peak_equity is not None:
