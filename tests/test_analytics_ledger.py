@@ -396,3 +396,60 @@ def test_channels_view_keeps_the_closed_figures_while_only_open_pnl_moves(qapp):
             shiboken6.delete(controller)
 
     run_on_qasync(scenario, timeout=60)
+
+
+def test_the_balance_peak_is_kept_by_appends_not_rescanned_at_each_close():
+    """Review: the trailing drawdown's balance peak re-ran the account's whole history on the GUI loop at every
+    close (the close changes the balance, which keyed the cache): ~25 ms per 100k deals. It is now kept from a
+    running total and its highest value; the value equals the backward walk over the balance curve."""
+    import random
+
+    from ttmt_monitor.core.analytics import ledger as ledger_mod
+
+    def backward(balance: Decimal, in_order: list[an.HistoryDeal]) -> Decimal:  # the definition, walked back
+        peak = running = balance
+        for h in reversed(in_order):
+            running -= h.profit
+            peak = max(peak, running)
+        return peak
+
+    rng = random.Random(7)
+    start = NOW - timedelta(days=300)
+    book = ledger_mod._Book()  # noqa: SLF001 - one account's book
+    for i in range(3000):
+        profit = Decimal(rng.randint(-9000, 9000)) / (100 if i % 7 else 1000)
+        book.add(an.from_deal(ClosedDeal(key=f"d{i}", source="x", account_key="a", native_id=str(i),
+                                         closed_at=start + timedelta(minutes=i), profit=profit, currency="USD")))
+        if i % 500 == 0:
+            balance = Decimal(10_000) + book.net()
+            assert book.balance_peak(balance) == backward(balance, book.in_order())
+    assert book._total is not None  # noqa: SLF001 - appends never dropped the running figures
+    balance = Decimal("12345.67")
+    assert book.balance_peak(balance) == backward(balance, book.in_order())
+    late = an.from_deal(ClosedDeal(key="late", source="x", account_key="a", native_id="late",
+                                   closed_at=start + timedelta(minutes=5), profit=Decimal("900.5"), currency="USD"))
+    book.add(late)  # out of order: one pass at the next evaluation
+    assert book._total is None  # noqa: SLF001
+    assert book.balance_peak(balance) == backward(balance, book.in_order())
+    book.remove(late)
+    assert book.balance_peak(balance) == backward(balance, book.in_order())
+    assert an.risk.balance_peak(balance, book.in_order()) == backward(balance, book.in_order())
+
+
+def test_a_deal_whose_close_time_cannot_be_ordered_is_left_out_not_every_accounts_limits():
+    """Review: a naive close time among aware ones made the ledger's build raise, and the risk board then showed
+    no account's limits at all, silently. That one deal is left out (logged) and the rest is kept."""
+    start = NOW - timedelta(days=2)
+
+    def deal(key: str, account: str, at: datetime) -> an.HistoryDeal:
+        return an.from_deal(ClosedDeal(key=key, source="x", account_key=account, native_id=key, closed_at=at,
+                                       profit=Decimal("10.5"), currency="USD"))
+
+    good = [deal(f"g{i}", "a", start + timedelta(hours=i)) for i in range(5)] + [deal("b1", "b", start)]
+    naive = deal("bad", "a", (start + timedelta(hours=1, minutes=30)).replace(tzinfo=None))
+    ledger = an.RiskLedger.build([*good, naive])
+    assert ledger.skipped == 1
+    assert [h.key for h in ledger.deals("a", "USD")] == [f"g{i}" for i in range(5)]
+    assert [h.key for h in ledger.deals("b", "USD")] == ["b1"]
+    book = ledger._books[("a", "USD")]  # noqa: SLF001
+    assert book.net() == Decimal("52.5") and "bad" not in book.by_key

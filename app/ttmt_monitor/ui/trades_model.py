@@ -76,7 +76,7 @@ class TradesModel(KeyedTableModel):
                tooltip="Take-profit levels hit / levels set"),
         # A closed trade has no open P&L: blank, not "0.00" (which reads as "open, flat").
         pl_column("unrealized", "Open P&L", lambda t: None if t.is_terminal else t.unrealized_pl, _cur,
-                  reads=("status", "unrealized_pl")),  # is_terminal reads the status
+                  reads=("status", "unrealized_pl", "currency")),  # is_terminal: the status; the text: currency
         pl_column("realized", "Realized P&L", lambda t: t.realized_pl, _cur),
         time_column("closed_at", "Closed", lambda t: t.closed_at),
         time_column("updated_at", "Updated", lambda t: t.updated_at, hidden_by_default=True),

@@ -23,6 +23,7 @@ kept by additions equals the full sum digit for digit. A removal re-sums what it
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
@@ -31,6 +32,8 @@ from zoneinfo import ZoneInfo
 from .calendar import Bucket, MonthGrid, grid_from_daily, grid_span, make_bucket
 from .history import ZERO, HistoryDeal
 from .risk import AccountMoney, AccountRisk, LimitConfig, evaluate_with, trading_day
+
+log = logging.getLogger(__name__)
 
 PAUSE_EVERY = 2000  # deals between two ``pause()`` calls while a ledger is built off the loop
 
@@ -42,27 +45,36 @@ def _no_pause() -> None:
 class _Book:
     """One account's trade and balance deals in one currency: by key, in close order, and their net."""
 
-    __slots__ = ("by_key", "order", "_net", "_sorted", "_peak")
+    __slots__ = ("by_key", "order", "_net", "_sorted", "_total", "_top")
 
     def __init__(self) -> None:
         self.by_key: dict[str, HistoryDeal] = {}
         self.order: list[tuple[datetime, str]] = []   # (closed_at, key), sorted: evaluate's order
         self._net: Decimal | None = ZERO               # None: re-sum (after a removal)
-        self._sorted: list[HistoryDeal] | None = None  # the deals in close order (the trailing curve)
-        self._peak: tuple[Decimal, Decimal] | None = None  # (balance now, its balance peak)
+        self._sorted: list[HistoryDeal] | None = None  # the deals in close order
+        # The trailing drawdown's balance curve as risk.balance_peak runs it: the deals' running total and its
+        # highest value, kept by appends (a close is the newest deal); None: re-run over the deals in order.
+        self._total: Decimal | None = ZERO
+        self._top: Decimal = ZERO
 
     def add(self, h: HistoryDeal) -> None:
-        self.by_key[h.key] = h
+        """Raises TypeError, changing nothing, for a close time that cannot be ordered with the others (a naive
+        time among aware ones)."""
         item = (h.closed_at, h.key)
         order = self.order
         if not order or order[-1] < item:
             order.append(item)  # the usual case: the newest close
+            if self._total is not None:
+                self._total = total = self._total + h.profit
+                if total > self._top:
+                    self._top = total
         else:
             bisect.insort(order, item)
+            self._total = None
+        self.by_key[h.key] = h
         if self._net is not None:
             self._net = self._net + h.profit
         self._sorted = None
-        self._peak = None
 
     def remove(self, h: HistoryDeal) -> None:
         if self.by_key.get(h.key) is not h:
@@ -74,7 +86,7 @@ class _Book:
             del self.order[i]
         self._net = None
         self._sorted = None
-        self._peak = None
+        self._total = None
 
     def net(self) -> Decimal:
         if self._net is None:
@@ -93,11 +105,20 @@ class _Book:
         return self._sorted
 
     def balance_peak(self, balance_now: Decimal) -> Decimal:
-        from .risk import balance_peak
+        """``risk.balance_peak(balance_now, deals in order)``: O(1) after appends (a close changes the balance,
+        so a cache keyed by it missed at every close and re-ran the whole history on the GUI loop); one pass
+        after a removal or an out-of-order close."""
+        from .risk import peak_from
 
-        if self._peak is None or self._peak[0] != balance_now or self._peak[0].as_tuple() != balance_now.as_tuple():
-            self._peak = (balance_now, balance_peak(balance_now, self.in_order()))
-        return self._peak[1]
+        if self._total is None:
+            total = top = ZERO
+            by_key = self.by_key
+            for _ts, key in self.order:
+                total += by_key[key].profit
+                if total > top:
+                    top = total
+            self._total, self._top = total, top
+        return peak_from(balance_now, self._total, self._top)
 
 
 class RiskLedger:
@@ -105,6 +126,7 @@ class RiskLedger:
 
     def __init__(self) -> None:
         self._books: dict[tuple[str, str], _Book] = {}
+        self.skipped = 0  # deals left out (a close time that cannot be ordered with the others)
 
     @classmethod
     def build(cls, deals: Iterable[HistoryDeal], pause: Callable[[], None] = _no_pause) -> RiskLedger:
@@ -123,7 +145,12 @@ class RiskLedger:
         old = book.by_key.get(h.key)
         if old is not None:
             book.remove(old)
-        book.add(h)
+        try:
+            book.add(h)
+        except TypeError:  # one deal no source should send must not stop every account's limits
+            self.skipped += 1
+            log.warning("risk limits: a closed deal of %s with a close time that cannot be ordered (%r) is left "
+                        "out", h.account_key, h.closed_at)
 
     def apply(self, removed: Iterable[HistoryDeal], added: Iterable[HistoryDeal]) -> None:
         for h in removed:

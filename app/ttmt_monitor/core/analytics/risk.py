@@ -199,13 +199,23 @@ def _pct(pct: Decimal, of: Decimal) -> Decimal:
 
 
 def balance_peak(balance_now: Decimal, deals: list[HistoryDeal]) -> Decimal:
-    """The highest balance the curve reached: rebuilt backwards from ``balance_now`` over ``deals`` (sorted by
-    close time, one currency), the balance now included."""
-    peak = running = balance_now
-    for h in reversed(deals):
-        running -= h.profit  # the balance before this deal
-        peak = max(peak, running)
-    return peak
+    """The highest balance the curve reached: rebuilt from ``balance_now`` over ``deals`` (sorted by close time,
+    one currency), the balance now included. The balance before deal k is ``balance_now - total + prefix(k)``, so
+    the peak needs only the deals' total and their highest running sum (:func:`peak_from`), which a ledger keeps
+    as deals are appended (``ledger.RiskLedger``: no pass over the history at each close)."""
+    total = top = ZERO
+    for h in deals:
+        total += h.profit
+        if total > top:
+            top = total
+    return peak_from(balance_now, total, top)
+
+
+def peak_from(balance_now: Decimal, total: Decimal, top: Decimal) -> Decimal:
+    """The balance peak from the deals' ``total`` and their highest running sum ``top`` (0 included): the highest
+    of ``balance_now`` and the balance before each deal."""
+    before = balance_now - total + top
+    return before if before > balance_now else balance_now
 
 
 def evaluate(config: LimitConfig, *, account_key: str, currency: str, now: datetime, money: AccountMoney,
