@@ -88,7 +88,8 @@ async def raw_rate(url: str, n: int) -> float:
 
 
 async def ours_rate(base_url: str, n: int, with_apply: bool) -> float:
-    from ttmt_monitor.core.state import DeskState, apply
+    from ttmt_monitor.core.state import DeskState
+    from ttmt_monitor.sources.ttmt.apply import apply
     from ttmt_monitor.sources.ttmt.stream import StreamConsumer
 
     state = DeskState()
@@ -119,7 +120,8 @@ def stage_costs(data: bytes) -> dict[str, float]:
 
     from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
-    from ttmt_monitor.core.state import DeskState, apply
+    from ttmt_monitor.core.state import DeskState
+    from ttmt_monitor.sources.ttmt.apply import apply
     from ttmt_monitor.sources.ttmt.decode import decode_event, parse_json
     from ttmt_monitor.sources.ttmt.fastdecode import decode_envelopes, fast_event
 

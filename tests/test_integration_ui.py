@@ -24,7 +24,8 @@ from PySide6.QtWidgets import QApplication
 
 from _qasync_support import ModuleLoop, dispose, in_thread, until
 from ttmt_monitor.core.models import BreakevenSet, TradeFinalized
-from ttmt_monitor.core.state import DeskState, apply
+from ttmt_monitor.core.state import DeskState
+from ttmt_monitor.sources.ttmt.apply import apply
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.main_window import MainWindow
@@ -211,7 +212,7 @@ def test_open_trade_details_are_reread_after_a_milestone(qapp, sim_paused, setti
             requests_before = controller.client.requests_made
 
             def milestone_trades() -> set[str]:
-                from ttmt_monitor.core.state import facts_of
+                from ttmt_monitor.sources.ttmt.apply import facts_of
 
                 return facts_of(log.events).milestones & set(open_ids)
 

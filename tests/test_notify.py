@@ -18,7 +18,7 @@ from ttmt_monitor.core.models import (
     TradeFinalized,
 )
 from ttmt_monitor.core.notify import KINDS, NotificationRules, NotifySettings
-from ttmt_monitor.core.state import facts_of
+from ttmt_monitor.sources.ttmt.apply import facts_of
 
 T0 = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
 

@@ -21,8 +21,9 @@ from ttmt_monitor.core import desk as neutral
 from ttmt_monitor.core.models import Resync
 from ttmt_monitor.core.news import Breakeven, Close, Fill, Resynced, TakeProfit, TradeDone
 from ttmt_monitor.core.notify import KINDS, RENAMED_KINDS, NotificationRules, NotifySettings, process_desk_change
-from ttmt_monitor.core.state import DeskState, apply, apply_many, facts_of
+from ttmt_monitor.core.state import DeskState
 from ttmt_monitor.domain import Account, ClosedDeal, Position, Upsert, make_key
+from ttmt_monitor.sources.ttmt.apply import apply, apply_many, facts_of
 
 try:  # the same wire helpers as the state tests (tests/ may or may not be a package)
     from tests.test_state import ACC, T0, TRADE, Feed, opened_trade, order_wire, position_wire, trade_wire, ts

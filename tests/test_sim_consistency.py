@@ -153,12 +153,13 @@ def test_wire_applier_ends_with_what_rest_has(played) -> None:
 
 
 def test_the_apps_own_state_ends_with_what_rest_has(played) -> None:
-    """The same run through the app's decoders (from JSON text, as on the wire) and core/state.py's apply()."""
+    """The same run through the app's decoders (from JSON text, as on the wire) and sources/ttmt/apply.py's apply()."""
     import dataclasses
     import json
 
     # Plain imports: a broken module must fail this test, not skip it.
     import ttmt_monitor.core.state as state_mod
+    import ttmt_monitor.sources.ttmt.apply as apply_mod
     import ttmt_monitor.sources.ttmt.decode as decode
 
     def wire(obj: Any) -> Any:
@@ -171,7 +172,7 @@ def test_the_apps_own_state_ends_with_what_rest_has(played) -> None:
                                   wire([_wire(t) for t in trades]))
     desk = state_mod.DeskState.from_snapshot(snap)
     for env in events:
-        state_mod.apply(desk, decode.decode_event(wire(env)))
+        apply_mod.apply(desk, decode.decode_event(wire(env)))
     assert desk.last_event_id == len(events)
 
     mismatches = []

@@ -296,7 +296,8 @@ def test_end_to_end_events_over_http_equal_rest():
 
     The same property A1 tests inside the process, here across the wire: the server's assembled views (trade
     objects, /positions, signal summaries) and its framing must not change anything the contract relies on."""
-    from ttmt_monitor.core.state import DeskState, apply
+    from ttmt_monitor.core.state import DeskState
+    from ttmt_monitor.sources.ttmt.apply import apply
     from ttmt_monitor.sources.ttmt.decode import (
         decode_event,
         decode_position,

@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from ttmt_monitor.core.models import Resync, Snapshot
-from ttmt_monitor.core.state import Change, DeskState, TableChange, apply, apply_many
+from ttmt_monitor.core.state import Change, DeskState, TableChange
+from ttmt_monitor.sources.ttmt.apply import apply, apply_many
 from ttmt_monitor.sources.ttmt.decode import decode_account, decode_event, decode_position, decode_trade
 
 T0 = datetime(2026, 7, 2, 8, 0, tzinfo=UTC)
@@ -426,7 +427,7 @@ def test_change_says_which_trades_had_a_milestone_and_whether_prices_moved() -> 
     """The neutral facts views read instead of event names: a milestone (fill, TP hit, close, breakeven, finish)
     names its trade even when the state does not know it; a tick moves prices; a trade's creation moves nothing
     a milestone is about; a batch's merged Change keeps them all; facts_of(events) says the same."""
-    from ttmt_monitor.core.state import facts_of
+    from ttmt_monitor.sources.ttmt.apply import facts_of
 
     state, feed = opened_trade()
     tick = feed("position_update", {"position": position_wire("p1", current_price=2652.0)}, 3)

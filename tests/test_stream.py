@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from ttmt_monitor.core.models import Resync, UnknownEvent
-from ttmt_monitor.core.state import DeskState, apply
+from ttmt_monitor.core.state import DeskState
+from ttmt_monitor.sources.ttmt.apply import apply
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.errors import AuthError, ForbiddenError
 from ttmt_monitor.sources.ttmt.stream import ConnectionState, StreamConsumer

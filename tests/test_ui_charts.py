@@ -14,7 +14,8 @@ import pytest
 
 from ttmt_monitor.core import pnl
 from ttmt_monitor.core.models import PositionUpdated, TpHit, TradeExecuted, TradeFinalized
-from ttmt_monitor.core.state import DeskState, apply, apply_many
+from ttmt_monitor.core.state import DeskState
+from ttmt_monitor.sources.ttmt.apply import apply, apply_many
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.sources.ttmt.decode import decode_event
 

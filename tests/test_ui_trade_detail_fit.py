@@ -10,7 +10,8 @@ from decimal import Decimal as D
 from PySide6.QtWidgets import QAbstractScrollArea, QLabel, QScrollArea
 
 from ttmt_monitor.core.models import Order, Position, PositionClosed, PositionUpdated, TpHit, Trade, TradeExecuted
-from ttmt_monitor.core.state import DeskState, apply, apply_many
+from ttmt_monitor.core.state import DeskState
+from ttmt_monitor.sources.ttmt.apply import apply, apply_many
 from ttmt_monitor.ui.trade_detail import TradeDetail
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

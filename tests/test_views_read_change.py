@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ttmt_monitor.core.news import Breakeven, Close, Fill, TakeProfit
-from ttmt_monitor.core.state import apply, apply_many
+from ttmt_monitor.sources.ttmt.apply import apply, apply_many
 
 try:  # the same wire helpers as the state tests (tests/ may or may not be a package)
     from tests.test_state import ACC, T0, TRADE, opened_trade, order_wire, position_wire, trade_wire, ts

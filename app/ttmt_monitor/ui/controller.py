@@ -44,6 +44,10 @@ from .trades_model import TradesModel
 _ttmt = registry.desk_parts("ttmt")
 SnapshotPrefetch = _ttmt.SnapshotPrefetch
 _Page = _ttmt.TradesPage
+# What TTMT's events do and say (sources/ttmt/desk.py): this module names no TTMT event class.
+touched_keys = _ttmt.touched_keys
+_finalized_events = _ttmt.finalized_events
+_TICKS, _RESYNC = _ttmt.batch_kinds()
 
 log = logging.getLogger(__name__)
 
@@ -89,33 +93,6 @@ def _table(state: Any, name: str) -> dict[str, Any]:
     """One keyed table of the desk state (``state.trades`` etc.), or an empty dict when it has no such table."""
     value = getattr(state, name, None)
     return value if isinstance(value, dict) else {}
-
-
-def touched_keys(event: m.Event) -> tuple[set[str], set[str]]:
-    """(trade ids, position ids) an event can change: computed from the event itself, so the models are told
-    exactly which rows to look at whatever shape the core's Change takes."""
-    trades: set[str] = set()
-    positions: set[str] = set()
-    if isinstance(event, (m.TradeExecuted, m.TradeFinalized)):
-        if event.trade is not None:
-            trades.add(event.trade.id)
-    elif isinstance(event, m.OrderFilled):
-        if event.order is not None:
-            trades.add(event.order.trade_id)
-    elif isinstance(event, (m.PositionUpdated, m.PositionClosed)):
-        if event.position is not None:
-            positions.add(event.position.id)
-            if event.position.trade_id:
-                trades.add(event.position.trade_id)
-    elif isinstance(event, m.TpHit):
-        if event.trade_id:
-            trades.add(event.trade_id)
-    elif isinstance(event, m.BreakevenSet):
-        if event.trade_id:
-            trades.add(event.trade_id)
-        if event.position_id:
-            positions.add(event.position_id)
-    return trades, positions
 
 
 class DeskController(QObject):
@@ -190,6 +167,7 @@ class DeskController(QObject):
         self.client: Any = None
         self.consumer: Any = None
         self.state: Any = None
+        self._apply = _ttmt.apply_function()  # TTMT's apply(state, event, into), bound once: the live path's hot call
         self.accounts: dict[str, m.Account] = {}
         self.connection_state = "offline"
         self.connection_detail = ""
@@ -607,8 +585,7 @@ class DeskController(QObject):
             self.load_failed.emit("The TTMT API answered with no accounts at all; keeping the current data. "
                                   "Press F5 to try again.")
             return
-        resync = m.Resync(event_id=None, type="resync", timestamp=snapshot.taken_at, raw={"reason": "refresh"},
-                          snapshot=snapshot, reason="refresh")
+        resync = _ttmt.refresh_event(snapshot)
         # Finished trades of the newest page are history (final values). Those the table still shows as open
         # closed unseen: they go through the queue as TradeFinalized (before the Resync, which then keeps them),
         # so the state and the P&L view (events_applied) learn the close too. Open trades come only through the
@@ -1038,8 +1015,9 @@ class DeskController(QObject):
 
     def apply_batch(self, budget_s: float | None = None) -> int:
         """Apply queued events (all, or as many as fit in ``budget_s``) to the state, then update the models once."""
-        from ..core.state import Change, apply
+        from ..core.state import Change
 
+        apply = self._apply
         state = self.state
         queue = self._queue
         deadline = time.perf_counter() + budget_s if budget_s else None
@@ -1048,13 +1026,14 @@ class DeskController(QObject):
         trade_keys = self._dirty_trades
         position_keys = self._dirty_positions
         finalized = self._dirty_finalized
-        resync: m.Resync | None = None
+        resync: m.Event | None = None  # a resync (a snapshot), the last one of the batch
         unknown_signals: list[str] = []
         change = Change()  # the batch's, merged: what every event of it changed (facts for the views)
         n = 0
         per_event, per_row = self._per_event_s, self._per_row_s  # what comes after the loop costs (measured)
         max_rows = self._flush_rows(budget_s) if budget_s else None
-        ticks = (m.PositionUpdated, m.PositionClosed)
+        ticks = _TICKS
+        effects = _ttmt.event_effects
         add_trade, add_position = trade_keys.add, position_keys.add
         while queue:
             event = queue.popleft()
@@ -1071,16 +1050,16 @@ class DeskController(QObject):
                     add_position(position.id)
                     if position.trade_id:
                         add_trade(position.trade_id)
-            elif kind is m.Resync:
-                resync = event  # type: ignore[assignment]
+            elif kind is _RESYNC:
+                resync = event
             else:
-                t_keys, p_keys = touched_keys(event)
+                t_keys, p_keys, finished, signal_id = effects(event)
                 trade_keys |= t_keys
                 position_keys |= p_keys
-                if isinstance(event, m.TradeFinalized) and event.trade is not None:
-                    finalized[event.trade.id] = event.trade
-                elif isinstance(event, m.TradeExecuted) and event.trade is not None and event.trade.signal_id:
-                    unknown_signals.append(event.trade.signal_id)
+                if finished is not None:
+                    finalized[finished.id] = finished
+                elif signal_id:
+                    unknown_signals.append(signal_id)
             n += 1
             if deadline is not None and (n & 31) == 0:
                 now = time.perf_counter()
@@ -1111,7 +1090,7 @@ class DeskController(QObject):
                 self._want_signal(signal_id)
         self._store_call("put_events", events)
         self.events_total += len(events)
-        self.live_events += len(events) - sum(1 for e in events if isinstance(e, m.Resync))
+        self.live_events += len(events) - sum(1 for e in events if isinstance(e, _RESYNC))
         stamp = events[-1].timestamp
         self.last_event_at = stamp if stamp is not None else datetime.now(UTC)
         self.last_event_at_changed.emit(self.last_event_at)
@@ -1189,9 +1168,9 @@ class DeskController(QObject):
         if self._accounts_dirty and not self._closing:
             self._update_accounts()
 
-    def _apply_resync(self, event: m.Resync) -> None:
+    def _apply_resync(self, event: m.Event) -> None:
         """Replace live state by diff: positions synced to the snapshot, trades upserted (history kept)."""
-        snapshot = event.snapshot
+        snapshot: m.Snapshot | None = getattr(event, "snapshot", None)
         if snapshot is not None and snapshot.accounts:
             self.accounts = {a.account_id: a for a in snapshot.accounts}
         positions = _table(self.state, "positions")
@@ -1357,13 +1336,6 @@ class SyncOffline(Exception):
         self.detail = message or "The TTMT API cannot be reached."
         # describe_error/_state_for_error read these like an API error's
         self.status = {"auth": 401, "unavailable": 503}.get(reason or "")
-
-
-def _finalized_events(trades: list[m.Trade]) -> list[m.Event]:
-    """REST's final form of trades that closed unseen, as TradeFinalized events without an id (applied like the
-    stream's, never written to the event log; stamped with the trade's own updated_at so nothing is altered)."""
-    return [m.TradeFinalized(event_id=None, type="trade_finalized", timestamp=t.updated_at or t.closed_at,
-                             raw={"reason": "closed while not watching"}, trade=t) for t in trades]
 
 
 def _state_for_error(exc: BaseException) -> str:

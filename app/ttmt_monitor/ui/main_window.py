@@ -969,12 +969,13 @@ class MainWindow(QMainWindow):
         the trades whose breakeven move was seen (a detail opened later still reports it).
 
         core says what happened (the batch's Change: ``news``, ``milestones``); a sender without it, from the
-        events through core.state."""
+        events through TTMT's desk parts (its apply's facts)."""
         news, milestones = getattr(change, "news", None), getattr(change, "milestones", None)
         if news is None or milestones is None:
-            from ..core.state import facts_of
+            from ..sources import registry
 
-            change = facts_of(events)  # the facts without the table keys: no price ticks for the charts
+            # the facts without the table keys: no price ticks for the charts
+            change = registry.desk_parts("ttmt").facts_of(events)
             news, milestones = change.news, change.milestones
         for fact in news:
             if isinstance(fact, Breakeven) and not fact.failed and fact.trade:

@@ -413,15 +413,15 @@ class Notifier(QObject):
     # Slots --------------------------------------------------------------------------------------------------
 
     def handle_events(self, events: Iterable[Any], change: Any = None, *, replay: bool = False) -> None:
-        """Connect to ``events_applied(list, change)``: the rules read ``change.news`` (what ``core.state.apply``
-        reported for the batch); a sender without a Change gets the news of ``events`` from ``core.state``.
+        """Connect to ``events_applied(list, change)``: the rules read ``change.news`` (what TTMT's apply
+        reported for the batch); a sender without a Change gets the news of ``events`` from TTMT's desk parts.
         Never raises into the event loop: a bad batch gives an error line, not an exception."""
         try:
             news = getattr(change, "news", None)
             if news is None:
-                from ..core.state import facts_of
+                from ..sources import registry
 
-                news = facts_of(events).news
+                news = registry.desk_parts("ttmt").facts_of(events).news
             ns = self.rules.process(news, replay=replay)
         except Exception as exc:  # noqa: BLE001 - a notification bug must not take the live desk down
             ns = [
