@@ -245,3 +245,26 @@ def test_the_rules_and_the_notification_ui_name_no_ttmt_event(module: str) -> No
             assert node.id not in events, f"{module} names {node.id}"
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in allowed:
             assert node.value not in names, f"{module} matches TTMT's event name {node.value!r}"
+
+
+@pytest.mark.parametrize("module", ["core/state.py", "ui/controller.py", "ui/main_window.py", "ui/notifications.py"])
+def test_the_core_state_and_the_desk_controller_name_no_ttmt_event_class(module: str) -> None:
+    """Issue 12: TTMT's event application lives in sources/ttmt/apply.py, reached by the UI only through
+    ``registry.desk_parts("ttmt")``; neither the neutral state nor the controller imports, names or reads an
+    attribute of a TTMT event class (``m.Resync`` included)."""
+    from ttmt_monitor.core import models
+
+    tree = ast.parse((APP / module).read_text())
+    # The event kinds (the base ``Event`` stays usable as a type: a batch is a list of events)
+    events = {name for name, obj in vars(models).items()
+              if isinstance(obj, type) and issubclass(obj, models.Event) and obj is not models.Event}
+    assert {"Resync", "TradeFinalized", "OrderFilled", "PositionUpdated"} <= events
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported = {a.name for a in node.names}
+            assert not imported & events, f"{module} imports TTMT's event classes {imported & events}"
+            assert not (node.module or "").endswith("apply"), f"{module} imports TTMT's apply directly"
+        elif isinstance(node, ast.Name):
+            assert node.id not in events, f"{module} names {node.id}"
+        elif isinstance(node, ast.Attribute):
+            assert node.attr not in events, f"{module} reads {node.attr}"

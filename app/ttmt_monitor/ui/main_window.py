@@ -975,8 +975,8 @@ class MainWindow(QMainWindow):
             from ..sources import registry
 
             # the facts without the table keys: no price ticks for the charts
-            change = registry.desk_parts("ttmt").facts_of(events)
-            news, milestones = change.news, change.milestones
+            change = facts = registry.desk_parts("ttmt").facts_of(events)
+            news, milestones = facts.news, facts.milestones
         for fact in news:
             if isinstance(fact, Breakeven) and not fact.failed and fact.trade:
                 if len(self._breakeven_ids) >= MAX_BREAKEVEN_IDS:
