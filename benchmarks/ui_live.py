@@ -3,7 +3,7 @@ and the cold start to a window with data beside a bare PySide6 window (benchmark
 
 Reports:
 - events/s applied to the models: end to end (first to last burst event applied, including SSE parsing and
-  decoding on the same loop) and the apply path alone (core.state.apply + model updates, timed inside the
+  decoding on the same loop) and the apply path alone (TTMT's apply + model updates, timed inside the
   controller's batches);
 - the longest event-loop stall during the burst, from a 5 ms QTimer probe (largest gap between ticks, minus 5 ms),
   beside one full-table repaint measured in the same run (the positions view, as shown during the burst: its

@@ -3,7 +3,7 @@ vocabulary the notification rules (``core/notify.py``) are written on.
 
 Two producers, one vocabulary (no reader matches a source's event names):
 
-- TTMT's event application (``core/state.py`` ``apply``, the one place that knows TTMT's event types) puts them
+- TTMT's event application (``sources/ttmt/apply.py`` ``apply``, the one place that knows TTMT's event types) puts them
   on ``Change.news``: an order of a trade filled (:class:`Fill`), a position of a trade closed with its P&L and
   reason (:class:`Close`), a take-profit level hit (:class:`TakeProfit`), the stop loss moved to breakeven or the
   move failed (:class:`Breakeven`), the trade finished (:class:`TradeDone`), a connection problem the stream

@@ -1,5 +1,5 @@
 """What to notify, decided in pure Python: neutral trading news (``core.news``) + a clock in, :class:`Notification`
-objects out. One set of rules for every source: TTMT's ``Change.news`` (core/state.py applies its events) and a
+objects out. One set of rules for every source: TTMT's ``Change.news`` (sources/ttmt/apply.py applies its events) and a
 neutral source's ``DeskChange.news`` (core/desk.py) go through the same :meth:`NotificationRules.process`; no
 rule here knows a source's event names.
 

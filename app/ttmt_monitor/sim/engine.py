@@ -15,7 +15,7 @@ How the data is laid out (the seam with ``server.py``)
   ``_signal`` (``{"signal_id", "telegram_message_id"}`` or ``None``). Positions carry their ``signal`` member.
 - Internal keys start with ``_`` (``_signal`` on trades, ``_account_ids`` on channels); the server strips them.
 
-The contract with core/state.py (events vs REST)
+The contract with sources/ttmt/apply.py (events vs REST)
 - Every state change of the demo user's live market emits the matching §14.4 event with the SAME timestamp that the
   REST object records as ``updated_at``; event payloads are copies (later changes never rewrite past events).
 - Money is Decimal inside, rounded to cents once per position value; a trade's ``realized_pl``/``unrealized_pl`` are
@@ -759,7 +759,7 @@ class Engine:
         }
         run.user.uw.positions[pid] = pos
         run.opened.append(_Pos(pos, order, price, vol, run.sl, tp, tp_level, price))
-        # The trade, exactly as core/state.py derives it from order_fill.
+        # The trade, exactly as sources/ttmt/apply.py derives it from order_fill.
         run.volume += vol
         run.fills_pv += price * vol
         run.places = max(run.places, _wire_places(price))

@@ -556,7 +556,7 @@ class DeskController(QObject):
         The state object is never replaced under the tick: while the snapshot is in flight the tick holds the
         stream's events in the queue; the snapshot then goes into the queue as a Resync right after the events
         that were queued before it was asked for, and the events that arrived meanwhile are applied after it
-        (core.state skips those the snapshot already holds). During start-up F5 joins the start-up in flight.
+        (TTMT's apply skips those the snapshot already holds). During start-up F5 joins the start-up in flight.
         A trade the snapshot no longer lists as open is re-read (see _reconcile_vanished)."""
         if self._refreshing or self._closing:
             return
@@ -888,7 +888,7 @@ class DeskController(QObject):
         if self._consumer_factory is not None:
             return self._consumer_factory(self.client, on_state=self._on_consumer_state)
         # resync_on_start: the first connection is followed by a REST snapshot delivered as a Resync, so the
-        # events between our start-up snapshot and the stream's first frame are not lost (core.state skips what
+        # events between our start-up snapshot and the stream's first frame are not lost (TTMT's apply skips what
         # the snapshot already holds).
         # With a local history the stream resumes from the stored last event id (the server replays the gap, or
         # asks for a resync when its buffer overflowed) and no start-up snapshot is needed.
@@ -1182,7 +1182,7 @@ class DeskController(QObject):
 
     def _reconcile_vanished(self) -> None:
         """After a resync / F5 / start over the local history: trades the table shows as open that REST no longer
-        lists as open finished while we were not watching. core.state dropped them (it has no final form), so
+        lists as open finished while we were not watching. the state's resync dropped them (it has no final form), so
         their rows would stay "active" with a stale open P&L forever: re-read them and apply their final form."""
         if self.state is None or self._closing:
             return

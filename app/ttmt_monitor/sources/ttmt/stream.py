@@ -29,14 +29,14 @@ Rules it follows (ttmt-api.md §9 and §14.4; docs/DESIGN.md, "Robustness rules 
   the headers) has its own total deadline, ``connect_deadline``: a server that accepts and stalls is retried.
 - Gaps: an id above last+1 means events were lost (the server's replay buffer holds only 100): fetch the REST
   snapshot, emit ONE :class:`~ttmt_monitor.core.models.Resync`, then deliver the event and continue.
-  ``core.state`` skips events the snapshot already contains, so nothing is counted twice.
+  ``apply.py`` skips events the snapshot already contains, so nothing is counted twice.
 - Ids at or below the last one are duplicates, dropped: a server that replays 6…15 to ``Last-Event-ID: 10``
   overlaps, and only 11…15 are delivered. A new id sequence (the server restarted and numbers from 1 again; the
   API has no stream epoch) is told apart by what an overlap cannot be (see :meth:`StreamConsumer._new_sequence`):
   an id below the previous one within a connection; or a connection's first id at or below the one we sent that
   is more than the 100-event buffer below it, or reuses an id we received with other data, or is newer than our
   last event. Then the last id is reset to just before it, and ONE Resync (``event_id`` = that
-  id - 1, so ``core.state`` resets its last id too) comes before the event.
+  id - 1, so ``apply.py`` resets its last id too) comes before the event.
 - A resync's snapshot with no accounts is not applied (a server that lost its data for a moment would otherwise
   empty the desk): the current state stays, the state says so, and it is retried with backoff; only the
   ``EMPTY_SNAPSHOT_CONFIRMATIONS``-th empty one in a row is believed (the user really has no accounts now). An
@@ -200,7 +200,7 @@ class StreamConsumer:
     Pass a :class:`~.client.TTMTClient` (used for the REST snapshot on resync; not closed by us) or ``base_url`` and
     ``api_key`` (a client is made and owned). ``last_event_id`` resumes from a stored position.
     ``resync_on_start``: fetch a snapshot right after the first connection is accepted and emit it as a Resync
-    before any event (what a fresh desk needs; ``core.state`` skips the events the snapshot already holds).
+    before any event (what a fresh desk needs; ``apply.py`` skips the events the snapshot already holds).
     ``on_state(state, detail)`` is called on every state change (exceptions in it are logged, not raised).
     """
 
