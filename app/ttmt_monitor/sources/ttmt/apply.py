@@ -34,8 +34,8 @@ table model can emit ``dataChanged`` for exactly those rows.
 
 IMPLEMENTATION NOTES (this module's choices where the contract is silent):
 
-- ``DeskState.positions`` holds only open positions; ``DeskState.trades`` holds open trades and the most recent
-  ``MAX_TERMINAL_TRADES`` finished ones; ``DeskState.orders`` holds fills seen on the stream.
+- What the tables hold (open positions only, open and recent trades, recently closed positions for "realized
+  today") and how a resync's snapshot is installed (as a diff, ``core.state.apply_snapshot``): ``core/state.py``.
 - Idempotence guards, so a replayed event can never count money twice: an ``order_fill`` whose order id is already
   known does not add volume again; a ``position_closed`` for a position not in the open set adds no realised P&L.
   Events whose id is not above ``last_event_id`` are ignored altogether.
@@ -50,12 +50,6 @@ IMPLEMENTATION NOTES (this module's choices where the contract is silent):
   the first newer one ends the guard. So fills and closes are never counted twice across a resync. Positions
   are not guarded: a position event is a full replacement, so replaying it converges (its last event wins), and
   REST reads /positions before /trades, so a snapshot's positions can be older than its trades.
-- ``DeskState.closed_positions`` keeps recently closed positions (from ``position_closed``, a ``position_update``
-  that arrives closed, and a snapshot's ``closed_positions``, i.e. the closed positions of the open trades),
-  the most recent ``MAX_CLOSED_POSITIONS``. "Realized today" sums them by ``closed_at``: a trade's
-  ``realized_pl`` cannot say which day each part was realised on.
-- ``resync`` is applied as a diff: only rows that differ are reported (no table reset, no flicker). Open trades
-  REST no longer lists are removed (they finished while we were away and we lack their final form).
 """
 
 from __future__ import annotations
