@@ -455,3 +455,18 @@ def test_the_live_diff_never_misses_a_cell_whose_value_changed(qapp, sim_data):
                             assert n in flagged, (type(a).__name__, field.name, column.key)
                             checked += 1
     assert checked > 500
+
+
+def test_a_partial_close_repaints_the_status_cell(qtbot):
+    """An open position whose volume shrinks reads "Partly closed" (status_of), but the Status cell was only
+    told to repaint when the status field changed: it kept showing "Open" after a partial close."""
+    model = PositionsModel()
+    model.reset_rows([_position(n) for n in range(3)])
+    recorder = Recorder(model)
+    status = model.column_number("status")
+    row = model.row_of("pos-0001")
+    assert model.data(model.index(row, status)) == "Open"
+    model.upsert([dataclasses.replace(_position(1), volume=Decimal("0.05"))])
+    told = [e for e in recorder.events if e[0] == "changed" and e[1] <= row <= e[2] and e[3] <= status <= e[4]]
+    assert told, recorder.events
+    assert model.data(model.index(row, status)) == "Partly closed"

@@ -93,7 +93,10 @@ class PositionsModel(KeyedTableModel):
                 columns[n] = replace(column, text=lambda p, o, price=price: (
                     price(p, o) if p.take_profit is not None else (RUNNER if self.is_runner(p) else "")))
             elif column.key == "status":
-                columns[n] = replace(column, text=lambda p, o: fmt.status_label(self.status_of(p)))
+                # "Partly closed" is an open position whose volume shrank: the cell changes with the volume too.
+                columns[n] = replace(column, value=lambda p: self.status_of(p),
+                                     text=lambda p, o: fmt.status_label(self.status_of(p)),
+                                     reads=("id", "status", "volume"))
             elif column.key == "trade":
                 # What trade_order reads of the position (the rest comes from its trade, the same for an old and a
                 # new version of a row): a live diff compares these fields, not two trade_order calls per row.
