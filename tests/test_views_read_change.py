@@ -168,3 +168,24 @@ def test_the_views_name_no_ttmt_event(module: str) -> None:
             assert node.attr not in events, f"{module} names {node.attr}"
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             assert node.value not in names, f"{module} matches TTMT's event name {node.value!r}"
+
+
+def test_the_p_and_l_view_keeps_a_bounded_number_of_live_tp_hits(qtbot, monkeypatch) -> None:
+    """A desk left running for months: the live TP hits kept for markers stop at LIVE_HITS_KEEP (the oldest
+    go; their trades' history carries those markers), and the newest still become markers."""
+    from ttmt_monitor.core.state import Change, DeskState
+    from ttmt_monitor.ui import pnl_view
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    monkeypatch.setattr(pnl_view, "LIVE_HITS_KEEP", 50)
+    view = PnlView()
+    qtbot.addWidget(view)
+    state = DeskState()
+    for batch in range(8):
+        hits = [TakeProfit(trade=f"t{batch}-{i}", level=1, at=T0 + timedelta(seconds=batch * 20 + i))
+                for i in range(20)]
+        view.update_from(state, Change(news=list(hits)))
+        view.refresh()
+        assert len(view._live_hits) <= 50  # noqa: SLF001
+    assert view._live_hits[-1].trade == "t7-19"  # noqa: SLF001 - the newest kept
+    assert 0 <= view._hits_done <= len(view._live_hits)  # noqa: SLF001

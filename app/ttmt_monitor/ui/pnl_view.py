@@ -142,6 +142,10 @@ def utc_offset_for_axis(tz: tzinfo | None, now: datetime | None = None) -> int |
     return -int(off.total_seconds()) if off is not None else 0
 
 
+#: TP hits seen live that are kept for markers (a few hundred a day); older ones come from the trades' history.
+LIVE_HITS_KEEP = 20_000
+
+
 class PnlView(QWidget):
     """Cumulative realized P&L per currency with TP-hit markers, the open P&L, range presets and statistics.
 
@@ -459,6 +463,10 @@ class PnlView(QWidget):
             elif isinstance(fact, TakeProfit):
                 self._live_hits.append(fact)
                 hits = True
+        if len(self._live_hits) > LIVE_HITS_KEEP:  # a desk left running for months: the oldest go (their trades'
+            drop = len(self._live_hits) - LIVE_HITS_KEEP  # closed positions in the history carry their markers)
+            del self._live_hits[:drop]
+            self._hits_done = max(0, self._hits_done - drop)
         relevant = bool(getattr(change, "moved", False) or getattr(change, "resync", False))
         if isinstance(trades, dict):
             self._open_trades = [t for t in trades.values() if not t.is_terminal]
