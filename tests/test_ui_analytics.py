@@ -259,6 +259,15 @@ def test_calendar_and_channels_tabs_show_the_core_figures_and_filter_the_desk(qa
             assert f"{busiest.trades} trade" in item.text()
             week_text = cal.grid.item(r, 7).text()
             assert all(format_pl(a, cur) in week_text for cur, a in grid.weeks[r].pnl.items())
+            # A week running into another month says which of its days its totals count.
+            for row, week in enumerate(grid.weeks):
+                inside = [d.day.day for d in week.days if d.in_month]
+                heading = cal.grid.item(row, 7).text().splitlines()[0]
+                if len(inside) == 7:
+                    assert heading == f"W{week.iso_week}"
+                else:
+                    assert heading.startswith(f"W{week.iso_week} · {inside[0]}"), heading
+                    assert "only" in cal.grid.item(row, 7).toolTip()
             assert cal.hour_table.rowCount() == 24 and cal.weekday_table.rowCount() == 7
             # A click on the day: the Trades tab, filtered to what lived that day.
             cal._on_cell(r, c)

@@ -103,6 +103,24 @@ def money_lines(pnl: Any) -> list[str]:
     return [fmt.format_pl(amount, cur) for cur, amount in pnl.items()]
 
 
+def week_heading(week: Any) -> str:
+    """"W49", or "W49 · 1–6" when the week runs into another month: its totals count this month's days only (so
+    the weeks add up to the month), and the heading says which."""
+    inside = [c.day for c in week.days if c.in_month]
+    if not inside or len(inside) == len(week.days):
+        return f"W{week.iso_week}"
+    days = f"{inside[0].day}–{inside[-1].day}" if len(inside) > 1 else f"{inside[0].day}"
+    return f"W{week.iso_week} · {days}"
+
+
+def week_tip(week: Any, month_name: str) -> str:
+    inside = [c.day for c in week.days if c.in_month]
+    if not inside or len(inside) == len(week.days):
+        return f"Week {week.iso_week}: its closed trades"
+    return (f"Week {week.iso_week}: the closed trades of {month_name}'s days in it only; the other days count in "
+            "their own month")
+
+
 class CalendarView(QWidget):
     """Month grid + weekday/hour tables. ``refresh()`` recomputes from the feed (the window calls it when the
     tab is shown and, while shown, when the desk moved)."""
@@ -296,10 +314,11 @@ class CalendarView(QWidget):
         for r, week in enumerate(grid.weeks):
             for c, cell in enumerate(week.days):
                 self.grid.setItem(r, c, self._day_item(cell, biggest, dark))
-            lines = [f"W{week.iso_week}", *money_lines(week.pnl)]
+            lines = [week_heading(week), *money_lines(week.pnl)]
             if week.trades:
                 lines.append(_trades(week.trades))
             item = QTableWidgetItem("\n".join(lines))
+            item.setToolTip(week_tip(week, MONTHS[self.month - 1]))
             item.setFont(bold)
             item.setData(EXPORT_ROLE, "; ".join(lines))
             item.setData(LINES_ROLE, _signed_lines(lines[0], week.pnl, week.trades))
