@@ -36,6 +36,7 @@ head = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\nc
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("127.0.0.1", 0)); srv.listen(16)
 print(srv.getsockname()[1], flush=True)
+
 def serve(conn):
     try:
         buf = b""
@@ -71,6 +72,17 @@ def build_frames(n: int) -> tuple[bytes, int]:
     return text.encode(), len(envelopes)
 
 
+def _ttmt_apply():
+    """TTMT's apply: sources/ttmt/apply.py, or core/state.py in trees before it moved (live_ab.py runs this
+    script against an older app tree)."""
+    try:
+        from ttmt_monitor.sources.ttmt.apply import apply
+    except ImportError:
+        from ttmt_monitor.core.state import apply  # type: ignore[attr-defined,no-redef]
+    return apply
+
+
+
 async def raw_rate(url: str, n: int) -> float:
     import httpx
     from httpx_sse import EventSource
@@ -89,7 +101,8 @@ async def raw_rate(url: str, n: int) -> float:
 
 async def ours_rate(base_url: str, n: int, with_apply: bool) -> float:
     from ttmt_monitor.core.state import DeskState
-    from ttmt_monitor.sources.ttmt.apply import apply
+
+    apply = _ttmt_apply()
     from ttmt_monitor.sources.ttmt.stream import StreamConsumer
 
     state = DeskState()
@@ -121,7 +134,8 @@ def stage_costs(data: bytes) -> dict[str, float]:
     from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
     from ttmt_monitor.core.state import DeskState
-    from ttmt_monitor.sources.ttmt.apply import apply
+
+    apply = _ttmt_apply()
     from ttmt_monitor.sources.ttmt.decode import decode_event, parse_json
     from ttmt_monitor.sources.ttmt.fastdecode import decode_envelopes, fast_event
 
