@@ -45,6 +45,37 @@ def yielding(items: Iterable[T], every: int = 2000) -> Iterator[T]:
             yield_gil()
 
 
+def _executor_loop(size: int, big: int) -> asyncio.AbstractEventLoop | None:
+    """The running loop when ``size`` items are worth a trip to the executor; None: compute in place (small, or no
+    asyncio loop runs, e.g. a plain Qt test)."""
+    if size < big:
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _deliver(future: asyncio.Future[Any], is_current: Callable[[], bool], settle: Callable[[], None],
+             use: Callable[[Any], None], failed: str) -> None:
+    """When ``future`` is done, on the loop: drop it if a newer run started meanwhile (``is_current()`` false: a
+    stale result), else ``settle()`` and ``use(result)``; a failure is logged as ``failed`` and the view keeps its
+    last figures."""
+
+    def done(f: asyncio.Future[Any]) -> None:
+        if not is_current():
+            return
+        settle()
+        try:
+            result = f.result()
+        except Exception as exc:  # noqa: BLE001 - the view keeps its last figures
+            log.warning("%s: %s", failed, type(exc).__name__)
+            return
+        use(result)
+
+    future.add_done_callback(done)
+
+
 class Follow:
     """One view's running aggregate of the feed's history; see the module docstring.
 
@@ -82,12 +113,7 @@ class Follow:
             return None  # a build is under way: once done, the changes since its version are applied
         deals = feed.snapshot()  # frozen deals in a list the feed never mutates: safe in another thread
         version = feed.version
-        loop = None
-        if len(deals) >= self.big:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
+        loop = _executor_loop(len(deals), self.big)
         if loop is None:
             self.pending = None
             try:
@@ -105,15 +131,7 @@ class Follow:
         future = loop.run_in_executor(None, lambda: build(deals, yield_gil))
         self.pending = future
 
-        def done(f: asyncio.Future[Any]) -> None:
-            if generation != self._generation:
-                return  # a newer build started: this one is stale
-            self.pending = None
-            try:
-                ledger = f.result()
-            except Exception as exc:  # noqa: BLE001 - the view keeps its last figures
-                log.warning("%s not built: %s", self.name, type(exc).__name__)
-                return
+        def use(ledger: Any) -> None:
             self.ledger, self.version = ledger, version
             self.builds += 1
             try:
@@ -121,8 +139,11 @@ class Follow:
             except RuntimeError:  # the view is gone (its C++ object deleted)
                 pass
 
-        future.add_done_callback(done)
+        _deliver(future, lambda: generation == self._generation, self._settle, use, f"{self.name} not built")
         return None
+
+    def _settle(self) -> None:
+        self.pending = None
 
     def reset(self) -> None:
         """Drop the aggregate (its parameters changed, e.g. the zone): the next ``current`` builds afresh."""
@@ -147,28 +168,14 @@ class Recompute:
     def run(self, size: int, compute: Callable[[], Any], apply: Callable[[Any], None]) -> None:
         self.generation += 1
         generation = self.generation
-        loop = None
-        if size >= self.big:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
+        loop = _executor_loop(size, self.big)
         if loop is None:
             self.pending = None
             apply(compute())
             return
         future = loop.run_in_executor(None, compute)
         self.pending = future
+        _deliver(future, lambda: generation == self.generation, self._settle, apply, f"{self.name} not recomputed")
 
-        def done(f: asyncio.Future[Any]) -> None:
-            if generation != self.generation:
-                return  # a newer recompute started: this result is stale
-            self.pending = None
-            try:
-                result = f.result()
-            except Exception as exc:  # noqa: BLE001 - the view keeps its last figures
-                log.warning("%s not recomputed: %s", self.name, type(exc).__name__)
-                return
-            apply(result)
-
-        future.add_done_callback(done)
+    def _settle(self) -> None:
+        self.pending = None
