@@ -253,3 +253,69 @@ def test_an_mt4_servers_link_down_greys_that_sources_figures(qapp, sim, settings
 
     with Mt4SimulatorThread(seed=4, step_interval=0.2, ping_interval=1.0) as mt4:
         run_on_qasync(lambda: scenario(mt4))
+
+
+def test_a_ttmt_desk_without_other_sources_makes_its_hub_after_the_first_paint(qapp, sim, settings, toy_kind,
+                                                                                tmp_path):
+    """The every-day start of a TTMT-only desk: the neutral sources' hub (the domain's entities, the neutral desk,
+    the closed deals' history) is not needed for the first frame, so the window makes it after its first paint with
+    data; File → Sources… then starts a configured source in it as before."""
+    from ttmt_monitor.ui.source_config import SourceSecrets
+
+    path = tmp_path / "positions.csv"
+    path.write_text(CSV)
+    config = SourceConfig(id="toycsv-1", kind="toycsv", name="Desk CSV", settings={"path": str(path)})
+    made: list[SourceHub] = []
+
+    def make_hub() -> SourceHub:
+        made.append(SourceHub())
+        return made[-1]
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings, hub_factory=make_hub)
+        window._source_secrets = SourceSecrets(keyring_ok=False)
+        try:
+            assert made == [] and window.hub_if_made is None and window.bridge is None
+            window.show()
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: made, 10, "the hub, after the first paint with data")
+            assert window.hub is made[0] and window.hub_if_made is made[0] and window.bridge is not None
+            assert not window.tabs.isTabVisible(TABS.index("deals"))  # no neutral source yet
+            await window.apply_sources([config])
+            await until(lambda: "A1" in _cells(controller.accounts_model, "label"), 10, "the configured source's rows")
+            assert window.tabs.isTabVisible(TABS.index("deals"))
+            assert len(made) == 1
+        finally:
+            if made:
+                await made[0].aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
+def test_a_deferred_hub_is_made_at_once_when_something_needs_it(qapp, settings):
+    """Before the first paint, reading ``window.hub`` (the Sources dialog, the analytics, the notifier) makes and
+    wires the deferred hub then, once."""
+    made: list[SourceHub] = []
+
+    def make_hub() -> SourceHub:
+        made.append(SourceHub())
+        return made[-1]
+
+    async def scenario() -> None:
+        controller = DeskController("http://127.0.0.1:9/api/v1", "ttmt_live_x", start_stream=False)
+        window = MainWindow(controller, settings, hub_factory=make_hub)
+        try:
+            assert window.hub_if_made is None
+            assert window.hub is made[0] and window.bridge is not None
+            assert window.hub is made[0] and len(made) == 1
+        finally:
+            await made[0].aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)

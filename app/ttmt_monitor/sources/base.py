@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..domain import Account, ClosedDeal, Delta, Health, Snapshot
+from .capabilities import CAP_DETAIL, CAP_EQUITY, CAP_HISTORY, CAP_QUOTES, CAP_SIGNALS, CAP_TP_LEVELS
 
 __all__ = [
     "CAP_DETAIL", "CAP_EQUITY", "CAP_HISTORY", "CAP_QUOTES", "CAP_SIGNALS", "CAP_TP_LEVELS", "Source",
@@ -33,12 +34,6 @@ __all__ = [
     "Snapshot",
 ]
 
-CAP_HISTORY = "history"      # closed history by time range (SupportsHistory)
-CAP_DETAIL = "detail"        # a detail view of one trade/position
-CAP_SIGNALS = "signals"      # TTMT's Telegram signals and channels
-CAP_TP_LEVELS = "tp_levels"  # TP ladders and TP-hit notifications
-CAP_EQUITY = "equity"        # accounts carry balance/equity/margin
-CAP_QUOTES = "quotes"        # positions carry live current prices
 
 
 class SourceError(Exception):

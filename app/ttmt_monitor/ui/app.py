@@ -357,23 +357,34 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     start_task = asyncio.ensure_future(controller.start())
     for _ in range(3):
         await asyncio.sleep(0)
-    from .desk import SourceHub
-
-    hub = SourceHub()
-    if not connection.demo:  # the demo's simulated deals are not a trader's history
-        from ..core.deal_history import DealHistory
-        from ..core.paths import default_data_dir
-
-        hub.attach_history(lambda: DealHistory.open(default_data_dir() / "history"))
-    for kind, config, secrets in connection.sources:
-        try:
-            hub.add(kind.create(config, secrets))
-        except Exception as exc:  # noqa: BLE001 - one source that cannot start must not stop the desk
-            log.warning("source %s could not start: %s", config.name, exc)
-    window = MainWindow(controller, settings, title_suffix="demo (simulator)" if connection.demo else "", hub=hub)
     from .source_config import load_sources
 
     configured = load_sources(settings)
+
+    def make_hub() -> Any:
+        """The neutral sources' hub: the demo's simulators or the user's sources (File → Sources…), and the closed
+        deals' local history."""
+        from .desk import SourceHub
+
+        hub = SourceHub()
+        if not connection.demo:  # the demo's simulated deals are not a trader's history
+            from ..core.deal_history import DealHistory
+            from ..core.paths import default_data_dir
+
+            hub.attach_history(lambda: DealHistory.open(default_data_dir() / "history"))
+        for kind, config, secrets in connection.sources:
+            try:
+                hub.add(kind.create(config, secrets))
+            except Exception as exc:  # noqa: BLE001 - one source that cannot start must not stop the desk
+                log.warning("source %s could not start: %s", config.name, exc)
+        return hub
+
+    title_suffix = "demo (simulator)" if connection.demo else ""
+    if connection.sources or not ttmt or any(c.enabled for c in configured):
+        window = MainWindow(controller, settings, title_suffix=title_suffix, hub=make_hub())
+    else:
+        # TTMT alone: the hub (no source yet, the closed deals' history) is made after the window's first paint.
+        window = MainWindow(controller, settings, title_suffix=title_suffix, hub_factory=make_hub)
     if any(c.enabled for c in configured):  # the user's sources (File → Sources…), their secrets read off the loop
         asyncio.ensure_future(window.apply_sources(configured))
     guard.raise_requested.connect(lambda: (window.showNormal(), window.raise_(), window.activateWindow()))
@@ -442,7 +453,9 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     finally:
         if window.isVisible():
             window.quit()
-        await hub.aclose()
+        hub = window.hub_if_made
+        if hub is not None:
+            await hub.aclose()
         await controller.aclose()
         guard.release()
         # Delete the window now: its views show the controller's models, and if the controller were collected

@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 
 from ..core import formatting as fmt
 from ..core.news import Breakeven
-from ..sources.base import CAP_SIGNALS, CAP_TP_LEVELS
+from ..sources.capabilities import CAP_SIGNALS, CAP_TP_LEVELS
 from . import theme
 from .accounts_model import AccountRow
 from .controller import DeskController, describe_error
@@ -232,10 +232,16 @@ class MainWindow(QMainWindow):
     painted = Signal()  # after each paint of the window itself (the start-up report listens)
 
     def __init__(self, controller: DeskController, settings: AppSettings | None = None, *,
-                 title_suffix: str = "", hub: Any = None, parent: QWidget | None = None) -> None:
+                 title_suffix: str = "", hub: Any = None, hub_factory: Callable[[], Any] | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.hub = hub  # ui/desk.SourceHub: the neutral sources beside TTMT (None: TTMT only)
+        # ui/desk.SourceHub: the neutral sources beside TTMT (None: TTMT only). With ``hub_factory`` instead (a TTMT
+        # desk with no other source configured), the hub is made right after the first paint, or earlier when
+        # something asks for ``self.hub``: its modules (domain, the neutral desk, the deal history: ~12 ms) are not
+        # needed for the first frame. See ``hub``.
+        self._hub = hub
+        self._hub_factory = hub_factory if hub is None else None
         self.sources_dialog: Any = None
         self._source_secrets: Any = None
         controller.window_reports_paint = True
@@ -264,12 +270,6 @@ class MainWindow(QMainWindow):
         self._table_specs["orders"] = (self.orders_model, ("created_at", Qt.SortOrder.DescendingOrder))
         self._table_specs["deals"] = (self.deals_model, ("closed_at", Qt.SortOrder.DescendingOrder))
         self.bridge: Any = None
-        if hub is not None:
-            from .desk import DeskBridge
-
-            self.bridge = DeskBridge(hub, accounts_model=controller.accounts_model,
-                                     positions_model=controller.positions_model, orders_model=self.orders_model,
-                                     deals_model=self.deals_model, parent=self)
         self.views: dict[str, DeskTableView] = _Views(self._build_view)  # the views built so far
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -321,15 +321,7 @@ class MainWindow(QMainWindow):
                                                                             [("retry", "Retry")]))
         controller.events_applied.connect(self._on_events_applied)
         if hub is not None:
-            hub.health_changed.connect(self._on_source_health)
-            hub.sources_changed.connect(self._update_source_tabs)
-            hub.source_removed.connect(self.status.remove_source_health)
-            # A source's health greys its own rows in the strip too (the bridge marks the table first).
-            hub.changed.connect(lambda change: self._refresh_summary() if change.health else None)
-            for source in hub.sources():
-                health = hub.health(source.id)
-                if health is not None:
-                    self._on_source_health(source.id, health)
+            self._wire_hub(hub)
         controller.history_problem.connect(self._on_history_problem)
         controller.history_notice.connect(self._on_history_notice)
         controller.stale_changed.connect(self._on_stale)
@@ -460,12 +452,65 @@ class MainWindow(QMainWindow):
             for signal in (controller.loaded, controller.cache_shown, controller.load_failed):
                 signal.connect(soon)
 
+    @property
+    def hub(self) -> Any:
+        """ui/desk.SourceHub, or None (TTMT only). A deferred hub (``hub_factory``) is made and wired on the first
+        read: after the first paint (``_finish_setup``), or earlier when the Sources dialog, the analytics or the
+        notifications need it."""
+        if self._hub is None and self._hub_factory is not None:
+            factory, self._hub_factory = self._hub_factory, None
+            self._hub = factory()
+            if self._hub is not None:
+                self._wire_hub(self._hub)
+        return self._hub
+
+    @hub.setter
+    def hub(self, value: Any) -> None:
+        self._hub, self._hub_factory = value, None
+
+    @property
+    def hub_if_made(self) -> Any:
+        """The hub without making a deferred one (shutdown: nothing to close if it was never made)."""
+        return self._hub
+
+    def _wire_hub(self, hub: Any) -> None:
+        """The neutral sources into the window: the bridge into the tables, health into the status bar and the
+        summary strip, their tabs, and the notifier when it is already wired."""
+        from .desk import DeskBridge
+
+        controller = self.controller
+        self.bridge = DeskBridge(hub, accounts_model=controller.accounts_model,
+                                 positions_model=controller.positions_model, orders_model=self.orders_model,
+                                 deals_model=self.deals_model, parent=self)
+        hub.health_changed.connect(self._on_source_health)
+        hub.sources_changed.connect(self._update_source_tabs)
+        hub.source_removed.connect(self.status.remove_source_health)
+        # A source's health greys its own rows in the strip too (the bridge marks the table first).
+        hub.changed.connect(lambda change: self._refresh_summary() if change.health else None)
+        for source in hub.sources():
+            health = hub.health(source.id)
+            if health is not None:
+                self._on_source_health(source.id, health)
+        self._update_source_tabs()
+        notifier = getattr(self, "_notifier", None)
+        if notifier is not None:
+            self._notify_desk_changes(notifier)
+
+    def _notify_desk_changes(self, notifier: Any) -> None:
+        """The neutral sources' news into the notifier (the same rules as TTMT's)."""
+        from ..core.notify import process_desk_change
+
+        hub = self._hub
+        self.bridge.attach_notifier(lambda change: notifier.deliver(
+            process_desk_change(notifier.rules, change, hub.account_label, hub.label)))
+
     def _finish_setup(self) -> None:
         """Build what the first frame did not need: notifications (centre, tray, notifier) and the window icon.
         Idempotent (runs once: after the first paint, or earlier when one of the notification parts is read)."""
         if self._setup_finished or not shiboken6.isValid(self):
             return
         self._setup_finished = True
+        _ = self.hub  # a deferred hub first: the notifier and the analytics then see its sources
         self._ensure_notifications()
         self._ensure_analytics()
         try:
@@ -552,12 +597,9 @@ class MainWindow(QMainWindow):
                                           settings_store=self.settings.qs,
                                           show_banner=lambda text: self.status.showMessage(text, 8000))
             self._notifier = notifier
+            _ = self.hub  # (a deferred hub is made now: its news go to the notifier too)
             if self.bridge is not None:
-                from ..core.notify import process_desk_change
-
-                hub = self.hub
-                self.bridge.attach_notifier(lambda change: notifier.deliver(
-                    process_desk_change(notifier.rules, change, hub.account_label, hub.label)))
+                self._notify_desk_changes(notifier)
             centre.settings_requested.connect(self.open_notification_settings)
             # The unread badge: on the View → Notifications action and in the status bar (a flat button that
             # opens the centre; hidden while nothing is unread).
@@ -721,7 +763,7 @@ class MainWindow(QMainWindow):
     def _update_source_tabs(self) -> None:
         """Orders and Closed deals show once a neutral source runs; the Source column once there is more than
         TTMT (hidden by default when only one source is configured)."""
-        several = self.hub is not None and bool(self.hub.sources())
+        several = self._hub is not None and bool(self._hub.sources())
         for name in SOURCE_TABS:
             self.tabs.setTabVisible(TABS.index(name), several)
         if several:
@@ -739,7 +781,7 @@ class MainWindow(QMainWindow):
 
     def capabilities(self) -> frozenset[str]:
         """What the running sources can show: the hub's sources' capabilities, and TTMT's with TTMT connected."""
-        caps = set(self.hub.capabilities()) if self.hub is not None else set()
+        caps = set(self._hub.capabilities()) if self._hub is not None else set()
         if self.has_ttmt:
             caps |= TTMT_CAPABILITIES
         return frozenset(caps)
@@ -773,7 +815,7 @@ class MainWindow(QMainWindow):
 
     def desk_is_empty(self) -> bool:
         """No TTMT and no other source, running or configured (File → Sources…): nothing to show yet."""
-        if self.has_ttmt or (self.hub is not None and self.hub.sources()):
+        if self.has_ttmt or (self._hub is not None and self._hub.sources()):
             return False
         try:
             from .source_config import load_sources
@@ -901,7 +943,7 @@ class MainWindow(QMainWindow):
             model, proxy = self.history_model, PassThroughProxy()
         view = DeskTableView(model, name, default_sort=default_sort, proxy=proxy)
         restored = view.restore_layout(self.settings.qs)
-        if not restored and name in ("accounts", "positions") and self.hub is not None and self.hub.sources():
+        if not restored and name in ("accounts", "positions") and self._hub is not None and self._hub.sources():
             self._show_source_column(view)
         self._apply_column_capabilities(view, self.capabilities())
         self.views[name] = view

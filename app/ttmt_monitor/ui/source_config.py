@@ -24,13 +24,16 @@ import json
 import logging
 import secrets as _random
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings
 
 from ..sources import registry
-from ..sources.base import SourceConfig
 from .settings import APP, ORG, AppSettings
+
+if TYPE_CHECKING:  # (imported where a config is made: sources.base brings the domain's entities, which the
+    # every-day start of a desk with no source configured does not need before its first paint)
+    from ..sources.base import SourceConfig
 
 __all__ = [
     "SETTINGS_KEY",
@@ -83,6 +86,8 @@ def _entry_to_config(entry: Any, index: int) -> SourceConfig | None:
         raw = {}
     values = {str(k): v for k, v in raw.items() if isinstance(v, _SCALARS) or v is None}
     enabled = entry.get("enabled", True)
+    from ..sources.base import SourceConfig
+
     return SourceConfig(id=cid, kind=kind, name=name, settings=values,
                         enabled=enabled if isinstance(enabled, bool) else True)
 

@@ -7,9 +7,12 @@ label changes too. Keys are the entities' neutral keys (``<source>|<id>``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..domain import ClosedDeal, WorkingOrder
 from .table_base import Column, KeyedTableModel, pl_column, price_column, time_column, volume_column
+
+if TYPE_CHECKING:  # annotations only: the window builds these models before its first paint, the domain after it
+    from ..domain import ClosedDeal, WorkingOrder
 
 
 @dataclass(frozen=True, slots=True)

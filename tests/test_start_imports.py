@@ -1,0 +1,40 @@
+"""The every-day start imports only what the window's first frame needs (issue 16's start-up budget).
+
+Each module left out here is one the first frame does not use, made after the first paint (the neutral sources'
+hub, the domain's entities, the deal history…). A fresh interpreter imports the modules the start-up path imports
+before that paint, and the test names what must not come with them, so an import added at the top of one of them
+fails here rather than as a slower start nobody notices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+# What ui/app.py and the entry point import on the way to the first paint of a TTMT desk (ui/early.py's head start
+# and the store's read of the first screen included).
+FIRST_FRAME = [
+    "ttmt_monitor.__main__", "ttmt_monitor.ui.early", "ttmt_monitor.ui.app", "ttmt_monitor.ui.theme",
+    "ttmt_monitor.ui.gc_guard", "ttmt_monitor.ui.controller", "ttmt_monitor.ui.main_window",
+    "ttmt_monitor.ui.source_config", "ttmt_monitor.ui.source_models", "ttmt_monitor.ui.filter_bar",
+    "ttmt_monitor.ui.status_bar", "ttmt_monitor.core.local_history", "ttmt_monitor.sources.registry",
+    "ttmt_monitor.sources.capabilities",
+]
+# Made after the first paint (or when first needed), never on the way to it.
+NOT_BEFORE_FIRST_PAINT = [
+    "ttmt_monitor.domain", "ttmt_monitor.sources.base", "ttmt_monitor.ui.desk", "ttmt_monitor.core.deal_history",
+    "ttmt_monitor.core.desk", "httpx", "pyqtgraph", "keyring",
+]
+
+
+def test_the_first_frames_modules_leave_out_what_it_does_not_need():
+    code = ("import json, sys\n"
+            f"for name in {FIRST_FRAME!r}:\n"
+            "    __import__(name)\n"
+            f"print(json.dumps([n for n in {NOT_BEFORE_FIRST_PAINT!r} if n in sys.modules]))\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_API="pyside6")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
