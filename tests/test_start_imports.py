@@ -25,7 +25,8 @@ FIRST_FRAME = [
 # Made after the first paint (or when first needed), never on the way to it.
 NOT_BEFORE_FIRST_PAINT = [
     "ttmt_monitor.domain", "ttmt_monitor.sources.base", "ttmt_monitor.ui.desk", "ttmt_monitor.core.deal_history",
-    "ttmt_monitor.core.desk", "httpx", "pyqtgraph", "keyring",
+    "ttmt_monitor.core.desk", "ttmt_monitor.core.events", "ttmt_monitor.core.news", "ttmt_monitor.sources.ttmt.apply",
+    "httpx", "pyqtgraph", "keyring",
 ]
 
 

@@ -12,11 +12,10 @@ Conventions, relied on by core/, ui/ and the store:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # --- enums as sets of known values (unknown values are kept, not rejected) --------------------------------
 
@@ -192,100 +191,34 @@ class Snapshot:
 
 
 # --- stream events -------------------------------------------------------------------------------------------
+# TTMT's stream events live in core/events.py and are read from here as before (``models.TradeExecuted``…): the
+# module loads on the first such read. A start-up that shows the local history needs none of them, and their 11
+# frozen dataclasses cost ~7 ms to create (measured), on the way to the window's first paint.
+
+EVENT_CLASSES = (
+    "Event", "TradeExecuted", "OrderFilled", "PositionUpdated", "TpHit", "PositionClosed", "BreakevenSet",
+    "BreakevenFailed", "TradeFinalized", "UnknownEvent", "Resync",
+)
+
+if TYPE_CHECKING:  # the same names for type checkers (explicit re-exports)
+    from .events import (
+        BreakevenFailed as BreakevenFailed,
+        BreakevenSet as BreakevenSet,
+        Event as Event,
+        OrderFilled as OrderFilled,
+        PositionClosed as PositionClosed,
+        PositionUpdated as PositionUpdated,
+        Resync as Resync,
+        TpHit as TpHit,
+        TradeExecuted as TradeExecuted,
+        TradeFinalized as TradeFinalized,
+        UnknownEvent as UnknownEvent,
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One delivered stream event. Subclasses carry the decoded payload; ``raw`` keeps the envelope's data: a dict,
-    or (events decoded by the stream's fast path) a ``core.jsontext.LazyObject`` that parses its text on first use
-    and reads the same. Readers treat it as a read-only ``Mapping``."""
+def __getattr__(name: str) -> Any:
+    if name in EVENT_CLASSES:
+        from . import events
 
-    event_id: int | None
-    type: str
-    timestamp: datetime | None
-    raw: Mapping[str, Any] = field(repr=False, compare=False)
-
-    @property
-    def account_id(self) -> str | None:
-        """The account an event is scoped to, found at the top of its data or in its trade/order/position."""
-        raw: Mapping[str, Any] = self.raw if isinstance(self.raw, Mapping) else {}
-        value = raw.get("account_id")
-        if value is None:
-            for key in ("trade", "order", "position"):
-                inner = raw.get(key)
-                if isinstance(inner, dict):
-                    value = inner.get("account_id")
-                    break
-        return value if isinstance(value, str) else None
-
-
-@dataclass(frozen=True, slots=True)
-class TradeExecuted(Event):
-    trade: Trade | None = None
-    signal: SignalRef | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderFilled(Event):
-    order: Order | None = None
-    signal: SignalRef | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PositionUpdated(Event):
-    position: Position | None = None
-    signal: SignalRef | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TpHit(Event):
-    trade_id: str | None = None
-    account_label: str | None = None
-    currency: str | None = None
-    symbol: str | None = None
-    tp_level: int | None = None
-    price: Decimal | None = None
-    position_id: str | None = None
-    realized_pl: Decimal | None = None
-    signal: SignalRef | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PositionClosed(Event):
-    position: Position | None = None
-    signal: SignalRef | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BreakevenSet(Event):
-    position_id: str | None = None
-    trade_id: str | None = None
-    new_stop_loss: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BreakevenFailed(Event):
-    trade_id: str | None = None
-    position_id: str | None = None
-    reason: str | None = None
-    attempts: int | None = None
-    signal: SignalRef | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TradeFinalized(Event):
-    trade: Trade | None = None
-    signal: SignalRef | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownEvent(Event):
-    """An event type we do not know (or a known type whose payload did not decode): delivered, shown raw."""
-
-
-@dataclass(frozen=True, slots=True)
-class Resync(Event):
-    """Emitted by the stream consumer after a gap: replace live state with this snapshot, then continue."""
-
-    snapshot: Snapshot | None = None
-    reason: str | None = None
+        return getattr(events, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,10 +29,12 @@ import types
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .models import POSITION_OPEN_STATUSES, Account, Order, Position, SignalRef, Snapshot, Trade
-from .news import Fact
+
+if TYPE_CHECKING:  # annotations only (the cache's first screen needs the state, not the facts' classes)
+    from .news import Fact
 
 __all__ = ["TableChange", "Change", "DeskState", "apply_snapshot"]
 

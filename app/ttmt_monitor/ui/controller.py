@@ -47,7 +47,6 @@ _Page = _ttmt.TradesPage
 # What TTMT's events do and say (sources/ttmt/desk.py): this module names no TTMT event class.
 touched_keys = _ttmt.touched_keys
 _finalized_events = _ttmt.finalized_events
-_TICKS, _RESYNC = _ttmt.batch_kinds()
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +166,8 @@ class DeskController(QObject):
         self.client: Any = None
         self.consumer: Any = None
         self.state: Any = None
-        self._apply = _ttmt.apply_function()  # TTMT's apply(state, event, into), bound once: the live path's hot call
+        self._apply: Any = None  # TTMT's apply(state, event, into): bound at the first batch (see apply_batch)
+        self._kinds: tuple[tuple[type, ...], type] = ((), type(None))  # (price-tick classes, resync class), the same
         self.accounts: dict[str, m.Account] = {}
         self.connection_state = "offline"
         self.connection_detail = ""
@@ -1018,6 +1018,10 @@ class DeskController(QObject):
         from ..core.state import Change
 
         apply = self._apply
+        if apply is None:  # bound once, here: the window's first frame (the local history) needs no event class
+            apply = self._apply = _ttmt.apply_function()
+            self._kinds = _ttmt.batch_kinds()
+        ticks, resync_kind = self._kinds
         state = self.state
         queue = self._queue
         deadline = time.perf_counter() + budget_s if budget_s else None
@@ -1032,7 +1036,6 @@ class DeskController(QObject):
         n = 0
         per_event, per_row = self._per_event_s, self._per_row_s  # what comes after the loop costs (measured)
         max_rows = self._flush_rows(budget_s) if budget_s else None
-        ticks = _TICKS
         effects = _ttmt.event_effects
         add_trade, add_position = trade_keys.add, position_keys.add
         while queue:
@@ -1050,7 +1053,7 @@ class DeskController(QObject):
                     add_position(position.id)
                     if position.trade_id:
                         add_trade(position.trade_id)
-            elif kind is _RESYNC:
+            elif kind is resync_kind:
                 resync = event
             else:
                 t_keys, p_keys, finished, signal_id = effects(event)
@@ -1090,7 +1093,7 @@ class DeskController(QObject):
                 self._want_signal(signal_id)
         self._store_call("put_events", events)
         self.events_total += len(events)
-        self.live_events += len(events) - sum(1 for e in events if isinstance(e, _RESYNC))
+        self.live_events += len(events) - sum(1 for e in events if isinstance(e, resync_kind))
         stamp = events[-1].timestamp
         self.last_event_at = stamp if stamp is not None else datetime.now(UTC)
         self.last_event_at_changed.emit(self.last_event_at)

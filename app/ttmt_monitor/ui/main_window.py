@@ -42,7 +42,6 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import formatting as fmt
-from ..core.news import Breakeven
 from ..sources.capabilities import CAP_SIGNALS, CAP_TP_LEVELS
 from . import theme
 from .accounts_model import AccountRow
@@ -1019,6 +1018,8 @@ class MainWindow(QMainWindow):
             # the facts without the table keys: no price ticks for the charts
             change = facts = registry.desk_parts("ttmt").facts_of(events)
             news, milestones = facts.news, facts.milestones
+        from ..core.news import Breakeven
+
         for fact in news:
             if isinstance(fact, Breakeven) and not fact.failed and fact.trade:
                 if len(self._breakeven_ids) >= MAX_BREAKEVEN_IDS:
