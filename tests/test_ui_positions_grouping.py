@@ -119,3 +119,23 @@ def test_two_layers_filled_in_the_same_second_stay_apart(qtbot, sim_desk):
     view._do_resort()
     mine = [(p.entry_price, p.tp_level) for p in shown_rows(view) if p.id.startswith("x-")]
     assert mine == [(base.entry_price, 1), (base.entry_price, 2), (deeper, 1), (deeper, 2)]
+
+
+@pytest.mark.parametrize("order", [Qt.SortOrder.AscendingOrder, Qt.SortOrder.DescendingOrder])
+def test_the_trade_columns_own_sort_key_orders_as_the_generic_key(qtbot, sim_desk, order):
+    """The Trade column sorts by trade_order as it is (``sorts_as_is``: the first paint of the history sorts every
+    position by it); the order is the one the generic key (``_py_sort_key``) gives, for both directions, with
+    positions whose trade is unknown or whose times are missing among them."""
+    from ttmt_monitor.ui.table_base import _py_sort_key
+
+    trades, positions, _view = desk(qtbot, sim_desk, trades_first=True)
+    extra = [dataclasses.replace(sim_desk.positions[0], id="pos_Orphan", trade_id="trd_unknown", opened_at=None),
+             dataclasses.replace(sim_desk.positions[-1], id="pos_NoTrade", trade_id=None, tp_level=None)]
+    positions.upsert(extra)
+    column = positions.column_number("trade")
+    assert positions.columns[column].sorts_as_is
+    positions.sort(column, order)
+    rows = positions.objects()
+    generic = sorted(rows, key=lambda p: _py_sort_key(positions.trade_order(p)),
+                     reverse=order == Qt.SortOrder.DescendingOrder)
+    assert [p.id for p in rows] == [p.id for p in generic]

@@ -101,6 +101,7 @@ class PositionsModel(KeyedTableModel):
                 # What trade_order reads of the position (the rest comes from its trade, the same for an old and a
                 # new version of a row): a live diff compares these fields, not two trade_order calls per row.
                 columns[n] = replace(column, value=lambda p: self.trade_order(p), text=lambda p, o: self.reference(p),
+                                     sorts_as_is=True,
                                      reads=("trade_id", "id", "opened_at", "tp_level", "take_profit", "entry_price",
                                             "direction"))
         self.columns = tuple(columns)
@@ -136,7 +137,9 @@ class PositionsModel(KeyedTableModel):
         depth = float(p.entry_price) if p.entry_price is not None else 0.0
         if (p.direction or "").upper() == "BUY":
             depth = -depth
-        return (-(when.timestamp() if when is not None else 0.0), group, opened, depth, level, p.id)
+        # Its own sort key (the column sorts_as_is): floats, and text in lower case as the generic key compares it.
+        return (-(when.timestamp() if when is not None else 0.0), group.lower(), opened, depth, float(level),
+                p.id.lower())
 
     def follow_trades(self, trades_model: Any) -> None:
         """Read trades from ``trades_model`` (its ``get``) and refresh what depends on them (the reference, the
