@@ -20,13 +20,13 @@ FIRST_FRAME = [
     "ttmt_monitor.ui.gc_guard", "ttmt_monitor.ui.controller", "ttmt_monitor.ui.main_window",
     "ttmt_monitor.ui.source_config", "ttmt_monitor.ui.source_models", "ttmt_monitor.ui.filter_bar",
     "ttmt_monitor.ui.status_bar", "ttmt_monitor.core.local_history", "ttmt_monitor.sources.registry",
-    "ttmt_monitor.sources.capabilities",
+    "ttmt_monitor.sources.capabilities", "ttmt_monitor.ui.single_instance",
 ]
 # Made after the first paint (or when first needed), never on the way to it.
 NOT_BEFORE_FIRST_PAINT = [
     "ttmt_monitor.domain", "ttmt_monitor.sources.base", "ttmt_monitor.ui.desk", "ttmt_monitor.core.deal_history",
     "ttmt_monitor.core.desk", "ttmt_monitor.core.events", "ttmt_monitor.core.news", "ttmt_monitor.sources.ttmt.apply",
-    "httpx", "pyqtgraph", "keyring",
+    "PySide6.QtNetwork", "httpx", "pyqtgraph", "keyring",
 ]
 
 

@@ -13,6 +13,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -318,8 +319,10 @@ def test_details_shortcuts_and_display_options(qapp, sim_paused, settings):
     assert sim_paused.api_key not in Path(qs.fileName()).read_text(errors="replace")
 
 
-def test_single_instance_guard_raises_the_first(qtbot):
+def test_single_instance_guard_raises_the_first(qtbot, tmp_path, monkeypatch):
     from ttmt_monitor.ui.single_instance import SingleInstance
+
+    monkeypatch.setenv("TTMT_MONITOR_DATA_DIR", str(tmp_path))  # the lock files
 
     key = "ttmt_live_" + "x" * 43
     first = SingleInstance("http://127.0.0.1:1/api/v1", key)
@@ -338,11 +341,100 @@ def test_single_instance_guard_raises_the_first(qtbot):
         qtbot.wait(50)
 
 
+def test_a_second_copy_knocks_until_the_first_listens(qtbot, tmp_path, monkeypatch):
+    """The app settles who runs with a lock file before its window exists and listens for raise requests only
+    after its first paint (QtNetwork is not on the way to it): a copy started in between finds the lock taken,
+    knocks until the first listens, and the first window is raised."""
+    import threading
+
+    from ttmt_monitor.ui.single_instance import SingleInstance
+
+    monkeypatch.setenv("TTMT_MONITOR_DATA_DIR", str(tmp_path))
+    key = "ttmt_live_" + "k" * 43
+    first = SingleInstance("http://127.0.0.1:1/api/v1", key)
+    second = SingleInstance("http://127.0.0.1:1/api/v1", key)
+    outcome: list[bool] = []
+    try:
+        assert first.acquire(listen=False)
+        assert "PySide6.QtNetwork" not in sys.modules or first._server is None  # noqa: SLF001 - not listening yet
+        knocking = threading.Thread(target=lambda: outcome.append(second.acquire()), daemon=True)
+        knocking.start()
+        qtbot.waitUntil(lambda: second.raise_attempts >= 2, timeout=5000)  # refused: nobody listens yet
+        with qtbot.waitSignal(first.raise_requested, timeout=5000):
+            first.listen()
+        knocking.join(5)
+        assert outcome == [False]
+    finally:
+        for guard in (first, second):
+            guard.release()
+            guard.deleteLater()
+        qtbot.wait(50)
+
+
+def test_the_single_instance_lock_goes_with_the_process_that_held_it(tmp_path, monkeypatch):
+    """The lock is the operating system's: held while the first copy runs (a second one does not run), gone the
+    moment that copy dies, crashed or killed, so a stale lock never keeps the desk from starting."""
+    from ttmt_monitor.ui import single_instance
+    from ttmt_monitor.ui.single_instance import SingleInstance
+
+    monkeypatch.setenv("TTMT_MONITOR_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(single_instance, "_RAISE_TRIES_S", 0.2)
+    url, key = "http://127.0.0.1:1/api/v1", "ttmt_live_" + "h" * 43
+    code = ("import sys\n"
+            "from ttmt_monitor.ui.single_instance import SingleInstance\n"
+            f"guard = SingleInstance({url!r}, {key!r})\n"
+            "print('held' if guard.acquire(listen=False) else 'refused', flush=True)\n"
+            "sys.stdin.read()\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TTMT_MONITOR_DATA_DIR=str(tmp_path))
+    holder = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        guard = SingleInstance(url, key)
+        assert not guard.acquire(listen=False)
+        holder.kill()  # no clean exit: the lock must go anyway
+        holder.wait(10)
+        assert guard.acquire(listen=False)
+        guard.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+
+
 def _run_app(args: list[str], tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
                XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
     return subprocess.run([sys.executable, "-m", "ttmt_monitor", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def test_a_second_copy_for_the_same_key_is_refused_end_to_end(sim, tmp_path):
+    """Two ``ttmt-monitor`` processes for one key, as a user starts them: the second finds the first's lock, asks
+    it to come to the front and exits with the "already running" message (exit code 3), without opening a
+    stream; the first keeps running."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), TTMT_MONITOR_DATA_DIR=str(tmp_path / "data"),
+               TTMT_API_KEY=sim.api_key)
+    command = [sys.executable, "-m", "ttmt_monitor", "--base-url", sim.base_url, "--quit-after", "60"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        locks = tmp_path / "data" / "locks"
+        deadline = time.monotonic() + 60
+        while not (locks.is_dir() and any(locks.iterdir())) and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the first copy's lock file, bounded
+        assert first.poll() is None and any(locks.iterdir()), "the first copy took no lock"
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 3, second.stderr[-1500:]
+        assert "already running for this API key" in second.stderr
+        assert first.poll() is None  # the first copy is untouched
+    finally:
+        first.terminate()
+        try:
+            first.wait(30)
+        except subprocess.TimeoutExpired:
+            first.kill()
+            first.wait(10)
 
 
 def test_screenshot_flag_end_to_end(tmp_path):

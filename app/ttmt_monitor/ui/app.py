@@ -33,6 +33,7 @@ START_GC_GRACE_MS = 5000  # the cyclic collector's first timed pass (ui/gc_guard
 TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals", "calendar",
              "channels")  # = settings.TABS
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OTHER_INSTANCE = 0, 1, 2, 3
+LISTEN_AFTER_PAINT_MS = 250  # the single-instance guard takes raise requests this long after the first paint
 NO_TTMT_INSTANCE = "no-ttmt"  # the single-instance guard's "key" of a desk without TTMT (not a secret)
 
 
@@ -337,7 +338,9 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     ttmt = connection.api_key is not None
     guard = SingleInstance(connection.base_url,
                            connection.api_key if connection.api_key is not None else NO_TTMT_INSTANCE)
-    if not guard.acquire():
+    # The raise requests of later copies are taken once the window has painted (the socket needs QtNetwork, which
+    # the first frame does not); who runs is settled now, by a lock file.
+    if not guard.acquire(listen=False):
         message = ("TTMT Monitor is already running for this API key; its window was brought to the front. "
                    "(The server allows one live stream per key.)" if ttmt else
                    "TTMT Monitor is already running without TTMT; its window was brought to the front.")
@@ -388,6 +391,16 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     if any(c.enabled for c in configured):  # the user's sources (File → Sources…), their secrets read off the loop
         asyncio.ensure_future(window.apply_sources(configured))
     guard.raise_requested.connect(lambda: (window.showNormal(), window.raise_(), window.activateWindow()))
+
+    def listen_after_first_paint() -> None:
+        from PySide6.QtCore import QTimer
+
+        window.painted.disconnect(listen_after_first_paint)
+        # Not in this paint pass (the window paints before its children) nor right behind it, where the first
+        # data's paint and the after-load work come first: a copy started meanwhile knocks until it is heard.
+        QTimer.singleShot(LISTEN_AFTER_PAINT_MS, guard.listen)
+
+    window.painted.connect(listen_after_first_paint)
     next_connection: list[Connection | None] = []
 
     async def replace_key() -> None:
