@@ -115,6 +115,90 @@ def test_the_desk_fits_1024_by_700_with_many_accounts_and_four_sources(qapp, sim
     run_on_qasync(scenario)
 
 
+def _cut_cells(view) -> list[str]:
+    """The texts of the rows on screen that do not fit their column (Qt would cut them with "…")."""
+    header, proxy, metrics = view.horizontalHeader(), view.proxy, view.fontMetrics()
+    rows = view.visible_rows()
+    cut = []
+    for n in range(proxy.columnCount()):
+        if header.isSectionHidden(n):
+            continue
+        for r in range(rows[0], rows[1] + 1):
+            text = str(proxy.index(r, n).data() or "")
+            if text and metrics.horizontalAdvance(text) + 6 > header.sectionSize(n):
+                cut.append(f"{view.source_model.columns[n].key}: {text!r} in {header.sectionSize(n)} px")
+    return cut
+
+
+def test_columns_fit_their_texts_on_a_laptop_screen(qapp, sim, settings, tmp_path):
+    """A desk with no saved layout sizes each column to its title and texts instead of 110 px for every number:
+    at 1280 px the TTMT desk's Positions show every column without scrolling sideways, no text on screen is cut,
+    and the Accounts' money (Balance, Equity) is on screen. Texts that arrive later (another source's prices)
+    widen their column; a width the user set is left alone, and kept next time."""
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.resize(1280, 760)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            window.select_tab("positions")
+            positions = window.views["positions"]
+            await until(lambda: positions.proxy.rowCount() > 3, 20, "positions")
+            await settle()
+            assert _cut_cells(positions) == []
+            header = positions.horizontalHeader()
+            shown = sum(header.sectionSize(n) for n in range(header.count()) if not header.isSectionHidden(n))
+            assert shown <= positions.viewport().width(), (shown, positions.viewport().width())
+            lots = positions.source_model.column_number("volume")
+            assert header.sectionSize(lots) < 110  # "1.50" needs far less than the old 110 px
+            window.select_tab("accounts")
+            accounts = window.views["accounts"]
+            await settle()
+            assert _cut_cells(accounts) == []
+            ah = accounts.horizontalHeader()
+            equity = accounts.source_model.column_number("equity")
+            right = ah.sectionViewportPosition(equity) + ah.sectionSize(equity)
+            assert right <= accounts.viewport().width(), (right, accounts.viewport().width())
+            # A wider text arriving later widens its column (another source's BTC price, say).
+            price = positions.source_model.column_number("current")
+            before = header.sectionSize(price)
+            first = positions.source_model.row_object(0)
+            import dataclasses
+            from decimal import Decimal
+            wide = dataclasses.replace(first, id="pos_wide", current_price=Decimal("123456789.12345"))
+            positions.source_model.upsert([wide])
+            await settle()
+            assert header.sectionSize(price) > before
+            # The user's own width stops the fitting, and is what the next window shows.
+            header.resizeSection(price, 300)
+            positions.source_model.upsert([dataclasses.replace(wide, id="pos_wider",
+                                                               current_price=Decimal("12345678901234.5"))])
+            await settle()
+            assert header.sectionSize(price) == 300
+            positions.save_layout(settings.qs)
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+        controller = DeskController(sim.base_url, sim.api_key)
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            window.select_tab("positions")
+            view = window.views["positions"]
+            await until(lambda: view.proxy.rowCount() > 3, 20, "positions")
+            await settle()
+            assert view.horizontalHeader().sectionSize(view.source_model.column_number("current")) == 300
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
 def test_a_geometry_saved_on_a_bigger_screen_opens_inside_this_one(qapp, settings):
     controller = DeskController("http://127.0.0.1:9", "unused")
     big = MainWindow(controller, settings)

@@ -133,11 +133,11 @@ class AccountsModel(KeyedTableModel):
         pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
         # Risk limits (ui/risk_limits.py): blank until the user sets limits for the account; text and bar come
         # from the window's RiskBoard (see ``risk`` below), not from the row.
-        Column("limit_daily_loss", "Daily loss", lambda r: None, width=225, numeric=True,
+        Column("limit_daily_loss", "Daily loss", lambda r: None, width=225, fits_content=False, numeric=True,
                tooltip="Room left before the daily loss limit (File → Risk limits…; * estimated)"),
-        Column("limit_max_drawdown", "Max drawdown", lambda r: None, width=225, numeric=True,
+        Column("limit_max_drawdown", "Max drawdown", lambda r: None, width=225, fits_content=False, numeric=True,
                tooltip="Room left before the maximum drawdown limit (* estimated)"),
-        Column("limit_profit_target", "Profit target", lambda r: None, width=225, numeric=True,
+        Column("limit_profit_target", "Profit target", lambda r: None, width=225, fits_content=False, numeric=True,
                hidden_by_default=True,
                tooltip="Progress towards the profit target (* estimated)"),
         Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=150),

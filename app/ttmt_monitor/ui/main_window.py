@@ -945,6 +945,8 @@ class MainWindow(QMainWindow):
         if not restored and name in ("accounts", "positions") and self._hub is not None and self._hub.sources():
             self._show_source_column(view)
         self._apply_column_capabilities(view, self.capabilities())
+        if not restored:  # the user's own widths win; else the texts' (now, or when the first rows arrive)
+            view.fit_columns_when_filled()
         self.views[name] = view
         if name in ("trades", "positions"):
             view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))

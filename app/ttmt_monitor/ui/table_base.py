@@ -92,6 +92,9 @@ class Column:
     #: lower-case text, say). Sorting then skips the generic key (``_py_sort_key``, a tuple per element per row:
     #: ~6 µs a row for the Positions tab's grouping, measured, on the way to the first paint of the history).
     sorts_as_is: bool = False
+    #: The view may size this column to its texts (DeskTableView.fit_columns_when_filled). False for a column
+    #: whose cell is drawn, not written (the risk limits' bars): its ``width`` stands.
+    fits_content: bool = True
 
 
 def sort_key(value: Any) -> float | str:

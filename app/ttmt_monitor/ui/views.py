@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QMenu,
+    QStyle,
     QStyledItemDelegate,
     QStyleOptionHeader,
     QStyleOptionViewItem,
@@ -152,6 +153,15 @@ def sort_indicator(order: Qt.SortOrder) -> QStyleOptionHeader.SortIndicator:
     return QStyleOptionHeader.SortIndicator.SortDown
 
 
+# Columns fitted to their contents (DeskTableView.fit_columns_to_contents): the rows read, the widest a column
+# grows to (a long message or label is cut with "…" and has its tooltip), and the room beside the text: the cell's
+# margins, and the title's sort arrow.
+FIT_ROWS = 40
+FIT_MAX_PX = 280
+FIT_PAD_PX = 10  # beside a cell's text (its margins and the grid line), and a title's
+FIT_AGAIN_MS = (500, 2000, 6000, 20000)  # after the first fit, the rows on screen are fitted again (grow only)
+
+
 class DeskTableView(QTableView):
     """A live table: sortable by header click, columns shown/hidden from the header's context menu, layout saved
     under ``settings_key`` in QSettings, Ctrl+C copies the selected rows as TSV, double-click emits the row object."""
@@ -194,6 +204,8 @@ class DeskTableView(QTableView):
                 header.setSectionHidden(n, True)
         # Columns no running source fills (set_unavailable_columns): logical index -> hidden by the user too.
         self._unavailable: dict[int, bool] = {}
+        self._auto_fit = False  # fit_columns_when_filled: columns follow their texts until the user sizes one
+        self._fitting = False
         self._resort = QTimer(self)
         self._resort.setSingleShot(True)
         self._resort.setInterval(RESORT_MS)
@@ -313,6 +325,109 @@ class DeskTableView(QTableView):
         for n in wanted - set(self._unavailable):
             self._unavailable[n] = header.isSectionHidden(n)
             header.setSectionHidden(n, True)
+
+    def fit_columns_when_filled(self) -> None:
+        """Size the shown columns to their title and texts (a table with no saved layout: the default widths, 110
+        px for any number and 150 for any time, pushed Balance and Equity off a laptop screen behind three-digit
+        counts and "USD"): the first rows now, or when they arrive; then, until the user resizes a column, a
+        column grows (never shrinks) when rows arrive whose text would not fit, such as another source's prices."""
+        if self._auto_fit:
+            return
+        self._auto_fit = True
+        self.proxy.rowsInserted.connect(self._fit_inserted)
+        self.proxy.modelReset.connect(self._fit_reset)
+        self.horizontalHeader().sectionResized.connect(self._on_section_resized)
+        self.horizontalHeader().sortIndicatorChanged.connect(self._fit_sorted_title)
+        self._fit_rows(range(min(self.proxy.rowCount(), FIT_ROWS)), shrink=True)
+        # Texts that come after their rows (a position's trade reference once the trade is known, a source's
+        # label) and live figures that grow: the rows on screen are looked at again a few times in the first
+        # seconds, never on the live path.
+        timer = self._fit_later = QTimer(self)
+        timer.setSingleShot(True)
+        timer.timeout.connect(self._fit_visible_later)
+        self._fit_delays = list(FIT_AGAIN_MS)
+        timer.start(self._fit_delays.pop(0))
+
+    def _fit_visible_later(self) -> None:
+        if not self._auto_fit:
+            return
+        rows = self.visible_rows()
+        if rows is not None:
+            self._fit_rows(range(rows[0], rows[1] + 1), shrink=False)
+        if self._fit_delays:
+            self._fit_later.start(self._fit_delays.pop(0))
+
+    def visible_rows(self) -> tuple[int, int] | None:
+        """(first, last) rows of the view (the proxy's) on screen, or None when none is."""
+        count = self.proxy.rowCount()
+        top = self.rowAt(0)
+        if count == 0 or top < 0:
+            return None
+        bottom = self.rowAt(self.viewport().height() - 1)
+        return top, (count - 1 if bottom < 0 else bottom)
+
+    def _fit_inserted(self, _parent: Any, first: int, last: int) -> None:
+        if self._auto_fit:
+            self._fit_rows(range(first, min(last, first + FIT_ROWS - 1) + 1), shrink=False)
+
+    def _fit_reset(self) -> None:
+        if self._auto_fit:
+            self._fit_rows(range(min(self.proxy.rowCount(), FIT_ROWS)), shrink=False)
+
+    def _fit_sorted_title(self, column: int, _order: Any) -> None:
+        """Room for the sort arrow beside the title of the column sorted now (grow only)."""
+        if self._auto_fit and 0 <= column < len(self.source_model.columns):
+            self._fit_rows(range(0), shrink=False, only=column)
+
+    def _on_section_resized(self, n: int, old: int, new: int) -> None:
+        if self._fitting or not self._auto_fit:
+            return
+        if old and new:  # the user's own width stops the fitting
+            self._auto_fit = False
+        elif new and not old:  # a column shown (the Source column once there are several sources): fit it
+            rows = self.visible_rows() or (0, min(self.proxy.rowCount(), FIT_ROWS) - 1)
+            self._fit_rows(range(rows[0], rows[1] + 1), shrink=True, only=n)
+
+    def fit_columns_to_contents(self, rows: int = FIT_ROWS) -> None:
+        """Each shown column as wide as its title and the first ``rows`` rows' texts (see _fit_rows)."""
+        self._fit_rows(range(min(self.proxy.rowCount(), rows)), shrink=True)
+
+    def _fit_rows(self, rows: range, *, shrink: bool, only: int | None = None) -> None:
+        """Widen (and with ``shrink`` also narrow) each shown column to its title, with room for the sort arrow, and
+        the widest text of ``rows``, within FIT_MAX_PX; a number gets room for two more digits. Drawn columns
+        (``Column.fits_content`` False) keep their width. Reads the texts the model has made for display: 40 rows
+        of a dozen columns, ~1 ms."""
+        if not rows and not shrink and only is None:
+            return
+        header = self.horizontalHeader()
+        proxy = self.proxy
+        cells = self.fontMetrics()
+        titles = header.fontMetrics()
+        digit = cells.horizontalAdvance("0")
+        style = header.style()
+        margin = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMargin)
+        arrow = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize) + margin  # beside the sorted column's title
+        sorted_column = header.sortIndicatorSection() if header.isSortIndicatorShown() else -1
+        self._fitting = True
+        try:
+            for n, column in enumerate(self.source_model.columns):
+                if header.isSectionHidden(n) or not column.fits_content or (only is not None and n != only):
+                    continue
+                widest = 0
+                for r in rows:
+                    text = proxy.data(proxy.index(r, n))
+                    if text:
+                        widest = max(widest, cells.horizontalAdvance(str(text)))
+                title = titles.horizontalAdvance(column.title) + 2 * margin + FIT_PAD_PX
+                if n == sorted_column:
+                    title += arrow
+                # A live figure (a price, an open P&L) gets room for one more digit before it would be cut.
+                width = max(title, widest + FIT_PAD_PX + (digit if column.live and widest else 0))
+                width = min(width, FIT_MAX_PX)
+                if shrink or width > header.sectionSize(n):
+                    header.resizeSection(n, width)
+        finally:
+            self._fitting = False
 
     def unavailable_columns(self) -> list[str]:
         return [self.source_model.columns[n].key for n in sorted(self._unavailable)]
