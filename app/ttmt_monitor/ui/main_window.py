@@ -359,6 +359,7 @@ class MainWindow(QMainWindow):
         self._notification_settings_action: QAction | None = None
         self._notifications_wired = False
         self._setup_finished = False
+        self._setup_steps: list[str] = []
         self._finish_armed = True  # the next paint of the window is its first: finish the set-up right after it
         self._finish_timer: QTimer | None = None
         self._columns_menus: dict[str, QMenu] = {}
@@ -434,14 +435,14 @@ class MainWindow(QMainWindow):
             if controller.started or controller.showing_cache:
                 # singleShot(0): after this paint has reached the screen (the backing store is flushed after the
                 # paint events of this pass), not before it.
-                QTimer.singleShot(0, self._finish_setup)
+                QTimer.singleShot(0, self._finish_setup_in_steps)
                 return
             # No data yet: the data's first paint comes first (the start-up lists usually arrive within a few
             # tens of ms of the window, and ~30 ms of building here would delay them); at the latest in 1.5 s.
             # A child timer: it dies with the window (a singleShot functor could fire into a deleted window).
             timer = self._finish_timer = QTimer(self)
             timer.setSingleShot(True)
-            timer.timeout.connect(self._finish_setup)
+            timer.timeout.connect(self._finish_setup_in_steps)
             timer.start(FINISH_LATEST_MS)
 
             def soon(*_: Any) -> None:
@@ -503,15 +504,45 @@ class MainWindow(QMainWindow):
         self.bridge.attach_notifier(lambda change: notifier.deliver(
             process_desk_change(notifier.rules, change, hub.account_label, hub.label)))
 
+    # What the first frame did not need, built after it one step per loop turn (the hub, the notifications, the
+    # analytics: ~25 ms each, mostly imports, measured; in one go they held the loop ~75 ms right after the first
+    # paint, when the API's data is due).
+    SETUP_STEPS = ("_setup_hub", "_ensure_notifications", "_ensure_analytics", "_setup_icon")
+
     def _finish_setup(self) -> None:
-        """Build what the first frame did not need: notifications (centre, tray, notifier) and the window icon.
-        Idempotent (runs once: after the first paint, or earlier when one of the notification parts is read)."""
+        """Build what the first frame did not need, now: the rest of the steps (_finish_setup_in_steps), or all of
+        them. Idempotent; nothing once the window is closed."""
+        if not shiboken6.isValid(self):
+            return
+        if not self._setup_finished:
+            self._setup_finished = True
+            self._setup_steps = list(self.SETUP_STEPS)
+        while self._setup_steps:
+            getattr(self, self._setup_steps.pop(0))()
+
+    def _finish_setup_in_steps(self) -> None:
+        """The after-first-paint set-up (notifications: centre, tray, notifier; the analytics; the window icon), one
+        step per loop turn so paints and the live data get theirs in between."""
         if self._setup_finished or not shiboken6.isValid(self):
             return
         self._setup_finished = True
+        self._setup_steps = list(self.SETUP_STEPS)
+        timer = self._setup_step_timer = QTimer(self)  # a child: it dies with the window
+        timer.setSingleShot(True)
+        timer.setInterval(0)
+        timer.timeout.connect(self._next_setup_step)
+        self._next_setup_step()
+
+    def _next_setup_step(self) -> None:
+        if self._setup_steps and shiboken6.isValid(self):
+            getattr(self, self._setup_steps.pop(0))()
+            if self._setup_steps:
+                self._setup_step_timer.start()
+
+    def _setup_hub(self) -> None:
         _ = self.hub  # a deferred hub first: the notifier and the analytics then see its sources
-        self._ensure_notifications()
-        self._ensure_analytics()
+
+    def _setup_icon(self) -> None:
         try:
             from .widgets import app_icon
 
@@ -1457,6 +1488,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         # Closed before the deferred set-up ran: never build a tray and notifier for a window that is gone.
         self._setup_finished = True
+        self._setup_steps.clear()
         self.save_state()
         for dialog in list(self._details):
             dialog.done(0)
