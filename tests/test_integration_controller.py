@@ -394,3 +394,43 @@ def test_realized_today_counts_partial_closes_of_trades_still_open(qapp, sim_pau
             await controller.aclose()
 
     run_on_qasync(scenario, timeout=90)
+
+
+def test_the_http_client_is_made_off_the_loop(qapp, sim_paused, tmp_path, monkeypatch):
+    """Making the TTMT client imports the HTTP library and loads the CA certificates (~80 ms, measured): the
+    controller makes it in a worker thread, so the window stays responsive right after its first paint, on a first
+    start and on a start over the local history alike; one client only, and the desk loads as before."""
+    import threading
+
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt import desk as ttmt_desk
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
+
+    sim = sim_paused
+    made_on: list[str] = []
+    real = ttmt_desk.make_client
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        made_on.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ttmt_desk, "make_client", recording)
+
+    def store_factory() -> Store:
+        return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path / "history", codec=CODEC)
+
+    async def start_once() -> None:
+        controller = DeskController(sim.base_url, sim.api_key, store_factory=store_factory)
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 15, "live")
+        finally:
+            await controller.aclose()
+
+    async def scenario() -> None:
+        await start_once()  # first run: no history file yet
+        await start_once()  # over the local history: the delta sync
+        main = threading.main_thread().name
+        assert len(made_on) == 2 and main not in made_on, made_on
+
+    run_on_qasync(scenario, timeout=80)

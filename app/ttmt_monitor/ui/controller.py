@@ -82,6 +82,16 @@ STALE_GRACE_MS = 3000
 _STOPPED_STATES = frozenset({"auth_error", "container_down", "conflict", "offline"})
 
 
+async def _close_quietly(client: Any) -> None:
+    """Close a client nobody uses (one made twice); failures are nobody's business."""
+    try:
+        closer = getattr(client, "aclose", None)
+        if closer is not None:
+            await asyncio.wait_for(closer(), 5)
+    except Exception:  # noqa: BLE001
+        log.debug("spare client not closed", exc_info=True)
+
+
 def _closed_positions(state: Any) -> Any:
     """Recently closed positions of ``state`` (none before the first snapshot, e.g. while showing the cache)."""
     closed = getattr(state, "closed_positions", None)
@@ -164,6 +174,7 @@ class DeskController(QObject):
         for model in (self.accounts_model, self.positions_model, self.trades_model, self.signals_model):
             model.set_update_interval(VIEW_UPDATE_MS)
         self.client: Any = None
+        self._client_making: asyncio.Future[Any] | None = None  # the client being made in a thread (_client_soon)
         self.consumer: Any = None
         self.state: Any = None
         self._apply: Any = None  # TTMT's apply(state, event, into): bound at the first batch (see apply_batch)
@@ -305,7 +316,7 @@ class DeskController(QObject):
             else:
                 prefetched = await prefetch.wait() if prefetch is not None else None
                 if prefetched is None:
-                    self._client_now()
+                    await self._client_soon()
                 else:
                     self._history_prefetch = prefetch
                 # Over the local history: merge by diff (no reset: the cached rows stay, nothing flickers).
@@ -404,7 +415,9 @@ class DeskController(QObject):
         history, self._history_prefetch = self._history_prefetch, None
         if history is not None:
             self._spawn(self._load_history_page(history))
-        self._client_now()
+        await self._client_soon()
+        if self._closing:
+            return
         freeze_long_lived(collect=True)  # the snapshot's rows and the modules just imported live for the run
         if not self._signals_from_store:
             self._spawn(self._load_signals(self._signals_reset))
@@ -457,9 +470,28 @@ class DeskController(QObject):
             self.trades_model.upsert([t for t in page.items if self.trades_model.get(t.id) is None], flash=False)
 
     def _client_now(self) -> Any:
-        """The TTMT client, made on first need."""
+        """The TTMT client, made on first need (here, on the loop, unless _client_soon has made it already)."""
         if self.client is None and not self._closing:
-            self.client = self._make_client()
+            making = self._client_making
+            if making is not None and making.done() and not making.cancelled() and making.exception() is None:
+                self.client = making.result()
+            else:
+                self.client = self._make_client()
+        return self.client
+
+    async def _client_soon(self) -> Any:
+        """The TTMT client, made on first need in a worker thread: importing the HTTP library and loading the
+        system's CA certificates for TLS held the loop ~80 ms right after the first paint of the local history
+        (measured), where the window should stay responsive. (A test's client factory is called on the loop.)"""
+        if self.client is not None or self._closing or self._client_factory is not None:
+            return self._client_now()
+        if self._client_making is None:
+            self._client_making = asyncio.get_running_loop().run_in_executor(None, self._make_client)
+        made = await asyncio.shield(self._client_making)
+        if self.client is None and not self._closing:
+            self.client = made
+        elif made is not self.client:  # one was made on the loop meanwhile (or we are closing): not two
+            await _close_quietly(made)
         return self.client
 
     async def closed_trade_pages(self, *, page_size: int = PAGE_SIZE,
@@ -484,7 +516,7 @@ class DeskController(QObject):
         from ..core.state import DeskState
 
         store = self.store
-        client = self._client_now()
+        client = await self._client_soon()
         result = self.sync_result = await _ttmt.delta_sync(store, client)
         if result.offline or result.snapshot is None:
             raise SyncOffline(result.offline_reason, result.message)
@@ -794,6 +826,14 @@ class DeskController(QObject):
                 await asyncio.get_running_loop().run_in_executor(None, store.close)
             except Exception:  # noqa: BLE001
                 log.debug("store close failed", exc_info=True)
+        making, self._client_making = self._client_making, None
+        if making is not None:  # a client still being made in its thread: let it finish, then close it too
+            try:
+                extra = await asyncio.wait_for(asyncio.shield(making), 5)
+                if extra is not self.client:
+                    await _close_quietly(extra)
+            except Exception:  # noqa: BLE001 - shutting down
+                log.debug("client being made not closed", exc_info=True)
         client, self.client = self.client, None
         if client is not None:
             try:
