@@ -319,3 +319,32 @@ def test_a_deferred_hub_is_made_at_once_when_something_needs_it(qapp, settings):
             dispose(window)
 
     run_on_qasync(scenario)
+
+
+def test_working_orders_read_one_state_whatever_the_source_calls_it(qapp):
+    """The Orders tab lists orders still in the market: MetaApi's ORDER_STATE_PLACED, Tradovate's "Working" and an
+    MT4 pending order (no state field) all read "Working"; an order still being placed reads "Pending", a partly
+    filled one "Partly filled"; a word we do not know is shown as the source wrote it."""
+    from decimal import Decimal
+
+    from ttmt_monitor.domain import WorkingOrder
+    from ttmt_monitor.sources.metaapi.decode import order_entity
+    from ttmt_monitor.ui.source_models import OrderRow, OrdersModel
+
+    placed = order_entity("metaapi-1", "acc1", {"id": "7", "symbol": "EURUSD", "type": "ORDER_TYPE_BUY_LIMIT",
+                                                "volume": 0.2, "openPrice": 1.075, "state": "ORDER_STATE_PLACED"})
+    started = dataclasses.replace(placed, key="metaapi-1|acc1/8", status="started")
+
+    def order(key: str, status: str | None) -> WorkingOrder:
+        return WorkingOrder(key=key, source=key.split("|")[0], account_key="x|a", native_id=key, symbol="ESZ6",
+                            side="BUY", order_type="limit", volume=Decimal(1), price=Decimal("6000"), status=status)
+
+    rows = [OrderRow(o, "Account", "Source") for o in (
+        placed, started, order("tradovate-1|4", "Working"), order("tradovate-1|5", "PartiallyFilled"),
+        order("mt4-1|9", None), order("mt4-1|10", "Suspended"))]
+    model = OrdersModel()
+    model.reset_rows(rows)
+    status = model.column_number("status")
+    shown = {model.row_object(r).order.key: model.index(r, status).data() for r in range(model.rowCount())}
+    assert shown == {"metaapi-1|acc1/7": "Working", "metaapi-1|acc1/8": "Pending", "tradovate-1|4": "Working",
+                     "tradovate-1|5": "Partly filled", "mt4-1|9": "Working", "mt4-1|10": "Suspended"}

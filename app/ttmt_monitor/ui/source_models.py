@@ -38,6 +38,24 @@ def _word(value: str | None) -> str:
     return text[:1].upper() + text[1:]
 
 
+# A working order's state in one vocabulary whatever the source says (the tab lists orders still in the market):
+# MetaApi's "placed", Tradovate's "Working" and an MT4 pending order, which has no state field, all read "Working".
+_ORDER_STATUS_WORDS = {
+    "": "Working", "placed": "Working", "working": "Working",
+    "started": "Pending", "pendingnew": "Pending", "request_add": "Pending",
+    "partial": "Partly filled", "partiallyfilled": "Partly filled",
+    "request_modify": "Changing", "pendingreplace": "Changing",
+    "request_cancel": "Cancelling", "pendingcancel": "Cancelling",
+}
+
+
+def order_status_text(status: str | None) -> str:
+    """A working order's state as the Orders tab says it (see _ORDER_STATUS_WORDS); another word as the source
+    wrote it, in our style."""
+    key = (status or "").strip().lower().replace(" ", "").replace("-", "")
+    return _ORDER_STATUS_WORDS.get(key) or _word(status)
+
+
 class OrdersModel(KeyedTableModel):
     """Working (pending) orders of every neutral source."""
 
@@ -53,7 +71,8 @@ class OrdersModel(KeyedTableModel):
         price_column("stop", "Stop", lambda r: r.order.stop_price, lambda r: r.order.symbol),
         price_column("sl", "SL", lambda r: r.order.stop_loss, lambda r: r.order.symbol, hidden_by_default=True),
         price_column("tp", "TP", lambda r: r.order.take_profit, lambda r: r.order.symbol, hidden_by_default=True),
-        Column("status", "Status", lambda r: r.order.status, lambda r, o: _word(r.order.status)),
+        Column("status", "Status", lambda r: order_status_text(r.order.status),
+               lambda r, o: order_status_text(r.order.status)),
         Column("id", "Order id", lambda r: r.order.native_id, hidden_by_default=True),
     )
 
