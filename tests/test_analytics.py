@@ -251,7 +251,7 @@ def test_channel_statistics_by_hand() -> None:
           deal(23, utc(2026, 5, 4, 12), "1000", typ="balance", channel="FX <Pro>")]
     plain = [deal(30, utc(2026, 5, 4, 12), "-3")]
     rows = {g.label: g for g in an.group_stats(gold + fx + plain)}
-    assert list(rows) == ["(Sim)", "FX <Pro>", "Gold VIP"]
+    assert list(rows) == ["FX <Pro>", "Gold VIP", "Sim · no channel"]
     g = rows["Gold VIP"]
     assert (g.trades, g.wins, g.losses, g.breakevens) == (5, 2, 2, 1)
     assert g.win_rate == pytest.approx(0.4)
@@ -265,7 +265,7 @@ def test_channel_statistics_by_hand() -> None:
     assert f.trades == 3 and f.currencies == ("EUR", "USD")          # the deposit is not a trade
     assert f.by_currency["EUR"].net == D(10) and f.by_currency["EUR"].profit_factor == D(5)
     assert f.by_currency["USD"].profit_factor is None and f.tp_rates == ()
-    assert rows["(Sim)"].by_currency["USD"].max_drawdown == D(3)
+    assert rows["Sim · no channel"].by_currency["USD"].max_drawdown == D(3)
     by_symbol = {x.label: x.trades for x in an.group_stats(gold + fx, "symbol")}
     assert by_symbol == {"EURUSD": 3, "XAUUSD": 5}
     with pytest.raises(ValueError):

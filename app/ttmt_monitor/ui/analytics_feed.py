@@ -333,7 +333,7 @@ class AnalyticsFeed(QObject):
                 got = pcache.get(key)
                 if got is None or got[0] is not p:
                     got = (p, an.open_from_position(p, account_label=hub.account_label(p.account_key),
-                                                    channel=f"({hub.label(p.source)})"))
+                                                    channel=an.no_channel(hub.label(p.source))))
                     self.conversions += 1
                 pfresh[key] = got
                 if got[1] is not None:

@@ -79,8 +79,8 @@ class HistoryDeal:
 
     @property
     def channel(self) -> str:
-        """The name a channel table shows: the channel's name, else its id, else ``(<source label>)``."""
-        return self.channel_name or self.channel_id or f"({self.source_label or self.deal.source})"
+        """The name a channel table shows: the channel's name, else its id, else its source's "no channel" row."""
+        return self.channel_name or self.channel_id or no_channel(self.source_label or self.deal.source)
 
     @property
     def has_tp_ladder(self) -> bool:
@@ -144,11 +144,18 @@ def from_ttmt_trades(trades: Iterable[Trade], source_id: str, *, source_label: s
     return out
 
 
+def no_channel(source_label: str) -> str:
+    """The channel tables' row of a source's trades that came from no Telegram channel ("MetaApi · no channel"):
+    a neutral source's deals and positions. (It read "(MetaApi (demo))" before: a name in brackets in brackets.)"""
+    return f"{source_label} · no channel"
+
+
 def open_from_position(p: Position, *, account_label: str = "", channel: str = "") -> OpenPnl | None:
-    """A neutral open position's P&L (None when the source reports none). ``channel`` defaults to ``(source)``."""
+    """A neutral open position's P&L (None when the source reports none). ``channel`` defaults to its source's
+    "no channel" row (``no_channel``)."""
     if p.profit is None:
         return None
-    return OpenPnl(account_key=p.account_key, account_label=account_label, channel=channel or f"({p.source})",
+    return OpenPnl(account_key=p.account_key, account_label=account_label, channel=channel or no_channel(p.source),
                    currency=p.currency or UNKNOWN_CURRENCY, profit=p.profit)
 
 
