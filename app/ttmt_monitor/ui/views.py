@@ -159,7 +159,7 @@ def sort_indicator(order: Qt.SortOrder) -> QStyleOptionHeader.SortIndicator:
 FIT_ROWS = 40
 FIT_MAX_PX = 280
 FIT_PAD_PX = 10  # beside a cell's text (its margins and the grid line), and a title's
-FIT_AGAIN_MS = (500, 2000, 6000, 20000)  # after the first fit, the rows on screen are fitted again (grow only)
+FIT_AGAIN_MS = (150, 600, 2000, 6000, 20000)  # after the first fit, the rows on screen are fitted again (grow only)
 
 
 class DeskTableView(QTableView):
