@@ -322,7 +322,7 @@ def test_details_shortcuts_and_display_options(qapp, sim_paused, settings):
 def test_single_instance_guard_raises_the_first(qtbot, tmp_path, monkeypatch):
     from ttmt_monitor.ui.single_instance import SingleInstance
 
-    monkeypatch.setenv("TTMT_MONITOR_DATA_DIR", str(tmp_path))  # the lock files
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # the lock files
 
     key = "ttmt_live_" + "x" * 43
     first = SingleInstance("http://127.0.0.1:1/api/v1", key)
@@ -349,7 +349,7 @@ def test_a_second_copy_knocks_until_the_first_listens(qtbot, tmp_path, monkeypat
 
     from ttmt_monitor.ui.single_instance import SingleInstance
 
-    monkeypatch.setenv("TTMT_MONITOR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     key = "ttmt_live_" + "k" * 43
     first = SingleInstance("http://127.0.0.1:1/api/v1", key)
     second = SingleInstance("http://127.0.0.1:1/api/v1", key)
@@ -371,13 +371,40 @@ def test_a_second_copy_knocks_until_the_first_listens(qtbot, tmp_path, monkeypat
         qtbot.wait(50)
 
 
+def test_a_copy_of_an_older_release_still_guards_the_key(qtbot, tmp_path, monkeypatch):
+    """A running copy of an older release guards by its local socket alone (no lock file): a new copy finds its
+    socket, asks it to come to the front and does not run; once it is gone the new copy runs."""
+    from PySide6.QtNetwork import QLocalServer
+
+    from ttmt_monitor.ui.single_instance import SingleInstance
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    key = "ttmt_live_" + "o" * 43
+    older = QLocalServer()
+    guard = SingleInstance("http://127.0.0.1:1/api/v1", key)
+    assert older.listen(guard.name)
+    knocked: list[bool] = []
+    older.newConnection.connect(lambda: knocked.append(True))
+    try:
+        assert not guard.acquire(listen=False)
+        assert guard.raised
+        qtbot.waitUntil(lambda: bool(knocked), timeout=3000)
+        older.close()
+        again = SingleInstance("http://127.0.0.1:1/api/v1", key)
+        assert again.acquire(listen=False)  # the lock was let go by the refused attempt
+        again.release()
+    finally:
+        older.close()
+        guard.release()
+
+
 def test_the_single_instance_lock_goes_with_the_process_that_held_it(tmp_path, monkeypatch):
     """The lock is the operating system's: held while the first copy runs (a second one does not run), gone the
     moment that copy dies, crashed or killed, so a stale lock never keeps the desk from starting."""
     from ttmt_monitor.ui import single_instance
     from ttmt_monitor.ui.single_instance import SingleInstance
 
-    monkeypatch.setenv("TTMT_MONITOR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     monkeypatch.setattr(single_instance, "_RAISE_TRIES_S", 0.2)
     url, key = "http://127.0.0.1:1/api/v1", "ttmt_live_" + "h" * 43
     code = ("import sys\n"
@@ -385,7 +412,7 @@ def test_the_single_instance_lock_goes_with_the_process_that_held_it(tmp_path, m
             f"guard = SingleInstance({url!r}, {key!r})\n"
             "print('held' if guard.acquire(listen=False) else 'refused', flush=True)\n"
             "sys.stdin.read()\n")
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TTMT_MONITOR_DATA_DIR=str(tmp_path))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path))
     holder = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
     try:
@@ -413,20 +440,24 @@ def test_a_second_copy_for_the_same_key_is_refused_end_to_end(sim, tmp_path):
     """Two ``ttmt-monitor`` processes for one key, as a user starts them: the second finds the first's lock, asks
     it to come to the front and exits with the "already running" message (exit code 3), without opening a
     stream; the first keeps running."""
+    from ttmt_monitor.ui.single_instance import instance_name, lock_path
+
+    run = tmp_path / "run"
+    run.mkdir()
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
                XDG_CONFIG_HOME=str(tmp_path / "config"), TTMT_MONITOR_DATA_DIR=str(tmp_path / "data"),
-               TTMT_API_KEY=sim.api_key)
+               XDG_RUNTIME_DIR=str(run), TTMT_API_KEY=sim.api_key)
     command = [sys.executable, "-m", "ttmt_monitor", "--base-url", sim.base_url, "--quit-after", "60"]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        locks = tmp_path / "data" / "locks"
+        lock = run / lock_path(instance_name(sim.base_url, sim.api_key)).name
         deadline = time.monotonic() + 60
-        while not (locks.is_dir() and any(locks.iterdir())) and first.poll() is None and time.monotonic() < deadline:
+        while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # polling for the first copy's lock file, bounded
-        assert first.poll() is None and any(locks.iterdir()), "the first copy took no lock"
+        assert first.poll() is None and lock.exists(), "the first copy took no lock"
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
         assert second.returncode == 3, second.stderr[-1500:]
-        assert "already running for this API key" in second.stderr
+        assert "already running for this API key; its window was brought to the front" in second.stderr
         assert first.poll() is None  # the first copy is untouched
     finally:
         first.terminate()

@@ -33,7 +33,8 @@ START_GC_GRACE_MS = 5000  # the cyclic collector's first timed pass (ui/gc_guard
 TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "deals", "calendar",
              "channels")  # = settings.TABS
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OTHER_INSTANCE = 0, 1, 2, 3
-LISTEN_AFTER_PAINT_MS = 250  # the single-instance guard takes raise requests this long after the first paint
+LISTEN_AFTER_PAINT_MS = 250  # the single-instance guard takes raise requests this long after the first paint,
+LISTEN_LATEST_MS = 1000  # or this long after the start, whichever comes first
 NO_TTMT_INSTANCE = "no-ttmt"  # the single-instance guard's "key" of a desk without TTMT (not a secret)
 
 
@@ -341,11 +342,21 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     # The raise requests of later copies are taken once the window has painted (the socket needs QtNetwork, which
     # the first frame does not); who runs is settled now, by a lock file.
     if not guard.acquire(listen=False):
-        message = ("TTMT Monitor is already running for this API key; its window was brought to the front. "
+        shown = ("its window was brought to the front" if guard.raised else
+                 "its window did not answer (it may still be starting)")
+        message = (f"TTMT Monitor is already running for this API key; {shown}. "
                    "(The server allows one live stream per key.)" if ttmt else
-                   "TTMT Monitor is already running without TTMT; its window was brought to the front.")
+                   f"TTMT Monitor is already running without TTMT; {shown}.")
         print(f"ttmt-monitor: {message}", file=sys.stderr)
         return EXIT_OTHER_INSTANCE
+    from PySide6.QtCore import QTimer
+
+    # At the latest this long after the start, whether or not the window has painted by then (a slow start, a
+    # window that does not paint): a copy started later knocks for 3 s.
+    listen_latest = QTimer()
+    listen_latest.setSingleShot(True)
+    listen_latest.timeout.connect(guard.listen)
+    listen_latest.start(LISTEN_LATEST_MS)
     if connection.api_key is not None:
         controller = DeskController(connection.base_url, connection.api_key,
                                     store_factory=history_store_factory(connection), prefetch=prefetch, cached=cached)
@@ -393,8 +404,6 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     guard.raise_requested.connect(lambda: (window.showNormal(), window.raise_(), window.activateWindow()))
 
     def listen_after_first_paint() -> None:
-        from PySide6.QtCore import QTimer
-
         window.painted.disconnect(listen_after_first_paint)
         # Not in this paint pass (the window paints before its children) nor right behind it, where the first
         # data's paint and the after-load work come first: a copy started meanwhile knocks until it is heard.
@@ -466,6 +475,7 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     finally:
         if window.isVisible():
             window.quit()
+        listen_latest.stop()
         hub = window.hub_if_made
         if hub is not None:
             await hub.aclose()

@@ -4,16 +4,18 @@ server allows one stream per key; two copies would knock each other off with 409
 Provides :class:`SingleInstance`. Two parts, both named from a SHA-256 of base URL + key (never the key itself:
 lock files and socket names are visible to every local user):
 
-- **who runs**: an exclusive lock on a small file in the app's data folder (``flock`` on Linux and macOS, a byte
-  lock on Windows). The operating system drops it when the process ends, crashed or not, so a lock is never stale.
-  Taking it costs microseconds and no Qt module, so the every-day start does it before its window exists without
-  importing QtNetwork (~5 ms and its enums, measured) on the way to the first paint;
-- **raise me**: a local socket (QLocalServer) the first copy listens on once its window has painted
-  (:meth:`listen`); a second copy that finds the lock taken connects, sends ``raise`` and is told to exit with a
-  clear message. It retries for a moment, as the first copy may be a few hundred ms from listening.
+- **who runs** (Linux and macOS): an exclusive ``flock`` on a small file in the user's runtime folder
+  (``$XDG_RUNTIME_DIR``, else the temp folder), whatever data folder the copy uses. The operating system drops it
+  when the process ends, crashed or not, so a lock is never stale. Taking it costs microseconds and no Qt module,
+  so the every-day start does it before its window exists without importing QtNetwork (~5 ms and its enums,
+  measured) on the way to the first paint;
+- **raise me**: a local socket (QLocalServer) the first copy listens on once its window has painted, at the
+  latest a second after it started (:meth:`listen`); a second copy that finds the lock taken connects, sends
+  ``raise`` and exits with a clear message. It knocks for up to 3 s, as the first copy may not listen yet.
 
-Where no lock file can be made (a read-only data folder, an odd platform), the guard is the socket alone, as it
-was before: the first copy listens at once.
+The socket alone guards, as it did before, on Windows, where no lock file can be made, and when a socket of this
+name already exists (a copy of an older release that has no lock, or one that crashed): the first copy then
+listens at once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import hashlib
 import logging
 import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import IO, Any
 
 from PySide6.QtCore import QObject, Signal
@@ -31,7 +35,7 @@ from PySide6.QtCore import QObject, Signal
 log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_MS = 400
-_RAISE_TRIES_S = 1.5  # how long a second copy keeps knocking while the first one is not listening yet
+_RAISE_TRIES_S = 3.0  # how long a second copy keeps knocking while the first one is not listening yet
 
 
 def instance_name(base_url: str, api_key: str) -> str:
@@ -41,25 +45,33 @@ def instance_name(base_url: str, api_key: str) -> str:
     return f"ttmt-monitor-{user_tag}-{digest}"
 
 
-def _lock(path: Any) -> IO[bytes] | None:
+def lock_path(name: str) -> Path:
+    """Where the lock of instance ``name`` lives: the user's runtime folder, else the temp folder (the same for
+    every copy of this user, whatever data folder it uses)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    folder = Path(runtime) if runtime and os.path.isdir(runtime) else Path(tempfile.gettempdir())
+    return folder / f"{name}.lock"
+
+
+def _legacy_socket(name: str) -> bool:
+    """Whether a local socket of this name exists (QLocalServer's file in the temp folder): a copy of an older
+    release, which guards by the socket alone, or the leftover of a crash."""
+    return os.path.exists(os.path.join(tempfile.gettempdir(), name))
+
+
+def _lock(path: Path) -> IO[bytes] | None:
     """``path`` opened and exclusively locked (keep it open to hold the lock), or None when another process holds
-    it. OSError when no lock can be taken there at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    it. OSError when no lock can be taken there at all (and on Windows, where the socket guards alone)."""
+    if sys.platform == "win32":
+        raise OSError("no lock file on Windows: the local socket guards")
+    import fcntl
+
     handle = open(path, "a+b")  # noqa: SIM115 - held open for the life of the guard
     try:
-        if sys.platform == "win32":
-            import msvcrt
-
-            handle.seek(0)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         handle.close()
-        if isinstance(exc, BlockingIOError) or (
-                sys.platform == "win32" and exc.errno in (errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK))):
+        if isinstance(exc, BlockingIOError) or exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
             return None  # held by another process
         raise
     return handle
@@ -78,20 +90,25 @@ class SingleInstance(QObject):
         self._server: Any = None
         self._lock: IO[bytes] | None = None
         self.raise_attempts = 0  # connections tried by _ask_to_raise (tests watch a second copy knock)
+        self.raised = False  # a refused copy: whether the running one was told to come to the front
 
     def acquire(self, *, listen: bool = True) -> bool:
         """Whether this copy runs (see the class). ``listen=False``: the raise requests are taken from
-        :meth:`listen` on (the app calls it after its first paint)."""
-        from ..core.paths import default_data_dir
-
+        :meth:`listen` on (the app calls it after its first paint). A refused copy says in ``raised`` whether the
+        running one heard it."""
         try:
-            self._lock = _lock(default_data_dir() / "locks" / f"{self.name}.lock")
+            self._lock = _lock(lock_path(self.name))
         except OSError as exc:  # no lock file here: the socket alone guards, as before
             log.debug("single-instance lock not available (%s); using the local socket alone", exc)
             return self._acquire_by_socket()
         if self._lock is None:
-            self._ask_to_raise(_RAISE_TRIES_S)
+            self.raised = self._ask_to_raise(_RAISE_TRIES_S)
             return False
+        if _legacy_socket(self.name):  # maybe a copy of an older release (no lock): ask it, as that release would
+            if not self._acquire_by_socket():
+                self.release()
+                return False
+            return True
         if listen:
             self.listen()
         return True
@@ -135,6 +152,7 @@ class SingleInstance(QObject):
 
     def _acquire_by_socket(self) -> bool:
         if self._ask_to_raise(0):
+            self.raised = True
             return False
         from PySide6.QtNetwork import QLocalServer
 
