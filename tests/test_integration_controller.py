@@ -434,3 +434,32 @@ def test_the_http_client_is_made_off_the_loop(qapp, sim_paused, tmp_path, monkey
         assert len(made_on) == 2 and main not in made_on, made_on
 
     run_on_qasync(scenario, timeout=80)
+
+
+def test_a_client_that_could_not_be_made_is_made_again_next_time(qapp, monkeypatch):
+    """A failure while making the client in its thread is not kept: the next need makes it again (one failed
+    attempt must not leave the desk without a client for the rest of the run)."""
+    from ttmt_monitor.sources.ttmt import desk as ttmt_desk
+
+    calls: list[int] = []
+    real = ttmt_desk.make_client
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("CA certificates could not be read")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ttmt_desk, "make_client", flaky)
+
+    async def scenario() -> None:
+        controller = DeskController("http://127.0.0.1:9/api/v1", "ttmt_live_x", start_stream=False)
+        try:
+            with pytest.raises(OSError):
+                await controller._client_soon()  # noqa: SLF001
+            client = await controller._client_soon()  # noqa: SLF001
+            assert client is not None and controller.client is client and len(calls) == 2
+        finally:
+            await controller.aclose()
+
+    run_on_qasync(scenario)

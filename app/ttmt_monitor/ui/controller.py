@@ -457,7 +457,10 @@ class DeskController(QObject):
         page = await prefetch.page()
         if page is None and not self._closing:
             try:
-                page = await self._client_now().trades_page(limit=PAGE_SIZE)
+                client = await self._client_soon()
+                if client is None:  # closing
+                    return
+                page = await client.trades_page(limit=PAGE_SIZE)
             except Exception as exc:  # noqa: BLE001 - scrolling retries (has_more stays as it is)
                 log.info("newest trades page not loaded: %s", describe_error(exc))
                 return
@@ -487,7 +490,13 @@ class DeskController(QObject):
             return self._client_now()
         if self._client_making is None:
             self._client_making = asyncio.get_running_loop().run_in_executor(None, self._make_client)
-        made = await asyncio.shield(self._client_making)
+        making = self._client_making
+        try:
+            made = await asyncio.shield(making)
+        except Exception:
+            if self._client_making is making:  # a failed make is not kept: the next need tries again
+                self._client_making = None
+            raise
         if self.client is None and not self._closing:
             self.client = made
         elif made is not self.client:  # one was made on the loop meanwhile (or we are closing): not two
