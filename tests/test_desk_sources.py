@@ -310,8 +310,11 @@ def test_a_deferred_hub_is_made_at_once_when_something_needs_it(qapp, settings):
         window = MainWindow(controller, settings, hub_factory=make_hub)
         try:
             assert window.hub_if_made is None
+            window.select_tab("pnl")  # the P&L tab built before the hub (the saved tab at start, say)
             assert window.hub is made[0] and window.bridge is not None
             assert window.hub is made[0] and len(made) == 1
+            # its chart is fed the neutral sources' closed deals as when the hub came first
+            assert window.bridge._pnl is window._pnl_view  # noqa: SLF001
         finally:
             await made[0].aclose()
             window.close()

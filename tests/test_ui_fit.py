@@ -171,6 +171,10 @@ def test_columns_fit_their_texts_on_a_laptop_screen(qapp, sim, settings, tmp_pat
             await settle()
             assert header.sectionSize(price) > before
             # The user's own width stops the fitting, and is what the next window shows.
+            # An empty table keeps its widths until rows come (titles alone would be too narrow for them).
+            orders = window.views["orders"]
+            assert orders.proxy.rowCount() == 0
+            assert orders.horizontalHeader().sectionSize(orders.source_model.column_number("created_at")) == 150
             header.resizeSection(price, 300)
             positions.source_model.upsert([dataclasses.replace(wide, id="pos_wider",
                                                                current_price=Decimal("12345678901234.5"))])
@@ -191,6 +195,12 @@ def test_columns_fit_their_texts_on_a_laptop_screen(qapp, sim, settings, tmp_pat
             await until(lambda: view.proxy.rowCount() > 3, 20, "positions")
             await settle()
             assert view.horizontalHeader().sectionSize(view.source_model.column_number("current")) == 300
+            assert not view.layout_fitted
+            # The Accounts' widths were the fitting's, saved when the first window closed: fitted again here.
+            window.select_tab("accounts")
+            accounts = window.views["accounts"]
+            assert accounts.layout_fitted
+            await until(lambda: _cut_cells(accounts) == [], 5, "no text cut in Accounts")
         finally:
             window.close()
             await controller.aclose()

@@ -6,11 +6,13 @@ intents that need services (refresh, replace/forget key, open a detail) are emit
 asyncio tasks against the controller's client. The P&L tab is created lazily the first time it is shown
 (pyqtgraph's import costs ~400 ms, and the tables come first).
 
-Cold start (issue 4): what the first frame does not show — the notification centre, the tray and the notifier
-(~25 ms with their imports) and the window icon — is built right after the window's first paint (see
-:meth:`MainWindow._finish_setup`): that is while the start-up's requests are out, time the loop would spend idle.
-Reading ``notifier``, ``centre``, ``centre_dock``, ``unread_button``, ``notifications_action`` or
-``notification_settings_action`` before that builds them at once, so callers never see them missing.
+Cold start (issues 4 and 16): what the first frame does not show is built after the window's first paint, one
+step per loop turn (:meth:`MainWindow._finish_setup_in_steps`; ~25 ms each, mostly imports): the neutral sources'
+hub of a TTMT-only desk (``hub_factory``), the notification centre, the tray and the notifier, the analytics, and
+the window icon. Reading ``hub``, ``notifier``, ``centre``, ``centre_dock``, ``unread_button``,
+``notifications_action``, ``notification_settings_action`` or ``analytics`` before that builds them at once, so
+callers never see them missing. A table with no saved layout sizes its columns to their texts
+(``DeskTableView.fit_columns_when_filled``).
 """
 
 from __future__ import annotations
@@ -455,18 +457,14 @@ class MainWindow(QMainWindow):
     @property
     def hub(self) -> Any:
         """ui/desk.SourceHub, or None (TTMT only). A deferred hub (``hub_factory``) is made and wired on the first
-        read: after the first paint (``_finish_setup``), or earlier when the Sources dialog, the analytics or the
-        notifications need it."""
+        read: the first step after the first paint (``_finish_setup_in_steps``), or earlier when the Sources dialog,
+        the analytics or the notifications need it."""
         if self._hub is None and self._hub_factory is not None:
             factory, self._hub_factory = self._hub_factory, None
             self._hub = factory()
             if self._hub is not None:
                 self._wire_hub(self._hub)
         return self._hub
-
-    @hub.setter
-    def hub(self, value: Any) -> None:
-        self._hub, self._hub_factory = value, None
 
     @property
     def hub_if_made(self) -> Any:
@@ -492,6 +490,8 @@ class MainWindow(QMainWindow):
             if health is not None:
                 self._on_source_health(source.id, health)
         self._update_source_tabs()
+        if self._pnl_view is not None and hasattr(self._pnl_view, "add_trades"):  # the P&L tab was built first
+            self.bridge.attach_pnl(self._pnl_view)
         notifier = getattr(self, "_notifier", None)
         if notifier is not None:
             self._notify_desk_changes(notifier)
@@ -518,7 +518,7 @@ class MainWindow(QMainWindow):
             self._setup_finished = True
             self._setup_steps = list(self.SETUP_STEPS)
         while self._setup_steps:
-            getattr(self, self._setup_steps.pop(0))()
+            self._run_setup_step(self._setup_steps.pop(0))
 
     def _finish_setup_in_steps(self) -> None:
         """The after-first-paint set-up (notifications: centre, tray, notifier; the analytics; the window icon), one
@@ -535,9 +535,18 @@ class MainWindow(QMainWindow):
 
     def _next_setup_step(self) -> None:
         if self._setup_steps and shiboken6.isValid(self):
-            getattr(self, self._setup_steps.pop(0))()
-            if self._setup_steps:
-                self._setup_step_timer.start()
+            try:
+                self._run_setup_step(self._setup_steps.pop(0))
+            finally:
+                if self._setup_steps:
+                    self._setup_step_timer.start()
+
+    def _run_setup_step(self, name: str) -> None:
+        """One step of the deferred set-up; a failure is logged and the others still run (each is optional)."""
+        try:
+            getattr(self, name)()
+        except Exception:  # noqa: BLE001 - a missing notifier or chart must not take the rest with it
+            log.warning("the window's %s step failed", name.strip("_"), exc_info=True)
 
     def _setup_hub(self) -> None:
         _ = self.hub  # a deferred hub first: the notifier and the analytics then see its sources
@@ -976,8 +985,8 @@ class MainWindow(QMainWindow):
         if not restored and name in ("accounts", "positions") and self._hub is not None and self._hub.sources():
             self._show_source_column(view)
         self._apply_column_capabilities(view, self.capabilities())
-        if not restored:  # the user's own widths win; else the texts' (now, or when the first rows arrive)
-            view.fit_columns_when_filled()
+        if not restored or view.layout_fitted:  # the user's own widths win; else the texts' (now, or when the
+            view.fit_columns_when_filled()  # first rows arrive)
         self.views[name] = view
         if name in ("trades", "positions"):
             view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))

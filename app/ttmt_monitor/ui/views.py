@@ -153,7 +153,7 @@ def sort_indicator(order: Qt.SortOrder) -> QStyleOptionHeader.SortIndicator:
     return QStyleOptionHeader.SortIndicator.SortDown
 
 
-# Columns fitted to their contents (DeskTableView.fit_columns_to_contents): the rows read, the widest a column
+# Columns fitted to their contents (DeskTableView.fit_columns_when_filled): the rows read, the widest a column
 # grows to (a long message or label is cut with "…" and has its tooltip), and the room beside the text: the cell's
 # margins, and the title's sort arrow.
 FIT_ROWS = 40
@@ -206,6 +206,8 @@ class DeskTableView(QTableView):
         self._unavailable: dict[int, bool] = {}
         self._auto_fit = False  # fit_columns_when_filled: columns follow their texts until the user sizes one
         self._fitting = False
+        self._fitted_once = False
+        self.layout_fitted = False  # the restored layout's widths were fitted, not the user's (restore_layout)
         self._resort = QTimer(self)
         self._resort.setSingleShot(True)
         self._resort.setInterval(RESORT_MS)
@@ -338,15 +340,23 @@ class DeskTableView(QTableView):
         self.proxy.modelReset.connect(self._fit_reset)
         self.horizontalHeader().sectionResized.connect(self._on_section_resized)
         self.horizontalHeader().sortIndicatorChanged.connect(self._fit_sorted_title)
-        self._fit_rows(range(min(self.proxy.rowCount(), FIT_ROWS)), shrink=True)
+        self._first_fit()
         # Texts that come after their rows (a position's trade reference once the trade is known, a source's
         # label) and live figures that grow: the rows on screen are looked at again a few times in the first
-        # seconds, never on the live path.
+        # seconds (not on every live change).
         timer = self._fit_later = QTimer(self)
         timer.setSingleShot(True)
         timer.timeout.connect(self._fit_visible_later)
         self._fit_delays = list(FIT_AGAIN_MS)
         timer.start(self._fit_delays.pop(0))
+
+    def _first_fit(self) -> None:
+        """The columns to their texts, narrower ones included, once there are rows (an empty table keeps its
+        widths: titles alone would make every time and price column too narrow for the rows to come)."""
+        count = min(self.proxy.rowCount(), FIT_ROWS)
+        if count and not self._fitted_once:
+            self._fitted_once = True
+            self._fit_rows(range(count), shrink=True)
 
     def _fit_visible_later(self) -> None:
         if not self._auto_fit:
@@ -367,12 +377,19 @@ class DeskTableView(QTableView):
         return top, (count - 1 if bottom < 0 else bottom)
 
     def _fit_inserted(self, _parent: Any, first: int, last: int) -> None:
+        # Rows arriving, live ones too: only those rows are read (a few), and a column only ever grows here.
         if self._auto_fit:
-            self._fit_rows(range(first, min(last, first + FIT_ROWS - 1) + 1), shrink=False)
+            if not self._fitted_once:
+                self._first_fit()
+            else:
+                self._fit_rows(range(first, min(last, first + FIT_ROWS - 1) + 1), shrink=False)
 
     def _fit_reset(self) -> None:
         if self._auto_fit:
-            self._fit_rows(range(min(self.proxy.rowCount(), FIT_ROWS)), shrink=False)
+            if not self._fitted_once:
+                self._first_fit()
+            else:
+                self._fit_rows(range(min(self.proxy.rowCount(), FIT_ROWS)), shrink=False)
 
     def _fit_sorted_title(self, column: int, _order: Any) -> None:
         """Room for the sort arrow beside the title of the column sorted now (grow only)."""
@@ -384,7 +401,8 @@ class DeskTableView(QTableView):
             return
         if old and new:  # the user's own width stops the fitting
             self._auto_fit = False
-        elif new and not old:  # a column shown (the Source column once there are several sources): fit it
+        elif new and not old and self.proxy.rowCount():  # a column shown (the Source column once there are
+            # several sources): fit it to the rows on screen
             rows = self.visible_rows() or (0, min(self.proxy.rowCount(), FIT_ROWS) - 1)
             self._fit_rows(range(rows[0], rows[1] + 1), shrink=True, only=n)
 
@@ -394,7 +412,7 @@ class DeskTableView(QTableView):
 
     def _fit_rows(self, rows: range, *, shrink: bool, only: int | None = None) -> None:
         """Widen (and with ``shrink`` also narrow) each shown column to its title, with room for the sort arrow, and
-        the widest text of ``rows``, within FIT_MAX_PX; a number gets room for two more digits. Drawn columns
+        the widest text of ``rows``, within FIT_MAX_PX; a live figure gets room for one more digit. Drawn columns
         (``Column.fits_content`` False) keep their width. Reads the texts the model has made for display: 40 rows
         of a dozen columns, ~1 ms."""
         if not rows and not shrink and only is None:
@@ -449,6 +467,9 @@ class DeskTableView(QTableView):
             for n in self._unavailable:
                 header.setSectionHidden(n, True)
         settings.setValue(f"tables/{self.settings_key}/columns", len(self.source_model.columns))
+        # Widths the fitting chose are not the user's: the next window fits them again (order, hidden columns and
+        # the sort are kept either way).
+        settings.setValue(f"tables/{self.settings_key}/fitted", self._auto_fit)
 
     def restore_layout(self, settings: QSettings | None = None) -> bool:
         settings = settings or QSettings()
@@ -461,6 +482,8 @@ class DeskTableView(QTableView):
         except (TypeError, ValueError):
             return False
         ok = self.horizontalHeader().restoreState(state)
+        fitted = settings.value(f"tables/{self.settings_key}/fitted")
+        self.layout_fitted = bool(ok) and (fitted is True or str(fitted).lower() == "true")
         if ok:
             header = self.horizontalHeader()
             header.setStretchLastSection(False)  # a layout saved by an older version stretched it

@@ -10,8 +10,9 @@ Definitions (what the tests compute by hand), trade deals only:
   net from a previous peak, the curve starting at 0, in close order (``core.stats.max_drawdown``).
 - TP-hit rate per level n (1..6): among the group's deals that had TPn set, the share that hit it; levels no
   deal had are left out (a source without TP ladders has none).
-- Groups: ``"channel"`` (``HistoryDeal.channel``: the Telegram channel, or ``(<source>)`` for sources without
-  channels), ``"source"`` (source label), ``"account"`` (account label, keyed by account key), ``"symbol"``.
+- Groups: ``"channel"`` (``HistoryDeal.channel``: the Telegram channel, or ``"<source> · no channel"`` for
+  sources without channels), ``"source"`` (source label), ``"account"`` (account label, keyed by account key),
+  ``"symbol"``.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ channel x account matrix comes from neutral positions (:func:`open_from_position
 (:func:`open_from_ttmt_trade`).
 
 Rules: money is the deal's exact ``Decimal`` in the deal's ``currency`` (``"?"`` when the source gave none, never
-mixed with a known one); a deal without a channel is filed under its source's label (``"(<source label>)"``), the
-way the desk's P&L chart already files neutral deals (``ui/desk.deal_as_trade``).
+mixed with a known one); a deal without a channel is filed under its source's "no channel" row
+(:func:`no_channel`: ``"<source label> · no channel"``).
 """
 
 from __future__ import annotations
