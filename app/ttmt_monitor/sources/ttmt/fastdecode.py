@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC
-from decimal import Decimal
-from itertools import product
+from decimal import Context, Decimal
+from itertools import chain, product, repeat
 from operator import attrgetter
 from typing import Annotated, Any
 
@@ -56,7 +56,7 @@ from ttmt_monitor.core.models import (
 
 from . import decode as _d
 
-__all__ = ["decode_envelopes", "fast_event", "FAST_TYPES"]
+__all__ = ["decode_envelopes", "decode_read", "fast_event", "FAST_TYPES"]
 
 # Bounds as the tolerant decoder's _int: anything outside is not an id/level it would keep.
 _Int = Annotated[int, msgspec.Meta(gt=-_d._INT_BOUND, lt=_d._INT_BOUND)]  # noqa: SLF001
@@ -560,7 +560,7 @@ class _DirectOrderData(msgspec.Struct, gc=False):
 
 class _DirectPositionData(msgspec.Struct, gc=False):
     position: Position | None = None
-    signal: _Ref | None = None
+    signal: SignalRef | None = None  # the event's own (msgspec builds it; checked like the position's)
 
 
 class _DirectTradeExecuted(_Frame, tag="trade_executed", gc=False):
@@ -653,3 +653,125 @@ def fast_event(frame: Any, text: str) -> Event | None:
                      LazyObject(text, "data"), frame.data)
     except _Unusual:
         return None
+
+
+# --- the read tier: a read's frames, one msgspec call each, and a read of position events checked as a whole ---
+
+# msgspec builds a dataclass by setting each member it finds, then asks for every member (``hasattr``); the three
+# that TTMT does not send (swap, commission, source) are then unset slots, and each ask raises and clears an
+# AttributeError: ~0.6 µs per position. Sent as null members at the head of the position object, they cost
+# nothing, and the result is the same object: a member the frame does send comes later and wins (as it would
+# alone), and an object that was ``{}`` turns into invalid JSON (trailing comma), so that frame goes the slow
+# way. The key with its colon and brace can only be an object member's key: inside a string its quote would be
+# escaped.
+_POSITION_KEY = '"position":{'
+_POSITION_FILLED = '"position":{"swap":null,"commission":null,"source":null,'
+_POSITION_HEAD = '{"type":"position_'  # TTMT's compact envelopes; other spellings are only not filled in
+_POSITION_FRAMES: dict[type, tuple[str, Any]] = {
+    _DirectPositionUpdate: ("position_update", _d._PositionUpdated),  # noqa: SLF001
+    _DirectPositionClosed: ("position_closed", _d._PositionClosed),  # noqa: SLF001
+}
+_ONLY_POSITIONS = frozenset((Position,))
+# The canonical enums (direction, status, close_reason) and the unsent members (swap, commission, source) of a
+# position in one tuple, probed against every allowed combination at once.
+_POSITION_PLAIN = attrgetter("direction", "status", "close_reason", *(
+    f.name for f in dataclasses.fields(Position) if f.name not in _POSITION_SENT))
+_PLAIN_POSITIONS = frozenset(e + _POSITION_EXTRA_DEFAULTS for e in _POSITION_ENUMS)
+_UTC_ONLY = frozenset((UTC,))
+_NO_REF = (None, None)
+_PAYLOAD = attrgetter("data")
+_OBJECT = attrgetter("position")
+_SIGNAL = attrgetter("signal")
+_REF_KEY = attrgetter("signal_id", "telegram_message_id")
+_MESSAGE_ID = attrgetter("telegram_message_id")
+_STAMP = attrgetter("timestamp")
+_EVENT_ID = attrgetter("eventId")
+_ID = attrgetter("id")
+_LEVEL = attrgetter("tp_level")
+_OPENED = attrgetter("opened_at")
+_CLOSED = attrgetter("closed_at")
+_TZ = attrgetter("tzinfo")
+# ``_dec``'s bounds in one C call per value: finite, non-zero and adjusted exponent >= -39 (the zeros are filtered
+# out before: ``_dec`` keeps every zero); the upper bound is a second pass over ``adjusted``.
+_NORMAL = Context(Emin=-(_MAX - 1), Emax=_MAX - 1).is_normal
+_ADJUSTED = Decimal.adjusted
+_TS_GET = _TS_CACHE.get
+
+
+def _one_frame(text: str, data: str) -> Any:
+    """One frame's envelope: the first tier (``text``: the data with a position's unsent members filled in), else
+    the lenient structs (on the data as received), else None."""
+    try:
+        return _one_direct(text)
+    except _Errors:
+        pass
+    try:
+        return _one_lenient(data)
+    except _Errors:
+        return None
+
+
+def decode_read(datas: list[str]) -> tuple[list[Event | None], list[Any]]:
+    """A read's standard frames (their data texts) → (one event per frame, or None where the tolerant path must
+    decide; each envelope's ``timestamp`` as received, or None). The events are what :func:`fast_event` gives
+    frame by frame (and so what :func:`.decode.decode_event` gives).
+
+    Each frame is its own msgspec call (as cheap as one call over the joined frames, and a frame's text can never
+    be read together with its neighbour's). A read of position events only (the live price ticks) is checked as
+    a whole, in C where it can be (:func:`_position_events`); anything it doubts sends the read frame by frame
+    through :func:`fast_event`."""
+    head, key, filled = _POSITION_HEAD, _POSITION_KEY, _POSITION_FILLED
+    texts = [d.replace(key, filled, 1) if d.startswith(head) else d for d in datas]
+    try:
+        frames = list(map(_one_direct, texts))
+    except _Errors:
+        frames = list(map(_one_frame, texts, datas))
+    events = None
+    if _POSITION_FRAMES.keys() >= set(map(type, frames)):
+        events = _position_events(frames, datas)
+    if events is None:
+        events = list(map(fast_event, frames, datas))
+    return events, [None if f is None else f.timestamp for f in frames]
+
+
+def _position_events(frames: list[Any], datas: list[str]) -> list[Event | None] | None:
+    """The events of a read of first-tier position frames, or None when any of them is not exactly the contract's
+    common shape (the caller then goes frame by frame). The checks are :func:`_checked_position`'s and
+    :func:`_ev_position`'s, run over the whole read at once, in C: the canonical enums, the members TTMT does not
+    send, non-empty ids, money within ``_dec``'s bounds, levels and message ids within ``_int``'s, timestamps in
+    UTC, no SignalRef with both members null (the tolerant decoder gives None for that). The SignalRefs are the
+    ones msgspec built (equal to the tolerant decoder's shared ones; sharing them would cost a lookup and a
+    member write per position)."""
+    payloads = list(map(_PAYLOAD, frames))
+    positions = list(map(_OBJECT, payloads))
+    if (set(map(type, positions)) != _ONLY_POSITIONS
+            or not _PLAIN_POSITIONS.issuperset(map(_POSITION_PLAIN, positions))
+            or not all(map(_ID, positions))):
+        return None
+    money = list(filter(None, chain.from_iterable(map(_POSITION_MONEY, positions))))
+    if money and not (all(map(_NORMAL, money)) and max(map(_ADJUSTED, money)) < _MAX):
+        return None
+    signals = list(map(_SIGNAL, payloads))
+    refs = list(filter(None, chain(map(_SIGNAL, positions), signals)))
+    messages = set(map(_MESSAGE_ID, refs))
+    if None in messages:
+        if _NO_REF in set(map(_REF_KEY, refs)):
+            return None
+        messages.discard(None)
+    levels = set(filter(None, map(_LEVEL, positions)))
+    if ((messages and not (-_B < min(messages) and max(messages) < _B))
+            or (levels and not (-_B < min(levels) and max(levels) < _B))
+            or not _UTC_ONLY.issuperset(map(_TZ, filter(None, chain(map(_OPENED, positions),
+                                                                     map(_CLOSED, positions)))))):
+        return None
+    stamps = list(map(_TS_GET, map(_STAMP, frames)))
+    if None in stamps:  # not cached yet (or null): parse those
+        stamps = [_ts(f.timestamp) for f in frames]
+    kinds = set(map(type, frames))
+    raws = map(LazyObject, datas, repeat("data"))
+    if len(kinds) == 1:
+        typ, make = _POSITION_FRAMES[kinds.pop()]
+        return list(map(make, map(_EVENT_ID, frames), repeat(typ), stamps, raws, positions, signals))
+    kinds_of = map(_POSITION_FRAMES.__getitem__, map(type, frames))
+    return [make(f.eventId, typ, stamp, raw, position, signal) for (typ, make), f, stamp, raw, position, signal
+            in zip(kinds_of, frames, stamps, raws, positions, signals, strict=True)]
