@@ -33,11 +33,12 @@ parsed only if someone reads it (the store thread does, when it logs the event).
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Context, Decimal
 from itertools import chain, product, repeat
 from operator import attrgetter
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -560,7 +561,7 @@ class _DirectOrderData(msgspec.Struct, gc=False):
 
 class _DirectPositionData(msgspec.Struct, gc=False):
     position: Position | None = None
-    signal: SignalRef | None = None  # the event's own (msgspec builds it; checked like the position's)
+    signal: _Ref | None = None
 
 
 class _DirectTradeExecuted(_Frame, tag="trade_executed", gc=False):
@@ -655,42 +656,91 @@ def fast_event(frame: Any, text: str) -> Event | None:
         return None
 
 
-# --- the read tier: a read's frames, one msgspec call each, and a read of position events checked as a whole ---
+# --- the read tier: a read's frames, one msgspec call each; a read of position events checked as a whole ---
+#
+# The live stream is mostly position events (price ticks). For them a third set of types, the "plain" tier:
+# structs that accept only the contract's exact common shape, so that msgspec's C validation does most of the
+# checking the first tier does in Python: canonical enum spellings (``Literal``), ids and levels within ``_int``'s
+# bounds (``Meta``), a non-empty position id, every member present. A member TTMT does not send (swap, commission,
+# source) is ignored, as the tolerant decoder ignores it (the struct's own such fields are read from keys no JSON
+# object of TTMT's has, and must be null). msgspec then turns the structs into the domain objects
+# (``msgspec.convert`` with ``from_attributes``: Position and SignalRef built in C from the values already made,
+# every member set, so none is looked up missing). What the types cannot say is checked over the whole read in
+# :func:`_plain_events`.
 
-# msgspec builds a dataclass by setting each member it finds, then asks for every member (``hasattr``); the three
-# that TTMT does not send (swap, commission, source) are then unset slots, and each ask raises and clears an
-# AttributeError: ~0.6 µs per position. Sent as null members at the head of the position object, they cost
-# nothing, and the result is the same object: a member the frame does send comes later and wins (as it would
-# alone), and an object that was ``{}`` turns into invalid JSON (trailing comma), so that frame goes the slow
-# way. The key with its colon and brace can only be an object member's key: inside a string its quote would be
-# escaped.
-_POSITION_KEY = '"position":{'
-_POSITION_FILLED = '"position":{"swap":null,"commission":null,"source":null,'
-_POSITION_HEAD = '{"type":"position_'  # TTMT's compact envelopes; other spellings are only not filled in
-_POSITION_FRAMES: dict[type, tuple[str, Any]] = {
-    _DirectPositionUpdate: ("position_update", _d._PositionUpdated),  # noqa: SLF001
-    _DirectPositionClosed: ("position_closed", _d._PositionClosed),  # noqa: SLF001
-}
-_ONLY_POSITIONS = frozenset((Position,))
-# The canonical enums (direction, status, close_reason) and the unsent members (swap, commission, source) of a
-# position in one tuple, probed against every allowed combination at once.
-_POSITION_PLAIN = attrgetter("direction", "status", "close_reason", *(
-    f.name for f in dataclasses.fields(Position) if f.name not in _POSITION_SENT))
-_PLAIN_POSITIONS = frozenset(e + _POSITION_EXTRA_DEFAULTS for e in _POSITION_ENUMS)
-_UTC_ONLY = frozenset((UTC,))
-_NO_REF = (None, None)
+_Id = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+def _unsent(name: str) -> Any:
+    return msgspec.field(default=None, name=f"~~{name}: not sent by TTMT")
+
+
+class _PlainPosition(msgspec.Struct, gc=False):
+    id: _Id
+    metaapi_position_id: str | None
+    trade_id: str | None
+    account_id: str | None
+    account_label: str | None
+    currency: str | None
+    symbol: str | None
+    direction: Literal["BUY", "SELL"] | None
+    volume: Decimal | None
+    entry_price: Decimal | None
+    current_price: Decimal | None
+    unrealized_pl: Decimal | None
+    status: Literal["open", "partial_closed", "closed"] | None
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    tp_level: _Int | None
+    opened_at: datetime | None
+    closed_at: datetime | None
+    close_price: Decimal | None
+    realized_pl: Decimal | None
+    close_reason: Literal["tp", "sl", "breakeven", "manual", "signal", "timeout"] | None
+    signal: _Ref | None
+    swap: None = _unsent("swap")
+    commission: None = _unsent("commission")
+    source: None = _unsent("source")
+
+
+class _PlainPositionData(msgspec.Struct, gc=False):
+    position: _PlainPosition
+    signal: _Ref | None = None
+
+
+class _PlainPositionEvent(msgspec.Struct, gc=False):
+    type: Literal["position_update", "position_closed"]
+    eventId: Annotated[int, msgspec.Meta(ge=0, lt=_d._INT_BOUND)]  # noqa: N815, SLF001 - the wire's name
+    data: _PlainPositionData
+    timestamp: str | None = None
+
+
+class _DomainPositionData(msgspec.Struct, gc=False):
+    """What :class:`_PlainPositionData` converts into: the domain objects."""
+
+    position: Position
+    signal: SignalRef | None
+
+
+assert {f.name for f in dataclasses.fields(Position)} == set(_PlainPosition.__struct_fields__), \
+    "the plain tier reads every member of a Position"
+assert (tuple(_PlainPosition.__struct_fields__[:len(_POSITION_SENT)]) == _POSITION_SENT
+        and _PlainPosition.__struct_fields__[len(_POSITION_SENT):] == ("swap", "commission", "source"))
+
+_one_plain = msgspec.json.Decoder(_PlainPositionEvent).decode
+_PLAIN_MAKE = {"position_update": _d._PositionUpdated, "position_closed": _d._PositionClosed}  # noqa: SLF001
 _PAYLOAD = attrgetter("data")
-_OBJECT = attrgetter("position")
+_POSITION = attrgetter("position")
 _SIGNAL = attrgetter("signal")
-_REF_KEY = attrgetter("signal_id", "telegram_message_id")
 _MESSAGE_ID = attrgetter("telegram_message_id")
-_STAMP = attrgetter("timestamp")
-_EVENT_ID = attrgetter("eventId")
-_ID = attrgetter("id")
-_LEVEL = attrgetter("tp_level")
+_REF_KEY = attrgetter("signal_id", "telegram_message_id")
 _OPENED = attrgetter("opened_at")
 _CLOSED = attrgetter("closed_at")
 _TZ = attrgetter("tzinfo")
+_STAMP = attrgetter("timestamp")
+_TYPE = attrgetter("type")
+_UTC_ONLY = frozenset((UTC,))
+_NO_REF = (None, None)
 # ``_dec``'s bounds in one C call per value: finite, non-zero and adjusted exponent >= -39 (the zeros are filtered
 # out before: ``_dec`` keeps every zero); the upper bound is a second pass over ``adjusted``.
 _NORMAL = Context(Emin=-(_MAX - 1), Emax=_MAX - 1).is_normal
@@ -698,80 +748,53 @@ _ADJUSTED = Decimal.adjusted
 _TS_GET = _TS_CACHE.get
 
 
-def _one_frame(text: str, data: str) -> Any:
-    """One frame's envelope: the first tier (``text``: the data with a position's unsent members filled in), else
-    the lenient structs (on the data as received), else None."""
-    try:
-        return _one_direct(text)
-    except _Errors:
-        pass
-    try:
-        return _one_lenient(data)
-    except _Errors:
-        return None
-
-
-def decode_read(datas: list[str]) -> tuple[list[Event | None], list[Any]]:
+def decode_read(datas: Sequence[str]) -> tuple[list[Event | None], list[Any]]:
     """A read's standard frames (their data texts) → (one event per frame, or None where the tolerant path must
     decide; each envelope's ``timestamp`` as received, or None). The events are what :func:`fast_event` gives
     frame by frame (and so what :func:`.decode.decode_event` gives).
 
-    Each frame is its own msgspec call (as cheap as one call over the joined frames, and a frame's text can never
-    be read together with its neighbour's). A read of position events only (the live price ticks) is checked as
-    a whole, in C where it can be (:func:`_position_events`); anything it doubts sends the read frame by frame
-    through :func:`fast_event`."""
-    head, key, filled = _POSITION_HEAD, _POSITION_KEY, _POSITION_FILLED
-    texts = [d.replace(key, filled, 1) if d.startswith(head) else d for d in datas]
+    A read of position events only (the live price ticks) goes through the plain tier and
+    :func:`_plain_events`; any other read, or one they doubt, frame by frame through the first two tiers
+    (:func:`decode_envelopes` one frame at a time: a frame's text is never read together with its neighbour's)
+    and :func:`fast_event`."""
     try:
-        frames = list(map(_one_direct, texts))
+        plain = list(map(_one_plain, datas))
     except _Errors:
-        frames = list(map(_one_frame, texts, datas))
-    events = None
-    if _POSITION_FRAMES.keys() >= set(map(type, frames)):
-        events = _position_events(frames, datas)
-    if events is None:
-        events = list(map(fast_event, frames, datas))
-    return events, [None if f is None else f.timestamp for f in frames]
+        plain = None
+    if plain is not None:
+        events = _plain_events(plain, datas)
+        if events is not None:
+            return events, list(map(_STAMP, plain))
+    frames = [decode_envelopes([data])[0] for data in datas]
+    return list(map(fast_event, frames, datas)), [None if f is None else f.timestamp for f in frames]
 
 
-def _position_events(frames: list[Any], datas: list[str]) -> list[Event | None] | None:
-    """The events of a read of first-tier position frames, or None when any of them is not exactly the contract's
-    common shape (the caller then goes frame by frame). The checks are :func:`_checked_position`'s and
-    :func:`_ev_position`'s, run over the whole read at once, in C: the canonical enums, the members TTMT does not
-    send, non-empty ids, money within ``_dec``'s bounds, levels and message ids within ``_int``'s, timestamps in
-    UTC, no SignalRef with both members null (the tolerant decoder gives None for that). The SignalRefs are the
-    ones msgspec built (equal to the tolerant decoder's shared ones; sharing them would cost a lookup and a
-    member write per position)."""
+def _plain_events(frames: list[_PlainPositionEvent], datas: Sequence[str]) -> list[Event | None] | None:
+    """The events of a read of plain-tier position frames, or None when one of them is not exactly what the
+    tolerant decoder gives (the caller then goes frame by frame). Checked here, over the whole read at once and in
+    C where it can be: money within ``_dec``'s bounds, timestamps in UTC (naive or other offsets: the tolerant
+    path), no SignalRef with both members null (the tolerant decoder gives None for that)."""
     payloads = list(map(_PAYLOAD, frames))
-    positions = list(map(_OBJECT, payloads))
-    if (set(map(type, positions)) != _ONLY_POSITIONS
-            or not _PLAIN_POSITIONS.issuperset(map(_POSITION_PLAIN, positions))
-            or not all(map(_ID, positions))):
-        return None
+    positions = list(map(_POSITION, payloads))
     money = list(filter(None, chain.from_iterable(map(_POSITION_MONEY, positions))))
     if money and not (all(map(_NORMAL, money)) and max(map(_ADJUSTED, money)) < _MAX):
         return None
-    signals = list(map(_SIGNAL, payloads))
-    refs = list(filter(None, chain(map(_SIGNAL, positions), signals)))
-    messages = set(map(_MESSAGE_ID, refs))
-    if None in messages:
-        if _NO_REF in set(map(_REF_KEY, refs)):
-            return None
-        messages.discard(None)
-    levels = set(filter(None, map(_LEVEL, positions)))
-    if ((messages and not (-_B < min(messages) and max(messages) < _B))
-            or (levels and not (-_B < min(levels) and max(levels) < _B))
-            or not _UTC_ONLY.issuperset(map(_TZ, filter(None, chain(map(_OPENED, positions),
-                                                                     map(_CLOSED, positions)))))):
+    if not _UTC_ONLY.issuperset(map(_TZ, filter(None, chain(map(_OPENED, positions), map(_CLOSED, positions))))):
+        return None
+    refs = list(filter(None, chain(map(_SIGNAL, positions), map(_SIGNAL, payloads))))
+    if None in set(map(_MESSAGE_ID, refs)) and _NO_REF in set(map(_REF_KEY, refs)):
         return None
     stamps = list(map(_TS_GET, map(_STAMP, frames)))
     if None in stamps:  # not cached yet (or null): parse those
         stamps = [_ts(f.timestamp) for f in frames]
-    kinds = set(map(type, frames))
-    raws = map(LazyObject, datas, repeat("data"))
-    if len(kinds) == 1:
-        typ, make = _POSITION_FRAMES[kinds.pop()]
-        return list(map(make, map(_EVENT_ID, frames), repeat(typ), stamps, raws, positions, signals))
-    kinds_of = map(_POSITION_FRAMES.__getitem__, map(type, frames))
-    return [make(f.eventId, typ, stamp, raw, position, signal) for (typ, make), f, stamp, raw, position, signal
-            in zip(kinds_of, frames, stamps, raws, positions, signals, strict=True)]
+    domain = _to_domain(payloads)
+    makers = map(_PLAIN_MAKE.__getitem__, map(_TYPE, frames))
+    return list(map(_make, makers, frames, stamps, map(LazyObject, datas, repeat("data")), domain))
+
+
+def _to_domain(payloads: list[_PlainPositionData]) -> list[_DomainPositionData]:
+    return msgspec.convert(payloads, list[_DomainPositionData], from_attributes=True)
+
+
+def _make(make: Any, frame: _PlainPositionEvent, stamp: Any, raw: LazyObject, domain: _DomainPositionData) -> Event:
+    return make(frame.eventId, frame.type, stamp, raw, domain.position, domain.signal)
