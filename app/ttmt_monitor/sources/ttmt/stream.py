@@ -57,6 +57,7 @@ import logging
 import random
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -719,8 +720,7 @@ class StreamConsumer:
         recent.update(zip(eids, zip(datas, stamps, strict=True), strict=True))
         excess = len(recent) - _RECENT_IDS
         if excess > 0:  # the oldest go, as one insertion at a time would have dropped them
-            for key in list(islice(recent, excess)):
-                del recent[key]
+            deque(map(recent.pop, list(islice(recent, excess))), maxlen=0)
         batch += events
         self._prev_sse_id = ids[-1]
         return True
