@@ -42,6 +42,13 @@ Rules it follows (ttmt-api.md §9 and §14.4; docs/DESIGN.md, "Robustness rules 
   ``EMPTY_SNAPSHOT_CONFIRMATIONS``-th empty one in a row is believed (the user really has no accounts now). An
   unreachable snapshot is retried the same way (nothing is applied meanwhile).
 
+Speed (issue 16: the live path decodes at least 60 % of bare httpx-sse's frame rate, budget not yet met; see
+``benchmarks/stream_throughput.py``): a network read that is nothing but standard frames (``id: N``, one
+``data:`` line, a blank line; ``\n`` line ends) is framed by one regex pass (:func:`_whole_read`, which proves it
+by the matches' lengths adding up to the read), decoded by :func:`.fastdecode.decode_read`, and its ids admitted
+at once when they simply continue the stream (:meth:`StreamConsumer._admit_read`). Any other read goes frame by
+frame through the general framer below, with the same results (tests/test_stream_fastpath.py).
+
 Filtering with ``account_id``: the server leaves other accounts' events out, so ids are NOT consecutive and an id
 jump proves nothing. With a filter, id-jump detection is off; instead a reconnect after an outage longer than
 ``resync_after`` seconds (by then the 100-event buffer may have overflowed) triggers a resync. Without a filter
@@ -552,10 +559,13 @@ class StreamConsumer:
     async def _read(self, response: httpx.Response) -> None:
         """Read frames until the connection ends (always raises: _Reconnect, or what a control frame says).
 
-        Fast path: the frames TTMT sends (``id: N`` + one ``data:`` line, ``\n`` line ends) are cut out of the
-        text directly, ~5x cheaper than feeding httpx-sse line by line. Any other frame (comments/pings,
-        ``event:``/``retry:`` fields, several data lines, no space after the colon) is interpreted by httpx-sse's
-        own ``SSEDecoder``; a stream that uses ``\r`` line ends switches to :class:`_LineSplitter` for good.
+        Fast path: a read whose text, up to its last blank line, is nothing but the frames TTMT sends (``id: N`` +
+        one ``data:`` line, ``\n`` line ends) is taken whole (:func:`_whole_read`, :meth:`_standard_frames`);
+        the unfinished frame after it waits for the next read. Otherwise the frames are cut out of the text one
+        by one (the standard ones still decoded together), ~5x cheaper than feeding httpx-sse line by line. Any
+        other frame (comments/pings, ``event:``/``retry:`` fields, several data lines, no space after the colon)
+        is interpreted by httpx-sse's own ``SSEDecoder``; a stream that uses ``\r`` line ends switches to
+        :class:`_LineSplitter` for good.
         An event (or line) over :data:`MAX_EVENT` is discarded as it arrives, logged and skipped.
         """
         self._prev_sse_id = ""
