@@ -627,11 +627,11 @@ class StreamConsumer:
                                         some.append((frame[4:nl], frame[nl + 7:]))
                                         continue
                                 if some:  # keep the order: what came before this frame goes first
-                                    await self._standard_frames(*zip(*some, strict=True), batch)
+                                    await self._standard_frames([i for i, _ in some], [d for _, d in some], batch)
                                     some = []
                                 await self._fast_frame(frame, batch)
                             if some:
-                                await self._standard_frames(*zip(*some, strict=True), batch)
+                                await self._standard_frames([i for i, _ in some], [d for _, d in some], batch)
                         if len(buf) > MAX_EVENT:  # an unfinished frame already over the cap: drop it as it comes
                             discarding, disc_tail, buf = True, buf[-1:], ""
                             self._oversized()
@@ -694,7 +694,8 @@ class StreamConsumer:
         (:meth:`_admit_read`), else one by one in order. A frame the fast path doubts goes through the tolerant
         path (:meth:`_handle`: ``parse_json`` + ``decode_event``), so a bad frame only skips itself."""
         events, stamps = decode_read(datas)
-        if all(map(is_not, events, repeat(None))) and self._admit_read(ids, datas, events, stamps, batch):
+        if all(map(is_not, events, repeat(None))) and self._admit_read(
+                ids, datas, events, stamps, batch):  # type: ignore[arg-type]  # no None in it: checked
             return
         handle = self._handle
         admit = self._admit
