@@ -803,7 +803,10 @@ def _plain_events(frames: list[_PlainPositionEvent], datas: Sequence[str]) -> li
     stamps = list(map(_TS_GET, map(_STAMP, frames)))
     if None in stamps:  # not cached yet (or null): parse those
         stamps = [_ts(f.timestamp) for f in frames]
-    domain = _to_domain(payloads)
+    try:
+        domain = _to_domain(payloads)
+    except _Errors:  # not expected (the plain types are the domain's); a frame that surprises it is not plain
+        return None
     makers = map(_PLAIN_MAKE.__getitem__, map(_TYPE, frames))
     return list(map(_make, makers, frames, stamps, map(LazyObject, datas, repeat("data")), domain))
 
