@@ -632,7 +632,10 @@ def decode_envelopes(datas: list[str], *, direct: bool = True) -> list[Any]:
     """The frames' data texts (one JSON envelope each) → one typed envelope per frame, or None for a frame that is
     not of the contract's common shape (the caller hands it to the tolerant path). One msgspec call for the
     whole read when every frame fits (the domain objects built directly, else the lenient structs); frame by frame
-    otherwise. ``direct=False`` skips the first tier (tests compare both tiers with the tolerant decoder)."""
+    otherwise. ``direct=False`` skips the first tier (tests compare both tiers with the tolerant decoder).
+
+    The stream (:func:`decode_read`) passes one frame at a time: joined, a frame that is not one JSON value could
+    be read together with its neighbour (``{"a":"`` then ``"}``) while the count of envelopes still matches."""
     if len(datas) > 1:
         joined = "[" + ",".join(datas) + "]"
         if direct:
