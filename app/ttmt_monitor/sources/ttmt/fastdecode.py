@@ -14,7 +14,7 @@ Identical results or no result: the structs declare the contract's types exactly
 ``Decimal`` money, ``str`` or ``datetime`` timestamps), so any deviation the tolerant decoder would smooth over (an
 int id, a numeric string, a wrong type, a missing object) fails validation here and the frame goes to the
 tolerant path. The few things a struct accepts that the tolerant decoder treats differently are checked after
-the decode (non-finite or absurd Decimals, empty ids, timestamps not in UTC, SignalRefs with both members null).
+the decode (non-finite or absurd Decimals, empty ids, timestamps not in UTC).
 ``tests/test_fastdecode.py`` decodes the simulator's streams, mutated frames included, both ways and compares.
 
 Three tiers, each frame decoded on its own (one msgspec call per frame costs what one call over the joined read
@@ -22,13 +22,13 @@ costs, and a frame's text is then never read together with its neighbour's):
 
 - The plain tier (:func:`decode_read`, for a read of position events only: the live price ticks, most of the
   stream). Structs that accept only the contract's exact common shape, so that msgspec's C validation does the
-  checking: canonical enum spellings (``Literal``), ids and levels within the tolerant ``_int``'s bounds
-  (``Meta``), a non-empty position id, every member present. The members TTMT does not send (swap, commission,
-  source) are ignored, as the tolerant decoder ignores them. ``msgspec.convert`` then builds the domain
-  ``Position``/``SignalRef`` in C from the values already made (measured: struct decode 1.7 µs + convert 0.9 µs
-  per position event, against 2.9 µs for msgspec building the dataclass from JSON, which looks up the three unsent
-  members, finds them unset, and raises and clears an AttributeError for each, plus 1.1 µs of Python checks). What
-  the types cannot say is checked over the whole read in C (:func:`_plain_events`: ``map`` over
+  checking: canonical enum spellings (``Literal``), ids and levels within the tolerant ``_int``'s bounds (``Meta``),
+  a non-empty position id, every member present, a signal id in each SignalRef. The members TTMT does not send
+  (swap, commission, source) are ignored, as the tolerant decoder ignores them. ``msgspec.convert`` then builds the
+  domain ``Position``/``SignalRef`` in C from the values already made (measured: struct decode 1.7 µs + convert
+  0.9 µs per position event, against 2.9 µs for msgspec building the dataclass from JSON, which looks up the three
+  unsent members, finds them unset, and raises and clears an AttributeError for each, plus 1.1 µs of Python checks).
+  What the types cannot say is checked over the whole read in C (:func:`_plain_events`: ``map`` over
   ``Context.is_normal``/``Decimal.adjusted``, set probes). Any doubt, and the read goes frame by frame below.
 - The first tier: msgspec builds the domain's own frozen dataclasses (``Position``, ``Order``, ``SignalRef``)
   straight from the JSON, with datetimes parsed in C; a short check in Python then confirms the object is what
@@ -677,17 +677,24 @@ def fast_event(frame: Any, text: str) -> Event | None:
 
 # --- the read tier: a read's frames, one msgspec call each; a read of position events checked as a whole ---
 #
-# The live stream is mostly position events (price ticks). For them a third set of types, the "plain" tier:
-# structs that accept only the contract's exact common shape, so that msgspec's C validation does most of the
-# checking the first tier does in Python: canonical enum spellings (``Literal``), ids and levels within ``_int``'s
-# bounds (``Meta``), a non-empty position id, every member present. A member TTMT does not send (swap, commission,
-# source) is ignored, as the tolerant decoder ignores it (the struct's own such fields are read from keys no JSON
-# object of TTMT's has, and must be null). msgspec then turns the structs into the domain objects
-# (``msgspec.convert`` with ``from_attributes``: Position and SignalRef built in C from the values already made,
-# every member set, so none is looked up missing). What the types cannot say is checked over the whole read in
+# The live stream is mostly position events (price ticks). For them a third set of types, the "plain" tier: structs
+# that accept only the contract's exact common shape, so that msgspec's C validation does most of the checking the
+# first tier does in Python: canonical enum spellings (``Literal``), ids and levels within ``_int``'s bounds
+# (``Meta``), a non-empty position id, every member present, a signal id in a SignalRef. A member TTMT does not send
+# (swap, commission, source) is ignored, as the tolerant decoder ignores it (the struct's own such fields are read
+# from keys no JSON object of TTMT's has, and must be null). msgspec then turns the structs into the domain objects
+# (``msgspec.convert`` with ``from_attributes``: Position and SignalRef built in C from the values already made, every
+# member set, so none is looked up missing). What the types cannot say is checked over the whole read in
 # :func:`_plain_events`.
 
 _Id = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _PlainRef(msgspec.Struct, gc=False):
+    """A SignalSummary with its signal id (so never the "both members null" the tolerant decoder reads as None)."""
+
+    signal_id: str
+    telegram_message_id: _Int | None = None
 
 
 def _unsent(name: str) -> Any:
@@ -716,7 +723,7 @@ class _PlainPosition(msgspec.Struct, gc=False):
     close_price: Decimal | None
     realized_pl: Decimal | None
     close_reason: Literal["tp", "sl", "breakeven", "manual", "signal", "timeout"] | None
-    signal: _Ref | None
+    signal: _PlainRef | None
     swap: None = _unsent("swap")
     commission: None = _unsent("commission")
     source: None = _unsent("source")
@@ -724,7 +731,7 @@ class _PlainPosition(msgspec.Struct, gc=False):
 
 class _PlainPositionData(msgspec.Struct, gc=False):
     position: _PlainPosition
-    signal: _Ref | None = None
+    signal: _PlainRef | None = None
 
 
 class _PlainPositionEvent(msgspec.Struct, gc=False):
@@ -751,15 +758,12 @@ _PLAIN_MAKE = {"position_update": _d._PositionUpdated, "position_closed": _d._Po
 _PAYLOAD = attrgetter("data")
 _POSITION = attrgetter("position")
 _SIGNAL = attrgetter("signal")
-_MESSAGE_ID = attrgetter("telegram_message_id")
-_REF_KEY = attrgetter("signal_id", "telegram_message_id")
 _OPENED = attrgetter("opened_at")
 _CLOSED = attrgetter("closed_at")
 _TZ = attrgetter("tzinfo")
 _STAMP = attrgetter("timestamp")
 _TYPE = attrgetter("type")
 _UTC_ONLY = frozenset((UTC,))
-_NO_REF = (None, None)
 # ``_dec``'s bounds in one C call per value: finite, non-zero and adjusted exponent >= -39 (the zeros are filtered
 # out before: ``_dec`` keeps every zero); the upper bound is a second pass over ``adjusted``.
 _NORMAL = Context(Emin=-(_MAX - 1), Emax=_MAX - 1).is_normal
@@ -792,16 +796,13 @@ def _plain_events(frames: list[_PlainPositionEvent], datas: Sequence[str]) -> li
     """The events of a read of plain-tier position frames, or None when one of them is not exactly what the
     tolerant decoder gives (the caller then goes frame by frame). Checked here, over the whole read at once and in
     C where it can be: money within ``_dec``'s bounds, timestamps in UTC (naive or other offsets: the tolerant
-    path), no SignalRef with both members null (the tolerant decoder gives None for that)."""
+    path)."""
     payloads = list(map(_PAYLOAD, frames))
     positions = list(map(_POSITION, payloads))
     money = list(filter(None, chain.from_iterable(map(_POSITION_MONEY, positions))))
     if money and not (all(map(_NORMAL, money)) and max(map(_ADJUSTED, money)) < _MAX):
         return None
     if not _UTC_ONLY.issuperset(map(_TZ, filter(None, chain(map(_OPENED, positions), map(_CLOSED, positions))))):
-        return None
-    refs = list(filter(None, chain(map(_SIGNAL, positions), map(_SIGNAL, payloads))))
-    if None in set(map(_MESSAGE_ID, refs)) and _NO_REF in set(map(_REF_KEY, refs)):
         return None
     stamps = list(map(_TS_GET, map(_STAMP, frames)))
     if None in stamps:  # not cached yet (or null): parse those
