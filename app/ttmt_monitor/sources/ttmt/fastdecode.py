@@ -54,7 +54,7 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal
 from itertools import chain, product, repeat
 from operator import attrgetter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 import msgspec
 
@@ -748,6 +748,9 @@ class _DomainPositionData(msgspec.Struct, gc=False):
     signal: SignalRef | None
 
 
+assert [set(get_args(get_args(get_type_hints(_PlainPosition)[name])[0])) for name in (
+    "direction", "status", "close_reason")] == [set(DIRECTIONS), set(POSITION_STATUSES), set(CLOSE_REASONS)], \
+    "the plain tier's enums are the contract's canonical spellings"
 assert {f.name for f in dataclasses.fields(Position)} == set(_PlainPosition.__struct_fields__), \
     "the plain tier reads every member of a Position"
 assert (tuple(_PlainPosition.__struct_fields__[:len(_POSITION_SENT)]) == _POSITION_SENT
