@@ -23,7 +23,7 @@ from ttmt_monitor.core.jsontext import LazyObject, dumps
 from ttmt_monitor.core.models import Position
 from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.decode import KNOWN_EVENT_TYPES, decode_event, parse_json
-from ttmt_monitor.sources.ttmt.fastdecode import decode_envelopes, fast_event
+from ttmt_monitor.sources.ttmt.fastdecode import decode_envelopes, decode_read, fast_event
 
 
 @pytest.fixture(scope="module")
@@ -295,3 +295,126 @@ def test_random_field_values_decode_identically_or_go_to_the_tolerant_path(corpu
     tolerant, fast = both_ways(text, direct)
     if fast is not None:
         assert_same(tolerant, fast, text)
+
+
+# --- a read at a time (decode_read: the plain tier for reads of position events, else frame by frame) ----------
+
+
+def _reads(texts: list[str], size: int = 40) -> list[list[str]]:
+    return [texts[i:i + size] for i in range(0, len(texts), size)]
+
+
+def assert_read_same(texts: list[str]) -> tuple[int, int]:
+    """decode_read over ``texts``: every frame either the tolerant decoder's event (identical) or None; the
+    timestamps as received. Returns (frames decoded fast, frames handed over)."""
+    events, stamps = decode_read(texts)
+    assert len(events) == len(stamps) == len(texts)
+    fast = declined = 0
+    for text, event, stamp in zip(texts, events, stamps, strict=True):
+        if event is None:
+            declined += 1
+            continue
+        fast += 1
+        envelope = parse_json(text)
+        assert_same(decode_event(envelope), event, text)
+        assert stamp == envelope.get("timestamp")
+    return fast, declined
+
+
+def test_a_read_of_position_events_takes_the_plain_tier_and_decodes_identically(
+        corpus: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import ttmt_monitor.sources.ttmt.fastdecode as fd
+
+    plain_reads = []
+    real = fd._plain_events  # noqa: SLF001
+
+    def spy(frames: Any, datas: Any) -> Any:
+        out = real(frames, datas)
+        plain_reads.append(out is not None)
+        return out
+
+    monkeypatch.setattr(fd, "_plain_events", spy)
+    ticks = [t for t in corpus if json.loads(t)["type"] in ("position_update", "position_closed")]
+    closed = [t for t in ticks if json.loads(t)["type"] == "position_closed"]
+    assert len(ticks) > 500 and closed  # price ticks, and positions closing (a read of both kinds too)
+    for read in _reads(ticks) + [closed[:5], ticks[:3] + closed[:2]]:
+        assert assert_read_same(read) == (len(read), 0)
+    assert plain_reads and all(plain_reads), "every read of position events went through the plain tier"
+    # The domain objects are the real ones, frozen, with the SignalRefs' values of the tolerant decoder's.
+    events, _ = decode_read(ticks[:2])
+    position = events[0].position
+    assert type(position) is Position and type(events[0]).__name__ == "PositionUpdated"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        position.volume = Decimal(1)  # type: ignore[misc]
+    assert position.signal == decode_event(parse_json(ticks[0])).position.signal
+
+
+def test_a_read_of_every_kind_decodes_identically_frame_by_frame(corpus: list[str]) -> None:
+    for read in _reads(corpus, 25):
+        assert assert_read_same(read) == (len(read), 0)
+
+
+def test_mutated_frames_in_a_read_decode_identically_or_go_to_the_tolerant_path(corpus: list[str]) -> None:
+    """Each mutation, alone in a read and amid good frames of the same kind: the read either decodes the mutated
+    frame identically or hands it over, and its good neighbours still decode identically."""
+    ticks = [t for t in corpus if json.loads(t)["type"] == "position_update"]
+    by_kind: dict[str, list[str]] = {}
+    for text in corpus:
+        by_kind.setdefault(json.loads(text)["type"], []).append(text)
+    samples = [texts[i] for texts in by_kind.values() for i in (0, -1)] + ticks[::97]
+    fast = declined = 0
+    for name, mutate in MUTATIONS:
+        for original in samples:
+            env = parse_json(original)
+            if not mutate(env):
+                continue
+            text = dumps(env)
+            for read in ([text], [ticks[0], text, ticks[1]]):
+                got = assert_read_same(read)
+                fast, declined = fast + got[0], declined + got[1]
+            assert decode_read([ticks[0], text, ticks[1]])[0][0] is not None, name  # neighbours stay fast
+    assert fast > 200 and declined > 100, (fast, declined)
+
+
+def test_text_level_oddities_in_a_read(corpus: list[str]) -> None:
+    tick = next(t for t in corpus if json.loads(t)["type"] == "position_update")
+    for odd in (
+        tick.replace('"position":{', '"position":{"id":"a","id":"b",'),  # duplicate keys: the last one wins
+        tick.replace('"position":{', '"position":{"swap":1.5,"source":"x",'),  # members TTMT does not send
+        tick.replace('"position":{', '"position":{"~~swap: not sent by TTMT":null,'),
+        tick.replace('"position":{', '"position":{"~~swap: not sent by TTMT":1,'),
+        tick.replace('"signal":{', '"signal":{"signal_id":null,"telegram_message_id":null,"x":', 1),
+        tick.replace('"current_price":', '"current_price":1E+39,"x":', 1),
+        tick.replace('"current_price":', '"current_price":1E+40,"x":', 1),
+        tick.replace('"current_price":', '"current_price":1E-39,"x":', 1),
+        tick.replace('"current_price":', '"current_price":1E-40,"x":', 1),
+        tick.replace('"current_price":', '"current_price":0E-99,"x":', 1),
+        tick.replace('"current_price":', '"current_price":"sNaN","x":', 1),
+        tick.replace('"telegram_message_id":', '"telegram_message_id":999999999999999999,"x":', 1),
+        tick.replace('"telegram_message_id":', '"telegram_message_id":1000000000000000000,"x":', 1),
+        tick.replace('"opened_at":"', '"opened_at":"2026-03-01T10:00:00+00:00","x":"', 1),
+        tick.replace('"opened_at":"', '"opened_at":"2026-03-01T10:00:00+01:00","x":"', 1),
+        tick.replace('"timestamp":"', '"timestamp":"2026-03-01T10:00:00","x":"', 1),
+        tick.replace('"type":"position_update"', '"type":"position_closed"'),
+        tick.replace("}", "} ", 1),
+        tick[:-1],
+    ):
+        for read in ([odd], [tick, odd], [odd, tick, tick]):
+            assert_read_same(read)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_position_members_in_a_read_decode_identically_or_go_to_the_tolerant_path(corpus: list[str],
+                                                                                         data: Any) -> None:
+    ticks = [t for t in corpus if json.loads(t)["type"] in ("position_update", "position_closed")]
+    env = parse_json(data.draw(st.sampled_from(ticks[:50] + ticks[-5:])))
+    where = data.draw(st.sampled_from(["position", "signal", "envelope", "position signal"]))
+    node = {"position": env["data"]["position"], "signal": env["data"], "envelope": env,
+            "position signal": env["data"]["position"]}[where]
+    if where.endswith("signal"):
+        node = node["signal"] if isinstance(node.get("signal"), dict) else node
+    key = data.draw(st.sampled_from(sorted(node) + ["extra"]))
+    node[key] = data.draw(_json_values)
+    text = dumps(env)
+    assert_read_same([text, ticks[0]])
