@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import formatting as fmt
-from ..sources.capabilities import CAP_SIGNALS, CAP_TP_LEVELS
+from ..sources.capabilities import CAP_EQUITY, CAP_SIGNALS, CAP_TP_LEVELS
 from . import theme
 from .accounts_model import AccountRow
 from .controller import DeskController, describe_error
@@ -63,7 +63,10 @@ SOURCE_TABS = ("orders", "deals")
 # TTMT's own parts, shown only where a running source has what they show (issue 12): TTMT connected, or a source
 # in the hub with the capability. Tab -> capability; table -> {column key: capability}.
 CAPABILITY_TABS = {"trades": CAP_SIGNALS, "signals": CAP_SIGNALS, "channels": CAP_SIGNALS}
-CAPABILITY_COLUMNS = {"accounts": {"open_trades": CAP_SIGNALS},
+# The money columns of an account only where a source carries them (TTMT's accounts have no balance: on a TTMT-only
+# desk they were four empty columns).
+CAPABILITY_COLUMNS = {"accounts": {"open_trades": CAP_SIGNALS, "balance": CAP_EQUITY, "equity": CAP_EQUITY,
+                                   "margin": CAP_EQUITY, "free_margin": CAP_EQUITY, "margin_level": CAP_EQUITY},
                       "positions": {"tp_level": CAP_TP_LEVELS, "trade": CAP_SIGNALS},
                       "trades": {"channel": CAP_SIGNALS}}
 TTMT_CAPABILITIES = frozenset({CAP_SIGNALS, CAP_TP_LEVELS})
