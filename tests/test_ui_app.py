@@ -468,6 +468,47 @@ def test_a_second_copy_for_the_same_key_is_refused_end_to_end(sim, tmp_path):
             first.wait(10)
 
 
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_closes_the_desk_cleanly(sim, tmp_path, signame):
+    """Ctrl-C in a terminal (SIGINT) or a logout's or kill's SIGTERM closes the desk as File → Quit does: exit
+    code 0, no traceback, the window's state saved, the single-instance socket removed. Before, SIGINT raised
+    KeyboardInterrupt inside a loop callback (a traceback, and the app kept running) and SIGTERM killed it on
+    the spot (nothing saved, a stale socket left for the next start)."""
+    import shutil
+    import signal
+    import tempfile
+
+    from ttmt_monitor.ui.single_instance import instance_name
+
+    # A short temp folder of its own: a local socket's path must fit in 108 bytes (pytest's tmp_path does not).
+    temp, config = Path(tempfile.mkdtemp(prefix="ttmt-sig-")), tmp_path / "config"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(config),
+               TTMT_MONITOR_DATA_DIR=str(tmp_path / "data"), XDG_RUNTIME_DIR=str(temp), TMPDIR=str(temp),
+               TTMT_API_KEY=sim.api_key)
+    app = subprocess.Popen([sys.executable, "-m", "ttmt_monitor", "--base-url", sim.base_url, "--quit-after", "90"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        socket_file = temp / instance_name(sim.base_url, sim.api_key)
+        deadline = time.monotonic() + 60
+        while not socket_file.exists() and app.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the running desk's raise socket (it listens after the first paint)
+        if app.poll() is not None or not socket_file.exists():
+            app.kill()
+            pytest.fail(f"the desk did not come up: {sorted(p.name for p in temp.iterdir())} "
+                        f"{app.communicate(timeout=10)[1][-1500:]}")
+        app.send_signal(getattr(signal, signame))
+        _out, err = app.communicate(timeout=60)
+        assert app.returncode == 0, err[-1500:]
+        assert "Traceback" not in err and f"{signame}: closing" in err
+        assert not socket_file.exists()
+        assert "geometry" in "".join(p.read_text(errors="replace") for p in config.rglob("*.conf"))
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.communicate(timeout=10)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def test_screenshot_flag_end_to_end(tmp_path):
     from PySide6.QtGui import QImage
 

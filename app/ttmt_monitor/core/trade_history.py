@@ -357,6 +357,11 @@ class HistoryReader:
         symbols = conn.execute("SELECT DISTINCT symbol FROM trades WHERE symbol IS NOT NULL").fetchall()
         return [(c, n or c) for c, n in channels], [s for (s,) in symbols]
 
+    @property
+    def closed(self) -> bool:
+        """Closed (the desk is shutting down or the file was replaced): reads fail or are cancelled, quietly."""
+        return self._closed.is_set()
+
     def close(self) -> None:
         self._closed.set()
 

@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
     # The first pass after the start-up (the desk collects once itself after its first paint with data).
     collector = MainThreadGarbageCollector(parent=app, first_ms=START_GC_GRACE_MS)
     try:
-        return run_qasync(app, lambda: run(args, settings, early))
-    except KeyboardInterrupt:
+        return run_qasync(app, lambda: run(args, settings, early), stop_signals=True)
+    except (KeyboardInterrupt, asyncio.CancelledError):  # stopped (Ctrl-C…) before the window existed
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - last resort: a message, not a traceback
         print(f"ttmt-monitor: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -146,13 +146,53 @@ def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
         collector.stop()
 
 
-def run_qasync(app: Any, make: Any, timeout: float | None = None) -> Any:
+# What a stop signal (Ctrl-C, a logout's or kill's SIGTERM, a closed terminal's SIGHUP) closes: the window of the
+# run, which shuts the desk down as File → Quit does (stream, history, saved layout); none yet: the run is cancelled.
+_STOP_HANDLERS: list[Any] = []
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def _handle_stop_signals(loop: Any, task: Any) -> list[int]:
+    """Close the desk cleanly on a stop signal, through the loop (asyncio's signal handling wakes the Qt loop
+    through its self-pipe: a plain Python handler would wait for the next Python code to run, and Ctrl-C then
+    raised KeyboardInterrupt inside some callback and left the app running). A second signal while closing
+    leaves at once. Returns the signals handled (none on Windows, where asyncio cannot)."""
+    import signal
+
+    stopping: list[int] = []
+
+    def stop(signum: int) -> None:
+        if stopping:  # the clean shutdown is taking too long for the user: leave now
+            os._exit(128 + signum)
+        stopping.append(signum)
+        print(f"ttmt-monitor: {signal.Signals(signum).name}: closing", file=sys.stderr, flush=True)
+        if _STOP_HANDLERS:
+            _STOP_HANDLERS[-1]()
+        else:
+            task.cancel()
+
+    handled = []
+    for name in STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+        except (NotImplementedError, RuntimeError, ValueError, OSError):
+            continue
+        handled.append(signum)
+    return handled
+
+
+def run_qasync(app: Any, make: Any, timeout: float | None = None, *, stop_signals: bool = False) -> Any:
     """Run the coroutine ``make()`` on a fresh qasync loop over ``app`` and return its result.
 
     qasync's ``run_forever`` is Qt's exec and never installs asyncio's async-generator hooks, so an abandoned
     async generator (httpx's response streams) would be finalised by the garbage collector with no loop running
     ("no running event loop", and on Python 3.11 worse). We install the loop's own hooks for the run and
-    finalise what is left with ``shutdown_asyncgens`` before the loop closes.
+    finalise what is left with ``shutdown_asyncgens`` before the loop closes. ``stop_signals``: Ctrl-C, SIGTERM and
+    SIGHUP close the desk cleanly (the app's own run; see _handle_stop_signals); a run they cancel before its
+    window exists raises ``asyncio.CancelledError``.
     """
     import qasync
 
@@ -161,12 +201,18 @@ def run_qasync(app: Any, make: Any, timeout: float | None = None) -> Any:
     old_hooks = sys.get_asyncgen_hooks()
     sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,  # noqa: SLF001 - asyncio's own hooks
                            finalizer=loop._asyncgen_finalizer_hook)  # noqa: SLF001
+    handled: list[int] = []
     try:
         with loop:
             try:
                 coro = make() if timeout is None else asyncio.wait_for(make(), timeout)
-                return loop.run_until_complete(coro)
+                task = asyncio.ensure_future(coro)
+                if stop_signals:
+                    handled = _handle_stop_signals(loop, task)
+                return loop.run_until_complete(task)
             finally:
+                for signum in handled:
+                    loop.remove_signal_handler(signum)
                 loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         sys.set_asyncgen_hooks(*old_hooks)
@@ -402,6 +448,7 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     if any(c.enabled for c in configured):  # the user's sources (File → Sources…), their secrets read off the loop
         asyncio.ensure_future(window.apply_sources(configured))
     guard.raise_requested.connect(lambda: (window.showNormal(), window.raise_(), window.activateWindow()))
+    _STOP_HANDLERS.append(window.quit)  # Ctrl-C, SIGTERM: as File → Quit
 
     def listen_after_first_paint() -> None:
         window.painted.disconnect(listen_after_first_paint)
@@ -476,6 +523,8 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         if window.isVisible():
             window.quit()
         listen_latest.stop()
+        with contextlib.suppress(ValueError):
+            _STOP_HANDLERS.remove(window.quit)
         hub = window.hub_if_made
         if hub is not None:
             await hub.aclose()

@@ -492,7 +492,10 @@ class StoreTradesModel(QAbstractTableModel):
         try:
             result = future.result()
         except Exception as exc:  # noqa: BLE001 - a failed read leaves the rows as they were
-            log.warning("history: read failed: %s", exc)
+            if future.cancelled() or self.reader.closed:  # closing: a read cut short is nobody's problem
+                log.debug("history: read cut short by closing")
+            else:
+                log.warning("history: read failed: %s", exc)
             result = None
         if tag[0] == "order":
             self._querying = False
