@@ -468,12 +468,13 @@ def test_a_second_copy_for_the_same_key_is_refused_end_to_end(sim, tmp_path):
             first.wait(10)
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
-def test_a_stop_signal_closes_the_desk_cleanly(sim, tmp_path, signame):
+@pytest.mark.parametrize("signames", [("SIGTERM",), ("SIGINT",), ("SIGTERM", "SIGHUP")])
+def test_a_stop_signal_closes_the_desk_cleanly(sim, tmp_path, signames):
     """Ctrl-C in a terminal (SIGINT) or a logout's or kill's SIGTERM closes the desk as File → Quit does: exit
     code 0, no traceback, the window's state saved, the single-instance socket removed. Before, SIGINT raised
     KeyboardInterrupt inside a loop callback (a traceback, and the app kept running) and SIGTERM killed it on
-    the spot (nothing saved, a stale socket left for the next start)."""
+    the spot (nothing saved, a stale socket left for the next start). A logout sends SIGTERM and then SIGHUP: one
+    clean shutdown still."""
     import shutil
     import signal
     import tempfile
@@ -496,10 +497,11 @@ def test_a_stop_signal_closes_the_desk_cleanly(sim, tmp_path, signame):
             app.kill()
             pytest.fail(f"the desk did not come up: {sorted(p.name for p in temp.iterdir())} "
                         f"{app.communicate(timeout=10)[1][-1500:]}")
-        app.send_signal(getattr(signal, signame))
+        for signame in signames:
+            app.send_signal(getattr(signal, signame))
         _out, err = app.communicate(timeout=60)
         assert app.returncode == 0, err[-1500:]
-        assert "Traceback" not in err and f"{signame}: closing" in err
+        assert "Traceback" not in err and f"{signames[0]}: closing" in err
         assert not socket_file.exists()
         assert "geometry" in "".join(p.read_text(errors="replace") for p in config.rglob("*.conf"))
     finally:
@@ -507,6 +509,31 @@ def test_a_stop_signal_closes_the_desk_cleanly(sim, tmp_path, signame):
             app.kill()
             app.communicate(timeout=10)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_stop_signal_ends_a_headless_run_at_once(sim_paused, tmp_path):
+    """A smoke test stopped by SIGTERM (a CI timeout, say) ends within seconds with 128 + the signal's number,
+    not after waiting out its own limit: it did not finish."""
+    import signal
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), TTMT_MONITOR_DATA_DIR=str(tmp_path / "data"),
+               XDG_RUNTIME_DIR=str(tmp_path), TTMT_API_KEY=sim_paused.api_key)
+    app = subprocess.Popen([sys.executable, "-m", "ttmt_monitor", "--base-url", sim_paused.base_url, "--smoke-test",
+                            "--quit-after", "120"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while app.poll() is None and time.monotonic() < deadline and not any(tmp_path.glob("*.lock")):
+            time.sleep(0.05)  # polling for the run's lock file: it is up
+        assert app.poll() is None, app.communicate()[1][-1500:]
+        app.send_signal(signal.SIGTERM)
+        _out, err = app.communicate(timeout=30)
+        assert app.returncode == 128 + signal.SIGTERM, err[-1500:]
+        assert "Traceback" not in err
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.communicate(timeout=10)
 
 
 def test_screenshot_flag_end_to_end(tmp_path):

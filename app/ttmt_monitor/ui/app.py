@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
     collector = MainThreadGarbageCollector(parent=app, first_ms=START_GC_GRACE_MS)
     try:
         return run_qasync(app, lambda: run(args, settings, early), stop_signals=True)
-    except (KeyboardInterrupt, asyncio.CancelledError):  # stopped (Ctrl-C…) before the window existed
-        return EXIT_OK
+    except (KeyboardInterrupt, asyncio.CancelledError):  # stopped (Ctrl-C…) before the window existed, or headless
+        headless = bool(args.screenshot or args.smoke_test or args.report_startup)
+        return 128 + _STOP.signum if headless and _STOP.signum else EXIT_OK
     except Exception as exc:  # noqa: BLE001 - last resort: a message, not a traceback
         print(f"ttmt-monitor: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -146,35 +147,55 @@ def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
         collector.stop()
 
 
-# What a stop signal (Ctrl-C, a logout's or kill's SIGTERM, a closed terminal's SIGHUP) closes: the window of the
-# run, which shuts the desk down as File → Quit does (stream, history, saved layout); none yet: the run is cancelled.
+# What a stop signal (Ctrl-C, a logout's or kill's SIGTERM, a closed terminal's SIGHUP) does: close the window of
+# the run, as File → Quit does (stream, history, saved layout): _run_window puts that in _STOP_HANDLERS while its
+# window is up (a headless run's: end the run). Before any window, the run is cancelled; between two windows (Key →
+# Replace key…) or while one is closing, nothing more is needed: the run sees _STOP.signum and ends.
 _STOP_HANDLERS: list[Any] = []
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@dataclass
+class _StopState:
+    signum: int | None = None  # the first stop signal received
+    windows_made: int = 0
+    cancel_run: Any = None  # the run's task.cancel
+
+
+_STOP = _StopState()
 
 
 def _handle_stop_signals(loop: Any, task: Any) -> list[int]:
     """Close the desk cleanly on a stop signal, through the loop (asyncio's signal handling wakes the Qt loop
     through its self-pipe: a plain Python handler would wait for the next Python code to run, and Ctrl-C then
-    raised KeyboardInterrupt inside some callback and left the app running). A second signal while closing
-    leaves at once. Returns the signals handled (none on Windows, where asyncio cannot)."""
+    raised KeyboardInterrupt inside some callback and left the app running). One clean shutdown per run: a
+    further SIGTERM or SIGHUP (a logout sends both) changes nothing; Ctrl-C pressed twice leaves at once. A signal
+    the process was told to ignore (``nohup``) stays ignored. Returns the signals handled (none on Windows, where
+    asyncio cannot)."""
     import signal
 
-    stopping: list[int] = []
+    _STOP.signum, _STOP.windows_made, _STOP.cancel_run = None, 0, task.cancel
 
     def stop(signum: int) -> None:
-        if stopping:  # the clean shutdown is taking too long for the user: leave now
-            os._exit(128 + signum)
-        stopping.append(signum)
-        print(f"ttmt-monitor: {signal.Signals(signum).name}: closing", file=sys.stderr, flush=True)
+        if _STOP.signum is not None:
+            if signum == _STOP.signum == signal.SIGINT:  # Ctrl-C twice: the user wants out now
+                os._exit(128 + signum)
+            return  # the clean shutdown is under way
+        _STOP.signum = signum
         if _STOP_HANDLERS:
-            _STOP_HANDLERS[-1]()
-        else:
+            try:
+                _STOP_HANDLERS[-1]()
+            except RuntimeError:  # its window is already gone: the run is ending anyway
+                pass
+        elif not _STOP.windows_made:
             task.cancel()
+        with contextlib.suppress(OSError, ValueError):  # a hung-up terminal's stderr must not stop the shutdown
+            print(f"ttmt-monitor: {signal.Signals(signum).name}: closing", file=sys.stderr, flush=True)
 
     handled = []
     for name in STOP_SIGNALS:
         signum = getattr(signal, name, None)
-        if signum is None:
+        if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
             continue
         try:
             loop.add_signal_handler(signum, stop, signum)
@@ -213,6 +234,8 @@ def run_qasync(app: Any, make: Any, timeout: float | None = None, *, stop_signal
             finally:
                 for signum in handled:
                     loop.remove_signal_handler(signum)
+                if stop_signals:
+                    _STOP.cancel_run = None
                 loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         sys.set_asyncgen_hooks(*old_hooks)
@@ -344,6 +367,8 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
             outcome = await _run_window(args, settings, connection, headless, prefetch, cached)
             if isinstance(outcome, int):
                 return outcome
+            if _STOP.signum is not None:  # stopped while the window was closing for the new key
+                return EXIT_OK
             connection = outcome  # a replaced key: run again with it
         return EXIT_OK
     finally:
@@ -448,7 +473,18 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     if any(c.enabled for c in configured):  # the user's sources (File → Sources…), their secrets read off the loop
         asyncio.ensure_future(window.apply_sources(configured))
     guard.raise_requested.connect(lambda: (window.showNormal(), window.raise_(), window.activateWindow()))
-    _STOP_HANDLERS.append(window.quit)  # Ctrl-C, SIGTERM: as File → Quit
+    _STOP.windows_made += 1
+    # Ctrl-C, SIGTERM: as File → Quit; a headless run (screenshot, smoke test, start-up report) just ends.
+    if (headless or args.report_startup) and _STOP.cancel_run is not None:
+        stop_handler = _STOP.cancel_run
+    else:
+        window_closed: list[bool] = []
+        window.closed.connect(lambda: window_closed.append(True))
+
+        def stop_handler() -> None:
+            if not window_closed:  # (a window hidden in the tray too; once closed, nothing more to do)
+                window.quit()
+    _STOP_HANDLERS.append(stop_handler)
 
     def listen_after_first_paint() -> None:
         window.painted.disconnect(listen_after_first_paint)
@@ -523,8 +559,6 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         if window.isVisible():
             window.quit()
         listen_latest.stop()
-        with contextlib.suppress(ValueError):
-            _STOP_HANDLERS.remove(window.quit)
         hub = window.hub_if_made
         if hub is not None:
             await hub.aclose()
@@ -534,6 +568,9 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         # first, a late paint or timer of the window would touch deleted models (a crash, not an exception).
         import shiboken6
 
+        # Taken off only now: a stop signal during the closing above finds it, and does nothing more.
+        with contextlib.suppress(ValueError):
+            _STOP_HANDLERS.remove(stop_handler)
         if shiboken6.isValid(window):
             shiboken6.delete(window)
         if shiboken6.isValid(controller):
