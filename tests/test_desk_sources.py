@@ -68,6 +68,7 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
             assert not view.horizontalHeader().isSectionHidden(accounts.column_number("source"))
             # A source that carries balances ("equity" capability): the money columns are there with it.
             assert "balance" not in view.unavailable_columns() and "equity" not in view.unavailable_columns()
+            assert "margin_level" in view.unavailable_columns()  # no source here has margin figures
             assert window.tabs.isTabVisible(TABS.index("deals"))
             assert window.tabs.tabText(TABS.index("deals")) == TAB_TITLES["deals"]
             await until(lambda: window.deals_model.rowCount() == 1, 10, "the toy deal in Closed deals")

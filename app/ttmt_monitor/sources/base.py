@@ -26,10 +26,18 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..domain import Account, ClosedDeal, Delta, Health, Snapshot
-from .capabilities import CAP_DETAIL, CAP_EQUITY, CAP_HISTORY, CAP_QUOTES, CAP_SIGNALS, CAP_TP_LEVELS
+from .capabilities import (
+    CAP_DETAIL,
+    CAP_EQUITY,
+    CAP_HISTORY,
+    CAP_MARGIN,
+    CAP_QUOTES,
+    CAP_SIGNALS,
+    CAP_TP_LEVELS,
+)
 
 __all__ = [
-    "CAP_DETAIL", "CAP_EQUITY", "CAP_HISTORY", "CAP_QUOTES", "CAP_SIGNALS", "CAP_TP_LEVELS", "Source",
+    "CAP_DETAIL", "CAP_EQUITY", "CAP_HISTORY", "CAP_MARGIN", "CAP_QUOTES", "CAP_SIGNALS", "CAP_TP_LEVELS", "Source",
     "SourceConfig", "SourceError", "AuthError", "SupportsHistory", "Account", "ClosedDeal", "Delta", "Health",
     "Snapshot",
 ]

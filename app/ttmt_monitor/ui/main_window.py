@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import formatting as fmt
-from ..sources.capabilities import CAP_EQUITY, CAP_SIGNALS, CAP_TP_LEVELS
+from ..sources.capabilities import CAP_EQUITY, CAP_MARGIN, CAP_SIGNALS, CAP_TP_LEVELS
 from . import theme
 from .accounts_model import AccountRow
 from .controller import DeskController, describe_error
@@ -64,9 +64,9 @@ SOURCE_TABS = ("orders", "deals")
 # in the hub with the capability. Tab -> capability; table -> {column key: capability}.
 CAPABILITY_TABS = {"trades": CAP_SIGNALS, "signals": CAP_SIGNALS, "channels": CAP_SIGNALS}
 # The money columns of an account only where a source carries them (TTMT's accounts have no balance: on a TTMT-only
-# desk they were four empty columns).
+# desk they were four empty columns; the MT4 manager has balance and equity but no margin figures).
 CAPABILITY_COLUMNS = {"accounts": {"open_trades": CAP_SIGNALS, "balance": CAP_EQUITY, "equity": CAP_EQUITY,
-                                   "margin": CAP_EQUITY, "free_margin": CAP_EQUITY, "margin_level": CAP_EQUITY},
+                                   "margin": CAP_MARGIN, "free_margin": CAP_MARGIN, "margin_level": CAP_MARGIN},
                       "positions": {"tp_level": CAP_TP_LEVELS, "trade": CAP_SIGNALS},
                       "trades": {"channel": CAP_SIGNALS}}
 TTMT_CAPABILITIES = frozenset({CAP_SIGNALS, CAP_TP_LEVELS})

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from ...domain import ClosedDeal, Delta, Health, HealthChanged, HealthState, Notice, Snapshot
-from ..base import CAP_EQUITY, CAP_HISTORY, CAP_QUOTES, Account, SourceConfig
+from ..base import CAP_EQUITY, CAP_HISTORY, CAP_MARGIN, CAP_QUOTES, Account, SourceConfig
 from ..onboarding import Unavailable
 from ..registry import DemoSource, Setting, SourceKind
 from .book import AccountBook
@@ -64,7 +64,7 @@ class MetaApiSource:
         settings = config.settings
         self.id = config.id
         self.label = config.name
-        self.capabilities = frozenset({CAP_EQUITY, CAP_HISTORY, CAP_QUOTES})
+        self.capabilities = frozenset({CAP_EQUITY, CAP_HISTORY, CAP_MARGIN, CAP_QUOTES})
         self._token = (token or "").strip()
         base = str(settings.get("base_url") or "").strip()
         self.endpoints = Endpoints.for_base_url(base) if base else \
