@@ -39,3 +39,13 @@ def test_the_first_frames_modules_leave_out_what_it_does_not_need():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_core_models_answers_for_every_event_class_it_loads_lazily():
+    """core.models reads TTMT's event classes from core/events.py on first use (EVENT_CLASSES): the list is the
+    module's whole, so a class added there is never missing from ``models.X``."""
+    from ttmt_monitor.core import events, models
+
+    assert set(models.EVENT_CLASSES) == set(events.__all__)
+    for name in models.EVENT_CLASSES:
+        assert getattr(models, name) is getattr(events, name) and issubclass(getattr(models, name), events.Event)

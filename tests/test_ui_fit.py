@@ -6,6 +6,7 @@ opening the notification centre does not widen it; a geometry saved on a bigger 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, QRect
@@ -135,17 +136,27 @@ def test_columns_fit_their_texts_on_a_laptop_screen(qapp, sim, settings, tmp_pat
     at 1280 px the TTMT desk's Positions and Accounts show every column without scrolling sideways (the Accounts
     without the money columns TTMT does not fill), and no text on screen is cut. Texts that arrive later (another
     source's prices) widen their column; a width the user set is left alone, and kept next time."""
-    async def scenario() -> None:
+    async def open_desk() -> tuple[DeskController, MainWindow, Any]:
+        """A TTMT desk at 1280×760 on the simulator, its Positions shown with rows."""
         controller = DeskController(sim.base_url, sim.api_key)
         window = MainWindow(controller, settings)
         window.resize(1280, 760)
         window.show()
+        assert await controller.start(), controller.connection_detail
+        window.select_tab("positions")
+        positions = window.views["positions"]
+        await until(lambda: positions.proxy.rowCount() > 3, 20, "positions")
+        await settle()
+        return controller, window, positions
+
+    async def close_desk(controller: DeskController, window: MainWindow) -> None:
+        window.close()
+        await controller.aclose()
+        dispose(window)
+
+    async def scenario() -> None:
+        controller, window, positions = await open_desk()
         try:
-            assert await controller.start(), controller.connection_detail
-            window.select_tab("positions")
-            positions = window.views["positions"]
-            await until(lambda: positions.proxy.rowCount() > 3, 20, "positions")
-            await settle()
             # (texts that come after their rows, a trade's reference, are fitted within a second)
             await until(lambda: _cut_cells(positions) == [], 5, "no text cut in Positions")
             header = positions.horizontalHeader()
@@ -183,18 +194,9 @@ def test_columns_fit_their_texts_on_a_laptop_screen(qapp, sim, settings, tmp_pat
             assert header.sectionSize(price) == 300
             positions.save_layout(settings.qs)
         finally:
-            window.close()
-            await controller.aclose()
-            dispose(window)
-        controller = DeskController(sim.base_url, sim.api_key)
-        window = MainWindow(controller, settings)
-        window.show()
+            await close_desk(controller, window)
+        controller, window, view = await open_desk()
         try:
-            assert await controller.start(), controller.connection_detail
-            window.select_tab("positions")
-            view = window.views["positions"]
-            await until(lambda: view.proxy.rowCount() > 3, 20, "positions")
-            await settle()
             assert view.horizontalHeader().sectionSize(view.source_model.column_number("current")) == 300
             assert not view.layout_fitted
             # The Accounts' widths were the fitting's, saved when the first window closed: fitted again here.
@@ -203,9 +205,7 @@ def test_columns_fit_their_texts_on_a_laptop_screen(qapp, sim, settings, tmp_pat
             assert accounts.layout_fitted
             await until(lambda: _cut_cells(accounts) == [], 5, "no text cut in Accounts")
         finally:
-            window.close()
-            await controller.aclose()
-            dispose(window)
+            await close_desk(controller, window)
 
     run_on_qasync(scenario)
 

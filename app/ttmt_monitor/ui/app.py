@@ -199,7 +199,10 @@ def _handle_stop_signals(loop: Any, task: Any) -> list[int]:
             continue
         try:
             loop.add_signal_handler(signum, stop, signum)
-        except (NotImplementedError, RuntimeError, ValueError, OSError):
+        except (NotImplementedError, RuntimeError, ValueError, OSError) as exc:
+            # Windows' loops have no signal handling (NotImplementedError); a loop not in the main thread
+            # (ValueError/RuntimeError) cannot take them either: the signal keeps its default action there.
+            log.debug("stop signal %s not handled: %s", name, exc)
             continue
         handled.append(signum)
     return handled

@@ -83,13 +83,13 @@ _STOPPED_STATES = frozenset({"auth_error", "container_down", "conflict", "offlin
 
 
 async def _close_quietly(client: Any) -> None:
-    """Close a client nobody uses (one made twice); failures are nobody's business."""
+    """Close a client (bounded: 5 s) at shutdown, or one made twice; a failure is logged at debug level only."""
     try:
         closer = getattr(client, "aclose", None)
         if closer is not None:
             await asyncio.wait_for(closer(), 5)
-    except Exception:  # noqa: BLE001
-        log.debug("spare client not closed", exc_info=True)
+    except Exception:  # noqa: BLE001 - shutting down or discarding: nothing to tell the user
+        log.debug("client not closed", exc_info=True)
 
 
 def _closed_positions(state: Any) -> Any:
@@ -845,12 +845,7 @@ class DeskController(QObject):
                 log.debug("client being made not closed", exc_info=True)
         client, self.client = self.client, None
         if client is not None:
-            try:
-                closer = getattr(client, "aclose", None)
-                if closer is not None:
-                    await asyncio.wait_for(closer(), 5)
-            except Exception:  # noqa: BLE001
-                log.debug("client close failed", exc_info=True)
+            await _close_quietly(client)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
