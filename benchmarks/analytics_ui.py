@@ -90,10 +90,10 @@ def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab
           settle: bool = False) -> dict[str, object]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import asyncio
-    import dataclasses
     from datetime import UTC, datetime, timedelta
     from decimal import Decimal
 
+    import msgspec
     import qasync
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
@@ -123,10 +123,10 @@ def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab
         closed = make_trades(n)
         now = datetime.now(UTC)
         shift = now - timedelta(hours=1) - closed[-1].closed_at  # the history ends an hour ago
-        closed = [dataclasses.replace(t, closed_at=t.closed_at + shift, opened_at=t.opened_at + shift,
+        closed = [msgspec.structs.replace(t, closed_at=t.closed_at + shift, opened_at=t.opened_at + shift,
                                       created_at=t.created_at + shift, updated_at=t.updated_at + shift)
                   for t in closed]
-        opened = [dataclasses.replace(closed[i], id=f"o{i}", status="open", closed_at=None, realized_pl=None,
+        opened = [msgspec.structs.replace(closed[i], id=f"o{i}", status="open", closed_at=None, realized_pl=None,
                                       unrealized_pl=Decimal(i), updated_at=now) for i in range(40)]
         controller.trades_model.reset_rows([*closed, *opened])
         rows = [AccountRow(account=Account(f"a{i}", f"Account {i}", "prop", "EUR" if i == 2 else "USD", "active",
@@ -171,7 +171,7 @@ def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab
             changed = []
             for k in range(10):
                 t = live[f"o{(tick[0] * 10 + k) % 40}"]
-                t = dataclasses.replace(t, unrealized_pl=(t.unrealized_pl or 0) + 1, updated_at=datetime.now(UTC))
+                t = msgspec.structs.replace(t, unrealized_pl=(t.unrealized_pl or 0) + 1, updated_at=datetime.now(UTC))
                 live[t.id] = t
                 changed.append(t)
             controller.trades_model.upsert(changed)
@@ -187,9 +187,9 @@ def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab
             slot = f"o{turn[0] % 40}"
             t = live[slot]
             at = datetime.now(UTC)
-            done = dataclasses.replace(t, id=f"c{turn[0]}", status="closed_profit", closed_at=at,
+            done = msgspec.structs.replace(t, id=f"c{turn[0]}", status="closed_profit", closed_at=at,
                                        realized_pl=(t.unrealized_pl or 0) - 3, unrealized_pl=None, updated_at=at)
-            fresh = dataclasses.replace(t, created_at=at, opened_at=at, updated_at=at)
+            fresh = msgspec.structs.replace(t, created_at=at, opened_at=at, updated_at=at)
             live[slot] = fresh
             controller.trades_model.upsert([done, fresh])  # the closed trade is new history, the slot reopens
 

@@ -38,6 +38,8 @@ def _mmm(values: list[float], scale: float = 1.0, fmt: str = "{:.2f}") -> str:
 
 
 def bench_decode(n: int, runs: int) -> None:
+    import msgspec
+
     from ttmt_monitor.core import jsontext, model_codec as mc
     from ttmt_monitor.core.trade_history import RawRow, decode_row
     from ttmt_monitor.sim.history import history_wires
@@ -48,7 +50,7 @@ def bench_decode(n: int, runs: int) -> None:
     for i, (trade, positions) in enumerate(history_wires(n, seed=5)):
         stored = {k: v for k, v in trade.items() if k not in ("positions", "orders")}  # as the old writer kept it
         wire_rows.append(RawRow(i, trade["id"], jsontext.dumps(stored), tuple(jsontext.dumps(p) for p in positions)))
-        t = dataclasses.replace(decode_trade(trade), positions=None, orders=None)
+        t = msgspec.structs.replace(decode_trade(trade), positions=None, orders=None)
         own_rows.append(RawRow(i, t.id, mc.dumps(t), tuple(mc.dumps(decode_position(p)) for p in positions)))
     assert all(mc.decode_trade(o.json) == decode_trade(jsontext.loads(w.json))
                for o, w in zip(own_rows, wire_rows, strict=True))

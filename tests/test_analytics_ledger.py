@@ -10,7 +10,6 @@ CalendarView widgets (offscreen), the real SQLite store; the off-loop build runs
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -18,6 +17,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from _qasync_support import ModuleLoop, until
+from _replace import replace
 from ttmt_monitor.core import analytics as an
 from ttmt_monitor.core.models import Account, Trade
 from ttmt_monitor.domain import ClosedDeal
@@ -58,12 +58,12 @@ def _history(n: int) -> list[Trade]:
 
 
 def _open(i: int, pl: str = "5") -> Trade:
-    return dataclasses.replace(_trade(i, closed_at=None, status="open", pl=Decimal(0), open_pl=Decimal(pl)),
+    return replace(_trade(i, closed_at=None, status="open", pl=Decimal(0), open_pl=Decimal(pl)),
                                created_at=NOW - timedelta(seconds=7000 - i))  # a later id: created later
 
 
 def _closed(t: Trade, pl: str, at: datetime) -> Trade:
-    return dataclasses.replace(t, status="closed_profit", closed_at=at, realized_pl=Decimal(pl), unrealized_pl=None,
+    return replace(t, status="closed_profit", closed_at=at, realized_pl=Decimal(pl), unrealized_pl=None,
                                updated_at=at)
 
 
@@ -120,14 +120,14 @@ def test_ledgers_equal_the_full_recompute_through_a_sequence_of_changes():
     change([], [new, late])
     fine = deal("x|3", "ttmt|a0", "0.125", NOW - timedelta(minutes=30))         # a finer exponent than the rest
     change([], [fine])
-    adjusted = dataclasses.replace(fine, deal=dataclasses.replace(fine.deal, profit=Decimal("-3.10")))
+    adjusted = replace(fine, deal=replace(fine.deal, profit=Decimal("-3.10")))
     change([fine], [adjusted])                                                  # P&L changed after close
     gone = deals[100]
     change([gone, adjusted], [])                                                # removed: .125 and .10 gone
     change([], [deal("x|4", "ttmt|a0", "2500", NOW - timedelta(hours=2), deal_type="balance")])  # a deposit
     change([], [deal("x|5", "ttmt|a0", "77.7", NOW - timedelta(hours=3), currency="GBP")])  # another currency
     moved = deals[-3]
-    change([moved], [dataclasses.replace(moved, deal=dataclasses.replace(moved.deal, closed_at=NOW - timedelta(
+    change([moved], [replace(moved, deal=replace(moved.deal, closed_at=NOW - timedelta(
         days=40)))])                                                            # a close time corrected
     # a reset: built afresh, the same figures as the ledgers kept by changes
     fresh_risk, fresh_cal = an.RiskLedger.build(list(deals)), an.CalendarLedger.build(list(deals), ZONE)
@@ -265,7 +265,7 @@ def test_stored_history_goes_in_and_out_as_the_live_rows_come_and_go(qapp, tmp_p
             check()
             assert next(h for h in feed.history() if h.key == "ttmt|t10").profit != Decimal("999.5")
             # The store read again with one trade's P&L changed: only that trade is journalled.
-            store.put_trades([dataclasses.replace(stored_trades[20], realized_pl=Decimal("-1.01"))])
+            store.put_trades([replace(stored_trades[20], realized_pl=Decimal("-1.01"))])
             await store.flush()
             version = feed.version
             await feed.load_stored()

@@ -4,7 +4,6 @@ that does not list the account. Real SQLite files; the hub test runs the real So
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from _qasync_support import ModuleLoop, until
+from _replace import replace
 from ttmt_monitor.core.deal_history import FILE_NAME, DealHistory, history_scope
 from ttmt_monitor.core.desk import DeskState
 from ttmt_monitor.domain import Account, ClosedDeal, Reset, Snapshot, Upsert, make_key
@@ -52,7 +52,7 @@ def test_deals_come_back_exactly_and_only_for_the_accounts_named(tmp_path: Path)
     assert len(back) == 1
     deal = back[0]
     # Every field exact, trailing zeros of prices included; the key rebuilt for the new source id.
-    assert deal == dataclasses.replace(kept[0], key="mt4:b|1001/55", source="mt4:b", account_key="mt4:b|1001")
+    assert deal == replace(kept[0], key="mt4:b|1001/55", source="mt4:b", account_key="mt4:b|1001")
     assert str(deal.open_price) == "1.08000"
     assert history.load(scope, "mt4:b", []) == []
     assert history.load(scope, "mt4:b", ["1002", "9999"])[0].profit == Decimal("-4.00")
@@ -117,7 +117,7 @@ def test_the_hub_keeps_deals_and_brings_them_back_after_a_restart(qapp, toy_kind
     from ttmt_monitor.sources.base import SourceConfig
     from ttmt_monitor.ui.desk import SourceHub
 
-    registry.register(dataclasses.replace(toy_kind, history_scope=("path",)))
+    registry.register(replace(toy_kind, history_scope=("path",)))
     data = tmp_path / "data"
     path = tmp_path / "book.csv"
     header = "account,symbol,side,volume,open_price,profit,currency,closed_at\n"

@@ -7,12 +7,12 @@ property checks that encoding a decoded object and decoding it again gives the s
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import timeit
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -314,42 +314,32 @@ def test_parse_json_keeps_money_exact() -> None:
         parse_json("")
 
 
-def test_fast_builders_match_the_real_constructors() -> None:
-    # The decoders bypass the dataclass __init__ for speed; they must build the very same objects.
+def test_domain_objects_are_frozen_values() -> None:
+    # TTMT's models and events are frozen msgspec Structs: equal, hashed and shown field by field, as the frozen
+    # dataclasses they replaced were (a table model relies on equality to skip unchanged rows).
     for cls in (m.Account, m.Signal, m.Trade, m.Position, m.Order, m.SignalRef, m.TradeExecuted, m.TpHit,
                 m.UnknownEvent, m.BreakevenSet, m.BreakevenFailed, m.PositionClosed, m.OrderFilled):
-        build = D._builder(cls)
-        assert build is not cls, f"{cls.__name__} fell back to the slow constructor"
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = cls.__struct_fields__
         values = [f"v{i}" for i in range(len(names))]
-        fast, slow = build(*values), cls(*values)
-        assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
-        with pytest.raises(dataclasses.FrozenInstanceError):
-            setattr(fast, names[0], "changed")
+        one, two = cls(*values), cls(*values)
+        assert one == two and hash(one) == hash(two) and repr(one) == repr(two) and one is not two
+        assert cls("other", *values[1:]) != one
+        with pytest.raises(AttributeError):
+            setattr(one, names[0], "changed")
+        assert msgspec.structs.replace(one, **{names[0]: "new"}) == cls("new", *values[1:])
 
 
-def test_fast_builder_fills_defaults_of_fields_added_later() -> None:
-    # core/models.py may grow optional fields at the end; decoders that pass fewer values must still work.
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Grown:
-        a: str
-        b: int | None
-        added: str | None = None
-        tags: tuple[str, ...] = dataclasses.field(default_factory=tuple)
-
-    build = D._builder(Grown)
-    assert build is not Grown
-    assert build("x", 1) == Grown("x", 1) and build("x", 1).added is None and build("x", 1).tags == ()
-    assert build("x", 1, "new", ("t",)) == Grown("x", 1, "new", ("t",))
-    with pytest.raises(TypeError):
-        build("x")
-
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Computed:
-        a: str
-        b: str = dataclasses.field(init=False, default="c")
-
-    assert D._builder(Computed) is Computed  # init=False fields: positional building would misalign
+def test_an_events_raw_payload_is_not_part_of_its_value() -> None:
+    # Two deliveries of one event are equal whether the payload is a dict or the fast path's lazy text; repr leaves
+    # the payload (a whole message) out, as the dataclass did.
+    ref = m.SignalRef("sig-1", 7)
+    a = m.TpHit(5, "tp_hit", None, {"trade_id": "t1"}, "t1", signal=ref)
+    b = m.TpHit(5, "tp_hit", None, {"other": "payload"}, "t1", signal=ref)
+    assert a == b and not a != b and hash(a) == hash(b) and repr(a) == repr(b)
+    assert "payload" not in repr(b) and "trade_id=" in repr(a)
+    assert a != m.TpHit(6, "tp_hit", None, {"trade_id": "t1"}, "t1", signal=ref)
+    assert m.UnknownEvent(1, "x", None, {}) != m.Resync(1, "x", None, {})
+    assert len({a, b}) == 1
 
 
 def test_snapshot_keeps_only_the_live_set() -> None:
@@ -404,7 +394,7 @@ JSONISH = st.recursive(
 )
 ALL_KEYS = sorted({
     f.name for cls in (m.Account, m.Signal, m.Trade, m.Position, m.Order, m.SignalRef, m.TpHit, m.BreakevenSet,
-                       m.BreakevenFailed) for f in dataclasses.fields(cls)
+                       m.BreakevenFailed) for f in msgspec.structs.fields(cls)
 } | {"account_id", "signal_id", "telegram_message_id", "trade", "order", "position", "signal", "take_profits",
      "tp_hits", "new_stop_loss", "reason", "attempts"})
 HOSTILE_OBJECT = st.dictionaries(st.sampled_from(ALL_KEYS), JSONISH, max_size=20)
@@ -432,7 +422,7 @@ DEC_FIELDS = {"volume", "entry_price", "current_price", "unrealized_pl", "realiz
 
 
 def check_invariants(obj: object) -> None:
-    for f in dataclasses.fields(obj):
+    for f in msgspec.structs.fields(obj):
         value = getattr(obj, f.name)
         if isinstance(value, datetime):
             assert value.utcoffset() == timedelta(0)
@@ -446,11 +436,11 @@ def check_invariants(obj: object) -> None:
             assert type(value) is str
         if f.name in ("tp_level", "layer", "telegram_message_id", "attempts", "event_id") and value is not None:
             assert type(value) is int
-        if dataclasses.is_dataclass(value):
+        if isinstance(value, msgspec.Struct):
             check_invariants(value)
         if isinstance(value, tuple):
             for item in value:
-                if dataclasses.is_dataclass(item):
+                if isinstance(item, msgspec.Struct):
                     check_invariants(item)
 
 
@@ -500,9 +490,8 @@ def _to_ms(obj: object) -> object:
         return obj.replace(microsecond=obj.microsecond // 1000 * 1000)
     if isinstance(obj, tuple):
         return tuple(_to_ms(x) for x in obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.replace(obj, **{f.name: _to_ms(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                                           if f.init})
+    if isinstance(obj, msgspec.Struct):
+        return msgspec.structs.replace(obj, **{name: _to_ms(getattr(obj, name)) for name in obj.__struct_fields__})
     return obj
 
 

@@ -5,13 +5,13 @@ its rows. Nothing in core/ or ui/ knows the kind. Real window, real TTMT simulat
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 
 from _qasync_support import ModuleLoop, dispose, in_thread, until
+from _replace import replace
 from toy_csv_source import CSV
 from ttmt_monitor.domain import Health, HealthState
 from ttmt_monitor.sources.base import SourceConfig
@@ -184,7 +184,7 @@ def test_file_sources_applies_configurations_to_the_running_desk(qapp, sim, sett
             hub.state.health[source_id] = Health(HealthState.AUTH_ERROR, "refused")
             await window.apply_sources([config])
             assert hub.sources() and hub.sources()[0] is not first
-            await window.apply_sources([dataclasses.replace(config, enabled=False)])
+            await window.apply_sources([replace(config, enabled=False)])
             await until(lambda: "A1" not in _cells(controller.accounts_model, "label"), 10, "rows gone")
             assert source_id not in window.status.source_health_texts()
             assert hub.sources() == []
@@ -339,7 +339,7 @@ def test_working_orders_read_one_state_whatever_the_source_calls_it(qapp):
 
     placed = order_entity("metaapi-1", "acc1", {"id": "7", "symbol": "EURUSD", "type": "ORDER_TYPE_BUY_LIMIT",
                                                 "volume": 0.2, "openPrice": 1.075, "state": "ORDER_STATE_PLACED"})
-    started = dataclasses.replace(placed, key="metaapi-1|acc1/8", status="started")
+    started = replace(placed, key="metaapi-1|acc1/8", status="started")
 
     def order(key: str, status: str | None) -> WorkingOrder:
         return WorkingOrder(key=key, source=key.split("|")[0], account_key="x|a", native_id=key, symbol="ESZ6",

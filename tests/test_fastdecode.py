@@ -10,12 +10,12 @@ path either declines (the tolerant path then decides) or gives the identical eve
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -93,9 +93,9 @@ def test_the_first_tier_builds_frozen_domain_objects_that_replace_works_on(corpu
     event = fast_event(frame, text)
     position = event.position
     assert type(position) is Position
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         position.volume = Decimal(1)  # type: ignore[misc]
-    moved = dataclasses.replace(position, current_price=Decimal("1.5"))
+    moved = msgspec.structs.replace(position, current_price=Decimal("1.5"))
     assert moved.current_price == Decimal("1.5") and moved.id == position.id
     assert position.current_price != moved.current_price
     # The SignalRef msgspec built is swapped for the shared one the tolerant decoder gives.
@@ -344,7 +344,7 @@ def test_a_read_of_position_events_takes_the_plain_tier_and_decodes_identically(
     events, _ = decode_read(ticks[:2])
     position = events[0].position
     assert type(position) is Position and type(events[0]).__name__ == "PositionUpdated"
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         position.volume = Decimal(1)  # type: ignore[misc]
     assert position.signal == decode_event(parse_json(ticks[0])).position.signal
 

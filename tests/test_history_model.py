@@ -6,7 +6,6 @@ per-currency totals, and double-click opens an old trade's detail."""
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtTest import QAbstractItemModelTester
 
 from _qasync_support import ModuleLoop, dispose, until
+from _replace import replace
 from ttmt_monitor.core import model_codec
 from ttmt_monitor.core.store import Store
 from ttmt_monitor.core.trade_history import HistoryFilter, HistoryReader
@@ -113,7 +113,7 @@ def test_rows_painted_blank_are_made_display_ready_off_the_paint(qtbot, model: S
     model.paint_data(100, 1)
     assert len(made) == 1  # once per row, not per cell
     stored = model.row_object(0)
-    model.live.upsert([dataclasses.replace(stored, unrealized_pl=Decimal("321.09"))])
+    model.live.upsert([replace(stored, unrealized_pl=Decimal("321.09"))])
     col = model.column_number("unrealized")
     qtbot.waitUntil(lambda: "321.09" in model.paint_data(0, col)[0], timeout=3000)
 
@@ -146,13 +146,13 @@ def test_a_live_row_is_painted_from_the_live_model(qtbot, model: StoreTradesMode
     _load(qtbot, model, 0)
     stored = model.row_object(0)
     col = model.column_number("unrealized")
-    live_version = dataclasses.replace(stored, unrealized_pl=Decimal("123.45"))
+    live_version = replace(stored, unrealized_pl=Decimal("123.45"))
     changed = []
     model.dataChanged.connect(lambda *a: changed.append(a))
     model.live.upsert([live_version])
     qtbot.waitUntil(lambda: "123.45" in model.paint_data(0, col)[0], timeout=3000)
     assert model.row_object(0) is live_version
-    model.live.upsert([dataclasses.replace(live_version, unrealized_pl=Decimal("-5.00"))])
+    model.live.upsert([replace(live_version, unrealized_pl=Decimal("-5.00"))])
     qtbot.waitUntil(lambda: bool(changed), timeout=3000)  # the view is told to repaint
     assert "5.00" in model.paint_data(0, col)[0] and model.paint_data(0, col)[2] is not None  # coloured
 

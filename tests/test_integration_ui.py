@@ -236,9 +236,9 @@ def test_signal_detail_account_labels_and_wrapping(qapp, sim_paused, settings):
     sim = sim_paused
 
     async def scenario() -> None:
-        from dataclasses import replace
-
         from PySide6.QtWidgets import QScrollBar
+
+        from _replace import replace
 
         controller = DeskController(sim.base_url, sim.api_key, start_stream=False)
         window = MainWindow(controller, settings)

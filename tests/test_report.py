@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from _replace import replace
 from test_analytics import deal, utc
 from ttmt_monitor import cli
 from ttmt_monitor.core import analytics as an
@@ -156,7 +157,6 @@ def test_statement_pdf_from_a_worker_thread(qapp: Any, tmp_path: Path) -> None:
 def test_report_from_a_source_adds_the_deals_the_app_kept(tmp_path: Path, monkeypatch: Any) -> None:
     """``--source NAME`` reads the source's snapshot plus the older deals the desktop app kept for the accounts it
     lists (core.deal_history), and never creates that file."""
-    import dataclasses
 
     from toy_csv_source import KIND
     from ttmt_monitor import cli_report
@@ -166,14 +166,14 @@ def test_report_from_a_source_adds_the_deals_the_app_kept(tmp_path: Path, monkey
     from ttmt_monitor.sources.base import SourceConfig
 
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
-    kind = dataclasses.replace(KIND, history_scope=("path",))
+    kind = replace(KIND, history_scope=("path",))
     config = SourceConfig(id="x", kind="toycsv", name="Toy", settings={"path": "/data/a.csv"})
     accounts = [Account(key="toycsv:x|A1", source="toycsv:x", native_id="A1", label="A1")]
     assert cli_report._kept_deals(kind, config, "toycsv:x", accounts) == []
     assert not (tmp_path / "history").exists()
     old = ClosedDeal(key="toycsv:x|A1/d9", source="toycsv:x", account_key="toycsv:x|A1", native_id="d9",
                      closed_at=utc(2026, 1, 5, 9), profit=D("7.25"), currency="USD")
-    other = dataclasses.replace(old, key="toycsv:x|B2/d1", account_key="toycsv:x|B2", native_id="d1")
+    other = replace(old, key="toycsv:x|B2/d1", account_key="toycsv:x|B2", native_id="d1")
     history = DealHistory.open(tmp_path / "history")
     try:
         history.save(history_scope("toycsv", config.settings, ("path",)), [old, other])

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from _replace import replace
 from ttmt_monitor.sim.engine import DEMO_USER_ID, Engine
 from ttmt_monitor.sim.world import World
 
@@ -178,7 +179,7 @@ def test_the_apps_own_state_ends_with_what_rest_has(played) -> None:
     mismatches = []
     for tid, got in desk.trades.items():
         want = decode.decode_trade(wire(_wire(user.trades[tid])))
-        got = dataclasses.replace(got, signal=None, positions=None, orders=None)
+        got = replace(got, signal=None, positions=None, orders=None)
         if got != want:
             mismatches.append((tid, {f.name: (getattr(got, f.name), getattr(want, f.name))
                                      for f in dataclasses.fields(want)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
+from _replace import replace
 from ttmt_monitor.core.stats import compute_stats, max_drawdown
 
 try:  # the trade builder is shared with test_pnl (works whether or not tests/ is a package)

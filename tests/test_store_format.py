@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from _replace import replace
 from ttmt_monitor.core import model_codec as mc
 from ttmt_monitor.core.models import Account, Order, Position, Signal, SignalRef, Trade
 from ttmt_monitor.core.store import (
@@ -198,14 +199,14 @@ def test_the_store_keeps_our_format_and_gives_back_the_same_objects(tmp_path: Pa
         store.put_signals([_signal(raw_message=None, reply_to_message_id=None, trade_ids=None, status="processed")])
         store.flush_sync()
         assert store.accounts() == [ACCOUNT]
-        _same(store.trade("tr-1"), dataclasses.replace(fat, positions=None, orders=None))  # children: own tables
+        _same(store.trade("tr-1"), replace(fat, positions=None, orders=None))  # children: own tables
         _same(store.trade_positions("tr-1"), [fat.positions[0], _position(id="pos-open", status="open")])
         _same(store.trade_orders("tr-1"), [_order()])
         _same(store.open_positions(), [_position(id="pos-open", status="open")])
         _same(store.newest_signals(), [_signal(status="processed")])  # a list item kept the detail
         _same([t.id for t in store.iter_trades()], ["tr-1", "tr-2"])
         # A list item without a SignalSummary keeps the stored one.
-        store.put_trades([dataclasses.replace(fat, signal=None, positions=None, orders=None)])
+        store.put_trades([replace(fat, signal=None, positions=None, orders=None)])
         store.flush_sync()
         assert store.trade("tr-1").signal == REF
         conn = sqlite3.connect(store.path)
@@ -379,7 +380,7 @@ def test_a_migration_that_dies_midway_leaves_the_file_as_it_was(tmp_path: Path) 
             raise _Killed
         return ttmt.decode_trade(wire)
 
-    dying = dataclasses.replace(CODEC, from_wire={**CODEC.from_wire, "trade": dies})
+    dying = replace(CODEC, from_wire={**CODEC.from_wire, "trade": dies})
     with pytest.raises(_Killed):
         Store.open_path(path, codec=dying)
     assert calls == 20

@@ -4,7 +4,6 @@ filter bar's FilterSpec.matches selects; the order is the table's order; totals 
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from _replace import replace
 from ttmt_monitor.core import model_codec, store as store_mod
 from ttmt_monitor.core.pips import pip_size, pips
 from ttmt_monitor.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, dumps, ts_text
@@ -139,7 +139,7 @@ def test_a_trade_keeps_its_rowid_when_it_changes(filled: Store) -> None:
     conn = sqlite3.connect(filled.path)
     before = conn.execute("SELECT rowid FROM trades WHERE id = 'trade-0000010'").fetchone()[0]
     trade = filled.trade("trade-0000010")
-    filled.put_trades([dataclasses.replace(trade, realized_pl=Decimal("99.99"), status="closed_profit")])
+    filled.put_trades([replace(trade, realized_pl=Decimal("99.99"), status="closed_profit")])
     filled.flush_sync()
     row = conn.execute("SELECT rowid, realized, status FROM trades WHERE id = 'trade-0000010'").fetchone()
     conn.close()

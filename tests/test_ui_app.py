@@ -501,7 +501,9 @@ def test_a_stop_signal_closes_the_desk_cleanly(sim, tmp_path, signames):
             app.send_signal(getattr(signal, signame))
         _out, err = app.communicate(timeout=60)
         assert app.returncode == 0, err[-1500:]
-        assert "Traceback" not in err and f"{signames[0]}: closing" in err
+        # Two signals pending together are taken lowest number first (Linux): SIGHUP may be the one named.
+        assert "Traceback" not in err and any(f"{name}: closing" in err for name in signames)
+        assert err.count(": closing") == 1, err
         assert not socket_file.exists()
         assert "geometry" in "".join(p.read_text(errors="replace") for p in config.rglob("*.conf"))
     finally:

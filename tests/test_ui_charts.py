@@ -6,12 +6,12 @@ mocks."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace, replace as dc_replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from _replace import replace, replace as dc_replace
 from ttmt_monitor.core import pnl
 from ttmt_monitor.core.models import PositionUpdated, TpHit, TradeExecuted, TradeFinalized
 from ttmt_monitor.core.state import DeskState

@@ -14,6 +14,7 @@ from PySide6.QtGui import QTextDocumentFragment
 from PySide6.QtWidgets import QWidget
 
 from _qasync_support import ModuleLoop, dispose, until
+from _replace import replace
 from ttmt_monitor.sources.base import SourceConfig
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.desk import SourceHub
@@ -176,9 +177,8 @@ def test_columns_fit_their_texts_on_a_laptop_screen(qapp, sim, settings, tmp_pat
             price = positions.source_model.column_number("current")
             before = header.sectionSize(price)
             first = positions.source_model.row_object(0)
-            import dataclasses
             from decimal import Decimal
-            wide = dataclasses.replace(first, id="pos_wide", current_price=Decimal("123456789.12345"))
+            wide = replace(first, id="pos_wide", current_price=Decimal("123456789.12345"))
             positions.source_model.upsert([wide])
             await settle()
             assert header.sectionSize(price) > before
@@ -188,7 +188,7 @@ def test_columns_fit_their_texts_on_a_laptop_screen(qapp, sim, settings, tmp_pat
             assert orders.proxy.rowCount() == 0
             assert orders.horizontalHeader().sectionSize(orders.source_model.column_number("created_at")) == 150
             header.resizeSection(price, 300)
-            positions.source_model.upsert([dataclasses.replace(wide, id="pos_wider",
+            positions.source_model.upsert([replace(wide, id="pos_wider",
                                                                current_price=Decimal("12345678901234.5"))])
             await settle()
             assert header.sectionSize(price) == 300
@@ -306,7 +306,6 @@ def test_zero_in_the_strip_is_readable_after_switching_to_dark(qapp, settings):
 
 
 def _models():
-    import dataclasses
     from datetime import UTC, datetime
     from decimal import Decimal as D
 
@@ -324,15 +323,15 @@ def _models():
         currency="USD", symbol="XAUUSD", direction="BUY", volume=D("0.02"), entry_price=D("2650.5"),
         current_price=D("2651"), unrealized_pl=D("0.5"), status="open", stop_loss=D("2640"), take_profit=D("2655"),
         tp_level=1, opened_at=t0, closed_at=None, close_price=None, realized_pl=None, close_reason=None, signal=None)
-    return dataclasses, D, trade, position
+    return D, trade, position
 
 
 def test_a_closed_trade_shows_no_open_pl(qapp):
     from ttmt_monitor.ui.trades_model import TradesModel
 
-    dataclasses, D, trade, _position = _models()
+    D, trade, _position = _models()
     model = TradesModel()
-    closed = dataclasses.replace(trade, id="t-2", reference="trd_closed", status="closed_profit",
+    closed = replace(trade, id="t-2", reference="trd_closed", status="closed_profit",
                                  unrealized_pl=D(0), realized_pl=D("4.5"))
     model.reset_rows([trade, closed])
     col = model.column_number("unrealized")
@@ -346,10 +345,10 @@ def test_positions_flash_what_matters_say_runner_and_partly_closed(qapp):
 
     from ttmt_monitor.ui.positions_model import PositionsModel
 
-    dataclasses, D, trade, position = _models()
+    D, trade, position = _models()
     model = PositionsModel()
     model.trade_lookup = {"t-1": trade}.get
-    runner = dataclasses.replace(position, id="p-2", tp_level=None, take_profit=None)
+    runner = replace(position, id="p-2", tp_level=None, take_profit=None)
     model.reset_rows([position, runner])
     col = model.column_number
 
@@ -364,24 +363,24 @@ def test_positions_flash_what_matters_say_runner_and_partly_closed(qapp):
     assert text("p-2", "tp") == "runner" and text("p-2", "tp_level") == "runner"
     assert text("p-1", "tp_level") == "TP1" and text("p-1", "tp") != "runner"
     # A price tick that keeps the P&L's sign: nothing flashes (the Price column was always yellow).
-    model.upsert([dataclasses.replace(position, current_price=D("2651.4"), unrealized_pl=D("0.9"))])
+    model.upsert([replace(position, current_price=D("2651.4"), unrealized_pl=D("0.9"))])
     assert flashing("p-1") == set()
     assert text("p-1", "current") == "2651.40" or "2651.4" in text("p-1", "current")
     # The P&L turns negative: the P&L cell flashes, the price does not.
-    model.upsert([dataclasses.replace(position, current_price=D("2650"), unrealized_pl=D("-0.5"))])
+    model.upsert([replace(position, current_price=D("2650"), unrealized_pl=D("-0.5"))])
     assert flashing("p-1") == {"unrealized"}
     assert text("p-1", "status") == "Open"
     # Half of it closed: the volume flashes and the status says so.
-    model.upsert([dataclasses.replace(position, current_price=D("2650"), unrealized_pl=D("-0.5"),
+    model.upsert([replace(position, current_price=D("2650"), unrealized_pl=D("-0.5"),
                                       volume=D("0.01"))])
     assert "volume" in flashing("p-1") and "current" not in flashing("p-1")
     assert text("p-1", "status") == "Partly closed"
     # The API's own word is shown too.
-    model.upsert([dataclasses.replace(runner, status="partial_closed")])
+    model.upsert([replace(runner, status="partial_closed")])
     assert text("p-2", "status") == "Partly closed"
     # Without a trade with take-profits a position without TP is not a runner.
-    model.trade_lookup = {"t-1": dataclasses.replace(trade, take_profits=(None,) * 6)}.get
-    model.upsert([dataclasses.replace(runner, volume=D("0.05"))])
+    model.trade_lookup = {"t-1": replace(trade, take_profits=(None,) * 6)}.get
+    model.upsert([replace(runner, volume=D("0.05"))])
     assert text("p-2", "tp") == ""
 
 
@@ -424,7 +423,6 @@ def test_the_sort_arrow_points_down_for_newest_first(qapp):
 
 
 def test_accounts_do_not_flash_every_tick_but_a_sign_change(qapp):
-    import dataclasses
     from decimal import Decimal as D
 
     from PySide6.QtCore import Qt
@@ -440,7 +438,7 @@ def test_accounts_do_not_flash_every_tick_but_a_sign_change(qapp):
         return {c.key for n, c in enumerate(model.columns)
                 if model.data(model.index(0, n), Qt.ItemDataRole.BackgroundRole) is not None}
 
-    model.upsert([dataclasses.replace(row, open_pl=D("6"), equity=D("1006"))])
+    model.upsert([replace(row, open_pl=D("6"), equity=D("1006"))])
     assert lit() == set()
-    model.upsert([dataclasses.replace(row, open_pl=D("-1"), equity=D("999"), open_positions=2)])
+    model.upsert([replace(row, open_pl=D("-1"), equity=D("999"), open_positions=2)])
     assert lit() == {"open_pl", "open_positions"}

@@ -8,13 +8,14 @@ Qt widgets are real (offscreen).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import msgspec
 import pytest
 from PySide6.QtCore import Qt
 
+from _replace import replace
 from ttmt_monitor.core.models import Account, Position, Trade
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.accounts_model import AccountsModel, account_rows
@@ -97,7 +98,7 @@ def test_model_tester_through_live_changes(qtmodeltester, sim_data):
     model.set_first_page(items[:10], False, None)
     qtmodeltester.check(model, force_py=True)
     model.upsert(items[10:20])
-    model.upsert([dataclasses.replace(items[3], status="closed_profit", realized_pl=Decimal("12.50"))])
+    model.upsert([replace(items[3], status="closed_profit", realized_pl=Decimal("12.50"))])
     model.remove_keys([items[0].id, items[5].id, items[6].id, items[19].id])
     assert model.rowCount() == 16
     # Sorting inside the model (layoutChanged with persistent indexes moved), then a live insert while sorted.
@@ -123,7 +124,7 @@ def test_live_update_names_exactly_the_changed_rows_and_cells(qtbot, sim_data):
     rec = Recorder(model)
     target_row = 7
     old = model.row_object(target_row)
-    new = dataclasses.replace(old, unrealized_pl=(old.unrealized_pl or Decimal(0)) + Decimal("1.23"))
+    new = replace(old, unrealized_pl=(old.unrealized_pl or Decimal(0)) + Decimal("1.23"))
     inserted, updated = model.upsert([new])
     assert (inserted, updated) == (0, 1)
     col = model.column_number("unrealized")
@@ -139,7 +140,7 @@ def test_live_update_names_exactly_the_changed_rows_and_cells(qtbot, sim_data):
     assert model.data(model.index(target_row, col), Qt.ItemDataRole.BackgroundRole) is None
     # An unchanged object (same values) emits nothing.
     rec.events.clear()
-    model.upsert([dataclasses.replace(new)])
+    model.upsert([replace(new)])
     assert rec.events == []
 
 
@@ -159,7 +160,7 @@ def test_insert_and_remove_by_key_never_reset(sim_data):
     assert [model.row_object(r).id for r in range(4)] == [items[0].id, items[1].id, items[4].id, items[5].id]
     # Several changed rows: one dataChanged per contiguous run.
     rec.events.clear()
-    changed = [dataclasses.replace(model.row_object(r), status="failed") for r in (0, 1, 2, 7)]
+    changed = [replace(model.row_object(r), status="failed") for r in (0, 1, 2, 7)]
     model.upsert(changed)
     col = model.column_number("status")
     # The Open P&L column reads the status too (a terminal trade shows none): the runs span it.
@@ -174,7 +175,7 @@ def test_sync_to_is_a_diff_not_a_reset(sim_data):
     model = PositionsModel()
     model.reset_rows(positions)
     rec = Recorder(model)
-    moved = dataclasses.replace(positions[1], current_price=(positions[1].current_price or Decimal(1)) + 1)
+    moved = replace(positions[1], current_price=(positions[1].current_price or Decimal(1)) + 1)
     model.sync_to([positions[0], moved] + positions[3:])
     assert "reset" not in rec.kinds()
     assert model.rowCount() == len(positions) - 1
@@ -218,7 +219,7 @@ def test_proxy_sorts_by_raw_value_and_filters_with_the_filter_spec(qtbot, sim_da
     assert shown and all(t.symbol == symbol for t in shown)
     assert len(shown) == sum(1 for t in trades.items if t.symbol == symbol)
     # A live insert lands in the filtered, sorted view in its place.
-    new = dataclasses.replace(model.row_object(0), id="00000000-0000-4000-8000-00000000abcd",
+    new = replace(model.row_object(0), id="00000000-0000-4000-8000-00000000abcd",
                               realized_pl=Decimal("999999"))
     model.upsert([new])
     assert view.proxy.rowCount() == len(shown) + 1  # filtered in at once
@@ -346,7 +347,7 @@ def test_coalesced_updates_reach_views_once_per_interval(qtbot, sim_data):
     rec = Recorder(model)
     col = model.column_number("realized")
     for n in range(5):  # five batches touching rows 2 and 3
-        model.upsert([dataclasses.replace(model.row_object(r), realized_pl=Decimal(100 + n + r)) for r in (2, 3)])
+        model.upsert([replace(model.row_object(r), realized_pl=Decimal(100 + n + r)) for r in (2, 3)])
     assert rec.events == []  # nothing yet: the data changed, the views are told later
     assert model.row_object(2).realized_pl == Decimal(106)
     model.remove_keys([items[0].id])  # a structural change meanwhile: rows 2,3 are now 1,2
@@ -447,8 +448,8 @@ def test_the_live_diff_never_misses_a_cell_whose_value_changed(qapp, sim_data):
         assert len(objects) >= 4
         for a in objects[:12]:
             for b in objects[-12:]:
-                for field in dataclasses.fields(a):
-                    new = dataclasses.replace(a, **{field.name: getattr(b, field.name)})
+                for field in msgspec.structs.fields(a):
+                    new = replace(a, **{field.name: getattr(b, field.name)})
                     flagged = model._changed_columns(a, new)  # noqa: SLF001
                     for n, column in enumerate(model.columns):
                         if column.value(a) != column.value(new):
@@ -466,7 +467,7 @@ def test_a_partial_close_repaints_the_status_cell(qtbot):
     status = model.column_number("status")
     row = model.row_of("pos-0001")
     assert model.data(model.index(row, status)) == "Open"
-    model.upsert([dataclasses.replace(_position(1), volume=Decimal("0.05"))])
+    model.upsert([replace(_position(1), volume=Decimal("0.05"))])
     told = [e for e in recorder.events if e[0] == "changed" and e[1] <= row <= e[2] and e[3] <= status <= e[4]]
     assert told, recorder.events
     assert model.data(model.index(row, status)) == "Partly closed"

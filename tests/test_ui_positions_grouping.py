@@ -5,13 +5,13 @@ real models."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from PySide6.QtCore import Qt
 
+from _replace import replace
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.positions_model import PositionsModel
 from ttmt_monitor.ui.trades_model import TradesModel
@@ -88,7 +88,7 @@ def test_order_is_stable_across_ticks_and_new_layers(qtbot, sim_desk):
     before = [p.id for p in shown_rows(view)]
     # A burst of ticks: every price and P&L moves (some the other way round), nothing else.
     for step in (1, -3, 2):
-        ticked = [dataclasses.replace(p, current_price=p.current_price + Decimal(step),
+        ticked = [replace(p, current_price=p.current_price + Decimal(step),
                                       unrealized_pl=(p.unrealized_pl or Decimal(0)) * -1 + step)
                   for p in positions.objects()]
         positions.upsert(ticked)
@@ -97,7 +97,7 @@ def test_order_is_stable_across_ticks_and_new_layers(qtbot, sim_desk):
     # A new layer of the oldest trade fills: it joins its trade's block, the rest keeps its order.
     oldest = shown_rows(view)[-1]
     later = max(p.opened_at for p in positions.objects() if p.trade_id == oldest.trade_id)
-    new = dataclasses.replace(oldest, id="new-layer", tp_level=None, take_profit=None,
+    new = replace(oldest, id="new-layer", tp_level=None, take_profit=None,
                               opened_at=later + timedelta(seconds=1))
     positions.upsert([new])
     view._do_resort()
@@ -113,7 +113,7 @@ def test_two_layers_filled_in_the_same_second_stay_apart(qtbot, sim_desk):
     sign = -1 if base.direction == "BUY" else 1  # a deeper layer: lower for a BUY, higher for a SELL
     deeper = base.entry_price + sign * Decimal("1")
     when = base.opened_at + timedelta(seconds=5)
-    new = [dataclasses.replace(base, id=f"x-{price}-{level}", entry_price=price, tp_level=level, opened_at=when)
+    new = [replace(base, id=f"x-{price}-{level}", entry_price=price, tp_level=level, opened_at=when)
            for level in (2, 1) for price in (deeper, base.entry_price)]  # arrive interleaved
     positions.upsert(new)
     view._do_resort()
@@ -129,8 +129,8 @@ def test_the_trade_columns_own_sort_key_orders_as_the_generic_key(qtbot, sim_des
     from ttmt_monitor.ui.table_base import _py_sort_key
 
     trades, positions, _view = desk(qtbot, sim_desk, trades_first=True)
-    extra = [dataclasses.replace(sim_desk.positions[0], id="pos_Orphan", trade_id="trd_unknown", opened_at=None),
-             dataclasses.replace(sim_desk.positions[-1], id="pos_NoTrade", trade_id=None, tp_level=None)]
+    extra = [replace(sim_desk.positions[0], id="pos_Orphan", trade_id="trd_unknown", opened_at=None),
+             replace(sim_desk.positions[-1], id="pos_NoTrade", trade_id=None, tp_level=None)]
     positions.upsert(extra)
     column = positions.column_number("trade")
     assert positions.columns[column].sorts_as_is

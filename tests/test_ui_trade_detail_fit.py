@@ -9,6 +9,7 @@ from decimal import Decimal as D
 
 from PySide6.QtWidgets import QAbstractScrollArea, QLabel, QScrollArea
 
+from _replace import replace
 from ttmt_monitor.core.models import Order, Position, PositionClosed, PositionUpdated, TpHit, Trade, TradeExecuted
 from ttmt_monitor.core.state import DeskState
 from ttmt_monitor.sources.ttmt.apply import apply, apply_many
@@ -145,6 +146,5 @@ def test_tp_hit_stars_sit_on_the_price_line(qtbot):
 
 
 def _with(p: Position, **kw) -> Position:
-    import dataclasses
 
-    return dataclasses.replace(p, **kw)
+    return replace(p, **kw)

@@ -5,7 +5,6 @@ Each view is also saved as a PNG under /tmp for a human to look at."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -16,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QVBoxLayout, QWidget
 
+from _replace import replace
 from ttmt_monitor.core.formatting import format_price
 from ttmt_monitor.core.models import Position, Signal, Trade
 from ttmt_monitor.sources.ttmt.client import TTMTClient
@@ -210,17 +210,17 @@ def test_breakeven_state_is_derived_from_sl_and_entry():
     assert breakeven_state(buy).code == "at_risk"
     assert not breakeven_state(buy).at_breakeven
     assert "10.50 below entry" in breakeven_state(buy).text
-    at = breakeven_state(dataclasses.replace(buy, stop_loss=D("2650.50")))
+    at = breakeven_state(replace(buy, stop_loss=D("2650.50")))
     assert at.code == "at_entry" and at.at_breakeven
-    locked = breakeven_state(dataclasses.replace(buy, stop_loss=D("2652")))
+    locked = breakeven_state(replace(buy, stop_loss=D("2652")))
     assert locked.code == "profit_locked" and locked.at_breakeven and "1.50 above" in locked.text
-    sell = dataclasses.replace(buy, direction="SELL", stop_loss=D("2660"))
+    sell = replace(buy, direction="SELL", stop_loss=D("2660"))
     assert breakeven_state(sell).code == "at_risk"
-    assert breakeven_state(dataclasses.replace(sell, stop_loss=D("2649"))).code == "profit_locked"
-    assert breakeven_state(dataclasses.replace(buy, stop_loss=None)).code == "no_sl"
-    assert breakeven_state(dataclasses.replace(buy, entry_price=None)).code == "unknown"
-    assert breakeven_state(dataclasses.replace(buy, direction=None)).code == "unknown"
-    moved = breakeven_state(dataclasses.replace(buy, stop_loss=D("2650.5")), make_signal(), breakeven_seen=True)
+    assert breakeven_state(replace(sell, stop_loss=D("2649"))).code == "profit_locked"
+    assert breakeven_state(replace(buy, stop_loss=None)).code == "no_sl"
+    assert breakeven_state(replace(buy, entry_price=None)).code == "unknown"
+    assert breakeven_state(replace(buy, direction=None)).code == "unknown"
+    moved = breakeven_state(replace(buy, stop_loss=D("2650.5")), make_signal(), breakeven_seen=True)
     assert moved.moved_from == D("2640") and "Moved from 2640.00" in moved.text and "reported" in moved.text
     assert breakeven_state(buy, make_signal()).moved_from is None  # same SL as the signal: not moved
 
@@ -359,7 +359,7 @@ def test_trade_detail_without_positions_or_signal(qtbot):
     assert "No originating signal" in view.signal_summary.text()
     assert not view.open_signal_button.isEnabled()
     assert view.fields["unrealized"].text() == "−1.20 USD"
-    view.set_trade(dataclasses.replace(trade, positions=(), orders=()))
+    view.set_trade(replace(trade, positions=(), orders=()))
     assert "nothing has filled" in view.positions_note.text()
     view.set_trade(None)
     assert view.title_label.text() == "No trade selected"
@@ -390,13 +390,13 @@ def test_filter_spec_matches_trades():
     assert not FilterSpec(symbol="EURUSD").matches(t)
     assert FilterSpec(status="open").matches(t) and FilterSpec(status="active").matches(t)
     assert not FilterSpec(status="closed").matches(t)
-    closed = dataclasses.replace(t, status="closed_loss", closed_at=NOW - timedelta(days=2))
+    closed = replace(t, status="closed_loss", closed_at=NOW - timedelta(days=2))
     assert FilterSpec(status="closed").matches(closed) and not FilterSpec(status="open").matches(closed)
     # Date window: life overlapping the window. Open trades are alive now; closed ones by their close time.
     assert FilterSpec(date_window="today", utc=True).matches(t, now=NOW)
     assert not FilterSpec(date_window="today", utc=True).matches(closed, now=NOW)
     assert FilterSpec(date_window="7d").matches(closed, now=NOW)
-    old = dataclasses.replace(closed, created_at=NOW - timedelta(days=40), closed_at=NOW - timedelta(days=35))
+    old = replace(closed, created_at=NOW - timedelta(days=40), closed_at=NOW - timedelta(days=35))
     assert not FilterSpec(date_window="30d").matches(old, now=NOW)
     assert FilterSpec(date_window="all").matches(old, now=NOW)
     # Free text: every word, anywhere, any case.
@@ -404,7 +404,7 @@ def test_filter_spec_matches_trades():
     assert FilterSpec(text="TRD_ABC").matches(t)
     assert not FilterSpec(text="gold silver").matches(t)
     # The status as the table shows it finds the row too, not only the API's word.
-    shown = dataclasses.replace(t, status="closed_profit")
+    shown = replace(t, status="closed_profit")
     assert FilterSpec(text="closed (profit)").matches(shown) and FilterSpec(text="closed_profit").matches(shown)
     # Combined.
     assert not FilterSpec(account_id="a-1", symbol="EURUSD").matches(t)
@@ -414,8 +414,8 @@ def test_filter_spec_matches_positions_and_signals():
     p = make_position()
     t = make_trade()
     assert FilterSpec(account_id="a-1", symbol="XAUUSD", status="open").matches(p)
-    assert FilterSpec(status="open").matches(dataclasses.replace(p, status="partial_closed"))
-    assert FilterSpec(status="closed").matches(dataclasses.replace(p, status="closed"))
+    assert FilterSpec(status="open").matches(replace(p, status="partial_closed"))
+    assert FilterSpec(status="closed").matches(replace(p, status="closed"))
     # The channel of a position is its trade's.
     assert FilterSpec(channel_id="c-1").matches(p, trade=t)
     assert not FilterSpec(channel_id="c-1").matches(p)
@@ -427,8 +427,8 @@ def test_filter_spec_matches_positions_and_signals():
     assert FilterSpec(text="market_closed").matches(s) and FilterSpec(text="<b>vip").matches(s)
     assert FilterSpec(date_window="today", utc=True).matches(s, now=NOW)
     assert not FilterSpec(date_window="today", utc=True).matches(
-        dataclasses.replace(s, received_at=NOW - timedelta(days=1)), now=NOW)
-    assert not FilterSpec(date_window="7d").matches(dataclasses.replace(s, received_at=None), now=NOW)
+        replace(s, received_at=NOW - timedelta(days=1)), now=NOW)
+    assert not FilterSpec(date_window="7d").matches(replace(s, received_at=None), now=NOW)
     assert FilterSpec(account_id="x").matches(object())  # unknown objects are not judged
 
 

@@ -29,7 +29,6 @@ The format (version 1), and why:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -311,7 +310,7 @@ _astuple = msgspec.structs.astuple
 
 def _builder(cls: type[_T], struct: type[msgspec.Struct]) -> Callable[[tuple[Any, ...]], _T]:
     """``values`` (the struct's, version last) -> ``cls(*values[:-1])``; the struct must mirror the class."""
-    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    names: tuple[str, ...] = cls.__struct_fields__  # type: ignore[attr-defined]
     if names + ("v",) != struct.__struct_fields__:
         raise TypeError(f"{struct.__name__} does not mirror {cls.__name__}")  # a model changed: update the struct
     count = len(names)

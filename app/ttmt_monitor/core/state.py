@@ -23,13 +23,13 @@ reaches that ``apply`` only through ``registry.desk_parts("ttmt")``.
 
 from __future__ import annotations
 
-import dataclasses
-import operator
-import types
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+from msgspec.structs import replace as _struct_replace
 
 from .models import POSITION_OPEN_STATUSES, Account, Order, Position, SignalRef, Snapshot, Trade
 
@@ -39,59 +39,16 @@ if TYPE_CHECKING:  # annotations only (the cache's first screen needs the state,
 __all__ = ["TableChange", "Change", "DeskState", "apply_snapshot"]
 
 _ZERO = Decimal(0)
-_MemberDescriptor = types.MemberDescriptorType  # what a slots dataclass field is on the class (type(Trade.id))
 
 
-def _make_replacer(cls: type, names: tuple[str, ...]) -> Any:
-    """``lambda obj, *values: dataclasses.replace(obj, **dict(zip(names, values)))`` for a frozen slots dataclass
-    without ``__post_init__``, generated: every field copied through its member descriptor's C ``__set__``, the
-    changed ones from ``values`` (measured on a Trade: 1.5 µs against 2.7 µs for a copy through a list and 5.3 µs
-    for ``dataclasses.replace``, which re-runs ``__init__`` with keywords: the biggest cost of ``apply``). Checked
-    against the real ``replace`` once; any surprise falls back to it."""
-
-    def slow(obj: Any, *values: Any) -> Any:
-        return dataclasses.replace(obj, **dict(zip(names, values, strict=True)))
-
-    fields = dataclasses.fields(cls)
-    every = tuple(f.name for f in fields)
-    if hasattr(cls, "__post_init__") or len(set(names)) != len(names) or not set(names) <= set(every):
-        return slow
-    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_read_all": operator.attrgetter(*every)}
-    lines = [f"def replace(obj, {', '.join(f'c{i}' for i in range(len(names)))}):",
-             "    v = _read_all(obj)" if len(every) > 1 else "    v = (_read_all(obj),)",
-             "    out = _new(_cls)"]
-    for i, f in enumerate(fields):
-        desc = next((k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__), None)
-        if type(desc) is not _MemberDescriptor or not f.init:
-            return slow
-        ns[f"_s{i}"] = desc.__set__
-        lines.append(f"    _s{i}(out, c{names.index(f.name)})" if f.name in names else f"    _s{i}(out, v[{i}])")
-    lines.append("    return out")
-    exec("\n".join(lines) + "\n", ns)  # noqa: S102 - generated from the dataclass's own fields, as dataclasses does
-    replace = ns["replace"]
-    probe = cls(*(object() for _ in every))
-    markers = tuple(object() for _ in names)
-    try:
-        fast, real = replace(probe, *markers), dataclasses.replace(probe, **dict(zip(names, markers, strict=True)))
-        if type(fast) is cls and all(getattr(fast, n) is getattr(real, n) for n in every):
-            return replace
-    except Exception:  # noqa: BLE001 - use the real one
-        pass
-    return slow
+_S = TypeVar("_S", bound=msgspec.Struct)
 
 
-_REPLACERS: dict[tuple[type, tuple[str, ...]], Any] = {}
-_T = TypeVar("_T")
-
-
-def _replace(obj: _T, **changes: Any) -> _T:
-    """A copy of the frozen dataclass ``obj`` with ``changes`` (same type: callers keep their narrowed types)."""
-    key = (type(obj), tuple(changes))
-    fn = _REPLACERS.get(key)
-    if fn is None:
-        fn = _REPLACERS[key] = _make_replacer(*key)
-    result: _T = fn(obj, *changes.values())
-    return result
+def _replace(obj: _S, **changes: Any) -> _S:
+    """A copy of the frozen domain object ``obj`` with ``changes``: ``msgspec.structs.replace``, one C call
+    (measured on a Position: 0.09 µs, against 2.0 µs for the generated replacer the frozen dataclasses needed and
+    5.3 µs for ``dataclasses.replace``). Same type: callers keep their narrowed types."""
+    return _struct_replace(obj, **changes)
 
 
 # How many terminal trades the live state keeps (the "recent" part of "open and recent"); older ones are dropped

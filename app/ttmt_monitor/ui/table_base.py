@@ -835,10 +835,15 @@ def _py_sort_key(value: Any) -> tuple[int, Any]:
 
 
 def _diff_plan(cls: type, columns: Sequence[Column]) -> tuple[Any, list[frozenset[int]], frozenset[int], type]:
-    """(all-fields getter, columns per field, columns to compare by getter, the class) for a row dataclass."""
-    if not dataclasses.is_dataclass(cls):
+    """(all-fields getter, columns per field, columns to compare by getter, the class) for a row dataclass or
+    ``msgspec.Struct`` (TTMT's domain objects)."""
+    struct_fields: tuple[str, ...] | None = getattr(cls, "__struct_fields__", None)
+    if struct_fields is not None:
+        names = list(struct_fields)
+    elif dataclasses.is_dataclass(cls):
+        names = [f.name for f in dataclasses.fields(cls)]
+    else:
         return None, [], frozenset(range(len(columns))), cls
-    names = [f.name for f in dataclasses.fields(cls)]
     index = {name: i for i, name in enumerate(names)}
     cols_by_field: list[set[int]] = [set() for _ in names]
     fallback: set[int] = set()

@@ -68,7 +68,6 @@ from ...core.models import (
     PositionUpdated,
     Resync,
     TpHit,
-    Trade,
     TradeExecuted,
     TradeFinalized,
     UnknownEvent,
@@ -81,7 +80,6 @@ from ...core.state import (
     _drop_position,
     _Fills,
     _keep_closed,
-    _make_replacer,
     _put_position,
     _put_trade,
     _replace,
@@ -177,9 +175,6 @@ def _on_order_fill(state: DeskState, ev: OrderFilled, ch: Change) -> None:
     _touch(state, trade, ch, **changes)
 
 
-_with_open_pl = _make_replacer(Trade, ("unrealized_pl", "updated_at"))  # the price tick's trade change
-
-
 def _on_position_update(state: DeskState, ev: PositionUpdated, ch: Change) -> None:
     pos = ev.position
     if pos is None:
@@ -191,8 +186,7 @@ def _on_position_update(state: DeskState, ev: PositionUpdated, ch: Change) -> No
     if trade is not None and (not state._fresh or not _stale(state, trade.id, ev.timestamp)):
         tid = trade.id
         upl = _unrealized(state, tid)
-        state.trades[tid] = (_with_open_pl(trade, upl, ev.timestamp) if type(trade) is Trade
-                             else _replace(trade, unrealized_pl=upl, updated_at=ev.timestamp))
+        state.trades[tid] = _replace(trade, unrealized_pl=upl, updated_at=ev.timestamp)
         ch.trades.update(tid)
 
 

@@ -9,7 +9,7 @@ Provides ``parse_json`` (JSON text → Python, numbers as exact ``Decimal``), on
 Tolerance rules (the real service may deviate from §14 at any time):
 - unknown fields are ignored; a missing optional field is ``None``;
 - a value of the wrong type is ``None`` (never an exception); required strings become ``""`` and required
-  booleans ``False`` so that the frozen dataclasses keep their declared types;
+  booleans ``False`` so that the frozen domain objects keep their declared types;
 - enum values are compared case-insensitively and normalised to the contract's case (lower case, but
   ``BUY``/``SELL``); a value we do not know is kept exactly as received, so the UI can show it raw;
 - money, prices and volumes are ``Decimal`` (from JSON numbers, ints, or numeric strings); non-finite values and
@@ -29,11 +29,12 @@ which is the common case on well-formed input, and use ``try`` only around the r
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from msgspec.structs import replace
 
 from ttmt_monitor.core.jsontext import loads
 from ttmt_monitor.core.models import (
@@ -100,71 +101,6 @@ _MAX_INT_DIGITS = 18
 _INT_BOUND = 10**_MAX_INT_DIGITS
 _DEC_INT_BOUND = 10**_MAX_ADJUSTED
 
-
-# --- fast construction ---------------------------------------------------------------------------------------
-# A frozen dataclass's generated __init__ sets every field through object.__setattr__ from Python code, which is
-# the single biggest cost of decoding (measured: ~3.5 µs of ~13 µs for a 22-field Position). The builders below
-# are generated positional functions that set the same slots through their member descriptors' C ``__set__``, one
-# call per field (measured: 1.1 µs for a Position against 2.3 µs for the constructor, and 0.34 µs against
-# 0.68 µs for a 6-field event), and are checked against the real constructor once at import (falling back to it
-# if the class shape is not as expected).
-
-_MemberDescriptor = type(SignalRef.signal_id)  # type: ignore[attr-defined]
-_new = object.__new__
-
-
-def _builder(cls: type) -> Any:
-    """A positional constructor equivalent to ``cls(*values)`` for a frozen slots dataclass without __post_init__.
-
-    Trailing fields not passed get their defaults, as with the constructor: a field added to a model later (with a
-    default, at the end) is filled even by decoders that do not know it yet.
-    """
-    fields = dataclasses.fields(cls)
-    names = tuple(f.name for f in fields)
-    params: list[str] = []
-    missing = object()
-    ns: dict[str, Any] = {"_new": _new, "_cls": cls, "_missing": missing}
-    body = ["    obj = _new(_cls)"]
-    for i, f in enumerate(fields):
-        desc = next((k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__), None)
-        if type(desc) is not _MemberDescriptor or not f.init:
-            return cls
-        ns[f"_s{i}"] = desc.__set__
-        if f.default_factory is not dataclasses.MISSING:
-            ns[f"_f{i}"] = f.default_factory
-            params.append(f"v{i}=_missing")
-            body.append(f"    _s{i}(obj, _f{i}() if v{i} is _missing else v{i})")
-            continue
-        if f.default is dataclasses.MISSING:
-            params.append(f"v{i}")
-        else:
-            ns[f"_d{i}"] = f.default
-            params.append(f"v{i}=_d{i}")
-        body.append(f"    _s{i}(obj, v{i})")
-    if hasattr(cls, "__post_init__"):
-        return cls
-    source = f"def build({', '.join(params)}):\n" + "\n".join(body) + "\n    return obj\n"
-    exec(source, ns)  # noqa: S102 - generated from the dataclass's own field list, as dataclasses does
-    build = ns["build"]
-    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
-
-    # Self-check with distinct values: the fast path must give exactly what the constructor gives.
-    probe = tuple(object() for _ in names)
-    try:
-        fast, slow = build(*probe), cls(*probe)
-        if all(getattr(fast, n) is getattr(slow, n) for n in names) and type(fast) is type(slow):
-            return build
-    except Exception:  # noqa: BLE001 - any surprise means: use the real constructor
-        pass
-    return cls
-
-
-_Account = _builder(Account)
-_Signal = _builder(Signal)
-_Trade = _builder(Trade)
-_Position = _builder(Position)
-_Order = _builder(Order)
-_SignalRef = _builder(SignalRef)
 
 # SignalRefs repeat (every event of a trade carries the same one) and are immutable: share them.
 _REF_CACHE: dict[tuple[str | None, int | None], SignalRef] = {}
@@ -437,7 +373,7 @@ def decode_signal_ref(d: Any) -> SignalRef | None:
     if ref is None:
         if len(_REF_CACHE) >= _CACHE_MAX:
             _REF_CACHE.clear()
-        ref = _REF_CACHE[key] = _SignalRef(signal_id, message_id)
+        ref = _REF_CACHE[key] = SignalRef(signal_id, message_id)
     return ref
 
 
@@ -452,7 +388,7 @@ def decode_account(d: Any) -> Account:
     account_id = g("account_id")
     label = g("label")
     currency = g("currency")
-    return _Account(
+    return Account(
         account_id if type(account_id) is str else (_id(account_id) or ""),
         label if type(label) is str else "",
         _enum(g("type"), _ACCOUNT_TYPE) or "",
@@ -470,7 +406,7 @@ def decode_signal(d: Any) -> Signal:
     skip_reason = g("skip_reason")
     raw_message = g("raw_message")
     trade_ids = g("trade_ids")
-    return _Signal(
+    return Signal(
         id_ if type(id_) is str else (_id(id_) or ""),
         _id(g("channel_id")),
         channel_name if type(channel_name) is str else None,
@@ -505,7 +441,7 @@ def decode_position(d: Any) -> Position:
     account_label = g("account_label")
     currency = g("currency")
     symbol = g("symbol")
-    return _Position(
+    return Position(
         id_ if type(id_) is str else (_id(id_) or ""),
         metaapi_id if type(metaapi_id) is str else _id(metaapi_id),
         trade_id if type(trade_id) is str else _id(trade_id),
@@ -538,7 +474,7 @@ def decode_order(d: Any) -> Order:
     account_id = g("account_id")
     account_label = g("account_label")
     currency = g("currency")
-    return _Order(
+    return Order(
         id_ if type(id_) is str else (_id(id_) or ""),
         trade_id if type(trade_id) is str else (_id(trade_id) or ""),
         _id(g("metaapi_order_id")),
@@ -586,7 +522,7 @@ def decode_trade(d: Any) -> Trade:
     symbol = g("symbol")
     positions = g("positions")
     orders = g("orders")
-    return _Trade(
+    return Trade(
         id_ if type(id_) is str else (_id(id_) or ""),
         reference if type(reference) is str else None,
         signal_id if type(signal_id) is str else _id(signal_id),
@@ -657,8 +593,8 @@ def split_closed_positions(trades: Any) -> tuple[tuple[Trade, ...], tuple[Positi
     for trade in trades:
         for pos in trade.positions or ():
             if pos.status == "closed":
-                closed.append(pos if pos.trade_id else dataclasses.replace(pos, trade_id=trade.id))
-        bare.append(trade if trade.positions is None else dataclasses.replace(trade, positions=None))
+                closed.append(pos if pos.trade_id else replace(pos, trade_id=trade.id))
+        bare.append(trade if trade.positions is None else replace(trade, positions=None))
     return tuple(bare), tuple(closed)
 
 
@@ -708,15 +644,6 @@ def _closed_wire(position: dict[str, Any]) -> bool:
 # Each payload decoder takes the four base values (event_id, type, timestamp, raw) and the data dict, and returns
 # the typed event, or None when the payload lacks what the state needs (the caller then makes an UnknownEvent).
 
-_TradeExecuted = _builder(TradeExecuted)
-_TradeFinalized = _builder(TradeFinalized)
-_OrderFilled = _builder(OrderFilled)
-_PositionUpdated = _builder(PositionUpdated)
-_PositionClosed = _builder(PositionClosed)
-_TpHit = _builder(TpHit)
-_BreakevenSet = _builder(BreakevenSet)
-_BreakevenFailed = _builder(BreakevenFailed)
-_UnknownEvent = _builder(UnknownEvent)
 
 
 def _ev_trade(make: Any, eid: Any, typ: str, ts: Any, raw: Any, data: dict[str, Any]) -> Event | None:
@@ -795,14 +722,14 @@ def _ev_breakeven_failed(make: Any, eid: Any, typ: str, ts: Any, raw: Any, data:
 
 
 _EVENT_DECODERS: dict[str, tuple[Any, Any]] = {
-    "trade_executed": (_TradeExecuted, _ev_trade),
-    "order_fill": (_OrderFilled, _ev_order),
-    "position_update": (_PositionUpdated, _ev_position),
-    "tp_hit": (_TpHit, _ev_tp_hit),
-    "position_closed": (_PositionClosed, _ev_position),
-    "breakeven_set": (_BreakevenSet, _ev_breakeven_set),
-    "breakeven_failed": (_BreakevenFailed, _ev_breakeven_failed),
-    "trade_finalized": (_TradeFinalized, _ev_trade),
+    "trade_executed": (TradeExecuted, _ev_trade),
+    "order_fill": (OrderFilled, _ev_order),
+    "position_update": (PositionUpdated, _ev_position),
+    "tp_hit": (TpHit, _ev_tp_hit),
+    "position_closed": (PositionClosed, _ev_position),
+    "breakeven_set": (BreakevenSet, _ev_breakeven_set),
+    "breakeven_failed": (BreakevenFailed, _ev_breakeven_failed),
+    "trade_finalized": (TradeFinalized, _ev_trade),
 }
 KNOWN_EVENT_TYPES = frozenset(_EVENT_DECODERS)
 _ENVELOPE_KEYS = frozenset(("type", "eventId", "timestamp"))
@@ -818,7 +745,7 @@ def decode_event(envelope: Any) -> Event:
     members as ``raw``; a non-dict ``data`` is kept as ``{"value": data}``.
     """
     if type(envelope) is not dict:
-        return _UnknownEvent(None, "", None, {"value": envelope})
+        return UnknownEvent(None, "", None, {"value": envelope})
     g = envelope.get
     type_ = g("type")
     if type(type_) is str:
@@ -844,4 +771,4 @@ def decode_event(envelope: Any) -> Event:
         event = entry[1](entry[0], event_id, type_, timestamp, raw, data)
         if event is not None:
             return event
-    return _UnknownEvent(event_id, type_, timestamp, raw)
+    return UnknownEvent(event_id, type_, timestamp, raw)

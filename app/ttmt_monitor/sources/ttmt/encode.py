@@ -18,7 +18,6 @@ Wire form:
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -215,17 +214,17 @@ _OBJECT_ENCODERS: dict[type, Any] = {
     SignalRef: _signal_ref,
     Snapshot: _snapshot,
 }
-_BASE_EVENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Event))
+_BASE_EVENT_FIELDS = frozenset(Event.__struct_fields__)
 
 
 def _event_data(e: Event) -> Any:
     if type(e) is UnknownEvent:
         return e.raw if isinstance(e.raw, dict) else dict(e.raw)
     data: dict[str, Any] = {}
-    for f in dataclasses.fields(e):
-        if f.name in _BASE_EVENT_FIELDS:
+    for name in e.__struct_fields__:
+        if name in _BASE_EVENT_FIELDS:
             continue
-        data[f.name] = to_wire(getattr(e, f.name))
+        data[name] = to_wire(getattr(e, name))
     if isinstance(e, Resync):
         return data
     # The wire payloads of §14.4 name the account at the top level for tp_hit/breakeven_*; keep it.

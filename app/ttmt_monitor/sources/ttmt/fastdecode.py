@@ -48,7 +48,6 @@ parsed only if someone reads it (the store thread does, when it logs the event).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Context, Decimal
@@ -57,6 +56,7 @@ from operator import attrgetter
 from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 import msgspec
+from msgspec.structs import fields as _fields, replace as _replace
 
 from ttmt_monitor.core.jsontext import LazyObject
 from ttmt_monitor.core.models import (
@@ -65,10 +65,19 @@ from ttmt_monitor.core.models import (
     ORDER_STATUSES,
     ORDER_TYPES,
     POSITION_STATUSES,
+    BreakevenFailed,
+    BreakevenSet,
     Event,
     Order,
+    OrderFilled,
     Position,
+    PositionClosed,
+    PositionUpdated,
     SignalRef,
+    TpHit,
+    Trade,
+    TradeExecuted,
+    TradeFinalized,
 )
 
 from . import decode as _d
@@ -264,7 +273,7 @@ def _position(p: _Position) -> Any:
     _check_money(_POSITION_MONEY(p))
     opened, closed = p.opened_at, p.closed_at
     direction, status, reason = p.direction, p.status, p.close_reason
-    return _d._Position(  # noqa: SLF001
+    return Position(
         p.id or "",
         p.metaapi_position_id,
         p.trade_id,
@@ -295,7 +304,6 @@ def _position(p: _Position) -> Any:
 
 # --- the first tier: msgspec built the domain objects; confirm them as the tolerant decoder would give them ----
 
-_set = object.__setattr__  # on a fresh object nobody else holds yet: fixing what msgspec set, before it is shared
 _B = _d._INT_BOUND  # noqa: SLF001
 
 
@@ -303,7 +311,7 @@ def _defaults_check(cls: type, sent: tuple[str, ...]) -> tuple[Any, tuple[Any, .
     """(getter of a tuple, that tuple's expected values) for the fields of ``cls`` that TTMT does not send
     (Position's swap, commission, source): a frame that sets one is not of the contract's shape (the tolerant
     decoder ignores such a member)."""
-    extra = [f for f in dataclasses.fields(cls) if f.name not in sent]
+    extra = [f for f in _fields(cls) if f.name not in sent]
     names = [f.name for f in extra]
     defaults = tuple(f.default for f in extra)
     if len(names) > 1:
@@ -339,13 +347,14 @@ _POSITION_CHECKED = attrgetter("tp_level", "opened_at", "closed_at", "signal")
 
 
 def _checked_position(p: Position) -> Position:
-    """A Position msgspec decoded, as the tolerant decoder would give it (fixed in place), or :class:`_Unusual`."""
+    """A Position msgspec decoded, as the tolerant decoder would give it (a fixed copy where it differs), or
+    :class:`_Unusual`."""
     enums = _POSITION_ENUM_FIELDS(p)
     if enums not in _POSITION_ENUMS:  # one probe for the three canonical enums; any other case is normalised
         direction, status, reason = enums
-        _set(p, "direction", _direction(direction))
-        _set(p, "status", None if status is None else _enum(status, _POSITION_STATUS))
-        _set(p, "close_reason", None if reason is None else _enum(reason, _CLOSE_REASON))
+        p = _replace(p, direction=_direction(direction),
+                     status=None if status is None else _enum(status, _POSITION_STATUS),
+                     close_reason=None if reason is None else _enum(reason, _CLOSE_REASON))
     _check_money(_POSITION_MONEY(p))
     level, opened, closed, sig = _POSITION_CHECKED(p)
     if ((level is not None and not -_B < level < _B)
@@ -356,7 +365,7 @@ def _checked_position(p: Position) -> Position:
     if sig is not None:
         ref = _shared_ref(sig)
         if ref is not sig:
-            _set(p, "signal", ref)
+            p = _replace(p, signal=ref)
     return p
 
 
@@ -371,13 +380,13 @@ _ORDER_CHECKED = attrgetter("layer", "tp_level", "created_at", "filled_at")
 
 
 def _checked_order(o: Order) -> Order:
-    """An Order msgspec decoded, as the tolerant decoder would give it (fixed in place), or :class:`_Unusual`."""
+    """An Order msgspec decoded, as the tolerant decoder would give it (a fixed copy where it differs), or
+    :class:`_Unusual`."""
     enums = _ORDER_ENUM_FIELDS(o)
     if enums not in _ORDER_ENUMS:
         type_, direction, status = enums
-        _set(o, "type", None if type_ is None else _enum(type_, _ORDER_TYPE))
-        _set(o, "direction", _direction(direction))
-        _set(o, "status", None if status is None else _enum(status, _ORDER_STATUS))
+        o = _replace(o, type=None if type_ is None else _enum(type_, _ORDER_TYPE), direction=_direction(direction),
+                     status=None if status is None else _enum(status, _ORDER_STATUS))
     _check_money(_ORDER_MONEY(o))
     layer, level, created, filled = _ORDER_CHECKED(o)
     if ((layer is not None and not -_B < layer < _B)
@@ -398,7 +407,7 @@ def _as_order(o: Any) -> Any:
 
 
 def _order(o: _Order) -> Any:
-    return _d._Order(  # noqa: SLF001
+    return Order(
         o.id or "",
         o.trade_id or "",
         o.metaapi_order_id,
@@ -433,7 +442,7 @@ def _trade(t: _Trade) -> Any:
     hits = t.tp_hits
     positions = None if t.positions is None else tuple(p for p in map(_as_position, t.positions) if p.id)
     orders = None if t.orders is None else tuple(o for o in map(_as_order, t.orders) if o.id)
-    return _d._Trade(  # noqa: SLF001
+    return Trade(
         t.id or "",
         t.reference,
         t.signal_id,
@@ -601,19 +610,19 @@ class _DirectPositionClosed(_Frame, tag="position_closed", gc=False):
 
 
 _FAST: dict[type, tuple[str, Any, Any]] = {
-    _DirectTradeExecuted: ("trade_executed", _d._TradeExecuted, _ev_trade),  # noqa: SLF001
-    _DirectTradeFinalized: ("trade_finalized", _d._TradeFinalized, _ev_trade),  # noqa: SLF001
-    _DirectOrderFill: ("order_fill", _d._OrderFilled, _ev_order),  # noqa: SLF001
-    _DirectPositionUpdate: ("position_update", _d._PositionUpdated, _ev_position),  # noqa: SLF001
-    _DirectPositionClosed: ("position_closed", _d._PositionClosed, _ev_position),  # noqa: SLF001
-    _TradeExecuted: ("trade_executed", _d._TradeExecuted, _ev_trade),  # noqa: SLF001
-    _TradeFinalized: ("trade_finalized", _d._TradeFinalized, _ev_trade),  # noqa: SLF001
-    _OrderFill: ("order_fill", _d._OrderFilled, _ev_order),  # noqa: SLF001
-    _PositionUpdate: ("position_update", _d._PositionUpdated, _ev_position),  # noqa: SLF001
-    _PositionClosed: ("position_closed", _d._PositionClosed, _ev_position),  # noqa: SLF001
-    _TpHit: ("tp_hit", _d._TpHit, _ev_tp_hit),  # noqa: SLF001
-    _BreakevenSet: ("breakeven_set", _d._BreakevenSet, _ev_breakeven_set),  # noqa: SLF001
-    _BreakevenFailed: ("breakeven_failed", _d._BreakevenFailed, _ev_breakeven_failed),  # noqa: SLF001
+    _DirectTradeExecuted: ("trade_executed", TradeExecuted, _ev_trade),
+    _DirectTradeFinalized: ("trade_finalized", TradeFinalized, _ev_trade),
+    _DirectOrderFill: ("order_fill", OrderFilled, _ev_order),
+    _DirectPositionUpdate: ("position_update", PositionUpdated, _ev_position),
+    _DirectPositionClosed: ("position_closed", PositionClosed, _ev_position),
+    _TradeExecuted: ("trade_executed", TradeExecuted, _ev_trade),
+    _TradeFinalized: ("trade_finalized", TradeFinalized, _ev_trade),
+    _OrderFill: ("order_fill", OrderFilled, _ev_order),
+    _PositionUpdate: ("position_update", PositionUpdated, _ev_position),
+    _PositionClosed: ("position_closed", PositionClosed, _ev_position),
+    _TpHit: ("tp_hit", TpHit, _ev_tp_hit),
+    _BreakevenSet: ("breakeven_set", BreakevenSet, _ev_breakeven_set),
+    _BreakevenFailed: ("breakeven_failed", BreakevenFailed, _ev_breakeven_failed),
 }
 FAST_TYPES = frozenset(t[0] for t in _FAST.values())
 assert FAST_TYPES == _d.KNOWN_EVENT_TYPES, "every known event type has a fast decoder"
@@ -751,13 +760,13 @@ class _DomainPositionData(msgspec.Struct, gc=False):
 assert [set(get_args(get_args(get_type_hints(_PlainPosition)[name])[0])) for name in (
     "direction", "status", "close_reason")] == [set(DIRECTIONS), set(POSITION_STATUSES), set(CLOSE_REASONS)], \
     "the plain tier's enums are the contract's canonical spellings"
-assert {f.name for f in dataclasses.fields(Position)} == set(_PlainPosition.__struct_fields__), \
+assert set(Position.__struct_fields__) == set(_PlainPosition.__struct_fields__), \
     "the plain tier reads every member of a Position"
 assert (tuple(_PlainPosition.__struct_fields__[:len(_POSITION_SENT)]) == _POSITION_SENT
         and _PlainPosition.__struct_fields__[len(_POSITION_SENT):] == ("swap", "commission", "source"))
 
 _one_plain = msgspec.json.Decoder(_PlainPositionEvent).decode
-_PLAIN_MAKE = {"position_update": _d._PositionUpdated, "position_closed": _d._PositionClosed}  # noqa: SLF001
+_PLAIN_MAKE = {"position_update": PositionUpdated, "position_closed": PositionClosed}
 _PAYLOAD = attrgetter("data")
 _POSITION = attrgetter("position")
 _SIGNAL = attrgetter("signal")

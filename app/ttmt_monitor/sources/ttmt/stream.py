@@ -74,6 +74,7 @@ from typing import Any
 
 import httpx
 from httpx_sse._decoders import SSEDecoder
+from msgspec.structs import replace
 
 from ttmt_monitor import __version__
 from ttmt_monitor.core.models import Event, Resync, Snapshot
@@ -853,7 +854,7 @@ class StreamConsumer:
         if event is None:
             event = decode_event(envelope)
         if eid is not None and event.event_id != eid:
-            object.__setattr__(event, "event_id", eid)  # the frame's id wins over a missing/odd eventId
+            event = replace(event, event_id=eid)  # the frame's id wins over a missing/odd eventId
         batch.append(event)
         return None
 
