@@ -392,6 +392,11 @@ def test_text_level_oddities_in_a_read(corpus: list[str]) -> None:
         tick.replace('"current_price":', '"current_price":"sNaN","x":', 1),
         tick.replace('"telegram_message_id":', '"telegram_message_id":999999999999999999,"x":', 1),
         tick.replace('"telegram_message_id":', '"telegram_message_id":1000000000000000000,"x":', 1),
+        tick.replace('"telegram_message_id":', '"telegram_message_id":-999999999999999999,"x":', 1),
+        tick.replace('"tp_level":', '"tp_level":7,"x":', 1),
+        tick.replace('"tp_level":', '"tp_level":-999999999999999999,"x":', 1),
+        tick.replace('"tp_level":', '"tp_level":1000000000000000000,"x":', 1),
+        tick.replace('"tp_level":', '"tp_level":true,"x":', 1),
         tick.replace('"opened_at":"', '"opened_at":"2026-03-01T10:00:00+00:00","x":"', 1),
         tick.replace('"opened_at":"', '"opened_at":"2026-03-01T10:00:00+01:00","x":"', 1),
         tick.replace('"timestamp":"', '"timestamp":"2026-03-01T10:00:00","x":"', 1),
@@ -399,6 +404,7 @@ def test_text_level_oddities_in_a_read(corpus: list[str]) -> None:
         tick.replace("}", "} ", 1),
         tick[:-1],
     ):
+        assert odd != tick  # each oddity is really in the frame
         for read in ([odd], [tick, odd], [odd, tick, tick]):
             assert_read_same(read)
 

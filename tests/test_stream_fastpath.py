@@ -240,3 +240,31 @@ def test_the_bulk_admission_declines_what_it_cannot_decide(frames: list[str], co
             assert got == consume(consumer, chunks, last_event_id=last, gap_detection=gaps), name
         assert bulk[-1] is not name.startswith("a repeat"), (name, bulk)
         assert bulk[0] is False  # a connection's first read: its first id is checked against what we sent
+
+
+def test_the_recent_ids_are_remembered_by_read_and_recalled_newest_first() -> None:
+    """What a connection's first frame is compared with (replay or restarted server): a read admitted at once is
+    one block; the newest _RECENT_IDS ids stay recallable, the older blocks go, and an id received twice recalls
+    its newest frame."""
+    from ttmt_monitor.sources.ttmt.stream import _RECENT_IDS, _Recent
+
+    def block(ids: list[int], tag: str = "") -> tuple[list[int], list[str], list[str]]:
+        return ids, [f"data {i}{tag}" for i in ids], [f"ts {i}" for i in ids]
+
+    recent = _Recent()
+    recent.add(*block(list(range(1, 101))))
+    recent.add((101,), ("data 101",), ("ts 101",))
+    recent.add(*block(list(range(102, 301))))
+    assert recent.recalled(1) == ("data 1", "ts 1") and recent.recalled(101) == ("data 101", "ts 101")
+    recent.add(*block(list(range(301, 401))))
+    assert recent.recalled(50) is None and recent.recalled(101) is None  # more than _RECENT_IDS newer ids
+    assert recent.recalled(150) == ("data 150", "ts 150") and recent.recalled(400) == ("data 400", "ts 400")
+    assert recent.recalled(401) is None and recent.recalled(0) is None
+    assert [eid for eid, _ in recent.items()] == list(range(401 - _RECENT_IDS, 401))
+    recent.add(*block([150], " again"))
+    assert recent.recalled(150) == ("data 150 again", "ts 150")
+    # Rising ids with holes (no gap detection): an id in a hole is not recalled.
+    recent.add(*block([500, 502, 505]))
+    assert recent.recalled(502) == ("data 502", "ts 502") and recent.recalled(503) is None
+    recent.clear()
+    assert recent.recalled(502) is None and recent.items() == []

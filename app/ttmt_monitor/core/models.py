@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -46,6 +46,14 @@ ORDER_STATUSES = ("pending", "filled", "cancelled", "expired", "rejected")
 TP_LEVELS = 6
 
 
+#: Ids, levels and counts are ints of at most 18 digits: the decoders' rule (anything longer is not real, and
+#: ``str()`` of a huge int raises). ``Int`` says so to msgspec, which enforces it whenever it decodes into these
+#: types (the stream's fast path, the store's own rows); building an object directly checks nothing, as ever.
+MAX_INT_DIGITS = 18
+INT_BOUND = 10**MAX_INT_DIGITS
+Int = Annotated[int, msgspec.Meta(gt=-INT_BOUND, lt=INT_BOUND)]
+
+
 def is_terminal_trade_status(status: str) -> bool:
     return status in TRADE_TERMINAL_STATUSES
 
@@ -57,7 +65,7 @@ class SignalRef(msgspec.Struct, frozen=True, gc=False):
     """The SignalSummary that links a trade, position or event to its Telegram message."""
 
     signal_id: str | None
-    telegram_message_id: int | None
+    telegram_message_id: Int | None
 
 
 class Account(msgspec.Struct, frozen=True, gc=False):
@@ -74,7 +82,7 @@ class Signal(msgspec.Struct, frozen=True, gc=False):
     channel_id: str | None
     channel_name: str | None
     account_ids: tuple[str, ...]
-    telegram_message_id: int | None
+    telegram_message_id: Int | None
     kind: str | None
     status: str | None
     symbol: str | None
@@ -91,7 +99,7 @@ class Signal(msgspec.Struct, frozen=True, gc=False):
     processed_at: datetime | None
     # Only on GET /signals/{id} (None when the object came from a list):
     raw_message: str | None = None
-    reply_to_message_id: int | None = None
+    reply_to_message_id: Int | None = None
     trade_ids: tuple[str, ...] | None = None
 
 
@@ -99,8 +107,8 @@ class Order(msgspec.Struct, frozen=True, gc=False):
     id: str
     trade_id: str
     metaapi_order_id: str | None
-    layer: int | None
-    tp_level: int | None
+    layer: Int | None
+    tp_level: Int | None
     type: str | None
     direction: str | None
     volume: Decimal | None
@@ -133,7 +141,7 @@ class Position(msgspec.Struct, frozen=True, gc=False):
     status: str | None
     stop_loss: Decimal | None
     take_profit: Decimal | None
-    tp_level: int | None
+    tp_level: Int | None
     opened_at: datetime | None
     closed_at: datetime | None
     close_price: Decimal | None

@@ -42,6 +42,8 @@ from ttmt_monitor.core.models import (
     ACCOUNT_TYPES,
     CLOSE_REASONS,
     DIRECTIONS,
+    INT_BOUND,
+    MAX_INT_DIGITS,
     ORDER_STATUSES,
     ORDER_TYPES,
     POSITION_STATUSES,
@@ -97,8 +99,8 @@ _TP_KEYS.update({f"TP{i}": i - 1 for i in range(1, TP_LEVELS + 1)})
 _MAX_ADJUSTED = 40
 # Integers: ids, levels, counts. 18 digits is far above anything real and cheap to convert (and str() of a huge
 # int raises in Python ≥ 3.11, so unbounded ints must never reach it).
-_MAX_INT_DIGITS = 18
-_INT_BOUND = 10**_MAX_INT_DIGITS
+_MAX_INT_DIGITS = MAX_INT_DIGITS
+_INT_BOUND = INT_BOUND
 _DEC_INT_BOUND = 10**_MAX_ADJUSTED
 
 

@@ -49,11 +49,11 @@ parsed only if someone reads it (the store thread does, when it logs the event).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Context, Decimal
 from itertools import chain, product, repeat
 from operator import attrgetter
-from typing import Annotated, Any, Literal, get_args, get_type_hints
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec.structs import fields as _fields, replace as _replace
@@ -686,61 +686,21 @@ def fast_event(frame: Any, text: str) -> Event | None:
 
 # --- the read tier: a read's frames, one msgspec call each; a read of position events checked as a whole ---
 #
-# The live stream is mostly position events (price ticks). For them a third set of types, the "plain" tier: structs
-# that accept only the contract's exact common shape, so that msgspec's C validation does most of the checking the
-# first tier does in Python: canonical enum spellings (``Literal``), ids and levels within ``_int``'s bounds
-# (``Meta``), a non-empty position id, every member present, a signal id in a SignalRef. A member TTMT does not send
-# (swap, commission, source) is ignored, as the tolerant decoder ignores it (the struct's own such fields are read
-# from keys no JSON object of TTMT's has, and must be null). msgspec then turns the structs into the domain objects
-# (``msgspec.convert`` with ``from_attributes``: Position and SignalRef built in C from the values already made, every
-# member set, so none is looked up missing). What the types cannot say is checked over the whole read in
-# :func:`_plain_events`.
-
-_Id = Annotated[str, msgspec.Meta(min_length=1)]
-
-
-class _PlainRef(msgspec.Struct, gc=False):
-    """A SignalSummary with its signal id (so never the "both members null" the tolerant decoder reads as None)."""
-
-    signal_id: str
-    telegram_message_id: _Int | None = None
-
-
-def _unsent(name: str) -> Any:
-    return msgspec.field(default=None, name=f"~~{name}: not sent by TTMT")
-
-
-class _PlainPosition(msgspec.Struct, gc=False):
-    id: _Id
-    metaapi_position_id: str | None
-    trade_id: str | None
-    account_id: str | None
-    account_label: str | None
-    currency: str | None
-    symbol: str | None
-    direction: Literal["BUY", "SELL"] | None
-    volume: Decimal | None
-    entry_price: Decimal | None
-    current_price: Decimal | None
-    unrealized_pl: Decimal | None
-    status: Literal["open", "partial_closed", "closed"] | None
-    stop_loss: Decimal | None
-    take_profit: Decimal | None
-    tp_level: _Int | None
-    opened_at: datetime | None
-    closed_at: datetime | None
-    close_price: Decimal | None
-    realized_pl: Decimal | None
-    close_reason: Literal["tp", "sl", "breakeven", "manual", "signal", "timeout"] | None
-    signal: _PlainRef | None
-    swap: None = _unsent("swap")
-    commission: None = _unsent("commission")
-    source: None = _unsent("source")
+# The live stream is mostly position events (price ticks). For them the "plain" tier: msgspec decodes each frame
+# straight into the domain's own ``Position`` and ``SignalRef`` (frozen msgspec Structs: no intermediate struct,
+# nothing built twice), with a typed envelope that accepts only the two position event types and an ``eventId``
+# within bounds, and every member of a Position present (its fields have no defaults but the three TTMT does not
+# send). The domain types bound the levels and message ids as the tolerant ``_int`` does (``models.Int``). What
+# they do not say is then checked over the whole read at once, in C where it can be (``map`` with ``attrgetter``,
+# set probes, ``min``/``max``), in :func:`_plain_events`: canonical enum spellings and none of the members TTMT
+# does not send (the tolerant decoder ignores them), a non-empty position id, no SignalRef with both members null
+# (the tolerant decoder reads it as None), money within ``_dec``'s bounds and timestamps in UTC. Any doubt, and
+# the read goes frame by frame through the first two tiers.
 
 
 class _PlainPositionData(msgspec.Struct, gc=False):
-    position: _PlainPosition
-    signal: _PlainRef | None = None
+    position: Position
+    signal: SignalRef | None = None
 
 
 class _PlainPositionEvent(msgspec.Struct, gc=False):
@@ -750,36 +710,29 @@ class _PlainPositionEvent(msgspec.Struct, gc=False):
     timestamp: str | None = None
 
 
-class _DomainPositionData(msgspec.Struct, gc=False):
-    """What :class:`_PlainPositionData` converts into: the domain objects."""
-
-    position: Position
-    signal: SignalRef | None
-
-
-assert [set(get_args(get_args(get_type_hints(_PlainPosition)[name])[0])) for name in (
-    "direction", "status", "close_reason")] == [set(DIRECTIONS), set(POSITION_STATUSES), set(CLOSE_REASONS)], \
-    "the plain tier's enums are the contract's canonical spellings"
-assert set(Position.__struct_fields__) == set(_PlainPosition.__struct_fields__), \
-    "the plain tier reads every member of a Position"
-assert (tuple(_PlainPosition.__struct_fields__[:len(_POSITION_SENT)]) == _POSITION_SENT
-        and _PlainPosition.__struct_fields__[len(_POSITION_SENT):] == ("swap", "commission", "source"))
-
 _one_plain = msgspec.json.Decoder(_PlainPositionEvent).decode
 _PLAIN_MAKE = {"position_update": PositionUpdated, "position_closed": PositionClosed}
 _PAYLOAD = attrgetter("data")
 _POSITION = attrgetter("position")
 _SIGNAL = attrgetter("signal")
+_ID = attrgetter("id")
 _OPENED = attrgetter("opened_at")
 _CLOSED = attrgetter("closed_at")
 _TZ = attrgetter("tzinfo")
 _STAMP = attrgetter("timestamp")
 _TYPE = attrgetter("type")
 _UTC_ONLY = frozenset((UTC,))
+_EVENT_ID = attrgetter("eventId")
+_NO_REF = SignalRef(None, None)  # the tolerant decoder reads a SignalRef with both members null as None
+# What the domain types do not say of a position, in one set probe: canonical enums, none of the members TTMT does
+# not send.
+_PLAIN_SHAPE = attrgetter("direction", "status", "close_reason", "swap", "commission", "source")
+_PLAIN_SHAPES = frozenset((*enums, *_POSITION_EXTRA_DEFAULTS) for enums in _POSITION_ENUMS)
 # ``_dec``'s bounds in one C call per value: finite, non-zero and adjusted exponent >= -39 (the zeros are filtered
-# out before: ``_dec`` keeps every zero); the upper bound is a second pass over ``adjusted``.
+# out before: ``_dec`` keeps every zero); the upper bound is the read's smallest and largest value against ±1e40.
 _NORMAL = Context(Emin=-(_MAX - 1), Emax=_MAX - 1).is_normal
-_ADJUSTED = Decimal.adjusted
+_HIGH = Decimal(10) ** _MAX  # |x| < 1e40: an adjusted exponent below _MAX
+_LOW = -_HIGH
 _TS_GET = _TS_CACHE.get
 
 
@@ -807,29 +760,29 @@ def decode_read(datas: Sequence[str]) -> tuple[list[Event | None], list[Any]]:
 def _plain_events(frames: list[_PlainPositionEvent], datas: Sequence[str]) -> list[Event | None] | None:
     """The events of a read of plain-tier position frames, or None when one of them is not exactly what the
     tolerant decoder gives (the caller then goes frame by frame). Checked here, over the whole read at once and in
-    C where it can be: money within ``_dec``'s bounds, timestamps in UTC (naive or other offsets: the tolerant
-    path)."""
+    C where it can be (see the comment above :class:`_PlainPositionData`)."""
     payloads = list(map(_PAYLOAD, frames))
     positions = list(map(_POSITION, payloads))
-    money = list(filter(None, chain.from_iterable(map(_POSITION_MONEY, positions))))
-    if money and not (all(map(_NORMAL, money)) and max(map(_ADJUSTED, money)) < _MAX):
+    if (not _PLAIN_SHAPES.issuperset(map(_PLAIN_SHAPE, positions))  # enums and unsent members in one probe
+            or not all(map(_ID, positions))):
         return None
+    signals = list(map(_SIGNAL, payloads))
+    if _NO_REF in signals or _NO_REF in map(_SIGNAL, positions):
+        return None
+    money = list(filter(None, chain.from_iterable(map(_POSITION_MONEY, positions))))
+    if money and not (all(map(_NORMAL, money)) and _LOW < min(money) and max(money) < _HIGH):
+        return None  # (min/max only after every value is normal: a NaN is not ordered)
     if not _UTC_ONLY.issuperset(map(_TZ, filter(None, chain(map(_OPENED, positions), map(_CLOSED, positions))))):
         return None
     stamps = list(map(_TS_GET, map(_STAMP, frames)))
     if None in stamps:  # not cached yet (or null): parse those
         stamps = [_ts(f.timestamp) for f in frames]
-    try:
-        domain = _to_domain(payloads)
-    except _Errors:  # not expected (the plain types are the domain's); a frame that surprises it is not plain
-        return None
-    makers = map(_PLAIN_MAKE.__getitem__, map(_TYPE, frames))
-    return list(map(_make, makers, frames, stamps, map(LazyObject, datas, repeat("data")), domain))
+    raws = map(LazyObject, datas, repeat("data"))
+    kinds = list(map(_TYPE, frames))
+    if len(set(kinds)) == 1:  # the usual read: one event type (price ticks), its events made in C
+        return list(map(_PLAIN_MAKE[kinds[0]], map(_EVENT_ID, frames), kinds, stamps, raws, positions, signals))
+    return list(map(_make, map(_PLAIN_MAKE.__getitem__, kinds), frames, stamps, raws, payloads))
 
 
-def _to_domain(payloads: list[_PlainPositionData]) -> list[_DomainPositionData]:
-    return msgspec.convert(payloads, list[_DomainPositionData], from_attributes=True)
-
-
-def _make(make: Any, frame: _PlainPositionEvent, stamp: Any, raw: LazyObject, domain: _DomainPositionData) -> Event:
-    return make(frame.eventId, frame.type, stamp, raw, domain.position, domain.signal)
+def _make(make: Any, frame: _PlainPositionEvent, stamp: Any, raw: LazyObject, data: _PlainPositionData) -> Event:
+    return make(frame.eventId, frame.type, stamp, raw, data.position, data.signal)

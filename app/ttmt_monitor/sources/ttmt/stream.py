@@ -64,6 +64,7 @@ import logging
 import random
 import re
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -303,9 +304,12 @@ class StreamConsumer:
         self._conn_prev_id: int | None = None
         self._restart_at: int | None = None
         self._owed_resync: str | None = None
-        # (hash of the data, timestamp) of the last received ids: a replay repeats the frame; a restarted server's
-        # reuse of an id does not.
-        self._recent: dict[int, tuple[Any, Any]] = {}
+        # The data and timestamp of the last received ids (at least _RECENT_IDS of them): a replay repeats the frame;
+        # a restarted server's reuse of an id does not. Kept as blocks (rising ids, their data texts, their
+        # timestamps), one per read the fast path admits at once and one per event admitted alone, oldest first:
+        # remembering a read is one append, not one dict entry per event, and only a connection's first frame
+        # ever looks one up (:meth:`_recalled`).
+        self._recent = _Recent()
         self._empty_snapshots = 0  # consecutive resync snapshots without accounts (not applied; see _resync)
 
     # ---- public API ---------------------------------------------------------------------------------------
@@ -728,11 +732,7 @@ class StreamConsumer:
         elif not all(map(lt, eids, islice(eids, 1, None))):
             return False
         self._conn_prev_id = self.last_event_id = end
-        recent = self._recent
-        recent.update(zip(eids, zip(datas, stamps, strict=True), strict=True))
-        excess = len(recent) - _RECENT_IDS
-        if excess > 0:  # the oldest go, as one insertion at a time would have dropped them
-            deque(map(recent.pop, list(islice(recent, excess))), maxlen=0)
+        self._recent.add(eids, datas, stamps)
         batch += events
         self._prev_sse_id = ids[-1]
         return True
@@ -847,10 +847,7 @@ class StreamConsumer:
             self.last_event_id = eid
             # What this id looked like, for telling a replay of it from a restarted server's reuse of it (the text
             # itself: the event's raw payload keeps it anyway, and hashing ~1 KB per event was a measurable cost).
-            recent = self._recent
-            recent[eid] = (data, timestamp)
-            if len(recent) > _RECENT_IDS:
-                del recent[next(iter(recent))]
+            self._recent.add((eid,), (data,), (timestamp,))
         if event is None:
             event = decode_event(envelope)
         if eid is not None and event.event_id != eid:
@@ -901,10 +898,10 @@ class StreamConsumer:
             return True
         if not parsed:
             return False
-        seen = self._recent.get(eid)
+        seen = self._recent.recalled(eid)
         if seen is not None and seen[0] != data:
             return True
-        last = self._recent.get(sent)
+        last = self._recent.recalled(sent)
         when, last_when = _when(timestamp), _when(last[1]) if last is not None else None
         return when is not None and last_when is not None and when > last_when
 
@@ -920,6 +917,47 @@ class StreamConsumer:
         }.get(reason, f"access revoked ({reason or 'no reason given'})")
         cls = ForbiddenError if reason == "access_disabled" else AuthError
         raise cls(detail=detail, title="Access revoked")
+
+
+class _Recent:
+    """The data text and timestamp of the last :data:`_RECENT_IDS` (or a few more) received ids, as blocks of rising
+    ids: what :meth:`StreamConsumer._not_a_replay` compares a connection's first frame with."""
+
+    __slots__ = ("blocks", "count")
+
+    def __init__(self) -> None:
+        self.blocks: deque[tuple[Sequence[int], Sequence[str], Sequence[Any]]] = deque()
+        self.count = 0
+
+    def add(self, eids: Sequence[int], datas: Sequence[str], stamps: Sequence[Any]) -> None:
+        """Remember a block (its ids rising, each with its data and timestamp); the oldest blocks go once the
+        newer ones hold :data:`_RECENT_IDS` ids."""
+        blocks = self.blocks
+        blocks.append((eids, datas, stamps))
+        self.count += len(eids)
+        while self.count - len(blocks[0][0]) >= _RECENT_IDS:
+            self.count -= len(blocks.popleft()[0])
+
+    def recalled(self, eid: int) -> tuple[str, Any] | None:
+        """(data, timestamp) of the newest event received under ``eid``, or None."""
+        for eids, datas, stamps in reversed(self.blocks):
+            if eids[0] <= eid <= eids[-1]:
+                i = bisect_left(eids, eid)
+                if eids[i] == eid:
+                    return datas[i], stamps[i]
+        return None
+
+    def clear(self) -> None:
+        self.blocks.clear()
+        self.count = 0
+
+    def items(self) -> list[tuple[int, tuple[str, Any]]]:
+        """The newest :data:`_RECENT_IDS` ids remembered, each with what :meth:`recalled` gives, in id order."""
+        seen: dict[int, tuple[str, Any]] = {}
+        for eids, datas, stamps in reversed(self.blocks):
+            for eid, data, stamp in zip(reversed(eids), reversed(datas), reversed(stamps), strict=True):
+                seen.setdefault(eid, (data, stamp))
+        return sorted(seen.items())[-_RECENT_IDS:]
 
 
 # A standard frame: "id: N", one "data:" line, a blank line; "\n" line ends (a read with "\r" goes the slow way).
