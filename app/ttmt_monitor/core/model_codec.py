@@ -6,7 +6,7 @@ text), the decoders :func:`decode_account`, :func:`decode_trade`, :func:`decode_
 object), :func:`is_own` and :class:`FormatError`.
 
 The format (version 1), and why:
-- An object is a JSON object whose keys are the dataclass's field names, plus ``"_v"``: the format's version (the
+- An object is a JSON object whose keys are the domain object's field names, plus ``"_v"``: the format's version (the
   first key; no domain field starts with ``_``). A row without it is not ours (a source's wire JSON, e.g. from a
   file of an older release) and is refused with :class:`FormatError`, never guessed at.
 - Money, prices and volumes are ``Decimal`` written as their exact text (``str(d)``: ``Decimal('1.10')`` is
@@ -22,7 +22,7 @@ The format (version 1), and why:
   release may add fields). A value of the wrong type costs that field only (its default). A newer
   ``"_v"`` than this code knows is refused (:class:`FormatError`).
 - Fast: a row this version wrote (it begins with ``{"_v":1,``) is decoded by msgspec straight from its text into
-  the frozen dataclass, in C (``Decimal`` from its text); only other rows take the tolerant struct path. The
+  the frozen domain object, in C (``Decimal`` from its text); only other rows take the tolerant struct path. The
   Trades table decodes the rows it paints this way (``benchmarks/store_format.py`` measures it against the TTMT
   wire decoder the store used before).
 """
@@ -173,8 +173,8 @@ def is_own(data: Any) -> bool:
 
 
 # --- decoding ----------------------------------------------------------------------------------------------------
-# One msgspec struct per domain class, its fields in the dataclass's order, every one with a default (a missing
-# field is its default), and the version mark last. ``_build`` makes the dataclass from the struct's values.
+# One msgspec struct per domain class, its fields in the domain class's order, every one with a default (a missing
+# field is its default), and the version mark last. ``_builder`` makes the domain object from the struct's values.
 
 _Tps = tuple[Decimal | None, ...]
 _NO_TPS: _Tps = (None,) * 6
@@ -388,7 +388,7 @@ def _tolerant(struct: type[_S], data: Mapping[str, Any]) -> _S:
     return msgspec.convert(good, struct)
 
 
-#: How every object this code writes begins: such a row is decoded straight into the dataclass (below).
+#: How every object this code writes begins: such a row is decoded straight into the domain object (below).
 _PREFIX = f'{{"{VERSION_KEY}":{FORMAT_VERSION},'
 _PREFIX_B = _PREFIX.encode()
 
@@ -396,7 +396,7 @@ _PREFIX_B = _PREFIX.encode()
 def _decoder(cls: type[_T], struct: type[_S], make: Callable[[_S], _T], *, versioned: bool = True
              ) -> Callable[[Any], _T]:
     # Fast path: text this version wrote (it starts with the version mark) decodes straight into the frozen
-    # dataclass in C (nested SignalRef/Position/Order included): ~3 us for a trade. Anything else (an older or
+    # domain object in C (nested SignalRef/Position/Order included): ~3 us for a trade. Anything else (an older or
     # newer version, a missing field, a value of another type) takes the struct path: defaults, version check.
     decode_direct = msgspec.json.Decoder(cls).decode
     decode_text = msgspec.json.Decoder(struct).decode

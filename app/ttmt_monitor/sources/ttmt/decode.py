@@ -379,8 +379,8 @@ def decode_signal_ref(d: Any) -> SignalRef | None:
     return ref
 
 
-# The object decoders below are written out field by field, positionally, in the dataclass's field order (the
-# fast builders take positional values; tests compare them against the keyword constructor). String fields are
+# The object decoders below are written out field by field, positionally, in the domain class's field order (one
+# C call builds the object, with no keyword matching). String fields are
 # checked inline (``x if type(x) is str else ...``), and so are nulls of optional numbers and timestamps
 # (``None if (v := ...) is None else _dec(v)``): a function call per field would cost more than the check.
 
