@@ -43,7 +43,6 @@ Design, and why:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import sqlite3
@@ -1393,6 +1392,8 @@ class Store:
             return
         done: Future[None] = Future()
         self._writer.queue.put(_Flush(done))
+        import asyncio  # (not at the top: the every-day start reads the store before asyncio is imported)
+
         await asyncio.wrap_future(done)
 
     def flush_sync(self, timeout: float | None = 30.0) -> None:
