@@ -183,3 +183,37 @@ def test_a_headless_every_day_start_runs_on_the_loop_as_before(sim, tmp_path, fl
                           "60"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-1500:]
     assert "ok (" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_the_head_starts_peek_leaves_the_last_runs_wal_alone(tmp_path):
+    """Store.peek (the head start's read of the first screen) is read-only down to its close: the WAL a previous run
+    left beside the file is not checkpointed into it and deleted (a write to a file that may be another running
+    copy's, and ~6-15 ms of I/O on the every-day start's way to its first paint). What the WAL holds is read."""
+    import shutil
+    import sqlite3
+
+    from ttmt_monitor.core.local_history import peek_cached
+    from ttmt_monitor.core.models import Account
+    from ttmt_monitor.core.paths import store_path
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
+
+    url, key = "http://127.0.0.1:9/api/v1", "ttmt_live_" + "w" * 43
+    path = store_path(url, key, tmp_path)
+    with Store.open(url, key, data_dir=tmp_path, codec=CODEC) as store:
+        store.put_accounts([Account("a1", "Live", "live", "USD", "deployed", True)])
+        store.flush_sync()
+        # The file as a run that ended without checkpointing leaves it: its last writes only in the WAL.
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        for suffix in ("", "-wal", "-shm"):
+            shutil.copyfile(f"{path}{suffix}", copy / f"{path.name}{suffix}")
+    left = copy / path.name
+    wal = Path(f"{left}-wal")
+    assert wal.stat().st_size > 0
+    before, wal_before = left.read_bytes(), wal.read_bytes()
+    screen = peek_cached(left, codec=CODEC)
+    assert screen is not None and [a.account_id for a in screen.accounts] == ["a1"]  # read through the WAL
+    assert left.read_bytes() == before and wal.exists() and wal.read_bytes() == wal_before  # nothing written
+    with sqlite3.connect(left) as conn:  # the owner's next open still sees it all
+        assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 1
