@@ -217,3 +217,20 @@ def test_the_head_starts_peek_leaves_the_last_runs_wal_alone(tmp_path):
     assert left.read_bytes() == before and wal.exists() and wal.read_bytes() == wal_before  # nothing written
     with sqlite3.connect(left) as conn:  # the owner's next open still sees it all
         assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 1
+
+
+def test_the_banner_is_styled_when_it_first_shows_a_message(qapp):
+    """The window's banner is hidden until it has something to say: its stylesheet is set then, not while the
+    first frame is built (~2 ms of it); shown, it has the app's rules and the message's accent edge."""
+    from ttmt_monitor.ui.status_bar import Banner
+    from ttmt_monitor.ui.theme import load_stylesheet
+
+    banner = Banner()
+    try:
+        assert banner.isHidden() and banner.styleSheet() == ""
+        banner.show_message("The local history cannot be written.", [("retry", "Retry")])
+        assert banner.styleSheet().startswith(load_stylesheet()) and "border-left: 4px solid" in banner.styleSheet()
+        banner.restyle()  # a light/dark switch: the same rules again
+        assert banner.styleSheet().startswith(load_stylesheet()) and "border-left" in banner.styleSheet()
+    finally:
+        banner.deleteLater()
