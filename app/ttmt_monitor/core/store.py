@@ -623,9 +623,11 @@ _STOP = object()
 _CLEAR = object()
 
 
-@dataclass
 class _Flush:
-    done: Future[None]
+    __slots__ = ("done",)
+
+    def __init__(self, done: Future[None]) -> None:
+        self.done = done
 
 
 def _write_problem(exc: BaseException) -> str:
