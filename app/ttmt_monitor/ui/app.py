@@ -334,6 +334,10 @@ def _handle_stop_signals(loop: Any, task: Any) -> list[int]:
     import signal
 
     _STOP.signum, _STOP.windows_made, _STOP.cancel_run = None, 0, task.cancel
+    # One noted before the loop ran (_note_stop_signals): acted on below; the handlers before those come back first
+    # (the loop replaces them where it can; where it cannot, the signal keeps its default action, as always).
+    pending, _STOP.pending = _STOP.pending, None
+    _stop_noting_signals()
 
     def stop(signum: int) -> None:
         if _STOP.signum is not None:
@@ -364,8 +368,6 @@ def _handle_stop_signals(loop: Any, task: Any) -> list[int]:
             log.debug("stop signal %s not handled: %s", name, exc)
             continue
         handled.append(signum)
-    _NOTED_SIGNALS.clear()  # (the loop's handlers replaced those; it puts the defaults back when it ends)
-    pending, _STOP.pending = _STOP.pending, None
     if pending is not None:  # received while the first frame was painted, before the loop ran: acted on now
         if pending in handled:
             loop.call_soon(stop, pending)
