@@ -170,6 +170,8 @@ def test_a_stop_signal_before_the_loop_runs_is_acted_on_once_it_does(qapp):
         assert ui_app._STOP.pending is None  # noqa: SLF001
     finally:
         ui_app._stop_noting_signals()  # noqa: SLF001
+        state = ui_app._STOP  # noqa: SLF001 - as a fresh process has it (the next run in this one must not stop)
+        state.signum, state.windows_made, state.cancel_run = None, 0, None
         signal.signal(signal.SIGHUP, previous_hup)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
