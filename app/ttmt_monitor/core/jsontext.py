@@ -18,7 +18,6 @@ JSON writer and one reader in the project and money is never a float anywhere.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -91,6 +90,8 @@ async def parse_off_loop(text: str | bytes, small: Callable[[Any], Any], large: 
     parse raised them."""
     if len(text) < LARGE_JSON:
         return small(text)
+    import asyncio  # (not at the top: the every-day start reads the store before asyncio is imported)
+
     return await asyncio.to_thread(large, text)
 
 

@@ -29,12 +29,13 @@ import time
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from . import jsontext
 from .formatting import status_label
@@ -166,8 +167,9 @@ SORT_KEYS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryFilter:
+# msgspec Structs, not dataclasses (the same init, equality, hash, repr): ~0.02 ms each to create against ~0.4-0.6,
+# on every start's way to its first paint (core.store imports this module; issue 16).
+class HistoryFilter(msgspec.Struct, frozen=True):
     """The filter bar's choice for trades, in store terms. ``since``: the start of the date window (aware), None
     for all dates; ``until``: its end, exclusive (a range such as one day clicked in the P&L calendar), None for
     up to now. A trade is in the window when its life (created .. closed, or still open) overlaps it."""
@@ -229,12 +231,11 @@ class HistoryFilter:
         return (" AND ".join(clauses) if clauses else "1"), params
 
 
-@dataclass(frozen=True, slots=True)
-class Ordered:
+class Ordered(msgspec.Struct, frozen=True):
     """The filtered rows in order: their rowids, and realized P&L summed per currency (exact)."""
 
     rowids: array  # array('q')
-    totals: dict[str, Decimal] = field(default_factory=dict)
+    totals: dict[str, Decimal] = msgspec.field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -242,8 +243,7 @@ class Ordered:
         return len(self.rowids)
 
 
-@dataclass(frozen=True, slots=True)
-class RawRow:
+class RawRow(msgspec.Struct, frozen=True):
     """One row as the store keeps it: decoded by :func:`decode_row` when first shown."""
 
     rowid: int
@@ -252,8 +252,7 @@ class RawRow:
     positions: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class PageRow:
+class PageRow(msgspec.Struct, frozen=True):
     rowid: int
     trade: Any  # the decoded domain object
     close_price: Decimal | None

@@ -10,22 +10,31 @@ loop never waits on it) or the key from the OS keyring, else the key dialog (sho
 the single-instance guard per base URL + key; the window; the controller's snapshot, then the stream. On close:
 stop the stream, close the client, terminate the simulator. Every failure becomes a message and an exit code,
 never a traceback.
+
+The every-day start (a TTMT key known to the head start, its local history on disk, no other source configured,
+not headless) builds, shows and paints its window BEFORE the qasync loop (and asyncio) exist: the guard, the
+controller and the window are made the same way, the first frame shows the local history, and the run then takes
+that window over on the loop (``_paint_first_frame``; issue 16: ~20 ms of imports the first frame does not need).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .lazy import lazy_module
+
 if TYPE_CHECKING:
+    import asyncio
+
     from .early import EarlyStart
+else:  # imported on first use: the every-day start paints its first frame before asyncio is imported
+    asyncio = lazy_module("asyncio")
 
 log = logging.getLogger("ttmt_monitor")
 START_GC_GRACE_MS = 5000  # the cyclic collector's first timed pass (ui/gc_guard.py)
@@ -35,6 +44,10 @@ TAB_NAMES = ("accounts", "positions", "trades", "signals", "pnl", "orders", "dea
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OTHER_INSTANCE = 0, 1, 2, 3
 LISTEN_AFTER_PAINT_MS = 250  # the single-instance guard takes raise requests this long after the first paint,
 LISTEN_LATEST_MS = 1000  # or this long after the start, whichever comes first
+FIRST_FRAME_WAIT_MS = 1000  # the every-day start waits at most this long for its first paint before the loop runs
+# and this long for the head start's read of the local history, for that paint (it takes ~40 ms of CPU; on a slow
+# disk the window shows without it rather than later, and the start-up fills it as on the loop's way)
+FIRST_SCREEN_WAIT_S = 0.3
 NO_TTMT_INSTANCE = "no-ttmt"  # the single-instance guard's "key" of a desk without TTMT (not a secret)
 
 
@@ -58,14 +71,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass
 class Connection:
-    base_url: str
-    # A secret: never in a repr (logs, tracebacks). None: no TTMT, the desk runs with the other sources only.
-    api_key: str | None = field(repr=False)
-    demo: bool
-    # The neutral sources beside TTMT: (registry.SourceKind, SourceConfig, secrets) each; secrets never in a repr.
-    sources: tuple[Any, ...] = field(default=(), repr=False)
+    """Who the desk of one window talks to. (Plain classes here and in _StopState, not dataclasses: ~0.3-0.5 ms each
+    to create, on every start's way to its first paint; issue 16.)"""
+
+    __slots__ = ("api_key", "base_url", "demo", "sources")
+
+    def __init__(self, base_url: str, api_key: str | None, demo: bool, sources: tuple[Any, ...] = ()) -> None:
+        self.base_url = base_url
+        # A secret: never in a repr (logs, tracebacks). None: no TTMT, the desk runs with the other sources only.
+        self.api_key = api_key
+        self.demo = demo
+        # The neutral sources beside TTMT: (registry.SourceKind, SourceConfig, secrets) each; secrets never in a repr.
+        self.sources = sources
+
+    def __repr__(self) -> str:
+        return f"Connection(base_url={self.base_url!r}, demo={self.demo!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Connection):
+            return NotImplemented
+        return (self.base_url, self.api_key, self.demo, self.sources) == (
+            other.base_url, other.api_key, other.demo, other.sources)
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable, as the dataclass was)
 
 
 def _start_demo_sources(stack: contextlib.ExitStack, seed: int) -> list[tuple[Any, Any, Any]]:
@@ -135,8 +164,14 @@ def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
 
     # The first pass after the start-up (the desk collects once itself after its first paint with data).
     collector = MainThreadGarbageCollector(parent=app, first_ms=START_GC_GRACE_MS)
+    first: _Desk | int | None = None
     try:
-        return run_qasync(app, lambda: run(args, settings, early), stop_signals=True)
+        # The every-day start's window, painted before asyncio and qasync are imported (see _paint_first_frame).
+        first = _paint_first_frame(args, settings, early)
+        if isinstance(first, int):
+            return first
+        built = first
+        return run_qasync(app, lambda: run(args, settings, early, built), stop_signals=True)
     except (KeyboardInterrupt, asyncio.CancelledError):  # stopped (Ctrl-C…) before the window existed, or headless
         headless = bool(args.screenshot or args.smoke_test or args.report_startup)
         return 128 + _STOP.signum if headless and _STOP.signum else EXIT_OK
@@ -144,7 +179,132 @@ def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
         print(f"ttmt-monitor: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
+        if isinstance(first, _Desk) and not first.taken:  # built before the loop, and no run took it over
+            first.discard()
+        _stop_noting_signals()
         collector.stop()
+
+
+def _paint_first_frame(args: argparse.Namespace, settings: Any, early: EarlyStart | None) -> _Desk | int | None:
+    """The every-day start of a TTMT desk (its key known to the head start, its local history on disk, no other
+    source configured): the window built, shown and painted, with the history when the head start has read it,
+    BEFORE asyncio and qasync are imported (~20 ms of imports, ssl, socket, selectors and subprocess with them,
+    that the first frame does not need; issue 16). Nothing of the desk runs on a loop before that paint: its
+    start-up waits for the paint anyway (DeskController._first_cache_paint). The run then takes the desk over on
+    the loop (_run_window's ``built``) and the start-up goes on as before.
+
+    None: not such a start (a first run, the demo, no key yet, other sources, a headless run): the loop's own
+    way (_run_window). An exit code: another copy runs for this key. A stop signal meanwhile is noted and acted
+    on once the loop runs (_note_stop_signals)."""
+    if early is None or args.demo or args.no_ttmt or args.screenshot or args.smoke_test:
+        return None
+    base_url = args.base_url or settings.base_url
+    if early.base_url != base_url:
+        return None
+    key = early.key_now()
+    if key is None:
+        return None
+    from .source_config import load_sources
+
+    try:
+        configured = load_sources(settings)
+    except Exception:  # noqa: BLE001 - unreadable source settings: the loop's way reads (and reports) them
+        log.debug("source settings not read", exc_info=True)
+        return None
+    if any(c.enabled for c in configured):  # their hub and secrets belong on the loop
+        return None
+    cached = early.take_cached(base_url, key)
+    if cached is None:  # a first run (the prefetch is on its way: the window is built on the loop beside it)
+        return None
+    connection = Connection(base_url, key, demo=False)
+    desk = _open_desk(connection, early.take_prefetch(base_url, key), cached)
+    if isinstance(desk, int):
+        return desk
+    try:
+        desk.controller.note_starting()  # the first frame says "connecting", as on the loop's way
+        _build_window(desk, args, settings, configured)
+        desk.window.hold_after_paint_setup()  # the hub, notifier, analytics: on the loop
+        # The head start's read of the history, for this first frame: nothing else is left to do meanwhile (one
+        # GIL: waiting here lets the thread finish sooner, at no cost to the window already built).
+        with contextlib.suppress(Exception):
+            cached.result(FIRST_SCREEN_WAIT_S)
+        _show_cache_if_read(desk)
+        _show_first_frame(desk.window)
+    except BaseException:
+        desk.discard()
+        raise
+    return desk
+
+
+def _show_first_frame(window: Any) -> None:
+    """Show ``window`` and run Qt's own event loop until its first paint pass is over (a zero timer after the
+    paint, as the start-up report notes it), at most FIRST_FRAME_WAIT_MS, or until a stop signal."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    local = QEventLoop()
+    connected = [True]
+
+    def painted() -> None:
+        if connected:
+            connected.clear()
+            window.painted.disconnect(painted)
+        QTimer.singleShot(0, local.quit)
+
+    window.painted.connect(painted)
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(local.quit)
+    deadline.start(FIRST_FRAME_WAIT_MS)
+    _note_stop_signals(local)
+    window.show()
+    if _STOP.pending is None:
+        local.exec()
+    deadline.stop()
+    if connected:  # (no paint within the wait)
+        connected.clear()
+        window.painted.disconnect(painted)
+
+
+# Stop signals before the loop handles them (the every-day start's first frame): (signum, previous handler) each.
+_NOTED_SIGNALS: list[tuple[int, Any]] = []
+
+
+def _note_stop_signals(local: Any) -> None:
+    """Until the loop takes stop signals over (_handle_stop_signals): the first one is noted in ``_STOP.pending``
+    (and ends ``local``, the wait for the first paint); the loop then acts on it as on one received later. A signal
+    the process was told to ignore (``nohup``) stays ignored."""
+    import signal
+
+    def note(signum: int, _frame: Any) -> None:
+        if _STOP.pending is None:
+            _STOP.pending = signum
+        local.quit()
+
+    for name in STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        previous = signal.getsignal(signum)
+        if previous is signal.SIG_IGN:
+            continue
+        try:
+            signal.signal(signum, note)
+        except (ValueError, OSError):  # not the main thread, or a platform without it
+            continue
+        _NOTED_SIGNALS.append((signum, previous))
+
+
+def _stop_noting_signals() -> None:
+    """The handlers before _note_stop_signals back, where the loop has not replaced them (and taken them back)."""
+    import signal
+
+    while _NOTED_SIGNALS:
+        signum, previous = _NOTED_SIGNALS.pop()
+        current = signal.getsignal(signum)
+        if getattr(current, "__name__", "") == "note" and previous is not None:
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signum, previous)
+    _STOP.pending = None
 
 
 # What a stop signal (Ctrl-C, a logout's or kill's SIGTERM, a closed terminal's SIGHUP) does: close the window of
@@ -155,11 +315,12 @@ _STOP_HANDLERS: list[Any] = []
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
-@dataclass
 class _StopState:
-    signum: int | None = None  # the first stop signal received
-    windows_made: int = 0
-    cancel_run: Any = None  # the run's task.cancel
+    def __init__(self) -> None:
+        self.signum: int | None = None  # the first stop signal received
+        self.pending: int | None = None  # one received before the loop handled them (_note_stop_signals)
+        self.windows_made = 0
+        self.cancel_run: Any = None  # the run's task.cancel
 
 
 _STOP = _StopState()
@@ -175,6 +336,10 @@ def _handle_stop_signals(loop: Any, task: Any) -> list[int]:
     import signal
 
     _STOP.signum, _STOP.windows_made, _STOP.cancel_run = None, 0, task.cancel
+    # One noted before the loop ran (_note_stop_signals): acted on below; the handlers before those come back first
+    # (the loop replaces them where it can; where it cannot, the signal keeps its default action, as always).
+    pending, _STOP.pending = _STOP.pending, None
+    _stop_noting_signals()
 
     def stop(signum: int) -> None:
         if _STOP.signum is not None:
@@ -205,6 +370,11 @@ def _handle_stop_signals(loop: Any, task: Any) -> list[int]:
             log.debug("stop signal %s not handled: %s", name, exc)
             continue
         handled.append(signum)
+    if pending is not None:  # received while the first frame was painted, before the loop ran: acted on now
+        if pending in handled:
+            loop.call_soon(stop, pending)
+        else:
+            loop.call_soon(task.cancel)
     return handled
 
 
@@ -314,15 +484,21 @@ async def _await_signal(signal: Any) -> None:
             pass
 
 
-async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None = None) -> int:
-    """The app's life on the loop. Returns the process exit code."""
+async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None = None,
+              first: _Desk | None = None) -> int:
+    """The app's life on the loop. Returns the process exit code. ``first``: the window main() painted before the
+    loop ran (_paint_first_frame), for the run's first connection."""
     headless = bool(args.screenshot or args.smoke_test)
     loop = asyncio.get_running_loop()
     sim = None
     demo_stack = contextlib.ExitStack()
     connection: Connection | None
     try:
-        if args.demo and args.no_ttmt:
+        if first is not None:
+            if args.base_url:
+                settings.base_url = args.base_url
+            connection = first.connection
+        elif args.demo and args.no_ttmt:
             # The other kinds' simulators only: the desk as a trader without TTMT sees it.
             connection = Connection(settings.base_url, None, demo=True,
                                     sources=tuple(await loop.run_in_executor(None, _start_demo_sources,
@@ -364,10 +540,11 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
             connection = Connection(base_url, key, demo=False)
         while connection is not None:
             prefetch = cached = None
-            if early is not None and connection.api_key is not None:
+            built, first = first, None
+            if built is None and early is not None and connection.api_key is not None:
                 prefetch = early.take_prefetch(connection.base_url, connection.api_key)
                 cached = early.take_cached(connection.base_url, connection.api_key)
-            outcome = await _run_window(args, settings, connection, headless, prefetch, cached)
+            outcome = await _run_window(args, settings, connection, headless, prefetch, cached, built)
             if isinstance(outcome, int):
                 return outcome
             if _STOP.signum is not None:  # stopped while the window was closing for the new key
@@ -403,11 +580,41 @@ def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
     return store_factory
 
 
-async def _run_window(args: argparse.Namespace, settings: Any, connection: Connection,
-                      headless: bool, prefetch: Any = None, cached: Any = None) -> int | Connection | None:
-    """One window + controller for one key. Returns an exit code, or the Connection to restart with."""
+class _Desk:
+    """One window + controller for one key while they are being set up (see _open_desk, _build_window). ``taken``:
+    a run (_run_window) owns them and closes them; a desk built before the loop that no run took is closed by
+    main (discard)."""
+
+    def __init__(self, connection: Connection, guard: Any, listen_latest: Any, controller: Any) -> None:
+        self.connection = connection
+        self.guard = guard
+        self.listen_latest = listen_latest
+        self.controller = controller
+        self.window: Any = None
+        self.painted: list[float] = []  # --report-startup: the first paint with the API's data,
+        self.cache_painted: list[float] = []  # and with the local history
+        self.closed_early: list[bool] = []  # closed while the start-up was still loading
+        self.taken = False
+
+    def discard(self) -> None:
+        """Close what was built, when no run took it over (a stop before the loop ran, a failed import)."""
+        import shiboken6
+
+        self.listen_latest.stop()
+        window, controller = self.window, self.controller
+        if window is not None and shiboken6.isValid(window):
+            if window.isVisible():
+                window.quit()
+            shiboken6.delete(window)
+        self.guard.release()
+        if shiboken6.isValid(controller):
+            shiboken6.delete(controller)
+
+
+def _open_desk(connection: Connection, prefetch: Any = None, cached: Any = None) -> _Desk | int:
+    """The single-instance guard and the controller of one window (nothing on the loop yet). An exit code when
+    another copy runs for this key."""
     from .controller import DeskController
-    from .main_window import MainWindow
     from .single_instance import SingleInstance
 
     ttmt = connection.api_key is not None
@@ -431,6 +638,7 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     listen_latest.setSingleShot(True)
     listen_latest.timeout.connect(guard.listen)
     listen_latest.start(LISTEN_LATEST_MS)
+    controller: Any
     if connection.api_key is not None:
         controller = DeskController(connection.base_url, connection.api_key,
                                     store_factory=history_store_factory(connection), prefetch=prefetch, cached=cached)
@@ -440,14 +648,20 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         from .no_ttmt import NoTTMTController
 
         controller = NoTTMTController()
-    # Send the first REST requests before building the window: the server works on them while we construct
-    # widgets (cold start to a window with data is the sum of both otherwise).
-    start_task = asyncio.ensure_future(controller.start())
-    for _ in range(3):
-        await asyncio.sleep(0)
-    from .source_config import load_sources
+    return _Desk(connection, guard, listen_latest, controller)
 
-    configured = load_sources(settings)
+
+def _build_window(desk: _Desk, args: argparse.Namespace, settings: Any, configured: Any = None) -> None:
+    """The window of ``desk``, wired to its controller; not filled (_show_cache_if_read) nor shown yet."""
+    from PySide6.QtCore import QTimer
+
+    from .main_window import MainWindow
+
+    connection, controller, guard = desk.connection, desk.controller, desk.guard
+    if configured is None:
+        from .source_config import load_sources
+
+        configured = load_sources(settings)
 
     def make_hub() -> Any:
         """The neutral sources' hub: the demo's simulators or the user's sources (File → Sources…), and the closed
@@ -468,14 +682,72 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         return hub
 
     title_suffix = "demo (simulator)" if connection.demo else ""
-    if connection.sources or not ttmt or any(c.enabled for c in configured):
+    if connection.sources or connection.api_key is None or any(c.enabled for c in configured):
         window = MainWindow(controller, settings, title_suffix=title_suffix, hub=make_hub())
     else:
         # TTMT alone: the hub (no source yet, the closed deals' history) is made after the window's first paint.
         window = MainWindow(controller, settings, title_suffix=title_suffix, hub_factory=make_hub)
+    desk.window = window
     if any(c.enabled for c in configured):  # the user's sources (File → Sources…), their secrets read off the loop
         asyncio.ensure_future(window.apply_sources(configured))
     guard.raise_requested.connect(lambda: (window.showNormal(), window.raise_(), window.activateWindow()))
+
+    def listen_after_first_paint() -> None:
+        window.painted.disconnect(listen_after_first_paint)
+        # Not in this paint pass (the window paints before its children) nor right behind it, where the first
+        # data's paint and the after-load work come first: a copy started meanwhile knocks until it is heard.
+        QTimer.singleShot(LISTEN_AFTER_PAINT_MS, guard.listen)
+
+    window.painted.connect(listen_after_first_paint)
+    if args.tab:
+        window.select_tab(args.tab)
+    if args.report_startup:
+        painted, cache_painted = desk.painted, desk.cache_painted
+
+        def on_paint() -> None:
+            # The window's first paint with the API's data (or with its local history): noted when that paint
+            # pass is over (a zero timer runs after the children have painted), as benchmarks/bare_window.py does.
+            for into, shown in ((painted, controller.started), (cache_painted, controller.showing_cache)):
+                if shown and not into:
+                    into.append(0.0)
+                    QTimer.singleShot(0, lambda into=into: into.__setitem__(0, time.time()))
+
+        window.painted.connect(on_paint)
+    # Closed while the start-up was still loading: ``closed`` fired before anyone waited for it.
+    window.closed.connect(lambda: desk.closed_early.append(True))
+
+
+def _show_cache_if_read(desk: _Desk) -> None:
+    """The head start's first screen of the local history into the tables, when it has been read by now."""
+    show_cache = getattr(desk.controller, "show_cache_if_read", None)
+    if show_cache is not None:
+        show_cache()  # the local history in the window's first paint when the head start has read it by now
+
+
+async def _run_window(args: argparse.Namespace, settings: Any, connection: Connection,
+                      headless: bool, prefetch: Any = None, cached: Any = None,
+                      built: _Desk | None = None) -> int | Connection | None:
+    """One window + controller for one key. Returns an exit code, or the Connection to restart with. ``built``: the
+    window main() built and painted before the loop ran (_paint_first_frame), taken over here."""
+    if built is None:
+        opened = _open_desk(connection, prefetch, cached)
+        if isinstance(opened, int):
+            return opened
+        desk = opened
+        desk.taken = True
+        # Send the first REST requests before building the window: the server works on them while we construct
+        # widgets (cold start to a window with data is the sum of both otherwise).
+        start_task = asyncio.ensure_future(desk.controller.start())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        _build_window(desk, args, settings)
+        _show_cache_if_read(desk)
+    else:
+        desk = built
+        desk.taken = True
+        start_task = asyncio.ensure_future(desk.controller.start())
+        desk.window.release_after_paint_setup()  # the after-paint set-up, held until the loop runs
+    window, controller, guard = desk.window, desk.controller, desk.guard
     _STOP.windows_made += 1
     # Ctrl-C, SIGTERM: as File → Quit; a headless run (screenshot, smoke test, start-up report) just ends.
     if (headless or args.report_startup) and _STOP.cancel_run is not None:
@@ -488,14 +760,6 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
             if not window_closed:  # (a window hidden in the tray too; once closed, nothing more to do)
                 window.quit()
     _STOP_HANDLERS.append(stop_handler)
-
-    def listen_after_first_paint() -> None:
-        window.painted.disconnect(listen_after_first_paint)
-        # Not in this paint pass (the window paints before its children) nor right behind it, where the first
-        # data's paint and the after-load work come first: a copy started meanwhile knocks until it is heard.
-        QTimer.singleShot(LISTEN_AFTER_PAINT_MS, guard.listen)
-
-    window.painted.connect(listen_after_first_paint)
     next_connection: list[Connection | None] = []
 
     async def replace_key() -> None:
@@ -518,29 +782,9 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
 
     window.replace_key_requested.connect(lambda: asyncio.ensure_future(replace_key()))
     window.forget_key_requested.connect(lambda: asyncio.ensure_future(forget_key()))
-    if args.tab:
-        window.select_tab(args.tab)
-    painted: list[float] = []
-    cache_painted: list[float] = []
-    if args.report_startup:
-        from PySide6.QtCore import QTimer
-
-        def on_paint() -> None:
-            # The window's first paint with the API's data (or with its local history): noted when that paint
-            # pass is over (a zero timer runs after the children have painted), as benchmarks/bare_window.py does.
-            for into, shown in ((painted, controller.started), (cache_painted, controller.showing_cache)):
-                if shown and not into:
-                    into.append(0.0)
-                    QTimer.singleShot(0, lambda into=into: into.__setitem__(0, time.time()))
-
-        window.painted.connect(on_paint)
-    # Closed while the start-up was still loading: ``closed`` fired before anyone waited for it.
-    closed_early: list[bool] = []
-    window.closed.connect(lambda: closed_early.append(True))
-    show_cache = getattr(controller, "show_cache_if_read", None)
-    if show_cache is not None:
-        show_cache()  # the local history in the window's first paint when the head start has read it by now
-    window.show()
+    painted, cache_painted = desk.painted, desk.cache_painted
+    if built is None:
+        window.show()
     try:
         ok = await start_task
         if args.report_startup:
@@ -555,13 +799,13 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
             return await _capture(args, window, controller, ok)
         if args.quit_after:
             asyncio.get_running_loop().call_later(args.quit_after, window.quit)
-        if not closed_early:
+        if not desk.closed_early:
             await _await_signal(window.closed)
         return next_connection[0] if next_connection else EXIT_OK
     finally:
         if window.isVisible():
             window.quit()
-        listen_latest.stop()
+        desk.listen_latest.stop()
         hub = window.hub_if_made
         if hub is not None:
             await hub.aclose()

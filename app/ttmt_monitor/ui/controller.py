@@ -21,14 +21,13 @@ Nothing here blocks the loop: all I/O is awaited on the client (httpx, async); Q
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -36,9 +35,15 @@ from ..core import models as m
 from ..core.formatting import describe_error
 from ..sources import registry
 from .accounts_model import AccountsModel, account_rows, local_day_start
+from .lazy import lazy_module
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
 from .trades_model import TradesModel
+
+if TYPE_CHECKING:
+    import asyncio
+else:  # imported on first use: the every-day start paints its first frame before asyncio is imported (ui/app.py)
+    asyncio = lazy_module("asyncio")
 
 # TTMT's own desk parts (sources/ttmt/desk.py, through the registry): its client, stream, start-up prefetch...
 _ttmt = registry.desk_parts("ttmt")
@@ -286,8 +291,13 @@ class DeskController(QObject):
         if self._start_task is task:
             self._start_task = None  # a failed start-up may be retried (F5 again)
 
-    async def _start_once(self) -> bool:
+    def note_starting(self) -> None:
+        """Say "connecting" now (the start-up says it first thing): the app calls this before building the window
+        when it paints the window's first frame before the loop runs (ui/app.py), so that frame says it too."""
         self._set_connection("connecting", "Loading accounts, positions and trades…")
+
+    async def _start_once(self) -> bool:
+        self.note_starting()
         # The start-up lists are asked for at once, on plain sockets in threads, while the HTTP client library is
         # imported and the window is built (see SnapshotPrefetch); any doubt and the client asks again itself.
         # With a local history the start-up is a delta sync (only what changed; the cached desk is on screen at

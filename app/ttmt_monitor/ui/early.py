@@ -120,6 +120,11 @@ class EarlyStart:
             await asyncio.get_running_loop().run_in_executor(None, self._key_known.wait)
         return self._key
 
+    def key_now(self) -> str | None:
+        """The key, waiting for it here (for the app's first frame, painted before the loop runs: ui/app.py)."""
+        self._key_known.wait()
+        return self._key
+
     def take_prefetch(self, base_url: str, key: str) -> Any:
         prefetch, self._prefetch = self._prefetch, None
         return prefetch if self._for(base_url, key) else None

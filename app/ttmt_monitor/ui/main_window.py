@@ -17,11 +17,10 @@ callers never see them missing. A table with no saved layout sizes its columns t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QTimer, Signal
@@ -48,10 +47,16 @@ from ..sources.capabilities import CAP_EQUITY, CAP_MARGIN, CAP_SIGNALS, CAP_TP_L
 from . import theme
 from .accounts_model import AccountRow
 from .controller import DeskController, describe_error
+from .lazy import lazy_module
 from .settings import PL_SCHEMES, TABS, THEMES, AppSettings
 from .table_base import DisplayOptions, stale_text
 from .views import DeskTableView
 from .widgets import plain_tooltip
+
+if TYPE_CHECKING:
+    import asyncio
+else:  # imported on first use: the every-day start paints its first frame before asyncio is imported (ui/app.py)
+    asyncio = lazy_module("asyncio")
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +369,8 @@ class MainWindow(QMainWindow):
         self._notification_settings_action: QAction | None = None
         self._notifications_wired = False
         self._setup_finished = False
+        self._setup_held = False  # see hold_after_paint_setup
+        self._setup_due = False
         self._setup_steps: list[str] = []
         self._finish_armed = True  # the next paint of the window is its first: finish the set-up right after it
         self._finish_timer: QTimer | None = None
@@ -523,9 +530,26 @@ class MainWindow(QMainWindow):
         while self._setup_steps:
             self._run_setup_step(self._setup_steps.pop(0))
 
+    def hold_after_paint_setup(self) -> None:
+        """Keep the after-first-paint set-up (_finish_setup_in_steps) from starting until
+        :meth:`release_after_paint_setup`: the app paints the every-day start's first frame before the asyncio loop
+        runs (ui/app.py), and the set-up (the hub, the notifier, the analytics) belongs on that loop."""
+        self._setup_held = True
+
+    def release_after_paint_setup(self) -> None:
+        """The set-up held by :meth:`hold_after_paint_setup` may start: at once (next loop turn) when its time came
+        meanwhile."""
+        self._setup_held = False
+        if self._setup_due:
+            self._setup_due = False
+            QTimer.singleShot(0, self._finish_setup_in_steps)
+
     def _finish_setup_in_steps(self) -> None:
         """The after-first-paint set-up (notifications: centre, tray, notifier; the analytics; the window icon), one
         step per loop turn so paints and the live data get theirs in between."""
+        if self._setup_held:
+            self._setup_due = True
+            return
         if self._setup_finished or not shiboken6.isValid(self):
             return
         self._setup_finished = True

@@ -317,7 +317,9 @@ class Banner(QFrame):
         self._extra_style = ""  # the accent edge of the message shown
         self._restyling = False
         self.restyles = 0  # (tests)
-        style_widget(self)
+        # Styled when it first shows a message (show_message; hidden until then): the stylesheet (read from the
+        # package's resources, parsed, a style-sheet style for the banner) is ~2 ms of the window's first frame,
+        # which never shows the banner (issue 16).
         self._state = ""
         self.text_label = plain_label("", wrap=True)
         self.text_label.setObjectName("BannerText")
