@@ -271,3 +271,32 @@ def test_the_pips_order_is_the_pip_size_functions_order_without_a_call_per_row(f
         f"SELECT rowid FROM trades WHERE {where} ORDER BY {SORT_KEYS['pips']} {way}, rowid {way}", params)]
     conn.close()
     assert calls and list(ordered.rowids) == expected and len(expected) > 10
+
+
+def test_closing_a_reader_closes_its_connection_after_the_read_under_way(filled: Store) -> None:
+    """close() cancels the reads not started and closes the connection once the read under way is done. Before,
+    the closing itself was cancelled whenever the worker was busy: the connection stayed open to the end of the
+    process, and the desk left the history file's write-ahead log behind at every exit."""
+    import threading
+
+    reader = HistoryReader(filled.path, model_codec.decode_trade)
+    assert reader.order(HistoryFilter(), "created_at", True).result(30).count > 0  # the connection is open
+    connection = reader._conn  # noqa: SLF001
+    assert connection is not None
+    gate, started = threading.Event(), threading.Event()
+
+    def under_way() -> bool:
+        started.set()
+        return gate.wait(30)
+
+    busy = reader._submit(under_way)  # noqa: SLF001 - a read under way
+    assert started.wait(30)
+    queued = reader.order(HistoryFilter(), "created_at", True)
+    reader.close()
+    assert queued.cancelled() and reader.closed
+    gate.set()
+    assert busy.result(30) is True
+    reader._pool.shutdown(wait=True)  # noqa: SLF001 - the worker has run what was left
+    assert reader._conn is None  # noqa: SLF001
+    with pytest.raises(sqlite3.ProgrammingError):
+        connection.execute("SELECT 1")

@@ -506,6 +506,8 @@ def test_a_stop_signal_closes_the_desk_cleanly(sim, tmp_path, signames):
         assert err.count(": closing") == 1, err
         assert not socket_file.exists()
         assert "geometry" in "".join(p.read_text(errors="replace") for p in config.rglob("*.conf"))
+        # Every connection to the history file closed: the last one took its write-ahead log away.
+        assert list((tmp_path / "data").rglob("*.sqlite3")) and not list((tmp_path / "data").rglob("*-wal"))
     finally:
         if app.poll() is None:
             app.kill()

@@ -322,6 +322,7 @@ class HistoryReader:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
         self._conn: sqlite3.Connection | None = None
         self._closed = threading.Event()
+        self._pending: set[Future[Any]] = set()  # submitted reads not done yet (close() cancels those not started)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -337,7 +338,10 @@ class HistoryReader:
             future: Future[Any] = Future()
             future.set_exception(RuntimeError("history reader closed"))
             return future
-        return self._pool.submit(fn, *args)
+        future = self._pool.submit(fn, *args)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
 
     def order(self, flt: HistoryFilter, sort_key: str | None, descending: bool) -> Future[Ordered]:
         return self._submit(self._order, flt, sort_key, descending)
@@ -362,7 +366,13 @@ class HistoryReader:
         return self._closed.is_set()
 
     def close(self) -> None:
+        """Reads not started are cancelled; the connection closes on the worker once the read under way (if any)
+        is done, without waiting for it here. (``shutdown(cancel_futures=True)`` would cancel that closing too,
+        whenever the worker had not picked it up yet: the connection then stayed open to the end of the process,
+        and the history file's write-ahead log was left behind, the last connection to close being this one.)"""
         self._closed.set()
+        for future in list(self._pending):
+            future.cancel()
 
         def shut() -> None:
             if self._conn is not None:
@@ -370,9 +380,9 @@ class HistoryReader:
                 self._conn = None
         try:
             self._pool.submit(shut)
-        except RuntimeError:
+        except RuntimeError:  # closed before
             pass
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False)
 
     # --- on the worker ---------------------------------------------------------------------------------------
 
