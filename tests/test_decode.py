@@ -524,3 +524,14 @@ def test_dumps_writes_decimals_exactly() -> None:
                                      "tp6": False}
     assert to_wire(datetime(2026, 7, 2, 10, 0, tzinfo=timezone(timedelta(hours=2)))) == "2026-07-02T08:00:00.000Z"
     assert to_wire(datetime(1, 2, 3, 4, 5, 6, 7890, tzinfo=UTC)) == "0001-02-03T04:05:06.007Z"
+
+
+def test_a_number_decimal_cannot_hold_is_text_we_cannot_use() -> None:
+    """``1e9999999999999999999`` made the exact parse raise decimal.InvalidOperation, which no caller expected (the
+    stream's skip of a malformed frame catches ValueError): now it is a ValueError, as any text that is not JSON."""
+    from ttmt_monitor.core.jsontext import LazyObject
+
+    for text in ('{"volume":1e9999999999999999999}', '[1E-9999999999999999999]'):
+        with pytest.raises(ValueError):
+            parse_json(text)
+    assert dict(LazyObject('{"data":{"v":1e9999999999999999999}}', "data")) == {}

@@ -268,3 +268,24 @@ def test_the_recent_ids_are_remembered_by_read_and_recalled_newest_first() -> No
     assert recent.recalled(502) == ("data 502", "ts 502") and recent.recalled(503) is None
     recent.clear()
     assert recent.recalled(502) is None and recent.items() == []
+
+
+def test_a_value_no_check_foresaw_costs_the_fast_path_never_the_stream(
+        frames: list[str], consumer: StreamConsumer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A position tick with a signaling NaN where TTMT sends nothing ("swap": "sNaN") made the whole-read check
+    raise TypeError (an sNaN cannot be hashed), and a number Decimal cannot hold (an exponent of 20 digits) made
+    the tolerant parse raise InvalidOperation: either ended the stream for good, the desk frozen on its last
+    state. Now the first goes the tolerant way (which ignores the member) and the second is skipped as malformed;
+    the events around them are delivered as ever."""
+    ticks = [f for f in frames if '"type":"position_update"' in f][-12:]
+    odd = [ticks[3].replace('"position":{', '"position":{"swap":"sNaN",', 1),
+           ticks[5].replace('"position":{', '"position":{"commission":"-sNaN","source":null,', 1),
+           ticks[7].replace('"volume":', '"volume":1e9999999999999999999,"x":', 1)]
+    assert all(o != t for o, t in zip(odd, (ticks[3], ticks[5], ticks[7]), strict=True))
+    mixed = ticks[:3] + [odd[0]] + ticks[4:5] + [odd[1]] + ticks[6:7] + [odd[2]] + ticks[8:]
+    text = "".join(mixed)
+    first = int(mixed[0].split("\n")[0][4:])
+    got = consume(consumer, [text], last_event_id=first - 1)
+    assert got == reference(consumer, monkeypatch, [text], last_event_id=first - 1)
+    assert got["stats"].malformed == 1 and got["stats"].events == len(mixed) - 1
+    assert got["last_event_id"] == int(mixed[-1].split("\n")[0][4:])

@@ -47,8 +47,9 @@ def loads(text: str | bytes | bytearray | memoryview) -> Any:
     """Parse JSON text with every non-integer number as an exact ``Decimal`` (money is never a float).
 
     ``NaN``/``Infinity`` literals become ``None``. Bytes must be UTF-8 (a leading byte-order mark is tolerated).
-    Raises ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError`` or the int-digits limit) on text that
-    is not JSON; callers decide whether to skip or report.
+    Raises ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``, the int-digits limit, or a number
+    ``Decimal`` cannot hold, such as ``1e9999999999999999999``) on text that is not JSON we can use; callers decide
+    whether to skip or report.
     """
     if type(text) is not str:
         if isinstance(text, (bytes, bytearray, memoryview)):
@@ -60,7 +61,10 @@ def loads(text: str | bytes | bytearray | memoryview) -> Any:
             raise TypeError(f"JSON text must be str or bytes, not {type(text).__name__}")
     elif text[:1] == "\ufeff":
         text = text[1:]
-    return _decode_text(text)
+    try:
+        return _decode_text(text)
+    except ArithmeticError as exc:  # a number Decimal cannot hold (an exponent of 20 digits): not JSON we can use
+        raise ValueError(f"a number out of range ({type(exc).__name__})") from None
 
 
 def _decimal_number(text: str) -> Decimal:

@@ -338,6 +338,7 @@ _POSITION_SENT = ("id", "metaapi_position_id", "trade_id", "account_id", "accoun
                   "take_profit", "tp_level", "opened_at", "closed_at", "close_price", "realized_pl", "close_reason",
                   "signal")
 _POSITION_EXTRA, _POSITION_EXTRA_DEFAULTS = _defaults_check(Position, _POSITION_SENT)
+assert Position.__struct_fields__[:len(_POSITION_SENT)] == _POSITION_SENT, "what TTMT sends comes first, in order"
 _POSITION_ENUMS = frozenset(product((*DIRECTIONS, None), (*POSITION_STATUSES, None), (*CLOSE_REASONS, None)))
 _POSITION_ENUM_FIELDS = attrgetter("direction", "status", "close_reason")
 _POSITION_CHECKED = attrgetter("tp_level", "opened_at", "closed_at", "signal")
@@ -632,6 +633,9 @@ _one_direct = msgspec.json.Decoder(_DirectFrame).decode
 _read_lenient = msgspec.json.Decoder(list[_AnyFrame]).decode
 _one_lenient = msgspec.json.Decoder(_AnyFrame).decode
 _Errors = (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError)
+# What a value that slipped past every check could raise in the checks themselves (a Decimal sNaN is neither
+# hashable nor ordered): the frame then goes to the tolerant path, never up the stream.
+_Surprises = (TypeError, ArithmeticError, ValueError)
 
 
 def decode_envelopes(datas: list[str], *, direct: bool = True) -> list[Any]:
@@ -677,7 +681,7 @@ def fast_event(frame: Any, text: str) -> Event | None:
     try:
         return build(make, frame.eventId, typ, _ts(frame.timestamp),
                      LazyObject(text, "data"), frame.data)
-    except _Unusual:
+    except (_Unusual, *_Surprises):  # (a value no check foresaw: the tolerant path decides)
         return None
 
 
@@ -721,10 +725,6 @@ _TYPE = attrgetter("type")
 _UTC_ONLY = frozenset((UTC,))
 _EVENT_ID = attrgetter("eventId")
 _NO_REF = SignalRef(None, None)  # the tolerant decoder reads a SignalRef with both members null as None
-# What the domain types do not say of a position, in one set probe: canonical enums, none of the members TTMT does
-# not send.
-_PLAIN_SHAPE = attrgetter("direction", "status", "close_reason", "swap", "commission", "source")
-_PLAIN_SHAPES = frozenset((*enums, *_POSITION_EXTRA_DEFAULTS) for enums in _POSITION_ENUMS)
 # ``_dec``'s bounds in one C call per value: finite, non-zero and adjusted exponent >= -39 (the zeros are filtered
 # out before: ``_dec`` keeps every zero); the upper bound is the read's smallest and largest value against ±1e40.
 _NORMAL = Context(Emin=-(_MAX - 1), Emax=_MAX - 1).is_normal
@@ -747,7 +747,10 @@ def decode_read(datas: Sequence[str]) -> tuple[list[Event | None], list[Any]]:
     except _Errors:
         plain = None
     if plain is not None:
-        events = _plain_events(plain, datas)
+        try:
+            events = _plain_events(plain, datas)
+        except _Surprises:  # a value no check foresaw: the frames go the careful way, one by one
+            events = None
         if events is not None:
             return events, list(map(_STAMP, plain))
     frames = [decode_envelopes([data])[0] for data in datas]
@@ -760,7 +763,9 @@ def _plain_events(frames: list[_PlainPositionEvent], datas: Sequence[str]) -> li
     C where it can be (see the comment above :class:`_PlainPositionData`)."""
     payloads = list(map(_PAYLOAD, frames))
     positions = list(map(_POSITION, payloads))
-    if (not _PLAIN_SHAPES.issuperset(map(_PLAIN_SHAPE, positions))  # enums and unsent members in one probe
+    if (not _POSITION_ENUMS.issuperset(map(_POSITION_ENUM_FIELDS, positions))  # (str or None: hashable)
+            # None of the members TTMT does not send: compared, never hashed (a Decimal sNaN cannot be hashed)
+            or list(map(_POSITION_EXTRA, positions)).count(_POSITION_EXTRA_DEFAULTS) != len(positions)
             or not all(map(_ID, positions))):
         return None
     signals = list(map(_SIGNAL, payloads))

@@ -698,7 +698,11 @@ class StreamConsumer:
         tolerant path), then admitted as a whole when their ids simply continue the stream
         (:meth:`_admit_read`), else one by one in order. A frame the fast path doubts goes through the tolerant
         path (:meth:`_handle`: ``parse_json`` + ``decode_event``), so a bad frame only skips itself."""
-        events, stamps = decode_read(datas)
+        try:
+            events, stamps = decode_read(datas)
+        except Exception:  # noqa: BLE001 - a bug of the fast path must cost speed, never the stream
+            log.debug("stream: the fast decode failed on a read; its frames go one by one", exc_info=True)
+            events, stamps = [None] * len(datas), [None] * len(datas)
         if all(map(is_not, events, repeat(None))) and self._admit_read(
                 ids, datas, events, stamps, batch):  # type: ignore[arg-type]  # no None in it: checked
             return
