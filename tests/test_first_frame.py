@@ -142,15 +142,22 @@ def test_a_stop_signal_before_the_loop_runs_is_acted_on_once_it_does(qapp):
     """A stop signal while the first frame is painted (before the loop handles signals) is noted, ends the wait
     for the paint, and is acted on by the loop as one received later: the window's stop handler runs. A signal
     the process was told to ignore (``nohup``) stays ignored."""
-    from PySide6.QtCore import QEventLoop
+    from PySide6.QtCore import QEventLoop, QTimer
 
     from ttmt_monitor.ui import app as ui_app
 
     previous_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        ui_app._note_stop_signals(QEventLoop())  # noqa: SLF001
+        ui_app._note_stop_signals()  # noqa: SLF001
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-        signal.raise_signal(signal.SIGTERM)
+        # The wait for the first paint ends on the signal (it would run for 10 s otherwise).
+        local, started = QEventLoop(), time.monotonic()
+        ui_app._NOTE_ENDS.append(local)  # noqa: SLF001
+        QTimer.singleShot(0, lambda: signal.raise_signal(signal.SIGTERM))
+        QTimer.singleShot(10_000, local.quit)
+        local.exec()
+        ui_app._NOTE_ENDS.clear()  # noqa: SLF001
+        assert time.monotonic() - started < 5
         assert ui_app._STOP.pending == signal.SIGTERM  # noqa: SLF001
 
         async def run() -> int | None:

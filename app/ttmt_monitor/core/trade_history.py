@@ -366,22 +366,24 @@ class HistoryReader:
         return self._closed.is_set()
 
     def close(self) -> None:
-        """Reads not started are cancelled; the connection closes on the worker once the read under way (if any)
+        """Reads not started are cancelled; the connection closes now, or on the worker once the read under way
         is done, without waiting for it here. (``shutdown(cancel_futures=True)`` would cancel that closing too,
         whenever the worker had not picked it up yet: the connection then stayed open to the end of the process,
         and the history file's write-ahead log was left behind, the last connection to close being this one.)"""
         self._closed.set()
-        for future in list(self._pending):
-            future.cancel()
+        under_way = [future for future in list(self._pending) if not future.cancel() and not future.done()]
 
         def shut() -> None:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-        try:
-            self._pool.submit(shut)
-        except RuntimeError:  # closed before
-            pass
+        if not under_way:  # the worker is idle and takes nothing more: closed here, now (before the store's
+            shut()  # writer, which then removes the write-ahead log as the last connection to close)
+        else:
+            try:
+                self._pool.submit(shut)
+            except RuntimeError:  # closed before
+                pass
         self._pool.shutdown(wait=False)
 
     # --- on the worker ---------------------------------------------------------------------------------------

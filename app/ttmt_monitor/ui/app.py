@@ -48,6 +48,9 @@ FIRST_FRAME_WAIT_MS = 1000  # the every-day start waits at most this long for it
 # and this long for the head start's read of the local history, for that paint (it takes ~40 ms of CPU; on a slow
 # disk the window shows without it rather than later, and the start-up fills it as on the loop's way)
 FIRST_SCREEN_WAIT_S = 0.3
+# and this long for the key (from the keyring, read by the head start: ~10 ms; a keyring that asks to be unlocked
+# takes the loop's way, as a first run does)
+FIRST_KEY_WAIT_S = 0.5
 NO_TTMT_INSTANCE = "no-ttmt"  # the single-instance guard's "key" of a desk without TTMT (not a secret)
 
 
@@ -201,9 +204,6 @@ def _paint_first_frame(args: argparse.Namespace, settings: Any, early: EarlyStar
     base_url = args.base_url or settings.base_url
     if early.base_url != base_url:
         return None
-    key = early.key_now()
-    if key is None:
-        return None
     from .source_config import load_sources
 
     try:
@@ -212,6 +212,12 @@ def _paint_first_frame(args: argparse.Namespace, settings: Any, early: EarlyStar
         log.debug("source settings not read", exc_info=True)
         return None
     if any(c.enabled for c in configured):  # their hub and secrets belong on the loop
+        return None
+    # From here to the loop, a stop signal is noted and acted on once the loop runs (the loop's way had the loop
+    # handle them all along).
+    _note_stop_signals()
+    key = early.key_now(FIRST_KEY_WAIT_S)
+    if key is None or _STOP.pending is not None:
         return None
     cached = early.take_cached(base_url, key)
     if cached is None:  # a first run (the prefetch is on its way: the window is built on the loop beside it)
@@ -255,10 +261,15 @@ def _show_first_frame(window: Any) -> None:
     deadline.setSingleShot(True)
     deadline.timeout.connect(local.quit)
     deadline.start(FIRST_FRAME_WAIT_MS)
-    _note_stop_signals(local)
+    _NOTE_ENDS.append(local)
     window.show()
-    if _STOP.pending is None:
-        local.exec()
+    try:
+        if _STOP.pending is None:
+            # No user input yet: what it would start (F5, a trade's detail, an export) needs the loop, which runs
+            # right after this paint and gets the input then.
+            local.exec(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+    finally:
+        _NOTE_ENDS.clear()
     deadline.stop()
     if connected:  # (no paint within the wait)
         connected.clear()
@@ -267,18 +278,23 @@ def _show_first_frame(window: Any) -> None:
 
 # Stop signals before the loop handles them (the every-day start's first frame): (signum, previous handler) each.
 _NOTED_SIGNALS: list[tuple[int, Any]] = []
+_NOTE_ENDS: list[Any] = []  # the local event loop a noted signal ends (the wait for the first paint), while it runs
 
 
-def _note_stop_signals(local: Any) -> None:
+def _note_stop_signals() -> None:
     """Until the loop takes stop signals over (_handle_stop_signals): the first one is noted in ``_STOP.pending``
-    (and ends ``local``, the wait for the first paint); the loop then acts on it as on one received later. A signal
-    the process was told to ignore (``nohup``) stays ignored."""
+    (and ends the wait for the first paint, when it runs); the loop then acts on it as on one received later. A
+    signal the process was told to ignore (``nohup``) stays ignored."""
     import signal
+
+    if _NOTED_SIGNALS:
+        return
 
     def note(signum: int, _frame: Any) -> None:
         if _STOP.pending is None:
             _STOP.pending = signum
-        local.quit()
+        for local in _NOTE_ENDS:
+            local.quit()
 
     for name in STOP_SIGNALS:
         signum = getattr(signal, name, None)

@@ -120,10 +120,11 @@ class EarlyStart:
             await asyncio.get_running_loop().run_in_executor(None, self._key_known.wait)
         return self._key
 
-    def key_now(self) -> str | None:
-        """The key, waiting for it here (for the app's first frame, painted before the loop runs: ui/app.py)."""
-        self._key_known.wait()
-        return self._key
+    def key_now(self, timeout: float) -> str | None:
+        """The key, waiting at most ``timeout`` s for it here (for the app's first frame, painted before the loop
+        runs: ui/app.py); None when it is not known by then (a keyring asking to be unlocked: the loop's way)."""
+        self._key_known.wait(timeout)
+        return self._key if self._key_known.is_set() else None
 
     def take_prefetch(self, base_url: str, key: str) -> Any:
         prefetch, self._prefetch = self._prefetch, None
