@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from _app_support import assert_a_second_copy_is_refused, end, up
+
 # Run as ``python -c PROBE args``: the app as ``ttmt-monitor args``, reporting its first paint of the local history
 # (whether asyncio / qasync were imported by then, and the rows it showed).
 PROBE = """
@@ -85,21 +87,10 @@ def test_a_second_every_day_start_for_the_same_key_is_refused(sim, tmp_path):
         from ttmt_monitor.ui.single_instance import instance_name
 
         socket_file = run / instance_name(sim.base_url, sim.api_key)
-        deadline = time.monotonic() + 60
-        while not socket_file.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling for the first copy's raise socket (it listens after the first paint)
-        assert first.poll() is None and socket_file.exists(), "the first copy did not come up"
-        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-        assert second.returncode == 3, second.stderr[-1500:]
-        assert "already running for this API key; its window was brought to the front" in second.stderr
-        assert first.poll() is None
+        assert up(first, socket_file), "the first copy did not come up"
+        assert_a_second_copy_is_refused(command, env, first)
     finally:
-        first.terminate()
-        try:
-            first.wait(30)
-        except subprocess.TimeoutExpired:
-            first.kill()
-            first.wait(10)
+        end(first)
         import shutil
 
         shutil.rmtree(run, ignore_errors=True)
@@ -121,10 +112,7 @@ def test_a_stop_signal_closes_an_every_day_start_cleanly(sim, tmp_path):
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         socket_file = run / instance_name(sim.base_url, sim.api_key)
-        deadline = time.monotonic() + 60
-        while not socket_file.exists() and app.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling for the running desk's raise socket
-        assert app.poll() is None and socket_file.exists(), app.communicate(timeout=10)[1][-1500:]
+        assert up(app, socket_file), app.communicate(timeout=10)[1][-1500:]
         app.send_signal(signal.SIGTERM)
         _out, err = app.communicate(timeout=60)
         assert app.returncode == 0, err[-1500:]

@@ -21,6 +21,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
+from _app_support import assert_a_second_copy_is_refused, end, up
 from _qasync_support import ModuleLoop, dispose, in_thread, until
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
@@ -455,17 +456,9 @@ def test_a_second_copy_for_the_same_key_is_refused_end_to_end(sim, tmp_path):
         while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # polling for the first copy's lock file, bounded
         assert first.poll() is None and lock.exists(), "the first copy took no lock"
-        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-        assert second.returncode == 3, second.stderr[-1500:]
-        assert "already running for this API key; its window was brought to the front" in second.stderr
-        assert first.poll() is None  # the first copy is untouched
+        assert_a_second_copy_is_refused(command, env, first)
     finally:
-        first.terminate()
-        try:
-            first.wait(30)
-        except subprocess.TimeoutExpired:
-            first.kill()
-            first.wait(10)
+        end(first)
 
 
 @pytest.mark.parametrize("signames", [("SIGTERM",), ("SIGINT",), ("SIGTERM", "SIGHUP")])
@@ -490,10 +483,7 @@ def test_a_stop_signal_closes_the_desk_cleanly(sim, tmp_path, signames):
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         socket_file = temp / instance_name(sim.base_url, sim.api_key)
-        deadline = time.monotonic() + 60
-        while not socket_file.exists() and app.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling for the running desk's raise socket (it listens after the first paint)
-        if app.poll() is not None or not socket_file.exists():
+        if not up(app, socket_file):
             app.kill()
             pytest.fail(f"the desk did not come up: {sorted(p.name for p in temp.iterdir())} "
                         f"{app.communicate(timeout=10)[1][-1500:]}")
