@@ -884,3 +884,31 @@ def test_an_empty_resync_snapshot_is_not_applied_and_is_retried(sim_paused: Any)
         assert ids == [*range(start + 1, start + 11), start + 13, start + 14, start + 15]
 
     run(main())
+
+
+def test_the_stream_reads_with_its_clients_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Making a TLS context loads the CA bundle (~14 ms): the consumer, made on the GUI thread's loop when the
+    desk's stream starts, made one of its own. It now uses its client's (made off the loop, with the same trust
+    as the REST calls)."""
+    import ssl
+
+    client = TTMTClient("https://api.example.com/api/v1", "ttmt_live_" + "k" * 43)
+    made: list[int] = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    consumer = StreamConsumer(client)
+    try:
+        assert made == [] and isinstance(client.ssl_context, ssl.SSLContext)
+    finally:
+        asyncio.run(consumer.aclose())
+        asyncio.run(client.aclose())
+    # A client given its own transport (tests, the simulator's) brings its own: none is made for it.
+    with_transport = TTMTClient("https://api.example.com/api/v1", "ttmt_live_" + "k" * 43,
+                                transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    assert with_transport.ssl_context is None and made == []
+    asyncio.run(with_transport.aclose())

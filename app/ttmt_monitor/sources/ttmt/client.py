@@ -34,13 +34,16 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from ttmt_monitor import __version__
 from ttmt_monitor.core.models import Account, Order, Position, Signal, Snapshot, Trade
+
+if TYPE_CHECKING:
+    import ssl
 
 from .cache import ETagCache
 from .decode import (
@@ -204,6 +207,11 @@ class TTMTClient:
             timeout = DEFAULT_TIMEOUT
         elif not isinstance(timeout, httpx.Timeout):
             timeout = httpx.Timeout(float(timeout))
+        # One TLS context for this client and the stream consumer that reads its events (stream.py): making one
+        # loads the CA bundle (~14 ms measured), which the consumer, made on the GUI thread's loop when the stream
+        # starts, did again. None with a transport of the caller's (tests), which brings its own.
+        self.ssl_context: ssl.SSLContext | None = (
+            httpx.create_ssl_context(trust_env=url.scheme == "https") if transport is None else None)
         self._http = httpx.AsyncClient(
             base_url=base,
             headers={
@@ -213,6 +221,7 @@ class TTMTClient:
             },
             timeout=timeout,
             transport=transport,
+            verify=self.ssl_context if self.ssl_context is not None else True,
             follow_redirects=False,
             # Over https, honour the environment (HTTPS_PROXY through a CONNECT tunnel keeps the key encrypted;
             # SSL_CERT_FILE lets a corporate CA in). Over plain http (loopback only) never route through an

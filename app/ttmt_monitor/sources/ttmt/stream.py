@@ -286,6 +286,9 @@ class StreamConsumer:
             # The read timeout must outlast the 15 s ping interval; the pool/write ones stay short.
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=10.0, pool=10.0),
             transport=transport,
+            # The client's TLS context (the same trust as its REST calls), not a new one: making one costs ~14 ms,
+            # and this runs on the GUI thread's loop when the desk's stream starts.
+            verify=getattr(client, "ssl_context", None) or True,
             follow_redirects=False,
             trust_env=False,
         )
