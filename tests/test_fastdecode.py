@@ -19,9 +19,9 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from _sim_support import market_envelopes
 from ttmt_monitor.core.jsontext import LazyObject, dumps
 from ttmt_monitor.core.models import Position
-from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.sources.ttmt.decode import KNOWN_EVENT_TYPES, decode_event, parse_json
 from ttmt_monitor.sources.ttmt.fastdecode import decode_envelopes, decode_read, fast_event
 
@@ -30,12 +30,7 @@ from ttmt_monitor.sources.ttmt.fastdecode import decode_envelopes, decode_read, 
 def corpus() -> Iterator[list[str]]:
     """The simulator's stream as it writes it: the data line of frames of every kind (half an hour of market, then
     a burst): all events but price ticks, and a thousand of those."""
-    with SimulatorThread(seed=11, history_days=1, engine_running=False) as sim:
-        user = sim.demo_user_id
-        start = sim.call(lambda: sim.world.user(user).events.last_id)
-        sim.call(lambda: sim._sim.engine.step(1800))  # noqa: SLF001 - drive the market by hand
-        sim.faults.burst(200)
-        envelopes = sim.call(lambda: [e for e in sim.world.user(user).events.history if e["eventId"] > start])
+    envelopes = market_envelopes(seed=11, seconds=1800, burst=200)
     ticks = [e for e in envelopes if e["type"] == "position_update"]
     keep = {id(e) for e in ticks[:500] + ticks[-500:]}
     yield [json.dumps(e, separators=(",", ":")) for e in envelopes if e["type"] != "position_update" or id(e) in keep]

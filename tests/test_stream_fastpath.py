@@ -19,7 +19,7 @@ import pytest
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 import ttmt_monitor.sources.ttmt.stream as stream_mod
-from ttmt_monitor.sim.runner import SimulatorThread
+from _sim_support import market_envelopes
 from ttmt_monitor.sources.ttmt.decode import decode_event, parse_json
 from ttmt_monitor.sources.ttmt.stream import StreamConsumer, _Reconnect, _whole_read
 
@@ -28,12 +28,7 @@ from ttmt_monitor.sources.ttmt.stream import StreamConsumer, _Reconnect, _whole_
 def frames() -> Iterator[list[str]]:
     """The simulator's frames as its stream writes them: a market's worth of events of every kind, then a burst
     of price ticks."""
-    with SimulatorThread(seed=5, history_days=1, engine_running=False) as sim:
-        user = sim.demo_user_id
-        start = sim.call(lambda: sim.world.user(user).events.last_id)
-        sim.call(lambda: sim._sim.engine.step(900))  # noqa: SLF001 - drive the market by hand
-        sim.faults.burst(300)
-        envelopes = sim.call(lambda: [e for e in sim.world.user(user).events.history if e["eventId"] > start])
+    envelopes = market_envelopes(seed=5, seconds=900, burst=300)
     yield [f"id: {e['eventId']}\ndata: {json.dumps(e, separators=(',', ':'))}\n\n" for e in envelopes]
 
 

@@ -607,20 +607,23 @@ class _DirectPositionClosed(_Frame, tag="position_closed", gc=False):
     data: _DirectPositionData
 
 
+# Per event type (the envelope's tag): the domain event class and the function that builds it from the payload.
+_EVENT_MAKERS: dict[str, tuple[Any, Any]] = {
+    "trade_executed": (TradeExecuted, _ev_trade),
+    "trade_finalized": (TradeFinalized, _ev_trade),
+    "order_fill": (OrderFilled, _ev_order),
+    "position_update": (PositionUpdated, _ev_position),
+    "position_closed": (PositionClosed, _ev_position),
+    "tp_hit": (TpHit, _ev_tp_hit),
+    "breakeven_set": (BreakevenSet, _ev_breakeven_set),
+    "breakeven_failed": (BreakevenFailed, _ev_breakeven_failed),
+}
+# Every envelope type of both tiers -> (its tag, the event class, the builder).
+_FRAME_TYPES = (_DirectTradeExecuted, _DirectTradeFinalized, _DirectOrderFill, _DirectPositionUpdate,
+                _DirectPositionClosed, _TradeExecuted, _TradeFinalized, _OrderFill, _PositionUpdate, _PositionClosed,
+                _TpHit, _BreakevenSet, _BreakevenFailed)
 _FAST: dict[type, tuple[str, Any, Any]] = {
-    _DirectTradeExecuted: ("trade_executed", TradeExecuted, _ev_trade),
-    _DirectTradeFinalized: ("trade_finalized", TradeFinalized, _ev_trade),
-    _DirectOrderFill: ("order_fill", OrderFilled, _ev_order),
-    _DirectPositionUpdate: ("position_update", PositionUpdated, _ev_position),
-    _DirectPositionClosed: ("position_closed", PositionClosed, _ev_position),
-    _TradeExecuted: ("trade_executed", TradeExecuted, _ev_trade),
-    _TradeFinalized: ("trade_finalized", TradeFinalized, _ev_trade),
-    _OrderFill: ("order_fill", OrderFilled, _ev_order),
-    _PositionUpdate: ("position_update", PositionUpdated, _ev_position),
-    _PositionClosed: ("position_closed", PositionClosed, _ev_position),
-    _TpHit: ("tp_hit", TpHit, _ev_tp_hit),
-    _BreakevenSet: ("breakeven_set", BreakevenSet, _ev_breakeven_set),
-    _BreakevenFailed: ("breakeven_failed", BreakevenFailed, _ev_breakeven_failed),
+    frame: (tag, *_EVENT_MAKERS[tag]) for frame, tag in ((f, str(f.__struct_config__.tag)) for f in _FRAME_TYPES)
 }
 FAST_TYPES = frozenset(t[0] for t in _FAST.values())
 assert FAST_TYPES == _d.KNOWN_EVENT_TYPES, "every known event type has a fast decoder"
