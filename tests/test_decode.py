@@ -535,3 +535,29 @@ def test_a_number_decimal_cannot_hold_is_text_we_cannot_use() -> None:
         with pytest.raises(ValueError):
             parse_json(text)
     assert dict(LazyObject('{"data":{"v":1e9999999999999999999}}', "data")) == {}
+
+
+def test_a_lazy_object_is_a_read_only_mapping_equal_to_its_parsed_text() -> None:
+    """The stream's raw payload (one per event, so a msgspec Struct since issue 16): still a Mapping to every
+    reader, equal (and unequal) as the dict it parses to, unhashable like one, parsed once, and never tracked by
+    the cyclic GC (it cannot be part of a cycle)."""
+    import gc
+    from collections.abc import Mapping
+
+    from ttmt_monitor.core.jsontext import LazyObject, dumps
+
+    text = '{"type":"tp_hit","data":{"price":2408.150,"tags":["a"],"n":null}}'
+    raw = LazyObject(text, "data")
+    assert isinstance(raw, Mapping) and not gc.is_tracked(raw)
+    expected = {"price": Decimal("2408.150"), "tags": ["a"], "n": None}
+    assert raw == expected and expected == raw and not raw != expected and raw != {"price": 1}
+    assert raw == LazyObject(text, "data") and raw != LazyObject('{"data":{}}', "data")
+    assert (raw == 5) is False and raw != 5
+    assert str(raw["price"]) == "2408.150" and raw.get("nope", 7) == 7 and "tags" in raw and len(raw) == 3
+    assert list(raw) == list(raw.keys()) == ["price", "tags", "n"] and dict(raw.items()) == expected
+    assert raw.value() is raw.value()  # parsed once
+    assert repr(raw) == f"LazyObject({expected!r})"
+    assert dumps({"d": raw}) == '{"d":{"price":2408.150,"tags":["a"],"n":null}}'
+    with pytest.raises(TypeError):
+        hash(raw)
+    assert LazyObject("not json") == {} and LazyObject('{"data":[1]}', "data") == {}

@@ -74,7 +74,8 @@ def consume(consumer: StreamConsumer, chunks: list[str], last_event_id: int | No
         "events": [(type(e).__name__, repr(e), dict(e.raw)) for e in delivered],
         "last_event_id": c.last_event_id,
         "conn_prev_id": c._conn_prev_id,  # noqa: SLF001
-        "recent": list(c._recent.items()),  # noqa: SLF001
+        # (each remembered timestamp as the replay check reads it: the plain tier keeps the one it parsed)
+        "recent": [(eid, (data, stream_mod._when(stamp))) for eid, (data, stamp) in c._recent.items()],  # noqa: SLF001
         "prev_sse_id": c._prev_sse_id,  # noqa: SLF001
         "stats": c.stats,
         "retry": c.server_retry_ms,
@@ -263,6 +264,25 @@ def test_the_recent_ids_are_remembered_by_read_and_recalled_newest_first() -> No
     assert recent.recalled(502) == ("data 502", "ts 502") and recent.recalled(503) is None
     recent.clear()
     assert recent.recalled(502) is None and recent.items() == []
+
+
+def test_a_restart_is_told_by_a_later_timestamp_whichever_path_remembered_the_last_one(
+        frames: list[str], consumer: StreamConsumer) -> None:
+    """A connection's first frame at or below the id we sent, with the same data position unknown, is a restarted
+    server when its timestamp is later than that of the last event we received. The plain tier remembers the
+    timestamp it parsed (a datetime), the other paths the text: the rule reads both alike."""
+    from datetime import UTC, datetime
+
+    from ttmt_monitor.sources.ttmt.stream import _Recent
+
+    for last in (datetime(2026, 3, 1, 10, 0, tzinfo=UTC), "2026-03-01T10:00:00.000Z"):
+        c = consumer
+        c._recent = _Recent()  # noqa: SLF001
+        c._recent.add((10,), ("data 10",), (last,))  # noqa: SLF001
+        c._sent_id, c._conn_prev_id = 10, None  # noqa: SLF001
+        assert c._new_sequence(9, True, "2026-03-01T10:00:01Z", "data 9")  # noqa: SLF001 - later: a restart
+        assert not c._new_sequence(9, True, "2026-03-01T09:59:59Z", "data 9")  # noqa: SLF001 - older: a replay
+        assert not c._new_sequence(9, True, datetime(2026, 3, 1, 9, 0, tzinfo=UTC), "d")  # noqa: SLF001
 
 
 def test_a_value_no_check_foresaw_costs_the_fast_path_never_the_stream(

@@ -988,7 +988,9 @@ def _whole_read(buf: str, end: int) -> tuple[Sequence[str], Sequence[str]] | Non
 
 
 def _when(value: Any) -> datetime | None:
-    """An envelope's ``timestamp`` as an aware datetime, or None."""
+    """An envelope's ``timestamp`` (its text, or a datetime the fast decode parsed) as an aware datetime, or None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if not isinstance(value, str) or not value:
         return None
     try:
