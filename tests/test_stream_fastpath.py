@@ -273,16 +273,27 @@ def test_a_restart_is_told_by_a_later_timestamp_whichever_path_remembered_the_la
     timestamp it parsed (a datetime), the other paths the text: the rule reads both alike."""
     from datetime import UTC, datetime
 
+    from ttmt_monitor.sources.ttmt.decode import _ts
     from ttmt_monitor.sources.ttmt.stream import _Recent
 
-    for last in (datetime(2026, 3, 1, 10, 0, tzinfo=UTC), "2026-03-01T10:00:00.000Z"):
-        c = consumer
+    c = consumer
+
+    def restart(last: Any, new: Any) -> bool:
         c._recent = _Recent()  # noqa: SLF001
         c._recent.add((10,), ("data 10",), (last,))  # noqa: SLF001
         c._sent_id, c._conn_prev_id = 10, None  # noqa: SLF001
-        assert c._new_sequence(9, True, "2026-03-01T10:00:01Z", "data 9")  # noqa: SLF001 - later: a restart
-        assert not c._new_sequence(9, True, "2026-03-01T09:59:59Z", "data 9")  # noqa: SLF001 - older: a replay
-        assert not c._new_sequence(9, True, datetime(2026, 3, 1, 9, 0, tzinfo=UTC), "d")  # noqa: SLF001
+        return c._new_sequence(9, True, new, "data 9")  # noqa: SLF001
+
+    for last in (datetime(2026, 3, 1, 10, 0, tzinfo=UTC), "2026-03-01T10:00:00.000Z"):
+        assert restart(last, "2026-03-01T10:00:01Z")  # later: a restart
+        assert not restart(last, "2026-03-01T09:59:59Z")  # older: a replay
+        assert not restart(last, datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    # The text read as the decoders read it (the plain tier's datetime is theirs): a lower-case "z", digits past
+    # the microsecond rounded. Before, fromisoformat refused the one and truncated the other, and the same last
+    # event decided differently by the path that had remembered it.
+    for text in ("2026-03-01T10:00:00z", "2026-03-01T10:00:00.9999995Z", "2026-03-01T10:00:00." + "9" * 45 + "Z"):
+        for new in ("2026-03-01T10:00:01Z", "2026-03-01T10:00:00.5Z", "2026-03-01T09:59:59Z"):
+            assert restart(text, new) == restart(_ts(text), new), (text, new)
 
 
 def test_a_value_no_check_foresaw_costs_the_fast_path_never_the_stream(

@@ -111,7 +111,8 @@ class LazyObject(msgspec.Struct, gc=False):
     A :class:`~collections.abc.Mapping` (registered: every method it offers is defined here). A msgspec Struct, not
     a plain class, because the stream makes one per event: its ``__init__`` runs in C (35 against 110 ns per event,
     measured; issue 16). Never tracked by the cyclic GC: it holds text and, once parsed, JSON values, which cannot
-    refer back to it."""
+    refer back to it. Write it with :func:`dumps` (or its :meth:`value`): msgspec's own encoders would write the
+    struct's fields. To type checkers it is not a Mapping (a registration is invisible to them)."""
 
     _text: str | bytes
     _member: str | None = None
@@ -167,6 +168,7 @@ class LazyObject(msgspec.Struct, gc=False):
         return equal if equal is NotImplemented else not equal
 
     __hash__ = None  # type: ignore[assignment]  # like a dict
+    __reversed__ = None  # (as Mapping has it: reversed() is a TypeError, not a lookup of key 1)
 
     def __repr__(self) -> str:
         return f"LazyObject({self.value()!r})"

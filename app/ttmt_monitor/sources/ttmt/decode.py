@@ -206,10 +206,14 @@ def _ts(v: Any) -> datetime | None:
     except KeyError:
         pass
     dt = _parse_ts(v)
-    if len(_TS_CACHE) >= _CACHE_MAX:
-        _TS_CACHE.clear()
-    _TS_CACHE[v] = dt
+    if len(v) <= _TS_CACHED_CHARS:  # (a longer text is read but not kept: the cache's memory stays bounded)
+        if len(_TS_CACHE) >= _CACHE_MAX:
+            _TS_CACHE.clear()
+        _TS_CACHE[v] = dt
     return dt
+
+
+_TS_CACHED_CHARS = 64
 
 
 # A fraction of a second with more than 6 digits (fromisoformat keeps the first 6: truncates).
@@ -218,8 +222,8 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def _parse_ts(v: str) -> datetime | None:
-    if len(v) > 64:
-        return None
+    # Any length, as msgspec's parser (the stream's fast path) reads it: a fraction of 45 digits is still a time
+    # (a frame's size is bounded by the stream).
     try:
         dt = datetime.fromisoformat(v)
     except ValueError:

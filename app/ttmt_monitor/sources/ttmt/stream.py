@@ -80,6 +80,7 @@ from msgspec.structs import replace
 from ttmt_monitor import __version__
 from ttmt_monitor.core.models import Event, Resync, Snapshot
 
+from . import decode as _decode
 from .client import TTMTClient
 from .decode import decode_event, parse_json
 from .errors import (
@@ -988,16 +989,12 @@ def _whole_read(buf: str, end: int) -> tuple[Sequence[str], Sequence[str]] | Non
 
 
 def _when(value: Any) -> datetime | None:
-    """An envelope's ``timestamp`` (its text, or a datetime the fast decode parsed) as an aware datetime, or None."""
+    """An envelope's ``timestamp`` (its text, or the datetime the fast decode parsed from it) as an aware datetime,
+    or None. The text is read as the decoders read it (``decode._ts``: a lower-case "z", sub-microsecond digits
+    rounded), so the replay check decides alike whichever path remembered the last event."""
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())  # 3.11+ reads a trailing "Z"
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return _decode._ts(value)  # noqa: SLF001 - the decoders' own reading
 
 
 def _as_id(value: Any) -> int | None:
