@@ -107,3 +107,35 @@ def test_on_a_first_run_the_key_comes_with_the_prefetch(monkeypatch) -> None:
     finally:
         release.set()
         assert start._done.wait(10)  # noqa: SLF001
+
+
+def test_the_first_frame_waits_for_the_key_a_bounded_time(monkeypatch) -> None:
+    """A keyring that asks to be unlocked holds the key back: the first frame (painted before the loop runs) waits
+    at most its bound for it, then goes the loop's way; the key still comes once the keyring gives it."""
+    import time
+
+    release = threading.Event()
+    key = "ttmt_live_" + "k" * 43
+
+    def locked_keyring(base_url: str) -> str:
+        assert release.wait(10)
+        return key
+
+    monkeypatch.delenv(early_mod.KEY_ENV, raising=False)
+    monkeypatch.setattr(early_mod, "key_from_keyring", locked_keyring)
+    monkeypatch.setattr(early_mod, "_first_run", lambda base_url, key: False)
+    import ttmt_monitor.core.local_history as local_history
+
+    monkeypatch.setattr(local_history, "peek_cached", lambda path, **_: None)
+    start = early_mod.EarlyStart("http://127.0.0.1:9/api/v1")
+    try:
+        began = time.monotonic()
+        assert start.key_now(0.2) is None  # not known within the bound: None, not a wait for the keyring
+        waited = time.monotonic() - began
+        assert 0.15 <= waited < 5, waited
+        release.set()
+        assert asyncio.run(asyncio.wait_for(start.key(), 5)) == key
+        assert start.key_now(0.0) == key
+    finally:
+        release.set()
+        assert start._done.wait(10)  # noqa: SLF001
