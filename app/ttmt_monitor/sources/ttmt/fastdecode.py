@@ -62,19 +62,13 @@ from ttmt_monitor.core.models import (
     DIRECTIONS,
     ORDER_STATUSES,
     ORDER_TYPES,
-    BreakevenFailed,
-    BreakevenSet,
     Event,
     Order,
-    OrderFilled,
     Position,
     PositionClosed,
     PositionUpdated,
     SignalRef,
-    TpHit,
     Trade,
-    TradeExecuted,
-    TradeFinalized,
 )
 
 from . import decode as _d
@@ -600,16 +594,20 @@ class _DirectPositionClosed(_Frame, tag="position_closed", gc=False):
     data: _DirectPositionData
 
 
-# Per event type (the envelope's tag): the domain event class and the function that builds it from the payload.
+# Per event type (the envelope's tag): the function that builds its event from this module's payload; the event
+# class is the tolerant decoder's for the same type (one pairing of types and classes in the project).
+_BUILDERS: dict[str, Any] = {
+    "trade_executed": _ev_trade,
+    "trade_finalized": _ev_trade,
+    "order_fill": _ev_order,
+    "position_update": _ev_position,
+    "position_closed": _ev_position,
+    "tp_hit": _ev_tp_hit,
+    "breakeven_set": _ev_breakeven_set,
+    "breakeven_failed": _ev_breakeven_failed,
+}
 _EVENT_MAKERS: dict[str, tuple[Any, Any]] = {
-    "trade_executed": (TradeExecuted, _ev_trade),
-    "trade_finalized": (TradeFinalized, _ev_trade),
-    "order_fill": (OrderFilled, _ev_order),
-    "position_update": (PositionUpdated, _ev_position),
-    "position_closed": (PositionClosed, _ev_position),
-    "tp_hit": (TpHit, _ev_tp_hit),
-    "breakeven_set": (BreakevenSet, _ev_breakeven_set),
-    "breakeven_failed": (BreakevenFailed, _ev_breakeven_failed),
+    tag: (cls, _BUILDERS[tag]) for tag, (cls, _) in _d._EVENT_DECODERS.items()  # noqa: SLF001
 }
 # Every envelope type of both tiers -> (its tag, the event class, the builder).
 _FRAME_TYPES = (_DirectTradeExecuted, _DirectTradeFinalized, _DirectOrderFill, _DirectPositionUpdate,
