@@ -482,3 +482,51 @@ def test_a_table_in_a_tab_not_shown_is_fitted_when_it_is_shown(qapp):
         import shiboken6
 
         shiboken6.delete(tabs)
+
+
+def test_a_restored_fit_waits_for_the_first_paint_and_then_only_grows(qapp, qtbot, settings):
+    """Issue 16: the every-day start restores the widths the last run's fitting chose; its first frame shows them
+    and measures the texts (and builds the QStyle enums the measuring needs) only right after the window's first
+    paint. That later fit only widens a column whose text does not fit: nothing narrows a moment after the window
+    appears. A view built after the first paint, or whose widths were the user's, is not deferred."""
+    import shiboken6
+
+    from _qasync_support import dispose
+    from ttmt_monitor.ui.positions_model import PositionsModel
+    from ttmt_monitor.ui.views import DeskTableView
+
+    D, _trade, position = _models()
+    # The last run's layout: fitted widths, saved when its window closed (the price column as its texts were then,
+    # the lots column wide from a text long gone).
+    last = DeskTableView(PositionsModel(), "positions")
+    model = last.source_model
+    price, lots = model.column_number("current"), model.column_number("volume")
+    last.horizontalHeader().resizeSection(price, 30)
+    last.horizontalHeader().resizeSection(lots, 200)
+    last.fit_columns_when_filled()  # (after the resizes: made by the user, they would stop the fitting)
+    last.save_layout(settings.qs)
+    shiboken6.delete(last)
+    settings.tab = "positions"
+
+    controller = DeskController("http://127.0.0.1:9", "k", start_stream=False)
+    controller.positions_model.reset_rows([replace(position, current_price=D("123456.78901"))])
+    window = MainWindow(controller, settings)  # the saved tab's view is built here, before the first paint
+    try:
+        view = window.views["positions"]
+        header = view.horizontalHeader()
+        assert view.layout_fitted and view.fit_after_paint
+        painted: list[int] = []
+        window.painted.connect(lambda: painted.append(header.sectionSize(price)))
+        window.resize(1280, 760)
+        window.show()
+        qtbot.waitUntil(lambda: bool(painted) and not view.fit_after_paint, timeout=10_000)
+        assert painted[0] == 30  # the first frame: the restored width, not measured
+        assert not view.fit_after_paint
+        assert header.sectionSize(price) > 30  # then measured: "123,456.78901" needs more
+        assert header.sectionSize(lots) == 200  # grow only: the wide column keeps its width
+        # A view built after the first paint fits as before (at once, narrower columns included).
+        window.select_tab("trades")
+        assert not window.views["trades"].fit_after_paint
+    finally:
+        window.close()
+        dispose(window)

@@ -51,7 +51,7 @@ from .lazy import lazy_module
 from .settings import PL_SCHEMES, TABS, THEMES, AppSettings
 from .table_base import DisplayOptions, stale_text
 from .views import DeskTableView
-from .widgets import plain_tooltip
+from .widgets import plain_tooltip, text_action
 
 if TYPE_CHECKING:
     import asyncio
@@ -443,6 +443,8 @@ class MainWindow(QMainWindow):
         self.controller.note_paint()
         if self._finish_armed:
             self._finish_armed = False
+            if any(view.fit_after_paint for view in self.views.values()):
+                QTimer.singleShot(0, self._fit_after_first_paint)  # (after this paint pass, as below)
             controller = self.controller
             if controller.started or controller.showing_cache:
                 # singleShot(0): after this paint has reached the screen (the backing store is flushed after the
@@ -518,6 +520,11 @@ class MainWindow(QMainWindow):
     # analytics: ~25 ms each, mostly imports, measured; in one go they held the loop ~75 ms right after the first
     # paint, when the API's data is due).
     SETUP_STEPS = ("_setup_hub", "_ensure_notifications", "_ensure_analytics", "_setup_icon")
+
+    def _fit_after_first_paint(self) -> None:
+        if shiboken6.isValid(self):
+            for view in list(self.views.values()):
+                view.fit_after_first_paint()
 
     def _finish_setup(self) -> None:
         """Build what the first frame did not need, now: the rest of the steps (_finish_setup_in_steps), or all of
@@ -681,7 +688,7 @@ class MainWindow(QMainWindow):
             toggle.setText("&Notifications")
             self._view_menu.insertAction(self._notifications_anchor, toggle)
             self._notifications_action = toggle
-            settings_action = QAction("Notification &settings…", self)
+            settings_action = text_action("Notification &settings…", self)
             settings_action.triggered.connect(lambda _=False: self.open_notification_settings())
             self._view_menu.insertAction(self._notifications_anchor, settings_action)
             self._notification_settings_action = settings_action
@@ -765,14 +772,14 @@ class MainWindow(QMainWindow):
         # inserts them before this separator).
         self._view_menu = view_menu
         self._notifications_anchor = view_menu.addSeparator()
-        self.utc_action = QAction("Times in &UTC", self, checkable=True)
+        self.utc_action = text_action("Times in &UTC", self, checkable=True)
         self.utc_action.setChecked(self.settings.utc)
         self.utc_action.toggled.connect(self._on_utc)
         view_menu.addAction(self.utc_action)
         theme_menu = view_menu.addMenu("&Theme")
         group = QActionGroup(self)
         for mode in THEMES:
-            action = QAction(mode.capitalize(), self, checkable=True)
+            action = text_action(mode.capitalize(), self, checkable=True)
             action.setChecked(mode == self.settings.theme)
             action.triggered.connect(lambda _=False, mode=mode: self._on_theme(mode))
             group.addAction(action)
@@ -780,20 +787,20 @@ class MainWindow(QMainWindow):
         pl_menu = view_menu.addMenu("&P&&L colours")
         group = QActionGroup(self)
         for scheme in PL_SCHEMES:
-            action = QAction(PL_SCHEME_TITLES[scheme], self, checkable=True)
+            action = text_action(PL_SCHEME_TITLES[scheme], self, checkable=True)
             action.setChecked(scheme == self.settings.pl_scheme)
             action.triggered.connect(lambda _=False, scheme=scheme: self._on_pl_scheme(scheme))
             group.addAction(action)
             pl_menu.addAction(action)
         view_menu.addSeparator()
         for n, name in enumerate(TABS, start=1):
-            action = QAction(TAB_TITLES[name], self)  # "P&&L": a literal "&", not a mnemonic on "L"
+            action = text_action(TAB_TITLES[name], self)  # "P&&L": a literal "&", not a mnemonic on "L"
             action.setShortcut(QKeySequence(f"Ctrl+{n}"))
             action.triggered.connect(lambda _=False, name=name: self.select_tab(name))
             view_menu.addAction(action)
 
     def _action(self, menu: QMenu, text: str, slot: Callable[[], Any], shortcut: Any = None) -> QAction:
-        action = QAction(text, self)
+        action = text_action(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         action.triggered.connect(lambda _=False: slot())
@@ -1013,7 +1020,9 @@ class MainWindow(QMainWindow):
             self._show_source_column(view)
         self._apply_column_capabilities(view, self.capabilities())
         if not restored or view.layout_fitted:  # the user's own widths win; else the texts' (now, or when the
-            view.fit_columns_when_filled()  # first rows arrive)
+            # first rows arrive; right after the window's first paint when the last run's fit was restored)
+            view.fit_after_paint = restored and self._finish_armed
+            view.fit_columns_when_filled()
         self.views[name] = view
         if name in ("trades", "positions"):
             view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))

@@ -306,8 +306,6 @@ def apply_theme(app: QApplication, mode: str = "system") -> bool:
     global _native_style_name, _forced_fusion
     if mode not in THEME_MODES:
         mode = "system"
-    if _native_style_name is None and app.style() is not None:
-        _native_style_name = app.style().name() or ""
     _set_color_scheme_hint(app, mode)
     if mode == "system":
         if _forced_fusion and _native_style_name:
@@ -317,7 +315,12 @@ def apply_theme(app: QApplication, mode: str = "system") -> bool:
         # the OS when the user switches light/dark later. (Setting style().standardPalette() would pin it.)
         app.setPalette(QPalette())
     else:
-        if not _forced_fusion and (_native_style_name or "").lower() != "fusion":
+        if _native_style_name is None:
+            # Asked only when Fusion is about to replace it: the first Python access to the QStyle type builds its
+            # eleven enums (~4 ms), which the default "system" start never needs before its first paint (issue 16).
+            style = app.style()
+            _native_style_name = (style.name() if style is not None else "") or ""
+        if not _forced_fusion and _native_style_name.lower() != "fusion":
             app.setStyle("Fusion")
         _forced_fusion = True
         app.setPalette(_palette("dark" if mode == "dark" else "light"))

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QMenu,
-    QStyle,
     QStyledItemDelegate,
     QStyleOptionHeader,
     QStyleOptionViewItem,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from .table_base import ROW_ROLE, SORT_ROLE, KeyedTableModel
+from .widgets import text_action
 
 RESORT_MS = 1000  # throttle for re-sorting a live table
 _ALIGN_FLAGS: dict[int, Any] = {}  # int -> Qt.AlignmentFlag (making the enum per painted cell is a Python call)
@@ -125,7 +125,11 @@ class FastCellDelegate(QStyledItemDelegate):
     def _brush(self, color: Any) -> QBrush:
         brush = self._brushes.get(color.rgba())
         if brush is None:
-            brush = self._brushes[color.rgba()] = QBrush(color)
+            # Not QBrush(color): its overloads make PySide build QGradient's seven enums (~1.5 ms of the first
+            # paint); the empty constructor and setColor do not.
+            brush = self._brushes[color.rgba()] = QBrush()
+            brush.setStyle(Qt.BrushStyle.SolidPattern)
+            brush.setColor(color)
         return brush
 
 
@@ -207,6 +211,9 @@ class DeskTableView(QTableView):
         self._auto_fit = False  # fit_columns_when_filled: columns follow their texts until the user sizes one
         self._fitting = False
         self._fitted_once = False
+        # Set by the window for a view built before its first paint whose restored widths are the last run's fit:
+        # its first fit then waits for that paint (fit_after_first_paint).
+        self.fit_after_paint = False
         # A fit owed by a table not on screen (a tab not shown): made when it is shown (showEvent). Reading 40 rows'
         # texts costs 5-18 ms a table, and the tabs not shown used to pay it before the window's first paint and
         # again as their rows came (issue 16).
@@ -227,7 +234,7 @@ class DeskTableView(QTableView):
                 self.sortByColumn(model.column_number(default_sort[0]), default_sort[1])
             except KeyError:
                 pass
-        copy = QAction("Copy rows", self)
+        copy = text_action("Copy rows", self)
         copy.setShortcut(QKeySequence.StandardKey.Copy)
         copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         copy.triggered.connect(self.copy_selection)
@@ -301,7 +308,7 @@ class DeskTableView(QTableView):
         for n, column in enumerate(self.source_model.columns):
             if n in self._unavailable:
                 continue
-            action = QAction(column.title, parent)
+            action = text_action(column.title, parent)
             action.setCheckable(True)
             action.setChecked(not header.isSectionHidden(n))
             action.toggled.connect(lambda on, n=n: self.set_column_visible(n, on))
@@ -362,7 +369,20 @@ class DeskTableView(QTableView):
             if self._owe_fit():
                 return
             self._fitted_once = True
+            if self.fit_after_paint:
+                return  # the restored widths are the last run's fit: the first frame shows them (see below)
             self._fit_rows(range(count), shrink=True)
+
+    def fit_after_first_paint(self) -> None:
+        """The first fit of a view whose restored widths were the last run's fit (``fit_after_paint``), right after
+        the window's first paint: that frame shows those widths, and measuring the texts (and building the QStyle
+        enums the measuring needs) costs it nothing (issue 16: ~5 ms of the every-day start). Grow only: a column
+        whose texts fit keeps its width, so nothing on screen narrows a moment after the window appears."""
+        if not self.fit_after_paint:
+            return
+        self.fit_after_paint = False
+        if self._auto_fit and self._fitted_once and not self._owe_fit():
+            self._fit_rows(range(min(self.proxy.rowCount(), FIT_ROWS)), shrink=False)
 
     def _owe_fit(self) -> bool:
         """True (and the fit owed, for showEvent) when the table is not on screen."""
@@ -445,6 +465,8 @@ class DeskTableView(QTableView):
         cells = self.fontMetrics()
         titles = header.fontMetrics()
         digit = cells.horizontalAdvance("0")
+        from PySide6.QtWidgets import QStyle  # (here: importing it builds its enums, ~4 ms the first frame needs not)
+
         style = header.style()
         margin = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMargin)
         arrow = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize) + margin  # beside the sorted column's title

@@ -7,6 +7,7 @@ Provides:
 - ``ReadOnlyTable`` — a QTableWidget for small detail tables (a few dozen rows at most): not editable, row
   selection, Ctrl+C copies the selected rows as tab-separated text;
 - ``dot_pixmap`` — a round coloured marker for states;
+- ``text_action`` — a QAction with a text, made without building QIcon's enums;
 - ``app_icon`` — the application icon from resources/icons (empty icon when missing, never a crash).
 """
 
@@ -14,12 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources as importlib_resources
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QGuiApplication, QIcon, QKeySequence, QPainter, QPixmap
+from PySide6.QtCore import QObject, QSize, Qt
+from PySide6.QtGui import QAction, QColor, QGuiApplication, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QWidget
 
-__all__ = ["ReadOnlyTable", "app_icon", "dot_pixmap", "plain_label", "section_title"]
+if TYPE_CHECKING:
+    from PySide6.QtGui import QIcon
+
+__all__ = ["ReadOnlyTable", "app_icon", "dot_pixmap", "plain_label", "section_title", "text_action"]
 
 
 def plain_label(text: str = "", parent: QWidget | None = None, *, selectable: bool = True, wrap: bool = False
@@ -150,8 +155,20 @@ def dot_pixmap(color: QColor, size: int = 10) -> QPixmap:
     return pixmap
 
 
+def text_action(text: str, parent: QObject, *, checkable: bool = False) -> QAction:
+    """``QAction(text, parent)`` without its overloads: resolving them makes PySide build QIcon's enums (~1 ms),
+    which the window's first frame (its menus are made before it) otherwise never needs (issue 16)."""
+    action = QAction(parent)
+    action.setText(text)
+    if checkable:
+        action.setCheckable(True)
+    return action
+
+
 def app_icon() -> QIcon:
     """The application icon (SVG when the Qt SVG plugin is there, else the PNGs); an empty QIcon when missing."""
+    from PySide6.QtGui import QIcon  # (here: importing it builds its enums, which the first frame does not need)
+
     icon = QIcon()
     try:
         folder = importlib_resources.files("ttmt_monitor.resources").joinpath("icons")
