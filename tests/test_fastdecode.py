@@ -196,6 +196,7 @@ for obj in _OBJ:
         (f"{obj} status an int", _set(("data", obj, "status"), 3)),
         (f"{obj} volume text", _set(("data", obj, "volume"), "0.10")),
         (f"{obj} volume padded text", _set(("data", obj, "volume"), " 0.10 ")),
+        (f"{obj} volume long text", _set(("data", obj, "volume"), "0.1" + "0" * 150)),  # in bounds, 153 chars
         (f"{obj} volume Infinity text", _set(("data", obj, "volume"), "-Infinity")),
         (f"{obj} volume tiny", _set(("data", obj, "volume"), Decimal("1E-45"))),
         (f"{obj} volume zero exp", _set(("data", obj, "volume"), Decimal("0E-50"))),

@@ -166,8 +166,8 @@ def _dec(v: Any) -> Decimal | None:
             return Decimal(v)
         return None
     if t is str:
-        if len(v) > 100:
-            return None
+        # Any length, as a JSON number of any length and the fast decoder (msgspec) read it: the bounds below
+        # decide (Decimal reads text in linear time, and a frame is at most MAX_EVENT).
         try:
             d = Decimal(v.strip())
         except (InvalidOperation, ValueError):
