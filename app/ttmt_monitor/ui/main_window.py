@@ -1527,6 +1527,7 @@ class MainWindow(QMainWindow):
     def save_state(self) -> None:
         self.settings.set_geometry(self.saveGeometry())
         for view in self.views.values():
+            view.fit_for_next_start()
             view.save_layout(self.settings.qs)
         self.settings.sync()
 

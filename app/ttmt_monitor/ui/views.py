@@ -373,11 +373,21 @@ class DeskTableView(QTableView):
                 return  # the restored widths are the last run's fit: the first frame shows them (see below)
             self._fit_rows(range(count), shrink=True)
 
+    def fit_for_next_start(self) -> None:
+        """Fitted widths fitted once more to the rows now, narrower included, before the window saves them on
+        closing: the next start shows them in its first frame and then only widens (fit_after_first_paint), so a
+        column once widened by a text since gone does not stay wide from run to run. Not done for widths the user
+        set, nor for a table without rows."""
+        count = min(self.proxy.rowCount(), FIT_ROWS)
+        if self._auto_fit and count:
+            self._fit_rows(range(count), shrink=True)
+
     def fit_after_first_paint(self) -> None:
         """The first fit of a view whose restored widths were the last run's fit (``fit_after_paint``), right after
         the window's first paint: that frame shows those widths, and measuring the texts (and building the QStyle
         enums the measuring needs) costs it nothing (issue 16: ~5 ms of the every-day start). Grow only: a column
-        whose texts fit keeps its width, so nothing on screen narrows a moment after the window appears."""
+        whose texts fit keeps its width, so nothing on screen narrows a moment after the window appears (the
+        window narrowed them when it last closed: fit_for_next_start)."""
         if not self.fit_after_paint:
             return
         self.fit_after_paint = False
