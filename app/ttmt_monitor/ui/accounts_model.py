@@ -122,7 +122,9 @@ class AccountsModel(KeyedTableModel):
     columns = (
         Column("label", "Account", lambda r: r.account.label, width=150),
         Column("type", "Type", lambda r: r.account.type, width=80),
-        Column("currency", "Currency", lambda r: r.account.currency, width=70),
+        # Hidden at first: every money cell carries its currency, and the column pushed the money columns of a
+        # desk with several sources off a 1366 px laptop screen (the header's menu shows it again).
+        Column("currency", "Currency", lambda r: r.account.currency, width=70, hidden_by_default=True),
         # Each service spells its states its own way (TTMT "deployed", MetaApi "DEPLOY_FAILED"): one way here.
         Column("state", "State", lambda r: r.account.state, lambda r, o: status_label(r.account.state)),
         Column("active", "Active", lambda r: r.account.is_active, lambda r, o: "yes" if r.account.is_active else "no",

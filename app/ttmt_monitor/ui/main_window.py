@@ -85,6 +85,7 @@ FINISH_LATEST_MS = 1500
 STRIP_LABEL_CHARS = 24  # an account label in the summary strip: at most this many average characters wide
 # Room for the window frame (title bar, borders) when fitting a window not shown yet into the screen.
 FRAME_ALLOWANCE = (16, 40)
+LAPTOP_SCREEN_PX = 1440  # a first window on a screen narrower than this takes its whole width (_laptop_width)
 PL_SCHEME_TITLES = {"green_up": "Green up, red down", "red_up": "Red up, green down (East Asian)",
                     "colorblind": "Blue up, orange down (colour-blind safe)"}
 
@@ -385,6 +386,8 @@ class MainWindow(QMainWindow):
         geometry = self.settings.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
+        else:
+            self._laptop_width()
         self.fit_to_screen()  # a geometry saved on a bigger monitor (or the default size) on a laptop screen
         self.select_tab("accounts" if self.desk_is_empty() else self.settings.tab)  # empty: how to add a source
         self._on_tab_changed(self.tabs.currentIndex(), remember=False)  # (no signal when it was current already)
@@ -399,6 +402,17 @@ class MainWindow(QMainWindow):
             self.status.set_last_event_at(controller.last_event_at)
         if controller.started:  # the data arrived while the window was being built (the app overlaps the two)
             self._on_loaded()
+
+    def _laptop_width(self) -> None:
+        """A first window on a laptop screen (narrower than LAPTOP_SCREEN_PX) takes its whole width: the default
+        1280 px left 86 px of a 1366 px screen unused while the Accounts of a desk with several sources scrolled
+        sideways. Wider screens keep the default size; a saved geometry always wins."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        available = screen.availableGeometry()
+        if self.width() < available.width() < LAPTOP_SCREEN_PX:
+            self.resize(available.width() - FRAME_ALLOWANCE[0], self.height())
 
     def fit_to_screen(self) -> None:
         """Keep the window inside its screen's available area (panels excluded): no larger than it, and moved in
