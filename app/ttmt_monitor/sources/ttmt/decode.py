@@ -651,7 +651,6 @@ def _closed_wire(position: dict[str, Any]) -> bool:
 # the typed event, or None when the payload lacks what the state needs (the caller then makes an UnknownEvent).
 
 
-
 def _ev_trade(make: Any, eid: Any, typ: str, ts: Any, raw: Any, data: dict[str, Any]) -> Event | None:
     trade_d = data.get("trade")
     if type(trade_d) is not dict:
