@@ -633,3 +633,13 @@ def test_screenshots_in_both_themes(sim_hand, qapp, qtbot, mode):
         bar.grab().save(f"/tmp/status_bar_{mode}.png")
     finally:
         apply_theme(qapp, "system")
+
+
+def test_a_plain_tooltip_escapes_exactly_as_html_escape_does() -> None:
+    import html
+
+    from ttmt_monitor.ui.widgets import plain_tooltip
+
+    hostile = "<b>Gold & \"silver\"</b>\n<img src='x' onerror=alert(1)> &amp;"
+    assert plain_tooltip(hostile) == "<qt>" + html.escape(hostile).replace("\n", "<br>") + "</qt>"
+    assert "<b>" not in plain_tooltip(hostile) and plain_tooltip("") == ""

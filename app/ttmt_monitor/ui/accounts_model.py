@@ -8,11 +8,11 @@ the account; the same rows feed the summary strip.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from ..core.formatting import status_label
@@ -22,8 +22,7 @@ from .table_base import SORT_ROLE, Column, KeyedTableModel, money_column, pl_col
 _ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class AccountRow:
+class AccountRow(msgspec.Struct, frozen=True):  # (a frozen dataclass cost ~0.8 ms more to create; issue 16)
     """What the table shows for one account."""
 
     account: Account

@@ -15,10 +15,10 @@ What a trader reads here (issue 17):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from msgspec.structs import replace
 from PySide6.QtCore import Qt
 
 from ..core import formatting as fmt

@@ -6,8 +6,9 @@ label changes too. Keys are the entities' neutral keys (``<source>|<id>``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from .table_base import Column, KeyedTableModel, pl_column, price_column, time_column, volume_column
 
@@ -15,15 +16,14 @@ if TYPE_CHECKING:  # annotations only: the window builds these models before its
     from ..domain import ClosedDeal, WorkingOrder
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRow:
+# (Structs, not frozen dataclasses: ~0.02 ms each to create against ~0.5-0.7, on the way to the first paint; issue 16)
+class OrderRow(msgspec.Struct, frozen=True):
     order: WorkingOrder
     account_label: str
     source_label: str
 
 
-@dataclass(frozen=True, slots=True)
-class DealRow:
+class DealRow(msgspec.Struct, frozen=True):
     deal: ClosedDeal
     account_label: str
     source_label: str

@@ -17,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from operator import attrgetter, ne
 from typing import Any, NamedTuple
 
+import msgspec
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -65,8 +65,7 @@ class DisplayOptions(NamedTuple):  # (not a dataclass: ~0.06 ms to create agains
     dark: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
+class Column(msgspec.Struct, frozen=True):  # (not a frozen dataclass: ~0.02 ms to create against ~0.85; issue 16)
     """One column: ``value`` reads the raw field (compared to detect a changed cell, and the sort key);
     ``text`` formats it for display; ``pl_currency`` (for P&L columns) gives the currency its sign is read in."""
 

@@ -184,9 +184,12 @@ def app_icon() -> QIcon:
     return icon
 
 
+# What ``html.escape`` replaces, as it replaces it: the first frame's account strip sets tooltips, and importing
+# ``html`` (its entity table) cost ~0.9 ms there (issue 16).
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"})
+
+
 def plain_tooltip(text: str) -> str:
     """``text`` as a tooltip that Qt shows literally: Qt guesses rich text in tooltips, and a sentence may quote a
     service's own words."""
-    import html
-
-    return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>" if text else ""
+    return "<qt>" + text.translate(_ESCAPES).replace("\n", "<br>") + "</qt>" if text else ""
