@@ -18,11 +18,9 @@ JSON writer and one reader in the project and money is never a float anywhere.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import msgspec
@@ -40,9 +38,26 @@ def _reject_constant(name: str) -> None:
 
 
 # One decoder for the process: json.loads(text, parse_float=...) builds a new JSONDecoder (and its C scanner) on
-# every call, which costs more than a small event's parsing; a shared decoder avoids that.
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
-_decode_text = _DECODER.decode
+# every call, which costs more than a small event's parsing; a shared decoder avoids that. Made on first use, as
+# the string encoder below, with ``json`` imported then: the every-day start reads its history before its first
+# paint through this module and needs neither (~2 ms of imports; issue 16). Each stand-in replaces itself.
+def _first_decode(text: str) -> Any:
+    global _decode_text
+    import json
+
+    _decode_text = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant).decode
+    return _decode_text(text)
+
+
+def _first_encode(text: str) -> str:
+    global encode_basestring_ascii
+    from json.encoder import encode_basestring_ascii
+
+    return encode_basestring_ascii(text)
+
+
+_decode_text: Callable[[str], Any] = _first_decode
+encode_basestring_ascii: Callable[[str], str] = _first_encode
 
 
 def loads(text: str | bytes | bytearray | memoryview) -> Any:
@@ -78,6 +93,8 @@ def threaded_decoder(parse_constant: Callable[[str], Any] | None = None) -> Call
     """A parse function for a worker thread: non-integer numbers as ``Decimal`` (like :func:`loads`; NaN/Infinity
     through ``parse_constant`` when given, else as ``json`` reads them), bytes as UTF-8, a leading BOM dropped;
     it lets the loop thread run while it parses (module docstring)."""
+    import json
+
     decode = json.JSONDecoder(parse_float=_decimal_number, parse_constant=parse_constant).decode
 
     def parse(text: str | bytes) -> Any:
