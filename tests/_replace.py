@@ -1,5 +1,5 @@
 """``replace`` for the tests: a changed copy of a frozen domain object, whichever kind it is (TTMT's models and
-events are ``msgspec.Struct``; the neutral domain's entities and the UI's rows are dataclasses)."""
+events and the UI's rows are ``msgspec.Struct``; the neutral domain's entities are dataclasses)."""
 
 from __future__ import annotations
 

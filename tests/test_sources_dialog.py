@@ -155,6 +155,8 @@ def test_load_save_round_trip_and_stable_ids(ini):
     again = load_sources(app_settings(ini))
     assert again == [first, second]
     assert isinstance(again[1].settings["port"], int) and again[1].settings["tls"] is False
+    save_sources(settings, [])  # every source removed: stored as "[]", read as none
+    assert settings.qs.value(SETTINGS_KEY) == "[]" and load_sources(app_settings(ini)) == []
 
 
 def test_save_drops_a_secret_put_in_settings_by_mistake(ini, caplog):

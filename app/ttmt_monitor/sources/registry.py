@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-if TYPE_CHECKING:  # annotations only: importing the registry stays cheap (the app's early start-up thread uses it)
+if TYPE_CHECKING:  # annotations only: importing the registry stays cheap (msgspec aside, which the domain needs anyway)
     from .base import Source, SourceConfig
     from .onboarding import Onboarding
 

@@ -93,7 +93,7 @@ def _entry_to_config(entry: Any, index: int) -> SourceConfig | None:
 def load_sources(settings: AppSettings | QSettings) -> list[SourceConfig]:
     """The configured sources in the user's order. Damage is logged (never the raw value) and skipped."""
     raw = _qs(settings).value(SETTINGS_KEY)
-    if raw is None or raw == "":
+    if raw is None or raw == "" or raw == "[]":  # (none, or all removed: no JSON to read)
         return []
     if not isinstance(raw, str):
         log.warning("Sources in the settings are not text (%s); starting with no sources", type(raw).__name__)

@@ -833,8 +833,8 @@ def _py_sort_key(value: Any) -> tuple[int, Any]:
 
 
 def _diff_plan(cls: type, columns: Sequence[Column]) -> tuple[Any, list[frozenset[int]], frozenset[int], type]:
-    """(all-fields getter, columns per field, columns to compare by getter, the class) for a row dataclass or
-    ``msgspec.Struct`` (TTMT's domain objects)."""
+    """(all-fields getter, columns per field, columns to compare by getter, the class) for a row ``msgspec.Struct``
+    (TTMT's domain objects, the UI's own rows) or dataclass (the neutral domain's entities)."""
     struct_fields: tuple[str, ...] | None = getattr(cls, "__struct_fields__", None)
     if struct_fields is not None:
         names = list(struct_fields)
