@@ -776,8 +776,10 @@ class DeskController(QObject):
         open_trades = tuple(t for t in cached.trades if not t.is_terminal)
         self.state = DeskState.from_snapshot(Snapshot(cached.accounts, cached.positions, open_trades))
         self.accounts = {a.account_id: a for a in cached.accounts}
-        self.positions_model.reset_rows(cached.positions)
+        # Trades first: the positions' grouping reads their trades, so the positions are then sorted once, not
+        # sorted and sorted again when the trades arrive (~1.5 ms of the every-day start's first frame).
         self.trades_model.set_first_page(cached.trades, False, None)
+        self.positions_model.reset_rows(cached.positions)
         self.signals_model.reset_rows(cached.signals)
         self.accounts_model.reset_rows(self._account_rows())
         self.data_as_of = cached.data_as_of
