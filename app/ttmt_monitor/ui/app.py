@@ -230,8 +230,8 @@ def _paint_first_frame(args: argparse.Namespace, settings: Any, early: EarlyStar
         desk.controller.note_starting()  # the first frame says "connecting", as on the loop's way
         _build_window(desk, args, settings, configured)
         desk.window.hold_after_paint_setup()  # the hub, notifier, analytics: on the loop
-        # The head start's read of the history, for this first frame: nothing else is left to do meanwhile (one
-        # GIL: waiting here lets the thread finish sooner, at no cost to the window already built).
+        # The head start's read of the history, for this first frame: asking for it starts the read (ui/early.py:
+        # not while the window was built, both sharing one GIL), and nothing else is left to do meanwhile.
         with contextlib.suppress(Exception):
             cached.result(FIRST_SCREEN_WAIT_S)
         _show_cache_if_read(desk)

@@ -721,8 +721,8 @@ class DeskController(QObject):
             from ..core.local_history import load_cached
 
             if isinstance(preloaded, Future):
-                # The head start is still reading it (the window is built meanwhile); None: nothing to show from
-                # it, the file is opened the normal way below.
+                # The head start's read (awaiting it asks for it, if the window has not); None: nothing to show
+                # from it, the file is opened the normal way below.
                 preloaded = await asyncio.wrap_future(preloaded)
                 if preloaded is not None and self._head_start_screen is None and self.showing_cache:
                     return  # on screen already: show_cache_if_read filled the tables before the window showed

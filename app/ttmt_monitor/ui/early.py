@@ -10,9 +10,12 @@ file yet, so the desk's first lists must come from the API), the start-up lists 
 and the requests should not queue behind it (importing asyncio meanwhile is plain Python: the threads get their
 turns). On a later start, the thread reads the local history's first screen instead
 (core.local_history.peek_cached: read-only, so harmless if another copy of the app owns the file), for the window's
-first paint. The key is handed over as soon as it is known, and the first screen as a future: the app imports and
-builds its window while the thread is still importing the store and reading (issue 16: the every-day start waited
-~80 ms for that with nothing to do).
+first paint. The key is handed over as soon as it is known, and the first screen as a future that is read when it
+is first asked for (its ``result()``, or a done-callback such as ``asyncio.wrap_future``'s): the app builds its window
+first, then asks and waits while the thread imports the store and reads. Both at once shared one GIL: each of the
+window's module imports is a file read that let the reading thread in for up to the 5 ms switch interval, and the
+every-day start's main thread stood still ~25 ms in all (measured); in turn, the same work took ~9 ms less to the
+first paint (issue 16).
 
 Only the standard library and QtCore (the settings) here. The key goes nowhere but the prefetch's Authorization
 header and the app; it is never logged.
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 KEY_ENV = "TTMT_API_KEY"  # as for the command line: a key in the environment wins over the keyring
 SEND_WAIT_S = 0.05
+# A later start's first screen is read when asked for (see above), or after this long if nobody asks first.
+READ_UNASKED_S = 2.0
 
 
 def begin(argv: list[str]) -> EarlyStart | None:
@@ -74,7 +79,10 @@ class EarlyStart:
         self.base_url = base_url
         self._key: str | None = None
         self._prefetch: Any = None
-        self._first_screen: Future[Any] = Future()  # the local history's first screen (or None), on a later start
+        self._asked = threading.Event()  # someone wants the first screen now (or no one ever will)
+        self._unwanted = False  # handed to no one (another URL or key): not read at all
+        # The local history's first screen (or None), on a later start; read once asked for.
+        self._first_screen: Future[Any] = _AskedFor(self._asked)
         self._cached: Future[Any] | None = self._first_screen  # (None once handed over)
         self._key_known = threading.Event()
         self._done = threading.Event()
@@ -96,10 +104,12 @@ class EarlyStart:
                 # the file; the single-instance check comes later), for the window's first paint.
                 self._sent.set()
                 self._key_known.set()
-                from ..core.local_history import peek_cached
-                from ..core.paths import store_path
+                self._asked.wait(READ_UNASKED_S)
+                if not self._unwanted:
+                    from ..core.local_history import peek_cached
+                    from ..core.paths import store_path
 
-                cached = peek_cached(store_path(self.base_url, self._key), old_format_codec=_ttmt_codec)
+                    cached = peek_cached(store_path(self.base_url, self._key), old_format_codec=_ttmt_codec)
         except Exception:  # noqa: BLE001 - a head start only: the normal path asks again
             log.debug("early start failed", exc_info=True)
         finally:
@@ -135,7 +145,11 @@ class EarlyStart:
         core.local_history.CachedState or None (done, or done when the thread has read it), or None when there is
         nothing to wait for."""
         cached, self._cached = self._cached, None
-        if cached is None or not self._for(base_url, key):
+        if cached is None:
+            return None
+        if not self._for(base_url, key):
+            self._unwanted = True  # (before the thread looks: it reads only for whoever takes the future)
+            self._asked.set()
             return None
         if cached.done() and cached.result() is None:
             return None
@@ -173,3 +187,25 @@ def _ttmt_codec() -> object:
     from ..sources import registry
 
     return registry.desk_parts("ttmt").store_codec()
+
+
+class _AskedFor(Future[Any]):
+    """A future whose value is made only once someone asks for it: ``result()``, ``exception()`` or
+    ``add_done_callback()`` (what ``asyncio.wrap_future`` uses) set ``asked`` first. ``done()`` asks nothing (the
+    window's "is it read by now?")."""
+
+    def __init__(self, asked: threading.Event) -> None:
+        super().__init__()
+        self._asked = asked
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._asked.set()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._asked.set()
+        return super().exception(timeout)
+
+    def add_done_callback(self, fn: Any) -> None:
+        self._asked.set()
+        super().add_done_callback(fn)
