@@ -12,14 +12,14 @@ to date with TTMT's API (delta sync, backfill) is TTMT's: ``sources/ttmt/sync.py
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from .store import SCHEMA_VERSION, Store, is_corruption
 
@@ -29,9 +29,11 @@ log = logging.getLogger(__name__)
 FIRST_PAGE = 100
 
 
-@dataclass(frozen=True)
-class CachedState:
-    """What the store can show before any network: accounts, open positions, open trades + the newest page."""
+class CachedState(msgspec.Struct, frozen=True):
+    """What the store can show before any network: accounts, open positions, open trades + the newest page.
+
+    (A Struct, not a frozen dataclass: ~0.8 ms less to create, on the way to the every-day start's first paint;
+    issue 16. Equality, unused, now includes ``store``.)"""
 
     data_as_of: datetime | None
     accounts: tuple[Any, ...]
@@ -44,7 +46,7 @@ class CachedState:
     #: Key of the next (older) page of trades: ``store.trades_page(before=next_page)``; None when all shown.
     next_page: tuple[str, str] | None = None
     #: The store that was actually read (a fresh one if the file was damaged and had to be moved aside).
-    store: Store | None = field(default=None, repr=False, compare=False)
+    store: Store | None = None
 
     @property
     def empty(self) -> bool:
@@ -87,7 +89,7 @@ def peek_cached(path: Path, *, codec: Any = None, old_format_codec: Callable[[],
         return None
     finally:
         store.close()
-    return None if state.empty else dataclasses.replace(state, store=None)
+    return None if state.empty else msgspec.structs.replace(state, store=None)
 
 
 def _load(store: Store, first_page: int) -> CachedState:

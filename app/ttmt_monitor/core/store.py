@@ -50,10 +50,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from . import jsontext, model_codec
 from .jsontext import LazyObject
@@ -283,8 +284,7 @@ class _NotOurs(Exception):
     """The file is SQLite but not a ttmt-monitor store (or one from a newer version)."""
 
 
-@dataclass(frozen=True)
-class StoreCodec:
+class StoreCodec(msgspec.Struct, frozen=True):  # (not a frozen dataclass: ~0.8 ms less to create; issue 16)
     """What the store needs from the source whose client feeds it, for what arrives in that source's wire form.
     Passed in by whoever opens the store, so that core imports no source: the TTMT one is
     ``sources.ttmt.store_codec.CODEC``. Domain objects are stored in our format (``core.model_codec``) without it."""
