@@ -14,9 +14,10 @@ Conventions, relied on by core/, ui/ and the store:
   (2.0 µs before), and msgspec decodes JSON straight into them. ``gc=False``: they hold only immutable values, so
   they never take part in a reference cycle and the collector need not track them. Equality, hashing and
   ``repr`` are field by field, as with the frozen dataclasses they replace.
+- No ``from __future__ import annotations`` here: msgspec reads the fields' types when a decoder is first made,
+  and text annotations must then be compiled and evaluated one by one (~1.25 ms for the six objects' decoders,
+  against ~0.4 with the types themselves; the every-day start makes them on its way to the first paint).
 """
-
-from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal

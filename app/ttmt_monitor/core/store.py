@@ -44,7 +44,6 @@ Design, and why:
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
 import time
@@ -52,7 +51,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -71,6 +70,9 @@ from .paths import (  # noqa: F401
     store_path,
 )
 from .trade_history import INDEX_COLUMNS, index_values
+
+if TYPE_CHECKING:  # (the writer imports queue when it starts: a read-only view needs none)
+    import queue
 
 log = logging.getLogger(__name__)
 
@@ -667,6 +669,8 @@ class _Writer(threading.Thread):
 
     def __init__(self, path: Path, on_error: Callable[[BaseException], None],
                  on_recover: Callable[[], None] | None = None) -> None:
+        import queue  # (here: a read-only view, the every-day start's first read, has no writer; issue 16)
+
         super().__init__(name="ttmt-store-writer", daemon=True)
         self.path = path
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -688,6 +692,8 @@ class _Writer(threading.Thread):
             self.on_error(exc)
             self._drain_after_failure()
             return
+        import queue
+
         pending: list[Callable[[sqlite3.Connection], None]] = []
         retry_at: float | None = None
         try:
@@ -740,6 +746,8 @@ class _Writer(threading.Thread):
             conn.close()
 
     def _drain_after_failure(self) -> None:
+        import queue
+
         self.stopped = True
         while True:
             try:

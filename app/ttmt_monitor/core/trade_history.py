@@ -28,7 +28,7 @@ import threading
 import time
 from array import array
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
@@ -319,6 +319,10 @@ class HistoryReader:
     def __init__(self, path: Path | str, decode_trade: Callable[[Any], Any]) -> None:
         self.path = Path(path)
         self.decode_trade = decode_trade  # used where rows are shown (decode_row)
+        # (Imported here: the every-day start reads its first screen through the store, which imports this module,
+        # and needs no pool; concurrent.futures.thread and queue cost ~1 ms there; issue 16.)
+        from concurrent.futures import ThreadPoolExecutor
+
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
         self._conn: sqlite3.Connection | None = None
         self._closed = threading.Event()
