@@ -40,6 +40,25 @@ from ttmt_monitor.__main__ import main
 sys.exit(main(sys.argv[1:]))
 """
 
+# The same, for the window's very first paint, whatever it shows.
+FIRST_PAINT_PROBE = """
+import sys
+from ttmt_monitor.ui import main_window
+
+original = main_window.MainWindow.paintEvent
+
+def paintEvent(self, event):
+    original(self, event)
+    if not getattr(self, "_probed", False):
+        self._probed = True
+        print("FIRST-FRAME history=%s asyncio=%s positions=%d" % (self.controller.showing_cache,
+              "asyncio" in sys.modules, self.controller.positions_model.rowCount()), flush=True)
+
+main_window.MainWindow.paintEvent = paintEvent
+from ttmt_monitor.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
 
 def _env(tmp_path: Path, sim, run_dir: Path | None = None) -> dict[str, str]:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
@@ -173,13 +192,18 @@ def test_a_stop_signal_before_the_loop_runs_is_acted_on_once_it_does(qapp):
 
 @pytest.mark.parametrize("flag", ["--smoke-test"])
 def test_a_headless_every_day_start_runs_on_the_loop_as_before(sim, tmp_path, flag):
-    """Headless runs (smoke test, screenshot) keep the loop's way, history on disk or not: they still end ok."""
+    """Headless runs (smoke test, screenshot) keep the loop's way, history on disk or not: they still end ok, and
+    the loop's way too asks the head start for the history before the window's first paint, which shows it."""
     env = _env(tmp_path, sim)
     _first_run(sim, env)
-    out = subprocess.run([sys.executable, "-m", "ttmt_monitor", "--base-url", sim.base_url, flag, "--quit-after",
-                          "60"], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", FIRST_PAINT_PROBE, "--base-url", sim.base_url, flag,
+                          "--quit-after", "60"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-1500:]
     assert "ok (" in out.stdout and "Traceback" not in out.stderr
+    frame = [line for line in out.stdout.splitlines() if line.startswith("FIRST-FRAME")]
+    assert frame, out.stdout
+    fields = dict(f.split("=", 1) for f in frame[0].split()[1:])
+    assert fields["history"] == "True" and fields["asyncio"] == "True" and int(fields["positions"]) > 0
 
 
 def test_the_head_starts_peek_leaves_the_last_runs_wal_alone(tmp_path):

@@ -230,10 +230,7 @@ def _paint_first_frame(args: argparse.Namespace, settings: Any, early: EarlyStar
         desk.controller.note_starting()  # the first frame says "connecting", as on the loop's way
         _build_window(desk, args, settings, configured)
         desk.window.hold_after_paint_setup()  # the hub, notifier, analytics: on the loop
-        # The head start's read of the history, for this first frame: asking for it starts the read (ui/early.py:
-        # not while the window was built, both sharing one GIL), and nothing else is left to do meanwhile.
-        with contextlib.suppress(Exception):
-            cached.result(FIRST_SCREEN_WAIT_S)
+        _wait_for_first_screen(cached)
         _show_cache_if_read(desk)
         _show_first_frame(desk.window)
     except BaseException:
@@ -733,6 +730,17 @@ def _build_window(desk: _Desk, args: argparse.Namespace, settings: Any, configur
     window.closed.connect(lambda: desk.closed_early.append(True))
 
 
+def _wait_for_first_screen(cached: Any) -> None:
+    """The head start's read of the history, once the window is built (at most FIRST_SCREEN_WAIT_S): asking for it
+    starts the read (ui/early.py: not while the window was being built, the two sharing one GIL), and nothing else
+    is left to do before the window's first paint meanwhile."""
+    from concurrent.futures import Future  # (loaded already: ui/early.py's)
+
+    if isinstance(cached, Future):
+        with contextlib.suppress(Exception):
+            cached.result(FIRST_SCREEN_WAIT_S)
+
+
 def _show_cache_if_read(desk: _Desk) -> None:
     """The head start's first screen of the local history into the tables, when it has been read by now."""
     show_cache = getattr(desk.controller, "show_cache_if_read", None)
@@ -757,6 +765,7 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         for _ in range(3):
             await asyncio.sleep(0)
         _build_window(desk, args, settings)
+        _wait_for_first_screen(cached)  # (a start with other sources too: the history in its first paint as well)
         _show_cache_if_read(desk)
     else:
         desk = built
