@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from .day import local_day_start
 from .store import SCHEMA_VERSION, Store, is_corruption
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,12 @@ class CachedState(msgspec.Struct, frozen=True):
     next_page: tuple[str, str] | None = None
     #: The store that was actually read (a fresh one if the file was damaged and had to be moved aside).
     store: Store | None = None
+    #: The day (its local midnight) ``closed_positions`` and ``closed_trades`` were read for; None: not read.
+    day_start: datetime | None = None
+    #: What "realized today" sums, however much of the history the Trades table shows: the positions closed
+    #: since ``day_start`` and the trades closed since then (``Store.closed_since``).
+    closed_positions: tuple[Any, ...] = ()
+    closed_trades: tuple[Any, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -97,6 +104,8 @@ def _load(store: Store, first_page: int) -> CachedState:
     page, next_key = store.trades_page(limit=first_page)
     seen = {t.id for t in open_trades}
     trades = open_trades + [t for t in page if t.id not in seen]
+    day = local_day_start()
+    closed_positions, closed_trades = store.closed_since(day)
     return CachedState(
         data_as_of=store.data_as_of,
         accounts=tuple(store.accounts()),
@@ -107,6 +116,9 @@ def _load(store: Store, first_page: int) -> CachedState:
         messages=tuple(store.messages),
         next_page=next_key,
         store=store,
+        day_start=day,
+        closed_positions=tuple(closed_positions),
+        closed_trades=tuple(closed_trades),
     )
 
 

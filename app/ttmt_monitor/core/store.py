@@ -1660,6 +1660,22 @@ class Store:
         texts, next_key = self._trades_page_rows(limit, before)
         return list(self._decoded(texts, model_codec.decode_trade)), next_key
 
+    def closed_since(self, since: datetime) -> tuple[list[Any], list[Any]]:
+        """(The positions closed at or after ``since``, the trades closed at or after it): what "realized today"
+        sums when ``since`` is the day's start, however much of the history the tables have paged in.
+
+        The positions are found through their trades (a position closed today belongs to a trade still open or
+        closed today: a trade closes with its last position), so the existing indexes serve (``trades_open``,
+        ``trades_closed``, ``positions_trade``) and the file's schema stays as older releases know it."""
+        after = ts_text(since)
+        positions = self._domain(
+            "SELECT json FROM positions WHERE is_open = 0 AND closed_at >= ? AND trade_id IN"
+            " (SELECT id FROM trades WHERE is_open = 1 UNION ALL SELECT id FROM trades WHERE closed_at >= ?)",
+            model_codec.decode_position, (after, after))
+        trades = self._domain("SELECT json FROM trades WHERE is_open = 0 AND closed_at >= ?",
+                              model_codec.decode_trade, (after,))
+        return positions, trades
+
     def newest_signals(self, limit: int = 100) -> list[Any]:
         return self._domain("SELECT json FROM signals ORDER BY received_at DESC, id DESC LIMIT ?",
                             model_codec.decode_signal, (limit,))

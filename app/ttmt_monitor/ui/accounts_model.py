@@ -8,13 +8,14 @@ the account; the same rows feed the summary strip.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
+from ..core.day import local_day_start
 from ..core.formatting import status_label
 from ..core.models import Account, Position, Trade
 from .table_base import SORT_ROLE, Column, KeyedTableModel, money_column, pl_column
@@ -47,12 +48,6 @@ class AccountRow(msgspec.Struct, frozen=True):  # (a frozen dataclass cost ~0.8 
     @property
     def currency(self) -> str:
         return self.account.currency
-
-
-def local_day_start(now: datetime | None = None) -> datetime:
-    """Midnight of today in the user's local zone, as an aware datetime ("today" is the trader's day)."""
-    local = (now or datetime.now(UTC)).astimezone()
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def account_rows(accounts: Iterable[Account], positions: Iterable[Position], trades: Iterable[Trade],

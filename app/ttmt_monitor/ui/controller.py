@@ -27,14 +27,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
+from ..core.day import local_day_start
 from ..core.formatting import describe_error
 from ..sources import registry
-from .accounts_model import AccountsModel, account_rows, local_day_start
+from .accounts_model import AccountsModel, account_rows
 from .lazy import lazy_module
 from .positions_model import PositionsModel
 from .signals_model import SignalsModel
@@ -80,6 +82,7 @@ SIGNAL_FETCH_PER_MIN = 6  # unknown-signal look-ups per minute (the rest are pic
 PAGE_SIZE = 100
 PAINT_WAIT_S = 0.5  # the longest the after-load work waits for the window's first paint with data
 BACKFILL_DELAY_S = 10.0  # older history is read in the background, after start-up has had the request budget
+BACKFILL_PACE_S = 2.0  # between its pages: the API allows 30 requests a minute (sync.backfill)
 MAX_SINGLE_REREADS = 4  # above this many finished-while-away trades, one status=closed listing is cheaper
 # Not live for this long (a reconnect that is not quick) greys prices and open P&L; states where the stream has
 # stopped (revoked key, container down, another client) grey them at once.
@@ -95,6 +98,18 @@ async def _close_quietly(client: Any) -> None:
             await asyncio.wait_for(closer(), 5)
     except Exception:  # noqa: BLE001 - shutting down or discarding: nothing to tell the user
         log.debug("client not closed", exc_info=True)
+
+
+class _ClosedToday:
+    """Today's closed positions and closed trades as the local history held them when read (for ``day``, its
+    local midnight): what the Accounts' "realized today" needs beyond the live state and the Trades rows."""
+
+    __slots__ = ("day", "positions", "trades")
+
+    def __init__(self, day: datetime, positions: tuple[m.Position, ...], trades: tuple[m.Trade, ...]) -> None:
+        self.day = day
+        self.positions = positions
+        self.trades = trades
 
 
 def _closed_positions(state: Any) -> Any:
@@ -218,6 +233,11 @@ class DeskController(QObject):
         self._models_at = 0.0
         self._batch_done_at = 0.0  # when _drain's last batch ended (see SAME_PASS_S)
         self._rereading: set[str] = set()  # trade ids being re-read after a resync dropped them
+        # What "realized today" sums beyond the live state and the rows the Trades table holds: today's closed
+        # positions and closed trades as the local history has them (see _account_rows, _reread_closed_today).
+        self._closed_today: _ClosedToday | None = None
+        self._closed_today_reading: asyncio.Task[None] | None = None
+        self._closed_today_again = False  # a read was asked for while one was running: read once more after it
         # Local history start (TTMT's sync.delta_sync): where the stream resumes (None: fresh, resync on first connect),
         # whether the Signals page came from the store, and what the sync did (tests, status).
         self._resume_from: int | None = None
@@ -542,6 +562,8 @@ class DeskController(QObject):
         loop = asyncio.get_running_loop()
         stored_page, _key = await loop.run_in_executor(None, store.trades_page, PAGE_SIZE)
         signals = await loop.run_in_executor(None, store.newest_signals, PAGE_SIZE)
+        day = local_day_start()
+        closed_positions, closed_trades = await loop.run_in_executor(None, store.closed_since, day)
         # "Scroll for older trades" needs an API cursor: the first scroll asks for the newest page (its rows are
         # known; append_page adds only unknown ones) and follows its cursor from there. Not a request now.
         self._cursor_pending = True
@@ -549,6 +571,7 @@ class DeskController(QObject):
             return
         snapshot = result.snapshot
         self.state = DeskState.from_snapshot(snapshot, last_event_id=result.last_event_id)
+        self._closed_today = _ClosedToday(day, tuple(closed_positions), tuple(closed_trades))
         self._resume_from = result.last_event_id
         self.accounts = {a.account_id: a for a in snapshot.accounts}
         self.data_as_of = result.data_as_of
@@ -594,12 +617,25 @@ class DeskController(QObject):
         if store is None or client is None or self._closing:
             return
         try:
-            pages = await _ttmt.backfill(store, client)
+            pages = await _ttmt.backfill(store, client, pace_s=BACKFILL_PACE_S, on_page=self._backfilled)
             log.info("history backfill: %d pages", pages)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the next start resumes it
             log.info("history backfill stopped: %s", describe_error(exc))
+
+    def _backfilled(self, items: list[Any]) -> None:
+        """A backfill page went into the store: when it holds a trade closed today, "realized today" reads the
+        local history again (a first run's figures are complete once the backfill has passed today's trades)."""
+        day = local_day_start()
+        for trade in items:
+            closed_at = getattr(trade, "closed_at", None)
+            try:
+                if closed_at is not None and closed_at >= day:
+                    self.reread_closed_today()
+                    return
+            except TypeError:  # a naive timestamp from an odd source: not today (as account_rows reads it)
+                continue
 
     async def refresh(self) -> None:
         """F5: a fresh REST view merged in by diff (no flicker of empty tables), IN STREAM ORDER.
@@ -669,6 +705,7 @@ class DeskController(QObject):
             log.warning("local history not cleared: %s", describe_error(exc))
             return f"Local history not cleared: {describe_error(exc)}"
         self.data_as_of = None
+        self._closed_today = None  # what it held of today is gone with it; the live state's closes remain
         if self.started:
             await self.refresh()
         return "Local history cleared; the desk was re-synced from the API."
@@ -781,6 +818,9 @@ class DeskController(QObject):
         self.trades_model.set_first_page(cached.trades, False, None)
         self.positions_model.reset_rows(cached.positions)
         self.signals_model.reset_rows(cached.signals)
+        day = getattr(cached, "day_start", None)
+        if day is not None:
+            self._closed_today = _ClosedToday(day, cached.closed_positions, cached.closed_trades)
         self.accounts_model.reset_rows(self._account_rows())
         self.data_as_of = cached.data_as_of
         self.showing_cache = True
@@ -799,6 +839,9 @@ class DeskController(QObject):
         try:
             store.put_accounts(list(self.accounts.values()))
             store.put_positions(self.positions_model.objects(), open_set=True)
+            # The open trades' closed positions (the snapshot's): an every-day start's "realized today" sums them
+            # from its first frame, before the backfill has read those trades with their positions.
+            store.put_positions(list(_table(self.state, "closed_positions").values()))
             # Not the rows being re-read (closed unseen, still shown open): their final form follows.
             rereading = self._rereading
             store.put_trades([t for t in self.trades_model.objects() if t.id not in rereading])
@@ -934,9 +977,56 @@ class DeskController(QObject):
         if not accounts:
             accounts = list(_table(self.state, "accounts").values())
         day = local_day_start()
-        # Realized today = positions closed today (partial closes of still-open trades included), per currency.
-        return account_rows(accounts, self.positions_model.objects(), self.trades_model.account_trades(day),
-                            day_start=day, closed_positions=_closed_positions(self.state))
+        # Realized today = positions closed today (partial closes of still-open trades included), per currency:
+        # the live state's, then the local history's that the live state does not hold (today's closes from
+        # before this run, whatever the Trades table has paged in); trades only where no position is known.
+        trades = self.trades_model.account_trades(day)
+        closed = _closed_positions(self.state)
+        today = self._closed_today
+        if today is not None and today.day != day:  # a new day: what was read is yesterday's
+            today = self._closed_today = None
+            self.reread_closed_today()
+        if today is not None:
+            live = _table(self.state, "closed_positions")
+            closed = chain(closed, (p for p in today.positions if p.id not in live))
+            model = self.trades_model
+            trades += [t for t in today.trades if model.get(t.id) is None]
+        return account_rows(accounts, self.positions_model.objects(), trades, day_start=day,
+                            closed_positions=closed)
+
+    def reread_closed_today(self) -> None:
+        """Read today's closed positions and trades from the local history again (in a worker thread, after the
+        writes queued so far), then update the Accounts figures: after a sync or a backfill page wrote some."""
+        if self.store is None or self._closing:
+            return
+        if self._closed_today_reading is not None:
+            self._closed_today_again = True
+            return
+        self._closed_today_reading = self._spawn(self._reread_closed_today())
+
+    async def _reread_closed_today(self) -> None:
+        try:
+            while True:
+                self._closed_today_again = False
+                store = self.store
+                if store is None or self._closing:
+                    return
+                day = local_day_start()
+                try:
+                    await store.flush()
+                    positions, trades = await asyncio.get_running_loop().run_in_executor(
+                        None, store.closed_since, day)
+                except Exception as exc:  # noqa: BLE001 - the figures keep what they had
+                    log.info("today's closed trades not read from the local history: %s", describe_error(exc))
+                    return
+                if self._closing or store is not self.store:
+                    return
+                self._closed_today = _ClosedToday(day, tuple(positions), tuple(trades))
+                self._update_accounts()
+                if not self._closed_today_again:
+                    return
+        finally:
+            self._closed_today_reading = None
 
     # --- stream -----------------------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..core.day import local_day_start
 from ..core.deal_history import DealHistory, history_scope
 from ..core.desk import DeskChange, DeskState
 from ..core.formatting import describe_error
@@ -37,7 +38,7 @@ from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Po
 from ..domain.ids import split_key
 from ..sources import registry
 from ..sources.base import Source, SourceConfig
-from .accounts_model import AccountRow, local_day_start
+from .accounts_model import AccountRow
 from .source_models import DealRow, OrderRow
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -439,14 +439,15 @@ _KINDS = (
 
 
 async def backfill(store: Store, client: TTMTClient, *, max_pages: int | None = None, pace_s: float = 2.0,
-                   stop: Any = None) -> int:
+                   stop: Any = None, on_page: Callable[[list[Any]], None] | None = None) -> int:
     """Read older history (trades, then signals) into the store after a first sync, paced to stay under the API's
     30 requests a minute (``pace_s`` between pages). Run it in the background after the desk is live.
 
     Continues below the oldest item of the contiguous history read so far (meta ``backfill_before`` /
     ``signals_backfill_before``), so it resumes across restarts; within one run it follows the API's cursor.
     Returns the number of pages read. ``stop`` (an ``asyncio.Event``) ends it early; API trouble ends it
-    quietly (the next start resumes).
+    quietly (the next start resumes). ``on_page(items)`` is called with each page's items once they are queued
+    for the store (an exception in it is logged, never ends the backfill).
     """
     import asyncio
 
@@ -473,6 +474,11 @@ async def backfill(store: Store, client: TTMTClient, *, max_pages: int | None = 
             pages += 1
             stored = getattr(store, kind.known)([x.id for x in items])
             getattr(store, kind.put)(items)
+            if on_page is not None:
+                try:
+                    on_page(items)
+                except Exception:  # noqa: BLE001 - a listener's bug must not stop the history
+                    log.exception("backfill: the page listener failed")
             # The end of history, or (below a marker a sync left: a warm sync that hit its cap) a page we already
             # had: gap closed. Without a marker the newest pages being known says nothing about what lies below
             # them (a first run stores the newest page only): keep going.

@@ -1,0 +1,171 @@
+"""The Accounts' "realized today" is the sum of what closed today, not of what the Trades table has paged in.
+
+Measured before the fix on the benchmark's simulator (330 trades a day): a first run showed FTMO 100k "+613.10"
+for a day whose closed positions summed to −344.53, because only the trades of the first page were summed; the
+every-day start showed yet another figure from its history frame, then changed when live.
+
+Here, over real HTTP and real SQLite: a busy day (more trades closed today than one page), its truth summed from
+the simulator's own positions, then
+- a first run once its history backfill has read today's trades,
+- an every-day start from its very first frame (the local history, before any answer from the API) and live,
+- the store's ``closed_since`` at a day boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from _qasync_support import ModuleLoop, until
+from ttmt_monitor.core.day import local_day_start
+from ttmt_monitor.sim.runner import SimulatorThread
+from ttmt_monitor.sources.ttmt.store_codec import CODEC
+from ttmt_monitor.ui.controller import DeskController
+
+_MODULE_LOOP = ModuleLoop(default_timeout=60.0)
+run_on_qasync = _MODULE_LOOP.run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_loop():
+    yield
+    _MODULE_LOOP.close()
+
+
+@pytest.fixture
+def busy_sim() -> Iterator[SimulatorThread]:
+    """Two days of history at 600 trades a day: far more closed today than the first page's 100 trades (unless
+    the test runs in the first hour of the local day; then it still checks the figures, with fewer trades)."""
+    with SimulatorThread(seed=11, history_days=2, engine_running=False, trades_per_day=600, open_trades=40,
+                         rate_limit=1_000_000) as running:
+        yield running
+
+
+def _ts(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _truth(sim: SimulatorThread, day: datetime) -> tuple[dict[str, Decimal], int]:
+    """Per account: Σ realized P&L of the positions the simulator closed since ``day``; and how many trades
+    closed since then."""
+    def read() -> tuple[dict[str, Decimal], int]:
+        user = sim.world.user(sim.demo_user_id)
+        sums: dict[str, Decimal] = {}
+        for p in user.positions.values():
+            closed = _ts(p.get("closed_at"))
+            if closed is not None and closed >= day and p.get("realized_pl") is not None:
+                sums[p["account_id"]] = sums.get(p["account_id"], Decimal(0)) + Decimal(str(p["realized_pl"]))
+        trades = sum(1 for t in user.trades.values() if (_ts(t.get("closed_at")) or day - timedelta(1)) >= day)
+        return sums, trades
+
+    return sim.call(read)
+
+
+def _shown(controller: DeskController) -> dict[str, Decimal]:
+    """What the Accounts table shows as realized today, per account (zeros left out, as in the truth)."""
+    return {r.account_id: r.realized_today for r in controller.accounts_model.objects() if r.realized_today}
+
+
+def test_realized_today_sums_every_trade_closed_today_first_run_and_every_day(qapp, busy_sim, tmp_path,
+                                                                               monkeypatch):
+    import ttmt_monitor.ui.controller as controller_mod
+    from ttmt_monitor.core.store import Store
+
+    sim = busy_sim
+    monkeypatch.setattr(controller_mod, "BACKFILL_DELAY_S", 0.0)
+    monkeypatch.setattr(controller_mod, "BACKFILL_PACE_S", 0.0)
+    day = local_day_start()
+    truth, closed_today = _truth(sim, day)
+    assert truth, "the simulated history should have positions closed today"
+
+    def store_factory() -> Store:
+        return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)
+
+    async def scenario() -> None:
+        first = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, start_stream=False)
+        try:
+            assert await first.start()
+            if closed_today > 100:  # more than the rows of the first page: the old sum could not be right
+                shown_rows = sum(1 for t in first.trades_model.objects()
+                                 if t.closed_at is not None and t.closed_at >= day)
+                assert shown_rows < closed_today
+            # The backfill (paced 0 here) reads today's trades with their positions: the figures become exact.
+            await until(lambda: _shown(first) == truth, 40, "a first run's realized today once backfilled")
+        finally:
+            await first.aclose()
+
+        second = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, start_stream=False)
+        first_frame: list[dict[str, Decimal]] = []
+        second.cache_shown.connect(lambda: first_frame.append(_shown(second)))
+        try:
+            assert await second.start()
+            assert first_frame == [truth]  # the local history's frame, before any answer from the API
+            assert _shown(second) == truth  # and after the delta sync
+        finally:
+            await second.aclose()
+
+    run_on_qasync(scenario, timeout=120)
+    if local_day_start() != day:
+        pytest.skip("the local day changed during the test")
+
+
+def test_closed_since_finds_todays_closes_through_their_trades(sim_paused, tmp_path):
+    """``Store.closed_since``: positions closed since the boundary, of trades still open or closed since then;
+    not a position closed before it (of a trade closed after it), not an open position; and the trades closed
+    since then."""
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.client import TTMTClient
+
+    sim = sim_paused
+
+    async def fetch() -> tuple[list[Any], Any]:
+        client = TTMTClient(sim.base_url, sim.api_key)
+        try:
+            trades = [t async for page in client.iter_trade_pages(include="positions") for t in page.items]
+            return trades, await client.snapshot()
+        finally:
+            await client.aclose()
+
+    import asyncio
+
+    trades, snapshot = asyncio.run(fetch())
+    store = Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)
+    try:
+        store.put_trades(trades)
+        store.put_positions(snapshot.positions, open_set=True)
+        store.flush_sync()
+        positions = [p for t in trades for p in (t.positions or ())]
+        closes = sorted(p.closed_at for p in positions if p.closed_at is not None)
+        assert len(closes) > 10
+        boundary = closes[len(closes) // 2]
+        by_trade = {t.id: t for t in trades}
+
+        def expected() -> tuple[set[str], set[str]]:
+            pos = {p.id for p in positions if p.closed_at is not None and p.closed_at >= boundary
+                   and (not by_trade[p.trade_id].is_terminal or by_trade[p.trade_id].closed_at >= boundary)}
+            trd = {t.id for t in trades if t.is_terminal and t.closed_at is not None and t.closed_at >= boundary}
+            return pos, trd
+
+        got_positions, got_trades = store.closed_since(boundary)
+        want_positions, want_trades = expected()
+        assert {p.id for p in got_positions} == want_positions and want_positions
+        assert {t.id for t in got_trades} == want_trades and want_trades
+        assert all(p.status == "closed" for p in got_positions)
+        # A trade closed after the boundary with a position closed before it: that position is not returned.
+        straddling = [p for p in positions if p.closed_at is not None and p.closed_at < boundary
+                      and by_trade[p.trade_id].closed_at is not None and by_trade[p.trade_id].closed_at >= boundary]
+        assert not {p.id for p in straddling} & {p.id for p in got_positions}
+        # The same through a read-only view (the app's head start) and for an empty day.
+        peek = Store.peek(store.path, codec=CODEC)
+        assert peek is not None
+        try:
+            assert {p.id for p in peek.closed_since(boundary)[0]} == want_positions
+            assert peek.closed_since(datetime.now(UTC) + timedelta(days=1)) == ([], [])
+        finally:
+            peek.close()
+    finally:
+        store.close()
