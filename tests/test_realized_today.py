@@ -154,7 +154,16 @@ def test_closed_since_finds_todays_closes_through_their_trades(sim_paused, tmp_p
         want_positions, want_trades = expected()
         assert {p.id for p in got_positions} == want_positions and want_positions
         assert {t.id for t in got_trades} == want_trades and want_trades
-        assert all(p.status == "closed" for p in got_positions)
+        # The members "realized today" sums by, as the whole objects have them.
+        full = {p.id: p for p in positions}
+        for p in got_positions:
+            whole = full[p.id]
+            assert (p.trade_id, p.account_id, p.realized_pl, p.closed_at) == (
+                whole.trade_id, whole.account_id, whole.realized_pl, whole.closed_at)
+        for t in got_trades:
+            whole = by_trade[t.id]
+            assert (t.account_id, t.realized_pl, t.closed_at, t.is_terminal) == (
+                whole.account_id, whole.realized_pl, whole.closed_at, True)
         # A trade closed after the boundary with a position closed before it: that position is not returned.
         straddling = [p for p in positions if p.closed_at is not None and p.closed_at < boundary
                       and by_trade[p.trade_id].closed_at is not None and by_trade[p.trade_id].closed_at >= boundary]

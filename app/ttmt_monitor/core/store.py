@@ -50,8 +50,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
@@ -284,6 +285,39 @@ def is_corruption(exc: BaseException) -> bool:
 
 class _NotOurs(Exception):
     """The file is SQLite but not a ttmt-monitor store (or one from a newer version)."""
+
+
+class ClosedPosition(msgspec.Struct, frozen=True, gc=False):
+    """A closed position as "realized today" reads it (:meth:`Store.closed_since`): the members it sums by."""
+
+    id: str
+    trade_id: str | None = None
+    account_id: str | None = None
+    realized_pl: Decimal | None = None
+    closed_at: datetime | None = None
+
+
+class ClosedTrade(msgspec.Struct, frozen=True, gc=False):
+    """A closed trade as "realized today" reads it (:meth:`Store.closed_since`)."""
+
+    id: str
+    account_id: str | None = None
+    realized_pl: Decimal | None = None
+    closed_at: datetime | None = None
+    #: Only terminal trades are read (``is_open = 0``): what ``account_rows`` asks of a trade.
+    is_terminal: ClassVar[bool] = True
+
+
+_CLOSED_DECODERS: list[tuple[Callable[[str], ClosedPosition], Callable[[str], ClosedTrade]]] = []
+
+
+def _closed_decoders() -> tuple[Callable[[str], ClosedPosition], Callable[[str], ClosedTrade]]:
+    """The two light decoders, made on first use (not at import: the head start imports this module). Our format
+    and a source's wire JSON spell these members alike (money as text or a number: both give the Decimal)."""
+    if not _CLOSED_DECODERS:
+        _CLOSED_DECODERS.append((msgspec.json.Decoder(ClosedPosition).decode,
+                                 msgspec.json.Decoder(ClosedTrade).decode))
+    return _CLOSED_DECODERS[0]
 
 
 class StoreCodec(msgspec.Struct, frozen=True):  # (not a frozen dataclass: ~0.8 ms less to create; issue 16)
@@ -1660,21 +1694,34 @@ class Store:
         texts, next_key = self._trades_page_rows(limit, before)
         return list(self._decoded(texts, model_codec.decode_trade)), next_key
 
-    def closed_since(self, since: datetime) -> tuple[list[Any], list[Any]]:
-        """(The positions closed at or after ``since``, the trades closed at or after it): what "realized today"
-        sums when ``since`` is the day's start, however much of the history the tables have paged in.
+    def closed_since(self, since: datetime) -> tuple[list[ClosedPosition], list[ClosedTrade]]:
+        """(The positions closed at or after ``since``, the trades closed at or after it), as the few members
+        "realized today" sums (:class:`ClosedPosition`, :class:`ClosedTrade`): when ``since`` is the day's start,
+        what closed today however much of the history the tables have paged in.
 
         The positions are found through their trades (a position closed today belongs to a trade still open or
         closed today: a trade closes with its last position), so the existing indexes serve (``trades_open``,
-        ``trades_closed``, ``positions_trade``) and the file's schema stays as older releases know it."""
+        ``trades_closed``, ``positions_trade``) and the file's schema stays as older releases know it. Only those
+        members are decoded: ~half the time of whole objects (a day of 755 closed trades, 3,217 positions: 17.7
+        → ~9 ms, measured), on the way to the every-day start's first frame. A row they cannot be read from
+        (not our format, say) is left out and logged."""
         after = ts_text(since)
-        positions = self._domain(
+        decode_position, decode_trade = _closed_decoders()
+        positions = self._light(
             "SELECT json FROM positions WHERE is_open = 0 AND closed_at >= ? AND trade_id IN"
             " (SELECT id FROM trades WHERE is_open = 1 UNION ALL SELECT id FROM trades WHERE closed_at >= ?)",
-            model_codec.decode_position, (after, after))
-        trades = self._domain("SELECT json FROM trades WHERE is_open = 0 AND closed_at >= ?",
-                              model_codec.decode_trade, (after,))
+            decode_position, (after, after))
+        trades = self._light("SELECT json FROM trades WHERE is_open = 0 AND closed_at >= ?", decode_trade, (after,))
         return positions, trades
+
+    def _light(self, sql: str, decode: Callable[[str], Any], params: Iterable[Any]) -> list[Any]:
+        out = []
+        for (text,) in self._rows(sql, params):
+            try:
+                out.append(decode(text))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.warning("store: a closed row was not read: %s", exc)
+        return out
 
     def newest_signals(self, limit: int = 100) -> list[Any]:
         return self._domain("SELECT json FROM signals ORDER BY received_at DESC, id DESC LIMIT ?",

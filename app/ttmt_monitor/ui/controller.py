@@ -106,7 +106,7 @@ class _ClosedToday:
 
     __slots__ = ("day", "positions", "trades")
 
-    def __init__(self, day: datetime, positions: tuple[m.Position, ...], trades: tuple[m.Trade, ...]) -> None:
+    def __init__(self, day: datetime, positions: tuple[Any, ...], trades: tuple[Any, ...]) -> None:
         self.day = day
         self.positions = positions
         self.trades = trades
