@@ -308,6 +308,11 @@ class ClosedTrade(msgspec.Struct, frozen=True, gc=False):
     is_terminal: ClassVar[bool] = True
 
 
+#: How every row in our format begins (core.model_codec writes the version first); other rows are a source's wire
+#: JSON, in a file an older release wrote.
+_OWN_FORMAT_PREFIX = '{"_v":'
+#: A stored amount of 10**40 or more is no amount (the decoders' bound): it is not summed (nor does it overflow).
+_MAX_ADJUSTED = 40
 _CLOSED_DECODERS: list[tuple[Callable[[str], ClosedPosition], Callable[[str], ClosedTrade]]] = []
 
 
@@ -1710,17 +1715,49 @@ class Store:
         positions = self._light(
             "SELECT json FROM positions WHERE is_open = 0 AND closed_at >= ? AND trade_id IN"
             " (SELECT id FROM trades WHERE is_open = 1 UNION ALL SELECT id FROM trades WHERE closed_at >= ?)",
-            decode_position, (after, after))
-        trades = self._light("SELECT json FROM trades WHERE is_open = 0 AND closed_at >= ?", decode_trade, (after,))
+            (after, after), decode_position, model_codec.decode_position, ClosedPosition)
+        # Terminal by status, as the domain's Trade.is_terminal: an unknown status with a closed_at is stored as
+        # closed (is_open = 0) but is an open trade to the Accounts figures.
+        terminal = ", ".join("?" * len(_TERMINAL_TRADE_STATUSES))
+        trades = self._light(f"SELECT json FROM trades WHERE is_open = 0 AND closed_at >= ? AND status IN ({terminal})",
+                             (after, *_TERMINAL_TRADE_STATUSES), decode_trade, model_codec.decode_trade, ClosedTrade)
         return positions, trades
 
-    def _light(self, sql: str, decode: Callable[[str], Any], params: Iterable[Any]) -> list[Any]:
+    def covers_since(self, since: datetime) -> bool:
+        """Whether every trade created since ``since`` is in the file: the whole history was read (meta
+        ``backfill_done``), or the contiguous newest-first read reached below it (``backfill_before``). Until
+        then, "realized today" may lack some of today's closes (a first run reads them in the background)."""
+        if self.meta("backfill_done") == "1":
+            return True
+        before = self.meta("backfill_before")
+        after = ts_text(since)
+        return bool(before) and after is not None and (ts_text(before) or "") < after
+
+    def _light(self, sql: str, params: Iterable[Any], light: Callable[[str], Any], whole: Callable[[str], Any],
+               cls: type[Any]) -> list[Any]:
+        """Rows of ``sql`` decoded by ``light``; a row not in our format (a read-only view of an older release's
+        file) through the whole-object path and its codec (:meth:`_decoded`), then cut down to ``cls``. The money
+        and the time are then checked as the whole-object path checks them: a value that is not a finite amount
+        is left out (None: not summed), a time without a zone is UTC."""
         out = []
         for (text,) in self._rows(sql, params):
             try:
-                out.append(decode(text))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                if text.startswith(_OWN_FORMAT_PREFIX):
+                    row = light(text)
+                else:
+                    found = list(self._decoded((text,), whole))
+                    if not found:
+                        continue
+                    row = cls(**{name: getattr(found[0], name, None) for name in cls.__struct_fields__})
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
                 log.warning("store: a closed row was not read: %s", exc)
+                continue
+            pl, when = row.realized_pl, row.closed_at
+            if pl is not None and not (pl.is_finite() and pl.adjusted() < _MAX_ADJUSTED):
+                row = msgspec.structs.replace(row, realized_pl=None)
+            if when is not None and when.tzinfo is None:
+                row = msgspec.structs.replace(row, closed_at=when.replace(tzinfo=UTC))
+            out.append(row)
         return out
 
     def newest_signals(self, limit: int = 100) -> list[Any]:

@@ -1,8 +1,9 @@
 """The Accounts table model: one row per trading account with its live open P&L and today's realized P&L.
 
-The per-account figures are computed from the desk state by :func:`account_rows` (money summed in Decimal, each
-account in its own currency: never EUR added to USD) and pushed in by the controller on every tick that touched
-the account; the same rows feed the summary strip.
+The per-account figures are computed by :func:`account_rows` (money summed in Decimal, each account in its own
+currency: never EUR added to USD) from what the controller hands it: the desk state, the Trades rows and what the
+local history holds of today's closes. They are pushed in on every tick that touched the account; the same rows
+feed the summary strip.
 """
 
 from __future__ import annotations
@@ -10,15 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor
 
 from ..core.day import local_day_start
 from ..core.formatting import status_label
 from ..core.models import Account, Position, Trade
 from .table_base import SORT_ROLE, Column, KeyedTableModel, money_column, pl_column
+
+if TYPE_CHECKING:  # (the store is not imported on a first run's way to its first frame)
+    from ..core.store import ClosedPosition, ClosedTrade
 
 _ZERO = Decimal(0)
 
@@ -50,9 +55,9 @@ class AccountRow(msgspec.Struct, frozen=True):  # (a frozen dataclass cost ~0.8 
         return self.account.currency
 
 
-def account_rows(accounts: Iterable[Account], positions: Iterable[Position], trades: Iterable[Trade],
-                 *, day_start: datetime | None = None,
-                 closed_positions: Iterable[Position] = ()) -> list[AccountRow]:
+def account_rows(accounts: Iterable[Account], positions: Iterable[Position],
+                 trades: Iterable[Trade | ClosedTrade], *, day_start: datetime | None = None,
+                 closed_positions: Iterable[Position | ClosedPosition] = ()) -> list[AccountRow]:
     """Rows for ``accounts``: open P&L = Σ unrealized P&L of the account's open positions; today's realized P&L =
     Σ realized P&L of the account's positions closed today (``closed_positions``, e.g.
     ``DeskState.closed_positions.values()``: a TP hit this morning on a trade still running counts, yesterday's
@@ -151,6 +156,24 @@ class AccountsModel(KeyedTableModel):
     foreign_key_marker = "|"
     #: The window's ui/risk_limits.RiskBoard: the limit columns' text (``cell(key, name)``); None: blank.
     risk: Any = None
+    #: Why TTMT's "Realized today" may still change (a first run still reading today's closed trades), shown as
+    #: its tooltip with the figure greyed; "" when it is complete (set_today_provisional).
+    today_tip = ""
+
+    def set_today_provisional(self, tip: str) -> None:
+        """Grey TTMT's "Realized today" cells with ``tip`` as their tooltip, or show them normally again ("")."""
+        if tip == self.today_tip:
+            return
+        self.today_tip = tip
+        if self._rows:
+            n = self.column_number("realized_today")
+            self.dataChanged.emit(self.index(0, n), self.index(len(self._rows) - 1, n),
+                                  [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole])
+
+    def _provisional(self, row: int, column: int) -> bool:
+        """A TTMT row's "Realized today" while it may still change (neutral sources report their own figure)."""
+        return (bool(self.today_tip) and 0 <= row < len(self._keys) and 0 <= column < len(self.columns)
+                and self.columns[column].key == "realized_today" and self.foreign_key_marker not in self._keys[row])
 
     def _limit_name(self, column: int) -> str | None:
         if 0 <= column < len(self.columns):
@@ -160,6 +183,9 @@ class AccountsModel(KeyedTableModel):
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if (self.today_tip and role in (Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole)
+                and index.isValid() and self._provisional(index.row(), index.column())):
+            return self._stale_color if role == Qt.ItemDataRole.ForegroundRole else self.today_tip
         name = self._limit_name(index.column()) if index.isValid() else None
         if name is None or not 0 <= index.row() < len(self._keys):
             return super().data(index, role)
@@ -171,6 +197,12 @@ class AccountsModel(KeyedTableModel):
                 return "" if role == Qt.ItemDataRole.DisplayRole else None
             return cell.text if role == Qt.ItemDataRole.DisplayRole else cell.tooltip
         return super().data(index, role)
+
+    def paint_data(self, row: int, col: int) -> tuple[str, int, QColor | None, QColor | None]:
+        text, align, fg, bg = super().paint_data(row, col)
+        if self.today_tip and self._provisional(row, col):
+            fg = self._stale_color
+        return text, align, fg, bg
 
     def refresh_limits(self) -> None:
         """The RiskBoard re-evaluated: repaint the limit columns (a handful of account rows)."""

@@ -83,6 +83,11 @@ PAGE_SIZE = 100
 PAINT_WAIT_S = 0.5  # the longest the after-load work waits for the window's first paint with data
 BACKFILL_DELAY_S = 10.0  # older history is read in the background, after start-up has had the request budget
 BACKFILL_PACE_S = 2.0  # between its pages: the API allows 30 requests a minute (sync.backfill)
+CLOSED_TODAY_FLUSH_S = 10.0  # the longest a read of today's closes waits for the history's queued writes
+TODAY_PROVISIONAL_TIP = ("Still reading today's closed trades into the local history (a first start): "
+                         "this figure may change.")
+TODAY_WITHOUT_HISTORY_TIP = ("The local history is unavailable: this figure counts only the trades the Trades "
+                             "table has loaded.")
 MAX_SINGLE_REREADS = 4  # above this many finished-while-away trades, one status=closed listing is cheaper
 # Not live for this long (a reconnect that is not quick) greys prices and open P&L; states where the stream has
 # stopped (revoked key, container down, another client) grey them at once.
@@ -110,6 +115,13 @@ class _ClosedToday:
         self.day = day
         self.positions = positions
         self.trades = trades
+
+
+def _read_today(store: Any, day: datetime) -> tuple[list[Any], list[Any], bool]:
+    """(Positions closed since ``day``, trades closed since then, whether the file holds every trade created since
+    then): one read of the local history for "realized today" (in a worker thread)."""
+    positions, trades = store.closed_since(day)
+    return positions, trades, store.covers_since(day)
 
 
 def _closed_positions(state: Any) -> Any:
@@ -143,6 +155,8 @@ class DeskController(QObject):
     # The live figures (prices, open P&L) stopped being live: when they were last current (datetime), or None once
     # fresh data arrives. The models grey those cells themselves (set_stale); the window says "as of".
     stale_changed = Signal(object)
+    #: Why "realized today" may still change (a first run still reading today's closed trades), or "" (complete).
+    today_provisional_changed = Signal(str)
     # The local history store was opened, replaced (a damaged file rebuilt) or closed: the store or None. The
     # window reads the Trades history from it (ui/history_model).
     store_changed = Signal(object)
@@ -238,6 +252,7 @@ class DeskController(QObject):
         self._closed_today: _ClosedToday | None = None
         self._closed_today_reading: asyncio.Task[None] | None = None
         self._closed_today_again = False  # a read was asked for while one was running: read once more after it
+        self.today_provisional = ""  # see today_provisional_changed
         # Local history start (TTMT's sync.delta_sync): where the stream resumes (None: fresh, resync on first connect),
         # whether the Signals page came from the store, and what the sync did (tests, status).
         self._resume_from: int | None = None
@@ -330,6 +345,8 @@ class DeskController(QObject):
         # No history file a moment ago: nothing to show from it, so it is created after the first paint with
         # data, not before (_after_load), and what the desk shows then is written to it.
         self._store_pending = first_run
+        if first_run:  # today's closed trades are read into the new history in the background (_backfill)
+            self._set_today_provisional(TODAY_PROVISIONAL_TIP)
         if not first_run:
             await self._show_cached()
             if self.showing_cache:
@@ -563,7 +580,7 @@ class DeskController(QObject):
         stored_page, _key = await loop.run_in_executor(None, store.trades_page, PAGE_SIZE)
         signals = await loop.run_in_executor(None, store.newest_signals, PAGE_SIZE)
         day = local_day_start()
-        closed_positions, closed_trades = await loop.run_in_executor(None, store.closed_since, day)
+        closed_positions, closed_trades, complete = await loop.run_in_executor(None, _read_today, store, day)
         # "Scroll for older trades" needs an API cursor: the first scroll asks for the newest page (its rows are
         # known; append_page adds only unknown ones) and follows its cursor from there. Not a request now.
         self._cursor_pending = True
@@ -572,6 +589,7 @@ class DeskController(QObject):
         snapshot = result.snapshot
         self.state = DeskState.from_snapshot(snapshot, last_event_id=result.last_event_id)
         self._closed_today = _ClosedToday(day, tuple(closed_positions), tuple(closed_trades))
+        self._set_today_provisional("" if complete else TODAY_PROVISIONAL_TIP)
         self._resume_from = result.last_event_id
         self.accounts = {a.account_id: a for a in snapshot.accounts}
         self.data_as_of = result.data_as_of
@@ -619,14 +637,20 @@ class DeskController(QObject):
         try:
             pages = await _ttmt.backfill(store, client, pace_s=BACKFILL_PACE_S, on_page=self._backfilled)
             log.info("history backfill: %d pages", pages)
+            if self.today_provisional:  # it ended (or paused): is today complete now?
+                self.reread_closed_today()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the next start resumes it
             log.info("history backfill stopped: %s", describe_error(exc))
 
     def _backfilled(self, items: list[Any]) -> None:
-        """A backfill page went into the store: when it holds a trade closed today, "realized today" reads the
-        local history again (a first run's figures are complete once the backfill has passed today's trades)."""
+        """A backfill page went into the store: when it holds a trade closed today, or today's figures are not
+        complete yet, "realized today" reads the local history again (a first run's figures are complete once the
+        backfill has read every trade created today)."""
+        if self.today_provisional:
+            self.reread_closed_today()
+            return
         day = local_day_start()
         for trade in items:
             closed_at = getattr(trade, "closed_at", None)
@@ -682,6 +706,7 @@ class DeskController(QObject):
         closing_ids = {t.id for t in closing}
         self.trades_model.upsert([t for t in history if t.id not in closing_ids])
         self._store_call("put_trades", history)
+        self.reread_closed_today()
         at = min(before, len(self._queue))
         for event in [*_finalized_events(closing), resync]:
             self._queue.insert(at, event)
@@ -705,7 +730,7 @@ class DeskController(QObject):
             log.warning("local history not cleared: %s", describe_error(exc))
             return f"Local history not cleared: {describe_error(exc)}"
         self.data_as_of = None
-        self._closed_today = None  # what it held of today is gone with it; the live state's closes remain
+        # (What "realized today" read from it stays: those trades closed today whatever the file holds now.)
         if self.started:
             await self.refresh()
         return "Local history cleared; the desk was re-synced from the API."
@@ -722,6 +747,8 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001 - the history is a convenience
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
+            if self.today_provisional:
+                self._set_today_provisional(TODAY_WITHOUT_HISTORY_TIP)
             return
         self._tell_history(getattr(self.store, "messages", ()))
 
@@ -821,6 +848,7 @@ class DeskController(QObject):
         day = getattr(cached, "day_start", None)
         if day is not None:
             self._closed_today = _ClosedToday(day, cached.closed_positions, cached.closed_trades)
+            self._set_today_provisional("" if cached.today_complete else TODAY_PROVISIONAL_TIP)
         self.accounts_model.reset_rows(self._account_rows())
         self.data_as_of = cached.data_as_of
         self.showing_cache = True
@@ -996,7 +1024,8 @@ class DeskController(QObject):
 
     def reread_closed_today(self) -> None:
         """Read today's closed positions and trades from the local history again (in a worker thread, after the
-        writes queued so far), then update the Accounts figures: after a sync or a backfill page wrote some."""
+        writes queued so far), then update the Accounts figures: after a backfill page, F5 or a re-read stored
+        trades closed today, and when the day changes."""
         if self.store is None or self._closing:
             return
         if self._closed_today_reading is not None:
@@ -1013,15 +1042,20 @@ class DeskController(QObject):
                     return
                 day = local_day_start()
                 try:
-                    await store.flush()
-                    positions, trades = await asyncio.get_running_loop().run_in_executor(
-                        None, store.closed_since, day)
+                    # After the writes queued so far; bounded: a writer that cannot write must not keep this
+                    # read (and every later request, merged into it) waiting for ever.
+                    await asyncio.wait_for(store.flush(), CLOSED_TODAY_FLUSH_S)
+                    positions, trades, complete = await asyncio.get_running_loop().run_in_executor(
+                        None, _read_today, store, day)
                 except Exception as exc:  # noqa: BLE001 - the figures keep what they had
                     log.info("today's closed trades not read from the local history: %s", describe_error(exc))
                     return
-                if self._closing or store is not self.store:
+                if self._closing:
                     return
+                if store is not self.store:  # a damaged file was replaced meanwhile: read the new one
+                    continue
                 self._closed_today = _ClosedToday(day, tuple(positions), tuple(trades))
+                self._set_today_provisional("" if complete else TODAY_PROVISIONAL_TIP)
                 self._update_accounts()
                 if not self._closed_today_again:
                     return
@@ -1387,6 +1421,13 @@ class DeskController(QObject):
         if done:
             self._store_call("put_trades", done)
             self.feed(_finalized_events(done))
+            self.reread_closed_today()
+
+    def _set_today_provisional(self, tip: str) -> None:
+        if tip != self.today_provisional:
+            self.today_provisional = tip
+            self.accounts_model.set_today_provisional(tip)
+            self.today_provisional_changed.emit(tip)
 
     def _update_accounts(self) -> None:
         self._accounts_dirty = False

@@ -115,6 +115,7 @@ class SummaryStrip(QWidget):
         self._scheme = "green_up"
         self._dark = False
         self._stale = ""  # "Not live — as of 14:32" while the open P&L is not live, else ""
+        self._today_tip = ""  # why TTMT's "today" may still change (a first run reading today's trades), else ""
         # Per row, when several sources feed the strip: account key -> its stale tooltip or None (each source's
         # rows follow that source's health; see table_base.stale_tip_for). None: every row follows set_stale.
         self.stale_for: Callable[[str], str | None] | None = None
@@ -128,6 +129,12 @@ class SummaryStrip(QWidget):
         """Grey the open P&L (``text``: "Not live — as of …", its tooltip) or show it live again ("")."""
         if text != self._stale:
             self._stale = text
+            self.set_rows(self._rows)
+
+    def set_today_provisional(self, tip: str) -> None:
+        """Grey TTMT's "today" figures, with ``tip`` saying why they may still change, or show them normally ("")."""
+        if tip != self._today_tip:
+            self._today_tip = tip
             self.set_rows(self._rows)
 
     def texts(self) -> list[str]:
@@ -167,9 +174,12 @@ class SummaryStrip(QWidget):
             today.setText("today " + fmt.format_pl(r.realized_today, r.currency))
             row_stale = self.stale_for(r.account_id) if self.stale_for is not None else self._stale
             open_pl.setToolTip(row_stale or "")
+            # Realized P&L is final, never stale; TTMT's sum of it may still lack some of today's closes.
+            provisional = self._today_tip if r.source == "TTMT" else ""
+            today.setToolTip(provisional)
             for label, value in ((open_pl, r.open_pl), (today, r.realized_today)):
                 sign = fmt.pl_sign(value, r.currency)
-                stale = bool(row_stale) and label is open_pl  # realized P&L is final: never stale
+                stale = bool(row_stale) if label is open_pl else bool(provisional)
                 # Zero in the application's current text colour, read now: a colour captured from a widget's
                 # palette before a light/dark switch had reached it showed black zeros on the dark grey window.
                 plain = QApplication.palette().color(QPalette.ColorRole.WindowText).name()
@@ -335,6 +345,8 @@ class MainWindow(QMainWindow):
         controller.history_problem.connect(self._on_history_problem)
         controller.history_notice.connect(self._on_history_notice)
         controller.stale_changed.connect(self._on_stale)
+        controller.today_provisional_changed.connect(self.summary.set_today_provisional)
+        self.summary.set_today_provisional(controller.today_provisional)
         # --- the Trades history: read from the local store when there is one (ui/history_model), with a footer
         # counting the rows shown and their realized P&L per currency.
         self.history_model: Any = None

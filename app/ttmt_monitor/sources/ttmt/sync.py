@@ -474,21 +474,23 @@ async def backfill(store: Store, client: TTMTClient, *, max_pages: int | None = 
             pages += 1
             stored = getattr(store, kind.known)([x.id for x in items])
             getattr(store, kind.put)(items)
-            if on_page is not None:
+            # The end of history, or (below a marker a sync left: a warm sync that hit its cap) a page we already
+            # had: gap closed. Without a marker the newest pages being known says nothing about what lies below
+            # them (a first run stores the newest page only): keep going.
+            done = cursor is None or bool(before and items and all(x.id in stored for x in items))
+            if done:
+                store.set_meta(**{f"{kind.meta}_done": "1"})
+            elif items:
+                oldest = min(_ts_of(x, kind.ts) or "" for x in items)
+                if not before or oldest < before:
+                    store.set_meta(**{f"{kind.meta}_before": oldest})  # where the next run resumes
+            if on_page is not None:  # (after the markers: a listener reading the store sees them too)
                 try:
                     on_page(items)
                 except Exception:  # noqa: BLE001 - a listener's bug must not stop the history
                     log.exception("backfill: the page listener failed")
-            # The end of history, or (below a marker a sync left: a warm sync that hit its cap) a page we already
-            # had: gap closed. Without a marker the newest pages being known says nothing about what lies below
-            # them (a first run stores the newest page only): keep going.
-            if cursor is None or (before and items and all(x.id in stored for x in items)):
-                store.set_meta(**{f"{kind.meta}_done": "1"})
+            if done:
                 break
-            if items:
-                oldest = min(_ts_of(x, kind.ts) or "" for x in items)
-                if not before or oldest < before:
-                    store.set_meta(**{f"{kind.meta}_before": oldest})  # where the next run resumes
             if pace_s > 0:
                 await asyncio.sleep(pace_s)
         await store.flush()
