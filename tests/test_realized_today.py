@@ -14,6 +14,7 @@ the simulator's own positions, then
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -41,8 +42,8 @@ def _close_shared_loop():
 
 @pytest.fixture
 def busy_sim() -> Iterator[SimulatorThread]:
-    """Two days of history at 600 trades a day: far more closed today than the first page's 100 trades (unless
-    the test runs in the first hour of the local day; then it still checks the figures, with fewer trades)."""
+    """Two days of history at 600 trades a day: far more closed today than the first page's 100 trades (the
+    test that uses it skips the first hour of the local day, when little has closed yet)."""
     with SimulatorThread(seed=11, history_days=2, engine_running=False, trades_per_day=600, open_trades=40,
                          rate_limit=1_000_000) as running:
         yield running
@@ -131,9 +132,13 @@ def test_realized_today_sums_every_trade_closed_today_first_run_and_every_day(qa
                 shown_rows = sum(1 for t in first.trades_model.objects()
                                  if t.closed_at is not None and t.closed_at >= day)
                 assert shown_rows < closed_today
-            monkeypatch.setattr(controller_mod, "BACKFILL_DELAY_S", 0.0)
-            await until(lambda: first.store is not None and first.client is not None, 10, "the history file")
-            first._spawn(first._backfill())  # noqa: SLF001 - what the start-up spawned, without its wait
+            await until(lambda: first.store is not None and first.client is not None
+                        and first._backfill_task is not None, 10, "the history file")  # noqa: SLF001
+            waiting = first._backfill_task  # noqa: SLF001 - the start-up's backfill, in its long wait: now instead
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            first._start_backfill(0.0)  # noqa: SLF001
             # The backfill (paced 0 here) reads today's trades with their positions: the figures become exact.
             await until(lambda: _shown(first) == truth and not first.today_provisional, 40,
                         "a first run's realized today once backfilled")
@@ -271,5 +276,31 @@ def test_closed_since_reads_odd_rows_safely(tmp_path):
                                   "state": "deployed", "is_active": True})
         (row,) = account_rows([account], [], trades, day_start=day, closed_positions=positions)
         assert row.realized_today == Decimal("6.75")  # 1.25 + 2.5 of t1's positions, t2's 3 (no position known)
+    finally:
+        store.close()
+
+
+def test_today_is_complete_once_the_history_reaches_a_week_back(tmp_path):
+    """``Store.covers_since`` reads the backfill's markers (both timestamp forms they are written in), and the
+    first screen of a file whose history does not reach a week back says today's figures may lack closes."""
+    from ttmt_monitor.core.local_history import load_cached
+    from ttmt_monitor.core.store import Store
+
+    store = Store.open("http://cover.test", "ttmt_live_" + "c" * 43, data_dir=tmp_path, codec=CODEC)
+    since = datetime(2026, 11, 29, tzinfo=UTC)
+    try:
+        assert not store.covers_since(since)  # nothing read yet (a first run's new file)
+        for marker, covered in (("2026-11-29T00:00:00.000Z", False), ("2026-11-28T23:59:59.999Z", True),
+                                ("2026-11-30T08:00:00.000000Z", False), ("2026-11-28T08:00:00.000000Z", True)):
+            store.set_meta(backfill_before=marker, backfill_done="0")
+            store.flush_sync()
+            assert store.covers_since(since) is covered, marker
+        store.set_meta(backfill_before="2026-12-05T00:00:00.000Z", backfill_done="1")  # the whole history read
+        store.flush_sync()
+        assert store.covers_since(since)
+        store.set_meta(backfill_done="0")  # a warm sync that hit its cap: the gap below its newest pages is open
+        store.flush_sync()
+        assert not store.covers_since(since)
+        assert not load_cached(store).today_complete
     finally:
         store.close()

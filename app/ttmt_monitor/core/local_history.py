@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from .day import local_day_start
+from .day import TODAY_LOOKBACK_DAYS, local_day_start
 from .store import SCHEMA_VERSION, Store, is_corruption
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ class CachedState(msgspec.Struct, frozen=True):
     #: since ``day_start`` and the trades closed since then (``Store.closed_since``).
     closed_positions: tuple[Any, ...] = ()
     closed_trades: tuple[Any, ...] = ()
-    #: Whether the file holds every trade created since ``day_start`` (``Store.covers_since``); if not, today's
-    #: figures above may still lack some closes.
+    #: Whether the file holds every trade created in the week before ``day_start`` and since
+    #: (``Store.covers_since``, ``core.day.TODAY_LOOKBACK_DAYS``); if not, today's figures may still lack closes.
     today_complete: bool = True
 
     @property
@@ -123,7 +123,7 @@ def _load(store: Store, first_page: int) -> CachedState:
         day_start=day,
         closed_positions=tuple(closed_positions),
         closed_trades=tuple(closed_trades),
-        today_complete=store.covers_since(day),
+        today_complete=store.covers_since(day - timedelta(days=TODAY_LOOKBACK_DAYS)),
     )
 
 

@@ -26,14 +26,14 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import models as m
-from ..core.day import local_day_start
+from ..core.day import TODAY_LOOKBACK_DAYS, local_day_start
 from ..core.formatting import describe_error
 from ..sources import registry
 from .accounts_model import AccountsModel, account_rows
@@ -84,8 +84,9 @@ PAINT_WAIT_S = 0.5  # the longest the after-load work waits for the window's fir
 BACKFILL_DELAY_S = 10.0  # older history is read in the background, after start-up has had the request budget
 BACKFILL_PACE_S = 2.0  # between its pages: the API allows 30 requests a minute (sync.backfill)
 CLOSED_TODAY_FLUSH_S = 10.0  # the longest a read of today's closes waits for the history's queued writes
-TODAY_PROVISIONAL_TIP = ("Still reading today's closed trades into the local history (a first start): "
-                         "this figure may change.")
+TODAY_PROVISIONAL_TIP = ("Still reading recent trades into the local history: today's closes may be missing, "
+                         "so this figure may change.")
+BACKFILL_RETRY_S = 60.0  # a paused backfill (API trouble) is tried again while today's figure is not complete
 TODAY_WITHOUT_HISTORY_TIP = ("The local history is unavailable: this figure counts only the trades the Trades "
                              "table has loaded.")
 MAX_SINGLE_REREADS = 4  # above this many finished-while-away trades, one status=closed listing is cheaper
@@ -116,12 +117,22 @@ class _ClosedToday:
         self.positions = positions
         self.trades = trades
 
+    def updated(self, day: datetime, positions: list[Any], trades: list[Any]) -> _ClosedToday:
+        """A newer read of the same day, with what this one had and it lacks (by id; the newer read's copy wins):
+        what closed today stays closed today, even when the file was cleared or replaced meanwhile."""
+        if day != self.day:
+            return _ClosedToday(day, tuple(positions), tuple(trades))
+        kept_positions = {p.id: p for p in self.positions} | {p.id: p for p in positions}
+        kept_trades = {t.id: t for t in self.trades} | {t.id: t for t in trades}
+        return _ClosedToday(day, tuple(kept_positions.values()), tuple(kept_trades.values()))
+
 
 def _read_today(store: Any, day: datetime) -> tuple[list[Any], list[Any], bool]:
-    """(Positions closed since ``day``, trades closed since then, whether the file holds every trade created since
-    then): one read of the local history for "realized today" (in a worker thread)."""
+    """(Positions closed since ``day``, trades closed since then, whether the file holds every trade created in the
+    week before and since (TODAY_LOOKBACK_DAYS): one read of the local history for "realized today" (in a worker
+    thread)."""
     positions, trades = store.closed_since(day)
-    return positions, trades, store.covers_since(day)
+    return positions, trades, store.covers_since(day - timedelta(days=TODAY_LOOKBACK_DAYS))
 
 
 def _closed_positions(state: Any) -> Any:
@@ -252,6 +263,7 @@ class DeskController(QObject):
         self._closed_today: _ClosedToday | None = None
         self._closed_today_reading: asyncio.Task[None] | None = None
         self._closed_today_again = False  # a read was asked for while one was running: read once more after it
+        self._backfill_task: asyncio.Task[None] | None = None  # the history's backfill (_start_backfill)
         self.today_provisional = ""  # see today_provisional_changed
         # Local history start (TTMT's sync.delta_sync): where the stream resumes (None: fresh, resync on first connect),
         # whether the Signals page came from the store, and what the sync did (tests, status).
@@ -471,7 +483,7 @@ class DeskController(QObject):
         if self._start_stream:
             self._spawn(self._run_stream())
         if self.store is not None:
-            self._spawn(self._backfill())
+            self._start_backfill()
             self._spawn(self._check_store())
 
     async def _check_store(self) -> None:
@@ -497,6 +509,7 @@ class DeskController(QObject):
             return
         self.store = fresh
         self._tell_history(fresh.messages)
+        self._start_backfill()  # the fresh file has none of the old one's markers: read the history again
 
     async def _load_history_page(self, prefetch: Any) -> None:
         """The newest page of trade history after the first paint (the prefetch asks for it once the snapshot's
@@ -628,21 +641,33 @@ class DeskController(QObject):
         self._reconcile_vanished()  # any still unexplained: re-read from the API
         self.accounts_model.sync_to(self._account_rows())
 
-    async def _backfill(self) -> None:
+    def _start_backfill(self, delay_s: float | None = None) -> None:
+        """Start the backfill (after ``delay_s``, BACKFILL_DELAY_S by default), unless one is running: at start-up,
+        after the history was cleared or replaced (its markers went with it), and again after a pause while
+        today's figure is not complete."""
+        running = self._backfill_task
+        if running is not None and not running.done():
+            return
+        self._backfill_task = self._spawn(self._backfill(BACKFILL_DELAY_S if delay_s is None else delay_s))
+
+    async def _backfill(self, delay_s: float) -> None:
         """Older history into the store, in the background and paced (TTMT's sync.backfill); cancelled on close."""
-        await asyncio.sleep(BACKFILL_DELAY_S)
+        await asyncio.sleep(delay_s)
         store, client = self.store, self.client
         if store is None or client is None or self._closing:
             return
         try:
             pages = await _ttmt.backfill(store, client, pace_s=BACKFILL_PACE_S, on_page=self._backfilled)
             log.info("history backfill: %d pages", pages)
-            if self.today_provisional:  # it ended (or paused): is today complete now?
-                self.reread_closed_today()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the next start resumes it
             log.info("history backfill stopped: %s", describe_error(exc))
+        if self.today_provisional and not self._closing:
+            # Ended or paused (API trouble): is today complete now? If not, try again in a while.
+            self.reread_closed_today()
+            self._backfill_task = None
+            self._start_backfill(BACKFILL_RETRY_S)
 
     def _backfilled(self, items: list[Any]) -> None:
         """A backfill page went into the store: when it holds a trade closed today, or today's figures are not
@@ -730,9 +755,11 @@ class DeskController(QObject):
             log.warning("local history not cleared: %s", describe_error(exc))
             return f"Local history not cleared: {describe_error(exc)}"
         self.data_as_of = None
-        # (What "realized today" read from it stays: those trades closed today whatever the file holds now.)
+        # (What "realized today" read from it stays: those trades closed today whatever the file holds now. The
+        # history is read again from the API: the newest pages by F5, the rest by the backfill.)
         if self.started:
             await self.refresh()
+            self._start_backfill()
         return "Local history cleared; the desk was re-synced from the API."
 
     # --- local history (F's core.store / sync) --------------------------------------------------------------------
@@ -747,8 +774,7 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001 - the history is a convenience
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
-            if self.today_provisional:
-                self._set_today_provisional(TODAY_WITHOUT_HISTORY_TIP)
+            self._set_today_provisional(TODAY_WITHOUT_HISTORY_TIP)
             return
         self._tell_history(getattr(self.store, "messages", ()))
 
@@ -806,6 +832,7 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001 - the history is a convenience: without it the desk still works
             log.warning("local history unavailable: %s", describe_error(exc))
             self.store = None
+            self._set_today_provisional(TODAY_WITHOUT_HISTORY_TIP)
 
     def show_cache_if_read(self) -> bool:
         """The head start's first screen into the tables now, when it has been read by now (the app calls this
@@ -1049,12 +1076,16 @@ class DeskController(QObject):
                         None, _read_today, store, day)
                 except Exception as exc:  # noqa: BLE001 - the figures keep what they had
                     log.info("today's closed trades not read from the local history: %s", describe_error(exc))
+                    if self._closed_today_again and not self._closing:
+                        continue  # asked again meanwhile: one more try
                     return
                 if self._closing:
                     return
                 if store is not self.store:  # a damaged file was replaced meanwhile: read the new one
                     continue
-                self._closed_today = _ClosedToday(day, tuple(positions), tuple(trades))
+                old = self._closed_today
+                self._closed_today = (old.updated(day, positions, trades) if old is not None
+                                      else _ClosedToday(day, tuple(positions), tuple(trades)))
                 self._set_today_provisional("" if complete else TODAY_PROVISIONAL_TIP)
                 self._update_accounts()
                 if not self._closed_today_again:

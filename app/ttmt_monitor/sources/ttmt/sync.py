@@ -484,7 +484,7 @@ async def backfill(store: Store, client: TTMTClient, *, max_pages: int | None = 
                 oldest = min(_ts_of(x, kind.ts) or "" for x in items)
                 if not before or oldest < before:
                     store.set_meta(**{f"{kind.meta}_before": oldest})  # where the next run resumes
-            if on_page is not None:  # (after the markers: a listener reading the store sees them too)
+            if on_page is not None:  # (after the markers are queued: a listener reading the store sees them)
                 try:
                     on_page(items)
                 except Exception:  # noqa: BLE001 - a listener's bug must not stop the history
