@@ -156,8 +156,8 @@ class AccountsModel(KeyedTableModel):
     foreign_key_marker = "|"
     #: The window's ui/risk_limits.RiskBoard: the limit columns' text (``cell(key, name)``); None: blank.
     risk: Any = None
-    #: Why TTMT's "Realized today" may still change (a first run still reading today's closed trades), shown as
-    #: its tooltip with the figure greyed; "" when it is complete (set_today_provisional).
+    #: Why TTMT's "Realized today" may still lack closes (the local history still reading recent trades), shown
+    #: as its tooltip with the figure greyed; "" when it is complete (set_today_provisional).
     today_tip = ""
 
     def set_today_provisional(self, tip: str) -> None:

@@ -166,7 +166,8 @@ class DeskController(QObject):
     # The live figures (prices, open P&L) stopped being live: when they were last current (datetime), or None once
     # fresh data arrives. The models grey those cells themselves (set_stale); the window says "as of".
     stale_changed = Signal(object)
-    #: Why "realized today" may still change (a first run still reading today's closed trades), or "" (complete).
+    #: Why "realized today" may still lack some of today's closes (the local history still reading recent trades,
+    #: or none at all), or "" (complete).
     today_provisional_changed = Signal(str)
     # The local history store was opened, replaced (a damaged file rebuilt) or closed: the store or None. The
     # window reads the Trades history from it (ui/history_model).
@@ -357,7 +358,7 @@ class DeskController(QObject):
         # No history file a moment ago: nothing to show from it, so it is created after the first paint with
         # data, not before (_after_load), and what the desk shows then is written to it.
         self._store_pending = first_run
-        if first_run:  # today's closed trades are read into the new history in the background (_backfill)
+        if first_run:  # recent trades are read into the new history in the background (_backfill)
             self._set_today_provisional(TODAY_PROVISIONAL_TIP)
         if not first_run:
             await self._show_cached()
@@ -672,7 +673,7 @@ class DeskController(QObject):
     def _backfilled(self, items: list[Any]) -> None:
         """A backfill page went into the store: when it holds a trade closed today, or today's figures are not
         complete yet, "realized today" reads the local history again (a first run's figures are complete once the
-        backfill has read every trade created today)."""
+        backfill has read every trade created in the week before today: TODAY_LOOKBACK_DAYS)."""
         if self.today_provisional:
             self.reread_closed_today()
             return

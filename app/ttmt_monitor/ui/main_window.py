@@ -115,7 +115,7 @@ class SummaryStrip(QWidget):
         self._scheme = "green_up"
         self._dark = False
         self._stale = ""  # "Not live — as of 14:32" while the open P&L is not live, else ""
-        self._today_tip = ""  # why TTMT's "today" may still change (a first run reading today's trades), else ""
+        self._today_tip = ""  # why TTMT's "today" may still lack closes (the history still reading), else ""
         # Per row, when several sources feed the strip: account key -> its stale tooltip or None (each source's
         # rows follow that source's health; see table_base.stale_tip_for). None: every row follows set_stale.
         self.stale_for: Callable[[str], str | None] | None = None
