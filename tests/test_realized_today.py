@@ -304,3 +304,50 @@ def test_today_is_complete_once_the_history_reaches_a_week_back(tmp_path):
         assert not load_cached(store).today_complete
     finally:
         store.close()
+
+
+def test_an_offline_start_reads_the_history_once_the_api_answers(qapp, busy_sim, tmp_path, monkeypatch):
+    """A history that does not reach a week back (a first sync reads five pages) greys today's figure. Started
+    offline, the desk never reached the after-load work that starts the backfill: when the API answers (the
+    stream goes live), the backfill starts, and the figure becomes complete and exact."""
+    import ttmt_monitor.ui.controller as controller_mod
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.client import TTMTClient
+
+    now = datetime.now().astimezone()
+    if now.hour == 0 or (now + timedelta(minutes=10)).date() != now.date():
+        pytest.skip("too near the local midnight")
+    sim = busy_sim
+    truth, _closed = _truth(sim, local_day_start())
+    monkeypatch.setattr(controller_mod, "BACKFILL_DELAY_S", 600.0)  # no backfill until the test says so
+    monkeypatch.setattr(controller_mod, "BACKFILL_PACE_S", 0.0)
+
+    def store_factory() -> Store:
+        return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)
+
+    async def scenario() -> None:
+        first = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, start_stream=False)
+        try:
+            assert await first.start()
+            assert first.today_provisional == controller_mod.TODAY_PROVISIONAL_TIP  # 500 of 1,200 trades read
+        finally:
+            await first.aclose()
+
+        dead = "http://127.0.0.1:9/api/v1"  # nothing listens there: every request fails at once
+        offline = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, start_stream=False,
+                                 client_factory=lambda _url, key: TTMTClient(dead, key))
+        try:
+            assert await offline.start()
+            assert offline.showing_cache and offline._backfill_task is None  # noqa: SLF001 - never reached
+            assert offline.today_provisional == controller_mod.TODAY_PROVISIONAL_TIP
+            # The API answers again: the client the stream would now use reaches it, and the stream goes live.
+            dead_client, offline.client = offline.client, TTMTClient(sim.base_url, sim.api_key)
+            await dead_client.aclose()
+            monkeypatch.setattr(controller_mod, "BACKFILL_DELAY_S", 0.0)
+            offline._set_connection("live", "")  # noqa: SLF001 - what the stream's first connection reports
+            await until(lambda: not offline.today_provisional and _shown(offline) == truth, 40,
+                        "the history read and today's figure complete")
+        finally:
+            await offline.aclose()
+
+    run_on_qasync(scenario, timeout=120)

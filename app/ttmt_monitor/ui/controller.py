@@ -1153,6 +1153,10 @@ class DeskController(QObject):
             self._left_live_at = None
             self._stale_grace.stop()
             self._set_stale(None)  # the stream delivers again (a resync, if one was needed, comes with it)
+            if self._backfill_task is None and self.store is not None and self.started:
+                # An offline start never reached the after-load work that starts the history's backfill: the
+                # API answers now, so the older history (and today's figure, if it waits for it) comes now.
+                self._start_backfill()
         elif self._was_live and self.stale_as_of is None:
             # Revoked key, container down, stream dropped, resync: what is on screen was current until now.
             if self._left_live_at is None:
