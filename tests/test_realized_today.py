@@ -69,6 +69,19 @@ def _truth(sim: SimulatorThread, day: datetime) -> tuple[dict[str, Decimal], int
     return sim.call(read)
 
 
+def _skip_near_midnight() -> None:
+    now = datetime.now().astimezone()
+    if now.hour == 0 or (now + timedelta(minutes=10)).date() != now.date():
+        pytest.skip("too near the local midnight: 'today' has (almost) nothing closed, or changes mid-test")
+
+
+def _history(sim: SimulatorThread, data_dir: Any) -> Any:
+    """The desk's local history factory: one file for the simulator's key under ``data_dir``."""
+    from ttmt_monitor.core.store import Store
+
+    return lambda: Store.open(sim.base_url, sim.api_key, data_dir=data_dir, codec=CODEC)
+
+
 def _shown(controller: DeskController) -> dict[str, Decimal]:
     """What the Accounts table shows as realized today, per account (zeros left out, as in the truth)."""
     return {r.account_id: r.realized_today for r in controller.accounts_model.objects() if r.realized_today}
@@ -97,22 +110,17 @@ def test_realized_today_sums_every_trade_closed_today_first_run_and_every_day(qa
     """...and says, greyed with a tooltip, that a first run's figure may still change until the history has
     read today's trades."""
     import ttmt_monitor.ui.controller as controller_mod
-    from ttmt_monitor.core.store import Store
     from ttmt_monitor.sources.ttmt.prefetch import SnapshotPrefetch
     from ttmt_monitor.ui.main_window import MainWindow
 
-    now = datetime.now().astimezone()
-    if now.hour == 0 or (now + timedelta(minutes=10)).date() != now.date():
-        pytest.skip("too near the local midnight: 'today' has (almost) nothing closed, or changes mid-test")
+    _skip_near_midnight()
     sim = busy_sim
     monkeypatch.setattr(controller_mod, "BACKFILL_PACE_S", 0.0)
     day = local_day_start()
     truth, closed_today = _truth(sim, day)
     assert truth, "the simulated history should have positions closed today"
 
-    def store_factory() -> Store:
-        return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)
-
+    store_factory = _history(sim, tmp_path)
     async def scenario() -> None:
         # The backfill waits (its own start is far off): the first figures are looked at before it reads anything.
         monkeypatch.setattr(controller_mod, "BACKFILL_DELAY_S", 600.0)
@@ -311,20 +319,15 @@ def test_an_offline_start_reads_the_history_once_the_api_answers(qapp, busy_sim,
     offline, the desk never reached the after-load work that starts the backfill: when the API answers (the
     stream goes live), the backfill starts, and the figure becomes complete and exact."""
     import ttmt_monitor.ui.controller as controller_mod
-    from ttmt_monitor.core.store import Store
     from ttmt_monitor.sources.ttmt.client import TTMTClient
 
-    now = datetime.now().astimezone()
-    if now.hour == 0 or (now + timedelta(minutes=10)).date() != now.date():
-        pytest.skip("too near the local midnight")
+    _skip_near_midnight()
     sim = busy_sim
     truth, _closed = _truth(sim, local_day_start())
     monkeypatch.setattr(controller_mod, "BACKFILL_DELAY_S", 600.0)  # no backfill until the test says so
     monkeypatch.setattr(controller_mod, "BACKFILL_PACE_S", 0.0)
 
-    def store_factory() -> Store:
-        return Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)
-
+    store_factory = _history(sim, tmp_path)
     async def scenario() -> None:
         first = DeskController(sim.base_url, sim.api_key, store_factory=store_factory, start_stream=False)
         try:
