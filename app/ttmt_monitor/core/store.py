@@ -1708,8 +1708,8 @@ class Store:
         closed today: a trade closes with its last position), so the existing indexes serve (``trades_open``,
         ``trades_closed``, ``positions_trade``) and the file's schema stays as older releases know it. Only those
         members are decoded: ~half the time of whole objects (a day of 755 closed trades, 3,217 positions: 17.7
-        → ~9 ms, measured), on the way to the every-day start's first frame. A row they cannot be read from
-        (not our format, say) is left out and logged."""
+        → ~9 ms, measured), on the way to the every-day start's first frame. A row of an older release's format
+        goes the whole-object way (:meth:`_light`); one that cannot be read at all is left out and logged."""
         after = ts_text(since)
         decode_position, decode_trade = _closed_decoders()
         positions = self._light(
