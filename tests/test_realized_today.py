@@ -354,3 +354,43 @@ def test_an_offline_start_reads_the_history_once_the_api_answers(qapp, busy_sim,
             await offline.aclose()
 
     run_on_qasync(scenario, timeout=120)
+
+
+def test_a_refused_key_stops_the_backfills_retries(qapp, busy_sim, tmp_path, monkeypatch):
+    """While today's figure waits for the history, a paused backfill is tried again; never with a key the API
+    refused (the stream says so): not one request more, until a live connection (a key that works) again."""
+    import ttmt_monitor.ui.controller as controller_mod
+
+    sim = busy_sim
+    monkeypatch.setattr(controller_mod, "BACKFILL_DELAY_S", 600.0)  # no backfill until the test says so
+    monkeypatch.setattr(controller_mod, "BACKFILL_PACE_S", 0.0)
+    monkeypatch.setattr(controller_mod, "BACKFILL_RETRY_S", 0.05)
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key, store_factory=_history(sim, tmp_path),
+                                    start_stream=False)
+        try:
+            assert await controller.start()
+            assert controller.today_provisional  # 500 of 1,200 trades read: the backfill is wanted
+            waiting = controller._backfill_task  # noqa: SLF001 - the start-up's, in its long wait
+            assert waiting is not None
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            controller._backfill_task = None  # noqa: SLF001
+            sim.faults.revoke_key()
+            controller._set_connection("auth_error", "the API key was refused")  # noqa: SLF001 - as the stream
+            sent = controller.client.requests_made
+            controller._start_backfill(0.0)  # noqa: SLF001 - a retry coming due
+            await until(lambda: controller._backfill_task is None, 10, "the retry given up")  # noqa: SLF001
+            assert controller.client.requests_made == sent
+            # A key that works again (live): the backfill comes back and completes the history.
+            sim.faults.restore_key()
+            monkeypatch.setattr(controller_mod, "BACKFILL_DELAY_S", 0.0)
+            controller._set_connection("live", "")  # noqa: SLF001
+            await until(lambda: not controller.today_provisional, 40, "the history read once live again")
+            assert controller.client.requests_made > sent
+        finally:
+            await controller.aclose()
+
+    run_on_qasync(scenario, timeout=120)

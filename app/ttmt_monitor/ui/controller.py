@@ -657,6 +657,11 @@ class DeskController(QObject):
         store, client = self.store, self.client
         if store is None or client is None or self._closing:
             return
+        if self.connection_state == "auth_error":
+            # The key was refused: no request with it (the user is asked for a key; the first live connection
+            # after that starts the backfill again, see _set_connection).
+            self._backfill_task = None
+            return
         try:
             pages = await _ttmt.backfill(store, client, pace_s=BACKFILL_PACE_S, on_page=self._backfilled)
             log.info("history backfill: %d pages", pages)
