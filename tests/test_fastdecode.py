@@ -391,6 +391,9 @@ def test_text_level_oddities_in_a_read(corpus: list[str]) -> None:
         tick.replace('"position":{', '"position":{"~~swap: not sent by TTMT":null,'),
         tick.replace('"position":{', '"position":{"~~swap: not sent by TTMT":1,'),
         tick.replace('"signal":{', '"signal":{"signal_id":null,"telegram_message_id":null,"x":', 1),
+        tick.replace('"signal":{', '"signal":{"signal_id":null,"telegram_message_id":7,"x":', 1),
+        tick.replace('"signal":{', '"signal":{"signal_id":"","telegram_message_id":null,"x":', 1),
+        tick.replace('}}}', '},"signal":{"signal_id":null,"telegram_message_id":null}}}', 1),  # (the event's own)
         tick.replace('"current_price":', '"current_price":1E+39,"x":', 1),
         tick.replace('"current_price":', '"current_price":1E+40,"x":', 1),
         tick.replace('"current_price":', '"current_price":1E-39,"x":', 1),
