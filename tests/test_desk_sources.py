@@ -354,3 +354,44 @@ def test_working_orders_read_one_state_whatever_the_source_calls_it(qapp):
     shown = {model.row_object(r).order.key: model.index(r, status).data() for r in range(model.rowCount())}
     assert shown == {"metaapi-1|acc1/7": "Working", "metaapi-1|acc1/8": "Pending", "tradovate-1|4": "Working",
                      "tradovate-1|5": "Partly filled", "mt4-1|9": "Working", "mt4-1|10": "Suspended"}
+
+
+@pytest.mark.parametrize("quotes", [False, True])
+def test_a_tradovate_position_without_a_price_says_why(qapp, quotes: bool):
+    """Without live quotes (the default: most Tradovate logins have no market-data subscription) Tradovate gives
+    open P&L per account only: its positions show a dash for Price and Open P&L, never a blank that looks like
+    data still loading, and the dash's tooltip says why and where the figure is. With quotes they show figures
+    and no such tooltip."""
+    from tradovate_support import fast_sim, make_source
+    from ttmt_monitor.sources.tradovate.model import NO_QUOTES_NOTE
+    from ttmt_monitor.ui.desk import DeskBridge
+    from ttmt_monitor.ui.positions_model import NO_FIGURE, PositionsModel
+
+    async def scenario(tradovate) -> None:
+        source = make_source(tradovate, quotes=quotes)
+        hub = SourceHub()
+        positions = PositionsModel()
+        DeskBridge(hub, positions_model=positions)
+        hub.add(source)
+        try:
+            mine = f"{source.id}|"
+            await until(lambda: sum(k.startswith(mine) for k in positions.keys()) >= 2
+                        and (not quotes or all(positions.get(k).current_price is not None
+                                               for k in positions.keys())), 30, "Tradovate positions")
+            price, pl = positions.column_number("current"), positions.column_number("unrealized")
+            for row in range(positions.rowCount()):
+                shown = {col: (positions.index(row, col).data(), positions.paint_data(row, col)[0],
+                               positions.index(row, col).data(Qt.ItemDataRole.ToolTipRole)) for col in (price, pl)}
+                for text, painted, tip in shown.values():
+                    if quotes:
+                        assert text and text != NO_FIGURE and painted == text and tip != NO_QUOTES_NOTE, shown
+                    else:
+                        assert (text, painted, tip) == (NO_FIGURE, NO_FIGURE, NO_QUOTES_NOTE), shown
+            # The other columns of the same rows keep their own tooltips (the note explains only the blanks).
+            entry = positions.index(0, positions.column_number("entry"))
+            assert entry.data() and entry.data(Qt.ItemDataRole.ToolTipRole) == entry.data()
+        finally:
+            await hub.aclose()
+
+    with fast_sim() as tradovate:
+        run_on_qasync(lambda: scenario(tradovate))

@@ -9,12 +9,15 @@ import logging
 
 import pytest
 
-from source_contract import Consumer, diff, normalize
+from source_contract import VOLATILE_FIELDS, Consumer, diff, normalize
 from tradovate_support import SOURCE_ID, fast_sim, make_source, run, wait_until
-from ttmt_monitor.domain import HealthState, Notice, Reset
+from ttmt_monitor.domain import HealthState, Notice, Position, Reset
+from ttmt_monitor.sources.tradovate.model import NO_QUOTES_NOTE, QUOTES_REFUSED_NOTE
 
 ALLOWED_POSTS = {"auth/accesstokenrequest", "cashBalance/getcashbalancesnapshot"}
 READ_SOCKET_CALLS = {"authorize", "user/syncrequest", "cashBalance/getcashbalancesnapshot", "md/subscribeQuote"}
+# A position's note is our sentence for the user, not a figure the simulator knows (tested on its own below).
+NOT_COMPARED = VOLATILE_FIELDS | {"note"}
 
 
 async def _live(consumer: Consumer, timeout: float = 20.0) -> None:
@@ -28,8 +31,8 @@ async def _converge(consumer: Consumer, sim, quotes: bool = False, timeout: floa
 
     def same() -> bool:
         nonlocal got, want
-        got = normalize(consumer.state.snapshot_of(SOURCE_ID))
-        want = normalize(sim.truth(SOURCE_ID, quotes=quotes))
+        got = normalize(consumer.state.snapshot_of(SOURCE_ID), NOT_COMPARED)
+        want = normalize(sim.truth(SOURCE_ID, quotes=quotes), NOT_COMPARED)
         return got == want
 
     try:
@@ -266,6 +269,23 @@ def test_quotes_on_price_positions_from_the_last_trade() -> None:
         consumer = run(body())
         positions = list(consumer.state.positions.values())
         assert positions and all(p.current_price is not None and p.profit is not None for p in positions)
+        assert all(p.note is None for p in positions)  # nothing missing: nothing to explain
+
+
+def test_without_quotes_each_position_says_why_it_has_no_price() -> None:
+    with fast_sim() as sim:
+        async def body() -> Consumer:
+            consumer = Consumer(make_source(sim)).start()                # quotes off: the default
+            await _live(consumer)
+            await _converge(consumer, sim)
+            await consumer.stop()
+            return consumer
+
+        consumer = run(body())
+        positions = list(consumer.state.positions.values())
+        assert positions and all(p.current_price is None and p.profit is None for p in positions)
+        assert {p.note for p in positions} == {NO_QUOTES_NOTE}
+        assert all(a.open_pl is not None for a in consumer.state.accounts.values())  # where the note points
 
 
 def test_quotes_without_entitlement_say_so_once_and_fall_back() -> None:
@@ -274,7 +294,7 @@ def test_quotes_without_entitlement_say_so_once_and_fall_back() -> None:
 
         notices: list[Notice] = []
 
-        async def body() -> None:
+        async def body() -> list[Position]:
             source = make_source(sim, quotes=True)
             consumer = Consumer(source).start()
             original = consumer.state.apply
@@ -290,8 +310,10 @@ def test_quotes_without_entitlement_say_so_once_and_fall_back() -> None:
             await wait_until(lambda: consumer.resets >= 2, 20, "a resync")
             await _converge(consumer, sim, quotes=False)
             await consumer.stop()
+            return list(consumer.state.positions.values())
 
-        run(body())
+        consumer_positions = run(body())
+        assert consumer_positions and {p.note for p in consumer_positions} == {QUOTES_REFUSED_NOTE}
         assert len(notices) == 1 and "quotes" in notices[0].text.lower()
         subscribes = [e for t, _m, e in sim.requests if t == "md" and e == "md/subscribeQuote"]
         assert len(subscribes) == 1

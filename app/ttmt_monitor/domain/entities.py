@@ -71,6 +71,7 @@ class Position:
     currency: str | None = None
     opened_at: datetime | None = None
     updated_at: datetime | None = None
+    note: str | None = None              # a sentence for the user: why its price or P&L is missing (Tradovate)
     extra: Extra = ()
 
 

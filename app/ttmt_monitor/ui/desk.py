@@ -403,8 +403,7 @@ class DeskBridge(QObject):
     def apply(self, change: DeskChange) -> None:
         state, hub = self.hub.state, self.hub
         steps: list[tuple[str, Callable[[], None]]] = [
-            ("positions", lambda: self._rows(self.positions_model, change, "position", state.positions, lambda p:
-                                             position_row(p, hub.account_label(p.account_key), hub.label(p.source)))),
+            ("positions", lambda: self._positions(change)),
             ("orders", lambda: self._rows(self.orders_model, change, "order", state.orders, lambda o:
                                           OrderRow(o, hub.account_label(o.account_key), hub.label(o.source)))),
             ("deals", lambda: self._rows(self.deals_model, change, "deal", state.deals, lambda d:
@@ -435,6 +434,17 @@ class DeskBridge(QObject):
         touched = change.added[kind] | change.updated[kind]
         if touched:
             model.upsert([row(table[k]) for k in touched if k in table])
+
+    def _positions(self, change: DeskChange) -> None:
+        model, hub = self.positions_model, self.hub
+        if model is None:
+            return
+        positions = hub.state.positions
+        if hasattr(model, "set_notes"):  # why a position has no price or P&L (its tooltip)
+            model.set_notes({k: positions[k].note for k in change.added["position"] | change.updated["position"]
+                             if k in positions})
+        self._rows(model, change, "position", positions, lambda p: position_row(
+            p, hub.account_label(p.account_key), hub.label(p.source)))
 
     def _accounts(self, change: DeskChange) -> None:
         model = self.accounts_model

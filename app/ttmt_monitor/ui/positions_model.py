@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from msgspec.structs import replace
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from ..core import formatting as fmt
 from ..core.models import Position, Trade
@@ -36,6 +36,7 @@ from .table_base import (
 )
 
 RUNNER = "runner"
+NO_FIGURE = "—"  # a price or P&L the source cannot give (its note says why)
 
 
 def _sym(p: Position) -> str | None:
@@ -82,6 +83,8 @@ class PositionsModel(KeyedTableModel):
         #: The position's trade by id (the controller gives the Trades model's ``get``): tells a runner layer.
         self.trade_lookup: Callable[[str], Trade | None] | None = None
         self._peak_volume: dict[str, Decimal] = {}  # the largest volume seen per position (a partial close)
+        #: Why a neutral source's position has no price or P&L, by row key (set_notes; domain Position.note).
+        self.notes: dict[str, str] = {}
         columns = list(self.columns)
         for n, column in enumerate(columns):
             if column.key == "tp_level":
@@ -97,6 +100,11 @@ class PositionsModel(KeyedTableModel):
                 columns[n] = replace(column, value=lambda p: self.status_of(p),
                                      text=lambda p, o: fmt.status_label(self.status_of(p)),
                                      reads=("id", "status", "volume"))
+            elif column.key in ("current", "unrealized"):
+                # A neutral source's position without a price or P&L says why (its note, in the tooltip): a dash,
+                # not a blank that looks like data still loading.
+                columns[n] = replace(column, text=lambda p, o, text=column.text, value=column.value: (
+                    text(p, o) if value(p) is not None else (NO_FIGURE if p.id in self.notes else "")))
             elif column.key == "trade":
                 # What trade_order reads of the position (the rest comes from its trade, the same for an old and a
                 # new version of a row): a live diff compares these fields, not two trade_order calls per row.
@@ -106,6 +114,7 @@ class PositionsModel(KeyedTableModel):
                                             "direction"))
         self.columns = tuple(columns)
         self._flash_quiet = frozenset(self.column_number(k) for k in ("current", "unrealized"))
+        self._noted = self._flash_quiet  # the columns a note explains when blank
         self._pl_column = self.column_number("unrealized")
 
     @staticmethod
@@ -198,7 +207,27 @@ class PositionsModel(KeyedTableModel):
         keys = list(keys)
         for key in keys:
             self._peak_volume.pop(key, None)
+            self.notes.pop(key, None)
         return super().remove_keys(keys)
+
+    def set_notes(self, notes: dict[str, str | None]) -> None:
+        """Each row key's note (None: none), before its row is upserted: a changed note remakes the row's texts."""
+        for key, note in notes.items():
+            if self.notes.get(key) == note:
+                continue
+            if note is None:
+                del self.notes[key]
+            else:
+                self.notes[key] = note
+            self._texts.pop(key, None)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if (role == Qt.ItemDataRole.ToolTipRole and self.notes and index.isValid()
+                and index.column() in self._noted and 0 <= index.row() < len(self._keys)):
+            note = self.notes.get(self._keys[index.row()])
+            if note is not None and self.columns[index.column()].value(self._rows[index.row()]) is None:
+                return note
+        return super().data(index, role)
 
     def reset_rows(self, objects: Iterable[Any]) -> None:
         objects = list(objects)

@@ -8,7 +8,8 @@ and Deleted removes, by id, so duplicates change nothing) and says which neutral
   cash-balance snapshot the open P&L, ``netLiq`` as equity and ``initialMargin`` as margin (with quotes: open P&L is
   the sum of the positions' and equity is balance + open P&L);
 - position (``netPos`` ≠ 0) by contract name, average price ``netPrice``; with quotes the last trade price and
-  ``(last − netPrice) × netPos × valuePerPoint``;
+  ``(last − netPrice) × netPos × valuePerPoint``; without them (or before its contract's first quote) no price or
+  P&L, and a ``note`` that says why (the account's open P&L still comes from its cash-balance snapshot);
 - working order (Working / Pending* / Suspended) with its latest order version;
 - closed deal per fill pair: the earlier fill opened it; gross P&L ``(sellPrice − buyPrice) × qty × valuePerPoint``
   less the fees of both fills (``fillFee``, keyed by the fill's id: commission, clearing, exchange, NFA, brokerage,
@@ -43,6 +44,13 @@ FEE_FIELDS = (("commission", "commissionCurrencyId"), ("clearingFee", "clearingC
 CENT = Decimal("0.01")
 WORKING = frozenset(("Working", "PendingNew", "PendingReplace", "PendingCancel", "Suspended"))
 Ref = tuple[str, int]      # (neutral kind, Tradovate id): what to re-derive
+# Why a position has no price or P&L (Position.note, shown as the blank cells' tooltip).
+NO_QUOTES_NOTE = ("Without live quotes Tradovate gives open P&L per account, not per position: see the Accounts tab.\n"
+                  "If your login has a market-data subscription, turn on “Live quotes” for this source in "
+                  "File → Sources…")
+QUOTES_REFUSED_NOTE = ("Tradovate refused live quotes for this login (no market-data subscription):\n"
+                       "its open P&L is per account only, in the Accounts tab.")
+WAITING_NOTE = "Waiting for Tradovate's first quote for {symbol}."
 
 
 def _ts(value: Any) -> datetime | None:
@@ -204,6 +212,7 @@ class Mapper:
         self._position_of_pair: dict[int, dict[str, Any]] = {}  # fill pair id -> its position's account, contract
         self.lookups = lookups
         self.quotes_on = False
+        self.quotes_refused = False                         # the market-data socket refused this login
         self.last: dict[int, Decimal] = {}                 # contract id -> last trade price (quotes)
         self.cash_snapshots: dict[int, dict[str, Any]] = {}   # account id -> getcashbalancesnapshot answer
 
@@ -270,11 +279,16 @@ class Mapper:
         if symbol is None:
             return None
         last, profit = self.position_profit(pos)
+        note = None
+        if not self.quotes_on:
+            note = QUOTES_REFUSED_NOTE if self.quotes_refused else NO_QUOTES_NOTE
+        elif last is None:
+            note = WAITING_NOTE.format(symbol=symbol)
         return Position(
             key=self.key(pid), source=self.source_id, account_key=self.key(pos.get("accountId")), native_id=str(pid),
             symbol=symbol, side="BUY" if net > 0 else "SELL", volume=Decimal(abs(net)),
             open_price=_dec(pos.get("netPrice")), current_price=last, profit=profit,
-            currency=self.currency(pos.get("accountId")), updated_at=_ts(pos.get("timestamp")))
+            currency=self.currency(pos.get("accountId")), updated_at=_ts(pos.get("timestamp")), note=note)
 
     def order(self, oid: int) -> WorkingOrder | None:
         order = self.store.tables["order"].get(oid)

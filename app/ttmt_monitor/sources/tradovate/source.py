@@ -172,7 +172,7 @@ class TradovateSource:
         store = EntityStore()
         store.reset(lists)
         mapper = Mapper(self.id, store, self.lookups)
-        mapper.quotes_on = self.mapper.quotes_on
+        mapper.quotes_on, mapper.quotes_refused = self.mapper.quotes_on, self.mapper.quotes_refused
         mapper.last = dict(self.mapper.last)
         await self._ensure_lookups(store)
         for aid in store.tables["account"]:
@@ -385,6 +385,7 @@ class TradovateSource:
                 deltas.append(d)
                 if self._quotes_denied:
                     self.mapper.quotes_on = False
+                    self.mapper.quotes_refused = True
                     refs |= self.mapper.all_refs()
             elif kind == "_error":
                 raise d
