@@ -395,3 +395,46 @@ def test_a_tradovate_position_without_a_price_says_why(qapp, quotes: bool):
 
     with fast_sim() as tradovate:
         run_on_qasync(lambda: scenario(tradovate))
+
+
+def test_a_metaapi_accounts_open_pnl_is_its_terminals_and_an_unread_account_shows_none():
+    """An MT5 broker charges a position's entry commission to the balance when it opens: the account's open P&L
+    is equity − balance − credit (what its terminal floats), not the positions' profit + swap + commission, which
+    counted that commission twice (found against the demo's simulator: −17.36 shown for −15.96). An account
+    MetaApi cannot read (not deployed) shows no open or realized P&L, not 0.00."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from ttmt_monitor.sources.metaapi.decode import account_entity, not_deployed_sentence, position_entity
+    from ttmt_monitor.ui.desk import account_row
+
+    meta = {"_id": "acc1", "name": "Main MT5", "state": "DEPLOYED", "version": 5}
+    info = {"balance": 5869.98, "equity": 5854.02, "credit": 0, "currency": "USD", "margin": 738.01}
+    account = account_entity("metaapi-1", meta, info)
+    position = position_entity("metaapi-1", "acc1", "USD", {
+        "id": "7", "type": "POSITION_TYPE_SELL", "symbol": "EURUSD", "volume": 0.2, "openPrice": 1.08005,
+        "currentPrice": 1.08085, "profit": -15.96, "swap": 0, "commission": -1.40})
+    day = datetime(2026, 12, 6, tzinfo=UTC)
+    row = account_row(account, [position], [], "MetaApi", day)
+    assert row.open_pl == Decimal("-15.96") and row.realized_today == 0
+
+    unread = account_entity("metaapi-1", {"_id": "acc2", "name": "Old MT4", "state": "UNDEPLOYED"}, None,
+                            note=not_deployed_sentence("UNDEPLOYED"))
+    row = account_row(unread, [], [], "MetaApi", day)
+    assert row.open_pl is None and row.realized_today is None
+
+
+def test_the_summary_strip_shows_a_dash_for_an_unread_account(qapp, settings):
+    from ttmt_monitor.core.models import Account as TtmtAccount
+    from ttmt_monitor.ui.accounts_model import AccountRow
+    from ttmt_monitor.ui.main_window import SummaryStrip
+
+    strip = SummaryStrip()
+    try:
+        account = TtmtAccount(account_id="metaapi-1|acc2", label="Old MT4", type="", currency="USD", state="",
+                              is_active=True)
+        strip.set_rows([AccountRow(account, 0, None, None, source="MetaApi")])
+        _name, open_pl, today = strip._cells["metaapi-1|acc2"]
+        assert (open_pl.text(), today.text()) == ("open —", "today —")
+    finally:
+        strip.deleteLater()

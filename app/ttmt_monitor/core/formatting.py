@@ -27,6 +27,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 __all__ = [
     "describe_error",
     "MINUS",
+    "NO_FIGURE",
     "currency_precision",
     "format_age",
     "format_axis_amount",
@@ -127,6 +128,9 @@ def format_money(value: Decimal | None, currency: str | None) -> str:
         return ""
     text, sign = parts
     return _signed(text, sign < 0, plus=False)
+
+
+NO_FIGURE = "—"  # in place of a figure a source cannot give, where a blank would read as "still loading"
 
 
 def format_pl(value: Decimal | None, currency: str | None) -> str:

@@ -33,8 +33,8 @@ class AccountRow(msgspec.Struct, frozen=True):  # (a frozen dataclass cost ~0.8 
 
     account: Account
     open_positions: int
-    open_pl: Decimal
-    realized_today: Decimal
+    open_pl: Decimal | None  # None: not known (a neutral account its source cannot read)
+    realized_today: Decimal | None
     open_trades: int = 0
     # Neutral sources (core/desk.py) report these; TTMT rows leave them None.
     source: str = "TTMT"

@@ -332,7 +332,8 @@ class SourceHub(QObject):
 def account_row(account: Account, positions: Iterable[Position], deals: Iterable[ClosedDeal], source_label: str,
                 day_start: datetime) -> AccountRow:
     """The Accounts table's row for a neutral account: open P&L as the source reports it for the account, else
-    the sum of its positions' P&L; realized today as reported, else the sum of today's closed trade deals."""
+    the sum of its positions' P&L; realized today as reported, else the sum of today's closed trade deals; both
+    None for an account the source reports nothing of (no balance, equity, position or deal)."""
     n_pos = 0
     open_sum = _ZERO
     for p in positions:
@@ -341,12 +342,19 @@ def account_row(account: Account, positions: Iterable[Position], deals: Iterable
         for part in (p.profit, p.swap, p.commission):
             if part is not None:
                 open_sum += part
+    # An account the source cannot read (a MetaApi account not deployed: no figures, no positions, no deals) shows
+    # no open or realized P&L at all, not 0.00: nothing says it has none.
+    deals = list(deals)
+    read = bool(n_pos or deals or account.balance is not None or account.equity is not None)
+    open_pl = account.open_pl
+    if open_pl is None and read:
+        open_pl = open_sum
     realized = account.realized_today
-    if realized is None:
+    if realized is None and read:
         realized = sum((d.profit for d in deals if d.is_trade and d.closed_at >= day_start), _ZERO)
     base = TtmtAccount(account_id=account.key, label=account.label, type=account.account_type or "",
                        currency=account.currency or "", state=account.state or "", is_active=True)
-    return AccountRow(base, n_pos, account.open_pl if account.open_pl is not None else open_sum, realized, 0,
+    return AccountRow(base, n_pos, open_pl, realized, 0,
                       source=source_label, balance=account.balance, equity=account.equity, margin=account.margin,
                       free_margin=account.free_margin, margin_level=account.margin_level,
                       equity_computed=account.equity_computed, note=account.note)

@@ -170,8 +170,9 @@ class SummaryStrip(QWidget):
             name.setText(metrics.elidedText(r.account.label, Qt.TextElideMode.ElideRight,
                                             metrics.averageCharWidth() * STRIP_LABEL_CHARS))
             name.setToolTip(plain_tooltip(r.account.label))
-            open_pl.setText("open " + fmt.format_pl(r.open_pl, r.currency))
-            today.setText("today " + fmt.format_pl(r.realized_today, r.currency))
+            # (An account its source cannot read has neither figure: a dash, as the Accounts table's blank.)
+            open_pl.setText("open " + (fmt.format_pl(r.open_pl, r.currency) or fmt.NO_FIGURE))
+            today.setText("today " + (fmt.format_pl(r.realized_today, r.currency) or fmt.NO_FIGURE))
             row_stale = self.stale_for(r.account_id) if self.stale_for is not None else self._stale
             open_pl.setToolTip(row_stale or "")
             # Realized P&L is final, never stale; TTMT's sum of it may still lack some of today's closes.

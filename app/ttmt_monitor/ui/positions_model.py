@@ -36,7 +36,7 @@ from .table_base import (
 )
 
 RUNNER = "runner"
-NO_FIGURE = "—"  # a price or P&L the source cannot give (its note says why)
+NO_FIGURE = fmt.NO_FIGURE  # a price or P&L the source cannot give (its note says why)
 
 
 def _sym(p: Position) -> str | None:

@@ -156,7 +156,8 @@ def _account_truth(source: str, acc: SimAccount, world: SimWorld, watched: bool)
     return Account(key=key, source=source, native_id=acc.id, label=acc.name, currency=acc.currency,
                    account_type="demo", state=acc.state, balance=info["balance"], equity=info["equity"],
                    margin=info["margin"], free_margin=info["freeMargin"], margin_level=info.get("marginLevel"),
-                   credit=info["credit"], extra=tuple(extra))
+                   credit=info["credit"], open_pl=info["equity"] - info["balance"] - info["credit"],  # floating
+                   extra=tuple(extra))
 
 
 def truth(world: SimWorld, source: str, accounts: list[str] | None = None) -> Snapshot:

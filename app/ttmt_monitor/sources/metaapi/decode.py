@@ -192,13 +192,24 @@ def account_entity(source: str, meta: Mapping[str, Any], info: Mapping[str, Any]
     trade_type = _text(info.get("type")) or ""
     account_type = ("demo" if "DEMO" in trade_type else "live" if "REAL" in trade_type
                     else "contest" if "CONTEST" in trade_type else trade_type or None)
+    balance, equity, credit = dec(info.get("balance")), dec(info.get("equity")), dec(info.get("credit"))
     return Account(
         key=make_key(source, account_id), source=source, native_id=account_id, label=name,
         currency=_text(info.get("currency")) or _text(meta.get("baseCurrency")), account_type=account_type,
         state=_text(meta.get("state")), note=note,
-        balance=dec(info.get("balance")), equity=dec(info.get("equity")), margin=dec(info.get("margin")),
+        balance=balance, equity=equity, margin=dec(info.get("margin")),
         free_margin=dec(info.get("freeMargin")), margin_level=dec(info.get("marginLevel")),
-        credit=dec(info.get("credit")), extra=tuple(extra))
+        credit=credit, open_pl=open_pl(balance, equity, credit), extra=tuple(extra))
+
+
+def open_pl(balance: Decimal | None, equity: Decimal | None, credit: Decimal | None) -> Decimal | None:
+    """An account's open P&L as its terminal counts it: equity − balance − credit. Not a sum of its positions'
+    profit + swap + commission: an MT5 broker charges the entry commission to the balance when the position
+    opens, so that sum would count it twice (an MT4 broker keeps it in the floating figure: the difference is
+    right on both)."""
+    if balance is None or equity is None:
+        return None
+    return equity - balance - (credit or 0)
 
 
 def position_entity(source: str, account_id: str, currency: str | None, raw: Mapping[str, Any]) -> Position:
