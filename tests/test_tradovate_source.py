@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 
 import pytest
 
@@ -286,6 +287,31 @@ def test_without_quotes_each_position_says_why_it_has_no_price() -> None:
         assert positions and all(p.current_price is None and p.profit is None for p in positions)
         assert {p.note for p in positions} == {NO_QUOTES_NOTE}
         assert all(a.open_pl is not None for a in consumer.state.accounts.values())  # where the note points
+
+
+def test_realized_today_is_net_of_fees_as_the_sessions_round_trips_are() -> None:
+    """Tradovate's cash balance ``realizedPnL`` is the session's gross result (its fees are taken from the cash):
+    shown as it was, an account's "Realized today" disagreed with the same session's deals (net of fees) in Closed
+    deals and the calendar (the demo: +602.50 against +335.58). It is now the deals' sum, to the cent."""
+    with fast_sim() as sim:
+        async def body() -> Consumer:
+            consumer = Consumer(make_source(sim)).start()
+            await _live(consumer)
+            await _converge(consumer, sim)
+            await consumer.stop()
+            return consumer
+
+        consumer = run(body())
+        state = consumer.state
+        checked = 0
+        for account in state.accounts.values():
+            deals = [d for d in state.deals.values() if d.account_key == account.key and d.is_trade]
+            gross = sum((Decimal(dict(d.extra)["gross profit"]) for d in deals), Decimal(0))
+            cb = sim.call(lambda key=account.native_id: sim.sim.market.cash_balance_of(int(key)))
+            assert gross == cb["realizedPnL"], "the simulator's session holds every deal shown (all on its trade date)"
+            assert account.realized_today == sum((d.profit for d in deals), Decimal(0)), account.label
+            checked += bool(deals)
+        assert checked, "an account with round trips"
 
 
 def test_quotes_without_entitlement_say_so_once_and_fall_back() -> None:

@@ -2,7 +2,8 @@
 
 This is written independently of the client (``sources/tradovate``) on purpose: the contract tests compare what the
 client shows with what the simulator knows. The mapping rules it encodes (the same rules the source documents):
-accounts with the cash balance (balance, realized today/week) and the cash-balance snapshot (open P&L at the
+accounts with the cash balance (balance; realized today: ``realizedPnL`` less the fees of the round trips closed on
+its trade date, as the deals count them; realized week) and the cash-balance snapshot (open P&L at the
 marks, net liquidation value as equity, initial margin); positions with a non-zero ``netPos`` by contract name;
 working orders with their latest version; every fill pair as a closed round trip in the account's currency, net of
 the fees both its fills paid for the pair's contracts (gross and fees shown in ``extra``).
@@ -40,6 +41,16 @@ def truth(market: Market, source_id: str, *, quotes: bool = False) -> Snapshot:
             native_id=str(pos["id"]), symbol=spec.contract, side="BUY" if pos["netPos"] > 0 else "SELL",
             volume=Decimal(abs(pos["netPos"])), open_price=pos["netPrice"], current_price=last, profit=profit,
             currency=currency, updated_at=_ts(pos["timestamp"])))
+    # Each account's fees of the round trips closed on its cash balance's trade date (what its realized today nets).
+    session_fees: dict[int, Decimal] = {}
+    for pair in market.entities["fillPair"].values():
+        pos = market.entities["position"][pair["positionId"]]
+        buy, sell = market.entities["fill"][pair["buyFillId"]], market.entities["fill"][pair["sellFillId"]]
+        closing = sell if (buy["timestamp"], buy["id"]) < (sell["timestamp"], sell["id"]) else buy
+        cb = market.cash_balance_of(pos["accountId"])
+        if cb is not None and closing["tradeDate"] == cb["tradeDate"]:
+            fees = 2 * fee_per_contract(market.specs[pos["contractId"]].product) * pair["qty"]
+            session_fees[pos["accountId"]] = session_fees.get(pos["accountId"], Decimal(0)) + fees
     for acct in market.accounts():
         cb = market.cash_balance_of(acct["id"])
         assert cb is not None, "every simulated account has a cash balance"
@@ -53,7 +64,8 @@ def truth(market: Market, source_id: str, *, quotes: bool = False) -> Snapshot:
             key=make_key(source_id, acct["id"]), source=source_id, native_id=str(acct["id"]), label=acct["name"],
             currency=currency, account_type=acct["accountType"], state="active" if acct["active"] else "inactive",
             balance=cb["amount"], equity=equity, margin=snap["initialMargin"],
-            free_margin=equity - snap["initialMargin"], open_pl=open_pl, realized_today=cb["realizedPnL"],
+            free_margin=equity - snap["initialMargin"], open_pl=open_pl,
+            realized_today=cb["realizedPnL"] - session_fees.get(acct["id"], Decimal(0)),
             realized_week=cb["weekRealizedPnL"], updated_at=_ts(cb["timestamp"])))
     for order in market.entities["order"].values():
         if order["ordStatus"] not in ("Working", "PendingNew", "PendingReplace", "PendingCancel", "Suspended"):

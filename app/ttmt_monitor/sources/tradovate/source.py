@@ -399,7 +399,8 @@ class TradovateSource:
 
     def _diff(self, refs: set[Ref]) -> list[Delta]:
         out: list[Delta] = []
-        for ref in refs:
+        # Round trips first: an account's realized today nets the fees the mapper keeps from them (Mapper.deal).
+        for ref in sorted(refs, key=lambda r: r[0] != "deal"):
             kind = ref[0]
             key = self.mapper.key(ref[1])
             try:
