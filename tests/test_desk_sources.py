@@ -77,6 +77,17 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
             pnl = window._ensure_pnl_view()
             await until(lambda: any(t.id.startswith("toycsv:t1|") for t in pnl._trades.values()), 10,
                         "the toy deal in the P&L history")
+            # Its open P&L too: the tab's "Open P&L" adds the toy accounts' to TTMT's open trades (it left them
+            # out), and the account filter keeps one account's.
+            from decimal import Decimal
+
+            from ttmt_monitor.core import pnl as core_pnl
+            ttmt_usd = core_pnl.open_pl(pnl._open_trades).get("USD", Decimal(0))
+            assert pnl._open_pl()["USD"] == ttmt_usd + Decimal("85.50")
+            pnl.set_account_filter("toycsv:t1|A1")
+            pnl.refresh()
+            assert pnl._open_pl() == {"USD": Decimal("85.50")} and "+85.50 USD" in pnl.open_label.text()
+            pnl.set_account_filter(None)
             # A TTMT resync (sync_to / reset_rows of TTMT's rows) keeps the toy rows.
             await controller.refresh()
             assert "A1" in _cells(accounts, "label") and {"ES", "NQ"} <= set(_cells(positions, "symbol"))
@@ -114,6 +125,7 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
             assert "&lt;b&gt;bold&lt;/b&gt;" in chip.toolTip()
             await hub.remove("toycsv:t1")
             assert "A1" not in _cells(accounts, "label") and "CL" not in _cells(positions, "symbol")
+            assert not any(k.startswith("toycsv:t1|") for k in pnl._source_open)  # gone from the open P&L too
         finally:
             await hub.aclose()
             window.close()

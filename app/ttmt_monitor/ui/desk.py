@@ -404,6 +404,7 @@ class DeskBridge(QObject):
         trades = [self._trade(d) for d in self.hub.state.deals.values() if d.is_trade]
         if trades:
             view.add_trades(trades)
+        self._pnl_open(self._account_rows(set(self.hub.state.accounts)))  # and their accounts' open P&L
 
     def attach_notifier(self, deliver: Callable[[DeskChange], None]) -> None:
         self._notify = deliver
@@ -470,21 +471,34 @@ class DeskBridge(QObject):
                     touched.update(a.key for a in state.accounts.values() if a.source == source)
         if change.removed["account"]:
             model.remove_keys(change.removed["account"])
+            if self._pnl is not None and hasattr(self._pnl, "set_source_open"):
+                self._pnl.set_source_open(dict.fromkeys(change.removed["account"]))
         if not touched:
             return
+        rows = self._account_rows(touched)
+        if rows:
+            model.upsert(rows)
+            self._pnl_open(rows)
+
+    def _account_rows(self, keys: set[str]) -> list[AccountRow]:
+        state = self.hub.state
         start = self._day_start()
         positions: dict[str, list[Position]] = {}
         for p in state.positions.values():
-            if p.account_key in touched:
+            if p.account_key in keys:
                 positions.setdefault(p.account_key, []).append(p)
         deals: dict[str, list[ClosedDeal]] = {}
         for d in state.deals.values():
-            if d.account_key in touched:
+            if d.account_key in keys:
                 deals.setdefault(d.account_key, []).append(d)
-        rows = [account_row(state.accounts[k], positions.get(k, ()), deals.get(k, ()), self.hub.label(
-            state.accounts[k].source), start) for k in touched if k in state.accounts]
-        if rows:
-            model.upsert(rows)
+        return [account_row(state.accounts[k], positions.get(k, ()), deals.get(k, ()), self.hub.label(
+            state.accounts[k].source), start) for k in keys if k in state.accounts]
+
+    def _pnl_open(self, rows: list[AccountRow]) -> None:
+        """The P&L tab's open P&L counts these accounts' as their rows show it (a row None: the account is gone)."""
+        if self._pnl is not None and hasattr(self._pnl, "set_source_open"):
+            self._pnl.set_source_open({r.account_id: None if r.open_pl is None else (r.currency, r.open_pl)
+                                       for r in rows})
 
     def _staleness(self, change: DeskChange) -> None:
         """A source that is not current (reconnecting, down, refused…) has its prices and open P&L greyed with

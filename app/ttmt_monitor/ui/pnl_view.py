@@ -165,6 +165,8 @@ class PnlView(QWidget):
         self._trades: dict[str, Trade] = {}
         self._live_hits: list[TakeProfit] = []  # TP hits seen live (Change.news), for their markers
         self._open_trades: list[Trade] = []  # from the live state (for the open P&L)
+        # The other sources' accounts' open P&L, by account key: (currency, amount) (set_source_open)
+        self._source_open: dict[str, tuple[str, Decimal]] = {}
         self._accounts: dict[str, str] = {}  # id -> label
         self._account: str | None = None
         self._preset = "all"
@@ -479,6 +481,28 @@ class PnlView(QWidget):
         elif relevant:
             self._schedule(full=False)  # prices moved: only the open P&L changes
 
+    def set_source_open(self, figures: dict[str, tuple[str, Decimal] | None]) -> None:
+        """The open P&L of other sources' accounts (by account key: (currency, amount); None: not known or gone),
+        as their Accounts rows show it: the open segment and the "Open P&L" label add them to TTMT's open trades."""
+        changed = False
+        for key, figure in figures.items():
+            if figure is None:
+                changed |= self._source_open.pop(key, None) is not None
+            elif self._source_open.get(key) != figure:
+                self._source_open[key] = figure
+                changed = True
+        if changed:
+            self._schedule(full=False)
+
+    def _open_pl(self) -> dict[str, Decimal]:
+        """The open P&L per currency: TTMT's open trades and the other sources' accounts (account filter applied)."""
+        out = core_pnl.open_pl(self._open_trades, self._account)
+        for key, (currency, amount) in self._source_open.items():
+            if self._account is None or key == self._account:
+                cur = currency or core_pnl.UNKNOWN_CURRENCY
+                out[cur] = out.get(cur, Decimal(0)) + amount
+        return out
+
     def set_account_filter(self, account_id: str | None) -> None:
         self._account = account_id
         i = self._account_combo.findData(account_id)
@@ -541,7 +565,7 @@ class PnlView(QWidget):
             self._recompute(now)
         elif self._pending_closes or len(self._live_hits) > self._hits_done:
             self._append(now)
-        open_pl = core_pnl.open_pl(self._open_trades, self._account)
+        open_pl = self._open_pl()
         for cur in open_pl:
             self._ensure_curve(cur)
         for cur, segment in self.open_curves.items():
