@@ -450,3 +450,36 @@ def test_the_summary_strip_shows_a_dash_for_an_unread_account(qapp, settings):
         assert (open_pl.text(), today.text()) == ("open —", "today —")
     finally:
         strip.deleteLater()
+
+
+def test_the_channels_grid_opens_each_account_at_its_own_open_pnl(qapp, sim):
+    """The Channels grid's "open" of another source's account is the account's open P&L as its Accounts row shows
+    it. It summed the positions' profit: without swap and commission (its "closed" is net of both), with an MT5
+    entry commission counted twice, and nothing at all for Tradovate, whose positions have no P&L without quotes
+    (here: the simulator's cash-balance open P&L of each account with positions)."""
+    from tradovate_support import fast_sim, make_source
+    from ttmt_monitor.core import analytics as an
+    from ttmt_monitor.ui.analytics_feed import AnalyticsFeed
+    from ttmt_monitor.ui.desk import DeskBridge
+
+    async def scenario(tradovate) -> None:
+        controller = DeskController(sim.base_url, sim.api_key)  # (not started: the grid of the other source alone)
+        source = make_source(tradovate)
+        hub = SourceHub()
+        DeskBridge(hub, accounts_model=controller.accounts_model)
+        feed = AnalyticsFeed(controller, hub)
+        hub.add(source)
+        try:
+            rows = controller.accounts_model
+            await until(lambda: any(r.open_positions and r.open_pl for r in rows.objects()), 30,
+                        "a Tradovate account with open positions and its open P&L")
+            want = {(an.no_channel(r.source), r.account_id, r.currency): r.open_pl
+                    for r in rows.objects() if r.open_positions}
+            matrix = an.channel_account_matrix([], feed.open_pnls())
+            assert {k: c.open for k, c in matrix.cells.items()} == want
+        finally:
+            await hub.aclose()
+            await controller.aclose()
+
+    with fast_sim() as tradovate:
+        run_on_qasync(lambda: scenario(tradovate))

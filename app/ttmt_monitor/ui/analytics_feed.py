@@ -75,7 +75,6 @@ class AnalyticsFeed(QObject):
         self._hub_objs: list[Any] = []
         self._hub_deals: list[an.HistoryDeal] = []
         self._deal_cache: dict[str, tuple[Any, an.HistoryDeal]] = {}
-        self._position_cache: dict[str, tuple[Any, an.OpenPnl | None]] = {}
         self._history: list[an.HistoryDeal] | None = None  # the last result (kept while nothing moved)
         # The journal of the history's changes (views keep running aggregates from it instead of recomputing):
         self._live: dict[str, an.HistoryDeal] = {}   # TTMT trade id -> its deal in the history
@@ -320,25 +319,23 @@ class AnalyticsFeed(QObject):
         return self._version, steps
 
     def open_pnls(self) -> list[an.OpenPnl]:
-        """Every open trade's/position's P&L (TTMT's from the same per-trade cache as the history)."""
+        """Every open TTMT trade's P&L (from the same per-trade cache as the history), and each other source's
+        account with open positions, at its open P&L as its Accounts row shows it.
+
+        An account's, not a sum of its positions' profit: that left out their swap and commission (the grid's
+        closed figures are net of both) and MT5's entry commission is in the balance already, so only the account's
+        own figure (equity − balance − credit, Tradovate's cash-balance open P&L) is right for every source;
+        Tradovate's positions have no P&L at all without quotes. The closed deals' channel of a source is its
+        "no channel" row, so the account's figure sits in the same cell."""
         self._history_now()
         if self._open is None:
             self._open = [c[1] for c in self._conv if c[1] is not None]
         out = list(self._open)
-        hub = self.hub
-        if hub is not None:
-            pcache = self._position_cache
-            pfresh: dict[str, tuple[Any, an.OpenPnl | None]] = {}
-            for key, p in list(hub.state.positions.items()):
-                got = pcache.get(key)
-                if got is None or got[0] is not p:
-                    got = (p, an.open_from_position(p, account_label=hub.account_label(p.account_key),
-                                                    channel=an.no_channel(hub.label(p.source))))
-                    self.conversions += 1
-                pfresh[key] = got
-                if got[1] is not None:
-                    out.append(got[1])
-            self._position_cache = pfresh
+        if self.hub is not None:
+            for row in self.controller.accounts_model.objects():
+                if "|" in row.account_id and row.open_positions and row.open_pl is not None:  # (not TTMT)
+                    out.append(an.open_from_account(row.account_id, row.account.label, row.source, row.currency,
+                                                    row.open_pl))
         return out
 
     def accounts(self) -> list[tuple[str, str, str, str]]:

@@ -34,7 +34,7 @@ from .history import (
     from_ttmt_trades,
     in_period,
     no_channel,
-    open_from_position,
+    open_from_account,
     open_from_ttmt_trade,
 )
 from .ledger import CalendarLedger, RiskLedger
@@ -72,6 +72,6 @@ __all__ = [
     "MoneyStats", "MonthGrid", "OpenPnl", "Statement", "StatementAccount", "ThresholdTracker", "TpLevelRate",
     "WeekRow", "as_history", "build_statement", "by_hour", "by_weekday", "channel_account_matrix",
     "curve_image_name", "curve_svgs", "day_bounds", "estimated_money", "evaluate", "from_deal", "from_ttmt_trade",
-    "from_ttmt_trades", "group_stats", "in_period", "month_grid", "no_channel", "open_from_position",
+    "from_ttmt_trades", "group_stats", "in_period", "month_grid", "no_channel", "open_from_account",
     "open_from_ttmt_trade", "prop_preset", "render_html", "trading_day", "Totals", "money_totals",
 ]

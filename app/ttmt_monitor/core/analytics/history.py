@@ -3,7 +3,7 @@ each with what only some sources know beside it (the signal channel, the TP ladd
 
 Every source counts: a neutral source's deals come in through :func:`from_deal`; TTMT's closed trades (which
 are not neutral deals, see ``sources/ttmt/neutral.py``) through :func:`from_ttmt_trade`. Open P&L for the
-channel x account matrix comes from neutral positions (:func:`open_from_position`) or TTMT's open trades
+channel x account matrix comes from neutral accounts (:func:`open_from_account`) or TTMT's open trades
 (:func:`open_from_ttmt_trade`).
 
 Rules: money is the deal's exact ``Decimal`` in the deal's ``currency`` (``"?"`` when the source gave none, never
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from ...domain import ClosedDeal, Position, make_key
+from ...domain import ClosedDeal, make_key
 from ..models import TP_LEVELS, Trade, is_terminal_trade_status
 
 ZERO = Decimal(0)
@@ -150,13 +150,13 @@ def no_channel(source_label: str) -> str:
     return f"{source_label} · no channel"
 
 
-def open_from_position(p: Position, *, account_label: str = "", channel: str = "") -> OpenPnl | None:
-    """A neutral open position's P&L (None when the source reports none). ``channel`` defaults to its source's
-    "no channel" row (``no_channel``)."""
-    if p.profit is None:
-        return None
-    return OpenPnl(account_key=p.account_key, account_label=account_label, channel=channel or no_channel(p.source),
-                   currency=p.currency or UNKNOWN_CURRENCY, profit=p.profit)
+def open_from_account(account_key: str, account_label: str, source_label: str, currency: str | None,
+                      open_pl: Decimal) -> OpenPnl:
+    """A neutral account's open P&L (its own figure: equity − balance − credit, a cash balance's open P&L; not a sum
+    of its positions' profit, which leaves out swap and commission and double counts an MT5 entry commission)
+    under its source's "no channel" row, where its closed deals are."""
+    return OpenPnl(account_key=account_key, account_label=account_label, channel=no_channel(source_label),
+                   currency=currency or UNKNOWN_CURRENCY, profit=open_pl)
 
 
 def open_from_ttmt_trade(t: Trade, source_id: str) -> OpenPnl | None:
