@@ -374,6 +374,8 @@ def test_a_tradovate_position_without_a_price_says_why(qapp, quotes: bool):
     open P&L per account only: its positions show a dash for Price and Open P&L, never a blank that looks like
     data still loading, and the dash's tooltip says why and where the figure is. With quotes they show figures
     and no such tooltip."""
+    from decimal import Decimal
+
     from tradovate_support import fast_sim, make_source
     from ttmt_monitor.sources.tradovate.model import NO_QUOTES_NOTE
     from ttmt_monitor.ui.desk import DeskBridge
@@ -402,6 +404,15 @@ def test_a_tradovate_position_without_a_price_says_why(qapp, quotes: bool):
             # The other columns of the same rows keep their own tooltips (the note explains only the blanks).
             entry = positions.index(0, positions.column_number("entry"))
             assert entry.data() and entry.data(Qt.ItemDataRole.ToolTipRole) == entry.data()
+            # Prices with the contract's digits, from its tick size (not "21505.0" beside "21501.25").
+            ticks = tradovate.call(lambda: {s.contract: s.tick for s in tradovate.sim.market.specs.values()})
+            entry_col = positions.column_number("entry")
+            for row in range(positions.rowCount()):
+                symbol, text = positions.row_object(row).symbol, positions.index(row, entry_col).data()
+                digits = max(0, -ticks[symbol].normalize().as_tuple().exponent)
+                exact = positions.row_object(row).entry_price
+                assert len(text.partition(".")[2]) == max(digits, -exact.as_tuple().exponent), (symbol, text, exact)
+                assert Decimal(text) == exact  # an average entry finer than the tick is not rounded
         finally:
             await hub.aclose()
 

@@ -38,6 +38,7 @@ __all__ = [
     "format_volume",
     "pl_sign",
     "status_label",
+    "learn_symbol_digits",
     "symbol_digits",
     "to_decimal",
     "zone_label",
@@ -160,9 +161,28 @@ def _symbol_key(symbol: str) -> str:
     return stripped.upper()
 
 
+# Digits a source told us for symbols the table above does not know (learn_symbol_digits): a futures contract's
+# from its tick size (Tradovate's NQZ6: 0.25 → 2).
+_LEARNT_DIGITS: dict[str, int] = {}
+
+
+def learn_symbol_digits(symbol: str, digits: int) -> None:
+    """Quote ``symbol`` with at least ``digits`` decimal places from now on (a finer value keeps its own: see
+    format_price), unless it is a symbol the desk knows already (a broker's own digits for a common symbol may
+    differ from another's: the common ones stay as they are)."""
+    key = _symbol_key(symbol)
+    if key and key not in _SYMBOL_DIGITS and 0 <= digits <= 10:
+        _LEARNT_DIGITS[key] = digits
+
+
+def _learnt(symbol: str | None) -> bool:
+    return bool(_LEARNT_DIGITS) and bool(symbol) and _symbol_key(symbol or "") in _LEARNT_DIGITS
+
+
 def symbol_digits(symbol: str | None) -> int | None:
-    """Decimal places the symbol is quoted with (XAUUSD 2, EURUSD 5, GBPJPY 3, US30 1, BTCUSD 2...), or None when
-    unknown (the caller then shows the value's own decimals)."""
+    """Decimal places the symbol is quoted with (XAUUSD 2, EURUSD 5, GBPJPY 3, US30 1, BTCUSD 2...; a symbol a
+    source told us of, see learn_symbol_digits), or None when unknown (the caller then shows the value's own
+    decimals)."""
     if not symbol:
         return None
     key = _symbol_key(symbol)
@@ -170,6 +190,8 @@ def symbol_digits(symbol: str | None) -> int | None:
         return None
     if key in _SYMBOL_DIGITS:
         return _SYMBOL_DIGITS[key]
+    if key in _LEARNT_DIGITS:
+        return _LEARNT_DIGITS[key]
     # A name with extra upper-case tail ("EURUSDPRO", "XAUUSDX"): the first six letters may be a known symbol.
     if len(key) > 6 and key[:6] in _SYMBOL_DIGITS:
         return _SYMBOL_DIGITS[key[:6]]
@@ -188,7 +210,11 @@ def format_price(value: Decimal | None, symbol: str | None) -> str:
         return str(number)
     digits = symbol_digits(symbol)
     if digits is not None:
-        number = _quantize(number, digits)
+        exponent = number.as_tuple().exponent
+        # A learnt symbol's digits are a minimum: an average entry price finer than the tick (6052.5625 on a 0.25
+        # tick) stays exact; a price sent with fewer decimals is padded ("21505.0" → "21505.00").
+        if not (isinstance(exponent, int) and -exponent > digits and _learnt(symbol)):
+            number = _quantize(number, digits)
     text = f"{number:f}"
     return (MINUS + text[1:]) if text.startswith("-") else text
 

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ...core.formatting import learn_symbol_digits
 from ...domain import Account, ClosedDeal, Entity, Position, Snapshot, WorkingOrder, make_key
 
 ENTITY_TYPES = ("account", "accountRiskStatus", "cashBalance", "position", "order", "orderVersion", "fill",
@@ -85,6 +86,7 @@ class Lookups:
     contracts: dict[int, dict[str, Any]] = field(default_factory=dict)
     products: dict[str, dict[str, Any]] = field(default_factory=dict)
     currencies: dict[int, str] = field(default_factory=dict)
+    _digits_told: set[str] = field(default_factory=set)  # contracts whose price digits formatting has
 
     @staticmethod
     def product_name(contract_name: str) -> str:
@@ -92,7 +94,24 @@ class Lookups:
 
     def contract_name(self, cid: Any) -> str | None:
         contract = self.contracts.get(cid) if _int(cid) is not None else None
-        return contract.get("name") if contract else None
+        name = contract.get("name") if contract else None
+        if name and name not in self._digits_told:
+            self._tell_digits(name)
+        return name
+
+    def _tell_digits(self, name: str) -> None:
+        """The table's price digits of a contract, from its product's tick size (ES 0.25 → 2, 6E 0.00005 → 5), once
+        its product is known: "21505.0" beside "21501.25" read as two precisions. Not for fractional prices (bond
+        32nds): those keep their own decimals."""
+        product = self.products.get(self.product_name(name))
+        if product is None:
+            return
+        self._digits_told.add(name)
+        tick = _dec(product.get("tickSize"))
+        if tick is not None and tick > 0 and product.get("priceFormatType", "Decimal") == "Decimal":
+            exponent = tick.normalize().as_tuple().exponent
+            if isinstance(exponent, int):
+                learn_symbol_digits(name, max(0, -exponent))
 
     def value_per_point(self, cid: Any) -> Decimal | None:
         name = self.contract_name(cid)
