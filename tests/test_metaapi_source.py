@@ -96,6 +96,8 @@ def test_live_equity_and_margin_follow_prices(mas: MetaApiSimThread):
             account = consumer.state.accounts[key]
             assert isinstance(account.equity, Decimal) and account.margin_level is not None
             assert account.free_margin == account.equity - account.margin
+            # The open P&L moves with the equity (it stayed at the last full account read's figure).
+            assert account.open_pl == account.equity - account.balance - (account.credit or 0)
         finally:
             await consumer.stop()
 

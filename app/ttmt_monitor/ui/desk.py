@@ -495,7 +495,7 @@ class DeskBridge(QObject):
             state.accounts[k].source), start) for k in keys if k in state.accounts]
 
     def _pnl_open(self, rows: list[AccountRow]) -> None:
-        """The P&L tab's open P&L counts these accounts' as their rows show it (a row None: the account is gone)."""
+        """The P&L tab's open P&L counts these accounts' as their rows show it (one not known drops out)."""
         if self._pnl is not None and hasattr(self._pnl, "set_source_open"):
             self._pnl.set_source_open({r.account_id: None if r.open_pl is None else (r.currency, r.open_pl)
                                        for r in rows})

@@ -24,6 +24,7 @@ from .decode import (
     entry_shares,
     evolve,
     is_exit_deal,
+    open_pl,
     order_entity,
     position_entity,
     price_fields,
@@ -250,8 +251,10 @@ class AccountBook:
                 info.pop("marginLevel", None)  # no margin in use: MetaApi leaves the level out
             # Only the money moved: the same Account that set_info() would build, without rebuilding the rest.
             before = self.account
-            self.account = evolve(before, equity=dec(info.get("equity")), margin=dec(info.get("margin")),
-                                  free_margin=dec(info.get("freeMargin")), margin_level=dec(info.get("marginLevel")))
+            equity = dec(info.get("equity"))
+            self.account = evolve(before, equity=equity, margin=dec(info.get("margin")),
+                                  free_margin=dec(info.get("freeMargin")), margin_level=dec(info.get("marginLevel")),
+                                  open_pl=open_pl(before.balance, equity, before.credit))  # (as account_entity)
             if self.account != before:
                 out.append(Upsert(self.account))
         return out
