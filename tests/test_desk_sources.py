@@ -494,3 +494,30 @@ def test_the_channels_grid_opens_each_account_at_its_own_open_pnl(qapp, sim):
 
     with fast_sim() as tradovate:
         run_on_qasync(lambda: scenario(tradovate))
+
+
+def test_risk_limits_of_an_account_its_source_cannot_read_show_nothing(qapp, sim, settings):
+    """A MetaApi account that is not deployed reports no figure at all: with an account size set, its limits
+    showed "1,000.00 of 1,000.00 USD left *" (an estimate from the size alone). They show nothing, and the
+    dialog's error says why."""
+    from ttmt_monitor.core.models import Account as TtmtAccount
+    from ttmt_monitor.ui.accounts_model import AccountRow
+    from ttmt_monitor.ui.analytics_feed import AnalyticsFeed
+    from ttmt_monitor.ui.risk_limits import LimitPrefs, RiskBoard
+
+    controller = DeskController(sim.base_url, sim.api_key)  # (not started: the one row below is the table)
+    key = "metaapi-1|acc2"
+    account = TtmtAccount(account_id=key, label="Old MT4", type="", currency="USD", state="UNDEPLOYED",
+                          is_active=True)
+    controller.accounts_model.reset_rows([AccountRow(account, 0, None, None, source="MetaApi")])
+    board = RiskBoard(AnalyticsFeed(controller), settings.qs)
+    try:
+        board.set_limits(key, LimitPrefs(account_size="1000", daily_value="100", daily_unit="amount",
+                                         target_value="3000", target_unit="amount"))
+        board.refresh()
+        run_on_qasync(lambda: until(lambda: key in board.errors, 10, "the account evaluated"))
+        assert key not in board.risks and board.cell(key, "daily_loss") is None
+        assert "reports nothing" in board.errors[key]
+    finally:
+        board.set_limits(key, None)
+        run_on_qasync(controller.aclose)

@@ -343,6 +343,11 @@ class RiskBoard(QObject):
                 currency = row.currency
                 if row.balance is not None:
                     money = an.AccountMoney(currency, row.balance, row.equity)
+                elif row.open_pl is None and row.realized_today is None:
+                    # Another source's account it cannot read (a MetaApi account not deployed): an estimate from
+                    # the account size alone would show the whole room left, which nothing says.
+                    errors[row_key] = "Its source reports nothing of this account now (not deployed?): no figures."
+                    continue
                 elif config.initial_balance is not None:
                     money = ledger.estimated_money(config.initial_balance, key, currency, row.open_pl)
                 else:
