@@ -183,3 +183,15 @@ def test_report_from_a_source_adds_the_deals_the_app_kept(tmp_path: Path, monkey
     assert [(d.key, d.profit) for d in kept] == [("toycsv:x|A1/d9", D("7.25"))]    # B2 is not listed now
     elsewhere = SourceConfig(id="x", kind="toycsv", name="Toy", settings={"path": "/data/b.csv"})
     assert cli_report._kept_deals(kind, elsewhere, "toycsv:x", accounts) == []
+
+
+def test_only_a_computed_equity_is_marked_and_as_computed() -> None:
+    """An MT4 manager account's equity is the desk's (balance + credit + floating), its balance the server's: the
+    statement marked both "(estimated)"."""
+    mt4 = an.StatementAccount("mt4|1", "Anna (1)", "MT4 manager", "USD", balance=D("24983.16"),
+                              equity=D("24970.10"), equity_computed=True)
+    other = an.StatementAccount("tv|2", "DEMO2", "Tradovate", "USD", balance=D("50000"), equity=D("50100"))
+    st = an.build_statement([], since=utc(2026, 5, 1), until=utc(2026, 6, 1), accounts=[mt4, other])
+    page = an.render_html(st)
+    assert "24,983.16 USD</td>" in page and "24,970.10 USD (computed)</td>" in page
+    assert "50,100.00 USD</td>" in page and "estimated" not in page

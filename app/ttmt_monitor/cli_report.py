@@ -157,7 +157,7 @@ def _from_source(args: argparse.Namespace, cli: Any,
     reported = {d.key for d in snap.closed}  # the source's own report of a deal wins over the kept copy
     closed = [*snap.closed, *(d for d in kept if d.key not in reported)]
     rows = [an.StatementAccount(key=a.key, label=a.label, source=label, currency=a.currency, balance=a.balance,
-                                equity=a.equity, estimated=a.equity_computed) for a in snap.accounts]
+                                equity=a.equity, equity_computed=a.equity_computed) for a in snap.accounts]
     ids = {a.key: a.native_id for a in snap.accounts}
     deals = [an.from_deal(d, source_label=label, account_label=names.get(d.account_key, d.account_key))
              for d in closed]

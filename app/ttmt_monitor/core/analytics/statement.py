@@ -40,7 +40,7 @@ class StatementAccount:
     currency: str | None = None
     balance: Decimal | None = None
     equity: Decimal | None = None
-    estimated: bool = False
+    equity_computed: bool = False  # the desk worked the equity out (MT4 manager); the balance is the source's
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,10 +324,12 @@ def render_html(st: Statement, *, inline_svg: bool = True) -> str:
         "<th>Balance</th><th>Equity</th></tr>",
     ]
     for a in st.accounts:
-        mark = " (estimated)" if a.estimated else ""
+        # (Only the equity may be the desk's own: "computed", as the Accounts table's "*" says. The balance is
+        # always the source's; it was marked "estimated" too.)
+        mark = " (computed)" if a.equity_computed and a.equity is not None else ""
         parts.append(f"<tr><td>{esc(a.label)}</td><td>{esc(a.source)}</td><td>{esc(a.currency or '')}</td>"
-                     f"<td class='n'>{esc(format_money(a.balance, a.currency))}{esc(mark if a.balance else '')}</td>"
-                     f"<td class='n'>{esc(format_money(a.equity, a.currency))}{esc(mark if a.equity else '')}</td>"
+                     f"<td class='n'>{esc(format_money(a.balance, a.currency))}</td>"
+                     f"<td class='n'>{esc(format_money(a.equity, a.currency))}{esc(mark)}</td>"
                      "</tr>")
     parts.append("</table><h2>Summary</h2>")
     if not st.summary:
