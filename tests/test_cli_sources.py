@@ -23,6 +23,7 @@ def test_snapshot_of_a_demo_kind_readable_and_json(toy, capsys):
     text = capsys.readouterr().out
     assert "Accounts (2)" in text and "Open positions (2)" in text and "Closed (1)" in text
     assert "ES BUY 2.00 @ 5000.25" in text and "+125.50 USD" in text
+    assert "at 2026-12-01 10:00:00 UTC" in text  # a closed deal's time says its zone (`tail`'s are local)
     assert cli.main(["snapshot", "--demo", "--source", "toycsv", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["source"] == "Toy CSV"

@@ -132,20 +132,25 @@ def describe(entity: Any, account_label: Callable[[str], str]) -> str:
             parts.append(f"({entity.note})")
         return "  ".join(p for p in parts if p)
     if isinstance(entity, Position):
+        def price(value: Decimal | None) -> str:  # (the symbol's digits, as the desk's tables show them)
+            return fmt.format_price(value, entity.symbol) if value is not None else "?"
         return (f"position {account_label(entity.account_key)}  {entity.symbol} {entity.side} "
-                f"{fmt.format_volume(entity.volume)} @ {entity.open_price if entity.open_price is not None else '?'}"
-                + (f"  now {entity.current_price}" if entity.current_price is not None else "")
+                f"{fmt.format_volume(entity.volume)} @ {price(entity.open_price)}"
+                + (f"  now {price(entity.current_price)}" if entity.current_price is not None else "")
                 + (f"  {fmt.format_pl(entity.profit, entity.currency)}" if entity.profit is not None else ""))
     if isinstance(entity, WorkingOrder):
-        price = " ".join(x for x in (f"@ {entity.price}" if entity.price is not None else "",
-                                     f"stop {entity.stop_price}" if entity.stop_price is not None else "") if x)
+        price = " ".join(x for x in (
+            f"@ {fmt.format_price(entity.price, entity.symbol)}" if entity.price is not None else "",
+            f"stop {fmt.format_price(entity.stop_price, entity.symbol)}" if entity.stop_price is not None else "")
+            if x)
         return (f"order {account_label(entity.account_key)}  {entity.order_type} {entity.side} "
                 f"{fmt.format_volume(entity.volume)} {entity.symbol} {price}  {entity.status or ''}").rstrip()
     if isinstance(entity, ClosedDeal):
         what = entity.deal_type if not entity.is_trade else " ".join(
             x for x in (entity.side, fmt.format_volume(entity.volume) if entity.volume else "", entity.symbol) if x)
+        when = fmt.format_time(entity.closed_at, utc=True)
         return (f"closed {account_label(entity.account_key)}  {what}  "
-                f"{fmt.format_pl(entity.profit, entity.currency)}  at {fmt.format_time(entity.closed_at, utc=True)}")
+                f"{fmt.format_pl(entity.profit, entity.currency)}  at {when} UTC")  # (said: `tail` shows local time)
     return repr(entity)
 
 
