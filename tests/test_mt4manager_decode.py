@@ -114,13 +114,45 @@ def test_pending_filled_becomes_a_position_with_the_same_ticket() -> None:
     assert [d.entity.native_id for d in keyed(out, "position")] == ["9"]
 
 
-def test_partial_close_is_a_close_and_a_new_ticket() -> None:
+@pytest.mark.parametrize("rest_first", [False, True])
+def test_partial_close_is_a_closed_part_and_the_same_position_smaller(rest_first: bool) -> None:
+    """MT4 closes the ticket with the part closed ("to #11") and reopens the rest as ticket 11 ("from #10"):
+    the part is ticket 10's deal, the rest goes on under the position's key, so the desk reads a reduction
+    ("Reduced 0.40 EURUSD (now 0.60)"), not a close and a new fill ("Filled: BUY 0.60"), in either order of the
+    two events; and a second partial close of the rest keeps it still."""
     b = book([user()], [trade(10, volume="1.00")])
-    b.on_trade(trade(10, volume="0.40", close_time=T0 + 9, comment="to #11"))
-    b.on_trade(trade(11, volume="0.60", comment="from #10"))
+    state = DeskState()
+    state.apply(S, [Reset(b.snapshot())])
+    events = [trade(10, volume="0.40", close_time=T0 + 9, comment="to #11"), trade(11, volume="0.60",
+                                                                                  comment="from #10")]
+    for event in reversed(events) if rest_first else events:
+        change = state.apply(S, b.on_trade(event))
+        assert not change.removed["position"], "the position never left the desk"
     snap = b.snapshot()
-    assert [(p.native_id, p.volume) for p in snap.positions] == [("11", Decimal("0.60"))]
+    assert [(p.key, p.native_id, p.volume) for p in snap.positions] == [(make_key(S, "10"), "11", Decimal("0.60"))]
     assert [(d.native_id, d.volume) for d in snap.closed] == [("10", Decimal("0.40"))]
+    assert list(state.positions) == [make_key(S, "10")]
+    # The rest closes in part again (ticket 12 from 11), then entirely: one position all along, then none.
+    state.apply(S, b.on_trade(trade(11, volume="0.30", close_time=T0 + 20, comment="to #12")))
+    change = state.apply(S, b.on_trade(trade(12, volume="0.30", comment="from #11")))
+    assert [(f.before.volume, f.after.volume) for f in change.fills] == [(Decimal("0.60"), Decimal("0.30"))]
+    change = state.apply(S, b.on_trade(trade(12, volume="0.30", close_time=T0 + 30, comment="from #11")))
+    assert change.removed["position"] == {make_key(S, "10")} and not state.positions
+    fresh = book([user()], [trade(12, volume="0.30", comment="from #11")],  # a fresh read keys it the same
+                 [trade(11, volume="0.30", close_time=T0 + 20, comment="to #12"),
+                  trade(10, volume="0.40", close_time=T0 + 9, comment="to #11")])
+    assert [p.key for p in fresh.snapshot().positions] == [make_key(S, "10")]
+
+
+def test_a_partial_close_reads_as_a_reduction_in_the_desks_news() -> None:
+    b = book([user()], [trade(10, volume="1.00")])
+    state = DeskState()
+    state.apply(S, [Reset(b.snapshot())])
+    change = state.apply(S, b.on_trade(trade(10, volume="0.40", close_time=T0 + 9, comment="to #11", profit="4")))
+    change.merge(state.apply(S, b.on_trade(trade(11, volume="0.60", comment="from #10"))))
+    fills = [f for f in change.news if type(f).__name__ == "Fill"]
+    assert [(f.volume, f.held_before, f.held_after) for f in fills] == [(Decimal("0.40"), Decimal("1.00"),
+                                                                       Decimal("0.60"))]
 
 
 def test_balance_and_credit_operations_are_deals_of_their_type() -> None:

@@ -7,7 +7,8 @@ The mapping it states (and the source must match):
 - one Account per watched user: currency from the user's group, balance, credit, equity computed as
   balance + credit + Σ(profit + storage + commission + taxes) over open market trades (``equity_computed``),
   ``open_pl`` that sum, no margin;
-- open ``buy``/``sell`` records are Positions; pending ``buy_limit``/``sell_limit``/``buy_stop``/``sell_stop``
+- open ``buy``/``sell`` records are Positions, keyed by the first ticket of their chain of partial closes;
+  pending ``buy_limit``/``sell_limit``/``buy_stop``/``sell_stop``
   records are WorkingOrders; closed trades are ClosedDeals (net = profit + storage + commission + taxes) and
   ``balance``/``credit`` records ClosedDeals of that ``deal_type``; deleted pending orders are not deals;
 - server times minus the server's UTC offset are UTC.
@@ -15,6 +16,7 @@ The mapping it states (and the source must match):
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -39,6 +41,24 @@ def truth_snapshot(books: Books, source_id: str, *, groups: tuple[str, ...] = ()
     watched = {login: user for login, user in books.users.items()
                if watch_matches(groups, logins, login, user["group"])}
     accounts, positions, orders, closed = [], [], [], []
+    # Partial closes: the rest of a ticket goes on as the same position, keyed by the first ticket of its chain
+    # (the rest says "from #N"; a closed part "to #N", which keeps the link once the rest's own comment is gone).
+    came_from: dict[int, int] = {}
+    for rec in [*books.history.values(), *books.open.values()]:
+        if rec["cmd"] not in MARKET_CMDS:
+            continue
+        if (m := re.match(r"from #(\d+)", rec["comment"])) is not None:
+            came_from[rec["order"]] = int(m.group(1))
+        elif rec["close_time"] and (m := re.match(r"to #(\d+)", rec["comment"])) is not None:
+            came_from[int(m.group(1))] = rec["order"]
+
+    def first_ticket(order: int) -> int:
+        seen = {order}
+        while came_from.get(order) not in (None, *seen):
+            order = came_from[order]
+            seen.add(order)
+        return order
+
     for login, user in watched.items():
         ccy = books.groups[user["group"]]["currency"] if user["group"] in books.groups else None
         akey = make_key(source_id, str(login))
@@ -56,7 +76,7 @@ def truth_snapshot(books: Books, source_id: str, *, groups: tuple[str, ...] = ()
             side = "BUY" if rec["cmd"].startswith("buy") else "SELL"
             if rec["cmd"] in MARKET_CMDS:
                 positions.append(Position(
-                    key=make_key(source_id, str(rec["order"])), source=source_id, account_key=akey,
+                    key=make_key(source_id, str(first_ticket(rec["order"]))), source=source_id, account_key=akey,
                     native_id=str(rec["order"]), symbol=rec["symbol"], side=side, volume=rec["volume"],
                     open_price=rec["open_price"], current_price=rec["close_price"], stop_loss=_or_none(rec["sl"]),
                     take_profit=_or_none(rec["tp"]), swap=rec["storage"], commission=rec["commission"],

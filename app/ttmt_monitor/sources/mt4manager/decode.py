@@ -8,9 +8,11 @@ MT4 keeps market trades, pending orders and (in history) balance/credit operatio
 - a known ticket, ``close_time`` 0: a change (SL/TP, swap, price; a pending order whose type turned into
   ``buy``/``sell`` was filled: the order goes, the position comes, same ticket);
 - ``close_time`` set: closed (a position leaves, its closed deal arrives; a pending order is gone: cancelled
-  or expired, not a deal; a ``balance``/``credit`` record is a money operation, a deal of that type). MT4's
-  partial close needs no rule of its own: the ticket closes with the part closed, and the rest arrives as a
-  new ticket.
+  or expired, not a deal; a ``balance``/``credit`` record is a money operation, a deal of that type).
+- MT4's partial close: the ticket closes with the part closed (its comment becomes ``to #N``) and the rest
+  reopens as ticket N (comment ``from #<old>``). The part is a closed deal of the old ticket; the rest keeps the
+  position's key (that of the first ticket of the chain, :func:`partial_close_links`), so the desk sees one
+  position that shrank ("Reduced 0.50 EURUSD (now 0.50)", its row "Partly closed"), not a close and a new fill.
 
 Equity is not reported by MT4: ``equity = balance + credit + Σ(profit + storage + commission + taxes)`` over
 the account's open market trades (``equity_computed=True``); no margin figure is made up.
@@ -50,6 +52,27 @@ from ...domain import Account, ClosedDeal, Delta, Position, Remove, Snapshot, Up
 log = logging.getLogger("ttmt_monitor.sources.mt4manager")
 
 MARKET = ("buy", "sell")
+_FROM = re.compile(r"from #(\d+)")     # the rest of a partial close names the ticket it came from (at the start)
+_TO = re.compile(r"to #(\d+)")         # the closed part names the ticket the rest went on as
+
+
+def partial_close_links(order: int, comment: str, closed: bool) -> tuple[int, int] | None:
+    """(the ticket the rest went on as, the ticket it came from) that a market ticket's comment states: "from #N"
+    on the rest (open, or closed later), "to #N" on a closed part; else None."""
+    if (match := _FROM.match(comment)) is not None:
+        return order, int(match.group(1))
+    if closed and (match := _TO.match(comment)) is not None:
+        return int(match.group(1)), order
+    return None
+
+
+def chain_origin(order: int, came_from: dict[int, int]) -> int:
+    """The first ticket of ``order``'s chain of partial closes (``came_from``: rest → the ticket it came from)."""
+    seen = {order}
+    while (earlier := came_from.get(order)) is not None and earlier not in seen:
+        seen.add(earlier)
+        order = earlier
+    return order
 PENDING = ("buy_limit", "sell_limit", "buy_stop", "sell_stop")
 MONEY = ("balance", "credit")
 # The Manager API's numeric cmd values (OP_BUY … OP_CREDIT), should a server send numbers.
@@ -300,6 +323,7 @@ class Book:
         # module docstring (live profit)
         self._unit_values: dict[tuple[str, str | None], tuple[Decimal, Decimal]] = {}
         self._estimated: set[int] = set()     # open tickets whose profit we estimated from a tick
+        self._came_from: dict[int, int] = {}  # partial closes: the rest's ticket → the ticket it came from
         self.skipped = 0
 
     # ---- conversions ---------------------------------------------------------------------------------------
@@ -334,6 +358,21 @@ class Book:
             key = self._keys[order] = make_key(self.source_id, str(order))
         return key
 
+    def position_key(self, order: int) -> str:
+        """A position's key: its chain's first ticket's (a partial close's rest goes on as the same position)."""
+        return self.ticket_key(chain_origin(order, self._came_from) if self._came_from else order)
+
+    def _link(self, t: Trade) -> tuple[int, int] | None:
+        """Remember the partial-close link ``t``'s comment states (module docstring); returns it."""
+        if t.cmd not in MARKET or not t.comment:
+            return None
+        link = partial_close_links(t.order, t.comment, t.close_time != 0)
+        if link is not None:
+            if len(self._came_from) > 100_000:
+                self._came_from.clear()
+            self._came_from[link[0]] = link[1]
+        return link
+
     def _extra(self, t: Trade) -> tuple[tuple[str, str], ...]:
         out: list[tuple[str, str]] = []
         if t.comment:
@@ -363,7 +402,7 @@ class Book:
         extra = self._extra(t)
         if t.order in self._estimated:
             extra = (*extra, ESTIMATED)
-        return Position(key=self.ticket_key(t.order), source=self.source_id,
+        return Position(key=self.position_key(t.order), source=self.source_id,
                         account_key=self.account_key(t.login), native_id=str(t.order), symbol=t.symbol,
                         side="BUY" if t.cmd == "buy" else "SELL", volume=t.volume, open_price=t.open_price,
                         current_price=t.close_price, stop_loss=t.sl or None, take_profit=t.tp or None,
@@ -411,6 +450,7 @@ class Book:
             elif self.watch.matches(user.login, user.group):
                 self.users[user.login] = user
         self.deals = {}
+        self._came_from = {}
         closed_tickets: set[int] = set()
         for raw in history:
             t = decode_trade(raw)
@@ -420,6 +460,7 @@ class Book:
             if t.login not in self.users:
                 continue
             closed_tickets.add(t.order)
+            self._link(t)
             deal = self.deal(t)
             if deal is not None:
                 self.deals[t.order] = deal
@@ -432,6 +473,7 @@ class Book:
                   and (t.cmd in MARKET or t.cmd in PENDING)):
                 # (a ticket read open and then, a moment later, in history closed in between: history wins)
                 self.open[t.order] = t
+                self._link(t)
                 if t.digits:
                     self._digits[t.symbol] = t.digits
                 self._learn_unit_value(t)
@@ -467,6 +509,7 @@ class Book:
         key = self.ticket_key(t.order)
         before = self.open.get(t.order)
         self._estimated.discard(t.order)   # the server's own figures again
+        link = self._link(t)
         if t.close_time == 0 and (t.cmd in MARKET or t.cmd in PENDING):
             self.open[t.order] = t
             if t.digits:
@@ -478,12 +521,17 @@ class Book:
         elif t.close_time != 0:
             self.open.pop(t.order, None)
             self._dirty_tickets.discard(t.order)
-            if before is not None:
-                out.append(Remove("position" if before.cmd in MARKET else "order", key))
+            position_key = self.position_key(t.order)
+            rest = link[0] if link is not None and link[1] == t.order else None
+            if rest is not None and rest not in self.deals and (
+                    rest not in self.open or self.position_key(rest) == position_key):
+                pass  # a partial close: the rest goes on as this position (it came, or comes next, as the upsert)
+            elif before is not None:
+                out.append(Remove("position", position_key) if before.cmd in MARKET else Remove("order", key))
             elif t.cmd in PENDING:
                 out.append(Remove("order", key))
             elif t.cmd in MARKET:
-                out.append(Remove("position", key))
+                out.append(Remove("position", position_key))
             deal = self.deal(t)
             if deal is not None:
                 self.deals[t.order] = deal
@@ -582,7 +630,8 @@ class Book:
             if t.login == login:
                 del self.open[order]
                 self._dirty_tickets.discard(order)
-                out.append(Remove("position" if t.cmd in MARKET else "order", make_key(self.source_id, str(order))))
+                out.append(Remove("position", self.position_key(order)) if t.cmd in MARKET
+                           else Remove("order", self.ticket_key(order)))
         for order, deal in list(self.deals.items()):
             if deal.account_key == self.account_key(login):
                 del self.deals[order]
