@@ -385,3 +385,21 @@ def test_a_17_00_new_york_day_across_the_dst_change_is_23_hours() -> None:
                     money=an.AccountMoney("USD", D(900), D(900)), deals=deals)
     assert r.day == date(2026, 3, 9) and r.day_start_balance == D(930)
     assert r.daily_loss is not None and r.daily_loss.used == D(30)
+
+
+def test_money_moved_today_is_not_daily_loss_nor_hides_one() -> None:
+    """Two withdrawals of 750 today on an account that lost 25 trading: the daily loss used is 25 (it read 1,524.97
+    in the demo: the withdrawals counted as loss); a deposit today does not hide the loss either. The running
+    aggregates (RiskLedger) say the same as evaluate."""
+    cfg = an.LimitConfig(daily_loss_amount=D(1000), zone="UTC")
+    now = utc(2026, 5, 2, 15)
+    for moves, balance in ((("-750", "-750"), "8500"), (("2000",), "12000")):
+        deals = [deal(1, utc(2026, 5, 1, 9), "10000", typ="balance"),                     # yesterday: funded
+                 *(deal(10 + i, utc(2026, 5, 2, 9 + i), amount, typ="balance") for i, amount in enumerate(moves))]
+        money = an.AccountMoney("USD", balance=D(balance), equity=D(balance) - 25)        # open −25
+        r = an.evaluate(cfg, account_key="sim|A", currency="USD", now=now, money=money, deals=deals)
+        assert r.daily_loss is not None and r.daily_loss.used == D(25), moves
+        assert r.daily_loss.level == D(balance) - 1000
+        ledger = an.RiskLedger.build(deals)
+        same = ledger.evaluate(cfg, account_key="sim|A", currency="USD", now=now, money=money)
+        assert same.daily_loss == r.daily_loss

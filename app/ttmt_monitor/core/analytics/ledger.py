@@ -98,6 +98,12 @@ class _Book:
         by_key = self.by_key
         return sum((by_key[key].profit for _ts, key in self.order[i:]), ZERO)
 
+    def money_since(self, start: datetime) -> Decimal:
+        """The net of the deposits, withdrawals and credit closed at or after ``start`` (no trade)."""
+        i = bisect.bisect_left(self.order, (start,))
+        by_key = self.by_key
+        return sum((h.profit for h in (by_key[key] for _ts, key in self.order[i:]) if not h.is_trade), ZERO)
+
     def in_order(self) -> list[HistoryDeal]:
         if self._sorted is None:
             by_key = self.by_key
@@ -180,7 +186,8 @@ class RiskLedger:
         book = self._books.get((account_key, currency)) or _Book()
         return evaluate_with(config, account_key=account_key, currency=currency, now=now, money=money,
                              net_since=book.net_since, balance_peak=book.balance_peak,
-                             day_start_equity=day_start_equity, peak_equity=peak_equity)
+                             money_since=book.money_since, day_start_equity=day_start_equity,
+                             peak_equity=peak_equity)
 
 
 class _Cell:

@@ -232,15 +232,21 @@ def evaluate(config: LimitConfig, *, account_key: str, currency: str, now: datet
     return evaluate_with(config, account_key=account_key, currency=currency, now=now, money=money,
                          net_since=lambda start: sum((h.profit for h in mine if h.closed_at >= start), ZERO),
                          balance_peak=lambda balance: balance_peak(balance, mine),
+                         money_since=lambda start: sum((h.profit for h in mine if h.closed_at >= start
+                                                        and not h.is_trade), ZERO),
                          day_start_equity=day_start_equity, peak_equity=peak_equity)
 
 
 def evaluate_with(config: LimitConfig, *, account_key: str, currency: str, now: datetime, money: AccountMoney,
                   net_since: Callable[[datetime], Decimal], balance_peak: Callable[[Decimal], Decimal],
+                  money_since: Callable[[datetime], Decimal] | None = None,
                   day_start_equity: Decimal | None = None, peak_equity: Decimal | None = None) -> AccountRisk:
     """:func:`evaluate` with the account's deals given by what it reads of them: ``net_since(start)`` (the net
-    of the deals closed at or after ``start``) and ``balance_peak(balance_now)`` (:func:`balance_peak` over
-    them in close order)."""
+    of the deals closed at or after ``start``), ``money_since(start)`` (of those, the deposits, withdrawals and
+    credit: not trading) and ``balance_peak(balance_now)`` (:func:`balance_peak` over them in close order).
+
+    The daily loss is trading's: money moved in or out today moves the day's reference with it (a withdrawal
+    of 750 is not 750 of loss, a deposit does not hide one)."""
     day = trading_day(now, config.zone, config.reset_hour, config.reset_minute)
     start, _end = day_bounds(day, config.zone, config.reset_hour, config.reset_minute)
     estimated = money.estimated
@@ -265,12 +271,13 @@ def evaluate_with(config: LimitConfig, *, account_key: str, currency: str, now: 
             start_equity = day_start_equity
         reference = start_equity if config.daily_basis == "equity" else max(start_equity, day_start_balance)
     limit = config.daily_loss_amount
+    moved = money_since(start) if money_since is not None else ZERO
     if limit is None and config.daily_loss_pct is not None:
         base = initial if config.daily_pct_of == "initial" else reference
         limit = _pct(config.daily_loss_pct, base) if base is not None else None
     if limit is not None:
-        daily = LimitUse(DAILY_LOSS, currency, limit, max(ZERO, reference - equity), reference - limit,
-                         day_estimated)
+        line = reference + moved  # (the percentage's base stays the day's reference, as a prop firm sets it)
+        daily = LimitUse(DAILY_LOSS, currency, limit, max(ZERO, line - equity), line - limit, day_estimated)
 
     drawdown: LimitUse | None = None
     peak: Decimal | None = None
