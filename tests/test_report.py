@@ -195,3 +195,10 @@ def test_only_a_computed_equity_is_marked_and_as_computed() -> None:
     page = an.render_html(st)
     assert "24,983.16 USD</td>" in page and "24,970.10 USD (computed)</td>" in page
     assert "50,100.00 USD</td>" in page and "estimated" not in page
+
+
+def test_an_empty_month_of_the_statement_says_so() -> None:
+    deals = [deal(1, utc(2026, 5, 4, 8), "100"), deal(2, utc(2026, 7, 6, 8), "-40")]  # June: nothing closed
+    page = an.render_html(an.build_statement(deals, since=utc(2026, 5, 1), until=utc(2026, 8, 1)))
+    assert page.count("Month: no closed trades") == 1 and "Month: 0 " not in page
+    assert "Month: +100.00 USD &middot; 1 trade</p>" in page

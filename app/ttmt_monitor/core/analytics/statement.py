@@ -225,7 +225,10 @@ def _calendar_html(grid: MonthGrid) -> str:
         cells.append(f"<td class='wk' width='16%'>{_money_lines(week.pnl)}"
                      + (f"<br/><span class='muted'>{week.trades} trades</span>" if week.trades else "") + "</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    rows.append(f"</table><p>Month: {_money_lines(grid.pnl) or '0'} &middot; {grid.trades} trades</p>")
+    # (An empty month says so, as the Calendar tab does: "Month: 0 · 0 trades" had no currency.)
+    plural = "s" if grid.trades != 1 else ""
+    rows.append(f"</table><p>Month: {_money_lines(grid.pnl)} &middot; {grid.trades} trade{plural}</p>"
+                if grid.trades else "</table><p>Month: no closed trades</p>")
     return "".join(rows)
 
 
