@@ -499,3 +499,17 @@ def test_offline_export_uses_the_address_the_desktop_app_remembers(tmp_path: Pat
     other = subprocess.run([*cmd, "--base-url", "http://127.0.0.1:9/api/v1"], capture_output=True, text=True,
                            timeout=60, env=env, stdin=subprocess.DEVNULL)
     assert other.returncode == 1 and "no local history for http://127.0.0.1:9/api/v1" in other.stderr
+
+
+def test_an_order_fill_line_names_its_trades_symbol() -> None:
+    """An order fill does not carry the symbol: the line named none ("-") and the price had no digits."""
+    from ttmt_monitor.cli import describe
+    from ttmt_monitor.sources.ttmt.decode import decode_event
+
+    event = decode_event({"type": "order_fill", "eventId": 7, "timestamp": "2026-12-06T10:00:00Z",
+                          "data": {"order": {"id": "o1", "trade_id": "t1", "type": "market", "direction": "BUY",
+                                             "volume": "0.10", "fill_price": "2408.1", "status": "filled",
+                                             "account_id": "a1", "account_label": "FTMO 100k"}}})
+    line = describe(event, {}, {"t1": "trd_abc"}, {"t1": "XAUUSD"})
+    assert "  trd_abc  XAUUSD  order filled BUY 0.10 @ 2408.10" in line, line
+    assert "  trd_abc  -  order filled" in describe(event, {}, {"t1": "trd_abc"})  # (unknown: as before)

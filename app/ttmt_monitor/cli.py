@@ -283,9 +283,11 @@ def event_trade_id(event: Event) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def describe(event: Event, labels: dict[str, str], refs: dict[str, str] | None = None) -> str:
+def describe(event: Event, labels: dict[str, str], refs: dict[str, str] | None = None,
+             symbols: dict[str, str] | None = None) -> str:
     """One readable line for an event: local date, time and zone, account, trade reference (``trd_…``),
-    symbol, what happened, P&L (with its sign). ``refs`` maps trade ids to references (else the id's first 8)."""
+    symbol, what happened, P&L (with its sign). ``refs`` maps trade ids to references (else the id's first 8);
+    ``symbols`` trade ids to their symbol (an order fill does not name it)."""
     ts = when_text(event.timestamp)
     account = symbol = what = pl = ""
     if isinstance(event, Resync):
@@ -306,9 +308,10 @@ def describe(event: Event, labels: dict[str, str], refs: dict[str, str] | None =
     elif isinstance(event, OrderFilled) and event.order is not None:
         o = event.order
         account = o.account_label
-        symbol = ""
+        symbol = (symbols or {}).get(o.trade_id or "", "")
         price = o.fill_price if o.fill_price is not None else o.price
-        what = f"order filled {o.direction or ''} {format_volume(o.volume)} @ {_ascii_minus(format_price(price, None))}"
+        what = (f"order filled {o.direction or ''} {format_volume(o.volume)} @ "
+                f"{_ascii_minus(format_price(price, symbol or None))}")
         if o.layer:
             what += f" (layer {o.layer})"
     elif isinstance(event, PositionClosed) and event.position is not None:
@@ -505,6 +508,7 @@ async def run_tail(args: argparse.Namespace, session: Session, out: _Out) -> int
     client = session.client
     labels: dict[str, str] = {}
     refs: dict[str, str] = {}  # trade id -> trd_ reference, for the readable lines
+    symbols: dict[str, str] = {}  # trade id -> its symbol (an order fill's line names it)
     account_id: str | None = None
     if args.account is not None:
         # Fetched (not best effort) when an account is named: it must exist before we wait on its events.
@@ -520,6 +524,8 @@ async def run_tail(args: argparse.Namespace, session: Session, out: _Out) -> int
             async for trade in client.iter_trades(status="open"):
                 if trade.reference:
                     refs[trade.id] = trade.reference
+                if trade.symbol:
+                    symbols[trade.id] = trade.symbol
         except (AuthError, ForbiddenError):
             raise
         except Exception as exc:  # noqa: BLE001 - labels and references are a nicety; the stream is the point
@@ -531,7 +537,12 @@ async def run_tail(args: argparse.Namespace, session: Session, out: _Out) -> int
         for event in batch:
             if isinstance(event, Resync) and event.snapshot is not None:
                 refs.update({t.id: t.reference for t in event.snapshot.trades if t.reference})
+                symbols.update({t.id: t.symbol for t in event.snapshot.trades if t.symbol})
             trade_id = event_trade_id(event)
+            if trade_id is not None and trade_id not in symbols:
+                known = getattr(getattr(event, "trade", None) or getattr(event, "position", None), "symbol", None)
+                if known:
+                    symbols[trade_id] = known
             if trade_id is None or trade_id in refs:
                 continue
             trade = getattr(event, "trade", None)
@@ -540,7 +551,10 @@ async def run_tail(args: argparse.Namespace, session: Session, out: _Out) -> int
             elif lookups < 10:  # a bound on requests per batch; the rest show the id's start
                 lookups += 1
                 try:
-                    refs[trade_id] = (await client.trade(trade_id)).reference or trade_id[:8]
+                    fetched = await client.trade(trade_id)
+                    refs[trade_id] = fetched.reference or trade_id[:8]
+                    if fetched.symbol:
+                        symbols.setdefault(trade_id, fetched.symbol)
                 except (AuthError, ForbiddenError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - shown by id then
@@ -563,7 +577,7 @@ async def run_tail(args: argparse.Namespace, session: Session, out: _Out) -> int
             lines: list[str] = []
             done = False
             for event in batch:
-                lines.append(dumps(event) if args.json else describe(event, labels, refs))
+                lines.append(dumps(event) if args.json else describe(event, labels, refs, symbols))
                 if not isinstance(event, Resync) and remaining is not None:
                     remaining -= 1
                     if remaining <= 0:
