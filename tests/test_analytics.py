@@ -403,3 +403,25 @@ def test_money_moved_today_is_not_daily_loss_nor_hides_one() -> None:
         ledger = an.RiskLedger.build(deals)
         same = ledger.evaluate(cfg, account_key="sim|A", currency="USD", now=now, money=money)
         assert same.daily_loss == r.daily_loss
+
+
+def test_money_moved_before_the_day_start_equity_was_seen_is_not_counted_twice() -> None:
+    """The prop preset's "higher" basis: balance 10,000 at the reset, a deposit of 2,000 at 09:00, the desk first
+    sees the equity at 12:00 (12,000: it holds the deposit), 25 lost since. Used is 25, not 2,025 (the deposit
+    moved the observed equity's line a second time); with "equity" and a withdrawal, not 0."""
+    now = utc(2026, 5, 2, 15)
+    for basis, amount in (("higher", "2000"), ("equity", "-1500")):
+        cfg = an.LimitConfig(daily_loss_amount=D(1000), daily_basis=basis, zone="UTC")
+        deals = [deal(1, utc(2026, 5, 1, 9), "10000", typ="balance"), deal(2, utc(2026, 5, 2, 9), amount,
+                                                                             typ="balance")]
+        seen = D(10000) + D(amount)
+        watch = an.EquityWatch(cfg)
+        watch.observe(utc(2026, 5, 2, 12), seen)
+        money = an.AccountMoney("USD", balance=seen, equity=seen - 25)
+        r = an.evaluate(cfg, account_key="sim|A", currency="USD", now=now, money=money, deals=deals,
+                        day_start_equity=watch.day_start_equity, day_start_equity_at=watch.day_start_equity_at)
+        assert r.daily_loss is not None and r.daily_loss.used == D(25), basis
+        same = an.RiskLedger.build(deals).evaluate(cfg, account_key="sim|A", currency="USD", now=now, money=money,
+                                                   day_start_equity=watch.day_start_equity,
+                                                   day_start_equity_at=watch.day_start_equity_at)
+        assert same.daily_loss == r.daily_loss

@@ -359,7 +359,8 @@ class RiskBoard(QObject):
                 if not money.estimated:
                     watch.observe(now, money.equity)  # day-start and peak equity: only of reported figures
                 risk = ledger.evaluate(config, account_key=key, currency=currency, now=now, money=money,
-                                       day_start_equity=watch.day_start_equity, peak_equity=watch.peak_equity)
+                                       day_start_equity=watch.day_start_equity, peak_equity=watch.peak_equity,
+                                       day_start_equity_at=watch.day_start_equity_at)
             except Exception as exc:  # noqa: BLE001 - one account's odd figures must not stop the others
                 log.warning("risk limits of an account not evaluated: %s", type(exc).__name__)
                 errors[row_key] = str(exc)

@@ -181,13 +181,13 @@ class RiskLedger:
 
     def evaluate(self, config: LimitConfig, *, account_key: str, currency: str, now: datetime,
                  money: AccountMoney, day_start_equity: Decimal | None = None,
-                 peak_equity: Decimal | None = None) -> AccountRisk:
+                 peak_equity: Decimal | None = None, day_start_equity_at: datetime | None = None) -> AccountRisk:
         """``risk.evaluate(config, ..., deals=<the account's deals>)``."""
         book = self._books.get((account_key, currency)) or _Book()
         return evaluate_with(config, account_key=account_key, currency=currency, now=now, money=money,
                              net_since=book.net_since, balance_peak=book.balance_peak,
                              money_since=book.money_since, day_start_equity=day_start_equity,
-                             peak_equity=peak_equity)
+                             peak_equity=peak_equity, day_start_equity_at=day_start_equity_at)
 
 
 class _Cell:

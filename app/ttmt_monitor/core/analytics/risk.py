@@ -220,7 +220,7 @@ def peak_from(balance_now: Decimal, total: Decimal, top: Decimal) -> Decimal:
 
 def evaluate(config: LimitConfig, *, account_key: str, currency: str, now: datetime, money: AccountMoney,
              deals: Iterable[HistoryDeal], day_start_equity: Decimal | None = None,
-             peak_equity: Decimal | None = None) -> AccountRisk:
+             peak_equity: Decimal | None = None, day_start_equity_at: datetime | None = None) -> AccountRisk:
     """Every configured limit of one account at ``now``.
 
     ``deals``: the account's closed deals (any period that covers today and, for a balance-trailing drawdown,
@@ -234,19 +234,23 @@ def evaluate(config: LimitConfig, *, account_key: str, currency: str, now: datet
                          balance_peak=lambda balance: balance_peak(balance, mine),
                          money_since=lambda start: sum((h.profit for h in mine if h.closed_at >= start
                                                         and not h.is_trade), ZERO),
-                         day_start_equity=day_start_equity, peak_equity=peak_equity)
+                         day_start_equity=day_start_equity, peak_equity=peak_equity,
+                         day_start_equity_at=day_start_equity_at)
 
 
 def evaluate_with(config: LimitConfig, *, account_key: str, currency: str, now: datetime, money: AccountMoney,
                   net_since: Callable[[datetime], Decimal], balance_peak: Callable[[Decimal], Decimal],
                   money_since: Callable[[datetime], Decimal] | None = None,
-                  day_start_equity: Decimal | None = None, peak_equity: Decimal | None = None) -> AccountRisk:
+                  day_start_equity: Decimal | None = None, peak_equity: Decimal | None = None,
+                  day_start_equity_at: datetime | None = None) -> AccountRisk:
     """:func:`evaluate` with the account's deals given by what it reads of them: ``net_since(start)`` (the net
     of the deals closed at or after ``start``), ``money_since(start)`` (of those, the deposits, withdrawals and
     credit: not trading) and ``balance_peak(balance_now)`` (:func:`balance_peak` over them in close order).
 
     The daily loss is trading's: money moved in or out today moves the day's reference with it (a withdrawal
-    of 750 is not 750 of loss, a deposit does not hide one)."""
+    of 750 is not 750 of loss, a deposit does not hide one): the day-start balance by what moved since the
+    reset, an observed day-start equity by what moved since it was seen (``day_start_equity_at``; unknown: the
+    reset), which it already holds."""
     day = trading_day(now, config.zone, config.reset_hour, config.reset_minute)
     start, _end = day_bounds(day, config.zone, config.reset_hour, config.reset_minute)
     estimated = money.estimated
@@ -271,12 +275,19 @@ def evaluate_with(config: LimitConfig, *, account_key: str, currency: str, now: 
             start_equity = day_start_equity
         reference = start_equity if config.daily_basis == "equity" else max(start_equity, day_start_balance)
     limit = config.daily_loss_amount
-    moved = money_since(start) if money_since is not None else ZERO
     if limit is None and config.daily_loss_pct is not None:
         base = initial if config.daily_pct_of == "initial" else reference
         limit = _pct(config.daily_loss_pct, base) if base is not None else None
     if limit is not None:
-        line = reference + moved  # (the percentage's base stays the day's reference, as a prop firm sets it)
+        # (the percentage's base stays the day's reference, as a prop firm sets it; the line moves with money)
+        def moved(since: datetime) -> Decimal:
+            return money_since(since) if money_since is not None else ZERO
+        balance_line = day_start_balance + moved(start)
+        if config.daily_basis == "balance" or day_start_equity is None:
+            line = balance_line
+        else:
+            equity_line = day_start_equity + moved(day_start_equity_at or start)
+            line = equity_line if config.daily_basis == "equity" else max(equity_line, balance_line)
         daily = LimitUse(DAILY_LOSS, currency, limit, max(ZERO, line - equity), line - limit, day_estimated)
 
     drawdown: LimitUse | None = None
@@ -326,6 +337,7 @@ class EquityWatch:
     config: LimitConfig
     day: date | None = None
     day_start_equity: Decimal | None = None
+    day_start_equity_at: datetime | None = None  # when it was seen (money moved before it is in it)
     peak_equity: Decimal | None = None
     late: bool = False  # the day's first observation came more than 5 minutes after the reset
 
@@ -335,7 +347,7 @@ class EquityWatch:
         c = self.config
         day = trading_day(now, c.zone, c.reset_hour, c.reset_minute)
         if day != self.day:
-            self.day, self.day_start_equity = day, equity
+            self.day, self.day_start_equity, self.day_start_equity_at = day, equity, now
             start, _ = day_bounds(day, c.zone, c.reset_hour, c.reset_minute)
             self.late = now - start > timedelta(minutes=5)
         if self.peak_equity is None or equity > self.peak_equity:
