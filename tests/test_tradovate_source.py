@@ -566,3 +566,41 @@ def test_the_cash_refresh_setting_reads_zero_as_off(setting, seconds) -> None:
                              {"password": "p", "api_secret": "s"})
     assert source.cash_refresh == seconds
     run(source.aclose())
+
+
+def test_a_late_fill_fee_moves_the_accounts_realized_today_at_once() -> None:
+    """A fillFee that comes after its round trip re-derives the deal (its profit net of the fee) and, found by
+    the review, the account's realized today with it: it stayed gross until some later event of the account."""
+    from ttmt_monitor.domain import Account, ClosedDeal, Upsert
+
+    async def body() -> None:
+        with fast_sim() as sim:
+            source = make_source(sim)
+        try:
+            day = {"year": 2026, "month": 12, "day": 6}
+            source.lookups.contracts[3] = {"id": 3, "name": "ESZ6"}
+            source.lookups.products["ES"] = {"name": "ES", "valuePerPoint": Decimal(50), "tickSize": Decimal("0.25")}
+            source.store.reset({
+                "accounts": [{"id": 7, "name": "DEMO7", "active": True}],
+                "cashBalances": [{"id": 9, "accountId": 7, "tradeDate": day, "currencyId": 1,
+                                  "realizedPnL": Decimal(50), "amount": Decimal(50050)}],
+                "positions": [{"id": 1, "accountId": 7, "contractId": 3, "netPos": 0}],
+                "fills": [{"id": 11, "orderId": 1, "contractId": 3, "timestamp": "2026-12-06T10:00:00Z",
+                           "tradeDate": day, "action": "Buy", "qty": 1, "price": Decimal(6000)},
+                          {"id": 12, "orderId": 2, "contractId": 3, "timestamp": "2026-12-06T10:05:00Z",
+                           "tradeDate": day, "action": "Sell", "qty": 1, "price": Decimal(6001)}],
+                "fillPairs": [{"id": 21, "positionId": 1, "buyFillId": 11, "sellFillId": 12, "qty": 1,
+                               "buyPrice": Decimal(6000), "sellPrice": Decimal(6001)}]})
+            first = source._diff(source.mapper.all_refs())
+            (account,) = [d.entity for d in first if isinstance(d, Upsert) and isinstance(d.entity, Account)]
+            assert account.realized_today == Decimal(50)          # no fee known yet: the deal is gross too
+            refs = source.store.apply("fillFee", "Created", {"id": 12, "commission": Decimal("4.50")})
+            assert refs == {("deal", 21)}
+            later = [d.entity for d in source._diff(refs) if isinstance(d, Upsert)]
+            deal = next(e for e in later if isinstance(e, ClosedDeal))
+            account = next(e for e in later if isinstance(e, Account))
+            assert deal.profit == Decimal("45.50") and account.realized_today == Decimal("45.50")
+        finally:
+            await source.aclose()
+
+    run(body())

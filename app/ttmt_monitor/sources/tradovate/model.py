@@ -119,6 +119,20 @@ class Lookups:
         return _dec(product.get("valuePerPoint")) if product else None
 
 
+_UNREAD: tuple[Any, Any, Decimal] = (None, None, Decimal(0))  # a pair's cost when it cannot be read
+
+
+def _day_key(value: Any) -> Any:
+    """A trade date (``{"year", "month", "day"}`` on the wire) as a dictionary key."""
+    if isinstance(value, dict):
+        return (value.get("year"), value.get("month"), value.get("day"))
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
 def _opening_closing(buy: dict[str, Any], sell: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A fill pair's (opening, closing) fill: the earlier one opened it. Parsed times, not their text: "…01Z"
     sorts after "…01.400Z" as a string."""
@@ -239,8 +253,11 @@ class Mapper:
         self.store = store
         self._position_of_pair: dict[int, dict[str, Any]] = {}  # fill pair id -> its position's account, contract
         # fill pair id -> (account id, its closing fill's trade date, its fees in the account's currency), as deal()
-        # last worked them out; (None, None, 0) for a pair it could not read
+        # last worked them out; (None, None, 0) for a pair it could not read. Their sums by (account, trade date)
+        # are kept with them, and the accounts whose sum moved since the source last asked (costs_changed).
         self._pair_costs: dict[int, tuple[Any, Any, Decimal]] = {}
+        self._fees_by_day: dict[tuple[Any, Any], Decimal] = {}
+        self.costs_changed: set[Any] = set()
         self.lookups = lookups
         self.quotes_on = False
         self.quotes_refused = False                         # the market-data socket refused this login
@@ -311,15 +328,29 @@ class Mapper:
         gross = _dec(cb.get("realizedPnL"))
         if gross is None:
             return None
-        trade_date, costs, fees = cb.get("tradeDate"), self._pair_costs, Decimal(0)
-        for fpid in self.store.tables["fillPair"]:
-            cost = costs.get(fpid)
-            if cost is None:
+        pairs = self.store.tables["fillPair"]
+        if len(self._pair_costs) != len(pairs):  # pairs not read yet (a fresh mapper, a new pair not mapped)
+            for fpid in [f for f in pairs if f not in self._pair_costs]:
                 self.deal(fpid)
-                cost = costs.get(fpid)
-            if cost is not None and cost[0] == aid and cost[1] == trade_date:
-                fees += cost[2]
-        return gross - fees
+        return gross - self._fees_by_day.get((aid, _day_key(cb.get("tradeDate"))), Decimal(0))
+
+    def _set_cost(self, fpid: int, cost: tuple[Any, Any, Decimal] | None) -> None:
+        """A pair's (account, trade date, fees) as deal() read it (None: the pair is gone), and the sums."""
+        old = self._pair_costs.get(fpid)
+        if old == cost:
+            return
+        sums = self._fees_by_day
+        if old is not None:
+            key = (old[0], _day_key(old[1]))
+            sums[key] = sums.get(key, Decimal(0)) - old[2]
+            self.costs_changed.add(old[0])
+        if cost is None:
+            self._pair_costs.pop(fpid, None)
+        else:
+            self._pair_costs[fpid] = cost
+            key = (cost[0], _day_key(cost[1]))
+            sums[key] = sums.get(key, Decimal(0)) + cost[2]
+            self.costs_changed.add(cost[0])
 
     def position(self, pid: int) -> Position | None:
         pos = self.store.tables["position"].get(pid)
@@ -357,11 +388,11 @@ class Mapper:
             created_at=_ts(order.get("timestamp")), updated_at=_ts(version.get("timestamp")))
 
     def deal(self, fpid: int) -> ClosedDeal | None:
-        self._pair_costs[fpid] = (None, None, Decimal(0))  # until read below
         pair = self.store.tables["fillPair"].get(fpid)
         if not pair:
-            del self._pair_costs[fpid]
+            self._set_cost(fpid, None)
             return None
+        self._set_cost(fpid, _UNREAD)  # until read below
         pid = _int(pair.get("positionId"))
         pos = self.store.tables["position"].get(pid)
         if pos is not None:
@@ -384,7 +415,7 @@ class Mapper:
         cb = self.store.cash_balance(_int(pos.get("accountId")))
         fees, foreign = self.pair_fees(qty, (buy, sell), _int(cb.get("currencyId")) if cb else None)
         # (Kept even for a pair shown as no deal below: its gross result is in the session's realizedPnL all the same.)
-        self._pair_costs[fpid] = (pos.get("accountId"), closing.get("tradeDate"), fees or Decimal(0))
+        self._set_cost(fpid, (pos.get("accountId"), closing.get("tradeDate"), fees or Decimal(0)))
         if vpp is None or bp is None or sp is None or closed_at is None:
             return None
         gross = (sp - bp) * qty * vpp
@@ -434,7 +465,9 @@ class Mapper:
                 | {("order", i) for i in t["order"]} | {("deal", i) for i in t["fillPair"]})
 
     def snapshot(self, taken_at: datetime | None = None) -> Snapshot:
-        entities = [e for e in (self.map(r) for r in self.all_refs()) if e is not None]
+        # Round trips first: an account's realized today nets the fees read from them (deal, _set_cost).
+        refs = sorted(self.all_refs(), key=lambda r: r[0] != "deal")
+        entities = [e for e in (self.map(r) for r in refs) if e is not None]
         return build_snapshot(entities, taken_at)
 
 

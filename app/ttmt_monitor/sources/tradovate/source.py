@@ -399,25 +399,38 @@ class TradovateSource:
 
     def _diff(self, refs: set[Ref]) -> list[Delta]:
         out: list[Delta] = []
-        # Round trips first: an account's realized today nets the fees the mapper keeps from them (Mapper.deal).
-        for ref in sorted(refs, key=lambda r: r[0] != "deal"):
-            kind = ref[0]
-            key = self.mapper.key(ref[1])
-            try:
-                new = self.mapper.map(ref)
-            except (TypeError, ValueError, KeyError, ArithmeticError, AttributeError) as exc:
-                self.stats.malformed += 1
-                log.warning("skipped %s %s: cannot read it (%s)", kind, ref[1], type(exc).__name__)
-                continue
-            old = self._shown.get((kind, key))
-            if new is None:
-                if old is not None:
-                    del self._shown[(kind, key)]
-                    out.append(Remove(kind, key))
-            elif new != old:
-                self._shown[(kind, key)] = new
-                out.append(Upsert(new))
+        # Round trips first: an account's realized today nets the fees the mapper keeps from them (Mapper.deal);
+        # an account whose round trips' fees moved (a late fillFee, a pair gone) is mapped again after them.
+        costs_changed = self.mapper.costs_changed
+        costs_changed.clear()
+        deals = [r for r in refs if r[0] == "deal"]
+        others = [r for r in refs if r[0] != "deal"]
+        for ref in deals:
+            self._diff_one(ref, out)
+        others += [("account", aid) for aid in costs_changed
+                   if isinstance(aid, int) and ("account", aid) not in refs and aid in self.store.tables["account"]]
+        for ref in others:
+            self._diff_one(ref, out)
         return out
+
+    def _diff_one(self, ref: Ref, out: list[Delta]) -> None:
+        """The delta (if any) of one re-derived neutral object, appended to ``out``."""
+        kind = ref[0]
+        key = self.mapper.key(ref[1])
+        try:
+            new = self.mapper.map(ref)
+        except (TypeError, ValueError, KeyError, ArithmeticError, AttributeError) as exc:
+            self.stats.malformed += 1
+            log.warning("skipped %s %s: cannot read it (%s)", kind, ref[1], type(exc).__name__)
+            return
+        old = self._shown.get((kind, key))
+        if new is None:
+            if old is not None:
+                del self._shown[(kind, key)]
+                out.append(Remove(kind, key))
+        elif new != old:
+            self._shown[(kind, key)] = new
+            out.append(Upsert(new))
 
     async def _cash_snapshot(self, sock: TradovateSocket, aid: int) -> dict[str, Any] | None:
         data = await sock.call("cashBalance/getcashbalancesnapshot", {"accountId": aid})
