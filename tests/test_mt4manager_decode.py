@@ -144,6 +144,30 @@ def test_partial_close_is_a_closed_part_and_the_same_position_smaller(rest_first
     assert [p.key for p in fresh.snapshot().positions] == [make_key(S, "10")]
 
 
+def test_a_rest_that_comes_first_is_not_counted_beside_the_ticket_it_continues() -> None:
+    """Found by the review: the rest (11, "from #10") before the part's close left both tickets open under one
+    key: the equity counted both, and a tick upserted 10 (1.00) then 11 (0.60), a false fill."""
+    b = book([user()], [trade(10, volume="1.00", profit="10")])
+    state = DeskState()
+    state.apply(S, [Reset(b.snapshot())])
+    change = state.apply(S, b.on_trade(trade(11, volume="0.60", profit="6", comment="from #10")))
+    assert [(f.before.volume, f.after.volume) for f in change.fills] == [(Decimal("1.00"), Decimal("0.60"))]
+    (account,) = b.snapshot().accounts
+    assert account.open_pl == Decimal("6")  # the rest only, not 6 + 10
+    change = state.apply(S, b.on_tick({"symbol": "EURUSD", "bid": "1.10200", "ask": "1.10220"}))
+    assert not change.fills  # a price moved: no fill
+    state.apply(S, b.on_trade(trade(10, volume="0.40", close_time=T0 + 9, comment="to #11")))
+    assert list(state.positions) == [make_key(S, "10")] and state.positions[make_key(S, "10")].native_id == "11"
+
+
+def test_an_eas_own_from_comment_does_not_merge_two_positions() -> None:
+    """A new position whose comment an EA wrote as "from #10" is not ticket 10's rest (it opened otherwise): two
+    positions, two keys."""
+    b = book([user()], [trade(10, volume="1.00")])
+    b.on_trade(trade(11, volume="0.30", comment="from #10 grid", open_time=T0 - 60, open_price=Decimal("1.10500")))
+    assert sorted(p.key for p in b.snapshot().positions) == [make_key(S, "10"), make_key(S, "11")]
+
+
 def test_a_partial_close_reads_as_a_reduction_in_the_desks_news() -> None:
     b = book([user()], [trade(10, volume="1.00")])
     state = DeskState()

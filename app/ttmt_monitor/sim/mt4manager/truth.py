@@ -44,17 +44,19 @@ def truth_snapshot(books: Books, source_id: str, *, groups: tuple[str, ...] = ()
     # Partial closes: the rest of a ticket goes on as the same position, keyed by the first ticket of its chain
     # (the rest says "from #N"; a closed part "to #N", which keeps the link once the rest's own comment is gone).
     came_from: dict[int, int] = {}
+    opened: dict[int, tuple[Any, ...]] = {}  # a chain shares its opening: a link to another opening is not one
     for rec in [*books.history.values(), *books.open.values()]:
         if rec["cmd"] not in MARKET_CMDS:
             continue
+        opened[rec["order"]] = (rec["login"], rec["symbol"], rec["cmd"], rec["open_time"], rec["open_price"])
         if (m := re.match(r"from #(\d+)", rec["comment"])) is not None:
             came_from[rec["order"]] = int(m.group(1))
         elif rec["close_time"] and (m := re.match(r"to #(\d+)", rec["comment"])) is not None:
             came_from[int(m.group(1))] = rec["order"]
 
     def first_ticket(order: int) -> int:
-        seen = {order}
-        while came_from.get(order) not in (None, *seen):
+        seen, mine = {order}, opened.get(order)
+        while came_from.get(order) not in (None, *seen) and opened.get(came_from[order], mine) == mine:
             order = came_from[order]
             seen.add(order)
         return order

@@ -66,10 +66,16 @@ def partial_close_links(order: int, comment: str, closed: bool) -> tuple[int, in
     return None
 
 
-def chain_origin(order: int, came_from: dict[int, int]) -> int:
-    """The first ticket of ``order``'s chain of partial closes (``came_from``: rest → the ticket it came from)."""
+def chain_origin(order: int, came_from: dict[int, int], opened: dict[int, Any]) -> int:
+    """The first ticket of ``order``'s chain of partial closes (``came_from``: rest → the ticket it came from).
+
+    Every ticket of a chain shares its opening (login, symbol, side, open time and price: ``opened``), so a link
+    to a ticket opened otherwise is not followed: an EA's own "from #5" comment on a new position must not merge
+    it into ticket 5. A ticket not known (older than the history read) is taken at its word."""
     seen = {order}
-    while (earlier := came_from.get(order)) is not None and earlier not in seen:
+    mine = opened.get(order)
+    while ((earlier := came_from.get(order)) is not None and earlier not in seen
+           and opened.get(earlier, mine) == mine):
         seen.add(earlier)
         order = earlier
     return order
@@ -324,6 +330,7 @@ class Book:
         self._unit_values: dict[tuple[str, str | None], tuple[Decimal, Decimal]] = {}
         self._estimated: set[int] = set()     # open tickets whose profit we estimated from a tick
         self._came_from: dict[int, int] = {}  # partial closes: the rest's ticket → the ticket it came from
+        self._opened: dict[int, tuple[Any, ...]] = {}  # market tickets' openings (chain_origin checks links by them)
         self.skipped = 0
 
     # ---- conversions ---------------------------------------------------------------------------------------
@@ -360,16 +367,19 @@ class Book:
 
     def position_key(self, order: int) -> str:
         """A position's key: its chain's first ticket's (a partial close's rest goes on as the same position)."""
-        return self.ticket_key(chain_origin(order, self._came_from) if self._came_from else order)
+        return self.ticket_key(chain_origin(order, self._came_from, self._opened) if self._came_from else order)
 
     def _link(self, t: Trade) -> tuple[int, int] | None:
-        """Remember the partial-close link ``t``'s comment states (module docstring); returns it."""
-        if t.cmd not in MARKET or not t.comment:
+        """Remember a market ticket's opening and the partial-close link its comment states (module docstring);
+        returns the link."""
+        if t.cmd not in MARKET:
             return None
-        link = partial_close_links(t.order, t.comment, t.close_time != 0)
+        if len(self._opened) > 200_000:  # (a desk left running for months: the chains of today stay readable)
+            self._opened.clear()
+            self._came_from.clear()
+        self._opened[t.order] = (t.login, t.symbol, t.cmd, t.open_time, t.open_price)
+        link = partial_close_links(t.order, t.comment, t.close_time != 0) if t.comment else None
         if link is not None:
-            if len(self._came_from) > 100_000:
-                self._came_from.clear()
             self._came_from[link[0]] = link[1]
         return link
 
@@ -450,7 +460,7 @@ class Book:
             elif self.watch.matches(user.login, user.group):
                 self.users[user.login] = user
         self.deals = {}
-        self._came_from = {}
+        self._came_from, self._opened = {}, {}
         closed_tickets: set[int] = set()
         for raw in history:
             t = decode_trade(raw)
@@ -511,6 +521,13 @@ class Book:
         self._estimated.discard(t.order)   # the server's own figures again
         link = self._link(t)
         if t.close_time == 0 and (t.cmd in MARKET or t.cmd in PENDING):
+            came_from = link[1] if link is not None and link[0] == t.order else None
+            if (came_from is not None and came_from in self.open
+                    and self.position_key(came_from) == self.position_key(t.order)):
+                # The rest of a partial close came before the part's close: the old ticket is this position's
+                # past (counted twice in the equity, and a tick would upsert both under the one key).
+                del self.open[came_from]
+                self._dirty_tickets.discard(came_from)
             self.open[t.order] = t
             if t.digits:
                 self._digits[t.symbol] = t.digits
@@ -525,7 +542,9 @@ class Book:
             rest = link[0] if link is not None and link[1] == t.order else None
             if rest is not None and rest not in self.deals and (
                     rest not in self.open or self.position_key(rest) == position_key):
-                pass  # a partial close: the rest goes on as this position (it came, or comes next, as the upsert)
+                # A partial close: the rest goes on as this position (it came, or comes next, as the upsert). Should
+                # it never come, the position stays until the next full read (resync_minutes, 5 by default).
+                pass
             elif before is not None:
                 out.append(Remove("position", position_key) if before.cmd in MARKET else Remove("order", key))
             elif t.cmd in PENDING:
