@@ -84,6 +84,7 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
             from ttmt_monitor.core import pnl as core_pnl
             ttmt_usd = core_pnl.open_pl(pnl._open_trades).get("USD", Decimal(0))
             assert pnl._open_pl()["USD"] == ttmt_usd + Decimal("85.50")
+            assert "toycsv:t1|B2" not in pnl._source_open  # a flat account adds no "0.00 EUR" (nor a curve)
             pnl.set_account_filter("toycsv:t1|A1")
             pnl.refresh()
             assert pnl._open_pl() == {"USD": Decimal("85.50")} and "+85.50 USD" in pnl.open_label.text()
@@ -440,6 +441,17 @@ def test_a_metaapi_accounts_open_pnl_is_its_terminals_and_an_unread_account_show
     day = datetime(2026, 12, 6, tzinfo=UTC)
     row = account_row(account, [position], [], "MetaApi", day)
     assert row.open_pl == Decimal("-15.96") and row.realized_today == 0
+
+    # A source without the account's own figure and a position whose P&L is not in yet: not a part of the sum.
+    from ttmt_monitor.domain import Account, Position
+
+    bare = Account(key="x|a", source="x", native_id="a", label="A", currency="USD", balance=Decimal(1000))
+    priced = Position(key="x|1", source="x", account_key="x|a", native_id="1", symbol="ES", side="BUY",
+                      volume=Decimal(1), profit=Decimal(50))
+    waiting = Position(key="x|2", source="x", account_key="x|a", native_id="2", symbol="NQ", side="BUY",
+                       volume=Decimal(1))
+    assert account_row(bare, [priced, waiting], [], "X", day).open_pl is None
+    assert account_row(bare, [priced], [], "X", day).open_pl == Decimal(50)
 
     unread = account_entity("metaapi-1", {"_id": "acc2", "name": "Old MT4", "state": "UNDEPLOYED"}, None,
                             note=not_deployed_sentence("UNDEPLOYED"))

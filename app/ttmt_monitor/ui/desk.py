@@ -335,13 +335,16 @@ def account_row(account: Account, positions: Iterable[Position], deals: Iterable
     the sum of its positions' P&L; realized today as reported, else the sum of today's closed trade deals; both
     None for an account the source reports nothing of (no balance, equity, position or deal)."""
     n_pos = 0
-    open_sum = _ZERO
+    open_sum: Decimal | None = _ZERO
     for p in positions:
         n_pos += 1
-        # Net, as the account's own open P&L and equity are: a position's profit is the broker's gross figure.
-        for part in (p.profit, p.swap, p.commission):
-            if part is not None:
-                open_sum += part
+        if p.profit is None:
+            open_sum = None  # a position without its P&L (a quote not in yet): the sum would be a part of it
+        if open_sum is not None:
+            # Net, as the account's own open P&L and equity are: a position's profit is the broker's gross figure.
+            for part in (p.profit, p.swap, p.commission):
+                if part is not None:
+                    open_sum += part
     # An account the source cannot read (a MetaApi account not deployed: no figures, no positions, no deals) shows
     # no open or realized P&L at all, not 0.00: nothing says it has none.
     deals = list(deals)
@@ -495,10 +498,11 @@ class DeskBridge(QObject):
             state.accounts[k].source), start) for k in keys if k in state.accounts]
 
     def _pnl_open(self, rows: list[AccountRow]) -> None:
-        """The P&L tab's open P&L counts these accounts' as their rows show it (one not known drops out)."""
-        if self._pnl is not None and hasattr(self._pnl, "set_source_open"):
-            self._pnl.set_source_open({r.account_id: None if r.open_pl is None else (r.currency, r.open_pl)
-                                       for r in rows})
+        """The P&L tab's open P&L counts these accounts' as their rows show it (one not known, or with nothing
+        open, drops out)."""
+        if self._pnl is not None and hasattr(self._pnl, "set_source_open"):  # (a flat account adds no curve)
+            self._pnl.set_source_open({r.account_id: None if r.open_pl is None or not r.open_positions
+                                       else (r.currency, r.open_pl) for r in rows})
 
     def _staleness(self, change: DeskChange) -> None:
         """A source that is not current (reconnecting, down, refused…) has its prices and open P&L greyed with
