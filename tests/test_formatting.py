@@ -164,12 +164,16 @@ def test_status_words_read_as_a_trader_reads_them():
 
 
 def test_a_learnt_symbols_digits_pad_its_prices_and_never_round_a_finer_one():
+    from ttmt_monitor.core import formatting
     from ttmt_monitor.core.formatting import format_price, learn_symbol_digits
 
     assert format_price(D("21505.0"), "QQZ9") == "21505.0"  # unknown: the decimals it was sent with
-    learn_symbol_digits("QQZ9", 2)  # (what Tradovate's source tells from a 0.25 tick)
-    assert format_price(D("21505.0"), "QQZ9") == "21505.00"
-    assert format_price(D("21501.25"), "QQZ9") == "21501.25"
-    assert format_price(D("6052.5625"), "QQZ9") == "6052.5625"  # an average entry stays exact
-    learn_symbol_digits("XAUUSD", 5)  # a symbol the desk knows keeps its digits
-    assert format_price(D("2345.6"), "XAUUSD") == "2345.60"
+    try:
+        learn_symbol_digits("QQZ9", 2)  # (what Tradovate's source tells from a 0.25 tick)
+        assert format_price(D("21505.0"), "QQZ9") == "21505.00"
+        assert format_price(D("21501.25"), "QQZ9") == "21501.25"
+        assert format_price(D("6052.5625"), "QQZ9") == "6052.5625"  # an average entry stays exact
+        learn_symbol_digits("XAUUSD", 5)  # a symbol the desk knows keeps its digits
+        assert format_price(D("2345.6"), "XAUUSD") == "2345.60"
+    finally:
+        formatting._LEARNT_DIGITS.pop("QQZ9", None)  # (process-wide: later tests start without it)
