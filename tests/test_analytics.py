@@ -425,3 +425,26 @@ def test_money_moved_before_the_day_start_equity_was_seen_is_not_counted_twice()
                                                    day_start_equity=watch.day_start_equity,
                                                    day_start_equity_at=watch.day_start_equity_at)
         assert same.daily_loss == r.daily_loss
+
+
+def test_a_brokers_charge_today_is_daily_loss_not_money_moved() -> None:
+    """A MetaApi commission or charge deal (its own word, not "balance") lowers the room like a losing trade;
+    only deposits, withdrawals and credit move the line (found by the review: MetaApi typed every non-trade deal
+    "balance", so a charge read as money the trader moved)."""
+    from dataclasses import replace
+
+    from ttmt_monitor.sources.metaapi.decode import closed_deal
+
+    def metaapi(n: int, kind: str, amount: str) -> an.HistoryDeal:
+        d = closed_deal("mapi", "A", "USD", {"id": str(n), "type": kind, "time": "2026-05-02T09:00:00Z",
+                                              "profit": amount}, None)
+        assert d is not None and not d.is_trade
+        return an.HistoryDeal(deal=replace(d, account_key="sim|A"), source_label="MetaApi", account_label="A")
+
+    charge, deposit = metaapi(1, "DEAL_TYPE_COMMISSION", "-30"), metaapi(2, "DEAL_TYPE_BALANCE", "500")
+    assert (charge.deal.deal_type, deposit.deal.deal_type) == ("commission", "balance")
+    cfg = an.LimitConfig(daily_loss_amount=D(1000), zone="UTC")
+    money = an.AccountMoney("USD", balance=D(10470), equity=D(10470))  # 10,000 − 30 + 500
+    r = an.evaluate(cfg, account_key="sim|A", currency="USD", now=utc(2026, 5, 2, 15), money=money,
+                    deals=[charge, deposit])
+    assert r.daily_loss is not None and r.daily_loss.used == D(30)

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from .calendar import Bucket, MonthGrid, grid_from_daily, grid_span, make_bucket
 from .history import ZERO, HistoryDeal
-from .risk import AccountMoney, AccountRisk, LimitConfig, evaluate_with, trading_day
+from .risk import MONEY_MOVED, AccountMoney, AccountRisk, LimitConfig, evaluate_with, trading_day
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,12 @@ class _Book:
         return sum((by_key[key].profit for _ts, key in self.order[i:]), ZERO)
 
     def money_since(self, start: datetime) -> Decimal:
-        """The net of the deposits, withdrawals and credit closed at or after ``start`` (no trade)."""
+        """The net of the deposits, withdrawals and credit closed at or after ``start`` (no trade, no broker's
+        charge)."""
         i = bisect.bisect_left(self.order, (start,))
         by_key = self.by_key
-        return sum((h.profit for h in (by_key[key] for _ts, key in self.order[i:]) if not h.is_trade), ZERO)
+        return sum((h.profit for h in (by_key[key] for _ts, key in self.order[i:])
+                    if h.deal.deal_type in MONEY_MOVED), ZERO)
 
     def in_order(self) -> list[HistoryDeal]:
         if self._sorted is None:

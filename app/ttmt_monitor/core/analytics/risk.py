@@ -47,6 +47,9 @@ MAX_DRAWDOWN = "max_drawdown"
 PROFIT_TARGET = "profit_target"
 LIMIT_NAMES = (DAILY_LOSS, MAX_DRAWDOWN, PROFIT_TARGET)
 DEFAULT_THRESHOLDS = (50, 80, 100)
+# The deal types that are money the trader moved in or out (a deposit, a withdrawal, credit), not trading: the
+# daily loss line moves with them. A broker's commission, charge or interest is a loss like any other.
+MONEY_MOVED = frozenset({"balance", "credit"})
 
 
 # --- configuration ------------------------------------------------------------------------------------------
@@ -233,7 +236,7 @@ def evaluate(config: LimitConfig, *, account_key: str, currency: str, now: datet
                          net_since=lambda start: sum((h.profit for h in mine if h.closed_at >= start), ZERO),
                          balance_peak=lambda balance: balance_peak(balance, mine),
                          money_since=lambda start: sum((h.profit for h in mine if h.closed_at >= start
-                                                        and not h.is_trade), ZERO),
+                                                        and h.deal.deal_type in MONEY_MOVED), ZERO),
                          day_start_equity=day_start_equity, peak_equity=peak_equity,
                          day_start_equity_at=day_start_equity_at)
 

@@ -288,9 +288,12 @@ def closed_deal(source: str, account_id: str, currency: str | None, raw: Mapping
                   "native_id": f"{account_id}/{deal_id}", "closed_at": when, "currency": currency}
     if not is_trade_deal(raw):
         word = _text(raw.get("type")) or ""
+        # A deposit or withdrawal is "balance", "credit" is credit; a broker's commission, charge, interest...
+        # keeps its own word (not money the trader moved: the daily loss counts it, core.analytics.risk).
+        kind = {"DEAL_TYPE_BALANCE": "balance", "DEAL_TYPE_CREDIT": "credit", "": "balance"}.get(
+            word, word.removeprefix("DEAL_TYPE_").lower())
         return ClosedDeal(**common, profit=profit or Decimal(0),  # type: ignore[arg-type]
-                          deal_type="credit" if word == "DEAL_TYPE_CREDIT" else "balance",
-                          extra=(("type", word),) if word else ())
+                          deal_type=kind, extra=(("type", word),) if word else ())
     if not is_exit_deal(raw):
         return None
     gross = profit or Decimal(0)
