@@ -132,11 +132,11 @@ def describe(entity: Any, account_label: Callable[[str], str]) -> str:
             parts.append(f"({entity.note})")
         return "  ".join(p for p in parts if p)
     if isinstance(entity, Position):
-        def price(value: Decimal | None) -> str:  # (the symbol's digits, as the desk's tables show them)
+        def shown(value: Decimal | None) -> str:  # (the symbol's digits, as the desk's tables show them)
             return fmt.format_price(value, entity.symbol) if value is not None else "?"
         return (f"position {account_label(entity.account_key)}  {entity.symbol} {entity.side} "
-                f"{fmt.format_volume(entity.volume)} @ {price(entity.open_price)}"
-                + (f"  now {price(entity.current_price)}" if entity.current_price is not None else "")
+                f"{fmt.format_volume(entity.volume)} @ {shown(entity.open_price)}"
+                + (f"  now {shown(entity.current_price)}" if entity.current_price is not None else "")
                 + (f"  {fmt.format_pl(entity.profit, entity.currency)}" if entity.profit is not None else ""))
     if isinstance(entity, WorkingOrder):
         price = " ".join(x for x in (
