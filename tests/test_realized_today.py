@@ -152,6 +152,22 @@ def test_realized_today_sums_every_trade_closed_today_first_run_and_every_day(qa
                         "a first run's realized today once backfilled")
             greyed, cell_tip, strip_greyed, strip_tip = _greyed(window)
             assert (greyed, strip_greyed, strip_tip) == (False, False, "") and cell_tip != tip  # (its own text)
+            # The daily loss limit of a TTMT account (estimated: no balance) reads today's P&L as this column
+            # does, by position, when its day starts at the local midnight: it summed today's closed trades, whose
+            # totals mix earlier days' partial closes (87.17 used where nothing was, on the demo).
+            from ttmt_monitor.ui.risk_limits import LimitPrefs, _local_zone
+
+            board = window.analytics.board
+            key = max(truth, key=lambda k: abs(truth[k]))
+            board.set_limits(key, LimitPrefs(account_size="100000", daily_value="100000", daily_unit="amount",
+                                             zone=_local_zone()))
+            try:
+                row = next(r for r in first.accounts_model.objects() if r.account_id == key)
+                want = max(Decimal(0), -(truth[key] + row.open_pl))
+                await until(lambda: key in board.risks and board.risks[key].daily_loss is not None
+                            and board.risks[key].daily_loss.used == want, 10, "the daily loss by position")
+            finally:
+                board.set_limits(key, None)
         finally:
             window.close()
             await first.aclose()

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
@@ -1054,6 +1055,23 @@ class DeskController(QObject):
             trades += [t for t in today.trades if model.get(t.id) is None]
         return account_rows(accounts, self.positions_model.objects(), trades, day_start=day,
                             closed_positions=closed)
+
+    def realized_since(self, start: datetime) -> dict[str, Decimal] | None:
+        """Each account's P&L realized since ``start`` (a risk limit's day start), counted as "Realized today" is:
+        positions closed since then, a trade only where none of its positions is known; None when the local
+        history read does not reach back to ``start`` (it reads from local midnight: a limit day that began
+        earlier, or no read yet) or today's history is still being read."""
+        today = self._closed_today
+        day = local_day_start()
+        if today is None or today.day != day or start < day or self.today_provisional:
+            return None
+        accounts = list(self.accounts.values()) or list(_table(self.state, "accounts").values())
+        live = _table(self.state, "closed_positions")
+        closed = chain(_closed_positions(self.state), (p for p in today.positions if p.id not in live))
+        model = self.trades_model
+        trades = model.account_trades(day) + [t for t in today.trades if model.get(t.id) is None]
+        rows = account_rows(accounts, [], trades, day_start=start, closed_positions=closed)
+        return {r.account_id: r.realized_today for r in rows if r.realized_today is not None}
 
     def reread_closed_today(self) -> None:
         """Read today's closed positions and trades from the local history again (in a worker thread, after the

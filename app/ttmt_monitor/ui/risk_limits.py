@@ -333,6 +333,7 @@ class RiskBoard(QObject):
             return  # built off the loop: refresh() runs again when it is ready
         done: dict[str, tuple[an.AccountRisk, an.LimitConfig, str]] = {}
         errors: dict[str, str] = {}
+        realized_by_start: dict[datetime, dict[str, Decimal] | None] = {}
         for row_key, prefs in self.limits.items():
             row = rows.get(row_key)
             if row is None:
@@ -358,15 +359,32 @@ class RiskBoard(QObject):
                     watch = self._watches[row_key] = an.EquityWatch(config)
                 if not money.estimated:
                     watch.observe(now, money.equity)  # day-start and peak equity: only of reported figures
+                realized = None
+                if money.estimated:  # TTMT's: today's P&L as the desk counts it (by position), where it can
+                    start = an.day_bounds(an.trading_day(now, config.zone, config.reset_hour, config.reset_minute),
+                                          config.zone, config.reset_hour, config.reset_minute)[0]
+                    if start not in realized_by_start:
+                        realized_by_start[start] = self._realized_since(start)
+                    amount = (realized_by_start[start] or {}).get(row_key)
+                    realized = (start, amount) if amount is not None else None
                 risk = ledger.evaluate(config, account_key=key, currency=currency, now=now, money=money,
                                        day_start_equity=watch.day_start_equity, peak_equity=watch.peak_equity,
-                                       day_start_equity_at=watch.day_start_equity_at)
+                                       day_start_equity_at=watch.day_start_equity_at, realized_since=realized)
             except Exception as exc:  # noqa: BLE001 - one account's odd figures must not stop the others
                 log.warning("risk limits of an account not evaluated: %s", type(exc).__name__)
                 errors[row_key] = str(exc)
                 continue
             done[row_key] = (risk, config, row.account.label)
         self._apply(errors, done, {})
+
+    def _realized_since(self, start: datetime) -> dict[str, Decimal] | None:
+        """TTMT's accounts' P&L realized since ``start`` by position (``DeskController.realized_since``), or None."""
+        read = getattr(self.feed.controller, "realized_since", None)
+        try:
+            return read(start) if read is not None else None
+        except Exception:  # noqa: BLE001 - the closed deals' figure stands in, as before
+            log.warning("realized P&L since a limit's day start not read", exc_info=True)
+            return None
 
     def _apply(self, errors: dict[str, str], done: dict[str, tuple[an.AccountRisk, an.LimitConfig, str]],
                failed: dict[str, str]) -> None:

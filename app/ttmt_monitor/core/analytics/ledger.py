@@ -183,11 +183,21 @@ class RiskLedger:
 
     def evaluate(self, config: LimitConfig, *, account_key: str, currency: str, now: datetime,
                  money: AccountMoney, day_start_equity: Decimal | None = None,
-                 peak_equity: Decimal | None = None, day_start_equity_at: datetime | None = None) -> AccountRisk:
-        """``risk.evaluate(config, ..., deals=<the account's deals>)``."""
+                 peak_equity: Decimal | None = None, day_start_equity_at: datetime | None = None,
+                 realized_since: tuple[datetime, Decimal] | None = None) -> AccountRisk:
+        """``risk.evaluate(config, ..., deals=<the account's deals>)``. ``realized_since``: (a day start, the P&L
+        realized since then as the desk counts it, by position) to use for that start instead of the net of the
+        closed deals since then (a TTMT trade's total mixes earlier days' partial closes, and misses today's on a
+        trade still running)."""
         book = self._books.get((account_key, currency)) or _Book()
+
+        def net_since(start: datetime) -> Decimal:
+            if realized_since is not None and start == realized_since[0]:
+                return realized_since[1]
+            return book.net_since(start)
+
         return evaluate_with(config, account_key=account_key, currency=currency, now=now, money=money,
-                             net_since=book.net_since, balance_peak=book.balance_peak,
+                             net_since=net_since, balance_peak=book.balance_peak,
                              money_since=book.money_since, day_start_equity=day_start_equity,
                              peak_equity=peak_equity, day_start_equity_at=day_start_equity_at)
 
