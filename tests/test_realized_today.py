@@ -69,6 +69,20 @@ def _truth(sim: SimulatorThread, day: datetime) -> tuple[dict[str, Decimal], int
     return sim.call(read)
 
 
+def _zone_starting_before(day: datetime) -> tuple[str, datetime]:
+    """A fixed-offset zone whose trading day (reset at midnight) began in the 20 hours before ``day`` (the local
+    midnight), and that start."""
+    from ttmt_monitor.core import analytics as an
+
+    now = datetime.now(UTC)
+    for hours in range(-12, 15):
+        zone = f"Etc/GMT{-hours:+d}" if hours else "UTC"  # (POSIX signs: Etc/GMT-2 is UTC+2)
+        start = an.day_bounds(an.trading_day(now, zone), zone)[0]
+        if day - timedelta(hours=20) <= start < day:
+            return zone, start
+    pytest.skip("no whole-hour zone's day began in the 20 hours before the local midnight, now")
+
+
 def _skip_near_midnight() -> None:
     now = datetime.now().astimezone()
     if now.hour == 0 or (now + timedelta(minutes=10)).date() != now.date():
@@ -166,6 +180,15 @@ def test_realized_today_sums_every_trade_closed_today_first_run_and_every_day(qa
                 want = max(Decimal(0), -(truth[key] + row.open_pl))
                 await until(lambda: key in board.risks and board.risks[key].daily_loss is not None
                             and board.risks[key].daily_loss.used == want, 10, "the daily loss by position")
+                # A limit day that began before the local midnight (Prague's limits on a New York desk): the closes
+                # in between are read from the local history, then the figure is by position too.
+                zone, start = _zone_starting_before(day)
+                since = _truth(sim, start)[0]
+                board.set_limits(key, LimitPrefs(account_size="100000", daily_value="100000", daily_unit="amount",
+                                                 zone=zone))
+                want = max(Decimal(0), -(since.get(key, Decimal(0)) + row.open_pl))
+                await until(lambda: key in board.risks and board.risks[key].daily_loss is not None
+                            and board.risks[key].daily_loss.used == want, 10, "the daily loss from before midnight")
             finally:
                 board.set_limits(key, None)
         finally:

@@ -170,6 +170,8 @@ class DeskController(QObject):
     #: Why "realized today" may still lack some of today's closes (the local history still reading recent trades,
     #: or none at all), or "" (complete).
     today_provisional_changed = Signal(str)
+    #: The local history's closes before the local midnight, asked for by realized_since(), were read.
+    realized_read = Signal()
     # The local history store was opened, replaced (a damaged file rebuilt) or closed: the store or None. The
     # window reads the Trades history from it (ui/history_model).
     store_changed = Signal(object)
@@ -265,6 +267,10 @@ class DeskController(QObject):
         self._closed_today: _ClosedToday | None = None
         self._closed_today_reading: asyncio.Task[None] | None = None
         self._closed_today_again = False  # a read was asked for while one was running: read once more after it
+        # realized_since() for a day that began before the local midnight (a risk limit's day in Prague on a desk in
+        # New York): (its start, the local day, positions and trades closed in between), and its read
+        self._before_today: tuple[datetime, datetime, tuple[Any, ...], tuple[Any, ...]] | None = None
+        self._before_reading: asyncio.Task[None] | None = None
         self._backfill_task: asyncio.Task[None] | None = None  # the history's backfill (_start_backfill)
         self.today_provisional = ""  # see today_provisional_changed
         # Local history start (TTMT's sync.delta_sync): where the stream resumes (None: fresh, resync on first connect),
@@ -1059,19 +1065,58 @@ class DeskController(QObject):
     def realized_since(self, start: datetime) -> dict[str, Decimal] | None:
         """Each account's P&L realized since ``start`` (a risk limit's day start), counted as "Realized today" is:
         positions closed since then, a trade only where none of its positions is known; None when the local
-        history read does not reach back to ``start`` (it reads from local midnight: a limit day that began
-        earlier, or no read yet) or today's history is still being read."""
+        history has not been read yet, or today's is still being read. A day that began before the local midnight
+        (up to a day before) needs the closes in between: the first ask reads them (in a worker thread) and
+        answers None; ``realized_read`` says when they are in."""
         today = self._closed_today
         day = local_day_start()
-        if today is None or today.day != day or start < day or self.today_provisional:
+        if today is None or today.day != day or self.today_provisional or start < day - timedelta(days=1):
             return None
+        before_positions: tuple[Any, ...] = ()
+        before_trades: tuple[Any, ...] = ()
+        if start < day:
+            before = self._before_today
+            if before is None or before[0] != start or before[1] != day:
+                self._read_before(start, day)
+                return None
+            before_positions, before_trades = before[2], before[3]
         accounts = list(self.accounts.values()) or list(_table(self.state, "accounts").values())
         live = _table(self.state, "closed_positions")
-        closed = chain(_closed_positions(self.state), (p for p in today.positions if p.id not in live))
+        closed = chain(_closed_positions(self.state),
+                       (p for p in chain(today.positions, before_positions) if p.id not in live))
         model = self.trades_model
-        trades = model.account_trades(day) + [t for t in today.trades if model.get(t.id) is None]
+        trades = model.account_trades(day)
+        shown = {t.id for t in trades}
+        trades += [t for t in today.trades if model.get(t.id) is None]
+        trades += [t for t in before_trades if t.id not in shown]  # (closed before today: not among the day's)
         rows = account_rows(accounts, [], trades, day_start=start, closed_positions=closed)
         return {r.account_id: r.realized_today for r in rows if r.realized_today is not None}
+
+    def _read_before(self, start: datetime, day: datetime) -> None:
+        """Read the positions and trades closed in [``start``, ``day``) from the local history (in a worker
+        thread, after the writes queued so far), then say so (``realized_read``)."""
+        if self.store is None or self._closing or self._before_reading is not None:
+            return
+
+        async def read() -> None:
+            try:
+                store = self.store
+                if store is None:
+                    return
+                await asyncio.wait_for(store.flush(), CLOSED_TODAY_FLUSH_S)
+                positions, trades = await asyncio.get_running_loop().run_in_executor(None, store.closed_since, start)
+            except Exception as exc:  # noqa: BLE001 - the closed trades' figure stands in (realized_since: None)
+                log.info("closes before today not read from the local history: %s", describe_error(exc))
+                return
+            finally:
+                self._before_reading = None
+            if self._closing or store is not self.store:
+                return
+            self._before_today = (start, day, tuple(p for p in positions if p.closed_at < day),
+                                  tuple(t for t in trades if t.closed_at < day))
+            self.realized_read.emit()
+
+        self._before_reading = self._spawn(read())
 
     def reread_closed_today(self) -> None:
         """Read today's closed positions and trades from the local history again (in a worker thread, after the

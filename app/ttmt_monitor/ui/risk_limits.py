@@ -299,6 +299,9 @@ class RiskBoard(QObject):
         self._trackers: dict[tuple[int, ...], an.ThresholdTracker] = {}
         self._cells: dict[tuple[str, str], LimitCell] = {}
         self.follow = Follow("risk limits", lambda deals, pause: an.RiskLedger.build(deals, pause), self.refresh)
+        read = getattr(feed.controller, "realized_read", None)  # TTMT's closes before today, read for a limit
+        if read is not None:
+            read.connect(self.refresh)  # (a bound method: disconnected when the board goes)
         self._notified = load_notified(store)  # (account, limit, trading day) -> thresholds notified
         feed.changed.connect(self.refresh)
 
