@@ -195,6 +195,38 @@ def test_trade_chart_from_a_real_fat_trade(qtbot, sim_paused) -> None:
     assert trade.symbol in chart.title.text()
 
 
+def test_the_trade_charts_stop_starts_at_the_orders_level_though_the_row_came_first(qtbot, sim_paused) -> None:
+    """The detail window gives the chart the table's row first (no orders, its SL already moved to breakeven),
+    then the whole trade: the step line starts at the orders' SL (it stayed at the moved one, found by the
+    TTMT audit: the original level was not even in view)."""
+    from ttmt_monitor.ui.trade_chart import TradeChart
+
+    trades, _ = asyncio.run(asyncio.wait_for(_history(sim_paused), 30))
+
+    async def fat(trade_id: str):
+        async with TTMTClient(sim_paused.base_url, sim_paused.api_key, timeout=10, rate_limit_pacing=False) as c:
+            return await c.trade(trade_id)
+
+    whole = None
+    for t in trades:
+        if t.stop_loss is not None:
+            got = asyncio.run(asyncio.wait_for(fat(t.id), 15))
+            if any(o.stop_loss is not None for o in got.orders or ()):
+                whole = got
+                break
+    assert whole is not None, "a trade with its orders' stop loss"
+    opened_with = next(o.stop_loss for o in whole.orders if o.stop_loss is not None)
+    moved = dc_replace(whole, stop_loss=opened_with + 5)  # as after a breakeven: the trade's own SL moved
+    chart = TradeChart()
+    qtbot.addWidget(chart)
+    chart.set_trade(dc_replace(moved, orders=None, positions=None))  # the row
+    chart.set_trade(moved)  # the whole trade, from REST
+    chart.refresh()
+    _xs, ys = chart.sl_item.getData()
+    assert ys is not None and ys[0] == pytest.approx(float(opened_with)) and ys[-1] == pytest.approx(
+        float(opened_with + 5))
+
+
 def test_history_error_is_shown_not_raised(qtbot) -> None:
     """A client that fails mid-history leaves the chart with what it had and says so."""
     from ttmt_monitor.ui.pnl_view import PnlView

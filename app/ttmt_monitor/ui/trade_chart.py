@@ -75,6 +75,7 @@ class TradeChart(QWidget):
         self._hits: dict[tuple[str | None, int | None], tuple[float, float, str]] = {}
         self._sl_changes: list[tuple[float, float]] = []  # (t, new SL) from breakeven events
         self._initial_sl: float | None = None
+        self._initial_from_orders = False  # _initial_sl read from the orders (else from the trade, standing in)
 
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.PlainText)  # symbol text may come from Telegram
@@ -162,11 +163,16 @@ class TradeChart(QWidget):
             self._hits.clear()
             self._sl_changes.clear()
             self._initial_sl = None
+            self._initial_from_orders = False
         self.trade = trade
         sls = [o.stop_loss for o in trade.orders or () if o.stop_loss is not None]
-        if self._initial_sl is None:
-            first = sls[0] if sls else trade.stop_loss
-            self._initial_sl = float(first) if first is not None else None
+        # The stop loss the trade opened with is its orders' (a breakeven moves the trade's own later). A table
+        # row comes first, without orders: its SL stands in until the whole trade arrives, then the orders' wins
+        # (it stayed, and the chart drew the moved SL for the trade's whole life, the old level not even in view).
+        if sls and not self._initial_from_orders:
+            self._initial_sl, self._initial_from_orders = float(sls[0]), True
+        elif self._initial_sl is None and trade.stop_loss is not None:
+            self._initial_sl = float(trade.stop_loss)
         if not self._path:
             # REST keeps no tick history: seed the path with the prices the trade itself knows (fills, closes,
             # the current price); live position updates then extend it. Before the markers: they join the path.
