@@ -148,3 +148,15 @@ def test_tp_hit_stars_sit_on_the_price_line(qtbot):
 def _with(p: Position, **kw) -> Position:
 
     return replace(p, **kw)
+
+
+def test_a_closed_trades_unrealized_pnl_is_a_dash_not_zero(qtbot):
+    """The Trades table leaves a closed trade's open P&L blank ("0.00" reads as open and flat); the detail said
+    "0.00 USD" (found by the TTMT audit)."""
+    from _replace import replace
+
+    running = shown_detail(qtbot, trade_with_layers(2))
+    assert running.fields["unrealized"].text() == "+4.00 USD"
+    closed = shown_detail(qtbot, replace(trade_with_layers(2), status="closed_profit", unrealized_pl=D("0"),
+                                         closed_at=T0 + timedelta(hours=1)))
+    assert closed.fields["unrealized"].text() == "—"

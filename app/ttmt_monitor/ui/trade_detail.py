@@ -390,7 +390,8 @@ class TradeDetail(QWidget):
             "at_entry", "profit_locked", "at_risk") else None
         f["breakeven"].setStyleSheet(f"color: {be_colour.name()};" if be_colour else "")
         self._set_pl(f["realized"], trade.realized_pl, trade.currency)
-        self._set_pl(f["unrealized"], trade.unrealized_pl, trade.currency)
+        # A closed trade has nothing open: a dash, as the Trades table's blank ("0.00" read as open and flat).
+        self._set_pl(f["unrealized"], None if trade.is_terminal else trade.unrealized_pl, trade.currency)
         f["created"].setText(self._time(trade.created_at))
         f["opened"].setText(self._time(trade.opened_at))
         f["closed"].setText(self._time(trade.closed_at))
