@@ -223,6 +223,20 @@ def test_breakeven_state_is_derived_from_sl_and_entry():
     moved = breakeven_state(replace(buy, stop_loss=D("2650.5")), make_signal(), breakeven_seen=True)
     assert moved.moved_from == D("2640") and "Moved from 2640.00" in moved.text and "reported" in moved.text
     assert breakeven_state(buy, make_signal()).moved_from is None  # same SL as the signal: not moved
+    # Layers filled at two prices: the trade's entry is their average, and the text says so (a layer filled above
+    # it loses at this stop: "profit locked" alone read as every layer's).
+    from ttmt_monitor.core.models import Order
+
+    def filled(n: int, price: str) -> Order:
+        return Order(id=f"o{n}", trade_id=buy.id, metaapi_order_id=None, layer=n, tp_level=None, type="limit",
+                     direction="BUY", volume=D("0.01"), price=D(price), stop_loss=D("2640"), take_profit=None,
+                     status="filled", created_at=None, filled_at=None, fill_price=D(price), position_id=None,
+                     account_id=None, account_label=None, currency=None)
+
+    layered = replace(buy, stop_loss=D("2652"), orders=(filled(1, "2649"), filled(2, "2652.5")))
+    text = breakeven_state(layered).text
+    assert "profit locked on average" in text and "above the average entry" in text, text
+    assert "locked: SL 2652.00 is 1.50 above entry" in locked.text  # one fill price: as before
 
 
 def qtbot_shots() -> Path | None:
@@ -358,7 +372,7 @@ def test_trade_detail_without_positions_or_signal(qtbot):
     assert view.tp_table.cell_text(1, 3) == "not reached"  # terminal trade: a pending target was never reached
     assert "No originating signal" in view.signal_summary.text()
     assert not view.open_signal_button.isEnabled()
-    assert view.fields["unrealized"].text() == "−1.20 USD"
+    assert view.fields["unrealized"].text() == "—"  # closed: nothing open (whatever figure it still carries)
     view.set_trade(replace(trade, positions=(), orders=()))
     assert "nothing has filled" in view.positions_note.text()
     view.set_trade(None)

@@ -111,16 +111,21 @@ def breakeven_state(trade: Trade, signal: Signal | None = None, breakeven_seen: 
     # Distance on the profit side: positive when the stop protects profit.
     gain = (sl - entry) if direction == "BUY" else (entry - sl)
     distance = format_price(abs(gain), symbol)
+    # Layers filled at several prices: the trade's entry is their average, and a layer filled on the far side of
+    # it still loses at this stop (the text said "profit locked" beside such a layer's loss).
+    fills = {o.fill_price for o in trade.orders or () if o.status == "filled" and o.fill_price is not None}
+    what = "the average entry" if len(fills) > 1 else "entry"
     if gain == 0:
-        return BreakevenState("at_entry", True, moved_from, f"At breakeven: SL {sl_text} = entry." + suffix)
+        return BreakevenState("at_entry", True, moved_from, f"At breakeven: SL {sl_text} = {what}." + suffix)
     side = "above" if sl > entry else "below"
     if gain > 0:
+        locked = "profit locked on average" if len(fills) > 1 else "profit locked"
         return BreakevenState(
             "profit_locked", True, moved_from,
-            f"At breakeven, profit locked: SL {sl_text} is {distance} {side} entry." + suffix,
+            f"At breakeven, {locked}: SL {sl_text} is {distance} {side} {what}." + suffix,
         )
     return BreakevenState(
-        "at_risk", False, moved_from, f"Not at breakeven: SL {sl_text} is {distance} {side} entry." + suffix
+        "at_risk", False, moved_from, f"Not at breakeven: SL {sl_text} is {distance} {side} {what}." + suffix
     )
 
 
