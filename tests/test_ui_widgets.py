@@ -311,6 +311,11 @@ def test_trade_detail_from_simulator(sim_hand, qtbot):
     assert order_rows[2][:3] == ["3", "limit", "Pending"] and order_rows[2][4] == "—"
     assert "Opened (UTC)" in view.positions_table.horizontalHeaderItem(11).text()
     assert "message 1000" in view.signal_summary.text()
+    levels = replace(signal, symbol=None, direction=None, kind="details")  # a "levels" message: no symbol, side
+    view.set_trade(trade, levels)
+    second = view.signal_summary.text().splitlines()[1]
+    assert second.startswith("entry ") and " · SL " in second, second  # (it began with a stray " · ")
+    view.set_trade(trade, signal)
     # Positive P&L is coloured with the scheme's profit colour, in the scheme the user picked.
     dark = is_dark(view.palette())
     profit_item = next(view.positions_table.item(r, 9) for r in range(2) if view.positions_table.cell_text(r, 3)

@@ -582,8 +582,10 @@ class TradeDetail(QWidget):
                 f"message {signal.telegram_message_id}" if signal.telegram_message_id is not None else None,
                 signal_kind_label(signal.kind), status_label(signal.status),
             ) if p),
-            " ".join(p for p in (signal.symbol, signal.direction) if p) + f" · entry {describe_entry(signal)}"
-            + f" · SL {format_price(signal.stop_loss, signal.symbol) or _NONE}",
+            # (A "levels" message names no symbol or side: no leading " · " then.)
+            " · ".join(p for p in (" ".join(p for p in (signal.symbol, signal.direction) if p),
+                                   f"entry {describe_entry(signal)}",
+                                   f"SL {format_price(signal.stop_loss, signal.symbol) or _NONE}") if p),
             "Targets: " + describe_targets(signal.take_profits, signal.symbol),
             f"Received {format_time(signal.received_at, utc=self._utc) or _NONE}",
         ]
