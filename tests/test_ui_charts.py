@@ -6,7 +6,7 @@ mocks."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -807,3 +807,29 @@ def test_the_legends_sit_above_the_plotted_area_not_over_it(qtbot) -> None:
         box = legend.sceneBoundingRect()
         assert box.bottom() <= data.top() + 1, (box, data)
         assert box.height() < 80  # one or two rows, not a column eating the plot
+
+
+def test_tp_hits_of_trades_still_running_are_marked_from_the_desks_state(qtbot) -> None:
+    """A TP hit of a trade still running, from before the app started or before the P&L tab was first opened, is in
+    the desk state's closed positions only (the history's pages hold closed trades; live hits are collected from
+    the view's birth): its marker was missing (18 of 446 on the demo, found by the TTMT audit)."""
+    from ttmt_monitor.core.models import Position
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    t0 = datetime(2026, 12, 6, 9, tzinfo=UTC)
+    hit = Position(id="p1", metaapi_position_id=None, trade_id="t1", account_id="a1", account_label="A",
+                   currency="USD", symbol="XAUUSD", direction="BUY", volume=Decimal("0.1"),
+                   entry_price=Decimal(2300), current_price=None, unrealized_pl=None, status="closed",
+                   stop_loss=None, take_profit=Decimal(2310), tp_level=1, opened_at=t0, closed_at=t0 + timedelta(1),
+                   close_price=Decimal(2310), realized_pl=Decimal(100), close_reason="tp", signal=None)
+    state = DeskState()
+    state.closed_positions[hit.id] = hit
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.show()
+    view.update_from(state)  # the view's first look at the desk (a load)
+    view.refresh()
+    assert [(m.trade_id, m.position_id, m.tp_level, m.pl) for m in view.markers] == [("t1", "p1", 1, Decimal(100))]
+    view.update_from(state)  # again: not twice
+    view.refresh()
+    assert len(view.markers) == 1

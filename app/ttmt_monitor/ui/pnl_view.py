@@ -469,6 +469,8 @@ class PnlView(QWidget):
             drop = len(self._live_hits) - LIVE_HITS_KEEP  # closed positions in the history carry their markers)
             del self._live_hits[:drop]
             self._hits_done = max(0, self._hits_done - drop)
+        if change is None or getattr(change, "resync", False):
+            hits = self._seed_hits(state) or hits
         relevant = bool(getattr(change, "moved", False) or getattr(change, "resync", False))
         if isinstance(trades, dict):
             self._open_trades = [t for t in trades.values() if not t.is_terminal]
@@ -480,6 +482,31 @@ class PnlView(QWidget):
             self._schedule(full=False)  # the new hits are appended as markers
         elif relevant:
             self._schedule(full=False)  # prices moved: only the open P&L changes
+
+    def _seed_hits(self, state: Any) -> bool:
+        """The TP hits the state's closed positions hold that no live fact brought (at a load or a resync): the
+        hits of trades still running from before the app started, or before this view existed. Their markers were
+        missing (the history's pages hold closed trades only, and live hits are collected from the view's birth):
+        18 of 446 on the demo, found by the TTMT audit. Returns whether any was added."""
+        closed = getattr(state, "closed_positions", None)
+        if not isinstance(closed, dict) or not closed:
+            return False
+        known = {(h.trade, h.position, h.level) for h in self._live_hits}
+        unnamed = {(h.trade, h.level) for h in self._live_hits if h.position is None}  # (a fact without position)
+        added = False
+        for p in closed.values():
+            if p.close_reason != "tp" or p.tp_level is None or p.closed_at is None:
+                continue
+            key = (p.trade_id, p.id, p.tp_level)
+            if key in known or (p.trade_id, p.tp_level) in unnamed:
+                continue
+            known.add(key)
+            self._live_hits.append(TakeProfit(
+                trade=p.trade_id, level=p.tp_level, account=p.account_id, symbol=p.symbol,
+                price=p.close_price if p.close_price is not None else p.take_profit, pl=p.realized_pl,
+                currency=p.currency, position=p.id, at=p.closed_at))
+            added = True
+        return added
 
     def set_source_open(self, figures: dict[str, tuple[str, Decimal] | None]) -> None:
         """The open P&L of other sources' accounts (by account key: (currency, amount); None: not known or gone),
