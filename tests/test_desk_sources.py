@@ -5,6 +5,8 @@ its rows. Nothing in core/ or ui/ knows the kind. Real window, real TTMT simulat
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -532,4 +534,40 @@ def test_risk_limits_of_an_account_its_source_cannot_read_show_nothing(qapp, sim
         assert "reports nothing" in board.errors[key]
     finally:
         board.set_limits(key, None)
+        run_on_qasync(controller.aclose)
+
+
+def test_while_todays_history_is_read_a_ttmt_accounts_limits_keep_their_last_figures(qapp, sim, settings, tmp_path):
+    """While the local history is still being read for a TTMT account's day (DeskController.realized_since says
+    "reading"), the board keeps the account's last figures: the closed trades' figure it fell back to read, and
+    could notify, what was not so (found by the review)."""
+    from ttmt_monitor.core.models import Account as TtmtAccount
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
+    from ttmt_monitor.ui.accounts_model import AccountRow
+    from ttmt_monitor.ui.analytics_feed import AnalyticsFeed
+    from ttmt_monitor.ui.controller import REALIZED_READING
+    from ttmt_monitor.ui.risk_limits import LimitPrefs, RiskBoard
+
+    controller = DeskController(sim.base_url, sim.api_key)  # (not started: no local history read yet)
+    account = TtmtAccount(account_id="acc-1", label="FTMO 100k", type="prop", currency="USD", state="deployed",
+                          is_active=True)
+    controller.accounts_model.reset_rows([AccountRow(account, 1, Decimal("-40"), Decimal(0))])
+    board = RiskBoard(AnalyticsFeed(controller), settings.qs)
+    store = Store.open(sim.base_url, sim.api_key, data_dir=tmp_path, codec=CODEC)
+    try:
+        board.set_limits("acc-1", LimitPrefs(account_size="100000", daily_value="1000", daily_unit="amount"))
+        assert controller.realized_since(datetime.now(UTC)) is None  # no local history: the trades stand in
+        run_on_qasync(lambda: until(lambda: "acc-1" in board.risks, 10, "the limits evaluated"))
+        before = board.risks["acc-1"]
+        assert before.daily_loss is not None and before.daily_loss.used == Decimal(40)
+        controller.store = store  # a local history, not read yet: "reading"
+        assert controller.realized_since(datetime.now(UTC)) == REALIZED_READING
+        controller.accounts_model.reset_rows([AccountRow(account, 1, Decimal("-900"), Decimal(0))])
+        board.refresh()
+        assert board.risks["acc-1"] is before  # kept, not re-read from the stand-in
+    finally:
+        controller.store = None
+        board.set_limits("acc-1", None)
+        store.close()
         run_on_qasync(controller.aclose)

@@ -69,18 +69,21 @@ def _truth(sim: SimulatorThread, day: datetime) -> tuple[dict[str, Decimal], int
     return sim.call(read)
 
 
-def _zone_starting_before(day: datetime) -> tuple[str, datetime]:
-    """A fixed-offset zone whose trading day (reset at midnight) began in the 20 hours before ``day`` (the local
-    midnight), and that start."""
+def _zones_starting_before(day: datetime) -> list[tuple[str, datetime]]:
+    """Fixed-offset zones whose trading day (reset at midnight) began in the 20 hours before ``day`` (the local
+    midnight), each with that start (at least two, else the test is skipped)."""
     from ttmt_monitor.core import analytics as an
 
     now = datetime.now(UTC)
+    found = []
     for hours in range(-12, 15):
         zone = f"Etc/GMT{-hours:+d}" if hours else "UTC"  # (POSIX signs: Etc/GMT-2 is UTC+2)
         start = an.day_bounds(an.trading_day(now, zone), zone)[0]
         if day - timedelta(hours=20) <= start < day:
-            return zone, start
-    pytest.skip("no whole-hour zone's day began in the 20 hours before the local midnight, now")
+            found.append((zone, start))
+    if len(found) < 2:
+        pytest.skip("fewer than two whole-hour zones' days began in the 20 hours before the local midnight, now")
+    return found
 
 
 def _skip_near_midnight() -> None:
@@ -172,7 +175,7 @@ def test_realized_today_sums_every_trade_closed_today_first_run_and_every_day(qa
             from ttmt_monitor.ui.risk_limits import LimitPrefs, _local_zone
 
             board = window.analytics.board
-            key = max(truth, key=lambda k: abs(truth[k]))
+            key = min(truth, key=lambda k: truth[k])  # the most lost today: a daily loss that uses some room
             board.set_limits(key, LimitPrefs(account_size="100000", daily_value="100000", daily_unit="amount",
                                              zone=_local_zone()))
             try:
@@ -182,15 +185,32 @@ def test_realized_today_sums_every_trade_closed_today_first_run_and_every_day(qa
                             and board.risks[key].daily_loss.used == want, 10, "the daily loss by position")
                 # A limit day that began before the local midnight (Prague's limits on a New York desk): the closes
                 # in between are read from the local history, then the figure is by position too.
-                zone, start = _zone_starting_before(day)
-                since = _truth(sim, start)[0]
+                # Two such limits on two accounts, their days starting at two times: one read serves both (found by
+                # the review: each read's end asked for the other start, and the two took turns for ever).
+                (zone, start), (zone2, start2) = _zones_starting_before(day)[:2]
+                other = next(k for k in truth if k != key)
+                other_row = next(r for r in first.accounts_model.objects() if r.account_id == other)
+                reads = []
+                store_read = first.store.closed_since
+                monkeypatch.setattr(first.store, "closed_since", lambda since: reads.append(since) or store_read(
+                    since))
                 board.set_limits(key, LimitPrefs(account_size="100000", daily_value="100000", daily_unit="amount",
                                                  zone=zone))
-                want = max(Decimal(0), -(since.get(key, Decimal(0)) + row.open_pl))
-                await until(lambda: key in board.risks and board.risks[key].daily_loss is not None
-                            and board.risks[key].daily_loss.used == want, 10, "the daily loss from before midnight")
+                board.set_limits(other, LimitPrefs(account_size="100000", daily_value="100000", daily_unit="amount",
+                                                   zone=zone2))
+                want = {k: max(Decimal(0), -(_truth(sim, s_)[0].get(k, Decimal(0)) + r.open_pl))
+                        for k, s_, r in ((key, start, row), (other, start2, other_row))}
+
+                def used() -> dict[str, Decimal | None]:
+                    return {k: (board.risks[k].daily_loss.used if k in board.risks and board.risks[k].daily_loss
+                                else None) for k in want}
+
+                await until(lambda: used() == want, 10, "the daily losses from before midnight")
+                assert len(reads) <= 2, reads  # one read from the earliest start (a second if asked mid-read)
             finally:
                 board.set_limits(key, None)
+                for k in list(board.limits):
+                    board.set_limits(k, None)
         finally:
             window.close()
             await first.aclose()

@@ -128,6 +128,10 @@ class _ClosedToday:
         return _ClosedToday(day, tuple(kept_positions.values()), tuple(kept_trades.values()))
 
 
+#: DeskController.realized_since's answer while the local history is still being read for it.
+REALIZED_READING = "reading"
+
+
 def _read_today(store: Any, day: datetime) -> tuple[list[Any], list[Any], bool]:
     """(Positions closed since ``day``, trades closed since then, whether the file holds every trade created in the
     week before and since (TODAY_LOOKBACK_DAYS): one read of the local history for "realized today" (in a worker
@@ -271,6 +275,7 @@ class DeskController(QObject):
         # New York): (its start, the local day, positions and trades closed in between), and its read
         self._before_today: tuple[datetime, datetime, tuple[Any, ...], tuple[Any, ...]] | None = None
         self._before_reading: asyncio.Task[None] | None = None
+        self._before_wanted: tuple[datetime, datetime] | None = None  # (the earliest start asked, its local day)
         self._backfill_task: asyncio.Task[None] | None = None  # the history's backfill (_start_backfill)
         self.today_provisional = ""  # see today_provisional_changed
         # Local history start (TTMT's sync.delta_sync): where the stream resumes (None: fresh, resync on first connect),
@@ -1062,23 +1067,26 @@ class DeskController(QObject):
         return account_rows(accounts, self.positions_model.objects(), trades, day_start=day,
                             closed_positions=closed)
 
-    def realized_since(self, start: datetime) -> dict[str, Decimal] | None:
-        """Each account's P&L realized since ``start`` (a risk limit's day start), counted as "Realized today" is:
-        positions closed since then, a trade only where none of its positions is known; None when the local
-        history has not been read yet, or today's is still being read. A day that began before the local midnight
-        (up to a day before) needs the closes in between: the first ask reads them (in a worker thread) and
-        answers None; ``realized_read`` says when they are in."""
+    def realized_since(self, start: datetime) -> dict[str, Decimal] | str | None:
+        """Each account's P&L realized since ``start`` (a risk limit's day start, at most a day before the local
+        midnight), counted as "Realized today" is: positions closed since then, a trade only where none of its
+        positions is known. :data:`REALIZED_READING` while the local history is still being read for it (today's
+        closes, or those between ``start`` and the local midnight: asked for here, read once from the earliest
+        start asked, in a worker thread; ``realized_read`` says when they are in); None when there is no local
+        history to read (the caller's closed trades stand in)."""
+        if self.store is None:
+            return None
         today = self._closed_today
         day = local_day_start()
-        if today is None or today.day != day or self.today_provisional or start < day - timedelta(days=1):
-            return None
+        if today is None or today.day != day or self.today_provisional:
+            return REALIZED_READING
         before_positions: tuple[Any, ...] = ()
         before_trades: tuple[Any, ...] = ()
         if start < day:
             before = self._before_today
-            if before is None or before[0] != start or before[1] != day:
-                self._read_before(start, day)
-                return None
+            if before is None or before[0] > start or before[1] != day:
+                self._read_before(max(start, day - timedelta(days=1)), day)
+                return REALIZED_READING
             before_positions, before_trades = before[2], before[3]
         accounts = list(self.accounts.values()) or list(_table(self.state, "accounts").values())
         live = _table(self.state, "closed_positions")
@@ -1089,32 +1097,44 @@ class DeskController(QObject):
         shown = {t.id for t in trades}
         trades += [t for t in today.trades if model.get(t.id) is None]
         trades += [t for t in before_trades if t.id not in shown]  # (closed before today: not among the day's)
+        # (account_rows counts only what closed since ``start``: a read from an earlier start serves later ones.)
         rows = account_rows(accounts, [], trades, day_start=start, closed_positions=closed)
         return {r.account_id: r.realized_today for r in rows if r.realized_today is not None}
 
     def _read_before(self, start: datetime, day: datetime) -> None:
         """Read the positions and trades closed in [``start``, ``day``) from the local history (in a worker
-        thread, after the writes queued so far), then say so (``realized_read``)."""
+        thread, after the writes queued so far), then say so (``realized_read``). Asked again while reading: the
+        earliest start asked is read next (two limits' days never take turns at reading)."""
+        wanted = self._before_wanted
+        self._before_wanted = start if wanted is None or wanted[1] != day or start < wanted[0] else wanted[0], day
         if self.store is None or self._closing or self._before_reading is not None:
             return
 
         async def read() -> None:
             try:
-                store = self.store
-                if store is None:
-                    return
-                await asyncio.wait_for(store.flush(), CLOSED_TODAY_FLUSH_S)
-                positions, trades = await asyncio.get_running_loop().run_in_executor(None, store.closed_since, start)
-            except Exception as exc:  # noqa: BLE001 - the closed trades' figure stands in (realized_since: None)
-                log.info("closes before today not read from the local history: %s", describe_error(exc))
-                return
+                while (wanted := self._before_wanted) is not None:
+                    self._before_wanted = None
+                    first, on = wanted
+                    store = self.store
+                    if store is None or self._closing:
+                        return
+                    try:
+                        await asyncio.wait_for(store.flush(), CLOSED_TODAY_FLUSH_S)
+                        positions, trades = await asyncio.get_running_loop().run_in_executor(
+                            None, store.closed_since, first)
+                    except Exception as exc:  # noqa: BLE001 - still reading: the board keeps its last figures
+                        log.info("closes before today not read from the local history: %s", describe_error(exc))
+                        return
+                    if self._closing:
+                        return
+                    if store is not self.store:  # a damaged file replaced meanwhile: read the new one
+                        self._before_wanted = self._before_wanted or wanted
+                        continue
+                    self._before_today = (first, on, tuple(p for p in positions if p.closed_at < on),
+                                          tuple(t for t in trades if t.closed_at < on))
+                    self.realized_read.emit()
             finally:
                 self._before_reading = None
-            if self._closing or store is not self.store:
-                return
-            self._before_today = (start, day, tuple(p for p in positions if p.closed_at < day),
-                                  tuple(t for t in trades if t.closed_at < day))
-            self.realized_read.emit()
 
         self._before_reading = self._spawn(read())
 

@@ -336,7 +336,7 @@ class RiskBoard(QObject):
             return  # built off the loop: refresh() runs again when it is ready
         done: dict[str, tuple[an.AccountRisk, an.LimitConfig, str]] = {}
         errors: dict[str, str] = {}
-        realized_by_start: dict[datetime, dict[str, Decimal] | None] = {}
+        realized_by_start: dict[datetime, Any] = {}
         for row_key, prefs in self.limits.items():
             row = rows.get(row_key)
             if row is None:
@@ -363,12 +363,18 @@ class RiskBoard(QObject):
                 if not money.estimated:
                     watch.observe(now, money.equity)  # day-start and peak equity: only of reported figures
                 realized = None
-                if money.estimated:  # TTMT's: today's P&L as the desk counts it (by position), where it can
+                if money.estimated and "|" not in row_key:  # TTMT's: today's P&L by position, as the desk counts it
                     start = an.day_bounds(an.trading_day(now, config.zone, config.reset_hour, config.reset_minute),
                                           config.zone, config.reset_hour, config.reset_minute)[0]
                     if start not in realized_by_start:
                         realized_by_start[start] = self._realized_since(start)
-                    amount = (realized_by_start[start] or {}).get(row_key)
+                    got = realized_by_start[start]
+                    if isinstance(got, str):  # still being read: the last figures stand (the closed trades' would
+                        # read, and notify, what is not so: 87.17 used where nothing was)
+                        if row_key in self.risks:
+                            done[row_key] = (self.risks[row_key], config, row.account.label)
+                        continue
+                    amount = got.get(row_key) if isinstance(got, dict) else None
                     realized = (start, amount) if amount is not None else None
                 risk = ledger.evaluate(config, account_key=key, currency=currency, now=now, money=money,
                                        day_start_equity=watch.day_start_equity, peak_equity=watch.peak_equity,
@@ -380,8 +386,9 @@ class RiskBoard(QObject):
             done[row_key] = (risk, config, row.account.label)
         self._apply(errors, done, {})
 
-    def _realized_since(self, start: datetime) -> dict[str, Decimal] | None:
-        """TTMT's accounts' P&L realized since ``start`` by position (``DeskController.realized_since``), or None."""
+    def _realized_since(self, start: datetime) -> Any:
+        """TTMT's accounts' P&L realized since ``start`` by position (``DeskController.realized_since``: a dict,
+        "reading", or None: the closed trades' figure stands in)."""
         read = getattr(self.feed.controller, "realized_since", None)
         try:
             return read(start) if read is not None else None
