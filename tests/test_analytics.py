@@ -448,3 +448,10 @@ def test_a_brokers_charge_today_is_daily_loss_not_money_moved() -> None:
     r = an.evaluate(cfg, account_key="sim|A", currency="USD", now=utc(2026, 5, 2, 15), money=money,
                     deals=[charge, deposit])
     assert r.daily_loss is not None and r.daily_loss.used == D(30)
+    # A broker's bonus is money moved, not a trading gain hiding a loss (review); "DEAL_DIVIDEND" reads "dividend".
+    bonus = metaapi(3, "DEAL_TYPE_BONUS", "500")
+    assert (bonus.deal.deal_type, metaapi(4, "DEAL_DIVIDEND", "1").deal.deal_type) == ("bonus", "dividend")
+    money = an.AccountMoney("USD", balance=D(10970), equity=D(10970))  # and the bonus
+    r = an.evaluate(cfg, account_key="sim|A", currency="USD", now=utc(2026, 5, 2, 15), money=money,
+                    deals=[charge, deposit, bonus])
+    assert r.daily_loss is not None and r.daily_loss.used == D(30)

@@ -833,3 +833,13 @@ def test_tp_hits_of_trades_still_running_are_marked_from_the_desks_state(qtbot) 
     view.update_from(state)  # again: not twice
     view.refresh()
     assert len(view.markers) == 1
+    # A replayed live fact of the same hit without its position (a resync's replay): still one marker (review).
+    from types import SimpleNamespace
+
+    from ttmt_monitor.core.news import TakeProfit
+
+    replay = TakeProfit(trade="t1", level=1, account="a1", symbol="XAUUSD", price=Decimal(2310), pl=Decimal(100),
+                        currency="USD", position=None, at=hit.closed_at)
+    view.update_from(state, SimpleNamespace(news=[replay], moved=False, resync=False))
+    view.refresh()
+    assert len(view.markers) == 1

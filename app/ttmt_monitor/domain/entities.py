@@ -117,7 +117,7 @@ class ClosedDeal:
     opened_at: datetime | None = None
     swap: Decimal | None = None
     commission: Decimal | None = None
-    deal_type: str = "trade"             # "trade" | "balance" | "credit"
+    deal_type: str = "trade"             # "trade" | "balance" | "credit" | a source's own word ("commission"...)
     close_reason: str | None = None      # tp / sl / manual / … where the source says
     extra: Extra = ()
 

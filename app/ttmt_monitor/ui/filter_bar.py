@@ -247,7 +247,7 @@ class FilterBar(QWidget):
         self.search_edit = QLineEdit()
         # (Not "message text": TTMT's signal list carries no message, only a signal's own page does, so a word of
         # the message found almost nothing; found by the TTMT audit.)
-        self.search_edit.setPlaceholderText("Find (Ctrl+F): symbol, reference, channel, account…")
+        self.search_edit.setPlaceholderText("Find (Ctrl+F): symbol, channel, status…")  # (what every tab searches)
         self.search_edit.setClearButtonEnabled(True)
         self.search_edit.setAccessibleName("Find")
         self.search_edit.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)

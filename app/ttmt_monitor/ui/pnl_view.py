@@ -463,6 +463,9 @@ class PnlView(QWidget):
                 if done is not None:
                     closed.append(done)
             elif isinstance(fact, TakeProfit):
+                if fact.position is None and any(h.trade == fact.trade and h.level == fact.level
+                                                 for h in self._live_hits):
+                    continue  # (a replayed fact without its position, for a hit already marked: not twice)
                 self._live_hits.append(fact)
                 hits = True
         if len(self._live_hits) > LIVE_HITS_KEEP:  # a desk left running for months: the oldest go (their trades'

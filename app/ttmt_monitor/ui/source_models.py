@@ -89,7 +89,7 @@ class DealsModel(KeyedTableModel):
         Column("source", "Source", lambda r: r.source_label, width=150),
         Column("account", "Account", lambda r: r.account_label, width=150),
         Column("type", "Type", lambda r: r.deal.deal_type,
-               lambda r, o: _DEAL_TYPES.get(r.deal.deal_type, r.deal.deal_type), width=75),
+               lambda r, o: _DEAL_TYPES.get(r.deal.deal_type) or _word(r.deal.deal_type), width=75),
         Column("symbol", "Symbol", lambda r: r.deal.symbol, width=85),
         Column("side", "Side", lambda r: r.deal.side, width=55),
         volume_column("volume", "Qty", lambda r: r.deal.volume),

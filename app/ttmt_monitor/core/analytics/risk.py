@@ -47,9 +47,10 @@ MAX_DRAWDOWN = "max_drawdown"
 PROFIT_TARGET = "profit_target"
 LIMIT_NAMES = (DAILY_LOSS, MAX_DRAWDOWN, PROFIT_TARGET)
 DEFAULT_THRESHOLDS = (50, 80, 100)
-# The deal types that are money the trader moved in or out (a deposit, a withdrawal, credit), not trading: the
-# daily loss line moves with them. A broker's commission, charge or interest is a loss like any other.
-MONEY_MOVED = frozenset({"balance", "credit"})
+# The deal types that are money moved in or out of the account, not trading: a deposit or withdrawal
+# ("balance"), credit, a broker's bonus or its stop-out compensation (MetaApi's words): the daily loss line moves
+# with them. A broker's commission, charge, interest or correction is a loss (or gain) like any other.
+MONEY_MOVED = frozenset({"balance", "credit", "bonus", "so_compensation"})
 
 
 # --- configuration ------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ costs are those of every deal of the position: the exit deal's own plus its shar
 swap (all of it for a single exit; a partial close takes the share of its volume, allocated cumulatively so the
 shares add up to the entry's cost exactly). Its ``profit`` is net: gross profit + swap + commission of all those
 deals; the parts stay visible in ``extra`` (gross profit, entry and exit commission, entry swap). Balance and
-credit operations are ``ClosedDeal`` with ``deal_type`` "balance"/"credit" (other money operations count as
-"balance").
+credit operations are ``ClosedDeal`` with ``deal_type`` "balance"/"credit"; other money operations keep their own
+word, lower case ("commission", "charge", "interest", "bonus"...).
 
 Prices and digits: MetaApi sends prices as JSON numbers, so 1.08000 arrives as ``1.08``. JSON is read with every
 non-integer number as a ``Decimal`` from its text (never a float), and where the symbol's specification reports
@@ -291,7 +291,7 @@ def closed_deal(source: str, account_id: str, currency: str | None, raw: Mapping
         # A deposit or withdrawal is "balance", "credit" is credit; a broker's commission, charge, interest...
         # keeps its own word (not money the trader moved: the daily loss counts it, core.analytics.risk).
         kind = {"DEAL_TYPE_BALANCE": "balance", "DEAL_TYPE_CREDIT": "credit", "": "balance"}.get(
-            word, word.removeprefix("DEAL_TYPE_").lower())
+            word, word.removeprefix("DEAL_TYPE_").removeprefix("DEAL_").lower())
         return ClosedDeal(**common, profit=profit or Decimal(0),  # type: ignore[arg-type]
                           deal_type=kind, extra=(("type", word),) if word else ())
     if not is_exit_deal(raw):
