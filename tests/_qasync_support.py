@@ -1,7 +1,8 @@
 """Running async test scenarios on a real qasync loop, shared by the test modules that drive the app.
 
-Each module gets ONE loop for all its tests (``ModuleLoop``), closed when the module ends: creating and closing a
-qasync loop per test leaves Qt timers of the closed loops behind, and the app itself has one loop per process.
+Each module gets ONE loop for all its tests (``ModuleLoop``), closed when the module ends (conftest.py's
+``_close_module_loops`` closes every loop made: ``ModuleLoop.close_all``): creating and closing a qasync loop per
+test leaves Qt timers of the closed loops behind, and the app itself has one loop per process.
 Scenarios await futures (``until``), never ``qtbot.waitSignal``, which would spin a nested loop. ``dispose``
 deletes a window before its controller (the ``settings`` fixture, in a temp INI file, is in conftest.py).
 """
@@ -20,9 +21,18 @@ from PySide6.QtWidgets import QApplication
 class ModuleLoop:
     """One qasync loop for a test module: ``run(make)`` runs a scenario on it; ``close()`` at module end."""
 
+    _made: list[ModuleLoop] = []  # the loops made and not closed yet (close_all)
+
     def __init__(self, default_timeout: float = 45.0) -> None:
         self.default_timeout = default_timeout
         self._loop: Any = None
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every loop made so far (at each test module's end)."""
+        made, cls._made = cls._made, []
+        for module_loop in made:
+            module_loop.close()
 
     def run(self, make: Callable[[], Awaitable[Any]], timeout: float | None = None) -> Any:
         import qasync
@@ -31,6 +41,7 @@ class ModuleLoop:
         app.setQuitOnLastWindowClosed(False)
         if self._loop is None:
             self._loop = qasync.QEventLoop(app)
+            ModuleLoop._made.append(self)
         loop = self._loop
         asyncio.set_event_loop(loop)
         # qasync's run_until_complete does not install asyncio's async-generator hooks; without them an abandoned

@@ -36,6 +36,15 @@ def _gc_in_main_thread_only() -> Iterator[None]:
     gc.enable()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_module_loops():
+    """Each test module's qasync loop (_qasync_support.ModuleLoop) closed when the module ends."""
+    yield
+    from _qasync_support import ModuleLoop
+
+    ModuleLoop.close_all()
+
+
 @pytest.fixture(autouse=True)
 def _collect_after_each_test() -> Iterator[None]:
     yield

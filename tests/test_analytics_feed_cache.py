@@ -7,8 +7,6 @@ Async scenarios run on one real qasync loop per module and poll with ``until`` (
 
 from __future__ import annotations
 
-import pytest
-
 from _qasync_support import ModuleLoop, until
 from ttmt_monitor.core import analytics as an
 from ttmt_monitor.ui.analytics_feed import TTMT_LABEL, TTMT_SOURCE, AnalyticsFeed
@@ -16,12 +14,6 @@ from ttmt_monitor.ui.controller import DeskController
 
 _MODULE_LOOP = ModuleLoop(default_timeout=60.0)
 run_on_qasync = _MODULE_LOOP.run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
 
 
 def _fresh(controller) -> tuple[list[an.HistoryDeal], list[an.OpenPnl]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from _qasync_support import ModuleLoop, until
@@ -31,12 +30,6 @@ run_on_qasync = _MODULE_LOOP.run
 ZONE = "Europe/Prague"
 START = Decimal("100000")
 NOW = datetime(2026, 3, 31, 21, 30, tzinfo=UTC)  # 23:30 in Prague: today's deals straddle UTC midnight
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
 
 
 def _trade(i: int, *, closed_at: datetime | None, pl: Decimal | None = None, status: str = "closed_profit",

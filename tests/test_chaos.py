@@ -35,12 +35,6 @@ from ttmt_monitor.ui.controller import DeskController
 _MODULE_LOOP = ModuleLoop(default_timeout=240.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
-
-
 FAST = dict(backoff_base=0.05, backoff_cap=0.3, conflict_base=0.1, conflict_cap=0.3, unavailable_base=0.1,
             unavailable_cap=0.3, healthy_after=2.0)
 

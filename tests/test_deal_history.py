@@ -21,12 +21,6 @@ _MODULE_LOOP = ModuleLoop(default_timeout=60.0)
 run_on_qasync = _MODULE_LOOP.run
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
-
-
 def _account(source: str, native: str) -> Account:
     return Account(key=make_key(source, native), source=source, native_id=native, label=native, currency="USD")
 

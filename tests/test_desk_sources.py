@@ -26,12 +26,6 @@ _MODULE_LOOP = ModuleLoop(default_timeout=60.0)
 run_on_qasync = _MODULE_LOOP.run
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
-
-
 def _cells(model, column_key: str) -> list[str]:
     col = model.column_number(column_key)
     return [model.index(r, col).data() for r in range(model.rowCount())]

@@ -35,12 +35,6 @@ run_on_qasync = _MODULE_LOOP.run
 DEAD = "http://127.0.0.1:9/api/v1"  # nothing listens there: every request fails at once (an offline start)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
-
-
 def _factory(sim: Any, key: str, data_dir: Path) -> Any:
     return history_store_factory(Connection(sim.base_url, key, demo=False), data_dir)
 

@@ -30,12 +30,6 @@ N = 3000
 _LOOP = ModuleLoop()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _LOOP.close()
-
-
 @pytest.fixture
 def store(tmp_path: Path):
     s = Store.open_path(tmp_path / "history.sqlite", codec=CODEC)

@@ -26,12 +26,6 @@ _MODULE_LOOP = ModuleLoop(default_timeout=50.0)
 run_on_qasync = _MODULE_LOOP.run
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
-
-
 
 
 def _finalize_some(sim: Any, open_ids: set[str], start_id: int) -> set[str]:

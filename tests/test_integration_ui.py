@@ -19,7 +19,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PySide6.QtWidgets import QApplication
 
 from _qasync_support import ModuleLoop, dispose, in_thread, until
@@ -33,12 +32,6 @@ from ttmt_monitor.ui.main_window import MainWindow
 SHOTS = Path(os.environ.get("TMPDIR", "/tmp"))
 _MODULE_LOOP = ModuleLoop(default_timeout=45.0)
 run_on_qasync = _MODULE_LOOP.run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
 
 
 

@@ -32,10 +32,6 @@ CREATE = ("POST", "/users/current/accounts")
 LOOP = ModuleLoop()
 
 
-def teardown_module() -> None:
-    LOOP.close()
-
-
 @pytest.fixture(scope="module")
 def mas() -> Iterator[MetaApiSimThread]:
     with MetaApiSimThread(seed=11, tick_interval=0.2, status_interval=0.5) as sim:

@@ -34,12 +34,6 @@ _MODULE_LOOP = ModuleLoop(default_timeout=60.0)
 run_on_qasync = _MODULE_LOOP.run
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
-
-
 @pytest.fixture
 def no_key(monkeypatch, tmp_path):
     """No TTMT key anywhere (environment, keyring), the app's data under tmp_path, no OS keyring."""

@@ -34,12 +34,6 @@ _MODULE_LOOP = ModuleLoop(default_timeout=60.0)
 run_on_qasync = _MODULE_LOOP.run
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
-
-
 @pytest.fixture
 def busy_sim() -> Iterator[SimulatorThread]:
     """Two days of history at 600 trades a day: far more closed today than the first page's 100 trades (the

@@ -7,20 +7,12 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
 from _qasync_support import ModuleLoop, dispose, until
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.main_window import MainWindow
 
 _MODULE_LOOP = ModuleLoop(default_timeout=60.0)
 run_on_qasync = _MODULE_LOOP.run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
 
 
 def test_a_restart_does_not_repeat_todays_risk_notifications(qapp, sim_paused, settings):

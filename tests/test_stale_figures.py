@@ -26,12 +26,6 @@ run_on_qasync = _MODULE_LOOP.run
 FG = Qt.ItemDataRole.ForegroundRole
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
-
-
 def _consumer(client: Any, on_state: Any) -> StreamConsumer:
     # The real consumer, retrying a 503 after ~0.3 s instead of a desk's 10 s (so recovery is quick to see).
     return StreamConsumer(client, on_state=on_state, resync_on_start=True, unavailable_base=0.3,

@@ -10,7 +10,6 @@ import concurrent.futures
 import csv
 from decimal import Decimal
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
@@ -23,12 +22,6 @@ from ttmt_monitor.ui.table_export import EXPORT_ROLE
 
 _MODULE_LOOP = ModuleLoop(default_timeout=60.0)
 run_on_qasync = _MODULE_LOOP.run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
 
 
 async def _answer_file_dialog(window: MainWindow, path) -> None:

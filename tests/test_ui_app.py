@@ -33,12 +33,6 @@ _MODULE_LOOP = ModuleLoop(default_timeout=45.0)
 run_on_qasync = _MODULE_LOOP.run
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
-
-
 
 
 def make_window(sim: Any, settings: AppSettings, **kw: Any) -> tuple[DeskController, MainWindow]:

@@ -26,12 +26,6 @@ run_on_qasync = _MODULE_LOOP.run
 SOURCE_NAMES = ("Tradovate (demo)", "MetaApi (demo)", "MT4 manager (demo)", "A CSV source with a long name")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_shared_loop():
-    yield
-    _MODULE_LOOP.close()
-
-
 def _csv(n: int) -> str:
     rows = ["account,symbol,side,volume,open_price,profit,currency,closed_at"]
     for a in range(3):
