@@ -1053,19 +1053,32 @@ class DeskController(QObject):
         # Realized today = positions closed today (partial closes of still-open trades included), per currency:
         # the live state's, then the local history's that the live state does not hold (today's closes from
         # before this run, whatever the Trades table has paged in); trades only where no position is known.
-        trades = self.trades_model.account_trades(day)
-        closed = _closed_positions(self.state)
         today = self._closed_today
         if today is not None and today.day != day:  # a new day: what was read is yesterday's
             today = self._closed_today = None
             self.reread_closed_today()
-        if today is not None:
-            live = _table(self.state, "closed_positions")
-            closed = chain(closed, (p for p in today.positions if p.id not in live))
-            model = self.trades_model
-            trades += [t for t in today.trades if model.get(t.id) is None]
+        trades, closed = self._closes(day, today)
         return account_rows(accounts, self.positions_model.objects(), trades, day_start=day,
                             closed_positions=closed)
+
+    def _closes(self, day: datetime, today: _ClosedToday | None, before_positions: tuple[Any, ...] = (),
+                before_trades: tuple[Any, ...] = ()) -> tuple[list[Any], Any]:
+        """(The trades, the closed positions) account_rows sums from ``day`` (the local midnight) on: the live
+        state's closed positions, then the local history's (``today``'s, and ``before_*``: closed before ``day``)
+        that the live state does not hold; the Trades rows relevant to the day, then the history's trades they do
+        not hold."""
+        model = self.trades_model
+        trades = model.account_trades(day)
+        closed = _closed_positions(self.state)
+        if today is not None or before_positions or before_trades:
+            live = _table(self.state, "closed_positions")
+            stored = chain(today.positions if today is not None else (), before_positions)
+            closed = chain(closed, (p for p in stored if p.id not in live))
+            shown = {t.id for t in trades}
+            if today is not None:
+                trades += [t for t in today.trades if model.get(t.id) is None]
+            trades += [t for t in before_trades if t.id not in shown]  # (closed before the day: not its rows)
+        return trades, closed
 
     def realized_since(self, start: datetime) -> dict[str, Decimal] | str | None:
         """Each account's P&L realized since ``start`` (a risk limit's day start, at most a day before the local
@@ -1089,14 +1102,7 @@ class DeskController(QObject):
                 return REALIZED_READING
             before_positions, before_trades = before[2], before[3]
         accounts = list(self.accounts.values()) or list(_table(self.state, "accounts").values())
-        live = _table(self.state, "closed_positions")
-        closed = chain(_closed_positions(self.state),
-                       (p for p in chain(today.positions, before_positions) if p.id not in live))
-        model = self.trades_model
-        trades = model.account_trades(day)
-        shown = {t.id for t in trades}
-        trades += [t for t in today.trades if model.get(t.id) is None]
-        trades += [t for t in before_trades if t.id not in shown]  # (closed before today: not among the day's)
+        trades, closed = self._closes(day, today, before_positions, before_trades)
         # (account_rows counts only what closed since ``start``: a read from an earlier start serves later ones.)
         rows = account_rows(accounts, [], trades, day_start=start, closed_positions=closed)
         return {r.account_id: r.realized_today for r in rows if r.realized_today is not None}
