@@ -63,21 +63,25 @@ def _truth(sim: SimulatorThread, day: datetime) -> tuple[dict[str, Decimal], int
     return sim.call(read)
 
 
-def _zones_starting_before(day: datetime) -> list[tuple[str, datetime]]:
-    """Fixed-offset zones whose trading day (reset at midnight) began in the 20 hours before ``day`` (the local
-    midnight), each with that start (at least two, else the test is skipped)."""
+# Zones with whole-, half- and quarter-hour offsets (no daylight saving in most): with a reset hour each, a limit
+# day can start at any quarter hour of UTC.
+_LIMIT_ZONES = ("UTC", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Eucla", "America/St_Johns", "Pacific/Chatham")
+
+
+def _limit_days_starting_before(day: datetime) -> list[tuple[str, int, datetime]]:
+    """(Zone, reset hour, start) of limit days that began before ``day`` (the local midnight) and hold now, each
+    start different, latest first (two at least whenever now is more than 10 minutes before the next midnight:
+    the test skips those minutes)."""
     from ttmt_monitor.core import analytics as an
 
     now = datetime.now(UTC)
-    found = []
-    for hours in range(-12, 15):
-        zone = f"Etc/GMT{-hours:+d}" if hours else "UTC"  # (POSIX signs: Etc/GMT-2 is UTC+2)
-        start = an.day_bounds(an.trading_day(now, zone), zone)[0]
-        if day - timedelta(hours=20) <= start < day:
-            found.append((zone, start))
-    if len(found) < 2:
-        pytest.skip("fewer than two whole-hour zones' days began in the 20 hours before the local midnight, now")
-    return found
+    found: dict[datetime, tuple[str, int, datetime]] = {}
+    for zone in _LIMIT_ZONES:
+        for hour in range(24):
+            start = an.day_bounds(an.trading_day(now, zone, hour), zone, hour)[0]
+            if start < day:
+                found.setdefault(start, (zone, hour, start))
+    return [found[k] for k in sorted(found, reverse=True)]
 
 
 def _skip_near_midnight() -> None:
@@ -181,19 +185,20 @@ def test_realized_today_sums_every_trade_closed_today_first_run_and_every_day(qa
                 # in between are read from the local history, then the figure is by position too.
                 # Two such limits on two accounts, their days starting at two times: one read serves both (found by
                 # the review: each read's end asked for the other start, and the two took turns for ever).
-                (zone, start), (zone2, start2) = _zones_starting_before(day)[:2]
-                other = next(k for k in truth if k != key)
-                other_row = next(r for r in first.accounts_model.objects() if r.account_id == other)
+                # (Late in the evening, from 23:15 on, limit days that began before midnight and hold now start at
+                # fewer than two quarter hours: then one, or none of this part.)
+                days = _limit_days_starting_before(day)[:2]
+                others = [key] + [k for k in truth if k != key]
                 reads = []
                 store_read = first.store.closed_since
                 monkeypatch.setattr(first.store, "closed_since", lambda since: reads.append(since) or store_read(
                     since))
-                board.set_limits(key, LimitPrefs(account_size="100000", daily_value="100000", daily_unit="amount",
-                                                 zone=zone))
-                board.set_limits(other, LimitPrefs(account_size="100000", daily_value="100000", daily_unit="amount",
-                                                   zone=zone2))
-                want = {k: max(Decimal(0), -(_truth(sim, s_)[0].get(k, Decimal(0)) + r.open_pl))
-                        for k, s_, r in ((key, start, row), (other, start2, other_row))}
+                want: dict[str, Decimal] = {}
+                for account, (zone, hour, start) in zip(others, days, strict=False):
+                    board.set_limits(account, LimitPrefs(account_size="100000", daily_value="100000",
+                                                         daily_unit="amount", zone=zone, reset_hour=hour))
+                    shown = next(r for r in first.accounts_model.objects() if r.account_id == account)
+                    want[account] = max(Decimal(0), -(_truth(sim, start)[0].get(account, Decimal(0)) + shown.open_pl))
 
                 def used() -> dict[str, Decimal | None]:
                     return {k: (board.risks[k].daily_loss.used if k in board.risks and board.risks[k].daily_loss
