@@ -577,11 +577,15 @@ def _upsert_signals(conn: sqlite3.Connection, items: list[dict[str, Any]]) -> No
                 if d.get(name) is None and old.get(name) is not None:
                     d[name] = old[name]
         rows.append(_signal_row(d))
-    conn.executemany(
-        "INSERT OR REPLACE INTO signals (id, received_at, status, kind, channel_id, symbol, account_ids,"
-        " raw_message, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    conn.executemany(_UPSERT_SIGNAL_SQL, rows)
+
+
+# An upsert, as trades' (not INSERT OR REPLACE, a delete and an insert): a signal keeps its rowid when it changes,
+# so the Signals view's ordered rowids (core.signal_history) stay valid for the rows it shows.
+_SIGNAL_COLUMNS = ("id", *_ROW_COLUMNS["signals"][1])
+_UPSERT_SIGNAL_SQL = (
+    f"INSERT INTO signals ({', '.join(_SIGNAL_COLUMNS)}) VALUES ({', '.join('?' * len(_SIGNAL_COLUMNS))})"
+    " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _SIGNAL_COLUMNS[1:]))
 
 
 def _event_account(envelope: Mapping[str, Any]) -> str | None:

@@ -347,7 +347,12 @@ class HistoryReader:
         future.add_done_callback(self._pending.discard)
         return future
 
-    def order(self, flt: HistoryFilter, sort_key: str | None, descending: bool) -> Future[Ordered]:
+    def decode(self, raw: RawRow) -> PageRow | None:
+        """A stored row decoded where it is shown (:func:`decode_row`); None when it cannot be read."""
+        return decode_row(raw, self.decode_trade)
+
+    def order(self, flt: Any, sort_key: str | None, descending: bool) -> Future[Ordered]:
+        """The rows ``flt`` (a :class:`HistoryFilter` here, a reader's own filter in a subclass) lets through."""
         return self._submit(self._order, flt, sort_key, descending)
 
     def page(self, rowids: Sequence[int]) -> Future[list[RawRow]]:

@@ -1,9 +1,9 @@
-"""A believable long trading history, generated: trades (and their closed positions) as TTMT wire dicts, for the
-history benchmark and the tests of the store-backed Trades table.
+"""A believable long trading history, generated: trades (and their closed positions) and signals as TTMT wire
+dicts, for the history benchmark and the tests of the store-backed Trades and Signals tables.
 
 Provides :func:`history_wires` (deterministic for a seed): several accounts in two currencies, channels, symbols
 of every pip kind (FX, JPY pairs, gold, indices, crypto), buys and sells, every terminal status, a few open
-trades, exact Decimal prices and P&L.
+trades, exact Decimal prices and P&L; :func:`signal_history_wires` the signals of such a history.
 """
 
 from __future__ import annotations
@@ -69,3 +69,45 @@ def history_wires(n: int, *, seed: int = 7, open_every: int = 500) -> Iterator[t
                 "realized_pl": realized, "currency": currency,
             })
         yield trade, positions
+
+
+SIGNAL_KINDS = ("complete", "complete", "complete", "alert", "details", "modification")
+SIGNAL_STATUSES = ("processed", "processed", "skipped", "failed", "pending")
+SKIP_REASONS = ("duplicate_signal", "symbol_not_found", "outside_trading_hours", "no_accounts_enabled")
+
+
+def signal_history_wires(n: int, *, seed: int = 11) -> Iterator[dict[str, Any]]:
+    """``n`` signals as TTMT wire dicts, oldest first: every kind and status, skip reasons, market and range entries,
+    one to three accounts, a raw message on every fourth (as a detail read stores it)."""
+    rnd = random.Random(seed)
+    for i in range(n):
+        channel_id, channel = CHANNELS[rnd.randrange(len(CHANNELS))]
+        symbol, base, digits = SYMBOLS[rnd.randrange(len(SYMBOLS))]
+        step = Decimal(1).scaleb(-digits)
+        entry = base + step * rnd.randint(-5000, 5000)
+        side = "BUY" if rnd.random() < 0.55 else "SELL"
+        sign = 1 if side == "BUY" else -1
+        kind = SIGNAL_KINDS[rnd.randrange(len(SIGNAL_KINDS))]
+        status = SIGNAL_STATUSES[rnd.randrange(len(SIGNAL_STATUSES))]
+        ranged = rnd.random() < 0.3
+        received = T0 + timedelta(minutes=13 * i, seconds=rnd.randrange(60))
+        levels = rnd.randint(0, 4)
+        wire: dict[str, Any] = {
+            "id": f"sig-{i:07d}", "channel_id": channel_id, "channel_name": channel,
+            "account_ids": [a[0] for a in ACCOUNTS[:rnd.randint(1, len(ACCOUNTS))]],
+            "telegram_message_id": 10_000 + i, "kind": kind, "status": status,
+            "symbol": symbol if kind != "details" else None, "direction": side,
+            "entry_type": "limit" if ranged else "market",
+            "entry_price": None if ranged else entry,
+            "entry_low": entry if ranged else None, "entry_high": entry + step * 50 if ranged else None,
+            "stop_loss": entry - step * 300 * sign,
+            "take_profits": [entry + step * 200 * (k + 1) * sign if k < levels else None for k in range(6)],
+            "runner": rnd.random() < 0.1,
+            "skip_reason": SKIP_REASONS[rnd.randrange(len(SKIP_REASONS))] if status in ("skipped", "failed") else None,
+            "received_at": _iso(received),
+            "processed_at": None if status == "pending" else _iso(received + timedelta(seconds=rnd.randint(1, 9))),
+        }
+        if i % 4 == 0:
+            wire.update(raw_message=f"{channel}: {side} {symbol or ''} now @ {entry}\nSL {wire['stop_loss']}",
+                        reply_to_message_id=None, trade_ids=[])
+        yield wire

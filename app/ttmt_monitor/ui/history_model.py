@@ -1,8 +1,11 @@
-"""The Trades table read from the local store: every trade ever kept, paged in, sorted and filtered by SQL off the
-GUI thread, with the live rows merged in.
+"""The Trades and Signals tables read from the local store: every trade and signal ever kept, paged in, sorted and
+filtered by SQL off the GUI thread, with the live rows merged in.
 
-Provides :class:`StoreTradesModel` (a ``QAbstractTableModel``), :class:`PassThroughProxy` (the view's proxy for
-it: an identity mapping, no per-row work in Python) and :func:`history_filter` (``FilterSpec`` -> store filter).
+Provides :class:`StoreHistoryModel` (a ``QAbstractTableModel``) and its two tables, :class:`StoreTradesModel` (with
+the columns only the store gives: close price, duration, pips) and :class:`StoreSignalsModel`;
+:class:`PassThroughProxy` (the view's proxy for them: an identity mapping, no per-row work in Python);
+:func:`history_filter` and :func:`signal_filter` (``FilterSpec`` -> the readers' filters). What follows says
+"trade"; a signal is read, cached and painted the same way (``core.signal_history``).
 
 How (issue 16): a filter or sort asks ``core.trade_history.HistoryReader`` (its own SQLite connection on a worker
 thread) for the ordered rowids of the matching trades, their count and realized P&L per currency; ``rowCount`` is
@@ -48,7 +51,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor
 
 from ..core import formatting as fmt
-from ..core.trade_history import HistoryFilter, HistoryReader, Ordered, PageRow, RawRow, decode_row
+from ..core.trade_history import HistoryFilter, HistoryReader, Ordered, PageRow, RawRow
 from . import theme
 from .table_base import KEY_ROLE, ROW_ROLE, SORT_ROLE, Column, DisplayOptions, column_header, sort_key, text_plain
 from .trades_model import TradesModel
@@ -112,6 +115,17 @@ def history_filter(spec: Any, now: datetime | None = None) -> HistoryFilter:
                          until=spec.window_end())
 
 
+def signal_filter(spec: Any, now: datetime | None = None) -> Any:
+    """``ui.filter_bar.FilterSpec`` (or None) -> ``core.signal_history.SignalFilter`` (the window fixed at ``now``)."""
+    from ..core.signal_history import SignalFilter
+
+    if spec is None:
+        return SignalFilter()
+    return SignalFilter(account_id=spec.account_id, channel_id=spec.channel_id, symbol=spec.symbol,
+                        status=spec.status, since=spec.window_start(now or datetime.now(UTC)), text=spec.text,
+                        until=spec.window_end())
+
+
 class _Relay(QObject):
     """Carries a worker's finished future to the GUI thread (a queued signal: emitted from the worker)."""
 
@@ -135,8 +149,10 @@ class PassThroughProxy(QIdentityProxyModel):
             model.sort(column, order)
 
 
-class StoreTradesModel(QAbstractTableModel):
-    """The Trades table over the store (see the module docstring). ``live``: the controller's ``TradesModel``."""
+class StoreHistoryModel(QAbstractTableModel):
+    """A desk table over the store (see the module docstring): ``reader`` reads its rows, ``live`` (a
+    ``KeyedTableModel`` with the same first columns) holds the rows the stream keeps current. Subclasses add the
+    columns only the store knows (:meth:`_store_columns`)."""
 
     rows_touched = Signal(int, int, int)  # (views connect it; the order is kept by the model itself)
     #: (count of the filtered rows, {currency: realized P&L}) after each new order
@@ -144,7 +160,10 @@ class StoreTradesModel(QAbstractTableModel):
     #: a new order was applied (tests and benchmarks wait for it)
     ordered = Signal()
 
-    def __init__(self, reader: HistoryReader, live: TradesModel, *, commits: Callable[[], int] | None = None,
+    #: the column a new model is sorted by, newest first
+    default_sort = "created_at"
+
+    def __init__(self, reader: HistoryReader, live: Any, *, commits: Callable[[], int] | None = None,
                  parent: Any = None) -> None:
         super().__init__(parent)
         self.reader = reader
@@ -152,17 +171,7 @@ class StoreTradesModel(QAbstractTableModel):
         self.options = DisplayOptions()
         base = tuple(live.columns)
         self._n_live = len(base)
-        self.columns: tuple[Column, ...] = base + (
-            Column("close_price", "Close", self._close_of,
-                   lambda t, o: fmt.format_price(self._close_of(t), t.symbol), numeric=True,
-                   tooltip="Average close price of the trade's closed positions (volume-weighted)"),
-            Column("duration", "Duration", trade_duration, lambda t, o: format_duration(trade_duration(t)),
-                   numeric=True, tooltip="From open to close"),
-            Column("pips", "Pips", self._pips_of, lambda t, o: _signed(self._pips_of(t)), numeric=True,
-                   pl_currency=lambda t: None,
-                   tooltip="Pips from entry to close: FX 0.0001 (JPY 0.01), gold 0.1, silver 0.01, indices 1 "
-                              "point; blank where the pip is not known"),
-        )
+        self.columns: tuple[Column, ...] = base + self._store_columns()
         self._rowids = array("q")
         self._cache: OrderedDict[int, RawRow] = OrderedDict()  # rowid -> the stored row (LRU, CACHE_ROWS)
         self._decoded: dict[int, PageRow | None] = {}  # rowid -> decoded when first shown (None: unreadable)
@@ -172,11 +181,11 @@ class StoreTradesModel(QAbstractTableModel):
         self._side: dict[int, _Cells] = {}  # live rows' store-only columns (close price, duration, pips)
         self._prepare: deque[tuple[int, int, int]] = deque()  # (generation, row, rowid) to make display-ready
         self._blank: set[int] = set()  # rows painted blank (their page was loading): repainted once ready
-        self._by_id: dict[str, int] = {}  # trade id -> rowid, for the cached rows (live changes find their row)
-        self._extras: dict[str, PageRow] = {}  # trade id -> its page row (close price, pips), cached rows only
-        self._filter = HistoryFilter()
-        self._sort_key: str | None = "created_at"
-        self._sort_column = self.column_number("created_at")
+        self._by_id: dict[str, int] = {}  # row key -> rowid, for the cached rows (live changes find their row)
+        self._extras: dict[str, PageRow] = {}  # row key -> its page row (close price, pips), cached rows only
+        self._filter: Any = self._no_filter()
+        self._sort_key: str | None = self.default_sort
+        self._sort_column = self.column_number(self.default_sort)
         self._sort_order = Qt.SortOrder.DescendingOrder
         self._generation = 0  # bumped by each new order; pages of an older one are dropped
         self._asked: set[int] = set()  # page numbers asked in this generation
@@ -216,6 +225,14 @@ class StoreTradesModel(QAbstractTableModel):
         if commits is not None:
             self._poll.start()
 
+    def _store_columns(self) -> tuple[Column, ...]:
+        """The columns after the live model's, read from the store's rows only (none here)."""
+        return ()
+
+    def _no_filter(self) -> Any:
+        """The reader's filter that lets every row through."""
+        return HistoryFilter()
+
     # --- what the view and window ask -------------------------------------------------------------------------
 
     def column_number(self, key: str) -> int:
@@ -223,14 +240,6 @@ class StoreTradesModel(QAbstractTableModel):
             if column.key == key:
                 return n
         raise KeyError(key)
-
-    def _close_of(self, trade: Any) -> Decimal | None:
-        row = self._extras.get(getattr(trade, "id", ""))
-        return row.close_price if row is not None else None
-
-    def _pips_of(self, trade: Any) -> Decimal | None:
-        row = self._extras.get(getattr(trade, "id", ""))
-        return row.pips if row is not None else None
 
     def row_object(self, row: int) -> Any:
         """The trade on ``row`` (the live version when the live model has it), None while its page loads."""
@@ -255,17 +264,17 @@ class StoreTradesModel(QAbstractTableModel):
         raw = self._cache.get(rowid)
         if raw is None:
             return None
-        entry = self._decoded[rowid] = decode_row(raw, self.reader.decode_trade)
+        entry = self._decoded[rowid] = self.reader.decode(raw)
         if entry is not None:
             self._extras[raw.id] = entry
         return entry
 
-    def trade(self, trade_id: str) -> Any:
-        """A trade of the loaded pages by id (the live version when there is one), else None."""
-        current = self.live.get(trade_id)
+    def get(self, key: str) -> Any:
+        """A row of the loaded pages by key (the live version when there is one), else None."""
+        current = self.live.get(key)
         if current is not None:
             return current
-        rowid = self._by_id.get(trade_id)
+        rowid = self._by_id.get(key)
         entry = self._entry(rowid) if rowid is not None else None
         return entry.trade if entry is not None else None
 
@@ -318,6 +327,9 @@ class StoreTradesModel(QAbstractTableModel):
             live_row = self.live.row_of(obj.id)
             if live_row is not None and col < self._n_live:
                 return self.live.data(self.live.index(live_row, col), role)
+            tip = self.live.cell_tip(obj, col) if col < self._n_live else None
+            if tip is not None:
+                return tip or None
             column = self.columns[col]
             return (column.text(obj, self.options) if column.text is not None else None) or None
         return None
@@ -444,7 +456,7 @@ class StoreTradesModel(QAbstractTableModel):
         self._sort_key = key
         self.requery()
 
-    def set_filter(self, flt: HistoryFilter) -> None:
+    def set_filter(self, flt: Any) -> None:
         if flt != self._filter:
             self._filter = flt
             self.requery()
@@ -670,6 +682,58 @@ class StoreTradesModel(QAbstractTableModel):
         self._prepare_timer.stop()
         self._prepare.clear()
         self.reader.close()
+
+
+class StoreTradesModel(StoreHistoryModel):
+    """The Trades table over the store. ``live``: the controller's ``TradesModel``. Beside its columns, the close
+    price, duration and pips of each trade, which only the store's rows (with their positions) give."""
+
+    live: TradesModel
+
+    def __init__(self, reader: HistoryReader, live: TradesModel, *, commits: Callable[[], int] | None = None,
+                 parent: Any = None) -> None:
+        super().__init__(reader, live, commits=commits, parent=parent)
+
+    def _store_columns(self) -> tuple[Column, ...]:
+        return (
+            Column("close_price", "Close", self._close_of,
+                   lambda t, o: fmt.format_price(self._close_of(t), t.symbol), numeric=True,
+                   tooltip="Average close price of the trade's closed positions (volume-weighted)"),
+            Column("duration", "Duration", trade_duration, lambda t, o: format_duration(trade_duration(t)),
+                   numeric=True, tooltip="From open to close"),
+            Column("pips", "Pips", self._pips_of, lambda t, o: _signed(self._pips_of(t)), numeric=True,
+                   pl_currency=lambda t: None,
+                   tooltip="Pips from entry to close: FX 0.0001 (JPY 0.01), gold 0.1, silver 0.01, indices 1 "
+                              "point; blank where the pip is not known"),
+        )
+
+    def _close_of(self, trade: Any) -> Decimal | None:
+        row = self._extras.get(getattr(trade, "id", ""))
+        return row.close_price if row is not None else None
+
+    def _pips_of(self, trade: Any) -> Decimal | None:
+        row = self._extras.get(getattr(trade, "id", ""))
+        return row.pips if row is not None else None
+
+    def trade(self, trade_id: str) -> Any:
+        """A trade of the loaded pages by id (the live version when there is one), else None."""
+        return self.get(trade_id)
+
+
+class StoreSignalsModel(StoreHistoryModel):
+    """The Signals table over the store: every signal kept, not only the API's newest page. ``live``: the
+    controller's ``SignalsModel`` (the newest page and the signals the stream and polls bring)."""
+
+    default_sort = "received_at"
+
+    def __init__(self, reader: HistoryReader, live: Any, *, commits: Callable[[], int] | None = None,
+                 parent: Any = None) -> None:
+        super().__init__(reader, live, commits=commits, parent=parent)
+
+    def _no_filter(self) -> Any:
+        from ..core.signal_history import SignalFilter
+
+        return SignalFilter()
 
 
 def _positions(rowids: array, wanted: set[int]) -> dict[int, int]:

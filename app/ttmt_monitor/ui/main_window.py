@@ -356,12 +356,21 @@ class MainWindow(QMainWindow):
         self.trades_footer.setTextFormat(Qt.TextFormat.PlainText)
         self.trades_footer.setContentsMargins(4, 2, 4, 2)
         self._holder_layout("trades").addWidget(self.trades_footer)
+        # ... and the Signals history the same way (every signal kept, not only the API's newest page), with a
+        # footer counting the signals shown.
+        self.signal_history: Any = None
+        self.signals_footer = QLabel(self._table_holders["signals"])
+        self.signals_footer.setObjectName("signals_footer")
+        self.signals_footer.setTextFormat(Qt.TextFormat.PlainText)
+        self.signals_footer.setContentsMargins(4, 2, 4, 2)
+        self._holder_layout("signals").addWidget(self.signals_footer)
         self._footer_timer = QTimer(self)  # in-memory totals (no store): recomputed at a calm pace
         self._footer_timer.setSingleShot(True)
         self._footer_timer.setInterval(500)
         self._footer_timer.timeout.connect(self._update_memory_footer)
-        controller.trades_model.rows_touched.connect(lambda *_: self._footer_timer.start())
-        controller.trades_model.modelReset.connect(self._footer_timer.start)
+        for live in (controller.trades_model, controller.signals_model):
+            live.rows_touched.connect(lambda *_: self._footer_timer.start())
+            live.modelReset.connect(self._footer_timer.start)
         controller.store_changed.connect(self._on_store_changed)
         if controller.store is not None:
             self._on_store_changed(controller.store)
@@ -1037,10 +1046,11 @@ class MainWindow(QMainWindow):
         """The table view of tab ``name``, made now: its saved layout, the display options and filter in force."""
         model, default_sort = self._table_specs[name]
         proxy = None
-        if name == "trades" and self.history_model is not None:
+        stored = self._store_model(name)
+        if stored is not None:  # sorted and filtered by the store's queries
             from .history_model import PassThroughProxy
 
-            model, proxy = self.history_model, PassThroughProxy()
+            model, proxy = stored, PassThroughProxy()
         view = DeskTableView(model, name, default_sort=default_sort, proxy=proxy)
         restored = view.restore_layout(self.settings.qs)
         if not restored and name in ("accounts", "positions") and self._hub is not None and self._hub.sources():
@@ -1059,8 +1069,8 @@ class MainWindow(QMainWindow):
             self._analytics.install_accounts_view(view)  # (else when the analytics are built)
         if self._filter_spec is not None:
             self._apply_filter(name)
-        if name == "trades":
-            self._holder_layout(name).insertWidget(0, view, 1)  # above the Trades footer
+        if name in ("trades", "signals"):
+            self._holder_layout(name).insertWidget(0, view, 1)  # above the footer
         else:
             self._holder_layout(name).addWidget(view)
         # At once, not on the next loop turn (a child added to a shown widget waits for that); an empty desk's
@@ -1219,9 +1229,11 @@ class MainWindow(QMainWindow):
                 channels[t.channel_id] = t.channel_name or t.channel_id
             if t.symbol:
                 symbols.add(t.symbol)
-        if self.history_model is not None:  # the whole stored history's choices, not only the live rows'
-            self.history_model.refresh_choices()
-            stored_channels, stored_symbols = self.history_model.choices
+        for stored in (self.history_model, self.signal_history):  # the whole stored history's choices, not only
+            if stored is None:  # the live rows'
+                continue
+            stored.refresh_choices()
+            stored_channels, stored_symbols = stored.choices
             for channel_id, name in stored_channels:
                 channels.setdefault(channel_id, name)
             symbols.update(stored_symbols)
@@ -1250,12 +1262,17 @@ class MainWindow(QMainWindow):
         if name not in ("positions", "trades", "signals"):
             return
         spec = self._filter_spec
-        if name == "trades":
+        if name in ("trades", "signals"):
             self._footer_timer.start()
-            if self.history_model is not None:  # filtered by the store's queries, off the loop
+            if name == "trades" and self.history_model is not None:  # filtered by the store's queries, off the loop
                 from .history_model import history_filter
 
                 self.history_model.set_filter(history_filter(spec))
+                return
+            if name == "signals" and self.signal_history is not None:
+                from .history_model import signal_filter
+
+                self.signal_history.set_filter(signal_filter(spec))
                 return
         view = self.views[name]
         if getattr(spec, "is_empty", False):
@@ -1269,32 +1286,50 @@ class MainWindow(QMainWindow):
 
     # --- the Trades history from the store ---------------------------------------------------------------------
 
+    def _store_model(self, name: str) -> Any:
+        """The store-backed model of tab ``name`` (Trades, Signals) while a store is open, else None."""
+        return self.history_model if name == "trades" else self.signal_history if name == "signals" else None
+
     def _on_store_changed(self, store: Any) -> None:
-        """A store opened (or was replaced, or closed): the Trades view reads its history from it, or from the
-        in-memory model without one. The view is rebuilt on its new model (layout and filter kept)."""
-        old, self.history_model = self.history_model, None
+        """A store opened (or was replaced, or closed): the Trades and Signals views read their history from it,
+        or from the in-memory models without one. Each view is rebuilt on its new model (layout and filter kept)."""
+        olds = (self.history_model, self.signal_history)
+        self.history_model = self.signal_history = None
         path = getattr(store, "path", None)
         if store is not None and path is not None and hasattr(store, "codec"):
-            from ..core.model_codec import decode_trade  # the store's own format, whatever the source
+            from ..core.model_codec import decode_signal, decode_trade  # the store's own format, whatever the source
+            from ..core.signal_history import SignalHistoryReader
             from ..core.trade_history import HistoryReader
-            from .history_model import StoreTradesModel, history_filter
+            from .history_model import StoreSignalsModel, StoreTradesModel
+
+            def commits(store: Any = store) -> int:
+                return int(store.commits)
 
             model = StoreTradesModel(HistoryReader(path, decode_trade), self.controller.trades_model,
-                                     commits=lambda store=store: store.commits, parent=self)
+                                     commits=commits, parent=self)
             model.set_options(self.controller.trades_model.options)
-            if self._filter_spec is not None:
-                model.set_filter(history_filter(self._filter_spec))
             model.totals_changed.connect(self._on_history_totals)
             self.history_model = model
-        if "trades" in self.views:
-            # (its layout is not saved here: the two models have different columns; closing saves the one shown)
-            view = self.views.pop("trades")
-            view.setParent(None)
-            view.deleteLater()
-            self.views["trades"]  # noqa: B018 - rebuilt on the new model
-        if old is not None:
-            old.close()
-            old.deleteLater()
+            signals = StoreSignalsModel(SignalHistoryReader(path, decode_signal), self.controller.signals_model,
+                                        commits=commits, parent=self)
+            signals.set_options(self.controller.signals_model.options)
+            signals.totals_changed.connect(self._on_signal_count)
+            self.signal_history = signals
+            if self._filter_spec is not None:
+                self._apply_filter("trades")
+                self._apply_filter("signals")
+        for name in ("trades", "signals"):
+            if name in self.views:
+                # (its layout is not saved here: the two models may have different columns; closing saves the
+                # one shown)
+                view = self.views.pop(name)
+                view.setParent(None)
+                view.deleteLater()
+                self.views[name]  # noqa: B018 - rebuilt on the new model
+        for old in olds:
+            if old is not None:
+                old.close()
+                old.deleteLater()
         if self.history_model is None:
             self._footer_timer.start()
 
@@ -1303,8 +1338,12 @@ class MainWindow(QMainWindow):
 
         self.trades_footer.setText(totals_text(count, totals))
 
+    def _on_signal_count(self, count: int, _totals: Any = None) -> None:
+        self.signals_footer.setText(f"{count:,} signal{'' if count == 1 else 's'} shown")
+
     def _update_memory_footer(self) -> None:
-        """Count and realized totals of the in-memory Trades rows the filter lets through (no store)."""
+        """Count and realized totals of the in-memory Trades rows the filter lets through, and the count of the
+        Signals rows (no store)."""
         if self.history_model is not None:
             return
         from ..core.trade_history import realized_totals
@@ -1312,9 +1351,12 @@ class MainWindow(QMainWindow):
 
         spec = self._filter_spec
         trades = self.controller.trades_model.objects()
+        signals = self.controller.signals_model.objects()
         if spec is not None and not getattr(spec, "is_empty", True):
             trades = [t for t in trades if spec.matches(t)]
+            signals = [s for s in signals if spec.matches(s)]
         self.trades_footer.setText(totals_text(len(trades), realized_totals(trades)))
+        self._on_signal_count(len(signals))
 
     def refresh(self) -> None:
         if self.controller.started:
@@ -1433,7 +1475,7 @@ class MainWindow(QMainWindow):
         if row is None and self.history_model is not None:  # older history: the row the store gave the table
             row = self.history_model.trade(trade_id)
         if row is not None:
-            detail.set_trade(row, self.controller.signals_model.get(row.signal_id or ""),
+            detail.set_trade(row, self._signal(row.signal_id or ""),
                              breakeven_seen=trade_id in self._breakeven_ids)
         dialog = self._detail_dialog(f"Trade {getattr(row, 'reference', None) or trade_id[:8]}", detail)
         detail.signal_requested.connect(self.open_signal)
@@ -1448,7 +1490,7 @@ class MainWindow(QMainWindow):
         try:
             trade = await client.trade(trade_id)
             if trade.signal_id and (signal is None or signal.id != trade.signal_id):
-                signal = self.controller.signals_model.get(trade.signal_id)
+                signal = self._signal(trade.signal_id)
                 try:
                     signal = await client.signal(trade.signal_id)
                 except Exception:  # noqa: BLE001 - the trade shows without its signal text
@@ -1459,13 +1501,20 @@ class MainWindow(QMainWindow):
         if shiboken6.isValid(detail):  # the dialog may have been closed while we waited
             detail.set_trade(trade, signal, breakeven_seen=trade_id in self._breakeven_ids)
 
+    def _signal(self, signal_id: str) -> Any:
+        """A signal the desk holds (the live model's, else a row the Signals table read from the store), or None."""
+        row = self.controller.signals_model.get(signal_id)
+        if row is None and self.signal_history is not None:
+            row = self.signal_history.get(signal_id)
+        return row
+
     def open_signal(self, signal_id: str) -> QDialog:
         from .signal_detail import SignalDetail
 
         detail = SignalDetail(utc=self.settings.utc)
         # "Routed to accounts" by label, not by id.
         detail.set_account_labels({a.account_id: a.label for a in self.controller.accounts.values()})
-        row = self.controller.signals_model.get(signal_id)
+        row = self._signal(signal_id)
         if row is not None:
             detail.set_signal(row)
             self._name_signal_trades(detail)
@@ -1518,8 +1567,9 @@ class MainWindow(QMainWindow):
         options = DisplayOptions(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme, dark=self._dark())
         for model, _sort in self._table_specs.values():  # every table's model, its view built or not
             model.set_options(options)
-        if self.history_model is not None:
-            self.history_model.set_options(options)
+        for stored in (self.history_model, self.signal_history):
+            if stored is not None:
+                stored.set_options(options)
         self.summary.set_scheme(options.pl_scheme, options.dark)
         self._refresh_summary()
         if getattr(self, "_analytics", None) is not None:

@@ -66,15 +66,19 @@ class SignalsModel(KeyedTableModel):
     def key_of(obj: Signal) -> str:
         return obj.id
 
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def cell_tip(self, obj: Any, col: int) -> str | None:
         # The plain words in the cell, the raw code in the tooltip (what TTMT's logs and support speak of).
+        if col == self._kind_column:
+            tip = fmt.signal_kind_tip(obj.kind)
+        elif col == self._reason_column:
+            tip = f"{fmt.reason_sentence(obj.skip_reason)}\n(code: {obj.skip_reason})" if obj.skip_reason else ""
+        else:
+            return None
+        # The code comes from the service: never let a tooltip guess markup from it.
+        return tip.replace("<", "\u2039").replace(">", "\u203a")
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if role == Qt.ItemDataRole.ToolTipRole and index.isValid() and index.column() in (
                 self._kind_column, self._reason_column) and 0 <= index.row() < self.rowCount():
-            s = self.row_object(index.row())
-            if index.column() == self._kind_column:
-                tip = fmt.signal_kind_tip(s.kind)
-            else:
-                tip = f"{fmt.reason_sentence(s.skip_reason)}\n(code: {s.skip_reason})" if s.skip_reason else ""
-            # The code comes from the service: never let a tooltip guess markup from it.
-            return tip.replace("<", "\u2039").replace(">", "\u203a") or None
+            return self.cell_tip(self.row_object(index.row()), index.column()) or None
         return super().data(index, role)

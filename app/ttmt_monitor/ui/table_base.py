@@ -258,6 +258,11 @@ class KeyedTableModel(QAbstractTableModel):
     def key_of(obj: Any) -> str:
         return obj.id
 
+    def cell_tip(self, obj: Any, col: int) -> str | None:
+        """A column's own tooltip for ``obj`` (plain text), or None for the cell's text; a store-backed table
+        over this model (ui/history_model) asks it for rows the model does not hold."""
+        return None
+
     # --- reading ---------------------------------------------------------------------------------------------------
 
     def row_object(self, row: int) -> Any:

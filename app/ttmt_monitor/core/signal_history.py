@@ -1,0 +1,183 @@
+"""The Signals history as queries on the local store: filter, order, count and pages, off the GUI thread (issue 16:
+the Signals view reads pages from the store, as the Trades view does, so every signal kept is there to scroll to,
+not only the API's newest page).
+
+Provides:
+- :class:`SignalFilter`: what the filter bar asks, in store terms, by the same rules as ``ui.filter_bar.FilterSpec``
+  for signals (account among the signal's accounts, channel, symbol ignoring broker suffixes, status and the groups
+  open = pending / closed = the rest, received in the date window, every word of a free text in one of its text
+  fields or its status's shown words);
+- :data:`SIGNAL_SORT_KEYS`: the Signals table's column keys -> SQL ordering expressions;
+- :class:`SignalHistoryReader`: a :class:`~ttmt_monitor.core.trade_history.HistoryReader` over the ``signals``
+  table (its own read-only connection on one worker thread; nothing runs on the caller's thread).
+
+No columns are added to the table for this: the fields the table has no column for are read from the stored JSON
+(``json_extract``; SQLite keeps the last parses of a row's text, so several fields of one row cost one parse).
+A trader's signals are tens of thousands, not the hundreds of thousands of trades a copier's fills make; the
+measured cost is in ``benchmarks/history.py --signals``.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .formatting import status_label
+from .models import SIGNAL_STATUSES
+from .trade_history import HistoryReader, Ordered, PageRow, RawRow, base_symbol
+
+__all__ = ["SIGNAL_SORT_KEYS", "SignalFilter", "SignalHistoryReader"]
+
+
+def _field(name: str) -> str:
+    return f"json_extract(json, '$.{name}')"
+
+
+def _number(name: str) -> str:
+    # Money is exact text in the store's format: a number only to order by.
+    return f"CAST({_field(name)} AS REAL)"
+
+
+#: The symbol as ``base_symbol`` reads it, up to its broker suffix: upper case, without a leading "#".
+_SYMBOL_UPPER = "upper(ltrim(trim(symbol), '#'))"
+_TPS_SQL = "(" + " + ".join(f"({_field(f'take_profits[{n}]')} IS NOT NULL)" for n in range(6)) + ")"
+#: The text fields the free text searches (``FilterSpec._match_signal``'s), one per line, folded by ``fold``.
+_SEARCH_SQL = "fold(" + " || char(10) || ".join(
+    f"coalesce({_field(name)}, '')" for name in (
+        "id", "symbol", "direction", "status", "kind", "channel_name", "skip_reason", "telegram_message_id",
+        "raw_message")) + ")"
+
+#: Column key of the Signals table -> the SQL expressions it is ordered by, in turn (NULLs first ascending, as the
+#: table's own sort puts missing values first). Keys absent here are ordered by the time received.
+SIGNAL_SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "received_at": ("received_at",),
+    "channel": (f"lower({_field('channel_name')})",),
+    "kind": ("kind",),
+    "status": ("status",),
+    "symbol": ("lower(symbol)",),
+    "direction": (f"lower({_field('direction')})",),
+    # (entry price, range low, range high, entry type): the table's own key, a tuple of them
+    "entry": (_number("entry_price"), _number("entry_low"), _number("entry_high"), _field("entry_type")),
+    "sl": (_number("stop_loss"),),
+    "tps": (_TPS_SQL,),
+    "skip_reason": (f"lower({_field('skip_reason')})",),
+    "accounts": (f"json_array_length({_field('account_ids')})",),
+    "processed_at": (_field("processed_at"),),
+    "id": ("id",),
+}
+
+
+class SignalFilter(msgspec.Struct, frozen=True):
+    """The filter bar's choice for signals, in store terms. ``since``: the start of the date window (aware), None
+    for all dates; ``until``: its end, exclusive. A signal is in the window when it was received in it."""
+
+    account_id: str | None = None
+    channel_id: str | None = None
+    symbol: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    text: str = ""
+    until: datetime | None = None
+
+    def where(self, statuses: Sequence[str] = SIGNAL_STATUSES) -> tuple[str, list[Any]]:
+        """(SQL condition, parameters). ``statuses``: the statuses stored, whose shown words a text may match."""
+        from .store import ts_text
+
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.account_id:
+            clauses.append("instr(account_ids, ?) > 0")  # stored as ",id1,id2,"
+            params.append(f",{self.account_id},")
+        if self.channel_id:
+            clauses.append("channel_id = ?")
+            params.append(self.channel_id)
+        if key := base_symbol(self.symbol):
+            # The stored symbol begins with the key, and what follows is nothing or a suffix's "." or "-" (a key
+            # never holds either: base_symbol cut there).
+            clauses.append(f"substr({_SYMBOL_UPPER}, 1, ?) = ? AND substr({_SYMBOL_UPPER}, ? + 1, 1) IN ('', '.', '-')")
+            params.extend((len(key), key, len(key)))
+        if self.status:
+            wanted = self.status.lower()
+            if wanted == "open":  # (a signal is "open" while TTMT has not dealt with it)
+                clauses.append("coalesce(status, '') = 'pending'")
+            elif wanted == "closed":
+                clauses.append("coalesce(status, '') <> 'pending'")
+            else:
+                clauses.append("status = ?")
+                params.append(wanted)
+        if self.since is not None:
+            clauses.append("received_at >= ?")
+            params.append(ts_text(self.since))
+        if self.until is not None:
+            clauses.append("received_at <> '' AND received_at < ?")  # (no time: in no window)
+            params.append(ts_text(self.until))
+        for word in self.text.lower().split():
+            labelled = sorted({s for s in statuses if s and word in status_label(s).lower()})
+            cond = f"instr({_SEARCH_SQL}, ?) > 0"
+            params.append(word)
+            if labelled:
+                cond = f"({cond} OR status IN ({', '.join('?' * len(labelled))}))"
+                params.extend(labelled)
+            clauses.append(cond)
+        return (" AND ".join(clauses) if clauses else "1"), params
+
+
+def _fold(text: Any) -> str | None:
+    """Python's own lower case (SQLite's ``lower`` folds ASCII only: "ÖL" would miss "öl")."""
+    return text.lower() if isinstance(text, str) else None
+
+
+class SignalHistoryReader(HistoryReader):
+    """Reads the Signals history of one store file on its own thread and connection. ``decode_signal``: the store
+    format's decoder (``core.model_codec.decode_signal``), given a row's stored text."""
+
+    def __init__(self, path: Path | str, decode_signal: Callable[[Any], Any]) -> None:
+        super().__init__(path, decode_signal)
+
+    def decode(self, raw: RawRow) -> PageRow | None:
+        try:
+            return PageRow(raw.rowid, self.decode_trade(raw.json), None, None)
+        except Exception:  # noqa: BLE001 - one undecodable row shows blank, never stops the page
+            return None
+
+    def _connection(self) -> Any:
+        fresh = self._conn is None
+        conn = super()._connection()
+        if fresh:
+            conn.create_function("fold", 1, _fold, deterministic=True)
+        return conn
+
+    def _choices(self) -> tuple[list[tuple[str, str]], list[str]]:
+        conn = self._connection()
+        channels = conn.execute(f"SELECT channel_id, max({_field('channel_name')}) FROM signals"
+                                " WHERE channel_id IS NOT NULL GROUP BY channel_id").fetchall()
+        symbols = conn.execute("SELECT DISTINCT symbol FROM signals WHERE symbol IS NOT NULL").fetchall()
+        return [(c, n or c) for c, n in channels], [s for (s,) in symbols]
+
+    def _order(self, flt: Any, sort_key: str | None, descending: bool) -> Ordered:
+        started = time.perf_counter()
+        conn = self._connection()
+        statuses = [r[0] for r in conn.execute("SELECT DISTINCT status FROM signals") if r[0]] if flt.text else ()
+        where, params = flt.where(statuses or SIGNAL_STATUSES)
+        way = "DESC" if descending else "ASC"
+        terms = SIGNAL_SORT_KEYS.get(sort_key or "", SIGNAL_SORT_KEYS["received_at"])
+        # Ties: newest stored first either way (rowid grows with insertion), so equal keys keep a stable order.
+        order = ", ".join(f"{term} {way}" for term in (*terms, "rowid"))
+        rowids = array("q", map(itemgetter(0), conn.execute(
+            f"SELECT rowid FROM signals WHERE {where} ORDER BY {order}", params)))  # noqa: S608
+        return Ordered(rowids, {}, time.perf_counter() - started)
+
+    def _page(self, rowids: list[int]) -> list[RawRow]:
+        if not rowids:
+            return []
+        conn = self._connection()
+        marks = ",".join("?" * len(rowids))
+        rows = conn.execute(f"SELECT rowid, id, json FROM signals WHERE rowid IN ({marks})", rowids).fetchall()  # noqa: S608
+        return [RawRow(rowid, signal_id, text, ()) for rowid, signal_id, text in rows]
