@@ -213,3 +213,55 @@ def test_the_window_reads_trades_from_the_store_with_a_footer(qapp, store: Store
             dispose(window)
 
     _LOOP.run(scenario)
+
+
+def test_an_export_writes_every_row_from_the_store_not_only_those_loaded(qtbot, model: StoreTradesModel,
+                                                                         tmp_path: Path) -> None:
+    """File → Export table to CSV… on the store-backed table: every trade of the order shown, exact, even those
+    never scrolled to (the model holds at most CACHE_ROWS of them: the view alone would write them blank)."""
+    import csv
+
+    from PySide6.QtWidgets import QLineEdit, QWidget
+
+    from ttmt_monitor.ui.table_export import export_view
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    view = DeskTableView(model, "trades_test", proxy=PassThroughProxy())
+    qtbot.addWidget(view)
+    view.resize(1000, 500)
+    view.show()
+    _load(qtbot, model, 0)
+    live_version = replace(model.row_object(0), unrealized_pl=Decimal("4321.09"))
+    model.live.upsert([live_version])  # a trade the stream keeps current: exported as it is now
+    target = tmp_path / "trades.csv"
+
+    async def scenario() -> tuple[str, int] | None:
+        import asyncio
+
+        async def answer() -> None:
+            await until(lambda: getattr(parent, "file_dialog", None) is not None, 10, "the file dialog")
+            dialog = parent.file_dialog
+            dialog.findChild(QLineEdit, "fileNameEdit").setText(str(target))
+            dialog.accept()
+
+        answering = asyncio.ensure_future(answer())
+        done = await export_view(parent, view, "trades")
+        await answering
+        return done
+
+    done = _LOOP.run(scenario)
+    assert done == (str(target), N)
+    with open(target, encoding="utf-8", newline="") as handle:
+        table = list(csv.reader(handle))
+    header, rows = table[0], table[1:]
+    assert len(rows) == N and model.cache_size() <= hm.CACHE_ROWS
+    ref, realized, close = header.index("Ref"), header.index("Realized P&L"), header.index("Close")
+    wires = {t["reference"]: t for t, _ in history_wires(N)}
+    assert [r[ref] for r in rows] == [f"trd_{i:07d}" for i in range(N - 1, -1, -1)]  # newest first, as shown
+    for r in rows:  # exact money, from the store, for every row
+        assert Decimal(r[realized]) == wires[r[ref]]["realized_pl"]
+    closes = {t["reference"]: p[0]["close_price"] for t, p in history_wires(N) if p}
+    assert all(Decimal(r[close]) == closes[r[ref]] for r in rows if r[ref] in closes)
+    assert rows[0][header.index("Open P&L")] == "4321.09"
+    assert header[-1] == "Currency" or "Currency" in header

@@ -5,8 +5,9 @@ reads every stored signal through it (more than the API's page), with a footer, 
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,12 @@ def test_the_signals_tab_reads_every_stored_signal(qapp, filled: Store, settings
             expected = sum(1 for s in filled.iter_signals() if s.status == "skipped")
             await until(lambda: model.rowCount() == expected, 10, "filtered")
             await until(lambda: window.signals_footer.text() == f"{expected:,} signals shown", 10, "footer")
+            # File → Export table to CSV… writes every signal shown, not only those loaded.
+            cols = [model.column_number(k) for k in ("id", "status", "received_at")]
+            count, chunks = await model.export_csv(cols, [])
+            exported = list(csv.reader(io.StringIO("".join(chunks))))
+            assert count == len(exported) == expected and all(r[0].startswith(("sig-", "odd-")) for r in exported)
+            assert {r[1] for r in exported} == {"Skipped"}  # the words shown
             # A double-click on an old signal opens it from the store's row (no API here).
             dialog = window.open_signal(oldest.id)
             assert dialog.detail._signal is not None and dialog.detail._signal.id == oldest.id

@@ -14,7 +14,7 @@ Provides:
 No columns are added to the table for this: the fields the table has no column for are read from the stored JSON
 (``json_extract``; SQLite keeps the last parses of a row's text, so several fields of one row cost one parse).
 A trader's signals are tens of thousands, not the hundreds of thousands of trades a copier's fills make; the
-measured cost is in ``benchmarks/history.py --signals``.
+measured cost is in ``benchmarks/signal_history.py``.
 """
 
 from __future__ import annotations

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 PAGE_ROWS = 200  # rows fetched per page query
 CACHE_ROWS = 2000  # decoded rows kept (LRU): ~5 MB, whatever the history's size
+EXPORT_ROWS = 2000  # rows read from the store per step of an export
 PREPARE_SLICE_S = 0.004  # at most this long on the loop per slice of rows made display-ready
 REQUERY_MS = 1000  # at most this often a new order after the store changed (x3 the last query's time if longer)
 _ALIGN_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -683,12 +684,86 @@ class StoreHistoryModel(QAbstractTableModel):
         self._prepare.clear()
         self.reader.close()
 
+    # --- File → Export table to CSV… ---------------------------------------------------------------------------
+
+    #: store-only columns whose value is the page row's (not the object's): key -> getter of a PageRow
+    _from_entry: dict[str, Callable[[PageRow], Any]] = {}
+
+    async def export_csv(self, cols: list[int], header: list[str], *, utc: bool = False) -> tuple[int, list[str]]:
+        """Every row of the current order (not only those loaded), the columns ``cols``, as
+        ``ui.table_export.table_rows`` writes a desk table's (exact numbers and times, the shown text otherwise, a
+        Currency column added to ``header`` when money goes without one): ``(rows, CSV text chunks)``.
+
+        The store is read a page of ``EXPORT_ROWS`` at a time on the reader's worker, and each page's CSV text made
+        in an executor thread: the loop only hands chunks on. Text, not rows of cells: 100,000 rows of lists would
+        be ~100,000 objects more for the GUI thread's collector to walk on each full pass (stalls of 70-210 ms
+        measured, benchmarks/signal_history.py). A row whose object the live model holds is written from it
+        (current to the tick), as it is painted."""
+        import asyncio
+
+        from .table_export import export_plan
+
+        columns, currency_of = export_plan(self.columns, cols, header)
+        order = array("q", self._rowids)  # the order shown now, whatever comes while exporting
+        live = {self.live.key_of(obj): obj for obj in self.live.objects()}
+        options = self.options
+        loop = asyncio.get_running_loop()
+        count = 0
+        texts: list[str] = []
+        for start in range(0, len(order), EXPORT_ROWS):
+            chunk = order[start:start + EXPORT_ROWS]
+            raws = await asyncio.wrap_future(self.reader.page(chunk))
+            rows, text = await loop.run_in_executor(None, self._export_chunk, raws, chunk, columns, live, options,
+                                                    utc, currency_of)
+            count += rows
+            texts.append(text)
+        return count, texts
+
+    def _export_chunk(self, raws: list[RawRow], order: array, columns: list[Column], live: dict[str, Any],
+                      options: DisplayOptions, utc: bool, currency_of: Callable[[Any], Any] | None,
+                      ) -> tuple[int, str]:
+        """(In an executor thread: reads nothing of the model's own state but ``reader.decode`` and ``_from_entry``.)"""
+        from .table_export import csv_text, exact_cell, safe_text
+
+        by_rowid = {raw.rowid: raw for raw in raws}
+        width = len(columns) + (currency_of is not None)
+        out: list[list[str]] = []
+        for rowid in order:
+            raw = by_rowid.get(rowid)
+            if raw is None:  # gone from the store since the order was read
+                continue
+            entry = self.reader.decode(raw)
+            obj = live.get(raw.id) or (entry.trade if entry is not None else None)
+            if obj is None:  # unreadable: blank, as the table shows it
+                out.append([""] * width)
+                continue
+            row: list[str] = []
+            for column in columns:
+                stored = self._from_entry.get(column.key)
+                try:
+                    value = (stored(entry) if entry is not None else None) if stored else column.value(obj)
+                    if isinstance(value, (Decimal, datetime)):
+                        row.append(exact_cell(value, utc=utc))  # exact, not the rounded "+1,234.50 USD"
+                        continue
+                    if stored is not None and value is None:
+                        text = ""
+                    else:
+                        text = column.text(obj, options) if column.text is not None else text_plain(value)
+                except Exception:  # noqa: BLE001 - an odd row exports blank, like the view shows it
+                    text = ""
+                row.append(safe_text(text or ""))
+            if currency_of is not None:
+                row.append(safe_text(exact_cell(currency_of(obj))))
+            out.append(row)
+        return len(out), csv_text(out)
+
 
 class StoreTradesModel(StoreHistoryModel):
     """The Trades table over the store. ``live``: the controller's ``TradesModel``. Beside its columns, the close
     price, duration and pips of each trade, which only the store's rows (with their positions) give."""
 
     live: TradesModel
+    _from_entry = {"close_price": lambda entry: entry.close_price, "pips": lambda entry: entry.pips}
 
     def __init__(self, reader: HistoryReader, live: TradesModel, *, commits: Callable[[], int] | None = None,
                  parent: Any = None) -> None:

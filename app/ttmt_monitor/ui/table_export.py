@@ -10,15 +10,18 @@ Provides:
 - :func:`write_csv` — UTF-8 with a header row, written to ``FILE.partial`` and renamed (an error never leaves a
   half file). Text cells a spreadsheet would evaluate (``= + - @``) get a leading ``'`` (DESIGN.md rules).
 - :func:`export_view` — asks for the file with a non-modal ``QFileDialog`` (``open()`` and an awaited
-  ``finished``: never ``exec()`` inside a coroutine) and writes in an executor thread.
+  ``finished``: never ``exec()`` inside a coroutine) and writes in an executor thread. A table paged from the
+  store (``ui/history_model``) holds only the rows on screen: its every row is read from the store instead
+  (its ``export_csv``), by the same rules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -68,23 +71,11 @@ def _visible_columns(view: QTableView) -> list[int]:
 def table_rows(view: QTableView, *, utc: bool = False) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of what ``view`` shows: its proxy's rows in order, its visible columns in order."""
     model = view.model()
-    cols = _visible_columns(view)
-    header = [str(model.headerData(c, Qt.Orientation.Horizontal) or "") for c in cols]
+    cols, header = header_of(view)
     source = getattr(view, "source_model", None)
     rows: list[list[str]] = []
     if isinstance(source, KeyedTableModel):
-        columns = [source.columns[c] for c in cols]
-        keys = [c.key for c in columns]
-        money = [c for c in columns if c.pl_currency is not None or c.key in _MONEY_KEYS]
-        currency_col = next((c for c in source.columns if c.key == "currency"), None)
-        currency_of: Any = None
-        if money and "currency" not in keys:
-            if currency_col is not None:
-                currency_of = currency_col.value
-            else:
-                currency_of = next((c.pl_currency for c in money if c.pl_currency is not None), None)
-        if currency_of is not None:
-            header.append(currency_col.title if currency_col is not None else "Currency")
+        columns, currency_of = export_plan(source.columns, cols, header)
         for r in range(model.rowCount()):
             obj = model.data(model.index(r, 0), ROW_ROLE)
             row: list[str] = []
@@ -116,12 +107,48 @@ def table_rows(view: QTableView, *, utc: bool = False) -> tuple[list[str], list[
     return header, rows
 
 
+def export_plan(all_columns: Sequence[Any], cols: Sequence[int],
+                header: list[str]) -> tuple[list[Any], Callable[[Any], Any] | None]:
+    """(the columns of ``cols``, the currency of a row when a Currency column is added at the end, else None).
+    When money is exported and the table's Currency column is not, one is added (its title appended to
+    ``header``): an amount never loses its currency."""
+    columns = [all_columns[c] for c in cols]
+    keys = [c.key for c in columns]
+    money = [c for c in columns if c.pl_currency is not None or c.key in _MONEY_KEYS]
+    currency_col = next((c for c in all_columns if c.key == "currency"), None)
+    currency_of: Any = None
+    if money and "currency" not in keys:
+        if currency_col is not None:
+            currency_of = currency_col.value
+        else:
+            currency_of = next((c.pl_currency for c in money if c.pl_currency is not None), None)
+    if currency_of is not None:
+        header.append(currency_col.title if currency_col is not None else "Currency")
+    return columns, currency_of
+
+
+def header_of(view: QTableView) -> tuple[list[int], list[str]]:
+    """(the visible columns in their on-screen order, their titles)."""
+    model = view.model()
+    cols = _visible_columns(view)
+    return cols, [str(model.headerData(c, Qt.Orientation.Horizontal) or "") for c in cols]
+
+
 _MONEY_KEYS = frozenset({"balance", "equity", "margin", "free_margin", "realized_pl", "unrealized_pl", "profit",
                          "commission", "swap", "open_pl", "realized_today"})
 
 
-def write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
-    """Write UTF-8 CSV (header first) atomically: ``FILE.partial`` then renamed. Returns the rows written."""
+def csv_text(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as CSV text, written as :func:`write_csv` writes them."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: Sequence[Sequence[str]],
+              chunks: Sequence[str] = ()) -> int:
+    """Write UTF-8 CSV (header first, then ``rows``, then ``chunks``: rows already as CSV text, :func:`csv_text`)
+    atomically: ``FILE.partial`` then renamed. Returns the rows written from ``rows``."""
     target = Path(path)
     partial = target.with_name(target.name + PARTIAL_SUFFIX)
     try:
@@ -129,6 +156,7 @@ def write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: Sequenc
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(header)
             writer.writerows(rows)
+            handle.writelines(chunks)
         os.replace(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -170,6 +198,12 @@ async def export_view(parent: QWidget, view: QTableView, name: str, *, utc: bool
     path = await ask_save_path(parent, "Export table to CSV", suggested, "CSV files (*.csv)")
     if path is None:
         return None
+    export_csv = getattr(getattr(view, "source_model", None), "export_csv", None)
+    if callable(export_csv):  # a table paged from the store: every row, read from it
+        cols, header = header_of(view)
+        count, chunks = await export_csv(cols, header, utc=utc)
+        await asyncio.get_running_loop().run_in_executor(None, write_csv, path, header, (), chunks)
+        return path, count
     header, rows = table_rows(view, utc=utc)  # read on the loop (Qt models are not thread-safe); cheap
     count = await asyncio.get_running_loop().run_in_executor(None, write_csv, path, header, rows)
     return path, count
