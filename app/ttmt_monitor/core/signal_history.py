@@ -12,7 +12,8 @@ Provides:
   table (its own read-only connection on one worker thread; nothing runs on the caller's thread).
 
 No columns are added to the table for this: the fields the table has no column for are read from the stored JSON
-(``json_extract``; SQLite keeps the last parses of a row's text, so several fields of one row cost one parse).
+(``json_extract``; SQLite keeps the last parses of a row's text, so several fields of one row cost one parse); a
+free text is matched by one Python function per row (``has_words``: Python's case folding, every word at once).
 A trader's signals are tens of thousands, not the hundreds of thousands of trades a copier's fills make; the
 measured cost is in ``benchmarks/signal_history.py``.
 """
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,6 @@ from typing import Any
 import msgspec
 
 from .formatting import status_label
-from .models import SIGNAL_STATUSES
 from .trade_history import HistoryReader, Ordered, PageRow, RawRow, base_symbol
 
 __all__ = ["SIGNAL_SORT_KEYS", "SignalFilter", "SignalHistoryReader"]
@@ -48,11 +49,11 @@ def _number(name: str) -> str:
 #: The symbol as ``base_symbol`` reads it, up to its broker suffix: upper case, without a leading "#".
 _SYMBOL_UPPER = "upper(ltrim(trim(symbol), '#'))"
 _TPS_SQL = "(" + " + ".join(f"({_field(f'take_profits[{n}]')} IS NOT NULL)" for n in range(6)) + ")"
-#: The text fields the free text searches (``FilterSpec._match_signal``'s), one per line, folded by ``fold``.
-_SEARCH_SQL = "fold(" + " || char(10) || ".join(
+#: The text fields the free text searches (``FilterSpec._match_signal``'s), one per line.
+_SEARCH_SQL = " || char(10) || ".join(
     f"coalesce({_field(name)}, '')" for name in (
         "id", "symbol", "direction", "status", "kind", "channel_name", "skip_reason", "telegram_message_id",
-        "raw_message")) + ")"
+        "raw_message"))
 
 #: Column key of the Signals table -> the SQL expressions it is ordered by, in turn (NULLs first ascending, as the
 #: table's own sort puts missing values first). Keys absent here are ordered by the time received.
@@ -86,8 +87,8 @@ class SignalFilter(msgspec.Struct, frozen=True):
     text: str = ""
     until: datetime | None = None
 
-    def where(self, statuses: Sequence[str] = SIGNAL_STATUSES) -> tuple[str, list[Any]]:
-        """(SQL condition, parameters). ``statuses``: the statuses stored, whose shown words a text may match."""
+    def where(self) -> tuple[str, list[Any]]:
+        """(SQL condition, parameters). A free text needs the reader's connection (its ``has_words``)."""
         from .store import ts_text
 
         clauses: list[str] = []
@@ -118,20 +119,25 @@ class SignalFilter(msgspec.Struct, frozen=True):
         if self.until is not None:
             clauses.append("received_at <> '' AND received_at < ?")  # (no time: in no window)
             params.append(ts_text(self.until))
-        for word in self.text.lower().split():
-            labelled = sorted({s for s in statuses if s and word in status_label(s).lower()})
-            cond = f"instr({_SEARCH_SQL}, ?) > 0"
-            params.append(word)
-            if labelled:
-                cond = f"({cond} OR status IN ({', '.join('?' * len(labelled))}))"
-                params.extend(labelled)
-            clauses.append(cond)
+        if words := self.text.lower().split():
+            # One call per row for every word (the fields are read once, not once per word).
+            clauses.append(f"has_words({_SEARCH_SQL}, status, ?)")
+            params.append("\n".join(words))
         return (" AND ".join(clauses) if clauses else "1"), params
 
 
-def _fold(text: Any) -> str | None:
-    """Python's own lower case (SQLite's ``lower`` folds ASCII only: "ÖL" would miss "öl")."""
-    return text.lower() if isinstance(text, str) else None
+@lru_cache(maxsize=64)
+def _status_words(status: str) -> str:
+    return status_label(status).lower()
+
+
+def _has_words(fields: Any, status: Any, words: str) -> bool:
+    """Every word (newline-separated) in the row's text fields or its status's shown words ("Skipped"), in
+    Python's own lower case (SQLite's ``lower`` folds ASCII only: "ÖL" would miss "öl")."""
+    hay = fields.lower() if isinstance(fields, str) else ""
+    if isinstance(status, str) and status:
+        hay += "\n" + _status_words(status)
+    return all(word in hay for word in words.split("\n"))
 
 
 class SignalHistoryReader(HistoryReader):
@@ -151,7 +157,7 @@ class SignalHistoryReader(HistoryReader):
         fresh = self._conn is None
         conn = super()._connection()
         if fresh:
-            conn.create_function("fold", 1, _fold, deterministic=True)
+            conn.create_function("has_words", 3, _has_words, deterministic=True)
         return conn
 
     def _choices(self) -> tuple[list[tuple[str, str]], list[str]]:
@@ -164,8 +170,7 @@ class SignalHistoryReader(HistoryReader):
     def _order(self, flt: Any, sort_key: str | None, descending: bool) -> Ordered:
         started = time.perf_counter()
         conn = self._connection()
-        statuses = [r[0] for r in conn.execute("SELECT DISTINCT status FROM signals") if r[0]] if flt.text else ()
-        where, params = flt.where(statuses or SIGNAL_STATUSES)
+        where, params = flt.where()
         way = "DESC" if descending else "ASC"
         terms = SIGNAL_SORT_KEYS.get(sort_key or "", SIGNAL_SORT_KEYS["received_at"])
         # Ties: newest stored first either way (rowid grows with insertion), so equal keys keep a stable order.
