@@ -15,7 +15,7 @@ No columns are added to the table for this: the fields the table has no column f
 (``json_extract``; SQLite keeps the last parses of a row's text, so several fields of one row cost one parse); a
 free text is matched by one Python function per row (``has_words``: Python's case folding, every word at once).
 A trader's signals are tens of thousands, not the hundreds of thousands of trades a copier's fills make; the
-measured cost is in ``benchmarks/signal_history.py``.
+measured cost is in ``benchmarks/history_tables.py``.
 """
 
 from __future__ import annotations

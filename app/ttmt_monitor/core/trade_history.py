@@ -244,11 +244,12 @@ class Ordered(msgspec.Struct, frozen=True):
 
 
 class RawRow(msgspec.Struct, frozen=True):
-    """One row as the store keeps it: decoded by :func:`decode_row` when first shown."""
+    """One row as the store keeps it: decoded by :func:`decode_row` when first shown. (A reader of rows kept in
+    memory, ``ui.memory_history``, puts the row object itself in ``json``.)"""
 
     rowid: int
     id: str
-    json: str
+    json: Any
     positions: tuple[str, ...]
 
 

@@ -697,7 +697,7 @@ class StoreHistoryModel(QAbstractTableModel):
         The store is read a page of ``EXPORT_ROWS`` at a time on the reader's worker, and each page's CSV text made
         in an executor thread: the loop only hands chunks on. Text, not rows of cells: 100,000 rows of lists would
         be ~100,000 objects more for the GUI thread's collector to walk on each full pass (stalls of 70-210 ms
-        measured, benchmarks/signal_history.py). A row whose object the live model holds is written from it
+        measured, benchmarks/history_tables.py). A row whose object the live model holds is written from it
         (current to the tick), as it is painted."""
         import asyncio
 

@@ -284,10 +284,11 @@ class MainWindow(QMainWindow):
             "trades": (controller.trades_model, ("created_at", Qt.SortOrder.DescendingOrder)),
             "signals": (controller.signals_model, ("received_at", Qt.SortOrder.DescendingOrder)),
         }
-        from .source_models import DealsModel, OrdersModel
+        from .memory_history import MemoryDealsModel
+        from .source_models import OrdersModel
 
         self.orders_model = OrdersModel(self)
-        self.deals_model = DealsModel(self)
+        self.deals_model = MemoryDealsModel(self)  # ordered off the GUI thread: a history of any size
         self._table_specs["orders"] = (self.orders_model, ("created_at", Qt.SortOrder.DescendingOrder))
         self._table_specs["deals"] = (self.deals_model, ("closed_at", Qt.SortOrder.DescendingOrder))
         self.bridge: Any = None
@@ -1287,7 +1288,10 @@ class MainWindow(QMainWindow):
     # --- the Trades history from the store ---------------------------------------------------------------------
 
     def _store_model(self, name: str) -> Any:
-        """The store-backed model of tab ``name`` (Trades, Signals) while a store is open, else None."""
+        """The model of tab ``name`` that orders its rows itself off the GUI thread (Trades and Signals while a
+        store is open, Closed deals always: ui/history_model), else None."""
+        if name == "deals":
+            return self.deals_model
         return self.history_model if name == "trades" else self.signal_history if name == "signals" else None
 
     def _on_store_changed(self, store: Any) -> None:
