@@ -97,6 +97,52 @@ def test_changes_removals_and_the_selection(qtbot, model: MemoryDealsModel) -> N
     assert model.get(chosen.deal.key) is None
 
 
+def test_tooltips_and_keys_of_loaded_rows(qtbot, model: MemoryDealsModel) -> None:
+    from ttmt_monitor.ui.table_base import KEY_ROLE
+
+    kind = model.column_number("type")
+    model.paint_data(0, kind)
+    qtbot.waitUntil(lambda: model.row_object(0) is not None, timeout=10000)
+    row = model.row_object(0)
+    assert model.data(model.index(0, kind), KEY_ROLE) == row.deal.key
+    assert model.data(model.index(0, kind), Qt.ItemDataRole.ToolTipRole) in ("Trade", "Balance", "Credit",
+                                                                              "Commission")
+    QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Fatal)  # with rows loaded
+
+
+def test_a_deal_changed_while_its_page_loads_is_shown_as_it_is_now(qtbot, model: MemoryDealsModel) -> None:
+    profit = model.column_number("profit")
+    model.paint_data(0, profit)  # painted blank: its page is wanted...
+    model._ask_pages()  # ...and asked for now, with the deals as they are now
+    key = model.memory.key_of(model.memory.row(model._rowids[0]))
+    old = model.memory.get(key)
+    model.upsert([DealRow(ClosedDeal(**{**{f: getattr(old.deal, f) for f in old.deal.__dataclass_fields__},
+                                        "profit": Decimal("-987.65")}), old.account_label, old.source_label)])
+    qtbot.waitUntil(lambda: model.row_object(0) is not None and "987.65" in model.paint_data(0, profit)[0],
+                    timeout=10000)
+
+
+def test_copy_reads_the_rows_not_loaded(qtbot, model: MemoryDealsModel) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    view = DeskTableView(model, "deals_copy", proxy=PassThroughProxy())
+    qtbot.addWidget(view)
+    view.resize(1000, 500)
+    view.show()
+    view.selectAll()
+    QGuiApplication.clipboard().clear()
+
+    async def copy() -> str:
+        view.copy_selection()
+        await view._copying
+        return QGuiApplication.clipboard().text()
+
+    lines = _LOOP.run(copy).splitlines()
+    assert len(lines) == N + 1 and lines[0].startswith("Closed")
+    assert all(line.strip() for line in lines)  # no row left blank
+    assert model.cache_size() < N
+
+
 def test_every_deal_is_exported(qtbot, model: MemoryDealsModel) -> None:
     import csv
     import io

@@ -25,6 +25,7 @@ from ttmt_monitor.ui.signals_model import SignalsModel
 from ttmt_monitor.ui.table_base import _py_sort_key
 
 N = 1200
+ODD = 8
 _LOOP = ModuleLoop()
 
 
@@ -38,6 +39,11 @@ def _odd_wires() -> list[dict[str, Any]]:
         {**base, "id": "odd-2", "symbol": "EURUSD.m", "status": None, "received_at": None, "account_ids": []},
         {**base, "id": "odd-3", "symbol": None, "status": "on_hold", "channel_id": None, "channel_name": None},
         {**base, "id": "odd-4", "symbol": "xauusdx", "status": "processed", "direction": None, "kind": None},
+        # Channel names outside ASCII: ordered by Python's case folding, as the table's own sort
+        {**base, "id": "odd-5", "channel_name": "Élite Gold", "channel_id": "ch-e"},
+        {**base, "id": "odd-6", "channel_name": "öl alerts", "channel_id": "ch-o"},
+        {**base, "id": "odd-7", "channel_name": "ÖL Signals", "channel_id": "ch-O"},
+        {**base, "id": "odd-8", "channel_name": "Zulu", "channel_id": "ch-z"},
     ]
 
 
@@ -89,7 +95,7 @@ SPECS = [
                                                                s.date_window, s.text)))
 def test_the_sql_filter_selects_exactly_what_the_filter_bar_does(filled: Store, spec: FilterSpec) -> None:
     signals = list(filled.iter_signals())
-    assert len(signals) == N + 4
+    assert len(signals) == N + ODD
     expected = {s.id for s in signals if spec.matches(s, now=NOW)}
     ordered, rows = _order(filled, signal_filter(spec, NOW))
     assert {s.id for s in rows} == expected
@@ -105,7 +111,7 @@ def test_the_store_orders_rows_as_the_table_sorts_them(filled: Store, key: str, 
     getter = next(c.value for c in SignalsModel.columns if c.key == key)
     _, rows = _order(filled, SignalFilter(), key, desc)
     keys = [_py_sort_key(getter(s)) for s in rows]
-    assert len(keys) == N + 4
+    assert len(keys) == N + ODD
     assert keys == sorted(keys, reverse=desc)
     assert len(set(keys)) > 2  # a column whose values differ
 
@@ -140,6 +146,34 @@ def test_a_changed_signal_keeps_its_row(tmp_path: Path) -> None:
         store.close()
 
 
+def test_a_cached_row_the_store_changed_is_painted_anew(qtbot, tmp_path: Path) -> None:
+    """A stored signal the live model does not hold, changed in the store (the backfill rewrote it): once the
+    store's commit is seen, the row shows what the store now says, not what was first read."""
+    store = Store.open_path(tmp_path / "history.sqlite", codec=CODEC)
+    model = None
+    try:
+        wires = list(signal_history_wires(50))
+        store.put_signals(wires)
+        store.flush_sync()
+        model = StoreSignalsModel(SignalHistoryReader(store.path, model_codec.decode_signal), SignalsModel(),
+                                  commits=lambda: store.commits)
+        qtbot.waitUntil(lambda: model.ready, timeout=10000)
+        status = model.column_number("status")
+        model.paint_data(0, status)
+        qtbot.waitUntil(lambda: model.row_object(0) is not None, timeout=10000)
+        first = model.row_object(0)
+        changed = "failed" if first.status != "failed" else "processed"
+        wire = next(w for w in wires if w["id"] == first.id)
+        store.put_signals([dict(wire, status=changed, skip_reason="symbol_not_found")])
+        store.flush_sync()
+        qtbot.waitUntil(lambda: model.row_object(0).status == changed, timeout=10000)
+        assert model.paint_data(0, status)[0] == changed.capitalize()
+    finally:
+        if model is not None:
+            model.close()
+        store.close()
+
+
 def test_the_signals_tab_reads_every_stored_signal(qapp, filled: Store, settings) -> None:
     from ttmt_monitor.ui.controller import DeskController
     from ttmt_monitor.ui.main_window import MainWindow
@@ -158,8 +192,8 @@ def test_the_signals_tab_reads_every_stored_signal(qapp, filled: Store, settings
             model = window.signal_history
             view = window.views["signals"]
             assert isinstance(model, StoreSignalsModel) and view.source_model is model
-            await until(lambda: model.rowCount() == N + 4, 10, "every stored signal")
-            await until(lambda: window.signals_footer.text() == f"{N + 4:,} signals shown", 10, "footer")
+            await until(lambda: model.rowCount() == N + ODD, 10, "every stored signal")
+            await until(lambda: window.signals_footer.text() == f"{N + ODD:,} signals shown", 10, "footer")
             # The oldest, far below the API's page: scrolled to, painted from the store.
             view.scrollToBottom()
             last = model.rowCount() - 1

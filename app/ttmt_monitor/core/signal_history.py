@@ -56,19 +56,21 @@ _SEARCH_SQL = " || char(10) || ".join(
         "raw_message"))
 
 #: Column key of the Signals table -> the SQL expressions it is ordered by, in turn (NULLs first ascending, as the
-#: table's own sort puts missing values first). Keys absent here are ordered by the time received.
+#: table's own sort puts missing values first). Keys absent here are ordered by the time received. Text is folded
+#: by ``fold`` (Python's lower case, as the table's own sort: SQLite's ``lower`` folds ASCII only, and "Élite"
+#: would sort after "Zulu").
 SIGNAL_SORT_KEYS: dict[str, tuple[str, ...]] = {
     "received_at": ("received_at",),
-    "channel": (f"lower({_field('channel_name')})",),
-    "kind": ("kind",),
+    "channel": (f"fold({_field('channel_name')})",),
+    "kind": ("kind",),  # (stored in lower case)
     "status": ("status",),
-    "symbol": ("lower(symbol)",),
-    "direction": (f"lower({_field('direction')})",),
+    "symbol": ("fold(symbol)",),
+    "direction": (f"fold({_field('direction')})",),
     # (entry price, range low, range high, entry type): the table's own key, a tuple of them
-    "entry": (_number("entry_price"), _number("entry_low"), _number("entry_high"), _field("entry_type")),
+    "entry": (_number("entry_price"), _number("entry_low"), _number("entry_high"), f"fold({_field('entry_type')})"),
     "sl": (_number("stop_loss"),),
     "tps": (_TPS_SQL,),
-    "skip_reason": (f"lower({_field('skip_reason')})",),
+    "skip_reason": (f"fold({_field('skip_reason')})",),
     "accounts": (f"json_array_length({_field('account_ids')})",),
     "processed_at": (_field("processed_at"),),
     "id": ("id",),
@@ -131,6 +133,10 @@ def _status_words(status: str) -> str:
     return status_label(status).lower()
 
 
+def _fold(text: Any) -> Any:
+    return text.lower() if isinstance(text, str) else text
+
+
 def _has_words(fields: Any, status: Any, words: str) -> bool:
     """Every word (newline-separated) in the row's text fields or its status's shown words ("Skipped"), in
     Python's own lower case (SQLite's ``lower`` folds ASCII only: "ÖL" would miss "öl")."""
@@ -158,6 +164,7 @@ class SignalHistoryReader(HistoryReader):
         conn = super()._connection()
         if fresh:
             conn.create_function("has_words", 3, _has_words, deterministic=True)
+            conn.create_function("fold", 1, _fold, deterministic=True)
         return conn
 
     def _choices(self) -> tuple[list[tuple[str, str]], list[str]]:
@@ -173,7 +180,8 @@ class SignalHistoryReader(HistoryReader):
         where, params = flt.where()
         way = "DESC" if descending else "ASC"
         terms = SIGNAL_SORT_KEYS.get(sort_key or "", SIGNAL_SORT_KEYS["received_at"])
-        # Ties: newest stored first either way (rowid grows with insertion), so equal keys keep a stable order.
+        # Ties in the order stored (rowid grows with insertion), reversed with the rest when descending: a stable
+        # order for equal keys.
         order = ", ".join(f"{term} {way}" for term in (*terms, "rowid"))
         rowids = array("q", map(itemgetter(0), conn.execute(
             f"SELECT rowid FROM signals WHERE {where} ORDER BY {order}", params)))  # noqa: S608

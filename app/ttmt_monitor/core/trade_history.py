@@ -410,7 +410,8 @@ class HistoryReader:
             # the GIL ~1 s per sort, and the GUI thread needs it to paint).
             expr, order_params = _pip_case(conn, expr)
         way = "DESC" if descending else "ASC"
-        # Ties: newest first either way (rowid grows with insertion), so equal keys keep a stable order.
+        # Ties in the order stored (rowid grows with insertion), reversed with the rest when descending: a stable
+        # order for equal keys.
         sql = f"SELECT rowid FROM trades WHERE {where} ORDER BY {expr} {way}, rowid {way}"  # noqa: S608
         rowids = array("q", map(itemgetter(0), conn.execute(sql, [*params, *order_params])))
         # Per currency, in chunks of ~2,000 values: each chunk is one short C call (Decimal parsing holds the GIL

@@ -193,6 +193,7 @@ class StoreHistoryModel(QAbstractTableModel):
         self._wanted: set[int] = set()
         self._querying = False
         self._query_again = False
+        self._refreshing = False  # cached rows being read again (_refresh_cached)
         self._last_query_s = 0.0
         self.totals: dict[str, Decimal] = {}
         #: ([(channel_id, name)], [symbol]) of every stored trade, once asked (refresh_choices)
@@ -321,11 +322,11 @@ class StoreHistoryModel(QAbstractTableModel):
         if obj is None or not 0 <= col < len(self.columns):
             return None
         if role == KEY_ROLE:
-            return obj.id
+            return self.live.key_of(obj)
         if role == SORT_ROLE:
             return sort_key(self.columns[col].value(obj))
         if role == Qt.ItemDataRole.ToolTipRole:
-            live_row = self.live.row_of(obj.id)
+            live_row = self.live.row_of(self.live.key_of(obj))
             if live_row is not None and col < self._n_live:
                 return self.live.data(self.live.index(live_row, col), role)
             tip = self.live.cell_tip(obj, col) if col < self._n_live else None
@@ -500,6 +501,17 @@ class StoreHistoryModel(QAbstractTableModel):
         commits = self._commits()
         if commits != self._seen_commits:
             self.requery()
+            self._refresh_cached()
+
+    def _refresh_cached(self) -> None:
+        """The store changed: read the cached rows again and replace those whose stored text changed (a row keeps
+        its rowid when it changes; one the live model does not hold, e.g. an older signal the backfill rewrote,
+        would otherwise be painted as first read until evicted). What did not change keeps its cells."""
+        if not self._cache or self._refreshing:
+            return
+        self._refreshing = True
+        known = {rowid: (raw.json, raw.positions) for rowid, raw in self._cache.items()}
+        self.reader.page(list(known)).add_done_callback(self._relay_to_gui(("refresh", known)))
 
     def _on_done(self, tag: tuple[Any, ...], future: Future[Any]) -> None:
         try:
@@ -520,6 +532,15 @@ class StoreHistoryModel(QAbstractTableModel):
                     self._query_again = True
             if self._query_again:
                 self.requery()
+            return
+        if tag[0] == "refresh":
+            self._refreshing = False
+            if result is not None:
+                known = tag[1]
+                changed = [raw for raw in result if known.get(raw.rowid) != (raw.json, raw.positions)
+                           and raw.rowid in self._cache]
+                if changed:
+                    self._apply_page(changed, None)
             return
         if tag[0] == "choices" and result is not None:
             self.choices = result
@@ -699,12 +720,28 @@ class StoreHistoryModel(QAbstractTableModel):
         be ~100,000 objects more for the GUI thread's collector to walk on each full pass (stalls of 70-210 ms
         measured, benchmarks/history_tables.py). A row whose object the live model holds is written from it
         (current to the tick), as it is painted."""
-        import asyncio
 
-        from .table_export import export_plan
+        from .table_export import csv_text, export_plan
 
         columns, currency_of = export_plan(self.columns, cols, header)
         order = array("q", self._rowids)  # the order shown now, whatever comes while exporting
+        return await self._texts(order, columns, currency_of, utc, False, csv_text)
+
+    async def copy_rows(self, rows: list[int], cols: list[int]) -> str:
+        """Edit → Copy of rows ``rows`` (of the current order), columns ``cols``: tab-separated, a header line, the
+        text each cell shows, read from the store for the rows not loaded (``ui.views.DeskTableView``'s
+        ``selection_as_tsv`` reads loaded rows only: the others would be blank lines)."""
+        header = "\t".join(str(self.headerData(c, Qt.Orientation.Horizontal) or "") for c in cols) + "\n"
+        order = array("q", [self._rowids[r] for r in rows if 0 <= r < len(self._rowids)])
+        _count, texts = await self._texts(order, [self.columns[c] for c in cols], None, False, True, _tsv_text)
+        return header + "".join(texts)
+
+    async def _texts(self, order: array, columns: list[Column], currency_of: Callable[[Any], Any] | None,
+                     utc: bool, shown: bool, render: Callable[[list[list[str]]], str]) -> tuple[int, list[str]]:
+        """The rows ``order`` (row ids), page by page: read on the reader's worker, made into text (``render``)
+        in an executor thread. (rows, texts)."""
+        import asyncio
+
         live = {self.live.key_of(obj): obj for obj in self.live.objects()}
         options = self.options
         loop = asyncio.get_running_loop()
@@ -714,15 +751,18 @@ class StoreHistoryModel(QAbstractTableModel):
             chunk = order[start:start + EXPORT_ROWS]
             raws = await asyncio.wrap_future(self.reader.page(chunk))
             rows, text = await loop.run_in_executor(None, self._export_chunk, raws, chunk, columns, live, options,
-                                                    utc, currency_of)
+                                                    utc, currency_of, shown, render)
             count += rows
             texts.append(text)
         return count, texts
 
     def _export_chunk(self, raws: list[RawRow], order: array, columns: list[Column], live: dict[str, Any],
                       options: DisplayOptions, utc: bool, currency_of: Callable[[Any], Any] | None,
+                      shown: bool = False, render: Callable[[list[list[str]]], str] | None = None,
                       ) -> tuple[int, str]:
-        """(In an executor thread: reads nothing of the model's own state but ``reader.decode`` and ``_from_entry``.)"""
+        """Cells of ``order``'s rows: exact values (``shown`` False: the export's rule) or the text each cell shows
+        (``shown``: a copy), rendered by ``render`` (CSV by default). (In an executor thread: reads nothing of the
+        model's own state but ``reader.decode``, ``_from_entry`` and ``_store_text``.)"""
         from .table_export import csv_text, exact_cell, safe_text
 
         by_rowid = {raw.rowid: raw for raw in raws}
@@ -741,6 +781,15 @@ class StoreHistoryModel(QAbstractTableModel):
             for column in columns:
                 stored = self._from_entry.get(column.key)
                 try:
+                    if shown:
+                        if stored is not None:
+                            text = self._store_text(column.key, entry, obj) if entry is not None else ""
+                        elif column.text is not None:
+                            text = column.text(obj, options)
+                        else:
+                            text = text_plain(column.value(obj))
+                        row.append(text or "")
+                        continue
                     value = (stored(entry) if entry is not None else None) if stored else column.value(obj)
                     if isinstance(value, (Decimal, datetime)):
                         row.append(exact_cell(value, utc=utc))  # exact, not the rounded "+1,234.50 USD"
@@ -751,11 +800,15 @@ class StoreHistoryModel(QAbstractTableModel):
                         text = column.text(obj, options) if column.text is not None else text_plain(value)
                 except Exception:  # noqa: BLE001 - an odd row exports blank, like the view shows it
                     text = ""
-                row.append(safe_text(text or ""))
+                row.append(text if shown else safe_text(text or ""))
             if currency_of is not None:
                 row.append(safe_text(exact_cell(currency_of(obj))))
             out.append(row)
-        return len(out), csv_text(out)
+        return len(out), (render or csv_text)(out)
+
+    def _store_text(self, key: str, entry: PageRow, obj: Any) -> str:
+        """The shown text of a store-only column (``_from_entry``'s keys) of a row."""
+        return ""
 
 
 class StoreTradesModel(StoreHistoryModel):
@@ -781,6 +834,11 @@ class StoreTradesModel(StoreHistoryModel):
                    tooltip="Pips from entry to close: FX 0.0001 (JPY 0.01), gold 0.1, silver 0.01, indices 1 "
                               "point; blank where the pip is not known"),
         )
+
+    def _store_text(self, key: str, entry: PageRow, obj: Any) -> str:
+        if key == "close_price":
+            return fmt.format_price(entry.close_price, obj.symbol)
+        return _signed(entry.pips) if key == "pips" else ""
 
     def _close_of(self, trade: Any) -> Decimal | None:
         row = self._extras.get(getattr(trade, "id", ""))
@@ -809,6 +867,11 @@ class StoreSignalsModel(StoreHistoryModel):
         from ..core.signal_history import SignalFilter
 
         return SignalFilter()
+
+
+def _tsv_text(rows: list[list[str]]) -> str:
+    """Rows as tab-separated lines (a tab or line end inside a cell becomes a space: one line per row)."""
+    return "".join("\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in row) + "\n" for row in rows)
 
 
 def _positions(rowids: array, wanted: set[int]) -> dict[int, int]:

@@ -369,6 +369,10 @@ class MainWindow(QMainWindow):
         self._footer_timer.setSingleShot(True)
         self._footer_timer.setInterval(500)
         self._footer_timer.timeout.connect(self._update_memory_footer)
+        self._window_timer = QTimer(self)  # a date window that follows now, moved on in the store's tables
+        self._window_timer.setInterval(60_000)
+        self._window_timer.timeout.connect(self._move_date_window)
+        self._window_timer.start()
         for live in (controller.trades_model, controller.signals_model):
             live.rows_touched.connect(lambda *_: self._footer_timer.start())
             live.modelReset.connect(self._footer_timer.start)
@@ -1251,6 +1255,16 @@ class MainWindow(QMainWindow):
         fb.set_channels(sorted(channels.items(), key=lambda kv: kv[1].lower()))
         fb.set_symbols(sorted(symbols))
 
+    def _move_date_window(self) -> None:
+        """A date window that follows now ("Today", "7 days", "30 days") moves on in the tables the store
+        filters: their filter fixed its start when it was applied (the in-memory tables' recomputes itself)."""
+        spec = self._filter_spec
+        if spec is None or getattr(spec, "date_window", "all") not in ("today", "7d", "30d"):
+            return
+        for name in ("trades", "signals"):
+            if self._store_model(name) is not None:
+                self._apply_filter(name)
+
     def _on_filter(self, spec: Any) -> None:
         self._filter_spec = spec
         for name in ("positions", "trades", "signals"):
@@ -1432,6 +1446,10 @@ class MainWindow(QMainWindow):
             done = await export_view(self, view, self.current_tab(), utc=self.settings.utc)
         except OSError as exc:
             self.status.showMessage(f"Table not exported: {exc.strerror or exc}", 10000)
+            return None
+        except Exception as exc:  # noqa: BLE001 - e.g. the history closed while its rows were read: said, not lost
+            log.warning("table not exported", exc_info=True)
+            self.status.showMessage(f"Table not exported: {describe_error(exc)}", 10000)
             return None
         if done is not None:
             path, count = done
@@ -1617,6 +1635,8 @@ class MainWindow(QMainWindow):
         self._setup_finished = True
         self._setup_steps.clear()
         self.save_state()
+        self._window_timer.stop()
+        self.deals_model.close()  # (its reader's worker thread; the stores' models close with the store)
         for dialog in list(self._details):
             dialog.done(0)
         super().closeEvent(event)

@@ -82,6 +82,10 @@ class MemoryReader(HistoryReader):
         rowid = self._rowid.get(key)
         return None if rowid is None else self._rows.get(rowid)
 
+    def row(self, rowid: int) -> Any:
+        """The row held under ``rowid`` now, or None."""
+        return self._rows.get(rowid)
+
     def objects(self) -> list[Any]:
         return list(self._rows.values())
 
@@ -161,6 +165,16 @@ class MemoryDealsModel(StoreHistoryModel):
             self._schedule_repaint()
         self._changed()
         return len(rows) - len(replaced), len(replaced)
+
+    def _apply_page(self, rows: list[RawRow], page: int | None) -> None:
+        # The rows as they are now, not as they were when the page was asked for: a deal replaced meanwhile (a
+        # late fee) would otherwise be cached again in its old form (upsert dropped the old one already).
+        current = self.memory.row
+        fresh = [RawRow(raw.rowid, raw.id, row, ()) for raw in rows if (row := current(raw.rowid)) is not None]
+        super()._apply_page(fresh, page)
+
+    def _refresh_cached(self) -> None:
+        """Nothing to read again: a changed deal drops its cached row at once (``upsert``)."""
 
     def remove_keys(self, keys: Iterable[str]) -> None:
         keys = list(keys)

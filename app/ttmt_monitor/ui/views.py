@@ -10,9 +10,12 @@ whose sort value changed are re-sorted at most every ``RESORT_MS``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QModelIndex, QPersistentModelIndex, QSettings, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QAction, QBrush, QGuiApplication, QKeySequence, QPalette
 from PySide6.QtWidgets import (
@@ -28,6 +31,8 @@ from PySide6.QtWidgets import (
 
 from .table_base import ROW_ROLE, SORT_ROLE, KeyedTableModel
 from .widgets import text_action
+
+log = logging.getLogger(__name__)
 
 RESORT_MS = 1000  # throttle for re-sorting a live table
 _ALIGN_FLAGS: dict[int, Any] = {}  # int -> Qt.AlignmentFlag (making the enum per painted cell is a Python call)
@@ -296,8 +301,30 @@ class DeskTableView(QTableView):
         return "\n".join(lines) + "\n"
 
     def copy_selection(self) -> None:
-        if self.selectionModel().hasSelection():
-            QGuiApplication.clipboard().setText(self.selection_as_tsv())
+        if not self.selectionModel().hasSelection():
+            return
+        copy_rows = getattr(self.source_model, "copy_rows", None)
+        if callable(copy_rows):  # a table paged from the store: the rows not loaded are read from it
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # (no loop: a test's bare view) the loaded rows, as before
+                pass
+            else:
+                rows = sorted({i.row() for i in self.selectionModel().selectedRows()})
+                self._copying = asyncio.ensure_future(self._copy_from_store(copy_rows, rows))
+                return
+        QGuiApplication.clipboard().setText(self.selection_as_tsv())
+
+    async def _copy_from_store(self, copy_rows: Any, rows: list[int]) -> None:
+        header = self.horizontalHeader()
+        cols = [c for c in (header.logicalIndex(v) for v in range(header.count())) if not header.isSectionHidden(c)]
+        try:
+            text = await copy_rows(rows, cols)  # (PassThroughProxy: the view's rows are the model's)
+        except Exception:  # noqa: BLE001 - the store closed meanwhile: nothing copied, never a traceback
+            log.warning("the selected rows could not be copied", exc_info=True)
+            return
+        if shiboken6.isValid(self):
+            QGuiApplication.clipboard().setText(text)
 
     # --- columns and layout -------------------------------------------------------------------------------------
 
