@@ -225,6 +225,12 @@ def test_the_signals_tab_reads_every_stored_signal(qapp, filled: Store, settings
             dialog = window.open_signal(oldest.id)
             assert dialog.detail._signal is not None and dialog.detail._signal.id == oldest.id
             dialog.close()
+            # A date window that follows now moves on (the store's filter fixed its start when it was applied).
+            from ttmt_monitor.ui.filter_bar import FilterSpec as Spec
+
+            window._on_filter(Spec(date_window="7d"))
+            since = model._filter.since
+            await until(lambda: (window._move_date_window() or model._filter.since) > since, 10, "window moved")
             controller.store = None  # closed: back to the in-memory table
             assert not isinstance(window.views["signals"].source_model, StoreSignalsModel)
             await until(lambda: window.signals_footer.text().endswith("signals shown")
