@@ -320,11 +320,7 @@ class HistoryReader:
     def __init__(self, path: Path | str, decode_trade: Callable[[Any], Any]) -> None:
         self.path = Path(path)
         self.decode_trade = decode_trade  # used where rows are shown (decode_row)
-        # (Imported here: the every-day start reads its first screen through the store, which imports this module,
-        # and needs no pool; concurrent.futures.thread and queue cost ~1 ms there; issue 16.)
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
+        self._pool: Any = None  # its worker, made at the first read (_executor)
         self._conn: sqlite3.Connection | None = None
         self._closed = threading.Event()
         self._pending: set[Future[Any]] = set()  # submitted reads not done yet (close() cancels those not started)
@@ -338,12 +334,22 @@ class HistoryReader:
             self._conn = conn
         return self._conn
 
+    def _executor(self) -> Any:
+        if self._pool is None:
+            # (Imported and made at the first read, not with the reader: the every-day start reads its first screen
+            # through the store, which imports this module, and the window makes its Closed deals reader before
+            # its first paint; concurrent.futures.thread and queue cost ~1 ms there; issue 16.)
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
+        return self._pool
+
     def _submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         if self._closed.is_set():
             future: Future[Any] = Future()
             future.set_exception(RuntimeError("history reader closed"))
             return future
-        future = self._pool.submit(fn, *args)
+        future = self._executor().submit(fn, *args)
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return future
@@ -391,10 +397,11 @@ class HistoryReader:
             shut()  # writer, which then removes the write-ahead log as the last connection to close)
         else:
             try:
-                self._pool.submit(shut)
+                self._executor().submit(shut)
             except RuntimeError:  # closed before
                 pass
-        self._pool.shutdown(wait=False)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     # --- on the worker ---------------------------------------------------------------------------------------
 

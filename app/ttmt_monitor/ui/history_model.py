@@ -163,6 +163,8 @@ class StoreHistoryModel(QAbstractTableModel):
 
     #: the column a new model is sorted by, newest first
     default_sort = "created_at"
+    #: ask for the first order when made (False: at the first change, or when a view sorts it)
+    order_at_start = True
 
     def __init__(self, reader: HistoryReader, live: Any, *, commits: Callable[[], int] | None = None,
                  parent: Any = None) -> None:
@@ -223,7 +225,8 @@ class StoreHistoryModel(QAbstractTableModel):
         live.dataChanged.connect(self._on_live_changed)
         live.rowsInserted.connect(self._on_live_inserted)
         live.modelReset.connect(self._on_live_reset)
-        self.requery()
+        if self.order_at_start:
+            self.requery()
         if commits is not None:
             self._poll.start()
 

@@ -144,6 +144,7 @@ class MemoryDealsModel(StoreHistoryModel):
     desk bridge like the model it replaces (``upsert`` of ``DealRow``, ``remove_keys``)."""
 
     default_sort = "closed_at"
+    order_at_start = False  # (made with the window, before its first paint: nothing to order yet, no thread)
 
     def __init__(self, parent: Any = None) -> None:
         columns_of = DealsModel(parent)  # (its columns, tooltips and key; holds no rows)

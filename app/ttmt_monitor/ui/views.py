@@ -10,7 +10,6 @@ whose sort value changed are re-sorted at most every ``RESORT_MS``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -305,6 +304,8 @@ class DeskTableView(QTableView):
             return
         copy_rows = getattr(self.source_model, "copy_rows", None)
         if callable(copy_rows):  # a table paged from the store: the rows not loaded are read from it
+            import asyncio  # (not at the top: the every-day start paints before asyncio is imported)
+
             try:
                 asyncio.get_running_loop()
             except RuntimeError:  # (no loop: a test's bare view) the loaded rows, as before
