@@ -148,7 +148,18 @@ class DeskState:
         return found
 
     def apply(self, source: str, deltas: Iterable[Delta]) -> DeskChange:
+        """Apply a source's batch; the change it made. A delta that cannot be applied raises, and the deltas
+        before it stay applied: their change rides on the exception (``desk_change``), so the tables can follow
+        what the state now holds rather than lose it."""
         change = DeskChange()
+        try:
+            self._apply_all(source, deltas, change)
+        except Exception as exc:
+            exc.desk_change = change  # type: ignore[attr-defined]
+            raise
+        return change
+
+    def _apply_all(self, source: str, deltas: Iterable[Delta], change: DeskChange) -> None:
         for delta in deltas:
             if isinstance(delta, Upsert):
                 entity = delta.entity
@@ -164,7 +175,6 @@ class DeskState:
                 change.health[source] = delta.health
             elif isinstance(delta, Notice):
                 change.notices.append((source, delta))
-        return change
 
     def restore(self, source: str, deals: Iterable[ClosedDeal]) -> DeskChange:
         """Add closed deals of ``source`` kept from earlier runs: only those of accounts the source shows now,

@@ -279,8 +279,19 @@ class SourceHub(QObject):
             self.changed.emit(change)
 
     def _apply(self, source_id: str, batch: list[Any]) -> None:
-        change = self.state.apply(source_id, batch)
+        try:
+            change = self.state.apply(source_id, batch)
+        except Exception as exc:
+            # The deltas before the bad one are in the state: their change goes out as any other (the tables and
+            # figures follow the state; nothing it holds goes unshown), then the batch is reported as refused.
+            partial = getattr(exc, "desk_change", None)
+            if partial:
+                self._changed(source_id, partial)
+            raise
         self.batches += 1
+        self._changed(source_id, change)
+
+    def _changed(self, source_id: str, change: DeskChange) -> None:
         if self._history_opener is not None and not self._closing and (change.reset_sources
                                                                         or change.touched("deal")):
             try:
@@ -388,50 +399,70 @@ def deal_as_trade(d: ClosedDeal, account_label: str, source_label: str) -> TtmtT
 class DealsByAccount:
     """The desk's closed deals by account, kept as deals come and go (``follow``): how many each account has,
     and those closed since a day's start (``since``, ``recent``). An account's row is made at each change of
-    its positions (every price tick with quotes on): a pass over every deal there cost 14 ms per account at
-    100,000 deals (measured), and grows with the history; this costs what today's deals do."""
+    its positions (every price batch with quotes on): a pass over every deal there cost 12-14 ms per account at
+    100,000 deals (benchmarks/account_rows.py), and grows with the history; this costs what today's deals do.
+
+    Whatever this reads from the desk state itself (made, or a new day's start) may be ahead of the changes the
+    hub has still to send (it sends them once per tick, merged: a deal added then removed in one tick is not in
+    them at all): the next change then reads the whole state again, so nothing it saw in between stays."""
 
     def __init__(self, deals: dict[str, ClosedDeal]) -> None:
         self._start: datetime | None = None
         self._rebuild(deals)
 
     def _rebuild(self, deals: dict[str, ClosedDeal]) -> None:
-        self._account_of: dict[str, str] = {}
+        self._of: dict[str, tuple[str, str]] = {}  # deal key -> (its account, its source)
         self._count: dict[str, int] = {}
+        self._by_source: dict[str, set[str]] = {}
         self._recent: dict[str, dict[str, ClosedDeal]] = {}
         for deal in deals.values():
             self._add(deal)
+        self._ahead = True  # read from the state, not from changes: the next change reads it again
 
     def _add(self, deal: ClosedDeal) -> None:
         account = deal.account_key
-        self._account_of[deal.key] = account
+        self._of[deal.key] = (account, deal.source)
         self._count[account] = self._count.get(account, 0) + 1
+        self._by_source.setdefault(deal.source, set()).add(deal.key)
         if self._start is not None and deal.closed_at >= self._start:
             self._recent.setdefault(account, {})[deal.key] = deal
 
     def _drop(self, key: str) -> None:
-        account = self._account_of.pop(key, None)
-        if account is None:
+        found = self._of.pop(key, None)
+        if found is None:
             return
+        account, source = found
         left = self._count.get(account, 0) - 1
         if left > 0:
             self._count[account] = left
         else:
             self._count.pop(account, None)
+        keys = self._by_source.get(source)
+        if keys is not None:
+            keys.discard(key)
         recent = self._recent.get(account)
         if recent is not None:
             recent.pop(key, None)
 
     def follow(self, change: DeskChange, deals: dict[str, ClosedDeal]) -> None:
-        """Take a change in (a source's reset: read again from ``deals``, the desk state's)."""
-        if change.reset_sources:
+        """Take a change in (``deals``: the desk state's, after it)."""
+        if self._ahead:
             self._rebuild(deals)
+            self._ahead = False
             return
+        if change.reset_sources:  # a source's whole state replaced: its deals read again (only its own)
+            reset = change.reset_sources
+            for source in reset:
+                for key in list(self._by_source.get(source, ())):
+                    self._drop(key)
+            for deal in deals.values():
+                if deal.source in reset:
+                    self._add(deal)
         for key in change.removed["deal"] | change.updated["deal"] | change.added["deal"]:
             self._drop(key)  # (as the state has it now, whatever the change's sets say of a key seen twice)
-            deal = deals.get(key)
-            if deal is not None:
-                self._add(deal)
+            now = deals.get(key)
+            if now is not None:
+                self._add(now)
 
     def since(self, start: datetime, deals: dict[str, ClosedDeal]) -> None:
         """Keep the deals closed since ``start`` (a new day: read again from ``deals``, once)."""
@@ -441,6 +472,7 @@ class DealsByAccount:
             for deal in deals.values():
                 if deal.closed_at >= start:
                     self._recent.setdefault(deal.account_key, {})[deal.key] = deal
+            self._ahead = True
 
     def has(self, account: str) -> bool:
         return self._count.get(account, 0) > 0
