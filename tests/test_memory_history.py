@@ -5,6 +5,7 @@ exported, not only those painted."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -141,6 +142,44 @@ def test_copy_reads_the_rows_not_loaded(qtbot, model: MemoryDealsModel) -> None:
     assert len(lines) == N + 1 and lines[0].startswith("Closed")
     assert all(line.strip() for line in lines)  # no row left blank
     assert model.cache_size() < N
+
+
+def test_a_copy_takes_the_rows_selected_when_asked(qtbot, model: MemoryDealsModel) -> None:
+    """The rows are those selected when Copy is asked, even if a new order comes before they are read; of two
+    copies asked one after the other, the clipboard keeps the second, however long the first reads (review)."""
+    from array import array
+
+    from PySide6.QtGui import QGuiApplication
+
+    from ttmt_monitor.core.trade_history import Ordered
+
+    view = DeskTableView(model, "deals_copy2", proxy=PassThroughProxy())
+    qtbot.addWidget(view)
+    view.resize(1000, 500)
+    view.show()
+    model.paint_data(0, 0)
+    qtbot.waitUntil(lambda: model.row_object(0) is not None, timeout=10000)
+    first = model.row_object(0)
+    view.setColumnHidden(model.column_number("id"), False)
+
+    async def copies() -> tuple[str, str]:
+        view.selectRow(0)
+        view.copy_selection()
+        # A new order applied before the copy reads its rows (as a worker's answer arriving then would be).
+        model._apply_order(Ordered(array("q", reversed(model._rowids)), {}, 0.0))
+        await view._copying
+        one = QGuiApplication.clipboard().text()
+        view.selectAll()
+        view.copy_selection()  # every row: reads for a while...
+        view.selectRow(0)
+        view.copy_selection()  # ...and one row asked meanwhile
+        await view._copying
+        await asyncio.sleep(0.3)  # (time for the first, were it still going, to overwrite)
+        return one, QGuiApplication.clipboard().text()
+
+    one, last = _LOOP.run(copies)
+    assert first.deal.native_id in one.splitlines()[1].split("\t")
+    assert len(last.splitlines()) == 2  # the header and the one row asked last
 
 
 def test_every_deal_is_exported(qtbot, model: MemoryDealsModel) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 
 from _qasync_support import ModuleLoop, dispose, until
 from ttmt_monitor.core import model_codec
@@ -166,6 +167,13 @@ def test_a_cached_row_the_store_changed_is_painted_anew(qtbot, tmp_path: Path) -
         wire = next(w for w in wires if w["id"] == first.id)
         store.put_signals([dict(wire, status=changed, skip_reason="symbol_not_found")])
         store.flush_sync()
+        # A sort asked between the commit and the poll's next look must not hide the commit (second review).
+        generation = model._generation
+        model.sort(model.column_number("received_at"), Qt.SortOrder.AscendingOrder)
+        qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)
+        model.sort(model.column_number("received_at"), Qt.SortOrder.DescendingOrder)
+        qtbot.waitUntil(lambda: model.row_object(0) is not None and model.row_object(0).id == first.id,
+                        timeout=10000)
         qtbot.waitUntil(lambda: model.row_object(0).status == changed, timeout=10000)
         assert model.paint_data(0, status)[0] == changed.capitalize()
     finally:

@@ -32,7 +32,7 @@ import logging
 import time
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -196,6 +196,7 @@ class StoreHistoryModel(QAbstractTableModel):
         self._querying = False
         self._query_again = False
         self._refreshing = False  # cached rows being read again (_refresh_cached)
+        self._refresh_again = False
         self._last_query_s = 0.0
         self.totals: dict[str, Decimal] = {}
         #: ([(channel_id, name)], [symbol]) of every stored trade, once asked (refresh_choices)
@@ -205,7 +206,10 @@ class StoreHistoryModel(QAbstractTableModel):
         self._commits = commits
         self._seen_commits = commits() if commits is not None else 0
         self._relay = _Relay(self)
-        self._relay.done.connect(self._on_done)
+        # Queued even from the GUI thread: a read already done when its callback is added runs the callback there
+        # and then, inside requery() - in __init__, before the window connected totals_changed (the footer then
+        # kept the in-memory count: seen under load in the Signals tab's test).
+        self._relay.done.connect(self._on_done, Qt.ConnectionType.QueuedConnection)
         self._page_timer = QTimer(self)
         self._page_timer.setSingleShot(True)
         self._page_timer.setInterval(0)
@@ -474,7 +478,10 @@ class StoreHistoryModel(QAbstractTableModel):
             return
         self._querying = True
         self._query_again = False
-        self._seen_commits = self._commits() if self._commits is not None else 0
+        commits = self._commits() if self._commits is not None else 0
+        if commits != self._seen_commits:  # (whoever asks: a sort between a commit and the poll must not hide it)
+            self._refresh_cached()
+        self._seen_commits = commits
         tag = ("order", self._filter, self._sort_key, self._sort_order)
         future = self.reader.order(self._filter, self._sort_key, self._sort_order == Qt.SortOrder.DescendingOrder)
         future.add_done_callback(self._relay_to_gui(tag))
@@ -503,16 +510,19 @@ class StoreHistoryModel(QAbstractTableModel):
             return
         commits = self._commits()
         if commits != self._seen_commits:
-            self.requery()
-            self._refresh_cached()
+            self.requery()  # (and the cached rows read again: requery sees the commit)
 
     def _refresh_cached(self) -> None:
         """The store changed: read the cached rows again and replace those whose stored text changed (a row keeps
         its rowid when it changes; one the live model does not hold, e.g. an older signal the backfill rewrote,
         would otherwise be painted as first read until evicted). What did not change keeps its cells."""
-        if not self._cache or self._refreshing:
+        if not self._cache:
+            return
+        if self._refreshing:  # one at a time: again once this one is in (it may have read before the commit)
+            self._refresh_again = True
             return
         self._refreshing = True
+        self._refresh_again = False
         known = {rowid: (raw.json, raw.positions) for rowid, raw in self._cache.items()}
         self.reader.page(list(known)).add_done_callback(self._relay_to_gui(("refresh", known)))
 
@@ -544,6 +554,8 @@ class StoreHistoryModel(QAbstractTableModel):
                            and raw.rowid in self._cache]
                 if changed:
                     self._apply_page(changed, None)
+            if self._refresh_again and not self.reader.closed:
+                self._refresh_cached()
             return
         if tag[0] == "choices" and result is not None:
             self.choices = result
@@ -730,14 +742,20 @@ class StoreHistoryModel(QAbstractTableModel):
         order = array("q", self._rowids)  # the order shown now, whatever comes while exporting
         return await self._texts(order, columns, currency_of, utc, False, csv_text)
 
-    async def copy_rows(self, rows: list[int], cols: list[int]) -> str:
+    def copy_rows(self, rows: list[int], cols: list[int]) -> Callable[[], Awaitable[str]]:
         """Edit → Copy of rows ``rows`` (of the current order), columns ``cols``: tab-separated, a header line, the
         text each cell shows, read from the store for the rows not loaded (``ui.views.DeskTableView``'s
-        ``selection_as_tsv`` reads loaded rows only: the others would be blank lines)."""
+        ``selection_as_tsv`` reads loaded rows only: the others would be blank lines). Which rows and columns is
+        taken now; the returned function reads the text when awaited."""
         header = "\t".join(str(self.headerData(c, Qt.Orientation.Horizontal) or "") for c in cols) + "\n"
-        order = array("q", [self._rowids[r] for r in rows if 0 <= r < len(self._rowids)])
-        _count, texts = await self._texts(order, [self.columns[c] for c in cols], None, False, True, _tsv_text)
-        return header + "".join(texts)
+        rowids = self._rowids
+        order = array("q", [rowids[r] for r in rows if 0 <= r < len(rowids)])
+        columns = [self.columns[c] for c in cols]
+
+        async def text() -> str:
+            _count, texts = await self._texts(order, columns, None, False, True, _tsv_text)
+            return header + "".join(texts)
+        return text
 
     async def _texts(self, order: array, columns: list[Column], currency_of: Callable[[Any], Any] | None,
                      utc: bool, shown: bool, render: Callable[[list[list[str]]], str]) -> tuple[int, list[str]]:

@@ -283,16 +283,27 @@ class DeskTableView(QTableView):
     def object_at(self, proxy_index: QModelIndex) -> Any:
         return self.proxy.data(proxy_index, ROW_ROLE) if proxy_index.isValid() else None
 
+    def selected_rows(self) -> list[int]:
+        """The selected rows, in order: from the selection's ranges (``selectedRows()`` makes an index per row and
+        column: 2 s for Ctrl+A at 100,000 rows, 7 ms this way)."""
+        rows: set[int] = set()
+        selection = self.selectionModel().selection()
+        for n in range(selection.count()):
+            part = selection.at(n)
+            rows.update(range(part.top(), part.bottom() + 1))
+        return sorted(rows)
+
+    def _visible_columns(self) -> list[int]:
+        header = self.horizontalHeader()
+        return [c for c in (header.logicalIndex(v) for v in range(header.count())) if not header.isSectionHidden(c)]
+
     def selected_objects(self) -> list[Any]:
-        rows = sorted({i.row() for i in self.selectionModel().selectedRows()})
-        return [self.proxy.data(self.proxy.index(r, 0), ROW_ROLE) for r in rows]
+        return [self.proxy.data(self.proxy.index(r, 0), ROW_ROLE) for r in self.selected_rows()]
 
     def selection_as_tsv(self) -> str:
         """Visible columns in their on-screen order, a header line, then one line per selected row."""
-        header = self.horizontalHeader()
-        cols = [header.logicalIndex(v) for v in range(header.count())]
-        cols = [c for c in cols if not header.isSectionHidden(c)]
-        rows = sorted({i.row() for i in self.selectionModel().selectedRows()})
+        cols = self._visible_columns()
+        rows = self.selected_rows()
         lines = ["\t".join(str(self.proxy.headerData(c, Qt.Orientation.Horizontal) or "") for c in cols)]
         for r in rows:
             cells = [str(self.proxy.data(self.proxy.index(r, c)) or "") for c in cols]
@@ -311,16 +322,19 @@ class DeskTableView(QTableView):
             except RuntimeError:  # (no loop: a test's bare view) the loaded rows, as before
                 pass
             else:
-                rows = sorted({i.row() for i in self.selectionModel().selectedRows()})
-                self._copying = asyncio.ensure_future(self._copy_from_store(copy_rows, rows))
+                # The rows and columns are taken now (a new order may come before they are read), and a copy
+                # still reading gives way to this one (the clipboard gets the last copy asked, not the slowest).
+                reading = copy_rows(self.selected_rows(), self._visible_columns())  # (the view's rows = the model's)
+                previous = getattr(self, "_copying", None)
+                if previous is not None and not previous.done():
+                    previous.cancel()
+                self._copying = asyncio.ensure_future(self._copy_from_store(reading))
                 return
         QGuiApplication.clipboard().setText(self.selection_as_tsv())
 
-    async def _copy_from_store(self, copy_rows: Any, rows: list[int]) -> None:
-        header = self.horizontalHeader()
-        cols = [c for c in (header.logicalIndex(v) for v in range(header.count())) if not header.isSectionHidden(c)]
+    async def _copy_from_store(self, reading: Any) -> None:
         try:
-            text = await copy_rows(rows, cols)  # (PassThroughProxy: the view's rows are the model's)
+            text = await reading()
         except Exception:  # noqa: BLE001 - the store closed meanwhile: nothing copied, never a traceback
             log.warning("the selected rows could not be copied", exc_info=True)
             return
