@@ -20,7 +20,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from ..core.trade_history import HistoryReader, Ordered, PageRow, RawRow
@@ -55,15 +55,17 @@ class MemoryReader(HistoryReader):
     def upsert(self, rows: Iterable[Any]) -> list[int]:
         """Add or replace rows; returns the row ids of those replaced (their cached cells are stale)."""
         replaced = []
-        for row in rows:
-            key = self.key_of(row)
-            rowid = self._rowid.get(key)
+        ids, held, key_of, new = self._rowid, self._rows, self.key_of, self._next  # (a history's first read is
+        for row in rows:  # 100,000 rows at once, on the GUI thread: locals, not attributes, in this loop)
+            key = key_of(row)
+            rowid = ids.get(key)
             if rowid is None:
-                rowid = self._rowid[key] = self._next
-                self._next += 1
+                rowid = ids[key] = new
+                new += 1
             else:
                 replaced.append(rowid)
-            self._rows[rowid] = row
+            held[rowid] = row
+        self._next = new
         self._changed()
         return replaced
 
@@ -148,7 +150,7 @@ class MemoryDealsModel(StoreHistoryModel):
 
     def __init__(self, parent: Any = None) -> None:
         columns_of = DealsModel(parent)  # (its columns, tooltips and key; holds no rows)
-        reader = MemoryReader(columns_of.columns, DealsModel.key_of)
+        reader = MemoryReader(columns_of.columns, attrgetter("deal.key"))  # (DealsModel.key_of, in C)
         super().__init__(reader, columns_of, commits=lambda: reader.commits, parent=parent)
         self.memory = reader
 
