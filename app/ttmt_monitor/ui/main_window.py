@@ -284,13 +284,14 @@ class MainWindow(QMainWindow):
             "trades": (controller.trades_model, ("created_at", Qt.SortOrder.DescendingOrder)),
             "signals": (controller.signals_model, ("received_at", Qt.SortOrder.DescendingOrder)),
         }
-        from .memory_history import MemoryDealsModel
         from .source_models import OrdersModel
 
         self.orders_model = OrdersModel(self)
-        self.deals_model = MemoryDealsModel(self)  # ordered off the GUI thread: a history of any size
         self._table_specs["orders"] = (self.orders_model, ("created_at", Qt.SortOrder.DescendingOrder))
-        self._table_specs["deals"] = (self.deals_model, ("closed_at", Qt.SortOrder.DescendingOrder))
+        # The Closed deals model is made when first wanted (deals_model): a desk of TTMT alone never shows the tab,
+        # and its module costs ~3 ms of imports on the way to the every-day start's first paint.
+        self._deals_model: Any = None
+        self._table_specs["deals"] = (None, ("closed_at", Qt.SortOrder.DescendingOrder))
         self.bridge: Any = None
         self.views: dict[str, DeskTableView] = _Views(self._build_view)  # the views built so far
         self.tabs = QTabWidget()
@@ -1301,6 +1302,17 @@ class MainWindow(QMainWindow):
 
     # --- the Trades history from the store ---------------------------------------------------------------------
 
+    @property
+    def deals_model(self) -> Any:
+        """The Closed deals table's model (ui/memory_history: ordered off the GUI thread, a history of any size)."""
+        if self._deals_model is None:
+            from .memory_history import MemoryDealsModel
+
+            model = self._deals_model = MemoryDealsModel(self)
+            model.set_options(self._display_options())
+            self._table_specs["deals"] = (model, self._table_specs["deals"][1])
+        return self._deals_model
+
     def _store_model(self, name: str) -> Any:
         """The model of tab ``name`` that orders its rows itself off the GUI thread (Trades and Signals while a
         store is open, Closed deals always: ui/history_model), else None."""
@@ -1585,10 +1597,14 @@ class MainWindow(QMainWindow):
     def _dark(self) -> bool:
         return theme.is_dark(QApplication.palette())
 
+    def _display_options(self) -> DisplayOptions:
+        return DisplayOptions(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme, dark=self._dark())
+
     def _apply_display_options(self) -> None:
-        options = DisplayOptions(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme, dark=self._dark())
-        for model, _sort in self._table_specs.values():  # every table's model, its view built or not
-            model.set_options(options)
+        options = self._display_options()
+        for model, _sort in self._table_specs.values():  # every table's model made so far, its view built or not
+            if model is not None:
+                model.set_options(options)
         for stored in (self.history_model, self.signal_history):
             if stored is not None:
                 stored.set_options(options)
@@ -1636,7 +1652,8 @@ class MainWindow(QMainWindow):
         self._setup_steps.clear()
         self.save_state()
         self._window_timer.stop()
-        self.deals_model.close()  # (its reader's worker thread; the stores' models close with the store)
+        if self._deals_model is not None:
+            self._deals_model.close()  # (its reader's worker thread; the stores' models close with the store)
         for dialog in list(self._details):
             dialog.done(0)
         super().closeEvent(event)
