@@ -40,18 +40,33 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def make_store(path: Path, n: int) -> None:
-    """``n`` generated trades (and their positions) written through the store's own writer."""
+def new_store(path: Path) -> tuple[Path, Any] | None:
+    """(a part file, the store opened on it) to fill and then :func:`finish_store`; None when ``path`` is made."""
     from ttmt_monitor.core.store import Store
-    from ttmt_monitor.sim.history import history_wires
     from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
     if path.exists():
-        return
+        return None
     tmp = path.with_suffix(".part")
     for suffix in ("", "-wal", "-shm"):
         Path(str(tmp) + suffix).unlink(missing_ok=True)
-    store = Store.open_path(tmp, codec=CODEC)
+    return tmp, Store.open_path(tmp, codec=CODEC)
+
+
+def finish_store(made: tuple[Path, Any], path: Path) -> None:
+    tmp, store = made
+    store.close()
+    tmp.rename(path)
+
+
+def make_store(path: Path, n: int) -> None:
+    """``n`` generated trades (and their positions) written through the store's own writer."""
+    from ttmt_monitor.sim.history import history_wires
+
+    made = new_store(path)
+    if made is None:
+        return
+    store = made[1]
     trades: list[dict[str, Any]] = []
     positions: list[dict[str, Any]] = []
     for trade, pos in history_wires(n):
@@ -64,8 +79,7 @@ def make_store(path: Path, n: int) -> None:
             store.flush_sync()
     store.put_trades(trades)
     store.put_positions(positions)
-    store.close()
-    tmp.rename(path)
+    finish_store(made, path)
 
 
 # --- child: one size ----------------------------------------------------------------------------------------------

@@ -39,20 +39,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from history import Probe, make_store  # noqa: E402 - the Trades benchmark's store and heartbeat
+from history import Probe, finish_store, make_store, new_store  # noqa: E402 - the Trades benchmark's
 
 
 def make_signal_store(path: Path, n: int) -> None:
-    from ttmt_monitor.core.store import Store
     from ttmt_monitor.sim.history import signal_history_wires
-    from ttmt_monitor.sources.ttmt.store_codec import CODEC
 
-    if path.exists():
+    made = new_store(path)
+    if made is None:
         return
-    tmp = path.with_suffix(".part")
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(tmp) + suffix).unlink(missing_ok=True)
-    store = Store.open_path(tmp, codec=CODEC)
+    store = made[1]
     batch: list[dict[str, Any]] = []
     for wire in signal_history_wires(n):
         batch.append(wire)
@@ -61,8 +57,7 @@ def make_signal_store(path: Path, n: int) -> None:
             store.flush_sync()
             batch = []
     store.put_signals(batch)
-    store.close()
-    tmp.rename(path)
+    finish_store(made, path)
 
 
 def deal_rows(n: int) -> list[Any]:

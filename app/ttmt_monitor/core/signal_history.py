@@ -23,16 +23,13 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Callable
-from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from .formatting import status_label
-from .trade_history import HistoryReader, Ordered, PageRow, RawRow, base_symbol
+from .trade_history import FilterChoice, HistoryReader, Ordered, PageRow, RawRow, base_symbol
 
 __all__ = ["SIGNAL_SORT_KEYS", "SignalFilter", "SignalHistoryReader"]
 
@@ -77,19 +74,10 @@ SIGNAL_SORT_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-class SignalFilter(msgspec.Struct, frozen=True):
-    """The filter bar's choice for signals, in store terms. ``since``: the start of the date window (aware), None
-    for all dates; ``until``: its end, exclusive. A signal is in the window when it was received in it."""
+class SignalFilter(FilterChoice, frozen=True):
+    """The filter bar's choice for signals: a signal is in the date window when it was received in it."""
 
-    account_id: str | None = None
-    channel_id: str | None = None
-    symbol: str | None = None
-    status: str | None = None
-    since: datetime | None = None
-    text: str = ""
-    until: datetime | None = None
-
-    def where(self) -> tuple[str, list[Any]]:
+    def where(self) -> tuple[str, list[Any]]:  # (no statuses: has_words reads a row's own)
         """(SQL condition, parameters). A free text needs the reader's connection (its ``has_words``)."""
         from .store import ts_text
 

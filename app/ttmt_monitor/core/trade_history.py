@@ -43,8 +43,8 @@ from .models import TRADE_OPEN_STATUSES, TRADE_STATUSES, TRADE_TERMINAL_STATUSES
 from .pips import pip_size_float, pips
 
 __all__ = [
-    "INDEX_COLUMNS", "SORT_KEYS", "HistoryFilter", "HistoryReader", "Ordered", "PageRow", "RawRow", "base_symbol",
-    "decode_row",
+    "INDEX_COLUMNS", "SORT_KEYS", "FilterChoice", "HistoryFilter", "HistoryReader", "Ordered", "PageRow", "RawRow",
+    "base_symbol", "decode_row",
     "index_values", "realized_totals", "sum_realized",
 ]
 
@@ -169,10 +169,10 @@ SORT_KEYS: dict[str, str] = {
 
 # msgspec Structs, not dataclasses (the same init, equality, hash, repr): ~0.02 ms each to create against ~0.4-0.6,
 # on every start's way to its first paint (core.store imports this module; issue 16).
-class HistoryFilter(msgspec.Struct, frozen=True):
-    """The filter bar's choice for trades, in store terms. ``since``: the start of the date window (aware), None
-    for all dates; ``until``: its end, exclusive (a range such as one day clicked in the P&L calendar), None for
-    up to now. A trade is in the window when its life (created .. closed, or still open) overlaps it."""
+class FilterChoice(msgspec.Struct, frozen=True):
+    """The filter bar's choice in store terms (each table's filter says what it means for its rows). ``since``: the
+    start of the date window (aware), None for all dates; ``until``: its end, exclusive (a range such as one day
+    clicked in the P&L calendar), None for up to now."""
 
     account_id: str | None = None
     channel_id: str | None = None
@@ -181,6 +181,19 @@ class HistoryFilter(msgspec.Struct, frozen=True):
     since: datetime | None = None
     text: str = ""
     until: datetime | None = None
+
+    @classmethod
+    def of(cls, spec: Any, now: datetime) -> Any:
+        """``ui.filter_bar.FilterSpec`` (or None) -> this filter, the date window fixed at ``now``."""
+        if spec is None:
+            return cls()
+        return cls(account_id=spec.account_id, channel_id=spec.channel_id, symbol=spec.symbol, status=spec.status,
+                   since=spec.window_start(now), text=spec.text, until=spec.window_end())
+
+
+class HistoryFilter(FilterChoice, frozen=True):
+    """The filter bar's choice for trades: a trade is in the date window when its life (created .. closed, or
+    still open) overlaps it."""
 
     def where(self, statuses: Sequence[str] = TRADE_STATUSES) -> tuple[str, list[Any]]:
         """(SQL condition, parameters). ``statuses``: the statuses stored, whose shown words a text may match."""

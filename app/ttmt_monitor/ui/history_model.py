@@ -109,22 +109,15 @@ def _signed(value: Decimal | None) -> str:
 
 def history_filter(spec: Any, now: datetime | None = None) -> HistoryFilter:
     """``ui.filter_bar.FilterSpec`` (or None) -> :class:`HistoryFilter` (the date window fixed at ``now``)."""
-    if spec is None:
-        return HistoryFilter()
-    return HistoryFilter(account_id=spec.account_id, channel_id=spec.channel_id, symbol=spec.symbol,
-                         status=spec.status, since=spec.window_start(now or datetime.now(UTC)), text=spec.text,
-                         until=spec.window_end())
+    result: HistoryFilter = HistoryFilter.of(spec, now or datetime.now(UTC))
+    return result
 
 
 def signal_filter(spec: Any, now: datetime | None = None) -> Any:
     """``ui.filter_bar.FilterSpec`` (or None) -> ``core.signal_history.SignalFilter`` (the window fixed at ``now``)."""
     from ..core.signal_history import SignalFilter
 
-    if spec is None:
-        return SignalFilter()
-    return SignalFilter(account_id=spec.account_id, channel_id=spec.channel_id, symbol=spec.symbol,
-                        status=spec.status, since=spec.window_start(now or datetime.now(UTC)), text=spec.text,
-                        until=spec.window_end())
+    return SignalFilter.of(spec, now or datetime.now(UTC))
 
 
 class _Relay(QObject):

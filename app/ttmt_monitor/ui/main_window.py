@@ -353,19 +353,11 @@ class MainWindow(QMainWindow):
         # --- the Trades history: read from the local store when there is one (ui/history_model), with a footer
         # counting the rows shown and their realized P&L per currency.
         self.history_model: Any = None
-        self.trades_footer = QLabel(self._table_holders["trades"])
-        self.trades_footer.setObjectName("trades_footer")
-        self.trades_footer.setTextFormat(Qt.TextFormat.PlainText)
-        self.trades_footer.setContentsMargins(4, 2, 4, 2)
-        self._holder_layout("trades").addWidget(self.trades_footer)
+        self.trades_footer = self._footer("trades")
         # ... and the Signals history the same way (every signal kept, not only the API's newest page), with a
         # footer counting the signals shown.
         self.signal_history: Any = None
-        self.signals_footer = QLabel(self._table_holders["signals"])
-        self.signals_footer.setObjectName("signals_footer")
-        self.signals_footer.setTextFormat(Qt.TextFormat.PlainText)
-        self.signals_footer.setContentsMargins(4, 2, 4, 2)
-        self._holder_layout("signals").addWidget(self.signals_footer)
+        self.signals_footer = self._footer("signals")
         self._footer_timer = QTimer(self)  # in-memory totals (no store): recomputed at a calm pace
         self._footer_timer.setSingleShot(True)
         self._footer_timer.setInterval(500)
@@ -1042,6 +1034,15 @@ class MainWindow(QMainWindow):
         problems = await self.hub.apply_configs(configs, source_maker(self.source_secrets()))
         for problem in problems:
             self.status.showMessage(problem, 10000)
+
+    def _footer(self, name: str) -> QLabel:
+        """A plain-text line under tab ``name``'s table."""
+        footer = QLabel(self._table_holders[name])
+        footer.setObjectName(f"{name}_footer")
+        footer.setTextFormat(Qt.TextFormat.PlainText)
+        footer.setContentsMargins(4, 2, 4, 2)
+        self._holder_layout(name).addWidget(footer)
+        return footer
 
     def _holder_layout(self, name: str) -> QVBoxLayout:
         layout = self._table_holders[name].layout()
