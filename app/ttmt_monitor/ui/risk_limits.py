@@ -666,10 +666,25 @@ class RiskLimitsDialog(QDialog):
 
 
 def _local_zone() -> str:
-    """The computer's IANA zone name when it can be told, else UTC."""
-    tz = datetime.now().astimezone().tzinfo
-    name = getattr(tz, "key", None)
-    return name if isinstance(name, str) else "UTC"
+    """The computer's IANA zone name (tzlocal), when its clock agrees with the local time now; else a fixed
+    offset's ("Etc/GMT-1" is UTC+1, POSIX's sign), else UTC. (``datetime.now().astimezone()`` names no zone: its
+    tzinfo is a bare offset, and taking "UTC" from it put every desk's Calendar on UTC days.)"""
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now().astimezone()
+    try:
+        from tzlocal import get_localzone_name
+
+        name = get_localzone_name()
+        if name and ZoneInfo(name).utcoffset(now.replace(tzinfo=None)) == now.utcoffset():
+            return str(name)
+    except Exception:  # noqa: BLE001 - an unknown or odd zone: the offset below
+        log.debug("the local time zone has no usable name", exc_info=True)
+    offset = now.utcoffset()
+    hours, rest = divmod(int(offset.total_seconds()) if offset is not None else 0, 3600)
+    if rest == 0 and -14 <= hours <= 12:
+        return "UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"
+    return "UTC"
 
 
 __all__ = ["LimitBarDelegate", "LimitCell", "LimitPrefs", "RiskBoard", "RiskLimitsDialog", "crossing_notification",
