@@ -25,6 +25,8 @@ def _zone_under(tz: str) -> str:
     ("Asia/Kolkata", "Asia/Kolkata"),  # (half an hour off UTC)
     ("Europe/Prague", "Europe/Prague"),
     ("XYZ-3", "Etc/GMT-3"),  # a POSIX zone with no IANA name: its offset (UTC+3; POSIX's sign)
+    ("Etc/UTC", "UTC"),  # (said as UTC)
+    ("Europe/London", "Europe/London"),  # (not UTC, though its offset is 0 half the year)
 ])
 def test_the_local_zone_is_named(tz: str, want: str) -> None:
     assert _zone_under(tz) == want

@@ -665,6 +665,9 @@ class RiskLimitsDialog(QDialog):
         self.accept()
 
 
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu", "UCT", "Etc/UCT"})
+
+
 def _local_zone() -> str:
     """The computer's IANA zone name (tzlocal), when its clock agrees with the local time now; else a fixed
     offset's ("Etc/GMT-1" is UTC+1, POSIX's sign), else UTC. (``datetime.now().astimezone()`` names no zone: its
@@ -677,7 +680,7 @@ def _local_zone() -> str:
 
         name = get_localzone_name()
         if name and ZoneInfo(name).utcoffset(now.replace(tzinfo=None)) == now.utcoffset():
-            return str(name)
+            return "UTC" if name in _UTC_NAMES else str(name)  # (the Calendar says "Days in UTC", not "Etc/UTC")
     except Exception:  # noqa: BLE001 - an unknown or odd zone: the offset below
         log.debug("the local time zone has no usable name", exc_info=True)
     offset = now.utcoffset()
