@@ -221,7 +221,8 @@ def test_ttmt_tabs_and_columns_follow_the_running_sources_capabilities(qapp, set
         try:
             window.select_tab("positions")
             out["before"] = (_tab_shown(window, "signals"), _column_shown(window, "positions", "tp_level"),
-                             "Layer TP" in [a.text() for a in window.views["positions"].column_actions(window)])
+                             "Layer TP" in [a.text() for a in window.views["positions"].column_actions(window)],
+                             not window.orders_footer.isHidden())
             source = toy_kind.create(config, {})
             source.capabilities = frozenset({CAP_SIGNALS, CAP_TP_LEVELS})  # a source that has TTMT's parts
             hub.add(source)
@@ -242,16 +243,22 @@ def test_ttmt_tabs_and_columns_follow_the_running_sources_capabilities(qapp, set
             out["ttmt"] = (all(_tab_shown(ttmt, n) for n in ("trades", "signals")),
                            _column_shown(ttmt, "positions", "tp_level"),
                            ttmt.filter_bar.channel_combo.isVisibleTo(ttmt), _menu_texts(ttmt, "&Key"))
+            # The Orders tab (shown beside another source) says where TTMT's orders are, under its table.
+            ttmt.select_tab("orders")
+            holder = ttmt._table_holders["orders"].layout()
+            out["orders"] = (not ttmt.orders_footer.isHidden(), ttmt.orders_footer.text(),
+                             holder.indexOf(ttmt.views["orders"]) < holder.indexOf(ttmt.orders_footer))
         finally:
             ttmt.close()
             dispose(ttmt)
         return out
 
     out = run_on_qasync(scenario)
-    assert out["before"] == (False, False, False)
+    assert out["before"] == (False, False, False, False)  # (no TTMT: no word of its orders)
     assert out["with"] == (True, True, True, True)
     assert out["after"] == (False, False)
     assert out["ttmt"] == (True, True, True, ["&Replace key…", "&Forget key"])
+    assert out["orders"][0] and out["orders"][2] and "double-click a trade" in out["orders"][1]
 
 
 def test_demo_without_ttmt_smoke_test_end_to_end(tmp_path):

@@ -358,6 +358,12 @@ class MainWindow(QMainWindow):
         # footer counting the signals shown.
         self.signal_history: Any = None
         self.signals_footer = self._footer("signals")
+        # The Orders tab lists the other sources' working orders; TTMT's are in each trade's detail (they belong to
+        # a trade's layers and TP levels): said under the table while TTMT is on the desk, not left to be guessed.
+        self.orders_footer = self._footer("orders")
+        self.orders_footer.setText("TTMT's orders are in each trade's detail: double-click a trade on the Trades "
+                                   "tab.")
+        self.orders_footer.setVisible(CAP_SIGNALS in self.capabilities())
         self._footer_timer = QTimer(self)  # in-memory totals (no store): recomputed at a calm pace
         self._footer_timer.setSingleShot(True)
         self._footer_timer.setInterval(500)
@@ -909,6 +915,9 @@ class MainWindow(QMainWindow):
         filter_bar = getattr(self, "filter_bar", None)  # (built after the tabs)
         if filter_bar is not None:
             filter_bar.channel_combo.setVisible(CAP_SIGNALS in caps)
+        orders_footer = getattr(self, "orders_footer", None)  # (built after the menus)
+        if orders_footer is not None:
+            orders_footer.setVisible(CAP_SIGNALS in caps)
         self._update_empty_state()
 
     def _apply_column_capabilities(self, view: DeskTableView, caps: frozenset[str]) -> None:
@@ -1076,7 +1085,7 @@ class MainWindow(QMainWindow):
             self._analytics.install_accounts_view(view)  # (else when the analytics are built)
         if self._filter_spec is not None:
             self._apply_filter(name)
-        if name in ("trades", "signals"):
+        if name in ("trades", "signals", "orders"):
             self._holder_layout(name).insertWidget(0, view, 1)  # above the footer
         else:
             self._holder_layout(name).addWidget(view)
