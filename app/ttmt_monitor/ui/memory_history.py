@@ -3,11 +3,12 @@ history must not stall the loop when sorted, at any size).
 
 The neutral sources' closed deals live in the desk state (``core``; their P&L, calendar and statistics read them
 there). The table used to copy every one into a ``KeyedTableModel`` and sort it on the GUI thread: at 100,000
-deals a header click stalled the loop ~0.3 s and the first load ~0.4 s (measured). Here the table is a
-``ui.history_model.StoreHistoryModel`` (a bounded cache of the rows on screen, display-ready cells, the order as
-an array of row ids, selection kept across orders) whose reader is :class:`MemoryReader`: the rows are held by key
-with a stable row id, and each new order is computed on the reader's worker thread from a snapshot, with the
-table's own sort keys (``KeyedTableModel._sorted_order``'s rule: the same order as before, missing values first).
+deals a header click stalled the loop ~0.33 s and the deals' arrival ~0.34 s (benchmarks/history_tables.py).
+Here the table is a ``ui.history_model.StoreHistoryModel`` (a bounded cache of the rows on screen, display-ready
+cells, the order as an array of row ids, selection kept across orders) whose reader is :class:`MemoryReader`: the
+rows are held by key with a stable row id, and each new order is computed on the reader's worker thread from a
+snapshot, with the table's own sort keys (``KeyedTableModel._sorted_order``'s rule: the same order as before,
+missing values first).
 
 Provides :class:`MemoryReader` and :class:`MemoryDealsModel` (what ``ui.desk.DeskBridge`` feeds: ``upsert`` and
 ``remove_keys``, as a ``KeyedTableModel``).
@@ -48,9 +49,6 @@ class MemoryReader(HistoryReader):
         self._next = 1
         self._snapshot: tuple[tuple[int, Any], ...] | None = None
         self.commits = 0  # bumped by each change (the model asks for a new order)
-
-    def __len__(self) -> int:
-        return len(self._rows)
 
     def upsert(self, rows: Iterable[Any]) -> list[int]:
         """Add or replace rows; returns the row ids of those replaced (their cached cells are stale)."""

