@@ -350,8 +350,8 @@ class HistoryReader:
     def _executor(self) -> Any:
         if self._pool is None:
             # (Imported and made at the first read, not with the reader: the every-day start reads its first screen
-            # through the store, which imports this module, and the window makes its Closed deals reader before
-            # its first paint; concurrent.futures.thread and queue cost ~1 ms there; issue 16.)
+            # through the store, which imports this module, and a reader may be made well before its first read;
+            # concurrent.futures.thread and queue cost ~1 ms on the way to the first paint; issue 16.)
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read")
