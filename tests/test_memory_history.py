@@ -149,6 +149,7 @@ def test_a_copy_takes_the_rows_selected_when_asked(qtbot, model: MemoryDealsMode
     copies asked one after the other, the clipboard keeps the second, however long the first reads (review)."""
     from array import array
 
+    from PySide6.QtCore import QItemSelectionModel
     from PySide6.QtGui import QGuiApplication
 
     from ttmt_monitor.core.trade_history import Ordered
@@ -162,8 +163,14 @@ def test_a_copy_takes_the_rows_selected_when_asked(qtbot, model: MemoryDealsMode
     first = model.row_object(0)
     view.setColumnHidden(model.column_number("id"), False)
 
+    def select_first() -> None:
+        # (Through the selection model: selectRow() reads the keyboard's modifiers, and a Ctrl left down by an
+        # earlier test's key click would make it toggle row 0 out of a selection of all.)
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        view.selectionModel().select(view.model().index(0, 0), flags)
+
     async def copies() -> tuple[str, str]:
-        view.selectRow(0)
+        select_first()
         view.copy_selection()
         # A new order applied before the copy reads its rows (as a worker's answer arriving then would be).
         model._apply_order(Ordered(array("q", reversed(model._rowids)), {}, 0.0))
@@ -171,10 +178,12 @@ def test_a_copy_takes_the_rows_selected_when_asked(qtbot, model: MemoryDealsMode
         one = QGuiApplication.clipboard().text()
         view.selectAll()
         view.copy_selection()  # every row: reads for a while...
-        view.selectRow(0)
+        every = view._copying
+        select_first()
         view.copy_selection()  # ...and one row asked meanwhile
         await view._copying
-        await asyncio.sleep(0.3)  # (time for the first, were it still going, to overwrite)
+        await asyncio.gather(every, return_exceptions=True)  # the first has ended too: it can write no more
+        assert every.cancelled()
         return one, QGuiApplication.clipboard().text()
 
     one, last = _LOOP.run(copies)
