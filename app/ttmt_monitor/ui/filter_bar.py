@@ -2,8 +2,10 @@
 
 Provides:
 - ``FilterSpec`` (frozen, no Qt needed to use it): account, channel, symbol, status, date window and free text;
-  ``spec.matches(obj, *, now=None, trade=None) -> bool`` for ``Trade``, ``Position`` and ``Signal`` objects, and
-  ``spec.window_start(now)``; ``FilterSpec()`` matches everything.
+  ``spec.matches(obj, *, now=None, trade=None) -> bool`` for ``Trade``, ``Position`` and ``Signal`` objects and the
+  other sources' rows (a closed deal's or a working order's row: ``ui.source_models.DealRow``/``OrderRow``), and
+  ``spec.window_start(now)``; ``FilterSpec()`` matches everything. :func:`pinned` fixes a relative date window at a
+  moment (for a filter that runs on a worker thread).
 - ``FilterBar(QWidget)``: combos filled through ``set_accounts``, ``set_channels``, ``set_symbols``,
   ``set_statuses``; date-window presets (today, 7 days, 30 days, all) and ``set_date_range(start, end, label)`` (a
   "range" window, e.g. a day clicked in the P&L calendar; ``spec.window_end()`` is its end); ``select_channel`` /
@@ -16,7 +18,10 @@ Matching rules (documented here because a user will ask why a row is hidden):
 - channel: ``channel_id`` (a position has none: pass its ``trade=`` to judge it, else it does not match);
 - symbol: case-insensitive equality, ignoring broker suffixes after ``.``/``-`` (``XAUUSD.m`` is XAUUSD);
 - status: equality, or the groups ``open``/``closed`` (open trades: pending, active, needs_recovery; open positions:
-  open, partial_closed; signals: pending);
+  open, partial_closed; signals: pending; another source's working order is open and its closed deal closed, a
+  trade deal with the closed trade's word for its result: closed_profit, closed_loss, closed_breakeven);
+- another source's deal or order comes from no Telegram channel: a channel filter hides it (as a position with no
+  trade);
 - date window: an object matches when its life overlaps the window — a trade or position created before the window
   but still open, or closed inside it, is shown; a signal matches by ``received_at``; "today" starts at midnight
   local time (or UTC when times are shown in UTC);
@@ -29,8 +34,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
@@ -46,7 +52,7 @@ from ..core.models import (
     Trade,
 )
 
-__all__ = ["DATE_WINDOWS", "FilterBar", "FilterSpec"]
+__all__ = ["DATE_WINDOWS", "FilterBar", "FilterSpec", "deal_filter", "deal_status", "pinned"]
 
 # (key, label) of the date-window presets, in combo order.
 DATE_WINDOWS: tuple[tuple[str, str], ...] = (
@@ -138,6 +144,16 @@ class FilterSpec:
             return self._match_position(obj, now, trade)
         if isinstance(obj, SignalObj):
             return self._match_signal(obj, now)
+        # Another source's rows (ui.source_models' DealRow and OrderRow, by their members: the domain's modules
+        # are not imported before the first paint).
+        deal = getattr(obj, "deal", None)
+        if deal is not None:
+            return self._match_deal(deal, getattr(obj, "account_label", None), getattr(obj, "source_label", None),
+                                    now)
+        order = getattr(obj, "order", None)
+        if order is not None and hasattr(order, "order_type"):
+            return self._match_order(order, getattr(obj, "account_label", None),
+                                     getattr(obj, "source_label", None), now)
         return True
 
     def _match_common(self, symbol: str | None, status: str | None, open_statuses: Sequence[str],
@@ -207,6 +223,37 @@ class FilterSpec:
                                  status_label(p.status), p.account_label, p.close_reason, p.currency,
                                  trade.reference if trade else None, trade.channel_name if trade else None))
 
+    def _match_deal(self, d: Any, account_label: str | None, source_label: str | None,
+                    now: datetime | None) -> bool:
+        """A closed deal of another source (``domain.ClosedDeal``): closed, from no channel; its day is its life
+        (open to close), as a trade's."""
+        if self.account_id and d.account_key != self.account_id:
+            return False
+        if self.channel_id:
+            return False
+        status = deal_status(d)
+        if not self._match_common(d.symbol, status, (), _DEAL_CLOSED):
+            return False
+        if not self._in_window(d.opened_at, d.closed_at, False, now):
+            return False
+        return self._match_text((d.native_id, d.symbol, d.side, status_label(status), d.deal_type, d.close_reason,
+                                 d.currency, account_label, source_label))
+
+    def _match_order(self, o: Any, account_label: str | None, source_label: str | None,
+                     now: datetime | None) -> bool:
+        """A working order of another source (``domain.WorkingOrder``): open (in the market), from no channel."""
+        if self.account_id and o.account_key != self.account_id:
+            return False
+        if self.channel_id:
+            return False
+        state = (o.status or "").lower()
+        if not self._match_common(o.symbol, state, (state,), ()):
+            return False
+        if not self._in_window(o.created_at, None, True, now):
+            return False
+        return self._match_text((o.native_id, o.symbol, o.side, o.order_type, o.status, account_label,
+                                 source_label))
+
     def _match_signal(self, s: SignalObj, now: datetime | None) -> bool:
         if self.account_id and self.account_id not in (s.account_ids or ()):
             return False
@@ -222,6 +269,44 @@ class FilterSpec:
             return False
         return self._match_text((s.id, s.symbol, s.direction, s.status, status_label(s.status), s.kind,
                                  s.channel_name, s.skip_reason, s.telegram_message_id, s.raw_message))
+
+
+_DEAL_CLOSED = ("closed", *TRADE_TERMINAL_STATUSES)
+
+
+def deal_status(deal: Any) -> str:
+    """A closed deal's status in the closed trade's words: ``closed_profit``, ``closed_loss``,
+    ``closed_breakeven`` for a trade deal, ``closed`` for a balance or credit operation."""
+    if deal.deal_type != "trade" or deal.profit is None:
+        return "closed"
+    return "closed_profit" if deal.profit > 0 else "closed_loss" if deal.profit < 0 else "closed_breakeven"
+
+
+def pinned(spec: FilterSpec | None, now: datetime | None = None) -> FilterSpec | None:
+    """``spec`` with a relative date window ("Today", "7 days", "30 days") fixed at ``now`` (a "range" from its
+    start), for a filter applied on a worker thread: the filter then never reads the clock or its cache there.
+    None when ``spec`` filters nothing. A closed object (a closed deal: what it is for) passes the one exactly when
+    it passes the other; an open one with no start would pass the preset but not the range."""
+    if spec is None or spec.is_empty:
+        return None
+    if spec.date_window in ("today", "7d", "30d"):
+        return replace(spec, date_window="range", date_from=spec.window_start(now or datetime.now(UTC)),
+                       date_until=None)
+    return spec
+
+
+def deal_filter(spec: FilterSpec | None, now: datetime | None = None) -> Any:
+    """The Closed deals table's filter (``ui.memory_history``: applied on its reader's worker thread): a predicate
+    over a ``DealRow``, its date window fixed at ``now`` (:func:`pinned`); None when ``spec`` filters nothing."""
+    fixed = pinned(spec, now)
+    if fixed is None:
+        return None
+    match = fixed._match_deal  # noqa: SLF001 - the rule for a deal, without matches()' type tests per row
+
+    def predicate(row: Any) -> bool:
+        return match(row.deal, row.account_label, row.source_label, None)
+
+    return predicate
 
 
 class FilterBar(QWidget):
@@ -347,7 +432,7 @@ class FilterBar(QWidget):
 
     def set_statuses(self, statuses: Iterable[str], *, groups: bool = True) -> None:
         """Status values to offer; with ``groups`` the words "open" and "closed" come first."""
-        items: list[tuple[str, str]] = [(g, f"{g} (all)") for g in _STATUS_GROUPS] if groups else []
+        items: list[tuple[str, str]] = [(g, f"{g.capitalize()} (all)") for g in _STATUS_GROUPS] if groups else []
         items += [(s, status_label(s)) for s in statuses if s not in _STATUS_GROUPS]
         self._after_refill(self._refill(self.status_combo, items))
 

@@ -65,6 +65,8 @@ TAB_TITLES = {"accounts": "Accounts", "positions": "Positions", "trades": "Trade
               "channels": "Channels"}
 # Tabs of what only neutral sources (Tradovate, MetaApi, MT4 manager…) carry: shown once such a source runs.
 SOURCE_TABS = ("orders", "deals")
+# The tables the filter bar filters (the Accounts table lists accounts, whatever the filter says).
+_FILTERED_TABS = ("positions", "trades", "signals", "orders", "deals")
 # TTMT's own parts, shown only where a running source has what they show (issue 12): TTMT connected, or a source
 # in the hub with the capability. Tab -> capability; table -> {column key: capability}.
 CAPABILITY_TABS = {"trades": CAP_SIGNALS, "signals": CAP_SIGNALS, "channels": CAP_SIGNALS}
@@ -1253,18 +1255,28 @@ class MainWindow(QMainWindow):
             for channel_id, name in stored_channels:
                 channels.setdefault(channel_id, name)
             symbols.update(stored_symbols)
+        statuses = {t.status for t in self.controller.trades_model.objects()}
         for s in self.controller.signals_model.objects():
             if s.channel_id:
                 channels[s.channel_id] = s.channel_name or s.channel_id
             if s.symbol:
                 symbols.add(s.symbol)
-        snapshot = (tuple(accounts), tuple(sorted(channels.items())), tuple(sorted(symbols)))
+            statuses.add(s.status)
+        statuses.update(p.status for p in self.controller.positions_model.objects())
+        if self.bridge is not None:  # the other sources' accounts and symbols (their deals' results are trades')
+            accounts += sorted(self.bridge.accounts(), key=lambda kv: kv[1].lower())
+            symbols.update(self.bridge.symbols())
+        # The statuses seen (the open and closed groups come first; a stored trade's not seen live is offered by
+        # the group, or found by typing its word).
+        statuses = {s.lower() for s in statuses if s} - {"open", "closed"}
+        snapshot = (tuple(accounts), tuple(sorted(channels.items())), tuple(sorted(symbols)), tuple(sorted(statuses)))
         if snapshot == getattr(self, "_choices", None):
             return  # unchanged: leave the combos alone (resetting them would close an open drop-down)
         self._choices = snapshot
         fb.set_accounts(accounts)
         fb.set_channels(sorted(channels.items(), key=lambda kv: kv[1].lower()))
         fb.set_symbols(sorted(symbols))
+        fb.set_statuses(sorted(statuses, key=fmt.status_label))
 
     def _move_date_window(self) -> None:
         """A date window that follows now ("Today", "7 days", "30 days") moves on in the tables the store
@@ -1275,19 +1287,27 @@ class MainWindow(QMainWindow):
         for name in ("trades", "signals"):
             if self._store_model(name) is not None:
                 self._apply_filter(name)
+        if self._deals_model is not None:
+            self._apply_filter("deals")
 
     def _on_filter(self, spec: Any) -> None:
         self._filter_spec = spec
-        for name in ("positions", "trades", "signals"):
+        for name in _FILTERED_TABS:
             if name in self.views:  # the others take the filter when they are built
                 self._apply_filter(name)
         if self._pnl_view is not None and hasattr(self._pnl_view, "set_account_filter"):
             self._pnl_view.set_account_filter(getattr(spec, "account_id", None))
 
     def _apply_filter(self, name: str) -> None:
-        if name not in ("positions", "trades", "signals"):
+        if name not in _FILTERED_TABS:
             return
         spec = self._filter_spec
+        if name == "deals":  # filtered on the deals reader's worker thread
+            if self._deals_model is not None:
+                from .filter_bar import deal_filter
+
+                self._deals_model.set_filter(deal_filter(spec))
+            return
         if name in ("trades", "signals"):
             self._footer_timer.start()
             if name == "trades" and self.history_model is not None:  # filtered by the store's queries, off the loop

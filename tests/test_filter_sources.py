@@ -1,0 +1,130 @@
+"""The filter bar over the other sources' rows (Tradovate, MetaApi, an MT4 manager server): a closed deal and a
+working order pass or fail by the same rules as TTMT's rows (account, symbol ignoring broker suffixes, the
+open/closed groups and a deal's result in the closed trade's words, the date window, every word of the search),
+a Telegram channel hides them (they come from none), and the Closed deals table filters on its reader's worker
+thread with a relative date window fixed when applied. Pure objects, and the real Closed deals model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from ttmt_monitor.domain import ClosedDeal, WorkingOrder
+from ttmt_monitor.ui.filter_bar import FilterSpec, deal_filter, deal_status, pinned
+from ttmt_monitor.ui.memory_history import MemoryDealsModel
+from ttmt_monitor.ui.source_models import DealRow, OrderRow
+
+NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+
+
+def _deal(n: int, *, account: str = "mt4:x|1001", profit: str = "12.50", symbol: str | None = "XAUUSD.m",
+          closed: datetime = NOW - timedelta(hours=1), deal_type: str = "trade", side: str | None = "buy",
+          opened: datetime | None = None) -> DealRow:
+    deal = ClosedDeal(key=f"mt4:x|{n}", source="mt4:x", account_key=account, native_id=str(7000 + n),
+                      closed_at=closed, profit=Decimal(profit), currency="USD", symbol=symbol, side=side,
+                      opened_at=opened, deal_type=deal_type, close_reason="tp")
+    return DealRow(deal, "Sofia Garcia (100007)", "MT4 manager")
+
+
+def _order(**kw) -> OrderRow:
+    order = WorkingOrder(key="tv:1|o1", source="tv:1", account_key=kw.get("account", "tv:1|DEMO1"),
+                         native_id="o1", symbol=kw.get("symbol", "ESZ6"), side="Buy", order_type="Limit",
+                         volume=Decimal(1), price=Decimal("6000.25"), status=kw.get("status", "Working"),
+                         created_at=kw.get("created", NOW - timedelta(days=3)))
+    return OrderRow(order, "DEMO1", "Tradovate")
+
+
+def test_a_deals_status_is_the_closed_trades_word_for_its_result() -> None:
+    assert deal_status(_deal(1).deal) == "closed_profit"
+    assert deal_status(_deal(1, profit="-3").deal) == "closed_loss"
+    assert deal_status(_deal(1, profit="0").deal) == "closed_breakeven"
+    assert deal_status(_deal(1, deal_type="balance", symbol=None, side=None).deal) == "closed"
+
+
+def test_a_closed_deal_passes_by_the_rules_of_the_bar() -> None:
+    row = _deal(1)
+    assert FilterSpec().matches(row)
+    assert FilterSpec(account_id="mt4:x|1001").matches(row) and not FilterSpec(account_id="mt4:x|9").matches(row)
+    assert not FilterSpec(channel_id="c-1").matches(row)  # from no Telegram channel
+    assert FilterSpec(symbol="XAUUSD").matches(row) and not FilterSpec(symbol="EURUSD").matches(row)
+    assert FilterSpec(status="closed").matches(row) and not FilterSpec(status="open").matches(row)
+    assert FilterSpec(status="closed_profit").matches(row) and not FilterSpec(status="closed_loss").matches(row)
+    balance = _deal(2, deal_type="balance", symbol=None, side=None)
+    assert FilterSpec(status="closed").matches(balance) and not FilterSpec(status="closed_profit").matches(balance)
+    # The date window: its close (or its life, for a day range).
+    assert FilterSpec(date_window="today", utc=True).matches(row, now=NOW)
+    old = _deal(3, closed=NOW - timedelta(days=9))
+    assert not FilterSpec(date_window="7d").matches(old, now=NOW) and FilterSpec(date_window="30d").matches(
+        old, now=NOW)
+    day = FilterSpec(date_window="range", date_from=NOW - timedelta(days=9, hours=2),
+                     date_until=NOW - timedelta(days=8, hours=2))
+    assert day.matches(old) and not day.matches(row)
+    # Every word, in any of its texts: the account's and the source's names, the ticket, the result's word.
+    assert FilterSpec(text="sofia manager").matches(row) and FilterSpec(text="7001").matches(row)
+    assert FilterSpec(text="profit xauusd").matches(row) and not FilterSpec(text="sofia tradovate").matches(row)
+
+
+def test_a_working_order_is_open_and_passes_any_preset_window() -> None:
+    row = _order()
+    assert FilterSpec(account_id="tv:1|DEMO1").matches(row) and not FilterSpec(account_id="tv:1|X").matches(row)
+    assert FilterSpec(status="open").matches(row) and not FilterSpec(status="closed").matches(row)
+    assert FilterSpec(status="working").matches(row) and not FilterSpec(status="pending").matches(row)
+    assert FilterSpec(date_window="today").matches(row, now=NOW)  # in the market now, whenever it was placed
+    assert not FilterSpec(channel_id="c-1").matches(row)
+    assert FilterSpec(symbol="esz6", text="limit tradovate").matches(row)
+    assert not FilterSpec(text="market").matches(row)
+
+
+def test_pinned_fixes_a_relative_window_and_keeps_the_rest() -> None:
+    assert pinned(None) is None and pinned(FilterSpec()) is None
+    spec = FilterSpec(symbol="XAUUSD", date_window="7d")
+    fixed = pinned(spec, NOW)
+    assert fixed is not None and fixed.date_window == "range" and fixed.date_from == NOW - timedelta(days=7)
+    assert fixed.symbol == "XAUUSD" and fixed.window_end() is None
+    rows = [_deal(i, closed=NOW - timedelta(days=i)) for i in range(12)]
+    assert [spec.matches(r, now=NOW) for r in rows] == [fixed.matches(r) for r in rows]
+    plain = FilterSpec(text="gold")
+    assert pinned(plain, NOW) is plain
+
+
+@pytest.fixture
+def model(qtbot):
+    m = MemoryDealsModel()
+    now = datetime.now(UTC)
+    rows = [_deal(i, account=f"mt4:x|{1000 + i % 3}", profit=str(i % 5 - 2), closed=now - timedelta(days=i % 20),
+                  symbol=("XAUUSD", "EURUSD.pro", None)[i % 3]) for i in range(600)]
+    m.upsert(rows)
+    qtbot.waitUntil(lambda: m.ready and m.rowCount() == len(rows), timeout=10000)
+    yield m
+    m.close()
+
+
+def _filtered(qtbot, m: MemoryDealsModel, spec: FilterSpec) -> list[DealRow]:
+    generation = m._generation
+    m.set_filter(deal_filter(spec))
+    qtbot.waitUntil(lambda: m._generation > generation and not m._querying, timeout=10000)
+    return [m.memory.row(rowid) for rowid in m._rowids]
+
+
+def test_the_closed_deals_table_filters_on_its_worker(qtbot, model: MemoryDealsModel) -> None:
+    everything = list(model.memory.objects())
+    for spec in (FilterSpec(account_id="mt4:x|1001"), FilterSpec(symbol="eurusd"), FilterSpec(status="closed_loss"),
+                 FilterSpec(date_window="7d"), FilterSpec(text="xauusd 1002"), FilterSpec(status="open"),
+                 FilterSpec(account_id="mt4:x|1000", date_window="today", symbol="XAUUSD")):
+        shown = _filtered(qtbot, model, spec)
+        expected = [r for r in everything if spec.matches(r)]
+        assert {r.deal.key for r in shown} == {r.deal.key for r in expected}, spec
+        assert model.rowCount() == len(expected)
+    assert _filtered(qtbot, model, FilterSpec(status="open")) == []
+    # "All" again: every deal, in the table's order.
+    assert len(_filtered(qtbot, model, FilterSpec())) == len(everything)
+    # A deal arriving under a filter shows only if it passes.
+    generation = model._generation
+    model.set_filter(deal_filter(FilterSpec(symbol="GBPUSD")))
+    qtbot.waitUntil(lambda: model._generation > generation and not model._querying, timeout=10000)
+    assert model.rowCount() == 0
+    model.upsert([_deal(900, symbol="GBPUSD", closed=datetime.now(UTC)), _deal(901, symbol="USDJPY")])
+    qtbot.waitUntil(lambda: model.rowCount() == 1 and not model._querying, timeout=10000)
+    assert model.memory.row(model._rowids[0]).deal.symbol == "GBPUSD"
