@@ -11,7 +11,8 @@ full-table repaint of the same view measured in the same run.
   (ui/memory_history's MemoryDealsModel: ordered on a worker thread) against the in-memory ``DealsModel`` it
   replaced (sorted on the GUI thread), the same deals in the same run: the longest loop stall while the deals
   arrive (one ``upsert`` of all of them, as the desk's first read of a history brings them) and while sorting by
-  three columns (P&L, symbol, close time).
+  three columns (P&L, symbol, close time); then, for the table as it is now, filtered four ways (an account, two
+  words, a date range, none: the old table ignored the filter bar) with the worker's time.
 - **Export** (``--export 100000`` trades, ``benchmarks/history.py``'s generated store): every row of the Trades
   table over the store, every column, as File → Export writes it (``export_csv``, on a qasync loop as the app
   runs it): wall time and the longest loop stall while it runs.
@@ -204,12 +205,17 @@ class Bench:
         from ttmt_monitor.ui.source_models import DealsModel
         from ttmt_monitor.ui.views import DeskTableView
 
+        from ttmt_monitor.ui.filter_bar import FilterSpec, deal_filter
+
         rows = deal_rows(n)
+        filters = [FilterSpec(account_id="mt|a1"), FilterSpec(text="xauusd account"),
+                   FilterSpec(date_window="range", date_from=rows[n // 2].deal.closed_at), FilterSpec()]
         sorts = [("profit", Qt.SortOrder.DescendingOrder), ("symbol", Qt.SortOrder.AscendingOrder),
                  ("closed_at", Qt.SortOrder.DescendingOrder)]
         result: dict[str, dict[str, list[float]]] = {}
         for name in ("before: DealsModel", "now: MemoryDealsModel"):
-            stalls: dict[str, list[float]] = {"load": [], "sort": [], "repaint": []}
+            stalls: dict[str, list[float]] = {"load": [], "sort": [], "repaint": [], "filter": [],
+                                              "filter worker": []}
             for _ in range(repeats):
                 if name.startswith("now"):
                     model: Any = MemoryDealsModel()
@@ -236,6 +242,14 @@ class Bench:
 
                     stalls["sort"].append(self.measure(
                         lambda k=key, o=order, v=view, m=model: v.sortByColumn(m.column_number(k), o), done))
+                if hasattr(model, "ready"):  # the filter bar (the old table ignored it)
+                    for spec in filters:
+                        def filtered(m: Any = model, g: int = model._generation, v: Any = view) -> bool:
+                            return bool(m._generation > g and not m._querying and self.visible_loaded(v, m))
+
+                        stalls["filter"].append(self.measure(lambda m=model, f=spec: m.set_filter(deal_filter(f)),
+                                                             filtered))
+                        stalls["filter worker"].append(model._last_query_s * 1000)
                 view.close()
                 view.deleteLater()
                 if hasattr(model, "close"):
@@ -248,6 +262,10 @@ class Bench:
             print(f"  {name}: full-table repaint {_mmm(stalls['repaint'], '{:.2f}')} ms;"
                   f" longest stall, deals arriving {_mmm(stalls['load'])} ms = {_ratios(stalls['load'], base)},"
                   f" sorting {_mmm(stalls['sort'])} ms = {_ratios(stalls['sort'], base)} repaint")
+            if stalls["filter"]:
+                print(f"    filtering (account, two words, a date range, none): longest stall"
+                      f" {_mmm(stalls['filter'])} ms = {_ratios(stalls['filter'], base)} repaint;"
+                      f" on the worker {_mmm(stalls['filter worker'], '{:.0f}')} ms")
 
     def export(self, path: Path, repeats: int) -> None:
         from ttmt_monitor.core import model_codec
