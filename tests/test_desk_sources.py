@@ -635,3 +635,43 @@ def test_the_filter_bar_offers_and_filters_every_sources_rows(qapp, sim, setting
 
     with Mt4SimulatorThread(seed=4, step_interval=0.2, ping_interval=1.0) as mt4:
         run_on_qasync(lambda: scenario(mt4))
+
+
+def test_tradovate_volumes_are_whole_contracts_and_lots_stay_lots(qapp):
+    """Tradovate counts contracts (its CAP_CONTRACTS): its positions, working orders and closed deals show "2", not
+    "2.00" as lots; another source's lots keep two decimals in the same tables; the source gone, nothing of it is
+    left in the tables' rule."""
+    from decimal import Decimal
+
+    from tradovate_support import fast_sim, make_source
+    from ttmt_monitor.domain import ClosedDeal
+    from ttmt_monitor.ui.desk import DeskBridge
+    from ttmt_monitor.ui.positions_model import PositionsModel
+    from ttmt_monitor.ui.source_models import DealRow, DealsModel, OrdersModel
+    from ttmt_monitor.ui.table_base import CONTRACT_SOURCES
+
+    async def scenario(tradovate) -> None:
+        source = make_source(tradovate)
+        hub = SourceHub()
+        positions, orders, deals = PositionsModel(), OrdersModel(), DealsModel()
+        DeskBridge(hub, positions_model=positions, orders_model=orders, deals_model=deals)
+        hub.add(source)
+        try:
+            mine = f"{source.id}|"
+            await until(lambda: any(k.startswith(mine) for k in positions.keys()) and orders.rowCount() > 0
+                        and deals.rowCount() > 0, 30, "Tradovate positions, orders and deals")
+            for model in (positions, orders, deals):
+                col = model.column_number("volume")
+                texts = [model.index(r, col).data() for r in range(model.rowCount())]
+                assert texts and all(t and t.isdigit() for t in texts), (type(model).__name__, texts)
+            lots = ClosedDeal(key="mt|a|1", source="mt", account_key="mt|a", native_id="1",
+                              closed_at=datetime(2026, 1, 5, tzinfo=UTC), profit=Decimal(5), volume=Decimal(1))
+            deals.upsert([DealRow(lots, "A", "MT4")])
+            assert deals.index(deals.row_of("mt|a|1"), deals.column_number("volume")).data() == "1.00"
+        finally:
+            await hub.remove(source.id)
+            assert source.id not in CONTRACT_SOURCES
+            await hub.aclose()
+
+    with fast_sim() as tradovate:
+        run_on_qasync(lambda: scenario(tradovate))

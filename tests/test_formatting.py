@@ -16,6 +16,7 @@ from ttmt_monitor.core.formatting import (
     format_pl,
     format_price,
     format_time,
+    format_contracts,
     format_volume,
     pl_sign,
     status_label,
@@ -94,6 +95,12 @@ def test_volume_in_lots():
     assert format_volume(D("1")) == "1.00"
     assert format_volume(D("0.001")) == "0.001"
     assert format_volume(D("1E+1")) == "10.00"
+
+
+def test_volume_in_contracts():
+    assert [format_contracts(v) for v in (D("2"), D("2.00"), D("1.50"), D("1E+1"), D("0.000"), D("-3"))] == [
+        "2", "2", "1.5", "10", "0", "\u22123"]
+    assert format_contracts(None) == "" and format_contracts(D("NaN")) == "NaN"
     assert format_volume("0.05") == "0.05"
 
 

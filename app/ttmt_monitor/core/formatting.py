@@ -31,6 +31,7 @@ __all__ = [
     "currency_precision",
     "format_age",
     "format_axis_amount",
+    "format_contracts",
     "format_money",
     "format_pl",
     "format_price",
@@ -245,6 +246,18 @@ def format_volume(lots: Decimal | None) -> str:
     exponent = number.normalize().as_tuple().exponent
     places = max(2, -exponent) if isinstance(exponent, int) else 2
     text = f"{_quantize(number, places):f}"
+    return (MINUS + text[1:]) if text.startswith("-") else text
+
+
+def format_contracts(count: Decimal | None) -> str:
+    """A number of contracts (a futures position or order): ``"2"``, ``"1.5"`` (a fraction only when there is
+    one, never an exponent); ``""`` for None."""
+    number = to_decimal(count)
+    if number is None:
+        return ""
+    if not number.is_finite():
+        return str(number)
+    text = f"{number.normalize():f}" if number else "0"  # (normalize: no trailing zeros; ":f": no exponent)
     return (MINUS + text[1:]) if text.startswith("-") else text
 
 

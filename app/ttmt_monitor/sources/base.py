@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..domain import Account, ClosedDeal, Delta, Health, Snapshot
 from .capabilities import (
+    CAP_CONTRACTS,
     CAP_DETAIL,
     CAP_EQUITY,
     CAP_HISTORY,
@@ -37,7 +38,8 @@ from .capabilities import (
 )
 
 __all__ = [
-    "CAP_DETAIL", "CAP_EQUITY", "CAP_HISTORY", "CAP_MARGIN", "CAP_QUOTES", "CAP_SIGNALS", "CAP_TP_LEVELS", "Source",
+    "CAP_CONTRACTS", "CAP_DETAIL", "CAP_EQUITY", "CAP_HISTORY", "CAP_MARGIN", "CAP_QUOTES", "CAP_SIGNALS",
+    "CAP_TP_LEVELS", "Source",
     "SourceConfig", "SourceError", "AuthError", "SupportsHistory", "Account", "ClosedDeal", "Delta", "Health",
     "Snapshot",
 ]

@@ -39,7 +39,7 @@ from ..core.models import TP_LEVELS, Account as TtmtAccount, Position as TtmtPos
 from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Position
 from ..domain.ids import split_key
 from ..sources import registry
-from ..sources.base import Source, SourceConfig
+from ..sources.base import CAP_CONTRACTS, Source, SourceConfig
 from .accounts_model import AccountRow
 from .source_models import DealRow, OrderRow
 
@@ -500,7 +500,19 @@ class DeskBridge(QObject):
         self._notify: Callable[[DeskChange], None] | None = None
         self._deals = DealsByAccount(hub.state.deals)
         self._symbols: frozenset[str] | None = None  # (symbols(): read again after a change)
+        self._contracts: set[str] = set()
+        self._note_contracts()
+        hub.sources_changed.connect(self._note_contracts)
         hub.changed.connect(self.apply)
+
+    def _note_contracts(self) -> None:
+        """The tables show the volumes of the sources that count contracts (Tradovate) as contracts."""
+        from .table_base import CONTRACT_SOURCES
+
+        mine = {s.id for s in self.hub.sources() if CAP_CONTRACTS in getattr(s, "capabilities", ())}
+        CONTRACT_SOURCES.difference_update(self._contracts - mine)
+        CONTRACT_SOURCES.update(mine)
+        self._contracts = mine
 
     def symbols(self) -> frozenset[str]:
         """Every symbol of the sources' open positions, working orders and closed deals (the filter bar's choices),

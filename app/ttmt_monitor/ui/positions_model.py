@@ -61,7 +61,8 @@ class PositionsModel(KeyedTableModel):
         Column("direction", "Side", lambda p: p.direction, width=55),
         Column("tp_level", "Layer TP", lambda p: p.tp_level, lambda p, o: f"TP{p.tp_level}" if p.tp_level else "",
                numeric=True, tooltip="The take-profit level this layer targets", width=75),
-        volume_column("volume", "Lots", lambda p: p.volume, width=65),
+        # (Another source's position is keyed "<source id>|<its id>": Tradovate's volumes are contracts.)
+        volume_column("volume", "Lots", lambda p: p.volume, width=65, source_of=lambda p: p.id.partition("|")[0]),
         price_column("entry", "Entry", lambda p: p.entry_price, _sym),
         price_column("current", "Price", lambda p: p.current_price, _sym, live=True),
         price_column("sl", "SL", lambda p: p.stop_loss, _sym),

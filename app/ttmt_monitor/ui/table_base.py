@@ -130,8 +130,22 @@ def price_column(key: str, title: str, getter: Callable[[Any], Decimal | None],
     return Column(key, title, getter, lambda obj, opts: fmt.format_price(getter(obj), symbol(obj)), numeric=True, **kw)
 
 
-def volume_column(key: str, title: str, getter: Callable[[Any], Decimal | None], **kw: Any) -> Column:
-    return Column(key, title, getter, lambda obj, opts: fmt.format_volume(getter(obj)), numeric=True, **kw)
+#: The sources whose volumes count whole contracts (a source's ``CAP_CONTRACTS``: Tradovate's futures), by id; kept
+#: by the desk bridge (``ui.desk``). A volume column given ``source_of`` shows their rows' volumes as contracts
+#: ("2") and every other row's as lots ("2.00").
+CONTRACT_SOURCES: set[str] = set()
+
+
+def volume_column(key: str, title: str, getter: Callable[[Any], Decimal | None], *,
+                  source_of: Callable[[Any], str | None] | None = None, **kw: Any) -> Column:
+    if source_of is None:
+        return Column(key, title, getter, lambda obj, opts: fmt.format_volume(getter(obj)), numeric=True, **kw)
+    contracts = CONTRACT_SOURCES
+
+    def text(obj: Any, opts: DisplayOptions) -> str:
+        value = getter(obj)
+        return fmt.format_contracts(value) if source_of(obj) in contracts else fmt.format_volume(value)
+    return Column(key, title, getter, text, numeric=True, **kw)
 
 
 def pl_column(key: str, title: str, getter: Callable[[Any], Decimal | None],

@@ -44,7 +44,7 @@ from ...domain import (
     Snapshot,
     Upsert,
 )
-from ..base import CAP_EQUITY, CAP_MARGIN, CAP_QUOTES, AuthError, SourceConfig
+from ..base import CAP_CONTRACTS, CAP_EQUITY, CAP_MARGIN, CAP_QUOTES, AuthError, SourceConfig
 from ..registry import DemoSource, Setting, SourceKind
 from .auth import Credentials, Token, TokenManager
 from .connection import Closed, TradovateSocket
@@ -105,7 +105,8 @@ class TradovateSource:
         self.ws_url = ws_root + "/websocket"
         self.md_url = str(s.get("md_url") or (MD_URL if env in HOSTS else ws_root + "/md/websocket"))
         self.quotes = bool(s.get("quotes", False))
-        self.capabilities = frozenset({CAP_EQUITY, CAP_MARGIN} | ({CAP_QUOTES} if self.quotes else set()))
+        self.capabilities = frozenset({CAP_EQUITY, CAP_MARGIN, CAP_CONTRACTS}
+                                      | ({CAP_QUOTES} if self.quotes else set()))
         device = str(s.get("device_id") or uuid.uuid5(uuid.NAMESPACE_URL, f"ttmt-monitor:{config.id}"))
         creds = Credentials(name=str(s.get("user_name") or ""), password=secrets.get("password", ""),
                             app_id=str(s.get("app_id") or "ttmt-monitor"),
