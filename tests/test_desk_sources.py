@@ -601,7 +601,8 @@ def test_the_filter_bar_offers_and_filters_every_sources_rows(qapp, sim, setting
             symbols = {bar.symbol_combo.itemData(i) for i in range(bar.symbol_combo.count())}
             assert {d.symbol.upper() for d in hub.state.deals.values() if d.symbol} <= symbols
             statuses = [bar.status_combo.itemText(i) for i in range(bar.status_combo.count())]
-            assert statuses[:3] == ["Any status", "Open (all)", "Closed (all)"] and len(statuses) > 3
+            assert statuses[:3] == ["Any status", "Open (all)", "Closed (all)"]
+            assert {"Closed (profit)", "Closed (loss)", "Needs recovery", "Skipped"} <= set(statuses)
 
             total = len(hub.state.deals)
             proxy = window.views["positions"].proxy
@@ -619,6 +620,7 @@ def test_the_filter_bar_offers_and_filters_every_sources_rows(qapp, sim, setting
             orders = window.views["orders"].proxy
             assert all(window.orders_model.row_object(orders.mapToSource(orders.index(r, 0)).row()).order.account_key
                        == key for r in range(orders.rowCount()))
+            assert orders.rowCount() == sum(o.account_key == key for o in hub.state.orders.values())
             bar.status_combo.setCurrentIndex(bar.status_combo.findData("open"))
             await until(lambda: deals.rowCount() == 0 and not deals._querying, 10, "no deal is open")
             bar.reset()

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from ttmt_monitor.domain import ClosedDeal, WorkingOrder
-from ttmt_monitor.ui.filter_bar import FilterSpec, deal_filter, deal_status, pinned
+from ttmt_monitor.ui.filter_bar import FilterSpec, deal_filter, deal_status, pinned, status_choices
 from ttmt_monitor.ui.memory_history import MemoryDealsModel
 from ttmt_monitor.ui.source_models import DealRow, OrderRow
 
@@ -64,6 +64,7 @@ def test_a_closed_deal_passes_by_the_rules_of_the_bar() -> None:
     # Every word, in any of its texts: the account's and the source's names, the ticket, the result's word.
     assert FilterSpec(text="sofia manager").matches(row) and FilterSpec(text="7001").matches(row)
     assert FilterSpec(text="profit xauusd").matches(row) and not FilterSpec(text="sofia tradovate").matches(row)
+    assert FilterSpec(text="closed_profit").matches(row)  # the status's own word too, as a trade's
 
 
 def test_a_working_order_is_open_and_passes_any_preset_window() -> None:
@@ -75,6 +76,31 @@ def test_a_working_order_is_open_and_passes_any_preset_window() -> None:
     assert not FilterSpec(channel_id="c-1").matches(row)
     assert FilterSpec(symbol="esz6", text="limit tradovate").matches(row)
     assert not FilterSpec(text="market").matches(row)
+    # By the word the Orders tab shows as well as the source's own: MetaApi's "placed" and an MT4 order with no
+    # state read "Working", Tradovate's "PendingNew" "Pending".
+    for raw, shown in (("placed", "working"), (None, "working"), ("PendingNew", "pending")):
+        order = _order(status=raw)
+        assert FilterSpec(status=shown).matches(order) and FilterSpec(text=shown).matches(order), raw
+        assert FilterSpec(status="open").matches(order) and not FilterSpec(status="closed").matches(order)
+    assert FilterSpec(status="pendingnew").matches(_order(status="PendingNew"))
+    assert not FilterSpec(status="pending").matches(_order(status="placed"))
+
+
+def test_the_status_choices_are_the_desks_words_whatever_rows_are_shown() -> None:
+    both = status_choices(ttmt=True, other_sources=True)
+    assert {"needs_recovery", "partial_closed", "skipped", "closed_profit"} <= set(both)
+    assert "open" not in both and "closed" not in both and len(both) == len(set(both))
+    assert status_choices(ttmt=False, other_sources=True) == ["closed_breakeven", "closed_loss", "closed_profit"]
+    assert status_choices(ttmt=False, other_sources=False) == []
+
+
+def test_a_deal_filter_is_equal_while_its_window_is_the_same() -> None:
+    today = FilterSpec(date_window="today", utc=True)
+    assert deal_filter(today, NOW) == deal_filter(today, NOW + timedelta(minutes=5))  # same day: no new order
+    assert deal_filter(today, NOW) != deal_filter(today, NOW + timedelta(days=1))
+    week = FilterSpec(date_window="7d")
+    assert deal_filter(week, NOW) != deal_filter(week, NOW + timedelta(minutes=1))  # the window moved on
+    assert deal_filter(FilterSpec(), NOW) is None
 
 
 def test_pinned_fixes_a_relative_window_and_keeps_the_rest() -> None:

@@ -45,14 +45,18 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QSizePolicy, QW
 from ..core.formatting import status_label
 from ..core.models import (
     POSITION_OPEN_STATUSES,
+    POSITION_STATUSES,
+    SIGNAL_STATUSES,
     TRADE_OPEN_STATUSES,
+    TRADE_STATUSES,
     TRADE_TERMINAL_STATUSES,
     Position,
     Signal as SignalObj,
     Trade,
 )
 
-__all__ = ["DATE_WINDOWS", "FilterBar", "FilterSpec", "deal_filter", "deal_status", "pinned"]
+__all__ = ["DATE_WINDOWS", "FilterBar", "FilterSpec", "deal_filter", "deal_status", "pinned",
+           "status_choices"]
 
 # (key, label) of the date-window presets, in combo order.
 DATE_WINDOWS: tuple[tuple[str, str], ...] = (
@@ -236,8 +240,8 @@ class FilterSpec:
             return False
         if not self._in_window(d.opened_at, d.closed_at, False, now):
             return False
-        return self._match_text((d.native_id, d.symbol, d.side, status_label(status), d.deal_type, d.close_reason,
-                                 d.currency, account_label, source_label))
+        return self._match_text((d.native_id, d.symbol, d.side, status, status_label(status), d.deal_type,
+                                 d.close_reason, d.currency, account_label, source_label))
 
     def _match_order(self, o: Any, account_label: str | None, source_label: str | None,
                      now: datetime | None) -> bool:
@@ -246,12 +250,18 @@ class FilterSpec:
             return False
         if self.channel_id:
             return False
-        state = (o.status or "").lower()
-        if not self._match_common(o.symbol, state, (state,), ()):
+        from .source_models import order_status_text  # (the Orders tab's words; made with that tab)
+
+        shown = order_status_text(o.status)  # "Working" for MetaApi's "placed", Tradovate's "Working", MT4's none
+        if self.status:
+            wanted = self.status.lower()
+            if wanted == "closed" or (wanted != "open" and wanted not in (shown.lower(), (o.status or "").lower())):
+                return False
+        if self._symbol_key and _base_symbol(o.symbol) != self._symbol_key:
             return False
         if not self._in_window(o.created_at, None, True, now):
             return False
-        return self._match_text((o.native_id, o.symbol, o.side, o.order_type, o.status, account_label,
+        return self._match_text((o.native_id, o.symbol, o.side, o.order_type, o.status, shown, account_label,
                                  source_label))
 
     def _match_signal(self, s: SignalObj, now: datetime | None) -> bool:
@@ -282,6 +292,19 @@ def deal_status(deal: Any) -> str:
     return "closed_profit" if deal.profit > 0 else "closed_loss" if deal.profit < 0 else "closed_breakeven"
 
 
+def status_choices(ttmt: bool, other_sources: bool) -> list[str]:
+    """The Status combo's statuses (after the open and closed groups) for a desk with TTMT and/or other sources:
+    TTMT's trade, position and signal words, and a closed deal's results (the closed trade's words). A fixed list,
+    not the statuses seen: a choice must not fall back to "Any status" when no row has it for a while."""
+    words: list[str] = []
+    if ttmt:
+        words += [*TRADE_STATUSES, *POSITION_STATUSES, *SIGNAL_STATUSES]
+    if other_sources:
+        words += ["closed_profit", "closed_loss", "closed_breakeven"]
+    unique = dict.fromkeys(w for w in words if w not in _STATUS_GROUPS)
+    return sorted(unique, key=status_label)
+
+
 def pinned(spec: FilterSpec | None, now: datetime | None = None) -> FilterSpec | None:
     """``spec`` with a relative date window ("Today", "7 days", "30 days") fixed at ``now`` (a "range" from its
     start), for a filter applied on a worker thread: the filter then never reads the clock or its cache there.
@@ -299,14 +322,27 @@ def deal_filter(spec: FilterSpec | None, now: datetime | None = None) -> Any:
     """The Closed deals table's filter (``ui.memory_history``: applied on its reader's worker thread): a predicate
     over a ``DealRow``, its date window fixed at ``now`` (:func:`pinned`); None when ``spec`` filters nothing."""
     fixed = pinned(spec, now)
-    if fixed is None:
-        return None
-    match = fixed._match_deal  # noqa: SLF001 - the rule for a deal, without matches()' type tests per row
+    return None if fixed is None else _DealPredicate(fixed)
 
-    def predicate(row: Any) -> bool:
-        return match(row.deal, row.account_label, row.source_label, None)
 
-    return predicate
+class _DealPredicate:
+    """A closed deal's row passes ``spec``. Equal to another of an equal spec: the deals table orders again only
+    when the filter changed ("Today" re-applied each minute is the same filter until midnight)."""
+
+    __slots__ = ("_match", "spec")
+
+    def __init__(self, spec: FilterSpec) -> None:
+        self.spec = spec
+        self._match = spec._match_deal  # noqa: SLF001 - the rule for a deal, without matches()' type tests per row
+
+    def __call__(self, row: Any) -> bool:
+        return self._match(row.deal, row.account_label, row.source_label, None)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _DealPredicate) and other.spec == self.spec
+
+    def __hash__(self) -> int:
+        return hash(self.spec)
 
 
 class FilterBar(QWidget):
@@ -427,7 +463,8 @@ class FilterBar(QWidget):
         self._after_refill(self._refill(self.channel_combo, channels))
 
     def set_symbols(self, symbols: Iterable[str]) -> None:
-        unique = sorted({s.upper() for s in symbols if s})
+        """One entry per base symbol ("XAUUSD" for XAUUSD.m too): the filter matches by it."""
+        unique = sorted({base for s in symbols if (base := _base_symbol(s))})
         self._after_refill(self._refill(self.symbol_combo, ((s, s) for s in unique)))
 
     def set_statuses(self, statuses: Iterable[str], *, groups: bool = True) -> None:

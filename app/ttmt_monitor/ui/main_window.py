@@ -1255,28 +1255,26 @@ class MainWindow(QMainWindow):
             for channel_id, name in stored_channels:
                 channels.setdefault(channel_id, name)
             symbols.update(stored_symbols)
-        statuses = {t.status for t in self.controller.trades_model.objects()}
         for s in self.controller.signals_model.objects():
             if s.channel_id:
                 channels[s.channel_id] = s.channel_name or s.channel_id
             if s.symbol:
                 symbols.add(s.symbol)
-            statuses.add(s.status)
-        statuses.update(p.status for p in self.controller.positions_model.objects())
-        if self.bridge is not None:  # the other sources' accounts and symbols (their deals' results are trades')
+        others = self.bridge is not None and bool(self.bridge.hub.sources())
+        if self.bridge is not None:  # the other sources' accounts and symbols
             accounts += sorted(self.bridge.accounts(), key=lambda kv: kv[1].lower())
             symbols.update(self.bridge.symbols())
-        # The statuses seen (the open and closed groups come first; a stored trade's not seen live is offered by
-        # the group, or found by typing its word).
-        statuses = {s.lower() for s in statuses if s} - {"open", "closed"}
-        snapshot = (tuple(accounts), tuple(sorted(channels.items())), tuple(sorted(symbols)), tuple(sorted(statuses)))
+        from .filter_bar import status_choices
+
+        statuses = status_choices(ttmt=self.has_ttmt, other_sources=others)
+        snapshot = (tuple(accounts), tuple(sorted(channels.items())), tuple(sorted(symbols)), tuple(statuses))
         if snapshot == getattr(self, "_choices", None):
             return  # unchanged: leave the combos alone (resetting them would close an open drop-down)
         self._choices = snapshot
         fb.set_accounts(accounts)
         fb.set_channels(sorted(channels.items(), key=lambda kv: kv[1].lower()))
         fb.set_symbols(sorted(symbols))
-        fb.set_statuses(sorted(statuses, key=fmt.status_label))
+        fb.set_statuses(statuses)
 
     def _move_date_window(self) -> None:
         """A date window that follows now ("Today", "7 days", "30 days") moves on in the tables the store
