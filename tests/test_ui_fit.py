@@ -531,3 +531,28 @@ def test_a_restored_fit_waits_for_the_first_paint_and_then_only_grows(qapp, qtbo
     finally:
         window.close()
         dispose(window)
+
+
+def test_the_positions_status_column_has_room_for_partly_closed_before_any_row_says_it(qapp):
+    """A position becoming "Partly closed" while on screen (its volume shrank) was shown "Partl…" until the next
+    start: the fit read only "Open". The column's fitted width has room for the word from the first fit."""
+    from ttmt_monitor.ui.positions_model import PositionsModel
+    from ttmt_monitor.ui.views import DeskTableView
+
+    _D, _trade, position = _models()
+    view = DeskTableView(PositionsModel(), "fit_status")
+    try:
+        view.resize(1000, 300)
+        view.show()
+        view.fit_columns_when_filled()
+        view.source_model.reset_rows([position])
+        qapp.processEvents()
+        status = view.source_model.column_number("status")
+        assert view.source_model.index(0, status).data() == "Open"
+        needed = view.fontMetrics().horizontalAdvance("Partly closed")
+        assert view.horizontalHeader().sectionSize(status) >= needed
+        assert view.horizontalHeader().sectionSize(status) < needed + 40  # room for it, not a wide column
+    finally:
+        import shiboken6
+
+        shiboken6.delete(view)

@@ -68,7 +68,7 @@ class PositionsModel(KeyedTableModel):
         price_column("sl", "SL", lambda p: p.stop_loss, _sym),
         price_column("tp", "TP", lambda p: p.take_profit, _sym),
         pl_column("unrealized", "Open P&L", lambda p: p.unrealized_pl, lambda p: p.currency, live=True),
-        status_column(lambda p: p.status),
+        status_column(lambda p: p.status, fit_texts=(fmt.status_label("partial_closed"),)),
         Column("trade_id", "Trade id", lambda p: p.trade_id, hidden_by_default=True),
         Column("id", "Position id", lambda p: p.id, hidden_by_default=True),
         Column("source", "Source", lambda p: p.source or "TTMT", hidden_by_default=True, width=150),

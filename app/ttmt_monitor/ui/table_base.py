@@ -93,6 +93,9 @@ class Column(msgspec.Struct, frozen=True):  # (not a frozen dataclass: ~0.02 ms 
     #: The view may size this column to its texts (DeskTableView.fit_columns_when_filled). False for a column
     #: whose cell is drawn, not written (the risk limits' bars): its ``width`` stands.
     fits_content: bool = True
+    #: Texts the fitted width always has room for, whatever rows it read: a word a row takes later, while on
+    #: screen (an open position becoming "Partly closed" was shown "Partl…" until the next start).
+    fit_texts: tuple[str, ...] = ()
 
 
 def sort_key(value: Any) -> float | str:

@@ -528,7 +528,7 @@ class DeskTableView(QTableView):
             for n, column in enumerate(self.source_model.columns):
                 if header.isSectionHidden(n) or not column.fits_content or (only is not None and n != only):
                     continue
-                widest = 0
+                widest = max((cells.horizontalAdvance(t) for t in column.fit_texts), default=0)
                 for r in rows:
                     text = proxy.data(proxy.index(r, n))
                     if text:
