@@ -201,11 +201,10 @@ class Bench:
     def deals(self, n: int, repeats: int) -> None:
         from PySide6.QtCore import Qt
 
+        from ttmt_monitor.ui.filter_bar import FilterSpec, deal_filter
         from ttmt_monitor.ui.memory_history import MemoryDealsModel
         from ttmt_monitor.ui.source_models import DealsModel
         from ttmt_monitor.ui.views import DeskTableView
-
-        from ttmt_monitor.ui.filter_bar import FilterSpec, deal_filter
 
         rows = deal_rows(n)
         filters = [FilterSpec(account_id="mt|a1"), FilterSpec(text="xauusd account"),
