@@ -614,6 +614,8 @@ def test_the_filter_bar_offers_and_filters_every_sources_rows(qapp, sim, setting
                         "Closed deals of that account only")
             assert 0 < theirs_deals < total
             assert {deals.memory.row(r).deal.account_key for r in deals._rowids} == {key}
+            await until(lambda: window.deals_footer.text().startswith(f"{theirs_deals:,} deal"), 10,
+                        "the footer counts that account's deals")
             positions = controller.positions_model
             shown = [positions.row_object(proxy.mapToSource(proxy.index(r, 0)).row()) for r in range(proxy.rowCount())]
             assert all(p.account_id == key for p in shown) and len(shown) < positions_before

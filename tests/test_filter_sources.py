@@ -154,3 +154,47 @@ def test_the_closed_deals_table_filters_on_its_worker(qtbot, model: MemoryDealsM
     model.upsert([_deal(900, symbol="GBPUSD", closed=datetime.now(UTC)), _deal(901, symbol="USDJPY")])
     qtbot.waitUntil(lambda: model.rowCount() == 1 and not model._querying, timeout=10000)
     assert model.memory.row(model._rowids[0]).deal.symbol == "GBPUSD"
+
+
+def test_the_footer_counts_the_deals_shown_and_sums_their_results(qtbot, model: MemoryDealsModel) -> None:
+    """What the filter shows, counted, and the trade deals' P&L per currency (a deposit is not a result)."""
+    from ttmt_monitor.ui.history_model import totals_text
+    from ttmt_monitor.ui.memory_history import deal_totals
+
+    rows = [_deal(1, profit="10.25"), _deal(2, profit="-3.10"), _deal(3, profit="500", deal_type="balance",
+                                                                      symbol=None, side=None)]
+    assert deal_totals(rows) == {"USD": Decimal("7.15")}
+    assert totals_text(3, deal_totals(rows), "deal") == "3 deals shown · realized +7.15 USD"
+    seen: list[tuple[int, dict]] = []
+    model.totals_changed.connect(lambda count, totals: seen.append((count, totals)))
+    spec = FilterSpec(account_id="mt4:x|1001")
+    shown = _filtered(qtbot, model, spec)
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1][0] == len(shown), timeout=10000)
+    assert seen[-1][1] == deal_totals(shown) and sum(seen[-1][1].values()) == sum(
+        r.deal.profit for r in shown if r.deal.deal_type == "trade")
+
+
+def test_a_new_order_of_the_same_rows_keeps_their_totals(qtbot, model: MemoryDealsModel) -> None:
+    """Sorting does not sum the deals again (the same rows, the same filter); a filter or a new deal does."""
+    from PySide6.QtCore import Qt
+
+    calls: list[int] = []
+    summed = model.memory.totals_of
+    assert summed is not None
+
+    def counting(rows):  # noqa: ANN001, ANN202
+        calls.append(len(rows))
+        return summed(rows)
+
+    model.memory.totals_of = counting
+    _filtered(qtbot, model, FilterSpec(symbol="XAUUSD"))
+    assert len(calls) == 1
+    seen: list[dict] = []
+    model.totals_changed.connect(lambda _count, totals: seen.append(totals))
+    for key in ("profit", "symbol", "closed_at"):
+        generation = model._generation
+        model.sort(model.column_number(key), Qt.SortOrder.AscendingOrder)
+        qtbot.waitUntil(lambda g=generation: model._generation > g and not model._querying, timeout=10000)
+    assert len(calls) == 1 and seen and all(t == seen[0] and t for t in seen)
+    model.upsert([_deal(950, symbol="XAUUSD", closed=datetime.now(UTC))])
+    qtbot.waitUntil(lambda: len(calls) == 2 and not model._querying, timeout=10000)

@@ -906,9 +906,9 @@ def _positions(rowids: array, wanted: set[int]) -> dict[int, int]:
 
 
 
-def totals_text(count: int, totals: dict[str, Decimal]) -> str:
+def totals_text(count: int, totals: dict[str, Decimal], noun: str = "trade") -> str:
     """The footer under the Trades table: ``"1,234 trades shown · realized +1,234.50 USD · −56.00 EUR"`` (each
-    currency on its own: amounts in different currencies are never added)."""
-    head = f"{count:,} trade{'' if count == 1 else 's'} shown"
+    currency on its own: amounts in different currencies are never added); ``noun``: what a row is ("deal")."""
+    head = f"{count:,} {noun}{'' if count == 1 else 's'} shown"
     parts = [fmt.format_pl(totals[c], c) for c in sorted(totals)]
     return head + (" · realized " + " · ".join(parts) if parts else "")

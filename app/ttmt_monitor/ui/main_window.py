@@ -366,6 +366,8 @@ class MainWindow(QMainWindow):
         self.orders_footer.setText("TTMT's orders are in each trade's detail: double-click a trade on the Trades "
                                    "tab.")
         self.orders_footer.setVisible(CAP_SIGNALS in self.capabilities())
+        # Under Closed deals: how many the filter shows, and their realized P&L per currency (as under Trades).
+        self.deals_footer = self._footer("deals")
         self._footer_timer = QTimer(self)  # in-memory totals (no store): recomputed at a calm pace
         self._footer_timer.setSingleShot(True)
         self._footer_timer.setInterval(500)
@@ -1087,7 +1089,7 @@ class MainWindow(QMainWindow):
             self._analytics.install_accounts_view(view)  # (else when the analytics are built)
         if self._filter_spec is not None:
             self._apply_filter(name)
-        if name in ("trades", "signals", "orders"):
+        if name in ("trades", "signals", "orders", "deals"):
             self._holder_layout(name).insertWidget(0, view, 1)  # above the footer
         else:
             self._holder_layout(name).addWidget(view)
@@ -1338,6 +1340,7 @@ class MainWindow(QMainWindow):
 
             model = self._deals_model = MemoryDealsModel(self)
             model.set_options(self._display_options())
+            model.totals_changed.connect(self._on_deal_totals)
             self._table_specs["deals"] = (model, self._table_specs["deals"][1])
         return self._deals_model
 
@@ -1395,6 +1398,11 @@ class MainWindow(QMainWindow):
         from .history_model import totals_text
 
         self.trades_footer.setText(totals_text(count, totals))
+
+    def _on_deal_totals(self, count: int, totals: dict[str, Any]) -> None:
+        from .history_model import totals_text
+
+        self.deals_footer.setText(totals_text(count, totals, "deal"))
 
     def _on_signal_count(self, count: int, _totals: Any = None) -> None:
         self.signals_footer.setText(f"{count:,} signal{'' if count == 1 else 's'} shown")
