@@ -643,8 +643,9 @@ def test_the_filter_bar_offers_and_filters_every_sources_rows(qapp, sim, setting
 
 def test_tradovate_volumes_are_whole_contracts_and_lots_stay_lots(qapp):
     """Tradovate counts contracts (its CAP_CONTRACTS): its positions, working orders and closed deals show "2", not
-    "2.00" as lots; another source's lots keep two decimals in the same tables; the source gone, nothing of it is
-    left in the tables' rule."""
+    "2.00" as lots; another source's lots keep two decimals in the same tables. The rule is in each table's
+    display options (no state shared between desks): a second desk without Tradovate keeps lots, and the
+    source gone, its table's options forget it."""
     from decimal import Decimal
 
     from tradovate_support import fast_sim, make_source
@@ -652,18 +653,20 @@ def test_tradovate_volumes_are_whole_contracts_and_lots_stay_lots(qapp):
     from ttmt_monitor.ui.desk import DeskBridge
     from ttmt_monitor.ui.positions_model import PositionsModel
     from ttmt_monitor.ui.source_models import DealRow, DealsModel, OrdersModel
-    from ttmt_monitor.ui.table_base import CONTRACT_SOURCES
 
     async def scenario(tradovate) -> None:
         source = make_source(tradovate)
-        hub = SourceHub()
+        hub, other_hub = SourceHub(), SourceHub()
         positions, orders, deals = PositionsModel(), OrdersModel(), DealsModel()
-        DeskBridge(hub, positions_model=positions, orders_model=orders, deals_model=deals)
+        bridge = DeskBridge(hub, positions_model=positions, orders_model=orders, deals_model=deals)
+        other_deals = DealsModel()
+        DeskBridge(other_hub, deals_model=other_deals)
         hub.add(source)
         try:
             mine = f"{source.id}|"
             await until(lambda: any(k.startswith(mine) for k in positions.keys()) and orders.rowCount() > 0
                         and deals.rowCount() > 0, 30, "Tradovate positions, orders and deals")
+            assert bridge.contract_sources == {source.id}
             for model in (positions, orders, deals):
                 col = model.column_number("volume")
                 texts = [model.index(r, col).data() for r in range(model.rowCount())]
@@ -672,10 +675,47 @@ def test_tradovate_volumes_are_whole_contracts_and_lots_stay_lots(qapp):
                               closed_at=datetime(2026, 1, 5, tzinfo=UTC), profit=Decimal(5), volume=Decimal(1))
             deals.upsert([DealRow(lots, "A", "MT4")])
             assert deals.index(deals.row_of("mt|a|1"), deals.column_number("volume")).data() == "1.00"
+            # The other desk's table: the same source id's rows stay lots there (it does not run Tradovate).
+            theirs = ClosedDeal(key=f"{mine}9", source=source.id, account_key=f"{mine}a", native_id="9",
+                                closed_at=datetime(2026, 1, 5, tzinfo=UTC), profit=Decimal(5), volume=Decimal(2))
+            other_deals.upsert([DealRow(theirs, "A", "T")])
+            assert other_deals.index(0, other_deals.column_number("volume")).data() == "2.00"
+            assert not other_deals.options.contracts
         finally:
             await hub.remove(source.id)
-            assert source.id not in CONTRACT_SOURCES
+            assert not bridge.contract_sources and not deals.options.contracts
             await hub.aclose()
+            await other_hub.aclose()
 
     with fast_sim() as tradovate:
         run_on_qasync(lambda: scenario(tradovate))
+
+
+def test_a_row_shown_before_its_source_counts_contracts_is_rendered_again(qapp, toy_kind, tmp_path):
+    """The rule changes while rows are on screen (a source that counts contracts added): their cached texts go."""
+    from decimal import Decimal
+
+    from toy_csv_source import CSV
+    from ttmt_monitor.domain import ClosedDeal
+    from ttmt_monitor.ui.desk import DeskBridge
+    from ttmt_monitor.ui.source_models import DealRow, DealsModel
+
+    path = tmp_path / "positions.csv"
+    path.write_text(CSV)
+    source = toy_kind.create(SourceConfig(id="c", kind="toycsv", name="C", settings={"path": str(path)}), {})
+    assert source.id == "toycsv:c"
+    source.capabilities = frozenset({"contracts"})
+    hub, deals = SourceHub(), DealsModel()
+    DeskBridge(hub, deals_model=deals)
+    deals.upsert([DealRow(ClosedDeal(key="toycsv:c|9", source="toycsv:c", account_key="toycsv:c|A1", native_id="9",
+                                     closed_at=datetime(2026, 1, 5, tzinfo=UTC), profit=Decimal(5),
+                                     volume=Decimal(2)), "A1", "C")])
+    cell = deals.index(0, deals.column_number("volume"))
+    assert cell.data() == "2.00"
+    hub.add(source)
+    assert cell.data() == "2"
+
+    async def close() -> None:
+        await hub.aclose()
+
+    run_on_qasync(close)

@@ -164,6 +164,13 @@ def test_the_footer_counts_the_deals_shown_and_sums_their_results(qtbot, model: 
     rows = [_deal(1, profit="10.25"), _deal(2, profit="-3.10"), _deal(3, profit="500", deal_type="balance",
                                                                       symbol=None, side=None)]
     assert deal_totals(rows) == {"USD": Decimal("7.15")}
+    eur = _deal(4, profit="2.5")
+    eur = DealRow(ClosedDeal(**{**{f: getattr(eur.deal, f) for f in eur.deal.__dataclass_fields__},
+                                "currency": "EUR"}), eur.account_label, eur.source_label)
+    unknown = DealRow(ClosedDeal(**{**{f: getattr(eur.deal, f) for f in eur.deal.__dataclass_fields__},
+                                    "key": "mt4:x|5", "currency": None}), "A", "S")
+    assert deal_totals([*rows, eur, unknown]) == {"?": Decimal("2.5"), "EUR": Decimal("2.5"),
+                                                  "USD": Decimal("7.15")}  # never added across currencies
     assert totals_text(3, deal_totals(rows), "deal") == "3 deals shown · realized +7.15 USD"
     seen: list[tuple[int, dict]] = []
     model.totals_changed.connect(lambda count, totals: seen.append((count, totals)))
@@ -196,5 +203,7 @@ def test_a_new_order_of_the_same_rows_keeps_their_totals(qtbot, model: MemoryDea
         model.sort(model.column_number(key), Qt.SortOrder.AscendingOrder)
         qtbot.waitUntil(lambda g=generation: model._generation > g and not model._querying, timeout=10000)
     assert len(calls) == 1 and seen and all(t == seen[0] and t for t in seen)
-    model.upsert([_deal(950, symbol="XAUUSD", closed=datetime.now(UTC))])
-    qtbot.waitUntil(lambda: len(calls) == 2 and not model._querying, timeout=10000)
+    _filtered(qtbot, model, FilterSpec(symbol="EURUSD"))  # another filter: summed again
+    assert len(calls) == 2
+    model.upsert([_deal(950, symbol="EURUSD", closed=datetime.now(UTC))])  # a new deal: summed again
+    qtbot.waitUntil(lambda: len(calls) == 3 and not model._querying, timeout=10000)

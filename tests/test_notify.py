@@ -478,6 +478,11 @@ def test_neutral_sources_fills_quiet_closes_pop_up_grouped_by_position() -> None
     assert {n.group for n in ns} == {"position:tv:a1:ESZ6"}
     assert ns[0].subject == "ESZ6 · DEMO4812301 · Tradovate"
     assert not any(n.ends_group for n in ns)  # a deal may close part of the position: the group goes on
+    # A source that counts contracts (Tradovate): its sizes as whole contracts, as its tables show them.
+    r = NotificationRules(NotifySettings(burst_cap=100), clock=Clock(), tz=UTC)
+    ns = process_desk_change(r, change, str, str, frozenset({"tv"}))
+    assert [n.title for n in ns[:2]] == ["Filled: BUY 1 ESZ6", "Added 2 ESZ6 (now 3)"]
+    assert ns[3].title.startswith("Closed BUY 1 ESZ6:")
 
 
 def test_every_kind_has_a_short_label_and_a_pop_up_default() -> None:

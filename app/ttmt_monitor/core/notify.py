@@ -47,7 +47,7 @@ from datetime import UTC, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from .formatting import format_pl, format_price, format_volume
+from .formatting import format_contracts, format_pl, format_price, format_volume
 from .models import Trade
 from .news import Breakeven, Close, ConnectionProblem, Fact, Fill, Resynced, TakeProfit, TradeDone
 
@@ -336,6 +336,8 @@ class NotificationRules:
         self.lookup_trade = lookup_trade or (lambda _id: None)
         self.account_label: Callable[[str], str] = str
         self.source_label: Callable[[str], str] = str
+        # The sources whose volumes are whole contracts (Tradovate): "Filled: Buy 2 ESZ6", not "2.00" (lots).
+        self.contract_sources: frozenset[str] = frozenset()
         self._max_seen: int | None = None  # highest event id seen (duplicates are at or below it)
         self._held_fills: dict[str, tuple[datetime, list[Fill]]] = {}  # trade id -> (first seen, fills)
         self._recent: list[datetime] = []  # pop-up times within the burst window
@@ -557,18 +559,19 @@ class NotificationRules:
         account and symbol (the position there: a deal may close part of it, so no close ends the group)."""
         where = f"{self.account_label(f.account or '')} · {self.source_label(f.source or '')}"
         group = f"position:{f.account}:{f.symbol}"
+        volume = format_contracts if f.source in self.contract_sources else format_volume
         if isinstance(f, Fill):
             after = f.held_after if f.held_after is not None else Decimal(0)
             if f.held_before is None:
-                title = f"Filled: {f.side} {format_volume(after)} {f.symbol}"
+                title = f"Filled: {f.side} {volume(after)} {f.symbol}"
             elif f.reversed:
-                title = f"Reversed: {f.side} {format_volume(after)} {f.symbol}"
+                title = f"Reversed: {f.side} {volume(after)} {f.symbol}"
             else:
                 verb = "Added" if after > f.held_before else "Reduced"
-                title = f"{verb} {format_volume(f.volume)} {f.symbol} (now {format_volume(after)})"
+                title = f"{verb} {volume(f.volume)} {f.symbol} (now {volume(after)})"
             return Notification(title, where, "fill", account_id=f.account, group=group,
                                 subject=f"{f.symbol} · {where}")
-        what = " ".join(x for x in (f.side, format_volume(f.volume) if f.volume else None, f.symbol) if x)
+        what = " ".join(x for x in (f.side, volume(f.volume) if f.volume else None, f.symbol) if x)
         title = f"Closed {what}: {_pl_word(f.pl).lower()} {format_pl(f.pl, f.currency)}"
         return Notification(title, where, "close", account_id=f.account, group=group,
                             subject=f"{f.symbol or '?'} · {where}",
@@ -681,11 +684,13 @@ class NotificationRules:
 
 
 def process_desk_change(rules: NotificationRules, change: Any, account_label: Callable[[str], str],
-                        source_label: Callable[[str], str]) -> list[Notification]:
+                        source_label: Callable[[str], str],
+                        contract_sources: frozenset[str] = frozenset()) -> list[Notification]:
     """What a neutral source's DeskChange says to the trader: its ``news`` (a position opened or resized, a
     closed trade deal) through the same :meth:`NotificationRules.process` as TTMT's, with the hub's names for
     accounts and sources. Resets raise nothing (they are not news). Text is plain (symbols and labels come
     from a service)."""
     rules.account_label = account_label
     rules.source_label = source_label
+    rules.contract_sources = contract_sources
     return rules.process(getattr(change, "news", ()))

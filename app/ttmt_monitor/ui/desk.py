@@ -500,19 +500,22 @@ class DeskBridge(QObject):
         self._notify: Callable[[DeskChange], None] | None = None
         self._deals = DealsByAccount(hub.state.deals)
         self._symbols: frozenset[str] | None = None  # (symbols(): read again after a change)
-        self._contracts: set[str] = set()
+        self.contract_sources: frozenset[str] = frozenset()
         self._note_contracts()
         hub.sources_changed.connect(self._note_contracts)
         hub.changed.connect(self.apply)
 
     def _note_contracts(self) -> None:
-        """The tables show the volumes of the sources that count contracts (Tradovate) as contracts."""
-        from .table_base import CONTRACT_SOURCES
-
-        mine = {s.id for s in self.hub.sources() if CAP_CONTRACTS in getattr(s, "capabilities", ())}
-        CONTRACT_SOURCES.difference_update(self._contracts - mine)
-        CONTRACT_SOURCES.update(mine)
-        self._contracts = mine
+        """The ids of the running sources that count volumes in contracts (Tradovate), into the tables' display
+        options (the window adds them to the options it sets: ``contract_sources``); the rows shown are
+        rendered again when they change."""
+        ids = frozenset(s.id for s in self.hub.sources() if CAP_CONTRACTS in getattr(s, "capabilities", ()))
+        if ids == self.contract_sources:
+            return
+        self.contract_sources = ids
+        for model in (self.positions_model, self.orders_model, self.deals_model):
+            if model is not None and hasattr(model, "set_options"):
+                model.set_options(model.options._replace(contracts=ids))
 
     def symbols(self) -> frozenset[str]:
         """Every symbol of the sources' open positions, working orders and closed deals (the filter bar's choices),

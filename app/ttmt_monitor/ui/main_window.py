@@ -556,9 +556,9 @@ class MainWindow(QMainWindow):
         """The neutral sources' news into the notifier (the same rules as TTMT's)."""
         from ..core.notify import process_desk_change
 
-        hub = self._hub
+        hub, bridge = self._hub, self.bridge
         self.bridge.attach_notifier(lambda change: notifier.deliver(
-            process_desk_change(notifier.rules, change, hub.account_label, hub.label)))
+            process_desk_change(notifier.rules, change, hub.account_label, hub.label, bridge.contract_sources)))
 
     # What the first frame did not need, built after it one step per loop turn (the hub, the notifications, the
     # analytics: ~25 ms each, mostly imports, measured; in one go they held the loop ~75 ms right after the first
@@ -1634,7 +1634,9 @@ class MainWindow(QMainWindow):
         return theme.is_dark(QApplication.palette())
 
     def _display_options(self) -> DisplayOptions:
-        return DisplayOptions(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme, dark=self._dark())
+        contracts = self.bridge.contract_sources if self.bridge is not None else frozenset()
+        return DisplayOptions(utc=self.settings.utc, pl_scheme=self.settings.pl_scheme, dark=self._dark(),
+                              contracts=contracts)
 
     def _apply_display_options(self) -> None:
         options = self._display_options()

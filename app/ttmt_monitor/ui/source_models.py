@@ -72,7 +72,8 @@ class OrdersModel(KeyedTableModel):
         price_column("sl", "SL", lambda r: r.order.stop_loss, lambda r: r.order.symbol, hidden_by_default=True),
         price_column("tp", "TP", lambda r: r.order.take_profit, lambda r: r.order.symbol, hidden_by_default=True),
         Column("status", "Status", lambda r: order_status_text(r.order.status),
-               lambda r, o: order_status_text(r.order.status)),
+               lambda r, o: order_status_text(r.order.status),
+               fit_texts=tuple(dict.fromkeys(_ORDER_STATUS_WORDS.values()))),  # (a state a row takes later)
         Column("id", "Order id", lambda r: r.order.native_id, hidden_by_default=True),
     )
 

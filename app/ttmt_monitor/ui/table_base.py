@@ -63,6 +63,9 @@ class DisplayOptions(NamedTuple):  # (not a dataclass: ~0.06 ms to create agains
     utc: bool = False
     pl_scheme: str = "green_up"
     dark: bool = False
+    #: The running sources that count volumes in whole contracts (a source's ``CAP_CONTRACTS``: Tradovate's
+    #: futures), by id: a volume column given ``source_of`` shows their rows as contracts ("2"), others as lots.
+    contracts: frozenset[str] = frozenset()
 
 
 class Column(msgspec.Struct, frozen=True):  # (not a frozen dataclass: ~0.02 ms to create against ~0.85; issue 16)
@@ -133,21 +136,17 @@ def price_column(key: str, title: str, getter: Callable[[Any], Decimal | None],
     return Column(key, title, getter, lambda obj, opts: fmt.format_price(getter(obj), symbol(obj)), numeric=True, **kw)
 
 
-#: The sources whose volumes count whole contracts (a source's ``CAP_CONTRACTS``: Tradovate's futures), by id; kept
-#: by the desk bridge (``ui.desk``). A volume column given ``source_of`` shows their rows' volumes as contracts
-#: ("2") and every other row's as lots ("2.00").
-CONTRACT_SOURCES: set[str] = set()
-
-
 def volume_column(key: str, title: str, getter: Callable[[Any], Decimal | None], *,
                   source_of: Callable[[Any], str | None] | None = None, **kw: Any) -> Column:
+    """Lots ("2.00"); with ``source_of`` (a row's source id), contracts ("2") for the rows of a source in
+    ``DisplayOptions.contracts``."""
     if source_of is None:
         return Column(key, title, getter, lambda obj, opts: fmt.format_volume(getter(obj)), numeric=True, **kw)
-    contracts = CONTRACT_SOURCES
 
     def text(obj: Any, opts: DisplayOptions) -> str:
         value = getter(obj)
-        return fmt.format_contracts(value) if source_of(obj) in contracts else fmt.format_volume(value)
+        return fmt.format_contracts(value) if opts.contracts and source_of(obj) in opts.contracts else (
+            fmt.format_volume(value))
     return Column(key, title, getter, text, numeric=True, **kw)
 
 

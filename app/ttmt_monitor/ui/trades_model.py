@@ -14,7 +14,8 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex
 
-from ..core.models import TP_LEVELS, Trade
+from ..core.formatting import status_label
+from ..core.models import TP_LEVELS, TRADE_STATUSES, Trade
 from .table_base import (
     Column,
     KeyedTableModel,
@@ -68,7 +69,8 @@ class TradesModel(KeyedTableModel):
         Column("channel", "Channel", lambda t: t.channel_name),
         Column("symbol", "Symbol", lambda t: t.symbol),
         Column("direction", "Side", lambda t: t.direction),
-        status_column(lambda t: t.status),
+        # (Room for any status from the first fit: an active trade closing on screen would be cut.)
+        status_column(lambda t: t.status, fit_texts=tuple(status_label(s) for s in TRADE_STATUSES)),
         volume_column("volume", "Lots", lambda t: t.volume),
         price_column("entry", "Entry", lambda t: t.entry_price, _sym),
         price_column("sl", "SL", lambda t: t.stop_loss, _sym),
