@@ -52,6 +52,11 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
             assert "My CSV" in _cells(accounts, "source")
             a1 = next(r for r in accounts.objects() if r.account.label == "A1")
             assert str(a1.open_pl) == "85.50" and a1.open_positions == 2  # 125.50 − 40, in Decimal
+            # It has no trades (TTMT's signal trades): "Open trades" is blank, not a "0" beside 2 open positions.
+            cell = accounts.index(accounts.row_of(a1.account_id), accounts.column_number("open_trades"))
+            assert a1.open_trades is None and not cell.data()
+            ttmt_cell = accounts.index(accounts.row_of(ttmt_accounts[0].account_id), cell.column())
+            assert ttmt_cell.data() == str(ttmt_accounts[0].open_trades)
             b2 = next(r for r in accounts.objects() if r.account.label == "B2")
             assert str(b2.realized_today) in ("0", "10"), b2  # the closed row is dated 2026-12-01
             await until(lambda: {"ES", "NQ"} <= set(_cells(positions, "symbol")), 10, "toy positions")

@@ -35,7 +35,7 @@ class AccountRow(msgspec.Struct, frozen=True):  # (a frozen dataclass cost ~0.8 
     open_positions: int
     open_pl: Decimal | None  # None: not known (a neutral account its source cannot read)
     realized_today: Decimal | None
-    open_trades: int = 0
+    open_trades: int | None = 0  # None: a source whose accounts have no trades (TTMT's signal trades)
     # Neutral sources (core/desk.py) report these; TTMT rows leave them None.
     source: str = "TTMT"
     balance: Decimal | None = None

@@ -371,7 +371,7 @@ def account_row(account: Account, positions: Iterable[Position], deals: Iterable
         realized = sum((d.profit for d in deals if d.is_trade and d.closed_at >= day_start), _ZERO)
     base = TtmtAccount(account_id=account.key, label=account.label, type=account.account_type or "",
                        currency=account.currency or "", state=account.state or "", is_active=True)
-    return AccountRow(base, n_pos, open_pl, realized, 0,
+    return AccountRow(base, n_pos, open_pl, realized, None,  # (no trades: a blank, not "0 open trades")
                       source=source_label, balance=account.balance, equity=account.equity, margin=account.margin,
                       free_margin=account.free_margin, margin_level=account.margin_level,
                       equity_computed=account.equity_computed, note=account.note)
