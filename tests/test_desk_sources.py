@@ -5,9 +5,12 @@ its rows. Nothing in core/ or ui/ knows the kind. Real window, real TTMT simulat
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
@@ -29,6 +32,28 @@ run_on_qasync = _MODULE_LOOP.run
 def _cells(model, column_key: str) -> list[str]:
     col = model.column_number(column_key)
     return [model.index(r, col).data() for r in range(model.rowCount())]
+
+
+@contextlib.asynccontextmanager
+async def _desk_with_mt4(sim, settings, mt4) -> AsyncIterator[tuple[Any, SourceHub, Any, MainWindow]]:  # noqa: ANN001
+    """A window over the TTMT simulator and an MT4 manager source on ``mt4`` (its simulator), started; closed after.
+    Yields (controller, hub, source, window)."""
+    from mt4_support import make_source as mt4_source
+
+    controller = DeskController(sim.base_url, sim.api_key)
+    source = mt4_source(mt4)
+    hub = SourceHub()
+    hub.add(source)
+    window = MainWindow(controller, settings, hub=hub)
+    window.show()
+    try:
+        assert await controller.start(), controller.connection_detail
+        yield controller, hub, source, window
+    finally:
+        await hub.aclose()
+        window.close()
+        await controller.aclose()
+        dispose(window)
 
 
 def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, settings, toy_kind, tmp_path: Path):
@@ -215,18 +240,10 @@ def test_an_mt4_servers_link_down_greys_that_sources_figures(qapp, sim, settings
     """The MT Access server stays up but loses its link to the MT4 trade server (the simulator's fault switch):
     the MT4 source goes DEGRADED and the desk greys that source's prices and open P&L (positions, accounts and
     the summary strip) "as of" the last live moment, leaving TTMT's alone; when the link is back they are live."""
-    from mt4_support import make_source as mt4_source
     from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
 
     async def scenario(mt4: Mt4SimulatorThread) -> None:
-        controller = DeskController(sim.base_url, sim.api_key)
-        source = mt4_source(mt4)
-        hub = SourceHub()
-        hub.add(source)
-        window = MainWindow(controller, settings, hub=hub)
-        window.show()
-        try:
-            assert await controller.start(), controller.connection_detail
+        async with _desk_with_mt4(sim, settings, mt4) as (controller, hub, source, window):
             positions, accounts = controller.positions_model, controller.accounts_model
             mine = f"{source.id}|"
             await until(lambda: hub.health(source.id) is not None
@@ -262,11 +279,6 @@ def test_an_mt4_servers_link_down_greys_that_sources_figures(qapp, sim, settings
             await in_thread(mt4.link_up)
             await until(lambda: hub.health(source.id).state is HealthState.LIVE, 20, "LIVE again")
             await until(lambda: not any(greyed().values()), 10, "the MT4 figures live again")
-        finally:
-            await hub.aclose()
-            window.close()
-            await controller.aclose()
-            dispose(window)
 
     with Mt4SimulatorThread(seed=4, step_interval=0.2, ping_interval=1.0) as mt4:
         run_on_qasync(lambda: scenario(mt4))
@@ -577,18 +589,10 @@ def test_the_filter_bar_offers_and_filters_every_sources_rows(qapp, sim, setting
     name) and symbols, and the status combo its words; choosing one of its accounts filters the Positions, Orders
     and Closed deals tables to that account (the deals on their reader's worker); "Open (all)" empties Closed
     deals; a channel hides the other source's rows, which come from none."""
-    from mt4_support import make_source as mt4_source
     from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
 
     async def scenario(mt4: Mt4SimulatorThread) -> None:
-        controller = DeskController(sim.base_url, sim.api_key)
-        source = mt4_source(mt4)
-        hub = SourceHub()
-        hub.add(source)
-        window = MainWindow(controller, settings, hub=hub)
-        window.show()
-        try:
-            assert await controller.start(), controller.connection_detail
+        async with _desk_with_mt4(sim, settings, mt4) as (controller, hub, source, window):
             mine = f"{source.id}|"
             deals = window.deals_model
             await until(lambda: deals.rowCount() > 0 and any(k.startswith(mine) for k in hub.state.accounts),
@@ -636,11 +640,6 @@ def test_the_filter_bar_offers_and_filters_every_sources_rows(qapp, sim, setting
             if channel is not None:
                 bar.select_channel(channel)
                 await until(lambda: deals.rowCount() == 0 and not deals._querying, 10, "a channel hides them")
-        finally:
-            await hub.aclose()
-            window.close()
-            await controller.aclose()
-            dispose(window)
 
     with Mt4SimulatorThread(seed=4, step_interval=0.2, ping_interval=1.0) as mt4:
         run_on_qasync(lambda: scenario(mt4))
