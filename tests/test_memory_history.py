@@ -220,3 +220,28 @@ def test_a_slow_order_is_asked_again_at_the_polls_pace(qtbot, model: MemoryDeals
                                      closed_at=T0, profit=Decimal("2"), currency="USD"), "A", "MT")])
     assert model._generation == generation and not model._querying  # not asked at once
     qtbot.waitUntil(lambda: model.rowCount() == N + 1, timeout=5000)  # the poll's next turn
+
+
+def test_no_answer_is_relayed_after_the_table_closed(qtbot) -> None:
+    """A read under way when the table closes (the window closing, a stop signal) ends on the worker after
+    close(): its answer must not be emitted through the relay, which may be being deleted then (that raced to a
+    segmentation fault at exit, 2 runs in 30 of a stopped smoke test under load)."""
+    import threading
+
+    m = MemoryDealsModel()
+    m.upsert(_rows(50))
+    qtbot.waitUntil(lambda: m.ready, timeout=10000)
+    relayed: list[object] = []
+    m._relay.done.connect(lambda tag, _future: relayed.append(tag), Qt.ConnectionType.DirectConnection)
+    entered, gate = threading.Event(), threading.Event()
+
+    def slow(_row) -> bool:  # noqa: ANN001 - a filter that holds the worker until the table has closed
+        entered.set()
+        return gate.wait(10)
+
+    m.set_filter(slow)
+    assert entered.wait(10)
+    m.close()
+    gate.set()
+    m.memory._pool.shutdown(wait=True)  # the read under way has ended, its callback run
+    assert relayed == []
