@@ -631,7 +631,10 @@ def test_the_filter_bar_offers_and_filters_every_sources_rows(qapp, sim, setting
             orders = window.views["orders"].proxy
             assert all(window.orders_model.row_object(orders.mapToSource(orders.index(r, 0)).row()).order.account_key
                        == key for r in range(orders.rowCount()))
-            assert orders.rowCount() == sum(o.account_key == key for o in hub.state.orders.values())
+            # Every order of that account the table holds (the table follows the desk state at its next tick).
+            await until(lambda: orders.rowCount() == sum(r.order.account_key == key
+                                                          for r in window.orders_model.objects()), 10,
+                        "that account's orders, all of them")
             bar.status_combo.setCurrentIndex(bar.status_combo.findData("open"))
             await until(lambda: deals.rowCount() == 0 and not deals._querying, 10, "no deal is open")
             bar.reset()

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 from _app_support import assert_a_second_copy_is_refused, end, up
 from _qasync_support import ModuleLoop, dispose, in_thread, until
+from _signals import SIGINT_DEFAULT
 from ttmt_monitor.sources.ttmt.client import TTMTClient
 from ttmt_monitor.ui.controller import DeskController
 from ttmt_monitor.ui.main_window import MainWindow
@@ -473,8 +474,11 @@ def test_a_stop_signal_closes_the_desk_cleanly(sim, tmp_path, signames):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(config),
                TTMT_MONITOR_DATA_DIR=str(tmp_path / "data"), XDG_RUNTIME_DIR=str(temp), TMPDIR=str(temp),
                TTMT_API_KEY=sim.api_key)
+    # (preexec_fn: a test run started where SIGINT is ignored would pass that on, and the app keeps an ignored
+    # signal ignored, as nohup asks: the Ctrl-C sent below would never arrive.)
     app = subprocess.Popen([sys.executable, "-m", "ttmt_monitor", "--base-url", sim.base_url, "--quit-after", "90"],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=SIGINT_DEFAULT)
     try:
         socket_file = temp / instance_name(sim.base_url, sim.api_key)
         if not up(app, socket_file):
