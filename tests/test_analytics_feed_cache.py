@@ -7,8 +7,11 @@ Async scenarios run on one real qasync loop per module and poll with ``until`` (
 
 from __future__ import annotations
 
+import pytest
+
 from _qasync_support import ModuleLoop, until
 from ttmt_monitor.core import analytics as an
+from ttmt_monitor.sim.runner import SimulatorThread
 from ttmt_monitor.ui.analytics_feed import TTMT_LABEL, TTMT_SOURCE, AnalyticsFeed
 from ttmt_monitor.ui.controller import DeskController
 
@@ -22,7 +25,16 @@ def _fresh(controller) -> tuple[list[an.HistoryDeal], list[an.OpenPnl]]:
     return an.from_ttmt_trades(trades, TTMT_SOURCE, source_label=TTMT_LABEL), opens
 
 
-def test_cached_history_equals_a_full_conversion_through_live_changes(qapp, sim):
+@pytest.fixture
+def fast_sim():
+    """The live market at 10x its pace: a trade closes within seconds, not the ~40 s speed 1 took."""
+    with SimulatorThread(seed=1, history_days=2, speed=10.0, engine_running=True) as running:
+        yield running
+
+
+def test_cached_history_equals_a_full_conversion_through_live_changes(qapp, fast_sim):
+    sim = fast_sim
+
     async def scenario() -> None:
         controller = DeskController(sim.base_url, sim.api_key)
         feed = AnalyticsFeed(controller, interval_ms=50)
