@@ -556,3 +556,63 @@ def test_the_positions_status_column_has_room_for_partly_closed_before_any_row_s
         import shiboken6
 
         shiboken6.delete(view)
+
+
+def test_a_live_figure_that_grows_later_widens_its_column_on_screen(qapp, qtbot, monkeypatch):
+    """The fits after the first stopped 20 s in: an open P&L that grew later (the demo's "+33.99 EUR" to "+122.40
+    USD") was cut ("+122.40 U…") for the rest of the day. The rows on screen are now looked at again every few
+    seconds, and rows scrolled onto the screen once the scrolling pauses; a width the user set stops it."""
+    from ttmt_monitor.ui import views
+    from ttmt_monitor.ui.positions_model import PositionsModel
+
+    monkeypatch.setattr(views, "FIT_AGAIN_MS", (50,))
+    monkeypatch.setattr(views, "FIT_STEADY_MS", 100)
+    D, _trade, position = _models()
+    view = views.DeskTableView(PositionsModel(), "fit_steady")
+    try:
+        view.resize(1000, 200)
+        view.show()
+        view.fit_columns_when_filled()
+        model = view.source_model
+        model.reset_rows([replace(position, id=f"p-{n}", unrealized_pl=D("0.5")) for n in range(60)])
+        qtbot.wait(200)  # the first fits are over
+        header = view.horizontalHeader()
+        pl = model.column_number("unrealized")
+        first = header.sectionSize(pl)
+
+        def needed(row: int) -> int:
+            return view.fontMetrics().horizontalAdvance(str(view.proxy.index(row, pl).data()))
+
+        def row_of(pid: str) -> int:
+            return next(r for r in range(view.proxy.rowCount())
+                        if view.proxy.data(view.proxy.index(r, 0), views.ROW_ROLE).id == pid)
+
+        shown = view.visible_rows()
+        assert shown is not None
+        # Long after the first fits: a row on screen grows by five digits.
+        top = view.proxy.data(view.proxy.index(shown[0], 0), views.ROW_ROLE)
+        model.upsert([replace(top, unrealized_pl=D("122400"))])
+        assert needed(row_of(top.id)) > first
+        qtbot.waitUntil(lambda: header.sectionSize(pl) >= needed(row_of(top.id)), timeout=5000)
+        # A row off screen with a wider figure: not read while off screen, fitted once scrolled onto it.
+        monkeypatch.setattr(views, "FIT_STEADY_MS", 60_000)  # (only the scroll's fit from now on)
+        qtbot.wait(250)  # (the steady round under way ends; the next is a minute away)
+        shown = view.visible_rows()
+        assert shown is not None
+        off = next(r for r in range(view.proxy.rowCount()) if not shown[0] <= r <= shown[1])
+        low = view.proxy.data(view.proxy.index(off, 0), views.ROW_ROLE)
+        model.upsert([replace(low, unrealized_pl=D("-98765432.10"))])
+        qtbot.wait(300)
+        assert header.sectionSize(pl) < needed(row_of(low.id))
+        view.scrollTo(view.proxy.index(row_of(low.id), 0))
+        qtbot.waitUntil(lambda: header.sectionSize(pl) >= needed(row_of(low.id)), timeout=5000)
+        # The user's own width: no more fitting.
+        monkeypatch.setattr(views, "FIT_STEADY_MS", 50)
+        header.resizeSection(pl, 40)
+        view.scrollToTop()
+        qtbot.wait(300)
+        assert header.sectionSize(pl) == 40
+    finally:
+        import shiboken6
+
+        shiboken6.delete(view)

@@ -168,6 +168,10 @@ FIT_ROWS = 40
 FIT_MAX_PX = 280
 FIT_PAD_PX = 10  # beside a cell's text (its margins and the grid line), and a title's
 FIT_AGAIN_MS = (150, 600, 2000, 6000, 20000)  # after the first fit, the rows on screen are fitted again (grow only)
+# ... and then every FIT_STEADY_MS while the table is on screen: a live figure that grew since (an open P&L from
+# "+33.99 EUR" to "+122.40 USD" was shown "+122.40 U…" all day). ~1 ms for the rows on screen (measured in _fit_rows).
+FIT_STEADY_MS = 5000
+FIT_SCROLLED_MS = 150  # rows scrolled onto the screen are fitted once the scrolling pauses (grow only)
 
 
 class DeskTableView(QTableView):
@@ -401,7 +405,13 @@ class DeskTableView(QTableView):
         timer.setSingleShot(True)
         timer.timeout.connect(self._fit_visible_later)
         self._fit_delays = list(FIT_AGAIN_MS)
-        timer.start(self._fit_delays.pop(0))
+        timer.start(self._fit_delays.pop(0) if self._fit_delays else FIT_STEADY_MS)
+        # Rows scrolled onto the screen may hold wider texts than the ones fitted (an older trade's bigger P&L).
+        scrolled = self._fit_scrolled = QTimer(self)
+        scrolled.setSingleShot(True)
+        scrolled.setInterval(FIT_SCROLLED_MS)
+        scrolled.timeout.connect(self._fit_visible_now)
+        self.verticalScrollBar().valueChanged.connect(lambda _value: scrolled.start())
 
     def _first_fit(self) -> None:
         """The columns to their texts, narrower ones included, once there are rows (an empty table keeps its
@@ -455,12 +465,17 @@ class DeskTableView(QTableView):
 
     def _fit_visible_later(self) -> None:
         if not self._auto_fit:
+            return  # (the user sized a column: no more fitting, and the timer stops)
+        self._fit_visible_now()
+        self._fit_later.start(self._fit_delays.pop(0) if self._fit_delays else FIT_STEADY_MS)
+
+    def _fit_visible_now(self) -> None:
+        """The rows on screen, grow only (a table not on screen owes it: showEvent)."""
+        if not self._auto_fit:
             return
         rows = None if self._owe_fit() else self.visible_rows()
         if rows is not None:
             self._fit_rows(range(rows[0], rows[1] + 1), shrink=False)
-        if self._fit_delays:
-            self._fit_later.start(self._fit_delays.pop(0))
 
     def visible_rows(self) -> tuple[int, int] | None:
         """(first, last) rows of the view (the proxy's) on screen, or None when none is."""
