@@ -125,7 +125,7 @@ def test_replace_key_opens_the_new_keys_own_history(tmp_path):
         store_old.flush_sync()
     with history_store_factory(new, tmp_path)() as store_new:
         assert store_new.path != store_old.path and store_new.is_empty()
-    assert history_store_factory(Connection(url, "x", demo=True)) is None  # the demo keeps nothing
+    assert history_store_factory(Connection(url, "x", demo=True)) is None  # a demo without its own directory
 
 
 def _legacy_file(sim: Any, data_dir: Path, account_ids: list[str]) -> tuple[Path, str]:

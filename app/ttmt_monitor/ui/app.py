@@ -78,15 +78,19 @@ class Connection:
     """Who the desk of one window talks to. (Plain classes here and in _StopState, not dataclasses: ~0.3-0.5 ms each
     to create, on every start's way to its first paint; issue 16.)"""
 
-    __slots__ = ("api_key", "base_url", "demo", "sources")
+    __slots__ = ("api_key", "base_url", "demo", "history_dir", "sources")
 
-    def __init__(self, base_url: str, api_key: str | None, demo: bool, sources: tuple[Any, ...] = ()) -> None:
+    def __init__(self, base_url: str, api_key: str | None, demo: bool, sources: tuple[Any, ...] = (),
+                 history_dir: Any = None) -> None:
         self.base_url = base_url
         # A secret: never in a repr (logs, tracebacks). None: no TTMT, the desk runs with the other sources only.
         self.api_key = api_key
         self.demo = demo
         # The neutral sources beside TTMT: (registry.SourceKind, SourceConfig, secrets) each; secrets never in a repr.
         self.sources = sources
+        # The demo's local history: a directory of its own, removed when the demo ends (None: no local history
+        # for the demo; the user's own data directory otherwise).
+        self.history_dir = history_dir
 
     def __repr__(self) -> str:
         return f"Connection(base_url={self.base_url!r}, demo={self.demo!r})"
@@ -94,8 +98,8 @@ class Connection:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Connection):
             return NotImplemented
-        return (self.base_url, self.api_key, self.demo, self.sources) == (
-            other.base_url, other.api_key, other.demo, other.sources)
+        return (self.base_url, self.api_key, self.demo, self.sources, self.history_dir) == (
+            other.base_url, other.api_key, other.demo, other.sources, other.history_dir)
 
     __hash__ = None  # type: ignore[assignment]  # (mutable, as the dataclass was)
 
@@ -515,7 +519,8 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
             # The other kinds' simulators only: the desk as a trader without TTMT sees it.
             connection = Connection(settings.base_url, None, demo=True,
                                     sources=tuple(await loop.run_in_executor(None, _start_demo_sources,
-                                                                             demo_stack, 1)))
+                                                                             demo_stack, 1)),
+                                    history_dir=_demo_history_dir(demo_stack))
         elif args.demo:
             # Every other registered kind's simulator too, started while TTMT's starts (each in its own thread).
             demo_task = loop.run_in_executor(None, _start_demo_sources, demo_stack, 1)
@@ -528,7 +533,8 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
                 print(f"ttmt-monitor: the demo simulator did not start: {exc}", file=sys.stderr)
                 return EXIT_FAILED
             log.info("simulator started in %.1f s", time.monotonic() - t0)
-            connection = Connection(sim.base_url, sim.api_key, demo=True, sources=tuple(await demo_task))
+            connection = Connection(sim.base_url, sim.api_key, demo=True, sources=tuple(await demo_task),
+                                    history_dir=_demo_history_dir(demo_stack))
         else:
             base_url = args.base_url or settings.base_url
             if args.base_url:
@@ -570,12 +576,26 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
         await loop.run_in_executor(None, demo_stack.close)
 
 
+def _demo_history_dir(stack: contextlib.ExitStack) -> Any:
+    """The demo's local history: a new directory that ``stack`` removes when the demo ends. The demo's desk then
+    is a real desk's (its Trades, Signals and Closed deals read from the store, every trade of the history, not the
+    API's first page), while the simulator's made-up history is never mixed with the user's own, nor kept."""
+    import tempfile
+    from pathlib import Path
+
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ttmt-monitor-demo-",
+                                                                ignore_cleanup_errors=True)))
+
+
 def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
     """How the desk of ``connection`` opens its local history: the file of THIS key (never another key's, even on
-    the same API; Key → Replace key… gets a new Connection and so its own file). None for the demo: the
-    simulator's made-up history is not worth keeping between runs; None without TTMT (no TTMT history)."""
-    if connection.demo or connection.api_key is None:
+    the same API; Key → Replace key… gets a new Connection and so its own file). The demo's goes in its own
+    directory (``connection.history_dir``, removed when the demo ends; None there: no local history); None without
+    TTMT (no TTMT history)."""
+    if connection.api_key is None or (connection.demo and connection.history_dir is None):
         return None
+    if connection.demo:
+        data_dir = connection.history_dir
     api_key = connection.api_key
 
     def store_factory() -> Any:
@@ -682,11 +702,13 @@ def _build_window(desk: _Desk, args: argparse.Namespace, settings: Any, configur
         from .desk import SourceHub
 
         hub = SourceHub()
-        if not connection.demo:  # the demo's simulated deals are not a trader's history
+        if not connection.demo or connection.history_dir is not None:
             from ..core.deal_history import DealHistory
             from ..core.paths import default_data_dir
 
-            hub.attach_history(lambda: DealHistory.open(default_data_dir() / "history"))
+            # (The demo's simulated deals in the demo's own directory: never mixed with a trader's history.)
+            root = connection.history_dir if connection.demo else None
+            hub.attach_history(lambda: DealHistory.open((root or default_data_dir()) / "history"))
         for kind, config, secrets in connection.sources:
             try:
                 hub.add(kind.create(config, secrets))
@@ -792,7 +814,8 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         key = await _ask_key(connection.base_url, window)
         if key:
             settings.without_ttmt = False
-            next_connection.append(Connection(connection.base_url, key, connection.demo, connection.sources))
+            next_connection.append(Connection(connection.base_url, key, connection.demo, connection.sources,
+                                              connection.history_dir))
             window.quit()
 
     async def forget_key() -> None:

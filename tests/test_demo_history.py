@@ -1,0 +1,81 @@
+"""The demo keeps a local history of its own (``ui.app._demo_history_dir``): its desk is a real desk's (Trades,
+Signals and Closed deals read from the store: every trade of the simulator's history, not the API's first page),
+in a directory of its own that is removed when the demo ends; nothing is written to the user's data directory.
+
+``ui.app.run`` with ``--demo`` in this process (the TTMT simulator in its subprocess, the other kinds' in threads),
+real widgets offscreen, one qasync loop per module, no fixed sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QApplication
+
+from _qasync_support import ModuleLoop, until
+from ttmt_monitor.ui import app as app_module
+from ttmt_monitor.ui.app import Connection, history_store_factory
+from ttmt_monitor.ui.history_model import StoreHistoryModel
+from ttmt_monitor.ui.main_window import MainWindow
+
+_MODULE_LOOP = ModuleLoop(default_timeout=120.0)
+run_on_qasync = _MODULE_LOOP.run
+
+
+def test_the_demo_store_opens_in_the_demo_directory_only(tmp_path):
+    url = "http://127.0.0.1:9/api/v1"
+    key = "ttmt_live_" + "d" * 43
+    assert history_store_factory(Connection(url, key, demo=True)) is None  # no directory: no local history
+    own, user = tmp_path / "demo", tmp_path / "user"
+    with history_store_factory(Connection(url, key, demo=True, history_dir=own), user)() as store:
+        assert store.path.parent == own or own in store.path.parents
+    assert not user.exists()
+
+
+def test_the_demo_desk_reads_its_whole_history_from_a_store_it_removes_at_the_end(qapp, settings, tmp_path,
+                                                                                monkeypatch):
+    data = tmp_path / "data"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TTMT_MONITOR_DATA_DIR", str(data))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    seen: dict[str, Any] = {}
+
+    def demo_dirs() -> list[Path]:
+        return sorted(temp.glob("ttmt-monitor-demo-*"))
+
+    async def look() -> None:
+        def window() -> MainWindow | None:
+            return next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
+                        None)
+
+        await until(lambda: window() is not None, 60, "the main window")
+        found = window()
+        assert found is not None
+        found.select_tab("trades")
+        await until(lambda: isinstance(found.views["trades"].source_model, StoreHistoryModel), 60,
+                    "the Trades table over the demo's store")
+        model = found.views["trades"].source_model
+        # The simulator's history as the store fills (~950 trades), past the API's first page of 100: what the
+        # table without a store showed until the user scrolled.
+        await until(lambda: model.rowCount() > 100, 60, "the whole history in the Trades table")
+        seen["rows"] = model.rowCount()
+        seen["footer"] = found.trades_footer.text()
+        seen["dirs"] = demo_dirs()
+        seen["files"] = sorted(p.name for d in seen["dirs"] for p in d.rglob("*") if p.is_file())
+        found.quit()
+
+    async def scenario() -> int:
+        parsed = app_module.build_parser().parse_args(["--demo"])
+        code, _ = await asyncio.gather(app_module.run(parsed, settings), look())
+        return int(code)
+
+    assert run_on_qasync(scenario) == 0
+    assert seen["rows"] > 100
+    assert f"{seen['rows']:,} trades shown" in seen["footer"]
+    assert len(seen["dirs"]) == 1 and any(name.endswith(".sqlite3") or ".db" in name for name in seen["files"]), \
+        seen["files"]
+    assert demo_dirs() == []  # removed when the demo ended
+    assert not data.exists() or not any(p.is_file() and "histor" in str(p) for p in data.rglob("*"))
