@@ -1,6 +1,7 @@
 """The demo keeps a local history of its own (``ui.app._demo_history_dir``): its desk is a real desk's (Trades,
 Signals and Closed deals read from the store: every trade of the simulator's history, not the API's first page),
 in a directory of its own that is removed when the demo ends; nothing is written to the user's data directory.
+Its Trades table fits a laptop screen.
 
 ``ui.app.run`` with ``--demo`` in this process (the TTMT simulator in its subprocess, the other kinds' in threads),
 real widgets offscreen, one qasync loop per module, no fixed sleeps."""
@@ -22,6 +23,10 @@ from ttmt_monitor.ui.main_window import MainWindow
 
 _MODULE_LOOP = ModuleLoop(default_timeout=120.0)
 run_on_qasync = _MODULE_LOOP.run
+
+
+def metrics_width(view: Any, text: str) -> int:
+    return int(view.fontMetrics().horizontalAdvance(text))
 
 
 def test_the_demo_store_opens_in_the_demo_directory_only(tmp_path):
@@ -62,6 +67,29 @@ def test_the_demo_desk_reads_its_whole_history_from_a_store_it_removes_at_the_en
         # table without a store showed until the user scrolled.
         await until(lambda: model.rowCount() > 100, 60, "the whole history in the Trades table")
         seen["rows"] = model.rowCount()
+        # The store's Trades table fits a 1366 px laptop screen (its Close and Duration columns wait in the header's
+        # menu): every shown column without scrolling sideways.
+        found.resize(1366, 740)
+        view = found.views["trades"]
+        header = view.horizontalHeader()
+
+        def shown() -> int:
+            return sum(header.sectionSize(n) for n in range(header.count()) if not header.isSectionHidden(n))
+
+        def cut() -> list[str]:  # texts on screen their column would cut with "…"
+            rows, metrics = view.visible_rows(), view.fontMetrics()
+            return [] if rows is None else [
+                str(text) for n in range(header.count()) if not header.isSectionHidden(n)
+                for r in range(rows[0], rows[1] + 1)
+                if (text := view.proxy.index(r, n).data()) and metrics.horizontalAdvance(str(text)) + 6
+                > header.sectionSize(n)]
+
+        created = model.column_number("created_at")
+        await until(lambda: view.visible_rows() is not None and not cut()
+                    and header.sectionSize(created) > metrics_width(view, "2026-12-07 00:00:00"), 10,
+                    "the rows on screen fitted")
+        assert shown() <= view.viewport().width(), (shown(), view.viewport().width())
+        seen["hidden"] = {model.columns[n].key for n in range(header.count()) if header.isSectionHidden(n)}
         seen["footer"] = found.trades_footer.text()
         seen["dirs"] = demo_dirs()
         seen["files"] = sorted(p.name for d in seen["dirs"] for p in d.rglob("*") if p.is_file())
@@ -74,6 +102,7 @@ def test_the_demo_desk_reads_its_whole_history_from_a_store_it_removes_at_the_en
 
     assert run_on_qasync(scenario) == 0
     assert seen["rows"] > 100
+    assert {"close_price", "duration"} <= seen["hidden"] and "pips" not in seen["hidden"]
     assert f"{seen['rows']:,} trades shown" in seen["footer"]
     assert len(seen["dirs"]) == 1 and any(name.endswith(".sqlite3") or ".db" in name for name in seen["files"]), \
         seen["files"]

@@ -231,6 +231,7 @@ def test_an_export_writes_every_row_from_the_store_not_only_those_loaded(qtbot, 
     qtbot.addWidget(view)
     view.resize(1000, 500)
     view.show()
+    view.setColumnHidden(model.column_number("close_price"), False)  # (hidden until asked for: a store-only column)
     _load(qtbot, model, 0)
     live_version = replace(model.row_object(0), unrealized_pl=Decimal("4321.09"))
     model.live.upsert([live_version])  # a trade the stream keeps current: exported as it is now

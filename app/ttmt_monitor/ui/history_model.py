@@ -854,11 +854,13 @@ class StoreTradesModel(StoreHistoryModel):
 
     def _store_columns(self) -> tuple[Column, ...]:
         return (
+            # Close and Duration hidden until asked for (the header's menu): with them the table did not fit a
+            # 1366 px laptop screen; Pips says how the trade closed against its entry.
             Column("close_price", "Close", self._close_of,
-                   lambda t, o: fmt.format_price(self._close_of(t), t.symbol), numeric=True,
+                   lambda t, o: fmt.format_price(self._close_of(t), t.symbol), numeric=True, hidden_by_default=True,
                    tooltip="Average close price of the trade's closed positions (volume-weighted)"),
             Column("duration", "Duration", trade_duration, lambda t, o: format_duration(trade_duration(t)),
-                   numeric=True, tooltip="From open to close"),
+                   numeric=True, hidden_by_default=True, tooltip="From open to close"),
             Column("pips", "Pips", self._pips_of, lambda t, o: _signed(self._pips_of(t)), numeric=True,
                    pl_currency=lambda t: None,
                    tooltip="Pips from entry to close: FX 0.0001 (JPY 0.01), gold 0.1, silver 0.01, indices 1 "
