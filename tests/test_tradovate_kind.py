@@ -60,3 +60,31 @@ def test_demo_is_ready_fast_and_live_with_fill_and_close_events() -> None:
         assert {"fill", "close"} <= {n.kind for n in notes}
         assert all(n.quiet for n in notes if n.kind == "fill")  # fills go to the centre quietly by default
         assert all(n.group and n.group.startswith("position:") and n.trade_id is None for n in notes)
+
+
+def test_the_demo_trades_at_a_day_traders_pace_and_the_tests_market_is_unchanged() -> None:
+    """The demo's two accounts traded like scalping bots (84 fills a minute, measured): a notification every second
+    for a new user. Its live steps now let each trader act on a share of them (``trader_activity``); the market's
+    own ``step()``, which tests drive, is as before."""
+    from ttmt_monitor.sim.tradovate.market import Market
+    from ttmt_monitor.sources.tradovate.source import DEMO_TRADER_ACTIVITY
+
+    def orders_after(steps: int, activity: float) -> tuple[int, int]:
+        market = Market(7)
+        before = len(market.entities["order"])
+        prices = dict(market.prices)
+        for _ in range(steps):
+            market.step(activity)
+        moved = sum(1 for cid, p in market.prices.items() if p != prices[cid])
+        return len(market.entities["order"]) - before, moved
+
+    busy, _ = orders_after(200, 1.0)
+    calm, moved = orders_after(200, DEMO_TRADER_ACTIVITY)
+    idle, still_moving = orders_after(200, 0.0)
+    assert idle == 0 and still_moving and moved  # prices move whatever the traders do
+    assert 0 < calm < busy / 5, (calm, busy)
+    a, b = Market(3), Market(3)
+    assert [len(a.step()) for _ in range(50)] == [len(b.step(1.0)) for _ in range(50)]  # the default: as before
+    kind = registry.get("tradovate")
+    with kind.demo(5) as demo:
+        assert demo.extra["simulator"].sim.settings.trader_activity == DEMO_TRADER_ACTIVITY < 0.2

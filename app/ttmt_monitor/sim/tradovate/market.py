@@ -223,8 +223,9 @@ class Market:
         return out
 
     # ------------------------------------------------------------------ the engine
-    def step(self) -> list[Event]:
-        """One tick: prices move, working orders that the price reached fill, each account maybe acts."""
+    def step(self, activity: float = 1.0) -> list[Event]:
+        """One tick: prices move, working orders that the price reached fill, each account maybe acts (with
+        ``activity`` < 1, only that share of the steps it would act on; deterministic, from the same seed)."""
         self.steps += 1
         events: list[Event] = []
         for cid, spec in self.specs.items():
@@ -245,7 +246,8 @@ class Market:
             if hit:
                 events += self._fill(order, version["orderQty"], fill_at)
         for account in self.accounts():
-            events += self._act(account["id"])
+            if activity >= 1.0 or self.rng.random() < activity:
+                events += self._act(account["id"])
         self._emit(events)
         return events
 

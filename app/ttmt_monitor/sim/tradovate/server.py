@@ -73,6 +73,9 @@ class SimSettings:
     heartbeat_interval: float = 2.5
     heartbeat_timeout: float = 7.5
     step_interval: float = 0.5
+    # The chance that an account's trader acts on a live step (the market's step decides what): 1.0, every step,
+    # a scalping bot's pace that tests want; the demo's is a day trader's (a few fills a minute).
+    trader_activity: float = 1.0
     auth_limit: int = 10
     auth_window: float = 60.0
     bad_passwords_to_captcha: int = 3
@@ -521,7 +524,7 @@ class TradovateSim:
         while True:
             await asyncio.sleep(self.settings.step_interval)
             if not self.paused:
-                self.market.step()
+                self.market.step(self.settings.trader_activity)
 
     def close_all(self) -> None:
         for conn in list(self.conns):

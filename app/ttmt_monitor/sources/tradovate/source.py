@@ -648,11 +648,16 @@ def create(config: SourceConfig, secrets: Mapping[str, str]) -> TradovateSource:
     return TradovateSource(config, secrets)
 
 
+DEMO_TRADER_ACTIVITY = 0.05
+
+
 @contextlib.contextmanager
 def demo(seed: int) -> Iterator[DemoSource]:
     from ...sim.tradovate.runner import TradovateSimThread
 
-    runner = TradovateSimThread(seed).start()
+    # A day trader's pace (a few fills a minute over the two accounts), not the tests' scalping bot: a desk a new
+    # user can watch without a notification every second.
+    runner = TradovateSimThread(seed, trader_activity=DEMO_TRADER_ACTIVITY).start()
     try:
         c = runner.credentials
         config = SourceConfig(id=f"tradovate-demo-{seed}", kind="tradovate", name="Tradovate (demo)",
