@@ -169,7 +169,8 @@ FIT_MAX_PX = 280
 FIT_PAD_PX = 10  # beside a cell's text (its margins and the grid line), and a title's
 FIT_AGAIN_MS = (150, 600, 2000, 6000, 20000)  # after the first fit, the rows on screen are fitted again (grow only)
 # ... and then every FIT_STEADY_MS while the table is on screen: a live figure that grew since (an open P&L from
-# "+33.99 EUR" to "+122.40 USD" was shown "+122.40 U…" all day). ~1 ms for the rows on screen (measured in _fit_rows).
+# "+33.99 EUR" to "+122.40 USD" was shown "+122.40 U…" all day). The 33 rows on screen of a laptop's Positions
+# table: 3.3 ms, a third of one full repaint of it (benchmarks/table_fit.py), once per 5 s.
 FIT_STEADY_MS = 5000
 FIT_SCROLLED_MS = 150  # rows scrolled onto the screen are fitted once the scrolling pauses (grow only)
 
