@@ -488,6 +488,46 @@ def test_the_summary_strip_shows_a_dash_for_an_unread_account(qapp, settings):
         strip.deleteLater()
 
 
+def test_the_summary_strip_keeps_the_order_it_is_given_and_the_window_gives_it_by_name(qapp, settings):
+    """The strip's accounts stood in the order their sources' rows first arrived, which changed from one start to
+    the next (TTMT's first in one run, the MT4 manager's in another). The window gives them by name, as the Accounts
+    tab sorts them, and the strip follows that order, an account that came later included."""
+    from ttmt_monitor.core.models import Account as TtmtAccount
+    from ttmt_monitor.ui.accounts_model import AccountRow
+    from ttmt_monitor.ui.main_window import SummaryStrip
+
+    def row(key: str, label: str, source: str = "MT4 manager") -> AccountRow:
+        account = TtmtAccount(account_id=key, label=label, type="", currency="USD", state="", is_active=True)
+        return AccountRow(account, 0, None, None, source=source)
+
+    def names(strip: SummaryStrip) -> list[str]:
+        layout = strip._layout  # noqa: SLF001
+        boxes = [layout.itemAt(i).widget() for i in range(layout.count())]
+        by_box = {cell[0].parentWidget(): cell[0].text() for cell in strip._cells.values()}  # noqa: SLF001
+        return [by_box[b] for b in boxes if b in by_box]
+
+    strip = SummaryStrip()
+    try:
+        zed, anna, mia = row("z", "Zed"), row("a", "Anna"), row("m", "Mia", "TTMT")
+        strip.set_rows([zed, anna])
+        assert names(strip) == ["Zed", "Anna"]
+        strip.set_rows([anna, mia, zed])  # one more account, and a new order
+        assert names(strip) == ["Anna", "Mia", "Zed"]
+        strip.set_rows([anna, zed])
+        assert names(strip) == ["Anna", "Zed"]
+    finally:
+        strip.deleteLater()
+    controller = DeskController("http://127.0.0.1:9", "k", start_stream=False)
+    window = MainWindow(controller, settings)
+    try:
+        controller.accounts_model.reset_rows([zed, row("b", "bea"), anna])
+        window._refresh_summary()  # noqa: SLF001
+        assert names(window.summary) == ["Anna", "bea", "Zed"]
+    finally:
+        window.close()
+        dispose(window)
+
+
 def test_the_channels_grid_opens_each_account_at_its_own_open_pnl(qapp, sim):
     """The Channels grid's "open" of another source's account is the account's open P&L as its Accounts row shows
     it. It summed the positions' profit: without swap and commission (its "closed" is net of both), with an MT5

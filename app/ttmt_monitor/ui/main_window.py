@@ -150,7 +150,7 @@ class SummaryStrip(QWidget):
                 self._layout.removeWidget(label.parentWidget())
                 label.parentWidget().deleteLater()
                 break
-        for r in rows:
+        for index, r in enumerate(rows):
             cell = self._cells.get(r.account_id)
             if cell is None:
                 box = QWidget(self)
@@ -166,6 +166,11 @@ class SummaryStrip(QWidget):
                 name.setFont(font)
                 self._layout.insertWidget(self._layout.count() - 1, box)
                 cell = self._cells[r.account_id] = (name, open_pl, today)
+            # In the order given: an account that came later takes its place, not the end.
+            box = cell[0].parentWidget()
+            if self._layout.indexOf(box) != index:
+                self._layout.removeWidget(box)
+                self._layout.insertWidget(index, box)
             name, open_pl, today = cell
             # A long label elided (the full one in the tooltip): one account must not take the strip's width.
             metrics = name.fontMetrics()
@@ -1237,7 +1242,10 @@ class MainWindow(QMainWindow):
             self.refresh()
 
     def _refresh_summary(self) -> None:
-        self.summary.set_rows(self.controller.accounts_model.objects())
+        # In the Accounts tab's order (by name): the model's own order is the order the sources' rows arrived in,
+        # which changed from one start to the next.
+        self.summary.set_rows(sorted(self.controller.accounts_model.objects(),
+                                     key=lambda r: (r.account.label.casefold(), r.source, r.account_id)))
 
     def _refresh_choices(self) -> None:
         fb = self.filter_bar
