@@ -267,3 +267,28 @@ def test_an_export_writes_every_row_from_the_store_not_only_those_loaded(qtbot, 
     assert rows[0][header.index("Open P&L")] == "4321.09"
     currency = header.index("Currency")
     assert all(r[currency] == wires[r[ref]]["currency"] for r in rows)
+
+
+def test_the_first_fit_waits_for_a_page_still_loading(qtbot, model: StoreTradesModel) -> None:
+    """The first fit of the store's table read its rows before their page had loaded: blank, so every column shrank
+    to its title ("2026-12-…", "Created (U") until a later round widened it, 1-2.5 s on (and a --screenshot showed
+    it so). It waits for a page now: no column is ever narrower than the texts it shows."""
+    view = DeskTableView(model, "fit_loading", proxy=PassThroughProxy())
+    qtbot.addWidget(view)
+    view.resize(1000, 400)
+    view.show()
+    header = view.horizontalHeader()
+    created = model.column_number("created_at")
+    widths: list[int] = []
+    header.sectionResized.connect(lambda n, _old, new: widths.append(new) if n == created else None)
+    assert model.row_object(0) is None  # the first page is not in yet
+    view.fit_columns_when_filled()
+
+    def needed() -> int:
+        text = model.index(0, created).data()
+        return view.fontMetrics().horizontalAdvance(text) if text else 10**6
+
+    qtbot.waitUntil(lambda: model.row_object(0) is not None and view._fitted_once and bool(widths),  # noqa: SLF001
+                    timeout=10000)
+    assert all(w >= needed() for w in widths), (widths, needed())  # (fitted to the loaded texts: no title width)
+    assert header.sectionSize(created) < 150  # ... and fitted: the default width is 150

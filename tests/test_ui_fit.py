@@ -606,12 +606,14 @@ def test_a_live_figure_that_grows_later_widens_its_column_on_screen(qapp, qtbot,
         assert header.sectionSize(pl) < needed(row_of(low.id))
         view.scrollTo(view.proxy.index(row_of(low.id), 0))
         qtbot.waitUntil(lambda: header.sectionSize(pl) >= needed(row_of(low.id)), timeout=5000)
-        # The user's own width: no more fitting.
+        # The user's own width: no more fitting, and the steady round stops.
         monkeypatch.setattr(views, "FIT_STEADY_MS", 50)
         header.resizeSection(pl, 40)
+        view._fit_later.start(10)  # noqa: SLF001 - (the next round now, not a minute on)
         view.scrollToTop()
         qtbot.wait(300)
         assert header.sectionSize(pl) == 40
+        assert not view._fit_later.isActive()  # noqa: SLF001
     finally:
         import shiboken6
 

@@ -517,10 +517,11 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
             connection = first.connection
         elif args.demo and args.no_ttmt:
             # The other kinds' simulators only: the desk as a trader without TTMT sees it.
+            # (No local history: TTMT's is the only one a demo keeps. Key → Add TTMT key… then adds the user's
+            # real key at the real address, whose history must not go to a directory deleted at the end.)
             connection = Connection(settings.base_url, None, demo=True,
                                     sources=tuple(await loop.run_in_executor(None, _start_demo_sources,
-                                                                             demo_stack, 1)),
-                                    history_dir=_demo_history_dir(demo_stack))
+                                                                             demo_stack, 1)))
         elif args.demo:
             # Every other registered kind's simulator too, started while TTMT's starts (each in its own thread).
             demo_task = loop.run_in_executor(None, _start_demo_sources, demo_stack, 1)
@@ -576,15 +577,41 @@ async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None 
         await loop.run_in_executor(None, demo_stack.close)
 
 
+DEMO_DIR_PREFIX = "ttmt-monitor-demo-"
+DEMO_DIR_STALE_S = 12 * 3600.0  # a demo directory none of whose files changed for this long: a demo that was killed
+
+
 def _demo_history_dir(stack: contextlib.ExitStack) -> Any:
-    """The demo's local history: a new directory that ``stack`` removes when the demo ends. The demo's desk then
-    is a real desk's (its Trades, Signals and Closed deals read from the store, every trade of the history, not the
-    API's first page), while the simulator's made-up history is never mixed with the user's own, nor kept."""
+    """The demo's local history of TTMT: a new directory that ``stack`` removes when the demo ends. The demo's desk
+    then is a real desk's (its Trades and Signals read from the store, every trade of the history, not the API's
+    first page), while the simulator's made-up history is never mixed with the user's own, nor kept. The
+    directories of demos that were killed (nothing removed them) go when the next demo starts."""
     import tempfile
     from pathlib import Path
 
-    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ttmt-monitor-demo-",
+    _remove_stale_demo_dirs(Path(tempfile.gettempdir()))
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=DEMO_DIR_PREFIX,
                                                                 ignore_cleanup_errors=True)))
+
+
+def _remove_stale_demo_dirs(temp: Any, now: float | None = None) -> None:
+    """Remove the demo directories in ``temp`` whose newest file is older than DEMO_DIR_STALE_S (a running demo's
+    store writes as its market moves; one another demo is running now is never that old)."""
+    import shutil
+
+    now = time.time() if now is None else now
+    try:
+        found = list(temp.glob(DEMO_DIR_PREFIX + "*"))
+    except OSError:
+        return
+    for folder in found:
+        try:
+            newest = max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+            if now - newest > DEMO_DIR_STALE_S:
+                shutil.rmtree(folder, ignore_errors=True)
+                log.info("removed %s, left by a demo that did not end", folder.name)
+        except OSError:
+            continue
 
 
 def history_store_factory(connection: Connection, data_dir: Any = None) -> Any:
@@ -702,13 +729,12 @@ def _build_window(desk: _Desk, args: argparse.Namespace, settings: Any, configur
         from .desk import SourceHub
 
         hub = SourceHub()
-        if not connection.demo or connection.history_dir is not None:
+        if not connection.demo:  # the demo's simulated deals are not a trader's history (its sources have no
+            # configuration, the key of a history's scope: they stay in memory)
             from ..core.deal_history import DealHistory
             from ..core.paths import default_data_dir
 
-            # (The demo's simulated deals in the demo's own directory: never mixed with a trader's history.)
-            root = connection.history_dir if connection.demo else None
-            hub.attach_history(lambda: DealHistory.open((root or default_data_dir()) / "history"))
+            hub.attach_history(lambda: DealHistory.open(default_data_dir() / "history"))
         for kind, config, secrets in connection.sources:
             try:
                 hub.add(kind.create(config, secrets))

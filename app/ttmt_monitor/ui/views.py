@@ -421,6 +421,12 @@ class DeskTableView(QTableView):
         if count and not self._fitted_once:
             if self._owe_fit():
                 return
+            proxy = self.proxy
+            if not any(proxy.data(proxy.index(r, 0), ROW_ROLE) is not None for r in range(count)):
+                # A table paged from the store whose first page is still loading: its rows are blank, and fitting
+                # them would shrink every column to its title ("2026-12-…" until the next round). The rounds of
+                # _fit_visible_later make the first fit once a page is in.
+                return
             self._fitted_once = True
             if self.fit_after_paint:
                 return  # the restored widths are the last run's fit: the first frame shows them (see below)
@@ -467,7 +473,10 @@ class DeskTableView(QTableView):
     def _fit_visible_later(self) -> None:
         if not self._auto_fit:
             return  # (the user sized a column: no more fitting, and the timer stops)
-        self._fit_visible_now()
+        if not self._fitted_once:
+            self._first_fit()  # (its rows were still loading)
+        else:
+            self._fit_visible_now()
         self._fit_later.start(self._fit_delays.pop(0) if self._fit_delays else FIT_STEADY_MS)
 
     def _fit_visible_now(self) -> None:
