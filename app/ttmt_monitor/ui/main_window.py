@@ -167,10 +167,10 @@ class SummaryStrip(QWidget):
                 self._layout.insertWidget(self._layout.count() - 1, box)
                 cell = self._cells[r.account_id] = (name, open_pl, today)
             # In the order given: an account that came later takes its place, not the end.
-            box = cell[0].parentWidget()
-            if self._layout.indexOf(box) != index:
-                self._layout.removeWidget(box)
-                self._layout.insertWidget(index, box)
+            holder = cell[0].parentWidget()
+            if holder is not None and self._layout.indexOf(holder) != index:
+                self._layout.removeWidget(holder)
+                self._layout.insertWidget(index, holder)
             name, open_pl, today = cell
             # A long label elided (the full one in the tooltip): one account must not take the strip's width.
             metrics = name.fontMetrics()
