@@ -1,9 +1,38 @@
-"""Helpers for tests that run ``ttmt-monitor`` processes (tests/test_ui_app.py, tests/test_first_frame.py)."""
+"""Helpers for tests that run ``ttmt-monitor`` processes (tests/test_ui_app.py, tests/test_first_frame.py), or
+its ``ui.app.run`` in the test's own process (tests/test_no_ttmt.py, tests/test_demo_history.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from typing import Any
+
+
+async def run_and_look(args: list[str], settings: Any, look: Any) -> tuple[int, dict[str, Any]]:
+    """Run the app (ui.app.run) with ``args`` while ``look(window)`` inspects its window once it is up, then
+    closes it (as the user would). Returns (exit code, what ``look`` returned)."""
+    from PySide6.QtWidgets import QApplication
+
+    from _qasync_support import until
+    from ttmt_monitor.ui import app as app_module
+    from ttmt_monitor.ui.main_window import MainWindow
+
+    seen: dict[str, Any] = {}
+
+    async def inspector() -> None:
+        def window() -> MainWindow | None:
+            return next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
+                        None)
+
+        await until(lambda: window() is not None, 30, "the main window")
+        found = window()
+        assert found is not None
+        seen.update(await look(found) or {})
+        found.quit()
+
+    parsed = app_module.build_parser().parse_args(args)
+    code, _ = await asyncio.gather(app_module.run(parsed, settings), inspector())
+    return code, seen
 
 
 def assert_a_second_copy_is_refused(command: list[str], env: dict[str, str], first: subprocess.Popen[Any]) -> None:

@@ -1,23 +1,19 @@
-"""The demo keeps a local history of its own (``ui.app._demo_history_dir``): its desk is a real desk's (Trades,
-Signals read from the store: every trade of the simulator's history, not the API's first page), in a directory
-of its own that is removed when the demo ends (and one a killed demo left, when the next starts); nothing is
-written to the user's data directory.
-Its Trades table fits a laptop screen.
+"""The demo keeps a local history of TTMT (``ui.app._demo_history_dir``): its desk is a real desk's (Trades and
+Signals read from the store: every trade of the simulator's history, not the API's first page), in a directory of
+its own that is removed when the demo ends (and one a killed demo left, when the next starts); nothing is written
+to the user's data directory. Its Trades table fits a laptop screen.
 
 ``ui.app.run`` with ``--demo`` in this process (the TTMT simulator in its subprocess, the other kinds' in threads),
 real widgets offscreen, one qasync loop per module, no fixed sleeps."""
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QApplication
-
+from _app_support import run_and_look
 from _qasync_support import ModuleLoop, until
-from ttmt_monitor.ui import app as app_module
 from ttmt_monitor.ui.app import Connection, history_store_factory
 from ttmt_monitor.ui.history_model import StoreHistoryModel
 from ttmt_monitor.ui.main_window import MainWindow
@@ -28,6 +24,13 @@ run_on_qasync = _MODULE_LOOP.run
 
 def metrics_width(view: Any, text: str) -> int:
     return int(view.fontMetrics().horizontalAdvance(text))
+
+
+def _run_demo(args: list[str], settings: Any, temp: Path, look: Any) -> int:
+    """The app with ``args`` in this process (``run_and_look``), its temporary files under ``temp``."""
+    assert temp.is_dir() and tempfile.tempdir == str(temp)
+    code, _ = run_on_qasync(lambda: run_and_look(args, settings, look))
+    return int(code)
 
 
 def test_the_demo_store_opens_in_the_demo_directory_only(tmp_path):
@@ -69,23 +72,10 @@ def test_a_demo_without_ttmt_keeps_no_history_directory(qapp, settings, tmp_path
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     seen: dict[str, Any] = {}
 
-    async def look() -> None:
-        def window() -> MainWindow | None:
-            return next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
-                        None)
-
-        await until(lambda: window() is not None, 60, "the main window")
-        found = window()
-        assert found is not None
+    async def look(_window: MainWindow) -> None:
         seen["dirs"] = sorted(temp.glob("ttmt-monitor-demo-*"))
-        found.quit()
 
-    async def scenario() -> int:
-        parsed = app_module.build_parser().parse_args(["--demo", "--no-ttmt"])
-        code, _ = await asyncio.gather(app_module.run(parsed, settings), look())
-        return int(code)
-
-    assert run_on_qasync(scenario) == 0
+    assert _run_demo(["--demo", "--no-ttmt"], settings, temp, look) == 0
     assert seen["dirs"] == []
 
 
@@ -101,14 +91,7 @@ def test_the_demo_desk_reads_its_whole_history_from_a_store_it_removes_at_the_en
     def demo_dirs() -> list[Path]:
         return sorted(temp.glob("ttmt-monitor-demo-*"))
 
-    async def look() -> None:
-        def window() -> MainWindow | None:
-            return next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
-                        None)
-
-        await until(lambda: window() is not None, 60, "the main window")
-        found = window()
-        assert found is not None
+    async def look(found: MainWindow) -> None:
         found.select_tab("trades")
         await until(lambda: isinstance(found.views["trades"].source_model, StoreHistoryModel), 60,
                     "the Trades table over the demo's store")
@@ -150,14 +133,8 @@ def test_the_demo_desk_reads_its_whole_history_from_a_store_it_removes_at_the_en
         seen["hidden"] = {model.columns[n].key for n in range(header.count()) if header.isSectionHidden(n)}
         seen["dirs"] = demo_dirs()
         seen["files"] = sorted(p.name for d in seen["dirs"] for p in d.rglob("*") if p.is_file())
-        found.quit()
 
-    async def scenario() -> int:
-        parsed = app_module.build_parser().parse_args(["--demo"])
-        code, _ = await asyncio.gather(app_module.run(parsed, settings), look())
-        return int(code)
-
-    assert run_on_qasync(scenario) == 0
+    assert _run_demo(["--demo"], settings, temp, look) == 0
     assert seen["rows"] > 100 and f"{seen['rows']:,} trades shown" in seen["footer"]
     assert {"close_price", "duration"} <= seen["hidden"] and "pips" not in seen["hidden"]
     assert len(seen["dirs"]) == 1 and any(name.endswith(".sqlite3") for name in seen["files"]), seen["files"]

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QApplication
 
+from _app_support import run_and_look
 from _qasync_support import ModuleLoop, dispose, until
 from toy_csv_source import CSV
 from ttmt_monitor.sources.base import CAP_SIGNALS, CAP_TP_LEVELS, SourceConfig
@@ -74,27 +75,6 @@ def _toy_config(tmp_path: Path) -> SourceConfig:
     return SourceConfig(id="toycsv-1", kind="toycsv", name="Desk CSV", settings={"path": str(path)})
 
 
-async def _run_and_look(args: list[str], settings: Any, look: Any) -> tuple[int, dict[str, Any]]:
-    """Run the app (ui.app.run) with ``args`` while ``look(window)`` inspects its window once it is up, then
-    closes it (as the user would). Returns (exit code, what ``look`` returned)."""
-    seen: dict[str, Any] = {}
-
-    async def inspector() -> None:
-        def window() -> MainWindow | None:
-            return next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
-                        None)
-
-        await until(lambda: window() is not None, 30, "the main window")
-        found = window()
-        assert found is not None
-        seen.update(await look(found))
-        found.quit()
-
-    parsed = app_module.build_parser().parse_args(args)
-    code, _ = await asyncio.gather(app_module.run(parsed, settings), inspector())
-    return code, seen
-
-
 def test_app_starts_without_a_ttmt_key_when_another_source_is_configured(qapp, settings, toy_kind, tmp_path, no_key,
                                                                         monkeypatch):
     save_sources(settings, [_toy_config(tmp_path)])
@@ -124,7 +104,7 @@ def test_app_starts_without_a_ttmt_key_when_another_source_is_configured(qapp, s
             "channel_filter": window.filter_bar.channel_combo.isVisibleTo(window),
         }
 
-    code, seen = run_on_qasync(lambda: _run_and_look([], settings, look))
+    code, seen = run_on_qasync(lambda: run_and_look([], settings, look))
     assert code == 0
     assert seen["has_ttmt"] is False
     assert seen["symbols"] == ["ES", "NQ"]
@@ -165,7 +145,7 @@ def test_key_dialog_second_way_is_remembered_and_leads_to_file_sources(qapp, set
         seen["grid_after"] = window.views["accounts"].isVisibleTo(window)
         return seen
 
-    code, seen = run_on_qasync(lambda: _run_and_look([], settings, look))
+    code, seen = run_on_qasync(lambda: run_and_look([], settings, look))
     assert code == 0 and asked == [True]
     assert seen["tab"] == "accounts" and seen["empty_state"] and not seen["grid"]
     assert not seen["signals"]
@@ -180,7 +160,7 @@ def test_key_dialog_second_way_is_remembered_and_leads_to_file_sources(qapp, set
     async def look_again(window: MainWindow) -> dict[str, Any]:
         return {"has_ttmt": window.controller.has_ttmt, "empty": window.empty_state.isVisibleTo(window)}
 
-    code, seen = run_on_qasync(lambda: _run_and_look([], settings, look_again))
+    code, seen = run_on_qasync(lambda: run_and_look([], settings, look_again))
     assert code == 0 and asked == []
     assert seen == {"has_ttmt": False, "empty": True}
 
