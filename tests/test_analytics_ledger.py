@@ -391,6 +391,48 @@ def test_channels_view_keeps_the_closed_figures_while_only_open_pnl_moves(qapp):
     run_on_qasync(scenario, timeout=60)
 
 
+def test_the_channels_table_fits_its_texts_and_a_laptop_screen(qapp):
+    """The Channels statistics had fixed widths: a long name was cut ("MT4 manager (demo) · no ch…") and "67%" had
+    105 px, so the table needed ~1,530 px and its TP columns sat behind a sideways scroll at 1366 px. The columns
+    fit their titles and texts now (grow only), until the user sizes one."""
+    from ttmt_monitor.ui.channels_view import NAME_MAX_PX, ChannelsView
+
+    long_name = "MT4 manager (demo) · no channel"
+    history = [replace(t, channel_name=long_name) if t.channel_id == "c0" else t for t in _history(300)]
+
+    async def scenario() -> None:
+        controller = _controller_with(history)
+        feed = AnalyticsFeed(controller)
+        view = ChannelsView(feed)
+        try:
+            view.resize(1366, 600)
+            view.show()
+            view.period_combo.setCurrentIndex(view.period_combo.findData("all"))
+            view.refresh()
+            await until(lambda: view.recompute.pending is None and view.stats, 20, "first figures")
+            header, metrics = view.table.horizontalHeader(), view.table.fontMetrics()
+            assert NAME_MAX_PX > header.sectionSize(0) >= metrics.horizontalAdvance(long_name)  # whole, not cut
+            win_rate = 3
+            assert header.sectionSize(win_rate) < 105  # its title and "67%", not a fixed 105 px
+            shown = sum(header.sectionSize(n) for n in range(header.count()))
+            assert shown <= view.table.viewport().width(), shown  # every TP column on a laptop screen
+            # The user's own width stays, whatever the next figures say.
+            header.resizeSection(0, 90)
+            controller.trades_model.upsert([replace(_trade(9001, closed_at=NOW - timedelta(minutes=2)),
+                                                    channel_id="c9", channel_name=long_name + " and more")])
+            view.refresh()
+            await until(lambda: view.recompute.pending is None and len(view.stats) == 4, 20, "the new channel")
+            assert header.sectionSize(0) == 90
+        finally:
+            import shiboken6
+
+            shiboken6.delete(view)
+            shiboken6.delete(feed)
+            shiboken6.delete(controller)
+
+    run_on_qasync(scenario, timeout=60)
+
+
 def test_the_balance_peak_is_kept_by_appends_not_rescanned_at_each_close():
     """Review: the trailing drawdown's balance peak re-ran the account's whole history on the GUI loop at every
     close (the close changes the balance, which keyed the cache): ~25 ms per 100k deals. It is now kept from a

@@ -45,6 +45,7 @@ PERIODS = (("30d", "Last 30 days"), ("7d", "Last 7 days"), ("90d", "Last 90 days
            ("all", "All history"))
 GROUPS = (("channel", "Channel"), ("source", "Source"), ("account", "Account"), ("symbol", "Symbol"))
 TP_LEVELS = 6
+NAME_MAX_PX = 300  # the Name column fitted at most this wide (a longer name: cut, its tooltip whole)
 COLUMNS = ("Name", "Currency", "Trades", "Win rate", "Profit factor", "Expectancy", "Avg win", "Avg loss",
            "Max drawdown", "Net P&L", *(f"TP{n} hit" for n in range(1, TP_LEVELS + 1)))
 
@@ -132,6 +133,10 @@ class ChannelsView(QWidget):
         header.resizeSection(0, 200)
         for n in range(1, len(COLUMNS)):
             header.resizeSection(n, 70 if n == 1 or COLUMNS[n].startswith("TP") else 105)
+        # Fitted to their texts when rows come (grow only), until the user sizes a column: the fixed widths cut
+        # a long name ("MT4 manager (demo) · no ch…") and gave "67%" 105 px, so the table needed ~1,530 px.
+        self._auto_fit, self._fitting, self._fitted_once = True, False, False
+        header.sectionResized.connect(self._on_section_resized)
         self.table.clicked.connect(self._on_click)
 
         self.matrix = QTableWidget(0, 0)
@@ -240,11 +245,44 @@ class ChannelsView(QWidget):
                 self.model.appendRow(self._row(g, cur, m, dark))
         header = self.table.horizontalHeader()
         self.proxy.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
+        self._fit_columns()
         trades = sum(g.trades for g in self.stats)
         noun = dict(GROUPS).get(group, group).lower()
         self.summary.setText(f"{len(self.stats)} {noun}{'s' if len(self.stats) != 1 else ''}, "
                              f"{trades} closed trade{'s' if trades != 1 else ''} in the period")
         self._fill_matrix(matrix, dark)
+
+    def _fit_columns(self) -> None:
+        """Each column as wide as its title and texts (the name within NAME_MAX_PX, its full text in the tooltip):
+        narrower ones too the first time there are rows, then only wider. Not after the user sized a column."""
+        if not self._auto_fit or self.model.rowCount() == 0:
+            return
+        from PySide6.QtWidgets import QStyle
+
+        header = self.table.horizontalHeader()
+        titles = header.fontMetrics()
+        margin = header.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin)
+        arrow = header.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize) + margin
+        self._fitting = True
+        try:
+            for n in range(len(COLUMNS)):
+                # The title's own width (Qt's size hint keeps room for a sort arrow beside every title; only the
+                # sorted column shows one), as the desk's tables fit theirs (ui.views._fit_rows).
+                title = titles.horizontalAdvance(COLUMNS[n]) + 2 * margin + 10
+                if n == header.sortIndicatorSection():
+                    title += arrow
+                width = max(self.table.sizeHintForColumn(n) + 4, title)
+                if n == 0:
+                    width = min(width, NAME_MAX_PX)
+                if not self._fitted_once or width > header.sectionSize(n):
+                    header.resizeSection(n, width)
+            self._fitted_once = True
+        finally:
+            self._fitting = False
+
+    def _on_section_resized(self, _n: int, old: int, new: int) -> None:
+        if not self._fitting and old and new:
+            self._auto_fit = False  # the user's own width: the fitting stops
 
     def _row(self, g: an.GroupStats, cur: str, m: an.MoneyStats, dark: bool) -> list[QStandardItem]:
         name = QStandardItem(g.label)  # plain text: QStandardItem is never rich text in a table view
