@@ -27,8 +27,10 @@ async def run_and_look(args: list[str], settings: Any, look: Any) -> tuple[int, 
         await until(lambda: window() is not None, 30, "the main window")
         found = window()
         assert found is not None
-        seen.update(await look(found) or {})
-        found.quit()
+        try:
+            seen.update(await look(found) or {})
+        finally:
+            found.quit()  # (a failed look must not leave the window up for the next test to find)
 
     parsed = app_module.build_parser().parse_args(args)
     code, _ = await asyncio.gather(app_module.run(parsed, settings), inspector())

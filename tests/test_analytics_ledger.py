@@ -416,6 +416,10 @@ def test_the_channels_table_fits_its_texts_and_a_laptop_screen(qapp):
             assert header.sectionSize(win_rate) < 105  # its title and "67%", not a fixed 105 px
             shown = sum(header.sectionSize(n) for n in range(header.count()))
             assert shown <= view.table.viewport().width(), shown  # every TP column on a laptop screen
+            # Sorted by another column: its title gets room for the arrow beside it (it was fitted without).
+            before = header.sectionSize(win_rate)
+            view.table.sortByColumn(win_rate, Qt.SortOrder.DescendingOrder)
+            assert header.sectionSize(win_rate) > before
             # The user's own width stays, whatever the next figures say.
             header.resizeSection(0, 90)
             controller.trades_model.upsert([replace(_trade(9001, closed_at=NOW - timedelta(minutes=2)),

@@ -56,8 +56,12 @@ def test_a_killed_demos_directory_goes_when_the_next_demo_starts_and_a_running_o
         (folder / "history").mkdir(parents=True)
         (folder / "history" / "history-id-1.sqlite3").write_bytes(b"x" * 1000)
     long_ago = time.time() - DEMO_DIR_STALE_S - 60
-    for path in [*old.rglob("*"), old, *other.rglob("*"), other]:
+    # Only a file deep inside the running demo's directory is fresh (its store writing): the directories' own
+    # times do not change when a file in them is written.
+    fresh = running / "history" / "history-id-1.sqlite3"
+    for path in [*old.rglob("*"), old, *other.rglob("*"), other, running / "history", running]:
         os.utime(path, (long_ago, long_ago))
+    assert time.time() - fresh.stat().st_mtime < 60
     _remove_stale_demo_dirs(tmp_path)
     assert not old.exists() and running.exists() and other.exists()  # (not a demo's: never touched)
 

@@ -292,3 +292,24 @@ def test_the_first_fit_waits_for_a_page_still_loading(qtbot, model: StoreTradesM
                     timeout=10000)
     assert all(w >= needed() for w in widths), (widths, needed())  # (fitted to the loaded texts: no title width)
     assert header.sectionSize(created) < 150  # ... and fitted: the default width is 150
+
+
+def test_restored_widths_only_grow_when_the_first_page_comes_after_the_first_paint(qtbot, model: StoreTradesModel
+                                                                                    ) -> None:
+    """An every-day start shows the last run's fitted widths in its first frame and then only widens them. When
+    the store's first page came after that frame, the (deferred) first fit narrowed every column a moment after the
+    window appeared (240 -> 86 px, the review's repro). It only widens them now."""
+    view = DeskTableView(model, "fit_restored", proxy=PassThroughProxy())
+    qtbot.addWidget(view)
+    view.resize(1000, 400)
+    view.show()
+    header = view.horizontalHeader()
+    for n in range(header.count()):
+        header.resizeSection(n, 240)  # the restored widths (before the fitting listens: not the user's)
+    view.fit_after_paint = True  # what the window sets for a restored layout the fitting chose
+    view.fit_columns_when_filled()
+    assert model.row_object(0) is None  # the first page is not in yet
+    view.fit_after_first_paint()  # the first frame has been painted
+    qtbot.waitUntil(lambda: view._fitted_once, timeout=10000)  # noqa: SLF001
+    narrowed = [n for n in range(header.count()) if not header.isSectionHidden(n) and header.sectionSize(n) < 240]
+    assert narrowed == []

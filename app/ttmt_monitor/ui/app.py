@@ -595,21 +595,27 @@ def _demo_history_dir(stack: contextlib.ExitStack) -> Any:
 
 
 def _remove_stale_demo_dirs(temp: Any, now: float | None = None) -> None:
-    """Remove the demo directories in ``temp`` whose newest file is older than DEMO_DIR_STALE_S (a running demo's
-    store writes as its market moves; one another demo is running now is never that old)."""
+    """Remove this user's demo directories in ``temp`` whose newest file is older than DEMO_DIR_STALE_S (a running
+    demo's store writes as its market moves). Another user's (a shared /tmp) and links are left alone; symbolic
+    links inside are removed, never followed (``shutil.rmtree``)."""
     import shutil
 
     now = time.time() if now is None else now
+    me = os.getuid() if hasattr(os, "getuid") else None
     try:
         found = list(temp.glob(DEMO_DIR_PREFIX + "*"))
     except OSError:
         return
     for folder in found:
         try:
-            newest = max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+            info = folder.lstat()
+            if folder.is_symlink() or (me is not None and info.st_uid != me):
+                continue
+            newest = max((p.lstat().st_mtime for p in folder.rglob("*")), default=info.st_mtime)
             if now - newest > DEMO_DIR_STALE_S:
                 shutil.rmtree(folder, ignore_errors=True)
-                log.info("removed %s, left by a demo that did not end", folder.name)
+                if not folder.exists():
+                    log.info("removed %s, left by a demo that did not end", folder.name)
         except OSError:
             continue
 

@@ -137,6 +137,7 @@ class ChannelsView(QWidget):
         # a long name ("MT4 manager (demo) · no ch…") and gave "67%" 105 px, so the table needed ~1,530 px.
         self._auto_fit, self._fitting, self._fitted_once = True, False, False
         header.sectionResized.connect(self._on_section_resized)
+        header.sortIndicatorChanged.connect(lambda *_: self._fit_columns(titles_only=True))
         self.table.clicked.connect(self._on_click)
 
         self.matrix = QTableWidget(0, 0)
@@ -252,10 +253,11 @@ class ChannelsView(QWidget):
                              f"{trades} closed trade{'s' if trades != 1 else ''} in the period")
         self._fill_matrix(matrix, dark)
 
-    def _fit_columns(self) -> None:
+    def _fit_columns(self, titles_only: bool = False) -> None:
         """Each column as wide as its title and texts (the name within NAME_MAX_PX, its full text in the tooltip):
-        narrower ones too the first time there are rows, then only wider. Not after the user sized a column."""
-        if not self._auto_fit or self.model.rowCount() == 0:
+        narrower ones too the first time there are rows, then only wider. Not after the user sized a column.
+        ``titles_only``: the sort moved to another column, whose title now needs room for the arrow (grow only)."""
+        if not self._auto_fit or self.model.rowCount() == 0 or (titles_only and not self._fitted_once):
             return
         from PySide6.QtWidgets import QStyle
 
@@ -271,10 +273,10 @@ class ChannelsView(QWidget):
                 title = titles.horizontalAdvance(COLUMNS[n]) + 2 * margin + 10
                 if n == header.sortIndicatorSection():
                     title += arrow
-                width = max(self.table.sizeHintForColumn(n) + 4, title)
+                width = title if titles_only else max(self.table.sizeHintForColumn(n) + 4, title)
                 if n == 0:
                     width = min(width, NAME_MAX_PX)
-                if not self._fitted_once or width > header.sectionSize(n):
+                if (not self._fitted_once and not titles_only) or width > header.sectionSize(n):
                     header.resizeSection(n, width)
             self._fitted_once = True
         finally:

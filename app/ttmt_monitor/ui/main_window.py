@@ -1242,8 +1242,8 @@ class MainWindow(QMainWindow):
             self.refresh()
 
     def _refresh_summary(self) -> None:
-        # In the Accounts tab's order (by name): the model's own order is the order the sources' rows arrived in,
-        # which changed from one start to the next.
+        # By name, the Accounts tab's default order (not its current sort, which the user may change): the model's
+        # own order is the order the sources' rows arrived in, which changed from one start to the next.
         self.summary.set_rows(sorted(self.controller.accounts_model.objects(),
                                      key=lambda r: (r.account.label.casefold(), r.source, r.account_id)))
 

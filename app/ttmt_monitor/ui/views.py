@@ -227,6 +227,12 @@ class DeskTableView(QTableView):
         # texts costs 5-18 ms a table, and the tabs not shown used to pay it before the window's first paint and
         # again as their rows came (issue 16).
         self._fit_owed = False
+        self._restored_painted = False  # restored widths shown in the first frame before the first fit: grow only
+        self._waiting_for_page = False  # the first fit waits for a store's first page (_first_fit)
+        self._page_fit = QTimer(self)
+        self._page_fit.setSingleShot(True)
+        self._page_fit.setInterval(0)
+        self._page_fit.timeout.connect(self._first_fit)
         self.layout_fitted = False  # the restored layout's widths were fitted, not the user's (restore_layout)
         self._resort = QTimer(self)
         self._resort.setSingleShot(True)
@@ -421,16 +427,32 @@ class DeskTableView(QTableView):
         if count and not self._fitted_once:
             if self._owe_fit():
                 return
-            proxy = self.proxy
-            if not any(proxy.data(proxy.index(r, 0), ROW_ROLE) is not None for r in range(count)):
+            if not self._any_loaded(count):
                 # A table paged from the store whose first page is still loading: its rows are blank, and fitting
-                # them would shrink every column to its title ("2026-12-…" until the next round). The rounds of
-                # _fit_visible_later make the first fit once a page is in.
+                # them would shrink every column to its title ("2026-12-…" until the next round). Made once a page
+                # is in (_on_page_in), else by the rounds of _fit_visible_later.
+                if not self._waiting_for_page:
+                    self._waiting_for_page = True
+                    self.proxy.dataChanged.connect(self._on_page_in)
                 return
+            if self._waiting_for_page:
+                self._waiting_for_page = False
+                self.proxy.dataChanged.disconnect(self._on_page_in)
             self._fitted_once = True
             if self.fit_after_paint:
                 return  # the restored widths are the last run's fit: the first frame shows them (see below)
-            self._fit_rows(range(count), shrink=True)
+            # (Restored widths whose first frame was painted before a page came: still the last run's fit, so the
+            # fit only widens them, as fit_after_first_paint does.)
+            self._fit_rows(range(count), shrink=not self._restored_painted)
+
+    def _any_loaded(self, count: int) -> bool:
+        """Whether one of the first ``count`` rows is there to measure (a store's page may still be loading)."""
+        proxy = self.proxy
+        return any(proxy.data(proxy.index(r, 0), ROW_ROLE) is not None for r in range(count))
+
+    def _on_page_in(self, *_args: Any) -> None:
+        if self._auto_fit and not self._fitted_once and not self._page_fit.isActive():
+            self._page_fit.start()  # (once the loop is free: the page's rows are repainted in slices)
 
     def fit_for_next_start(self) -> None:
         """Fitted widths fitted once more to the rows now, narrower included, before the window saves them on
@@ -438,7 +460,7 @@ class DeskTableView(QTableView):
         column once widened by a text since gone does not stay wide from run to run. Not done for widths the user
         set, nor for a table without rows."""
         count = min(self.proxy.rowCount(), FIT_ROWS)
-        if self._auto_fit and count:
+        if self._auto_fit and count and self._any_loaded(count):  # (not titles alone: rows not loaded are blank)
             self._fit_rows(range(count), shrink=True)
 
     def fit_after_first_paint(self) -> None:
@@ -450,6 +472,7 @@ class DeskTableView(QTableView):
         if not self.fit_after_paint:
             return
         self.fit_after_paint = False
+        self._restored_painted = True
         if self._auto_fit and self._fitted_once and not self._owe_fit():
             self._fit_rows(range(min(self.proxy.rowCount(), FIT_ROWS)), shrink=False)
 
