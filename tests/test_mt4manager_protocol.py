@@ -216,3 +216,20 @@ def test_the_market_is_deterministic_from_its_seed() -> None:
     a, b, c = story(4), story(4), story(5)
     assert a == b and len(a) > 300
     assert a != c
+
+
+def test_the_simulated_book_stays_a_believable_size_over_hours() -> None:
+    """With fixed weights the clients opened more than they closed: the demo's book grew ~10 open trades a minute
+    without end (1,669 after 40,000 steps, ~3 h at the demo's pace), each repriced on every tick. Closing grows
+    likelier past two open trades a client: the book stays near a couple of dozen."""
+    from ttmt_monitor.sim.mt4manager.model import MARKET_CMDS
+
+    market = Market(seed=1)
+    market.populate()
+    sizes = []
+    for step in range(1, 20_001):
+        market.step()
+        if step % 2_000 == 0:
+            sizes.append(sum(1 for r in market.books.open.values() if r["cmd"] in MARKET_CMDS))
+    assert max(sizes) <= 60, sizes
+    assert min(sizes) >= 5, sizes  # ... and is still a book: positions open and close

@@ -151,6 +151,10 @@ class Market:
         self.trade_on_tick = True
         self.emit: Callable[[str, dict[str, Any]], None] = emit or (lambda event, data: None)
         self.action_rate = action_rate
+        # Clients close more often the more they hold beyond this many open trades each: with fixed weights, opens
+        # outran closes and the book grew ~10 open trades a minute without end (1,669 after 3 h of the demo,
+        # measured), every one of them repriced on each tick.
+        self.open_per_client = 2
         self.steps = 0
 
     # ---- the initial book ----------------------------------------------------------------------------------
@@ -207,7 +211,8 @@ class Market:
         pending = [r for r in b.open.values() if r["cmd"] in PENDING_CMDS]
         choices: list[tuple[str, float]] = [("open", 3.0), ("pending", 1.2), ("balance", 0.5), ("credit", 0.2)]
         if market:
-            choices += [("modify", 2.0), ("close", 2.0), ("partial", 1.0), ("swap", 0.6)]
+            crowd = max(1.0, len(market) / max(1, self.open_per_client * len(clients)))
+            choices += [("modify", 2.0), ("close", 2.0 * crowd), ("partial", 1.0), ("swap", 0.6)]
         if pending:
             choices += [("cancel", 0.8), ("fill", 0.6)]
         names = [c for c, _ in choices]
