@@ -37,7 +37,7 @@ from ..core import analytics as an, formatting as fmt
 from . import theme
 from .offloop import Recompute, yielding
 from .table_export import EXPORT_ROLE
-from .views import DeskHeader
+from .views import DeskHeader, title_widths
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 40
 GROUP_ROLE = Qt.ItemDataRole.UserRole + 41  # the row's GroupStats
@@ -259,20 +259,12 @@ class ChannelsView(QWidget):
         ``titles_only``: the sort moved to another column, whose title now needs room for the arrow (grow only)."""
         if not self._auto_fit or self.model.rowCount() == 0 or (titles_only and not self._fitted_once):
             return
-        from PySide6.QtWidgets import QStyle
-
         header = self.table.horizontalHeader()
-        titles = header.fontMetrics()
-        margin = header.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin)
-        arrow = header.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize) + margin
+        title_width = title_widths(header)  # (as the desk's tables fit theirs: ui.views)
         self._fitting = True
         try:
             for n in range(len(COLUMNS)):
-                # The title's own width (Qt's size hint keeps room for a sort arrow beside every title; only the
-                # sorted column shows one), as the desk's tables fit theirs (ui.views._fit_rows).
-                title = titles.horizontalAdvance(COLUMNS[n]) + 2 * margin + 10
-                if n == header.sortIndicatorSection():
-                    title += arrow
+                title = title_width(COLUMNS[n], n == header.sortIndicatorSection())
                 width = title if titles_only else max(self.table.sizeHintForColumn(n) + 4, title)
                 if n == 0:
                     width = min(width, NAME_MAX_PX)

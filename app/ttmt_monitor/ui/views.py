@@ -175,6 +175,21 @@ FIT_STEADY_MS = 5000
 FIT_SCROLLED_MS = 150  # rows scrolled onto the screen are fitted once the scrolling pauses (grow only)
 
 
+def title_widths(header: QHeaderView) -> Callable[[str, bool], int]:
+    """(title, sorted) -> the width a fitted column needs for its title in ``header``: the text, the header's
+    margins and FIT_PAD_PX, and room for the sort arrow only on the sorted column (Qt's own size hint keeps that
+    room beside every title)."""
+    from PySide6.QtWidgets import QStyle  # (here: importing it builds its enums, ~4 ms the first frame needs not)
+
+    titles, style = header.fontMetrics(), header.style()
+    margin = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMargin)
+    arrow = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize) + margin
+
+    def width(title: str, is_sorted: bool) -> int:
+        return titles.horizontalAdvance(title) + 2 * margin + FIT_PAD_PX + (arrow if is_sorted else 0)
+    return width
+
+
 class DeskTableView(QTableView):
     """A live table: sortable by header click, columns shown/hidden from the header's context menu, layout saved
     under ``settings_key`` in QSettings, Ctrl+C copies the selected rows as TSV, double-click emits the row object."""
@@ -563,13 +578,8 @@ class DeskTableView(QTableView):
         header = self.horizontalHeader()
         proxy = self.proxy
         cells = self.fontMetrics()
-        titles = header.fontMetrics()
         digit = cells.horizontalAdvance("0")
-        from PySide6.QtWidgets import QStyle  # (here: importing it builds its enums, ~4 ms the first frame needs not)
-
-        style = header.style()
-        margin = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMargin)
-        arrow = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize) + margin  # beside the sorted column's title
+        title_width = title_widths(header)
         sorted_column = header.sortIndicatorSection() if header.isSortIndicatorShown() else -1
         self._fitting = True
         try:
@@ -581,9 +591,7 @@ class DeskTableView(QTableView):
                     text = proxy.data(proxy.index(r, n))
                     if text:
                         widest = max(widest, cells.horizontalAdvance(str(text)))
-                title = titles.horizontalAdvance(column.title) + 2 * margin + FIT_PAD_PX
-                if n == sorted_column:
-                    title += arrow
+                title = title_width(column.title, n == sorted_column)
                 # A live figure (a price, an open P&L) gets room for one more digit before it would be cut.
                 width = max(title, widest + FIT_PAD_PX + (digit if column.live and widest else 0))
                 width = min(width, FIT_MAX_PX)
