@@ -210,3 +210,32 @@ def test_a_malformed_stream_address_never_quotes_the_token(caplog) -> None:
         assert exc.__cause__ is None and exc.__suppress_context__
     else:
         raise AssertionError("a malformed address must fail")
+
+
+def test_the_demo_accounts_trade_at_a_desks_pace() -> None:
+    """The demo's two accounts filled or closed 6 positions a minute at a tick a second (measured in the demo). The
+    demo's traders now act on a share of the ticks (``trader_activity``); every tick still sends prices, and the
+    default draws no extra number, so the tests' seeded worlds step as before."""
+    from ttmt_monitor.sim.metaapi.model import SimWorld
+    from ttmt_monitor.sources.metaapi.source import DEMO_TRADER_ACTIVITY
+
+    def updates(activity: float, ticks: int = 600) -> tuple[int, int]:
+        world = SimWorld(seed=4)
+        acted = priced = 0
+        for _ in range(ticks):
+            for packets in world.step(1.0, activity).values():
+                acted += sum(p["type"] == "update" for p in packets)
+                priced += sum(p["type"] == "prices" for p in packets)
+        return acted, priced
+
+    busy, busy_prices = updates(1.0)
+    calm, calm_prices = updates(DEMO_TRADER_ACTIVITY)
+    idle, idle_prices = updates(0.0)
+    assert idle == 0 and idle_prices == calm_prices == busy_prices > 0
+    assert 0 < calm < busy / 2, (calm, busy)
+    full, calmer = SimWorld(seed=5), SimWorld(seed=5)
+    full.step()
+    calmer.step(1.0, 0.999999)
+    assert full.rng.getstate() != calmer.rng.getstate()  # (only an activity below 1 draws)
+    with registry.get("metaapi").demo(6) as demo:
+        assert demo.extra["sim"].config.trader_activity == DEMO_TRADER_ACTIVITY < 0.5

@@ -313,8 +313,11 @@ class SimWorld:
 
     # ------------------------------------------------------------------ live
 
-    def step(self, seconds: float = 1.0) -> dict[str, list[dict[str, Any]]]:
-        """One market tick. Returns the packets it caused, per account id (``update`` first, then ``prices``)."""
+    def step(self, seconds: float = 1.0, activity: float = 1.0) -> dict[str, list[dict[str, Any]]]:
+        """One market tick. Returns the packets it caused, per account id (``update`` first, then ``prices``).
+
+        ``activity``: the chance that each account's trader may act on this tick (prices move and are sent
+        whatever it is). The default, 1.0, draws no extra number, so a seeded world steps as it always did."""
         when = now_ms()
         for symbol in SYMBOLS:
             self.market.step(symbol, seconds)
@@ -323,7 +326,7 @@ class SimWorld:
         for acc in self.deployed():
             packets: list[dict[str, Any]] = []
             update: dict[str, Any] = {}
-            roll = rng.random()
+            roll = rng.random() if activity >= 1.0 or rng.random() < activity else 1.0
             if roll < 0.06 and len(acc.positions) < 8:
                 symbol = rng.choice(list(SYMBOLS))
                 p, deals = self.open_position(acc, symbol, rng.choice(("BUY", "SELL")),

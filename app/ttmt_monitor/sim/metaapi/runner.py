@@ -41,12 +41,12 @@ class MetaApiSimThread(LoopThread):
 
     def __init__(self, seed: int = 1, *, tick_interval: float = 1.0, status_interval: float = 5.0,
                  ping_interval_ms: int = 25000, ping_timeout_ms: int = 20000, credits_per_minute: int = 1000,
-                 history_days: int = 5, paused: bool = False, port: int = 0) -> None:
+                 history_days: int = 5, paused: bool = False, port: int = 0, trader_activity: float = 1.0) -> None:
         super().__init__()
         self.seed = seed
         self.config = SimConfig(tick_interval=tick_interval, status_interval=status_interval,
                                 ping_interval_ms=ping_interval_ms, ping_timeout_ms=ping_timeout_ms,
-                                credits_per_minute=credits_per_minute)
+                                credits_per_minute=credits_per_minute, trader_activity=trader_activity)
         self._history_days = history_days
         self._paused = paused
         self._port = port

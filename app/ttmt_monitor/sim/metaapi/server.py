@@ -73,6 +73,7 @@ class SimConfig:
     ping_timeout_ms: int = 20000
     credits_per_minute: int = 1000    # REST calls allowed per minute per token before 429
     authenticate_delay: float = 0.02  # subscribe → authenticated
+    trader_activity: float = 1.0      # the chance each account's trader may act on a tick (SimWorld.step)
 
 
 @dataclass
@@ -179,7 +180,7 @@ class SimServer:
 
     def tick(self) -> None:
         """One market step, its packets sent to every synchronised subscription of that account."""
-        packets = self.world.step(self.config.tick_interval)
+        packets = self.world.step(self.config.tick_interval, self.config.trader_activity)
         for session in list(self.sessions):
             for account_id, sub in session.subs.items():
                 if sub.synced:

@@ -307,12 +307,18 @@ def onboarding(config: SourceConfig, secrets: Mapping[str, str]) -> Callable[...
     return open_client
 
 
+# The chance each demo account's trader may act on a tick (one a second). At 1.0 the demo's two accounts made
+# 6 fills and closes a minute (measured in the demo); a new user watches a desk, not a notification feed.
+DEMO_TRADER_ACTIVITY = 0.3
+
+
 @contextlib.contextmanager
 def demo(seed: int = 1) -> Iterator[DemoSource]:
     """The MetaApi simulator on loopback and a source configuration pointing at it."""
     from ...sim.metaapi.runner import MetaApiSimThread
 
-    with MetaApiSimThread(seed=seed, tick_interval=1.0, status_interval=5.0) as sim:
+    with MetaApiSimThread(seed=seed, tick_interval=1.0, status_interval=5.0,
+                          trader_activity=DEMO_TRADER_ACTIVITY) as sim:
         config = SourceConfig(id=f"metaapi-demo-{seed}", kind="metaapi", name="MetaApi (demo)",
                               settings={"base_url": sim.base_url})
         yield DemoSource(config, {"token": sim.api_token}, {"sim": sim, "base_url": sim.base_url})
