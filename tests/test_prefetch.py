@@ -288,7 +288,7 @@ def test_head_start_on_a_first_run_and_not_after(qapp, sim_paused, isolated, mon
     assert early is not None and early._done.wait(15)  # noqa: SLF001
     assert early.take_prefetch(sim.base_url + "/other", sim.api_key) is None  # another URL: not for it
     early = begin(["--base-url", sim.base_url])
-    early._done.wait(15)  # noqa: SLF001
+    assert early is not None and early._done.wait(15), "the head start never finished"  # noqa: SLF001
     prefetch = early.take_prefetch(sim.base_url, sim.api_key)
     assert prefetch is not None and early.take_prefetch(sim.base_url, sim.api_key) is None  # handed over once
     got = prefetch.result(15)
@@ -298,7 +298,7 @@ def test_head_start_on_a_first_run_and_not_after(qapp, sim_paused, isolated, mon
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
     early = begin([f"--base-url={sim.base_url}"])
-    early._done.wait(15)  # noqa: SLF001
+    assert early is not None and early._done.wait(15), "the head start never finished"  # noqa: SLF001
     assert early.take_prefetch(sim.base_url, sim.api_key) is None
     assert early._key == sim.api_key  # noqa: SLF001
 
