@@ -457,3 +457,65 @@ def test_a_client_that_could_not_be_made_is_made_again_next_time(qapp, monkeypat
             await controller.aclose()
 
     run_on_qasync(scenario)
+
+
+def test_the_local_history_follows_what_the_stream_changes_in_open_trades(qapp, sim_paused, tmp_path):
+    """Seen by a tester in the demo: the Trades table's status filter, search and realized footer read the local
+    history, where only the events that carry a trade (trade_executed, trade_finalized) wrote it. A trade that
+    filled (pending -> active) or had a TP layer close kept its old status and realized P&L there until the next
+    start, so "Active" missed live trades and the footer missed TP hits. The trades the stream changes are now
+    written, as the desk state has them, within a second or so."""
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
+
+    sim = sim_paused
+    store_dir = tmp_path / "history"
+
+    def differing(controller: DeskController, store: Store) -> list[str]:
+        store.flush_sync(10)
+        out = []
+        for trade in list(controller.state.trades.values()):
+            stored = store.trade(trade.id)
+            if stored is None or (stored.status, stored.realized_pl) != (trade.status, trade.realized_pl):
+                out.append(trade.id)
+        return out
+
+    def tp_close_of_a_running_trade(start_id: int) -> bool:
+        user = sim.world.users[sim.demo_user_id]
+        for e in user.events.history:
+            if e["eventId"] > start_id and e["type"] == "position_closed":
+                trade = user.trades.get(e["data"]["position"]["trade_id"])
+                if trade is not None and trade["status"] in m.TRADE_OPEN_STATUSES:
+                    return True
+        return False
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key,
+                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key, data_dir=store_dir,
+                                                                     codec=CODEC))
+        try:
+            assert await controller.start()
+            await until(lambda: controller.connection_state == "live" and controller.store is not None, 15, "live")
+            start_id = sim.faults.status()["last_event_id"]
+            for _ in range(60):  # bounded: usually a TP layer closes within a few simulated minutes
+                await in_thread(sim.call, sim.engine.step, 30.0)
+                if await in_thread(sim.call, tp_close_of_a_running_trade, start_id):
+                    break
+            else:
+                raise AssertionError("the market should close a TP layer of a trade that keeps running")
+            last_id = sim.faults.status()["last_event_id"]
+            await until(lambda: (controller.state.last_event_id or 0) >= last_id and controller.pending() == 0,
+                        20, "every event applied")
+            store = controller.store
+            assert store is not None
+            changed_live = [t for t in controller.state.trades.values() if t.realized_pl]
+            assert changed_live, "a running trade has realized P&L from a closed layer"
+            deadline = asyncio.get_running_loop().time() + 10
+            while (left := await in_thread(differing, controller, store)) and \
+                    asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.2)  # polling the store for the write that follows within a second
+            assert not left, f"stored status or realized P&L behind the desk for {left}"
+        finally:
+            await controller.aclose()
+
+    run_on_qasync(scenario, timeout=120)

@@ -90,6 +90,9 @@ TODAY_PROVISIONAL_TIP = ("Still reading recent trades into the local history: to
 BACKFILL_RETRY_S = 60.0  # a paused backfill (API trouble) is tried again while today's figure is not complete
 TODAY_WITHOUT_HISTORY_TIP = ("The local history is unavailable: this figure counts only the trades the Trades "
                              "table has loaded.")
+#: The open trades the stream changed (status, fills, realized P&L of a TP hit, open P&L) are written to the local
+#: history at most this often: the Trades table sorts, filters and totals from it (the rows it paints are live).
+STORE_TRADES_MS = 1000
 MAX_SINGLE_REREADS = 4  # above this many finished-while-away trades, one status=closed listing is cheaper
 # Not live for this long (a reconnect that is not quick) greys prices and open P&L; states where the stream has
 # stopped (revoked key, container down, another client) grey them at once.
@@ -266,6 +269,14 @@ class DeskController(QObject):
         self._models_at = 0.0
         self._batch_done_at = 0.0  # when _drain's last batch ended (see SAME_PASS_S)
         self._rereading: set[str] = set()  # trade ids being re-read after a resync dropped them
+        # Trades the stream changed since the last write to the local history (_write_live_trades): only the events
+        # that carry a trade wrote it, so a trade that filled (pending -> active) or hit a TP kept its old status
+        # and realized P&L in the store, and the Trades table's status filter, search and footer read those.
+        self._trades_to_store: set[str] = set()
+        self._store_trades_timer = QTimer(self)
+        self._store_trades_timer.setSingleShot(True)
+        self._store_trades_timer.setInterval(STORE_TRADES_MS)
+        self._store_trades_timer.timeout.connect(self._write_live_trades)
         # What "realized today" sums beyond the live state and the rows the Trades table holds: today's closed
         # positions and closed trades as the local history has them (see _account_rows, _reread_closed_today).
         self._closed_today: _ClosedToday | None = None
@@ -923,6 +934,16 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001
             log.warning("local history not written: %s", describe_error(exc))
 
+    def _write_live_trades(self) -> None:
+        """Write the trades the stream changed since the last call, as the desk state has them now (one write for
+        many events: a price tick changes an open trade's P&L many times a second). Not the trades being re-read
+        (as in _remember_snapshot); a trade no longer in the state was finished, and its event wrote it."""
+        keys, self._trades_to_store = self._trades_to_store, set()
+        trades = _table(self.state, "trades")
+        items = [trades[k] for k in keys if k in trades and k not in self._rereading]
+        if items:
+            self._store_call("put_trades", items)
+
     def _store_call(self, name: str, *args: Any, **kwargs: Any) -> None:
         store = self.store
         if store is not None:
@@ -940,6 +961,8 @@ class DeskController(QObject):
             self._start_task.cancel()
         self._tick.stop()
         self._accounts_soon.stop()
+        self._store_trades_timer.stop()
+        self._write_live_trades()  # (the last second's changes, before the store closes below)
         self._stale_grace.stop()
         self._again.stop()
         self._poll.stop()
@@ -1385,6 +1408,10 @@ class DeskController(QObject):
                     break
         if not events:
             return 0
+        if trade_keys and self.store is not None:  # (now: bringing rows into the models below takes keys out)
+            self._trades_to_store |= trade_keys
+            if not self._store_trades_timer.isActive():
+                self._store_trades_timer.start()
         applied_at = time.perf_counter()
         models_s = 0.0
         if resync is not None:
