@@ -652,3 +652,29 @@ def test_ttmt_is_not_offered_by_default(qtbot, ini, memory_keyring):
         named.add_button.click()
         assert named.form.kind_combo.itemData(0) == "ttmt"
         named.form.reject()
+
+
+def test_changing_the_kind_shows_the_new_kinds_whole_form(qtbot, ini, memory_keyring):
+    """Seen by a tester: Add… then another kind collapsed the dialog to its top (593x203 px), the new kind's settings
+    squeezed to nothing behind a sideways scroll bar (the rows added to a shown dialog take room a loop turn later).
+    Every built-in kind, in turn and back: its settings are all on screen, with no sideways scroll; a setting's
+    "&" is text ("Open P&L refresh…"), never a mnemonic."""
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtWidgets import QLabel
+
+    dialog, _emitted = make_dialog(qtbot, app_settings(ini), SourceSecrets())
+    dialog.add_button.click()
+    form = dialog.form
+    assert form is not None
+    scroll = form.settings_scroll
+    kinds = [form.kind_combo.itemData(i) for i in range(form.kind_combo.count())]
+    assert {"tradovate", "metaapi", "mt4manager"} <= set(kinds)
+    for kind in [*kinds, kinds[0], "tradovate"]:
+        form.kind_combo.setCurrentIndex(form.kind_combo.findData(kind))
+        inner = scroll.widget()
+        qtbot.waitUntil(lambda inner=inner: (scroll.viewport().height() >= min(inner.sizeHint().height(), 300)
+                                             and not scroll.horizontalScrollBar().isVisible()), timeout=3000)
+        assert form.height() <= form.screen().availableGeometry().height(), kind
+    # (a label reads "&" as a mnemonic when it has a buddy: the setting's name beside its field)
+    texts = [label.text() for label in form.findChildren(QLabel) if label.buddy() and "P&" in label.text()]
+    assert texts and all(QKeySequence.mnemonic(t).isEmpty() and "P&&L" in t for t in texts), texts

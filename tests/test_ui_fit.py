@@ -618,3 +618,17 @@ def test_a_live_figure_that_grows_later_widens_its_column_on_screen(qapp, qtbot,
         import shiboken6
 
         shiboken6.delete(view)
+
+
+def test_a_columns_menu_shows_a_titles_ampersand_as_text(qtbot) -> None:
+    """Seen by a tester: the header's menu read "Open PL" with the L underlined (Qt took "&L" for a mnemonic)."""
+    from PySide6.QtGui import QKeySequence
+
+    from ttmt_monitor.ui.positions_model import PositionsModel
+    from ttmt_monitor.ui.views import DeskTableView
+
+    view = DeskTableView(PositionsModel(), "menu_ampersand")
+    qtbot.addWidget(view)
+    texts = [action.text() for action in view.column_actions(view)]
+    assert "Open P&&L" in texts  # shown as "Open P&L"
+    assert all(QKeySequence.mnemonic(t).isEmpty() for t in texts), texts

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -198,6 +198,13 @@ class SourceForm(QDialog):
         self.buttons.accepted.connect(self._on_ok)
         self.buttons.rejected.connect(self.reject)
 
+        # Rows added to a shown dialog are shown a loop turn later (Qt queues it), so they take no room yet when
+        # _build ends: the size is taken again then (a child timer: it dies with the form).
+        self._refit = QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(0)
+        self._refit.timeout.connect(self._fit)
+
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         line = QFrame()
@@ -273,7 +280,8 @@ class SourceForm(QDialog):
         for setting in kind.settings:
             field = self._make_field(setting, values.get(setting.name, setting.default), editing is not None)
             self._fields[setting.name] = field
-            text = f"{setting.label}{' *' if setting.required else ''}:"
+            # A label's "&" is literal ("Open P&L refresh…"): the label is a buddy, and Qt would read it as a mnemonic.
+            text = f"{setting.label.replace('&', '&&')}{' *' if setting.required else ''}:"
             if setting.type == "bool":
                 text = ""  # the checkbox carries the label itself
             label = self._buddy(text, field.focus) if text else QLabel("")
@@ -290,6 +298,8 @@ class SourceForm(QDialog):
             self.settings_form.addRow(plain_label("This kind has no settings.", selectable=False))
         self.required_note.setVisible(any(s.required for s in kind.settings))
         self._fit()
+        if self.isVisible():
+            self._refit.start()
 
     def _make_field(self, setting: Setting, value: Any, editing: bool) -> _Field:
         kind = setting.type
@@ -324,7 +334,7 @@ class SourceForm(QDialog):
             combo.setCurrentIndex(max(index, 0))
             return _Field(setting, combo, combo, combo.currentData)
         if kind == "bool":
-            box = QCheckBox(setting.label)
+            box = QCheckBox(setting.label.replace("&", "&&"))
             box.setChecked(bool(value) if not isinstance(value, str) else value.lower() in ("1", "true", "yes"))
             return _Field(setting, box, box, box.isChecked)
         if kind == "int":
@@ -363,17 +373,32 @@ class SourceForm(QDialog):
     def _fit(self) -> None:
         # The rows changed (another kind, or a message appeared): take the height they need, no more than the
         # screen gives (the scroll area caps the settings part).
+        # The settings' own layout first: a scroll area does not pass its content's size on, so the dialog's layout
+        # kept the rows' height from before they were shown (none) and a change of kind shrank the dialog to its
+        # top, the new kind's settings squeezed to nothing (seen by a tester: 593x203 px).
+        inner = self.settings_scroll.widget()
+        if inner is not None and inner.layout() is not None:
+            inner.layout().activate()
         self.settings_scroll.updateGeometry()
         layout = self.layout()
         if layout is not None:
+            layout.invalidate()
             layout.activate()
-        # Wrapped hints make the height depend on the width: ask for the height at the width we have.
-        needed = self.heightForWidth(self.width()) if self.hasHeightForWidth() else -1
+        available = self.screen().availableGeometry() if self.screen() else None
+        # Wide enough for the settings' widest row (Tradovate's needed 580 px of 498: a sideways scroll bar), never
+        # narrower than the user made it, nor wider than the screen.
+        scroll = self.settings_scroll
+        extra = 2 * scroll.frameWidth() + scroll.verticalScrollBar().sizeHint().width()
+        content = inner.minimumSizeHint().width() + extra if inner is not None else 0
+        width = max(self.width(), min(self.width() - scroll.width() + content,
+                                      (available.width() if available else 1366) - 40))
+        # Wrapped hints make the height depend on the width: ask for the height at the width it will have.
+        needed = self.heightForWidth(width) if self.hasHeightForWidth() else -1
         if needed <= 0:
             needed = self.sizeHint().height()
-        screen = self.screen().availableGeometry().height() if self.screen() else 768
-        if self.isVisible() and needed != self.height():
-            self.resize(self.width(), min(needed, screen - 40))
+        screen = available.height() if available else 768
+        if self.isVisible() and (needed != self.height() or width != self.width()):
+            self.resize(width, min(needed, screen - 40))
 
     # --- reading / checking -----------------------------------------------------------------------------------
 

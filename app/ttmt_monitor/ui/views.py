@@ -376,7 +376,7 @@ class DeskTableView(QTableView):
         for n, column in enumerate(self.source_model.columns):
             if n in self._unavailable:
                 continue
-            action = text_action(column.title, parent)
+            action = text_action(column.title.replace("&", "&&"), parent)  # "Open P&L": no mnemonic on "L"
             action.setCheckable(True)
             action.setChecked(not header.isSectionHidden(n))
             action.toggled.connect(lambda on, n=n: self.set_column_visible(n, on))
