@@ -313,3 +313,35 @@ def test_restored_widths_only_grow_when_the_first_page_comes_after_the_first_pai
     qtbot.waitUntil(lambda: view._fitted_once, timeout=10000)  # noqa: SLF001
     narrowed = [n for n in range(header.count()) if not header.isSectionHidden(n) and header.sectionSize(n) < 240]
     assert narrowed == []
+
+
+def test_rows_another_filter_puts_on_screen_are_fitted_when_their_page_is_in(qtbot, model: StoreTradesModel) -> None:
+    """Seen by a tester: Trades first shown filtered to one account, then all of them: "IC Market…" and "+46.20 …"
+    stayed cut until the next round of fitting, up to 20 s later (a new order only relays the rows; their pages
+    load after). They are fitted once they are in now (grow only). The rounds are stopped here, so only that can
+    widen the column."""
+    view = DeskTableView(model, "fit_refilter", proxy=PassThroughProxy())
+    qtbot.addWidget(view)
+    view.resize(1200, 400)
+    view.show()
+    account = model.column_number("account")
+    generation = model._generation  # noqa: SLF001
+    model.set_filter(HistoryFilter(account_id="acc-1"))  # "IC Live" only
+    qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)  # noqa: SLF001
+    view.fit_columns_when_filled()
+    qtbot.waitUntil(lambda: view._fitted_once and model.row_object(0) is not None, timeout=10000)  # noqa: SLF001
+    view._fit_later.stop()  # noqa: SLF001 - between two rounds of the steady fit
+    narrow = view.columnWidth(account)
+    metrics = view.fontMetrics()
+
+    def cut() -> list[str]:
+        rows = view.visible_rows()
+        assert rows is not None
+        texts = [model.index(r, account).data() for r in range(rows[0], rows[1] + 1)]
+        return [t for t in texts if not t or metrics.horizontalAdvance(t) > view.columnWidth(account)]
+
+    generation = model._generation  # noqa: SLF001
+    model.set_filter(HistoryFilter())
+    qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)  # noqa: SLF001
+    qtbot.waitUntil(lambda: not cut(), timeout=3000)
+    assert view.columnWidth(account) > narrow  # "Pepperstone EU" is wider than "IC Live"

@@ -244,6 +244,7 @@ class DeskTableView(QTableView):
         self._fit_owed = False
         self._restored_painted = False  # restored widths shown in the first frame before the first fit: grow only
         self._waiting_for_page = False  # the first fit waits for a store's first page (_first_fit)
+        self._relaid = False  # another filter or sort put other rows on screen, fitted once they are in (_fit_relaid)
         self._page_fit = QTimer(self)
         self._page_fit.setSingleShot(True)
         self._page_fit.setInterval(0)
@@ -417,6 +418,7 @@ class DeskTableView(QTableView):
         self._auto_fit = True
         self.proxy.rowsInserted.connect(self._fit_inserted)
         self.proxy.modelReset.connect(self._fit_reset)
+        self.proxy.layoutChanged.connect(self._fit_relaid)
         self.horizontalHeader().sectionResized.connect(self._on_section_resized)
         self.horizontalHeader().sortIndicatorChanged.connect(self._fit_sorted_title)
         self._first_fit()
@@ -524,6 +526,27 @@ class DeskTableView(QTableView):
         rows = None if self._owe_fit() else self.visible_rows()
         if rows is not None:
             self._fit_rows(range(rows[0], rows[1] + 1), shrink=False)
+            if self._relaid and self._all_loaded(rows[0], rows[1]):
+                self._relaid = False
+                self.proxy.dataChanged.disconnect(self._on_relaid_page)
+
+    def _fit_relaid(self, *_args: Any) -> None:
+        """Another filter or sort put other rows on screen (the store's Trades: a new order, its pages loading):
+        they are fitted (grow only) once they are in. Before, a tester filtered Trades to one account, then showed
+        all of them: "IC Market…" and "+46.20 …" stayed cut until the next round, up to 20 s later."""
+        if not (self._auto_fit and self._fitted_once):
+            return
+        if not self._relaid:
+            self._relaid = True
+            self.proxy.dataChanged.connect(self._on_relaid_page)
+        self._fit_scrolled.start()
+
+    def _on_relaid_page(self, *_args: Any) -> None:
+        self._fit_scrolled.start()  # (once the page's rows stop coming: the scroll pause's timer)
+
+    def _all_loaded(self, first: int, last: int) -> bool:
+        proxy = self.proxy
+        return all(proxy.data(proxy.index(r, 0), ROW_ROLE) is not None for r in range(first, last + 1))
 
     def visible_rows(self) -> tuple[int, int] | None:
         """(first, last) rows of the view (the proxy's) on screen, or None when none is."""
