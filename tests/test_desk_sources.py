@@ -75,6 +75,15 @@ def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, se
             ttmt_accounts = [r for r in accounts.objects() if r.source == "TTMT"]
             assert ttmt_accounts, "TTMT's accounts are still there"
             assert "My CSV" in _cells(accounts, "source")
+            # File > Sources... lists the user's configurations; one running without (the demo's) is named apart,
+            # not left out as if it were missing (a tester read "No sources yet" beside three live demo sources).
+            from ttmt_monitor.ui.source_config import SourceSecrets
+
+            window._source_secrets = SourceSecrets(keyring_ok=False)  # no OS keyring in tests
+            dialog = window.open_sources()
+            assert not dialog.unlisted_label.isHidden() and "My CSV" in dialog.unlisted_label.text()
+            assert dialog.empty_label.text().startswith("None of your own yet")
+            dialog.close()
             a1 = next(r for r in accounts.objects() if r.account.label == "A1")
             assert str(a1.open_pl) == "85.50" and a1.open_positions == 2  # 125.50 − 40, in Decimal
             # It has no trades (TTMT's signal trades): "Open trades" is blank, not a "0" beside 2 open positions.
@@ -211,6 +220,7 @@ def test_file_sources_applies_configurations_to_the_running_desk(qapp, sim, sett
             assert await controller.start(), controller.connection_detail
             dialog = window.open_sources()
             assert dialog.isVisible() and not dialog.isModal()
+            assert dialog.unlisted_label.isHidden()  # (nothing runs but what the list holds)
             dialog.close()
             await window.apply_sources([config])
             source_id = hub.source_of_config("toycsv-1")

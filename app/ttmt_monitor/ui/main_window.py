@@ -1039,6 +1039,9 @@ class MainWindow(QMainWindow):
                     config, health = self.hub.config_of(source.id), self.hub.health(source.id)
                     if config is not None and health is not None:
                         dialog.set_health(config.id, health.sentence or str(health.state))
+        if self.hub is not None:  # the sources it runs without a configuration of the user's (the demo's)
+            hub = self.hub
+            dialog.set_unlisted([hub.label(source.id) for source in hub.sources() if hub.config_of(source.id) is None])
         dialog.show()
         dialog.raise_()
         dialog.activateWindow()

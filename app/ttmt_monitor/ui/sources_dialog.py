@@ -508,6 +508,10 @@ class SourcesDialog(QDialog):
         self.table.doubleClicked.connect(lambda _i: self.edit_selected())
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.empty_label = plain_label("No sources yet. Press Add… to add one.", selectable=False)
+        # Sources the desk runs that are not in this list (the demo's simulators): said, so an empty list beside
+        # three live sources in the status bar does not read as if they were missing (set_unlisted).
+        self.unlisted_label = plain_label("", wrap=True, selectable=False)
+        self.unlisted_label.hide()
 
         self.add_button = QPushButton("&Add…")
         self.edit_button = QPushButton("&Edit…")
@@ -544,6 +548,7 @@ class SourcesDialog(QDialog):
         left = QVBoxLayout()
         left.addWidget(self.table, 1)
         left.addWidget(self.empty_label)
+        left.addWidget(self.unlisted_label)
         middle.addLayout(left, 1)
         middle.addLayout(side)
         layout = QVBoxLayout(self)
@@ -592,6 +597,15 @@ class SourcesDialog(QDialog):
             if config.id == source_id:
                 self.table.selectRow(row)
                 return
+
+    def set_unlisted(self, names: Sequence[str]) -> None:
+        """Name the sources the desk runs for this session only, which this list does not hold (the demo's
+        simulated sources: made by ``--demo``, never saved), or none."""
+        self.unlisted_label.setText("Running for this session only, not kept in your settings: " + ", ".join(names)
+                                    + "." if names else "")
+        self.unlisted_label.setVisible(bool(names))
+        self.empty_label.setText("None of your own yet. Press Add… to add one." if names
+                                 else "No sources yet. Press Add… to add one.")
 
     def _refresh(self, select: str | None = None) -> None:
         current = self.selected()
