@@ -843,3 +843,26 @@ def test_tp_hits_of_trades_still_running_are_marked_from_the_desks_state(qtbot) 
     view.update_from(state, SimpleNamespace(news=[replay], moved=False, resync=False))
     view.refresh()
     assert len(view.markers) == 1
+
+
+def test_max_drawdown_reads_as_on_channels_and_the_statement(qtbot) -> None:
+    """The P&L tab showed the max drawdown as a red "−1,989.58 EUR" where Channels and the statement show the same
+    kind of figure as a positive amount ("4,534.63 USD"); a tester took them for two different things."""
+    from ttmt_monitor.core.formatting import format_money
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.show()
+    from test_pnl import trade
+
+    # +1, then a loss of 40.00: a 40.00 fall from the peak
+    view.set_trades([*_tp_history(1), trade("loss", "-40.00", datetime(2026, 7, 1, 1, tzinfo=UTC))])
+    view.refresh()
+    tree = view.stats_tree
+    drawdown = next(tree.topLevelItem(i).child(j) for i in range(tree.topLevelItemCount())
+                    for j in range(tree.topLevelItem(i).childCount())
+                    if tree.topLevelItem(i).child(j).text(0) == "Max drawdown")
+    [(currency, stats)] = view.stats.by_currency.items()
+    assert stats.max_drawdown > 0  # (a history with a fall in it)
+    assert drawdown.text(1) == format_money(stats.max_drawdown, currency)  # e.g. "40.00 USD", no minus sign

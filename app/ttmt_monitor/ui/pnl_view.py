@@ -49,7 +49,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import pnl as core_pnl
-from ..core.formatting import format_axis_amount, format_pl, format_price, format_time, pl_sign
+from ..core.formatting import format_axis_amount, format_money, format_pl, format_price, format_time, pl_sign
 from ..core.models import Trade
 from ..core.news import TakeProfit, TradeDone
 from ..core.stats import Stats, StatsBuilder, is_counted
@@ -880,7 +880,9 @@ class PnlView(QWidget):
                     None,
                 ),
                 ("Expectancy", format_pl(c.expectancy, cur), c.expectancy),
-                ("Max drawdown", format_pl(-c.max_drawdown, cur), -c.max_drawdown),
+                # A positive amount, uncoloured, as Channels and the statement show it (a tester saw -1,989.58 here
+                # beside 4,534.63 on Channels for the same kind of figure).
+                ("Max drawdown", format_money(c.max_drawdown, cur), None),
                 ("Best trade", self._trade_line(c.best, cur), c.best.pl if c.best else None),
                 ("Worst trade", self._trade_line(c.worst, cur), c.worst.pl if c.worst else None),
             ]
