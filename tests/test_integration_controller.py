@@ -508,7 +508,7 @@ def test_the_local_history_follows_what_the_stream_changes_in_open_trades(qapp, 
                         20, "every event applied")
             store = controller.store
             assert store is not None
-            changed_live = [t for t in controller.state.trades.values() if t.realized_pl]
+            changed_live = [t for t in controller.state.trades.values() if t.realized_pl and not t.is_terminal]
             assert changed_live, "a running trade has realized P&L from a closed layer"
             deadline = asyncio.get_running_loop().time() + 10
             while (left := await in_thread(differing, controller, store)) and \
@@ -516,6 +516,63 @@ def test_the_local_history_follows_what_the_stream_changes_in_open_trades(qapp, 
                 await asyncio.sleep(0.2)  # polling the store for the write that follows within a second
             assert not left, f"stored status or realized P&L behind the desk for {left}"
         finally:
+            await controller.aclose()
+
+    run_on_qasync(scenario, timeout=120)
+
+
+def test_a_resync_writes_what_changed_in_open_trades_while_away(qapp, sim_paused, tmp_path):
+    """The review's find: a resync (after an outage) brings trades that filled or hit a TP while the stream was away;
+    they reached the desk and the Trades table's rows, not the local history its filter and footer read."""
+    from ttmt_monitor.core.store import Store
+    from ttmt_monitor.sources.ttmt.store_codec import CODEC
+
+    sim = sim_paused
+    store_dir = tmp_path / "history"
+
+    def behind(controller: DeskController, store: Store) -> list[str]:
+        store.flush_sync(10)
+        return [t.id for t in list(controller.state.trades.values())
+                if (s := store.trade(t.id)) is None or (s.status, s.realized_pl) != (t.status, t.realized_pl)]
+
+    def running_trade_changed(start_id: int) -> bool:
+        user = sim.world.users[sim.demo_user_id]
+        return any(e["eventId"] > start_id and e["type"] in ("position_closed", "order_fill")
+                   and (t := user.trades.get(e["data"].get("position", e["data"].get("order", {})).get("trade_id")))
+                   is not None and t["status"] in m.TRADE_OPEN_STATUSES
+                   for e in user.events.history)
+
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key, start_stream=False,
+                                    store_factory=lambda: Store.open(sim.base_url, sim.api_key, data_dir=store_dir,
+                                                                     codec=CODEC))
+        rest = TTMTClient(sim.base_url, sim.api_key)
+        try:
+            assert await controller.start()
+            await until(lambda: controller.store is not None, 15, "the local history open")
+            start_id = sim.faults.status()["last_event_id"]
+            for _ in range(60):  # bounded: the stream is off; the market runs on
+                await in_thread(sim.call, sim.engine.step, 30.0)
+                if await in_thread(sim.call, running_trade_changed, start_id):
+                    break
+            else:
+                raise AssertionError("no running trade filled or closed a layer")
+            snapshot = await rest.snapshot()
+            store = controller.store
+            assert store is not None
+
+            def stored_differs() -> list[str]:
+                store.flush_sync(10)
+                return [t.id for t in snapshot.trades if not t.is_terminal and (s := store.trade(t.id)) is not None
+                        and (s.status, s.realized_pl) != (t.status, t.realized_pl)]
+
+            assert await in_thread(stored_differs), "an open trade changed while away"
+            controller.feed([m.Resync(event_id=None, type="resync", timestamp=snapshot.taken_at, raw={},
+                                      snapshot=snapshot, reason="test")])
+            await until(lambda: controller.pending() == 0, 10, "the resync applied")
+            await until(lambda: not behind(controller, store), 10, "the local history caught up")
+        finally:
+            await rest.aclose()
             await controller.aclose()
 
     run_on_qasync(scenario, timeout=120)

@@ -632,3 +632,19 @@ def test_a_columns_menu_shows_a_titles_ampersand_as_text(qtbot) -> None:
     texts = [action.text() for action in view.column_actions(view)]
     assert "Open P&&L" in texts  # shown as "Open P&L"
     assert all(QKeySequence.mnemonic(t).isEmpty() for t in texts), texts
+
+
+def test_an_in_memory_tables_live_re_sort_does_not_refit(qtbot) -> None:
+    """A layout change of a table that pages itself (the store's Trades) has its new rows fitted once they are in;
+    an in-memory table's layout changes are its live re-sorts (about once a second while the sort column moves),
+    which the steady round covers: no fit for them (a review measured ~5 ms a second of refits)."""
+    from ttmt_monitor.ui.positions_model import PositionsModel
+    from ttmt_monitor.ui.views import DeskTableView
+
+    view = DeskTableView(PositionsModel(), "fit_resort")
+    qtbot.addWidget(view)
+    view.show()
+    view.fit_columns_when_filled()
+    view._fitted_once = True  # noqa: SLF001 - as after the first rows
+    view.proxy.layoutChanged.emit()
+    assert not view._relaid and not view._fit_scrolled.isActive()  # noqa: SLF001

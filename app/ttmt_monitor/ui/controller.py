@@ -1517,6 +1517,10 @@ class DeskController(QObject):
         self.positions_model.sync_to(positions.values() if positions else (snapshot.positions if snapshot else ()))
         trades = _table(self.state, "trades")
         self.trades_model.upsert(trades.values() if trades else (snapshot.trades if snapshot else ()))
+        if trades and self.store is not None:  # what filled or hit a TP while the stream was away (a review's find)
+            self._trades_to_store.update(trades)
+            if not self._store_trades_timer.isActive():
+                self._store_trades_timer.start()
         self._accounts_dirty = True
         self._reconcile_vanished()
 

@@ -150,6 +150,10 @@ class StoreHistoryModel(QAbstractTableModel):
     ``KeyedTableModel`` with the same first columns) holds the rows the stream keeps current. Subclasses add the
     columns only the store knows (:meth:`_store_columns`)."""
 
+    #: The rows come in pages after a new order (a layout change): the views fit them when they are in
+    #: (views.DeskTableView._fit_relaid). An in-memory table's layout changes are its live re-sorts.
+    pages_itself = True
+
     rows_touched = Signal(int, int, int)  # (views connect it; the order is kept by the model itself)
     #: (count of the filtered rows, {currency: realized P&L}) after each new order
     totals_changed = Signal(int, object)

@@ -377,8 +377,9 @@ class SourceForm(QDialog):
         # kept the rows' height from before they were shown (none) and a change of kind shrank the dialog to its
         # top, the new kind's settings squeezed to nothing (seen by a tester: 593x203 px).
         inner = self.settings_scroll.widget()
-        if inner is not None and inner.layout() is not None:
-            inner.layout().activate()
+        inner_layout = inner.layout() if inner is not None else None
+        if inner_layout is not None:
+            inner_layout.activate()
         self.settings_scroll.updateGeometry()
         layout = self.layout()
         if layout is not None:

@@ -418,7 +418,8 @@ class DeskTableView(QTableView):
         self._auto_fit = True
         self.proxy.rowsInserted.connect(self._fit_inserted)
         self.proxy.modelReset.connect(self._fit_reset)
-        self.proxy.layoutChanged.connect(self._fit_relaid)
+        if getattr(self.source_model, "pages_itself", False):  # (an in-memory table's live re-sorts: no)
+            self.proxy.layoutChanged.connect(self._fit_relaid)
         self.horizontalHeader().sectionResized.connect(self._on_section_resized)
         self.horizontalHeader().sortIndicatorChanged.connect(self._fit_sorted_title)
         self._first_fit()
@@ -531,9 +532,10 @@ class DeskTableView(QTableView):
                 self.proxy.dataChanged.disconnect(self._on_relaid_page)
 
     def _fit_relaid(self, *_args: Any) -> None:
-        """Another filter or sort put other rows on screen (the store's Trades: a new order, its pages loading):
-        they are fitted (grow only) once they are in. Before, a tester filtered Trades to one account, then showed
-        all of them: "IC Market…" and "+46.20 …" stayed cut until the next round, up to 20 s later."""
+        """Another filter or sort put other rows on screen in a table that pages itself (the store's Trades: a new
+        order, its pages loading; see ``pages_itself``): they are fitted (grow only) once they are in. Before, a
+        tester filtered Trades to one account, then showed all of them: "IC Market…" and "+46.20 …" stayed cut
+        until the next round, up to 20 s later."""
         if not (self._auto_fit and self._fitted_once):
             return
         if not self._relaid:
@@ -582,6 +584,9 @@ class DeskTableView(QTableView):
             return
         if old and new:  # the user's own width stops the fitting
             self._auto_fit = False
+            if self._relaid:
+                self._relaid = False
+                self.proxy.dataChanged.disconnect(self._on_relaid_page)
         elif new and not old and self.proxy.rowCount():  # a column shown (the Source column once there are
             # several sources): fit it to the rows on screen
             rows = self.visible_rows() or (0, min(self.proxy.rowCount(), FIT_ROWS) - 1)
