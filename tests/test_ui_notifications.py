@@ -377,3 +377,41 @@ def test_a_neutral_entry_does_not_repeat_its_group_heading() -> None:
     assert entry_text(n).split("\n")[1] == "Added 3.00 6EZ6 (now 5.00)"
     alone = Notification("Live updates stopped", "The event stream has been down for 1 min", "connection")
     assert entry_text(alone).split("\n")[1] == "Live updates stopped · The event stream has been down for 1 min"
+
+
+def test_the_list_holds_still_under_the_pointer(qtbot) -> None:
+    """A tester's clicks landed on the wrong item: fills kept arriving and every row moved down under the pointer.
+    While the pointer is over the list, what arrives waits (counted as unread at once); it comes in when the
+    pointer leaves."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    from ttmt_monitor.core.notify import Notification
+    from ttmt_monitor.ui.notification_centre import HOLD_MS
+
+    centre = NotificationCentre()
+    qtbot.addWidget(centre)
+    centre.show()
+    seen: list[int] = []
+    centre.unread_changed.connect(seen.append)
+    centre.add(Notification("Filled: BUY 0.10 EURUSD", "A", "fill", timestamp=T0, group="position:a:EURUSD",
+                            subject="EURUSD · A"))
+    top = centre.tree.topLevelItem(0)
+    viewport = centre.tree.viewport()
+    QApplication.sendEvent(viewport, QEvent(QEvent.Type.Enter))
+    for symbol in ("GBPUSD", "USDJPY"):
+        centre.add(Notification(f"Filled: SELL 0.10 {symbol}", "B", "fill", timestamp=T0,
+                                group=f"position:b:{symbol}", subject=f"{symbol} · B"))
+    assert centre.tree.topLevelItemCount() == 1 and centre.tree.topLevelItem(0) is top  # nothing moved
+    assert centre.unread_count == 3 and seen[-1] == 3 and centre.entry_count() == 3
+    QApplication.sendEvent(viewport, QEvent(QEvent.Type.Leave))
+    assert [g.text(0).split("\n")[0] for g in centre.groups()] == ["USDJPY · B", "GBPUSD · B", "EURUSD · A"]
+    assert centre.unread_count == 3 and seen[-1] == 3
+    centre.mark_all_read()
+    assert centre.unread_count == 0
+    # A pointer parked over the list does not freeze it: HOLD_MS after it stopped, what waited comes in.
+    QApplication.sendEvent(viewport, QEvent(QEvent.Type.Enter))
+    centre.add(Notification("Filled: BUY 0.20 XAUUSD", "C", "fill", timestamp=T0, group="position:c:XAUUSD",
+                            subject="XAUUSD · C"))
+    assert centre.groups()[0].text(0).startswith("USDJPY")
+    qtbot.waitUntil(lambda: centre.groups()[0].text(0).startswith("XAUUSD"), timeout=HOLD_MS + 3000)

@@ -20,7 +20,7 @@ from collections import deque
 from datetime import datetime, time
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt, QTime, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt, QTime, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -46,6 +46,7 @@ from ..core.formatting import format_time
 from ..core.notify import KIND_LABELS, KIND_SHORT, KINDS, SOUND_LABELS, SOUNDS, Notification, NotifySettings
 from .widgets import dot_pixmap, plain_tooltip
 
+HOLD_MS = 3000  # what arrives while the pointer moves over the list waits at most this long after it stopped
 MAX_ITEMS = 1000  # entries kept (the oldest go first; an emptied group goes with its last entry)
 ROLE_TRADE = Qt.ItemDataRole.UserRole
 ROLE_UNREAD = Qt.ItemDataRole.UserRole + 1
@@ -149,6 +150,12 @@ class NotificationCentre(QWidget):
         self._unread = 0
         self._groups: dict[str, QTreeWidgetItem] = {}  # open groups by key (a finished one leaves this map)
         self._entries: deque[QTreeWidgetItem] = deque()  # every entry, oldest first (for the bound)
+        self._pointer_in = False  # the pointer is over the list: what arrives waits in _held (add)
+        self._held: list[Notification] = []
+        self._hold_timer = QTimer(self)  # a child: it dies with the centre
+        self._hold_timer.setSingleShot(True)
+        self._hold_timer.setInterval(HOLD_MS)
+        self._hold_timer.timeout.connect(self._let_in)
         self.header = QLabel()
         self.header.setTextFormat(Qt.TextFormat.PlainText)
         self.mark_read_button = QPushButton("Mark all read")
@@ -188,6 +195,14 @@ class NotificationCentre(QWidget):
         return self._unread
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        # The pointer moving over the list holds what arrives (add); leaving, the list hidden, or a pointer at rest
+        # for HOLD_MS lets it in (a mouse parked over the dock must not freeze the list all day).
+        if obj is self.tree.viewport() and event.type() in (QEvent.Type.Enter, QEvent.Type.HoverMove):
+            self._pointer_in = True
+            self._hold_timer.start()
+        elif obj is self.tree.viewport() and event.type() in (QEvent.Type.Leave, QEvent.Type.Hide):
+            self._hold_timer.stop()
+            self._let_in()
         # A new width changes how lines wrap: ask every row its height again (once per width change).
         if event.type() == QEvent.Type.Resize and obj is self.tree.viewport():
             width = self.tree.viewport().width()
@@ -197,11 +212,36 @@ class NotificationCentre(QWidget):
         return super().eventFilter(obj, event)
 
     def entry_count(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._held)
 
     def add(self, n: Notification) -> None:
         """Newest on top (an entry joins its group, which moves to the top); unread until clicked or marked
-        read. Bounded (oldest dropped)."""
+        read. Bounded (oldest dropped). While the pointer is over the list, what arrives waits (counted as unread
+        at once) until it leaves: the rows do not move under a click (a tester's clicks landed on the wrong item
+        while fills arrived)."""
+        if self._pointer_in:
+            self._held.append(n)
+            self._set_unread(self._unread + 1)
+            return
+        self._insert(n)
+        self._set_unread(self._unread + 1)
+
+    def _let_in(self) -> None:
+        self._pointer_in = False
+        self._release_held()
+
+    def _release_held(self) -> None:
+        """What arrived while the pointer was over the list, into it now (already counted as unread)."""
+        held, self._held = self._held, []
+        if not held:
+            return
+        before = self._unread
+        for n in held:
+            self._insert(n)
+        after, self._unread = self._unread, before  # (entries dropped at the cap took their unread with them)
+        self._set_unread(after)
+
+    def _insert(self, n: Notification) -> None:
         entry = QTreeWidgetItem([entry_text(n)])
         entry.setData(0, ROLE_TRADE, n.trade_id)
         entry.setData(0, ROLE_NOTIFICATION, n)
@@ -231,7 +271,6 @@ class NotificationCentre(QWidget):
             self._refresh_group(parent)
         while len(self._entries) > MAX_ITEMS:
             self._drop(self._entries.popleft())
-        self._set_unread(self._unread + 1)
 
     def groups(self) -> list[QTreeWidgetItem]:
         """The group headers, newest first."""
@@ -239,6 +278,7 @@ class NotificationCentre(QWidget):
         return [g for g in items if g is not None and g.data(0, ROLE_GROUP)]
 
     def mark_all_read(self) -> None:
+        self._release_held()
         for entry in self._entries:
             self._mark(entry, False)
         for group in self.groups():
@@ -246,6 +286,7 @@ class NotificationCentre(QWidget):
         self._set_unread(0)
 
     def clear(self) -> None:
+        self._held.clear()
         self.tree.clear()
         self._groups.clear()
         self._entries.clear()
