@@ -409,8 +409,17 @@ def test_the_list_holds_still_under_the_pointer(qtbot) -> None:
     assert centre.unread_count == 3 and seen[-1] == 3
     centre.mark_all_read()
     assert centre.unread_count == 0
-    # A pointer parked over the list does not freeze it: HOLD_MS after it stopped, what waited comes in.
-    QApplication.sendEvent(viewport, QEvent(QEvent.Type.Enter))
+    # The pointer's moves are seen (hover events), each holding the list HOLD_MS more; a pointer parked over the
+    # list does not freeze it: HOLD_MS after it stopped, what waited comes in.
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QHoverEvent, QPointingDevice
+
+    assert viewport.testAttribute(Qt.WidgetAttribute.WA_Hover)
+    centre._hold_timer.stop()  # noqa: SLF001
+    move = QHoverEvent(QEvent.Type.HoverMove, QPointF(5, 5), QPointF(5, 5), QPointF(4, 4),
+                       Qt.KeyboardModifier.NoModifier, QPointingDevice.primaryPointingDevice())
+    QApplication.sendEvent(viewport, move)
+    assert centre._hold_timer.isActive()  # noqa: SLF001
     centre.add(Notification("Filled: BUY 0.20 XAUUSD", "C", "fill", timestamp=T0, group="position:c:XAUUSD",
                             subject="XAUUSD · C"))
     assert centre.groups()[0].text(0).startswith("USDJPY")

@@ -180,6 +180,9 @@ class NotificationCentre(QWidget):
         self.tree.setItemDelegate(WrappingDelegate(self.tree))
         self.tree.setVerticalScrollMode(QTreeWidget.ScrollMode.ScrollPerPixel)
         self.tree.viewport().installEventFilter(self)
+        # Hover events, so each move of the pointer over the list is seen and keeps it still (add, eventFilter);
+        # without this attribute only the pointer's entering was, and the list held for 3 s from there.
+        self.tree.viewport().setAttribute(Qt.WidgetAttribute.WA_Hover)
         self._width = 0
         self.tree.itemClicked.connect(self._on_item)
         self.tree.itemActivated.connect(self._on_activated)
