@@ -934,6 +934,13 @@ class DeskController(QObject):
         except Exception as exc:  # noqa: BLE001
             log.warning("local history not written: %s", describe_error(exc))
 
+    def _store_trades_soon(self, keys: Any) -> None:
+        """The trades of ``keys`` written to the local history within STORE_TRADES_MS (_write_live_trades)."""
+        if self.store is not None:
+            self._trades_to_store.update(keys)
+            if not self._store_trades_timer.isActive():
+                self._store_trades_timer.start()
+
     def _write_live_trades(self) -> None:
         """Write the trades the stream changed since the last call, as the desk state has them now (one write for
         many events: a price tick changes an open trade's P&L many times a second). Not the trades being re-read
@@ -1408,10 +1415,8 @@ class DeskController(QObject):
                     break
         if not events:
             return 0
-        if trade_keys and self.store is not None:  # (now: bringing rows into the models below takes keys out)
-            self._trades_to_store |= trade_keys
-            if not self._store_trades_timer.isActive():
-                self._store_trades_timer.start()
+        if trade_keys:  # (now: bringing rows into the models below takes keys out)
+            self._store_trades_soon(trade_keys)
         applied_at = time.perf_counter()
         models_s = 0.0
         if resync is not None:
@@ -1517,10 +1522,8 @@ class DeskController(QObject):
         self.positions_model.sync_to(positions.values() if positions else (snapshot.positions if snapshot else ()))
         trades = _table(self.state, "trades")
         self.trades_model.upsert(trades.values() if trades else (snapshot.trades if snapshot else ()))
-        if trades and self.store is not None:  # what filled or hit a TP while the stream was away (a review's find)
-            self._trades_to_store.update(trades)
-            if not self._store_trades_timer.isActive():
-                self._store_trades_timer.start()
+        if trades:  # what filled or hit a TP while the stream was away (a review's find)
+            self._store_trades_soon(trades)
         self._accounts_dirty = True
         self._reconcile_vanished()
 

@@ -528,8 +528,7 @@ class DeskTableView(QTableView):
         if rows is not None:
             self._fit_rows(range(rows[0], rows[1] + 1), shrink=False)
             if self._relaid and self._all_loaded(rows[0], rows[1]):
-                self._relaid = False
-                self.proxy.dataChanged.disconnect(self._on_relaid_page)
+                self._stop_relaid()
 
     def _fit_relaid(self, *_args: Any) -> None:
         """Another filter or sort put other rows on screen in a table that pages itself (the store's Trades: a new
@@ -542,6 +541,11 @@ class DeskTableView(QTableView):
             self._relaid = True
             self.proxy.dataChanged.connect(self._on_relaid_page)
         self._fit_scrolled.start()
+
+    def _stop_relaid(self) -> None:
+        if self._relaid:
+            self._relaid = False
+            self.proxy.dataChanged.disconnect(self._on_relaid_page)
 
     def _on_relaid_page(self, *_args: Any) -> None:
         self._fit_scrolled.start()  # (once the page's rows stop coming: the scroll pause's timer)
@@ -584,9 +588,7 @@ class DeskTableView(QTableView):
             return
         if old and new:  # the user's own width stops the fitting
             self._auto_fit = False
-            if self._relaid:
-                self._relaid = False
-                self.proxy.dataChanged.disconnect(self._on_relaid_page)
+            self._stop_relaid()
         elif new and not old and self.proxy.rowCount():  # a column shown (the Source column once there are
             # several sources): fit it to the rows on screen
             rows = self.visible_rows() or (0, min(self.proxy.rowCount(), FIT_ROWS) - 1)
