@@ -649,6 +649,34 @@ def test_money_axis_ticks_and_label_name_the_currencies(qtbot) -> None:
     assert view.plot.getAxis("left").labelText == "Realized P&L (USD)"
 
 
+def test_date_axis_labels_never_share_their_pixels(qtbot) -> None:
+    """Three months across 830 px (the P&L chart at 1366 px): pyqtgraph put a day's "29" two days before "Oct" and
+    the axis read "29Oct 04". Every tick, at every zoom from hours to a year, is at least one label apart now."""
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from ttmt_monitor.ui.pnl_view import PnlView, _pg, date_axis
+    from ttmt_monitor.ui.trade_chart import TradeChart
+
+    def closest(levels: list[tuple[float, list[float]]]) -> float:
+        ticks = sorted(v for _, values in levels for v in values)
+        return min(b - a for a, b in zip(ticks, ticks[1:], strict=False))
+
+    pg = _pg()
+    ours, theirs = date_axis(orientation="bottom", utcOffset=0), pg.DateAxisItem(orientation="bottom", utcOffset=0)
+    for axis in (ours, theirs):
+        axis.fontMetrics = QFontMetrics(QFont())  # (pyqtgraph takes it from the painter when it draws)
+    end = datetime(2026, 12, 8, tzinfo=UTC).timestamp()
+    day = 86_400.0
+    assert closest(theirs.tickValues(end - 90 * day, end, 830)) < theirs.minSpacing  # the case is a real one
+    for days in (0.25, 1, 3, 10, 30, 90, 200, 400):
+        levels = ours.tickValues(end - days * day, end, 830)
+        assert sum(len(v) for _, v in levels) >= 2, days
+        assert closest(levels) >= ours.minSpacing, days
+    for view in (PnlView(), TradeChart()):
+        qtbot.addWidget(view)
+        assert isinstance(view.plot.getAxis("bottom"), type(ours))
+
+
 def test_a_currency_keeps_its_colour_across_runs_and_views(qtbot) -> None:
     import subprocess
     import sys

@@ -35,6 +35,7 @@ from .pnl_view import (
     AUTO_DOWNSAMPLE_FACTOR,
     _pg,
     apply_palette_to_plot,
+    date_axis,
     legend_above,
     plain_tip,
     recolour_legend,
@@ -79,7 +80,7 @@ class TradeChart(QWidget):
 
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.PlainText)  # symbol text may come from Telegram
-        self._axis = pg.DateAxisItem(orientation="bottom", utcOffset=utc_offset_for_axis(tz))
+        self._axis = date_axis(orientation="bottom", utcOffset=utc_offset_for_axis(tz))
         self.plot = pg.PlotWidget(axisItems={"bottom": self._axis})
         apply_palette_to_plot(self.plot, self.palette())
         self.plot.showGrid(x=True, y=True, alpha=0.15)
