@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal as D
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QSystemTrayIcon, QWidget
 
 from ttmt_monitor.core.models import TpHit
@@ -366,6 +366,57 @@ def test_a_long_group_header_wraps_into_a_row_tall_enough_for_it(qtbot) -> None:
     qtbot.waitUntil(lambda: centre.tree.visualItemRect(group).height() >= 3 * line, timeout=2000)
     centre.resize(900, 400)  # wider: one line for the subject, and the row shrinks to fit
     qtbot.waitUntil(lambda: centre.tree.visualItemRect(group).height() < 3 * line, timeout=2000)
+
+
+def test_every_row_is_exactly_as_tall_as_its_text_wraps_where_it_is_painted(qtbot) -> None:
+    """A heading wrapped in three lines lost its last line under X11, and another row had a blank line under it:
+    the height was measured at an estimate of the text's width. At every width, each row is as tall as its lines
+    wrapped in the rectangle the style paints the text in (its dot and margins left out), no more, no less."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QFont, QFontMetrics
+    from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
+
+    from ttmt_monitor.core.notify import Notification
+
+    centre = NotificationCentre()
+    qtbot.addWidget(centre)
+    centre.resize(300, 700)
+    centre.show()
+    qtbot.waitExposed(centre)
+    names = ["Sofia Garcia (100007)", "Peter Novak (100008)", "Swing MT4", "DEMO4812300", "Lukas Weber (100006)"]
+    for i, name in enumerate(names * 2):
+        subject = f"{'EURUSD XAUUSD NQZ6'.split()[i % 3]} · {name} · {'MT4 manager (demo)' if i % 2 else 'MetaApi'}"
+        centre.add(Notification("Filled: BUY 0.10", f"{name} · source", "fill", timestamp=T0,
+                                group=f"position:{i}", subject=subject))
+    tree, delegate = centre.tree, centre.tree.itemDelegate()
+    style = tree.style()
+
+    def mismatches() -> list[str]:
+        out = []
+        for row in range(tree.topLevelItemCount()):
+            item = tree.topLevelItem(row)
+            index = tree.indexFromItem(item)
+            rect = tree.visualItemRect(item)
+            if not rect.isValid() or rect.bottom() > tree.viewport().height():
+                continue
+            opt = QStyleOptionViewItem()
+            tree.initViewItemOption(opt)
+            delegate.initStyleOption(opt, index)
+            opt.rect = rect
+            text = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, tree).adjusted(2, 3, -2, 0)
+            bold = QFont(opt.font)
+            bold.setBold(True)
+            first, _, rest = str(index.data()).partition("\n")
+            need = 6 + sum(QFontMetrics(font).boundingRect(QRect(0, 0, text.width(), 100000),
+                                                           Qt.TextFlag.TextWordWrap, part).height()
+                           for part, font in ((first, bold), (rest, QFont(opt.font))) if part)
+            if rect.height() != need:
+                out.append(f"{first!r}: {rect.height()} px for {need}")
+        return out
+
+    for width in range(200, 520, 11):
+        centre.resize(width, 700)
+        qtbot.waitUntil(lambda: not mismatches(), timeout=2000)
 
 
 def test_a_neutral_entry_does_not_repeat_its_group_heading() -> None:

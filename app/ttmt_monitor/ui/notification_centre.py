@@ -100,21 +100,34 @@ class WrappingDelegate(QStyledItemDelegate):
         first, _, rest = text.partition("\n")
         return [(first, bold)] + ([(rest, normal)] if rest else [])
 
-    def _text_width(self, index: QModelIndex | QPersistentModelIndex) -> int:
-        depth, parent = 0, index.parent()
-        while parent.isValid():
-            depth, parent = depth + 1, parent.parent()
-        tree = self._tree
-        # the viewport, less the branch indentation, the unread dot and the style's margins
-        return max(40, tree.viewport().width() - tree.indentation() * (depth + 1) - 10 - 14)
+    def _text_rect(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex,
+                   rect: QRect | None = None) -> QRect:
+        """Where the text goes: the style's text rectangle of the item (its dot and margins left out), as painted.
+        ``rect``: the item's own (paint); None: the one it will get, the viewport's width less the branch
+        indentation (sizeHint is asked before the row has a rectangle)."""
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        if rect is None:
+            depth, parent = 0, index.parent()
+            while parent.isValid():
+                depth, parent = depth + 1, parent.parent()
+            tree = self._tree
+            rect = QRect(0, 0, max(60, tree.viewport().width() - tree.indentation() * (depth + 1)), 1000)
+        opt.rect = rect
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        return style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, widget).adjusted(2, 3, -2, 0)
+
+    @staticmethod
+    def _heights(parts: list[tuple[str, QFont]], width: int) -> list[int]:
+        return [QFontMetrics(font).boundingRect(QRect(0, 0, max(1, width), 100000), Qt.TextFlag.TextWordWrap,
+                                                part).height() for part, font in parts]
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:  # noqa: N802
-        width = self._text_width(index)
-        height = sum(
-            QFontMetrics(font).boundingRect(QRect(0, 0, width, 100000), Qt.TextFlag.TextWordWrap, part).height()
-            for part, font in self._parts(option, index)
-        )
-        return QSize(width, height + 6)
+        # Measured at the width paint will wrap at (the style's text rectangle): an estimate of it was off by a
+        # few pixels either way, and a row came out a line short (its last line lost, seen under X11) or long.
+        width = self._text_rect(option, index).width()
+        return QSize(width, sum(self._heights(self._parts(option, index), width)) + 6)
 
     def paint(self, painter: Any, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         opt = QStyleOptionViewItem(option)
@@ -124,19 +137,17 @@ class WrappingDelegate(QStyledItemDelegate):
         widget = opt.widget
         style = widget.style() if widget is not None else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
-        rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, widget).adjusted(2, 3, -2, 0)
+        rect = self._text_rect(option, index, opt.rect)
         selected = bool(opt.state & QStyle.StateFlag.State_Selected)
         role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         painter.save()
         painter.setPen(opt.palette.color(role))
         top = rect.top()
-        for part, font in parts:
+        flags = int(Qt.TextFlag.TextWordWrap) | int(Qt.AlignmentFlag.AlignLeft) | int(Qt.AlignmentFlag.AlignTop)
+        for (part, font), height in zip(parts, self._heights(parts, rect.width()), strict=True):
             painter.setFont(font)
-            box = QRect(rect.left(), top, rect.width(), 100000)
-            flags = int(Qt.TextFlag.TextWordWrap) | int(Qt.AlignmentFlag.AlignLeft) | int(Qt.AlignmentFlag.AlignTop)
-            painter.drawText(box, flags, part)
-            top += QFontMetrics(font).boundingRect(QRect(0, 0, rect.width(), 100000),
-                                                   Qt.TextFlag.TextWordWrap, part).height()
+            painter.drawText(QRect(rect.left(), top, rect.width(), 100000), flags, part)
+            top += height
         painter.restore()
 
 
