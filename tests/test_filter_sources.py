@@ -207,3 +207,17 @@ def test_a_new_order_of_the_same_rows_keeps_their_totals(qtbot, model: MemoryDea
     assert len(calls) == 2
     model.upsert([_deal(950, symbol="EURUSD", closed=datetime.now(UTC))])  # a new deal: summed again
     qtbot.waitUntil(lambda: len(calls) == 3 and not model._querying, timeout=10000)
+
+
+def test_a_calendar_day_shows_the_deals_closed_that_day_and_no_working_order() -> None:
+    """A day opened from the P&L calendar (``date_closed``): a deal closed that day passes, one that lived through
+    the day and closed the next does not (the calendar counts it on the next), nor a working order (open)."""
+    start = datetime(2026, 3, 9, tzinfo=UTC)
+    day = {"date_window": "range", "date_from": start, "date_until": start + timedelta(days=1)}
+    inside = _deal(1, opened=start - timedelta(days=2), closed=start + timedelta(hours=5))
+    through = _deal(2, opened=start + timedelta(hours=3), closed=start + timedelta(days=1, hours=1))
+    for spec in (FilterSpec(**day, date_closed=True), deal_filter(FilterSpec(**day, date_closed=True), NOW)):
+        check = spec.matches if isinstance(spec, FilterSpec) else spec
+        assert check(inside) and not check(through)
+    assert FilterSpec(**day).matches(through)  # a range of lives (not the calendar's) keeps it
+    assert not FilterSpec(**day, date_closed=True).matches(_order(created=start + timedelta(hours=1)))

@@ -245,6 +245,50 @@ def test_a_calendar_day_selects_that_day_only_in_the_store(filled: Store) -> Non
     assert not expected & later
 
 
+def test_a_calendar_day_shows_in_the_store_what_the_calendar_counts_on_it(filled: Store) -> None:
+    """A day opened from the P&L calendar (``closed``: close times in the range) lists exactly the trades the
+    calendar counts on that day (core.analytics: traded, closed that day), and its footer sums to the day's
+    figure. A trade that lived through the day but closed later, and one that closed that day without trading,
+    are left out (a tester's day of 17 read "12 trades", 5 of them not filled, against a different total)."""
+    from ttmt_monitor.core import analytics as an
+    from ttmt_monitor.core.analytics.calendar import daily_pnl
+
+    deals = an.from_ttmt_trades(_all(filled), "ttmt")
+    days = sorted({h.closed_at.date() for h in deals})
+    # A trade that closed on the first day checked without trading (as TTMT reports a signal not filled).
+    first = days[len(days) // 3]
+    stamp = f"{first.isoformat()}T12:00:00.000Z"
+    filled.put_trades([{"id": "nf-1", "account_id": "acc-1", "account_label": "A", "currency": "USD",
+                        "symbol": "EURUSD", "direction": "BUY", "status": "not_filled", "created_at": stamp,
+                        "closed_at": stamp, "realized_pl": None}])
+    filled.flush_sync()
+    trades = _all(filled)
+    unfilled = next(t for t in trades if t.id == "nf-1")
+    checked = 0
+    for day in days[len(days) // 3: len(days) // 3 + 6]:
+        start, end = an.day_bounds(day, "UTC")
+        spec = FilterSpec(date_window="range", date_from=start, date_until=end, date_closed=True)
+        flt = history_filter(spec, NOW)
+        assert flt.closed and flt.since == start and flt.until == end
+        counted = an.in_period(deals, start, end)
+        ordered, rows = _order(filled, flt)
+        assert sorted(r.trade.id for r in rows) == sorted(h.deal.native_id for h in counted)
+        assert {t.id for t in trades if spec.matches(t, now=NOW)} == {r.trade.id for r in rows}
+        money = daily_pnl(counted, "UTC")[day][0]  # the calendar cell's own sum
+        assert {c: v for c, v in ordered.totals.items() if v} == {c: v for c, v in money.items() if v}
+        checked += len(rows)
+    assert checked
+    lived = [t for t in trades if t.created_at and t.closed_at and t.closed_at.date() > t.created_at.date()]
+    assert lived  # trades that lived through a day they did not close on
+    for t in [*lived[:5], unfilled]:
+        start, end = an.day_bounds(t.created_at.date(), "UTC")
+        assert FilterSpec(date_window="range", date_from=start, date_until=end).matches(t, now=NOW)
+        assert not FilterSpec(date_window="range", date_from=start, date_until=end,
+                              date_closed=True).matches(t, now=NOW)
+        ordered, rows = _order(filled, HistoryFilter(since=start, until=end, closed=True))
+        assert t.id not in {r.trade.id for r in rows}
+
+
 @pytest.mark.parametrize("desc", [True, False])
 def test_the_pips_order_is_the_pip_size_functions_order_without_a_call_per_row(filled: Store, desc: bool,
                                                                                monkeypatch) -> None:

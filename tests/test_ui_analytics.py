@@ -262,19 +262,28 @@ def test_calendar_and_channels_tabs_show_the_core_figures_and_filter_the_desk(qa
                     assert heading.startswith(f"W{week.iso_week} · {inside[0]}"), heading
                     assert "only" in cal.grid.item(row, 7).toolTip()
             assert cal.hour_table.rowCount() == 24 and cal.weekday_table.rowCount() == 7
-            # A click on the day: the Trades tab, filtered to what lived that day.
-            cal._on_cell(r, c)
+            # A click selects the day, no more; Enter (as a double-click) opens it: the Trades tab, filtered to
+            # what the day counts (closed that day, having traded), its footer the day's figure.
+            from PySide6.QtCore import QPoint
+            from pytestqt.qtbot import QtBot
+
+            bot = QtBot(qapp)
+            cell = cal.grid.visualRect(cal.grid.model().index(r, c)).center()
+            bot.mouseClick(cal.grid.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(cell))
+            assert window.current_tab() == "calendar" and cal.grid.currentRow() == r
+            bot.keyClick(cal.grid, Qt.Key.Key_Return)
             assert window.current_tab() == "trades"
             spec = window._filter_spec
-            assert spec.date_window == "range" and spec.window_end() - spec.window_start() == __import__(
-                "datetime").timedelta(days=1)
+            assert spec.date_window == "range" and spec.date_closed and spec.window_end() - spec.window_start() == (
+                __import__("datetime").timedelta(days=1))
+            assert window.filter_bar.date_combo.currentText() == f"Closed {spec.window_start().day} " + (
+                spec.window_start().strftime("%B")[:3])  # (the test runs in the C locale)
             view = window.views["trades"]
             shown = [view.object_at(view.proxy.index(i, 0)) for i in range(view.proxy.rowCount())]
             day_ids = {h.deal.native_id for h in history if h.deal.source == "ttmt"
                        and spec.window_start() <= h.closed_at < spec.window_end()}
-            assert day_ids <= {t.id for t in shown}
-            assert all((t.closed_at is None or t.closed_at >= spec.window_start())
-                       and (t.created_at is None or t.created_at < spec.window_end()) for t in shown)
+            assert day_ids and day_ids == {t.id for t in shown}
+            assert len(shown) == busiest.trades  # (TTMT alone here: the day's count is its trades')
             window.filter_bar.reset()
 
             # Channels: one row per channel and currency, the core's figures; a click filters the desk.

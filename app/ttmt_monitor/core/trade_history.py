@@ -181,6 +181,7 @@ class FilterChoice(msgspec.Struct, frozen=True):
     since: datetime | None = None
     text: str = ""
     until: datetime | None = None
+    closed: bool = False  # [since, until) of close times (a P&L calendar day), not of lives
 
     @classmethod
     def of(cls, spec: Any, now: datetime) -> Any:
@@ -188,7 +189,8 @@ class FilterChoice(msgspec.Struct, frozen=True):
         if spec is None:
             return cls()
         return cls(account_id=spec.account_id, channel_id=spec.channel_id, symbol=spec.symbol, status=spec.status,
-                   since=spec.window_start(now), text=spec.text, until=spec.window_end())
+                   since=spec.window_start(now), text=spec.text, until=spec.window_end(),
+                   closed=bool(getattr(spec, "date_closed", False)))
 
 
 class HistoryFilter(FilterChoice, frozen=True):
@@ -219,7 +221,18 @@ class HistoryFilter(FilterChoice, frozen=True):
             else:
                 clauses.append("status = ?")
                 params.append(wanted)
-        if self.since is not None and self.until is not None:
+        if self.closed:
+            # Closed in [since, until), having traded (core.analytics' is_counted_trade: what the P&L calendar
+            # counts on its day; a not-filled or failed trade never opened and made nothing).
+            clauses.append(f"NOT {_OPEN_SQL} AND closed_at IS NOT NULL AND closed_at != ''")
+            if self.since is not None:
+                clauses.append("closed_at >= ?")
+                params.append(ts_text(self.since))
+            if self.until is not None:
+                clauses.append("closed_at < ?")
+                params.append(ts_text(self.until))
+            clauses.append("(json_extract(json, '$.opened_at') IS NOT NULL OR coalesce(realized_n, 0) != 0)")
+        elif self.since is not None and self.until is not None:
             # A range (the filter bar's "range" window): the life [created, closed] overlaps [since, until); a
             # trade without a close time is alive (as ui.filter_bar's range test counts it).
             clauses.append(f"({_OPEN_SQL} OR closed_at IS NULL OR closed_at >= ?)")
@@ -228,7 +241,7 @@ class HistoryFilter(FilterChoice, frozen=True):
             # A trade's life overlaps the window: open, or closed (else created) on or after its start.
             clauses.append(f"({_OPEN_SQL} OR coalesce(closed_at, nullif(created_at, '')) >= ?)")
             params.append(ts_text(self.since))
-        if self.until is not None:
+        if self.until is not None and not self.closed:
             # ... and began (created, else closed) before its end.
             clauses.append("coalesce(nullif(created_at, ''), closed_at) < ?")
             params.append(ts_text(self.until))

@@ -21,8 +21,10 @@ import shiboken6
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMenu, QWidget
 
-from .analytics_feed import AnalyticsFeed
+from ..core.analytics import in_period
+from .analytics_feed import TTMT_SOURCE, AnalyticsFeed
 from .risk_limits import LIMIT_TITLES, LimitBarDelegate, RiskBoard, RiskLimitsDialog, _local_zone
+from .settings import TABS
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +163,25 @@ class AnalyticsUi:
         return view
 
     def _show_day(self, start: datetime, end: datetime, label: str) -> None:
-        """A calendar day clicked: the Trades table shows that day's trades."""
-        self.window.filter_bar.set_date_range(start, end, label)
-        self.window.select_tab("trades")
+        """A calendar day opened: the desk is filtered to what closed that day, as the calendar counts it (TTMT's
+        trades that traded in Trades, the other sources' deals in Closed deals), and the tab that holds the day's
+        deals is shown: Trades when TTMT closed any that day, else Closed deals. The status bar says where each
+        part is when the day has both."""
+        day = [h for h in in_period(self.feed.history(), start, end) if h.is_trade]
+        ttmt = sum(1 for h in day if h.deal.source == TTMT_SOURCE)
+        others = len(day) - ttmt
+        w = self.window
+        from .calendar_view import MONTHS  # (loaded: the calendar asked)
+
+        day_name = f"{start.day} {MONTHS[start.month - 1][:3]}"  # short: the date combo is 11 characters wide
+        w.filter_bar.set_date_range(start, end, f"Closed {day_name}", closed=True,
+                                    tip=f"What closed on {label} (the P&L calendar's day)")
+        trades_tab = w.tabs.isTabVisible(TABS.index("trades"))
+        deals_tab = w.tabs.isTabVisible(TABS.index("deals"))
+        w.select_tab("trades" if (ttmt or not others or not deals_tab) and trades_tab else "deals")
+        if ttmt and others and trades_tab and deals_tab:
+            w.status.showMessage(f"{day_name}: {ttmt} TTMT trade{'s' * (ttmt != 1)} in Trades, {others} "
+                                 f"deal{'s' * (others != 1)} of other sources in Closed deals.", 10000)
 
     def _filter_to(self, kind: str, value: str, label: str) -> None:
         bar = self.window.filter_bar

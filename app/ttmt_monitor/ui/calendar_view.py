@@ -2,10 +2,11 @@
 and month totals, month navigation; P&L by weekday and by hour beside it.
 
 Provides :class:`CalendarView`. Every figure is ``core.analytics`` (``month_grid``, ``by_weekday``, ``by_hour``)
-over :class:`~ttmt_monitor.ui.analytics_feed.AnalyticsFeed`'s history; this widget only lays them out. A click on
-a day emits ``day_clicked(start, end, label)`` (the day's bounds in the calendar's zone): the window filters the
-Trades table to it through the filter bar (``FilterBar.set_date_range``). Cells are plain text; colour follows
-the P&L scheme (sign) and the size of the day (the background's strength), the sign is always in the text.
+over :class:`~ttmt_monitor.ui.analytics_feed.AnalyticsFeed`'s history; this widget only lays them out. A double-click
+(or Enter) on a day emits ``day_clicked(start, end, label)`` (the day's bounds in the calendar's zone): the window
+filters the desk to what closed that day through the filter bar (``FilterBar.set_date_range(..., closed=True)``).
+Cells are plain text; colour follows the P&L scheme (sign) and the size of the day (the background's strength), the
+sign is always in the text.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -168,7 +169,10 @@ class CalendarView(QWidget):
         self.grid.setWordWrap(True)
         self.grid.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.grid.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.grid.cellClicked.connect(self._on_cell)
+        # A double-click (or Enter) opens a day; a click only selects it (a tester found a click that switched tabs
+        # a surprise).
+        self.grid.cellDoubleClicked.connect(self._on_cell)
+        self.grid.installEventFilter(self)
         self.grid.setItemDelegate(CalendarCellDelegate(self))
 
         self.weekday_table = self._small_table(("Weekday", "Trades", "Won"))
@@ -196,7 +200,9 @@ class CalendarView(QWidget):
         self.weekday_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.weekday_table.setFixedHeight(rows * 7 + self.weekday_table.horizontalHeader().sizeHint().height()
                                           + self.weekday_table.horizontalScrollBar().sizeHint().height() + 6)
-        for title, table in (("By weekday", self.weekday_table), ("By hour of the close", self.hour_table)):
+        # All history, not the month beside them: said, as a tester read December's Mondays into them.
+        for title, table in (("By weekday, all history", self.weekday_table),
+                             ("By hour of the close, all history", self.hour_table)):
             label = QLabel(title)
             label.setTextFormat(Qt.TextFormat.PlainText)
             right_layout.addWidget(label)
@@ -347,7 +353,7 @@ class CalendarView(QWidget):
         item.setTextAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         tip = [cell.day.strftime("%A %Y-%m-%d"), *lines[1:]]
         if cell.trades:
-            tip.append(f"{cell.wins} won, {cell.losses} lost — click to show these trades")
+            tip.append(f"{cell.wins} won, {cell.losses} lost — double-click to show what closed that day")
         item.setToolTip("\n".join(tip))
         item.setData(LINES_ROLE, _signed_lines(lines[0], cell.pnl, cell.trades))
         if not cell.in_month:
@@ -390,6 +396,15 @@ class CalendarView(QWidget):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 table.setItem(r, c, item)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if (obj is self.grid and event.type() == QEvent.Type.KeyPress
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)):  # type: ignore[attr-defined]
+            index = self.grid.currentIndex()
+            if index.isValid():
+                self._on_cell(index.row(), index.column())
+                return True
+        return super().eventFilter(obj, event)
 
     def _on_cell(self, row: int, column: int) -> None:
         item = self.grid.item(row, column)

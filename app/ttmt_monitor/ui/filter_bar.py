@@ -24,7 +24,9 @@ Matching rules (documented here because a user will ask why a row is hidden):
   trade);
 - date window: an object matches when its life overlaps the window — a trade or position created before the window
   but still open, or closed inside it, is shown; a signal matches by ``received_at``; "today" starts at midnight
-  local time (or UTC when times are shown in UTC);
+  local time (or UTC when times are shown in UTC); a day of the P&L calendar (``set_date_range(..., closed=True)``)
+  shows what closed in it, as the calendar counts the day: trades that traded, positions and deals closed in it,
+  signals received in it, nothing still open;
 - text: every whitespace-separated word must occur (case-insensitively) in one of the object's text fields: ids,
   reference, symbol, direction, status (the API's word and the one shown: "closed_profit", "Closed (profit)"),
   channel and account names, skip/close reasons and the raw message.
@@ -89,6 +91,9 @@ class FilterSpec:
     # date_window "range": [date_from, date_until) (aware), e.g. one day clicked in the P&L calendar
     date_from: datetime | None = None
     date_until: datetime | None = None
+    # A "range" of close times (the P&L calendar's day): what closed in it, as the calendar counts the day: a trade
+    # that traded, a position or a deal closed in [date_from, date_until); a signal received in it; nothing open.
+    date_closed: bool = False
     # Derived once (matches() runs for every row of a 10,000-row table on each filter change).
     _words: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
     _symbol_key: str = field(default="", init=False, repr=False, compare=False)
@@ -183,6 +188,9 @@ class FilterSpec:
 
     def _in_window(self, start: datetime | None, end: datetime | None, is_open: bool,
                    now: datetime | None) -> bool:
+        if self.date_window == "range" and self.date_closed:
+            return (not is_open and end is not None and (self.date_from is None or end >= self.date_from)
+                    and (self.date_until is None or end < self.date_until))
         if self.date_window == "range":
             # The object's life [start, end or now] overlaps [date_from, date_until).
             first = start or end
@@ -210,6 +218,8 @@ class FilterSpec:
         is_open = (t.status or "").lower() in TRADE_OPEN_STATUSES
         if not self._in_window(t.created_at, t.closed_at, is_open, now):
             return False
+        if self.date_closed and self.date_window == "range" and t.opened_at is None and not t.realized_pl:
+            return False  # closed without trading (not filled, failed): the calendar does not count it either
         return self._match_text((t.id, t.reference, t.symbol, t.direction, t.status, status_label(t.status),
                                  t.channel_name, t.account_label, t.signal_id, t.currency))
 
@@ -484,10 +494,13 @@ class FilterBar(QWidget):
 
     # --- state -------------------------------------------------------------------------------------------------
 
-    def set_date_range(self, start: datetime, end: datetime, label: str) -> None:
-        """Show what lived in ``[start, end)`` (aware datetimes; e.g. a day of the P&L calendar): a "range" entry
-        labelled ``label`` in the date combo, selected. The other date choices stay; picking one leaves it."""
+    def set_date_range(self, start: datetime, end: datetime, label: str, *, closed: bool = False,
+                       tip: str = "") -> None:
+        """Show what lived in ``[start, end)`` (aware datetimes), or with ``closed`` what closed in it (a day of the
+        P&L calendar: the trades and deals its figure counts): a "range" entry labelled ``label`` in the date
+        combo, selected. The other date choices stay; picking one leaves it."""
         self._range = (start, end)
+        self._range_closed = closed
         combo = self.date_combo
         index = combo.findData("range")
         if index < 0:
@@ -497,7 +510,7 @@ class FilterBar(QWidget):
             index = combo.count() - 1
         else:
             combo.setItemText(index, label)
-        combo.setToolTip(label)
+        combo.setToolTip(tip or label)
         if combo.currentIndex() == index:
             self._emit_now()
         else:
@@ -535,6 +548,7 @@ class FilterBar(QWidget):
             utc=self._utc,
             date_from=start,
             date_until=end,
+            date_closed=window == "range" and getattr(self, "_range_closed", False),
         )
 
     def focus_search(self) -> None:
