@@ -482,6 +482,34 @@ def test_a_metaapi_accounts_open_pnl_is_its_terminals_and_an_unread_account_show
     assert row.open_pl is None and row.realized_today is None
 
 
+def test_a_positions_open_pl_says_what_swap_and_commission_make_of_it(qapp) -> None:
+    """A tester saw −16.00 USD on a position and −23.00 USD on its account, with nothing on screen to say why (the
+    Commission column is hidden at first). The cell's tooltip gives both figures, the headers say which is which."""
+    from ttmt_monitor.domain import Position
+    from ttmt_monitor.ui.accounts_model import AccountsModel
+    from ttmt_monitor.ui.desk import position_row
+    from ttmt_monitor.ui.positions_model import PositionsModel
+
+    charged = Position(key="x|1", source="x", account_key="x|a", native_id="1", symbol="US30", side="BUY",
+                       volume=Decimal(1), profit=Decimal("-16.00"), commission=Decimal("-7.00"),
+                       swap=Decimal("0"), currency="USD")
+    plain = replace(charged, key="x|2", native_id="2", commission=None)
+    model = PositionsModel()
+    model.upsert([position_row(charged, "Anna", "MT4"), position_row(plain, "Anna", "MT4")])
+    col = model.column_number("unrealized")
+    tips = [model.index(r, col).data(Qt.ItemDataRole.ToolTipRole) for r in range(model.rowCount())]
+    tip = next(t for t in tips if "after" in (t or ""))
+    assert "\u221216.00 USD before swap and commission" in tip and "\u221223.00 USD after" in tip
+    assert "after (commission \u22127.00 USD)" in tip  # (a swap of 0.00 moves nothing: not named)
+    assert sum("after" in (t or "") for t in tips) == 1  # nothing charged: the text, as before
+    header = model.headerData(col, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    assert "before swap and commission" in header
+    accounts = AccountsModel()
+    header = accounts.headerData(accounts.column_number("open_pl"), Qt.Orientation.Horizontal,
+                                 Qt.ItemDataRole.ToolTipRole)
+    assert "after swap and commission" in header
+
+
 def test_the_summary_strip_shows_a_dash_for_an_unread_account(qapp, settings):
     from ttmt_monitor.core.models import Account as TtmtAccount
     from ttmt_monitor.ui.accounts_model import AccountRow

@@ -47,6 +47,20 @@ def _sign(value: Decimal | None) -> int:
     return 0 if not value else (1 if value > 0 else -1)
 
 
+def net_tip(p: Any) -> str | None:
+    """An Open P&L cell's tooltip when swap or commission moves it: the gross figure shown and the net one the
+    account's Open P&L counts (a tester saw −16.00 USD on the position and −23.00 USD on its account)."""
+    charges = [c for c in (p.swap, p.commission) if c]
+    if p.unrealized_pl is None or not charges:
+        return None
+    net = p.unrealized_pl + sum(charges)
+    parts = [f"swap {fmt.format_pl(p.swap, p.currency)}" if p.swap else "",
+             f"commission {fmt.format_pl(p.commission, p.currency)}" if p.commission else ""]
+    return (f"{fmt.format_pl(p.unrealized_pl, p.currency)} before swap and commission\n"
+            f"{fmt.format_pl(net, p.currency)} after ({', '.join(x for x in parts if x)}): what the account's "
+            "Open P&L counts")
+
+
 class PositionsModel(KeyedTableModel):
     """Open positions keyed by position id."""
 
@@ -67,7 +81,10 @@ class PositionsModel(KeyedTableModel):
         price_column("current", "Price", lambda p: p.current_price, _sym, live=True),
         price_column("sl", "SL", lambda p: p.stop_loss, _sym),
         price_column("tp", "TP", lambda p: p.take_profit, _sym),
-        pl_column("unrealized", "Open P&L", lambda p: p.unrealized_pl, lambda p: p.currency, live=True),
+        pl_column("unrealized", "Open P&L", lambda p: p.unrealized_pl, lambda p: p.currency, live=True,
+                  tooltip="The position's profit as the broker reports it, before swap and commission (their "
+                          "columns are hidden at first: right-click the header). The account's Open P&L counts "
+                          "them, as its equity does.", tip=lambda p, o: net_tip(p)),
         status_column(lambda p: p.status, fit_texts=(fmt.status_label("partial_closed"),)),
         Column("trade_id", "Trade id", lambda p: p.trade_id, hidden_by_default=True),
         Column("id", "Position id", lambda p: p.id, hidden_by_default=True),

@@ -99,6 +99,8 @@ class Column(msgspec.Struct, frozen=True):  # (not a frozen dataclass: ~0.02 ms 
     #: Texts the fitted width always has room for, whatever rows it read: a word a row takes later, while on
     #: screen (an open position becoming "Partly closed" was shown "Partl…" until the next start).
     fit_texts: tuple[str, ...] = ()
+    #: The cell's tooltip (plain text), when it has more to say than its text; None from it: the text.
+    tip: Callable[[Any, DisplayOptions], str | None] | None = None
 
 
 def sort_key(value: Any) -> float | str:
@@ -375,6 +377,8 @@ class KeyedTableModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.ToolTipRole:
                 tip = self.stale_tip_for(self._keys[row]) if column.live else None
                 if tip is not None:
+                    return tip
+                if column.tip is not None and (tip := column.tip(obj, self.options)):
                     return tip
                 if column.text is not None:
                     return column.text(obj, self.options) or None
