@@ -125,7 +125,7 @@ def test_limit_prefs_round_trip_through_qsettings_and_the_prop_preset(settings):
     assert "100000" in stored and "key" not in stored.lower()  # numbers only: nothing secret
 
 
-def test_limit_cells_word_the_core_figures_and_crossings_notify_once_a_day():
+def test_limit_cells_word_the_core_figures_and_crossings_notify_once_a_day(qapp):
     from datetime import date
 
     from ttmt_monitor.core import analytics as an
@@ -133,12 +133,27 @@ def test_limit_cells_word_the_core_figures_and_crossings_notify_once_a_day():
 
     use = an.LimitUse(an.DAILY_LOSS, "USD", Decimal("500"), Decimal("287.60"), Decimal("99500"))
     cell = describe(use)
-    assert cell.text == "212.40 of 500.00 USD left"
+    assert cell.text == "212.40 USD left"  # (the bar shows the share; the sentence is the tooltip's)
     assert cell.tooltip.startswith("Daily loss: 212.40 of 500.00 USD left")
     assert cell.level == "ok" and abs(cell.fraction - 0.5752) < 1e-9
     assert describe(an.LimitUse(an.DAILY_LOSS, "USD", Decimal(500), Decimal(450), Decimal(0))).level == "warn"
     breached = describe(an.LimitUse(an.MAX_DRAWDOWN, "EUR", Decimal(1000), Decimal(1200), Decimal(0), True))
-    assert breached.level == "breached" and "breached by 200.00 EUR" in breached.text and breached.text.endswith("*")
+    assert breached.level == "breached" and breached.text == "over by 200.00 EUR *"
+    assert "breached by 200.00 EUR (1,000.00 EUR limit)" in breached.tooltip
+    # Each cell fits its column for a 100k account's limits: three of them beside Balance and Equity at 1366 px
+    # (the whole sentence made them 225 px each and pushed Balance and Equity off the screen).
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QApplication
+
+    from ttmt_monitor.ui.accounts_model import LIMIT_WIDTH
+
+    assert QApplication.instance() is not None
+    metrics = QFontMetrics(QApplication.font())
+    for use in (an.LimitUse(an.DAILY_LOSS, "USD", Decimal(5000), Decimal("12.34"), Decimal(95000)),
+                an.LimitUse(an.MAX_DRAWDOWN, "EUR", Decimal(10000), Decimal("99.99"), Decimal(90000), True),
+                an.LimitUse(an.MAX_DRAWDOWN, "EUR", Decimal(10000), Decimal("19999.99"), Decimal(90000), False),
+                an.LimitUse(an.PROFIT_TARGET, "USD", Decimal(10000), Decimal("-9876.54"), Decimal(110000))):
+        assert metrics.horizontalAdvance(describe(use).text) + 12 <= LIMIT_WIDTH, describe(use).text
     n = crossing_notification(an.Crossing("ttmt|a", an.DAILY_LOSS, 80, 0.83, date(2026, 6, 1), "USD",
                                           Decimal("85.00")), "<b>Prop</b> 1")
     assert n.kind == "risk_limit" and n.title == "Daily loss 80 % used" and "<b>Prop</b> 1" in n.body

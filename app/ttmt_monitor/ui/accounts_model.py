@@ -110,6 +110,11 @@ def account_rows(accounts: Iterable[Account], positions: Iterable[Position],
     ]
 
 
+# A limit's cell ("2,500.00 USD left", "over by 12.00 USD" and its bar; the sentence in its tooltip): three beside
+# Balance and Equity on a 1366 px screen.
+LIMIT_WIDTH = 160
+
+
 def _cur(r: AccountRow) -> str:
     return r.account.currency
 
@@ -136,11 +141,14 @@ class AccountsModel(KeyedTableModel):
         pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
         # Risk limits (ui/risk_limits.py): blank until the user sets limits for the account; text and bar come
         # from the window's RiskBoard (see ``risk`` below), not from the row.
-        Column("limit_daily_loss", "Daily loss", lambda r: None, width=225, fits_content=False, numeric=True,
+        Column("limit_daily_loss", "Daily loss", lambda r: None, width=LIMIT_WIDTH, fits_content=False,
+               numeric=True,
                tooltip="Room left before the daily loss limit (File → Risk limits…; * estimated)"),
-        Column("limit_max_drawdown", "Max drawdown", lambda r: None, width=225, fits_content=False, numeric=True,
+        Column("limit_max_drawdown", "Max drawdown", lambda r: None, width=LIMIT_WIDTH, fits_content=False,
+               numeric=True,
                tooltip="Room left before the maximum drawdown limit (* estimated)"),
-        Column("limit_profit_target", "Profit target", lambda r: None, width=225, fits_content=False, numeric=True,
+        Column("limit_profit_target", "Profit target", lambda r: None, width=LIMIT_WIDTH, fits_content=False,
+               numeric=True,
                hidden_by_default=True,
                tooltip="Progress towards the profit target (* estimated)"),
         Column("source", "Source", lambda r: r.source, hidden_by_default=True, width=150),

@@ -238,22 +238,29 @@ def describe(use: an.LimitUse) -> LimitCell:
     cur = use.currency
     title = LIMIT_TITLES.get(use.name, use.name)
     est = " (estimated)" if use.estimated else ""
+    # The cell says the one figure that matters, short enough for a 140 px column (three of them beside the
+    # balance on a 1366 px screen: the whole sentence made each 225 px and pushed Balance and Equity off); the
+    # bar shows the share used, the tooltip the whole sentence.
     if use.name == an.PROFIT_TARGET:
         made = fmt.format_money(use.used, cur) if use.used >= 0 else fmt.format_pl(use.used, cur)
-        text = f"{_bare(made, cur)} of {fmt.format_money(use.limit, cur)} made"
+        sentence = f"{_bare(made, cur)} of {fmt.format_money(use.limit, cur)} made"
+        text = f"{made} made"
         if use.breached:
-            text = f"reached: {made} of {fmt.format_money(use.limit, cur)}"
-        tip = f"{title}: {text}; balance to reach {fmt.format_money(use.level, cur)}{est}"
+            sentence = f"reached: {made} of {fmt.format_money(use.limit, cur)}"
+            text = "reached"
+        tip = f"{title}: {sentence}; balance to reach {fmt.format_money(use.level, cur)}{est}"
         fraction = max(0.0, use.fraction)
     else:
         room = use.room
         number = _bare(fmt.format_money(room, cur), cur)  # "212.40 of 500.00 USD left": the currency once
         bare_limit = fmt.format_money(use.limit, cur)
         if use.breached:
-            text = f"breached by {fmt.format_money(-room, cur)} ({bare_limit} limit)"
+            sentence = f"breached by {fmt.format_money(-room, cur)} ({bare_limit} limit)"
+            text = f"over by {fmt.format_money(-room, cur)}"
         else:
-            text = f"{number} of {bare_limit} left"
-        tip = (f"{title}: {text} ({fmt.format_money(use.used, cur)} used; equity floor "
+            sentence = f"{number} of {bare_limit} left"
+            text = f"{fmt.format_money(room, cur)} left"
+        tip = (f"{title}: {sentence} ({fmt.format_money(use.used, cur)} used; equity floor "
                f"{fmt.format_money(use.level, cur)}){est}")
         fraction = max(0.0, use.fraction)
     return LimitCell(use.name, text + (" *" if use.estimated else ""), tip, fraction, limit_level(use))
