@@ -455,3 +455,13 @@ def test_a_brokers_charge_today_is_daily_loss_not_money_moved() -> None:
     r = an.evaluate(cfg, account_key="sim|A", currency="USD", now=utc(2026, 5, 2, 15), money=money,
                     deals=[charge, deposit, bonus])
     assert r.daily_loss is not None and r.daily_loss.used == D(30)
+
+
+def test_a_calendar_line_too_wide_for_its_cell_drops_the_cents_not_the_currency() -> None:
+    """At 1024 px a tester read "−599.22 U…" and "+5,460.6…": a line that does not fit is drawn in whole units
+    first (rounded half up), and only then cut."""
+    from ttmt_monitor.ui.calendar_view import whole_units
+
+    assert whole_units("\u2212599.22 USD") == "\u2212599 USD"
+    assert whole_units("+1,715.57 USD") == "+1,716 USD" and whole_units("\u22121,999.50 EUR") == "\u22122,000 EUR"
+    assert whole_units("17 trades") == "17 trades" and whole_units("W49 \u00b7 1\u20136") == "W49 \u00b7 1\u20136"

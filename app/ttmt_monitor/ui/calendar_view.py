@@ -11,7 +11,9 @@ sign is always in the text.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QRect, Qt, QTimer, Signal
@@ -94,9 +96,23 @@ class CalendarCellDelegate(QStyledItemDelegate):
             line = QRect(rect.left(), y, rect.width(), metrics.height())
             flags = (Qt.AlignmentFlag.AlignRight if right else Qt.AlignmentFlag.AlignLeft) | \
                 Qt.AlignmentFlag.AlignVCenter
+            if metrics.elidedText(text, Qt.TextElideMode.ElideRight, rect.width()) != text:  # (Qt's own measure)
+                text = whole_units(text)  # "−599 USD" before "−599.22 U…": the currency must stay readable
             painter.drawText(line, int(flags), metrics.elidedText(text, Qt.TextElideMode.ElideRight, rect.width()))
             y += metrics.height()
         painter.restore()
+
+
+_AMOUNT = re.compile(r"(\d[\d,]*)\.(\d+)")
+
+
+def whole_units(text: str) -> str:
+    """A cell's line with each amount rounded to whole units ("−1,715.57 USD" → "−1,716 USD"), for a cell too
+    narrow for the cents (a laptop at 1024 px cut them to "−599.22 U…", the currency lost)."""
+    def whole(match: re.Match[str]) -> str:
+        number = Decimal(f"{match.group(1).replace(',', '')}.{match.group(2)}")
+        return f"{number.quantize(Decimal(1), ROUND_HALF_UP):,}"
+    return _AMOUNT.sub(whole, text)
 
 
 def money_lines(pnl: Any) -> list[str]:
