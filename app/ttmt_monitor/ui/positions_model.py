@@ -69,7 +69,9 @@ class PositionsModel(KeyedTableModel):
         # The trade's reference (trd_…, as the Trades tab, the trade detail and `tail` show it); sorting on it
         # groups a trade's layers together, newest trade first, layers in fill order (the default sort).
         Column("trade", "Trade", lambda p: p.trade_id, lambda p, o: short_id(p.trade_id), width=95,
-               tooltip="The trade this position belongs to (its reference)"),
+               tooltip="The trade this position belongs to (its reference). Sorted on, a trade's layers stay "
+                       "together, the newest trade first (the table's first order), not "
+                       "the references' alphabetical order"),
         Column("account", "Account", lambda p: p.account_label, width=150),
         Column("symbol", "Symbol", lambda p: p.symbol, width=85),
         Column("direction", "Side", lambda p: p.direction, width=55),
