@@ -30,13 +30,14 @@ MARKET_CMDS = ("buy", "sell")
 PENDING_CMDS = ("buy_limit", "sell_limit", "buy_stop", "sell_stop")
 MONEY_CMDS = ("balance", "credit")
 
-# symbol -> (start price, digits, contract size, profit currency)
+# symbol -> (start price, digits, contract size, profit currency). The prices near the other simulators'
+# (sim/market.py): one symbol read 39,050 in one row of the demo's Positions and 43,050 in the next.
 SYMBOLS: dict[str, tuple[str, int, int, str]] = {
     "EURUSD": ("1.08500", 5, 100_000, "USD"),
     "GBPUSD": ("1.27100", 5, 100_000, "USD"),
     "USDJPY": ("151.200", 3, 100_000, "JPY"),
-    "XAUUSD": ("2350.10", 2, 100, "USD"),
-    "US30": ("39050.0", 1, 1, "USD"),
+    "XAUUSD": ("2650.10", 2, 100, "USD"),
+    "US30": ("43050.0", 1, 1, "USD"),
 }
 # Fixed conversion rates into account currencies (believable, not live).
 TO_ACCOUNT = {("USD", "USD"): Decimal(1), ("USD", "EUR"): Decimal("0.92"),
