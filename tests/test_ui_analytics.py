@@ -342,8 +342,11 @@ def test_statement_files_are_written_off_the_loop_from_the_core(qapp, tmp_path):
                       closed_at=datetime(2026, 6, 2, 10, tzinfo=UTC), profit=Decimal("12.34"), currency="USD",
                       symbol="<b>EURUSD</b>")
     history = [an.from_deal(deal, source_label="X", account_label="Acc")]
-    spec = StatementSpec(date(2026, 6, 1), date(2026, 6, 30), (("x|a", "Acc", "X", "USD"),),
-                         str(tmp_path / "s.pdf"), pdf=True, html=True)
+    # The accounts as the feed gives them: with their balance and equity (one whose source reports none).
+    accounts = (an.StatementAccount("x|a", "Acc", "X", "USD", balance=Decimal("24983.16"),
+                                    equity=Decimal("24971.16"), equity_computed=True),
+                an.StatementAccount("ttmt|b", "Bare", "TTMT", "EUR"))
+    spec = StatementSpec(date(2026, 6, 1), date(2026, 6, 30), accounts, str(tmp_path / "s.pdf"), pdf=True, html=True)
     # In a worker thread, as the window runs it (run_in_executor): never on the GUI loop.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         written = pool.submit(write_statement_files, history, spec, "UTC", datetime(2026, 7, 1, tzinfo=UTC)).result(60)
@@ -351,6 +354,10 @@ def test_statement_files_are_written_off_the_loop_from_the_core(qapp, tmp_path):
     assert (tmp_path / "s.pdf").read_bytes().startswith(b"%PDF") and not list(tmp_path.glob("*.partial"))
     html = (tmp_path / "s.html").read_text(encoding="utf-8")
     assert "12.34" in html and "<b>EURUSD</b>" not in html  # service text escaped
+    assert ("<td>Acc</td><td>X</td><td>USD</td><td class='n'>24,983.16 USD</td>"
+            "<td class='n'>24,971.16 USD (computed)</td>") in html
+    # No balance known: blank, as the Accounts tab leaves it.
+    assert "<td>Bare</td><td>TTMT</td><td>EUR</td><td class='n'></td><td class='n'></td>" in html
 
 
 def test_export_statement_from_the_window_writes_html_and_pdf(qapp, sim_paused, settings, tmp_path):
@@ -385,6 +392,74 @@ def test_export_statement_from_the_window_writes_html_and_pdf(qapp, sim_paused, 
             dispose(window)
 
     run_on_qasync(scenario, timeout=120)
+
+
+def test_the_statement_shows_each_accounts_balance_and_equity_as_the_accounts_tab(qapp, sim_paused, settings,
+                                                                                   tmp_path):
+    """QA: the statement's Accounts table (HTML and PDF) had Balance and Equity headers but blank cells for every
+    account while the Accounts tab showed "24,983.16 USD": the dialog's account list carried no figures. Now each
+    account reads as its Accounts tab row at the export (the same numbers and formatting; the equity the desk
+    computed marked "(computed)" where the tab marks it "*"), and TTMT, which reports no balance, stays blank
+    there as in the tab."""
+    import html as html_lib
+    import shutil
+
+    from mt4_support import make_source
+    from test_report import pdf_text
+    from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
+    from ttmt_monitor.ui.desk import SourceHub
+
+    async def scenario(mt4: Mt4SimulatorThread) -> None:
+        controller = DeskController(sim_paused.base_url, sim_paused.api_key)
+        source = make_source(mt4)
+        hub = SourceHub()
+        hub.add(source)
+        window = MainWindow(controller, settings, hub=hub)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 20, "stream live")
+            accounts = controller.accounts_model
+            mine = f"{source.id}|"
+            await until(lambda: any(k.startswith(mine) and accounts.get(k).equity is not None
+                                    for k in accounts.keys()), 30, "the MT4 accounts' figures")
+            await until(lambda: any("|" not in k for k in accounts.keys()), 20, "TTMT's accounts")
+            window.export_statement_action.trigger()
+            dialog = window.analytics.statement_dialog
+            # What the Accounts tab shows now (the MT4 simulator stands still: no tick moves an equity).
+            bal, eq, label = (accounts.column_number(k) for k in ("balance", "equity", "label"))
+            shown = {accounts.index(r, label).data(): (accounts.row_object(r).account_id,
+                                                        accounts.index(r, bal).data(), accounts.index(r, eq).data())
+                     for r in range(accounts.rowCount())}
+            dialog.path_edit.setText(str(tmp_path / "statement.pdf"))
+            dialog._ok()
+            await until(lambda: window.analytics.statement_task is not None
+                        and window.analytics.statement_task.done(), 60, "statement written")
+            assert window.analytics.statement_task.result()
+            page = (tmp_path / "statement.html").read_text(encoding="utf-8")
+            text = pdf_text(tmp_path / "statement.pdf") if shutil.which("pdftotext") else None
+            mt4_rows = {name: cells for name, cells in shown.items() if cells[0].startswith(mine)}
+            assert mt4_rows and all(b and e.endswith(" *") for _, b, e in mt4_rows.values()), mt4_rows
+            for name, (_key, balance, equity) in mt4_rows.items():
+                equity = equity.removesuffix(" *") + " (computed)"
+                assert (f"<td>{html_lib.escape(name)}</td><td>{html_lib.escape(source.label)}</td>" in page
+                        and f"<td class='n'>{balance}</td><td class='n'>{equity}</td>" in page), (name, balance)
+                if text is not None:
+                    assert balance in text and equity in text, (name, balance, equity)
+            ttmt_rows = {name: cells for name, cells in shown.items() if "|" not in cells[0]}
+            assert ttmt_rows and all(b in ("", None) and e in ("", None) for _, b, e in ttmt_rows.values())
+            for name in ttmt_rows:
+                assert f"<td>{html_lib.escape(name)}</td><td>TTMT</td>" in page
+                row = page.split(f"<td>{html_lib.escape(name)}</td><td>TTMT</td>", 1)[1].split("</tr>", 1)[0]
+                assert row.endswith("<td class='n'></td><td class='n'></td>"), row
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    with Mt4SimulatorThread(seed=4, running=False, ping_interval=1.0) as mt4:
+        run_on_qasync(lambda: scenario(mt4), timeout=120)
 
 
 def test_the_feed_adds_the_stored_closed_history_read_off_the_loop(qapp, sim_paused, settings, tmp_path):

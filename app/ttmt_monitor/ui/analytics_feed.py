@@ -338,12 +338,14 @@ class AnalyticsFeed(QObject):
                                                     row.open_pl))
         return out
 
-    def accounts(self) -> list[tuple[str, str, str, str]]:
-        """(analytics key, label, source label, currency) of every account in the Accounts table."""
-        out = []
-        for row in self.controller.accounts_model.objects():
-            out.append((analytics_key(row.account_id), row.account.label, row.source, row.currency))
-        return out
+    def accounts(self) -> list[an.StatementAccount]:
+        """Every account in the Accounts table as the statement lists it: its analytics key, label, source and
+        currency, and its balance and equity as the table shows them now (None where the source reports none, as
+        TTMT; a blank there as in the table)."""
+        return [an.StatementAccount(analytics_key(row.account_id), row.account.label, row.source,
+                                    row.currency or None, balance=row.balance, equity=row.equity,
+                                    equity_computed=row.equity_computed)
+                for row in self.controller.accounts_model.objects()]
 
 
 def _read_stored(store: Any, before: dict[str, an.HistoryDeal]) -> tuple[

@@ -13,6 +13,7 @@ Provides :class:`AnalyticsUi` (``window.analytics``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -225,6 +226,9 @@ class AnalyticsUi:
         from .statement_dialog import write_statement_files
 
         history = self.feed.history()  # read on the loop (the models are Qt objects); cheap
+        # The accounts chosen, at their balance and equity now (the dialog may have been open a while).
+        now = {a.key: a for a in self.feed.accounts()}
+        spec = dataclasses.replace(spec, accounts=tuple(now.get(a.key, a) for a in spec.accounts))
         status = self.window.status
         status.showMessage("Writing the statement…", 8000)
         try:

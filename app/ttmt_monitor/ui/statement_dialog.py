@@ -4,10 +4,15 @@ by ``core.analytics.build_statement`` and written as HTML and PDF by ``ttmt_moni
 
 Provides :class:`StatementDialog` (non-modal; ``export_requested(StatementSpec)``), :class:`StatementSpec` and
 :func:`write_statement_files` (plain Python + QtGui, thread-safe: it builds its own document).
+
+The accounts are the core's :class:`~ttmt_monitor.core.analytics.StatementAccount` rows with their balance and
+equity (``AnalyticsFeed.accounts``): the window refreshes those figures when the export starts (the dialog may
+have been open a while), so the statement's Accounts table shows what the Accounts tab shows then.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -40,7 +45,7 @@ class StatementSpec:
 
     first_day: date
     last_day: date
-    accounts: tuple[tuple[str, str, str, str], ...]  # (analytics key, label, source label, currency)
+    accounts: tuple[an.StatementAccount, ...]        # with their balance and equity; () = every account
     path: str                                         # the PDF's path; the HTML goes beside it
     pdf: bool = True
     html: bool = True
@@ -52,9 +57,8 @@ def write_statement_files(history: list[an.HistoryDeal], spec: StatementSpec, zo
     tz = ZoneInfo(zone)
     since = datetime.combine(spec.first_day, time(0), tz)
     until = datetime.combine(spec.last_day + timedelta(days=1), time(0), tz)
-    accounts = [an.StatementAccount(key, label, source, currency or None) for key, label, source, currency
-                in spec.accounts] or None
-    statement = an.build_statement(history, since=since, until=until, zone=zone, accounts=accounts, now=now,
+    statement = an.build_statement(history, since=since, until=until, zone=zone,
+                                   accounts=list(spec.accounts) or None, now=now,
                                    title=f"Trading statement {spec.first_day.isoformat()} – "
                                          f"{spec.last_day.isoformat()}")
     from ..report import write_statement
@@ -72,7 +76,7 @@ class StatementDialog(QDialog):
 
     export_requested = Signal(object)  # StatementSpec
 
-    def __init__(self, accounts: list[tuple[str, str, str, str]], parent: QWidget | None = None) -> None:
+    def __init__(self, accounts: Sequence[an.StatementAccount], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export statement")
         self.setModal(False)
@@ -95,9 +99,10 @@ class StatementDialog(QDialog):
             period.addWidget(button)
         form.addRow("Period", period)
         self.accounts_list = QListWidget()
-        for key, label, source, currency in accounts:
+        for account in accounts:
+            label, source, currency = account.label, account.source, account.currency
             item = QListWidgetItem(f"{label} — {source}, {currency}" if currency else f"{label} — {source}")
-            item.setData(Qt.ItemDataRole.UserRole, (key, label, source, currency))
+            item.setData(Qt.ItemDataRole.UserRole, account)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked)
             self.accounts_list.addItem(item)
@@ -156,7 +161,7 @@ class StatementDialog(QDialog):
             raise ValueError("Choose a file.")
         if not (self.pdf_box.isChecked() or self.html_box.isChecked()):
             raise ValueError("Choose PDF, HTML or both.")
-        return StatementSpec(first, last, tuple(tuple(c) for c in chosen), path,
+        return StatementSpec(first, last, chosen, path,
                              pdf=self.pdf_box.isChecked(), html=self.html_box.isChecked())
 
     def _ok(self) -> None:
