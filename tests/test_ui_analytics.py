@@ -92,13 +92,86 @@ def test_export_table_to_csv_writes_what_the_view_shows(qapp, sim_paused, settin
     run_on_qasync(scenario, timeout=90)
 
 
+def test_positions_csv_has_numbers_or_nothing_and_one_time_format(qapp, sim_paused, settings, tmp_path):
+    """QA: the Positions CSV wrote the table's dash ("—") into Price and Open P&L for Tradovate positions (no
+    quotes: the source cannot give them), so a spreadsheet read those columns as text; and its times mixed
+    "…07:35:14.327000+00:00" (TTMT) with "…05:42:45+00:00" (MT4, whole seconds). Now such a cell is empty, and
+    every time is ISO 8601 with milliseconds and the offset (as ``ttmt-monitor export`` writes milliseconds)."""
+    import re
+    from datetime import datetime, timedelta
+
+    from mt4_support import make_source as mt4_source
+    from tradovate_support import fast_sim, make_source
+    from ttmt_monitor.core.formatting import NO_FIGURE
+    from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
+    from ttmt_monitor.ui.desk import SourceHub
+
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
+
+    async def scenario(tradovate, mt4) -> None:  # noqa: ANN001
+        controller = DeskController(sim_paused.base_url, sim_paused.api_key)
+        source, mt4_src = make_source(tradovate, quotes=False), mt4_source(mt4)
+        hub = SourceHub()
+        hub.add(source)
+        hub.add(mt4_src)
+        window = MainWindow(controller, settings, hub=hub)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: controller.connection_state == "live", 20, "stream live")
+            positions = controller.positions_model
+            mine = f"{source.id}|"
+            await until(lambda: sum(k.startswith(mine) for k in positions.keys()) >= 2
+                        and any(k.startswith(f"{mt4_src.id}|") for k in positions.keys())
+                        and any("|" not in k for k in positions.keys()), 30, "Tradovate, MT4 and TTMT positions")
+            window.select_tab("positions")
+            view = window.views["positions"]
+            price_col = positions.column_number("current")
+            dashes = [r for r in range(positions.rowCount()) if positions.index(r, price_col).data() == NO_FIGURE]
+            assert dashes  # what the table shows: a dash, the source cannot give the price
+            target = tmp_path / "positions.csv"
+            window.export_csv_action.trigger()
+            await _answer_file_dialog(window, target)
+            await until(lambda: window._export_task.done(), 20, "export written")
+            shown = [view.proxy.data(view.proxy.index(r, 0), ROW_ROLE) for r in range(view.proxy.rowCount())]
+            assert window._export_task.result() == (str(target), len(shown))
+            with open(target, encoding="utf-8", newline="") as handle:
+                header, *rows = list(csv.reader(handle))
+            price, pl = header.index("Price"), header.index("Open P&L")
+            opened = next(n for n, title in enumerate(header) if title.startswith("Opened"))
+            assert not any(NO_FIGURE in cell for row in rows for cell in row)
+            for row, p in zip(rows, shown, strict=True):
+                for col, value in ((price, p.current_price), (pl, p.unrealized_pl)):
+                    assert row[col] == ("" if value is None else f"{value:f}"), (p.id, header[col], row[col])
+                    if row[col]:
+                        Decimal(row[col])  # a number, nothing else
+                if p.opened_at is None:
+                    assert row[opened] == ""
+                    continue
+                assert stamp.match(row[opened]), row[opened]
+                when = datetime.fromisoformat(row[opened])
+                assert timedelta(0) <= p.opened_at - when < timedelta(milliseconds=1), (row[opened], p.opened_at)
+            assert any(p.id.startswith(mine) and p.current_price is None for p in shown)
+            # Both kinds of time were there: TTMT's with milliseconds, MT4's in whole seconds.
+            assert {p.opened_at.microsecond == 0 for p in shown if p.opened_at is not None} == {True, False}
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    with fast_sim() as tradovate, Mt4SimulatorThread(seed=4, running=False, ping_interval=1.0) as mt4:
+        run_on_qasync(lambda: scenario(tradovate, mt4), timeout=120)
+
+
 def test_csv_cells_are_exact_and_never_formulas(tmp_path):
     from datetime import UTC, datetime
 
     from ttmt_monitor.ui.table_export import exact_cell, safe_text, write_csv
 
     assert exact_cell(Decimal("-1234.5000")) == "-1234.5000"
-    assert exact_cell(datetime(2026, 6, 1, 12, 0, tzinfo=UTC), utc=True) == "2026-06-01T12:00:00+00:00"
+    assert exact_cell(datetime(2026, 6, 1, 12, 0, tzinfo=UTC), utc=True) == "2026-06-01T12:00:00.000+00:00"
+    assert exact_cell(datetime(2026, 6, 1, 7, 35, 14, 327000, tzinfo=UTC), utc=True) == "2026-06-01T07:35:14.327+00:00"
     assert safe_text("=HYPERLINK(1)") == "'=HYPERLINK(1)" and safe_text("Gold") == "Gold"
     path = tmp_path / "x.csv"
     assert write_csv(path, ["Kanal ü", "P&L"], [["ü€", "-1.5"]]) == 1

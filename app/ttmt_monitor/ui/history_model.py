@@ -797,7 +797,7 @@ class StoreHistoryModel(QAbstractTableModel):
         """Cells of ``order``'s rows: exact values (``shown`` False: the export's rule) or the text each cell shows
         (``shown``: a copy), rendered by ``render`` (CSV by default). (In an executor thread: reads nothing of the
         model's own state but ``reader.decode``, ``_from_entry`` and ``_store_text``.)"""
-        from .table_export import csv_text, exact_cell, safe_text
+        from .table_export import csv_text, exact_cell, safe_text, shown_cell
 
         by_rowid = {raw.rowid: raw for raw in raws}
         width = len(columns) + (currency_of is not None)
@@ -834,7 +834,7 @@ class StoreHistoryModel(QAbstractTableModel):
                         text = column.text(obj, options) if column.text is not None else text_plain(value)
                 except Exception:  # noqa: BLE001 - an odd row exports blank, like the view shows it
                     text = ""
-                row.append(text if shown else safe_text(text or ""))
+                row.append(text if shown else shown_cell(text))
             if currency_of is not None:
                 row.append(safe_text(exact_cell(currency_of(obj))))
             out.append(row)

@@ -4,9 +4,12 @@ Provides:
 - :func:`table_rows` — the header and rows of a ``QTableView``: the rows as filtered and sorted in the view, the
   visible columns in their on-screen order. Cells are plain text with exact numbers: for a desk table
   (:class:`~ttmt_monitor.ui.table_base.KeyedTableModel`) a number is the row's raw value (a ``Decimal`` written
-  as it is, ``1234.5`` not ``"+1,234.50 USD"``), a time is ISO 8601 in the zone the desk shows; any other model
-  gives its ``EXPORT_ROLE`` value when it has one, else its display text. When a money column is exported and the
-  table's Currency column is hidden, a Currency column is added at the end (an amount never loses its currency).
+  as it is, ``1234.5`` not ``"+1,234.50 USD"``), a time is ISO 8601 with milliseconds in the zone the desk shows
+  (``2026-06-01T12:00:00.000+02:00``: one width for every row, the precision the services send and
+  ``ttmt-monitor export`` writes); any other model gives its ``EXPORT_ROLE`` value when it has one, else its
+  display text. A figure the source cannot give (the table's dash, ``NO_FIGURE``) is an empty cell, so a
+  spreadsheet reads the column as numbers. When a money column is exported and the table's Currency column is
+  hidden, a Currency column is added at the end (an amount never loses its currency).
 - :func:`write_csv` — UTF-8 with a header row, written to ``FILE.partial`` and renamed (an error never leaves a
   half file). Text cells a spreadsheet would evaluate (``= + - @``) get a leading ``'`` (DESIGN.md rules).
 - :func:`export_view` — asks for the file with a non-modal ``QFileDialog`` (``open()`` and an awaited
@@ -30,6 +33,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QTableView, QWidget
 
+from ..core.formatting import NO_FIGURE
 from .table_base import ROW_ROLE, KeyedTableModel
 
 #: A model that is not a desk table may answer this role with the exact value of a cell (Decimal, datetime…).
@@ -39,7 +43,8 @@ PARTIAL_SUFFIX = ".partial"
 
 
 def exact_cell(value: Any, *, utc: bool = False) -> str:
-    """A raw value as exact plain text: Decimal unrounded, datetimes ISO 8601 (with offset), None empty."""
+    """A raw value as exact plain text: Decimal unrounded, datetimes ISO 8601 with milliseconds and the offset
+    (always: ``isoformat()`` alone wrote ``.327000`` for one row and nothing for the next), None empty."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -51,15 +56,24 @@ def exact_cell(value: Any, *, utc: bool = False) -> str:
     if isinstance(value, datetime):
         moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         try:
-            return moment.astimezone(UTC if utc else None).isoformat()
+            return moment.astimezone(UTC if utc else None).isoformat(timespec="milliseconds")
         except (OverflowError, OSError, ValueError):
-            return moment.isoformat()
+            return moment.isoformat(timespec="milliseconds")
     return str(value)
 
 
 def safe_text(text: str) -> str:
     """A text cell a spreadsheet shows rather than evaluates (a leading ``'`` before ``= + - @``)."""
     return "'" + text if text.startswith(_TEXT_RISK) else text
+
+
+def shown_cell(text: Any) -> str:
+    """The text a cell shows, as a CSV cell: empty for nothing or for the dash of a figure the source cannot
+    give (a number column stays numbers), else :func:`safe_text`."""
+    if text is None:
+        return ""
+    text = str(text)
+    return "" if text == NO_FIGURE else safe_text(text)
 
 
 def _visible_columns(view: QTableView) -> list[int]:
@@ -87,8 +101,7 @@ def table_rows(view: QTableView, *, utc: bool = False) -> tuple[list[str], list[
                 if isinstance(value, (Decimal, datetime)):
                     row.append(exact_cell(value, utc=utc))  # exact, not the rounded "+1,234.50 USD"
                 else:  # the text the view shows (through the model: a column may be drawn from beside the row)
-                    text = model.data(model.index(r, logical))
-                    row.append(safe_text("" if text is None else str(text)))
+                    row.append(shown_cell(model.data(model.index(r, logical))))
             if currency_of is not None:
                 row.append(safe_text(exact_cell(currency_of(obj))))
             rows.append(row)
@@ -102,7 +115,7 @@ def table_rows(view: QTableView, *, utc: bool = False) -> tuple[list[str], list[
                 row.append(exact_cell(value, utc=utc))
             else:
                 text = value if isinstance(value, str) else model.data(index, Qt.ItemDataRole.DisplayRole)
-                row.append(safe_text("" if text is None else str(text)))
+                row.append(shown_cell(text))
         rows.append(row)
     return header, rows
 
