@@ -164,6 +164,60 @@ def test_positions_csv_has_numbers_or_nothing_and_one_time_format(qapp, sim_paus
         run_on_qasync(lambda: scenario(tradovate, mt4), timeout=120)
 
 
+def test_both_exports_propose_the_documents_folder_else_home(qapp, monkeypatch, tmp_path):
+    """QA: Export statement proposed the home folder and Export table to CSV the working directory (a bare file
+    name). Both now propose the same folder: the user's Documents folder, else home (the app remembers no
+    last-used export folder)."""
+    import asyncio
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QWidget
+
+    from ttmt_monitor.ui.positions_model import PositionsModel
+    from ttmt_monitor.ui.statement_dialog import StatementDialog
+    from ttmt_monitor.ui.table_export import export_view
+    from ttmt_monitor.ui.views import DeskTableView
+
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))  # no user-dirs.dirs: Documents is ~/Documents
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # the working directory is not home: the CSV used to propose it
+
+    def proposed() -> tuple[Path, Path, str]:
+        """(the statement's folder, the CSV's folder, the CSV's file name) as the two dialogs propose them."""
+        dialog = StatementDialog([])
+        statement = Path(dialog.path_edit.text()).parent
+        dialog.deleteLater()
+        parent = QWidget()
+        view = DeskTableView(PositionsModel(), "positions_folder_test", parent=parent)
+
+        async def ask() -> tuple[Path, str]:
+            task = asyncio.ensure_future(export_view(parent, view, "positions"))
+            await until(lambda: getattr(parent, "file_dialog", None) is not None, 10, "the file dialog")
+            file_dialog = parent.file_dialog
+            where = (Path(file_dialog.directory().absolutePath()),
+                     file_dialog.findChild(QLineEdit, "fileNameEdit").text())
+            file_dialog.reject()
+            assert await task is None  # cancelled: nothing written
+            return where
+
+        try:
+            folder, name = run_on_qasync(ask)
+        finally:
+            parent.deleteLater()
+        return statement, folder, name
+
+    statement, folder, name = proposed()
+    assert statement == folder == home and name.startswith("positions-") and name.endswith(".csv")
+    (home / "Documents").mkdir()
+    statement, folder, name = proposed()
+    assert statement == folder == home / "Documents" and name.startswith("positions-")
+    assert not list(work.iterdir())
+
+
 def test_csv_cells_are_exact_and_never_formulas(tmp_path):
     from datetime import UTC, datetime
 

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import analytics as an
+from .table_export import default_export_folder
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,8 @@ class StatementDialog(QDialog):
         formats.addStretch(1)
         form.addRow("Write", formats)
         file_row = QHBoxLayout()
-        self.path_edit = QLineEdit(str(Path.home() / f"statement-{today.toString('yyyy-MM')}.pdf"))
+        # The folder Export table to CSV… proposes too (Documents, else home).
+        self.path_edit = QLineEdit(str(default_export_folder() / f"statement-{today.toString('yyyy-MM')}.pdf"))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         file_row.addWidget(self.path_edit, 1)

@@ -12,6 +12,8 @@ Provides:
   hidden, a Currency column is added at the end (an amount never loses its currency).
 - :func:`write_csv` — UTF-8 with a header row, written to ``FILE.partial`` and renamed (an error never leaves a
   half file). Text cells a spreadsheet would evaluate (``= + - @``) get a leading ``'`` (DESIGN.md rules).
+- :func:`default_export_folder` — where File → Export table to CSV… and File → Export statement… both propose to
+  write: the user's Documents folder (``QStandardPaths``), else the home folder (never the working directory).
 - :func:`export_view` — asks for the file with a non-modal ``QFileDialog`` (``open()`` and an awaited
   ``finished``: never ``exec()`` inside a coroutine) and writes in an executor thread. A table paged from the
   store (``ui/history_model``) holds only the rows on screen: its every row is read from the store instead
@@ -30,7 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QStandardPaths, Qt
 from PySide6.QtWidgets import QFileDialog, QTableView, QWidget
 
 from ..core.formatting import NO_FIGURE
@@ -60,6 +62,15 @@ def exact_cell(value: Any, *, utc: bool = False) -> str:
         except (OverflowError, OSError, ValueError):
             return moment.isoformat(timespec="milliseconds")
     return str(value)
+
+
+def default_export_folder() -> Path:
+    """The folder both exports propose: the user's Documents folder when it exists, else the home folder. (The
+    app remembers no last-used export folder; a bare file name would land in the working directory.)"""
+    docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    if docs and Path(docs).is_dir():
+        return Path(docs)
+    return Path.home()
 
 
 def safe_text(text: str) -> str:
@@ -207,7 +218,7 @@ async def ask_save_path(parent: QWidget, title: str, suggested: str, file_filter
 
 async def export_view(parent: QWidget, view: QTableView, name: str, *, utc: bool = False) -> tuple[str, int] | None:
     """Ask where, then write the view's table there off the loop. Returns (path, rows) or None when cancelled."""
-    suggested = f"{name}-{datetime.now().strftime('%Y%m%d-%H%M')}.csv"
+    suggested = str(default_export_folder() / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M')}.csv")
     path = await ask_save_path(parent, "Export table to CSV", suggested, "CSV files (*.csv)")
     if path is None:
         return None
