@@ -289,6 +289,8 @@ def test_risk_board_and_calendar_follow_changes_and_build_off_the_loop_once(qapp
             for i in range(3):
                 board.set_limits(f"a{i}", prop_account_prefs("100000", ZONE))
             calendar.show_month(2026, 3)
+            # Tab goes on to the next widget, never cell by cell through a table (the arrows move within it).
+            assert not any(t.tabKeyNavigation() for t in (calendar.grid, calendar.weekday_table, calendar.hour_table))
             assert board.follow.pending is not None and calendar.follow.pending is not None  # 2,600: off the loop
             await until(lambda: len(board.risks) == 3 and calendar.grid_data is not None, 20, "first figures")
 
@@ -349,6 +351,8 @@ def test_channels_view_keeps_the_closed_figures_while_only_open_pnl_moves(qapp):
         feed = AnalyticsFeed(controller)
         view = ChannelsView(feed)
         try:
+            # Tab goes on to the next widget, never cell by cell through a table (the arrows move within it).
+            assert not view.table.tabKeyNavigation() and not view.matrix.tabKeyNavigation()
             view.period_combo.setCurrentIndex(view.period_combo.findData("all"))
             view.refresh()
             await until(lambda: view.recompute.pending is None and view.stats, 20, "first figures")

@@ -471,3 +471,44 @@ def test_a_partial_close_repaints_the_status_cell(qtbot):
     told = [e for e in recorder.events if e[0] == "changed" and e[1] <= row <= e[2] and e[3] <= status <= e[4]]
     assert told, recorder.events
     assert model.data(model.index(row, status)) == "Partly closed"
+
+
+def _between_two_fields(qtbot, table):
+    """``table`` shown between two line edits (the filter bar above, another widget below), its window active:
+    (window, above, below)."""
+    from PySide6.QtWidgets import QLineEdit, QVBoxLayout, QWidget
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    above, below = QLineEdit(), QLineEdit()
+    layout = QVBoxLayout(window)
+    for widget in (above, table, below):
+        layout.addWidget(widget)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=3000)
+    return window, above, below
+
+
+def test_tab_leaves_a_desk_table_and_the_arrows_move_within_it(qtbot):
+    """A keyboard-only tester: Tab walked the Trades table cell by cell and on to the next row (20 Tabs moved the
+    selection to another trade), and focus never reached the filter bar or the tabs again. Tab and Shift+Tab go
+    to the next and previous widgets; the arrow keys still move the selection within the table."""
+    from PySide6.QtWidgets import QApplication
+
+    model = PositionsModel()
+    model.reset_rows([_position(n) for n in range(5)])
+    view = DeskTableView(model, "test_positions_tab")
+    _window, above, below = _between_two_fields(qtbot, view)
+    view.setFocus()
+    view.selectRow(0)
+    qtbot.keyClick(view, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is below
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier)
+    assert QApplication.focusWidget() is above
+    assert view.selected_rows() == [0]  # Tab moved no selection
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Down)
+    assert QApplication.focusWidget() is view and view.selected_rows() == [1]

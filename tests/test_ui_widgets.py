@@ -394,6 +394,24 @@ def test_read_only_table_copies_rows(qtbot):
     assert QApplication.clipboard().text() == "A\tB\n2\t<b>y</b>"
 
 
+def test_tab_leaves_the_trade_detail_s_tables(qtbot):
+    """Tab walked a detail table cell by cell (QTableView's own Tab navigation) and a keyboard stayed in it: Tab
+    goes on to the next widget of the detail; the arrows move within a table."""
+    view = TradeDetail()
+    qtbot.addWidget(view)
+    view.set_trade(make_trade(positions=(make_position(),)))
+    view.show()
+    qtbot.waitExposed(view)
+    view.activateWindow()
+    qtbot.waitUntil(view.isActiveWindow, timeout=3000)
+    for table in (view.tp_table, view.positions_table):
+        table.setFocus()
+        table.setCurrentCell(0, 0)
+        qtbot.keyClick(table, Qt.Key.Key_Tab)
+        focused = QApplication.focusWidget()
+        assert focused is not table and view.isAncestorOf(focused), (table, focused)
+
+
 # ---------------------------------------------------------------------------------------------- filter spec
 
 

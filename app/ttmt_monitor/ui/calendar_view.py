@@ -181,6 +181,7 @@ class CalendarView(QWidget):
         self.grid.setHorizontalHeaderLabels([*WEEKDAYS, "Week"])
         self.grid.verticalHeader().setVisible(False)
         self.grid.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.grid.setTabKeyNavigation(False)  # Tab leaves the grid for the next widget; the arrows move within it
         self.grid.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.grid.setWordWrap(True)
         self.grid.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -249,6 +250,7 @@ class CalendarView(QWidget):
         table.setHorizontalHeaderLabels(list(headers))
         table.verticalHeader().setVisible(False)
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setTabKeyNavigation(False)
         table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
         table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         header = table.horizontalHeader()

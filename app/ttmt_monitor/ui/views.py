@@ -214,6 +214,9 @@ class DeskTableView(QTableView):
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # Tab and Shift+Tab go on to the next widget (the filter bar, the tabs): QTableView's own Tab walked cell by
+        # cell and row by row, and a keyboard never left the table. The arrow keys move within it.
+        self.setTabKeyNavigation(False)
         self.verticalHeader().setVisible(False)
         # Fixed row height: never ResizeToContents on a live table (it measures every row on every change).
         self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)

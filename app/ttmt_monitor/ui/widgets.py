@@ -65,6 +65,7 @@ class ReadOnlyTable(QTableWidget):
         self.setHorizontalHeaderLabels(list(headers))
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setTabKeyNavigation(False)  # Tab leaves the table for the next widget; the arrows move within it
         self.setAlternatingRowColors(True)
         self.verticalHeader().setVisible(False)
         # Compact rows: the style's default (~30 px) makes a six-row ladder taller than it is informative.
