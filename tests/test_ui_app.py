@@ -315,6 +315,58 @@ def test_details_shortcuts_and_display_options(qapp, sim_paused, settings):
     assert sim_paused.api_key not in Path(qs.fileName()).read_text(errors="replace")
 
 
+def test_return_on_a_selected_row_opens_what_a_double_click_opens(qapp, qtbot, sim_paused, settings):
+    """A keyboard-only tester: Return on a selected row did nothing, only a double-click opened the trade or signal
+    detail. Return and Enter (the keypad's) on a selected row open the same detail now; with no row selected,
+    nothing opens."""
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller, window = make_window(sim, settings, start_stream=False)
+        try:
+            assert await controller.start()
+
+            async def shown() -> tuple[str, str, str]:
+                """The detail open: its kind, title and the id of the trade or signal it shows; then closed."""
+                assert len(window._details) == 1
+                dialog = window._details[0]
+                detail = dialog.detail
+                item = detail.trade if hasattr(detail, "trade") else detail.signal
+                opened = (type(detail).__name__, dialog.windowTitle(), item.id)
+                dialog.close()
+                await until(lambda: not window._details, 5, "detail closed")
+                return opened
+
+            async def opened_by(view: Any, row: int, key: Qt.Key, *, keypad: bool = False) -> tuple[str, str, str]:
+                view.setFocus()
+                view.selectRow(row)
+                modifier = Qt.KeyboardModifier.KeypadModifier if keypad else Qt.KeyboardModifier.NoModifier
+                qtbot.keyClick(view, key, modifier)
+                assert window._details, f"{key.name} on row {row} of {view.objectName()} opened no detail"
+                return await shown()
+
+            async def double_clicked(view: Any, row: int) -> tuple[str, str, str]:
+                view.doubleClicked.emit(view.proxy.index(row, 0))
+                return await shown()
+
+            for name in ("trades", "positions", "signals"):
+                window.select_tab(name)
+                view = window.views[name]
+                await until(lambda view=view: view.proxy.rowCount() > 1, 20, f"{name} loaded")
+                clicked = await double_clicked(view, 1)
+                assert await opened_by(view, 1, Qt.Key.Key_Return) == clicked, name
+                assert await opened_by(view, 1, Qt.Key.Key_Enter, keypad=True) == clicked, name
+                view.clearSelection()
+                qtbot.keyClick(view, Qt.Key.Key_Return)
+                assert not window._details, name  # no row selected: nothing opens
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
 def test_single_instance_guard_raises_the_first(qtbot, tmp_path, monkeypatch):
     from ttmt_monitor.ui.single_instance import SingleInstance
 

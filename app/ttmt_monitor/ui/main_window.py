@@ -1089,10 +1089,12 @@ class MainWindow(QMainWindow):
             view.fit_after_paint = restored and self._finish_armed
             view.fit_columns_when_filled()
         self.views[name] = view
-        if name in ("trades", "positions"):
+        if name in ("trades", "positions"):  # a double-click or Return on a row opens its detail
             view.doubleClicked.connect(lambda i, view=view: self._open_trade_at(view, i))
+            view.row_opened.connect(lambda i, view=view: self._open_trade_at(view, i))
         elif name == "signals":
             view.doubleClicked.connect(self._open_signal_at)
+            view.row_opened.connect(self._open_signal_at)
         elif name == "accounts" and getattr(self, "_analytics", None) is not None:
             self._analytics.install_accounts_view(view)  # (else when the analytics are built)
         if self._filter_spec is not None:

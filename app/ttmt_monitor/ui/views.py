@@ -15,7 +15,16 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QByteArray, QModelIndex, QPersistentModelIndex, QSettings, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtCore import (
+    QByteArray,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSettings,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QBrush, QGuiApplication, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -192,7 +201,10 @@ def title_widths(header: QHeaderView) -> Callable[[str, bool], int]:
 
 class DeskTableView(QTableView):
     """A live table: sortable by header click, columns shown/hidden from the header's context menu, layout saved
-    under ``settings_key`` in QSettings, Ctrl+C copies the selected rows as TSV, double-click emits the row object."""
+    under ``settings_key`` in QSettings, Ctrl+C copies the selected rows as TSV; a double-click (``doubleClicked``)
+    or Return on a selected row (``row_opened``) gives the row's index, for its detail."""
+
+    row_opened = Signal(QModelIndex)  # Return or Enter on the current row, selected: its index (as doubleClicked)
 
     def __init__(self, model: KeyedTableModel, settings_key: str, parent: QWidget | None = None, *,
                  default_sort: tuple[str, Qt.SortOrder] | None = None, proxy: Any = None) -> None:
@@ -273,6 +285,19 @@ class DeskTableView(QTableView):
         copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         copy.triggered.connect(self.copy_selection)
         self.addAction(copy)
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        """Return and Enter (the keypad's too) on a selected row: ``row_opened``, so the keyboard reaches what a
+        double-click opens. Handled here, not through ``activated``: some styles emit that on a single click."""
+        if (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+                and self.state() != QAbstractItemView.State.EditingState):
+            index = self.currentIndex()
+            if index.isValid() and self.selectionModel().isRowSelected(index.row(), QModelIndex()):
+                self.row_opened.emit(index)
+                event.accept()
+                return
+        super().keyPressEvent(event)
 
     # --- live re-sort and re-filter, throttled ------------------------------------------------------------------
 
