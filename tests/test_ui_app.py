@@ -367,6 +367,62 @@ def test_return_on_a_selected_row_opens_what_a_double_click_opens(qapp, qtbot, s
     run_on_qasync(scenario)
 
 
+def test_a_detail_window_closes_from_its_close_button_and_the_signal_s_names_it(qapp, qtbot, sim_paused, settings):
+    """The trade and signal detail windows had no Close button (a keyboard or a tablet user had only Esc or the
+    title bar), and every signal window was titled just "Signal"."""
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from ttmt_monitor.ui.signal_detail import signal_title
+
+    sim = sim_paused
+
+    async def scenario() -> None:
+        controller, window = make_window(sim, settings, start_stream=False)
+        try:
+            assert await controller.start()
+
+            def close_button(dialog: Any) -> Any:
+                button = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Close)
+                assert button is not None and button.isVisible()
+                return button
+
+            # A trade's window: its Close button closes it; Esc still does.
+            trade = next(t for t in controller.trades_model.objects() if t.signal_id)
+            dialog = window.open_trade(trade.id)
+            qtbot.mouseClick(close_button(dialog), Qt.MouseButton.LeftButton)
+            await until(lambda: not window._details, 5, "trade detail closed by its button")
+            dialog = window.open_trade(trade.id)
+            qtbot.keyClick(dialog.detail, Qt.Key.Key_Escape)
+            await until(lambda: not window._details, 5, "trade detail closed by Esc")
+            # A signal's window: titled with its symbol and channel, and it follows the signal the detail shows.
+            await until(lambda: controller.signals_model.get(trade.signal_id) is not None, 20, "signals loaded")
+            signal = controller.signals_model.get(trade.signal_id)
+            dialog = window.open_signal(signal.id)
+            assert signal.symbol and dialog.windowTitle() == signal_title(signal) == (
+                f"Signal · {signal.symbol} · {signal.channel_name or signal.channel_id}")
+            other = next(s for s in controller.signals_model.objects() if s.symbol and s.symbol != signal.symbol)
+            dialog.detail.set_signal(other)
+            assert dialog.windowTitle() == signal_title(other)
+            dialog.detail.set_signal(signal)
+            # Return on a linked trade opens it, and the signal's window stays (its Close button is the default).
+            trades = dialog.detail.trades_list
+            await until(lambda: trades.count() and isinstance(trades.item(0).data(Qt.ItemDataRole.UserRole), str),
+                        10, "linked trades")
+            trades.setFocus()
+            trades.setCurrentRow(0)
+            qtbot.keyClick(trades, Qt.Key.Key_Return)
+            assert len(window._details) == 2 and dialog in window._details and dialog.isVisible()
+            window._details[-1].close()
+            qtbot.mouseClick(close_button(dialog), Qt.MouseButton.LeftButton)
+            await until(lambda: not window._details, 5, "both details closed")
+        finally:
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)
+
+
 def test_single_instance_guard_raises_the_first(qtbot, tmp_path, monkeypatch):
     from ttmt_monitor.ui.single_instance import SingleInstance
 

@@ -202,6 +202,29 @@ def test_signal_detail_zone_and_missing_fields(qtbot):
     assert "detail" in view.trades_list.item(0).text()
 
 
+def test_the_signal_window_title_names_the_signal_on_one_short_line(qtbot):
+    """Every signal window was titled "Signal": it names its symbol and channel now (plain text from Telegram: one
+    line, a long name cut, the title's one placeholder "[*]" shown as written)."""
+    from ttmt_monitor.ui.signal_detail import TITLE_PART_CHARS, signal_title
+
+    view = SignalDetail()
+    qtbot.addWidget(view)
+    assert view.windowTitle() == ""
+    view.set_signal(make_signal())
+    assert view.windowTitle() == "Signal · XAUUSD · Gold Signals VIP"
+    assert signal_title(make_signal(symbol=None, channel_name=None, channel_id="c-9")) == "Signal · c-9"
+    long = signal_title(make_signal(channel_name=HOSTILE_CHANNEL + "\n" + "x" * 80))
+    channel = long.split(" · ", 2)[2]
+    assert "\n" not in long and len(channel) == TITLE_PART_CHARS and channel.endswith("…")
+    assert channel.startswith("<b>VIP</b> <img src=x> &amp; Gold x")  # as written: a title renders no markup
+    view.set_signal(make_signal(channel_name="Gold [*] VIP"))
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.windowHandle().title() == "Signal · XAUUSD · Gold [*] VIP"
+    view.set_signal(None)
+    assert view.windowTitle() == "Signal"
+
+
 # ---------------------------------------------------------------------------------------------- trade detail
 
 

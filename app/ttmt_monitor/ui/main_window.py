@@ -28,6 +28,7 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QKeySequen
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
+    QDialogButtonBox,
     QDockWidget,
     QFrame,
     QHBoxLayout,
@@ -1532,9 +1533,15 @@ class MainWindow(QMainWindow):
 
     def _detail_dialog(self, title: str, widget: QWidget) -> QDialog:
         dialog = QDialog(self)
-        dialog.setWindowTitle(title)
+        # A detail that names itself (the signal's, once it is known: SignalDetail.set_signal) names its window.
+        dialog.setWindowTitle(widget.windowTitle() or title)
+        widget.windowTitleChanged.connect(dialog.setWindowTitle)
         dialog.detail = widget  # type: ignore[attr-defined] - live batches reach open details through this
-        QVBoxLayout(dialog).addWidget(widget)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(widget)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)  # as Esc does
+        buttons.rejected.connect(dialog.reject)
+        layout.addWidget(buttons)
         dialog.resize(900, 640)
         # Not WA_DeleteOnClose: a loader task may still hold the detail widget when the user closes the dialog;
         # we forget it on finish and let Qt delete it on the next loop turn, and loaders check it is still valid.

@@ -1,7 +1,8 @@
 """Signal detail view: the parsed fields of one Telegram signal and its raw message, strictly as plain text.
 
 Provides ``SignalDetail`` (``set_signal(signal)``, ``set_time_zone(utc)``, signal ``trade_requested(str)``) and the
-pure helpers ``describe_entry(signal)`` and ``describe_targets(values, symbol)`` that the trade detail reuses.
+pure helpers ``describe_entry(signal)`` and ``describe_targets(values, symbol)`` that the trade detail reuses, and
+``signal_title(signal)``, its window's title.
 
 The raw message is untrusted user content: it goes into a read-only QPlainTextEdit (which has no rich-text mode at
 all), and every other field into QLabels locked to ``Qt.PlainText``, because QLabel otherwise *guesses* HTML from
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
-from PySide6.QtCore import Qt, Signal as QtSignal
+from PySide6.QtCore import QEvent, Qt, Signal as QtSignal
 from PySide6.QtGui import QFontDatabase, QTextOption
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -39,9 +41,10 @@ from ..core.models import Signal, Trade
 from .theme import style_widget
 from .widgets import plain_label, section_title
 
-__all__ = ["SignalDetail", "describe_entry", "describe_targets"]
+__all__ = ["SignalDetail", "describe_entry", "describe_targets", "signal_title"]
 
 _NONE = "—"
+TITLE_PART_CHARS = 40  # a symbol or channel name in the window's title, at most (a longer one is cut with "…")
 
 
 def describe_entry(signal: Signal) -> str:
@@ -66,6 +69,18 @@ def describe_targets(values: Sequence[Decimal | None], symbol: str | None, hits:
         mark = " ✓" if i < len(hits) and hits[i] else ""
         parts.append(f"TP{i + 1} {format_price(value, symbol)}{mark}")
     return " · ".join(parts) if parts else _NONE
+
+
+def signal_title(signal: Signal | None) -> str:
+    """The signal window's title: ``"Signal · XAUUSD · Gold Signals VIP"``, its symbol and channel as the view shows
+    them, each on one line and cut to TITLE_PART_CHARS; ``"Signal"`` while neither is known. Plain text: a title
+    renders no markup, and its one placeholder ("[*]") is escaped."""
+    parts = ["Signal"]
+    for value in (signal.symbol, signal.channel_name or signal.channel_id) if signal is not None else ():
+        text = " ".join(str(value or "").split())
+        if text:
+            parts.append(text if len(text) <= TITLE_PART_CHARS else text[:TITLE_PART_CHARS - 1].rstrip() + "…")
+    return " · ".join(parts).replace("[*]", "[*][*]")
 
 
 def _safe_tip(text: str) -> str:
@@ -126,6 +141,7 @@ class SignalDetail(QWidget):
         self.trades_list = QListWidget()
         self.trades_list.setMaximumHeight(90)
         self.trades_list.itemActivated.connect(self._on_trade_activated)
+        self.trades_list.installEventFilter(self)  # Return on a linked trade (eventFilter)
 
         self.raw_view = QPlainTextEdit()
         self.raw_view.setReadOnly(True)
@@ -193,6 +209,7 @@ class SignalDetail(QWidget):
     def set_signal(self, signal: Signal | None) -> None:
         """Show ``signal`` (None clears the view)."""
         self._signal = signal
+        self.setWindowTitle(signal_title(signal))  # (the window showing this view follows it)
         if signal is None:
             self.title_label.setText("No signal selected")
             for label in self.fields.values():
@@ -247,6 +264,17 @@ class SignalDetail(QWidget):
                 item.setData(Qt.ItemDataRole.UserRole, trade_id)
                 item.setToolTip(_safe_tip(f"Trade id {trade_id} (double-click to open)"))
                 self.trades_list.addItem(item)
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt override
+        # Return on a linked trade opens it, and the key goes no further: the list passes it on to the window,
+        # whose Close button would close the signal too.
+        if watched is self.trades_list and event.type() == QEvent.Type.KeyPress and event.key() in (
+                Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+            item = self.trades_list.currentItem()
+            if item is not None and isinstance(item.data(Qt.ItemDataRole.UserRole), str):
+                self._on_trade_activated(item)
+                return True
+        return super().eventFilter(watched, event)
 
     def _on_trade_activated(self, item: QListWidgetItem) -> None:
         trade_id = item.data(Qt.ItemDataRole.UserRole)
