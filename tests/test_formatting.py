@@ -180,6 +180,9 @@ def test_a_learnt_symbols_digits_pad_its_prices_and_never_round_a_finer_one():
         assert format_price(D("21505.0"), "QQZ9") == "21505.00"
         assert format_price(D("21501.25"), "QQZ9") == "21501.25"
         assert format_price(D("6052.5625"), "QQZ9") == "6052.5625"  # an average entry stays exact
+        # ... to two decimals past the symbol's: an average of thirds has no end (a column cut it "21508.083…")
+        assert format_price(D("21508.08333333"), "QQZ9") == "21508.0833"
+        assert format_price(D("-68.55666666"), "QQZ9") == "\u221268.5567"
         learn_symbol_digits("XAUUSD", 5)  # a symbol the desk knows keeps its digits
         assert format_price(D("2345.6"), "XAUUSD") == "2345.60"
     finally:

@@ -176,6 +176,9 @@ def learn_symbol_digits(symbol: str, digits: int) -> None:
         _LEARNT_DIGITS[key] = digits
 
 
+AVERAGE_EXTRA_DIGITS = 2  # decimals an average price shows past its symbol's (format_price)
+
+
 def _learnt(symbol: str | None) -> bool:
     return bool(_LEARNT_DIGITS) and bool(symbol) and _symbol_key(symbol or "") in _LEARNT_DIGITS
 
@@ -213,9 +216,13 @@ def format_price(value: Decimal | None, symbol: str | None) -> str:
     if digits is not None:
         exponent = number.as_tuple().exponent
         # A learnt symbol's digits are a minimum: an average entry price finer than the tick (6052.5625 on a 0.25
-        # tick) stays exact; a price sent with fewer decimals is padded ("21505.0" → "21505.00").
+        # tick) stays exact; a price sent with fewer decimals is padded ("21505.0" → "21505.00"). An average of
+        # thirds has no end: two decimals past the symbol's are shown ("68.5533" for 68.55333333, a tester found
+        # "21508.083…" cut in its column; the exact value is the export's).
         if not (isinstance(exponent, int) and -exponent > digits and _learnt(symbol)):
             number = _quantize(number, digits)
+        elif -exponent > digits + AVERAGE_EXTRA_DIGITS:
+            number = _quantize(number, digits + AVERAGE_EXTRA_DIGITS)
     text = f"{number:f}"
     return (MINUS + text[1:]) if text.startswith("-") else text
 
