@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt
 from _qasync_support import ModuleLoop, dispose, in_thread, until
 from _replace import replace
 from toy_csv_source import CSV
+from ttmt_monitor.core.desk import DeskChange
 from ttmt_monitor.domain import Health, HealthState
 from ttmt_monitor.sources.base import SourceConfig
 from ttmt_monitor.ui.controller import DeskController
@@ -398,9 +399,10 @@ def test_a_tradovate_position_without_a_price_says_why(qapp, quotes: bool):
     open P&L per account only: its positions show a dash for Price and Open P&L, never a blank that looks like
     data still loading, and the dash's tooltip says why and where the figure is. With quotes they show figures
     and no such tooltip."""
-    from decimal import Decimal
+    from decimal import ROUND_HALF_EVEN, Decimal
 
     from tradovate_support import fast_sim, make_source
+    from ttmt_monitor.core.formatting import AVERAGE_EXTRA_DIGITS
     from ttmt_monitor.sources.tradovate.model import NO_QUOTES_NOTE
     from ttmt_monitor.ui.desk import DeskBridge
     from ttmt_monitor.ui.positions_model import NO_FIGURE, PositionsModel
@@ -435,8 +437,10 @@ def test_a_tradovate_position_without_a_price_says_why(qapp, quotes: bool):
                 symbol, text = positions.row_object(row).symbol, positions.index(row, entry_col).data()
                 digits = max(0, -ticks[symbol].normalize().as_tuple().exponent)
                 exact = positions.row_object(row).entry_price
-                assert len(text.partition(".")[2]) == max(digits, -exact.as_tuple().exponent), (symbol, text, exact)
-                assert Decimal(text) == exact  # an average entry finer than the tick is not rounded
+                # An average entry finer than the tick is not rounded to it, only to two decimals past it.
+                places = min(max(digits, -exact.as_tuple().exponent), digits + AVERAGE_EXTRA_DIGITS)
+                assert len(text.partition(".")[2]) == places, (symbol, text, exact)
+                assert Decimal(text) == exact.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
         finally:
             await hub.aclose()
 
@@ -804,3 +808,41 @@ def test_a_row_shown_before_its_source_counts_contracts_is_rendered_again(qapp, 
         await hub.aclose()
 
     run_on_qasync(close)
+
+
+def test_an_account_two_sources_read_is_told_once(qapp) -> None:
+    """A tester added a second MetaApi source with the demo's token: every account showed twice and the calendar
+    counted each day twice, with no word. The user is told once per account, which sources read it."""
+    from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread
+    from ttmt_monitor.sources import registry
+    from ttmt_monitor.ui.desk import DeskBridge, same_account_notice
+
+    async def scenario(sim: MetaApiSimThread) -> None:
+        def source(sid: str, name: str) -> Any:
+            config = SourceConfig(id=sid, kind="metaapi", name=name,
+                                  settings={"base_url": sim.base_url, "status_timeout": 2.5, "max_wait": 10})
+            return registry.get("metaapi").create(config, {"token": sim.api_token})
+
+        hub = SourceHub()
+        bridge = DeskBridge(hub)
+        told: list[tuple[Any, ...]] = []
+        bridge.attach_same_accounts(told.extend)
+        first = source("mapi-a", "MetaApi")
+        hub.add(first)
+        try:
+            await until(lambda: any(a.source == "mapi-a" for a in hub.state.accounts.values()), 30, "accounts")
+            assert told == []  # one source: nothing read twice
+            hub.add(source("mapi-b", "My MetaApi"))
+            ids = {a.native_id for a in hub.state.accounts.values() if a.source == "mapi-a"}
+            await until(lambda: {g[0].native_id for g in told} == ids, 30, "every account told")
+            assert len(told) == len(ids) and all({a.source for a in g} == {"mapi-a", "mapi-b"} for g in told)
+            n = same_account_notice(told[0], hub.label)
+            assert n.kind == "connection" and f"{told[0][0].label} comes from MetaApi and My MetaApi" in n.body
+            before = len(told)
+            bridge.apply(DeskChange())  # nothing new: nothing told again
+            assert len(told) == before
+        finally:
+            await hub.aclose()
+
+    with MetaApiSimThread(seed=9, tick_interval=0.1, status_interval=0.2) as sim:
+        run_on_qasync(lambda: scenario(sim))

@@ -36,6 +36,7 @@ from ..core.deal_history import DealHistory, history_scope
 from ..core.desk import DeskChange, DeskState
 from ..core.formatting import describe_error
 from ..core.models import TP_LEVELS, Account as TtmtAccount, Position as TtmtPosition, Trade as TtmtTrade
+from ..core.notify import Notification
 from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Position
 from ..domain.ids import split_key
 from ..sources import registry
@@ -175,6 +176,11 @@ class SourceHub(QObject):
     def label(self, source_id: str) -> str:
         source = self._sources.get(source_id)
         return source.label if source is not None else source_id
+
+    def kind_of(self, source_id: str) -> str:
+        """The running source's registry kind ("metaapi", "tradovate"…), or "" when it is not running."""
+        source = self._sources.get(source_id)
+        return str(getattr(source, "kind", "")) if source is not None else ""
 
     def account_label(self, account_key: str) -> str:
         account = self.state.accounts.get(account_key)
@@ -483,6 +489,30 @@ class DealsByAccount:
         return self._recent.get(account, {}).values()
 
 
+def same_accounts(accounts: Iterable[Account], kind_of: Callable[[str], str]) -> list[tuple[Account, ...]]:
+    """The accounts that two or more running sources read alike: the same kind of service, the same account id
+    there, the same name and currency (a MetaApi token added twice, one MT4 server configured twice). Each group
+    in key order, the groups by their first key. Their figures would count twice in every total."""
+    groups: dict[tuple[str, str, str, str], list[Account]] = {}
+    for a in accounts:
+        kind = kind_of(a.source)
+        if kind:
+            groups.setdefault((kind, a.native_id, a.label, a.currency or ""), []).append(a)
+    found = [tuple(sorted(g, key=lambda a: a.key)) for g in groups.values() if len({a.source for a in g}) > 1]
+    return sorted(found, key=lambda g: g[0].key)
+
+
+def same_account_notice(group: tuple[Account, ...], source_label: Callable[[str], str]) -> Notification:
+    """What the user is told of one group of same_accounts (plain text: the names come from the services)."""
+    sources = [source_label(a.source) for a in group]
+    named = ", ".join(sources[:-1]) + f" and {sources[-1]}"
+    return Notification(
+        "An account is read twice",
+        f"{group[0].label} comes from {named}: its figures count {len(group)} times in the totals, the P&L "
+        "calendar and the statement. Remove one of those sources (File → Sources…).", "connection",
+        group=f"same-account:{group[0].key}", subject=group[0].label)
+
+
 class DeskBridge(QObject):
     """Feeds the hub's changes into the tables, the P&L chart and the notifier (each optional)."""
 
@@ -498,6 +528,8 @@ class DeskBridge(QObject):
         self._day_start = day_start
         self._pnl: Any = None
         self._notify: Callable[[DeskChange], None] | None = None
+        self._on_same: Callable[[list[tuple[Account, ...]]], None] | None = None
+        self._same_told: set[tuple[str, ...]] = set()  # the groups of same_accounts already told
         self._deals = DealsByAccount(hub.state.deals)
         self._symbols: frozenset[str] | None = None  # (symbols(): read again after a change)
         self.contract_sources: frozenset[str] = frozenset()
@@ -542,6 +574,23 @@ class DeskBridge(QObject):
     def attach_notifier(self, deliver: Callable[[DeskChange], None]) -> None:
         self._notify = deliver
 
+    def attach_same_accounts(self, tell: Callable[[list[tuple[Account, ...]]], None]) -> None:
+        """``tell(groups)``: once for each new group of accounts two sources read alike (same_accounts), now and
+        whenever sources add accounts."""
+        self._on_same = tell
+        self._check_same(None)
+
+    def _check_same(self, change: DeskChange | None) -> None:
+        """Tell of the new groups of same_accounts (``change``: only when it added or removed accounts)."""
+        if self._on_same is None or (change is not None and not (change.added["account"]
+                                                                  or change.removed["account"])):
+            return
+        groups = same_accounts(self.hub.state.accounts.values(), self.hub.kind_of)
+        new = [g for g in groups if tuple(a.key for a in g) not in self._same_told]
+        self._same_told = {tuple(a.key for a in g) for g in groups}  # (gone and back: told again)
+        if new:
+            self._on_same(new)
+
     def apply(self, change: DeskChange) -> None:
         state, hub = self.hub.state, self.hub
         if any(change.added[kind] or change.removed[kind] for kind in ("position", "order", "deal")):
@@ -556,6 +605,7 @@ class DeskBridge(QObject):
             ("accounts", lambda: self._accounts(change)),
             ("P&L chart", lambda: self._pnl_rows(change)),
             ("stale marks", lambda: self._staleness(change)),
+            ("accounts read twice", lambda: self._check_same(change)),
         ]
         for what, step in steps:  # each on its own: one that fails must not leave the others behind
             try:

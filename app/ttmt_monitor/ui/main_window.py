@@ -561,10 +561,13 @@ class MainWindow(QMainWindow):
     def _notify_desk_changes(self, notifier: Any) -> None:
         """The neutral sources' news into the notifier (the same rules as TTMT's)."""
         from ..core.notify import process_desk_change
+        from .desk import same_account_notice
 
         hub, bridge = self._hub, self.bridge
         self.bridge.attach_notifier(lambda change: notifier.deliver(
             process_desk_change(notifier.rules, change, hub.account_label, hub.label, bridge.contract_sources)))
+        self.bridge.attach_same_accounts(lambda groups: notifier.deliver(
+            same_account_notice(group, hub.label) for group in groups))
 
     # What the first frame did not need, built after it one step per loop turn (the hub, the notifications, the
     # analytics: ~25 ms each, mostly imports, measured; in one go they held the loop ~75 ms right after the first
