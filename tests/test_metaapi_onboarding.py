@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from _qasync_support import ModuleLoop, until
 from test_keystore import MemoryKeyring
+from ttmt_monitor.core.formatting import status_label
 from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread
 from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig
@@ -266,10 +267,17 @@ def test_account_list_filters_and_both_pagination_styles(qtbot, mas: MetaApiSimT
         await until(lambda: listing.state == "idle" and listing.offset == 20, 10, "page 3")
         assert listing.table.rowCount() == 2 and not listing.next_button.isEnabled()
         listing.platform_combo.setCurrentText("MT4")
-        listing.state_combo.setCurrentText("UNDEPLOYED")
+        # The states in the Accounts tab's words; MetaApi's own word is what the filter sends.
+        assert listing.state_combo.findText("UNDEPLOYED") == -1
+        listing.state_combo.setCurrentText("Undeployed")
         listing.search_button.click()
         await until(lambda: listing.state == "idle" and listing.offset == 0, 10, "platform + state")
         assert listing.count == 11 and {listing.table.item(r, 3).text() for r in range(10)} == {"MT4"}
+        assert {listing.table.item(r, 4).text() for r in range(10)} == {"Undeployed"}
+        # The paging choice is labelled by what it does.
+        assert listing.style_label.text() == "Show:" and listing.style_label.buddy() is listing.style_combo
+        assert [listing.style_combo.itemText(i) for i in range(2)] == ["Pages of 10, with the total",
+                                                                        "One growing list (Load more)"]
         listing.style_combo.setCurrentIndex(1)
         listing.search_button.click()
         await until(lambda: listing.state == "idle" and listing.count is None, 10, "infinite scroll")
@@ -308,3 +316,81 @@ def test_onboarding_capability_needs_an_api_token(qtbot, tmp_path: Path, memory_
     sources.onboard_selected()
     assert sources.onboarding is None
     assert "needs a MetaApi API token" in sources.message_label.text() and sources.message_label.isVisible()
+
+
+def test_states_in_the_accounts_tabs_words(qtbot, mas: MetaApiSimThread):
+    """The dialog names MetaApi's states as the Accounts tab does (core.formatting.status_label: "Undeployed",
+    "Deploy failed"), never MetaApi's raw "UNDEPLOYED" / "DEPLOY_FAILED"."""
+    dialog = make(qtbot, mas, name="Words")
+
+    def raw_free() -> None:
+        for text in (dialog.result_title.text(), dialog.status_label.text()):
+            assert "UNDEPLOYED" not in text and "DEPLOY_FAILED" not in text and "(state " not in text, text
+
+    async def main() -> None:
+        dialog.create_button.click()
+        await until(lambda: dialog.state == "created", 10, "created")
+        assert f"({status_label('UNDEPLOYED')})" in dialog.result_title.text() == (
+            "“Words” is on your MetaApi account list (Undeployed).")
+        raw_free()
+        # A deploy that MetaApi fails: the account stays DEPLOYING long enough to be marked DEPLOY_FAILED.
+        mas.call(lambda: setattr(mas.server.manager, "deploy_delay", 60))
+        try:
+            dialog.deploy_button.click()
+            answer(dialog, True)
+            await until(lambda: dialog.state == "deploying", 10, "deploying")
+            account_id = dialog.account_id
+            mas.call(lambda: setattr(mas.server.world.accounts[account_id], "state", "DEPLOY_FAILED"))
+            await until(lambda: dialog.state == "created", 10, "deploy failed")
+        finally:
+            mas.call(lambda: setattr(mas.server.manager, "deploy_delay", 0.05))
+        assert dialog.status_label.text() == "MetaApi could not deploy the account (Deploy failed)."
+        assert status_label("DEPLOY_FAILED") == "Deploy failed"
+        raw_free()
+        dialog.deploy_button.click()
+        answer(dialog, True)
+        await until(lambda: dialog.state == "deployed", 15, "deployed")
+        dialog.undeploy_button.click()
+        answer(dialog, True)
+        await until(lambda: dialog.state == "undeployed", 10, "undeployed")
+        assert dialog.result_title.text().endswith("(Undeployed).")
+        raw_free()
+    LOOP.run(main)
+
+
+def test_sized_to_its_content_resizable_within_the_screen(qtbot, mas: MetaApiSimThread):
+    """No fixed 720x560 with an empty band under the form: each step takes the height it needs at the dialog's
+    width, the user can resize it, and it never outgrows the screen."""
+    dialog = make(qtbot, mas)
+    qtbot.waitExposed(dialog)
+    line = dialog.fontMetrics().height()
+
+    def gap_above_buttons(last) -> int:
+        bottom = last.mapTo(dialog, last.rect().bottomLeft()).y()
+        return dialog.close_button.mapTo(dialog, dialog.close_button.rect().topLeft()).y() - bottom
+
+    assert gap_above_buttons(dialog.profile_check) < 2 * line
+    available = dialog.screen().availableGeometry()
+    assert dialog.width() <= available.width() and dialog.height() <= available.height()
+    assert dialog.minimumWidth() >= 400 and dialog.maximumWidth() > dialog.minimumWidth()
+    assert dialog.maximumHeight() > dialog.minimumHeight() and dialog.isSizeGripEnabled()
+    # Content that appears takes its room, and gives it back when it goes.
+    dialog.profile_check.setChecked(True)
+    assert gap_above_buttons(dialog.profile_box) < 2 * line
+    assert dialog.profile_box.height() >= dialog.profile_box.minimumSizeHint().height()
+    dialog.profile_check.setChecked(False)
+    assert gap_above_buttons(dialog.profile_check) < 2 * line
+    # A user's wider dialog stays that wide; the height follows the (fewer) wrapped lines.
+    dialog.resize(available.width() - 100, dialog.height())
+    dialog.owner_enters.setChecked(True)
+    assert dialog.width() == available.width() - 100 and gap_above_buttons(dialog.profile_check) < 2 * line
+
+    async def main() -> None:
+        dialog.with_password.setChecked(True)
+        dialog.password_edit.setText(PASSWORD)
+        dialog.create_button.click()
+        await until(lambda: dialog.state == "created", 10, "created")
+    LOOP.run(main)
+    # The form is gone: the headline, the sentence and the buttons, without the form's height left empty.
+    assert gap_above_buttons(dialog.status_label) < 2 * line
+    assert dialog.height() <= available.height()

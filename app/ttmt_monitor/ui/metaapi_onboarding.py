@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent, QGuiApplication
+from PySide6.QtCore import QCoreApplication, QEvent, Qt
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.formatting import status_label
 from ..sources.base import SourceError
 from ..sources.onboarding import Created, NewAccount, SetupError, Waiting
 from .theme import style_widget
@@ -208,7 +209,7 @@ class OnboardingDialog(QDialog):
         layout.addLayout(buttons)
 
         self.owner_enters.toggled.connect(self._on_mode)
-        self.master_check.toggled.connect(lambda on: self._cform.setRowVisible(self.master_warning, on))
+        self.master_check.toggled.connect(self._on_master_check)
         self.profile_check.toggled.connect(self._on_profile_check)
         self.profile_combo.currentIndexChanged.connect(self._on_profile_choice)
         self.browse_button.clicked.connect(self._browse)
@@ -220,7 +221,11 @@ class OnboardingDialog(QDialog):
         self.delete_button.clicked.connect(lambda: self._confirm("delete"))
         self.close_button.clicked.connect(self.close)
         self.list_button.clicked.connect(self.show_accounts)
-        self.resize(720, 560)
+        # Sized to what each step shows (a fixed 720x560 left a large empty band under the form), resizable, never
+        # narrower than the form's labels and fields need.
+        self.setSizeGripEnabled(True)
+        self.setMinimumWidth(min(self.fontMetrics().horizontalAdvance("x") * 80, 560))
+        self._fitted = False
         self._show("form")
 
     # ------------------------------------------------------------------ view
@@ -243,17 +248,58 @@ class OnboardingDialog(QDialog):
             b.setEnabled(not state.startswith("confirm"))
         self.link_box.setVisible(state == "draft")
         self.remedy_label.setVisible(state == "failed" and bool(self.remedy_label.text()))
+        self._fit()
 
     def _say(self, text: str, problem: bool = False) -> None:
         self.status_label.setStyleSheet("color: #c0392b;" if problem else "")
         self.status_label.setText(text)
         self.status_label.setVisible(bool(text))
+        self._fit()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._fitted:  # the first show: the screen is known now
+            self._fitted = True
+            self._fit()
+
+    def _fit(self) -> None:
+        """The height the shown step needs at the dialog's width (the user's, if wider), within the screen. The
+        steps differ a lot (the whole form, or a headline and two buttons), so each one is fitted again."""
+        if not self._fitted:
+            return
+        layout = self.layout()
+        if layout is None:
+            return
+        # A part shown or hidden inside a box (the provisioning profile in the form) only asks its box's layout
+        # to redo itself later (a posted LayoutRequest): do those now, or the height measured is the old one.
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        layout.invalidate()
+        layout.activate()
+        screen = self.screen()
+        available = screen.availableGeometry() if screen is not None else None
+        max_w = available.width() - 40 if available is not None else 1326
+        max_h = available.height() - 40 if available is not None else 728
+        width = min(max(self.width() if self.isVisible() else 0, self.sizeHint().width(),
+                        self.minimumSizeHint().width()), max_w)
+        # Wrapped labels make the height depend on the width: ask for the height at the width it will have.
+        needed = self.heightForWidth(width) if self.hasHeightForWidth() else -1
+        if needed <= 0:
+            needed = self.sizeHint().height()
+        size = (width, min(needed, max_h))
+        if (self.width(), self.height()) != size:
+            self.resize(*size)
 
     def _on_mode(self, owner: bool) -> None:
         self.cred_box.setVisible(not owner)
+        self._fit()
+
+    def _on_master_check(self, on: bool) -> None:
+        self._cform.setRowVisible(self.master_warning, on)  # the whole row, so no empty gap while unticked
+        self._fit()
 
     def _on_profile_check(self, on: bool) -> None:
         self.profile_box.setVisible(on)
+        self._fit()
         if on:
             # A read, apart from the create task (it may be ticked by a failed create, from inside that task).
             try:
@@ -388,14 +434,15 @@ class OnboardingDialog(QDialog):
         if result.state == "DRAFT":
             await self._draft()
             return
-        self._headline(result.state or "unknown")
+        self._headline(result.state or "")
         self._say("It is not running yet, so the desk cannot read it. MetaApi charges for deployed accounts: the "
                   "desk never deploys by itself. Press Deploy now… when you want it live.")
         self._show("created")
 
     def _headline(self, state: str) -> None:
+        # MetaApi's state in the Accounts tab's words (status_label: "UNDEPLOYED" → "Undeployed").
         self.result_title.setText(f"“{self.name_edit.text().strip()}” is on your MetaApi account list "
-                                  f"(state {state}).")
+                                  f"({status_label(state) or 'state unknown'}).")
         self.result_title.show()
 
     def _waiting(self, step: Waiting) -> None:
@@ -504,7 +551,12 @@ class OnboardingDialog(QDialog):
                     if state == "DEPLOYED":
                         break
                     if state == "DEPLOY_FAILED" or time.monotonic() > deadline:
-                        self._failed_action(f"MetaApi could not deploy the account (state {state}).", "created")
+                        # In the Accounts tab's words ("Deploy failed"), not MetaApi's "DEPLOY_FAILED".
+                        word = f" ({status_label(state)})" if state else ""
+                        self._failed_action(
+                            f"MetaApi could not deploy the account{word}." if state == "DEPLOY_FAILED" else
+                            f"MetaApi had not deployed the account after {self.deploy_timeout:.0f} s{word}.",
+                            "created")
                         return
                     await asyncio.sleep(self.deploy_poll)
                 self.progress.hide()
@@ -571,14 +623,23 @@ class AccountListDialog(QDialog):
         self.query_edit = QLineEdit()
         self.query_edit.setPlaceholderText("name, login or server")
         self.state_combo = QComboBox()
-        self.state_combo.addItems(["Any state", *STATES[1:]])
+        self.state_combo.addItem("Any state", "")
+        for state in STATES[1:]:  # the Accounts tab's words; MetaApi's own word is the filter sent
+            self.state_combo.addItem(status_label(state), state)
         self.platform_combo = QComboBox()
         self.platform_combo.addItems(["MT4 and MT5", "MT4", "MT5"])
+        # How the list is paged: MetaApi's classic pagination (a page at a time, with the count of all matches) or
+        # its infinite-scroll style (one list that grows a page at a time, no count).
+        self.style_label = plain_label("Show:", selectable=False)
         self.style_combo = QComboBox()
-        self.style_combo.addItems(["Pages with a count", "Load more"])
+        self.style_combo.addItems([f"Pages of {self.PAGE}, with the total", "One growing list (Load more)"])
+        self.style_combo.setToolTip("Page by page (Previous / Next, and how many accounts match), or one list "
+                                    "that grows with Load more")
+        self.style_label.setBuddy(self.style_combo)
         self.search_button = QPushButton("Search")
         filters = QHBoxLayout()
-        for w in (self.query_edit, self.state_combo, self.platform_combo, self.style_combo, self.search_button):
+        for w in (self.query_edit, self.state_combo, self.platform_combo, self.style_label, self.style_combo,
+                  self.search_button):
             filters.addWidget(w, 2 if w is self.query_edit else 0)
         self.table = ReadOnlyTable(["Name", "Login", "Server", "Platform", "State"])
         self.page_label = plain_label("", selectable=False)
@@ -626,7 +687,7 @@ class AccountListDialog(QDialog):
         asyncio.ensure_future(self._load(offset, append))
 
     async def _load(self, offset: int, append: bool) -> None:
-        state = self.state_combo.currentText() if self.state_combo.currentIndex() else ""
+        state = str(self.state_combo.currentData() or "")
         platform = self.platform_combo.currentText().lower() if self.platform_combo.currentIndex() else ""
         try:
             items, count = await self.client.accounts(query=self.query_edit.text().strip(),
@@ -639,7 +700,8 @@ class AccountListDialog(QDialog):
             self.shown = (self.shown + items) if append else items
             self._more = len(items) == self.PAGE
             self.table.set_rows([[str(a.get("name", "")), str(a.get("login", "")), str(a.get("server", "")),
-                                  str(a.get("platform", "")).upper(), str(a.get("state", ""))] for a in self.shown])
+                                  str(a.get("platform", "")).upper(), status_label(str(a.get("state", "")))]
+                                 for a in self.shown])
             # The name takes the spare width (no blank band right of the columns).
             header = self.table.horizontalHeader()
             spare = self.table.viewport().width() - header.length()
