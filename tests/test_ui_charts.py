@@ -793,6 +793,51 @@ def test_the_window_s_theme_switch_recolours_the_chart(qapp, qtbot, settings) ->
         dispose(window)
 
 
+def test_the_selected_range_stands_out_in_both_themes(qapp, qtbot) -> None:
+    """Dark theme: the checked range button was RGB 64,66,70 against 72,74,79 for the others (Fusion's checked
+    shade). Now, as painted, in both themes, it is far from the others' colour, its text stays readable on it, it
+    is the only one in bold, and no button moves when the range changes."""
+    from PySide6.QtGui import QPalette
+
+    from ttmt_monitor.ui import theme
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.resize(900, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    buttons = view._preset_buttons  # noqa: SLF001 - the Today/Week/Month/All buttons
+
+    def fill(button):  # the painted background: the middle row, clear of the border and the centred text
+        image = button.grab().toImage()
+        return image.pixelColor(4, image.height() // 2)
+
+    def distance(a, b) -> float:
+        return ((a.red() - b.red()) ** 2 + (a.green() - b.green()) ** 2 + (a.blue() - b.blue()) ** 2) ** 0.5
+
+    try:
+        for mode in ("dark", "light"):
+            theme.apply_theme(qapp, mode)
+            window = qapp.palette().color(QPalette.ColorRole.Window)
+            qtbot.waitUntil(lambda w=window: view.palette().color(QPalette.ColorRole.Window) == w, timeout=3000)
+            for preset in ("week", "all", "today"):
+                geometry = {k: b.geometry() for k, b in buttons.items()}
+                buttons[preset].click()
+                assert view._preset == preset  # noqa: SLF001
+                fills = {k: fill(b) for k, b in buttons.items()}
+                checked = fills[preset]
+                for key, colour in fills.items():
+                    if key != preset:
+                        assert distance(checked, colour) >= 60, (mode, preset, key, checked.name(), colour.name())
+                text = buttons[preset].palette().color(QPalette.ColorRole.ButtonText)
+                assert theme.contrast_ratio(text, checked) >= 4.5, (mode, preset, checked.name())
+                assert [k for k, b in buttons.items() if b.font().bold()] == [preset]
+                assert {k: b.geometry() for k, b in buttons.items()} == geometry
+    finally:
+        theme.apply_theme(qapp, "system")
+
+
 def test_trade_chart_follows_a_switch_to_the_dark_theme(qtbot) -> None:
     """The trade detail's chart kept its light background and black legend text after View → Theme → Dark."""
     from PySide6.QtGui import QPalette

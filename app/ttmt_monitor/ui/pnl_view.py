@@ -34,7 +34,7 @@ from typing import Any
 
 from msgspec.structs import replace
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QFont, QFontMetrics, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -53,7 +53,7 @@ from ..core.formatting import format_axis_amount, format_money, format_pl, forma
 from ..core.models import Trade
 from ..core.news import TakeProfit, TradeDone
 from ..core.stats import Stats, StatsBuilder, is_counted
-from .theme import chart_colours, currency_colour, is_dark, pl_color
+from .theme import chart_colours, currency_colour, is_dark, pl_color, selected_button_palette
 
 AUTO_DOWNSAMPLE_FACTOR = 1.0  # downsampling bins per pixel column (pyqtgraph's default is 5)
 REFRESH_MS = 200  # coalescing delay between a change and the redraw
@@ -231,6 +231,13 @@ class PnlView(QWidget):
             self._preset_group.addButton(b)
             self._preset_buttons[key] = b
             bar.addWidget(b)
+            # As wide as in bold (the checked one's font), so a change of range moves no button.
+            bold = b.font()
+            bold.setBold(True)
+            b.setMinimumWidth(b.sizeHint().width() - b.fontMetrics().horizontalAdvance(label)
+                              + QFontMetrics(bold).horizontalAdvance(label) + 2)
+        self._preset_group.buttonToggled.connect(lambda _b, _on: self._mark_range())
+        self._mark_range()
         bar.addSpacing(12)
         self.open_label = QLabel()
         self.open_label.setTextFormat(Qt.TextFormat.PlainText)
@@ -850,7 +857,19 @@ class PnlView(QWidget):
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._mark_range()
             self.apply_theme()
+
+    def _mark_range(self) -> None:
+        """The checked range button in the theme's selection colour and in bold (the bold alone for a native style
+        that ignores palettes); the others as the theme draws any button. Again after each theme switch: the
+        selection colour is the theme's."""
+        bold = QFont()  # only the weight set: size and family stay the parent's
+        bold.setBold(True)
+        for b in getattr(self, "_preset_buttons", {}).values():  # none yet: a palette change during construction
+            on = b.isChecked()
+            b.setPalette(selected_button_palette(self.palette()) if on else QPalette())
+            b.setFont(bold if on else QFont())
 
     def apply_theme(self) -> None:
         """Re-colour everything pyqtgraph drew with fixed colours after the app switched light/dark: background,
