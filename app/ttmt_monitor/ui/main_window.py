@@ -89,6 +89,9 @@ STRIP_LABEL_CHARS = 24  # an account label in the summary strip: at most this ma
 # Room for the window frame (title bar, borders) when fitting a window not shown yet into the screen.
 FRAME_ALLOWANCE = (16, 40)
 LAPTOP_SCREEN_PX = 1440  # a first window on a screen narrower than this takes its whole width (_laptop_width)
+# QMainWindow.saveState's version of the docks' layout (settings "window/state"): raise it when the docks change
+# so much that an old layout would be wrong; a state of another version is ignored (the defaults then).
+WINDOW_STATE_VERSION = 1
 PL_SCHEME_TITLES = {"green_up": "Green up, red down", "red_up": "Red up, green down (East Asian)",
                     "colorblind": "Blue up, orange down (colour-blind safe)"}
 
@@ -424,6 +427,11 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self._laptop_width()
+        # The docks as they were (the notification centre: open or not, its side and width). The centre is built
+        # after the first paint: Qt keeps its part of the state until then (restoreDockWidget, _wire_notifications).
+        state = self.settings.window_state()
+        if state is not None and not self.restoreState(state, WINDOW_STATE_VERSION):
+            log.info("the saved window state was not restored (another version)")
         self.fit_to_screen()  # a geometry saved on a bigger monitor (or the default size) on a laptop screen
         self.select_tab("accounts" if self.desk_is_empty() else self.settings.tab)  # empty: how to add a source
         self._on_tab_changed(self.tabs.currentIndex(), remember=False)  # (no signal when it was current already)
@@ -712,10 +720,13 @@ class MainWindow(QMainWindow):
 
             centre = NotificationCentre()
             dock = QDockWidget("Notifications", self)
-            dock.setObjectName("notifications_dock")
+            dock.setObjectName("notifications_dock")  # its name in saveState
             dock.setWidget(centre)
-            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-            dock.hide()
+            # Where, how wide and whether open as the user left it (restoreState in __init__ kept its place), else
+            # hidden on the right until asked for.
+            if not self.restoreDockWidget(dock):
+                self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+                dock.hide()
             self._centre, self._centre_dock = centre, dock
             # Without a tray, notifications fall back to a transient status-bar message: the banner belongs to
             # the connection states that need the user (auth error, another client, container down).
@@ -1702,6 +1713,9 @@ class MainWindow(QMainWindow):
 
     def save_state(self) -> None:
         self.settings.set_geometry(self.saveGeometry())
+        # The docks too (the notification centre open or not, and its width). Closed before the centre was built:
+        # the state restored in __init__ still holds its place, so the last run's choice is kept.
+        self.settings.set_window_state(self.saveState(WINDOW_STATE_VERSION))
         for view in self.views.values():
             view.fit_for_next_start()
             view.save_layout(self.settings.qs)

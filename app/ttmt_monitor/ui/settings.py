@@ -108,5 +108,14 @@ class AppSettings:
     def set_geometry(self, value: QByteArray) -> None:
         self.qs.setValue("window/geometry", value)
 
+    def window_state(self) -> QByteArray | None:
+        """QMainWindow.saveState of the last run: its docks (the notification centre) open or not, where, how
+        wide."""
+        value = self.qs.value("window/state")
+        return value if isinstance(value, QByteArray) else None
+
+    def set_window_state(self, value: QByteArray) -> None:
+        self.qs.setValue("window/state", value)
+
     def sync(self) -> None:
         self.qs.sync()
