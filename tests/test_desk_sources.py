@@ -846,3 +846,25 @@ def test_an_account_two_sources_read_is_told_once(qapp) -> None:
 
     with MetaApiSimThread(seed=9, tick_interval=0.1, status_interval=0.2) as sim:
         run_on_qasync(lambda: scenario(sim))
+
+
+def test_an_equity_with_a_brokers_credit_says_the_sum(qapp) -> None:
+    """A tester read Balance 24,994.26 EUR, Open P&L +0.14 and Equity 25,344.40 EUR with nothing to say where 350
+    came from (an MT4 credit; no Credit column). The Equity cell's tooltip gives the sum; without credit, the text."""
+    from ttmt_monitor.domain import Account
+    from ttmt_monitor.ui.accounts_model import AccountsModel
+    from ttmt_monitor.ui.desk import account_row
+
+    day = datetime(2026, 12, 7, tzinfo=UTC)
+    credited = Account(key="m|1", source="m", native_id="100008", label="Peter Novak (100008)", currency="EUR",
+                       balance=Decimal("24994.26"), credit=Decimal(350), equity=Decimal("25344.40"),
+                       equity_computed=True, open_pl=Decimal("0.14"))
+    plain = replace(credited, key="m|2", native_id="2", credit=Decimal(0), equity=Decimal("24994.40"))
+    model = AccountsModel()
+    model.upsert([account_row(a, [], [], "MT4 manager", day) for a in (credited, plain)])
+    col = model.column_number("equity")
+    tips = {model.row_object(r).account_id: model.index(r, col).data(Qt.ItemDataRole.ToolTipRole)
+            for r in range(model.rowCount())}
+    assert tips["m|1"] == ("Balance 24,994.26 EUR + credit 350.00 EUR + open P&L +0.14 EUR: equity 25,344.40 EUR "
+                           "(computed by the desk)")
+    assert tips["m|2"] == "24,994.40 EUR *"  # no credit: the cell's text, as before

@@ -18,7 +18,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
 from ..core.day import local_day_start
-from ..core.formatting import status_label
+from ..core.formatting import format_money, format_pl, status_label
 from ..core.models import Account, Position, Trade
 from .table_base import SORT_ROLE, Column, KeyedTableModel, money_column, pl_column
 
@@ -45,6 +45,7 @@ class AccountRow(msgspec.Struct, frozen=True):  # (a frozen dataclass cost ~0.8 
     margin_level: Decimal | None = None
     equity_computed: bool = False
     note: str | None = None
+    credit: Decimal | None = None  # (MT's broker credit: in the equity, not the balance)
 
     @property
     def account_id(self) -> str:
@@ -115,6 +116,19 @@ def account_rows(accounts: Iterable[Account], positions: Iterable[Position],
 LIMIT_WIDTH = 160
 
 
+def equity_tip(r: AccountRow) -> str | None:
+    """An Equity cell's tooltip when a broker's credit is in it: the sum that makes it (a tester found Balance +
+    Open P&L 350.00 short of the Equity, with no Credit column to say why)."""
+    if r.equity is None or not r.credit or r.balance is None:
+        return None
+    cur = r.currency
+    parts = [f"Balance {format_money(r.balance, cur)}", f"credit {format_money(r.credit, cur)}"]
+    if r.open_pl is not None:
+        parts.append(f"open P&L {format_pl(r.open_pl, cur)}")
+    made = "computed by the desk" if r.equity_computed else "as the broker reports it"
+    return f"{' + '.join(parts)}: equity {format_money(r.equity, cur)} ({made})"
+
+
 def _cur(r: AccountRow) -> str:
     return r.account.currency
 
@@ -155,7 +169,8 @@ class AccountsModel(KeyedTableModel):
         money_column("balance", "Balance", lambda r: r.balance, _cur),
         money_column("equity", "Equity", lambda r: r.equity, _cur, live=True,
                      tooltip="Balance + credit + open P&L; marked * where the desk computed it (MT4 manager)",
-                     text_suffix=lambda r: " *" if r.equity_computed and r.equity is not None else ""),
+                     text_suffix=lambda r: " *" if r.equity_computed and r.equity is not None else "",
+                     tip=lambda r, o: equity_tip(r)),
         money_column("margin", "Margin", lambda r: r.margin, _cur, hidden_by_default=True),
         money_column("free_margin", "Free margin", lambda r: r.free_margin, _cur, live=True),
         Column("margin_level", "Margin level", lambda r: r.margin_level,

@@ -380,7 +380,7 @@ def account_row(account: Account, positions: Iterable[Position], deals: Iterable
     return AccountRow(base, n_pos, open_pl, realized, None,  # (no trades: a blank, not "0 open trades")
                       source=source_label, balance=account.balance, equity=account.equity, margin=account.margin,
                       free_margin=account.free_margin, margin_level=account.margin_level,
-                      equity_computed=account.equity_computed, note=account.note)
+                      equity_computed=account.equity_computed, note=account.note, credit=account.credit)
 
 
 def position_row(p: Position, account_label: str, source_label: str) -> TtmtPosition:
