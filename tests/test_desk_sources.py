@@ -502,16 +502,16 @@ def test_a_positions_open_pl_says_what_swap_and_commission_make_of_it(qapp) -> N
     model.upsert([position_row(charged, "Anna", "MT4"), position_row(plain, "Anna", "MT4")])
     col = model.column_number("unrealized")
     tips = [model.index(r, col).data(Qt.ItemDataRole.ToolTipRole) for r in range(model.rowCount())]
-    tip = next(t for t in tips if "after" in (t or ""))
-    assert "\u221216.00 USD before swap and commission" in tip and "\u221223.00 USD after" in tip
-    assert "after (commission \u22127.00 USD)" in tip  # (a swap of 0.00 moves nothing: not named)
-    assert sum("after" in (t or "") for t in tips) == 1  # nothing charged: the text, as before
+    tip = next(t for t in tips if "with them" in (t or ""))
+    assert "\u221216.00 USD before swap and commission" in tip
+    assert "\u221223.00 USD with them (commission \u22127.00 USD)" in tip  # (a swap of 0.00: not named)
+    assert sum("with them" in (t or "") for t in tips) == 1  # nothing charged: the text, as before
     header = model.headerData(col, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
     assert "before swap and commission" in header
     accounts = AccountsModel()
     header = accounts.headerData(accounts.column_number("open_pl"), Qt.Orientation.Horizontal,
                                  Qt.ItemDataRole.ToolTipRole)
-    assert "after swap and commission" in header
+    assert "with swap and the commission not yet taken" in header
 
 
 def test_the_summary_strip_shows_a_dash_for_an_unread_account(qapp, settings):
@@ -839,8 +839,21 @@ def test_an_account_two_sources_read_is_told_once(qapp) -> None:
             n = same_account_notice(told[0], hub.label)
             assert n.kind == "connection" and f"{told[0][0].label} comes from MetaApi and My MetaApi" in n.body
             before = len(told)
-            bridge.apply(DeskChange())  # nothing new: nothing told again
+            again = DeskChange()
+            again.added["account"].add(told[0][0].key)  # accounts again (a resync): nothing new, nothing told
+            again.updated["account"].add(told[0][1].key)
+            bridge.apply(again)
             assert len(told) == before
+            # An account whose name changes so that it is read alike only now (a currency or a name that came
+            # late): told then.
+            twin = next(a for a in hub.state.accounts.values() if a.source == "mapi-b")
+            odd = replace(twin, key="mapi-a|late", source="mapi-a", native_id="late", label="Late")
+            hub.state.accounts[odd.key] = odd
+            hub.state.accounts[twin.key] = replace(twin, native_id="late", label="Late")
+            late = DeskChange()
+            late.updated["account"].add(twin.key)
+            bridge.apply(late)
+            assert len(told) == before + 1 and {a.key for a in told[-1]} == {odd.key, twin.key}
         finally:
             await hub.aclose()
 

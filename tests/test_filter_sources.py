@@ -220,4 +220,7 @@ def test_a_calendar_day_shows_the_deals_closed_that_day_and_no_working_order() -
         check = spec.matches if isinstance(spec, FilterSpec) else spec
         assert check(inside) and not check(through)
     assert FilterSpec(**day).matches(through)  # a range of lives (not the calendar's) keeps it
+    deposit = _deal(3, deal_type="balance", symbol=None, side=None, closed=start + timedelta(hours=2))
+    assert FilterSpec(**day).matches(deposit)
+    assert not FilterSpec(**day, date_closed=True).matches(deposit)  # the calendar counts trades only
     assert not FilterSpec(**day, date_closed=True).matches(_order(created=start + timedelta(hours=1)))

@@ -287,6 +287,13 @@ def test_a_calendar_day_shows_in_the_store_what_the_calendar_counts_on_it(filled
                               date_closed=True).matches(t, now=NOW)
         ordered, rows = _order(filled, HistoryFilter(since=start, until=end, closed=True))
         assert t.id not in {r.trade.id for r in rows}
+    # A status the contract lacks ("on_hold") is not finished: neither the calendar nor its day counts it.
+    start, end = an.day_bounds(datetime(2024, 1, 2).date(), "UTC")
+    _, rows = _order(filled, HistoryFilter(since=start, until=end, closed=True))
+    odd = {t.id: t for t in trades if t.id.startswith("odd-")}
+    assert {r.trade.id for r in rows} & set(odd) == {"odd-1"}
+    spec = FilterSpec(date_window="range", date_from=start, date_until=end, date_closed=True)
+    assert [i for i, t in sorted(odd.items()) if spec.matches(t, now=NOW)] == ["odd-1"]
 
 
 @pytest.mark.parametrize("desc", [True, False])

@@ -701,7 +701,11 @@ def test_the_notification_centre_comes_back_as_it_was_left(qapp, qtbot, settings
     window = start()
     try:
         qtbot.waitUntil(lambda: built(window), timeout=5000)
-        qtbot.wait(100)  # (a restored dock would show on this turn: give it the chance to, wrongly)
+        # A restored dock would show by the time the window's queued events are done: let them run, then look.
+        from PySide6.QtCore import QCoreApplication
+
+        QCoreApplication.processEvents()
+        QCoreApplication.sendPostedEvents()
         assert not window.centre_dock.isVisible() and not window.notifications_action.isChecked()
     finally:
         window.quit()

@@ -703,3 +703,44 @@ def test_a_plain_tooltip_escapes_exactly_as_html_escape_does() -> None:
     hostile = "<b>Gold & \"silver\"</b>\n<img src='x' onerror=alert(1)> &amp;"
     assert plain_tooltip(hostile) == "<qt>" + html.escape(hostile).replace("\n", "<br>") + "</qt>"
     assert "<b>" not in plain_tooltip(hostile) and plain_tooltip("") == ""
+
+
+def test_return_no_widget_took_leaves_a_detail_window_open(qtbot) -> None:
+    """Since the Close button came, Return in the signal's raw message or an empty linked-trades list closed the
+    window (QDialog pressed its default button), and in a trade's tables it pressed "Open signal…". Return that no
+    widget takes does nothing; a focused button still takes it, and Esc still closes."""
+    from PySide6.QtWidgets import QPushButton
+
+    from ttmt_monitor.ui.main_window import detail_dialog
+    from ttmt_monitor.ui.signal_detail import SignalDetail
+    from ttmt_monitor.ui.trade_detail import TradeDetail
+
+    signal = SignalDetail()
+    signal.set_signal(make_signal())
+    dialog = detail_dialog("Signal", signal)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    for widget in (signal.raw_view, signal.trades_list):
+        widget.setFocus()
+        qtbot.keyClick(widget, Qt.Key.Key_Return)
+        assert dialog.isVisible(), widget
+    trade = TradeDetail()
+    trade.set_trade(make_trade(positions=(make_position(),)))
+    window = detail_dialog("Trade", trade)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    asked: list[str] = []
+    trade.signal_requested.connect(asked.append)
+    trade.positions_table.setFocus()
+    trade.positions_table.setCurrentCell(0, 0)
+    qtbot.keyClick(trade.positions_table, Qt.Key.Key_Return)
+    assert window.isVisible() and asked == []
+    close = next(b for b in window.findChildren(QPushButton) if b.text().replace("&", "") == "Close")
+    close.setFocus()
+    qtbot.keyClick(close, Qt.Key.Key_Return)  # a focused button takes it
+    assert not window.isVisible()
+    dialog.show()
+    qtbot.keyClick(signal.raw_view, Qt.Key.Key_Escape)
+    assert not dialog.isVisible()

@@ -222,9 +222,10 @@ class HistoryFilter(FilterChoice, frozen=True):
                 clauses.append("status = ?")
                 params.append(wanted)
         if self.closed:
-            # Closed in [since, until), having traded (core.analytics' is_counted_trade: what the P&L calendar
-            # counts on its day; a not-filled or failed trade never opened and made nothing).
-            clauses.append(f"NOT {_OPEN_SQL} AND closed_at IS NOT NULL AND closed_at != ''")
+            # Finished in [since, until), having traded (core.analytics' is_counted_trade: what the P&L calendar
+            # counts on its day; a not-filled or failed trade never opened and made nothing; a status the contract
+            # lacks is not finished).
+            clauses.append(f"{_CLOSED_SQL} AND closed_at IS NOT NULL AND closed_at != ''")
             if self.since is not None:
                 clauses.append("closed_at >= ?")
                 params.append(ts_text(self.since))

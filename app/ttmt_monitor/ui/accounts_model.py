@@ -150,8 +150,9 @@ class AccountsModel(KeyedTableModel):
         Column("open_trades", "Open trades", lambda r: r.open_trades, numeric=True, width=85),
         Column("open_positions", "Open positions", lambda r: r.open_positions, numeric=True),
         pl_column("open_pl", "Open P&L", lambda r: r.open_pl, _cur, live=True,
-                  tooltip="The account's open positions' P&L after swap and commission, as its equity counts it "
-                          "(the Positions tab shows each position's before them: its tooltip gives both)"),
+                  tooltip="What the account's equity holds of its open positions: their P&L with swap and the "
+                          "commission not yet taken from the balance (the Positions tab shows each position's "
+                          "before them: its tooltip gives both)"),
         pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
         # Risk limits (ui/risk_limits.py): blank until the user sets limits for the account; text and bar come
         # from the window's RiskBoard (see ``risk`` below), not from the row.

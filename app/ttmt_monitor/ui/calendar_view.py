@@ -39,6 +39,7 @@ from ..core import analytics as an, formatting as fmt
 from . import theme
 from .offloop import Follow
 from .table_export import EXPORT_ROLE
+from .widgets import is_plain_return
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -416,10 +417,10 @@ class CalendarView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        if (obj is self.grid and event.type() == QEvent.Type.KeyPress
-                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)):  # type: ignore[attr-defined]
+        if obj is self.grid and event.type() == QEvent.Type.KeyPress and is_plain_return(event):
             index = self.grid.currentIndex()
-            if index.isValid():
+            item = self.grid.item(index.row(), index.column()) if index.isValid() else None
+            if item is not None and isinstance(item.data(DAY_ROLE), date):  # a day (not the week column)
                 self._on_cell(index.row(), index.column())
                 return True
         return super().eventFilter(obj, event)

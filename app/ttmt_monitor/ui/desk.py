@@ -493,13 +493,19 @@ def same_accounts(accounts: Iterable[Account], kind_of: Callable[[str], str]) ->
     """The accounts that two or more running sources read alike: the same kind of service, the same account id
     there, the same name and currency (a MetaApi token added twice, one MT4 server configured twice). Each group
     in key order, the groups by their first key. Their figures would count twice in every total."""
-    groups: dict[tuple[str, str, str, str], list[Account]] = {}
+    groups: dict[tuple[str, ...], list[Account]] = {}
     for a in accounts:
         kind = kind_of(a.source)
         if kind:
-            groups.setdefault((kind, a.native_id, a.label, a.currency or ""), []).append(a)
+            groups.setdefault((kind, *_identity(a)), []).append(a)
     found = [tuple(sorted(g, key=lambda a: a.key)) for g in groups.values() if len({a.source for a in g}) > 1]
     return sorted(found, key=lambda g: g[0].key)
+
+
+def _identity(a: Account) -> tuple[str, ...]:
+    """What tells an account of a service from another (same_accounts): its id there, name, currency and group (an
+    MT4 login is unique per server only: two servers' clients differ by group, as a rule)."""
+    return (a.native_id, a.label, a.currency or "", a.group or "")
 
 
 def same_account_notice(group: tuple[Account, ...], source_label: Callable[[str], str]) -> Notification:
@@ -530,6 +536,7 @@ class DeskBridge(QObject):
         self._notify: Callable[[DeskChange], None] | None = None
         self._on_same: Callable[[list[tuple[Account, ...]]], None] | None = None
         self._same_told: set[tuple[str, ...]] = set()  # the groups of same_accounts already told
+        self._identities: dict[str, tuple[str, ...]] = {}  # account key -> what same_accounts read of it
         self._deals = DealsByAccount(hub.state.deals)
         self._symbols: frozenset[str] | None = None  # (symbols(): read again after a change)
         self.contract_sources: frozenset[str] = frozenset()
@@ -581,10 +588,20 @@ class DeskBridge(QObject):
         self._check_same(None)
 
     def _check_same(self, change: DeskChange | None) -> None:
-        """Tell of the new groups of same_accounts (``change``: only when it added or removed accounts)."""
-        if self._on_same is None or (change is not None and not (change.added["account"]
-                                                                  or change.removed["account"])):
+        """Tell of the new groups of same_accounts (``change``: only when it added or removed accounts, or changed
+        what tells one apart: a MetaApi account's currency comes after the account itself)."""
+        if self._on_same is None:
             return
+        if change is not None:
+            accounts = self.hub.state.accounts
+            moved = bool(change.added["account"] or change.removed["account"])
+            for key in change.updated["account"]:  # (a tick updates an account's equity: a tuple compared)
+                account = accounts.get(key)
+                if account is not None and self._identities.get(key) != _identity(account):
+                    moved = True
+            if not moved:
+                return
+        self._identities = {k: _identity(a) for k, a in self.hub.state.accounts.items()}
         groups = same_accounts(self.hub.state.accounts.values(), self.hub.kind_of)
         new = [g for g in groups if tuple(a.key for a in g) not in self._same_told]
         self._same_told = {tuple(a.key for a in g) for g in groups}  # (gone and back: told again)

@@ -25,8 +25,8 @@ Matching rules (documented here because a user will ask why a row is hidden):
 - date window: an object matches when its life overlaps the window — a trade or position created before the window
   but still open, or closed inside it, is shown; a signal matches by ``received_at``; "today" starts at midnight
   local time (or UTC when times are shown in UTC); a day of the P&L calendar (``set_date_range(..., closed=True)``)
-  shows what closed in it, as the calendar counts the day: trades that traded, positions and deals closed in it,
-  signals received in it, nothing still open;
+  shows what closed in it, as the calendar counts the day: trades that traded, positions and trade deals closed in
+  it (no deposit or credit), signals received in it, nothing still open;
 - text: every whitespace-separated word must occur (case-insensitively) in one of the object's text fields: ids,
   reference, symbol, direction, status (the API's word and the one shown: "closed_profit", "Closed (profit)"),
   channel and account names, skip/close reasons and the raw message.
@@ -218,8 +218,9 @@ class FilterSpec:
         is_open = (t.status or "").lower() in TRADE_OPEN_STATUSES
         if not self._in_window(t.created_at, t.closed_at, is_open, now):
             return False
-        if self.date_closed and self.date_window == "range" and t.opened_at is None and not t.realized_pl:
-            return False  # closed without trading (not filled, failed): the calendar does not count it either
+        if self.date_closed and self.date_window == "range" and (
+                (t.status or "").lower() not in TRADE_TERMINAL_STATUSES or (t.opened_at is None and not t.realized_pl)):
+            return False  # not finished, or closed without trading (not filled): the calendar does not count it
         return self._match_text((t.id, t.reference, t.symbol, t.direction, t.status, status_label(t.status),
                                  t.channel_name, t.account_label, t.signal_id, t.currency))
 
@@ -250,6 +251,8 @@ class FilterSpec:
             return False
         if not self._in_window(d.opened_at, d.closed_at, False, now):
             return False
+        if self.date_closed and self.date_window == "range" and d.deal_type != "trade":
+            return False  # a deposit or credit: the P&L calendar's day does not count it
         return self._match_text((d.native_id, d.symbol, d.side, status, status_label(status), d.deal_type,
                                  d.close_reason, d.currency, account_label, source_label))
 

@@ -26,6 +26,7 @@ import shiboken6
 from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QApplication,
     QDialog,
     QDialogButtonBox,
@@ -52,7 +53,7 @@ from .lazy import lazy_module
 from .settings import PL_SCHEMES, TABS, THEMES, AppSettings
 from .table_base import DisplayOptions, stale_text
 from .views import DeskTableView
-from .widgets import plain_tooltip, text_action
+from .widgets import is_plain_return, plain_tooltip, text_action
 
 if TYPE_CHECKING:
     import asyncio
@@ -574,8 +575,9 @@ class MainWindow(QMainWindow):
         hub, bridge = self._hub, self.bridge
         self.bridge.attach_notifier(lambda change: notifier.deliver(
             process_desk_change(notifier.rules, change, hub.account_label, hub.label, bridge.contract_sources)))
-        self.bridge.attach_same_accounts(lambda groups: notifier.deliver(
-            same_account_notice(group, hub.label) for group in groups))
+        # Through the user's switch for connection news, quiet hours and sound, as the window's own notices go.
+        self.bridge.attach_same_accounts(lambda groups: [notifier.notify(same_account_notice(group, hub.label))
+                                                          for group in groups])
 
     # What the first frame did not need, built after it one step per loop turn (the hub, the notifications, the
     # analytics: ~25 ms each, mostly imports, measured; in one go they held the loop ~75 ms right after the first
@@ -1546,17 +1548,7 @@ class MainWindow(QMainWindow):
             self.open_signal(obj.id)
 
     def _detail_dialog(self, title: str, widget: QWidget) -> QDialog:
-        dialog = QDialog(self)
-        # A detail that names itself (the signal's, once it is known: SignalDetail.set_signal) names its window.
-        dialog.setWindowTitle(widget.windowTitle() or title)
-        widget.windowTitleChanged.connect(dialog.setWindowTitle)
-        dialog.detail = widget  # type: ignore[attr-defined] - live batches reach open details through this
-        layout = QVBoxLayout(dialog)
-        layout.addWidget(widget)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)  # as Esc does
-        buttons.rejected.connect(dialog.reject)
-        layout.addWidget(buttons)
-        dialog.resize(900, 640)
+        dialog = detail_dialog(title, widget, self)
         # Not WA_DeleteOnClose: a loader task may still hold the detail widget when the user closes the dialog;
         # we forget it on finish and let Qt delete it on the next loop turn, and loaders check it is still valid.
         dialog.finished.connect(self._forget_detail)
@@ -1733,3 +1725,33 @@ class MainWindow(QMainWindow):
             dialog.done(0)
         super().closeEvent(event)
         self.closed.emit()
+
+
+def detail_dialog(title: str, widget: QWidget, parent: QWidget | None = None) -> QDialog:
+    """A trade's or signal's window around ``widget``, with a Close button (as Esc does); not shown."""
+    dialog = _DetailDialog(parent)
+    # A detail that names itself (the signal's, once it is known: SignalDetail.set_signal) names its window.
+    dialog.setWindowTitle(widget.windowTitle() or title)
+    widget.windowTitleChanged.connect(dialog.setWindowTitle)
+    dialog.detail = widget  # live batches reach open details through this
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(widget)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(dialog.reject)
+    layout.addWidget(buttons)
+    dialog.resize(900, 640)
+    return dialog
+
+
+class _DetailDialog(QDialog):
+    """A trade's or signal's window. Return that no widget in it took (a read-only view, an empty list) does
+    nothing: QDialog would press its default button, and since the Close button came it closed the window (and
+    before, pressed the trade's "Open signal…"). A focused button still takes Return; Esc still closes."""
+
+    detail: QWidget | None = None  # the trade's or signal's view (detail_dialog)
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        if is_plain_return(event) and not isinstance(QApplication.focusWidget(), QAbstractButton):
+            event.accept()
+            return
+        super().keyPressEvent(event)

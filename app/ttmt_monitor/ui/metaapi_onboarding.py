@@ -254,7 +254,7 @@ class OnboardingDialog(QDialog):
         self.status_label.setStyleSheet("color: #c0392b;" if problem else "")
         self.status_label.setText(text)
         self.status_label.setVisible(bool(text))
-        self._fit()
+        self._fit(grow_only=True)  # (a countdown says a word a second: the user's height stays)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
@@ -262,7 +262,7 @@ class OnboardingDialog(QDialog):
             self._fitted = True
             self._fit()
 
-    def _fit(self) -> None:
+    def _fit(self, *, grow_only: bool = False) -> None:
         """The height the shown step needs at the dialog's width (the user's, if wider), within the screen. The
         steps differ a lot (the whole form, or a headline and two buttons), so each one is fitted again."""
         if not self._fitted:
@@ -286,6 +286,8 @@ class OnboardingDialog(QDialog):
         if needed <= 0:
             needed = self.sizeHint().height()
         size = (width, min(needed, max_h))
+        if grow_only and self.isVisible() and size[0] <= self.width() and size[1] <= self.height():
+            return
         if (self.width(), self.height()) != size:
             self.resize(*size)
 

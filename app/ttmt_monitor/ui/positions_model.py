@@ -48,8 +48,10 @@ def _sign(value: Decimal | None) -> int:
 
 
 def net_tip(p: Any) -> str | None:
-    """An Open P&L cell's tooltip when swap or commission moves it: the gross figure shown and the net one the
-    account's Open P&L counts (a tester saw −16.00 USD on the position and −23.00 USD on its account)."""
+    """An Open P&L cell's tooltip when swap or commission moves it: the figure shown (the broker's profit) and the
+    figure with them (a tester saw −16.00 USD on an MT4 position and −23.00 USD on its account: the account counts
+    the commission). Not said to be the account's share: an MT5 broker has already taken the entry commission
+    from the balance, and its account's open P&L leaves it out."""
     charges = [c for c in (p.swap, p.commission) if c]
     if p.unrealized_pl is None or not charges:
         return None
@@ -57,8 +59,7 @@ def net_tip(p: Any) -> str | None:
     parts = [f"swap {fmt.format_pl(p.swap, p.currency)}" if p.swap else "",
              f"commission {fmt.format_pl(p.commission, p.currency)}" if p.commission else ""]
     return (f"{fmt.format_pl(p.unrealized_pl, p.currency)} before swap and commission\n"
-            f"{fmt.format_pl(net, p.currency)} after ({', '.join(x for x in parts if x)}): what the account's "
-            "Open P&L counts")
+            f"{fmt.format_pl(net, p.currency)} with them ({', '.join(x for x in parts if x)})")
 
 
 class PositionsModel(KeyedTableModel):
@@ -85,8 +86,9 @@ class PositionsModel(KeyedTableModel):
         price_column("tp", "TP", lambda p: p.take_profit, _sym),
         pl_column("unrealized", "Open P&L", lambda p: p.unrealized_pl, lambda p: p.currency, live=True,
                   tooltip="The position's profit as the broker reports it, before swap and commission (their "
-                          "columns are hidden at first: right-click the header). The account's Open P&L counts "
-                          "them, as its equity does.", tip=lambda p, o: net_tip(p)),
+                          "columns are hidden at first: right-click the header; the cell's tooltip gives both "
+                          "figures). The account's Open P&L is what its equity holds: with them.",
+                  tip=lambda p, o: net_tip(p)),
         status_column(lambda p: p.status, fit_texts=(fmt.status_label("partial_closed"),)),
         Column("trade_id", "Trade id", lambda p: p.trade_id, hidden_by_default=True),
         Column("id", "Position id", lambda p: p.id, hidden_by_default=True),

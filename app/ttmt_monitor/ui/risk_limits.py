@@ -238,9 +238,9 @@ def describe(use: an.LimitUse) -> LimitCell:
     cur = use.currency
     title = LIMIT_TITLES.get(use.name, use.name)
     est = " (estimated)" if use.estimated else ""
-    # The cell says the one figure that matters, short enough for a 140 px column (three of them beside the
-    # balance on a 1366 px screen: the whole sentence made each 225 px and pushed Balance and Equity off); the
-    # bar shows the share used, the tooltip the whole sentence.
+    # The cell says the one figure that matters, short enough for its column (accounts_model.LIMIT_WIDTH, 160 px:
+    # three of them beside the balance on a 1366 px screen; the whole sentence made each 225 px and pushed Balance
+    # and Equity off); the bar shows the share used, the tooltip the whole sentence.
     if use.name == an.PROFIT_TARGET:
         made = fmt.format_money(use.used, cur) if use.used >= 0 else fmt.format_pl(use.used, cur)
         sentence = f"{_bare(made, cur)} of {fmt.format_money(use.limit, cur)} made"

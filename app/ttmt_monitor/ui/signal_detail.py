@@ -39,7 +39,7 @@ from ..core.formatting import (
 )
 from ..core.models import Signal, Trade
 from .theme import style_widget
-from .widgets import plain_label, section_title
+from .widgets import is_plain_return, plain_label, section_title
 
 __all__ = ["SignalDetail", "describe_entry", "describe_targets", "signal_title"]
 
@@ -268,8 +268,7 @@ class SignalDetail(QWidget):
     def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt override
         # Return on a linked trade opens it, and the key goes no further: the list passes it on to the window,
         # whose Close button would close the signal too.
-        if watched is self.trades_list and event.type() == QEvent.Type.KeyPress and event.key() in (
-                Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+        if watched is self.trades_list and event.type() == QEvent.Type.KeyPress and is_plain_return(event):
             item = self.trades_list.currentItem()
             if item is not None and isinstance(item.data(Qt.ItemDataRole.UserRole), str):
                 self._on_trade_activated(item)

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from .table_base import ROW_ROLE, SORT_ROLE, KeyedTableModel
-from .widgets import text_action
+from .widgets import is_plain_return, text_action
 
 log = logging.getLogger(__name__)
 
@@ -289,9 +289,7 @@ class DeskTableView(QTableView):
     def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         """Return and Enter (the keypad's too) on a selected row: ``row_opened``, so the keyboard reaches what a
         double-click opens. Handled here, not through ``activated``: some styles emit that on a single click."""
-        if (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-                and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
-                and self.state() != QAbstractItemView.State.EditingState):
+        if is_plain_return(event) and self.state() != QAbstractItemView.State.EditingState:
             index = self.currentIndex()
             if index.isValid() and self.selectionModel().isRowSelected(index.row(), QModelIndex()):
                 self.row_opened.emit(index)

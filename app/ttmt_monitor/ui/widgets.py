@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources as importlib_resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QSize, Qt
 from PySide6.QtGui import QAction, QColor, QGuiApplication, QKeySequence, QPainter, QPixmap
@@ -38,6 +38,12 @@ def plain_label(text: str = "", parent: QWidget | None = None, *, selectable: bo
     label.setWordWrap(wrap)
     label.setText(text)
     return label
+
+
+def is_plain_return(event: Any) -> bool:
+    """A key event that is Return or the keypad's Enter with no other modifier: what opens a row's detail."""
+    return (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier)
 
 
 def section_title(text: str, parent: QWidget | None = None) -> QLabel:

@@ -323,8 +323,10 @@ def render_html(st: Statement, *, inline_svg: bool = True) -> str:
         f"<h1>{esc(st.title)}</h1>",
         f"<p>Period: <b>{esc(since_first.isoformat())}</b> to <b>{esc(until_last.isoformat())}</b> "
         f"({esc(st.zone)}) &middot; generated {esc(_local(st.generated_at, st.zone))}</p>",
+        # Balance and equity as the desk had them when the statement was made, not at the period's end (a
+        # statement of a past month would read them as that month's).
         f"<h2>Accounts</h2>{GRID}<tr><th>Account</th><th>Source</th><th>Currency</th>"
-        "<th>Balance</th><th>Equity</th></tr>",
+        "<th>Balance now</th><th>Equity now</th></tr>",
     ]
     for a in st.accounts:
         # (Only the equity may be the desk's own: "computed", as the Accounts table's "*" says. The balance is
