@@ -672,6 +672,9 @@ def test_date_axis_labels_never_share_their_pixels(qtbot) -> None:
         levels = ours.tickValues(end - days * day, end, 830)
         assert sum(len(v) for _, v in levels) >= 2, days
         assert closest(levels) >= ours.minSpacing, days
+    # Seconds, never milliseconds: a trade a few seconds old read "18.000 19.000" under its chart.
+    ours.tickValues(end - 10, end, 830)
+    assert ours.tickStrings([end - 2.0], 1.0, 1.0) == [datetime.fromtimestamp(end - 2.0, UTC).strftime("%H:%M:%S")]
     for view in (PnlView(), TradeChart()):
         qtbot.addWidget(view)
         assert isinstance(view.plot.getAxis("bottom"), type(ours))

@@ -105,7 +105,11 @@ def date_axis(**kwargs: Any) -> Any:
                 return apart(super().tickValues(minVal, maxVal, size), self.minSpacing)
 
         _date_axis_class = DateAxisItem
-    return _date_axis_class(**kwargs)
+    axis = _date_axis_class(**kwargs)
+    # No milliseconds level: a trade a few seconds old read "18.000 19.000 …" (seconds and milliseconds) under
+    # its chart; whole seconds ("09:16:18") say when.
+    axis.zoomLevels.pop(1, None)
+    return axis
 
 
 def apart(levels: list[tuple[float, list[float]]], min_spacing: float) -> list[tuple[float, list[float]]]:
