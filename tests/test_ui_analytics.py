@@ -413,8 +413,13 @@ def test_calendar_and_channels_tabs_show_the_core_figures_and_filter_the_desk(qa
             cell = cal.grid.visualRect(cal.grid.model().index(r, c)).center()
             bot.mouseClick(cal.grid.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(cell))
             assert window.current_tab() == "calendar" and cal.grid.currentRow() == r
+            # An account chosen before: the day (every account's, as the calendar) clears it.
+            bar = window.filter_bar
+            bar.account_combo.setCurrentIndex(bar.account_combo.count() - 1)
+            assert window._filter_spec.account_id
             bot.keyClick(cal.grid, Qt.Key.Key_Return)
             assert window.current_tab() == "trades"
+            assert bar.account_combo.currentIndex() == 0
             spec = window._filter_spec
             assert spec.date_window == "range" and spec.date_closed and spec.window_end() - spec.window_start() == (
                 __import__("datetime").timedelta(days=1))

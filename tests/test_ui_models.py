@@ -512,3 +512,38 @@ def test_tab_leaves_a_desk_table_and_the_arrows_move_within_it(qtbot):
     view.setFocus()
     qtbot.keyClick(view, Qt.Key.Key_Down)
     assert QApplication.focusWidget() is view and view.selected_rows() == [1]
+
+
+def test_the_risk_limit_columns_come_after_equity(qtbot) -> None:
+    """Three limit columns before Balance pushed Balance and Equity off a 1366 px screen (a tester, twice): a new
+    Accounts table shows them after Equity, in their order, before Free margin."""
+    from ttmt_monitor.ui.accounts_model import AccountsModel
+    from ttmt_monitor.ui.main_window import limits_after_equity
+    from ttmt_monitor.ui.views import DeskTableView
+
+    model = AccountsModel()
+    view = DeskTableView(model, "test_accounts_limits")
+    qtbot.addWidget(view)
+    limits_after_equity(view)
+    header = view.horizontalHeader()
+    order = sorted(range(len(model.columns)), key=header.visualIndex)
+    keys = [model.columns[n].key for n in order]
+    at = keys.index("equity")
+    assert keys[at + 1:at + 4] == ["limit_daily_loss", "limit_max_drawdown", "limit_profit_target"]
+    assert keys.index("balance") < at and keys[at + 4:at + 6] == ["margin", "free_margin"]
+    assert keys.index("realized_today") < keys.index("balance")
+
+
+def test_the_date_box_has_room_for_a_calendar_days_label(qtbot) -> None:
+    """"Closed 30 Nov" read "Closed 30 No": the box was sized to the presets."""
+    from ttmt_monitor.ui.filter_bar import DAY_LABEL_EXAMPLE, FilterBar
+
+    bar = FilterBar()
+    qtbot.addWidget(bar)
+    bar.show()
+    qtbot.waitExposed(bar)
+    start = datetime(2026, 11, 30, tzinfo=UTC)
+    bar.set_date_range(start, start + timedelta(days=1), DAY_LABEL_EXAMPLE, closed=True)
+    combo = bar.date_combo
+    assert combo.currentText() == DAY_LABEL_EXAMPLE
+    assert combo.width() >= combo.fontMetrics().horizontalAdvance(DAY_LABEL_EXAMPLE) + 20

@@ -175,6 +175,9 @@ class AnalyticsUi:
         from .calendar_view import MONTHS  # (loaded: the calendar asked)
 
         day_name = f"{start.day} {MONTHS[start.month - 1][:3]}"  # short: the date combo is 11 characters wide
+        # The calendar counts every account: so does its day (an account or text filter kept from before made a
+        # day of 21 read "3 trades shown" under a status line counting 11).
+        w.filter_bar.reset(emit=False)  # (set_date_range says the whole change once)
         w.filter_bar.set_date_range(start, end, f"Closed {day_name}", closed=True,
                                     tip=f"What closed on {label} (the P&L calendar's day)")
         trades_tab = w.tabs.isTabVisible(TABS.index("trades"))

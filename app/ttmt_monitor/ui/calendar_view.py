@@ -186,6 +186,9 @@ class CalendarView(QWidget):
         self.grid.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.grid.setWordWrap(True)
         self.grid.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # The week's totals are bold and as long as a busy day's: as wide as they need, the days share the rest
+        # (at 1024 px, all of equal width, it read "−3,051 U…").
+        self.grid.horizontalHeader().setSectionResizeMode(7, QHeaderView.ResizeMode.ResizeToContents)
         self.grid.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         # A double-click (or Enter) opens a day; a click only selects it (a tester found a click that switched tabs
         # a surprise).

@@ -68,6 +68,7 @@ DATE_WINDOWS: tuple[tuple[str, str], ...] = (
     ("30d", "Last 30 days"),
 )
 _STATUS_GROUPS = ("open", "closed")
+DAY_LABEL_EXAMPLE = "Closed 30 Nov"  # the widest a P&L calendar day's label reads (set_date_range)
 _DEBOUNCE_MS = 200
 
 
@@ -376,6 +377,9 @@ class FilterBar(QWidget):
         self.date_combo.setAccessibleName("Date window")
         for key, label in DATE_WINDOWS:
             self.date_combo.addItem(label, key)
+        # Room for a calendar day's "Closed 30 Nov" (added later: sized to the presets, it read "Closed 30 No").
+        self.date_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.date_combo.setMinimumContentsLength(len(DAY_LABEL_EXAMPLE))
         self.date_combo.currentIndexChanged.connect(self._emit_now)
 
         self.search_edit = QLineEdit()
@@ -559,8 +563,8 @@ class FilterBar(QWidget):
         self.search_edit.setFocus()
         self.search_edit.selectAll()
 
-    def reset(self) -> None:
-        """Back to "everything"."""
+    def reset(self, *, emit: bool = True) -> None:
+        """Back to "everything" (``emit``: say so now; False when another change follows at once)."""
         for combo in (self.account_combo, self.channel_combo, self.symbol_combo, self.status_combo, self.date_combo):
             combo.blockSignals(True)
             combo.setCurrentIndex(0)
@@ -568,7 +572,8 @@ class FilterBar(QWidget):
         self.search_edit.blockSignals(True)
         self.search_edit.clear()
         self.search_edit.blockSignals(False)
-        self._emit_now()
+        if emit:
+            self._emit_now()
 
     def _clear_search(self) -> None:
         if self.search_edit.text():

@@ -1100,6 +1100,8 @@ class MainWindow(QMainWindow):
         restored = view.restore_layout(self.settings.qs)
         if not restored and name in ("accounts", "positions") and self._hub is not None and self._hub.sources():
             self._show_source_column(view)
+        if not restored and name == "accounts":
+            limits_after_equity(view)
         self._apply_column_capabilities(view, self.capabilities())
         if not restored or view.layout_fitted:  # the user's own widths win; else the texts' (now, or when the
             # first rows arrive; right after the window's first paint when the last run's fit was restored)
@@ -1725,6 +1727,19 @@ class MainWindow(QMainWindow):
             dialog.done(0)
         super().closeEvent(event)
         self.closed.emit()
+
+
+def limits_after_equity(view: Any) -> None:
+    """The Accounts table's risk limit columns shown after Equity, not before Balance: three of them pushed Balance
+    and Equity off a 1366 px screen (a tester, twice). Visual order only (a saved layout keeps the user's)."""
+    header, model = view.horizontalHeader(), view.source_model
+    after = header.visualIndex(model.column_number("equity"))
+    for key in ("limit_daily_loss", "limit_max_drawdown", "limit_profit_target"):
+        section = model.column_number(key)
+        visual = header.visualIndex(section)
+        target = after if visual < after else after + 1
+        header.moveSection(visual, target)
+        after = header.visualIndex(section)
 
 
 def detail_dialog(title: str, widget: QWidget, parent: QWidget | None = None) -> QDialog:
