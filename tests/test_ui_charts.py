@@ -195,6 +195,42 @@ def test_trade_chart_from_a_real_fat_trade(qtbot, sim_paused) -> None:
     assert trade.symbol in chart.title.text()
 
 
+def test_an_open_trade_detail_follows_its_figures_live(qtbot, sim_paused) -> None:
+    """A tester watched an open trade's chart move under an Unrealized P&L that stayed at +10.39 EUR: between
+    milestones only the chart followed the stream. A tick of one of its positions now moves the figures too (the
+    trade's open P&L as the desk state sums it, and that position's row), and the detail keeps its positions."""
+    from ttmt_monitor.core.formatting import format_pl
+    from ttmt_monitor.ui.trade_detail import TradeDetail
+
+    sim = sim_paused
+
+    async def open_trade():
+        async with TTMTClient(sim.base_url, sim.api_key, timeout=10, rate_limit_pacing=False) as c:
+            page = await c.trades_page(status="active")
+            return await c.trade(next(t for t in page.items if t.positions is None or t.positions).id)
+
+    trade = asyncio.run(asyncio.wait_for(open_trade(), 30))
+    live_pos = next(p for p in trade.positions or () if p.status in ("open", "partial_closed"))
+    detail = TradeDetail(chart=False)
+    qtbot.addWidget(detail)
+    detail.set_trade(trade)
+    state = DeskState()
+    apply(state, TradeExecuted(event_id=10**9 - 1, type="trade_executed", timestamp=trade.updated_at, raw={},
+                               trade=trade))
+    moved = dc_replace(live_pos, unrealized_pl=(live_pos.unrealized_pl or 0) + Decimal("123.45"))
+    tick = PositionUpdated(event_id=10**9, type="position_update", timestamp=datetime.now(UTC), raw={},
+                           position=moved)
+    detail.update_from(apply(state, tick), state)
+    want = state.trades[trade.id].unrealized_pl
+    assert want != trade.unrealized_pl
+    qtbot.waitUntil(lambda: detail.fields["unrealized"].text() == format_pl(want, trade.currency), timeout=3000)
+    assert detail.trade is not None and len(detail.trade.positions or ()) == len(trade.positions or ())
+    cells = [detail.positions_table.item(r, c).text() for r in range(detail.positions_table.rowCount())
+             for c in range(detail.positions_table.columnCount()) if detail.positions_table.item(r, c)]
+    assert format_pl(moved.unrealized_pl, trade.currency) in cells or any(
+        format_pl(moved.unrealized_pl, None) in c for c in cells)
+
+
 def test_the_trade_charts_stop_starts_at_the_orders_level_though_the_row_came_first(qtbot, sim_paused) -> None:
     """The detail window gives the chart the table's row first (no orders, its SL already moved to breakeven),
     then the whole trade: the step line starts at the orders' SL (it stayed at the moved one, found by the

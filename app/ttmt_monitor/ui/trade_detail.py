@@ -20,7 +20,8 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal as QtSignal
+from msgspec.structs import replace as _replace
+from PySide6.QtCore import Qt, QTimer, Signal as QtSignal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QFrame,
@@ -55,6 +56,7 @@ from .widgets import ReadOnlyTable, plain_label, section_title
 __all__ = ["BreakevenState", "TradeDetail", "breakeven_state", "is_runner_layer", "short_id"]
 
 log = logging.getLogger(__name__)
+LIVE_REFRESH_MS = 250  # an open trade's figures follow the stream at most this often (its tables are rebuilt)
 
 _NONE = "—"
 RUNNER = "runner"
@@ -177,6 +179,10 @@ class TradeDetail(QWidget):
         self._utc = utc
         self._scheme = pl_scheme
         self._trade: Trade | None = None
+        self._live_timer = QTimer(self)  # (a child: it dies with the view)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(LIVE_REFRESH_MS)
+        self._live_timer.timeout.connect(self._refresh)
         self._signal: Signal | None = None
         self._breakeven_seen = False
         self.reload_pending = False  # the window re-reads the trade after a milestone (one request at a time)
@@ -325,11 +331,35 @@ class TradeDetail(QWidget):
                 self.chart.update_from(change, state)
             except Exception:  # noqa: BLE001
                 log.debug("trade chart update failed", exc_info=True)
-        if not self._breakeven_seen and any(
-            isinstance(f, Breakeven) and not f.failed and f.trade == trade.id for f in getattr(change, "news", ())
-        ):
+        live = self._live(trade, change, state)
+        seen = not self._breakeven_seen and any(
+            isinstance(f, Breakeven) and not f.failed and f.trade == trade.id for f in getattr(change, "news", ()))
+        if seen:
             self._breakeven_seen = True
+        if live is not None:
+            self._trade = live
+        if seen:
             self._refresh()
+        elif live is not None and not self._live_timer.isActive():
+            self._live_timer.start()  # a tick a batch: the figures at most every LIVE_REFRESH_MS
+
+    @staticmethod
+    def _live(trade: Trade, change: Any, state: Any) -> Trade | None:
+        """The trade as the batch left it in the desk state, with the detail's own positions (the state's trade
+        may come from a list without them) at their live figures; None when the batch did not touch it. Between
+        milestones (which re-read the trade) the figures followed the chart only: a tester watched the chart move
+        under an Unrealized P&L that stayed at +10.39 EUR."""
+        trades, positions = getattr(state, "trades", None), getattr(state, "positions", None)
+        if trades is None or positions is None:
+            return None
+        touched = change.positions.inserted | change.positions.updated
+        mine = trade.positions or ()
+        if trade.id not in change.trades.updated and not any(p.id in touched for p in mine):
+            return None
+        now = trades.get(trade.id, trade)
+        kept = tuple(positions.get(p.id, p) if p.id in touched else p for p in mine) if mine else now.positions
+        live = _replace(now, positions=kept, orders=now.orders if now.orders is not None else trade.orders)
+        return None if live == trade else live
 
     @property
     def breakeven_seen(self) -> bool:
