@@ -413,6 +413,15 @@ def test_calendar_and_channels_tabs_show_the_core_figures_and_filter_the_desk(qa
             cell = cal.grid.visualRect(cal.grid.model().index(r, c)).center()
             bot.mouseClick(cal.grid.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(cell))
             assert window.current_tab() == "calendar" and cal.grid.currentRow() == r
+            # A day with nothing closed opens nothing: the calendar stays, the status bar says so.
+            empty = next(((r2, c2) for r2, w in enumerate(grid.weeks) for c2, d in enumerate(w.days)
+                          if d.in_month and not d.trades), None)
+            if empty is not None:
+                cal.grid.setCurrentCell(*empty)
+                bot.keyClick(cal.grid, Qt.Key.Key_Return)
+                assert window.current_tab() == "calendar" and window.status.currentMessage().startswith(
+                    "Nothing closed on ")
+                cal.grid.setCurrentCell(r, c)
             # An account chosen before: the day (every account's, as the calendar) clears it.
             bar = window.filter_bar
             bar.account_combo.setCurrentIndex(bar.account_combo.count() - 1)

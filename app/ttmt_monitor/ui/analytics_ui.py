@@ -174,7 +174,10 @@ class AnalyticsUi:
         w = self.window
         from .calendar_view import MONTHS  # (loaded: the calendar asked)
 
-        day_name = f"{start.day} {MONTHS[start.month - 1][:3]}"  # short: the date combo is 11 characters wide
+        day_name = f"{start.day} {MONTHS[start.month - 1][:3]}"  # short: the date combo is 13 characters wide
+        if not day:  # (an empty table under a filter would say less)
+            w.status.showMessage(f"Nothing closed on {day_name}.", 6000)
+            return
         # The calendar counts every account: so does its day (an account or text filter kept from before made a
         # day of 21 read "3 trades shown" under a status line counting 11).
         w.filter_bar.reset(emit=False)  # (set_date_range says the whole change once)
