@@ -547,3 +547,12 @@ def test_the_date_box_has_room_for_a_calendar_days_label(qtbot) -> None:
     combo = bar.date_combo
     assert combo.currentText() == DAY_LABEL_EXAMPLE
     assert combo.width() >= combo.fontMetrics().horizontalAdvance(DAY_LABEL_EXAMPLE) + 20
+
+
+def test_the_summary_strip_is_no_stop_for_tab(qtbot) -> None:
+    """Shift+Tab from a table landed on the strip under the tables, which shows no focus: it seemed lost."""
+    from ttmt_monitor.ui.main_window import SummaryArea, SummaryStrip
+
+    area = SummaryArea(SummaryStrip())
+    qtbot.addWidget(area)
+    assert area.focusPolicy() == Qt.FocusPolicy.NoFocus

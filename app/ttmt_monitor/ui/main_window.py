@@ -224,6 +224,9 @@ class SummaryArea(QScrollArea):
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.setWidget(strip)
         self.setAccessibleName("Account summary")
+        # No stop for Tab: it showed no focus (a tester's Shift+Tab from a table seemed lost once); its scroll bar
+        # and the Accounts tab carry the same figures.
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         strip.installEventFilter(self)  # its size hint changes with the accounts: follow it in height
         self._fit_height()
 
