@@ -547,20 +547,12 @@ def test_the_statement_shows_each_accounts_balance_and_equity_as_the_accounts_ta
     import html as html_lib
     import shutil
 
-    from mt4_support import make_source
+    from test_desk_sources import _desk_with_mt4
     from test_report import pdf_text
     from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
-    from ttmt_monitor.ui.desk import SourceHub
 
     async def scenario(mt4: Mt4SimulatorThread) -> None:
-        controller = DeskController(sim_paused.base_url, sim_paused.api_key)
-        source = make_source(mt4)
-        hub = SourceHub()
-        hub.add(source)
-        window = MainWindow(controller, settings, hub=hub)
-        window.show()
-        try:
-            assert await controller.start(), controller.connection_detail
+        async with _desk_with_mt4(sim_paused, settings, mt4) as (controller, _hub, source, window):
             await until(lambda: controller.connection_state == "live", 20, "stream live")
             accounts = controller.accounts_model
             mine = f"{source.id}|"
@@ -595,11 +587,6 @@ def test_the_statement_shows_each_accounts_balance_and_equity_as_the_accounts_ta
                 assert f"<td>{html_lib.escape(name)}</td><td>TTMT</td>" in page
                 row = page.split(f"<td>{html_lib.escape(name)}</td><td>TTMT</td>", 1)[1].split("</tr>", 1)[0]
                 assert row.endswith("<td class='n'></td><td class='n'></td>"), row
-        finally:
-            await hub.aclose()
-            window.close()
-            await controller.aclose()
-            dispose(window)
 
     with Mt4SimulatorThread(seed=4, running=False, ping_interval=1.0) as mt4:
         run_on_qasync(lambda: scenario(mt4), timeout=120)
