@@ -225,6 +225,12 @@ def test_an_open_trade_detail_follows_its_figures_live(qtbot, sim_paused) -> Non
     assert want != trade.unrealized_pl
     qtbot.waitUntil(lambda: detail.fields["unrealized"].text() == format_pl(want, trade.currency), timeout=3000)
     assert detail.trade is not None and len(detail.trade.positions or ()) == len(trade.positions or ())
+    # A batch told without the core's Change (only its facts): nothing to follow, nothing raised.
+    from types import SimpleNamespace
+
+    shown = detail.trade
+    detail.update_from(SimpleNamespace(news=[], milestones=set()), state)
+    assert detail.trade is shown
     cells = [detail.positions_table.item(r, c).text() for r in range(detail.positions_table.rowCount())
              for c in range(detail.positions_table.columnCount()) if detail.positions_table.item(r, c)]
     assert format_pl(moved.unrealized_pl, trade.currency) in cells or any(

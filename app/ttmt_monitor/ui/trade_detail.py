@@ -350,11 +350,13 @@ class TradeDetail(QWidget):
         milestones (which re-read the trade) the figures followed the chart only: a tester watched the chart move
         under an Unrealized P&L that stayed at +10.39 EUR."""
         trades, positions = getattr(state, "trades", None), getattr(state, "positions", None)
-        if trades is None or positions is None:
-            return None
-        touched = change.positions.inserted | change.positions.updated
+        changed_trades, changed_positions = getattr(change, "trades", None), getattr(change, "positions", None)
+        if trades is None or positions is None or changed_trades is None or changed_positions is None:
+            return None  # (a sender without the core's Change: its milestones re-read the trade)
+        inserted, updated = changed_positions.inserted, changed_positions.updated  # (no union: a burst is large)
         mine = trade.positions or ()
-        if trade.id not in change.trades.updated and not any(p.id in touched for p in mine):
+        touched = [p.id for p in mine if p.id in updated or p.id in inserted]
+        if trade.id not in changed_trades.updated and not touched:
             return None
         now = trades.get(trade.id, trade)
         kept = tuple(positions.get(p.id, p) if p.id in touched else p for p in mine) if mine else now.positions
