@@ -691,6 +691,43 @@ def test_money_axis_ticks_and_label_name_the_currencies(qtbot) -> None:
     assert view.plot.getAxis("left").labelText == "Realized P&L (USD)"
 
 
+def test_accounts_and_currencies_are_listed_in_order_whatever_order_they_came_in(qtbot) -> None:
+    from datetime import timedelta
+
+    from test_pnl import trade
+
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.show()
+    t0 = datetime(2026, 7, 1, tzinfo=UTC)
+    came = [("Zeta Live", "USD"), ("alpha demo", "EUR"), ("Mid 100k", "USD"), ("Beta", "GBP")]
+    view.set_trades([trade(f"t{i}", "1.00", t0 + timedelta(minutes=i), acct=acct, cur=cur)
+                     for i, (acct, cur) in enumerate(came)])
+    view.refresh()
+    combo = view._account_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["All accounts", "alpha demo", "Beta", "Mid 100k",
+                                                                  "Zeta Live"]
+    legend = [label.text for _sample, label in view._legend.items if label.text.startswith("Realized ")]
+    assert legend == ["Realized EUR", "Realized GBP", "Realized USD"]
+    # Narrowed to one account and back: the currencies that come back take their places again.
+    combo.setCurrentIndex(combo.findData("Zeta Live"))
+    view.refresh()
+    assert [label.text for _s, label in view._legend.items if label.text.startswith("Realized ")] == ["Realized USD"]
+    combo.setCurrentIndex(0)
+    view.refresh()
+    assert [label.text for _s, label in view._legend.items if label.text.startswith("Realized ")] == legend
+    # A long name does not widen the closed combo past its ~20 characters; the tooltip says it whole.
+    width = combo.sizeHint().width()
+    long_name = "Pepperstone EUR Live (prop challenge, phase 2) 1234567"
+    view.set_trades([trade("tl", "1.00", t0, acct=long_name)])
+    view.refresh()
+    assert combo.findText(long_name) > 0 and combo.sizeHint().width() == width
+    combo.setCurrentIndex(combo.findText(long_name))
+    assert combo.toolTip() == long_name
+
+
 def test_date_axis_labels_never_share_their_pixels(qtbot) -> None:
     """Three months across 830 px (the P&L chart at 1366 px): pyqtgraph put a day's "29" two days before "Oct" and
     the axis read "29Oct 04". Every tick, at every zoom from hours to a year, is at least one label apart now."""

@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from msgspec.structs import replace
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -218,6 +218,14 @@ class PnlView(QWidget):
 
         # --- controls
         self._account_combo = QComboBox()
+        # Room for ~20 characters whatever the accounts are called: "as wide as its first item" (Qt's default) cut
+        # "All accounts" itself once an icon's room was taken, and a long name must not push the range buttons
+        # off a laptop screen. The open list is as wide as its longest name (Qt widens it); the tooltip says the
+        # whole choice.
+        self._account_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self._account_combo.setIconSize(QSize(0, 0))
+        self._account_combo.setMinimumContentsLength(20)
+        self._account_combo.currentTextChanged.connect(self._account_combo.setToolTip)
         self._account_combo.addItem("All accounts", None)
         self._account_combo.currentIndexChanged.connect(self._on_account_combo)
         self._preset_group = QButtonGroup(self)
@@ -841,7 +849,14 @@ class PnlView(QWidget):
         # A currency with nothing in the current range or account keeps its item (created once) but
         # leaves the legend.
         if show and cur not in self._in_legend:
+            # In currency order, as the axis names them: not in the order the history or the stream brought them
+            # (EUR first one day and second the next).
+            later = sorted(c for c in self._in_legend if c > cur)
+            for c in later:
+                self._legend.removeItem(self.curves[c])
             self._legend.addItem(item, f"Realized {cur}")
+            for c in later:
+                self._legend.addItem(self.curves[c], f"Realized {c}")
             self._in_legend.add(cur)
         elif not show and cur in self._in_legend:
             self._legend.removeItem(item)
@@ -1079,7 +1094,11 @@ class PnlView(QWidget):
         if account_id in self._accounts:
             return
         self._accounts[account_id] = label
-        self._account_combo.addItem(label, account_id)
+        # In name order (after "All accounts"), as a trader looks one up, not in the order their trades arrived.
+        combo = self._account_combo
+        key = label.casefold()
+        at = next((i for i in range(1, combo.count()) if key < combo.itemText(i).casefold()), combo.count())
+        combo.insertItem(at, label, account_id)
 
     def _on_account_combo(self, index: int) -> None:
         self.set_account_filter(self._account_combo.itemData(index))
