@@ -269,6 +269,39 @@ def test_the_trade_charts_stop_starts_at_the_orders_level_though_the_row_came_fi
         float(opened_with + 5))
 
 
+def test_a_long_history_load_says_how_far_it_has_got(qtbot) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from ttmt_monitor.ui.pnl_view import PnlView
+
+    view = PnlView()
+    qtbot.addWidget(view)
+    view.show()
+    more = asyncio.Event()
+
+    async def pages():
+        yield _tp_history(3, "USD")
+        yield _tp_history(2, "EUR")
+        await more.wait()  # the next page waits on the API's rate limit
+
+    async def run() -> None:
+        task = view.load_history(pages())
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            QApplication.processEvents()
+            if "so far" in view.open_label.text():
+                break
+        text = view.open_label.text()
+        assert "(loading history: 5 trades so far…)" in text, text
+        assert "rate limit" in view.open_label.toolTip()
+        more.set()
+        assert await asyncio.wait_for(task, 5) == 5
+
+    asyncio.run(run())
+    view.refresh()
+    assert "loading history" not in view.open_label.text() and view.open_label.toolTip() == ""
+
+
 def test_history_error_is_shown_not_raised(qtbot) -> None:
     """A client that fails mid-history leaves the chart with what it had and says so."""
     from ttmt_monitor.ui.pnl_view import PnlView

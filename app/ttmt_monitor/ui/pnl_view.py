@@ -209,6 +209,7 @@ class PnlView(QWidget):
         self.refresh_count = 0  # how many redraws ran (tests check coalescing)
         self.recompute_count = 0  # how many of them went over the whole history
         self.history_loading = False
+        self.history_loaded = 0  # closed trades the history load has paged in so far (the label counts them)
         self.history_error: str | None = None
         self.history_error_short: str | None = None  # the label's short form of history_error
         self._from_store = 0  # closed trades the local history store gave (see attach)
@@ -470,11 +471,13 @@ class PnlView(QWidget):
         async def run() -> int:
             n = 0
             self.history_loading = True
+            self.history_loaded = 0
             try:
                 count = 0
                 async for items in pages:
-                    self.add_trades(items)
                     n += len(items)
+                    self.history_loaded = n
+                    self.add_trades(items)
                     count += 1
                     if count >= max_pages:  # a bound, so a server repeating pages cannot loop us forever
                         break
@@ -915,12 +918,17 @@ class PnlView(QWidget):
             text = "Open P&L: none"
         else:
             text = "Open P&L: " + "   ".join(format_pl(v, cur) for cur, v in sorted(open_pl.items()))
+        tip = plain_tip(self.history_error) if self.history_error else ""
         if self.history_loading:
-            text += "   (loading history…)"
+            # A long history under the API's rate limit takes a minute or more: say that it moves.
+            loaded = self.history_loaded
+            text += f"   (loading history: {loaded:,} trades so far…)" if loaded else "   (loading history…)"
+            tip = tip or ("Closed trades arrive a page at a time, as fast as the API's rate limit allows; "
+                          "the chart and statistics grow as they come.")
         if self.history_error:
             text += f"   ⚠ {getattr(self, 'history_error_short', None) or self.history_error}"
         self.open_label.setText(text)
-        self.open_label.setToolTip(plain_tip(self.history_error) if self.history_error else "")
+        self.open_label.setToolTip(tip)
 
     def _update_stats(self) -> None:
         tree = self.stats_tree
