@@ -725,10 +725,7 @@ def test_money_axis_ticks_and_label_name_the_currencies(qtbot) -> None:
 
 
 def test_accounts_and_currencies_are_listed_in_order_whatever_order_they_came_in(qtbot) -> None:
-    from datetime import timedelta
-
     from test_pnl import trade
-
     from ttmt_monitor.ui.pnl_view import PnlView
 
     view = PnlView()
