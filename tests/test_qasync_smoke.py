@@ -52,3 +52,38 @@ def test_qasync_loop_runs_seconds_without_refcount_drift(qapp):
     assert counts["timer"] > 100 and counts["callbacks"] > 1000 and counts["signal"] > 1000
     # None is not immortal on 3.11: its count may wander a little, but the broken build drops it by thousands.
     assert after > before - 500, (before, after)
+
+
+def test_a_task_still_paging_when_the_run_ends_is_unwound_without_errors(qapp, caplog):
+    """The P&L chart's history load, still awaiting a page when the desk quits: its task is cancelled and its
+    async generators closed in order, not finalised mid-``await`` ("aclose(): asynchronous generator is already
+    running", logged once per generator)."""
+    app = QApplication.instance()
+    closed: list[str] = []
+
+    async def pages():
+        try:
+            while True:
+                await asyncio.sleep(3600)  # the next page, waiting on the API's rate limit
+                yield [1]
+        finally:
+            closed.append("pages")
+
+    async def load() -> None:
+        try:
+            async for _page in pages():
+                pass
+        finally:
+            closed.append("load")
+
+    async def scenario() -> str:
+        task = asyncio.ensure_future(load())
+        while "load" not in closed and not task.done():
+            await asyncio.sleep(0.01)  # until the load waits on its page
+            if task._fut_waiter is not None:  # noqa: SLF001 - suspended in the generator's await
+                break
+        return "quit"
+
+    assert run_qasync(app, scenario, timeout=30) == "quit"
+    assert closed == ["pages", "load"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]

@@ -426,10 +426,34 @@ def run_qasync(app: Any, make: Any, timeout: float | None = None, *, stop_signal
                     loop.remove_signal_handler(signum)
                 if stop_signals:
                     _STOP.cancel_run = None
+                _cancel_leftovers(loop)
                 loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         sys.set_asyncgen_hooks(*old_hooks)
         asyncio.set_event_loop(None)
+
+
+# How long the tasks still running when the run ends get to finish their cancellation (asyncio.run waits without a
+# bound; a quit must not hang on one that ignores it).
+LEFTOVER_CANCEL_S = 2.0
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still running when the run ends, and let them unwind, as ``asyncio.run`` does: before, a
+    history page still being fetched at quit (the P&L chart's load, under the API's rate limit) left its async
+    generators suspended mid-``await``, and ``shutdown_asyncgens`` logged one "aclose(): asynchronous generator is
+    already running" error for each of them."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if not pending:
+        return
+    for task in pending:
+        task.cancel()
+    done, late = loop.run_until_complete(asyncio.wait(pending, timeout=LEFTOVER_CANCEL_S))
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a task ended with an error while the desk closed", exc_info=task.exception())
+    if late:
+        log.warning("%d task(s) did not stop within %.0f s of closing", len(late), LEFTOVER_CANCEL_S)
 
 
 async def _check_key(base_url: str, key: str) -> None:
