@@ -295,6 +295,45 @@ def test_an_mt4_servers_link_down_greys_that_sources_figures(qapp, sim, settings
         run_on_qasync(lambda: scenario(mt4))
 
 
+def test_a_sources_refused_login_is_told_in_the_banner_and_the_notifications(qapp, sim, settings):
+    """The MT4 manager's password changes on the server: the source stops (its chip red) and the user is told,
+    once, in the banner (with the way to the fix: Sources…) and in the notification centre; TTMT's own connection
+    news does not wipe it; when the source runs again, its banner goes."""
+    from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
+
+    async def scenario(mt4: Mt4SimulatorThread) -> None:
+        async with _desk_with_mt4(sim, settings, mt4) as (controller, hub, source, window):
+            await until(lambda: hub.health(source.id) is not None
+                        and hub.health(source.id).state is HealthState.LIVE, 30, "the MT4 source live")
+            assert not window.banner.isVisible()
+            await in_thread(mt4.set_password, "changed-on-the-server")
+            await in_thread(mt4.drop_sockets)
+            await until(lambda: hub.health(source.id).state is HealthState.AUTH_ERROR, 30, "the login refused")
+            await until(window.banner.isVisible, 5, "the banner")
+            text = window.banner.text_label.text()
+            assert text.startswith(hub.label(source.id) + ": ") and "File → Sources…" in text, text
+            assert window.banner.button_texts() == ["Sources…"]
+            notes = [n for n, _route in window.notifier.routes if n.group == f"source-refused:{source.id}"]
+            assert len(notes) == 1 and notes[0].title == f"{hub.label(source.id)}: login refused", notes
+            # TTMT's connection state changes (here: back to live after a refresh) and the notice stays up.
+            window._on_connection("live", "live")
+            assert window.banner.isVisible() and window.banner.text_label.text() == text
+            # The way to the fix.
+            window.banner.button("sources").click()
+            await until(lambda: window.sources_dialog is not None and window.sources_dialog.isVisible(), 5,
+                        "File → Sources… opened")
+            window.sources_dialog.close()
+            # Told once: a second refusal of the same stop says nothing new.
+            window._on_source_health(source.id, hub.health(source.id))
+            assert len([n for n, _r in window.notifier.routes if n.group == f"source-refused:{source.id}"]) == 1
+            # Fixed in File → Sources… (which restarts a refused source: removed, then added anew): the notice goes.
+            await hub.remove(source.id)
+            assert not window.banner.isVisible()
+
+    with Mt4SimulatorThread(seed=4, step_interval=0.2, ping_interval=1.0) as mt4:
+        run_on_qasync(lambda: scenario(mt4))
+
+
 def test_a_ttmt_desk_without_other_sources_makes_its_hub_after_the_first_paint(qapp, sim, settings, toy_kind,
                                                                                 tmp_path):
     """The every-day start of a TTMT-only desk: the neutral sources' hub (the domain's entities, the neutral desk,

@@ -258,6 +258,14 @@ class SummaryArea(QScrollArea):
         return QSize(40, self.height())
 
 
+class _NotRefused:
+    state = "stopped"
+    sentence = ""
+
+
+_NOT_REFUSED = _NotRefused()  # what a removed source's health reads as to _tell_refused
+
+
 class MainWindow(QMainWindow):
     """The desk window. ``replace_key_requested``/``forget_key_requested`` are handled by the app (ui/app.py)."""
 
@@ -271,6 +279,10 @@ class MainWindow(QMainWindow):
                  title_suffix: str = "", hub: Any = None, hub_factory: Callable[[], Any] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # Sources whose credentials were refused (source id -> the banner's text): told once, kept in the banner
+        # until the source runs again or the user dismisses it (then only the chip stays red).
+        self._refused: dict[str, str] = {}
+        self._refused_dismissed: set[str] = set()
         self.controller = controller
         # ui/desk.SourceHub: the neutral sources beside TTMT (None: TTMT only). With ``hub_factory`` instead (a TTMT
         # desk with no other source configured), the hub is made right after the first paint, or earlier when
@@ -557,6 +569,8 @@ class MainWindow(QMainWindow):
         hub.health_changed.connect(self._on_source_health)
         hub.sources_changed.connect(self._update_source_tabs)
         hub.source_removed.connect(self.status.remove_source_health)
+        # A refused source removed or restarted (File → Sources…): its notice goes with it.
+        hub.source_removed.connect(lambda source_id: self._tell_refused(source_id, "", _NOT_REFUSED))
         # A source's health greys its own rows in the strip too (the bridge marks the table first).
         hub.changed.connect(lambda change: self._refresh_summary() if change.health else None)
         for source in hub.sources():
@@ -1031,6 +1045,7 @@ class MainWindow(QMainWindow):
     def _on_source_health(self, source_id: str, health: Any) -> None:
         label = self.hub.label(source_id) if self.hub is not None else source_id
         self.status.set_source_health(source_id, label, str(health.state), health.sentence)
+        self._tell_refused(source_id, label, health)
         dialog = self.sources_dialog
         config = self.hub.config_of(source_id) if self.hub is not None else None
         if dialog is not None and config is not None and shiboken6.isValid(dialog):
@@ -1238,9 +1253,45 @@ class MainWindow(QMainWindow):
 
     def _keep_history_notice(self) -> None:
         """A connection state that needs no banner (connecting, live...) hides it: a history notice the user has
-        not dismissed yet comes back."""
+        not dismissed yet comes back, else a source still refused."""
         if self._history_notice and not self.banner.isVisible():
             self.banner.show_message(self._history_notice, accent_state="offline")
+        self._keep_refused_notice()
+
+    def _tell_refused(self, source_id: str, label: str, health: Any) -> None:
+        """A source's credentials were refused (it has stopped: only the user can fix them): say so once in the
+        banner, with the way to the fix, and in the notifications; the rest of the desk runs on. When the source
+        runs again (fixed in File → Sources…), its banner goes."""
+        refused = str(health.state) == "auth_error"
+        if refused and source_id not in self._refused:
+            said = (health.sentence or "The login was refused").strip()
+            said = said[:-1] if said.endswith("….") else said if said.endswith((".", "…")) else said + "."
+            text = f"{label}: {said} This source has stopped; the rest of the desk runs on."
+            if "Sources…" not in said:
+                text += " Fix its login in File → Sources…"
+            self._refused[source_id] = text
+            self._refused_dismissed.discard(source_id)
+            self.banner.show_message(text, [("sources", "Sources…")], accent_state="auth_error")
+            from ..core.notify import Notification
+
+            # Through the user's switch for connection news and quiet hours, as the window's other notices.
+            self.notifier.notify(Notification(f"{label}: login refused", text, "connection",
+                                              group=f"source-refused:{source_id}", subject=label))
+        elif not refused and source_id in self._refused:
+            text = self._refused.pop(source_id)
+            self._refused_dismissed.discard(source_id)
+            if self.banner.isVisible() and self.banner.text_label.text() == text:
+                # Ours is still up: back to what TTMT's connection wants (usually nothing), or another notice.
+                self.banner.set_state(self.controller.connection_state, self.controller.connection_detail)
+                self._keep_history_notice()
+
+    def _keep_refused_notice(self) -> None:
+        if self.banner.isVisible():
+            return
+        for source_id, text in self._refused.items():
+            if source_id not in self._refused_dismissed:
+                self.banner.show_message(text, [("sources", "Sources…")], accent_state="auth_error")
+                return
 
     def _on_history_problem(self, text: str) -> None:
         """The local history stopped being saved (disk full...): once in the banner, and in the status bar for as
@@ -1262,8 +1313,12 @@ class MainWindow(QMainWindow):
 
     def _on_banner_action(self, action: str) -> None:
         if action == "dismiss":
+            shown = self.banner.text_label.text()
             self._history_notice = ""
-        if action == "replace_key":
+            self._refused_dismissed.update(sid for sid, text in self._refused.items() if text == shown)
+        if action == "sources":
+            self.open_sources()
+        elif action == "replace_key":
             self.replace_key_requested.emit()
         elif action == "retry":
             self.refresh()
