@@ -81,13 +81,25 @@ def test_live_figures_are_greyed_as_of_while_not_live_and_normal_again(qapp, sim
             colour, tip = _strip_open_pl_colour(window)
             assert colour == stale and "as of" in tip
 
-            if fault == "container_down":
+            if fault == "revoke_key":
+                # Restored (or API access switched back on): the banner's Try again reads the API with the same
+                # key, and the stream it gave up on starts again, without typing the key in anew.
+                assert window.banner.button_texts() == ["Try again", "Replace key…"]
+                # Too soon: still refused, and the banner still offers both ways out.
+                window.banner.button("retry").click()
+                await until(lambda: "Tried again" in window.banner.text_label.text(), 20, "the failed try said")
+                assert window.banner.button_texts() == ["Try again", "Replace key…"]
+                assert controller.connection_state == "auth_error"
+                await in_thread(sim.faults.restore_key)
+                window.banner.button("retry").click()
+            else:
                 await in_thread(sim.faults.container_up)
-                await until(lambda: controller.connection_state == "live", 30, "live again")
-                again = _cells(controller)
-                assert all(fg != stale and painted != stale for fg, painted, _tip in again.values()), again
-                assert not window.status.stale_label.isVisible()
-                assert _strip_open_pl_colour(window)[0] != stale
+            await until(lambda: controller.connection_state == "live", 30, "live again")
+            again = _cells(controller)
+            assert all(fg != stale and painted != stale for fg, painted, _tip in again.values()), again
+            assert not window.status.stale_label.isVisible()
+            assert _strip_open_pl_colour(window)[0] != stale
+            assert not window.banner.isVisible()
         finally:
             window.close()
             await controller.aclose()

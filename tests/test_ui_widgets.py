@@ -640,7 +640,7 @@ def test_banner_for_states_needing_the_user(qtbot):
     assert banner.isHidden()
     bar.set_state("auth_error", "Unauthorized (HTTP 401): This API key is unknown or has been revoked.")
     assert not banner.isHidden()
-    assert banner.button_texts() == ["Replace key…"]
+    assert banner.button_texts() == ["Try again", "Replace key…"]
     assert "revoked" in banner.text_label.text()
     qtbot.wait(20)
     # The state text is laid out at its full width, not clipped ("API key reject").

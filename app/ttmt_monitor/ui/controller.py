@@ -232,6 +232,7 @@ class DeskController(QObject):
         self.client: Any = None
         self._client_making: asyncio.Future[Any] | None = None  # the client being made in a thread (_client_soon)
         self.consumer: Any = None
+        self._stream_task: asyncio.Task[Any] | None = None  # the stream's run (ends when the key is refused)
         self.state: Any = None
         self._apply: Any = None  # TTMT's apply(state, event, into): bound at the first batch (see apply_batch)
         self._kinds: tuple[tuple[type, ...], type] = ((), type(None))  # (price-tick classes, resync class), the same
@@ -416,7 +417,7 @@ class DeskController(QObject):
                 self.loaded.emit()
                 self._tick.start()
                 if self._start_stream:
-                    self._spawn(self._run_stream())
+                    self._stream_task = self._spawn(self._run_stream())
                 return True
             self.load_failed.emit(message)
             return False
@@ -505,7 +506,7 @@ class DeskController(QObject):
         if not self._signals_from_store:
             self._spawn(self._load_signals(self._signals_reset))
         if self._start_stream:
-            self._spawn(self._run_stream())
+            self._stream_task = self._spawn(self._run_stream())
         if self.store is not None:
             self._start_backfill()
             self._spawn(self._check_store())
@@ -770,6 +771,23 @@ class DeskController(QObject):
         if self.stale_as_of is not None:  # fresh from REST now, but still not live: "as of" moves to now
             self._set_stale(datetime.now(UTC))
         self._remember_snapshot()
+        self._restart_refused_stream()
+
+    def _restart_refused_stream(self) -> None:
+        """F5 (or the banner's Try again) read the API with the key the stream gave up on: the key works again (the
+        user restored it, or switched API access back on), so the stream starts again, from the last event it
+        delivered (the server replays the gap, or a resync follows). Before, the desk read fresh data and still
+        said "API key rejected", with no live updates until the key was typed in again."""
+        task = self._stream_task
+        if (not self._start_stream or self._closing or self.connection_state != "auth_error"
+                or (task is not None and not task.done())):
+            return
+        old = self.consumer
+        last = getattr(old, "last_event_id", None)
+        if last is not None:
+            self._resume_from = last
+        self._set_connection("connecting", "the key works again; reconnecting")
+        self._stream_task = self._spawn(self._run_stream())
 
     async def clear_local_history(self) -> str:
         """File → Clear local history: forget everything the store holds (waiting until it is done), then re-sync

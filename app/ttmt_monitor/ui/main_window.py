@@ -367,8 +367,7 @@ class MainWindow(QMainWindow):
         controller.accounts_model.modelReset.connect(self._refresh_summary)
         controller.loaded.connect(self._on_loaded)
         controller.cache_shown.connect(self.update)  # the whole window repaints with the local history
-        controller.load_failed.connect(lambda msg: self.banner.show_message(f"Could not load the desk.\n{msg}",
-                                                                            [("retry", "Retry")]))
+        controller.load_failed.connect(self._on_load_failed)
         controller.events_applied.connect(self._on_events_applied)
         if hub is not None:
             self._wire_hub(hub)
@@ -1305,6 +1304,13 @@ class MainWindow(QMainWindow):
                 self.banner.set_state(self.controller.connection_state, self.controller.connection_detail)
             self.status.showMessage("Local history is being saved again.", 8000)
         self._history_banner_text = text
+
+    def _on_load_failed(self, message: str) -> None:
+        if self.controller.connection_state == "auth_error":
+            # Try again while the key is still refused: the key's banner stays, with its Replace key… button.
+            self.banner.set_state("auth_error", f"Tried again: {message}")
+            return
+        self.banner.show_message(f"Could not load the desk.\n{message}", [("retry", "Retry")])
 
     def _on_connection(self, state: str, detail: str) -> None:
         self.status.set_state(state, detail)

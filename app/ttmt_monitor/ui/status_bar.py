@@ -54,9 +54,9 @@ _HEALTH_COLOURS = {"degraded": "container_down", "rate_limited": "reconnecting",
 # and what the user can do.
 BANNER_STATES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "auth_error": (
-        "The server no longer accepts this API key (revoked, or API access switched off). Live updates have "
-        "stopped; the tables show the last known data.",
-        (("replace_key", "Replace key…"),),
+        "The server no longer accepts this API key (revoked, or API access switched off in your TTMT dashboard). "
+        "Live updates have stopped; the tables show the last known data. Switched back on or restored? Try again.",
+        (("retry", "Try again"), ("replace_key", "Replace key…")),
     ),
     "conflict": (
         "Another client is using this API key's live stream (TTMT allows one per key). The desk keeps retrying "
