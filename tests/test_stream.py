@@ -438,6 +438,36 @@ def test_rate_limited_resync_waits_retry_after(sim_paused: Any) -> None:
     run(main())
 
 
+def test_resync_waiting_on_the_rate_limit_says_so_and_recovers_alone(sim_paused: Any) -> None:
+    """A gap's resync whose snapshot must wait out the API's rate limit says so in the state's detail (and for how
+    long) instead of a bare "Resyncing…", and goes Live by itself once the budget is back: no F5 needed."""
+    async def main() -> None:
+        async with Harness(sim_paused) as h:
+            await h.consumer.aclose()
+            await h.task
+            resume_from = h.consumer.last_event_id
+            await h.burst(150)  # beyond the replay buffer: the reconnect needs a snapshot
+            sim_paused.faults.set_rate_limit(2, window=4)
+            await h.client.accounts()
+            await h.client.accounts()  # the window's budget is spent before the resync asks
+            seen: list[tuple[ConnectionState, str]] = []
+            h.consumer = StreamConsumer(h.client, last_event_id=resume_from,
+                                        on_state=lambda s, d: seen.append((s, d)), **FAST)
+            h.task = asyncio.ensure_future(h._run())
+            await h.wait_for(lambda: any(s == ConnectionState.RESYNCING and "rate limit" in d for s, d in seen), 10)
+            waiting = next(d for s, d in seen if s == ConnectionState.RESYNCING and "rate limit" in d)
+            assert "missed" in waiting and " s" in waiting  # why it resyncs, and roughly how long it waits
+            sim_paused.faults.reset_rate_limit()
+            sim_paused.faults.set_rate_limit(30)
+            await h.wait_for(lambda: h.consumer.state == ConnectionState.LIVE, 10)
+            await h.caught_up()
+            assert h.consumer.stats.resyncs == 1
+            sim_paused.faults.set_rate_limit(1000, window=60)
+            await h.assert_equal_to_rest()
+
+    run(main())
+
+
 def test_account_filter_relaxes_gap_detection(sim_paused: Any) -> None:
     async def main() -> None:
         client = TTMTClient(sim_paused.base_url, sim_paused.api_key)

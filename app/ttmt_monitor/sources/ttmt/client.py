@@ -283,6 +283,9 @@ class TTMTClient:
         """Call ``listener(seconds, reason)`` just before a request waits for budget (see ``Pacer``)."""
         self._pacer.add_wait_listener(listener)
 
+    def remove_rate_limit_wait_listener(self, listener: Callable[[float, str], None]) -> None:
+        self._pacer.remove_wait_listener(listener)
+
     # ---- the request core -----------------------------------------------------------------------------------
 
     def _backoff(self, attempt: int) -> float:

@@ -94,6 +94,7 @@ class Pacer:
         self.rate_limited = 0
         self._listeners: list[Listener] = []
         self._wait_listeners: list[WaitListener] = []
+        self._waiting: tuple[float, str] | None = None  # (until, reason) of the wait in progress
         self._released = asyncio.Event()
         self._anchor_pending = False
         self._margin = min(0.25, 0.02 * self.window)
@@ -111,8 +112,19 @@ class Pacer:
         """Call ``listener(seconds, reason)`` each time a request is about to wait for budget (the command
         line says so on stderr: a long wait must never look like a hang)."""
         self._wait_listeners.append(listener)
+        if self._waiting is not None and (left := self._waiting[0] - self._clock()) > 0:
+            # Added while a request is already waiting (the others queue behind it): told of that wait at once.
+            try:
+                listener(left, self._waiting[1])
+            except Exception:  # noqa: BLE001 - a listener must never break a request
+                log.exception("rate-limit wait listener failed")
+
+    def remove_wait_listener(self, listener: WaitListener) -> None:
+        if listener in self._wait_listeners:
+            self._wait_listeners.remove(listener)
 
     def _notify_wait(self, seconds: float, reason: str) -> None:
+        self._waiting = (self._clock() + seconds, reason)
         for listener in list(self._wait_listeners):
             try:
                 listener(seconds, reason)
@@ -151,7 +163,10 @@ class Pacer:
                 if self._blocked_until > now:
                     self._notify()
                     self._notify_wait(self._blocked_until - now, "retry-after")
-                    await asyncio.sleep(self._blocked_until - now)
+                    try:
+                        await asyncio.sleep(self._blocked_until - now)
+                    finally:
+                        self._waiting = None
                     continue
                 if self._window_end is not None and now >= self._window_end:
                     # The estimated window is over: a fresh budget (its size is the largest we have seen).
@@ -172,7 +187,10 @@ class Pacer:
                     break
                 self._notify()
                 self._notify_wait(wait, "window" if (self._remaining or 0) <= 0 else "pacing")
-                await asyncio.sleep(wait)
+                try:
+                    await asyncio.sleep(wait)
+                finally:
+                    self._waiting = None
             now = self._clock()
             if self._window_end is None:
                 # This request opens a window (as far as we can tell). The server starts its window when the

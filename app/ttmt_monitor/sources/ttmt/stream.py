@@ -483,7 +483,23 @@ class StreamConsumer:
     async def _resync(self, reason: str, event_id: int | None) -> None:
         """Fetch the REST snapshot and queue ONE Resync event (raises like the client does)."""
         self._set_state(ConnectionState.RESYNCING, reason)
-        snapshot: Snapshot = await self.client.snapshot()
+
+        def waiting(seconds: float, why: str) -> None:
+            # The snapshot's requests wait for REST budget (a 429's Retry-After, or the window used up, e.g. by
+            # F5s): say so and for how long, or the desk shows a bare "Resyncing…" for up to a minute.
+            if seconds >= 1:
+                self._set_state(ConnectionState.RESYNCING,
+                                f"{reason}; waiting out the API's rate limit, retrying in {seconds:.0f} s")
+
+        add = getattr(self.client, "add_rate_limit_wait_listener", None)
+        remove = getattr(self.client, "remove_rate_limit_wait_listener", None)
+        if add is not None and remove is not None:
+            add(waiting)
+        try:
+            snapshot: Snapshot = await self.client.snapshot()
+        finally:
+            if add is not None and remove is not None:
+                remove(waiting)
         if not snapshot.accounts:
             # Never apply a snapshot without accounts as the desk on the first word: a server that lost its data
             # for a moment would empty every table. Keep what we have, say so, retry (the connection ends; the
