@@ -490,3 +490,22 @@ def test_every_kind_has_a_short_label_and_a_pop_up_default() -> None:
 
     assert set(KIND_SHORT) == set(KINDS) == set(DEFAULT_POPUP)
     assert NotifySettings().pops_up("risk_limit")  # a loss limit crossed interrupts
+
+
+def test_an_unrecognised_event_is_told_once_per_type_and_follows_the_connection_switch() -> None:
+    from ttmt_monitor.core.news import Unrecognised
+    from ttmt_monitor.core.notify import MAX_UNRECOGNISED_TYPES, NotificationRules, NotifySettings
+
+    rules = NotificationRules()
+    out = rules.process([Unrecognised("margin_call_warning", '{"level":0.5}', 10),
+                         Unrecognised("margin_call_warning", '{"level":0.4}', 11)])
+    assert [(n.kind, n.subject) for n in out] == [("connection", "margin_call_warning")]
+    assert '{"level":0.5}' in out[0].body and "cannot read" in out[0].body
+    assert rules.process([Unrecognised("margin_call_warning", "", 12)]) == []
+    assert [n.subject for n in rules.process([Unrecognised("other", "", 13)])] == ["other"]
+    # A service inventing types without end: the first ones are told, then nothing more.
+    many = rules.process([Unrecognised(f"t{i}", "", 100 + i) for i in range(2 * MAX_UNRECOGNISED_TYPES)])
+    assert len(many) == MAX_UNRECOGNISED_TYPES - 2
+    off = NotifySettings()
+    off.enabled["connection"] = False
+    assert NotificationRules(off).process([Unrecognised("margin_call_warning", "", 1)]) == []

@@ -475,3 +475,54 @@ def test_the_list_holds_still_under_the_pointer(qtbot) -> None:
                             subject="XAUUSD · C"))
     assert centre.groups()[0].text(0).startswith("USDJPY")
     qtbot.waitUntil(lambda: centre.groups()[0].text(0).startswith("XAUUSD"), timeout=HOLD_MS + 3000)
+
+
+def test_an_event_the_desk_cannot_read_is_told_once_not_dropped(qtbot, store, sim_paused) -> None:
+    """The simulator emits event types the contract never names (and a known type without its data) on the live
+    stream: the desk cannot show them, so it says so, once per type, with the start of what the event said (plain
+    text: the service's words), through the connection-news switch."""
+    import asyncio
+    import time
+
+    from ttmt_monitor.ui.controller import DeskController
+    from ttmt_monitor.ui.notifications import wire_notifications
+
+    sim = sim_paused
+    controller = DeskController(sim.base_url, sim.api_key)
+    window = QWidget()
+    qtbot.addWidget(window)
+    centre = NotificationCentre()
+    qtbot.addWidget(centre)
+    tray = TrayController(available=False, close_to_tray=False, settings_store=store)
+    notifier = wire_notifications(
+        window, controller, centre=centre, show_banner=lambda _t: None, tray=tray, settings_store=store
+    )
+
+    def told() -> list:
+        return [n for n, _ in notifier.routes if (n.group or "").startswith("unrecognised:")]
+
+    async def run() -> None:
+        assert await controller.start()
+        deadline = time.monotonic() + 20
+        while controller.connection_state != "live" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert controller.connection_state == "live"
+        sim.faults.inject_unknown_event("margin_call_warning", {"account": "<b>FTMO 100k</b>", "level": 0.5})
+        sim.faults.inject_unknown_event("margin_call_warning", {"account": "FTMO 100k", "level": 0.4})
+        sim.faults.inject_envelope_without_data("order_fill")  # malformed: logged and skipped, as the rule says
+        sim.faults.inject_unknown_event("account_note", {"text": "x" * 500})
+        deadline = time.monotonic() + 20
+        while len(told()) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            controller.apply_batch()  # (the window's tick: no Qt loop runs here)
+        await controller.aclose()
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+    notes = told()
+    assert sorted(n.subject for n in notes) == ["account_note", "margin_call_warning"], notes
+    margin = next(n for n in notes if n.subject == "margin_call_warning")
+    assert margin.kind == "connection" and "cannot read" in margin.body
+    assert '"account":"<b>FTMO 100k</b>"' in margin.body and '"level":0.5' in margin.body  # its words, as text
+    assert centre.entry_count() >= 2
+    long = next(n for n in notes if n.subject == "account_note")
+    assert long.body.endswith("…") and len(long.body) < 400  # the start of it, not 500 characters

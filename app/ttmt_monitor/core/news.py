@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-__all__ = ["Fill", "Close", "TakeProfit", "Breakeven", "TradeDone", "ConnectionProblem", "Resynced", "Fact"]
+__all__ = ["Fill", "Close", "TakeProfit", "Breakeven", "TradeDone", "ConnectionProblem", "Resynced", "Unrecognised",
+           "Fact"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,4 +139,16 @@ class Resynced:
     event_id: int | None = None
 
 
-Fact = Fill | Close | TakeProfit | Breakeven | TradeDone | ConnectionProblem | Resynced
+@dataclass(frozen=True, slots=True)
+class Unrecognised:
+    """An event the source sent that this version cannot read (a type it does not know, or a known type whose
+    payload lacks what the desk needs): kept in the local history, and told (once per type), never dropped
+    without a word. ``type``: as the service named it; ``excerpt``: the start of its data as text (untrusted:
+    plain text only)."""
+
+    type: str
+    excerpt: str = ""
+    event_id: int | None = None
+
+
+Fact = Fill | Close | TakeProfit | Breakeven | TradeDone | ConnectionProblem | Resynced | Unrecognised

@@ -49,7 +49,7 @@ from typing import Any
 
 from .formatting import format_contracts, format_pl, format_price, format_volume
 from .models import Trade
-from .news import Breakeven, Close, ConnectionProblem, Fact, Fill, Resynced, TakeProfit, TradeDone
+from .news import Breakeven, Close, ConnectionProblem, Fact, Fill, Resynced, TakeProfit, TradeDone, Unrecognised
 
 KINDS: tuple[str, ...] = (
     "fill",
@@ -309,9 +309,12 @@ def kind_of(fact: Fact) -> str | None:
         return "trade_done"
     if isinstance(fact, Breakeven):
         return "breakeven_failure" if fact.failed else "breakeven"
-    if isinstance(fact, ConnectionProblem):
+    if isinstance(fact, (ConnectionProblem, Unrecognised)):
         return "connection"
     return None
+
+
+MAX_UNRECOGNISED_TYPES = 50  # event types told as not understood, at most (once each)
 
 
 class NotificationRules:
@@ -346,6 +349,7 @@ class NotificationRules:
         self._down_since: datetime | None = None
         self._down_notified = False
         self._urgent_told: set[str] = set()
+        self._unrecognised_told: set[str] = set()  # the event types told as not understood (once each)
 
     # --- news ---------------------------------------------------------------------------------------------
 
@@ -390,6 +394,9 @@ class NotificationRules:
         for f in news:
             if isinstance(f, ConnectionProblem):
                 out.extend(self._connection(f.state, f.detail))
+                continue
+            if isinstance(f, Unrecognised):
+                out.extend(self._unrecognised(f))
                 continue
             kind = kind_of(f)
             if kind is None or not self.settings.is_enabled(kind):
@@ -639,6 +646,21 @@ class NotificationRules:
             title = "API key rejected" if state == "auth_error" else "Another client on this key"
             out.append(Notification(title, body, "connection"))
         return out
+
+    def _unrecognised(self, fact: Unrecognised) -> list[Notification]:
+        """Once per event type (a burst of the same new event says nothing new): what arrived, that it is kept,
+        and the start of its data, so a trader can tell a margin call from a curiosity."""
+        if fact.type in self._unrecognised_told or not self.settings.is_enabled("connection"):
+            return []
+        if len(self._unrecognised_told) >= MAX_UNRECOGNISED_TYPES:
+            return []  # a service inventing types without end: the first ones were told
+        self._unrecognised_told.add(fact.type)
+        body = (f"TTMT sent a \u201c{fact.type}\u201d event, which this version of the desk cannot read. It is kept "
+                "in the local history; nothing on screen changed because of it.")
+        if fact.excerpt:
+            body += f" It said: {fact.excerpt}"
+        return [Notification("An event the desk does not know", body, "connection",
+                             group=f"unrecognised:{fact.type}", subject=fact.type)]
 
     # --- flood control and quiet hours ---------------------------------------------------------------------
 

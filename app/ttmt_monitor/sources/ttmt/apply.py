@@ -72,7 +72,17 @@ from ...core.models import (
     TradeFinalized,
     UnknownEvent,
 )
-from ...core.news import Breakeven, Close, ConnectionProblem, Fact, Fill, Resynced, TakeProfit, TradeDone
+from ...core.news import (
+    Breakeven,
+    Close,
+    ConnectionProblem,
+    Fact,
+    Fill,
+    Resynced,
+    TakeProfit,
+    TradeDone,
+    Unrecognised,
+)
 from ...core.state import (
     _ZERO,
     Change,
@@ -369,12 +379,28 @@ def _done_news(ev: TradeFinalized) -> Fact | None:
                      pl=t.realized_pl, currency=t.currency, event_id=ev.event_id)
 
 
+UNRECOGNISED_EXCERPT = 160  # characters of an unrecognised event's data the user is shown
+
+
 def _unknown_news(ev: UnknownEvent) -> Fact | None:
     # The stream's auth_revoked control frame, should it come through as an event: the key was revoked.
     if ev.type != "auth_revoked":
-        return None
+        # Anything else this version cannot read is told, not dropped without a word (once per type: the rules).
+        return Unrecognised(ev.type or "(no type)", _excerpt(ev.raw), ev.event_id)
     reason = ev.raw.get("reason") if isinstance(ev.raw, Mapping) else None
     return ConnectionProblem("auth_error", reason if isinstance(reason, str) else None, ev.event_id)
+
+
+def _excerpt(raw: Any) -> str:
+    """The start of an event's data as one line of JSON text (plain text: the caller shows it as such)."""
+    from ...core.jsontext import dumps
+
+    try:
+        text = dumps(raw.value() if hasattr(raw, "value") else raw)
+    except Exception:  # noqa: BLE001 - an odd payload: no excerpt rather than no notice
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= UNRECOGNISED_EXCERPT else text[:UNRECOGNISED_EXCERPT - 1] + "…"
 
 
 _NEWS: dict[type, Callable[[Any], Fact | None]] = {
