@@ -744,3 +744,26 @@ def test_return_no_widget_took_leaves_a_detail_window_open(qtbot) -> None:
     dialog.show()
     qtbot.keyClick(signal.raw_view, Qt.Key.Key_Escape)
     assert not dialog.isVisible()
+
+
+def test_a_retry_in_the_state_detail_counts_down_instead_of_standing_still(qtbot) -> None:
+    from ttmt_monitor.ui.status_bar import ConnectionStatusBar
+
+    now = [datetime(2026, 12, 7, 10, 0, tzinfo=UTC)]
+    bar = ConnectionStatusBar(clock=lambda: now[0])
+    qtbot.addWidget(bar)
+    bar.set_state("container_down", "the server answered 503; retrying in 36 s")
+    assert bar.state_text() == "Trading container down — the server answered 503; retrying in 36 s"
+    now[0] += timedelta(seconds=10.2)
+    bar._update_age()  # (the bar's one-second tick)
+    assert bar.detail_label.text() == "— the server answered 503; retrying in 26 s"
+    now[0] += timedelta(seconds=30)
+    bar._update_age()
+    assert bar.state_text() == "Trading container down — the server answered 503; retrying now"
+    bar.set_state("reconnecting", "network error (ConnectError); reconnecting in 1.5 s")
+    now[0] += timedelta(seconds=1)
+    bar._update_age()
+    assert bar.detail_label.text() == "— network error (ConnectError); reconnecting in 1 s"
+    bar.set_state("live", "")
+    bar._update_age()
+    assert bar.detail_label.text() == ""

@@ -17,8 +17,10 @@ bar does. All text is plain (``detail`` can quote a server's problem detail).
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics
@@ -49,6 +51,10 @@ _HEALTH_WORDS = {"live": "Live", "connecting": "Connecting…", "reconnecting": 
                  "down": "Service down", "offline": "Offline", "auth_error": "Login refused", "stopped": "Stopped"}
 _HEALTH_COLOURS = {"degraded": "container_down", "rate_limited": "reconnecting", "down": "container_down",
                    "stopped": "offline"}
+
+# "retrying in 36 s" in a state's detail: the bar counts it down (a number that stood still for half a minute read as
+# a hang, and the retry as late).
+_COUNTDOWN = re.compile(r"\b(retrying|reconnecting) in (\d+(?:\.\d+)?) s\b")
 
 # state -> (message, [(action id, button text)]). The message says what happened, what the desk shows meanwhile,
 # and what the user can do.
@@ -162,6 +168,10 @@ class ConnectionStatusBar(QStatusBar):
         """Show connection ``state`` (one of CONNECTION_STATES; others are shown as given) with a short detail."""
         state = state or "offline"
         self._state, self._detail = state, detail or ""
+        found = _COUNTDOWN.search(self._detail)
+        # (the detail as given, where its number is, and when the retry is due)
+        self._countdown = ((self._detail, found, self._clock() + timedelta(seconds=float(found[2])))
+                           if found else None)
         # A desk without TTMT (ui/no_ttmt.py) has no TTMT state and no TTMT events to count: only the sources'
         # chips speak.
         ttmt = state != NO_TTMT_STATE
@@ -290,11 +300,25 @@ class ConnectionStatusBar(QStatusBar):
         return self.age_label.text()
 
     def _update_age(self) -> None:
+        self._count_down()
         if self._last_event_at is None:
             self.age_label.setText("no events yet")
             return
         seconds = (self._clock() - self._last_event_at).total_seconds()
         self.age_label.setText(f"last event {format_age(seconds)}")
+
+    def _count_down(self) -> None:
+        if self._countdown is None:
+            return
+        given, found, due = self._countdown
+        left = math.ceil((due - self._clock()).total_seconds())
+        verb = found[1]
+        now = f"{verb} in {left} s" if left > 0 else f"{verb} now"
+        self._detail = given[:found.start()] + now + given[found.end():]
+        self.detail_label.setText(f"— {self._detail}")
+        self.dot_label.setAccessibleDescription(self.state_text())
+        if left <= 0:
+            self._countdown = None
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
         # The theme switched: redraw the dot with the colour for the new background.

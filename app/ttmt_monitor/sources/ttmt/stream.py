@@ -435,7 +435,7 @@ class StreamConsumer:
                     unavailable += 1
                     self._mark_disconnected()
                     self._set_state(ConnectionState.CONTAINER_DOWN,
-                                    f"trading container down ({exc.status or 503}); retrying in {delay:.0f} s")
+                                    f"the server answered {exc.status or 503}; retrying in {delay:.0f} s")
                     await asyncio.sleep(delay)
                     continue
                 except RateLimitedError as exc:
