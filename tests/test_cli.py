@@ -513,3 +513,67 @@ def test_an_order_fill_line_names_its_trades_symbol() -> None:
     line = describe(event, {}, {"t1": "trd_abc"}, {"t1": "XAUUSD"})
     assert "  trd_abc  XAUUSD  order filled BUY 0.10 @ 2408.10" in line, line
     assert "  trd_abc  -  order filled" in describe(event, {}, {"t1": "trd_abc"})  # (unknown: as before)
+
+
+def _spend_the_budget(sim: Any, limit: int, window: float) -> None:
+    """A window of ``limit`` requests per ``window`` s, used up by this test's own requests (same key)."""
+    sim.faults.set_rate_limit(limit, window=window)
+
+    async def spend() -> None:
+        async with TTMTClient(sim.base_url, sim.api_key, rate_limit_pacing=False) as client:
+            for _ in range(limit):
+                await client.accounts()
+
+    asyncio.run(spend())
+
+
+def _first_wait_notice(proc: subprocess.Popen[str], timeout: float) -> str | None:
+    """The first "rate limited: waiting" line the process writes on stderr within ``timeout`` s (then it is
+    killed: the wait itself is not the point); None when it wrote none, or ended, first."""
+    import queue
+    import threading
+
+    assert proc.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    stderr = proc.stderr
+
+    def pump() -> None:
+        for text in stderr:
+            lines.put(text)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    found = None
+    try:
+        while found is None and (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                if proc.poll() is not None and lines.empty():
+                    break
+                continue
+            if "rate limited: waiting" in line:
+                found = line
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    return found
+
+
+def test_snapshot_and_tail_say_when_they_wait_for_the_rate_limit(sim_paused: Any) -> None:
+    """snapshot (and tail before its stream is up) waited out a used-up budget silently: a minute with nothing
+    on stderr looks like a hang. Each wait is one line with its length, as export's are."""
+    notice = re.compile(r"ttmt-monitor: rate limited: waiting (\d+) s \((.+)\)\n")
+    try:
+        _spend_the_budget(sim_paused, 10, 5.0)
+        line = _first_wait_notice(start(sim_paused, "snapshot", "--json"), timeout=30)
+        assert line is not None, "snapshot waited for the rate limit without a word"
+        m = notice.fullmatch(line)
+        assert m is not None and 2 <= int(m.group(1)) <= 6 and "429" in m.group(2), line
+
+        _spend_the_budget(sim_paused, 10, 5.0)
+        # Readable tail asks for the accounts and open trades before its stream starts.
+        line = _first_wait_notice(start(sim_paused, "tail", "--max-events", "1"), timeout=30)
+        assert line is not None and notice.fullmatch(line), line
+    finally:
+        sim_paused.faults.set_rate_limit(30, window=60.0)

@@ -22,6 +22,8 @@ Output contract (scripts rely on it):
 - ``--account`` takes an account label (exact, case-insensitive) or a TTMT account id; a label of several
   accounts, an unknown label or an id of no account of this key: exit 1 with the list of accounts.
 - ``--max-events N`` exits 0 after N event lines (resync lines not counted).
+- A wait for the API's request budget (2 s or more) is one line on stderr with its length, for every command
+  that makes API calls (``tail`` until its stream is up; then the stream's state line says it).
 - Exit codes: 0 success or Ctrl-C (for ``tail``/``snapshot``); 2 authentication failure (401/403/auth_revoked,
   or no key at all); 1 any other fatal error (bad option, network, server); 130 an interrupted ``export`` (its
   state file stays; rerunning the same command continues).
@@ -242,6 +244,33 @@ class Status:
                 print(f"ttmt-monitor: {message}", file=self.stream, flush=True)
 
 
+_WAIT_REASONS = {
+    "retry-after": "the API answered 429 Too Many Requests",
+    "window": "this minute's request budget is used up",
+    "pacing": "spreading the last requests of this minute's budget",
+}
+
+
+def announce_rate_limit_waits(client: Any, status: Status) -> Callable[[], None]:
+    """Say on stderr, one line per wait of ``WAIT_NOTICE_S`` or more, when ``client`` waits for the API's
+    request budget (a 429's Retry-After, or the window used up): every command that makes API calls, so a
+    minute's wait never looks like a hang. Silenced by --quiet. Written through ``tqdm.write`` so that an
+    export's progress bar, when there is one, is redrawn below the line. Returns the function that stops it
+    (``tail`` stops once its stream is up: the stream's own state line then says why a resync waits)."""
+
+    def on_wait(seconds: float, reason: str) -> None:
+        if seconds < WAIT_NOTICE_S or status.quiet:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            from tqdm import tqdm
+
+            why = _WAIT_REASONS.get(reason, reason)
+            tqdm.write(f"ttmt-monitor: rate limited: waiting {seconds:.0f} s ({why})", file=status.stream)
+
+    client.add_rate_limit_wait_listener(on_wait)
+    return lambda: client.remove_rate_limit_wait_listener(on_wait)
+
+
 def error(message: str) -> None:
     with contextlib.suppress(OSError, ValueError):
         print(f"ttmt-monitor: error: {message}", file=sys.stderr, flush=True)
@@ -381,6 +410,7 @@ class Session:
         self.status = status
         self.sim: Any = None
         self.client: Any = None
+        self.stop_wait_notices: Callable[[], None] = lambda: None
 
     def open(self) -> None:
         from ttmt_monitor.sources.ttmt.client import TTMTClient
@@ -399,6 +429,7 @@ class Session:
             self.client = TTMTClient(base_url, key, user_agent="cli")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        self.stop_wait_notices = announce_rate_limit_waits(self.client, self.status)
 
     async def aclose(self) -> None:
         if self.client is not None:
@@ -564,6 +595,8 @@ async def run_tail(args: argparse.Namespace, session: Session, out: _Out) -> int
     def on_state(state: ConnectionState, detail: str) -> None:
         status(f"stream {state.value}" + (f": {detail}" if detail and detail != state.value else ""))
 
+    # From here the stream's state lines say when (and how long) a resync waits for the rate limit.
+    session.stop_wait_notices()
     consumer = StreamConsumer(client, account_id=account_id, last_event_id=args.last_event_id,
                               on_state=on_state)
     remaining = args.max_events
@@ -829,13 +862,6 @@ def run_export_offline(args: argparse.Namespace, stdout: TextIO, status: Status)
     return EXIT_OK
 
 
-_WAIT_REASONS = {
-    "retry-after": "the API answered 429 Too Many Requests",
-    "window": "this minute's request budget is used up",
-    "pacing": "spreading the last requests of this minute's budget",
-}
-
-
 async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO) -> int:
     """The online export. With ``-o FILE`` the rows go to ``FILE.partial`` (with its resumable state beside
     FILE) and FILE appears, whole, only when the export completes: an error or Ctrl-C never leaves an empty or
@@ -844,16 +870,7 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
 
     from ttmt_monitor.sources.ttmt.encode import dumps, to_wire
 
-    client = session.client
-
-    def on_wait(seconds: float, reason: str) -> None:
-        # One line per wait, on a terminal or not (a progress bar alone does not say why it stopped moving).
-        if seconds >= WAIT_NOTICE_S and not args.quiet:
-            with contextlib.suppress(OSError, ValueError):
-                why = _WAIT_REASONS.get(reason, reason)
-                tqdm.write(f"ttmt-monitor: rate limited: waiting {seconds:.0f} s ({why})", file=sys.stderr)
-
-    client.add_rate_limit_wait_listener(on_wait)
+    client = session.client  # (its rate-limit waits are announced by Session.open: announce_rate_limit_waits)
     if args.account is not None:
         args.account = resolve_account(args.account, await client.accounts()).account_id
     trades = args.what == "trades"
