@@ -577,3 +577,56 @@ def test_snapshot_and_tail_say_when_they_wait_for_the_rate_limit(sim_paused: Any
         assert line is not None and notice.fullmatch(line), line
     finally:
         sim_paused.faults.set_rate_limit(30, window=60.0)
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_request(tmp_path: Path) -> None:
+    """-o naming a directory, or a file in a folder that does not exist: the export downloaded everything, then
+    failed on "Is a directory: d.partial" and left an orphan partial. Now: exit 1 with the user's path named,
+    before the key is looked up or a server contacted (here there is neither), and no file anywhere."""
+    env = dict(os.environ)
+    env.pop("TTMT_API_KEY", None)
+    env.pop("TTMT_BASE_URL", None)
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
+    folder = tmp_path / "d"
+    folder.mkdir()
+    cases = [(["export", "trades", "--format", "csv"], str(folder), "is a directory"),
+             (["export", "signals", "--format", "json", "--offline"], str(folder), "is a directory"),
+             (["export", "trades", "--format", "csv"], str(tmp_path / "nope" / "t.csv"), "does not exist"),
+             (["report", "--since", "2026-05-01", "--format", "html"], str(folder), "is a directory")]
+    for args, output, needle in cases:
+        r = subprocess.run([sys.executable, "-m", "ttmt_monitor", *args, "-o", output, "--base-url",
+                            "http://127.0.0.1:9/api/v1"], capture_output=True, text=True, timeout=30, env=env,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 1, (args, r.stderr)
+        assert f"-o {output}: " in r.stderr and needle in r.stderr, r.stderr
+        assert "API key" not in r.stderr and "Traceback" not in r.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["d"] and not any(folder.iterdir()), args
+
+
+def test_a_failed_final_rename_keeps_the_rows_and_the_resume_state(sim_paused: Any, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The state file was removed before FILE.partial was renamed to FILE: a rename that failed left an orphan
+    partial that no rerun could continue. Now the state goes only once FILE is in place."""
+    from ttmt_monitor import cli
+
+    out = tmp_path / "trades.csv"
+    real_replace = os.replace
+
+    def refuse_the_output(src: Any, dst: Any) -> None:
+        if Path(dst) == out:
+            raise PermissionError(13, "Permission denied")
+        real_replace(src, dst)
+
+    monkeypatch.setenv("TTMT_API_KEY", sim_paused.api_key)
+    args = ["export", "trades", "--format", "csv", "-o", str(out), "--base-url", sim_paused.base_url, "-q"]
+    monkeypatch.setattr(cli.os, "replace", refuse_the_output)
+    assert cli.main(args) == cli.EXIT_FATAL
+    err = capsys.readouterr().err
+    assert f"cannot write {out}" in err and "trades.csv.partial" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trades.csv.export-state.json", "trades.csv.partial"]
+    monkeypatch.setattr(cli.os, "replace", real_replace)
+    assert cli.main(args) == cli.EXIT_OK  # continues from the state: nothing lost, nothing twice
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trades.csv"]
+    ids = [r["id"] for r in csv.DictReader(out.open(encoding="utf-8", newline=""))]
+    assert ids == asyncio.run(_all_trade_ids(sim_paused))

@@ -485,9 +485,27 @@ def parse_when(option: str, value: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+def check_output_path(text: str) -> None:
+    """``-o FILE`` must name a file that can be written: not a directory, in a folder that exists and that we
+    may write in (``FILE.partial`` and the export state are created beside it). Checked before anything is
+    fetched: found out at the end, a long export was downloaded for nothing. Names the path as the user gave it."""
+    path = Path(text)
+    if path.is_dir():
+        raise UsageError(f"-o {text}: is a directory; give a file name (e.g. {path / 'export.csv'})")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"-o {text}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {text}: cannot create files in the folder {folder} (permission denied)")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"-o {text}: the file is not writable (permission denied)")
+
+
 def validate_export(args: argparse.Namespace) -> None:
     """Every export option that can be checked without the server, checked before anything is opened or
     fetched (so a typo costs no request and leaves no file). Normalises ``--status`` to lower case."""
+    if args.output:
+        check_output_path(args.output)
     trades = args.what == "trades"
     if args.symbol is not None and not trades:
         raise UsageError("--symbol filters trades only (the signals list has no symbol filter)")
@@ -975,8 +993,13 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
         if target is not None and target is not stdout:
             target.close()
     if state is not None and out_path is not None and partial_path is not None:
-        state.remove()
-        os.replace(partial_path, out_path)  # FILE appears whole, or not at all
+        try:
+            os.replace(partial_path, out_path)  # FILE appears whole, or not at all
+        except OSError as exc:
+            # The rows stay in FILE.partial and its state stays too: a rerun finishes without fetching again.
+            raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}; the rows are kept in "
+                             f"{partial_path}: run the same command again once {args.output} can be written") from None
+        state.remove()  # only now: the export is in FILE
     session.status(f"exported {count} {args.what}" + (f" to {args.output}" if args.output else ""))
     return EXIT_OK
 

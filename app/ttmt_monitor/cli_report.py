@@ -196,6 +196,7 @@ def run(args: argparse.Namespace, status: Callable[[str], None]) -> int:
     until = parse_date("--until", args.until, zone, cli.UsageError) if args.until else datetime.now(UTC)
     if since >= until:
         raise cli.UsageError(f"--since {args.since} is not before --until {args.until or 'now'}: nothing to report")
+    cli.check_output_path(args.output)  # before anything is read or fetched
     source = (args.source or "").casefold()
     if source and source != "ttmt":
         deals, accounts, ids = _from_source(args, cli)
