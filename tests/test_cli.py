@@ -630,3 +630,49 @@ def test_a_failed_final_rename_keeps_the_rows_and_the_resume_state(sim_paused: A
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trades.csv"]
     ids = [r["id"] for r in csv.DictReader(out.open(encoding="utf-8", newline=""))]
     assert ids == asyncio.run(_all_trade_ids(sim_paused))
+
+
+def test_ctrl_c_on_export_says_so_once(sim_paused: Any, tmp_path: Path) -> None:
+    """asyncio.run hands Ctrl-C to the export as a CancelledError: it said "the export stopped after N …" and
+    then main said "interrupted; run the same command again …" — two messages for one Ctrl-C."""
+    state = tmp_path / "t.csv.export-state.json"
+    proc = start(sim_paused, "export", "trades", "--format", "csv", "-o", str(tmp_path / "t.csv"), "--page-size", "1")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None and not state.exists():
+        time.sleep(0.05)
+    assert proc.poll() is None and state.exists(), "the export did not start, or finished too soon"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130, err
+    assert err.count("run the same command again") == 1, err
+    assert "Traceback" not in err and state.exists()
+
+
+def test_ctrl_c_on_report_exits_130_with_one_line(tmp_path: Path) -> None:
+    """Ctrl-C during report exited 0 with no file and no message: a script took it for a written statement."""
+    out = tmp_path / "may.pdf"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", QT_QPA_PLATFORM="offscreen")
+    env.pop("TTMT_API_KEY", None)
+    for _attempt in range(3):  # the report takes about a second: interrupted while it fetches or renders
+        proc = subprocess.Popen([sys.executable, "-m", "ttmt_monitor", "report", "--demo", "--since", "2026-01-01",
+                                 "--format", "pdf", "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env, stdin=subprocess.DEVNULL, preexec_fn=SIGINT_DEFAULT)
+        assert proc.stderr is not None
+        seen = ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "simulator at" not in seen:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=30)
+        if proc.returncode == 0 and out.exists():  # it finished first: try again
+            out.unlink()
+            continue
+        break
+    err = seen + rest
+    assert proc.returncode == 130, err
+    lines = [ln for ln in err.splitlines() if "interrupted" in ln]
+    assert lines == [f"ttmt-monitor: interrupted; {out} was not written"], err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []

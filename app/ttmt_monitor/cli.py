@@ -26,7 +26,7 @@ Output contract (scripts rely on it):
   that makes API calls (``tail`` until its stream is up; then the stream's state line says it).
 - Exit codes: 0 success or Ctrl-C (for ``tail``/``snapshot``); 2 authentication failure (401/403/auth_revoked,
   or no key at all); 1 any other fatal error (bad option, network, server); 130 an interrupted ``export`` (its
-  state file stays; rerunning the same command continues).
+  state file stays; rerunning the same command continues) or ``report`` (no file written), with one line.
 - ``export`` checks its options (dates, ``--since`` before ``--until``, statuses) before the key is looked up or
   anything is fetched. Trade ``--status`` groups: ``open`` (pending, active, needs_recovery), ``closed`` (the
   closed_* statuses: trades that were open and were closed), ``ended`` (every terminal status, not_filled and
@@ -979,7 +979,9 @@ async def run_export(args: argparse.Namespace, session: Session, stdout: TextIO)
             target = None
         if state is not None and partial_path is not None:
             if state.started:
-                if not isinstance(exc, KeyboardInterrupt):
+                # Ctrl-C reaches this coroutine as the CancelledError asyncio.run turns it into (then main says
+                # "interrupted; run the same command again" once): one message, not two.
+                if not isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
                     session.status(f"the export stopped after {count} {args.what}; run the same command again "
                                    f"to continue it ({partial_path.name} and its state are kept), or add "
                                    "--restart")
@@ -1094,7 +1096,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "export":
             status("interrupted; run the same command again to continue the export")
             return EXIT_INTERRUPTED
-        return EXIT_OK
+        if args.command == "report":  # no statement was written: a script must not take that for success
+            status(f"interrupted; {args.output} was not written")
+            return EXIT_INTERRUPTED
+        return EXIT_OK  # tail and snapshot: Ctrl-C is how they are stopped
     except BrokenPipeError:
         # The reader went away (tail | head): that is how a pipeline ends, not an error.
         with contextlib.suppress(Exception):

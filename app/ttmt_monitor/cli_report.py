@@ -13,7 +13,8 @@ Where the history comes from:
 
 Dates: ``--since`` inclusive, ``--until`` exclusive (default: now); a date alone is midnight in ``--zone`` (default
 UTC), a date-time without an offset is in ``--zone``. The file is written as ``FILE.partial`` and renamed when
-complete. Exit codes as the other commands: 0 done, 1 bad option or no history, 2 no key / refused key.
+complete. Exit codes as the other commands: 0 done, 1 bad option or no history, 2 no key / refused key, 130
+Ctrl-C (no file written).
 """
 
 from __future__ import annotations
