@@ -676,3 +676,21 @@ def test_ctrl_c_on_report_exits_130_with_one_line(tmp_path: Path) -> None:
     lines = [ln for ln in err.splitlines() if "interrupted" in ln]
     assert lines == [f"ttmt-monitor: interrupted; {out} was not written"], err
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
+def test_usage_errors_exit_1_with_argparse_usage() -> None:
+    """A mistyped command (or option of the desktop app) exited 2, the documented authentication-failure code;
+    a command's argument errors exited 1 but without argparse's usage. Now: 1 and the usage, every time."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("TTMT_API_KEY", None)
+    cases = [(["frobnicate"], "unknown command 'frobnicate'"),
+             (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+             (["tail", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+             (["export", "trades", "--format", "xml"], "ttmt-monitor export: error: argument --format: invalid choice"),
+             (["snapshot", "extra"], "unrecognized arguments: extra")]
+    for argv, needle in cases:
+        r = subprocess.run([sys.executable, "-m", "ttmt_monitor", *argv], capture_output=True, text=True,
+                           timeout=60, env=env, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1, (argv, r.returncode, r.stderr)
+        assert r.stderr.startswith("usage: ttmt-monitor") and needle in r.stderr, (argv, r.stderr)
+        assert r.stdout == "" and "Traceback" not in r.stderr

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    import argparse
 
 CLI_COMMANDS = ("tail", "export", "snapshot", "report")
 
 
-def print_help() -> None:
-    """``ttmt-monitor --help``: the desktop app's options and, below them, the commands (one line each), so
-    the command line is found from the one help a user tries first."""
+def _top_parser() -> argparse.ArgumentParser:
+    """The desktop app's parser with a usage that names the commands too (for --help and an unknown command)."""
     import argparse
 
     from .cli import COMMAND_SUMMARIES
@@ -33,7 +36,24 @@ def print_help() -> None:
         f"  {name:<{width}}  {summary}" for name, summary in COMMAND_SUMMARIES.items()
     ) + ("\n\nThe commands need no window. Their key comes from --api-key, else $TTMT_API_KEY, else the one "
          "the desktop app saved\nin the OS keyring; --demo runs any of them against an embedded simulator.")
-    parser.print_help()
+    return parser
+
+
+def print_help() -> None:
+    """``ttmt-monitor --help``: the desktop app's options and, below them, the commands (one line each), so
+    the command line is found from the one help a user tries first."""
+    _top_parser().print_help()
+
+
+def unknown_command(word: str) -> int:
+    """``ttmt-monitor frobnicate``: argparse's usage and an error naming the commands, exit 1 (the documented
+    code of any other error; argparse's own 2 is the authentication failure's). Said before the desktop app's
+    start-up begins: a typo must not look up the key nor send the start-up requests."""
+    parser = _top_parser()
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: unknown command {word!r} (choose from {', '.join((*CLI_COMMANDS, 'sim'))}; "
+          "none: the desktop app)", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import main as cli_main
 
         return cli_main(argv)
+    if argv[:1] and not argv[0].startswith("-"):  # the desktop app takes options only: a word is a command
+        return unknown_command(argv[0])
     # Qt aborts the process when its X11 plugin cannot load (a minimal Linux without libxcb-cursor0 & co.): say what
     # to install instead, before anything starts (ui/platform_check.py; stdlib only, a dlopen of the plugin).
     from .ui.platform_check import xcb_problem

@@ -123,9 +123,16 @@ class AuthFailure(Exception):
     """No usable key, or the server refused it: exit 2."""
 
 
+class _ArgumentError(UsageError):
+    """A command line argparse refused: its usage message is printed already; the text is argparse's own."""
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would exit 2, which we reserve for auth failures
-        raise UsageError(f"{self.prog}: {message}")
+    def error(self, message: str) -> Any:
+        # argparse's usage and "PROG: error: MESSAGE", but exit 1: argparse's 2 is our authentication failure.
+        with contextlib.suppress(OSError, ValueError):
+            self.print_usage(sys.stderr)
+        raise _ArgumentError(f"{self.prog}: error: {message}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1061,6 +1068,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="replace")  # type: ignore[attr-defined]  # a cp1252 pipe must not crash us
     try:
         args = build_parser().parse_args(argv)
+    except _ArgumentError as exc:
+        with contextlib.suppress(OSError, ValueError):
+            print(str(exc), file=sys.stderr, flush=True)
+        return EXIT_FATAL
     except UsageError as exc:
         error(str(exc))
         return EXIT_FATAL

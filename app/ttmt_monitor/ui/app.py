@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None, early: EarlyStart | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage message already
-        return int(exc.code or 0)
+        code = int(exc.code or 0) if isinstance(exc.code, int) else 1
+        return 1 if code == 2 else code  # a usage error is 1: 2 is the documented authentication failure
     # Pin the binding again before qasync is imported (it picks the first Qt binding it finds otherwise).
     os.environ.setdefault("QT_API", "pyside6")
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
