@@ -41,4 +41,18 @@ def test_unknown_source_names_the_choices(toy, capsys):
     err = capsys.readouterr().err
     assert "no source kind 'nope'" in err and "toycsv" in err
     assert cli.main(["export", "trades", "--format", "csv", "--source", "toycsv"]) == cli.EXIT_FATAL
-    assert "tail and snapshot" in capsys.readouterr().err
+    assert "--source works with tail, snapshot and report" in capsys.readouterr().err
+
+
+def test_export_help_says_what_export_does(capsys):
+    """export --help said --offline needs "no key" (it needs the key: it picks that key's history) and listed
+    --source, which export refuses. Now the help says why the key is needed and hides --source; export
+    --source still gets the clear refusal, not "unrecognized arguments"."""
+    with pytest.raises(SystemExit) as done:
+        cli.build_parser().parse_args(["export", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--source" not in text and "no network, no key" not in text
+    assert "The key is still needed" in text
+    assert cli.main(["export", "signals", "--format", "json", "--offline", "--source", "tradovate"]) == cli.EXIT_FATAL
+    assert "export reads TTMT's history only" in capsys.readouterr().err

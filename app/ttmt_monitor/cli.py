@@ -159,15 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "the command line is visible to other local users)")
     common.add_argument("--demo", action="store_true", help="run against an embedded simulator (no key needed)")
     common.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
-    common.add_argument("--source", default=None, metavar="NAME",
-                        help="tail/snapshot/report: a configured source by name (File → Sources… in the app); "
-                             "with --demo, a kind: tradovate, metaapi, mt4manager (default: TTMT)")
+    # --source for the commands that take it (export reads TTMT's history only: see export's hidden --source).
+    sourced = _Parser(add_help=False, parents=[common])
+    sourced.add_argument("--source", default=None, metavar="NAME",
+                         help="a configured source by name (File → Sources… in the app); with --demo, a kind: "
+                              "tradovate, metaapi, mt4manager (default: TTMT)")
 
     parser = _Parser(prog="ttmt-monitor", description="TTMT trading desk: command line.")
     parser.add_argument("--version", action="version", version=f"ttmt-monitor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    tail = sub.add_parser("tail", parents=[common], help=COMMAND_SUMMARIES["tail"],
+    tail = sub.add_parser("tail", parents=[sourced], help=COMMAND_SUMMARIES["tail"],
                           description=COMMAND_SUMMARIES["tail"] + ". Readable lines: date, time and zone, "
                           "account, trade reference, symbol, what happened, P&L.")
     tail.add_argument("--json", action="store_true", help="one JSON object per line per event")
@@ -196,12 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--page-size", type=_page_size, default=100, help=argparse.SUPPRESS)
     export.add_argument("--offline", action="store_true",
                         help="read the local history the desktop app keeps (for --base-url, else "
-                        "$TTMT_BASE_URL, else the API address the desktop app uses; no network, no key)")
+                        "$TTMT_BASE_URL, else the API address the desktop app uses; no network). The key is "
+                        "still needed: each key has its own history, and the key only picks that file (it is "
+                        "sent nowhere)")
+    # Not in the help: export reads TTMT's history only; accepted so that main can say so (not "unrecognized").
+    export.add_argument("--source", default=None, help=argparse.SUPPRESS)
 
     from ttmt_monitor.cli_report import add_parser as add_report_parser
 
-    add_report_parser(sub, common, COMMAND_SUMMARIES["report"])
-    snap = sub.add_parser("snapshot", parents=[common], help=COMMAND_SUMMARIES["snapshot"],
+    add_report_parser(sub, sourced, COMMAND_SUMMARIES["report"])
+    snap = sub.add_parser("snapshot", parents=[sourced], help=COMMAND_SUMMARIES["snapshot"],
                           description=COMMAND_SUMMARIES["snapshot"] + ".")
     snap.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return parser
@@ -1090,7 +1096,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = getattr(args, "source", None)
         if source and source.casefold() != "ttmt":
             if args.command == "export":
-                raise UsageError("export reads TTMT's history only; --source works with tail and snapshot")
+                raise UsageError("export reads TTMT's history only; --source works with tail, snapshot and report")
             from ttmt_monitor import cli_sources
 
             try:
