@@ -202,3 +202,18 @@ def test_an_empty_month_of_the_statement_says_so() -> None:
     page = an.render_html(an.build_statement(deals, since=utc(2026, 5, 1), until=utc(2026, 8, 1)))
     assert page.count("Month: no closed trades") == 1 and "Month: 0 " not in page
     assert "Month: +100.00 USD &middot; 1 trade</p>" in page
+
+
+def test_statement_strips_control_and_bidi_characters_from_service_strings(tmp_path: Path) -> None:
+    """A label with a terminal escape and a right-to-left override (U+202E) showed reversed in the PDF: the
+    statement only HTML-escaped service strings, where the terminal output strips these characters."""
+    hostile = "Red\x1b[31mANSI\x1b[0m\u202eLive\u2066x\u2069\x85"
+    deals = [deal(1, utc(2026, 5, 4, 8), "100", acct=f"sim|{hostile}", channel="Gold\u202dVIP\x07",
+                  symbol="XAU\u202bUSD")]
+    st = an.build_statement(deals, since=utc(2026, 5, 1), until=utc(2026, 6, 1), title="May\u202e statement\x1b")
+    page = write_statement(st, tmp_path / "may.html", "html").read_text(encoding="utf-8")
+    bad = [ch for ch in page if (ord(ch) < 0x20 and ch not in "\n\t\r") or 0x7F <= ord(ch) <= 0x9F
+           or 0x202A <= ord(ch) <= 0x202E or 0x2066 <= ord(ch) <= 0x2069]
+    assert bad == [], sorted({hex(ord(ch)) for ch in bad})
+    for shown in ("Red[31mANSI[0mLivex", "GoldVIP", "XAUUSD", "May statement"):
+        assert shown in page, shown

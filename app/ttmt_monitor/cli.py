@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ttmt_monitor import __version__
-from ttmt_monitor.core.formatting import MINUS, format_pl, format_price, format_volume
+from ttmt_monitor.core.formatting import MINUS, format_pl, format_price, format_volume, strip_controls
 from ttmt_monitor.core.models import (
     SIGNAL_STATUSES,
     TRADE_OPEN_STATUSES,
@@ -234,14 +234,9 @@ def _page_size(text: str) -> int:
 # output helpers
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def clean(text: Any) -> str:
-    """Untrusted text for a terminal line: control characters (incl. ESC and bidi overrides) and newlines out."""
-    if text is None:
-        return ""
-    return _CONTROL.sub("", str(text).replace("\n", " ").replace("\t", " "))
+#: Untrusted text for a terminal line: control characters (incl. ESC and bidi overrides) and newlines out (the
+#: statement's HTML/PDF strips the same ones: ``core.formatting.strip_controls``).
+clean = strip_controls
 
 
 class Status:

@@ -39,6 +39,7 @@ __all__ = [
     "format_volume",
     "pl_sign",
     "status_label",
+    "strip_controls",
     "learn_symbol_digits",
     "symbol_digits",
     "to_decimal",
@@ -46,6 +47,19 @@ __all__ = [
 ]
 
 MINUS = "\u2212"  # a real minus sign: the same width as "+", so signed columns line up
+
+# C0 and C1 controls (ESC of terminal escapes included; tab and newline become spaces first), the line and
+# paragraph separators, and the bidi embeddings, overrides (U+202A-U+202E) and isolates (U+2066-U+2069), which
+# would reorder the text around them ("Red\u202eLive" shows as "RedeviL").
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_controls(text: object) -> str:
+    """Untrusted text (from the service: labels, channel names, reasons) for a terminal line or a document:
+    control characters (ESC, bidi overrides and isolates) out, newlines and tabs as spaces; None is ``""``."""
+    if text is None:
+        return ""
+    return _CONTROL.sub("", str(text).replace("\n", " ").replace("\t", " "))
 
 # ISO 4217 minor units for the currencies whose precision is not 2. Anything not listed uses 2.
 _CURRENCY_DECIMALS: dict[str, int] = {

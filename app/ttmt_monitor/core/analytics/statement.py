@@ -5,7 +5,8 @@ printed by Qt, ``ttmt_monitor/report.py``; this module imports no Qt).
 HTML document from them: the summary per currency, the cumulative realized P&L curve per currency as an inline
 SVG, the calendar of every month of the period, the per-channel and per-symbol tables, the closed trades and
 the balance operations. Every string that came from a service (labels, channel names, symbols, references) is
-HTML-escaped; the SVG is ours. The HTML keeps to what Qt's rich-text engine renders (tables, inline styles, no
+stripped of control characters and bidi overrides (``formatting.strip_controls``) and HTML-escaped; the SVG is
+ours. The HTML keeps to what Qt's rich-text engine renders (tables, inline styles, no
 CSS grid/flex), so the PDF looks like the browser's.
 """
 
@@ -19,7 +20,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-from ..formatting import MINUS, format_money, format_pl, format_price, format_volume
+from ..formatting import MINUS, format_money, format_pl, format_price, format_volume, strip_controls
 from .calendar import Bucket, MonthGrid, by_hour, by_weekday, month_grid, months_between
 from .channels import GroupStats, MoneyStats, group_stats, money_stats
 from .history import ZERO, HistoryDeal, in_period
@@ -131,8 +132,10 @@ GREY = "#666666"
 
 
 def esc(text: object) -> str:
-    """Any text as HTML text (quotes too: it may land in an attribute)."""
-    return html.escape("" if text is None else str(text), quote=True)
+    """Any text as HTML text (quotes too: it may land in an attribute), without the control characters and
+    bidi overrides/isolates a service string may carry (they would reorder or garble the PDF's text), as the
+    terminal output strips them."""
+    return html.escape(strip_controls(text), quote=True)
 
 
 def _pl_td(value: Decimal | None, currency: str | None) -> str:
