@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import sys
+import threading
+import time
 
 import pytest
 
@@ -30,10 +35,53 @@ def test_snapshot_of_a_demo_kind_readable_and_json(toy, capsys):
     assert {p["symbol"]: p["profit"] for p in doc["positions"]} == {"ES": "125.50", "NQ": "-40"}  # exact strings
 
 
-def test_tail_of_a_demo_kind(toy, capsys):
-    assert cli.main(["tail", "--demo", "--source", "toycsv", "--json", "--max-events", "1"]) == 0
-    line = json.loads(capsys.readouterr().out.splitlines()[0])
-    assert line["type"] == "reset" and line["positions"] == 2 and line["source"] == "Toy CSV"
+def test_tail_of_a_source_does_not_count_its_resync_line(toy, tmp_path, monkeypatch):
+    """--max-events counted the reset (resync) line, though the help says resync lines are not counted: with
+    --max-events 1 the command ended on the resync, before any event. Here a row added to the CSV once the
+    reset is out is the one event."""
+    from toy_csv_source import CSV
+    from ttmt_monitor import cli_sources
+    from ttmt_monitor.sources.base import SourceConfig
+
+    path = tmp_path / "mine.csv"
+    path.write_text(CSV)
+    config = SourceConfig(id="mine", kind="toycsv", name="Mine", settings={"path": str(path)})
+    monkeypatch.setattr(cli_sources, "configured_sources", lambda: [config])
+    monkeypatch.setattr(cli_sources, "load_secrets", lambda _config: {})
+
+    class Stdout(io.StringIO):
+        reset = threading.Event()
+
+        def write(self, text: str) -> int:
+            if '"type": "reset"' in text:
+                self.reset.set()
+            return super().write(text)
+
+    out = Stdout()
+    monkeypatch.setattr(sys, "stdout", out)
+
+    def add_a_row() -> None:
+        out.reset.wait(20)  # bounded; without the reset the command never sees a change and the test fails below
+        with path.open("a") as handle:
+            handle.write("A1,CL,BUY,3,70.5,12,USD,\n")
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new mtime, even with coarse stamps
+
+    writer = threading.Thread(target=add_a_row, daemon=True)
+    writer.start()
+    assert cli.main(["tail", "--source", "Mine", "--json", "--max-events", "1"]) == 0
+    writer.join(5)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["type"] for line in lines] == ["reset", "upsert"], lines
+    assert lines[0]["positions"] == 2 and lines[0]["source"] == "Mine"
+    assert lines[1]["symbol"] == "CL"
+
+
+def test_tail_of_a_source_refuses_ttmt_only_options(toy, capsys):
+    """--account and --last-event-id were silently ignored with --source (every account tailed, from now)."""
+    for extra in (["--account", "A1"], ["--last-event-id", "5"]):
+        assert cli.main(["tail", "--demo", "--source", "toycsv", "--max-events", "1", *extra]) == cli.EXIT_FATAL
+        err = capsys.readouterr().err
+        assert f"{extra[0]} works with TTMT's own stream only" in err, err
 
 
 def test_unknown_source_names_the_choices(toy, capsys):

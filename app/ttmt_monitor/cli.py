@@ -173,11 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
                           description=COMMAND_SUMMARIES["tail"] + ". Readable lines: date, time and zone, "
                           "account, trade reference, symbol, what happened, P&L.")
     tail.add_argument("--json", action="store_true", help="one JSON object per line per event")
-    tail.add_argument("--account", default=None, metavar="ACCOUNT", help=ACCOUNT_HELP)
+    tail.add_argument("--account", default=None, metavar="ACCOUNT", help=ACCOUNT_HELP + " (TTMT; not with --source)")
     tail.add_argument("--max-events", type=_non_negative_int, default=None, metavar="N",
                       help="exit 0 after N event lines (resync lines not counted)")
     tail.add_argument("--last-event-id", type=_non_negative_int, default=None, metavar="N",
-                      help="resume after this event id (replays what the server still buffers)")
+                      help="resume after this event id (replays what the server still buffers; TTMT, not with "
+                      "--source)")
 
     export = sub.add_parser("export", parents=[common], help=COMMAND_SUMMARIES["export"],
                             description=COMMAND_SUMMARIES["export"] + ".")
@@ -1092,6 +1093,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if source and source.casefold() != "ttmt":
             if args.command == "export":
                 raise UsageError("export reads TTMT's history only; --source works with tail, snapshot and report")
+            if args.command == "tail":
+                # TTMT's stream options: a source's changes have no event ids, and --account is not applied to
+                # them; said before the source starts, rather than tailing everything silently.
+                for option, value in (("--account", args.account), ("--last-event-id", args.last_event_id)):
+                    if value is not None:
+                        raise UsageError(f"{option} works with TTMT's own stream only; tail --source "
+                                         f"{clean(source)} shows every account of the source and has no event ids "
+                                         "to resume from")
             from ttmt_monitor import cli_sources
 
             try:

@@ -184,6 +184,8 @@ async def _tail(source: Any, out: TextIO, status: Callable[[str], None], as_json
     def account_label(key: str) -> str:
         return labels.get(key, key.partition("|")[2])
     count = 0
+    if max_events == 0:
+        return 0  # as TTMT's tail: nothing to wait for
     async for batch in source.changes():
         for delta in batch:
             if isinstance(delta, HealthChanged):
@@ -221,6 +223,8 @@ async def _tail(source: Any, out: TextIO, status: Callable[[str], None], as_json
             else:
                 out.write(f"{_stamp()}  {source.label}  {line}\n")
             out.flush()
+            if isinstance(delta, Reset):
+                continue  # a resync line is not an event: --max-events does not count it (its help says so)
             count += 1
             if max_events is not None and count >= max_events:
                 return 0
