@@ -767,3 +767,27 @@ def test_a_retry_in_the_state_detail_counts_down_instead_of_standing_still(qtbot
     bar.set_state("live", "")
     bar._update_age()
     assert bar.detail_label.text() == ""
+
+
+def test_a_temporary_message_too_long_for_the_bar_ends_in_an_ellipsis(qtbot) -> None:
+    from PySide6.QtWidgets import QMainWindow
+
+    from ttmt_monitor.ui.status_bar import ConnectionStatusBar
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    bar = ConnectionStatusBar()
+    window.setStatusBar(bar)
+    window.resize(700, 200)
+    window.show()
+    qtbot.waitExposed(window)
+    bar.set_state("conflict", "another client is using this key; retrying in 3 s")
+    qtbot.waitUntil(lambda: bar._holder.width() > 0 and bar._holder.geometry().x() > 0, timeout=3000)
+    long = "Another client on this key · Another client is using this API key's live stream (TTMT allows one per key)."
+    bar.showMessage(long, 5000)
+    shown = bar.currentMessage()
+    assert shown.endswith("…") and shown[:-1] in long
+    room = min(w.geometry().x() for w in bar._permanent_widgets() if w.isVisible() and w.width() > 0)
+    assert bar.fontMetrics().horizontalAdvance(shown) <= room
+    bar.showMessage("Refreshed.", 5000)
+    assert bar.currentMessage() == "Refreshed."

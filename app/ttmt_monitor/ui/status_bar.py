@@ -270,6 +270,20 @@ class ConnectionStatusBar(QStatusBar):
         super().resizeEvent(event)
         self._fit_chips()
 
+    def showMessage(self, message: str, timeout: int = 0) -> None:  # noqa: N802 - Qt override
+        """A temporary message in the room the permanent widgets leave, ending in "…" where it is cut: Qt cuts it
+        mid-letter under the state ("API key's s"). (The whole text stays in the notification centre.)"""
+        super().showMessage(self._fit_message(message), timeout)
+
+    def _fit_message(self, message: str) -> str:
+        shown = [w for w in self._permanent_widgets() if w.isVisible() and w.width() > 0]
+        if not message or not shown:
+            return message  # not laid out yet: nothing to measure against
+        room = min(w.geometry().x() for w in shown) - 16  # (the message's margin and the gap before the widgets)
+        if room <= 0:
+            return message
+        return self.fontMetrics().elidedText(message, Qt.TextElideMode.ElideRight, room)
+
     def set_stale(self, text: str) -> None:
         """Say how old the prices and open P&L on screen are (``"Not live — as of 14:32"``), or nothing ("")."""
         self.stale_label.setText(f"Prices {text[0].lower()}{text[1:]}" if text else "")
