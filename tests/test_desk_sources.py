@@ -306,18 +306,40 @@ def test_a_sources_refused_login_is_told_in_the_banner_and_the_notifications(qap
             await until(lambda: hub.health(source.id) is not None
                         and hub.health(source.id).state is HealthState.LIVE, 30, "the MT4 source live")
             assert not window.banner.isVisible()
+            # TTMT's own trouble is on the banner when the refusal comes: it stays (the refusal waits for it).
+            window._on_connection("container_down", "the server answered 503; retrying in 30 s")
+            ttmt_text = window.banner.text_label.text()
             await in_thread(mt4.set_password, "changed-on-the-server")
             await in_thread(mt4.drop_sockets)
             await until(lambda: hub.health(source.id).state is HealthState.AUTH_ERROR, 30, "the login refused")
+            await until(lambda: any(n.group == f"source-refused:{source.id}" for n, _r in window.notifier.routes), 5,
+                        "the notification")
+            assert window.banner.text_label.text() == ttmt_text and window.banner.button_texts() == ["Retry now"]
+            # TTMT is live again: now the refusal shows.
+            window._on_connection("live", "live")
             await until(window.banner.isVisible, 5, "the banner")
             text = window.banner.text_label.text()
             assert text.startswith(hub.label(source.id) + ": ") and "File → Sources…" in text, text
             assert window.banner.button_texts() == ["Sources…"]
             notes = [n for n, _route in window.notifier.routes if n.group == f"source-refused:{source.id}"]
             assert len(notes) == 1 and notes[0].title == f"{hub.label(source.id)}: login refused", notes
-            # TTMT's connection state changes (here: back to live after a refresh) and the notice stays up.
+            # TTMT's connection state changes (here: live again after a reconnect) and the notice stays up.
+            window._on_connection("reconnecting", "")
             window._on_connection("live", "live")
             assert window.banner.isVisible() and window.banner.text_label.text() == text
+            # TTMT down again: its banner takes the place; dismissed, the refusal is back; dismissed too, nothing
+            # comes back (no loop between the two), and once TTMT is live the refusal stays told once.
+            window._on_connection("container_down", "the server answered 503; retrying in 30 s")
+            assert window.banner.button_texts() == ["Retry now"]
+            window.banner.dismiss_button.click()
+            assert window.banner.isVisible() and window.banner.text_label.text() == text
+            window.banner.dismiss_button.click()
+            assert not window.banner.isVisible()
+            window._on_connection("live", "live")
+            assert not window.banner.isVisible()  # dismissed: told once, the chip stays red
+            window._refused_dismissed.clear()  # (as if not dismissed, for the rest of the story)
+            window._keep_refused_notice()
+            assert window.banner.text_label.text() == text
             # The way to the fix.
             window.banner.button("sources").click()
             await until(lambda: window.sources_dialog is not None and window.sources_dialog.isVisible(), 5,

@@ -175,3 +175,26 @@ def test_a_routine_reconnect_does_not_flash_the_figures_grey(qapp, sim, settings
             dispose(window)
 
     run_on_qasync(scenario)
+
+
+def test_a_key_refused_at_start_is_said_plainly_not_as_a_retry(qapp, sim, settings):
+    """The key is refused on the very first request: the key's banner says what the server said, with its two ways
+    out; "Tried again" is for a try the user made (Try again, F5), not for the start."""
+    async def scenario() -> None:
+        controller = DeskController(sim.base_url, sim.api_key, consumer_factory=_consumer)
+        window = MainWindow(controller, settings)
+        window.show()
+        try:
+            await in_thread(sim.faults.revoke_key)
+            assert not await controller.start()
+            await until(window.banner.isVisible, 10, "the key's banner")
+            assert controller.connection_state == "auth_error"
+            assert "Tried again" not in window.banner.text_label.text(), window.banner.text_label.text()
+            assert window.banner.button_texts() == ["Try again", "Replace key…"]
+        finally:
+            await in_thread(sim.faults.restore_key)
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    run_on_qasync(scenario)

@@ -283,6 +283,8 @@ class MainWindow(QMainWindow):
         # until the source runs again or the user dismisses it (then only the chip stays red).
         self._refused: dict[str, str] = {}
         self._refused_dismissed: set[str] = set()
+        self._trying_again = False  # F5 or a banner's Try again is under way (its failure says "Tried again")
+        self._dismissed_state = ""  # TTMT's state whose banner the user dismissed (until the state changes)
         self.controller = controller
         # ui/desk.SourceHub: the neutral sources beside TTMT (None: TTMT only). With ``hub_factory`` instead (a TTMT
         # desk with no other source configured), the hub is made right after the first paint, or earlier when
@@ -1270,12 +1272,16 @@ class MainWindow(QMainWindow):
                 text += " Fix its login in File → Sources…"
             self._refused[source_id] = text
             self._refused_dismissed.discard(source_id)
-            self.banner.show_message(text, [("sources", "Sources…")], accent_state="auth_error")
+            if not self._banner_taken():
+                # (Else TTMT's own banner, or the history notice, stays up: this one waits for it to go.)
+                self.banner.show_message(text, [("sources", "Sources…")], accent_state="auth_error")
             from ..core.notify import Notification
 
-            # Through the user's switch for connection news and quiet hours, as the window's other notices.
-            self.notifier.notify(Notification(f"{label}: login refused", text, "connection",
-                                              group=f"source-refused:{source_id}", subject=label))
+            notifier = self.notifier
+            if notifier is not None:  # (None when the notifications could not be set up)
+                # Through the user's switch for connection news and quiet hours, as the window's other notices.
+                notifier.notify(Notification(f"{label}: login refused", text, "connection",
+                                             group=f"source-refused:{source_id}", subject=label))
         elif not refused and source_id in self._refused:
             text = self._refused.pop(source_id)
             self._refused_dismissed.discard(source_id)
@@ -1283,6 +1289,11 @@ class MainWindow(QMainWindow):
                 # Ours is still up: back to what TTMT's connection wants (usually nothing), or another notice.
                 self.banner.set_state(self.controller.connection_state, self.controller.connection_detail)
                 self._keep_history_notice()
+
+    def _banner_taken(self) -> bool:
+        """The banner shows something other than a source's refusal (TTMT's key, conflict or container, the local
+        history): a refusal must not cover it (dismissing ours would have lost it)."""
+        return self.banner.isVisible() and self.banner.text_label.text() not in self._refused.values()
 
     def _keep_refused_notice(self) -> None:
         if self.banner.isVisible():
@@ -1306,13 +1317,18 @@ class MainWindow(QMainWindow):
         self._history_banner_text = text
 
     def _on_load_failed(self, message: str) -> None:
+        tried, self._trying_again = self._trying_again, False
         if self.controller.connection_state == "auth_error":
-            # Try again while the key is still refused: the key's banner stays, with its Replace key… button.
-            self.banner.set_state("auth_error", f"Tried again: {message}")
+            # The key refused (at start, or on Try again / F5): the key's banner, with its Replace key… button.
+            self.banner.set_state("auth_error", f"Tried again: {message}" if tried else message)
             return
         self.banner.show_message(f"Could not load the desk.\n{message}", [("retry", "Retry")])
 
     def _on_connection(self, state: str, detail: str) -> None:
+        if state == "live":
+            self._trying_again = False
+        if state != self._dismissed_state:
+            self._dismissed_state = ""
         self.status.set_state(state, detail)
         self.banner.set_state(state, detail)
         self._keep_history_notice()
@@ -1320,8 +1336,20 @@ class MainWindow(QMainWindow):
     def _on_banner_action(self, action: str) -> None:
         if action == "dismiss":
             shown = self.banner.text_label.text()
-            self._history_notice = ""
-            self._refused_dismissed.update(sid for sid, text in self._refused.items() if text == shown)
+            refusals = [sid for sid, text in self._refused.items() if text == shown]
+            if refusals:
+                # A source's refusal dismissed: what else wants the banner comes back (TTMT's state unless the
+                # user dismissed it already, the history notice, another refusal).
+                self._refused_dismissed.update(refusals)
+                if self.controller.connection_state != self._dismissed_state:
+                    self.banner.set_state(self.controller.connection_state, self.controller.connection_detail)
+                self._keep_history_notice()
+            else:
+                if shown == self._history_notice:
+                    self._history_notice = ""
+                else:
+                    self._dismissed_state = self.banner.state  # TTMT's: not shown again until its state changes
+                self._keep_refused_notice()
         if action == "sources":
             self.open_sources()
         elif action == "replace_key":
@@ -1521,6 +1549,7 @@ class MainWindow(QMainWindow):
         self._on_signal_count(len(signals))
 
     def refresh(self) -> None:
+        self._trying_again = True  # (a failure now is a try's: the banner says so)
         if self.controller.started:
             asyncio.ensure_future(self.controller.refresh())
         else:
