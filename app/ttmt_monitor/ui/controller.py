@@ -733,6 +733,9 @@ class DeskController(QObject):
         client = self._client_now()
         if client is None:
             return
+        # Only a refresh asked while the stream stood refused proves the key works again (one that began while
+        # the stream was live and ended after it was refused proves nothing).
+        refused_before = self.connection_state == "auth_error"
         self._refreshing = True
         self._hold_stream = True
         before = len(self._queue)  # nothing is drained while holding: these stay the queue's head
@@ -771,7 +774,8 @@ class DeskController(QObject):
         if self.stale_as_of is not None:  # fresh from REST now, but still not live: "as of" moves to now
             self._set_stale(datetime.now(UTC))
         self._remember_snapshot()
-        self._restart_refused_stream()
+        if refused_before:
+            self._restart_refused_stream()
 
     def _restart_refused_stream(self) -> None:
         """F5 (or the banner's Try again) read the API with the key the stream gave up on: the key works again (the
