@@ -56,6 +56,7 @@ from ..core.models import (
     Signal as SignalObj,
     Trade,
 )
+from .widgets import plain_tooltip
 
 __all__ = ["DATE_WINDOWS", "FilterBar", "FilterSpec", "deal_filter", "deal_status", "pinned",
            "status_choices"]
@@ -437,7 +438,8 @@ class FilterBar(QWidget):
         combo.setMinimumContentsLength(11)
         # ... and in a narrow window (the notification centre docked beside the tables) it may shrink further.
         combo.setMinimumWidth(combo.fontMetrics().averageCharWidth() * 6 + 24)
-        combo.currentTextChanged.connect(combo.setToolTip)
+        # (Plain: an account or channel name comes from a service, and Qt guesses rich text in tooltips.)
+        combo.currentTextChanged.connect(lambda text: combo.setToolTip(plain_tooltip(text)))
         combo.addItem(any_label, None)
         combo.currentIndexChanged.connect(self._emit_now)
         return combo

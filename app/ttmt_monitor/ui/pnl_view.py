@@ -226,7 +226,7 @@ class PnlView(QWidget):
         self._account_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self._account_combo.setIconSize(QSize(0, 0))
         self._account_combo.setMinimumContentsLength(20)
-        self._account_combo.currentTextChanged.connect(self._account_combo.setToolTip)
+        self._account_combo.currentTextChanged.connect(lambda text: self._account_combo.setToolTip(plain_tip(text)))
         self._account_combo.addItem("All accounts", None)
         self._account_combo.currentIndexChanged.connect(self._on_account_combo)
         self._preset_group = QButtonGroup(self)
@@ -1106,7 +1106,13 @@ class PnlView(QWidget):
         combo = self._account_combo
         key = label.casefold()
         at = next((i for i in range(1, combo.count()) if key < combo.itemText(i).casefold()), combo.count())
-        combo.insertItem(at, label, account_id)
+        # Quietly: an account sorted in before the chosen one moves its index, and the combo would report that as a
+        # new choice (the chart then forgot the user's zoom).
+        combo.blockSignals(True)
+        try:
+            combo.insertItem(at, label, account_id)
+        finally:
+            combo.blockSignals(False)
 
     def _on_account_combo(self, index: int) -> None:
         self.set_account_filter(self._account_combo.itemData(index))
