@@ -767,6 +767,13 @@ def test_a_retry_in_the_state_detail_counts_down_instead_of_standing_still(qtbot
     bar.set_state("live", "")
     bar._update_age()
     assert bar.detail_label.text() == ""
+    # The banner's text stands still: it names the retry without the seconds the bar counts down.
+    from ttmt_monitor.ui.status_bar import Banner
+
+    banner = Banner()
+    qtbot.addWidget(banner)
+    banner.set_state("container_down", "the server answered 503; retrying in 36 s")
+    assert banner.text_label.text().endswith("\nthe server answered 503; retrying")
 
 
 def test_a_temporary_message_too_long_for_the_bar_ends_in_an_ellipsis(qtbot) -> None:
@@ -778,7 +785,7 @@ def test_a_temporary_message_too_long_for_the_bar_ends_in_an_ellipsis(qtbot) -> 
     qtbot.addWidget(window)
     bar = ConnectionStatusBar()
     window.setStatusBar(bar)
-    window.resize(700, 200)
+    window.resize(900, 200)
     window.show()
     qtbot.waitExposed(window)
     bar.set_state("conflict", "another client is using this key; retrying in 3 s")
@@ -789,5 +796,16 @@ def test_a_temporary_message_too_long_for_the_bar_ends_in_an_ellipsis(qtbot) -> 
     assert shown.endswith("…") and shown[:-1] in long
     room = min(w.geometry().x() for w in bar._permanent_widgets() if w.isVisible() and w.width() > 0)
     assert bar.fontMetrics().horizontalAdvance(shown) <= room
+    # A permanent widget appears while it is shown (the window's unread badge): fitted again to the room left.
+    from PySide6.QtWidgets import QLabel
+
+    badge = QLabel("Notifications: 68 unread")
+    bar.addPermanentWidget(badge)
+    bar.refit()
+    qtbot.waitUntil(lambda: badge.width() > 0, timeout=3000)
+    refitted = bar.currentMessage()
+    assert refitted.endswith("…") and len(refitted) < len(shown)
+    assert bar.fontMetrics().horizontalAdvance(refitted) <= min(
+        w.geometry().x() for w in bar._permanent_widgets() if w.isVisible() and w.width() > 0)
     bar.showMessage("Refreshed.", 5000)
     assert bar.currentMessage() == "Refreshed."

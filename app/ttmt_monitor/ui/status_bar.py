@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -254,8 +255,10 @@ class ConnectionStatusBar(QStatusBar):
             self.reformat()  # QStatusBar keeps the permanent widgets' old hints until told
 
     def refit(self) -> None:
-        """A permanent widget was shown or hidden (e.g. the window's unread badge): names or dots again."""
+        """A permanent widget was shown or hidden (e.g. the window's unread badge): names or dots again, and the
+        temporary message fitted to the room now left."""
         self._fit_chips()
+        self._refit_message()
 
     def _permanent_widgets(self, *, chips: bool = True) -> list[QWidget]:
         return [self._holder, self.history_label, self.stale_label, self.age_label,
@@ -269,19 +272,35 @@ class ConnectionStatusBar(QStatusBar):
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         self._fit_chips()
+        self._refit_message()
 
     def showMessage(self, message: str, timeout: int = 0) -> None:  # noqa: N802 - Qt override
         """A temporary message in the room the permanent widgets leave, ending in "…" where it is cut: Qt cuts it
-        mid-letter under the state ("API key's s"). (The whole text stays in the notification centre.)"""
+        mid-letter under the state ("API key's s"). (The whole text stays in the notification centre.) Fitted
+        again when that room changes (the unread badge appearing, a resize) while it is shown."""
+        self._message = (message, time.monotonic() + timeout / 1000 if timeout > 0 else None)
         super().showMessage(self._fit_message(message), timeout)
 
+    def _refit_message(self) -> None:
+        message, until = getattr(self, "_message", ("", None))
+        if not message or not self.currentMessage():
+            return
+        left = 0 if until is None else int((until - time.monotonic()) * 1000)
+        if until is not None and left <= 0:
+            return
+        fitted = self._fit_message(message)
+        if fitted != self.currentMessage():
+            super().showMessage(fitted, left)
+
     def _fit_message(self, message: str) -> str:
-        shown = [w for w in self._permanent_widgets() if w.isVisible() and w.width() > 0]
-        if not message or not shown:
-            return message  # not laid out yet: nothing to measure against
-        room = min(w.geometry().x() for w in shown) - 16  # (the message's margin and the gap before the widgets)
-        if room <= 0:
+        """``message`` elided to the width the permanent widgets leave, from their size hints (what the layout
+        gives them; a widget just shown has no geometry yet)."""
+        if not message or self.width() <= 0:
             return message
+        taken = sum(w.sizeHint().width() + 6 for w in self._permanent_widgets() if not w.isHidden())
+        room = self.width() - taken - 24  # (the message's margins and the size grip)
+        if room <= 40:
+            return message  # no room to speak of: Qt clips it as before
         return self.fontMetrics().elidedText(message, Qt.TextElideMode.ElideRight, room)
 
     def set_stale(self, text: str) -> None:
@@ -397,7 +416,8 @@ class Banner(QFrame):
             return
         message, actions = entry
         if detail:
-            message = f"{message}\n{detail}"
+            # Without its seconds: the banner's text stands still, the status bar counts them down.
+            message = f"{message}\n{_COUNTDOWN.sub(lambda m: m[1], detail)}"
         self.show_message(message, actions, accent_state=state)
         self._state = state
 
