@@ -260,15 +260,17 @@ _WAIT_REASONS = {
 }
 
 
-def announce_rate_limit_waits(client: Any, status: Status) -> Callable[[], None]:
+def announce_rate_limit_waits(client: Any, status: Status, skip: Callable[[], bool] | None = None
+                              ) -> Callable[[], None]:
     """Say on stderr, one line per wait of ``WAIT_NOTICE_S`` or more, when ``client`` waits for the API's
     request budget (a 429's Retry-After, or the window used up): every command that makes API calls, so a
     minute's wait never looks like a hang. Silenced by --quiet. Written through ``tqdm.write`` so that an
     export's progress bar, when there is one, is redrawn below the line. Returns the function that stops it
-    (``tail`` stops once its stream is up: the stream's own state line then says why a resync waits)."""
+    (``skip()`` true: say nothing of this wait; ``tail`` skips them while its stream resyncs, whose own state
+    line then says why it waits)."""
 
     def on_wait(seconds: float, reason: str) -> None:
-        if seconds < WAIT_NOTICE_S or status.quiet:
+        if seconds < WAIT_NOTICE_S or status.quiet or (skip is not None and skip()):
             return
         with contextlib.suppress(OSError, ValueError):
             from tqdm import tqdm
@@ -622,10 +624,13 @@ async def run_tail(args: argparse.Namespace, session: Session, out: _Out) -> int
     def on_state(state: ConnectionState, detail: str) -> None:
         status(f"stream {state.value}" + (f": {detail}" if detail and detail != state.value else ""))
 
-    # From here the stream's state lines say when (and how long) a resync waits for the rate limit.
-    session.stop_wait_notices()
     consumer = StreamConsumer(client, account_id=account_id, last_event_id=args.last_event_id,
                               on_state=on_state)
+    # From here the stream's state lines say when (and how long) a resync waits for the rate limit; the readable
+    # lines' trade lookups still say so here.
+    session.stop_wait_notices()
+    session.stop_wait_notices = announce_rate_limit_waits(
+        client, status, skip=lambda: consumer.state is ConnectionState.RESYNCING)
     remaining = args.max_events
     if remaining == 0:
         await consumer.aclose()
