@@ -511,17 +511,20 @@ def test_an_event_the_desk_cannot_read_is_told_once_not_dropped(qtbot, store, si
         sim.faults.inject_unknown_event("margin_call_warning", {"account": "FTMO 100k", "level": 0.4})
         sim.faults.inject_envelope_without_data("order_fill")  # malformed: logged and skipped, as the rule says
         sim.faults.inject_unknown_event("account_note", {"text": "x" * 500})
+        sim.faults.inject_unknown_event("order_fill", {"note": "no order in it"})  # a known type, unreadable
         deadline = time.monotonic() + 20
-        while len(told()) < 2 and time.monotonic() < deadline:
+        while len(told()) < 3 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             controller.apply_batch()  # (the window's tick: no Qt loop runs here)
         await controller.aclose()
 
     asyncio.run(asyncio.wait_for(run(), 60))
     notes = told()
-    assert sorted(n.subject for n in notes) == ["account_note", "margin_call_warning"], notes
+    assert sorted(n.subject for n in notes) == ["account_note", "margin_call_warning", "order_fill"], notes
+    fill = next(n for n in notes if n.subject == "order_fill")
+    assert "could not read" in fill.body and "press F5" in fill.body  # what it changed may be missing
     margin = next(n for n in notes if n.subject == "margin_call_warning")
-    assert margin.kind == "connection" and "cannot read" in margin.body
+    assert margin.kind == "connection" and "cannot read" in margin.body and "F5" not in margin.body
     assert '"account":"<b>FTMO 100k</b>"' in margin.body and '"level":0.5' in margin.body  # its words, as text
     assert centre.entry_count() >= 2
     long = next(n for n in notes if n.subject == "account_note")

@@ -141,14 +141,14 @@ class Resynced:
 
 @dataclass(frozen=True, slots=True)
 class Unrecognised:
-    """An event the source sent that this version cannot read (a type it does not know, or a known type whose
-    payload lacks what the desk needs): kept in the local history, and told (once per type), never dropped
-    without a word. ``type``: as the service named it; ``excerpt``: the start of its data as text (untrusted:
-    plain text only)."""
+    """An event the source sent that this version cannot read (a type it does not know, or, ``known``, a type it
+    knows whose payload lacks what the desk needs): told (once per type), never dropped without a word. ``type``:
+    as the service named it; ``excerpt``: the start of its data as text (untrusted: plain text only)."""
 
     type: str
     excerpt: str = ""
     event_id: int | None = None
+    known: bool = False
 
 
 Fact = Fill | Close | TakeProfit | Breakeven | TradeDone | ConnectionProblem | Resynced | Unrecognised

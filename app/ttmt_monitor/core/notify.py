@@ -655,8 +655,13 @@ class NotificationRules:
         if len(self._unrecognised_told) >= MAX_UNRECOGNISED_TYPES:
             return []  # a service inventing types without end: the first ones were told
         self._unrecognised_told.add(fact.type)
-        body = (f"TTMT sent a \u201c{fact.type}\u201d event, which this version of the desk cannot read. It is kept "
-                "in the local history; nothing on screen changed because of it.")
+        if fact.known:
+            # A type the desk knows, whose data it could not read: what it changed is missing from the figures.
+            body = (f"TTMT sent a \u201c{fact.type}\u201d event the desk could not read (its data was not what the "
+                    "desk expects). The figures on screen may miss what it changed: press F5 to read them again.")
+        else:
+            body = (f"TTMT sent a \u201c{fact.type}\u201d event, which this version of the desk cannot read. Nothing "
+                    "on screen changed because of it.")
         if fact.excerpt:
             body += f" It said: {fact.excerpt}"
         return [Notification("An event the desk does not know", body, "connection",

@@ -97,6 +97,7 @@ from ...core.state import (
     _unrealized,
     apply_snapshot,
 )
+from .decode import KNOWN_EVENT_TYPES
 
 __all__ = ["apply", "apply_many", "facts_of"]
 
@@ -386,7 +387,7 @@ def _unknown_news(ev: UnknownEvent) -> Fact | None:
     # The stream's auth_revoked control frame, should it come through as an event: the key was revoked.
     if ev.type != "auth_revoked":
         # Anything else this version cannot read is told, not dropped without a word (once per type: the rules).
-        return Unrecognised(ev.type or "(no type)", _excerpt(ev.raw), ev.event_id)
+        return Unrecognised(ev.type or "(no type)", _excerpt(ev.raw), ev.event_id, known=ev.type in KNOWN_EVENT_TYPES)
     reason = ev.raw.get("reason") if isinstance(ev.raw, Mapping) else None
     return ConnectionProblem("auth_error", reason if isinstance(reason, str) else None, ev.event_id)
 
