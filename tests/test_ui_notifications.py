@@ -206,18 +206,10 @@ def test_wiring_to_the_real_controller_signals(qtbot, store) -> None:
     assert not window.isVisible()
 
 
-def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_paused) -> None:
-    """Events the simulator really emits, applied by the real controller, become readable notifications: fills
-    of one trade coalesce, TP hits/closes/finalizations are described with the trade's symbol."""
-    import asyncio
-    import time
-
-    from ttmt_monitor.sources.ttmt.decode import decode_event
-    from ttmt_monitor.ui.controller import DeskController
+def _wired(qtbot, store, controller):  # noqa: ANN001, ANN202 - test helper
+    """(centre, notifier) wired to ``controller`` as the window wires them, without a tray and with a quiet banner."""
     from ttmt_monitor.ui.notifications import wire_notifications
 
-    sim = sim_paused
-    controller = DeskController(sim.base_url, sim.api_key, start_stream=False)
     window = QWidget()
     qtbot.addWidget(window)
     centre = NotificationCentre()
@@ -226,6 +218,21 @@ def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_p
     notifier = wire_notifications(
         window, controller, centre=centre, show_banner=lambda _t: None, tray=tray, settings_store=store
     )
+    return centre, notifier
+
+
+def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_paused) -> None:
+    """Events the simulator really emits, applied by the real controller, become readable notifications: fills
+    of one trade coalesce, TP hits/closes/finalizations are described with the trade's symbol."""
+    import asyncio
+    import time
+
+    from ttmt_monitor.sources.ttmt.decode import decode_event
+    from ttmt_monitor.ui.controller import DeskController
+
+    sim = sim_paused
+    controller = DeskController(sim.base_url, sim.api_key, start_stream=False)
+    centre, notifier = _wired(qtbot, store, controller)
     notifier.rules.settings.burst_cap = 1000  # count everything here; the cap has its own test
 
     try:  # the same log reader as the chart tests (tests/ may or may not be a package)
@@ -485,18 +492,10 @@ def test_an_event_the_desk_cannot_read_is_told_once_not_dropped(qtbot, store, si
     import time
 
     from ttmt_monitor.ui.controller import DeskController
-    from ttmt_monitor.ui.notifications import wire_notifications
 
     sim = sim_paused
     controller = DeskController(sim.base_url, sim.api_key)
-    window = QWidget()
-    qtbot.addWidget(window)
-    centre = NotificationCentre()
-    qtbot.addWidget(centre)
-    tray = TrayController(available=False, close_to_tray=False, settings_store=store)
-    notifier = wire_notifications(
-        window, controller, centre=centre, show_banner=lambda _t: None, tray=tray, settings_store=store
-    )
+    centre, notifier = _wired(qtbot, store, controller)
 
     def told() -> list:
         return [n for n, _ in notifier.routes if (n.group or "").startswith("unrecognised:")]
