@@ -335,6 +335,9 @@ def test_a_sources_refused_login_is_told_in_the_banner_and_the_notifications(qap
             assert window.banner.isVisible() and window.banner.text_label.text() == text
             window.banner.dismiss_button.click()
             assert not window.banner.isVisible()
+            # TTMT's next retry (a new detail, the same state) does not bring its dismissed banner back.
+            window._on_connection("container_down", "the server answered 503; retrying in 12 s")
+            assert not window.banner.isVisible()
             window._on_connection("live", "live")
             assert not window.banner.isVisible()  # dismissed: told once, the chip stays red
             window._refused_dismissed.clear()  # (as if not dismissed, for the rest of the story)

@@ -1071,8 +1071,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("TTMT_LOG_LEVEL", "WARNING").upper(), stream=sys.stderr,
                         format="ttmt-monitor: %(levelname)s %(name)s: %(message)s")
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, ValueError):
-            stream.reconfigure(errors="replace")  # type: ignore[attr-defined]  # a cp1252 pipe must not crash us
+        reconfigure = getattr(stream, "reconfigure", None)  # (a TextIOWrapper's; a replaced stream may lack it)
+        with contextlib.suppress(ValueError):
+            if reconfigure is not None:
+                reconfigure(errors="replace")  # a cp1252 pipe must not crash us
     try:
         args = build_parser().parse_args(argv)
     except _ArgumentError as exc:

@@ -1327,10 +1327,11 @@ class MainWindow(QMainWindow):
     def _on_connection(self, state: str, detail: str) -> None:
         if state == "live":
             self._trying_again = False
+        self.status.set_state(state, detail)
         if state != self._dismissed_state:
             self._dismissed_state = ""
-        self.status.set_state(state, detail)
-        self.banner.set_state(state, detail)
+            self.banner.set_state(state, detail)
+        # (Else the user dismissed this state's banner: a new detail, e.g. each retry's, does not bring it back.)
         self._keep_history_notice()
 
     def _on_banner_action(self, action: str) -> None:
