@@ -23,7 +23,7 @@ Output contract (scripts rely on it):
   accounts, an unknown label or an id of no account of this key: exit 1 with the list of accounts.
 - ``--max-events N`` exits 0 after N event lines (resync lines not counted).
 - A wait for the API's request budget (2 s or more) is one line on stderr with its length, for every command
-  that makes API calls (``tail`` until its stream is up; then the stream's state line says it).
+  that makes API calls (``tail`` too, except while its stream resyncs: the stream's state line says it then).
 - Exit codes: 0 success or Ctrl-C (for ``tail``/``snapshot``); 2 authentication failure (401/403/auth_revoked,
   or no key at all); 1 any other fatal error (bad option, network, server); 130 an interrupted ``export`` (its
   state file stays; rerunning the same command continues) or ``report`` (no file written), with one line.
