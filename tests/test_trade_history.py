@@ -351,3 +351,36 @@ def test_closing_a_reader_closes_its_connection_after_the_read_under_way(filled:
     assert reader._conn is None  # noqa: SLF001
     with pytest.raises(sqlite3.ProgrammingError):
         connection.execute("SELECT 1")
+
+
+def test_the_store_closes_after_a_reader_whose_read_was_under_way_and_leaves_no_write_ahead_log(
+        tmp_path: Path) -> None:
+    """The desk quits while a history read is under way: the reader's read-only connection closes once the read is
+    done, and the store waits for it (bounded) so that its own connection closes last and removes the ``-wal``
+    file, which a read-only connection cannot. Before, the store closed first now and then, and a clean quit left
+    the write-ahead log behind (a test of Ctrl-C saw it)."""
+    import threading
+
+    store = Store.open_path(tmp_path / "history.sqlite", codec=CODEC)
+    trades, positions = [], []
+    for trade, pos in history_wires(50, open_every=10):
+        trades.append(trade)
+        positions.extend(pos)
+    store.put_trades(trades)
+    store.put_positions(positions)
+    store.flush_sync()
+    reader = HistoryReader(store.path, model_codec.decode_trade)
+    assert reader.order(HistoryFilter(), "created_at", True).result(30).count > 0  # its connection is open
+    gate, started = threading.Event(), threading.Event()
+
+    def under_way() -> bool:
+        started.set()
+        return gate.wait(30)
+
+    busy = reader._submit(under_way)  # noqa: SLF001 - a read under way when the desk closes
+    assert started.wait(30)
+    reader.close()  # (the window's models close first: their connection closes after the read)
+    threading.Timer(0.3, gate.set).start()  # the read ends while the store is closing
+    store.close()
+    assert busy.result(30) is True and reader._conn is None  # noqa: SLF001
+    assert not list(tmp_path.glob("*-wal")), sorted(p.name for p in tmp_path.iterdir())

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from . import jsontext, model_codec
+from . import jsontext, model_codec, readers
 from .jsontext import LazyObject
 
 # Re-exported: where the files live was defined here first (core/paths.py keeps it importable without sqlite3).
@@ -89,6 +89,7 @@ _TERMINAL_TRADE_STATUSES = (
 _OPEN_POSITION_STATUSES = ("open", "partial_closed")
 #: How long to wait for a lock another process holds before giving up (seconds).
 BUSY_TIMEOUT_S = 10.0
+READERS_CLOSE_S = 2.0  # at most, for the history readers' reads under way when the store closes
 #: The event log keeps this many newest events (older ones are pruned; trades and positions stay).
 EVENT_LOG_KEEP = 200_000
 EVENT_PRUNE_EVERY = 1000
@@ -1477,6 +1478,11 @@ class Store:
             self._writer.join(timeout)
         else:
             self._writer.queue.put(_STOP)
+        # The history readers' read-only connections first (a read under way when the desk closed ends soon): this
+        # one, closing last, then removes the write-ahead log. Bounded: a reader stuck longer leaves the log, which
+        # SQLite recovers at the next open. (Off the GUI thread: the controller closes the store in an executor.)
+        if self._writer is not None and flush:  # (a read-only view, peek, closes at once: it may be the GUI thread's)
+            readers.wait_closed(self.path, READERS_CLOSE_S)
         with self._read_lock:
             self._read.close()
 

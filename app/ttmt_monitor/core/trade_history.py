@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from . import jsontext
+from . import jsontext, readers
 from .formatting import status_label
 from .models import TRADE_OPEN_STATUSES, TRADE_STATUSES, TRADE_TERMINAL_STATUSES
 from .pips import pip_size_float, pips
@@ -356,8 +356,14 @@ class HistoryReader:
         if self._conn is None:
             conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
                                    check_same_thread=False, timeout=10.0)
-            conn.execute("PRAGMA query_only=1")
-            conn.create_function("pip_size", 1, pip_size_float, deterministic=True)
+            readers.opened(self.path)  # (the store closes after it: see core/readers.py)
+            try:
+                conn.execute("PRAGMA query_only=1")
+                conn.create_function("pip_size", 1, pip_size_float, deterministic=True)
+            except BaseException:
+                conn.close()
+                readers.closed(self.path)
+                raise
             self._conn = conn
         return self._conn
 
@@ -418,8 +424,11 @@ class HistoryReader:
 
         def shut() -> None:
             if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
+                    readers.closed(self.path)
         if not under_way:  # the worker is idle and takes nothing more: closed here, now (before the store's
             shut()  # writer, which then removes the write-ahead log as the last connection to close)
         else:
