@@ -77,6 +77,17 @@ def writes_since(mas: MetaApiSimThread, before: int) -> list[tuple[str, str]]:
     return mas.account_writes()[before:]
 
 
+
+async def _deploy_then_undeploy(dialog) -> None:  # noqa: ANN001
+    """The user deploys the account (confirming the charge), waits for it, then undeploys it (confirming)."""
+    dialog.deploy_button.click()
+    answer(dialog, True)
+    await until(lambda: dialog.state == "deployed", 15, "deployed")
+    dialog.undeploy_button.click()
+    answer(dialog, True)
+    await until(lambda: dialog.state == "undeployed", 10, "undeployed")
+
+
 def test_created_after_waits_then_deploy_only_when_confirmed(qtbot, mas: MetaApiSimThread, caplog):
     caplog.set_level(logging.DEBUG)
     before = len(mas.account_writes())
@@ -96,12 +107,7 @@ def test_created_after_waits_then_deploy_only_when_confirmed(qtbot, mas: MetaApi
         answer(dialog, False)
         assert dialog.state == "created"
         assert not any(w[1].endswith("/deploy") for w in writes_since(mas, before))
-        dialog.deploy_button.click()
-        answer(dialog, True)
-        await until(lambda: dialog.state == "deployed", 15, "deployed")
-        dialog.undeploy_button.click()
-        answer(dialog, True)
-        await until(lambda: dialog.state == "undeployed", 10, "undeployed")
+        await _deploy_then_undeploy(dialog)
         dialog.delete_button.click()
         answer(dialog, True)
         await until(lambda: dialog.state == "deleted", 10, "deleted")
@@ -347,12 +353,7 @@ def test_states_in_the_accounts_tabs_words(qtbot, mas: MetaApiSimThread):
         assert dialog.status_label.text() == "MetaApi could not deploy the account (Deploy failed)."
         assert status_label("DEPLOY_FAILED") == "Deploy failed"
         raw_free()
-        dialog.deploy_button.click()
-        answer(dialog, True)
-        await until(lambda: dialog.state == "deployed", 15, "deployed")
-        dialog.undeploy_button.click()
-        answer(dialog, True)
-        await until(lambda: dialog.state == "undeployed", 10, "undeployed")
+        await _deploy_then_undeploy(dialog)
         assert dialog.result_title.text().endswith("(Undeployed).")
         raw_free()
     LOOP.run(main)

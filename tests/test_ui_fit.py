@@ -655,19 +655,26 @@ def test_the_notification_centre_comes_back_as_it_was_left(qapp, qtbot, settings
     and the centre's dock is built after the first paint). Now the docks' state is saved with the window: open,
     where and as big as it was, on the next start; closed stays closed. (Docked below the tables here: beside
     them, this 800 px test screen leaves the centre no width but its minimum.)"""
-    from PySide6.QtCore import Qt
+    from contextlib import contextmanager
 
-    def start() -> MainWindow:
-        window = MainWindow(DeskController("http://127.0.0.1:9", "unused"), settings)
-        window.show()
-        qtbot.waitExposed(window)
-        return window
+    from PySide6.QtCore import QCoreApplication, Qt
 
     def built(window: MainWindow) -> bool:  # the after-first-paint set-up made the dock (not forced here)
         return window._centre_dock is not None  # noqa: SLF001
 
-    window = start()
-    try:
+    @contextmanager
+    def started(*, set_up: bool = True):  # noqa: ANN202 - one start of the app, disposed after
+        window = MainWindow(DeskController("http://127.0.0.1:9", "unused"), settings)
+        window.show()
+        qtbot.waitExposed(window)
+        try:
+            if set_up:
+                qtbot.waitUntil(lambda: built(window), timeout=5000)
+            yield window
+        finally:
+            dispose(window)
+
+    with started(set_up=False) as window:
         window.show_notification_centre()
         dock = window.centre_dock
         qtbot.waitUntil(dock.isVisible, timeout=3000)
@@ -675,19 +682,12 @@ def test_the_notification_centre_comes_back_as_it_was_left(qapp, qtbot, settings
         window.resizeDocks([dock], [260], Qt.Orientation.Vertical)  # and makes it taller
         qtbot.waitUntil(lambda: dock.height() == 260, timeout=3000)
         window.quit()  # File → Quit
-    finally:
-        dispose(window)
 
-    window = start()  # quit at once, before the set-up after the first paint built the centre: nothing lost
-    try:
-        assert not built(window)
+    with started(set_up=False) as window:  # quit at once, before the set-up after the first paint built the centre
+        assert not built(window)  # (nothing lost)
         window.quit()
-    finally:
-        dispose(window)
 
-    window = start()
-    try:
-        qtbot.waitUntil(lambda: built(window), timeout=5000)
+    with started() as window:
         dock = window.centre_dock
         qtbot.waitUntil(dock.isVisible, timeout=3000)
         assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea
@@ -695,18 +695,10 @@ def test_the_notification_centre_comes_back_as_it_was_left(qapp, qtbot, settings
         assert window.notifications_action.isChecked()
         dock.close()  # the user closes it
         window.quit()
-    finally:
-        dispose(window)
 
-    window = start()
-    try:
-        qtbot.waitUntil(lambda: built(window), timeout=5000)
+    with started() as window:
         # A restored dock would show by the time the window's queued events are done: let them run, then look.
-        from PySide6.QtCore import QCoreApplication
-
         QCoreApplication.processEvents()
         QCoreApplication.sendPostedEvents()
         assert not window.centre_dock.isVisible() and not window.notifications_action.isChecked()
-    finally:
         window.quit()
-        dispose(window)
