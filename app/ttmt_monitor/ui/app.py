@@ -890,7 +890,22 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     painted, cache_painted = desk.painted, desk.cache_painted
     if built is None:
         window.show()
+    quit_later: asyncio.TimerHandle | None = None
     try:
+        if not headless and not args.report_startup:
+            # A quit while the start-up still loads (it may be waiting out the API's rate limit for a minute) closes
+            # the desk now: the process does not linger behind a closed window, holding the single-instance guard.
+            if args.quit_after:  # (counted from now, whether or not the start-up has loaded by then)
+                quit_later = asyncio.get_running_loop().call_later(args.quit_after, window.quit)
+            if not desk.closed_early:
+                closing = asyncio.ensure_future(_await_signal(window.closed))
+                try:
+                    await asyncio.wait((start_task, closing), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    closing.cancel()
+            if not start_task.done():
+                start_task.cancel()
+                return next_connection[0] if next_connection else EXIT_OK
         ok = await start_task
         if args.report_startup:
             deadline = time.monotonic() + 10
@@ -902,12 +917,12 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
             return EXIT_OK if ok else EXIT_FAILED
         if headless:
             return await _capture(args, window, controller, ok)
-        if args.quit_after:
-            asyncio.get_running_loop().call_later(args.quit_after, window.quit)
         if not desk.closed_early:
             await _await_signal(window.closed)
         return next_connection[0] if next_connection else EXIT_OK
     finally:
+        if quit_later is not None:
+            quit_later.cancel()  # (a window closed earlier is deleted below: the timer must not find it)
         if window.isVisible():
             window.quit()
         desk.listen_latest.stop()

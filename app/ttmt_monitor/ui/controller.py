@@ -81,6 +81,7 @@ ACCOUNTS_EVERY_S = 0.5  # the per-account figures are recomputed at most this of
 SIGNAL_POLL_S = 60.0
 SIGNAL_FETCH_PER_MIN = 6  # unknown-signal look-ups per minute (the rest are picked up by the poll)
 PAGE_SIZE = 100
+LOADING_TEXT = "Loading accounts, positions and trades…"  # what the start-up says while it loads
 PAINT_WAIT_S = 0.5  # the longest the after-load work waits for the window's first paint with data
 BACKFILL_DELAY_S = 10.0  # older history is read in the background, after start-up has had the request budget
 BACKFILL_PACE_S = 2.0  # between its pages: the API allows 30 requests a minute (sync.backfill)
@@ -366,7 +367,7 @@ class DeskController(QObject):
     def note_starting(self) -> None:
         """Say "connecting" now (the start-up says it first thing): the app calls this before building the window
         when it paints the window's first frame before the loop runs (ui/app.py), so that frame says it too."""
-        self._set_connection("connecting", "Loading accounts, positions and trades…")
+        self._set_connection("connecting", LOADING_TEXT)
 
     async def _start_once(self) -> bool:
         self.note_starting()
@@ -565,7 +566,20 @@ class DeskController(QObject):
                 self.client = making.result()
             else:
                 self.client = self._make_client()
+            self._watch_rate_waits(self.client)
         return self.client
+
+    def _watch_rate_waits(self, client: Any) -> None:
+        add = getattr(client, "add_rate_limit_wait_listener", None)  # (a test's client factory may make another kind)
+        if add is not None:
+            add(self._on_rate_wait)
+
+    def _on_rate_wait(self, seconds: float, _reason: str) -> None:
+        """The start-up's reads wait for the API's request budget (a 429's Retry-After, or a window spent by
+        restarts, F5s or the command line with the same key): say so with a countdown. Before, "Loading accounts,
+        positions and trades…" stood for up to a minute as if the desk hung."""
+        if seconds >= 1 and not self.started and not self._closing and self.connection_state == "connecting":
+            self._set_connection("connecting", f"Loading waits out the API's rate limit; retrying in {seconds:.0f} s")
 
     async def _client_soon(self) -> Any:
         """The TTMT client, made on first need in a worker thread: importing the HTTP library and loading the
@@ -584,6 +598,7 @@ class DeskController(QObject):
             raise
         if self.client is None and not self._closing:
             self.client = made
+            self._watch_rate_waits(made)
         elif made is not self.client:  # one was made on the loop meanwhile (or we are closing): not two
             await _close_quietly(made)
         return self.client
