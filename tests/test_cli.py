@@ -515,6 +515,43 @@ def test_an_order_fill_line_names_its_trades_symbol() -> None:
     assert "  trd_abc  -  order filled" in describe(event, {}, {"t1": "trd_abc"})  # (unknown: as before)
 
 
+def test_order_fill_lines_of_one_trades_tp_levels_differ() -> None:
+    """A trade's orders are one per TP level, alike in volume and fill price: the readable lines named no level,
+    so a trade's fills printed as the same line twice or thrice (a tester). Each names its level and target."""
+    from ttmt_monitor.cli import describe
+    from ttmt_monitor.sources.ttmt.decode import decode_event
+
+    def fill(level: int, target: str, layer: int | None = None) -> str:
+        order = {"id": f"o{level}", "trade_id": "t1", "type": "market", "direction": "SELL", "volume": "0.05",
+                 "fill_price": "1.0851", "status": "filled", "account_label": "FTMO", "tp_level": level,
+                 "take_profit": target, "layer": layer}
+        event = decode_event({"type": "order_fill", "eventId": 7 + level, "timestamp": "2026-12-06T10:00:00Z",
+                              "data": {"order": order}})
+        return describe(event, {}, {"t1": "trd_abc"}, {"t1": "EURUSD"})
+
+    lines = [fill(1, "1.0831"), fill(2, "1.0811"), fill(3, "1.0791", layer=2)]
+    assert len({line.split("  ", 1)[1] for line in lines}) == 3, lines
+    assert lines[0].endswith("order filled SELL 0.05 @ 1.08510 (TP1 1.08310)"), lines[0]
+    assert lines[2].endswith("(layer 2, TP3 1.07910)"), lines[2]
+
+
+def test_account_is_found_by_its_label_as_printed() -> None:
+    """A label with a tab or a newline is printed with spaces (and its controls out): typing what was printed did
+    not find the account (a tester). The label as sent still does; an ambiguous one still asks for the id."""
+    from ttmt_monitor.cli import UsageError, resolve_account
+    from ttmt_monitor.core.models import Account
+
+    odd = Account("a1", "FTMO\t100k\n\x1b[31mlive", "live", "USD", "deployed", True)
+    other = Account("a2", "Demo", "demo", "EUR", "deployed", True)
+    for typed in ("FTMO 100k [31mlive", " ftmo 100K [31mLIVE ", "FTMO\t100k\n\x1b[31mlive", "a1"):
+        assert resolve_account(typed, [odd, other]) is odd, typed
+    with pytest.raises(UsageError, match="FTMO 100k \\[31mlive"):
+        resolve_account("nothing like it", [odd, other])
+    twin = Account("a3", "FTMO 100k [31mlive", "live", "USD", "deployed", True)
+    with pytest.raises(UsageError, match="label of 2 accounts"):
+        resolve_account("FTMO 100k [31mlive", [odd, twin, other])
+
+
 def _spend_the_budget(sim: Any, limit: int, window: float) -> None:
     """A window of ``limit`` requests per ``window`` s, used up by this test's own requests (same key)."""
     sim.faults.set_rate_limit(limit, window=window)

@@ -352,8 +352,14 @@ def describe(event: Event, labels: dict[str, str], refs: dict[str, str] | None =
         price = o.fill_price if o.fill_price is not None else o.price
         what = (f"order filled {o.direction or ''} {format_volume(o.volume)} @ "
                 f"{_ascii_minus(format_price(price, symbol or None))}")
-        if o.layer:
-            what += f" (layer {o.layer})"
+        # A trade's orders are one per TP level, often alike in volume and price: without the level, a fill of
+        # each read as the same line repeated (a tester).
+        notes = [f"layer {o.layer}"] if o.layer else []
+        if o.tp_level:
+            target = format_price(o.take_profit, symbol or None) if o.take_profit is not None else ""
+            notes.append(f"TP{o.tp_level} {_ascii_minus(target)}".rstrip())
+        if notes:
+            what += f" ({', '.join(notes)})"
     elif isinstance(event, PositionClosed) and event.position is not None:
         p = event.position
         account, symbol = p.account_label, p.symbol
@@ -465,14 +471,18 @@ def _account_choice(account: Account) -> str:
 
 def resolve_account(text: str, accounts: Sequence[Account]) -> Account:
     """The account ``--account`` names: an account id, else a label (exact, case-insensitive, surrounding
-    spaces ignored). No match or more than one: a :class:`UsageError` that lists the choices (an id the server
-    does not know would otherwise filter the stream down to nothing, silently and forever)."""
+    spaces ignored; as sent or as printed). No match or more than one: a :class:`UsageError` that lists the
+    choices (an id the server does not know would otherwise filter the stream down to nothing, silently and
+    forever)."""
     wanted = text.strip()
     for account in accounts:
         if account.account_id.lower() == wanted.lower():
             return account
     folded = wanted.casefold()
-    matches = [a for a in accounts if (a.label or "").strip().casefold() == folded]
+    # The label as the service sent it, or as the lines and the error below show it (controls out, tabs and
+    # newlines as spaces): a user types what was printed.
+    matches = [a for a in accounts if folded in {(a.label or "").strip().casefold(),
+                                                 clean(a.label).strip().casefold()}]
     if len(matches) == 1:
         return matches[0]
     if matches:
