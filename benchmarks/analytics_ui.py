@@ -94,7 +94,6 @@ def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab
     from decimal import Decimal
 
     import msgspec
-    import qasync
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -105,11 +104,12 @@ def child(n: int, seconds: float, sample: bool = False, closes: float = 0.0, tab
     from ttmt_monitor.ui.accounts_model import AccountRow
     from ttmt_monitor.ui.controller import DeskController
     from ttmt_monitor.ui.main_window import MainWindow
+    from ttmt_monitor.ui.qloop import new_qasync_loop
     from ttmt_monitor.ui.risk_limits import prop_account_prefs
     from ttmt_monitor.ui.settings import AppSettings
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    loop = qasync.QEventLoop(app)
+    loop = new_qasync_loop(app)
     asyncio.set_event_loop(loop)
     tmp = tempfile.mkdtemp(prefix="bench-analytics-ui-")
     settings = AppSettings(QSettings(os.path.join(tmp, "settings.ini"), QSettings.Format.IniFormat))

@@ -93,11 +93,12 @@ def _ratios(values: list[float], base: float) -> str:
 class Bench:
     def __init__(self) -> None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        import qasync
         from PySide6.QtWidgets import QApplication
 
+        from ttmt_monitor.ui.qloop import new_qasync_loop
+
         self.app = QApplication.instance() or QApplication([])
-        self.loop = qasync.QEventLoop(self.app)
+        self.loop = new_qasync_loop(self.app)
         asyncio.set_event_loop(self.loop)
         self.probe = Probe()
         from ttmt_monitor.ui.gc_guard import MainThreadGarbageCollector

@@ -35,12 +35,12 @@ class ModuleLoop:
             module_loop.close()
 
     def run(self, make: Callable[[], Awaitable[Any]], timeout: float | None = None) -> Any:
-        import qasync
+        from ttmt_monitor.ui.qloop import new_qasync_loop
 
         app = QApplication.instance() or QApplication([])
         app.setQuitOnLastWindowClosed(False)
         if self._loop is None:
-            self._loop = qasync.QEventLoop(app)
+            self._loop = new_qasync_loop(app)
             ModuleLoop._made.append(self)
         loop = self._loop
         asyncio.set_event_loop(loop)

@@ -23,12 +23,12 @@ def aloop(qapp):
     it had started fired into an object already freed. The app never closes its loop while Qt runs, so neither
     do the tests until the module ends.)
     """
-    import qasync
+    from ttmt_monitor.ui.qloop import new_qasync_loop
 
     # Closing the dialog closes the last window: without this, Qt would quit the loop under the test (in the app
     # the main window is there).
     qapp.setQuitOnLastWindowClosed(False)
-    loop = qasync.QEventLoop(qapp, already_running=False)
+    loop = new_qasync_loop(qapp, already_running=False)
     asyncio.set_event_loop(loop)
     yield loop
     for task in asyncio.all_tasks(loop):

@@ -87,3 +87,21 @@ def test_a_task_still_paging_when_the_run_ends_is_unwound_without_errors(qapp, c
     assert run_qasync(app, scenario, timeout=30) == "quit"
     assert closed == ["pages", "load"]
     assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+
+
+def test_the_loops_executor_runs_work_on_python_threads_not_qthreads(qapp):
+    """``run_in_executor(None, …)`` on the app's loop runs on plain Python threads (ui/qloop.py): qasync's own
+    executor started ten Python ``QThread`` subclasses at once, and one of them starting crashed the process in
+    PySide's ``MetaObjectBuilder::update()`` (a core dump, 2 start-ups of 260 under load). A QThread is not a
+    ``threading.Thread``: under qasync's executor ``current_thread()`` there is a dummy, never a pool worker."""
+    import threading
+
+    async def where() -> list[str]:
+        loop = asyncio.get_running_loop()
+        names = await asyncio.gather(*(loop.run_in_executor(None, lambda: threading.current_thread().name)
+                                       for _ in range(4)))
+        return list(names)
+
+    names = run_qasync(QApplication.instance(), where)
+    assert names and all(name.startswith("ttmt-worker") for name in names), names
+    assert not any(t.name.startswith("ttmt-worker") for t in threading.enumerate()), "closing the loop joins them"

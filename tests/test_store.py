@@ -229,12 +229,13 @@ def test_writes_do_not_block_and_are_batched(store: Store) -> None:
 def test_qt_loop_keeps_ticking_during_a_big_write(store: Store, qapp: Any) -> None:
     """A real qasync loop over a real QApplication: a 10 ms QTimer must keep firing while 20,000 trades (domain
     objects, encoded on the writer thread) are written."""
-    import qasync
     from PySide6.QtCore import QTimer
+
+    from ttmt_monitor.ui.qloop import new_qasync_loop
 
     trades = [decode_trade(trade_wire(i, realized_pl=Decimal(f"{i % 97}.{i % 100:02d}"))) for i in range(20_000)]
     gaps: list[float] = []
-    loop = qasync.QEventLoop(qapp)
+    loop = new_qasync_loop(qapp)
 
     async def main() -> tuple[float, float]:
         last = time.perf_counter()

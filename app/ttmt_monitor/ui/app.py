@@ -406,9 +406,9 @@ def run_qasync(app: Any, make: Any, timeout: float | None = None, *, stop_signal
     SIGHUP close the desk cleanly (the app's own run; see _handle_stop_signals); a run they cancel before its
     window exists raises ``asyncio.CancelledError``.
     """
-    import qasync
+    from .qloop import new_qasync_loop
 
-    loop = qasync.QEventLoop(app)
+    loop = new_qasync_loop(app)
     asyncio.set_event_loop(loop)
     old_hooks = sys.get_asyncgen_hooks()
     sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,  # noqa: SLF001 - asyncio's own hooks
