@@ -358,6 +358,9 @@ def test_attach_follows_the_real_desk_controller(qtbot, sim_paused) -> None:
 
     asyncio.run(apply_live())
     qtbot.waitUntil(lambda: sum(len(s.points) for s in view.series.values()) > n_before, timeout=3000)
+    # Its 60 s signal poll (a QTimer) would otherwise fire in a later test of this process with no loop to run on
+    # ("no current event loop", caught by pytest-qt in whichever test it landed: a parallel run).
+    asyncio.run(controller.aclose())
 
 
 def test_price_ticks_move_only_the_open_segment(qtbot) -> None:

@@ -267,7 +267,15 @@ def test_real_simulator_events_notify_through_the_controller(qtbot, store, sim_p
             if {"fill", "trade_done"} <= kinds and kinds & {"take_profit", "close"}:
                 break
 
-    asyncio.run(asyncio.wait_for(run(), 75))
+    async def run_then_close() -> None:
+        try:
+            await run()
+        finally:
+            # Its 60 s signal poll (a QTimer) would otherwise fire in a later test of this process, with no loop
+            # to run on: "no current event loop", caught by pytest-qt in whichever test it landed (a parallel run).
+            await controller.aclose()
+
+    asyncio.run(asyncio.wait_for(run_then_close(), 75))
     # (closes folded into a TP hit or a trade's end in the same batch do not notify on their own)
     assert {"fill", "trade_done"} <= kinds and kinds & {"take_profit", "close"}, kinds
     texts = [n.body for n, _ in notifier.routes]
