@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import httpx
+import shiboken6
 
 from _app_support import run_and_look
 from _qasync_support import ModuleLoop, until
@@ -48,3 +49,21 @@ def test_file_quit_while_the_start_up_waits_out_the_rate_limit_closes_the_desk_a
     took = time.monotonic() - quit_at[0]
     assert code == 0
     assert took < 10, f"the desk took {took:.1f} s to close after Quit (the start-up waits about 100 s)"
+
+
+def test_the_wait_said_gives_way_to_loading_when_it_is_over(qtbot):
+    """Once the wait is over and the load goes on, the bar says "Loading…" again, not "retrying now" for the rest
+    of the load; a later state is never overwritten."""
+    from ttmt_monitor.ui.controller import LOADING_TEXT, DeskController
+
+    controller = DeskController("http://127.0.0.1:9/api/v1", "ttmt_live_" + "q" * 43, start_stream=False)
+    controller.note_starting()
+    controller._on_rate_wait(1.2, "retry-after")  # noqa: SLF001 - what the client's pacer calls
+    assert _RETRY.search(controller.connection_detail), controller.connection_detail
+    qtbot.waitUntil(lambda: controller.connection_detail == LOADING_TEXT, timeout=5000)
+    controller._on_rate_wait(30, "retry-after")  # noqa: SLF001
+    waiting = controller.connection_detail
+    controller._set_connection("live", "")  # noqa: SLF001 - the load finished meanwhile
+    controller._rate_wait_over(waiting)  # noqa: SLF001 - what the wait's end calls
+    assert (controller.connection_state, controller.connection_detail) == ("live", "")
+    shiboken6.delete(controller)  # (its 30 s timer goes with it)

@@ -892,20 +892,24 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         window.show()
     quit_later: asyncio.TimerHandle | None = None
     try:
-        if not headless and not args.report_startup:
+        if not headless and not args.report_startup and not desk.closed_early:
             # A quit while the start-up still loads (it may be waiting out the API's rate limit for a minute) closes
             # the desk now: the process does not linger behind a closed window, holding the single-instance guard.
-            if args.quit_after:  # (counted from now, whether or not the start-up has loaded by then)
-                quit_later = asyncio.get_running_loop().call_later(args.quit_after, window.quit)
-            if not desk.closed_early:
-                closing = asyncio.ensure_future(_await_signal(window.closed))
-                try:
-                    await asyncio.wait((start_task, closing), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    closing.cancel()
-            if not start_task.done():
-                start_task.cancel()
-                return next_connection[0] if next_connection else EXIT_OK
+            closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def closed_now() -> None:
+                if not closing.done():
+                    closing.set_result(None)
+
+            window.closed.connect(closed_now)  # (now, not in a task's first step: a close meanwhile is not missed)
+            try:
+                await asyncio.wait((start_task, closing), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                with contextlib.suppress(RuntimeError, TypeError):
+                    window.closed.disconnect(closed_now)
+        if not start_task.done() and desk.closed_early and not headless and not args.report_startup:
+            start_task.cancel()
+            return next_connection[0] if next_connection else EXIT_OK
         ok = await start_task
         if args.report_startup:
             deadline = time.monotonic() + 10
@@ -917,6 +921,8 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
             return EXIT_OK if ok else EXIT_FAILED
         if headless:
             return await _capture(args, window, controller, ok)
+        if args.quit_after:  # (counted once loaded: a first run lives that long with its data, to write its history)
+            quit_later = asyncio.get_running_loop().call_later(args.quit_after, window.quit)
         if not desk.closed_early:
             await _await_signal(window.closed)
         return next_connection[0] if next_connection else EXIT_OK

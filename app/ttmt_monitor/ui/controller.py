@@ -579,7 +579,15 @@ class DeskController(QObject):
         restarts, F5s or the command line with the same key): say so with a countdown. Before, "Loading accounts,
         positions and trades…" stood for up to a minute as if the desk hung."""
         if seconds >= 1 and not self.started and not self._closing and self.connection_state == "connecting":
-            self._set_connection("connecting", f"Loading waits out the API's rate limit; retrying in {seconds:.0f} s")
+            waiting = f"Loading waits out the API's rate limit; retrying in {seconds:.0f} s"
+            self._set_connection("connecting", waiting)
+            # The wait over and the load still going: say so again, not "retrying now" for the rest of the load.
+            QTimer.singleShot(int(seconds * 1000) + 500, self, lambda: self._rate_wait_over(waiting))
+
+    def _rate_wait_over(self, waiting: str) -> None:
+        if not self.started and not self._closing and (self.connection_state, self.connection_detail) == (
+                "connecting", waiting):
+            self._set_connection("connecting", LOADING_TEXT)
 
     async def _client_soon(self) -> Any:
         """The TTMT client, made on first need in a worker thread: importing the HTTP library and loading the
@@ -1018,8 +1026,11 @@ class DeskController(QObject):
                 log.debug("consumer close failed", exc_info=True)
         for task in list(self._tasks):
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+        # (the start-up cancelled above unwinds too: a quit while it loads must not leave it running against a
+        # controller the app deletes next)
+        starting = [t for t in (self._start_task,) if t is not None and not t.done()]
+        if self._tasks or starting:
+            await asyncio.wait([*self._tasks, *starting], timeout=5)
         opening, self._store_opening = self._store_opening, None
         if opening is not None:  # a history file still being created: let it finish, then close it
             await asyncio.wait([opening], timeout=10)
