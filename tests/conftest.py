@@ -16,12 +16,23 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
+import atexit
 import gc
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 
-from ttmt_monitor.sim.runner import SimulatorThread
+# A temp and runtime folder of this test process's own, short (a local socket's path must fit in 108 bytes): the
+# desk's single-instance lock and socket live there (ui/single_instance.py), so two test processes (the README's
+# `-n 2`) starting the same desk, or a desk the developer has running, never find each other's.
+_OWN_TMP = tempfile.mkdtemp(prefix=f"ttmt-{os.environ.get('PYTEST_XDIST_WORKER', 'test')}-")
+os.environ["TMPDIR"] = os.environ["XDG_RUNTIME_DIR"] = _OWN_TMP
+tempfile.tempdir = None  # (gettempdir() cached the old one: read TMPDIR again)
+atexit.register(shutil.rmtree, _OWN_TMP, ignore_errors=True)
+
+from ttmt_monitor.sim.runner import SimulatorThread  # noqa: E402 - after the folders above
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -96,12 +96,10 @@ def test_the_loops_executor_runs_work_on_python_threads_not_qthreads(qapp):
     ``threading.Thread``: under qasync's executor ``current_thread()`` there is a dummy, never a pool worker."""
     import threading
 
-    async def where() -> list[str]:
+    async def where() -> list[threading.Thread]:
         loop = asyncio.get_running_loop()
-        names = await asyncio.gather(*(loop.run_in_executor(None, lambda: threading.current_thread().name)
-                                       for _ in range(4)))
-        return list(names)
+        return list(await asyncio.gather(*(loop.run_in_executor(None, threading.current_thread) for _ in range(4))))
 
-    names = run_qasync(QApplication.instance(), where)
-    assert names and all(name.startswith("ttmt-worker") for name in names), names
-    assert not any(t.name.startswith("ttmt-worker") for t in threading.enumerate()), "closing the loop joins them"
+    workers = run_qasync(QApplication.instance(), where)
+    assert workers and all(w.name.startswith("ttmt-worker") for w in workers), [w.name for w in workers]
+    assert not any(w.is_alive() for w in workers), "closing the loop joins its workers"
