@@ -42,6 +42,8 @@ def test_file_quit_while_the_start_up_waits_out_the_rate_limit_closes_the_desk_a
                     "the status bar saying the start-up waits out the rate limit")
         assert _RETRY.search(window.status.state_text()), window.status.state_text()
         assert not controller.started
+        # The empty tables say so too (they were blank white for that minute).
+        assert window.views["positions"].empty_text() == window.views["trades"].empty_text() == "Loading…"
         quit_at.append(time.monotonic())
         return {}  # (run_and_look then quits, as File → Quit does)
 

@@ -191,6 +191,7 @@ def test_a_key_refused_at_start_is_said_plainly_not_as_a_retry(qapp, sim, settin
             assert controller.connection_state == "auth_error"
             assert "Tried again" not in window.banner.text_label.text(), window.banner.text_label.text()
             assert window.banner.button_texts() == ["Try again", "Replace key…"]
+            assert window.views["positions"].empty_text() == "", "no \"Loading…\" once the start-up has failed"
         finally:
             await in_thread(sim.faults.restore_key)
             window.close()

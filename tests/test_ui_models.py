@@ -556,3 +556,35 @@ def test_the_summary_strip_is_no_stop_for_tab(qtbot) -> None:
     area = SummaryArea(SummaryStrip())
     qtbot.addWidget(area)
     assert area.focusPolicy() == Qt.FocusPolicy.NoFocus
+
+
+def test_an_empty_grid_says_why(qtbot):
+    """A grid with no row said nothing: a minute of blank white tables while the start-up waited out the rate
+    limit, and a search that hid every row read as data gone. It says "Loading…" while the window asks, that the
+    filters hide every row when they do, and nothing while it shows rows."""
+    from PySide6.QtGui import QColor
+
+    model = PositionsModel()
+    view = DeskTableView(model, "test_positions_empty")
+    qtbot.addWidget(view)
+    view.resize(700, 300)
+    view.show()
+    qtbot.waitExposed(view)
+
+    def ink() -> int:  # dark pixels in the grid's top middle, where the text goes (the empty grid is blank)
+        image = view.viewport().grab().toImage()
+        return sum(QColor(image.pixel(x, y)).lightness() < 200 for x in range(200, 500) for y in range(20, 50))
+
+    assert view.empty_text() == "" and ink() == 0
+    view.set_empty_note("Loading…")
+    assert view.empty_text() == "Loading…"
+    qtbot.waitUntil(lambda: ink() > 0, timeout=3000)
+    model.reset_rows([_position(n) for n in range(3)])
+    assert view.empty_text() == ""
+    view.proxy.set_predicate(lambda p: p.symbol == "EURUSD")  # (the filter bar's: none of them)
+    assert view.empty_text() == "No rows match the filters above."
+    view.proxy.set_predicate(None)
+    model.reset_rows([])
+    view.set_empty_note("")
+    assert view.empty_text() == ""
+    qtbot.waitUntil(lambda: ink() == 0, timeout=3000)

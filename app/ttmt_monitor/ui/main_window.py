@@ -322,6 +322,7 @@ class MainWindow(QMainWindow):
         self._deals_model: Any = None
         self._table_specs["deals"] = (None, ("closed_at", Qt.SortOrder.DescendingOrder))
         self.bridge: Any = None
+        self._loading_note = ""  # what an empty table says meanwhile (_note_loading)
         self.views: dict[str, DeskTableView] = _Views(self._build_view)  # the views built so far
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -1144,6 +1145,7 @@ class MainWindow(QMainWindow):
         # At once, not on the next loop turn (a child added to a shown widget waits for that); an empty desk's
         # Accounts tab shows how to add a source instead.
         view.setVisible(not (name == "accounts" and self.desk_is_empty()))
+        view.set_empty_note(self._loading_note)
         return view
 
     def _ensure_pnl_view(self) -> Any:
@@ -1180,7 +1182,19 @@ class MainWindow(QMainWindow):
 
     # --- live ---------------------------------------------------------------------------------------------------
 
+    def _note_loading(self) -> None:
+        """The empty grids say "Loading…" while TTMT's start-up loads with nothing on screen (a first run; one
+        waiting out the rate limit took a minute of blank white tables), and nothing once it has loaded or failed
+        (the banner and the status bar say why)."""
+        controller = self.controller
+        loading = (self.has_ttmt and getattr(controller, "connection_state", "") == "connecting"
+                   and not getattr(controller, "started", True) and not getattr(controller, "showing_cache", False))
+        self._loading_note = note = "Loading…" if loading else ""
+        for view in self.views.values():
+            view.set_empty_note(note)
+
     def _on_loaded(self) -> None:
+        self._note_loading()
         self.update()  # the whole window repaints with the data (paintEvent tells the controller it did)
         self.banner.set_state("")
         self._keep_history_notice()
@@ -1328,6 +1342,7 @@ class MainWindow(QMainWindow):
         if state == "live":
             self._trying_again = False
         self.status.set_state(state, detail)
+        self._note_loading()
         if state != self._dismissed_state:
             self._dismissed_state = ""
             self.banner.set_state(state, detail)

@@ -25,7 +25,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QBrush, QGuiApplication, QKeySequence, QPalette
+from PySide6.QtGui import QAction, QBrush, QGuiApplication, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -66,6 +66,11 @@ class DeskProxy(QSortFilterProxyModel):
 
     def set_predicate(self, predicate: Callable[[Any], bool] | None) -> None:
         self._invalidate(lambda: setattr(self, "_predicate", predicate))
+
+    @property
+    def filtering(self) -> bool:
+        """Whether the filter bar's predicate is on (the only one this proxy ever gets)."""
+        return self._predicate is not None
 
     def refilter(self) -> None:
         """Rows whose values changed may now pass or fail the filter: re-run it (throttled by the caller)."""
@@ -260,6 +265,7 @@ class DeskTableView(QTableView):
         self._restored_painted = False  # restored widths shown in the first frame before the first fit: grow only
         self._waiting_for_page = False  # the first fit waits for a store's first page (_first_fit)
         self._relaid = False  # another filter or sort put other rows on screen, fitted once they are in (_fit_relaid)
+        self._empty_note = ""  # what the empty grid says while there is nothing yet (set_empty_note)
         self._page_fit = QTimer(self)
         self._page_fit.setSingleShot(True)
         self._page_fit.setInterval(0)
@@ -285,6 +291,36 @@ class DeskTableView(QTableView):
         copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         copy.triggered.connect(self.copy_selection)
         self.addAction(copy)
+
+    # --- what an empty grid says ----------------------------------------------------------------------------
+
+    def set_empty_note(self, text: str) -> None:
+        """What the grid says while it has no row (the window: "Loading…" while the start-up loads)."""
+        if text != self._empty_note:
+            self._empty_note = text
+            self.viewport().update()
+
+    def empty_text(self) -> str:
+        """What the grid says now: "" while it shows rows; that the filters hide them all, when they do (a blank
+        grid after typing a search read as data gone); else the window's note."""
+        model = self.model()
+        if model is None or model.rowCount() > 0:
+            return ""
+        if getattr(self.proxy, "filtering", False) and self.source_model.rowCount() > 0:
+            return "No rows match the filters above."
+        return self._empty_note
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(event)
+        text = self.empty_text()
+        if text:
+            painter = QPainter(self.viewport())
+            try:
+                painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+                flags = int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop) | int(Qt.TextFlag.TextWordWrap)
+                painter.drawText(self.viewport().rect().adjusted(16, 24, -16, -16), flags, text)
+            finally:
+                painter.end()
 
     def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         """Return and Enter (the keypad's too) on a selected row: ``row_opened``, so the keyboard reaches what a
