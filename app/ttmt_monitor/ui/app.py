@@ -508,22 +508,23 @@ def _starts_without_ttmt(settings: Any) -> bool:
         return False
 
 
-async def _await_signal(signal: Any) -> None:
-    """Wait for a Qt signal without a nested event loop (a future the signal completes)."""
+def _when_emitted(signal: Any) -> asyncio.Future[None]:
+    """A future the next emission of a Qt signal completes, to await without a nested event loop. Connected now,
+    not in a task's first step (a quick emission would beat that step and be missed); disconnected once the
+    future is done or cancelled."""
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def done(*_: Any) -> None:
         if not future.done():
             future.set_result(None)
 
-    signal.connect(done)
-    try:
-        await future
-    finally:
-        try:
+    def disconnect(_: Any) -> None:
+        with contextlib.suppress(RuntimeError, TypeError):
             signal.disconnect(done)
-        except (RuntimeError, TypeError):
-            pass
+
+    signal.connect(done)
+    future.add_done_callback(disconnect)
+    return future
 
 
 async def run(args: argparse.Namespace, settings: Any, early: EarlyStart | None = None,
@@ -891,22 +892,12 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
     if built is None:
         window.show()
     quit_later: asyncio.TimerHandle | None = None
+    closing = _when_emitted(window.closed)  # (a close before this point: desk.closed_early)
     try:
         if not headless and not args.report_startup and not desk.closed_early:
             # A quit while the start-up still loads (it may be waiting out the API's rate limit for a minute) closes
             # the desk now: the process does not linger behind a closed window, holding the single-instance guard.
-            closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-            def closed_now() -> None:
-                if not closing.done():
-                    closing.set_result(None)
-
-            window.closed.connect(closed_now)  # (now, not in a task's first step: a close meanwhile is not missed)
-            try:
-                await asyncio.wait((start_task, closing), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                with contextlib.suppress(RuntimeError, TypeError):
-                    window.closed.disconnect(closed_now)
+            await asyncio.wait((start_task, closing), return_when=asyncio.FIRST_COMPLETED)
         if not start_task.done() and desk.closed_early and not headless and not args.report_startup:
             start_task.cancel()
             return next_connection[0] if next_connection else EXIT_OK
@@ -924,9 +915,10 @@ async def _run_window(args: argparse.Namespace, settings: Any, connection: Conne
         if args.quit_after:  # (counted once loaded: a first run lives that long with its data, to write its history)
             quit_later = asyncio.get_running_loop().call_later(args.quit_after, window.quit)
         if not desk.closed_early:
-            await _await_signal(window.closed)
+            await closing
         return next_connection[0] if next_connection else EXIT_OK
     finally:
+        closing.cancel()
         if quit_later is not None:
             quit_later.cancel()  # (a window closed earlier is deleted below: the timer must not find it)
         if window.isVisible():
