@@ -160,7 +160,9 @@ def test_positions_csv_has_numbers_or_nothing_and_one_time_format(qapp, sim_paus
             await controller.aclose()
             dispose(window)
 
-    with fast_sim() as tradovate, Mt4SimulatorThread(seed=4, running=False, ping_interval=1.0) as mt4:
+    # Every market stands still: a row that closes between the export and the check would fail it, not the export.
+    with (fast_sim(market_running=False) as tradovate,
+          Mt4SimulatorThread(seed=4, running=False, ping_interval=1.0) as mt4):
         run_on_qasync(lambda: scenario(tradovate, mt4), timeout=120)
 
 
