@@ -114,6 +114,49 @@ def test_the_store_orders_rows_as_the_table_sorts_them(filled: Store, key: str, 
     assert keys == sorted(keys, reverse=desc)
 
 
+# Labels a Russian or French trader's desk has: SQLite's lower() folds ASCII only, so "Бета" sorted before "альфа",
+# "ÉLITE" after "élan", and the store-backed table disagreed with the in-memory one (Python's lower case).
+_LABELS = ["альфа", "Бета", "бета", "Яндекс", "ÉLITE", "élan", "Zulu", "alpha", "Ölkonzern", "öl", None]
+
+
+@pytest.fixture
+def unicode_filled(tmp_path: Path) -> Store:
+    store = Store.open_path(tmp_path / "history.sqlite", codec=CODEC)
+    trades = []
+    for n, (trade, _) in enumerate(history_wires(120)):
+        label = _LABELS[n % len(_LABELS)]
+        channel = _LABELS[(n * 7) % len(_LABELS)]
+        trades.append({**trade, "account_label": label, "channel_name": channel,
+                       "symbol": ["XAUUSD", "золото", "НЕФТЬ", "eurusd"][n % 4], "direction": ["BUY", "sell"][n % 2]})
+    store.put_trades(trades)
+    store.flush_sync()
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("key", ["account", "channel", "symbol", "direction"])
+@pytest.mark.parametrize("desc", [False, True])
+def test_the_store_folds_text_as_the_table_does_beyond_ascii(unicode_filled: Store, key: str, desc: bool) -> None:
+    getter = next(c.value for c in TradesModel.columns if c.key == key)
+    _, rows = _order(unicode_filled, HistoryFilter(), key, desc)
+    keys = [_py_sort_key(getter(r.trade)) for r in rows]
+    assert len(keys) == 120
+    assert keys == sorted(keys, reverse=desc)
+    # Equal folds keep the order stored (reversed when descending), as the table's stable sort does.
+    firsts = [r.rowid for r in rows if getter(r.trade) in ("Бета", "бета")]
+    assert firsts == sorted(firsts, reverse=desc)
+    # ... with a filter too (the table of ranks is the SQL's first parameter, the filter's come after it).
+    _, some = _order(unicode_filled, HistoryFilter(text="альфа"), key, desc)
+    assert 0 < len(some) < 120
+    assert all("альфа" in _labels_of(r.trade) for r in some)
+    some_keys = [_py_sort_key(getter(r.trade)) for r in some]
+    assert some_keys == sorted(some_keys, reverse=desc)
+
+
+def _labels_of(trade: Any) -> str:
+    return "\n".join(str(v) for v in (trade.account_label, trade.channel_name) if v).lower()
+
+
 def test_close_price_pips_and_duration_orders(filled: Store) -> None:
     _, rows = _order(filled, HistoryFilter(status="closed_profit"), "pips", True)
     values = [r.pips for r in rows if r.pips is not None]

@@ -144,13 +144,15 @@ _SIDE_SQL = "(CASE lower(direction) WHEN 'sell' THEN -1.0 WHEN 'short' THEN -1.0
 
 #: Column key of the Trades table -> SQL expression it is ordered by (NULLs first ascending, as the table's own
 #: sort puts missing values first). Keys absent here are not sortable from the store (ordered by creation).
+#: ``fold(column)``: the column's text in Python's lower case, as the table's own sort folds it (:func:`_fold_rank`
+#: writes it out in SQL: SQLite's ``lower`` folds ASCII only, and "Бета" would sort before "альфа").
 SORT_KEYS: dict[str, str] = {
     "reference": "sort_ref",
     "created_at": "created_at",
-    "account": "lower(account_label)",
-    "channel": "lower(channel_name)",
-    "symbol": "lower(symbol)",
-    "direction": "lower(direction)",
+    "account": "fold(account_label)",
+    "channel": "fold(channel_name)",
+    "symbol": "fold(symbol)",
+    "direction": "lower(direction)",  # (the contract's words, ASCII: no pass over the table for its values)
     "status": "status",
     "volume": "volume_n",
     "entry": "entry_n",
@@ -448,6 +450,9 @@ class HistoryReader:
         where, params = flt.where(statuses or TRADE_STATUSES)
         expr = SORT_KEYS.get(sort_key or "", "created_at")
         order_params: list[Any] = []
+        fold_params: list[Any] = []  # (the table of ranks, when the order needs it: it comes first in the SQL)
+        if expr.startswith("fold("):
+            expr, fold_params = _fold_rank(conn, expr[5:-1])
         if "pip_size(symbol)" in expr:
             # The pip size of each distinct symbol once, as a CASE: not a Python call per row (300,000 calls held
             # the GIL ~1 s per sort, and the GUI thread needs it to paint).
@@ -456,7 +461,9 @@ class HistoryReader:
         # Ties in the order stored (rowid grows with insertion), reversed with the rest when descending: a stable
         # order for equal keys.
         sql = f"SELECT rowid FROM trades WHERE {where} ORDER BY {expr} {way}, rowid {way}"  # noqa: S608
-        rowids = array("q", map(itemgetter(0), conn.execute(sql, [*params, *order_params])))
+        if fold_params:
+            sql = f"{_FOLD_CTE} {sql}"
+        rowids = array("q", map(itemgetter(0), conn.execute(sql, [*fold_params, *params, *order_params])))
         # Per currency, in chunks of ~2,000 values: each chunk is one short C call (Decimal parsing holds the GIL
         # for its whole length; the GUI thread must get it back within a few milliseconds).
         groups = conn.execute(
@@ -481,6 +488,25 @@ class HistoryReader:
                     f"SELECT trade_id, json FROM positions WHERE trade_id IN ({marks})", ids).fetchall():  # noqa: S608
                 positions.setdefault(trade_id, []).append(text)
         return [RawRow(rowid, trade_id, text, tuple(positions.get(trade_id, ()))) for rowid, trade_id, text in rows]
+
+
+_FOLD_CTE = "WITH fold(value, rank) AS MATERIALIZED (SELECT key, value FROM json_each(?))"
+
+
+def _fold_rank(conn: sqlite3.Connection, column: str) -> tuple[str, list[Any]]:
+    """How to order by ``column``'s text in Python's lower case, and the parameter of :data:`_FOLD_CTE` when it needs
+    it: ``lower(column)`` when every stored value is ASCII (SQLite's ``lower`` then folds the same), else each
+    distinct value's rank in that order, looked up in the CTE's table of them (one JSON parameter; SQLite indexes
+    it for the lookup). Never a Python call per row: 300,000 of them hold the GIL the GUI thread needs to paint
+    (see :func:`_pip_case`)."""
+    values = [v for (v,) in conn.execute(
+        f"SELECT DISTINCT {column} FROM trades WHERE {column} IS NOT NULL")  # noqa: S608 - a column of SORT_KEYS
+        if isinstance(v, str)]
+    if all(map(str.isascii, values)):
+        return f"lower({column})", []
+    ranks = {folded: n for n, folded in enumerate(sorted({v.lower() for v in values}))}
+    table = jsontext.dumps({v: ranks[v.lower()] for v in values})
+    return f"(SELECT rank FROM fold WHERE value = {column})", [table]
 
 
 def _pip_case(conn: sqlite3.Connection, expr: str) -> tuple[str, list[Any]]:
