@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     early = begin(argv)
     from .ui.platform_check import quiet_qt_messages
 
-    quiet_qt_messages()  # one meaningless offscreen warning, by its exact text
+    quiet_qt_messages()  # the warnings that say nothing to a user, by their exact text
     from .ui.app import main as gui_main
 
     return gui_main(argv, early=early)

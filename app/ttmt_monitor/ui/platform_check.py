@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,15 @@ QUIETED_QT_MESSAGES = frozenset({
     # manager to pass size hints to, and every top-level whose minimum size is set (the main window's layout,
     # each dialog) prints it once (9 times in a --smoke-test). xcb, Wayland, Windows and macOS implement it.
     "This plugin does not support propagateSizeHints()",
+})
+# ... and those that say nothing when a worker thread prints them (never on the GUI thread, where they would mean
+# a timer that does not run).
+QUIETED_WORKER_QT_MESSAGES = frozenset({
+    # The statement's PDF is printed on an executor thread (a plain Python thread: ui/qloop.py says why), which has
+    # no Qt event dispatcher. QTextDocument's layout asks for its timers (incremental layout, size-changed
+    # notices) while ``print_`` lays the whole document out anyway: 4 lines per 90-day statement, the PDF complete.
+    "QBasicTimer::start: current thread's event dispatcher has already been destroyed",
+    "QBasicTimer::start: QBasicTimer can only be used with threads started with QThread",
 })
 
 
@@ -151,7 +161,8 @@ _handler: Any = None  # kept referenced: Qt holds only a raw pointer to the Pyth
 
 
 def quiet_qt_messages() -> None:
-    """Drop the Qt warnings in :data:`QUIETED_QT_MESSAGES` (matched by their whole text); every other message
+    """Drop the Qt warnings in :data:`QUIETED_QT_MESSAGES` (matched by their whole text), and those in
+    :data:`QUIETED_WORKER_QT_MESSAGES` printed by a thread other than the main one; every other message
     goes on as before (to the previous handler, else to stderr formatted as Qt's default handler does).
 
     A message handler rather than ``QT_LOGGING_RULES``: the warning is in Qt's ``default`` category, and a rule
@@ -164,7 +175,8 @@ def quiet_qt_messages() -> None:
     previous: Any = None
 
     def handler(mode: Any, context: Any, message: str) -> None:
-        if message in QUIETED_QT_MESSAGES:
+        if message in QUIETED_QT_MESSAGES or (
+                message in QUIETED_WORKER_QT_MESSAGES and threading.current_thread() is not threading.main_thread()):
             return
         if previous is not None:
             previous(mode, context, message)
