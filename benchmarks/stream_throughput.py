@@ -167,7 +167,7 @@ def _stages(chunks: list[str]) -> dict[str, float]:
     out["httpx-sse line+field parse"] = (time.perf_counter() - t0) / n * 1e6
 
     # The stream's framing: the read (after the previous one's unfinished frame) up to its last blank line, proved
-    # to be nothing but standard frames by one regex pass (stream._whole_read).
+    # to be nothing but standard frames by one split at its line ends (stream._whole_read).
     def frame(keep: list[Any] | None) -> None:
         buf = ""
         for chunk in chunks:

@@ -44,8 +44,8 @@ Rules it follows (ttmt-api.md §9 and §14.4; docs/DESIGN.md, "Robustness rules 
 
 Speed (issue 16: the live path decodes at least 60 % of bare httpx-sse's frame rate, budget not yet met; see
 ``benchmarks/stream_throughput.py``): a network read that is nothing but standard frames (``id: N``, one
-``data:`` line, a blank line; ``\n`` line ends) is framed by one regex pass (:func:`_whole_read`, which proves it
-by the matches' lengths adding up to the read), decoded by :func:`.fastdecode.decode_read`, and its ids admitted
+``data:`` line, a blank line; ``\n`` line ends) is framed by one split at its line ends (:func:`_whole_read`, which
+proves it by the lines' shape), decoded by :func:`.fastdecode.decode_read`, and its ids admitted
 at once when they simply continue the stream (:meth:`StreamConsumer._admit_read`). Any other read goes frame by
 frame through the general framer below, with the same results (tests/test_stream_fastpath.py).
 
@@ -985,23 +985,38 @@ class _Recent:
 
 
 # A standard frame: "id: N", one "data:" line, a blank line; "\n" line ends (a read with "\r" goes the slow way).
-_STANDARD_FRAME = re.compile(r"id: ([0-9]+)\ndata: ([^\n]*)\n\n")
+_ID_LINES = re.compile(r"id: [0-9]+(?:\nid: [0-9]+)*")  # the read's id lines, joined: each exactly "id: N"
 _EVENT_ID = attrgetter("event_id")
+_removeprefix = str.removeprefix
 
 
 def _whole_read(buf: str, end: int) -> tuple[Sequence[str], Sequence[str]] | None:
     """(own ids, data texts) of ``buf[:end]`` when it is nothing but standard frames, else None.
 
-    One regex pass in C finds the frames; they are the whole text exactly when their lengths add up to it (the
-    matches never overlap, so they then tile it). Each is then, by the SSE rules, an event with that id and that
-    data: "id: " and "data: " are fields whose value starts after the one space, and the blank line dispatches."""
-    frames = _STANDARD_FRAME.findall(buf, 0, end)
-    if not frames:
+    The text is split into lines once, in C; it is standard frames exactly when the lines come in threes (an id
+    line, a data line, an empty line) and the last one is empty (the text ends with a blank line), every id line is
+    "id: " and ASCII digits (one regex match over the id lines alone, joined), and every data line starts with
+    "data: " (``removeprefix`` took exactly six characters off each). Each is then, by the SSE rules, an event
+    with that id and that data: "id: " and "data: " are fields whose value starts after the one space, and the
+    blank line dispatches.
+
+    Why not one regex over the read (``id: ([0-9]+)\ndata: ([^\n]*)\n\n``, as before): the regex engine steps
+    through every character of the data in its own loop, and a read's ~800-character frames made that most of the
+    cost; splitting at line ends is the cheaper scan (0.69 against 0.80 µs per event, the read's framing in
+    memory, measured). The data is copied twice (its line, then the text after "data: "), which costs less
+    than the regex's character loop."""
+    lines = buf[:end].split("\n")
+    count = len(lines) // 3
+    if len(lines) != 3 * count + 1 or not count or lines[-1] or any(lines[2::3]):
         return None
-    ids, datas = zip(*frames, strict=True)
-    if 13 * len(frames) + sum(map(len, ids)) + sum(map(len, datas)) != end:
+    id_lines = "\n".join(lines[0:-1:3])
+    if _ID_LINES.fullmatch(id_lines) is None:
         return None
-    return ids, datas
+    data_lines = lines[1::3]
+    datas = list(map(_removeprefix, data_lines, repeat("data: ")))
+    if sum(map(len, data_lines)) - sum(map(len, datas)) != 6 * count:
+        return None  # a data line without its "data: " (the line itself came back, not six characters shorter)
+    return id_lines[4:].split("\nid: "), datas
 
 
 def _when(value: Any) -> datetime | None:
