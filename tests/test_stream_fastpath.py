@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -117,6 +119,39 @@ def test_whole_reads_of_standard_frames_are_recognised_and_others_are_not(frames
         text.replace("id: ", "id:  ", 1),
     ):
         assert _whole_read(odd, len(odd)) is None, odd[:80]
+
+
+def _standard_frames_by_regex(text: str) -> tuple[list[str], list[str]] | None:
+    """The definition of a read of standard frames, as one regex says it (what ``_whole_read`` did before it split
+    at line ends): frames that tile the text exactly, each ``id: `` ASCII digits, one ``data: `` line, a blank
+    line."""
+    found = re.findall(r"id: ([0-9]+)\ndata: ([^\n]*)\n\n", text)
+    if not found or 13 * len(found) + sum(len(i) + len(d) for i, d in found) != len(text):
+        return None
+    return [i for i, _ in found], [d for _, d in found]
+
+
+def test_whole_reads_agree_with_the_regex_definition_on_mutated_reads() -> None:
+    """Reads of a few small standard frames with a few random edits (line ends, field names, spaces, CRs,
+    non-ASCII digits, cut ends): ``_whole_read`` takes exactly the reads the regex definition takes, with the
+    same ids and data."""
+    rnd = random.Random(16)
+    frames = [f'id: {i}\ndata: {{"a":{i},"b":"x y"}}\n\n' for i in range(1, 12)]
+    edits = ["\n", "\n\n", "id: ", "data: ", "data:", ":", " ", "x", "7", "\r", "\u0663", "\u00b2", "\n\nid: ",
+             "\ndata: ", "\nid: 5", ""]
+    taken = 0
+    for _ in range(4000):
+        text = "".join(rnd.sample(frames, rnd.randint(1, 4)))
+        for _ in range(rnd.randint(0, 2)):
+            i = rnd.randint(0, len(text))
+            j = i if rnd.random() < 0.5 else min(len(text), i + rnd.randint(1, 6))
+            text = text[:i] + rnd.choice(edits) + text[j:]
+        for end in (text.rfind("\n\n") + 2, rnd.randint(0, len(text))):
+            expected = _standard_frames_by_regex(text[:end]) if end >= 1 else None
+            got = _whole_read(text, end)
+            assert (None if got is None else (list(got[0]), list(got[1]))) == expected, repr(text[:end])
+            taken += expected is not None
+    assert taken > 1000  # (both kinds of read were tried, many times)
 
 
 def test_the_simulators_stream_in_64_kib_reads_gives_what_the_general_path_and_the_spec_give(
