@@ -45,9 +45,9 @@ Rules it follows (ttmt-api.md §9 and §14.4; docs/DESIGN.md, "Robustness rules 
 Speed (issue 16: the live path decodes at least 60 % of bare httpx-sse's frame rate, budget not yet met; see
 ``benchmarks/stream_throughput.py``): a network read that is nothing but standard frames (``id: N``, one
 ``data:`` line, a blank line; ``\n`` line ends) is framed by one split at its line ends (:func:`_whole_read`, which
-proves it by the lines' shape), decoded by :func:`.fastdecode.decode_read`, and its ids admitted
-at once when they simply continue the stream (:meth:`StreamConsumer._admit_read`). Any other read goes frame by
-frame through the general framer below, with the same results (tests/test_stream_fastpath.py).
+proves it by the lines' shape), decoded by :func:`.fastdecode.decode_read`, and its ids admitted at once when they
+simply continue the stream (:meth:`StreamConsumer._admit_read`). Any other read goes frame by frame through the
+general framer below, with the same results (tests/test_stream_fastpath.py).
 
 Filtering with ``account_id``: the server leaves other accounts' events out, so ids are NOT consecutive and an id
 jump proves nothing. With a filter, id-jump detection is off; instead a reconnect after an outage longer than
