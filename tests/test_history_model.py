@@ -345,3 +345,24 @@ def test_rows_another_filter_puts_on_screen_are_fitted_when_their_page_is_in(qtb
     qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)  # noqa: SLF001
     qtbot.waitUntil(lambda: not cut(), timeout=3000)
     assert view.columnWidth(account) > narrow  # "Pepperstone EU" is wider than "IC Live"
+
+
+def test_a_store_table_that_its_filter_empties_says_so(qtbot, model: StoreTradesModel) -> None:
+    """Seen by a tester: a search that matched nothing left Trades a blank grid (Positions and Orders said "No rows
+    match the filters above."): the store's table filters itself in SQL, and the view asked only its proxy. Said
+    once the filter's answer is in, not while it is asked for, and never with no filter on."""
+    view = DeskTableView(model, "trades_empty_filter", proxy=PassThroughProxy())
+    qtbot.addWidget(view)
+    view.resize(1000, 400)
+    view.show()
+    assert view.empty_text() == ""
+    generation = model._generation  # noqa: SLF001
+    model.set_filter(HistoryFilter(text="nothing-like-this"))
+    assert view.empty_text() == ""  # (asked, not answered yet: no verdict)
+    qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)  # noqa: SLF001
+    assert model.rowCount() == 0
+    assert view.empty_text() == "No rows match the filters above."
+    generation = model._generation  # noqa: SLF001
+    model.set_filter(HistoryFilter())
+    qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)  # noqa: SLF001
+    assert model.rowCount() == N and view.empty_text() == ""

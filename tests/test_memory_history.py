@@ -245,3 +245,25 @@ def test_no_answer_is_relayed_after_the_table_closed(qtbot) -> None:
     gate.set()
     m.memory._pool.shutdown(wait=True)  # the read under way has ended, its callback run
     assert relayed == []
+
+
+def test_closed_deals_that_the_filter_empties_say_so_and_an_empty_table_does_not(qtbot) -> None:
+    """The Closed deals table filters itself (on its worker): a filter that hides every deal says so, as the
+    Positions table does; with no deal held, the filter is not blamed."""
+    m = MemoryDealsModel()
+    view = DeskTableView(m, "deals_empty_filter")
+    qtbot.addWidget(view)
+    try:
+        m.set_filter(lambda row: False)  # (the filter bar's predicate: nothing passes)
+        qtbot.waitUntil(lambda: m.ready and not m._querying, timeout=10000)  # noqa: SLF001
+        assert view.empty_text() == ""  # nothing held: no filter hides anything
+        generation = m._generation  # noqa: SLF001
+        m.upsert(_rows(20))
+        qtbot.waitUntil(lambda: m._generation > generation and not m._querying, timeout=10000)  # noqa: SLF001
+        assert m.rowCount() == 0 and view.empty_text() == "No rows match the filters above."
+        generation = m._generation  # noqa: SLF001
+        m.set_filter(None)
+        qtbot.waitUntil(lambda: m._generation > generation and m.rowCount() == 20, timeout=10000)  # noqa: SLF001
+        assert view.empty_text() == ""
+    finally:
+        m.close()

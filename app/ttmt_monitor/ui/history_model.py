@@ -470,6 +470,13 @@ class StoreHistoryModel(QAbstractTableModel):
         self._sort_key = key
         self.requery()
 
+    def hides_every_row(self) -> bool:
+        """Whether the filter bar's filter is what leaves this table empty: a filter is on, and the order shown is
+        its answer (not one still being asked for) with no row in it. (The store is not asked whether it holds
+        any row at all: "no row matches the filters" is true either way, and says what to change.)"""
+        return (self.ready and not self._querying and not self._query_again and not self._rowids
+                and self._filter != self._no_filter())
+
     def set_filter(self, flt: Any) -> None:
         if flt != self._filter:
             self._filter = flt

@@ -86,6 +86,10 @@ class MemoryReader(HistoryReader):
         self._snapshot = None
         self.commits += 1
 
+    def held(self) -> int:
+        """How many rows it holds."""
+        return len(self._rows)
+
     def get(self, key: str) -> Any:
         rowid = self._rowid.get(key)
         return None if rowid is None else self._rows.get(rowid)
@@ -188,6 +192,9 @@ class MemoryDealsModel(StoreHistoryModel):
 
     def _no_filter(self) -> Any:
         return None
+
+    def hides_every_row(self) -> bool:
+        return super().hides_every_row() and bool(self.memory.held())  # (here it is known)
 
     def upsert(self, rows: Iterable[Any], *, flash: bool = True) -> tuple[int, int]:
         rows = list(rows)

@@ -306,7 +306,9 @@ class DeskTableView(QTableView):
         model = self.model()
         if model is None or model.rowCount() > 0:
             return ""
-        if getattr(self.proxy, "filtering", False) and self.source_model.rowCount() > 0:
+        source = self.source_model
+        if (getattr(self.proxy, "filtering", False) and source.rowCount() > 0) or (
+                hasattr(source, "hides_every_row") and source.hides_every_row()):  # (a store's table filters itself)
             return "No rows match the filters above."
         return self._empty_note
 
