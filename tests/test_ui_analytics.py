@@ -624,3 +624,40 @@ def test_the_feed_adds_the_stored_closed_history_read_off_the_loop(qapp, sim_pau
             dispose(window)
 
     run_on_qasync(scenario, timeout=90)
+
+
+def test_export_statement_asks_before_replacing_a_statement_already_there(qtbot, tmp_path):
+    """A tester exported this month's statement twice: the name proposed is the month's, and the second export
+    replaced the first PDF and HTML without a word. Export now asks (without blocking the loop) when a file it
+    would write is there; Cancel keeps the dialog open to choose another name."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from ttmt_monitor.ui.statement_dialog import StatementDialog
+
+    dialog = StatementDialog([])
+    qtbot.addWidget(dialog)
+    dialog.show()
+    asked: list = []
+    dialog.export_requested.connect(asked.append)
+    dialog.path_edit.setText(str(tmp_path / "new.pdf"))
+    dialog._ok()  # nothing there: written at once
+    assert len(asked) == 1 and dialog.replace_box is None
+    dialog.show()
+    (tmp_path / "statement.html").write_text("an older statement")
+    dialog.path_edit.setText(str(tmp_path / "statement.pdf"))
+    dialog._ok()
+    box = dialog.replace_box
+    assert box is not None and box.isVisible()  # (open(): _ok returned, the loop runs on)
+    assert "statement.html already exists" in box.text() and "statement.pdf" not in box.text()
+    assert len(asked) == 1  # not until answered
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    qtbot.waitUntil(lambda: dialog.replace_box is None, timeout=3000)
+    assert len(asked) == 1 and dialog.isVisible()  # kept open: another name can be chosen
+    (tmp_path / "statement.pdf").write_bytes(b"%PDF-old")
+    dialog._ok()
+    box = dialog.replace_box
+    assert box is not None and "statement.html and statement.pdf already exist" in box.text()
+    replace = next(b for b in box.buttons() if b.text() == "Replace")
+    replace.click()
+    qtbot.waitUntil(lambda: len(asked) == 2, timeout=3000)
+    assert asked[1].path == str(tmp_path / "statement.pdf") and not dialog.isVisible()

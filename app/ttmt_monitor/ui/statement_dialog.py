@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -64,12 +65,7 @@ def write_statement_files(history: list[an.HistoryDeal], spec: StatementSpec, zo
                                          f"{spec.last_day.isoformat()}")
     from ..report import write_statement
 
-    target = Path(spec.path)
-    written: list[str] = []
-    for fmt, wanted in (("html", spec.html), ("pdf", spec.pdf)):
-        if wanted:
-            written.append(str(write_statement(statement, target.with_suffix(f".{fmt}"), fmt)))
-    return written
+    return [str(write_statement(statement, path, path.suffix[1:])) for path in spec_files(spec)]
 
 
 class StatementDialog(QDialog):
@@ -134,6 +130,7 @@ class StatementDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.file_dialog: QFileDialog | None = None
+        self.replace_box: QMessageBox | None = None  # "Replace them?" while it is open (tests answer it)
 
     def _preset(self, days: int) -> None:
         today = QDate.currentDate()
@@ -143,6 +140,8 @@ class StatementDialog(QDialog):
     def _browse(self) -> None:
         dialog = QFileDialog(self, "Statement file", self.path_edit.text(), "PDF files (*.pdf)")
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        # (Replacing is asked once, by Export, for the PDF and the HTML beside it together: not here for one.)
+        dialog.setOption(QFileDialog.Option.DontConfirmOverwrite, True)
         dialog.setDefaultSuffix("pdf")
         dialog.fileSelected.connect(self.path_edit.setText)
         dialog.finished.connect(dialog.deleteLater)
@@ -172,8 +171,40 @@ class StatementDialog(QDialog):
         except ValueError as exc:
             self.error_label.setText(str(exc))
             return
+        # The name proposed is the month's: the second export of a month would replace the first without a word
+        # (a tester's find). Asked, without blocking the loop: open(), answered through ``finished``.
+        there = [path for path in spec_files(spec) if path.exists()]
+        if not there:
+            self._export(spec)
+            return
+        names = " and ".join(path.name for path in there)
+        box = QMessageBox(QMessageBox.Icon.Question, "Replace statement?",
+                          f"{names} already {'exists' if len(there) == 1 else 'exist'} in {there[0].parent}."
+                          "\n\nReplace with the statement of this period?",
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # (a file name is not markup)
+        replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def answered(_result: int) -> None:
+            self.replace_box = None
+            box.deleteLater()
+            if box.clickedButton() is replace:
+                self._export(spec)
+
+        box.finished.connect(answered)
+        self.replace_box = box
+        box.open()
+
+    def _export(self, spec: StatementSpec) -> None:
         self.export_requested.emit(spec)
         self.accept()
+
+
+def spec_files(spec: StatementSpec) -> list[Path]:
+    """The files an export of ``spec`` writes (the HTML beside the PDF, as :func:`write_statement_files` does)."""
+    target = Path(spec.path)
+    return [target.with_suffix(f".{fmt}") for fmt, wanted in (("html", spec.html), ("pdf", spec.pdf)) if wanted]
 
 
 def _day(value: QDate) -> date:
