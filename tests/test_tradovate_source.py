@@ -604,3 +604,27 @@ def test_a_late_fill_fee_moves_the_accounts_realized_today_at_once() -> None:
             await source.aclose()
 
     run(body())
+
+
+def test_a_user_level_429_waits_its_hour_unless_the_user_asks_to_try_now() -> None:
+    """Tradovate's user-level 429 asks for about an hour (the docs: it cannot be resolved in code), so the source
+    waits that long. A tester saw it over in 100 s while the desk stayed stale for the hour, and F5 did nothing:
+    File → Refresh now ends the wait (``retry_now``), and the health sentence says so."""
+    with fast_sim() as sim:
+        sim.faults.user_429(3600)
+
+        async def body() -> None:
+            source = make_source(sim, user_429_wait=3600.0)
+            consumer = Consumer(source).start()
+            try:
+                await wait_until(lambda: source.health().state is HealthState.RATE_LIMITED, 20, "the 429 wait")
+                assert "Next try in 60 min, or now with File → Refresh (F5)." in source.health().sentence
+                await asyncio.to_thread(sim.faults.user_429, 0)  # over at the service (as the tester's, early)
+                assert source.health().state is HealthState.RATE_LIMITED  # still waiting its hour
+                assert source.retry_now()
+                await _live(consumer, 20)
+                assert not source.retry_now()  # live: no wait to end
+            finally:
+                await consumer.stop()
+
+        run(body())

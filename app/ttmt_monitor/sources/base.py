@@ -13,6 +13,8 @@ token, an MT4 manager login). It gives:
   user reads). A malformed message is logged and skipped, never raised into the consumer.
 - ``health()``: the latest health, for a caller that did not follow the stream.
 - ``capabilities``: what else it can do (see ``CAP_*``); optional protocols below.
+- ``retry_now()`` (optional, :class:`SupportsRetry`): end a wait before the next try (a backoff, a rate limit's
+  pause) so the source tries again now; what File → Refresh (F5) asks of every source.
 
 A source never calls anything that writes at the service. Its simulator answers writes with an error, and the
 shared contract tests (tests/source_contract.py) prove it made none.
@@ -20,6 +22,7 @@ shared contract tests (tests/source_contract.py) prove it made none.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,7 +43,8 @@ from .capabilities import (
 __all__ = [
     "CAP_CONTRACTS", "CAP_DETAIL", "CAP_EQUITY", "CAP_HISTORY", "CAP_MARGIN", "CAP_QUOTES", "CAP_SIGNALS",
     "CAP_TP_LEVELS", "Source",
-    "SourceConfig", "SourceError", "AuthError", "SupportsHistory", "Account", "ClosedDeal", "Delta", "Health",
+    "SourceConfig", "SourceError", "AuthError", "SupportsHistory", "SupportsRetry", "wait_or", "Account", "ClosedDeal",
+    "Delta", "Health",
     "Snapshot",
 ]
 
@@ -82,6 +86,23 @@ class Source(Protocol):
     def health(self) -> Health: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsRetry(Protocol):
+    def retry_now(self) -> bool:
+        """End the wait before the next try, if the source is in one; True when it was (it tries now)."""
+        ...
+
+
+async def wait_or(seconds: float, *events: asyncio.Event) -> None:
+    """Wait ``seconds``, or less: until one of ``events`` is set (a source's closing, a retry asked for)."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 @runtime_checkable

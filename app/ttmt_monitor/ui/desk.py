@@ -40,7 +40,7 @@ from ..core.notify import Notification
 from ..domain import Account, ClosedDeal, Health, HealthChanged, HealthState, Position
 from ..domain.ids import split_key
 from ..sources import registry
-from ..sources.base import CAP_CONTRACTS, Source, SourceConfig
+from ..sources.base import CAP_CONTRACTS, Source, SourceConfig, SupportsRetry
 from .accounts_model import AccountRow
 from .source_models import DealRow, OrderRow
 
@@ -188,6 +188,12 @@ class SourceHub(QObject):
 
     def health(self, source_id: str) -> Health | None:
         return self.state.health.get(source_id)
+
+    def retry_now(self) -> list[str]:
+        """File → Refresh: every source waiting before its next try (a backoff, a rate limit's pause) tries now.
+        Returns the labels of those that were waiting."""
+        return [source.label for source in self._sources.values()
+                if isinstance(source, SupportsRetry) and source.retry_now()]
 
     def capabilities(self) -> frozenset[str]:
         caps: set[str] = set()

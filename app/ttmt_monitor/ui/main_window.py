@@ -1566,6 +1566,9 @@ class MainWindow(QMainWindow):
 
     def refresh(self) -> None:
         self._trying_again = True  # (a failure now is a try's: the banner says so)
+        woken = self.hub.retry_now() if self.hub is not None else []
+        if woken:  # (their chips say how the try goes)
+            self.status.showMessage(f"Trying again now: {', '.join(woken)}.", 8000)
         if self.controller.started:
             asyncio.ensure_future(self.controller.refresh())
         else:

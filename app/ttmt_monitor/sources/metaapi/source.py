@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from ...domain import ClosedDeal, Delta, Health, HealthChanged, HealthState, Notice, Snapshot
-from ..base import CAP_EQUITY, CAP_HISTORY, CAP_MARGIN, CAP_QUOTES, Account, SourceConfig
+from ..base import CAP_EQUITY, CAP_HISTORY, CAP_MARGIN, CAP_QUOTES, Account, SourceConfig, wait_or
 from ..onboarding import Unavailable
 from ..registry import DemoSource, Setting, SourceKind
 from .book import AccountBook
@@ -83,6 +83,8 @@ class MetaApiSource:
         self.token_sentence = token_sentence(self.token_kind)
         self._health = Health.connecting()
         self._closing = asyncio.Event() if _has_loop() else None
+        self._retry = asyncio.Event()  # set by retry_now: ends the waits under way (_sleep)
+        self._waiting = 0  # the waits under way (changes() and the account-list watch may both wait)
         self._session: StreamSession | None = None
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
         self.client = MetaApiClient(self.endpoints, self._token, http=self._http, max_wait=self.max_wait)
@@ -230,8 +232,20 @@ class MetaApiSource:
         return HealthChanged(self._health)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing_event().wait(), seconds)
+        self._retry.clear()
+        self._waiting += 1
+        try:
+            await wait_or(seconds, self._closing_event(), self._retry)
+        finally:
+            self._waiting -= 1
+
+    def retry_now(self) -> bool:
+        """File → Refresh: end the waits under way (a backoff, a rate limit's pause, the account list's next
+        read): the source tries again now."""
+        if not self._waiting or self._closing_event().is_set():
+            return False
+        self._retry.set()
+        return True
 
     async def _metas(self, client: MetaApiClient | None = None) -> list[dict[str, Any]]:
         """The provisioning records of the accounts to show (all states), per the token kind."""

@@ -18,7 +18,6 @@ Life of ``changes()``:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import ssl
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ...domain import Account, ClosedDeal, Delta, Health, HealthChanged, HealthState, Reset, Snapshot
-from ..base import CAP_EQUITY, CAP_HISTORY, CAP_QUOTES, AuthError, SourceConfig, SourceError
+from ..base import CAP_EQUITY, CAP_HISTORY, CAP_QUOTES, AuthError, SourceConfig, SourceError, wait_or
 from ..registry import DemoSource, Setting, SourceKind
 from .client import GENERATION_CONNECT, GENERATION_HEADERS, Closed, Event, Mt4Client
 from .decode import DEFAULT_SERVER_ZONE, Book, Watch, decode_trade, parse_server_zone
@@ -99,6 +98,8 @@ class Mt4ManagerSource:
         self._client: Mt4Client | None = None
         self._closed = False
         self._stop = asyncio.Event()
+        self._retry = asyncio.Event()  # set by retry_now: ends the wait before the next try (_pause)
+        self._waiting = False
         self.book: Book | None = None
         self.events_applied = 0            # events read off the socket and applied to the book (benchmarks)
         self.sent_names: set[str] = set()  # every function name any session of this source sent
@@ -266,8 +267,19 @@ class Mt4ManagerSource:
         return HealthChanged(self._health)
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+        self._retry.clear()
+        self._waiting = True
+        try:
+            await wait_or(seconds, self._stop, self._retry)
+        finally:
+            self._waiting = False
+
+    def retry_now(self) -> bool:
+        """File → Refresh: end the wait before the next try (a backoff after a drop or a refusal to connect)."""
+        if not self._waiting or self._stop.is_set():
+            return False
+        self._retry.set()
+        return True
 
     async def changes(self) -> AsyncIterator[list[Delta]]:
         attempt = 0

@@ -138,6 +138,7 @@ class TradovateSource:
         self._shown: dict[tuple[str, str], Entity] = {}
         self._closing = False
         self._wake = asyncio.Event()
+        self._waiting = False  # in _sleep: a wait before the next try (retry_now ends it)
         self._socket: TradovateSocket | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._renewer: asyncio.Task[None] | None = None
@@ -224,7 +225,8 @@ class TradovateSource:
                 return
             except UserRateLimited as exc:
                 delay = self.user_429_wait
-                yield [self._set(HealthState.RATE_LIMITED, f"{exc} Next try in {_span(delay)}.")]
+                yield [self._set(HealthState.RATE_LIMITED, f"{exc} Next try in {_span(delay)}, or now with "
+                                                          "File → Refresh (F5).")]
             except (OSError, TimeoutError, ConnectionError, httpx.HTTPError, websockets.WebSocketException,
                     TradovateError) as exc:
                 delay = self._backoff(attempt)
@@ -323,8 +325,20 @@ class TradovateSource:
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._waiting = True
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
+        finally:
+            self._waiting = False
+
+    def retry_now(self) -> bool:
+        """File → Refresh: end the wait before the next try (a backoff, or the hour a user-level 429 asks for: the
+        user knows it is over, or takes the chance)."""
+        if not self._waiting or self._closing:
+            return False
+        self._wake.set()
+        return True
 
     # ------------------------------------------------------------------ live
     async def _live(self) -> AsyncIterator[list[Delta]]:

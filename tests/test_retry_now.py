@@ -1,0 +1,93 @@
+"""File → Refresh (F5) asks every source waiting before its next try to try now (``retry_now``): a tester saw
+Tradovate's hour-long wait after a user-level 429 over in 100 s while the desk stayed stale, and F5 did nothing.
+Real simulators over real sockets; the waits are made long enough that only ``retry_now`` can end them in time."""
+
+from __future__ import annotations
+
+import asyncio
+
+from _qasync_support import ModuleLoop, dispose, in_thread, until
+from mt4_support import make_source as mt4_source
+from source_contract import Consumer
+from ttmt_monitor.domain import HealthState
+from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread
+from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
+from ttmt_monitor.sources import registry
+from ttmt_monitor.sources.base import SourceConfig, SupportsRetry, wait_or
+from ttmt_monitor.ui.controller import DeskController
+from ttmt_monitor.ui.desk import SourceHub
+from ttmt_monitor.ui.main_window import MainWindow
+
+_MODULE_LOOP = ModuleLoop(default_timeout=60.0)
+run_on_qasync = _MODULE_LOOP.run
+
+
+def test_f5_ends_an_mt4_sources_backoff_and_says_so(qapp, sim_paused, settings):
+    async def scenario(mt4: Mt4SimulatorThread) -> None:
+        controller = DeskController(sim_paused.base_url, sim_paused.api_key)
+        source = mt4_source(mt4)
+        source.backoff_base = source.backoff_cap = 3600.0  # (its next try after a drop: an hour away)
+        hub = SourceHub()
+        hub.add(source)
+        window = MainWindow(controller, settings, hub=hub)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            await until(lambda: hub.health(source.id) is not None
+                        and hub.health(source.id).state is HealthState.LIVE, 30, "the MT4 source live")
+            assert hub.retry_now() == []  # live: nothing to wake
+            await in_thread(mt4.drop_sockets)
+            await until(lambda: hub.health(source.id).state is HealthState.RECONNECTING
+                        and source._waiting, 20, "the MT4 source waiting its hour")  # noqa: SLF001
+            window.refresh_action.trigger()  # File → Refresh (F5)
+            assert "Trying again now: MT4 test." in window.status.currentMessage()
+            await until(lambda: hub.health(source.id).state is HealthState.LIVE, 20, "the MT4 source live again")
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    with Mt4SimulatorThread(seed=4, running=False, ping_interval=1.0) as mt4:
+        run_on_qasync(lambda: scenario(mt4), timeout=120)
+
+
+def test_metaapi_retry_now_ends_its_waits_and_only_them():
+    with MetaApiSimThread(seed=9, tick_interval=0.1, status_interval=0.2) as sim:
+        config = SourceConfig(id="mapi", kind="metaapi", name="MetaApi",
+                              settings={"base_url": sim.base_url, "status_timeout": 2.5, "gap_timeout": 0.5,
+                                        "max_wait": 10})
+
+        async def body() -> None:
+            source = registry.get("metaapi").create(config, {"token": sim.api_token})
+            assert isinstance(source, SupportsRetry)
+            consumer = Consumer(source).start()
+            try:
+                await until(lambda: source.health().state is HealthState.LIVE, 30, "MetaApi live")
+                # Live, it waits only for the account list's next read (a minute): F5 reads it now.
+                await until(lambda: source._waiting > 0, 10, "the account list's wait")  # noqa: SLF001
+                sleeper = asyncio.ensure_future(source._sleep(3600))  # noqa: SLF001 - one more wait under way
+                await until(lambda: source._waiting > 1, 5, "the hour's wait")  # noqa: SLF001
+                assert source.retry_now()
+                await asyncio.wait_for(sleeper, 5)
+                assert source.health().state is HealthState.LIVE
+            finally:
+                await consumer.stop()
+                await source.aclose()
+            assert not source.retry_now()  # closed: nothing to wake
+
+        asyncio.run(body())
+
+
+def test_wait_or_ends_at_the_first_event_or_the_time():
+    async def body() -> None:
+        first, second = asyncio.Event(), asyncio.Event()
+        waiting = asyncio.ensure_future(wait_or(3600, first, second))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        second.set()
+        await asyncio.wait_for(waiting, 5)
+        await asyncio.wait_for(wait_or(0.01, asyncio.Event()), 5)  # nothing set: the time ends it
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []  # no waiter left
+
+    asyncio.run(body())
