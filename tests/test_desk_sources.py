@@ -443,6 +443,15 @@ def test_working_orders_read_one_state_whatever_the_source_calls_it(qapp):
 
     placed = order_entity("metaapi-1", "acc1", {"id": "7", "symbol": "EURUSD", "type": "ORDER_TYPE_BUY_LIMIT",
                                                 "volume": 0.2, "openPrice": 1.075, "state": "ORDER_STATE_PLACED"})
+    assert placed.price == Decimal("1.075") and placed.stop_price is None
+    # A stop's open price is its trigger (the Stop column, as Tradovate's stopPrice); a stop-limit's limit is the
+    # price it then places.
+    stop = order_entity("metaapi-1", "acc1", {"id": "9", "symbol": "US30", "type": "ORDER_TYPE_SELL_STOP",
+                                              "volume": 1, "openPrice": 43048.6})
+    assert (stop.order_type, stop.price, stop.stop_price) == ("stop", None, Decimal("43048.6"))
+    stop_limit = order_entity("metaapi-1", "acc1", {"id": "10", "symbol": "US30", "volume": 1, "openPrice": 43048.6,
+                                                    "type": "ORDER_TYPE_BUY_STOP_LIMIT", "stopLimitPrice": 43050})
+    assert (stop_limit.price, stop_limit.stop_price) == (Decimal("43050"), Decimal("43048.6"))
     started = replace(placed, key="metaapi-1|acc1/8", status="started")
 
     def order(key: str, status: str | None) -> WorkingOrder:

@@ -100,7 +100,10 @@ def test_pending_placed_then_cancelled_is_not_a_deal() -> None:
     b = book([user()])
     out = b.on_trade(trade(8, "sell_stop"))
     (order,) = [d.entity for d in keyed(out, "order")]
-    assert order.order_type == "stop" and order.side == "SELL" and order.price == Decimal("1.10000")
+    # A stop order's open price is its trigger: the Stop column, where Tradovate's and MetaApi's stops show theirs
+    # (a tester saw MT4's under Price and Tradovate's under Stop, in one table).
+    assert order.order_type == "stop" and order.side == "SELL"
+    assert order.price is None and order.stop_price == Decimal("1.10000")
     out = b.on_trade(trade(8, "sell_stop", close_time=T0 + 5))
     assert [type(d) for d in keyed(out, "order")] == [Remove] and not keyed(out, "deal")
     assert not b.snapshot().orders and not b.snapshot().closed
@@ -109,6 +112,8 @@ def test_pending_placed_then_cancelled_is_not_a_deal() -> None:
 def test_pending_filled_becomes_a_position_with_the_same_ticket() -> None:
     b = book([user()], [trade(9, "buy_limit")])
     assert len(b.snapshot().orders) == 1
+    (limit,) = b.snapshot().orders
+    assert limit.price == Decimal("1.10000") and limit.stop_price is None  # a limit's open price is its price
     out = b.on_trade(trade(9, "buy", profit="1.50"))
     assert [type(d) for d in keyed(out, "order")] == [Remove]
     assert [d.entity.native_id for d in keyed(out, "position")] == ["9"]

@@ -185,7 +185,9 @@ def truth(world: SimWorld, source: str, accounts: list[str] | None = None) -> Sn
             side, _, kind = o["type"].removeprefix("ORDER_TYPE_").partition("_")
             orders.append(WorkingOrder(
                 key=make_key(source, nid), source=source, account_key=akey, native_id=nid, symbol=o["symbol"],
-                side=side, order_type=kind.lower(), volume=o["currentVolume"], price=o["openPrice"],
+                side=side, order_type=kind.lower(), volume=o["currentVolume"],
+                price=None if kind == "STOP" else o["openPrice"],  # (a stop's open price is its trigger)
+                stop_price=o["openPrice"] if kind == "STOP" else None,
                 stop_loss=o.get("stopLoss"), take_profit=o.get("takeProfit"), status="placed",
                 created_at=_parse_iso(o["time"]),
                 extra=_extra(o, ("magic", "comment", "expirationType", "brokerTime"))))

@@ -88,7 +88,9 @@ def truth_snapshot(books: Books, source_id: str, *, groups: tuple[str, ...] = ()
                 orders.append(WorkingOrder(
                     key=make_key(source_id, str(rec["order"])), source=source_id, account_key=akey,
                     native_id=str(rec["order"]), symbol=rec["symbol"], side=side,
-                    order_type=rec["cmd"].split("_", 1)[1], volume=rec["volume"], price=rec["open_price"],
+                    order_type=rec["cmd"].split("_", 1)[1], volume=rec["volume"],
+                    price=None if rec["cmd"].endswith("_stop") else rec["open_price"],  # (a stop's: its trigger)
+                    stop_price=rec["open_price"] if rec["cmd"].endswith("_stop") else None,
                     stop_loss=_or_none(rec["sl"]), take_profit=_or_none(rec["tp"]),
                     created_at=_utc(books, rec["open_time"]), updated_at=_utc(books, rec["timestamp"]), extra=extra))
         for rec in books.history.values():

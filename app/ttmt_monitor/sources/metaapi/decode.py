@@ -244,8 +244,14 @@ def order_entity(source: str, account_id: str, raw: Mapping[str, Any]) -> Workin
     rest = word.removeprefix("ORDER_TYPE_").removeprefix("BUY").removeprefix("SELL").removeprefix("_")
     order_type = _ORDER_KINDS.get(rest, "market" if word in ("ORDER_TYPE_BUY", "ORDER_TYPE_SELL") else word.lower())
     open_price, stop_limit = dec(raw.get("openPrice")), dec(raw.get("stopLimitPrice"))
-    # A stop-limit order triggers at openPrice and then places a limit at stopLimitPrice.
-    price, stop_price = (stop_limit, open_price) if order_type == "stop_limit" else (open_price, None)
+    # A stop-limit order triggers at openPrice and then places a limit at stopLimitPrice; a stop order's openPrice
+    # is its trigger too (the desk's stop_price, as Tradovate's stopPrice); a limit order's is its price.
+    if order_type == "stop_limit":
+        price, stop_price = stop_limit, open_price
+    elif order_type == "stop":
+        price, stop_price = None, open_price
+    else:
+        price, stop_price = open_price, None
     state = _text(raw.get("state"))
     extra = tuple((k, str(raw[k])) for k in ("magic", "comment", "expirationType", "brokerTime")
                   if raw.get(k) not in (None, ""))

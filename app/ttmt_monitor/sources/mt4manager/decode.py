@@ -420,10 +420,15 @@ class Book:
                         opened_at=self.utc(t.open_time), updated_at=self.utc(t.timestamp), extra=extra)
 
     def order(self, t: Trade) -> WorkingOrder:
+        # A stop order's open price is the price that triggers it: the desk's ``stop_price`` (the Orders table's
+        # Stop column, where Tradovate's and MetaApi's stop orders show theirs); a limit order's is its ``price``.
+        kind = t.cmd.split("_", 1)[1]
+        price, stop_price = (None, t.open_price) if kind == "stop" else (t.open_price, None)
         return WorkingOrder(key=self.ticket_key(t.order), source=self.source_id,
                             account_key=self.account_key(t.login), native_id=str(t.order), symbol=t.symbol,
-                            side="BUY" if t.cmd.startswith("buy") else "SELL", order_type=t.cmd.split("_", 1)[1],
-                            volume=t.volume, price=t.open_price, stop_loss=t.sl or None, take_profit=t.tp or None,
+                            side="BUY" if t.cmd.startswith("buy") else "SELL", order_type=kind,
+                            volume=t.volume, price=price, stop_price=stop_price, stop_loss=t.sl or None,
+                            take_profit=t.tp or None,
                             created_at=self.utc(t.open_time), updated_at=self.utc(t.timestamp), extra=self._extra(t))
 
     def deal(self, t: Trade) -> ClosedDeal | None:
