@@ -955,5 +955,11 @@ def test_an_equity_with_a_brokers_credit_says_the_sum(qapp) -> None:
     tips = {model.row_object(r).account_id: model.index(r, col).data(Qt.ItemDataRole.ToolTipRole)
             for r in range(model.rowCount())}
     assert tips["m|1"] == ("Balance 24,994.26 EUR + credit 350.00 EUR + open P&L +0.14 EUR: equity 25,344.40 EUR "
-                           "(computed by the desk)")
-    assert tips["m|2"] == "24,994.40 EUR *"  # no credit: the cell's text, as before
+                           "(computed by the desk: the server does not send it)")
+    # No credit, but computed: the sum says what the "*" means (a later tester: the tooltip repeated the figure).
+    assert tips["m|2"] == ("Balance 24,994.26 EUR + open P&L +0.14 EUR: equity 24,994.40 EUR "
+                           "(computed by the desk: the server does not send it)")
+    reported = replace(plain, key="m|3", native_id="3", equity_computed=False)
+    model.upsert([account_row(reported, [], [], "MetaApi", day)])
+    row = next(r for r in range(model.rowCount()) if model.row_object(r).account_id == "m|3")
+    assert model.index(row, col).data(Qt.ItemDataRole.ToolTipRole) == "24,994.40 EUR"  # the broker's: the text

@@ -1050,7 +1050,7 @@ async def run_snapshot(args: argparse.Namespace, session: Session, out: _Out) ->
     for t in snap.trades:
         lines.append(f"  {clean(t.reference)}  {clean(t.account_label or labels.get(t.account_id or '', ''))}  "
                      f"{clean(t.symbol)} {t.direction or ''}  {clean(t.status)}  {format_volume(t.volume)} lots  "
-                     f"P&L {_pl(t.realized_pl, t.currency)} realised, {_pl(t.unrealized_pl, t.currency)} open")
+                     f"P&L {_pl(t.realized_pl, t.currency)} realized, {_pl(t.unrealized_pl, t.currency)} open")
     lines.append(f"Open positions ({len(snap.positions)}):")
     for p in snap.positions:
         lines.append(f"  {clean(p.account_label)}  {clean(p.symbol)} {p.direction or ''} "

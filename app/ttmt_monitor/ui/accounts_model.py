@@ -117,15 +117,19 @@ LIMIT_WIDTH = 160
 
 
 def equity_tip(r: AccountRow) -> str | None:
-    """An Equity cell's tooltip when a broker's credit is in it: the sum that makes it (a tester found Balance +
-    Open P&L 350.00 short of the Equity, with no Credit column to say why)."""
-    if r.equity is None or not r.credit or r.balance is None:
+    """An Equity cell's tooltip when a broker's credit is in it, or the desk computed it (the "*"): the sum that
+    makes it (a tester found Balance + Open P&L 350.00 short of the Equity, with no Credit column to say why)."""
+    if r.equity is None or r.balance is None or not (r.credit or r.equity_computed):
         return None
+    # (Computed, without credit: the sum says what the "*" means; a tester found the tooltip only repeated the
+    # figure.)
     cur = r.currency
-    parts = [f"Balance {format_money(r.balance, cur)}", f"credit {format_money(r.credit, cur)}"]
+    parts = [f"Balance {format_money(r.balance, cur)}"]
+    if r.credit:
+        parts.append(f"credit {format_money(r.credit, cur)}")
     if r.open_pl is not None:
         parts.append(f"open P&L {format_pl(r.open_pl, cur)}")
-    made = "computed by the desk" if r.equity_computed else "as the broker reports it"
+    made = "computed by the desk: the server does not send it" if r.equity_computed else "as the broker reports it"
     return f"{' + '.join(parts)}: equity {format_money(r.equity, cur)} ({made})"
 
 

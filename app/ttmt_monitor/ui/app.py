@@ -56,7 +56,9 @@ NO_TTMT_INSTANCE = "no-ttmt"  # the single-instance guard's "key" of a desk with
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ttmt-monitor", description="A read-only live trading desk for TTMT.")
-    parser.add_argument("--demo", action="store_true", help="start the built-in TTMT simulator and connect to it")
+    parser.add_argument("--demo", action="store_true",
+                        help="start the built-in simulators (TTMT, Tradovate, MetaApi, MT4 manager) and show them: "
+                             "a living desk with no account")
     parser.add_argument("--base-url", metavar="URL", help="TTMT API base URL (remembered in the settings)")
     parser.add_argument("--screenshot", metavar="FILE", help="save the window as PNG once it shows live data, exit")
     parser.add_argument("--quit-after", metavar="SECONDS", type=float,
