@@ -5,6 +5,7 @@ Real simulators over real sockets; the waits are made long enough that only ``re
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from _qasync_support import ModuleLoop, dispose, in_thread, until
 from mt4_support import make_source as mt4_source
@@ -64,13 +65,20 @@ def test_metaapi_retry_now_ends_its_waits_and_only_them():
             consumer = Consumer(source).start()
             try:
                 await until(lambda: source.health().state is HealthState.LIVE, 30, "MetaApi live")
-                # Live, it waits only for the account list's next read (a minute): F5 reads it now.
+                # Live, it waits only for the account list's next read (a minute): F5 reads it now, and says
+                # nothing (False: the source was not waiting to try again).
                 await until(lambda: source._waiting > 0, 10, "the account list's wait")  # noqa: SLF001
                 sleeper = asyncio.ensure_future(source._sleep(3600))  # noqa: SLF001 - one more wait under way
                 await until(lambda: source._waiting > 1, 5, "the hour's wait")  # noqa: SLF001
+                assert not source.retry_now()
+                await asyncio.wait_for(sleeper, 5)  # ... but every wait under way ended
+                assert source.health().state is HealthState.LIVE
+                # Waiting to try again (a backoff after a refusal, as changes() sets it): F5 says it tries now.
+                source._health = replace(source.health(), state=HealthState.RECONNECTING)  # noqa: SLF001
+                sleeper = asyncio.ensure_future(source._sleep(3600))  # noqa: SLF001
+                await until(lambda: source._waiting > 1, 5, "the backoff's wait")  # noqa: SLF001
                 assert source.retry_now()
                 await asyncio.wait_for(sleeper, 5)
-                assert source.health().state is HealthState.LIVE
             finally:
                 await consumer.stop()
                 await source.aclose()

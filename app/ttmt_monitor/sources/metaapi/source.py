@@ -241,11 +241,12 @@ class MetaApiSource:
 
     def retry_now(self) -> bool:
         """File → Refresh: end the waits under way (a backoff, a rate limit's pause, the account list's next
-        read): the source tries again now."""
+        read): the source tries again now. True when it was waiting to try again (live, only the account list is
+        read sooner: nothing to tell the user)."""
         if not self._waiting or self._closing_event().is_set():
             return False
         self._retry.set()
-        return True
+        return self._health.state is not HealthState.LIVE
 
     async def _metas(self, client: MetaApiClient | None = None) -> list[dict[str, Any]]:
         """The provisioning records of the accounts to show (all states), per the token kind."""
