@@ -402,7 +402,9 @@ def test_trade_detail_without_positions_or_signal(qtbot):
     assert not view.open_signal_button.isEnabled()
     assert view.fields["unrealized"].text() == "—"  # closed: nothing open (whatever figure it still carries)
     view.set_trade(replace(trade, positions=(), orders=()))
-    assert "nothing has filled" in view.positions_note.text()
+    assert view.positions_note.text() == "No position: nothing filled."  # ended: never will ("yet" promised one)
+    view.set_trade(replace(trade, status="pending", closed_at=None, positions=(), orders=()))
+    assert view.positions_note.text() == "No position yet: nothing has filled."
     view.set_trade(None)
     assert view.title_label.text() == "No trade selected"
 

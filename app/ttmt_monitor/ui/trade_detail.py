@@ -109,7 +109,8 @@ def breakeven_state(trade: Trade, signal: Signal | None = None, breakeven_seen: 
         return BreakevenState("no_sl", False, moved_from, "No stop loss set." + suffix)
     sl_text = format_price(sl, symbol)
     if entry is None or direction not in ("BUY", "SELL"):
-        return BreakevenState("unknown", False, moved_from, f"SL {sl_text}; no entry price yet to compare." + suffix)
+        missing = "no entry price to compare" if trade.is_terminal else "no entry price yet to compare"
+        return BreakevenState("unknown", False, moved_from, f"SL {sl_text}; {missing}." + suffix)
     # Distance on the profit side: positive when the stop protects profit.
     gain = (sl - entry) if direction == "BUY" else (entry - sl)
     distance = format_price(abs(gain), symbol)
@@ -512,7 +513,9 @@ class TradeDetail(QWidget):
             self.positions_table.set_rows([])
             return
         if not trade.positions:
-            self.positions_note.setText("No position yet: nothing has filled.")
+            # (An ended trade, e.g. "Not filled", will never have one: "yet" read as a promise.)
+            self.positions_note.setText("No position: nothing filled." if trade.is_terminal else
+                                        "No position yet: nothing has filled.")
             self.positions_note.show()
             self.positions_table.set_rows([])
             return
