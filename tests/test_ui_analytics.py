@@ -286,6 +286,17 @@ def test_limit_cells_word_the_core_figures_and_crossings_notify_once_a_day(qapp)
     n = crossing_notification(an.Crossing("ttmt|a", an.DAILY_LOSS, 80, 0.83, date(2026, 6, 1), "USD",
                                           Decimal("85.00")), "<b>Prop</b> 1")
     assert n.kind == "risk_limit" and n.title == "Daily loss 80 % used" and "<b>Prop</b> 1" in n.body
+    assert n.body.endswith("85.00 USD left of the limit")
+    # Past the limit the notification (and the status bar that shows it) words the room as the cell does:
+    # "over by 23.00 USD", never "(−23.00 USD left)".
+    over = crossing_notification(an.Crossing("ttmt|a", an.DAILY_LOSS, 100, 3.3, date(2026, 6, 1), "USD",
+                                             Decimal("-23.00")), "Prop 1")
+    assert over.title == "Daily loss limit reached"
+    assert over.body == "Prop 1: 330 % of the limit used (over by 23.00 USD)", over.body
+    assert "left" not in over.body
+    reached = crossing_notification(an.Crossing("ttmt|a", an.DAILY_LOSS, 100, 1.0, date(2026, 6, 1), "USD",
+                                                Decimal("0")), "Prop 1")
+    assert reached.body == "Prop 1: 100 % of the limit used (0.00 USD left)", reached.body
 
 
 def test_risk_limits_in_the_window_bars_dialog_and_notifications(qapp, sim_paused, settings):

@@ -275,6 +275,9 @@ def crossing_notification(c: an.Crossing, account_label: str) -> Notification:
     """The notification of a threshold crossed (plain text: the label may come from a service)."""
     title = LIMIT_TITLES.get(c.limit, c.limit)
     room = fmt.format_money(c.room, c.currency)
+    # Past the limit the room is negative: "over by 23.00 USD", as the limit's cell says it ("−23.00 USD left"
+    # read as money still to lose, in the one message that says the limit is gone).
+    left = f"over by {fmt.format_money(-c.room, c.currency)}" if c.room < 0 else f"{room} left"
     if c.limit == an.PROFIT_TARGET:
         head = f"{title} {c.threshold} % reached"
         body = f"{account_label}: {fmt.format_money(-c.room, c.currency) if c.room < 0 else room} to go"
@@ -282,10 +285,10 @@ def crossing_notification(c: an.Crossing, account_label: str) -> Notification:
             body = f"{account_label}: the profit target is reached"
     elif c.threshold >= 100:
         head = f"{title} limit reached"
-        body = f"{account_label}: {c.fraction * 100:.0f} % of the limit used ({room} left)"
+        body = f"{account_label}: {c.fraction * 100:.0f} % of the limit used ({left})"
     else:
         head = f"{title} {c.threshold} % used"
-        body = f"{account_label}: {room} left of the limit"
+        body = f"{account_label}: {left} of the limit" if c.room >= 0 else f"{account_label}: {left}"
     return Notification(head, body, "risk_limit", account_id=c.account_key)
 
 
