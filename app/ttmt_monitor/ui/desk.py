@@ -583,6 +583,8 @@ class DeskBridge(QObject):
         if trades:
             view.add_trades(trades)
         self._pnl_open(self._account_rows(set(self.hub.state.accounts)))  # and their accounts' open P&L
+        for source_id, health in self.hub.state.health.items():  # (as stale as the sources are now)
+            self._pnl_stale(source_id, health)
 
     def attach_notifier(self, deliver: Callable[[DeskChange], None]) -> None:
         self._notify = deliver
@@ -717,6 +719,14 @@ class DeskBridge(QObject):
                     # Only LIVE is current for the numbers: DEGRADED (an MT4 server's link to MT4 down, a MetaApi
                     # terminal lost, TTMT's container down) keeps figures "as of" a moment that is passing.
                     model.set_source_stale(source_id, health.as_of, stale=health.state is not HealthState.LIVE)
+            self._pnl_stale(source_id, health)
+
+    def _pnl_stale(self, source_id: str, health: Health) -> None:
+        """The P&L tab's open P&L counts this source's accounts: it says so when they are not live (a tester saw
+        +748.60 USD there in full colour while Tradovate's part of it was greyed "as of" everywhere else)."""
+        if self._pnl is not None and hasattr(self._pnl, "set_source_stale"):
+            self._pnl.set_source_stale(source_id, self.hub.label(source_id), health.as_of,
+                                       stale=health.state is not HealthState.LIVE)
 
     def _trade(self, d: ClosedDeal) -> TtmtTrade:
         return deal_as_trade(d, self.hub.account_label(d.account_key), self.hub.label(d.source))

@@ -1171,6 +1171,7 @@ class MainWindow(QMainWindow):
             # positions (TP markers) paged in through the client, live batches from events_applied. The window
             # therefore no longer forwards batches itself (that would count every close twice).
             view.attach(self.controller)
+            self._pnl_ttmt_stale(getattr(self.controller, "stale_as_of", None))
             if self.bridge is not None:
                 self.bridge.attach_pnl(view)  # closed trade deals of the neutral sources
             spec = self._filter_spec
@@ -1258,6 +1259,15 @@ class MainWindow(QMainWindow):
         text = stale_text(as_of, utc=self.settings.utc) if as_of is not None else ""
         self.summary.set_stale(text)
         self.status.set_stale(text)
+        self._pnl_ttmt_stale(as_of)
+
+    def _pnl_ttmt_stale(self, as_of: Any) -> None:
+        """The P&L tab's open P&L counts TTMT's open trades: greyed "as of" with them (None: live)."""
+        view = self._pnl_view
+        if view is not None and hasattr(view, "set_source_stale"):
+            from .pnl_view import TTMT_STALE
+
+            view.set_source_stale(TTMT_STALE, "TTMT", as_of, stale=as_of is not None)
 
     def _on_history_notice(self, text: str) -> None:
         """The local history file was damaged and moved aside (what was kept, where the file is): in the banner,

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
@@ -53,11 +54,13 @@ from ..core.formatting import format_axis_amount, format_money, format_pl, forma
 from ..core.models import Trade
 from ..core.news import TakeProfit, TradeDone
 from ..core.stats import Stats, StatsBuilder, is_counted
-from .theme import chart_colours, currency_colour, is_dark, pl_color, selected_button_palette
+from .table_base import stale_text
+from .theme import STALE_COLOR, chart_colours, currency_colour, is_dark, pl_color, selected_button_palette
 
 AUTO_DOWNSAMPLE_FACTOR = 1.0  # downsampling bins per pixel column (pyqtgraph's default is 5)
 REFRESH_MS = 200  # coalescing delay between a change and the redraw
 _UNSET = object()  # "no range computed yet"
+TTMT_STALE = ""  # set_source_stale's id for TTMT's own open trades (their accounts' ids have no source prefix)
 PRESET_LABELS = {"today": "Today", "week": "Week", "month": "Month", "all": "All"}
 CLUSTER_PX = 30  # TP markers closer than this many pixels (one grid cell) are drawn as one marker with a count
 CLUSTER_DELAY_MS = 60  # re-cluster this long after the last zoom/pan/resize step (a wheel burst re-clusters once)
@@ -200,6 +203,11 @@ class PnlView(QWidget):
         self._open_trades: list[Trade] = []  # from the live state (for the open P&L)
         # The other sources' accounts' open P&L, by account key: (currency, amount) (set_source_open)
         self._source_open: dict[str, tuple[str, Decimal]] = {}
+        # Sources whose figures are not live (set_source_stale; TTMT's open trades: TTMT_STALE): source id ->
+        # (its name, when its figures were last current, or None: never). Their part of the open P&L is still
+        # counted (the best figure there is, as Accounts and the strip keep it) but the total says it is not live.
+        self._stale_sources: dict[str, tuple[str, datetime | None]] = {}
+        self._stale_tails: set[str] = set()  # currencies whose dashed open-P&L segment is drawn grey
         self._accounts: dict[str, str] = {}  # id -> label
         self._account: str | None = None
         self._preset = "all"
@@ -254,6 +262,9 @@ class PnlView(QWidget):
         bar.addSpacing(12)
         self.open_label = QLabel()
         self.open_label.setTextFormat(Qt.TextFormat.PlainText)
+        # The room the range buttons leave, never more: a long line (a source not live, the history loading)
+        # widened the window past a 1366 px screen and pushed the statistics off it. Its tooltip has it all.
+        self.open_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar.addWidget(self.open_label, 1)
 
         # --- plot (items created once)
@@ -575,14 +586,40 @@ class PnlView(QWidget):
         if changed:
             self._schedule(full=False)
 
+    def set_source_stale(self, source_id: str, name: str, as_of: datetime | None, *, stale: bool) -> None:
+        """A source's figures stopped being live (``stale``: "as of ``as_of``", None: never were), or are live
+        again. ``source_id``: the prefix of its accounts' keys (``TTMT_STALE`` for TTMT's open trades)."""
+        before = self._stale_sources.get(source_id)
+        if stale:
+            self._stale_sources[source_id] = (name, as_of)
+        else:
+            self._stale_sources.pop(source_id, None)
+        if self._stale_sources.get(source_id) != before:
+            self._schedule(full=False)
+
     def _open_pl(self) -> dict[str, Decimal]:
         """The open P&L per currency: TTMT's open trades and the other sources' accounts (account filter applied)."""
+        return self._open_figures()[0]
+
+    def _open_figures(self) -> tuple[dict[str, Decimal], list[tuple[str, datetime | None, dict[str, Decimal]]]]:
+        """The open P&L per currency (see _open_pl) and, for each source not live that is in it, (its name, as of
+        when, its part per currency)."""
         out = core_pnl.open_pl(self._open_trades, self._account)
+        stale: list[tuple[str, datetime | None, dict[str, Decimal]]] = []
+        ttmt = self._stale_sources.get(TTMT_STALE)
+        if ttmt is not None and out:
+            stale.append((*ttmt, dict(out)))
+        parts: dict[str, dict[str, Decimal]] = {}
         for key, (currency, amount) in self._source_open.items():
             if self._account is None or key == self._account:
                 cur = currency or core_pnl.UNKNOWN_CURRENCY
                 out[cur] = out.get(cur, Decimal(0)) + amount
-        return out
+                source = key.partition("|")[0]
+                if source in self._stale_sources:
+                    part = parts.setdefault(source, {})
+                    part[cur] = part.get(cur, Decimal(0)) + amount
+        stale.extend((*self._stale_sources[source], part) for source, part in parts.items())
+        return out, stale
 
     def set_account_filter(self, account_id: str | None) -> None:
         self._account = account_id
@@ -646,9 +683,14 @@ class PnlView(QWidget):
             self._recompute(now)
         elif self._pending_closes or len(self._live_hits) > self._hits_done:
             self._append(now)
-        open_pl = self._open_pl()
+        open_pl, stale = self._open_figures()
         for cur in open_pl:
             self._ensure_curve(cur)
+        # A segment drawn from figures that are not live is grey, as the label above it and the Accounts cells.
+        tails = {cur for _name, _as_of, part in stale for cur in part}
+        if tails != self._stale_tails:
+            self._stale_tails = tails
+            self._pen_tails()
         for cur, segment in self.open_curves.items():
             s = self.series.get(cur)
             o = open_pl.get(cur)
@@ -667,7 +709,7 @@ class PnlView(QWidget):
             )
             last_v = float(s.total) if s else 0.0
             segment.setData([last_t, max(now.timestamp(), last_t)], [last_v, last_v + float(o)])
-        self._update_open_label(open_pl)
+        self._update_open_label(open_pl, stale)
         has_data = any(s.points for s in self.series.values()) or bool(open_pl)
         if self._empty_range and has_data:
             # The placeholder range (drawn while nothing was there, e.g. before the history arrived) pinned the
@@ -904,21 +946,49 @@ class PnlView(QWidget):
         apply_palette_to_plot(self.plot, palette)
         recolour_legend(self._legend, palette)
         for cur, item in self.curves.items():
-            colour = currency_colour(cur, dark)
-            item.setPen(pg.mkPen(colour, width=2))
-            self.open_curves[cur].setPen(pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine))
+            item.setPen(pg.mkPen(currency_colour(cur, dark), width=2))
+        self._pen_tails()
+        self._update_open_label(*self._open_figures())  # (its grey is the theme's)
         chart = chart_colours(dark)
         self.marker_item.setPen(pg.mkPen(chart["marker_edge"], width=1))
         self.marker_item.setBrush(pg.mkBrush(chart["marker"]))
         self._draw_markers()
         self._update_stats()
 
-    def _update_open_label(self, open_pl: dict[str, Decimal]) -> None:
+    def _pen_tails(self) -> None:
+        """The dashed open-P&L segments in their currency's colour, or grey where the figure is not live."""
+        pg = _pg()
+        dark = is_dark(self.palette())
+        for cur, segment in self.open_curves.items():
+            colour = STALE_COLOR(dark) if cur in self._stale_tails else currency_colour(cur, dark)
+            segment.setPen(pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine))
+
+    def _update_open_label(self, open_pl: dict[str, Decimal],
+                           stale: Sequence[tuple[str, datetime | None, dict[str, Decimal]]] = ()) -> None:
         if not open_pl:
             text = "Open P&L: none"
         else:
             text = "Open P&L: " + "   ".join(format_pl(v, cur) for cur, v in sorted(open_pl.items()))
         tip = plain_tip(self.history_error) if self.history_error else ""
+        if stale:
+            # Greyed with "as of", as Accounts and the strip grey a source's figures while it is not live; the total
+            # keeps them (the last figures known: leaving them out would understate what is at risk) and the
+            # tooltip says which source is behind and by how much, so the live part can be read too.
+            utc = self._tz is UTC
+            whens = [f"{name} {self._as_of_words(as_of, utc)}" for name, as_of, _part in stale]
+            text += f"   (includes not-live figures: {', '.join(whens)})"
+            lines = ["This total includes open P&L that is not live:"]
+            live = dict(open_pl)
+            for name, as_of, part in stale:
+                said = stale_text(as_of, utc=utc) if as_of is not None else "Not live yet"
+                figures = "   ".join(format_pl(v, cur) for cur, v in sorted(part.items()))
+                lines.append(f"{name}: {figures} ({said})")
+                for cur, v in part.items():
+                    live[cur] = live.get(cur, Decimal(0)) - v
+            lines.append("Live figures alone: " + ("   ".join(format_pl(v, cur) for cur, v in sorted(live.items()))
+                                                   or "none"))
+            tip = plain_tip("\n".join(lines)) + ("\n\n" + tip if tip else "")
+        self._grey_open_label(bool(stale))
         if self.history_loading:
             # A long history under the API's rate limit takes a minute or more: say that it moves.
             loaded = self.history_loaded
@@ -929,6 +999,27 @@ class PnlView(QWidget):
             text += f"   ⚠ {getattr(self, 'history_error_short', None) or self.history_error}"
         self.open_label.setText(text)
         self.open_label.setToolTip(tip)
+
+    @staticmethod
+    def _as_of_words(as_of: datetime | None, utc: bool) -> str:
+        """"as of 14:32" (from stale_text's "Not live — as of 14:32"), or "not live yet"."""
+        if as_of is None:
+            return "not live yet"
+        said = stale_text(as_of, utc=utc)
+        return said.partition(" — ")[2] or "not live"
+
+    def _grey_open_label(self, stale: bool) -> None:
+        """The open-P&L label in the theme's stale grey, or in the window's text colour again."""
+        wanted = (stale, is_dark(self.palette()))
+        if self.open_label.property("stale_grey") == str(wanted):
+            return  # unchanged: no restyle on every price tick
+        self.open_label.setProperty("stale_grey", str(wanted))
+        if stale:
+            palette = QPalette(self.open_label.palette())
+            palette.setColor(QPalette.ColorRole.WindowText, STALE_COLOR(wanted[1]))
+            self.open_label.setPalette(palette)
+        else:
+            self.open_label.setPalette(QPalette())  # (nothing of its own: the parent's palette again)
 
     def _update_stats(self) -> None:
         tree = self.stats_tree
