@@ -1,13 +1,15 @@
 """The P&L tab's "Open P&L" adds up the sources' accounts: while one of them is not live, the total says so, as
 Accounts and the strip grey that source's figures (a tester saw "+748.60 USD" in full colour with Tradovate's
-stale figures in it). Real window, the TTMT and Tradovate simulators over real sockets, one qasync loop per
-module."""
+stale figures in it); and an MT4 account's open P&L says what it holds beyond the Positions tab's Open P&L (the
+commission: −17.00 on the position, −24.00 on the account, nothing said). Real window, the TTMT, Tradovate and
+MT4 manager simulators over real sockets, one qasync loop per module."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 
 from _qasync_support import ModuleLoop, dispose, in_thread, until
@@ -121,3 +123,61 @@ def test_ttmt_not_live_marks_the_open_pl_total_with_ttmt(qapp, sim, settings):
             dispose(window)
 
     run_on_qasync(scenario)
+
+
+def test_an_mt4_accounts_open_pl_says_it_holds_the_commission_its_positions_rows_leave_out(qapp, sim, settings):
+    from mt4_support import make_source as mt4_source
+    from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
+
+    async def scenario(mt4: Mt4SimulatorThread) -> None:
+        controller = DeskController(sim.base_url, sim.api_key)
+        source = mt4_source(mt4)
+        hub = SourceHub()
+        hub.add(source)
+        window = MainWindow(controller, settings, hub=hub)
+        window.show()
+        try:
+            assert await controller.start(), controller.connection_detail
+            accounts, positions = controller.accounts_model, controller.positions_model
+            mine = f"{source.id}|"
+
+            def charged() -> list[Any]:
+                return [p for p in positions.objects() if p.id.startswith(mine) and p.commission]
+
+            await until(lambda: bool(charged()), 30, "an MT4 position with a commission")
+            key = charged()[0].account_id
+            col = accounts.column_number("open_pl")
+
+            def shown() -> tuple[Any, str, str, list[Any]]:
+                """(the account's row, its Open P&L cell's tooltip, its strip cell's, its positions): one moment."""
+                row = accounts.get(key)
+                cell = accounts.index(accounts.row_of(key), col).data(Qt.ItemDataRole.ToolTipRole) or ""
+                strip = window.summary._cells[key][1].toolTip() if key in window.summary._cells else ""
+                return row, cell, strip, [p for p in positions.objects() if p.account_id == key]
+
+            await until(lambda: shown()[2] == shown()[1] != "", 20, "the strip's tooltip as the cell's")
+            row, cell, _strip, own = shown()
+            cur = row.currency
+            profit = sum((p.unrealized_pl for p in own), Decimal(0))
+            commission = sum((p.commission or Decimal(0) for p in own), Decimal(0))
+            swap = sum((p.swap or Decimal(0) for p in own), Decimal(0))
+            # The account counts its positions' profit with swap and commission (as MT4 floats it in the equity);
+            # each Positions row shows the profit alone, as an MT4 terminal's Profit column does.
+            assert row.open_pl == profit + swap + commission != profit, (row.open_pl, profit, commission)
+            lines = cell.split("\n")
+            assert lines[0] == f"{format_pl(row.open_pl, cur)} with swap and commission, as the account's equity " \
+                               "holds it", cell
+            assert lines[1].startswith(f"{format_pl(profit, cur)} the positions' profit before them"), cell
+            assert f"commission {format_pl(commission, cur)}" in lines[2], cell
+            # The row's own tooltip gives the same two figures from its side.
+            prow = positions.row_of(own[0].id)
+            ptip = positions.index(prow, positions.column_number("unrealized")).data(Qt.ItemDataRole.ToolTipRole)
+            assert "before swap and commission" in ptip, ptip
+        finally:
+            await hub.aclose()
+            window.close()
+            await controller.aclose()
+            dispose(window)
+
+    with Mt4SimulatorThread(seed=4, step_interval=0.2, ping_interval=1.0) as mt4:
+        run_on_qasync(lambda: scenario(mt4))

@@ -46,6 +46,9 @@ class AccountRow(msgspec.Struct, frozen=True):  # (a frozen dataclass cost ~0.8 
     equity_computed: bool = False
     note: str | None = None
     credit: Decimal | None = None  # (MT's broker credit: in the equity, not the balance)
+    # (the positions' profit, swap, commission) summed when swap or commission moves the open P&L away from the
+    # sum of the Positions tab's Open P&L (neutral sources: MT4's open P&L is net); None otherwise
+    open_parts: tuple[Decimal, Decimal, Decimal] | None = None
 
     @property
     def account_id(self) -> str:
@@ -133,6 +136,27 @@ def equity_tip(r: AccountRow) -> str | None:
     return f"{' + '.join(parts)}: equity {format_money(r.equity, cur)} ({made})"
 
 
+def open_pl_tip(r: AccountRow) -> str | None:
+    """An Open P&L cell's tooltip (Accounts, the summary strip) when swap or commission is in it: the positions'
+    profit the Positions tab shows, and the charges that make the account's figure (a tester found −17.00 USD
+    on an MT4 position and −24.00 USD on its account, with nothing saying the gap was the commission)."""
+    parts = r.open_parts
+    if parts is None or r.open_pl is None:
+        return None
+    cur = r.currency
+    profit, swap, commission = parts
+    charges = ", ".join(f"{name} {format_pl(v, cur)}" for name, v in (("swap", swap), ("commission", commission))
+                        if v)
+    net = profit + swap + commission
+    head = (f"{format_pl(r.open_pl, cur)} with swap and commission, as the account's equity holds it"
+            if net == r.open_pl else f"{format_pl(r.open_pl, cur)} as the broker reports it for the account")
+    lines = [head, f"{format_pl(profit, cur)} the positions' profit before them (their Open P&L in Positions)",
+             charges]
+    if net != r.open_pl:  # (a broker's own figure: MT4 taxes, an MT5 entry commission already in the balance)
+        lines.append(f"{format_pl(net, cur)} the positions' profit with them")
+    return "\n".join(lines)
+
+
 def _cur(r: AccountRow) -> str:
     return r.account.currency
 
@@ -156,7 +180,8 @@ class AccountsModel(KeyedTableModel):
         pl_column("open_pl", "Open P&L", lambda r: r.open_pl, _cur, live=True,
                   tooltip="What the account's equity holds of its open positions: their P&L with swap and the "
                           "commission not yet taken from the balance (the Positions tab shows each position's "
-                          "before them: its tooltip gives both)"),
+                          "before them: its tooltip gives both)",
+                  tip=lambda r, o: open_pl_tip(r)),
         pl_column("realized_today", "Realized today", lambda r: r.realized_today, _cur),
         # Risk limits (ui/risk_limits.py): blank until the user sets limits for the account; text and bar come
         # from the window's RiskBoard (see ``risk`` below), not from the row.

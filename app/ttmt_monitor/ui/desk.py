@@ -362,15 +362,18 @@ def account_row(account: Account, positions: Iterable[Position], deals: Iterable
     account's deals, or only those closed since ``day_start`` with ``has_deals`` saying whether it has any."""
     n_pos = 0
     open_sum: Decimal | None = _ZERO
+    profit, swap, commission = _ZERO, _ZERO, _ZERO
     for p in positions:
         n_pos += 1
         if p.profit is None:
             open_sum = None  # a position without its P&L (a quote not in yet): the sum would be a part of it
         if open_sum is not None:
             # Net, as the account's own open P&L and equity are: a position's profit is the broker's gross figure.
-            for part in (p.profit, p.swap, p.commission):
-                if part is not None:
-                    open_sum += part
+            profit += p.profit or _ZERO
+            swap += p.swap or _ZERO
+            commission += p.commission or _ZERO
+    if open_sum is not None:
+        open_sum = profit + swap + commission
     # An account the source cannot read (a MetaApi account not deployed: no figures, no positions, no deals) shows
     # no open or realized P&L at all, not 0.00: nothing says it has none.
     deals = list(deals)
@@ -386,7 +389,10 @@ def account_row(account: Account, positions: Iterable[Position], deals: Iterable
     return AccountRow(base, n_pos, open_pl, realized, None,  # (no trades: a blank, not "0 open trades")
                       source=source_label, balance=account.balance, equity=account.equity, margin=account.margin,
                       free_margin=account.free_margin, margin_level=account.margin_level,
-                      equity_computed=account.equity_computed, note=account.note, credit=account.credit)
+                      equity_computed=account.equity_computed, note=account.note, credit=account.credit,
+                      # What makes the figure, when it is not the sum of the positions' Open P&L cells (its tooltip)
+                      open_parts=(profit, swap, commission) if open_pl is not None and open_sum is not None
+                      and (swap or commission) else None)
 
 
 def position_row(p: Position, account_label: str, source_label: str) -> TtmtPosition:

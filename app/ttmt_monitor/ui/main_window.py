@@ -47,7 +47,7 @@ from PySide6.QtWidgets import (
 from ..core import formatting as fmt
 from ..sources.capabilities import CAP_EQUITY, CAP_MARGIN, CAP_SIGNALS, CAP_TP_LEVELS
 from . import theme
-from .accounts_model import AccountRow
+from .accounts_model import AccountRow, open_pl_tip
 from .controller import DeskController, describe_error
 from .lazy import lazy_module
 from .settings import PL_SCHEMES, TABS, THEMES, AppSettings
@@ -186,7 +186,8 @@ class SummaryStrip(QWidget):
             open_pl.setText("open " + (fmt.format_pl(r.open_pl, r.currency) or fmt.NO_FIGURE))
             today.setText("today " + (fmt.format_pl(r.realized_today, r.currency) or fmt.NO_FIGURE))
             row_stale = self.stale_for(r.account_id) if self.stale_for is not None else self._stale
-            open_pl.setToolTip(row_stale or "")
+            # Not live, and what the figure holds beyond the Positions tab's Open P&L (swap, commission).
+            open_pl.setToolTip("\n".join(t for t in (row_stale, open_pl_tip(r)) if t))
             # Realized P&L is final, never stale; TTMT's sum of it may still lack some of today's closes.
             provisional = self._today_tip if r.source == "TTMT" else ""
             today.setToolTip(provisional)
