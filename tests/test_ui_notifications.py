@@ -383,14 +383,52 @@ def test_a_long_group_header_wraps_into_a_row_tall_enough_for_it(qtbot) -> None:
     qtbot.waitUntil(lambda: centre.tree.visualItemRect(group).height() < 3 * line, timeout=2000)
 
 
-def test_every_row_is_exactly_as_tall_as_its_text_wraps_where_it_is_painted(qtbot) -> None:
-    """A heading wrapped in three lines lost its last line under X11, and another row had a blank line under it:
-    the height was measured at an estimate of the text's width. At every width, each row is as tall as its lines
-    wrapped in the rectangle the style paints the text in (its dot and margins left out), no more, no less."""
+def rows_not_as_tall_as_their_text(centre: NotificationCentre) -> list[str]:
+    """Every row shown (a group's open entries too) whose height is not that of its lines wrapped in the rectangle
+    the style paints its text in (its dot and margins left out): a row a line short draws its last line under the
+    next row; one a line long leaves a blank line."""
     from PySide6.QtCore import QRect
     from PySide6.QtGui import QFont, QFontMetrics
     from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
 
+    from ttmt_monitor.ui.notification_centre import ROLE_GROUP
+
+    tree = centre.tree
+    delegate, style = tree.itemDelegate(), tree.style()
+    shown = []
+    item = tree.topLevelItem(0)
+    while item is not None:
+        shown.append(item)
+        item = tree.itemBelow(item)
+    out = []
+    for item in shown:
+        index = tree.indexFromItem(item)
+        rect = tree.visualItemRect(item)
+        if not rect.isValid() or rect.top() < 0 or rect.bottom() > tree.viewport().height():
+            continue
+        opt = QStyleOptionViewItem()
+        tree.initViewItemOption(opt)
+        delegate.initStyleOption(opt, index)
+        opt.rect = rect
+        text = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, tree).adjusted(2, 3, -2, 0)
+        normal = QFont(opt.font)
+        bold = QFont(normal)
+        bold.setBold(True)
+        whole = str(index.data())
+        first, _, rest = whole.partition("\n")
+        parts = ((first, bold), (rest, normal)) if index.data(ROLE_GROUP) else ((whole, normal),)
+        need = 6 + sum(QFontMetrics(font).boundingRect(QRect(0, 0, text.width(), 100000),
+                                                       Qt.TextFlag.TextWordWrap, part).height()
+                       for part, font in parts if part)
+        if rect.height() != need:
+            out.append(f"{first!r}: {rect.height()} px for {need}")
+    return out
+
+
+def test_every_row_is_exactly_as_tall_as_its_text_wraps_where_it_is_painted(qtbot) -> None:
+    """A heading wrapped in three lines lost its last line under X11, and another row had a blank line under it:
+    the height was measured at an estimate of the text's width. At every width, each row is as tall as its lines
+    wrapped in the rectangle the style paints the text in (its dot and margins left out), no more, no less."""
     from ttmt_monitor.core.notify import Notification
 
     centre = NotificationCentre()
@@ -403,35 +441,59 @@ def test_every_row_is_exactly_as_tall_as_its_text_wraps_where_it_is_painted(qtbo
         subject = f"{'EURUSD XAUUSD NQZ6'.split()[i % 3]} · {name} · {'MT4 manager (demo)' if i % 2 else 'MetaApi'}"
         centre.add(Notification("Filled: BUY 0.10", f"{name} · source", "fill", timestamp=T0,
                                 group=f"position:{i}", subject=subject))
-    tree, delegate = centre.tree, centre.tree.itemDelegate()
-    style = tree.style()
-
-    def mismatches() -> list[str]:
-        out = []
-        for row in range(tree.topLevelItemCount()):
-            item = tree.topLevelItem(row)
-            index = tree.indexFromItem(item)
-            rect = tree.visualItemRect(item)
-            if not rect.isValid() or rect.bottom() > tree.viewport().height():
-                continue
-            opt = QStyleOptionViewItem()
-            tree.initViewItemOption(opt)
-            delegate.initStyleOption(opt, index)
-            opt.rect = rect
-            text = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, tree).adjusted(2, 3, -2, 0)
-            bold = QFont(opt.font)
-            bold.setBold(True)
-            first, _, rest = str(index.data()).partition("\n")
-            need = 6 + sum(QFontMetrics(font).boundingRect(QRect(0, 0, text.width(), 100000),
-                                                           Qt.TextFlag.TextWordWrap, part).height()
-                           for part, font in ((first, bold), (rest, QFont(opt.font))) if part)
-            if rect.height() != need:
-                out.append(f"{first!r}: {rect.height()} px for {need}")
-        return out
-
     for width in range(200, 520, 11):
         centre.resize(width, 700)
-        qtbot.waitUntil(lambda: not mismatches(), timeout=2000)
+        qtbot.waitUntil(lambda: not rows_not_as_tall_as_their_text(centre), timeout=2000)
+
+
+def test_rows_fit_their_text_after_the_centre_was_closed_and_opened_again(qtbot) -> None:
+    """A tester closed the centre's dock and opened it again later: headings wrapped in three lines had their
+    fourth ("2 updates · latest … · Fill") drawn under the next entry. The dock came back at another width and
+    what arrived while it was closed brought the list's scroll bar, which narrowed the list as it was being shown,
+    with no resize event: the rows kept the heights measured at the wider width. Shown again, each row is as tall
+    as its text at the width it is drawn, and starts where the one above it ends."""
+    from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QTextEdit
+
+    from ttmt_monitor.core.notify import Notification
+
+    names = ["Ieva Kalnina (100005)", "Sofia Garcia (100007)", "Peter Novak (100008)", "Maria Rossi (100003)"]
+
+    def fill(i: int) -> Notification:
+        name = names[i % len(names)]
+        return Notification("Filled: BUY 0.10 XAUUSD", f"{name} · MT4 manager (demo)", "fill",
+                            timestamp=T0 + timedelta(seconds=i), group=f"position:{i % 12}:XAUUSD",
+                            subject=f"XAUUSD · {name} · MT4 manager (demo)")
+
+    for width in (250, 270, 290, 310, 330):
+        window = QMainWindow()
+        qtbot.addWidget(window)
+        window.setCentralWidget(QTextEdit())
+        centre = NotificationCentre()
+        dock = QDockWidget("Notifications", window)
+        dock.setWidget(centre)
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        window.resize(1000, 600)
+        window.show()
+        qtbot.waitExposed(window)
+        window.resizeDocks([dock], [300], Qt.Orientation.Horizontal)
+        centre.add(fill(0))  # one row: no scroll bar
+        qtbot.waitUntil(lambda c=centre: not rows_not_as_tall_as_their_text(c), timeout=2000)
+        dock.hide()
+        window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)  # it comes back at this width
+        QApplication.processEvents()
+        for i in range(1, 40):  # enough for a scroll bar
+            centre.add(fill(i))
+        dock.show()
+        qtbot.waitExposed(centre)
+        tree = centre.tree
+        qtbot.waitUntil(tree.verticalScrollBar().isVisible, timeout=2000)
+        qtbot.waitUntil(lambda c=centre: not rows_not_as_tall_as_their_text(c), timeout=2000)
+        item = tree.topLevelItem(0)
+        below = tree.itemBelow(item)
+        while below is not None and tree.visualItemRect(below).top() < tree.viewport().height():
+            assert tree.visualItemRect(below).top() == tree.visualItemRect(item).bottom() + 1
+            item, below = below, tree.itemBelow(below)
+        window.close()
 
 
 def test_a_neutral_entry_does_not_repeat_its_group_heading() -> None:

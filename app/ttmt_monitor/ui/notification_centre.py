@@ -217,12 +217,21 @@ class NotificationCentre(QWidget):
         elif obj is self.tree.viewport() and event.type() in (QEvent.Type.Leave, QEvent.Type.Hide):
             self._hold_timer.stop()
             self._let_in()
-        # A new width changes how lines wrap: ask every row its height again (once per width change).
-        if event.type() == QEvent.Type.Resize and obj is self.tree.viewport():
+        # A new width changes how lines wrap: ask every row its height again (once per width change). Checked as
+        # the list is shown and before each paint too, not only on a resize: a dock closed and opened again came
+        # back at another width, and the scroll bar brought by what arrived meanwhile narrowed the list as it was
+        # shown with no resize event; the rows kept heights measured at the wider width, and a heading wrapped in
+        # three lines drew its fourth under the next entry. A layout scheduled in a paint runs before the rows
+        # are drawn (QTreeView lays out what is pending first).
+        kind = event.type()
+        if obj is self.tree.viewport() and kind in (QEvent.Type.Resize, QEvent.Type.Show, QEvent.Type.Paint):
             width = self.tree.viewport().width()
             if width != self._width:
                 self._width = width
-                self.tree.doItemsLayout()
+                if kind == QEvent.Type.Paint:
+                    self.tree.scheduleDelayedItemsLayout()
+                else:
+                    self.tree.doItemsLayout()
         return super().eventFilter(obj, event)
 
     def entry_count(self) -> int:
