@@ -22,6 +22,7 @@ from ttmt_monitor.core.formatting import (
     status_label,
     symbol_digits,
     zone_label,
+    zone_short,
 )
 
 
@@ -131,6 +132,27 @@ def test_zone_label(monkeypatch):
     offset = datetime.now().astimezone().utcoffset()
     if offset:
         assert "UTC" in label
+
+
+@pytest.mark.skipif(not hasattr(__import__("time"), "tzset"), reason="the TZ variable is how POSIX sets a zone")
+def test_zone_short_fits_a_column_header(monkeypatch):
+    """A time column's header names its zone briefly ("Opened (JST)"): the full label, "JST, UTC+09:00", was
+    wider than the time under it. A zone without an abbreviation reads as its offset. POSIX TZ strings: no tzdata
+    needed."""
+    import time
+
+    expected = {"JST-9": ("JST", "JST, UTC+09:00"), "<+0530>-5:30": ("UTC+5:30", "UTC+05:30"),
+                "<-03>+3": ("UTC\u22123", "UTC\u221203:00"), "UTC0": ("UTC", "UTC"),
+                "<+00>0": ("UTC", "UTC"), "CET-1": ("CET", "CET, UTC+01:00")}
+    try:
+        for tz, (short, full) in expected.items():
+            monkeypatch.setenv("TZ", tz)
+            time.tzset()
+            assert (zone_short(utc=False), zone_label(utc=False)) == (short, full), tz
+            assert zone_short(utc=True) == "UTC"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_age():

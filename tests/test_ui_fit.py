@@ -702,3 +702,79 @@ def test_the_notification_centre_comes_back_as_it_was_left(qapp, qtbot, settings
         QCoreApplication.sendPostedEvents()
         assert not window.centre_dock.isVisible() and not window.notifications_action.isChecked()
         window.quit()
+
+
+def _clipped_titles(view) -> list[str]:
+    """The titles the header shows that do not fit their column (the header's margins, and the sort arrow beside
+    the sorted one's): Qt cuts them, mid-word."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QStyle
+
+    header = view.horizontalHeader()
+    style, metrics = header.style(), header.fontMetrics()
+    margin = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMargin)
+    arrow = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize) + margin
+    clipped = []
+    for n in range(header.count()):
+        if header.isSectionHidden(n):
+            continue
+        title = str(view.proxy.headerData(n, Qt.Orientation.Horizontal) or "")
+        need = metrics.horizontalAdvance(title) + 2 * margin
+        if header.isSortIndicatorShown() and header.sortIndicatorSection() == n:
+            need += arrow
+        if need > header.sectionSize(n):
+            clipped.append(f"{title!r}: {need} px in {header.sectionSize(n)}")
+    return clipped
+
+
+@pytest.mark.skipif(not hasattr(__import__("time"), "tzset"), reason="the TZ variable is how POSIX sets a zone")
+def test_time_titles_fit_their_column_outside_utc(qapp, monkeypatch):
+    """Run in Tokyo, the time columns' titles were cut: "Opened (JST, UTC+09:", "Created (JST, UTC+0", at the
+    default widths (150 px before rows come) and at the widths fitted to the rows. The title names the zone briefly
+    ("Opened (JST)", "Opened (UTC+5:30)" for a zone with no abbreviation), the full zone is in its tooltip, and the
+    fitting makes room for the title as shown. The times themselves are unchanged, in full."""
+    import time
+
+    from PySide6.QtCore import Qt
+
+    from ttmt_monitor.core.formatting import zone_label
+    from ttmt_monitor.ui.positions_model import PositionsModel
+    from ttmt_monitor.ui.signals_model import SignalsModel
+    from ttmt_monitor.ui.source_models import DealsModel, OrdersModel
+    from ttmt_monitor.ui.trades_model import TradesModel
+    from ttmt_monitor.ui.views import DeskTableView
+
+    descending = Qt.SortOrder.DescendingOrder
+    tables = [(PositionsModel, ("trade", Qt.SortOrder.AscendingOrder)), (TradesModel, ("created_at", descending)),
+              (SignalsModel, ("received_at", descending)), (OrdersModel, ("created_at", descending)),
+              (DealsModel, ("closed_at", descending))]
+    D, trade, position = _models()
+    try:
+        for tz, zone in (("JST-9", "JST"), ("<+0530>-5:30", "UTC+5:30"), ("<-0330>+3:30", "UTC\u22123:30")):
+            monkeypatch.setenv("TZ", tz)
+            time.tzset()
+            for model_class, sort in tables:
+                view = DeskTableView(model_class(), f"zone_titles_{model_class.__name__}", default_sort=sort)
+                try:
+                    view.resize(1366, 300)
+                    view.show()
+                    times = [n for n, c in enumerate(view.source_model.columns) if c.is_time]
+                    title = str(view.proxy.headerData(times[0], Qt.Orientation.Horizontal))
+                    assert title.endswith(f" ({zone})"), title
+                    tip = view.proxy.headerData(times[0], Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+                    assert str(tip).endswith(f"\nTimes in {zone_label(utc=False)}"), tip  # "JST, UTC+09:00"
+                    assert _clipped_titles(view) == [], (tz, "default widths")
+                    view.fit_columns_when_filled()
+                    if model_class is PositionsModel:
+                        view.source_model.reset_rows([position])
+                    elif model_class is TradesModel:
+                        view.source_model.reset_rows([trade])
+                    qapp.processEvents()
+                    assert _clipped_titles(view) == [], (tz, "fitted")
+                    if view.proxy.rowCount():
+                        assert _cut_cells(view) == [], tz  # the times in full, as before
+                finally:
+                    view.deleteLater()
+    finally:
+        monkeypatch.undo()
+        time.tzset()

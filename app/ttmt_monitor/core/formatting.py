@@ -316,6 +316,28 @@ def zone_label(*, utc: bool) -> str:
     return f"{name}, {numeric}"
 
 
+
+def zone_short(*, utc: bool) -> str:
+    """The zone times are shown in, short enough for a column header beside its title: ``"UTC"``, the zone's
+    abbreviation (``"JST"``, ``"CET"``), else its offset (``"UTC+9"``, ``"UTC+5:30"``, ``"UTC−3"``). The full
+    label (:func:`zone_label`: name and offset) goes in the header's tooltip: "Opened (JST, UTC+09:00)" was wider
+    than the time under it and was clipped mid-offset at a laptop's widths."""
+    if utc:
+        return "UTC"
+    local = datetime.now().astimezone()
+    offset = local.utcoffset()
+    name = local.tzname() or ""
+    if offset is None:
+        return name or "local time"
+    total = int(offset.total_seconds())
+    if total == 0 and (not name or not name.isalpha() or name.upper() == "UTC"):
+        return "UTC"
+    if name.isascii() and name.isalpha() and name.upper() != "UTC":
+        return name  # an abbreviation ("JST"): a numeric name ("+0530", "-03") or "UTC" says less than the offset
+    hours, minutes = divmod(abs(total) // 60, 60)
+    sign = "+" if total >= 0 else MINUS
+    return f"UTC{sign}{hours}" + (f":{minutes:02d}" if minutes else "")
+
 # The API's status words (ttmt-api.md §14.1) as a trader reads them; the raw word stays the sort and filter key.
 _STATUS_LABELS: dict[str, str] = {
     "pending": "Pending", "active": "Active", "needs_recovery": "Needs recovery",

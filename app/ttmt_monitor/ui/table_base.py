@@ -833,10 +833,15 @@ def column_header(columns: Sequence[Column], options: DisplayOptions, section: i
     column = columns[section]
     if role == Qt.ItemDataRole.DisplayRole:
         if column.is_time:
-            return f"{column.title} ({fmt.zone_label(utc=options.utc)})"
+            # The short zone ("Opened (JST)"): the full one ("JST, UTC+09:00") made the title wider than the
+            # time under it, clipped mid-offset at a laptop's widths. The full zone is in the tooltip.
+            return f"{column.title} ({fmt.zone_short(utc=options.utc)})"
         return column.title
     if role == Qt.ItemDataRole.ToolTipRole:
-        return column.tooltip or column.title
+        tip = column.tooltip or column.title
+        if column.is_time:
+            tip = f"{tip}\nTimes in {fmt.zone_label(utc=options.utc)}"
+        return tip
     if role == Qt.ItemDataRole.TextAlignmentRole:
         return _ALIGN_RIGHT if column.numeric else _ALIGN_LEFT
     return None
