@@ -486,6 +486,7 @@ class DeskTableView(QTableView):
             self.proxy.layoutChanged.connect(self._fit_relaid)
         self.horizontalHeader().sectionResized.connect(self._on_section_resized)
         self.horizontalHeader().sortIndicatorChanged.connect(self._fit_sorted_title)
+        self.proxy.headerDataChanged.connect(self._fit_titles)
         self._first_fit()
         # Texts that come after their rows (a position's trade reference once the trade is known, a source's
         # label) and live figures that grow: the rows on screen are looked at again a few times in the first
@@ -647,6 +648,12 @@ class DeskTableView(QTableView):
         if self._auto_fit and 0 <= column < len(self.source_model.columns):
             self._fit_rows(range(0), shrink=False, only=column)
 
+    def _fit_titles(self, orientation: Qt.Orientation, first: int, last: int) -> None:
+        """Titles that changed (the times' zone, switched between UTC and local time): room for each (grow only)."""
+        if self._auto_fit and orientation == Qt.Orientation.Horizontal:
+            for n in range(max(0, first), min(last, len(self.source_model.columns) - 1) + 1):
+                self._fit_rows(range(0), shrink=False, only=n)
+
     def _on_section_resized(self, n: int, old: int, new: int) -> None:
         if self._fitting or not self._auto_fit:
             return
@@ -685,7 +692,10 @@ class DeskTableView(QTableView):
                     text = proxy.data(proxy.index(r, n))
                     if text:
                         widest = max(widest, cells.horizontalAdvance(str(text)))
-                title = title_width(column.title, n == sorted_column)
+                # The title as the header shows it (a time column's zone with it: "Opened (JST)"), not the
+                # column's bare name: a zone wider than the time under it was clipped.
+                shown_title = str(proxy.headerData(n, Qt.Orientation.Horizontal) or column.title)
+                title = title_width(shown_title, n == sorted_column)
                 # A live figure (a price, an open P&L) gets room for one more digit before it would be cut.
                 width = max(title, widest + FIT_PAD_PX + (digit if column.live and widest else 0))
                 width = min(width, FIT_MAX_PX)
