@@ -316,7 +316,6 @@ def zone_label(*, utc: bool) -> str:
     return f"{name}, {numeric}"
 
 
-
 def zone_short(*, utc: bool) -> str:
     """The zone times are shown in, short enough for a column header beside its title: ``"UTC"``, the zone's
     abbreviation (``"JST"``, ``"CET"``), else its offset (``"UTC+9"``, ``"UTC+5:30"``, ``"UTC−3"``). The full
@@ -337,6 +336,7 @@ def zone_short(*, utc: bool) -> str:
     hours, minutes = divmod(abs(total) // 60, 60)
     sign = "+" if total >= 0 else MINUS
     return f"UTC{sign}{hours}" + (f":{minutes:02d}" if minutes else "")
+
 
 # The API's status words (ttmt-api.md §14.1) as a trader reads them; the raw word stays the sort and filter key.
 _STATUS_LABELS: dict[str, str] = {
