@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt
 
 from _qasync_support import ModuleLoop, dispose, in_thread, until
 from _replace import replace
+from desk_support import desk_with
 from toy_csv_source import CSV
 from ttmt_monitor.core.desk import DeskChange
 from ttmt_monitor.domain import Health, HealthState
@@ -41,20 +42,9 @@ async def _desk_with_mt4(sim, settings, mt4) -> AsyncIterator[tuple[Any, SourceH
     Yields (controller, hub, source, window)."""
     from mt4_support import make_source as mt4_source
 
-    controller = DeskController(sim.base_url, sim.api_key)
     source = mt4_source(mt4)
-    hub = SourceHub()
-    hub.add(source)
-    window = MainWindow(controller, settings, hub=hub)
-    window.show()
-    try:
-        assert await controller.start(), controller.connection_detail
+    async with desk_with(sim, settings, source) as (controller, hub, window):
         yield controller, hub, source, window
-    finally:
-        await hub.aclose()
-        window.close()
-        await controller.aclose()
-        dispose(window)
 
 
 def test_a_toy_source_shows_in_tables_pnl_status_and_notifications(qapp, sim, settings, toy_kind, tmp_path: Path):

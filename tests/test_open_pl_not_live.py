@@ -13,12 +13,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 
 from _qasync_support import ModuleLoop, dispose, in_thread, until
+from desk_support import desk_with
 from ttmt_monitor.core.formatting import format_pl
 from ttmt_monitor.domain import HealthState
 from ttmt_monitor.sources.ttmt.stream import StreamConsumer
 from ttmt_monitor.ui import theme
 from ttmt_monitor.ui.controller import DeskController
-from ttmt_monitor.ui.desk import SourceHub
 from ttmt_monitor.ui.main_window import MainWindow
 
 _MODULE_LOOP = ModuleLoop(default_timeout=90.0)
@@ -37,14 +37,8 @@ def test_the_open_pl_total_says_when_a_source_in_it_is_not_live(qapp, sim, setti
     from tradovate_support import fast_sim, make_source
 
     async def scenario(tradovate: Any) -> None:
-        controller = DeskController(sim.base_url, sim.api_key)
         source = make_source(tradovate)
-        hub = SourceHub()
-        hub.add(source)
-        window = MainWindow(controller, settings, hub=hub)
-        window.show()
-        try:
-            assert await controller.start(), controller.connection_detail
+        async with desk_with(sim, settings, source) as (controller, hub, window):
             window.select_tab("pnl")  # (a hidden P&L view only redraws when shown)
             pnl = window._ensure_pnl_view()
             mine = f"{source.id}|"
@@ -83,11 +77,6 @@ def test_the_open_pl_total_says_when_a_source_in_it_is_not_live(qapp, sim, setti
             await until(lambda: "not-live" not in pnl.open_label.text(), 10, "the total live again")
             assert _label_colour(pnl) != stale and not pnl.open_label.toolTip()
             assert _tail_colour(pnl, currency) != stale
-        finally:
-            await hub.aclose()
-            window.close()
-            await controller.aclose()
-            dispose(window)
 
     with fast_sim() as tradovate:
         run_on_qasync(lambda: scenario(tradovate))
@@ -130,14 +119,8 @@ def test_an_mt4_accounts_open_pl_says_it_holds_the_commission_its_positions_rows
     from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
 
     async def scenario(mt4: Mt4SimulatorThread) -> None:
-        controller = DeskController(sim.base_url, sim.api_key)
         source = mt4_source(mt4)
-        hub = SourceHub()
-        hub.add(source)
-        window = MainWindow(controller, settings, hub=hub)
-        window.show()
-        try:
-            assert await controller.start(), controller.connection_detail
+        async with desk_with(sim, settings, source) as (controller, hub, window):
             accounts, positions = controller.accounts_model, controller.positions_model
             mine = f"{source.id}|"
 
@@ -173,11 +156,6 @@ def test_an_mt4_accounts_open_pl_says_it_holds_the_commission_its_positions_rows
             prow = positions.row_of(own[0].id)
             ptip = positions.index(prow, positions.column_number("unrealized")).data(Qt.ItemDataRole.ToolTipRole)
             assert "before swap and commission" in ptip, ptip
-        finally:
-            await hub.aclose()
-            window.close()
-            await controller.aclose()
-            dispose(window)
 
     with Mt4SimulatorThread(seed=4, step_interval=0.2, ping_interval=1.0) as mt4:
         run_on_qasync(lambda: scenario(mt4))

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from _qasync_support import ModuleLoop, dispose, in_thread, until
+from _qasync_support import ModuleLoop, in_thread, until
+from desk_support import desk_with
 from mt4_support import make_source as mt4_source
 from source_contract import Consumer
 from ttmt_monitor.domain import HealthState
@@ -15,9 +16,6 @@ from ttmt_monitor.sim.metaapi.runner import MetaApiSimThread
 from ttmt_monitor.sim.mt4manager.runner import Mt4SimulatorThread
 from ttmt_monitor.sources import registry
 from ttmt_monitor.sources.base import SourceConfig, SupportsRetry, wait_or
-from ttmt_monitor.ui.controller import DeskController
-from ttmt_monitor.ui.desk import SourceHub
-from ttmt_monitor.ui.main_window import MainWindow
 
 _MODULE_LOOP = ModuleLoop(default_timeout=60.0)
 run_on_qasync = _MODULE_LOOP.run
@@ -25,15 +23,9 @@ run_on_qasync = _MODULE_LOOP.run
 
 def test_f5_ends_an_mt4_sources_backoff_and_says_so(qapp, sim_paused, settings):
     async def scenario(mt4: Mt4SimulatorThread) -> None:
-        controller = DeskController(sim_paused.base_url, sim_paused.api_key)
         source = mt4_source(mt4)
         source.backoff_base = source.backoff_cap = 3600.0  # (its next try after a drop: an hour away)
-        hub = SourceHub()
-        hub.add(source)
-        window = MainWindow(controller, settings, hub=hub)
-        window.show()
-        try:
-            assert await controller.start(), controller.connection_detail
+        async with desk_with(sim_paused, settings, source) as (_controller, hub, window):
             await until(lambda: hub.health(source.id) is not None
                         and hub.health(source.id).state is HealthState.LIVE, 30, "the MT4 source live")
             assert hub.retry_now() == []  # live: nothing to wake
@@ -43,11 +35,6 @@ def test_f5_ends_an_mt4_sources_backoff_and_says_so(qapp, sim_paused, settings):
             window.refresh_action.trigger()  # File → Refresh (F5)
             assert "Trying again now: MT4 test." in window.status.currentMessage()
             await until(lambda: hub.health(source.id).state is HealthState.LIVE, 20, "the MT4 source live again")
-        finally:
-            await hub.aclose()
-            window.close()
-            await controller.aclose()
-            dispose(window)
 
     with Mt4SimulatorThread(seed=4, running=False, ping_interval=1.0) as mt4:
         run_on_qasync(lambda: scenario(mt4), timeout=120)

@@ -298,16 +298,20 @@ def format_time(dt: datetime | None, *, utc: bool = False) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _local_zone() -> tuple[str, int | None]:
+    """The local zone's name now ("CET", "+0530", or "") and its offset from UTC in seconds (None: unknown)."""
+    local = datetime.now().astimezone()
+    offset = local.utcoffset()
+    return local.tzname() or "", None if offset is None else int(offset.total_seconds())
+
+
 def zone_label(*, utc: bool) -> str:
     """The zone times are shown in, for a column header or tooltip: ``"UTC"`` or ``"CET, UTC+01:00"``."""
     if utc:
         return "UTC"
-    local = datetime.now().astimezone()
-    offset = local.utcoffset()
-    name = local.tzname() or ""
-    if offset is None:
+    name, total = _local_zone()
+    if total is None:
         return name or "local time"
-    total = int(offset.total_seconds())
     sign = "+" if total >= 0 else MINUS
     hours, minutes = divmod(abs(total) // 60, 60)
     numeric = f"UTC{sign}{hours:02d}:{minutes:02d}"
@@ -323,12 +327,9 @@ def zone_short(*, utc: bool) -> str:
     than the time under it and was clipped mid-offset at a laptop's widths."""
     if utc:
         return "UTC"
-    local = datetime.now().astimezone()
-    offset = local.utcoffset()
-    name = local.tzname() or ""
-    if offset is None:
+    name, total = _local_zone()
+    if total is None:
         return name or "local time"
-    total = int(offset.total_seconds())
     if total == 0 and (not name or not name.isalpha() or name.upper() == "UTC"):
         return "UTC"
     if name.isascii() and name.isalpha() and name.upper() != "UTC":
