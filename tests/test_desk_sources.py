@@ -953,3 +953,7 @@ def test_an_equity_with_a_brokers_credit_says_the_sum(qapp) -> None:
     model.upsert([account_row(reported, [], [], "MetaApi", day)])
     row = next(r for r in range(model.rowCount()) if model.row_object(r).account_id == "m|3")
     assert model.index(row, col).data(Qt.ItemDataRole.ToolTipRole) == "24,994.40 EUR"  # the broker's: the text
+    # Not live: "as of" first, and the sum still under it (the stale line hid it before; the review's find).
+    model.set_source_stale("m", datetime(2026, 12, 7, 14, 32, tzinfo=UTC), stale=True)
+    tip = model.index(model.row_of("m|1"), col).data(Qt.ItemDataRole.ToolTipRole)
+    assert tip.startswith("Not live") and tip.endswith("(computed by the desk: the server does not send it)"), tip

@@ -362,6 +362,13 @@ def test_a_store_table_that_its_filter_empties_says_so(qtbot, model: StoreTrades
     qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)  # noqa: SLF001
     assert model.rowCount() == 0
     assert view.empty_text() == "No rows match the filters above."
+    # An empty table asking another filter's answer: no verdict until it is in (the rows above were on screen
+    # when the first was asked; here none are).
+    generation = model._generation  # noqa: SLF001
+    model.set_filter(HistoryFilter(text="nothing-like-this-either"))
+    assert model.rowCount() == 0 and view.empty_text() == ""
+    qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)  # noqa: SLF001
+    assert view.empty_text() == "No rows match the filters above."
     generation = model._generation  # noqa: SLF001
     model.set_filter(HistoryFilter())
     qtbot.waitUntil(lambda: model._generation > generation, timeout=10000)  # noqa: SLF001

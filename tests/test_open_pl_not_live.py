@@ -75,7 +75,7 @@ def test_the_open_pl_total_says_when_a_source_in_it_is_not_live(qapp, sim, setti
             # Live again (the throttle over, the source back): the total is shown as any live figure.
             await until(lambda: hub.health(source.id).state is HealthState.LIVE, 30, "Tradovate live again")
             await until(lambda: "not-live" not in pnl.open_label.text(), 10, "the total live again")
-            assert _label_colour(pnl) != stale and not pnl.open_label.toolTip()
+            assert _label_colour(pnl) != stale and "not live" not in pnl.open_label.toolTip()
             assert _tail_colour(pnl, currency) != stale
 
     with fast_sim() as tradovate:

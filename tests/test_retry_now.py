@@ -60,12 +60,16 @@ def test_metaapi_retry_now_ends_its_waits_and_only_them():
                 assert not source.retry_now()
                 await asyncio.wait_for(sleeper, 5)  # ... but every wait under way ended
                 assert source.health().state is HealthState.LIVE
-                # Waiting to try again (a backoff after a refusal, as changes() sets it): F5 says it tries now.
-                source._health = replace(source.health(), state=HealthState.RECONNECTING)  # noqa: SLF001
-                sleeper = asyncio.ensure_future(source._sleep(3600))  # noqa: SLF001
-                await until(lambda: source._waiting > 1, 5, "the backoff's wait")  # noqa: SLF001
+                # Not live, yet only the account list waits (a session resyncing): still nothing to tell.
+                source._health = replace(source.health(), state=HealthState.RESYNCING)  # noqa: SLF001
+                await until(lambda: source._waiting > 0, 10, "the account list's wait again")  # noqa: SLF001
+                assert not source.retry_now()
+                # Waiting to try again (changes()'s backoff after a failure): F5 says it tries now.
+                sleeper = asyncio.ensure_future(source._sleep(3600, before_try=True))  # noqa: SLF001
+                await until(lambda: source._before_try > 0, 5, "the backoff's wait")  # noqa: SLF001
                 assert source.retry_now()
                 await asyncio.wait_for(sleeper, 5)
+                assert source._before_try == 0  # noqa: SLF001
             finally:
                 await consumer.stop()
                 await source.aclose()

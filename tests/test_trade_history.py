@@ -427,3 +427,15 @@ def test_the_store_closes_after_a_reader_whose_read_was_under_way_and_leaves_no_
     store.close()
     assert busy.result(30) is True and reader._conn is None  # noqa: SLF001
     assert not list(tmp_path.glob("*-wal")), sorted(p.name for p in tmp_path.iterdir())
+
+
+def test_an_sqlite_without_materialized_ctes_keeps_the_ascii_fold(unicode_filled: Store, monkeypatch) -> None:
+    """SQLite before 3.35 (Debian 11's 3.34, Ubuntu 20.04's 3.31, and a bundle built there) has no MATERIALIZED:
+    the order falls back to lower(), as before, rather than failing the sort (a read failed, the old order kept)."""
+    from ttmt_monitor.core import trade_history
+
+    monkeypatch.setattr(trade_history.sqlite3, "sqlite_version_info", (3, 34, 1))
+    ordered, rows = _order(unicode_filled, HistoryFilter(), "account", False)
+    assert ordered.count == 120
+    labels = [r.trade.account_label for r in rows]
+    assert labels.index("Бета") < labels.index("альфа")  # SQLite's ASCII-only fold, as before 3.35 could give

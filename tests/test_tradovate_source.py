@@ -617,7 +617,9 @@ def test_a_user_level_429_waits_its_hour_unless_the_user_asks_to_try_now() -> No
             source = make_source(sim, user_429_wait=3600.0)
             consumer = Consumer(source).start()
             try:
-                await wait_until(lambda: source.health().state is HealthState.RATE_LIMITED, 20, "the 429 wait")
+                # (health is said before the wait starts: the wait itself is what F5 ends)
+                await wait_until(lambda: source.health().state is HealthState.RATE_LIMITED
+                                 and source._waiting, 20, "the 429 wait")  # noqa: SLF001
                 assert "Next try in 60 min, or now with File → Refresh (F5)." in source.health().sentence
                 await asyncio.to_thread(sim.faults.user_429, 0)  # over at the service (as the tester's, early)
                 assert source.health().state is HealthState.RATE_LIMITED  # still waiting its hour

@@ -81,7 +81,10 @@ def statement_pdf(st: Statement, path: str | os.PathLike[str]) -> None:
     writer.setCreator("ttmt-monitor")
     writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait,
                                      QMarginsF(12, 12, 12, 12), QPageLayout.Unit.Millimeter))
-    doc.print_(writer)
+    from .ui.platform_check import printing_off_thread
+
+    with printing_off_thread():  # (the layout's timer warnings, harmless here: ui/platform_check.py)
+        doc.print_(writer)
 
 
 def write_statement(st: Statement, path: str | os.PathLike[str], fmt: str) -> Path:

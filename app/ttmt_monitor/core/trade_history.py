@@ -499,6 +499,8 @@ def _fold_rank(conn: sqlite3.Connection, column: str) -> tuple[str, list[Any]]:
     distinct value's rank in that order, looked up in the CTE's table of them (one JSON parameter; SQLite indexes
     it for the lookup). Never a Python call per row: 300,000 of them hold the GIL the GUI thread needs to paint
     (see :func:`_pip_case`)."""
+    if sqlite3.sqlite_version_info < (3, 35, 0):  # no MATERIALIZED before 3.35 (Debian 11, Ubuntu 20.04): the
+        return f"lower({column})", []  # ASCII fold of before; the CTE inlined would parse the JSON once per row
     values = [v for (v,) in conn.execute(
         f"SELECT DISTINCT {column} FROM trades WHERE {column} IS NOT NULL")  # noqa: S608 - a column of SORT_KEYS
         if isinstance(v, str)]

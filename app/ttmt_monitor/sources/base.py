@@ -103,6 +103,9 @@ async def wait_or(seconds: float, *events: asyncio.Event) -> None:
     finally:
         for wait in waits:
             wait.cancel()
+        # ... and waited for: a cancelled task is still pending until it has run its cancellation (on 3.12+ a loop
+        # closed right after would warn "Task was destroyed but it is pending").
+        await asyncio.gather(*waits, return_exceptions=True)
 
 
 @runtime_checkable

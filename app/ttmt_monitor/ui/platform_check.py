@@ -18,10 +18,12 @@ Standard library only (ctypes): nothing of Qt is imported here, so the check wor
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +62,8 @@ QUIETED_QT_MESSAGES = frozenset({
     # each dialog) prints it once (9 times in a --smoke-test). xcb, Wayland, Windows and macOS implement it.
     "This plugin does not support propagateSizeHints()",
 })
-# ... and those that say nothing when a worker thread prints them (never on the GUI thread, where they would mean
-# a timer that does not run).
+# ... and those that say nothing while a worker thread prints a document (inside ``printing_off_thread``): anywhere
+# else they would mean a QObject's timer that does not run (a QObject handed to a worker, which DESIGN forbids).
 QUIETED_WORKER_QT_MESSAGES = frozenset({
     # The statement's PDF is printed on an executor thread (a plain Python thread: ui/qloop.py says why), which has
     # no Qt event dispatcher. QTextDocument's layout asks for its timers (incremental layout, size-changed
@@ -158,12 +160,27 @@ def xcb_problem(environ: Any = None, plugin: Path | None = None) -> str | None:
 _X_LIBRARY_PREFIXES = ("libxcb", "libxkbcommon", "libX11")
 
 _handler: Any = None  # kept referenced: Qt holds only a raw pointer to the Python callable
+_printing = threading.local()  # .active: this thread prints a document off the GUI thread (printing_off_thread)
+
+
+@contextlib.contextmanager
+def printing_off_thread() -> Iterator[None]:
+    """Around a document printed on a worker thread (the statement's PDF): its layout's timer warnings are dropped
+    there (:data:`QUIETED_WORKER_QT_MESSAGES`), and only there and then."""
+    if threading.current_thread() is threading.main_thread():
+        yield
+        return
+    _printing.active = True
+    try:
+        yield
+    finally:
+        _printing.active = False
 
 
 def quiet_qt_messages() -> None:
     """Drop the Qt warnings in :data:`QUIETED_QT_MESSAGES` (matched by their whole text), and those in
-    :data:`QUIETED_WORKER_QT_MESSAGES` printed by a thread other than the main one; every other message
-    goes on as before (to the previous handler, else to stderr formatted as Qt's default handler does).
+    :data:`QUIETED_WORKER_QT_MESSAGES` printed by a worker thread inside :func:`printing_off_thread`; every other
+    message goes on as before (to the previous handler, else to stderr formatted as Qt's default handler does).
 
     A message handler rather than ``QT_LOGGING_RULES``: the warning is in Qt's ``default`` category, and a rule
     for that category would silence every other uncategorised warning too."""
@@ -176,7 +193,7 @@ def quiet_qt_messages() -> None:
 
     def handler(mode: Any, context: Any, message: str) -> None:
         if message in QUIETED_QT_MESSAGES or (
-                message in QUIETED_WORKER_QT_MESSAGES and threading.current_thread() is not threading.main_thread()):
+                message in QUIETED_WORKER_QT_MESSAGES and getattr(_printing, "active", False)):
             return
         if previous is not None:
             previous(mode, context, message)

@@ -997,8 +997,8 @@ class PnlView(QWidget):
                           "the chart and statistics grow as they come.")
         if self.history_error:
             text += f"   ⚠ {getattr(self, 'history_error_short', None) or self.history_error}"
-        if tip:  # the line may be cut at the label's right edge (it takes only the room left): whole in its tip
-            tip = plain_tip(text) + "\n\n" + tip
+        # The line may be cut at the label's right edge (it takes only the room left): whole in its tooltip.
+        tip = plain_tip(text) + ("\n\n" + tip if tip else "")
         self.open_label.setText(text)
         self.open_label.setToolTip(tip)
 

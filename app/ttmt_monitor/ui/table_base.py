@@ -375,11 +375,10 @@ class KeyedTableModel(QAbstractTableModel):
                     return self._flash_color
                 return None
             if role == Qt.ItemDataRole.ToolTipRole:
-                tip = self.stale_tip_for(self._keys[row]) if column.live else None
-                if tip is not None:
-                    return tip
-                if column.tip is not None and (tip := column.tip(obj, self.options)):
-                    return tip
+                stale = self.stale_tip_for(self._keys[row]) if column.live else None
+                own = column.tip(obj, self.options) if column.tip is not None else None
+                if stale is not None or own:  # (both when both: "Not live — as of …" above what the figure holds)
+                    return "\n".join(t for t in (stale, own) if t)
                 if column.text is not None:
                     return column.text(obj, self.options) or None
                 return None

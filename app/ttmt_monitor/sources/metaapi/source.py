@@ -85,6 +85,7 @@ class MetaApiSource:
         self._closing = asyncio.Event() if _has_loop() else None
         self._retry = asyncio.Event()  # set by retry_now: ends the waits under way (_sleep)
         self._waiting = 0  # the waits under way (changes() and the account-list watch may both wait)
+        self._before_try = 0  # ... of which changes()'s waits before its next try
         self._session: StreamSession | None = None
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
         self.client = MetaApiClient(self.endpoints, self._token, http=self._http, max_wait=self.max_wait)
@@ -169,7 +170,7 @@ class MetaApiSource:
                     log.info("MetaApi source %s: the account list changed; reading it again", self.id)
                     continue
                 yield [self._set(HealthState.RESYNCING, str(exc))]
-                await self._sleep(0.2)
+                await self._sleep(0.2, before_try=True)
             except (MetaApiAuthError, ForbiddenError) as exc:
                 if self._closing_event().is_set():
                     return
@@ -179,19 +180,19 @@ class MetaApiSource:
                 if self._closing_event().is_set():
                     return
                 yield [self._set(HealthState.RATE_LIMITED, str(exc))]
-                await self._sleep(max(0.5, exc.retry_at - datetime.now(UTC).timestamp()))
+                await self._sleep(max(0.5, exc.retry_at - datetime.now(UTC).timestamp()), before_try=True)
             except SynchronizingError as exc:
                 if self._closing_event().is_set():
                     return
                 yield [self._set(HealthState.RATE_LIMITED, str(exc))]
-                await self._sleep(exc.retry_after)
+                await self._sleep(exc.retry_after, before_try=True)
             except (MetaApiError, OSError) as exc:
                 if self._closing_event().is_set():
                     return
                 delay = random.uniform(backoff / 2, backoff)
                 retry = f"Retrying in {delay:.0f} s." if delay >= 1 else "Retrying."
                 yield [self._set(HealthState.RECONNECTING, f"{exc} {retry}")]
-                await self._sleep(delay)
+                await self._sleep(delay, before_try=True)
                 backoff = min(backoff * 2, 30.0)
             finally:
                 if self._session is not None:
@@ -231,22 +232,26 @@ class MetaApiSource:
         self._health = Health(state, sentence, self._health.as_of)
         return HealthChanged(self._health)
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float, *, before_try: bool = False) -> None:
+        """Wait ``seconds``, or until the source closes or F5 asks (:meth:`retry_now`). ``before_try``: the wait
+        before changes() tries again (a backoff, a rate limit's pause), not the account list's next read."""
         self._retry.clear()
         self._waiting += 1
+        self._before_try += before_try
         try:
             await wait_or(seconds, self._closing_event(), self._retry)
         finally:
             self._waiting -= 1
+            self._before_try -= before_try
 
     def retry_now(self) -> bool:
         """File → Refresh: end the waits under way (a backoff, a rate limit's pause, the account list's next
-        read): the source tries again now. True when it was waiting to try again (live, only the account list is
-        read sooner: nothing to tell the user)."""
+        read). True only when changes() was waiting to try again: the account list read sooner is nothing to tell
+        the user (it is always waiting for that while a session runs, whatever the session's state)."""
         if not self._waiting or self._closing_event().is_set():
             return False
         self._retry.set()
-        return self._health.state is not HealthState.LIVE
+        return self._before_try > 0
 
     async def _metas(self, client: MetaApiClient | None = None) -> list[dict[str, Any]]:
         """The provisioning records of the accounts to show (all states), per the token kind."""
