@@ -54,7 +54,7 @@ from ..core.formatting import format_axis_amount, format_money, format_pl, forma
 from ..core.models import Trade
 from ..core.news import TakeProfit, TradeDone
 from ..core.stats import Stats, StatsBuilder, is_counted
-from .table_base import stale_text
+from .table_base import as_of_text, stale_text
 from .theme import STALE_COLOR, chart_colours, currency_colour, is_dark, pl_color, selected_button_palette
 
 AUTO_DOWNSAMPLE_FACTOR = 1.0  # downsampling bins per pixel column (pyqtgraph's default is 5)
@@ -975,7 +975,8 @@ class PnlView(QWidget):
             # keeps them (the last figures known: leaving them out would understate what is at risk) and the
             # tooltip says which source is behind and by how much, so the live part can be read too.
             utc = self._tz is UTC
-            whens = [f"{name} {self._as_of_words(as_of, utc)}" for name, as_of, _part in stale]
+            whens = [f"{name} {(as_of_text(as_of, utc=utc) or 'not live') if as_of is not None else 'not live yet'}"
+                     for name, as_of, _part in stale]
             text += f"   (includes not-live figures: {', '.join(whens)})"
             lines = ["This total includes open P&L that is not live:"]
             live = dict(open_pl)
@@ -1001,14 +1002,6 @@ class PnlView(QWidget):
         tip = plain_tip(text) + ("\n\n" + tip if tip else "")
         self.open_label.setText(text)
         self.open_label.setToolTip(tip)
-
-    @staticmethod
-    def _as_of_words(as_of: datetime | None, utc: bool) -> str:
-        """"as of 14:32" (from stale_text's "Not live — as of 14:32"), or "not live yet"."""
-        if as_of is None:
-            return "not live yet"
-        said = stale_text(as_of, utc=utc)
-        return said.partition(" — ")[2] or "not live"
 
     def _grey_open_label(self, stale: bool) -> None:
         """The open-P&L label in the theme's stale grey, or in the window's text colour again."""

@@ -177,14 +177,20 @@ def status_column(getter: Callable[[Any], str | None], **kw: Any) -> Column:
 
 def stale_text(as_of: datetime, *, utc: bool = False, now: datetime | None = None) -> str:
     """``"Not live — as of 14:32"`` (with the date when it is not today), for tooltips and the status bar."""
+    when = as_of_text(as_of, utc=utc, now=now)
+    return f"Not live — {when}" if when else "Not live"
+
+
+def as_of_text(as_of: datetime, *, utc: bool = False, now: datetime | None = None) -> str:
+    """``"as of 14:32"`` (with the date when it is not today; "" for a time that cannot be shown)."""
     try:
         moment = (as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=UTC)).astimezone(
             UTC if utc else None)
         today = (now or datetime.now(UTC)).astimezone(UTC if utc else None).date()
     except (OverflowError, ValueError, OSError):
-        return "Not live"
+        return ""
     when = moment.strftime("%H:%M") if moment.date() == today else moment.strftime("%Y-%m-%d %H:%M")
-    return f"Not live — as of {when}" + (" UTC" if utc else "")
+    return f"as of {when}" + (" UTC" if utc else "")
 
 
 def short_id(value: str | None) -> str:
